@@ -1,0 +1,97 @@
+//! Wire frames on QUIC streams, and QUIC errors in words.
+//!
+//! [`send`] and [`recv`] move one [`Message`] at a time using the codec in
+//! [`gdx_common::wire`]; the length prefix is checked before the body is
+//! read, so an oversized frame costs nothing. [`describe_connection_error`]
+//! turns a closed connection into the sentence the other side gave, or into
+//! advice when there is none.
+
+use gdx_common::wire::{self, LENGTH_PREFIX, Message, WireError};
+
+use crate::tls::{REFUSAL_CLOSE, REFUSAL_OPEN};
+
+/// Failures moving frames.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The bytes are not a valid frame.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The connection closed; the text says why.
+    #[error("{0}")]
+    Closed(String),
+    /// The stream ended in the middle of a frame.
+    #[error("the peer closed the stream in the middle of a message")]
+    Truncated,
+}
+
+/// Sends one message.
+pub async fn send(stream: &mut quinn::SendStream, msg: &Message) -> Result<(), FrameError> {
+    let frame = wire::encode_frame(msg)?;
+    stream.write_all(&frame).await.map_err(|e| match e {
+        quinn::WriteError::ConnectionLost(c) => FrameError::Closed(describe_connection_error(&c)),
+        other => FrameError::Closed(other.to_string()),
+    })
+}
+
+/// Receives one message; `Ok(None)` when the peer finished the stream cleanly
+/// between messages.
+pub async fn recv(stream: &mut quinn::RecvStream) -> Result<Option<Message>, FrameError> {
+    let mut prefix = [0u8; LENGTH_PREFIX];
+    match stream.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(read_error(e)),
+    }
+    let len = wire::body_len(prefix)?;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await.map_err(read_error)?;
+    Ok(Some(wire::decode_body(&body)?))
+}
+
+fn read_error(e: quinn::ReadExactError) -> FrameError {
+    match e {
+        quinn::ReadExactError::FinishedEarly(_) => FrameError::Truncated,
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => {
+            FrameError::Closed(describe_connection_error(&c))
+        }
+        quinn::ReadExactError::ReadError(other) => FrameError::Closed(other.to_string()),
+    }
+}
+
+/// One sentence for a user about why a connection ended or never started.
+pub fn describe_connection_error(e: &quinn::ConnectionError) -> String {
+    use quinn::ConnectionError as E;
+    match e {
+        E::ApplicationClosed(c) => {
+            let reason = String::from_utf8_lossy(&c.reason).into_owned();
+            if reason.is_empty() { "the peer closed the connection".to_owned() } else { reason }
+        }
+        E::ConnectionClosed(c) => refusal_in(&String::from_utf8_lossy(&c.reason))
+            .unwrap_or_else(|| format!("the peer closed the connection: {c}")),
+        E::TransportError(t) => refusal_in(&t.reason).unwrap_or_else(|| format!("the connection failed: {t}")),
+        E::TimedOut => "the hub did not answer in time; check the hub address, that the hub is running, and that UDP port 7443 is open between the two machines".to_owned(),
+        E::LocallyClosed => "the connection was closed by this program".to_owned(),
+        E::Reset => "the peer reset the connection (it may have restarted)".to_owned(),
+        E::VersionMismatch => "the peer speaks another QUIC version".to_owned(),
+        E::CidsExhausted => "the connection ran out of connection ids".to_owned(),
+    }
+}
+
+/// Takes a refusal sentence out of a TLS error text.
+pub fn refusal_in(text: &str) -> Option<String> {
+    let start = text.find(REFUSAL_OPEN)? + REFUSAL_OPEN.len();
+    let end = text[start..].find(REFUSAL_CLOSE)? + start;
+    Some(text[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_is_extracted_from_rustls_text() {
+        let t = "invalid peer certificate: Other(OtherError(<<gdx: the certificate of agent 632522/gongan has been revoked >>))";
+        assert_eq!(refusal_in(t).unwrap(), "the certificate of agent 632522/gongan has been revoked");
+        assert_eq!(refusal_in("plain"), None);
+    }
+}

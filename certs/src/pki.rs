@@ -1,0 +1,369 @@
+//! Keys, certificate authorities, CSRs and node identities.
+//!
+//! Every certificate GDX issues binds a node's identity in a URI subject
+//! alternative name: `gdx://agent/632522/gongan` or `gdx://hub/632500/hub`;
+//! CA certificates carry `gdx://ca/DIVISION`, the subtree they may issue for.
+//! Hub certificates also carry the DNS name [`HUB_SERVER_NAME`] so that
+//! standard server-name checks pass. The identity is taken from the token at
+//! enrolment, never from the CSR, so a node cannot ask for another's name.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use gdx_common::{DivisionCode, NodeId, Role};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    SerialNumber,
+};
+use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer};
+use time::OffsetDateTime;
+
+/// DNS name in every hub certificate, used as the TLS server name.
+pub const HUB_SERVER_NAME: &str = "hub.gdx";
+/// Validity of a root or intermediate CA certificate.
+pub const CA_VALIDITY_DAYS: i64 = 20 * 365;
+/// Validity of a node certificate.
+pub const NODE_VALIDITY_DAYS: i64 = 2 * 365;
+const URI_PREFIX: &str = "gdx://";
+
+/// Failures of PKI operations.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Key generation, signing or encoding failed inside rcgen.
+    #[error("certificate operation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// A PEM file does not hold what it should.
+    #[error("{0} is not a valid PEM file; restore it from backup or enrol again")]
+    Pem(String),
+    /// The certificate signing request is malformed or its signature is bad.
+    #[error("the certificate signing request is invalid: {0}")]
+    Csr(String),
+    /// A certificate does not parse as X.509.
+    #[error("the certificate cannot be read: {0}")]
+    Certificate(String),
+    /// A certificate carries no GDX identity, or a malformed one.
+    #[error("the certificate carries no GDX identity (expected a gdx:// URI name)")]
+    NoIdentity,
+}
+
+/// What a certificate says about its holder.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A node (agent or hub) certificate.
+    Node {
+        node: NodeId,
+        role: Role,
+        serial: String,
+        not_before: i64,
+        not_after: i64,
+    },
+    /// A CA certificate limited to a division subtree.
+    Ca { division: DivisionCode, not_after: i64 },
+}
+
+impl Identity {
+    /// Reads the identity from a DER certificate.
+    pub fn of(der: &[u8]) -> Result<Self, PkiError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| PkiError::Certificate(e.to_string()))?;
+        let not_before = cert.validity().not_before.timestamp();
+        let not_after = cert.validity().not_after.timestamp();
+        let serial = gdx_common::token::hex(cert.raw_serial());
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| PkiError::Certificate(e.to_string()))?
+            .ok_or(PkiError::NoIdentity)?;
+        for name in &san.value.general_names {
+            let x509_parser::extensions::GeneralName::URI(uri) = name else { continue };
+            let Some(rest) = uri.strip_prefix(URI_PREFIX) else { continue };
+            let (kind, id) = rest.split_once('/').ok_or(PkiError::NoIdentity)?;
+            return match kind {
+                "ca" => Ok(Identity::Ca {
+                    division: DivisionCode::parse(id).map_err(|_| PkiError::NoIdentity)?,
+                    not_after,
+                }),
+                role => Ok(Identity::Node {
+                    node: NodeId::parse(id).map_err(|_| PkiError::NoIdentity)?,
+                    role: role.parse().map_err(|_| PkiError::NoIdentity)?,
+                    serial,
+                    not_before,
+                    not_after,
+                }),
+            };
+        }
+        Err(PkiError::NoIdentity)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Node { node, role, serial, .. } => write!(f, "{role} {node} (serial {serial})"),
+            Identity::Ca { division, .. } => write!(f, "CA for {division}"),
+        }
+    }
+}
+
+/// A certificate authority: its certificate and signing key.
+pub struct Ca {
+    pub cert_der: CertificateDer<'static>,
+    key: KeyPair,
+    division: DivisionCode,
+}
+
+impl Ca {
+    /// Creates a self-signed root CA for a province-level hub.
+    pub fn create_root(division: DivisionCode, name: &str, now: i64) -> Result<Self, PkiError> {
+        let key = new_key()?;
+        let params = ca_params(division, name, now)?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert_der: cert.der().clone(), key, division })
+    }
+
+    /// Loads a CA from its PEM certificate and key.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let cert_der = pem_to_der(cert_pem, "CERTIFICATE").ok_or_else(|| PkiError::Pem("the CA certificate".into()))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|_| PkiError::Pem("the CA key".into()))?;
+        let division = match Identity::of(&cert_der)? {
+            Identity::Ca { division, .. } => division,
+            Identity::Node { .. } => return Err(PkiError::NoIdentity),
+        };
+        Ok(Self { cert_der: CertificateDer::from(cert_der), key, division })
+    }
+
+    /// The division subtree this CA may issue for.
+    pub fn division(&self) -> DivisionCode {
+        self.division
+    }
+
+    pub fn cert_pem(&self) -> String {
+        der_to_pem(&self.cert_der, "CERTIFICATE")
+    }
+
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// SHA-256 of the CA certificate, the value tokens pin.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        fingerprint(&self.cert_der)
+    }
+
+    /// Issues a node certificate for the public key in a CSR. The identity
+    /// comes from the arguments (the token), not from the CSR's subject.
+    pub fn issue_from_csr(
+        &self,
+        csr_der: &[u8],
+        node: &NodeId,
+        role: Role,
+        not_before: i64,
+        not_after: i64,
+    ) -> Result<CertificateDer<'static>, PkiError> {
+        let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+            .map_err(|e| PkiError::Csr(e.to_string()))?;
+        let params = node_params(node, role, not_before, not_after)?;
+        let cert = params.signed_by(&csr.public_key, &self.issuer()?)?;
+        Ok(cert.der().clone())
+    }
+
+    /// Issues a node certificate for a key held here (the hub's own
+    /// certificate, and test fixtures).
+    pub fn issue_for_key(
+        &self,
+        key: &KeyPair,
+        node: &NodeId,
+        role: Role,
+        not_before: i64,
+        not_after: i64,
+    ) -> Result<CertificateDer<'static>, PkiError> {
+        let params = node_params(node, role, not_before, not_after)?;
+        Ok(params.signed_by(key, &self.issuer()?)?.der().clone())
+    }
+
+    fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, PkiError> {
+        Ok(Issuer::from_ca_cert_der(&self.cert_der, &self.key)?)
+    }
+}
+
+/// Generates a fresh ECDSA P-256 key.
+pub fn new_key() -> Result<KeyPair, PkiError> {
+    Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?)
+}
+
+/// Loads a key from PEM.
+pub fn key_from_pem(pem: &str, what: &str) -> Result<KeyPair, PkiError> {
+    KeyPair::from_pem(pem).map_err(|_| PkiError::Pem(what.to_owned()))
+}
+
+/// Makes a CSR for `key`, naming `node` in its subject (informational only).
+pub fn make_csr(key: &KeyPair, node: &NodeId) -> Result<Vec<u8>, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, node.to_string());
+    params.distinguished_name = dn;
+    Ok(params.serialize_request(key)?.der().to_vec())
+}
+
+/// SHA-256 of a DER certificate.
+pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// PEM-encodes DER bytes under `label`.
+pub fn der_to_pem(der: &[u8], label: &str) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Every PEM block labelled `label`, decoded, in order.
+pub fn pem_blocks(pem: &str, label: &str) -> Vec<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(&begin) {
+        let after = &rest[start + begin.len()..];
+        let Some(stop) = after.find(&end) else { break };
+        let body: String = after[..stop].chars().filter(|c| !c.is_whitespace()).collect();
+        match STANDARD.decode(body) {
+            Ok(der) => out.push(der),
+            Err(_) => return Vec::new(),
+        }
+        rest = &after[stop + end.len()..];
+    }
+    out
+}
+
+/// The first PEM block labelled `label`.
+pub fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
+    pem_blocks(pem, label).into_iter().next()
+}
+
+fn ca_params(division: DivisionCode, name: &str, now: i64) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("GDX CA {division}"));
+    dn.push(DnType::OrganizationName, name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.subject_alt_names = vec![SanType::URI(format!("{URI_PREFIX}ca/{division}").try_into()?)];
+    params.not_before = at(now - 3600);
+    params.not_after = at(now + CA_VALIDITY_DAYS * 86_400);
+    params.serial_number = Some(random_serial());
+    Ok(params)
+}
+
+fn node_params(node: &NodeId, role: Role, not_before: i64, not_after: i64) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, node.to_string());
+    dn.push(DnType::OrganizationalUnitName, role.as_str());
+    params.distinguished_name = dn;
+    params.subject_alt_names = vec![SanType::URI(format!("{URI_PREFIX}{role}/{node}").try_into()?)];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    if role == Role::Hub {
+        params.subject_alt_names.push(SanType::DnsName(HUB_SERVER_NAME.try_into()?));
+        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = at(not_before);
+    params.not_after = at(not_after);
+    params.serial_number = Some(random_serial());
+    Ok(params)
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn random_serial() -> SerialNumber {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    // The system RNG does not fail on supported platforms; a zero serial
+    // would still be unique enough to be caught by the node table's key.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+/// Random bytes from the system RNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; N];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes
+}
+
+/// SHA-256 of arbitrary bytes.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    fingerprint(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn issue_and_read_back_identity() {
+        let ca = Ca::create_root(DivisionCode::parse("630000").unwrap(), "青海省", NOW).unwrap();
+        assert!(matches!(Identity::of(&ca.cert_der).unwrap(), Identity::Ca { division, .. } if division.to_string() == "630000"));
+        let key = new_key().unwrap();
+        let node = NodeId::parse("632522/gongan").unwrap();
+        let csr = make_csr(&key, &node).unwrap();
+        // the identity comes from the arguments, not the CSR subject
+        let other = NodeId::parse("632522/minzheng").unwrap();
+        let cert = ca.issue_from_csr(&csr, &other, Role::Agent, NOW, NOW + 100).unwrap();
+        match Identity::of(&cert).unwrap() {
+            Identity::Node { node, role, not_after, .. } => {
+                assert_eq!(node, other);
+                assert_eq!(role, Role::Agent);
+                assert_eq!(not_after, NOW + 100);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ca_round_trips_through_pem() {
+        let ca = Ca::create_root(DivisionCode::parse("630000").unwrap(), "青海省", NOW).unwrap();
+        let again = Ca::from_pem(&ca.cert_pem(), &ca.key_pem()).unwrap();
+        assert_eq!(again.cert_der, ca.cert_der);
+        assert_eq!(again.fingerprint(), ca.fingerprint());
+        assert!(Ca::from_pem("junk", &ca.key_pem()).is_err());
+    }
+
+    #[test]
+    fn bad_csr_is_an_error() {
+        let ca = Ca::create_root(DivisionCode::parse("630000").unwrap(), "x", NOW).unwrap();
+        let node = NodeId::parse("632522/gongan").unwrap();
+        let key = new_key().unwrap();
+        let mut csr = make_csr(&key, &node).unwrap();
+        let last = csr.len() - 1;
+        csr[last] ^= 1;
+        assert!(matches!(ca.issue_from_csr(&csr, &node, Role::Agent, NOW, NOW + 1), Err(PkiError::Csr(_))));
+        assert!(matches!(ca.issue_from_csr(b"nonsense", &node, Role::Agent, NOW, NOW + 1), Err(PkiError::Csr(_))));
+    }
+
+    #[test]
+    fn pem_round_trip() {
+        let pem = der_to_pem(&[1, 2, 3, 250], "X");
+        assert_eq!(pem_to_der(&pem, "X").unwrap(), vec![1, 2, 3, 250]);
+        assert!(pem_to_der("-----BEGIN X-----\n!!\n-----END X-----", "X").is_none());
+    }
+}

@@ -1,0 +1,349 @@
+//! rustls and quinn configurations for hubs and agents.
+//!
+//! Every handshake is mutual TLS 1.3 over QUIC, ring provider, no 0-RTT and
+//! no session resumption (a resumed session would skip the certificate
+//! checks, and with them revocation). The hub's client verifier checks the
+//! chain to its roots, then hands the peer's [`Identity`] to a
+//! [`PeerPolicy`] that decides role, division and revocation. Refusals carry
+//! a sentence for the user inside the TLS error, which quinn sends to the
+//! peer as the close reason; [`crate::frames::describe_connection_error`]
+//! takes it back out.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gdx_common::Role;
+use gdx_common::token::fingerprint_text;
+use gdx_common::wire::{ALPN, ALPN_ENROLL};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore, SignatureScheme};
+
+use crate::pki::{HUB_SERVER_NAME, Identity, fingerprint};
+
+/// How long a silent connection stays open.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an idle connection is pinged to keep NAT bindings alive.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Marks a refusal sentence inside TLS error texts.
+pub(crate) const REFUSAL_OPEN: &str = "<<gdx: ";
+pub(crate) const REFUSAL_CLOSE: &str = " >>";
+
+/// Failures building a TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// rustls refused the key, chain or roots.
+    #[error("the TLS configuration is invalid: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The root certificate cannot be used as a trust anchor.
+    #[error("the CA certificate cannot be used as a trust anchor: {0}")]
+    Root(String),
+    /// quinn refused the rustls configuration.
+    #[error("the QUIC configuration is invalid: {0}")]
+    Quic(String),
+}
+
+/// Decides whether a peer whose chain is valid may connect.
+pub trait PeerPolicy: Send + Sync + fmt::Debug {
+    /// `Err` holds one sentence for the refused peer.
+    fn admit(&self, peer: &Identity) -> Result<(), String>;
+}
+
+/// The QUIC server configuration of a hub: `chain` is the hub's certificate
+/// followed by its CA certificates, `roots` the CAs whose subtrees may
+/// connect. Client certificates are optional at the TLS level so that
+/// [`ALPN_ENROLL`] works without one; the hub refuses certificate-less
+/// connections on [`ALPN`] right after the handshake.
+pub fn hub_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
+    roots: &[CertificateDer<'static>],
+    policy: Arc<dyn PeerPolicy>,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let provider = provider();
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(roots)?), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Root(e.to_string()))?;
+    let verifier = Arc::new(NodeClientVerifier { inner, policy });
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, private_key(key_der))?;
+    tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_ENROLL.to_vec()];
+    tls.max_early_data_size = 0;
+    tls.session_storage = Arc::new(NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+/// The QUIC client configuration of a node with a certificate (`identity`
+/// is its chain and key) or, for tests and diagnostics, without one.
+/// The server must chain to `root` and hold a hub certificate.
+pub fn node_client_config(
+    identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
+    root: CertificateDer<'static>,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let verifier = HubVerifier::new(Trust::Root(root))?;
+    client_config(identity, verifier, ALPN)
+}
+
+/// The QUIC client configuration for enrolment: no client certificate; the
+/// server's chain must contain a CA whose SHA-256 is `ca_fingerprint`.
+pub fn enrol_client_config(ca_fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, TlsError> {
+    let verifier = HubVerifier::new(Trust::Pinned(ca_fingerprint))?;
+    client_config(None, verifier, ALPN_ENROLL)
+}
+
+/// The TLS server name every hub certificate carries.
+pub fn hub_server_name() -> &'static str {
+    HUB_SERVER_NAME
+}
+
+fn client_config(
+    identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
+    verifier: HubVerifier,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut tls = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, private_key(key))?,
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.enable_early_data = false;
+    tls.resumption = Resumption::disabled();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+fn transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    // 30 s always fits in a VarInt; the fallback is never taken.
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn private_key(der: Vec<u8>) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))
+}
+
+fn root_store(roots: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).map_err(|e| TlsError::Root(e.to_string()))?;
+    }
+    Ok(store)
+}
+
+/// A refusal sentence carried through rustls to the peer.
+struct Refusal(String);
+
+impl fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{REFUSAL_OPEN}{}{REFUSAL_CLOSE}", self.0)
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+fn refuse(sentence: String) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Refusal(sentence)))))
+}
+
+/// Describes a failed chain check in words, naming the certificate's holder.
+fn chain_failure(holder: &str, err: &rustls::Error, issuer_hint: &str) -> String {
+    let reason = match err {
+        rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            return format!("the certificate of {holder} has expired; enrol it again with a new token");
+        }
+        rustls::Error::InvalidCertificate(CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. }) => {
+            return format!("the certificate of {holder} is not valid yet; check the clocks of both machines");
+        }
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            return format!("the certificate of {holder} was not issued by {issuer_hint}; enrol it with a token from this hub");
+        }
+        other => other.to_string(),
+    };
+    format!("the certificate of {holder} is not acceptable ({reason})")
+}
+
+fn holder_of(der: &[u8]) -> String {
+    match Identity::of(der) {
+        Ok(Identity::Node { node, role, .. }) => format!("{role} {node}"),
+        Ok(Identity::Ca { division, .. }) => format!("CA {division}"),
+        Err(_) => "the peer (it carries no GDX identity)".to_owned(),
+    }
+}
+
+#[derive(Debug)]
+struct NodeClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    policy: Arc<dyn PeerPolicy>,
+}
+
+impl ClientCertVerifier for NodeClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let holder = holder_of(end_entity);
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|e| refuse(chain_failure(&holder, &e, "this hub's certificate authority")))?;
+        let identity = Identity::of(end_entity)
+            .map_err(|_| refuse("the client certificate carries no GDX identity; enrol the node with `gdx-agent enroll`".into()))?;
+        self.policy.admit(&identity).map_err(refuse)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+enum Trust {
+    Root(CertificateDer<'static>),
+    Pinned([u8; 32]),
+}
+
+/// Verifies that the server is a GDX hub under the trusted (or pinned) CA.
+#[derive(Debug)]
+struct HubVerifier {
+    trust: Trust,
+    provider: Arc<CryptoProvider>,
+}
+
+impl HubVerifier {
+    fn new(trust: Trust) -> Result<Self, TlsError> {
+        if let Trust::Root(root) = &trust {
+            root_store(std::slice::from_ref(root))?;
+        }
+        Ok(Self { trust, provider: provider() })
+    }
+}
+
+impl ServerCertVerifier for HubVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let root = match &self.trust {
+            Trust::Root(root) => root.clone(),
+            Trust::Pinned(pin) => {
+                let found = std::iter::once(end_entity).chain(intermediates).find(|c| &fingerprint(c) == pin);
+                match found {
+                    Some(c) => c.clone().into_owned(),
+                    None => {
+                        let presented = intermediates.last().unwrap_or(end_entity);
+                        return Err(refuse(format!(
+                            "the hub's CA does not match the fingerprint in the token (expected {}, the hub presented {}); check that the token was made by this hub",
+                            fingerprint_text(pin),
+                            fingerprint_text(&fingerprint(presented))
+                        )));
+                    }
+                }
+            }
+        };
+        let holder = holder_of(end_entity);
+        if let Ok(Identity::Node { role: Role::Agent, node, .. }) = Identity::of(end_entity) {
+            return Err(refuse(format!(
+                "the server presented the certificate of agent {node}, not a hub's; check the hub address in agent.toml"
+            )));
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(&[root]).map_err(|e| refuse(e.to_string()))?), self.provider.clone())
+            .build()
+            .map_err(|e| refuse(e.to_string()))?;
+        let name = ServerName::try_from(HUB_SERVER_NAME).map_err(|e| refuse(e.to_string()))?;
+        webpki
+            .verify_server_cert(end_entity, intermediates, &name, ocsp, now)
+            .map_err(|e| refuse(chain_failure(&holder, &e, "the CA this node trusts")))?;
+        match Identity::of(end_entity) {
+            Ok(Identity::Node { role: Role::Hub, .. }) => Ok(ServerCertVerified::assertion()),
+            _ => Err(refuse(format!("the server's certificate ({holder}) is not a GDX hub certificate"))),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,15 @@
+//! GDX's pure core: the domain model (divisions, node ids, roles), the
+//! enrolment token, and the wire protocol with its frame codec.
+//!
+//! Nothing here touches a socket, a file or a clock: functions that need the
+//! time take `now` as an argument. That keeps every rule unit-testable and
+//! lets the hub and the agent stay thin shells around it.
+#![forbid(unsafe_code)]
+
+pub mod division;
+pub mod node;
+pub mod token;
+pub mod wire;
+
+pub use division::{DivisionCode, DivisionLevel};
+pub use node::{NodeId, Role};

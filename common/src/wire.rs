@@ -1,0 +1,263 @@
+//! The wire protocol: the messages nodes exchange and their frame codec.
+//!
+//! Only the types in this module are ever serialized for the network.
+//! A frame is `[u32 length][u16 protocol version][bincode 2 payload]`, both
+//! integers big-endian, the length counting the version and the payload. The
+//! version travels in every frame, so a peer that speaks another version is
+//! named precisely instead of failing with a decode error. The decoder never
+//! panics: oversized, truncated and malformed frames are errors.
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::{NodeId, Role};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// ALPN of the main protocol; requires a client certificate.
+pub const ALPN: &[u8] = b"gdx/1";
+/// ALPN of the enrolment service, for nodes that have no certificate yet.
+pub const ALPN_ENROLL: &[u8] = b"gdx-enroll/1";
+/// Largest frame body (version + payload) accepted, in bytes.
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+/// Bytes of the length prefix.
+pub const LENGTH_PREFIX: usize = 4;
+const VERSION_LEN: usize = 2;
+
+/// Everything that travels between nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message of a connection, from the dialling node.
+    Hello(Hello),
+    /// The hub's answer to an accepted [`Hello`].
+    Welcome(Welcome),
+    /// A request was refused; the connection usually closes after this.
+    Refused(Refusal),
+    /// Enrolment: a CSR with the token's proof of possession.
+    EnrollRequest(EnrollRequest),
+    /// Enrolment succeeded: the certificate chain.
+    Enrolled(Enrolled),
+}
+
+/// The dialling node introduces itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The node id in the node's certificate.
+    pub node: NodeId,
+    /// The role in the node's certificate.
+    pub role: Role,
+    /// Software name and version, for logs (`gdx-agent 0.1.0`).
+    pub software: String,
+}
+
+/// The hub accepts the connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub hub: NodeId,
+    pub hub_name: String,
+    pub software: String,
+    /// The hub's clock, Unix milliseconds, so nodes can detect skew.
+    pub now_ms: i64,
+}
+
+/// Why a request was refused, with a sentence for the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    /// One sentence saying what is wrong and what to do.
+    pub message: String,
+}
+
+/// Machine-readable refusal causes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalCode {
+    TokenUnknown,
+    TokenUsed,
+    TokenExpired,
+    BadRequest,
+    VersionMismatch,
+    NotAuthorized,
+    Revoked,
+    Internal,
+}
+
+/// Enrolment request, sent over [`ALPN_ENROLL`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub token_id: [u8; 16],
+    pub secret: [u8; 32],
+    /// PKCS#10 certificate signing request, DER.
+    pub csr_der: Vec<u8>,
+}
+
+/// Enrolment answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The node's certificate followed by any intermediate CA certificates, DER.
+    pub chain_der: Vec<Vec<u8>>,
+    /// The root CA certificate, DER.
+    pub root_der: Vec<u8>,
+    pub hub: NodeId,
+    pub hub_name: String,
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The length prefix exceeds [`MAX_FRAME_LEN`].
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_LEN} bytes")]
+    TooLarge(usize),
+    /// The length prefix is too small to hold a version.
+    #[error("frame of {0} bytes is too short to hold a protocol version")]
+    TooShort(usize),
+    /// The peer speaks another protocol version.
+    #[error("the peer speaks gdx protocol {theirs}, this program speaks gdx protocol {ours}; upgrade the older of the two")]
+    Version { theirs: u16, ours: u16 },
+    /// The payload does not decode, or has bytes left over.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A message too large to encode within [`MAX_FRAME_LEN`].
+    #[error("message of {0} bytes is too large to send in one frame")]
+    Encode(usize),
+}
+
+/// Encodes one message as a complete frame.
+pub fn encode_frame(msg: &Message) -> Result<Vec<u8>, WireError> {
+    let mut out = vec![0u8; LENGTH_PREFIX];
+    out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    bincode::serde::encode_into_std_write(msg, &mut out, bincode::config::standard())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let body = out.len() - LENGTH_PREFIX;
+    if body > MAX_FRAME_LEN {
+        return Err(WireError::Encode(body));
+    }
+    out[..LENGTH_PREFIX].copy_from_slice(&(body as u32).to_be_bytes());
+    Ok(out)
+}
+
+/// Reads a length prefix and checks it against the limits.
+pub fn body_len(prefix: [u8; LENGTH_PREFIX]) -> Result<usize, WireError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(WireError::TooLarge(len));
+    }
+    if len < VERSION_LEN {
+        return Err(WireError::TooShort(len));
+    }
+    Ok(len)
+}
+
+/// Decodes a frame body (version + payload), as announced by [`body_len`].
+pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
+    let (version, payload) = body.split_at_checked(VERSION_LEN).ok_or(WireError::TooShort(body.len()))?;
+    let theirs = u16::from_be_bytes([version[0], version[1]]);
+    if theirs != PROTOCOL_VERSION {
+        return Err(WireError::Version { theirs, ours: PROTOCOL_VERSION });
+    }
+    let config = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
+    let (msg, used): (Message, usize) = bincode::serde::decode_from_slice(payload, config)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != payload.len() {
+        return Err(WireError::Malformed(format!("{} bytes left over after the message", payload.len() - used)));
+    }
+    Ok(msg)
+}
+
+/// Decodes the first frame of `buf`: `Ok(None)` when more bytes are needed,
+/// otherwise the message and the number of bytes it took.
+pub fn decode_frame(buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
+    let Some(prefix) = buf.first_chunk::<LENGTH_PREFIX>() else {
+        return Ok(None);
+    };
+    let len = body_len(*prefix)?;
+    let Some(body) = buf.get(LENGTH_PREFIX..LENGTH_PREFIX + len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(body)?, LENGTH_PREFIX + len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Message {
+        Message::Hello(Hello {
+            node: NodeId::parse("632522/gongan").unwrap(),
+            role: Role::Agent,
+            software: "gdx-agent 0.1.0".into(),
+        })
+    }
+
+    #[test]
+    fn round_trip_and_streaming() {
+        let a = encode_frame(&hello()).unwrap();
+        let b = encode_frame(&Message::Refused(Refusal { code: RefusalCode::Revoked, message: "吊销".into() })).unwrap();
+        let mut buf = a.clone();
+        buf.extend_from_slice(&b);
+        for cut in 0..a.len() {
+            assert_eq!(decode_frame(&buf[..cut]).unwrap(), None);
+        }
+        let (m, used) = decode_frame(&buf).unwrap().unwrap();
+        assert_eq!(m, hello());
+        assert_eq!(used, a.len());
+        let (m2, _) = decode_frame(&buf[used..]).unwrap().unwrap();
+        assert!(matches!(m2, Message::Refused(r) if r.message == "吊销"));
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_reading_it() {
+        let prefix = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes();
+        assert_eq!(decode_frame(&prefix), Err(WireError::TooLarge(MAX_FRAME_LEN + 1)));
+        assert_eq!(body_len([0, 0, 0, 1]), Err(WireError::TooShort(1)));
+    }
+
+    #[test]
+    fn other_version_is_named() {
+        let mut f = encode_frame(&hello()).unwrap();
+        f[4..6].copy_from_slice(&7u16.to_be_bytes());
+        let e = decode_frame(&f).unwrap_err();
+        assert_eq!(e, WireError::Version { theirs: 7, ours: PROTOCOL_VERSION });
+        assert!(e.to_string().contains("protocol 7") && e.to_string().contains("protocol 1"));
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors_not_panics() {
+        let good = encode_frame(&hello()).unwrap();
+        // every truncation of the payload, announced as complete
+        for cut in 6..good.len() {
+            let mut f = good[..cut].to_vec();
+            f[..4].copy_from_slice(&((cut - 4) as u32).to_be_bytes());
+            assert!(decode_frame(&f).is_err(), "cut {cut}");
+        }
+        // trailing garbage inside the frame
+        let mut f = good.clone();
+        f.push(0);
+        let len = (f.len() - 4) as u32;
+        f[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(matches!(decode_frame(&f), Err(WireError::Malformed(_))));
+        // unknown variant, huge vec length
+        for payload in [vec![0xff, 0xff], vec![4, 0xfc, 0xff, 0xff, 0xff, 0x7f]] {
+            let mut f = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+            f.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+            f.extend_from_slice(&payload);
+            assert!(decode_frame(&f).is_err());
+        }
+    }
+
+    #[test]
+    fn pseudo_random_bytes_never_panic() {
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20_000 {
+            let mut f = vec![];
+            let n = (x % 64) as usize;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f.push(x as u8);
+            }
+            f.splice(0..0, ((n + 2) as u32).to_be_bytes());
+            f.splice(4..4, PROTOCOL_VERSION.to_be_bytes());
+            let _ = decode_frame(&f);
+        }
+    }
+}
