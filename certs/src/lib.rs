@@ -12,6 +12,7 @@
 //! once at start-up.
 #![forbid(unsafe_code)]
 
+pub mod files;
 pub mod frames;
 pub mod pki;
 pub mod tls;

@@ -206,6 +206,14 @@ pub fn make_csr(key: &KeyPair, node: &NodeId) -> Result<Vec<u8>, PkiError> {
     Ok(params.serialize_request(key)?.der().to_vec())
 }
 
+/// The public key a CSR asks to certify, after checking its signature.
+pub fn csr_public_key(csr_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use rcgen::PublicKeyData;
+    let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+        .map_err(|e| PkiError::Csr(e.to_string()))?;
+    Ok(csr.public_key.der_bytes().to_vec())
+}
+
 /// SHA-256 of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);

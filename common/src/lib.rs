@@ -9,6 +9,7 @@
 pub mod division;
 pub mod node;
 pub mod token;
+pub mod units;
 pub mod wire;
 
 pub use division::{DivisionCode, DivisionLevel};

@@ -1,1 +1,24 @@
-//! placeholder
+//! The GDX hub: the province or prefecture node that agents and child hubs
+//! dial. This library holds everything `gdx-hub` does; `main.rs` only parses
+//! arguments and maps errors to exit codes.
+//!
+//! - [`config`]: `hub.toml`, written with a comment on every key.
+//! - [`store`]: `hub.db`, the SQLite record of tokens, nodes and certificates.
+//! - [`init`]: creating a root hub (CA, hub identity, config).
+//! - [`enrol`]: enrolment tokens and the enrolment service.
+//! - [`server`]: the QUIC endpoint, the handshake policy, live connections
+//!   and revocation.
+//! - [`nodes`]: the `gdx-hub nodes` listing.
+//! - [`demo`]: `gdx-hub demo`, a small province on one machine.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod enrol;
+pub mod init;
+pub mod nodes;
+pub mod server;
+pub mod store;
+pub mod util;
+
+pub use config::HubConfig;

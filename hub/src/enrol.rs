@@ -1,0 +1,230 @@
+//! Enrolment: the tokens an operator prints, and the service that turns a
+//! token and a CSR into a certificate.
+//!
+//! A token is one-time and expiring, bound to a node id and a role. The hub
+//! stores only the SHA-256 of its secret. Spending a token, recording the
+//! node and recording the certificate happen in one transaction. If the
+//! answer is lost on the way, the node may present the same token with the
+//! same key again and receives the same certificate; any other key is told
+//! the token was used.
+
+use gdx_certs::Ca;
+use gdx_certs::pki::{self, Identity};
+use gdx_common::token::EnrolmentToken;
+use gdx_common::units::format_time;
+use gdx_common::wire::{EnrollRequest, Enrolled, Refusal, RefusalCode};
+use gdx_common::{DivisionLevel, NodeId, Role};
+
+use crate::config::HubConfig;
+use crate::store::{Store, StoreError};
+
+/// Failures making a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The node is outside this hub's division.
+    #[error("{node} is outside this hub's division {division} ({name}); enrol it at the hub of its own division")]
+    OutsideDivision { node: String, division: String, name: String },
+    /// The division is not a current one.
+    #[error("division {0} is not a current division code in the GB/T 2260 table; check the code")]
+    UnknownDivision(String),
+    /// Role and id do not fit together.
+    #[error("{0}")]
+    RoleMismatch(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Makes and records a token for `node` with `role`, valid for `ttl_secs`.
+pub fn make_token(store: &Store, config: &HubConfig, ca: &Ca, node: &NodeId, role: Role, ttl_secs: i64, now: i64) -> Result<EnrolmentToken, TokenError> {
+    if !node.division().is_current() {
+        return Err(TokenError::UnknownDivision(node.division().to_string()));
+    }
+    let outside = || TokenError::OutsideDivision {
+        node: node.to_string(),
+        division: config.division.to_string(),
+        name: config.division.name(),
+    };
+    match role {
+        Role::Agent => {
+            if !config.division.contains(node.division()) {
+                return Err(outside());
+            }
+            if node.is_hub_id() {
+                return Err(TokenError::RoleMismatch(format!(
+                    "{node} is the name reserved for a hub; give the agent a department name such as {}/gongan, or use --role hub",
+                    node.division()
+                )));
+            }
+        }
+        Role::Hub => {
+            if !config.division.strictly_contains(node.division()) {
+                return Err(outside());
+            }
+            if !node.is_hub_id() || node.division().level() == DivisionLevel::County {
+                return Err(TokenError::RoleMismatch(format!(
+                    "a child hub must be named PREFECTURE/hub, such as 632500/hub, not {node}"
+                )));
+            }
+        }
+    }
+    let token = EnrolmentToken {
+        hub_addr: config.advertise.clone(),
+        hub: config.hub_id(),
+        ca_fingerprint: ca.fingerprint(),
+        node: node.clone(),
+        role,
+        id: pki::random_bytes(),
+        secret: pki::random_bytes(),
+        expires_at: now + ttl_secs,
+    };
+    store.add_token(&token.id_hex(), &pki::sha256(&token.secret), node, role, now, token.expires_at)?;
+    Ok(token)
+}
+
+/// Answers an enrolment request: the certificate chain, or a refusal.
+pub fn enrol(store: &mut Store, config: &HubConfig, ca: &Ca, req: &EnrollRequest, now: i64) -> Result<Enrolled, Refusal> {
+    let public_key = pki::csr_public_key(&req.csr_der)
+        .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))?;
+    let token_id = gdx_common::token::hex(&req.token_id);
+    let cert_der = store
+        .transaction(|tx| {
+            let unknown = || Ok(Err(refusal(
+                RefusalCode::TokenUnknown,
+                format!("hub {} does not know this enrolment token; check that it was printed by this hub's `gdx-hub token`", config.hub_id()),
+            )));
+            let Some(row) = Store::token(tx, &token_id)? else { return unknown() };
+            if !constant_time_eq(&row.secret_sha256, &pki::sha256(&req.secret)) {
+                return unknown();
+            }
+            if let Some(used_at) = row.used_at {
+                if let (Some(key), Some(cert)) = (&row.spent_key, &row.issued_cert)
+                    && key == &public_key
+                {
+                    return Ok(Ok(cert.clone()));
+                }
+                return Ok(Err(refusal(
+                    RefusalCode::TokenUsed,
+                    format!("this enrolment token was already used at {}; ask the hub operator for a new token", format_time(used_at)),
+                )));
+            }
+            if now >= row.expires_at {
+                return Ok(Err(refusal(
+                    RefusalCode::TokenExpired,
+                    format!("this enrolment token expired at {}; ask the hub operator for a new token", format_time(row.expires_at)),
+                )));
+            }
+            let (Ok(node), Ok(role)) = (NodeId::parse(&row.node), row.role.parse::<Role>()) else {
+                return Ok(Err(refusal(RefusalCode::Internal, "the hub's token record is damaged; ask the hub operator for a new token".into())));
+            };
+            let not_after = now + config.cert_days * 86_400;
+            let cert = match ca.issue_from_csr(&req.csr_der, &node, role, now - 300, not_after) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))),
+            };
+            let serial = match Identity::of(&cert) {
+                Ok(Identity::Node { serial, .. }) => serial,
+                _ => return Ok(Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()))),
+            };
+            Store::record_enrolment(tx, &token_id, &public_key, &cert, &node, role, &serial, not_after, now)?;
+            Ok(Ok(cert.to_vec()))
+        })
+        .map_err(|e| refusal(RefusalCode::Internal, format!("the hub could not record the enrolment ({e}); try again in a minute")))??;
+    Ok(Enrolled {
+        chain_der: vec![cert_der],
+        root_der: ca.cert_der.to_vec(),
+        hub: config.hub_id(),
+        hub_name: config.name.clone(),
+    })
+}
+
+fn refusal(code: RefusalCode, message: String) -> Refusal {
+    Refusal { code, message }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gdx_common::DivisionCode;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn setup() -> (tempfile::TempDir, Store, HubConfig, Ca) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let division = DivisionCode::parse("632500").unwrap();
+        let config = HubConfig {
+            division,
+            name: "海南州".into(),
+            listen: "127.0.0.1:7443".into(),
+            advertise: "127.0.0.1:7443".into(),
+            http: "127.0.0.1:8443".into(),
+            cert_days: 10,
+        };
+        let ca = Ca::create_root(division, "海南州", NOW).unwrap();
+        (dir, store, config, ca)
+    }
+
+    fn request(token: &EnrolmentToken, key: &rcgen::KeyPair) -> EnrollRequest {
+        EnrollRequest { token_id: token.id, secret: token.secret, csr_der: pki::make_csr(key, &token.node).unwrap() }
+    }
+
+    #[test]
+    fn tokens_respect_division_and_role() {
+        let (_d, store, config, ca) = setup();
+        let ok = |n: &str, r| make_token(&store, &config, &ca, &NodeId::parse(n).unwrap(), r, 60, NOW);
+        assert!(ok("632522/gongan", Role::Agent).is_ok());
+        assert!(ok("632500/gongan", Role::Agent).is_ok());
+        assert!(ok("630102/gongan", Role::Agent).unwrap_err().to_string().contains("outside this hub's division 632500"));
+        assert!(ok("632599/gongan", Role::Agent).unwrap_err().to_string().contains("not a current division"));
+        assert!(ok("632522/hub", Role::Agent).is_err());
+        assert!(ok("632500/hub", Role::Hub).is_err(), "a hub cannot enrol its own division as a child");
+        assert!(ok("632522/hub", Role::Hub).is_err(), "no county hubs");
+    }
+
+    #[test]
+    fn token_is_one_time_and_idempotent_for_the_same_key() {
+        let (_d, mut store, config, ca) = setup();
+        let token = make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
+        let key = pki::new_key().unwrap();
+        let first = enrol(&mut store, &config, &ca, &request(&token, &key), NOW).unwrap();
+        let again = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 1).unwrap();
+        assert_eq!(first.chain_der, again.chain_der);
+        let other = pki::new_key().unwrap();
+        let e = enrol(&mut store, &config, &ca, &request(&token, &other), NOW + 2).unwrap_err();
+        assert_eq!(e.code, RefusalCode::TokenUsed);
+        assert!(e.message.contains("already used"), "{}", e.message);
+        match Identity::of(&first.chain_der[0]).unwrap() {
+            Identity::Node { node, role, not_after, .. } => {
+                assert_eq!(node.to_string(), "632522/gongan");
+                assert_eq!(role, Role::Agent);
+                assert_eq!(not_after, NOW + 10 * 86_400);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expired_unknown_and_wrong_secret_are_refused() {
+        let (_d, mut store, config, ca) = setup();
+        let token = make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
+        let key = pki::new_key().unwrap();
+        let e = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 60).unwrap_err();
+        assert_eq!(e.code, RefusalCode::TokenExpired);
+        let mut wrong = request(&token, &key);
+        wrong.secret[0] ^= 1;
+        assert_eq!(enrol(&mut store, &config, &ca, &wrong, NOW).unwrap_err().code, RefusalCode::TokenUnknown);
+        let mut unknown = request(&token, &key);
+        unknown.token_id[0] ^= 1;
+        assert_eq!(enrol(&mut store, &config, &ca, &unknown, NOW).unwrap_err().code, RefusalCode::TokenUnknown);
+        let mut bad_csr = request(&token, &key);
+        bad_csr.csr_der.truncate(10);
+        assert_eq!(enrol(&mut store, &config, &ca, &bad_csr, NOW).unwrap_err().code, RefusalCode::BadRequest);
+        // the refusals did not spend the token
+        assert!(enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 1).is_ok());
+    }
+}

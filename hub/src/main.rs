@@ -1,0 +1,222 @@
+//! `gdx-hub`: parse arguments, start tracing, install the crypto provider,
+//! call into the library, map errors to exit codes (0 ok, 1 failure with one
+//! sentence on stderr, 2 bad usage).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gdx_common::units::{format_time, parse_duration};
+use gdx_common::{DivisionCode, NodeId, Role};
+use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
+use gdx_hub::{HubConfig, demo, enrol, init, nodes, server, store::Store, util::now};
+
+#[derive(Parser)]
+#[command(name = "gdx-hub", version, about = "GDX hub: the province or prefecture node of the government data exchange")]
+struct Cli {
+    /// Data directory of this hub.
+    #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a root (province) hub: CA, hub identity and hub.toml.
+    #[command(after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443")]
+    Init {
+        /// Division code (GB/T 2260) this hub serves, such as 630000.
+        #[arg(long, required_unless_present = "join")]
+        division: Option<String>,
+        /// Display name of the platform.
+        #[arg(long, required_unless_present = "join")]
+        name: Option<String>,
+        /// UDP address for QUIC.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: String,
+        /// TCP address for the HTTPS portal and API.
+        #[arg(long, default_value = DEFAULT_HTTP)]
+        http: String,
+        /// host:port that nodes dial, written into tokens (default: the listen address, or this host's name).
+        #[arg(long)]
+        advertise: Option<String>,
+        /// Join a parent hub as a prefecture hub, with a token from the parent.
+        #[arg(long, conflicts_with_all = ["division", "name"])]
+        join: Option<String>,
+    },
+    /// Print a one-time enrolment token for a node.
+    #[command(after_help = "Examples:\n  gdx-hub token --node 632522/gongan --role agent\n  gdx-hub token --node 630000/weijian --role agent --ttl 24h")]
+    Token {
+        /// The node id to enrol, DIVISION/ORG.
+        #[arg(long)]
+        node: String,
+        /// agent or hub.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// How long the token stays valid (s, m, h, d).
+        #[arg(long, default_value = "72h")]
+        ttl: String,
+        /// Print JSON with the token and its details.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve QUIC for agents and child hubs.
+    #[command(after_help = "Example:\n  gdx-hub --data /var/lib/gdx-hub run")]
+    Run,
+    /// List enrolled nodes with role, division, certificate expiry and state.
+    #[command(after_help = "Examples:\n  gdx-hub nodes\n  gdx-hub nodes --json")]
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a node's certificates: new handshakes are refused at once and
+    /// its live connection closes within seconds.
+    #[command(after_help = "Example:\n  gdx-hub revoke 632522/gongan")]
+    Revoke {
+        /// The node id, DIVISION/ORG.
+        node: String,
+    },
+    /// Run a small province on this machine: a hub and two agents.
+    #[command(after_help = "Example:\n  gdx-hub demo")]
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GDX_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .init();
+    gdx_certs::install_crypto_provider();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let paths = HubPaths::new(&cli.data);
+    match cli.command {
+        Command::Init { join: Some(_), .. } => anyhow::bail!(
+            "joining a parent hub is not available in this version; create a root hub with --division and --name"
+        ),
+        Command::Init { division, name, listen, http, advertise, join: None } => {
+            let division = DivisionCode::parse(division.as_deref().unwrap_or_default())?;
+            let opts = init::InitOptions { division, name: name.unwrap_or_default(), listen, advertise, http };
+            let config = init::init_root(&cli.data, &opts)?;
+            println!(
+                "created hub {} ({}) in {}\nnodes will dial {}; next: gdx-hub --data {} run",
+                config.hub_id(),
+                config.name,
+                cli.data.display(),
+                config.advertise,
+                cli.data.display()
+            );
+            Ok(())
+        }
+        Command::Token { node, role, ttl, json } => {
+            let node = NodeId::parse(&node)?;
+            let role: Role = role.parse()?;
+            let ttl = parse_duration(&ttl).map_err(anyhow::Error::msg)?;
+            let config = HubConfig::load(&paths)?;
+            let ca = load_ca(&paths)?;
+            let store = Store::open(&paths.db())?;
+            let token = enrol::make_token(&store, &config, &ca, &node, role, ttl, now())?;
+            if json {
+                let v = serde_json::json!({
+                    "token": token.encode(),
+                    "node": node.to_string(),
+                    "role": role.as_str(),
+                    "hub": config.hub_id().to_string(),
+                    "hub_addr": token.hub_addr,
+                    "expires_at": token.expires_at,
+                });
+                println!("{v}");
+            } else {
+                println!("{}", token.encode());
+                eprintln!(
+                    "one-time token for {role} {node}, valid until {}; on that machine run: gdx-agent enroll --token <the token above>",
+                    format_time(token.expires_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Run => {
+            HubConfig::load(&paths)?;
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(server::run(&cli.data, shutdown_signal()))
+        }
+        Command::Nodes { json } => {
+            HubConfig::load(&paths)?;
+            let store = Store::open(&paths.db())?;
+            let list = nodes::list(&store, now())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no nodes enrolled yet; make a token with: gdx-hub token --node DIVISION/ORG --role agent");
+            } else {
+                print!("{}", nodes::table(&list));
+            }
+            Ok(())
+        }
+        Command::Revoke { node } => {
+            let node = NodeId::parse(&node)?;
+            HubConfig::load(&paths)?;
+            let store = Store::open(&paths.db())?;
+            if !store.knows_node(&node)? {
+                anyhow::bail!("no node {node} is enrolled at this hub; `gdx-hub nodes` lists them");
+            }
+            let n = store.revoke(&node, now())?;
+            if n == 0 {
+                println!("{node} was already revoked; nothing changed");
+            } else {
+                println!(
+                    "revoked {node} ({n} certificate{}); a running hub refuses its new handshakes now and closes its live connection within seconds",
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+            Ok(())
+        }
+        Command::Demo => {
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(demo::run(shutdown_signal()))
+        }
+    }
+}
+
+fn load_ca(paths: &HubPaths) -> anyhow::Result<gdx_certs::Ca> {
+    let cert = std::fs::read_to_string(paths.ca_cert()).with_context(|| format!("cannot read {}", paths.ca_cert().display()))?;
+    let key = std::fs::read_to_string(paths.ca_key()).with_context(|| format!("cannot read {}", paths.ca_key().display()))?;
+    Ok(gdx_certs::Ca::from_pem(&cert, &key)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,91 @@
+//! `gdx-hub nodes`: every enrolled node with role, division, certificate
+//! expiry, connection state and last contact, as a table or JSON.
+
+use gdx_common::units::{format_date, format_time};
+
+use crate::store::{NodeRow, Store, StoreError};
+
+/// One line of the listing, as printed with `--json`.
+#[derive(Debug, serde::Serialize)]
+pub struct NodeStatus {
+    #[serde(flatten)]
+    pub row: NodeRow,
+    /// `connected`, `offline`, `revoked` or `expired`.
+    pub state: String,
+}
+
+/// Reads the listing; a node counts as connected only while `gdx-hub run`
+/// is alive (its heartbeat is fresh).
+pub fn list(store: &Store, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
+    let running = store.hub_running(now)?;
+    Ok(store
+        .nodes()?
+        .into_iter()
+        .map(|mut row| {
+            row.connected &= running;
+            let state = if row.revoked_at.is_some() {
+                "revoked"
+            } else if row.cert_not_after.is_some_and(|t| t <= now) {
+                "expired"
+            } else if row.connected {
+                "connected"
+            } else {
+                "offline"
+            };
+            NodeStatus { row, state: state.to_owned() }
+        })
+        .collect())
+}
+
+/// The listing as an aligned text table.
+pub fn table(nodes: &[NodeStatus]) -> String {
+    let mut rows = vec![["NODE", "ROLE", "DIVISION", "CERT EXPIRES", "STATE", "LAST SEEN"].map(str::to_owned).to_vec()];
+    for n in nodes {
+        rows.push(vec![
+            n.row.node.clone(),
+            n.row.role.clone(),
+            format!("{} {}", n.row.division, n.row.division_name),
+            n.row.cert_not_after.map(format_date).unwrap_or_else(|| "-".into()),
+            n.state.clone(),
+            n.row.last_seen.map(format_time).unwrap_or_else(|| "never".into()),
+        ]);
+    }
+    render(&rows)
+}
+
+/// Aligns columns by display width (CJK characters count double).
+pub fn render(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| display_width(s)).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[c] - display_width(cell) + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn display_width(s: &str) -> usize {
+    s.chars().map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 }).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_with_chinese() {
+        let t = render(&[vec!["a".into(), "b".into()], vec!["同德县".into(), "x".into()]]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "a       b");
+        assert_eq!(lines[1], "同德县  x");
+    }
+}

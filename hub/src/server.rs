@@ -1,0 +1,383 @@
+//! `gdx-hub run`: the QUIC endpoint, the handshake policy, the live
+//! connections, and revocation.
+//!
+//! Each accepted connection is served by its own task inside a tracing span
+//! that names the peer. On ALPN `gdx/1` the peer must hold a certificate
+//! that chains to this hub's CA ([`gdx_certs::tls`] checks that), has not
+//! been revoked, and whose role and division this hub serves ([`Policy`]).
+//! The first stream carries a versioned hello; the hub answers with a
+//! welcome or a refusal that names both versions. On `gdx-enroll/1` the
+//! peer has no certificate yet and may only enrol.
+//!
+//! A maintenance task re-reads revocations from `hub.db` every second, so a
+//! `gdx-hub revoke` run by the operator refuses new handshakes at once and
+//! closes the node's live connection within about a second.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use gdx_certs::frames::{self, FrameError};
+use gdx_certs::pki::{self, Identity, pem_blocks};
+use gdx_certs::tls::{self, PeerPolicy};
+use gdx_certs::Ca;
+use gdx_common::units::format_time;
+use gdx_common::wire::{self, Message, Refusal, RefusalCode, Welcome, WireError};
+use gdx_common::{DivisionCode, NodeId, Role};
+use rustls::pki_types::CertificateDer;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::{HubConfig, HubPaths};
+use crate::enrol;
+use crate::store::Store;
+use crate::util::{now, now_ms};
+
+/// Application close codes sent to peers.
+pub mod close_code {
+    /// The hub is shutting down.
+    pub const SHUTDOWN: u32 = 0;
+    /// The peer did something the protocol forbids.
+    pub const REFUSED: u32 = 1;
+    /// The peer's certificate was revoked.
+    pub const REVOKED: u32 = 2;
+    /// A newer connection from the same node replaced this one.
+    pub const REPLACED: u32 = 3;
+}
+
+/// How long a peer has to open its first stream and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often revocations are re-read and the heartbeat written.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Decides which peers with a valid chain may connect.
+#[derive(Debug)]
+pub struct Policy {
+    division: DivisionCode,
+    revoked: RwLock<HashSet<String>>,
+}
+
+impl Policy {
+    pub fn new(division: DivisionCode, revoked: impl IntoIterator<Item = String>) -> Self {
+        Self { division, revoked: RwLock::new(revoked.into_iter().collect()) }
+    }
+
+    fn set_revoked(&self, serials: Vec<String>) {
+        if let Ok(mut r) = self.revoked.write() {
+            *r = serials.into_iter().collect();
+        }
+    }
+
+    fn is_revoked(&self, serial: &str) -> bool {
+        self.revoked.read().map(|r| r.contains(serial)).unwrap_or(true)
+    }
+}
+
+impl PeerPolicy for Policy {
+    fn admit(&self, peer: &Identity) -> Result<(), String> {
+        let Identity::Node { node, role, serial, .. } = peer else {
+            return Err("a CA certificate cannot be used to connect; use a node certificate".into());
+        };
+        if self.is_revoked(serial) {
+            return Err(format!(
+                "the certificate of {role} {node} has been revoked; ask the hub operator for a new enrolment token"
+            ));
+        }
+        let here = format!("{} ({})", self.division, self.division.name());
+        match role {
+            Role::Agent if !self.division.contains(node.division()) => Err(format!(
+                "agent {node} is outside this hub's division {here}; it must connect to the hub of its own division"
+            )),
+            Role::Hub if !self.division.strictly_contains(node.division()) => Err(format!(
+                "hub {node} is not below this hub's division {here}; a hub connects only to the hub above it"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Live {
+    node: NodeId,
+    serial: String,
+    conn: quinn::Connection,
+}
+
+/// A running hub.
+struct Hub {
+    config: HubConfig,
+    ca: Ca,
+    store: Mutex<Store>,
+    policy: Arc<Policy>,
+    live: Mutex<HashMap<usize, Live>>,
+}
+
+/// Serves until `shutdown` completes. Prints one line when ready.
+pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let paths = HubPaths::new(dir);
+    let config = HubConfig::load(&paths)?;
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
+    };
+    let ca = Ca::from_pem(&read(paths.ca_cert())?, &read(paths.ca_key())?)?;
+    let chain: Vec<CertificateDer<'static>> =
+        pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
+    if chain.is_empty() {
+        anyhow::bail!("{} holds no certificate; restore it from backup", paths.hub_cert().display());
+    }
+    let hub_key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?;
+    let store = Store::open(&paths.db())?;
+    store.reset_connections()?;
+    store.heartbeat(now())?;
+    let policy = Arc::new(Policy::new(config.division, store.revoked_serials()?));
+    let server_config =
+        tls::hub_server_config(chain, hub_key.serialize_der(), std::slice::from_ref(&ca.cert_der), policy.clone())?;
+    let listen: SocketAddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("listen = {:?} in hub.toml is not an IP:PORT address", config.listen))?;
+    let endpoint = quinn::Endpoint::server(server_config, listen).with_context(|| {
+        format!("cannot listen on {listen}/udp; another gdx-hub may be running, or change listen in hub.toml")
+    })?;
+    let local = endpoint.local_addr().unwrap_or(listen);
+    println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
+
+    let hub = Arc::new(Hub { config, ca, store: Mutex::new(store), policy, live: Mutex::new(HashMap::new()) });
+    let maintenance = tokio::spawn(maintain(hub.clone()));
+    let accept = {
+        let endpoint = endpoint.clone();
+        let hub = hub.clone();
+        async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let remote = incoming.remote_address();
+                let hub = hub.clone();
+                tokio::spawn(async move { hub.serve(incoming).await }.instrument(info_span!("conn", %remote)));
+            }
+        }
+    };
+    tokio::select! {
+        () = accept => {}
+        () = shutdown => info!("shutting down"),
+    }
+    maintenance.abort();
+    endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
+    if let Ok(store) = hub.store.lock() {
+        let _ = store.reset_connections();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    Ok(())
+}
+
+impl Hub {
+    async fn serve(self: Arc<Self>, incoming: quinn::Incoming) {
+        let conn = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                info!(error = %frames::describe_connection_error(&e), "handshake failed");
+                return;
+            }
+        };
+        let alpn = conn
+            .handshake_data()
+            .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+            .and_then(|h| h.protocol);
+        let peer = conn
+            .peer_identity()
+            .and_then(|p| p.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().map(|c| Identity::of(c)));
+        match (alpn.as_deref(), peer) {
+            (Some(wire::ALPN_ENROLL), _) => self.serve_enrolment(conn).await,
+            (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, .. }))) => {
+                let span = info_span!("node", %node, %role);
+                self.serve_node(conn, node, role, serial).instrument(span).await;
+            }
+            (Some(wire::ALPN), _) => {
+                info!("refused a connection without a client certificate");
+                conn.close(
+                    quinn::VarInt::from_u32(close_code::REFUSED),
+                    b"this hub requires a client certificate; enrol this node first with `gdx-agent enroll --token TOKEN`",
+                );
+            }
+            _ => conn.close(quinn::VarInt::from_u32(close_code::REFUSED), b"unknown application protocol"),
+        }
+    }
+
+    async fn serve_node(self: &Arc<Self>, conn: quinn::Connection, node: NodeId, role: Role, serial: String) {
+        let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
+        let hello = match frames::recv(&mut recv).await {
+            Ok(Some(Message::Hello(h))) => h,
+            Ok(other) => {
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected a hello, got {other:?}")).await;
+                return;
+            }
+            Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
+                let msg = format!(
+                    "hub {} speaks gdx protocol {ours} and {role} {node} speaks gdx protocol {theirs}; upgrade the older of the two",
+                    self.config.hub_id()
+                );
+                warn!(theirs, ours, "protocol version mismatch");
+                refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
+                return;
+            }
+            Err(e) => {
+                info!(error = %e, "no hello");
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("the hello could not be read: {e}")).await;
+                return;
+            }
+        };
+        if hello.node != node || hello.role != role {
+            let msg = format!("the hello names {} {} but the certificate is for {role} {node}", hello.role, hello.node);
+            refuse(&conn, &mut send, RefusalCode::NotAuthorized, msg).await;
+            return;
+        }
+        let welcome = Message::Welcome(Welcome {
+            hub: self.config.hub_id(),
+            hub_name: self.config.name.clone(),
+            software: concat!("gdx-hub ", env!("CARGO_PKG_VERSION")).to_owned(),
+            now_ms: now_ms(),
+        });
+        if let Err(e) = frames::send(&mut send, &welcome).await {
+            info!(error = %e, "welcome not delivered");
+            return;
+        }
+        let id = conn.stable_id();
+        self.register(id, Live { node: node.clone(), serial, conn: conn.clone() });
+        info!(software = %hello.software, "node connected");
+        let reason = conn.closed().await;
+        self.unregister(id, &node);
+        info!(reason = %frames::describe_connection_error(&reason), "node disconnected");
+    }
+
+    fn register(&self, id: usize, live: Live) {
+        let addr = live.conn.remote_address().to_string();
+        let node = live.node.clone();
+        if let Ok(mut map) = self.live.lock() {
+            for old in map.values().filter(|l| l.node == node) {
+                old.conn.close(
+                    quinn::VarInt::from_u32(close_code::REPLACED),
+                    b"a newer connection from the same node replaced this one",
+                );
+            }
+            map.retain(|_, l| l.node != node);
+            map.insert(id, live);
+        }
+        self.with_store(|s| s.set_connected(&node, true, Some(&addr), now()));
+    }
+
+    fn unregister(&self, id: usize, node: &NodeId) {
+        let still = match self.live.lock() {
+            Ok(mut map) => {
+                map.remove(&id);
+                map.values().any(|l| &l.node == node)
+            }
+            Err(_) => false,
+        };
+        if !still {
+            self.with_store(|s| s.set_connected(node, false, None, now()));
+        }
+    }
+
+    fn with_store(&self, f: impl FnOnce(&Store) -> Result<(), crate::store::StoreError>) {
+        match self.store.lock() {
+            Ok(store) => {
+                if let Err(e) = f(&store) {
+                    warn!(error = %e, "hub database update failed");
+                }
+            }
+            Err(_) => warn!("hub database lock poisoned"),
+        }
+    }
+
+    async fn serve_enrolment(self: &Arc<Self>, conn: quinn::Connection) {
+        let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
+        let req = match frames::recv(&mut recv).await {
+            Ok(Some(Message::EnrollRequest(r))) => r,
+            Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
+                let msg = format!(
+                    "hub {} speaks gdx protocol {ours} and the enrolling node speaks gdx protocol {theirs}; upgrade the older of the two",
+                    self.config.hub_id()
+                );
+                refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
+                return;
+            }
+            other => {
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request: {other:?}")).await;
+                return;
+            }
+        };
+        let answer = match self.store.lock() {
+            Ok(mut store) => enrol::enrol(&mut store, &self.config, &self.ca, &req, now()),
+            Err(_) => Err(Refusal { code: RefusalCode::Internal, message: "the hub's database is unavailable; try again".into() }),
+        };
+        let msg = match answer {
+            Ok(enrolled) => {
+                info!(node = ?gdx_certs::Identity::of(&enrolled.chain_der[0]).ok(), "node enrolled");
+                Message::Enrolled(enrolled)
+            }
+            Err(refusal) => {
+                info!(reason = %refusal.message, "enrolment refused");
+                Message::Refused(refusal)
+            }
+        };
+        if frames::send(&mut send, &msg).await.is_ok() {
+            let _ = send.finish();
+            // Let the node read the answer and close first.
+            let _ = tokio::time::timeout(HELLO_TIMEOUT, conn.closed()).await;
+        }
+    }
+}
+
+async fn accept_first_stream(conn: &quinn::Connection) -> Option<(quinn::SendStream, quinn::RecvStream)> {
+    match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
+        Ok(Ok(streams)) => Some(streams),
+        Ok(Err(e)) => {
+            info!(error = %frames::describe_connection_error(&e), "closed before its first message");
+            None
+        }
+        Err(_) => {
+            conn.close(quinn::VarInt::from_u32(close_code::REFUSED), b"no hello within 10 seconds");
+            None
+        }
+    }
+}
+
+async fn refuse(conn: &quinn::Connection, send: &mut quinn::SendStream, code: RefusalCode, message: String) {
+    let _ = frames::send(send, &Message::Refused(Refusal { code, message: message.clone() })).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+    conn.close(quinn::VarInt::from_u32(close_code::REFUSED), message.as_bytes());
+}
+
+async fn maintain(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        let revoked = match hub.store.lock() {
+            Ok(store) => {
+                let _ = store.heartbeat(now());
+                if n % 10 == 0 {
+                    let nodes: Vec<NodeId> = hub.live.lock().map(|m| m.values().map(|l| l.node.clone()).collect()).unwrap_or_default();
+                    let _ = store.touch_connected(&nodes, now());
+                }
+                store.revoked_serials()
+            }
+            Err(_) => continue,
+        };
+        let Ok(revoked) = revoked else { continue };
+        hub.policy.set_revoked(revoked);
+        if let Ok(map) = hub.live.lock() {
+            for live in map.values().filter(|l| hub.policy.is_revoked(&l.serial)) {
+                warn!(node = %live.node, "closing the connection of a revoked node");
+                let reason = format!(
+                    "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",
+                    live.node,
+                    format_time(now())
+                );
+                live.conn.close(quinn::VarInt::from_u32(close_code::REVOKED), reason.as_bytes());
+            }
+        }
+    }
+}

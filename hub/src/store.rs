@@ -1,0 +1,273 @@
+//! `hub.db`: the hub's SQLite record of enrolment tokens, nodes and the
+//! certificates issued to them.
+//!
+//! The database is shared by `gdx-hub run` and the operator's commands
+//! (`token`, `revoke`, `nodes`), so it runs in WAL mode with a busy timeout.
+//! Every change is one transaction: a kill at any point leaves either the
+//! old or the new state. Token secrets are stored only as SHA-256 hashes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_common::{NodeId, Role};
+use rusqlite::{Connection, OptionalExtension, params};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (
+    id            TEXT PRIMARY KEY,
+    secret_sha256 BLOB NOT NULL,
+    node          TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    used_at       INTEGER,
+    -- the public key the token was spent on, and the certificate issued,
+    -- so a node that lost the answer can fetch the same certificate again
+    spent_key     BLOB,
+    issued_cert   BLOB
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    node        TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    connected   INTEGER NOT NULL DEFAULT 0,
+    peer_addr   TEXT,
+    last_seen   INTEGER
+);
+CREATE TABLE IF NOT EXISTS certs (
+    serial     TEXT PRIMARY KEY,
+    node       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    issued_at  INTEGER NOT NULL,
+    not_after  INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS certs_node ON certs(node);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// A hub's heartbeat older than this means `gdx-hub run` is not running.
+pub const HEARTBEAT_STALE_SECS: i64 = 10;
+
+/// Failures of the hub database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("the hub database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// One row of `tokens`.
+#[derive(Clone, Debug)]
+pub struct TokenRow {
+    pub secret_sha256: Vec<u8>,
+    pub node: String,
+    pub role: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub spent_key: Option<Vec<u8>>,
+    pub issued_cert: Option<Vec<u8>>,
+}
+
+/// One node with its newest certificate, for listings.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeRow {
+    pub node: String,
+    pub role: String,
+    pub division: String,
+    pub division_name: String,
+    pub enrolled_at: i64,
+    pub cert_serial: Option<String>,
+    pub cert_not_after: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub connected: bool,
+    pub peer_addr: Option<String>,
+    pub last_seen: Option<i64>,
+}
+
+/// The hub database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Records a new token.
+    pub fn add_token(&self, id: &str, secret_sha256: &[u8], node: &NodeId, role: Role, now: i64, expires_at: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO tokens (id, secret_sha256, node, role, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, secret_sha256, node.to_string(), role.as_str(), now, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// Runs `f` in an immediate (write-locking) transaction.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Looks a token up by id.
+    pub fn token(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<TokenRow>, StoreError> {
+        Ok(tx
+            .query_row(
+                "SELECT secret_sha256, node, role, expires_at, used_at, spent_key, issued_cert FROM tokens WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(TokenRow {
+                        secret_sha256: r.get(0)?,
+                        node: r.get(1)?,
+                        role: r.get(2)?,
+                        expires_at: r.get(3)?,
+                        used_at: r.get(4)?,
+                        spent_key: r.get(5)?,
+                        issued_cert: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Marks a token spent and records the node and its new certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_enrolment(
+        tx: &rusqlite::Transaction<'_>,
+        token_id: &str,
+        public_key: &[u8],
+        cert_der: &[u8],
+        node: &NodeId,
+        role: Role,
+        serial: &str,
+        not_after: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            "UPDATE tokens SET used_at = ?2, spent_key = ?3, issued_cert = ?4 WHERE id = ?1",
+            params![token_id, now, public_key, cert_der],
+        )?;
+        tx.execute(
+            "INSERT INTO nodes (node, role, enrolled_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(node) DO UPDATE SET role = excluded.role, enrolled_at = excluded.enrolled_at",
+            params![node.to_string(), role.as_str(), now],
+        )?;
+        tx.execute(
+            "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![serial, node.to_string(), role.as_str(), now, not_after],
+        )?;
+        Ok(())
+    }
+
+    /// Revokes every unrevoked certificate of `node`; returns how many.
+    pub fn revoke(&self, node: &NodeId, now: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE certs SET revoked_at = ?2 WHERE node = ?1 AND revoked_at IS NULL",
+            params![node.to_string(), now],
+        )?)
+    }
+
+    /// True when the node has ever been enrolled here.
+    pub fn knows_node(&self, node: &NodeId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM nodes WHERE node = ?1", [node.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Serials of every revoked certificate.
+    pub fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT serial FROM certs WHERE revoked_at IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that `node` connected from `addr` or went away.
+    pub fn set_connected(&self, node: &NodeId, connected: bool, addr: Option<&str>, now: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE nodes SET connected = ?2, peer_addr = COALESCE(?3, peer_addr), last_seen = ?4 WHERE node = ?1",
+            params![node.to_string(), connected, addr, now],
+        )?;
+        Ok(())
+    }
+
+    /// Refreshes `last_seen` of every connected node.
+    pub fn touch_connected(&self, nodes: &[NodeId], now: i64) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached("UPDATE nodes SET last_seen = ?2 WHERE node = ?1")?;
+        for n in nodes {
+            stmt.execute(params![n.to_string(), now])?;
+        }
+        Ok(())
+    }
+
+    /// Marks every node disconnected (at start-up: no connection survives a restart).
+    pub fn reset_connections(&self) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE nodes SET connected = 0", [])?;
+        Ok(())
+    }
+
+    /// Writes the running hub's heartbeat.
+    pub fn heartbeat(&self, now: i64) -> Result<(), StoreError> {
+        self.set_meta("heartbeat", &now.to_string())
+    }
+
+    /// True when `gdx-hub run` wrote a heartbeat recently.
+    pub fn hub_running(&self, now: i64) -> Result<bool, StoreError> {
+        let beat: Option<i64> = self.meta("heartbeat")?.and_then(|v| v.parse().ok());
+        Ok(beat.is_some_and(|b| now - b <= HEARTBEAT_STALE_SECS))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Every enrolled node with its newest certificate, by node id.
+    pub fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT n.node, n.role, n.enrolled_at, c.serial, c.not_after, c.revoked_at, n.connected, n.peer_addr, n.last_seen
+             FROM nodes n
+             LEFT JOIN certs c ON c.serial = (SELECT serial FROM certs WHERE node = n.node ORDER BY issued_at DESC, rowid DESC LIMIT 1)
+             ORDER BY n.node",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let node: String = r.get(0)?;
+            let division = node.split('/').next().unwrap_or_default().to_owned();
+            let division_name = gdx_common::DivisionCode::parse(&division).map(|d| d.name()).unwrap_or_default();
+            Ok(NodeRow {
+                node,
+                role: r.get(1)?,
+                division,
+                division_name,
+                enrolled_at: r.get(2)?,
+                cert_serial: r.get(3)?,
+                cert_not_after: r.get(4)?,
+                revoked_at: r.get(5)?,
+                connected: r.get(6)?,
+                peer_addr: r.get(7)?,
+                last_seen: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
