@@ -1,1 +1,24 @@
-//! placeholder
+//! The GDX agent: it sits next to a department's database, holds the node's
+//! key and certificate, and keeps one QUIC connection to its hub. This
+//! library holds everything `gdx-agent` does; `main.rs` only parses
+//! arguments and maps errors to exit codes.
+//!
+//! - [`config`]: `agent.toml` and the files beside it.
+//! - [`enrol`]: `gdx-agent enroll`: key, CSR, pinned CA, certificate.
+//! - [`state`]: `state.db`, what the daemon reports to `status`.
+//! - [`uplink`]: the connection to the hub: dial, hello, reconnect with backoff.
+//! - [`report`]: `status` and `doctor`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod enrol;
+pub mod report;
+pub mod state;
+pub mod uplink;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

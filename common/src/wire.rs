@@ -47,6 +47,9 @@ pub struct Hello {
     pub role: Role,
     /// Software name and version, for logs (`gdx-agent 0.1.0`).
     pub software: String,
+    /// A diagnostic probe (`gdx-agent doctor`): welcomed, but it does not
+    /// replace the node's working connection.
+    pub probe: bool,
 }
 
 /// The hub accepts the connection.
@@ -184,6 +187,7 @@ mod tests {
             node: NodeId::parse("632522/gongan").unwrap(),
             role: Role::Agent,
             software: "gdx-agent 0.1.0".into(),
+            probe: false,
         })
     }
 

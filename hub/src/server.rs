@@ -241,6 +241,11 @@ impl Hub {
             info!(error = %e, "welcome not delivered");
             return;
         }
+        if hello.probe {
+            info!(software = %hello.software, "probe connected");
+            conn.closed().await;
+            return;
+        }
         let id = conn.stable_id();
         self.register(id, Live { node: node.clone(), serial, conn: conn.clone() });
         info!(software = %hello.software, "node connected");

@@ -1,0 +1,138 @@
+//! `gdx-agent enroll`: make a key here, pin the hub's CA by the token's
+//! fingerprint, send a CSR, and store the certificate.
+//!
+//! The private key never leaves this machine. Files are written in an order
+//! that survives a kill at any point: the key first (kept and reused if the
+//! enrolment is retried, so a hub that already answered returns the same
+//! certificate), then the certificates, then `agent.toml` last as the mark
+//! of a completed enrolment.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_certs::files::{sync_dir, write_new};
+use gdx_certs::pki::{self, der_to_pem, fingerprint};
+use gdx_certs::{Identity, tls};
+use gdx_common::token::{EnrolmentToken, TokenError};
+use gdx_common::wire::{EnrollRequest, Message, WireError};
+use gdx_common::{NodeId, Role};
+
+use crate::config::{AgentConfig, AgentPaths};
+use crate::uplink::{LinkError, dial};
+
+/// What a successful enrolment produced.
+#[derive(Debug)]
+pub struct Enrolment {
+    pub node: NodeId,
+    pub hub: NodeId,
+    pub hub_name: String,
+    pub hub_addr: String,
+    pub not_after: i64,
+}
+
+/// Failures of enrolment, each one sentence for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    /// The token text is not a token.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// This data directory already holds an enrolled agent.
+    #[error("{dir} already holds an enrolled agent ({node}); nothing was changed. To enrol another node, use another --data directory")]
+    AlreadyEnrolled { dir: String, node: String },
+    /// The token is for a hub, not an agent.
+    #[error("this token enrols a hub ({0}), not an agent; use it with `gdx-hub init --join`")]
+    NotAnAgentToken(String),
+    /// The hub could not be reached or refused the handshake.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The hub refused the enrolment (token used, expired or unknown).
+    #[error("{0}")]
+    Refused(String),
+    /// The hub's answer does not match the token.
+    #[error("the hub's answer does not match the token ({0}); enrolment stopped and nothing was stored")]
+    Mismatch(String),
+    /// A local file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    /// Key generation failed.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+}
+
+/// Enrols this machine as the node named in `token_text`.
+pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<Enrolment, EnrolError> {
+    let token = EnrolmentToken::decode(token_text)?;
+    let paths = AgentPaths::new(dir);
+    if let Ok(existing) = AgentConfig::load(&paths) {
+        return Err(EnrolError::AlreadyEnrolled { dir: dir.display().to_string(), node: existing.node.to_string() });
+    }
+    if token.role != Role::Agent {
+        return Err(EnrolError::NotAnAgentToken(token.node.to_string()));
+    }
+    let write_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| EnrolError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    // Reuse a key from an interrupted enrolment: the hub returns the same
+    // certificate for the same token and key.
+    let key = match std::fs::read_to_string(paths.key()) {
+        Ok(pem) => pki::key_from_pem(&pem, "agent.key")?,
+        Err(_) => {
+            let key = pki::new_key()?;
+            write_new(&paths.key(), key.serialize_pem().as_bytes(), true).map_err(write_err(&paths.key()))?;
+            key
+        }
+    };
+    let csr_der = pki::make_csr(&key, &token.node)?;
+
+    let config = tls::enrol_client_config(token.ca_fingerprint).map_err(|e| LinkError(e.to_string()))?;
+    let (endpoint, conn) = dial(&token.hub_addr, config, timeout).await?;
+    let answer = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(gdx_certs::frames::describe_connection_error(&e)))?;
+        let req = Message::EnrollRequest(EnrollRequest { token_id: token.id, secret: token.secret, csr_der });
+        gdx_certs::frames::send(&mut send, &req).await.map_err(|e| LinkError(e.to_string()))?;
+        gdx_certs::frames::recv(&mut recv).await.map_err(|e| match e {
+            gdx_certs::frames::FrameError::Wire(WireError::Version { theirs, ours }) => LinkError(format!(
+                "hub {} speaks gdx protocol {theirs} and this agent speaks gdx protocol {ours}; install the agent version that matches the hub",
+                token.hub
+            )),
+            other => LinkError(other.to_string()),
+        })
+    };
+    let answer = tokio::time::timeout(timeout, answer).await;
+    conn.close(quinn::VarInt::from_u32(0), b"enrolment done");
+    endpoint.wait_idle().await;
+    let enrolled = match answer {
+        Err(_) => return Err(LinkError(format!("the hub at {} did not answer the enrolment in time; try again", token.hub_addr)).into()),
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok(Some(Message::Enrolled(e)))) => e,
+        Ok(Ok(Some(Message::Refused(r)))) => return Err(EnrolError::Refused(r.message)),
+        Ok(Ok(other)) => return Err(EnrolError::Mismatch(format!("unexpected answer {other:?}"))),
+    };
+
+    // Check the answer against what the token promised before storing it.
+    if fingerprint(&enrolled.root_der) != token.ca_fingerprint {
+        return Err(EnrolError::Mismatch("the root CA differs from the pinned fingerprint".into()));
+    }
+    let leaf = enrolled.chain_der.first().ok_or_else(|| EnrolError::Mismatch("no certificate".into()))?;
+    let not_after = match Identity::of(leaf) {
+        Ok(Identity::Node { node, role: Role::Agent, not_after, .. }) if node == token.node => not_after,
+        other => return Err(EnrolError::Mismatch(format!("the certificate names {other:?}, not agent {}", token.node))),
+    };
+    let chain_pem: String = enrolled.chain_der.iter().map(|c| der_to_pem(c, "CERTIFICATE")).collect();
+    replace_file(&paths.cert(), chain_pem.as_bytes()).map_err(write_err(&paths.cert()))?;
+    replace_file(&paths.ca(), der_to_pem(&enrolled.root_der, "CERTIFICATE").as_bytes()).map_err(write_err(&paths.ca()))?;
+    let config = AgentConfig { node: token.node.clone(), hub: enrolled.hub.clone(), hub_addr: token.hub_addr.clone() };
+    write_new(&paths.config(), config.to_commented_toml().as_bytes(), false).map_err(write_err(&paths.config()))?;
+    sync_dir(dir).map_err(write_err(dir))?;
+    Ok(Enrolment { node: token.node, hub: enrolled.hub, hub_name: enrolled.hub_name, hub_addr: token.hub_addr, not_after })
+}
+
+/// Writes `path` atomically (temp file, sync, rename).
+fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, data, false)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,185 @@
+//! `gdx-agent status` and `gdx-agent doctor`.
+//!
+//! `status` reads what the daemon recorded and the certificate on disk; it
+//! never dials. `doctor` checks each thing that can go wrong in turn (files,
+//! certificate, reaching the hub, the clock, the daemon) and says for each
+//! one what is wrong and what to do.
+
+use std::time::{Duration, Instant};
+
+use gdx_certs::Identity;
+use gdx_common::units::{format_date, format_time};
+use serde::Serialize;
+
+use crate::config::{AgentConfig, AgentPaths};
+use crate::state::{HEARTBEAT_STALE_SECS, LinkState, State};
+use crate::uplink::{self, Credentials};
+
+/// Certificates closer than this to expiry get a warning.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// Everything `status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub role: String,
+    pub division_name: String,
+    pub hub: String,
+    pub hub_addr: String,
+    pub daemon_running: bool,
+    pub link: LinkState,
+    pub cert_serial: Option<String>,
+    pub cert_not_after: Option<i64>,
+}
+
+/// Collects the status of the agent in `paths`.
+pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
+    let config = AgentConfig::load(paths)?;
+    let creds = Credentials::load(paths)?;
+    let (serial, not_after) = match creds.chain.first().map(|c| Identity::of(c)) {
+        Some(Ok(Identity::Node { serial, not_after, .. })) => (Some(serial), Some(not_after)),
+        _ => (None, None),
+    };
+    let link = State::open(&paths.state())?.link()?;
+    Ok(Status {
+        division_name: config.node.division().name(),
+        node: config.node.to_string(),
+        role: "agent".into(),
+        hub: config.hub.to_string(),
+        hub_addr: config.hub_addr.clone(),
+        daemon_running: link.heartbeat.is_some_and(|h| now - h <= HEARTBEAT_STALE_SECS),
+        link,
+        cert_serial: serial,
+        cert_not_after: not_after,
+    })
+}
+
+/// The status as text.
+pub fn status_text(s: &Status, now: i64) -> String {
+    let connection = if !s.daemon_running {
+        "not connected: the agent daemon is not running; start it with `gdx-agent run` (or systemctl start gdx-agent)".to_owned()
+    } else {
+        let since = s.link.since.map(format_time).unwrap_or_default();
+        match s.link.state.as_str() {
+            "connected" => format!("connected since {since}"),
+            "connecting" => "connecting…".to_owned(),
+            other => {
+                let retry = s.link.next_retry.map(|t| format!("; next attempt in {} s", (t - now).max(0))).unwrap_or_default();
+                let why = s.link.last_error.as_deref().unwrap_or("unknown reason");
+                format!("{other} since {since}: {why}{retry}")
+            }
+        }
+    };
+    let cert = match s.cert_not_after {
+        Some(t) if t <= now => format!("EXPIRED on {}; enrol again with a new token", format_date(t)),
+        Some(t) => format!("valid until {} ({} days left)", format_date(t), (t - now) / 86_400),
+        None => "unreadable; enrol again".to_owned(),
+    };
+    format!(
+        "node:        {} ({}, {})\nhub:         {} at {}\nconnection:  {connection}\ncertificate: {cert}{}\n",
+        s.node,
+        s.role,
+        s.division_name,
+        s.hub,
+        s.hub_addr,
+        s.cert_serial.as_deref().map(|x| format!(", serial {x}")).unwrap_or_default(),
+    )
+}
+
+/// The outcome of one doctor check.
+#[derive(Debug, Serialize, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the doctor's report.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+/// Runs every check; the hub check dials with `timeout`.
+pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut push = |name, verdict, detail: String| checks.push(Check { name, verdict, detail });
+    let config = match AgentConfig::load(paths) {
+        Ok(c) => {
+            push("config", Verdict::Ok, format!("{} is valid: node {}, hub {} at {}", paths.config().display(), c.node, c.hub, c.hub_addr));
+            c
+        }
+        Err(e) => {
+            push("config", Verdict::Fail, e.to_string());
+            return checks;
+        }
+    };
+    let creds = match Credentials::load(paths) {
+        Ok(c) => c,
+        Err(e) => {
+            push("certificate", Verdict::Fail, format!("{e:#}"));
+            return checks;
+        }
+    };
+    match creds.chain.first().map(|c| Identity::of(c)) {
+        Some(Ok(Identity::Node { node, not_after, .. })) => {
+            if node != config.node {
+                push("certificate", Verdict::Fail, format!("agent.crt is for {node} but agent.toml says {}; restore agent.toml or enrol again", config.node));
+            } else if not_after <= now {
+                push("certificate", Verdict::Fail, format!("the certificate expired on {}; ask the hub operator for a token and enrol again", format_date(not_after)));
+            } else if not_after - now < EXPIRY_WARNING_DAYS * 86_400 {
+                push("certificate", Verdict::Warn, format!("the certificate expires on {}; ask the hub operator for a token and enrol again soon", format_date(not_after)));
+            } else {
+                push("certificate", Verdict::Ok, format!("valid until {}", format_date(not_after)));
+            }
+        }
+        _ => push("certificate", Verdict::Fail, "agent.crt holds no GDX node certificate; enrol again".into()),
+    }
+    let started = Instant::now();
+    match uplink::connect(&config, &creds, timeout, true).await {
+        Ok(session) => {
+            push(
+                "hub",
+                Verdict::Ok,
+                format!("reached {} ({}) at {} in {} ms", session.welcome.hub, session.welcome.hub_name, config.hub_addr, started.elapsed().as_millis()),
+            );
+            let skew = (session.welcome.now_ms / 1000 - now).abs();
+            let (verdict, detail) = match skew {
+                0..=60 => (Verdict::Ok, format!("this machine's clock is within {skew} s of the hub's")),
+                61..=300 => (Verdict::Warn, format!("this machine's clock is {skew} s off the hub's; enable NTP (timedatectl set-ntp true)")),
+                _ => (Verdict::Fail, format!("this machine's clock is {skew} s off the hub's, enough to break certificates; enable NTP (timedatectl set-ntp true)")),
+            };
+            push("clock", verdict, detail);
+            session.conn.close(quinn::VarInt::from_u32(0), b"doctor done");
+            session.endpoint.wait_idle().await;
+        }
+        Err(e) => push("hub", Verdict::Fail, e.0),
+    }
+    let link = State::open(&paths.state()).and_then(|s| s.link());
+    match link {
+        Ok(l) if l.heartbeat.is_some_and(|h| now - h <= HEARTBEAT_STALE_SECS) => {
+            push("daemon", Verdict::Ok, format!("gdx-agent run is running ({})", l.state))
+        }
+        Ok(_) => push("daemon", Verdict::Warn, "gdx-agent run is not running; start it with `gdx-agent run` (or systemctl start gdx-agent)".into()),
+        Err(e) => push("daemon", Verdict::Warn, format!("cannot read {}: {e}", paths.state().display())),
+    }
+    checks
+}
+
+/// The doctor's report as text.
+pub fn doctor_text(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(|c| {
+            let v = match c.verdict {
+                Verdict::Ok => "ok  ",
+                Verdict::Warn => "WARN",
+                Verdict::Fail => "FAIL",
+            };
+            format!("{v}  {:<12} {}\n", c.name, c.detail)
+        })
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! `state.db`: what the running agent reports about itself.
+//!
+//! The daemon writes its connection state and a heartbeat here; `status`
+//! and `doctor` read them from another process. WAL mode and a busy
+//! timeout let both sides work at once. Later issues add the sync state and
+//! the outbox to the same file, so that state and outbox change in one
+//! transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A daemon heartbeat older than this means `gdx-agent run` is not running.
+pub const HEARTBEAT_STALE_SECS: i64 = 30;
+
+/// The daemon's view of its link to the hub.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkState {
+    /// `connecting`, `connected` or `disconnected`.
+    pub state: String,
+    /// When the state last changed, Unix seconds.
+    pub since: Option<i64>,
+    /// Why the last attempt or connection failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due, while disconnected.
+    pub next_retry: Option<i64>,
+    /// The hub's software, from its welcome.
+    pub hub_software: Option<String>,
+    /// The daemon's last heartbeat.
+    pub heartbeat: Option<i64>,
+}
+
+/// The agent's state database.
+pub struct State {
+    conn: Connection,
+}
+
+impl State {
+    /// Opens (creating if needed) `state.db`.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT)")?;
+        Ok(Self { conn })
+    }
+
+    fn set(&self, pairs: &[(&str, Option<String>)]) -> rusqlite::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (k, v) in pairs {
+            tx.execute(
+                "INSERT INTO status (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )?;
+        }
+        tx.commit()
+    }
+
+    fn get(&self, key: &str) -> rusqlite::Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM status WHERE key = ?1", [key], |r| r.get(0)).optional()?.flatten())
+    }
+
+    /// Records a state change.
+    pub fn set_link(&self, state: &str, now: i64, error: Option<&str>, next_retry: Option<i64>) -> rusqlite::Result<()> {
+        let mut pairs = vec![
+            ("state", Some(state.to_owned())),
+            ("since", Some(now.to_string())),
+            ("next_retry", next_retry.map(|t| t.to_string())),
+            ("heartbeat", Some(now.to_string())),
+        ];
+        if let Some(e) = error {
+            pairs.push(("last_error", Some(e.to_owned())));
+        }
+        self.set(&pairs)
+    }
+
+    /// Records the hub's software after a welcome.
+    pub fn set_hub_software(&self, software: &str) -> rusqlite::Result<()> {
+        self.set(&[("hub_software", Some(software.to_owned()))])
+    }
+
+    /// Writes the daemon's heartbeat.
+    pub fn heartbeat(&self, now: i64) -> rusqlite::Result<()> {
+        self.set(&[("heartbeat", Some(now.to_string()))])
+    }
+
+    /// Reads the link state.
+    pub fn link(&self) -> rusqlite::Result<LinkState> {
+        let num = |k| -> rusqlite::Result<Option<i64>> { Ok(self.get(k)?.and_then(|v| v.parse().ok())) };
+        Ok(LinkState {
+            state: self.get("state")?.unwrap_or_else(|| "never started".into()),
+            since: num("since")?,
+            last_error: self.get("last_error")?,
+            next_retry: num("next_retry")?,
+            hub_software: self.get("hub_software")?,
+            heartbeat: num("heartbeat")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(s.link().unwrap().state, "never started");
+        s.set_link("disconnected", 10, Some("boom"), Some(15)).unwrap();
+        s.set_link("connected", 20, None, None).unwrap();
+        let l = s.link().unwrap();
+        assert_eq!(l.state, "connected");
+        assert_eq!(l.since, Some(20));
+        assert_eq!(l.last_error.as_deref(), Some("boom"));
+        assert_eq!(l.next_retry, None);
+        assert_eq!(l.heartbeat, Some(20));
+    }
+}
