@@ -55,7 +55,9 @@ impl AgentPaths {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Not enrolled yet.
-    #[error("{0} holds no enrolled agent (agent.toml is missing); enrol first with `gdx-agent enroll --token TOKEN`, or pass the right --data directory")]
+    #[error(
+        "{0} holds no enrolled agent (agent.toml is missing); enrol first with `gdx-agent enroll --token TOKEN`, or pass the right --data directory"
+    )]
     Missing(String),
     /// agent.toml cannot be read.
     #[error("cannot read {path}: {source}")]

@@ -37,7 +37,9 @@ pub enum EnrolError {
     #[error(transparent)]
     Token(#[from] TokenError),
     /// This data directory already holds an enrolled agent.
-    #[error("{dir} already holds an enrolled agent ({node}); nothing was changed. To enrol another node, use another --data directory")]
+    #[error(
+        "{dir} already holds an enrolled agent ({node}); nothing was changed. To enrol another node, use another --data directory"
+    )]
     AlreadyEnrolled { dir: String, node: String },
     /// The token is for a hub, not an agent.
     #[error("this token enrols a hub ({0}), not an agent; use it with `gdx-hub init --join`")]
@@ -89,7 +91,8 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     let config = tls::enrol_client_config(token.ca_fingerprint).map_err(|e| LinkError(e.to_string()))?;
     let (endpoint, conn) = dial(&token.hub_addr, config, timeout).await?;
     let answer = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(gdx_certs::frames::describe_connection_error(&e)))?;
+        let (mut send, mut recv) =
+            conn.open_bi().await.map_err(|e| LinkError(gdx_certs::frames::describe_connection_error(&e)))?;
         let req = Message::EnrollRequest(EnrollRequest { token_id: token.id, secret: token.secret, csr_der });
         gdx_certs::frames::send(&mut send, &req).await.map_err(|e| LinkError(e.to_string()))?;
         gdx_certs::frames::recv(&mut recv).await.map_err(|e| match e {
@@ -104,7 +107,13 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     conn.close(quinn::VarInt::from_u32(0), b"enrolment done");
     endpoint.wait_idle().await;
     let enrolled = match answer {
-        Err(_) => return Err(LinkError(format!("the hub at {} did not answer the enrolment in time; try again", token.hub_addr)).into()),
+        Err(_) => {
+            return Err(LinkError(format!(
+                "the hub at {} did not answer the enrolment in time; try again",
+                token.hub_addr
+            ))
+            .into());
+        }
         Ok(Err(e)) => return Err(e.into()),
         Ok(Ok(Some(Message::Enrolled(e)))) => e,
         Ok(Ok(Some(Message::Refused(r)))) => return Err(EnrolError::Refused(r.message)),
@@ -118,15 +127,24 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     let leaf = enrolled.chain_der.first().ok_or_else(|| EnrolError::Mismatch("no certificate".into()))?;
     let not_after = match Identity::of(leaf) {
         Ok(Identity::Node { node, role: Role::Agent, not_after, .. }) if node == token.node => not_after,
-        other => return Err(EnrolError::Mismatch(format!("the certificate names {other:?}, not agent {}", token.node))),
+        other => {
+            return Err(EnrolError::Mismatch(format!("the certificate names {other:?}, not agent {}", token.node)));
+        }
     };
     let chain_pem: String = enrolled.chain_der.iter().map(|c| der_to_pem(c, "CERTIFICATE")).collect();
     replace_file(&paths.cert(), chain_pem.as_bytes()).map_err(write_err(&paths.cert()))?;
-    replace_file(&paths.ca(), der_to_pem(&enrolled.root_der, "CERTIFICATE").as_bytes()).map_err(write_err(&paths.ca()))?;
+    replace_file(&paths.ca(), der_to_pem(&enrolled.root_der, "CERTIFICATE").as_bytes())
+        .map_err(write_err(&paths.ca()))?;
     let config = AgentConfig { node: token.node.clone(), hub: enrolled.hub.clone(), hub_addr: token.hub_addr.clone() };
     write_new(&paths.config(), config.to_commented_toml().as_bytes(), false).map_err(write_err(&paths.config()))?;
     sync_dir(dir).map_err(write_err(dir))?;
-    Ok(Enrolment { node: token.node, hub: enrolled.hub, hub_name: enrolled.hub_name, hub_addr: token.hub_addr, not_after })
+    Ok(Enrolment {
+        node: token.node,
+        hub: enrolled.hub,
+        hub_name: enrolled.hub_name,
+        hub_addr: token.hub_addr,
+        not_after,
+    })
 }
 
 /// Writes `path` atomically (temp file, sync, rename).

@@ -57,14 +57,16 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
 /// The status as text.
 pub fn status_text(s: &Status, now: i64) -> String {
     let connection = if !s.daemon_running {
-        "not connected: the agent daemon is not running; start it with `gdx-agent run` (or systemctl start gdx-agent)".to_owned()
+        "not connected: the agent daemon is not running; start it with `gdx-agent run` (or systemctl start gdx-agent)"
+            .to_owned()
     } else {
         let since = s.link.since.map(format_time).unwrap_or_default();
         match s.link.state.as_str() {
             "connected" => format!("connected since {since}"),
             "connecting" => "connecting…".to_owned(),
             other => {
-                let retry = s.link.next_retry.map(|t| format!("; next attempt in {} s", (t - now).max(0))).unwrap_or_default();
+                let retry =
+                    s.link.next_retry.map(|t| format!("; next attempt in {} s", (t - now).max(0))).unwrap_or_default();
                 let why = s.link.last_error.as_deref().unwrap_or("unknown reason");
                 format!("{other} since {since}: {why}{retry}")
             }
@@ -109,7 +111,11 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
     let mut push = |name, verdict, detail: String| checks.push(Check { name, verdict, detail });
     let config = match AgentConfig::load(paths) {
         Ok(c) => {
-            push("config", Verdict::Ok, format!("{} is valid: node {}, hub {} at {}", paths.config().display(), c.node, c.hub, c.hub_addr));
+            push(
+                "config",
+                Verdict::Ok,
+                format!("{} is valid: node {}, hub {} at {}", paths.config().display(), c.node, c.hub, c.hub_addr),
+            );
             c
         }
         Err(e) => {
@@ -127,11 +133,32 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
     match creds.chain.first().map(|c| Identity::of(c)) {
         Some(Ok(Identity::Node { node, not_after, .. })) => {
             if node != config.node {
-                push("certificate", Verdict::Fail, format!("agent.crt is for {node} but agent.toml says {}; restore agent.toml or enrol again", config.node));
+                push(
+                    "certificate",
+                    Verdict::Fail,
+                    format!(
+                        "agent.crt is for {node} but agent.toml says {}; restore agent.toml or enrol again",
+                        config.node
+                    ),
+                );
             } else if not_after <= now {
-                push("certificate", Verdict::Fail, format!("the certificate expired on {}; ask the hub operator for a token and enrol again", format_date(not_after)));
+                push(
+                    "certificate",
+                    Verdict::Fail,
+                    format!(
+                        "the certificate expired on {}; ask the hub operator for a token and enrol again",
+                        format_date(not_after)
+                    ),
+                );
             } else if not_after - now < EXPIRY_WARNING_DAYS * 86_400 {
-                push("certificate", Verdict::Warn, format!("the certificate expires on {}; ask the hub operator for a token and enrol again soon", format_date(not_after)));
+                push(
+                    "certificate",
+                    Verdict::Warn,
+                    format!(
+                        "the certificate expires on {}; ask the hub operator for a token and enrol again soon",
+                        format_date(not_after)
+                    ),
+                );
             } else {
                 push("certificate", Verdict::Ok, format!("valid until {}", format_date(not_after)));
             }
@@ -144,13 +171,27 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
             push(
                 "hub",
                 Verdict::Ok,
-                format!("reached {} ({}) at {} in {} ms", session.welcome.hub, session.welcome.hub_name, config.hub_addr, started.elapsed().as_millis()),
+                format!(
+                    "reached {} ({}) at {} in {} ms",
+                    session.welcome.hub,
+                    session.welcome.hub_name,
+                    config.hub_addr,
+                    started.elapsed().as_millis()
+                ),
             );
             let skew = (session.welcome.now_ms / 1000 - now).abs();
             let (verdict, detail) = match skew {
                 0..=60 => (Verdict::Ok, format!("this machine's clock is within {skew} s of the hub's")),
-                61..=300 => (Verdict::Warn, format!("this machine's clock is {skew} s off the hub's; enable NTP (timedatectl set-ntp true)")),
-                _ => (Verdict::Fail, format!("this machine's clock is {skew} s off the hub's, enough to break certificates; enable NTP (timedatectl set-ntp true)")),
+                61..=300 => (
+                    Verdict::Warn,
+                    format!("this machine's clock is {skew} s off the hub's; enable NTP (timedatectl set-ntp true)"),
+                ),
+                _ => (
+                    Verdict::Fail,
+                    format!(
+                        "this machine's clock is {skew} s off the hub's, enough to break certificates; enable NTP (timedatectl set-ntp true)"
+                    ),
+                ),
             };
             push("clock", verdict, detail);
             session.conn.close(quinn::VarInt::from_u32(0), b"doctor done");
@@ -163,7 +204,11 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
         Ok(l) if l.heartbeat.is_some_and(|h| now - h <= HEARTBEAT_STALE_SECS) => {
             push("daemon", Verdict::Ok, format!("gdx-agent run is running ({})", l.state))
         }
-        Ok(_) => push("daemon", Verdict::Warn, "gdx-agent run is not running; start it with `gdx-agent run` (or systemctl start gdx-agent)".into()),
+        Ok(_) => push(
+            "daemon",
+            Verdict::Warn,
+            "gdx-agent run is not running; start it with `gdx-agent run` (or systemctl start gdx-agent)".into(),
+        ),
         Err(e) => push("daemon", Verdict::Warn, format!("cannot read {}: {e}", paths.state().display())),
     }
     checks

@@ -62,7 +62,13 @@ impl State {
     }
 
     /// Records a state change.
-    pub fn set_link(&self, state: &str, now: i64, error: Option<&str>, next_retry: Option<i64>) -> rusqlite::Result<()> {
+    pub fn set_link(
+        &self,
+        state: &str,
+        now: i64,
+        error: Option<&str>,
+        next_retry: Option<i64>,
+    ) -> rusqlite::Result<()> {
         let mut pairs = vec![
             ("state", Some(state.to_owned())),
             ("since", Some(now.to_string())),

@@ -13,8 +13,8 @@ use anyhow::Context;
 use gdx_certs::frames::{self, FrameError, describe_connection_error};
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
-use gdx_common::wire::{Hello, Message, Welcome, WireError};
 use gdx_common::Role;
+use gdx_common::wire::{Hello, Message, Welcome, WireError};
 use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
 
@@ -45,7 +45,11 @@ pub struct Session {
 }
 
 /// Resolves `addr` and completes a QUIC handshake with `config` within `timeout`.
-pub async fn dial(addr: &str, config: quinn::ClientConfig, timeout: Duration) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
+pub async fn dial(
+    addr: &str,
+    config: quinn::ClientConfig,
+    timeout: Duration,
+) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
     let target: SocketAddr = tokio::net::lookup_host(addr)
         .await
         .map_err(|e| LinkError(format!("cannot resolve the hub address {addr} ({e}); check the address")))?
@@ -83,8 +87,9 @@ impl Credentials {
     /// Loads `agent.crt`, `agent.key` and `ca.crt`.
     pub fn load(paths: &AgentPaths) -> anyhow::Result<Self> {
         let read = |p: std::path::PathBuf| {
-            std::fs::read_to_string(&p)
-                .with_context(|| format!("cannot read {}; enrol again with `gdx-agent enroll --token TOKEN`", p.display()))
+            std::fs::read_to_string(&p).with_context(|| {
+                format!("cannot read {}; enrol again with `gdx-agent enroll --token TOKEN`", p.display())
+            })
         };
         let chain: Vec<CertificateDer<'static>> =
             pem_blocks(&read(paths.cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
@@ -99,7 +104,12 @@ impl Credentials {
 
 /// Dials the hub and exchanges hello and welcome. A `probe` connection
 /// (doctor) does not replace the daemon's connection at the hub.
-pub async fn connect(config: &AgentConfig, creds: &Credentials, timeout: Duration, probe: bool) -> Result<Session, LinkError> {
+pub async fn connect(
+    config: &AgentConfig,
+    creds: &Credentials,
+    timeout: Duration,
+    probe: bool,
+) -> Result<Session, LinkError> {
     let tls = tls::node_client_config(Some((creds.chain.clone(), creds.key_der.clone())), creds.root.clone())
         .map_err(|e| LinkError(format!("{e}; enrol again")))?;
     let started = Instant::now();

@@ -13,9 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gdx_common::{DivisionCode, NodeId, Role};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer};
 use time::OffsetDateTime;
@@ -52,13 +51,7 @@ pub enum PkiError {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Identity {
     /// A node (agent or hub) certificate.
-    Node {
-        node: NodeId,
-        role: Role,
-        serial: String,
-        not_before: i64,
-        not_after: i64,
-    },
+    Node { node: NodeId, role: Role, serial: String, not_before: i64, not_after: i64 },
     /// A CA certificate limited to a division subtree.
     Ca { division: DivisionCode, not_after: i64 },
 }
@@ -66,8 +59,7 @@ pub enum Identity {
 impl Identity {
     /// Reads the identity from a DER certificate.
     pub fn of(der: &[u8]) -> Result<Self, PkiError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|e| PkiError::Certificate(e.to_string()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
         let not_before = cert.validity().not_before.timestamp();
         let not_after = cert.validity().not_after.timestamp();
         let serial = gdx_common::token::hex(cert.raw_serial());
@@ -80,10 +72,9 @@ impl Identity {
             let Some(rest) = uri.strip_prefix(URI_PREFIX) else { continue };
             let (kind, id) = rest.split_once('/').ok_or(PkiError::NoIdentity)?;
             return match kind {
-                "ca" => Ok(Identity::Ca {
-                    division: DivisionCode::parse(id).map_err(|_| PkiError::NoIdentity)?,
-                    not_after,
-                }),
+                "ca" => {
+                    Ok(Identity::Ca { division: DivisionCode::parse(id).map_err(|_| PkiError::NoIdentity)?, not_after })
+                }
                 role => Ok(Identity::Node {
                     node: NodeId::parse(id).map_err(|_| PkiError::NoIdentity)?,
                     role: role.parse().map_err(|_| PkiError::NoIdentity)?,
@@ -330,7 +321,9 @@ mod tests {
     #[test]
     fn issue_and_read_back_identity() {
         let ca = Ca::create_root(DivisionCode::parse("630000").unwrap(), "青海省", NOW).unwrap();
-        assert!(matches!(Identity::of(&ca.cert_der).unwrap(), Identity::Ca { division, .. } if division.to_string() == "630000"));
+        assert!(
+            matches!(Identity::of(&ca.cert_der).unwrap(), Identity::Ca { division, .. } if division.to_string() == "630000")
+        );
         let key = new_key().unwrap();
         let node = NodeId::parse("632522/gongan").unwrap();
         let csr = make_csr(&key, &node).unwrap();

@@ -27,7 +27,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherEr
 use crate::pki::{HUB_SERVER_NAME, Identity, fingerprint};
 
 /// How long a silent connection stays open.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often an idle connection is pinged to keep NAT bindings alive.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Marks a refusal sentence inside TLS error texts.
@@ -181,11 +181,15 @@ fn chain_failure(holder: &str, err: &rustls::Error, issuer_hint: &str) -> String
         rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
             return format!("the certificate of {holder} has expired; enrol it again with a new token");
         }
-        rustls::Error::InvalidCertificate(CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. }) => {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => {
             return format!("the certificate of {holder} is not valid yet; check the clocks of both machines");
         }
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
-            return format!("the certificate of {holder} was not issued by {issuer_hint}; enrol it with a token from this hub");
+            return format!(
+                "the certificate of {holder} was not issued by {issuer_hint}; enrol it with a token from this hub"
+            );
         }
         other => other.to_string(),
     };
@@ -229,8 +233,9 @@ impl ClientCertVerifier for NodeClientVerifier {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)
             .map_err(|e| refuse(chain_failure(&holder, &e, "this hub's certificate authority")))?;
-        let identity = Identity::of(end_entity)
-            .map_err(|_| refuse("the client certificate carries no GDX identity; enrol the node with `gdx-agent enroll`".into()))?;
+        let identity = Identity::of(end_entity).map_err(|_| {
+            refuse("the client certificate carries no GDX identity; enrol the node with `gdx-agent enroll`".into())
+        })?;
         self.policy.admit(&identity).map_err(refuse)?;
         Ok(ClientCertVerified::assertion())
     }
@@ -312,9 +317,12 @@ impl ServerCertVerifier for HubVerifier {
                 "the server presented the certificate of agent {node}, not a hub's; check the hub address in agent.toml"
             )));
         }
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(&[root]).map_err(|e| refuse(e.to_string()))?), self.provider.clone())
-            .build()
-            .map_err(|e| refuse(e.to_string()))?;
+        let webpki = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(&[root]).map_err(|e| refuse(e.to_string()))?),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| refuse(e.to_string()))?;
         let name = ServerName::try_from(HUB_SERVER_NAME).map_err(|e| refuse(e.to_string()))?;
         webpki
             .verify_server_cert(end_entity, intermediates, &name, ocsp, now)

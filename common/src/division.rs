@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// Province prefixes that GB/T 2260 assigns (11–65, 71, 81, 82).
 const PROVINCE_PREFIXES: &[u8] = &[
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-    53, 54, 61, 62, 63, 64, 65, 71, 81, 82,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63,
+    64, 65, 71, 81, 82,
 ];
 
 const QINGHAI_TABLE: &str = include_str!("../data/qinghai-divisions.tsv");
@@ -66,7 +66,7 @@ impl DivisionCode {
         if !PROVINCE_PREFIXES.contains(&province) {
             return Err(DivisionError::Province(s.to_owned()));
         }
-        if (n / 100) % 100 == 0 && n % 100 != 0 {
+        if (n / 100).is_multiple_of(100) && !n.is_multiple_of(100) {
             return Err(DivisionError::Hierarchy(s.to_owned()));
         }
         Ok(Self(n))
@@ -74,9 +74,9 @@ impl DivisionCode {
 
     /// The level named by the digits.
     pub fn level(self) -> DivisionLevel {
-        if self.0 % 10_000 == 0 {
+        if self.0.is_multiple_of(10_000) {
             DivisionLevel::Province
-        } else if self.0 % 100 == 0 {
+        } else if self.0.is_multiple_of(100) {
             DivisionLevel::Prefecture
         } else {
             DivisionLevel::County

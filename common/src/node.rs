@@ -44,7 +44,9 @@ pub enum NodeIdError {
         source: DivisionError,
     },
     /// The org part has characters other than a-z, 0-9 and `-`, or a bad length.
-    #[error("node id {0:?}: the part after / must be 1-32 lowercase letters, digits or '-', not starting or ending with '-'")]
+    #[error(
+        "node id {0:?}: the part after / must be 1-32 lowercase letters, digits or '-', not starting or ending with '-'"
+    )]
     Org(String),
     /// Not `agent` or `hub`.
     #[error("role {0:?} is not known: use agent or hub")]
@@ -55,10 +57,7 @@ impl NodeId {
     /// Parses `DIVISION/ORG`.
     pub fn parse(s: &str) -> Result<Self, NodeIdError> {
         let (div, org) = s.split_once('/').ok_or_else(|| NodeIdError::Shape(s.to_owned()))?;
-        let division = DivisionCode::parse(div).map_err(|source| NodeIdError::Division {
-            id: s.to_owned(),
-            source,
-        })?;
+        let division = DivisionCode::parse(div).map_err(|source| NodeIdError::Division { id: s.to_owned(), source })?;
         let org_ok = !org.is_empty()
             && org.len() <= MAX_ORG_LEN
             && org.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -42,18 +42,21 @@ pub struct EnrolmentToken {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Wrong prefix: not a GDX token, or a newer format.
-    #[error("this is not a GDX enrolment token (it should start with {TOKEN_PREFIX}); copy the whole token that `gdx-hub token` printed")]
+    #[error(
+        "this is not a GDX enrolment token (it should start with {TOKEN_PREFIX}); copy the whole token that `gdx-hub token` printed"
+    )]
     Prefix,
     /// The text is damaged: bad base64, truncated, or trailing bytes.
-    #[error("the enrolment token is damaged or incomplete; copy the whole token that `gdx-hub token` printed, on one line")]
+    #[error(
+        "the enrolment token is damaged or incomplete; copy the whole token that `gdx-hub token` printed, on one line"
+    )]
     Damaged,
 }
 
 impl EnrolmentToken {
     /// The token's text form.
     pub fn encode(&self) -> String {
-        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .unwrap_or_default();
+        let body = bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default();
         format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(body))
     }
 
@@ -66,8 +69,7 @@ impl EnrolmentToken {
         let b64 = text.strip_prefix(TOKEN_PREFIX).ok_or(TokenError::Prefix)?;
         let body = URL_SAFE_NO_PAD.decode(b64).map_err(|_| TokenError::Damaged)?;
         let (token, used): (Self, usize) =
-            bincode::serde::decode_from_slice(&body, bincode::config::standard())
-                .map_err(|_| TokenError::Damaged)?;
+            bincode::serde::decode_from_slice(&body, bincode::config::standard()).map_err(|_| TokenError::Damaged)?;
         if used != body.len() {
             return Err(TokenError::Damaged);
         }

@@ -113,7 +113,9 @@ pub enum WireError {
     #[error("frame of {0} bytes is too short to hold a protocol version")]
     TooShort(usize),
     /// The peer speaks another protocol version.
-    #[error("the peer speaks gdx protocol {theirs}, this program speaks gdx protocol {ours}; upgrade the older of the two")]
+    #[error(
+        "the peer speaks gdx protocol {theirs}, this program speaks gdx protocol {ours}; upgrade the older of the two"
+    )]
     Version { theirs: u16, ours: u16 },
     /// The payload does not decode, or has bytes left over.
     #[error("malformed frame: {0}")]
@@ -157,8 +159,8 @@ pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
         return Err(WireError::Version { theirs, ours: PROTOCOL_VERSION });
     }
     let config = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
-    let (msg, used): (Message, usize) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let (msg, used): (Message, usize) =
+        bincode::serde::decode_from_slice(payload, config).map_err(|e| WireError::Malformed(e.to_string()))?;
     if used != payload.len() {
         return Err(WireError::Malformed(format!("{} bytes left over after the message", payload.len() - used)));
     }
@@ -194,7 +196,8 @@ mod tests {
     #[test]
     fn round_trip_and_streaming() {
         let a = encode_frame(&hello()).unwrap();
-        let b = encode_frame(&Message::Refused(Refusal { code: RefusalCode::Revoked, message: "吊销".into() })).unwrap();
+        let b =
+            encode_frame(&Message::Refused(Refusal { code: RefusalCode::Revoked, message: "吊销".into() })).unwrap();
         let mut buf = a.clone();
         buf.extend_from_slice(&b);
         for cut in 0..a.len() {

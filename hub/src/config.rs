@@ -94,10 +94,8 @@ impl HubConfig {
             }
             Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
         };
-        let config: HubConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message: e.message().to_owned(),
-        })?;
+        let config: HubConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.message().to_owned() })?;
         if config.cert_days <= 0 {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),

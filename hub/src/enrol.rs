@@ -36,7 +36,15 @@ pub enum TokenError {
 }
 
 /// Makes and records a token for `node` with `role`, valid for `ttl_secs`.
-pub fn make_token(store: &Store, config: &HubConfig, ca: &Ca, node: &NodeId, role: Role, ttl_secs: i64, now: i64) -> Result<EnrolmentToken, TokenError> {
+pub fn make_token(
+    store: &Store,
+    config: &HubConfig,
+    ca: &Ca,
+    node: &NodeId,
+    role: Role,
+    ttl_secs: i64,
+    now: i64,
+) -> Result<EnrolmentToken, TokenError> {
     if !node.division().is_current() {
         return Err(TokenError::UnknownDivision(node.division().to_string()));
     }
@@ -83,7 +91,13 @@ pub fn make_token(store: &Store, config: &HubConfig, ca: &Ca, node: &NodeId, rol
 }
 
 /// Answers an enrolment request: the certificate chain, or a refusal.
-pub fn enrol(store: &mut Store, config: &HubConfig, ca: &Ca, req: &EnrollRequest, now: i64) -> Result<Enrolled, Refusal> {
+pub fn enrol(
+    store: &mut Store,
+    config: &HubConfig,
+    ca: &Ca,
+    req: &EnrollRequest,
+    now: i64,
+) -> Result<Enrolled, Refusal> {
     let public_key = pki::csr_public_key(&req.csr_der)
         .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))?;
     let token_id = gdx_common::token::hex(&req.token_id);
@@ -179,7 +193,9 @@ mod tests {
         let ok = |n: &str, r| make_token(&store, &config, &ca, &NodeId::parse(n).unwrap(), r, 60, NOW);
         assert!(ok("632522/gongan", Role::Agent).is_ok());
         assert!(ok("632500/gongan", Role::Agent).is_ok());
-        assert!(ok("630102/gongan", Role::Agent).unwrap_err().to_string().contains("outside this hub's division 632500"));
+        assert!(
+            ok("630102/gongan", Role::Agent).unwrap_err().to_string().contains("outside this hub's division 632500")
+        );
         assert!(ok("632599/gongan", Role::Agent).unwrap_err().to_string().contains("not a current division"));
         assert!(ok("632522/hub", Role::Agent).is_err());
         assert!(ok("632500/hub", Role::Hub).is_err(), "a hub cannot enrol its own division as a child");
@@ -189,7 +205,8 @@ mod tests {
     #[test]
     fn token_is_one_time_and_idempotent_for_the_same_key() {
         let (_d, mut store, config, ca) = setup();
-        let token = make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
+        let token =
+            make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
         let key = pki::new_key().unwrap();
         let first = enrol(&mut store, &config, &ca, &request(&token, &key), NOW).unwrap();
         let again = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 1).unwrap();
@@ -211,7 +228,8 @@ mod tests {
     #[test]
     fn expired_unknown_and_wrong_secret_are_refused() {
         let (_d, mut store, config, ca) = setup();
-        let token = make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
+        let token =
+            make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
         let key = pki::new_key().unwrap();
         let e = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 60).unwrap_err();
         assert_eq!(e.code, RefusalCode::TokenExpired);

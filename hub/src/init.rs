@@ -9,9 +9,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use gdx_certs::Ca;
 use gdx_certs::files::{sync_dir, write_new};
 use gdx_certs::pki::{self, der_to_pem};
-use gdx_certs::Ca;
 use gdx_common::{DivisionCode, Role};
 
 use crate::config::{HubConfig, HubPaths};
@@ -37,13 +37,19 @@ pub enum InitError {
     #[error("{0} already holds a GDX hub (hub.toml exists); nothing was changed. Use another --data directory")]
     Exists(String),
     /// A previous init stopped half-way.
-    #[error("{dir} holds an unfinished hub ({file} exists but hub.toml does not); nothing was changed. Move the directory aside and run init again")]
+    #[error(
+        "{dir} holds an unfinished hub ({file} exists but hub.toml does not); nothing was changed. Move the directory aside and run init again"
+    )]
     Incomplete { dir: String, file: String },
     /// The division is not a current Qinghai division.
-    #[error("division {0} is not a current division code in the GB/T 2260 table; check the code (for example 630000 for 青海省)")]
+    #[error(
+        "division {0} is not a current division code in the GB/T 2260 table; check the code (for example 630000 for 青海省)"
+    )]
     UnknownDivision(String),
     /// The division is a county; hubs serve provinces and prefectures.
-    #[error("division {0} is a county; a hub serves a province (XX0000) or a prefecture (XXYY00), and county departments attach to their prefecture's hub")]
+    #[error(
+        "division {0} is a county; a hub serves a province (XX0000) or a prefecture (XXYY00), and county departments attach to their prefecture's hub"
+    )]
     CountyHub(String),
     /// An address does not parse.
     #[error("{what} {value:?} is not an address; write it as IP:PORT, such as 0.0.0.0:7443")]
@@ -75,13 +81,9 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     if opts.name.trim().is_empty() {
         return Err(InitError::EmptyName);
     }
-    let listen: SocketAddr = opts
-        .listen
-        .parse()
-        .map_err(|_| InitError::Address { what: "--listen", value: opts.listen.clone() })?;
-    opts.http
-        .parse::<SocketAddr>()
-        .map_err(|_| InitError::Address { what: "--http", value: opts.http.clone() })?;
+    let listen: SocketAddr =
+        opts.listen.parse().map_err(|_| InitError::Address { what: "--listen", value: opts.listen.clone() })?;
+    opts.http.parse::<SocketAddr>().map_err(|_| InitError::Address { what: "--http", value: opts.http.clone() })?;
     let advertise = match &opts.advertise {
         Some(a) => a.clone(),
         None if listen.ip().is_unspecified() => format!("{}:{}", hostname(), listen.port()),

@@ -14,7 +14,11 @@ use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
 use gdx_hub::{HubConfig, demo, enrol, init, nodes, server, store::Store, util::now};
 
 #[derive(Parser)]
-#[command(name = "gdx-hub", version, about = "GDX hub: the province or prefecture node of the government data exchange")]
+#[command(
+    name = "gdx-hub",
+    version,
+    about = "GDX hub: the province or prefecture node of the government data exchange"
+)]
 struct Cli {
     /// Data directory of this hub.
     #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
@@ -26,7 +30,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a root (province) hub: CA, hub identity and hub.toml.
-    #[command(after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443")]
+    #[command(
+        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443"
+    )]
     Init {
         /// Division code (GB/T 2260) this hub serves, such as 630000.
         #[arg(long, required_unless_present = "join")]
@@ -48,7 +54,9 @@ enum Command {
         join: Option<String>,
     },
     /// Print a one-time enrolment token for a node.
-    #[command(after_help = "Examples:\n  gdx-hub token --node 632522/gongan --role agent\n  gdx-hub token --node 630000/weijian --role agent --ttl 24h")]
+    #[command(
+        after_help = "Examples:\n  gdx-hub token --node 632522/gongan --role agent\n  gdx-hub token --node 630000/weijian --role agent --ttl 24h"
+    )]
     Token {
         /// The node id to enrol, DIVISION/ORG.
         #[arg(long)]
@@ -91,7 +99,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GDX_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+            tracing_subscriber::EnvFilter::try_from_env("GDX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .init();
     gdx_certs::install_crypto_provider();
@@ -195,8 +204,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn load_ca(paths: &HubPaths) -> anyhow::Result<gdx_certs::Ca> {
-    let cert = std::fs::read_to_string(paths.ca_cert()).with_context(|| format!("cannot read {}", paths.ca_cert().display()))?;
-    let key = std::fs::read_to_string(paths.ca_key()).with_context(|| format!("cannot read {}", paths.ca_key().display()))?;
+    let cert = std::fs::read_to_string(paths.ca_cert())
+        .with_context(|| format!("cannot read {}", paths.ca_cert().display()))?;
+    let key =
+        std::fs::read_to_string(paths.ca_key()).with_context(|| format!("cannot read {}", paths.ca_key().display()))?;
     Ok(gdx_certs::Ca::from_pem(&cert, &key)?)
 }
 

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use gdx_certs::Ca;
 use gdx_certs::frames::{self, FrameError};
 use gdx_certs::pki::{self, Identity, pem_blocks};
 use gdx_certs::tls::{self, PeerPolicy};
-use gdx_certs::Ca;
 use gdx_common::units::format_time;
 use gdx_common::wire::{self, Message, Refusal, RefusalCode, Welcome, WireError};
 use gdx_common::{DivisionCode, NodeId, Role};
@@ -118,7 +118,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let paths = HubPaths::new(dir);
     let config = HubConfig::load(&paths)?;
     let read = |p: std::path::PathBuf| {
-        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
+        std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
     };
     let ca = Ca::from_pem(&read(paths.ca_cert())?, &read(paths.ca_key())?)?;
     let chain: Vec<CertificateDer<'static>> =
@@ -307,13 +308,17 @@ impl Hub {
                 return;
             }
             other => {
-                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request: {other:?}")).await;
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request: {other:?}"))
+                    .await;
                 return;
             }
         };
         let answer = match self.store.lock() {
             Ok(mut store) => enrol::enrol(&mut store, &self.config, &self.ca, &req, now()),
-            Err(_) => Err(Refusal { code: RefusalCode::Internal, message: "the hub's database is unavailable; try again".into() }),
+            Err(_) => Err(Refusal {
+                code: RefusalCode::Internal,
+                message: "the hub's database is unavailable; try again".into(),
+            }),
         };
         let msg = match answer {
             Ok(enrolled) => {
@@ -363,8 +368,9 @@ async fn maintain(hub: Arc<Hub>) {
         let revoked = match hub.store.lock() {
             Ok(store) => {
                 let _ = store.heartbeat(now());
-                if n % 10 == 0 {
-                    let nodes: Vec<NodeId> = hub.live.lock().map(|m| m.values().map(|l| l.node.clone()).collect()).unwrap_or_default();
+                if n.is_multiple_of(10) {
+                    let nodes: Vec<NodeId> =
+                        hub.live.lock().map(|m| m.values().map(|l| l.node.clone()).collect()).unwrap_or_default();
                     let _ = store.touch_connected(&nodes, now());
                 }
                 store.revoked_serials()

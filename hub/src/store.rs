@@ -105,7 +105,15 @@ impl Store {
     }
 
     /// Records a new token.
-    pub fn add_token(&self, id: &str, secret_sha256: &[u8], node: &NodeId, role: Role, now: i64, expires_at: i64) -> Result<(), StoreError> {
+    pub fn add_token(
+        &self,
+        id: &str,
+        secret_sha256: &[u8],
+        node: &NodeId,
+        role: Role,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO tokens (id, secret_sha256, node, role, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, secret_sha256, node.to_string(), role.as_str(), now, expires_at],
@@ -114,7 +122,10 @@ impl Store {
     }
 
     /// Runs `f` in an immediate (write-locking) transaction.
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -196,7 +207,13 @@ impl Store {
     }
 
     /// Records that `node` connected from `addr` or went away.
-    pub fn set_connected(&self, node: &NodeId, connected: bool, addr: Option<&str>, now: i64) -> Result<(), StoreError> {
+    pub fn set_connected(
+        &self,
+        node: &NodeId,
+        connected: bool,
+        addr: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE nodes SET connected = ?2, peer_addr = COALESCE(?3, peer_addr), last_seen = ?4 WHERE node = ?1",
             params![node.to_string(), connected, addr, now],

@@ -1,1 +1,323 @@
-//! placeholder
+//! The end-to-end test harness: real `gdx-hub` and `gdx-agent` processes on
+//! 127.0.0.1, each in its own temporary directory, on free ports.
+//!
+//! [`bin`] builds the binaries once per test run. [`Proc`] kills its child
+//! when dropped, so a failing test leaves nothing running. [`wait_until`]
+//! polls a condition against a deadline instead of sleeping. [`Hub`] and
+//! [`Agent`] wrap the commands people type.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use gdx_certs::Ca;
+use gdx_common::{NodeId, Role};
+
+pub mod rawclient;
+
+/// Path of a workspace binary, building the binaries on first use.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bins", "-p", "gdx-hub", "-p", "gdx-agent"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+    });
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>
+    exe.parent().unwrap().parent().unwrap().join(name)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `cond` every 50 ms until it holds, panicking with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The result of a finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts exit 0 and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self.stdout
+    }
+
+    /// Asserts exit 1 with a one-line `error:` sentence, and returns it.
+    pub fn fails(self) -> String {
+        assert_eq!(self.code, 1, "command should fail with exit 1: {self:?}");
+        let line =
+            self.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {self:?}"));
+        line.to_owned()
+    }
+}
+
+/// Runs a binary to completion.
+pub fn run(binary: &str, args: &[&str]) -> Run {
+    Run::from(Command::new(bin(binary)).args(args).stdin(Stdio::null()).output().unwrap())
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `binary args`, with stdout and stderr going to `log`.
+    pub fn start(binary: &str, args: &[&str], log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin(binary))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    /// The output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the process to stop (SIGTERM), then kills it if it has not
+    /// exited within 5 seconds.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
+impl Drop for Proc {
+    /// Terminates rather than kills, so that a process with children of its
+    /// own (the demo) can stop them.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// A hub in a temporary directory.
+pub struct Hub {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub proc: Option<Proc>,
+}
+
+impl Hub {
+    /// `gdx-hub init` for `division` on a free port.
+    pub fn init(division: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_udp_port());
+        let http = format!("127.0.0.1:{}", free_tcp_port());
+        let out = run(
+            "gdx-hub",
+            &[
+                "--data",
+                dir.path().to_str().unwrap(),
+                "init",
+                "--division",
+                division,
+                "--name",
+                "测试平台",
+                "--listen",
+                &addr,
+                "--http",
+                &http,
+            ],
+        );
+        out.ok();
+        Self { dir, addr, proc: None }
+    }
+
+    pub fn data(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    /// Runs a `gdx-hub` subcommand on this hub's data.
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--data", self.data()];
+        all.extend_from_slice(args);
+        run("gdx-hub", &all)
+    }
+
+    /// Starts `gdx-hub run` and waits until it listens.
+    pub fn start(&mut self) {
+        let p = Proc::start("gdx-hub", &["--data", self.data(), "run"], self.dir.path().join("run.log"));
+        wait_until(Duration::from_secs(20), "the hub listens", || p.output().contains("listening on"));
+        self.proc = Some(p);
+    }
+
+    /// Stops `gdx-hub run` gracefully (SIGTERM).
+    pub fn terminate(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate();
+        }
+    }
+
+    /// Stops `gdx-hub run` with SIGKILL.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// A fresh token for `node`.
+    pub fn token(&self, node: &str, ttl: &str) -> String {
+        self.cmd(&["token", "--node", node, "--role", "agent", "--ttl", ttl]).ok().trim().to_owned()
+    }
+
+    /// `gdx-hub nodes --json`.
+    pub fn nodes(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.cmd(&["nodes", "--json"]).ok()).unwrap()
+    }
+
+    /// The state column of `node` in `gdx-hub nodes`.
+    pub fn node_state(&self, node: &str) -> Option<String> {
+        self.nodes().into_iter().find(|n| n["node"] == node).map(|n| n["state"].as_str().unwrap().to_owned())
+    }
+
+    /// This hub's CA, loaded from its data directory.
+    pub fn ca(&self) -> Ca {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap();
+        Ca::from_pem(&read("ca.crt"), &read("ca.key")).unwrap()
+    }
+}
+
+/// An agent in a temporary directory.
+pub struct Agent {
+    pub dir: tempfile::TempDir,
+    pub proc: Option<Proc>,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Agent {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap(), proc: None }
+    }
+
+    pub fn data(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    /// Runs a `gdx-agent` subcommand on this agent's data.
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--data", self.data()];
+        all.extend_from_slice(args);
+        run("gdx-agent", &all)
+    }
+
+    /// `gdx-agent enroll --token TOKEN`.
+    pub fn enroll(&self, token: &str) -> Run {
+        self.cmd(&["enroll", "--token", token, "--timeout", "10s"])
+    }
+
+    /// Starts `gdx-agent run`.
+    pub fn start(&mut self) {
+        self.proc = Some(Proc::start("gdx-agent", &["--data", self.data(), "run"], self.dir.path().join("run.log")));
+    }
+
+    /// `gdx-agent status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cmd(&["status", "--json"]).ok()).unwrap()
+    }
+
+    /// True while the daemon reports a live connection.
+    pub fn connected(&self) -> bool {
+        let s = self.status();
+        s["daemon_running"] == true && s["link"]["state"] == "connected"
+    }
+
+    /// Replaces the agent's certificate with one the test made.
+    pub fn replace_cert(&self, pem: &str) {
+        std::fs::write(self.dir.path().join("agent.crt"), pem).unwrap();
+    }
+
+    /// The agent's key.
+    pub fn key(&self) -> rcgen::KeyPair {
+        gdx_certs::pki::key_from_pem(&std::fs::read_to_string(self.dir.path().join("agent.key")).unwrap(), "agent.key")
+            .unwrap()
+    }
+
+    /// Rewrites a key of agent.toml.
+    pub fn set_config(&self, key: &str, value: &str) {
+        let path = self.dir.path().join("agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out: Vec<String> = text
+            .lines()
+            .map(|l| if l.starts_with(&format!("{key} = ")) { format!("{key} = \"{value}\"") } else { l.to_owned() })
+            .collect();
+        std::fs::write(path, out.join("\n") + "\n").unwrap();
+    }
+}
+
+/// Issues a certificate with `ca` for `key`, valid over `[not_before, not_after]`, as PEM.
+pub fn issue_pem(ca: &Ca, key: &rcgen::KeyPair, node: &str, role: Role, not_before: i64, not_after: i64) -> String {
+    let cert = ca.issue_for_key(key, &NodeId::parse(node).unwrap(), role, not_before, not_after).unwrap();
+    gdx_certs::pki::der_to_pem(&cert, "CERTIFICATE")
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}

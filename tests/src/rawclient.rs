@@ -1,0 +1,75 @@
+//! A hand-driven QUIC client for the cases the real agent never produces:
+//! no client certificate, another protocol version, oversized frames.
+
+use std::time::Duration;
+
+use gdx_certs::frames;
+use gdx_certs::pki::pem_blocks;
+use gdx_common::wire::{self, Hello, Message};
+use gdx_common::{NodeId, Role};
+use rustls::pki_types::CertificateDer;
+
+/// What the hub did with what we sent.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The hub answered with a message.
+    Answer(Message),
+    /// The connection failed or closed; the sentence the user would see.
+    Closed(String),
+}
+
+/// Connects to `addr` trusting `root_pem`, with the agent identity in
+/// `agent_dir` (or none), sends `frame` on a new stream, and reports the answer.
+pub fn exchange(addr: &str, root_pem: &str, agent_dir: Option<&std::path::Path>, frame: Vec<u8>) -> Outcome {
+    gdx_certs::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
+        let identity = agent_dir.map(|d| {
+            let chain = pem_blocks(&std::fs::read_to_string(d.join("agent.crt")).unwrap(), "CERTIFICATE")
+                .into_iter()
+                .map(CertificateDer::from)
+                .collect();
+            let key =
+                gdx_certs::pki::key_from_pem(&std::fs::read_to_string(d.join("agent.key")).unwrap(), "key").unwrap();
+            (chain, key.serialize_der())
+        });
+        let config = gdx_certs::tls::node_client_config(identity, root).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(config);
+        let conn = match endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await {
+            Ok(c) => c,
+            Err(e) => return Outcome::Closed(frames::describe_connection_error(&e)),
+        };
+        let result = tokio::time::timeout(Duration::from_secs(10), async {
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| frames::describe_connection_error(&e))?;
+            send.write_all(&frame).await.map_err(|e| e.to_string())?;
+            frames::recv(&mut recv).await.map_err(|e| e.to_string())
+        })
+        .await;
+        let outcome = match result {
+            Ok(Ok(Some(m))) => Outcome::Answer(m),
+            Ok(Ok(None)) => Outcome::Closed("stream finished".into()),
+            Ok(Err(e)) => match conn.close_reason() {
+                Some(r) => Outcome::Closed(frames::describe_connection_error(&r)),
+                None => Outcome::Closed(e),
+            },
+            Err(_) => Outcome::Closed("no answer within 10 s".into()),
+        };
+        conn.close(0u32.into(), b"test done");
+        outcome
+    })
+}
+
+/// A hello frame for `node`, with the protocol version field set to `version`.
+pub fn hello_frame(node: &str, version: u16) -> Vec<u8> {
+    let mut frame = wire::encode_frame(&Message::Hello(Hello {
+        node: NodeId::parse(node).unwrap(),
+        role: Role::Agent,
+        software: "raw test client".into(),
+        probe: false,
+    }))
+    .unwrap();
+    frame[4..6].copy_from_slice(&version.to_be_bytes());
+    frame
+}
