@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use gdx_common::NodeId;
+use gdx_common::data::{ResourceCode, check_column_name};
+use gdx_common::units::parse_duration;
 use serde::{Deserialize, Serialize};
 
 /// Default data directory of an agent.
@@ -22,6 +24,70 @@ pub struct AgentConfig {
     pub hub: NodeId,
     /// `host:port` of the hub's QUIC endpoint.
     pub hub_addr: String,
+    /// The resources this agent publishes, as `[[resource]]` tables.
+    #[serde(default, rename = "resource")]
+    pub resources: Vec<ResourceConfig>,
+}
+
+/// One published resource: where its rows come from and what keys them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// The resource code, unique within this agent (for example `hukou`).
+    pub code: ResourceCode,
+    /// The key column(s): together they identify a row.
+    pub key: Vec<String>,
+    /// How often `gdx-agent run` syncs it (s, m, h, d).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// Where the rows come from.
+    pub source: SourceConfig,
+}
+
+/// A resource's source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A SQLite database: a whole table, or a read-only SELECT query.
+    Sqlite {
+        /// Path of the database file (opened read-only).
+        path: PathBuf,
+        /// The table to publish; give either `table` or `query`.
+        table: Option<String>,
+        /// A SELECT query whose result is published.
+        query: Option<String>,
+    },
+    /// A folder of CSV files with a header row; together they form the extract.
+    Csv {
+        /// The drop folder.
+        dir: PathBuf,
+        /// `auto` (UTF-8 if valid, else GBK), `utf-8` or `gbk`.
+        #[serde(default)]
+        encoding: Encoding,
+    },
+}
+
+/// Text encoding of CSV files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "utf-8")]
+    Utf8,
+    #[serde(rename = "gbk")]
+    Gbk,
+}
+
+fn default_schedule() -> String {
+    "15m".to_owned()
+}
+
+impl ResourceConfig {
+    /// The schedule in seconds.
+    pub fn schedule_secs(&self) -> Result<i64, String> {
+        parse_duration(&self.schedule).map_err(|e| format!("resource {}: schedule {e}", self.code))
+    }
 }
 
 /// Where an agent keeps its files.
@@ -78,8 +144,43 @@ impl AgentConfig {
             }
             Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
         };
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.message().to_owned() })
+        let invalid = |message: String| ConfigError::Invalid { path: path.display().to_string(), message };
+        let config: AgentConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
+        config.check().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express: unique codes, plain key names, one of
+    /// table or query, a valid schedule.
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.resources {
+            if !seen.insert(r.code.clone()) {
+                return Err(format!("resource {} is declared twice; give each [[resource]] its own code", r.code));
+            }
+            if r.key.is_empty() {
+                return Err(format!("resource {}: key is empty; name the column(s) that identify a row, such as key = [\"id\"]", r.code));
+            }
+            for k in &r.key {
+                check_column_name(k).map_err(|e| format!("resource {}: key {e}", r.code))?;
+            }
+            r.schedule_secs()?;
+            if let SourceConfig::Sqlite { table, query, .. } = &r.source {
+                match (table, query) {
+                    (Some(t), None) => check_column_name(t).map_err(|_| {
+                        format!("resource {}: table {t:?} is not a plain name (letters, digits, _)", r.code)
+                    })?,
+                    (None, Some(_)) => {}
+                    _ => return Err(format!("resource {}: give either table or query for a sqlite source, not both or neither", r.code)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The resource with `code`.
+    pub fn resource(&self, code: &str) -> Option<&ResourceConfig> {
+        self.resources.iter().find(|r| r.code.as_str() == code)
     }
 
     /// The file text, with a comment on every key.
@@ -97,7 +198,21 @@ impl AgentConfig {
              hub = {}\n\
              \n\
              # host:port of the hub's QUIC endpoint (UDP). Change it if the hub moves.\n\
-             hub_addr = {}\n",
+             hub_addr = {}\n\
+             \n\
+             # Resources this agent publishes: add one [[resource]] table per extract.\n\
+             # A SQLite table (or a SELECT query) or a folder of CSV files; see docs/installer.md.\n\
+             #\n\
+             # [[resource]]\n\
+             # code = \"hukou\"               # resource code, unique within this agent\n\
+             # key = [\"id_number\"]          # column(s) that identify a row\n\
+             # schedule = \"15m\"             # how often `gdx-agent run` syncs it\n\
+             # source = {{ kind = \"sqlite\", path = \"/data/hukou.db\", table = \"people\" }}\n\
+             #\n\
+             # [[resource]]\n\
+             # code = \"dibao\"\n\
+             # key = [\"证件号码\"]\n\
+             # source = {{ kind = \"csv\", dir = \"/data/drop/dibao\", encoding = \"auto\" }}  # auto, utf-8 or gbk\n",
             q(self.node.to_string()),
             q(self.hub.to_string()),
             q(self.hub_addr.clone()),
@@ -118,6 +233,7 @@ mod tests {
             node: NodeId::parse("632522/gongan").unwrap(),
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
+            resources: vec![],
         };
         std::fs::write(paths.config(), c.to_commented_toml()).unwrap();
         assert_eq!(AgentConfig::load(&paths).unwrap(), c);
@@ -125,5 +241,38 @@ mod tests {
         assert!(AgentConfig::load(&paths).unwrap_err().to_string().contains("hubaddr"));
         std::fs::write(paths.config(), c.to_commented_toml().replace("632522/gongan", "632522/Gong")).unwrap();
         assert!(AgentConfig::load(&paths).unwrap_err().to_string().contains("lowercase"));
+    }
+
+    #[test]
+    fn resources_parse_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        let base = AgentConfig {
+            node: NodeId::parse("632522/gongan").unwrap(),
+            hub: NodeId::parse("632500/hub").unwrap(),
+            hub_addr: "10.0.0.1:7443".into(),
+            resources: vec![],
+        }
+        .to_commented_toml();
+        let good = base.clone()
+            + "[[resource]]\ncode = \"hukou\"\nkey = [\"id\"]\nsource = { kind = \"sqlite\", path = \"/x.db\", table = \"people\" }\n"
+            + "[[resource]]\ncode = \"dibao\"\nkey = [\"证件号码\"]\nschedule = \"1h\"\nsource = { kind = \"csv\", dir = \"/d\", encoding = \"gbk\" }\n";
+        std::fs::write(paths.config(), &good).unwrap();
+        let c = AgentConfig::load(&paths).unwrap();
+        assert_eq!(c.resources.len(), 2);
+        assert_eq!(c.resources[1].source, SourceConfig::Csv { dir: "/d".into(), encoding: Encoding::Gbk });
+        assert_eq!(c.resources[0].schedule_secs(), Ok(900));
+        for (bad, needle) in [
+            ("code = \"a\"\nkey = []\nsource = { kind = \"csv\", dir = \"/d\" }", "key is empty"),
+            ("code = \"a\"\nkey = [\"x y\"]\nsource = { kind = \"csv\", dir = \"/d\" }", "not a plain identifier"),
+            ("code = \"a\"\nkey = [\"x\"]\nsource = { kind = \"sqlite\", path = \"/x\" }", "either table or query"),
+            ("code = \"a\"\nkey = [\"x\"]\nsource = { kind = \"csv\", dir = \"/d\", encodng = \"gbk\" }", "encodng"),
+            ("code = \"a\"\nkey = [\"x\"]\nschedule = \"soon\"\nsource = { kind = \"csv\", dir = \"/d\" }", "not a duration"),
+            ("code = \"a b\"\nkey = [\"x\"]\nsource = { kind = \"csv\", dir = \"/d\" }", "resource code"),
+        ] {
+            std::fs::write(paths.config(), format!("{base}[[resource]]\n{bad}\n")).unwrap();
+            let e = AgentConfig::load(&paths).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 }

@@ -135,7 +135,12 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     replace_file(&paths.cert(), chain_pem.as_bytes()).map_err(write_err(&paths.cert()))?;
     replace_file(&paths.ca(), der_to_pem(&enrolled.root_der, "CERTIFICATE").as_bytes())
         .map_err(write_err(&paths.ca()))?;
-    let config = AgentConfig { node: token.node.clone(), hub: enrolled.hub.clone(), hub_addr: token.hub_addr.clone() };
+    let config = AgentConfig {
+        node: token.node.clone(),
+        hub: enrolled.hub.clone(),
+        hub_addr: token.hub_addr.clone(),
+        resources: Vec::new(),
+    };
     write_new(&paths.config(), config.to_commented_toml().as_bytes(), false).map_err(write_err(&paths.config()))?;
     sync_dir(dir).map_err(write_err(dir))?;
     Ok(Enrolment {

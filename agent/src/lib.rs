@@ -13,6 +13,7 @@
 pub mod config;
 pub mod enrol;
 pub mod report;
+pub mod sources;
 pub mod state;
 pub mod uplink;
 

@@ -42,6 +42,9 @@ pub enum PkiError {
     /// A certificate does not parse as X.509.
     #[error("the certificate cannot be read: {0}")]
     Certificate(String),
+    /// A signature does not match the data and the signer's certificate.
+    #[error("the signature does not match the data and the signer's certificate")]
+    Signature,
     /// A certificate carries no GDX identity, or a malformed one.
     #[error("the certificate carries no GDX identity (expected a gdx:// URI name)")]
     NoIdentity,
@@ -205,6 +208,21 @@ pub fn csr_public_key(csr_der: &[u8]) -> Result<Vec<u8>, PkiError> {
     Ok(csr.public_key.der_bytes().to_vec())
 }
 
+/// Signs `msg` with `key` (ECDSA P-256 SHA-256, ASN.1 DER signature).
+pub fn sign(key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use rcgen::SigningKey;
+    Ok(key.sign(msg)?)
+}
+
+/// Checks an ECDSA P-256 SHA-256 signature by the key in certificate `cert_der`.
+pub fn verify_signature(cert_der: &[u8], msg: &[u8], signature: &[u8]) -> Result<(), PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+    let point = cert.public_key().subject_public_key.data.as_ref();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
+        .verify(msg, signature)
+        .map_err(|_| PkiError::Signature)
+}
+
 /// SHA-256 of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
@@ -359,6 +377,18 @@ mod tests {
         csr[last] ^= 1;
         assert!(matches!(ca.issue_from_csr(&csr, &node, Role::Agent, NOW, NOW + 1), Err(PkiError::Csr(_))));
         assert!(matches!(ca.issue_from_csr(b"nonsense", &node, Role::Agent, NOW, NOW + 1), Err(PkiError::Csr(_))));
+    }
+
+    #[test]
+    fn signatures_verify_against_the_certificate() {
+        let ca = Ca::create_root(DivisionCode::parse("630000").unwrap(), "x", NOW).unwrap();
+        let key = new_key().unwrap();
+        let cert = ca.issue_for_key(&key, &NodeId::parse("630000/a").unwrap(), Role::Agent, NOW, NOW + 9).unwrap();
+        let sig = sign(&key, b"changeset").unwrap();
+        assert!(verify_signature(&cert, b"changeset", &sig).is_ok());
+        assert!(matches!(verify_signature(&cert, b"changesex", &sig), Err(PkiError::Signature)));
+        let other = ca.issue_for_key(&new_key().unwrap(), &NodeId::parse("630000/b").unwrap(), Role::Agent, NOW, NOW + 9).unwrap();
+        assert!(verify_signature(&other, b"changeset", &sig).is_err());
     }
 
     #[test]

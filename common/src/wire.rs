@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::ResourceCode;
 use crate::node::{NodeId, Role};
 
 /// The protocol version this build speaks.
@@ -36,6 +37,57 @@ pub enum Message {
     EnrollRequest(EnrollRequest),
     /// Enrolment succeeded: the certificate chain.
     Enrolled(Enrolled),
+    /// A changeset for the receiver to apply (node → hub, on an upload stream).
+    Upload(SignedChangeset),
+    /// The changeset is committed (or was already); the sender may forget it.
+    Ack(Ack),
+    /// The receiver expects another sequence number; resend from `expected`.
+    Gap(Gap),
+    /// The changeset can never be applied (bad signature, inconsistent).
+    Rejected(Rejected),
+}
+
+/// A changeset in transit: compressed body, the origin's signature over the
+/// body, and the origin's certificate chain so that any hub on the way can
+/// verify it without having enrolled the origin itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedChangeset {
+    pub origin: NodeId,
+    pub resource: ResourceCode,
+    pub seq: u64,
+    /// Number of changes inside, for progress reporting.
+    pub rows: u32,
+    /// `zstd(bincode(Changeset))`, see [`crate::data::encode_changeset`].
+    pub body: Vec<u8>,
+    /// ECDSA P-256 SHA-256 (ASN.1) signature over `body` by the origin's key.
+    pub signature: Vec<u8>,
+    /// The origin's certificate, then its intermediates, DER.
+    pub signer_chain: Vec<Vec<u8>>,
+}
+
+/// Acknowledgement of one changeset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub resource: ResourceCode,
+    pub seq: u64,
+    /// True when this sequence number had been applied before.
+    pub duplicate: bool,
+}
+
+/// The receiver's expected next sequence number for a resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub resource: ResourceCode,
+    pub got: u64,
+    pub expected: u64,
+}
+
+/// A changeset that will never be applied, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub resource: ResourceCode,
+    pub seq: u64,
+    pub reason: String,
 }
 
 /// The dialling node introduces itself.

@@ -1,0 +1,350 @@
+//! Rows, changes and changesets: what an extract is made of.
+//!
+//! A resource's rows all have the same columns; some of them form the key.
+//! A [`Changeset`] is one numbered step of a resource's history at its
+//! origin: upserts and deletes, never more than [`MAX_CHANGESET_ROWS`] rows.
+//! It travels compressed and signed inside a [`crate::wire::SignedChangeset`].
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::NodeId;
+
+/// Most rows in one changeset; a large extract is cut into many.
+pub const MAX_CHANGESET_ROWS: usize = 5_000;
+/// Longest column or resource-code text accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// One cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A column of a resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// The declared type at the source (`INTEGER`, `TEXT`, …), empty when none.
+    pub decl_type: String,
+}
+
+/// One row-level change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    /// Insert or replace the whole row (all columns, in schema order).
+    Upsert(Vec<Value>),
+    /// Delete the row with these key values (key columns, in key order).
+    Delete(Vec<Value>),
+}
+
+/// One numbered step of a resource's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Changeset {
+    pub origin: NodeId,
+    pub resource: ResourceCode,
+    /// 1, 2, 3, … per (origin, resource), without gaps.
+    pub seq: u64,
+    pub columns: Vec<Column>,
+    /// Indices into `columns` of the key columns.
+    pub key: Vec<usize>,
+    pub changes: Vec<Change>,
+    /// When the agent produced it, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A resource code: letters, digits, `.`, `_`, `-` and `/`, 1–64 characters,
+/// not starting or ending with `/` (for example `630000-gongan/hukou` or the
+/// catalogue form `101/000123`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ResourceCode(String);
+
+/// Why a name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("resource code {0:?} must be 1-64 letters, digits, '.', '_', '-' or '/', not starting or ending with '/'")]
+    ResourceCode(String),
+    #[error("column name {0:?} is not a plain identifier: use 1-64 letters, digits or '_', not starting with a digit")]
+    Column(String),
+}
+
+impl ResourceCode {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_NAME_LEN
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+            && !s.starts_with('/')
+            && !s.ends_with('/')
+            && !s.contains("//");
+        if ok { Ok(Self(s.to_owned())) } else { Err(NameError::ResourceCode(s.to_owned())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResourceCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ResourceCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResourceCode({})", self.0)
+    }
+}
+
+impl TryFrom<String> for ResourceCode {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ResourceCode> for String {
+    fn from(r: ResourceCode) -> String {
+        r.0
+    }
+}
+
+/// Checks that a column name is a plain identifier: Unicode letters, digits
+/// and `_`, not starting with a digit, at most 64 bytes. Chinese names such
+/// as 身份证号 are plain identifiers; `a;b`, `"x"` and `a b` are not.
+pub fn check_column_name(name: &str) -> Result<(), NameError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.to_ascii_lowercase().starts_with("_gdx");
+    if ok { Ok(()) } else { Err(NameError::Column(name.to_owned())) }
+}
+
+/// A total order over values, used to sort changes by key: Null < numbers <
+/// text < blobs; integers and reals compare numerically.
+pub fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    use Value::*;
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Null => 0,
+            Integer(_) | Real(_) => 1,
+            Text(_) => 2,
+            Blob(_) => 3,
+        }
+    }
+    match (a, b) {
+        (Integer(x), Integer(y)) => x.cmp(y),
+        (Integer(x), Real(y)) => (*x as f64).total_cmp(y),
+        (Real(x), Integer(y)) => x.total_cmp(&(*y as f64)),
+        (Real(x), Real(y)) => x.total_cmp(y),
+        (Text(x), Text(y)) => x.cmp(y),
+        (Blob(x), Blob(y)) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Compares two key tuples with [`cmp_values`].
+pub fn cmp_keys(a: &[Value], b: &[Value]) -> Ordering {
+    a.iter().zip(b).map(|(x, y)| cmp_values(x, y)).find(|o| o.is_ne()).unwrap_or_else(|| a.len().cmp(&b.len()))
+}
+
+impl Changeset {
+    /// The key values of a change.
+    pub fn key_of<'a>(&self, change: &'a Change) -> Vec<&'a Value> {
+        match change {
+            Change::Upsert(row) => self.key.iter().filter_map(|&i| row.get(i)).collect(),
+            Change::Delete(key) => key.iter().collect(),
+        }
+    }
+
+    /// Checks the internal consistency a receiver relies on: key indices in
+    /// range, column names plain, every upsert as wide as the columns, every
+    /// delete as wide as the key, no null key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.key.is_empty() {
+            return Err("the changeset has no key columns".into());
+        }
+        if self.key.iter().any(|&k| k >= self.columns.len()) {
+            return Err("a key column index is out of range".into());
+        }
+        for c in &self.columns {
+            check_column_name(&c.name).map_err(|e| e.to_string())?;
+        }
+        for change in &self.changes {
+            let width_ok = match change {
+                Change::Upsert(row) => row.len() == self.columns.len(),
+                Change::Delete(key) => key.len() == self.key.len(),
+            };
+            if !width_ok {
+                return Err("a change does not have as many values as its columns".into());
+            }
+            if self.key_of(change).iter().any(|v| matches!(v, Value::Null)) {
+                return Err("a change has a null key".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest decompressed changeset accepted, in bytes.
+pub const MAX_CHANGESET_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a changeset body does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the changeset body does not decompress: {0}")]
+    Compression(String),
+    #[error("the changeset body does not decode: {0}")]
+    Decode(String),
+}
+
+/// `zstd(bincode(changeset))`, the body that is signed and sent.
+pub fn encode_changeset(cs: &Changeset) -> Vec<u8> {
+    let raw = bincode::serde::encode_to_vec(cs, bincode::config::standard()).unwrap_or_default();
+    zstd::bulk::compress(&raw, 3).unwrap_or_default()
+}
+
+/// Decodes a body made by [`encode_changeset`], refusing anything that
+/// decompresses beyond [`MAX_CHANGESET_BYTES`].
+pub fn decode_changeset(body: &[u8]) -> Result<Changeset, BodyError> {
+    let raw = zstd::bulk::decompress(body, MAX_CHANGESET_BYTES).map_err(|e| BodyError::Compression(e.to_string()))?;
+    let config = bincode::config::standard().with_limit::<MAX_CHANGESET_BYTES>();
+    let (cs, used): (Changeset, usize) =
+        bincode::serde::decode_from_slice(&raw, config).map_err(|e| BodyError::Decode(e.to_string()))?;
+    if used != raw.len() {
+        return Err(BodyError::Decode("bytes left over".into()));
+    }
+    Ok(cs)
+}
+
+/// A stable 16-byte digest of a row, for change detection.
+pub fn row_digest(row: &[Value]) -> [u8; 16] {
+    let raw = bincode::serde::encode_to_vec(row, bincode::config::standard()).unwrap_or_default();
+    let h = digest128(&raw);
+    h.to_le_bytes()
+}
+
+/// The key values of a row as bytes that compare equal exactly when the keys do.
+pub fn encode_key(key: &[&Value]) -> Vec<u8> {
+    bincode::serde::encode_to_vec(key, bincode::config::standard()).unwrap_or_default()
+}
+
+/// Two 64-bit FNV-style lanes: enough to
+/// detect changes (not an integrity check: signatures do that).
+fn digest128(data: &[u8]) -> u128 {
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4 ^ data.len() as u64;
+    for &byte in data {
+        a = (a ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        b = (b ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    (u128::from(a) << 64) | u128::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_codes() {
+        for (s, ok) in [
+            ("hukou", true),
+            ("630000-gongan/hukou", true),
+            ("101/000123", true),
+            ("", false),
+            ("/x", false),
+            ("x/", false),
+            ("a//b", false),
+            ("户口", false),
+            ("a b", false),
+            (&"x".repeat(65), false),
+        ] {
+            assert_eq!(ResourceCode::parse(s).is_ok(), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn column_names() {
+        for (s, ok) in [
+            ("id_number", true),
+            ("身份证号", true),
+            ("姓名", true),
+            ("_x", true),
+            ("1st", false),
+            ("a;b", false),
+            ("a b", false),
+            ("\"x\"", false),
+            ("", false),
+            ("_gdx_key", false),
+            ("a-b", false),
+        ] {
+            assert_eq!(check_column_name(s).is_ok(), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn value_order_is_total_and_numeric() {
+        use Value::*;
+        assert_eq!(cmp_values(&Integer(2), &Real(10.0)), Ordering::Less);
+        assert_eq!(cmp_values(&Null, &Integer(-5)), Ordering::Less);
+        assert_eq!(cmp_values(&Text("b".into()), &Text("a".into())), Ordering::Greater);
+        assert_eq!(cmp_keys(&[Integer(1), Text("a".into())], &[Integer(1), Text("b".into())]), Ordering::Less);
+    }
+
+    #[test]
+    fn body_round_trip_and_bombs() {
+        let cs = Changeset {
+            origin: NodeId::parse("632522/gongan").unwrap(),
+            resource: ResourceCode::parse("hukou").unwrap(),
+            seq: 7,
+            columns: vec![Column { name: "id".into(), decl_type: String::new() }],
+            key: vec![0],
+            changes: (0..100).map(|i| Change::Upsert(vec![Value::Integer(i)])).collect(),
+            created_at: 1,
+        };
+        assert_eq!(decode_changeset(&encode_changeset(&cs)).unwrap(), cs);
+        assert!(decode_changeset(b"not zstd").is_err());
+        let bomb = zstd::bulk::compress(&vec![0u8; MAX_CHANGESET_BYTES + 1], 1).unwrap();
+        assert!(matches!(decode_changeset(&bomb), Err(BodyError::Compression(_))));
+    }
+
+    #[test]
+    fn digests_tell_rows_apart() {
+        use Value::*;
+        let a = row_digest(&[Integer(1), Text("x".into())]);
+        assert_eq!(a, row_digest(&[Integer(1), Text("x".into())]));
+        assert_ne!(a, row_digest(&[Integer(1), Text("y".into())]));
+        assert_ne!(a, row_digest(&[Integer(1), Text("x".into()), Null]));
+        assert_ne!(row_digest(&[Text("1".into())]), row_digest(&[Integer(1)]));
+    }
+
+    #[test]
+    fn validate_catches_inconsistent_changesets() {
+        let mut cs = Changeset {
+            origin: NodeId::parse("632522/gongan").unwrap(),
+            resource: ResourceCode::parse("hukou").unwrap(),
+            seq: 1,
+            columns: vec![Column { name: "id".into(), decl_type: "TEXT".into() }],
+            key: vec![0],
+            changes: vec![Change::Upsert(vec![Value::Text("1".into())])],
+            created_at: 0,
+        };
+        assert!(cs.validate().is_ok());
+        cs.changes.push(Change::Delete(vec![Value::Null]));
+        assert!(cs.validate().unwrap_err().contains("null key"));
+        cs.changes.pop();
+        cs.changes.push(Change::Upsert(vec![]));
+        assert!(cs.validate().is_err());
+        cs.changes.pop();
+        cs.key = vec![3];
+        assert!(cs.validate().is_err());
+    }
+}
