@@ -15,6 +15,9 @@ pub mod enrol;
 pub mod report;
 pub mod sources;
 pub mod state;
+pub mod sync;
+pub mod syncer;
+pub mod upload;
 pub mod uplink;
 
 use std::time::{SystemTime, UNIX_EPOCH};

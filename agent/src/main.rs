@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gdx_agent::config::{AgentPaths, DEFAULT_DATA_DIR};
 use gdx_agent::report::{self, Verdict};
-use gdx_agent::{enrol, now, uplink};
+use gdx_agent::{enrol, now, syncer, uplink};
 use gdx_common::units::{format_date, parse_duration};
 
 #[derive(Parser)]
@@ -39,6 +39,20 @@ enum Command {
     /// Run the daemon: keep one connection to the hub, reconnecting with backoff.
     #[command(after_help = "Example:\n  gdx-agent --data /var/lib/gdx-agent run")]
     Run,
+    /// Sync now: scan the resources, then send the changes and wait until the
+    /// hub has acknowledged them all.
+    #[command(after_help = "Examples:\n  gdx-agent sync\n  gdx-agent sync --resource hukou\n  gdx-agent sync --resource hukou --accept-schema   (after a column was dropped or renamed on purpose)")]
+    Sync {
+        /// Only this resource.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Accept the source's current columns after schema drift paused the resource.
+        #[arg(long, requires = "resource")]
+        accept_schema: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show identity, hub, connection state and certificate expiry.
     #[command(after_help = "Examples:\n  gdx-agent status\n  gdx-agent status --json")]
     Status {
@@ -95,6 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Run => runtime()?.block_on(uplink::run(&cli.data, shutdown_signal()))?,
+        Command::Sync { resource, accept_schema, json } => {
+            let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let out = runtime()?.block_on(syncer::sync_once(&cli.data, resource.as_deref(), accept_schema, progress))?;
+            return Ok(report_sync(&out, json));
+        }
         Command::Status { json } => {
             let s = report::status(&paths, now())?;
             if json {
@@ -117,6 +136,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
+    let paused: Vec<&str> = out.reports.iter().filter_map(|r| r.paused.as_deref()).collect();
+    let failed = !out.errors.is_empty() || !paused.is_empty() || out.upload_error.is_some() || out.left.changesets > 0;
+    if json {
+        let v = serde_json::json!({
+            "resources": out.reports,
+            "errors": out.errors,
+            "sent_rows": out.sent_rows,
+            "sent_changesets": out.sent_changesets,
+            "upload_error": out.upload_error,
+            "waiting": out.left,
+        });
+        println!("{v:#}");
+    } else {
+        for r in &out.reports {
+            match &r.paused {
+                Some(reason) => println!("{}: PAUSED: {reason}", r.resource),
+                None => println!(
+                    "{}: {} rows scanned, {} inserted, {} updated, {} deleted, {} quarantined",
+                    r.resource, r.scanned, r.inserted, r.updated, r.deleted, r.quarantined
+                ),
+            }
+        }
+        if out.reports.iter().any(|r| r.quarantined > 0) {
+            println!("quarantined rows are listed by `gdx-agent status`; the other rows were synced");
+        }
+        println!("sent {} changesets ({} rows), all acknowledged by the hub", out.sent_changesets, out.sent_rows);
+    }
+    for e in &out.errors {
+        eprintln!("error: {e}");
+    }
+    if let Some(e) = &out.upload_error {
+        eprintln!(
+            "error: {e}; {} changesets ({} rows) wait in the outbox and will be sent by `gdx-agent run` or the next sync",
+            out.left.changesets, out.left.rows
+        );
+    } else if !paused.is_empty() {
+        eprintln!("error: {} resource(s) paused by a schema change; see above", paused.len());
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,45 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT);
+-- one row per resource: its schema as last synced, numbering, pause reason
+CREATE TABLE IF NOT EXISTS resources (
+    code       TEXT PRIMARY KEY,
+    columns    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    next_seq   INTEGER NOT NULL DEFAULT 1,
+    acked_seq  INTEGER NOT NULL DEFAULT 0,
+    paused     TEXT,
+    last_scan  INTEGER,
+    last_error TEXT,
+    rows       INTEGER NOT NULL DEFAULT 0
+);
+-- the digest of every row as last synced, by encoded key
+CREATE TABLE IF NOT EXISTS rowstate (
+    resource TEXT NOT NULL,
+    key      BLOB NOT NULL,
+    digest   BLOB NOT NULL,
+    PRIMARY KEY (resource, key)
+) WITHOUT ROWID;
+-- signed changesets not yet acknowledged by the hub
+CREATE TABLE IF NOT EXISTS outbox (
+    resource TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    rows     INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    PRIMARY KEY (resource, seq)
+);
+-- rows and files set aside by the last scan of each resource
+CREATE TABLE IF NOT EXISTS quarantine (
+    resource TEXT NOT NULL,
+    place    TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    content  TEXT NOT NULL,
+    at       INTEGER NOT NULL
+);
+";
+
 /// A daemon heartbeat older than this means `gdx-agent run` is not running.
 pub const HEARTBEAT_STALE_SECS: i64 = 30;
 
@@ -42,8 +81,14 @@ impl State {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT)")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
+    }
+
+    /// The underlying connection, for the sync and upload modules.
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     fn set(&self, pairs: &[(&str, Option<String>)]) -> rusqlite::Result<()> {

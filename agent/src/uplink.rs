@@ -153,8 +153,18 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let creds = Credentials::load(&paths)?;
     let state = State::open(&paths.state()).with_context(|| format!("cannot open {}", paths.state().display()))?;
     println!("gdx-agent {} starting; hub {} at {}", config.node, config.hub, config.hub_addr);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    {
+        let (dir, wake) = (dir.to_path_buf(), wake.clone());
+        std::thread::Builder::new().name("scanner".into()).spawn(move || {
+            if let Err(e) = crate::syncer::scan_loop(&dir, wake) {
+                warn!(error = %format!("{e:#}"), "the scanner stopped; no resource will sync until the agent restarts");
+            }
+        })?;
+    }
+    let state_path = paths.state();
     tokio::select! {
-        () = keep_connected(&config, &creds, &state) => Ok(()),
+        () = keep_connected(&config, &creds, &state, &state_path, &wake) => Ok(()),
         () = shutdown => {
             let _ = state.set_link("stopped", now(), None, None);
             Ok(())
@@ -162,7 +172,13 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
 }
 
-async fn keep_connected(config: &AgentConfig, creds: &Credentials, state: &State) {
+async fn keep_connected(
+    config: &AgentConfig,
+    creds: &Credentials,
+    state: &State,
+    state_path: &Path,
+    wake: &tokio::sync::Notify,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let _ = state.set_link("connecting", now(), None, None);
@@ -177,7 +193,13 @@ async fn keep_connected(config: &AgentConfig, creds: &Credentials, state: &State
                 }
                 info!(hub = %session.welcome.hub, "connected");
                 println!("connected to {} ({})", session.welcome.hub, session.welcome.hub_name);
-                let reason = wait_closed(&session, state).await;
+                let reason = tokio::select! {
+                    r = wait_closed(&session, state) => r,
+                    r = crate::syncer::upload_loop(&session.conn, state_path, wake) => {
+                        session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
+                        r
+                    }
+                };
                 if since.elapsed() >= STABLE_AFTER {
                     backoff = BACKOFF_MIN;
                 }

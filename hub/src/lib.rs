@@ -20,5 +20,6 @@ pub mod nodes;
 pub mod server;
 pub mod store;
 pub mod util;
+pub mod vault;
 
 pub use config::HubConfig;

@@ -168,7 +168,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Nodes { json } => {
             HubConfig::load(&paths)?;
             let store = Store::open(&paths.db())?;
-            let list = nodes::list(&store, now())?;
+            let list = nodes::list(&store, &paths.dir.join("vaults"), now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {

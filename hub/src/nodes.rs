@@ -3,7 +3,12 @@
 
 use gdx_common::units::{format_date, format_time};
 
+use std::path::Path;
+
+use gdx_common::NodeId;
+
 use crate::store::{NodeRow, Store, StoreError};
+use crate::vault::{ResourceSummary, summaries};
 
 /// One line of the listing, as printed with `--json`.
 #[derive(Debug, serde::Serialize)]
@@ -12,11 +17,13 @@ pub struct NodeStatus {
     pub row: NodeRow,
     /// `connected`, `offline`, `revoked` or `expired`.
     pub state: String,
+    /// The node's resources in its vault at this hub.
+    pub resources: Vec<ResourceSummary>,
 }
 
 /// Reads the listing; a node counts as connected only while `gdx-hub run`
 /// is alive (its heartbeat is fresh).
-pub fn list(store: &Store, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
+pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
     let running = store.hub_running(now)?;
     Ok(store
         .nodes()?
@@ -32,7 +39,8 @@ pub fn list(store: &Store, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
             } else {
                 "offline"
             };
-            NodeStatus { row, state: state.to_owned() }
+            let resources = NodeId::parse(&row.node).map(|n| summaries(vault_dir, &n)).unwrap_or_default();
+            NodeStatus { row, state: state.to_owned(), resources }
         })
         .collect())
 }
@@ -50,7 +58,24 @@ pub fn table(nodes: &[NodeStatus]) -> String {
             n.row.last_seen.map(format_time).unwrap_or_else(|| "never".into()),
         ]);
     }
-    render(&rows)
+    let mut out = render(&rows);
+    let mut res = vec![["NODE", "RESOURCE", "ROWS", "LAST CHANGESET", "UPDATED"].map(str::to_owned).to_vec()];
+    for n in nodes {
+        for r in &n.resources {
+            res.push(vec![
+                n.row.node.clone(),
+                r.resource.clone(),
+                r.rows.to_string(),
+                r.last_seq.to_string(),
+                format_time(r.updated_at),
+            ]);
+        }
+    }
+    if res.len() > 1 {
+        out.push('\n');
+        out.push_str(&render(&res));
+    }
+    out
 }
 
 /// Aligns columns by display width (CJK characters count double).

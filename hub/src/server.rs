@@ -25,7 +25,8 @@ use gdx_certs::frames::{self, FrameError};
 use gdx_certs::pki::{self, Identity, pem_blocks};
 use gdx_certs::tls::{self, PeerPolicy};
 use gdx_common::units::format_time;
-use gdx_common::wire::{self, Message, Refusal, RefusalCode, Welcome, WireError};
+use gdx_common::data::decode_changeset;
+use gdx_common::wire::{self, Ack, Gap, Message, Refusal, RefusalCode, Rejected, SignedChangeset, Welcome, WireError};
 use gdx_common::{DivisionCode, NodeId, Role};
 use rustls::pki_types::CertificateDer;
 use tracing::{Instrument, info, info_span, warn};
@@ -34,6 +35,7 @@ use crate::config::{HubConfig, HubPaths};
 use crate::enrol;
 use crate::store::Store;
 use crate::util::{now, now_ms};
+use crate::vault::{Applied, VaultError, Vaults};
 
 /// Application close codes sent to peers.
 pub mod close_code {
@@ -107,6 +109,7 @@ struct Live {
 /// A running hub.
 struct Hub {
     config: HubConfig,
+    vaults: Vaults,
     ca: Ca,
     store: Mutex<Store>,
     policy: Arc<Policy>,
@@ -144,7 +147,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let local = endpoint.local_addr().unwrap_or(listen);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
 
-    let hub = Arc::new(Hub { config, ca, store: Mutex::new(store), policy, live: Mutex::new(HashMap::new()) });
+    let hub = Arc::new(Hub { config, vaults: Vaults::new(dir), ca, store: Mutex::new(store), policy, live: Mutex::new(HashMap::new()) });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let accept = {
         let endpoint = endpoint.clone();
@@ -183,15 +186,17 @@ impl Hub {
             .handshake_data()
             .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
             .and_then(|h| h.protocol);
-        let peer = conn
+        let peer_cert = conn
             .peer_identity()
             .and_then(|p| p.downcast::<Vec<CertificateDer<'static>>>().ok())
-            .and_then(|chain| chain.first().map(|c| Identity::of(c)));
+            .and_then(|chain| chain.first().map(|c| c.to_vec()));
+        let peer = peer_cert.as_deref().map(Identity::of);
         match (alpn.as_deref(), peer) {
             (Some(wire::ALPN_ENROLL), _) => self.serve_enrolment(conn).await,
             (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, .. }))) => {
                 let span = info_span!("node", %node, %role);
-                self.serve_node(conn, node, role, serial).instrument(span).await;
+                let cert = peer_cert.unwrap_or_default();
+                self.serve_node(conn, node, role, serial, cert).instrument(span).await;
             }
             (Some(wire::ALPN), _) => {
                 info!("refused a connection without a client certificate");
@@ -204,7 +209,14 @@ impl Hub {
         }
     }
 
-    async fn serve_node(self: &Arc<Self>, conn: quinn::Connection, node: NodeId, role: Role, serial: String) {
+    async fn serve_node(
+        self: &Arc<Self>,
+        conn: quinn::Connection,
+        node: NodeId,
+        role: Role,
+        serial: String,
+        cert: Vec<u8>,
+    ) {
         let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
         let hello = match frames::recv(&mut recv).await {
             Ok(Some(Message::Hello(h))) => h,
@@ -242,17 +254,114 @@ impl Hub {
             info!(error = %e, "welcome not delivered");
             return;
         }
+        let id = conn.stable_id();
         if hello.probe {
             info!(software = %hello.software, "probe connected");
-            conn.closed().await;
-            return;
+        } else {
+            self.register(id, Live { node: node.clone(), serial, conn: conn.clone() });
+            info!(software = %hello.software, "node connected");
         }
-        let id = conn.stable_id();
-        self.register(id, Live { node: node.clone(), serial, conn: conn.clone() });
-        info!(software = %hello.software, "node connected");
-        let reason = conn.closed().await;
-        self.unregister(id, &node);
+        let cert = Arc::new(cert);
+        let reason = loop {
+            match conn.accept_bi().await {
+                Ok((send, recv)) => {
+                    let hub = self.clone();
+                    let (node, cert) = (node.clone(), cert.clone());
+                    tokio::spawn(async move { hub.serve_uploads(node, cert, send, recv).await }.in_current_span());
+                }
+                Err(e) => break e,
+            }
+        };
+        if !hello.probe {
+            self.unregister(id, &node);
+        }
         info!(reason = %frames::describe_connection_error(&reason), "node disconnected");
+    }
+
+    /// Receives changesets on one stream, in order, and answers each with an
+    /// acknowledgement (after commit), a gap, or a rejection.
+    async fn serve_uploads(
+        self: Arc<Self>,
+        node: NodeId,
+        cert: Arc<Vec<u8>>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) {
+        loop {
+            let envelope = match frames::recv(&mut recv).await {
+                Ok(Some(Message::Upload(e))) => e,
+                Ok(None) => return,
+                Ok(Some(other)) => {
+                    let _ = frames::send(
+                        &mut send,
+                        &Message::Refused(Refusal { code: RefusalCode::BadRequest, message: format!("unexpected message {other:?}") }),
+                    )
+                    .await;
+                    return;
+                }
+                Err(e) => {
+                    info!(error = %e, "upload stream ended");
+                    return;
+                }
+            };
+            let hub = self.clone();
+            let (node2, cert2) = (node.clone(), cert.clone());
+            let answer = tokio::task::spawn_blocking(move || hub.accept_changeset(&node2, &cert2, envelope)).await;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(_) => Message::Refused(Refusal {
+                    code: RefusalCode::Internal,
+                    message: "the hub failed while applying a changeset; it will be retried".into(),
+                }),
+            };
+            let stop = matches!(answer, Message::Refused(_));
+            if frames::send(&mut send, &answer).await.is_err() || stop {
+                return;
+            }
+        }
+    }
+
+    /// Verifies and applies one changeset from `node`, whose certificate is `cert`.
+    fn accept_changeset(&self, node: &NodeId, cert: &[u8], env: SignedChangeset) -> Message {
+        let reject = |reason: String| {
+            warn!(resource = %env.resource, seq = env.seq, %reason, "changeset rejected");
+            Message::Rejected(Rejected { resource: env.resource.clone(), seq: env.seq, reason })
+        };
+        if &env.origin != node {
+            return reject(format!("changeset from {} sent by {node}; relaying comes with the hub hierarchy", env.origin));
+        }
+        if env.signer_chain.first().map(Vec::as_slice) != Some(cert) {
+            return reject("the changeset is not signed with the certificate of the connection".into());
+        }
+        if let Err(e) = pki::verify_signature(cert, &env.body, &env.signature) {
+            return reject(format!("{e}; it was altered after signing"));
+        }
+        let cs = match decode_changeset(&env.body) {
+            Ok(cs) => cs,
+            Err(e) => return reject(e.to_string()),
+        };
+        if cs.origin != env.origin || cs.resource != env.resource || cs.seq != env.seq {
+            return reject("the changeset's contents do not match its envelope".into());
+        }
+        if let Err(e) = cs.validate() {
+            return reject(e);
+        }
+        match self.vaults.apply(&cs, now()) {
+            Ok(Applied::Applied) => {
+                info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
+                Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })
+            }
+            Ok(Applied::Duplicate) => Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: true }),
+            Ok(Applied::Gap { expected }) => Message::Gap(Gap { resource: cs.resource, got: cs.seq, expected }),
+            Err(VaultError::Schema(reason)) => reject(reason),
+            Err(e) => {
+                warn!(error = %e, "vault write failed");
+                Message::Refused(Refusal {
+                    code: RefusalCode::Internal,
+                    message: format!("the hub could not store the changeset ({e}); it will be retried"),
+                })
+            }
+        }
     }
 
     fn register(&self, id: usize, live: Live) {

@@ -1,0 +1,324 @@
+//! Change detection: compare a resource's source with the state saved at
+//! the last sync, and write the difference as signed, numbered changesets
+//! into the outbox.
+//!
+//! The saved state is one digest per row, by key. Rows whose key is new are
+//! inserts, rows whose digest changed are updates, saved keys no longer in
+//! the source are deletes; nothing else travels. The new state, the
+//! changesets and the quarantine are written in **one transaction**: killed
+//! at any point before the commit, the next sync finds the old state and
+//! produces the same changes again; after it, the changesets wait in the
+//! outbox until the hub acknowledges them.
+//!
+//! Schema drift: a new column flows through (its rows become updates). A
+//! column that disappears (dropped or renamed) or whose declared type
+//! changes pauses the resource with a reason; other resources carry on.
+
+use std::collections::HashMap;
+
+use gdx_certs::pki;
+use gdx_common::data::{
+    Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cmp_keys, encode_changeset, encode_key, row_digest,
+};
+use gdx_common::wire::SignedChangeset;
+use gdx_common::{NodeId, wire};
+use rusqlite::{OptionalExtension, params};
+
+use crate::config::ResourceConfig;
+use crate::sources::{self, Quarantined};
+use crate::state::State;
+
+/// What one scan of one resource did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ScanReport {
+    pub resource: String,
+    pub scanned: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub quarantined: usize,
+    pub changesets: usize,
+    /// Set when the resource is paused (schema drift) instead of synced.
+    pub paused: Option<String>,
+}
+
+/// Why a scan could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("resource {resource}: {source}")]
+    Source {
+        resource: String,
+        #[source]
+        source: sources::SourceError,
+    },
+    #[error("resource {0}")]
+    Key(String),
+    #[error("the agent's state database failed: {0}")]
+    State(#[from] rusqlite::Error),
+    #[error("signing failed: {0}")]
+    Sign(#[from] pki::PkiError),
+}
+
+/// The signer: this node, its key and its certificate chain.
+pub struct Signer {
+    pub node: NodeId,
+    pub key: rcgen::KeyPair,
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Scans one resource and writes its changes to the outbox.
+pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) -> Result<ScanReport, ScanError> {
+    let code = res.code.as_str().to_owned();
+    let mut report = ScanReport { resource: code.clone(), ..ScanReport::default() };
+    let extract = match sources::read(&res.source) {
+        Ok(e) => e,
+        Err(source) => {
+            let err = ScanError::Source { resource: code.clone(), source };
+            let _ = state.conn().execute("UPDATE resources SET last_error = ?2 WHERE code = ?1", params![code, err.to_string()]);
+            return Err(err);
+        }
+    };
+    let conn = state.conn();
+    let saved: Option<(String, Option<String>)> = conn
+        .query_row("SELECT columns, paused FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let saved_columns: Option<Vec<Column>> = saved.as_ref().and_then(|(c, _)| serde_json::from_str(c).ok());
+
+    // Schema: keep the saved order, append new columns; pause on drift.
+    let (columns, drift) = merge_schema(saved_columns.as_deref(), &extract.columns);
+    if let Some(reason) = drift {
+        let reason = format!(
+            "{reason}; the resource is paused and its other data stays as last synced. Restore the column in the source, or run `gdx-agent sync --resource {code} --accept-schema` to publish the new shape"
+        );
+        conn.execute(
+            "INSERT INTO resources (code, columns, key, paused, last_scan) VALUES (?1, '[]', '[]', ?2, ?3)
+             ON CONFLICT(code) DO UPDATE SET paused = excluded.paused, last_scan = excluded.last_scan",
+            params![code, reason, now],
+        )?;
+        report.paused = Some(reason);
+        return Ok(report);
+    }
+    let positions: Vec<Option<usize>> =
+        columns.iter().map(|c| extract.columns.iter().position(|x| x.name == c.name)).collect();
+    let key_idx: Vec<usize> = res
+        .key
+        .iter()
+        .map(|k| {
+            columns.iter().position(|c| &c.name == k).ok_or_else(|| {
+                let names: Vec<&str> = extract.columns.iter().map(|c| c.name.as_str()).collect();
+                ScanError::Key(format!("{code}: key column {k:?} is not among the source's columns ({})", names.join(", ")))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    // Current rows by key, with quarantine for null and duplicate keys.
+    let mut quarantine: Vec<Quarantined> = extract.quarantine;
+    let mut current: HashMap<Vec<u8>, (Vec<Value>, [u8; 16])> = HashMap::with_capacity(extract.rows.len());
+    let mut first_place: HashMap<Vec<u8>, String> = HashMap::new();
+    for row in extract.rows {
+        report.scanned += 1;
+        let values: Vec<Value> = positions.iter().map(|p| p.map_or(Value::Null, |i| row.values[i].clone())).collect();
+        let key: Vec<&Value> = key_idx.iter().map(|&i| &values[i]).collect();
+        if let Some(pos) = key.iter().position(|v| matches!(v, Value::Null)) {
+            quarantine.push(Quarantined {
+                place: row.place,
+                reason: format!("the key column {} is empty", columns[key_idx[pos]].name),
+                content: describe(&values),
+            });
+            continue;
+        }
+        let k = encode_key(&key);
+        if let Some(first) = first_place.get(&k) {
+            quarantine.push(Quarantined {
+                place: row.place,
+                reason: format!("duplicate key: the same key was first seen at {first}; that row is kept"),
+                content: describe(&values),
+            });
+            continue;
+        }
+        first_place.insert(k.clone(), row.place);
+        let digest = row_digest(&values);
+        current.insert(k, (values, digest));
+    }
+    drop(first_place);
+
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut changes: Vec<(Vec<u8>, Change)> = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
+        let mut rows = stmt.query([&code])?;
+        let mut seen = std::collections::HashSet::with_capacity(current.len());
+        while let Some(r) = rows.next()? {
+            let key: Vec<u8> = r.get(0)?;
+            let digest: Vec<u8> = r.get(1)?;
+            match current.get(&key) {
+                Some((values, d)) => {
+                    if d.as_slice() != digest.as_slice() {
+                        report.updated += 1;
+                        changes.push((key.clone(), Change::Upsert(values.clone())));
+                    }
+                    seen.insert(key);
+                }
+                None => {
+                    let kv: Vec<Value> = bincode::serde::decode_from_slice(&key, bincode::config::standard())
+                        .map(|(v, _)| v)
+                        .unwrap_or_default();
+                    report.deleted += 1;
+                    changes.push((key, Change::Delete(kv)));
+                }
+            }
+        }
+        for (key, (values, _)) in &current {
+            if !seen.contains(key) {
+                report.inserted += 1;
+                changes.push((key.clone(), Change::Upsert(values.clone())));
+            }
+        }
+    }
+    {
+        let mut up = tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+        let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
+        for (key, change) in &changes {
+            match change {
+                Change::Upsert(_) => {
+                    let digest = current.get(key).map(|c| c.1).unwrap_or_default();
+                    up.execute(params![code, key, digest.as_slice()])?;
+                }
+                Change::Delete(_) => {
+                    del.execute(params![code, key])?;
+                }
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO resources (code, columns, key, last_scan, rows) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(code) DO UPDATE SET columns = excluded.columns, key = excluded.key, paused = NULL,
+             last_scan = excluded.last_scan, last_error = NULL, rows = excluded.rows",
+        params![
+            code,
+            serde_json::to_string(&columns).unwrap_or_default(),
+            serde_json::to_string(&res.key).unwrap_or_default(),
+            now,
+            current.len() as i64
+        ],
+    )?;
+    let mut seq: u64 = tx.query_row("SELECT next_seq FROM resources WHERE code = ?1", [&code], |r| r.get::<_, i64>(0))? as u64;
+
+    // Sorted by key so the hub inserts in index order.
+    let mut changes: Vec<Change> = changes.into_iter().map(|(_, c)| c).collect();
+    let key_of = |c: &Change| -> Vec<Value> {
+        match c {
+            Change::Upsert(row) => key_idx.iter().map(|&i| row[i].clone()).collect(),
+            Change::Delete(k) => k.clone(),
+        }
+    };
+    changes.sort_by(|a, b| cmp_keys(&key_of(a), &key_of(b)));
+    for chunk in changes.chunks(MAX_CHANGESET_ROWS) {
+        let cs = Changeset {
+            origin: signer.node.clone(),
+            resource: res.code.clone(),
+            seq,
+            columns: columns.clone(),
+            key: key_idx.clone(),
+            changes: chunk.to_vec(),
+            created_at: now,
+        };
+        let body = encode_changeset(&cs);
+        let envelope = SignedChangeset {
+            origin: signer.node.clone(),
+            resource: res.code.clone(),
+            seq,
+            rows: chunk.len() as u32,
+            signature: pki::sign(&signer.key, &body)?,
+            body,
+            signer_chain: signer.chain.clone(),
+        };
+        let frame = wire::encode_frame(&wire::Message::Upload(envelope)).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
+            params![code, seq as i64, chunk.len() as i64, frame],
+        )?;
+        seq += 1;
+        report.changesets += 1;
+    }
+    tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64])?;
+    tx.execute("DELETE FROM quarantine WHERE resource = ?1", [&code])?;
+    {
+        let mut q = tx.prepare_cached("INSERT INTO quarantine (resource, place, reason, content, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for item in &quarantine {
+            q.execute(params![code, item.place, item.reason, item.content, now])?;
+        }
+    }
+    report.quarantined = quarantine.len();
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Lifts the pause of a resource and accepts the source's current columns
+/// as its new shape: every row is sent again under the new columns.
+pub fn accept_schema(state: &mut State, code: &str) -> rusqlite::Result<()> {
+    let tx = state.conn().transaction()?;
+    tx.execute("UPDATE resources SET columns = '[]', paused = NULL WHERE code = ?1", [code])?;
+    // Every saved row compares as changed, so all rows travel again under the
+    // new columns, and rows gone from the source are still deleted.
+    tx.execute("UPDATE rowstate SET digest = x'' WHERE resource = ?1", [code])?;
+    tx.commit()
+}
+
+/// Merges the saved schema with the source's: saved order first, new columns
+/// appended. Returns a drift reason when a saved column is gone or retyped.
+fn merge_schema(saved: Option<&[Column]>, source: &[Column]) -> (Vec<Column>, Option<String>) {
+    let Some(saved) = saved.filter(|s| !s.is_empty()) else { return (source.to_vec(), None) };
+    for c in saved {
+        match source.iter().find(|s| s.name == c.name) {
+            None => {
+                let now: Vec<&str> = source.iter().map(|c| c.name.as_str()).collect();
+                return (vec![], Some(format!("column {:?} is no longer in the source (dropped or renamed; the source now has {})", c.name, now.join(", "))));
+            }
+            Some(s) if s.decl_type != c.decl_type => {
+                return (vec![], Some(format!("column {:?} changed type from {:?} to {:?}", c.name, c.decl_type, s.decl_type)));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut out = saved.to_vec();
+    out.extend(source.iter().filter(|s| !saved.iter().any(|c| c.name == s.name)).cloned());
+    (out, None)
+}
+
+fn describe(values: &[Value]) -> String {
+    let s: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Value::Null => String::new(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(t) => t.clone(),
+            Value::Blob(b) => format!("<{} bytes>", b.len()),
+        })
+        .collect();
+    let s = s.join(",");
+    if s.chars().count() > 200 { s.chars().take(200).collect::<String>() + "…" } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(n: &str, t: &str) -> Column {
+        Column { name: n.into(), decl_type: t.into() }
+    }
+
+    #[test]
+    fn schema_merge() {
+        let saved = vec![col("id", "TEXT"), col("name", "TEXT")];
+        let (m, d) = merge_schema(Some(&saved), &[col("name", "TEXT"), col("id", "TEXT"), col("age", "INTEGER")]);
+        assert!(d.is_none());
+        assert_eq!(m.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "name", "age"]);
+        let (_, d) = merge_schema(Some(&saved), &[col("id", "TEXT"), col("full_name", "TEXT")]);
+        assert!(d.unwrap().contains("\"name\" is no longer in the source"));
+        let (_, d) = merge_schema(Some(&saved), &[col("id", "INTEGER"), col("name", "TEXT")]);
+        assert!(d.unwrap().contains("changed type"));
+        assert!(merge_schema(None, &saved).1.is_none());
+    }
+}

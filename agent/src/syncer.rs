@@ -1,0 +1,199 @@
+//! Running syncs: `gdx-agent sync` (once, with a progress bar) and the
+//! daemon's loop (each resource on its schedule, and whenever its source
+//! changes on disk).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use gdx_certs::pki;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::config::{AgentConfig, AgentPaths, ResourceConfig};
+use crate::state::State;
+use crate::sync::{self, ScanReport, Signer};
+use crate::uplink::{self, Credentials};
+use crate::{now, sources, upload};
+
+/// Loads this node's signer (key and certificate chain).
+pub fn signer(paths: &AgentPaths, config: &AgentConfig) -> anyhow::Result<Signer> {
+    let creds = Credentials::load(paths)?;
+    let key = pki::key_from_pem(&std::fs::read_to_string(paths.key()).context("cannot read agent.key")?, "agent.key")?;
+    Ok(Signer { node: config.node.clone(), key, chain: creds.chain.iter().map(|c| c.to_vec()).collect() })
+}
+
+/// The outcome of `gdx-agent sync`.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    pub reports: Vec<ScanReport>,
+    pub errors: Vec<String>,
+    pub sent_rows: u64,
+    pub sent_changesets: u64,
+    /// Set when the upload could not finish.
+    pub upload_error: Option<String>,
+    pub left: upload::Backlog,
+}
+
+/// Scans the selected resources, then uploads until the hub has acknowledged everything.
+pub async fn sync_once(dir: &Path, only: Option<&str>, accept_schema: bool, show_progress: bool) -> anyhow::Result<SyncOutcome> {
+    let paths = AgentPaths::new(dir);
+    let config = AgentConfig::load(&paths)?;
+    let selected: Vec<&ResourceConfig> = match only {
+        Some(code) => vec![config.resource(code).with_context(|| {
+            let all: Vec<&str> = config.resources.iter().map(|r| r.code.as_str()).collect();
+            format!("agent.toml declares no resource {code:?}; it declares: {}", if all.is_empty() { "none".into() } else { all.join(", ") })
+        })?],
+        None => config.resources.iter().collect(),
+    };
+    if selected.is_empty() {
+        anyhow::bail!("agent.toml declares no resources yet; add a [[resource]] table (see the comments in agent.toml)");
+    }
+    let signer = signer(&paths, &config)?;
+    let mut state = State::open(&paths.state())?;
+    let mut out = SyncOutcome::default();
+    for res in selected {
+        if accept_schema {
+            sync::accept_schema(&mut state, res.code.as_str())?;
+        }
+        match tokio::task::block_in_place(|| sync::scan(&mut state, &signer, res, now())) {
+            Ok(r) => out.reports.push(r),
+            Err(e) => out.errors.push(e.to_string()),
+        }
+    }
+    let backlog: upload::Backlog = upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| {
+        upload::Backlog { changesets: a.changesets + b.changesets, rows: a.rows + b.rows }
+    });
+    if backlog.changesets == 0 {
+        return Ok(out);
+    }
+    let bar = if show_progress {
+        let bar = indicatif::ProgressBar::new(backlog.rows);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} sending [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let creds = Credentials::load(&paths)?;
+    match uplink::connect(&config, &creds, uplink::CONNECT_TIMEOUT, true).await {
+        Ok(session) => {
+            let drained = upload::drain(&session.conn, &mut state, only, |rows| {
+                if let Some(b) = &bar {
+                    b.set_position(rows);
+                }
+            })
+            .await;
+            match drained {
+                Ok(d) => {
+                    out.sent_rows = d.rows;
+                    out.sent_changesets = d.acked;
+                }
+                Err(e) => out.upload_error = Some(e.0),
+            }
+            session.conn.close(quinn::VarInt::from_u32(0), b"sync done");
+            session.endpoint.wait_idle().await;
+        }
+        Err(e) => out.upload_error = Some(e.0),
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    out.left = upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| upload::Backlog {
+        changesets: a.changesets + b.changesets,
+        rows: a.rows + b.rows,
+    });
+    Ok(out)
+}
+
+/// The daemon's scanner: scans each resource when due or when its source
+/// changes, and wakes the uploader. Runs on its own thread.
+pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
+    let paths = AgentPaths::new(dir);
+    let config = AgentConfig::load(&paths)?;
+    if config.resources.is_empty() {
+        return Ok(());
+    }
+    let signer = signer(&paths, &config)?;
+    let mut state = State::open(&paths.state())?;
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let mut watchers = Vec::new();
+    for (i, res) in config.resources.iter().enumerate() {
+        let watched = sources::watched_path(&res.source).to_path_buf();
+        let tx = tx.clone();
+        let target = if watched.is_dir() { watched.clone() } else { watched.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let name = watched.file_name().map(|n| n.to_string_lossy().into_owned());
+        let is_dir = watched.is_dir();
+        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if let Ok(ev) = ev {
+                let relevant = is_dir
+                    || ev.paths.iter().any(|p| {
+                        p.file_name().map(|f| f.to_string_lossy()).is_some_and(|f| name.as_deref().is_some_and(|n| f.starts_with(n)))
+                    });
+                if relevant && !ev.kind.is_access() {
+                    let _ = tx.send(i);
+                }
+            }
+        });
+        match watcher {
+            Ok(mut w) => {
+                use notify::Watcher;
+                if let Err(e) = w.watch(&target, notify::RecursiveMode::NonRecursive) {
+                    warn!(resource = %res.code, error = %e, "cannot watch the source; it syncs on its schedule only");
+                }
+                watchers.push(w);
+            }
+            Err(e) => warn!(error = %e, "file watching unavailable; resources sync on their schedule only"),
+        }
+    }
+    let mut due: HashMap<usize, Instant> = (0..config.resources.len()).map(|i| (i, Instant::now())).collect();
+    loop {
+        let next = due.values().min().copied().unwrap_or_else(Instant::now);
+        if let Ok(i) = rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            // let a burst of writes settle before scanning
+            std::thread::sleep(Duration::from_millis(500));
+            while rx.try_recv().is_ok() {}
+            due.insert(i, Instant::now());
+        }
+        for (i, res) in config.resources.iter().enumerate() {
+            if due.get(&i).is_some_and(|t| *t <= Instant::now()) {
+                match sync::scan(&mut state, &signer, res, now()) {
+                    Ok(r) if r.paused.is_some() => warn!(resource = %r.resource, reason = ?r.paused, "resource paused"),
+                    Ok(r) => {
+                        if r.changesets > 0 {
+                            info!(resource = %r.resource, inserted = r.inserted, updated = r.updated, deleted = r.deleted, quarantined = r.quarantined, "changes queued");
+                            wake_uploader.notify_one();
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "scan failed"),
+                }
+                let every = res.schedule_secs().unwrap_or(900).max(1) as u64;
+                due.insert(i, Instant::now() + Duration::from_secs(every));
+            }
+        }
+    }
+}
+
+/// The daemon's uploader on an established connection: drains the outbox
+/// now, whenever the scanner queues changes, and every 30 s. Returns when
+/// an upload fails (the caller reconnects).
+pub async fn upload_loop(conn: &quinn::Connection, state_path: &Path, wake: &Notify) -> String {
+    let mut state = match State::open(state_path) {
+        Ok(s) => s,
+        Err(e) => return format!("cannot open the state database: {e}"),
+    };
+    loop {
+        if let Err(e) = upload::drain(conn, &mut state, None, |_| {}).await {
+            return e.0;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+            reason = conn.closed() => return gdx_certs::frames::describe_connection_error(&reason),
+        }
+    }
+}

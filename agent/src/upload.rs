@@ -1,0 +1,170 @@
+//! Draining the outbox to the hub, exactly once.
+//!
+//! Changesets go out in order per resource on one stream, up to [`WINDOW`]
+//! ahead of their acknowledgements. The hub acknowledges each one only after
+//! committing it; the agent deletes it from the outbox only after the
+//! acknowledgement. A kill on either side in between means the changeset is
+//! sent again and the hub acknowledges it as a duplicate. When the hub
+//! reports a gap, the agent drops what the hub already holds and resends
+//! from the number the hub expects.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use gdx_certs::frames::{self, describe_connection_error};
+use gdx_common::wire::{LENGTH_PREFIX, Message};
+use rusqlite::params;
+
+use crate::state::State;
+use crate::uplink::LinkError;
+
+/// Changesets in flight before waiting for acknowledgements.
+pub const WINDOW: usize = 16;
+/// How long to wait for an acknowledgement.
+const ACK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Outbox contents for one resource.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Backlog {
+    pub changesets: u64,
+    pub rows: u64,
+}
+
+/// What is waiting in the outbox, per resource (all resources when `only` is None).
+pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<HashMap<String, Backlog>> {
+    let mut stmt = state.conn().prepare(
+        "SELECT resource, count(*), coalesce(sum(rows), 0) FROM outbox WHERE ?1 IS NULL OR resource = ?1 GROUP BY resource",
+    )?;
+    let rows = stmt.query_map([only], |r| {
+        Ok((r.get::<_, String>(0)?, Backlog { changesets: r.get::<_, i64>(1)? as u64, rows: r.get::<_, i64>(2)? as u64 }))
+    })?;
+    rows.collect()
+}
+
+/// What a drain achieved.
+#[derive(Debug, Default, Clone)]
+pub struct Drained {
+    pub acked: u64,
+    pub duplicates: u64,
+    pub rows: u64,
+}
+
+/// Sends every outbox entry (of `only`, if given) and waits for the
+/// acknowledgements. `progress` is called with rows acknowledged so far.
+pub async fn drain(
+    conn: &quinn::Connection,
+    state: &mut State,
+    only: Option<&str>,
+    mut progress: impl FnMut(u64),
+) -> Result<Drained, LinkError> {
+    let mut total = Drained::default();
+    // A gap makes us restart from what the hub expects; a restart that makes
+    // no progress twice in a row is an error, not a loop.
+    let mut stalls = 0;
+    loop {
+        let pending = load_pending(state, only).map_err(db_err)?;
+        if pending.is_empty() {
+            return Ok(total);
+        }
+        let before = total.acked;
+        let restart = drain_once(conn, state, pending, &mut total, &mut progress).await?;
+        if !restart {
+            continue;
+        }
+        stalls = if total.acked == before { stalls + 1 } else { 0 };
+        if stalls >= 2 {
+            return Err(LinkError(
+                "the hub keeps asking for changesets this agent no longer holds; run `gdx-agent doctor` and contact the hub operator".into(),
+            ));
+        }
+    }
+}
+
+/// (resource, seq, rows, frame)
+type Pending = Vec<(String, u64, u64, Vec<u8>)>;
+
+fn load_pending(state: &mut State, only: Option<&str>) -> rusqlite::Result<Pending> {
+    let mut stmt = state.conn().prepare(
+        "SELECT resource, seq, rows, envelope FROM outbox WHERE ?1 IS NULL OR resource = ?1 ORDER BY resource, seq LIMIT 4096",
+    )?;
+    let rows = stmt.query_map([only], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64, r.get::<_, Vec<u8>>(3)?))
+    })?;
+    rows.collect()
+}
+
+/// One pass over `pending`; returns true when a gap asks for a restart.
+async fn drain_once(
+    conn: &quinn::Connection,
+    state: &mut State,
+    pending: Pending,
+    total: &mut Drained,
+    progress: &mut impl FnMut(u64),
+) -> Result<bool, LinkError> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(describe_connection_error(&e)))?;
+    let rows_of: HashMap<(String, u64), u64> = pending.iter().map(|(r, s, n, _)| ((r.clone(), *s), *n)).collect();
+    let mut next = 0;
+    let mut in_flight = 0;
+    let mut restart = false;
+    while next < pending.len() || in_flight > 0 {
+        while next < pending.len() && in_flight < WINDOW && !restart {
+            let frame = &pending[next].3;
+            if frame.len() < LENGTH_PREFIX {
+                return Err(LinkError("a damaged changeset is in the outbox".into()));
+            }
+            send.write_all(frame).await.map_err(|e| LinkError(e.to_string()))?;
+            next += 1;
+            in_flight += 1;
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let answer = tokio::time::timeout(ACK_TIMEOUT, frames::recv(&mut recv))
+            .await
+            .map_err(|_| LinkError("the hub did not acknowledge a changeset within 2 minutes".into()))?;
+        let answer = match answer {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(LinkError("the hub ended the upload stream early".into())),
+            Err(e) => return Err(LinkError(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string()))),
+        };
+        in_flight -= 1;
+        match answer {
+            Message::Ack(ack) => {
+                forget(state, ack.resource.as_str(), ack.seq).map_err(db_err)?;
+                total.acked += 1;
+                total.duplicates += u64::from(ack.duplicate);
+                total.rows += rows_of.get(&(ack.resource.as_str().to_owned(), ack.seq)).copied().unwrap_or(0);
+                progress(total.rows);
+            }
+            Message::Gap(gap) => {
+                // The hub holds everything below `expected`.
+                if gap.expected > 0 {
+                    forget(state, gap.resource.as_str(), gap.expected - 1).map_err(db_err)?;
+                }
+                restart = true;
+            }
+            Message::Rejected(r) => {
+                return Err(LinkError(format!(
+                    "the hub rejected changeset {} of {}: {}; the resource is held until this is fixed",
+                    r.seq, r.resource, r.reason
+                )));
+            }
+            Message::Refused(r) => return Err(LinkError(r.message)),
+            other => return Err(LinkError(format!("unexpected answer from the hub: {other:?}"))),
+        }
+    }
+    let _ = send.finish();
+    Ok(restart)
+}
+
+/// Deletes outbox entries of `resource` up to and including `seq`.
+fn forget(state: &mut State, resource: &str, seq: u64) -> rusqlite::Result<()> {
+    let tx = state.conn().transaction()?;
+    tx.execute("DELETE FROM outbox WHERE resource = ?1 AND seq <= ?2", params![resource, seq as i64])?;
+    tx.execute("UPDATE resources SET acked_seq = max(acked_seq, ?2) WHERE code = ?1", params![resource, seq as i64])?;
+    tx.commit()
+}
+
+fn db_err(e: rusqlite::Error) -> LinkError {
+    LinkError(format!("the agent's state database failed: {e}"))
+}

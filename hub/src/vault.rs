@@ -1,0 +1,298 @@
+//! Vaults: one SQLite file per providing department, holding its resources.
+//!
+//! `vaults/632522-gongan.db` holds one table per resource of 632522/gongan,
+//! named by the resource code, keyed by the resource's key columns, plus
+//! `_gdx_resources` with each resource's columns, key and last applied
+//! sequence number. A changeset is applied in **one transaction** that also
+//! advances the sequence number, so it is applied exactly once: a duplicate
+//! is recognised by its number, a gap is refused with the number expected,
+//! and a kill before the commit leaves nothing behind.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gdx_common::NodeId;
+use gdx_common::data::{Change, Changeset, Column, Value, cmp_keys};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
+
+/// Page cache per open vault (negative: KiB).
+const CACHE_KIB: i64 = 256 * 1024;
+
+/// The outcome of applying one changeset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    Duplicate,
+    Gap { expected: u64 },
+}
+
+/// A changeset that can never be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("the vault database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// One resource in a vault, for listings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResourceSummary {
+    pub resource: String,
+    pub rows: i64,
+    pub last_seq: i64,
+    pub updated_at: i64,
+}
+
+/// All vaults of a hub.
+pub struct Vaults {
+    dir: PathBuf,
+    open: Mutex<HashMap<NodeId, Arc<Mutex<Connection>>>>,
+}
+
+impl Vaults {
+    pub fn new(hub_dir: &Path) -> Self {
+        Self { dir: hub_dir.join("vaults"), open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The vault file of a node.
+    pub fn path(&self, node: &NodeId) -> PathBuf {
+        vault_path(&self.dir, node)
+    }
+
+    fn conn(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
+        let mut open = self.open.lock().map_err(|_| VaultError::Schema("vault lock poisoned".into()))?;
+        if let Some(c) = open.get(node) {
+            return Ok(c.clone());
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| VaultError::Schema(format!("cannot create {}: {e}", self.dir.display())))?;
+        let conn = open_vault(&self.path(node))?;
+        let c = Arc::new(Mutex::new(conn));
+        open.insert(node.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// Applies a changeset to its origin's vault, exactly once.
+    pub fn apply(&self, cs: &Changeset, now: i64) -> Result<Applied, VaultError> {
+        let conn = self.conn(&cs.origin)?;
+        let mut conn = conn.lock().map_err(|_| VaultError::Schema("vault lock poisoned".into()))?;
+        apply(&mut conn, cs, now)
+    }
+}
+
+/// `vaults/DIVISION-ORG.db`.
+pub fn vault_path(vault_dir: &Path, node: &NodeId) -> PathBuf {
+    vault_dir.join(format!("{}-{}.db", node.division(), node.org()))
+}
+
+fn open_vault(path: &Path) -> Result<Connection, VaultError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _gdx_resources (
+            resource   TEXT PRIMARY KEY,
+            columns    TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            last_seq   INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )",
+    )?;
+    Ok(conn)
+}
+
+/// Summaries of every resource in a node's vault (empty when it has none).
+pub fn summaries(vault_dir: &Path, node: &NodeId) -> Vec<ResourceSummary> {
+    let path = vault_path(vault_dir, node);
+    if !path.exists() {
+        return Vec::new();
+    }
+    let read = || -> rusqlite::Result<Vec<ResourceSummary>> {
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mut stmt = conn.prepare("SELECT resource, last_seq, updated_at FROM _gdx_resources ORDER BY resource")?;
+        let list: Vec<(String, i64, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        list.into_iter()
+            .map(|(resource, last_seq, updated_at)| {
+                let rows = conn.query_row(&format!("SELECT count(*) FROM \"{resource}\""), [], |r| r.get(0))?;
+                Ok(ResourceSummary { resource, rows, last_seq, updated_at })
+            })
+            .collect()
+    };
+    read().unwrap_or_default()
+}
+
+fn apply(conn: &mut Connection, cs: &Changeset, now: i64) -> Result<Applied, VaultError> {
+    let table = cs.resource.as_str();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let meta: Option<(String, String, i64)> = tx
+        .query_row("SELECT columns, key, last_seq FROM _gdx_resources WHERE resource = ?1", [table], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let last = meta.as_ref().map_or(0, |m| m.2 as u64);
+    if cs.seq <= last {
+        return Ok(Applied::Duplicate);
+    }
+    if cs.seq != last + 1 {
+        return Ok(Applied::Gap { expected: last + 1 });
+    }
+    let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
+    let mut columns: Vec<Column> = match &meta {
+        None => {
+            let defs: Vec<String> =
+                cs.columns.iter().map(|c| format!("\"{}\" {}", c.name, affinity(&c.decl_type))).collect();
+            let pk: Vec<String> = key_names.iter().map(|k| format!("\"{k}\"")).collect();
+            tx.execute_batch(&format!(
+                "CREATE TABLE \"{table}\" ({}, PRIMARY KEY ({})) WITHOUT ROWID",
+                defs.join(", "),
+                pk.join(", ")
+            ))?;
+            cs.columns.clone()
+        }
+        Some((cols, key, _)) => {
+            let saved_key: Vec<String> = serde_json::from_str(key).unwrap_or_default();
+            if saved_key != key_names {
+                return Err(VaultError::Schema(format!(
+                    "the key of {table} changed from {saved_key:?} to {key_names:?}; a resource's key cannot change"
+                )));
+            }
+            serde_json::from_str(cols).unwrap_or_default()
+        }
+    };
+    for c in &cs.columns {
+        if !columns.iter().any(|x| x.name == c.name) {
+            tx.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN \"{}\" {}", c.name, affinity(&c.decl_type)))?;
+            columns.push(c.clone());
+        }
+    }
+    {
+        let names: Vec<String> = cs.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+        let marks: Vec<String> = (1..=cs.columns.len()).map(|i| format!("?{i}")).collect();
+        let mut upsert = tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO \"{table}\" ({}) VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        ))?;
+        let cond: Vec<String> = key_names.iter().enumerate().map(|(i, k)| format!("\"{k}\" = ?{}", i + 1)).collect();
+        let mut delete = tx.prepare_cached(&format!("DELETE FROM \"{table}\" WHERE {}", cond.join(" AND ")))?;
+        let mut changes: Vec<&Change> = cs.changes.iter().collect();
+        let owned_key = |c: &Change| -> Vec<Value> { cs.key_of(c).into_iter().cloned().collect() };
+        changes.sort_by(|a, b| cmp_keys(&owned_key(a), &owned_key(b)));
+        for change in changes {
+            match change {
+                Change::Upsert(row) => upsert.execute(params_from_iter(row.iter().map(Sql)))?,
+                Change::Delete(key) => delete.execute(params_from_iter(key.iter().map(Sql)))?,
+            };
+        }
+    }
+    tx.execute(
+        "INSERT INTO _gdx_resources (resource, columns, key, last_seq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+        params![
+            table,
+            serde_json::to_string(&columns).unwrap_or_default(),
+            serde_json::to_string(&key_names).unwrap_or_default(),
+            cs.seq as i64,
+            now
+        ],
+    )?;
+    tx.commit()?;
+    Ok(Applied::Applied)
+}
+
+/// A declared type reduced to a SQLite affinity, so that nothing from the
+/// source is pasted into SQL.
+fn affinity(decl: &str) -> &'static str {
+    let d = decl.to_ascii_uppercase();
+    if d.contains("INT") {
+        "INTEGER"
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+        "TEXT"
+    } else if d.contains("BLOB") {
+        "BLOB"
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+        "REAL"
+    } else if d.is_empty() {
+        ""
+    } else {
+        "NUMERIC"
+    }
+}
+
+struct Sql<'a>(&'a Value);
+
+impl ToSql for Sql<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::ValueRef;
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gdx_common::data::ResourceCode;
+
+    fn cs(seq: u64, changes: Vec<Change>, extra_col: bool) -> Changeset {
+        let mut columns = vec![
+            Column { name: "id".into(), decl_type: "TEXT".into() },
+            Column { name: "name".into(), decl_type: "TEXT".into() },
+        ];
+        if extra_col {
+            columns.push(Column { name: "age".into(), decl_type: "INTEGER".into() });
+        }
+        Changeset {
+            origin: NodeId::parse("632522/gongan").unwrap(),
+            resource: ResourceCode::parse("hukou").unwrap(),
+            seq,
+            columns,
+            key: vec![0],
+            changes,
+            created_at: 0,
+        }
+    }
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn exactly_once_with_duplicates_gaps_and_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vaults::new(dir.path());
+        let up = |id: &str, name: &str| Change::Upsert(vec![t(id), t(name)]);
+        assert_eq!(v.apply(&cs(1, vec![up("2", "b"), up("1", "a")], false), 10).unwrap(), Applied::Applied);
+        assert_eq!(v.apply(&cs(1, vec![up("3", "c")], false), 11).unwrap(), Applied::Duplicate);
+        assert_eq!(v.apply(&cs(3, vec![up("3", "c")], false), 11).unwrap(), Applied::Gap { expected: 2 });
+        let with_age = cs(2, vec![Change::Upsert(vec![t("1"), t("A"), Value::Integer(30)]), Change::Delete(vec![t("2")])], true);
+        assert_eq!(v.apply(&with_age, 12).unwrap(), Applied::Applied);
+        let node = NodeId::parse("632522/gongan").unwrap();
+        let s = summaries(&dir.path().join("vaults"), &node);
+        assert_eq!((s[0].rows, s[0].last_seq, s[0].updated_at), (1, 2, 12));
+        let conn = Connection::open(v.path(&node)).unwrap();
+        let row: (String, i64) = conn.query_row("SELECT name, age FROM hukou WHERE id = '1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(row, ("A".into(), 30));
+    }
+
+    #[test]
+    fn affinities_never_echo_the_source() {
+        assert_eq!(affinity("varchar(20)"), "TEXT");
+        assert_eq!(affinity("BIGINT"), "INTEGER");
+        assert_eq!(affinity("INT); DROP TABLE x; --"), "INTEGER");
+        assert_eq!(affinity("DECIMAL(10,2)"), "NUMERIC");
+        assert_eq!(affinity(""), "");
+    }
+}
