@@ -159,7 +159,10 @@ impl AgentConfig {
                 return Err(format!("resource {} is declared twice; give each [[resource]] its own code", r.code));
             }
             if r.key.is_empty() {
-                return Err(format!("resource {}: key is empty; name the column(s) that identify a row, such as key = [\"id\"]", r.code));
+                return Err(format!(
+                    "resource {}: key is empty; name the column(s) that identify a row, such as key = [\"id\"]",
+                    r.code
+                ));
             }
             for k in &r.key {
                 check_column_name(k).map_err(|e| format!("resource {}: key {e}", r.code))?;
@@ -171,7 +174,12 @@ impl AgentConfig {
                         format!("resource {}: table {t:?} is not a plain name (letters, digits, _)", r.code)
                     })?,
                     (None, Some(_)) => {}
-                    _ => return Err(format!("resource {}: give either table or query for a sqlite source, not both or neither", r.code)),
+                    _ => {
+                        return Err(format!(
+                            "resource {}: give either table or query for a sqlite source, not both or neither",
+                            r.code
+                        ));
+                    }
                 }
             }
         }
@@ -267,7 +275,10 @@ mod tests {
             ("code = \"a\"\nkey = [\"x y\"]\nsource = { kind = \"csv\", dir = \"/d\" }", "not a plain identifier"),
             ("code = \"a\"\nkey = [\"x\"]\nsource = { kind = \"sqlite\", path = \"/x\" }", "either table or query"),
             ("code = \"a\"\nkey = [\"x\"]\nsource = { kind = \"csv\", dir = \"/d\", encodng = \"gbk\" }", "encodng"),
-            ("code = \"a\"\nkey = [\"x\"]\nschedule = \"soon\"\nsource = { kind = \"csv\", dir = \"/d\" }", "not a duration"),
+            (
+                "code = \"a\"\nkey = [\"x\"]\nschedule = \"soon\"\nsource = { kind = \"csv\", dir = \"/d\" }",
+                "not a duration",
+            ),
             ("code = \"a b\"\nkey = [\"x\"]\nsource = { kind = \"csv\", dir = \"/d\" }", "resource code"),
         ] {
             std::fs::write(paths.config(), format!("{base}[[resource]]\n{bad}\n")).unwrap();

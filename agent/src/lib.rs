@@ -17,8 +17,8 @@ pub mod sources;
 pub mod state;
 pub mod sync;
 pub mod syncer;
-pub mod upload;
 pub mod uplink;
+pub mod upload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -41,7 +41,9 @@ enum Command {
     Run,
     /// Sync now: scan the resources, then send the changes and wait until the
     /// hub has acknowledged them all.
-    #[command(after_help = "Examples:\n  gdx-agent sync\n  gdx-agent sync --resource hukou\n  gdx-agent sync --resource hukou --accept-schema   (after a column was dropped or renamed on purpose)")]
+    #[command(
+        after_help = "Examples:\n  gdx-agent sync\n  gdx-agent sync --resource hukou\n  gdx-agent sync --resource hukou --accept-schema   (after a column was dropped or renamed on purpose)"
+    )]
     Sync {
         /// Only this resource.
         #[arg(long)]
@@ -111,7 +113,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => runtime()?.block_on(uplink::run(&cli.data, shutdown_signal()))?,
         Command::Sync { resource, accept_schema, json } => {
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let out = runtime()?.block_on(syncer::sync_once(&cli.data, resource.as_deref(), accept_schema, progress))?;
+            let out =
+                runtime()?.block_on(syncer::sync_once(&cli.data, resource.as_deref(), accept_schema, progress))?;
             return Ok(report_sync(&out, json));
         }
         Command::Status { json } => {
@@ -147,6 +150,7 @@ fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
             "errors": out.errors,
             "sent_rows": out.sent_rows,
             "sent_changesets": out.sent_changesets,
+            "sent_bytes": out.sent_bytes,
             "upload_error": out.upload_error,
             "waiting": out.left,
         });

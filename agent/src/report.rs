@@ -12,7 +12,7 @@ use gdx_common::units::{format_date, format_time};
 use serde::Serialize;
 
 use crate::config::{AgentConfig, AgentPaths};
-use crate::state::{HEARTBEAT_STALE_SECS, LinkState, State};
+use crate::state::{HEARTBEAT_STALE_SECS, LinkState, ResourceState, State};
 use crate::uplink::{self, Credentials};
 
 /// Certificates closer than this to expiry get a warning.
@@ -30,6 +30,7 @@ pub struct Status {
     pub link: LinkState,
     pub cert_serial: Option<String>,
     pub cert_not_after: Option<i64>,
+    pub resources: Vec<ResourceState>,
 }
 
 /// Collects the status of the agent in `paths`.
@@ -40,7 +41,9 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
         Some(Ok(Identity::Node { serial, not_after, .. })) => (Some(serial), Some(not_after)),
         _ => (None, None),
     };
-    let link = State::open(&paths.state())?.link()?;
+    let state = State::open(&paths.state())?;
+    let link = state.link()?;
+    let resources = config.resources.iter().map(|r| state.resource_state(r.code.as_str())).collect::<Result<_, _>>()?;
     Ok(Status {
         division_name: config.node.division().name(),
         node: config.node.to_string(),
@@ -51,6 +54,7 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
         link,
         cert_serial: serial,
         cert_not_after: not_after,
+        resources,
     })
 }
 
@@ -77,7 +81,7 @@ pub fn status_text(s: &Status, now: i64) -> String {
         Some(t) => format!("valid until {} ({} days left)", format_date(t), (t - now) / 86_400),
         None => "unreadable; enrol again".to_owned(),
     };
-    format!(
+    let mut out = format!(
         "node:        {} ({}, {})\nhub:         {} at {}\nconnection:  {connection}\ncertificate: {cert}{}\n",
         s.node,
         s.role,
@@ -85,7 +89,51 @@ pub fn status_text(s: &Status, now: i64) -> String {
         s.hub,
         s.hub_addr,
         s.cert_serial.as_deref().map(|x| format!(", serial {x}")).unwrap_or_default(),
-    )
+    );
+    if s.resources.is_empty() {
+        out.push_str("resources:   none declared in agent.toml\n");
+    }
+    for r in &s.resources {
+        out.push_str(&resource_text(r));
+    }
+    out
+}
+
+fn resource_text(r: &ResourceState) -> String {
+    let mut out = format!("resource {}:\n", r.code);
+    let scanned = r.last_scan.map(format_time).unwrap_or_else(|| "never".into());
+    out.push_str(&format!(
+        "  rows {}, last scan {scanned}, changesets acknowledged {}/{}",
+        r.rows, r.acked_seq, r.last_seq
+    ));
+    if r.backlog_changesets > 0 {
+        out.push_str(&format!(", waiting to send {} changesets ({} rows)", r.backlog_changesets, r.backlog_rows));
+    }
+    out.push('\n');
+    if let Some(p) = &r.paused {
+        out.push_str(&format!("  PAUSED: {p}\n"));
+    }
+    if let Some(e) = &r.last_error {
+        out.push_str(&format!("  ERROR: {e}\n"));
+    }
+    if r.quarantined > 0 {
+        out.push_str(&format!("  quarantine: {} rows or files set aside by the last scan\n", r.quarantined));
+        for q in &r.quarantine {
+            out.push_str(&format!("    {}: {}", q.place, q.reason));
+            if !q.content.is_empty() {
+                out.push_str(&format!(" [{}]", q.content));
+            }
+            out.push('\n');
+        }
+        if r.quarantined > r.quarantine.len() as i64 {
+            out.push_str(&format!(
+                "    … and {} more (gdx-agent status --json lists the first {})\n",
+                r.quarantined - r.quarantine.len() as i64,
+                crate::state::QUARANTINE_SHOWN
+            ));
+        }
+    }
+    out
 }
 
 /// The outcome of one doctor check.
@@ -198,6 +246,28 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
             session.endpoint.wait_idle().await;
         }
         Err(e) => push("hub", Verdict::Fail, e.0),
+    }
+    if let Ok(state) = State::open(&paths.state()) {
+        for res in &config.resources {
+            let Ok(r) = state.resource_state(res.code.as_str()) else { continue };
+            if let Some(p) = &r.paused {
+                push("resource", Verdict::Fail, format!("{} is paused: {p}", r.code));
+            } else if let Some(e) = &r.last_error {
+                push("resource", Verdict::Fail, e.clone());
+            } else if r.quarantined > 0 {
+                push(
+                    "resource",
+                    Verdict::Warn,
+                    format!("{}: {} rows or files in quarantine; `gdx-agent status` lists them", r.code, r.quarantined),
+                );
+            } else {
+                push(
+                    "resource",
+                    Verdict::Ok,
+                    format!("{}: {} rows, {} changesets waiting", r.code, r.rows, r.backlog_changesets),
+                );
+            }
+        }
     }
     let link = State::open(&paths.state()).and_then(|s| s.link());
     match link {

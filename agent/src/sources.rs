@@ -71,15 +71,18 @@ fn read_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
     if !path.is_file() {
         return Err(open_err("no such file; check path in agent.toml".into()));
     }
-    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| open_err(e.to_string()))?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| open_err(e.to_string()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| open_err(e.to_string()))?;
     let sql = match (table, query) {
         (Some(t), _) => {
             let exists: bool = conn
-                .query_row("SELECT count(*) FROM sqlite_schema WHERE type IN ('table','view') AND name = ?1", [t], |r| {
-                    r.get::<_, i64>(0)
-                })
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type IN ('table','view') AND name = ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
                 .map(|n| n > 0)
                 .map_err(|e| open_err(e.to_string()))?;
             if !exists {
@@ -126,7 +129,8 @@ fn read_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
 fn check_columns(columns: &[Column]) -> Result<(), SourceError> {
     let mut seen = std::collections::HashSet::new();
     for c in columns {
-        check_column_name(&c.name).map_err(|e| SourceError::Columns(format!("{e}; rename it in the source or select it AS another name")))?;
+        check_column_name(&c.name)
+            .map_err(|e| SourceError::Columns(format!("{e}; rename it in the source or select it AS another name")))?;
         if !seen.insert(c.name.as_str()) {
             return Err(SourceError::Columns(format!("column {:?} appears twice in the source", c.name)));
         }
@@ -158,11 +162,18 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
             Ok(real) if real.starts_with(&canonical_dir) && real.is_file() => files.push((name, real)),
             Ok(real) if !real.starts_with(&canonical_dir) => out.quarantine.push(Quarantined {
                 place: name,
-                reason: format!("the file escapes the drop folder (it leads to {}); drop real files, not links", real.display()),
+                reason: format!(
+                    "the file escapes the drop folder (it leads to {}); drop real files, not links",
+                    real.display()
+                ),
                 content: String::new(),
             }),
             Ok(_) => {}
-            Err(e) => out.quarantine.push(Quarantined { place: name, reason: format!("cannot open: {e}"), content: String::new() }),
+            Err(e) => out.quarantine.push(Quarantined {
+                place: name,
+                reason: format!("cannot open: {e}"),
+                content: String::new(),
+            }),
         }
     }
     files.sort();
@@ -171,7 +182,11 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
-                out.quarantine.push(Quarantined { place: name, reason: format!("cannot read: {e}"), content: String::new() });
+                out.quarantine.push(Quarantined {
+                    place: name,
+                    reason: format!("cannot read: {e}"),
+                    content: String::new(),
+                });
                 continue;
             }
         };
@@ -192,7 +207,9 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
                 if sorted_a != sorted_b {
                     out.quarantine.push(Quarantined {
                         place: name.clone(),
-                        reason: format!("its columns differ from those of {first}; every file of a resource needs the same header"),
+                        reason: format!(
+                            "its columns differ from those of {first}; every file of a resource needs the same header"
+                        ),
                         content: cols.join(","),
                     });
                     continue;
@@ -246,7 +263,11 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
                     match decode(raw, encoding) {
                         Some(s) => names.push(s.trim().to_owned()),
                         None => {
-                            quarantine_file(&mut out, format!("the header (line {line}) has bytes that are not valid {}", enc_name(encoding)), lossy(raw));
+                            quarantine_file(
+                                &mut out,
+                                format!("the header (line {line}) has bytes that are not valid {}", enc_name(encoding)),
+                                lossy(raw),
+                            );
                             return out;
                         }
                     }
@@ -301,7 +322,10 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
                 if bad {
                     out.quarantine.push(Quarantined {
                         place,
-                        reason: format!("bytes that are not valid {}; save the file as UTF-8 or GBK", enc_name(encoding)),
+                        reason: format!(
+                            "bytes that are not valid {}; save the file as UTF-8 or GBK",
+                            enc_name(encoding)
+                        ),
                         content: shorten(&fields.iter().map(|f| lossy(&f.0)).collect::<Vec<_>>().join(",")),
                     });
                 } else {
@@ -323,7 +347,9 @@ fn enc_name(e: Encoding) -> &'static str {
 
 fn decode(raw: &[u8], encoding: Encoding) -> Option<String> {
     match encoding {
-        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(raw).map(|s| s.into_owned()),
+        Encoding::Gbk => {
+            encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(raw).map(|s| s.into_owned())
+        }
         _ => std::str::from_utf8(raw).ok().map(str::to_owned),
     }
 }

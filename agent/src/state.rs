@@ -150,6 +150,78 @@ impl State {
     }
 }
 
+/// One resource as the agent last saw it, for `status` and `doctor`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ResourceState {
+    pub code: String,
+    pub rows: i64,
+    /// Changesets acknowledged by the hub (highest number).
+    pub acked_seq: i64,
+    /// Changesets produced (highest number).
+    pub last_seq: i64,
+    pub paused: Option<String>,
+    pub last_scan: Option<i64>,
+    pub last_error: Option<String>,
+    pub backlog_changesets: i64,
+    pub backlog_rows: i64,
+    pub quarantined: i64,
+    /// The first quarantined rows or files, with their reasons.
+    pub quarantine: Vec<QuarantineEntry>,
+}
+
+/// A row or file set aside by the last scan.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct QuarantineEntry {
+    pub place: String,
+    pub reason: String,
+    pub content: String,
+}
+
+/// How many quarantine entries `status` lists per resource.
+pub const QUARANTINE_SHOWN: i64 = 20;
+
+impl State {
+    /// The saved state of `code` (defaults when it was never scanned).
+    pub fn resource_state(&self, code: &str) -> rusqlite::Result<ResourceState> {
+        let mut r = self
+            .conn
+            .query_row(
+                "SELECT rows, acked_seq, next_seq - 1, paused, last_scan, last_error FROM resources WHERE code = ?1",
+                [code],
+                |r| {
+                    Ok(ResourceState {
+                        code: code.to_owned(),
+                        rows: r.get(0)?,
+                        acked_seq: r.get(1)?,
+                        last_seq: r.get(2)?,
+                        paused: r.get(3)?,
+                        last_scan: r.get(4)?,
+                        last_error: r.get(5)?,
+                        ..ResourceState::default()
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_else(|| ResourceState { code: code.to_owned(), ..ResourceState::default() });
+        (r.backlog_changesets, r.backlog_rows) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(rows), 0) FROM outbox WHERE resource = ?1",
+            [code],
+            |x| Ok((x.get(0)?, x.get(1)?)),
+        )?;
+        r.quarantined =
+            self.conn.query_row("SELECT count(*) FROM quarantine WHERE resource = ?1", [code], |x| x.get(0))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT place, reason, content FROM quarantine WHERE resource = ?1 ORDER BY rowid LIMIT ?2",
+        )?;
+        r.quarantine = stmt
+            .query_map(params![code, QUARANTINE_SHOWN], |x| {
+                Ok(QuarantineEntry { place: x.get(0)?, reason: x.get(1)?, content: x.get(2)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,11 +74,23 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         Ok(e) => e,
         Err(source) => {
             let err = ScanError::Source { resource: code.clone(), source };
-            let _ = state.conn().execute("UPDATE resources SET last_error = ?2 WHERE code = ?1", params![code, err.to_string()]);
+            let _ = state
+                .conn()
+                .execute("UPDATE resources SET last_error = ?2 WHERE code = ?1", params![code, err.to_string()]);
             return Err(err);
         }
     };
     let conn = state.conn();
+    if extract.columns.is_empty() {
+        // An empty drop folder (or one holding only quarantined files) is
+        // "nothing dropped yet", not "delete everything": a header-only
+        // file is how a provider empties a resource.
+        let tx = conn.transaction()?;
+        report.quarantined = save_quarantine(&tx, &code, &extract.quarantine, now)?;
+        tx.execute("UPDATE resources SET last_scan = ?2, last_error = NULL WHERE code = ?1", params![code, now])?;
+        tx.commit()?;
+        return Ok(report);
+    }
     let saved: Option<(String, Option<String>)> = conn
         .query_row("SELECT columns, paused FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -106,7 +118,10 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         .map(|k| {
             columns.iter().position(|c| &c.name == k).ok_or_else(|| {
                 let names: Vec<&str> = extract.columns.iter().map(|c| c.name.as_str()).collect();
-                ScanError::Key(format!("{code}: key column {k:?} is not among the source's columns ({})", names.join(", ")))
+                ScanError::Key(format!(
+                    "{code}: key column {k:?} is not among the source's columns ({})",
+                    names.join(", ")
+                ))
             })
         })
         .collect::<Result<_, _>>()?;
@@ -176,7 +191,8 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         }
     }
     {
-        let mut up = tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+        let mut up =
+            tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
         let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
         for (key, change) in &changes {
             match change {
@@ -202,7 +218,8 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             current.len() as i64
         ],
     )?;
-    let mut seq: u64 = tx.query_row("SELECT next_seq FROM resources WHERE code = ?1", [&code], |r| r.get::<_, i64>(0))? as u64;
+    let mut seq: u64 =
+        tx.query_row("SELECT next_seq FROM resources WHERE code = ?1", [&code], |r| r.get::<_, i64>(0))? as u64;
 
     // Sorted by key so the hub inserts in index order.
     let mut changes: Vec<Change> = changes.into_iter().map(|(_, c)| c).collect();
@@ -242,16 +259,25 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         report.changesets += 1;
     }
     tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64])?;
-    tx.execute("DELETE FROM quarantine WHERE resource = ?1", [&code])?;
-    {
-        let mut q = tx.prepare_cached("INSERT INTO quarantine (resource, place, reason, content, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for item in &quarantine {
-            q.execute(params![code, item.place, item.reason, item.content, now])?;
-        }
-    }
-    report.quarantined = quarantine.len();
+    report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
     tx.commit()?;
     Ok(report)
+}
+
+/// Replaces the quarantine list of `code`; returns its length.
+fn save_quarantine(
+    tx: &rusqlite::Transaction<'_>,
+    code: &str,
+    items: &[Quarantined],
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM quarantine WHERE resource = ?1", [code])?;
+    let mut q =
+        tx.prepare_cached("INSERT INTO quarantine (resource, place, reason, content, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for item in items {
+        q.execute(params![code, item.place, item.reason, item.content, now])?;
+    }
+    Ok(items.len())
 }
 
 /// Lifts the pause of a resource and accepts the source's current columns
@@ -273,10 +299,20 @@ fn merge_schema(saved: Option<&[Column]>, source: &[Column]) -> (Vec<Column>, Op
         match source.iter().find(|s| s.name == c.name) {
             None => {
                 let now: Vec<&str> = source.iter().map(|c| c.name.as_str()).collect();
-                return (vec![], Some(format!("column {:?} is no longer in the source (dropped or renamed; the source now has {})", c.name, now.join(", "))));
+                return (
+                    vec![],
+                    Some(format!(
+                        "column {:?} is no longer in the source (dropped or renamed; the source now has {})",
+                        c.name,
+                        now.join(", ")
+                    )),
+                );
             }
             Some(s) if s.decl_type != c.decl_type => {
-                return (vec![], Some(format!("column {:?} changed type from {:?} to {:?}", c.name, c.decl_type, s.decl_type)));
+                return (
+                    vec![],
+                    Some(format!("column {:?} changed type from {:?} to {:?}", c.name, c.decl_type, s.decl_type)),
+                );
             }
             Some(_) => {}
         }

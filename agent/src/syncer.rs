@@ -32,24 +32,36 @@ pub struct SyncOutcome {
     pub errors: Vec<String>,
     pub sent_rows: u64,
     pub sent_changesets: u64,
+    /// UDP bytes this sync sent to the hub, handshake included.
+    pub sent_bytes: u64,
     /// Set when the upload could not finish.
     pub upload_error: Option<String>,
     pub left: upload::Backlog,
 }
 
 /// Scans the selected resources, then uploads until the hub has acknowledged everything.
-pub async fn sync_once(dir: &Path, only: Option<&str>, accept_schema: bool, show_progress: bool) -> anyhow::Result<SyncOutcome> {
+pub async fn sync_once(
+    dir: &Path,
+    only: Option<&str>,
+    accept_schema: bool,
+    show_progress: bool,
+) -> anyhow::Result<SyncOutcome> {
     let paths = AgentPaths::new(dir);
     let config = AgentConfig::load(&paths)?;
     let selected: Vec<&ResourceConfig> = match only {
         Some(code) => vec![config.resource(code).with_context(|| {
             let all: Vec<&str> = config.resources.iter().map(|r| r.code.as_str()).collect();
-            format!("agent.toml declares no resource {code:?}; it declares: {}", if all.is_empty() { "none".into() } else { all.join(", ") })
+            format!(
+                "agent.toml declares no resource {code:?}; it declares: {}",
+                if all.is_empty() { "none".into() } else { all.join(", ") }
+            )
         })?],
         None => config.resources.iter().collect(),
     };
     if selected.is_empty() {
-        anyhow::bail!("agent.toml declares no resources yet; add a [[resource]] table (see the comments in agent.toml)");
+        anyhow::bail!(
+            "agent.toml declares no resources yet; add a [[resource]] table (see the comments in agent.toml)"
+        );
     }
     let signer = signer(&paths, &config)?;
     let mut state = State::open(&paths.state())?;
@@ -63,17 +75,21 @@ pub async fn sync_once(dir: &Path, only: Option<&str>, accept_schema: bool, show
             Err(e) => out.errors.push(e.to_string()),
         }
     }
-    let backlog: upload::Backlog = upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| {
-        upload::Backlog { changesets: a.changesets + b.changesets, rows: a.rows + b.rows }
-    });
+    let backlog: upload::Backlog =
+        upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| upload::Backlog {
+            changesets: a.changesets + b.changesets,
+            rows: a.rows + b.rows,
+        });
     if backlog.changesets == 0 {
         return Ok(out);
     }
     let bar = if show_progress {
         let bar = indicatif::ProgressBar::new(backlog.rows);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} sending [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} sending [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(bar)
     } else {
@@ -95,6 +111,7 @@ pub async fn sync_once(dir: &Path, only: Option<&str>, accept_schema: bool, show
                 }
                 Err(e) => out.upload_error = Some(e.0),
             }
+            out.sent_bytes = session.conn.stats().udp_tx.bytes;
             session.conn.close(quinn::VarInt::from_u32(0), b"sync done");
             session.endpoint.wait_idle().await;
         }
@@ -103,9 +120,8 @@ pub async fn sync_once(dir: &Path, only: Option<&str>, accept_schema: bool, show
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    out.left = upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| upload::Backlog {
-        changesets: a.changesets + b.changesets,
-        rows: a.rows + b.rows,
+    out.left = upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| {
+        upload::Backlog { changesets: a.changesets + b.changesets, rows: a.rows + b.rows }
     });
     Ok(out)
 }
@@ -125,14 +141,20 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     for (i, res) in config.resources.iter().enumerate() {
         let watched = sources::watched_path(&res.source).to_path_buf();
         let tx = tx.clone();
-        let target = if watched.is_dir() { watched.clone() } else { watched.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let target = if watched.is_dir() {
+            watched.clone()
+        } else {
+            watched.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
         let name = watched.file_name().map(|n| n.to_string_lossy().into_owned());
         let is_dir = watched.is_dir();
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev {
                 let relevant = is_dir
                     || ev.paths.iter().any(|p| {
-                        p.file_name().map(|f| f.to_string_lossy()).is_some_and(|f| name.as_deref().is_some_and(|n| f.starts_with(n)))
+                        p.file_name()
+                            .map(|f| f.to_string_lossy())
+                            .is_some_and(|f| name.as_deref().is_some_and(|n| f.starts_with(n)))
                     });
                 if relevant && !ev.kind.is_access() {
                     let _ = tx.send(i);

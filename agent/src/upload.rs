@@ -36,7 +36,10 @@ pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<HashMa
         "SELECT resource, count(*), coalesce(sum(rows), 0) FROM outbox WHERE ?1 IS NULL OR resource = ?1 GROUP BY resource",
     )?;
     let rows = stmt.query_map([only], |r| {
-        Ok((r.get::<_, String>(0)?, Backlog { changesets: r.get::<_, i64>(1)? as u64, rows: r.get::<_, i64>(2)? as u64 }))
+        Ok((
+            r.get::<_, String>(0)?,
+            Backlog { changesets: r.get::<_, i64>(1)? as u64, rows: r.get::<_, i64>(2)? as u64 },
+        ))
     })?;
     rows.collect()
 }
@@ -125,7 +128,11 @@ async fn drain_once(
         let answer = match answer {
             Ok(Some(m)) => m,
             Ok(None) => return Err(LinkError("the hub ended the upload stream early".into())),
-            Err(e) => return Err(LinkError(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string()))),
+            Err(e) => {
+                return Err(LinkError(
+                    conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string()),
+                ));
+            }
         };
         in_flight -= 1;
         match answer {

@@ -387,7 +387,9 @@ mod tests {
         let sig = sign(&key, b"changeset").unwrap();
         assert!(verify_signature(&cert, b"changeset", &sig).is_ok());
         assert!(matches!(verify_signature(&cert, b"changesex", &sig), Err(PkiError::Signature)));
-        let other = ca.issue_for_key(&new_key().unwrap(), &NodeId::parse("630000/b").unwrap(), Role::Agent, NOW, NOW + 9).unwrap();
+        let other = ca
+            .issue_for_key(&new_key().unwrap(), &NodeId::parse("630000/b").unwrap(), Role::Agent, NOW, NOW + 9)
+            .unwrap();
         assert!(verify_signature(&other, b"changeset", &sig).is_err());
     }
 

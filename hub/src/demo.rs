@@ -80,8 +80,11 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
     }
 
     let store = Store::open(&paths.db())?;
-    let connected =
-        || nodes::list(&store, &paths.dir.join("vaults"), now()).map(|l| l.iter().filter(|n| n.state == "connected").count()).unwrap_or(0);
+    let connected = || {
+        nodes::list(&store, &paths.dir.join("vaults"), now())
+            .map(|l| l.iter().filter(|n| n.state == "connected").count())
+            .unwrap_or(0)
+    };
     wait_for(Duration::from_secs(30), "the agents to connect", || connected() == AGENTS.len()).await?;
     println!("\n{} of {} agents connected:\n", connected(), AGENTS.len());
     print!("{}", nodes::table(&nodes::list(&store, &paths.dir.join("vaults"), now())?));

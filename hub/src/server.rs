@@ -24,8 +24,8 @@ use gdx_certs::Ca;
 use gdx_certs::frames::{self, FrameError};
 use gdx_certs::pki::{self, Identity, pem_blocks};
 use gdx_certs::tls::{self, PeerPolicy};
-use gdx_common::units::format_time;
 use gdx_common::data::decode_changeset;
+use gdx_common::units::format_time;
 use gdx_common::wire::{self, Ack, Gap, Message, Refusal, RefusalCode, Rejected, SignedChangeset, Welcome, WireError};
 use gdx_common::{DivisionCode, NodeId, Role};
 use rustls::pki_types::CertificateDer;
@@ -147,7 +147,14 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let local = endpoint.local_addr().unwrap_or(listen);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
 
-    let hub = Arc::new(Hub { config, vaults: Vaults::new(dir), ca, store: Mutex::new(store), policy, live: Mutex::new(HashMap::new()) });
+    let hub = Arc::new(Hub {
+        config,
+        vaults: Vaults::new(dir),
+        ca,
+        store: Mutex::new(store),
+        policy,
+        live: Mutex::new(HashMap::new()),
+    });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let accept = {
         let endpoint = endpoint.clone();
@@ -257,6 +264,7 @@ impl Hub {
         let id = conn.stable_id();
         if hello.probe {
             info!(software = %hello.software, "probe connected");
+            self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));
         } else {
             self.register(id, Live { node: node.clone(), serial, conn: conn.clone() });
             info!(software = %hello.software, "node connected");
@@ -294,7 +302,10 @@ impl Hub {
                 Ok(Some(other)) => {
                     let _ = frames::send(
                         &mut send,
-                        &Message::Refused(Refusal { code: RefusalCode::BadRequest, message: format!("unexpected message {other:?}") }),
+                        &Message::Refused(Refusal {
+                            code: RefusalCode::BadRequest,
+                            message: format!("unexpected message {other:?}"),
+                        }),
                     )
                     .await;
                     return;
@@ -328,7 +339,10 @@ impl Hub {
             Message::Rejected(Rejected { resource: env.resource.clone(), seq: env.seq, reason })
         };
         if &env.origin != node {
-            return reject(format!("changeset from {} sent by {node}; relaying comes with the hub hierarchy", env.origin));
+            return reject(format!(
+                "changeset from {} sent by {node}; relaying comes with the hub hierarchy",
+                env.origin
+            ));
         }
         if env.signer_chain.first().map(Vec::as_slice) != Some(cert) {
             return reject("the changeset is not signed with the certificate of the connection".into());

@@ -68,7 +68,8 @@ impl Vaults {
         if let Some(c) = open.get(node) {
             return Ok(c.clone());
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| VaultError::Schema(format!("cannot create {}: {e}", self.dir.display())))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| VaultError::Schema(format!("cannot create {}: {e}", self.dir.display())))?;
         let conn = open_vault(&self.path(node))?;
         let c = Arc::new(Mutex::new(conn));
         open.insert(node.clone(), c.clone());
@@ -277,13 +278,15 @@ mod tests {
         assert_eq!(v.apply(&cs(1, vec![up("2", "b"), up("1", "a")], false), 10).unwrap(), Applied::Applied);
         assert_eq!(v.apply(&cs(1, vec![up("3", "c")], false), 11).unwrap(), Applied::Duplicate);
         assert_eq!(v.apply(&cs(3, vec![up("3", "c")], false), 11).unwrap(), Applied::Gap { expected: 2 });
-        let with_age = cs(2, vec![Change::Upsert(vec![t("1"), t("A"), Value::Integer(30)]), Change::Delete(vec![t("2")])], true);
+        let with_age =
+            cs(2, vec![Change::Upsert(vec![t("1"), t("A"), Value::Integer(30)]), Change::Delete(vec![t("2")])], true);
         assert_eq!(v.apply(&with_age, 12).unwrap(), Applied::Applied);
         let node = NodeId::parse("632522/gongan").unwrap();
         let s = summaries(&dir.path().join("vaults"), &node);
         assert_eq!((s[0].rows, s[0].last_seq, s[0].updated_at), (1, 2, 12));
         let conn = Connection::open(v.path(&node)).unwrap();
-        let row: (String, i64) = conn.query_row("SELECT name, age FROM hukou WHERE id = '1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let row: (String, i64) =
+            conn.query_row("SELECT name, age FROM hukou WHERE id = '1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         assert_eq!(row, ("A".into(), 30));
     }
 

@@ -299,6 +299,22 @@ impl Agent {
             .unwrap()
     }
 
+    /// Appends TOML (a `[[resource]]` table) to agent.toml.
+    pub fn add_config(&self, toml: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("agent.toml")).unwrap();
+        writeln!(f, "\n{toml}").unwrap();
+    }
+
+    /// `gdx-agent sync --json` with extra args; returns the exit code and the JSON.
+    pub fn sync(&self, args: &[&str]) -> (i32, serde_json::Value, String) {
+        let mut all = vec!["sync", "--json"];
+        all.extend_from_slice(args);
+        let out = self.cmd(&all);
+        let json = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("sync printed no JSON ({e}): {out:?}"));
+        (out.code, json, out.stderr)
+    }
+
     /// Rewrites a key of agent.toml.
     pub fn set_config(&self, key: &str, value: &str) {
         let path = self.dir.path().join("agent.toml");
@@ -309,6 +325,33 @@ impl Agent {
             .collect();
         std::fs::write(path, out.join("\n") + "\n").unwrap();
     }
+}
+
+/// An order-independent checksum of a table: (row count, wrapping sum of a
+/// digest of each row's values taken by column name). Equal checksums mean
+/// the same rows, none missing and none doubled.
+pub fn table_checksum(db: &Path, table: &str, columns: &[&str]) -> (u64, u128) {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let (mut n, mut sum) = (0u64, 0u128);
+    while let Some(r) = rows.next().unwrap() {
+        let mut text = String::new();
+        for i in 0..columns.len() {
+            let v: rusqlite::types::Value = r.get(i).unwrap();
+            text.push_str(&format!("{v:?}\u{1f}"));
+        }
+        let d = gdx_certs::pki::sha256(text.as_bytes());
+        sum = sum.wrapping_add(u128::from_le_bytes(d[..16].try_into().unwrap()));
+        n += 1;
+    }
+    (n, sum)
+}
+
+/// The vault file of `node` at a hub.
+pub fn vault(hub: &Hub, node: &str) -> PathBuf {
+    hub.dir.path().join("vaults").join(format!("{}.db", node.replace('/', "-")))
 }
 
 /// Issues a certificate with `ca` for `key`, valid over `[not_before, not_after]`, as PEM.

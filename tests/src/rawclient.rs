@@ -73,3 +73,49 @@ pub fn hello_frame(node: &str, version: u16) -> Vec<u8> {
     frame[4..6].copy_from_slice(&version.to_be_bytes());
     frame
 }
+
+/// Connects as the agent in `agent_dir`, says hello (as a probe), then sends
+/// `frames` on one upload stream and collects one answer per frame.
+pub fn upload(
+    addr: &str,
+    root_pem: &str,
+    agent_dir: &std::path::Path,
+    node: &str,
+    frames_out: Vec<Vec<u8>>,
+) -> Vec<Message> {
+    gdx_certs::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
+        let chain = pem_blocks(&std::fs::read_to_string(agent_dir.join("agent.crt")).unwrap(), "CERTIFICATE")
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(agent_dir.join("agent.key")).unwrap(), "key")
+            .unwrap();
+        let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(config);
+        let conn = endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let hello = Message::Hello(Hello {
+            node: NodeId::parse(node).unwrap(),
+            role: Role::Agent,
+            software: "raw test client".into(),
+            probe: true,
+        });
+        frames::send(&mut send, &hello).await.unwrap();
+        assert!(matches!(frames::recv(&mut recv).await.unwrap(), Some(Message::Welcome(_))));
+        let (mut up, mut down) = conn.open_bi().await.unwrap();
+        let mut answers = Vec::new();
+        for f in frames_out {
+            up.write_all(&f).await.unwrap();
+            match tokio::time::timeout(Duration::from_secs(10), frames::recv(&mut down)).await {
+                Ok(Ok(Some(m))) => answers.push(m),
+                other => panic!("no answer: {other:?}"),
+            }
+        }
+        conn.close(0u32.into(), b"test done");
+        answers
+    })
+}

@@ -1,0 +1,412 @@
+//! End-to-end tests of extract sync: SQLite and CSV sources into the
+//! provider's vault at the hub, incremental changes, quarantine, schema
+//! drift, duplicates and gaps, and SIGKILL at random points.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_common::NodeId;
+use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_changeset};
+use gdx_common::wire::{self, Message, SignedChangeset};
+use gdx_tests::rawclient;
+use gdx_tests::{Agent, Hub, Proc, table_checksum, vault, wait_until};
+
+const NODE: &str = "630000/gongan";
+const COLS: &[&str] = &["id", "name", "age"];
+
+fn setup() -> (Hub, Agent, tempfile::TempDir) {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    (hub, agent, tempfile::tempdir().unwrap())
+}
+
+fn make_people(db: &Path, n: i64) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, age INTEGER)").unwrap();
+    let tx = c.unchecked_transaction().unwrap();
+    for i in 0..n {
+        tx.execute(
+            "INSERT INTO people VALUES (?1, ?2, ?3)",
+            rusqlite::params![format!("{i:08}"), format!("才让{i}"), i % 90],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+fn sql(db: &Path, statements: &str) {
+    rusqlite::Connection::open(db).unwrap().execute_batch(statements).unwrap();
+}
+
+fn sqlite_resource(code: &str, db: &Path) -> String {
+    format!(
+        "[[resource]]\ncode = \"{code}\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
+        db.display()
+    )
+}
+
+fn csv_resource(code: &str, dir: &Path, key: &str, encoding: &str) -> String {
+    format!(
+        "[[resource]]\ncode = \"{code}\"\nkey = [\"{key}\"]\nsource = {{ kind = \"csv\", dir = \"{}\", encoding = \"{encoding}\" }}",
+        dir.display()
+    )
+}
+
+fn same(hub: &Hub, source: &Path, table: &str, resource: &str, cols: &[&str]) {
+    assert_eq!(
+        table_checksum(source, table, cols),
+        table_checksum(&vault(hub, NODE), resource, cols),
+        "vault differs from source"
+    );
+}
+
+#[test]
+fn sqlite_initial_then_only_changes_travel() {
+    let (hub, agent, tmp) = setup();
+    let db = tmp.path().join("hukou.db");
+    make_people(&db, 12_345);
+    agent.add_config(&sqlite_resource("hukou", &db));
+
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["resources"][0]["inserted"], 12_345);
+    assert_eq!(out["sent_rows"], 12_345);
+    assert_eq!(out["sent_changesets"], 3, "12 345 rows are cut into changesets of at most 5 000");
+    same(&hub, &db, "people", "hukou", COLS);
+
+    sql(
+        &db,
+        "INSERT INTO people VALUES ('x1', '马福祥', 40), ('x2', '韩撒拉', 41);
+         UPDATE people SET age = age + 1 WHERE id IN ('00000001', '00000002', '00000003');
+         DELETE FROM people WHERE id IN ('00000010', '00000011');",
+    );
+    let (code, out, _) = agent.sync(&[]);
+    assert_eq!(code, 0);
+    let r = &out["resources"][0];
+    assert_eq!((r["inserted"].as_u64(), r["updated"].as_u64(), r["deleted"].as_u64()), (Some(2), Some(3), Some(2)));
+    assert_eq!(out["sent_rows"], 7, "only the changed rows travel");
+    same(&hub, &db, "people", "hukou", COLS);
+
+    // nothing changed: nothing travels
+    let (_, out, _) = agent.sync(&[]);
+    assert_eq!(out["sent_rows"], 0);
+
+    let nodes = hub.nodes();
+    let res = &nodes[0]["resources"][0];
+    assert_eq!(
+        (res["resource"].as_str(), res["rows"].as_i64(), res["last_seq"].as_i64()),
+        (Some("hukou"), Some(12_345), Some(4))
+    );
+    let status = agent.cmd(&["status"]).ok();
+    assert!(status.contains("resource hukou:") && status.contains("rows 12345"), "{status}");
+    assert!(hub.cmd(&["nodes"]).ok().contains("hukou"));
+}
+
+#[test]
+fn csv_in_utf8_with_bom_and_in_gbk() {
+    let (hub, agent, tmp) = setup();
+    let utf = tmp.path().join("utf");
+    let gbk = tmp.path().join("gbk");
+    std::fs::create_dir_all(&utf).unwrap();
+    std::fs::create_dir_all(&gbk).unwrap();
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice("证件号码,姓名,住址\r\n632522199001011234,卓玛,\"同德县\r\n尕巴松多镇\"\r\n632522199202021111,\"马, 明\",河北乡\r\n".as_bytes());
+    std::fs::write(utf.join("a.csv"), bytes).unwrap();
+    let (gbk_bytes, _, bad) =
+        encoding_rs::GBK.encode("证件号码,姓名\n630102198503031234,韩梅梅\n630102198504041234,\"拉毛\"\"才让\"\"\"\n");
+    assert!(!bad);
+    std::fs::write(gbk.join("b.csv"), gbk_bytes).unwrap();
+    let (more, _, _) = encoding_rs::GBK.encode("证件号码,姓名\n632801197001011234,乌兰\n");
+    std::fs::write(gbk.join("c.csv"), more).unwrap();
+    agent.add_config(&csv_resource("dibao", &utf, "证件号码", "auto"));
+    agent.add_config(&csv_resource("yibao", &gbk, "证件号码", "auto"));
+
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["sent_rows"], 5);
+    let v = rusqlite::Connection::open(vault(&hub, NODE)).unwrap();
+    let addr: String =
+        v.query_row("SELECT 住址 FROM dibao WHERE 证件号码 = '632522199001011234'", [], |r| r.get(0)).unwrap();
+    assert_eq!(addr, "同德县\r\n尕巴松多镇");
+    let name: String =
+        v.query_row("SELECT 姓名 FROM dibao WHERE 证件号码 = '632522199202021111'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "马, 明");
+    let name: String =
+        v.query_row("SELECT 姓名 FROM yibao WHERE 证件号码 = '630102198504041234'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "拉毛\"才让\"");
+
+    // a file removed from the drop folder deletes its rows
+    std::fs::remove_file(gbk.join("c.csv")).unwrap();
+    let (_, out, _) = agent.sync(&["--resource", "yibao"]);
+    assert_eq!(out["resources"][0]["deleted"], 1);
+    let count = || -> i64 { v.query_row("SELECT count(*) FROM yibao", [], |r| r.get(0)).unwrap() };
+    assert_eq!(count(), 2);
+    // an empty folder is "nothing dropped yet"; a header-only file empties the resource
+    std::fs::remove_file(gbk.join("b.csv")).unwrap();
+    let (_, out, _) = agent.sync(&["--resource", "yibao"]);
+    assert_eq!(out["resources"][0]["deleted"], 0);
+    std::fs::write(gbk.join("b.csv"), "证件号码,姓名\n").unwrap();
+    let (_, out, _) = agent.sync(&["--resource", "yibao"]);
+    assert_eq!(out["resources"][0]["deleted"], 2);
+    assert_eq!(count(), 0);
+}
+
+#[test]
+fn bad_input_is_quarantined_and_good_rows_still_sync() {
+    let (hub, agent, tmp) = setup();
+    let drop = tmp.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    let mut rows = b"id,name\n1,good\n,null key\n2,good two\n2,duplicate key\n3,\"broken\"quote\n4,too,many\n".to_vec();
+    rows.extend_from_slice(b"5,\xff\xfe not utf-8\n6,good six\n");
+    std::fs::write(drop.join("a.csv"), rows).unwrap();
+    std::fs::write(drop.join("b.csv"), "id,\"na;me\"\n7,x\n").unwrap();
+    std::fs::write(tmp.path().join("secret.csv"), "id,name\n99,outside\n").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(tmp.path().join("secret.csv"), drop.join("escape.csv")).unwrap();
+    agent.add_config(&csv_resource("dibao", &drop, "id", "utf-8"));
+
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "quarantine does not fail the sync: {err}");
+    assert_eq!(out["resources"][0]["inserted"], 3);
+    let v = rusqlite::Connection::open(vault(&hub, NODE)).unwrap();
+    let ids: Vec<String> = v
+        .prepare("SELECT id FROM dibao ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids, ["1", "2", "6"]);
+    let name: String = v.query_row("SELECT name FROM dibao WHERE id = '2'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "good two", "the first of two rows with the same key is kept");
+
+    let status = agent.cmd(&["status"]).ok();
+    for needle in [
+        "quarantine: 7 rows or files",
+        "a.csv line 3: the key column id is empty",
+        "a.csv line 5: duplicate key: the same key was first seen at a.csv line 4",
+        "a.csv line 6: malformed CSV: text after a closing quote",
+        "a.csv line 7: malformed CSV: 3 fields, the header has 2",
+        "a.csv line 8: bytes that are not valid UTF-8",
+        "b.csv: column name \"na;me\" is not a plain identifier",
+        "escape.csv: the file escapes the drop folder",
+    ] {
+        assert!(status.contains(needle), "status lacks {needle:?}:\n{status}");
+    }
+    let json = agent.status();
+    assert_eq!(json["resources"][0]["quarantined"], 7);
+    assert!(!status.contains("outside"), "content from outside the drop folder was read");
+}
+
+#[test]
+fn schema_drift_adds_columns_and_pauses_on_drops() {
+    let (hub, agent, tmp) = setup();
+    let a = tmp.path().join("a.db");
+    let b = tmp.path().join("b.db");
+    make_people(&a, 100);
+    make_people(&b, 50);
+    agent.add_config(&sqlite_resource("hukou", &a));
+    agent.add_config(&sqlite_resource("minzu", &b));
+    assert_eq!(agent.sync(&[]).0, 0);
+
+    // a new column flows through
+    sql(&a, "ALTER TABLE people ADD COLUMN minzu TEXT; UPDATE people SET minzu = '藏族' WHERE id = '00000007';");
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    let v = rusqlite::Connection::open(vault(&hub, NODE)).unwrap();
+    let m: String = v.query_row("SELECT minzu FROM hukou WHERE id = '00000007'", [], |r| r.get(0)).unwrap();
+    assert_eq!(m, "藏族");
+    same(&hub, &a, "people", "hukou", &["id", "name", "age", "minzu"]);
+
+    // a dropped column pauses that resource only
+    sql(&a, "ALTER TABLE people DROP COLUMN age; UPDATE people SET name = 'x' WHERE id = '00000001';");
+    sql(&b, "UPDATE people SET name = '更新' WHERE id = '00000001';");
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("paused by a schema change"), "{err}");
+    let paused = out["resources"][0]["paused"].as_str().unwrap();
+    assert!(paused.contains("column \"age\" is no longer in the source"), "{paused}");
+    assert_eq!(out["resources"][1]["updated"], 1, "the other resource keeps syncing");
+    let name: String = v.query_row("SELECT name FROM minzu WHERE id = '00000001'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "更新");
+    assert!(agent.cmd(&["status"]).ok().contains("PAUSED: column \"age\" is no longer in the source"));
+    let doctor = agent.cmd(&["doctor", "--timeout", "5s"]);
+    assert!(doctor.stdout.contains("FAIL  resource     hukou is paused"), "{}", doctor.stdout);
+
+    // a retyped column pauses too; accepting the new shape resumes
+    let (code, out, _) = agent.sync(&["--resource", "hukou", "--accept-schema"]);
+    assert_eq!(code, 0);
+    assert_eq!(out["resources"][0]["updated"], 100, "every row travels again under the new shape");
+    let name: String = v.query_row("SELECT name FROM hukou WHERE id = '00000001'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "x");
+
+    // a source that cannot be read is one clear error; the others sync
+    agent.add_config(&format!(
+        "[[resource]]\ncode = \"gone\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
+        tmp.path().join("missing.db").display()
+    ));
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("resource gone: cannot open") && err.contains("no such file"), "{err}");
+    assert_eq!(out["resources"].as_array().unwrap().len(), 2);
+}
+
+fn signed(agent: &Agent, seq: u64, rows: &[(&str, &str)], tamper: bool) -> Vec<u8> {
+    let key = agent.key();
+    let chain = gdx_certs::pki::pem_blocks(
+        &std::fs::read_to_string(agent.dir.path().join("agent.crt")).unwrap(),
+        "CERTIFICATE",
+    );
+    let cs = Changeset {
+        origin: NodeId::parse(NODE).unwrap(),
+        resource: ResourceCode::parse("manual").unwrap(),
+        seq,
+        columns: vec![
+            Column { name: "id".into(), decl_type: "TEXT".into() },
+            Column { name: "v".into(), decl_type: String::new() },
+        ],
+        key: vec![0],
+        changes: rows
+            .iter()
+            .map(|(k, v)| Change::Upsert(vec![Value::Text((*k).into()), Value::Text((*v).into())]))
+            .collect(),
+        created_at: 0,
+    };
+    let body = encode_changeset(&cs);
+    let signature = gdx_certs::pki::sign(&key, &body).unwrap();
+    let mut env = SignedChangeset {
+        origin: cs.origin,
+        resource: cs.resource,
+        seq,
+        rows: rows.len() as u32,
+        body,
+        signature,
+        signer_chain: chain,
+    };
+    if tamper {
+        let other = encode_changeset(&Changeset {
+            changes: vec![Change::Upsert(vec![Value::Text("1".into()), Value::Text("forged".into())])],
+            ..decode(&env.body)
+        });
+        env.body = other;
+    }
+    wire::encode_frame(&Message::Upload(env)).unwrap()
+}
+
+fn decode(body: &[u8]) -> Changeset {
+    gdx_common::data::decode_changeset(body).unwrap()
+}
+
+#[test]
+fn duplicates_are_acknowledged_gaps_refused_and_tampering_rejected() {
+    let (hub, agent, _tmp) = setup();
+    let root = std::fs::read_to_string(hub.dir.path().join("ca.crt")).unwrap();
+    let answers = rawclient::upload(
+        &hub.addr,
+        &root,
+        agent.dir.path(),
+        NODE,
+        vec![
+            signed(&agent, 1, &[("1", "a")], false),
+            signed(&agent, 1, &[("1", "changed")], false),
+            signed(&agent, 3, &[("3", "c")], false),
+            signed(&agent, 2, &[("1", "b")], true),
+            signed(&agent, 2, &[("2", "b")], false),
+        ],
+    );
+    assert!(matches!(&answers[0], Message::Ack(a) if a.seq == 1 && !a.duplicate), "{:?}", answers[0]);
+    assert!(matches!(&answers[1], Message::Ack(a) if a.seq == 1 && a.duplicate), "{:?}", answers[1]);
+    assert!(matches!(&answers[2], Message::Gap(g) if g.got == 3 && g.expected == 2), "{:?}", answers[2]);
+    match &answers[3] {
+        Message::Rejected(r) => assert!(r.reason.contains("altered after signing"), "{}", r.reason),
+        other => panic!("tampered changeset accepted: {other:?}"),
+    }
+    assert!(matches!(&answers[4], Message::Ack(a) if a.seq == 2), "{:?}", answers[4]);
+    let v = rusqlite::Connection::open(vault(&hub, NODE)).unwrap();
+    let rows: Vec<(String, String)> = v
+        .prepare("SELECT id, v FROM manual ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [("1".to_owned(), "a".to_owned()), ("2".to_owned(), "b".to_owned())],
+        "applied once, nothing forged"
+    );
+}
+
+#[test]
+fn daemon_syncs_a_csv_dropped_into_the_folder() {
+    let (hub, mut agent, tmp) = setup();
+    let drop = tmp.path().join("drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    agent.add_config(&format!(
+        "[[resource]]\ncode = \"dibao\"\nkey = [\"id\"]\nschedule = \"1d\"\nsource = {{ kind = \"csv\", dir = \"{}\" }}",
+        drop.display()
+    ));
+    agent.start();
+    wait_until(Duration::from_secs(20), "the agent connects", || agent.connected());
+    // written aside, then renamed in, as a drop should be
+    std::fs::write(drop.join("new.csv.part"), "id,name\n1,卓玛\n2,才让\n").unwrap();
+    std::fs::rename(drop.join("new.csv.part"), drop.join("new.csv")).unwrap();
+    let v = vault(&hub, NODE);
+    wait_until(Duration::from_secs(20), "the dropped file reaches the vault", || {
+        v.exists() && table_checksum(&v, "dibao", &["id", "name"]).0 == 2
+    });
+}
+
+/// At 24 random points during a large sync, SIGKILL the agent or the hub,
+/// restart, and carry on; the vault must end equal to the source.
+#[test]
+fn kill_test_vault_equals_source_after_sigkills() {
+    let (mut hub, agent, tmp) = setup();
+    let db = tmp.path().join("big.db");
+    make_people(&db, 40_000);
+    agent.add_config(&sqlite_resource("hukou", &db));
+    let mut rng: u64 = 0x5eed_1234_abcd_9876 ^ u64::from(std::process::id());
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut kills = 0;
+    for round in 0..24 {
+        if round % 4 == 1 {
+            // keep the source moving so later rounds have changes in flight
+            let r = next() % 40_000;
+            sql(
+                &db,
+                &format!(
+                    "UPDATE people SET age = age + 1 WHERE id >= '{r:08}' AND id < '{:08}';
+                 DELETE FROM people WHERE id = '{:08}';
+                 INSERT OR REPLACE INTO people VALUES ('k{round}', '新{round}', {round});",
+                    r + 3000,
+                    (r + 7) % 40_000
+                ),
+            );
+        }
+        let mut sync =
+            Proc::start("gdx-agent", &["--data", agent.data(), "sync"], tmp.path().join(format!("sync{round}.log")));
+        std::thread::sleep(Duration::from_millis(next() % 900));
+        if next() % 2 == 0 {
+            sync.kill();
+        } else {
+            hub.stop();
+            sync.kill();
+            hub.start();
+        }
+        kills += 1;
+    }
+    assert!(kills >= 20);
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "the final sync completes: {err}");
+    same(&hub, &db, "people", "hukou", COLS);
+    let (_, out, _) = agent.sync(&[]);
+    assert_eq!(out["sent_rows"], 0, "nothing left to send");
+}
