@@ -7,7 +7,6 @@
 //! transaction.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -78,12 +77,7 @@ pub struct State {
 impl State {
     /// Opens (creating if needed) `state.db`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self { conn: gdx_certs::files::open_sqlite(path, SCHEMA)? })
     }
 
     /// The underlying connection, for the sync and upload modules.

@@ -7,7 +7,6 @@
 //! old or the new state. Token secrets are stored only as SHA-256 hashes.
 
 use std::path::Path;
-use std::time::Duration;
 
 use gdx_common::{NodeId, Role};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -96,12 +95,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self { conn: gdx_certs::files::open_sqlite(path, SCHEMA)? })
     }
 
     /// Records a new token.

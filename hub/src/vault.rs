@@ -90,12 +90,8 @@ pub fn vault_path(vault_dir: &Path, node: &NodeId) -> PathBuf {
 }
 
 fn open_vault(path: &Path) -> Result<Connection, VaultError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.execute_batch(
+    let conn = gdx_certs::files::open_sqlite(
+        path,
         "CREATE TABLE IF NOT EXISTS _gdx_resources (
             resource   TEXT PRIMARY KEY,
             columns    TEXT NOT NULL,
@@ -104,6 +100,7 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
             updated_at INTEGER NOT NULL
         )",
     )?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(conn)
 }
 
