@@ -77,7 +77,10 @@ pub struct State {
 impl State {
     /// Opens (creating if needed) `state.db`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        Ok(Self { conn: gdx_certs::files::open_sqlite(path, SCHEMA)? })
+        let conn = gdx_certs::files::open_sqlite(path, SCHEMA)?;
+        // The scan of a large resource rewrites much of `rowstate` at once.
+        conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        Ok(Self { conn })
     }
 
     /// The underlying connection, for the sync and upload modules.

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use gdx_certs::pki;
 use gdx_common::data::{
-    Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cmp_keys, encode_changeset, encode_key, row_digest,
+    Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cmp_change_keys, encode_changeset, encode_key, row_digest,
 };
 use gdx_common::wire::SignedChangeset;
 use gdx_common::{NodeId, wire};
@@ -128,11 +128,15 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
 
     // Current rows by key, with quarantine for null and duplicate keys.
     let mut quarantine: Vec<Quarantined> = extract.quarantine;
-    let mut current: HashMap<Vec<u8>, (Vec<Value>, [u8; 16])> = HashMap::with_capacity(extract.rows.len());
-    let mut first_place: HashMap<Vec<u8>, String> = HashMap::new();
+    let identity = positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len();
+    let mut current: HashMap<Vec<u8>, (Vec<Value>, [u8; 16], String)> = HashMap::with_capacity(extract.rows.len());
     for row in extract.rows {
         report.scanned += 1;
-        let values: Vec<Value> = positions.iter().map(|p| p.map_or(Value::Null, |i| row.values[i].clone())).collect();
+        let values: Vec<Value> = if identity {
+            row.values
+        } else {
+            positions.iter().map(|p| p.map_or(Value::Null, |i| row.values[i].clone())).collect()
+        };
         let key: Vec<&Value> = key_idx.iter().map(|&i| &values[i]).collect();
         if let Some(pos) = key.iter().position(|v| matches!(v, Value::Null)) {
             quarantine.push(Quarantined {
@@ -143,7 +147,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             continue;
         }
         let k = encode_key(&key);
-        if let Some(first) = first_place.get(&k) {
+        if let Some((_, _, first)) = current.get(&k) {
             quarantine.push(Quarantined {
                 place: row.place,
                 reason: format!("duplicate key: the same key was first seen at {first}; that row is kept"),
@@ -151,59 +155,50 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             });
             continue;
         }
-        first_place.insert(k.clone(), row.place);
         let digest = row_digest(&values);
-        current.insert(k, (values, digest));
+        current.insert(k, (values, digest, row.place));
     }
-    drop(first_place);
+    let row_count = current.len();
 
+    // Compare with the saved state; rows are moved, not copied, into changes.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut changes: Vec<(Vec<u8>, Change)> = Vec::new();
+    let mut changes: Vec<(Vec<u8>, Change, [u8; 16])> = Vec::new();
     {
         let mut stmt = tx.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
         let mut rows = stmt.query([&code])?;
-        let mut seen = std::collections::HashSet::with_capacity(current.len());
         while let Some(r) = rows.next()? {
             let key: Vec<u8> = r.get(0)?;
-            let digest: Vec<u8> = r.get(1)?;
-            match current.get(&key) {
-                Some((values, d)) => {
-                    if d.as_slice() != digest.as_slice() {
+            let digest = r.get_ref(1)?.as_blob().unwrap_or_default();
+            match current.remove(&key) {
+                Some((values, d, _)) => {
+                    if d.as_slice() != digest {
                         report.updated += 1;
-                        changes.push((key.clone(), Change::Upsert(values.clone())));
+                        changes.push((key, Change::Upsert(values), d));
                     }
-                    seen.insert(key);
                 }
                 None => {
                     let kv: Vec<Value> = bincode::serde::decode_from_slice(&key, bincode::config::standard())
                         .map(|(v, _)| v)
                         .unwrap_or_default();
                     report.deleted += 1;
-                    changes.push((key, Change::Delete(kv)));
+                    changes.push((key, Change::Delete(kv), [0; 16]));
                 }
             }
         }
-        for (key, (values, _)) in &current {
-            if !seen.contains(key) {
-                report.inserted += 1;
-                changes.push((key.clone(), Change::Upsert(values.clone())));
-            }
-        }
     }
+    report.inserted = current.len();
+    changes.extend(current.into_iter().map(|(key, (values, d, _))| (key, Change::Upsert(values), d)));
+    // In key order, so the state's B-tree is written sequentially.
+    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     {
         let mut up =
             tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
         let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
-        for (key, change) in &changes {
+        for (key, change, digest) in &changes {
             match change {
-                Change::Upsert(_) => {
-                    let digest = current.get(key).map(|c| c.1).unwrap_or_default();
-                    up.execute(params![code, key, digest.as_slice()])?;
-                }
-                Change::Delete(_) => {
-                    del.execute(params![code, key])?;
-                }
-            }
+                Change::Upsert(_) => up.execute(params![code, key, digest.as_slice()])?,
+                Change::Delete(_) => del.execute(params![code, key])?,
+            };
         }
     }
     tx.execute(
@@ -215,21 +210,15 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             serde_json::to_string(&columns).unwrap_or_default(),
             serde_json::to_string(&res.key).unwrap_or_default(),
             now,
-            current.len() as i64
+            row_count as i64
         ],
     )?;
     let mut seq: u64 =
         tx.query_row("SELECT next_seq FROM resources WHERE code = ?1", [&code], |r| r.get::<_, i64>(0))? as u64;
 
     // Sorted by key so the hub inserts in index order.
-    let mut changes: Vec<Change> = changes.into_iter().map(|(_, c)| c).collect();
-    let key_of = |c: &Change| -> Vec<Value> {
-        match c {
-            Change::Upsert(row) => key_idx.iter().map(|&i| row[i].clone()).collect(),
-            Change::Delete(k) => k.clone(),
-        }
-    };
-    changes.sort_by(|a, b| cmp_keys(&key_of(a), &key_of(b)));
+    let mut changes: Vec<Change> = changes.into_iter().map(|(_, c, _)| c).collect();
+    changes.sort_by(|a, b| cmp_change_keys(a, b, &key_idx));
     for chunk in changes.chunks(MAX_CHANGESET_ROWS) {
         let cs = Changeset {
             origin: signer.node.clone(),

@@ -156,6 +156,27 @@ pub fn cmp_keys(a: &[Value], b: &[Value]) -> Ordering {
     a.iter().zip(b).map(|(x, y)| cmp_values(x, y)).find(|o| o.is_ne()).unwrap_or_else(|| a.len().cmp(&b.len()))
 }
 
+/// Compares two changes by key without copying anything; `key` holds the
+/// key columns' indices into an upsert's row (a delete holds the key itself).
+pub fn cmp_change_keys(a: &Change, b: &Change, key: &[usize]) -> Ordering {
+    fn part<'a>(c: &'a Change, key: &[usize], j: usize) -> Option<&'a Value> {
+        match c {
+            Change::Upsert(row) => key.get(j).and_then(|&i| row.get(i)),
+            Change::Delete(k) => k.get(j),
+        }
+    }
+    for j in 0..key.len() {
+        let o = match (part(a, key, j), part(b, key, j)) {
+            (Some(x), Some(y)) => cmp_values(x, y),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
 impl Changeset {
     /// The key values of a change.
     pub fn key_of<'a>(&self, change: &'a Change) -> Vec<&'a Value> {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gdx_common::NodeId;
-use gdx_common::data::{Change, Changeset, Column, Value, cmp_keys};
+use gdx_common::data::{Change, Changeset, Column, Value, cmp_change_keys};
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
@@ -181,8 +181,7 @@ fn apply(conn: &mut Connection, cs: &Changeset, now: i64) -> Result<Applied, Vau
         let cond: Vec<String> = key_names.iter().enumerate().map(|(i, k)| format!("\"{k}\" = ?{}", i + 1)).collect();
         let mut delete = tx.prepare_cached(&format!("DELETE FROM \"{table}\" WHERE {}", cond.join(" AND ")))?;
         let mut changes: Vec<&Change> = cs.changes.iter().collect();
-        let owned_key = |c: &Change| -> Vec<Value> { cs.key_of(c).into_iter().cloned().collect() };
-        changes.sort_by(|a, b| cmp_keys(&owned_key(a), &owned_key(b)));
+        changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
         for change in changes {
             match change {
                 Change::Upsert(row) => upsert.execute(params_from_iter(row.iter().map(Sql)))?,

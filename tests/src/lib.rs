@@ -22,18 +22,22 @@ pub mod rawclient;
 /// Path of a workspace binary, building the binaries on first use.
 pub fn bin(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
+    // Tests live in target/<profile>/deps/, gdx-bench in target/<profile>/.
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap().to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bins", "-p", "gdx-hub", "-p", "gdx-agent"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
+        let mut args = vec!["build", "--quiet", "--bins", "-p", "gdx-hub", "-p", "gdx-agent"];
+        if dir.ends_with("release") {
+            args.push("--release");
+        }
+        let status = Command::new(cargo).args(&args).current_dir(workspace_root()).status().expect("cargo runs");
         assert!(status.success(), "building the binaries failed");
     });
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test binary>
-    exe.parent().unwrap().parent().unwrap().join(name)
+    dir.join(name)
 }
 
 fn workspace_root() -> PathBuf {

@@ -1,0 +1,155 @@
+//! `gdx-bench`: extract-sync throughput and incremental cost, each against a
+//! baseline run in the same process on the same data.
+//!
+//! Baselines: a local SQLite copy of the table (`INSERT … SELECT` across an
+//! attached database: the fastest a full copy can be on this machine), and
+//! rsync of the database file (a full copy, then its delta after the change),
+//! when rsync is installed. GDX: `gdx-agent sync` of the same table through a
+//! real hub on 127.0.0.1 (QUIC, mutual TLS, signatures, fsync'd commits).
+//!
+//! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- [--rows N] [--change-pct P]`
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use gdx_tests::{Agent, Hub};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: f64| -> f64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rows = arg("--rows", 1_000_000.0) as i64;
+    let pct = arg("--change-pct", 1.0);
+    let changed = ((rows as f64) * pct / 100.0).round() as i64;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src.db");
+    println!("gdx-bench: {rows} rows, then {changed} rows ({pct}%) updated");
+    make_source(&src, rows);
+    let src_bytes = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
+    println!("source: {} MiB", src_bytes / (1 << 20));
+
+    // Baseline: local SQLite copy.
+    let t = Instant::now();
+    let dst = tmp.path().join("copy.db");
+    let c = rusqlite::Connection::open(&dst).expect("open copy");
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144;
+         CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, age INTEGER, addr TEXT) WITHOUT ROWID;
+         ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people; DETACH s;",
+        src.display()
+    ))
+    .expect("copy");
+    let copy_s = t.elapsed().as_secs_f64();
+    println!("baseline sqlite copy: {:.2} s, {:.0} rows/s", copy_s, rows as f64 / copy_s);
+
+    // Baseline: rsync full, then delta.
+    let rsync = Command::new("rsync").arg("--version").output().is_ok_and(|o| o.status.success());
+    let rsync_dir = tmp.path().join("rsync");
+    let mut rsync_full = None;
+    if rsync {
+        std::fs::create_dir_all(&rsync_dir).ok();
+        rsync_full = Some(run_rsync(&src, &rsync_dir));
+        let (s, b) = rsync_full.unwrap_or_default();
+        println!("baseline rsync full copy: {s:.2} s, {b} bytes sent");
+    } else {
+        println!("baseline rsync: not installed, skipped (apt-get install rsync)");
+    }
+
+    // GDX initial sync.
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
+    agent.add_config(&format!(
+        "[[resource]]\ncode = \"hukou\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
+        src.display()
+    ));
+    let t = Instant::now();
+    let (code, out, err) = agent.sync(&[]);
+    let gdx_s = t.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "sync failed: {err}");
+    let full_bytes = out["sent_bytes"].as_u64().unwrap_or(0);
+    println!(
+        "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent ({:.2}x the SQLite copy's time)",
+        gdx_s,
+        rows as f64 / gdx_s,
+        full_bytes,
+        gdx_s / copy_s
+    );
+
+    // Change P% and sync again.
+    let c = rusqlite::Connection::open(&src).expect("open source");
+    let step = (rows / changed.max(1)).max(1);
+    c.execute(&format!("UPDATE people SET age = age + 1 WHERE (rowid % {step}) = 0"), []).expect("update");
+    let t = Instant::now();
+    let (code, out, err) = agent.sync(&[]);
+    let inc_s = t.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "sync failed: {err}");
+    let inc_bytes = out["sent_bytes"].as_u64().unwrap_or(0);
+    let inc_rows = out["sent_rows"].as_u64().unwrap_or(0);
+    println!(
+        "gdx incremental sync: {inc_s:.2} s, {inc_rows} rows, {inc_bytes} bytes sent ({:.1}% of the initial sync's bytes)",
+        100.0 * inc_bytes as f64 / full_bytes.max(1) as f64
+    );
+    if rsync {
+        let (s, b) = run_rsync(&src, &rsync_dir);
+        println!(
+            "baseline rsync delta: {s:.2} s, {b} bytes sent; gdx sent {:.2}x rsync's bytes",
+            inc_bytes as f64 / b.max(1) as f64
+        );
+    }
+    let _ = rsync_full;
+}
+
+fn make_source(path: &Path, rows: i64) {
+    let c = rusqlite::Connection::open(path).expect("open source");
+    c.execute_batch(
+        "PRAGMA journal_mode=DELETE; CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, age INTEGER, addr TEXT)",
+    )
+    .expect("create");
+    let tx = c.unchecked_transaction().expect("tx");
+    {
+        let mut stmt = tx.prepare("INSERT INTO people VALUES (?1, ?2, ?3, ?4)").expect("prepare");
+        let mut x: u64 = 88172645463325252;
+        for i in 0..rows {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = format!("6325221{:011}", x % 100_000_000_000);
+            let _ = stmt.execute(rusqlite::params![
+                id,
+                format!("才让东智{i}"),
+                (x % 90) as i64,
+                "青海省海南藏族自治州同德县尕巴松多镇"
+            ]);
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+/// (seconds, bytes sent) of one rsync of `src` into `dir`.
+fn run_rsync(src: &Path, dir: &Path) -> (f64, u64) {
+    let t = Instant::now();
+    let out = Command::new("rsync")
+        .args(["--stats", "--no-whole-file", "--inplace"])
+        .arg(src)
+        .arg(dir)
+        .output()
+        .expect("rsync");
+    let secs = t.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bytes = text
+        .lines()
+        .find(|l| l.starts_with("Total bytes sent:"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|v| v.trim().replace(',', ""))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (secs, bytes)
+}
