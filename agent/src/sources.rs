@@ -253,7 +253,11 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
         match records.next() {
             None => return out, // empty file: no rows
             Some(Err((line, reason, raw))) => {
-                quarantine_file(&mut out, format!("the header (line {line}) is malformed: {reason}"), lossy(&raw));
+                quarantine_file(
+                    &mut out,
+                    format!("the header (line {line}) is malformed: {reason}"),
+                    lossy(&raw, encoding),
+                );
                 return out;
             }
             Some(Ok((_, fields))) if fields.len() == 1 && fields[0].0.is_empty() => continue,
@@ -266,7 +270,7 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
                             quarantine_file(
                                 &mut out,
                                 format!("the header (line {line}) has bytes that are not valid {}", enc_name(encoding)),
-                                lossy(raw),
+                                lossy(raw, encoding),
                             );
                             return out;
                         }
@@ -291,7 +295,7 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
             Err((line, reason, raw)) => out.quarantine.push(Quarantined {
                 place: format!("{name} line {line}"),
                 reason: format!("malformed CSV: {reason}"),
-                content: shorten(&lossy(&raw)),
+                content: shorten(&lossy(&raw, encoding)),
             }),
             Ok((_, fields)) if fields.len() == 1 && fields[0].0.is_empty() => {} // blank line
             Ok((line, fields)) => {
@@ -300,7 +304,7 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
                     out.quarantine.push(Quarantined {
                         place,
                         reason: format!("malformed CSV: {} fields, the header has {}", fields.len(), header.len()),
-                        content: shorten(&fields.iter().map(|f| lossy(&f.0)).collect::<Vec<_>>().join(",")),
+                        content: shorten(&fields.iter().map(|f| lossy(&f.0, encoding)).collect::<Vec<_>>().join(",")),
                     });
                     continue;
                 }
@@ -326,7 +330,7 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
                             "bytes that are not valid {}; save the file as UTF-8 or GBK",
                             enc_name(encoding)
                         ),
-                        content: shorten(&fields.iter().map(|f| lossy(&f.0)).collect::<Vec<_>>().join(",")),
+                        content: shorten(&fields.iter().map(|f| lossy(&f.0, encoding)).collect::<Vec<_>>().join(",")),
                     });
                 } else {
                     out.rows.push((place, values));
@@ -354,8 +358,12 @@ fn decode(raw: &[u8], encoding: Encoding) -> Option<String> {
     }
 }
 
-fn lossy(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
+/// Bytes for display: decoded in the file's encoding, bad bytes replaced.
+fn lossy(raw: &[u8], encoding: Encoding) -> String {
+    match encoding {
+        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling(raw).0.into_owned(),
+        _ => String::from_utf8_lossy(raw).into_owned(),
+    }
 }
 
 fn shorten(s: &str) -> String {

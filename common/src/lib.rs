@@ -8,6 +8,7 @@
 
 pub mod data;
 pub mod division;
+pub mod idnumber;
 pub mod node;
 pub mod token;
 pub mod units;

@@ -345,6 +345,13 @@ fn demo_shows_a_hub_and_two_connected_agents() {
     wait_until(Duration::from_secs(60), "the demo reports its agents connected", || {
         demo.output().contains("2 of 2 agents connected")
     });
+    wait_until(Duration::from_secs(60), "the demo shows its resources synced", || {
+        demo.output().contains("Where to look")
+    });
     let out = demo.output();
     assert!(out.contains("gdx-hub --data"), "the demo says where to look: {out}");
+    let line =
+        |res: &str| out.lines().find(|l| l.contains(res) && l.contains("630000/")).unwrap_or_default().to_owned();
+    assert!(line(" hukou ").contains(" 300 "), "{out}");
+    assert!(line(" dibao ").contains(" 120 "), "{out}");
 }
