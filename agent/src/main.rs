@@ -54,6 +54,9 @@ enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// How long to wait for the hub (s, m, h).
+        #[arg(long, default_value = "15s")]
+        timeout: String,
     },
     /// Show identity, hub, connection state and certificate expiry.
     #[command(after_help = "Examples:\n  gdx-agent status\n  gdx-agent status --json")]
@@ -111,10 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Run => runtime()?.block_on(uplink::run(&cli.data, shutdown_signal()))?,
-        Command::Sync { resource, accept_schema, json } => {
+        Command::Sync { resource, accept_schema, json, timeout } => {
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let out =
-                runtime()?.block_on(syncer::sync_once(&cli.data, resource.as_deref(), accept_schema, progress))?;
+            let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);
+            let only = resource.as_deref();
+            let out = runtime()?.block_on(syncer::sync_once(&cli.data, only, accept_schema, progress, timeout))?;
             return Ok(report_sync(&out, json));
         }
         Command::Status { json } => {

@@ -45,6 +45,7 @@ pub async fn sync_once(
     only: Option<&str>,
     accept_schema: bool,
     show_progress: bool,
+    timeout: Duration,
 ) -> anyhow::Result<SyncOutcome> {
     let paths = AgentPaths::new(dir);
     let config = AgentConfig::load(&paths)?;
@@ -96,7 +97,7 @@ pub async fn sync_once(
         None
     };
     let creds = Credentials::load(&paths)?;
-    match uplink::connect(&config, &creds, uplink::CONNECT_TIMEOUT, true).await {
+    match uplink::connect(&config, &creds, timeout, true).await {
         Ok(session) => {
             let drained = upload::drain(&session.conn, &mut state, only, |rows| {
                 if let Some(b) = &bar {

@@ -68,7 +68,7 @@ impl Vaults {
         if let Some(c) = open.get(node) {
             return Ok(c.clone());
         }
-        std::fs::create_dir_all(&self.dir)
+        create_private_dir(&self.dir)
             .map_err(|e| VaultError::Schema(format!("cannot create {}: {e}", self.dir.display())))?;
         let conn = open_vault(&self.path(node))?;
         let c = Arc::new(Mutex::new(conn));
@@ -82,6 +82,17 @@ impl Vaults {
         let mut conn = conn.lock().map_err(|_| VaultError::Schema("vault lock poisoned".into()))?;
         apply(&mut conn, cs, now)
     }
+}
+
+/// Creates the vault directory readable by the hub's user only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// `vaults/DIVISION-ORG.db`.

@@ -94,11 +94,32 @@ fn sqlite_initial_then_only_changes_travel() {
     let (_, out, _) = agent.sync(&[]);
     assert_eq!(out["sent_rows"], 0);
 
+    // the hub is down: the change waits in the outbox, the exit code says so
+    let mut hub = hub;
+    hub.stop();
+    sql(&db, "UPDATE people SET name = '离线' WHERE id = '00000005';");
+    let (code, out, err) = agent.sync(&["--timeout", "2s"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot reach the hub") && err.contains("1 changesets (1 rows) wait in the outbox"), "{err}");
+    assert_eq!(out["waiting"]["rows"], 1);
+    assert!(agent.cmd(&["status"]).ok().contains("waiting to send 1 changesets (1 rows)"));
+    hub.start();
+    let (code, out, _) = agent.sync(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(out["sent_rows"], 1);
+    same(&hub, &db, "people", "hukou", COLS);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(hub.dir.path().join("vaults")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the vault directory is private");
+    }
+
     let nodes = hub.nodes();
     let res = &nodes[0]["resources"][0];
     assert_eq!(
         (res["resource"].as_str(), res["rows"].as_i64(), res["last_seq"].as_i64()),
-        (Some("hukou"), Some(12_345), Some(4))
+        (Some("hukou"), Some(12_345), Some(5))
     );
     let status = agent.cmd(&["status"]).ok();
     assert!(status.contains("resource hukou:") && status.contains("rows 12345"), "{status}");
