@@ -6,6 +6,7 @@
 //! lets the hub and the agent stay thin shells around it.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod creditcode;
 pub mod data;
 pub mod division;
