@@ -113,6 +113,9 @@ fn resource_text(r: &ResourceState) -> String {
     if let Some(p) = &r.paused {
         out.push_str(&format!("  PAUSED: {p}\n"));
     }
+    if let Some(h) = &r.held {
+        out.push_str(&format!("  HELD: {h}; uploads of this resource stop until the cause is fixed\n"));
+    }
     if let Some(e) = &r.last_error {
         out.push_str(&format!("  ERROR: {e}\n"));
     }
@@ -252,6 +255,8 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
             let Ok(r) = state.resource_state(res.code.as_str()) else { continue };
             if let Some(p) = &r.paused {
                 push("resource", Verdict::Fail, format!("{} is paused: {p}", r.code));
+            } else if let Some(h) = &r.held {
+                push("resource", Verdict::Fail, format!("{}: uploads held: {h}", r.code));
             } else if let Some(e) = &r.last_error {
                 push("resource", Verdict::Fail, e.clone());
             } else if r.quarantined > 0 {

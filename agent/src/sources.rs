@@ -21,6 +21,9 @@ pub struct Extract {
     pub columns: Vec<Column>,
     pub rows: Vec<SourceRow>,
     pub quarantine: Vec<Quarantined>,
+    /// A whole file was set aside: its rows are missing from `rows`, so
+    /// rows absent from this extract must not be taken for deletions.
+    pub partial: bool,
 }
 
 /// One good row and where it came from (`people.csv line 7`, `row 12`).
@@ -131,8 +134,11 @@ fn check_columns(columns: &[Column]) -> Result<(), SourceError> {
     for c in columns {
         check_column_name(&c.name)
             .map_err(|e| SourceError::Columns(format!("{e}; rename it in the source or select it AS another name")))?;
-        if !seen.insert(c.name.as_str()) {
-            return Err(SourceError::Columns(format!("column {:?} appears twice in the source", c.name)));
+        if !seen.insert(c.name.to_lowercase()) {
+            return Err(SourceError::Columns(format!(
+                "column {:?} appears twice in the source (names that differ only in case count as the same)",
+                c.name
+            )));
         }
     }
     Ok(())
@@ -147,6 +153,7 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
         let entry = entry.map_err(|e| open_err(e.to_string()))?;
         let raw_name = entry.file_name();
         let Some(name) = raw_name.to_str().map(str::to_owned) else {
+            out.partial = true;
             out.quarantine.push(Quarantined {
                 place: raw_name.to_string_lossy().into_owned(),
                 reason: "the file name is not valid UTF-8; rename the file".into(),
@@ -158,6 +165,7 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
             continue; // partial uploads (.tmp, .part) and other files are not extracts
         }
         let path = entry.path();
+        let before = out.quarantine.len();
         match path.canonicalize() {
             Ok(real) if real.starts_with(&canonical_dir) && real.is_file() => files.push((name, real)),
             Ok(real) if !real.starts_with(&canonical_dir) => out.quarantine.push(Quarantined {
@@ -175,6 +183,7 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
                 content: String::new(),
             }),
         }
+        out.partial |= out.quarantine.len() > before;
     }
     files.sort();
     let mut header: Option<(String, Vec<String>)> = None;
@@ -182,6 +191,7 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
+                out.partial = true;
                 out.quarantine.push(Quarantined {
                     place: name,
                     reason: format!("cannot read: {e}"),
@@ -191,6 +201,8 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
             }
         };
         let file = parse_csv_file(&name, &bytes, encoding);
+        let whole_file_refused = file.header.is_none() && !file.quarantine.is_empty();
+        out.partial |= whole_file_refused;
         out.quarantine.extend(file.quarantine);
         let Some(cols) = file.header else { continue };
         let order: Vec<usize> = match &header {
@@ -205,6 +217,7 @@ fn read_csv_dir(dir: &Path, encoding: Encoding) -> Result<Extract, SourceError> 
                 sorted_a.sort();
                 sorted_b.sort();
                 if sorted_a != sorted_b {
+                    out.partial = true;
                     out.quarantine.push(Quarantined {
                         place: name.clone(),
                         reason: format!(
@@ -239,8 +252,7 @@ pub struct CsvFile {
 pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let encoding = match encoding {
-        Encoding::Auto if std::str::from_utf8(bytes).is_ok() => Encoding::Utf8,
-        Encoding::Auto => Encoding::Gbk,
+        Encoding::Auto => detect(bytes),
         e => e,
     };
     let mut out = CsvFile::default();
@@ -286,7 +298,9 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
             return out;
         }
     }
-    if let Some(dup) = header.iter().enumerate().find(|(i, h)| header[..*i].contains(h)) {
+    if let Some(dup) =
+        header.iter().enumerate().find(|(i, h)| header[..*i].iter().any(|x| x.to_lowercase() == h.to_lowercase()))
+    {
         quarantine_file(&mut out, format!("column {:?} appears twice in the header", dup.1), header.join(","));
         return out;
     }
@@ -340,6 +354,21 @@ pub fn parse_csv_file(name: &str, bytes: &[u8], encoding: Encoding) -> CsvFile {
     }
     out.header = Some(header);
     out
+}
+
+/// UTF-8 when the bytes are UTF-8 (or only end in the middle of a
+/// character, as a file still being copied does); GBK when every byte
+/// decodes as GBK; otherwise UTF-8, so that the bad bytes quarantine their
+/// rows instead of the whole file being read as garbled GBK.
+fn detect(bytes: &[u8]) -> Encoding {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Encoding::Utf8,
+        Err(e) if e.error_len().is_none() => Encoding::Utf8,
+        Err(_) if encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes).is_some() => {
+            Encoding::Gbk
+        }
+        Err(_) => Encoding::Utf8,
+    }
 }
 
 fn enc_name(e: Encoding) -> &'static str {

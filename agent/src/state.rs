@@ -20,6 +20,10 @@ CREATE TABLE IF NOT EXISTS resources (
     next_seq   INTEGER NOT NULL DEFAULT 1,
     acked_seq  INTEGER NOT NULL DEFAULT 0,
     paused     TEXT,
+    -- set when the hub rejected a changeset: uploads of this resource stop
+    held       TEXT,
+    -- random, fixed at the first scan; see gdx_common::data::Changeset::epoch
+    epoch      INTEGER NOT NULL DEFAULT (abs(random())),
     last_scan  INTEGER,
     last_error TEXT,
     rows       INTEGER NOT NULL DEFAULT 0
@@ -81,6 +85,16 @@ impl State {
         // The scan of a large resource rewrites much of `rowstate` at once.
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         Ok(Self { conn })
+    }
+
+    /// Takes the agent's scan lock (`scan.lock` beside `state.db`), waiting
+    /// for another process's scan to finish.
+    pub fn scan_lock(&self) -> rusqlite::Result<std::fs::File> {
+        let path = self.conn.path().map(|p| std::path::Path::new(p).with_file_name("scan.lock")).unwrap_or_default();
+        let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
     }
 
     /// The underlying connection, for the sync and upload modules.
@@ -157,6 +171,8 @@ pub struct ResourceState {
     /// Changesets produced (highest number).
     pub last_seq: i64,
     pub paused: Option<String>,
+    /// Why uploads of this resource are held (the hub rejected a changeset).
+    pub held: Option<String>,
     pub last_scan: Option<i64>,
     pub last_error: Option<String>,
     pub backlog_changesets: i64,
@@ -183,7 +199,7 @@ impl State {
         let mut r = self
             .conn
             .query_row(
-                "SELECT rows, acked_seq, next_seq - 1, paused, last_scan, last_error FROM resources WHERE code = ?1",
+                "SELECT rows, acked_seq, next_seq - 1, paused, last_scan, last_error, held FROM resources WHERE code = ?1",
                 [code],
                 |r| {
                     Ok(ResourceState {
@@ -194,6 +210,7 @@ impl State {
                         paused: r.get(3)?,
                         last_scan: r.get(4)?,
                         last_error: r.get(5)?,
+                        held: r.get(6)?,
                         ..ResourceState::default()
                     })
                 },

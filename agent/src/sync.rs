@@ -68,6 +68,10 @@ pub struct Signer {
 
 /// Scans one resource and writes its changes to the outbox.
 pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) -> Result<ScanReport, ScanError> {
+    // One scan at a time per agent (the daemon and `gdx-agent sync` may both
+    // run): a scan that read the source earlier must not commit after one
+    // that read it later. The lock is released when the file is dropped.
+    let _lock = state.scan_lock()?;
     let code = res.code.as_str().to_owned();
     let mut report = ScanReport { resource: code.clone(), ..ScanReport::default() };
     let extract = match sources::read(&res.source) {
@@ -130,6 +134,8 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     let mut quarantine: Vec<Quarantined> = extract.quarantine;
     let identity = positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len();
     let mut current: HashMap<Vec<u8>, (Vec<Value>, [u8; 16], String)> = HashMap::with_capacity(extract.rows.len());
+    // Keys present in the source but not sent this time: never deletions.
+    let mut held: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for row in extract.rows {
         report.scanned += 1;
         let values: Vec<Value> = if identity {
@@ -147,6 +153,18 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             continue;
         }
         let k = encode_key(&key);
+        if row_bytes(&values) > MAX_ROW_BYTES {
+            quarantine.push(Quarantined {
+                place: row.place,
+                reason: format!(
+                    "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
+                    MAX_ROW_BYTES >> 20
+                ),
+                content: describe(&values),
+            });
+            held.insert(k);
+            continue;
+        }
         if let Some((_, _, first)) = current.get(&k) {
             quarantine.push(Quarantined {
                 place: row.place,
@@ -176,6 +194,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
                         changes.push((key, Change::Upsert(values), d));
                     }
                 }
+                None if held.contains(&key) || extract.partial => {}
                 None => {
                     let kv: Vec<Value> = bincode::serde::decode_from_slice(&key, bincode::config::standard())
                         .map(|(v, _)| v)
@@ -213,17 +232,19 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             row_count as i64
         ],
     )?;
-    let mut seq: u64 =
-        tx.query_row("SELECT next_seq FROM resources WHERE code = ?1", [&code], |r| r.get::<_, i64>(0))? as u64;
+    let (seq, epoch): (i64, i64) =
+        tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (mut seq, epoch) = (seq as u64, epoch as u64);
 
     // Sorted by key so the hub inserts in index order.
     let mut changes: Vec<Change> = changes.into_iter().map(|(_, c, _)| c).collect();
     changes.sort_by(|a, b| cmp_change_keys(a, b, &key_idx));
-    for chunk in changes.chunks(MAX_CHANGESET_ROWS) {
+    for chunk in chunks(&changes) {
         let cs = Changeset {
             origin: signer.node.clone(),
             resource: res.code.clone(),
             seq,
+            epoch,
             columns: columns.clone(),
             key: key_idx.clone(),
             changes: chunk.to_vec(),
@@ -239,7 +260,10 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             body,
             signer_chain: signer.chain.clone(),
         };
-        let frame = wire::encode_frame(&wire::Message::Upload(envelope)).unwrap_or_default();
+        // An error here rolls the whole scan back: nothing is marked synced
+        // that is not in the outbox.
+        let frame =
+            wire::encode_frame(&wire::Message::Upload(envelope)).map_err(|e| ScanError::Key(format!("{code}: {e}")))?;
         tx.execute(
             "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
             params![code, seq as i64, chunk.len() as i64, frame],
@@ -251,6 +275,44 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
     tx.commit()?;
     Ok(report)
+}
+
+/// Largest row sent, in bytes of values; larger rows are quarantined.
+pub const MAX_ROW_BYTES: usize = 4 << 20;
+/// A changeset is cut when its rows reach this many bytes of values.
+const MAX_CHUNK_BYTES: usize = 8 << 20;
+
+fn row_bytes(values: &[Value]) -> usize {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Text(t) => t.len() + 2,
+            Value::Blob(b) => b.len() + 2,
+            _ => 9,
+        })
+        .sum()
+}
+
+/// Cuts sorted changes into changesets of at most [`MAX_CHANGESET_ROWS`]
+/// rows and [`MAX_CHUNK_BYTES`] bytes, so every frame fits the wire limit.
+fn chunks(changes: &[Change]) -> Vec<&[Change]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, c) in changes.iter().enumerate() {
+        let size = match c {
+            Change::Upsert(row) | Change::Delete(row) => row_bytes(row),
+        };
+        if i > start && (i - start >= MAX_CHANGESET_ROWS || bytes + size > MAX_CHUNK_BYTES) {
+            out.push(&changes[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < changes.len() {
+        out.push(&changes[start..]);
+    }
+    out
 }
 
 /// Replaces the quarantine list of `code`; returns its length.
@@ -273,7 +335,7 @@ fn save_quarantine(
 /// as its new shape: every row is sent again under the new columns.
 pub fn accept_schema(state: &mut State, code: &str) -> rusqlite::Result<()> {
     let tx = state.conn().transaction()?;
-    tx.execute("UPDATE resources SET columns = '[]', paused = NULL WHERE code = ?1", [code])?;
+    tx.execute("UPDATE resources SET columns = '[]', paused = NULL, held = NULL WHERE code = ?1", [code])?;
     // Every saved row compares as changed, so all rows travel again under the
     // new columns, and rows gone from the source are still deleted.
     tx.execute("UPDATE rowstate SET digest = x'' WHERE resource = ?1", [code])?;
@@ -329,6 +391,17 @@ fn describe(values: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_respect_rows_and_bytes() {
+        let small: Vec<Change> = (0..12_001).map(|i| Change::Upsert(vec![Value::Integer(i)])).collect();
+        let sizes: Vec<usize> = chunks(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [5_000, 5_000, 2_001]);
+        let big: Vec<Change> = (0..5).map(|_| Change::Upsert(vec![Value::Blob(vec![0; 3 << 20])])).collect();
+        let sizes: Vec<usize> = chunks(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert!(chunks(&[]).is_empty());
+    }
 
     fn col(n: &str, t: &str) -> Column {
         Column { name: n.into(), decl_type: t.into() }

@@ -109,6 +109,9 @@ pub async fn sync_once(
                 Ok(d) => {
                     out.sent_rows = d.rows;
                     out.sent_changesets = d.acked;
+                    out.errors.extend(d.rejected.iter().map(|r| {
+                        format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`")
+                    }));
                 }
                 Err(e) => out.upload_error = Some(e.0),
             }
@@ -179,8 +182,10 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
         if let Ok(i) = rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             // let a burst of writes settle before scanning
             std::thread::sleep(Duration::from_millis(500));
-            while rx.try_recv().is_ok() {}
             due.insert(i, Instant::now());
+            while let Ok(j) = rx.try_recv() {
+                due.insert(j, Instant::now());
+            }
         }
         for (i, res) in config.resources.iter().enumerate() {
             if due.get(&i).is_some_and(|t| *t <= Instant::now()) {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use gdx_certs::frames::{self, describe_connection_error};
 use gdx_common::wire::{LENGTH_PREFIX, Message};
 use rusqlite::params;
+use tracing::warn;
 
 use crate::state::State;
 use crate::uplink::LinkError;
@@ -47,6 +48,8 @@ pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<HashMa
 /// What a drain achieved.
 #[derive(Debug, Default, Clone)]
 pub struct Drained {
+    /// Resources held because the hub rejected one of their changesets.
+    pub rejected: Vec<String>,
     pub acked: u64,
     pub duplicates: u64,
     pub rows: u64,
@@ -69,12 +72,12 @@ pub async fn drain(
         if pending.is_empty() {
             return Ok(total);
         }
-        let before = total.acked;
+        let before = (total.acked, total.rejected.len());
         let restart = drain_once(conn, state, pending, &mut total, &mut progress).await?;
         if !restart {
             continue;
         }
-        stalls = if total.acked == before { stalls + 1 } else { 0 };
+        stalls = if (total.acked, total.rejected.len()) == before { stalls + 1 } else { 0 };
         if stalls >= 2 {
             return Err(LinkError(
                 "the hub keeps asking for changesets this agent no longer holds; run `gdx-agent doctor` and contact the hub operator".into(),
@@ -88,7 +91,10 @@ type Pending = Vec<(String, u64, u64, Vec<u8>)>;
 
 fn load_pending(state: &mut State, only: Option<&str>) -> rusqlite::Result<Pending> {
     let mut stmt = state.conn().prepare(
-        "SELECT resource, seq, rows, envelope FROM outbox WHERE ?1 IS NULL OR resource = ?1 ORDER BY resource, seq LIMIT 4096",
+        "SELECT o.resource, o.seq, o.rows, o.envelope FROM outbox o
+         LEFT JOIN resources r ON r.code = o.resource
+         WHERE (?1 IS NULL OR o.resource = ?1) AND r.held IS NULL
+         ORDER BY o.resource, o.seq LIMIT 4096",
     )?;
     let rows = stmt.query_map([only], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64, r.get::<_, Vec<u8>>(3)?))
@@ -151,10 +157,16 @@ async fn drain_once(
                 restart = true;
             }
             Message::Rejected(r) => {
-                return Err(LinkError(format!(
-                    "the hub rejected changeset {} of {}: {}; the resource is held until this is fixed",
-                    r.seq, r.resource, r.reason
-                )));
+                // Hold this resource (its later changesets depend on this
+                // one) and carry on with the others.
+                let reason = format!("the hub rejected changeset {}: {}", r.seq, r.reason);
+                warn!(resource = %r.resource, %reason, "uploads of this resource are held");
+                state
+                    .conn()
+                    .execute("UPDATE resources SET held = ?2 WHERE code = ?1", params![r.resource.as_str(), reason])
+                    .map_err(db_err)?;
+                total.rejected.push(format!("{}: {reason}", r.resource));
+                restart = true;
             }
             Message::Refused(r) => return Err(LinkError(r.message)),
             other => return Err(LinkError(format!("unexpected answer from the hub: {other:?}"))),

@@ -51,6 +51,10 @@ pub struct Changeset {
     pub resource: ResourceCode,
     /// 1, 2, 3, … per (origin, resource), without gaps.
     pub seq: u64,
+    /// Random number fixed when the agent first synced the resource. A new
+    /// epoch with old sequence numbers means the agent's state was reset;
+    /// the receiver refuses it rather than mistaking new changes for duplicates.
+    pub epoch: u64,
     pub columns: Vec<Column>,
     /// Indices into `columns` of the key columns.
     pub key: Vec<usize>,
@@ -69,7 +73,9 @@ pub struct ResourceCode(String);
 /// Why a name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("resource code {0:?} must be 1-64 letters, digits, '.', '_', '-' or '/', not starting or ending with '/'")]
+    #[error(
+        "resource code {0:?} must be 1-64 letters, digits, '.', '_', '-' or '/', not starting or ending with '/' nor with _gdx or sqlite_"
+    )]
     ResourceCode(String),
     #[error("column name {0:?} is not a plain identifier: use 1-64 letters, digits or '_', not starting with a digit")]
     Column(String),
@@ -82,7 +88,9 @@ impl ResourceCode {
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
             && !s.starts_with('/')
             && !s.ends_with('/')
-            && !s.contains("//");
+            && !s.contains("//")
+            && !s.to_ascii_lowercase().starts_with("_gdx")
+            && !s.to_ascii_lowercase().starts_with("sqlite_");
         if ok { Ok(Self(s.to_owned())) } else { Err(NameError::ResourceCode(s.to_owned())) }
     }
 
@@ -142,12 +150,33 @@ pub fn cmp_values(a: &Value, b: &Value) -> Ordering {
     }
     match (a, b) {
         (Integer(x), Integer(y)) => x.cmp(y),
-        (Integer(x), Real(y)) => (*x as f64).total_cmp(y),
-        (Real(x), Integer(y)) => x.total_cmp(&(*y as f64)),
+        (Integer(x), Real(y)) => cmp_int_real(*x, *y),
+        (Real(x), Integer(y)) => cmp_int_real(*y, *x).reverse(),
         (Real(x), Real(y)) => x.total_cmp(y),
         (Text(x), Text(y)) => x.cmp(y),
         (Blob(x), Blob(y)) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Compares an integer with a real exactly (no rounding through f64), so
+/// that the order stays total for integers beyond 2^53. NaN sorts by its
+/// sign, as `f64::total_cmp` does.
+fn cmp_int_real(x: i64, y: f64) -> Ordering {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if y.is_nan() {
+        return if y.is_sign_negative() { Ordering::Greater } else { Ordering::Less };
+    }
+    if y >= TWO_63 {
+        return Ordering::Less;
+    }
+    if y < -TWO_63 {
+        return Ordering::Greater;
+    }
+    let t = y.trunc();
+    match x.cmp(&(t as i64)) {
+        Ordering::Equal => 0.0f64.total_cmp(&(y - t)),
+        o => o,
     }
 }
 
@@ -196,8 +225,13 @@ impl Changeset {
         if self.key.iter().any(|&k| k >= self.columns.len()) {
             return Err("a key column index is out of range".into());
         }
+        let mut seen = std::collections::HashSet::new();
         for c in &self.columns {
             check_column_name(&c.name).map_err(|e| e.to_string())?;
+            // SQLite names are case-insensitive
+            if !seen.insert(c.name.to_lowercase()) {
+                return Err(format!("column {:?} appears twice (names differ only in case)", c.name));
+            }
         }
         for change in &self.changes {
             let width_ok = match change {
@@ -286,6 +320,8 @@ mod tests {
             ("a//b", false),
             ("户口", false),
             ("a b", false),
+            ("_gdx_resources", false),
+            ("SQLITE_master", false),
             (&"x".repeat(65), false),
         ] {
             assert_eq!(ResourceCode::parse(s).is_ok(), ok, "{s}");
@@ -318,6 +354,19 @@ mod tests {
         assert_eq!(cmp_values(&Null, &Integer(-5)), Ordering::Less);
         assert_eq!(cmp_values(&Text("b".into()), &Text("a".into())), Ordering::Greater);
         assert_eq!(cmp_keys(&[Integer(1), Text("a".into())], &[Integer(1), Text("b".into())]), Ordering::Less);
+        // exact beyond 2^53, where f64 cannot tell the integers apart
+        let big = 1i64 << 53;
+        assert_eq!(cmp_values(&Integer(big + 1), &Real(big as f64)), Ordering::Greater);
+        assert_eq!(cmp_values(&Real(big as f64), &Integer(big)), Ordering::Equal);
+        assert_eq!(cmp_values(&Integer(2), &Real(2.5)), Ordering::Less);
+        assert_eq!(cmp_values(&Integer(-2), &Real(-2.5)), Ordering::Greater);
+        assert_eq!(cmp_values(&Integer(i64::MAX), &Real(1e300)), Ordering::Less);
+        // sorting a mix never panics and is consistent
+        let mut v = [Real(f64::NAN), Integer(big + 1), Real(big as f64), Integer(big), Integer(-1), Real(-f64::NAN)];
+        v.sort_by(cmp_values);
+        for w in v.windows(2) {
+            assert_ne!(cmp_values(&w[0], &w[1]), Ordering::Greater);
+        }
     }
 
     #[test]
@@ -326,6 +375,7 @@ mod tests {
             origin: NodeId::parse("632522/gongan").unwrap(),
             resource: ResourceCode::parse("hukou").unwrap(),
             seq: 7,
+            epoch: 1,
             columns: vec![Column { name: "id".into(), decl_type: String::new() }],
             key: vec![0],
             changes: (0..100).map(|i| Change::Upsert(vec![Value::Integer(i)])).collect(),
@@ -353,6 +403,7 @@ mod tests {
             origin: NodeId::parse("632522/gongan").unwrap(),
             resource: ResourceCode::parse("hukou").unwrap(),
             seq: 1,
+            epoch: 1,
             columns: vec![Column { name: "id".into(), decl_type: "TEXT".into() }],
             key: vec![0],
             changes: vec![Change::Upsert(vec![Value::Text("1".into())])],
@@ -365,6 +416,9 @@ mod tests {
         cs.changes.push(Change::Upsert(vec![]));
         assert!(cs.validate().is_err());
         cs.changes.pop();
+        cs.columns.push(Column { name: "ID".into(), decl_type: String::new() });
+        assert!(cs.validate().unwrap_err().contains("differ only in case"));
+        cs.columns.pop();
         cs.key = vec![3];
         assert!(cs.validate().is_err());
     }

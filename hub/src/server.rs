@@ -360,7 +360,7 @@ impl Hub {
         if let Err(e) = cs.validate() {
             return reject(e);
         }
-        match self.vaults.apply(&cs, now()) {
+        match self.vaults.apply(&cs, &pki::sha256(&env.body), now()) {
             Ok(Applied::Applied) => {
                 info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
                 Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })

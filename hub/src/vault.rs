@@ -64,7 +64,7 @@ impl Vaults {
     }
 
     fn conn(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
-        let mut open = self.open.lock().map_err(|_| VaultError::Schema("vault lock poisoned".into()))?;
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = open.get(node) {
             return Ok(c.clone());
         }
@@ -77,10 +77,13 @@ impl Vaults {
     }
 
     /// Applies a changeset to its origin's vault, exactly once.
-    pub fn apply(&self, cs: &Changeset, now: i64) -> Result<Applied, VaultError> {
+    /// `digest` is the SHA-256 of the signed body, kept per number to tell a
+    /// true duplicate from a different changeset under a reused number.
+    pub fn apply(&self, cs: &Changeset, digest: &[u8; 32], now: i64) -> Result<Applied, VaultError> {
         let conn = self.conn(&cs.origin)?;
-        let mut conn = conn.lock().map_err(|_| VaultError::Schema("vault lock poisoned".into()))?;
-        apply(&mut conn, cs, now)
+        // A panic while applying rolled its transaction back; the connection is usable.
+        let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        apply(&mut conn, cs, digest, now)
     }
 }
 
@@ -108,8 +111,15 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
             columns    TEXT NOT NULL,
             key        TEXT NOT NULL,
             last_seq   INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
-        )",
+            updated_at INTEGER NOT NULL,
+            epoch      INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS _gdx_changesets (
+            resource TEXT NOT NULL,
+            seq      INTEGER NOT NULL,
+            digest   BLOB NOT NULL,
+            PRIMARY KEY (resource, seq)
+        ) WITHOUT ROWID",
     )?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(conn)
@@ -137,16 +147,46 @@ pub fn summaries(vault_dir: &Path, node: &NodeId) -> Vec<ResourceSummary> {
     read().unwrap_or_default()
 }
 
-fn apply(conn: &mut Connection, cs: &Changeset, now: i64) -> Result<Applied, VaultError> {
+fn apply(conn: &mut Connection, cs: &Changeset, digest: &[u8; 32], now: i64) -> Result<Applied, VaultError> {
     let table = cs.resource.as_str();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let meta: Option<(String, String, i64)> = tx
-        .query_row("SELECT columns, key, last_seq FROM _gdx_resources WHERE resource = ?1", [table], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    let meta: Option<(String, String, i64, i64)> = tx
+        .query_row("SELECT columns, key, last_seq, epoch FROM _gdx_resources WHERE resource = ?1", [table], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    let last = meta.as_ref().map_or(0, |m| m.2 as u64);
+    let mut last = meta.as_ref().map_or(0, |m| m.2 as u64);
+    if let Some(m) = &meta
+        && m.3 as u64 != cs.epoch
+    {
+        // The agent lost its sync state and starts over from 1 with a new
+        // epoch, sending every row: the resource's contents are replaced.
+        if cs.seq != 1 {
+            return Err(VaultError::Schema(format!(
+                "changeset {} of {table} comes from a new sync epoch but is not the first of it; the agent's state.db was replaced while changes were in flight",
+                cs.seq
+            )));
+        }
+        tx.execute_batch(&format!("DELETE FROM \"{table}\""))?;
+        tx.execute("DELETE FROM _gdx_changesets WHERE resource = ?1", [table])?;
+        last = 0;
+    }
     if cs.seq <= last {
+        // Same number: the same changeset again, or a different one from an
+        // agent whose state.db was restored from an older copy.
+        let seen: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT digest FROM _gdx_changesets WHERE resource = ?1 AND seq = ?2",
+                params![table, cs.seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some_and(|d| d.as_slice() != digest.as_slice()) {
+            return Err(VaultError::Schema(format!(
+                "changeset {} of {table} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Delete the agent's state.db so that it sends the resource again in full",
+                cs.seq
+            )));
+        }
         return Ok(Applied::Duplicate);
     }
     if cs.seq != last + 1 {
@@ -162,10 +202,11 @@ fn apply(conn: &mut Connection, cs: &Changeset, now: i64) -> Result<Applied, Vau
                 "CREATE TABLE \"{table}\" ({}, PRIMARY KEY ({})) WITHOUT ROWID",
                 defs.join(", "),
                 pk.join(", ")
-            ))?;
+            ))
+            .map_err(|e| VaultError::Schema(format!("the vault cannot create table {table}: {e}")))?;
             cs.columns.clone()
         }
-        Some((cols, key, _)) => {
+        Some((cols, key, _, _)) => {
             let saved_key: Vec<String> = serde_json::from_str(key).unwrap_or_default();
             if saved_key != key_names {
                 return Err(VaultError::Schema(format!(
@@ -176,8 +217,10 @@ fn apply(conn: &mut Connection, cs: &Changeset, now: i64) -> Result<Applied, Vau
         }
     };
     for c in &cs.columns {
-        if !columns.iter().any(|x| x.name == c.name) {
-            tx.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN \"{}\" {}", c.name, affinity(&c.decl_type)))?;
+        // SQLite names are case-insensitive
+        if !columns.iter().any(|x| x.name.to_lowercase() == c.name.to_lowercase()) {
+            tx.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN \"{}\" {}", c.name, affinity(&c.decl_type)))
+                .map_err(|e| VaultError::Schema(format!("the vault cannot add column {} to {table}: {e}", c.name)))?;
             columns.push(c.clone());
         }
     }
@@ -201,15 +244,21 @@ fn apply(conn: &mut Connection, cs: &Changeset, now: i64) -> Result<Applied, Vau
         }
     }
     tx.execute(
-        "INSERT INTO _gdx_resources (resource, columns, key, last_seq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+        "INSERT INTO _gdx_resources (resource, columns, key, last_seq, updated_at, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
+             updated_at = excluded.updated_at, epoch = excluded.epoch",
         params![
             table,
             serde_json::to_string(&columns).unwrap_or_default(),
             serde_json::to_string(&key_names).unwrap_or_default(),
             cs.seq as i64,
-            now
+            now,
+            cs.epoch as i64
         ],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO _gdx_changesets (resource, seq, digest) VALUES (?1, ?2, ?3)",
+        params![table, cs.seq as i64, digest.as_slice()],
     )?;
     tx.commit()?;
     Ok(Applied::Applied)
@@ -266,6 +315,7 @@ mod tests {
             origin: NodeId::parse("632522/gongan").unwrap(),
             resource: ResourceCode::parse("hukou").unwrap(),
             seq,
+            epoch: 7,
             columns,
             key: vec![0],
             changes,
@@ -282,12 +332,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = Vaults::new(dir.path());
         let up = |id: &str, name: &str| Change::Upsert(vec![t(id), t(name)]);
-        assert_eq!(v.apply(&cs(1, vec![up("2", "b"), up("1", "a")], false), 10).unwrap(), Applied::Applied);
-        assert_eq!(v.apply(&cs(1, vec![up("3", "c")], false), 11).unwrap(), Applied::Duplicate);
-        assert_eq!(v.apply(&cs(3, vec![up("3", "c")], false), 11).unwrap(), Applied::Gap { expected: 2 });
+        assert_eq!(v.apply(&cs(1, vec![up("2", "b"), up("1", "a")], false), &[1; 32], 10).unwrap(), Applied::Applied);
+        assert_eq!(v.apply(&cs(1, vec![up("3", "c")], false), &[1; 32], 11).unwrap(), Applied::Duplicate);
+        assert_eq!(v.apply(&cs(3, vec![up("3", "c")], false), &[3; 32], 11).unwrap(), Applied::Gap { expected: 2 });
         let with_age =
             cs(2, vec![Change::Upsert(vec![t("1"), t("A"), Value::Integer(30)]), Change::Delete(vec![t("2")])], true);
-        assert_eq!(v.apply(&with_age, 12).unwrap(), Applied::Applied);
+        assert_eq!(v.apply(&with_age, &[2; 32], 12).unwrap(), Applied::Applied);
         let node = NodeId::parse("632522/gongan").unwrap();
         let s = summaries(&dir.path().join("vaults"), &node);
         assert_eq!((s[0].rows, s[0].last_seq, s[0].updated_at), (1, 2, 12));
@@ -295,6 +345,17 @@ mod tests {
         let row: (String, i64) =
             conn.query_row("SELECT name, age FROM hukou WHERE id = '1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         assert_eq!(row, ("A".into(), 30));
+        // a different changeset under a used number: refused
+        let e = v.apply(&cs(2, vec![up("5", "e")], false), &[9; 32], 13).unwrap_err().to_string();
+        assert!(e.contains("restored from an older copy"), "{e}");
+        // a new epoch starting at 1 replaces the contents
+        let mut reset = cs(1, vec![up("9", "z")], false);
+        reset.epoch = 8;
+        assert_eq!(v.apply(&reset, &[1; 32], 13).unwrap(), Applied::Applied);
+        assert_eq!(summaries(&dir.path().join("vaults"), &node)[0].rows, 1);
+        let mut late = cs(3, vec![up("8", "y")], false);
+        late.epoch = 9;
+        assert!(v.apply(&late, &[1; 32], 14).is_err());
     }
 
     #[test]

@@ -159,11 +159,20 @@ fn csv_in_utf8_with_bom_and_in_gbk() {
         v.query_row("SELECT 姓名 FROM yibao WHERE 证件号码 = '630102198504041234'", [], |r| r.get(0)).unwrap();
     assert_eq!(name, "拉毛\"才让\"");
 
+    // a file set aside as a whole (bad header) is not taken for deleted rows
+    std::fs::write(gbk.join("c.csv"), "证件号码,姓 名\n632801197001011234,乌兰\n").unwrap();
+    let (_, out, _) = agent.sync(&["--resource", "yibao"]);
+    assert_eq!(
+        (out["resources"][0]["deleted"].as_u64(), out["resources"][0]["quarantined"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let count = || -> i64 { v.query_row("SELECT count(*) FROM yibao", [], |r| r.get(0)).unwrap() };
+    assert_eq!(count(), 3);
+
     // a file removed from the drop folder deletes its rows
     std::fs::remove_file(gbk.join("c.csv")).unwrap();
     let (_, out, _) = agent.sync(&["--resource", "yibao"]);
     assert_eq!(out["resources"][0]["deleted"], 1);
-    let count = || -> i64 { v.query_row("SELECT count(*) FROM yibao", [], |r| r.get(0)).unwrap() };
     assert_eq!(count(), 2);
     // an empty folder is "nothing dropped yet"; a header-only file empties the resource
     std::fs::remove_file(gbk.join("b.csv")).unwrap();
@@ -275,6 +284,59 @@ fn schema_drift_adds_columns_and_pauses_on_drops() {
     assert_eq!(out["resources"].as_array().unwrap().len(), 2);
 }
 
+#[test]
+fn oversized_rows_lost_state_and_restored_state() {
+    let (hub, agent, tmp) = setup();
+    let a = tmp.path().join("a.db");
+    let b = tmp.path().join("b.db");
+    make_people(&a, 30);
+    make_people(&b, 30);
+    // a 5 MiB value cannot travel; its neighbours do
+    let c = rusqlite::Connection::open(&a).unwrap();
+    c.execute("UPDATE people SET name = ?1 WHERE id = '00000003'", ["藏".repeat(2 << 20)]).unwrap();
+    agent.add_config(&sqlite_resource("hukou", &a));
+    agent.add_config(&sqlite_resource("minzu", &b));
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["resources"][0]["inserted"], 29);
+    assert!(agent.cmd(&["status"]).ok().contains("row 4: the row is larger than 4 MiB"));
+
+    // state.db lost: the agent starts a new epoch and sends everything; the
+    // hub replaces the resource's contents, so nothing stale survives
+    let state_files = ["state.db", "state.db-wal", "state.db-shm"];
+    for f in state_files {
+        let _ = std::fs::remove_file(agent.dir.path().join(f));
+    }
+    sql(&b, "DELETE FROM people WHERE id = '00000001';");
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    same(&hub, &b, "people", "minzu", COLS);
+
+    // state.db restored from an older copy: its numbers were used already;
+    // the hub refuses the different changeset instead of calling it a
+    // duplicate, and uploads of that resource are held
+    let backup = tmp.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for f in state_files {
+        let _ = std::fs::copy(agent.dir.path().join(f), backup.join(f));
+    }
+    sql(&b, "UPDATE people SET name = '一' WHERE id = '00000002';");
+    assert_eq!(agent.sync(&[]).0, 0);
+    for f in state_files {
+        let _ = std::fs::remove_file(agent.dir.path().join(f));
+        let _ = std::fs::copy(backup.join(f), agent.dir.path().join(f));
+    }
+    sql(&b, "UPDATE people SET name = '二' WHERE id = '00000003';");
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("restored from an older copy") && err.contains("uploads of that resource are held"), "{err}");
+    let status = agent.cmd(&["status"]).ok();
+    assert!(status.contains("HELD: the hub rejected changeset"), "{status}");
+    let v = rusqlite::Connection::open(vault(&hub, NODE)).unwrap();
+    let name: String = v.query_row("SELECT name FROM minzu WHERE id = '00000002'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "一", "the vault kept what it had");
+}
+
 fn signed(agent: &Agent, seq: u64, rows: &[(&str, &str)], tamper: bool) -> Vec<u8> {
     let key = agent.key();
     let chain = gdx_certs::pki::pem_blocks(
@@ -285,6 +347,7 @@ fn signed(agent: &Agent, seq: u64, rows: &[(&str, &str)], tamper: bool) -> Vec<u
         origin: NodeId::parse(NODE).unwrap(),
         resource: ResourceCode::parse("manual").unwrap(),
         seq,
+        epoch: 42,
         columns: vec![
             Column { name: "id".into(), decl_type: "TEXT".into() },
             Column { name: "v".into(), decl_type: String::new() },
@@ -332,6 +395,7 @@ fn duplicates_are_acknowledged_gaps_refused_and_tampering_rejected() {
         NODE,
         vec![
             signed(&agent, 1, &[("1", "a")], false),
+            signed(&agent, 1, &[("1", "a")], false),
             signed(&agent, 1, &[("1", "changed")], false),
             signed(&agent, 3, &[("3", "c")], false),
             signed(&agent, 2, &[("1", "b")], true),
@@ -340,12 +404,17 @@ fn duplicates_are_acknowledged_gaps_refused_and_tampering_rejected() {
     );
     assert!(matches!(&answers[0], Message::Ack(a) if a.seq == 1 && !a.duplicate), "{:?}", answers[0]);
     assert!(matches!(&answers[1], Message::Ack(a) if a.seq == 1 && a.duplicate), "{:?}", answers[1]);
-    assert!(matches!(&answers[2], Message::Gap(g) if g.got == 3 && g.expected == 2), "{:?}", answers[2]);
-    match &answers[3] {
+    // another changeset under a used number is not a duplicate
+    match &answers[2] {
+        Message::Rejected(r) => assert!(r.reason.contains("differs from the one applied before"), "{}", r.reason),
+        other => panic!("a different changeset under a used number was accepted: {other:?}"),
+    }
+    assert!(matches!(&answers[3], Message::Gap(g) if g.got == 3 && g.expected == 2), "{:?}", answers[3]);
+    match &answers[4] {
         Message::Rejected(r) => assert!(r.reason.contains("altered after signing"), "{}", r.reason),
         other => panic!("tampered changeset accepted: {other:?}"),
     }
-    assert!(matches!(&answers[4], Message::Ack(a) if a.seq == 2), "{:?}", answers[4]);
+    assert!(matches!(&answers[5], Message::Ack(a) if a.seq == 2), "{:?}", answers[5]);
     let v = rusqlite::Connection::open(vault(&hub, NODE)).unwrap();
     let rows: Vec<(String, String)> = v
         .prepare("SELECT id, v FROM manual ORDER BY id")
