@@ -105,8 +105,8 @@ fn main() {
     if rsync {
         let (s, b) = run_rsync(&src, &rsync_dir);
         println!(
-            "baseline rsync delta: {s:.2} s, {b} bytes sent; gdx sent {:.2}x rsync's bytes",
-            inc_bytes as f64 / b.max(1) as f64
+            "baseline rsync delta: {s:.2} s, {b} bytes sent; rsync sent {:.0}x the bytes gdx sent",
+            b as f64 / inc_bytes.max(1) as f64
         );
     }
     if let Some((_, b)) = rsync_full {
