@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::creditcode::CreditCode;
 use crate::data::check_column_name;
 use crate::node::NodeId;
-use crate::units::civil_from_days;
+use crate::units::{civil_from_days, is_real_date};
 
 /// 信息资源分类: which catalogue an entry belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,15 +278,7 @@ fn check_date(text: &str, today: i64) -> Result<(), String> {
     }
     let (y, m, d): (i64, u32, u32) =
         (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => 0,
-    };
-    if d == 0 || d > days {
+    if !is_real_date(y, m, d) {
         return Err(bad());
     }
     if (y, m, d) > civil_from_days(today) {

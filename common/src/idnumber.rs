@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::division::DivisionCode;
-use crate::units::civil_from_days;
+use crate::units::{civil_from_days, is_real_date};
 
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK: &[u8; 11] = b"10X98765432";
@@ -104,15 +104,7 @@ fn check_date(s: &str, date: &str, today: i64) -> Result<(), IdError> {
     let y: i64 = date[..4].parse().unwrap_or(0);
     let m: u32 = date[4..6].parse().unwrap_or(0);
     let d: u32 = date[6..8].parse().unwrap_or(0);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => 0,
-    };
-    if y < 1800 || d == 0 || d > days_in {
+    if y < 1800 || !is_real_date(y, m, d) {
         return Err(IdError::Date(s.to_owned(), date.to_owned()));
     }
     let (ty, tm, td) = civil_from_days(today);

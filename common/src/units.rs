@@ -34,6 +34,19 @@ pub fn format_date(unix: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// True when year/month/day name a real day of the Gregorian calendar.
+pub fn is_real_date(y: i64, m: u32, d: u32) -> bool {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    d >= 1 && d <= days
+}
+
 /// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -61,6 +74,15 @@ mod tests {
         for bad in ["72", "0h", "-1h", "h", "", "1.5h", "9999999999999999d", "1时"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn real_dates() {
+        assert!(is_real_date(2000, 2, 29));
+        assert!(!is_real_date(1900, 2, 29));
+        assert!(!is_real_date(2026, 4, 31));
+        assert!(!is_real_date(2026, 13, 1));
+        assert!(!is_real_date(2026, 1, 0));
     }
 
     #[test]
