@@ -89,11 +89,10 @@ impl State {
 
     /// Takes the agent's scan lock (`scan.lock` beside `state.db`), waiting
     /// for another process's scan to finish.
-    pub fn scan_lock(&self) -> rusqlite::Result<std::fs::File> {
+    pub fn scan_lock(&self) -> std::io::Result<std::fs::File> {
         let path = self.conn.path().map(|p| std::path::Path::new(p).with_file_name("scan.lock")).unwrap_or_default();
-        let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io)?;
-        file.lock().map_err(io)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        file.lock()?;
         Ok(file)
     }
 

@@ -55,6 +55,8 @@ pub enum ScanError {
     Key(String),
     #[error("the agent's state database failed: {0}")]
     State(#[from] rusqlite::Error),
+    #[error("cannot take the scan lock (scan.lock beside state.db): {0}")]
+    Lock(#[from] std::io::Error),
     #[error("signing failed: {0}")]
     Sign(#[from] pki::PkiError),
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gdx_certs::pki;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -18,10 +17,10 @@ use crate::sync::{self, ScanReport, Signer};
 use crate::uplink::{self, Credentials};
 use crate::{now, sources, upload};
 
-/// Loads this node's signer (key and certificate chain).
-pub fn signer(paths: &AgentPaths, config: &AgentConfig) -> anyhow::Result<Signer> {
-    let creds = Credentials::load(paths)?;
-    let key = pki::key_from_pem(&std::fs::read_to_string(paths.key()).context("cannot read agent.key")?, "agent.key")?;
+/// This node's signer, from the credentials already loaded.
+pub fn signer(config: &AgentConfig, creds: &Credentials) -> anyhow::Result<Signer> {
+    let key =
+        rcgen::KeyPair::try_from(creds.key_der.as_slice()).context("agent.key holds no usable key; enrol again")?;
     Ok(Signer { node: config.node.clone(), key, chain: creds.chain.iter().map(|c| c.to_vec()).collect() })
 }
 
@@ -64,7 +63,8 @@ pub async fn sync_once(
             "agent.toml declares no resources yet; add a [[resource]] table (see the comments in agent.toml)"
         );
     }
-    let signer = signer(&paths, &config)?;
+    let creds = Credentials::load(&paths)?;
+    let signer = signer(&config, &creds)?;
     let mut state = State::open(&paths.state())?;
     let mut out = SyncOutcome::default();
     for res in selected {
@@ -76,11 +76,7 @@ pub async fn sync_once(
             Err(e) => out.errors.push(e.to_string()),
         }
     }
-    let backlog: upload::Backlog =
-        upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| upload::Backlog {
-            changesets: a.changesets + b.changesets,
-            rows: a.rows + b.rows,
-        });
+    let backlog = upload::backlog(&mut state, only)?;
     if backlog.changesets == 0 {
         return Ok(out);
     }
@@ -96,7 +92,6 @@ pub async fn sync_once(
     } else {
         None
     };
-    let creds = Credentials::load(&paths)?;
     match uplink::connect(&config, &creds, timeout, true).await {
         Ok(session) => {
             let drained = upload::drain(&session.conn, &mut state, only, |rows| {
@@ -124,9 +119,7 @@ pub async fn sync_once(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    out.left = upload::backlog(&mut state, only)?.into_values().fold(upload::Backlog::default(), |a, b| {
-        upload::Backlog { changesets: a.changesets + b.changesets, rows: a.rows + b.rows }
-    });
+    out.left = upload::backlog(&mut state, only)?;
     Ok(out)
 }
 
@@ -138,7 +131,7 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     if config.resources.is_empty() {
         return Ok(());
     }
-    let signer = signer(&paths, &config)?;
+    let signer = signer(&config, &Credentials::load(&paths)?)?;
     let mut state = State::open(&paths.state())?;
     let (tx, rx) = std::sync::mpsc::channel::<usize>();
     let mut watchers = Vec::new();

@@ -24,25 +24,20 @@ pub const WINDOW: usize = 16;
 /// How long to wait for an acknowledgement.
 const ACK_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Outbox contents for one resource.
+/// What waits in the outbox.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Backlog {
     pub changesets: u64,
     pub rows: u64,
 }
 
-/// What is waiting in the outbox, per resource (all resources when `only` is None).
-pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<HashMap<String, Backlog>> {
-    let mut stmt = state.conn().prepare(
-        "SELECT resource, count(*), coalesce(sum(rows), 0) FROM outbox WHERE ?1 IS NULL OR resource = ?1 GROUP BY resource",
-    )?;
-    let rows = stmt.query_map([only], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Backlog { changesets: r.get::<_, i64>(1)? as u64, rows: r.get::<_, i64>(2)? as u64 },
-        ))
-    })?;
-    rows.collect()
+/// What waits in the outbox for `only` (all resources when `None`).
+pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<Backlog> {
+    state.conn().query_row(
+        "SELECT count(*), coalesce(sum(rows), 0) FROM outbox WHERE ?1 IS NULL OR resource = ?1",
+        [only],
+        |r| Ok(Backlog { changesets: r.get::<_, i64>(0)? as u64, rows: r.get::<_, i64>(1)? as u64 }),
+    )
 }
 
 /// What a drain achieved.
