@@ -353,6 +353,15 @@ pub fn table_checksum(db: &Path, table: &str, columns: &[&str]) -> (u64, u128) {
     (n, sum)
 }
 
+/// How many rows `table` of the SQLite file `db` holds; 0 while the file or
+/// the table does not exist yet (for polling a vault that is still being made).
+pub fn rows_now(db: &Path, table: &str) -> u64 {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return 0;
+    };
+    conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get::<_, i64>(0)).map_or(0, |n| n as u64)
+}
+
 /// The vault file of `node` at a hub.
 pub fn vault(hub: &Hub, node: &str) -> PathBuf {
     hub.dir.path().join("vaults").join(format!("{}.db", node.replace('/', "-")))

@@ -10,7 +10,7 @@ use gdx_common::NodeId;
 use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_changeset};
 use gdx_common::wire::{self, Message, SignedChangeset};
 use gdx_tests::rawclient;
-use gdx_tests::{Agent, Hub, Proc, table_checksum, vault, wait_until};
+use gdx_tests::{Agent, Hub, Proc, rows_now, table_checksum, vault, wait_until};
 
 const NODE: &str = "630000/gongan";
 const COLS: &[&str] = &["id", "name", "age"];
@@ -445,9 +445,7 @@ fn daemon_syncs_a_csv_dropped_into_the_folder() {
     std::fs::write(drop.join("new.csv.part"), "id,name\n1,卓玛\n2,才让\n").unwrap();
     std::fs::rename(drop.join("new.csv.part"), drop.join("new.csv")).unwrap();
     let v = vault(&hub, NODE);
-    wait_until(Duration::from_secs(20), "the dropped file reaches the vault", || {
-        v.exists() && table_checksum(&v, "dibao", &["id", "name"]).0 == 2
-    });
+    wait_until(Duration::from_secs(20), "the dropped file reaches the vault", || rows_now(&v, "dibao") == 2);
 }
 
 /// At 24 random points during a large sync, SIGKILL the agent or the hub,
