@@ -61,6 +61,34 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a year, month and day (proleptic Gregorian).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD` into days since 1970-01-01.
+pub fn parse_date(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not a date; write YYYY-MM-DD, such as 2026-11-27");
+    let parts: Vec<&str> = text.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return Err(bad());
+    }
+    let num = |s: &str| s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse::<i64>().ok()).flatten();
+    let (Some(y), Some(m), Some(d)) = (num(y), num(m), num(d)) else { return Err(bad()) };
+    let (m, d) = (m as u32, d as u32);
+    if !is_real_date(y, m, d) {
+        return Err(bad());
+    }
+    Ok(days_from_civil(y, m, d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +119,17 @@ mod tests {
         assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(format_time(1_795_793_045), "2026-11-27 15:24:05 UTC");
         assert_eq!(format_date(-86_400), "1969-12-31");
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        for days in [-800_000, -1, 0, 11_016, 20_784, 2_000_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(parse_date("2026-11-27"), Ok(20_784));
+        for bad in ["2026-02-30", "2026-1-01", "26-01-01", "2026/01/01", "", "+026-01-01", "2026-01-01x"] {
+            assert!(parse_date(bad).is_err(), "{bad}");
+        }
     }
 }

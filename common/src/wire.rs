@@ -45,6 +45,44 @@ pub enum Message {
     Gap(Gap),
     /// The changeset can never be applied (bad signature, inconsistent).
     Rejected(Rejected),
+    /// A catalogue entry version for the receiver to record (on an upload stream).
+    Publish(SignedEntry),
+    /// The entry version is recorded (or a newer one already was).
+    Catalogued(Catalogued),
+    /// The entry version can never be recorded, with the reason.
+    CatalogRefused(CatalogRefused),
+}
+
+/// A catalogue publication in transit, signed by its provider like a
+/// changeset; the same bytes travel up and down the hierarchy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedEntry {
+    pub origin: NodeId,
+    /// 信息资源代码.
+    pub code: String,
+    pub version: u64,
+    /// JSON of [`crate::catalog::Publication`].
+    pub body: Vec<u8>,
+    /// ECDSA P-256 SHA-256 (ASN.1) signature over `body` by the origin's key.
+    pub signature: Vec<u8>,
+    /// The origin's certificate, then its intermediates, DER.
+    pub signer_chain: Vec<Vec<u8>>,
+}
+
+/// Acknowledgement of one catalogue publication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalogued {
+    pub code: String,
+    pub version: u64,
+}
+
+/// A catalogue publication that will never be recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogRefused {
+    pub code: String,
+    pub version: u64,
+    /// One message per field at fault, or the rule broken.
+    pub reason: String,
 }
 
 /// A changeset in transit: compressed body, the origin's signature over the
