@@ -176,6 +176,34 @@ impl Ca {
         Ok(params.signed_by(key, &self.issuer()?)?.der().clone())
     }
 
+    /// Issues the certificate of a hub's HTTPS API for `names` (host names
+    /// and IP addresses that browsers and `curl` will use).
+    pub fn issue_web(
+        &self,
+        key: &KeyPair,
+        names: &[String],
+        not_before: i64,
+        not_after: i64,
+    ) -> Result<CertificateDer<'static>, PkiError> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "gdx-hub".into()));
+        params.distinguished_name = dn;
+        for n in names {
+            params.subject_alt_names.push(match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(n.as_str().try_into()?),
+            });
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = at(not_before);
+        params.not_after = at(not_after);
+        params.serial_number = Some(random_serial());
+        Ok(params.signed_by(key, &self.issuer()?)?.der().clone())
+    }
+
     fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, PkiError> {
         Ok(Issuer::from_ca_cert_der(&self.cert_der, &self.key)?)
     }

@@ -85,6 +85,21 @@ pub fn hub_server_config(
     Ok(config)
 }
 
+/// The TLS configuration of a hub's HTTPS API: `chain` is the web
+/// certificate followed by the CA, ALPN `http/1.1`, no client certificate
+/// (the API serves catalogue metadata, which travels freely).
+pub fn https_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key(key_der))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
 /// The QUIC client configuration of a node with a certificate (`identity`
 /// is its chain and key) or, for tests and diagnostics, without one.
 /// The server must chain to `root` and hold a hub certificate.

@@ -9,9 +9,14 @@
 //! - [`server`]: the QUIC endpoint, the handshake policy, live connections
 //!   and revocation.
 //! - [`nodes`]: the `gdx-hub nodes` listing.
+//! - [`vault`]: one SQLite file per providing department, applied exactly once.
+//! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
+//! - [`api`]: the HTTPS API (`/api/v1/catalog`).
 //! - [`demo`]: `gdx-hub demo`, a small province on one machine.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod enrol;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use gdx_common::units::{format_time, parse_duration};
 use gdx_common::{DivisionCode, NodeId, Role};
 use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
+use gdx_hub::catalog::{self, Catalog, FilterArgs};
 use gdx_hub::{HubConfig, demo, enrol, init, nodes, server, store::Store, util::now};
 
 #[derive(Parser)]
@@ -87,10 +88,66 @@ enum Command {
         /// The node id, DIVISION/ORG.
         node: String,
     },
+    /// The catalogue of this hub's subtree: list, show one entry, search.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
+    )]
+    Catalog(CatalogCommand),
     /// Run a small province on this machine: a hub and two agents.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo,
 }
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// List catalogue entries, optionally filtered.
+    #[command(
+        after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --overdue\n  gdx-hub catalog list --overdue --as-of 2026-12-31\n  gdx-hub catalog list --provider 630000/gongan --json"
+    )]
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry in full: every field, its information items, its freshness.
+    #[command(after_help = "Example:\n  gdx-hub catalog show 101001/000001")]
+    Show {
+        /// The entry's 信息资源代码, 前段码/后段码.
+        code: String,
+        /// Judge freshness as of this day (YYYY-MM-DD) instead of now.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search names, abstracts and information items (Chinese terms of two
+    /// characters match, such as 人口); every term must match.
+    #[command(
+        after_help = "Examples:\n  gdx-hub catalog search 人口\n  gdx-hub catalog search \"低保 救助\" --class department\n  gdx-hub catalog search 法人 --json"
+    )]
+    Search {
+        /// Search text; separate terms with spaces.
+        query: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Bad usage the parser could not catch (an unknown filter value): exit 2.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -108,7 +165,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<Usage>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -193,6 +250,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "revoked {node} ({n} certificate{}); a running hub refuses its new handshakes now and closes its live connection within seconds",
                     if n == 1 { "" } else { "s" }
                 );
+            }
+            Ok(())
+        }
+        Command::Catalog(cmd) => {
+            HubConfig::load(&paths)?;
+            let catalog = Catalog::open(&paths.dir)?;
+            let (args, json) = match &cmd {
+                CatalogCommand::List { filter, json } => (filter.clone(), *json),
+                CatalogCommand::Search { query, filter, json } => {
+                    (FilterArgs { q: Some(query.clone()), ..filter.clone() }, *json)
+                }
+                CatalogCommand::Show { code, as_of, json } => {
+                    let args = FilterArgs { as_of: as_of.clone(), ..FilterArgs::default() };
+                    let (_, at) = args.to_filter(now()).map_err(Usage)?;
+                    let Some(entry) = catalog.get(code, at)? else {
+                        anyhow::bail!("no catalogue entry has the code {code}; `gdx-hub catalog list` shows them");
+                    };
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&entry)?);
+                    } else {
+                        println!("{}", catalog::show(&entry));
+                    }
+                    return Ok(());
+                }
+            };
+            let (filter, at) = args.to_filter(now()).map_err(Usage)?;
+            let list = catalog.list(&filter, at)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", catalog::table(&list));
             }
             Ok(())
         }

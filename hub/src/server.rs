@@ -31,6 +31,7 @@ use gdx_common::{DivisionCode, NodeId, Role};
 use rustls::pki_types::CertificateDer;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::catalog::{self, Catalog};
 use crate::config::{HubConfig, HubPaths};
 use crate::enrol;
 use crate::store::Store;
@@ -112,6 +113,7 @@ struct Hub {
     vaults: Vaults,
     ca: Ca,
     store: Mutex<Store>,
+    catalog: Arc<Mutex<Catalog>>,
     policy: Arc<Policy>,
     live: Mutex<HashMap<usize, Live>>,
 }
@@ -145,6 +147,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         format!("cannot listen on {listen}/udp; another gdx-hub may be running, or change listen in hub.toml")
     })?;
     let local = endpoint.local_addr().unwrap_or(listen);
+    let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
+    let (http, api) = crate::api::bind(&paths, &config, &ca, catalog.clone()).await?;
+    println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
 
     let hub = Arc::new(Hub {
@@ -152,10 +157,12 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         vaults: Vaults::new(dir),
         ca,
         store: Mutex::new(store),
+        catalog: catalog.clone(),
         policy,
         live: Mutex::new(HashMap::new()),
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
+    let api = tokio::spawn(api);
     let accept = {
         let endpoint = endpoint.clone();
         let hub = hub.clone();
@@ -172,6 +179,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         () = shutdown => info!("shutting down"),
     }
     maintenance.abort();
+    api.abort();
     endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
     if let Ok(store) = hub.store.lock() {
         let _ = store.reset_connections();
@@ -296,8 +304,21 @@ impl Hub {
         mut recv: quinn::RecvStream,
     ) {
         loop {
-            let envelope = match frames::recv(&mut recv).await {
-                Ok(Some(Message::Upload(e))) => e,
+            let work: Box<dyn FnOnce(&Hub) -> Message + Send> = match frames::recv(&mut recv).await {
+                Ok(Some(Message::Upload(e))) => {
+                    let (node, cert) = (node.clone(), cert.clone());
+                    Box::new(move |hub: &Hub| hub.accept_changeset(&node, &cert, e))
+                }
+                Ok(Some(Message::Publish(e))) => {
+                    let (node, cert) = (node.clone(), cert.clone());
+                    Box::new(move |hub: &Hub| match hub.catalog.lock() {
+                        Ok(mut c) => catalog::accept(&mut c, &node, &cert, e, now()),
+                        Err(_) => Message::Refused(Refusal {
+                            code: RefusalCode::Internal,
+                            message: "the hub's catalogue is unavailable; it will be retried".into(),
+                        }),
+                    })
+                }
                 Ok(None) => return,
                 Ok(Some(other)) => {
                     let _ = frames::send(
@@ -316,13 +337,12 @@ impl Hub {
                 }
             };
             let hub = self.clone();
-            let (node2, cert2) = (node.clone(), cert.clone());
-            let answer = tokio::task::spawn_blocking(move || hub.accept_changeset(&node2, &cert2, envelope)).await;
+            let answer = tokio::task::spawn_blocking(move || work(&hub)).await;
             let answer = match answer {
                 Ok(a) => a,
                 Err(_) => Message::Refused(Refusal {
                     code: RefusalCode::Internal,
-                    message: "the hub failed while applying a changeset; it will be retried".into(),
+                    message: "the hub failed while storing what was sent; it will be retried".into(),
                 }),
             };
             let stop = matches!(answer, Message::Refused(_));

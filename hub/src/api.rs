@@ -1,0 +1,182 @@
+//! The hub's HTTPS API: read-only JSON under `/api/v1`, served by
+//! `gdx-hub run` on the `http` address of hub.toml.
+//!
+//! - `GET /api/v1/catalog`: the catalogue, with the filters of
+//!   `gdx-hub catalog list` as query parameters (`q`, `class`, `provider`,
+//!   `division`, `sharing`, `cycle`, `overdue`, `withdrawn`, `as_of`).
+//! - `GET /api/v1/catalog/{前段码}/{后段码}`: one entry.
+//!
+//! The server certificate (`https.crt`, `https.key` in the data directory)
+//! is issued by the hub's CA on first start for the names in
+//! [`web_names`]; an operator may replace both files with a certificate of
+//! the province's own PKI. Errors are `{"error": "one sentence"}` with a 4xx
+//! status. Catalogue metadata travels freely, so no client certificate is
+//! asked for; data endpoints arriving with the exchange issue will be.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use gdx_certs::Ca;
+use gdx_certs::pki::{self, der_to_pem, pem_blocks};
+use rustls::pki_types::CertificateDer;
+use tracing::{info, warn};
+
+use crate::catalog::{Catalog, FilterArgs};
+use crate::config::{HubConfig, HubPaths};
+use crate::util::now;
+
+/// Days of validity of the web certificate the hub issues itself.
+const WEB_CERT_DAYS: i64 = 825;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Api {
+    catalog: Arc<Mutex<Catalog>>,
+}
+
+/// Binds the API's TCP address and returns the server future.
+pub async fn bind(
+    paths: &HubPaths,
+    config: &HubConfig,
+    ca: &Ca,
+    catalog: Arc<Mutex<Catalog>>,
+) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()> + use<>)> {
+    let addr: SocketAddr =
+        config.http.parse().with_context(|| format!("http = {:?} in hub.toml is not an IP:PORT address", config.http))?;
+    let tls = tls_config(paths, config, ca)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}/tcp for the HTTPS API; another program uses it, or change http in hub.toml")
+    })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let router = router(Api { catalog });
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let serve = async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "HTTPS accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return info!(%peer, error = %e, "HTTPS handshake failed"),
+                    Err(_) => return info!(%peer, "HTTPS handshake timed out"),
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let io = hyper_util::rt::TokioIo::new(tls);
+                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                    info!(%peer, error = %e, "HTTPS connection ended with an error");
+                }
+            });
+        }
+    };
+    Ok((local, serve))
+}
+
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/v1/catalog", get(list))
+        .route("/api/v1/catalog/{front}/{back}", get(show))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such API path; see docs/api.md".into()) })
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Runs a catalogue query on the blocking pool.
+async fn with_catalog<T: Send + 'static>(
+    api: &Api,
+    f: impl FnOnce(&Catalog) -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
+    let catalog = api.catalog.clone();
+    let joined = tokio::task::spawn_blocking(move || match catalog.lock() {
+        Ok(c) => f(&c),
+        Err(_) => Err("the catalogue is unavailable".to_owned()),
+    })
+    .await;
+    match joined {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+async fn list(State(api): State<Api>, query: Result<Query<FilterArgs>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Ok(Query(args)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the query string holds an unknown or malformed parameter; use q, class, provider, division, sharing, cycle, overdue, withdrawn or as_of".into(),
+        );
+    };
+    let (filter, at) = match args.to_filter(now()) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match with_catalog(&api, move |c| c.list(&filter, at).map_err(|e| e.to_string())).await {
+        Ok(entries) => Json(serde_json::json!({ "count": entries.len(), "entries": entries })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn show(State(api): State<Api>, UrlPath((front, back)): UrlPath<(String, String)>) -> Response {
+    let code = format!("{front}/{back}");
+    if let Err(e) = gdx_common::catalog::check_code(&code) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let c2 = code.clone();
+    match with_catalog(&api, move |c| c.get(&c2, now()).map_err(|e| e.to_string())).await {
+        Ok(Some(entry)) => Json(entry).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no catalogue entry has the code {code}")),
+        Err(r) => r,
+    }
+}
+
+/// The names the self-issued web certificate covers: loopback, the hub's
+/// TLS name, the advertised host and the HTTPS listen address.
+pub fn web_names(config: &HubConfig) -> Vec<String> {
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), pki::HUB_SERVER_NAME.into()];
+    let host = |hp: &str| hp.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_owned());
+    for h in [host(&config.advertise), host(&config.http)].into_iter().flatten() {
+        if !h.is_empty() && h != "0.0.0.0" && h != "::" && !names.contains(&h) {
+            names.push(h);
+        }
+    }
+    names
+}
+
+fn tls_config(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert_path, key_path) = (paths.dir.join("https.crt"), paths.dir.join("https.key"));
+    if !cert_path.exists() {
+        let key = pki::new_key()?;
+        let t = now();
+        let cert = ca.issue_web(&key, &web_names(config), t - 300, t + WEB_CERT_DAYS * 86_400)?;
+        // The key first: a kill in between leaves a key without a
+        // certificate, which the next start replaces with a fresh pair.
+        let _ = std::fs::remove_file(&key_path);
+        gdx_certs::files::write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
+        let pem = der_to_pem(&cert, "CERTIFICATE") + &ca.cert_pem();
+        gdx_certs::files::write_new(&cert_path, pem.as_bytes(), false)?;
+        gdx_certs::files::sync_dir(&paths.dir)?;
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}; delete https.crt to issue a new one", p.display()))
+    };
+    let chain: Vec<CertificateDer<'static>> =
+        pem_blocks(&read(&cert_path)?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
+    let key = pki::pem_to_der(&read(&key_path)?, "PRIVATE KEY")
+        .with_context(|| format!("{} holds no PKCS#8 private key (BEGIN PRIVATE KEY)", key_path.display()))?;
+    Ok(gdx_certs::tls::https_server_config(chain, key)?)
+}
