@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/gdx-agent";
 
 /// The contents of `agent.toml`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// This node's id, bound into its certificate at enrolment.
@@ -30,7 +30,7 @@ pub struct AgentConfig {
 }
 
 /// One published resource: where its rows come from and what keys them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
     /// The resource code, unique within this agent (for example `hukou`).
@@ -42,6 +42,21 @@ pub struct ResourceConfig {
     pub schedule: String,
     /// Where the rows come from.
     pub source: SourceConfig,
+    /// The resource's catalogue entry: a `[resource.catalog]` table, or the
+    /// path of a TOML file holding one (relative paths start at agent.toml's
+    /// directory). `gdx-agent sync` publishes it with the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogDecl>,
+}
+
+/// Where a resource's catalogue entry is declared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CatalogDecl {
+    /// A TOML file holding the entry's fields at its top level.
+    File(PathBuf),
+    /// The entry's fields, inline in agent.toml.
+    Inline(toml::Table),
 }
 
 /// A resource's source.
@@ -145,8 +160,15 @@ impl AgentConfig {
             Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
         };
         let invalid = |message: String| ConfigError::Invalid { path: path.display().to_string(), message };
-        let config: AgentConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
+        let mut config: AgentConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
         config.check().map_err(invalid)?;
+        for r in &mut config.resources {
+            if let Some(CatalogDecl::File(p)) = &mut r.catalog
+                && p.is_relative()
+            {
+                *p = paths.dir.join(&*p);
+            }
+        }
         Ok(config)
     }
 

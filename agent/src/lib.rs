@@ -7,9 +7,15 @@
 //! - [`enrol`]: `gdx-agent enroll`: key, CSR, pinned CA, certificate.
 //! - [`state`]: `state.db`, what the daemon reports to `status`.
 //! - [`uplink`]: the connection to the hub: dial, hello, reconnect with backoff.
+//! - [`sources`]: reading SQLite tables and queries and CSV drop folders.
+//! - [`sync`]: change detection into signed, numbered changesets.
+//! - [`catalog`]: declared catalogue entries: checked, versioned, published.
+//! - [`upload`]: draining the outbox to the hub, exactly once.
+//! - [`syncer`]: `gdx-agent sync` and the daemon's scan and upload loops.
 //! - [`report`]: `status` and `doctor`.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod config;
 pub mod enrol;
 pub mod report;

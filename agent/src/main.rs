@@ -58,6 +58,12 @@ enum Command {
         #[arg(long, default_value = "15s")]
         timeout: String,
     },
+    /// The catalogue entries this agent declares and publishes.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gdx-agent catalog list\n  gdx-agent catalog withdraw 101001/000001"
+    )]
+    Catalog(CatalogCommand),
     /// Show identity, hub, connection state and certificate expiry.
     #[command(after_help = "Examples:\n  gdx-agent status\n  gdx-agent status --json")]
     Status {
@@ -71,6 +77,27 @@ enum Command {
         json: bool,
         /// How long to wait for the hub (s, m, h).
         #[arg(long, default_value = "10s")]
+        timeout: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// List the entries declared in agent.toml and those published, with
+    /// their versions and the hub's answer.
+    #[command(after_help = "Examples:\n  gdx-agent catalog list\n  gdx-agent catalog list --json")]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a published entry from the catalogue; its data keeps syncing.
+    /// Remove the entry from agent.toml first.
+    #[command(after_help = "Example:\n  gdx-agent catalog withdraw 101001/000001")]
+    Withdraw {
+        /// The entry's 信息资源代码, 前段码/后段码.
+        code: String,
+        /// How long to wait for the hub (s, m, h).
+        #[arg(long, default_value = "15s")]
         timeout: String,
     },
 }
@@ -121,6 +148,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let out = runtime()?.block_on(syncer::sync_once(&cli.data, only, accept_schema, progress, timeout))?;
             return Ok(report_sync(&out, json));
         }
+        Command::Catalog(CatalogCommand::List { json }) => {
+            let list = report::catalog_overview(&paths, now())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", report::catalog_text(&list));
+            }
+        }
+        Command::Catalog(CatalogCommand::Withdraw { code, timeout }) => {
+            let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);
+            let version = runtime()?.block_on(syncer::withdraw(&cli.data, &code, timeout))?;
+            println!("withdrew catalogue entry {code} (version {version}); the hub no longer lists it");
+        }
         Command::Status { json } => {
             let s = report::status(&paths, now())?;
             if json {
@@ -155,6 +195,8 @@ fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
             "sent_rows": out.sent_rows,
             "sent_changesets": out.sent_changesets,
             "sent_bytes": out.sent_bytes,
+            "published": out.published,
+            "notes": out.notes,
             "upload_error": out.upload_error,
             "waiting": out.left,
         });
@@ -172,7 +214,15 @@ fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
         if out.reports.iter().any(|r| r.quarantined > 0) {
             println!("quarantined rows are listed by `gdx-agent status`; the other rows were synced");
         }
-        println!("sent {} changesets ({} rows), all acknowledged by the hub", out.sent_changesets, out.sent_rows);
+        if out.published > 0 {
+            println!("published {} catalogue entry version(s), recorded by the hub", out.published);
+        }
+        if out.upload_error.is_none() {
+            println!("sent {} changesets ({} rows), all acknowledged by the hub", out.sent_changesets, out.sent_rows);
+        }
+        for n in &out.notes {
+            println!("note: {n}");
+        }
     }
     for e in &out.errors {
         eprintln!("error: {e}");

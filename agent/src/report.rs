@@ -31,6 +31,106 @@ pub struct Status {
     pub cert_serial: Option<String>,
     pub cert_not_after: Option<i64>,
     pub resources: Vec<ResourceState>,
+    /// Catalogue entries: declared, published, withdrawn.
+    pub catalog: Vec<CatalogLine>,
+}
+
+/// One catalogue entry as this agent sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogLine {
+    /// The resource declaring it, if agent.toml still does.
+    pub resource: Option<String>,
+    pub code: Option<String>,
+    pub name: Option<String>,
+    /// Version last published (0: never).
+    pub version: u64,
+    pub withdrawn: bool,
+    /// A version waits for the hub's answer.
+    pub pending: bool,
+    /// Why the declaration is unusable, or why the hub refused it.
+    pub problem: Option<String>,
+}
+
+/// Declared entries (checked against the rules) joined with what was published.
+pub fn catalog_overview(paths: &AgentPaths, now: i64) -> anyhow::Result<Vec<CatalogLine>> {
+    let config = AgentConfig::load(paths)?;
+    let mut state = State::open(&paths.state())?;
+    let mut published = crate::catalog::local_entries(&mut state)?;
+    let mut out = Vec::new();
+    for res in &config.resources {
+        match crate::catalog::declared(res, &config.node, now) {
+            Ok(None) => {}
+            Ok(Some(e)) => {
+                let p = published.iter().position(|p| p.code == e.code).map(|i| published.remove(i));
+                out.push(CatalogLine {
+                    resource: Some(res.code.to_string()),
+                    code: Some(e.code.clone()),
+                    name: Some(e.name.clone()),
+                    version: p.as_ref().map_or(0, |p| p.version),
+                    withdrawn: p.as_ref().is_some_and(|p| p.withdrawn),
+                    pending: p.as_ref().is_some_and(|p| p.pending),
+                    problem: p.and_then(|p| p.refused),
+                });
+            }
+            Err(problem) => out.push(CatalogLine {
+                resource: Some(res.code.to_string()),
+                code: None,
+                name: None,
+                version: 0,
+                withdrawn: false,
+                pending: false,
+                problem: Some(problem),
+            }),
+        }
+    }
+    out.extend(published.into_iter().map(|p| CatalogLine {
+        resource: None,
+        code: Some(p.code),
+        name: Some(p.name),
+        version: p.version,
+        withdrawn: p.withdrawn,
+        pending: p.pending,
+        problem: p.refused,
+    }));
+    Ok(out)
+}
+
+/// The state of one catalogue line in words.
+fn catalog_state(l: &CatalogLine) -> String {
+    if let Some(p) = &l.problem {
+        format!("PROBLEM: {p}")
+    } else if l.version == 0 {
+        "not published yet (the next sync publishes it)".into()
+    } else if l.pending {
+        format!("version {} waiting to be sent", l.version)
+    } else if l.withdrawn {
+        format!("withdrawn (version {})", l.version)
+    } else if l.resource.is_none() {
+        format!(
+            "version {} published but no longer declared; withdraw it with `gdx-agent catalog withdraw CODE`",
+            l.version
+        )
+    } else {
+        format!("version {} published", l.version)
+    }
+}
+
+/// The catalogue overview as text.
+pub fn catalog_text(lines: &[CatalogLine]) -> String {
+    if lines.is_empty() {
+        return "no catalogue entries declared; add a [resource.catalog] table to a resource in agent.toml (see docs/catalogue.md)\n".into();
+    }
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&format!(
+            "{} {} (resource {}): {}\n",
+            l.code.as_deref().unwrap_or("-"),
+            l.name.as_deref().unwrap_or(""),
+            l.resource.as_deref().unwrap_or("-"),
+            catalog_state(l)
+        ));
+    }
+    out
 }
 
 /// Collects the status of the agent in `paths`.
@@ -44,6 +144,7 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
     let state = State::open(&paths.state())?;
     let link = state.link()?;
     let resources = config.resources.iter().map(|r| state.resource_state(r.code.as_str())).collect::<Result<_, _>>()?;
+    let catalog = catalog_overview(paths, now)?;
     Ok(Status {
         division_name: config.node.division().name(),
         node: config.node.to_string(),
@@ -55,6 +156,7 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
         cert_serial: serial,
         cert_not_after: not_after,
         resources,
+        catalog,
     })
 }
 
@@ -95,6 +197,12 @@ pub fn status_text(s: &Status, now: i64) -> String {
     }
     for r in &s.resources {
         out.push_str(&resource_text(r));
+    }
+    if !s.catalog.is_empty() {
+        out.push_str("catalogue:\n");
+        for line in catalog_text(&s.catalog).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
     }
     out
 }
@@ -272,6 +380,19 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
                     format!("{}: {} rows, {} changesets waiting", r.code, r.rows, r.backlog_changesets),
                 );
             }
+        }
+    }
+    if let Ok(lines) = catalog_overview(paths, now) {
+        for l in &lines {
+            let what = format!("{} {}", l.code.as_deref().unwrap_or("entry"), l.name.as_deref().unwrap_or(""));
+            let verdict = if l.problem.is_some() {
+                Verdict::Fail
+            } else if l.pending || l.version == 0 || (l.resource.is_none() && !l.withdrawn) {
+                Verdict::Warn
+            } else {
+                Verdict::Ok
+            };
+            push("catalogue", verdict, format!("{}: {}", what.trim(), catalog_state(l)));
         }
     }
     let link = State::open(&paths.state()).and_then(|s| s.link());

@@ -43,6 +43,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     envelope BLOB NOT NULL,
     PRIMARY KEY (resource, seq)
 );
+-- catalogue entries as last published, and the signed version awaiting the hub
+CREATE TABLE IF NOT EXISTS catalog (
+    code      TEXT PRIMARY KEY,
+    resource  TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    withdrawn INTEGER NOT NULL DEFAULT 0,
+    entry     TEXT NOT NULL,
+    envelope  BLOB,
+    refused   TEXT
+);
 -- rows and files set aside by the last scan of each resource
 CREATE TABLE IF NOT EXISTS quarantine (
     resource TEXT NOT NULL,

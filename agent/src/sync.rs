@@ -24,6 +24,7 @@ use gdx_common::wire::SignedChangeset;
 use gdx_common::{NodeId, wire};
 use rusqlite::{OptionalExtension, params};
 
+use crate::catalog;
 use crate::config::ResourceConfig;
 use crate::sources::{self, Quarantined};
 use crate::state::State;
@@ -59,6 +60,9 @@ pub enum ScanError {
     Lock(#[from] std::io::Error),
     #[error("signing failed: {0}")]
     Sign(#[from] pki::PkiError),
+    /// The declared catalogue entry is invalid or does not match the source.
+    #[error("{0}")]
+    Catalog(String),
 }
 
 /// The signer: this node, its key and its certificate chain.
@@ -66,6 +70,31 @@ pub struct Signer {
     pub node: NodeId,
     pub key: rcgen::KeyPair,
     pub chain: Vec<Vec<u8>>,
+}
+
+/// Keeps why the last scan of `code` failed, for `status` and `doctor`.
+fn record_error(state: &mut State, code: &str, error: &str) {
+    let _ = state.conn().execute(
+        "INSERT INTO resources (code, columns, key, last_error) VALUES (?1, '[]', '[]', ?2)
+         ON CONFLICT(code) DO UPDATE SET last_error = excluded.last_error",
+        params![code, error],
+    );
+}
+
+/// Checks the resource's declared catalogue entry against the rules and
+/// the source's columns, and stages a new version if it changed.
+fn stage_entry(
+    state: &mut State,
+    signer: &Signer,
+    res: &ResourceConfig,
+    columns: &[Column],
+    now: i64,
+) -> Result<(), String> {
+    let Some(entry) = catalog::declared(res, &signer.node, now)? else { return Ok(()) };
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    entry.check_columns(&names).map_err(|e| format!("resource {}: {e}", res.code))?;
+    catalog::stage(state, signer, &entry)?;
+    Ok(())
 }
 
 /// Scans one resource and writes its changes to the outbox.
@@ -80,9 +109,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         Ok(e) => e,
         Err(source) => {
             let err = ScanError::Source { resource: code.clone(), source };
-            let _ = state
-                .conn()
-                .execute("UPDATE resources SET last_error = ?2 WHERE code = ?1", params![code, err.to_string()]);
+            record_error(state, &code, &err.to_string());
             return Err(err);
         }
     };
@@ -97,6 +124,13 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         tx.commit()?;
         return Ok(report);
     }
+    // The catalogue entry must hold and match the source's columns before
+    // any data moves.
+    if let Err(e) = stage_entry(state, signer, res, &extract.columns, now) {
+        record_error(state, &code, &e);
+        return Err(ScanError::Catalog(e));
+    }
+    let conn = state.conn();
     let saved: Option<(String, Option<String>)> = conn
         .query_row("SELECT columns, paused FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;

@@ -15,7 +15,7 @@ use crate::config::{AgentConfig, AgentPaths, ResourceConfig};
 use crate::state::State;
 use crate::sync::{self, ScanReport, Signer};
 use crate::uplink::{self, Credentials};
-use crate::{now, sources, upload};
+use crate::{catalog, now, sources, upload};
 
 /// This node's signer, from the credentials already loaded.
 pub fn signer(config: &AgentConfig, creds: &Credentials) -> anyhow::Result<Signer> {
@@ -31,10 +31,14 @@ pub struct SyncOutcome {
     pub errors: Vec<String>,
     pub sent_rows: u64,
     pub sent_changesets: u64,
+    /// Catalogue entry versions the hub recorded.
+    pub published: u64,
     /// UDP bytes this sync sent to the hub, handshake included.
     pub sent_bytes: u64,
     /// Set when the upload could not finish.
     pub upload_error: Option<String>,
+    /// Things the operator should know that are not failures.
+    pub notes: Vec<String>,
     pub left: upload::Backlog,
 }
 
@@ -76,8 +80,11 @@ pub async fn sync_once(
             Err(e) => out.errors.push(e.to_string()),
         }
     }
+    if only.is_none() {
+        out.notes = undeclared_entries(&config, &signer, &mut state)?;
+    }
     let backlog = upload::backlog(&mut state, only)?;
-    if backlog.changesets == 0 {
+    if backlog.changesets == 0 && catalog::pending(&mut state)? == 0 {
         return Ok(out);
     }
     let bar = if show_progress {
@@ -104,6 +111,8 @@ pub async fn sync_once(
                 Ok(d) => {
                     out.sent_rows = d.rows;
                     out.sent_changesets = d.acked;
+                    out.published = d.catalog.recorded;
+                    out.errors.extend(d.catalog.refused.iter().map(|r| format!("the hub refused {r}")));
                     out.errors.extend(d.rejected.iter().map(|r| {
                         format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`")
                     }));
@@ -121,6 +130,51 @@ pub async fn sync_once(
     }
     out.left = upload::backlog(&mut state, only)?;
     Ok(out)
+}
+
+/// Published entries that agent.toml no longer declares: they stay in the
+/// catalogue until withdrawn explicitly.
+fn undeclared_entries(config: &AgentConfig, signer: &Signer, state: &mut State) -> anyhow::Result<Vec<String>> {
+    let declared: Vec<String> = config
+        .resources
+        .iter()
+        .filter_map(|r| catalog::declared(r, &signer.node, now()).ok().flatten().map(|e| e.code))
+        .collect();
+    Ok(catalog::local_entries(state)?
+        .into_iter()
+        .filter(|e| !e.withdrawn && !declared.contains(&e.code))
+        .map(|e| {
+            format!(
+                "catalogue entry {} ({}) is no longer declared in agent.toml but stays published; withdraw it with `gdx-agent catalog withdraw {}`",
+                e.code, e.name, e.code
+            )
+        })
+        .collect())
+}
+
+/// Withdraws the published entry `code`: records the withdrawal as the
+/// entry's next version, then sends it. Returns the version; when the hub
+/// cannot be reached the withdrawal waits in state.db for the next sync.
+pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Result<u64> {
+    let paths = AgentPaths::new(dir);
+    let config = AgentConfig::load(&paths)?;
+    let creds = Credentials::load(&paths)?;
+    let signer = signer(&config, &creds)?;
+    let mut state = State::open(&paths.state())?;
+    let version = catalog::withdraw(&mut state, &signer, &config, code, now()).map_err(anyhow::Error::msg)?;
+    let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| {
+        anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
+    })?;
+    let published = catalog::publish_pending(&session.conn, &mut state).await;
+    session.conn.close(quinn::VarInt::from_u32(0), b"withdrawn");
+    session.endpoint.wait_idle().await;
+    let published = published.map_err(|e| {
+        anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
+    })?;
+    if let Some(r) = published.refused.iter().find(|r| r.starts_with(&format!("catalogue entry {code} "))) {
+        anyhow::bail!("the hub refused {r}");
+    }
+    Ok(version)
 }
 
 /// The daemon's scanner: scans each resource when due or when its source

@@ -48,17 +48,20 @@ pub struct Drained {
     pub acked: u64,
     pub duplicates: u64,
     pub rows: u64,
+    /// Catalogue publications the hub recorded, and those it refused.
+    pub catalog: crate::catalog::Published,
 }
 
-/// Sends every outbox entry (of `only`, if given) and waits for the
-/// acknowledgements. `progress` is called with rows acknowledged so far.
+/// Sends the waiting catalogue publications, then every outbox entry (of
+/// `only`, if given), and waits for the acknowledgements. `progress` is
+/// called with rows acknowledged so far.
 pub async fn drain(
     conn: &quinn::Connection,
     state: &mut State,
     only: Option<&str>,
     mut progress: impl FnMut(u64),
 ) -> Result<Drained, LinkError> {
-    let mut total = Drained::default();
+    let mut total = Drained { catalog: crate::catalog::publish_pending(conn, state).await?, ..Drained::default() };
     // A gap makes us restart from what the hub expects; a restart that makes
     // no progress twice in a row is an error, not a loop.
     let mut stalls = 0;

@@ -69,11 +69,18 @@ pub struct SignedEntry {
     pub signer_chain: Vec<Vec<u8>>,
 }
 
-/// Acknowledgement of one catalogue publication.
+/// Answer to one catalogue publication that broke no rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalogued {
     pub code: String,
     pub version: u64,
+    /// The version the receiver now holds.
+    pub held: u64,
+    /// True when the receiver holds exactly the bytes sent (new or a
+    /// duplicate). False when it already held this version with other
+    /// contents, or a newer one: the provider lost track of its versions
+    /// and must publish again above `held`.
+    pub recorded: bool,
 }
 
 /// A catalogue publication that will never be recorded.

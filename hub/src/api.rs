@@ -47,8 +47,10 @@ pub async fn bind(
     ca: &Ca,
     catalog: Arc<Mutex<Catalog>>,
 ) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()> + use<>)> {
-    let addr: SocketAddr =
-        config.http.parse().with_context(|| format!("http = {:?} in hub.toml is not an IP:PORT address", config.http))?;
+    let addr: SocketAddr = config
+        .http
+        .parse()
+        .with_context(|| format!("http = {:?} in hub.toml is not an IP:PORT address", config.http))?;
     let tls = tls_config(paths, config, ca)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr}/tcp for the HTTPS API; another program uses it, or change http in hub.toml")
@@ -114,7 +116,10 @@ async fn with_catalog<T: Send + 'static>(
     }
 }
 
-async fn list(State(api): State<Api>, query: Result<Query<FilterArgs>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn list(
+    State(api): State<Api>,
+    query: Result<Query<FilterArgs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(Query(args)) = query else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -147,7 +152,8 @@ async fn show(State(api): State<Api>, UrlPath((front, back)): UrlPath<(String, S
 /// The names the self-issued web certificate covers: loopback, the hub's
 /// TLS name, the advertised host and the HTTPS listen address.
 pub fn web_names(config: &HubConfig) -> Vec<String> {
-    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), pki::HUB_SERVER_NAME.into()];
+    let mut names: Vec<String> =
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), pki::HUB_SERVER_NAME.into()];
     let host = |hp: &str| hp.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']).to_owned());
     for h in [host(&config.advertise), host(&config.http)].into_iter().flatten() {
         if !h.is_empty() && h != "0.0.0.0" && h != "::" && !names.contains(&h) {
@@ -172,7 +178,8 @@ fn tls_config(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<A
         gdx_certs::files::sync_dir(&paths.dir)?;
     }
     let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}; delete https.crt to issue a new one", p.display()))
+        std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read {}; delete https.crt to issue a new one", p.display()))
     };
     let chain: Vec<CertificateDer<'static>> =
         pem_blocks(&read(&cert_path)?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();

@@ -70,8 +70,9 @@ pub enum Recorded {
     New,
     /// This version was held already.
     Duplicate,
-    /// A newer version was held already.
-    Superseded,
+    /// A newer version, or this version with other contents, was held
+    /// already; nothing changed.
+    Stale { held: u64 },
     /// It breaks a rule and will never be recorded.
     Refused(String),
 }
@@ -221,19 +222,12 @@ impl Catalog {
                     e.code
                 )));
             }
-            let version = *version as u64;
-            if version > p.version {
-                return Ok(Recorded::Superseded);
+            let held = *version as u64;
+            if held == p.version && held_body(signed)? == env.body {
+                return Ok(Recorded::Duplicate);
             }
-            if version == p.version {
-                return Ok(if held_body(signed)? == env.body {
-                    Recorded::Duplicate
-                } else {
-                    Recorded::Refused(format!(
-                        "version {} of {} was already published with other contents; publish it as a higher version",
-                        p.version, e.code
-                    ))
-                });
+            if held >= p.version {
+                return Ok(Recorded::Stale { held });
             }
         }
         if !p.withdrawn {
@@ -334,7 +328,10 @@ impl Catalog {
             let local = changed
                 .entry(entry.provider.clone())
                 .or_insert_with(|| {
-                    summaries(&self.vault_dir, &entry.provider).into_iter().map(|s| (s.resource, s.updated_at)).collect()
+                    summaries(&self.vault_dir, &entry.provider)
+                        .into_iter()
+                        .map(|s| (s.resource, s.updated_at))
+                        .collect()
                 })
                 .get(entry.resource.as_str())
                 .copied();
@@ -412,10 +409,14 @@ pub fn accept(catalog: &mut Catalog, node: &NodeId, cert: &[u8], env: SignedEntr
     match catalog.record(&env, &p, None, now) {
         Ok(Recorded::Refused(reason)) => refuse(reason),
         Ok(r) => {
+            let (held, recorded) = match r {
+                Recorded::Stale { held } => (held, false),
+                _ => (env.version, true),
+            };
             if r == Recorded::New {
                 tracing::info!(code = %env.code, version = env.version, withdrawn = p.withdrawn, "catalogue entry recorded");
             }
-            Message::Catalogued(Catalogued { code: env.code, version: env.version })
+            Message::Catalogued(Catalogued { code: env.code, version: env.version, held, recorded })
         }
         Err(e) => {
             tracing::warn!(error = %e, "catalogue write failed");

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gdx_common::units::{format_time, parse_duration};
 use gdx_common::{DivisionCode, NodeId, Role};
-use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
 use gdx_hub::catalog::{self, Catalog, FilterArgs};
+use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
 use gdx_hub::{HubConfig, demo, enrol, init, nodes, server, store::Store, util::now};
 
 #[derive(Parser)]
