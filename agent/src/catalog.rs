@@ -56,7 +56,7 @@ pub fn declared(res: &ResourceConfig, node: &gdx_common::NodeId, now: i64) -> Re
 /// one last published; returns the new version, if any.
 pub fn stage(state: &mut State, signer: &Signer, entry: &CatalogEntry) -> Result<Option<u64>, String> {
     let db = |e: rusqlite::Error| format!("the agent's state database failed: {e}");
-    let tx = state.conn().transaction().map_err(db)?;
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
     let other: Option<String> = tx
         .query_row(
             "SELECT code FROM catalog WHERE resource = ?1 AND withdrawn = 0 AND code <> ?2",
@@ -110,7 +110,7 @@ pub fn withdraw(state: &mut State, signer: &Signer, config: &AgentConfig, code: 
         }
     }
     let db = |e: rusqlite::Error| format!("the agent's state database failed: {e}");
-    let tx = state.conn().transaction().map_err(db)?;
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
     let held: Option<(i64, bool, String)> = tx
         .query_row("SELECT version, withdrawn, entry FROM catalog WHERE code = ?1", [code], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -100,6 +100,17 @@ pub fn https_server_config(
     Ok(Arc::new(tls))
 }
 
+/// A TLS client configuration for a hub's HTTPS API that trusts `root`
+/// (the hub's CA), for tools and tests.
+pub fn https_client_config(root: CertificateDer<'static>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(root_store(&[root])?)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
 /// The QUIC client configuration of a node with a certificate (`identity`
 /// is its chain and key) or, for tests and diagnostics, without one.
 /// The server must chain to `root` and hold a hub certificate.

@@ -208,7 +208,7 @@ impl Catalog {
         now: i64,
     ) -> Result<Recorded, CatalogError> {
         let e = &p.entry;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let held: Option<(String, i64, Vec<u8>)> = tx
             .query_row("SELECT provider, version, signed FROM entries WHERE code = ?1", [&e.code], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -160,6 +160,8 @@ impl Drop for Proc {
 pub struct Hub {
     pub dir: tempfile::TempDir,
     pub addr: String,
+    /// The HTTPS API's address.
+    pub http: String,
     pub proc: Option<Proc>,
 }
 
@@ -186,7 +188,7 @@ impl Hub {
             ],
         );
         out.ok();
-        Self { dir, addr, proc: None }
+        Self { dir, addr, http, proc: None }
     }
 
     pub fn data(&self) -> &str {
@@ -234,6 +236,35 @@ impl Hub {
     /// The state column of `node` in `gdx-hub nodes`.
     pub fn node_state(&self, node: &str) -> Option<String> {
         self.nodes().into_iter().find(|n| n["node"] == node).map(|n| n["state"].as_str().unwrap().to_owned())
+    }
+
+    /// `GET path` on the hub's HTTPS API, trusting only the hub's CA and
+    /// checking its certificate for `localhost`: the status and the JSON body.
+    pub fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let root = self.ca().cert_der.clone();
+        let port = self.http.rsplit_once(':').unwrap().1.to_owned();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let raw = rt.block_on(async {
+            let config = gdx_certs::tls::https_client_config(root).unwrap();
+            let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            tls.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            let _ = tls.read_to_end(&mut buf).await;
+            buf
+        });
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let mut body = raw[split + 4..].to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            body = unchunk(&body);
+        }
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let text = String::from_utf8(body).unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
     }
 
     /// This hub's CA, loaded from its data directory.
@@ -360,6 +391,20 @@ pub fn rows_now(db: &Path, table: &str) -> u64 {
         return 0;
     };
     conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get::<_, i64>(0)).map_or(0, |n| n as u64)
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn unchunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&body[..eol]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + n]);
+        body = &body[eol + 4 + n..];
+    }
+    out
 }
 
 /// The vault file of `node` at a hub.

@@ -339,11 +339,11 @@ fn agent_certificate_where_a_hub_is_expected_is_refused() {
 }
 
 #[test]
-fn demo_shows_a_hub_and_two_connected_agents() {
+fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     let dir = tempfile::tempdir().unwrap();
     let demo = gdx_tests::Proc::start("gdx-hub", &["demo"], dir.path().join("demo.log"));
     wait_until(Duration::from_secs(60), "the demo reports its agents connected", || {
-        demo.output().contains("2 of 2 agents connected")
+        demo.output().contains("14 of 14 agents connected")
     });
     wait_until(Duration::from_secs(60), "the demo shows its resources synced", || {
         demo.output().contains("Where to look")
@@ -354,4 +354,9 @@ fn demo_shows_a_hub_and_two_connected_agents() {
         |res: &str| out.lines().find(|l| l.contains(res) && l.contains("630000/")).unwrap_or_default().to_owned();
     assert!(line(" hukou ").contains(" 300 "), "{out}");
     assert!(line(" dibao ").contains(" 120 "), "{out}");
+    assert!(out.contains("17 entries"), "five base and twelve department entries: {out}");
+    for base in ["人口基本信息", "法人单位基本信息", "不动产宗地信息", "行政许可和行政处罚信用信息", "电子证照目录信息"]
+    {
+        assert!(out.lines().any(|l| l.contains(base) && l.contains("基础")), "{base}: {out}");
+    }
 }
