@@ -34,7 +34,22 @@ pub fn bin(name: &str) -> PathBuf {
         if dir.ends_with("release") {
             args.push("--release");
         }
-        let status = Command::new(cargo).args(&args).current_dir(workspace_root()).status().expect("cargo runs");
+        // Without the variables `cargo test` sets for this process: build
+        // scripts (ring's) record them, and a difference would make this
+        // build and the next `cargo test` rebuild each other's dependencies.
+        let mut build = Command::new(cargo);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key == "OUT_DIR"
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"].contains(&key.as_str())
+            {
+                build.env_remove(&key);
+            }
+        }
+        let status = build.args(&args).current_dir(workspace_root()).status().expect("cargo runs");
         assert!(status.success(), "building the binaries failed");
     });
     dir.join(name)

@@ -367,3 +367,29 @@ fn search_filters_freshness_and_api() {
     assert!(body["error"].as_str().unwrap().contains("no catalogue entry has the code 999/1"));
     assert_eq!(hub.api_get("/api/v1/elsewhere").0, 404);
 }
+
+#[test]
+fn an_entry_published_while_the_hub_is_down_arrives_later() {
+    let (mut hub, mut agent, tmp) = setup(GONGAN);
+    let db = tmp.path().join("hukou.db");
+    people_db(&db, "people");
+    declare(&agent, "hukou", &db, "people", &hukou_entry());
+    hub.terminate();
+    let (code, out, _) = agent.sync(&["--timeout", "2s"]);
+    assert_eq!(code, 1, "{out}");
+    let local = agent.cmd(&["catalog", "list"]).ok();
+    assert!(local.contains("version 1 waiting to be sent"), "{local}");
+    let doctor = agent.cmd(&["doctor", "--timeout", "2s"]);
+    assert!(doctor.stdout.contains("waiting to be sent"), "{doctor:?}");
+
+    hub.start();
+    agent.start();
+    gdx_tests::wait_until(std::time::Duration::from_secs(30), "the daemon publishes the waiting entry", || {
+        codes(&listed(&hub, &["list"])) == [HUKOU]
+    });
+    gdx_tests::wait_until(std::time::Duration::from_secs(30), "the data follows", || {
+        rows_now(&vault(&hub, GONGAN), "hukou") == 3
+    });
+    let local: Vec<serde_json::Value> = serde_json::from_str(&agent.cmd(&["catalog", "list", "--json"]).ok()).unwrap();
+    assert_eq!((local[0]["version"].as_u64(), local[0]["pending"].as_bool()), (Some(1), Some(false)));
+}
