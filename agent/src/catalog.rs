@@ -52,33 +52,47 @@ pub fn declared(res: &ResourceConfig, node: &gdx_common::NodeId, now: i64) -> Re
     Ok(Some(entry))
 }
 
-/// Records `entry` as the newest version of its code if it differs from the
-/// one last published; returns the new version, if any.
-pub fn stage(state: &mut State, signer: &Signer, entry: &CatalogEntry) -> Result<Option<u64>, String> {
-    let db = |e: rusqlite::Error| format!("the agent's state database failed: {e}");
-    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-    let other: Option<String> = tx
+/// Refuses an entry whose resource the hub already lists under another
+/// code: that one must be withdrawn first. Entries the hub never recorded
+/// (refused, say) do not count; [`stage`] drops them.
+pub fn check_conflict(conn: &rusqlite::Connection, entry: &CatalogEntry) -> Result<(), String> {
+    let other: Option<String> = conn
         .query_row(
-            "SELECT code FROM catalog WHERE resource = ?1 AND withdrawn = 0 AND code <> ?2",
+            "SELECT code FROM catalog WHERE resource = ?1 AND code <> ?2 AND withdrawn = 0
+               AND (recorded > 0 OR envelope IS NOT NULL)",
             params![entry.resource.as_str(), entry.code],
             |r| r.get(0),
         )
         .optional()
-        .map_err(db)?;
-    if let Some(other) = other {
-        return Err(format!(
+        .map_err(db_text)?;
+    match other {
+        Some(other) => Err(format!(
             "resource {} is already published as catalogue entry {other}; withdraw it first with `gdx-agent catalog withdraw {other}`, then sync again",
             entry.resource
-        ));
+        )),
+        None => Ok(()),
     }
-    let held: Option<(i64, bool, String)> = tx
-        .query_row("SELECT version, withdrawn, entry FROM catalog WHERE code = ?1", [&entry.code], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+/// Records `entry` as the newest version of its code if it differs from the
+/// one last published, inside the caller's transaction (the scan's, so the
+/// entry, the state and the outbox change together); returns the new
+/// version, if any.
+pub fn stage(tx: &rusqlite::Connection, signer: &Signer, entry: &CatalogEntry) -> Result<Option<u64>, String> {
+    check_conflict(tx, entry)?;
+    tx.execute(
+        "DELETE FROM catalog WHERE resource = ?1 AND code <> ?2 AND recorded = 0 AND envelope IS NULL",
+        params![entry.resource.as_str(), entry.code],
+    )
+    .map_err(db_text)?;
+    let held: Option<(i64, bool, String, bool)> = tx
+        .query_row("SELECT version, withdrawn, entry, restage FROM catalog WHERE code = ?1", [&entry.code], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()
-        .map_err(db)?;
+        .map_err(db_text)?;
     let json = serde_json::to_string(entry).map_err(|e| e.to_string())?;
-    if let Some((_, false, held_json)) = &held
+    if let Some((_, false, held_json, false)) = &held
         && held_json == &json
     {
         return Ok(None);
@@ -86,19 +100,37 @@ pub fn stage(state: &mut State, signer: &Signer, entry: &CatalogEntry) -> Result
     let version = held.map_or(1, |h| h.0 as u64 + 1);
     let frame = sign(signer, Publication { version, withdrawn: false, entry: entry.clone() })?;
     tx.execute(
-        "INSERT INTO catalog (code, resource, version, withdrawn, entry, envelope, refused)
-         VALUES (?1, ?2, ?3, 0, ?4, ?5, NULL)
+        "INSERT INTO catalog (code, resource, version, withdrawn, entry, envelope, refused, restage)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, NULL, 0)
          ON CONFLICT(code) DO UPDATE SET resource = excluded.resource, version = excluded.version, withdrawn = 0,
-            entry = excluded.entry, envelope = excluded.envelope, refused = NULL",
+            entry = excluded.entry, envelope = excluded.envelope, refused = NULL, restage = 0",
         params![entry.code, entry.resource.as_str(), version as i64, json, frame],
     )
-    .map_err(db)?;
-    tx.commit().map_err(db)?;
+    .map_err(db_text)?;
     Ok(Some(version))
 }
 
+fn db_text(e: rusqlite::Error) -> String {
+    format!("the agent's state database failed: {e}")
+}
+
+/// What `withdraw` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The withdrawal is this version, to be sent to the hub.
+    Staged(u64),
+    /// The hub never recorded the entry: it was only forgotten here.
+    Forgotten,
+}
+
 /// Records the withdrawal of the published entry `code` as its next version.
-pub fn withdraw(state: &mut State, signer: &Signer, config: &AgentConfig, code: &str, now: i64) -> Result<u64, String> {
+pub fn withdraw(
+    state: &mut State,
+    signer: &Signer,
+    config: &AgentConfig,
+    code: &str,
+    now: i64,
+) -> Result<Withdrawal, String> {
     for res in &config.resources {
         if let Ok(Some(e)) = declared(res, &signer.node, now)
             && e.code == code
@@ -109,15 +141,20 @@ pub fn withdraw(state: &mut State, signer: &Signer, config: &AgentConfig, code: 
             ));
         }
     }
-    let db = |e: rusqlite::Error| format!("the agent's state database failed: {e}");
+    let db = db_text;
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-    let held: Option<(i64, bool, String)> = tx
-        .query_row("SELECT version, withdrawn, entry FROM catalog WHERE code = ?1", [code], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    let held: Option<(i64, bool, String, i64)> = tx
+        .query_row("SELECT version, withdrawn, entry, recorded FROM catalog WHERE code = ?1", [code], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()
         .map_err(db)?;
-    let Some((version, withdrawn, json)) = held else {
+    if held.as_ref().is_some_and(|h| h.3 == 0) {
+        tx.execute("DELETE FROM catalog WHERE code = ?1", [code]).map_err(db)?;
+        tx.commit().map_err(db)?;
+        return Ok(Withdrawal::Forgotten);
+    }
+    let Some((version, withdrawn, json, _)) = held else {
         return Err(format!(
             "this agent never published a catalogue entry {code}; `gdx-agent catalog list` shows its entries"
         ));
@@ -135,7 +172,7 @@ pub fn withdraw(state: &mut State, signer: &Signer, config: &AgentConfig, code: 
     )
     .map_err(db)?;
     tx.commit().map_err(db)?;
-    Ok(version)
+    Ok(Withdrawal::Staged(version))
 }
 
 fn sign(signer: &Signer, p: Publication) -> Result<Vec<u8>, String> {
@@ -166,6 +203,8 @@ pub struct Published {
     pub recorded: u64,
     /// `code vN: reason` for each version the hub refused.
     pub refused: Vec<String>,
+    /// Codes whose version the hub did not record because it held a newer one.
+    pub stale: Vec<String>,
 }
 
 /// Sends every waiting publication on one stream and records the answers.
@@ -205,24 +244,35 @@ pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Res
                     state
                         .conn()
                         .execute(
-                            "UPDATE catalog SET envelope = NULL, refused = NULL WHERE code = ?1 AND version = ?2",
+                            "UPDATE catalog SET envelope = NULL, refused = NULL, recorded = max(recorded, ?2)
+                             WHERE code = ?1 AND version = ?2",
                             params![code, version],
                         )
                         .map_err(db)?;
                     out.recorded += 1;
                 } else {
                     // The hub holds a newer version (this agent's state was
-                    // lost or restored): continue numbering above it; the
-                    // next sync publishes the declared entry again.
+                    // lost or restored): number on above it. A declared entry
+                    // goes out again with the next scan; a withdrawal must be
+                    // asked for again.
                     state
                         .conn()
                         .execute(
-                            "UPDATE catalog SET envelope = NULL, version = ?2, entry = '', withdrawn = 0,
-                             refused = 'the hub held a newer version; the next sync publishes this entry again'
+                            "UPDATE catalog SET envelope = NULL, version = ?2, recorded = ?2,
+                                restage = 1 - withdrawn, withdrawn = 0,
+                                refused = CASE WHEN withdrawn = 1 THEN ?3 ELSE NULL END
                              WHERE code = ?1",
-                            params![code, a.held as i64],
+                            params![
+                                code,
+                                a.held as i64,
+                                format!(
+                                    "the hub holds a newer version ({}) than this withdrawal; withdraw it again",
+                                    a.held
+                                )
+                            ],
                         )
                         .map_err(db)?;
+                    out.stale.push(code.clone());
                 }
             }
             Message::CatalogRefused(r) if &r.code == code => {
@@ -255,12 +305,17 @@ pub struct LocalEntry {
     pub pending: bool,
     /// Why the hub refused the current version.
     pub refused: Option<String>,
+    /// The highest version the hub recorded (0: never).
+    pub recorded: u64,
+    /// The hub held a newer version; the next sync publishes above it.
+    pub restage: bool,
 }
 
 /// Every entry this agent has published.
 pub fn local_entries(state: &mut State) -> rusqlite::Result<Vec<LocalEntry>> {
     let mut stmt = state.conn().prepare(
-        "SELECT code, resource, entry, version, withdrawn, envelope IS NOT NULL, refused FROM catalog ORDER BY code",
+        "SELECT code, resource, entry, version, withdrawn, envelope IS NOT NULL, refused, recorded, restage
+         FROM catalog ORDER BY code",
     )?;
     let rows = stmt.query_map([], |r| {
         let json: String = r.get(2)?;
@@ -273,6 +328,8 @@ pub fn local_entries(state: &mut State) -> rusqlite::Result<Vec<LocalEntry>> {
             withdrawn: r.get(4)?,
             pending: r.get(5)?,
             refused: r.get(6)?,
+            recorded: r.get::<_, i64>(7)? as u64,
+            restage: r.get(8)?,
         })
     })?;
     rows.collect()

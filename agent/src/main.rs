@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gdx_agent::catalog::Withdrawal;
 use gdx_agent::config::{AgentPaths, DEFAULT_DATA_DIR};
 use gdx_agent::report::{self, Verdict};
 use gdx_agent::{enrol, now, syncer, uplink};
@@ -158,8 +159,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Catalog(CatalogCommand::Withdraw { code, timeout }) => {
             let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);
-            let version = runtime()?.block_on(syncer::withdraw(&cli.data, &code, timeout))?;
-            println!("withdrew catalogue entry {code} (version {version}); the hub no longer lists it");
+            match runtime()?.block_on(syncer::withdraw(&cli.data, &code, timeout))? {
+                Withdrawal::Staged(version) => {
+                    println!("withdrew catalogue entry {code} (version {version}); the hub no longer lists it")
+                }
+                Withdrawal::Forgotten => {
+                    println!("catalogue entry {code} was never recorded by the hub; this agent forgot it")
+                }
+            }
         }
         Command::Status { json } => {
             let s = report::status(&paths, now())?;

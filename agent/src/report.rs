@@ -49,6 +49,8 @@ pub struct CatalogLine {
     pub pending: bool,
     /// Why the declaration is unusable, or why the hub refused it.
     pub problem: Option<String>,
+    /// The hub held a newer version; the next sync publishes above it.
+    pub restage: bool,
 }
 
 /// Declared entries (checked against the rules) joined with what was published.
@@ -69,6 +71,7 @@ pub fn catalog_overview(paths: &AgentPaths, now: i64) -> anyhow::Result<Vec<Cata
                     version: p.as_ref().map_or(0, |p| p.version),
                     withdrawn: p.as_ref().is_some_and(|p| p.withdrawn),
                     pending: p.as_ref().is_some_and(|p| p.pending),
+                    restage: p.as_ref().is_some_and(|p| p.restage),
                     problem: p.and_then(|p| p.refused),
                 });
             }
@@ -79,6 +82,7 @@ pub fn catalog_overview(paths: &AgentPaths, now: i64) -> anyhow::Result<Vec<Cata
                 version: 0,
                 withdrawn: false,
                 pending: false,
+                restage: false,
                 problem: Some(problem),
             }),
         }
@@ -90,6 +94,7 @@ pub fn catalog_overview(paths: &AgentPaths, now: i64) -> anyhow::Result<Vec<Cata
         version: p.version,
         withdrawn: p.withdrawn,
         pending: p.pending,
+        restage: p.restage,
         problem: p.refused,
     }));
     Ok(out)
@@ -101,6 +106,8 @@ fn catalog_state(l: &CatalogLine) -> String {
         format!("PROBLEM: {p}")
     } else if l.version == 0 {
         "not published yet (the next sync publishes it)".into()
+    } else if l.restage {
+        format!("the hub holds version {}; the next sync publishes this entry above it", l.version)
     } else if l.pending {
         format!("version {} waiting to be sent", l.version)
     } else if l.withdrawn {

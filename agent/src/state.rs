@@ -51,7 +51,11 @@ CREATE TABLE IF NOT EXISTS catalog (
     withdrawn INTEGER NOT NULL DEFAULT 0,
     entry     TEXT NOT NULL,
     envelope  BLOB,
-    refused   TEXT
+    refused   TEXT,
+    -- the highest version the hub recorded (0: it never did)
+    recorded  INTEGER NOT NULL DEFAULT 0,
+    -- the hub held a newer version: the next scan publishes above it
+    restage   INTEGER NOT NULL DEFAULT 0
 );
 -- rows and files set aside by the last scan of each resource
 CREATE TABLE IF NOT EXISTS quarantine (

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use gdx_certs::pki;
+use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{
     Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cmp_change_keys, encode_changeset, encode_key, row_digest,
 };
@@ -41,6 +42,8 @@ pub struct ScanReport {
     pub changesets: usize,
     /// Set when the resource is paused (schema drift) instead of synced.
     pub paused: Option<String>,
+    /// The new version of the resource's catalogue entry this scan staged.
+    pub entry_version: Option<u64>,
 }
 
 /// Why a scan could not run.
@@ -81,20 +84,20 @@ fn record_error(state: &mut State, code: &str, error: &str) {
     );
 }
 
-/// Checks the resource's declared catalogue entry against the rules and
-/// the source's columns, and stages a new version if it changed.
-fn stage_entry(
+/// The resource's declared catalogue entry, checked against the rules, the
+/// source's columns and the entries already published.
+fn checked_entry(
     state: &mut State,
     signer: &Signer,
     res: &ResourceConfig,
     columns: &[Column],
     now: i64,
-) -> Result<(), String> {
-    let Some(entry) = catalog::declared(res, &signer.node, now)? else { return Ok(()) };
+) -> Result<Option<CatalogEntry>, String> {
+    let Some(entry) = catalog::declared(res, &signer.node, now)? else { return Ok(None) };
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     entry.check_columns(&names).map_err(|e| format!("resource {}: {e}", res.code))?;
-    catalog::stage(state, signer, &entry)?;
-    Ok(())
+    catalog::check_conflict(state.conn(), &entry)?;
+    Ok(Some(entry))
 }
 
 /// Scans one resource and writes its changes to the outbox.
@@ -125,11 +128,14 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         return Ok(report);
     }
     // The catalogue entry must hold and match the source's columns before
-    // any data moves.
-    if let Err(e) = stage_entry(state, signer, res, &extract.columns, now) {
-        record_error(state, &code, &e);
-        return Err(ScanError::Catalog(e));
-    }
+    // any data moves; a new version of it is staged with the data below.
+    let entry = match checked_entry(state, signer, res, &extract.columns, now) {
+        Ok(e) => e,
+        Err(e) => {
+            record_error(state, &code, &e);
+            return Err(ScanError::Catalog(e));
+        }
+    };
     let conn = state.conn();
     let saved: Option<(String, Option<String>)> = conn
         .query_row("SELECT columns, paused FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -309,6 +315,9 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     }
     tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64])?;
     report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
+    if let Some(entry) = &entry {
+        report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
+    }
     tx.commit()?;
     Ok(report)
 }

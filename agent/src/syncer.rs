@@ -142,7 +142,7 @@ fn undeclared_entries(config: &AgentConfig, signer: &Signer, state: &mut State) 
         .collect();
     Ok(catalog::local_entries(state)?
         .into_iter()
-        .filter(|e| !e.withdrawn && !declared.contains(&e.code))
+        .filter(|e| !e.withdrawn && e.recorded > 0 && !declared.contains(&e.code))
         .map(|e| {
             format!(
                 "catalogue entry {} ({}) is no longer declared in agent.toml but stays published; withdraw it with `gdx-agent catalog withdraw {}`",
@@ -155,13 +155,16 @@ fn undeclared_entries(config: &AgentConfig, signer: &Signer, state: &mut State) 
 /// Withdraws the published entry `code`: records the withdrawal as the
 /// entry's next version, then sends it. Returns the version; when the hub
 /// cannot be reached the withdrawal waits in state.db for the next sync.
-pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Result<u64> {
+pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Result<catalog::Withdrawal> {
     let paths = AgentPaths::new(dir);
     let config = AgentConfig::load(&paths)?;
     let creds = Credentials::load(&paths)?;
     let signer = signer(&config, &creds)?;
     let mut state = State::open(&paths.state())?;
-    let version = catalog::withdraw(&mut state, &signer, &config, code, now()).map_err(anyhow::Error::msg)?;
+    let withdrawal = catalog::withdraw(&mut state, &signer, &config, code, now()).map_err(anyhow::Error::msg)?;
+    if withdrawal == catalog::Withdrawal::Forgotten {
+        return Ok(withdrawal);
+    }
     let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| {
         anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
     })?;
@@ -174,7 +177,12 @@ pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Resu
     if let Some(r) = published.refused.iter().find(|r| r.starts_with(&format!("catalogue entry {code} "))) {
         anyhow::bail!("the hub refused {r}");
     }
-    Ok(version)
+    if published.stale.iter().any(|c| c == code) {
+        anyhow::bail!(
+            "the hub holds a newer version of {code} than this agent knew of, so the withdrawal was not recorded; run the same command again"
+        );
+    }
+    Ok(withdrawal)
 }
 
 /// The daemon's scanner: scans each resource when due or when its source
@@ -239,7 +247,7 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
                 match sync::scan(&mut state, &signer, res, now()) {
                     Ok(r) if r.paused.is_some() => warn!(resource = %r.resource, reason = ?r.paused, "resource paused"),
                     Ok(r) => {
-                        if r.changesets > 0 {
+                        if r.changesets > 0 || r.entry_version.is_some() {
                             info!(resource = %r.resource, inserted = r.inserted, updated = r.updated, deleted = r.deleted, quarantined = r.quarantined, "changes queued");
                             wake_uploader.notify_one();
                         }

@@ -346,7 +346,7 @@ impl CatalogEntry {
                 fail(field.clone(), format!("信息项 {:?} appears twice", item.name));
             }
             if let Err(e) = check_column_name(item.column()) {
-                fail(field.clone(), format!("column {e}"));
+                fail(field.clone(), e.to_string());
             } else if !columns.insert(item.column().to_lowercase()) {
                 fail(field.clone(), format!("column {:?} is used by two 信息项", item.column()));
             }
@@ -361,8 +361,11 @@ impl CatalogEntry {
         if self.sharing_type == SharingType::NotShared && blank(&self.legal_basis) {
             fail("legal_basis".into(), "a 不予共享 entry must cite its 法律依据".into());
         }
-        if self.class == CatalogClass::Base && self.sharing_type == SharingType::NotShared {
-            fail("sharing_type".into(), "基础信息资源 are shared; 不予共享 is not allowed for them".into());
+        if self.class == CatalogClass::Base && self.sharing_type != SharingType::Unconditional {
+            fail(
+                "sharing_type".into(),
+                "基础信息资源 are shared unconditionally (国发〔2016〕51号); catalogue conditional items in a 主题 or 部门 entry".into(),
+            );
         }
         if self.open_to_public && self.sharing_type == SharingType::NotShared {
             fail("open_to_public".into(), "a 不予共享 entry cannot be open to the public".into());
@@ -412,9 +415,10 @@ impl CatalogEntry {
     }
 
     /// The text that search looks in: names, abstract, classification,
-    /// information items, provider and codes.
+    /// information items, provider, the entry's code and the resource code.
     pub fn search_text(&self) -> String {
-        let mut parts: Vec<&str> = vec![&self.name, &self.summary, &self.provider_name, &self.code];
+        let mut parts: Vec<&str> =
+            vec![&self.name, &self.summary, &self.provider_name, &self.code, self.resource.as_str()];
         parts.extend(self.classification.iter().map(String::as_str));
         for item in &self.items {
             parts.push(&item.name);
@@ -578,10 +582,16 @@ mod tests {
     fn sharing_rules() {
         let mut e = entry();
         e.sharing_type = SharingType::Conditional;
+        assert_eq!(fields(&e), ["sharing_condition", "sharing_type"], "base resources are unconditional");
+        e.class = CatalogClass::Theme;
+        e.classification = vec!["社会保障".into()];
         assert_eq!(fields(&e), ["sharing_condition"]);
         e.sharing_condition = Some("仅限社会救助审核使用".into());
         assert_eq!(fields(&e), Vec::<String>::new());
         e.sharing_type = SharingType::NotShared;
+        assert_eq!(fields(&e), ["legal_basis"]);
+        e.class = CatalogClass::Base;
+        e.classification = vec!["人口".into()];
         assert_eq!(fields(&e), ["legal_basis", "sharing_type"]);
         e.class = CatalogClass::Department;
         e.legal_basis = Some("《中华人民共和国居民身份证法》第十九条".into());

@@ -9,8 +9,9 @@
 //! The server certificate (`https.crt`, `https.key` in the data directory)
 //! is issued by the hub's CA on first start for the names in
 //! [`web_names`]; an operator may replace both files with a certificate of
-//! the province's own PKI. Errors are `{"error": "one sentence"}` with a 4xx
-//! status. Catalogue metadata travels freely, so no client certificate is
+//! the province's own PKI. Errors are `{"error": "one sentence"}` with status
+//! 400 (a bad parameter), 404 (no such entry or path) or 500 (the hub's
+//! database failed). Catalogue metadata travels freely, so no client certificate is
 //! asked for; data endpoints arriving with the exchange issue will be.
 
 use std::net::SocketAddr;

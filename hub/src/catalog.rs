@@ -10,7 +10,8 @@
 //! is refused. A 信息资源代码 belongs to the provider that first published
 //! it, and a provider's resource has at most one live entry.
 //!
-//! Each record is one statement, so a kill leaves the old or the new version.
+//! Each publication is recorded in one transaction, so a kill leaves the old
+//! or the new version, never a mixture.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -160,11 +161,11 @@ impl FilterArgs {
             v.as_deref().map(str::parse).transpose()
         }
         let provider = match &self.provider {
-            Some(p) => Some(NodeId::parse(p).map_err(|e| format!("--provider: {e}"))?),
+            Some(p) => Some(NodeId::parse(p).map_err(|e| e.to_string())?),
             None => None,
         };
         let division = match &self.division {
-            Some(d) => Some(DivisionCode::parse(d).map_err(|e| format!("--division: {e}"))?),
+            Some(d) => Some(DivisionCode::parse(d).map_err(|e| e.to_string())?),
             None => None,
         };
         let at = match &self.as_of {
@@ -350,7 +351,8 @@ impl Catalog {
             });
         }
         if let Some(first) = filter.terms.first() {
-            out.sort_by_key(|l| !l.entry.name.contains(first.as_str()));
+            let first = first.to_lowercase();
+            out.sort_by_key(|l| !l.entry.name.to_lowercase().contains(&first));
         }
         Ok(out)
     }

@@ -666,7 +666,7 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
         "\nWhere to look (in another terminal):\n\
          \x20 gdx-hub --data {hub} nodes                     enrolled nodes and their state\n\
          \x20 gdx-hub --data {hub} catalog search 人口       search the catalogue in Chinese\n\
-         \x20 gdx-hub --data {hub} catalog list --class base --sharing conditional --division 632500\n\
+         \x20 gdx-hub --data {hub} catalog list --sharing conditional --division 632500   conditional entries of 海南州\n\
          \x20 gdx-hub --data {hub} catalog show 301001/000001   one entry in full\n\
          \x20 gdx-hub --data {hub} catalog list --overdue --as-of {in_four_days}   what is overdue in four days\n\
          \x20 curl --cacert {hub}/ca.crt -G https://{http}/api/v1/catalog --data-urlencode q=低保\n\

@@ -94,7 +94,7 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
-    /// Run a small province on this machine: a hub and two agents.
+    /// Run a small province on this machine: a hub, fourteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo,
 }
@@ -262,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     (FilterArgs { q: Some(query.clone()), ..filter.clone() }, *json)
                 }
                 CatalogCommand::Show { code, as_of, json } => {
+                    gdx_common::catalog::check_code(code).map_err(Usage)?;
                     let args = FilterArgs { as_of: as_of.clone(), ..FilterArgs::default() };
                     let (_, at) = args.to_filter(now()).map_err(Usage)?;
                     let Some(entry) = catalog.get(code, at)? else {

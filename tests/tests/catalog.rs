@@ -256,6 +256,14 @@ fn entries_that_break_rules_or_miss_columns_move_no_data() {
     assert!(err.contains("already catalogued by 630000/gongan"), "{err}");
     let local = other.cmd(&["catalog", "list"]).ok();
     assert!(local.contains("PROBLEM") && local.contains("already catalogued"), "{local}");
+    // given a code of its own, the refused one is forgotten
+    set(&mut taken, "code", "101001/000002");
+    write_entry(&other, "renkou", &taken);
+    let (code, _, err) = other.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    let local = other.cmd(&["catalog", "list"]).ok();
+    assert_eq!(local.trim(), "101001/000002 人口基本信息 (resource renkou): version 1 published", "{local}");
+    assert_eq!(codes(&listed(&hub, &["list"])), [HUKOU, "101001/000002"]);
 }
 
 /// Percent-encodes a query value.
