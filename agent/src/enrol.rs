@@ -10,15 +10,15 @@
 use std::path::Path;
 use std::time::Duration;
 
+use gdx_certs::Identity;
 use gdx_certs::files::{sync_dir, write_new};
 use gdx_certs::pki::{self, der_to_pem, fingerprint};
-use gdx_certs::{Identity, tls};
 use gdx_common::token::{EnrolmentToken, TokenError};
-use gdx_common::wire::{EnrollRequest, Message, WireError};
+use gdx_common::wire::{EnrollRequest, Message};
 use gdx_common::{NodeId, Role};
 
 use crate::config::{AgentConfig, AgentPaths};
-use crate::uplink::{LinkError, dial};
+use crate::uplink::LinkError;
 
 /// What a successful enrolment produced.
 #[derive(Debug)]
@@ -88,36 +88,15 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     };
     let csr_der = pki::make_csr(&key, &token.node)?;
 
-    let config = tls::enrol_client_config(token.ca_fingerprint).map_err(|e| LinkError(e.to_string()))?;
-    let (endpoint, conn) = dial(&token.hub_addr, config, timeout).await?;
-    let answer = async {
-        let (mut send, mut recv) =
-            conn.open_bi().await.map_err(|e| LinkError(gdx_certs::frames::describe_connection_error(&e)))?;
-        let req = Message::EnrollRequest(EnrollRequest { token_id: token.id, secret: token.secret, csr_der });
-        gdx_certs::frames::send(&mut send, &req).await.map_err(|e| LinkError(e.to_string()))?;
-        gdx_certs::frames::recv(&mut recv).await.map_err(|e| match e {
-            gdx_certs::frames::FrameError::Wire(WireError::Version { theirs, ours }) => LinkError(format!(
-                "hub {} speaks gdx protocol {theirs} and this agent speaks gdx protocol {ours}; install the agent version that matches the hub",
-                token.hub
-            )),
-            other => LinkError(other.to_string()),
-        })
-    };
-    let answer = tokio::time::timeout(timeout, answer).await;
-    conn.close(quinn::VarInt::from_u32(0), b"enrolment done");
-    endpoint.wait_idle().await;
+    let req = EnrollRequest { token_id: token.id, secret: token.secret, csr_der, ca_csr_der: None };
+    let answer =
+        gdx_certs::client::enrol_exchange(&token.hub_addr, &token.hub, token.ca_fingerprint, req, "agent", timeout)
+            .await
+            .map_err(LinkError)?;
     let enrolled = match answer {
-        Err(_) => {
-            return Err(LinkError(format!(
-                "the hub at {} did not answer the enrolment in time; try again",
-                token.hub_addr
-            ))
-            .into());
-        }
-        Ok(Err(e)) => return Err(e.into()),
-        Ok(Ok(Some(Message::Enrolled(e)))) => e,
-        Ok(Ok(Some(Message::Refused(r)))) => return Err(EnrolError::Refused(r.message)),
-        Ok(Ok(other)) => return Err(EnrolError::Mismatch(format!("unexpected answer {other:?}"))),
+        Message::Enrolled(e) => e,
+        Message::Refused(r) => return Err(EnrolError::Refused(r.message)),
+        other => return Err(EnrolError::Mismatch(format!("unexpected answer {other:?}"))),
     };
 
     // Check the answer against what the token promised before storing it.

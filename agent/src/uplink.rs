@@ -5,7 +5,6 @@
 //! deadline; [`connect`] adds the versioned hello. [`run`] keeps exactly one
 //! connection and records every change of state in `state.db` for `status`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,30 +49,7 @@ pub async fn dial(
     config: quinn::ClientConfig,
     timeout: Duration,
 ) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
-    let target: SocketAddr = tokio::net::lookup_host(addr)
-        .await
-        .map_err(|e| LinkError(format!("cannot resolve the hub address {addr} ({e}); check the address")))?
-        .next()
-        .ok_or_else(|| LinkError(format!("the hub address {addr} resolves to nothing; check the address")))?;
-    let bind: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let mut endpoint =
-        quinn::Endpoint::client(bind).map_err(|e| LinkError(format!("cannot open a UDP socket ({e})")))?;
-    endpoint.set_default_client_config(config);
-    let connecting = endpoint
-        .connect(target, tls::hub_server_name())
-        .map_err(|e| LinkError(format!("cannot connect to {addr}: {e}")))?;
-    let unreachable = || {
-        LinkError(format!(
-            "cannot reach the hub at {addr}: no answer within {} s; check the address, that the hub is running, and that UDP port {} is open",
-            timeout.as_secs(),
-            target.port()
-        ))
-    };
-    match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(conn)) => Ok((endpoint, conn)),
-        Ok(Err(quinn::ConnectionError::TimedOut)) | Err(_) => Err(unreachable()),
-        Ok(Err(e)) => Err(LinkError(describe_connection_error(&e))),
-    }
+    gdx_certs::client::dial(addr, config, timeout).await.map_err(LinkError)
 }
 
 /// The node's TLS identity: certificate chain and key, and the root it trusts.

@@ -12,6 +12,7 @@
 //! once at start-up.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod files;
 pub mod frames;
 pub mod pki;

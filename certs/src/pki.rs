@@ -162,6 +162,31 @@ impl Ca {
         Ok(cert.der().clone())
     }
 
+    /// Issues the intermediate CA of a joining child hub, for the public key
+    /// in `csr_der`, limited to `division` (which must lie strictly below
+    /// this CA's): it may issue only for nodes of its division and cannot
+    /// create further CAs.
+    pub fn issue_intermediate(
+        &self,
+        csr_der: &[u8],
+        division: DivisionCode,
+        name: &str,
+        now: i64,
+    ) -> Result<CertificateDer<'static>, PkiError> {
+        if !self.division.strictly_contains(division) {
+            return Err(PkiError::Csr(format!(
+                "division {division} is not below this CA's division {}",
+                self.division
+            )));
+        }
+        let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+            .map_err(|e| PkiError::Csr(e.to_string()))?;
+        let mut params = ca_params(division, name, now)?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.use_authority_key_identifier_extension = true;
+        Ok(params.signed_by(&csr.public_key, &self.issuer()?)?.der().clone())
+    }
+
     /// Issues a node certificate for a key held here (the hub's own
     /// certificate, and test fixtures).
     pub fn issue_for_key(
@@ -217,6 +242,15 @@ pub fn new_key() -> Result<KeyPair, PkiError> {
 /// Loads a key from PEM.
 pub fn key_from_pem(pem: &str, what: &str) -> Result<KeyPair, PkiError> {
     KeyPair::from_pem(pem).map_err(|_| PkiError::Pem(what.to_owned()))
+}
+
+/// Makes a CSR for `key` with `common_name` in its subject (informational only).
+pub fn make_ca_csr(key: &KeyPair, common_name: &str) -> Result<Vec<u8>, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    Ok(params.serialize_request(key)?.der().to_vec())
 }
 
 /// Makes a CSR for `key`, naming `node` in its subject (informational only).

@@ -230,6 +230,55 @@ fn holder_of(der: &[u8]) -> String {
     }
 }
 
+/// A CA vouches only for its own division: every intermediate CA on the
+/// chain must contain the node's division (a prefecture CA cannot issue a
+/// certificate for another prefecture's node).
+fn issuers_cover(identity: &Identity, intermediates: &[CertificateDer<'_>]) -> Result<(), String> {
+    let Identity::Node { node, role, .. } = identity else { return Ok(()) };
+    for der in intermediates {
+        if let Ok(Identity::Ca { division, .. }) = Identity::of(der)
+            && !division.contains(node.division())
+        {
+            return Err(format!(
+                "the certificate of {role} {node} was issued by the CA of division {division}, which may issue only for its own division"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies certificate chains that arrive inside messages (the signer of a
+/// changeset relayed by a child hub) exactly as a handshake would: to the
+/// root, valid now, for client authentication, each CA within its division.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl ChainVerifier {
+    pub fn new(roots: &[CertificateDer<'static>]) -> Result<Self, TlsError> {
+        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(roots)?), provider())
+            .build()
+            .map_err(|e| TlsError::Root(e.to_string()))?;
+        Ok(Self { inner })
+    }
+
+    /// The identity of `chain[0]` once the chain checks out, at Unix time `now`.
+    pub fn verify(&self, chain: &[Vec<u8>], now: i64) -> Result<Identity, String> {
+        let (leaf, rest) = chain.split_first().ok_or("the signer's certificate chain is empty")?;
+        let leaf = CertificateDer::from(leaf.as_slice());
+        let rest: Vec<CertificateDer<'_>> = rest.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let holder = holder_of(&leaf);
+        let at = UnixTime::since_unix_epoch(Duration::from_secs(now.max(0) as u64));
+        self.inner
+            .verify_client_cert(&leaf, &rest, at)
+            .map_err(|e| chain_failure(&holder, &e, "the province's certificate authority"))?;
+        let identity = Identity::of(&leaf).map_err(|e| e.to_string())?;
+        issuers_cover(&identity, &rest)?;
+        Ok(identity)
+    }
+}
+
 #[derive(Debug)]
 struct NodeClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
@@ -262,6 +311,7 @@ impl ClientCertVerifier for NodeClientVerifier {
         let identity = Identity::of(end_entity).map_err(|_| {
             refuse("the client certificate carries no GDX identity; enrol the node with `gdx-agent enroll`".into())
         })?;
+        issuers_cover(&identity, intermediates).map_err(refuse)?;
         self.policy.admit(&identity).map_err(refuse)?;
         Ok(ClientCertVerified::assertion())
     }

@@ -187,6 +187,8 @@ pub struct EnrollRequest {
     pub secret: [u8; 32],
     /// PKCS#10 certificate signing request, DER.
     pub csr_der: Vec<u8>,
+    /// A joining hub's second CSR, for the intermediate CA of its division.
+    pub ca_csr_der: Option<Vec<u8>>,
 }
 
 /// Enrolment answer.
@@ -198,6 +200,8 @@ pub struct Enrolled {
     pub root_der: Vec<u8>,
     pub hub: NodeId,
     pub hub_name: String,
+    /// For a joining hub: its intermediate CA certificate, DER.
+    pub ca_der: Option<Vec<u8>>,
 }
 
 /// Why bytes are not a valid frame.

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS entries (
     via           TEXT,
     -- last change of the data, for entries whose vault is at another hub
     data_changed_at INTEGER,
+    -- at a child hub: the version the parent has recorded
+    forwarded     INTEGER NOT NULL DEFAULT 0,
     class         TEXT NOT NULL,
     sharing_type  TEXT NOT NULL,
     update_cycle  TEXT NOT NULL,
@@ -357,6 +359,43 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Publications of this hub's own subtree the parent has not recorded
+    /// yet: (code, version, the Publish frame as signed).
+    pub fn to_forward(&self) -> Result<Vec<(String, u64, Vec<u8>)>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT code, version, signed FROM entries WHERE forwarded < version AND via IS NULL ORDER BY code",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The parent answered `version` of `code`.
+    pub fn forwarded(&self, code: &str, version: u64) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE entries SET forwarded = max(forwarded, ?2) WHERE code = ?1",
+            params![code, version as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The live 基础信息资源 entries' (provider, resource): the data a
+    /// child hub forwards to the province.
+    pub fn base_resources(&self) -> Result<Vec<(NodeId, String)>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT provider, resource FROM entries WHERE class = ?1 AND withdrawn = 0 ORDER BY provider, resource",
+        )?;
+        let rows =
+            stmt.query_map([CatalogClass::Base.label()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (p, r) = row?;
+            if let Ok(p) = NodeId::parse(&p) {
+                out.push((p, r));
+            }
+        }
+        Ok(out)
+    }
+
     /// One entry by its 信息资源代码, withdrawn or not.
     pub fn get(&self, code: &str, now: i64) -> Result<Option<Listed>, CatalogError> {
         let all = self.list(&Filter { withdrawn: true, ..Filter::default() }, now)?;
@@ -376,20 +415,26 @@ fn escape_like(term: &str) -> String {
     term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// Checks a publication sent by `node` over a connection authenticated with
-/// `cert`, records it, and returns the answer for the sender.
-pub fn accept(catalog: &mut Catalog, node: &NodeId, cert: &[u8], env: SignedEntry, now: i64) -> Message {
+/// Checks a publication whose signer's certificate the server established
+/// (`signer`: the connection's own, or a relayed origin's verified chain;
+/// `Err` says why there is none), records it (`via`: the child hub that
+/// relayed it), and returns the answer for the sender.
+pub fn accept(
+    catalog: &mut Catalog,
+    signer: Result<Vec<u8>, String>,
+    via: Option<&NodeId>,
+    env: SignedEntry,
+    now: i64,
+) -> Message {
     let refuse = |reason: String| {
-        tracing::warn!(code = %env.code, version = env.version, %reason, "catalogue entry refused");
+        tracing::warn!(code = %env.code, version = env.version, origin = %env.origin, %reason, "catalogue entry refused");
         Message::CatalogRefused(CatalogRefused { code: env.code.clone(), version: env.version, reason })
     };
-    if &env.origin != node {
-        return refuse(format!("entry from {} sent by {node}; relaying comes with the hub hierarchy", env.origin));
-    }
-    if env.signer_chain.first().map(Vec::as_slice) != Some(cert) {
-        return refuse("the entry is not signed with the certificate of the connection".into());
-    }
-    if let Err(e) = pki::verify_signature(cert, &env.body, &env.signature) {
+    let cert = match signer {
+        Ok(c) => c,
+        Err(e) => return refuse(format!("entry from {}: {e}", env.origin)),
+    };
+    if let Err(e) = pki::verify_signature(&cert, &env.body, &env.signature) {
         return refuse(format!("{e}; it was altered after signing"));
     }
     let p = match decode_publication(&env.body) {
@@ -408,7 +453,7 @@ pub fn accept(catalog: &mut Catalog, node: &NodeId, cert: &[u8], env: SignedEntr
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
         return refuse(format!("the entry breaks the catalogue rules: {}", list.join("; ")));
     }
-    match catalog.record(&env, &p, None, now) {
+    match catalog.record(&env, &p, via, now) {
         Ok(Recorded::Refused(reason)) => refuse(reason),
         Ok(r) => {
             let (held, recorded) = match r {
@@ -573,7 +618,7 @@ mod tests {
     }
 
     fn send(c: &mut Catalog, p: &Provider, env: SignedEntry) -> Result<(u64, bool), String> {
-        match accept(c, &p.node, &p.cert, env, NOW) {
+        match accept(c, Ok(p.cert.clone()), None, env, NOW) {
             Message::Catalogued(a) => Ok((a.held, a.recorded)),
             Message::CatalogRefused(r) => Err(r.reason),
             other => panic!("{other:?}"),
@@ -614,9 +659,11 @@ mod tests {
         let at = tampered.body.len() / 2;
         tampered.body[at] ^= 1;
         assert!(send(&mut c, &p, tampered).unwrap_err().contains("altered after signing"));
-        // another node relaying p's entry, or an entry naming another provider
+        // signed by another key than the one established, or naming another provider
         let env = signed(&p, 1, false, e.clone());
-        assert!(matches!(accept(&mut c, &q.node, &q.cert, env, NOW), Message::CatalogRefused(_)));
+        assert!(matches!(accept(&mut c, Ok(q.cert.clone()), None, env, NOW), Message::CatalogRefused(_)));
+        let env = signed(&p, 1, false, e.clone());
+        assert!(matches!(accept(&mut c, Err("no".into()), None, env, NOW), Message::CatalogRefused(_)));
         let stolen = signed(&q, 1, false, e.clone());
         assert!(send(&mut c, &q, stolen).unwrap_err().contains("do not match its envelope"));
         let mut invalid = entry("301001/000001", &p.node, "dibao");

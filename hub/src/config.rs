@@ -33,6 +33,12 @@ pub struct HubConfig {
     pub http: String,
     /// Days of validity of the node certificates this hub issues.
     pub cert_days: i64,
+    /// The parent hub of a child (prefecture) hub; absent at the province.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<NodeId>,
+    /// `host:port` of the parent hub's QUIC endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_addr: Option<String>,
 }
 
 /// Where a hub keeps its files.
@@ -62,6 +68,11 @@ impl HubPaths {
     }
     pub fn db(&self) -> PathBuf {
         self.dir.join("hub.db")
+    }
+    /// The province's root certificate, kept by a child hub (a root hub's
+    /// root is its own `ca.crt`).
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.join("root.crt")
     }
     /// Every file `init` creates, the config last.
     pub fn init_files(&self) -> [PathBuf; 6] {
@@ -136,13 +147,26 @@ impl HubConfig {
              http = {}\n\
              \n\
              # Days of validity of the node certificates this hub issues.\n\
-             cert_days = {}\n",
+             cert_days = {}\n{}",
             q(&self.division.to_string()),
             q(&self.name),
             q(&self.listen),
             q(&self.advertise),
             q(&self.http),
-            self.cert_days
+            self.cert_days,
+            match (&self.parent, &self.parent_addr) {
+                (Some(p), Some(a)) => format!(
+                    "\n# The parent hub this hub joined, and the host:port of its QUIC endpoint.\n\
+                     # This hub keeps one connection to it and forwards what the parent must hold.\n\
+                     parent = {}\n\
+                     \n\
+                     # Change it if the parent hub moves.\n\
+                     parent_addr = {}\n",
+                    q(&p.to_string()),
+                    q(a)
+                ),
+                _ => String::new(),
+            }
         )
     }
 }
@@ -159,6 +183,8 @@ mod tests {
             advertise: "hub.qh.gov.cn:7443".into(),
             http: "0.0.0.0:8443".into(),
             cert_days: 730,
+            parent: None,
+            parent_addr: None,
         }
     }
 

@@ -609,13 +609,12 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
     .await?;
 
     let paths = HubPaths::new(&hub_dir);
-    let ca =
-        gdx_certs::Ca::from_pem(&std::fs::read_to_string(paths.ca_cert())?, &std::fs::read_to_string(paths.ca_key())?)?;
+    let fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
     for dept in DEPARTMENTS {
         let node_id = NodeId::parse(dept.node)?;
         let token = {
             let store = Store::open(&paths.db())?;
-            enrol::make_token(&store, &config, &ca, &node_id, Role::Agent, 3600, now())?
+            enrol::make_token(&store, &config, fingerprint, &node_id, Role::Agent, 3600, now())?
         };
         let dir = root.join(format!("agent-{}", dept.node.replace('/', "-")));
         let status = tokio::process::Command::new(&agent_exe)

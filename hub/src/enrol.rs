@@ -15,8 +15,43 @@ use gdx_common::units::format_time;
 use gdx_common::wire::{EnrollRequest, Enrolled, Refusal, RefusalCode};
 use gdx_common::{DivisionLevel, NodeId, Role};
 
-use crate::config::HubConfig;
+use crate::config::{HubConfig, HubPaths};
 use crate::store::{Store, StoreError};
+
+/// What a hub issues with: its CA (the root at the province, an
+/// intermediate limited to its division at a prefecture), the certificates
+/// to hand out after each issued one, and the root every node trusts.
+pub struct Authority {
+    pub ca: Ca,
+    /// This hub's intermediate CA at a child hub, appended to every chain it issues.
+    pub intermediates: Vec<Vec<u8>>,
+    pub root_der: Vec<u8>,
+}
+
+impl Authority {
+    /// Loads `ca.crt`, `ca.key` and, at a child hub, `root.crt`.
+    pub fn load(paths: &HubPaths) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let read = |p: std::path::PathBuf| {
+            std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
+        };
+        let ca = Ca::from_pem(&read(paths.ca_cert())?, &read(paths.ca_key())?)?;
+        let (intermediates, root_der) = if paths.root_cert().exists() {
+            let root = pki::pem_to_der(&read(paths.root_cert())?, "CERTIFICATE")
+                .with_context(|| format!("{} holds no certificate", paths.root_cert().display()))?;
+            (vec![ca.cert_der.to_vec()], root)
+        } else {
+            (Vec::new(), ca.cert_der.to_vec())
+        };
+        Ok(Self { ca, intermediates, root_der })
+    }
+
+    /// SHA-256 of the root certificate: what enrolment tokens pin.
+    pub fn root_fingerprint(&self) -> [u8; 32] {
+        pki::fingerprint(&self.root_der)
+    }
+}
 
 /// Failures making a token.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +74,7 @@ pub enum TokenError {
 pub fn make_token(
     store: &Store,
     config: &HubConfig,
-    ca: &Ca,
+    root_fingerprint: [u8; 32],
     node: &NodeId,
     role: Role,
     ttl_secs: i64,
@@ -79,7 +114,7 @@ pub fn make_token(
     let token = EnrolmentToken {
         hub_addr: config.advertise.clone(),
         hub: config.hub_id(),
-        ca_fingerprint: ca.fingerprint(),
+        ca_fingerprint: root_fingerprint,
         node: node.clone(),
         role,
         id: pki::random_bytes(),
@@ -94,14 +129,15 @@ pub fn make_token(
 pub fn enrol(
     store: &mut Store,
     config: &HubConfig,
-    ca: &Ca,
+    auth: &Authority,
     req: &EnrollRequest,
     now: i64,
 ) -> Result<Enrolled, Refusal> {
+    let ca = &auth.ca;
     let public_key = pki::csr_public_key(&req.csr_der)
         .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))?;
     let token_id = gdx_common::token::hex(&req.token_id);
-    let cert_der = store
+    let (cert_der, ca_der) = store
         .transaction(|tx| {
             let unknown = || Ok(Err(refusal(
                 RefusalCode::TokenUnknown,
@@ -115,7 +151,7 @@ pub fn enrol(
                 if let (Some(key), Some(cert)) = (&row.spent_key, &row.issued_cert)
                     && key == &public_key
                 {
-                    return Ok(Ok(cert.clone()));
+                    return Ok(Ok((cert.clone(), row.issued_ca.clone())));
                 }
                 return Ok(Err(refusal(
                     RefusalCode::TokenUsed,
@@ -140,15 +176,32 @@ pub fn enrol(
                 Ok(Identity::Node { serial, .. }) => serial,
                 _ => return Ok(Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()))),
             };
-            Store::record_enrolment(tx, &token_id, &public_key, &cert, &node, role, &serial, not_after, now)?;
-            Ok(Ok(cert.to_vec()))
+            // A joining hub also gets the intermediate CA of its division.
+            let ca_der = match (role, &req.ca_csr_der) {
+                (Role::Hub, Some(csr)) => match ca.issue_intermediate(csr, node.division(), &node.division().name(), now) {
+                    Ok(c) => Some(c.to_vec()),
+                    Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-hub init --join` again")))),
+                },
+                (Role::Hub, None) => {
+                    return Ok(Err(refusal(
+                        RefusalCode::BadRequest,
+                        "this token enrols a hub; use it with `gdx-hub init --join`, not `gdx-agent enroll`".into(),
+                    )));
+                }
+                (Role::Agent, _) => None,
+            };
+            Store::record_enrolment(tx, &token_id, &public_key, &cert, ca_der.as_deref(), &node, role, &serial, not_after, now)?;
+            Ok(Ok((cert.to_vec(), ca_der)))
         })
         .map_err(|e| refusal(RefusalCode::Internal, format!("the hub could not record the enrolment ({e}); try again in a minute")))??;
+    let mut chain_der = vec![cert_der];
+    chain_der.extend(auth.intermediates.iter().cloned());
     Ok(Enrolled {
-        chain_der: vec![cert_der],
-        root_der: ca.cert_der.to_vec(),
+        chain_der,
+        root_der: auth.root_der.clone(),
         hub: config.hub_id(),
         hub_name: config.name.clone(),
+        ca_der,
     })
 }
 
@@ -167,7 +220,7 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
-    fn setup() -> (tempfile::TempDir, Store, HubConfig, Ca) {
+    fn setup() -> (tempfile::TempDir, Store, HubConfig, Authority) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("hub.db")).unwrap();
         let division = DivisionCode::parse("632500").unwrap();
@@ -178,19 +231,28 @@ mod tests {
             advertise: "127.0.0.1:7443".into(),
             http: "127.0.0.1:8443".into(),
             cert_days: 10,
+            parent: None,
+            parent_addr: None,
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
-        (dir, store, config, ca)
+        let root_der = ca.cert_der.to_vec();
+        (dir, store, config, Authority { ca, intermediates: vec![], root_der })
     }
 
     fn request(token: &EnrolmentToken, key: &rcgen::KeyPair) -> EnrollRequest {
-        EnrollRequest { token_id: token.id, secret: token.secret, csr_der: pki::make_csr(key, &token.node).unwrap() }
+        EnrollRequest {
+            token_id: token.id,
+            secret: token.secret,
+            csr_der: pki::make_csr(key, &token.node).unwrap(),
+            ca_csr_der: None,
+        }
     }
 
     #[test]
     fn tokens_respect_division_and_role() {
         let (_d, store, config, ca) = setup();
-        let ok = |n: &str, r| make_token(&store, &config, &ca, &NodeId::parse(n).unwrap(), r, 60, NOW);
+        let ok =
+            |n: &str, r| make_token(&store, &config, ca.root_fingerprint(), &NodeId::parse(n).unwrap(), r, 60, NOW);
         assert!(ok("632522/gongan", Role::Agent).is_ok());
         assert!(ok("632500/gongan", Role::Agent).is_ok());
         assert!(
@@ -205,8 +267,16 @@ mod tests {
     #[test]
     fn token_is_one_time_and_idempotent_for_the_same_key() {
         let (_d, mut store, config, ca) = setup();
-        let token =
-            make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
+        let token = make_token(
+            &store,
+            &config,
+            ca.root_fingerprint(),
+            &NodeId::parse("632522/gongan").unwrap(),
+            Role::Agent,
+            60,
+            NOW,
+        )
+        .unwrap();
         let key = pki::new_key().unwrap();
         let first = enrol(&mut store, &config, &ca, &request(&token, &key), NOW).unwrap();
         let again = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 1).unwrap();
@@ -228,8 +298,16 @@ mod tests {
     #[test]
     fn expired_unknown_and_wrong_secret_are_refused() {
         let (_d, mut store, config, ca) = setup();
-        let token =
-            make_token(&store, &config, &ca, &NodeId::parse("632522/gongan").unwrap(), Role::Agent, 60, NOW).unwrap();
+        let token = make_token(
+            &store,
+            &config,
+            ca.root_fingerprint(),
+            &NodeId::parse("632522/gongan").unwrap(),
+            Role::Agent,
+            60,
+            NOW,
+        )
+        .unwrap();
         let key = pki::new_key().unwrap();
         let e = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 60).unwrap_err();
         assert_eq!(e.code, RefusalCode::TokenExpired);

@@ -1,4 +1,5 @@
-//! `gdx-hub init`: creating a root (province) hub.
+//! `gdx-hub init`: creating a root (province) hub, or a child (prefecture)
+//! hub that joins its parent with a token (`--join`).
 //!
 //! Creates, in the data directory: the CA key and certificate, the hub's own
 //! key and certificate (signed by the CA), an empty `hub.db`, and `hub.toml`
@@ -66,6 +67,9 @@ pub enum InitError {
     /// The database could not be created.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Joining the parent failed (token, network, refusal, answer).
+    #[error("{0}")]
+    Join(String),
 }
 
 /// Creates a root hub in `dir`.
@@ -103,6 +107,8 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
         advertise,
         http: opts.http.clone(),
         cert_days: gdx_certs::pki::NODE_VALIDITY_DAYS,
+        parent: None,
+        parent_addr: None,
     };
 
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
@@ -112,6 +118,107 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     write(paths.ca_cert(), ca.cert_pem().as_bytes(), false)?;
     write(paths.hub_key(), hub_key.serialize_pem().as_bytes(), true)?;
     let chain = der_to_pem(&hub_cert, "CERTIFICATE") + &ca.cert_pem();
+    write(paths.hub_cert(), chain.as_bytes(), false)?;
+    Store::open(&paths.db())?;
+    write(paths.config(), config.to_commented_toml().as_bytes(), false)?;
+    sync_dir(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
+    Ok(config)
+}
+
+/// What `init --join` needs to know.
+pub struct JoinOptions {
+    pub token: String,
+    pub name: Option<String>,
+    pub listen: String,
+    pub advertise: Option<String>,
+    pub http: String,
+}
+
+/// Creates a child (prefecture) hub in `dir`, enrolled under the parent
+/// named in the token: its key and an intermediate CA key are made here,
+/// the parent certifies both (the CA limited to this hub's division), and
+/// the province root is pinned by the token's fingerprint.
+pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Duration) -> Result<HubConfig, InitError> {
+    use gdx_common::wire::{EnrollRequest, Message};
+    let paths = HubPaths::new(dir);
+    check_empty(&paths)?;
+    let token = gdx_common::token::EnrolmentToken::decode(&opts.token).map_err(|e| InitError::Join(e.to_string()))?;
+    if token.role != Role::Hub {
+        return Err(InitError::Join(format!(
+            "this token enrols agent {}, not a hub; use it with `gdx-agent enroll`",
+            token.node
+        )));
+    }
+    let division = token.node.division();
+    let listen: SocketAddr =
+        opts.listen.parse().map_err(|_| InitError::Address { what: "--listen", value: opts.listen.clone() })?;
+    opts.http.parse::<SocketAddr>().map_err(|_| InitError::Address { what: "--http", value: opts.http.clone() })?;
+    let advertise = match &opts.advertise {
+        Some(a) => a.clone(),
+        None if listen.ip().is_unspecified() => format!("{}:{}", hostname(), listen.port()),
+        None => listen.to_string(),
+    };
+    let name = match &opts.name {
+        Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+        Some(_) => return Err(InitError::EmptyName),
+        None => format!("{}政务数据共享交换平台", division.name()),
+    };
+    let hub_key = pki::new_key()?;
+    let ca_key = pki::new_key()?;
+    let req = EnrollRequest {
+        token_id: token.id,
+        secret: token.secret,
+        csr_der: pki::make_csr(&hub_key, &token.node)?,
+        ca_csr_der: Some(pki::make_ca_csr(&ca_key, &format!("GDX CA {division}"))?),
+    };
+    let answer =
+        gdx_certs::client::enrol_exchange(&token.hub_addr, &token.hub, token.ca_fingerprint, req, "hub", timeout)
+            .await
+            .map_err(InitError::Join)?;
+    let enrolled = match answer {
+        Message::Enrolled(e) => e,
+        Message::Refused(r) => return Err(InitError::Join(r.message)),
+        other => return Err(InitError::Join(format!("the parent hub answered {other:?}"))),
+    };
+    // Check the answer against the token before storing anything.
+    let mismatch = |what: String| {
+        InitError::Join(format!("the parent's answer does not match the token ({what}); nothing was stored"))
+    };
+    if pki::fingerprint(&enrolled.root_der) != token.ca_fingerprint {
+        return Err(mismatch("the root CA differs from the pinned fingerprint".into()));
+    }
+    let leaf = enrolled.chain_der.first().ok_or_else(|| mismatch("no certificate".into()))?;
+    match gdx_certs::Identity::of(leaf) {
+        Ok(gdx_certs::Identity::Node { node, role: Role::Hub, .. }) if node == token.node => {}
+        other => return Err(mismatch(format!("the certificate names {other:?}"))),
+    }
+    let ca_der = enrolled.ca_der.as_deref().ok_or_else(|| mismatch("no CA certificate".into()))?;
+    match gdx_certs::Identity::of(ca_der) {
+        Ok(gdx_certs::Identity::Ca { division: d, .. }) if d == division => {}
+        other => return Err(mismatch(format!("the CA certificate names {other:?}"))),
+    }
+
+    std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
+    let config = HubConfig {
+        division,
+        name,
+        listen: listen.to_string(),
+        advertise,
+        http: opts.http.clone(),
+        cert_days: gdx_certs::pki::NODE_VALIDITY_DAYS,
+        parent: Some(enrolled.hub.clone()),
+        parent_addr: Some(token.hub_addr.clone()),
+    };
+    let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
+        write_new(&path, data, private).map_err(|source| InitError::Write { path: path.display().to_string(), source })
+    };
+    let root_pem = der_to_pem(&enrolled.root_der, "CERTIFICATE");
+    write(paths.ca_key(), ca_key.serialize_pem().as_bytes(), true)?;
+    write(paths.ca_cert(), der_to_pem(ca_der, "CERTIFICATE").as_bytes(), false)?;
+    write(paths.root_cert(), root_pem.as_bytes(), false)?;
+    write(paths.hub_key(), hub_key.serialize_pem().as_bytes(), true)?;
+    // The hub's chain ends with the root, which enrolling agents pin.
+    let chain: String = enrolled.chain_der.iter().map(|c| der_to_pem(c, "CERTIFICATE")).collect::<String>() + &root_pem;
     write(paths.hub_cert(), chain.as_bytes(), false)?;
     Store::open(&paths.db())?;
     write(paths.config(), config.to_commented_toml().as_bytes(), false)?;

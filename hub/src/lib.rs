@@ -12,6 +12,7 @@
 //! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
+//! - [`parent`]: a child hub's link to its parent, forwarding entries and base data.
 //! - [`demo`]: `gdx-hub demo`, a small province on one machine.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod enrol;
 pub mod init;
 pub mod nodes;
+pub mod parent;
 pub mod server;
 pub mod store;
 pub mod util;

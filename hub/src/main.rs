@@ -51,7 +51,7 @@ enum Command {
         #[arg(long)]
         advertise: Option<String>,
         /// Join a parent hub as a prefecture hub, with a token from the parent.
-        #[arg(long, conflicts_with_all = ["division", "name"])]
+        #[arg(long, conflicts_with = "division")]
         join: Option<String>,
     },
     /// Print a one-time enrolment token for a node.
@@ -173,9 +173,22 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let paths = HubPaths::new(&cli.data);
     match cli.command {
-        Command::Init { join: Some(_), .. } => anyhow::bail!(
-            "joining a parent hub is not available in this version; create a root hub with --division and --name"
-        ),
+        Command::Init { join: Some(token), listen, http, advertise, name, .. } => {
+            let opts = init::JoinOptions { token, name, listen, advertise, http };
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let config = rt.block_on(init::init_join(&cli.data, &opts, std::time::Duration::from_secs(15)))?;
+            println!(
+                "created hub {} ({}) in {}, joined to {} at {}\nnodes will dial {}; next: gdx-hub --data {} run",
+                config.hub_id(),
+                config.name,
+                cli.data.display(),
+                config.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
+                config.parent_addr.as_deref().unwrap_or_default(),
+                config.advertise,
+                cli.data.display()
+            );
+            Ok(())
+        }
         Command::Init { division, name, listen, http, advertise, join: None } => {
             let division = DivisionCode::parse(division.as_deref().unwrap_or_default())?;
             let opts = init::InitOptions { division, name: name.unwrap_or_default(), listen, advertise, http };
@@ -195,9 +208,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let role: Role = role.parse()?;
             let ttl = parse_duration(&ttl).map_err(anyhow::Error::msg)?;
             let config = HubConfig::load(&paths)?;
-            let ca = load_ca(&paths)?;
+            let fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
             let store = Store::open(&paths.db())?;
-            let token = enrol::make_token(&store, &config, &ca, &node, role, ttl, now())?;
+            let token = enrol::make_token(&store, &config, fingerprint, &node, role, ttl, now())?;
             if json {
                 let v = serde_json::json!({
                     "token": token.encode(),
@@ -290,14 +303,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(demo::run(shutdown_signal()))
         }
     }
-}
-
-fn load_ca(paths: &HubPaths) -> anyhow::Result<gdx_certs::Ca> {
-    let cert = std::fs::read_to_string(paths.ca_cert())
-        .with_context(|| format!("cannot read {}", paths.ca_cert().display()))?;
-    let key =
-        std::fs::read_to_string(paths.ca_key()).with_context(|| format!("cannot read {}", paths.ca_key().display()))?;
-    Ok(gdx_certs::Ca::from_pem(&cert, &key)?)
 }
 
 async fn shutdown_signal() {

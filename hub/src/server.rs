@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use gdx_certs::Ca;
 use gdx_certs::frames::{self, FrameError};
 use gdx_certs::pki::{self, Identity, pem_blocks};
 use gdx_certs::tls::{self, PeerPolicy};
@@ -33,7 +32,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::catalog::{self, Catalog};
 use crate::config::{HubConfig, HubPaths};
-use crate::enrol;
+use crate::enrol::{self, Authority};
 use crate::store::Store;
 use crate::util::{now, now_ms};
 use crate::vault::{Applied, VaultError, Vaults};
@@ -110,8 +109,10 @@ struct Live {
 /// A running hub.
 struct Hub {
     config: HubConfig,
-    vaults: Vaults,
-    ca: Ca,
+    vaults: Arc<Vaults>,
+    /// Checks the certificate chains of changesets and entries relayed by child hubs.
+    chains: tls::ChainVerifier,
+    auth: Authority,
     store: Mutex<Store>,
     catalog: Arc<Mutex<Catalog>>,
     policy: Arc<Policy>,
@@ -126,7 +127,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         std::fs::read_to_string(&p)
             .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
     };
-    let ca = Ca::from_pem(&read(paths.ca_cert())?, &read(paths.ca_key())?)?;
+    let auth = Authority::load(&paths)?;
+    let root = CertificateDer::from(auth.root_der.clone());
     let chain: Vec<CertificateDer<'static>> =
         pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
     if chain.is_empty() {
@@ -138,7 +140,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     store.heartbeat(now())?;
     let policy = Arc::new(Policy::new(config.division, store.revoked_serials()?));
     let server_config =
-        tls::hub_server_config(chain, hub_key.serialize_der(), std::slice::from_ref(&ca.cert_der), policy.clone())?;
+        tls::hub_server_config(chain, hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
     let listen: SocketAddr = config
         .listen
         .parse()
@@ -148,20 +150,30 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     })?;
     let local = endpoint.local_addr().unwrap_or(listen);
     let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
-    let (http, api) = crate::api::bind(&paths, &config, &ca, catalog.clone()).await?;
+    let (http, api) = crate::api::bind(&paths, &config, &auth.ca, catalog.clone()).await?;
     println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
 
     let hub = Arc::new(Hub {
         config,
-        vaults: Vaults::new(dir),
-        ca,
+        vaults: Arc::new(Vaults::new(dir)),
+        chains: tls::ChainVerifier::new(std::slice::from_ref(&root))?,
+        auth,
         store: Mutex::new(store),
         catalog: catalog.clone(),
         policy,
         live: Mutex::new(HashMap::new()),
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
+    let parent = match (&hub.config.parent, &hub.config.parent_addr) {
+        (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
+            paths.clone(),
+            hub.config.clone(),
+            hub.vaults.clone(),
+            catalog.clone(),
+        ))),
+        _ => None,
+    };
     let api = tokio::spawn(api);
     let accept = {
         let endpoint = endpoint.clone();
@@ -180,6 +192,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     maintenance.abort();
     api.abort();
+    if let Some(p) = parent {
+        p.abort();
+    }
     endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
     if let Ok(store) = hub.store.lock() {
         let _ = store.reset_connections();
@@ -283,7 +298,9 @@ impl Hub {
                 Ok((send, recv)) => {
                     let hub = self.clone();
                     let (node, cert) = (node.clone(), cert.clone());
-                    tokio::spawn(async move { hub.serve_uploads(node, cert, send, recv).await }.in_current_span());
+                    tokio::spawn(
+                        async move { hub.serve_uploads(node, role, cert, send, recv).await }.in_current_span(),
+                    );
                 }
                 Err(e) => break e,
             }
@@ -299,6 +316,7 @@ impl Hub {
     async fn serve_uploads(
         self: Arc<Self>,
         node: NodeId,
+        role: Role,
         cert: Arc<Vec<u8>>,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
@@ -307,16 +325,20 @@ impl Hub {
             let work: Box<dyn FnOnce(&Hub) -> Message + Send> = match frames::recv(&mut recv).await {
                 Ok(Some(Message::Upload(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
-                    Box::new(move |hub: &Hub| hub.accept_changeset(&node, &cert, e))
+                    Box::new(move |hub: &Hub| hub.accept_changeset(&node, role, &cert, e))
                 }
                 Ok(Some(Message::Publish(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
-                    Box::new(move |hub: &Hub| match hub.catalog.lock() {
-                        Ok(mut c) => catalog::accept(&mut c, &node, &cert, e, now()),
-                        Err(_) => Message::Refused(Refusal {
-                            code: RefusalCode::Internal,
-                            message: "the hub's catalogue is unavailable; it will be retried".into(),
-                        }),
+                    Box::new(move |hub: &Hub| {
+                        let signer = hub.signer(&node, role, &cert, &e.origin, &e.signer_chain);
+                        let via = (e.origin != node).then_some(&node);
+                        match hub.catalog.lock() {
+                            Ok(mut c) => catalog::accept(&mut c, signer, via, e, now()),
+                            Err(_) => Message::Refused(Refusal {
+                                code: RefusalCode::Internal,
+                                message: "the hub's catalogue is unavailable; it will be retried".into(),
+                            }),
+                        }
                     })
                 }
                 Ok(None) => return,
@@ -352,23 +374,54 @@ impl Hub {
         }
     }
 
-    /// Verifies and applies one changeset from `node`, whose certificate is `cert`.
-    fn accept_changeset(&self, node: &NodeId, cert: &[u8], env: SignedChangeset) -> Message {
-        let reject = |reason: String| {
-            warn!(resource = %env.resource, seq = env.seq, %reason, "changeset rejected");
-            Message::Rejected(Rejected { resource: env.resource.clone(), seq: env.seq, reason })
-        };
-        if &env.origin != node {
-            return reject(format!(
-                "changeset from {} sent by {node}; relaying comes with the hub hierarchy",
-                env.origin
+    /// The certificate whose key must have signed something `origin`
+    /// published, sent by `node` (role `role`, certificate `cert`) with
+    /// `chain`: the connection's own certificate when the origin sent it
+    /// itself; when a child hub relays it, the origin's chain, verified to
+    /// the root and lying in the child's division.
+    fn signer(
+        &self,
+        node: &NodeId,
+        role: Role,
+        cert: &[u8],
+        origin: &NodeId,
+        chain: &[Vec<u8>],
+    ) -> Result<Vec<u8>, String> {
+        if origin == node {
+            if chain.first().map(Vec::as_slice) != Some(cert) {
+                return Err("it is not signed with the certificate of the connection".into());
+            }
+            return Ok(cert.to_vec());
+        }
+        if role != Role::Hub || !node.division().strictly_contains(origin.division()) {
+            return Err(format!(
+                "{origin}'s data may be relayed only by the hub of its division, not by {role} {node}"
             ));
         }
-        if env.signer_chain.first().map(Vec::as_slice) != Some(cert) {
-            return reject("the changeset is not signed with the certificate of the connection".into());
+        match self.chains.verify(chain, now()) {
+            Ok(Identity::Node { node: signer, role: Role::Agent, serial, .. }) if &signer == origin => {
+                if self.policy.is_revoked(&serial) {
+                    return Err(format!("the certificate of agent {origin} has been revoked"));
+                }
+                Ok(chain.first().cloned().unwrap_or_default())
+            }
+            Ok(other) => Err(format!("its signer's certificate names {other:?}, not agent {origin}")),
+            Err(e) => Err(format!("its signer's certificate does not verify: {e}")),
         }
-        if let Err(e) = pki::verify_signature(cert, &env.body, &env.signature) {
-            return reject(format!("{e}; it was altered after signing"));
+    }
+
+    /// Verifies and applies one changeset from `node`, whose certificate is `cert`.
+    fn accept_changeset(&self, node: &NodeId, role: Role, cert: &[u8], env: SignedChangeset) -> Message {
+        let reject = |reason: String| {
+            warn!(resource = %env.resource, seq = env.seq, origin = %env.origin, %reason, "changeset rejected");
+            Message::Rejected(Rejected { resource: env.resource.clone(), seq: env.seq, reason })
+        };
+        let signer = match self.signer(node, role, cert, &env.origin, &env.signer_chain) {
+            Ok(s) => s,
+            Err(e) => return reject(format!("changeset from {}: {e}", env.origin)),
+        };
+        if let Err(e) = pki::verify_signature(&signer, &env.body, &env.signature) {
+            return reject(format!("{e}; it was altered after {} signed it", env.origin));
         }
         let cs = match decode_changeset(&env.body) {
             Ok(cs) => cs,
@@ -380,7 +433,12 @@ impl Hub {
         if let Err(e) = cs.validate() {
             return reject(e);
         }
-        match self.vaults.apply(&cs, &pki::sha256(&env.body), now()) {
+        // A child hub keeps the signed frame to forward it to its parent.
+        let frame = match self.config.parent {
+            Some(_) => wire::encode_frame(&Message::Upload(env.clone())).ok(),
+            None => None,
+        };
+        match self.vaults.apply(&cs, &pki::sha256(&env.body), frame.as_deref(), now()) {
             Ok(Applied::Applied) => {
                 info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
                 Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })
@@ -457,7 +515,7 @@ impl Hub {
             }
         };
         let answer = match self.store.lock() {
-            Ok(mut store) => enrol::enrol(&mut store, &self.config, &self.ca, &req, now()),
+            Ok(mut store) => enrol::enrol(&mut store, &self.config, &self.auth, &req, now()),
             Err(_) => Err(Refusal {
                 code: RefusalCode::Internal,
                 message: "the hub's database is unavailable; try again".into(),

@@ -23,7 +23,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     -- the public key the token was spent on, and the certificate issued,
     -- so a node that lost the answer can fetch the same certificate again
     spent_key     BLOB,
-    issued_cert   BLOB
+    issued_cert   BLOB,
+    -- for a child hub: the intermediate CA certificate issued with it
+    issued_ca     BLOB
 );
 CREATE TABLE IF NOT EXISTS nodes (
     node        TEXT PRIMARY KEY,
@@ -69,6 +71,7 @@ pub struct TokenRow {
     pub used_at: Option<i64>,
     pub spent_key: Option<Vec<u8>>,
     pub issued_cert: Option<Vec<u8>>,
+    pub issued_ca: Option<Vec<u8>>,
 }
 
 /// One node with its newest certificate, for listings.
@@ -130,7 +133,7 @@ impl Store {
     pub fn token(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<TokenRow>, StoreError> {
         Ok(tx
             .query_row(
-                "SELECT secret_sha256, node, role, expires_at, used_at, spent_key, issued_cert FROM tokens WHERE id = ?1",
+                "SELECT secret_sha256, node, role, expires_at, used_at, spent_key, issued_cert, issued_ca FROM tokens WHERE id = ?1",
                 [id],
                 |r| {
                     Ok(TokenRow {
@@ -141,6 +144,7 @@ impl Store {
                         used_at: r.get(4)?,
                         spent_key: r.get(5)?,
                         issued_cert: r.get(6)?,
+                        issued_ca: r.get(7)?,
                     })
                 },
             )
@@ -154,6 +158,7 @@ impl Store {
         token_id: &str,
         public_key: &[u8],
         cert_der: &[u8],
+        ca_der: Option<&[u8]>,
         node: &NodeId,
         role: Role,
         serial: &str,
@@ -161,8 +166,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         tx.execute(
-            "UPDATE tokens SET used_at = ?2, spent_key = ?3, issued_cert = ?4 WHERE id = ?1",
-            params![token_id, now, public_key, cert_der],
+            "UPDATE tokens SET used_at = ?2, spent_key = ?3, issued_cert = ?4, issued_ca = ?5 WHERE id = ?1",
+            params![token_id, now, public_key, cert_der, ca_der],
         )?;
         tx.execute(
             "INSERT INTO nodes (node, role, enrolled_at) VALUES (?1, ?2, ?3)

@@ -79,11 +79,79 @@ impl Vaults {
     /// Applies a changeset to its origin's vault, exactly once.
     /// `digest` is the SHA-256 of the signed body, kept per number to tell a
     /// true duplicate from a different changeset under a reused number.
-    pub fn apply(&self, cs: &Changeset, digest: &[u8; 32], now: i64) -> Result<Applied, VaultError> {
+    /// `frame`, kept at a child hub, is the signed Upload frame to forward.
+    pub fn apply(
+        &self,
+        cs: &Changeset,
+        digest: &[u8; 32],
+        frame: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Applied, VaultError> {
         let conn = self.conn(&cs.origin)?;
         // A panic while applying rolled its transaction back; the connection is usable.
         let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        apply(&mut conn, cs, digest, now)
+        apply(&mut conn, cs, digest, frame, now)
+    }
+
+    /// Every node that has a vault here.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut out: Vec<NodeId> = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let stem = name.strip_suffix(".db")?;
+                let (div, org) = stem.split_once('-')?;
+                NodeId::parse(&format!("{div}/{org}")).ok()
+            })
+            .collect();
+        out.sort_by_key(|n| n.to_string());
+        out
+    }
+
+    /// Up to `limit` stored frames of `resource` above the number the parent
+    /// acknowledged, in order, unless forwarding it is held.
+    pub fn to_forward(&self, node: &NodeId, resource: &str, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, VaultError> {
+        let conn = self.conn(node)?;
+        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.seq, c.frame FROM _gdx_changesets c JOIN _gdx_resources r ON r.resource = c.resource
+             WHERE c.resource = ?1 AND c.seq > r.forwarded_seq AND r.forward_error IS NULL AND c.frame IS NOT NULL
+             ORDER BY c.seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![resource, limit as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the parent's answer: it holds everything up to `seq`.
+    pub fn forwarded(&self, node: &NodeId, resource: &str, seq: u64) -> Result<(), VaultError> {
+        let conn = self.conn(node)?;
+        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute(
+            "UPDATE _gdx_resources SET forwarded_seq = ?2 WHERE resource = ?1",
+            params![resource, seq as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stops forwarding `resource` after the parent rejected one of its changesets.
+    pub fn hold_forwarding(&self, node: &NodeId, resource: &str, reason: &str) -> Result<(), VaultError> {
+        let conn = self.conn(node)?;
+        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute("UPDATE _gdx_resources SET forward_error = ?2 WHERE resource = ?1", params![resource, reason])?;
+        Ok(())
+    }
+
+    /// Changesets of `resource` the parent has not acknowledged yet.
+    pub fn forward_backlog(&self, node: &NodeId, resource: &str) -> Result<u64, VaultError> {
+        let conn = self.conn(node)?;
+        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n: Option<i64> = conn
+            .query_row("SELECT last_seq - forwarded_seq FROM _gdx_resources WHERE resource = ?1", [resource], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 }
 
@@ -112,12 +180,18 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
             key        TEXT NOT NULL,
             last_seq   INTEGER NOT NULL,
             updated_at INTEGER NOT NULL,
-            epoch      INTEGER NOT NULL DEFAULT 0
+            epoch      INTEGER NOT NULL DEFAULT 0,
+            -- at a child hub: the highest number the parent acknowledged
+            forwarded_seq INTEGER NOT NULL DEFAULT 0,
+            -- at a child hub: why the parent rejected a forwarded changeset
+            forward_error TEXT
         );
         CREATE TABLE IF NOT EXISTS _gdx_changesets (
             resource TEXT NOT NULL,
             seq      INTEGER NOT NULL,
             digest   BLOB NOT NULL,
+            -- at a child hub: the Upload frame as the origin signed it, to forward
+            frame    BLOB,
             PRIMARY KEY (resource, seq)
         ) WITHOUT ROWID",
     )?;
@@ -147,7 +221,13 @@ pub fn summaries(vault_dir: &Path, node: &NodeId) -> Vec<ResourceSummary> {
     read().unwrap_or_default()
 }
 
-fn apply(conn: &mut Connection, cs: &Changeset, digest: &[u8; 32], now: i64) -> Result<Applied, VaultError> {
+fn apply(
+    conn: &mut Connection,
+    cs: &Changeset,
+    digest: &[u8; 32],
+    frame: Option<&[u8]>,
+    now: i64,
+) -> Result<Applied, VaultError> {
     let table = cs.resource.as_str();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let meta: Option<(String, String, i64, i64)> = tx
@@ -246,7 +326,8 @@ fn apply(conn: &mut Connection, cs: &Changeset, digest: &[u8; 32], now: i64) -> 
     tx.execute(
         "INSERT INTO _gdx_resources (resource, columns, key, last_seq, updated_at, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
-             updated_at = excluded.updated_at, epoch = excluded.epoch",
+             updated_at = excluded.updated_at, epoch = excluded.epoch,
+             forwarded_seq = CASE WHEN epoch <> excluded.epoch THEN 0 ELSE forwarded_seq END",
         params![
             table,
             serde_json::to_string(&columns).unwrap_or_default(),
@@ -257,8 +338,8 @@ fn apply(conn: &mut Connection, cs: &Changeset, digest: &[u8; 32], now: i64) -> 
         ],
     )?;
     tx.execute(
-        "INSERT OR REPLACE INTO _gdx_changesets (resource, seq, digest) VALUES (?1, ?2, ?3)",
-        params![table, cs.seq as i64, digest.as_slice()],
+        "INSERT OR REPLACE INTO _gdx_changesets (resource, seq, digest, frame) VALUES (?1, ?2, ?3, ?4)",
+        params![table, cs.seq as i64, digest.as_slice(), frame],
     )?;
     tx.commit()?;
     Ok(Applied::Applied)
@@ -332,12 +413,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = Vaults::new(dir.path());
         let up = |id: &str, name: &str| Change::Upsert(vec![t(id), t(name)]);
-        assert_eq!(v.apply(&cs(1, vec![up("2", "b"), up("1", "a")], false), &[1; 32], 10).unwrap(), Applied::Applied);
-        assert_eq!(v.apply(&cs(1, vec![up("3", "c")], false), &[1; 32], 11).unwrap(), Applied::Duplicate);
-        assert_eq!(v.apply(&cs(3, vec![up("3", "c")], false), &[3; 32], 11).unwrap(), Applied::Gap { expected: 2 });
+        assert_eq!(
+            v.apply(&cs(1, vec![up("2", "b"), up("1", "a")], false), &[1; 32], None, 10).unwrap(),
+            Applied::Applied
+        );
+        assert_eq!(v.apply(&cs(1, vec![up("3", "c")], false), &[1; 32], None, 11).unwrap(), Applied::Duplicate);
+        assert_eq!(
+            v.apply(&cs(3, vec![up("3", "c")], false), &[3; 32], None, 11).unwrap(),
+            Applied::Gap { expected: 2 }
+        );
         let with_age =
             cs(2, vec![Change::Upsert(vec![t("1"), t("A"), Value::Integer(30)]), Change::Delete(vec![t("2")])], true);
-        assert_eq!(v.apply(&with_age, &[2; 32], 12).unwrap(), Applied::Applied);
+        assert_eq!(v.apply(&with_age, &[2; 32], None, 12).unwrap(), Applied::Applied);
         let node = NodeId::parse("632522/gongan").unwrap();
         let s = summaries(&dir.path().join("vaults"), &node);
         assert_eq!((s[0].rows, s[0].last_seq, s[0].updated_at), (1, 2, 12));
@@ -346,16 +433,16 @@ mod tests {
             conn.query_row("SELECT name, age FROM hukou WHERE id = '1'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         assert_eq!(row, ("A".into(), 30));
         // a different changeset under a used number: refused
-        let e = v.apply(&cs(2, vec![up("5", "e")], false), &[9; 32], 13).unwrap_err().to_string();
+        let e = v.apply(&cs(2, vec![up("5", "e")], false), &[9; 32], None, 13).unwrap_err().to_string();
         assert!(e.contains("restored from an older copy"), "{e}");
         // a new epoch starting at 1 replaces the contents
         let mut reset = cs(1, vec![up("9", "z")], false);
         reset.epoch = 8;
-        assert_eq!(v.apply(&reset, &[1; 32], 13).unwrap(), Applied::Applied);
+        assert_eq!(v.apply(&reset, &[1; 32], None, 13).unwrap(), Applied::Applied);
         assert_eq!(summaries(&dir.path().join("vaults"), &node)[0].rows, 1);
         let mut late = cs(3, vec![up("8", "y")], false);
         late.epoch = 9;
-        assert!(v.apply(&late, &[1; 32], 14).is_err());
+        assert!(v.apply(&late, &[1; 32], None, 14).is_err());
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! The dialling side of a connection, shared by agents and child hubs:
+//! resolve, handshake within a deadline, and the one-shot enrolment
+//! exchange. Errors are one sentence for the user.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gdx_common::NodeId;
+use gdx_common::wire::{EnrollRequest, Message, WireError};
+
+use crate::frames::{self, FrameError, describe_connection_error};
+use crate::tls;
+
+/// Resolves `addr` and completes a QUIC handshake with `config` within `timeout`.
+pub async fn dial(
+    addr: &str,
+    config: quinn::ClientConfig,
+    timeout: Duration,
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+    let target: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve the hub address {addr} ({e}); check the address"))?
+        .next()
+        .ok_or_else(|| format!("the hub address {addr} resolves to nothing; check the address"))?;
+    let bind: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket ({e})"))?;
+    endpoint.set_default_client_config(config);
+    let connecting =
+        endpoint.connect(target, tls::hub_server_name()).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let unreachable = || {
+        format!(
+            "cannot reach the hub at {addr}: no answer within {} s; check the address, that the hub is running, and that UDP port {} is open",
+            timeout.as_secs(),
+            target.port()
+        )
+    };
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => Ok((endpoint, conn)),
+        Ok(Err(quinn::ConnectionError::TimedOut)) | Err(_) => Err(unreachable()),
+        Ok(Err(e)) => Err(describe_connection_error(&e)),
+    }
+}
+
+/// Sends one enrolment request to the hub at `addr`, whose chain must hold
+/// the CA pinned by `ca_fingerprint`, and returns its answer (`Enrolled` or
+/// `Refused`). `what` names the enrolling program in version errors.
+pub async fn enrol_exchange(
+    addr: &str,
+    hub: &NodeId,
+    ca_fingerprint: [u8; 32],
+    req: EnrollRequest,
+    what: &str,
+    timeout: Duration,
+) -> Result<Message, String> {
+    let config = tls::enrol_client_config(ca_fingerprint).map_err(|e| e.to_string())?;
+    let (endpoint, conn) = dial(addr, config, timeout).await?;
+    let answer = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+        frames::send(&mut send, &Message::EnrollRequest(req)).await.map_err(|e| e.to_string())?;
+        frames::recv(&mut recv).await.map_err(|e| match e {
+            FrameError::Wire(WireError::Version { theirs, ours }) => format!(
+                "hub {hub} speaks gdx protocol {theirs} and this {what} speaks gdx protocol {ours}; install the version that matches the hub"
+            ),
+            other => other.to_string(),
+        })
+    };
+    let answer = tokio::time::timeout(timeout, answer).await;
+    conn.close(quinn::VarInt::from_u32(0), b"enrolment done");
+    endpoint.wait_idle().await;
+    match answer {
+        Err(_) => Err(format!("the hub at {addr} did not answer the enrolment in time; try again")),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Ok(None)) => Err(format!("the hub at {addr} closed the enrolment without an answer; try again")),
+    }
+}

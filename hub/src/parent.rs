@@ -1,0 +1,242 @@
+//! A child (prefecture) hub's link to its parent: one connection, kept
+//! with backoff, over which the child forwards what the parent must hold.
+//!
+//! Forwarded, in this order on each pass: the catalogue entries of the
+//! child's subtree (the Publish frames exactly as their providers signed
+//! them), then the changesets of the 基础信息资源 (the Upload frames as the
+//! origin agents signed them, kept in the vault with each applied
+//! changeset). Nothing else leaves the prefecture.
+//!
+//! The vault is the durable outbox: a changeset is stored with its frame in
+//! the same transaction that applies it, and `forwarded_seq` advances only
+//! on the parent's acknowledgement. While the parent is unreachable the
+//! child keeps accepting from its agents; when the link returns everything
+//! flows in order, and a resend after a kill is a duplicate the parent
+//! acknowledges without applying.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gdx_certs::frames::{self, describe_connection_error};
+use gdx_certs::pki::{self, pem_blocks};
+use gdx_certs::tls;
+use gdx_common::wire::{Hello, LENGTH_PREFIX, Message};
+use gdx_common::{NodeId, Role};
+use rustls::pki_types::CertificateDer;
+use tracing::{info, warn};
+
+use crate::catalog::Catalog;
+use crate::config::{HubConfig, HubPaths};
+use crate::store::Store;
+use crate::util::now;
+use crate::vault::Vaults;
+
+/// Changesets in flight before waiting for acknowledgements.
+const WINDOW: usize = 32;
+/// How often the child looks for something to forward.
+const PASS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long to wait for an answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Keeps the link to the parent until the task is aborted.
+pub async fn run(paths: HubPaths, config: HubConfig, vaults: Arc<Vaults>, catalog: Arc<Mutex<Catalog>>) {
+    let (Some(parent), Some(addr)) = (config.parent.clone(), config.parent_addr.clone()) else { return };
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = std::time::Instant::now();
+        let reason = match connect(&paths, &config, &addr).await {
+            Ok((endpoint, conn)) => {
+                set_state(&paths, "connected", None);
+                info!(%parent, "connected to the parent hub");
+                let reason = forward_loop(&conn, &vaults, &catalog).await;
+                conn.close(quinn::VarInt::from_u32(0), b"reconnecting");
+                endpoint.close(quinn::VarInt::from_u32(0), b"reconnecting");
+                reason
+            }
+            Err(e) => e,
+        };
+        warn!(%parent, error = %reason, "link to the parent hub down; this hub keeps accepting and forwards later");
+        set_state(&paths, "disconnected", Some(&reason));
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+fn set_state(paths: &HubPaths, state: &str, error: Option<&str>) {
+    if let Ok(store) = Store::open(&paths.db()) {
+        let _ = store.set_meta("parent_state", state);
+        let _ = store.set_meta("parent_since", &now().to_string());
+        if let Some(e) = error {
+            let _ = store.set_meta("parent_error", e);
+        }
+    }
+}
+
+/// Dials the parent with this hub's certificate and exchanges hello and welcome.
+async fn connect(
+    paths: &HubPaths,
+    config: &HubConfig,
+    addr: &str,
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+    let read =
+        |p: std::path::PathBuf| std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let chain: Vec<CertificateDer<'static>> =
+        pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
+    let key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key").map_err(|e| e.to_string())?;
+    let root = pem_blocks(&read(paths.root_cert())?, "CERTIFICATE")
+        .into_iter()
+        .next()
+        .map(CertificateDer::from)
+        .ok_or("root.crt holds no certificate")?;
+    let tls = tls::node_client_config(Some((chain, key.serialize_der())), root).map_err(|e| e.to_string())?;
+    let (endpoint, conn) = gdx_certs::client::dial(addr, tls, Duration::from_secs(15)).await?;
+    let hello = Message::Hello(Hello {
+        node: config.hub_id(),
+        role: Role::Hub,
+        software: concat!("gdx-hub ", env!("CARGO_PKG_VERSION")).to_owned(),
+        probe: false,
+    });
+    let answer = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+        frames::send(&mut send, &hello).await.map_err(|e| e.to_string())?;
+        let answer = frames::recv(&mut recv).await.map_err(|e| e.to_string());
+        let _ = send.finish();
+        answer
+    };
+    match tokio::time::timeout(Duration::from_secs(15), answer).await {
+        Ok(Ok(Some(Message::Welcome(_)))) => Ok((endpoint, conn)),
+        Ok(Ok(Some(Message::Refused(r)))) => Err(r.message),
+        Ok(Ok(other)) => Err(format!("the parent hub answered the hello with {other:?}")),
+        Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e)),
+        Err(_) => Err("the parent hub did not answer the hello within 15 s".into()),
+    }
+}
+
+/// Forwards on every pass until the connection fails; returns why.
+async fn forward_loop(conn: &quinn::Connection, vaults: &Vaults, catalog: &Mutex<Catalog>) -> String {
+    loop {
+        if let Err(e) = forward_catalog(conn, catalog).await {
+            return e;
+        }
+        if let Err(e) = forward_changesets(conn, vaults, catalog).await {
+            return e;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PASS_INTERVAL) => {}
+            reason = conn.closed() => return describe_connection_error(&reason),
+        }
+    }
+}
+
+async fn forward_catalog(conn: &quinn::Connection, catalog: &Mutex<Catalog>) -> Result<(), String> {
+    let waiting = {
+        let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+        c.to_forward().map_err(|e| e.to_string())?
+    };
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+    for (_, _, frame) in &waiting {
+        send.write_all(frame).await.map_err(|e| e.to_string())?;
+    }
+    for (code, version, _) in &waiting {
+        match answer(conn, &mut recv).await? {
+            Message::Catalogued(a) if &a.code == code => {}
+            Message::CatalogRefused(r) if &r.code == code => {
+                warn!(%code, version, reason = %r.reason, "the parent refused a catalogue entry");
+            }
+            other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+        }
+        let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+        c.forwarded(code, *version).map_err(|e| e.to_string())?;
+    }
+    let _ = send.finish();
+    Ok(())
+}
+
+async fn forward_changesets(conn: &quinn::Connection, vaults: &Vaults, catalog: &Mutex<Catalog>) -> Result<(), String> {
+    let base = {
+        let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+        c.base_resources().map_err(|e| e.to_string())?
+    };
+    for (node, resource) in base {
+        forward_resource(conn, vaults, &node, &resource).await?;
+    }
+    Ok(())
+}
+
+/// Sends the stored frames of one resource above what the parent holds, in
+/// order, until none are left.
+async fn forward_resource(
+    conn: &quinn::Connection,
+    vaults: &Vaults,
+    node: &NodeId,
+    resource: &str,
+) -> Result<(), String> {
+    if !vaults.path(node).exists() {
+        return Ok(());
+    }
+    let mut expected: Option<u64> = None;
+    loop {
+        let batch = vaults.to_forward(node, resource, WINDOW).map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(e) = expected
+            && batch[0].0 != e
+        {
+            let reason = format!("the parent expects changeset {e}, which this hub does not hold");
+            warn!(%node, %resource, %reason, "forwarding of this resource is held");
+            vaults.hold_forwarding(node, resource, &reason).map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+        for (_, frame) in &batch {
+            if frame.len() < LENGTH_PREFIX {
+                return Err(format!("a stored changeset of {node} {resource} is damaged"));
+            }
+            send.write_all(frame).await.map_err(|e| e.to_string())?;
+        }
+        let mut restart = false;
+        for _ in &batch {
+            match answer(conn, &mut recv).await? {
+                Message::Ack(a) => vaults.forwarded(node, resource, a.seq).map_err(|e| e.to_string())?,
+                Message::Gap(g) => {
+                    // The parent holds everything below `expected`.
+                    vaults.forwarded(node, resource, g.expected.saturating_sub(1)).map_err(|e| e.to_string())?;
+                    expected = Some(g.expected);
+                    restart = true;
+                    break;
+                }
+                Message::Rejected(r) => {
+                    let reason = format!("the parent rejected changeset {}: {}", r.seq, r.reason);
+                    warn!(%node, %resource, %reason, "forwarding of this resource is held");
+                    vaults.hold_forwarding(node, resource, &reason).map_err(|e| e.to_string())?;
+                    restart = true;
+                    break;
+                }
+                Message::Refused(r) => return Err(r.message),
+                other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            }
+        }
+        let _ = send.finish();
+        if !restart {
+            expected = None;
+        }
+        // After a gap or a rejection, answers still in flight belong to the
+        // abandoned stream; the next batch starts where the parent expects.
+    }
+}
+
+async fn answer(conn: &quinn::Connection, recv: &mut quinn::RecvStream) -> Result<Message, String> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, frames::recv(recv)).await {
+        Err(_) => Err("the parent hub did not answer within 2 minutes".into()),
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Ok(None)) => Err("the parent hub ended the stream early".into()),
+        Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string())),
+    }
+}
