@@ -206,6 +206,21 @@ impl Hub {
         Self { dir, addr, http, proc: None }
     }
 
+    /// `gdx-hub init --join TOKEN` on free ports: a child hub.
+    pub fn join(token: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_udp_port());
+        let http = format!("127.0.0.1:{}", free_tcp_port());
+        let d = dir.path().to_str().unwrap();
+        run("gdx-hub", &["--data", d, "init", "--join", token, "--listen", &addr, "--http", &http]).ok();
+        Self { dir, addr, http, proc: None }
+    }
+
+    /// A token for the child hub `node` (`DIVISION/hub`).
+    pub fn hub_token(&self, node: &str) -> String {
+        self.cmd(&["token", "--node", node, "--role", "hub", "--ttl", "1h"]).ok().trim().to_owned()
+    }
+
     pub fn data(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }

@@ -1,0 +1,235 @@
+//! End-to-end tests of the hub hierarchy: a prefecture hub joins the
+//! province, county agents attach to the prefecture, and what the province
+//! must hold (catalogue entries, base-resource changesets) flows up with
+//! the origin's signature, through cuts and kills, exactly once.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_common::data::{Value, decode_changeset, encode_changeset};
+use gdx_common::wire::{Message, decode_frame, encode_frame};
+use gdx_common::{NodeId, Role};
+use gdx_tests::{Agent, Hub, rawclient, rows_now, table_checksum, vault, wait_until};
+
+const COUNTY: &str = "632522/gongan";
+const COLS: &[&str] = &["id_number", "name"];
+
+/// A started province hub, a started prefecture hub (632500) joined to it,
+/// and an agent of 同德县 enrolled at the prefecture.
+fn tree() -> (Hub, Hub, Agent, tempfile::TempDir) {
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    prefecture.start();
+    let agent = Agent::new();
+    agent.enroll(&prefecture.token(COUNTY, "1h")).ok();
+    (province, prefecture, agent, tempfile::tempdir().unwrap())
+}
+
+fn people(db: &Path, rows: &[(&str, &str)]) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id_number TEXT PRIMARY KEY, name TEXT)").unwrap();
+    for (id, name) in rows {
+        c.execute("INSERT OR REPLACE INTO people VALUES (?1, ?2)", [id, name]).unwrap();
+    }
+}
+
+/// Declares `code` from `db`, catalogued as `class` (基础信息资源 or 部门信息资源).
+fn declare(agent: &Agent, code: &str, entry: &str, class: &str, db: &Path) {
+    let classification = if class == "基础信息资源" { "人口" } else { "社会保障" };
+    agent.add_config(&format!(
+        r#"[[resource]]
+code = "{code}"
+key = ["id_number"]
+source = {{ kind = "sqlite", path = "{}", table = "people" }}
+
+[resource.catalog]
+code = "{entry}"
+class = "{class}"
+classification = ["{classification}"]
+name = "同德县{code}"
+provider_name = "同德县公安局"
+provider_code = "11632522015603015M"
+abstract = "同德县的公民身份号码和姓名"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "每日"
+published = "2026-11-01"
+items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }} ]
+"#,
+        db.display()
+    ));
+}
+
+fn synced(agent: &Agent) {
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+}
+
+fn catalog_codes(hub: &Hub) -> Vec<String> {
+    let list: Vec<serde_json::Value> = serde_json::from_str(&hub.cmd(&["catalog", "list", "--json"]).ok()).unwrap();
+    list.iter().map(|e| e["code"].as_str().unwrap().to_owned()).collect()
+}
+
+fn has_table(db: &Path, table: &str) -> bool {
+    db.exists()
+        && rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = ?1", [table], |r| r.get::<_, i64>(0))
+            .unwrap()
+            > 0
+}
+
+#[test]
+fn a_county_change_reaches_the_province_through_its_prefecture() {
+    let (province, prefecture, agent, tmp) = tree();
+    let db = tmp.path().join("src.db");
+    people(&db, &[("11010519491231002X", "卓玛"), ("440524188001010014", "才让")]);
+    let db2 = tmp.path().join("other.db");
+    people(&db2, &[("11010219840406970X", "马秀兰")]);
+    declare(&agent, "hukou", "101001/000022", "基础信息资源", &db);
+    declare(&agent, "jiuzhu", "301001/000022", "部门信息资源", &db2);
+    synced(&agent);
+
+    let at_province = vault(&province, COUNTY);
+    wait_until(Duration::from_secs(30), "the base resource reaches the province", || {
+        rows_now(&at_province, "hukou") == 2
+    });
+    wait_until(Duration::from_secs(30), "both entries reach the province catalogue", || {
+        catalog_codes(&province) == ["101001/000022", "301001/000022"]
+    });
+    assert!(!has_table(&at_province, "jiuzhu"), "a department resource nobody upstream needs stays in the prefecture");
+    assert_eq!(rows_now(&vault(&prefecture, COUNTY), "jiuzhu"), 1);
+
+    // a later change follows
+    people(&db, &[("440524188001010014", "才让加"), ("11010219840406970X", "马秀兰")]);
+    synced(&agent);
+    wait_until(Duration::from_secs(30), "the change reaches the province", || {
+        table_checksum(&db, "people", COLS) == table_checksum(&at_province, "hukou", COLS)
+    });
+    let nodes = province.nodes();
+    let child = nodes.iter().find(|n| n["node"] == "632500/hub").unwrap();
+    assert_eq!((child["role"].as_str(), child["state"].as_str()), (Some("hub"), Some("connected")));
+}
+
+#[test]
+fn a_changeset_altered_at_the_prefecture_is_rejected_at_the_province() {
+    let (mut province, prefecture, agent, tmp) = tree();
+    province.terminate();
+    let db = tmp.path().join("src.db");
+    people(&db, &[("11010519491231002X", "卓玛"), ("440524188001010014", "才让")]);
+    declare(&agent, "hukou", "101001/000022", "基础信息资源", &db);
+    synced(&agent);
+
+    // the prefecture's operator edits the stored changeset before it is forwarded
+    let at_prefecture = vault(&prefecture, COUNTY);
+    let c = rusqlite::Connection::open(&at_prefecture).unwrap();
+    let frame: Vec<u8> = c.query_row("SELECT frame FROM _gdx_changesets WHERE seq = 1", [], |r| r.get(0)).unwrap();
+    let Some((Message::Upload(mut env), _)) = decode_frame(&frame).unwrap() else { panic!("not an upload") };
+    let mut cs = decode_changeset(&env.body).unwrap();
+    let gdx_common::data::Change::Upsert(row) = &mut cs.changes[0] else { panic!() };
+    row[1] = Value::Text("篡改".into());
+    env.body = encode_changeset(&cs);
+    let forged = encode_frame(&Message::Upload(env)).unwrap();
+    c.execute("UPDATE _gdx_changesets SET frame = ?1 WHERE seq = 1", [forged]).unwrap();
+
+    province.start();
+    wait_until(Duration::from_secs(30), "the province rejects the altered changeset", || {
+        std::fs::read_to_string(province.dir.path().join("run.log"))
+            .unwrap()
+            .contains("altered after 632522/gongan signed it")
+    });
+    assert_eq!(rows_now(&vault(&province, COUNTY), "hukou"), 0, "nothing of it was applied");
+    wait_until(Duration::from_secs(10), "the prefecture holds forwarding of that resource", || {
+        rusqlite::Connection::open(&at_prefecture)
+            .unwrap()
+            .query_row("SELECT forward_error FROM _gdx_resources WHERE resource = 'hukou'", [], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .unwrap()
+            .is_some_and(|e| e.contains("the parent rejected changeset 1"))
+    });
+}
+
+#[test]
+fn the_province_converges_after_a_cut_with_nothing_lost_or_doubled() {
+    let (mut province, mut prefecture, agent, tmp) = tree();
+    let db = tmp.path().join("src.db");
+    people(&db, &[("11010519491231002X", "卓玛")]);
+    declare(&agent, "hukou", "101001/000022", "基础信息资源", &db);
+    synced(&agent);
+    let at_province = vault(&province, COUNTY);
+    wait_until(Duration::from_secs(30), "the first sync reaches the province", || rows_now(&at_province, "hukou") == 1);
+
+    // the link to the province is cut; the county keeps syncing
+    province.terminate();
+    for i in 0..3 {
+        let rows: Vec<(String, String)> =
+            (0..200).map(|j| (format!("6325221990{:02}{:04}", i + 1, j), format!("牧民{i}-{j}"))).collect();
+        let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        people(&db, &refs);
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("DELETE FROM people WHERE id_number LIKE '%0007'", [])
+            .unwrap();
+        synced(&agent);
+    }
+    // back, with the prefecture killed once while it forwards
+    province.start();
+    std::thread::sleep(Duration::from_millis(300));
+    prefecture.stop();
+    prefecture.start();
+    wait_until(Duration::from_secs(60), "the province converges", || {
+        table_checksum(&db, "people", COLS) == table_checksum(&at_province, "hukou", COLS)
+    });
+    let last = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("SELECT last_seq FROM _gdx_resources WHERE resource = 'hukou'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(last(&at_province), last(&vault(&prefecture, COUNTY)), "the same changesets, each once");
+}
+
+#[test]
+fn a_revoked_county_agent_can_no_longer_connect_to_its_prefecture() {
+    let (_province, prefecture, agent, _tmp) = tree();
+    let before = agent.cmd(&["doctor", "--timeout", "5s"]);
+    assert!(before.stdout.contains("ok    hub"), "{}", before.stdout);
+    prefecture.cmd(&["revoke", COUNTY]).ok();
+    // the running hub re-reads revocations every second
+    wait_until(Duration::from_secs(10), "the prefecture refuses the revoked agent", || {
+        let out = agent.cmd(&["doctor", "--timeout", "5s"]);
+        out.code == 1 && out.stdout.contains("has been revoked")
+    });
+}
+
+#[test]
+fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
+    let (province, prefecture, _agent, _tmp) = tree();
+    let e = prefecture.cmd(&["token", "--node", "630102/gongan"]).fails();
+    assert!(e.contains("outside this hub's division 632500"), "{e}");
+    let e = prefecture.cmd(&["token", "--node", "632500/hub", "--role", "hub"]).fails();
+    assert!(e.contains("outside this hub's division"), "{e}");
+
+    // a certificate the prefecture's CA signs for a 西宁 node is refused at the province
+    let read = |f: &str| std::fs::read_to_string(prefecture.dir.path().join(f)).unwrap();
+    let ca = gdx_certs::Ca::from_pem(&read("ca.crt"), &read("ca.key")).unwrap();
+    let key = gdx_certs::pki::new_key().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let node = NodeId::parse("630102/evil").unwrap();
+    let cert = ca.issue_for_key(&key, &node, Role::Agent, now - 60, now + 3600).unwrap();
+    let forged = tempfile::tempdir().unwrap();
+    let pem = gdx_certs::pki::der_to_pem(&cert, "CERTIFICATE") + &read("ca.crt");
+    std::fs::write(forged.path().join("agent.crt"), pem).unwrap();
+    std::fs::write(forged.path().join("agent.key"), key.serialize_pem()).unwrap();
+    let root = std::fs::read_to_string(province.dir.path().join("ca.crt")).unwrap();
+    match rawclient::exchange(&province.addr, &root, Some(forged.path()), rawclient::hello_frame("630102/evil", 1)) {
+        rawclient::Outcome::Closed(why) => assert!(why.contains("may issue only for its own division"), "{why}"),
+        other => panic!("the province accepted it: {other:?}"),
+    }
+}
