@@ -51,6 +51,29 @@ pub enum Message {
     Catalogued(Catalogued),
     /// The entry version can never be recorded, with the reason.
     CatalogRefused(CatalogRefused),
+    /// A child hub asks its parent for the catalogue recorded since `since`
+    /// (answered by `Publish` frames, then `CatalogPulled`).
+    CatalogPull(CatalogPull),
+    /// The end of a pull: where to continue next time.
+    CatalogPulled(CatalogPulled),
+}
+
+/// A child hub's catalogue pull, carrying when the data of its own
+/// subtree's entries last changed (the parent holds only some of that data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogPull {
+    pub since: u64,
+    /// (信息资源代码, Unix time of the last change of its data).
+    pub changed: Vec<(String, i64)>,
+}
+
+/// The end of a catalogue pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogPulled {
+    /// Ask from here next time.
+    pub upto: u64,
+    /// When the data of the entries sent last changed, where known.
+    pub changed: Vec<(String, i64)>,
 }
 
 /// A catalogue publication in transit, signed by its provider like a

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS entries (
     data_changed_at INTEGER,
     -- at a child hub: the version the parent has recorded
     forwarded     INTEGER NOT NULL DEFAULT 0,
+    -- order of recording, for child hubs pulling the catalogue
+    rev           INTEGER NOT NULL DEFAULT 0,
     class         TEXT NOT NULL,
     sharing_type  TEXT NOT NULL,
     update_cycle  TEXT NOT NULL,
@@ -249,15 +251,16 @@ impl Catalog {
             }
         }
         let entry_json = serde_json::to_string(e).map_err(|x| CatalogError::Damaged(x.to_string()))?;
+        let rev: i64 = tx.query_row("SELECT coalesce(max(rev), 0) + 1 FROM entries", [], |r| r.get(0))?;
         tx.execute(
             "INSERT INTO entries (code, provider, division, resource, version, withdrawn, entry, signed, listed_at,
-                                  updated_at, via, class, sharing_type, update_cycle, search_text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)
+                                  updated_at, via, class, sharing_type, update_cycle, search_text, rev)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT(code) DO UPDATE SET resource = excluded.resource, version = excluded.version,
                 withdrawn = excluded.withdrawn, entry = excluded.entry, signed = excluded.signed,
                 updated_at = excluded.updated_at, via = excluded.via, class = excluded.class,
                 sharing_type = excluded.sharing_type, update_cycle = excluded.update_cycle,
-                search_text = excluded.search_text",
+                search_text = excluded.search_text, rev = excluded.rev",
             params![
                 e.code,
                 e.provider.to_string(),
@@ -273,6 +276,7 @@ impl Catalog {
                 e.sharing_type.label(),
                 e.update_cycle.label(),
                 e.search_text(),
+                rev,
             ],
         )?;
         tx.commit()?;
@@ -394,6 +398,69 @@ impl Catalog {
             }
         }
         Ok(out)
+    }
+
+    /// For a child hub of `child` pulling from `since`: the Publish frames
+    /// recorded after it that do not come from the child's own subtree, the
+    /// position to continue from, and the last data change of those entries.
+    #[allow(clippy::type_complexity)]
+    pub fn pull(
+        &self,
+        since: u64,
+        child: DivisionCode,
+        now: i64,
+    ) -> Result<(Vec<Vec<u8>>, u64, Vec<(String, i64)>), CatalogError> {
+        let upto: i64 = self.conn.query_row("SELECT coalesce(max(rev), 0) FROM entries", [], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare("SELECT code, division, signed FROM entries WHERE rev > ?1 ORDER BY rev")?;
+        let rows =
+            stmt.query_map([since as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        let mut frames = Vec::new();
+        let mut codes = Vec::new();
+        for row in rows {
+            let (code, division, frame) = row?;
+            if DivisionCode::parse(&division).is_ok_and(|d| child.contains(d)) {
+                continue;
+            }
+            frames.push(frame);
+            codes.push(code);
+        }
+        let all = self.list(&Filter { withdrawn: true, ..Filter::default() }, now)?;
+        let changed = all
+            .iter()
+            .filter(|l| codes.contains(&l.entry.code))
+            .filter_map(|l| l.freshness.last_change.map(|t| (l.entry.code.clone(), t)))
+            .collect();
+        Ok((frames, upto as u64, changed))
+    }
+
+    /// When the data of this hub's own subtree's entries last changed.
+    pub fn own_changes(&self, now: i64) -> Result<Vec<(String, i64)>, CatalogError> {
+        let own: Vec<String> = {
+            let mut stmt = self.conn.prepare("SELECT code FROM entries WHERE via IS NULL")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let all = self.list(&Filter { withdrawn: true, ..Filter::default() }, now)?;
+        Ok(all
+            .iter()
+            .filter(|l| own.contains(&l.entry.code))
+            .filter_map(|l| l.freshness.last_change.map(|t| (l.entry.code.clone(), t)))
+            .collect())
+    }
+
+    /// Records when the data of entries held elsewhere last changed; only
+    /// entries of providers within `within` are touched.
+    pub fn note_changes(&self, changed: &[(String, i64)], within: DivisionCode) -> Result<(), CatalogError> {
+        for (code, at) in changed {
+            let division: Option<String> =
+                self.conn.query_row("SELECT division FROM entries WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+            if division.and_then(|d| DivisionCode::parse(&d).ok()).is_some_and(|d| within.contains(d)) {
+                self.conn.execute(
+                    "UPDATE entries SET data_changed_at = max(coalesce(data_changed_at, 0), ?2) WHERE code = ?1",
+                    params![code, at],
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// One entry by its 信息资源代码, withdrawn or not.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use gdx_certs::frames::{self, describe_connection_error};
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
-use gdx_common::wire::{Hello, LENGTH_PREFIX, Message};
+use gdx_common::wire::{CatalogPull, Hello, LENGTH_PREFIX, Message};
 use gdx_common::{NodeId, Role};
 use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
@@ -35,6 +35,8 @@ use crate::vault::Vaults;
 const WINDOW: usize = 32;
 /// How often the child looks for something to forward.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
+/// Passes between two pulls of the parent's catalogue.
+const PULL_EVERY: u64 = 5;
 /// How long to wait for an answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -48,7 +50,7 @@ pub async fn run(paths: HubPaths, config: HubConfig, vaults: Arc<Vaults>, catalo
             Ok((endpoint, conn)) => {
                 set_state(&paths, "connected", None);
                 info!(%parent, "connected to the parent hub");
-                let reason = forward_loop(&conn, &vaults, &catalog).await;
+                let reason = forward_loop(&conn, &paths, &config, &vaults, &catalog).await;
                 conn.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 endpoint.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 reason
@@ -86,11 +88,7 @@ async fn connect(
     let chain: Vec<CertificateDer<'static>> =
         pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
     let key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key").map_err(|e| e.to_string())?;
-    let root = pem_blocks(&read(paths.root_cert())?, "CERTIFICATE")
-        .into_iter()
-        .next()
-        .map(CertificateDer::from)
-        .ok_or("root.crt holds no certificate")?;
+    let root = read_root(paths)?;
     let tls = tls::node_client_config(Some((chain, key.serialize_der())), root).map_err(|e| e.to_string())?;
     let (endpoint, conn) = gdx_certs::client::dial(addr, tls, Duration::from_secs(15)).await?;
     let hello = Message::Hello(Hello {
@@ -115,8 +113,85 @@ async fn connect(
     }
 }
 
+fn read_root(paths: &HubPaths) -> Result<CertificateDer<'static>, String> {
+    let text = std::fs::read_to_string(paths.root_cert())
+        .map_err(|e| format!("cannot read {}: {e}", paths.root_cert().display()))?;
+    pem_blocks(&text, "CERTIFICATE")
+        .into_iter()
+        .next()
+        .map(CertificateDer::from)
+        .ok_or("root.crt holds no certificate".into())
+}
+
+/// Pulls what the parent recorded since the last pull (the rest of the
+/// province's catalogue), verifying each entry against its provider's
+/// chain, and tells the parent when this subtree's data last changed.
+async fn pull_catalog(
+    conn: &quinn::Connection,
+    paths: &HubPaths,
+    config: &HubConfig,
+    chains: &tls::ChainVerifier,
+    province: gdx_common::DivisionCode,
+    catalog: &Mutex<Catalog>,
+) -> Result<(), String> {
+    let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
+    let since: u64 = store.meta("parent_catalog_rev").ok().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let changed = {
+        let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+        c.own_changes(now()).map_err(|e| e.to_string())?
+    };
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+    frames::send(&mut send, &Message::CatalogPull(CatalogPull { since, changed })).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    let parent = config.parent.clone().unwrap_or_else(|| config.hub_id());
+    loop {
+        match answer(conn, &mut recv).await? {
+            Message::Publish(env) => {
+                let signer = match chains.verify(&env.signer_chain, now()) {
+                    Ok(gdx_certs::Identity::Node { node, .. }) if node == env.origin => {
+                        Ok(env.signer_chain.first().cloned().unwrap_or_default())
+                    }
+                    Ok(other) => Err(format!("its signer's certificate names {other:?}")),
+                    Err(e) => Err(e),
+                };
+                let mut c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+                if let Message::CatalogRefused(r) = crate::catalog::accept(&mut c, signer, Some(&parent), env, now()) {
+                    warn!(code = %r.code, reason = %r.reason, "an entry from the parent's catalogue was not recorded");
+                }
+            }
+            Message::CatalogPulled(done) => {
+                let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+                c.note_changes(&done.changed, province).map_err(|e| e.to_string())?;
+                store.set_meta("parent_catalog_rev", &done.upto.to_string()).map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            Message::Refused(r) => return Err(r.message),
+            other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+        }
+    }
+}
+
 /// Forwards on every pass until the connection fails; returns why.
-async fn forward_loop(conn: &quinn::Connection, vaults: &Vaults, catalog: &Mutex<Catalog>) -> String {
+async fn forward_loop(
+    conn: &quinn::Connection,
+    paths: &HubPaths,
+    config: &HubConfig,
+    vaults: &Vaults,
+    catalog: &Mutex<Catalog>,
+) -> String {
+    let root = match read_root(paths) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let province = match gdx_certs::Identity::of(&root) {
+        Ok(gdx_certs::Identity::Ca { division, .. }) => division,
+        _ => return "root.crt is not a GDX CA certificate".into(),
+    };
+    let chains = match tls::ChainVerifier::new(&[root]) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    let mut pass: u64 = 0;
     loop {
         if let Err(e) = forward_catalog(conn, catalog).await {
             return e;
@@ -124,6 +199,12 @@ async fn forward_loop(conn: &quinn::Connection, vaults: &Vaults, catalog: &Mutex
         if let Err(e) = forward_changesets(conn, vaults, catalog).await {
             return e;
         }
+        if pass % PULL_EVERY == 0
+            && let Err(e) = pull_catalog(conn, paths, config, &chains, province, catalog).await
+        {
+            return e;
+        }
+        pass += 1;
         tokio::select! {
             () = tokio::time::sleep(PASS_INTERVAL) => {}
             reason = conn.closed() => return describe_connection_error(&reason),

@@ -322,23 +322,27 @@ impl Hub {
         mut recv: quinn::RecvStream,
     ) {
         loop {
-            let work: Box<dyn FnOnce(&Hub) -> Message + Send> = match frames::recv(&mut recv).await {
+            let work: Box<dyn FnOnce(&Hub) -> Vec<Message> + Send> = match frames::recv(&mut recv).await {
                 Ok(Some(Message::Upload(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
-                    Box::new(move |hub: &Hub| hub.accept_changeset(&node, role, &cert, e))
+                    Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
+                }
+                Ok(Some(Message::CatalogPull(pull))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| hub.serve_pull(&node, pull))
                 }
                 Ok(Some(Message::Publish(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| {
                         let signer = hub.signer(&node, role, &cert, &e.origin, &e.signer_chain);
                         let via = (e.origin != node).then_some(&node);
-                        match hub.catalog.lock() {
+                        vec![match hub.catalog.lock() {
                             Ok(mut c) => catalog::accept(&mut c, signer, via, e, now()),
                             Err(_) => Message::Refused(Refusal {
                                 code: RefusalCode::Internal,
                                 message: "the hub's catalogue is unavailable; it will be retried".into(),
                             }),
-                        }
+                        }]
                     })
                 }
                 Ok(None) => return,
@@ -360,16 +364,18 @@ impl Hub {
             };
             let hub = self.clone();
             let answer = tokio::task::spawn_blocking(move || work(&hub)).await;
-            let answer = match answer {
+            let answers = match answer {
                 Ok(a) => a,
-                Err(_) => Message::Refused(Refusal {
+                Err(_) => vec![Message::Refused(Refusal {
                     code: RefusalCode::Internal,
                     message: "the hub failed while storing what was sent; it will be retried".into(),
-                }),
+                })],
             };
-            let stop = matches!(answer, Message::Refused(_));
-            if frames::send(&mut send, &answer).await.is_err() || stop {
-                return;
+            for answer in answers {
+                let stop = matches!(answer, Message::Refused(_));
+                if frames::send(&mut send, &answer).await.is_err() || stop {
+                    return;
+                }
             }
         }
     }
@@ -407,6 +413,30 @@ impl Hub {
             }
             Ok(other) => Err(format!("its signer's certificate names {other:?}, not agent {origin}")),
             Err(e) => Err(format!("its signer's certificate does not verify: {e}")),
+        }
+    }
+
+    /// A child hub's catalogue pull: note its subtree's data changes, then
+    /// send what was recorded here since its last pull.
+    fn serve_pull(&self, child: &NodeId, pull: wire::CatalogPull) -> Vec<Message> {
+        let internal = |e: String| {
+            vec![Message::Refused(Refusal {
+                code: RefusalCode::Internal,
+                message: format!("the hub could not read its catalogue ({e}); it will be retried"),
+            })]
+        };
+        let Ok(c) = self.catalog.lock() else { return internal("lock".into()) };
+        if let Err(e) = c.note_changes(&pull.changed, child.division()) {
+            return internal(e.to_string());
+        }
+        match c.pull(pull.since, child.division(), now()) {
+            Ok((frames, upto, changed)) => {
+                let mut out: Vec<Message> =
+                    frames.iter().filter_map(|f| wire::decode_frame(f).ok().flatten().map(|(m, _)| m)).collect();
+                out.push(Message::CatalogPulled(wire::CatalogPulled { upto, changed }));
+                out
+            }
+            Err(e) => internal(e.to_string()),
         }
     }
 

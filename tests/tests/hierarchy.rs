@@ -114,6 +114,28 @@ fn a_county_change_reaches_the_province_through_its_prefecture() {
     let nodes = province.nodes();
     let child = nodes.iter().find(|n| n["node"] == "632500/hub").unwrap();
     assert_eq!((child["role"].as_str(), child["state"].as_str()), (Some("hub"), Some("connected")));
+
+    // the province knows when the department data it does not hold last changed
+    wait_until(Duration::from_secs(30), "the prefecture reports its data changes", || {
+        let shown: serde_json::Value =
+            serde_json::from_str(&province.cmd(&["catalog", "show", "301001/000022", "--json"]).ok()).unwrap();
+        shown["freshness"]["last_change"].is_i64()
+    });
+
+    // and the province's own entries flow down to the prefecture
+    let provincial = Agent::new();
+    provincial.enroll(&province.token("630000/minzheng", "1h")).ok();
+    let db3 = tmp.path().join("prov.db");
+    people(&db3, &[("11010519491231002X", "卓玛")]);
+    declare(&provincial, "dibao", "301001/000001", "部门信息资源", &db3);
+    synced(&provincial);
+    wait_until(Duration::from_secs(30), "the province's catalogue reaches the prefecture", || {
+        catalog_codes(&prefecture) == ["101001/000022", "301001/000001", "301001/000022"]
+    });
+    let shown: serde_json::Value =
+        serde_json::from_str(&prefecture.cmd(&["catalog", "show", "301001/000001", "--json"]).ok()).unwrap();
+    assert_eq!(shown["provider"], "630000/minzheng");
+    assert!(!has_table(&vault(&prefecture, "630000/minzheng"), "dibao"), "entries flow down, data does not");
 }
 
 #[test]
