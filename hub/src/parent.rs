@@ -199,7 +199,7 @@ async fn forward_loop(
         if let Err(e) = forward_changesets(conn, vaults, catalog).await {
             return e;
         }
-        if pass % PULL_EVERY == 0
+        if pass.is_multiple_of(PULL_EVERY)
             && let Err(e) = pull_catalog(conn, paths, config, &chains, province, catalog).await
         {
             return e;

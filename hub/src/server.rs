@@ -106,6 +106,9 @@ struct Live {
     conn: quinn::Connection,
 }
 
+/// What answering one request on an upload stream takes, run on the blocking pool.
+type Work = Box<dyn FnOnce(&Hub) -> Vec<Message> + Send>;
+
 /// A running hub.
 struct Hub {
     config: HubConfig,
@@ -322,7 +325,7 @@ impl Hub {
         mut recv: quinn::RecvStream,
     ) {
         loop {
-            let work: Box<dyn FnOnce(&Hub) -> Vec<Message> + Send> = match frames::recv(&mut recv).await {
+            let work: Work = match frames::recv(&mut recv).await {
                 Ok(Some(Message::Upload(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
