@@ -56,6 +56,41 @@ pub enum Message {
     CatalogPull(CatalogPull),
     /// The end of a pull: where to continue next time.
     CatalogPulled(CatalogPulled),
+    /// A child hub reports its subtree: nodes, their state, revocations, backlog.
+    NodeReport(NodeReport),
+    /// The parent's answer: nodes of the child's subtree revoked above it.
+    ReportAck(ReportAck),
+}
+
+/// One node of a child hub's subtree, as the child sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedNode {
+    pub node: NodeId,
+    pub role: Role,
+    /// The newest certificate's serial and expiry.
+    pub serial: Option<String>,
+    pub not_after: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// `connected`, `offline`, `revoked` or `expired`, at the child.
+    pub state: String,
+    pub last_seen: Option<i64>,
+}
+
+/// A child hub's periodic report to its parent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub nodes: Vec<ReportedNode>,
+    /// Serials of every certificate revoked in the child's subtree.
+    pub revoked_serials: Vec<String>,
+    /// Changesets accepted but not yet acknowledged by the parent.
+    pub backlog: u64,
+}
+
+/// The parent's answer to a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAck {
+    /// Nodes of the child's subtree that an operator above revoked.
+    pub revoke: Vec<NodeId>,
 }
 
 /// A child hub's catalogue pull, carrying when the data of its own

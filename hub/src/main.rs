@@ -253,7 +253,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             HubConfig::load(&paths)?;
             let store = Store::open(&paths.db())?;
             if !store.knows_node(&node)? {
-                anyhow::bail!("no node {node} is enrolled at this hub; `gdx-hub nodes` lists them");
+                let Some(via) = store.remote_via(&node)? else {
+                    anyhow::bail!(
+                        "no node {node} is enrolled at this hub or reported by its child hubs; `gdx-hub nodes` lists them"
+                    );
+                };
+                if store.revoke_below(&node, now())? {
+                    println!(
+                        "revoked {node}, which {via} serves: this hub refuses its certificate now, and {via} refuses it within seconds of its next report"
+                    );
+                } else {
+                    println!("{node} was already revoked; nothing changed");
+                }
+                return Ok(());
             }
             let n = store.revoke(&node, now())?;
             if n == 0 {

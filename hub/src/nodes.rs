@@ -19,12 +19,62 @@ pub struct NodeStatus {
     pub state: String,
     /// The node's resources in its vault at this hub.
     pub resources: Vec<ResourceSummary>,
+    /// For a node below a child hub: that hub, which reported it.
+    pub via: Option<String>,
+    /// For a child hub: changesets it accepted that this hub has not yet
+    /// acknowledged, as it last reported.
+    pub backlog: Option<u64>,
 }
 
-/// Reads the listing; a node counts as connected only while `gdx-hub run`
-/// is alive (its heartbeat is fresh).
+/// Reads the listing: the nodes enrolled here, then those child hubs
+/// reported (the whole tree below). A node counts as connected only while
+/// `gdx-hub run` is alive (its heartbeat is fresh), and a node below a child
+/// hub only while that hub is connected and its report is recent.
 pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
     let running = store.hub_running(now)?;
+    let mut out = local(store, vault_dir, now, running)?;
+    for n in &mut out {
+        if n.row.role == "hub" {
+            n.backlog = store.meta(&format!("backlog {}", n.row.node))?.and_then(|v| v.parse().ok());
+        }
+    }
+    let connected: Vec<String> = out.iter().filter(|n| n.state == "connected").map(|n| n.row.node.clone()).collect();
+    for r in store.remote_nodes()? {
+        let division = r.node.split('/').next().unwrap_or_default().to_owned();
+        let state = if r.revoked_at.is_some() {
+            "revoked".to_owned()
+        } else if !connected.contains(&r.via) || now - r.reported_at > REPORT_STALE_SECS {
+            format!("unknown ({} not connected)", r.via)
+        } else {
+            r.state.clone()
+        };
+        out.push(NodeStatus {
+            row: NodeRow {
+                division_name: gdx_common::DivisionCode::parse(&division).map(|d| d.name()).unwrap_or_default(),
+                division,
+                node: r.node,
+                role: r.role,
+                enrolled_at: 0,
+                cert_serial: r.serial,
+                cert_not_after: r.not_after,
+                revoked_at: r.revoked_at,
+                connected: state == "connected",
+                peer_addr: None,
+                last_seen: r.last_seen,
+            },
+            state,
+            resources: Vec::new(),
+            via: Some(r.via),
+            backlog: None,
+        });
+    }
+    Ok(out)
+}
+
+/// A child hub's report older than this no longer says who is connected.
+const REPORT_STALE_SECS: i64 = 30;
+
+fn local(store: &Store, vault_dir: &Path, now: i64, running: bool) -> Result<Vec<NodeStatus>, StoreError> {
     Ok(store
         .nodes()?
         .into_iter()
@@ -40,21 +90,27 @@ pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>
                 "offline"
             };
             let resources = NodeId::parse(&row.node).map(|n| summaries(vault_dir, &n)).unwrap_or_default();
-            NodeStatus { row, state: state.to_owned(), resources }
+            NodeStatus { row, state: state.to_owned(), resources, via: None, backlog: None }
         })
         .collect())
 }
 
 /// The listing as an aligned text table.
 pub fn table(nodes: &[NodeStatus]) -> String {
-    let mut rows = vec![["NODE", "ROLE", "DIVISION", "CERT EXPIRES", "STATE", "LAST SEEN"].map(str::to_owned).to_vec()];
+    let mut rows = vec![
+        ["NODE", "ROLE", "DIVISION", "VIA", "CERT EXPIRES", "STATE", "BACKLOG", "LAST SEEN"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
     for n in nodes {
         rows.push(vec![
             n.row.node.clone(),
             n.row.role.clone(),
             format!("{} {}", n.row.division, n.row.division_name),
+            n.via.clone().unwrap_or_else(|| "-".into()),
             n.row.cert_not_after.map(format_date).unwrap_or_else(|| "-".into()),
             n.state.clone(),
+            n.backlog.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
             n.row.last_seen.map(format_time).unwrap_or_else(|| "never".into()),
         ]);
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use gdx_certs::frames::{self, describe_connection_error};
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
-use gdx_common::wire::{CatalogPull, Hello, LENGTH_PREFIX, Message};
+use gdx_common::wire::{CatalogPull, Hello, LENGTH_PREFIX, Message, NodeReport, ReportedNode};
 use gdx_common::{NodeId, Role};
 use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
@@ -171,6 +171,56 @@ async fn pull_catalog(
     }
 }
 
+/// Reports this hub's subtree (nodes, revocations, forwarding backlog) and
+/// applies the revocations the parent passes down.
+async fn report(
+    conn: &quinn::Connection,
+    paths: &HubPaths,
+    vaults: &Vaults,
+    catalog: &Mutex<Catalog>,
+) -> Result<(), String> {
+    let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
+    let listed = crate::nodes::list(&store, &paths.dir.join("vaults"), now()).map_err(|e| e.to_string())?;
+    let nodes = listed
+        .iter()
+        .filter_map(|n| {
+            Some(ReportedNode {
+                node: NodeId::parse(&n.row.node).ok()?,
+                role: n.row.role.parse().ok()?,
+                serial: n.row.cert_serial.clone(),
+                not_after: n.row.cert_not_after,
+                revoked_at: n.row.revoked_at,
+                state: n.state.clone(),
+                last_seen: n.row.last_seen,
+            })
+        })
+        .collect();
+    let base = {
+        let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
+        c.base_resources().map_err(|e| e.to_string())?
+    };
+    let backlog = base
+        .iter()
+        .filter(|(n, _)| vaults.path(n).exists())
+        .map(|(n, r)| vaults.forward_backlog(n, r).unwrap_or(0))
+        .sum();
+    let report = NodeReport { nodes, revoked_serials: store.revoked_serials().map_err(|e| e.to_string())?, backlog };
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+    frames::send(&mut send, &Message::NodeReport(report)).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    match answer(conn, &mut recv).await? {
+        Message::ReportAck(ack) => {
+            for node in ack.revoke {
+                if store.revoke(&node, now()).map_err(|e| e.to_string())? > 0 {
+                    warn!(%node, "revoked by the parent hub's operator");
+                }
+            }
+            Ok(())
+        }
+        other => Err(format!("unexpected answer from the parent hub: {other:?}")),
+    }
+}
+
 /// Forwards on every pass until the connection fails; returns why.
 async fn forward_loop(
     conn: &quinn::Connection,
@@ -199,10 +249,13 @@ async fn forward_loop(
         if let Err(e) = forward_changesets(conn, vaults, catalog).await {
             return e;
         }
-        if pass.is_multiple_of(PULL_EVERY)
-            && let Err(e) = pull_catalog(conn, paths, config, &chains, province, catalog).await
-        {
-            return e;
+        if pass.is_multiple_of(PULL_EVERY) {
+            if let Err(e) = pull_catalog(conn, paths, config, &chains, province, catalog).await {
+                return e;
+            }
+            if let Err(e) = report(conn, paths, vaults, catalog).await {
+                return e;
+            }
         }
         pass += 1;
         tokio::select! {

@@ -330,6 +330,17 @@ impl Hub {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
                 }
+                Ok(Some(Message::NodeReport(report))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| {
+                        let revoke = hub.store.lock().map_err(|_| ()).and_then(|s| {
+                            s.record_report(&node, &report, now()).and_then(|()| s.revoked_below(&node)).map_err(|e| {
+                                warn!(error = %e, "cannot record a child hub's report");
+                            })
+                        });
+                        vec![Message::ReportAck(wire::ReportAck { revoke: revoke.unwrap_or_default() })]
+                    })
+                }
                 Ok(Some(Message::CatalogPull(pull))) if role == Role::Hub => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| hub.serve_pull(&node, pull))

@@ -44,6 +44,28 @@ CREATE TABLE IF NOT EXISTS certs (
     revoked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS certs_node ON certs(node);
+-- nodes of child hubs' subtrees, as the child last reported them
+CREATE TABLE IF NOT EXISTS remote_nodes (
+    node        TEXT PRIMARY KEY,
+    via         TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    serial      TEXT,
+    not_after   INTEGER,
+    revoked_at  INTEGER,
+    state       TEXT NOT NULL,
+    last_seen   INTEGER,
+    reported_at INTEGER NOT NULL
+);
+-- certificates revoked below, as child hubs report them: refused here too
+CREATE TABLE IF NOT EXISTS remote_revocations (
+    serial TEXT PRIMARY KEY,
+    via    TEXT NOT NULL
+);
+-- nodes of a child's subtree revoked here, to be passed down to the child
+CREATE TABLE IF NOT EXISTS revoke_below (
+    node       TEXT PRIMARY KEY,
+    revoked_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -88,6 +110,20 @@ pub struct NodeRow {
     pub connected: bool,
     pub peer_addr: Option<String>,
     pub last_seen: Option<i64>,
+}
+
+/// A node of a child hub's subtree, as last reported.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RemoteNode {
+    pub node: String,
+    pub via: String,
+    pub role: String,
+    pub serial: Option<String>,
+    pub not_after: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub state: String,
+    pub last_seen: Option<i64>,
+    pub reported_at: i64,
 }
 
 /// The hub database.
@@ -198,10 +234,111 @@ impl Store {
             .is_some())
     }
 
-    /// Serials of every revoked certificate.
+    /// Serials of every revoked certificate: issued here, or reported revoked
+    /// by a child hub, or of a node revoked here that a child hub serves.
     pub fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT serial FROM certs WHERE revoked_at IS NOT NULL")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT serial FROM certs WHERE revoked_at IS NOT NULL
+             UNION SELECT serial FROM remote_revocations
+             UNION SELECT r.serial FROM remote_nodes r JOIN revoke_below b ON b.node = r.node WHERE r.serial IS NOT NULL",
+        )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a child hub's report of its subtree.
+    pub fn record_report(
+        &self,
+        via: &NodeId,
+        report: &gdx_common::wire::NodeReport,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        for n in &report.nodes {
+            if !via.division().contains(n.node.division()) {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO remote_nodes (node, via, role, serial, not_after, revoked_at, state, last_seen, reported_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(node) DO UPDATE SET via = excluded.via, role = excluded.role, serial = excluded.serial,
+                    not_after = excluded.not_after, revoked_at = excluded.revoked_at, state = excluded.state,
+                    last_seen = excluded.last_seen, reported_at = excluded.reported_at",
+                params![
+                    n.node.to_string(),
+                    via.to_string(),
+                    n.role.as_str(),
+                    n.serial,
+                    n.not_after,
+                    n.revoked_at,
+                    n.state,
+                    n.last_seen,
+                    now
+                ],
+            )?;
+        }
+        for serial in &report.revoked_serials {
+            tx.execute(
+                "INSERT OR IGNORE INTO remote_revocations (serial, via) VALUES (?1, ?2)",
+                params![serial, via.to_string()],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![format!("backlog {via}"), report.backlog.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Nodes of `child`'s subtree revoked here, to pass down.
+    pub fn revoked_below(&self, child: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT node FROM revoke_below")?;
+        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|n| NodeId::parse(&n).ok())
+            .filter(|n| child.division().contains(n.division()) && n != child)
+            .collect())
+    }
+
+    /// The child hub that reported `node`, if any.
+    pub fn remote_via(&self, node: &NodeId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT via FROM remote_nodes WHERE node = ?1", [node.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Revokes a node of a child hub's subtree: refused here at once, and
+    /// passed down to the child with its next report.
+    pub fn revoke_below(&self, node: &NodeId, now: i64) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO revoke_below (node, revoked_at) VALUES (?1, ?2)",
+            params![node.to_string(), now],
+        )? > 0)
+    }
+
+    /// The nodes child hubs reported, by node id.
+    pub fn remote_nodes(&self) -> Result<Vec<RemoteNode>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.node, r.via, r.role, r.serial, r.not_after, coalesce(b.revoked_at, r.revoked_at), r.state,
+                    r.last_seen, r.reported_at
+             FROM remote_nodes r LEFT JOIN revoke_below b ON b.node = r.node ORDER BY r.node",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RemoteNode {
+                node: r.get(0)?,
+                via: r.get(1)?,
+                role: r.get(2)?,
+                serial: r.get(3)?,
+                not_after: r.get(4)?,
+                revoked_at: r.get(5)?,
+                state: r.get(6)?,
+                last_seen: r.get(7)?,
+                reported_at: r.get(8)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -114,6 +114,15 @@ fn a_county_change_reaches_the_province_through_its_prefecture() {
     let nodes = province.nodes();
     let child = nodes.iter().find(|n| n["node"] == "632500/hub").unwrap();
     assert_eq!((child["role"].as_str(), child["state"].as_str()), (Some("hub"), Some("connected")));
+    // through its child hub the province sees the whole tree, and the backlog
+    wait_until(Duration::from_secs(30), "the prefecture reports its subtree", || {
+        let nodes = province.nodes();
+        let county = nodes.iter().find(|n| n["node"] == COUNTY);
+        let child = nodes.iter().find(|n| n["node"] == "632500/hub").unwrap();
+        county.is_some_and(|c| c["via"] == "632500/hub" && c["state"] == "offline") && child["backlog"] == 0
+    });
+    let table = province.cmd(&["nodes"]).ok();
+    assert!(table.lines().any(|l| l.starts_with(COUNTY) && l.contains("632500/hub")), "{table}");
 
     // the province knows when the department data it does not hold last changed
     wait_until(Duration::from_secs(30), "the prefecture reports its data changes", || {
@@ -228,6 +237,23 @@ fn a_revoked_county_agent_can_no_longer_connect_to_its_prefecture() {
         let out = agent.cmd(&["doctor", "--timeout", "5s"]);
         out.code == 1 && out.stdout.contains("has been revoked")
     });
+}
+
+#[test]
+fn a_revocation_at_the_province_reaches_the_prefecture() {
+    let (province, _prefecture, agent, _tmp) = tree();
+    agent.cmd(&["doctor", "--timeout", "5s"]).ok();
+    wait_until(Duration::from_secs(30), "the province learns of the county agent", || {
+        province.nodes().iter().any(|n| n["node"] == COUNTY)
+    });
+    let out = province.cmd(&["revoke", COUNTY]).ok();
+    assert!(out.contains("which 632500/hub serves"), "{out}");
+    wait_until(Duration::from_secs(30), "the prefecture refuses the agent revoked above it", || {
+        let out = agent.cmd(&["doctor", "--timeout", "5s"]);
+        out.code == 1 && out.stdout.contains("has been revoked")
+    });
+    let e = province.cmd(&["revoke", "632523/nobody"]).fails();
+    assert!(e.contains("no node 632523/nobody is enrolled at this hub or reported by its child hubs"), "{e}");
 }
 
 #[test]
