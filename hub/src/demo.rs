@@ -82,8 +82,8 @@ const DEPARTMENTS: &[Department] = &[
         }],
     },
     Department {
-        node: "630000/zrzy",
-        name: "青海省自然资源厅",
+        node: "630100/zrgh",
+        name: "西宁市自然资源和规划局",
         org: "01560003",
         resources: &[Resource {
             code: "zongdi",
@@ -91,7 +91,7 @@ const DEPARTMENTS: &[Department] = &[
             name: "不动产宗地信息",
             class: "基础信息资源",
             classification: &["自然资源和空间地理", "不动产"],
-            summary: "宗地代码、坐落、面积、土地用途和权利类型",
+            summary: "西宁市不动产登记的宗地代码、坐落、面积、土地用途和权利类型",
             sharing: ("无条件共享", None, None),
             method: "数据库",
             cycle: "每月",
@@ -99,7 +99,7 @@ const DEPARTMENTS: &[Department] = &[
             related: &[],
             rows: 150,
             columns: &[
-                col("parcel_code", "宗地代码", "C", 19, Gen::Serial("630000ZD")),
+                col("parcel_code", "宗地代码", "C", 19, Gen::Serial("630100ZD")),
                 col("location", "坐落", "C", 100, Gen::County),
                 col("area", "面积（平方米）", "F", 12, Gen::Money(80, 20000)),
                 col(
@@ -463,8 +463,8 @@ const DEPARTMENTS: &[Department] = &[
         }],
     },
     Department {
-        node: "632801/scjg",
-        name: "格尔木市市场监督管理局",
+        node: "630121/scjg",
+        name: "大通回族土族自治县市场监督管理局",
         org: "01560304",
         resources: &[Resource {
             code: "shipin",
@@ -480,7 +480,7 @@ const DEPARTMENTS: &[Department] = &[
             related: &["102001/000001"],
             rows: 100,
             columns: &[
-                col("licence_no", "许可证编号", "C", 20, Gen::Serial("JY1632801")),
+                col("licence_no", "许可证编号", "C", 20, Gen::Serial("JY1630121")),
                 col("operator", "经营者名称", "C", 100, Gen::Company),
                 col("credit_code", "统一社会信用代码", "C", 18, Gen::CreditCode),
                 col("scope", "经营项目", "C", 30, Gen::Pick(&["预包装食品销售", "散装食品销售", "热食类食品制售"])),
@@ -489,8 +489,8 @@ const DEPARTMENTS: &[Department] = &[
         }],
     },
     Department {
-        node: "632701/weijian",
-        name: "玉树市卫生健康局",
+        node: "632524/weijian",
+        name: "兴海县卫生健康局",
         org: "01560305",
         resources: &[Resource {
             code: "jiezhong",
@@ -510,7 +510,7 @@ const DEPARTMENTS: &[Department] = &[
             related: &[],
             rows: 120,
             columns: &[
-                col("dose_no", "接种编号", "C", 20, Gen::Serial("YM632701")),
+                col("dose_no", "接种编号", "C", 20, Gen::Serial("YM632524")),
                 col("id_number", "受种者证件号码", "C", 18, Gen::IdNumber),
                 col("name", "受种者姓名", "C", 50, Gen::PersonName),
                 col("vaccine", "疫苗名称", "C", 30, Gen::Pick(&["乙肝疫苗", "麻腮风疫苗", "百白破疫苗", "脊灰疫苗"])),
@@ -519,6 +519,9 @@ const DEPARTMENTS: &[Department] = &[
         }],
     },
 ];
+
+/// The prefecture hubs the demo runs under the province: 西宁市 and 海南藏族自治州.
+const PREFECTURES: &[&str] = &["630100", "632500"];
 
 /// A department the demo enrols.
 struct Department {
@@ -609,12 +612,48 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
     .await?;
 
     let paths = HubPaths::new(&hub_dir);
-    let fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
-    for dept in DEPARTMENTS {
-        let node_id = NodeId::parse(dept.node)?;
+    // The prefecture hubs join the province with real tokens.
+    let mut hubs: Vec<(HubPaths, crate::HubConfig)> = vec![(paths.clone(), config.clone())];
+    for prefecture in PREFECTURES {
         let token = {
             let store = Store::open(&paths.db())?;
-            enrol::make_token(&store, &config, fingerprint, &node_id, Role::Agent, 3600, now())?
+            let fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
+            enrol::make_token(
+                &store,
+                &config,
+                fingerprint,
+                &NodeId::parse(&format!("{prefecture}/hub"))?,
+                Role::Hub,
+                3600,
+                now(),
+            )?
+        };
+        let dir = root.join(format!("hub-{prefecture}"));
+        let opts = init::JoinOptions {
+            token: token.encode(),
+            name: None,
+            listen: format!("127.0.0.1:{}", free_port()?),
+            advertise: None,
+            http: format!("127.0.0.1:{}", free_port()?),
+        };
+        let child = init::init_join(&dir, &opts, Duration::from_secs(15)).await?;
+        println!("prefecture hub {} ({}) joined the province, on {}/udp", child.hub_id(), child.name, child.listen);
+        children.push(spawn(&hub_exe, &dir, &["run"])?);
+        wait_for(Duration::from_secs(20), "the prefecture hub to listen", || {
+            std::fs::read_to_string(dir.join("run.log")).is_ok_and(|l| l.contains("listening on"))
+        })
+        .await?;
+        hubs.push((HubPaths::new(&dir), child));
+    }
+    for dept in DEPARTMENTS {
+        let node_id = NodeId::parse(dept.node)?;
+        // a department attaches to the hub of its prefecture, if the demo runs one
+        let (hub_paths, hub_config) =
+            hubs.iter().rev().find(|(_, c)| c.division.contains(node_id.division())).unwrap_or(&hubs[0]);
+        let token = {
+            let store = Store::open(&hub_paths.db())?;
+            let fingerprint = enrol::Authority::load(hub_paths)?.root_fingerprint();
+            enrol::make_token(&store, hub_config, fingerprint, &node_id, Role::Agent, 3600, now())?
         };
         let dir = root.join(format!("agent-{}", dept.node.replace('/', "-")));
         let status = tokio::process::Command::new(&agent_exe)
@@ -630,40 +669,57 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
         sample_data(&dir, dept)?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
         println!(
-            "enrolled {} {} ({}): publishes {}",
+            "enrolled {} {} ({}) at {}: publishes {}",
             dept.node,
             dept.name,
             node_id.division().name(),
+            hub_config.hub_id(),
             names.join(", ")
         );
         children.push(spawn(&agent_exe, &dir, &["run"])?);
     }
 
     let store = Store::open(&paths.db())?;
+    // The province sees the agents below the prefecture hubs through their reports.
     let connected = || {
         nodes::list(&store, &paths.dir.join("vaults"), now())
-            .map(|l| l.iter().filter(|n| n.state == "connected").count())
+            .map(|l| l.iter().filter(|n| n.row.role == "agent" && n.state == "connected").count())
             .unwrap_or(0)
     };
-    wait_for(Duration::from_secs(60), "the agents to connect", || connected() == DEPARTMENTS.len()).await?;
-    println!("\n{} of {} agents connected:\n", connected(), DEPARTMENTS.len());
+    wait_for(Duration::from_secs(90), "the agents to connect", || connected() == DEPARTMENTS.len()).await?;
+    println!("\n{} of {} agents connected (the province sees the whole tree):\n", connected(), DEPARTMENTS.len());
+    // every resource is in the vault of the hub its department attaches to
+    let synced = || {
+        hubs.iter()
+            .map(|(p, _)| {
+                Store::open(&p.db())
+                    .and_then(|s| nodes::list(&s, &p.dir.join("vaults"), now()))
+                    .map(|l| l.iter().filter(|n| n.via.is_none()).map(|n| n.resources.len()).sum::<usize>())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() >= resource_count()).await?;
     let vaults = paths.dir.join("vaults");
-    let synced =
-        || nodes::list(&store, &vaults, now()).map(|l| l.iter().map(|n| n.resources.len()).sum::<usize>()).unwrap_or(0);
-    wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() == resource_count()).await?;
     print!("{}", nodes::table(&nodes::list(&store, &vaults, now())?));
     let catalog = Catalog::open(&hub_dir)?;
     let entries = || catalog.list(&Filter::default(), now()).map(|l| l.len()).unwrap_or(0);
     wait_for(Duration::from_secs(60), "every catalogue entry", || entries() == resource_count()).await?;
-    println!("\nThe catalogue (five base resources, the rest from departments at three levels):\n");
+    println!(
+        "\nThe province's catalogue (five base resources, the rest from departments at three levels; the prefecture hubs forwarded theirs, with the base resources' data):\n"
+    );
     print!("{}", catalog::table(&catalog.list(&Filter::default(), now())?));
     let hub = hub_dir.display();
+    let pref = root.join("hub-632500");
+    let pref = pref.display();
     let gongan = root.join("agent-630000-gongan");
     let minzheng = root.join("agent-630000-minzheng");
     let in_four_days = gdx_common::units::format_date(now() + 4 * 86_400);
     println!(
         "\nWhere to look (in another terminal):\n\
-         \x20 gdx-hub --data {hub} nodes                     enrolled nodes and their state\n\
+         \x20 gdx-hub --data {hub} nodes                     the whole tree: hubs, agents, state, backlog\n\
+         \x20 gdx-hub --data {pref} catalog list            the province's catalogue, flowed down to 海南州\n\
+         \x20 sqlite3 {hub}/vaults/630100-zrgh.db 'SELECT count(*) FROM zongdi'   base data forwarded by 西宁 (department data stays there)\n\
          \x20 gdx-hub --data {hub} catalog search 人口       search the catalogue in Chinese\n\
          \x20 gdx-hub --data {hub} catalog list --sharing conditional --division 632500   conditional entries of 海南州\n\
          \x20 gdx-hub --data {hub} catalog show 301001/000001   one entry in full\n\

@@ -48,6 +48,8 @@ pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>
         } else {
             r.state.clone()
         };
+        // base resources forwarded by the child hub are held here too
+        let resources = NodeId::parse(&r.node).map(|n| summaries(vault_dir, &n)).unwrap_or_default();
         out.push(NodeStatus {
             row: NodeRow {
                 division_name: gdx_common::DivisionCode::parse(&division).map(|d| d.name()).unwrap_or_default(),
@@ -63,7 +65,7 @@ pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>
                 last_seen: r.last_seen,
             },
             state,
-            resources: Vec::new(),
+            resources,
             via: Some(r.via),
             backlog: None,
         });

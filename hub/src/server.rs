@@ -413,7 +413,7 @@ impl Hub {
             }
             return Ok(cert.to_vec());
         }
-        if role != Role::Hub || !node.division().strictly_contains(origin.division()) {
+        if role != Role::Hub || !node.division().contains(origin.division()) {
             return Err(format!(
                 "{origin}'s data may be relayed only by the hub of its division, not by {role} {node}"
             ));

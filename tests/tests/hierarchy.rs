@@ -131,6 +131,17 @@ fn a_county_change_reaches_the_province_through_its_prefecture() {
         shown["freshness"]["last_change"].is_i64()
     });
 
+    // a department of the prefecture's own division is relayed too
+    let prefectural = Agent::new();
+    prefectural.enroll(&prefecture.token("632500/renshe", "1h")).ok();
+    let db4 = tmp.path().join("renshe.db");
+    people(&db4, &[("11010519491231002X", "卓玛")]);
+    declare(&prefectural, "canbao", "101001/000023", "基础信息资源", &db4);
+    synced(&prefectural);
+    wait_until(Duration::from_secs(30), "a prefecture department's base data reaches the province", || {
+        rows_now(&vault(&province, "632500/renshe"), "canbao") == 1
+    });
+
     // and the province's own entries flow down to the prefecture
     let provincial = Agent::new();
     provincial.enroll(&province.token("630000/minzheng", "1h")).ok();
@@ -139,7 +150,7 @@ fn a_county_change_reaches_the_province_through_its_prefecture() {
     declare(&provincial, "dibao", "301001/000001", "部门信息资源", &db3);
     synced(&provincial);
     wait_until(Duration::from_secs(30), "the province's catalogue reaches the prefecture", || {
-        catalog_codes(&prefecture) == ["101001/000022", "301001/000001", "301001/000022"]
+        catalog_codes(&prefecture) == ["101001/000022", "101001/000023", "301001/000001", "301001/000022"]
     });
     let shown: serde_json::Value =
         serde_json::from_str(&prefecture.cmd(&["catalog", "show", "301001/000001", "--json"]).ok()).unwrap();
