@@ -701,10 +701,23 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
     };
     wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() >= resource_count()).await?;
     let vaults = paths.dir.join("vaults");
-    print!("{}", nodes::table(&nodes::list(&store, &vaults, now())?));
     let catalog = Catalog::open(&hub_dir)?;
     let entries = || catalog.list(&Filter::default(), now()).map(|l| l.len()).unwrap_or(0);
-    wait_for(Duration::from_secs(60), "every catalogue entry", || entries() == resource_count()).await?;
+    wait_for(Duration::from_secs(60), "every catalogue entry at the province", || entries() == resource_count())
+        .await?;
+    // and the prefecture hubs have forwarded the base resources' data
+    let forwarded = || {
+        let base = Filter { class: Some(gdx_common::catalog::CatalogClass::Base), ..Filter::default() };
+        catalog.list(&base, now()).is_ok_and(|l| {
+            l.iter().all(|e| {
+                crate::vault::summaries(&vaults, &e.entry.provider)
+                    .iter()
+                    .any(|s| s.resource == e.entry.resource.as_str())
+            })
+        })
+    };
+    wait_for(Duration::from_secs(60), "the prefecture hubs to forward the base data", forwarded).await?;
+    print!("{}", nodes::table(&nodes::list(&store, &vaults, now())?));
     println!(
         "\nThe province's catalogue (five base resources, the rest from departments at three levels; the prefecture hubs forwarded theirs, with the base resources' data):\n"
     );

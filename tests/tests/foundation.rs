@@ -355,6 +355,17 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     assert!(line(" hukou ").contains(" 300 "), "{out}");
     assert!(line(" dibao ").contains(" 120 "), "{out}");
     assert!(out.contains("17 entries"), "five base and twelve department entries: {out}");
+    for hub in ["prefecture hub 630100/hub", "prefecture hub 632500/hub"] {
+        assert!(out.contains(hub), "{hub}: {out}");
+    }
+    assert!(
+        out.lines().any(|l| l.starts_with("632522/minzheng") && l.contains("632500/hub") && l.contains("connected")),
+        "the province sees the county agent through its prefecture: {out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("630100/zrgh") && l.contains(" zongdi ") && l.contains(" 150 ")),
+        "西宁's base resource was forwarded to the province: {out}"
+    );
     for base in ["人口基本信息", "法人单位基本信息", "不动产宗地信息", "行政许可和行政处罚信用信息", "电子证照目录信息"]
     {
         assert!(out.lines().any(|l| l.contains(base) && l.contains("基础")), "{base}: {out}");
