@@ -59,11 +59,19 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Policy {
     division: DivisionCode,
     revoked: RwLock<HashSet<String>>,
+    /// Divisions of the child hubs enrolled here: their agents attach to them.
+    children: RwLock<Vec<DivisionCode>>,
 }
 
 impl Policy {
     pub fn new(division: DivisionCode, revoked: impl IntoIterator<Item = String>) -> Self {
-        Self { division, revoked: RwLock::new(revoked.into_iter().collect()) }
+        Self { division, revoked: RwLock::new(revoked.into_iter().collect()), children: RwLock::new(Vec::new()) }
+    }
+
+    fn set_children(&self, children: Vec<DivisionCode>) {
+        if let Ok(mut c) = self.children.write() {
+            *c = children;
+        }
     }
 
     fn set_revoked(&self, serials: Vec<String>) {
@@ -88,9 +96,14 @@ impl PeerPolicy for Policy {
             ));
         }
         let here = format!("{} ({})", self.division, self.division.name());
+        let child = self.children.read().ok().and_then(|c| c.iter().copied().find(|d| d.contains(node.division())));
         match role {
             Role::Agent if !self.division.contains(node.division()) => Err(format!(
                 "agent {node} is outside this hub's division {here}; it must connect to the hub of its own division"
+            )),
+            Role::Agent if let Some(child) = child => Err(format!(
+                "agent {node} belongs under the hub of {child} ({}); enrol it there with a token from {child}/hub",
+                child.name()
             )),
             Role::Hub if !self.division.strictly_contains(node.division()) => Err(format!(
                 "hub {node} is not below this hub's division {here}; a hub connects only to the hub above it"
@@ -142,6 +155,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     store.reset_connections()?;
     store.heartbeat(now())?;
     let policy = Arc::new(Policy::new(config.division, store.revoked_serials()?));
+    policy.set_children(store.child_hubs()?);
     let server_config =
         tls::hub_server_config(chain, hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
     let listen: SocketAddr = config
@@ -559,7 +573,14 @@ impl Hub {
             }
         };
         let answer = match self.store.lock() {
-            Ok(mut store) => enrol::enrol(&mut store, &self.config, &self.auth, &req, now()),
+            Ok(mut store) => {
+                let answer = enrol::enrol(&mut store, &self.config, &self.auth, &req, now());
+                // a new child hub's agents must attach to it from now on
+                if let Ok(children) = store.child_hubs() {
+                    self.policy.set_children(children);
+                }
+                answer
+            }
             Err(_) => Err(Refusal {
                 code: RefusalCode::Internal,
                 message: "the hub's database is unavailable; try again".into(),
@@ -617,6 +638,9 @@ async fn maintain(hub: Arc<Hub>) {
                     let nodes: Vec<NodeId> =
                         hub.live.lock().map(|m| m.values().map(|l| l.node.clone()).collect()).unwrap_or_default();
                     let _ = store.touch_connected(&nodes, now());
+                }
+                if let Ok(children) = store.child_hubs() {
+                    hub.policy.set_children(children);
                 }
                 store.revoked_serials()
             }

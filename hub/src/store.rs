@@ -302,6 +302,13 @@ impl Store {
             .collect())
     }
 
+    /// Divisions of the child hubs enrolled here.
+    pub fn child_hubs(&self) -> Result<Vec<gdx_common::DivisionCode>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT node FROM nodes WHERE role = 'hub'")?;
+        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows.iter().filter_map(|n| NodeId::parse(n).ok()).map(|n| n.division()).collect())
+    }
+
     /// The child hub that reported `node`, if any.
     pub fn remote_via(&self, node: &NodeId) -> Result<Option<String>, StoreError> {
         Ok(self

@@ -269,7 +269,7 @@ fn a_revocation_at_the_province_reaches_the_prefecture() {
 
 #[test]
 fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
-    let (province, prefecture, _agent, _tmp) = tree();
+    let (province, prefecture, agent, _tmp) = tree();
     let e = prefecture.cmd(&["token", "--node", "630102/gongan"]).fails();
     assert!(e.contains("outside this hub's division 632500"), "{e}");
     let e = prefecture.cmd(&["token", "--node", "632500/hub", "--role", "hub"]).fails();
@@ -287,6 +287,12 @@ fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
     std::fs::write(forged.path().join("agent.crt"), pem).unwrap();
     std::fs::write(forged.path().join("agent.key"), key.serialize_pem()).unwrap();
     let root = std::fs::read_to_string(province.dir.path().join("ca.crt")).unwrap();
+    // a county agent enrolled at its prefecture may not bypass it
+    let county = agent.dir.path();
+    match rawclient::exchange(&province.addr, &root, Some(county), rawclient::hello_frame(COUNTY, 1)) {
+        rawclient::Outcome::Closed(why) => assert!(why.contains("belongs under the hub of 632500"), "{why}"),
+        other => panic!("the province accepted it: {other:?} {:?}", province.nodes()),
+    }
     match rawclient::exchange(&province.addr, &root, Some(forged.path()), rawclient::hello_frame("630102/evil", 1)) {
         rawclient::Outcome::Closed(why) => assert!(why.contains("may issue only for its own division"), "{why}"),
         other => panic!("the province accepted it: {other:?}"),
