@@ -411,7 +411,7 @@ fn duplicates_are_acknowledged_gaps_refused_and_tampering_rejected() {
     }
     assert!(matches!(&answers[3], Message::Gap(g) if g.got == 3 && g.expected == 2), "{:?}", answers[3]);
     match &answers[4] {
-        Message::Rejected(r) => assert!(r.reason.contains("altered after signing"), "{}", r.reason),
+        Message::Rejected(r) => assert!(r.reason.contains("altered after 630000/gongan signed it"), "{}", r.reason),
         other => panic!("tampered changeset accepted: {other:?}"),
     }
     assert!(matches!(&answers[5], Message::Ack(a) if a.seq == 2), "{:?}", answers[5]);
