@@ -239,6 +239,11 @@ mod tests {
         (dir, store, config, Authority { ca, intermediates: vec![], root_der })
     }
 
+    fn county_token(store: &Store, config: &HubConfig, ca: &Authority) -> EnrolmentToken {
+        let node = NodeId::parse("632522/gongan").unwrap();
+        make_token(store, config, ca.root_fingerprint(), &node, Role::Agent, 60, NOW).unwrap()
+    }
+
     fn request(token: &EnrolmentToken, key: &rcgen::KeyPair) -> EnrollRequest {
         EnrollRequest {
             token_id: token.id,
@@ -267,16 +272,7 @@ mod tests {
     #[test]
     fn token_is_one_time_and_idempotent_for_the_same_key() {
         let (_d, mut store, config, ca) = setup();
-        let token = make_token(
-            &store,
-            &config,
-            ca.root_fingerprint(),
-            &NodeId::parse("632522/gongan").unwrap(),
-            Role::Agent,
-            60,
-            NOW,
-        )
-        .unwrap();
+        let token = county_token(&store, &config, &ca);
         let key = pki::new_key().unwrap();
         let first = enrol(&mut store, &config, &ca, &request(&token, &key), NOW).unwrap();
         let again = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 1).unwrap();
@@ -298,16 +294,7 @@ mod tests {
     #[test]
     fn expired_unknown_and_wrong_secret_are_refused() {
         let (_d, mut store, config, ca) = setup();
-        let token = make_token(
-            &store,
-            &config,
-            ca.root_fingerprint(),
-            &NodeId::parse("632522/gongan").unwrap(),
-            Role::Agent,
-            60,
-            NOW,
-        )
-        .unwrap();
+        let token = county_token(&store, &config, &ca);
         let key = pki::new_key().unwrap();
         let e = enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 60).unwrap_err();
         assert_eq!(e.code, RefusalCode::TokenExpired);
@@ -322,5 +309,34 @@ mod tests {
         assert_eq!(enrol(&mut store, &config, &ca, &bad_csr, NOW).unwrap_err().code, RefusalCode::BadRequest);
         // the refusals did not spend the token
         assert!(enrol(&mut store, &config, &ca, &request(&token, &key), NOW + 1).is_ok());
+    }
+
+    #[test]
+    fn a_child_hub_gets_an_intermediate_ca_for_its_own_division() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let division = DivisionCode::parse("630000").unwrap();
+        let (_d, _s, mut config, _) = setup();
+        config.division = division;
+        let ca = Ca::create_root(division, "青海省", NOW).unwrap();
+        let root_der = ca.cert_der.to_vec();
+        let auth = Authority { ca, intermediates: vec![], root_der };
+        let child = NodeId::parse("632500/hub").unwrap();
+        let token = make_token(&store, &config, auth.root_fingerprint(), &child, Role::Hub, 60, NOW).unwrap();
+        let (key, ca_key) = (pki::new_key().unwrap(), pki::new_key().unwrap());
+        let mut req = request(&token, &key);
+        req.ca_csr_der = Some(pki::make_ca_csr(&ca_key, "GDX CA 632500").unwrap());
+        let enrolled = enrol(&mut store, &config, &auth, &req, NOW).unwrap();
+        match Identity::of(enrolled.ca_der.as_deref().unwrap()).unwrap() {
+            Identity::Ca { division, .. } => assert_eq!(division.to_string(), "632500"),
+            other => panic!("{other:?}"),
+        }
+        // the same token and key get the same certificates again
+        let again = enrol(&mut store, &config, &auth, &req, NOW + 1).unwrap();
+        assert_eq!((again.chain_der, again.ca_der), (enrolled.chain_der, enrolled.ca_der));
+        // a hub token used without a CA request is refused with the right command
+        let token = make_token(&store, &config, auth.root_fingerprint(), &child, Role::Hub, 60, NOW).unwrap();
+        let e = enrol(&mut store, &config, &auth, &request(&token, &key), NOW).unwrap_err();
+        assert!(e.message.contains("gdx-hub init --join"), "{}", e.message);
     }
 }

@@ -85,14 +85,7 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     if opts.name.trim().is_empty() {
         return Err(InitError::EmptyName);
     }
-    let listen: SocketAddr =
-        opts.listen.parse().map_err(|_| InitError::Address { what: "--listen", value: opts.listen.clone() })?;
-    opts.http.parse::<SocketAddr>().map_err(|_| InitError::Address { what: "--http", value: opts.http.clone() })?;
-    let advertise = match &opts.advertise {
-        Some(a) => a.clone(),
-        None if listen.ip().is_unspecified() => format!("{}:{}", hostname(), listen.port()),
-        None => listen.to_string(),
-    };
+    let (listen, advertise) = addresses(&opts.listen, &opts.http, opts.advertise.as_deref())?;
     std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
 
     let now = now();
@@ -150,14 +143,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
         )));
     }
     let division = token.node.division();
-    let listen: SocketAddr =
-        opts.listen.parse().map_err(|_| InitError::Address { what: "--listen", value: opts.listen.clone() })?;
-    opts.http.parse::<SocketAddr>().map_err(|_| InitError::Address { what: "--http", value: opts.http.clone() })?;
-    let advertise = match &opts.advertise {
-        Some(a) => a.clone(),
-        None if listen.ip().is_unspecified() => format!("{}:{}", hostname(), listen.port()),
-        None => listen.to_string(),
-    };
+    let (listen, advertise) = addresses(&opts.listen, &opts.http, opts.advertise.as_deref())?;
     let name = match &opts.name {
         Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
         Some(_) => return Err(InitError::EmptyName),
@@ -224,6 +210,20 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
     write(paths.config(), config.to_commented_toml().as_bytes(), false)?;
     sync_dir(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
     Ok(config)
+}
+
+/// Checks `--listen` and `--http`, and works out the advertised address
+/// (the listen address, or this host's name when listening on all addresses).
+fn addresses(listen: &str, http: &str, advertise: Option<&str>) -> Result<(SocketAddr, String), InitError> {
+    let listen_addr: SocketAddr =
+        listen.parse().map_err(|_| InitError::Address { what: "--listen", value: listen.to_owned() })?;
+    http.parse::<SocketAddr>().map_err(|_| InitError::Address { what: "--http", value: http.to_owned() })?;
+    let advertise = match advertise {
+        Some(a) => a.to_owned(),
+        None if listen_addr.ip().is_unspecified() => format!("{}:{}", hostname(), listen_addr.port()),
+        None => listen_addr.to_string(),
+    };
+    Ok((listen_addr, advertise))
 }
 
 fn check_empty(paths: &HubPaths) -> Result<(), InitError> {
