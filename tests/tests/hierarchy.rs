@@ -298,3 +298,44 @@ fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
         other => panic!("the province accepted it: {other:?}"),
     }
 }
+
+/// SIGKILL the province or the prefecture right after each of several
+/// syncs, while the prefecture forwards; the province must end equal to the
+/// source, each changeset applied once.
+#[test]
+fn kills_while_forwarding_lose_and_double_nothing() {
+    let (mut province, mut prefecture, agent, tmp) = tree();
+    let db = tmp.path().join("src.db");
+    people(&db, &[("11010519491231002X", "卓玛")]);
+    declare(&agent, "hukou", "101001/000022", "基础信息资源", &db);
+    synced(&agent);
+    for round in 0..6u32 {
+        let rows: Vec<(String, String)> =
+            (0..300).map(|j| (format!("632522198{round}01{j:04}"), format!("牧民{round}-{j}"))).collect();
+        let refs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        people(&db, &refs);
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute("UPDATE people SET name = name || '改' WHERE id_number LIKE '%3'", []).unwrap();
+        c.execute("DELETE FROM people WHERE id_number LIKE '%7'", []).unwrap();
+        synced(&agent);
+        std::thread::sleep(Duration::from_millis(u64::from(round) * 150));
+        if round % 2 == 0 {
+            province.stop();
+            province.start();
+        } else {
+            prefecture.stop();
+            prefecture.start();
+        }
+    }
+    let at_province = vault(&province, COUNTY);
+    wait_until(Duration::from_secs(90), "the province converges after the kills", || {
+        table_checksum(&db, "people", COLS) == table_checksum(&at_province, "hukou", COLS)
+    });
+    let last = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("SELECT last_seq FROM _gdx_resources WHERE resource = 'hukou'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(last(&at_province), last(&vault(&prefecture, COUNTY)));
+}
