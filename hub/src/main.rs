@@ -236,12 +236,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(server::run(&cli.data, shutdown_signal()))
         }
         Command::Nodes { json } => {
-            HubConfig::load(&paths)?;
+            let config = HubConfig::load(&paths)?;
             let store = Store::open(&paths.db())?;
             let list = nodes::list(&store, &paths.dir.join("vaults"), now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
+                return Ok(());
+            }
+            if let Some(line) = nodes::parent_line(&config, &store, now())? {
+                println!("{line}\n");
+            }
+            if list.is_empty() {
                 println!("no nodes enrolled yet; make a token with: gdx-hub token --node DIVISION/ORG --role agent");
             } else {
                 print!("{}", nodes::table(&list));

@@ -97,6 +97,24 @@ fn local(store: &Store, vault_dir: &Path, now: i64, running: bool) -> Result<Vec
         .collect())
 }
 
+/// At a child hub: one line on the link to the parent.
+pub fn parent_line(config: &crate::HubConfig, store: &Store, now: i64) -> Result<Option<String>, StoreError> {
+    let (Some(parent), Some(addr)) = (&config.parent, &config.parent_addr) else { return Ok(None) };
+    let running = store.hub_running(now)?;
+    let state = store.meta("parent_state")?;
+    let since = store.meta("parent_since")?.and_then(|v| v.parse().ok()).map(format_time).unwrap_or_default();
+    let link = match state.as_deref() {
+        _ if !running => "not connected: gdx-hub run is not running".to_owned(),
+        Some("connected") => format!("connected since {since}"),
+        Some(other) => format!(
+            "{other} since {since}: {}; accepted data waits in the vaults and is forwarded when the link returns",
+            store.meta("parent_error")?.unwrap_or_default()
+        ),
+        None => "not connected yet".to_owned(),
+    };
+    Ok(Some(format!("parent hub {parent} at {addr}: {link}")))
+}
+
 /// The listing as an aligned text table.
 pub fn table(nodes: &[NodeStatus]) -> String {
     let mut rows = vec![

@@ -209,6 +209,10 @@ fn the_province_converges_after_a_cut_with_nothing_lost_or_doubled() {
 
     // the link to the province is cut; the county keeps syncing
     province.terminate();
+    wait_until(Duration::from_secs(30), "the prefecture shows the link down", || {
+        prefecture.cmd(&["nodes"]).ok().contains("parent hub 630000/hub at")
+            && prefecture.cmd(&["nodes"]).ok().contains(": disconnected since")
+    });
     for i in 0..3 {
         let rows: Vec<(String, String)> =
             (0..200).map(|j| (format!("6325221990{:02}{:04}", i + 1, j), format!("牧民{i}-{j}"))).collect();
@@ -228,6 +232,7 @@ fn the_province_converges_after_a_cut_with_nothing_lost_or_doubled() {
     wait_until(Duration::from_secs(60), "the province converges", || {
         table_checksum(&db, "people", COLS) == table_checksum(&at_province, "hukou", COLS)
     });
+    assert!(prefecture.cmd(&["nodes"]).ok().contains(": connected since"));
     let last = |p: &Path| -> i64 {
         rusqlite::Connection::open(p)
             .unwrap()
