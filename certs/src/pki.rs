@@ -285,6 +285,11 @@ pub fn verify_signature(cert_der: &[u8], msg: &[u8], signature: &[u8]) -> Result
         .map_err(|_| PkiError::Signature)
 }
 
+/// True when the certificate is its own issuer (a root CA).
+pub fn is_self_issued(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.issuer() == c.subject())
+}
+
 /// SHA-256 of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);

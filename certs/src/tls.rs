@@ -236,8 +236,13 @@ fn holder_of(der: &[u8]) -> String {
 fn issuers_cover(identity: &Identity, intermediates: &[CertificateDer<'_>]) -> Result<(), String> {
     let Identity::Node { node, role, .. } = identity else { return Ok(()) };
     for der in intermediates {
+        // an intermediate CA cannot mint its own division's hub certificate
+        // (only the root issues the hub of its own division)
         if let Ok(Identity::Ca { division, .. }) = Identity::of(der)
-            && !division.contains(node.division())
+            && (!division.contains(node.division())
+                || (*role == Role::Hub
+                    && !crate::pki::is_self_issued(der)
+                    && !division.strictly_contains(node.division())))
         {
             return Err(format!(
                 "the certificate of {role} {node} was issued by the CA of division {division}, which may issue only for its own division"
@@ -404,7 +409,10 @@ impl ServerCertVerifier for HubVerifier {
             .verify_server_cert(end_entity, intermediates, &name, ocsp, now)
             .map_err(|e| refuse(chain_failure(&holder, &e, "the CA this node trusts")))?;
         match Identity::of(end_entity) {
-            Ok(Identity::Node { role: Role::Hub, .. }) => Ok(ServerCertVerified::assertion()),
+            Ok(identity @ Identity::Node { role: Role::Hub, .. }) => {
+                issuers_cover(&identity, intermediates).map_err(refuse)?;
+                Ok(ServerCertVerified::assertion())
+            }
             _ => Err(refuse(format!("the server's certificate ({holder}) is not a GDX hub certificate"))),
         }
     }

@@ -80,8 +80,6 @@ pub struct ReportedNode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeReport {
     pub nodes: Vec<ReportedNode>,
-    /// Serials of every certificate revoked in the child's subtree.
-    pub revoked_serials: Vec<String>,
     /// Changesets accepted but not yet acknowledged by the parent.
     pub backlog: u64,
 }
@@ -89,8 +87,10 @@ pub struct NodeReport {
 /// The parent's answer to a report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportAck {
-    /// Nodes of the child's subtree that an operator above revoked.
-    pub revoke: Vec<NodeId>,
+    /// Nodes of the child's subtree that an operator above revoked, with
+    /// when: certificates issued before that moment are revoked, so a node
+    /// enrolled again afterwards is not.
+    pub revoke: Vec<(NodeId, i64)>,
 }
 
 /// A child hub's catalogue pull, carrying when the data of its own

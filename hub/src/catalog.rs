@@ -415,19 +415,19 @@ impl Catalog {
         let rows =
             stmt.query_map([since as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
         let mut frames = Vec::new();
-        let mut codes = Vec::new();
         for row in rows {
-            let (code, division, frame) = row?;
+            let (_code, division, frame) = row?;
             if DivisionCode::parse(&division).is_ok_and(|d| child.contains(d)) {
                 continue;
             }
             frames.push(frame);
-            codes.push(code);
         }
+        // the last data change of every entry from elsewhere, not only of
+        // those sent now, so the child's freshness stays current
         let all = self.list(&Filter { withdrawn: true, ..Filter::default() }, now)?;
         let changed = all
             .iter()
-            .filter(|l| codes.contains(&l.entry.code))
+            .filter(|l| !child.contains(l.entry.provider.division()))
             .filter_map(|l| l.freshness.last_change.map(|t| (l.entry.code.clone(), t)))
             .collect();
         Ok((frames, upto as u64, changed))

@@ -65,6 +65,9 @@ pub enum TokenError {
     /// Role and id do not fit together.
     #[error("{0}")]
     RoleMismatch(String),
+    /// The node belongs under a child hub of this hub.
+    #[error("{node} belongs under the prefecture hub {child}/hub, which has joined this hub; make its token there")]
+    BelowChild { node: String, child: String },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -98,6 +101,9 @@ pub fn make_token(
                     "{node} is the name reserved for a hub; give the agent a department name such as {}/gongan, or use --role hub",
                     node.division()
                 )));
+            }
+            if let Some(child) = store.child_hubs()?.into_iter().find(|d| d.contains(node.division())) {
+                return Err(TokenError::BelowChild { node: node.to_string(), child: child.to_string() });
             }
         }
         Role::Hub => {
@@ -167,7 +173,9 @@ pub fn enrol(
             let (Ok(node), Ok(role)) = (NodeId::parse(&row.node), row.role.parse::<Role>()) else {
                 return Ok(Err(refusal(RefusalCode::Internal, "the hub's token record is damaged; ask the hub operator for a new token".into())));
             };
-            let not_after = now + config.cert_days * 86_400;
+            // a child hub's certificate lives as long as a root hub's own
+            let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
+            let not_after = now + days * 86_400;
             let cert = match ca.issue_from_csr(&req.csr_der, &node, role, now - 300, not_after) {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))),

@@ -20,7 +20,7 @@ use crate::store::Store;
 use crate::util::now;
 
 /// Validity of the hub's own certificate, in days.
-const HUB_CERT_DAYS: i64 = 5 * 365;
+pub const HUB_CERT_DAYS: i64 = 5 * 365;
 
 /// What `init` needs to know.
 pub struct InitOptions {
@@ -39,7 +39,7 @@ pub enum InitError {
     Exists(String),
     /// A previous init stopped half-way.
     #[error(
-        "{dir} holds an unfinished hub ({file} exists but hub.toml does not); nothing was changed. Move the directory aside and run init again"
+        "{dir} holds an unfinished hub ({file} exists but hub.toml does not); nothing was changed. Move the directory aside and run init again (for --join, with a new token: the old one was spent)"
     )]
     Incomplete { dir: String, file: String },
     /// The division is not a current Qinghai division.

@@ -30,9 +30,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a root (province) hub: CA, hub identity and hub.toml.
+    /// Create a root (province) hub: CA, hub identity and hub.toml; or, with
+    /// --join, a prefecture hub under its parent.
     #[command(
-        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443"
+        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443\n  gdx-hub init --join GDX1.…   (a prefecture hub, with a token from `gdx-hub token --node 632500/hub --role hub` at the province)"
     )]
     Init {
         /// Division code (GB/T 2260) this hub serves, such as 630000.
@@ -94,7 +95,8 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
-    /// Run a small province on this machine: a hub, fourteen department agents at three levels, their data and catalogue.
+    /// Run a small province on this machine: the province hub, two prefecture
+    /// hubs, fourteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo,
 }
@@ -223,8 +225,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{v}");
             } else {
                 println!("{}", token.encode());
+                let next = match role {
+                    Role::Agent => "gdx-agent enroll --token <the token above>",
+                    Role::Hub => "gdx-hub init --join <the token above> --listen … --http …",
+                };
                 eprintln!(
-                    "one-time token for {role} {node}, valid until {}; on that machine run: gdx-agent enroll --token <the token above>",
+                    "one-time token for {role} {node}, valid until {}; on that machine run: {next}",
                     format_time(token.expires_at)
                 );
             }

@@ -69,8 +69,11 @@ pub async fn run(paths: HubPaths, config: HubConfig, vaults: Arc<Vaults>, catalo
 
 fn set_state(paths: &HubPaths, state: &str, error: Option<&str>) {
     if let Ok(store) = Store::open(&paths.db()) {
+        // "since" is when the state changed, not the latest retry
+        if store.meta("parent_state").ok().flatten().as_deref() != Some(state) {
+            let _ = store.set_meta("parent_since", &now().to_string());
+        }
         let _ = store.set_meta("parent_state", state);
-        let _ = store.set_meta("parent_since", &now().to_string());
         if let Some(e) = error {
             let _ = store.set_meta("parent_error", e);
         }
@@ -148,7 +151,7 @@ async fn pull_catalog(
         match answer(conn, &mut recv).await? {
             Message::Publish(env) => {
                 let signer = match chains.verify(&env.signer_chain, now()) {
-                    Ok(gdx_certs::Identity::Node { node, .. }) if node == env.origin => {
+                    Ok(gdx_certs::Identity::Node { node, role: Role::Agent, .. }) if node == env.origin => {
                         Ok(env.signer_chain.first().cloned().unwrap_or_default())
                     }
                     Ok(other) => Err(format!("its signer's certificate names {other:?}")),
@@ -204,14 +207,14 @@ async fn report(
         .filter(|(n, _)| vaults.path(n).exists())
         .map(|(n, r)| vaults.forward_backlog(n, r).unwrap_or(0))
         .sum();
-    let report = NodeReport { nodes, revoked_serials: store.revoked_serials().map_err(|e| e.to_string())?, backlog };
+    let report = NodeReport { nodes, backlog };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
     frames::send(&mut send, &Message::NodeReport(report)).await.map_err(|e| e.to_string())?;
     let _ = send.finish();
     match answer(conn, &mut recv).await? {
         Message::ReportAck(ack) => {
-            for node in ack.revoke {
-                if store.revoke(&node, now()).map_err(|e| e.to_string())? > 0 {
+            for (node, at) in ack.revoke {
+                if store.revoke_issued_before(&node, at, now()).map_err(|e| e.to_string())? > 0 {
                     warn!(%node, "revoked by the parent hub's operator");
                 }
             }
@@ -303,8 +306,12 @@ async fn forward_changesets(conn: &quinn::Connection, vaults: &Vaults, catalog: 
     Ok(())
 }
 
+/// Batches of one resource sent per pass, so that a large backlog does not
+/// delay the catalogue, the report and revocations for long.
+const BATCHES_PER_PASS: usize = 32;
+
 /// Sends the stored frames of one resource above what the parent holds, in
-/// order, until none are left.
+/// order, until none are left or this pass's share is sent.
 async fn forward_resource(
     conn: &quinn::Connection,
     vaults: &Vaults,
@@ -315,7 +322,7 @@ async fn forward_resource(
         return Ok(());
     }
     let mut expected: Option<u64> = None;
-    loop {
+    for _ in 0..BATCHES_PER_PASS {
         let batch = vaults.to_forward(node, resource, WINDOW).map_err(|e| e.to_string())?;
         if batch.is_empty() {
             return Ok(());
@@ -364,6 +371,7 @@ async fn forward_resource(
         // After a gap or a rejection, answers still in flight belong to the
         // abandoned stream; the next batch starts where the parent expects.
     }
+    Ok(())
 }
 
 async fn answer(conn: &quinn::Connection, recv: &mut quinn::RecvStream) -> Result<Message, String> {

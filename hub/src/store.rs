@@ -277,11 +277,14 @@ impl Store {
                 ],
             )?;
         }
-        for serial in &report.revoked_serials {
-            tx.execute(
-                "INSERT OR IGNORE INTO remote_revocations (serial, via) VALUES (?1, ?2)",
-                params![serial, via.to_string()],
-            )?;
+        // only the revoked certificates of nodes in the child's own subtree
+        for n in report.nodes.iter().filter(|n| n.revoked_at.is_some() && via.division().contains(n.node.division())) {
+            if let Some(serial) = &n.serial {
+                tx.execute(
+                    "INSERT OR IGNORE INTO remote_revocations (serial, via) VALUES (?1, ?2)",
+                    params![serial, via.to_string()],
+                )?;
+            }
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -291,20 +294,33 @@ impl Store {
         Ok(())
     }
 
-    /// Nodes of `child`'s subtree revoked here, to pass down.
-    pub fn revoked_below(&self, child: &NodeId) -> Result<Vec<NodeId>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT node FROM revoke_below")?;
-        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    /// Nodes of `child`'s subtree revoked here, with when, to pass down.
+    pub fn revoked_below(&self, child: &NodeId) -> Result<Vec<(NodeId, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT node, revoked_at FROM revoke_below")?;
+        let rows: Vec<(String, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|n| NodeId::parse(&n).ok())
-            .filter(|n| child.division().contains(n.division()) && n != child)
+            .filter_map(|(n, at)| Some((NodeId::parse(&n).ok()?, at)))
+            .filter(|(n, _)| child.division().contains(n.division()) && n != child)
             .collect())
     }
 
-    /// Divisions of the child hubs enrolled here.
+    /// Revokes the certificates of `node` issued at or before `at` (a
+    /// revocation made above applies to what existed then, not to a later
+    /// enrolment); returns how many.
+    pub fn revoke_issued_before(&self, node: &NodeId, at: i64, now: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE certs SET revoked_at = ?3 WHERE node = ?1 AND issued_at <= ?2 AND revoked_at IS NULL",
+            params![node.to_string(), at, now],
+        )?)
+    }
+
+    /// Divisions of the child hubs enrolled here and not revoked.
     pub fn child_hubs(&self) -> Result<Vec<gdx_common::DivisionCode>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT node FROM nodes WHERE role = 'hub'")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT n.node FROM nodes n WHERE n.role = 'hub'
+             AND EXISTS (SELECT 1 FROM certs c WHERE c.node = n.node AND c.revoked_at IS NULL)",
+        )?;
         let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(rows.iter().filter_map(|n| NodeId::parse(n).ok()).map(|n| n.division()).collect())
     }

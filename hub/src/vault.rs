@@ -327,7 +327,8 @@ fn apply(
         "INSERT INTO _gdx_resources (resource, columns, key, last_seq, updated_at, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
              updated_at = excluded.updated_at, epoch = excluded.epoch,
-             forwarded_seq = CASE WHEN epoch <> excluded.epoch THEN 0 ELSE forwarded_seq END",
+             forwarded_seq = CASE WHEN epoch <> excluded.epoch THEN 0 ELSE forwarded_seq END,
+             forward_error = CASE WHEN epoch <> excluded.epoch THEN NULL ELSE forward_error END",
         params![
             table,
             serde_json::to_string(&columns).unwrap_or_default(),

@@ -279,6 +279,8 @@ fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
     assert!(e.contains("outside this hub's division 632500"), "{e}");
     let e = prefecture.cmd(&["token", "--node", "632500/hub", "--role", "hub"]).fails();
     assert!(e.contains("outside this hub's division"), "{e}");
+    let e = province.cmd(&["token", "--node", "632523/gongan"]).fails();
+    assert!(e.contains("belongs under the prefecture hub 632500/hub"), "{e}");
 
     // a certificate the prefecture's CA signs for a 西宁 node is refused at the province
     let read = |f: &str| std::fs::read_to_string(prefecture.dir.path().join(f)).unwrap();
@@ -301,6 +303,15 @@ fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
     match rawclient::exchange(&province.addr, &root, Some(forged.path()), rawclient::hello_frame("630102/evil", 1)) {
         rawclient::Outcome::Closed(why) => assert!(why.contains("may issue only for its own division"), "{why}"),
         other => panic!("the province accepted it: {other:?}"),
+    }
+    // nor can it mint the certificate of its own hub (a stolen ca.key is not a hub identity)
+    let minted =
+        ca.issue_for_key(&key, &NodeId::parse("632500/hub").unwrap(), Role::Hub, now - 60, now + 3600).unwrap();
+    let pem = gdx_certs::pki::der_to_pem(&minted, "CERTIFICATE") + &read("ca.crt");
+    std::fs::write(forged.path().join("agent.crt"), pem).unwrap();
+    match rawclient::exchange(&province.addr, &root, Some(forged.path()), rawclient::hello_frame("632500/hub", 1)) {
+        rawclient::Outcome::Closed(why) => assert!(why.contains("may issue only for its own division"), "{why}"),
+        other => panic!("the province accepted a hub certificate minted by the prefecture's CA: {other:?}"),
     }
 }
 
