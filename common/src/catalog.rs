@@ -182,6 +182,10 @@ pub struct InfoItem {
     /// 数据长度.
     #[serde(alias = "数据长度")]
     pub length: u32,
+    /// Personal data (ID numbers, phone numbers): masked in delivery unless
+    /// a grant says otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", alias = "敏感")]
+    pub sensitive: bool,
 }
 
 impl InfoItem {
@@ -616,14 +620,27 @@ mod tests {
     #[test]
     fn item_rules_name_the_item() {
         let mut e = entry();
-        e.items.push(InfoItem { name: "姓名".into(), column: Some("xm".into()), data_type: DataType::C, length: 0 });
+        e.items.push(InfoItem {
+            name: "姓名".into(),
+            column: Some("xm".into()),
+            data_type: DataType::C,
+            length: 0,
+            sensitive: false,
+        });
         e.items.push(InfoItem {
             name: "住址".into(),
             column: Some("ID_NUMBER".into()),
             data_type: DataType::C,
             length: 9,
+            sensitive: false,
         });
-        e.items.push(InfoItem { name: "bad name".into(), column: None, data_type: DataType::N, length: 3 });
+        e.items.push(InfoItem {
+            name: "bad name".into(),
+            column: None,
+            data_type: DataType::N,
+            length: 3,
+            sensitive: false,
+        });
         let errs = e.validate(TODAY).unwrap_err();
         let f: Vec<&str> = errs.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(f, ["items[3]", "items[4]", "items[5]"]);

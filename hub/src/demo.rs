@@ -823,6 +823,7 @@ fn catalog_entry(
                 column: (c.0 != c.1).then(|| c.0.to_owned()),
                 data_type: c.2.parse().map_err(anyhow::Error::msg)?,
                 length: c.3,
+                sensitive: matches!(c.4, Gen::IdNumber),
             })
         })
         .collect::<anyhow::Result<_>>()?;

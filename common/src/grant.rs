@@ -1,0 +1,329 @@
+//! Controlled exchange, the rules: what a request for another department's
+//! data must say, what the sharing type of the catalogue entry decides on
+//! filing, the provider's decision (approve, narrow, deny), what a grant
+//! allows and until when, the 10-working-day answer deadline, and the
+//! masking of sensitive fields.
+//!
+//! Pure: times are Unix seconds or day numbers passed in; the hubs and
+//! agents that route requests and deliver rows build on these rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{CatalogEntry, SharingType};
+use crate::node::NodeId;
+
+/// Working days a provider has to answer a 有条件共享 request (国发〔2016〕51号).
+pub const ANSWER_WORKING_DAYS: i64 = 10;
+
+/// Days that are not working days besides Saturdays and Sundays, as days
+/// since 1970-01-01. (unconfirmed) The State Council publishes the holiday
+/// calendar each year; keep it in this one table.
+pub const HOLIDAYS: &[i64] = &[];
+
+/// A department's request for fields of a catalogued resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The consuming node.
+    pub consumer: NodeId,
+    /// 信息资源代码 of the entry asked for.
+    pub code: String,
+    /// 信息项 asked for, by name or source column.
+    pub fields: Vec<String>,
+    /// What the data is for, in a sentence.
+    pub purpose: String,
+    /// Last day (days since 1970-01-01) the grant should last, if limited.
+    pub until: Option<i64>,
+    /// When it was filed, Unix seconds.
+    pub filed_at: i64,
+}
+
+/// What filing a request leads to, decided by the entry's 共享类型.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filing {
+    /// 无条件共享: granted at once, for these columns.
+    Granted { columns: Vec<String> },
+    /// 有条件共享: waits for the provider, who must answer by this day.
+    Pending { answer_by_day: i64 },
+    /// 不予共享 (or a bad request): refused, with the reason.
+    Refused(String),
+}
+
+/// A grant: who may receive which columns of which resource, why, until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub consumer: NodeId,
+    pub provider: NodeId,
+    /// 信息资源代码.
+    pub code: String,
+    /// The provider's resource (vault table).
+    pub resource: String,
+    /// Source columns granted; the key columns always travel.
+    pub columns: Vec<String>,
+    pub purpose: String,
+    /// Last day of validity (days since 1970-01-01), inclusive.
+    pub until: Option<i64>,
+    /// Columns delivered in clear although the catalogue marks them sensitive.
+    pub unmasked: Vec<String>,
+    pub granted_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Grant {
+    /// True while the grant is neither revoked nor expired at Unix time `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none_or(|r| r > now) && self.until.is_none_or(|d| now.div_euclid(86_400) <= d)
+    }
+
+    /// Why `column` may not be delivered under this grant at `now`, if it may not.
+    pub fn refuse(&self, column: &str, now: i64) -> Option<String> {
+        if let Some(r) = self.revoked_at.filter(|r| *r <= now) {
+            return Some(format!(
+                "the grant of {} to {} was revoked at {}",
+                self.code,
+                self.consumer,
+                crate::units::format_time(r)
+            ));
+        }
+        if let Some(d) = self.until.filter(|d| now.div_euclid(86_400) > *d) {
+            return Some(format!(
+                "the grant of {} to {} expired after {}",
+                self.code,
+                self.consumer,
+                crate::units::format_date(d * 86_400)
+            ));
+        }
+        if !self.columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+            return Some(format!("{column} is not among the fields granted to {} for {}", self.consumer, self.code));
+        }
+        None
+    }
+}
+
+/// The source columns a request names, resolved against the entry's 信息项
+/// (by 信息项名称 or by column); the error names every unknown field.
+pub fn resolve_fields(entry: &CatalogEntry, fields: &[String]) -> Result<Vec<String>, String> {
+    if fields.is_empty() {
+        return Err("name at least one field (信息项) to request".into());
+    }
+    let mut columns = Vec::new();
+    let mut unknown = Vec::new();
+    for f in fields {
+        match entry.items.iter().find(|i| &i.name == f || i.column().eq_ignore_ascii_case(f)) {
+            Some(i) if !columns.contains(&i.column().to_owned()) => columns.push(i.column().to_owned()),
+            Some(_) => {}
+            None => unknown.push(f.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        let known: Vec<&str> = entry.items.iter().map(|i| i.name.as_str()).collect();
+        return Err(format!("{} has no field {}; its fields are {}", entry.code, unknown.join(", "), known.join(", ")));
+    }
+    Ok(columns)
+}
+
+/// What filing `req` against `entry` leads to, at `today` (days since 1970-01-01).
+pub fn file(entry: &CatalogEntry, req: &Request, today: i64) -> Filing {
+    if req.purpose.trim().is_empty() {
+        return Filing::Refused("say what the data is for with --purpose".into());
+    }
+    if req.until.is_some_and(|d| d < today) {
+        return Filing::Refused("the requested end date is in the past".into());
+    }
+    if req.consumer == entry.provider {
+        return Filing::Refused(format!("{} is the provider of {}; it needs no grant", req.consumer, entry.code));
+    }
+    let columns = match resolve_fields(entry, &req.fields) {
+        Ok(c) => c,
+        Err(e) => return Filing::Refused(e),
+    };
+    match entry.sharing_type {
+        SharingType::Unconditional => Filing::Granted { columns },
+        SharingType::Conditional => Filing::Pending { answer_by_day: add_working_days(today, ANSWER_WORKING_DAYS) },
+        SharingType::NotShared => Filing::Refused(format!(
+            "{} {} is 不予共享 ({})",
+            entry.code,
+            entry.name,
+            entry.legal_basis.as_deref().unwrap_or("no legal basis recorded")
+        )),
+    }
+}
+
+/// The provider's approval: the columns it grants, which must be among
+/// those requested (an approval can narrow, never widen).
+pub fn approve(requested: &[String], approved: Option<&[String]>) -> Result<Vec<String>, String> {
+    let Some(approved) = approved else { return Ok(requested.to_vec()) };
+    let wider: Vec<&str> =
+        approved.iter().filter(|a| !requested.iter().any(|r| r.eq_ignore_ascii_case(a))).map(String::as_str).collect();
+    if !wider.is_empty() {
+        return Err(format!("{} were not requested; an approval can only narrow the fields", wider.join(", ")));
+    }
+    if approved.is_empty() {
+        return Err("approve at least one field, or deny the request".into());
+    }
+    Ok(approved.to_vec())
+}
+
+/// True for Monday to Friday that are not in [`HOLIDAYS`].
+pub fn is_working_day(day: i64) -> bool {
+    // 1970-01-01 was a Thursday
+    let weekday = (day + 3).rem_euclid(7); // 0 = Monday
+    weekday < 5 && !HOLIDAYS.contains(&day)
+}
+
+/// The day `n` working days after `day`.
+pub fn add_working_days(day: i64, n: i64) -> i64 {
+    let mut d = day;
+    let mut left = n;
+    while left > 0 {
+        d += 1;
+        if is_working_day(d) {
+            left -= 1;
+        }
+    }
+    d
+}
+
+/// Masks a sensitive value for delivery: an 18-character ID number keeps its
+/// first 6 and last 4 characters, a phone number its first 3 and last 4,
+/// anything else its first and last character.
+pub fn mask(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let (head, tail) = match chars.len() {
+        18 | 15 => (6, 4),
+        11 => (3, 4),
+        0..=2 => return "*".repeat(chars.len()),
+        _ => (1, 1),
+    };
+    let stars = chars.len() - head - tail;
+    chars[..head].iter().collect::<String>()
+        + &"*".repeat(stars)
+        + &chars[chars.len() - tail..].iter().collect::<String>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::parse_date;
+
+    fn entry(sharing: &str) -> CatalogEntry {
+        serde_json::from_value(serde_json::json!({
+            "code": "301001/000001", "resource": "dibao", "class": "部门信息资源", "classification": ["社会保障"],
+            "name": "城乡低保对象信息", "provider": "630000/minzheng", "provider_name": "青海省民政厅",
+            "provider_code": "11630000015600017P", "abstract": "低保对象", "format": "数据库", "format_type": "sqlite",
+            "items": [
+                { "name": "证件号码", "column": "id_number", "data_type": "C", "length": 18, "sensitive": true },
+                { "name": "姓名", "column": "name", "data_type": "C", "length": 50 },
+                { "name": "月保障金额", "column": "amount", "data_type": "Y", "length": 10 }
+            ],
+            "sharing_type": sharing, "sharing_condition": "仅限社会救助审核", "legal_basis": "《社会救助暂行办法》",
+            "sharing_method": "接口", "open_to_public": false, "update_cycle": "每月", "published": "2026-11-01"
+        }))
+        .unwrap()
+    }
+
+    fn request(fields: &[&str]) -> Request {
+        Request {
+            consumer: NodeId::parse("632522/minzheng").unwrap(),
+            code: "301001/000001".into(),
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            purpose: "特困人员认定比对".into(),
+            until: None,
+            filed_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_sharing_type_decides_on_filing() {
+        let today = parse_date("2026-11-27").unwrap(); // a Friday
+        assert_eq!(
+            file(&entry("无条件共享"), &request(&["证件号码", "name"]), today),
+            Filing::Granted { columns: vec!["id_number".into(), "name".into()] }
+        );
+        // 10 working days from Friday 2026-11-27: Friday 2026-12-11
+        assert_eq!(
+            file(&entry("有条件共享"), &request(&["姓名"]), today),
+            Filing::Pending { answer_by_day: parse_date("2026-12-11").unwrap() }
+        );
+        match file(&entry("不予共享"), &request(&["姓名"]), today) {
+            Filing::Refused(r) => assert!(r.contains("不予共享") && r.contains("《社会救助暂行办法》"), "{r}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_the_reason() {
+        let today = parse_date("2026-11-27").unwrap();
+        let e = entry("无条件共享");
+        let refused = |r: &Request| match file(&e, r, today) {
+            Filing::Refused(why) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            refused(&request(&["住址", "姓名"]))
+                .contains("has no field 住址; its fields are 证件号码, 姓名, 月保障金额")
+        );
+        assert!(refused(&request(&[])).contains("at least one field"));
+        let mut r = request(&["姓名"]);
+        r.purpose = " ".into();
+        assert!(refused(&r).contains("--purpose"));
+        let mut r = request(&["姓名"]);
+        r.until = Some(today - 1);
+        assert!(refused(&r).contains("in the past"));
+        let mut r = request(&["姓名"]);
+        r.consumer = NodeId::parse("630000/minzheng").unwrap();
+        assert!(refused(&r).contains("needs no grant"));
+    }
+
+    #[test]
+    fn approvals_narrow_but_never_widen() {
+        let asked = vec!["id_number".to_owned(), "name".to_owned()];
+        assert_eq!(approve(&asked, None), Ok(asked.clone()));
+        assert_eq!(approve(&asked, Some(&["name".to_owned()])), Ok(vec!["name".to_owned()]));
+        assert!(approve(&asked, Some(&["amount".to_owned()])).unwrap_err().contains("only narrow"));
+        assert!(approve(&asked, Some(&[])).is_err());
+    }
+
+    #[test]
+    fn grants_expire_are_revoked_and_cover_only_their_columns() {
+        let day = parse_date("2026-12-31").unwrap();
+        let mut g = Grant {
+            consumer: NodeId::parse("632522/minzheng").unwrap(),
+            provider: NodeId::parse("630000/minzheng").unwrap(),
+            code: "301001/000001".into(),
+            resource: "dibao".into(),
+            columns: vec!["id_number".into(), "name".into()],
+            purpose: "比对".into(),
+            until: Some(day),
+            unmasked: vec![],
+            granted_at: 0,
+            revoked_at: None,
+        };
+        let end_of_day = day * 86_400 + 86_399;
+        assert!(g.is_live(end_of_day) && g.refuse("NAME", end_of_day).is_none());
+        assert!(g.refuse("amount", end_of_day).unwrap().contains("not among the fields"));
+        assert!(!g.is_live(end_of_day + 1));
+        assert!(g.refuse("name", end_of_day + 1).unwrap().contains("expired after 2026-12-31"));
+        g.until = None;
+        g.revoked_at = Some(1000);
+        assert!(g.is_live(999) && !g.is_live(1000));
+        assert!(g.refuse("name", 1000).unwrap().contains("revoked"));
+    }
+
+    #[test]
+    fn working_days_skip_weekends() {
+        let fri = parse_date("2026-11-27").unwrap();
+        assert!(is_working_day(fri));
+        assert!(!is_working_day(fri + 1) && !is_working_day(fri + 2));
+        assert_eq!(add_working_days(fri, 1), fri + 3);
+        assert_eq!(add_working_days(fri + 1, 1), fri + 3, "from a Saturday, Monday is the first working day");
+    }
+
+    #[test]
+    fn sensitive_values_are_masked() {
+        assert_eq!(mask("11010519491231002X"), "110105********002X");
+        assert_eq!(mask("13907012345"), "139****2345");
+        assert_eq!(mask("卓玛"), "**");
+        assert_eq!(mask("马秀兰"), "马*兰");
+        assert_eq!(mask(""), "");
+    }
+}
