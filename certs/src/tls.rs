@@ -51,7 +51,8 @@ pub enum TlsError {
 /// Decides whether a peer whose chain is valid may connect.
 pub trait PeerPolicy: Send + Sync + fmt::Debug {
     /// `Err` holds one sentence for the refused peer.
-    fn admit(&self, peer: &Identity) -> Result<(), String>;
+    /// `intermediates` are the CA certificates the peer presented with its own (DER).
+    fn admit(&self, peer: &Identity, intermediates: &[&[u8]]) -> Result<(), String>;
 }
 
 /// The QUIC server configuration of a hub: `chain` is the hub's certificate
@@ -317,7 +318,8 @@ impl ClientCertVerifier for NodeClientVerifier {
             refuse("the client certificate carries no GDX identity; enrol the node with `gdx-agent enroll`".into())
         })?;
         issuers_cover(&identity, intermediates).map_err(refuse)?;
-        self.policy.admit(&identity).map_err(refuse)?;
+        let presented: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+        self.policy.admit(&identity, &presented).map_err(refuse)?;
         Ok(ClientCertVerified::assertion())
     }
 

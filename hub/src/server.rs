@@ -58,14 +58,22 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Policy {
     division: DivisionCode,
+    /// At a child hub: its own intermediate CA, which must have issued the
+    /// certificates of the agents it serves.
+    own_ca: Option<Vec<u8>>,
     revoked: RwLock<HashSet<String>>,
     /// Divisions of the child hubs enrolled here: their agents attach to them.
     children: RwLock<Vec<DivisionCode>>,
 }
 
 impl Policy {
-    pub fn new(division: DivisionCode, revoked: impl IntoIterator<Item = String>) -> Self {
-        Self { division, revoked: RwLock::new(revoked.into_iter().collect()), children: RwLock::new(Vec::new()) }
+    pub fn new(division: DivisionCode, own_ca: Option<Vec<u8>>, revoked: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            division,
+            own_ca,
+            revoked: RwLock::new(revoked.into_iter().collect()),
+            children: RwLock::new(Vec::new()),
+        }
     }
 
     fn set_children(&self, children: Vec<DivisionCode>) {
@@ -86,7 +94,7 @@ impl Policy {
 }
 
 impl PeerPolicy for Policy {
-    fn admit(&self, peer: &Identity) -> Result<(), String> {
+    fn admit(&self, peer: &Identity, intermediates: &[&[u8]]) -> Result<(), String> {
         let Identity::Node { node, role, serial, .. } = peer else {
             return Err("a CA certificate cannot be used to connect; use a node certificate".into());
         };
@@ -105,6 +113,11 @@ impl PeerPolicy for Policy {
                 "agent {node} belongs under the hub of {child} ({}); enrol it there with a token from {child}/hub",
                 child.name()
             )),
+            // a prefecture hub serves the agents it enrolled, so that its
+            // own revocations and listings cover every agent it serves
+            Role::Agent if self.own_ca.as_ref().is_some_and(|ca| !intermediates.contains(&ca.as_slice())) => {
+                Err(format!("agent {node} was not enrolled at this hub; enrol it here with a token from this hub"))
+            }
             Role::Hub if !self.division.strictly_contains(node.division()) => Err(format!(
                 "hub {node} is not below this hub's division {here}; a hub connects only to the hub above it"
             )),
@@ -154,7 +167,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let store = Store::open(&paths.db())?;
     store.reset_connections()?;
     store.heartbeat(now())?;
-    let policy = Arc::new(Policy::new(config.division, store.revoked_serials()?));
+    let own_ca = auth.intermediates.first().cloned();
+    let policy = Arc::new(Policy::new(config.division, own_ca, store.revoked_serials()?));
     policy.set_children(store.child_hubs()?);
     let server_config =
         tls::hub_server_config(chain, hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;

@@ -304,6 +304,22 @@ fn a_prefecture_hub_cannot_enrol_or_vouch_for_a_node_outside_its_division() {
         rawclient::Outcome::Closed(why) => assert!(why.contains("may issue only for its own division"), "{why}"),
         other => panic!("the province accepted it: {other:?}"),
     }
+    // the prefecture serves only agents it enrolled: a province-issued certificate is refused there
+    let province_made = province
+        .ca()
+        .issue_for_key(&key, &NodeId::parse("632522/other").unwrap(), Role::Agent, now - 60, now + 3600)
+        .unwrap();
+    std::fs::write(forged.path().join("agent.crt"), gdx_certs::pki::der_to_pem(&province_made, "CERTIFICATE")).unwrap();
+    let pref_root = std::fs::read_to_string(prefecture.dir.path().join("root.crt")).unwrap();
+    match rawclient::exchange(
+        &prefecture.addr,
+        &pref_root,
+        Some(forged.path()),
+        rawclient::hello_frame("632522/other", 1),
+    ) {
+        rawclient::Outcome::Closed(why) => assert!(why.contains("was not enrolled at this hub"), "{why}"),
+        other => panic!("the prefecture accepted an agent it did not enrol: {other:?}"),
+    }
     // nor can it mint the certificate of its own hub (a stolen ca.key is not a hub identity)
     let minted =
         ca.issue_for_key(&key, &NodeId::parse("632500/hub").unwrap(), Role::Hub, now - 60, now + 3600).unwrap();
