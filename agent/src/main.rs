@@ -150,7 +150,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(report_sync(&out, json));
         }
         Command::Catalog(CatalogCommand::List { json }) => {
-            let list = report::catalog_overview(&paths, now())?;
+            let config = gdx_agent::config::AgentConfig::load(&paths)?;
+            let mut state = gdx_agent::state::State::open(&paths.state())?;
+            let list = report::catalog_overview(&config, &mut state, now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {

@@ -54,10 +54,8 @@ pub struct CatalogLine {
 }
 
 /// Declared entries (checked against the rules) joined with what was published.
-pub fn catalog_overview(paths: &AgentPaths, now: i64) -> anyhow::Result<Vec<CatalogLine>> {
-    let config = AgentConfig::load(paths)?;
-    let mut state = State::open(&paths.state())?;
-    let mut published = crate::catalog::local_entries(&mut state)?;
+pub fn catalog_overview(config: &AgentConfig, state: &mut State, now: i64) -> anyhow::Result<Vec<CatalogLine>> {
+    let mut published = crate::catalog::local_entries(state)?;
     let mut out = Vec::new();
     for res in &config.resources {
         match crate::catalog::declared(res, &config.node, now) {
@@ -148,10 +146,10 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
         Some(Ok(Identity::Node { serial, not_after, .. })) => (Some(serial), Some(not_after)),
         _ => (None, None),
     };
-    let state = State::open(&paths.state())?;
+    let mut state = State::open(&paths.state())?;
     let link = state.link()?;
     let resources = config.resources.iter().map(|r| state.resource_state(r.code.as_str())).collect::<Result<_, _>>()?;
-    let catalog = catalog_overview(paths, now)?;
+    let catalog = catalog_overview(&config, &mut state, now)?;
     Ok(Status {
         division_name: config.node.division().name(),
         node: config.node.to_string(),
@@ -365,7 +363,8 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
         }
         Err(e) => push("hub", Verdict::Fail, e.0),
     }
-    if let Ok(state) = State::open(&paths.state()) {
+    let mut state = State::open(&paths.state()).ok();
+    if let Some(state) = &state {
         for res in &config.resources {
             let Ok(r) = state.resource_state(res.code.as_str()) else { continue };
             if let Some(p) = &r.paused {
@@ -389,7 +388,7 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
             }
         }
     }
-    if let Ok(lines) = catalog_overview(paths, now) {
+    if let Some(Ok(lines)) = state.as_mut().map(|s| catalog_overview(&config, s, now)) {
         for l in &lines {
             let what = format!("{} {}", l.code.as_deref().unwrap_or("entry"), l.name.as_deref().unwrap_or(""));
             let verdict = if l.problem.is_some() {

@@ -255,11 +255,7 @@ pub fn make_ca_csr(key: &KeyPair, common_name: &str) -> Result<Vec<u8>, PkiError
 
 /// Makes a CSR for `key`, naming `node` in its subject (informational only).
 pub fn make_csr(key: &KeyPair, node: &NodeId) -> Result<Vec<u8>, PkiError> {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, node.to_string());
-    params.distinguished_name = dn;
-    Ok(params.serialize_request(key)?.der().to_vec())
+    make_ca_csr(key, &node.to_string())
 }
 
 /// The public key a CSR asks to certify, after checking its signature.

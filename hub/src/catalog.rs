@@ -27,7 +27,7 @@ use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::nodes::render;
-use crate::vault::summaries;
+use crate::vault::last_changes;
 
 const SCHEMA: &str = "
 -- one row per 信息资源代码: its newest version, as signed by its provider
@@ -111,13 +111,8 @@ pub struct Filter {
     pub overdue: bool,
     /// Include withdrawn entries.
     pub withdrawn: bool,
-}
-
-impl Filter {
-    /// A filter for a search query.
-    pub fn search(query: &str) -> Self {
-        Self { terms: search_terms(query), ..Self::default() }
-    }
+    /// Only the entry with this 信息资源代码.
+    pub code: Option<String>,
 }
 
 /// Filters as people type them (`gdx-hub catalog list --class base`) and as
@@ -186,6 +181,7 @@ impl FilterArgs {
             cycle: parsed(&self.cycle)?,
             overdue: self.overdue,
             withdrawn: self.withdrawn,
+            code: None,
         };
         Ok((filter, at))
     }
@@ -312,6 +308,9 @@ impl Catalog {
         if let Some(c) = filter.cycle {
             bind(&mut sql, " AND update_cycle = ?", c.label().to_owned());
         }
+        if let Some(c) = &filter.code {
+            bind(&mut sql, " AND code = ?", c.clone());
+        }
         sql.push_str(" ORDER BY code");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
@@ -334,12 +333,7 @@ impl Catalog {
             }
             let local = changed
                 .entry(entry.provider.clone())
-                .or_insert_with(|| {
-                    summaries(&self.vault_dir, &entry.provider)
-                        .into_iter()
-                        .map(|s| (s.resource, s.updated_at))
-                        .collect()
-                })
+                .or_insert_with(|| last_changes(&self.vault_dir, &entry.provider))
                 .get(entry.resource.as_str())
                 .copied();
             let last_change = local.into_iter().chain(relayed_change).max();
@@ -465,8 +459,8 @@ impl Catalog {
 
     /// One entry by its 信息资源代码, withdrawn or not.
     pub fn get(&self, code: &str, now: i64) -> Result<Option<Listed>, CatalogError> {
-        let all = self.list(&Filter { withdrawn: true, ..Filter::default() }, now)?;
-        Ok(all.into_iter().find(|l| l.entry.code == code))
+        let one = Filter { withdrawn: true, code: Some(code.to_owned()), ..Filter::default() };
+        Ok(self.list(&one, now)?.into_iter().next())
     }
 }
 

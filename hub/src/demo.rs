@@ -612,16 +612,17 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
     .await?;
 
     let paths = HubPaths::new(&hub_dir);
+    // Every hub of the tree pins the province's root in its tokens.
+    let root_fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
     // The prefecture hubs join the province with real tokens.
     let mut hubs: Vec<(HubPaths, crate::HubConfig)> = vec![(paths.clone(), config.clone())];
     for prefecture in PREFECTURES {
         let token = {
             let store = Store::open(&paths.db())?;
-            let fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
             enrol::make_token(
                 &store,
                 &config,
-                fingerprint,
+                root_fingerprint,
                 &NodeId::parse(&format!("{prefecture}/hub"))?,
                 Role::Hub,
                 3600,
@@ -652,8 +653,7 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
             hubs.iter().rev().find(|(_, c)| c.division.contains(node_id.division())).unwrap_or(&hubs[0]);
         let token = {
             let store = Store::open(&hub_paths.db())?;
-            let fingerprint = enrol::Authority::load(hub_paths)?.root_fingerprint();
-            enrol::make_token(&store, hub_config, fingerprint, &node_id, Role::Agent, 3600, now())?
+            enrol::make_token(&store, hub_config, root_fingerprint, &node_id, Role::Agent, 3600, now())?
         };
         let dir = root.join(format!("agent-{}", dept.node.replace('/', "-")));
         let status = tokio::process::Command::new(&agent_exe)
@@ -682,7 +682,7 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
     let store = Store::open(&paths.db())?;
     // The province sees the agents below the prefecture hubs through their reports.
     let connected = || {
-        nodes::list(&store, &paths.dir.join("vaults"), now())
+        nodes::list(&store, None, now())
             .map(|l| l.iter().filter(|n| n.row.role == "agent" && n.state == "connected").count())
             .unwrap_or(0)
     };
@@ -693,7 +693,7 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
         hubs.iter()
             .map(|(p, _)| {
                 Store::open(&p.db())
-                    .and_then(|s| nodes::list(&s, &p.dir.join("vaults"), now()))
+                    .and_then(|s| nodes::list(&s, Some(&p.dir.join("vaults")), now()))
                     .map(|l| l.iter().filter(|n| n.via.is_none()).map(|n| n.resources.len()).sum::<usize>())
                     .unwrap_or(0)
             })
@@ -717,7 +717,7 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
         })
     };
     wait_for(Duration::from_secs(60), "the prefecture hubs to forward the base data", forwarded).await?;
-    print!("{}", nodes::table(&nodes::list(&store, &vaults, now())?));
+    print!("{}", nodes::table(&nodes::list(&store, Some(&vaults), now())?));
     println!(
         "\nThe province's catalogue (five base resources, the rest from departments at three levels; the prefecture hubs forwarded theirs, with the base resources' data):\n"
     );

@@ -244,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Nodes { json } => {
             let config = HubConfig::load(&paths)?;
             let store = Store::open(&paths.db())?;
-            let list = nodes::list(&store, &paths.dir.join("vaults"), now())?;
+            let list = nodes::list(&store, Some(&paths.dir.join("vaults")), now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());

@@ -30,7 +30,8 @@ pub struct NodeStatus {
 /// reported (the whole tree below). A node counts as connected only while
 /// `gdx-hub run` is alive (its heartbeat is fresh), and a node below a child
 /// hub only while that hub is connected and its report is recent.
-pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
+/// `vault_dir` adds each node's resources (row counts: not free on large vaults).
+pub fn list(store: &Store, vault_dir: Option<&Path>, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
     let running = store.hub_running(now)?;
     let mut out = local(store, vault_dir, now, running)?;
     for n in &mut out {
@@ -49,7 +50,7 @@ pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>
             r.state.clone()
         };
         // base resources forwarded by the child hub are held here too
-        let resources = NodeId::parse(&r.node).map(|n| summaries(vault_dir, &n)).unwrap_or_default();
+        let resources = resources_of(vault_dir, &r.node);
         out.push(NodeStatus {
             row: NodeRow {
                 division_name: gdx_common::DivisionCode::parse(&division).map(|d| d.name()).unwrap_or_default(),
@@ -76,7 +77,14 @@ pub fn list(store: &Store, vault_dir: &Path, now: i64) -> Result<Vec<NodeStatus>
 /// A child hub's report older than this no longer says who is connected.
 const REPORT_STALE_SECS: i64 = 30;
 
-fn local(store: &Store, vault_dir: &Path, now: i64, running: bool) -> Result<Vec<NodeStatus>, StoreError> {
+fn resources_of(vault_dir: Option<&Path>, node: &str) -> Vec<ResourceSummary> {
+    match (vault_dir, NodeId::parse(node)) {
+        (Some(dir), Ok(n)) => summaries(dir, &n),
+        _ => Vec::new(),
+    }
+}
+
+fn local(store: &Store, vault_dir: Option<&Path>, now: i64, running: bool) -> Result<Vec<NodeStatus>, StoreError> {
     Ok(store
         .nodes()?
         .into_iter()
@@ -91,7 +99,7 @@ fn local(store: &Store, vault_dir: &Path, now: i64, running: bool) -> Result<Vec
             } else {
                 "offline"
             };
-            let resources = NodeId::parse(&row.node).map(|n| summaries(vault_dir, &n)).unwrap_or_default();
+            let resources = resources_of(vault_dir, &row.node);
             NodeStatus { row, state: state.to_owned(), resources, via: None, backlog: None }
         })
         .collect())

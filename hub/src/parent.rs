@@ -183,7 +183,7 @@ async fn report(
     catalog: &Mutex<Catalog>,
 ) -> Result<(), String> {
     let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
-    let listed = crate::nodes::list(&store, &paths.dir.join("vaults"), now()).map_err(|e| e.to_string())?;
+    let listed = crate::nodes::list(&store, None, now()).map_err(|e| e.to_string())?;
     let nodes = listed
         .iter()
         .filter_map(|n| {
