@@ -75,6 +75,14 @@ fn catalog_codes(hub: &Hub) -> Vec<String> {
     list.iter().map(|e| e["code"].as_str().unwrap().to_owned()).collect()
 }
 
+/// The last changeset number a vault applied to `hukou`.
+fn last_seq(vault: &Path) -> i64 {
+    rusqlite::Connection::open(vault)
+        .unwrap()
+        .query_row("SELECT last_seq FROM _gdx_resources WHERE resource = 'hukou'", [], |r| r.get(0))
+        .unwrap()
+}
+
 fn has_table(db: &Path, table: &str) -> bool {
     db.exists()
         && rusqlite::Connection::open(db)
@@ -233,13 +241,7 @@ fn the_province_converges_after_a_cut_with_nothing_lost_or_doubled() {
         table_checksum(&db, "people", COLS) == table_checksum(&at_province, "hukou", COLS)
     });
     assert!(prefecture.cmd(&["nodes"]).ok().contains(": connected since"));
-    let last = |p: &Path| -> i64 {
-        rusqlite::Connection::open(p)
-            .unwrap()
-            .query_row("SELECT last_seq FROM _gdx_resources WHERE resource = 'hukou'", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(last(&at_province), last(&vault(&prefecture, COUNTY)), "the same changesets, each once");
+    assert_eq!(last_seq(&at_province), last_seq(&vault(&prefecture, COUNTY)), "the same changesets, each once");
 }
 
 #[test]
@@ -363,11 +365,5 @@ fn kills_while_forwarding_lose_and_double_nothing() {
     wait_until(Duration::from_secs(90), "the province converges after the kills", || {
         table_checksum(&db, "people", COLS) == table_checksum(&at_province, "hukou", COLS)
     });
-    let last = |p: &Path| -> i64 {
-        rusqlite::Connection::open(p)
-            .unwrap()
-            .query_row("SELECT last_seq FROM _gdx_resources WHERE resource = 'hukou'", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(last(&at_province), last(&vault(&prefecture, COUNTY)));
+    assert_eq!(last_seq(&at_province), last_seq(&vault(&prefecture, COUNTY)));
 }
