@@ -48,54 +48,150 @@ pub enum Filing {
     Refused(String),
 }
 
-/// A grant: who may receive which columns of which resource, why, until when.
+/// Where a request stands. Expiry is not a state: it follows from
+/// [`RequestRecord::granted_until`] and the clock of whoever checks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    pub consumer: NodeId,
-    pub provider: NodeId,
-    /// 信息资源代码.
-    pub code: String,
-    /// The provider's resource (vault table).
-    pub resource: String,
-    /// Source columns granted; the key columns always travel.
-    pub columns: Vec<String>,
-    pub purpose: String,
-    /// Last day of validity (days since 1970-01-01), inclusive.
-    pub until: Option<i64>,
-    /// Columns delivered in clear although the catalogue marks them sensitive.
-    pub unmasked: Vec<String>,
-    pub granted_at: i64,
-    pub revoked_at: Option<i64>,
+pub enum Status {
+    /// 有条件共享: waiting for the provider, who must answer by this day.
+    Pending { answer_by_day: i64 },
+    /// Granted (at filing for 无条件共享, or approved by the provider).
+    Granted,
+    /// Refused on filing (不予共享, or a request that breaks a rule).
+    Refused { reason: String },
+    /// Denied by the provider.
+    Denied { reason: String },
+    /// The provider revoked the grant at `at`.
+    Revoked { reason: String, at: i64 },
 }
 
-impl Grant {
-    /// True while the grant is neither revoked nor expired at Unix time `now`.
-    pub fn is_live(&self, now: i64) -> bool {
-        self.revoked_at.is_none_or(|r| r > now) && self.until.is_none_or(|d| now.div_euclid(86_400) <= d)
+/// A request and, once granted, the grant: who may receive which columns of
+/// which resource, why, until when. The consumer's hub creates it (version
+/// 1); after that only the provider's hub changes it, each change one
+/// version up, so every hub keeps the highest version it has seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// `DIVISION-N`: the consumer's hub and its own counter, unique in the province.
+    pub id: String,
+    pub consumer: NodeId,
+    pub provider: NodeId,
+    /// 信息资源代码 and 信息资源名称 of the entry asked for.
+    pub code: String,
+    pub name: String,
+    /// The provider's resource (its vault table).
+    pub resource: String,
+    /// Source columns asked for.
+    pub fields: Vec<String>,
+    pub purpose: String,
+    /// Last day asked for (days since 1970-01-01), if limited.
+    pub until: Option<i64>,
+    pub filed_at: i64,
+    pub status: Status,
+    /// Source columns granted; the key columns always travel besides them.
+    pub columns: Vec<String>,
+    /// Granted columns the catalogue marks sensitive, delivered masked.
+    pub masked: Vec<String>,
+    /// Last day of validity (days since 1970-01-01), inclusive.
+    pub granted_until: Option<i64>,
+    pub decided_at: Option<i64>,
+    pub version: u64,
+}
+
+impl RequestRecord {
+    /// A record for `req` as filed against `entry` at Unix time `now`.
+    pub fn filed(id: String, entry: &CatalogEntry, req: &Request, now: i64) -> Self {
+        let today = now.div_euclid(86_400);
+        let fields = resolve_fields(entry, &req.fields).unwrap_or_default();
+        let mut r = RequestRecord {
+            id,
+            consumer: req.consumer.clone(),
+            provider: entry.provider.clone(),
+            code: entry.code.clone(),
+            name: entry.name.clone(),
+            resource: entry.resource.to_string(),
+            fields: fields.clone(),
+            purpose: req.purpose.clone(),
+            until: req.until,
+            filed_at: now,
+            status: Status::Refused { reason: String::new() },
+            columns: Vec::new(),
+            masked: Vec::new(),
+            granted_until: None,
+            decided_at: None,
+            version: 1,
+        };
+        match file(entry, req, today) {
+            Filing::Granted { columns } => r.grant(entry, columns, &[], req.until, now),
+            Filing::Pending { answer_by_day } => r.status = Status::Pending { answer_by_day },
+            Filing::Refused(reason) => {
+                r.status = Status::Refused { reason };
+                r.decided_at = Some(now);
+            }
+        }
+        r
     }
 
-    /// Why `column` may not be delivered under this grant at `now`, if it may not.
-    pub fn refuse(&self, column: &str, now: i64) -> Option<String> {
-        if let Some(r) = self.revoked_at.filter(|r| *r <= now) {
-            return Some(format!(
-                "the grant of {} to {} was revoked at {}",
-                self.code,
-                self.consumer,
-                crate::units::format_time(r)
-            ));
+    /// Grants `columns`, delivering the sensitive ones masked except `clear`.
+    pub fn grant(&mut self, entry: &CatalogEntry, columns: Vec<String>, clear: &[String], until: Option<i64>, now: i64) {
+        self.masked = entry
+            .items
+            .iter()
+            .filter(|i| i.sensitive && columns.iter().any(|c| c.eq_ignore_ascii_case(i.column())))
+            .map(|i| i.column().to_owned())
+            .filter(|c| !clear.iter().any(|x| x.eq_ignore_ascii_case(c)))
+            .collect();
+        self.columns = columns;
+        self.granted_until = until;
+        self.status = Status::Granted;
+        self.decided_at = Some(now);
+    }
+
+    /// True while the grant is granted and not expired at Unix time `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.status == Status::Granted && self.granted_until.is_none_or(|d| now.div_euclid(86_400) <= d)
+    }
+
+    /// Why nothing may be delivered under this record at `now`, if nothing may.
+    pub fn refusal(&self, now: i64) -> Option<String> {
+        let what = format!("request {} ({} {} for {})", self.id, self.code, self.name, self.consumer);
+        match &self.status {
+            Status::Granted => self.granted_until.filter(|d| now.div_euclid(86_400) > *d).map(|d| {
+                format!("the grant of {what} expired after {}; file a new request", crate::units::format_date(d * 86_400))
+            }),
+            Status::Pending { answer_by_day } => Some(format!(
+                "{what} waits for the provider's decision (due by {})",
+                crate::units::format_date(answer_by_day * 86_400)
+            )),
+            Status::Refused { reason } => Some(format!("{what} was refused: {reason}")),
+            Status::Denied { reason } => Some(format!("{what} was denied by {}: {reason}", self.provider)),
+            Status::Revoked { reason, at } => Some(format!(
+                "the grant of {what} was revoked at {}: {reason}",
+                crate::units::format_time(*at)
+            )),
         }
-        if let Some(d) = self.until.filter(|d| now.div_euclid(86_400) > *d) {
-            return Some(format!(
-                "the grant of {} to {} expired after {}",
-                self.code,
-                self.consumer,
-                crate::units::format_date(d * 86_400)
-            ));
+    }
+
+    /// Why `column` may not be delivered under this record at `now`, if it may not.
+    pub fn refuse(&self, column: &str, now: i64) -> Option<String> {
+        if let Some(r) = self.refusal(now) {
+            return Some(r);
         }
         if !self.columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
             return Some(format!("{column} is not among the fields granted to {} for {}", self.consumer, self.code));
         }
         None
+    }
+
+    /// One word for listings: pending, OVERDUE, granted, expired, refused, denied, revoked.
+    pub fn state(&self, now: i64) -> &'static str {
+        match &self.status {
+            Status::Pending { answer_by_day } if now.div_euclid(86_400) > *answer_by_day => "OVERDUE",
+            Status::Pending { .. } => "pending",
+            Status::Granted if self.is_live(now) => "granted",
+            Status::Granted => "expired",
+            Status::Refused { .. } => "refused",
+            Status::Denied { .. } => "denied",
+            Status::Revoked { .. } => "revoked",
+        }
     }
 }
 
@@ -284,29 +380,29 @@ mod tests {
     }
 
     #[test]
-    fn grants_expire_are_revoked_and_cover_only_their_columns() {
-        let day = parse_date("2026-12-31").unwrap();
-        let mut g = Grant {
-            consumer: NodeId::parse("632522/minzheng").unwrap(),
-            provider: NodeId::parse("630000/minzheng").unwrap(),
-            code: "301001/000001".into(),
-            resource: "dibao".into(),
-            columns: vec!["id_number".into(), "name".into()],
-            purpose: "比对".into(),
-            until: Some(day),
-            unmasked: vec![],
-            granted_at: 0,
-            revoked_at: None,
-        };
-        let end_of_day = day * 86_400 + 86_399;
+    fn records_expire_are_revoked_and_cover_only_their_columns() {
+        let now = parse_date("2026-11-27").unwrap() * 86_400;
+        let mut req = request(&["证件号码", "姓名"]);
+        req.until = Some(parse_date("2026-12-31").unwrap());
+        let mut g = RequestRecord::filed("630000-1".into(), &entry("无条件共享"), &req, now);
+        assert_eq!(g.status, Status::Granted);
+        assert_eq!(g.masked, vec!["id_number".to_owned()], "sensitive items are masked by default");
+        let end_of_day = parse_date("2026-12-31").unwrap() * 86_400 + 86_399;
         assert!(g.is_live(end_of_day) && g.refuse("NAME", end_of_day).is_none());
         assert!(g.refuse("amount", end_of_day).unwrap().contains("not among the fields"));
         assert!(!g.is_live(end_of_day + 1));
+        assert_eq!(g.state(end_of_day + 1), "expired");
         assert!(g.refuse("name", end_of_day + 1).unwrap().contains("expired after 2026-12-31"));
-        g.until = None;
-        g.revoked_at = Some(1000);
-        assert!(g.is_live(999) && !g.is_live(1000));
-        assert!(g.refuse("name", 1000).unwrap().contains("revoked"));
+        g.status = Status::Revoked { reason: "审核结束".into(), at: now };
+        assert!(!g.is_live(now) && g.refuse("name", now).unwrap().contains("revoked"));
+        let pending = RequestRecord::filed("630000-2".into(), &entry("有条件共享"), &req, now);
+        assert_eq!(pending.state(now), "pending");
+        assert_eq!(pending.state(now + 15 * 86_400), "OVERDUE");
+        let mut approved = pending.clone();
+        approved.grant(&entry("有条件共享"), vec!["id_number".into()], &["ID_NUMBER".into()], None, now);
+        assert!(approved.masked.is_empty() && approved.is_live(now + 1000 * 86_400));
+        let refused = RequestRecord::filed("630000-3".into(), &entry("不予共享"), &req, now);
+        assert!(refused.refusal(now).unwrap().contains("不予共享"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::ResourceCode;
+use crate::grant::RequestRecord;
 use crate::node::{NodeId, Role};
 
 /// The protocol version this build speaks.
@@ -60,6 +61,140 @@ pub enum Message {
     NodeReport(NodeReport),
     /// The parent's answer: nodes of the child's subtree revoked above it.
     ReportAck(ReportAck),
+    /// Agent → its hub: file a request for another department's data.
+    FileRequest(RequestForm),
+    /// Agent → its hub: the requests this node filed or must decide.
+    ListRequests,
+    /// The requests asked for, newest first.
+    Requests(Vec<RequestRecord>),
+    /// Provider agent → its hub: approve, deny or revoke a request.
+    Decide(Decision),
+    /// Answer to `FileRequest` and `Decide`: the record as it now stands.
+    RequestAnswer(RequestRecord),
+    /// Consumer agent → its hub: the deliveries of a grant after a number.
+    Fetch(Fetch),
+    /// The deliveries asked for, in order (none when nothing new arrived).
+    Deliveries(Vec<SignedDelivery>),
+    /// Consumer agent → its hub: one record under a grant.
+    Lookup(LookupQuery),
+    /// The record looked up, or none.
+    LookupAnswer(LookupAnswer),
+    /// Child hub → parent: requests, decisions, deliveries and progress
+    /// recorded at the child since the last push.
+    ExchangePush(ExchangeBatch),
+    /// The parent stored everything in the push up to `upto`.
+    ExchangePushed(u64),
+    /// Child hub → parent: what concerns the child's subtree since `since`.
+    ExchangePull(u64),
+    /// The answer to a pull; ask from `upto` next time.
+    ExchangePulled(ExchangeBatch),
+}
+
+/// What a consumer asks for; its hub files it against the catalogue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestForm {
+    /// 信息资源代码.
+    pub code: String,
+    /// 信息项, by name or source column.
+    pub fields: Vec<String>,
+    pub purpose: String,
+    /// Last day wanted, days since 1970-01-01.
+    pub until: Option<i64>,
+}
+
+/// A provider's decision on request `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: String,
+    pub verdict: Verdict,
+}
+
+/// Approve (possibly narrower, shorter, with sensitive fields in clear), deny, or revoke.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Approve { fields: Option<Vec<String>>, until: Option<i64>, clear: Vec<String> },
+    Deny { reason: String },
+    Revoke { reason: String },
+}
+
+/// The consumer asks for grant `id`'s deliveries numbered above `after`,
+/// which also tells its hub that it applied everything up to `after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    pub id: String,
+    pub after: u64,
+}
+
+/// One key of a granted resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupQuery {
+    /// 信息资源代码.
+    pub code: String,
+    /// The key's values, in key order, as text.
+    pub key: Vec<String>,
+}
+
+/// The answer to a lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupAnswer {
+    /// The grant it was answered under.
+    pub id: String,
+    /// JSON object of the granted (and masked) columns, or none for an unknown key.
+    pub row: Option<String>,
+    /// The hub that answered and the delivery its copy is at.
+    pub served_by: NodeId,
+    pub as_of: u64,
+}
+
+/// Granted columns of one changeset, filtered and masked by the provider's
+/// hub, numbered per grant from 1 without gaps, and signed by that hub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedDelivery {
+    /// The request id of the grant.
+    pub grant: String,
+    pub n: u64,
+    /// True when the consumer must first empty its copy (first delivery,
+    /// or the provider sent its resource again in full).
+    pub replace: bool,
+    pub rows: u32,
+    /// `zstd(bincode(Changeset))` of the granted columns.
+    pub body: Vec<u8>,
+    /// ECDSA P-256 signature by the producing hub over [`SignedDelivery::signed_bytes`].
+    pub signature: Vec<u8>,
+    /// The producing hub's certificate, then its intermediates, DER.
+    pub signer_chain: Vec<Vec<u8>>,
+}
+
+impl SignedDelivery {
+    /// What the signature covers: grant id, number, replace flag and body.
+    pub fn signed_bytes(grant: &str, n: u64, replace: bool, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + grant.len() + 16);
+        out.extend_from_slice(&(grant.len() as u32).to_be_bytes());
+        out.extend_from_slice(grant.as_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
+        out.push(u8::from(replace));
+        out.extend_from_slice(body);
+        out
+    }
+}
+
+/// How far a consumer has applied a grant's deliveries, as its hub knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub grant: String,
+    pub n: u64,
+    pub rows: u64,
+    pub at: i64,
+}
+
+/// Exchange state moving between a child hub and its parent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeBatch {
+    pub records: Vec<RequestRecord>,
+    pub deliveries: Vec<SignedDelivery>,
+    pub progress: Vec<Progress>,
+    /// The sender's change counter this batch reaches.
+    pub upto: u64,
 }
 
 /// One node of a child hub's subtree, as the child sees it.

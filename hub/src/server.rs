@@ -505,11 +505,9 @@ impl Hub {
         if let Err(e) = cs.validate() {
             return reject(e);
         }
-        // A child hub keeps the signed frame to forward it to its parent.
-        let frame = match self.config.parent {
-            Some(_) => wire::encode_frame(&Message::Upload(env.clone())).ok(),
-            None => None,
-        };
+        // Every hub keeps the signed frame: a child forwards it to its
+        // parent, and grants are delivered from it.
+        let frame = wire::encode_frame(&Message::Upload(env.clone())).ok();
         match self.vaults.apply(&cs, &pki::sha256(&env.body), frame.as_deref(), now()) {
             Ok(Applied::Applied) => {
                 info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gdx_common::NodeId;
-use gdx_common::data::{Change, Changeset, Column, Value, cmp_change_keys};
-use rusqlite::types::ToSqlOutput;
-use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
+use gdx_certs::tables;
+use gdx_common::data::{Changeset, Column};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// Page cache per open vault (negative: KiB).
 const CACHE_KIB: i64 = 256 * 1024;
@@ -274,19 +274,8 @@ fn apply(
         return Ok(Applied::Gap { expected: last + 1 });
     }
     let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
-    let mut columns: Vec<Column> = match &meta {
-        None => {
-            let defs: Vec<String> =
-                cs.columns.iter().map(|c| format!("\"{}\" {}", c.name, affinity(&c.decl_type))).collect();
-            let pk: Vec<String> = key_names.iter().map(|k| format!("\"{k}\"")).collect();
-            tx.execute_batch(&format!(
-                "CREATE TABLE \"{table}\" ({}, PRIMARY KEY ({})) WITHOUT ROWID",
-                defs.join(", "),
-                pk.join(", ")
-            ))
-            .map_err(|e| VaultError::Schema(format!("the vault cannot create table {table}: {e}")))?;
-            cs.columns.clone()
-        }
+    let known = match &meta {
+        None => None,
         Some((cols, key, _, _)) => {
             let saved_key: Vec<String> = serde_json::from_str(key).unwrap_or_default();
             if saved_key != key_names {
@@ -294,36 +283,13 @@ fn apply(
                     "the key of {table} changed from {saved_key:?} to {key_names:?}; a resource's key cannot change"
                 )));
             }
-            serde_json::from_str(cols).unwrap_or_default()
+            Some(serde_json::from_str::<Vec<Column>>(cols).unwrap_or_default())
         }
     };
-    for c in &cs.columns {
-        // SQLite names are case-insensitive
-        if !columns.iter().any(|x| x.name.to_lowercase() == c.name.to_lowercase()) {
-            tx.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN \"{}\" {}", c.name, affinity(&c.decl_type)))
-                .map_err(|e| VaultError::Schema(format!("the vault cannot add column {} to {table}: {e}", c.name)))?;
-            columns.push(c.clone());
-        }
-    }
-    {
-        let names: Vec<String> = cs.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
-        let marks: Vec<String> = (1..=cs.columns.len()).map(|i| format!("?{i}")).collect();
-        let mut upsert = tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO \"{table}\" ({}) VALUES ({})",
-            names.join(", "),
-            marks.join(", ")
-        ))?;
-        let cond: Vec<String> = key_names.iter().enumerate().map(|(i, k)| format!("\"{k}\" = ?{}", i + 1)).collect();
-        let mut delete = tx.prepare_cached(&format!("DELETE FROM \"{table}\" WHERE {}", cond.join(" AND ")))?;
-        let mut changes: Vec<&Change> = cs.changes.iter().collect();
-        changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
-        for change in changes {
-            match change {
-                Change::Upsert(row) => upsert.execute(params_from_iter(row.iter().map(Sql)))?,
-                Change::Delete(key) => delete.execute(params_from_iter(key.iter().map(Sql)))?,
-            };
-        }
-    }
+    let columns = tables::apply(&tx, table, known, cs).map_err(|e| match e {
+        tables::TableError::Schema(m) => VaultError::Schema(m),
+        tables::TableError::Sqlite(e) => VaultError::Sqlite(e),
+    })?;
     tx.execute(
         "INSERT INTO _gdx_resources (resource, columns, key, last_seq, updated_at, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
@@ -347,44 +313,10 @@ fn apply(
     Ok(Applied::Applied)
 }
 
-/// A declared type reduced to a SQLite affinity, so that nothing from the
-/// source is pasted into SQL.
-fn affinity(decl: &str) -> &'static str {
-    let d = decl.to_ascii_uppercase();
-    if d.contains("INT") {
-        "INTEGER"
-    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
-        "TEXT"
-    } else if d.contains("BLOB") {
-        "BLOB"
-    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
-        "REAL"
-    } else if d.is_empty() {
-        ""
-    } else {
-        "NUMERIC"
-    }
-}
-
-struct Sql<'a>(&'a Value);
-
-impl ToSql for Sql<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        use rusqlite::types::ValueRef;
-        Ok(ToSqlOutput::Borrowed(match self.0 {
-            Value::Null => ValueRef::Null,
-            Value::Integer(i) => ValueRef::Integer(*i),
-            Value::Real(f) => ValueRef::Real(*f),
-            Value::Text(s) => ValueRef::Text(s.as_bytes()),
-            Value::Blob(b) => ValueRef::Blob(b),
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gdx_common::data::ResourceCode;
+    use gdx_common::data::{Change, ResourceCode, Value};
 
     fn cs(seq: u64, changes: Vec<Change>, extra_col: bool) -> Changeset {
         let mut columns = vec![
@@ -445,14 +377,5 @@ mod tests {
         let mut late = cs(3, vec![up("8", "y")], false);
         late.epoch = 9;
         assert!(v.apply(&late, &[1; 32], None, 14).is_err());
-    }
-
-    #[test]
-    fn affinities_never_echo_the_source() {
-        assert_eq!(affinity("varchar(20)"), "TEXT");
-        assert_eq!(affinity("BIGINT"), "INTEGER");
-        assert_eq!(affinity("INT); DROP TABLE x; --"), "INTEGER");
-        assert_eq!(affinity("DECIMAL(10,2)"), "NUMERIC");
-        assert_eq!(affinity(""), "");
     }
 }
