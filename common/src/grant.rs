@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CatalogEntry, SharingType};
+use crate::data::{Change, Changeset, Column, Value};
 use crate::node::NodeId;
 
 /// Working days a provider has to answer a 有条件共享 request (国发〔2016〕51号).
@@ -193,6 +194,82 @@ impl RequestRecord {
             Status::Revoked { .. } => "revoked",
         }
     }
+}
+
+/// The part of changeset `cs` that `record` lets travel: the key columns
+/// (in clear: rows are addressed by them) and the granted columns, the
+/// sensitive ones masked; every other column stays behind. Numbered `n`.
+pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64) -> Changeset {
+    let has = |list: &[String], name: &str| list.iter().any(|c| c.eq_ignore_ascii_case(name));
+    let keep: Vec<usize> = (0..cs.columns.len())
+        .filter(|i| cs.key.contains(i) || has(&record.columns, &cs.columns[*i].name))
+        .collect();
+    let masked: Vec<bool> =
+        keep.iter().map(|i| !cs.key.contains(i) && has(&record.masked, &cs.columns[*i].name)).collect();
+    let changes = cs
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Upsert(row) => Change::Upsert(
+                keep.iter()
+                    .zip(&masked)
+                    .map(|(&i, &m)| match (&row[i], m) {
+                        (Value::Null, _) | (_, false) => row[i].clone(),
+                        (v, true) => Value::Text(mask(&value_text(v))),
+                    })
+                    .collect(),
+            ),
+            Change::Delete(key) => Change::Delete(key.clone()),
+        })
+        .collect();
+    Changeset {
+        origin: cs.origin.clone(),
+        resource: cs.resource.clone(),
+        seq: n,
+        epoch: cs.epoch,
+        columns: keep
+            .iter()
+            .zip(&masked)
+            .map(|(&i, &m)| {
+                let c = &cs.columns[i];
+                Column { name: c.name.clone(), decl_type: if m { "TEXT".into() } else { c.decl_type.clone() } }
+            })
+            .collect(),
+        key: cs.key.iter().filter_map(|k| keep.iter().position(|i| i == k)).collect(),
+        changes,
+        created_at: cs.created_at,
+    }
+}
+
+/// A value as text, for masking, key matching and listings.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+    }
+}
+
+/// Key values joined as text, so that a key typed by a person matches.
+pub fn key_text(values: &[&Value]) -> String {
+    values.iter().map(|v| value_text(v)).collect::<Vec<_>>().join("\u{1f}")
+}
+
+/// A row as a JSON object of its columns.
+pub fn row_json(columns: &[Column], row: &[Value]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (c, v) in columns.iter().zip(row) {
+        let j = match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Integer(i) => (*i).into(),
+            Value::Real(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            other => value_text(other).into(),
+        };
+        map.insert(c.name.clone(), j);
+    }
+    serde_json::Value::Object(map)
 }
 
 /// The source columns a request names, resolved against the entry's 信息项
@@ -403,6 +480,43 @@ mod tests {
         assert!(approved.masked.is_empty() && approved.is_live(now + 1000 * 86_400));
         let refused = RequestRecord::filed("630000-3".into(), &entry("不予共享"), &req, now);
         assert!(refused.refusal(now).unwrap().contains("不予共享"));
+    }
+
+    #[test]
+    fn only_key_and_granted_columns_travel_and_sensitive_ones_are_masked() {
+        let now = parse_date("2026-11-27").unwrap() * 86_400;
+        let mut g = RequestRecord::filed("630000-1".into(), &entry("无条件共享"), &request(&["证件号码", "月保障金额"]), now);
+        g.columns.push("phone".into());
+        g.masked.push("phone".into());
+        let col = |n: &str| Column { name: n.into(), decl_type: "TEXT".into() };
+        let t = |s: &str| Value::Text(s.into());
+        let cs = Changeset {
+            origin: NodeId::parse("630000/minzheng").unwrap(),
+            resource: crate::data::ResourceCode::parse("dibao").unwrap(),
+            seq: 9,
+            epoch: 1,
+            columns: vec![col("case_no"), col("id_number"), col("name"), col("amount"), col("phone")],
+            key: vec![0],
+            changes: vec![
+                Change::Upsert(vec![t("A1"), t("63252219800101001X"), t("卓玛"), Value::Integer(640), Value::Null]),
+                Change::Upsert(vec![t("A2"), Value::Null, t("马秀兰"), Value::Integer(700), t("13907012345")]),
+                Change::Delete(vec![t("A3")]),
+            ],
+            created_at: 5,
+        };
+        let d = deliverable(&cs, &g, 1);
+        let names: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["case_no", "id_number", "amount", "phone"], "name was not granted");
+        assert_eq!((d.seq, d.key.clone()), (1, vec![0]));
+        assert_eq!(
+            d.changes[0],
+            Change::Upsert(vec![t("A1"), t("632522********001X"), Value::Integer(640), Value::Null])
+        );
+        assert_eq!(d.changes[1], Change::Upsert(vec![t("A2"), Value::Null, Value::Integer(700), t("139****2345")]));
+        assert_eq!(d.changes[2], Change::Delete(vec![t("A3")]));
+        assert!(d.validate().is_ok());
+        assert_eq!(key_text(&[&t("A1"), &Value::Integer(7)]), "A1\u{1f}7");
+        assert_eq!(row_json(&d.columns, &[t("A1"), Value::Null, Value::Integer(1), t("x")])["amount"], 1);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`nodes`]: the `gdx-hub nodes` listing.
 //! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
+//! - [`exchange`]: requests, grants, deliveries and lookups, and their
+//!   store-and-forward between hubs.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
 //! - [`parent`]: a child hub's link to its parent, forwarding entries and base data.
 //! - [`demo`]: `gdx-hub demo`, a small province on one machine.
@@ -21,6 +23,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod enrol;
+pub mod exchange;
 pub mod init;
 pub mod nodes;
 pub mod parent;

@@ -82,6 +82,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The requests and grants of this hub's subtree: who receives what,
+    /// which fields, why, until when, and the rows delivered.
+    #[command(after_help = "Examples:\n  gdx-hub grants\n  gdx-hub grants --json")]
+    Grants {
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a node's certificates: new handshakes are refused at once and
     /// its live connection closes within seconds.
     #[command(after_help = "Example:\n  gdx-hub revoke 632522/gongan")]
@@ -256,6 +263,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("no nodes enrolled yet; make a token with: gdx-hub token --node DIVISION/ORG --role agent");
             } else {
                 print!("{}", nodes::table(&list));
+            }
+            Ok(())
+        }
+        Command::Grants { json } => {
+            let config = HubConfig::load(&paths)?;
+            let x = gdx_hub::exchange::Exchange::open(&paths.dir, config.hub_id())?;
+            let list = x.list(now())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no requests yet; a department files one with `gdx-agent request --resource CODE --fields … --purpose …`");
+            } else {
+                print!("{}", gdx_hub::exchange::table(&list));
             }
             Ok(())
         }

@@ -5,7 +5,10 @@
 //! child's subtree (the Publish frames exactly as their providers signed
 //! them), then the changesets of the 基础信息资源 (the Upload frames as the
 //! origin agents signed them, kept in the vault with each applied
-//! changeset). Nothing else leaves the prefecture.
+//! changeset). Nothing else leaves the prefecture, except through a grant:
+//! each pass also pushes the subtree's requests, decisions, deliveries and
+//! delivery progress, and pulls what concerns the subtree (see
+//! [`crate::exchange`]).
 //!
 //! The vault is the durable outbox: a changeset is stored with its frame in
 //! the same transaction that applies it, and `forwarded_seq` advances only
@@ -27,6 +30,7 @@ use tracing::{info, warn};
 
 use crate::catalog::Catalog;
 use crate::config::{HubConfig, HubPaths};
+use crate::exchange::Exchange;
 use crate::store::Store;
 use crate::util::now;
 use crate::vault::Vaults;
@@ -41,7 +45,13 @@ const PULL_EVERY: u64 = 5;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Keeps the link to the parent until the task is aborted.
-pub async fn run(paths: HubPaths, config: HubConfig, vaults: Arc<Vaults>, catalog: Arc<Mutex<Catalog>>) {
+pub async fn run(
+    paths: HubPaths,
+    config: HubConfig,
+    vaults: Arc<Vaults>,
+    catalog: Arc<Mutex<Catalog>>,
+    exchange: Arc<Mutex<Exchange>>,
+) {
     let (Some(parent), Some(addr)) = (config.parent.clone(), config.parent_addr.clone()) else { return };
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -50,7 +60,7 @@ pub async fn run(paths: HubPaths, config: HubConfig, vaults: Arc<Vaults>, catalo
             Ok((endpoint, conn)) => {
                 set_state(&paths, "connected", None);
                 info!(%parent, "connected to the parent hub");
-                let reason = forward_loop(&conn, &paths, &config, &vaults, &catalog).await;
+                let reason = forward_loop(&conn, &paths, &config, &vaults, &catalog, &exchange).await;
                 conn.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 endpoint.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 reason
@@ -230,7 +240,8 @@ async fn forward_loop(
     paths: &HubPaths,
     config: &HubConfig,
     vaults: &Vaults,
-    catalog: &Mutex<Catalog>,
+    catalog: &Arc<Mutex<Catalog>>,
+    exchange: &Arc<Mutex<Exchange>>,
 ) -> String {
     let root = match read_root(paths) {
         Ok(r) => r,
@@ -250,6 +261,9 @@ async fn forward_loop(
             return e;
         }
         if let Err(e) = forward_changesets(conn, vaults, catalog).await {
+            return e;
+        }
+        if let Err(e) = exchange_pass(conn, catalog, exchange).await {
             return e;
         }
         if pass.is_multiple_of(PULL_EVERY) {
@@ -381,4 +395,71 @@ async fn answer(conn: &quinn::Connection, recv: &mut quinn::RecvStream) -> Resul
         Ok(Ok(None)) => Err("the parent hub ended the stream early".into()),
         Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string())),
     }
+}
+
+/// Pushes what this subtree recorded for the exchange since the last push,
+/// then pulls what the parent holds for this subtree. Each side stores an
+/// item once (records by version, deliveries by grant and number), so a
+/// pass repeated after a kill or a lost answer changes nothing.
+async fn exchange_pass(
+    conn: &quinn::Connection,
+    catalog: &Arc<Mutex<Catalog>>,
+    exchange: &Arc<Mutex<Exchange>>,
+) -> Result<(), String> {
+    loop {
+        let batch = {
+            let x = exchange.lock().map_err(unavailable)?;
+            let since = x.meta("pushed").map_err(|e| e.to_string())?;
+            x.batch_since(since, None).map_err(|e| e.to_string())?
+        };
+        let since = batch.upto;
+        let empty = batch.records.is_empty() && batch.deliveries.is_empty() && batch.progress.is_empty();
+        if !empty {
+            match ask(conn, &Message::ExchangePush(batch)).await? {
+                Message::ExchangePushed(upto) if upto == since => {}
+                other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            }
+        }
+        let mut x = exchange.lock().map_err(unavailable)?;
+        if x.meta("pushed").map_err(|e| e.to_string())? == since {
+            break;
+        }
+        x.set_cursor("pushed", since).map_err(|e| e.to_string())?;
+    }
+    loop {
+        let since = exchange.lock().map_err(unavailable)?.meta("pulled").map_err(|e| e.to_string())?;
+        let batch = match ask(conn, &Message::ExchangePull(since)).await? {
+            Message::ExchangePulled(b) => b,
+            other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+        };
+        if batch.upto == since {
+            return Ok(());
+        }
+        let catalog = catalog.clone();
+        let exchange = exchange.clone();
+        tokio::task::spawn_blocking(move || {
+            let entry = |code: &str| {
+                let c = catalog.lock().ok()?;
+                c.get(code, now()).ok().flatten().map(|l| l.entry)
+            };
+            exchange.lock().map_err(unavailable)?.merge(&batch, None, &entry, Some("pulled")).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    }
+}
+
+/// Sends one message on a new stream and reads the one answer.
+async fn ask(conn: &quinn::Connection, msg: &Message) -> Result<Message, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+    frames::send(&mut send, msg).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    match answer(conn, &mut recv).await? {
+        Message::Refused(r) => Err(r.message),
+        m => Ok(m),
+    }
+}
+
+fn unavailable<T>(_: T) -> String {
+    "the exchange store is unavailable".to_owned()
 }

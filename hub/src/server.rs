@@ -23,6 +23,7 @@ use anyhow::Context;
 use gdx_certs::frames::{self, FrameError};
 use gdx_certs::pki::{self, Identity, pem_blocks};
 use gdx_certs::tls::{self, PeerPolicy};
+use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::decode_changeset;
 use gdx_common::units::format_time;
 use gdx_common::wire::{self, Ack, Gap, Message, Refusal, RefusalCode, Rejected, SignedChangeset, Welcome, WireError};
@@ -33,6 +34,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::catalog::{self, Catalog};
 use crate::config::{HubConfig, HubPaths};
 use crate::enrol::{self, Authority};
+use crate::exchange::{Exchange, HubSigner};
 use crate::store::Store;
 use crate::util::{now, now_ms};
 use crate::vault::{Applied, VaultError, Vaults};
@@ -144,6 +146,7 @@ struct Hub {
     auth: Authority,
     store: Mutex<Store>,
     catalog: Arc<Mutex<Catalog>>,
+    exchange: Arc<Mutex<Exchange>>,
     policy: Arc<Policy>,
     live: Mutex<HashMap<usize, Live>>,
 }
@@ -171,7 +174,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let policy = Arc::new(Policy::new(config.division, own_ca, store.revoked_serials()?));
     policy.set_children(store.child_hubs()?);
     let server_config =
-        tls::hub_server_config(chain, hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
+        tls::hub_server_config(chain.clone(), hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
     let listen: SocketAddr = config
         .listen
         .parse()
@@ -181,6 +184,13 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     })?;
     let local = endpoint.local_addr().unwrap_or(listen);
     let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
+    let mut exchange = Exchange::open(dir, config.hub_id())?;
+    exchange.set_children(store.child_hubs()?);
+    exchange.set_signer(HubSigner {
+        key: pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?,
+        chain: chain.iter().map(|c| c.to_vec()).collect(),
+    });
+    let exchange = Arc::new(Mutex::new(exchange));
     let (http, api) = crate::api::bind(&paths, &config, &auth.ca, catalog.clone()).await?;
     println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
@@ -192,16 +202,19 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         auth,
         store: Mutex::new(store),
         catalog: catalog.clone(),
+        exchange: exchange.clone(),
         policy,
         live: Mutex::new(HashMap::new()),
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
+    let producer = tokio::spawn(produce(exchange.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
             paths.clone(),
             hub.config.clone(),
             hub.vaults.clone(),
             catalog.clone(),
+            exchange.clone(),
         ))),
         _ => None,
     };
@@ -222,6 +235,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         () = shutdown => info!("shutting down"),
     }
     maintenance.abort();
+    producer.abort();
     api.abort();
     if let Some(p) = parent {
         p.abort();
@@ -373,6 +387,24 @@ impl Hub {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| hub.serve_pull(&node, pull))
                 }
+                Ok(Some(Message::ExchangePush(batch))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.exchange_push(&node, &batch)])
+                }
+                Ok(Some(Message::ExchangePull(since))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.exchange_pull(&node, since)])
+                }
+                Ok(Some(
+                    m @ (Message::FileRequest(_)
+                    | Message::ListRequests
+                    | Message::Decide(_)
+                    | Message::Fetch(_)
+                    | Message::Lookup(_)),
+                )) if role == Role::Agent => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.exchange_ask(&node, m)])
+                }
                 Ok(Some(Message::Publish(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| {
@@ -479,6 +511,64 @@ impl Hub {
                 out
             }
             Err(e) => internal(e.to_string()),
+        }
+    }
+
+    /// This hub's catalogue entry `code` and whether it is withdrawn.
+    fn entry(&self, code: &str) -> Option<(CatalogEntry, bool)> {
+        let c = self.catalog.lock().ok()?;
+        c.get(code, now()).ok().flatten().map(|l| (l.entry, l.withdrawn))
+    }
+
+    /// An agent's exchange request: file, list, decide, fetch or look up.
+    fn exchange_ask(&self, node: &NodeId, m: Message) -> Message {
+        let now = now();
+        let entry = match &m {
+            Message::FileRequest(f) => self.entry(&f.code),
+            _ => None,
+        };
+        let Ok(mut x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        let answer = match m {
+            Message::FileRequest(form) => x.file(node, &form, entry, now).map(|r| r.map(Message::RequestAnswer)),
+            Message::ListRequests => x.records_of(node).map(|r| Ok(Message::Requests(r))),
+            Message::Decide(d) => x
+                .decide(node, &d, |code| self.entry(code).map(|e| e.0), now)
+                .map(|r| r.map(Message::RequestAnswer)),
+            Message::Fetch(f) => x.fetch(node, &f.id, f.after, now).map(|r| r.map(Message::Deliveries)),
+            Message::Lookup(q) => x.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
+            _ => return internal("not an exchange request"),
+        };
+        match answer {
+            Ok(Ok(m)) => m,
+            Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message }),
+            Err(e) => {
+                warn!(error = %e, "exchange store failed");
+                internal(&format!("the hub's exchange store failed ({e}); try again"))
+            }
+        }
+    }
+
+    /// A child hub's push: requests, decisions, deliveries and progress of its subtree.
+    fn exchange_push(&self, child: &NodeId, batch: &wire::ExchangeBatch) -> Message {
+        let Ok(mut x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        match x.merge(batch, Some(child.division()), &|code| self.entry(code).map(|e| e.0), None) {
+            Ok(()) => Message::ExchangePushed(batch.upto),
+            Err(e) => internal(&format!("the hub could not store the exchange push ({e}); it will be retried")),
+        }
+    }
+
+    /// A child hub's pull: what concerns its subtree since `since`.
+    fn exchange_pull(&self, child: &NodeId, since: u64) -> Message {
+        let Ok(x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        match x.batch_since(since, Some(child.division())) {
+            Ok(b) => Message::ExchangePulled(b),
+            Err(e) => internal(&format!("the hub could not read its exchange store ({e}); it will be retried")),
         }
     }
 
@@ -637,6 +727,23 @@ async fn refuse(conn: &quinn::Connection, send: &mut quinn::SendStream, code: Re
     conn.close(quinn::VarInt::from_u32(close_code::REFUSED), message.as_bytes());
 }
 
+fn internal(message: &str) -> Message {
+    Message::Refused(Refusal { code: RefusalCode::Internal, message: message.to_owned() })
+}
+
+/// Turns new changesets into deliveries for every live grant, each second.
+async fn produce(exchange: Arc<Mutex<Exchange>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let x = exchange.clone();
+        let made = tokio::task::spawn_blocking(move || x.lock().map_err(|_| ()).map(|mut x| x.produce(now()))).await;
+        if let Ok(Ok(Err(e))) = made {
+            warn!(error = %e, "cannot produce deliveries");
+        }
+    }
+}
+
 async fn maintain(hub: Arc<Hub>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     let mut n: u64 = 0;
@@ -652,7 +759,10 @@ async fn maintain(hub: Arc<Hub>) {
                     let _ = store.touch_connected(&nodes, now());
                 }
                 if let Ok(children) = store.child_hubs() {
-                    hub.policy.set_children(children);
+                    hub.policy.set_children(children.clone());
+                    if let Ok(mut x) = hub.exchange.lock() {
+                        x.set_children(children);
+                    }
                 }
                 store.revoked_serials()
             }
