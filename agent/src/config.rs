@@ -24,6 +24,10 @@ pub struct AgentConfig {
     pub hub: NodeId,
     /// `host:port` of the hub's QUIC endpoint.
     pub hub_addr: String,
+    /// The SQLite database that data received under grants is written to
+    /// (relative paths start at the data directory).
+    #[serde(default = "default_received")]
+    pub received: PathBuf,
     /// The resources this agent publishes, as `[[resource]]` tables.
     #[serde(default, rename = "resource")]
     pub resources: Vec<ResourceConfig>,
@@ -94,6 +98,10 @@ pub enum Encoding {
     Gbk,
 }
 
+fn default_received() -> PathBuf {
+    PathBuf::from("received.db")
+}
+
 fn default_schedule() -> String {
     "15m".to_owned()
 }
@@ -129,6 +137,10 @@ impl AgentPaths {
     }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.db")
+    }
+    /// The database received data goes to, as `config` names it.
+    pub fn received(&self, config: &AgentConfig) -> PathBuf {
+        self.dir.join(&config.received)
     }
 }
 
@@ -230,6 +242,10 @@ impl AgentConfig {
              # host:port of the hub's QUIC endpoint (UDP). Change it if the hub moves.\n\
              hub_addr = {}\n\
              \n\
+             # SQLite database that data received under grants is written to, one\n\
+             # table per grant (relative to this directory); see docs/exchange.md.\n\
+             received = {}\n\
+             \n\
              # Resources this agent publishes: add one [[resource]] table per extract.\n\
              # A SQLite table (or a SELECT query) or a folder of CSV files; see docs/installer.md.\n\
              #\n\
@@ -246,6 +262,7 @@ impl AgentConfig {
             q(self.node.to_string()),
             q(self.hub.to_string()),
             q(self.hub_addr.clone()),
+            q(self.received.display().to_string()),
         )
     }
 }
@@ -263,6 +280,7 @@ mod tests {
             node: NodeId::parse("632522/gongan").unwrap(),
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
+            received: default_received(),
             resources: vec![],
         };
         std::fs::write(paths.config(), c.to_commented_toml()).unwrap();
@@ -281,6 +299,7 @@ mod tests {
             node: NodeId::parse("632522/gongan").unwrap(),
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
+            received: default_received(),
             resources: vec![],
         }
         .to_commented_toml();

@@ -118,6 +118,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         node: token.node.clone(),
         hub: enrolled.hub.clone(),
         hub_addr: token.hub_addr.clone(),
+        received: "received.db".into(),
         resources: Vec::new(),
     };
     write_new(&paths.config(), config.to_commented_toml().as_bytes(), false).map_err(write_err(&paths.config()))?;

@@ -12,12 +12,14 @@
 //! - [`catalog`]: declared catalogue entries: checked, versioned, published.
 //! - [`upload`]: draining the outbox to the hub, exactly once.
 //! - [`syncer`]: `gdx-agent sync` and the daemon's scan and upload loops.
+//! - [`exchange`]: requests, decisions, lookups, and receiving granted data.
 //! - [`report`]: `status` and `doctor`.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod config;
 pub mod enrol;
+pub mod exchange;
 pub mod report;
 pub mod sources;
 pub mod state;

@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use gdx_agent::catalog::Withdrawal;
 use gdx_agent::config::{AgentPaths, DEFAULT_DATA_DIR};
 use gdx_agent::report::{self, Verdict};
-use gdx_agent::{enrol, now, syncer, uplink};
+use gdx_agent::{enrol, exchange, now, syncer, uplink};
+use gdx_common::grant::{RequestRecord as Record, Status};
+use gdx_common::wire::{Decision, LookupQuery, Message, RequestForm, Verdict as Decided};
 use gdx_common::units::{format_date, parse_duration};
 
 #[derive(Parser)]
@@ -65,6 +67,96 @@ enum Command {
         after_help = "Examples:\n  gdx-agent catalog list\n  gdx-agent catalog withdraw 101001/000001"
     )]
     Catalog(CatalogCommand),
+    /// Ask for another department's data: the fields of a catalogued resource, and why.
+    #[command(
+        after_help = "Examples:\n  gdx-agent request --resource 101001/000001 --fields 姓名,民族 --purpose \"低保资格比对\"\n  gdx-agent request --resource 301001/000002 --fields name,amount --purpose \"特困认定\" --until 2027-06-30"
+    )]
+    Request {
+        /// The entry's 信息资源代码, 前段码/后段码.
+        #[arg(long)]
+        resource: String,
+        /// 信息项 by name or column, separated by commas.
+        #[arg(long)]
+        fields: String,
+        /// What the data is for, in a sentence.
+        #[arg(long)]
+        purpose: String,
+        /// Last day the grant should last (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// The requests this department filed, and those it must decide as a provider.
+    #[command(after_help = "Examples:\n  gdx-agent requests\n  gdx-agent requests --json")]
+    Requests {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Approve a request for your data, possibly for fewer fields or a shorter time.
+    #[command(
+        after_help = "Examples:\n  gdx-agent approve 630100-3\n  gdx-agent approve 630100-3 --fields name --until 2027-06-30\n  gdx-agent approve 630100-3 --clear id_number   (deliver the ID number unmasked)"
+    )]
+    Approve {
+        /// The request id, as `gdx-agent requests` shows it.
+        id: String,
+        /// Grant only these of the requested fields.
+        #[arg(long)]
+        fields: Option<String>,
+        /// Last day of the grant (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// Sensitive fields to deliver in clear instead of masked.
+        #[arg(long)]
+        clear: Option<String>,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Deny a request for your data, saying why.
+    #[command(after_help = "Example:\n  gdx-agent deny 630100-3 --reason \"用途与共享条件不符\"")]
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Revoke a grant of your data: delivery and lookups stop.
+    #[command(after_help = "Example:\n  gdx-agent revoke 630100-3 --reason \"比对工作已结束\"")]
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Look one record up under a grant, from your hub.
+    #[command(after_help = "Example:\n  gdx-agent lookup --resource 101001/000001 632522198001010012")]
+    Lookup {
+        /// The entry's 信息资源代码.
+        #[arg(long)]
+        resource: String,
+        /// The record's key (several values for a composite key).
+        #[arg(required = true)]
+        key: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Receive the data granted to this department now, into the received
+    /// database (`gdx-agent run` does this every 2 seconds).
+    #[command(after_help = "Example:\n  gdx-agent receive")]
+    Receive {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
     /// Show identity, hub, connection state and certificate expiry.
     #[command(after_help = "Examples:\n  gdx-agent status\n  gdx-agent status --json")]
     Status {
@@ -170,6 +262,107 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Request { resource, fields, purpose, until, json, timeout } => {
+            let form = RequestForm {
+                code: resource,
+                fields: exchange::split_fields(&fields),
+                purpose,
+                until: exchange::until_day(until.as_deref())?,
+            };
+            let answer = runtime()?.block_on(exchange::ask(&cli.data, Message::FileRequest(form), secs(&timeout)?))?;
+            let r = exchange::record(answer)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("request {} for {} {} from {}: {}", r.id, r.code, r.name, r.provider, r.state(now()));
+                match r.refusal(now()) {
+                    None => println!("granted fields: {}; the data arrives in {}", r.columns.join(", "), exchange::table_name(&r)),
+                    Some(why) => println!("{why}"),
+                }
+            }
+            if matches!(r.status, Status::Refused { .. }) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Requests { json, timeout } => {
+            let config = gdx_agent::config::AgentConfig::load(&paths)?;
+            let list = runtime()?.block_on(exchange::requests(&cli.data, secs(&timeout)?))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", exchange::requests_table(&config.node, &list, now()));
+            }
+        }
+        Command::Approve { id, fields, until, clear, timeout } => {
+            let verdict = Decided::Approve {
+                fields: fields.as_deref().map(exchange::split_fields),
+                until: exchange::until_day(until.as_deref())?,
+                clear: clear.as_deref().map(exchange::split_fields).unwrap_or_default(),
+            };
+            let r = decide(&cli.data, id, verdict, &timeout)?;
+            println!(
+                "granted {} to {} for {}: {}{}",
+                r.code,
+                r.consumer,
+                r.granted_until.map_or("no end date".into(), |d| format!("until {}", format_date(d * 86_400))),
+                r.columns.join(", "),
+                if r.masked.is_empty() { String::new() } else { format!(" ({} masked)", r.masked.join(", ")) }
+            );
+        }
+        Command::Deny { id, reason, timeout } => {
+            let r = decide(&cli.data, id, Decided::Deny { reason }, &timeout)?;
+            println!("denied request {} of {} for {}", r.id, r.consumer, r.code);
+        }
+        Command::Revoke { id, reason, timeout } => {
+            let r = decide(&cli.data, id, Decided::Revoke { reason }, &timeout)?;
+            println!("revoked the grant {} of {} to {}; its deliveries and lookups stop", r.id, r.code, r.consumer);
+        }
+        Command::Lookup { resource, key, json, timeout } => {
+            let q = LookupQuery { code: resource.clone(), key: key.clone() };
+            let a = exchange::looked_up(runtime()?.block_on(exchange::ask(&cli.data, Message::Lookup(q), secs(&timeout)?))?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                    "grant": a.id, "served_by": a.served_by.to_string(), "as_of_delivery": a.as_of,
+                    "row": a.row.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
+                }))?);
+            } else {
+                match &a.row {
+                    Some(row) => {
+                        let v: serde_json::Value = serde_json::from_str(row)?;
+                        if let Some(map) = v.as_object() {
+                            for (k, v) in map {
+                                println!("{k}: {}", v.as_str().map_or(v.to_string(), str::to_owned));
+                            }
+                        }
+                        println!("(grant {}, from hub {}, as of delivery {})", a.id, a.served_by, a.as_of);
+                    }
+                    None => {
+                        eprintln!("error: {resource} has no record with key {} (grant {}, hub {})", key.join(" "), a.id, a.served_by);
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+            if a.row.is_none() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Receive { json, timeout } => {
+            let list = runtime()?.block_on(exchange::receive_now(&cli.data, secs(&timeout)?))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("nothing is granted to this department yet; file a request with `gdx-agent request`");
+            }
+            for r in list.iter().filter(|_| !json) {
+                match &r.stopped {
+                    Some(why) => println!("{}: {} (kept: {} deliveries in table {})", r.grant, why, r.applied, r.table),
+                    None => println!(
+                        "{} {}: {} new rows in {} deliveries; table {} holds deliveries 1-{}",
+                        r.grant, r.code, r.rows, r.deliveries, r.table, r.applied
+                    ),
+                }
+            }
+        }
         Command::Status { json } => {
             let s = report::status(&paths, now())?;
             if json {
@@ -192,6 +385,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn secs(text: &str) -> anyhow::Result<Duration> {
+    Ok(Duration::from_secs(parse_duration(text).map_err(anyhow::Error::msg)? as u64))
+}
+
+/// Sends a provider's decision and returns the record as it now stands.
+fn decide(dir: &std::path::Path, id: String, verdict: Decided, timeout: &str) -> anyhow::Result<Record> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    exchange::record(rt.block_on(exchange::ask(dir, Message::Decide(Decision { id, verdict }), secs(timeout)?))?)
 }
 
 fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {

@@ -138,9 +138,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             }
         })?;
     }
-    let state_path = paths.state();
     tokio::select! {
-        () = keep_connected(&config, &creds, &state, &state_path, &wake) => Ok(()),
+        () = keep_connected(&paths, &config, &creds, &state, &wake) => Ok(()),
         () = shutdown => {
             let _ = state.set_link("stopped", now(), None, None);
             Ok(())
@@ -149,12 +148,14 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 }
 
 async fn keep_connected(
+    paths: &AgentPaths,
     config: &AgentConfig,
     creds: &Credentials,
     state: &State,
-    state_path: &Path,
     wake: &tokio::sync::Notify,
 ) {
+    let state_path = paths.state();
+    let state_path = state_path.as_path();
     let mut backoff = BACKOFF_MIN;
     loop {
         let _ = state.set_link("connecting", now(), None, None);
@@ -174,6 +175,9 @@ async fn keep_connected(
                     r = crate::syncer::upload_loop(&session.conn, state_path, wake) => {
                         session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
                         r
+                    }
+                    () = crate::exchange::receive_loop(&session.conn, &paths, config, creds) => {
+                        "the connection closed".to_owned()
                     }
                 };
                 if since.elapsed() >= STABLE_AFTER {

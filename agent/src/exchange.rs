@@ -1,0 +1,321 @@
+//! Controlled exchange at the agent: filing requests, deciding them as a
+//! provider, looking records up, and receiving granted data.
+//!
+//! Received data goes to the SQLite database named by `received` in
+//! agent.toml, one table per grant (`DIVISION_ORG_RESOURCE` of the
+//! provider). `_gdx_received` in the same database holds, per grant, the
+//! number of the last delivery applied, and each delivery is applied in one
+//! transaction with that number: a kill at any point leaves either the
+//! delivery applied and counted or neither, and the next fetch asks from
+//! the number held, so nothing is lost or applied twice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_certs::frames;
+use gdx_certs::{Identity, pki, tables, tls};
+use gdx_common::Role;
+use gdx_common::data::{Column, decode_changeset};
+use gdx_common::grant::RequestRecord;
+use gdx_common::wire::{Fetch, LookupAnswer, Message, SignedDelivery};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config::{AgentConfig, AgentPaths};
+use crate::now;
+use crate::uplink::{self, Credentials};
+
+/// How often the daemon asks its hub for new deliveries.
+pub const RECEIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Sends `msg` to the hub on a connection of its own and returns the answer;
+/// a refusal becomes the error, in the hub's words.
+pub async fn ask(dir: &Path, msg: Message, timeout: Duration) -> anyhow::Result<Message> {
+    let paths = AgentPaths::new(dir);
+    let config = AgentConfig::load(&paths)?;
+    let creds = Credentials::load(&paths)?;
+    let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let answer = ask_on(&session.conn, &msg).await.map_err(anyhow::Error::msg);
+    session.conn.close(quinn::VarInt::from_u32(0), b"done");
+    session.endpoint.wait_idle().await;
+    answer
+}
+
+async fn ask_on(conn: &quinn::Connection, msg: &Message) -> Result<Message, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| frames::describe_connection_error(&e))?;
+    frames::send(&mut send, msg).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    match tokio::time::timeout(Duration::from_secs(60), frames::recv(&mut recv)).await {
+        Err(_) => Err("the hub did not answer within 60 s".into()),
+        Ok(Ok(Some(Message::Refused(r)))) => Err(r.message),
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Ok(None)) => Err("the hub ended the stream without an answer".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+    }
+}
+
+/// The answer as a record, or why not.
+pub fn record(answer: Message) -> anyhow::Result<RequestRecord> {
+    match answer {
+        Message::RequestAnswer(r) => Ok(r),
+        other => anyhow::bail!("the hub answered with {other:?}"),
+    }
+}
+
+/// The answer as a lookup result, or why not.
+pub fn looked_up(answer: Message) -> anyhow::Result<LookupAnswer> {
+    match answer {
+        Message::LookupAnswer(a) => Ok(a),
+        other => anyhow::bail!("the hub answered with {other:?}"),
+    }
+}
+
+/// The requests this agent filed or must decide.
+pub async fn requests(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<RequestRecord>> {
+    match ask(dir, Message::ListRequests, timeout).await? {
+        Message::Requests(r) => Ok(r),
+        other => anyhow::bail!("the hub answered with {other:?}"),
+    }
+}
+
+/// A `gdx-agent requests` table.
+pub fn requests_table(me: &gdx_common::NodeId, list: &[RequestRecord], now: i64) -> String {
+    use gdx_common::units::format_date;
+    if list.is_empty() {
+        return "no requests filed by or addressed to this department\n".into();
+    }
+    let mut out = format!(
+        "{:<12} {:<4} {:<9} {:<22} {:<14} {:<30} {}\n",
+        "ID", "DIR", "STATE", "OTHER PARTY", "CODE", "FIELDS", "DUE/UNTIL"
+    );
+    for r in list {
+        let (dir, other) = if &r.consumer == me { ("out", &r.provider) } else { ("in", &r.consumer) };
+        let fields = if r.columns.is_empty() { &r.fields } else { &r.columns };
+        let when = match &r.status {
+            gdx_common::grant::Status::Pending { answer_by_day } => format!("due {}", format_date(answer_by_day * 86_400)),
+            _ => r.granted_until.map_or("-".into(), |d| format_date(d * 86_400)),
+        };
+        out += &format!(
+            "{:<12} {:<4} {:<9} {:<22} {:<14} {:<30} {}\n",
+            r.id,
+            dir,
+            r.state(now),
+            other.to_string(),
+            r.code,
+            fields.join(","),
+            when
+        );
+        out += &format!("{:<12} {} — {}\n", "", r.name, r.purpose);
+        if let Some(why) = r.refusal(now).filter(|_| r.state(now) != "pending") {
+            out += &format!("{:<12} {why}\n", "");
+        }
+    }
+    out
+}
+
+/// What one receive pass did, per grant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    pub grant: String,
+    pub code: String,
+    pub table: String,
+    pub deliveries: u64,
+    pub rows: u64,
+    /// The last delivery applied.
+    pub applied: u64,
+    /// Why nothing more can be received, if so (revoked, expired…).
+    pub stopped: Option<String>,
+}
+
+/// `gdx-agent receive`: one pass over every grant, on a connection of its own.
+pub async fn receive_now(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<Received>> {
+    let paths = AgentPaths::new(dir);
+    let config = AgentConfig::load(&paths)?;
+    let creds = Credentials::load(&paths)?;
+    let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = receive_pass(&session.conn, &paths, &config, &creds).await.map_err(anyhow::Error::msg);
+    session.conn.close(quinn::VarInt::from_u32(0), b"done");
+    session.endpoint.wait_idle().await;
+    out
+}
+
+/// The daemon's loop: a receive pass every [`RECEIVE_INTERVAL`] while connected.
+pub async fn receive_loop(conn: &quinn::Connection, paths: &AgentPaths, config: &AgentConfig, creds: &Credentials) {
+    loop {
+        match receive_pass(conn, paths, config, creds).await {
+            Ok(list) => {
+                for r in list.iter().filter(|r| r.deliveries > 0) {
+                    info!(grant = %r.grant, code = %r.code, rows = r.rows, applied = r.applied, "received");
+                }
+            }
+            Err(e) => warn!(error = %e, "receiving granted data failed; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RECEIVE_INTERVAL) => {}
+            _ = conn.closed() => return,
+        }
+    }
+}
+
+/// Asks for the deliveries of every grant to this agent and applies them.
+pub async fn receive_pass(
+    conn: &quinn::Connection,
+    paths: &AgentPaths,
+    config: &AgentConfig,
+    creds: &Credentials,
+) -> Result<Vec<Received>, String> {
+    let records = match ask_on(conn, &Message::ListRequests).await? {
+        Message::Requests(r) => r,
+        other => return Err(format!("the hub answered with {other:?}")),
+    };
+    let verifier = tls::ChainVerifier::new(std::slice::from_ref(&creds.root)).map_err(|e| e.to_string())?;
+    let db = paths.received(config);
+    let mut conn_db = open_received(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let mut out = Vec::new();
+    let now = now();
+    for r in records.iter().filter(|r| r.consumer == config.node && !matches!(r.status, gdx_common::grant::Status::Pending { .. } | gdx_common::grant::Status::Refused { .. } | gdx_common::grant::Status::Denied { .. })) {
+        let table = table_name(r);
+        let mut got = Received {
+            grant: r.id.clone(),
+            code: r.code.clone(),
+            table: table.clone(),
+            deliveries: 0,
+            rows: 0,
+            applied: applied(&conn_db, &r.id).map_err(|e| e.to_string())?,
+            stopped: r.refusal(now),
+        };
+        if got.stopped.is_some() {
+            note_stopped(&conn_db, r, got.stopped.as_deref()).map_err(|e| e.to_string())?;
+            out.push(got);
+            continue;
+        }
+        loop {
+            let batch = match ask_on(conn, &Message::Fetch(Fetch { id: r.id.clone(), after: got.applied })).await {
+                Ok(Message::Deliveries(d)) => d,
+                Ok(other) => return Err(format!("the hub answered with {other:?}")),
+                Err(e) => {
+                    got.stopped = Some(e.clone());
+                    note_stopped(&conn_db, r, Some(&e)).map_err(|e| e.to_string())?;
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                // tells the hub how far this agent got
+                break;
+            }
+            for d in batch {
+                verify(&verifier, r, &d, now)?;
+                let rows = apply(&mut conn_db, r, &table, &d).map_err(|e| format!("cannot apply delivery {} of {}: {e}", d.n, r.id))?;
+                got.deliveries += 1;
+                got.rows += rows;
+                got.applied = d.n;
+            }
+        }
+        out.push(got);
+    }
+    Ok(out)
+}
+
+/// Checks a delivery's signature: made by the hub of the provider's division, chained to the root.
+fn verify(verifier: &tls::ChainVerifier, r: &RequestRecord, d: &SignedDelivery, now: i64) -> Result<(), String> {
+    let what = format!("delivery {} of {}", d.n, r.id);
+    match verifier.verify(&d.signer_chain, now) {
+        Ok(Identity::Node { node, role: Role::Hub, .. }) if node.division().contains(r.provider.division()) => {}
+        Ok(other) => return Err(format!("{what} is signed by {other:?}, not by the hub of {}", r.provider)),
+        Err(e) => return Err(format!("{what}: its signer's certificate does not verify: {e}")),
+    }
+    let cert = d.signer_chain.first().map(Vec::as_slice).unwrap_or_default();
+    pki::verify_signature(cert, &SignedDelivery::signed_bytes(&d.grant, d.n, d.replace, &d.body), &d.signature)
+        .map_err(|e| format!("{what} was altered after its hub signed it: {e}"))
+}
+
+/// The table a grant's rows go to: `DIVISION_ORG_RESOURCE` of the provider.
+pub fn table_name(r: &RequestRecord) -> String {
+    format!("{}_{}_{}", r.provider.division(), r.provider.org(), r.resource)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
+}
+
+fn open_received(path: &Path) -> anyhow::Result<Connection> {
+    Ok(gdx_certs::files::open_sqlite(
+        path,
+        "CREATE TABLE IF NOT EXISTS _gdx_received (
+            grant_id   TEXT PRIMARY KEY,
+            code       TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            provider   TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            columns    TEXT,
+            n          INTEGER NOT NULL DEFAULT 0,
+            rows       INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER,
+            stopped    TEXT
+        )",
+    )?)
+}
+
+fn applied(db: &Connection, grant: &str) -> rusqlite::Result<u64> {
+    Ok(db
+        .query_row("SELECT n FROM _gdx_received WHERE grant_id = ?1", [grant], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+fn note_stopped(db: &Connection, r: &RequestRecord, why: Option<&str>) -> rusqlite::Result<()> {
+    db.execute("UPDATE _gdx_received SET stopped = ?2 WHERE grant_id = ?1", params![r.id, why])?;
+    Ok(())
+}
+
+/// Applies one delivery and counts it, in one transaction; returns its rows
+/// (0 for a delivery applied before).
+fn apply(db: &mut Connection, r: &RequestRecord, table: &str, d: &SignedDelivery) -> anyhow::Result<u64> {
+    let cs = decode_changeset(&d.body)?;
+    cs.validate().map_err(anyhow::Error::msg)?;
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let held: Option<(i64, Option<String>)> = tx
+        .query_row("SELECT n, columns FROM _gdx_received WHERE grant_id = ?1", [&r.id], |x| Ok((x.get(0)?, x.get(1)?)))
+        .optional()?;
+    let n = held.as_ref().map_or(0, |h| h.0 as u64);
+    if d.n <= n {
+        return Ok(0);
+    }
+    anyhow::ensure!(d.n == n + 1, "delivery {} arrived before {}", d.n, n + 1);
+    let mut known: Option<Vec<Column>> =
+        held.and_then(|h| h.1).and_then(|c| serde_json::from_str(&c).ok()).filter(|_| !d.replace);
+    if d.replace || known.is_none() {
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{table}\""))?;
+        known = None;
+    }
+    let columns = tables::apply(&tx, table, known, &cs)?;
+    tx.execute(
+        "INSERT INTO _gdx_received (grant_id, code, name, provider, table_name, columns, n, rows, updated_at, stopped)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
+         ON CONFLICT(grant_id) DO UPDATE SET columns = excluded.columns, n = excluded.n,
+             rows = rows + excluded.rows, updated_at = excluded.updated_at, stopped = NULL",
+        params![
+            r.id,
+            r.code,
+            r.name,
+            r.provider.to_string(),
+            table,
+            serde_json::to_string(&columns)?,
+            d.n as i64,
+            i64::from(d.rows),
+            now()
+        ],
+    )?;
+    tx.commit()?;
+    Ok(u64::from(d.rows))
+}
+
+/// Parses `--fields a,b` (commas or 、) into field names.
+pub fn split_fields(s: &str) -> Vec<String> {
+    s.split([',', '、', '，']).map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect()
+}
+
+/// Reads an optional `--until YYYY-MM-DD` into a day number.
+pub fn until_day(s: Option<&str>) -> anyhow::Result<Option<i64>> {
+    s.map(|d| gdx_common::units::parse_date(d).map_err(|e| anyhow::anyhow!("--until: {e}"))).transpose()
+}
