@@ -2,7 +2,7 @@
 //! provider, looking records up, and receiving granted data.
 //!
 //! Received data goes to the SQLite database named by `received` in
-//! agent.toml, one table per grant (`DIVISION_ORG_RESOURCE` of the
+//! agent.toml, one table per grant (`ORG_RESOURCE_DIVISION` of the
 //! provider). `_gdx_received` in the same database holds, per grant, the
 //! number of the last delivery applied, and each delivery is applied in one
 //! transaction with that number: a kill at any point leaves either the
@@ -58,7 +58,7 @@ async fn ask_on(conn: &quinn::Connection, msg: &Message) -> Result<Message, Stri
 /// The answer as a record, or why not.
 pub fn record(answer: Message) -> anyhow::Result<RequestRecord> {
     match answer {
-        Message::RequestAnswer(r) => Ok(r),
+        Message::RequestAnswer(r) => Ok(*r),
         other => anyhow::bail!("the hub answered with {other:?}"),
     }
 }
@@ -93,7 +93,9 @@ pub fn requests_table(me: &gdx_common::NodeId, list: &[RequestRecord], now: i64)
         let (dir, other) = if &r.consumer == me { ("out", &r.provider) } else { ("in", &r.consumer) };
         let fields = if r.columns.is_empty() { &r.fields } else { &r.columns };
         let when = match &r.status {
-            gdx_common::grant::Status::Pending { answer_by_day } => format!("due {}", format_date(answer_by_day * 86_400)),
+            gdx_common::grant::Status::Pending { answer_by_day } => {
+                format!("due {}", format_date(answer_by_day * 86_400))
+            }
             _ => r.granted_until.map_or("-".into(), |d| format_date(d * 86_400)),
         };
         out += &format!(
@@ -174,7 +176,15 @@ pub async fn receive_pass(
     let mut conn_db = open_received(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let mut out = Vec::new();
     let now = now();
-    for r in records.iter().filter(|r| r.consumer == config.node && !matches!(r.status, gdx_common::grant::Status::Pending { .. } | gdx_common::grant::Status::Refused { .. } | gdx_common::grant::Status::Denied { .. })) {
+    for r in records.iter().filter(|r| {
+        r.consumer == config.node
+            && !matches!(
+                r.status,
+                gdx_common::grant::Status::Pending { .. }
+                    | gdx_common::grant::Status::Refused { .. }
+                    | gdx_common::grant::Status::Denied { .. }
+            )
+    }) {
         let table = table_name(r);
         let mut got = Received {
             grant: r.id.clone(),
@@ -206,7 +216,8 @@ pub async fn receive_pass(
             }
             for d in batch {
                 verify(&verifier, r, &d, now)?;
-                let rows = apply(&mut conn_db, r, &table, &d).map_err(|e| format!("cannot apply delivery {} of {}: {e}", d.n, r.id))?;
+                let rows = apply(&mut conn_db, r, &table, &d)
+                    .map_err(|e| format!("cannot apply delivery {} of {}: {e}", d.n, r.id))?;
                 got.deliveries += 1;
                 got.rows += rows;
                 got.applied = d.n;
@@ -230,12 +241,14 @@ fn verify(verifier: &tls::ChainVerifier, r: &RequestRecord, d: &SignedDelivery, 
         .map_err(|e| format!("{what} was altered after its hub signed it: {e}"))
 }
 
-/// The table a grant's rows go to: `DIVISION_ORG_RESOURCE` of the provider.
+/// The table a grant's rows go to: `ORG_RESOURCE_DIVISION` of the provider
+/// (`minzheng_dibao_632522`), a plain SQL name.
 pub fn table_name(r: &RequestRecord) -> String {
-    format!("{}_{}_{}", r.provider.division(), r.provider.org(), r.resource)
+    let name: String = format!("{}_{}_{}", r.provider.org(), r.resource, r.provider.division())
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
-        .collect()
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) { format!("t_{name}") } else { name }
 }
 
 fn open_received(path: &Path) -> anyhow::Result<Connection> {

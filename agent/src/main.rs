@@ -14,8 +14,8 @@ use gdx_agent::config::{AgentPaths, DEFAULT_DATA_DIR};
 use gdx_agent::report::{self, Verdict};
 use gdx_agent::{enrol, exchange, now, syncer, uplink};
 use gdx_common::grant::{RequestRecord as Record, Status};
-use gdx_common::wire::{Decision, LookupQuery, Message, RequestForm, Verdict as Decided};
 use gdx_common::units::{format_date, parse_duration};
+use gdx_common::wire::{Decision, LookupQuery, Message, RequestForm, Verdict as Decided};
 
 #[derive(Parser)]
 #[command(name = "gdx-agent", version, about = "GDX agent: syncs a department's data with its hub")]
@@ -276,7 +276,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("request {} for {} {} from {}: {}", r.id, r.code, r.name, r.provider, r.state(now()));
                 match r.refusal(now()) {
-                    None => println!("granted fields: {}; the data arrives in {}", r.columns.join(", "), exchange::table_name(&r)),
+                    None => println!(
+                        "granted fields: {}; the data arrives in {}",
+                        r.columns.join(", "),
+                        exchange::table_name(&r)
+                    ),
                     Some(why) => println!("{why}"),
                 }
             }
@@ -319,12 +323,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Lookup { resource, key, json, timeout } => {
             let q = LookupQuery { code: resource.clone(), key: key.clone() };
-            let a = exchange::looked_up(runtime()?.block_on(exchange::ask(&cli.data, Message::Lookup(q), secs(&timeout)?))?)?;
+            let a = exchange::looked_up(runtime()?.block_on(exchange::ask(
+                &cli.data,
+                Message::Lookup(q),
+                secs(&timeout)?,
+            ))?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "grant": a.id, "served_by": a.served_by.to_string(), "as_of_delivery": a.as_of,
-                    "row": a.row.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "grant": a.id, "served_by": a.served_by.to_string(), "as_of_delivery": a.as_of,
+                        "row": a.row.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
+                    }))?
+                );
             } else {
                 match &a.row {
                     Some(row) => {
@@ -337,7 +348,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!("(grant {}, from hub {}, as of delivery {})", a.id, a.served_by, a.as_of);
                     }
                     None => {
-                        eprintln!("error: {resource} has no record with key {} (grant {}, hub {})", key.join(" "), a.id, a.served_by);
+                        eprintln!(
+                            "error: {resource} has no record with key {} (grant {}, hub {})",
+                            key.join(" "),
+                            a.id,
+                            a.served_by
+                        );
                         return Ok(ExitCode::FAILURE);
                     }
                 }

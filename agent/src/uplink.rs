@@ -176,7 +176,7 @@ async fn keep_connected(
                         session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
                         r
                     }
-                    () = crate::exchange::receive_loop(&session.conn, &paths, config, creds) => {
+                    () = crate::exchange::receive_loop(&session.conn, paths, config, creds) => {
                         "the connection closed".to_owned()
                     }
                 };

@@ -132,7 +132,14 @@ impl RequestRecord {
     }
 
     /// Grants `columns`, delivering the sensitive ones masked except `clear`.
-    pub fn grant(&mut self, entry: &CatalogEntry, columns: Vec<String>, clear: &[String], until: Option<i64>, now: i64) {
+    pub fn grant(
+        &mut self,
+        entry: &CatalogEntry,
+        columns: Vec<String>,
+        clear: &[String],
+        until: Option<i64>,
+        now: i64,
+    ) {
         self.masked = entry
             .items
             .iter()
@@ -156,7 +163,10 @@ impl RequestRecord {
         let what = format!("request {} ({} {} for {})", self.id, self.code, self.name, self.consumer);
         match &self.status {
             Status::Granted => self.granted_until.filter(|d| now.div_euclid(86_400) > *d).map(|d| {
-                format!("the grant of {what} expired after {}; file a new request", crate::units::format_date(d * 86_400))
+                format!(
+                    "the grant of {what} expired after {}; file a new request",
+                    crate::units::format_date(d * 86_400)
+                )
             }),
             Status::Pending { answer_by_day } => Some(format!(
                 "{what} waits for the provider's decision (due by {})",
@@ -164,10 +174,9 @@ impl RequestRecord {
             )),
             Status::Refused { reason } => Some(format!("{what} was refused: {reason}")),
             Status::Denied { reason } => Some(format!("{what} was denied by {}: {reason}", self.provider)),
-            Status::Revoked { reason, at } => Some(format!(
-                "the grant of {what} was revoked at {}: {reason}",
-                crate::units::format_time(*at)
-            )),
+            Status::Revoked { reason, at } => {
+                Some(format!("the grant of {what} was revoked at {}: {reason}", crate::units::format_time(*at)))
+            }
         }
     }
 
@@ -201,9 +210,8 @@ impl RequestRecord {
 /// sensitive ones masked; every other column stays behind. Numbered `n`.
 pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64) -> Changeset {
     let has = |list: &[String], name: &str| list.iter().any(|c| c.eq_ignore_ascii_case(name));
-    let keep: Vec<usize> = (0..cs.columns.len())
-        .filter(|i| cs.key.contains(i) || has(&record.columns, &cs.columns[*i].name))
-        .collect();
+    let keep: Vec<usize> =
+        (0..cs.columns.len()).filter(|i| cs.key.contains(i) || has(&record.columns, &cs.columns[*i].name)).collect();
     let masked: Vec<bool> =
         keep.iter().map(|i| !cs.key.contains(i) && has(&record.masked, &cs.columns[*i].name)).collect();
     let changes = cs
@@ -485,7 +493,8 @@ mod tests {
     #[test]
     fn only_key_and_granted_columns_travel_and_sensitive_ones_are_masked() {
         let now = parse_date("2026-11-27").unwrap() * 86_400;
-        let mut g = RequestRecord::filed("630000-1".into(), &entry("无条件共享"), &request(&["证件号码", "月保障金额"]), now);
+        let mut g =
+            RequestRecord::filed("630000-1".into(), &entry("无条件共享"), &request(&["证件号码", "月保障金额"]), now);
         g.columns.push("phone".into());
         g.masked.push("phone".into());
         let col = |n: &str| Column { name: n.into(), decl_type: "TEXT".into() };

@@ -70,7 +70,7 @@ pub enum Message {
     /// Provider agent → its hub: approve, deny or revoke a request.
     Decide(Decision),
     /// Answer to `FileRequest` and `Decide`: the record as it now stands.
-    RequestAnswer(RequestRecord),
+    RequestAnswer(Box<RequestRecord>),
     /// Consumer agent → its hub: the deliveries of a grant after a number.
     Fetch(Fetch),
     /// The deliveries asked for, in order (none when nothing new arrived).

@@ -24,9 +24,7 @@ use std::time::Duration;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Changeset, decode_changeset, encode_changeset};
 use gdx_common::grant::{self, Request, RequestRecord, Status};
-use gdx_common::wire::{
-    self, Decision, ExchangeBatch, Message, Progress, RequestForm, SignedDelivery, Verdict,
-};
+use gdx_common::wire::{self, Decision, ExchangeBatch, Message, Progress, RequestForm, SignedDelivery, Verdict};
 use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -266,9 +264,10 @@ impl Exchange {
         if withdrawn {
             return Ok(Err(format!("catalogue entry {} {} was withdrawn by its provider", entry.code, entry.name)));
         }
-        let open = self.records_where("consumer = ?1", &consumer.to_string())?.into_iter().find(|r| {
-            r.code == entry.code && (matches!(r.status, Status::Pending { .. }) || r.is_live(now))
-        });
+        let open = self
+            .records_where("consumer = ?1", &consumer.to_string())?
+            .into_iter()
+            .find(|r| r.code == entry.code && (matches!(r.status, Status::Pending { .. }) || r.is_live(now)));
         if let Some(r) = open {
             return Ok(Err(format!(
                 "request {} for {} is already {}; see `gdx-agent requests`",
@@ -276,6 +275,10 @@ impl Exchange {
                 r.code,
                 r.state(now)
             )));
+        }
+        // Mistakes in the request are answered, not recorded.
+        if let Err(e) = grant::resolve_fields(&entry, &form.fields) {
+            return Ok(Err(e));
         }
         let req = Request {
             consumer: consumer.clone(),
@@ -285,6 +288,11 @@ impl Exchange {
             until: form.until,
             filed_at: now,
         };
+        if let grant::Filing::Refused(why) = grant::file(&entry, &req, now.div_euclid(86_400))
+            && entry.sharing_type != gdx_common::catalog::SharingType::NotShared
+        {
+            return Ok(Err(why));
+        }
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = Self::next(&tx, "request_id")?;
         let record = RequestRecord::filed(format!("{}-{n}", self.router.division), &entry, &req, now);
@@ -309,7 +317,10 @@ impl Exchange {
             )));
         };
         if &r.provider != node {
-            return Ok(Err(format!("request {} asks {} for {}; only that provider can decide it", r.id, r.provider, r.code)));
+            return Ok(Err(format!(
+                "request {} asks {} for {}; only that provider can decide it",
+                r.id, r.provider, r.code
+            )));
         }
         let state = r.state(now);
         if reason_of(&decision.verdict).is_some_and(|t| t.trim().is_empty()) {
@@ -324,7 +335,8 @@ impl Exchange {
                     return Ok(Err(format!("the catalogue here has no entry {} any more", r.code)));
                 };
                 let columns = match fields {
-                    Some(f) => match grant::resolve_fields(&entry, f).and_then(|c| grant::approve(&r.fields, Some(&c))) {
+                    Some(f) => match grant::resolve_fields(&entry, f).and_then(|c| grant::approve(&r.fields, Some(&c)))
+                    {
                         Ok(c) => c,
                         Err(e) => return Ok(Err(e)),
                     },
@@ -447,11 +459,9 @@ impl Exchange {
         if let Some(why) = r.refusal(now) {
             return Ok(Err(why));
         }
-        let as_of: i64 = self.conn.query_row(
-            "SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1",
-            [&r.id],
-            |x| x.get(0),
-        )?;
+        let as_of: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1", [&r.id], |x| x.get(0))?;
         if as_of == 0 {
             return Ok(Err(format!(
                 "nothing of {code} has been delivered to this hub under grant {} yet; try again in a few seconds",
@@ -567,7 +577,13 @@ impl Exchange {
                 Ok(Some((Message::Upload(env), _))) => {
                     decode_changeset(&env.body).map_err(|e| ExchangeError::Damaged(e.to_string()))?
                 }
-                _ => return Err(ExchangeError::Damaged(format!("changeset {} of {} does not decode", seq + 1, r.resource))),
+                _ => {
+                    return Err(ExchangeError::Damaged(format!(
+                        "changeset {} of {} does not decode",
+                        seq + 1,
+                        r.resource
+                    )));
+                }
             };
             if cs.epoch as i64 != epoch {
                 return Ok(made); // the vault is being replaced; next pass
@@ -652,11 +668,15 @@ impl Exchange {
                     out.deliveries.push(decode_delivery(&frame)?);
                 }
                 2 if within(&provider) || to.is_none() => {
-                    let p = self.conn.query_row(
-                        "SELECT n, rows, at FROM progress WHERE grant_id = ?1",
-                        [&id],
-                        |r| Ok(Progress { grant: id.clone(), n: r.get::<_, i64>(0)? as u64, rows: r.get::<_, i64>(1)? as u64, at: r.get(2)? }),
-                    )?;
+                    let p =
+                        self.conn.query_row("SELECT n, rows, at FROM progress WHERE grant_id = ?1", [&id], |r| {
+                            Ok(Progress {
+                                grant: id.clone(),
+                                n: r.get::<_, i64>(0)? as u64,
+                                rows: r.get::<_, i64>(1)? as u64,
+                                at: r.get(2)?,
+                            })
+                        })?;
                     out.progress.push(p);
                 }
                 _ => {}
@@ -684,14 +704,17 @@ impl Exchange {
         for r in &batch.records {
             let speaks = match from {
                 None => true,
-                Some(child) => child.contains(r.provider.division()) || (r.version == 1 && child.contains(r.consumer.division())),
+                Some(child) => {
+                    child.contains(r.provider.division()) || (r.version == 1 && child.contains(r.consumer.division()))
+                }
             };
             if !speaks {
                 continue;
             }
             let mut r = r.clone();
             // The provider's hub files a request filed elsewhere again against its own entry.
-            if r.version == 1 && router.place(&r.provider) == Place::Here
+            if r.version == 1
+                && router.place(&r.provider) == Place::Here
                 && let Some(e) = entry(&r.code)
             {
                 let req = Request {
@@ -703,7 +726,9 @@ impl Exchange {
                     filed_at: r.filed_at,
                 };
                 let again = RequestRecord::filed(r.id.clone(), &e, &req, r.filed_at);
-                if std::mem::discriminant(&again.status) != std::mem::discriminant(&r.status) || again.columns != r.columns {
+                if std::mem::discriminant(&again.status) != std::mem::discriminant(&r.status)
+                    || again.columns != r.columns
+                {
                     tracing::warn!(id = %r.id, "a request filed elsewhere was filed again here with another outcome");
                     r = RequestRecord { version: 2, ..again };
                 }

@@ -273,7 +273,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
-                println!("no requests yet; a department files one with `gdx-agent request --resource CODE --fields … --purpose …`");
+                println!(
+                    "no requests yet; a department files one with `gdx-agent request --resource CODE --fields … --purpose …`"
+                );
             } else {
                 print!("{}", gdx_hub::exchange::table(&list));
             }

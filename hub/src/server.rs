@@ -531,11 +531,13 @@ impl Hub {
             return internal("the exchange store is unavailable");
         };
         let answer = match m {
-            Message::FileRequest(form) => x.file(node, &form, entry, now).map(|r| r.map(Message::RequestAnswer)),
+            Message::FileRequest(form) => {
+                x.file(node, &form, entry, now).map(|r| r.map(|r| Message::RequestAnswer(Box::new(r))))
+            }
             Message::ListRequests => x.records_of(node).map(|r| Ok(Message::Requests(r))),
             Message::Decide(d) => x
                 .decide(node, &d, |code| self.entry(code).map(|e| e.0), now)
-                .map(|r| r.map(Message::RequestAnswer)),
+                .map(|r| r.map(|r| Message::RequestAnswer(Box::new(r)))),
             Message::Fetch(f) => x.fetch(node, &f.id, f.after, now).map(|r| r.map(Message::Deliveries)),
             Message::Lookup(q) => x.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
             _ => return internal("not an exchange request"),

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gdx_common::NodeId;
 use gdx_certs::tables;
+use gdx_common::NodeId;
 use gdx_common::data::{Changeset, Column};
 use rusqlite::{Connection, OptionalExtension, params};
 

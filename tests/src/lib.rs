@@ -124,9 +124,15 @@ pub struct Proc {
 impl Proc {
     /// Starts `binary args`, with stdout and stderr going to `log`.
     pub fn start(binary: &str, args: &[&str], log: PathBuf) -> Self {
+        Self::start_env(binary, args, log, &[])
+    }
+
+    /// Like [`Proc::start`], with extra environment variables.
+    pub fn start_env(binary: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Self {
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin(binary))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -234,7 +240,12 @@ impl Hub {
 
     /// Starts `gdx-hub run` and waits until it listens.
     pub fn start(&mut self) {
-        let p = Proc::start("gdx-hub", &["--data", self.data(), "run"], self.dir.path().join("run.log"));
+        self.start_env(&[]);
+    }
+
+    /// Starts `gdx-hub run` with extra environment variables.
+    pub fn start_env(&mut self, env: &[(&str, &str)]) {
+        let p = Proc::start_env("gdx-hub", &["--data", self.data(), "run"], self.dir.path().join("run.log"), env);
         wait_until(Duration::from_secs(20), "the hub listens", || p.output().contains("listening on"));
         self.proc = Some(p);
     }

@@ -1,0 +1,382 @@
+//! End-to-end tests of controlled exchange: requests filed at the
+//! consumer's hub reach the provider through the province, decisions come
+//! back, granted columns (masked where sensitive) are delivered exactly once
+//! into the consumer's received database, lookups answer under a grant, and
+//! revocation, denial and expiry stop everything.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_tests::{Agent, Hub, Run, table_checksum, wait_until};
+
+const PROVIDER: &str = "632522/minzheng";
+const CONSUMER: &str = "630102/minzheng";
+
+fn people(db: &Path, rows: &[(&str, &str, i64, &str)]) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS people (id_number TEXT PRIMARY KEY, name TEXT, amount INTEGER, phone TEXT)",
+    )
+    .unwrap();
+    for (id, name, amount, phone) in rows {
+        c.execute("INSERT OR REPLACE INTO people VALUES (?1, ?2, ?3, ?4)", rusqlite::params![id, name, amount, phone])
+            .unwrap();
+    }
+}
+
+/// Declares resource `code` over `db`'s people table as entry `entry` with `sharing`.
+fn declare(agent: &Agent, code: &str, entry: &str, sharing: &str, db: &Path) {
+    agent.add_config(&format!(
+        r#"[[resource]]
+code = "{code}"
+key = ["id_number"]
+source = {{ kind = "sqlite", path = "{}", table = "people" }}
+
+[resource.catalog]
+code = "{entry}"
+class = "部门信息资源"
+classification = ["社会保障"]
+name = "同德县低保对象{code}"
+provider_name = "同德县民政局"
+provider_code = "11632522015603015M"
+abstract = "低保对象的身份号码、姓名、保障金额和电话"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "{sharing}"
+sharing_condition = "仅限社会救助审核使用"
+legal_basis = "《社会救助暂行办法》第六十一条"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "每日"
+published = "2026-11-01"
+items = [
+  {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18, sensitive = true }},
+  {{ name = "姓名", column = "name", data_type = "C", length = 50 }},
+  {{ name = "月保障金额", column = "amount", data_type = "N", length = 10 }},
+  {{ name = "联系电话", column = "phone", data_type = "C", length = 11, sensitive = true }},
+]
+"#,
+        db.display()
+    ));
+}
+
+fn synced(agent: &Agent) {
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+}
+
+fn json(run: Run) -> serde_json::Value {
+    serde_json::from_str(&run.ok()).unwrap()
+}
+
+/// The state of request `id` as `agent` sees it, if it has arrived.
+fn state_at(agent: &Agent, id: &str) -> Option<String> {
+    let list = json(agent.cmd(&["requests", "--json"]));
+    list.as_array().unwrap().iter().find(|r| r["id"] == id).map(state_of)
+}
+
+fn state_of(r: &serde_json::Value) -> String {
+    let s = &r["status"];
+    s.as_str().map(str::to_owned).or_else(|| s.as_object().map(|o| o.keys().next().unwrap().clone())).unwrap()
+}
+
+fn received(agent: &Agent) -> std::path::PathBuf {
+    agent.dir.path().join("received.db")
+}
+
+fn rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = c.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| match r.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect())
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn columns(db: &Path, table: &str) -> Vec<String> {
+    rows(db, &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+/// Runs `gdx-agent receive` until `cond` holds on the received database.
+fn receive_until(agent: &Agent, what: &str, cond: impl Fn(&Path) -> bool) {
+    wait_until(Duration::from_secs(30), what, || {
+        agent.cmd(&["receive"]);
+        received(agent).exists() && cond(&received(agent))
+    });
+}
+
+const TABLE_COND: &str = "minzheng_dibao_632522";
+const TABLE_FREE: &str = "minzheng_huji_632522";
+
+#[test]
+fn requests_decisions_and_deliveries_across_two_prefectures() {
+    // the province, 海南州 (provider's side) and 西宁市 (consumer's side)
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut hainan = Hub::join(&province.hub_token("632500/hub"));
+    hainan.start();
+    let mut xining = Hub::join(&province.hub_token("630100/hub"));
+    xining.start();
+    let provider = Agent::new();
+    provider.enroll(&hainan.token(PROVIDER, "1h")).ok();
+    let consumer = Agent::new();
+    consumer.enroll(&xining.token(CONSUMER, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    people(
+        &db,
+        &[
+            ("632522198001010012", "卓玛", 640, "13907012345"),
+            ("632522199002020023", "马秀兰", 700, "13897654321"),
+            ("632522197503030034", "韩永福", 580, "13500001111"),
+        ],
+    );
+    declare(&provider, "dibao", "301001/000001", "有条件共享", &db);
+    declare(&provider, "huji", "301001/000002", "无条件共享", &db);
+    declare(&provider, "jiating", "301001/000003", "不予共享", &db);
+    synced(&provider);
+    // the consumer's hub knows the whole catalogue once the province shared it down
+    wait_until(Duration::from_secs(30), "the catalogue reaches 西宁", || {
+        xining.cmd(&["catalog", "list"]).stdout.contains("301001/000003")
+    });
+
+    // 无条件共享: granted at once, sensitive fields masked
+    let free = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000002",
+        "--fields",
+        "姓名,联系电话",
+        "--purpose",
+        "走访核对",
+        "--json",
+    ]));
+    assert_eq!(state_of(&free), "Granted");
+    assert_eq!(free["masked"], serde_json::json!(["phone"]));
+    // 不予共享: refused, citing the legal basis
+    let none = consumer.cmd(&["request", "--resource", "301001/000003", "--fields", "姓名", "--purpose", "核对"]);
+    assert_eq!(none.code, 1, "{none:?}");
+    assert!(none.stdout.contains("不予共享") && none.stdout.contains("《社会救助暂行办法》第六十一条"), "{none:?}");
+    // bad requests: an unknown field, an unknown entry, no purpose
+    let bad = consumer.cmd(&["request", "--resource", "301001/000001", "--fields", "住址", "--purpose", "核对"]);
+    let e = bad.fails();
+    assert!(e.contains("has no field 住址; its fields are 公民身份号码, 姓名, 月保障金额, 联系电话"), "{e}");
+    let unknown = consumer.cmd(&["request", "--resource", "999001/000001", "--fields", "姓名", "--purpose", "核对"]);
+    assert!(unknown.fails().contains("the catalogue has no entry 999001/000001"));
+    let aimless = consumer.cmd(&["request", "--resource", "301001/000001", "--fields", "姓名", "--purpose", " "]);
+    assert!(aimless.fails().contains("--purpose"));
+
+    // 有条件共享: pending until the provider decides, with the answer date
+    let cond = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000001",
+        "--fields",
+        "公民身份号码,姓名,月保障金额",
+        "--purpose",
+        "特困人员认定比对",
+        "--json",
+    ]));
+    let id = cond["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("630100-"), "{id}");
+    assert_eq!(state_of(&cond), "Pending");
+    let again = consumer.cmd(&["request", "--resource", "301001/000001", "--fields", "姓名", "--purpose", "x"]);
+    assert!(again.fails().contains(&format!("request {id} for 301001/000001 is already pending")));
+    wait_until(Duration::from_secs(30), "the request reaches the provider", || {
+        state_at(&provider, &id).as_deref() == Some("Pending")
+    });
+    let grants = province.cmd(&["grants"]).ok();
+    assert!(grants.contains(&id) && grants.contains("pending") && grants.contains("特困人员认定比对"), "{grants}");
+    // nothing is delivered before the decision
+    let early = consumer.cmd(&["lookup", "--resource", "301001/000001", "632522198001010012"]);
+    assert!(early.fails().contains("waits for the provider's decision"));
+
+    // the provider narrows: no names; an approval cannot widen
+    let wider = provider.cmd(&["approve", &id, "--fields", "联系电话"]);
+    let e = wider.fails();
+    assert!(e.contains("an approval can only narrow"), "{e}");
+    let stranger = consumer.cmd(&["approve", &id]);
+    assert!(stranger.fails().contains("only that provider can decide it"));
+    let approved = provider.cmd(&["approve", &id, "--fields", "公民身份号码,月保障金额"]).ok();
+    assert!(approved.contains("granted 301001/000001 to 630102/minzheng"), "{approved}");
+
+    // delivery across the two prefectures, through the province
+    receive_until(&consumer, "both grants delivered", |db| {
+        columns(db, TABLE_COND).len() == 2 && columns(db, TABLE_FREE).len() == 3
+    });
+    assert_eq!(columns(&received(&consumer), TABLE_COND), ["id_number", "amount"], "name was not granted");
+    assert_eq!(
+        rows(&received(&consumer), &format!("SELECT * FROM {TABLE_COND} ORDER BY id_number")),
+        [["632522197503030034", "580"], ["632522198001010012", "640"], ["632522199002020023", "700"]]
+    );
+    assert_eq!(
+        rows(&received(&consumer), &format!("SELECT name, phone FROM {TABLE_FREE} ORDER BY id_number"))[0],
+        ["韩永福", "135****1111"],
+        "the phone number is masked"
+    );
+
+    // changes at the source follow: an update, an insert, a delete
+    people(
+        &db,
+        &[("632522198001010012", "卓玛", 660, "13907012345"), ("632522200104040045", "才让", 520, "13611112222")],
+    );
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM people WHERE id_number = '632522197503030034'", [])
+        .unwrap();
+    synced(&provider);
+    receive_until(&consumer, "the changes delivered", |db| {
+        rows(db, &format!("SELECT count(*), sum(amount) FROM {TABLE_COND}")) == [["3", "1880"]]
+    });
+
+    // lookups from the consumer's own hub, under the grant, granted columns only
+    let found = consumer.cmd(&["lookup", "--resource", "301001/000001", "632522198001010012"]).ok();
+    assert!(
+        found.contains("amount: 660") && !found.contains("卓玛") && found.contains("from hub 630100/hub"),
+        "{found}"
+    );
+    let missing = consumer.cmd(&["lookup", "--resource", "301001/000001", "632522197503030034"]);
+    assert!(missing.fails().contains("has no record with key 632522197503030034"));
+    let ungranted = consumer.cmd(&["lookup", "--resource", "301001/000003", "632522198001010012"]);
+    let e = ungranted.fails();
+    assert!(e.contains("was refused") && e.contains("不予共享"), "{e}");
+    // another department of the same hub gets nothing of it
+    let other = Agent::new();
+    other.enroll(&xining.token("630102/gongan", "1h")).ok();
+    let nosy = other.cmd(&["lookup", "--resource", "301001/000001", "632522198001010012"]);
+    assert!(nosy.fails().contains("630102/gongan holds no grant for 301001/000001"));
+
+    // the province lists the grant with the rows delivered
+    wait_until(Duration::from_secs(30), "delivery progress reaches the province", || {
+        let list = json(province.cmd(&["grants", "--json"]));
+        list.as_array().unwrap().iter().any(|g| g["id"] == id && g["rows_delivered"].as_u64() == Some(6))
+    });
+
+    // revocation: lookups and deliveries stop
+    provider.cmd(&["revoke", &id, "--reason", "比对工作已结束"]).ok();
+    wait_until(Duration::from_secs(30), "the revocation reaches the consumer's hub", || {
+        consumer.cmd(&["lookup", "--resource", "301001/000001", "632522198001010012"]).stderr.contains("was revoked")
+    });
+    people(&db, &[("632522198001010012", "卓玛措", 999, "13907012345")]);
+    synced(&provider);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = consumer.cmd(&["receive"]).ok();
+    assert!(after.contains("was revoked") && after.contains("比对工作已结束"), "{after}");
+    assert_eq!(
+        rows(&received(&consumer), &format!("SELECT amount FROM {TABLE_COND} WHERE id_number = '632522198001010012'")),
+        [["660"]],
+        "nothing after the revocation"
+    );
+    // the free grant still flows
+    receive_until(&consumer, "the unrevoked grant keeps flowing", |db| {
+        rows(db, &format!("SELECT name FROM {TABLE_FREE} WHERE id_number = '632522198001010012'")) == [["卓玛措"]]
+    });
+
+    // a new request may be filed, and denied
+    let second = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000001",
+        "--fields",
+        "月保障金额",
+        "--purpose",
+        "复核",
+        "--json",
+    ]));
+    let id2 = second["id"].as_str().unwrap().to_owned();
+    wait_until(Duration::from_secs(30), "the second request reaches the provider", || {
+        state_at(&provider, &id2).is_some()
+    });
+    provider.cmd(&["deny", &id2, "--reason", "用途与共享条件不符"]).ok();
+    wait_until(Duration::from_secs(30), "the denial reaches the consumer", || {
+        consumer.cmd(&["requests"]).stdout.contains("用途与共享条件不符")
+    });
+}
+
+#[test]
+fn expired_grants_stop_and_a_disconnected_consumer_resumes_exactly_once() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let provider = Agent::new();
+    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
+    let mut consumer = Agent::new();
+    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    let many: Vec<(String, String, i64, String)> = (0..30_000)
+        .map(|i| (format!("6300001980{i:08}"), format!("姓名{i}"), i64::from(i % 900), format!("139{i:08}")))
+        .collect();
+    let refs: Vec<(&str, &str, i64, &str)> =
+        many.iter().map(|(a, b, c, d)| (a.as_str(), b.as_str(), *c, d.as_str())).collect();
+    people(&db, &refs);
+    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(&provider);
+    let today = gdx_common::units::format_date(gdx_tests::now());
+    let granted = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000001",
+        "--fields",
+        "姓名,月保障金额",
+        "--purpose",
+        "健康档案比对",
+        "--until",
+        &today,
+        "--json",
+    ]));
+    assert_eq!(state_of(&granted), "Granted");
+    // the daemon receives; kill it again and again while it does, with the source changing
+    let table = "minzheng_dibao_630000";
+    for round in 0..6 {
+        consumer.start();
+        std::thread::sleep(Duration::from_millis(700 + 300 * round));
+        consumer.proc.take().unwrap().kill();
+        if round == 2 {
+            people(
+                &db,
+                &[("630000198000000001", "改名", 1, "13900000001"), ("630000199999999999", "新人", 2, "13900000002")],
+            );
+            synced(&provider);
+        }
+    }
+    consumer.start();
+    let expected = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("SELECT count(*) FROM people", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+    };
+    wait_until(Duration::from_secs(60), "every row delivered", || {
+        received(&consumer).exists() && columns(&received(&consumer), table).len() == 3 && {
+            let n = rows(&received(&consumer), &format!("SELECT count(*) FROM {table}"));
+            n == [[expected.to_string()]]
+        }
+    });
+    consumer.proc.take().unwrap().kill();
+    let cols = ["id_number", "name", "amount"];
+    assert_eq!(table_checksum(&received(&consumer), table, &cols), table_checksum(&db, "people", &cols));
+    // one delivery per changeset of the provider's vault, each applied once
+    let last_seq = rows(&gdx_tests::vault(&hub, "630000/minzheng"), "SELECT last_seq FROM _gdx_resources");
+    assert_eq!(rows(&received(&consumer), "SELECT n FROM _gdx_received"), last_seq);
+    assert_eq!(last_seq, [["7"]], "six changesets of 5,000 rows, then the change");
+
+    // two days later the grant has expired: no delivery, no lookup
+    hub.stop();
+    hub.start_env(&[("GDX_CLOCK_OFFSET", "172800")]);
+    let expired = consumer.cmd(&["lookup", "--resource", "301001/000001", "630000198000000001"]);
+    let e = expired.fails();
+    assert!(e.contains(&format!("expired after {today}")), "{e}");
+    assert!(consumer.cmd(&["receive"]).ok().contains("expired after"));
+}
