@@ -305,7 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let r = decide(&cli.data, id, verdict, &timeout)?;
             println!(
-                "granted {} to {} for {}: {}{}",
+                "granted {} to {} ({}): {}{}",
                 r.code,
                 r.consumer,
                 r.granted_until.map_or("no end date".into(), |d| format!("until {}", format_date(d * 86_400))),

@@ -722,12 +722,15 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
         "\nThe province's catalogue (five base resources, the rest from departments at three levels; the prefecture hubs forwarded theirs, with the base resources' data):\n"
     );
     print!("{}", catalog::table(&catalog.list(&Filter::default(), now())?));
+    exchange_demo(&agent_exe, &root).await?;
     let hub = hub_dir.display();
     let pref = root.join("hub-632500");
     let pref = pref.display();
     let gongan = root.join("agent-630000-gongan");
     let minzheng = root.join("agent-630000-minzheng");
     let in_four_days = gdx_common::units::format_date(now() + 4 * 86_400);
+    let consumer = root.join("agent-632522-minzheng");
+    let consumer = consumer.display();
     println!(
         "\nWhere to look (in another terminal):\n\
          \x20 gdx-hub --data {hub} nodes                     the whole tree: hubs, agents, state, backlog\n\
@@ -740,6 +743,10 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
          \x20 curl --cacert {hub}/ca.crt -G https://{http}/api/v1/catalog --data-urlencode q=低保\n\
          \x20 gdx-agent --data {} status          one agent's view, with its catalogue entry\n\
          \x20 gdx-agent --data {} status          the 民政 agent's quarantine (two bad CSV lines)\n\
+         \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
+         \x20 gdx-agent --data {consumer} requests   the 同德 民政 department's requests\n\
+         \x20 gdx-agent --data {consumer} lookup --resource 101001/000001 ID_NUMBER   one record under a grant\n\
+         \x20 sqlite3 {consumer}/received.db .tables   what 同德 民政 received\n\
          \x20 gdx-hub --data {hub} revoke 630000/gongan   watch that agent get cut off\n\
          \x20 sqlite3 {hub}/vaults/630000-gongan.db 'SELECT * FROM hukou LIMIT 5'\n\
          \x20 edit {}/source/data.db or drop a CSV into {}/drop: the change reaches the vault\n\
@@ -758,6 +765,107 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
         stop(&mut child).await;
     }
     Ok(())
+}
+
+/// Controlled exchange across prefectures: 同德县民政局 (below 海南州) asks
+/// 西宁市卫健委 for birth certificates (有条件共享), which approves fewer
+/// fields, and the province's population base (无条件共享, granted at once);
+/// the rows arrive in its received database, the mothers' ID numbers masked.
+async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
+    use gdx_common::grant::RequestRecord;
+    let consumer = root.join("agent-632522-minzheng");
+    let provider = root.join("agent-630100-weijian");
+    println!("\nControlled exchange: 同德县民政局 (海南州) asks 西宁市卫生健康委员会 for birth certificates:\n");
+    let out = agent(
+        agent_exe,
+        &consumer,
+        &[
+            "request",
+            "--resource",
+            "202001/000001",
+            "--fields",
+            "新生儿姓名,出生日期,母亲证件号码",
+            "--purpose",
+            "新生儿家庭社会救助资格比对",
+            "--json",
+        ],
+    )
+    .await?;
+    let filed: RequestRecord = serde_json::from_str(&out).context("the request's answer is not a request record")?;
+    println!(
+        "  gdx-agent request --resource 202001/000001 --fields 新生儿姓名,出生日期,母亲证件号码 --purpose …\n  → request {} is {} (有条件共享: 西宁 must answer by {})",
+        filed.id,
+        filed.state(now()),
+        match filed.status {
+            gdx_common::grant::Status::Pending { answer_by_day } =>
+                gdx_common::units::format_date(answer_by_day * 86_400),
+            _ => "-".into(),
+        }
+    );
+    let xining = root.join("hub-630100");
+    let at_xining = || {
+        crate::exchange::Exchange::open(&xining, NodeId::parse("630100/hub").expect("a valid id"))
+            .and_then(|x| x.record(&filed.id))
+            .is_ok_and(|r| r.is_some())
+    };
+    wait_for(Duration::from_secs(60), "the request to reach 西宁 through the province", at_xining).await?;
+    let approved = agent(agent_exe, &provider, &["approve", &filed.id, "--fields", "出生日期,母亲证件号码"]).await?;
+    println!("  西宁市卫健委: gdx-agent approve {} --fields 出生日期,母亲证件号码\n  → {}", filed.id, approved.trim());
+    let free = agent(
+        agent_exe,
+        &consumer,
+        &["request", "--resource", "101001/000001", "--fields", "姓名,民族", "--purpose", "特困人员身份核验"],
+    )
+    .await?;
+    println!(
+        "  gdx-agent request --resource 101001/000001 --fields 姓名,民族 --purpose 特困人员身份核验\n  → {}",
+        free.trim().replace('\n', "\n    ")
+    );
+    let received = consumer.join("received.db");
+    let count = |table: &str| -> i64 {
+        rusqlite::Connection::open_with_flags(&received, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    wait_for(Duration::from_secs(60), "the granted rows to arrive at 同德县民政局", || {
+        count("weijian_chusheng_630100") > 0 && count("gongan_hukou_630000") > 0
+    })
+    .await?;
+    let c = rusqlite::Connection::open_with_flags(&received, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt =
+        c.prepare("SELECT cert_no, born, mother_id FROM weijian_chusheng_630100 ORDER BY cert_no LIMIT 3")?;
+    let sample: Vec<(String, String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    println!(
+        "\n  delivered to 同德县民政局 ({} birth certificates, {} residents), e.g. weijian_chusheng_630100:",
+        count("weijian_chusheng_630100"),
+        count("gongan_hukou_630000")
+    );
+    for (no, born, mother) in sample {
+        println!("    {no}  {born}  {mother}");
+    }
+    println!("  (新生儿姓名 was not approved and never left 西宁; 母亲证件号码 is sensitive and arrives masked)\n");
+    let province = crate::exchange::Exchange::open(&root.join("hub-630000"), NodeId::parse("630000/hub")?)?;
+    // the consumer's hub reports how far delivery got; give it a few seconds to reach the province
+    let reported = || province.list(now()).is_ok_and(|l| l.iter().all(|g| g.rows_delivered > 0));
+    let _ = wait_for(Duration::from_secs(15), "delivery progress at the province", reported).await;
+    print!("{}", crate::exchange::table(&province.list(now())?));
+    Ok(())
+}
+
+/// Runs `gdx-agent --data DIR ARGS…` and returns its output, or its error.
+async fn agent(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(exe).arg("--data").arg(dir).args(args).output().await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        anyhow::bail!(
+            "the demo's `gdx-agent {}` failed: {}{}",
+            args.first().unwrap_or(&""),
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(text)
 }
 
 /// Writes a department's sample sources (SQLite tables, and for 低保 a GBK
