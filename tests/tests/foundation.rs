@@ -370,4 +370,12 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     {
         assert!(out.lines().any(|l| l.contains(base) && l.contains("基础")), "{base}: {out}");
     }
+    // controlled exchange across prefectures: the request, the narrowed approval, masked delivered rows
+    assert!(out.contains("is pending (有条件共享: 西宁 must answer by"), "{out}");
+    assert!(
+        out.contains("granted 202001/000001 to 632522/minzheng (no end date): born, mother_id (mother_id masked)"),
+        "{out}"
+    );
+    assert!(out.contains("150 birth certificates, 300 residents"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("    Q63") && l.contains("********")), "masked ID numbers: {out}");
 }
