@@ -269,6 +269,48 @@ fn open_received(path: &Path) -> anyhow::Result<Connection> {
     )?)
 }
 
+/// What the received database holds, per grant, for `gdx-agent status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedGrant {
+    pub grant: String,
+    pub code: String,
+    pub name: String,
+    pub provider: String,
+    pub table: String,
+    /// The last delivery applied and the rows received in all.
+    pub applied: u64,
+    pub rows: u64,
+    pub updated_at: Option<i64>,
+    /// Why receiving stopped (revoked, expired), if it did.
+    pub stopped: Option<String>,
+}
+
+/// Reads the received database's record of each grant (none when it does not exist yet).
+pub fn received_grants(path: &Path) -> anyhow::Result<Vec<ReceivedGrant>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    db.busy_timeout(Duration::from_secs(5))?;
+    let mut stmt = db.prepare(
+        "SELECT grant_id, code, name, provider, table_name, n, rows, updated_at, stopped FROM _gdx_received ORDER BY grant_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ReceivedGrant {
+            grant: r.get(0)?,
+            code: r.get(1)?,
+            name: r.get(2)?,
+            provider: r.get(3)?,
+            table: r.get(4)?,
+            applied: r.get::<_, i64>(5)? as u64,
+            rows: r.get::<_, i64>(6)? as u64,
+            updated_at: r.get(7)?,
+            stopped: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn applied(db: &Connection, grant: &str) -> rusqlite::Result<u64> {
     Ok(db
         .query_row("SELECT n FROM _gdx_received WHERE grant_id = ?1", [grant], |r| r.get::<_, i64>(0))

@@ -33,6 +33,8 @@ pub struct Status {
     pub resources: Vec<ResourceState>,
     /// Catalogue entries: declared, published, withdrawn.
     pub catalog: Vec<CatalogLine>,
+    /// Data received under grants, per grant.
+    pub received: Vec<crate::exchange::ReceivedGrant>,
 }
 
 /// One catalogue entry as this agent sees it.
@@ -162,6 +164,7 @@ pub fn status(paths: &AgentPaths, now: i64) -> anyhow::Result<Status> {
         cert_not_after: not_after,
         resources,
         catalog,
+        received: crate::exchange::received_grants(&paths.received(&config)).unwrap_or_default(),
     })
 }
 
@@ -207,6 +210,16 @@ pub fn status_text(s: &Status, now: i64) -> String {
         out.push_str("catalogue:\n");
         for line in catalog_text(&s.catalog).lines() {
             out.push_str(&format!("  {line}\n"));
+        }
+    }
+    for g in &s.received {
+        let when = g.updated_at.map(format_time).unwrap_or_else(|| "never".into());
+        out.push_str(&format!(
+            "received {} {} from {} (grant {}): {} rows in {} deliveries, last {when}, table {}\n",
+            g.code, g.name, g.provider, g.grant, g.rows, g.applied, g.table
+        ));
+        if let Some(why) = &g.stopped {
+            out.push_str(&format!("  STOPPED: {why}\n"));
         }
     }
     out

@@ -281,6 +281,8 @@ fn requests_decisions_and_deliveries_across_two_prefectures() {
         [["660"]],
         "nothing after the revocation"
     );
+    let status = consumer.cmd(&["status"]).ok();
+    assert!(status.contains("received 301001/000001") && status.contains("STOPPED: the grant of request"), "{status}");
     // the free grant still flows
     receive_until(&consumer, "the unrevoked grant keeps flowing", |db| {
         rows(db, &format!("SELECT name FROM {TABLE_FREE} WHERE id_number = '632522198001010012'")) == [["卓玛措"]]
