@@ -382,3 +382,70 @@ fn expired_grants_stop_and_a_disconnected_consumer_resumes_exactly_once() {
     assert!(e.contains(&format!("expired after {today}")), "{e}");
     assert!(consumer.cmd(&["receive"]).ok().contains("expired after"));
 }
+
+#[test]
+fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut hainan = Hub::join(&province.hub_token("632500/hub"));
+    hainan.start();
+    let mut xining = Hub::join(&province.hub_token("630100/hub"));
+    xining.start();
+    let provider = Agent::new();
+    provider.enroll(&hainan.token(PROVIDER, "1h")).ok();
+    let mut consumer = Agent::new();
+    consumer.enroll(&xining.token(CONSUMER, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    let many: Vec<(String, String, i64, String)> = (0..20_000)
+        .map(|i| (format!("6325221980{i:08}"), format!("姓名{i}"), i64::from(i % 700), format!("138{i:08}")))
+        .collect();
+    let refs: Vec<(&str, &str, i64, &str)> =
+        many.iter().map(|(a, b, c, d)| (a.as_str(), b.as_str(), *c, d.as_str())).collect();
+    people(&db, &refs);
+    declare(&provider, "huji", "301001/000002", "无条件共享", &db);
+    synced(&provider);
+    wait_until(Duration::from_secs(30), "the catalogue reaches 西宁", || {
+        xining.cmd(&["catalog", "list"]).stdout.contains("301001/000002")
+    });
+    let granted = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000002",
+        "--fields",
+        "姓名,月保障金额",
+        "--purpose",
+        "入户走访",
+        "--json",
+    ]));
+    assert_eq!(state_of(&granted), "Granted");
+    consumer.start();
+    // SIGKILL each hub in turn while the rows travel, with the source changing
+    for round in 0..6u64 {
+        std::thread::sleep(Duration::from_millis(400 + 250 * round));
+        let hub = match round % 3 {
+            0 => &mut province,
+            1 => &mut hainan,
+            _ => &mut xining,
+        };
+        hub.stop();
+        if round == 3 {
+            people(&db, &[("632522198000000007", "改名", 1, "13800000007"), ("632522199999999999", "新人", 2, "1")]);
+            synced(&provider);
+        }
+        hub.start();
+    }
+    let table = TABLE_FREE;
+    wait_until(Duration::from_secs(90), "every row delivered through the hierarchy", || {
+        received(&consumer).exists()
+            && columns(&received(&consumer), table).len() == 3
+            && rows(&received(&consumer), &format!("SELECT count(*) FROM {table}")) == [["20001"]]
+            && rows(&received(&consumer), &format!("SELECT name FROM {table} WHERE id_number = '632522198000000007'"))
+                == [["改名"]]
+    });
+    consumer.proc.take().unwrap().kill();
+    let cols = ["id_number", "name", "amount"];
+    assert_eq!(table_checksum(&received(&consumer), table, &cols), table_checksum(&db, "people", &cols));
+    let last_seq = rows(&gdx_tests::vault(&hainan, PROVIDER), "SELECT last_seq FROM _gdx_resources");
+    assert_eq!(rows(&received(&consumer), "SELECT n FROM _gdx_received"), last_seq, "one delivery per changeset");
+}
