@@ -214,13 +214,30 @@ pub async fn receive_pass(
                 // tells the hub how far this agent got
                 break;
             }
+            let mut failed = None;
             for d in batch {
-                verify(&verifier, r, &d, now)?;
-                let rows = apply(&mut conn_db, r, &table, &d)
-                    .map_err(|e| format!("cannot apply delivery {} of {}: {e}", d.n, r.id))?;
-                got.deliveries += 1;
-                got.rows += rows;
-                got.applied = d.n;
+                // A delivery that fails its checks stops this grant only; the
+                // others are received, and this one is asked for again.
+                let applied = verify(&verifier, r, &d, now).and_then(|()| {
+                    apply(&mut conn_db, r, &table, &d)
+                        .map_err(|e| format!("cannot apply delivery {} of {}: {e}", d.n, r.id))
+                });
+                match applied {
+                    Ok(rows) => {
+                        got.deliveries += 1;
+                        got.rows += rows;
+                        got.applied = d.n;
+                    }
+                    Err(e) => {
+                        warn!(grant = %r.id, error = %e, "a delivery was refused");
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                got.stopped = Some(e);
+                break;
             }
         }
         out.push(got);
@@ -235,6 +252,9 @@ fn verify(verifier: &tls::ChainVerifier, r: &RequestRecord, d: &SignedDelivery, 
         Ok(Identity::Node { node, role: Role::Hub, .. }) if node.division().contains(r.provider.division()) => {}
         Ok(other) => return Err(format!("{what} is signed by {other:?}, not by the hub of {}", r.provider)),
         Err(e) => return Err(format!("{what}: its signer's certificate does not verify: {e}")),
+    }
+    if d.grant != r.id {
+        return Err(format!("{what} names grant {}", d.grant));
     }
     let cert = d.signer_chain.first().map(Vec::as_slice).unwrap_or_default();
     pki::verify_signature(cert, &SignedDelivery::signed_bytes(&d.grant, d.n, d.replace, &d.body), &d.signature)
@@ -279,7 +299,9 @@ pub struct ReceivedGrant {
     pub table: String,
     /// The last delivery applied and the rows received in all.
     pub applied: u64,
+    /// Row changes received in all, and rows the table holds now.
     pub rows: u64,
+    pub held: u64,
     pub updated_at: Option<i64>,
     /// Why receiving stopped (revoked, expired), if it did.
     pub stopped: Option<String>,
@@ -304,11 +326,17 @@ pub fn received_grants(path: &Path) -> anyhow::Result<Vec<ReceivedGrant>> {
             table: r.get(4)?,
             applied: r.get::<_, i64>(5)? as u64,
             rows: r.get::<_, i64>(6)? as u64,
+            held: 0,
             updated_at: r.get(7)?,
             stopped: r.get(8)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut list: Vec<ReceivedGrant> = rows.collect::<Result<_, _>>()?;
+    for g in &mut list {
+        g.held = db.query_row(&format!("SELECT count(*) FROM \"{}\"", g.table), [], |r| r.get::<_, i64>(0)).unwrap_or(0)
+            as u64;
+    }
+    Ok(list)
 }
 
 fn applied(db: &Connection, grant: &str) -> rusqlite::Result<u64> {
@@ -328,6 +356,14 @@ fn note_stopped(db: &Connection, r: &RequestRecord, why: Option<&str>) -> rusqli
 fn apply(db: &mut Connection, r: &RequestRecord, table: &str, d: &SignedDelivery) -> anyhow::Result<u64> {
     let cs = decode_changeset(&d.body)?;
     cs.validate().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        cs.origin == r.provider && cs.resource.as_str() == r.resource,
+        "it carries {} of {}, not {} of {}",
+        cs.resource,
+        cs.origin,
+        r.resource,
+        r.provider
+    );
     let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let held: Option<(i64, Option<String>)> = tx
         .query_row("SELECT n, columns FROM _gdx_received WHERE grant_id = ?1", [&r.id], |x| Ok((x.get(0)?, x.get(1)?)))

@@ -372,8 +372,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for r in list.iter().filter(|_| !json) {
                 match &r.stopped {
                     Some(why) => println!("{}: {} (kept: {} deliveries in table {})", r.grant, why, r.applied, r.table),
+                    None if r.applied == 0 => println!("{} {}: nothing delivered yet", r.grant, r.code),
                     None => println!(
-                        "{} {}: {} new rows in {} deliveries; table {} holds deliveries 1-{}",
+                        "{} {}: {} row changes in {} new deliveries; table {} is at delivery {}",
                         r.grant, r.code, r.rows, r.deliveries, r.table, r.applied
                     ),
                 }

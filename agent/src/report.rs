@@ -215,8 +215,8 @@ pub fn status_text(s: &Status, now: i64) -> String {
     for g in &s.received {
         let when = g.updated_at.map(format_time).unwrap_or_else(|| "never".into());
         out.push_str(&format!(
-            "received {} {} from {} (grant {}): {} rows in {} deliveries, last {when}, table {}\n",
-            g.code, g.name, g.provider, g.grant, g.rows, g.applied, g.table
+            "received {} {} from {} (grant {}): table {} holds {} rows ({} row changes in {} deliveries, last {when})\n",
+            g.code, g.name, g.provider, g.grant, g.table, g.held, g.rows, g.applied
         ));
         if let Some(why) = &g.stopped {
             out.push_str(&format!("  STOPPED: {why}\n"));

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{CatalogEntry, SharingType};
 use crate::data::{Change, Changeset, Column, Value};
 use crate::node::NodeId;
+pub use crate::wire::{RequestRecord, Status};
 
 /// Working days a provider has to answer a 有条件共享 request (国发〔2016〕51号).
 pub const ANSWER_WORKING_DAYS: i64 = 10;
@@ -47,54 +48,6 @@ pub enum Filing {
     Pending { answer_by_day: i64 },
     /// 不予共享 (or a bad request): refused, with the reason.
     Refused(String),
-}
-
-/// Where a request stands. Expiry is not a state: it follows from
-/// [`RequestRecord::granted_until`] and the clock of whoever checks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
-    /// 有条件共享: waiting for the provider, who must answer by this day.
-    Pending { answer_by_day: i64 },
-    /// Granted (at filing for 无条件共享, or approved by the provider).
-    Granted,
-    /// Refused on filing (不予共享, or a request that breaks a rule).
-    Refused { reason: String },
-    /// Denied by the provider.
-    Denied { reason: String },
-    /// The provider revoked the grant at `at`.
-    Revoked { reason: String, at: i64 },
-}
-
-/// A request and, once granted, the grant: who may receive which columns of
-/// which resource, why, until when. The consumer's hub creates it (version
-/// 1); after that only the provider's hub changes it, each change one
-/// version up, so every hub keeps the highest version it has seen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestRecord {
-    /// `DIVISION-N`: the consumer's hub and its own counter, unique in the province.
-    pub id: String,
-    pub consumer: NodeId,
-    pub provider: NodeId,
-    /// 信息资源代码 and 信息资源名称 of the entry asked for.
-    pub code: String,
-    pub name: String,
-    /// The provider's resource (its vault table).
-    pub resource: String,
-    /// Source columns asked for.
-    pub fields: Vec<String>,
-    pub purpose: String,
-    /// Last day asked for (days since 1970-01-01), if limited.
-    pub until: Option<i64>,
-    pub filed_at: i64,
-    pub status: Status,
-    /// Source columns granted; the key columns always travel besides them.
-    pub columns: Vec<String>,
-    /// Granted columns the catalogue marks sensitive, delivered masked.
-    pub masked: Vec<String>,
-    /// Last day of validity (days since 1970-01-01), inclusive.
-    pub granted_until: Option<i64>,
-    pub decided_at: Option<i64>,
-    pub version: u64,
 }
 
 impl RequestRecord {

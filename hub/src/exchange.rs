@@ -32,6 +32,19 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Items examined per push or pull.
 const BATCH_ITEMS: i64 = 500;
+/// Seconds added to the exchange's clock, from `GDX_CLOCK_OFFSET` (for
+/// drills and tests: what happens when grants expire or answers are
+/// overdue); 0 when unset. Only grant validity and answer deadlines use it.
+pub fn clock_offset() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| std::env::var("GDX_CLOCK_OFFSET").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+}
+
+/// The exchange's clock: Unix seconds plus [`clock_offset`].
+pub fn clock() -> i64 {
+    crate::util::now() + clock_offset()
+}
+
 /// Changesets turned into deliveries per grant per pass.
 const PRODUCE_PER_PASS: u64 = 32;
 
@@ -349,8 +362,24 @@ impl Exchange {
                         Err(e) => return Ok(Err(e)),
                     },
                 };
-                if until.is_some_and(|d| d < now.div_euclid(86_400)) {
+                let today = now.div_euclid(86_400);
+                if let Some(asked) = r.until.filter(|d| *d < today) {
+                    return Ok(Err(format!(
+                        "request {} asked for data until {}, which has passed; deny it and let the consumer file a new one",
+                        r.id,
+                        gdx_common::units::format_date(asked * 86_400)
+                    )));
+                }
+                if until.is_some_and(|d| d < today) {
                     return Ok(Err("the end date of the grant is in the past".into()));
+                }
+                if let (Some(asked), Some(given)) = (r.until, *until)
+                    && given > asked
+                {
+                    return Ok(Err(format!(
+                        "the request asked for data until {}; an approval can shorten that, not extend it",
+                        gdx_common::units::format_date(asked * 86_400)
+                    )));
                 }
                 let until = until.or(r.until);
                 r.grant(&entry, columns, &clear, until, now);
@@ -736,9 +765,7 @@ impl Exchange {
                     filed_at: r.filed_at,
                 };
                 let again = RequestRecord::filed(r.id.clone(), &e, &req, r.filed_at);
-                if std::mem::discriminant(&again.status) != std::mem::discriminant(&r.status)
-                    || again.columns != r.columns
-                {
+                if again != r {
                     tracing::warn!(id = %r.id, "a request filed elsewhere was filed again here with another outcome");
                     r = RequestRecord { version: 2, ..again };
                 }
@@ -752,7 +779,12 @@ impl Exchange {
                 .map(|j| parse_record(&j))
                 .transpose()?
             else {
-                continue;
+                // A record always travels before its deliveries; without it
+                // the batch is refused whole (and sent again), leaving no gap.
+                return Err(ExchangeError::Damaged(format!(
+                    "delivery {} of {} arrived before its request record",
+                    d.n, d.grant
+                )));
             };
             if from.is_some_and(|child| !child.contains(r.provider.division())) {
                 continue;

@@ -269,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grants { json } => {
             let config = HubConfig::load(&paths)?;
             let x = gdx_hub::exchange::Exchange::open(&paths.dir, config.hub_id())?;
-            let list = x.list(now())?;
+            let list = x.list(gdx_hub::exchange::clock())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {

@@ -522,7 +522,7 @@ impl Hub {
 
     /// An agent's exchange request: file, list, decide, fetch or look up.
     fn exchange_ask(&self, node: &NodeId, m: Message) -> Message {
-        let now = now();
+        let now = crate::exchange::clock();
         let entry = match &m {
             Message::FileRequest(f) => self.entry(&f.code),
             _ => None,
@@ -739,7 +739,10 @@ async fn produce(exchange: Arc<Mutex<Exchange>>) {
     loop {
         tick.tick().await;
         let x = exchange.clone();
-        let made = tokio::task::spawn_blocking(move || x.lock().map_err(|_| ()).map(|mut x| x.produce(now()))).await;
+        let made = tokio::task::spawn_blocking(move || {
+            x.lock().map_err(|_| ()).map(|mut x| x.produce(crate::exchange::clock()))
+        })
+        .await;
         if let Ok(Ok(Err(e))) = made {
             warn!(error = %e, "cannot produce deliveries");
         }
