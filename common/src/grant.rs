@@ -72,6 +72,7 @@ impl RequestRecord {
             granted_until: None,
             decided_at: None,
             version: 1,
+            salt: String::new(),
         };
         match file(entry, req, today) {
             Filing::Granted { columns } => r.grant(entry, columns, &[], req.until, now),
@@ -104,6 +105,12 @@ impl RequestRecord {
         self.granted_until = until;
         self.status = Status::Granted;
         self.decided_at = Some(now);
+    }
+
+    /// The record as an agent may see it: without the hubs' secret.
+    pub fn for_agent(mut self) -> Self {
+        self.salt.clear();
+        self
     }
 
     /// True while the grant is granted and not expired at Unix time `now`.
@@ -158,45 +165,63 @@ impl RequestRecord {
     }
 }
 
-/// The part of changeset `cs` that `record` lets travel: the key columns
-/// (in clear: rows are addressed by them) and the granted columns, the
-/// sensitive ones masked; every other column stays behind. Numbered `n`.
-pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64) -> Changeset {
+/// The column that addresses delivered rows when a key column is masked.
+pub const PSEUDONYM_COLUMN: &str = "gdx_key";
+
+/// The part of changeset `cs` that `record` lets travel, numbered `n`: the
+/// granted columns, the sensitive ones masked; every other column stays
+/// behind. Rows are addressed by their key when every key column is granted
+/// in clear; otherwise by [`PSEUDONYM_COLUMN`], which `pseudonym` makes from
+/// the key's text ([`key_text`]), so that the same row always gets the same
+/// value without the key leaving the vault.
+pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64, pseudonym: &dyn Fn(&str) -> String) -> Changeset {
     let has = |list: &[String], name: &str| list.iter().any(|c| c.eq_ignore_ascii_case(name));
-    let keep: Vec<usize> =
-        (0..cs.columns.len()).filter(|i| cs.key.contains(i) || has(&record.columns, &cs.columns[*i].name)).collect();
-    let masked: Vec<bool> =
-        keep.iter().map(|i| !cs.key.contains(i) && has(&record.masked, &cs.columns[*i].name)).collect();
+    let keep: Vec<usize> = (0..cs.columns.len()).filter(|i| has(&record.columns, &cs.columns[*i].name)).collect();
+    let masked: Vec<bool> = keep.iter().map(|i| has(&record.masked, &cs.columns[*i].name)).collect();
+    let hide_key = cs.key.iter().any(|k| !keep.contains(k) || has(&record.masked, &cs.columns[*k].name));
+    let project = |row: &[Value]| -> Vec<Value> {
+        keep.iter()
+            .zip(&masked)
+            .map(|(&i, &m)| match (&row[i], m) {
+                (Value::Null, _) | (_, false) => row[i].clone(),
+                (v, true) => Value::Text(mask(&value_text(v))),
+            })
+            .collect()
+    };
     let changes = cs
         .changes
         .iter()
-        .map(|c| match c {
-            Change::Upsert(row) => Change::Upsert(
-                keep.iter()
-                    .zip(&masked)
-                    .map(|(&i, &m)| match (&row[i], m) {
-                        (Value::Null, _) | (_, false) => row[i].clone(),
-                        (v, true) => Value::Text(mask(&value_text(v))),
-                    })
-                    .collect(),
-            ),
-            Change::Delete(key) => Change::Delete(key.clone()),
+        .map(|c| {
+            let key = || Value::Text(pseudonym(&key_text(&cs.key_of(c))));
+            match (c, hide_key) {
+                (Change::Upsert(row), false) => Change::Upsert(project(row)),
+                (Change::Upsert(row), true) => Change::Upsert(std::iter::once(key()).chain(project(row)).collect()),
+                (Change::Delete(k), false) => Change::Delete(k.clone()),
+                (Change::Delete(_), true) => Change::Delete(vec![key()]),
+            }
         })
         .collect();
+    let mut columns: Vec<Column> = keep
+        .iter()
+        .zip(&masked)
+        .map(|(&i, &m)| {
+            let c = &cs.columns[i];
+            Column { name: c.name.clone(), decl_type: if m { "TEXT".into() } else { c.decl_type.clone() } }
+        })
+        .collect();
+    let key = if hide_key {
+        columns.insert(0, Column { name: PSEUDONYM_COLUMN.into(), decl_type: "TEXT".into() });
+        vec![0]
+    } else {
+        cs.key.iter().filter_map(|k| keep.iter().position(|i| i == k)).collect()
+    };
     Changeset {
         origin: cs.origin.clone(),
         resource: cs.resource.clone(),
         seq: n,
         epoch: cs.epoch,
-        columns: keep
-            .iter()
-            .zip(&masked)
-            .map(|(&i, &m)| {
-                let c = &cs.columns[i];
-                Column { name: c.name.clone(), decl_type: if m { "TEXT".into() } else { c.decl_type.clone() } }
-            })
-            .collect(),
-        key: cs.key.iter().filter_map(|k| keep.iter().position(|i| i == k)).collect(),
+        columns,
+        key,
         changes,
         created_at: cs.created_at,
     }
@@ -466,17 +491,33 @@ mod tests {
             ],
             created_at: 5,
         };
-        let d = deliverable(&cs, &g, 1);
+        // the key case_no was not granted: rows travel under a pseudonym
+        let d = deliverable(&cs, &g, 1, &|k| format!("p{k}"));
         let names: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["case_no", "id_number", "amount", "phone"], "name was not granted");
+        assert_eq!(names, ["gdx_key", "id_number", "amount", "phone"], "name was not granted");
         assert_eq!((d.seq, d.key.clone()), (1, vec![0]));
         assert_eq!(
             d.changes[0],
-            Change::Upsert(vec![t("A1"), t("632522********001X"), Value::Integer(640), Value::Null])
+            Change::Upsert(vec![t("pA1"), t("632522********001X"), Value::Integer(640), Value::Null])
         );
-        assert_eq!(d.changes[1], Change::Upsert(vec![t("A2"), Value::Null, Value::Integer(700), t("139****2345")]));
-        assert_eq!(d.changes[2], Change::Delete(vec![t("A3")]));
+        assert_eq!(d.changes[1], Change::Upsert(vec![t("pA2"), Value::Null, Value::Integer(700), t("139****2345")]));
+        assert_eq!(d.changes[2], Change::Delete(vec![t("pA3")]));
         assert!(d.validate().is_ok());
+        // granted in clear, the key addresses the rows itself
+        g.columns.push("case_no".into());
+        let c = deliverable(&cs, &g, 2, &|k| format!("p{k}"));
+        assert_eq!(c.columns[0].name, "case_no");
+        assert_eq!(c.changes[2], Change::Delete(vec![t("A3")]));
+        // granted but masked: masked, and rows travel under the pseudonym
+        g.masked.push("case_no".into());
+        let p = deliverable(&cs, &g, 3, &|k| format!("p{k}"));
+        let names: Vec<&str> = p.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["gdx_key", "case_no", "id_number", "amount", "phone"]);
+        assert_eq!(
+            p.changes[0],
+            Change::Upsert(vec![t("pA1"), t("**"), t("632522********001X"), Value::Integer(640), Value::Null])
+        );
+        assert!(p.validate().is_ok());
         assert_eq!(key_text(&[&t("A1"), &Value::Integer(7)]), "A1\u{1f}7");
         assert_eq!(row_json(&d.columns, &[t("A1"), Value::Null, Value::Integer(1), t("x")])["amount"], 1);
     }

@@ -519,6 +519,11 @@ pub struct RequestRecord {
     pub granted_until: Option<i64>,
     pub decided_at: Option<i64>,
     pub version: u64,
+    /// Hex secret of the grant, known to hubs only (cleared in answers to
+    /// agents): when a key column is masked, rows travel under a salted
+    /// digest of their key instead (see [`crate::grant::deliverable`]).
+    #[serde(default)]
+    pub salt: String,
 }
 
 #[cfg(test)]

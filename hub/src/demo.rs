@@ -784,7 +784,7 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
             "--resource",
             "202001/000001",
             "--fields",
-            "新生儿姓名,出生日期,母亲证件号码",
+            "出生医学证明编号,新生儿姓名,出生日期,母亲证件号码",
             "--purpose",
             "新生儿家庭社会救助资格比对",
             "--json",
@@ -793,7 +793,7 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
     .await?;
     let filed: RequestRecord = serde_json::from_str(&out).context("the request's answer is not a request record")?;
     println!(
-        "  gdx-agent request --resource 202001/000001 --fields 新生儿姓名,出生日期,母亲证件号码 --purpose …\n  → request {} is {} (有条件共享: 西宁 must answer by {})",
+        "  gdx-agent request --resource 202001/000001 --fields 出生医学证明编号,新生儿姓名,出生日期,母亲证件号码 --purpose …\n  → request {} is {} (有条件共享: 西宁 must answer by {})",
         filed.id,
         filed.state(now()),
         match filed.status {
@@ -809,8 +809,14 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
             .is_ok_and(|r| r.is_some())
     };
     wait_for(Duration::from_secs(60), "the request to reach 西宁 through the province", at_xining).await?;
-    let approved = agent(agent_exe, &provider, &["approve", &filed.id, "--fields", "出生日期,母亲证件号码"]).await?;
-    println!("  西宁市卫健委: gdx-agent approve {} --fields 出生日期,母亲证件号码\n  → {}", filed.id, approved.trim());
+    let approved =
+        agent(agent_exe, &provider, &["approve", &filed.id, "--fields", "出生医学证明编号,出生日期,母亲证件号码"])
+            .await?;
+    println!(
+        "  西宁市卫健委: gdx-agent approve {} --fields 出生医学证明编号,出生日期,母亲证件号码\n  → {}",
+        filed.id,
+        approved.trim()
+    );
     let free = agent(
         agent_exe,
         &consumer,
@@ -844,7 +850,9 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
     for (no, born, mother) in sample {
         println!("    {no}  {born}  {mother}");
     }
-    println!("  (新生儿姓名 was not approved and never left 西宁; 母亲证件号码 is sensitive and arrives masked)\n");
+    println!(
+        "  (新生儿姓名 was not approved and never left 西宁; 母亲证件号码 is sensitive and arrives masked; the residents' ID numbers were not asked for, so their rows arrive keyed by a pseudonym)\n"
+    );
     let province = crate::exchange::Exchange::open(&root.join("hub-630000"), NodeId::parse("630000/hub")?)?;
     // the consumer's hub reports how far delivery got; give it a few seconds to reach the province
     let reported = || province.list(now()).is_ok_and(|l| l.iter().all(|g| g.rows_delivered > 0));

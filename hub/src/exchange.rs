@@ -230,9 +230,13 @@ impl Exchange {
         rows.iter().map(|j| parse_record(j)).collect()
     }
 
-    /// The requests `node` filed or must decide, newest first.
+    /// The requests `node` filed or must decide, newest first, as it may see them.
     pub fn records_of(&self, node: &NodeId) -> Result<Vec<RequestRecord>, ExchangeError> {
-        self.records_where("consumer = ?1 OR provider = ?1", &node.to_string())
+        Ok(self
+            .records_where("consumer = ?1 OR provider = ?1", &node.to_string())?
+            .into_iter()
+            .map(RequestRecord::for_agent)
+            .collect())
     }
 
     /// Stores `r` if it is newer than what is held; true when stored.
@@ -308,7 +312,8 @@ impl Exchange {
         }
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = Self::next(&tx, "request_id")?;
-        let record = RequestRecord::filed(format!("{}-{n}", self.router.division), &entry, &req, now);
+        let mut record = RequestRecord::filed(format!("{}-{n}", self.router.division), &entry, &req, now);
+        salted(&mut record);
         Self::store(&tx, &record)?;
         tx.commit()?;
         Ok(Ok(record))
@@ -383,6 +388,7 @@ impl Exchange {
                 }
                 let until = until.or(r.until);
                 r.grant(&entry, columns, &clear, until, now);
+                salted(&mut r);
             }
             Verdict::Deny { reason } => {
                 if !matches!(r.status, Status::Pending { .. }) {
@@ -497,14 +503,18 @@ impl Exchange {
                 r.id
             )));
         }
-        let row: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2",
-                params![r.id, key.join("\u{1f}")],
-                |x| x.get(0),
-            )
-            .optional()?;
+        // rows travel under their key, or under its pseudonym when the key is masked
+        let typed = key.join("\u{1f}");
+        let mut row: Option<String> = None;
+        for k in [typed.clone(), pseudonym(&r.salt, &typed)] {
+            row = self
+                .conn
+                .query_row("SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2", params![r.id, k], |x| x.get(0))
+                .optional()?;
+            if row.is_some() {
+                break;
+            }
+        }
         Ok(Ok(wire::LookupAnswer { id: r.id.clone(), row, served_by: self.hub.clone(), as_of: as_of as u64 }))
     }
 
@@ -627,7 +637,8 @@ impl Exchange {
             if cs.epoch as i64 != epoch {
                 return Ok(made); // the vault is being replaced; next pass
             }
-            let delivery = self.sign(r, (n + 1) as u64, replace, &grant::deliverable(&cs, r, (n + 1) as u64))?;
+            let part = grant::deliverable(&cs, r, (n + 1) as u64, &|key| pseudonym(&r.salt, key));
+            let delivery = self.sign(r, (n + 1) as u64, replace, &part)?;
             let frame = encode_delivery(&delivery);
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             Self::store_delivery(&self.router, &tx, r, &delivery, &frame)?;
@@ -764,10 +775,13 @@ impl Exchange {
                     until: r.until,
                     filed_at: r.filed_at,
                 };
-                let again = RequestRecord::filed(r.id.clone(), &e, &req, r.filed_at);
+                let mut again = RequestRecord::filed(r.id.clone(), &e, &req, r.filed_at);
+                again.salt.clone_from(&r.salt);
                 if again != r {
                     tracing::warn!(id = %r.id, "a request filed elsewhere was filed again here with another outcome");
                     r = RequestRecord { version: 2, ..again };
+                    r.salt.clear();
+                    salted(&mut r);
                 }
             }
             Self::store(&tx, &r)?;
@@ -829,7 +843,7 @@ impl Exchange {
             .collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(j, n, rows, produced, error)| {
-                let record = parse_record(&j)?;
+                let record = parse_record(&j)?.for_agent();
                 Ok(Listed {
                     state: record.state(now).to_owned(),
                     record,
@@ -882,6 +896,24 @@ pub fn table(list: &[Listed]) -> String {
         }
     }
     out
+}
+
+/// Gives a record that becomes a grant its secret, if it has none yet.
+fn salted(r: &mut RequestRecord) {
+    if r.status == Status::Granted && r.salt.is_empty() {
+        r.salt = gdx_certs::pki::random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect();
+    }
+}
+
+/// The pseudonym of a key (its [`grant::key_text`]) under a grant's secret:
+/// SHA-256 of the secret and the key, 32 hex digits. Hubs that know the
+/// secret find a row by its key; the consumer's copy never shows the key.
+pub fn pseudonym(salt: &str, key_text: &str) -> String {
+    let mut input = Vec::with_capacity(salt.len() + key_text.len() + 1);
+    input.extend_from_slice(salt.as_bytes());
+    input.push(0);
+    input.extend_from_slice(key_text.as_bytes());
+    gdx_certs::pki::sha256(&input)[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn reason_of(v: &Verdict) -> Option<&str> {
@@ -951,6 +983,7 @@ mod tests {
             granted_until: None,
             decided_at: None,
             version,
+            salt: String::new(),
         }
     }
 

@@ -532,12 +532,12 @@ impl Hub {
         };
         let answer = match m {
             Message::FileRequest(form) => {
-                x.file(node, &form, entry, now).map(|r| r.map(|r| Message::RequestAnswer(Box::new(r))))
+                x.file(node, &form, entry, now).map(|r| r.map(|r| Message::RequestAnswer(Box::new(r.for_agent()))))
             }
             Message::ListRequests => x.records_of(node).map(|r| Ok(Message::Requests(r))),
             Message::Decide(d) => x
                 .decide(node, &d, |code| self.entry(code).map(|e| e.0), now)
-                .map(|r| r.map(|r| Message::RequestAnswer(Box::new(r)))),
+                .map(|r| r.map(|r| Message::RequestAnswer(Box::new(r.for_agent())))),
             Message::Fetch(f) => x.fetch(node, &f.id, f.after, now).map(|r| r.map(Message::Deliveries)),
             Message::Lookup(q) => x.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
             _ => return internal("not an exchange request"),

@@ -373,7 +373,9 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     // controlled exchange across prefectures: the request, the narrowed approval, masked delivered rows
     assert!(out.contains("is pending (有条件共享: 西宁 must answer by"), "{out}");
     assert!(
-        out.contains("granted 202001/000001 to 632522/minzheng (no end date): born, mother_id (mother_id masked)"),
+        out.contains(
+            "granted 202001/000001 to 632522/minzheng (no end date): cert_no, born, mother_id (mother_id masked)"
+        ),
         "{out}"
     );
     assert!(out.contains("150 birth certificates, 300 residents"), "{out}");
