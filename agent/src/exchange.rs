@@ -142,8 +142,14 @@ pub async fn receive_now(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<Re
     out
 }
 
-/// The daemon's loop: a receive pass every [`RECEIVE_INTERVAL`] while connected.
-pub async fn receive_loop(conn: &quinn::Connection, paths: &AgentPaths, config: &AgentConfig, creds: &Credentials) {
+/// The daemon's loop: a receive pass every [`RECEIVE_INTERVAL`] until the
+/// connection closes; returns why it closed.
+pub async fn receive_loop(
+    conn: &quinn::Connection,
+    paths: &AgentPaths,
+    config: &AgentConfig,
+    creds: &Credentials,
+) -> String {
     loop {
         match receive_pass(conn, paths, config, creds).await {
             Ok(list) => {
@@ -155,7 +161,7 @@ pub async fn receive_loop(conn: &quinn::Connection, paths: &AgentPaths, config: 
         }
         tokio::select! {
             () = tokio::time::sleep(RECEIVE_INTERVAL) => {}
-            _ = conn.closed() => return,
+            reason = conn.closed() => return frames::describe_connection_error(&reason),
         }
     }
 }

@@ -176,9 +176,7 @@ async fn keep_connected(
                         session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
                         r
                     }
-                    () = crate::exchange::receive_loop(&session.conn, paths, config, creds) => {
-                        "the connection closed".to_owned()
-                    }
+                    r = crate::exchange::receive_loop(&session.conn, paths, config, creds) => r,
                 };
                 if since.elapsed() >= STABLE_AFTER {
                     backoff = BACKOFF_MIN;
