@@ -862,7 +862,7 @@ impl Exchange {
 pub fn table(list: &[Listed]) -> String {
     use gdx_common::units::format_date;
     let mut out = format!(
-        "{:<12} {:<9} {:<22} {:<22} {:<14} {:<28} {:<11} {:>9}\n",
+        "{:<12} {:<9} {:<22} {:<22} {:<14} {:<34} {:<14} {:>9}\n",
         "ID", "STATE", "CONSUMER", "PROVIDER", "CODE", "FIELDS", "UNTIL", "ROWS"
     );
     for l in list {
@@ -876,7 +876,7 @@ pub fn table(list: &[Listed]) -> String {
             (_, None) => "-".into(),
         };
         out += &format!(
-            "{:<12} {:<9} {:<22} {:<22} {:<14} {:<28} {:<11} {:>9}\n",
+            "{:<12} {:<9} {:<22} {:<22} {:<14} {:<34} {:<14} {:>9}\n",
             r.id,
             l.state,
             r.consumer.to_string(),
