@@ -11,6 +11,7 @@
 //! - [`nodes`]: the `gdx-hub nodes` listing.
 //! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
+//! - [`merkle`]: the RFC 6962 tree of the audit log: roots, proofs, verification.
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod enrol;
 pub mod exchange;
 pub mod init;
+pub mod merkle;
 pub mod nodes;
 pub mod parent;
 pub mod server;
