@@ -11,6 +11,8 @@
 //! - [`nodes`]: the `gdx-hub nodes` listing.
 //! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
+//! - [`audit`]: the tamper-evident audit log: entries from every store's outbox,
+//!   signed checkpoints, verification, bundles.
 //! - [`merkle`]: the RFC 6962 tree of the audit log: roots, proofs, verification.
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -1,0 +1,629 @@
+//! The hub's tamper-evident audit log (`audit.db`): an append-only list of
+//! entries hashed into an RFC 6962 Merkle tree ([`crate::merkle`]), with
+//! checkpoints (origin, size, root) signed by the hub's Ed25519 key
+//! (`audit.key`).
+//!
+//! An action and its entry are written in the same transaction: each store
+//! that records actions (hub.db, catalog.db, exchange.db, every vault) has an
+//! `audit_outbox` table, and [`note`] adds the event there inside the
+//! action's own transaction. [`AuditLog::collect`] then appends outbox
+//! events to the log in order, each under its source (`exchange.db#17`),
+//! which is unique in the log: a kill after the append but before the
+//! outbox row is deleted appends nothing twice.
+//!
+//! An entry is the JSON object [`Entry`], stored as the exact bytes hashed.
+//! It carries its own index and the leaf hash of the entry before it, so a
+//! changed, deleted or swapped entry is named precisely by `verify`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::merkle::{self, Hash};
+
+/// The outbox table every recording store creates.
+pub const OUTBOX_SQL: &str =
+    "CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);";
+
+/// At most this long between the last entry and a checkpoint covering it.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Why the audit log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Something that moved or governed data, as the action's store records it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// enrolled, revoked, changeset, catalogued, request, decision, delivered, lookup.
+    pub kind: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// The node that acted or is concerned.
+    pub node: Option<String>,
+    /// Resource or 信息资源代码 concerned.
+    pub resource: Option<String>,
+    /// Request (grant) id concerned.
+    pub request: Option<String>,
+    /// Everything else, by kind.
+    pub detail: serde_json::Value,
+}
+
+/// One entry of the log: the event, its index and the leaf hash before it.
+/// Serialized in this field order; the bytes are what is hashed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub index: u64,
+    /// Hex leaf hash of entry `index - 1` (64 zeros for the first).
+    pub prev: String,
+    pub kind: String,
+    pub at: i64,
+    pub node: Option<String>,
+    pub resource: Option<String>,
+    pub request: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Records `event` in the outbox of the store whose transaction `conn` is in.
+pub fn note(conn: &Connection, event: &Event) -> rusqlite::Result<()> {
+    conn.execute("INSERT INTO audit_outbox (event) VALUES (?1)", [serde_json::to_string(event).unwrap_or_default()])?;
+    Ok(())
+}
+
+/// A signed checkpoint: the log had `size` entries with this `root`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub size: u64,
+    /// Hex.
+    pub root: String,
+    pub at: i64,
+    /// Hex Ed25519 signature over [`Checkpoint::note`].
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The signed text: `gdx-audit-checkpoint/1`, origin, size, hex root and
+    /// time, one per line, each line ending with a newline.
+    pub fn note(origin: &str, size: u64, root: &str, at: i64) -> String {
+        format!("gdx-audit-checkpoint/1\n{origin}\n{size}\n{root}\n{at}\n")
+    }
+}
+
+/// Everything needed to verify a hub's log offline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bundle {
+    pub origin: String,
+    /// Hex Ed25519 public key of the hub's audit key.
+    pub public_key: String,
+    /// The entries' exact bytes, as UTF-8 JSON text, in order.
+    pub entries: Vec<String>,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// The audit log of one hub.
+pub struct AuditLog {
+    conn: Connection,
+    key: Ed25519KeyPair,
+    origin: String,
+    /// The right frontier of the tree: perfect subtrees (height, hash), largest first.
+    frontier: Vec<(u32, Hash)>,
+    size: u64,
+    last_leaf: Hash,
+    dir: PathBuf,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn hash_of(s: &str) -> Option<Hash> {
+    unhex(s).and_then(|v| v.try_into().ok())
+}
+
+/// The root of a frontier (RFC 6962 root of the leaves it summarises).
+fn frontier_root(frontier: &[(u32, Hash)]) -> Hash {
+    let mut it = frontier.iter().rev();
+    let Some((_, last)) = it.next() else { return merkle::root(&[]) };
+    it.fold(*last, |acc, (_, h)| merkle::node_hash(h, &acc))
+}
+
+fn push_leaf(frontier: &mut Vec<(u32, Hash)>, leaf: Hash) {
+    let mut node = (0u32, leaf);
+    while let Some((h, left)) = frontier.last().copied() {
+        if h != node.0 {
+            break;
+        }
+        frontier.pop();
+        node = (h + 1, merkle::node_hash(&left, &node.1));
+    }
+    frontier.push(node);
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) `audit.db` and `audit.key` in `hub_dir`.
+    pub fn open(hub_dir: &Path, origin: &str) -> Result<Self, AuditError> {
+        let conn = gdx_certs::files::open_sqlite(
+            &hub_dir.join("audit.db"),
+            "CREATE TABLE IF NOT EXISTS entries (
+                idx    INTEGER PRIMARY KEY,
+                at     INTEGER NOT NULL,
+                kind   TEXT NOT NULL,
+                node   TEXT,
+                resource TEXT,
+                request TEXT,
+                source TEXT NOT NULL UNIQUE,
+                body   TEXT NOT NULL,
+                leaf   BLOB NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS entries_at ON entries (at);
+            CREATE TABLE IF NOT EXISTS checkpoints (
+                size      INTEGER PRIMARY KEY,
+                root      TEXT NOT NULL,
+                at        INTEGER NOT NULL,
+                signature TEXT NOT NULL
+            );",
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let key = load_or_make_key(&hub_dir.join("audit.key"))?;
+        let mut log = Self {
+            conn,
+            key,
+            origin: origin.to_owned(),
+            frontier: Vec::new(),
+            size: 0,
+            last_leaf: [0; 32],
+            dir: hub_dir.to_path_buf(),
+        };
+        {
+            let mut stmt = log.conn.prepare("SELECT leaf FROM entries ORDER BY idx")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let leaf: Vec<u8> = row.get(0)?;
+                let leaf: Hash =
+                    leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
+                push_leaf(&mut log.frontier, leaf);
+                log.size += 1;
+                log.last_leaf = leaf;
+            }
+        }
+        Ok(log)
+    }
+
+    /// Hex of the public key that verifies this hub's checkpoints.
+    pub fn public_key(&self) -> String {
+        hex(self.key.public_key().as_ref())
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends one event under `source` (unique); false when that source was appended before.
+    pub fn append(&mut self, source: &str, event: &Event) -> Result<bool, AuditError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let leaf = match Self::append_in(&tx, self.size, &self.last_leaf, source, event)? {
+            Some(leaf) => leaf,
+            None => return Ok(false),
+        };
+        tx.commit()?;
+        push_leaf(&mut self.frontier, leaf);
+        self.size += 1;
+        self.last_leaf = leaf;
+        Ok(true)
+    }
+
+    fn append_in(
+        tx: &rusqlite::Transaction<'_>,
+        index: u64,
+        prev: &Hash,
+        source: &str,
+        event: &Event,
+    ) -> Result<Option<Hash>, AuditError> {
+        let seen: Option<i64> =
+            tx.query_row("SELECT idx FROM entries WHERE source = ?1", [source], |r| r.get(0)).optional()?;
+        if seen.is_some() {
+            return Ok(None);
+        }
+        let entry = Entry {
+            index,
+            prev: hex(prev),
+            kind: event.kind.clone(),
+            at: event.at,
+            node: event.node.clone(),
+            resource: event.resource.clone(),
+            request: event.request.clone(),
+            detail: event.detail.clone(),
+        };
+        let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
+        let leaf = merkle::leaf_hash(body.as_bytes());
+        tx.execute(
+            "INSERT INTO entries (idx, at, kind, node, resource, request, source, body, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
+        )?;
+        Ok(Some(leaf))
+    }
+
+    /// Moves the events waiting in every store's outbox into the log, in
+    /// order per store; returns how many were appended.
+    pub fn collect(&mut self) -> Result<usize, AuditError> {
+        let mut sources = vec![self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")];
+        if let Ok(dir) = std::fs::read_dir(self.dir.join("vaults")) {
+            let mut vaults: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "db"))
+                .collect();
+            vaults.sort();
+            sources.extend(vaults);
+        }
+        let mut appended = 0;
+        for path in sources.iter().filter(|p| p.exists()) {
+            appended += self.collect_from(path)?;
+        }
+        Ok(appended)
+    }
+
+    fn collect_from(&mut self, path: &Path) -> Result<usize, AuditError> {
+        let name = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
+        let src = Connection::open(path)?;
+        src.busy_timeout(Duration::from_secs(10))?;
+        let has_outbox: bool = src
+            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_outbox'", [], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !has_outbox {
+            return Ok(0);
+        }
+        let waiting: Vec<(i64, String)> = {
+            let mut stmt = src.prepare("SELECT id, event FROM audit_outbox ORDER BY id LIMIT 5000")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        let Some(last) = waiting.last().map(|w| w.0) else { return Ok(0) };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (mut size, mut prev, mut frontier) = (self.size, self.last_leaf, self.frontier.clone());
+        let mut appended = 0;
+        for (id, text) in &waiting {
+            let event: Event = serde_json::from_str(text).unwrap_or_else(|e| Event {
+                kind: "unreadable".into(),
+                detail: serde_json::json!({ "error": e.to_string(), "text": text }),
+                ..Event::default()
+            });
+            if let Some(leaf) = Self::append_in(&tx, size, &prev, &format!("{name}#{id}"), &event)? {
+                push_leaf(&mut frontier, leaf);
+                size += 1;
+                prev = leaf;
+                appended += 1;
+            }
+        }
+        tx.commit()?;
+        (self.size, self.last_leaf, self.frontier) = (size, prev, frontier);
+        // appended (or appended before): the outbox may forget them
+        src.execute("DELETE FROM audit_outbox WHERE id <= ?1", [last])?;
+        Ok(appended)
+    }
+
+    /// Signs a checkpoint of the current size if it is newer than the last one.
+    pub fn checkpoint(&mut self, now: i64) -> Result<Option<Checkpoint>, AuditError> {
+        let last: Option<i64> = self.conn.query_row("SELECT max(size) FROM checkpoints", [], |r| r.get(0))?;
+        if last.is_some_and(|l| l as u64 >= self.size) || self.size == 0 {
+            return Ok(None);
+        }
+        let root = hex(&frontier_root(&self.frontier));
+        let note = Checkpoint::note(&self.origin, self.size, &root, now);
+        let signature = hex(self.key.sign(note.as_bytes()).as_ref());
+        self.conn.execute(
+            "INSERT INTO checkpoints (size, root, at, signature) VALUES (?1, ?2, ?3, ?4)",
+            params![self.size as i64, root, now, signature],
+        )?;
+        Ok(Some(Checkpoint { origin: self.origin.clone(), size: self.size, root, at: now, signature }))
+    }
+
+    /// The whole log as a bundle that verifies offline.
+    pub fn bundle(&self) -> Result<Bundle, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT body FROM entries ORDER BY idx")?;
+        let entries: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(Bundle {
+            origin: self.origin.clone(),
+            public_key: self.public_key(),
+            entries,
+            checkpoints: self.checkpoints()?,
+        })
+    }
+
+    /// Every checkpoint, by size.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT size, root, at, signature FROM checkpoints ORDER BY size")?;
+        let list = stmt
+            .query_map([], |r| {
+                Ok(Checkpoint {
+                    origin: self.origin.clone(),
+                    size: r.get::<_, i64>(0)? as u64,
+                    root: r.get(1)?,
+                    at: r.get(2)?,
+                    signature: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(list)
+    }
+
+    /// Entries matching `filter`, in order.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT body FROM entries WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR resource = ?2)
+             AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
+             AND (?6 IS NULL OR request = ?6) ORDER BY idx",
+        )?;
+        let bodies: Vec<String> = stmt
+            .query_map(
+                params![filter.node, filter.resource, filter.kind, filter.since, filter.until, filter.request],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
+            .collect()
+    }
+
+    /// The inclusion proof of entry `index` against the latest checkpoint.
+    pub fn prove(&self, index: u64) -> Result<Proof, AuditError> {
+        let Some(cp) = self.checkpoints()?.into_iter().last() else {
+            return Err(AuditError::Other(
+                "the log has no checkpoint yet; wait a few seconds while the hub runs".into(),
+            ));
+        };
+        if index >= cp.size {
+            return Err(AuditError::Other(format!(
+                "entry {index} is not covered by the latest checkpoint (size {}); entries are numbered from 0, and a checkpoint follows within seconds while the hub runs",
+                cp.size
+            )));
+        }
+        let leaves = self.leaves(cp.size)?;
+        let body: String =
+            self.conn.query_row("SELECT body FROM entries WHERE idx = ?1", [index as i64], |r| r.get(0))?;
+        let proof = merkle::inclusion_proof(&leaves, index as usize).unwrap_or_default();
+        Ok(Proof {
+            entry: index,
+            body,
+            leaf: hex(&leaves[index as usize]),
+            proof: proof.iter().map(|h| hex(h)).collect(),
+            checkpoint: cp,
+            public_key: self.public_key(),
+        })
+    }
+
+    fn leaves(&self, upto: u64) -> Result<Vec<Hash>, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT leaf FROM entries WHERE idx < ?1 ORDER BY idx")?;
+        let rows: Vec<Vec<u8>> = stmt.query_map([upto as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows.into_iter().map(|v| v.try_into().unwrap_or([0; 32])).collect())
+    }
+}
+
+/// What `gdx-hub audit list` selects. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub node: Option<String>,
+    pub resource: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub request: Option<String>,
+}
+
+/// An inclusion proof as `gdx-hub audit prove` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proof {
+    pub entry: u64,
+    pub body: String,
+    pub leaf: String,
+    pub proof: Vec<String>,
+    pub checkpoint: Checkpoint,
+    pub public_key: String,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: u64,
+    pub checkpoints: u64,
+    /// The first problem, naming the entry or checkpoint, if any.
+    pub problem: Option<String>,
+}
+
+/// Verifies a bundle: every entry re-hashed and chained (index, previous
+/// leaf), every checkpoint's signature and root, and each checkpoint
+/// consistent with the one before (both are roots of the same entries).
+pub fn verify(bundle: &Bundle) -> Verified {
+    let mut out = Verified { entries: 0, checkpoints: 0, problem: None };
+    let key = match unhex(&bundle.public_key) {
+        Some(k) if k.len() == 32 => UnparsedPublicKey::new(&ED25519, k),
+        _ => {
+            out.problem = Some("the bundle's public key is not a 32-byte hex Ed25519 key".into());
+            return out;
+        }
+    };
+    let mut frontier = Vec::new();
+    let mut roots: std::collections::BTreeMap<u64, Hash> = std::collections::BTreeMap::new();
+    let wanted: std::collections::BTreeSet<u64> = bundle.checkpoints.iter().map(|c| c.size).collect();
+    let mut prev = [0u8; 32];
+    for (i, body) in bundle.entries.iter().enumerate() {
+        let entry: Entry = match serde_json::from_str(body) {
+            Ok(e) => e,
+            Err(e) => {
+                out.problem = Some(format!("entry {i} does not decode: {e}"));
+                return out;
+            }
+        };
+        if entry.index != i as u64 {
+            out.problem = Some(format!(
+                "entry {i} says it is entry {}: entries were deleted, inserted or swapped here",
+                entry.index
+            ));
+            return out;
+        }
+        if entry.prev != hex(&prev) {
+            out.problem = Some(format!(
+                "entry {} was changed after it was logged (entry {i} records another hash for it)",
+                i.saturating_sub(1)
+            ));
+            return out;
+        }
+        let leaf = merkle::leaf_hash(body.as_bytes());
+        push_leaf(&mut frontier, leaf);
+        prev = leaf;
+        out.entries += 1;
+        if wanted.contains(&out.entries) {
+            roots.insert(out.entries, frontier_root(&frontier));
+        }
+    }
+    let mut last: Option<&Checkpoint> = None;
+    for cp in &bundle.checkpoints {
+        let note = Checkpoint::note(&bundle.origin, cp.size, &cp.root, cp.at);
+        let signed = unhex(&cp.signature).is_some_and(|s| key.verify(note.as_bytes(), &s).is_ok());
+        if !signed || cp.origin != bundle.origin {
+            out.problem = Some(format!("checkpoint of size {} is not signed by this hub's audit key", cp.size));
+            return out;
+        }
+        if last.is_some_and(|l| l.size >= cp.size) {
+            out.problem = Some(format!("checkpoint of size {} does not follow the one before", cp.size));
+            return out;
+        }
+        match roots.get(&cp.size) {
+            None => {
+                out.problem = Some(format!(
+                    "checkpoint of size {} covers entries that are missing: the log was truncated after entry {}",
+                    cp.size,
+                    out.entries.saturating_sub(1)
+                ));
+                return out;
+            }
+            Some(r) if hash_of(&cp.root) != Some(*r) => {
+                let from = last.map_or(0, |l| l.size);
+                out.problem = Some(format!(
+                    "the entries do not give the root signed at size {}: an entry between {from} and {} was changed",
+                    cp.size,
+                    cp.size - 1
+                ));
+                return out;
+            }
+            Some(_) => {}
+        }
+        out.checkpoints += 1;
+        last = Some(cp);
+    }
+    out
+}
+
+fn load_or_make_key(path: &Path) -> Result<Ed25519KeyPair, AuditError> {
+    let bad = |e: String| AuditError::Other(format!("{}: {e}; restore it from backup", path.display()));
+    if let Ok(pkcs8) = std::fs::read(path) {
+        return Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| bad(e.to_string()));
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| bad(e.to_string()))?;
+    gdx_certs::files::write_new(path, pkcs8.as_ref(), true).map_err(|e| bad(e.to_string()))?;
+    Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: usize) -> Event {
+        Event {
+            kind: "request".into(),
+            at: 1_800_000_000 + i as i64,
+            node: Some("630102/minzheng".into()),
+            resource: Some("301001/000001".into()),
+            request: Some(format!("630100-{i}")),
+            detail: serde_json::json!({ "n": i }),
+        }
+    }
+
+    fn log_with(n: usize) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path(), "630000/hub").unwrap();
+        for i in 0..n {
+            log.append(&format!("test#{i}"), &event(i)).unwrap();
+            if i % 10 == 9 {
+                log.checkpoint(1_800_000_000 + i as i64).unwrap();
+            }
+        }
+        log.checkpoint(1_800_000_100).unwrap();
+        (dir, log)
+    }
+
+    #[test]
+    fn a_clean_log_verifies_and_proves_inclusion() {
+        let (dir, log) = log_with(37);
+        let v = verify(&log.bundle().unwrap());
+        assert_eq!(v, Verified { entries: 37, checkpoints: 4, problem: None });
+        let p = log.prove(20).unwrap();
+        let proof: Vec<Hash> = p.proof.iter().map(|h| hash_of(h).unwrap()).collect();
+        assert!(merkle::verify_inclusion(
+            20,
+            37,
+            &merkle::leaf_hash(p.body.as_bytes()),
+            &proof,
+            &hash_of(&p.checkpoint.root).unwrap()
+        ));
+        // reopened, the frontier is rebuilt and appends continue the same tree
+        drop(log);
+        let mut again = AuditLog::open(dir.path(), "630000/hub").unwrap();
+        assert!(!again.append("test#3", &event(3)).unwrap(), "a source appends once");
+        again.append("test#37", &event(37)).unwrap();
+        again.checkpoint(1_800_000_200).unwrap();
+        assert_eq!(verify(&again.bundle().unwrap()).problem, None);
+    }
+
+    #[test]
+    fn verify_names_what_was_tampered_with() {
+        let (_dir, log) = log_with(30);
+        let clean = log.bundle().unwrap();
+        let problem = |f: &dyn Fn(&mut Bundle)| {
+            let mut b = clean.clone();
+            f(&mut b);
+            verify(&b).problem.unwrap_or_default()
+        };
+        // one byte of an entry changed
+        let changed = problem(&|b| b.entries[12] = b.entries[12].replace("630100-12", "630100-92"));
+        assert!(changed.contains("entry 12 was changed"), "{changed}");
+        // the last entry changed: no entry follows it, the checkpoint catches it
+        let last = problem(&|b| b.entries[29] = b.entries[29].replace("630100-29", "630100-99"));
+        assert!(last.contains("root signed at size 30") && last.contains("between 20 and 29"), "{last}");
+        // an entry deleted
+        let deleted = problem(&|b| {
+            b.entries.remove(7);
+        });
+        assert!(deleted.contains("entry 7 says it is entry 8"), "{deleted}");
+        // two entries swapped
+        let swapped = problem(&|b| b.entries.swap(3, 4));
+        assert!(swapped.contains("entry 3 says it is entry 4"), "{swapped}");
+        // truncated
+        let truncated = problem(&|b| b.entries.truncate(25));
+        assert!(truncated.contains("truncated after entry 24"), "{truncated}");
+        // a checkpoint replaced (root of another log, or re-signed by another key)
+        let replaced = problem(&|b| b.checkpoints[1].root = b.checkpoints[2].root.clone());
+        assert!(replaced.contains("checkpoint of size 20 is not signed"), "{replaced}");
+        let other = log_with(30).1.bundle().unwrap();
+        let foreign = problem(&|b| b.checkpoints[2] = other.checkpoints[2].clone());
+        assert!(foreign.contains("checkpoint of size 30 is not signed"), "{foreign}");
+    }
+}
