@@ -531,6 +531,60 @@ pub fn verify(bundle: &Bundle) -> Verified {
     out
 }
 
+/// Entries as `gdx-hub audit list` prints them: `table`, `jsonl` or `csv`.
+pub fn render(entries: &[Entry], format: &str) -> Result<String, String> {
+    let detail = |e: &Entry| e.detail.to_string();
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    let mut out = String::new();
+    match format {
+        "jsonl" => {
+            for e in entries {
+                out += &serde_json::to_string(e).unwrap_or_default();
+                out.push('\n');
+            }
+        }
+        "csv" => {
+            out += "index,time,kind,node,resource,request,detail\n";
+            let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+            for e in entries {
+                out += &format!(
+                    "{},{},{},{},{},{},{}\n",
+                    e.index,
+                    gdx_common::units::format_time(e.at),
+                    q(&e.kind),
+                    q(&opt(&e.node)),
+                    q(&opt(&e.resource)),
+                    q(&opt(&e.request)),
+                    q(&detail(e))
+                );
+            }
+        }
+        "table" => {
+            out += &format!(
+                "{:>7} {:<23} {:<10} {:<20} {:<16} {:<11} DETAIL\n",
+                "INDEX", "TIME", "KIND", "NODE", "RESOURCE", "REQUEST"
+            );
+            for e in entries {
+                out += &format!(
+                    "{:>7} {:<23} {:<10} {:<20} {:<16} {:<11} {}\n",
+                    e.index,
+                    gdx_common::units::format_time(e.at),
+                    e.kind,
+                    opt(&e.node),
+                    opt(&e.resource),
+                    opt(&e.request),
+                    detail(e)
+                );
+            }
+            if entries.is_empty() {
+                out += "no entries match\n";
+            }
+        }
+        other => return Err(format!("--format {other:?} is not known; use table, jsonl or csv")),
+    }
+    Ok(out)
+}
+
 fn load_or_make_key(path: &Path) -> Result<Ed25519KeyPair, AuditError> {
     let bad = |e: String| AuditError::Other(format!("{}: {e}; restore it from backup", path.display()));
     if let Ok(pkcs8) = std::fs::read(path) {

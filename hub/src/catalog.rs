@@ -197,6 +197,7 @@ impl Catalog {
     /// Opens (creating if needed) `catalog.db` in the hub directory.
     pub fn open(hub_dir: &Path) -> Result<Self, CatalogError> {
         let conn = gdx_certs::files::open_sqlite(&hub_dir.join("catalog.db"), SCHEMA)?;
+        conn.execute_batch(crate::audit::OUTBOX_SQL)?;
         Ok(Self { conn, vault_dir: hub_dir.join("vaults") })
     }
 
@@ -274,6 +275,20 @@ impl Catalog {
                 e.search_text(),
                 rev,
             ],
+        )?;
+        crate::audit::note(
+            &tx,
+            &crate::audit::Event {
+                kind: "catalogued".into(),
+                at: now,
+                node: Some(e.provider.to_string()),
+                resource: Some(e.code.clone()),
+                detail: serde_json::json!({
+                    "version": p.version, "withdrawn": p.withdrawn, "name": e.name,
+                    "sharing_type": e.sharing_type.label(), "via": via.map(ToString::to_string),
+                }),
+                ..Default::default()
+            },
         )?;
         tx.commit()?;
         Ok(Recorded::New)

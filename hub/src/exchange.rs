@@ -174,6 +174,7 @@ impl Exchange {
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute_batch(crate::audit::OUTBOX_SQL)?;
         Ok(Self {
             conn,
             router: Router { division: hub.division(), children: Vec::new() },
@@ -315,6 +316,16 @@ impl Exchange {
         let mut record = RequestRecord::filed(format!("{}-{n}", self.router.division), &entry, &req, now);
         salted(&mut record);
         Self::store(&tx, &record)?;
+        audit(
+            &tx,
+            "request",
+            &record,
+            now,
+            serde_json::json!({
+                "state": record.state(now), "provider": record.provider.to_string(), "fields": record.fields,
+                "purpose": record.purpose, "until": record.until, "columns": record.columns, "masked": record.masked,
+            }),
+        )?;
         tx.commit()?;
         Ok(Ok(record))
     }
@@ -407,6 +418,21 @@ impl Exchange {
         r.version += 1;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Self::store(&tx, &r)?;
+        let verdict = match &decision.verdict {
+            Verdict::Approve { .. } => "approve",
+            Verdict::Deny { .. } => "deny",
+            Verdict::Revoke { .. } => "revoke",
+        };
+        audit(
+            &tx,
+            "decision",
+            &r,
+            now,
+            serde_json::json!({
+                "verdict": verdict, "consumer": r.consumer.to_string(), "columns": r.columns, "masked": r.masked,
+                "until": r.granted_until, "reason": reason_of(&decision.verdict), "version": r.version,
+            }),
+        )?;
         tx.commit()?;
         Ok(Ok(r))
     }
@@ -457,6 +483,18 @@ impl Exchange {
                 out.push(decode_delivery(&frame)?);
                 expect += 1;
             }
+        }
+        if let (Some(first), Some(last)) = (out.first(), out.last()) {
+            let rows: u64 = out.iter().map(|d| u64::from(d.rows)).sum();
+            audit(
+                &tx,
+                "delivered",
+                &r,
+                now,
+                serde_json::json!({
+                    "consumer": r.consumer.to_string(), "from": first.n, "to": last.n, "rows": rows,
+                }),
+            )?;
         }
         tx.commit()?;
         Ok(Ok(out))
@@ -515,6 +553,16 @@ impl Exchange {
                 break;
             }
         }
+        // the key itself is personal data: the log keeps its pseudonym under the grant
+        audit(
+            &self.conn,
+            "lookup",
+            r,
+            now,
+            serde_json::json!({
+                "consumer": consumer.to_string(), "key": pseudonym(&r.salt, &typed), "found": row.is_some(),
+            }),
+        )?;
         Ok(Ok(wire::LookupAnswer { id: r.id.clone(), row, served_by: self.hub.clone(), as_of: as_of as u64 }))
     }
 
@@ -914,6 +962,27 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
     input.push(0);
     input.extend_from_slice(key_text.as_bytes());
     gdx_certs::pki::sha256(&input)[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
+fn audit(
+    conn: &Connection,
+    kind: &str,
+    r: &RequestRecord,
+    now: i64,
+    detail: serde_json::Value,
+) -> rusqlite::Result<()> {
+    crate::audit::note(
+        conn,
+        &crate::audit::Event {
+            kind: kind.into(),
+            at: now,
+            node: Some(if kind == "decision" { r.provider.to_string() } else { r.consumer.to_string() }),
+            resource: Some(r.code.clone()),
+            request: Some(r.id.clone()),
+            detail,
+        },
+    )
 }
 
 fn reason_of(v: &Verdict) -> Option<&str> {

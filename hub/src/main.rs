@@ -102,10 +102,59 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
+    /// The tamper-evident audit log: list, verify, prove inclusion, export.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gdx-hub audit list --kind lookup --since 2026-11-01\n  gdx-hub audit list --request 630100-3 --format jsonl\n  gdx-hub audit verify\n  gdx-hub audit prove --entry 42\n  gdx-hub audit export --out audit-630000.json\n  gdx-hub audit verify --bundle audit-630000.json"
+    )]
+    Audit(AuditCommand),
     /// Run a small province on this machine: the province hub, two prefecture
     /// hubs, fourteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// List entries, filtered; as a table, JSON lines or CSV.
+    List {
+        #[arg(long)]
+        node: Option<String>,
+        /// Resource or 信息资源代码.
+        #[arg(long)]
+        resource: Option<String>,
+        /// enrolled, revoked, changeset, catalogued, request, decision, delivered, lookup.
+        #[arg(long)]
+        kind: Option<String>,
+        /// First day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Last day (YYYY-MM-DD, UTC), inclusive.
+        #[arg(long)]
+        until: Option<String>,
+        /// Request (grant) id.
+        #[arg(long)]
+        request: Option<String>,
+        /// table, jsonl or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Re-hash every entry and check every checkpoint; names the first bad entry.
+    Verify {
+        /// Verify an exported bundle offline instead of this hub's log.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Print the inclusion proof of an entry against the latest checkpoint.
+    Prove {
+        #[arg(long)]
+        entry: u64,
+    },
+    /// Write a bundle (entries, checkpoints, public key) that verifies offline.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -263,6 +312,71 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("no nodes enrolled yet; make a token with: gdx-hub token --node DIVISION/ORG --role agent");
             } else {
                 print!("{}", nodes::table(&list));
+            }
+            Ok(())
+        }
+        Command::Audit(cmd) => {
+            let config = HubConfig::load(&paths)?;
+            let open = || gdx_hub::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string());
+            match cmd {
+                AuditCommand::List { node, resource, kind, since, until, request, format } => {
+                    let day = |d: Option<String>, end: bool| -> anyhow::Result<Option<i64>> {
+                        d.map(|d| {
+                            gdx_common::units::parse_date(&d)
+                                .map(|day| (day + i64::from(end)) * 86_400)
+                                .map_err(|e| anyhow::Error::new(Usage(e)))
+                        })
+                        .transpose()
+                    };
+                    let filter = gdx_hub::audit::Filter {
+                        node,
+                        resource,
+                        kind,
+                        since: day(since, false)?,
+                        until: day(until, true)?,
+                        request,
+                    };
+                    let entries = open()?.list(&filter)?;
+                    let text = gdx_hub::audit::render(&entries, &format).map_err(|e| anyhow::Error::new(Usage(e)))?;
+                    print!("{text}");
+                }
+                AuditCommand::Verify { bundle } => {
+                    let (b, what) = match bundle {
+                        Some(path) => {
+                            let text = std::fs::read_to_string(&path)
+                                .with_context(|| format!("cannot read the bundle {}", path.display()))?;
+                            let b: gdx_hub::audit::Bundle = serde_json::from_str(&text).with_context(|| {
+                                format!("{} is not an audit bundle written by `gdx-hub audit export`", path.display())
+                            })?;
+                            (b, path.display().to_string())
+                        }
+                        None => (open()?.bundle()?, format!("the audit log of {}", config.hub_id())),
+                    };
+                    let v = gdx_hub::audit::verify(&b);
+                    match v.problem {
+                        None => println!(
+                            "{what}: {} entries and {} checkpoints verify (origin {}, key {})",
+                            v.entries, v.checkpoints, b.origin, b.public_key
+                        ),
+                        Some(p) => anyhow::bail!("{what} does not verify: {p}"),
+                    }
+                }
+                AuditCommand::Prove { entry } => {
+                    println!("{}", serde_json::to_string_pretty(&open()?.prove(entry)?)?);
+                }
+                AuditCommand::Export { out } => {
+                    let b = open()?.bundle()?;
+                    std::fs::write(&out, serde_json::to_vec(&b)?)
+                        .with_context(|| format!("cannot write {}", out.display()))?;
+                    println!(
+                        "wrote {} entries and {} checkpoints of {} to {}; verify anywhere with `gdx-hub audit verify --bundle {}`",
+                        b.entries.len(),
+                        b.checkpoints.len(),
+                        b.origin,
+                        out.display(),
+                        out.display()
+                    );
+                }
             }
             Ok(())
         }

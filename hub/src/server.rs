@@ -208,6 +208,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
+    let audit = crate::audit::AuditLog::open(dir, &hub.config.hub_id().to_string())?;
+    let auditor = tokio::spawn(keep_audit_log(audit));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
             paths.clone(),
@@ -236,6 +238,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     maintenance.abort();
     producer.abort();
+    auditor.abort();
     api.abort();
     if let Some(p) = parent {
         p.abort();
@@ -731,6 +734,34 @@ async fn refuse(conn: &quinn::Connection, send: &mut quinn::SendStream, code: Re
 
 fn internal(message: &str) -> Message {
     Message::Refused(Refusal { code: RefusalCode::Internal, message: message.to_owned() })
+}
+
+/// Moves the stores' audit events into the log twice a second, and signs a
+/// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
+async fn keep_audit_log(log: crate::audit::AuditLog) {
+    let log = Arc::new(Mutex::new(log));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_checkpoint = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
+        if sign {
+            last_checkpoint = std::time::Instant::now();
+        }
+        let log = log.clone();
+        let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
+            let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
+            log.collect()?;
+            if sign {
+                log.checkpoint(now())?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            warn!(error = %e, "the audit log could not take new entries; they wait in the stores' outboxes");
+        }
+    }
 }
 
 /// Turns new changesets into deliveries for every live grant, each second.

@@ -134,7 +134,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { conn: gdx_certs::files::open_sqlite(path, SCHEMA)? })
+        let conn = gdx_certs::files::open_sqlite(path, SCHEMA)?;
+        conn.execute_batch(crate::audit::OUTBOX_SQL)?;
+        Ok(Self { conn })
     }
 
     /// Records a new token.
@@ -214,15 +216,29 @@ impl Store {
             "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![serial, node.to_string(), role.as_str(), now, not_after],
         )?;
+        crate::audit::note(
+            tx,
+            &crate::audit::Event {
+                kind: "enrolled".into(),
+                at: now,
+                node: Some(node.to_string()),
+                detail: serde_json::json!({ "role": role.as_str(), "serial": serial, "not_after": not_after }),
+                ..Default::default()
+            },
+        )?;
         Ok(())
     }
 
     /// Revokes every unrevoked certificate of `node`; returns how many.
     pub fn revoke(&self, node: &NodeId, now: i64) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(
             "UPDATE certs SET revoked_at = ?2 WHERE node = ?1 AND revoked_at IS NULL",
             params![node.to_string(), now],
-        )?)
+        )?;
+        note_revoked(&tx, node, n, "by this hub's operator", now)?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// True when the node has ever been enrolled here.
@@ -309,10 +325,14 @@ impl Store {
     /// revocation made above applies to what existed then, not to a later
     /// enrolment); returns how many.
     pub fn revoke_issued_before(&self, node: &NodeId, at: i64, now: i64) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(
             "UPDATE certs SET revoked_at = ?3 WHERE node = ?1 AND issued_at <= ?2 AND revoked_at IS NULL",
             params![node.to_string(), at, now],
-        )?)
+        )?;
+        note_revoked(&tx, node, n, "by the parent hub's operator", now)?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Divisions of the child hubs enrolled here and not revoked.
@@ -446,4 +466,21 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Records a revocation in the audit outbox (when it revoked anything).
+fn note_revoked(tx: &rusqlite::Transaction<'_>, node: &NodeId, n: usize, by: &str, now: i64) -> rusqlite::Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    crate::audit::note(
+        tx,
+        &crate::audit::Event {
+            kind: "revoked".into(),
+            at: now,
+            node: Some(node.to_string()),
+            detail: serde_json::json!({ "certificates": n, "by": by }),
+            ..Default::default()
+        },
+    )
 }

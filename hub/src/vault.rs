@@ -180,6 +180,7 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
         ) WITHOUT ROWID",
     )?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    conn.execute_batch(crate::audit::OUTBOX_SQL)?;
     Ok(conn)
 }
 
@@ -308,6 +309,20 @@ fn apply(
     tx.execute(
         "INSERT OR REPLACE INTO _gdx_changesets (resource, seq, digest, frame) VALUES (?1, ?2, ?3, ?4)",
         params![table, cs.seq as i64, digest.as_slice(), frame],
+    )?;
+    crate::audit::note(
+        &tx,
+        &crate::audit::Event {
+            kind: "changeset".into(),
+            at: now,
+            node: Some(cs.origin.to_string()),
+            resource: Some(table.to_owned()),
+            detail: serde_json::json!({
+                "seq": cs.seq, "epoch": cs.epoch, "rows": cs.changes.len(),
+                "sha256": digest.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            }),
+            ..Default::default()
+        },
     )?;
     tx.commit()?;
     Ok(Applied::Applied)
