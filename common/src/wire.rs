@@ -87,6 +87,37 @@ pub enum Message {
     ExchangePull(u64),
     /// The answer to a pull; ask from `upto` next time.
     ExchangePulled(ExchangeBatch),
+    /// Child hub → parent: cosign this checkpoint of the child's audit log.
+    Cosign(CosignRequest),
+    /// The parent's cosignature.
+    Cosigned(Cosignature),
+    /// The parent needs the consistency proof from this size (the last it cosigned).
+    CosignFrom(u64),
+}
+
+/// A child hub's audit checkpoint, with the proof that it extends the last
+/// one its parent cosigned (`from_size`, 0 for the first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CosignRequest {
+    /// The child's Ed25519 audit public key (32 bytes).
+    pub public_key: Vec<u8>,
+    pub size: u64,
+    pub root: Vec<u8>,
+    pub at: i64,
+    /// The child's Ed25519 signature over the checkpoint note.
+    pub signature: Vec<u8>,
+    pub from_size: u64,
+    /// RFC 6962 consistency proof from `from_size` to `size`.
+    pub proof: Vec<Vec<u8>>,
+}
+
+/// A parent's Ed25519 signature over a child's checkpoint note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cosignature {
+    pub size: u64,
+    pub cosigner: NodeId,
+    pub public_key: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
 /// What a consumer asks for; its hub files it against the catalogue.

@@ -177,6 +177,32 @@ impl AuditLog {
                 root      TEXT NOT NULL,
                 at        INTEGER NOT NULL,
                 signature TEXT NOT NULL
+            );
+            -- at a parent: the children's checkpoints it cosigned
+            CREATE TABLE IF NOT EXISTS cosigned (
+                origin     TEXT NOT NULL,
+                size       INTEGER NOT NULL,
+                root       TEXT NOT NULL,
+                at         INTEGER NOT NULL,
+                public_key TEXT NOT NULL,
+                signature  TEXT NOT NULL,
+                PRIMARY KEY (origin, size)
+            );
+            -- at a parent: two checkpoints of a child that cannot both be true
+            CREATE TABLE IF NOT EXISTS evidence (
+                id       INTEGER PRIMARY KEY,
+                origin   TEXT NOT NULL,
+                at       INTEGER NOT NULL,
+                what     TEXT NOT NULL,
+                held     TEXT NOT NULL,
+                received TEXT NOT NULL
+            );
+            -- at a child: its parent's cosignatures of its checkpoints
+            CREATE TABLE IF NOT EXISTS cosignatures (
+                size       INTEGER PRIMARY KEY,
+                cosigner   TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                signature  TEXT NOT NULL
             );",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
@@ -413,6 +439,187 @@ impl AuditLog {
         let mut stmt = self.conn.prepare("SELECT leaf FROM entries WHERE idx < ?1 ORDER BY idx")?;
         let rows: Vec<Vec<u8>> = stmt.query_map([upto as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(rows.into_iter().map(|v| v.try_into().unwrap_or([0; 32])).collect())
+    }
+}
+
+impl AuditLog {
+    /// The parent's side of cosigning: checks a checkpoint of child hub
+    /// `origin` (signature, and consistency with the last one cosigned for
+    /// it), then cosigns it and records that in this log, in one
+    /// transaction. Two checkpoints that cannot both be true are kept as
+    /// evidence, logged as `equivocation`, and refused.
+    pub fn cosign(
+        &mut self,
+        origin: &str,
+        req: &gdx_common::wire::CosignRequest,
+        now: i64,
+    ) -> Result<Result<gdx_common::wire::Message, String>, AuditError> {
+        use gdx_common::wire::{Cosignature, Message};
+        let root = hex(&req.root);
+        let note = Checkpoint::note(origin, req.size, &root, req.at);
+        if UnparsedPublicKey::new(&ED25519, &req.public_key).verify(note.as_bytes(), &req.signature).is_err() {
+            return Ok(Err(format!("checkpoint {} of {origin} is not signed by the key it names", req.size)));
+        }
+        let received = serde_json::json!({ "size": req.size, "root": root, "at": req.at,
+            "public_key": hex(&req.public_key), "signature": hex(&req.signature),
+            "from_size": req.from_size, "proof": req.proof.iter().map(|p| hex(p)).collect::<Vec<_>>() });
+        let last: Option<(i64, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT size, root, public_key FROM cosigned WHERE origin = ?1 ORDER BY size DESC LIMIT 1",
+                [origin],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let same: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT root FROM cosigned WHERE origin = ?1 AND size = ?2",
+                params![origin, req.size as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let conflict = |what: &str, held: serde_json::Value| (what.to_owned(), held);
+        let problem = match (&last, &same) {
+            (Some((_, _, key)), _) if *key != hex(&req.public_key) => {
+                Some(conflict("its audit key changed", serde_json::json!({ "public_key": key })))
+            }
+            (_, Some(r)) if *r != root => Some(conflict(
+                "two different roots for the same size",
+                serde_json::json!({ "size": req.size, "root": r }),
+            )),
+            (_, Some(_)) => None,
+            (Some((size0, _, _)), None) if req.size < *size0 as u64 => {
+                return Ok(Err(format!(
+                    "checkpoint {} of {origin} is older than the newest cosigned ({size0})",
+                    req.size
+                )));
+            }
+            (Some((size0, _, _)), None) if req.from_size != *size0 as u64 => {
+                return Ok(Ok(Message::CosignFrom(*size0 as u64)));
+            }
+            (Some((size0, root0, _)), None) => {
+                let proof: Vec<Hash> = req.proof.iter().filter_map(|p| p.clone().try_into().ok()).collect();
+                let ok = proof.len() == req.proof.len()
+                    && hash_of(root0).zip(req.root.clone().try_into().ok()).is_some_and(|(r0, r1): (Hash, Hash)| {
+                        merkle::verify_consistency(*size0 as u64, req.size, &proof, &r0, &r1)
+                    });
+                (!ok).then(|| {
+                    conflict(
+                        "the new checkpoint does not extend the last one cosigned",
+                        serde_json::json!({ "size": size0, "root": root0 }),
+                    )
+                })
+            }
+            (None, None) => None,
+        };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let event = |kind: &str, detail: serde_json::Value| Event {
+            kind: kind.into(),
+            at: now,
+            node: Some(origin.to_owned()),
+            detail,
+            ..Event::default()
+        };
+        if let Some((what, held)) = problem {
+            tx.execute(
+                "INSERT INTO evidence (origin, at, what, held, received) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![origin, now, what, held.to_string(), received.to_string()],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = serde_json::json!({ "what": what, "held": held, "received": received });
+            let leaf = Self::append_in(
+                &tx,
+                self.size,
+                &self.last_leaf,
+                &format!("evidence#{id}"),
+                &event("equivocation", detail),
+            )?;
+            tx.commit()?;
+            self.appended(leaf);
+            return Ok(Err(format!(
+                "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
+                req.size
+            )));
+        }
+        let signature = self.key.sign(note.as_bytes()).as_ref().to_vec();
+        if same.is_none() {
+            tx.execute(
+                "INSERT INTO cosigned (origin, size, root, at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![origin, req.size as i64, root, req.at, hex(&req.public_key), hex(&req.signature)],
+            )?;
+            let detail = serde_json::json!({ "size": req.size, "root": root, "at": req.at });
+            let leaf = Self::append_in(
+                &tx,
+                self.size,
+                &self.last_leaf,
+                &format!("cosign:{origin}#{}", req.size),
+                &event("cosigned", detail),
+            )?;
+            tx.commit()?;
+            self.appended(leaf);
+        }
+        let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
+        Ok(Ok(Message::Cosigned(Cosignature {
+            size: req.size,
+            cosigner: me,
+            public_key: self.key.public_key().as_ref().to_vec(),
+            signature,
+        })))
+    }
+
+    fn appended(&mut self, leaf: Option<Hash>) {
+        if let Some(leaf) = leaf {
+            push_leaf(&mut self.frontier, leaf);
+            self.size += 1;
+            self.last_leaf = leaf;
+        }
+    }
+
+    /// The child's side: its newest checkpoint, if no cosignature covers it
+    /// yet, as a request with the consistency proof from `from_size`.
+    pub fn cosign_request(
+        &self,
+        from_size: Option<u64>,
+    ) -> Result<Option<gdx_common::wire::CosignRequest>, AuditError> {
+        let Some(cp) = self.checkpoints()?.into_iter().last() else { return Ok(None) };
+        let done: Option<i64> = self.conn.query_row("SELECT max(size) FROM cosignatures", [], |r| r.get(0))?;
+        let done = done.unwrap_or(0) as u64;
+        if done >= cp.size {
+            return Ok(None);
+        }
+        let from = from_size.unwrap_or(done).min(cp.size);
+        let leaves = self.leaves(cp.size)?;
+        let proof =
+            if from == 0 { Vec::new() } else { merkle::consistency_proof(&leaves, from as usize).unwrap_or_default() };
+        Ok(Some(gdx_common::wire::CosignRequest {
+            public_key: self.key.public_key().as_ref().to_vec(),
+            size: cp.size,
+            root: hash_of(&cp.root).map(|h| h.to_vec()).unwrap_or_default(),
+            at: cp.at,
+            signature: unhex(&cp.signature).unwrap_or_default(),
+            from_size: from,
+            proof: proof.iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    /// Keeps the parent's cosignature of a checkpoint.
+    pub fn keep_cosignature(&self, c: &gdx_common::wire::Cosignature) -> Result<(), AuditError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO cosignatures (size, cosigner, public_key, signature) VALUES (?1, ?2, ?3, ?4)",
+            params![c.size as i64, c.cosigner.to_string(), hex(&c.public_key), hex(&c.signature)],
+        )?;
+        Ok(())
+    }
+
+    /// The evidence of equivocation kept here, as JSON lines.
+    pub fn evidence(&self) -> Result<Vec<serde_json::Value>, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT origin, at, what, held, received FROM evidence ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(serde_json::json!({ "origin": r.get::<_, String>(0)?, "at": r.get::<_, i64>(1)?,
+                "what": r.get::<_, String>(2)?, "held": r.get::<_, String>(3)?, "received": r.get::<_, String>(4)? }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -679,5 +886,46 @@ mod tests {
         let other = log_with(30).1.bundle().unwrap();
         let foreign = problem(&|b| b.checkpoints[2] = other.checkpoints[2].clone());
         assert!(foreign.contains("checkpoint of size 30 is not signed"), "{foreign}");
+    }
+
+    #[test]
+    fn a_parent_cosigns_consistent_checkpoints_and_keeps_evidence_of_a_fork() {
+        use gdx_common::wire::Message;
+        let parent_dir = tempfile::tempdir().unwrap();
+        let mut parent = AuditLog::open(parent_dir.path(), "630000/root").unwrap();
+        let (child_dir, mut child) = log_with(5);
+        let cosign = |parent: &mut AuditLog, child: &AuditLog, from: Option<u64>| {
+            let req = child.cosign_request(from).unwrap().unwrap();
+            parent.cosign("630000/hub", &req, 1_900_000_000).unwrap()
+        };
+        let Ok(Message::Cosigned(c)) = cosign(&mut parent, &child, None) else { panic!("first checkpoint") };
+        child.keep_cosignature(&c).unwrap();
+        assert!(child.cosign_request(None).unwrap().is_none(), "nothing new to cosign");
+        for i in 5..12 {
+            child.append(&format!("test#{i}"), &event(i)).unwrap();
+        }
+        child.checkpoint(1_800_000_300).unwrap();
+        // a proof from the wrong size is answered with the size the parent holds
+        assert_eq!(cosign(&mut parent, &child, Some(3)).unwrap(), Message::CosignFrom(5));
+        let Ok(Message::Cosigned(c)) = cosign(&mut parent, &child, None) else { panic!("extension") };
+        child.keep_cosignature(&c).unwrap();
+        // the parent logged what it cosigned
+        let cosigned = parent.list(&Filter { kind: Some("cosigned".into()), ..Filter::default() }).unwrap();
+        assert_eq!(cosigned.iter().map(|e| e.detail["size"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 12]);
+        // a fork: the same key, another history of the same length and beyond
+        let fork_dir = tempfile::tempdir().unwrap();
+        std::fs::copy(child_dir.path().join("audit.key"), fork_dir.path().join("audit.key")).unwrap();
+        let mut fork = AuditLog::open(fork_dir.path(), "630000/hub").unwrap();
+        for i in 0..14 {
+            fork.append(&format!("fork#{i}"), &Event { kind: "lookup".into(), ..event(i) }).unwrap();
+        }
+        fork.checkpoint(1_800_000_400).unwrap();
+        let refused = cosign(&mut parent, &fork, Some(12)).unwrap_err();
+        assert!(refused.contains("does not extend the last one cosigned"), "{refused}");
+        assert_eq!(parent.evidence().unwrap().len(), 1);
+        let logged = parent.list(&Filter { kind: Some("equivocation".into()), ..Filter::default() }).unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(verify(&parent.bundle().unwrap()).problem, None, "the parent's own log stays valid");
+        drop(child_dir);
     }
 }

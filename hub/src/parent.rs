@@ -51,6 +51,7 @@ pub async fn run(
     vaults: Arc<Vaults>,
     catalog: Arc<Mutex<Catalog>>,
     exchange: Arc<Mutex<Exchange>>,
+    audit: Arc<Mutex<crate::audit::AuditLog>>,
 ) {
     let (Some(parent), Some(addr)) = (config.parent.clone(), config.parent_addr.clone()) else { return };
     let mut backoff = Duration::from_secs(1);
@@ -60,7 +61,7 @@ pub async fn run(
             Ok((endpoint, conn)) => {
                 set_state(&paths, "connected", None);
                 info!(%parent, "connected to the parent hub");
-                let reason = forward_loop(&conn, &paths, &config, &vaults, &catalog, &exchange).await;
+                let reason = forward_loop(&conn, &paths, &config, &vaults, &catalog, &exchange, &audit).await;
                 conn.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 endpoint.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 reason
@@ -242,6 +243,7 @@ async fn forward_loop(
     vaults: &Vaults,
     catalog: &Arc<Mutex<Catalog>>,
     exchange: &Arc<Mutex<Exchange>>,
+    audit: &Arc<Mutex<crate::audit::AuditLog>>,
 ) -> String {
     let root = match read_root(paths) {
         Ok(r) => r,
@@ -264,6 +266,9 @@ async fn forward_loop(
             return e;
         }
         if let Err(e) = exchange_pass(conn, catalog, exchange).await {
+            return e;
+        }
+        if let Err(e) = cosign_pass(conn, audit).await {
             return e;
         }
         if pass.is_multiple_of(PULL_EVERY) {
@@ -462,4 +467,27 @@ async fn ask(conn: &quinn::Connection, msg: &Message) -> Result<Message, String>
 
 fn unavailable<T>(_: T) -> String {
     "the exchange store is unavailable".to_owned()
+}
+
+/// Sends this hub's newest audit checkpoint to the parent, with the proof
+/// that it extends the last one the parent cosigned, and keeps the
+/// cosignature. A refusal (equivocation) is logged and retried later.
+async fn cosign_pass(conn: &quinn::Connection, audit: &Arc<Mutex<crate::audit::AuditLog>>) -> Result<(), String> {
+    let mut from = None;
+    for _ in 0..2 {
+        let req = audit.lock().map_err(unavailable)?.cosign_request(from).map_err(|e| e.to_string())?;
+        let Some(req) = req else { return Ok(()) };
+        match ask(conn, &Message::Cosign(req)).await {
+            Ok(Message::Cosigned(c)) => {
+                return audit.lock().map_err(unavailable)?.keep_cosignature(&c).map_err(|e| e.to_string());
+            }
+            Ok(Message::CosignFrom(size)) => from = Some(size),
+            Ok(other) => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            Err(refused) => {
+                warn!(error = %refused, "the parent hub did not cosign this hub's audit checkpoint");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }

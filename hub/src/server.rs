@@ -147,6 +147,7 @@ struct Hub {
     store: Mutex<Store>,
     catalog: Arc<Mutex<Catalog>>,
     exchange: Arc<Mutex<Exchange>>,
+    audit: Arc<Mutex<crate::audit::AuditLog>>,
     policy: Arc<Policy>,
     live: Mutex<HashMap<usize, Live>>,
 }
@@ -191,6 +192,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         chain: chain.iter().map(|c| c.to_vec()).collect(),
     });
     let exchange = Arc::new(Mutex::new(exchange));
+    let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
     let (http, api) = crate::api::bind(&paths, &config, &auth.ca, catalog.clone()).await?;
     println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
@@ -203,13 +205,13 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         store: Mutex::new(store),
         catalog: catalog.clone(),
         exchange: exchange.clone(),
+        audit: audit.clone(),
         policy,
         live: Mutex::new(HashMap::new()),
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
-    let audit = crate::audit::AuditLog::open(dir, &hub.config.hub_id().to_string())?;
-    let auditor = tokio::spawn(keep_audit_log(audit));
+    let auditor = tokio::spawn(keep_audit_log(audit.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
             paths.clone(),
@@ -217,6 +219,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             hub.vaults.clone(),
             catalog.clone(),
             exchange.clone(),
+            audit.clone(),
         ))),
         _ => None,
     };
@@ -393,6 +396,20 @@ impl Hub {
                 Ok(Some(Message::ExchangePush(batch))) if role == Role::Hub => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.exchange_push(&node, &batch)])
+                }
+                Ok(Some(Message::Cosign(req))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| {
+                        let answer =
+                            hub.audit.lock().map_err(|_| ()).map(|mut a| a.cosign(&node.to_string(), &req, now()));
+                        vec![match answer {
+                            Ok(Ok(Ok(m))) => m,
+                            Ok(Ok(Err(message))) => {
+                                Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message })
+                            }
+                            _ => internal("the hub's audit log is unavailable; the checkpoint will be sent again"),
+                        }]
+                    })
                 }
                 Ok(Some(Message::ExchangePull(since))) if role == Role::Hub => {
                     let node = node.clone();
@@ -738,8 +755,7 @@ fn internal(message: &str) -> Message {
 
 /// Moves the stores' audit events into the log twice a second, and signs a
 /// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
-async fn keep_audit_log(log: crate::audit::AuditLog) {
-    let log = Arc::new(Mutex::new(log));
+async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_checkpoint = std::time::Instant::now();
     loop {

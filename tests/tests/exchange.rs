@@ -451,6 +451,25 @@ fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
     assert_eq!(table_checksum(&received(&consumer), table, &cols), table_checksum(&db, "people", &cols));
     let last_seq = rows(&gdx_tests::vault(&hainan, PROVIDER), "SELECT last_seq FROM _gdx_resources");
     assert_eq!(rows(&received(&consumer), "SELECT n FROM _gdx_received"), last_seq, "one delivery per changeset");
+    // through the kills, every accepted changeset has exactly one audit entry at 海南州
+    let n: usize = last_seq[0][0].parse().unwrap();
+    wait_until(Duration::from_secs(20), "every changeset in 海南州's audit log", || {
+        let out = hainan.cmd(&["audit", "list", "--kind", "changeset", "--resource", "huji", "--format", "jsonl"]).ok();
+        let seqs: Vec<u64> = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["detail"]["seq"].as_u64().unwrap())
+            .collect();
+        seqs == (1..=n as u64).collect::<Vec<_>>()
+    });
+    // both prefectures' audit checkpoints are cosigned by the province, and every log verifies
+    wait_until(Duration::from_secs(20), "the province cosigns both prefectures", || {
+        let out = province.cmd(&["audit", "list", "--kind", "cosigned"]).ok();
+        out.contains("632500/hub") && out.contains("630100/hub")
+    });
+    for hub in [&province, &hainan, &xining] {
+        let v = hub.cmd(&["audit", "verify"]).ok();
+        assert!(v.contains("checkpoints verify"), "{v}");
+    }
 }
 
 /// Every exchange leaves its trace in the hub's audit log, which verifies,
