@@ -8,6 +8,10 @@
 //! real hub on 127.0.0.1 (QUIC, mutual TLS, signatures, fsync'd commits).
 //!
 //! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- [--rows N] [--change-pct P]`
+//!
+//! `gdx-bench -- --audit N` measures the audit log instead: durable appends
+//! per second (one transaction each, and collected from a store's outbox as
+//! the hub does), then the time to verify a log of N entries.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +28,10 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    if args.iter().any(|a| a == "--audit") {
+        audit_bench(arg("--audit", 1_000_000.0) as u64);
+        return;
+    }
     let rows = arg("--rows", 1_000_000.0) as i64;
     let pct = arg("--change-pct", 1.0);
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
@@ -159,4 +167,64 @@ fn run_rsync(src: &Path, dir: &Path) -> (f64, u64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     (secs, bytes)
+}
+
+/// Durable appends per second and the time to verify `entries` entries.
+fn audit_bench(entries: u64) {
+    use gdx_hub::audit::{AuditLog, Event, OUTBOX_SQL, note, verify};
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut log = AuditLog::open(tmp.path(), "630000/hub").expect("audit log");
+    let event = |i: u64| Event {
+        kind: "lookup".into(),
+        at: 1_800_000_000 + i as i64,
+        node: Some("630102/minzheng".into()),
+        resource: Some("301001/000001".into()),
+        request: Some("630100-3".into()),
+        detail: serde_json::json!({ "consumer": "630102/minzheng", "key": format!("{i:032x}"), "found": true }),
+    };
+    let single = 2_000u64;
+    let t = Instant::now();
+    for i in 0..single {
+        log.append(&format!("bench#{i}"), &event(i)).expect("append");
+    }
+    let s = t.elapsed().as_secs_f64();
+    println!("audit: {single} appends, one durable transaction each: {s:.2} s = {:.0} appends/s", single as f64 / s);
+    // the hub's path: events noted in a store's outbox, collected in batches
+    let outbox = rusqlite::Connection::open(tmp.path().join("exchange.db")).expect("outbox");
+    outbox.execute_batch(OUTBOX_SQL).expect("outbox table");
+    let mut collected = 0u64;
+    let mut collect_s = 0.0;
+    let mut i = single;
+    while i < entries {
+        let batch = (entries - i).min(50_000);
+        let tx = outbox.unchecked_transaction().expect("tx");
+        for j in i..i + batch {
+            note(&tx, &event(j)).expect("note");
+        }
+        tx.commit().expect("commit");
+        let t = Instant::now();
+        while log.size() < i + batch {
+            collected += log.collect().expect("collect") as u64;
+        }
+        collect_s += t.elapsed().as_secs_f64();
+        i += batch;
+    }
+    log.checkpoint(1_900_000_000).expect("checkpoint");
+    if collected > 0 {
+        println!(
+            "audit: {collected} entries collected from an outbox in batches of up to 5,000: {collect_s:.2} s = {:.0} appends/s",
+            collected as f64 / collect_s
+        );
+    }
+    let t = Instant::now();
+    let bundle = log.bundle().expect("bundle");
+    let read_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let v = verify(&bundle);
+    let verify_s = t.elapsed().as_secs_f64();
+    assert_eq!(v.problem, None, "the benchmark's log verifies");
+    println!(
+        "audit: verify {} entries and {} checkpoint(s): read {read_s:.2} s, verify {verify_s:.2} s",
+        v.entries, v.checkpoints
+    );
 }
