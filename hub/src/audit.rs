@@ -107,6 +107,20 @@ pub struct Bundle {
     /// The entries' exact bytes, as UTF-8 JSON text, in order.
     pub entries: Vec<String>,
     pub checkpoints: Vec<Checkpoint>,
+    /// The parent hub's cosignatures of these checkpoints (none at the province).
+    #[serde(default)]
+    pub cosignatures: Vec<BundleCosignature>,
+}
+
+/// A parent's cosignature of one checkpoint, in a bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundleCosignature {
+    pub size: u64,
+    pub cosigner: String,
+    /// Hex Ed25519 public key of the cosigner's audit key.
+    pub public_key: String,
+    /// Hex Ed25519 signature over the checkpoint's note.
+    pub signature: String,
 }
 
 /// The audit log of one hub.
@@ -364,11 +378,24 @@ impl AuditLog {
     pub fn bundle(&self) -> Result<Bundle, AuditError> {
         let mut stmt = self.conn.prepare("SELECT body FROM entries ORDER BY idx")?;
         let entries: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt =
+            self.conn.prepare("SELECT size, cosigner, public_key, signature FROM cosignatures ORDER BY size")?;
+        let cosignatures = stmt
+            .query_map([], |r| {
+                Ok(BundleCosignature {
+                    size: r.get::<_, i64>(0)? as u64,
+                    cosigner: r.get(1)?,
+                    public_key: r.get(2)?,
+                    signature: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         Ok(Bundle {
             origin: self.origin.clone(),
             public_key: self.public_key(),
             entries,
             checkpoints: self.checkpoints()?,
+            cosignatures,
         })
     }
 
@@ -650,6 +677,8 @@ pub struct Proof {
 pub struct Verified {
     pub entries: u64,
     pub checkpoints: u64,
+    /// Checkpoints cosigned by the parent hub, with the cosigner's key as given.
+    pub cosigned: u64,
     /// The first problem, naming the entry or checkpoint, if any.
     pub problem: Option<String>,
 }
@@ -658,7 +687,7 @@ pub struct Verified {
 /// leaf), every checkpoint's signature and root, and each checkpoint
 /// consistent with the one before (both are roots of the same entries).
 pub fn verify(bundle: &Bundle) -> Verified {
-    let mut out = Verified { entries: 0, checkpoints: 0, problem: None };
+    let mut out = Verified { entries: 0, checkpoints: 0, cosigned: 0, problem: None };
     let key = match unhex(&bundle.public_key) {
         Some(k) if k.len() == 32 => UnparsedPublicKey::new(&ED25519, k),
         _ => {
@@ -734,6 +763,21 @@ pub fn verify(bundle: &Bundle) -> Verified {
         }
         out.checkpoints += 1;
         last = Some(cp);
+    }
+    for c in &bundle.cosignatures {
+        let Some(cp) = bundle.checkpoints.iter().find(|cp| cp.size == c.size) else {
+            out.problem = Some(format!("the cosignature of size {} matches no checkpoint in the bundle", c.size));
+            return out;
+        };
+        let note = Checkpoint::note(&bundle.origin, cp.size, &cp.root, cp.at);
+        let ok = unhex(&c.public_key)
+            .zip(unhex(&c.signature))
+            .is_some_and(|(k, s)| UnparsedPublicKey::new(&ED25519, k).verify(note.as_bytes(), &s).is_ok());
+        if !ok {
+            out.problem = Some(format!("the cosignature by {} of checkpoint {} does not verify", c.cosigner, c.size));
+            return out;
+        }
+        out.cosigned += 1;
     }
     out
 }
@@ -835,7 +879,7 @@ mod tests {
     fn a_clean_log_verifies_and_proves_inclusion() {
         let (dir, log) = log_with(37);
         let v = verify(&log.bundle().unwrap());
-        assert_eq!(v, Verified { entries: 37, checkpoints: 4, problem: None });
+        assert_eq!(v, Verified { entries: 37, checkpoints: 4, cosigned: 0, problem: None });
         let p = log.prove(20).unwrap();
         let proof: Vec<Hash> = p.proof.iter().map(|h| hash_of(h).unwrap()).collect();
         assert!(merkle::verify_inclusion(
@@ -926,6 +970,11 @@ mod tests {
         let logged = parent.list(&Filter { kind: Some("equivocation".into()), ..Filter::default() }).unwrap();
         assert_eq!(logged.len(), 1);
         assert_eq!(verify(&parent.bundle().unwrap()).problem, None, "the parent's own log stays valid");
+        // the child's bundle carries the parent's cosignatures, which verify offline
+        let mut b = child.bundle().unwrap();
+        assert_eq!(verify(&b).cosigned, 2);
+        b.cosignatures[1].signature = b.cosignatures[0].signature.clone();
+        assert!(verify(&b).problem.unwrap().contains("cosignature by 630000/root of checkpoint 12 does not verify"));
         drop(child_dir);
     }
 }

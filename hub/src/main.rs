@@ -355,8 +355,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let v = gdx_hub::audit::verify(&b);
                     match v.problem {
                         None => println!(
-                            "{what}: {} entries and {} checkpoints verify (origin {}, key {})",
-                            v.entries, v.checkpoints, b.origin, b.public_key
+                            "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned{}",
+                            v.entries,
+                            v.checkpoints,
+                            b.origin,
+                            b.public_key,
+                            v.cosigned,
+                            b.cosignatures
+                                .last()
+                                .map(|c| format!(" by {} (key {})", c.cosigner, c.public_key))
+                                .unwrap_or_default()
                         ),
                         Some(p) => anyhow::bail!("{what} does not verify: {p}"),
                     }

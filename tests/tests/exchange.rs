@@ -470,6 +470,11 @@ fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
         let v = hub.cmd(&["audit", "verify"]).ok();
         assert!(v.contains("checkpoints verify"), "{v}");
     }
+    for hub in [&hainan, &xining] {
+        wait_until(Duration::from_secs(20), "the prefecture holds the province's cosignature", || {
+            hub.cmd(&["audit", "verify"]).ok().contains("cosigned by 630000/hub")
+        });
+    }
 }
 
 /// Every exchange leaves its trace in the hub's audit log, which verifies,
