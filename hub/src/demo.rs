@@ -744,6 +744,8 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
          \x20 gdx-agent --data {} status          one agent's view, with its catalogue entry\n\
          \x20 gdx-agent --data {} status          the 民政 agent's quarantine (two bad CSV lines)\n\
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
+         \x20 gdx-hub --data {pref} audit list --kind request   the audit log: who asked for what (also decision, delivered, lookup…)\n\
+         \x20 gdx-hub --data {pref} audit verify            re-hash the log, check its checkpoints and the province's cosignatures\n\
          \x20 gdx-agent --data {consumer} requests   the 同德 民政 department's requests\n\
          \x20 gdx-agent --data {consumer} lookup --resource 101001/000001 ID_NUMBER   one record under a grant\n\
          \x20 sqlite3 {consumer}/received.db .tables   what 同德 民政 received\n\
