@@ -28,6 +28,21 @@ use crate::merkle::{self, Hash};
 pub const OUTBOX_SQL: &str =
     "CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);";
 
+/// The kinds of entries, for `gdx-hub audit list --kind`.
+pub const KINDS: &[&str] = &[
+    "enrolled",
+    "revoked",
+    "changeset",
+    "catalogued",
+    "request",
+    "decision",
+    "delivered",
+    "lookup",
+    "cosigned",
+    "equivocation",
+    "unreadable",
+];
+
 /// At most this long between the last entry and a checkpoint covering it.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
@@ -220,7 +235,8 @@ impl AuditLog {
             );",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        let key = load_or_make_key(&hub_dir.join("audit.key"))?;
+        let signed: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
+        let key = load_or_make_key(&hub_dir.join("audit.key"), signed > 0)?;
         let mut log = Self {
             conn,
             key,
@@ -344,7 +360,10 @@ impl AuditLog {
                 detail: serde_json::json!({ "error": e.to_string(), "text": text }),
                 ..Event::default()
             });
-            if let Some(leaf) = Self::append_in(&tx, size, &prev, &format!("{name}#{id}"), &event)? {
+            // the event's digest is part of its source: a store restored from
+            // an older copy reuses outbox ids, but not with the same events
+            let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
+            if let Some(leaf) = Self::append_in(&tx, size, &prev, &format!("{name}#{id}#{digest}"), &event)? {
                 push_leaf(&mut frontier, leaf);
                 size += 1;
                 prev = leaf;
@@ -454,8 +473,8 @@ impl AuditLog {
         let proof = merkle::inclusion_proof(&leaves, index as usize).unwrap_or_default();
         Ok(Proof {
             entry: index,
+            leaf: hex(&merkle::leaf_hash(body.as_bytes())),
             body,
-            leaf: hex(&leaves[index as usize]),
             proof: proof.iter().map(|h| hex(h)).collect(),
             checkpoint: cp,
             public_key: self.public_key(),
@@ -549,6 +568,21 @@ impl AuditLog {
             ..Event::default()
         };
         if let Some((what, held)) = problem {
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM evidence WHERE origin = ?1 AND json_extract(received, '$.size') = ?2
+                     AND json_extract(received, '$.root') = ?3",
+                    params![origin, req.size as i64, root],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_some() {
+                // kept already: a child that keeps sending it is not logged again
+                return Ok(Err(format!(
+                    "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
+                    req.size
+                )));
+            }
             tx.execute(
                 "INSERT INTO evidence (origin, at, what, held, received) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![origin, now, what, held.to_string(), received.to_string()],
@@ -836,10 +870,14 @@ pub fn render(entries: &[Entry], format: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn load_or_make_key(path: &Path) -> Result<Ed25519KeyPair, AuditError> {
+fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditError> {
     let bad = |e: String| AuditError::Other(format!("{}: {e}; restore it from backup", path.display()));
     if let Ok(pkcs8) = std::fs::read(path) {
         return Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| bad(e.to_string()));
+    }
+    if in_use {
+        // a new key would make every checkpoint signed so far unverifiable
+        return Err(bad("the audit key is missing but checkpoints were signed with it".into()));
     }
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| bad(e.to_string()))?;

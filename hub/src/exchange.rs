@@ -830,6 +830,16 @@ impl Exchange {
                     r = RequestRecord { version: 2, ..again };
                     r.salt.clear();
                     salted(&mut r);
+                    audit(
+                        &tx,
+                        "decision",
+                        &r,
+                        crate::util::now() + clock_offset(),
+                        serde_json::json!({
+                            "verdict": "refiled", "consumer": r.consumer.to_string(), "state": r.state(r.filed_at),
+                            "columns": r.columns, "masked": r.masked, "version": r.version,
+                        }),
+                    )?;
                 }
             }
             Self::store(&tx, &r)?;
@@ -976,7 +986,8 @@ fn audit(
         conn,
         &crate::audit::Event {
             kind: kind.into(),
-            at: now,
+            // the log keeps real time even when the exchange's clock is offset for a drill
+            at: now - clock_offset(),
             node: Some(if kind == "decision" { r.provider.to_string() } else { r.consumer.to_string() }),
             resource: Some(r.code.clone()),
             request: Some(r.id.clone()),

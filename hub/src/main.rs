@@ -144,6 +144,10 @@ enum AuditCommand {
         /// Verify an exported bundle offline instead of this hub's log.
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// The hub's audit public key (hex) as you obtained it independently;
+        /// without it the key in the bundle is taken as given.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Print the inclusion proof of an entry against the latest checkpoint.
     Prove {
@@ -316,8 +320,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit(cmd) => {
-            let config = HubConfig::load(&paths)?;
-            let open = || gdx_hub::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string());
+            // an offline bundle needs no hub directory
+            let open = || -> anyhow::Result<gdx_hub::audit::AuditLog> {
+                let config = HubConfig::load(&paths)?;
+                Ok(gdx_hub::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string())?)
+            };
             match cmd {
                 AuditCommand::List { node, resource, kind, since, until, request, format } => {
                     let day = |d: Option<String>, end: bool| -> anyhow::Result<Option<i64>> {
@@ -328,6 +335,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         })
                         .transpose()
                     };
+                    if let Some(k) = kind.as_deref().filter(|k| !gdx_hub::audit::KINDS.contains(k)) {
+                        return Err(Usage(format!(
+                            "--kind {k:?} is not an entry kind; use one of {}",
+                            gdx_hub::audit::KINDS.join(", ")
+                        ))
+                        .into());
+                    }
                     let filter = gdx_hub::audit::Filter {
                         node,
                         resource,
@@ -340,7 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let text = gdx_hub::audit::render(&entries, &format).map_err(|e| anyhow::Error::new(Usage(e)))?;
                     print!("{text}");
                 }
-                AuditCommand::Verify { bundle } => {
+                AuditCommand::Verify { bundle, key } => {
                     let (b, what) = match bundle {
                         Some(path) => {
                             let text = std::fs::read_to_string(&path)
@@ -350,10 +364,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             })?;
                             (b, path.display().to_string())
                         }
-                        None => (open()?.bundle()?, format!("the audit log of {}", config.hub_id())),
+                        None => {
+                            let b = open()?.bundle()?;
+                            let what = format!("the audit log of {}", b.origin);
+                            (b, what)
+                        }
                     };
+                    if let Some(k) = key.filter(|k| !k.eq_ignore_ascii_case(&b.public_key)) {
+                        anyhow::bail!(
+                            "{what} is signed with key {}, not with the key {k} you expect: it does not come from that hub",
+                            b.public_key
+                        );
+                    }
                     let v = gdx_hub::audit::verify(&b);
+                    let unsigned = v.entries.saturating_sub(b.checkpoints.last().map_or(0, |c| c.size));
                     match v.problem {
+                        None if b.checkpoints.is_empty() => anyhow::bail!(
+                            "{what} has {} entries but no signed checkpoint, so nothing in it is vouched for; let the hub run a few seconds and export again",
+                            v.entries
+                        ),
+                        None if unsigned > 0 => println!(
+                            "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned; the last {unsigned} entries are not covered by a checkpoint yet",
+                            v.entries, v.checkpoints, b.origin, b.public_key, v.cosigned
+                        ),
                         None => println!(
                             "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned{}",
                             v.entries,

@@ -242,6 +242,10 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     maintenance.abort();
     producer.abort();
     auditor.abort();
+    // sign what was logged up to the last moment
+    if let Ok(mut log) = audit.lock() {
+        let _ = log.collect().and_then(|_| log.checkpoint(now()));
+    }
     api.abort();
     if let Some(p) = parent {
         p.abort();

@@ -356,10 +356,14 @@ impl Store {
     /// Revokes a node of a child hub's subtree: refused here at once, and
     /// passed down to the child with its next report.
     pub fn revoke_below(&self, node: &NodeId, now: i64) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(
             "INSERT OR IGNORE INTO revoke_below (node, revoked_at) VALUES (?1, ?2)",
             params![node.to_string(), now],
-        )? > 0)
+        )?;
+        note_revoked(&tx, node, n, "by this hub's operator, for the child hub below", now)?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     /// The nodes child hubs reported, by node id.

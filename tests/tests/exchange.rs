@@ -530,8 +530,15 @@ fn the_audit_log_records_the_exchange_and_catches_tampering() {
     assert!(proof["body"].as_str().unwrap().contains("\"kind\":\"enrolled\""), "{proof}");
     let bundle = tmp.path().join("bundle.json");
     hub.cmd(&["audit", "export", "--out", bundle.to_str().unwrap()]).ok();
-    let ok = hub.cmd(&["audit", "verify", "--bundle", bundle.to_str().unwrap()]).ok();
+    // offline: no hub directory at all; pinned to the key obtained independently
+    let key = json(hub.cmd(&["audit", "prove", "--entry", "0"]))["public_key"].as_str().unwrap().to_owned();
+    let b = bundle.to_str().unwrap();
+    let ok =
+        gdx_tests::run("gdx-hub", &["--data", "/nonexistent", "audit", "verify", "--bundle", b, "--key", &key]).ok();
     assert!(ok.contains("entries and"), "{ok}");
+    let other_key = "00".repeat(32);
+    let wrong = gdx_tests::run("gdx-hub", &["audit", "verify", "--bundle", b, "--key", &other_key]).fails();
+    assert!(wrong.contains("not with the key"), "{wrong}");
     // one byte changed in the exported bundle
     let text = std::fs::read_to_string(&bundle).unwrap();
     std::fs::write(&bundle, text.replacen("630000/weijian", "630000/weijiam", 1)).unwrap();
