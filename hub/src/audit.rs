@@ -1015,4 +1015,46 @@ mod tests {
         assert!(verify(&b).problem.unwrap().contains("cosignature by 630000/root of checkpoint 12 does not verify"));
         drop(child_dir);
     }
+
+    /// The test vector of docs/auditor-guide.md (computed there with an
+    /// independent implementation) gives the same leaves, root and signature here.
+    #[test]
+    fn the_auditor_guide_test_vector_holds() {
+        let guide = include_str!("../../docs/auditor-guide.md");
+        let at = guide.find("## Appendix A").unwrap();
+        let block = &guide[at..];
+        let start = block.find("```\n").unwrap() + 4;
+        let end = start + block[start..].find("```").unwrap();
+        let entries: Vec<&str> = block[start..end].lines().collect();
+        assert_eq!(entries.len(), 3);
+        let leaves: Vec<Hash> = entries.iter().map(|e| merkle::leaf_hash(e.as_bytes())).collect();
+        assert_eq!(hex(&leaves[0]), "3cc377892e5b8773c114d4d101ee8b3e61fb33eff16fd2985c03c427b0ef44c0");
+        assert_eq!(hex(&leaves[2]), "41e89a8c949e30f78f54014c199bb2bc0e953576e4180008503593207e2ee45b");
+        let root = hex(&merkle::root(&leaves));
+        assert_eq!(root, "3b0ab8a36cc716681a1aac200e74d113522df68dc319dc7f7a42fab5999a800a");
+        let seed: Vec<u8> = (0u8..32).collect();
+        let key = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        assert_eq!(hex(key.public_key().as_ref()), "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8");
+        let note = Checkpoint::note("630000/hub", 3, &root, 1_795_767_302);
+        assert_eq!(note.len(), 112);
+        assert_eq!(
+            hex(key.sign(note.as_bytes()).as_ref()),
+            "45d4fe1cd7c0c6c395936fd3510db5ea94a48ee5a1c52a232f1483c2848da6407e882d9966687e51b242c8ca213dabc9902096358e498267fc2b110b93c6ca0b"
+        );
+        // and the bundle of these entries and that checkpoint verifies
+        let bundle = Bundle {
+            origin: "630000/hub".into(),
+            public_key: hex(key.public_key().as_ref()),
+            entries: entries.iter().map(|e| (*e).to_owned()).collect(),
+            checkpoints: vec![Checkpoint {
+                origin: "630000/hub".into(),
+                size: 3,
+                root,
+                at: 1_795_767_302,
+                signature: hex(key.sign(note.as_bytes()).as_ref()),
+            }],
+            cosignatures: vec![],
+        };
+        assert_eq!(verify(&bundle).problem, None);
+    }
 }
