@@ -7,8 +7,9 @@
 //! that obeys the standards and a catalogue entry for each resource (the
 //! five base resources and a dozen department ones), starts them, waits
 //! until every resource is synced and catalogued, prints where to look, and
-//! runs until Ctrl-C, when it stops its children. The files are kept for
-//! inspection. Every capability added later extends it.
+//! runs until Ctrl-C, when it stops its children and removes its files
+//! (unless `--dir` named where to keep them). Every capability added later
+//! extends it.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -579,7 +580,10 @@ fn resource_count() -> usize {
 }
 
 /// Runs the demo until `shutdown` completes.
-pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    keep: Option<std::path::PathBuf>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let hub_exe = std::env::current_exe().context("cannot find the gdx-hub executable")?;
     let agent_exe = hub_exe.with_file_name("gdx-agent");
     if !agent_exe.exists() {
@@ -588,7 +592,17 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
             agent_exe.display()
         );
     }
-    let root = std::env::temp_dir().join(format!("gdx-demo-{}", now()));
+    let root = match &keep {
+        Some(dir) => {
+            if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+                anyhow::bail!("{} is not empty; give --dir a new or empty directory", dir.display());
+            }
+            dir.clone()
+        }
+        None => std::env::temp_dir().join(format!("gdx-demo-{}", now())),
+    };
+    // removes the demo's files when it ends, however it ends, unless --dir keeps them
+    let _cleanup = Cleanup { dir: keep.is_none().then(|| root.clone()) };
     let hub_dir = root.join("hub-630000");
     let quic = format!("127.0.0.1:{}", free_port()?);
     let http = format!("127.0.0.1:{}", free_port()?);
@@ -753,13 +767,16 @@ pub async fn run(shutdown: impl std::future::Future<Output = ()>) -> anyhow::Res
          \x20 sqlite3 {hub}/vaults/630000-gongan.db 'SELECT * FROM hukou LIMIT 5'\n\
          \x20 edit {}/source/data.db or drop a CSV into {}/drop: the change reaches the vault\n\
          \x20 logs: {}/*/run.log\n\n\
-         Press Ctrl-C to stop the demo; its files stay in {}.",
+         Press Ctrl-C to stop the demo; {}.",
         gongan.display(),
         minzheng.display(),
         gongan.display(),
         minzheng.display(),
         root.display(),
-        root.display()
+        match keep {
+            Some(_) => format!("its files stay in {}", root.display()),
+            None => format!("it then removes {} (run it with --dir DIR to keep its files)", root.display()),
+        }
     );
     shutdown.await;
     println!("stopping the demo");
@@ -1106,6 +1123,19 @@ fn spawn(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<tokio::process
         .stderr(log)
         .kill_on_drop(true)
         .spawn()?)
+}
+
+/// Removes a directory when dropped.
+struct Cleanup {
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 async fn stop(child: &mut tokio::process::Child) {

@@ -111,7 +111,12 @@ enum Command {
     /// Run a small province on this machine: the province hub, two prefecture
     /// hubs, fourteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
-    Demo,
+    Demo {
+        /// Keep the demo's hubs and agents in this directory (new or empty)
+        /// after it stops; without it everything is removed at Ctrl-C.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -498,9 +503,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo => {
+        Command::Demo { dir } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(demo::run(shutdown_signal()))
+            rt.block_on(demo::run(dir, shutdown_signal()))
         }
     }
 }

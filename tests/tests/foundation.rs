@@ -341,7 +341,7 @@ fn agent_certificate_where_a_hub_is_expected_is_refused() {
 #[test]
 fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = gdx_tests::Proc::start("gdx-hub", &["demo"], dir.path().join("demo.log"));
+    let mut demo = gdx_tests::Proc::start("gdx-hub", &["demo"], dir.path().join("demo.log"));
     wait_until(Duration::from_secs(60), "the demo reports its agents connected", || {
         demo.output().contains("14 of 14 agents connected")
     });
@@ -380,4 +380,13 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     );
     assert!(out.contains("150 birth certificates, 300 residents"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("    Q63") && l.contains("********")), "masked ID numbers: {out}");
+    // Ctrl-C (SIGTERM here) stops everything and leaves nothing behind
+    let root = out.lines().find_map(|l| l.strip_prefix("GDX demo in ")).unwrap().to_owned();
+    demo.terminate();
+    wait_until(Duration::from_secs(30), "the demo removes its files", || !std::path::Path::new(&root).exists());
+    assert!(demo.output().contains("stopping the demo"));
+    // --dir keeps them, and must not overwrite anything
+    std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
+    let busy = gdx_tests::run("gdx-hub", &["demo", "--dir", dir.path().to_str().unwrap()]).fails();
+    assert!(busy.contains("is not empty; give --dir a new or empty directory"), "{busy}");
 }
