@@ -343,7 +343,7 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     let dir = tempfile::tempdir().unwrap();
     let mut demo = gdx_tests::Proc::start("gdx-hub", &["demo"], dir.path().join("demo.log"));
     wait_until(Duration::from_secs(60), "the demo reports its agents connected", || {
-        demo.output().contains("14 of 14 agents connected")
+        demo.output().contains("18 of 18 agents connected")
     });
     wait_until(Duration::from_secs(60), "the demo shows its resources synced", || {
         demo.output().contains("Where to look")
@@ -354,7 +354,7 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         |res: &str| out.lines().find(|l| l.contains(res) && l.starts_with("630000/")).unwrap_or_default().to_owned();
     assert!(line(" hukou ").contains(" 300 "), "{out}");
     assert!(line(" dibao ").contains(" 120 "), "{out}");
-    assert!(out.contains("17 entries"), "five base and twelve department entries: {out}");
+    assert!(out.contains("21 entries"), "five base and sixteen theme and department entries: {out}");
     for hub in ["prefecture hub 630100/hub", "prefecture hub 632500/hub"] {
         assert!(out.contains(hub), "{hub}: {out}");
     }
