@@ -12,6 +12,13 @@
 //! `gdx-bench -- --audit N` measures the audit log instead: durable appends
 //! per second (one transaction each, and collected from a store's outbox as
 //! the hub does), then the time to verify a log of N entries.
+//!
+//! `gdx-bench -- --relay N`: N one-row changes of a county agent's base
+//! resource, each timed from `gdx-agent sync` until the province's vault
+//! holds it (through the prefecture hub); p50 and p99.
+//!
+//! `gdx-bench -- --footprint`: binary sizes and the idle memory (RSS) of a
+//! hub and an agent. Each scenario also writes `gdx-bench-SCENARIO.json`.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,6 +35,14 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    if args.iter().any(|a| a == "--relay") {
+        relay_bench(arg("--relay", 50.0) as usize);
+        return;
+    }
+    if args.iter().any(|a| a == "--footprint") {
+        footprint_bench();
+        return;
+    }
     if args.iter().any(|a| a == "--audit") {
         audit_bench(arg("--audit", 1_000_000.0) as u64);
         return;
@@ -226,5 +241,121 @@ fn audit_bench(entries: u64) {
     println!(
         "audit: verify {} entries and {} checkpoint(s): read {read_s:.2} s, verify {verify_s:.2} s",
         v.entries, v.checkpoints
+    );
+}
+
+fn write_json(scenario: &str, value: &serde_json::Value) {
+    let path = format!("gdx-bench-{scenario}.json");
+    match std::fs::write(&path, format!("{value:#}\n")) {
+        Ok(()) => println!("wrote {path}"),
+        Err(e) => println!("could not write {path}: {e}"),
+    }
+}
+
+/// One-row changes from a county agent through its prefecture hub to the
+/// province: latency from the start of `gdx-agent sync` until the row is in
+/// the province's vault.
+fn relay_bench(changes: usize) {
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    prefecture.start();
+    let agent = Agent::new();
+    agent.enroll(&prefecture.token("632522/gongan", "1h")).ok();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src.db");
+    make_source(&src, 1_000);
+    agent.add_config(&format!(
+        r#"[[resource]]
+code = "hukou"
+key = ["id"]
+source = {{ kind = "sqlite", path = "{}", table = "people" }}
+
+[resource.catalog]
+code = "101002/000001"
+class = "基础信息资源"
+classification = ["人口"]
+name = "同德县人口信息"
+provider_name = "同德县公安局"
+provider_code = "11632522015603015M"
+abstract = "同德县户籍人口"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "实时"
+published = "2026-11-01"
+items = [ {{ name = "编号", column = "id", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "年龄", column = "age", data_type = "I", length = 3 }}, {{ name = "住址", column = "addr", data_type = "C", length = 100 }} ]
+"#,
+        src.display()
+    ));
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "first sync failed: {err}");
+    let vault = gdx_tests::vault(&province, "632522/gongan");
+    let at_province = |name: &str| -> bool {
+        rusqlite::Connection::open_with_flags(&vault, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT count(*) FROM hukou WHERE name = ?1", [name], |r| r.get::<_, i64>(0)))
+            .is_ok_and(|n| n > 0)
+    };
+    let src_conn = rusqlite::Connection::open(&src).expect("open source");
+    let first: String = src_conn.query_row("SELECT id FROM people LIMIT 1", [], |r| r.get(0)).expect("a row");
+    let mut latencies = Vec::new();
+    for i in 0..changes {
+        let name = format!("relay-{i}");
+        src_conn.execute("UPDATE people SET name = ?1 WHERE id = ?2", [&name, &first]).expect("update");
+        let t = Instant::now();
+        let (code, _, err) = agent.sync(&[]);
+        assert_eq!(code, 0, "sync failed: {err}");
+        while !at_province(&name) {
+            assert!(t.elapsed().as_secs() < 60, "change {i} did not reach the province within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        latencies.push(t.elapsed().as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!("relay: {changes} one-row changes, county agent → 海南州 hub → province");
+    println!("{:<8} {:>10}", "", "seconds");
+    println!("{:<8} {:>10.3}\n{:<8} {:>10.3}\n{:<8} {:>10.3}", "p50", pct(0.5), "p99", pct(0.99), "max", pct(1.0));
+    write_json(
+        "relay",
+        &serde_json::json!({ "changes": changes, "p50_s": pct(0.5), "p99_s": pct(0.99), "max_s": pct(1.0) }),
+    );
+}
+
+/// Binary sizes, and the resident memory of an idle hub and an idle agent.
+fn footprint_bench() {
+    let rss_kib = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    };
+    let size = |name: &str| std::fs::metadata(gdx_tests::bin(name)).map(|m| m.len()).unwrap_or(0);
+    let (agent_size, hub_size) = (size("gdx-agent"), size("gdx-hub"));
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let mut agent = Agent::new();
+    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
+    agent.start();
+    let t = Instant::now();
+    while !agent.connected() {
+        assert!(t.elapsed().as_secs() < 30, "the agent did not connect");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let hub_rss = hub.proc.as_ref().map_or(0, |p| rss_kib(p.child.id()));
+    let agent_rss = agent.proc.as_ref().map_or(0, |p| rss_kib(p.child.id()));
+    println!("{:<24} {:>12}", "footprint", "");
+    println!("{:<24} {:>9.1} MiB", "gdx-agent binary", agent_size as f64 / 1048576.0);
+    println!("{:<24} {:>9.1} MiB", "gdx-hub binary", hub_size as f64 / 1048576.0);
+    println!("{:<24} {:>9.1} MiB", "agent idle RSS", agent_rss as f64 / 1024.0);
+    println!("{:<24} {:>9.1} MiB", "hub idle RSS (1 agent)", hub_rss as f64 / 1024.0);
+    write_json(
+        "footprint",
+        &serde_json::json!({ "agent_binary_bytes": agent_size, "hub_binary_bytes": hub_size,
+            "agent_idle_rss_kib": agent_rss, "hub_idle_rss_kib": hub_rss }),
     );
 }
