@@ -17,6 +17,11 @@
 //! resource, each timed from `gdx-agent sync` until the province's vault
 //! holds it (through the prefecture hub); p50 and p99.
 //!
+//! `gdx-bench -- --fanin N[,N…]`: N simulated agents, each with its own
+//! certificate from the hub's CA, its own UDP socket and one QUIC
+//! connection, each sending 5 one-row changesets; sustained changesets per
+//! second, p99 acknowledgement latency and the hub's memory.
+//!
 //! `gdx-bench -- --footprint`: binary sizes and the idle memory (RSS) of a
 //! hub and an agent. Each scenario also writes `gdx-bench-SCENARIO.json`.
 
@@ -37,6 +42,11 @@ fn main() {
     };
     if args.iter().any(|a| a == "--relay") {
         relay_bench(arg("--relay", 50.0) as usize);
+        return;
+    }
+    if let Some(list) = args.iter().position(|a| a == "--fanin").and_then(|i| args.get(i + 1)) {
+        let ns: Vec<usize> = list.split(',').filter_map(|n| n.trim().parse().ok()).collect();
+        fanin_bench(&ns);
         return;
     }
     if args.iter().any(|a| a == "--footprint") {
@@ -358,4 +368,164 @@ fn footprint_bench() {
         &serde_json::json!({ "agent_binary_bytes": agent_size, "hub_binary_bytes": hub_size,
             "agent_idle_rss_kib": agent_rss, "hub_idle_rss_kib": hub_rss }),
     );
+}
+
+/// N simulated agents send small changesets to one hub at once.
+fn fanin_bench(ns: &[usize]) {
+    use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_changeset};
+    use gdx_common::wire::{Hello, Message, SignedChangeset};
+    use gdx_common::{NodeId, Role};
+    const PER_AGENT: u64 = 5;
+    gdx_certs::install_crypto_provider();
+    let mut results = Vec::new();
+    println!(
+        "{:>6} {:>10} {:>14} {:>12} {:>12} {:>10}",
+        "agents", "connected", "changesets/s", "p50 ack ms", "p99 ack ms", "hub MiB"
+    );
+    for &n in ns {
+        let mut hub = Hub::init("630000");
+        hub.start();
+        let ca = hub.ca();
+        let root_der =
+            gdx_certs::pki::pem_to_der(&std::fs::read_to_string(hub.dir.path().join("ca.crt")).unwrap(), "CERTIFICATE")
+                .expect("root");
+        let now = gdx_tests::now();
+        let agents: Vec<(NodeId, rcgen::KeyPair, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let node = NodeId::parse(&format!("630000/fan{i}")).expect("node id");
+                let key = gdx_certs::pki::new_key().expect("key");
+                let cert = ca.issue_for_key(&key, &node, Role::Agent, now - 60, now + 3600).expect("cert");
+                (node, key, cert.to_vec())
+            })
+            .collect();
+        let addr: std::net::SocketAddr = hub.addr.parse().expect("hub address");
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        // the sending phase starts when every agent is connected
+        let go: std::sync::Arc<std::sync::OnceLock<Instant>> = std::sync::Arc::new(std::sync::OnceLock::new());
+        let connecting = Instant::now();
+        let outcomes: Vec<Result<Vec<f64>, String>> = rt.block_on(async {
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+            let mut tasks = Vec::new();
+            for (node, key, cert) in agents {
+                let (root_der, barrier, go) = (root_der.clone(), barrier.clone(), go.clone());
+                tasks.push(tokio::spawn(async move {
+                    let root = rustls::pki_types::CertificateDer::from(root_der);
+                    let chain = vec![rustls::pki_types::CertificateDer::from(cert.clone())];
+                    let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root)
+                        .map_err(|e| e.to_string())?;
+                    let mut endpoint =
+                        quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+                    endpoint.set_default_client_config(config);
+                    let conn = endpoint
+                        .connect(addr, gdx_certs::tls::hub_server_name())
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                    let hello = Message::Hello(Hello {
+                        node: node.clone(),
+                        role: Role::Agent,
+                        software: "gdx-bench".into(),
+                        probe: false,
+                    });
+                    gdx_certs::frames::send(&mut send, &hello).await.map_err(|e| e.to_string())?;
+                    match gdx_certs::frames::recv(&mut recv).await {
+                        Ok(Some(Message::Welcome(_))) => {}
+                        other => return Err(format!("hello: {other:?}")),
+                    }
+                    // everyone connected first: then all send at once
+                    barrier.wait().await;
+                    go.get_or_init(Instant::now);
+                    let (mut up, mut down) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                    let mut lat = Vec::new();
+                    for seq in 1..=PER_AGENT {
+                        let cs = Changeset {
+                            origin: node.clone(),
+                            resource: ResourceCode::parse("fanin").unwrap(),
+                            seq,
+                            epoch: 7,
+                            columns: vec![
+                                Column { name: "id".into(), decl_type: "TEXT".into() },
+                                Column { name: "v".into(), decl_type: "TEXT".into() },
+                            ],
+                            key: vec![0],
+                            changes: vec![Change::Upsert(vec![
+                                Value::Text("row".into()),
+                                Value::Text(format!("v{seq}")),
+                            ])],
+                            created_at: 0,
+                        };
+                        let body = encode_changeset(&cs);
+                        let signature = gdx_certs::pki::sign(&key, &body).map_err(|e| e.to_string())?;
+                        let env = SignedChangeset {
+                            origin: node.clone(),
+                            resource: cs.resource.clone(),
+                            seq,
+                            rows: 1,
+                            body,
+                            signature,
+                            signer_chain: vec![cert.clone()],
+                        };
+                        let t = Instant::now();
+                        gdx_certs::frames::send(&mut up, &Message::Upload(env)).await.map_err(|e| e.to_string())?;
+                        match tokio::time::timeout(
+                            std::time::Duration::from_secs(120),
+                            gdx_certs::frames::recv(&mut down),
+                        )
+                        .await
+                        {
+                            Ok(Ok(Some(Message::Ack(_)))) => lat.push(t.elapsed().as_secs_f64()),
+                            other => return Err(format!("changeset {seq}: {other:?}")),
+                        }
+                    }
+                    // stay connected until everyone is done, as agents would
+                    barrier.wait().await;
+                    conn.close(0u32.into(), b"done");
+                    endpoint.wait_idle().await;
+                    Ok(lat)
+                }));
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap_or_else(|e| Err(e.to_string())));
+            }
+            out
+        });
+        let started = go.get().copied().unwrap_or(connecting);
+        let connect_s = started.duration_since(connecting).as_secs_f64();
+        let wall = started.elapsed().as_secs_f64();
+        let hub_rss = hub.proc.as_ref().map_or(0, |p| {
+            std::fs::read_to_string(format!("/proc/{}/status", p.child.id()))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+        });
+        let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        let mut lat: Vec<f64> = outcomes.iter().filter_map(|o| o.as_ref().ok()).flatten().copied().collect();
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() as f64 - 1.0) * p).round() as usize] };
+        let rate = lat.len() as f64 / wall;
+        println!(
+            "{:>6} {:>10} {:>14.0} {:>12.1} {:>12.1} {:>10.1}",
+            n,
+            n - failed.len(),
+            rate,
+            pct(0.5) * 1000.0,
+            pct(0.99) * 1000.0,
+            hub_rss as f64 / 1024.0
+        );
+        println!("       (all {n} connected in {connect_s:.1} s before sending)");
+        if let Some(e) = failed.first() {
+            println!("  {} agents failed, e.g.: {e}", failed.len());
+        }
+        results.push(serde_json::json!({ "agents": n, "connected": n - failed.len(), "changesets": lat.len(),
+            "connect_s": connect_s, "send_wall_s": wall, "changesets_per_s": rate, "p50_ack_ms": pct(0.5) * 1000.0, "p99_ack_ms": pct(0.99) * 1000.0,
+            "hub_rss_kib": hub_rss }));
+        hub.terminate();
+    }
+    write_json("fanin", &serde_json::Value::Array(results));
 }
