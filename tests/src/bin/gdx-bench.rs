@@ -386,9 +386,11 @@ fn fanin_bench(ns: &[usize]) {
         let mut hub = Hub::init("630000");
         hub.start();
         let ca = hub.ca();
-        let root_der =
-            gdx_certs::pki::pem_to_der(&std::fs::read_to_string(hub.dir.path().join("ca.crt")).unwrap(), "CERTIFICATE")
-                .expect("root");
+        let root_der = gdx_certs::pki::pem_to_der(
+            &std::fs::read_to_string(hub.dir.path().join("ca.crt")).expect("ca.crt"),
+            "CERTIFICATE",
+        )
+        .expect("root");
         let now = gdx_tests::now();
         let agents: Vec<(NodeId, rcgen::KeyPair, Vec<u8>)> = (0..n)
             .map(|i| {
@@ -413,8 +415,8 @@ fn fanin_bench(ns: &[usize]) {
                     let chain = vec![rustls::pki_types::CertificateDer::from(cert.clone())];
                     let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root)
                         .map_err(|e| e.to_string())?;
-                    let mut endpoint =
-                        quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+                    let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                        .map_err(|e| e.to_string())?;
                     endpoint.set_default_client_config(config);
                     let conn = endpoint
                         .connect(addr, gdx_certs::tls::hub_server_name())
@@ -441,7 +443,7 @@ fn fanin_bench(ns: &[usize]) {
                     for seq in 1..=PER_AGENT {
                         let cs = Changeset {
                             origin: node.clone(),
-                            resource: ResourceCode::parse("fanin").unwrap(),
+                            resource: ResourceCode::parse("fanin").expect("resource code"),
                             seq,
                             epoch: 7,
                             columns: vec![
