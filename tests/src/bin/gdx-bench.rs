@@ -7,7 +7,11 @@
 //! when rsync is installed. GDX: `gdx-agent sync` of the same table through a
 //! real hub on 127.0.0.1 (QUIC, mutual TLS, signatures, fsync'd commits).
 //!
-//! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- [--rows N] [--change-pct P]`
+//! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- SCENARIO [options]`, where SCENARIO is
+//! `initial` or `incremental` (both run the initial sync, then the change:
+//! `--rows N`, `--change-pct P`), `relay` (`--changes N`), `fanin`
+//! (`--agents N,N…`), `footprint` or `audit` (`--entries N`). Each prints a
+//! table and writes `gdx-bench-SCENARIO.json` in the current directory.
 //!
 //! `gdx-bench -- --audit N` measures the audit log instead: durable appends
 //! per second (one transaction each, and collected from a store's outbox as
@@ -40,6 +44,25 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    // `gdx-bench SCENARIO [options]`; the older flag forms below still work
+    match args.get(1).filter(|a| !a.starts_with("--")).map(String::as_str) {
+        None | Some("initial" | "incremental") => {}
+        Some("relay") => return relay_bench(arg("--changes", 50.0) as usize),
+        Some("fanin") => {
+            let list = args.iter().position(|a| a == "--agents").and_then(|i| args.get(i + 1));
+            let ns: Vec<usize> =
+                list.map_or("100,1000", String::as_str).split(',').filter_map(|n| n.trim().parse().ok()).collect();
+            return fanin_bench(&ns);
+        }
+        Some("footprint") => return footprint_bench(),
+        Some("audit") => return audit_bench(arg("--entries", 1_000_000.0) as u64),
+        Some(other) => {
+            eprintln!(
+                "error: no scenario {other:?}; use initial, incremental, relay, fanin, footprint or audit (see the top of gdx-bench.rs)"
+            );
+            std::process::exit(2);
+        }
+    }
     if args.iter().any(|a| a == "--relay") {
         relay_bench(arg("--relay", 50.0) as usize);
         return;
@@ -131,12 +154,37 @@ fn main() {
     assert_eq!(code, 0, "sync failed: {err}");
     let inc_bytes = out["sent_bytes"].as_u64().unwrap_or(0);
     let inc_rows = out["sent_rows"].as_u64().unwrap_or(0);
+    // the floor for bytes: the changed rows alone, as text, zstd-compressed
+    let changed_rows: String = {
+        let mut stmt = c.prepare(&format!("SELECT * FROM people WHERE (rowid % {step}) = 0")).expect("select");
+        let lines: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}\t{}\t{}\t{}\n",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?
+                ))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        lines.concat()
+    };
+    let zstd_bytes = zstd::bulk::compress(changed_rows.as_bytes(), 3).map(|z| z.len()).unwrap_or(0);
+    println!(
+        "changed rows alone, zstd level 3: {zstd_bytes} bytes; gdx sent {:.1}x that",
+        inc_bytes as f64 / zstd_bytes.max(1) as f64
+    );
     println!(
         "gdx incremental sync: {inc_s:.2} s, {inc_rows} rows, {inc_bytes} bytes sent ({:.1}% of the initial sync's bytes)",
         100.0 * inc_bytes as f64 / full_bytes.max(1) as f64
     );
+    let mut rsync_delta = None;
     if rsync {
         let (s, b) = run_rsync(&src, &rsync_dir);
+        rsync_delta = Some((s, b));
         println!(
             "baseline rsync delta: {s:.2} s, {b} bytes sent; rsync sent {:.0}x the bytes gdx sent",
             b as f64 / inc_bytes.max(1) as f64
@@ -145,6 +193,17 @@ fn main() {
     if let Some((_, b)) = rsync_full {
         println!("initial bytes: rsync sent {:.1}x the bytes gdx sent", b as f64 / full_bytes.max(1) as f64);
     }
+    write_json(
+        "initial",
+        &serde_json::json!({ "rows": rows, "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s, "gdx_bytes": full_bytes,
+            "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s,
+            "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) }),
+    );
+    write_json(
+        "incremental",
+        &serde_json::json!({ "rows_changed": inc_rows, "gdx_s": inc_s, "gdx_bytes": inc_bytes,
+            "zstd_changed_rows_bytes": zstd_bytes, "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1) }),
+    );
 }
 
 fn make_source(path: &Path, rows: i64) {
