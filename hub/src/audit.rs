@@ -72,19 +72,16 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
-/// One entry of the log: the event, its index and the leaf hash before it.
-/// Serialized in this field order; the bytes are what is hashed.
+/// One entry of the log: its index, the leaf hash before it, and the event
+/// (its fields inline). Serialized in this field order; the bytes are what
+/// is hashed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
     pub index: u64,
     /// Hex leaf hash of entry `index - 1` (64 zeros for the first).
     pub prev: String,
-    pub kind: String,
-    pub at: i64,
-    pub node: Option<String>,
-    pub resource: Option<String>,
-    pub request: Option<String>,
-    pub detail: serde_json::Value,
+    #[serde(flatten)]
+    pub event: Event,
 }
 
 /// Records `event` in the outbox of the store whose transaction `conn` is in.
@@ -297,16 +294,7 @@ impl AuditLog {
         if seen.is_some() {
             return Ok(None);
         }
-        let entry = Entry {
-            index,
-            prev: hex(prev),
-            kind: event.kind.clone(),
-            at: event.at,
-            node: event.node.clone(),
-            resource: event.resource.clone(),
-            request: event.request.clone(),
-            detail: event.detail.clone(),
-        };
+        let entry = Entry { index, prev: hex(prev), event: event.clone() };
         let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
         let leaf = merkle::leaf_hash(body.as_bytes());
         tx.execute(
@@ -818,7 +806,7 @@ pub fn verify(bundle: &Bundle) -> Verified {
 
 /// Entries as `gdx-hub audit list` prints them: `table`, `jsonl` or `csv`.
 pub fn render(entries: &[Entry], format: &str) -> Result<String, String> {
-    let detail = |e: &Entry| e.detail.to_string();
+    let detail = |e: &Event| e.detail.to_string();
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     let mut out = String::new();
     match format {
@@ -831,10 +819,11 @@ pub fn render(entries: &[Entry], format: &str) -> Result<String, String> {
         "csv" => {
             out += "index,time,kind,node,resource,request,detail\n";
             let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-            for e in entries {
+            for entry in entries {
+                let e = &entry.event;
                 out += &format!(
                     "{},{},{},{},{},{},{}\n",
-                    e.index,
+                    entry.index,
                     gdx_common::units::format_time(e.at),
                     q(&e.kind),
                     q(&opt(&e.node)),
@@ -849,10 +838,11 @@ pub fn render(entries: &[Entry], format: &str) -> Result<String, String> {
                 "{:>7} {:<23} {:<10} {:<20} {:<16} {:<11} DETAIL\n",
                 "INDEX", "TIME", "KIND", "NODE", "RESOURCE", "REQUEST"
             );
-            for e in entries {
+            for entry in entries {
+                let e = &entry.event;
                 out += &format!(
                     "{:>7} {:<23} {:<10} {:<20} {:<16} {:<11} {}\n",
-                    e.index,
+                    entry.index,
                     gdx_common::units::format_time(e.at),
                     e.kind,
                     opt(&e.node),
@@ -993,7 +983,7 @@ mod tests {
         child.keep_cosignature(&c).unwrap();
         // the parent logged what it cosigned
         let cosigned = parent.list(&Filter { kind: Some("cosigned".into()), ..Filter::default() }).unwrap();
-        assert_eq!(cosigned.iter().map(|e| e.detail["size"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 12]);
+        assert_eq!(cosigned.iter().map(|e| e.event.detail["size"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 12]);
         // a fork: the same key, another history of the same length and beyond
         let fork_dir = tempfile::tempdir().unwrap();
         std::fs::copy(child_dir.path().join("audit.key"), fork_dir.path().join("audit.key")).unwrap();
@@ -1027,6 +1017,10 @@ mod tests {
         let end = start + block[start..].find("```").unwrap();
         let entries: Vec<&str> = block[start..end].lines().collect();
         assert_eq!(entries.len(), 3);
+        for line in &entries {
+            let entry: Entry = serde_json::from_str(line).unwrap();
+            assert_eq!(&serde_json::to_string(&entry).unwrap(), line, "this hub writes exactly these bytes");
+        }
         let leaves: Vec<Hash> = entries.iter().map(|e| merkle::leaf_hash(e.as_bytes())).collect();
         assert_eq!(hex(&leaves[0]), "3cc377892e5b8773c114d4d101ee8b3e61fb33eff16fd2985c03c427b0ef44c0");
         assert_eq!(hex(&leaves[2]), "41e89a8c949e30f78f54014c199bb2bc0e953576e4180008503593207e2ee45b");

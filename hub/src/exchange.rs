@@ -320,7 +320,6 @@ impl Exchange {
             &tx,
             "request",
             &record,
-            now,
             serde_json::json!({
                 "state": record.state(now), "provider": record.provider.to_string(), "fields": record.fields,
                 "purpose": record.purpose, "until": record.until, "columns": record.columns, "masked": record.masked,
@@ -427,7 +426,6 @@ impl Exchange {
             &tx,
             "decision",
             &r,
-            now,
             serde_json::json!({
                 "verdict": verdict, "consumer": r.consumer.to_string(), "columns": r.columns, "masked": r.masked,
                 "until": r.granted_until, "reason": reason_of(&decision.verdict), "version": r.version,
@@ -490,7 +488,6 @@ impl Exchange {
                 &tx,
                 "delivered",
                 &r,
-                now,
                 serde_json::json!({
                     "consumer": r.consumer.to_string(), "from": first.n, "to": last.n, "rows": rows,
                 }),
@@ -558,7 +555,6 @@ impl Exchange {
             &self.conn,
             "lookup",
             r,
-            now,
             serde_json::json!({
                 "consumer": consumer.to_string(), "key": pseudonym(&r.salt, &typed), "found": row.is_some(),
             }),
@@ -834,7 +830,6 @@ impl Exchange {
                         &tx,
                         "decision",
                         &r,
-                        crate::util::now() + clock_offset(),
                         serde_json::json!({
                             "verdict": "refiled", "consumer": r.consumer.to_string(), "state": r.state(r.filed_at),
                             "columns": r.columns, "masked": r.masked, "version": r.version,
@@ -975,19 +970,13 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
 }
 
 /// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
-fn audit(
-    conn: &Connection,
-    kind: &str,
-    r: &RequestRecord,
-    now: i64,
-    detail: serde_json::Value,
-) -> rusqlite::Result<()> {
+/// Its time is the real clock, even when the exchange's clock is offset for a drill.
+fn audit(conn: &Connection, kind: &str, r: &RequestRecord, detail: serde_json::Value) -> rusqlite::Result<()> {
     crate::audit::note(
         conn,
         &crate::audit::Event {
             kind: kind.into(),
-            // the log keeps real time even when the exchange's clock is offset for a drill
-            at: now - clock_offset(),
+            at: crate::util::now(),
             node: Some(if kind == "decision" { r.provider.to_string() } else { r.consumer.to_string() }),
             resource: Some(r.code.clone()),
             request: Some(r.id.clone()),
