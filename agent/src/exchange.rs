@@ -32,14 +32,28 @@ pub const RECEIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Sends `msg` to the hub on a connection of its own and returns the answer;
 /// a refusal becomes the error, in the hub's words.
 pub async fn ask(dir: &Path, msg: Message, timeout: Duration) -> anyhow::Result<Message> {
+    let (_, _, _, session) = probe(dir, timeout).await?;
+    let answer = ask_on(&session.conn, &msg).await.map_err(anyhow::Error::msg);
+    close(session).await;
+    answer
+}
+
+/// The agent's files and a probe connection to its hub (the daemon's own
+/// connection stays).
+async fn probe(
+    dir: &Path,
+    timeout: Duration,
+) -> anyhow::Result<(AgentPaths, AgentConfig, Credentials, uplink::Session)> {
     let paths = AgentPaths::new(dir);
     let config = AgentConfig::load(&paths)?;
     let creds = Credentials::load(&paths)?;
     let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let answer = ask_on(&session.conn, &msg).await.map_err(anyhow::Error::msg);
+    Ok((paths, config, creds, session))
+}
+
+async fn close(session: uplink::Session) {
     session.conn.close(quinn::VarInt::from_u32(0), b"done");
     session.endpoint.wait_idle().await;
-    answer
 }
 
 async fn ask_on(conn: &quinn::Connection, msg: &Message) -> Result<Message, String> {
@@ -132,13 +146,9 @@ pub struct Received {
 
 /// `gdx-agent receive`: one pass over every grant, on a connection of its own.
 pub async fn receive_now(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<Received>> {
-    let paths = AgentPaths::new(dir);
-    let config = AgentConfig::load(&paths)?;
-    let creds = Credentials::load(&paths)?;
-    let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (paths, config, creds, session) = probe(dir, timeout).await?;
     let out = receive_pass(&session.conn, &paths, &config, &creds).await.map_err(anyhow::Error::msg);
-    session.conn.close(quinn::VarInt::from_u32(0), b"done");
-    session.endpoint.wait_idle().await;
+    close(session).await;
     out
 }
 

@@ -25,6 +25,33 @@ fn people(db: &Path, rows: &[(&str, &str, i64, &str)]) {
     }
 }
 
+/// `n` generated people whose ID numbers start with `division`.
+fn many_people(db: &Path, n: u32, division: &str) {
+    let many: Vec<(String, String, i64, String)> = (0..n)
+        .map(|i| (format!("{division}1980{i:08}"), format!("姓名{i}"), i64::from(i % 900), format!("139{i:08}")))
+        .collect();
+    let refs: Vec<(&str, &str, i64, &str)> =
+        many.iter().map(|(a, b, c, d)| (a.as_str(), b.as_str(), *c, d.as_str())).collect();
+    people(db, &refs);
+}
+
+/// The province, 海南州 (the provider's side) and 西宁市 (the consumer's
+/// side), all started; the provider's agent enrolled at 海南州, the
+/// consumer's at 西宁.
+fn two_prefectures() -> (Hub, Hub, Hub, Agent, Agent) {
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut hainan = Hub::join(&province.hub_token("632500/hub"));
+    hainan.start();
+    let mut xining = Hub::join(&province.hub_token("630100/hub"));
+    xining.start();
+    let provider = Agent::new();
+    provider.enroll(&hainan.token(PROVIDER, "1h")).ok();
+    let consumer = Agent::new();
+    consumer.enroll(&xining.token(CONSUMER, "1h")).ok();
+    (province, hainan, xining, provider, consumer)
+}
+
 /// Declares resource `code` over `db`'s people table as entry `entry` with `sharing`.
 fn declare(agent: &Agent, code: &str, entry: &str, sharing: &str, db: &Path) {
     agent.add_config(&format!(
@@ -124,17 +151,7 @@ const TABLE_FREE: &str = "minzheng_huji_632522";
 
 #[test]
 fn requests_decisions_and_deliveries_across_two_prefectures() {
-    // the province, 海南州 (provider's side) and 西宁市 (consumer's side)
-    let mut province = Hub::init("630000");
-    province.start();
-    let mut hainan = Hub::join(&province.hub_token("632500/hub"));
-    hainan.start();
-    let mut xining = Hub::join(&province.hub_token("630100/hub"));
-    xining.start();
-    let provider = Agent::new();
-    provider.enroll(&hainan.token(PROVIDER, "1h")).ok();
-    let consumer = Agent::new();
-    consumer.enroll(&xining.token(CONSUMER, "1h")).ok();
+    let (province, _hainan, xining, provider, consumer) = two_prefectures();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("dibao.db");
     people(
@@ -321,12 +338,7 @@ fn expired_grants_stop_and_a_disconnected_consumer_resumes_exactly_once() {
     consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("dibao.db");
-    let many: Vec<(String, String, i64, String)> = (0..15_000)
-        .map(|i| (format!("6300001980{i:08}"), format!("姓名{i}"), i64::from(i % 900), format!("139{i:08}")))
-        .collect();
-    let refs: Vec<(&str, &str, i64, &str)> =
-        many.iter().map(|(a, b, c, d)| (a.as_str(), b.as_str(), *c, d.as_str())).collect();
-    people(&db, &refs);
+    many_people(&db, 15_000, "630000");
     declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
     synced(&provider);
     let today = gdx_common::units::format_date(gdx_tests::now());
@@ -388,24 +400,10 @@ fn expired_grants_stop_and_a_disconnected_consumer_resumes_exactly_once() {
 
 #[test]
 fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
-    let mut province = Hub::init("630000");
-    province.start();
-    let mut hainan = Hub::join(&province.hub_token("632500/hub"));
-    hainan.start();
-    let mut xining = Hub::join(&province.hub_token("630100/hub"));
-    xining.start();
-    let provider = Agent::new();
-    provider.enroll(&hainan.token(PROVIDER, "1h")).ok();
-    let mut consumer = Agent::new();
-    consumer.enroll(&xining.token(CONSUMER, "1h")).ok();
+    let (mut province, mut hainan, mut xining, provider, mut consumer) = two_prefectures();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("dibao.db");
-    let many: Vec<(String, String, i64, String)> = (0..12_000)
-        .map(|i| (format!("6325221980{i:08}"), format!("姓名{i}"), i64::from(i % 700), format!("138{i:08}")))
-        .collect();
-    let refs: Vec<(&str, &str, i64, &str)> =
-        many.iter().map(|(a, b, c, d)| (a.as_str(), b.as_str(), *c, d.as_str())).collect();
-    people(&db, &refs);
+    many_people(&db, 12_000, "632522");
     declare(&provider, "huji", "301001/000002", "无条件共享", &db);
     synced(&provider);
     wait_until(Duration::from_secs(30), "the catalogue reaches 西宁", || {
