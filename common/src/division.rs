@@ -56,6 +56,14 @@ pub struct Division {
 }
 
 impl DivisionCode {
+    /// 青海省.
+    pub const QINGHAI: DivisionCode = DivisionCode(630_000);
+
+    /// The prefecture a county lies in (a prefecture or province: itself).
+    pub fn prefecture(self) -> DivisionCode {
+        if self.level() == DivisionLevel::County { Self(self.0 / 100 * 100) } else { self }
+    }
+
     /// Parses a six-digit code, checking its shape and province prefix.
     pub fn parse(s: &str) -> Result<Self, DivisionError> {
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {

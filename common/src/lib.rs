@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod creditcode;
 pub mod data;
 pub mod division;
+pub mod generate;
 pub mod grant;
 pub mod idnumber;
 pub mod node;

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gdx_common::creditcode::CreditCode;
+use gdx_common::generate::{Enterprise, Generator, Person, REFERENCE_DAY, Rng};
+use gdx_common::units::{civil_from_days, days_from_civil};
 use gdx_common::{DivisionCode, NodeId, Role};
 
 use crate::catalog::{self, Catalog, Filter};
@@ -698,8 +700,11 @@ fn resource_count() -> usize {
 }
 
 /// Runs the demo until `shutdown` completes.
+/// `seed` chooses the generated people and enterprises: the same seed gives
+/// the same data.
 pub async fn run(
     keep: Option<std::path::PathBuf>,
+    seed: u64,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let hub_exe = std::env::current_exe().context("cannot find the gdx-hub executable")?;
@@ -798,7 +803,7 @@ pub async fn run(
         if !status.success() {
             anyhow::bail!("the demo could not enrol {}; see the error above", dept.node);
         }
-        sample_data(&dir, dept)?;
+        sample_data(&dir, dept, seed)?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
         println!(
             "enrolled {} {} ({}) at {}: publishes {}",
@@ -1016,17 +1021,22 @@ async fn agent(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> 
 /// Writes a department's sample sources (SQLite tables, and for 低保 a GBK
 /// CSV drop with two bad lines) and catalogue entries, and declares them in
 /// agent.toml.
-fn sample_data(dir: &Path, dept: &Department) -> anyhow::Result<()> {
+fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::Result<()> {
     let node = NodeId::parse(dept.node)?;
     let provider_code = CreditCode::compose(&format!("11{}", node.division()), dept.org)?;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (dept.node.len() as u64 * 7919 + dept.org.len() as u64));
+    // Each department draws from its own stream, people of its own area.
+    let stream =
+        dept.node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut gen_ = Generator::within(seed ^ stream, node.division());
     std::fs::create_dir_all(dir.join("catalog"))?;
     let mut declared = String::new();
     for res in dept.resources {
+        let firms = res.columns.iter().any(|c| matches!(c.4, Gen::CreditCode | Gen::Company));
         let rows: Vec<Vec<String>> = (0..res.rows)
             .map(|i| {
-                let p = Person::random(&mut rng);
-                res.columns.iter().map(|c| value(&c.4, i, &p, &mut rng)).collect()
+                let person = gen_.person();
+                let firm = firms.then(|| gen_.enterprise());
+                res.columns.iter().map(|c| value(&c.4, i, &person, firm.as_ref(), gen_.rng())).collect()
             })
             .collect();
         let key = res.columns[0].0;
@@ -1106,31 +1116,33 @@ fn catalog_entry(
     })
 }
 
-fn value(g: &Gen, i: usize, p: &Person, rng: &mut Rng) -> String {
-    match g {
-        Gen::IdNumber => p.id.clone(),
-        Gen::PersonName => p.name.clone(),
-        Gen::Gender => p.gender.to_owned(),
-        Gen::Minzu => p.minzu.to_owned(),
-        Gen::Birth => p.birth.clone(),
-        Gen::County => p.county.clone(),
-        Gen::CreditCode => {
-            let org = format!("{:08}", rng.next() % 100_000_000);
-            CreditCode::compose(&format!("91{}", p.county_code), &org).map(|c| c.to_string()).unwrap_or_default()
+/// One column's value in a row about `p` (and, for rows about a market
+/// entity, `firm`).
+fn value(g: &Gen, i: usize, p: &Person, firm: Option<&Enterprise>, rng: &mut Rng) -> String {
+    match (g, firm) {
+        (Gen::CreditCode, Some(f)) => f.credit_code.clone(),
+        (Gen::Company, Some(f)) => f.name.clone(),
+        (Gen::PersonName, Some(f)) => f.representative.clone(),
+        (Gen::County, Some(f)) => f.county.clone(),
+        (Gen::Date, Some(f)) => f.registered.clone(),
+        (Gen::IdNumber, _) => p.id_number.clone(),
+        (Gen::PersonName, None) => p.name.clone(),
+        (Gen::Gender, _) => p.sex().to_owned(),
+        (Gen::Minzu, _) => p.ethnicity.to_owned(),
+        (Gen::Birth, _) => p.birth.clone(),
+        (Gen::County | Gen::CreditCode | Gen::Company, _) => p.county.clone(),
+        (Gen::Date, None) => {
+            let day = rng.range(days_from_civil(2015, 1, 1) as u64, REFERENCE_DAY as u64) as i64;
+            let (y, m, d) = civil_from_days(day);
+            format!("{y:04}-{m:02}-{d:02}")
         }
-        Gen::Company => format!(
-            "青海{}{}有限公司",
-            rng.pick(&["高原", "昆仑", "三江源", "青湖", "河湟", "柴达木", "祁连"]),
-            rng.pick(&["牧业", "商贸", "建设", "食品", "科技", "旅游", "药业"])
-        ),
-        Gen::Date => format!("{}-{:02}-{:02}", 2015 + rng.next() % 12, 1 + rng.next() % 12, 1 + rng.next() % 28),
-        Gen::Money(lo, hi) => {
-            let cents = u64::from(*lo) * 100 + rng.next() % (u64::from(hi - lo) * 100);
+        (Gen::Money(lo, hi), _) => {
+            let cents = rng.range(u64::from(*lo) * 100, u64::from(*hi) * 100);
             format!("{}.{:02}", cents / 100, cents % 100)
         }
-        Gen::Int(lo, hi) => (u64::from(*lo) + rng.next() % u64::from(hi - lo)).to_string(),
-        Gen::Pick(items) => rng.pick(items).to_owned(),
-        Gen::Serial(prefix) => format!("{prefix}{:06}", i + 1),
+        (Gen::Int(lo, hi), _) => rng.range(u64::from(*lo), u64::from(*hi)).to_string(),
+        (Gen::Pick(items), _) => (*rng.pick(items)).to_owned(),
+        (Gen::Serial(prefix), _) => format!("{prefix}{:06}", i + 1),
     }
 }
 
@@ -1174,60 +1186,6 @@ fn dibao_csv(res: &Resource, rows: &[Vec<String>]) -> Vec<u8> {
     csv.push_str(",无证件号码,1,\"600.00\",同德县\r\n");
     csv.push_str("632522199001010000,\"引号\"错误,1,600,同德县\r\n");
     encoding_rs::GBK.encode(&csv).0.into_owned()
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
-struct Person {
-    id: String,
-    name: String,
-    gender: &'static str,
-    minzu: &'static str,
-    birth: String,
-    county: String,
-    county_code: String,
-}
-
-impl Person {
-    fn random(rng: &mut Rng) -> Self {
-        let (minzu, names): (&str, &[&str]) = match rng.next() % 6 {
-            0 => ("藏族", &["才让", "卓玛", "扎西", "拉毛", "多杰", "尕藏", "央金", "索南"]),
-            1 => ("回族", &["马晓明", "马秀兰", "冶成福", "马海军", "韩梅", "马占山"]),
-            2 => ("土族", &["祁永寿", "李索南", "吕成英", "祁秀梅", "星全成"]),
-            3 => ("撒拉族", &["韩乙四夫", "马阿舍", "韩尕毛", "韩忠义"]),
-            4 => ("蒙古族", &["乌兰", "巴图", "其木格", "斯琴", "那仁"]),
-            _ => ("汉族", &["张伟", "王芳", "李娜", "刘强", "陈静", "赵磊"]),
-        };
-        let counties = ["632522", "632521", "632523", "630102", "630121", "632801", "632701"];
-        let county = rng.pick(&counties);
-        let year = 1940 + rng.next() % 80;
-        let month = 1 + rng.next() % 12;
-        let day = 1 + rng.next() % 28;
-        let seq = rng.next() % 1000;
-        let first17 = format!("{county}{year:04}{month:02}{day:02}{seq:03}");
-        let check = gdx_common::idnumber::check_char(first17.as_bytes()).unwrap_or('0');
-        Person {
-            id: format!("{first17}{check}"),
-            name: rng.pick(names).to_owned(),
-            gender: if seq % 2 == 1 { "男" } else { "女" },
-            minzu,
-            birth: format!("{year:04}-{month:02}-{day:02}"),
-            county: DivisionCode::parse(county).map(|d| d.name()).unwrap_or_default(),
-            county_code: county.to_owned(),
-        }
-    }
 }
 
 fn spawn(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<tokio::process::Child> {

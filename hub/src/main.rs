@@ -109,13 +109,17 @@ enum Command {
     )]
     Audit(AuditCommand),
     /// Run a small province on this machine: the province hub, two prefecture
-    /// hubs, fourteen department agents at three levels, their data and catalogue.
+    /// hubs, eighteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo {
         /// Keep the demo's hubs and agents in this directory (new or empty)
         /// after it stops; without it everything is removed at Ctrl-C.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Seed of the generated people and enterprises (the same seed gives
+        /// the same data)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -503,9 +507,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { dir } => {
+        Command::Demo { dir, seed } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(demo::run(dir, shutdown_signal()))
+            rt.block_on(demo::run(dir, seed, shutdown_signal()))
         }
     }
 }

@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use gdx_common::DivisionCode;
+use gdx_common::generate::Generator;
 use gdx_tests::{Agent, Hub, Run, table_checksum, wait_until};
 
 const PROVIDER: &str = "632522/minzheng";
@@ -25,10 +27,19 @@ fn people(db: &Path, rows: &[(&str, &str, i64, &str)]) {
     }
 }
 
-/// `n` generated people whose ID numbers start with `division`.
+fn sql(db: &Path, statements: &str) {
+    rusqlite::Connection::open(db).unwrap().execute_batch(statements).unwrap();
+}
+
+/// `n` people living in `division`, from the shared seeded generator, with
+/// a monthly amount.
 fn many_people(db: &Path, n: u32, division: &str) {
+    let mut generator = Generator::within(u64::from(n), DivisionCode::parse(division).unwrap());
     let many: Vec<(String, String, i64, String)> = (0..n)
-        .map(|i| (format!("{division}1980{i:08}"), format!("姓名{i}"), i64::from(i % 900), format!("139{i:08}")))
+        .map(|_| {
+            let p = generator.person();
+            (p.id_number, p.name, generator.rng().range(300, 1200) as i64, p.phone)
+        })
         .collect();
     let refs: Vec<(&str, &str, i64, &str)> =
         many.iter().map(|(a, b, c, d)| (a.as_str(), b.as_str(), *c, d.as_str())).collect();
@@ -362,10 +373,8 @@ fn expired_grants_stop_and_a_disconnected_consumer_resumes_exactly_once() {
         std::thread::sleep(Duration::from_millis(700 + 300 * round));
         consumer.proc.take().unwrap().kill();
         if round == 2 {
-            people(
-                &db,
-                &[("630000198000000001", "改名", 1, "13900000001"), ("630000199999999999", "新人", 2, "13900000002")],
-            );
+            sql(&db, "UPDATE people SET name = '改名' WHERE rowid = 1");
+            people(&db, &[("630000199912319996", "新人", 2, "13900000002")]);
             synced(&provider);
         }
     }
@@ -431,7 +440,8 @@ fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
         };
         hub.stop();
         if round == 3 {
-            people(&db, &[("632522198000000007", "改名", 1, "13800000007"), ("632522199999999999", "新人", 2, "1")]);
+            sql(&db, "UPDATE people SET name = '改名' WHERE rowid = 7");
+            people(&db, &[("632522199912319993", "新人", 2, "1")]);
             synced(&provider);
         }
         hub.start();

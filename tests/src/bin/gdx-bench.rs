@@ -33,7 +33,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use gdx_tests::{Agent, Hub};
+use gdx_common::DivisionCode;
+use gdx_common::generate::Generator;
+use gdx_tests::{Agent, Hub, write_people};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -80,17 +82,23 @@ fn main() {
         audit_bench(arg("--audit", 1_000_000.0) as u64);
         return;
     }
-    let rows = arg("--rows", 1_000_000.0) as i64;
-    let pct = arg("--change-pct", 1.0);
+    sync_bench(arg("--rows", 1_000_000.0) as i64, arg("--change-pct", 1.0));
+}
+
+/// The seed of the generated population (`gdx_common::generate`).
+const SEED: u64 = 2026;
+
+/// `initial` and `incremental`: a generated population extract synced in
+/// full, then after `pct` % of its rows changed (80 % of them updated, 10 %
+/// deleted, 10 % new people), against a local SQLite copy and rsync through
+/// an rsync daemon on 127.0.0.1.
+fn sync_bench(rows: i64, pct: f64) {
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("src.db");
-    println!("gdx-bench: {rows} rows, then {changed} rows ({pct}%) updated");
-    make_source(&src, rows);
-    // random ids may collide; count what the table really holds
-    let rows: i64 = rusqlite::Connection::open(&src)
-        .and_then(|c| c.query_row("SELECT count(*) FROM people", [], |r| r.get(0)))
-        .expect("count");
+    println!("gdx-bench: {rows} generated people (seed {SEED}), then {changed} rows ({pct}%) changed");
+    let mut generator = Generator::new(SEED);
+    write_people(&src, rows as usize, &mut generator);
     let src_bytes = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
     println!("source: {} MiB", src_bytes / (1 << 20));
 
@@ -100,7 +108,7 @@ fn main() {
     let c = rusqlite::Connection::open(&dst).expect("open copy");
     c.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144;
-         CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, age INTEGER, addr TEXT) WITHOUT ROWID;
+         CREATE TABLE people (id_number TEXT PRIMARY KEY, name TEXT, sex TEXT, ethnicity TEXT, birth TEXT, address TEXT, phone TEXT) WITHOUT ROWID;
          ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people; DETACH s;",
         src.display()
     ))
@@ -108,19 +116,13 @@ fn main() {
     let copy_s = t.elapsed().as_secs_f64();
     println!("baseline sqlite copy: {:.2} s, {:.0} rows/s", copy_s, rows as f64 / copy_s);
 
-    // Baseline: rsync full, then delta.
-    let rsync = Command::new("rsync").arg("--version").output().is_ok_and(|o| o.status.success());
-    let rsync_dir = tmp.path().join("rsync");
-    let mut rsync_full = None;
-    if rsync {
-        std::fs::create_dir_all(&rsync_dir).ok();
-        rsync_full = Some(run_rsync(&src, &rsync_dir));
-        let (s, b) = rsync_full.unwrap_or_default();
-        println!("baseline rsync full copy: {s:.2} s, {b} bytes sent");
-        rsync_full = Some((s, b));
-    } else {
-        println!("baseline rsync: not installed, skipped (apt-get install rsync)");
-    }
+    // Baseline: rsync full, then delta, to an rsync daemon on 127.0.0.1.
+    let daemon = ensure_rsync().then(|| RsyncDaemon::start(tmp.path()));
+    let rsync_full = daemon.as_ref().map(|d| {
+        let (s, b) = d.push(&src);
+        println!("baseline rsync full copy (rsync daemon on 127.0.0.1): {s:.2} s, {b} bytes sent");
+        (s, b)
+    });
 
     // GDX initial sync.
     let mut hub = Hub::init("630000");
@@ -128,7 +130,7 @@ fn main() {
     let agent = Agent::new();
     agent.enroll(&hub.token("630000/gongan", "1h")).ok();
     agent.add_config(&format!(
-        "[[resource]]\ncode = \"hukou\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
+        "[[resource]]\ncode = \"hukou\"\nkey = [\"id_number\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
         src.display()
     ));
     let t = Instant::now();
@@ -145,9 +147,7 @@ fn main() {
     );
 
     // Change P% and sync again.
-    let c = rusqlite::Connection::open(&src).expect("open source");
-    let step = (rows / changed.max(1)).max(1);
-    c.execute(&format!("UPDATE people SET age = age + 1 WHERE (rowid % {step}) = 0"), []).expect("update");
+    let changed_rows = change_people(&src, rows, changed, &mut generator);
     let t = Instant::now();
     let (code, out, err) = agent.sync(&[]);
     let inc_s = t.elapsed().as_secs_f64();
@@ -155,23 +155,6 @@ fn main() {
     let inc_bytes = out["sent_bytes"].as_u64().unwrap_or(0);
     let inc_rows = out["sent_rows"].as_u64().unwrap_or(0);
     // the floor for bytes: the changed rows alone, as text, zstd-compressed
-    let changed_rows: String = {
-        let mut stmt = c.prepare(&format!("SELECT * FROM people WHERE (rowid % {step}) = 0")).expect("select");
-        let lines: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok(format!(
-                    "{}\t{}\t{}\t{}\n",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?
-                ))
-            })
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        lines.concat()
-    };
     let zstd_bytes = zstd::bulk::compress(changed_rows.as_bytes(), 3).map(|z| z.len()).unwrap_or(0);
     println!(
         "changed rows alone, zstd level 3: {zstd_bytes} bytes; gdx sent {:.1}x that",
@@ -181,15 +164,15 @@ fn main() {
         "gdx incremental sync: {inc_s:.2} s, {inc_rows} rows, {inc_bytes} bytes sent ({:.1}% of the initial sync's bytes)",
         100.0 * inc_bytes as f64 / full_bytes.max(1) as f64
     );
-    let mut rsync_delta = None;
-    if rsync {
-        let (s, b) = run_rsync(&src, &rsync_dir);
-        rsync_delta = Some((s, b));
+    let rsync_delta = daemon.as_ref().map(|d| {
+        let (s, b) = d.push(&src);
         println!(
-            "baseline rsync delta: {s:.2} s, {b} bytes sent; rsync sent {:.0}x the bytes gdx sent",
-            b as f64 / inc_bytes.max(1) as f64
+            "baseline rsync delta: {s:.2} s, {b} bytes sent; rsync sent {:.0}x the bytes gdx sent, gdx took {:.2}x rsync's time",
+            b as f64 / inc_bytes.max(1) as f64,
+            inc_s / s
         );
-    }
+        (s, b)
+    });
     if let Some((_, b)) = rsync_full {
         println!("initial bytes: rsync sent {:.1}x the bytes gdx sent", b as f64 / full_bytes.max(1) as f64);
     }
@@ -202,55 +185,157 @@ fn main() {
     write_json(
         "incremental",
         &serde_json::json!({ "rows_changed": inc_rows, "gdx_s": inc_s, "gdx_bytes": inc_bytes,
-            "zstd_changed_rows_bytes": zstd_bytes, "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1) }),
+            "zstd_changed_rows_bytes": zstd_bytes, "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1),
+            "ratio_to_rsync_s": rsync_delta.map(|r| inc_s / r.0), "rsync_bytes_per_gdx_byte": rsync_delta.map(|r| r.1 as f64 / inc_bytes.max(1) as f64) }),
     );
 }
 
-fn make_source(path: &Path, rows: i64) {
-    let c = rusqlite::Connection::open(path).expect("open source");
-    c.execute_batch(
-        "PRAGMA journal_mode=DELETE; CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, age INTEGER, addr TEXT)",
-    )
-    .expect("create");
+/// Changes `changed` rows of the people table: 80 % updated (new address and
+/// phone), 10 % deleted, 10 % new people. Returns the changed rows as text
+/// (deleted ones as their key), the floor any sync has to send.
+fn change_people(db: &Path, rows: i64, changed: i64, generator: &mut Generator) -> String {
+    let deletes = changed / 10;
+    let inserts = changed / 10;
+    let updates = changed - deletes - inserts;
+    let mut picked = std::collections::BTreeSet::new();
+    while (picked.len() as i64) < (updates + deletes).min(rows) {
+        picked.insert(1 + generator.rng().below(rows as u64) as i64);
+    }
+    let c = rusqlite::Connection::open(db).expect("open source");
     let tx = c.unchecked_transaction().expect("tx");
-    {
-        let mut stmt = tx.prepare("INSERT INTO people VALUES (?1, ?2, ?3, ?4)").expect("prepare");
-        let mut x: u64 = 88172645463325252;
-        for i in 0..rows {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let id = format!("6325221{:011}", x % 100_000_000_000);
-            let _ = stmt.execute(rusqlite::params![
-                id,
-                format!("才让东智{i}"),
-                (x % 90) as i64,
-                "青海省海南藏族自治州同德县尕巴松多镇"
-            ]);
+    let mut text = String::new();
+    let key_of = |rowid: i64| -> String {
+        tx.query_row("SELECT id_number FROM people WHERE rowid = ?1", [rowid], |r| r.get(0)).expect("a row")
+    };
+    let mut touched = Vec::new();
+    for (i, rowid) in picked.into_iter().enumerate() {
+        let key = key_of(rowid);
+        if (i as i64) < updates {
+            let p = generator.person();
+            tx.execute(
+                "UPDATE people SET address = ?1, phone = ?2 WHERE rowid = ?3",
+                rusqlite::params![p.address, p.phone, rowid],
+            )
+            .expect("update");
+            touched.push(key);
+        } else {
+            tx.execute("DELETE FROM people WHERE rowid = ?1", [rowid]).expect("delete");
+            text.push_str(&format!("-{key}\n"));
         }
     }
+    for _ in 0..inserts {
+        let p = generator.person();
+        tx.execute(
+            "INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![p.id_number, p.name, p.sex(), p.ethnicity, p.birth, p.address, p.phone],
+        )
+        .expect("insert");
+        touched.push(p.id_number);
+    }
+    for key in touched {
+        let line: String = tx
+            .query_row("SELECT id_number || char(9) || name || char(9) || sex || char(9) || ethnicity || char(9) || birth || char(9) || address || char(9) || phone FROM people WHERE id_number = ?1", [&key], |r| r.get(0))
+            .expect("changed row");
+        text.push_str(&line);
+        text.push('\n');
+    }
     tx.commit().expect("commit");
+    text
 }
 
-/// (seconds, bytes sent) of one rsync of `src` into `dir`.
-fn run_rsync(src: &Path, dir: &Path) -> (f64, u64) {
-    let t = Instant::now();
-    let out = Command::new("rsync")
-        .args(["--stats", "--no-whole-file", "--inplace"])
-        .arg(src)
-        .arg(dir)
-        .output()
-        .expect("rsync");
-    let secs = t.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let bytes = text
-        .lines()
-        .find(|l| l.starts_with("Total bytes sent:"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|v| v.trim().replace(',', ""))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (secs, bytes)
+/// True when rsync can run, installing it with apt-get first when it is
+/// missing (as root, or through `sudo -n`).
+fn ensure_rsync() -> bool {
+    let present = || Command::new("rsync").arg("--version").output().is_ok_and(|o| o.status.success());
+    if present() {
+        return true;
+    }
+    println!("rsync is not installed; installing it with apt-get for the baseline");
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            cmd.args(["-n", "apt-get"]);
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
+    };
+    if !apt(&["install", "-y", "-q", "rsync"]) {
+        apt(&["update", "-q"]);
+        apt(&["install", "-y", "-q", "rsync"]);
+    }
+    if present() {
+        return true;
+    }
+    println!("baseline rsync: could not install rsync (run apt-get install rsync as root), skipped");
+    false
+}
+
+/// An rsync daemon on 127.0.0.1 serving one writable module, so the
+/// baseline runs rsync's network protocol and delta algorithm (as a copy
+/// between two machines would), not its local whole-file shortcut.
+struct RsyncDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RsyncDaemon {
+    fn start(tmp: &Path) -> Self {
+        let module = tmp.join("rsync-module");
+        std::fs::create_dir_all(&module).expect("rsync module dir");
+        let id = |flag: &str| {
+            Command::new("id").arg(flag).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        let (uid, gid) = (id("-u").expect("id -u"), id("-g").expect("id -g"));
+        let conf = tmp.join("rsyncd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "use chroot = no\nuid = {uid}\ngid = {gid}\npid file = {}\n[bench]\npath = {}\nread only = no\n",
+                tmp.join("rsyncd.pid").display(),
+                module.display()
+            ),
+        )
+        .expect("rsyncd.conf");
+        let port = gdx_tests::free_tcp_port();
+        let child = Command::new("rsync")
+            .args(["--daemon", "--no-detach", "--address", "127.0.0.1", "--port", &port.to_string(), "--config"])
+            .arg(&conf)
+            .spawn()
+            .expect("start the rsync daemon");
+        gdx_tests::wait_until(std::time::Duration::from_secs(10), "the rsync daemon listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Self { child, port }
+    }
+
+    /// (seconds, bytes sent) of one rsync of `src` into the module.
+    fn push(&self, src: &Path) -> (f64, u64) {
+        let t = Instant::now();
+        let out = Command::new("rsync")
+            .args(["--stats", "--inplace"])
+            .arg(src)
+            .arg(format!("rsync://127.0.0.1:{}/bench/", self.port))
+            .output()
+            .expect("rsync");
+        let secs = t.elapsed().as_secs_f64();
+        assert!(out.status.success(), "rsync failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bytes = text
+            .lines()
+            .find(|l| l.starts_with("Total bytes sent:"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().replace(',', ""))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (secs, bytes)
+    }
+}
+
+impl Drop for RsyncDaemon {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
 }
 
 /// Durable appends per second and the time to verify `entries` entries.
@@ -333,11 +418,11 @@ fn relay_bench(changes: usize) {
     agent.enroll(&prefecture.token("632522/gongan", "1h")).ok();
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("src.db");
-    make_source(&src, 1_000);
+    write_people(&src, 1_000, &mut Generator::within(SEED, DivisionCode::parse("632522").expect("同德县")));
     agent.add_config(&format!(
         r#"[[resource]]
 code = "hukou"
-key = ["id"]
+key = ["id_number"]
 source = {{ kind = "sqlite", path = "{}", table = "people" }}
 
 [resource.catalog]
@@ -355,7 +440,7 @@ sharing_method = "接口"
 open_to_public = false
 update_cycle = "实时"
 published = "2026-11-01"
-items = [ {{ name = "编号", column = "id", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "年龄", column = "age", data_type = "I", length = 3 }}, {{ name = "住址", column = "addr", data_type = "C", length = 100 }} ]
+items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "性别", column = "sex", data_type = "C", length = 2 }}, {{ name = "民族", column = "ethnicity", data_type = "C", length = 20 }}, {{ name = "出生日期", column = "birth", data_type = "D", length = 8 }}, {{ name = "住址", column = "address", data_type = "C", length = 100 }}, {{ name = "联系电话", column = "phone", data_type = "C", length = 11 }} ]
 "#,
         src.display()
     ));
@@ -368,11 +453,11 @@ items = [ {{ name = "编号", column = "id", data_type = "C", length = 18 }}, {{
             .is_ok_and(|n| n > 0)
     };
     let src_conn = rusqlite::Connection::open(&src).expect("open source");
-    let first: String = src_conn.query_row("SELECT id FROM people LIMIT 1", [], |r| r.get(0)).expect("a row");
+    let first: String = src_conn.query_row("SELECT id_number FROM people LIMIT 1", [], |r| r.get(0)).expect("a row");
     let mut latencies = Vec::new();
     for i in 0..changes {
         let name = format!("relay-{i}");
-        src_conn.execute("UPDATE people SET name = ?1 WHERE id = ?2", [&name, &first]).expect("update");
+        src_conn.execute("UPDATE people SET name = ?1 WHERE id_number = ?2", [&name, &first]).expect("update");
         let t = Instant::now();
         let (code, _, err) = agent.sync(&[]);
         assert_eq!(code, 0, "sync failed: {err}");
