@@ -1,15 +1,17 @@
 //! Reading a resource's rows from its source: a SQLite table or query, or a
 //! drop folder of CSV files.
 //!
-//! A source yields an [`Extract`]: the columns, the good rows, and the bad
-//! ones with the reason each was set aside. A bad row or file never stops the
+//! A source opens as a [`Reader`]: the columns and the files set aside,
+//! then the rows one at a time as borrowed cells, so a scan of a large table
+//! copies only the rows that changed; the bad rows are set aside with the
+//! reason each was. A bad row or file never stops the
 //! rows around it; only a source that cannot be read at all is an error.
 //! CSV follows RFC 4180 (quoted fields with commas, quotes and newlines),
 //! with a header row, in UTF-8 (with or without BOM) or GBK.
 
 use std::path::{Path, PathBuf};
 
-use gdx_common::data::{Column, Value, check_column_name};
+use gdx_common::data::{Cell, Column, Value, check_column_name};
 use rusqlite::OpenFlags;
 use rusqlite::types::ValueRef;
 
@@ -53,11 +55,84 @@ pub enum SourceError {
     Columns(String),
 }
 
-/// Reads the whole source.
-pub fn read(source: &SourceConfig) -> Result<Extract, SourceError> {
+/// A source opened for one scan.
+pub struct Reader {
+    pub columns: Vec<Column>,
+    /// Rows and files set aside while opening (CSV: parse errors).
+    pub quarantine: Vec<Quarantined>,
+    /// See [`Extract::partial`].
+    pub partial: bool,
+    rows: Rows,
+}
+
+enum Rows {
+    /// Read by [`Reader::for_each`], straight from SQLite's pages.
+    Sqlite { conn: rusqlite::Connection, sql: String },
+    /// Already parsed.
+    Parsed(Vec<SourceRow>),
+}
+
+/// Opens the source and reads its columns.
+pub fn open(source: &SourceConfig) -> Result<Reader, SourceError> {
     match source {
-        SourceConfig::Sqlite { path, table, query } => read_sqlite(path, table.as_deref(), query.as_deref()),
-        SourceConfig::Csv { dir, encoding } => read_csv_dir(dir, *encoding),
+        SourceConfig::Sqlite { path, table, query } => open_sqlite(path, table.as_deref(), query.as_deref()),
+        SourceConfig::Csv { dir, encoding } => {
+            let e = read_csv_dir(dir, *encoding)?;
+            Ok(Reader { columns: e.columns, quarantine: e.quarantine, partial: e.partial, rows: Rows::Parsed(e.rows) })
+        }
+    }
+}
+
+impl Reader {
+    /// Calls `each(ordinal, cells)` for every row, in source order, with the
+    /// cells in the order of [`Reader::columns`]; `ordinal` counts from 0.
+    /// Returns the number of rows.
+    pub fn for_each(&self, mut each: impl FnMut(usize, &[Cell<'_>])) -> Result<usize, SourceError> {
+        let read = |e: rusqlite::Error| SourceError::Read(e.to_string());
+        match &self.rows {
+            Rows::Parsed(rows) => {
+                for (n, row) in rows.iter().enumerate() {
+                    let cells: Vec<Cell<'_>> = row.values.iter().map(Cell::from).collect();
+                    each(n, &cells);
+                }
+                Ok(rows.len())
+            }
+            Rows::Sqlite { conn, sql } => {
+                let mut stmt = conn.prepare(sql).map_err(read)?;
+                let names: Vec<&str> = stmt.column_names().collect();
+                if names.len() != self.columns.len() || names.iter().zip(&self.columns).any(|(a, b)| *a != b.name) {
+                    return Err(SourceError::Read(
+                        "the table's columns changed while it was being read; the next scan reads it again".into(),
+                    ));
+                }
+                let width = self.columns.len();
+                let mut rows = stmt.query([]).map_err(read)?;
+                let mut n = 0;
+                while let Some(row) = rows.next().map_err(read)? {
+                    let mut cells = Vec::with_capacity(width);
+                    for i in 0..width {
+                        cells.push(match row.get_ref(i).map_err(read)? {
+                            ValueRef::Null => Cell::Null,
+                            ValueRef::Integer(i) => Cell::Integer(i),
+                            ValueRef::Real(f) => Cell::Real(f),
+                            ValueRef::Text(t) => std::str::from_utf8(t).map_or(Cell::Blob(t), Cell::Text),
+                            ValueRef::Blob(b) => Cell::Blob(b),
+                        });
+                    }
+                    each(n, &cells);
+                    n += 1;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Where row `ordinal` is, for people: `row 12`, or `file.csv line 12`.
+    pub fn place(&self, ordinal: usize) -> String {
+        match &self.rows {
+            Rows::Parsed(rows) => rows.get(ordinal).map_or_else(|| format!("row {}", ordinal + 1), |r| r.place.clone()),
+            Rows::Sqlite { .. } => format!("row {}", ordinal + 1),
+        }
     }
 }
 
@@ -69,7 +144,7 @@ pub fn watched_path(source: &SourceConfig) -> &Path {
     }
 }
 
-fn read_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<Extract, SourceError> {
+fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<Reader, SourceError> {
     let open_err = |reason: String| SourceError::Open { path: path.display().to_string(), reason };
     if !path.is_file() {
         return Err(open_err("no such file; check path in agent.toml".into()));
@@ -96,37 +171,19 @@ fn read_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
         (None, Some(q)) => q.to_owned(),
         (None, None) => return Err(SourceError::Read("no table or query configured".into())),
     };
-    let mut stmt = conn.prepare(&sql).map_err(|e| SourceError::Read(format!("the query does not prepare: {e}")))?;
-    if !stmt.readonly() {
-        return Err(SourceError::Read("the query would modify the database; only SELECT queries are allowed".into()));
-    }
-    let columns: Vec<Column> = stmt
-        .columns()
-        .map(|c| Column { name: c.name().to_owned(), decl_type: c.decl_type().unwrap_or_default().to_uppercase() })
-        .collect();
-    check_columns(&columns)?;
-    let mut rows = stmt.query([]).map_err(|e| SourceError::Read(e.to_string()))?;
-    let mut out = Extract { columns: columns.clone(), ..Extract::default() };
-    let mut n = 0u64;
-    while let Some(row) = rows.next().map_err(|e| SourceError::Read(e.to_string()))? {
-        n += 1;
-        let mut values = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
-            let v = row.get_ref(i).map_err(|e| SourceError::Read(e.to_string()))?;
-            values.push(match v {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(i) => Value::Integer(i),
-                ValueRef::Real(f) => Value::Real(f),
-                ValueRef::Text(t) => match std::str::from_utf8(t) {
-                    Ok(s) => Value::Text(s.to_owned()),
-                    Err(_) => Value::Blob(t.to_vec()),
-                },
-                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            });
+    let columns: Vec<Column> = {
+        let stmt = conn.prepare(&sql).map_err(|e| SourceError::Read(format!("the query does not prepare: {e}")))?;
+        if !stmt.readonly() {
+            return Err(SourceError::Read(
+                "the query would modify the database; only SELECT queries are allowed".into(),
+            ));
         }
-        out.rows.push(SourceRow { place: format!("row {n}"), values });
-    }
-    Ok(out)
+        stmt.columns()
+            .map(|c| Column { name: c.name().to_owned(), decl_type: c.decl_type().unwrap_or_default().to_uppercase() })
+            .collect()
+    };
+    check_columns(&columns)?;
+    Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: Rows::Sqlite { conn, sql } })
 }
 
 fn check_columns(columns: &[Column]) -> Result<(), SourceError> {

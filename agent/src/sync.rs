@@ -15,11 +15,13 @@
 //! changes pauses the resource with a reason; other resources carry on.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use gdx_certs::pki;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{
-    Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cmp_change_keys, encode_changeset, encode_key, row_digest,
+    Cell, Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cells_digest, cmp_change_keys, encode_cells_key,
+    encode_changeset,
 };
 use gdx_common::wire::SignedChangeset;
 use gdx_common::{NodeId, wire};
@@ -108,7 +110,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     let _lock = state.scan_lock()?;
     let code = res.code.as_str().to_owned();
     let mut report = ScanReport { resource: code.clone(), ..ScanReport::default() };
-    let extract = match sources::read(&res.source) {
+    let mut extract = match sources::open(&res.source) {
         Ok(e) => e,
         Err(source) => {
             let err = ScanError::Source { resource: code.clone(), source };
@@ -172,83 +174,104 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
         })
         .collect::<Result<_, _>>()?;
 
-    // Current rows by key, with quarantine for null and duplicate keys.
-    let mut quarantine: Vec<Quarantined> = extract.quarantine;
-    let identity = positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len();
-    let mut current: HashMap<Vec<u8>, (Vec<Value>, [u8; 16], String)> = HashMap::with_capacity(extract.rows.len());
-    // Keys present in the source but not sent this time: never deletions.
-    let mut held: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    for row in extract.rows {
-        report.scanned += 1;
-        let values: Vec<Value> = if identity {
-            row.values
-        } else {
-            positions.iter().map(|p| p.map_or(Value::Null, |i| row.values[i].clone())).collect()
-        };
-        let key: Vec<&Value> = key_idx.iter().map(|&i| &values[i]).collect();
-        if let Some(pos) = key.iter().position(|v| matches!(v, Value::Null)) {
-            quarantine.push(Quarantined {
-                place: row.place,
-                reason: format!("the key column {} is empty", columns[key_idx[pos]].name),
-                content: describe(&values),
-            });
-            continue;
-        }
-        let k = encode_key(&key);
-        if row_bytes(&values) > MAX_ROW_BYTES {
-            quarantine.push(Quarantined {
-                place: row.place,
-                reason: format!(
-                    "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
-                    MAX_ROW_BYTES >> 20
-                ),
-                content: describe(&values),
-            });
-            held.insert(k);
-            continue;
-        }
-        if let Some((_, _, first)) = current.get(&k) {
-            quarantine.push(Quarantined {
-                place: row.place,
-                reason: format!("duplicate key: the same key was first seen at {first}; that row is kept"),
-                content: describe(&values),
-            });
-            continue;
-        }
-        let digest = row_digest(&values);
-        current.insert(k, (values, digest, row.place));
-    }
-    let row_count = current.len();
-
-    // Compare with the saved state; rows are moved, not copied, into changes.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut changes: Vec<(Vec<u8>, Change, [u8; 16])> = Vec::new();
+    // The saved state: digest by key, and the ordinal of the row that
+    // matched it in this scan (0: not seen yet). Only scans write it, and
+    // they hold the scan lock.
+    let known: i64 =
+        conn.query_row("SELECT rows FROM resources WHERE code = ?1", [&code], |r| r.get(0)).optional()?.unwrap_or(0);
+    let mut saved: KeyMap<([u8; 16], usize)> = KeyMap::with_capacity_and_hasher(known as usize, Default::default());
     {
-        let mut stmt = tx.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
+        let mut stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
         let mut rows = stmt.query([&code])?;
         while let Some(r) = rows.next()? {
-            let key: Vec<u8> = r.get(0)?;
-            let digest = r.get_ref(1)?.as_blob().unwrap_or_default();
-            match current.remove(&key) {
-                Some((values, d, _)) => {
-                    if d.as_slice() != digest {
-                        report.updated += 1;
-                        changes.push((key, Change::Upsert(values), d));
-                    }
-                }
-                None if held.contains(&key) || extract.partial => {}
-                None => {
-                    let kv: Vec<Value> = bincode::serde::decode_from_slice(&key, bincode::config::standard())
-                        .map(|(v, _)| v)
-                        .unwrap_or_default();
-                    report.deleted += 1;
-                    changes.push((key, Change::Delete(kv), [0; 16]));
-                }
-            }
+            let digest: [u8; 16] = r.get_ref(1)?.as_blob().ok().and_then(|d| d.try_into().ok()).unwrap_or_default();
+            saved.insert(r.get(0)?, (digest, 0));
         }
     }
-    report.inserted = current.len();
-    changes.extend(current.into_iter().map(|(key, (values, d, _))| (key, Change::Upsert(values), d)));
+
+    // Stream the source: a row whose digest matches the saved one is never
+    // copied; new and changed rows become upserts. Null and duplicate keys
+    // and oversized rows are set aside.
+    let mut quarantine: Vec<Quarantined> = std::mem::take(&mut extract.quarantine);
+    let identity = positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len();
+    // ordinal + 1 of the first row of each new key
+    let mut fresh: KeyMap<usize> = KeyMap::default();
+    // Keys present in the source but not sent this time: never deletions.
+    let mut held: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let mut changes: Vec<(Vec<u8>, Change, [u8; 16])> = Vec::new();
+    let (mut key_buf, mut row_buf) = (Vec::new(), Vec::new());
+    // (ordinal, the reason or the ordinal of the first row with the same key, the row)
+    let mut set_aside: Vec<(usize, Result<String, usize>, Vec<Value>)> = Vec::new();
+    let scanned = extract
+        .for_each(|ordinal, raw| {
+            let reordered: Vec<Cell<'_>>;
+            let cells: &[Cell<'_>] = if identity {
+                raw
+            } else {
+                reordered = positions.iter().map(|p| p.map_or(Cell::Null, |i| raw[i])).collect();
+                &reordered
+            };
+            let key_cells: Vec<Cell<'_>> = key_idx.iter().map(|&i| cells[i]).collect();
+            if let Some(pos) = key_cells.iter().position(|v| matches!(v, Cell::Null)) {
+                let reason = format!("the key column {} is empty", columns[key_idx[pos]].name);
+                set_aside.push((ordinal, Ok(reason), owned(cells)));
+                return;
+            }
+            encode_cells_key(&key_cells, &mut key_buf);
+            if cells_bytes(cells) > MAX_ROW_BYTES {
+                let reason = format!(
+                    "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
+                    MAX_ROW_BYTES >> 20
+                );
+                set_aside.push((ordinal, Ok(reason), owned(cells)));
+                held.insert(key_buf.clone());
+                return;
+            }
+            let digest = cells_digest(cells, &mut row_buf);
+            if let Some((was, seen)) = saved.get_mut(key_buf.as_slice()) {
+                if *seen != 0 {
+                    set_aside.push((ordinal, Err(*seen - 1), owned(cells)));
+                    return;
+                }
+                *seen = ordinal + 1;
+                if *was != digest {
+                    changes.push((key_buf.clone(), Change::Upsert(owned(cells)), digest));
+                }
+                return;
+            }
+            if let Some(first) = fresh.get(key_buf.as_slice()) {
+                set_aside.push((ordinal, Err(*first - 1), owned(cells)));
+                return;
+            }
+            fresh.insert(key_buf.clone(), ordinal + 1);
+            changes.push((key_buf.clone(), Change::Upsert(owned(cells)), digest));
+        })
+        .map_err(|source| {
+            let err = ScanError::Source { resource: code.clone(), source };
+            record_error(state, &code, &err.to_string());
+            err
+        })?;
+    report.scanned = scanned;
+    report.inserted = fresh.len();
+    report.updated = changes.len() - fresh.len();
+    for (ordinal, reason, values) in set_aside {
+        let reason = reason.unwrap_or_else(|first| {
+            format!("duplicate key: the same key was first seen at {}; that row is kept", extract.place(first))
+        });
+        quarantine.push(Quarantined { place: extract.place(ordinal), reason, content: describe(&values) });
+    }
+    let row_count = saved.values().filter(|(_, seen)| *seen != 0).count() + fresh.len();
+    for (key, (_, seen)) in saved {
+        if seen == 0 && !held.contains(&key) && !extract.partial {
+            let kv: Vec<Value> = bincode::serde::decode_from_slice(&key, bincode::config::standard())
+                .map(|(v, _)| v)
+                .unwrap_or_default();
+            report.deleted += 1;
+            changes.push((key, Change::Delete(kv), [0; 16]));
+        }
+    }
+    let conn = state.conn();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // In key order, so the state's B-tree is written sequentially.
     changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     {
@@ -281,7 +304,11 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     // Sorted by key so the hub inserts in index order.
     let mut changes: Vec<Change> = changes.into_iter().map(|(_, c, _)| c).collect();
     changes.sort_by(|a, b| cmp_change_keys(a, b, &key_idx));
-    for chunk in chunks(&changes) {
+    let sizes: Vec<usize> = chunks(&changes).iter().map(|c| c.len()).collect();
+    let mut changes = changes.into_iter();
+    for size in sizes {
+        // moved, not copied, into the changeset
+        let chunk: Vec<Change> = changes.by_ref().take(size).collect();
         let cs = Changeset {
             origin: signer.node.clone(),
             resource: res.code.clone(),
@@ -289,7 +316,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             epoch,
             columns: columns.clone(),
             key: key_idx.clone(),
-            changes: chunk.to_vec(),
+            changes: chunk,
             created_at: now,
         };
         let body = encode_changeset(&cs);
@@ -297,7 +324,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             origin: signer.node.clone(),
             resource: res.code.clone(),
             seq,
-            rows: chunk.len() as u32,
+            rows: size as u32,
             signature: pki::sign(&signer.key, &body)?,
             body,
             signer_chain: signer.chain.clone(),
@@ -308,7 +335,7 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             wire::encode_frame(&wire::Message::Upload(envelope)).map_err(|e| ScanError::Key(format!("{code}: {e}")))?;
         tx.execute(
             "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
-            params![code, seq as i64, chunk.len() as i64, frame],
+            params![code, seq as i64, size as i64, frame],
         )?;
         seq += 1;
         report.changesets += 1;
@@ -322,10 +349,49 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     Ok(report)
 }
 
+/// A map by encoded key. The keys come from the department's own source,
+/// so a fast unkeyed hash does (std's SipHash was a third of a scan).
+type KeyMap<V> = HashMap<Vec<u8>, V, BuildHasherDefault<KeyHasher>>;
+
+/// Multiply-rotate over 8-byte words (the FxHash scheme).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for word in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..word.len()].copy_from_slice(word);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Largest row sent, in bytes of values; larger rows are quarantined.
 pub const MAX_ROW_BYTES: usize = 4 << 20;
 /// A changeset is cut when its rows reach this many bytes of values.
 const MAX_CHUNK_BYTES: usize = 8 << 20;
+
+/// The cells as values, for a changeset or the quarantine.
+fn owned(cells: &[Cell<'_>]) -> Vec<Value> {
+    cells.iter().map(|c| c.to_value()).collect()
+}
+
+/// [`row_bytes`] of borrowed cells.
+fn cells_bytes(cells: &[Cell<'_>]) -> usize {
+    cells
+        .iter()
+        .map(|c| match c {
+            Cell::Text(t) => t.len() + 2,
+            Cell::Blob(b) => b.len() + 2,
+            _ => 9,
+        })
+        .sum()
+}
 
 fn row_bytes(values: &[Value]) -> usize {
     values

@@ -27,6 +27,42 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+/// A cell borrowed from a source row. It encodes (and so digests and keys)
+/// exactly like the [`Value`] it becomes, so a scan can compare a row with
+/// its saved digest without copying it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Cell<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl Cell<'_> {
+    pub fn to_value(self) -> Value {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Integer(i) => Value::Integer(i),
+            Cell::Real(f) => Value::Real(f),
+            Cell::Text(t) => Value::Text(t.to_owned()),
+            Cell::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for Cell<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::Null => Cell::Null,
+            Value::Integer(i) => Cell::Integer(*i),
+            Value::Real(f) => Cell::Real(*f),
+            Value::Text(t) => Cell::Text(t),
+            Value::Blob(b) => Cell::Blob(b),
+        }
+    }
+}
+
 /// A column of a resource.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
@@ -282,9 +318,22 @@ pub fn row_digest(row: &[Value]) -> [u8; 16] {
     h.to_le_bytes()
 }
 
+/// [`row_digest`] of borrowed cells, encoding into `buf` (reused between rows).
+pub fn cells_digest(row: &[Cell<'_>], buf: &mut Vec<u8>) -> [u8; 16] {
+    buf.clear();
+    let _ = bincode::serde::encode_into_std_write(row, buf, bincode::config::standard());
+    digest128(buf).to_le_bytes()
+}
+
 /// The key values of a row as bytes that compare equal exactly when the keys do.
 pub fn encode_key(key: &[&Value]) -> Vec<u8> {
     bincode::serde::encode_to_vec(key, bincode::config::standard()).unwrap_or_default()
+}
+
+/// [`encode_key`] of borrowed cells, into `buf` (cleared first).
+pub fn encode_cells_key(key: &[Cell<'_>], buf: &mut Vec<u8>) {
+    buf.clear();
+    let _ = bincode::serde::encode_into_std_write(key, buf, bincode::config::standard());
 }
 
 /// Two 64-bit FNV-style lanes: enough to
@@ -419,5 +468,25 @@ mod tests {
         cs.columns.pop();
         cs.key = vec![3];
         assert!(cs.validate().is_err());
+    }
+
+    #[test]
+    fn cells_encode_like_values() {
+        let row = vec![
+            Value::Text("632522199001010011".into()),
+            Value::Null,
+            Value::Integer(-7),
+            Value::Real(1.5),
+            Value::Blob(vec![0, 255, 3]),
+            Value::Text("藏族".into()),
+        ];
+        let cells: Vec<Cell<'_>> = row.iter().map(Cell::from).collect();
+        let mut buf = Vec::new();
+        assert_eq!(cells_digest(&cells, &mut buf), row_digest(&row));
+        encode_cells_key(&cells[..1], &mut buf);
+        assert_eq!(buf, encode_key(&[&row[0]]));
+        encode_cells_key(&[cells[0], cells[2]], &mut buf);
+        assert_eq!(buf, encode_key(&[&row[0], &row[2]]));
+        assert_eq!(cells.iter().map(|c| c.to_value()).collect::<Vec<_>>(), row);
     }
 }
