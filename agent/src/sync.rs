@@ -4,11 +4,17 @@
 //!
 //! The saved state is one digest per row, by key. Rows whose key is new are
 //! inserts, rows whose digest changed are updates, saved keys no longer in
-//! the source are deletes; nothing else travels. The new state, the
-//! changesets and the quarantine are written in **one transaction**: killed
-//! at any point before the commit, the next sync finds the old state and
-//! produces the same changes again; after it, the changesets wait in the
-//! outbox until the hub acknowledges them.
+//! the source are deletes; nothing else travels. The source is streamed: a
+//! row whose digest matches is never copied.
+//!
+//! Each changeset is committed in **one transaction** with its rows' new
+//! digests (and the next number), after a first transaction that records
+//! the resource's columns, quarantine and catalogue entry. Killed before a
+//! changeset's commit, its rows still carry their old digests, so the next
+//! scan finds and sends them again; after it, the changeset waits in the
+//! outbox until the hub acknowledges it. `committed` is called after each
+//! commit, so the uploader sends changeset n while n+1 is made (a second
+//! thread encodes, compresses and signs them).
 //!
 //! Schema drift: a new column flows through (its rows become updates). A
 //! column that disappears (dropped or renamed) or whose declared type
@@ -20,8 +26,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use gdx_certs::pki;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{
-    Cell, Change, Changeset, Column, MAX_CHANGESET_ROWS, Value, cells_digest, cmp_change_keys, encode_cells_key,
-    encode_changeset,
+    Cell, Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCode, Value, cells_digest, cmp_change_keys,
+    encode_cells_key, encode_changeset,
 };
 use gdx_common::wire::SignedChangeset;
 use gdx_common::{NodeId, wire};
@@ -102,8 +108,15 @@ fn checked_entry(
     Ok(Some(entry))
 }
 
-/// Scans one resource and writes its changes to the outbox.
-pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) -> Result<ScanReport, ScanError> {
+/// Scans one resource and writes its changes to the outbox, calling
+/// `committed` each time something new waits there for the uploader.
+pub fn scan(
+    state: &mut State,
+    signer: &Signer,
+    res: &ResourceConfig,
+    now: i64,
+    mut committed: impl FnMut(),
+) -> Result<ScanReport, ScanError> {
     // One scan at a time per agent (the daemon and `gdx-agent sync` may both
     // run): a scan that read the source earlier must not commit after one
     // that read it later. The lock is released when the file is dropped.
@@ -211,13 +224,12 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
                 reordered = positions.iter().map(|p| p.map_or(Cell::Null, |i| raw[i])).collect();
                 &reordered
             };
-            let key_cells: Vec<Cell<'_>> = key_idx.iter().map(|&i| cells[i]).collect();
-            if let Some(pos) = key_cells.iter().position(|v| matches!(v, Cell::Null)) {
+            if let Some(pos) = key_idx.iter().position(|&i| matches!(cells[i], Cell::Null)) {
                 let reason = format!("the key column {} is empty", columns[key_idx[pos]].name);
                 set_aside.push((ordinal, Ok(reason), owned(cells)));
                 return;
             }
-            encode_cells_key(&key_cells, &mut key_buf);
+            encode_cells_key(cells, &key_idx, &mut key_buf);
             if cells_bytes(cells) > MAX_ROW_BYTES {
                 let reason = format!(
                     "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
@@ -270,21 +282,13 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
             changes.push((key, Change::Delete(kv), [0; 16]));
         }
     }
+    // First transaction: the resource's shape and row count, the quarantine
+    // and the catalogue entry. Then one transaction per changeset: its rows'
+    // new digests and the signed changeset together, so the uploader can send
+    // it while the next one is made. Killed between two, the next scan finds
+    // the rows of the committed changesets synced and sends only the rest.
     let conn = state.conn();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // In key order, so the state's B-tree is written sequentially.
-    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    {
-        let mut up =
-            tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
-        let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
-        for (key, change, digest) in &changes {
-            match change {
-                Change::Upsert(_) => up.execute(params![code, key, digest.as_slice()])?,
-                Change::Delete(_) => del.execute(params![code, key])?,
-            };
-        }
-    }
     tx.execute(
         "INSERT INTO resources (code, columns, key, last_scan, rows) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(code) DO UPDATE SET columns = excluded.columns, key = excluded.key, paused = NULL,
@@ -299,54 +303,121 @@ pub fn scan(state: &mut State, signer: &Signer, res: &ResourceConfig, now: i64) 
     )?;
     let (seq, epoch): (i64, i64) =
         tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let (mut seq, epoch) = (seq as u64, epoch as u64);
-
-    // Sorted by key so the hub inserts in index order.
-    let mut changes: Vec<Change> = changes.into_iter().map(|(_, c, _)| c).collect();
-    changes.sort_by(|a, b| cmp_change_keys(a, b, &key_idx));
-    let sizes: Vec<usize> = chunks(&changes).iter().map(|c| c.len()).collect();
-    let mut changes = changes.into_iter();
-    for size in sizes {
-        // moved, not copied, into the changeset
-        let chunk: Vec<Change> = changes.by_ref().take(size).collect();
-        let cs = Changeset {
-            origin: signer.node.clone(),
-            resource: res.code.clone(),
-            seq,
-            epoch,
-            columns: columns.clone(),
-            key: key_idx.clone(),
-            changes: chunk,
-            created_at: now,
-        };
-        let body = encode_changeset(&cs);
-        let envelope = SignedChangeset {
-            origin: signer.node.clone(),
-            resource: res.code.clone(),
-            seq,
-            rows: size as u32,
-            signature: pki::sign(&signer.key, &body)?,
-            body,
-            signer_chain: signer.chain.clone(),
-        };
-        // An error here rolls the whole scan back: nothing is marked synced
-        // that is not in the outbox.
-        let frame =
-            wire::encode_frame(&wire::Message::Upload(envelope)).map_err(|e| ScanError::Key(format!("{code}: {e}")))?;
-        tx.execute(
-            "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
-            params![code, seq as i64, size as i64, frame],
-        )?;
-        seq += 1;
-        report.changesets += 1;
-    }
-    tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64])?;
+    let (seq, epoch) = (seq as u64, epoch as u64);
     report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
     if let Some(entry) = &entry {
         report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
     }
     tx.commit()?;
+    if report.entry_version.is_some() {
+        committed();
+    }
+
+    // Sorted by key so the hub inserts in index order: first by encoded key
+    // (a byte comparison), which leaves few runs for the stable sort by the
+    // keys' values.
+    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    changes.sort_by(|a, b| cmp_change_keys(&a.1, &b.1, &key_idx));
+    let sizes = chunk_sizes(changes.iter().map(|(_, Change::Upsert(row) | Change::Delete(row), _)| row_bytes(row)));
+    // A second thread encodes, compresses and signs changeset n+1 while this
+    // one commits changeset n (and the uploader sends n-1).
+    let first_seq = seq;
+    std::thread::scope(|scope| -> Result<(), ScanError> {
+        let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
+        let (columns, key_idx, code) = (&columns, &key_idx, &code);
+        scope.spawn(move || {
+            let mut changes = changes.into_iter();
+            for (n, size) in sizes.into_iter().enumerate() {
+                // moved, not copied, into the changeset
+                let (keys, chunk): (Vec<Synced>, Vec<Change>) = changes
+                    .by_ref()
+                    .take(size)
+                    .map(|(key, change, digest)| {
+                        let digest = matches!(change, Change::Upsert(_)).then_some(digest);
+                        ((key, digest), change)
+                    })
+                    .unzip();
+                let seq = first_seq + n as u64;
+                let made = signed_frame(signer, &res.code, epoch, columns, key_idx, seq, chunk, now)
+                    .map(|frame| Made { seq, keys, frame });
+                if to_writer.send(made).is_err() {
+                    return; // the writer stopped on an error
+                }
+            }
+        });
+        for made in made {
+            let Made { seq, keys, frame } = made?;
+            let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut up =
+                    tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+                let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
+                for (key, digest) in &keys {
+                    match digest {
+                        Some(d) => up.execute(params![code, key, d.as_slice()])?,
+                        None => del.execute(params![code, key])?,
+                    };
+                }
+            }
+            tx.execute(
+                "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
+                params![code, seq as i64, keys.len() as i64, frame],
+            )?;
+            tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
+            tx.commit()?;
+            report.changesets += 1;
+            committed();
+        }
+        Ok(())
+    })?;
     Ok(report)
+}
+
+/// A changeset ready for the outbox: its number, its rows' keys with their
+/// new digests (`None`: deleted), and the signed upload frame.
+struct Made {
+    seq: u64,
+    keys: Vec<Synced>,
+    frame: Vec<u8>,
+}
+
+/// A row's encoded key and its new digest (`None`: deleted).
+type Synced = (Vec<u8>, Option<[u8; 16]>);
+
+/// Changeset `seq` of `chunk`, encoded, compressed, signed and framed for upload.
+#[allow(clippy::too_many_arguments)]
+fn signed_frame(
+    signer: &Signer,
+    resource: &ResourceCode,
+    epoch: u64,
+    columns: &[Column],
+    key_idx: &[usize],
+    seq: u64,
+    chunk: Vec<Change>,
+    now: i64,
+) -> Result<Vec<u8>, ScanError> {
+    let rows = chunk.len() as u32;
+    let cs = Changeset {
+        origin: signer.node.clone(),
+        resource: resource.clone(),
+        seq,
+        epoch,
+        columns: columns.to_vec(),
+        key: key_idx.to_vec(),
+        changes: chunk,
+        created_at: now,
+    };
+    let body = encode_changeset(&cs);
+    let envelope = SignedChangeset {
+        origin: signer.node.clone(),
+        resource: resource.clone(),
+        seq,
+        rows,
+        signature: pki::sign(&signer.key, &body)?,
+        body,
+        signer_chain: signer.chain.clone(),
+    };
+    wire::encode_frame(&wire::Message::Upload(envelope)).map_err(|e| ScanError::Key(format!("{resource}: {e}")))
 }
 
 /// A map by encoded key. The keys come from the department's own source,
@@ -406,22 +477,19 @@ fn row_bytes(values: &[Value]) -> usize {
 
 /// Cuts sorted changes into changesets of at most [`MAX_CHANGESET_ROWS`]
 /// rows and [`MAX_CHUNK_BYTES`] bytes, so every frame fits the wire limit.
-fn chunks(changes: &[Change]) -> Vec<&[Change]> {
+fn chunk_sizes(changes: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, c) in changes.iter().enumerate() {
-        let size = match c {
-            Change::Upsert(row) | Change::Delete(row) => row_bytes(row),
-        };
-        if i > start && (i - start >= MAX_CHANGESET_ROWS || bytes + size > MAX_CHUNK_BYTES) {
-            out.push(&changes[start..i]);
-            start = i;
-            bytes = 0;
+    let (mut rows, mut bytes) = (0, 0);
+    for size in changes {
+        if rows > 0 && (rows >= MAX_CHANGESET_ROWS || bytes + size > MAX_CHUNK_BYTES) {
+            out.push(rows);
+            (rows, bytes) = (0, 0);
         }
+        rows += 1;
         bytes += size;
     }
-    if start < changes.len() {
-        out.push(&changes[start..]);
+    if rows > 0 {
+        out.push(rows);
     }
     out
 }
@@ -505,13 +573,11 @@ mod tests {
 
     #[test]
     fn chunks_respect_rows_and_bytes() {
-        let small: Vec<Change> = (0..12_001).map(|i| Change::Upsert(vec![Value::Integer(i)])).collect();
-        let sizes: Vec<usize> = chunks(&small).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [5_000, 5_000, 2_001]);
-        let big: Vec<Change> = (0..5).map(|_| Change::Upsert(vec![Value::Blob(vec![0; 3 << 20])])).collect();
-        let sizes: Vec<usize> = chunks(&big).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [2, 2, 1]);
-        assert!(chunks(&[]).is_empty());
+        let small = vec![row_bytes(&[Value::Integer(7)]); 12_001];
+        assert_eq!(chunk_sizes(small), [5_000, 5_000, 2_001]);
+        let big = vec![row_bytes(&[Value::Blob(vec![0; 3 << 20])]); 5];
+        assert_eq!(chunk_sizes(big), [2, 2, 1]);
+        assert!(chunk_sizes([]).is_empty());
     }
 
     fn col(n: &str, t: &str) -> Column {

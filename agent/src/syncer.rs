@@ -42,7 +42,8 @@ pub struct SyncOutcome {
     pub left: upload::Backlog,
 }
 
-/// Scans the selected resources, then uploads until the hub has acknowledged everything.
+/// Scans the selected resources and uploads their changesets as they are
+/// made, until the hub has acknowledged everything.
 pub async fn sync_once(
     dir: &Path,
     only: Option<&str>,
@@ -68,62 +69,98 @@ pub async fn sync_once(
         );
     }
     let creds = Credentials::load(&paths)?;
-    let signer = signer(&config, &creds)?;
+    let signer = Arc::new(signer(&config, &creds)?);
     let mut state = State::open(&paths.state())?;
     let mut out = SyncOutcome::default();
-    for res in selected {
-        if accept_schema {
+    if accept_schema {
+        for res in &selected {
             sync::accept_schema(&mut state, res.code.as_str())?;
         }
-        match tokio::task::block_in_place(|| sync::scan(&mut state, &signer, res, now())) {
-            Ok(r) => out.reports.push(r),
-            Err(e) => out.errors.push(e.to_string()),
-        }
     }
-    if only.is_none() {
-        out.notes = undeclared_entries(&config, &signer, &mut state)?;
-    }
-    let backlog = upload::backlog(&mut state, only)?;
-    if backlog.changesets == 0 && catalog::pending(&mut state)? == 0 {
-        return Ok(out);
-    }
-    let bar = if show_progress {
-        let bar = indicatif::ProgressBar::new(backlog.rows);
+    // The scan runs on a thread of its own and commits one changeset at a
+    // time; this task uploads each as soon as it is in the outbox, so the
+    // hub applies one while the agent makes the next.
+    let wake = Arc::new(Notify::new());
+    let scanner = {
+        let (wake, signer, state_path) = (wake.clone(), signer.clone(), paths.state());
+        let resources: Vec<ResourceConfig> = selected.iter().map(|r| (*r).clone()).collect();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Result<ScanReport, String>>> {
+            let mut state = State::open(&state_path)?;
+            let reports = resources
+                .iter()
+                .map(|res| sync::scan(&mut state, &signer, res, now(), || wake.notify_one()).map_err(|e| e.to_string()))
+                .collect();
+            wake.notify_one();
+            Ok(reports)
+        })
+    };
+    let bar = show_progress.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} sending [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        Some(bar)
-    } else {
-        None
-    };
-    match uplink::connect(&config, &creds, timeout, true).await {
-        Ok(session) => {
-            let drained = upload::drain(&session.conn, &mut state, only, |rows| {
-                if let Some(b) = &bar {
-                    b.set_position(rows);
+        bar
+    });
+    let mut session: Option<uplink::Session> = None;
+    loop {
+        // Finished before the last look at the outbox: that drain sends everything.
+        let finished = scanner.is_finished();
+        let backlog = upload::backlog(&mut state, only)?;
+        let waiting = backlog.changesets > 0 || catalog::pending(&mut state)? > 0;
+        if waiting && out.upload_error.is_none() {
+            if session.is_none() {
+                match uplink::connect(&config, &creds, timeout, true).await {
+                    Ok(s) => session = Some(s),
+                    Err(e) => out.upload_error = Some(e.0),
                 }
-            })
-            .await;
-            match drained {
-                Ok(d) => {
-                    out.sent_rows = d.rows;
-                    out.sent_changesets = d.acked;
-                    out.published = d.catalog.recorded;
-                    out.errors.extend(d.catalog.refused.iter().map(|r| format!("the hub refused {r}")));
-                    out.errors.extend(d.rejected.iter().map(|r| {
-                        format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`")
-                    }));
-                }
-                Err(e) => out.upload_error = Some(e.0),
             }
-            out.sent_bytes = session.conn.stats().udp_tx.bytes;
-            session.conn.close(quinn::VarInt::from_u32(0), b"sync done");
-            session.endpoint.wait_idle().await;
+            if let Some(s) = &session {
+                let sent_before = out.sent_rows;
+                if let Some(b) = &bar {
+                    b.set_length(sent_before + backlog.rows);
+                }
+                let drained = upload::drain(&s.conn, &mut state, only, |rows| {
+                    if let Some(b) = &bar {
+                        b.set_position(sent_before + rows);
+                    }
+                })
+                .await;
+                match drained {
+                    Ok(d) => {
+                        out.sent_rows += d.rows;
+                        out.sent_changesets += d.acked;
+                        out.published += d.catalog.recorded;
+                        out.errors.extend(d.catalog.refused.iter().map(|r| format!("the hub refused {r}")));
+                        out.errors.extend(d.rejected.iter().map(|r| {
+                            format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`")
+                        }));
+                    }
+                    Err(e) => out.upload_error = Some(e.0),
+                }
+            }
         }
-        Err(e) => out.upload_error = Some(e.0),
+        if finished {
+            break;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    let scans = scanner.await.context("the scan thread failed")??;
+    let scan_errors: Vec<String> = scans.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    out.errors.splice(0..0, scan_errors);
+    out.reports = scans.into_iter().filter_map(Result::ok).collect();
+    if only.is_none() {
+        out.notes = undeclared_entries(&config, &signer, &mut state)?;
+    }
+    if let Some(s) = session {
+        out.sent_bytes = s.conn.stats().udp_tx.bytes;
+        s.conn.close(quinn::VarInt::from_u32(0), b"sync done");
+        s.endpoint.wait_idle().await;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -244,12 +281,11 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
         }
         for (i, res) in config.resources.iter().enumerate() {
             if due.get(&i).is_some_and(|t| *t <= Instant::now()) {
-                match sync::scan(&mut state, &signer, res, now()) {
+                match sync::scan(&mut state, &signer, res, now(), || wake_uploader.notify_one()) {
                     Ok(r) if r.paused.is_some() => warn!(resource = %r.resource, reason = ?r.paused, "resource paused"),
                     Ok(r) => {
                         if r.changesets > 0 || r.entry_version.is_some() {
                             info!(resource = %r.resource, inserted = r.inserted, updated = r.updated, deleted = r.deleted, quarantined = r.quarantined, "changes queued");
-                            wake_uploader.notify_one();
                         }
                     }
                     Err(e) => warn!(error = %e, "scan failed"),

@@ -321,8 +321,56 @@ pub fn row_digest(row: &[Value]) -> [u8; 16] {
 /// [`row_digest`] of borrowed cells, encoding into `buf` (reused between rows).
 pub fn cells_digest(row: &[Cell<'_>], buf: &mut Vec<u8>) -> [u8; 16] {
     buf.clear();
-    let _ = bincode::serde::encode_into_std_write(row, buf, bincode::config::standard());
+    put_varint(buf, row.len() as u64);
+    for cell in row {
+        put_cell(buf, *cell);
+    }
     digest128(buf).to_le_bytes()
+}
+
+/// Appends `n` as bincode's standard configuration writes integers.
+fn put_varint(buf: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=250 => buf.push(n as u8),
+        251..=0xffff => {
+            buf.push(251);
+            buf.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            buf.push(252);
+            buf.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        _ => {
+            buf.push(253);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+}
+
+/// Appends one cell exactly as bincode (standard configuration) encodes the
+/// [`Value`] it becomes: the variant's index, then its content.
+fn put_cell(buf: &mut Vec<u8>, cell: Cell<'_>) {
+    match cell {
+        Cell::Null => buf.push(0),
+        Cell::Integer(i) => {
+            buf.push(1);
+            put_varint(buf, ((i << 1) ^ (i >> 63)) as u64);
+        }
+        Cell::Real(f) => {
+            buf.push(2);
+            buf.extend_from_slice(&f.to_le_bytes());
+        }
+        Cell::Text(t) => {
+            buf.push(3);
+            put_varint(buf, t.len() as u64);
+            buf.extend_from_slice(t.as_bytes());
+        }
+        Cell::Blob(b) => {
+            buf.push(4);
+            put_varint(buf, b.len() as u64);
+            buf.extend_from_slice(b);
+        }
+    }
 }
 
 /// The key values of a row as bytes that compare equal exactly when the keys do.
@@ -330,10 +378,14 @@ pub fn encode_key(key: &[&Value]) -> Vec<u8> {
     bincode::serde::encode_to_vec(key, bincode::config::standard()).unwrap_or_default()
 }
 
-/// [`encode_key`] of borrowed cells, into `buf` (cleared first).
-pub fn encode_cells_key(key: &[Cell<'_>], buf: &mut Vec<u8>) {
+/// [`encode_key`] of the cells of `row` at `key` (column indexes), into
+/// `buf` (cleared first).
+pub fn encode_cells_key(row: &[Cell<'_>], key: &[usize], buf: &mut Vec<u8>) {
     buf.clear();
-    let _ = bincode::serde::encode_into_std_write(key, buf, bincode::config::standard());
+    put_varint(buf, key.len() as u64);
+    for &i in key {
+        put_cell(buf, row.get(i).copied().unwrap_or(Cell::Null));
+    }
 }
 
 /// Two 64-bit FNV-style lanes: enough to
@@ -472,21 +524,28 @@ mod tests {
 
     #[test]
     fn cells_encode_like_values() {
-        let row = vec![
+        let mut row = vec![
             Value::Text("632522199001010011".into()),
             Value::Null,
             Value::Integer(-7),
             Value::Real(1.5),
             Value::Blob(vec![0, 255, 3]),
             Value::Text("藏族".into()),
+            Value::Text("长".repeat(100)),
+            Value::Blob(vec![9; 70_000]),
+            Value::Text(String::new()),
         ];
+        for i in [0, 1, 250, 251, 65_535, 65_536, i64::MAX, i64::MIN, -1, -250, 1 << 40] {
+            row.push(Value::Integer(i));
+        }
         let cells: Vec<Cell<'_>> = row.iter().map(Cell::from).collect();
         let mut buf = Vec::new();
         assert_eq!(cells_digest(&cells, &mut buf), row_digest(&row));
-        encode_cells_key(&cells[..1], &mut buf);
+        assert_eq!(buf, bincode::serde::encode_to_vec(&row, bincode::config::standard()).unwrap());
+        encode_cells_key(&cells, &[0], &mut buf);
         assert_eq!(buf, encode_key(&[&row[0]]));
-        encode_cells_key(&[cells[0], cells[2]], &mut buf);
-        assert_eq!(buf, encode_key(&[&row[0], &row[2]]));
+        encode_cells_key(&cells, &[0, 2, 7, 12], &mut buf);
+        assert_eq!(buf, encode_key(&[&row[0], &row[2], &row[7], &row[12]]));
         assert_eq!(cells.iter().map(|c| c.to_value()).collect::<Vec<_>>(), row);
     }
 }
