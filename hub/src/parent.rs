@@ -259,6 +259,8 @@ async fn forward_loop(
     };
     let mut pass: u64 = 0;
     loop {
+        // A changeset applied here is forwarded at once; the rest waits for the pass.
+        let next_pass = tokio::time::Instant::now() + PASS_INTERVAL;
         if let Err(e) = forward_catalog(conn, catalog).await {
             return e;
         }
@@ -280,9 +282,16 @@ async fn forward_loop(
             }
         }
         pass += 1;
-        tokio::select! {
-            () = tokio::time::sleep(PASS_INTERVAL) => {}
-            reason = conn.closed() => return describe_connection_error(&reason),
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_pass) => break,
+                () = vaults.applied.notified() => {
+                    if let Err(e) = forward_changesets(conn, vaults, catalog).await {
+                        return e;
+                    }
+                }
+                reason = conn.closed() => return describe_connection_error(&reason),
+            }
         }
     }
 }

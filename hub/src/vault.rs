@@ -51,11 +51,14 @@ pub struct ResourceSummary {
 pub struct Vaults {
     dir: PathBuf,
     open: Mutex<HashMap<NodeId, Arc<Mutex<Connection>>>>,
+    /// Woken when a changeset is applied, so the link to the parent
+    /// forwards it at once instead of at its next pass.
+    pub applied: tokio::sync::Notify,
 }
 
 impl Vaults {
     pub fn new(hub_dir: &Path) -> Self {
-        Self { dir: hub_dir.join("vaults"), open: Mutex::new(HashMap::new()) }
+        Self { dir: hub_dir.join("vaults"), open: Mutex::new(HashMap::new()), applied: tokio::sync::Notify::new() }
     }
 
     /// The vault file of a node.
@@ -90,7 +93,11 @@ impl Vaults {
         let conn = self.conn(&cs.origin)?;
         // A panic while applying rolled its transaction back; the connection is usable.
         let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        apply(&mut conn, cs, digest, frame, now)
+        let applied = apply(&mut conn, cs, digest, frame, now);
+        if matches!(applied, Ok(Applied::Applied)) {
+            self.applied.notify_one();
+        }
+        applied
     }
 
     /// Up to `limit` stored frames of `resource` above the number the parent
