@@ -307,15 +307,22 @@ impl AuditLog {
     /// Moves the events waiting in every store's outbox into the log, in
     /// order per store; returns how many were appended.
     pub fn collect(&mut self) -> Result<usize, AuditError> {
-        let mut sources = vec![self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")];
-        if let Ok(dir) = std::fs::read_dir(self.dir.join("vaults")) {
-            let mut vaults: Vec<PathBuf> = dir
+        let mut vaults: Vec<PathBuf> = match std::fs::read_dir(self.dir.join("vaults")) {
+            Ok(dir) => dir
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "db"))
-                .collect();
-            vaults.sort();
-            sources.extend(vaults);
-        }
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        vaults.sort();
+        self.collect_from_vaults(&vaults)
+    }
+
+    /// Like [`AuditLog::collect`], but of the vaults only those in `vaults`
+    /// (those written since the last look; see `Vaults::take_written`).
+    pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<usize, AuditError> {
+        let mut sources = vec![self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")];
+        sources.extend(vaults.iter().cloned());
         let mut appended = 0;
         for path in sources.iter().filter(|p| p.exists()) {
             appended += self.collect_from(path)?;

@@ -211,7 +211,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
-    let auditor = tokio::spawn(keep_audit_log(audit.clone()));
+    let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
             paths.clone(),
@@ -759,11 +759,14 @@ fn internal(message: &str) -> Message {
 
 /// Moves the stores' audit events into the log twice a second, and signs a
 /// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
-async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>) {
+/// Of the vaults it opens those written since its last look, and all of them
+/// at start and once a minute (whatever an earlier run left behind).
+async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_checkpoint = std::time::Instant::now();
-    loop {
+    for pass in 0u64.. {
         tick.tick().await;
+        let written = (!pass.is_multiple_of(120)).then(|| vaults.take_written());
         let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
         if sign {
             last_checkpoint = std::time::Instant::now();
@@ -771,7 +774,10 @@ async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>) {
         let log = log.clone();
         let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
             let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
-            log.collect()?;
+            match written {
+                Some(written) => log.collect_from_vaults(&written)?,
+                None => log.collect()?,
+            };
             if sign {
                 log.checkpoint(now())?;
             }

@@ -54,11 +54,19 @@ pub struct Vaults {
     /// Woken when a changeset is applied, so the link to the parent
     /// forwards it at once instead of at its next pass.
     pub applied: tokio::sync::Notify,
+    /// Vault files written (and committed) since the audit collector last
+    /// looked, so it opens only those.
+    written: Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Vaults {
     pub fn new(hub_dir: &Path) -> Self {
-        Self { dir: hub_dir.join("vaults"), open: Mutex::new(HashMap::new()), applied: tokio::sync::Notify::new() }
+        Self {
+            dir: hub_dir.join("vaults"),
+            open: Mutex::new(HashMap::new()),
+            applied: tokio::sync::Notify::new(),
+            written: Mutex::new(Default::default()),
+        }
     }
 
     /// The vault file of a node.
@@ -95,9 +103,18 @@ impl Vaults {
         let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let applied = apply(&mut conn, cs, digest, frame, now);
         if matches!(applied, Ok(Applied::Applied)) {
+            // after the commit: a collector that misses it now finds it next time
+            self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(self.path(&cs.origin));
             self.applied.notify_one();
         }
         applied
+    }
+
+    /// The vault files written since the last call.
+    pub fn take_written(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .into_iter()
+            .collect()
     }
 
     /// Up to `limit` stored frames of `resource` above the number the parent

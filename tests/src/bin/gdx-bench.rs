@@ -23,7 +23,7 @@
 //!
 //! `gdx-bench -- --fanin N[,N…]`: N simulated agents, each with its own
 //! certificate from the hub's CA, its own UDP socket and one QUIC
-//! connection, each sending 5 one-row changesets; sustained changesets per
+//! connection, each sending one changeset (its vault is created) and then 5 timed one-row changesets; sustained changesets per
 //! second, p99 acknowledgement latency and the hub's memory.
 //!
 //! `gdx-bench -- --footprint`: binary sizes and the idle memory (RSS) of a
@@ -515,9 +515,56 @@ fn footprint_bench() {
 }
 
 /// N simulated agents send small changesets to one hub at once.
-fn fanin_bench(ns: &[usize]) {
+/// Sends changesets `seqs` (one row each) on an upload stream, each after
+/// the previous one's acknowledgement; returns each one's latency.
+async fn send_changesets(
+    up: &mut quinn::SendStream,
+    down: &mut quinn::RecvStream,
+    node: &gdx_common::NodeId,
+    key: &rcgen::KeyPair,
+    cert: &[u8],
+    seqs: std::ops::RangeInclusive<u64>,
+) -> Result<Vec<f64>, String> {
     use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_changeset};
-    use gdx_common::wire::{Hello, Message, SignedChangeset};
+    use gdx_common::wire::{Message, SignedChangeset};
+    let mut lat = Vec::new();
+    for seq in seqs {
+        let cs = Changeset {
+            origin: node.clone(),
+            resource: ResourceCode::parse("fanin").map_err(|e| e.to_string())?,
+            seq,
+            epoch: 7,
+            columns: vec![
+                Column { name: "id".into(), decl_type: "TEXT".into() },
+                Column { name: "v".into(), decl_type: "TEXT".into() },
+            ],
+            key: vec![0],
+            changes: vec![Change::Upsert(vec![Value::Text("row".into()), Value::Text(format!("v{seq}"))])],
+            created_at: 0,
+        };
+        let body = encode_changeset(&cs);
+        let signature = gdx_certs::pki::sign(key, &body).map_err(|e| e.to_string())?;
+        let env = SignedChangeset {
+            origin: node.clone(),
+            resource: cs.resource.clone(),
+            seq,
+            rows: 1,
+            body,
+            signature,
+            signer_chain: vec![cert.to_vec()],
+        };
+        let t = Instant::now();
+        gdx_certs::frames::send(up, &Message::Upload(env)).await.map_err(|e| e.to_string())?;
+        match tokio::time::timeout(std::time::Duration::from_secs(120), gdx_certs::frames::recv(down)).await {
+            Ok(Ok(Some(Message::Ack(_)))) => lat.push(t.elapsed().as_secs_f64()),
+            other => return Err(format!("changeset {seq}: {other:?}")),
+        }
+    }
+    Ok(lat)
+}
+
+fn fanin_bench(ns: &[usize]) {
+    use gdx_common::wire::{Hello, Message};
     use gdx_common::{NodeId, Role};
     const PER_AGENT: u64 = 5;
     gdx_certs::install_crypto_provider();
@@ -555,80 +602,75 @@ fn fanin_bench(ns: &[usize]) {
             for (node, key, cert) in agents {
                 let (root_der, barrier, go) = (root_der.clone(), barrier.clone(), go.clone());
                 tasks.push(tokio::spawn(async move {
-                    let root = rustls::pki_types::CertificateDer::from(root_der);
-                    let chain = vec![rustls::pki_types::CertificateDer::from(cert.clone())];
-                    let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root)
-                        .map_err(|e| e.to_string())?;
-                    let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-                        .map_err(|e| e.to_string())?;
-                    endpoint.set_default_client_config(config);
-                    let conn = endpoint
-                        .connect(addr, gdx_certs::tls::hub_server_name())
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-                    let hello = Message::Hello(Hello {
-                        node: node.clone(),
-                        role: Role::Agent,
-                        software: "gdx-bench".into(),
-                        probe: false,
-                    });
-                    gdx_certs::frames::send(&mut send, &hello).await.map_err(|e| e.to_string())?;
-                    match gdx_certs::frames::recv(&mut recv).await {
-                        Ok(Some(Message::Welcome(_))) => {}
-                        other => return Err(format!("hello: {other:?}")),
-                    }
-                    // everyone connected first: then all send at once
+                    // Like a real agent, retry a handshake that timed out
+                    // in the burst of thousands, with a growing pause.
+                    let connect = async || {
+                        let root = rustls::pki_types::CertificateDer::from(root_der.clone());
+                        let chain = vec![rustls::pki_types::CertificateDer::from(cert.clone())];
+                        let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root)
+                            .map_err(|e| e.to_string())?;
+                        let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                            .map_err(|e| e.to_string())?;
+                        endpoint.set_default_client_config(config);
+                        let conn = endpoint
+                            .connect(addr, gdx_certs::tls::hub_server_name())
+                            .map_err(|e| e.to_string())?
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                        let hello = Message::Hello(Hello {
+                            node: node.clone(),
+                            role: Role::Agent,
+                            software: "gdx-bench".into(),
+                            probe: false,
+                        });
+                        gdx_certs::frames::send(&mut send, &hello).await.map_err(|e| e.to_string())?;
+                        match gdx_certs::frames::recv(&mut recv).await {
+                            Ok(Some(Message::Welcome(_))) => {}
+                            other => return Err(format!("hello: {other:?}")),
+                        }
+                        Ok::<_, String>((endpoint, conn))
+                    };
+                    let mut attempt = 0;
+                    let connected = loop {
+                        match connect().await {
+                            Ok(c) => break Ok(c),
+                            Err(e) if attempt >= 4 => break Err(e),
+                            Err(_) => {
+                                attempt += 1;
+                                tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                            }
+                        }
+                    };
+                    // Phases, each ended by a barrier every agent reaches
+                    // (an agent that failed passes through): all connected;
+                    // each sends one changeset, which creates its vault at
+                    // the hub; then the timed sending; then all close.
+                    barrier.wait().await;
+                    let mut streams = None;
+                    let mut result: Result<Vec<f64>, String> = match &connected {
+                        Ok((_, conn)) => match conn.open_bi().await {
+                            Ok((mut up, mut down)) => {
+                                let first = send_changesets(&mut up, &mut down, &node, &key, &cert, 1..=1).await;
+                                streams = Some((up, down));
+                                first
+                            }
+                            Err(e) => Err(e.to_string()),
+                        },
+                        Err(e) => Err(format!("connect: {e}")),
+                    };
                     barrier.wait().await;
                     go.get_or_init(Instant::now);
-                    let (mut up, mut down) = conn.open_bi().await.map_err(|e| e.to_string())?;
-                    let mut lat = Vec::new();
-                    for seq in 1..=PER_AGENT {
-                        let cs = Changeset {
-                            origin: node.clone(),
-                            resource: ResourceCode::parse("fanin").expect("resource code"),
-                            seq,
-                            epoch: 7,
-                            columns: vec![
-                                Column { name: "id".into(), decl_type: "TEXT".into() },
-                                Column { name: "v".into(), decl_type: "TEXT".into() },
-                            ],
-                            key: vec![0],
-                            changes: vec![Change::Upsert(vec![
-                                Value::Text("row".into()),
-                                Value::Text(format!("v{seq}")),
-                            ])],
-                            created_at: 0,
-                        };
-                        let body = encode_changeset(&cs);
-                        let signature = gdx_certs::pki::sign(&key, &body).map_err(|e| e.to_string())?;
-                        let env = SignedChangeset {
-                            origin: node.clone(),
-                            resource: cs.resource.clone(),
-                            seq,
-                            rows: 1,
-                            body,
-                            signature,
-                            signer_chain: vec![cert.clone()],
-                        };
-                        let t = Instant::now();
-                        gdx_certs::frames::send(&mut up, &Message::Upload(env)).await.map_err(|e| e.to_string())?;
-                        match tokio::time::timeout(
-                            std::time::Duration::from_secs(120),
-                            gdx_certs::frames::recv(&mut down),
-                        )
-                        .await
-                        {
-                            Ok(Ok(Some(Message::Ack(_)))) => lat.push(t.elapsed().as_secs_f64()),
-                            other => return Err(format!("changeset {seq}: {other:?}")),
-                        }
+                    if let (Some((up, down)), Ok(_)) = (&mut streams, &result) {
+                        result = send_changesets(up, down, &node, &key, &cert, 2..=PER_AGENT + 1).await;
                     }
                     // stay connected until everyone is done, as agents would
                     barrier.wait().await;
-                    conn.close(0u32.into(), b"done");
-                    endpoint.wait_idle().await;
-                    Ok(lat)
+                    if let Ok((endpoint, conn)) = connected {
+                        conn.close(0u32.into(), b"done");
+                        endpoint.wait_idle().await;
+                    }
+                    result
                 }));
             }
             let mut out = Vec::new();
