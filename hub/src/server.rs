@@ -129,6 +129,10 @@ impl PeerPolicy for Policy {
 }
 
 struct Live {
+    /// When the hub accepted the connection, in accept order: of two
+    /// connections of one node the later accepted wins, whichever finishes
+    /// its hello first.
+    order: u64,
     node: NodeId,
     serial: String,
     conn: quinn::Connection,
@@ -150,6 +154,8 @@ struct Hub {
     audit: Arc<Mutex<crate::audit::AuditLog>>,
     policy: Arc<Policy>,
     live: Mutex<HashMap<usize, Live>>,
+    /// Connections accepted so far (see [`Live::order`]).
+    accepted: std::sync::atomic::AtomicU64,
 }
 
 /// Serves until `shutdown` completes. Prints one line when ready.
@@ -208,6 +214,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         audit: audit.clone(),
         policy,
         live: Mutex::new(HashMap::new()),
+        accepted: std::sync::atomic::AtomicU64::new(0),
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
@@ -260,6 +267,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 
 impl Hub {
     async fn serve(self: Arc<Self>, incoming: quinn::Incoming) {
+        let order = self.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conn = match incoming.await {
             Ok(c) => c,
             Err(e) => {
@@ -281,7 +289,7 @@ impl Hub {
             (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, .. }))) => {
                 let span = info_span!("node", %node, %role);
                 let cert = peer_cert.unwrap_or_default();
-                self.serve_node(conn, node, role, serial, cert).instrument(span).await;
+                self.serve_node(conn, order, node, role, serial, cert).instrument(span).await;
             }
             (Some(wire::ALPN), _) => {
                 info!("refused a connection without a client certificate");
@@ -297,6 +305,7 @@ impl Hub {
     async fn serve_node(
         self: &Arc<Self>,
         conn: quinn::Connection,
+        order: u64,
         node: NodeId,
         role: Role,
         serial: String,
@@ -344,7 +353,10 @@ impl Hub {
             info!(software = %hello.software, "probe connected");
             self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));
         } else {
-            self.register(id, Live { node: node.clone(), serial, conn: conn.clone() });
+            if !self.register(id, Live { order, node: node.clone(), serial, conn: conn.clone() }) {
+                info!("a newer connection of this node was already serving; this one is closed");
+                return;
+            }
             info!(software = %hello.software, "node connected");
         }
         let cert = Arc::new(cert);
@@ -642,10 +654,19 @@ impl Hub {
         }
     }
 
-    fn register(&self, id: usize, live: Live) {
+    /// Records a node's connection, closing its older ones; false (and
+    /// closed) when a connection the hub accepted later already serves it.
+    fn register(&self, id: usize, live: Live) -> bool {
         let addr = live.conn.remote_address().to_string();
         let node = live.node.clone();
         if let Ok(mut map) = self.live.lock() {
+            if map.values().any(|l| l.node == node && l.order > live.order) {
+                live.conn.close(
+                    quinn::VarInt::from_u32(close_code::REPLACED),
+                    b"a newer connection from the same node replaced this one",
+                );
+                return false;
+            }
             for old in map.values().filter(|l| l.node == node) {
                 old.conn.close(
                     quinn::VarInt::from_u32(close_code::REPLACED),
@@ -656,6 +677,7 @@ impl Hub {
             map.insert(id, live);
         }
         self.with_store(|s| s.set_connected(&node, true, Some(&addr), now()));
+        true
     }
 
     fn unregister(&self, id: usize, node: &NodeId) {

@@ -61,6 +61,51 @@ pub fn exchange(addr: &str, root_pem: &str, agent_dir: Option<&std::path::Path>,
     })
 }
 
+/// Two connections of the agent in `agent_dir`: the older finishes its
+/// handshake first but says hello only after the newer one was welcomed (a
+/// stale reconnect arriving late). Returns how the older one ended and
+/// whether the newer one is still open a second later.
+pub fn late_hello(addr: &str, root_pem: &str, agent_dir: &std::path::Path, node: &str) -> (String, bool) {
+    gdx_certs::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
+        let chain: Vec<CertificateDer<'static>> =
+            pem_blocks(&std::fs::read_to_string(agent_dir.join("agent.crt")).unwrap(), "CERTIFICATE")
+                .into_iter()
+                .map(CertificateDer::from)
+                .collect();
+        let key =
+            gdx_certs::pki::key_from_pem(&std::fs::read_to_string(agent_dir.join("agent.key")).unwrap(), "key").unwrap();
+        let dial = async || {
+            let config = gdx_certs::tls::node_client_config(Some((chain.clone(), key.serialize_der())), root.clone())
+                .unwrap();
+            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+            endpoint.set_default_client_config(config);
+            let conn = endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
+            (endpoint, conn)
+        };
+        let hello = async |conn: &quinn::Connection| {
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            send.write_all(&hello_frame(node, wire::PROTOCOL_VERSION)).await.unwrap();
+            frames::recv(&mut recv).await
+        };
+        let (_older_endpoint, older) = dial().await;
+        let (_newer_endpoint, newer) = dial().await;
+        assert!(matches!(hello(&newer).await, Ok(Some(Message::Welcome(_)))), "the newer connection is welcomed");
+        let _ = hello(&older).await;
+        let ended = tokio::time::timeout(Duration::from_secs(10), older.closed()).await;
+        let older_end = match ended {
+            Ok(reason) => frames::describe_connection_error(&reason),
+            Err(_) => "still open after 10 s".into(),
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let newer_open = newer.close_reason().is_none();
+        newer.close(0u32.into(), b"test done");
+        (older_end, newer_open)
+    })
+}
+
 /// A hello frame for `node`, with the protocol version field set to `version`.
 pub fn hello_frame(node: &str, version: u16) -> Vec<u8> {
     let mut frame = wire::encode_frame(&Message::Hello(Hello {

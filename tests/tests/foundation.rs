@@ -199,6 +199,17 @@ fn no_client_certificate_is_refused() {
 }
 
 #[test]
+fn a_late_hello_on_an_older_connection_does_not_replace_the_newer() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = enrolled(&hub, "630000/gongan");
+    let root = read(&hub.dir, "ca.crt");
+    let (older, newer_open) = rawclient::late_hello(&hub.addr, &root, agent.dir.path(), "630000/gongan");
+    assert!(older.contains("newer connection"), "{older}");
+    assert!(newer_open, "the newer connection keeps serving");
+}
+
+#[test]
 fn incompatible_protocol_version_names_both_versions() {
     let mut hub = Hub::init("630000");
     hub.start();
