@@ -75,14 +75,15 @@ pub fn late_hello(addr: &str, root_pem: &str, agent_dir: &std::path::Path, node:
                 .into_iter()
                 .map(CertificateDer::from)
                 .collect();
-        let key =
-            gdx_certs::pki::key_from_pem(&std::fs::read_to_string(agent_dir.join("agent.key")).unwrap(), "key").unwrap();
+        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(agent_dir.join("agent.key")).unwrap(), "key")
+            .unwrap();
         let dial = async || {
-            let config = gdx_certs::tls::node_client_config(Some((chain.clone(), key.serialize_der())), root.clone())
-                .unwrap();
+            let config =
+                gdx_certs::tls::node_client_config(Some((chain.clone(), key.serialize_der())), root.clone()).unwrap();
             let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
             endpoint.set_default_client_config(config);
-            let conn = endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
+            let conn =
+                endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
             (endpoint, conn)
         };
         let hello = async |conn: &quinn::Connection| {
