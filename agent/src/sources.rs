@@ -66,8 +66,9 @@ pub struct Reader {
 }
 
 enum Rows {
-    /// Read by [`Reader::for_each`], straight from SQLite's pages.
-    Sqlite { conn: rusqlite::Connection, sql: String },
+    /// Read by [`Reader::for_each`], straight from SQLite's pages; `table`
+    /// when `sql` reads a whole table (so it can be ordered).
+    Sqlite { conn: rusqlite::Connection, sql: String, table: bool },
     /// Already parsed.
     Parsed(Vec<SourceRow>),
 }
@@ -97,7 +98,7 @@ impl Reader {
                 }
                 Ok(rows.len())
             }
-            Rows::Sqlite { conn, sql } => {
+            Rows::Sqlite { conn, sql, .. } => {
                 let mut stmt = conn.prepare(sql).map_err(read)?;
                 let names: Vec<&str> = stmt.column_names().collect();
                 if names.len() != self.columns.len() || names.iter().zip(&self.columns).any(|(a, b)| *a != b.name) {
@@ -124,6 +125,21 @@ impl Reader {
                 }
                 Ok(n)
             }
+        }
+    }
+
+    /// Makes [`Reader::for_each`] read the rows in ascending order of the
+    /// `key` columns where the source can do so itself (a SQLite table that
+    /// has them); returns whether it will.
+    pub fn order_by(&mut self, key: &[String]) -> bool {
+        let Reader { columns, rows, .. } = self;
+        match rows {
+            Rows::Sqlite { sql, table: true, .. } if key.iter().all(|k| columns.iter().any(|c| &c.name == k)) => {
+                let cols: Vec<String> = key.iter().map(|k| format!("\"{}\"", k.replace('"', "\"\""))).collect();
+                sql.push_str(&format!(" ORDER BY {}", cols.join(", ")));
+                true
+            }
+            _ => false,
         }
     }
 
@@ -183,7 +199,8 @@ fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
             .collect()
     };
     check_columns(&columns)?;
-    Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: Rows::Sqlite { conn, sql } })
+    let rows = Rows::Sqlite { conn, sql, table: table.is_some() };
+    Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows })
 }
 
 fn check_columns(columns: &[Column]) -> Result<(), SourceError> {

@@ -7,14 +7,18 @@
 //! the source are deletes; nothing else travels. The source is streamed: a
 //! row whose digest matches is never copied.
 //!
-//! Each changeset is committed in **one transaction** with its rows' new
-//! digests (and the next number), after a first transaction that records
-//! the resource's columns, quarantine and catalogue entry. Killed before a
-//! changeset's commit, its rows still carry their old digests, so the next
-//! scan finds and sends them again; after it, the changeset waits in the
-//! outbox until the hub acknowledges it. `committed` is called after each
-//! commit, so the uploader sends changeset n while n+1 is made (a second
-//! thread encodes, compresses and signs them).
+//! Three threads: this one streams the source and gathers the changes, a
+//! second sorts, encodes, compresses and signs each changeset, a third
+//! commits each in **one transaction** with its rows' new digests and the
+//! next number, and calls `committed` so the uploader sends it while the
+//! next ones are made. A first transaction records the resource's columns
+//! and catalogue entry, a last one the row count and the quarantine. On a
+//! first sync a table is read in key order, so changesets leave while it is
+//! read; otherwise the changes are sorted once the source has been read
+//! (deletions are only known then). Killed before a changeset's commit, its
+//! rows still carry their old digests, so the next scan finds and sends
+//! them again; after it, the changeset waits in the outbox until the hub
+//! acknowledges it.
 //!
 //! Schema drift: a new column flows through (its rows become updates). A
 //! column that disappears (dropped or renamed) or whose declared type
@@ -115,7 +119,7 @@ pub fn scan(
     signer: &Signer,
     res: &ResourceConfig,
     now: i64,
-    mut committed: impl FnMut(),
+    committed: impl Fn() + Sync,
 ) -> Result<ScanReport, ScanError> {
     // One scan at a time per agent (the daemon and `gdx-agent sync` may both
     // run): a scan that read the source earlier must not commit after one
@@ -202,21 +206,86 @@ pub fn scan(
         }
     }
 
+    // First transaction: the resource's columns and key, and its catalogue
+    // entry (published before the data).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO resources (code, columns, key, last_scan) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(code) DO UPDATE SET columns = excluded.columns, key = excluded.key, paused = NULL,
+             last_scan = excluded.last_scan, last_error = NULL",
+        params![
+            code,
+            serde_json::to_string(&columns).unwrap_or_default(),
+            serde_json::to_string(&res.key).unwrap_or_default(),
+            now
+        ],
+    )?;
+    let (first_seq, epoch): (i64, i64) =
+        tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (first_seq, epoch) = (first_seq as u64, epoch as u64);
+    if let Some(entry) = &entry {
+        report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
+    }
+    tx.commit()?;
+    if report.entry_version.is_some() {
+        committed();
+    }
+    let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
+    // With nothing saved yet (a first sync), a table is read in key order, so
+    // changesets can leave while it is read; otherwise the changes (usually
+    // few) are sorted once the whole source is read.
+    let in_key_order = saved.is_empty() && extract.order_by(&res.key);
+
     // Stream the source: a row whose digest matches the saved one is never
-    // copied; new and changed rows become upserts. Null and duplicate keys
-    // and oversized rows are set aside.
+    // copied; new and changed rows go, a changeset's worth at a time, to a
+    // thread that encodes, compresses and signs them, then to one that
+    // commits each changeset with its rows' new digests in one transaction
+    // and wakes the uploader. Null and duplicate keys and oversized rows are
+    // set aside.
     let mut quarantine: Vec<Quarantined> = std::mem::take(&mut extract.quarantine);
     let identity = positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len();
     // ordinal + 1 of the first row of each new key
     let mut fresh: KeyMap<usize> = KeyMap::default();
     // Keys present in the source but not sent this time: never deletions.
     let mut held: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    let mut changes: Vec<(Vec<u8>, Change, [u8; 16])> = Vec::new();
     let (mut key_buf, mut row_buf) = (Vec::new(), Vec::new());
     // (ordinal, the reason or the ordinal of the first row with the same key, the row)
     let mut set_aside: Vec<(usize, Result<String, usize>, Vec<Value>)> = Vec::new();
-    let scanned = extract
-        .for_each(|ordinal, raw| {
+    let (columns, key_idx, committed) = (&columns, &key_idx, &committed);
+    let streamed = std::thread::scope(|scope| -> Result<(usize, usize), ScanError> {
+        let (to_encoder, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(2);
+        let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
+        scope.spawn(move || {
+            for (n, mut batch) in batches.into_iter().enumerate() {
+                sort_by_key(&mut batch, key_idx);
+                let (keys, chunk): (Vec<Synced>, Vec<Change>) = batch
+                    .into_iter()
+                    .map(|(key, change, digest)| {
+                        let digest = matches!(change, Change::Upsert(_)).then_some(digest);
+                        ((key, digest), change)
+                    })
+                    .unzip();
+                let seq = first_seq + n as u64;
+                let made = signed_frame(signer, &res.code, epoch, columns, key_idx, seq, chunk, now)
+                    .map(|frame| Made { seq, keys, frame });
+                if to_writer.send(made).is_err() {
+                    return; // the writer stopped on an error
+                }
+            }
+        });
+        let code = code.as_str();
+        let writer = scope.spawn(move || -> Result<usize, ScanError> {
+            let mut state = State::open(&state_path)?;
+            let mut written = 0;
+            for made in made {
+                commit_changeset(&mut state, code, made?)?;
+                written += 1;
+                committed();
+            }
+            Ok(written)
+        });
+        let mut batch = Batcher { to_encoder, in_key_order, rows: Vec::new(), bytes: 0 };
+        let scanned = extract.for_each(|ordinal, raw| {
             let reordered: Vec<Cell<'_>>;
             let cells: &[Cell<'_>] = if identity {
                 raw
@@ -229,7 +298,7 @@ pub fn scan(
                 set_aside.push((ordinal, Ok(reason), owned(cells)));
                 return;
             }
-            encode_cells_key(cells, &key_idx, &mut key_buf);
+            encode_cells_key(cells, key_idx, &mut key_buf);
             if cells_bytes(cells) > MAX_ROW_BYTES {
                 let reason = format!(
                     "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
@@ -247,7 +316,8 @@ pub fn scan(
                 }
                 *seen = ordinal + 1;
                 if *was != digest {
-                    changes.push((key_buf.clone(), Change::Upsert(owned(cells)), digest));
+                    report.updated += 1;
+                    batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), cells_bytes(cells));
                 }
                 return;
             }
@@ -256,121 +326,137 @@ pub fn scan(
                 return;
             }
             fresh.insert(key_buf.clone(), ordinal + 1);
-            changes.push((key_buf.clone(), Change::Upsert(owned(cells)), digest));
-        })
-        .map_err(|source| {
-            let err = ScanError::Source { resource: code.clone(), source };
+            batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), cells_bytes(cells));
+        });
+        if scanned.is_ok() {
+            // saved keys the source no longer holds
+            for (key, (_, seen)) in &saved {
+                if *seen == 0 && !held.contains(key) && !extract.partial {
+                    let kv: Vec<Value> = bincode::serde::decode_from_slice(key, bincode::config::standard())
+                        .map(|(v, _)| v)
+                        .unwrap_or_default();
+                    report.deleted += 1;
+                    let size = row_bytes(&kv);
+                    batch.push((key.clone(), Change::Delete(kv), [0; 16]), size);
+                }
+            }
+            batch.finish(key_idx);
+        }
+        drop(batch);
+        let written = writer.join().map_err(|_| ScanError::Key(format!("{code}: the changeset writer failed")))?;
+        let scanned = scanned.map_err(|source| ScanError::Source { resource: code.to_owned(), source });
+        Ok((scanned?, written?))
+    });
+    let (scanned, written) = match streamed {
+        Ok(done) => done,
+        Err(err) => {
             record_error(state, &code, &err.to_string());
-            err
-        })?;
+            return Err(err);
+        }
+    };
     report.scanned = scanned;
+    report.changesets = written;
     report.inserted = fresh.len();
-    report.updated = changes.len() - fresh.len();
     for (ordinal, reason, values) in set_aside {
         let reason = reason.unwrap_or_else(|first| {
             format!("duplicate key: the same key was first seen at {}; that row is kept", extract.place(first))
         });
         quarantine.push(Quarantined { place: extract.place(ordinal), reason, content: describe(&values) });
     }
+    // Last transaction: the row count and the quarantine.
     let row_count = saved.values().filter(|(_, seen)| *seen != 0).count() + fresh.len();
-    for (key, (_, seen)) in saved {
-        if seen == 0 && !held.contains(&key) && !extract.partial {
-            let kv: Vec<Value> = bincode::serde::decode_from_slice(&key, bincode::config::standard())
-                .map(|(v, _)| v)
-                .unwrap_or_default();
-            report.deleted += 1;
-            changes.push((key, Change::Delete(kv), [0; 16]));
-        }
-    }
-    // First transaction: the resource's shape and row count, the quarantine
-    // and the catalogue entry. Then one transaction per changeset: its rows'
-    // new digests and the signed changeset together, so the uploader can send
-    // it while the next one is made. Killed between two, the next scan finds
-    // the rows of the committed changesets synced and sends only the rest.
-    let conn = state.conn();
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute(
-        "INSERT INTO resources (code, columns, key, last_scan, rows) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(code) DO UPDATE SET columns = excluded.columns, key = excluded.key, paused = NULL,
-             last_scan = excluded.last_scan, last_error = NULL, rows = excluded.rows",
-        params![
-            code,
-            serde_json::to_string(&columns).unwrap_or_default(),
-            serde_json::to_string(&res.key).unwrap_or_default(),
-            now,
-            row_count as i64
-        ],
-    )?;
-    let (seq, epoch): (i64, i64) =
-        tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let (seq, epoch) = (seq as u64, epoch as u64);
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, row_count as i64])?;
     report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
-    if let Some(entry) = &entry {
-        report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
-    }
     tx.commit()?;
-    if report.entry_version.is_some() {
-        committed();
+    Ok(report)
+}
+
+/// A change on its way into a changeset: encoded key, change, new digest.
+type Pending = (Vec<u8>, Change, [u8; 16]);
+
+/// Sorts changes by key, so the state and the hub's vault are written in
+/// index order: by encoded key (a byte comparison), then stably by the
+/// keys' values, which finds few runs left to merge.
+fn sort_by_key(changes: &mut [Pending], key_idx: &[usize]) {
+    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    changes.sort_by(|a, b| cmp_change_keys(&a.1, &b.1, key_idx));
+}
+
+/// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows
+/// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit) for
+/// the encoder: each as soon as it is full when the changes come in key
+/// order, otherwise all at [`Batcher::finish`], sorted.
+struct Batcher {
+    to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>,
+    in_key_order: bool,
+    rows: Vec<(Pending, usize)>,
+    bytes: usize,
+}
+
+impl Batcher {
+    fn push(&mut self, change: Pending, size: usize) {
+        if self.in_key_order && self.full(size) {
+            let full = std::mem::take(&mut self.rows);
+            self.send(full);
+        }
+        self.bytes += size;
+        self.rows.push((change, size));
     }
 
-    // Sorted by key so the hub inserts in index order: first by encoded key
-    // (a byte comparison), which leaves few runs for the stable sort by the
-    // keys' values.
-    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    changes.sort_by(|a, b| cmp_change_keys(&a.1, &b.1, &key_idx));
-    let sizes = chunk_sizes(changes.iter().map(|(_, Change::Upsert(row) | Change::Delete(row), _)| row_bytes(row)));
-    // A second thread encodes, compresses and signs changeset n+1 while this
-    // one commits changeset n (and the uploader sends n-1).
-    let first_seq = seq;
-    std::thread::scope(|scope| -> Result<(), ScanError> {
-        let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
-        let (columns, key_idx, code) = (&columns, &key_idx, &code);
-        scope.spawn(move || {
-            let mut changes = changes.into_iter();
-            for (n, size) in sizes.into_iter().enumerate() {
-                // moved, not copied, into the changeset
-                let (keys, chunk): (Vec<Synced>, Vec<Change>) = changes
-                    .by_ref()
-                    .take(size)
-                    .map(|(key, change, digest)| {
-                        let digest = matches!(change, Change::Upsert(_)).then_some(digest);
-                        ((key, digest), change)
-                    })
-                    .unzip();
-                let seq = first_seq + n as u64;
-                let made = signed_frame(signer, &res.code, epoch, columns, key_idx, seq, chunk, now)
-                    .map(|frame| Made { seq, keys, frame });
-                if to_writer.send(made).is_err() {
-                    return; // the writer stopped on an error
-                }
-            }
-        });
-        for made in made {
-            let Made { seq, keys, frame } = made?;
-            let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let mut up =
-                    tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
-                let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
-                for (key, digest) in &keys {
-                    match digest {
-                        Some(d) => up.execute(params![code, key, d.as_slice()])?,
-                        None => del.execute(params![code, key])?,
-                    };
-                }
-            }
-            tx.execute(
-                "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
-                params![code, seq as i64, keys.len() as i64, frame],
-            )?;
-            tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
-            tx.commit()?;
-            report.changesets += 1;
-            committed();
+    fn full(&self, size: usize) -> bool {
+        !self.rows.is_empty() && (self.rows.len() >= MAX_CHANGESET_ROWS || self.bytes + size > MAX_CHUNK_BYTES)
+    }
+
+    fn send(&mut self, rows: Vec<(Pending, usize)>) {
+        self.bytes = 0;
+        if !rows.is_empty() {
+            // a send fails only when the writer stopped on an error, which the scan returns
+            let _ = self.to_encoder.send(rows.into_iter().map(|(change, _)| change).collect());
         }
-        Ok(())
-    })?;
-    Ok(report)
+    }
+
+    /// Sends what is left: the last changeset, or (not in key order) all of
+    /// them, sorted.
+    fn finish(&mut self, key_idx: &[usize]) {
+        let mut rows = std::mem::take(&mut self.rows);
+        self.bytes = 0;
+        if !self.in_key_order {
+            rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+            rows.sort_by(|a, b| cmp_change_keys(&a.0.1, &b.0.1, key_idx));
+            self.in_key_order = true;
+            for (change, size) in rows {
+                self.push(change, size);
+            }
+            rows = std::mem::take(&mut self.rows);
+        }
+        self.send(rows);
+    }
+}
+
+/// Commits one changeset: its rows' new digests, the outbox entry and the
+/// next number, in one transaction.
+fn commit_changeset(state: &mut State, code: &str, made: Made) -> Result<(), ScanError> {
+    let Made { seq, keys, frame } = made;
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut up =
+            tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+        let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
+        for (key, digest) in &keys {
+            match digest {
+                Some(d) => up.execute(params![code, key, d.as_slice()])?,
+                None => del.execute(params![code, key])?,
+            };
+        }
+    }
+    tx.execute(
+        "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
+        params![code, seq as i64, keys.len() as i64, frame],
+    )?;
+    tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// A changeset ready for the outbox: its number, its rows' keys with their
@@ -475,25 +561,6 @@ fn row_bytes(values: &[Value]) -> usize {
         .sum()
 }
 
-/// Cuts sorted changes into changesets of at most [`MAX_CHANGESET_ROWS`]
-/// rows and [`MAX_CHUNK_BYTES`] bytes, so every frame fits the wire limit.
-fn chunk_sizes(changes: impl IntoIterator<Item = usize>) -> Vec<usize> {
-    let mut out = Vec::new();
-    let (mut rows, mut bytes) = (0, 0);
-    for size in changes {
-        if rows > 0 && (rows >= MAX_CHANGESET_ROWS || bytes + size > MAX_CHUNK_BYTES) {
-            out.push(rows);
-            (rows, bytes) = (0, 0);
-        }
-        rows += 1;
-        bytes += size;
-    }
-    if rows > 0 {
-        out.push(rows);
-    }
-    out
-}
-
 /// Replaces the quarantine list of `code`; returns its length.
 fn save_quarantine(
     tx: &rusqlite::Transaction<'_>,
@@ -572,12 +639,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_respect_rows_and_bytes() {
-        let small = vec![row_bytes(&[Value::Integer(7)]); 12_001];
-        assert_eq!(chunk_sizes(small), [5_000, 5_000, 2_001]);
-        let big = vec![row_bytes(&[Value::Blob(vec![0; 3 << 20])]); 5];
-        assert_eq!(chunk_sizes(big), [2, 2, 1]);
-        assert!(chunk_sizes([]).is_empty());
+    fn batches_respect_rows_and_bytes_and_key_order() {
+        let batches = |rows: Vec<Value>, n: i64, in_key_order: bool| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(100);
+            let mut batcher = Batcher { to_encoder: tx, in_key_order, rows: Vec::new(), bytes: 0 };
+            for i in (0..n).rev() {
+                let mut row = vec![Value::Integer(i)];
+                row.extend(rows.iter().cloned());
+                let key = gdx_common::data::encode_key(&[&row[0]]);
+                let size = row_bytes(&row);
+                batcher.push((key, Change::Upsert(row), [0; 16]), size);
+            }
+            batcher.finish(&[0]);
+            drop(batcher);
+            rx.into_iter().collect::<Vec<_>>()
+        };
+        let sizes = |b: &Vec<Vec<Pending>>| b.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(&batches(vec![], 12_001, true)), [5_000, 5_000, 2_001]);
+        assert_eq!(sizes(&batches(vec![Value::Blob(vec![0; 3 << 20])], 5, true)), [2, 2, 1]);
+        assert!(batches(vec![], 0, false).is_empty());
+        // not in key order: everything is sorted first, then cut
+        let sorted = batches(vec![], 12_001, false);
+        assert_eq!(sizes(&sorted), [5_000, 5_000, 2_001]);
+        let first: Vec<&Change> = sorted[0].iter().take(3).map(|p| &p.1).collect();
+        assert_eq!(
+            first,
+            [
+                &Change::Upsert(vec![Value::Integer(0)]),
+                &Change::Upsert(vec![Value::Integer(1)]),
+                &Change::Upsert(vec![Value::Integer(2)])
+            ]
+        );
     }
 
     fn col(n: &str, t: &str) -> Column {
