@@ -8,7 +8,7 @@
 //! row whose digest matches is never copied.
 //!
 //! Three threads: this one streams the source and gathers the changes, a
-//! second sorts, encodes, compresses and signs each changeset, a third
+//! second encodes, compresses and signs each changeset, a third
 //! commits each in **one transaction** with its rows' new digests and the
 //! next number, and calls `committed` so the uploader sends it while the
 //! next ones are made. A first transaction records the resource's columns
@@ -256,8 +256,7 @@ pub fn scan(
         let (to_encoder, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(2);
         let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
         scope.spawn(move || {
-            for (n, mut batch) in batches.into_iter().enumerate() {
-                sort_by_key(&mut batch, key_idx);
+            for (n, batch) in batches.into_iter().enumerate() {
                 let (keys, chunk): (Vec<Synced>, Vec<Change>) = batch
                     .into_iter()
                     .map(|(key, change, digest)| {
@@ -299,7 +298,8 @@ pub fn scan(
                 return;
             }
             encode_cells_key(cells, key_idx, &mut key_buf);
-            if cells_bytes(cells) > MAX_ROW_BYTES {
+            let size = cells_bytes(cells.iter().copied());
+            if size > MAX_ROW_BYTES {
                 let reason = format!(
                     "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
                     MAX_ROW_BYTES >> 20
@@ -317,7 +317,7 @@ pub fn scan(
                 *seen = ordinal + 1;
                 if *was != digest {
                     report.updated += 1;
-                    batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), cells_bytes(cells));
+                    batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), size);
                 }
                 return;
             }
@@ -326,7 +326,7 @@ pub fn scan(
                 return;
             }
             fresh.insert(key_buf.clone(), ordinal + 1);
-            batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), cells_bytes(cells));
+            batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), size);
         });
         if scanned.is_ok() {
             // saved keys the source no longer holds
@@ -375,14 +375,6 @@ pub fn scan(
 /// A change on its way into a changeset: encoded key, change, new digest.
 type Pending = (Vec<u8>, Change, [u8; 16]);
 
-/// Sorts changes by key, so the state and the hub's vault are written in
-/// index order: by encoded key (a byte comparison), then stably by the
-/// keys' values, which finds few runs left to merge.
-fn sort_by_key(changes: &mut [Pending], key_idx: &[usize]) {
-    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    changes.sort_by(|a, b| cmp_change_keys(&a.1, &b.1, key_idx));
-}
-
 /// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows
 /// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit) for
 /// the encoder: each as soon as it is full when the changes come in key
@@ -417,7 +409,9 @@ impl Batcher {
     }
 
     /// Sends what is left: the last changeset, or (not in key order) all of
-    /// them, sorted.
+    /// them, sorted by key so the state and the hub's vault are written in
+    /// index order: by encoded key (a byte comparison), then stably by the
+    /// keys' values, which finds few runs left to merge.
     fn finish(&mut self, key_idx: &[usize]) {
         let mut rows = std::mem::take(&mut self.rows);
         self.bytes = 0;
@@ -538,10 +532,10 @@ fn owned(cells: &[Cell<'_>]) -> Vec<Value> {
     cells.iter().map(|c| c.to_value()).collect()
 }
 
-/// [`row_bytes`] of borrowed cells.
-fn cells_bytes(cells: &[Cell<'_>]) -> usize {
+/// The bytes of a row's values, as changesets are cut and rows refused.
+fn cells_bytes<'a>(cells: impl IntoIterator<Item = Cell<'a>>) -> usize {
     cells
-        .iter()
+        .into_iter()
         .map(|c| match c {
             Cell::Text(t) => t.len() + 2,
             Cell::Blob(b) => b.len() + 2,
@@ -551,14 +545,7 @@ fn cells_bytes(cells: &[Cell<'_>]) -> usize {
 }
 
 fn row_bytes(values: &[Value]) -> usize {
-    values
-        .iter()
-        .map(|v| match v {
-            Value::Text(t) => t.len() + 2,
-            Value::Blob(b) => b.len() + 2,
-            _ => 9,
-        })
-        .sum()
+    cells_bytes(values.iter().map(Cell::from))
 }
 
 /// Replaces the quarantine list of `code`; returns its length.

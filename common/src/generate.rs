@@ -26,9 +26,6 @@ use crate::units::{civil_from_days, days_from_civil};
 /// the same data whatever the clock says.
 pub const REFERENCE_DAY: i64 = 20_758;
 
-/// 青海省, the whole province.
-pub const QINGHAI: DivisionCode = DivisionCode::QINGHAI;
-
 /// The peoples the generator names, with their share of Qinghai's population
 /// in per mille (2020 census, rounded; the other peoples, about 0.5 %, are
 /// left out) and the counties where most of them live.
@@ -223,7 +220,7 @@ pub struct Generator {
 impl Generator {
     /// A generator for people and enterprises anywhere in Qinghai.
     pub fn new(seed: u64) -> Self {
-        Self::within(seed, QINGHAI)
+        Self::within(seed, DivisionCode::QINGHAI)
     }
 
     /// A generator whose people live and whose enterprises are registered in

@@ -783,7 +783,7 @@ pub async fn run(
         .await?;
         hubs.push((HubPaths::new(&dir), child));
     }
-    for dept in DEPARTMENTS {
+    for (n, dept) in DEPARTMENTS.iter().enumerate() {
         let node_id = NodeId::parse(dept.node)?;
         // a department attaches to the hub of its prefecture, if the demo runs one
         let (hub_paths, hub_config) =
@@ -803,7 +803,8 @@ pub async fn run(
         if !status.success() {
             anyhow::bail!("the demo could not enrol {}; see the error above", dept.node);
         }
-        sample_data(&dir, dept, seed)?;
+        // each department draws from a stream of its own
+        sample_data(&dir, dept, seed.wrapping_add(n as u64))?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
         println!(
             "enrolled {} {} ({}) at {}: publishes {}",
@@ -1024,10 +1025,8 @@ async fn agent(exe: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<String> 
 fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::Result<()> {
     let node = NodeId::parse(dept.node)?;
     let provider_code = CreditCode::compose(&format!("11{}", node.division()), dept.org)?;
-    // Each department draws from its own stream, people of its own area.
-    let stream =
-        dept.node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let mut gen_ = Generator::within(seed ^ stream, node.division());
+    // people of the department's own area
+    let mut gen_ = Generator::within(seed, node.division());
     std::fs::create_dir_all(dir.join("catalog"))?;
     let mut declared = String::new();
     for res in dept.resources {
