@@ -140,45 +140,40 @@ pub struct AuditLog {
     conn: Connection,
     key: Ed25519KeyPair,
     origin: String,
-    /// The right frontier of the tree: perfect subtrees (height, hash), largest first.
-    frontier: Vec<(u32, Hash)>,
-    size: u64,
-    last_leaf: Hash,
+    /// The tree of the entries so far: its size, root and last leaf.
+    tree: merkle::Frontier,
     dir: PathBuf,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// The error for a checkpoint of `size` whose stored root, signature or
+/// entries do not fit together.
+fn damaged(size: u64) -> AuditError {
+    AuditError::Other(format!(
+        "the stored checkpoint of size {size} or its entries are damaged; run `gdx-hub audit verify` to see where"
+    ))
 }
 
+/// Events moved from one store's outbox in one transaction.
+const COLLECT_BATCH: usize = 5000;
+
+use gdx_common::token::hex;
+
+/// Bytes of lowercase hex, as [`hex`] writes them; nothing else is accepted.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
 }
 
 fn hash_of(s: &str) -> Option<Hash> {
     unhex(s).and_then(|v| v.try_into().ok())
-}
-
-/// The root of a frontier (RFC 6962 root of the leaves it summarises).
-fn frontier_root(frontier: &[(u32, Hash)]) -> Hash {
-    let mut it = frontier.iter().rev();
-    let Some((_, last)) = it.next() else { return merkle::root(&[]) };
-    it.fold(*last, |acc, (_, h)| merkle::node_hash(h, &acc))
-}
-
-fn push_leaf(frontier: &mut Vec<(u32, Hash)>, leaf: Hash) {
-    let mut node = (0u32, leaf);
-    while let Some((h, left)) = frontier.last().copied() {
-        if h != node.0 {
-            break;
-        }
-        frontier.pop();
-        node = (h + 1, merkle::node_hash(&left, &node.1));
-    }
-    frontier.push(node);
 }
 
 impl AuditLog {
@@ -238,9 +233,7 @@ impl AuditLog {
             conn,
             key,
             origin: origin.to_owned(),
-            frontier: Vec::new(),
-            size: 0,
-            last_leaf: [0; 32],
+            tree: merkle::Frontier::default(),
             dir: hub_dir.to_path_buf(),
         };
         {
@@ -250,9 +243,7 @@ impl AuditLog {
                 let leaf: Vec<u8> = row.get(0)?;
                 let leaf: Hash =
                     leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
-                push_leaf(&mut log.frontier, leaf);
-                log.size += 1;
-                log.last_leaf = leaf;
+                log.tree.push(leaf);
             }
         }
         Ok(log)
@@ -265,27 +256,24 @@ impl AuditLog {
 
     /// Entries in the log.
     pub fn size(&self) -> u64 {
-        self.size
+        self.tree.size()
     }
 
     /// Appends one event under `source` (unique); false when that source was appended before.
     pub fn append(&mut self, source: &str, event: &Event) -> Result<bool, AuditError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let leaf = match Self::append_in(&tx, self.size, &self.last_leaf, source, event)? {
-            Some(leaf) => leaf,
-            None => return Ok(false),
-        };
+        let Some(leaf) = Self::append_in(&tx, &self.tree, source, event)? else { return Ok(false) };
         tx.commit()?;
-        push_leaf(&mut self.frontier, leaf);
-        self.size += 1;
-        self.last_leaf = leaf;
+        self.tree.push(leaf);
         Ok(true)
     }
 
+    /// Appends `event` as the next entry of `tree` (which the caller
+    /// extends once the transaction commits); None when `source` was
+    /// appended before.
     fn append_in(
         tx: &rusqlite::Transaction<'_>,
-        index: u64,
-        prev: &Hash,
+        tree: &merkle::Frontier,
         source: &str,
         event: &Event,
     ) -> Result<Option<Hash>, AuditError> {
@@ -294,7 +282,8 @@ impl AuditLog {
         if seen.is_some() {
             return Ok(None);
         }
-        let entry = Entry { index, prev: hex(prev), event: event.clone() };
+        let (index, prev) = (tree.size(), tree.last());
+        let entry = Entry { index, prev: hex(&prev), event: event.clone() };
         let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
         let leaf = merkle::leaf_hash(body.as_bytes());
         tx.execute(
@@ -307,6 +296,11 @@ impl AuditLog {
     /// Moves the events waiting in every store's outbox into the log, in
     /// order per store; returns how many were appended.
     pub fn collect(&mut self) -> Result<usize, AuditError> {
+        Ok(self.collect_from_vaults(&self.vault_files())?.0)
+    }
+
+    /// Every vault file of this hub, in name order.
+    pub fn vault_files(&self) -> Vec<PathBuf> {
         let mut vaults: Vec<PathBuf> = match std::fs::read_dir(self.dir.join("vaults")) {
             Ok(dir) => dir
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -315,22 +309,34 @@ impl AuditLog {
             Err(_) => Vec::new(),
         };
         vaults.sort();
-        self.collect_from_vaults(&vaults)
+        vaults
     }
 
     /// Like [`AuditLog::collect`], but of the vaults only those in `vaults`
     /// (those written since the last look; see `Vaults::take_written`).
-    pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<usize, AuditError> {
-        let mut sources = vec![self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")];
-        sources.extend(vaults.iter().cloned());
+    /// Returns how many were appended, and the vaults that still hold
+    /// events (more than one batch was waiting).
+    pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AuditError> {
         let mut appended = 0;
-        for path in sources.iter().filter(|p| p.exists()) {
-            appended += self.collect_from(path)?;
+        let mut more = Vec::new();
+        for path in [self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")]
+            .iter()
+            .chain(vaults)
+            .filter(|p| p.exists())
+        {
+            let (n, full) = self.collect_from(path)?;
+            appended += n;
+            if full {
+                more.push(path.clone());
+            }
         }
-        Ok(appended)
+        more.retain(|p| vaults.contains(p));
+        Ok((appended, more))
     }
 
-    fn collect_from(&mut self, path: &Path) -> Result<usize, AuditError> {
+    /// Appends up to [`COLLECT_BATCH`] events of one store; true in second
+    /// place when that many were waiting (there may be more).
+    fn collect_from(&mut self, path: &Path) -> Result<(usize, bool), AuditError> {
         let name = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
         let src = Connection::open(path)?;
         src.busy_timeout(Duration::from_secs(10))?;
@@ -339,15 +345,15 @@ impl AuditLog {
             .optional()?
             .is_some();
         if !has_outbox {
-            return Ok(0);
+            return Ok((0, false));
         }
         let waiting: Vec<(i64, String)> = {
-            let mut stmt = src.prepare("SELECT id, event FROM audit_outbox ORDER BY id LIMIT 5000")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+            let mut stmt = src.prepare("SELECT id, event FROM audit_outbox ORDER BY id LIMIT ?1")?;
+            stmt.query_map([COLLECT_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
         };
-        let Some(last) = waiting.last().map(|w| w.0) else { return Ok(0) };
+        let Some(last) = waiting.last().map(|w| w.0) else { return Ok((0, false)) };
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (mut size, mut prev, mut frontier) = (self.size, self.last_leaf, self.frontier.clone());
+        let mut tree = self.tree.clone();
         let mut appended = 0;
         for (id, text) in &waiting {
             let event: Event = serde_json::from_str(text).unwrap_or_else(|e| Event {
@@ -358,34 +364,33 @@ impl AuditLog {
             // the event's digest is part of its source: a store restored from
             // an older copy reuses outbox ids, but not with the same events
             let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
-            if let Some(leaf) = Self::append_in(&tx, size, &prev, &format!("{name}#{id}#{digest}"), &event)? {
-                push_leaf(&mut frontier, leaf);
-                size += 1;
-                prev = leaf;
+            if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{name}#{id}#{digest}"), &event)? {
+                tree.push(leaf);
                 appended += 1;
             }
         }
         tx.commit()?;
-        (self.size, self.last_leaf, self.frontier) = (size, prev, frontier);
+        self.tree = tree;
         // appended (or appended before): the outbox may forget them
         src.execute("DELETE FROM audit_outbox WHERE id <= ?1", [last])?;
-        Ok(appended)
+        Ok((appended, waiting.len() == COLLECT_BATCH))
     }
 
     /// Signs a checkpoint of the current size if it is newer than the last one.
     pub fn checkpoint(&mut self, now: i64) -> Result<Option<Checkpoint>, AuditError> {
         let last: Option<i64> = self.conn.query_row("SELECT max(size) FROM checkpoints", [], |r| r.get(0))?;
-        if last.is_some_and(|l| l as u64 >= self.size) || self.size == 0 {
+        let size = self.tree.size();
+        if last.is_some_and(|l| l as u64 >= size) || size == 0 {
             return Ok(None);
         }
-        let root = hex(&frontier_root(&self.frontier));
-        let note = Checkpoint::note(&self.origin, self.size, &root, now);
+        let root = hex(&self.tree.root());
+        let note = Checkpoint::note(&self.origin, size, &root, now);
         let signature = hex(self.key.sign(note.as_bytes()).as_ref());
         self.conn.execute(
             "INSERT INTO checkpoints (size, root, at, signature) VALUES (?1, ?2, ?3, ?4)",
-            params![self.size as i64, root, now, signature],
+            params![size as i64, root, now, signature],
         )?;
-        Ok(Some(Checkpoint { origin: self.origin.clone(), size: self.size, root, at: now, signature }))
+        Ok(Some(Checkpoint { origin: self.origin.clone(), size, root, at: now, signature }))
     }
 
     /// The whole log as a bundle that verifies offline.
@@ -413,20 +418,30 @@ impl AuditLog {
         })
     }
 
+    /// The newest checkpoint, if any.
+    pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        Ok(self
+            .conn
+            .query_row("SELECT size, root, at, signature FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
+                self.checkpoint_row(r)
+            })
+            .optional()?)
+    }
+
+    fn checkpoint_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+        Ok(Checkpoint {
+            origin: self.origin.clone(),
+            size: r.get::<_, i64>(0)? as u64,
+            root: r.get(1)?,
+            at: r.get(2)?,
+            signature: r.get(3)?,
+        })
+    }
+
     /// Every checkpoint, by size.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
         let mut stmt = self.conn.prepare("SELECT size, root, at, signature FROM checkpoints ORDER BY size")?;
-        let list = stmt
-            .query_map([], |r| {
-                Ok(Checkpoint {
-                    origin: self.origin.clone(),
-                    size: r.get::<_, i64>(0)? as u64,
-                    root: r.get(1)?,
-                    at: r.get(2)?,
-                    signature: r.get(3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let list = stmt.query_map([], |r| self.checkpoint_row(r))?.collect::<Result<_, _>>()?;
         Ok(list)
     }
 
@@ -451,7 +466,7 @@ impl AuditLog {
 
     /// The inclusion proof of entry `index` against the latest checkpoint.
     pub fn prove(&self, index: u64) -> Result<Proof, AuditError> {
-        let Some(cp) = self.checkpoints()?.into_iter().last() else {
+        let Some(cp) = self.last_checkpoint()? else {
             return Err(AuditError::Other(
                 "the log has no checkpoint yet; wait a few seconds while the hub runs".into(),
             ));
@@ -465,7 +480,7 @@ impl AuditLog {
         let leaves = self.leaves(cp.size)?;
         let body: String =
             self.conn.query_row("SELECT body FROM entries WHERE idx = ?1", [index as i64], |r| r.get(0))?;
-        let proof = merkle::inclusion_proof(&leaves, index as usize).unwrap_or_default();
+        let proof = merkle::inclusion_proof(&leaves, index as usize).ok_or_else(|| damaged(cp.size))?;
         Ok(Proof {
             entry: index,
             leaf: hex(&merkle::leaf_hash(body.as_bytes())),
@@ -479,7 +494,9 @@ impl AuditLog {
     fn leaves(&self, upto: u64) -> Result<Vec<Hash>, AuditError> {
         let mut stmt = self.conn.prepare("SELECT leaf FROM entries WHERE idx < ?1 ORDER BY idx")?;
         let rows: Vec<Vec<u8>> = stmt.query_map([upto as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        Ok(rows.into_iter().map(|v| v.try_into().unwrap_or([0; 32])).collect())
+        rows.into_iter()
+            .map(|v| v.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into())))
+            .collect()
     }
 }
 
@@ -563,6 +580,10 @@ impl AuditLog {
             ..Event::default()
         };
         if let Some((what, held)) = problem {
+            let refused = format!(
+                "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
+                req.size
+            );
             let known: Option<i64> = tx
                 .query_row(
                     "SELECT id FROM evidence WHERE origin = ?1 AND json_extract(received, '$.size') = ?2
@@ -573,10 +594,7 @@ impl AuditLog {
                 .optional()?;
             if known.is_some() {
                 // kept already: a child that keeps sending it is not logged again
-                return Ok(Err(format!(
-                    "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
-                    req.size
-                )));
+                return Ok(Err(refused));
             }
             tx.execute(
                 "INSERT INTO evidence (origin, at, what, held, received) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -584,19 +602,10 @@ impl AuditLog {
             )?;
             let id = tx.last_insert_rowid();
             let detail = serde_json::json!({ "what": what, "held": held, "received": received });
-            let leaf = Self::append_in(
-                &tx,
-                self.size,
-                &self.last_leaf,
-                &format!("evidence#{id}"),
-                &event("equivocation", detail),
-            )?;
+            let leaf = Self::append_in(&tx, &self.tree, &format!("evidence#{id}"), &event("equivocation", detail))?;
             tx.commit()?;
             self.appended(leaf);
-            return Ok(Err(format!(
-                "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
-                req.size
-            )));
+            return Ok(Err(refused));
         }
         let signature = self.key.sign(note.as_bytes()).as_ref().to_vec();
         if same.is_none() {
@@ -605,13 +614,8 @@ impl AuditLog {
                 params![origin, req.size as i64, root, req.at, hex(&req.public_key), hex(&req.signature)],
             )?;
             let detail = serde_json::json!({ "size": req.size, "root": root, "at": req.at });
-            let leaf = Self::append_in(
-                &tx,
-                self.size,
-                &self.last_leaf,
-                &format!("cosign:{origin}#{}", req.size),
-                &event("cosigned", detail),
-            )?;
+            let leaf =
+                Self::append_in(&tx, &self.tree, &format!("cosign:{origin}#{}", req.size), &event("cosigned", detail))?;
             tx.commit()?;
             self.appended(leaf);
         }
@@ -626,9 +630,7 @@ impl AuditLog {
 
     fn appended(&mut self, leaf: Option<Hash>) {
         if let Some(leaf) = leaf {
-            push_leaf(&mut self.frontier, leaf);
-            self.size += 1;
-            self.last_leaf = leaf;
+            self.tree.push(leaf);
         }
     }
 
@@ -638,7 +640,7 @@ impl AuditLog {
         &self,
         from_size: Option<u64>,
     ) -> Result<Option<gdx_common::wire::CosignRequest>, AuditError> {
-        let Some(cp) = self.checkpoints()?.into_iter().last() else { return Ok(None) };
+        let Some(cp) = self.last_checkpoint()? else { return Ok(None) };
         let done: Option<i64> = self.conn.query_row("SELECT max(size) FROM cosignatures", [], |r| r.get(0))?;
         let done = done.unwrap_or(0) as u64;
         if done >= cp.size {
@@ -646,14 +648,17 @@ impl AuditLog {
         }
         let from = from_size.unwrap_or(done).min(cp.size);
         let leaves = self.leaves(cp.size)?;
-        let proof =
-            if from == 0 { Vec::new() } else { merkle::consistency_proof(&leaves, from as usize).unwrap_or_default() };
+        let proof = if from == 0 {
+            Vec::new()
+        } else {
+            merkle::consistency_proof(&leaves, from as usize).ok_or_else(|| damaged(cp.size))?
+        };
         Ok(Some(gdx_common::wire::CosignRequest {
             public_key: self.key.public_key().as_ref().to_vec(),
             size: cp.size,
-            root: hash_of(&cp.root).map(|h| h.to_vec()).unwrap_or_default(),
+            root: hash_of(&cp.root).ok_or_else(|| damaged(cp.size))?.to_vec(),
             at: cp.at,
-            signature: unhex(&cp.signature).unwrap_or_default(),
+            signature: unhex(&cp.signature).ok_or_else(|| damaged(cp.size))?,
             from_size: from,
             proof: proof.iter().map(|h| h.to_vec()).collect(),
         }))
@@ -724,7 +729,7 @@ pub fn verify(bundle: &Bundle) -> Verified {
             return out;
         }
     };
-    let mut frontier = Vec::new();
+    let mut tree = merkle::Frontier::default();
     let mut roots: std::collections::BTreeMap<u64, Hash> = std::collections::BTreeMap::new();
     let wanted: std::collections::BTreeSet<u64> = bundle.checkpoints.iter().map(|c| c.size).collect();
     let mut prev = [0u8; 32];
@@ -751,11 +756,11 @@ pub fn verify(bundle: &Bundle) -> Verified {
             return out;
         }
         let leaf = merkle::leaf_hash(body.as_bytes());
-        push_leaf(&mut frontier, leaf);
+        tree.push(leaf);
         prev = leaf;
         out.entries += 1;
         if wanted.contains(&out.entries) {
-            roots.insert(out.entries, frontier_root(&frontier));
+            roots.insert(out.entries, tree.root());
         }
     }
     let mut last: Option<&Checkpoint> = None;
@@ -793,8 +798,9 @@ pub fn verify(bundle: &Bundle) -> Verified {
         out.checkpoints += 1;
         last = Some(cp);
     }
+    let by_size: std::collections::HashMap<u64, &Checkpoint> = bundle.checkpoints.iter().map(|c| (c.size, c)).collect();
     for c in &bundle.cosignatures {
-        let Some(cp) = bundle.checkpoints.iter().find(|cp| cp.size == c.size) else {
+        let Some(cp) = by_size.get(&c.size) else {
             out.problem = Some(format!("the cosignature of size {} matches no checkpoint in the bundle", c.size));
             return out;
         };

@@ -540,8 +540,9 @@ impl Exchange {
         }
         // rows travel under their key, or under its pseudonym when the key is masked
         let typed = key.join("\u{1f}");
+        let hidden = pseudonym(&r.salt, &typed);
         let mut row: Option<String> = None;
-        for k in [typed.clone(), pseudonym(&r.salt, &typed)] {
+        for k in [&typed, &hidden] {
             row = self
                 .conn
                 .query_row("SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2", params![r.id, k], |x| x.get(0))
@@ -556,7 +557,7 @@ impl Exchange {
             "lookup",
             r,
             serde_json::json!({
-                "consumer": consumer.to_string(), "key": pseudonym(&r.salt, &typed), "found": row.is_some(),
+                "consumer": consumer.to_string(), "key": hidden, "found": row.is_some(),
             }),
         )?;
         Ok(Ok(wire::LookupAnswer { id: r.id.clone(), row, served_by: self.hub.clone(), as_of: as_of as u64 }))
@@ -721,6 +722,14 @@ impl Exchange {
     /// of a link: the parent (`to` = None: everything of this subtree whose
     /// consumer or provider is elsewhere) or the child hub of division `to`.
     pub fn batch_since(&self, since: u64, to: Option<DivisionCode>) -> Result<ExchangeBatch, ExchangeError> {
+        self.batch(since, to, BATCH_ITEMS)
+    }
+
+    /// [`Exchange::batch_since`] with at most `items` items read. A delivery
+    /// goes with its record's current version when that is not already in
+    /// the batch: a record changed later (a revocation) moves after its
+    /// deliveries, and the other end refuses a delivery without its record.
+    fn batch(&self, since: u64, to: Option<DivisionCode>, items: i64) -> Result<ExchangeBatch, ExchangeError> {
         let mut out = ExchangeBatch { upto: since, ..ExchangeBatch::default() };
         let mut stmt = self.conn.prepare(
             "SELECT rev, 0, id, 0, consumer, provider FROM requests WHERE rev > ?1
@@ -729,7 +738,7 @@ impl Exchange {
              ORDER BY 1 LIMIT ?2",
         )?;
         let items: Vec<(i64, i64, String, i64, String, String)> = stmt
-            .query_map(params![since as i64, BATCH_ITEMS], |r| {
+            .query_map(params![since as i64, items], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })?
             .collect::<Result<_, _>>()?;
@@ -759,6 +768,11 @@ impl Exchange {
                         |r| r.get(0),
                     )?;
                     bytes += frame.len();
+                    if !out.records.iter().any(|r| r.id == id)
+                        && let Some(r) = self.record(&id)?
+                    {
+                        out.records.push(r);
+                    }
                     out.deliveries.push(decode_delivery(&frame)?);
                 }
                 2 if within(&provider) || to.is_none() => {
@@ -826,6 +840,9 @@ impl Exchange {
                     r = RequestRecord { version: 2, ..again };
                     r.salt.clear();
                     salted(&mut r);
+                    if !Self::store(&tx, &r)? {
+                        continue; // refiled before: logged then
+                    }
                     audit(
                         &tx,
                         "decision",
@@ -835,6 +852,7 @@ impl Exchange {
                             "columns": r.columns, "masked": r.masked, "version": r.version,
                         }),
                     )?;
+                    continue;
                 }
             }
             Self::store(&tx, &r)?;
@@ -954,7 +972,7 @@ pub fn table(list: &[Listed]) -> String {
 /// Gives a record that becomes a grant its secret, if it has none yet.
 fn salted(r: &mut RequestRecord) {
     if r.status == Status::Granted && r.salt.is_empty() {
-        r.salt = gdx_certs::pki::random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect();
+        r.salt = gdx_common::token::hex(&gdx_certs::pki::random_bytes::<16>());
     }
 }
 
@@ -966,7 +984,7 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
     input.extend_from_slice(salt.as_bytes());
     input.push(0);
     input.extend_from_slice(key_text.as_bytes());
-    gdx_certs::pki::sha256(&input)[..16].iter().map(|b| format!("{b:02x}")).collect()
+    gdx_common::token::hex(&gdx_certs::pki::sha256(&input)[..16])
 }
 
 /// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
@@ -1139,6 +1157,37 @@ mod tests {
             ExchangeBatch { records: vec![record("630100-8", "630102/minzheng", "632522/minzheng", 1)], ..batch };
         x.merge(&older, None, &|_| None, None).unwrap();
         assert_eq!(ids(&x), [("630100-8".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn a_delivery_travels_with_its_record_when_the_record_changed_later() {
+        let (_dir, mut x) = province();
+        let granted = ExchangeBatch {
+            records: vec![record("632500-1", "632522/minzheng", "630100/weijian", 2)],
+            deliveries: vec![delivery("632500-1", 1), delivery("632500-1", 2)],
+            progress: vec![],
+            upto: 0,
+        };
+        x.merge(&granted, None, &|_| None, None).unwrap();
+        // revoked afterwards: the record's newest version now comes after its deliveries
+        let revoked = ExchangeBatch {
+            records: vec![record("632500-1", "632522/minzheng", "630100/weijian", 3)],
+            ..ExchangeBatch::default()
+        };
+        x.merge(&revoked, None, &|_| None, None).unwrap();
+        // 海南州 pulls one item at a time, from the start
+        let child_dir = tempfile::tempdir().unwrap();
+        let mut hainan = Exchange::open(child_dir.path(), node("632500/hub")).unwrap();
+        let (mut since, end) = (0, x.meta("rev").unwrap());
+        while since < end {
+            let batch = x.batch(since, Some(DivisionCode::parse("632500").unwrap()), 1).unwrap();
+            hainan.merge(&batch, None, &|_| None, Some("pulled")).unwrap();
+            assert!(batch.upto > since, "every pull moves on");
+            since = batch.upto;
+        }
+        assert_eq!(ids(&hainan), [("632500-1".to_owned(), 3)]);
+        let held: i64 = hainan.conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0)).unwrap();
+        assert_eq!(held, 2, "both deliveries arrived");
     }
 
     #[test]

@@ -392,22 +392,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             "{what} has {} entries but no signed checkpoint, so nothing in it is vouched for; let the hub run a few seconds and export again",
                             v.entries
                         ),
-                        None if unsigned > 0 => println!(
-                            "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned; the last {unsigned} entries are not covered by a checkpoint yet",
-                            v.entries, v.checkpoints, b.origin, b.public_key, v.cosigned
-                        ),
-                        None => println!(
-                            "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned{}",
-                            v.entries,
-                            v.checkpoints,
-                            b.origin,
-                            b.public_key,
-                            v.cosigned,
-                            b.cosignatures
-                                .last()
-                                .map(|c| format!(" by {} (key {})", c.cosigner, c.public_key))
-                                .unwrap_or_default()
-                        ),
+                        None => {
+                            let by =
+                                b.cosignatures.last().map(|c| format!(" by {} (key {})", c.cosigner, c.public_key));
+                            let tail = (unsigned > 0)
+                                .then(|| format!("; the last {unsigned} entries are not covered by a checkpoint yet"));
+                            println!(
+                                "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned{}{}",
+                                v.entries,
+                                v.checkpoints,
+                                b.origin,
+                                b.public_key,
+                                v.cosigned,
+                                by.unwrap_or_default(),
+                                tail.unwrap_or_default()
+                            );
+                        }
                         Some(p) => anyhow::bail!("{what} does not verify: {p}"),
                     }
                 }

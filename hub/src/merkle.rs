@@ -5,7 +5,7 @@
 //! Trees are given as the slice of their leaf hashes; the functions are
 //! pure and never panic on bad input (a proof that does not fit is false).
 
-use ring::digest::{Context, SHA256, digest};
+use ring::digest::{Context, SHA256};
 
 /// A SHA-256 value.
 pub type Hash = [u8; 32];
@@ -42,15 +42,54 @@ fn split(n: usize) -> usize {
     k
 }
 
+/// A tree that only grows, kept as its right frontier: the roots of its
+/// perfect subtrees (height, hash), largest first. Appending and the root
+/// cost O(log n), whatever the size.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    nodes: Vec<(u32, Hash)>,
+    size: u64,
+    last: Hash,
+}
+
+impl Frontier {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (0u32, leaf);
+        while let Some((h, left)) = self.nodes.last().copied() {
+            if h != node.0 {
+                break;
+            }
+            self.nodes.pop();
+            node = (h + 1, node_hash(&left, &node.1));
+        }
+        self.nodes.push(node);
+        self.size += 1;
+        self.last = leaf;
+    }
+
+    /// MTH of the leaves pushed so far (see [`root`]).
+    pub fn root(&self) -> Hash {
+        let mut it = self.nodes.iter().rev();
+        let Some((_, last)) = it.next() else { return root(&[]) };
+        it.fold(*last, |acc, (_, h)| node_hash(h, &acc))
+    }
+
+    /// Leaves pushed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The last leaf pushed (zeros for an empty tree).
+    pub fn last(&self) -> Hash {
+        self.last
+    }
+}
+
 /// MTH: the root of the tree whose leaf hashes are `leaves`; SHA-256 of
 /// nothing for the empty tree.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
-        0 => {
-            let mut out = [0u8; 32];
-            out.copy_from_slice(digest(&SHA256, b"").as_ref());
-            out
-        }
+        0 => gdx_certs::pki::sha256(b""),
         1 => leaves[0],
         n => {
             let k = split(n);
@@ -205,11 +244,15 @@ mod tests {
         let mut leaves: Vec<Hash> = Vec::new();
         assert_eq!(root(&leaves).as_slice(), reference.root().as_bytes().as_slice());
         let mut roots = vec![root(&leaves)];
+        let mut frontier = Frontier::default();
+        assert_eq!(frontier.root(), root(&leaves));
         for n in 1..=300usize {
             reference.push(data(n - 1));
             leaves.push(leaf_hash(&data(n - 1)));
+            frontier.push(leaf_hash(&data(n - 1)));
             let r = root(&leaves);
             assert_eq!(r.as_slice(), reference.root().as_bytes().as_slice(), "root of {n}");
+            assert_eq!(frontier.root(), r, "frontier root of {n}");
             roots.push(r);
             // inclusion: all indices for small trees, a spread for large ones
             let step = if n <= 64 { 1 } else { 7 };

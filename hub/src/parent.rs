@@ -284,6 +284,8 @@ async fn forward_loop(
         pass += 1;
         loop {
             tokio::select! {
+                // the pass first: a stream of applied changesets never holds it back
+                biased;
                 () = tokio::time::sleep_until(next_pass) => break,
                 () = vaults.applied.notified() => {
                     if let Err(e) = forward_changesets(conn, vaults, catalog).await {

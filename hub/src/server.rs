@@ -238,7 +238,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             while let Some(incoming) = endpoint.accept().await {
                 let remote = incoming.remote_address();
                 let hub = hub.clone();
-                tokio::spawn(async move { hub.serve(incoming).await }.instrument(info_span!("conn", %remote)));
+                // numbered here, in accept order, before tasks can overtake each other
+                let order = hub.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move { hub.serve(incoming, order).await }.instrument(info_span!("conn", %remote)));
             }
         }
     };
@@ -249,9 +251,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     maintenance.abort();
     producer.abort();
     auditor.abort();
-    // sign what was logged up to the last moment
+    // sign what was logged up to the last moment (the next start reads every vault anyway)
     if let Ok(mut log) = audit.lock() {
-        let _ = log.collect().and_then(|_| log.checkpoint(now()));
+        let _ = log.collect_from_vaults(&hub.vaults.take_written()).and_then(|_| log.checkpoint(now()));
     }
     api.abort();
     if let Some(p) = parent {
@@ -266,8 +268,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 }
 
 impl Hub {
-    async fn serve(self: Arc<Self>, incoming: quinn::Incoming) {
-        let order = self.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    async fn serve(self: Arc<Self>, incoming: quinn::Incoming, order: u64) {
         let conn = match incoming.await {
             Ok(c) => c,
             Err(e) => {
@@ -781,33 +782,42 @@ fn internal(message: &str) -> Message {
 
 /// Moves the stores' audit events into the log twice a second, and signs a
 /// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
-/// Of the vaults it opens those written since its last look, and all of them
-/// at start and once a minute (whatever an earlier run left behind).
+/// Of the vaults it opens all until one pass over them succeeds (whatever an
+/// earlier run left behind), then those written since its last look; a vault
+/// with events left, or not read because of an error, is looked at again.
 async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_checkpoint = std::time::Instant::now();
-    for pass in 0u64.. {
+    let mut swept = false;
+    loop {
         tick.tick().await;
-        let written = (!pass.is_multiple_of(120)).then(|| vaults.take_written());
         let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
         if sign {
             last_checkpoint = std::time::Instant::now();
         }
-        let log = log.clone();
+        let (log, vaults) = (log.clone(), vaults.clone());
         let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
             let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
-            match written {
-                Some(written) => log.collect_from_vaults(&written)?,
-                None => log.collect()?,
-            };
+            let todo = if swept { vaults.take_written() } else { log.vault_files() };
+            match log.collect_from_vaults(&todo) {
+                Ok((_, more)) => vaults.mark_written(more),
+                Err(e) => {
+                    vaults.mark_written(todo);
+                    return Err(e);
+                }
+            }
             if sign {
                 log.checkpoint(now())?;
             }
             Ok(())
         })
         .await;
-        if let Ok(Err(e)) = done {
-            warn!(error = %e, "the audit log could not take new entries; they wait in the stores' outboxes");
+        match done {
+            Ok(Ok(())) => swept = true,
+            Ok(Err(e)) => {
+                warn!(error = %e, "the audit log could not take new entries; they wait in the stores' outboxes");
+            }
+            Err(_) => {}
         }
     }
 }

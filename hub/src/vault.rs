@@ -117,6 +117,11 @@ impl Vaults {
             .collect()
     }
 
+    /// Marks vault files to be looked at again (events left in them).
+    pub fn mark_written(&self, paths: Vec<PathBuf>) {
+        self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(paths);
+    }
+
     /// Up to `limit` stored frames of `resource` above the number the parent
     /// acknowledged, in order, unless forwarding it is held.
     pub fn to_forward(&self, node: &NodeId, resource: &str, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, VaultError> {
@@ -343,7 +348,7 @@ fn apply(
             resource: Some(table.to_owned()),
             detail: serde_json::json!({
                 "seq": cs.seq, "epoch": cs.epoch, "rows": cs.changes.len(),
-                "sha256": digest.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "sha256": gdx_common::token::hex(digest),
             }),
             ..Default::default()
         },
