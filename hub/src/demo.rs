@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gdx_common::creditcode::CreditCode;
-use gdx_common::generate::{Enterprise, Generator, Person, REFERENCE_DAY, Rng};
-use gdx_common::units::{civil_from_days, days_from_civil};
+use gdx_common::generate::{Enterprise, Generator, Person};
 use gdx_common::{DivisionCode, NodeId, Role};
 
 use crate::catalog::{self, Catalog, Filter};
@@ -1035,7 +1034,7 @@ fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::Result<()> {
             .map(|i| {
                 let person = gen_.person();
                 let firm = firms.then(|| gen_.enterprise());
-                res.columns.iter().map(|c| value(&c.4, i, &person, firm.as_ref(), gen_.rng())).collect()
+                res.columns.iter().map(|c| value(&c.4, i, &person, firm.as_ref(), &mut gen_)).collect()
             })
             .collect();
         let key = res.columns[0].0;
@@ -1117,24 +1116,20 @@ fn catalog_entry(
 
 /// One column's value in a row about `p` (and, for rows about a market
 /// entity, `firm`).
-fn value(g: &Gen, i: usize, p: &Person, firm: Option<&Enterprise>, rng: &mut Rng) -> String {
+fn value(g: &Gen, i: usize, p: &Person, firm: Option<&Enterprise>, gen_: &mut Generator) -> String {
+    let rng = gen_.rng();
     match (g, firm) {
         (Gen::CreditCode, Some(f)) => f.credit_code.clone(),
         (Gen::Company, Some(f)) => f.name.clone(),
         (Gen::PersonName, Some(f)) => f.representative.clone(),
         (Gen::County, Some(f)) => f.county.clone(),
-        (Gen::Date, Some(f)) => f.registered.clone(),
         (Gen::IdNumber, _) => p.id_number.clone(),
         (Gen::PersonName, None) => p.name.clone(),
         (Gen::Gender, _) => p.sex().to_owned(),
         (Gen::Minzu, _) => p.ethnicity.to_owned(),
         (Gen::Birth, _) => p.birth.clone(),
         (Gen::County | Gen::CreditCode | Gen::Company, _) => p.county.clone(),
-        (Gen::Date, None) => {
-            let day = rng.range(days_from_civil(2015, 1, 1) as u64, REFERENCE_DAY as u64) as i64;
-            let (y, m, d) = civil_from_days(day);
-            format!("{y:04}-{m:02}-{d:02}")
-        }
+        (Gen::Date, _) => gen_.date_since(2015),
         (Gen::Money(lo, hi), _) => {
             let cents = rng.range(u64::from(*lo) * 100, u64::from(*hi) * 100);
             format!("{}.{:02}", cents / 100, cents % 100)
