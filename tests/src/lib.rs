@@ -477,13 +477,16 @@ pub fn write_people(db: &Path, n: usize, generator: &mut gdx_common::generate::G
     )
     .unwrap();
     let tx = c.unchecked_transaction().unwrap();
-    {
-        let mut stmt = tx.prepare("INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").unwrap();
-        for _ in 0..n {
-            let p = generator.person();
-            stmt.execute(rusqlite::params![p.id_number, p.name, p.sex(), p.ethnicity, p.birth, p.address, p.phone])
-                .unwrap();
-        }
+    for _ in 0..n {
+        insert_person(&tx, &generator.person());
     }
     tx.commit().unwrap();
+}
+
+/// Adds one person to the table [`write_people`] makes.
+pub fn insert_person(conn: &rusqlite::Connection, p: &gdx_common::generate::Person) {
+    conn.prepare_cached("INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .unwrap()
+        .execute(rusqlite::params![p.id_number, p.name, p.sex(), p.ethnicity, p.birth, p.address, p.phone])
+        .unwrap();
 }

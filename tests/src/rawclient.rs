@@ -18,25 +18,31 @@ pub enum Outcome {
     Closed(String),
 }
 
+/// A client endpoint on 127.0.0.1 trusting `root_pem`, presenting the agent
+/// identity in `agent_dir` (or none). Call inside a runtime.
+fn endpoint(root_pem: &str, agent_dir: Option<&std::path::Path>) -> quinn::Endpoint {
+    let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
+    let identity = agent_dir.map(|d| {
+        let chain = pem_blocks(&std::fs::read_to_string(d.join("agent.crt")).unwrap(), "CERTIFICATE")
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(d.join("agent.key")).unwrap(), "key").unwrap();
+        (chain, key.serialize_der())
+    });
+    let config = gdx_certs::tls::node_client_config(identity, root).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    endpoint
+}
+
 /// Connects to `addr` trusting `root_pem`, with the agent identity in
 /// `agent_dir` (or none), sends `frame` on a new stream, and reports the answer.
 pub fn exchange(addr: &str, root_pem: &str, agent_dir: Option<&std::path::Path>, frame: Vec<u8>) -> Outcome {
     gdx_certs::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
-        let identity = agent_dir.map(|d| {
-            let chain = pem_blocks(&std::fs::read_to_string(d.join("agent.crt")).unwrap(), "CERTIFICATE")
-                .into_iter()
-                .map(CertificateDer::from)
-                .collect();
-            let key =
-                gdx_certs::pki::key_from_pem(&std::fs::read_to_string(d.join("agent.key")).unwrap(), "key").unwrap();
-            (chain, key.serialize_der())
-        });
-        let config = gdx_certs::tls::node_client_config(identity, root).unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(config);
+        let endpoint = endpoint(root_pem, agent_dir);
         let conn = match endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await {
             Ok(c) => c,
             Err(e) => return Outcome::Closed(frames::describe_connection_error(&e)),
@@ -69,19 +75,8 @@ pub fn late_hello(addr: &str, root_pem: &str, agent_dir: &std::path::Path, node:
     gdx_certs::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
-        let chain: Vec<CertificateDer<'static>> =
-            pem_blocks(&std::fs::read_to_string(agent_dir.join("agent.crt")).unwrap(), "CERTIFICATE")
-                .into_iter()
-                .map(CertificateDer::from)
-                .collect();
-        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(agent_dir.join("agent.key")).unwrap(), "key")
-            .unwrap();
         let dial = async || {
-            let config =
-                gdx_certs::tls::node_client_config(Some((chain.clone(), key.serialize_der())), root.clone()).unwrap();
-            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-            endpoint.set_default_client_config(config);
+            let endpoint = endpoint(root_pem, Some(agent_dir));
             let conn =
                 endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
             (endpoint, conn)
@@ -132,16 +127,7 @@ pub fn upload(
     gdx_certs::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
-        let chain = pem_blocks(&std::fs::read_to_string(agent_dir.join("agent.crt")).unwrap(), "CERTIFICATE")
-            .into_iter()
-            .map(CertificateDer::from)
-            .collect();
-        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(agent_dir.join("agent.key")).unwrap(), "key")
-            .unwrap();
-        let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root).unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(config);
+        let endpoint = endpoint(root_pem, Some(agent_dir));
         let conn = endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let hello = Message::Hello(Hello {

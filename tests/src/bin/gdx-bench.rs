@@ -13,21 +13,21 @@
 //! (`--agents N,N…`), `footprint` or `audit` (`--entries N`). Each prints a
 //! table and writes `gdx-bench-SCENARIO.json` in the current directory.
 //!
-//! `gdx-bench -- --audit N` measures the audit log instead: durable appends
-//! per second (one transaction each, and collected from a store's outbox as
-//! the hub does), then the time to verify a log of N entries.
+//! `audit`: durable appends per second (one transaction each, and collected
+//! from a store's outbox as the hub does), then the time to verify a log of
+//! N entries.
 //!
-//! `gdx-bench -- --relay N`: N one-row changes of a county agent's base
-//! resource, each timed from `gdx-agent sync` until the province's vault
-//! holds it (through the prefecture hub); p50 and p99.
+//! `relay`: N one-row changes of a county agent's base resource, each timed
+//! from `gdx-agent sync` until the province's vault holds it (through the
+//! prefecture hub); p50 and p99.
 //!
-//! `gdx-bench -- --fanin N[,N…]`: N simulated agents, each with its own
-//! certificate from the hub's CA, its own UDP socket and one QUIC
-//! connection, each sending one changeset (its vault is created) and then 5 timed one-row changesets; sustained changesets per
-//! second, p99 acknowledgement latency and the hub's memory.
+//! `fanin`: N simulated agents, each with its own certificate from the
+//! hub's CA, its own UDP socket and one QUIC connection, each sending one
+//! changeset (its vault is created) and then 5 timed one-row changesets;
+//! sustained changesets per second, p99 acknowledgement latency and the
+//! hub's memory.
 //!
-//! `gdx-bench -- --footprint`: binary sizes and the idle memory (RSS) of a
-//! hub and an agent. Each scenario also writes `gdx-bench-SCENARIO.json`.
+//! `footprint`: binary sizes and the idle memory (RSS) of a hub and an agent.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use gdx_common::DivisionCode;
 use gdx_common::generate::Generator;
-use gdx_tests::{Agent, Hub, write_people};
+use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS, insert_person, write_people};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -46,7 +46,6 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    // `gdx-bench SCENARIO [options]`; the older flag forms below still work
     match args.get(1).filter(|a| !a.starts_with("--")).map(String::as_str) {
         None | Some("initial" | "incremental") => {}
         Some("relay") => return relay_bench(arg("--changes", 50.0) as usize),
@@ -64,23 +63,6 @@ fn main() {
             );
             std::process::exit(2);
         }
-    }
-    if args.iter().any(|a| a == "--relay") {
-        relay_bench(arg("--relay", 50.0) as usize);
-        return;
-    }
-    if let Some(list) = args.iter().position(|a| a == "--fanin").and_then(|i| args.get(i + 1)) {
-        let ns: Vec<usize> = list.split(',').filter_map(|n| n.trim().parse().ok()).collect();
-        fanin_bench(&ns);
-        return;
-    }
-    if args.iter().any(|a| a == "--footprint") {
-        footprint_bench();
-        return;
-    }
-    if args.iter().any(|a| a == "--audit") {
-        audit_bench(arg("--audit", 1_000_000.0) as u64);
-        return;
     }
     sync_bench(arg("--rows", 1_000_000.0) as i64, arg("--change-pct", 1.0));
 }
@@ -225,17 +207,12 @@ fn change_people(db: &Path, rows: i64, changed: i64, generator: &mut Generator) 
     }
     for _ in 0..inserts {
         let p = generator.person();
-        tx.execute(
-            "INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            rusqlite::params![p.id_number, p.name, p.sex(), p.ethnicity, p.birth, p.address, p.phone],
-        )
-        .expect("insert");
+        insert_person(&tx, &p);
         touched.push(p.id_number);
     }
+    let as_text = format!("SELECT {} FROM people WHERE id_number = ?1", PEOPLE_COLUMNS.join(" || char(9) || "));
     for key in touched {
-        let line: String = tx
-            .query_row("SELECT id_number || char(9) || name || char(9) || sex || char(9) || ethnicity || char(9) || birth || char(9) || address || char(9) || phone FROM people WHERE id_number = ?1", [&key], |r| r.get(0))
-            .expect("changed row");
+        let line: String = tx.query_row(&as_text, [&key], |r| r.get(0)).expect("changed row");
         text.push_str(&line);
         text.push('\n');
     }
@@ -244,29 +221,26 @@ fn change_people(db: &Path, rows: i64, changed: i64, generator: &mut Generator) 
 }
 
 /// True when rsync can run, installing it with apt-get first when it is
-/// missing (as root, or through `sudo -n`).
+/// missing and this runs as root (the bench machine's own setup).
 fn ensure_rsync() -> bool {
     let present = || Command::new("rsync").arg("--version").output().is_ok_and(|o| o.status.success());
     if present() {
         return true;
     }
-    println!("rsync is not installed; installing it with apt-get for the baseline");
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let apt = |args: &[&str]| {
-        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
-        if !root {
-            cmd.args(["-n", "apt-get"]);
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if root {
+        println!("rsync is not installed; installing it with apt-get for the baseline");
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-q", "rsync"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        if present() {
+            return true;
         }
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
-    };
-    if !apt(&["install", "-y", "-q", "rsync"]) {
-        apt(&["update", "-q"]);
-        apt(&["install", "-y", "-q", "rsync"]);
     }
-    if present() {
-        return true;
-    }
-    println!("baseline rsync: could not install rsync (run apt-get install rsync as root), skipped");
+    println!(
+        "baseline rsync: rsync is not installed and could not be; run `apt-get install rsync` as root, then the bench again"
+    );
     false
 }
 
@@ -297,21 +271,31 @@ impl RsyncDaemon {
         )
         .expect("rsyncd.conf");
         let port = gdx_tests::free_tcp_port();
+        let log = tmp.join("rsyncd.log");
         let child = Command::new("rsync")
             .args(["--daemon", "--no-detach", "--address", "127.0.0.1", "--port", &port.to_string(), "--config"])
             .arg(&conf)
+            .arg("--log-file")
+            .arg(&log)
             .spawn()
             .expect("start the rsync daemon");
+        // owned first: a failure below still stops it (Drop)
+        let mut daemon = Self { child, port };
         gdx_tests::wait_until(std::time::Duration::from_secs(10), "the rsync daemon listens", || {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                let why = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("the rsync daemon exited ({status}): {why}");
+            }
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        Self { child, port }
+        daemon
     }
 
     /// (seconds, bytes sent) of one rsync of `src` into the module.
     fn push(&self, src: &Path) -> (f64, u64) {
         let t = Instant::now();
         let out = Command::new("rsync")
+            .env("LC_ALL", "C")
             .args(["--stats", "--inplace"])
             .arg(src)
             .arg(format!("rsync://127.0.0.1:{}/bench/", self.port))
@@ -325,8 +309,8 @@ impl RsyncDaemon {
             .find(|l| l.starts_with("Total bytes sent:"))
             .and_then(|l| l.split(':').nth(1))
             .map(|v| v.trim().replace(',', ""))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+            .and_then(|v| v.parse().ok());
+        let Some(bytes) = bytes else { panic!("rsync --stats printed no \"Total bytes sent\" line:\n{text}") };
         (secs, bytes)
     }
 }
@@ -461,6 +445,7 @@ items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C",
         let t = Instant::now();
         let (code, _, err) = agent.sync(&[]);
         assert_eq!(code, 0, "sync failed: {err}");
+        // polled every 5 ms (wait_until's 50 ms would blur latencies of ~0.1 s)
         while !at_province(&name) {
             assert!(t.elapsed().as_secs() < 60, "change {i} did not reach the province within 60 s");
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -468,7 +453,7 @@ items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C",
         latencies.push(t.elapsed().as_secs_f64());
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let pct = |p: f64| percentile(&latencies, p);
     println!("relay: {changes} one-row changes, county agent → 海南州 hub → province");
     println!("{:<8} {:>10}", "", "seconds");
     println!("{:<8} {:>10.3}\n{:<8} {:>10.3}\n{:<8} {:>10.3}", "p50", pct(0.5), "p99", pct(0.99), "max", pct(1.0));
@@ -478,15 +463,22 @@ items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C",
     );
 }
 
+/// The value at fraction `p` of sorted `values` (0 when there are none).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() { 0.0 } else { values[((values.len() as f64 - 1.0) * p).round() as usize] }
+}
+
+/// Resident memory of a process, KiB (0 when it cannot be read).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// Binary sizes, and the resident memory of an idle hub and an idle agent.
 fn footprint_bench() {
-    let rss_kib = |pid: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            .unwrap_or(0)
-    };
     let size = |name: &str| std::fs::metadata(gdx_tests::bin(name)).map(|m| m.len()).unwrap_or(0);
     let (agent_size, hub_size) = (size("gdx-agent"), size("gdx-hub"));
     let mut hub = Hub::init("630000");
@@ -494,11 +486,7 @@ fn footprint_bench() {
     let mut agent = Agent::new();
     agent.enroll(&hub.token("630000/gongan", "1h")).ok();
     agent.start();
-    let t = Instant::now();
-    while !agent.connected() {
-        assert!(t.elapsed().as_secs() < 30, "the agent did not connect");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    gdx_tests::wait_until(std::time::Duration::from_secs(30), "the agent connects", || agent.connected());
     std::thread::sleep(std::time::Duration::from_secs(5));
     let hub_rss = hub.proc.as_ref().map_or(0, |p| rss_kib(p.child.id()));
     let agent_rss = agent.proc.as_ref().map_or(0, |p| rss_kib(p.child.id()));
@@ -514,7 +502,6 @@ fn footprint_bench() {
     );
 }
 
-/// N simulated agents send small changesets to one hub at once.
 /// Sends changesets `seqs` (one row each) on an upload stream, each after
 /// the previous one's acknowledgement; returns each one's latency.
 async fn send_changesets(
@@ -563,6 +550,7 @@ async fn send_changesets(
     Ok(lat)
 }
 
+/// N simulated agents send small changesets to one hub at once.
 fn fanin_bench(ns: &[usize]) {
     use gdx_common::wire::{Hello, Message};
     use gdx_common::{NodeId, Role};
@@ -682,20 +670,11 @@ fn fanin_bench(ns: &[usize]) {
         let started = go.get().copied().unwrap_or(connecting);
         let connect_s = started.duration_since(connecting).as_secs_f64();
         let wall = started.elapsed().as_secs_f64();
-        let hub_rss = hub.proc.as_ref().map_or(0, |p| {
-            std::fs::read_to_string(format!("/proc/{}/status", p.child.id()))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                })
-                .unwrap_or(0)
-        });
+        let hub_rss = hub.proc.as_ref().map_or(0, |p| rss_kib(p.child.id()));
         let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
         let mut lat: Vec<f64> = outcomes.iter().filter_map(|o| o.as_ref().ok()).flatten().copied().collect();
         lat.sort_by(f64::total_cmp);
-        let pct = |p: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() as f64 - 1.0) * p).round() as usize] };
+        let pct = |p: f64| percentile(&lat, p);
         let rate = lat.len() as f64 / wall;
         println!(
             "{:>6} {:>10} {:>14.0} {:>12.1} {:>12.1} {:>10.1}",
@@ -706,7 +685,10 @@ fn fanin_bench(ns: &[usize]) {
             pct(0.99) * 1000.0,
             hub_rss as f64 / 1024.0
         );
-        println!("       (all {n} connected in {connect_s:.1} s before sending)");
+        println!(
+            "       ({} of {n} connected, each with its vault, in {connect_s:.1} s before sending)",
+            n - failed.len()
+        );
         if let Some(e) = failed.first() {
             println!("  {} agents failed, e.g.: {e}", failed.len());
         }
