@@ -58,7 +58,7 @@ pub enum AuditError {
 /// Something that moved or governed data, as the action's store records it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Event {
-    /// enrolled, revoked, changeset, catalogued, request, decision, delivered, lookup.
+    /// One of [`KINDS`].
     pub kind: String,
     /// Unix seconds.
     pub at: i64,

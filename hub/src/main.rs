@@ -132,7 +132,8 @@ enum AuditCommand {
         /// Resource or 信息资源代码.
         #[arg(long)]
         resource: Option<String>,
-        /// enrolled, revoked, changeset, catalogued, request, decision, delivered, lookup.
+        /// enrolled, revoked, changeset, catalogued, request, decision,
+        /// delivered, lookup, cosigned, equivocation or unreadable.
         #[arg(long)]
         kind: Option<String>,
         /// First day (YYYY-MM-DD, UTC).
