@@ -277,8 +277,10 @@ impl AuditLog {
         source: &str,
         event: &Event,
     ) -> Result<Option<Hash>, AuditError> {
-        let seen: Option<i64> =
-            tx.query_row("SELECT idx FROM entries WHERE source = ?1", [source], |r| r.get(0)).optional()?;
+        let seen: Option<i64> = tx
+            .prepare_cached("SELECT idx FROM entries WHERE source = ?1")?
+            .query_row([source], |r| r.get(0))
+            .optional()?;
         if seen.is_some() {
             return Ok(None);
         }
@@ -286,9 +288,10 @@ impl AuditLog {
         let entry = Entry { index, prev: hex(&prev), event: event.clone() };
         let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
         let leaf = merkle::leaf_hash(body.as_bytes());
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO entries (idx, at, kind, node, resource, request, source, body, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
+        )?
+        .execute(params![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
         )?;
         Ok(Some(leaf))
     }
