@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod config;
 pub mod enrol;
 pub mod exchange;
+pub mod keys;
 pub mod report;
 pub mod sources;
 pub mod state;

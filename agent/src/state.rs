@@ -95,9 +95,10 @@ pub struct State {
 impl State {
     /// Opens (creating if needed) `state.db`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let conn = gdx_certs::files::open_sqlite(path, SCHEMA)?;
-        // The scan of a large resource rewrites much of `rowstate` at once.
-        conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        let mut conn = gdx_certs::files::open_sqlite(path, SCHEMA)?;
+        // Scans write `rowstate` in key order, a changeset at a time.
+        conn.pragma_update(None, "cache_size", -16 * 1024)?;
+        upgrade(&mut conn)?;
         Ok(Self { conn })
     }
 
@@ -249,9 +250,87 @@ impl State {
     }
 }
 
+/// The format of `state.db`, in its `user_version`: 1 since the keys of
+/// `rowstate` sort like their values ([`gdx_common::key`]); 0 before, when
+/// they were bincode.
+const FORMAT: i64 = 1;
+
+/// Brings a `state.db` of an earlier format up to [`FORMAT`], in one
+/// transaction: killed at any point, the file stays as it was and the next
+/// open does it again. A key that does not decode is dropped (its row is
+/// sent again as new, which the hub applies as an upsert).
+fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let format: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if format >= FORMAT {
+        return Ok(());
+    }
+    tx.execute_batch(
+        "CREATE TABLE rowstate_ordered (resource TEXT NOT NULL, key BLOB NOT NULL, digest BLOB NOT NULL,
+             PRIMARY KEY (resource, key)) WITHOUT ROWID;",
+    )?;
+    {
+        let mut read = tx.prepare("SELECT resource, key, digest FROM rowstate")?;
+        let mut write =
+            tx.prepare("INSERT OR REPLACE INTO rowstate_ordered (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let old = r.get_ref(1)?.as_blob().unwrap_or_default();
+            let Ok((values, _)) =
+                bincode::serde::decode_from_slice::<Vec<gdx_common::data::Value>, _>(old, bincode::config::standard())
+            else {
+                continue;
+            };
+            let refs: Vec<&gdx_common::data::Value> = values.iter().collect();
+            let key = gdx_common::key::encode_key(&refs);
+            write.execute(params![r.get_ref(0)?.as_str()?, key, r.get_ref(2)?.as_blob()?])?;
+        }
+    }
+    tx.execute_batch(&format!(
+        "DROP TABLE rowstate; ALTER TABLE rowstate_ordered RENAME TO rowstate; PRAGMA user_version = {FORMAT};"
+    ))?;
+    tx.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state written before keys were ordered: its keys are re-encoded
+    /// once, on open.
+    #[test]
+    fn an_earlier_state_is_upgraded_once() {
+        use gdx_common::data::Value;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let old_key = |v: &[Value]| bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            let mut ins = c.prepare("INSERT INTO rowstate VALUES ('r', ?1, x'01')").unwrap();
+            ins.execute([old_key(&[Value::Integer(300)])]).unwrap();
+            ins.execute([old_key(&[Value::Text("a".into()), Value::Integer(-1)])]).unwrap();
+            ins.execute([vec![0xffu8, 0xff]]).unwrap();
+        }
+        let mut s = State::open(&path).unwrap();
+        let keys: Vec<Vec<u8>> = {
+            let mut q = s.conn().prepare("SELECT key FROM rowstate ORDER BY key").unwrap();
+            q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        let a = Value::Text("a".into());
+        let want = [
+            gdx_common::key::encode_key(&[&Value::Integer(300)]),
+            gdx_common::key::encode_key(&[&a, &Value::Integer(-1)]),
+        ];
+        assert_eq!(keys, want);
+        let format: i64 = s.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(format, FORMAT);
+        drop(s);
+        // opening again changes nothing
+        let mut s = State::open(&path).unwrap();
+        let n: i64 = s.conn().query_row("SELECT count(*) FROM rowstate", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2);
+    }
 
     #[test]
     fn link_state_round_trips() {

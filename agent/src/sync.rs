@@ -24,21 +24,20 @@
 //! column that disappears (dropped or renamed) or whose declared type
 //! changes pauses the resource with a reason; other resources carry on.
 
-use std::collections::HashMap;
-
 use gdx_certs::pki;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{
-    Cell, Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCode, Value, cells_digest, cmp_change_keys,
-    encode_cells_key, encode_changeset,
+    Cell, Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCode, Value, cells_digest, encode_changeset,
 };
+use gdx_common::key::{decode_key, encode_cells_key};
 use gdx_common::wire::SignedChangeset;
 use gdx_common::{NodeId, wire};
 use rusqlite::{OptionalExtension, params};
 
 use crate::catalog;
 use crate::config::ResourceConfig;
-use crate::sources::{self, Quarantined};
+use crate::keys::{KeyList, KeyTable};
+use crate::sources::{self, Place, Quarantined, Reader};
 use crate::state::State;
 
 /// What one scan of one resource did.
@@ -190,21 +189,6 @@ pub fn scan(
         })
         .collect::<Result<_, _>>()?;
 
-    // The saved state: digest by key, and the ordinal of the row that
-    // matched it in this scan (0: not seen yet). Only scans write it, and
-    // they hold the scan lock.
-    let known: i64 =
-        conn.query_row("SELECT rows FROM resources WHERE code = ?1", [&code], |r| r.get(0)).optional()?.unwrap_or(0);
-    let mut saved: KeyMap<([u8; 16], usize)> = KeyMap::with_capacity_and_hasher(known as usize, Default::default());
-    {
-        let mut stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
-        let mut rows = stmt.query([&code])?;
-        while let Some(r) = rows.next()? {
-            let digest: [u8; 16] = r.get_ref(1)?.as_blob().ok().and_then(|d| d.try_into().ok()).unwrap_or_default();
-            saved.insert(r.get(0)?, (digest, 0));
-        }
-    }
-
     // First transaction: the resource's columns and key, and its catalogue
     // entry (published before the data).
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -229,201 +213,445 @@ pub fn scan(
     if report.entry_version.is_some() {
         committed();
     }
-    let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
-    // With nothing saved yet (a first sync), a table is read in key order, so
-    // changesets can leave while it is read; otherwise the changes (usually
-    // few) are sorted once the whole source is read.
-    let in_key_order = saved.is_empty() && extract.order_by(&res.key);
 
-    // Stream the source: a row whose digest matches the saved one is never
-    // copied; new and changed rows go, a changeset's worth at a time, to a
-    // thread that encodes, compresses and signs them, then to one that
-    // commits each changeset with its rows' new digests in one transaction
-    // and wakes the uploader. Null and duplicate keys and oversized rows are
-    // set aside.
-    let mut quarantine: Vec<Quarantined> = std::mem::take(&mut extract.quarantine);
-    let identity = positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len();
-    // ordinal + 1 of the first row of each new key
-    let mut fresh: KeyMap<usize> = KeyMap::default();
-    // Keys present in the source but not sent this time: never deletions.
-    let mut held: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    let (mut key_buf, mut row_buf) = (Vec::new(), Vec::new());
-    // (ordinal, the reason or the ordinal of the first row with the same key, the row)
-    let mut set_aside: Vec<(usize, Result<String, usize>, Vec<Value>)> = Vec::new();
-    let (columns, key_idx, committed) = (&columns, &key_idx, &committed);
-    let streamed = std::thread::scope(|scope| -> Result<(usize, usize), ScanError> {
-        let (to_encoder, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(2);
-        let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
-        scope.spawn(move || {
-            for (n, batch) in batches.into_iter().enumerate() {
-                let (keys, chunk): (Vec<Synced>, Vec<Change>) = batch
-                    .into_iter()
-                    .map(|(key, change, digest)| {
-                        let digest = matches!(change, Change::Upsert(_)).then_some(digest);
-                        ((key, digest), change)
-                    })
-                    .unzip();
-                let seq = first_seq + n as u64;
-                let made = signed_frame(signer, &res.code, epoch, columns, key_idx, seq, chunk, now)
-                    .map(|frame| Made { seq, keys, frame });
-                if to_writer.send(made).is_err() {
-                    return; // the writer stopped on an error
-                }
-            }
-        });
-        let code = code.as_str();
-        let writer = scope.spawn(move || -> Result<usize, ScanError> {
-            let mut state = State::open(&state_path)?;
-            let mut written = 0;
-            for made in made {
-                commit_changeset(&mut state, code, made?)?;
-                written += 1;
-                committed();
-            }
-            Ok(written)
-        });
-        let mut batch = Batcher { to_encoder, in_key_order, rows: Vec::new(), bytes: 0 };
-        let scanned = extract.for_each(|ordinal, raw| {
-            let reordered: Vec<Cell<'_>>;
-            let cells: &[Cell<'_>] = if identity {
-                raw
-            } else {
-                reordered = positions.iter().map(|p| p.map_or(Cell::Null, |i| raw[i])).collect();
-                &reordered
-            };
-            if let Some(pos) = key_idx.iter().position(|&i| matches!(cells[i], Cell::Null)) {
-                let reason = format!("the key column {} is empty", columns[key_idx[pos]].name);
-                set_aside.push((ordinal, Ok(reason), owned(cells)));
-                return;
-            }
-            encode_cells_key(cells, key_idx, &mut key_buf);
-            let size = cells_bytes(cells.iter().copied());
-            if size > MAX_ROW_BYTES {
-                let reason = format!(
-                    "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
-                    MAX_ROW_BYTES >> 20
-                );
-                set_aside.push((ordinal, Ok(reason), owned(cells)));
-                held.insert(key_buf.clone());
-                return;
-            }
-            let digest = cells_digest(cells, &mut row_buf);
-            if let Some((was, seen)) = saved.get_mut(key_buf.as_slice()) {
-                if *seen != 0 {
-                    set_aside.push((ordinal, Err(*seen - 1), owned(cells)));
-                    return;
-                }
-                *seen = ordinal + 1;
-                if *was != digest {
-                    report.updated += 1;
-                    batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), size);
-                }
-                return;
-            }
-            if let Some(first) = fresh.get(key_buf.as_slice()) {
-                set_aside.push((ordinal, Err(*first - 1), owned(cells)));
-                return;
-            }
-            fresh.insert(key_buf.clone(), ordinal + 1);
-            batch.push((key_buf.clone(), Change::Upsert(owned(cells)), digest), size);
-        });
-        if scanned.is_ok() {
-            // saved keys the source no longer holds
-            for (key, (_, seen)) in &saved {
-                if *seen == 0 && !held.contains(key) && !extract.partial {
-                    let kv: Vec<Value> = bincode::serde::decode_from_slice(key, bincode::config::standard())
-                        .map(|(v, _)| v)
-                        .unwrap_or_default();
-                    report.deleted += 1;
-                    let size = row_bytes(&kv);
-                    batch.push((key.clone(), Change::Delete(kv), [0; 16]), size);
-                }
-            }
-            batch.finish(key_idx);
-        }
-        drop(batch);
-        let written = writer.join().map_err(|_| ScanError::Key(format!("{code}: the changeset writer failed")))?;
-        let scanned = scanned.map_err(|source| ScanError::Source { resource: code.to_owned(), source });
-        Ok((scanned?, written?))
-    });
-    let (scanned, written) = match streamed {
-        Ok(done) => done,
+    let pass = Pass {
+        signer,
+        res,
+        columns: &columns,
+        key_idx: &key_idx,
+        positions: &positions,
+        identity: positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len(),
+        epoch,
+        now,
+        code: &code,
+        committed: &committed,
+    };
+    // A table read in key order is walked side by side with the saved state,
+    // read in the same order: nothing is held in memory. Should its order
+    // turn out not to be the keys' (text that is not UTF-8 in a key), what
+    // was sent stands, and the source is read again in its own order
+    // against the saved state held in a table by key.
+    let in_key_order = extract.order_by(Some(&res.key));
+    let mut outcome = pass.run(state, &extract, first_seq, in_key_order);
+    if let Ok(o) = &outcome
+        && o.disordered
+    {
+        extract.order_by(None);
+        let first = outcome.as_ref().map_or(first_seq, |o| first_seq + o.written as u64);
+        outcome = pass.run(state, &extract, first, false).map(|again| again.after(outcome.ok()));
+    }
+    let outcome = match outcome {
+        Ok(o) => o,
         Err(err) => {
             record_error(state, &code, &err.to_string());
             return Err(err);
         }
     };
-    report.scanned = scanned;
-    report.changesets = written;
-    report.inserted = fresh.len();
-    for (ordinal, reason, values) in set_aside {
+    report.scanned = outcome.scanned;
+    report.changesets = outcome.written;
+    report.inserted = outcome.inserted;
+    report.updated = outcome.updated;
+    report.deleted = outcome.deleted;
+    let mut quarantine: Vec<Quarantined> = std::mem::take(&mut extract.quarantine);
+    quarantine.extend(outcome.read_quarantine);
+    for (place, reason, values) in outcome.set_aside {
         let reason = reason.unwrap_or_else(|first| {
             format!("duplicate key: the same key was first seen at {}; that row is kept", extract.place(first))
         });
-        quarantine.push(Quarantined { place: extract.place(ordinal), reason, content: describe(&values) });
+        quarantine.push(Quarantined { place: extract.place(place), reason, content: describe(&values) });
     }
     // Last transaction: the row count and the quarantine.
-    let row_count = saved.values().filter(|(_, seen)| *seen != 0).count() + fresh.len();
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, row_count as i64])?;
+    tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, outcome.rows as i64])?;
     report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
     tx.commit()?;
     Ok(report)
+}
+
+/// What one read of the source found and wrote.
+#[derive(Default)]
+struct Outcome {
+    scanned: usize,
+    written: usize,
+    inserted: usize,
+    updated: usize,
+    deleted: usize,
+    /// Rows the resource holds now.
+    rows: usize,
+    /// Rows set aside: where, why (or where the first row with the same
+    /// key is), and the row.
+    set_aside: Vec<(Place, Result<String, Place>, Vec<Value>)>,
+    /// Rows the source itself set aside while it was read.
+    read_quarantine: Vec<Quarantined>,
+    /// A read in key order met a key below the one before it: it stopped
+    /// there, and the source must be read again in its own order.
+    disordered: bool,
+}
+
+impl Outcome {
+    /// This read's outcome, counting the changes of an earlier read that
+    /// stopped because its order was wrong.
+    fn after(mut self, earlier: Option<Outcome>) -> Self {
+        if let Some(e) = earlier {
+            self.written += e.written;
+            self.inserted += e.inserted;
+            self.updated += e.updated;
+            self.deleted += e.deleted;
+        }
+        self
+    }
+}
+
+/// What every read of one scan shares.
+struct Pass<'a, F> {
+    signer: &'a Signer,
+    res: &'a ResourceConfig,
+    columns: &'a [Column],
+    key_idx: &'a [usize],
+    /// Where each of `columns` is in the source's row.
+    positions: &'a [Option<usize>],
+    /// The source's columns are `columns`, in order.
+    identity: bool,
+    epoch: u64,
+    now: i64,
+    code: &'a str,
+    committed: &'a F,
+}
+
+/// The saved state in key order: the next key and its digest.
+type SavedWalk<'s> = Box<dyn FnMut() -> rusqlite::Result<Option<(Vec<u8>, [u8; 16])>> + 's>;
+
+/// Where a changed row goes: a sorted source walks the saved state in the
+/// same order; any other looks each key up in the saved state, held in a
+/// table.
+enum Compare<'s> {
+    Merge {
+        saved: SavedWalk<'s>,
+        /// The saved row the walk stands on.
+        at: Option<(Vec<u8>, [u8; 16])>,
+        /// The previous row's key and place.
+        prev: Option<(Vec<u8>, Place)>,
+        /// Saved keys the source no longer holds (sent once the whole
+        /// source is read, so a read that stops sends none).
+        gone: KeyList,
+        error: Option<rusqlite::Error>,
+    },
+    Lookup {
+        /// Digest by key, and the place + 1 of the row that matched it in
+        /// this read (0: not seen yet).
+        saved: KeyTable<([u8; 16], Place)>,
+        /// Keys new in this read, with the place of their first row.
+        fresh: KeyTable<Place>,
+        /// Keys present in the source but not sent this time: never deletions.
+        held: KeyTable<()>,
+    },
+}
+
+impl<F: Fn() + Sync> Pass<'_, F> {
+    /// Reads the source once and writes its changes, from changeset
+    /// `first_seq` on: in key order against the saved state read in the
+    /// same order, or in source order against the saved state loaded by key.
+    fn run(
+        &self,
+        state: &mut State,
+        extract: &Reader,
+        first_seq: u64,
+        in_key_order: bool,
+    ) -> Result<Outcome, ScanError> {
+        let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
+        let conn = state.conn();
+        let mut walk_stmt;
+        let mut compare = if in_key_order {
+            // Only scans write the saved state, and they hold the scan lock;
+            // this read's snapshot does not see the changesets it commits.
+            walk_stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1 ORDER BY key")?;
+            let mut rows = walk_stmt.query([self.code])?;
+            let mut saved: SavedWalk<'_> = Box::new(move || match rows.next()? {
+                Some(r) => Ok(Some((r.get(0)?, digest_of(r.get_ref(1)?)))),
+                None => Ok(None),
+            });
+            let at = saved()?;
+            Compare::Merge { saved, at, prev: None, gone: KeyList::default(), error: None }
+        } else {
+            let known: i64 = conn
+                .query_row("SELECT rows FROM resources WHERE code = ?1", [self.code], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let mut saved = KeyTable::with_capacity(known as usize);
+            let mut stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
+            let mut rows = stmt.query([self.code])?;
+            while let Some(r) = rows.next()? {
+                let key = r.get_ref(0)?.as_blob().unwrap_or_default();
+                saved.insert_new(key, (digest_of(r.get_ref(1)?), 0));
+            }
+            Compare::Lookup { saved, fresh: KeyTable::with_capacity(0), held: KeyTable::with_capacity(0) }
+        };
+        let (columns, key_idx) = (self.columns, self.key_idx);
+        let mut out = Outcome::default();
+        let (mut key, mut row_buf) = (Vec::new(), Vec::new());
+        let streamed = std::thread::scope(|scope| -> Result<Outcome, ScanError> {
+            let (to_encoder, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(2);
+            let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
+            scope.spawn(move || {
+                for (n, batch) in batches.into_iter().enumerate() {
+                    let (keys, chunk): (Vec<Synced>, Vec<Change>) = batch
+                        .into_iter()
+                        .map(|(key, change, digest)| {
+                            let digest = matches!(change, Change::Upsert(_)).then_some(digest);
+                            ((key, digest), change)
+                        })
+                        .unzip();
+                    let seq = first_seq + n as u64;
+                    let made =
+                        signed_frame(self.signer, &self.res.code, self.epoch, columns, key_idx, seq, chunk, self.now)
+                            .map(|frame| Made { seq, keys, frame });
+                    if to_writer.send(made).is_err() {
+                        return; // the writer stopped on an error
+                    }
+                }
+            });
+            let writer = scope.spawn(move || -> Result<usize, ScanError> {
+                let mut state = State::open(&state_path)?;
+                let mut written = 0;
+                for made in made {
+                    commit_changeset(&mut state, self.code, made?)?;
+                    written += 1;
+                    (self.committed)();
+                }
+                Ok(written)
+            });
+            let mut batch = Batcher { to_encoder, rows: Vec::new(), bytes: 0 };
+            let read = extract.for_each(|place, raw| {
+                let reordered: Vec<Cell<'_>>;
+                let cells: &[Cell<'_>] = if self.identity {
+                    raw
+                } else {
+                    reordered = self.positions.iter().map(|p| p.map_or(Cell::Null, |i| raw[i])).collect();
+                    &reordered
+                };
+                self.compare_row(&mut compare, &mut out, &mut batch, place, cells, &mut key, &mut row_buf);
+            });
+            if let Ok(read) = &read
+                && !out.disordered
+            {
+                self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial)?;
+            }
+            batch.finish();
+            drop(batch);
+            out.written =
+                writer.join().map_err(|_| ScanError::Key(format!("{}: the changeset writer failed", self.code)))??;
+            let read = read.map_err(|source| ScanError::Source { resource: self.code.to_owned(), source })?;
+            out.scanned = read.rows;
+            out.read_quarantine = read.quarantine;
+            Ok(out)
+        })?;
+        if let Compare::Merge { error: Some(e), .. } = compare {
+            return Err(e.into());
+        }
+        Ok(streamed)
+    }
+
+    /// Compares one source row with the saved state and sends it on if it
+    /// is new or changed; sets aside rows with a null or duplicate key and
+    /// rows too large to send.
+    #[allow(clippy::too_many_arguments)]
+    fn compare_row(
+        &self,
+        compare: &mut Compare<'_>,
+        out: &mut Outcome,
+        batch: &mut Batcher,
+        place: Place,
+        cells: &[Cell<'_>],
+        key: &mut Vec<u8>,
+        row_buf: &mut Vec<u8>,
+    ) {
+        if out.disordered {
+            return;
+        }
+        let (columns, key_idx) = (self.columns, self.key_idx);
+        if let Some(pos) = key_idx.iter().position(|&i| matches!(cells[i], Cell::Null)) {
+            let reason = format!("the key column {} is empty", columns[key_idx[pos]].name);
+            out.set_aside.push((place, Ok(reason), owned(cells)));
+            return;
+        }
+        encode_cells_key(cells, key_idx, key);
+        let size = cells_bytes(cells.iter().copied());
+        let oversized = (size > MAX_ROW_BYTES).then(|| {
+            format!(
+                "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
+                MAX_ROW_BYTES >> 20
+            )
+        });
+        // the saved digest, if the key is saved
+        let was: Option<[u8; 16]> = match compare {
+            Compare::Merge { saved, at, prev, gone, error } => {
+                if let Some((prev_key, prev_place)) = prev {
+                    match key.as_slice().cmp(prev_key) {
+                        std::cmp::Ordering::Less => {
+                            out.disordered = true;
+                            return;
+                        }
+                        std::cmp::Ordering::Equal => {
+                            out.set_aside.push((place, Err(*prev_place), owned(cells)));
+                            return;
+                        }
+                        std::cmp::Ordering::Greater => {}
+                    }
+                }
+                let prev = prev.get_or_insert_with(|| (Vec::new(), place));
+                prev.0.clear();
+                prev.0.extend_from_slice(key);
+                prev.1 = place;
+                // saved keys below this one are gone from the source
+                let mut was = None;
+                while let Some((at_key, digest)) = at.as_ref() {
+                    match at_key.as_slice().cmp(key) {
+                        std::cmp::Ordering::Greater => break,
+                        std::cmp::Ordering::Equal => was = Some(*digest),
+                        std::cmp::Ordering::Less => gone.push(at_key),
+                    }
+                    *at = saved().unwrap_or_else(|e| {
+                        error.get_or_insert(e);
+                        None
+                    });
+                    if was.is_some() {
+                        break;
+                    }
+                }
+                if oversized.is_some() {
+                    // set aside below; a saved row stays as it was (not gone)
+                } else if was.is_none() {
+                    out.inserted += 1;
+                }
+                was
+            }
+            Compare::Lookup { saved, fresh, held } => {
+                if let Some(reason) = oversized {
+                    out.set_aside.push((place, Ok(reason), owned(cells)));
+                    if !held.contains(key) {
+                        held.insert_new(key, ());
+                    }
+                    return;
+                }
+                if let Some((digest, seen)) = saved.get_mut(key) {
+                    if *seen != 0 {
+                        out.set_aside.push((place, Err(*seen - 1), owned(cells)));
+                        return;
+                    }
+                    *seen = place + 1;
+                    Some(*digest)
+                } else if let Some(first) = fresh.get_mut(key) {
+                    out.set_aside.push((place, Err(*first), owned(cells)));
+                    return;
+                } else {
+                    fresh.insert_new(key, place);
+                    out.inserted += 1;
+                    None
+                }
+            }
+        };
+        if let Some(reason) = oversized {
+            out.set_aside.push((place, Ok(reason), owned(cells)));
+            return;
+        }
+        out.rows += 1;
+        let digest = cells_digest(cells, row_buf);
+        if was == Some(digest) {
+            return;
+        }
+        if was.is_some() {
+            out.updated += 1;
+        }
+        batch.push((key.clone(), Change::Upsert(owned(cells)), digest), size);
+    }
+
+    /// Once the whole source is read: deletes the saved keys it no longer
+    /// holds (none when rows were set aside without being read).
+    fn send_deletions(
+        &self,
+        compare: &mut Compare<'_>,
+        out: &mut Outcome,
+        batch: &mut Batcher,
+        partial: bool,
+    ) -> Result<(), ScanError> {
+        let mut delete = |key: &[u8]| -> Result<(), ScanError> {
+            let values = decode_key(key).map_err(|e| {
+                ScanError::Key(format!("{}: the saved state holds a damaged key ({e}); run the sync again", self.code))
+            })?;
+            out.deleted += 1;
+            let size = row_bytes(&values);
+            batch.push((key.to_vec(), Change::Delete(values), [0; 16]), size);
+            Ok(())
+        };
+        if partial {
+            return Ok(());
+        }
+        match compare {
+            Compare::Merge { saved, at, gone, error, .. } => {
+                for key in gone.iter() {
+                    delete(key)?;
+                }
+                while let Some((key, _)) = at.take() {
+                    delete(&key)?;
+                    *at = saved()?;
+                }
+                if let Some(e) = error.take() {
+                    return Err(e.into());
+                }
+            }
+            Compare::Lookup { saved, held, .. } => {
+                for (key, (_, seen)) in saved.iter() {
+                    if *seen == 0 && !held.contains(key) {
+                        delete(key)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A saved digest (16 bytes; anything else compares as changed).
+fn digest_of(v: rusqlite::types::ValueRef<'_>) -> [u8; 16] {
+    v.as_blob().ok().and_then(|d| d.try_into().ok()).unwrap_or_default()
 }
 
 /// A change on its way into a changeset: encoded key, change, new digest.
 type Pending = (Vec<u8>, Change, [u8; 16]);
 
 /// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows
-/// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit) for
-/// the encoder: each as soon as it is full when the changes come in key
-/// order, otherwise all at [`Batcher::finish`], sorted.
+/// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
+/// sends each to the encoder as soon as it is full, sorted by key so that
+/// the state and the hub's vault are written in index order.
 struct Batcher {
     to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>,
-    in_key_order: bool,
     rows: Vec<(Pending, usize)>,
     bytes: usize,
 }
 
 impl Batcher {
     fn push(&mut self, change: Pending, size: usize) {
-        if self.in_key_order && self.full(size) {
-            let full = std::mem::take(&mut self.rows);
-            self.send(full);
+        if !self.rows.is_empty() && (self.rows.len() >= MAX_CHANGESET_ROWS || self.bytes + size > MAX_CHUNK_BYTES) {
+            self.send();
         }
         self.bytes += size;
         self.rows.push((change, size));
     }
 
-    fn full(&self, size: usize) -> bool {
-        !self.rows.is_empty() && (self.rows.len() >= MAX_CHANGESET_ROWS || self.bytes + size > MAX_CHUNK_BYTES)
-    }
-
-    fn send(&mut self, rows: Vec<(Pending, usize)>) {
+    fn send(&mut self) {
+        let mut rows = std::mem::take(&mut self.rows);
         self.bytes = 0;
         if !rows.is_empty() {
+            // encoded keys sort like the keys' values (a sorted run costs one pass)
+            rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
             // a send fails only when the writer stopped on an error, which the scan returns
             let _ = self.to_encoder.send(rows.into_iter().map(|(change, _)| change).collect());
         }
     }
 
-    /// Sends what is left: the last changeset, or (not in key order) all of
-    /// them, sorted by key so the state and the hub's vault are written in
-    /// index order: by encoded key (a byte comparison), then stably by the
-    /// keys' values, which finds few runs left to merge.
-    fn finish(&mut self, key_idx: &[usize]) {
-        let mut rows = std::mem::take(&mut self.rows);
-        self.bytes = 0;
-        if !self.in_key_order {
-            rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
-            rows.sort_by(|a, b| cmp_change_keys(&a.0.1, &b.0.1, key_idx));
-            self.in_key_order = true;
-            for (change, size) in rows {
-                self.push(change, size);
-            }
-            rows = std::mem::take(&mut self.rows);
-        }
-        self.send(rows);
+    /// Sends the last changeset.
+    fn finish(&mut self) {
+        self.send();
     }
 }
 
@@ -498,13 +726,6 @@ fn signed_frame(
     };
     wire::encode_frame(&wire::Message::Upload(envelope)).map_err(|e| ScanError::Key(format!("{resource}: {e}")))
 }
-
-/// A map by encoded key, hashed with foldhash: fast, and every input bit
-/// reaches the low bits the table picks buckets by. The FxHash-style hash
-/// used before this did not: the encoded integer keys of a table begin with
-/// the same bytes, so they all landed in a few buckets and a sync's time
-/// grew with the square of the table (see the test below).
-type KeyMap<V> = HashMap<Vec<u8>, V, foldhash::fast::RandomState>;
 
 /// Largest row sent, in bytes of values; larger rows are quarantined.
 pub const MAX_ROW_BYTES: usize = 4 << 20;
@@ -611,67 +832,28 @@ mod tests {
 
     #[test]
     fn batches_respect_rows_and_bytes_and_key_order() {
-        let batches = |rows: Vec<Value>, n: i64, in_key_order: bool| {
+        let batches = |rows: Vec<Value>, n: i64| {
             let (tx, rx) = std::sync::mpsc::sync_channel(100);
-            let mut batcher = Batcher { to_encoder: tx, in_key_order, rows: Vec::new(), bytes: 0 };
+            let mut batcher = Batcher { to_encoder: tx, rows: Vec::new(), bytes: 0 };
             for i in (0..n).rev() {
                 let mut row = vec![Value::Integer(i)];
                 row.extend(rows.iter().cloned());
-                let key = gdx_common::data::encode_key(&[&row[0]]);
+                let key = gdx_common::key::encode_key(&[&row[0]]);
                 let size = row_bytes(&row);
                 batcher.push((key, Change::Upsert(row), [0; 16]), size);
             }
-            batcher.finish(&[0]);
+            batcher.finish();
             drop(batcher);
             rx.into_iter().collect::<Vec<_>>()
         };
         let sizes = |b: &Vec<Vec<Pending>>| b.iter().map(Vec::len).collect::<Vec<_>>();
-        assert_eq!(sizes(&batches(vec![], 12_001, true)), [5_000, 5_000, 2_001]);
-        assert_eq!(sizes(&batches(vec![Value::Blob(vec![0; 3 << 20])], 5, true)), [2, 2, 1]);
-        assert!(batches(vec![], 0, false).is_empty());
-        // not in key order: everything is sorted first, then cut
-        let sorted = batches(vec![], 12_001, false);
-        assert_eq!(sizes(&sorted), [5_000, 5_000, 2_001]);
-        let first: Vec<&Change> = sorted[0].iter().take(3).map(|p| &p.1).collect();
-        assert_eq!(
-            first,
-            [
-                &Change::Upsert(vec![Value::Integer(0)]),
-                &Change::Upsert(vec![Value::Integer(1)]),
-                &Change::Upsert(vec![Value::Integer(2)])
-            ]
-        );
-    }
-
-    /// The low bits pick a bucket: for every key shape, 100,000 keys must
-    /// spread over (nearly) all 2^16 values of the low 16 bits, as random
-    /// hashes do (about 51,000 distinct). The FxHash-style hash used before
-    /// gave integer keys 1 value, and reals 5,300.
-    #[test]
-    fn key_hash_spreads_the_low_bits_for_every_key_shape() {
-        use std::hash::BuildHasher;
-        let n = 100_000i64;
-        let shapes: Vec<(&str, Box<dyn Fn(i64) -> Vec<Value>>)> = vec![
-            ("integer", Box::new(|i| vec![Value::Integer(i)])),
-            ("negative integer", Box::new(|i| vec![Value::Integer(-i)])),
-            ("large integer", Box::new(|i| vec![Value::Integer(1 << 40 | i)])),
-            ("spaced integer", Box::new(|i| vec![Value::Integer(i << 16)])),
-            ("text", Box::new(|i| vec![Value::Text(format!("{i:09}"))])),
-            ("real", Box::new(|i| vec![Value::Real(i as f64 / 4.0)])),
-            ("text and integer", Box::new(|i| vec![Value::Text(format!("g{}", i % 100)), Value::Integer(i)])),
-            ("integer and text", Box::new(|i| vec![Value::Integer(i % 7), Value::Text(format!("{i}"))])),
-        ];
-        let build = KeyMap::<()>::default().hasher().clone();
-        for (shape, key) in shapes {
-            let low: std::collections::HashSet<u64> = (0..n)
-                .map(|i| {
-                    let row = key(i);
-                    let refs: Vec<&Value> = row.iter().collect();
-                    build.hash_one(gdx_common::data::encode_key(&refs)) & 0xffff
-                })
-                .collect();
-            assert!(low.len() > 45_000, "{shape} keys hit only {} of 65,536 low-bit values", low.len());
-        }
+        assert_eq!(sizes(&batches(vec![], 12_001)), [5_000, 5_000, 2_001]);
+        assert_eq!(sizes(&batches(vec![Value::Blob(vec![0; 3 << 20])], 5)), [2, 2, 1]);
+        assert!(batches(vec![], 0).is_empty());
+        // each changeset is sorted by key (they came in descending order)
+        let sorted = batches(vec![], 12_001);
+        let first: Vec<&Change> = sorted[0].iter().take(2).map(|p| &p.1).collect();
+        assert_eq!(first, [&Change::Upsert(vec![Value::Integer(7_001)]), &Change::Upsert(vec![Value::Integer(7_002)])]);
     }
 
     fn col(n: &str, t: &str) -> Column {

@@ -373,21 +373,6 @@ fn put_cell(buf: &mut Vec<u8>, cell: Cell<'_>) {
     }
 }
 
-/// The key values of a row as bytes that compare equal exactly when the keys do.
-pub fn encode_key(key: &[&Value]) -> Vec<u8> {
-    bincode::serde::encode_to_vec(key, bincode::config::standard()).unwrap_or_default()
-}
-
-/// [`encode_key`] of the cells of `row` at `key` (column indexes), into
-/// `buf` (cleared first).
-pub fn encode_cells_key(row: &[Cell<'_>], key: &[usize], buf: &mut Vec<u8>) {
-    buf.clear();
-    put_varint(buf, key.len() as u64);
-    for &i in key {
-        put_cell(buf, row.get(i).copied().unwrap_or(Cell::Null));
-    }
-}
-
 /// Two 64-bit FNV-style lanes: enough to
 /// detect changes (not an integrity check: signatures do that).
 fn digest128(data: &[u8]) -> u128 {
@@ -542,10 +527,6 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(cells_digest(&cells, &mut buf), row_digest(&row));
         assert_eq!(buf, bincode::serde::encode_to_vec(&row, bincode::config::standard()).unwrap());
-        encode_cells_key(&cells, &[0], &mut buf);
-        assert_eq!(buf, encode_key(&[&row[0]]));
-        encode_cells_key(&cells, &[0, 2, 7, 12], &mut buf);
-        assert_eq!(buf, encode_key(&[&row[0], &row[2], &row[7], &row[12]]));
         assert_eq!(cells.iter().map(|c| c.to_value()).collect::<Vec<_>>(), row);
     }
 }

@@ -13,6 +13,7 @@ pub mod division;
 pub mod generate;
 pub mod grant;
 pub mod idnumber;
+pub mod key;
 pub mod node;
 pub mod token;
 pub mod units;

@@ -498,3 +498,134 @@ fn kill_test_vault_equals_source_after_sigkills() {
     let (_, out, _) = agent.sync(&[]);
     assert_eq!(out["sent_rows"], 0, "nothing left to send");
 }
+
+/// Every shape of key a department table has syncs into the vault the
+/// source holds, first in full and then by its changes: one integer (a
+/// rowid table and a WITHOUT ROWID one), negative and large integers,
+/// text stored out of key order, reals, composite keys mixing types, a
+/// column mixing every type (whose encoded order is not bincode's), and
+/// text that is not UTF-8 (read in an order that is not its keys', so the
+/// agent reads it again by lookup).
+#[test]
+fn every_key_shape_syncs_to_the_same_vault() {
+    let (hub, agent, tmp) = setup();
+    let db = tmp.path().join("shapes.db");
+    let n: i64 = 6_000;
+    let tables: [(&str, &str, &[&str]); 8] = [
+        ("int_key", "id INTEGER PRIMARY KEY, name TEXT, amt REAL", &["id"]),
+        ("int_norowid", "id INTEGER PRIMARY KEY, name TEXT, amt REAL) WITHOUT ROWID; --", &["id"]),
+        ("neg_key", "id INTEGER PRIMARY KEY, name TEXT, amt REAL", &["id"]),
+        ("text_key", "id TEXT PRIMARY KEY, name TEXT, amt REAL", &["id"]),
+        ("real_key", "id REAL PRIMARY KEY, name TEXT, amt REAL", &["id"]),
+        ("comp_key", "region TEXT, id INTEGER, name TEXT, amt REAL, PRIMARY KEY (region, id)", &["region", "id"]),
+        ("mixed_key", "id PRIMARY KEY, name TEXT, amt REAL", &["id"]),
+        ("latin1_key", "id TEXT PRIMARY KEY, name TEXT, amt REAL", &["id"]),
+    ];
+    // the key of row i of each table; i runs over a shuffled range so
+    // rowid order is not key order
+    let key_sql = |table: &str, i: i64| -> String {
+        match table {
+            "int_key" | "int_norowid" => format!("{}", i * 7),
+            "neg_key" => format!("{}", (i - n / 2) * 1_000_003 + if i % 3 == 0 { 1 << 53 } else { 0 }),
+            "text_key" => format!("'{:06}-{}'", (i * 7919) % 1_000_003, i),
+            "real_key" => format!("{}", (i as f64 - n as f64 / 2.0) / 8.0),
+            "comp_key" => format!("'g{}', {}", i % 13, i - 200),
+            "mixed_key" => match i % 5 {
+                0 => format!("{}", i - 3_000),
+                1 => format!("{}.5", i - 3_000),
+                2 => format!("'t{i}'"),
+                3 => format!("x'{i:06x}00'"),
+                _ => format!("'{}'", 300 - i),
+            },
+            // SQLite sorts these texts by their bytes, the agent's keys put
+            // the ones that are not UTF-8 (read as blobs) after the others
+            _ if i % 2 == 0 => format!("CAST(x'{:04x}ff{:02x}' AS TEXT)", i, i % 251),
+            _ => format!("'v{i}'"),
+        }
+    };
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let tx = c.unchecked_transaction().unwrap();
+        for (table, columns, _) in &tables {
+            tx.execute_batch(&format!("CREATE TABLE {table} ({columns})")).unwrap();
+            for j in 0..n {
+                let i = (j * 4_099) % n; // a permutation of 0..n
+                let sql = format!("INSERT INTO {table} VALUES ({}, '名{i}', {})", key_sql(table, i), i as f64 * 1.5);
+                tx.execute(&sql, []).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    for (table, _, key) in &tables {
+        let key: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
+        agent.add_config(&format!(
+            "[[resource]]\ncode = \"{table}\"\nkey = [{}]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"{table}\" }}",
+            key.join(", "),
+            db.display()
+        ));
+    }
+    let check = |round: &str| {
+        for (table, _, key) in &tables {
+            let mut cols: Vec<&str> = key.to_vec();
+            cols.extend(["name", "amt"].iter().filter(|c| !key.contains(c)));
+            if *table == "latin1_key" {
+                // not UTF-8: compared by count and by the bytes of the keys
+                let keys = |path: &Path, t: &str| -> Vec<Vec<u8>> {
+                    let c = rusqlite::Connection::open(path).unwrap();
+                    let mut q = c.prepare(&format!("SELECT CAST(id AS BLOB) FROM \"{t}\" ORDER BY 1")).unwrap();
+                    q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+                };
+                assert_eq!(keys(&db, table), keys(&vault(&hub, NODE), table), "{round}: {table}");
+                continue;
+            }
+            assert_eq!(
+                table_checksum(&db, table, &cols),
+                table_checksum(&vault(&hub, NODE), table, &cols),
+                "{round}: the vault of {table} differs from the source"
+            );
+        }
+    };
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["sent_rows"], 8 * n, "every row of every table once");
+    for r in out["resources"].as_array().unwrap() {
+        assert_eq!((r["inserted"].as_i64(), r["quarantined"].as_i64()), (Some(n), Some(0)), "{r}");
+    }
+    check("first sync");
+
+    // change some rows of each table: updates, deletions and new keys
+    // between and around the old ones
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let tx = c.unchecked_transaction().unwrap();
+        for (table, _, key) in &tables {
+            let first = key[0];
+            tx.execute_batch(&format!(
+                "UPDATE {table} SET name = name || '改' WHERE rowid % 97 = 3;
+                 DELETE FROM {table} WHERE rowid % 89 = 5;"
+            ))
+            .or_else(|_| {
+                // WITHOUT ROWID: by key instead
+                tx.execute_batch(&format!(
+                    "UPDATE {table} SET name = name || '改' WHERE {first} % 97 = 3;
+                     DELETE FROM {table} WHERE {first} % 89 = 5;"
+                ))
+            })
+            .unwrap();
+            for i in n..n + 50 {
+                let sql = format!("INSERT INTO {table} VALUES ({}, '新{i}', 0.25)", key_sql(table, i));
+                tx.execute(&sql, []).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    for r in out["resources"].as_array().unwrap() {
+        assert_eq!(r["inserted"], 50, "{r}");
+        assert!(r["updated"].as_i64() > Some(0) && r["deleted"].as_i64() > Some(0), "{r}");
+    }
+    check("after the changes");
+    let (_, out, _) = agent.sync(&[]);
+    assert_eq!(out["sent_rows"], 0, "nothing left to send");
+}

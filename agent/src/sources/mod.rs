@@ -1,0 +1,324 @@
+//! Reading a resource's rows from its source: a SQLite table or query, or a
+//! drop folder of CSV files.
+//!
+//! A source opens as a [`Reader`]: the columns and the files set aside,
+//! then the rows one at a time as borrowed cells, so a scan of a large table
+//! copies only the rows that changed; the bad rows are set aside with the
+//! reason each was. A bad row or file never stops the
+//! rows around it; only a source that cannot be read at all is an error.
+//! Both are streamed: the agent's memory does not grow with the size of a
+//! table or of a drop (see [`csv`] for the CSV format).
+
+use std::path::{Path, PathBuf};
+
+use gdx_common::data::{Cell, Column, check_column_name};
+use rusqlite::OpenFlags;
+use rusqlite::types::ValueRef;
+
+use crate::config::{Encoding, SourceConfig};
+
+pub mod csv;
+
+/// A row or file set aside, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Quarantined {
+    pub place: String,
+    pub reason: String,
+    /// The offending content, shortened for display.
+    pub content: String,
+}
+
+/// A source that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("cannot read the source: {0}")]
+    Read(String),
+    #[error("{0}")]
+    Columns(String),
+}
+
+/// A source opened for one scan.
+pub struct Reader {
+    pub columns: Vec<Column>,
+    /// Files set aside while opening (CSV: unreadable, bad header).
+    pub quarantine: Vec<Quarantined>,
+    /// A whole file was set aside: rows absent from this read must not be
+    /// taken for deletions.
+    pub partial: bool,
+    rows: Rows,
+}
+
+/// Where a row is, as [`Reader::place`] tells it: the row's ordinal in a
+/// database, or a drop's file (its index, shifted by [`FILE_SHIFT`]) and
+/// line.
+pub type Place = u64;
+const FILE_SHIFT: u32 = 40;
+
+enum Rows {
+    /// Read by [`Reader::for_each`], straight from SQLite's pages; `table`
+    /// when `sql` reads a whole table (so it can be ordered), `order` the
+    /// `ORDER BY` clause when it is.
+    Sqlite { conn: rusqlite::Connection, sql: String, table: bool, order: Option<String> },
+    /// The files of a drop folder, in name order, past their headers, with
+    /// the position of each of [`Reader::columns`] in each file's header.
+    Csv { files: Vec<(csv::CsvFile, Vec<usize>)> },
+}
+
+/// What one read of a source gave beside its rows.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub rows: usize,
+    /// Rows set aside while reading (CSV: malformed lines).
+    pub quarantine: Vec<Quarantined>,
+    /// Rows were set aside without being read (see [`Reader::partial`]).
+    pub partial: bool,
+}
+
+/// Opens the source and reads its columns.
+pub fn open(source: &SourceConfig) -> Result<Reader, SourceError> {
+    match source {
+        SourceConfig::Sqlite { path, table, query } => open_sqlite(path, table.as_deref(), query.as_deref()),
+        SourceConfig::Csv { dir, encoding } => open_csv_dir(dir, *encoding),
+    }
+}
+
+impl Reader {
+    /// Calls `each(place, cells)` for every row, in source order (or key
+    /// order, see [`Reader::order_by`]), with the cells in the order of
+    /// [`Reader::columns`].
+    pub fn for_each(&self, mut each: impl FnMut(Place, &[Cell<'_>])) -> Result<Read, SourceError> {
+        let read = |e: rusqlite::Error| SourceError::Read(e.to_string());
+        let mut out = Read::default();
+        match &self.rows {
+            Rows::Csv { files } => {
+                for (n, (file, order)) in files.iter().enumerate() {
+                    let base = (n as u64) << FILE_SHIFT;
+                    let rest_set_aside = file
+                        .for_each(&mut out.quarantine, |line, raw| {
+                            let cells: Vec<Cell<'_>> = order.iter().map(|&i| raw[i]).collect();
+                            each(base | line as u64, &cells);
+                            out.rows += 1;
+                        })
+                        .map_err(|e| SourceError::Read(format!("{}: {e}", file.name)))?;
+                    out.partial |= rest_set_aside;
+                }
+            }
+            Rows::Sqlite { conn, sql, order, .. } => {
+                let sql = match order {
+                    Some(order) => format!("{sql} ORDER BY {order}"),
+                    None => sql.clone(),
+                };
+                let mut stmt = conn.prepare(&sql).map_err(read)?;
+                let names: Vec<&str> = stmt.column_names().collect();
+                if names.len() != self.columns.len() || names.iter().zip(&self.columns).any(|(a, b)| *a != b.name) {
+                    return Err(SourceError::Read(
+                        "the table's columns changed while it was being read; the next scan reads it again".into(),
+                    ));
+                }
+                let width = self.columns.len();
+                let mut rows = stmt.query([]).map_err(read)?;
+                while let Some(row) = rows.next().map_err(read)? {
+                    let mut cells = Vec::with_capacity(width);
+                    for i in 0..width {
+                        cells.push(match row.get_ref(i).map_err(read)? {
+                            ValueRef::Null => Cell::Null,
+                            ValueRef::Integer(i) => Cell::Integer(i),
+                            ValueRef::Real(f) => Cell::Real(f),
+                            ValueRef::Text(t) => std::str::from_utf8(t).map_or(Cell::Blob(t), Cell::Text),
+                            ValueRef::Blob(b) => Cell::Blob(b),
+                        });
+                    }
+                    each(out.rows as Place, &cells);
+                    out.rows += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes [`Reader::for_each`] read the rows in ascending order of the
+    /// `key` columns, in the order of their encoded keys
+    /// ([`gdx_common::key`]), where the source can do so itself (a SQLite
+    /// table that has them); returns whether it will. `None` reads in
+    /// source order again.
+    pub fn order_by(&mut self, key: Option<&[String]>) -> bool {
+        let Reader { columns, rows, .. } = self;
+        match (rows, key) {
+            (Rows::Sqlite { table: true, order, .. }, Some(key))
+                if key.iter().all(|k| columns.iter().any(|c| &c.name == k)) =>
+            {
+                // BINARY: text by its bytes, as the encoded keys compare
+                let cols: Vec<String> =
+                    key.iter().map(|k| format!("\"{}\" COLLATE BINARY", k.replace('"', "\"\""))).collect();
+                *order = Some(cols.join(", "));
+                true
+            }
+            (Rows::Sqlite { order, .. }, None) => {
+                *order = None;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Where the row at `place` is, for people: `row 12`, or `file.csv line 12`.
+    pub fn place(&self, place: Place) -> String {
+        match &self.rows {
+            Rows::Csv { files } => {
+                let name = files.get((place >> FILE_SHIFT) as usize).map_or("?", |f| f.0.name.as_str());
+                format!("{name} line {}", place & ((1 << FILE_SHIFT) - 1))
+            }
+            Rows::Sqlite { .. } => format!("row {}", place + 1),
+        }
+    }
+}
+
+/// The file whose changes should trigger a sync (the database, or the folder).
+pub fn watched_path(source: &SourceConfig) -> &Path {
+    match source {
+        SourceConfig::Sqlite { path, .. } => path,
+        SourceConfig::Csv { dir, .. } => dir,
+    }
+}
+
+fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<Reader, SourceError> {
+    let open_err = |reason: String| SourceError::Open { path: path.display().to_string(), reason };
+    if !path.is_file() {
+        return Err(open_err("no such file; check path in agent.toml".into()));
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| open_err(e.to_string()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| open_err(e.to_string()))?;
+    let sql = match (table, query) {
+        (Some(t), _) => {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type IN ('table','view') AND name = ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n > 0)
+                .map_err(|e| open_err(e.to_string()))?;
+            if !exists {
+                return Err(SourceError::Read(format!("the database has no table {t:?}; check table in agent.toml")));
+            }
+            format!("SELECT * FROM \"{t}\"")
+        }
+        (None, Some(q)) => q.to_owned(),
+        (None, None) => return Err(SourceError::Read("no table or query configured".into())),
+    };
+    let columns: Vec<Column> = {
+        let stmt = conn.prepare(&sql).map_err(|e| SourceError::Read(format!("the query does not prepare: {e}")))?;
+        if !stmt.readonly() {
+            return Err(SourceError::Read(
+                "the query would modify the database; only SELECT queries are allowed".into(),
+            ));
+        }
+        stmt.columns()
+            .map(|c| Column { name: c.name().to_owned(), decl_type: c.decl_type().unwrap_or_default().to_uppercase() })
+            .collect()
+    };
+    check_columns(&columns)?;
+    let rows = Rows::Sqlite { conn, sql, table: table.is_some(), order: None };
+    Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows })
+}
+
+fn check_columns(columns: &[Column]) -> Result<(), SourceError> {
+    let mut seen = std::collections::HashSet::new();
+    for c in columns {
+        check_column_name(&c.name)
+            .map_err(|e| SourceError::Columns(format!("{e}; rename it in the source or select it AS another name")))?;
+        if !seen.insert(c.name.to_lowercase()) {
+            return Err(SourceError::Columns(format!(
+                "column {:?} appears twice in the source (names that differ only in case count as the same)",
+                c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the CSV files of a drop folder (those ending in `.csv`, not
+/// hidden), in name order, and reads their headers: the first file's is the
+/// resource's columns; a file whose columns differ, or that cannot be read,
+/// is set aside whole.
+fn open_csv_dir(dir: &Path, encoding: Encoding) -> Result<Reader, SourceError> {
+    let open_err = |reason: String| SourceError::Open { path: dir.display().to_string(), reason };
+    let canonical_dir = dir.canonicalize().map_err(|e| open_err(format!("{e}; check dir in agent.toml")))?;
+    let mut names: Vec<(String, PathBuf)> = Vec::new();
+    let mut out =
+        Reader { columns: Vec::new(), quarantine: Vec::new(), partial: false, rows: Rows::Csv { files: vec![] } };
+    let set_aside = |out: &mut Reader, place: String, reason: String, content: String| {
+        out.partial = true;
+        out.quarantine.push(Quarantined { place, reason, content });
+    };
+    for entry in std::fs::read_dir(&canonical_dir).map_err(|e| open_err(e.to_string()))? {
+        let entry = entry.map_err(|e| open_err(e.to_string()))?;
+        let raw_name = entry.file_name();
+        let Some(name) = raw_name.to_str().map(str::to_owned) else {
+            let place = raw_name.to_string_lossy().into_owned();
+            set_aside(&mut out, place, "the file name is not valid UTF-8; rename the file".into(), String::new());
+            continue;
+        };
+        if name.starts_with('.') || !name.to_ascii_lowercase().ends_with(".csv") {
+            continue; // partial uploads (.tmp, .part) and other files are not extracts
+        }
+        match entry.path().canonicalize() {
+            Ok(real) if real.starts_with(&canonical_dir) && real.is_file() => names.push((name, real)),
+            Ok(real) if !real.starts_with(&canonical_dir) => {
+                let reason = format!(
+                    "the file escapes the drop folder (it leads to {}); drop real files, not links",
+                    real.display()
+                );
+                set_aside(&mut out, name, reason, String::new());
+            }
+            Ok(_) => {}
+            Err(e) => set_aside(&mut out, name, format!("cannot open: {e}"), String::new()),
+        }
+    }
+    names.sort();
+    let mut files: Vec<(csv::CsvFile, Vec<usize>)> = Vec::new();
+    for (name, path) in names {
+        let opened = std::fs::File::open(&path).and_then(|f| csv::CsvFile::open(&name, f, encoding));
+        let file = match opened {
+            Err(e) => {
+                set_aside(&mut out, name, format!("cannot read: {e}"), String::new());
+                continue;
+            }
+            Ok(Err(refused)) => {
+                set_aside(&mut out, name, refused.reason, refused.content);
+                continue;
+            }
+            Ok(Ok(None)) => continue, // empty: no rows
+            Ok(Ok(Some(file))) => file,
+        };
+        let order: Vec<usize> = match files.first() {
+            None => {
+                out.columns =
+                    file.header.iter().map(|c| Column { name: c.clone(), decl_type: String::new() }).collect();
+                (0..file.header.len()).collect()
+            }
+            Some((first, _)) => {
+                let (mut a, mut b) = (file.header.clone(), first.header.clone());
+                a.sort();
+                b.sort();
+                if a != b {
+                    let reason = format!(
+                        "its columns differ from those of {}; every file of a resource needs the same header",
+                        first.name
+                    );
+                    let content = file.header.join(",");
+                    set_aside(&mut out, name, reason, content);
+                    continue;
+                }
+                first.header.iter().filter_map(|c| file.header.iter().position(|x| x == c)).collect()
+            }
+        };
+        files.push((file, order));
+    }
+    out.rows = Rows::Csv { files };
+    Ok(out)
+}
