@@ -414,6 +414,13 @@ fn decide(dir: &std::path::Path, id: String, verdict: Decided, timeout: &str) ->
     exchange::record(rt.block_on(exchange::ask(dir, Message::Decide(Decision { id, verdict }), secs(timeout)?))?)
 }
 
+/// This process's peak resident memory (Linux's VmHWM), for `sync --json`.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
     let paused: Vec<&str> = out.reports.iter().filter_map(|r| r.paused.as_deref()).collect();
     let failed = !out.errors.is_empty() || !paused.is_empty() || out.upload_error.is_some() || out.left.changesets > 0;
@@ -428,6 +435,7 @@ fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
             "notes": out.notes,
             "upload_error": out.upload_error,
             "waiting": out.left,
+            "peak_rss_kib": peak_rss_kib(),
         });
         println!("{v:#}");
     } else {

@@ -7,11 +7,18 @@
 //! when rsync is installed. GDX: `gdx-agent sync` of the same table through a
 //! real hub on 127.0.0.1 (QUIC, mutual TLS, signatures, fsync'd commits).
 //!
-//! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- SCENARIO [options]`, where SCENARIO is
-//! `initial` or `incremental` (both run the initial sync, then the change:
-//! `--rows N`, `--change-pct P`), `relay` (`--changes N`), `fanin`
-//! (`--agents N,N…`), `footprint` or `audit` (`--entries N`). Each prints a
-//! table and writes `gdx-bench-SCENARIO.json` in the current directory.
+//! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- SCENARIO [options]`
+//! (`--help` lists them). Each prints a table and writes
+//! `gdx-bench-SCENARIO.json` in the current directory.
+//!
+//! `initial` and `incremental`: a table of generated people keyed the way
+//! department tables are (`--key int,text,composite`: an integer id, the
+//! 公民身份号码, or (county code, sequence number)), synced in full, then
+//! after `--change-pct` % of its rows changed. `sweep`: the first sync and
+//! a 1 % change of each key shape at each size (`--sizes`), time per row
+//! and the agent's peak memory, so growth worse than linear shows. `csv`:
+//! a GBK CSV export of `--rows` people dropped into a folder and synced,
+//! with the agent's peak memory.
 //!
 //! `audit`: durable appends per second (one transaction each, and collected
 //! from a store's outbox as the hub does), then the time to verify a log of
@@ -33,54 +40,208 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use clap::{Parser, Subcommand, ValueEnum};
 use gdx_common::DivisionCode;
-use gdx_common::generate::Generator;
-use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS, insert_person, write_people};
+use gdx_common::generate::{Generator, Person};
+use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS};
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str, default: f64| -> f64 {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    match args.get(1).filter(|a| !a.starts_with("--")).map(String::as_str) {
-        None | Some("initial" | "incremental") => {}
-        Some("relay") => return relay_bench(arg("--changes", 50.0) as usize),
-        Some("fanin") => {
-            let list = args.iter().position(|a| a == "--agents").and_then(|i| args.get(i + 1));
-            let ns: Vec<usize> =
-                list.map_or("100,1000", String::as_str).split(',').filter_map(|n| n.trim().parse().ok()).collect();
-            return fanin_bench(&ns);
-        }
-        Some("footprint") => return footprint_bench(),
-        Some("audit") => return audit_bench(arg("--entries", 1_000_000.0) as u64),
-        Some(other) => {
-            eprintln!(
-                "error: no scenario {other:?}; use initial, incremental, relay, fanin, footprint or audit (see the top of gdx-bench.rs)"
-            );
-            std::process::exit(2);
+#[derive(Parser)]
+#[command(
+    name = "gdx-bench",
+    about = "Measures GDX against baselines run in the same process on the same data",
+    after_help = "Examples:\n  gdx-bench initial --rows 1000000 --key int\n  gdx-bench sweep --sizes 100000,200000,400000,800000\n  gdx-bench csv --rows 1000000\n  gdx-bench fanin --agents 100,1000"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// First sync of a generated table, against a local SQLite copy and rsync (then the incremental sync too)
+    Initial(SyncArgs),
+    /// A first sync, then the sync of a change of --change-pct % of the rows, against rsync's delta
+    Incremental(SyncArgs),
+    /// First sync and a 1 % change of each key shape at each size: time per row and peak memory
+    Sweep {
+        /// Table sizes, in rows
+        #[arg(long, value_delimiter = ',', default_value = "100000,200000,400000,800000")]
+        sizes: Vec<i64>,
+        /// Key shapes
+        #[arg(long, value_delimiter = ',', default_value = "int,text,composite")]
+        key: Vec<KeyShape>,
+    },
+    /// A GBK CSV export dropped into a folder and synced, with the agent's peak memory
+    Csv {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+    },
+    /// One-row changes from a county agent through its prefecture hub to the province: p50 and p99
+    Relay {
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+    },
+    /// Many simulated agents sending changesets to one hub
+    Fanin {
+        /// Numbers of agents, one run each
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        agents: Vec<usize>,
+    },
+    /// Binary sizes and idle memory of a hub and an agent
+    Footprint,
+    /// Audit log appends per second and verification time
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Rows in the generated table
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: i64,
+    /// Percentage of the rows changed before the incremental sync (80 % updated, 10 % deleted, 10 % new)
+    #[arg(long, default_value_t = 1.0)]
+    change_pct: f64,
+    /// Key shapes, one run each
+    #[arg(long, value_delimiter = ',', default_value = "int,text,composite")]
+    key: Vec<KeyShape>,
+}
+
+/// How the generated people table is keyed, as department tables are.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KeyShape {
+    /// `id INTEGER PRIMARY KEY`, numbered in insertion order
+    Int,
+    /// the 公民身份号码, `TEXT PRIMARY KEY`, in generation (random) order
+    Text,
+    /// (county code TEXT, sequence number INTEGER), in generation order
+    Composite,
+}
+
+impl KeyShape {
+    fn name(self) -> &'static str {
+        match self {
+            KeyShape::Int => "int",
+            KeyShape::Text => "text",
+            KeyShape::Composite => "composite",
         }
     }
-    sync_bench(arg("--rows", 1_000_000.0) as i64, arg("--change-pct", 1.0));
+
+    fn key_columns(self) -> &'static str {
+        match self {
+            KeyShape::Int => "\"id\"",
+            KeyShape::Text => "\"id_number\"",
+            KeyShape::Composite => "\"county\", \"seq\"",
+        }
+    }
+
+    fn create_sql(self) -> &'static str {
+        match self {
+            KeyShape::Int => {
+                "CREATE TABLE people (id INTEGER PRIMARY KEY, id_number TEXT, name TEXT, sex TEXT, ethnicity TEXT, birth TEXT, address TEXT, phone TEXT)"
+            }
+            KeyShape::Text => {
+                "CREATE TABLE people (id_number TEXT PRIMARY KEY, name TEXT, sex TEXT, ethnicity TEXT, birth TEXT, address TEXT, phone TEXT)"
+            }
+            KeyShape::Composite => {
+                "CREATE TABLE people (county TEXT, seq INTEGER, id_number TEXT, name TEXT, sex TEXT, ethnicity TEXT, birth TEXT, address TEXT, phone TEXT, PRIMARY KEY (county, seq))"
+            }
+        }
+    }
+
+    /// Adds person number `n` (from 1).
+    fn insert(self, conn: &rusqlite::Connection, n: i64, p: &Person) {
+        let cols = rusqlite::params![p.id_number, p.name, p.sex(), p.ethnicity, p.birth, p.address, p.phone];
+        let (sql, prefix): (&str, Vec<rusqlite::types::Value>) = match self {
+            KeyShape::Int => ("INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?, ?)", vec![n.into()]),
+            KeyShape::Text => ("INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?)", vec![]),
+            KeyShape::Composite => (
+                "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                vec![p.id_number[..6].to_owned().into(), n.into()],
+            ),
+        };
+        let mut stmt = conn.prepare_cached(sql).expect("prepare insert");
+        let mut params: Vec<&dyn rusqlite::ToSql> = prefix.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+        params.extend_from_slice(cols);
+        stmt.execute(params.as_slice()).expect("insert person");
+    }
+}
+
+fn main() {
+    match Cli::parse().scenario {
+        Scenario::Initial(a) | Scenario::Incremental(a) => {
+            let runs: Vec<serde_json::Value> =
+                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, true)).collect();
+            write_json("initial", &serde_json::json!(runs));
+        }
+        Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
+        Scenario::Csv { rows } => csv_bench(rows),
+        Scenario::Relay { changes } => relay_bench(changes),
+        Scenario::Fanin { agents } => fanin_bench(&agents),
+        Scenario::Footprint => footprint_bench(),
+        Scenario::Audit { entries } => audit_bench(entries),
+    }
 }
 
 /// The seed of the generated population (`gdx_common::generate`).
 const SEED: u64 = 2026;
 
-/// `initial` and `incremental`: a generated population extract synced in
-/// full, then after `pct` % of its rows changed (80 % of them updated, 10 %
-/// deleted, 10 % new people), against a local SQLite copy and rsync through
-/// an rsync daemon on 127.0.0.1.
-fn sync_bench(rows: i64, pct: f64) {
+/// `rows` generated people in table `people` of `db`, keyed as `shape` says.
+fn write_people(db: &Path, rows: i64, shape: KeyShape, generator: &mut Generator) {
+    let c = rusqlite::Connection::open(db).expect("open source");
+    c.execute_batch(shape.create_sql()).expect("create people");
+    let tx = c.unchecked_transaction().expect("tx");
+    for n in 1..=rows {
+        shape.insert(&tx, n, &generator.person());
+    }
+    tx.commit().expect("commit");
+}
+
+/// A hub on 127.0.0.1 and an agent enrolled at it, syncing `toml`'s resource.
+fn hub_and_agent(resource_toml: &str) -> (Hub, Agent) {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
+    agent.add_config(resource_toml);
+    (hub, agent)
+}
+
+/// One `gdx-agent sync`: seconds, bytes and rows sent, the agent's peak RSS in MiB.
+fn timed_sync(agent: &Agent) -> (f64, u64, u64, f64) {
+    let t = Instant::now();
+    let (code, out, err) = agent.sync(&[]);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "sync failed: {err}");
+    let mib = out["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+    (secs, out["sent_bytes"].as_u64().unwrap_or(0), out["sent_rows"].as_u64().unwrap_or(0), mib)
+}
+
+/// The SQLite resource of `src`'s people table keyed as `shape`.
+fn people_resource(src: &Path, shape: KeyShape) -> String {
+    format!(
+        "[[resource]]\ncode = \"hukou\"\nkey = [{}]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
+        shape.key_columns(),
+        src.display()
+    )
+}
+
+/// `initial` and `incremental` for one key shape: a generated population
+/// table synced in full, then after `pct` % of its rows changed (80 % of
+/// them updated, 10 % deleted, 10 % new people), against a local SQLite
+/// copy and (with `rsync`) rsync through an rsync daemon on 127.0.0.1.
+fn sync_bench(shape: KeyShape, rows: i64, pct: f64, rsync: bool) -> serde_json::Value {
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("src.db");
-    println!("gdx-bench: {rows} generated people (seed {SEED}), then {changed} rows ({pct}%) changed");
+    println!(
+        "gdx-bench: {rows} generated people keyed by {} (seed {SEED}), then {changed} rows ({pct}%) changed",
+        shape.name()
+    );
     let mut generator = Generator::new(SEED);
-    write_people(&src, rows as usize, &mut generator);
+    write_people(&src, rows, shape, &mut generator);
     let src_bytes = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
     println!("source: {} MiB", src_bytes / (1 << 20));
 
@@ -89,9 +250,9 @@ fn sync_bench(rows: i64, pct: f64) {
     let dst = tmp.path().join("copy.db");
     let c = rusqlite::Connection::open(&dst).expect("open copy");
     c.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144;
-         CREATE TABLE people (id_number TEXT PRIMARY KEY, name TEXT, sex TEXT, ethnicity TEXT, birth TEXT, address TEXT, phone TEXT) WITHOUT ROWID;
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; {};
          ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people; DETACH s;",
+        shape.create_sql(),
         src.display()
     ))
     .expect("copy");
@@ -99,7 +260,7 @@ fn sync_bench(rows: i64, pct: f64) {
     println!("baseline sqlite copy: {:.2} s, {:.0} rows/s", copy_s, rows as f64 / copy_s);
 
     // Baseline: rsync full, then delta, to an rsync daemon on 127.0.0.1.
-    let daemon = ensure_rsync().then(|| RsyncDaemon::start(tmp.path()));
+    let daemon = (rsync && rsync_present()).then(|| RsyncDaemon::start(tmp.path()));
     let rsync_full = daemon.as_ref().map(|d| {
         let (s, b) = d.push(&src);
         println!("baseline rsync full copy (rsync daemon on 127.0.0.1): {s:.2} s, {b} bytes sent");
@@ -107,21 +268,10 @@ fn sync_bench(rows: i64, pct: f64) {
     });
 
     // GDX initial sync.
-    let mut hub = Hub::init("630000");
-    hub.start();
-    let agent = Agent::new();
-    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
-    agent.add_config(&format!(
-        "[[resource]]\ncode = \"hukou\"\nkey = [\"id_number\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
-        src.display()
-    ));
-    let t = Instant::now();
-    let (code, out, err) = agent.sync(&[]);
-    let gdx_s = t.elapsed().as_secs_f64();
-    assert_eq!(code, 0, "sync failed: {err}");
-    let full_bytes = out["sent_bytes"].as_u64().unwrap_or(0);
+    let (_hub, agent) = hub_and_agent(&people_resource(&src, shape));
+    let (gdx_s, full_bytes, _, rss) = timed_sync(&agent);
     println!(
-        "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent ({:.2}x the SQLite copy's time)",
+        "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent, agent peak RSS {rss:.0} MiB ({:.2}x the SQLite copy's time)",
         gdx_s,
         rows as f64 / gdx_s,
         full_bytes,
@@ -129,13 +279,8 @@ fn sync_bench(rows: i64, pct: f64) {
     );
 
     // Change P% and sync again.
-    let changed_rows = change_people(&src, rows, changed, &mut generator);
-    let t = Instant::now();
-    let (code, out, err) = agent.sync(&[]);
-    let inc_s = t.elapsed().as_secs_f64();
-    assert_eq!(code, 0, "sync failed: {err}");
-    let inc_bytes = out["sent_bytes"].as_u64().unwrap_or(0);
-    let inc_rows = out["sent_rows"].as_u64().unwrap_or(0);
+    let changed_rows = change_people(&src, shape, rows, changed, &mut generator);
+    let (inc_s, inc_bytes, inc_rows, inc_rss) = timed_sync(&agent);
     // the floor for bytes: the changed rows alone, as text, zstd-compressed
     let zstd_bytes = zstd::bulk::compress(changed_rows.as_bytes(), 3).map(|z| z.len()).unwrap_or(0);
     println!(
@@ -143,7 +288,7 @@ fn sync_bench(rows: i64, pct: f64) {
         inc_bytes as f64 / zstd_bytes.max(1) as f64
     );
     println!(
-        "gdx incremental sync: {inc_s:.2} s, {inc_rows} rows, {inc_bytes} bytes sent ({:.1}% of the initial sync's bytes)",
+        "gdx incremental sync: {inc_s:.2} s, {inc_rows} rows, {inc_bytes} bytes sent ({:.1}% of the initial sync's bytes), agent peak RSS {inc_rss:.0} MiB",
         100.0 * inc_bytes as f64 / full_bytes.max(1) as f64
     );
     let rsync_delta = daemon.as_ref().map(|d| {
@@ -158,24 +303,135 @@ fn sync_bench(rows: i64, pct: f64) {
     if let Some((_, b)) = rsync_full {
         println!("initial bytes: rsync sent {:.1}x the bytes gdx sent", b as f64 / full_bytes.max(1) as f64);
     }
-    write_json(
-        "initial",
-        &serde_json::json!({ "rows": rows, "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s, "gdx_bytes": full_bytes,
+    serde_json::json!({ "key": shape.name(), "rows": rows,
+        "initial": { "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s, "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss,
             "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s,
-            "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) }),
+            "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) },
+        "incremental": { "rows_changed": inc_rows, "gdx_s": inc_s, "gdx_bytes": inc_bytes, "agent_peak_rss_mib": inc_rss,
+            "zstd_changed_rows_bytes": zstd_bytes, "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1),
+            "ratio_to_rsync_s": rsync_delta.map(|r| inc_s / r.0), "rsync_bytes_per_gdx_byte": rsync_delta.map(|r| r.1 as f64 / inc_bytes.max(1) as f64) } })
+}
+
+/// `sweep`: every key shape at every size, first sync and a 1 % change;
+/// time per row, the ratio to the text key at the same size, peak RSS.
+fn sweep_bench(sizes: &[i64], shapes: &[KeyShape]) {
+    let mut runs = Vec::new();
+    for &rows in sizes {
+        for &shape in shapes {
+            let tmp = tempfile::tempdir().expect("temp dir");
+            let src = tmp.path().join("src.db");
+            let mut generator = Generator::new(SEED);
+            write_people(&src, rows, shape, &mut generator);
+            let (_hub, agent) = hub_and_agent(&people_resource(&src, shape));
+            let (initial_s, _, _, initial_rss) = timed_sync(&agent);
+            change_people(&src, shape, rows, rows / 100, &mut generator);
+            let (inc_s, _, _, inc_rss) = timed_sync(&agent);
+            println!(
+                "{:>9} rows {:<9} first sync {initial_s:6.2} s ({:.2} µs/row, peak RSS {initial_rss:.0} MiB), 1% change {inc_s:5.2} s (peak RSS {inc_rss:.0} MiB)",
+                rows,
+                shape.name(),
+                initial_s * 1e6 / rows as f64
+            );
+            runs.push((rows, shape, initial_s, initial_rss, inc_s, inc_rss));
+        }
+    }
+    println!("\n| rows | key | first sync s | µs/row | × text | peak RSS MiB | 1% change s | × text | peak RSS MiB |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut json = Vec::new();
+    for &(rows, shape, s, rss, inc, inc_rss) in &runs {
+        let text = runs.iter().find(|r| r.0 == rows && r.1 == KeyShape::Text);
+        let ratio = |x: f64, t: Option<f64>| t.map_or("–".to_owned(), |t| format!("{:.2}", x / t));
+        println!(
+            "| {rows} | {} | {s:.2} | {:.2} | {} | {rss:.0} | {inc:.2} | {} | {inc_rss:.0} |",
+            shape.name(),
+            s * 1e6 / rows as f64,
+            ratio(s, text.map(|t| t.2)),
+            ratio(inc, text.map(|t| t.4))
+        );
+        json.push(
+            serde_json::json!({ "rows": rows, "key": shape.name(), "initial_s": s, "us_per_row": s * 1e6 / rows as f64,
+            "initial_peak_rss_mib": rss, "incremental_s": inc, "incremental_peak_rss_mib": inc_rss }),
+        );
+    }
+    for &shape in shapes {
+        let per_row: Vec<f64> = runs.iter().filter(|r| r.1 == shape).map(|r| r.2 * 1e6 / r.0 as f64).collect();
+        let mean = per_row.iter().sum::<f64>() / per_row.len().max(1) as f64;
+        let spread = per_row.iter().map(|x| (x / mean - 1.0).abs()).fold(0.0, f64::max);
+        println!("{}: time per row within ±{:.0}% of its mean across the sweep", shape.name(), spread * 100.0);
+    }
+    write_json("sweep", &serde_json::json!(json));
+}
+
+/// `csv`: `rows` generated people written as one GBK CSV export (as a
+/// county system exports them), dropped into a folder and synced.
+fn csv_bench(rows: i64) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let folder = tmp.path().join("drop");
+    std::fs::create_dir_all(&folder).expect("drop folder");
+    let mut generator = Generator::new(SEED);
+    let mut text = String::from("证件号码,姓名,性别,民族,出生日期,住址,联系电话\r\n");
+    for _ in 0..rows {
+        let p = generator.person();
+        let address = if p.address.contains(',') { format!("\"{}\"", p.address) } else { p.address.clone() };
+        text.push_str(&format!(
+            "{},{},{},{},{},{address},{}\r\n",
+            p.id_number,
+            p.name,
+            p.sex(),
+            p.ethnicity,
+            p.birth,
+            p.phone
+        ));
+    }
+    let gbk = encoding_rs::GBK.encode(&text).0.into_owned();
+    let path = folder.join("export.csv");
+    std::fs::write(&path, &gbk).expect("write the export");
+    let mib = gbk.len() as f64 / f64::from(1 << 20);
+    drop(text);
+    println!("gdx-bench csv: {rows} generated people as one GBK CSV export of {mib:.0} MiB");
+    let (_hub, agent) = hub_and_agent(&format!(
+        "[[resource]]\ncode = \"dibao\"\nkey = [\"证件号码\"]\nsource = {{ kind = \"csv\", dir = \"{}\", encoding = \"auto\" }}",
+        folder.display()
+    ));
+    let (s, bytes, sent, rss) = timed_sync(&agent);
+    println!(
+        "gdx sync of the drop: {s:.2} s, {:.0} rows/s, {sent} rows and {bytes} bytes sent, agent peak RSS {rss:.0} MiB",
+        rows as f64 / s
+    );
+    // a 1 % change: the county exports again with every 100th row renamed
+    let (s2, bytes2, sent2, rss2) = {
+        let decoded = encoding_rs::GBK.decode(&gbk).0.into_owned();
+        let mut out = String::with_capacity(decoded.len());
+        for (i, line) in decoded.split_inclusive("\r\n").enumerate() {
+            if i > 0 && i % 100 == 0 {
+                let mut fields: Vec<&str> = line.trim_end().splitn(3, ',').collect();
+                let renamed = format!("{}改", fields[1]);
+                fields[1] = &renamed;
+                out.push_str(&fields.join(","));
+                out.push_str("\r\n");
+            } else {
+                out.push_str(line);
+            }
+        }
+        let (again, _, _) = encoding_rs::GBK.encode(&out);
+        std::fs::write(folder.join(".export.csv.part"), &again).expect("write");
+        std::fs::rename(folder.join(".export.csv.part"), &path).expect("rename");
+        timed_sync(&agent)
+    };
+    println!(
+        "gdx sync of a new export with 1% of the rows changed: {s2:.2} s, {sent2} rows and {bytes2} bytes sent, agent peak RSS {rss2:.0} MiB"
     );
     write_json(
-        "incremental",
-        &serde_json::json!({ "rows_changed": inc_rows, "gdx_s": inc_s, "gdx_bytes": inc_bytes,
-            "zstd_changed_rows_bytes": zstd_bytes, "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1),
-            "ratio_to_rsync_s": rsync_delta.map(|r| inc_s / r.0), "rsync_bytes_per_gdx_byte": rsync_delta.map(|r| r.1 as f64 / inc_bytes.max(1) as f64) }),
+        "csv",
+        &serde_json::json!({ "rows": rows, "file_mib": mib, "gdx_s": s, "gdx_rows_per_s": rows as f64 / s, "gdx_bytes": bytes,
+            "agent_peak_rss_mib": rss, "incremental_s": s2, "incremental_rows": sent2, "incremental_bytes": bytes2, "incremental_peak_rss_mib": rss2 }),
     );
 }
 
 /// Changes `changed` rows of the people table: 80 % updated (new address and
 /// phone), 10 % deleted, 10 % new people. Returns the changed rows as text
 /// (deleted ones as their key), the floor any sync has to send.
-fn change_people(db: &Path, rows: i64, changed: i64, generator: &mut Generator) -> String {
+fn change_people(db: &Path, shape: KeyShape, rows: i64, changed: i64, generator: &mut Generator) -> String {
     let deletes = changed / 10;
     let inserts = changed / 10;
     let updates = changed - deletes - inserts;
@@ -205,9 +461,10 @@ fn change_people(db: &Path, rows: i64, changed: i64, generator: &mut Generator) 
             text.push_str(&format!("-{key}\n"));
         }
     }
-    for _ in 0..inserts {
+    let next: i64 = tx.query_row("SELECT max(rowid) FROM people", [], |r| r.get(0)).expect("max rowid");
+    for k in 0..inserts {
         let p = generator.person();
-        insert_person(&tx, &p);
+        shape.insert(&tx, next + 1 + k, &p);
         touched.push(p.id_number);
     }
     let as_text = format!("SELECT {} FROM people WHERE id_number = ?1", PEOPLE_COLUMNS.join(" || char(9) || "));
@@ -220,28 +477,16 @@ fn change_people(db: &Path, rows: i64, changed: i64, generator: &mut Generator) 
     text
 }
 
-/// True when rsync can run, installing it with apt-get first when it is
-/// missing and this runs as root (the bench machine's own setup).
-fn ensure_rsync() -> bool {
-    let present = || Command::new("rsync").arg("--version").output().is_ok_and(|o| o.status.success());
-    if present() {
-        return true;
+/// True when rsync is installed; otherwise says how to install it (the
+/// bench never installs system packages) and the rsync baseline is skipped.
+fn rsync_present() -> bool {
+    let present = Command::new("rsync").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !present {
+        println!(
+            "baseline rsync: skipped, rsync is not installed (as root: apt-get install rsync, then run the bench again)"
+        );
     }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if root {
-        println!("rsync is not installed; installing it with apt-get for the baseline");
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", "rsync"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-        if present() {
-            return true;
-        }
-    }
-    println!(
-        "baseline rsync: rsync is not installed and could not be; run `apt-get install rsync` as root, then the bench again"
-    );
-    false
+    present
 }
 
 /// An rsync daemon on 127.0.0.1 serving one writable module, so the
@@ -402,7 +647,12 @@ fn relay_bench(changes: usize) {
     agent.enroll(&prefecture.token("632522/gongan", "1h")).ok();
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("src.db");
-    write_people(&src, 1_000, &mut Generator::within(SEED, DivisionCode::parse("632522").expect("同德县")));
+    write_people(
+        &src,
+        1_000,
+        KeyShape::Text,
+        &mut Generator::within(SEED, DivisionCode::parse("632522").expect("同德县")),
+    );
     agent.add_config(&format!(
         r#"[[resource]]
 code = "hukou"
