@@ -1,0 +1,156 @@
+//! Changesets: gathered from the changed rows, cut by rows and bytes,
+//! encoded, compressed and signed, then committed to the outbox with their
+//! rows' new digests in one transaction.
+
+use gdx_certs::pki;
+use gdx_common::data::{Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCode, encode_changeset};
+use gdx_common::wire::{self, SignedChangeset};
+use rusqlite::params;
+
+use super::{MAX_CHUNK_BYTES, ScanError, Signer};
+use crate::state::State;
+
+/// A change on its way into a changeset: encoded key, change, new digest.
+pub(super) type Pending = (Vec<u8>, Change, [u8; 16]);
+
+/// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows
+/// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
+/// sends each to the encoder as soon as it is full, sorted by key so that
+/// the state and the hub's vault are written in index order.
+pub(super) struct Batcher {
+    pub(super) to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>,
+    pub(super) rows: Vec<(Pending, usize)>,
+    pub(super) bytes: usize,
+}
+
+impl Batcher {
+    pub(super) fn push(&mut self, change: Pending, size: usize) {
+        if !self.rows.is_empty() && (self.rows.len() >= MAX_CHANGESET_ROWS || self.bytes + size > MAX_CHUNK_BYTES) {
+            self.send();
+        }
+        self.bytes += size;
+        self.rows.push((change, size));
+    }
+
+    fn send(&mut self) {
+        let mut rows = std::mem::take(&mut self.rows);
+        self.bytes = 0;
+        if !rows.is_empty() {
+            // encoded keys sort like the keys' values (a sorted run costs one pass)
+            rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+            // a send fails only when the writer stopped on an error, which the scan returns
+            let _ = self.to_encoder.send(rows.into_iter().map(|(change, _)| change).collect());
+        }
+    }
+
+    /// Sends the last changeset.
+    pub(super) fn finish(&mut self) {
+        self.send();
+    }
+}
+
+/// Commits one changeset: its rows' new digests, the outbox entry and the
+/// next number, in one transaction.
+pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Result<(), ScanError> {
+    let Made { seq, keys, frame } = made;
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut up =
+            tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+        let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
+        for (key, digest) in &keys {
+            match digest {
+                Some(d) => up.execute(params![code, key, d.as_slice()])?,
+                None => del.execute(params![code, key])?,
+            };
+        }
+    }
+    tx.execute(
+        "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
+        params![code, seq as i64, keys.len() as i64, frame],
+    )?;
+    tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A changeset ready for the outbox: its number, its rows' keys with their
+/// new digests (`None`: deleted), and the signed upload frame.
+pub(super) struct Made {
+    pub(super) seq: u64,
+    pub(super) keys: Vec<Synced>,
+    pub(super) frame: Vec<u8>,
+}
+
+/// A row's encoded key and its new digest (`None`: deleted).
+pub(super) type Synced = (Vec<u8>, Option<[u8; 16]>);
+
+/// Changeset `seq` of `chunk`, encoded, compressed, signed and framed for upload.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn signed_frame(
+    signer: &Signer,
+    resource: &ResourceCode,
+    epoch: u64,
+    columns: &[Column],
+    key_idx: &[usize],
+    seq: u64,
+    chunk: Vec<Change>,
+    now: i64,
+) -> Result<Vec<u8>, ScanError> {
+    let rows = chunk.len() as u32;
+    let cs = Changeset {
+        origin: signer.node.clone(),
+        resource: resource.clone(),
+        seq,
+        epoch,
+        columns: columns.to_vec(),
+        key: key_idx.to_vec(),
+        changes: chunk,
+        created_at: now,
+    };
+    let body = encode_changeset(&cs);
+    let envelope = SignedChangeset {
+        origin: signer.node.clone(),
+        resource: resource.clone(),
+        seq,
+        rows,
+        signature: pki::sign(&signer.key, &body)?,
+        body,
+        signer_chain: signer.chain.clone(),
+    };
+    wire::encode_frame(&wire::Message::Upload(envelope)).map_err(|e| ScanError::Key(format!("{resource}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use gdx_common::data::Value;
+
+    use super::*;
+    use crate::sync::row_bytes;
+
+    #[test]
+    fn batches_respect_rows_and_bytes_and_key_order() {
+        let batches = |rows: Vec<Value>, n: i64| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(100);
+            let mut batcher = Batcher { to_encoder: tx, rows: Vec::new(), bytes: 0 };
+            for i in (0..n).rev() {
+                let mut row = vec![Value::Integer(i)];
+                row.extend(rows.iter().cloned());
+                let key = gdx_common::key::encode_key(&[&row[0]]);
+                let size = row_bytes(&row);
+                batcher.push((key, Change::Upsert(row), [0; 16]), size);
+            }
+            batcher.finish();
+            drop(batcher);
+            rx.into_iter().collect::<Vec<_>>()
+        };
+        let sizes = |b: &Vec<Vec<Pending>>| b.iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(&batches(vec![], 12_001)), [5_000, 5_000, 2_001]);
+        assert_eq!(sizes(&batches(vec![Value::Blob(vec![0; 3 << 20])], 5)), [2, 2, 1]);
+        assert!(batches(vec![], 0).is_empty());
+        // each changeset is sorted by key (they came in descending order)
+        let sorted = batches(vec![], 12_001);
+        let first: Vec<&Change> = sorted[0].iter().take(2).map(|p| &p.1).collect();
+        assert_eq!(first, [&Change::Upsert(vec![Value::Integer(7_001)]), &Change::Upsert(vec![Value::Integer(7_002)])]);
+    }
+}

@@ -1,0 +1,390 @@
+//! Change detection: compare a resource's source with the state saved at
+//! the last sync, and write the difference as signed, numbered changesets
+//! into the outbox.
+//!
+//! The saved state is one digest per row, by key. Rows whose key is new are
+//! inserts, rows whose digest changed are updates, saved keys no longer in
+//! the source are deletes; nothing else travels. The source is streamed: a
+//! row whose digest matches is never copied.
+//!
+//! Three threads: this one streams the source and gathers the changes, a
+//! second encodes, compresses and signs each changeset, a third
+//! commits each in **one transaction** with its rows' new digests and the
+//! next number, and calls `committed` so the uploader sends it while the
+//! next ones are made. A first transaction records the resource's columns
+//! and catalogue entry, a last one the row count and the quarantine. On a
+//! first sync a table is read in key order, so changesets leave while it is
+//! read; otherwise the changes are sorted once the source has been read
+//! (deletions are only known then). Killed before a changeset's commit, its
+//! rows still carry their old digests, so the next scan finds and sends
+//! them again; after it, the changeset waits in the outbox until the hub
+//! acknowledges it.
+//!
+//! Schema drift: a new column flows through (its rows become updates). A
+//! column that disappears (dropped or renamed) or whose declared type
+//! changes pauses the resource with a reason; other resources carry on.
+
+use gdx_certs::pki;
+use gdx_common::NodeId;
+use gdx_common::catalog::CatalogEntry;
+use gdx_common::data::{Cell, Column, Value};
+use rusqlite::{OptionalExtension, params};
+
+use crate::catalog;
+use crate::config::ResourceConfig;
+use crate::sources::{self, Quarantined};
+use crate::state::State;
+
+mod changeset;
+mod read;
+
+use read::Pass;
+
+/// What one scan of one resource did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ScanReport {
+    pub resource: String,
+    pub scanned: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub quarantined: usize,
+    pub changesets: usize,
+    /// Set when the resource is paused (schema drift) instead of synced.
+    pub paused: Option<String>,
+    /// The new version of the resource's catalogue entry this scan staged.
+    pub entry_version: Option<u64>,
+}
+
+/// Why a scan could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("resource {resource}: {source}")]
+    Source {
+        resource: String,
+        #[source]
+        source: sources::SourceError,
+    },
+    #[error("resource {0}")]
+    Key(String),
+    #[error("the agent's state database failed: {0}")]
+    State(#[from] rusqlite::Error),
+    #[error("cannot take the scan lock (scan.lock beside state.db): {0}")]
+    Lock(#[from] std::io::Error),
+    #[error("signing failed: {0}")]
+    Sign(#[from] pki::PkiError),
+    /// The declared catalogue entry is invalid or does not match the source.
+    #[error("{0}")]
+    Catalog(String),
+}
+
+/// The signer: this node, its key and its certificate chain.
+pub struct Signer {
+    pub node: NodeId,
+    pub key: rcgen::KeyPair,
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Keeps why the last scan of `code` failed, for `status` and `doctor`.
+fn record_error(state: &mut State, code: &str, error: &str) {
+    let _ = state.conn().execute(
+        "INSERT INTO resources (code, columns, key, last_error) VALUES (?1, '[]', '[]', ?2)
+         ON CONFLICT(code) DO UPDATE SET last_error = excluded.last_error",
+        params![code, error],
+    );
+}
+
+/// The resource's declared catalogue entry, checked against the rules, the
+/// source's columns and the entries already published.
+fn checked_entry(
+    state: &mut State,
+    signer: &Signer,
+    res: &ResourceConfig,
+    columns: &[Column],
+    now: i64,
+) -> Result<Option<CatalogEntry>, String> {
+    let Some(entry) = catalog::declared(res, &signer.node, now)? else { return Ok(None) };
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    entry.check_columns(&names).map_err(|e| format!("resource {}: {e}", res.code))?;
+    catalog::check_conflict(state.conn(), &entry)?;
+    Ok(Some(entry))
+}
+
+/// Scans one resource and writes its changes to the outbox, calling
+/// `committed` each time something new waits there for the uploader.
+pub fn scan(
+    state: &mut State,
+    signer: &Signer,
+    res: &ResourceConfig,
+    now: i64,
+    committed: impl Fn() + Sync,
+) -> Result<ScanReport, ScanError> {
+    // One scan at a time per agent (the daemon and `gdx-agent sync` may both
+    // run): a scan that read the source earlier must not commit after one
+    // that read it later. The lock is released when the file is dropped.
+    let _lock = state.scan_lock()?;
+    let code = res.code.as_str().to_owned();
+    let mut report = ScanReport { resource: code.clone(), ..ScanReport::default() };
+    let mut extract = match sources::open(&res.source) {
+        Ok(e) => e,
+        Err(source) => {
+            let err = ScanError::Source { resource: code.clone(), source };
+            record_error(state, &code, &err.to_string());
+            return Err(err);
+        }
+    };
+    let conn = state.conn();
+    if extract.columns.is_empty() {
+        // An empty drop folder (or one holding only quarantined files) is
+        // "nothing dropped yet", not "delete everything": a header-only
+        // file is how a provider empties a resource.
+        let tx = conn.transaction()?;
+        report.quarantined = save_quarantine(&tx, &code, &extract.quarantine, now)?;
+        tx.execute("UPDATE resources SET last_scan = ?2, last_error = NULL WHERE code = ?1", params![code, now])?;
+        tx.commit()?;
+        return Ok(report);
+    }
+    // The catalogue entry must hold and match the source's columns before
+    // any data moves; a new version of it is staged with the data below.
+    let entry = match checked_entry(state, signer, res, &extract.columns, now) {
+        Ok(e) => e,
+        Err(e) => {
+            record_error(state, &code, &e);
+            return Err(ScanError::Catalog(e));
+        }
+    };
+    let conn = state.conn();
+    let saved: Option<(String, Option<String>)> = conn
+        .query_row("SELECT columns, paused FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let saved_columns: Option<Vec<Column>> = saved.as_ref().and_then(|(c, _)| serde_json::from_str(c).ok());
+
+    // Schema: keep the saved order, append new columns; pause on drift.
+    let (columns, drift) = merge_schema(saved_columns.as_deref(), &extract.columns);
+    if let Some(reason) = drift {
+        let reason = format!(
+            "{reason}; the resource is paused and its other data stays as last synced. Restore the column in the source, or run `gdx-agent sync --resource {code} --accept-schema` to publish the new shape"
+        );
+        conn.execute(
+            "INSERT INTO resources (code, columns, key, paused, last_scan) VALUES (?1, '[]', '[]', ?2, ?3)
+             ON CONFLICT(code) DO UPDATE SET paused = excluded.paused, last_scan = excluded.last_scan",
+            params![code, reason, now],
+        )?;
+        report.paused = Some(reason);
+        return Ok(report);
+    }
+    let positions: Vec<Option<usize>> =
+        columns.iter().map(|c| extract.columns.iter().position(|x| x.name == c.name)).collect();
+    let key_idx: Vec<usize> = res
+        .key
+        .iter()
+        .map(|k| {
+            columns.iter().position(|c| &c.name == k).ok_or_else(|| {
+                let names: Vec<&str> = extract.columns.iter().map(|c| c.name.as_str()).collect();
+                ScanError::Key(format!(
+                    "{code}: key column {k:?} is not among the source's columns ({})",
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    // First transaction: the resource's columns and key, and its catalogue
+    // entry (published before the data).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO resources (code, columns, key, last_scan) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(code) DO UPDATE SET columns = excluded.columns, key = excluded.key, paused = NULL,
+             last_scan = excluded.last_scan, last_error = NULL",
+        params![
+            code,
+            serde_json::to_string(&columns).unwrap_or_default(),
+            serde_json::to_string(&res.key).unwrap_or_default(),
+            now
+        ],
+    )?;
+    let (first_seq, epoch): (i64, i64) =
+        tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (first_seq, epoch) = (first_seq as u64, epoch as u64);
+    if let Some(entry) = &entry {
+        report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
+    }
+    tx.commit()?;
+    if report.entry_version.is_some() {
+        committed();
+    }
+
+    let pass = Pass {
+        signer,
+        res,
+        columns: &columns,
+        key_idx: &key_idx,
+        positions: &positions,
+        identity: positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len(),
+        epoch,
+        now,
+        code: &code,
+        committed: &committed,
+    };
+    // A table read in key order is walked side by side with the saved state,
+    // read in the same order: nothing is held in memory. Should its order
+    // turn out not to be the keys' (text that is not UTF-8 in a key), what
+    // was sent stands, and the source is read again in its own order
+    // against the saved state held in a table by key.
+    let in_key_order = extract.order_by(Some(&res.key));
+    let mut outcome = pass.run(state, &extract, first_seq, in_key_order);
+    if let Ok(o) = &outcome
+        && o.disordered
+    {
+        extract.order_by(None);
+        let first = outcome.as_ref().map_or(first_seq, |o| first_seq + o.written as u64);
+        outcome = pass.run(state, &extract, first, false).map(|again| again.after(outcome.ok()));
+    }
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(err) => {
+            record_error(state, &code, &err.to_string());
+            return Err(err);
+        }
+    };
+    report.scanned = outcome.scanned;
+    report.changesets = outcome.written;
+    report.inserted = outcome.inserted;
+    report.updated = outcome.updated;
+    report.deleted = outcome.deleted;
+    let mut quarantine: Vec<Quarantined> = std::mem::take(&mut extract.quarantine);
+    quarantine.extend(outcome.read_quarantine);
+    for (place, reason, values) in outcome.set_aside {
+        let reason = reason.unwrap_or_else(|first| {
+            format!("duplicate key: the same key was first seen at {}; that row is kept", extract.place(first))
+        });
+        quarantine.push(Quarantined { place: extract.place(place), reason, content: describe(&values) });
+    }
+    // Last transaction: the row count and the quarantine.
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, outcome.rows as i64])?;
+    report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Largest row sent, in bytes of values; larger rows are quarantined.
+pub const MAX_ROW_BYTES: usize = 4 << 20;
+/// A changeset is cut when its rows reach this many bytes of values.
+const MAX_CHUNK_BYTES: usize = 8 << 20;
+
+/// The cells as values, for a changeset or the quarantine.
+fn owned(cells: &[Cell<'_>]) -> Vec<Value> {
+    cells.iter().map(|c| c.to_value()).collect()
+}
+
+/// The bytes of a row's values, as changesets are cut and rows refused.
+fn cells_bytes<'a>(cells: impl IntoIterator<Item = Cell<'a>>) -> usize {
+    cells
+        .into_iter()
+        .map(|c| match c {
+            Cell::Text(t) => t.len() + 2,
+            Cell::Blob(b) => b.len() + 2,
+            _ => 9,
+        })
+        .sum()
+}
+
+fn row_bytes(values: &[Value]) -> usize {
+    cells_bytes(values.iter().map(Cell::from))
+}
+
+/// Replaces the quarantine list of `code`; returns its length.
+fn save_quarantine(
+    tx: &rusqlite::Transaction<'_>,
+    code: &str,
+    items: &[Quarantined],
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM quarantine WHERE resource = ?1", [code])?;
+    let mut q =
+        tx.prepare_cached("INSERT INTO quarantine (resource, place, reason, content, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for item in items {
+        q.execute(params![code, item.place, item.reason, item.content, now])?;
+    }
+    Ok(items.len())
+}
+
+/// Lifts the pause of a resource and accepts the source's current columns
+/// as its new shape: every row is sent again under the new columns.
+pub fn accept_schema(state: &mut State, code: &str) -> rusqlite::Result<()> {
+    let tx = state.conn().transaction()?;
+    tx.execute("UPDATE resources SET columns = '[]', paused = NULL, held = NULL WHERE code = ?1", [code])?;
+    // Every saved row compares as changed, so all rows travel again under the
+    // new columns, and rows gone from the source are still deleted.
+    tx.execute("UPDATE rowstate SET digest = x'' WHERE resource = ?1", [code])?;
+    tx.commit()
+}
+
+/// Merges the saved schema with the source's: saved order first, new columns
+/// appended. Returns a drift reason when a saved column is gone or retyped.
+fn merge_schema(saved: Option<&[Column]>, source: &[Column]) -> (Vec<Column>, Option<String>) {
+    let Some(saved) = saved.filter(|s| !s.is_empty()) else { return (source.to_vec(), None) };
+    for c in saved {
+        match source.iter().find(|s| s.name == c.name) {
+            None => {
+                let now: Vec<&str> = source.iter().map(|c| c.name.as_str()).collect();
+                return (
+                    vec![],
+                    Some(format!(
+                        "column {:?} is no longer in the source (dropped or renamed; the source now has {})",
+                        c.name,
+                        now.join(", ")
+                    )),
+                );
+            }
+            Some(s) if s.decl_type != c.decl_type => {
+                return (
+                    vec![],
+                    Some(format!("column {:?} changed type from {:?} to {:?}", c.name, c.decl_type, s.decl_type)),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let mut out = saved.to_vec();
+    out.extend(source.iter().filter(|s| !saved.iter().any(|c| c.name == s.name)).cloned());
+    (out, None)
+}
+
+fn describe(values: &[Value]) -> String {
+    let s: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Value::Null => String::new(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(t) => t.clone(),
+            Value::Blob(b) => format!("<{} bytes>", b.len()),
+        })
+        .collect();
+    let s = s.join(",");
+    if s.chars().count() > 200 { s.chars().take(200).collect::<String>() + "…" } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(n: &str, t: &str) -> Column {
+        Column { name: n.into(), decl_type: t.into() }
+    }
+
+    #[test]
+    fn schema_merge() {
+        let saved = vec![col("id", "TEXT"), col("name", "TEXT")];
+        let (m, d) = merge_schema(Some(&saved), &[col("name", "TEXT"), col("id", "TEXT"), col("age", "INTEGER")]);
+        assert!(d.is_none());
+        assert_eq!(m.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "name", "age"]);
+        let (_, d) = merge_schema(Some(&saved), &[col("id", "TEXT"), col("full_name", "TEXT")]);
+        assert!(d.unwrap().contains("\"name\" is no longer in the source"));
+        let (_, d) = merge_schema(Some(&saved), &[col("id", "INTEGER"), col("name", "TEXT")]);
+        assert!(d.unwrap().contains("changed type"));
+        assert!(merge_schema(None, &saved).1.is_none());
+    }
+}

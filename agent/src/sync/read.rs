@@ -1,0 +1,364 @@
+//! One read of a source against the saved state: a table in key order
+//! walked beside the saved state read in the same order, any other source
+//! by looking each key up in the saved state held in a [`KeyTable`]. The
+//! changed rows go to a [`Batcher`]; an encoder thread and a writer thread
+//! turn them into committed changesets while the source is read.
+
+use gdx_common::data::{Cell, Change, Column, Value, cells_digest};
+use gdx_common::key::{decode_key, encode_cells_key};
+use rusqlite::OptionalExtension;
+
+use super::changeset::{Batcher, Made, Pending, Synced, commit_changeset, signed_frame};
+use super::{MAX_ROW_BYTES, ScanError, Signer, cells_bytes, owned, row_bytes};
+use crate::config::ResourceConfig;
+use crate::keys::{KeyList, KeyTable};
+use crate::sources::{Place, Quarantined, Reader};
+use crate::state::State;
+
+/// What one read of the source found and wrote.
+#[derive(Default)]
+pub(super) struct Outcome {
+    pub(super) scanned: usize,
+    pub(super) written: usize,
+    pub(super) inserted: usize,
+    pub(super) updated: usize,
+    pub(super) deleted: usize,
+    /// Rows the resource holds now.
+    pub(super) rows: usize,
+    /// Rows set aside: where, why (or where the first row with the same
+    /// key is), and the row.
+    pub(super) set_aside: Vec<(Place, Result<String, Place>, Vec<Value>)>,
+    /// Rows the source itself set aside while it was read.
+    pub(super) read_quarantine: Vec<Quarantined>,
+    /// A read in key order met a key below the one before it: it stopped
+    /// there, and the source must be read again in its own order.
+    pub(super) disordered: bool,
+}
+
+impl Outcome {
+    /// This read's outcome, counting the changes of an earlier read that
+    /// stopped because its order was wrong.
+    pub(super) fn after(mut self, earlier: Option<Outcome>) -> Self {
+        if let Some(e) = earlier {
+            self.written += e.written;
+            self.inserted += e.inserted;
+            self.updated += e.updated;
+            self.deleted += e.deleted;
+        }
+        self
+    }
+}
+
+/// What every read of one scan shares.
+pub(super) struct Pass<'a, F> {
+    pub(super) signer: &'a Signer,
+    pub(super) res: &'a ResourceConfig,
+    pub(super) columns: &'a [Column],
+    pub(super) key_idx: &'a [usize],
+    /// Where each of `columns` is in the source's row.
+    pub(super) positions: &'a [Option<usize>],
+    /// The source's columns are `columns`, in order.
+    pub(super) identity: bool,
+    pub(super) epoch: u64,
+    pub(super) now: i64,
+    pub(super) code: &'a str,
+    pub(super) committed: &'a F,
+}
+
+/// The saved state in key order: the next key and its digest.
+pub(super) type SavedWalk<'s> = Box<dyn FnMut() -> rusqlite::Result<Option<(Vec<u8>, [u8; 16])>> + 's>;
+
+/// Where a changed row goes: a sorted source walks the saved state in the
+/// same order; any other looks each key up in the saved state, held in a
+/// table.
+pub(super) enum Compare<'s> {
+    Merge {
+        saved: SavedWalk<'s>,
+        /// The saved row the walk stands on.
+        at: Option<(Vec<u8>, [u8; 16])>,
+        /// The previous row's key and place.
+        prev: Option<(Vec<u8>, Place)>,
+        /// Saved keys the source no longer holds (sent once the whole
+        /// source is read, so a read that stops sends none).
+        gone: KeyList,
+        error: Option<rusqlite::Error>,
+    },
+    Lookup {
+        /// Digest by key, and the place + 1 of the row that matched it in
+        /// this read (0: not seen yet).
+        saved: KeyTable<([u8; 16], Place)>,
+        /// Keys new in this read, with the place of their first row.
+        fresh: KeyTable<Place>,
+        /// Keys present in the source but not sent this time: never deletions.
+        held: KeyTable<()>,
+    },
+}
+
+impl<F: Fn() + Sync> Pass<'_, F> {
+    /// Reads the source once and writes its changes, from changeset
+    /// `first_seq` on: in key order against the saved state read in the
+    /// same order, or in source order against the saved state loaded by key.
+    pub(super) fn run(
+        &self,
+        state: &mut State,
+        extract: &Reader,
+        first_seq: u64,
+        in_key_order: bool,
+    ) -> Result<Outcome, ScanError> {
+        let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
+        let conn = state.conn();
+        let mut walk_stmt;
+        let mut compare = if in_key_order {
+            // Only scans write the saved state, and they hold the scan lock;
+            // this read's snapshot does not see the changesets it commits.
+            walk_stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1 ORDER BY key")?;
+            let mut rows = walk_stmt.query([self.code])?;
+            let mut saved: SavedWalk<'_> = Box::new(move || match rows.next()? {
+                Some(r) => Ok(Some((r.get(0)?, digest_of(r.get_ref(1)?)))),
+                None => Ok(None),
+            });
+            let at = saved()?;
+            Compare::Merge { saved, at, prev: None, gone: KeyList::default(), error: None }
+        } else {
+            let known: i64 = conn
+                .query_row("SELECT rows FROM resources WHERE code = ?1", [self.code], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let mut saved = KeyTable::with_capacity(known as usize);
+            let mut stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1")?;
+            let mut rows = stmt.query([self.code])?;
+            while let Some(r) = rows.next()? {
+                let key = r.get_ref(0)?.as_blob().unwrap_or_default();
+                saved.insert_new(key, (digest_of(r.get_ref(1)?), 0));
+            }
+            Compare::Lookup { saved, fresh: KeyTable::with_capacity(0), held: KeyTable::with_capacity(0) }
+        };
+        let (columns, key_idx) = (self.columns, self.key_idx);
+        let mut out = Outcome::default();
+        let (mut key, mut row_buf) = (Vec::new(), Vec::new());
+        let streamed = std::thread::scope(|scope| -> Result<Outcome, ScanError> {
+            let (to_encoder, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(2);
+            let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
+            scope.spawn(move || {
+                for (n, batch) in batches.into_iter().enumerate() {
+                    let (keys, chunk): (Vec<Synced>, Vec<Change>) = batch
+                        .into_iter()
+                        .map(|(key, change, digest)| {
+                            let digest = matches!(change, Change::Upsert(_)).then_some(digest);
+                            ((key, digest), change)
+                        })
+                        .unzip();
+                    let seq = first_seq + n as u64;
+                    let made =
+                        signed_frame(self.signer, &self.res.code, self.epoch, columns, key_idx, seq, chunk, self.now)
+                            .map(|frame| Made { seq, keys, frame });
+                    if to_writer.send(made).is_err() {
+                        return; // the writer stopped on an error
+                    }
+                }
+            });
+            let writer = scope.spawn(move || -> Result<usize, ScanError> {
+                let mut state = State::open(&state_path)?;
+                let mut written = 0;
+                for made in made {
+                    commit_changeset(&mut state, self.code, made?)?;
+                    written += 1;
+                    (self.committed)();
+                }
+                Ok(written)
+            });
+            let mut batch = Batcher { to_encoder, rows: Vec::new(), bytes: 0 };
+            let read = extract.for_each(|place, raw| {
+                let reordered: Vec<Cell<'_>>;
+                let cells: &[Cell<'_>] = if self.identity {
+                    raw
+                } else {
+                    reordered = self.positions.iter().map(|p| p.map_or(Cell::Null, |i| raw[i])).collect();
+                    &reordered
+                };
+                self.compare_row(&mut compare, &mut out, &mut batch, place, cells, &mut key, &mut row_buf);
+            });
+            if let Ok(read) = &read
+                && !out.disordered
+            {
+                self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial)?;
+            }
+            batch.finish();
+            drop(batch);
+            out.written =
+                writer.join().map_err(|_| ScanError::Key(format!("{}: the changeset writer failed", self.code)))??;
+            let read = read.map_err(|source| ScanError::Source { resource: self.code.to_owned(), source })?;
+            out.scanned = read.rows;
+            out.read_quarantine = read.quarantine;
+            Ok(out)
+        })?;
+        if let Compare::Merge { error: Some(e), .. } = compare {
+            return Err(e.into());
+        }
+        Ok(streamed)
+    }
+
+    /// Compares one source row with the saved state and sends it on if it
+    /// is new or changed; sets aside rows with a null or duplicate key and
+    /// rows too large to send.
+    #[allow(clippy::too_many_arguments)]
+    fn compare_row(
+        &self,
+        compare: &mut Compare<'_>,
+        out: &mut Outcome,
+        batch: &mut Batcher,
+        place: Place,
+        cells: &[Cell<'_>],
+        key: &mut Vec<u8>,
+        row_buf: &mut Vec<u8>,
+    ) {
+        if out.disordered {
+            return;
+        }
+        let (columns, key_idx) = (self.columns, self.key_idx);
+        if let Some(pos) = key_idx.iter().position(|&i| matches!(cells[i], Cell::Null)) {
+            let reason = format!("the key column {} is empty", columns[key_idx[pos]].name);
+            out.set_aside.push((place, Ok(reason), owned(cells)));
+            return;
+        }
+        encode_cells_key(cells, key_idx, key);
+        let size = cells_bytes(cells.iter().copied());
+        let oversized = (size > MAX_ROW_BYTES).then(|| {
+            format!(
+                "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
+                MAX_ROW_BYTES >> 20
+            )
+        });
+        // the saved digest, if the key is saved
+        let was: Option<[u8; 16]> = match compare {
+            Compare::Merge { saved, at, prev, gone, error } => {
+                if let Some((prev_key, prev_place)) = prev {
+                    match key.as_slice().cmp(prev_key) {
+                        std::cmp::Ordering::Less => {
+                            out.disordered = true;
+                            return;
+                        }
+                        std::cmp::Ordering::Equal => {
+                            out.set_aside.push((place, Err(*prev_place), owned(cells)));
+                            return;
+                        }
+                        std::cmp::Ordering::Greater => {}
+                    }
+                }
+                let prev = prev.get_or_insert_with(|| (Vec::new(), place));
+                prev.0.clear();
+                prev.0.extend_from_slice(key);
+                prev.1 = place;
+                // saved keys below this one are gone from the source
+                let mut was = None;
+                while let Some((at_key, digest)) = at.as_ref() {
+                    match at_key.as_slice().cmp(key) {
+                        std::cmp::Ordering::Greater => break,
+                        std::cmp::Ordering::Equal => was = Some(*digest),
+                        std::cmp::Ordering::Less => gone.push(at_key),
+                    }
+                    *at = saved().unwrap_or_else(|e| {
+                        error.get_or_insert(e);
+                        None
+                    });
+                    if was.is_some() {
+                        break;
+                    }
+                }
+                if oversized.is_some() {
+                    // set aside below; a saved row stays as it was (not gone)
+                } else if was.is_none() {
+                    out.inserted += 1;
+                }
+                was
+            }
+            Compare::Lookup { saved, fresh, held } => {
+                if let Some(reason) = oversized {
+                    out.set_aside.push((place, Ok(reason), owned(cells)));
+                    if !held.contains(key) {
+                        held.insert_new(key, ());
+                    }
+                    return;
+                }
+                if let Some((digest, seen)) = saved.get_mut(key) {
+                    if *seen != 0 {
+                        out.set_aside.push((place, Err(*seen - 1), owned(cells)));
+                        return;
+                    }
+                    *seen = place + 1;
+                    Some(*digest)
+                } else if let Some(first) = fresh.get_mut(key) {
+                    out.set_aside.push((place, Err(*first), owned(cells)));
+                    return;
+                } else {
+                    fresh.insert_new(key, place);
+                    out.inserted += 1;
+                    None
+                }
+            }
+        };
+        if let Some(reason) = oversized {
+            out.set_aside.push((place, Ok(reason), owned(cells)));
+            return;
+        }
+        out.rows += 1;
+        let digest = cells_digest(cells, row_buf);
+        if was == Some(digest) {
+            return;
+        }
+        if was.is_some() {
+            out.updated += 1;
+        }
+        batch.push((key.clone(), Change::Upsert(owned(cells)), digest), size);
+    }
+
+    /// Once the whole source is read: deletes the saved keys it no longer
+    /// holds (none when rows were set aside without being read).
+    fn send_deletions(
+        &self,
+        compare: &mut Compare<'_>,
+        out: &mut Outcome,
+        batch: &mut Batcher,
+        partial: bool,
+    ) -> Result<(), ScanError> {
+        let mut delete = |key: &[u8]| -> Result<(), ScanError> {
+            let values = decode_key(key).map_err(|e| {
+                ScanError::Key(format!("{}: the saved state holds a damaged key ({e}); run the sync again", self.code))
+            })?;
+            out.deleted += 1;
+            let size = row_bytes(&values);
+            batch.push((key.to_vec(), Change::Delete(values), [0; 16]), size);
+            Ok(())
+        };
+        if partial {
+            return Ok(());
+        }
+        match compare {
+            Compare::Merge { saved, at, gone, error, .. } => {
+                for key in gone.iter() {
+                    delete(key)?;
+                }
+                while let Some((key, _)) = at.take() {
+                    delete(&key)?;
+                    *at = saved()?;
+                }
+                if let Some(e) = error.take() {
+                    return Err(e.into());
+                }
+            }
+            Compare::Lookup { saved, held, .. } => {
+                for (key, (_, seen)) in saved.iter() {
+                    if *seen == 0 && !held.contains(key) {
+                        delete(key)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A saved digest (16 bytes; anything else compares as changed).
+pub(super) fn digest_of(v: rusqlite::types::ValueRef<'_>) -> [u8; 16] {
+    v.as_blob().ok().and_then(|d| d.try_into().ok()).unwrap_or_default()
+}
