@@ -1,0 +1,359 @@
+//! What a connected node's streams carry: uploads of changesets, catalogue
+//! entries and exchange messages, each answered on its stream; catalogue
+//! pulls and exchange batches of child hubs.
+
+use super::*;
+
+impl Hub {
+    pub(super) async fn serve_node(
+        self: &Arc<Self>,
+        conn: quinn::Connection,
+        order: u64,
+        node: NodeId,
+        role: Role,
+        serial: String,
+        cert: Vec<u8>,
+    ) {
+        let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
+        let hello = match frames::recv(&mut recv).await {
+            Ok(Some(Message::Hello(h))) => h,
+            Ok(other) => {
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected a hello, got {other:?}")).await;
+                return;
+            }
+            Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
+                let msg = format!(
+                    "hub {} speaks gdx protocol {ours} and {role} {node} speaks gdx protocol {theirs}; upgrade the older of the two",
+                    self.config.hub_id()
+                );
+                warn!(theirs, ours, "protocol version mismatch");
+                refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
+                return;
+            }
+            Err(e) => {
+                info!(error = %e, "no hello");
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("the hello could not be read: {e}")).await;
+                return;
+            }
+        };
+        if hello.node != node || hello.role != role {
+            let msg = format!("the hello names {} {} but the certificate is for {role} {node}", hello.role, hello.node);
+            refuse(&conn, &mut send, RefusalCode::NotAuthorized, msg).await;
+            return;
+        }
+        let welcome = Message::Welcome(Welcome {
+            hub: self.config.hub_id(),
+            hub_name: self.config.name.clone(),
+            software: concat!("gdx-hub ", env!("CARGO_PKG_VERSION")).to_owned(),
+            now_ms: now_ms(),
+        });
+        if let Err(e) = frames::send(&mut send, &welcome).await {
+            info!(error = %e, "welcome not delivered");
+            return;
+        }
+        let id = conn.stable_id();
+        if hello.probe {
+            info!(software = %hello.software, "probe connected");
+            self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));
+        } else {
+            if !self.register(id, Live { order, node: node.clone(), serial, conn: conn.clone() }) {
+                info!("a newer connection of this node was already serving; this one is closed");
+                return;
+            }
+            info!(software = %hello.software, "node connected");
+        }
+        let cert = Arc::new(cert);
+        let reason = loop {
+            match conn.accept_bi().await {
+                Ok((send, recv)) => {
+                    let hub = self.clone();
+                    let (node, cert) = (node.clone(), cert.clone());
+                    tokio::spawn(
+                        async move { hub.serve_uploads(node, role, cert, send, recv).await }.in_current_span(),
+                    );
+                }
+                Err(e) => break e,
+            }
+        };
+        if !hello.probe {
+            self.unregister(id, &node);
+        }
+        info!(reason = %frames::describe_connection_error(&reason), "node disconnected");
+    }
+
+    /// Receives changesets on one stream, in order, and answers each with an
+    /// acknowledgement (after commit), a gap, or a rejection.
+    pub(super) async fn serve_uploads(
+        self: Arc<Self>,
+        node: NodeId,
+        role: Role,
+        cert: Arc<Vec<u8>>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) {
+        loop {
+            let work: Work = match frames::recv(&mut recv).await {
+                Ok(Some(Message::Upload(e))) => {
+                    let (node, cert) = (node.clone(), cert.clone());
+                    Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
+                }
+                Ok(Some(Message::NodeReport(report))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| {
+                        let revoke = hub.store.lock().map_err(|_| ()).and_then(|s| {
+                            s.record_report(&node, &report, now()).and_then(|()| s.revoked_below(&node)).map_err(|e| {
+                                warn!(error = %e, "cannot record a child hub's report");
+                            })
+                        });
+                        vec![Message::ReportAck(wire::ReportAck { revoke: revoke.unwrap_or_default() })]
+                    })
+                }
+                Ok(Some(Message::CatalogPull(pull))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| hub.serve_pull(&node, pull))
+                }
+                Ok(Some(Message::ExchangePush(batch))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.exchange_push(&node, &batch)])
+                }
+                Ok(Some(Message::Cosign(req))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| {
+                        let answer =
+                            hub.audit.lock().map_err(|_| ()).map(|mut a| a.cosign(&node.to_string(), &req, now()));
+                        vec![match answer {
+                            Ok(Ok(Ok(m))) => m,
+                            Ok(Ok(Err(message))) => {
+                                Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message })
+                            }
+                            _ => internal("the hub's audit log is unavailable; the checkpoint will be sent again"),
+                        }]
+                    })
+                }
+                Ok(Some(Message::ExchangePull(since))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.exchange_pull(&node, since)])
+                }
+                Ok(Some(
+                    m @ (Message::FileRequest(_)
+                    | Message::ListRequests
+                    | Message::Decide(_)
+                    | Message::Fetch(_)
+                    | Message::Lookup(_)),
+                )) if role == Role::Agent => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.exchange_ask(&node, m)])
+                }
+                Ok(Some(Message::Publish(e))) => {
+                    let (node, cert) = (node.clone(), cert.clone());
+                    Box::new(move |hub: &Hub| {
+                        let signer = hub.signer(&node, role, &cert, &e.origin, &e.signer_chain);
+                        let via = (e.origin != node).then_some(&node);
+                        vec![match hub.catalog.lock() {
+                            Ok(mut c) => catalog::accept(&mut c, signer, via, e, now()),
+                            Err(_) => Message::Refused(Refusal {
+                                code: RefusalCode::Internal,
+                                message: "the hub's catalogue is unavailable; it will be retried".into(),
+                            }),
+                        }]
+                    })
+                }
+                Ok(None) => return,
+                Ok(Some(other)) => {
+                    let _ = frames::send(
+                        &mut send,
+                        &Message::Refused(Refusal {
+                            code: RefusalCode::BadRequest,
+                            message: format!("unexpected message {other:?}"),
+                        }),
+                    )
+                    .await;
+                    return;
+                }
+                Err(e) => {
+                    info!(error = %e, "upload stream ended");
+                    return;
+                }
+            };
+            let hub = self.clone();
+            let answer = tokio::task::spawn_blocking(move || work(&hub)).await;
+            let answers = match answer {
+                Ok(a) => a,
+                Err(_) => vec![Message::Refused(Refusal {
+                    code: RefusalCode::Internal,
+                    message: "the hub failed while storing what was sent; it will be retried".into(),
+                })],
+            };
+            for answer in answers {
+                let stop = matches!(answer, Message::Refused(_));
+                if frames::send(&mut send, &answer).await.is_err() || stop {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The certificate whose key must have signed something `origin`
+    /// published, sent by `node` (role `role`, certificate `cert`) with
+    /// `chain`: the connection's own certificate when the origin sent it
+    /// itself; when a child hub relays it, the origin's chain, verified to
+    /// the root and lying in the child's division.
+    pub(super) fn signer(
+        &self,
+        node: &NodeId,
+        role: Role,
+        cert: &[u8],
+        origin: &NodeId,
+        chain: &[Vec<u8>],
+    ) -> Result<Vec<u8>, String> {
+        if origin == node {
+            if chain.first().map(Vec::as_slice) != Some(cert) {
+                return Err("it is not signed with the certificate of the connection".into());
+            }
+            return Ok(cert.to_vec());
+        }
+        if role != Role::Hub || !node.division().contains(origin.division()) {
+            return Err(format!(
+                "{origin}'s data may be relayed only by the hub of its division, not by {role} {node}"
+            ));
+        }
+        match self.chains.verify(chain, now()) {
+            Ok(Identity::Node { node: signer, role: Role::Agent, serial, .. }) if &signer == origin => {
+                if self.policy.is_revoked(&serial) {
+                    return Err(format!("the certificate of agent {origin} has been revoked"));
+                }
+                Ok(chain.first().cloned().unwrap_or_default())
+            }
+            Ok(other) => Err(format!("its signer's certificate names {other:?}, not agent {origin}")),
+            Err(e) => Err(format!("its signer's certificate does not verify: {e}")),
+        }
+    }
+
+    /// A child hub's catalogue pull: note its subtree's data changes, then
+    /// send what was recorded here since its last pull.
+    pub(super) fn serve_pull(&self, child: &NodeId, pull: wire::CatalogPull) -> Vec<Message> {
+        let internal = |e: String| {
+            vec![Message::Refused(Refusal {
+                code: RefusalCode::Internal,
+                message: format!("the hub could not read its catalogue ({e}); it will be retried"),
+            })]
+        };
+        let Ok(c) = self.catalog.lock() else { return internal("lock".into()) };
+        if let Err(e) = c.note_changes(&pull.changed, child.division()) {
+            return internal(e.to_string());
+        }
+        match c.pull(pull.since, child.division(), now()) {
+            Ok((frames, upto, changed)) => {
+                let mut out: Vec<Message> =
+                    frames.iter().filter_map(|f| wire::decode_frame(f).ok().flatten().map(|(m, _)| m)).collect();
+                out.push(Message::CatalogPulled(wire::CatalogPulled { upto, changed }));
+                out
+            }
+            Err(e) => internal(e.to_string()),
+        }
+    }
+
+    /// This hub's catalogue entry `code` and whether it is withdrawn.
+    pub(super) fn entry(&self, code: &str) -> Option<(CatalogEntry, bool)> {
+        let c = self.catalog.lock().ok()?;
+        c.get(code, now()).ok().flatten().map(|l| (l.entry, l.withdrawn))
+    }
+
+    /// An agent's exchange request: file, list, decide, fetch or look up.
+    pub(super) fn exchange_ask(&self, node: &NodeId, m: Message) -> Message {
+        let now = crate::exchange::clock();
+        let entry = match &m {
+            Message::FileRequest(f) => self.entry(&f.code),
+            _ => None,
+        };
+        let Ok(mut x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        let answer = match m {
+            Message::FileRequest(form) => {
+                x.file(node, &form, entry, now).map(|r| r.map(|r| Message::RequestAnswer(Box::new(r.for_agent()))))
+            }
+            Message::ListRequests => x.records_of(node).map(|r| Ok(Message::Requests(r))),
+            Message::Decide(d) => x
+                .decide(node, &d, |code| self.entry(code).map(|e| e.0), now)
+                .map(|r| r.map(|r| Message::RequestAnswer(Box::new(r.for_agent())))),
+            Message::Fetch(f) => x.fetch(node, &f.id, f.after, now).map(|r| r.map(Message::Deliveries)),
+            Message::Lookup(q) => x.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
+            _ => return internal("not an exchange request"),
+        };
+        match answer {
+            Ok(Ok(m)) => m,
+            Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message }),
+            Err(e) => {
+                warn!(error = %e, "exchange store failed");
+                internal(&format!("the hub's exchange store failed ({e}); try again"))
+            }
+        }
+    }
+
+    /// A child hub's push: requests, decisions, deliveries and progress of its subtree.
+    pub(super) fn exchange_push(&self, child: &NodeId, batch: &wire::ExchangeBatch) -> Message {
+        let Ok(mut x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        match x.merge(batch, Some(child.division()), &|code| self.entry(code).map(|e| e.0), None) {
+            Ok(()) => Message::ExchangePushed(batch.upto),
+            Err(e) => internal(&format!("the hub could not store the exchange push ({e}); it will be retried")),
+        }
+    }
+
+    /// A child hub's pull: what concerns its subtree since `since`.
+    pub(super) fn exchange_pull(&self, child: &NodeId, since: u64) -> Message {
+        let Ok(x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        match x.batch_since(since, Some(child.division())) {
+            Ok(b) => Message::ExchangePulled(b),
+            Err(e) => internal(&format!("the hub could not read its exchange store ({e}); it will be retried")),
+        }
+    }
+
+    /// Verifies and applies one changeset from `node`, whose certificate is `cert`.
+    pub(super) fn accept_changeset(&self, node: &NodeId, role: Role, cert: &[u8], env: SignedChangeset) -> Message {
+        let reject = |reason: String| {
+            warn!(resource = %env.resource, seq = env.seq, origin = %env.origin, %reason, "changeset rejected");
+            Message::Rejected(Rejected { resource: env.resource.clone(), seq: env.seq, reason })
+        };
+        let signer = match self.signer(node, role, cert, &env.origin, &env.signer_chain) {
+            Ok(s) => s,
+            Err(e) => return reject(format!("changeset from {}: {e}", env.origin)),
+        };
+        if let Err(e) = pki::verify_signature(&signer, &env.body, &env.signature) {
+            return reject(format!("{e}; it was altered after {} signed it", env.origin));
+        }
+        let cs = match decode_changeset(&env.body) {
+            Ok(cs) => cs,
+            Err(e) => return reject(e.to_string()),
+        };
+        if cs.origin != env.origin || cs.resource != env.resource || cs.seq != env.seq {
+            return reject("the changeset's contents do not match its envelope".into());
+        }
+        if let Err(e) = cs.validate() {
+            return reject(e);
+        }
+        // Every hub keeps the signed frame: a child forwards it to its
+        // parent, and grants are delivered from it.
+        let frame = wire::encode_frame(&Message::Upload(env.clone())).ok();
+        match self.vaults.apply(&cs, &pki::sha256(&env.body), frame.as_deref(), now()) {
+            Ok(Applied::Applied) => {
+                info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
+                Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })
+            }
+            Ok(Applied::Duplicate) => Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: true }),
+            Ok(Applied::Gap { expected }) => Message::Gap(Gap { resource: cs.resource, got: cs.seq, expected }),
+            Err(VaultError::Schema(reason)) => reject(reason),
+            Err(e) => {
+                warn!(error = %e, "vault write failed");
+                Message::Refused(Refusal {
+                    code: RefusalCode::Internal,
+                    message: format!("the hub could not store the changeset ({e}); it will be retried"),
+                })
+            }
+        }
+    }
+}

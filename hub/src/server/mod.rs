@@ -1,0 +1,463 @@
+//! `gdx-hub run`: the QUIC endpoint, the handshake policy, the live
+//! connections, and revocation.
+//!
+//! Each accepted connection is served by its own task inside a tracing span
+//! that names the peer. On ALPN `gdx/1` the peer must hold a certificate
+//! that chains to this hub's CA ([`gdx_certs::tls`] checks that), has not
+//! been revoked, and whose role and division this hub serves ([`Policy`]).
+//! The first stream carries a versioned hello; the hub answers with a
+//! welcome or a refusal that names both versions. On `gdx-enroll/1` the
+//! peer has no certificate yet and may only enrol.
+//!
+//! A maintenance task re-reads revocations from `hub.db` every second, so a
+//! `gdx-hub revoke` run by the operator refuses new handshakes at once and
+//! closes the node's live connection within about a second.
+//!
+//! [`policy`] decides who may connect; `dispatch` answers what a connected
+//! node's streams carry.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use gdx_certs::frames::{self, FrameError};
+use gdx_certs::pki::{self, Identity, pem_blocks};
+use gdx_certs::tls::{self, PeerPolicy};
+use gdx_common::catalog::CatalogEntry;
+use gdx_common::data::decode_changeset;
+use gdx_common::units::format_time;
+use gdx_common::wire::{self, Ack, Gap, Message, Refusal, RefusalCode, Rejected, SignedChangeset, Welcome, WireError};
+use gdx_common::{DivisionCode, NodeId, Role};
+use rustls::pki_types::CertificateDer;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::catalog::{self, Catalog};
+use crate::config::{HubConfig, HubPaths};
+use crate::enrol::{self, Authority};
+use crate::exchange::{Exchange, HubSigner};
+use crate::store::Store;
+use crate::util::{now, now_ms};
+use crate::vault::{Applied, VaultError, Vaults};
+
+mod dispatch;
+mod policy;
+
+pub use policy::Policy;
+
+/// Application close codes sent to peers.
+pub mod close_code {
+    /// The hub is shutting down.
+    pub const SHUTDOWN: u32 = 0;
+    /// The peer did something the protocol forbids.
+    pub const REFUSED: u32 = 1;
+    /// The peer's certificate was revoked.
+    pub const REVOKED: u32 = 2;
+    /// A newer connection from the same node replaced this one.
+    pub const REPLACED: u32 = 3;
+}
+
+/// How long a peer has to open its first stream and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often revocations are re-read and the heartbeat written.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+struct Live {
+    /// When the hub accepted the connection, in accept order: of two
+    /// connections of one node the later accepted wins, whichever finishes
+    /// its hello first.
+    order: u64,
+    node: NodeId,
+    serial: String,
+    conn: quinn::Connection,
+}
+
+/// What answering one request on an upload stream takes, run on the blocking pool.
+type Work = Box<dyn FnOnce(&Hub) -> Vec<Message> + Send>;
+
+/// A running hub.
+struct Hub {
+    config: HubConfig,
+    vaults: Arc<Vaults>,
+    /// Checks the certificate chains of changesets and entries relayed by child hubs.
+    chains: tls::ChainVerifier,
+    auth: Authority,
+    store: Mutex<Store>,
+    catalog: Arc<Mutex<Catalog>>,
+    exchange: Arc<Mutex<Exchange>>,
+    audit: Arc<Mutex<crate::audit::AuditLog>>,
+    policy: Arc<Policy>,
+    live: Mutex<HashMap<usize, Live>>,
+    /// Connections accepted so far (see [`Live::order`]).
+    accepted: std::sync::atomic::AtomicU64,
+}
+
+/// Serves until `shutdown` completes. Prints one line when ready.
+pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let paths = HubPaths::new(dir);
+    let config = HubConfig::load(&paths)?;
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
+    };
+    let auth = Authority::load(&paths)?;
+    let root = CertificateDer::from(auth.root_der.clone());
+    let chain: Vec<CertificateDer<'static>> =
+        pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
+    if chain.is_empty() {
+        anyhow::bail!("{} holds no certificate; restore it from backup", paths.hub_cert().display());
+    }
+    let hub_key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?;
+    let store = Store::open(&paths.db())?;
+    store.reset_connections()?;
+    store.heartbeat(now())?;
+    let own_ca = auth.intermediates.first().cloned();
+    let policy = Arc::new(Policy::new(config.division, own_ca, store.revoked_serials()?));
+    policy.set_children(store.child_hubs()?);
+    let server_config =
+        tls::hub_server_config(chain.clone(), hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
+    let listen: SocketAddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("listen = {:?} in hub.toml is not an IP:PORT address", config.listen))?;
+    let endpoint = quinn::Endpoint::server(server_config, listen).with_context(|| {
+        format!("cannot listen on {listen}/udp; another gdx-hub may be running, or change listen in hub.toml")
+    })?;
+    let local = endpoint.local_addr().unwrap_or(listen);
+    let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
+    let mut exchange = Exchange::open(dir, config.hub_id())?;
+    exchange.set_children(store.child_hubs()?);
+    exchange.set_signer(HubSigner {
+        key: pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?,
+        chain: chain.iter().map(|c| c.to_vec()).collect(),
+    });
+    let exchange = Arc::new(Mutex::new(exchange));
+    let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
+    let (http, api) = crate::api::bind(&paths, &config, &auth.ca, catalog.clone()).await?;
+    println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
+    println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
+
+    let hub = Arc::new(Hub {
+        config,
+        vaults: Arc::new(Vaults::new(dir)),
+        chains: tls::ChainVerifier::new(std::slice::from_ref(&root))?,
+        auth,
+        store: Mutex::new(store),
+        catalog: catalog.clone(),
+        exchange: exchange.clone(),
+        audit: audit.clone(),
+        policy,
+        live: Mutex::new(HashMap::new()),
+        accepted: std::sync::atomic::AtomicU64::new(0),
+    });
+    let maintenance = tokio::spawn(maintain(hub.clone()));
+    let producer = tokio::spawn(produce(exchange.clone()));
+    let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
+    let parent = match (&hub.config.parent, &hub.config.parent_addr) {
+        (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
+            paths.clone(),
+            hub.config.clone(),
+            hub.vaults.clone(),
+            catalog.clone(),
+            exchange.clone(),
+            audit.clone(),
+        ))),
+        _ => None,
+    };
+    let api = tokio::spawn(api);
+    let accept = {
+        let endpoint = endpoint.clone();
+        let hub = hub.clone();
+        async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let remote = incoming.remote_address();
+                let hub = hub.clone();
+                // numbered here, in accept order, before tasks can overtake each other
+                let order = hub.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move { hub.serve(incoming, order).await }.instrument(info_span!("conn", %remote)));
+            }
+        }
+    };
+    tokio::select! {
+        () = accept => {}
+        () = shutdown => info!("shutting down"),
+    }
+    maintenance.abort();
+    producer.abort();
+    auditor.abort();
+    // sign what was logged up to the last moment (the next start reads every vault anyway)
+    if let Ok(mut log) = audit.lock() {
+        let _ = log.collect_from_vaults(&hub.vaults.take_written()).and_then(|_| log.checkpoint(now()));
+    }
+    api.abort();
+    if let Some(p) = parent {
+        p.abort();
+    }
+    endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
+    if let Ok(store) = hub.store.lock() {
+        let _ = store.reset_connections();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    Ok(())
+}
+
+impl Hub {
+    async fn serve(self: Arc<Self>, incoming: quinn::Incoming, order: u64) {
+        let conn = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                info!(error = %frames::describe_connection_error(&e), "handshake failed");
+                return;
+            }
+        };
+        let alpn = conn
+            .handshake_data()
+            .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+            .and_then(|h| h.protocol);
+        let peer_cert = conn
+            .peer_identity()
+            .and_then(|p| p.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().map(|c| c.to_vec()));
+        let peer = peer_cert.as_deref().map(Identity::of);
+        match (alpn.as_deref(), peer) {
+            (Some(wire::ALPN_ENROLL), _) => self.serve_enrolment(conn).await,
+            (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, .. }))) => {
+                let span = info_span!("node", %node, %role);
+                let cert = peer_cert.unwrap_or_default();
+                self.serve_node(conn, order, node, role, serial, cert).instrument(span).await;
+            }
+            (Some(wire::ALPN), _) => {
+                info!("refused a connection without a client certificate");
+                conn.close(
+                    quinn::VarInt::from_u32(close_code::REFUSED),
+                    b"this hub requires a client certificate; enrol this node first with `gdx-agent enroll --token TOKEN`",
+                );
+            }
+            _ => conn.close(quinn::VarInt::from_u32(close_code::REFUSED), b"unknown application protocol"),
+        }
+    }
+
+    /// Records a node's connection, closing its older ones; false (and
+    /// closed) when a connection the hub accepted later already serves it.
+    fn register(&self, id: usize, live: Live) -> bool {
+        let addr = live.conn.remote_address().to_string();
+        let node = live.node.clone();
+        if let Ok(mut map) = self.live.lock() {
+            if map.values().any(|l| l.node == node && l.order > live.order) {
+                live.conn.close(
+                    quinn::VarInt::from_u32(close_code::REPLACED),
+                    b"a newer connection from the same node replaced this one",
+                );
+                return false;
+            }
+            for old in map.values().filter(|l| l.node == node) {
+                old.conn.close(
+                    quinn::VarInt::from_u32(close_code::REPLACED),
+                    b"a newer connection from the same node replaced this one",
+                );
+            }
+            map.retain(|_, l| l.node != node);
+            map.insert(id, live);
+        }
+        self.with_store(|s| s.set_connected(&node, true, Some(&addr), now()));
+        true
+    }
+
+    fn unregister(&self, id: usize, node: &NodeId) {
+        let still = match self.live.lock() {
+            Ok(mut map) => {
+                map.remove(&id);
+                map.values().any(|l| &l.node == node)
+            }
+            Err(_) => false,
+        };
+        if !still {
+            self.with_store(|s| s.set_connected(node, false, None, now()));
+        }
+    }
+
+    fn with_store(&self, f: impl FnOnce(&Store) -> Result<(), crate::store::StoreError>) {
+        match self.store.lock() {
+            Ok(store) => {
+                if let Err(e) = f(&store) {
+                    warn!(error = %e, "hub database update failed");
+                }
+            }
+            Err(_) => warn!("hub database lock poisoned"),
+        }
+    }
+
+    async fn serve_enrolment(self: &Arc<Self>, conn: quinn::Connection) {
+        let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
+        let req = match frames::recv(&mut recv).await {
+            Ok(Some(Message::EnrollRequest(r))) => r,
+            Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
+                let msg = format!(
+                    "hub {} speaks gdx protocol {ours} and the enrolling node speaks gdx protocol {theirs}; upgrade the older of the two",
+                    self.config.hub_id()
+                );
+                refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
+                return;
+            }
+            other => {
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request: {other:?}"))
+                    .await;
+                return;
+            }
+        };
+        let answer = match self.store.lock() {
+            Ok(mut store) => {
+                let answer = enrol::enrol(&mut store, &self.config, &self.auth, &req, now());
+                // a new child hub's agents must attach to it from now on
+                if let Ok(children) = store.child_hubs() {
+                    self.policy.set_children(children);
+                }
+                answer
+            }
+            Err(_) => Err(Refusal {
+                code: RefusalCode::Internal,
+                message: "the hub's database is unavailable; try again".into(),
+            }),
+        };
+        let msg = match answer {
+            Ok(enrolled) => {
+                info!(node = ?gdx_certs::Identity::of(&enrolled.chain_der[0]).ok(), "node enrolled");
+                Message::Enrolled(enrolled)
+            }
+            Err(refusal) => {
+                info!(reason = %refusal.message, "enrolment refused");
+                Message::Refused(refusal)
+            }
+        };
+        if frames::send(&mut send, &msg).await.is_ok() {
+            let _ = send.finish();
+            // Let the node read the answer and close first.
+            let _ = tokio::time::timeout(HELLO_TIMEOUT, conn.closed()).await;
+        }
+    }
+}
+
+async fn accept_first_stream(conn: &quinn::Connection) -> Option<(quinn::SendStream, quinn::RecvStream)> {
+    match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
+        Ok(Ok(streams)) => Some(streams),
+        Ok(Err(e)) => {
+            info!(error = %frames::describe_connection_error(&e), "closed before its first message");
+            None
+        }
+        Err(_) => {
+            conn.close(quinn::VarInt::from_u32(close_code::REFUSED), b"no hello within 10 seconds");
+            None
+        }
+    }
+}
+
+async fn refuse(conn: &quinn::Connection, send: &mut quinn::SendStream, code: RefusalCode, message: String) {
+    let _ = frames::send(send, &Message::Refused(Refusal { code, message: message.clone() })).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+    conn.close(quinn::VarInt::from_u32(close_code::REFUSED), message.as_bytes());
+}
+
+fn internal(message: &str) -> Message {
+    Message::Refused(Refusal { code: RefusalCode::Internal, message: message.to_owned() })
+}
+
+/// Moves the stores' audit events into the log twice a second, and signs a
+/// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
+/// Of the vaults it opens all until one pass over them succeeds (whatever an
+/// earlier run left behind), then those written since its last look; a vault
+/// with events left, or not read because of an error, is looked at again.
+async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut swept = false;
+    loop {
+        tick.tick().await;
+        let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
+        if sign {
+            last_checkpoint = std::time::Instant::now();
+        }
+        let (log, vaults) = (log.clone(), vaults.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
+            let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
+            let todo = if swept { vaults.take_written() } else { log.vault_files() };
+            match log.collect_from_vaults(&todo) {
+                Ok((_, more)) => vaults.mark_written(more),
+                Err(e) => {
+                    vaults.mark_written(todo);
+                    return Err(e);
+                }
+            }
+            if sign {
+                log.checkpoint(now())?;
+            }
+            Ok(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => swept = true,
+            Ok(Err(e)) => {
+                warn!(error = %e, "the audit log could not take new entries; they wait in the stores' outboxes");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Turns new changesets into deliveries for every live grant, each second.
+async fn produce(exchange: Arc<Mutex<Exchange>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let x = exchange.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            x.lock().map_err(|_| ()).map(|mut x| x.produce(crate::exchange::clock()))
+        })
+        .await;
+        if let Ok(Ok(Err(e))) = made {
+            warn!(error = %e, "cannot produce deliveries");
+        }
+    }
+}
+
+async fn maintain(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        let revoked = match hub.store.lock() {
+            Ok(store) => {
+                let _ = store.heartbeat(now());
+                if n.is_multiple_of(10) {
+                    let nodes: Vec<NodeId> =
+                        hub.live.lock().map(|m| m.values().map(|l| l.node.clone()).collect()).unwrap_or_default();
+                    let _ = store.touch_connected(&nodes, now());
+                }
+                if let Ok(children) = store.child_hubs() {
+                    hub.policy.set_children(children.clone());
+                    if let Ok(mut x) = hub.exchange.lock() {
+                        x.set_children(children);
+                    }
+                }
+                store.revoked_serials()
+            }
+            Err(_) => continue,
+        };
+        let Ok(revoked) = revoked else { continue };
+        hub.policy.set_revoked(revoked);
+        if let Ok(map) = hub.live.lock() {
+            for live in map.values().filter(|l| hub.policy.is_revoked(&l.serial)) {
+                warn!(node = %live.node, "closing the connection of a revoked node");
+                let reason = format!(
+                    "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",
+                    live.node,
+                    format_time(now())
+                );
+                live.conn.close(quinn::VarInt::from_u32(close_code::REVOKED), reason.as_bytes());
+            }
+        }
+    }
+}
