@@ -1,0 +1,332 @@
+//! Deliveries: produced at the provider's hub from the changeset frames in
+//! the provider's vault (granted columns, masked, numbered per grant,
+//! signed), fetched by the consumer's agent, and kept at the consumer's hub
+//! for lookups.
+
+use super::*;
+
+impl Exchange {
+    /// Deliveries of grant `id` numbered above `after`, for `consumer`
+    /// attached here; records that the consumer applied up to `after`.
+    pub fn fetch(
+        &mut self,
+        consumer: &NodeId,
+        id: &str,
+        after: u64,
+        now: i64,
+    ) -> Result<Result<Vec<SignedDelivery>, String>, ExchangeError> {
+        let Some(r) = self.record(id)? else {
+            return Ok(Err(format!("no request {id} is known at this hub")));
+        };
+        if &r.consumer != consumer {
+            return Ok(Err(format!("request {id} was filed by {}, not by {consumer}", r.consumer)));
+        }
+        if let Some(why) = r.refusal(now) {
+            return Ok(Err(why));
+        }
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let held: Option<i64> =
+            tx.query_row("SELECT n FROM progress WHERE grant_id = ?1", [id], |x| x.get(0)).optional()?;
+        if after > 0 && held.is_none_or(|h| (h as u64) < after) {
+            let rows: i64 = tx.query_row(
+                "SELECT coalesce(sum(rows), 0) FROM deliveries WHERE grant_id = ?1 AND n <= ?2",
+                params![id, after as i64],
+                |x| x.get(0),
+            )?;
+            let p = Progress { grant: id.to_owned(), n: after, rows: rows as u64, at: now };
+            Self::store_progress(&tx, &r, &p)?;
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        {
+            let mut stmt = tx.prepare("SELECT n, frame FROM deliveries WHERE grant_id = ?1 AND n > ?2 ORDER BY n")?;
+            let mut rows = stmt.query(params![id, after as i64])?;
+            let mut expect = after + 1;
+            while let Some(row) = rows.next()? {
+                let n = row.get::<_, i64>(0)? as u64;
+                if n != expect || bytes > BATCH_BYTES || out.len() >= 64 {
+                    break;
+                }
+                let frame: Vec<u8> = row.get(1)?;
+                bytes += frame.len();
+                out.push(decode_delivery(&frame)?);
+                expect += 1;
+            }
+        }
+        if let (Some(first), Some(last)) = (out.first(), out.last()) {
+            let rows: u64 = out.iter().map(|d| u64::from(d.rows)).sum();
+            audit(
+                &tx,
+                "delivered",
+                &r,
+                serde_json::json!({
+                    "consumer": r.consumer.to_string(), "from": first.n, "to": last.n, "rows": rows,
+                }),
+            )?;
+        }
+        tx.commit()?;
+        Ok(Ok(out))
+    }
+
+    pub(super) fn store_progress(tx: &Transaction<'_>, r: &RequestRecord, p: &Progress) -> Result<bool, ExchangeError> {
+        let held: Option<i64> =
+            tx.query_row("SELECT n FROM progress WHERE grant_id = ?1", [&p.grant], |x| x.get(0)).optional()?;
+        if held.is_some_and(|h| h as u64 >= p.n) {
+            return Ok(false);
+        }
+        let rev = Self::next(tx, "rev")?;
+        tx.execute(
+            "INSERT OR REPLACE INTO progress (grant_id, consumer, provider, n, rows, at, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![p.grant, r.consumer.to_string(), r.provider.to_string(), p.n as i64, p.rows as i64, p.at, rev as i64],
+        )?;
+        Ok(true)
+    }
+
+    /// One record of grant's copy kept here, for `consumer` attached here.
+    pub fn lookup(
+        &self,
+        consumer: &NodeId,
+        code: &str,
+        key: &[String],
+        now: i64,
+    ) -> Result<Result<wire::LookupAnswer, String>, ExchangeError> {
+        let mine = self.records_where("consumer = ?1", &consumer.to_string())?;
+        let of_code: Vec<&RequestRecord> = mine.iter().filter(|r| r.code == code).collect();
+        let Some(r) = of_code.iter().find(|r| r.is_live(now)).or(of_code.first()) else {
+            return Ok(Err(format!(
+                "{consumer} holds no grant for {code}; file a request with `gdx-agent request --resource {code} --fields … --purpose …`"
+            )));
+        };
+        if let Some(why) = r.refusal(now) {
+            return Ok(Err(why));
+        }
+        let as_of: i64 =
+            self.conn
+                .query_row("SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1", [&r.id], |x| x.get(0))?;
+        if as_of == 0 {
+            return Ok(Err(format!(
+                "nothing of {code} has been delivered to this hub under grant {} yet; try again in a few seconds",
+                r.id
+            )));
+        }
+        // rows travel under their key, or under its pseudonym when the key is masked
+        let typed = key.join("\u{1f}");
+        let hidden = pseudonym(&r.salt, &typed);
+        let mut row: Option<String> = None;
+        for k in [&typed, &hidden] {
+            row = self
+                .conn
+                .query_row("SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2", params![r.id, k], |x| x.get(0))
+                .optional()?;
+            if row.is_some() {
+                break;
+            }
+        }
+        // the key itself is personal data: the log keeps its pseudonym under the grant
+        audit(
+            &self.conn,
+            "lookup",
+            r,
+            serde_json::json!({
+                "consumer": consumer.to_string(), "key": hidden, "found": row.is_some(),
+            }),
+        )?;
+        Ok(Ok(wire::LookupAnswer { id: r.id.clone(), row, served_by: self.hub.clone(), as_of: as_of as u64 }))
+    }
+
+    /// Stores a delivery (and, when its consumer is attached here, applies
+    /// it to the copy kept for lookups), in `tx`; false when already held.
+    pub(super) fn store_delivery(
+        router: &Router,
+        tx: &Transaction<'_>,
+        r: &RequestRecord,
+        d: &SignedDelivery,
+        frame: &[u8],
+    ) -> Result<bool, ExchangeError> {
+        let held: Option<i64> = tx
+            .query_row("SELECT 1 FROM deliveries WHERE grant_id = ?1 AND n = ?2", params![d.grant, d.n as i64], |x| {
+                x.get(0)
+            })
+            .optional()?;
+        if held.is_some() {
+            return Ok(false);
+        }
+        let rev = Self::next(tx, "rev")?;
+        tx.execute(
+            "INSERT INTO deliveries (grant_id, n, consumer, provider, rows, frame, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![d.grant, d.n as i64, r.consumer.to_string(), r.provider.to_string(), d.rows, frame, rev as i64],
+        )?;
+        if router.place(&r.consumer) == Place::Here {
+            // A body that does not decode is stored all the same (the
+            // consumer's agent checks the signature and refuses it); only
+            // lookups miss its rows.
+            match decode_changeset(&d.body) {
+                Ok(cs) => apply_to_replica(tx, &d.grant, d.replace, &cs)?,
+                Err(e) => tracing::warn!(grant = %d.grant, n = d.n, error = %e, "a delivery does not decode"),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Turns new changesets of the providers attached here into deliveries
+    /// for every live grant; returns how many were made.
+    pub fn produce(&mut self, now: i64) -> Result<usize, ExchangeError> {
+        let mut made = 0;
+        let here: Vec<RequestRecord> = {
+            let mut stmt = self.conn.prepare("SELECT record FROM requests")?;
+            let all: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            all.iter().map(|j| parse_record(j)).collect::<Result<Vec<_>, _>>()?
+        };
+        let router = self.router.clone();
+        for r in here.iter().filter(|r| r.is_live(now) && router.place(&r.provider) == Place::Here) {
+            match self.produce_one(r) {
+                Ok(n) => made += n,
+                Err(e) => {
+                    tracing::warn!(grant = %r.id, error = %e, "cannot deliver");
+                    self.conn.execute(
+                        "INSERT INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, 0, 0, 0, ?2)
+                         ON CONFLICT(grant_id) DO UPDATE SET error = excluded.error",
+                        params![r.id, e.to_string()],
+                    )?;
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    pub(super) fn produce_one(&mut self, r: &RequestRecord) -> Result<usize, ExchangeError> {
+        let path = crate::vault::vault_path(&self.vault_dir, &r.provider);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let vault = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        vault.busy_timeout(Duration::from_secs(5))?;
+        let Some((epoch, last)) = vault
+            .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", [&r.resource], |x| {
+                Ok((x.get::<_, i64>(0)?, x.get::<_, i64>(1)?))
+            })
+            .optional()?
+        else {
+            return Ok(0);
+        };
+        let (p_epoch, mut seq, mut n): (i64, i64, i64) = self
+            .conn
+            .query_row("SELECT epoch, seq, n FROM producers WHERE grant_id = ?1", [&r.id], |x| {
+                Ok((x.get(0)?, x.get(1)?, x.get(2)?))
+            })
+            .optional()?
+            .unwrap_or((0, 0, 0));
+        let mut replace = n == 0;
+        if p_epoch != epoch {
+            // first delivery, or the provider sent the resource again in full
+            seq = 0;
+            replace = true;
+        }
+        let mut made = 0;
+        while seq < last && (made as u64) < PRODUCE_PER_PASS {
+            let frame: Option<Option<Vec<u8>>> = vault
+                .query_row(
+                    "SELECT frame FROM _gdx_changesets WHERE resource = ?1 AND seq = ?2",
+                    params![r.resource, seq + 1],
+                    |x| x.get(0),
+                )
+                .optional()?;
+            let Some(Some(frame)) = frame else {
+                return Err(ExchangeError::Damaged(format!(
+                    "changeset {} of {} is not kept in the vault (it was applied by an older version of gdx-hub); the provider must send the resource again in full",
+                    seq + 1,
+                    r.resource
+                )));
+            };
+            let cs = match wire::decode_frame(&frame) {
+                Ok(Some((Message::Upload(env), _))) => {
+                    decode_changeset(&env.body).map_err(|e| ExchangeError::Damaged(e.to_string()))?
+                }
+                _ => {
+                    return Err(ExchangeError::Damaged(format!(
+                        "changeset {} of {} does not decode",
+                        seq + 1,
+                        r.resource
+                    )));
+                }
+            };
+            if cs.epoch as i64 != epoch {
+                return Ok(made); // the vault is being replaced; next pass
+            }
+            let part = grant::deliverable(&cs, r, (n + 1) as u64, &|key| pseudonym(&r.salt, key));
+            let delivery = self.sign(r, (n + 1) as u64, replace, &part)?;
+            let frame = encode_delivery(&delivery);
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            Self::store_delivery(&self.router, &tx, r, &delivery, &frame)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, ?2, ?3, ?4, NULL)",
+                params![r.id, epoch, seq + 1, n + 1],
+            )?;
+            tx.commit()?;
+            seq += 1;
+            n += 1;
+            replace = false;
+            made += 1;
+        }
+        Ok(made)
+    }
+
+    pub(super) fn sign(
+        &self,
+        r: &RequestRecord,
+        n: u64,
+        replace: bool,
+        cs: &Changeset,
+    ) -> Result<SignedDelivery, ExchangeError> {
+        let Some(signer) = &self.signer else {
+            return Err(ExchangeError::Damaged("this hub has no signing key loaded".into()));
+        };
+        let body = encode_changeset(cs);
+        let signature = gdx_certs::pki::sign(&signer.key, &SignedDelivery::signed_bytes(&r.id, n, replace, &body))
+            .map_err(|e| ExchangeError::Damaged(e.to_string()))?;
+        Ok(SignedDelivery {
+            grant: r.id.clone(),
+            n,
+            replace,
+            rows: cs.changes.len() as u32,
+            body,
+            signature,
+            signer_chain: signer.chain.clone(),
+        })
+    }
+}
+
+pub(super) fn encode_delivery(d: &SignedDelivery) -> Vec<u8> {
+    bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap_or_default()
+}
+
+pub(super) fn decode_delivery(frame: &[u8]) -> Result<SignedDelivery, ExchangeError> {
+    bincode::serde::decode_from_slice(frame, bincode::config::standard())
+        .map(|(d, _)| d)
+        .map_err(|e| ExchangeError::Damaged(format!("a stored delivery does not decode: {e}")))
+}
+
+pub(super) fn apply_to_replica(
+    tx: &Transaction<'_>,
+    grant_id: &str,
+    replace: bool,
+    cs: &Changeset,
+) -> Result<(), ExchangeError> {
+    if replace {
+        tx.execute("DELETE FROM replica WHERE grant_id = ?1", [grant_id])?;
+    }
+    let mut upsert = tx.prepare_cached("INSERT OR REPLACE INTO replica (grant_id, key, row) VALUES (?1, ?2, ?3)")?;
+    let mut delete = tx.prepare_cached("DELETE FROM replica WHERE grant_id = ?1 AND key = ?2")?;
+    for c in &cs.changes {
+        let key = grant::key_text(&cs.key_of(c));
+        match c {
+            gdx_common::data::Change::Upsert(row) => {
+                upsert.execute(params![grant_id, key, grant::row_json(&cs.columns, row).to_string()])?;
+            }
+            gdx_common::data::Change::Delete(_) => {
+                delete.execute(params![grant_id, key])?;
+            }
+        }
+    }
+    Ok(())
+}

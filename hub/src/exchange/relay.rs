@@ -1,0 +1,196 @@
+//! Store-and-forward between hubs: what a link's other end has not stored
+//! yet, in batches by change number, and merging what it sends.
+
+use super::delivery::{decode_delivery, encode_delivery};
+use super::*;
+
+impl Exchange {
+    /// What this hub recorded after change number `since` for the other end
+    /// of a link: the parent (`to` = None: everything of this subtree whose
+    /// consumer or provider is elsewhere) or the child hub of division `to`.
+    pub fn batch_since(&self, since: u64, to: Option<DivisionCode>) -> Result<ExchangeBatch, ExchangeError> {
+        self.batch(since, to, BATCH_ITEMS)
+    }
+
+    /// [`Exchange::batch_since`] with at most `items` items read. A delivery
+    /// goes with its record's current version when that is not already in
+    /// the batch: a record changed later (a revocation) moves after its
+    /// deliveries, and the other end refuses a delivery without its record.
+    pub(super) fn batch(
+        &self,
+        since: u64,
+        to: Option<DivisionCode>,
+        items: i64,
+    ) -> Result<ExchangeBatch, ExchangeError> {
+        let mut out = ExchangeBatch { upto: since, ..ExchangeBatch::default() };
+        let mut stmt = self.conn.prepare(
+            "SELECT rev, 0, id, 0, consumer, provider FROM requests WHERE rev > ?1
+             UNION ALL SELECT rev, 1, grant_id, n, consumer, provider FROM deliveries WHERE rev > ?1
+             UNION ALL SELECT rev, 2, grant_id, n, consumer, provider FROM progress WHERE rev > ?1
+             ORDER BY 1 LIMIT ?2",
+        )?;
+        let items: Vec<(i64, i64, String, i64, String, String)> = stmt
+            .query_map(params![since as i64, items], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut bytes = 0;
+        for (rev, kind, id, n, consumer, provider) in items {
+            let (Ok(consumer), Ok(provider)) = (NodeId::parse(&consumer), NodeId::parse(&provider)) else {
+                out.upto = rev as u64;
+                continue;
+            };
+            let within = |node: &NodeId| match to {
+                Some(child) => child.contains(node.division()),
+                None => !self.router.division.contains(node.division()),
+            };
+            match kind {
+                0 if within(&consumer) || within(&provider) || to.is_none() => {
+                    if let Some(r) = self.record(&id)? {
+                        out.records.push(r);
+                    }
+                }
+                1 if within(&consumer) => {
+                    if bytes > BATCH_BYTES {
+                        break;
+                    }
+                    let frame: Vec<u8> = self.conn.query_row(
+                        "SELECT frame FROM deliveries WHERE grant_id = ?1 AND n = ?2",
+                        params![id, n],
+                        |r| r.get(0),
+                    )?;
+                    bytes += frame.len();
+                    if !out.records.iter().any(|r| r.id == id)
+                        && let Some(r) = self.record(&id)?
+                    {
+                        out.records.push(r);
+                    }
+                    out.deliveries.push(decode_delivery(&frame)?);
+                }
+                2 if within(&provider) || to.is_none() => {
+                    let p =
+                        self.conn.query_row("SELECT n, rows, at FROM progress WHERE grant_id = ?1", [&id], |r| {
+                            Ok(Progress {
+                                grant: id.clone(),
+                                n: r.get::<_, i64>(0)? as u64,
+                                rows: r.get::<_, i64>(1)? as u64,
+                                at: r.get(2)?,
+                            })
+                        })?;
+                    out.progress.push(p);
+                }
+                _ => {}
+            }
+            out.upto = rev as u64;
+        }
+        Ok(out)
+    }
+
+    /// Stores what the other end of a link sent: the parent (`from` = None)
+    /// or the child hub of division `from`, which may only speak for its
+    /// subtree. `entry` gives this hub's catalogue entry for a code, to
+    /// check again a request filed elsewhere for a provider attached here.
+    /// `cursor` names the link cursor set to the batch's `upto` in the same
+    /// transaction (a pull), so a kill repeats the pull and stores nothing twice.
+    pub fn merge(
+        &mut self,
+        batch: &ExchangeBatch,
+        from: Option<DivisionCode>,
+        entry: &dyn Fn(&str) -> Option<CatalogEntry>,
+        cursor: Option<&str>,
+    ) -> Result<(), ExchangeError> {
+        let router = self.router.clone();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for r in &batch.records {
+            let speaks = match from {
+                None => true,
+                Some(child) => {
+                    child.contains(r.provider.division()) || (r.version == 1 && child.contains(r.consumer.division()))
+                }
+            };
+            if !speaks {
+                continue;
+            }
+            let mut r = r.clone();
+            // The provider's hub files a request filed elsewhere again against its own entry.
+            if r.version == 1
+                && router.place(&r.provider) == Place::Here
+                && let Some(e) = entry(&r.code)
+            {
+                let req = Request {
+                    consumer: r.consumer.clone(),
+                    code: r.code.clone(),
+                    fields: r.fields.clone(),
+                    purpose: r.purpose.clone(),
+                    until: r.until,
+                    filed_at: r.filed_at,
+                };
+                let mut again = RequestRecord::filed(r.id.clone(), &e, &req, r.filed_at);
+                again.salt.clone_from(&r.salt);
+                if again != r {
+                    tracing::warn!(id = %r.id, "a request filed elsewhere was filed again here with another outcome");
+                    r = RequestRecord { version: 2, ..again };
+                    r.salt.clear();
+                    salted(&mut r);
+                    if !Self::store(&tx, &r)? {
+                        continue; // refiled before: logged then
+                    }
+                    audit(
+                        &tx,
+                        "decision",
+                        &r,
+                        serde_json::json!({
+                            "verdict": "refiled", "consumer": r.consumer.to_string(), "state": r.state(r.filed_at),
+                            "columns": r.columns, "masked": r.masked, "version": r.version,
+                        }),
+                    )?;
+                    continue;
+                }
+            }
+            Self::store(&tx, &r)?;
+        }
+        for d in &batch.deliveries {
+            let Some(r) = tx
+                .query_row("SELECT record FROM requests WHERE id = ?1", [&d.grant], |x| x.get::<_, String>(0))
+                .optional()?
+                .map(|j| parse_record(&j))
+                .transpose()?
+            else {
+                // A record always travels before its deliveries; without it
+                // the batch is refused whole (and sent again), leaving no gap.
+                return Err(ExchangeError::Damaged(format!(
+                    "delivery {} of {} arrived before its request record",
+                    d.n, d.grant
+                )));
+            };
+            if from.is_some_and(|child| !child.contains(r.provider.division())) {
+                continue;
+            }
+            Self::store_delivery(&router, &tx, &r, d, &encode_delivery(d))?;
+        }
+        for p in &batch.progress {
+            if let Some(j) = tx
+                .query_row("SELECT record FROM requests WHERE id = ?1", [&p.grant], |x| x.get::<_, String>(0))
+                .optional()?
+            {
+                let r = parse_record(&j)?;
+                if from.is_none_or(|child| child.contains(r.consumer.division())) {
+                    Self::store_progress(&tx, &r, p)?;
+                }
+            }
+        }
+        if let Some(name) = cursor {
+            Self::set_meta(&tx, name, batch.upto)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets a link cursor once the other end stored everything up to `upto`.
+    pub fn set_cursor(&mut self, name: &str, upto: u64) -> Result<(), ExchangeError> {
+        let tx = self.conn.transaction()?;
+        Self::set_meta(&tx, name, upto)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
