@@ -1,0 +1,189 @@
+//! The parent's side of cosigning a child hub's checkpoints, the child's
+//! request and keeping of cosignatures, and the evidence of checkpoints that
+//! cannot both be true.
+
+use super::*;
+
+impl AuditLog {
+    /// The parent's side of cosigning: checks a checkpoint of child hub
+    /// `origin` (signature, and consistency with the last one cosigned for
+    /// it), then cosigns it and records that in this log, in one
+    /// transaction. Two checkpoints that cannot both be true are kept as
+    /// evidence, logged as `equivocation`, and refused.
+    pub fn cosign(
+        &mut self,
+        origin: &str,
+        req: &gdx_common::wire::CosignRequest,
+        now: i64,
+    ) -> Result<Result<gdx_common::wire::Message, String>, AuditError> {
+        use gdx_common::wire::{Cosignature, Message};
+        let root = hex(&req.root);
+        let note = Checkpoint::note(origin, req.size, &root, req.at);
+        if UnparsedPublicKey::new(&ED25519, &req.public_key).verify(note.as_bytes(), &req.signature).is_err() {
+            return Ok(Err(format!("checkpoint {} of {origin} is not signed by the key it names", req.size)));
+        }
+        let received = serde_json::json!({ "size": req.size, "root": root, "at": req.at,
+            "public_key": hex(&req.public_key), "signature": hex(&req.signature),
+            "from_size": req.from_size, "proof": req.proof.iter().map(|p| hex(p)).collect::<Vec<_>>() });
+        let last: Option<(i64, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT size, root, public_key FROM cosigned WHERE origin = ?1 ORDER BY size DESC LIMIT 1",
+                [origin],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let same: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT root FROM cosigned WHERE origin = ?1 AND size = ?2",
+                params![origin, req.size as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let conflict = |what: &str, held: serde_json::Value| (what.to_owned(), held);
+        let problem = match (&last, &same) {
+            (Some((_, _, key)), _) if *key != hex(&req.public_key) => {
+                Some(conflict("its audit key changed", serde_json::json!({ "public_key": key })))
+            }
+            (_, Some(r)) if *r != root => Some(conflict(
+                "two different roots for the same size",
+                serde_json::json!({ "size": req.size, "root": r }),
+            )),
+            (_, Some(_)) => None,
+            (Some((size0, _, _)), None) if req.size < *size0 as u64 => {
+                return Ok(Err(format!(
+                    "checkpoint {} of {origin} is older than the newest cosigned ({size0})",
+                    req.size
+                )));
+            }
+            (Some((size0, _, _)), None) if req.from_size != *size0 as u64 => {
+                return Ok(Ok(Message::CosignFrom(*size0 as u64)));
+            }
+            (Some((size0, root0, _)), None) => {
+                let proof: Vec<Hash> = req.proof.iter().filter_map(|p| p.clone().try_into().ok()).collect();
+                let ok = proof.len() == req.proof.len()
+                    && hash_of(root0).zip(req.root.clone().try_into().ok()).is_some_and(|(r0, r1): (Hash, Hash)| {
+                        merkle::verify_consistency(*size0 as u64, req.size, &proof, &r0, &r1)
+                    });
+                (!ok).then(|| {
+                    conflict(
+                        "the new checkpoint does not extend the last one cosigned",
+                        serde_json::json!({ "size": size0, "root": root0 }),
+                    )
+                })
+            }
+            (None, None) => None,
+        };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let event = |kind: &str, detail: serde_json::Value| Event {
+            kind: kind.into(),
+            at: now,
+            node: Some(origin.to_owned()),
+            detail,
+            ..Event::default()
+        };
+        if let Some((what, held)) = problem {
+            let refused = format!(
+                "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
+                req.size
+            );
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM evidence WHERE origin = ?1 AND json_extract(received, '$.size') = ?2
+                     AND json_extract(received, '$.root') = ?3",
+                    params![origin, req.size as i64, root],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_some() {
+                // kept already: a child that keeps sending it is not logged again
+                return Ok(Err(refused));
+            }
+            tx.execute(
+                "INSERT INTO evidence (origin, at, what, held, received) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![origin, now, what, held.to_string(), received.to_string()],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = serde_json::json!({ "what": what, "held": held, "received": received });
+            let leaf = Self::append_in(&tx, &self.tree, &format!("evidence#{id}"), &event("equivocation", detail))?;
+            tx.commit()?;
+            self.appended(leaf);
+            return Ok(Err(refused));
+        }
+        let signature = self.key.sign(note.as_bytes()).as_ref().to_vec();
+        if same.is_none() {
+            tx.execute(
+                "INSERT INTO cosigned (origin, size, root, at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![origin, req.size as i64, root, req.at, hex(&req.public_key), hex(&req.signature)],
+            )?;
+            let detail = serde_json::json!({ "size": req.size, "root": root, "at": req.at });
+            let leaf =
+                Self::append_in(&tx, &self.tree, &format!("cosign:{origin}#{}", req.size), &event("cosigned", detail))?;
+            tx.commit()?;
+            self.appended(leaf);
+        }
+        let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
+        Ok(Ok(Message::Cosigned(Cosignature {
+            size: req.size,
+            cosigner: me,
+            public_key: self.key.public_key().as_ref().to_vec(),
+            signature,
+        })))
+    }
+
+    pub(super) fn appended(&mut self, leaf: Option<Hash>) {
+        if let Some(leaf) = leaf {
+            self.tree.push(leaf);
+        }
+    }
+
+    /// The child's side: its newest checkpoint, if no cosignature covers it
+    /// yet, as a request with the consistency proof from `from_size`.
+    pub fn cosign_request(
+        &self,
+        from_size: Option<u64>,
+    ) -> Result<Option<gdx_common::wire::CosignRequest>, AuditError> {
+        let Some(cp) = self.last_checkpoint()? else { return Ok(None) };
+        let done: Option<i64> = self.conn.query_row("SELECT max(size) FROM cosignatures", [], |r| r.get(0))?;
+        let done = done.unwrap_or(0) as u64;
+        if done >= cp.size {
+            return Ok(None);
+        }
+        let from = from_size.unwrap_or(done).min(cp.size);
+        let leaves = self.leaves(cp.size)?;
+        let proof = if from == 0 {
+            Vec::new()
+        } else {
+            merkle::consistency_proof(&leaves, from as usize).ok_or_else(|| damaged(cp.size))?
+        };
+        Ok(Some(gdx_common::wire::CosignRequest {
+            public_key: self.key.public_key().as_ref().to_vec(),
+            size: cp.size,
+            root: hash_of(&cp.root).ok_or_else(|| damaged(cp.size))?.to_vec(),
+            at: cp.at,
+            signature: unhex(&cp.signature).ok_or_else(|| damaged(cp.size))?,
+            from_size: from,
+            proof: proof.iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    /// Keeps the parent's cosignature of a checkpoint.
+    pub fn keep_cosignature(&self, c: &gdx_common::wire::Cosignature) -> Result<(), AuditError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO cosignatures (size, cosigner, public_key, signature) VALUES (?1, ?2, ?3, ?4)",
+            params![c.size as i64, c.cosigner.to_string(), hex(&c.public_key), hex(&c.signature)],
+        )?;
+        Ok(())
+    }
+
+    /// The evidence of equivocation kept here, as JSON lines.
+    pub fn evidence(&self) -> Result<Vec<serde_json::Value>, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT origin, at, what, held, received FROM evidence ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(serde_json::json!({ "origin": r.get::<_, String>(0)?, "at": r.get::<_, i64>(1)?,
+                "what": r.get::<_, String>(2)?, "held": r.get::<_, String>(3)?, "received": r.get::<_, String>(4)? }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,554 @@
+//! The hub's tamper-evident audit log (`audit.db`): an append-only list of
+//! entries hashed into an RFC 6962 Merkle tree ([`crate::merkle`]), with
+//! checkpoints (origin, size, root) signed by the hub's Ed25519 key
+//! (`audit.key`).
+//!
+//! An action and its entry are written in the same transaction: each store
+//! that records actions (hub.db, catalog.db, exchange.db, every vault) has an
+//! `audit_outbox` table, and [`note`] adds the event there inside the
+//! action's own transaction. [`AuditLog::collect`] then appends outbox
+//! events to the log in order, each under its source (`exchange.db#17`),
+//! which is unique in the log: a kill after the append but before the
+//! outbox row is deleted appends nothing twice.
+//!
+//! An entry is the JSON object [`Entry`], stored as the exact bytes hashed.
+//! It carries its own index and the leaf hash of the entry before it, so a
+//! changed, deleted or swapped entry is named precisely by `verify`.
+//!
+//! `cosign` is the parent's and child's side of cosigning checkpoints,
+//! `verify` the offline verification of a bundle, `render` the listings.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::merkle::{self, Hash};
+
+/// The outbox table every recording store creates.
+pub const OUTBOX_SQL: &str =
+    "CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);";
+
+/// The kinds of entries, for `gdx-hub audit list --kind`.
+pub const KINDS: &[&str] = &[
+    "enrolled",
+    "revoked",
+    "changeset",
+    "catalogued",
+    "request",
+    "decision",
+    "delivered",
+    "lookup",
+    "cosigned",
+    "equivocation",
+    "unreadable",
+];
+
+/// At most this long between the last entry and a checkpoint covering it.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Why the audit log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Something that moved or governed data, as the action's store records it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// One of [`KINDS`].
+    pub kind: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// The node that acted or is concerned.
+    pub node: Option<String>,
+    /// Resource or 信息资源代码 concerned.
+    pub resource: Option<String>,
+    /// Request (grant) id concerned.
+    pub request: Option<String>,
+    /// Everything else, by kind.
+    pub detail: serde_json::Value,
+}
+
+/// One entry of the log: its index, the leaf hash before it, and the event
+/// (its fields inline). Serialized in this field order; the bytes are what
+/// is hashed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub index: u64,
+    /// Hex leaf hash of entry `index - 1` (64 zeros for the first).
+    pub prev: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Records `event` in the outbox of the store whose transaction `conn` is in.
+pub fn note(conn: &Connection, event: &Event) -> rusqlite::Result<()> {
+    conn.execute("INSERT INTO audit_outbox (event) VALUES (?1)", [serde_json::to_string(event).unwrap_or_default()])?;
+    Ok(())
+}
+
+/// A signed checkpoint: the log had `size` entries with this `root`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub size: u64,
+    /// Hex.
+    pub root: String,
+    pub at: i64,
+    /// Hex Ed25519 signature over [`Checkpoint::note`].
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The signed text: `gdx-audit-checkpoint/1`, origin, size, hex root and
+    /// time, one per line, each line ending with a newline.
+    pub fn note(origin: &str, size: u64, root: &str, at: i64) -> String {
+        format!("gdx-audit-checkpoint/1\n{origin}\n{size}\n{root}\n{at}\n")
+    }
+}
+
+/// Everything needed to verify a hub's log offline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bundle {
+    pub origin: String,
+    /// Hex Ed25519 public key of the hub's audit key.
+    pub public_key: String,
+    /// The entries' exact bytes, as UTF-8 JSON text, in order.
+    pub entries: Vec<String>,
+    pub checkpoints: Vec<Checkpoint>,
+    /// The parent hub's cosignatures of these checkpoints (none at the province).
+    #[serde(default)]
+    pub cosignatures: Vec<BundleCosignature>,
+}
+
+/// A parent's cosignature of one checkpoint, in a bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundleCosignature {
+    pub size: u64,
+    pub cosigner: String,
+    /// Hex Ed25519 public key of the cosigner's audit key.
+    pub public_key: String,
+    /// Hex Ed25519 signature over the checkpoint's note.
+    pub signature: String,
+}
+
+/// The audit log of one hub.
+pub struct AuditLog {
+    conn: Connection,
+    key: Ed25519KeyPair,
+    origin: String,
+    /// The tree of the entries so far: its size, root and last leaf.
+    tree: merkle::Frontier,
+    dir: PathBuf,
+}
+
+/// The error for a checkpoint of `size` whose stored root, signature or
+/// entries do not fit together.
+fn damaged(size: u64) -> AuditError {
+    AuditError::Other(format!(
+        "the stored checkpoint of size {size} or its entries are damaged; run `gdx-hub audit verify` to see where"
+    ))
+}
+
+/// Events moved from one store's outbox in one transaction.
+const COLLECT_BATCH: usize = 5000;
+
+use gdx_common::token::hex;
+
+mod cosign;
+mod render;
+mod verify;
+
+pub use render::render;
+pub use verify::{Verified, verify};
+
+/// Bytes of lowercase hex, as [`hex`] writes them; nothing else is accepted.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
+        return None;
+    }
+    b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+}
+
+fn hash_of(s: &str) -> Option<Hash> {
+    unhex(s).and_then(|v| v.try_into().ok())
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) `audit.db` and `audit.key` in `hub_dir`.
+    pub fn open(hub_dir: &Path, origin: &str) -> Result<Self, AuditError> {
+        let conn = gdx_certs::files::open_sqlite(
+            &hub_dir.join("audit.db"),
+            "CREATE TABLE IF NOT EXISTS entries (
+                idx    INTEGER PRIMARY KEY,
+                at     INTEGER NOT NULL,
+                kind   TEXT NOT NULL,
+                node   TEXT,
+                resource TEXT,
+                request TEXT,
+                source TEXT NOT NULL UNIQUE,
+                body   TEXT NOT NULL,
+                leaf   BLOB NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS entries_at ON entries (at);
+            CREATE TABLE IF NOT EXISTS checkpoints (
+                size      INTEGER PRIMARY KEY,
+                root      TEXT NOT NULL,
+                at        INTEGER NOT NULL,
+                signature TEXT NOT NULL
+            );
+            -- at a parent: the children's checkpoints it cosigned
+            CREATE TABLE IF NOT EXISTS cosigned (
+                origin     TEXT NOT NULL,
+                size       INTEGER NOT NULL,
+                root       TEXT NOT NULL,
+                at         INTEGER NOT NULL,
+                public_key TEXT NOT NULL,
+                signature  TEXT NOT NULL,
+                PRIMARY KEY (origin, size)
+            );
+            -- at a parent: two checkpoints of a child that cannot both be true
+            CREATE TABLE IF NOT EXISTS evidence (
+                id       INTEGER PRIMARY KEY,
+                origin   TEXT NOT NULL,
+                at       INTEGER NOT NULL,
+                what     TEXT NOT NULL,
+                held     TEXT NOT NULL,
+                received TEXT NOT NULL
+            );
+            -- at a child: its parent's cosignatures of its checkpoints
+            CREATE TABLE IF NOT EXISTS cosignatures (
+                size       INTEGER PRIMARY KEY,
+                cosigner   TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                signature  TEXT NOT NULL
+            );",
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let signed: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
+        let key = load_or_make_key(&hub_dir.join("audit.key"), signed > 0)?;
+        let mut log = Self {
+            conn,
+            key,
+            origin: origin.to_owned(),
+            tree: merkle::Frontier::default(),
+            dir: hub_dir.to_path_buf(),
+        };
+        {
+            let mut stmt = log.conn.prepare("SELECT leaf FROM entries ORDER BY idx")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let leaf: Vec<u8> = row.get(0)?;
+                let leaf: Hash =
+                    leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
+                log.tree.push(leaf);
+            }
+        }
+        Ok(log)
+    }
+
+    /// Hex of the public key that verifies this hub's checkpoints.
+    pub fn public_key(&self) -> String {
+        hex(self.key.public_key().as_ref())
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Appends one event under `source` (unique); false when that source was appended before.
+    pub fn append(&mut self, source: &str, event: &Event) -> Result<bool, AuditError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(leaf) = Self::append_in(&tx, &self.tree, source, event)? else { return Ok(false) };
+        tx.commit()?;
+        self.tree.push(leaf);
+        Ok(true)
+    }
+
+    /// Appends `event` as the next entry of `tree` (which the caller
+    /// extends once the transaction commits); None when `source` was
+    /// appended before.
+    fn append_in(
+        tx: &rusqlite::Transaction<'_>,
+        tree: &merkle::Frontier,
+        source: &str,
+        event: &Event,
+    ) -> Result<Option<Hash>, AuditError> {
+        let seen: Option<i64> = tx
+            .prepare_cached("SELECT idx FROM entries WHERE source = ?1")?
+            .query_row([source], |r| r.get(0))
+            .optional()?;
+        if seen.is_some() {
+            return Ok(None);
+        }
+        let (index, prev) = (tree.size(), tree.last());
+        let entry = Entry { index, prev: hex(&prev), event: event.clone() };
+        let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
+        let leaf = merkle::leaf_hash(body.as_bytes());
+        tx.prepare_cached(
+            "INSERT INTO entries (idx, at, kind, node, resource, request, source, body, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
+        )?;
+        Ok(Some(leaf))
+    }
+
+    /// Moves the events waiting in every store's outbox into the log, in
+    /// order per store; returns how many were appended.
+    pub fn collect(&mut self) -> Result<usize, AuditError> {
+        Ok(self.collect_from_vaults(&self.vault_files())?.0)
+    }
+
+    /// Every vault file of this hub, in name order.
+    pub fn vault_files(&self) -> Vec<PathBuf> {
+        let mut vaults: Vec<PathBuf> = match std::fs::read_dir(self.dir.join("vaults")) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "db"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        vaults.sort();
+        vaults
+    }
+
+    /// Like [`AuditLog::collect`], but of the vaults only those in `vaults`
+    /// (those written since the last look; see `Vaults::take_written`).
+    /// Returns how many were appended, and the vaults that still hold
+    /// events (more than one batch was waiting).
+    pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AuditError> {
+        let mut appended = 0;
+        let mut more = Vec::new();
+        for path in [self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")]
+            .iter()
+            .chain(vaults)
+            .filter(|p| p.exists())
+        {
+            let (n, full) = self.collect_from(path)?;
+            appended += n;
+            if full {
+                more.push(path.clone());
+            }
+        }
+        more.retain(|p| vaults.contains(p));
+        Ok((appended, more))
+    }
+
+    /// Appends up to [`COLLECT_BATCH`] events of one store; true in second
+    /// place when that many were waiting (there may be more).
+    fn collect_from(&mut self, path: &Path) -> Result<(usize, bool), AuditError> {
+        let name = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
+        let src = Connection::open(path)?;
+        src.busy_timeout(Duration::from_secs(10))?;
+        let has_outbox: bool = src
+            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_outbox'", [], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !has_outbox {
+            return Ok((0, false));
+        }
+        let waiting: Vec<(i64, String)> = {
+            let mut stmt = src.prepare("SELECT id, event FROM audit_outbox ORDER BY id LIMIT ?1")?;
+            stmt.query_map([COLLECT_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        let Some(last) = waiting.last().map(|w| w.0) else { return Ok((0, false)) };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tree = self.tree.clone();
+        let mut appended = 0;
+        for (id, text) in &waiting {
+            let event: Event = serde_json::from_str(text).unwrap_or_else(|e| Event {
+                kind: "unreadable".into(),
+                detail: serde_json::json!({ "error": e.to_string(), "text": text }),
+                ..Event::default()
+            });
+            // the event's digest is part of its source: a store restored from
+            // an older copy reuses outbox ids, but not with the same events
+            let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
+            if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{name}#{id}#{digest}"), &event)? {
+                tree.push(leaf);
+                appended += 1;
+            }
+        }
+        tx.commit()?;
+        self.tree = tree;
+        // appended (or appended before): the outbox may forget them
+        src.execute("DELETE FROM audit_outbox WHERE id <= ?1", [last])?;
+        Ok((appended, waiting.len() == COLLECT_BATCH))
+    }
+
+    /// Signs a checkpoint of the current size if it is newer than the last one.
+    pub fn checkpoint(&mut self, now: i64) -> Result<Option<Checkpoint>, AuditError> {
+        let last: Option<i64> = self.conn.query_row("SELECT max(size) FROM checkpoints", [], |r| r.get(0))?;
+        let size = self.tree.size();
+        if last.is_some_and(|l| l as u64 >= size) || size == 0 {
+            return Ok(None);
+        }
+        let root = hex(&self.tree.root());
+        let note = Checkpoint::note(&self.origin, size, &root, now);
+        let signature = hex(self.key.sign(note.as_bytes()).as_ref());
+        self.conn.execute(
+            "INSERT INTO checkpoints (size, root, at, signature) VALUES (?1, ?2, ?3, ?4)",
+            params![size as i64, root, now, signature],
+        )?;
+        Ok(Some(Checkpoint { origin: self.origin.clone(), size, root, at: now, signature }))
+    }
+
+    /// The whole log as a bundle that verifies offline.
+    pub fn bundle(&self) -> Result<Bundle, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT body FROM entries ORDER BY idx")?;
+        let entries: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt =
+            self.conn.prepare("SELECT size, cosigner, public_key, signature FROM cosignatures ORDER BY size")?;
+        let cosignatures = stmt
+            .query_map([], |r| {
+                Ok(BundleCosignature {
+                    size: r.get::<_, i64>(0)? as u64,
+                    cosigner: r.get(1)?,
+                    public_key: r.get(2)?,
+                    signature: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Bundle {
+            origin: self.origin.clone(),
+            public_key: self.public_key(),
+            entries,
+            checkpoints: self.checkpoints()?,
+            cosignatures,
+        })
+    }
+
+    /// The newest checkpoint, if any.
+    pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        Ok(self
+            .conn
+            .query_row("SELECT size, root, at, signature FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
+                self.checkpoint_row(r)
+            })
+            .optional()?)
+    }
+
+    fn checkpoint_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+        Ok(Checkpoint {
+            origin: self.origin.clone(),
+            size: r.get::<_, i64>(0)? as u64,
+            root: r.get(1)?,
+            at: r.get(2)?,
+            signature: r.get(3)?,
+        })
+    }
+
+    /// Every checkpoint, by size.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT size, root, at, signature FROM checkpoints ORDER BY size")?;
+        let list = stmt.query_map([], |r| self.checkpoint_row(r))?.collect::<Result<_, _>>()?;
+        Ok(list)
+    }
+
+    /// Entries matching `filter`, in order.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT body FROM entries WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR resource = ?2)
+             AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
+             AND (?6 IS NULL OR request = ?6) ORDER BY idx",
+        )?;
+        let bodies: Vec<String> = stmt
+            .query_map(
+                params![filter.node, filter.resource, filter.kind, filter.since, filter.until, filter.request],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
+            .collect()
+    }
+
+    /// The inclusion proof of entry `index` against the latest checkpoint.
+    pub fn prove(&self, index: u64) -> Result<Proof, AuditError> {
+        let Some(cp) = self.last_checkpoint()? else {
+            return Err(AuditError::Other(
+                "the log has no checkpoint yet; wait a few seconds while the hub runs".into(),
+            ));
+        };
+        if index >= cp.size {
+            return Err(AuditError::Other(format!(
+                "entry {index} is not covered by the latest checkpoint (size {}); entries are numbered from 0, and a checkpoint follows within seconds while the hub runs",
+                cp.size
+            )));
+        }
+        let leaves = self.leaves(cp.size)?;
+        let body: String =
+            self.conn.query_row("SELECT body FROM entries WHERE idx = ?1", [index as i64], |r| r.get(0))?;
+        let proof = merkle::inclusion_proof(&leaves, index as usize).ok_or_else(|| damaged(cp.size))?;
+        Ok(Proof {
+            entry: index,
+            leaf: hex(&merkle::leaf_hash(body.as_bytes())),
+            body,
+            proof: proof.iter().map(|h| hex(h)).collect(),
+            checkpoint: cp,
+            public_key: self.public_key(),
+        })
+    }
+
+    fn leaves(&self, upto: u64) -> Result<Vec<Hash>, AuditError> {
+        let mut stmt = self.conn.prepare("SELECT leaf FROM entries WHERE idx < ?1 ORDER BY idx")?;
+        let rows: Vec<Vec<u8>> = stmt.query_map([upto as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|v| v.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into())))
+            .collect()
+    }
+}
+
+/// What `gdx-hub audit list` selects. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub node: Option<String>,
+    pub resource: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub request: Option<String>,
+}
+
+/// An inclusion proof as `gdx-hub audit prove` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proof {
+    pub entry: u64,
+    pub body: String,
+    pub leaf: String,
+    pub proof: Vec<String>,
+    pub checkpoint: Checkpoint,
+    pub public_key: String,
+}
+
+fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditError> {
+    let bad = |e: String| AuditError::Other(format!("{}: {e}; restore it from backup", path.display()));
+    if let Ok(pkcs8) = std::fs::read(path) {
+        return Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| bad(e.to_string()));
+    }
+    if in_use {
+        // a new key would make every checkpoint signed so far unverifiable
+        return Err(bad("the audit key is missing but checkpoints were signed with it".into()));
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| bad(e.to_string()))?;
+    gdx_certs::files::write_new(path, pkcs8.as_ref(), true).map_err(|e| bad(e.to_string()))?;
+    Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;
