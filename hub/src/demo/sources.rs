@@ -1,0 +1,170 @@
+//! Each department's sample sources: SQLite tables of generated rows, the
+//! 低保 list as a GBK CSV drop with two bad lines, and the catalogue entries
+//! and `[[resource]]` tables declared in its agent.toml.
+
+use super::departments::{Department, Gen, Resource};
+use super::*;
+
+/// Writes a department's sample sources (SQLite tables, and for 低保 a GBK
+/// CSV drop with two bad lines) and catalogue entries, and declares them in
+/// agent.toml.
+pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::Result<()> {
+    let node = NodeId::parse(dept.node)?;
+    let provider_code = CreditCode::compose(&format!("11{}", node.division()), dept.org)?;
+    // people of the department's own area
+    let mut gen_ = Generator::within(seed, node.division());
+    std::fs::create_dir_all(dir.join("catalog"))?;
+    let mut declared = String::new();
+    for res in dept.resources {
+        let firms = res.columns.iter().any(|c| matches!(c.4, Gen::CreditCode | Gen::Company));
+        let rows: Vec<Vec<String>> = (0..res.rows)
+            .map(|i| {
+                let person = gen_.person();
+                let firm = firms.then(|| gen_.enterprise());
+                res.columns.iter().map(|c| value(&c.4, i, &person, firm.as_ref(), &mut gen_)).collect()
+            })
+            .collect();
+        let key = res.columns[0].0;
+        let source = if res.code == "dibao" {
+            let drop = dir.join("drop");
+            std::fs::create_dir_all(&drop)?;
+            std::fs::write(drop.join("dibao-2026-11.csv"), dibao_csv(res, &rows))?;
+            format!("{{ kind = \"csv\", dir = {} }}", toml_str(&drop.display().to_string()))
+        } else {
+            let src = dir.join("source");
+            std::fs::create_dir_all(&src)?;
+            let db = src.join("data.db");
+            write_table(&db, res, &rows)?;
+            format!("{{ kind = \"sqlite\", path = {}, table = \"{}\" }}", toml_str(&db.display().to_string()), res.code)
+        };
+        let entry = catalog_entry(&node, dept, provider_code.as_str(), res)?;
+        let file = format!("catalog/{}.toml", res.code);
+        std::fs::write(dir.join(&file), toml::to_string(&entry)?)?;
+        declared.push_str(&format!(
+            "\n[[resource]]\ncode = \"{}\"\nkey = [{}]\nschedule = \"1m\"\nsource = {source}\ncatalog = \"{file}\"\n",
+            res.code,
+            toml_str(key)
+        ));
+    }
+    let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("agent.toml"))?;
+    std::io::Write::write_all(&mut config, declared.as_bytes())?;
+    Ok(())
+}
+
+pub(super) fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+pub(super) fn catalog_entry(
+    node: &NodeId,
+    dept: &Department,
+    provider_code: &str,
+    res: &Resource,
+) -> anyhow::Result<gdx_common::catalog::CatalogEntry> {
+    use gdx_common::catalog::{CatalogEntry, FormatCategory, InfoItem};
+    let items = res
+        .columns
+        .iter()
+        .map(|c| {
+            Ok(InfoItem {
+                name: c.1.to_owned(),
+                column: (c.0 != c.1).then(|| c.0.to_owned()),
+                data_type: c.2.parse().map_err(anyhow::Error::msg)?,
+                length: c.3,
+                sensitive: matches!(c.4, Gen::IdNumber),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let csv = res.code == "dibao";
+    Ok(CatalogEntry {
+        code: res.entry.to_owned(),
+        resource: gdx_common::data::ResourceCode::parse(res.code)?,
+        class: res.class.parse().map_err(anyhow::Error::msg)?,
+        classification: res.classification.iter().map(|c| (*c).to_owned()).collect(),
+        name: res.name.to_owned(),
+        provider: node.clone(),
+        provider_name: dept.name.to_owned(),
+        provider_code: provider_code.to_owned(),
+        summary: res.summary.to_owned(),
+        format: if csv { FormatCategory::Spreadsheet } else { FormatCategory::Database },
+        format_type: if csv { "csv" } else { "sqlite" }.to_owned(),
+        items,
+        sharing_type: res.sharing.0.parse().map_err(anyhow::Error::msg)?,
+        sharing_condition: res.sharing.1.map(str::to_owned),
+        sharing_method: res.method.parse().map_err(anyhow::Error::msg)?,
+        legal_basis: res.sharing.2.map(str::to_owned),
+        open_to_public: res.open,
+        open_condition: None,
+        update_cycle: res.cycle.parse().map_err(anyhow::Error::msg)?,
+        published: "2026-11-01".to_owned(),
+        related: res.related.iter().map(|c| (*c).to_owned()).collect(),
+    })
+}
+
+/// One column's value in a row about `p` (and, for rows about a market
+/// entity, `firm`).
+pub(super) fn value(g: &Gen, i: usize, p: &Person, firm: Option<&Enterprise>, gen_: &mut Generator) -> String {
+    let rng = gen_.rng();
+    match (g, firm) {
+        (Gen::CreditCode, Some(f)) => f.credit_code.clone(),
+        (Gen::Company, Some(f)) => f.name.clone(),
+        (Gen::PersonName, Some(f)) => f.representative.clone(),
+        (Gen::County, Some(f)) => f.county.clone(),
+        (Gen::IdNumber, _) => p.id_number.clone(),
+        (Gen::PersonName, None) => p.name.clone(),
+        (Gen::Gender, _) => p.sex().to_owned(),
+        (Gen::Minzu, _) => p.ethnicity.to_owned(),
+        (Gen::Birth, _) => p.birth.clone(),
+        (Gen::County | Gen::CreditCode | Gen::Company, _) => p.county.clone(),
+        (Gen::Date, _) => gen_.date_since(2015),
+        (Gen::Money(lo, hi), _) => {
+            let cents = rng.range(u64::from(*lo) * 100, u64::from(*hi) * 100);
+            format!("{}.{:02}", cents / 100, cents % 100)
+        }
+        (Gen::Int(lo, hi), _) => rng.range(u64::from(*lo), u64::from(*hi)).to_string(),
+        (Gen::Pick(items), _) => (*rng.pick(items)).to_owned(),
+        (Gen::Serial(prefix), _) => format!("{prefix}{:06}", i + 1),
+    }
+}
+
+/// Creates `res`'s table in `db` (typed by the 数据类型 of its items) with `rows`.
+pub(super) fn write_table(db: &Path, res: &Resource, rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(db)?;
+    let cols: Vec<String> = res
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = match c.2 {
+                "I" => "INTEGER",
+                "Y" | "F" | "N" | "B" => "REAL",
+                _ => "TEXT",
+            };
+            format!("\"{}\" {ty}{}", c.0, if i == 0 { " PRIMARY KEY" } else { "" })
+        })
+        .collect();
+    conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS \"{}\" ({})", res.code, cols.join(", ")))?;
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare(&format!("INSERT OR REPLACE INTO \"{}\" VALUES ({})", res.code, marks.join(", ")))?;
+        for row in rows {
+            stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The 低保 drop: GBK, CRLF, quoted amounts, and two bad lines that end up
+/// in quarantine while the rows around them sync.
+pub(super) fn dibao_csv(res: &Resource, rows: &[Vec<String>]) -> Vec<u8> {
+    let header: Vec<&str> = res.columns.iter().map(|c| c.0).collect();
+    let mut csv = header.join(",") + "\r\n";
+    for r in rows {
+        csv.push_str(&format!("{},{},{},\"{}\",{}\r\n", r[0], r[1], r[2], r[3], r[4]));
+    }
+    csv.push_str(",无证件号码,1,\"600.00\",同德县\r\n");
+    csv.push_str("632522199001010000,\"引号\"错误,1,600,同德县\r\n");
+    encoding_rs::GBK.encode(&csv).0.into_owned()
+}
