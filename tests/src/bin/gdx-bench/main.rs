@@ -1,0 +1,163 @@
+//! `gdx-bench`: extract-sync throughput and incremental cost, each against a
+//! baseline run in the same process on the same data.
+//!
+//! Baselines: a local SQLite copy of the table (`INSERT … SELECT` across an
+//! attached database: the fastest a full copy can be on this machine), and
+//! rsync of the database file (a full copy, then its delta after the change),
+//! when rsync is installed. GDX: `gdx-agent sync` of the same table through a
+//! real hub on 127.0.0.1 (QUIC, mutual TLS, signatures, fsync'd commits).
+//!
+//! Usage: `cargo run --release -p gdx-tests --bin gdx-bench -- SCENARIO [options]`
+//! (`--help` lists them). Each prints a table and writes
+//! `gdx-bench-SCENARIO.json` in the current directory.
+//!
+//! `initial` and `incremental`: a table of generated people keyed the way
+//! department tables are (`--key int,text,composite`: an integer id, the
+//! 公民身份号码, or (county code, sequence number)), synced in full, then
+//! after `--change-pct` % of its rows changed. `sweep`: the first sync and
+//! a 1 % change of each key shape at each size (`--sizes`), time per row
+//! and the agent's peak memory, so growth worse than linear shows. `csv`:
+//! a GBK CSV export of `--rows` people dropped into a folder and synced,
+//! with the agent's peak memory.
+//!
+//! `audit`: durable appends per second (one transaction each, and collected
+//! from a store's outbox as the hub does), then the time to verify a log of
+//! N entries.
+//!
+//! `relay`: N one-row changes of a county agent's base resource, each timed
+//! from `gdx-agent sync` until the province's vault holds it (through the
+//! prefecture hub); p50 and p99.
+//!
+//! `fanin`: N simulated agents, each with its own certificate from the
+//! hub's CA, its own UDP socket and one QUIC connection, each sending one
+//! changeset (its vault is created) and then 5 timed one-row changesets;
+//! sustained changesets per second, p99 acknowledgement latency and the
+//! hub's memory.
+//!
+//! `footprint`: binary sizes and the idle memory (RSS) of a hub and an agent.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gdx_common::DivisionCode;
+use gdx_common::generate::{Generator, Person};
+use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS};
+
+mod load;
+mod sync;
+
+use load::{audit_bench, fanin_bench, footprint_bench, relay_bench};
+use sync::{KeyShape, csv_bench, sweep_bench, sync_bench};
+
+#[derive(Parser)]
+#[command(
+    name = "gdx-bench",
+    about = "Measures GDX against baselines run in the same process on the same data",
+    after_help = "Examples:\n  gdx-bench initial --rows 1000000 --key int\n  gdx-bench sweep --sizes 100000,200000,400000,800000\n  gdx-bench csv --rows 1000000\n  gdx-bench fanin --agents 100,1000"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// First sync of a generated table, against a local SQLite copy and rsync (then the incremental sync too)
+    Initial(SyncArgs),
+    /// A first sync, then the sync of a change of --change-pct % of the rows, against rsync's delta
+    Incremental(SyncArgs),
+    /// First sync and a 1 % change of each key shape at each size: time per row and peak memory
+    Sweep {
+        /// Table sizes, in rows
+        #[arg(long, value_delimiter = ',', default_value = "100000,200000,400000,800000")]
+        sizes: Vec<i64>,
+        /// Key shapes
+        #[arg(long, value_delimiter = ',', default_value = "int,text,composite")]
+        key: Vec<KeyShape>,
+    },
+    /// A GBK CSV export dropped into a folder and synced, with the agent's peak memory
+    Csv {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+    },
+    /// One-row changes from a county agent through its prefecture hub to the province: p50 and p99
+    Relay {
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+    },
+    /// Many simulated agents sending changesets to one hub
+    Fanin {
+        /// Numbers of agents, one run each
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        agents: Vec<usize>,
+    },
+    /// Binary sizes and idle memory of a hub and an agent
+    Footprint,
+    /// Audit log appends per second and verification time
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Rows in the generated table
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: i64,
+    /// Percentage of the rows changed before the incremental sync (80 % updated, 10 % deleted, 10 % new)
+    #[arg(long, default_value_t = 1.0)]
+    change_pct: f64,
+    /// Key shapes, one run each
+    #[arg(long, value_delimiter = ',', default_value = "int,text,composite")]
+    key: Vec<KeyShape>,
+}
+
+fn main() {
+    match Cli::parse().scenario {
+        Scenario::Initial(a) | Scenario::Incremental(a) => {
+            let runs: Vec<serde_json::Value> =
+                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, true)).collect();
+            write_json("initial", &serde_json::json!(runs));
+        }
+        Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
+        Scenario::Csv { rows } => csv_bench(rows),
+        Scenario::Relay { changes } => relay_bench(changes),
+        Scenario::Fanin { agents } => fanin_bench(&agents),
+        Scenario::Footprint => footprint_bench(),
+        Scenario::Audit { entries } => audit_bench(entries),
+    }
+}
+
+/// The seed of the generated population (`gdx_common::generate`).
+const SEED: u64 = 2026;
+
+/// A hub on 127.0.0.1 and an agent enrolled at it, syncing `toml`'s resource.
+fn hub_and_agent(resource_toml: &str) -> (Hub, Agent) {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
+    agent.add_config(resource_toml);
+    (hub, agent)
+}
+
+/// One `gdx-agent sync`: seconds, bytes and rows sent, the agent's peak RSS in MiB.
+fn timed_sync(agent: &Agent) -> (f64, u64, u64, f64) {
+    let t = Instant::now();
+    let (code, out, err) = agent.sync(&[]);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "sync failed: {err}");
+    let mib = out["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+    (secs, out["sent_bytes"].as_u64().unwrap_or(0), out["sent_rows"].as_u64().unwrap_or(0), mib)
+}
+
+fn write_json(scenario: &str, value: &serde_json::Value) {
+    let path = format!("gdx-bench-{scenario}.json");
+    match std::fs::write(&path, format!("{value:#}\n")) {
+        Ok(()) => println!("wrote {path}"),
+        Err(e) => println!("could not write {path}: {e}"),
+    }
+}
