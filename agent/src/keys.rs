@@ -29,14 +29,6 @@ impl<V> KeyTable<V> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
     /// The value of `key`, if the table holds it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let Self { list, values, index, hasher } = self;
@@ -60,10 +52,6 @@ impl<V> KeyTable<V> {
     /// The keys and their values, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
         self.list.iter().zip(&self.values)
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.values.iter()
     }
 }
 
@@ -111,14 +99,14 @@ mod tests {
             t.insert_new(i.to_string().as_bytes(), i);
         }
         // keys of different lengths with a common prefix are different keys
-        assert_eq!(t.len(), 10_000);
+        assert_eq!(t.iter().count(), 10_000);
         assert_eq!(t.get_mut(b"7").copied(), Some(7));
         assert_eq!(t.get_mut(b"77").copied(), Some(77));
         assert!(t.get_mut(b"nope").is_none() && !t.contains(b"10000") && t.contains(b"9999"));
         *t.get_mut(b"7").unwrap() = 70_000;
         let back: Vec<(Vec<u8>, u32)> = t.iter().take(2).map(|(k, v)| (k.to_vec(), *v)).collect();
         assert_eq!(back, [(b"0".to_vec(), 0), (b"1".to_vec(), 1)]);
-        assert_eq!(t.values().filter(|v| **v == 70_000).count(), 1);
+        assert_eq!(t.iter().filter(|(_, v)| **v == 70_000).count(), 1);
     }
 
     /// The low bits pick a bucket: for every key shape, 100,000 keys must

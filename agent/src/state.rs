@@ -260,6 +260,11 @@ const FORMAT: i64 = 1;
 /// open does it again. A key that does not decode is dropped (its row is
 /// sent again as new, which the hub applies as an upsert).
 fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
+    // read first: every open (status, doctor) would otherwise take the write lock
+    let format: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if format >= FORMAT {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let format: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if format >= FORMAT {

@@ -7,7 +7,9 @@
 //! NULL, then numbers by value (integers and reals together), then text by
 //! its UTF-8 bytes, then blobs by their bytes; a composite key compares
 //! column by column. Two keys encode to the same bytes exactly when SQLite
-//! holds them equal, so the integer 2 and the real 2.0 are one key.
+//! holds them equal, so the integer 2 and the real 2.0 are one key, and so
+//! are the reals -0.0 and 0.0 (which `cmp_values`, by `f64::total_cmp`,
+//! puts in order).
 //!
 //! Each value is a tag byte and a self-delimiting body:
 //! - NULL: `05`;
@@ -231,6 +233,7 @@ mod tests {
         // a whole real is the integer it equals
         assert_eq!(encode_key(&[&Value::Real(2.0)]), encode_key(&[&Value::Integer(2)]));
         assert_eq!(encode_key(&[&Value::Real(-0.0)]), encode_key(&[&Value::Integer(0)]));
+        assert_eq!(encode_key(&[&Value::Real(-0.0)]), encode_key(&[&Value::Real(0.0)]));
     }
 
     #[test]

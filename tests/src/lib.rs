@@ -464,29 +464,6 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// The columns [`write_people`] writes, key first.
+/// The person columns of the generated people tables (all of the text-keyed
+/// table's, 公民身份号码 first).
 pub const PEOPLE_COLUMNS: &[&str] = &["id_number", "name", "sex", "ethnicity", "birth", "address", "phone"];
-
-/// Adds `n` people from `generator` (the shared, seeded generator of
-/// `gdx_common::generate`) to table `people` of `db`, creating it keyed by
-/// the 公民身份号码 with the columns of [`PEOPLE_COLUMNS`], in one transaction.
-pub fn write_people(db: &Path, n: usize, generator: &mut gdx_common::generate::Generator) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.execute_batch(
-        "CREATE TABLE IF NOT EXISTS people (id_number TEXT PRIMARY KEY, name TEXT, sex TEXT, ethnicity TEXT, birth TEXT, address TEXT, phone TEXT)",
-    )
-    .unwrap();
-    let tx = c.unchecked_transaction().unwrap();
-    for _ in 0..n {
-        insert_person(&tx, &generator.person());
-    }
-    tx.commit().unwrap();
-}
-
-/// Adds one person to the table [`write_people`] makes.
-pub fn insert_person(conn: &rusqlite::Connection, p: &gdx_common::generate::Person) {
-    conn.prepare_cached("INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-        .unwrap()
-        .execute(rusqlite::params![p.id_number, p.name, p.sex(), p.ethnicity, p.birth, p.address, p.phone])
-        .unwrap();
-}

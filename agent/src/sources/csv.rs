@@ -14,6 +14,8 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
 use gdx_common::data::{Cell, check_column_name};
 
@@ -25,10 +27,12 @@ const CHUNK: usize = 64 << 10;
 /// A record longer than this is taken for a quote that is never closed.
 const MAX_RECORD_BYTES: usize = 64 << 20;
 
-/// One CSV file of a drop, opened and past its header.
+/// One CSV file of a drop, its encoding told and its header read. The file
+/// is opened again to read its rows (a drop may hold more files than a
+/// process may keep open), and read only if its header is still the same.
 pub struct CsvFile {
     pub name: String,
-    file: File,
+    path: PathBuf,
     encoding: Encoding,
     /// The header's column names.
     pub header: Vec<String>,
@@ -44,14 +48,34 @@ pub struct Refused {
 }
 
 impl CsvFile {
-    /// Opens `file`, tells its encoding and reads its header. `Ok(None)`:
-    /// the file holds no header (empty or only blank lines).
-    pub fn open(name: &str, file: File, encoding: Encoding) -> std::io::Result<Result<Option<Self>, Refused>> {
+    /// Opens the file at `path`, tells its encoding and reads its header.
+    /// `Ok(None)`: the file holds no header (empty or only blank lines).
+    pub fn open(name: &str, path: &Path, encoding: Encoding) -> std::io::Result<Result<Option<Self>, Refused>> {
+        let file = File::open(path)?;
         let encoding = match encoding {
             Encoding::Auto => detect(&file)?,
             e => e,
         };
-        let mut records = Records::new(&file, 0, 1)?;
+        Ok(Self::read_header(&file, encoding)?.map(|found| {
+            found.map(|(header, offset, line)| Self {
+                name: name.to_owned(),
+                path: path.to_owned(),
+                encoding,
+                header,
+                offset,
+                line,
+            })
+        }))
+    }
+
+    /// The header of `file` in `encoding`: its names, and the byte offset and
+    /// line number where the rows start; `Ok(None)` when it has none.
+    #[allow(clippy::type_complexity)]
+    fn read_header(
+        file: &File,
+        encoding: Encoding,
+    ) -> std::io::Result<Result<Option<(Vec<String>, u64, usize)>, Refused>> {
+        let mut records = Records::new(file, 0, 1)?;
         let header = loop {
             let refused =
                 |reason: String, raw: &[u8]| Ok(Err(Refused { reason, content: shorten(&lossy(raw, encoding)) }));
@@ -91,20 +115,30 @@ impl CsvFile {
         {
             return refused(format!("column {:?} appears twice in the header", dup.1));
         }
-        let (offset, line) = (records.offset, records.line);
-        Ok(Ok(Some(Self { name: name.to_owned(), file, encoding, header, offset, line })))
+        Ok(Ok(Some((header, records.offset, records.line))))
     }
 
-    /// Calls `each(line, cells)` for every good row, the cells in the
+    /// Calls `each(line, cells)` for every good row (until it says stop), the cells in the
     /// header's order; sets aside the bad ones. Returns whether the rest of
     /// the file was set aside (a quote never closed), so that rows missing
-    /// from this read are not taken for deletions.
+    /// from this read are not taken for deletions (so is a file whose header
+    /// changed since it was opened: it is set aside whole).
     pub fn for_each(
         &self,
         quarantine: &mut Vec<Quarantined>,
-        mut each: impl FnMut(usize, &[Cell<'_>]),
+        mut each: impl FnMut(usize, &[Cell<'_>]) -> ControlFlow<()>,
     ) -> std::io::Result<bool> {
-        let mut records = Records::new(&self.file, self.offset, self.line)?;
+        let file = File::open(&self.path)?;
+        let again = Self::read_header(&file, self.encoding)?;
+        if !matches!(&again, Ok(Some((header, offset, _))) if *header == self.header && *offset == self.offset) {
+            quarantine.push(Quarantined {
+                place: self.name.clone(),
+                reason: "the file changed while it was read; the next scan reads it again".into(),
+                content: String::new(),
+            });
+            return Ok(true);
+        }
+        let mut records = Records::new(&file, self.offset, self.line)?;
         let mut text = String::new();
         let mut spans: Vec<Option<(usize, usize)>> = Vec::new();
         let width = self.header.len();
@@ -168,7 +202,9 @@ impl CsvFile {
             }
             let cells: Vec<Cell<'_>> =
                 spans.iter().map(|s| s.map_or(Cell::Null, |(a, b)| Cell::Text(&text[a..b]))).collect();
-            each(rec.line, &cells);
+            if each(rec.line, &cells).is_break() {
+                break;
+            }
         }
         Ok(false)
     }
@@ -386,7 +422,9 @@ impl<R: Read> Records<R> {
                     return Ok(Some(match bad {
                         None => Ok(Record { line, bytes: &self.fields, ends: &self.ends }),
                         Some((reason, rest_of_file)) => {
-                            let raw = raw.strip_suffix(b"\n").unwrap_or(raw).to_vec();
+                            // enough to show (a quote never closed takes the rest of the file)
+                            let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+                            let raw = raw[..raw.len().min(1024)].to_vec();
                             Err(Bad { line, reason, raw, rest_of_file })
                         }
                     }));
@@ -399,8 +437,10 @@ impl<R: Read> Records<R> {
     fn fill(&mut self) -> std::io::Result<()> {
         self.buf.drain(..self.pos);
         self.pos = 0;
+        // a record longer than a piece grows the pieces, so it is parsed
+        // again a logarithmic number of times, not once per 64 KiB
         let have = self.buf.len();
-        self.buf.resize(have + CHUNK, 0);
+        self.buf.resize(have + CHUNK.max(have), 0);
         let n = loop {
             match self.input.read(&mut self.buf[have..]) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -504,10 +544,11 @@ mod tests {
     /// quarantine of `bytes` read as a file.
     #[allow(clippy::type_complexity)]
     fn read(bytes: &[u8], encoding: Encoding) -> (Vec<String>, Vec<(usize, Vec<Option<String>>)>, Vec<Quarantined>) {
-        let mut f = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut f, bytes).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, bytes).unwrap();
         let mut quarantine = Vec::new();
-        let file = match CsvFile::open("f.csv", f, encoding).unwrap() {
+        let file = match CsvFile::open("f.csv", &path, encoding).unwrap() {
             Ok(Some(file)) => file,
             Ok(None) => return (vec![], vec![], quarantine),
             Err(r) => {
@@ -525,6 +566,7 @@ mod tests {
                 })
                 .collect();
             rows.push((line, values));
+            ControlFlow::Continue(())
         })
         .unwrap();
         (file.header, rows, quarantine)
@@ -623,6 +665,27 @@ mod tests {
         for piece in 1..12 {
             assert_eq!(collect(&mut Records::from_reader(Trickle(csv.as_bytes(), piece), 0, 1)), whole, "{piece}");
         }
+    }
+
+    /// A file rewritten with another header between opening and reading is
+    /// set aside whole, so its rows are not taken for deletions.
+    #[test]
+    fn a_file_changed_before_it_is_read_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, "id,name\n1,a\n").unwrap();
+        let file = CsvFile::open("f.csv", &path, Encoding::Auto).unwrap().ok().flatten().unwrap();
+        std::fs::write(&path, "id,name,age\n1,a,3\n").unwrap();
+        let mut quarantine = Vec::new();
+        let mut rows = 0;
+        let rest_set_aside = file
+            .for_each(&mut quarantine, |_, _| {
+                rows += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert!(rest_set_aside && rows == 0);
+        assert!(quarantine[0].reason.contains("changed while it was read"), "{quarantine:?}");
     }
 
     #[test]

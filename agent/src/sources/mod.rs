@@ -9,6 +9,7 @@
 //! Both are streamed: the agent's memory does not grow with the size of a
 //! table or of a drop (see [`csv`] for the CSV format).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use gdx_common::data::{Cell, Column, check_column_name};
@@ -88,21 +89,28 @@ impl Reader {
     /// Calls `each(place, cells)` for every row, in source order (or key
     /// order, see [`Reader::order_by`]), with the cells in the order of
     /// [`Reader::columns`].
-    pub fn for_each(&self, mut each: impl FnMut(Place, &[Cell<'_>])) -> Result<Read, SourceError> {
+    /// `each` may stop the read early.
+    pub fn for_each(&self, mut each: impl FnMut(Place, &[Cell<'_>]) -> ControlFlow<()>) -> Result<Read, SourceError> {
         let read = |e: rusqlite::Error| SourceError::Read(e.to_string());
         let mut out = Read::default();
         match &self.rows {
             Rows::Csv { files } => {
+                let mut stopped = false;
                 for (n, (file, order)) in files.iter().enumerate() {
                     let base = (n as u64) << FILE_SHIFT;
                     let rest_set_aside = file
                         .for_each(&mut out.quarantine, |line, raw| {
                             let cells: Vec<Cell<'_>> = order.iter().map(|&i| raw[i]).collect();
-                            each(base | line as u64, &cells);
                             out.rows += 1;
+                            let flow = each(base | line as u64, &cells);
+                            stopped = flow.is_break();
+                            flow
                         })
                         .map_err(|e| SourceError::Read(format!("{}: {e}", file.name)))?;
                     out.partial |= rest_set_aside;
+                    if stopped {
+                        break;
+                    }
                 }
             }
             Rows::Sqlite { conn, sql, order, .. } => {
@@ -130,8 +138,11 @@ impl Reader {
                             ValueRef::Blob(b) => Cell::Blob(b),
                         });
                     }
-                    each(out.rows as Place, &cells);
+                    let flow = each(out.rows as Place, &cells);
                     out.rows += 1;
+                    if flow.is_break() {
+                        break;
+                    }
                 }
             }
         }
@@ -140,20 +151,23 @@ impl Reader {
 
     /// Makes [`Reader::for_each`] read the rows in ascending order of the
     /// `key` columns, in the order of their encoded keys
-    /// ([`gdx_common::key`]), where the source can do so itself (a SQLite
-    /// table that has them); returns whether it will. `None` reads in
-    /// source order again.
+    /// ([`gdx_common::key`]), where the source can do so itself: a SQLite
+    /// table with an index that gives that order (SQLite walks it instead
+    /// of sorting the table into temporary files). Returns whether it will.
+    /// `None` reads in source order again.
     pub fn order_by(&mut self, key: Option<&[String]>) -> bool {
         let Reader { columns, rows, .. } = self;
         match (rows, key) {
-            (Rows::Sqlite { table: true, order, .. }, Some(key))
+            (Rows::Sqlite { conn, sql, table: true, order }, Some(key))
                 if key.iter().all(|k| columns.iter().any(|c| &c.name == k)) =>
             {
                 // BINARY: text by its bytes, as the encoded keys compare
                 let cols: Vec<String> =
                     key.iter().map(|k| format!("\"{}\" COLLATE BINARY", k.replace('"', "\"\""))).collect();
-                *order = Some(cols.join(", "));
-                true
+                let clause = cols.join(", ");
+                let sorts = sorts_into_temp(conn, &format!("{sql} ORDER BY {clause}"));
+                *order = (!sorts).then_some(clause);
+                !sorts
             }
             (Rows::Sqlite { order, .. }, None) => {
                 *order = None;
@@ -173,6 +187,23 @@ impl Reader {
             Rows::Sqlite { .. } => format!("row {}", place + 1),
         }
     }
+}
+
+/// Whether SQLite would sort the rows of `sql` itself (its plan says
+/// `USE TEMP B-TREE FOR ORDER BY`) rather than walk an index; a plan that
+/// cannot be read counts as sorting.
+fn sorts_into_temp(conn: &rusqlite::Connection, sql: &str) -> bool {
+    let plan = || -> rusqlite::Result<bool> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if r.get::<_, String>(3)?.contains("TEMP B-TREE") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    plan().unwrap_or(true)
 }
 
 /// The file whose changes should trigger a sync (the database, or the folder).
@@ -282,7 +313,7 @@ fn open_csv_dir(dir: &Path, encoding: Encoding) -> Result<Reader, SourceError> {
     names.sort();
     let mut files: Vec<(csv::CsvFile, Vec<usize>)> = Vec::new();
     for (name, path) in names {
-        let opened = std::fs::File::open(&path).and_then(|f| csv::CsvFile::open(&name, f, encoding));
+        let opened = csv::CsvFile::open(&name, &path, encoding);
         let file = match opened {
             Err(e) => {
                 set_aside(&mut out, name, format!("cannot read: {e}"), String::new());
@@ -321,4 +352,36 @@ fn open_csv_dir(dir: &Path, encoding: Encoding) -> Result<Reader, SourceError> {
     }
     out.rows = Rows::Csv { files };
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table is read in key order only where an index gives that order;
+    /// otherwise SQLite would sort the whole table into temporary files.
+    #[test]
+    fn key_order_only_where_an_index_gives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE by_rowid (id INTEGER PRIMARY KEY, x);
+                 CREATE TABLE by_pk (a TEXT, b INTEGER, x, PRIMARY KEY (a, b));
+                 CREATE TABLE no_index (id, x);
+                 CREATE TABLE nocase (id TEXT COLLATE NOCASE PRIMARY KEY, x);",
+            )
+            .unwrap();
+        let ordered = |table: &str, key: &[&str]| {
+            let source = SourceConfig::Sqlite { path: db.clone(), table: Some(table.into()), query: None };
+            let key: Vec<String> = key.iter().map(|k| (*k).to_owned()).collect();
+            open(&source).unwrap().order_by(Some(&key))
+        };
+        assert!(ordered("by_rowid", &["id"]));
+        assert!(ordered("by_pk", &["a", "b"]));
+        assert!(!ordered("by_pk", &["b"]), "no index starts with b");
+        assert!(!ordered("no_index", &["id"]));
+        assert!(!ordered("nocase", &["id"]), "the index sorts without case, the keys by bytes");
+    }
 }

@@ -12,10 +12,12 @@
 //! commits each in **one transaction** with its rows' new digests and the
 //! next number, and calls `committed` so the uploader sends it while the
 //! next ones are made. A first transaction records the resource's columns
-//! and catalogue entry, a last one the row count and the quarantine. On a
-//! first sync a table is read in key order, so changesets leave while it is
-//! read; otherwise the changes are sorted once the source has been read
-//! (deletions are only known then). Killed before a changeset's commit, its
+//! and catalogue entry, a last one the row count and the quarantine. A
+//! table with an index on its key is read in key order beside the saved
+//! state read in the same order (`read`); other sources look keys up in
+//! the saved state. Either way changesets leave while the source is read,
+//! each sorted by key; deletions follow once all of it is read. Killed
+//! before a changeset's commit, its
 //! rows still carry their old digests, so the next scan finds and sends
 //! them again; after it, the changeset waits in the outbox until the hub
 //! acknowledges it.
@@ -363,8 +365,7 @@ fn describe(values: &[Value]) -> String {
             Value::Blob(b) => format!("<{} bytes>", b.len()),
         })
         .collect();
-    let s = s.join(",");
-    if s.chars().count() > 200 { s.chars().take(200).collect::<String>() + "…" } else { s }
+    sources::csv::shorten(&s.join(","))
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! changed rows go to a [`Batcher`]; an encoder thread and a writer thread
 //! turn them into committed changesets while the source is read.
 
+use std::ops::ControlFlow;
+
 use gdx_common::data::{Cell, Change, Column, Value, cells_digest};
 use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
@@ -177,9 +179,13 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     &reordered
                 };
                 self.compare_row(&mut compare, &mut out, &mut batch, place, cells, &mut key, &mut row_buf);
+                // a read that found its order wrong, or lost the saved state, stops here
+                let failed = matches!(compare, Compare::Merge { error: Some(_), .. });
+                if out.disordered || failed { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             });
             if let Ok(read) = &read
                 && !out.disordered
+                && !matches!(compare, Compare::Merge { error: Some(_), .. })
             {
                 self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial)?;
             }
@@ -322,9 +328,18 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         partial: bool,
     ) -> Result<(), ScanError> {
         let mut delete = |key: &[u8]| -> Result<(), ScanError> {
-            let values = decode_key(key).map_err(|e| {
-                ScanError::Key(format!("{}: the saved state holds a damaged key ({e}); run the sync again", self.code))
-            })?;
+            let values = decode_key(key)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    let width = self.key_idx.len();
+                    if v.len() == width { Ok(v) } else { Err(format!("{} values where the key has {width}", v.len())) }
+                })
+                .map_err(|e| {
+                    ScanError::Key(format!(
+                        "{}: the agent's saved state holds a key it cannot delete ({e}); restore state.db from a backup, or move it aside and sync again to send every row anew",
+                        self.code
+                    ))
+                })?;
             out.deleted += 1;
             let size = row_bytes(&values);
             batch.push((key.to_vec(), Change::Delete(values), [0; 16]), size);

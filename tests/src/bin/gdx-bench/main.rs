@@ -64,9 +64,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// First sync of a generated table, against a local SQLite copy and rsync (then the incremental sync too)
+    /// First sync of a generated table against a local SQLite copy and rsync, then the incremental sync (as `incremental`)
     Initial(SyncArgs),
-    /// A first sync, then the sync of a change of --change-pct % of the rows, against rsync's delta
+    /// A first sync, then the sync of a change of --change-pct % of the rows against rsync's delta; writes
+    /// gdx-bench-initial.json and gdx-bench-incremental.json (as `initial`)
     Incremental(SyncArgs),
     /// First sync and a 1 % change of each key shape at each size: time per row and peak memory
     Sweep {
@@ -118,9 +119,11 @@ struct SyncArgs {
 fn main() {
     match Cli::parse().scenario {
         Scenario::Initial(a) | Scenario::Incremental(a) => {
-            let runs: Vec<serde_json::Value> =
-                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, true)).collect();
-            write_json("initial", &serde_json::json!(runs));
+            let runs: Vec<(serde_json::Value, serde_json::Value)> =
+                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct)).collect();
+            let (initial, incremental): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+            write_json("initial", &serde_json::json!(initial));
+            write_json("incremental", &serde_json::json!(incremental));
         }
         Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
         Scenario::Csv { rows } => csv_bench(rows),

@@ -88,7 +88,7 @@ pub(super) fn people_resource(src: &Path, shape: KeyShape) -> String {
 /// table synced in full, then after `pct` % of its rows changed (80 % of
 /// them updated, 10 % deleted, 10 % new people), against a local SQLite
 /// copy and (with `rsync`) rsync through an rsync daemon on 127.0.0.1.
-pub(super) fn sync_bench(shape: KeyShape, rows: i64, pct: f64, rsync: bool) -> serde_json::Value {
+pub(super) fn sync_bench(shape: KeyShape, rows: i64, pct: f64) -> (serde_json::Value, serde_json::Value) {
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("src.db");
@@ -116,7 +116,7 @@ pub(super) fn sync_bench(shape: KeyShape, rows: i64, pct: f64, rsync: bool) -> s
     println!("baseline sqlite copy: {:.2} s, {:.0} rows/s", copy_s, rows as f64 / copy_s);
 
     // Baseline: rsync full, then delta, to an rsync daemon on 127.0.0.1.
-    let daemon = (rsync && rsync_present()).then(|| RsyncDaemon::start(tmp.path()));
+    let daemon = rsync_present().then(|| RsyncDaemon::start(tmp.path()));
     let rsync_full = daemon.as_ref().map(|d| {
         let (s, b) = d.push(&src);
         println!("baseline rsync full copy (rsync daemon on 127.0.0.1): {s:.2} s, {b} bytes sent");
@@ -159,13 +159,14 @@ pub(super) fn sync_bench(shape: KeyShape, rows: i64, pct: f64, rsync: bool) -> s
     if let Some((_, b)) = rsync_full {
         println!("initial bytes: rsync sent {:.1}x the bytes gdx sent", b as f64 / full_bytes.max(1) as f64);
     }
-    serde_json::json!({ "key": shape.name(), "rows": rows,
-        "initial": { "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s, "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss,
-            "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s,
-            "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) },
-        "incremental": { "rows_changed": inc_rows, "gdx_s": inc_s, "gdx_bytes": inc_bytes, "agent_peak_rss_mib": inc_rss,
-            "zstd_changed_rows_bytes": zstd_bytes, "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1),
-            "ratio_to_rsync_s": rsync_delta.map(|r| inc_s / r.0), "rsync_bytes_per_gdx_byte": rsync_delta.map(|r| r.1 as f64 / inc_bytes.max(1) as f64) } })
+    let initial = serde_json::json!({ "key": shape.name(), "rows": rows, "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s,
+        "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss, "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s,
+        "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) });
+    let incremental = serde_json::json!({ "key": shape.name(), "rows": rows, "rows_changed": inc_rows, "gdx_s": inc_s,
+        "gdx_bytes": inc_bytes, "agent_peak_rss_mib": inc_rss, "zstd_changed_rows_bytes": zstd_bytes,
+        "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1),
+        "ratio_to_rsync_s": rsync_delta.map(|r| inc_s / r.0), "rsync_bytes_per_gdx_byte": rsync_delta.map(|r| r.1 as f64 / inc_bytes.max(1) as f64) });
+    (initial, incremental)
 }
 
 /// `sweep`: every key shape at every size, first sync and a 1 % change;
@@ -228,7 +229,11 @@ pub(super) fn csv_bench(rows: i64) {
     let mut text = String::from("证件号码,姓名,性别,民族,出生日期,住址,联系电话\r\n");
     for _ in 0..rows {
         let p = generator.person();
-        let address = if p.address.contains(',') { format!("\"{}\"", p.address) } else { p.address.clone() };
+        let address = if p.address.contains([',', '"']) {
+            format!("\"{}\"", p.address.replace('"', "\"\""))
+        } else {
+            p.address.clone()
+        };
         text.push_str(&format!(
             "{},{},{},{},{},{address},{}\r\n",
             p.id_number,
@@ -303,7 +308,6 @@ pub(super) fn change_people(db: &Path, shape: KeyShape, rows: i64, changed: i64,
     };
     let mut touched = Vec::new();
     for (i, rowid) in picked.into_iter().enumerate() {
-        let key = key_of(rowid);
         if (i as i64) < updates {
             let p = generator.person();
             tx.execute(
@@ -311,8 +315,9 @@ pub(super) fn change_people(db: &Path, shape: KeyShape, rows: i64, changed: i64,
                 rusqlite::params![p.address, p.phone, rowid],
             )
             .expect("update");
-            touched.push(key);
+            touched.push(rowid);
         } else {
+            let key = key_of(rowid);
             tx.execute("DELETE FROM people WHERE rowid = ?1", [rowid]).expect("delete");
             text.push_str(&format!("-{key}\n"));
         }
@@ -321,11 +326,12 @@ pub(super) fn change_people(db: &Path, shape: KeyShape, rows: i64, changed: i64,
     for k in 0..inserts {
         let p = generator.person();
         shape.insert(&tx, next + 1 + k, &p);
-        touched.push(p.id_number);
+        touched.push(tx.last_insert_rowid());
     }
-    let as_text = format!("SELECT {} FROM people WHERE id_number = ?1", PEOPLE_COLUMNS.join(" || char(9) || "));
-    for key in touched {
-        let line: String = tx.query_row(&as_text, [&key], |r| r.get(0)).expect("changed row");
+    // by rowid: the integer and composite shapes have no index on id_number
+    let as_text = format!("SELECT {} FROM people WHERE rowid = ?1", PEOPLE_COLUMNS.join(" || char(9) || "));
+    for rowid in touched {
+        let line: String = tx.query_row(&as_text, [rowid], |r| r.get(0)).expect("changed row");
         text.push_str(&line);
         text.push('\n');
     }
