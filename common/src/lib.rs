@@ -1,11 +1,15 @@
 //! GDX's pure core: the domain model (divisions, node ids, roles), the
-//! enrolment token, and the wire protocol with its frame codec.
+//! national standards' checks, catalogue entries, rows and changesets and
+//! their keys, the grant state machine, the enrolment token, the audit
+//! log's Merkle tree and offline verification, and the wire protocol with
+//! its frame codec.
 //!
 //! Nothing here touches a socket, a file or a clock: functions that need the
 //! time take `now` as an argument. That keeps every rule unit-testable and
 //! lets the hub and the agent stay thin shells around it.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod catalog;
 pub mod creditcode;
 pub mod data;
@@ -14,6 +18,7 @@ pub mod generate;
 pub mod grant;
 pub mod idnumber;
 pub mod key;
+pub mod merkle;
 pub mod node;
 pub mod token;
 pub mod units;

@@ -12,8 +12,8 @@
 //! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
 //! - [`audit`]: the tamper-evident audit log: entries from every store's outbox,
-//!   signed checkpoints, verification, bundles.
-//! - [`merkle`]: the RFC 6962 tree of the audit log: roots, proofs, verification.
+//!   signed checkpoints, cosigning, bundles (their verification is
+//!   `gdx_common::audit`).
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
@@ -29,7 +29,7 @@ pub mod demo;
 pub mod enrol;
 pub mod exchange;
 pub mod init;
-pub mod merkle;
+
 pub mod nodes;
 pub mod parent;
 pub mod server;

@@ -1,5 +1,5 @@
 //! The hub's tamper-evident audit log (`audit.db`): an append-only list of
-//! entries hashed into an RFC 6962 Merkle tree ([`crate::merkle`]), with
+//! entries hashed into an RFC 6962 Merkle tree ([`gdx_common::merkle`]), with
 //! checkpoints (origin, size, root) signed by the hub's Ed25519 key
 //! (`audit.key`).
 //!
@@ -23,28 +23,15 @@ use std::time::Duration;
 
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
-use crate::merkle::{self, Hash};
+pub use gdx_common::audit::{
+    Bundle, BundleCosignature, Checkpoint, Entry, Event, KINDS, Proof, Verified, hash_of, unhex, verify,
+};
+use gdx_common::merkle::{self, Hash};
 
 /// The outbox table every recording store creates.
 pub const OUTBOX_SQL: &str =
     "CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);";
-
-/// The kinds of entries, for `gdx-hub audit list --kind`.
-pub const KINDS: &[&str] = &[
-    "enrolled",
-    "revoked",
-    "changeset",
-    "catalogued",
-    "request",
-    "decision",
-    "delivered",
-    "lookup",
-    "cosigned",
-    "equivocation",
-    "unreadable",
-];
 
 /// At most this long between the last entry and a checkpoint covering it.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -58,84 +45,10 @@ pub enum AuditError {
     Other(String),
 }
 
-/// Something that moved or governed data, as the action's store records it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// One of [`KINDS`].
-    pub kind: String,
-    /// Unix seconds.
-    pub at: i64,
-    /// The node that acted or is concerned.
-    pub node: Option<String>,
-    /// Resource or 信息资源代码 concerned.
-    pub resource: Option<String>,
-    /// Request (grant) id concerned.
-    pub request: Option<String>,
-    /// Everything else, by kind.
-    pub detail: serde_json::Value,
-}
-
-/// One entry of the log: its index, the leaf hash before it, and the event
-/// (its fields inline). Serialized in this field order; the bytes are what
-/// is hashed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Entry {
-    pub index: u64,
-    /// Hex leaf hash of entry `index - 1` (64 zeros for the first).
-    pub prev: String,
-    #[serde(flatten)]
-    pub event: Event,
-}
-
 /// Records `event` in the outbox of the store whose transaction `conn` is in.
 pub fn note(conn: &Connection, event: &Event) -> rusqlite::Result<()> {
     conn.execute("INSERT INTO audit_outbox (event) VALUES (?1)", [serde_json::to_string(event).unwrap_or_default()])?;
     Ok(())
-}
-
-/// A signed checkpoint: the log had `size` entries with this `root`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Checkpoint {
-    pub origin: String,
-    pub size: u64,
-    /// Hex.
-    pub root: String,
-    pub at: i64,
-    /// Hex Ed25519 signature over [`Checkpoint::note`].
-    pub signature: String,
-}
-
-impl Checkpoint {
-    /// The signed text: `gdx-audit-checkpoint/1`, origin, size, hex root and
-    /// time, one per line, each line ending with a newline.
-    pub fn note(origin: &str, size: u64, root: &str, at: i64) -> String {
-        format!("gdx-audit-checkpoint/1\n{origin}\n{size}\n{root}\n{at}\n")
-    }
-}
-
-/// Everything needed to verify a hub's log offline.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Bundle {
-    pub origin: String,
-    /// Hex Ed25519 public key of the hub's audit key.
-    pub public_key: String,
-    /// The entries' exact bytes, as UTF-8 JSON text, in order.
-    pub entries: Vec<String>,
-    pub checkpoints: Vec<Checkpoint>,
-    /// The parent hub's cosignatures of these checkpoints (none at the province).
-    #[serde(default)]
-    pub cosignatures: Vec<BundleCosignature>,
-}
-
-/// A parent's cosignature of one checkpoint, in a bundle.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BundleCosignature {
-    pub size: u64,
-    pub cosigner: String,
-    /// Hex Ed25519 public key of the cosigner's audit key.
-    pub public_key: String,
-    /// Hex Ed25519 signature over the checkpoint's note.
-    pub signature: String,
 }
 
 /// The audit log of one hub.
@@ -163,28 +76,8 @@ use gdx_common::token::hex;
 
 mod cosign;
 mod render;
-mod verify;
 
 pub use render::render;
-pub use verify::{Verified, verify};
-
-/// Bytes of lowercase hex, as [`hex`] writes them; nothing else is accepted.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return None;
-    }
-    b.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
-}
-
-fn hash_of(s: &str) -> Option<Hash> {
-    unhex(s).and_then(|v| v.try_into().ok())
-}
 
 impl AuditLog {
     /// Opens (creating if needed) `audit.db` and `audit.key` in `hub_dir`.
@@ -522,17 +415,6 @@ pub struct Filter {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub request: Option<String>,
-}
-
-/// An inclusion proof as `gdx-hub audit prove` prints it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Proof {
-    pub entry: u64,
-    pub body: String,
-    pub leaf: String,
-    pub proof: Vec<String>,
-    pub checkpoint: Checkpoint,
-    pub public_key: String,
 }
 
 fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditError> {
