@@ -385,6 +385,42 @@ fn digest128(data: &[u8]) -> u128 {
     (u128::from(a) << 64) | u128::from(b)
 }
 
+/// Why a source's columns no longer fit a resource's saved schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaDrift {
+    #[error("column {column:?} is no longer in the source (dropped or renamed; the source now has {})", .now.join(", "))]
+    Gone { column: String, now: Vec<String> },
+    #[error("column {column:?} changed type from {from:?} to {to:?}")]
+    Retyped { column: String, from: String, to: String },
+}
+
+/// Merges a resource's saved schema with its source's columns: the saved
+/// order first, new columns appended (they flow through). A saved column
+/// that is gone or whose declared type changed is drift. No saved schema:
+/// the source's.
+pub fn merge_schema(saved: Option<&[Column]>, source: &[Column]) -> Result<Vec<Column>, SchemaDrift> {
+    let Some(saved) = saved.filter(|s| !s.is_empty()) else { return Ok(source.to_vec()) };
+    for c in saved {
+        match source.iter().find(|s| s.name == c.name) {
+            None => {
+                let now = source.iter().map(|c| c.name.clone()).collect();
+                return Err(SchemaDrift::Gone { column: c.name.clone(), now });
+            }
+            Some(s) if s.decl_type != c.decl_type => {
+                return Err(SchemaDrift::Retyped {
+                    column: c.name.clone(),
+                    from: c.decl_type.clone(),
+                    to: s.decl_type.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let mut out = saved.to_vec();
+    out.extend(source.iter().filter(|s| !saved.iter().any(|c| c.name == s.name)).cloned());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,5 +564,39 @@ mod tests {
         assert_eq!(cells_digest(&cells, &mut buf), row_digest(&row));
         assert_eq!(buf, bincode::serde::encode_to_vec(&row, bincode::config::standard()).unwrap());
         assert_eq!(cells.iter().map(|c| c.to_value()).collect::<Vec<_>>(), row);
+    }
+
+    #[test]
+    fn schema_merge_keeps_the_saved_order_and_names_drift() {
+        let col = |n: &str, t: &str| Column { name: n.into(), decl_type: t.into() };
+        let saved = vec![col("id", "TEXT"), col("name", "TEXT")];
+        type Case<'a> = (&'a [Column], Result<Vec<&'a str>, &'a str>);
+        let cases: [Case<'_>; 5] = [
+            (&[col("name", "TEXT"), col("id", "TEXT"), col("age", "INTEGER")], Ok(vec!["id", "name", "age"])),
+            (&[col("id", "TEXT"), col("name", "TEXT")], Ok(vec!["id", "name"])),
+            (
+                &[col("id", "TEXT"), col("full_name", "TEXT")],
+                Err(
+                    "column \"name\" is no longer in the source (dropped or renamed; the source now has id, full_name)",
+                ),
+            ),
+            (
+                &[col("id", "INTEGER"), col("name", "TEXT")],
+                Err("column \"id\" changed type from \"TEXT\" to \"INTEGER\""),
+            ),
+            (
+                &[col("name", "TEXT")],
+                Err("column \"id\" is no longer in the source (dropped or renamed; the source now has name)"),
+            ),
+        ];
+        for (source, want) in cases {
+            let got = merge_schema(Some(&saved), source)
+                .map(|m| m.into_iter().map(|c| c.name).collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            let want = want.map(|w| w.into_iter().map(str::to_owned).collect::<Vec<_>>()).map_err(str::to_owned);
+            assert_eq!(got, want);
+        }
+        assert_eq!(merge_schema(None, &saved), Ok(saved.clone()));
+        assert_eq!(merge_schema(Some(&[]), &saved), Ok(saved.clone()));
     }
 }

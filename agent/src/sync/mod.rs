@@ -29,7 +29,7 @@
 use gdx_certs::pki;
 use gdx_common::NodeId;
 use gdx_common::catalog::CatalogEntry;
-use gdx_common::data::{Cell, Column, Value};
+use gdx_common::data::{Cell, Column, Value, merge_schema};
 use rusqlite::{OptionalExtension, params};
 
 use crate::catalog;
@@ -162,19 +162,21 @@ pub fn scan(
     let saved_columns: Option<Vec<Column>> = saved.as_ref().and_then(|(c, _)| serde_json::from_str(c).ok());
 
     // Schema: keep the saved order, append new columns; pause on drift.
-    let (columns, drift) = merge_schema(saved_columns.as_deref(), &extract.columns);
-    if let Some(reason) = drift {
-        let reason = format!(
-            "{reason}; the resource is paused and its other data stays as last synced. Restore the column in the source, or run `gdx-agent sync --resource {code} --accept-schema` to publish the new shape"
-        );
-        conn.execute(
-            "INSERT INTO resources (code, columns, key, paused, last_scan) VALUES (?1, '[]', '[]', ?2, ?3)
+    let columns = match merge_schema(saved_columns.as_deref(), &extract.columns) {
+        Ok(columns) => columns,
+        Err(drift) => {
+            let reason = format!(
+                "{drift}; the resource is paused and its other data stays as last synced. Restore the column in the source, or run `gdx-agent sync --resource {code} --accept-schema` to publish the new shape"
+            );
+            conn.execute(
+                "INSERT INTO resources (code, columns, key, paused, last_scan) VALUES (?1, '[]', '[]', ?2, ?3)
              ON CONFLICT(code) DO UPDATE SET paused = excluded.paused, last_scan = excluded.last_scan",
-            params![code, reason, now],
-        )?;
-        report.paused = Some(reason);
-        return Ok(report);
-    }
+                params![code, reason, now],
+            )?;
+            report.paused = Some(reason);
+            return Ok(report);
+        }
+    };
     let positions: Vec<Option<usize>> =
         columns.iter().map(|c| extract.columns.iter().position(|x| x.name == c.name)).collect();
     let key_idx: Vec<usize> = res
@@ -323,37 +325,6 @@ pub fn accept_schema(state: &mut State, code: &str) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// Merges the saved schema with the source's: saved order first, new columns
-/// appended. Returns a drift reason when a saved column is gone or retyped.
-fn merge_schema(saved: Option<&[Column]>, source: &[Column]) -> (Vec<Column>, Option<String>) {
-    let Some(saved) = saved.filter(|s| !s.is_empty()) else { return (source.to_vec(), None) };
-    for c in saved {
-        match source.iter().find(|s| s.name == c.name) {
-            None => {
-                let now: Vec<&str> = source.iter().map(|c| c.name.as_str()).collect();
-                return (
-                    vec![],
-                    Some(format!(
-                        "column {:?} is no longer in the source (dropped or renamed; the source now has {})",
-                        c.name,
-                        now.join(", ")
-                    )),
-                );
-            }
-            Some(s) if s.decl_type != c.decl_type => {
-                return (
-                    vec![],
-                    Some(format!("column {:?} changed type from {:?} to {:?}", c.name, c.decl_type, s.decl_type)),
-                );
-            }
-            Some(_) => {}
-        }
-    }
-    let mut out = saved.to_vec();
-    out.extend(source.iter().filter(|s| !saved.iter().any(|c| c.name == s.name)).cloned());
-    (out, None)
-}
-
 fn describe(values: &[Value]) -> String {
     let s: Vec<String> = values
         .iter()
@@ -366,26 +337,4 @@ fn describe(values: &[Value]) -> String {
         })
         .collect();
     sources::csv::shorten(&s.join(","))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn col(n: &str, t: &str) -> Column {
-        Column { name: n.into(), decl_type: t.into() }
-    }
-
-    #[test]
-    fn schema_merge() {
-        let saved = vec![col("id", "TEXT"), col("name", "TEXT")];
-        let (m, d) = merge_schema(Some(&saved), &[col("name", "TEXT"), col("id", "TEXT"), col("age", "INTEGER")]);
-        assert!(d.is_none());
-        assert_eq!(m.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "name", "age"]);
-        let (_, d) = merge_schema(Some(&saved), &[col("id", "TEXT"), col("full_name", "TEXT")]);
-        assert!(d.unwrap().contains("\"name\" is no longer in the source"));
-        let (_, d) = merge_schema(Some(&saved), &[col("id", "INTEGER"), col("name", "TEXT")]);
-        assert!(d.unwrap().contains("changed type"));
-        assert!(merge_schema(None, &saved).1.is_none());
-    }
 }
