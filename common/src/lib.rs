@@ -9,6 +9,7 @@
 //! lets the hub and the agent stay thin shells around it.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
 pub mod catalog;
 pub mod creditcode;

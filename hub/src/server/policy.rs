@@ -1,6 +1,8 @@
 //! The handshake policy: which peers with a valid chain may connect (role,
 //! division, the issuing CA of a child hub's agents, revocation).
 
+use gdx_common::admission;
+
 use super::*;
 
 /// Decides which peers with a valid chain may connect.
@@ -44,33 +46,23 @@ impl Policy {
 
 impl PeerPolicy for Policy {
     fn admit(&self, peer: &Identity, intermediates: &[&[u8]]) -> Result<(), String> {
-        let Identity::Node { node, role, serial, .. } = peer else {
-            return Err("a CA certificate cannot be used to connect; use a node certificate".into());
+        let cert = match peer {
+            Identity::Node { node, role, serial, not_before, not_after } => admission::PeerCert::Node {
+                node: node.clone(),
+                role: *role,
+                revoked: self.is_revoked(serial),
+                not_before: *not_before,
+                not_after: *not_after,
+                issued_here: self.own_ca.as_ref().is_some_and(|ca| intermediates.contains(&ca.as_slice())),
+            },
+            Identity::Ca { .. } => admission::PeerCert::Ca,
         };
-        if self.is_revoked(serial) {
-            return Err(format!(
-                "the certificate of {role} {node} has been revoked; ask the hub operator for a new enrolment token"
-            ));
-        }
-        let here = format!("{} ({})", self.division, self.division.name());
-        let child = self.children.read().ok().and_then(|c| c.iter().copied().find(|d| d.contains(node.division())));
-        match role {
-            Role::Agent if !self.division.contains(node.division()) => Err(format!(
-                "agent {node} is outside this hub's division {here}; it must connect to the hub of its own division"
-            )),
-            Role::Agent if let Some(child) = child => Err(format!(
-                "agent {node} belongs under the hub of {child} ({}); enrol it there with a token from {child}/hub",
-                child.name()
-            )),
-            // a prefecture hub serves the agents it enrolled, so that its
-            // own revocations and listings cover every agent it serves
-            Role::Agent if self.own_ca.as_ref().is_some_and(|ca| !intermediates.contains(&ca.as_slice())) => {
-                Err(format!("agent {node} was not enrolled at this hub; enrol it here with a token from this hub"))
-            }
-            Role::Hub if !self.division.strictly_contains(node.division()) => Err(format!(
-                "hub {node} is not below this hub's division {here}; a hub connects only to the hub above it"
-            )),
-            _ => Ok(()),
-        }
+        let children = self.children.read().map(|c| c.clone()).unwrap_or_default();
+        let hub = admission::Hub {
+            division: self.division,
+            children: &children,
+            serves_only_its_own_agents: self.own_ca.is_some(),
+        };
+        admission::admit(&hub, &cert, now()).map_err(|refused| refused.to_string())
     }
 }
