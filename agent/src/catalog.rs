@@ -8,16 +8,14 @@
 //! catalog withdraw CODE`), never a side effect of editing agent.toml: an
 //! entry that is no longer declared stays published until withdrawn.
 
-use gdx_certs::frames::{self, describe_connection_error};
 use gdx_certs::pki;
 use gdx_common::catalog::{CatalogEntry, Publication, encode_publication};
 use gdx_common::wire::{Message, SignedEntry, encode_frame};
 use rusqlite::{OptionalExtension, params};
 
 use crate::config::{AgentConfig, CatalogDecl, ResourceConfig};
+use crate::identity::Signer;
 use crate::state::State;
-use crate::sync::Signer;
-use crate::uplink::LinkError;
 
 /// The entry `res` declares, with its provider and resource filled in and
 /// every rule checked; `Ok(None)` when it declares none. The error lists
@@ -195,102 +193,6 @@ pub fn pending(state: &mut State) -> rusqlite::Result<u64> {
         .conn()
         .query_row("SELECT count(*) FROM catalog WHERE envelope IS NOT NULL", [], |r| r.get::<_, i64>(0))
         .map(|n| n as u64)
-}
-
-/// What publishing achieved.
-#[derive(Debug, Default, Clone)]
-pub struct Published {
-    pub recorded: u64,
-    /// `code vN: reason` for each version the hub refused.
-    pub refused: Vec<String>,
-    /// Codes whose version the hub did not record because it held a newer one.
-    pub stale: Vec<String>,
-}
-
-/// Sends every waiting publication on one stream and records the answers.
-pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Result<Published, LinkError> {
-    let db = |e: rusqlite::Error| LinkError(format!("the agent's state database failed: {e}"));
-    let waiting: Vec<(String, i64, Vec<u8>)> = {
-        let mut stmt = state
-            .conn()
-            .prepare("SELECT code, version, envelope FROM catalog WHERE envelope IS NOT NULL ORDER BY code")
-            .map_err(db)?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?
-    };
-    let mut out = Published::default();
-    if waiting.is_empty() {
-        return Ok(out);
-    }
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(describe_connection_error(&e)))?;
-    for (_, _, frame) in &waiting {
-        send.write_all(frame).await.map_err(|e| LinkError(e.to_string()))?;
-    }
-    for (code, version, _) in &waiting {
-        let answer = match frames::recv(&mut recv).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Err(LinkError("the hub ended the catalogue stream early".into())),
-            Err(e) => {
-                return Err(LinkError(
-                    conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string()),
-                ));
-            }
-        };
-        match answer {
-            Message::Catalogued(a) if &a.code == code && a.version as i64 == *version => {
-                if a.recorded {
-                    state
-                        .conn()
-                        .execute(
-                            "UPDATE catalog SET envelope = NULL, refused = NULL, recorded = max(recorded, ?2)
-                             WHERE code = ?1 AND version = ?2",
-                            params![code, version],
-                        )
-                        .map_err(db)?;
-                    out.recorded += 1;
-                } else {
-                    // The hub holds a newer version (this agent's state was
-                    // lost or restored): number on above it. A declared entry
-                    // goes out again with the next scan; a withdrawal must be
-                    // asked for again.
-                    state
-                        .conn()
-                        .execute(
-                            "UPDATE catalog SET envelope = NULL, version = ?2, recorded = ?2,
-                                restage = 1 - withdrawn, withdrawn = 0,
-                                refused = CASE WHEN withdrawn = 1 THEN ?3 ELSE NULL END
-                             WHERE code = ?1",
-                            params![
-                                code,
-                                a.held as i64,
-                                format!(
-                                    "the hub holds a newer version ({}) than this withdrawal; withdraw it again",
-                                    a.held
-                                )
-                            ],
-                        )
-                        .map_err(db)?;
-                    out.stale.push(code.clone());
-                }
-            }
-            Message::CatalogRefused(r) if &r.code == code => {
-                state
-                    .conn()
-                    .execute(
-                        "UPDATE catalog SET envelope = NULL, refused = ?3 WHERE code = ?1 AND version = ?2",
-                        params![code, version, r.reason],
-                    )
-                    .map_err(db)?;
-                out.refused.push(format!("catalogue entry {code} version {version}: {}", r.reason));
-            }
-            Message::Refused(r) => return Err(LinkError(r.message)),
-            other => return Err(LinkError(format!("unexpected answer from the hub: {other:?}"))),
-        }
-    }
-    let _ = send.finish();
-    Ok(out)
 }
 
 /// One entry as this agent last published it, for `catalog list` and `status`.

@@ -96,7 +96,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     let enrolled = match answer {
         Message::Enrolled(e) => e,
         Message::Refused(r) => return Err(EnrolError::Refused(r.message)),
-        other => return Err(EnrolError::Mismatch(format!("unexpected answer {other:?}"))),
+        other => return Err(EnrolError::Mismatch(format!("unexpected answer {}", other.kind()))),
     };
 
     // Check the answer against what the token promised before storing it.

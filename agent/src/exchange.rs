@@ -23,8 +23,9 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::config::{AgentConfig, AgentPaths};
+use crate::identity::Credentials;
 use crate::now;
-use crate::uplink::{self, Credentials};
+use crate::uplink;
 
 /// How often the daemon asks its hub for new deliveries.
 pub const RECEIVE_INTERVAL: Duration = Duration::from_secs(2);
@@ -73,7 +74,7 @@ async fn ask_on(conn: &quinn::Connection, msg: &Message) -> Result<Message, Stri
 pub fn record(answer: Message) -> anyhow::Result<RequestRecord> {
     match answer {
         Message::RequestAnswer(r) => Ok(*r),
-        other => anyhow::bail!("the hub answered with {other:?}"),
+        other => anyhow::bail!("the hub answered with {}", other.kind()),
     }
 }
 
@@ -81,7 +82,7 @@ pub fn record(answer: Message) -> anyhow::Result<RequestRecord> {
 pub fn looked_up(answer: Message) -> anyhow::Result<LookupAnswer> {
     match answer {
         Message::LookupAnswer(a) => Ok(a),
-        other => anyhow::bail!("the hub answered with {other:?}"),
+        other => anyhow::bail!("the hub answered with {}", other.kind()),
     }
 }
 
@@ -89,7 +90,7 @@ pub fn looked_up(answer: Message) -> anyhow::Result<LookupAnswer> {
 pub async fn requests(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<RequestRecord>> {
     match ask(dir, Message::ListRequests, timeout).await? {
         Message::Requests(r) => Ok(r),
-        other => anyhow::bail!("the hub answered with {other:?}"),
+        other => anyhow::bail!("the hub answered with {}", other.kind()),
     }
 }
 
@@ -185,7 +186,7 @@ pub async fn receive_pass(
 ) -> Result<Vec<Received>, String> {
     let records = match ask_on(conn, &Message::ListRequests).await? {
         Message::Requests(r) => r,
-        other => return Err(format!("the hub answered with {other:?}")),
+        other => return Err(format!("the hub answered with {}", other.kind())),
     };
     let verifier = tls::ChainVerifier::new(std::slice::from_ref(&creds.root)).map_err(|e| e.to_string())?;
     let db = paths.received(config);
@@ -219,7 +220,7 @@ pub async fn receive_pass(
         loop {
             let batch = match ask_on(conn, &Message::Fetch(Fetch { id: r.id.clone(), after: got.applied })).await {
                 Ok(Message::Deliveries(d)) => d,
-                Ok(other) => return Err(format!("the hub answered with {other:?}")),
+                Ok(other) => return Err(format!("the hub answered with {}", other.kind())),
                 Err(e) => {
                     got.stopped = Some(e.clone());
                     note_stopped(&conn_db, r, Some(&e)).map_err(|e| e.to_string())?;

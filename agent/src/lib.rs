@@ -3,23 +3,28 @@
 //! library holds everything `gdx-agent` does; `main.rs` only parses
 //! arguments and maps errors to exit codes.
 //!
-//! - [`config`]: `agent.toml` and the files beside it.
-//! - [`enrol`]: `gdx-agent enroll`: key, CSR, pinned CA, certificate.
-//! - [`state`]: `state.db`, what the daemon reports to `status`.
-//! - [`uplink`]: the connection to the hub: dial, hello, reconnect with backoff.
+//! Layered without circles, each layer using only those above it:
+//! - [`config`], [`identity`]: `agent.toml` and the files beside it; the
+//!   node's credentials and signer.
 //! - [`sources`]: reading SQLite tables and queries and CSV drop folders.
-//! - [`sync`]: change detection into signed, numbered changesets.
-//! - [`catalog`]: declared catalogue entries: checked, versioned, published.
-//! - [`upload`]: draining the outbox to the hub, exactly once.
-//! - [`syncer`]: `gdx-agent sync` and the daemon's scan and upload loops.
-//! - [`exchange`]: requests, decisions, lookups, and receiving granted data.
-//! - [`report`]: `status` and `doctor`.
+//! - scan: [`sync`] (change detection into signed, numbered changesets),
+//!   [`keys`] (its key tables), [`catalog`] (declared catalogue entries:
+//!   checked, versioned, staged).
+//! - [`state`]: `state.db`: the saved state, the outbox, what the daemon
+//!   reports to `status`.
+//! - link: [`uplink`] (dial, hello, backoff), [`upload`] (publications and
+//!   the outbox to the hub, exactly once), [`exchange`] (requests,
+//!   decisions, lookups, receiving granted data), [`enrol`].
+//! - commands: [`syncer`] (`gdx-agent sync`, the scan and upload loops),
+//!   [`daemon`] (`gdx-agent run`), [`report`] (`status` and `doctor`).
 #![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod config;
+pub mod daemon;
 pub mod enrol;
 pub mod exchange;
+pub mod identity;
 pub mod keys;
 pub mod report;
 pub mod sources;

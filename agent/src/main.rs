@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use gdx_agent::catalog::Withdrawal;
 use gdx_agent::config::{AgentPaths, DEFAULT_DATA_DIR};
 use gdx_agent::report::{self, Verdict};
-use gdx_agent::{enrol, exchange, now, syncer, uplink};
+use gdx_agent::{daemon, enrol, exchange, now, syncer};
 use gdx_common::grant::{RequestRecord as Record, Status};
 use gdx_common::units::{format_date, parse_duration};
 use gdx_common::wire::{Decision, LookupQuery, Message, RequestForm, Verdict as Decided};
@@ -233,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli.data.display()
             );
         }
-        Command::Run => runtime()?.block_on(uplink::run(&cli.data, shutdown_signal()))?,
+        Command::Run => runtime()?.block_on(daemon::run(&cli.data, shutdown_signal()))?,
         Command::Sync { resource, accept_schema, json, timeout } => {
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);

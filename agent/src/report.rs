@@ -12,8 +12,9 @@ use gdx_common::units::{format_date, format_time};
 use serde::Serialize;
 
 use crate::config::{AgentConfig, AgentPaths};
+use crate::identity::Credentials;
 use crate::state::{HEARTBEAT_STALE_SECS, LinkState, ResourceState, State};
-use crate::uplink::{self, Credentials};
+use crate::uplink;
 
 /// Certificates closer than this to expiry get a warning.
 const EXPIRY_WARNING_DAYS: i64 = 30;

@@ -12,17 +12,11 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::{AgentConfig, AgentPaths, ResourceConfig};
+use crate::identity::{Credentials, Signer, signer};
 use crate::state::State;
-use crate::sync::{self, ScanReport, Signer};
-use crate::uplink::{self, Credentials};
+use crate::sync::{self, ScanReport};
+use crate::uplink;
 use crate::{catalog, now, sources, upload};
-
-/// This node's signer, from the credentials already loaded.
-pub fn signer(config: &AgentConfig, creds: &Credentials) -> anyhow::Result<Signer> {
-    let key =
-        rcgen::KeyPair::try_from(creds.key_der.as_slice()).context("agent.key holds no usable key; enrol again")?;
-    Ok(Signer { node: config.node.clone(), key, chain: creds.chain.iter().map(|c| c.to_vec()).collect() })
-}
 
 /// The outcome of `gdx-agent sync`.
 #[derive(Debug, Default)]
@@ -205,7 +199,7 @@ pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Resu
     let session = uplink::connect(&config, &creds, timeout, true).await.map_err(|e| {
         anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
     })?;
-    let published = catalog::publish_pending(&session.conn, &mut state).await;
+    let published = upload::publish_pending(&session.conn, &mut state).await;
     session.conn.close(quinn::VarInt::from_u32(0), b"withdrawn");
     session.endpoint.wait_idle().await;
     let published = published.map_err(|e| {

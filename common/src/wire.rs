@@ -95,6 +95,48 @@ pub enum Message {
     CosignFrom(u64),
 }
 
+impl Message {
+    /// The message's kind, for an error that names what came instead of
+    /// what was expected (never the whole message: it may be large or hold
+    /// data).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "Hello",
+            Message::Welcome(_) => "Welcome",
+            Message::Refused(_) => "Refused",
+            Message::EnrollRequest(_) => "EnrollRequest",
+            Message::Enrolled(_) => "Enrolled",
+            Message::Upload(_) => "Upload",
+            Message::Ack(_) => "Ack",
+            Message::Gap(_) => "Gap",
+            Message::Rejected(_) => "Rejected",
+            Message::Publish(_) => "Publish",
+            Message::Catalogued(_) => "Catalogued",
+            Message::CatalogRefused(_) => "CatalogRefused",
+            Message::CatalogPull(_) => "CatalogPull",
+            Message::CatalogPulled(_) => "CatalogPulled",
+            Message::NodeReport(_) => "NodeReport",
+            Message::ReportAck(_) => "ReportAck",
+            Message::FileRequest(_) => "FileRequest",
+            Message::ListRequests => "ListRequests",
+            Message::Requests(_) => "Requests",
+            Message::Decide(_) => "Decide",
+            Message::RequestAnswer(_) => "RequestAnswer",
+            Message::Fetch(_) => "Fetch",
+            Message::Deliveries(_) => "Deliveries",
+            Message::Lookup(_) => "Lookup",
+            Message::LookupAnswer(_) => "LookupAnswer",
+            Message::ExchangePush(_) => "ExchangePush",
+            Message::ExchangePushed(_) => "ExchangePushed",
+            Message::ExchangePull(_) => "ExchangePull",
+            Message::ExchangePulled(_) => "ExchangePulled",
+            Message::Cosign(_) => "Cosign",
+            Message::Cosigned(_) => "Cosigned",
+            Message::CosignFrom(_) => "CosignFrom",
+        }
+    }
+}
+
 /// A child hub's audit checkpoint, with the proof that it extends the last
 /// one its parent cosigned (`from_size`, 0 for the first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -601,6 +643,14 @@ mod tests {
         let e = decode_frame(&f).unwrap_err();
         assert_eq!(e, WireError::Version { theirs: 7, ours: PROTOCOL_VERSION });
         assert!(e.to_string().contains("protocol 7") && e.to_string().contains("protocol 1"));
+    }
+
+    #[test]
+    fn a_message_is_named_by_its_kind_only() {
+        assert_eq!(Message::ListRequests.kind(), "ListRequests");
+        let big = Message::Deliveries(Vec::new());
+        assert_eq!(big.kind(), "Deliveries");
+        assert_eq!(Message::ExchangePull(7).kind(), "ExchangePull");
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
     let enrolled = match answer {
         Message::Enrolled(e) => e,
         Message::Refused(r) => return Err(InitError::Join(r.message)),
-        other => return Err(InitError::Join(format!("the parent hub answered {other:?}"))),
+        other => return Err(InitError::Join(format!("the parent hub answered {}", other.kind()))),
     };
     // Check the answer against the token before storing anything.
     let mismatch = |what: String| {

@@ -121,7 +121,9 @@ async fn connect(
     match tokio::time::timeout(Duration::from_secs(15), answer).await {
         Ok(Ok(Some(Message::Welcome(_)))) => Ok((endpoint, conn)),
         Ok(Ok(Some(Message::Refused(r)))) => Err(r.message),
-        Ok(Ok(other)) => Err(format!("the parent hub answered the hello with {other:?}")),
+        Ok(Ok(other)) => {
+            Err(format!("the parent hub answered the hello with {}", other.as_ref().map_or("nothing", Message::kind)))
+        }
         Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e)),
         Err(_) => Err("the parent hub did not answer the hello within 15 s".into()),
     }
@@ -180,7 +182,7 @@ async fn pull_catalog(
                 return Ok(());
             }
             Message::Refused(r) => return Err(r.message),
-            other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
         }
     }
 }
@@ -231,7 +233,7 @@ async fn report(
             }
             Ok(())
         }
-        other => Err(format!("unexpected answer from the parent hub: {other:?}")),
+        other => Err(format!("unexpected answer from the parent hub: {}", other.kind())),
     }
 }
 
@@ -316,7 +318,7 @@ async fn forward_catalog(conn: &quinn::Connection, catalog: &Mutex<Catalog>) -> 
             Message::CatalogRefused(r) if &r.code == code => {
                 warn!(%code, version, reason = %r.reason, "the parent refused a catalogue entry");
             }
-            other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
         }
         let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
         c.forwarded(code, *version).map_err(|e| e.to_string())?;
@@ -391,7 +393,7 @@ async fn forward_resource(
                     break;
                 }
                 Message::Refused(r) => return Err(r.message),
-                other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+                other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
             }
         }
         let _ = send.finish();
@@ -433,7 +435,7 @@ async fn exchange_pass(
         if !empty {
             match ask(conn, &Message::ExchangePush(batch)).await? {
                 Message::ExchangePushed(upto) if upto == since => {}
-                other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+                other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
             }
         }
         let mut x = exchange.lock().map_err(unavailable)?;
@@ -446,7 +448,7 @@ async fn exchange_pass(
         let since = exchange.lock().map_err(unavailable)?.meta("pulled").map_err(|e| e.to_string())?;
         let batch = match ask(conn, &Message::ExchangePull(since)).await? {
             Message::ExchangePulled(b) => b,
-            other => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
         };
         if batch.upto == since {
             return Ok(());
@@ -493,7 +495,7 @@ async fn cosign_pass(conn: &quinn::Connection, audit: &Arc<Mutex<crate::audit::A
                 return audit.lock().map_err(unavailable)?.keep_cosignature(&c).map_err(|e| e.to_string());
             }
             Ok(Message::CosignFrom(size)) => from = Some(size),
-            Ok(other) => return Err(format!("unexpected answer from the parent hub: {other:?}")),
+            Ok(other) => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
             Err(refused) => {
                 warn!(error = %refused, "the parent hub did not cosign this hub's audit checkpoint");
                 return Ok(());

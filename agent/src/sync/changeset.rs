@@ -7,7 +7,8 @@ use gdx_common::data::{Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCo
 use gdx_common::wire::{self, SignedChangeset};
 use rusqlite::params;
 
-use super::{MAX_CHUNK_BYTES, ScanError, Signer};
+use super::{MAX_CHUNK_BYTES, ScanError};
+use crate::identity::Signer;
 use crate::state::State;
 
 /// A change on its way into a changeset: encoded key, change, new digest.

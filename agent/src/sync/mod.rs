@@ -27,13 +27,13 @@
 //! changes pauses the resource with a reason; other resources carry on.
 
 use gdx_certs::pki;
-use gdx_common::NodeId;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Cell, Column, Value, merge_schema};
 use rusqlite::{OptionalExtension, params};
 
 use crate::catalog;
 use crate::config::ResourceConfig;
+use crate::identity::Signer;
 use crate::sources::{self, Quarantined};
 use crate::state::State;
 
@@ -78,13 +78,6 @@ pub enum ScanError {
     /// The declared catalogue entry is invalid or does not match the source.
     #[error("{0}")]
     Catalog(String),
-}
-
-/// The signer: this node, its key and its certificate chain.
-pub struct Signer {
-    pub node: NodeId,
-    pub key: rcgen::KeyPair,
-    pub chain: Vec<Vec<u8>>,
 }
 
 /// Keeps why the last scan of `code` failed, for `status` and `doctor`.

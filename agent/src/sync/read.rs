@@ -11,8 +11,9 @@ use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
 
 use super::changeset::{Batcher, Made, Pending, Synced, commit_changeset, signed_frame};
-use super::{MAX_ROW_BYTES, ScanError, Signer, cells_bytes, owned, row_bytes};
+use super::{MAX_ROW_BYTES, ScanError, cells_bytes, owned, row_bytes};
 use crate::config::ResourceConfig;
+use crate::identity::Signer;
 use crate::keys::{KeyList, KeyTable};
 use crate::sources::{Place, Quarantined, Reader};
 use crate::state::State;

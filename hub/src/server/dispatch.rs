@@ -18,7 +18,13 @@ impl Hub {
         let hello = match frames::recv(&mut recv).await {
             Ok(Some(Message::Hello(h))) => h,
             Ok(other) => {
-                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected a hello, got {other:?}")).await;
+                refuse(
+                    &conn,
+                    &mut send,
+                    RefusalCode::BadRequest,
+                    format!("expected a hello, got {}", other.as_ref().map_or("nothing", Message::kind)),
+                )
+                .await;
                 return;
             }
             Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
@@ -164,7 +170,7 @@ impl Hub {
                         &mut send,
                         &Message::Refused(Refusal {
                             code: RefusalCode::BadRequest,
-                            message: format!("unexpected message {other:?}"),
+                            message: format!("unexpected message {}", other.kind()),
                         }),
                     )
                     .await;

@@ -302,7 +302,11 @@ impl Hub {
                 return;
             }
             other => {
-                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request: {other:?}"))
+                let got = match &other {
+                    Ok(m) => m.as_ref().map_or("nothing", Message::kind).to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request, got {got}"))
                     .await;
                 return;
             }

@@ -1,0 +1,103 @@
+//! `gdx-agent run`: the daemon. A scanner thread syncs each resource on
+//! its schedule and whenever its source changes; the link to the hub is
+//! kept open, reconnecting with backoff and jitter, and while it is up the
+//! outbox is uploaded and deliveries received. Every change of the link's
+//! state, and a heartbeat, is recorded in `state.db` for `status`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use gdx_certs::frames::describe_connection_error;
+use tracing::{info, warn};
+
+use crate::config::{AgentConfig, AgentPaths};
+use crate::identity::Credentials;
+use crate::now;
+use crate::state::State;
+use crate::uplink::{BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT, STABLE_AFTER, Session, connect, jitter};
+
+/// Keeps one connection to the hub until `shutdown` completes.
+pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let paths = AgentPaths::new(dir);
+    let config = AgentConfig::load(&paths)?;
+    let creds = Credentials::load(&paths)?;
+    let state = State::open(&paths.state()).with_context(|| format!("cannot open {}", paths.state().display()))?;
+    println!("gdx-agent {} starting; hub {} at {}", config.node, config.hub, config.hub_addr);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    {
+        let (dir, wake) = (dir.to_path_buf(), wake.clone());
+        std::thread::Builder::new().name("scanner".into()).spawn(move || {
+            if let Err(e) = crate::syncer::scan_loop(&dir, wake) {
+                warn!(error = %format!("{e:#}"), "the scanner stopped; no resource will sync until the agent restarts");
+            }
+        })?;
+    }
+    tokio::select! {
+        () = keep_connected(&paths, &config, &creds, &state, &wake) => Ok(()),
+        () = shutdown => {
+            let _ = state.set_link("stopped", now(), None, None);
+            Ok(())
+        }
+    }
+}
+
+async fn keep_connected(
+    paths: &AgentPaths,
+    config: &AgentConfig,
+    creds: &Credentials,
+    state: &State,
+    wake: &tokio::sync::Notify,
+) {
+    let state_path = paths.state();
+    let state_path = state_path.as_path();
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let _ = state.set_link("connecting", now(), None, None);
+        let error = match connect(config, creds, CONNECT_TIMEOUT, false).await {
+            Ok(session) => {
+                let since = Instant::now();
+                let _ = state.set_link("connected", now(), None, None);
+                let _ = state.set_hub_software(&session.welcome.software);
+                let skew_ms = session.welcome.now_ms - now() * 1000;
+                if skew_ms.abs() > 60_000 {
+                    warn!(skew_s = skew_ms / 1000, "this machine's clock differs from the hub's by more than a minute");
+                }
+                info!(hub = %session.welcome.hub, "connected");
+                println!("connected to {} ({})", session.welcome.hub, session.welcome.hub_name);
+                let reason = tokio::select! {
+                    r = wait_closed(&session, state) => r,
+                    r = crate::syncer::upload_loop(&session.conn, state_path, wake) => {
+                        session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
+                        r
+                    }
+                    r = crate::exchange::receive_loop(&session.conn, paths, config, creds) => r,
+                };
+                if since.elapsed() >= STABLE_AFTER {
+                    backoff = BACKOFF_MIN;
+                }
+                reason
+            }
+            Err(e) => e.0,
+        };
+        let delay = jitter(backoff);
+        warn!(error = %error, retry_in_s = delay.as_secs_f32(), "not connected to the hub");
+        let _ = state.set_link("disconnected", now(), Some(&error), Some(now() + delay.as_secs() as i64));
+        let wake = Instant::now() + delay;
+        while Instant::now() < wake {
+            tokio::time::sleep(wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(2))).await;
+            let _ = state.heartbeat(now());
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn wait_closed(session: &Session, state: &State) -> String {
+    let mut beat = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            reason = session.conn.closed() => return describe_connection_error(&reason),
+            _ = beat.tick() => { let _ = state.heartbeat(now()); }
+        }
+    }
+}
