@@ -8,14 +8,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gdx_certs::frames::describe_connection_error;
+use gdx_link::frames::describe_connection_error;
 use tracing::{info, warn};
 
 use crate::config::{AgentConfig, AgentPaths};
 use crate::identity::Credentials;
 use crate::now;
 use crate::state::State;
-use crate::uplink::{BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT, STABLE_AFTER, Session, connect, jitter};
+use gdx_link::Backoff;
+
+use crate::uplink::{CONNECT_TIMEOUT, Session, connect};
 
 /// Keeps one connection to the hub until `shutdown` completes.
 pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
@@ -51,12 +53,12 @@ async fn keep_connected(
 ) {
     let state_path = paths.state();
     let state_path = state_path.as_path();
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::default();
     loop {
         let _ = state.set_link("connecting", now(), None, None);
+        let since = Instant::now();
         let error = match connect(config, creds, CONNECT_TIMEOUT, false).await {
             Ok(session) => {
-                let since = Instant::now();
                 let _ = state.set_link("connected", now(), None, None);
                 let _ = state.set_hub_software(&session.welcome.software);
                 let skew_ms = session.welcome.now_ms - now() * 1000;
@@ -73,14 +75,11 @@ async fn keep_connected(
                     }
                     r = crate::exchange::receive_loop(&session.conn, paths, config, creds) => r,
                 };
-                if since.elapsed() >= STABLE_AFTER {
-                    backoff = BACKOFF_MIN;
-                }
                 reason
             }
             Err(e) => e.0,
         };
-        let delay = jitter(backoff);
+        let delay = backoff.after(since.elapsed());
         warn!(error = %error, retry_in_s = delay.as_secs_f32(), "not connected to the hub");
         let _ = state.set_link("disconnected", now(), Some(&error), Some(now() + delay.as_secs() as i64));
         let wake = Instant::now() + delay;
@@ -88,7 +87,6 @@ async fn keep_connected(
             tokio::time::sleep(wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(2))).await;
             let _ = state.heartbeat(now());
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 

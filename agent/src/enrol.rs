@@ -11,11 +11,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use gdx_certs::Identity;
-use gdx_certs::files::{sync_dir, write_new};
 use gdx_certs::pki::{self, der_to_pem, fingerprint};
 use gdx_common::token::{EnrolmentToken, TokenError};
 use gdx_common::wire::{EnrollRequest, Message};
 use gdx_common::{NodeId, Role};
+use gdx_files::{sync_dir, write_new};
 
 use crate::config::{AgentConfig, AgentPaths};
 use crate::uplink::LinkError;
@@ -90,7 +90,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
 
     let req = EnrollRequest { token_id: token.id, secret: token.secret, csr_der, ca_csr_der: None };
     let answer =
-        gdx_certs::client::enrol_exchange(&token.hub_addr, &token.hub, token.ca_fingerprint, req, "agent", timeout)
+        gdx_link::client::enrol_exchange(&token.hub_addr, &token.hub, token.ca_fingerprint, req, "agent", timeout)
             .await
             .map_err(LinkError)?;
     let enrolled = match answer {

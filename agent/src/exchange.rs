@@ -12,12 +12,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gdx_certs::frames;
-use gdx_certs::{Identity, pki, tables, tls};
+use gdx_certs::{Identity, pki, tls};
 use gdx_common::Role;
 use gdx_common::data::{Column, decode_changeset};
 use gdx_common::grant::RequestRecord;
 use gdx_common::wire::{Fetch, LookupAnswer, Message, SignedDelivery};
+use gdx_files::tables;
+use gdx_link::frames;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -57,17 +58,9 @@ async fn close(session: uplink::Session) {
     session.endpoint.wait_idle().await;
 }
 
+/// One message to the hub and its answer, on a stream of its own.
 async fn ask_on(conn: &quinn::Connection, msg: &Message) -> Result<Message, String> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| frames::describe_connection_error(&e))?;
-    frames::send(&mut send, msg).await.map_err(|e| e.to_string())?;
-    let _ = send.finish();
-    match tokio::time::timeout(Duration::from_secs(60), frames::recv(&mut recv)).await {
-        Err(_) => Err("the hub did not answer within 60 s".into()),
-        Ok(Ok(Some(Message::Refused(r)))) => Err(r.message),
-        Ok(Ok(Some(m))) => Ok(m),
-        Ok(Ok(None)) => Err("the hub ended the stream without an answer".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-    }
+    frames::ask(conn, msg, Duration::from_secs(60), "the hub").await
 }
 
 /// The answer as a record, or why not.
@@ -289,7 +282,7 @@ pub fn table_name(r: &RequestRecord) -> String {
 }
 
 fn open_received(path: &Path) -> anyhow::Result<Connection> {
-    Ok(gdx_certs::files::open_sqlite(
+    Ok(gdx_files::open_sqlite(
         path,
         "CREATE TABLE IF NOT EXISTS _gdx_received (
             grant_id   TEXT PRIMARY KEY,

@@ -95,7 +95,7 @@ pub struct State {
 impl State {
     /// Opens (creating if needed) `state.db`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
-        let mut conn = gdx_certs::files::open_sqlite(path, SCHEMA)?;
+        let mut conn = gdx_files::open_sqlite(path, SCHEMA)?;
         // Scans write `rowstate` in key order, a changeset at a time.
         conn.pragma_update(None, "cache_size", -16 * 1024)?;
         upgrade(&mut conn)?;

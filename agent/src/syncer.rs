@@ -306,7 +306,7 @@ pub async fn upload_loop(conn: &quinn::Connection, state_path: &Path, wake: &Not
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(30)) => {}
-            reason = conn.closed() => return gdx_certs::frames::describe_connection_error(&reason),
+            reason = conn.closed() => return gdx_link::frames::describe_connection_error(&reason),
         }
     }
 }

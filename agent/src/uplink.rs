@@ -2,26 +2,19 @@
 //! reconnect with exponential backoff and jitter when the link drops.
 //!
 //! [`dial`] resolves the address and completes the QUIC handshake within a
-//! deadline; [`connect`] adds the versioned hello. [`jitter`] spreads the
-//! reconnections of many agents (the daemon keeps the connection).
+//! deadline; [`connect`] adds the versioned hello. The daemon keeps the
+//! connection, with `gdx_link::Backoff` between attempts.
 
 use std::time::{Duration, Instant};
 
-use gdx_certs::frames::{self, FrameError, describe_connection_error};
-use gdx_certs::pki;
 use gdx_certs::tls;
 use gdx_common::Role;
 use gdx_common::wire::{Hello, Message, Welcome, WireError};
+use gdx_link::frames::{self, FrameError, describe_connection_error};
 
 use crate::config::AgentConfig;
 use crate::identity::Credentials;
 
-/// First reconnect delay.
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest reconnect delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// A connection that lasted this long resets the backoff.
-pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// Deadline for a handshake plus hello.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -44,7 +37,7 @@ pub async fn dial(
     config: quinn::ClientConfig,
     timeout: Duration,
 ) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
-    gdx_certs::client::dial(addr, config, timeout).await.map_err(LinkError)
+    gdx_link::client::dial(addr, config, timeout).await.map_err(LinkError)
 }
 
 /// Dials the hub and exchanges hello and welcome. A `probe` connection
@@ -91,25 +84,5 @@ pub async fn connect(
             Err(conn.close_reason().map(|r| LinkError(describe_connection_error(&r))).unwrap_or(e))
         }
         Err(_) => Err(LinkError(format!("the hub at {} did not answer the hello in time", config.hub_addr))),
-    }
-}
-
-/// `base` ± 20 %, so that many agents do not reconnect in lockstep.
-pub fn jitter(base: Duration) -> Duration {
-    let r = u16::from_le_bytes(pki::random_bytes::<2>());
-    let factor = 0.8 + 0.4 * (f64::from(r) / f64::from(u16::MAX));
-    base.mul_f64(factor)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_twenty_percent() {
-        for _ in 0..200 {
-            let d = jitter(Duration::from_secs(10));
-            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
-        }
     }
 }

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gdx_certs::frames::{self, describe_connection_error};
 use gdx_common::wire::{LENGTH_PREFIX, Message};
+use gdx_link::frames::{self, describe_connection_error};
 use rusqlite::params;
 use tracing::warn;
 

@@ -6,7 +6,7 @@
 //! chain to its roots, then hands the peer's [`Identity`] to a
 //! [`PeerPolicy`] that decides role, division and revocation. Refusals carry
 //! a sentence for the user inside the TLS error, which quinn sends to the
-//! peer as the close reason; [`crate::frames::describe_connection_error`]
+//! peer as the close reason; `gdx_link::frames::describe_connection_error`
 //! takes it back out.
 
 use std::fmt;
@@ -31,8 +31,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often an idle connection is pinged to keep NAT bindings alive.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Marks a refusal sentence inside TLS error texts.
-pub(crate) const REFUSAL_OPEN: &str = "<<gdx: ";
-pub(crate) const REFUSAL_CLOSE: &str = " >>";
+pub const REFUSAL_OPEN: &str = "<<gdx: ";
+pub const REFUSAL_CLOSE: &str = " >>";
 
 /// Failures building a TLS configuration.
 #[derive(Debug, thiserror::Error)]

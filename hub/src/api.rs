@@ -173,10 +173,10 @@ fn tls_config(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<A
         // The key first: a kill in between leaves a key without a
         // certificate, which the next start replaces with a fresh pair.
         let _ = std::fs::remove_file(&key_path);
-        gdx_certs::files::write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
+        gdx_files::write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
         let pem = der_to_pem(&cert, "CERTIFICATE") + &ca.cert_pem();
-        gdx_certs::files::write_new(&cert_path, pem.as_bytes(), false)?;
-        gdx_certs::files::sync_dir(&paths.dir)?;
+        gdx_files::write_new(&cert_path, pem.as_bytes(), false)?;
+        gdx_files::sync_dir(&paths.dir)?;
     }
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p)

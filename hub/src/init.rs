@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use gdx_certs::Ca;
-use gdx_certs::files::{sync_dir, write_new};
 use gdx_certs::pki::{self, der_to_pem};
 use gdx_common::{DivisionCode, Role};
+use gdx_files::{sync_dir, write_new};
 
 use crate::config::{HubConfig, HubPaths};
 use crate::store::Store;
@@ -158,7 +158,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
         ca_csr_der: Some(pki::make_ca_csr(&ca_key, &format!("GDX CA {division}"))?),
     };
     let answer =
-        gdx_certs::client::enrol_exchange(&token.hub_addr, &token.hub, token.ca_fingerprint, req, "hub", timeout)
+        gdx_link::client::enrol_exchange(&token.hub_addr, &token.hub, token.ca_fingerprint, req, "hub", timeout)
             .await
             .map_err(InitError::Join)?;
     let enrolled = match answer {

@@ -20,11 +20,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gdx_certs::frames::{self, describe_connection_error};
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
 use gdx_common::wire::{CatalogPull, Hello, LENGTH_PREFIX, Message, NodeReport, ReportedNode};
 use gdx_common::{NodeId, Role};
+use gdx_link::frames::{self, describe_connection_error};
 use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
 
@@ -43,6 +43,8 @@ const PASS_INTERVAL: Duration = Duration::from_secs(1);
 const PULL_EVERY: u64 = 5;
 /// How long to wait for an answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+/// The other side, in errors.
+const PARENT: &str = "the parent hub";
 
 /// Keeps the link to the parent until the task is aborted.
 pub async fn run(
@@ -54,7 +56,7 @@ pub async fn run(
     audit: Arc<Mutex<crate::audit::AuditLog>>,
 ) {
     let (Some(parent), Some(addr)) = (config.parent.clone(), config.parent_addr.clone()) else { return };
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = gdx_link::Backoff::default();
     loop {
         let started = std::time::Instant::now();
         let reason = match connect(&paths, &config, &addr).await {
@@ -70,11 +72,7 @@ pub async fn run(
         };
         warn!(%parent, error = %reason, "link to the parent hub down; this hub keeps accepting and forwards later");
         set_state(&paths, "disconnected", Some(&reason));
-        if started.elapsed() > Duration::from_secs(30) {
-            backoff = Duration::from_secs(1);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(60));
+        tokio::time::sleep(backoff.after(started.elapsed())).await;
     }
 }
 
@@ -104,7 +102,7 @@ async fn connect(
     let key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key").map_err(|e| e.to_string())?;
     let root = read_root(paths)?;
     let tls = tls::node_client_config(Some((chain, key.serialize_der())), root).map_err(|e| e.to_string())?;
-    let (endpoint, conn) = gdx_certs::client::dial(addr, tls, Duration::from_secs(15)).await?;
+    let (endpoint, conn) = gdx_link::client::dial(addr, tls, Duration::from_secs(15)).await?;
     let hello = Message::Hello(Hello {
         node: config.hub_id(),
         role: Role::Hub,
@@ -161,7 +159,7 @@ async fn pull_catalog(
     let _ = send.finish();
     let parent = config.parent.clone().unwrap_or_else(|| config.hub_id());
     loop {
-        match answer(conn, &mut recv).await? {
+        match frames::answer(conn, &mut recv, ANSWER_TIMEOUT, PARENT).await? {
             Message::Publish(env) => {
                 let signer = match chains.verify(&env.signer_chain, now()) {
                     Ok(gdx_certs::Identity::Node { node, role: Role::Agent, .. }) if node == env.origin => {
@@ -224,7 +222,7 @@ async fn report(
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
     frames::send(&mut send, &Message::NodeReport(report)).await.map_err(|e| e.to_string())?;
     let _ = send.finish();
-    match answer(conn, &mut recv).await? {
+    match frames::answer(conn, &mut recv, ANSWER_TIMEOUT, PARENT).await? {
         Message::ReportAck(ack) => {
             for (node, at) in ack.revoke {
                 if store.revoke_issued_before(&node, at, now()).map_err(|e| e.to_string())? > 0 {
@@ -313,7 +311,7 @@ async fn forward_catalog(conn: &quinn::Connection, catalog: &Mutex<Catalog>) -> 
         send.write_all(frame).await.map_err(|e| e.to_string())?;
     }
     for (code, version, _) in &waiting {
-        match answer(conn, &mut recv).await? {
+        match frames::answer(conn, &mut recv, ANSWER_TIMEOUT, PARENT).await? {
             Message::Catalogued(a) if &a.code == code => {}
             Message::CatalogRefused(r) if &r.code == code => {
                 warn!(%code, version, reason = %r.reason, "the parent refused a catalogue entry");
@@ -376,7 +374,7 @@ async fn forward_resource(
         }
         let mut restart = false;
         for _ in &batch {
-            match answer(conn, &mut recv).await? {
+            match frames::answer(conn, &mut recv, ANSWER_TIMEOUT, PARENT).await? {
                 Message::Ack(a) => vaults.forwarded(node, resource, a.seq).map_err(|e| e.to_string())?,
                 Message::Gap(g) => {
                     // The parent holds everything below `expected`.
@@ -406,15 +404,6 @@ async fn forward_resource(
     Ok(())
 }
 
-async fn answer(conn: &quinn::Connection, recv: &mut quinn::RecvStream) -> Result<Message, String> {
-    match tokio::time::timeout(ANSWER_TIMEOUT, frames::recv(recv)).await {
-        Err(_) => Err("the parent hub did not answer within 2 minutes".into()),
-        Ok(Ok(Some(m))) => Ok(m),
-        Ok(Ok(None)) => Err("the parent hub ended the stream early".into()),
-        Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string())),
-    }
-}
-
 /// Pushes what this subtree recorded for the exchange since the last push,
 /// then pulls what the parent holds for this subtree. Each side stores an
 /// item once (records by version, deliveries by grant and number), so a
@@ -433,7 +422,7 @@ async fn exchange_pass(
         let since = batch.upto;
         let empty = batch.records.is_empty() && batch.deliveries.is_empty() && batch.progress.is_empty();
         if !empty {
-            match ask(conn, &Message::ExchangePush(batch)).await? {
+            match frames::ask(conn, &Message::ExchangePush(batch), ANSWER_TIMEOUT, PARENT).await? {
                 Message::ExchangePushed(upto) if upto == since => {}
                 other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
             }
@@ -446,7 +435,7 @@ async fn exchange_pass(
     }
     loop {
         let since = exchange.lock().map_err(unavailable)?.meta("pulled").map_err(|e| e.to_string())?;
-        let batch = match ask(conn, &Message::ExchangePull(since)).await? {
+        let batch = match frames::ask(conn, &Message::ExchangePull(since), ANSWER_TIMEOUT, PARENT).await? {
             Message::ExchangePulled(b) => b,
             other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
         };
@@ -467,17 +456,6 @@ async fn exchange_pass(
     }
 }
 
-/// Sends one message on a new stream and reads the one answer.
-async fn ask(conn: &quinn::Connection, msg: &Message) -> Result<Message, String> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
-    frames::send(&mut send, msg).await.map_err(|e| e.to_string())?;
-    let _ = send.finish();
-    match answer(conn, &mut recv).await? {
-        Message::Refused(r) => Err(r.message),
-        m => Ok(m),
-    }
-}
-
 fn unavailable<T>(_: T) -> String {
     "the exchange store is unavailable".to_owned()
 }
@@ -490,7 +468,7 @@ async fn cosign_pass(conn: &quinn::Connection, audit: &Arc<Mutex<crate::audit::A
     for _ in 0..2 {
         let req = audit.lock().map_err(unavailable)?.cosign_request(from).map_err(|e| e.to_string())?;
         let Some(req) = req else { return Ok(()) };
-        match ask(conn, &Message::Cosign(req)).await {
+        match frames::ask(conn, &Message::Cosign(req), ANSWER_TIMEOUT, PARENT).await {
             Ok(Message::Cosigned(c)) => {
                 return audit.lock().map_err(unavailable)?.keep_cosignature(&c).map_err(|e| e.to_string());
             }

@@ -134,7 +134,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = gdx_certs::files::open_sqlite(path, SCHEMA)?;
+        let conn = gdx_files::open_sqlite(path, SCHEMA)?;
         conn.execute_batch(crate::audit::OUTBOX_SQL)?;
         Ok(Self { conn })
     }

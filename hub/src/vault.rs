@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gdx_certs::tables;
 use gdx_common::NodeId;
 use gdx_common::data::{Changeset, Column};
+use gdx_files::tables;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Page cache per open vault (negative: KiB).
@@ -185,7 +185,7 @@ pub fn vault_path(vault_dir: &Path, node: &NodeId) -> PathBuf {
 }
 
 fn open_vault(path: &Path) -> Result<Connection, VaultError> {
-    let conn = gdx_certs::files::open_sqlite(
+    let conn = gdx_files::open_sqlite(
         path,
         "CREATE TABLE IF NOT EXISTS _gdx_resources (
             resource   TEXT PRIMARY KEY,

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use gdx_certs::frames;
 use gdx_certs::pki::pem_blocks;
 use gdx_common::wire::{self, Hello, Message};
 use gdx_common::{NodeId, Role};
+use gdx_link::frames;
 use rustls::pki_types::CertificateDer;
 
 /// What the hub did with what we sent.

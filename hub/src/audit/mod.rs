@@ -82,7 +82,7 @@ pub use render::render;
 impl AuditLog {
     /// Opens (creating if needed) `audit.db` and `audit.key` in `hub_dir`.
     pub fn open(hub_dir: &Path, origin: &str) -> Result<Self, AuditError> {
-        let conn = gdx_certs::files::open_sqlite(
+        let conn = gdx_files::open_sqlite(
             &hub_dir.join("audit.db"),
             "CREATE TABLE IF NOT EXISTS entries (
                 idx    INTEGER PRIMARY KEY,
@@ -428,7 +428,7 @@ fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditEr
     }
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| bad(e.to_string()))?;
-    gdx_certs::files::write_new(path, pkcs8.as_ref(), true).map_err(|e| bad(e.to_string()))?;
+    gdx_files::write_new(path, pkcs8.as_ref(), true).map_err(|e| bad(e.to_string()))?;
     Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(e.to_string()))
 }
 

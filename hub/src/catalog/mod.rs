@@ -200,7 +200,7 @@ pub struct Catalog {
 impl Catalog {
     /// Opens (creating if needed) `catalog.db` in the hub directory.
     pub fn open(hub_dir: &Path) -> Result<Self, CatalogError> {
-        let conn = gdx_certs::files::open_sqlite(&hub_dir.join("catalog.db"), SCHEMA)?;
+        let conn = gdx_files::open_sqlite(&hub_dir.join("catalog.db"), SCHEMA)?;
         conn.execute_batch(crate::audit::OUTBOX_SQL)?;
         Ok(Self { conn, vault_dir: hub_dir.join("vaults") })
     }

@@ -132,7 +132,7 @@ pub struct Exchange {
 impl Exchange {
     /// Opens (creating if needed) `exchange.db` of the hub in `hub_dir`.
     pub fn open(hub_dir: &Path, hub: NodeId) -> Result<Self, ExchangeError> {
-        let conn = gdx_certs::files::open_sqlite(
+        let conn = gdx_files::open_sqlite(
             &hub_dir.join("exchange.db"),
             "CREATE TABLE IF NOT EXISTS requests (
                 id       TEXT PRIMARY KEY,

@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use gdx_certs::frames::{self, FrameError};
 use gdx_certs::pki::{self, Identity, pem_blocks};
 use gdx_certs::tls::{self, PeerPolicy};
 use gdx_common::catalog::CatalogEntry;
@@ -31,6 +30,7 @@ use gdx_common::data::decode_changeset;
 use gdx_common::units::format_time;
 use gdx_common::wire::{self, Ack, Gap, Message, Refusal, RefusalCode, Rejected, SignedChangeset, Welcome, WireError};
 use gdx_common::{DivisionCode, NodeId, Role};
+use gdx_link::frames::{self, FrameError};
 use rustls::pki_types::CertificateDer;
 use tracing::{Instrument, info, info_span, warn};
 

@@ -221,8 +221,8 @@ pub(super) async fn send_changesets(
             signer_chain: vec![cert.to_vec()],
         };
         let t = Instant::now();
-        gdx_certs::frames::send(up, &Message::Upload(env)).await.map_err(|e| e.to_string())?;
-        match tokio::time::timeout(std::time::Duration::from_secs(120), gdx_certs::frames::recv(down)).await {
+        gdx_link::frames::send(up, &Message::Upload(env)).await.map_err(|e| e.to_string())?;
+        match tokio::time::timeout(std::time::Duration::from_secs(120), gdx_link::frames::recv(down)).await {
             Ok(Ok(Some(Message::Ack(_)))) => lat.push(t.elapsed().as_secs_f64()),
             other => return Err(format!("changeset {seq}: {other:?}")),
         }
@@ -292,8 +292,8 @@ pub(super) fn fanin_bench(ns: &[usize]) {
                             software: "gdx-bench".into(),
                             probe: false,
                         });
-                        gdx_certs::frames::send(&mut send, &hello).await.map_err(|e| e.to_string())?;
-                        match gdx_certs::frames::recv(&mut recv).await {
+                        gdx_link::frames::send(&mut send, &hello).await.map_err(|e| e.to_string())?;
+                        match gdx_link::frames::recv(&mut recv).await {
                             Ok(Some(Message::Welcome(_))) => {}
                             other => return Err(format!("hello: {other:?}")),
                         }

@@ -9,7 +9,7 @@ use gdx_common::NodeId;
 use gdx_common::wire::{EnrollRequest, Message, WireError};
 
 use crate::frames::{self, FrameError, describe_connection_error};
-use crate::tls;
+use gdx_certs::tls;
 
 /// Resolves `addr` and completes a QUIC handshake with `config` within `timeout`.
 pub async fn dial(

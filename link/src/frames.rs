@@ -8,7 +8,7 @@
 
 use gdx_common::wire::{self, LENGTH_PREFIX, Message, WireError};
 
-use crate::tls::{REFUSAL_CLOSE, REFUSAL_OPEN};
+use gdx_certs::tls::{REFUSAL_CLOSE, REFUSAL_OPEN};
 
 /// Failures moving frames.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,40 @@ pub fn refusal_in(text: &str) -> Option<String> {
     let start = text.find(REFUSAL_OPEN)? + REFUSAL_OPEN.len();
     let end = text[start..].find(REFUSAL_CLOSE)? + start;
     Some(text[start..end].to_owned())
+}
+
+/// Sends `msg` on a stream of its own and reads the one answer within
+/// `within`; a refusal is the error, in the peer's words. `peer` names the
+/// other side in errors (`the hub`, `the parent hub`).
+pub async fn ask(
+    conn: &quinn::Connection,
+    msg: &Message,
+    within: std::time::Duration,
+    peer: &str,
+) -> Result<Message, String> {
+    let (mut out, mut back) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
+    send(&mut out, msg).await.map_err(|e| e.to_string())?;
+    let _ = out.finish();
+    match answer(conn, &mut back, within, peer).await? {
+        Message::Refused(r) => Err(r.message),
+        m => Ok(m),
+    }
+}
+
+/// The next message on `recv` within `within`; a connection closed meanwhile
+/// is described by the reason it was closed with.
+pub async fn answer(
+    conn: &quinn::Connection,
+    recv: &mut quinn::RecvStream,
+    within: std::time::Duration,
+    peer: &str,
+) -> Result<Message, String> {
+    match tokio::time::timeout(within, self::recv(recv)).await {
+        Err(_) => Err(format!("{peer} did not answer within {} s", within.as_secs())),
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Ok(None)) => Err(format!("{peer} ended the stream without an answer")),
+        Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Files GDX processes share: key material and certificates written
-//! create-only and synced, and SQLite databases opened for use by several
-//! processes at once (the daemons and the operator's commands).
+//! create-only and synced, SQLite databases opened for use by several
+//! processes at once (the daemons and the operator's commands), and
+//! [`tables`]: SQLite tables mirroring a resource, changed by changesets
+//! (the hub's vaults and the agent's received database).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -8,6 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+pub mod tables;
 
 /// Creates `path` with `contents` and syncs it, refusing to overwrite an
 /// existing file. `private` files are readable by their owner only.

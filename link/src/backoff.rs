@@ -1,0 +1,69 @@
+//! Reconnecting: the wait doubles from [`Backoff::MIN`] to [`Backoff::MAX`]
+//! after each failure, starts again from the minimum after a connection
+//! that lasted [`Backoff::STABLE_AFTER`], and is spread ± 20 % so that many
+//! agents (or child hubs) cut off together do not all dial back at once.
+
+use std::time::Duration;
+
+/// The next wait before dialling again.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::MIN }
+    }
+}
+
+impl Backoff {
+    /// First wait.
+    pub const MIN: Duration = Duration::from_secs(1);
+    /// Longest wait.
+    pub const MAX: Duration = Duration::from_secs(60);
+    /// A connection that lasted this long starts the waits again from [`Backoff::MIN`].
+    pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+    /// How long to wait after a connection (or attempt) that lasted `lasted`.
+    pub fn after(&mut self, lasted: Duration) -> Duration {
+        if lasted >= Self::STABLE_AFTER {
+            self.next = Self::MIN;
+        }
+        let wait = jitter(self.next);
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
+    }
+}
+
+/// `base` ± 20 %.
+pub fn jitter(base: Duration) -> Duration {
+    let r = u16::from_le_bytes(gdx_certs::pki::random_bytes::<2>());
+    let factor = 0.8 + 0.4 * (f64::from(r) / f64::from(u16::MAX));
+    base.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..200 {
+            let d = jitter(Duration::from_secs(10));
+            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn waits_double_to_the_maximum_and_start_again_after_a_stable_link() {
+        let mut b = Backoff::default();
+        let waits: Vec<f64> = (0..9).map(|_| b.after(Duration::ZERO).as_secs_f64()).collect();
+        let nominal = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0];
+        for (w, n) in waits.iter().zip(nominal) {
+            assert!(*w >= n * 0.8 && *w <= n * 1.2, "{waits:?}");
+        }
+        let w = b.after(Backoff::STABLE_AFTER).as_secs_f64();
+        assert!((0.8..=1.2).contains(&w), "{w}");
+    }
+}

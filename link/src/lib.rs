@@ -1,0 +1,18 @@
+//! How agents and child hubs reach a hub, the same way for both:
+//!
+//! - [`frames`]: one [`gdx_common::wire::Message`] at a time on a QUIC
+//!   stream, QUIC errors in words, and [`frames::ask`]: one request on a
+//!   stream of its own and its one answer, within a deadline.
+//! - [`client`]: resolve and handshake within a deadline, and the one-shot
+//!   enrolment exchange.
+//! - [`backoff`]: how long to wait before dialling again, with jitter.
+//!
+//! The TLS configurations come from `gdx-certs`; nothing here decides who
+//! may connect.
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod client;
+pub mod frames;
+
+pub use backoff::Backoff;
