@@ -6,8 +6,9 @@
 //! - [`store`]: `hub.db`, the SQLite record of tokens, nodes and certificates.
 //! - [`init`]: creating a root hub (CA, hub identity, config).
 //! - [`enrol`]: enrolment tokens and the enrolment service.
-//! - [`server`]: the QUIC endpoint, the handshake policy, live connections
-//!   and revocation.
+//! - [`net`]: the QUIC endpoint, the handshake policy, live connections,
+//!   revocation, what a node's streams carry, and a child hub's link to its
+//!   parent (`net::parent`).
 //! - [`nodes`]: the `gdx-hub nodes` listing.
 //! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
@@ -17,7 +18,6 @@
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
-//! - [`parent`]: a child hub's link to its parent, forwarding entries and base data.
 //! - [`demo`]: `gdx-hub demo`, a small province on one machine.
 #![forbid(unsafe_code)]
 
@@ -30,9 +30,8 @@ pub mod enrol;
 pub mod exchange;
 pub mod init;
 
+pub mod net;
 pub mod nodes;
-pub mod parent;
-pub mod server;
 pub mod store;
 pub mod util;
 pub mod vault;

@@ -12,7 +12,7 @@ use gdx_common::units::{format_time, parse_duration};
 use gdx_common::{DivisionCode, NodeId, Role};
 use gdx_hub::catalog::{self, Catalog, FilterArgs};
 use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
-use gdx_hub::{HubConfig, demo, enrol, init, nodes, server, store::Store, util::now};
+use gdx_hub::{HubConfig, demo, enrol, init, net, nodes, store::Store, util::now};
 
 #[derive(Parser)]
 #[command(
@@ -309,7 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             HubConfig::load(&paths)?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(server::run(&cli.data, shutdown_signal()))
+            rt.block_on(net::run(&cli.data, shutdown_signal()))
         }
         Command::Nodes { json } => {
             let config = HubConfig::load(&paths)?;

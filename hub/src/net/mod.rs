@@ -43,6 +43,7 @@ use crate::util::{now, now_ms};
 use crate::vault::{Applied, VaultError, Vaults};
 
 mod dispatch;
+pub mod parent;
 mod policy;
 
 pub use policy::Policy;
@@ -156,7 +157,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let producer = tokio::spawn(produce(exchange.clone()));
     let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
-        (Some(_), Some(_)) => Some(tokio::spawn(crate::parent::run(
+        (Some(_), Some(_)) => Some(tokio::spawn(crate::net::parent::run(
             paths.clone(),
             hub.config.clone(),
             hub.vaults.clone(),
