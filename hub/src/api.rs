@@ -29,7 +29,8 @@ use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, FilterArgs};
-use crate::config::{HubConfig, HubPaths};
+use crate::config::HubConfig;
+use crate::store::HubPaths;
 use crate::util::now;
 
 /// Days of validity of the web certificate the hub issues itself.
@@ -165,7 +166,7 @@ pub fn web_names(config: &HubConfig) -> Vec<String> {
 }
 
 fn tls_config(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let (cert_path, key_path) = (paths.dir.join("https.crt"), paths.dir.join("https.key"));
+    let (cert_path, key_path) = (paths.https_cert(), paths.https_key());
     if !cert_path.exists() {
         let key = pki::new_key()?;
         let t = now();

@@ -4,8 +4,7 @@
 //! doc comments say the same. Unknown keys are refused so that a typo is
 //! reported instead of silently ignored.
 
-use std::path::{Path, PathBuf};
-
+use crate::store::HubPaths;
 use gdx_common::{DivisionCode, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -39,45 +38,6 @@ pub struct HubConfig {
     /// `host:port` of the parent hub's QUIC endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_addr: Option<String>,
-}
-
-/// Where a hub keeps its files.
-#[derive(Clone, Debug)]
-pub struct HubPaths {
-    pub dir: PathBuf,
-}
-
-impl HubPaths {
-    pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf() }
-    }
-    pub fn config(&self) -> PathBuf {
-        self.dir.join("hub.toml")
-    }
-    pub fn ca_cert(&self) -> PathBuf {
-        self.dir.join("ca.crt")
-    }
-    pub fn ca_key(&self) -> PathBuf {
-        self.dir.join("ca.key")
-    }
-    pub fn hub_cert(&self) -> PathBuf {
-        self.dir.join("hub.crt")
-    }
-    pub fn hub_key(&self) -> PathBuf {
-        self.dir.join("hub.key")
-    }
-    pub fn db(&self) -> PathBuf {
-        self.dir.join("hub.db")
-    }
-    /// The province's root certificate, kept by a child hub (a root hub's
-    /// root is its own `ca.crt`).
-    pub fn root_cert(&self) -> PathBuf {
-        self.dir.join("root.crt")
-    }
-    /// Every file `init` creates, the config last.
-    pub fn init_files(&self) -> [PathBuf; 6] {
-        [self.ca_key(), self.ca_cert(), self.hub_key(), self.hub_cert(), self.db(), self.config()]
-    }
 }
 
 /// Failures reading the configuration.

@@ -15,7 +15,8 @@ use gdx_common::units::format_time;
 use gdx_common::wire::{EnrollRequest, Enrolled, Refusal, RefusalCode};
 use gdx_common::{DivisionLevel, NodeId, Role};
 
-use crate::config::{HubConfig, HubPaths};
+use crate::config::HubConfig;
+use crate::store::HubPaths;
 use crate::store::{Store, StoreError};
 
 /// What a hub issues with: its CA (the root at the province, an

@@ -15,7 +15,8 @@ use gdx_certs::pki::{self, der_to_pem};
 use gdx_common::{DivisionCode, Role};
 use gdx_files::{sync_dir, write_new};
 
-use crate::config::{HubConfig, HubPaths};
+use crate::config::HubConfig;
+use crate::store::HubPaths;
 use crate::store::Store;
 use crate::util::now;
 

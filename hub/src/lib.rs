@@ -3,14 +3,14 @@
 //! arguments and maps errors to exit codes.
 //!
 //! - [`config`]: `hub.toml`, written with a comment on every key.
-//! - [`store`]: `hub.db`, the SQLite record of tokens, nodes and certificates.
+//! - [`store`]: the data directory's layout, `hub.db` (tokens, nodes,
+//!   certificates) and the departments' vaults.
 //! - [`init`]: creating a root hub (CA, hub identity, config).
 //! - [`enrol`]: enrolment tokens and the enrolment service.
 //! - [`net`]: the QUIC endpoint, the handshake policy, live connections,
 //!   revocation, what a node's streams carry, and a child hub's link to its
 //!   parent (`net::parent`).
 //! - [`nodes`]: the `gdx-hub nodes` listing.
-//! - [`vault`]: one SQLite file per providing department, applied exactly once.
 //! - [`catalog`]: the catalogue of the hub's subtree, search and freshness.
 //! - [`audit`]: the tamper-evident audit log: entries from every store's outbox,
 //!   signed checkpoints, cosigning, bundles (their verification is
@@ -34,6 +34,5 @@ pub mod net;
 pub mod nodes;
 pub mod store;
 pub mod util;
-pub mod vault;
 
 pub use config::HubConfig;

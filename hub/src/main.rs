@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 use gdx_common::units::{format_time, parse_duration};
 use gdx_common::{DivisionCode, NodeId, Role};
 use gdx_hub::catalog::{self, Catalog, FilterArgs};
-use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN, HubPaths};
+use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN};
+use gdx_hub::store::HubPaths;
 use gdx_hub::{HubConfig, demo, enrol, init, net, nodes, store::Store, util::now};
 
 #[derive(Parser)]
@@ -314,7 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Nodes { json } => {
             let config = HubConfig::load(&paths)?;
             let store = Store::open(&paths.db())?;
-            let list = nodes::list(&store, Some(&paths.dir.join("vaults")), now())?;
+            let list = nodes::list(&store, Some(&paths.vaults()), now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use gdx_common::NodeId;
 
+use crate::store::vault::{ResourceSummary, summaries};
 use crate::store::{NodeRow, Store, StoreError};
-use crate::vault::{ResourceSummary, summaries};
 
 /// One line of the listing, as printed with `--json`.
 #[derive(Debug, serde::Serialize)]

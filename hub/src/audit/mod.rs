@@ -29,9 +29,8 @@ pub use gdx_common::audit::{
 };
 use gdx_common::merkle::{self, Hash};
 
-/// The outbox table every recording store creates.
-pub const OUTBOX_SQL: &str =
-    "CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);";
+use crate::store::HubPaths;
+pub use crate::store::outbox::{OUTBOX_SQL, note};
 
 /// At most this long between the last entry and a checkpoint covering it.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -43,12 +42,6 @@ pub enum AuditError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Other(String),
-}
-
-/// Records `event` in the outbox of the store whose transaction `conn` is in.
-pub fn note(conn: &Connection, event: &Event) -> rusqlite::Result<()> {
-    conn.execute("INSERT INTO audit_outbox (event) VALUES (?1)", [serde_json::to_string(event).unwrap_or_default()])?;
-    Ok(())
 }
 
 /// The audit log of one hub.
@@ -83,7 +76,7 @@ impl AuditLog {
     /// Opens (creating if needed) `audit.db` and `audit.key` in `hub_dir`.
     pub fn open(hub_dir: &Path, origin: &str) -> Result<Self, AuditError> {
         let conn = gdx_files::open_sqlite(
-            &hub_dir.join("audit.db"),
+            &HubPaths::new(hub_dir).audit_db(),
             "CREATE TABLE IF NOT EXISTS entries (
                 idx    INTEGER PRIMARY KEY,
                 at     INTEGER NOT NULL,
@@ -131,7 +124,7 @@ impl AuditLog {
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         let signed: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
-        let key = load_or_make_key(&hub_dir.join("audit.key"), signed > 0)?;
+        let key = load_or_make_key(&HubPaths::new(hub_dir).audit_key(), signed > 0)?;
         let mut log = Self {
             conn,
             key,
@@ -207,7 +200,7 @@ impl AuditLog {
 
     /// Every vault file of this hub, in name order.
     pub fn vault_files(&self) -> Vec<PathBuf> {
-        let mut vaults: Vec<PathBuf> = match std::fs::read_dir(self.dir.join("vaults")) {
+        let mut vaults: Vec<PathBuf> = match std::fs::read_dir(HubPaths::new(&self.dir).vaults()) {
             Ok(dir) => dir
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "db"))
@@ -225,10 +218,13 @@ impl AuditLog {
     pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AuditError> {
         let mut appended = 0;
         let mut more = Vec::new();
-        for path in [self.dir.join("hub.db"), self.dir.join("catalog.db"), self.dir.join("exchange.db")]
-            .iter()
-            .chain(vaults)
-            .filter(|p| p.exists())
+        for path in {
+            let p = HubPaths::new(&self.dir);
+            [p.db(), p.catalog_db(), p.exchange_db()]
+        }
+        .iter()
+        .chain(vaults)
+        .filter(|p| p.exists())
         {
             let (n, full) = self.collect_from(path)?;
             appended += n;

@@ -27,7 +27,8 @@ use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::nodes::render;
-use crate::vault::last_changes;
+use crate::store::HubPaths;
+use crate::store::vault::last_changes;
 
 mod display;
 
@@ -200,9 +201,9 @@ pub struct Catalog {
 impl Catalog {
     /// Opens (creating if needed) `catalog.db` in the hub directory.
     pub fn open(hub_dir: &Path) -> Result<Self, CatalogError> {
-        let conn = gdx_files::open_sqlite(&hub_dir.join("catalog.db"), SCHEMA)?;
+        let conn = gdx_files::open_sqlite(&HubPaths::new(hub_dir).catalog_db(), SCHEMA)?;
         conn.execute_batch(crate::audit::OUTBOX_SQL)?;
-        Ok(Self { conn, vault_dir: hub_dir.join("vaults") })
+        Ok(Self { conn, vault_dir: HubPaths::new(hub_dir).vaults() })
     }
 
     /// Records a verified publication; `via` names the hub that relayed it.

@@ -24,7 +24,7 @@ use gdx_common::generate::{Enterprise, Generator, Person};
 use gdx_common::{DivisionCode, NodeId, Role};
 
 use crate::catalog::{self, Catalog, Filter};
-use crate::config::HubPaths;
+use crate::store::HubPaths;
 use crate::store::Store;
 use crate::util::now;
 use crate::{enrol, init, nodes};
@@ -167,14 +167,14 @@ pub async fn run(
         hubs.iter()
             .map(|(p, _)| {
                 Store::open(&p.db())
-                    .and_then(|s| nodes::list(&s, Some(&p.dir.join("vaults")), now()))
+                    .and_then(|s| nodes::list(&s, Some(&p.vaults()), now()))
                     .map(|l| l.iter().filter(|n| n.via.is_none()).map(|n| n.resources.len()).sum::<usize>())
                     .unwrap_or(0)
             })
             .sum::<usize>()
     };
     wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() >= resource_count()).await?;
-    let vaults = paths.dir.join("vaults");
+    let vaults = paths.vaults();
     let catalog = Catalog::open(&hub_dir)?;
     let entries = || catalog.list(&Filter::default(), now()).map(|l| l.len()).unwrap_or(0);
     wait_for(Duration::from_secs(60), "every catalogue entry at the province", || entries() == resource_count())
@@ -184,7 +184,7 @@ pub async fn run(
         let base = Filter { class: Some(gdx_common::catalog::CatalogClass::Base), ..Filter::default() };
         catalog.list(&base, now()).is_ok_and(|l| {
             l.iter().all(|e| {
-                crate::vault::summaries(&vaults, &e.entry.provider)
+                crate::store::vault::summaries(&vaults, &e.entry.provider)
                     .iter()
                     .any(|s| s.resource == e.entry.resource.as_str())
             })

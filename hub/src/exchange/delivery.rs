@@ -195,7 +195,7 @@ impl Exchange {
     }
 
     pub(super) fn produce_one(&mut self, r: &RequestRecord) -> Result<usize, ExchangeError> {
-        let path = crate::vault::vault_path(&self.vault_dir, &r.provider);
+        let path = crate::store::vault::vault_path(&self.vault_dir, &r.provider);
         if !path.exists() {
             return Ok(0);
         }

@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::store::HubPaths;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Changeset, decode_changeset, encode_changeset};
 use gdx_common::grant::{self, Request, RequestRecord, Status};
@@ -133,7 +134,7 @@ impl Exchange {
     /// Opens (creating if needed) `exchange.db` of the hub in `hub_dir`.
     pub fn open(hub_dir: &Path, hub: NodeId) -> Result<Self, ExchangeError> {
         let conn = gdx_files::open_sqlite(
-            &hub_dir.join("exchange.db"),
+            &HubPaths::new(hub_dir).exchange_db(),
             "CREATE TABLE IF NOT EXISTS requests (
                 id       TEXT PRIMARY KEY,
                 consumer TEXT NOT NULL,
@@ -189,7 +190,7 @@ impl Exchange {
             conn,
             router: Router { division: hub.division(), children: Vec::new() },
             hub,
-            vault_dir: hub_dir.join("vaults"),
+            vault_dir: HubPaths::new(hub_dir).vaults(),
             signer: None,
         })
     }

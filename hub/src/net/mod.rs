@@ -35,12 +35,13 @@ use rustls::pki_types::CertificateDer;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::catalog::{self, Catalog};
-use crate::config::{HubConfig, HubPaths};
+use crate::config::HubConfig;
 use crate::enrol::{self, Authority};
 use crate::exchange::{Exchange, HubSigner};
+use crate::store::HubPaths;
 use crate::store::Store;
+use crate::store::vault::{Applied, VaultError, Vaults};
 use crate::util::{now, now_ms};
-use crate::vault::{Applied, VaultError, Vaults};
 
 mod dispatch;
 pub mod parent;

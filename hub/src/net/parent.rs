@@ -29,11 +29,12 @@ use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
 
 use crate::catalog::Catalog;
-use crate::config::{HubConfig, HubPaths};
+use crate::config::HubConfig;
 use crate::exchange::Exchange;
+use crate::store::HubPaths;
 use crate::store::Store;
+use crate::store::vault::Vaults;
 use crate::util::now;
-use crate::vault::Vaults;
 
 /// Changesets in flight before waiting for acknowledgements.
 const WINDOW: usize = 32;

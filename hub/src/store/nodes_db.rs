@@ -135,7 +135,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = gdx_files::open_sqlite(path, SCHEMA)?;
-        conn.execute_batch(crate::audit::OUTBOX_SQL)?;
+        conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         Ok(Self { conn })
     }
 
@@ -216,9 +216,9 @@ impl Store {
             "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![serial, node.to_string(), role.as_str(), now, not_after],
         )?;
-        crate::audit::note(
+        crate::store::outbox::note(
             tx,
-            &crate::audit::Event {
+            &gdx_common::audit::Event {
                 kind: "enrolled".into(),
                 at: now,
                 node: Some(node.to_string()),
@@ -477,9 +477,9 @@ fn note_revoked(tx: &rusqlite::Transaction<'_>, node: &NodeId, n: usize, by: &st
     if n == 0 {
         return Ok(());
     }
-    crate::audit::note(
+    crate::store::outbox::note(
         tx,
-        &crate::audit::Event {
+        &gdx_common::audit::Event {
             kind: "revoked".into(),
             at: now,
             node: Some(node.to_string()),

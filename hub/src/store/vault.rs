@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::store::HubPaths;
 use gdx_common::NodeId;
 use gdx_common::data::{Changeset, Column};
 use gdx_files::tables;
@@ -62,7 +63,7 @@ pub struct Vaults {
 impl Vaults {
     pub fn new(hub_dir: &Path) -> Self {
         Self {
-            dir: hub_dir.join("vaults"),
+            dir: HubPaths::new(hub_dir).vaults(),
             open: Mutex::new(HashMap::new()),
             applied: tokio::sync::Notify::new(),
             written: Mutex::new(Default::default()),
@@ -209,7 +210,7 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
         ) WITHOUT ROWID",
     )?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.execute_batch(crate::audit::OUTBOX_SQL)?;
+    conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
     Ok(conn)
 }
 
@@ -339,9 +340,9 @@ fn apply(
         "INSERT OR REPLACE INTO _gdx_changesets (resource, seq, digest, frame) VALUES (?1, ?2, ?3, ?4)",
         params![table, cs.seq as i64, digest.as_slice(), frame],
     )?;
-    crate::audit::note(
+    crate::store::outbox::note(
         &tx,
-        &crate::audit::Event {
+        &gdx_common::audit::Event {
             kind: "changeset".into(),
             at: now,
             node: Some(cs.origin.to_string()),

@@ -1,0 +1,75 @@
+//! The hub's data directory: the one owner of its layout ([`HubPaths`]:
+//! nobody else spells a file name) and of the databases that are not a
+//! capability's own: `hub.db` ([`Store`]: tokens, nodes, certificates) and
+//! the departments' vault files ([`vault`]). The catalogue, the exchange
+//! and the audit log keep their own databases, at the paths named here.
+
+use std::path::{Path, PathBuf};
+
+mod nodes_db;
+pub mod outbox;
+pub mod vault;
+
+pub use nodes_db::*;
+
+/// Where a hub keeps its files.
+#[derive(Clone, Debug)]
+pub struct HubPaths {
+    pub dir: PathBuf,
+}
+
+impl HubPaths {
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("hub.toml")
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn hub_cert(&self) -> PathBuf {
+        self.dir.join("hub.crt")
+    }
+    pub fn hub_key(&self) -> PathBuf {
+        self.dir.join("hub.key")
+    }
+    pub fn db(&self) -> PathBuf {
+        self.dir.join("hub.db")
+    }
+    /// The province's root certificate, kept by a child hub (a root hub's
+    /// root is its own `ca.crt`).
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.join("root.crt")
+    }
+    /// The HTTPS API's certificate and key.
+    pub fn https_cert(&self) -> PathBuf {
+        self.dir.join("https.crt")
+    }
+    pub fn https_key(&self) -> PathBuf {
+        self.dir.join("https.key")
+    }
+    pub fn catalog_db(&self) -> PathBuf {
+        self.dir.join("catalog.db")
+    }
+    pub fn exchange_db(&self) -> PathBuf {
+        self.dir.join("exchange.db")
+    }
+    pub fn audit_db(&self) -> PathBuf {
+        self.dir.join("audit.db")
+    }
+    pub fn audit_key(&self) -> PathBuf {
+        self.dir.join("audit.key")
+    }
+    /// The folder of the departments' vault files.
+    pub fn vaults(&self) -> PathBuf {
+        self.dir.join("vaults")
+    }
+    /// Every file `init` creates, the config last.
+    pub fn init_files(&self) -> [PathBuf; 6] {
+        [self.ca_key(), self.ca_cert(), self.hub_key(), self.hub_cert(), self.db(), self.config()]
+    }
+}
