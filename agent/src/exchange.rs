@@ -93,10 +93,8 @@ pub fn requests_table(me: &gdx_common::NodeId, list: &[RequestRecord], now: i64)
     if list.is_empty() {
         return "no requests filed by or addressed to this department\n".into();
     }
-    let mut out = format!(
-        "{:<12} {:<4} {:<9} {:<22} {:<14} {:<30} {}\n",
-        "ID", "DIR", "STATE", "OTHER PARTY", "CODE", "FIELDS", "DUE/UNTIL"
-    );
+    let head = ["ID", "DIR", "STATE", "OTHER PARTY", "CODE", "FIELDS", "DUE/UNTIL"];
+    let mut rows: Vec<Vec<String>> = vec![head.iter().map(|h| (*h).to_owned()).collect()];
     for r in list {
         let (dir, other) = if &r.consumer == me { ("out", &r.provider) } else { ("in", &r.consumer) };
         let fields = if r.columns.is_empty() { &r.fields } else { &r.columns };
@@ -106,22 +104,21 @@ pub fn requests_table(me: &gdx_common::NodeId, list: &[RequestRecord], now: i64)
             }
             _ => r.granted_until.map_or("-".into(), |d| format_date(d * 86_400)),
         };
-        out += &format!(
-            "{:<12} {:<4} {:<9} {:<22} {:<14} {:<30} {}\n",
-            r.id,
-            dir,
-            r.state(now),
+        rows.push(vec![
+            r.id.clone(),
+            dir.into(),
+            r.state(now).to_string(),
             other.to_string(),
-            r.code,
+            r.code.clone(),
             fields.join(","),
-            when
-        );
-        out += &format!("{:<12} {} — {}\n", "", r.name, r.purpose);
+            when,
+        ]);
+        rows.push(vec![String::new(), format!("{} — {}", r.name, r.purpose)]);
         if let Some(why) = r.refusal(now).filter(|_| r.state(now) != "pending") {
-            out += &format!("{:<12} {why}\n", "");
+            rows.push(vec![String::new(), why.to_string()]);
         }
     }
-    out
+    gdx_common::table::render(&rows)
 }
 
 /// What one receive pass did, per grant.

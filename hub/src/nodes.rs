@@ -1,11 +1,11 @@
 //! `gdx-hub nodes`: every enrolled node with role, division, certificate
 //! expiry, connection state and last contact, as a table or JSON.
 
-use gdx_common::units::{format_date, format_time};
-
 use std::path::Path;
 
 use gdx_common::NodeId;
+use gdx_common::table::render;
+use gdx_common::units::{format_date, format_time};
 
 use crate::store::vault::{ResourceSummary, summaries};
 use crate::store::{NodeRow, Store, StoreError};
@@ -160,41 +160,4 @@ pub fn table(nodes: &[NodeStatus]) -> String {
         out.push_str(&render(&res));
     }
     out
-}
-
-/// Aligns columns by display width (CJK characters count double).
-pub fn render(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| display_width(s)).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[c] - display_width(cell) + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn display_width(s: &str) -> usize {
-    s.chars().map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 }).sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn columns_align_with_chinese() {
-        let t = render(&[vec!["a".into(), "b".into()], vec!["同德县".into(), "x".into()]]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "a       b");
-        assert_eq!(lines[1], "同德县  x");
-    }
 }

@@ -32,23 +32,21 @@ pub fn render(entries: &[Entry], format: &str) -> Result<String, String> {
             }
         }
         "table" => {
-            out += &format!(
-                "{:>7} {:<23} {:<10} {:<20} {:<16} {:<11} DETAIL\n",
-                "INDEX", "TIME", "KIND", "NODE", "RESOURCE", "REQUEST"
-            );
+            let head = ["INDEX", "TIME", "KIND", "NODE", "RESOURCE", "REQUEST", "DETAIL"];
+            let mut rows: Vec<Vec<String>> = vec![head.iter().map(|h| (*h).to_owned()).collect()];
             for entry in entries {
                 let e = &entry.event;
-                out += &format!(
-                    "{:>7} {:<23} {:<10} {:<20} {:<16} {:<11} {}\n",
-                    entry.index,
+                rows.push(vec![
+                    entry.index.to_string(),
                     gdx_common::units::format_time(e.at),
-                    e.kind,
+                    e.kind.clone(),
                     opt(&e.node),
                     opt(&e.resource),
                     opt(&e.request),
-                    detail(e)
-                );
+                    detail(e),
+                ]);
             }
+            out += &gdx_common::table::render(&rows);
             if entries.is_empty() {
                 out += "no entries match\n";
             }

@@ -26,9 +26,9 @@ use gdx_common::wire::{CatalogRefused, Catalogued, Message, SignedEntry, encode_
 use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::nodes::render;
 use crate::store::HubPaths;
 use crate::store::vault::last_changes;
+use gdx_common::table::render;
 
 mod display;
 

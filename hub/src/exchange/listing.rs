@@ -33,10 +33,8 @@ impl Exchange {
 /// when it was refused, denied or revoked, why.
 pub fn table(list: &[Listed]) -> String {
     use gdx_common::units::format_date;
-    let mut out = format!(
-        "{:<12} {:<9} {:<22} {:<22} {:<14} {:<34} {:<14} {:>9}\n",
-        "ID", "STATE", "CONSUMER", "PROVIDER", "CODE", "FIELDS", "UNTIL", "ROWS"
-    );
+    let head = ["ID", "STATE", "CONSUMER", "PROVIDER", "CODE", "FIELDS", "UNTIL", "ROWS"];
+    let mut rows: Vec<Vec<String>> = vec![head.iter().map(|h| (*h).to_owned()).collect()];
     for l in list {
         let r = &l.record;
         let fields = if r.columns.is_empty() { &r.fields } else { &r.columns };
@@ -47,25 +45,24 @@ pub fn table(list: &[Listed]) -> String {
             (_, Some(d)) => format_date(d * 86_400),
             (_, None) => "-".into(),
         };
-        out += &format!(
-            "{:<12} {:<9} {:<22} {:<22} {:<14} {:<34} {:<14} {:>9}\n",
-            r.id,
-            l.state,
+        rows.push(vec![
+            r.id.clone(),
+            l.state.to_string(),
             r.consumer.to_string(),
             r.provider.to_string(),
-            r.code,
+            r.code.clone(),
             fields.join(","),
             until,
-            l.rows_delivered
-        );
-        out += &format!("{:<12} {} — {}\n", "", r.name, r.purpose);
+            l.rows_delivered.to_string(),
+        ]);
+        rows.push(vec![String::new(), format!("{} — {}", r.name, r.purpose)]);
         let why = match &r.status {
             Status::Refused { reason } | Status::Denied { reason } | Status::Revoked { reason, .. } => Some(reason),
             _ => None,
         };
         if let Some(why) = why.or(l.error.as_ref()) {
-            out += &format!("{:<12} {why}\n", "");
+            rows.push(vec![String::new(), why.to_string()]);
         }
     }
-    out
+    gdx_common::table::render(&rows)
 }
