@@ -17,6 +17,8 @@
 //!   `gdx_common::audit`).
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
+//! - [`cli`]: the bodies of the commands that read or change the data
+//!   directory and print what they did.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
 //! - [`demo`]: `gdx-hub demo`, a small province on one machine.
 #![forbid(unsafe_code)]
@@ -24,6 +26,7 @@
 pub mod api;
 pub mod audit;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod enrol;

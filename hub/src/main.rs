@@ -8,12 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gdx_common::units::{format_time, parse_duration};
-use gdx_common::{DivisionCode, NodeId, Role};
-use gdx_hub::catalog::{self, Catalog, FilterArgs};
+use gdx_hub::catalog::FilterArgs;
 use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN};
 use gdx_hub::store::HubPaths;
-use gdx_hub::{HubConfig, demo, enrol, init, net, nodes, store::Store, util::now};
+use gdx_hub::{HubConfig, cli, demo, init, net};
 
 #[derive(Parser)]
 #[command(
@@ -210,18 +208,6 @@ enum CatalogCommand {
     },
 }
 
-/// Bad usage the parser could not catch (an unknown filter value): exit 2.
-#[derive(Debug)]
-struct Usage(String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
@@ -238,7 +224,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<Usage>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            if e.downcast_ref::<cli::Usage>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -247,268 +233,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let paths = HubPaths::new(&cli.data);
     match cli.command {
         Command::Init { join: Some(token), listen, http, advertise, name, .. } => {
-            let opts = init::JoinOptions { token, name, listen, advertise, http };
-            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let config = rt.block_on(init::init_join(&cli.data, &opts, std::time::Duration::from_secs(15)))?;
-            println!(
-                "created hub {} ({}) in {}, joined to {} at {}\nnodes will dial {}; next: gdx-hub --data {} run",
-                config.hub_id(),
-                config.name,
-                cli.data.display(),
-                config.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
-                config.parent_addr.as_deref().unwrap_or_default(),
-                config.advertise,
-                cli.data.display()
-            );
-            Ok(())
+            cli::init_join(&cli.data, init::JoinOptions { token, name, listen, advertise, http })
         }
         Command::Init { division, name, listen, http, advertise, join: None } => {
-            let division = DivisionCode::parse(division.as_deref().unwrap_or_default())?;
-            let opts = init::InitOptions { division, name: name.unwrap_or_default(), listen, advertise, http };
-            let config = init::init_root(&cli.data, &opts)?;
-            println!(
-                "created hub {} ({}) in {}\nnodes will dial {}; next: gdx-hub --data {} run",
-                config.hub_id(),
-                config.name,
-                cli.data.display(),
-                config.advertise,
-                cli.data.display()
-            );
-            Ok(())
+            cli::init_root(&cli.data, division, name, listen, http, advertise)
         }
-        Command::Token { node, role, ttl, json } => {
-            let node = NodeId::parse(&node)?;
-            let role: Role = role.parse()?;
-            let ttl = parse_duration(&ttl).map_err(anyhow::Error::msg)?;
-            let config = HubConfig::load(&paths)?;
-            let fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
-            let store = Store::open(&paths.db())?;
-            let token = enrol::make_token(&store, &config, fingerprint, &node, role, ttl, now())?;
-            if json {
-                let v = serde_json::json!({
-                    "token": token.encode(),
-                    "node": node.to_string(),
-                    "role": role.as_str(),
-                    "hub": config.hub_id().to_string(),
-                    "hub_addr": token.hub_addr,
-                    "expires_at": token.expires_at,
-                });
-                println!("{v}");
-            } else {
-                println!("{}", token.encode());
-                let next = match role {
-                    Role::Agent => "gdx-agent enroll --token <the token above>",
-                    Role::Hub => "gdx-hub init --join <the token above> --listen … --http …",
-                };
-                eprintln!(
-                    "one-time token for {role} {node}, valid until {}; on that machine run: {next}",
-                    format_time(token.expires_at)
-                );
-            }
-            Ok(())
-        }
+        Command::Token { node, role, ttl, json } => cli::token(&paths, &node, &role, &ttl, json),
         Command::Run => {
             HubConfig::load(&paths)?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(net::run(&cli.data, shutdown_signal()))
         }
-        Command::Nodes { json } => {
-            let config = HubConfig::load(&paths)?;
-            let store = Store::open(&paths.db())?;
-            let list = nodes::list(&store, Some(&paths.vaults()), now())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-                return Ok(());
+        Command::Nodes { json } => cli::nodes(&paths, json),
+        Command::Audit(cmd) => match cmd {
+            AuditCommand::List { node, resource, kind, since, until, request, format } => {
+                cli::audit_list(&paths, node, resource, kind, since, until, request, &format)
             }
-            if let Some(line) = nodes::parent_line(&config, &store, now())? {
-                println!("{line}\n");
+            AuditCommand::Verify { bundle, key } => cli::audit_verify(&paths, bundle, key),
+            AuditCommand::Prove { entry } => cli::audit_prove(&paths, entry),
+            AuditCommand::Export { out } => cli::audit_export(&paths, &out),
+        },
+        Command::Grants { json } => cli::grants(&paths, json),
+        Command::Revoke { node } => cli::revoke(&paths, &node),
+        Command::Catalog(cmd) => match cmd {
+            CatalogCommand::List { filter, json } => cli::catalog_list(&paths, filter, json),
+            CatalogCommand::Search { query, filter, json } => {
+                cli::catalog_list(&paths, FilterArgs { q: Some(query), ..filter }, json)
             }
-            if list.is_empty() {
-                println!("no nodes enrolled yet; make a token with: gdx-hub token --node DIVISION/ORG --role agent");
-            } else {
-                print!("{}", nodes::table(&list));
-            }
-            Ok(())
-        }
-        Command::Audit(cmd) => {
-            // an offline bundle needs no hub directory
-            let open = || -> anyhow::Result<gdx_hub::audit::AuditLog> {
-                let config = HubConfig::load(&paths)?;
-                Ok(gdx_hub::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string())?)
-            };
-            match cmd {
-                AuditCommand::List { node, resource, kind, since, until, request, format } => {
-                    let day = |d: Option<String>, end: bool| -> anyhow::Result<Option<i64>> {
-                        d.map(|d| {
-                            gdx_common::units::parse_date(&d)
-                                .map(|day| (day + i64::from(end)) * 86_400)
-                                .map_err(|e| anyhow::Error::new(Usage(e)))
-                        })
-                        .transpose()
-                    };
-                    if let Some(k) = kind.as_deref().filter(|k| !gdx_hub::audit::KINDS.contains(k)) {
-                        return Err(Usage(format!(
-                            "--kind {k:?} is not an entry kind; use one of {}",
-                            gdx_hub::audit::KINDS.join(", ")
-                        ))
-                        .into());
-                    }
-                    let filter = gdx_hub::audit::Filter {
-                        node,
-                        resource,
-                        kind,
-                        since: day(since, false)?,
-                        until: day(until, true)?,
-                        request,
-                    };
-                    let entries = open()?.list(&filter)?;
-                    let text = gdx_hub::audit::render(&entries, &format).map_err(|e| anyhow::Error::new(Usage(e)))?;
-                    print!("{text}");
-                }
-                AuditCommand::Verify { bundle, key } => {
-                    let (b, what) = match bundle {
-                        Some(path) => {
-                            let text = std::fs::read_to_string(&path)
-                                .with_context(|| format!("cannot read the bundle {}", path.display()))?;
-                            let b: gdx_hub::audit::Bundle = serde_json::from_str(&text).with_context(|| {
-                                format!("{} is not an audit bundle written by `gdx-hub audit export`", path.display())
-                            })?;
-                            (b, path.display().to_string())
-                        }
-                        None => {
-                            let b = open()?.bundle()?;
-                            let what = format!("the audit log of {}", b.origin);
-                            (b, what)
-                        }
-                    };
-                    if let Some(k) = key.filter(|k| !k.eq_ignore_ascii_case(&b.public_key)) {
-                        anyhow::bail!(
-                            "{what} is signed with key {}, not with the key {k} you expect: it does not come from that hub",
-                            b.public_key
-                        );
-                    }
-                    let v = gdx_hub::audit::verify(&b);
-                    let unsigned = v.entries.saturating_sub(b.checkpoints.last().map_or(0, |c| c.size));
-                    match v.problem {
-                        None if b.checkpoints.is_empty() => anyhow::bail!(
-                            "{what} has {} entries but no signed checkpoint, so nothing in it is vouched for; let the hub run a few seconds and export again",
-                            v.entries
-                        ),
-                        None => {
-                            let by =
-                                b.cosignatures.last().map(|c| format!(" by {} (key {})", c.cosigner, c.public_key));
-                            let tail = (unsigned > 0)
-                                .then(|| format!("; the last {unsigned} entries are not covered by a checkpoint yet"));
-                            println!(
-                                "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned{}{}",
-                                v.entries,
-                                v.checkpoints,
-                                b.origin,
-                                b.public_key,
-                                v.cosigned,
-                                by.unwrap_or_default(),
-                                tail.unwrap_or_default()
-                            );
-                        }
-                        Some(p) => anyhow::bail!("{what} does not verify: {p}"),
-                    }
-                }
-                AuditCommand::Prove { entry } => {
-                    println!("{}", serde_json::to_string_pretty(&open()?.prove(entry)?)?);
-                }
-                AuditCommand::Export { out } => {
-                    let b = open()?.bundle()?;
-                    std::fs::write(&out, serde_json::to_vec(&b)?)
-                        .with_context(|| format!("cannot write {}", out.display()))?;
-                    println!(
-                        "wrote {} entries and {} checkpoints of {} to {}; verify anywhere with `gdx-hub audit verify --bundle {}`",
-                        b.entries.len(),
-                        b.checkpoints.len(),
-                        b.origin,
-                        out.display(),
-                        out.display()
-                    );
-                }
-            }
-            Ok(())
-        }
-        Command::Grants { json } => {
-            let config = HubConfig::load(&paths)?;
-            let x = gdx_hub::exchange::Exchange::open(&paths.dir, config.hub_id())?;
-            let list = x.list(gdx_hub::exchange::clock())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                println!(
-                    "no requests yet; a department files one with `gdx-agent request --resource CODE --fields … --purpose …`"
-                );
-            } else {
-                print!("{}", gdx_hub::exchange::table(&list));
-            }
-            Ok(())
-        }
-        Command::Revoke { node } => {
-            let node = NodeId::parse(&node)?;
-            HubConfig::load(&paths)?;
-            let store = Store::open(&paths.db())?;
-            if !store.knows_node(&node)? {
-                let Some(via) = store.remote_via(&node)? else {
-                    anyhow::bail!(
-                        "no node {node} is enrolled at this hub or reported by its child hubs; `gdx-hub nodes` lists them"
-                    );
-                };
-                if store.revoke_below(&node, now())? {
-                    println!(
-                        "revoked {node}, which {via} serves: this hub refuses its certificate now, and {via} refuses it within seconds of its next report"
-                    );
-                } else {
-                    println!("{node} was already revoked; nothing changed");
-                }
-                return Ok(());
-            }
-            let n = store.revoke(&node, now())?;
-            if n == 0 {
-                println!("{node} was already revoked; nothing changed");
-            } else {
-                println!(
-                    "revoked {node} ({n} certificate{}); a running hub refuses its new handshakes now and closes its live connection within seconds",
-                    if n == 1 { "" } else { "s" }
-                );
-            }
-            Ok(())
-        }
-        Command::Catalog(cmd) => {
-            HubConfig::load(&paths)?;
-            let catalog = Catalog::open(&paths.dir)?;
-            let (args, json) = match &cmd {
-                CatalogCommand::List { filter, json } => (filter.clone(), *json),
-                CatalogCommand::Search { query, filter, json } => {
-                    (FilterArgs { q: Some(query.clone()), ..filter.clone() }, *json)
-                }
-                CatalogCommand::Show { code, as_of, json } => {
-                    gdx_common::catalog::check_code(code).map_err(Usage)?;
-                    let args = FilterArgs { as_of: as_of.clone(), ..FilterArgs::default() };
-                    let (_, at) = args.to_filter(now()).map_err(Usage)?;
-                    let Some(entry) = catalog.get(code, at)? else {
-                        anyhow::bail!("no catalogue entry has the code {code}; `gdx-hub catalog list` shows them");
-                    };
-                    if *json {
-                        println!("{}", serde_json::to_string_pretty(&entry)?);
-                    } else {
-                        println!("{}", catalog::show(&entry));
-                    }
-                    return Ok(());
-                }
-            };
-            let (filter, at) = args.to_filter(now()).map_err(Usage)?;
-            let list = catalog.list(&filter, at)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                print!("{}", catalog::table(&list));
-            }
-            Ok(())
-        }
+            CatalogCommand::Show { code, as_of, json } => cli::catalog_show(&paths, &code, as_of, json),
+        },
         Command::Demo { dir, seed } => {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(demo::run(dir, seed, shutdown_signal()))

@@ -1,0 +1,314 @@
+//! The bodies of the `gdx-hub` commands that read or change a hub's data
+//! directory and print what they did: `main.rs` parses the arguments and
+//! calls these. Errors are one sentence; [`Usage`] marks bad usage (exit 2).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gdx_common::units::{format_time, parse_duration};
+use gdx_common::{DivisionCode, NodeId, Role};
+
+use crate::catalog::{self, Catalog, FilterArgs};
+use crate::config::HubConfig;
+use crate::store::{HubPaths, Store};
+use crate::util::now;
+use crate::{enrol, init, nodes};
+
+/// Bad usage the argument parser could not catch (an unknown filter value): exit 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `gdx-hub init --join TOKEN`.
+pub fn init_join(data: &Path, opts: init::JoinOptions) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let config = rt.block_on(init::init_join(data, &opts, std::time::Duration::from_secs(15)))?;
+    println!(
+        "created hub {} ({}) in {}, joined to {} at {}\nnodes will dial {}; next: gdx-hub --data {} run",
+        config.hub_id(),
+        config.name,
+        data.display(),
+        config.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
+        config.parent_addr.as_deref().unwrap_or_default(),
+        config.advertise,
+        data.display()
+    );
+    Ok(())
+}
+
+/// `gdx-hub init --division CODE --name NAME`.
+pub fn init_root(
+    data: &Path,
+    division: Option<String>,
+    name: Option<String>,
+    listen: String,
+    http: String,
+    advertise: Option<String>,
+) -> anyhow::Result<()> {
+    let division = DivisionCode::parse(division.as_deref().unwrap_or_default())?;
+    let opts = init::InitOptions { division, name: name.unwrap_or_default(), listen, advertise, http };
+    let config = init::init_root(data, &opts)?;
+    println!(
+        "created hub {} ({}) in {}\nnodes will dial {}; next: gdx-hub --data {} run",
+        config.hub_id(),
+        config.name,
+        data.display(),
+        config.advertise,
+        data.display()
+    );
+    Ok(())
+}
+
+/// `gdx-hub token`: prints a one-time enrolment token.
+pub fn token(paths: &HubPaths, node: &str, role: &str, ttl: &str, json: bool) -> anyhow::Result<()> {
+    let node = NodeId::parse(node)?;
+    let role: Role = role.parse()?;
+    let ttl = parse_duration(ttl).map_err(anyhow::Error::msg)?;
+    let config = HubConfig::load(paths)?;
+    let fingerprint = enrol::Authority::load(paths)?.root_fingerprint();
+    let store = Store::open(&paths.db())?;
+    let token = enrol::make_token(&store, &config, fingerprint, &node, role, ttl, now())?;
+    if json {
+        let v = serde_json::json!({
+            "token": token.encode(),
+            "node": node.to_string(),
+            "role": role.as_str(),
+            "hub": config.hub_id().to_string(),
+            "hub_addr": token.hub_addr,
+            "expires_at": token.expires_at,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", token.encode());
+        let next = match role {
+            Role::Agent => "gdx-agent enroll --token <the token above>",
+            Role::Hub => "gdx-hub init --join <the token above> --listen … --http …",
+        };
+        eprintln!(
+            "one-time token for {role} {node}, valid until {}; on that machine run: {next}",
+            format_time(token.expires_at)
+        );
+    }
+    Ok(())
+}
+
+/// `gdx-hub nodes`.
+pub fn nodes(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
+    let config = HubConfig::load(paths)?;
+    let store = Store::open(&paths.db())?;
+    let list = nodes::list(&store, Some(&paths.vaults()), now())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if let Some(line) = nodes::parent_line(&config, &store, now())? {
+        println!("{line}\n");
+    }
+    if list.is_empty() {
+        println!("no nodes enrolled yet; make a token with: gdx-hub token --node DIVISION/ORG --role agent");
+    } else {
+        print!("{}", nodes::table(&list));
+    }
+    Ok(())
+}
+
+/// `gdx-hub grants`.
+pub fn grants(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
+    let config = HubConfig::load(paths)?;
+    let x = crate::exchange::Exchange::open(&paths.dir, config.hub_id())?;
+    let list = x.list(crate::exchange::clock())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        println!(
+            "no requests yet; a department files one with `gdx-agent request --resource CODE --fields … --purpose …`"
+        );
+    } else {
+        print!("{}", crate::exchange::table(&list));
+    }
+    Ok(())
+}
+
+/// `gdx-hub revoke NODE`.
+pub fn revoke(paths: &HubPaths, node: &str) -> anyhow::Result<()> {
+    let node = NodeId::parse(node)?;
+    HubConfig::load(paths)?;
+    let store = Store::open(&paths.db())?;
+    if !store.knows_node(&node)? {
+        let Some(via) = store.remote_via(&node)? else {
+            anyhow::bail!(
+                "no node {node} is enrolled at this hub or reported by its child hubs; `gdx-hub nodes` lists them"
+            );
+        };
+        if store.revoke_below(&node, now())? {
+            println!(
+                "revoked {node}, which {via} serves: this hub refuses its certificate now, and {via} refuses it within seconds of its next report"
+            );
+        } else {
+            println!("{node} was already revoked; nothing changed");
+        }
+        return Ok(());
+    }
+    let n = store.revoke(&node, now())?;
+    if n == 0 {
+        println!("{node} was already revoked; nothing changed");
+    } else {
+        println!(
+            "revoked {node} ({n} certificate{}); a running hub refuses its new handshakes now and closes its live connection within seconds",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// `gdx-hub catalog list|search` (a search is a list with `q` set).
+pub fn catalog_list(paths: &HubPaths, args: FilterArgs, json: bool) -> anyhow::Result<()> {
+    HubConfig::load(paths)?;
+    let catalog = Catalog::open(&paths.dir)?;
+    let (filter, at) = args.to_filter(now()).map_err(Usage)?;
+    let list = catalog.list(&filter, at)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print!("{}", catalog::table(&list));
+    }
+    Ok(())
+}
+
+/// `gdx-hub catalog show CODE`.
+pub fn catalog_show(paths: &HubPaths, code: &str, as_of: Option<String>, json: bool) -> anyhow::Result<()> {
+    HubConfig::load(paths)?;
+    let catalog = Catalog::open(&paths.dir)?;
+    gdx_common::catalog::check_code(code).map_err(Usage)?;
+    let args = FilterArgs { as_of, ..FilterArgs::default() };
+    let (_, at) = args.to_filter(now()).map_err(Usage)?;
+    let Some(entry) = catalog.get(code, at)? else {
+        anyhow::bail!("no catalogue entry has the code {code}; `gdx-hub catalog list` shows them");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entry)?);
+    } else {
+        println!("{}", catalog::show(&entry));
+    }
+    Ok(())
+}
+
+/// The audit log of the hub at `paths`.
+fn audit_log(paths: &HubPaths) -> anyhow::Result<crate::audit::AuditLog> {
+    let config = HubConfig::load(paths)?;
+    Ok(crate::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string())?)
+}
+
+/// `gdx-hub audit list`.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_list(
+    paths: &HubPaths,
+    node: Option<String>,
+    resource: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    request: Option<String>,
+    format: &str,
+) -> anyhow::Result<()> {
+    let open = || audit_log(paths);
+    let day = |d: Option<String>, end: bool| -> anyhow::Result<Option<i64>> {
+        d.map(|d| {
+            gdx_common::units::parse_date(&d)
+                .map(|day| (day + i64::from(end)) * 86_400)
+                .map_err(|e| anyhow::Error::new(Usage(e)))
+        })
+        .transpose()
+    };
+    if let Some(k) = kind.as_deref().filter(|k| !crate::audit::KINDS.contains(k)) {
+        return Err(
+            Usage(format!("--kind {k:?} is not an entry kind; use one of {}", crate::audit::KINDS.join(", "))).into()
+        );
+    }
+    let filter =
+        crate::audit::Filter { node, resource, kind, since: day(since, false)?, until: day(until, true)?, request };
+    let entries = open()?.list(&filter)?;
+    let text = crate::audit::render(&entries, format).map_err(|e| anyhow::Error::new(Usage(e)))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// `gdx-hub audit verify [--bundle FILE] [--key HEX]`: an offline bundle needs no hub directory.
+pub fn audit_verify(paths: &HubPaths, bundle: Option<PathBuf>, key: Option<String>) -> anyhow::Result<()> {
+    let open = || audit_log(paths);
+    let (b, what) = match bundle {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("cannot read the bundle {}", path.display()))?;
+            let b: crate::audit::Bundle = serde_json::from_str(&text).with_context(|| {
+                format!("{} is not an audit bundle written by `gdx-hub audit export`", path.display())
+            })?;
+            (b, path.display().to_string())
+        }
+        None => {
+            let b = open()?.bundle()?;
+            let what = format!("the audit log of {}", b.origin);
+            (b, what)
+        }
+    };
+    if let Some(k) = key.filter(|k| !k.eq_ignore_ascii_case(&b.public_key)) {
+        anyhow::bail!(
+            "{what} is signed with key {}, not with the key {k} you expect: it does not come from that hub",
+            b.public_key
+        );
+    }
+    let v = crate::audit::verify(&b);
+    let unsigned = v.entries.saturating_sub(b.checkpoints.last().map_or(0, |c| c.size));
+    match v.problem {
+        None if b.checkpoints.is_empty() => anyhow::bail!(
+            "{what} has {} entries but no signed checkpoint, so nothing in it is vouched for; let the hub run a few seconds and export again",
+            v.entries
+        ),
+        None => {
+            let by = b.cosignatures.last().map(|c| format!(" by {} (key {})", c.cosigner, c.public_key));
+            let tail =
+                (unsigned > 0).then(|| format!("; the last {unsigned} entries are not covered by a checkpoint yet"));
+            println!(
+                "{what}: {} entries and {} checkpoints verify (origin {}, key {}); {} checkpoints cosigned{}{}",
+                v.entries,
+                v.checkpoints,
+                b.origin,
+                b.public_key,
+                v.cosigned,
+                by.unwrap_or_default(),
+                tail.unwrap_or_default()
+            );
+        }
+        Some(p) => anyhow::bail!("{what} does not verify: {p}"),
+    }
+    Ok(())
+}
+
+/// `gdx-hub audit prove ENTRY`.
+pub fn audit_prove(paths: &HubPaths, entry: u64) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&audit_log(paths)?.prove(entry)?)?);
+    Ok(())
+}
+
+/// `gdx-hub audit export FILE`.
+pub fn audit_export(paths: &HubPaths, out: &Path) -> anyhow::Result<()> {
+    let open = || audit_log(paths);
+    let b = open()?.bundle()?;
+    std::fs::write(out, serde_json::to_vec(&b)?).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} entries and {} checkpoints of {} to {}; verify anywhere with `gdx-hub audit verify --bundle {}`",
+        b.entries.len(),
+        b.checkpoints.len(),
+        b.origin,
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
