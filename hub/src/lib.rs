@@ -20,7 +20,6 @@
 //! - [`cli`]: the bodies of the commands that read or change the data
 //!   directory and print what they did.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
-//! - [`demo`]: `gdx-hub demo`, a small province on one machine.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -28,7 +27,6 @@ pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod enrol;
 pub mod exchange;
 pub mod init;

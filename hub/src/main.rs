@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use gdx_hub::catalog::FilterArgs;
 use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN};
 use gdx_hub::store::HubPaths;
-use gdx_hub::{HubConfig, cli, demo, init, net};
+use gdx_hub::{HubConfig, cli, init, net};
+
+mod demo;
 
 #[derive(Parser)]
 #[command(

@@ -1,664 +1,68 @@
-//! The departments the demo enrols and the resources each publishes, with
-//! their catalogue entries and how each column is generated.
+//! The province the demo builds, read from `departments.toml` (compiled in):
+//! the prefecture hubs, the departments, the resources each publishes with
+//! their catalogue entries, and how each column's sample values are made.
 
-/// The departments the demo enrols, at province, prefecture and county
-/// level, each with the resources it publishes and their catalogue entries.
-pub(super) const DEPARTMENTS: &[Department] = &[
-    Department {
-        node: "630000/gongan",
-        name: "青海省公安厅",
-        org: "01560001",
-        resources: &[Resource {
-            code: "hukou",
-            entry: "101001/000001",
-            name: "人口基本信息",
-            class: "基础信息资源",
-            classification: &["人口", "户籍人口"],
-            summary: "全省户籍人口的公民身份号码、姓名、性别、民族、出生日期和户籍地",
-            sharing: ("无条件共享", None, None),
-            method: "接口",
-            cycle: "每日",
-            open: false,
-            related: &[],
-            rows: 300,
-            columns: &[
-                col("id_number", "公民身份号码", "C", 18, Gen::IdNumber),
-                col("name", "姓名", "C", 50, Gen::PersonName),
-                col("gender", "性别", "C", 2, Gen::Gender),
-                col("minzu", "民族", "C", 20, Gen::Minzu),
-                col("birth", "出生日期", "D", 8, Gen::Birth),
-                col("county", "户籍地", "C", 50, Gen::County),
-            ],
-        }],
-    },
-    Department {
-        node: "630000/scjg",
-        name: "青海省市场监督管理局",
-        org: "01560002",
-        resources: &[Resource {
-            code: "faren",
-            entry: "102001/000001",
-            name: "法人单位基本信息",
-            class: "基础信息资源",
-            classification: &["法人单位", "企业法人"],
-            summary: "全省登记企业的统一社会信用代码、名称、法定代表人、登记地、成立日期和注册资本",
-            sharing: ("无条件共享", None, None),
-            method: "接口",
-            cycle: "每日",
-            open: true,
-            related: &[],
-            rows: 200,
-            columns: &[
-                col("credit_code", "统一社会信用代码", "C", 18, Gen::CreditCode),
-                col("org_name", "单位名称", "C", 100, Gen::Company),
-                col("legal_rep", "法定代表人", "C", 50, Gen::PersonName),
-                col("county", "登记机关所在地", "C", 50, Gen::County),
-                col("founded", "成立日期", "D", 8, Gen::Date),
-                col("capital", "注册资本（万元）", "Y", 16, Gen::Money(10, 5000)),
-            ],
-        }],
-    },
-    Department {
-        node: "630100/zrgh",
-        name: "西宁市自然资源和规划局",
-        org: "01560003",
-        resources: &[Resource {
-            code: "zongdi",
-            entry: "103001/000001",
-            name: "不动产宗地信息",
-            class: "基础信息资源",
-            classification: &["自然资源和空间地理", "不动产"],
-            summary: "西宁市不动产登记的宗地代码、坐落、面积、土地用途和权利类型",
-            sharing: ("无条件共享", None, None),
-            method: "数据库",
-            cycle: "每月",
-            open: false,
-            related: &[],
-            rows: 150,
-            columns: &[
-                col("parcel_code", "宗地代码", "C", 19, Gen::Serial("630100ZD")),
-                col("location", "坐落", "C", 100, Gen::County),
-                col("area", "面积（平方米）", "F", 12, Gen::Money(80, 20000)),
-                col(
-                    "land_use",
-                    "土地用途",
-                    "C",
-                    20,
-                    Gen::Pick(&["住宅用地", "商服用地", "工业用地", "草地", "公共管理与公共服务用地"]),
-                ),
-                col(
-                    "right_type",
-                    "权利类型",
-                    "C",
-                    30,
-                    Gen::Pick(&["国有建设用地使用权", "集体土地所有权", "宅基地使用权"]),
-                ),
-            ],
-        }],
-    },
-    Department {
-        node: "630000/fgw",
-        name: "青海省发展和改革委员会",
-        org: "01560004",
-        resources: &[Resource {
-            code: "shuanggongshi",
-            entry: "104001/000001",
-            name: "行政许可和行政处罚信用信息",
-            class: "基础信息资源",
-            classification: &["社会信用", "双公示"],
-            summary: "法人和其他组织的行政许可、行政处罚决定（双公示），供信用监管和联合奖惩使用",
-            sharing: ("无条件共享", None, None),
-            method: "接口",
-            cycle: "每日",
-            open: true,
-            related: &["102001/000001"],
-            rows: 200,
-            columns: &[
-                col("decision_no", "决定文书号", "C", 50, Gen::Serial("青市监决字")),
-                col("credit_code", "统一社会信用代码", "C", 18, Gen::CreditCode),
-                col("subject", "主体名称", "C", 100, Gen::Company),
-                col("kind", "决定类型", "C", 10, Gen::Pick(&["行政许可", "行政处罚"])),
-                col("decided", "决定日期", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-    Department {
-        node: "630000/zwfw",
-        name: "青海省政务服务监督管理局",
-        org: "01560005",
-        resources: &[Resource {
-            code: "zhengzhao",
-            entry: "105001/000001",
-            name: "电子证照目录信息",
-            class: "基础信息资源",
-            classification: &["电子证照", "证照目录"],
-            summary: "全省签发的电子证照：证照标识、类型、持证主体、颁证日期和有效期",
-            sharing: ("无条件共享", None, None),
-            method: "接口",
-            cycle: "实时",
-            open: false,
-            related: &["101001/000001"],
-            rows: 200,
-            columns: &[
-                col("license_id", "证照标识", "C", 40, Gen::Serial("1.2.156.3005.2.11630000")),
-                col(
-                    "license_type",
-                    "证照类型",
-                    "C",
-                    50,
-                    Gen::Pick(&["居民户口簿", "营业执照", "结婚证", "不动产权证书", "出生医学证明"]),
-                ),
-                col("holder", "持证主体", "C", 100, Gen::PersonName),
-                col("holder_id", "持证主体代码", "C", 18, Gen::IdNumber),
-                col("issued", "颁证日期", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-    Department {
-        node: "630000/minzheng",
-        name: "青海省民政厅",
-        org: "01560006",
-        resources: &[
-            Resource {
-                code: "dibao",
-                entry: "301001/000001",
-                name: "城乡最低生活保障对象信息",
-                class: "部门信息资源",
-                classification: &["社会保障", "社会救助", "最低生活保障"],
-                summary: "城乡低保对象的证件号码、姓名、保障人数、月保障金额和所在县，每月由各县报送",
-                sharing: ("有条件共享", Some("仅限社会救助、医疗救助审核比对使用"), None),
-                method: "接口",
-                cycle: "每月",
-                open: false,
-                related: &["101001/000001"],
-                rows: 120,
-                // a GBK CSV drop, written by `dibao_csv`
-                columns: &[
-                    col("证件号码", "证件号码", "C", 18, Gen::IdNumber),
-                    col("姓名", "姓名", "C", 50, Gen::PersonName),
-                    col("保障人数", "保障人数", "I", 2, Gen::Int(1, 6)),
-                    col("月保障金额", "月保障金额", "Y", 10, Gen::Money(600, 1200)),
-                    col("所在县", "所在县", "C", 50, Gen::County),
-                ],
-            },
-            Resource {
-                code: "hunyin",
-                entry: "301001/000002",
-                name: "婚姻登记信息",
-                class: "部门信息资源",
-                classification: &["民政", "婚姻登记"],
-                summary: "结婚和离婚登记：登记证字号、双方证件号码、登记类型和日期",
-                sharing: ("有条件共享", Some("仅限婚姻状况核验，须经当事人授权"), None),
-                method: "接口",
-                cycle: "每日",
-                open: false,
-                related: &["101001/000001"],
-                rows: 100,
-                columns: &[
-                    col("cert_no", "登记证字号", "C", 30, Gen::Serial("J630000-2026-")),
-                    col("husband_id", "男方证件号码", "C", 18, Gen::IdNumber),
-                    col("wife_id", "女方证件号码", "C", 18, Gen::IdNumber),
-                    col("kind", "登记类型", "C", 10, Gen::Pick(&["结婚登记", "离婚登记"])),
-                    col("registered", "登记日期", "D", 8, Gen::Date),
-                ],
-            },
-        ],
-    },
-    Department {
-        node: "630100/weijian",
-        name: "西宁市卫生健康委员会",
-        org: "01560101",
-        resources: &[
-            Resource {
-                code: "chusheng",
-                entry: "202001/000001",
-                name: "出生医学证明信息",
-                class: "主题信息资源",
-                classification: &["健康保障", "出生医学证明"],
-                summary: "新生儿出生医学证明：编号、姓名、性别、出生日期、母亲证件号码和签发机构",
-                sharing: ("有条件共享", Some("仅限户籍登记和社会保障业务使用"), None),
-                method: "接口",
-                cycle: "每日",
-                open: false,
-                related: &["101001/000001"],
-                rows: 150,
-                columns: &[
-                    col("cert_no", "出生医学证明编号", "C", 10, Gen::Serial("Q63")),
-                    col("baby", "新生儿姓名", "C", 50, Gen::PersonName),
-                    col("gender", "性别", "C", 2, Gen::Gender),
-                    col("born", "出生日期", "D", 8, Gen::Date),
-                    col("mother_id", "母亲证件号码", "C", 18, Gen::IdNumber),
-                    col(
-                        "hospital",
-                        "签发机构",
-                        "C",
-                        100,
-                        Gen::Pick(&["青海大学附属医院", "青海省妇女儿童医院", "西宁市第一人民医院"]),
-                    ),
-                ],
-            },
-            Resource {
-                code: "yiliao",
-                entry: "302001/000001",
-                name: "医疗机构执业登记信息",
-                class: "部门信息资源",
-                classification: &["卫生健康", "医疗机构"],
-                summary: "医疗机构的登记号、名称、统一社会信用代码、类别和床位数",
-                sharing: ("无条件共享", None, None),
-                method: "数据库",
-                cycle: "每月",
-                open: true,
-                related: &["102001/000001"],
-                rows: 80,
-                columns: &[
-                    col("reg_no", "登记号", "C", 22, Gen::Serial("PDY630100")),
-                    col("org_name", "机构名称", "C", 100, Gen::Company),
-                    col("credit_code", "统一社会信用代码", "C", 18, Gen::CreditCode),
-                    col(
-                        "kind",
-                        "机构类别",
-                        "C",
-                        20,
-                        Gen::Pick(&["综合医院", "中医医院", "社区卫生服务中心", "乡镇卫生院", "诊所"]),
-                    ),
-                    col("beds", "床位数", "I", 4, Gen::Int(0, 800)),
-                ],
-            },
-        ],
-    },
-    Department {
-        node: "630100/zhujian",
-        name: "西宁市住房和城乡建设局",
-        org: "01560102",
-        resources: &[Resource {
-            code: "gongjijin",
-            entry: "303001/000001",
-            name: "住房公积金缴存信息",
-            class: "部门信息资源",
-            classification: &["住房保障", "住房公积金"],
-            summary: "缴存职工的个人账号、证件号码、姓名、月缴存额、缴存状态和单位",
-            sharing: ("有条件共享", Some("经缴存职工授权后用于贷款和住房保障审核"), None),
-            method: "接口",
-            cycle: "每月",
-            open: false,
-            related: &["101001/000001"],
-            rows: 150,
-            columns: &[
-                col("account", "个人账号", "C", 20, Gen::Serial("6301000")),
-                col("id_number", "证件号码", "C", 18, Gen::IdNumber),
-                col("name", "姓名", "C", 50, Gen::PersonName),
-                col("monthly", "月缴存额", "Y", 10, Gen::Money(300, 3000)),
-                col("status", "缴存状态", "C", 10, Gen::Pick(&["正常", "封存", "销户"])),
-                col("employer", "单位名称", "C", 100, Gen::Company),
-            ],
-        }],
-    },
-    Department {
-        node: "632500/renshe",
-        name: "海南藏族自治州人力资源和社会保障局",
-        org: "01560201",
-        resources: &[
-            Resource {
-                code: "shebao",
-                entry: "204001/000001",
-                name: "社会保险参保信息",
-                class: "主题信息资源",
-                classification: &["社会保障", "社会保险"],
-                summary: "参保人员的证件号码、姓名、险种、参保状态和参保日期",
-                sharing: ("有条件共享", Some("仅限社保待遇资格认证和社会救助审核使用"), None),
-                method: "接口",
-                cycle: "每月",
-                open: false,
-                related: &["101001/000001"],
-                rows: 200,
-                columns: &[
-                    col("id_number", "证件号码", "C", 18, Gen::IdNumber),
-                    col("name", "姓名", "C", 50, Gen::PersonName),
-                    col(
-                        "insurance",
-                        "险种",
-                        "C",
-                        30,
-                        Gen::Pick(&["城镇职工基本养老保险", "城乡居民基本养老保险", "失业保险", "工伤保险"]),
-                    ),
-                    col("status", "参保状态", "C", 10, Gen::Pick(&["参保缴费", "暂停缴费", "终止参保"])),
-                    col("since", "参保日期", "D", 8, Gen::Date),
-                ],
-            },
-            Resource {
-                code: "jiuye",
-                entry: "304001/000001",
-                name: "就业登记信息",
-                class: "部门信息资源",
-                classification: &["就业", "就业登记"],
-                summary: "就业登记的编号、证件号码、姓名、就业单位、就业形式和登记日期",
-                sharing: ("无条件共享", None, None),
-                method: "文件",
-                cycle: "每月",
-                open: false,
-                related: &[],
-                rows: 120,
-                columns: &[
-                    col("reg_no", "登记编号", "C", 20, Gen::Serial("JY632500")),
-                    col("id_number", "证件号码", "C", 18, Gen::IdNumber),
-                    col("name", "姓名", "C", 50, Gen::PersonName),
-                    col("employer", "就业单位", "C", 100, Gen::Company),
-                    col("form", "就业形式", "C", 10, Gen::Pick(&["单位就业", "灵活就业", "自主创业"])),
-                ],
-            },
-        ],
-    },
-    Department {
-        node: "632522/minzheng",
-        name: "同德县民政局",
-        org: "01560301",
-        resources: &[Resource {
-            code: "tekun",
-            entry: "301002/000001",
-            name: "特困人员供养信息",
-            class: "部门信息资源",
-            classification: &["社会保障", "社会救助", "特困人员"],
-            summary: "特困人员的证件号码、姓名、供养方式、月供养金额和所在乡镇",
-            sharing: ("有条件共享", Some("仅限社会救助审核比对使用"), None),
-            method: "接口",
-            cycle: "每月",
-            open: false,
-            related: &["301001/000001"],
-            rows: 60,
-            columns: &[
-                col("id_number", "证件号码", "C", 18, Gen::IdNumber),
-                col("name", "姓名", "C", 50, Gen::PersonName),
-                col("care", "供养方式", "C", 10, Gen::Pick(&["集中供养", "分散供养"])),
-                col("monthly", "月供养金额", "Y", 10, Gen::Money(800, 1500)),
-                col(
-                    "township",
-                    "所在乡镇",
-                    "C",
-                    20,
-                    Gen::Pick(&["尕巴松多镇", "唐谷镇", "巴沟乡", "秀麻乡", "河北乡"]),
-                ),
-            ],
-        }],
-    },
-    Department {
-        node: "632521/jiaoyu",
-        name: "共和县教育局",
-        org: "01560302",
-        resources: &[Resource {
-            code: "xueji",
-            entry: "305001/000001",
-            name: "中小学学籍信息",
-            class: "部门信息资源",
-            classification: &["教育", "学籍"],
-            summary: "中小学生的学籍号、证件号码、姓名、学校、年级和入学日期",
-            sharing: ("有条件共享", Some("仅限教育资助和入学资格审核使用"), None),
-            method: "接口",
-            cycle: "每季度",
-            open: false,
-            related: &["101001/000001"],
-            rows: 150,
-            columns: &[
-                col("student_no", "学籍号", "C", 19, Gen::Serial("G632521")),
-                col("id_number", "证件号码", "C", 18, Gen::IdNumber),
-                col("name", "姓名", "C", 50, Gen::PersonName),
-                col(
-                    "school",
-                    "学校",
-                    "C",
-                    50,
-                    Gen::Pick(&["共和县第一完全小学", "共和县第二中学", "恰卜恰镇寄宿制小学"]),
-                ),
-                col("grade", "年级", "C", 10, Gen::Pick(&["一年级", "三年级", "五年级", "初一", "初三"])),
-                col("enrolled", "入学日期", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-    Department {
-        node: "632523/nongmu",
-        name: "贵德县农牧水利和科技局",
-        org: "01560303",
-        resources: &[Resource {
-            code: "caoyuan",
-            entry: "206001/000001",
-            name: "草原生态保护补助奖励发放信息",
-            class: "主题信息资源",
-            classification: &["生态环保", "草原生态保护"],
-            summary: "草原生态保护补助奖励的发放编号、户主证件号码和姓名、草原面积、补助金额",
-            sharing: ("无条件共享", None, None),
-            method: "文件",
-            cycle: "每年",
-            open: true,
-            related: &[],
-            rows: 100,
-            columns: &[
-                col("payment_no", "发放编号", "C", 20, Gen::Serial("CY632523")),
-                col("id_number", "户主证件号码", "C", 18, Gen::IdNumber),
-                col("name", "户主姓名", "C", 50, Gen::PersonName),
-                col("area_mu", "草原面积（亩）", "F", 10, Gen::Money(100, 5000)),
-                col("amount", "补助金额", "Y", 10, Gen::Money(500, 20000)),
-            ],
-        }],
-    },
-    Department {
-        node: "630121/scjg",
-        name: "大通回族土族自治县市场监督管理局",
-        org: "01560304",
-        resources: &[Resource {
-            code: "shipin",
-            entry: "207001/000001",
-            name: "食品经营许可信息",
-            class: "主题信息资源",
-            classification: &["食品药品安全", "食品经营许可"],
-            summary: "食品经营许可证编号、经营者名称、统一社会信用代码、经营项目和有效期",
-            sharing: ("无条件共享", None, None),
-            method: "接口",
-            cycle: "每周",
-            open: true,
-            related: &["102001/000001"],
-            rows: 100,
-            columns: &[
-                col("licence_no", "许可证编号", "C", 20, Gen::Serial("JY1630121")),
-                col("operator", "经营者名称", "C", 100, Gen::Company),
-                col("credit_code", "统一社会信用代码", "C", 18, Gen::CreditCode),
-                col("scope", "经营项目", "C", 30, Gen::Pick(&["预包装食品销售", "散装食品销售", "热食类食品制售"])),
-                col("valid_until", "有效期至", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-    Department {
-        node: "632524/weijian",
-        name: "兴海县卫生健康局",
-        org: "01560305",
-        resources: &[Resource {
-            code: "jiezhong",
-            entry: "302002/000001",
-            name: "预防接种个案信息",
-            class: "部门信息资源",
-            classification: &["卫生健康", "预防接种"],
-            summary: "受种者的接种编号、证件号码、姓名、疫苗名称、接种日期和接种单位",
-            sharing: (
-                "不予共享",
-                Some("涉及个人健康隐私，仅在本系统内使用"),
-                Some("《中华人民共和国疫苗管理法》第三十二条"),
-            ),
-            method: "数据库",
-            cycle: "每日",
-            open: false,
-            related: &[],
-            rows: 120,
-            columns: &[
-                col("dose_no", "接种编号", "C", 20, Gen::Serial("YM632524")),
-                col("id_number", "受种者证件号码", "C", 18, Gen::IdNumber),
-                col("name", "受种者姓名", "C", 50, Gen::PersonName),
-                col("vaccine", "疫苗名称", "C", 30, Gen::Pick(&["乙肝疫苗", "麻腮风疫苗", "百白破疫苗", "脊灰疫苗"])),
-                col("given", "接种日期", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-    Department {
-        node: "630102/minzheng",
-        name: "西宁市城东区民政局",
-        org: "01560106",
-        resources: &[Resource {
-            code: "linshi",
-            entry: "301003/000001",
-            name: "临时救助对象信息",
-            class: "部门信息资源",
-            classification: &["社会保障", "社会救助", "临时救助"],
-            summary: "临时救助的救助编号、申请人证件号码和姓名、救助金额、救助日期和所在街道",
-            sharing: ("有条件共享", Some("仅限社会救助审核比对使用"), None),
-            method: "接口",
-            cycle: "每月",
-            open: false,
-            related: &["301001/000001"],
-            rows: 80,
-            columns: &[
-                col("case_no", "救助编号", "C", 20, Gen::Serial("LS630102")),
-                col("id_number", "申请人证件号码", "C", 18, Gen::IdNumber),
-                col("name", "申请人姓名", "C", 50, Gen::PersonName),
-                col("amount", "救助金额", "Y", 10, Gen::Money(300, 5000)),
-                col("granted", "救助日期", "D", 8, Gen::Date),
-                col(
-                    "street",
-                    "所在街道",
-                    "C",
-                    20,
-                    Gen::Pick(&["东关大街街道", "清真巷街道", "大众街街道", "周家泉街道", "火车站街道", "八一路街道"]),
-                ),
-            ],
-        }],
-    },
-    Department {
-        node: "632522/gongan",
-        name: "同德县公安局",
-        org: "01560306",
-        resources: &[Resource {
-            code: "huji",
-            entry: "308001/000001",
-            name: "同德县户籍登记信息",
-            class: "部门信息资源",
-            classification: &["公共安全", "户籍管理"],
-            summary: "同德县户籍人口的公民身份号码、姓名、性别、民族、出生日期和户籍地，按日汇入全省人口基础信息",
-            sharing: ("有条件共享", Some("仅限政务服务身份核验使用"), None),
-            method: "接口",
-            cycle: "每日",
-            open: false,
-            related: &["101001/000001"],
-            rows: 120,
-            columns: &[
-                col("id_number", "公民身份号码", "C", 18, Gen::IdNumber),
-                col("name", "姓名", "C", 50, Gen::PersonName),
-                col("gender", "性别", "C", 2, Gen::Gender),
-                col("minzu", "民族", "C", 20, Gen::Minzu),
-                col("birth", "出生日期", "D", 8, Gen::Birth),
-                col("county", "户籍地", "C", 50, Gen::County),
-            ],
-        }],
-    },
-    Department {
-        node: "632523/scjg",
-        name: "贵德县市场监督管理局",
-        org: "01560307",
-        resources: &[Resource {
-            code: "geti",
-            entry: "309001/000001",
-            name: "个体工商户登记信息",
-            class: "部门信息资源",
-            classification: &["市场监管", "个体工商户"],
-            summary: "个体工商户的统一社会信用代码、字号名称、经营者、经营场所所在县和登记日期",
-            sharing: ("无条件共享", None, None),
-            method: "接口",
-            cycle: "每周",
-            open: true,
-            related: &["102001/000001"],
-            rows: 90,
-            columns: &[
-                col("credit_code", "统一社会信用代码", "C", 18, Gen::CreditCode),
-                col("trade_name", "字号名称", "C", 100, Gen::Company),
-                col("operator", "经营者姓名", "C", 50, Gen::PersonName),
-                col("county", "经营场所所在县", "C", 50, Gen::County),
-                col("registered", "登记日期", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-    Department {
-        node: "632521/weijian",
-        name: "共和县卫生健康局",
-        org: "01560308",
-        resources: &[Resource {
-            code: "jiating",
-            entry: "310001/000001",
-            name: "家庭医生签约服务信息",
-            class: "主题信息资源",
-            classification: &["健康保障", "家庭医生签约"],
-            summary: "家庭医生签约的签约编号、居民证件号码和姓名、签约团队和签约日期",
-            sharing: ("有条件共享", Some("仅限医疗保障和健康管理业务使用"), None),
-            method: "接口",
-            cycle: "每月",
-            open: false,
-            related: &[],
-            rows: 100,
-            columns: &[
-                col("contract_no", "签约编号", "C", 20, Gen::Serial("QY632521")),
-                col("id_number", "居民证件号码", "C", 18, Gen::IdNumber),
-                col("name", "居民姓名", "C", 50, Gen::PersonName),
-                col(
-                    "team",
-                    "签约团队",
-                    "C",
-                    30,
-                    Gen::Pick(&["恰卜恰镇卫生院团队", "倒淌河镇卫生院团队", "龙羊峡镇卫生院团队"]),
-                ),
-                col("signed", "签约日期", "D", 8, Gen::Date),
-            ],
-        }],
-    },
-];
+use serde::Deserialize;
 
-/// The prefecture hubs the demo runs under the province: 西宁市 and 海南藏族自治州.
-pub(super) const PREFECTURES: &[&str] = &["630100", "632500"];
+/// All of `departments.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Province {
+    /// The prefecture hubs the demo runs under the province.
+    pub(super) prefectures: Vec<String>,
+    #[serde(rename = "department")]
+    pub(super) departments: Vec<Department>,
+}
 
 /// A department the demo enrols.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Department {
-    pub(super) node: &'static str,
-    pub(super) name: &'static str,
+    pub(super) node: String,
+    pub(super) name: String,
     /// The first 8 characters of its organisation code.
-    pub(super) org: &'static str,
-    pub(super) resources: &'static [Resource],
+    pub(super) org: String,
+    #[serde(rename = "resource")]
+    pub(super) resources: Vec<Resource>,
 }
 
 /// A resource with its catalogue entry; the first column is the key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Resource {
-    pub(super) code: &'static str,
-    pub(super) entry: &'static str,
-    pub(super) name: &'static str,
-    pub(super) class: &'static str,
-    pub(super) classification: &'static [&'static str],
-    pub(super) summary: &'static str,
-    /// 共享类型, 共享条件, 法律依据.
-    pub(super) sharing: (&'static str, Option<&'static str>, Option<&'static str>),
-    pub(super) method: &'static str,
-    pub(super) cycle: &'static str,
+    pub(super) code: String,
+    pub(super) entry: String,
+    pub(super) name: String,
+    pub(super) class: String,
+    pub(super) classification: Vec<String>,
+    pub(super) summary: String,
+    /// 共享类型, and for 有条件共享 and 不予共享 its condition and legal basis.
+    pub(super) sharing: String,
+    pub(super) condition: Option<String>,
+    pub(super) legal_basis: Option<String>,
+    pub(super) method: String,
+    pub(super) cycle: String,
     pub(super) open: bool,
-    pub(super) related: &'static [&'static str],
+    pub(super) related: Vec<String>,
     pub(super) rows: usize,
-    pub(super) columns: &'static [Col],
+    pub(super) columns: Vec<Col>,
 }
 
 /// A column: source name, 信息项名称, 数据类型, 数据长度, how to make values.
-pub(super) struct Col(
-    pub(super) &'static str,
-    pub(super) &'static str,
-    pub(super) &'static str,
-    pub(super) u32,
-    pub(super) Gen,
-);
-
-pub(super) const fn col(column: &'static str, item: &'static str, ty: &'static str, len: u32, gen_: Gen) -> Col {
-    Col(column, item, ty, len, gen_)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Col {
+    pub(super) column: String,
+    pub(super) item: String,
+    #[serde(rename = "type")]
+    pub(super) data_type: String,
+    pub(super) length: u32,
+    pub(super) values: Gen,
 }
 
 /// How a column's sample values are made.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(super) enum Gen {
     IdNumber,
     PersonName,
@@ -671,10 +75,33 @@ pub(super) enum Gen {
     Date,
     Money(u32, u32),
     Int(u32, u32),
-    Pick(&'static [&'static str]),
-    Serial(&'static str),
+    Pick(Vec<String>),
+    Serial(String),
 }
 
-pub(super) fn resource_count() -> usize {
-    DEPARTMENTS.iter().map(|d| d.resources.len()).sum()
+impl Province {
+    /// The province of `departments.toml`.
+    pub(super) fn load() -> anyhow::Result<Self> {
+        toml::from_str(include_str!("departments.toml"))
+            .map_err(|e| anyhow::anyhow!("the demo's departments.toml does not parse: {e}"))
+    }
+
+    pub(super) fn resource_count(&self) -> usize {
+        self.departments.iter().map(|d| d.resources.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_province_parses_and_holds_the_five_base_resources() {
+        let p = Province::load().unwrap();
+        assert_eq!(p.prefectures, ["630100", "632500"]);
+        assert_eq!(p.departments.len(), 18);
+        let base = p.departments.iter().flat_map(|d| &d.resources).filter(|r| r.class == "基础信息资源").count();
+        assert!(base >= 5, "{base}");
+        assert!(p.departments.iter().flat_map(|d| &d.resources).all(|r| !r.columns.is_empty()));
+    }
 }

@@ -23,16 +23,16 @@ use gdx_common::creditcode::CreditCode;
 use gdx_common::generate::{Enterprise, Generator, Person};
 use gdx_common::{DivisionCode, NodeId, Role};
 
-use crate::catalog::{self, Catalog, Filter};
-use crate::store::HubPaths;
-use crate::store::Store;
-use crate::util::now;
-use crate::{enrol, init, nodes};
+use gdx_hub::catalog::{self, Catalog, Filter};
+use gdx_hub::store::HubPaths;
+use gdx_hub::store::Store;
+use gdx_hub::util::now;
+use gdx_hub::{enrol, init, nodes};
 
 mod departments;
 mod sources;
 
-use departments::{DEPARTMENTS, PREFECTURES, resource_count};
+use departments::Province;
 use sources::sample_data;
 
 /// Runs the demo until `shutdown` completes.
@@ -60,6 +60,7 @@ pub async fn run(
         }
         None => std::env::temp_dir().join(format!("gdx-demo-{}", now())),
     };
+    let province = Province::load()?;
     // removes the demo's files when it ends, however it ends, unless --dir keeps them
     let _cleanup = Cleanup { dir: keep.is_none().then(|| root.clone()) };
     let hub_dir = root.join("hub-630000");
@@ -88,8 +89,8 @@ pub async fn run(
     // Every hub of the tree pins the province's root in its tokens.
     let root_fingerprint = enrol::Authority::load(&paths)?.root_fingerprint();
     // The prefecture hubs join the province with real tokens.
-    let mut hubs: Vec<(HubPaths, crate::HubConfig)> = vec![(paths.clone(), config.clone())];
-    for prefecture in PREFECTURES {
+    let mut hubs: Vec<(HubPaths, gdx_hub::HubConfig)> = vec![(paths.clone(), config.clone())];
+    for prefecture in &province.prefectures {
         let token = {
             let store = Store::open(&paths.db())?;
             enrol::make_token(
@@ -119,8 +120,8 @@ pub async fn run(
         .await?;
         hubs.push((HubPaths::new(&dir), child));
     }
-    for (n, dept) in DEPARTMENTS.iter().enumerate() {
-        let node_id = NodeId::parse(dept.node)?;
+    for (n, dept) in province.departments.iter().enumerate() {
+        let node_id = NodeId::parse(&dept.node)?;
         // a department attaches to the hub of its prefecture, if the demo runs one
         let (hub_paths, hub_config) =
             hubs.iter().rev().find(|(_, c)| c.division.contains(node_id.division())).unwrap_or(&hubs[0]);
@@ -160,8 +161,12 @@ pub async fn run(
             .map(|l| l.iter().filter(|n| n.row.role == "agent" && n.state == "connected").count())
             .unwrap_or(0)
     };
-    wait_for(Duration::from_secs(90), "the agents to connect", || connected() == DEPARTMENTS.len()).await?;
-    println!("\n{} of {} agents connected (the province sees the whole tree):\n", connected(), DEPARTMENTS.len());
+    wait_for(Duration::from_secs(90), "the agents to connect", || connected() == province.departments.len()).await?;
+    println!(
+        "\n{} of {} agents connected (the province sees the whole tree):\n",
+        connected(),
+        province.departments.len()
+    );
     // every resource is in the vault of the hub its department attaches to
     let synced = || {
         hubs.iter()
@@ -173,18 +178,21 @@ pub async fn run(
             })
             .sum::<usize>()
     };
-    wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() >= resource_count()).await?;
+    wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() >= province.resource_count())
+        .await?;
     let vaults = paths.vaults();
     let catalog = Catalog::open(&hub_dir)?;
     let entries = || catalog.list(&Filter::default(), now()).map(|l| l.len()).unwrap_or(0);
-    wait_for(Duration::from_secs(60), "every catalogue entry at the province", || entries() == resource_count())
-        .await?;
+    wait_for(Duration::from_secs(60), "every catalogue entry at the province", || {
+        entries() == province.resource_count()
+    })
+    .await?;
     // and the prefecture hubs have forwarded the base resources' data
     let forwarded = || {
         let base = Filter { class: Some(gdx_common::catalog::CatalogClass::Base), ..Filter::default() };
         catalog.list(&base, now()).is_ok_and(|l| {
             l.iter().all(|e| {
-                crate::store::vault::summaries(&vaults, &e.entry.provider)
+                gdx_hub::store::vault::summaries(&vaults, &e.entry.provider)
                     .iter()
                     .any(|s| s.resource == e.entry.resource.as_str())
             })
@@ -283,7 +291,7 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
     );
     let xining = root.join("hub-630100");
     let at_xining = || {
-        crate::exchange::Exchange::open(&xining, NodeId::parse("630100/hub").expect("a valid id"))
+        gdx_hub::exchange::Exchange::open(&xining, NodeId::parse("630100/hub").expect("a valid id"))
             .and_then(|x| x.record(&filed.id))
             .is_ok_and(|r| r.is_some())
     };
@@ -332,11 +340,11 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
     println!(
         "  (新生儿姓名 was not approved and never left 西宁; 母亲证件号码 is sensitive and arrives masked; the residents' ID numbers were not asked for, so their rows arrive keyed by a pseudonym)\n"
     );
-    let province = crate::exchange::Exchange::open(&root.join("hub-630000"), NodeId::parse("630000/hub")?)?;
+    let province = gdx_hub::exchange::Exchange::open(&root.join("hub-630000"), NodeId::parse("630000/hub")?)?;
     // the consumer's hub reports how far delivery got; give it a few seconds to reach the province
     let reported = || province.list(now()).is_ok_and(|l| l.iter().all(|g| g.rows_delivered > 0));
     let _ = wait_for(Duration::from_secs(15), "delivery progress at the province", reported).await;
-    print!("{}", crate::exchange::table(&province.list(now())?));
+    print!("{}", gdx_hub::exchange::table(&province.list(now())?));
     Ok(())
 }
 

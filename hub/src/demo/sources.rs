@@ -9,22 +9,22 @@ use super::*;
 /// CSV drop with two bad lines) and catalogue entries, and declares them in
 /// agent.toml.
 pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::Result<()> {
-    let node = NodeId::parse(dept.node)?;
-    let provider_code = CreditCode::compose(&format!("11{}", node.division()), dept.org)?;
+    let node = NodeId::parse(&dept.node)?;
+    let provider_code = CreditCode::compose(&format!("11{}", node.division()), &dept.org)?;
     // people of the department's own area
     let mut gen_ = Generator::within(seed, node.division());
     std::fs::create_dir_all(dir.join("catalog"))?;
     let mut declared = String::new();
-    for res in dept.resources {
-        let firms = res.columns.iter().any(|c| matches!(c.4, Gen::CreditCode | Gen::Company));
+    for res in &dept.resources {
+        let firms = res.columns.iter().any(|c| matches!(c.values, Gen::CreditCode | Gen::Company));
         let rows: Vec<Vec<String>> = (0..res.rows)
             .map(|i| {
                 let person = gen_.person();
                 let firm = firms.then(|| gen_.enterprise());
-                res.columns.iter().map(|c| value(&c.4, i, &person, firm.as_ref(), &mut gen_)).collect()
+                res.columns.iter().map(|c| value(&c.values, i, &person, firm.as_ref(), &mut gen_)).collect()
             })
             .collect();
-        let key = res.columns[0].0;
+        let key = res.columns[0].column.as_str();
         let source = if res.code == "dibao" {
             let drop = dir.join("drop");
             std::fs::create_dir_all(&drop)?;
@@ -67,18 +67,18 @@ pub(super) fn catalog_entry(
         .iter()
         .map(|c| {
             Ok(InfoItem {
-                name: c.1.to_owned(),
-                column: (c.0 != c.1).then(|| c.0.to_owned()),
-                data_type: c.2.parse().map_err(anyhow::Error::msg)?,
-                length: c.3,
-                sensitive: matches!(c.4, Gen::IdNumber),
+                name: c.item.clone(),
+                column: (c.column != c.item).then(|| c.column.clone()),
+                data_type: c.data_type.parse().map_err(anyhow::Error::msg)?,
+                length: c.length,
+                sensitive: matches!(c.values, Gen::IdNumber),
             })
         })
         .collect::<anyhow::Result<_>>()?;
     let csv = res.code == "dibao";
     Ok(CatalogEntry {
         code: res.entry.to_owned(),
-        resource: gdx_common::data::ResourceCode::parse(res.code)?,
+        resource: gdx_common::data::ResourceCode::parse(&res.code)?,
         class: res.class.parse().map_err(anyhow::Error::msg)?,
         classification: res.classification.iter().map(|c| (*c).to_owned()).collect(),
         name: res.name.to_owned(),
@@ -89,10 +89,10 @@ pub(super) fn catalog_entry(
         format: if csv { FormatCategory::Spreadsheet } else { FormatCategory::Database },
         format_type: if csv { "csv" } else { "sqlite" }.to_owned(),
         items,
-        sharing_type: res.sharing.0.parse().map_err(anyhow::Error::msg)?,
-        sharing_condition: res.sharing.1.map(str::to_owned),
+        sharing_type: res.sharing.parse().map_err(anyhow::Error::msg)?,
+        sharing_condition: res.condition.clone(),
         sharing_method: res.method.parse().map_err(anyhow::Error::msg)?,
-        legal_basis: res.sharing.2.map(str::to_owned),
+        legal_basis: res.legal_basis.clone(),
         open_to_public: res.open,
         open_condition: None,
         update_cycle: res.cycle.parse().map_err(anyhow::Error::msg)?,
@@ -135,12 +135,12 @@ pub(super) fn write_table(db: &Path, res: &Resource, rows: &[Vec<String>]) -> an
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let ty = match c.2 {
+            let ty = match c.data_type.as_str() {
                 "I" => "INTEGER",
                 "Y" | "F" | "N" | "B" => "REAL",
                 _ => "TEXT",
             };
-            format!("\"{}\" {ty}{}", c.0, if i == 0 { " PRIMARY KEY" } else { "" })
+            format!("\"{}\" {ty}{}", c.column, if i == 0 { " PRIMARY KEY" } else { "" })
         })
         .collect();
     conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS \"{}\" ({})", res.code, cols.join(", ")))?;
@@ -159,7 +159,7 @@ pub(super) fn write_table(db: &Path, res: &Resource, rows: &[Vec<String>]) -> an
 /// The 低保 drop: GBK, CRLF, quoted amounts, and two bad lines that end up
 /// in quarantine while the rows around them sync.
 pub(super) fn dibao_csv(res: &Resource, rows: &[Vec<String>]) -> Vec<u8> {
-    let header: Vec<&str> = res.columns.iter().map(|c| c.0).collect();
+    let header: Vec<&str> = res.columns.iter().map(|c| c.column.as_str()).collect();
     let mut csv = header.join(",") + "\r\n";
     for r in rows {
         csv.push_str(&format!("{},{},{},\"{}\",{}\r\n", r[0], r[1], r[2], r[3], r[4]));
