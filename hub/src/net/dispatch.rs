@@ -344,8 +344,14 @@ impl Hub {
         }
         // Every hub keeps the signed frame: a child forwards it to its
         // parent, and grants are delivered from it.
-        let frame = wire::encode_frame(&Message::Upload(env.clone())).ok();
-        match self.vaults.apply(&cs, &pki::sha256(&env.body), frame.as_deref(), now()) {
+        let frame = match wire::encode_frame(&Message::Upload(env.clone())) {
+            Ok(frame) => frame,
+            // it arrived as a frame, so it encodes as one; should it not, keep nothing and say so
+            Err(e) => {
+                return internal(&format!("the hub could not keep the changeset's frame ({e}); it will be retried"));
+            }
+        };
+        match self.vaults.apply(&cs, &pki::sha256(&env.body), Some(&frame), now()) {
             Ok(Applied::Applied) => {
                 info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
                 Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })

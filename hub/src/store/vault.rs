@@ -30,11 +30,16 @@ pub enum Applied {
     Gap { expected: u64 },
 }
 
-/// A changeset that can never be applied.
+/// Why a changeset was not applied. Only [`VaultError::Schema`] is final
+/// (the changeset can never be applied: the sender is told and holds the
+/// resource); the others are this hub's trouble (a full disk, a locked
+/// file), answered "retry later", never turned into a refusal.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
     #[error("the vault database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the vault folder {path}: {source}")]
+    Folder { path: String, source: std::io::Error },
     #[error("{0}")]
     Schema(String),
 }
@@ -81,7 +86,7 @@ impl Vaults {
             return Ok(c.clone());
         }
         create_private_dir(&self.dir)
-            .map_err(|e| VaultError::Schema(format!("cannot create {}: {e}", self.dir.display())))?;
+            .map_err(|source| VaultError::Folder { path: self.dir.display().to_string(), source })?;
         let conn = open_vault(&self.path(node))?;
         let c = Arc::new(Mutex::new(conn));
         open.insert(node.clone(), c.clone());
@@ -385,6 +390,17 @@ mod tests {
 
     fn t(s: &str) -> Value {
         Value::Text(s.into())
+    }
+
+    /// A vault folder that cannot be made (a full disk, a file in the way)
+    /// is this hub's trouble, to be retried: never a refusal of the changeset.
+    #[test]
+    fn a_folder_that_cannot_be_made_is_not_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("vaults"), b"in the way").unwrap();
+        let v = Vaults::new(dir.path());
+        let err = v.apply(&cs(1, vec![Change::Upsert(vec![t("1"), t("a")])], false), &[1; 32], None, 10).unwrap_err();
+        assert!(matches!(err, VaultError::Folder { .. }), "{err:?}");
     }
 
     #[test]
