@@ -21,6 +21,7 @@ pub mod idnumber;
 pub mod key;
 pub mod merkle;
 pub mod node;
+pub mod relay;
 pub mod table;
 pub mod token;
 pub mod units;

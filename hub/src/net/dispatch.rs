@@ -212,26 +212,21 @@ impl Hub {
         origin: &NodeId,
         chain: &[Vec<u8>],
     ) -> Result<Vec<u8>, String> {
-        if origin == node {
-            if chain.first().map(Vec::as_slice) != Some(cert) {
-                return Err("it is not signed with the certificate of the connection".into());
-            }
-            return Ok(cert.to_vec());
-        }
-        if role != Role::Hub || !node.division().contains(origin.division()) {
-            return Err(format!(
-                "{origin}'s data may be relayed only by the hub of its division, not by {role} {node}"
-            ));
-        }
-        match self.chains.verify(chain, now()) {
-            Ok(Identity::Node { node: signer, role: Role::Agent, serial, .. }) if &signer == origin => {
-                if self.policy.is_revoked(&serial) {
-                    return Err(format!("the certificate of agent {origin} has been revoked"));
-                }
+        use gdx_common::relay::{self, Signer, Via};
+        match relay::via(node, role, origin).map_err(|e| e.to_string())? {
+            Via::Origin if chain.first().map(Vec::as_slice) == Some(cert) => Ok(cert.to_vec()),
+            Via::Origin => Err(relay::RelayRefused::NotTheConnectionsCertificate.to_string()),
+            Via::ChildHub => {
+                let signer = match self.chains.verify(chain, now()) {
+                    Ok(Identity::Node { node, role, serial, .. }) => {
+                        Signer::Node { node, role, revoked: self.policy.is_revoked(&serial) }
+                    }
+                    Ok(Identity::Ca { .. }) => Signer::Ca,
+                    Err(e) => return Err(format!("its signer's certificate does not verify: {e}")),
+                };
+                relay::check_signer(origin, &signer).map_err(|e| e.to_string())?;
                 Ok(chain.first().cloned().unwrap_or_default())
             }
-            Ok(other) => Err(format!("its signer's certificate names {other:?}, not agent {origin}")),
-            Err(e) => Err(format!("its signer's certificate does not verify: {e}")),
         }
     }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
+use gdx_common::relay::{self, Signer};
 use gdx_common::wire::{CatalogPull, Hello, LENGTH_PREFIX, Message, NodeReport, ReportedNode};
 use gdx_common::{NodeId, Role};
 use gdx_link::frames::{self, describe_connection_error};
@@ -162,13 +163,15 @@ async fn pull_catalog(
     loop {
         match frames::answer(conn, &mut recv, ANSWER_TIMEOUT, PARENT).await? {
             Message::Publish(env) => {
-                let signer = match chains.verify(&env.signer_chain, now()) {
-                    Ok(gdx_certs::Identity::Node { node, role: Role::Agent, .. }) if node == env.origin => {
-                        Ok(env.signer_chain.first().cloned().unwrap_or_default())
-                    }
-                    Ok(other) => Err(format!("its signer's certificate names {other:?}")),
-                    Err(e) => Err(e),
-                };
+                // the parent vouched for revocation; the signer must be the origin agent
+                let signer = chains.verify(&env.signer_chain, now()).and_then(|id| {
+                    let signer = match id {
+                        gdx_certs::Identity::Node { node, role, .. } => Signer::Node { node, role, revoked: false },
+                        gdx_certs::Identity::Ca { .. } => Signer::Ca,
+                    };
+                    relay::check_signer(&env.origin, &signer).map_err(|e| e.to_string())?;
+                    Ok(env.signer_chain.first().cloned().unwrap_or_default())
+                });
                 let mut c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
                 if let Message::CatalogRefused(r) = crate::catalog::accept(&mut c, signer, Some(&parent), env, now()) {
                     warn!(code = %r.code, reason = %r.reason, "an entry from the parent's catalogue was not recorded");
