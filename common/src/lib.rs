@@ -22,6 +22,7 @@ pub mod key;
 pub mod merkle;
 pub mod node;
 pub mod relay;
+pub mod route;
 pub mod table;
 pub mod token;
 pub mod units;

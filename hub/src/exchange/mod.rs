@@ -29,6 +29,7 @@ use crate::store::HubPaths;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Changeset, decode_changeset, encode_changeset};
 use gdx_common::grant::{self, Request, RequestRecord, Status};
+use gdx_common::route::{Place, Router};
 use gdx_common::wire::{self, Decision, ExchangeBatch, Message, Progress, RequestForm, SignedDelivery, Verdict};
 use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -68,17 +69,6 @@ pub enum ExchangeError {
     Damaged(String),
 }
 
-/// Where a node sits as seen from this hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    /// Attached to this hub.
-    Here,
-    /// Below the child hub of this division.
-    Child(DivisionCode),
-    /// Outside this hub's division.
-    Outside,
-}
-
 /// Signs deliveries: this hub's key and certificate chain.
 pub struct HubSigner {
     pub key: rcgen::KeyPair,
@@ -99,26 +89,6 @@ pub struct Listed {
     pub produced: u64,
     /// Why production stopped, if it did.
     pub error: Option<String>,
-}
-
-/// This hub's division and its children's: where a node sits.
-#[derive(Debug, Clone)]
-pub struct Router {
-    pub division: DivisionCode,
-    pub children: Vec<DivisionCode>,
-}
-
-impl Router {
-    /// Where `node` sits as seen from this hub.
-    pub fn place(&self, node: &NodeId) -> Place {
-        if !self.division.contains(node.division()) {
-            return Place::Outside;
-        }
-        match self.children.iter().find(|c| c.contains(node.division())) {
-            Some(c) => Place::Child(*c),
-            None => Place::Here,
-        }
-    }
 }
 
 /// The exchange store of one hub.
