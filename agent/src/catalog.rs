@@ -174,7 +174,7 @@ pub fn withdraw(
 }
 
 fn sign(signer: &Signer, p: Publication) -> Result<Vec<u8>, String> {
-    let body = encode_publication(&p);
+    let body = encode_publication(&p)?;
     let signature = pki::sign(&signer.key, &body).map_err(|e| format!("signing failed: {e}"))?;
     let env = SignedEntry {
         origin: signer.node.clone(),

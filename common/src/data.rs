@@ -290,12 +290,16 @@ pub enum BodyError {
     Compression(String),
     #[error("the changeset body does not decode: {0}")]
     Decode(String),
+    #[error("the changeset cannot be encoded: {0}")]
+    Encode(String),
 }
 
-/// `zstd(bincode(changeset))`, the body that is signed and sent.
-pub fn encode_changeset(cs: &Changeset) -> Vec<u8> {
-    let raw = bincode::serde::encode_to_vec(cs, bincode::config::standard()).unwrap_or_default();
-    zstd::bulk::compress(&raw, 3).unwrap_or_default()
+/// `zstd(bincode(changeset))`, the body that is signed and sent. An error,
+/// never empty bytes: what is returned gets signed.
+pub fn encode_changeset(cs: &Changeset) -> Result<Vec<u8>, BodyError> {
+    let raw =
+        bincode::serde::encode_to_vec(cs, bincode::config::standard()).map_err(|e| BodyError::Encode(e.to_string()))?;
+    zstd::bulk::compress(&raw, 3).map_err(|e| BodyError::Encode(e.to_string()))
 }
 
 /// Decodes a body made by [`encode_changeset`], refusing anything that
@@ -501,7 +505,7 @@ mod tests {
             changes: (0..100).map(|i| Change::Upsert(vec![Value::Integer(i)])).collect(),
             created_at: 1,
         };
-        assert_eq!(decode_changeset(&encode_changeset(&cs)).unwrap(), cs);
+        assert_eq!(decode_changeset(&encode_changeset(&cs).unwrap()).unwrap(), cs);
         assert!(decode_changeset(b"not zstd").is_err());
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_CHANGESET_BYTES + 1], 1).unwrap();
         assert!(matches!(decode_changeset(&bomb), Err(BodyError::Compression(_))));

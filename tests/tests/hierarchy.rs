@@ -183,7 +183,7 @@ fn a_changeset_altered_at_the_prefecture_is_rejected_at_the_province() {
     let mut cs = decode_changeset(&env.body).unwrap();
     let gdx_common::data::Change::Upsert(row) = &mut cs.changes[0] else { panic!() };
     row[1] = Value::Text("篡改".into());
-    env.body = encode_changeset(&cs);
+    env.body = encode_changeset(&cs).unwrap();
     let forged = encode_frame(&Message::Upload(env)).unwrap();
     c.execute("UPDATE _gdx_changesets SET frame = ?1 WHERE seq = 1", [forged]).unwrap();
 

@@ -359,7 +359,7 @@ fn signed(agent: &Agent, seq: u64, rows: &[(&str, &str)], tamper: bool) -> Vec<u
             .collect(),
         created_at: 0,
     };
-    let body = encode_changeset(&cs);
+    let body = encode_changeset(&cs).unwrap();
     let signature = gdx_certs::pki::sign(&key, &body).unwrap();
     let mut env = SignedChangeset {
         origin: cs.origin,
@@ -374,7 +374,8 @@ fn signed(agent: &Agent, seq: u64, rows: &[(&str, &str)], tamper: bool) -> Vec<u
         let other = encode_changeset(&Changeset {
             changes: vec![Change::Upsert(vec![Value::Text("1".into()), Value::Text("forged".into())])],
             ..decode(&env.body)
-        });
+        })
+        .unwrap();
         env.body = other;
     }
     wire::encode_frame(&Message::Upload(env)).unwrap()

@@ -109,7 +109,7 @@ pub(super) fn signed_frame(
         changes: chunk,
         created_at: now,
     };
-    let body = encode_changeset(&cs);
+    let body = encode_changeset(&cs).map_err(|e| ScanError::Key(format!("{resource}: {e}")))?;
     let envelope = SignedChangeset {
         origin: signer.node.clone(),
         resource: resource.clone(),

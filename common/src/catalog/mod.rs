@@ -478,9 +478,9 @@ pub struct Publication {
 /// Largest encoded publication accepted.
 pub const MAX_PUBLICATION_BYTES: usize = 1024 * 1024;
 
-/// The bytes a provider signs.
-pub fn encode_publication(p: &Publication) -> Vec<u8> {
-    serde_json::to_vec(p).unwrap_or_default()
+/// The bytes a provider signs (an error, never empty bytes).
+pub fn encode_publication(p: &Publication) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(p).map_err(|e| format!("the catalogue entry cannot be encoded: {e}"))
 }
 
 /// Decodes signed bytes; never panics.

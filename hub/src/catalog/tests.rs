@@ -34,7 +34,8 @@ fn entry(code: &str, provider: &NodeId, resource: &str) -> CatalogEntry {
 }
 
 fn signed(p: &Provider, version: u64, withdrawn: bool, entry: CatalogEntry) -> SignedEntry {
-    let body = gdx_common::catalog::encode_publication(&Publication { version, withdrawn, entry: entry.clone() });
+    let body =
+        gdx_common::catalog::encode_publication(&Publication { version, withdrawn, entry: entry.clone() }).unwrap();
     SignedEntry {
         origin: p.node.clone(),
         code: entry.code,

@@ -255,7 +255,7 @@ impl Exchange {
             }
             let part = grant::deliverable(&cs, r, (n + 1) as u64, &|key| pseudonym(&r.salt, key));
             let delivery = self.sign(r, (n + 1) as u64, replace, &part)?;
-            let frame = encode_delivery(&delivery);
+            let frame = encode_delivery(&delivery)?;
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             Self::store_delivery(&self.router, &tx, r, &delivery, &frame)?;
             tx.execute(
@@ -281,7 +281,7 @@ impl Exchange {
         let Some(signer) = &self.signer else {
             return Err(ExchangeError::Damaged("this hub has no signing key loaded".into()));
         };
-        let body = encode_changeset(cs);
+        let body = encode_changeset(cs).map_err(|e| ExchangeError::Damaged(e.to_string()))?;
         let signature = gdx_certs::pki::sign(&signer.key, &SignedDelivery::signed_bytes(&r.id, n, replace, &body))
             .map_err(|e| ExchangeError::Damaged(e.to_string()))?;
         Ok(SignedDelivery {
@@ -296,8 +296,9 @@ impl Exchange {
     }
 }
 
-pub(super) fn encode_delivery(d: &SignedDelivery) -> Vec<u8> {
-    bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap_or_default()
+pub(super) fn encode_delivery(d: &SignedDelivery) -> Result<Vec<u8>, ExchangeError> {
+    bincode::serde::encode_to_vec(d, bincode::config::standard())
+        .map_err(|e| ExchangeError::Damaged(format!("a delivery cannot be encoded: {e}")))
 }
 
 pub(super) fn decode_delivery(frame: &[u8]) -> Result<SignedDelivery, ExchangeError> {

@@ -509,7 +509,7 @@ mod tests {
             n,
             replace: n == 1,
             rows: 1,
-            body: encode_changeset(&cs),
+            body: encode_changeset(&cs).unwrap(),
             signature: vec![],
             signer_chain: vec![],
         }

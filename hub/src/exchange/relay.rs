@@ -166,7 +166,7 @@ impl Exchange {
             if from.is_some_and(|child| !child.contains(r.provider.division())) {
                 continue;
             }
-            Self::store_delivery(&router, &tx, &r, d, &encode_delivery(d))?;
+            Self::store_delivery(&router, &tx, &r, d, &encode_delivery(d)?)?;
         }
         for p in &batch.progress {
             if let Some(j) = tx

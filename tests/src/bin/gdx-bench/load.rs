@@ -209,7 +209,7 @@ pub(super) async fn send_changesets(
             changes: vec![Change::Upsert(vec![Value::Text("row".into()), Value::Text(format!("v{seq}"))])],
             created_at: 0,
         };
-        let body = encode_changeset(&cs);
+        let body = encode_changeset(&cs).expect("a changeset encodes");
         let signature = gdx_certs::pki::sign(key, &body).map_err(|e| e.to_string())?;
         let env = SignedChangeset {
             origin: node.clone(),
