@@ -7,6 +7,7 @@ use gdx_common::data::{Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCo
 use gdx_common::wire::{self, SignedChangeset};
 use rusqlite::params;
 
+use super::spill::Spill;
 use super::{MAX_CHUNK_BYTES, ScanError};
 use crate::identity::Signer;
 use crate::state::State;
@@ -17,15 +18,46 @@ pub(super) type Pending = (Vec<u8>, Change, [u8; 16]);
 /// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows
 /// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
 /// sends each to the encoder as soon as it is full, sorted by key so that
-/// the state and the hub's vault are written in index order.
+/// the state and the hub's vault are written in index order. Changes that
+/// do not come in key order go through a [`Spill`] first and leave, merged
+/// in key order, at [`Batcher::finish`].
 pub(super) struct Batcher {
-    pub(super) to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>,
-    pub(super) rows: Vec<(Pending, usize)>,
-    pub(super) bytes: usize,
+    to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>,
+    rows: Vec<(Pending, usize)>,
+    bytes: usize,
+    spill: Option<Spill>,
+    /// The key of the last change cut while changes still came in key
+    /// order: a source already sorted streams without a spill.
+    last: Option<Vec<u8>>,
+    error: Option<std::io::Error>,
 }
 
 impl Batcher {
+    pub(super) fn new(to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>, spill: Option<Spill>) -> Self {
+        Self { to_encoder, rows: Vec::new(), bytes: 0, spill, last: Some(Vec::new()), error: None }
+    }
+
     pub(super) fn push(&mut self, change: Pending, size: usize) {
+        match &mut self.spill {
+            Some(_) if self.last.as_ref().is_some_and(|last| last.is_empty() || last.as_slice() < change.0.as_slice()) => {
+                // still in key order: straight on
+                let last = self.last.get_or_insert_with(Vec::new);
+                last.clear();
+                last.extend_from_slice(&change.0);
+                self.cut(change, size);
+            }
+            Some(spill) if self.error.is_none() => {
+                self.last = None;
+                if let Err(e) = spill.push(change, size) {
+                    self.error = Some(e);
+                }
+            }
+            Some(_) => {} // the scan fails at finish
+            None => self.cut(change, size),
+        }
+    }
+
+    fn cut(&mut self, change: Pending, size: usize) {
         if !self.rows.is_empty() && (self.rows.len() >= MAX_CHANGESET_ROWS || self.bytes + size > MAX_CHUNK_BYTES) {
             self.send();
         }
@@ -44,9 +76,17 @@ impl Batcher {
         }
     }
 
-    /// Sends the last changeset.
-    pub(super) fn finish(&mut self) {
+    /// Sends what is left (all of it, merged, from a spill), then the last
+    /// changeset. An error writing or reading the spill fails the scan.
+    pub(super) fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(spill) = self.spill.take() {
+            spill.drain(|change, size| self.cut(change, size))?;
+        }
         self.send();
+        Ok(())
     }
 }
 
@@ -133,7 +173,7 @@ mod tests {
     fn batches_respect_rows_and_bytes_and_key_order() {
         let batches = |rows: Vec<Value>, n: i64| {
             let (tx, rx) = std::sync::mpsc::sync_channel(100);
-            let mut batcher = Batcher { to_encoder: tx, rows: Vec::new(), bytes: 0 };
+            let mut batcher = Batcher::new(tx, None);
             for i in (0..n).rev() {
                 let mut row = vec![Value::Integer(i)];
                 row.extend(rows.iter().cloned());
@@ -141,7 +181,7 @@ mod tests {
                 let size = row_bytes(&row);
                 batcher.push((key, Change::Upsert(row), [0; 16]), size);
             }
-            batcher.finish();
+            batcher.finish().unwrap();
             drop(batcher);
             rx.into_iter().collect::<Vec<_>>()
         };
@@ -153,5 +193,26 @@ mod tests {
         let sorted = batches(vec![], 12_001);
         let first: Vec<&Change> = sorted[0].iter().take(2).map(|p| &p.1).collect();
         assert_eq!(first, [&Change::Upsert(vec![Value::Integer(7_001)]), &Change::Upsert(vec![Value::Integer(7_002)])]);
+    }
+
+    /// A source in key order streams; from its first key out of order on,
+    /// the rest goes through the spill; every change comes out once.
+    #[test]
+    fn sorted_changes_stream_and_the_rest_are_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(100);
+        let mut batcher = Batcher::new(tx, Some(Spill::new(dir.path())));
+        let key = |i: i64| gdx_common::key::encode_key(&[&Value::Integer(i)]);
+        for i in (0..6_000).chain([-5, 9_000, 3]) {
+            batcher.push((key(i), Change::Delete(vec![Value::Integer(i)]), [0; 16]), 10);
+        }
+        // the first 5,000 in order left as a changeset while the source was read
+        assert_eq!(rx.try_iter().map(|b| b.len()).collect::<Vec<_>>(), [5_000]);
+        batcher.finish().unwrap();
+        drop(batcher);
+        let rest: Vec<Vec<u8>> = rx.into_iter().flatten().map(|p| p.0).collect();
+        let mut want: Vec<Vec<u8>> = (5_000..6_000).chain([-5, 9_000, 3]).map(key).collect();
+        want.sort();
+        assert_eq!(rest, want);
     }
 }

@@ -39,6 +39,7 @@ use crate::state::State;
 
 mod changeset;
 mod read;
+mod spill;
 
 use read::Pass;
 
@@ -71,6 +72,8 @@ pub enum ScanError {
     Key(String),
     #[error("the agent's state database failed: {0}")]
     State(#[from] rusqlite::Error),
+    #[error("cannot sort the changes in a temporary file beside state.db: {0}; check the free space there")]
+    Spill(std::io::Error),
     #[error("cannot take the scan lock (scan.lock beside state.db): {0}")]
     Lock(#[from] std::io::Error),
     #[error("signing failed: {0}")]

@@ -11,6 +11,7 @@ use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
 
 use super::changeset::{Batcher, Made, Pending, Synced, commit_changeset, signed_frame};
+use super::spill::Spill;
 use super::{MAX_ROW_BYTES, ScanError, cells_bytes, owned, row_bytes};
 use crate::config::ResourceConfig;
 use crate::identity::Signer;
@@ -109,6 +110,10 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         in_key_order: bool,
     ) -> Result<Outcome, ScanError> {
         let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
+        let spill_dir = match state_path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
         let conn = state.conn();
         let mut walk_stmt;
         let mut compare = if in_key_order {
@@ -170,7 +175,9 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                 }
                 Ok(written)
             });
-            let mut batch = Batcher { to_encoder, rows: Vec::new(), bytes: 0 };
+            // changes not in key order are sorted through temporary files beside state.db
+            let spill = (!in_key_order).then(|| Spill::new(&spill_dir));
+            let mut batch = Batcher::new(to_encoder, spill);
             let read = extract.for_each(|place, raw| {
                 let reordered: Vec<Cell<'_>>;
                 let cells: &[Cell<'_>] = if self.identity {
@@ -190,11 +197,12 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             {
                 self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial)?;
             }
-            batch.finish();
+            let finished = batch.finish();
             drop(batch);
             out.written =
                 writer.join().map_err(|_| ScanError::Key(format!("{}: the changeset writer failed", self.code)))??;
             let read = read.map_err(|source| ScanError::Source { resource: self.code.to_owned(), source })?;
+            finished.map_err(ScanError::Spill)?;
             out.scanned = read.rows;
             out.read_quarantine = read.quarantine;
             Ok(out)

