@@ -56,9 +56,10 @@ async fn keep_connected(
     let mut backoff = Backoff::default();
     loop {
         let _ = state.set_link("connecting", now(), None, None);
-        let since = Instant::now();
-        let error = match connect(config, creds, CONNECT_TIMEOUT, false).await {
+        // how long the link lasted once welcomed (a failed attempt: not at all)
+        let (error, lasted) = match connect(config, creds, CONNECT_TIMEOUT, false).await {
             Ok(session) => {
+                let since = Instant::now();
                 let _ = state.set_link("connected", now(), None, None);
                 let _ = state.set_hub_software(&session.welcome.software);
                 let skew_ms = session.welcome.now_ms - now() * 1000;
@@ -75,11 +76,11 @@ async fn keep_connected(
                     }
                     r = crate::exchange::receive_loop(&session.conn, paths, config, creds) => r,
                 };
-                reason
+                (reason, since.elapsed())
             }
-            Err(e) => e.0,
+            Err(e) => (e.0, Duration::ZERO),
         };
-        let delay = backoff.after(since.elapsed());
+        let delay = backoff.after(lasted);
         warn!(error = %error, retry_in_s = delay.as_secs_f32(), "not connected to the hub");
         let _ = state.set_link("disconnected", now(), Some(&error), Some(now() + delay.as_secs() as i64));
         let wake = Instant::now() + delay;

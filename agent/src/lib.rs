@@ -3,16 +3,16 @@
 //! library holds everything `gdx-agent` does; `main.rs` only parses
 //! arguments and maps errors to exit codes.
 //!
-//! Layered without circles, each layer using only those above it:
+//! Layered without circles, each layer using only those listed before it:
 //! - [`config`], [`identity`]: `agent.toml` and the files beside it; the
 //!   node's credentials and signer.
 //! - [`sources`]: reading SQLite tables and queries and CSV drop folders.
+//! - [`state`]: `state.db`: the saved state, the outbox, what the daemon
+//!   reports to `status`.
 //! - scan: [`sync`] (change detection into signed, numbered changesets),
 //!   [`keys`] (its key tables), [`catalog`] (declared catalogue entries:
 //!   checked, versioned, staged).
-//! - [`state`]: `state.db`: the saved state, the outbox, what the daemon
-//!   reports to `status`.
-//! - link: [`uplink`] (dial, hello, backoff), [`upload`] (publications and
+//! - link: [`uplink`] (dial, hello), [`upload`] (publications and
 //!   the outbox to the hub, exactly once), [`exchange`] (requests,
 //!   decisions, lookups, receiving granted data), [`enrol`].
 //! - commands: [`syncer`] (`gdx-agent sync`, the scan and upload loops),

@@ -1,5 +1,5 @@
-//! The agent's link to its hub: dial, say hello, stay connected, and
-//! reconnect with exponential backoff and jitter when the link drops.
+//! The agent's link to its hub: dial and say hello. The daemon keeps the
+//! link and reconnects with `gdx_link::Backoff`.
 //!
 //! [`dial`] resolves the address and completes the QUIC handshake within a
 //! deadline; [`connect`] adds the versioned hello. The daemon keeps the

@@ -51,15 +51,7 @@ pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Res
         send.write_all(frame).await.map_err(|e| LinkError(e.to_string()))?;
     }
     for (code, version, _) in &waiting {
-        let answer = match frames::recv(&mut recv).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Err(LinkError("the hub ended the catalogue stream early".into())),
-            Err(e) => {
-                return Err(LinkError(
-                    conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string()),
-                ));
-            }
-        };
+        let answer = frames::answer(conn, &mut recv, ACK_TIMEOUT, "the hub").await.map_err(LinkError)?;
         match answer {
             Message::Catalogued(a) if &a.code == code && a.version as i64 == *version => {
                 if a.recorded {
@@ -222,18 +214,7 @@ async fn drain_once(
         if in_flight == 0 {
             break;
         }
-        let answer = tokio::time::timeout(ACK_TIMEOUT, frames::recv(&mut recv))
-            .await
-            .map_err(|_| LinkError("the hub did not acknowledge a changeset within 2 minutes".into()))?;
-        let answer = match answer {
-            Ok(Some(m)) => m,
-            Ok(None) => return Err(LinkError("the hub ended the upload stream early".into())),
-            Err(e) => {
-                return Err(LinkError(
-                    conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e.to_string()),
-                ));
-            }
-        };
+        let answer = frames::answer(conn, &mut recv, ACK_TIMEOUT, "the hub").await.map_err(LinkError)?;
         in_flight -= 1;
         match answer {
             Message::Ack(ack) => {

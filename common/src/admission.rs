@@ -4,6 +4,7 @@
 //! the hub's own (division, child hubs, whether it issues its agents'
 //! certificates itself). The TLS layer checks the chain and calls this.
 
+use crate::route::{Place, Router};
 use crate::{DivisionCode, NodeId, Role};
 
 /// What a peer's certificate says, and what the hub knows of its serial.
@@ -26,9 +27,8 @@ pub enum PeerCert {
 /// The hub deciding.
 #[derive(Debug, Clone, Copy)]
 pub struct Hub<'a> {
-    pub division: DivisionCode,
-    /// Divisions of the child hubs enrolled here: their agents attach to them.
-    pub children: &'a [DivisionCode],
+    /// Its division and its child hubs' (their agents attach to them).
+    pub router: &'a Router,
     /// A prefecture hub serves only the agents it enrolled itself (so that
     /// its own revocations and listings cover every agent it serves).
     pub serves_only_its_own_agents: bool,
@@ -67,13 +67,14 @@ pub fn admit(hub: &Hub<'_>, peer: &PeerCert, now: i64) -> Result<(), Refused> {
     if now < *not_before || now > *not_after {
         return Err(Refused::NotValidNow { node, role, not_before: *not_before, not_after: *not_after });
     }
-    let here = hub.division;
-    let child = hub.children.iter().copied().find(|d| d.contains(node.division()));
-    match role {
-        Role::Agent if !here.contains(node.division()) => Err(Refused::AgentOutside { node, here }),
-        Role::Agent if let Some(child) = child => Err(Refused::AgentOfChild { node, child }),
-        Role::Agent if hub.serves_only_its_own_agents && !issued_here => Err(Refused::AgentNotEnrolledHere { node }),
-        Role::Hub if !here.strictly_contains(node.division()) => Err(Refused::HubNotBelow { node, here }),
+    let here = hub.router.division;
+    match (role, hub.router.place(&node)) {
+        (Role::Agent, Place::Outside) => Err(Refused::AgentOutside { node, here }),
+        (Role::Agent, Place::Child(child)) => Err(Refused::AgentOfChild { node, child }),
+        (Role::Agent, Place::Here) if hub.serves_only_its_own_agents && !issued_here => {
+            Err(Refused::AgentNotEnrolledHere { node })
+        }
+        (Role::Hub, _) if !here.strictly_contains(node.division()) => Err(Refused::HubNotBelow { node, here }),
         _ => Ok(()),
     }
 }
@@ -101,9 +102,10 @@ mod tests {
 
     #[test]
     fn admission_table() {
-        let children = [div("632500")];
-        let province = Hub { division: div("630000"), children: &children, serves_only_its_own_agents: false };
-        let prefecture = Hub { division: div("632500"), children: &[], serves_only_its_own_agents: true };
+        let province_router = Router { division: div("630000"), children: vec![div("632500")] };
+        let prefecture_router = Router { division: div("632500"), children: vec![] };
+        let province = Hub { router: &province_router, serves_only_its_own_agents: false };
+        let prefecture = Hub { router: &prefecture_router, serves_only_its_own_agents: true };
         let refused =
             |r: Result<(), Refused>| r.err().map(|e| format!("{e:?}").split([' ', '{']).next().unwrap().to_owned());
         let cases: Vec<(&str, &Hub<'_>, PeerCert, i64, Option<&str>)> = vec![

@@ -30,7 +30,6 @@ pub mod config;
 pub mod enrol;
 pub mod exchange;
 pub mod init;
-
 pub mod net;
 pub mod nodes;
 pub mod store;

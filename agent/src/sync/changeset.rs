@@ -39,7 +39,9 @@ impl Batcher {
 
     pub(super) fn push(&mut self, change: Pending, size: usize) {
         match &mut self.spill {
-            Some(_) if self.last.as_ref().is_some_and(|last| last.is_empty() || last.as_slice() < change.0.as_slice()) => {
+            Some(_)
+                if self.last.as_ref().is_some_and(|last| last.is_empty() || last.as_slice() < change.0.as_slice()) =>
+            {
                 // still in key order: straight on
                 let last = self.last.get_or_insert_with(Vec::new);
                 last.clear();

@@ -15,8 +15,10 @@
 //! and catalogue entry, a last one the row count and the quarantine. A
 //! table with an index on its key is read in key order beside the saved
 //! state read in the same order (`read`); other sources look keys up in
-//! the saved state. Either way changesets leave while the source is read,
-//! each sorted by key; deletions follow once all of it is read. Killed
+//! the saved state. Changes that arrive in key order leave as changesets
+//! while the source is read; others are sorted through temporary files
+//! (`spill`) and leave once it is read. Each changeset is sorted by key;
+//! deletions follow once the whole source is read. Killed
 //! before a changeset's commit, its
 //! rows still carry their old digests, so the next scan finds and sends
 //! them again; after it, the changeset waits in the outbox until the hub
@@ -72,8 +74,14 @@ pub enum ScanError {
     Key(String),
     #[error("the agent's state database failed: {0}")]
     State(#[from] rusqlite::Error),
-    #[error("cannot sort the changes in a temporary file beside state.db: {0}; check the free space there")]
-    Spill(std::io::Error),
+    #[error(
+        "resource {resource}: sorting its changes through temporary files beside state.db failed ({source}); check the free space there"
+    )]
+    Spill {
+        resource: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot take the scan lock (scan.lock beside state.db): {0}")]
     Lock(#[from] std::io::Error),
     #[error("signing failed: {0}")]

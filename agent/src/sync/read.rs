@@ -2,7 +2,8 @@
 //! walked beside the saved state read in the same order, any other source
 //! by looking each key up in the saved state held in a [`KeyTable`]. The
 //! changed rows go to a [`Batcher`]; an encoder thread and a writer thread
-//! turn them into committed changesets while the source is read.
+//! turn them into committed changesets (while the source is read, when
+//! they come in key order).
 
 use std::ops::ControlFlow;
 
@@ -202,7 +203,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             out.written =
                 writer.join().map_err(|_| ScanError::Key(format!("{}: the changeset writer failed", self.code)))??;
             let read = read.map_err(|source| ScanError::Source { resource: self.code.to_owned(), source })?;
-            finished.map_err(ScanError::Spill)?;
+            finished.map_err(|source| ScanError::Spill { resource: self.code.to_owned(), source })?;
             out.scanned = read.rows;
             out.read_quarantine = read.quarantine;
             Ok(out)

@@ -20,6 +20,11 @@ use super::changeset::Pending;
 /// take some five times as much), or rows, whichever comes first.
 pub(super) const RUN_BYTES: usize = 4 << 20;
 const RUN_ROWS: usize = 100_000;
+/// Runs kept at once: when there are this many, they are merged into one,
+/// so open files and read buffers stay bounded however large the source.
+const MAX_RUNS: usize = 32;
+/// Read buffer per run while merging.
+const READ_BUFFER: usize = 64 << 10;
 
 /// Changes gathered for sorting.
 pub(super) struct Spill {
@@ -52,15 +57,24 @@ impl Spill {
         {
             let mut out = BufWriter::with_capacity(1 << 20, &mut file);
             for (pending, size) in &rows {
-                let bytes = bincode::serde::encode_to_vec((pending, size), bincode::config::standard())
-                    .map_err(std::io::Error::other)?;
-                out.write_all(&(bytes.len() as u64).to_le_bytes())?;
-                out.write_all(&bytes)?;
+                write_one(&mut out, pending, *size)?;
             }
             out.flush()?;
         }
         file.seek(SeekFrom::Start(0))?;
         self.runs.push(file);
+        if self.runs.len() >= MAX_RUNS {
+            // merge them into one run, a pass over what was written so far
+            let runs = std::mem::take(&mut self.runs);
+            let mut merged = tempfile::tempfile_in(&self.dir)?;
+            {
+                let mut out = BufWriter::with_capacity(1 << 20, &mut merged);
+                merge(runs, |pending, size| write_one(&mut out, &pending, size))?;
+                out.flush()?;
+            }
+            merged.seek(SeekFrom::Start(0))?;
+            self.runs.push(merged);
+        }
         Ok(())
     }
 
@@ -76,28 +90,43 @@ impl Spill {
         if !self.rows.is_empty() {
             self.write_run()?;
         }
-        let mut readers: Vec<BufReader<File>> =
-            self.runs.into_iter().map(|f| BufReader::with_capacity(1 << 20, f)).collect();
-        let mut heads: Vec<Option<(Pending, usize)>> = Vec::with_capacity(readers.len());
-        let mut heap = BinaryHeap::new();
-        for (i, r) in readers.iter_mut().enumerate() {
-            let head = read_one(r)?;
-            if let Some((p, _)) = &head {
-                heap.push(Reverse((p.0.clone(), i)));
-            }
-            heads.push(head);
-        }
-        while let Some(Reverse((_, i))) = heap.pop() {
-            let Some((pending, size)) = heads[i].take() else { continue };
-            let next = read_one(&mut readers[i])?;
-            if let Some((p, _)) = &next {
-                heap.push(Reverse((p.0.clone(), i)));
-            }
-            heads[i] = next;
+        merge(self.runs, |pending, size| {
             each(pending, size);
-        }
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+/// Merges sorted runs, calling `each` in key order.
+fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut readers: Vec<BufReader<File>> =
+        runs.into_iter().map(|f| BufReader::with_capacity(READ_BUFFER, f)).collect();
+    let mut heads: Vec<Option<(Pending, usize)>> = Vec::with_capacity(readers.len());
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        let head = read_one(r)?;
+        if let Some((p, _)) = &head {
+            heap.push(Reverse((p.0.clone(), i)));
+        }
+        heads.push(head);
+    }
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let Some((pending, size)) = heads[i].take() else { continue };
+        let next = read_one(&mut readers[i])?;
+        if let Some((p, _)) = &next {
+            heap.push(Reverse((p.0.clone(), i)));
+        }
+        heads[i] = next;
+        each(pending, size)?;
+    }
+    Ok(())
+}
+
+fn write_one(out: &mut impl Write, pending: &Pending, size: usize) -> std::io::Result<()> {
+    let bytes =
+        bincode::serde::encode_to_vec((pending, size), bincode::config::standard()).map_err(std::io::Error::other)?;
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(&bytes)
 }
 
 fn read_one(r: &mut impl Read) -> std::io::Result<Option<(Pending, usize)>> {
@@ -126,7 +155,7 @@ mod tests {
     fn runs_merge_in_key_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut spill = Spill::new(dir.path());
-        let n = 30_000u64;
+        let n = 300_000u64;
         let mut x: u64 = 7;
         let mut want = Vec::new();
         for i in 0..n {
@@ -134,10 +163,11 @@ mod tests {
             let key = gdx_common::key::encode_key(&[&Value::Integer((x >> 20) as i64), &Value::Integer(i as i64)]);
             want.push(key.clone());
             // big enough that several runs are written
-            let size = RUN_BYTES / 7_000;
+            let size = RUN_BYTES / 7_000; // a run every 7,000 changes: 42 runs
             spill.push((key, Change::Delete(vec![Value::Integer(i as i64)]), [1; 16]), size).unwrap();
         }
-        assert!(spill.runs.len() >= 4, "{} runs", spill.runs.len());
+        // more runs than are kept at once: some were merged on the way
+        assert!(!spill.runs.is_empty() && spill.runs.len() < MAX_RUNS, "{} runs", spill.runs.len());
         want.sort();
         let mut got = Vec::new();
         spill.drain(|p, _| got.push(p.0)).unwrap();

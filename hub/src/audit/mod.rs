@@ -30,7 +30,6 @@ pub use gdx_common::audit::{
 use gdx_common::merkle::{self, Hash};
 
 use crate::store::HubPaths;
-pub use crate::store::outbox::{OUTBOX_SQL, note};
 
 /// At most this long between the last entry and a checkpoint covering it.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);

@@ -202,7 +202,7 @@ impl Catalog {
     /// Opens (creating if needed) `catalog.db` in the hub directory.
     pub fn open(hub_dir: &Path) -> Result<Self, CatalogError> {
         let conn = gdx_files::open_sqlite(&HubPaths::new(hub_dir).catalog_db(), SCHEMA)?;
-        conn.execute_batch(crate::audit::OUTBOX_SQL)?;
+        conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         Ok(Self { conn, vault_dir: HubPaths::new(hub_dir).vaults() })
     }
 
@@ -281,9 +281,9 @@ impl Catalog {
                 rev,
             ],
         )?;
-        crate::audit::note(
+        crate::store::outbox::note(
             &tx,
-            &crate::audit::Event {
+            &gdx_common::audit::Event {
                 kind: "catalogued".into(),
                 at: now,
                 node: Some(e.provider.to_string()),

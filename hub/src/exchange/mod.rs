@@ -155,7 +155,7 @@ impl Exchange {
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch(crate::audit::OUTBOX_SQL)?;
+        conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         Ok(Self {
             conn,
             router: Router { division: hub.division(), children: Vec::new() },
@@ -438,9 +438,9 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
 /// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
 /// Its time is the real clock, even when the exchange's clock is offset for a drill.
 fn audit(conn: &Connection, kind: &str, r: &RequestRecord, detail: serde_json::Value) -> rusqlite::Result<()> {
-    crate::audit::note(
+    crate::store::outbox::note(
         conn,
-        &crate::audit::Event {
+        &gdx_common::audit::Event {
             kind: kind.into(),
             at: crate::util::now(),
             node: Some(if kind == "decision" { r.provider.to_string() } else { r.consumer.to_string() }),

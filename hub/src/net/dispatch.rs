@@ -356,10 +356,7 @@ impl Hub {
             Err(VaultError::Schema(reason)) => reject(reason),
             Err(e) => {
                 warn!(error = %e, "vault write failed");
-                Message::Refused(Refusal {
-                    code: RefusalCode::Internal,
-                    message: format!("the hub could not store the changeset ({e}); it will be retried"),
-                })
+                internal(&format!("the hub could not store the changeset ({e}); it will be retried"))
             }
         }
     }

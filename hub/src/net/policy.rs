@@ -58,11 +58,8 @@ impl PeerPolicy for Policy {
             Identity::Ca { .. } => admission::PeerCert::Ca,
         };
         let children = self.children.read().map(|c| c.clone()).unwrap_or_default();
-        let hub = admission::Hub {
-            division: self.division,
-            children: &children,
-            serves_only_its_own_agents: self.own_ca.is_some(),
-        };
+        let router = gdx_common::route::Router { division: self.division, children };
+        let hub = admission::Hub { router: &router, serves_only_its_own_agents: self.own_ca.is_some() };
         admission::admit(&hub, &cert, now()).map_err(|refused| refused.to_string())
     }
 }

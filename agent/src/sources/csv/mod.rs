@@ -132,7 +132,18 @@ impl CsvFile {
         quarantine: &mut Vec<Quarantined>,
         mut each: impl FnMut(usize, &[Cell<'_>]) -> ControlFlow<()>,
     ) -> std::io::Result<bool> {
-        let file = File::open(&self.path)?;
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                quarantine.push(Quarantined {
+                    place: self.name.clone(),
+                    reason: "the file disappeared while the drop was read; the next scan reads the folder again".into(),
+                    content: String::new(),
+                });
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
         let again = Self::read_header(&file, self.encoding)?;
         if !matches!(&again, Ok(Some((header, offset, _))) if *header == self.header && *offset == self.offset) {
             quarantine.push(Quarantined {

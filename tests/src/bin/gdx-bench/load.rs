@@ -7,7 +7,8 @@ use super::*;
 
 /// Durable appends per second and the time to verify `entries` entries.
 pub(super) fn audit_bench(entries: u64) {
-    use gdx_hub::audit::{AuditLog, Event, OUTBOX_SQL, note, verify};
+    use gdx_hub::audit::{AuditLog, Event, verify};
+    use gdx_hub::store::outbox::{OUTBOX_SQL, note};
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut log = AuditLog::open(tmp.path(), "630000/hub").expect("audit log");
     let event = |i: u64| Event {
