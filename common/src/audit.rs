@@ -21,6 +21,7 @@ pub const KINDS: &[&str] = &[
     "decision",
     "delivered",
     "lookup",
+    "refused",
     "cosigned",
     "equivocation",
     "unreadable",

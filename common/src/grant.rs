@@ -9,9 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::DivisionCode;
 use crate::catalog::{CatalogEntry, SharingType};
 use crate::data::{Change, Changeset, Column, Value};
 use crate::node::NodeId;
+use crate::route::{Place, Router};
 pub use crate::wire::{RequestRecord, Status};
 
 /// Working days a provider has to answer a 有条件共享 request (国发〔2016〕51号).
@@ -359,6 +361,135 @@ pub fn mask(value: &str) -> String {
         + &chars[chars.len() - tail..].iter().collect::<String>()
 }
 
+/// The side of a hub a record arrived from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The hub above.
+    Parent,
+    /// The child hub of this division.
+    Child(DivisionCode),
+}
+
+/// What a hub does with a record another hub sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Keep it as the newest news of a request decided elsewhere.
+    Keep,
+    /// The provider is attached here: file the request again against this
+    /// hub's own catalogue entry, whatever the record says was decided.
+    Refile,
+}
+
+/// Why a hub refuses a record another hub sent it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordRefused {
+    #[error("request id {0:?} is not DIVISION-NUMBER")]
+    BadId(String),
+    #[error("request {id} names consumer {consumer}, who is outside division {filed_by} that filed it")]
+    ConsumerOutsideItsHub { id: String, consumer: NodeId, filed_by: DivisionCode },
+    #[error("request {id} was filed by the hub of {filed_by}, which is not on the side it came from")]
+    IdOfAnotherHub { id: String, filed_by: DivisionCode },
+    #[error("request {id} for consumer {consumer} came from a side where that consumer is not")]
+    ConsumerNotOnThatSide { id: String, consumer: NodeId },
+    #[error(
+        "version {version} of request {id} decides for provider {provider}, whose hub is not on the side it came from"
+    )]
+    DecidedByAnotherHub { id: String, version: u64, provider: NodeId },
+    #[error("request {id} has version 0")]
+    NoVersion { id: String },
+    #[error("request {id} changes who asked whom for what ({what}), which no later version may")]
+    Rewritten { id: String, what: &'static str },
+}
+
+/// Whether a hub whose division and children are `here` takes record `r`
+/// that arrived from `from`, given the version it holds (`held`). A record
+/// moves from the consumer's side while it is a new filing (version 1, its
+/// id that of a hub on that side) and from the provider's side once decided
+/// (version 2 on): no hub decides for a provider that is not below it, nor
+/// takes another hub's request ids. What a request asks never changes; a
+/// version no newer than the one held is old news, taken as nothing.
+pub fn take_record(
+    here: &Router,
+    from: Side,
+    held: Option<&RequestRecord>,
+    r: &RequestRecord,
+) -> Result<Taken, RecordRefused> {
+    if held.is_some_and(|h| h.version >= r.version) {
+        return Ok(Taken::Keep); // old news, stored nowhere
+    }
+    let id = r.id.clone();
+    let filed_by =
+        r.id.split_once('-')
+            .filter(|(_, n)| n.parse::<u64>().is_ok_and(|n| n > 0))
+            .and_then(|(d, _)| DivisionCode::parse(d).ok())
+            .ok_or_else(|| RecordRefused::BadId(id.clone()))?;
+    if !filed_by.contains(r.consumer.division()) {
+        return Err(RecordRefused::ConsumerOutsideItsHub { id, consumer: r.consumer.clone(), filed_by });
+    }
+    let on_side = |d: DivisionCode| match from {
+        Side::Parent => !here.division.contains(d),
+        Side::Child(child) => child.contains(d),
+    };
+    match r.version {
+        0 => return Err(RecordRefused::NoVersion { id }),
+        1 if !on_side(filed_by) => return Err(RecordRefused::IdOfAnotherHub { id, filed_by }),
+        1 if !on_side(r.consumer.division()) => {
+            return Err(RecordRefused::ConsumerNotOnThatSide { id, consumer: r.consumer.clone() });
+        }
+        1 => {}
+        version if !on_side(r.provider.division()) => {
+            return Err(RecordRefused::DecidedByAnotherHub { id, version, provider: r.provider.clone() });
+        }
+        _ => {}
+    }
+    if let Some(h) = held {
+        let changed = [
+            ("consumer", h.consumer != r.consumer),
+            ("provider", h.provider != r.provider),
+            ("code", h.code != r.code),
+            ("fields", h.fields != r.fields),
+            ("purpose", h.purpose != r.purpose),
+            ("until", h.until != r.until),
+            ("filed_at", h.filed_at != r.filed_at),
+        ];
+        if let Some((what, _)) = changed.iter().find(|(_, c)| *c) {
+            return Err(RecordRefused::Rewritten { id, what });
+        }
+    }
+    Ok(match (r.version, here.place(&r.provider)) {
+        (1, Place::Here) => Taken::Refile,
+        _ => Taken::Keep,
+    })
+}
+
+/// The record the provider's hub keeps for request `r` filed elsewhere:
+/// the request filed again against its own catalogue `entry`, or refused
+/// when it has none; `r.id`, and what `r` asks, stay.
+pub fn refile(r: &RequestRecord, entry: Option<&CatalogEntry>) -> RequestRecord {
+    let req = Request {
+        consumer: r.consumer.clone(),
+        code: r.code.clone(),
+        fields: r.fields.clone(),
+        purpose: r.purpose.clone(),
+        until: r.until,
+        filed_at: r.filed_at,
+    };
+    match entry {
+        Some(e) if e.provider == r.provider => RequestRecord::filed(r.id.clone(), e, &req, r.filed_at),
+        _ => RequestRecord {
+            status: Status::Refused {
+                reason: format!("the catalogue of {}'s hub has no entry {} of that provider", r.provider, r.code),
+            },
+            columns: Vec::new(),
+            masked: Vec::new(),
+            granted_until: None,
+            decided_at: Some(r.filed_at),
+            salt: String::new(),
+            ..r.clone()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +519,203 @@ mod tests {
             purpose: "特困人员认定比对".into(),
             until: None,
             filed_at: 0,
+        }
+    }
+
+    #[test]
+    fn hubs_take_records_only_from_the_side_that_may_say_them() {
+        let d = |c: &str| DivisionCode::parse(c).unwrap();
+        let n = |s: &str| NodeId::parse(s).unwrap();
+        let province = Router { division: d("630000"), children: vec![d("632500"), d("630100")] };
+        let prefecture = Router { division: d("632500"), children: vec![] };
+        let other_hub = Router { division: d("630100"), children: vec![] };
+        // 632522/minzheng (below 632500) asks 630000/minzheng (at the province)
+        let filed = RequestRecord::filed("632500-7".into(), &entry("无条件共享"), &request(&["姓名"]), 0);
+        let with = |f: &dyn Fn(&mut RequestRecord)| {
+            let mut r = filed.clone();
+            f(&mut r);
+            r
+        };
+        let decided = with(&|r| r.version = 2);
+        let other_prefecture = with(&|r| r.provider = n("630102/minzheng"));
+        let refused = |r: Result<Taken, RecordRefused>| {
+            r.map_err(|e| format!("{e:?}").split([' ', '{', '(']).next().unwrap().to_owned())
+        };
+        type Case<'a> = (&'a str, &'a Router, Side, Option<&'a RequestRecord>, RequestRecord, Result<Taken, &'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "a filing from the consumer's prefecture",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                filed.clone(),
+                Ok(Taken::Refile),
+            ),
+            (
+                "a filing for a provider in another prefecture",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                other_prefecture.clone(),
+                Ok(Taken::Keep),
+            ),
+            (
+                "that filing at the provider's prefecture",
+                &other_hub,
+                Side::Parent,
+                None,
+                other_prefecture.clone(),
+                Ok(Taken::Refile),
+            ),
+            (
+                "a filing news of which reaches the consumer's hub back",
+                &prefecture,
+                Side::Parent,
+                Some(&filed),
+                filed.clone(),
+                Ok(Taken::Keep),
+            ),
+            (
+                "a filing in the name of the consumer's hub, from above",
+                &prefecture,
+                Side::Parent,
+                None,
+                filed.clone(),
+                Err("IdOfAnotherHub"),
+            ),
+            (
+                "a decision by the provider's hub, at the consumer's hub",
+                &prefecture,
+                Side::Parent,
+                Some(&filed),
+                decided.clone(),
+                Ok(Taken::Keep),
+            ),
+            (
+                "a prefecture deciding for the province's provider",
+                &province,
+                Side::Child(d("632500")),
+                Some(&filed),
+                decided.clone(),
+                Err("DecidedByAnotherHub"),
+            ),
+            (
+                "a prefecture deciding for another prefecture's provider",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| {
+                    r.version = 2;
+                    r.provider = n("630102/minzheng")
+                }),
+                Err("DecidedByAnotherHub"),
+            ),
+            (
+                "the parent deciding for a provider below",
+                &other_hub,
+                Side::Parent,
+                None,
+                with(&|r| {
+                    r.version = 2;
+                    r.provider = n("630102/minzheng")
+                }),
+                Err("DecidedByAnotherHub"),
+            ),
+            (
+                "a prefecture taking the province's ids",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| r.id = "630000-7".into()),
+                Err("IdOfAnotherHub"),
+            ),
+            (
+                "a prefecture filing for a consumer outside it",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| r.consumer = n("630102/gongan")),
+                Err("ConsumerOutsideItsHub"),
+            ),
+            (
+                "an id of the other prefecture",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| {
+                    r.id = "630100-1".into();
+                    r.consumer = n("630102/gongan")
+                }),
+                Err("IdOfAnotherHub"),
+            ),
+            (
+                "a consumer of the prefecture with a county's id",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| r.id = "632522-1".into()),
+                Ok(Taken::Refile),
+            ),
+            (
+                "a malformed id",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| r.id = "632500".into()),
+                Err("BadId"),
+            ),
+            ("a zero id", &province, Side::Child(d("632500")), None, with(&|r| r.id = "632500-0".into()), Err("BadId")),
+            ("version 0", &province, Side::Child(d("632500")), None, with(&|r| r.version = 0), Err("NoVersion")),
+            (
+                "a later version that changes the fields",
+                &prefecture,
+                Side::Parent,
+                Some(&filed),
+                with(&|r| {
+                    r.version = 2;
+                    r.fields = vec!["id_number".into()]
+                }),
+                Err("Rewritten"),
+            ),
+            (
+                "a later version that changes the consumer",
+                &prefecture,
+                Side::Parent,
+                Some(&filed),
+                with(&|r| {
+                    r.version = 2;
+                    r.consumer = n("632522/gongan")
+                }),
+                Err("Rewritten"),
+            ),
+        ];
+        for (what, here, from, held, r, want) in cases {
+            assert_eq!(refused(take_record(here, from, held, &r)), want.map_err(str::to_owned), "{what}");
+        }
+        let e = take_record(&province, Side::Child(d("632500")), Some(&filed), &decided).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "version 2 of request 632500-7 decides for provider 630000/minzheng, whose hub is not on the side it came from"
+        );
+    }
+
+    #[test]
+    fn a_provider_hub_files_again_and_refuses_what_it_does_not_catalogue() {
+        let e = entry("有条件共享");
+        let mut forged = RequestRecord::filed("632500-7".into(), &e, &request(&["姓名"]), 0);
+        forged.grant(&e, vec!["id_number".into(), "name".into()], &["id_number".into()], None, 0);
+        let again = refile(&forged, Some(&e));
+        assert!(matches!(again.status, Status::Pending { .. }), "{again:?}");
+        assert!(again.columns.is_empty() && again.fields == forged.fields && again.id == forged.id);
+        let mut other = e.clone();
+        other.provider = NodeId::parse("630000/gongan").unwrap();
+        for entry in [None, Some(&other)] {
+            let r = refile(&forged, entry);
+            assert!(
+                matches!(&r.status, Status::Refused { reason } if reason.contains("has no entry 301001/000001")),
+                "{r:?}"
+            );
+            assert!(r.columns.is_empty() && r.masked.is_empty() && !r.is_live(0));
         }
     }
 

@@ -38,6 +38,17 @@ pub struct HubConfig {
     /// `host:port` of the parent hub's QUIC endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_addr: Option<String>,
+    /// Lookups a consumer may make under one grant each minute at this hub;
+    /// more are refused, and the refusal is in the audit log.
+    #[serde(default = "default_lookups_per_minute")]
+    pub lookups_per_minute: u32,
+}
+
+/// Lookups per grant and minute unless hub.toml says otherwise.
+pub const DEFAULT_LOOKUPS_PER_MINUTE: u32 = 600;
+
+fn default_lookups_per_minute() -> u32 {
+    DEFAULT_LOOKUPS_PER_MINUTE
 }
 
 /// Failures reading the configuration.
@@ -107,13 +118,18 @@ impl HubConfig {
              http = {}\n\
              \n\
              # Days of validity of the node certificates this hub issues.\n\
-             cert_days = {}\n{}",
+             cert_days = {}\n\
+             \n\
+             # Lookups a consumer may make under one grant each minute at this hub;\n\
+             # more are refused, and each minute's first refusal is in the audit log.\n\
+             lookups_per_minute = {}\n{}",
             q(&self.division.to_string()),
             q(&self.name),
             q(&self.listen),
             q(&self.advertise),
             q(&self.http),
             self.cert_days,
+            self.lookups_per_minute,
             match (&self.parent, &self.parent_addr) {
                 (Some(p), Some(a)) => format!(
                     "\n# The parent hub this hub joined, and the host:port of its QUIC endpoint.\n\
@@ -145,6 +161,7 @@ mod tests {
             cert_days: 730,
             parent: None,
             parent_addr: None,
+            lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
         }
     }
 

@@ -242,6 +242,7 @@ mod tests {
             cert_days: 10,
             parent: None,
             parent_addr: None,
+            lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
         let root_der = ca.cert_der.to_vec();

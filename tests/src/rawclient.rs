@@ -21,13 +21,18 @@ pub enum Outcome {
 /// A client endpoint on 127.0.0.1 trusting `root_pem`, presenting the agent
 /// identity in `agent_dir` (or none). Call inside a runtime.
 fn endpoint(root_pem: &str, agent_dir: Option<&std::path::Path>) -> quinn::Endpoint {
+    endpoint_as(root_pem, agent_dir.map(|d| (d.join("agent.crt"), d.join("agent.key"))))
+}
+
+/// A client endpoint presenting the certificate chain and key in `identity`.
+fn endpoint_as(root_pem: &str, identity: Option<(std::path::PathBuf, std::path::PathBuf)>) -> quinn::Endpoint {
     let root = CertificateDer::from(pem_blocks(root_pem, "CERTIFICATE").remove(0));
-    let identity = agent_dir.map(|d| {
-        let chain = pem_blocks(&std::fs::read_to_string(d.join("agent.crt")).unwrap(), "CERTIFICATE")
+    let identity = identity.map(|(cert, key)| {
+        let chain = pem_blocks(&std::fs::read_to_string(cert).unwrap(), "CERTIFICATE")
             .into_iter()
             .map(CertificateDer::from)
             .collect();
-        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(d.join("agent.key")).unwrap(), "key").unwrap();
+        let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(key).unwrap(), "key").unwrap();
         (chain, key.serialize_der())
     });
     let config = gdx_certs::tls::node_client_config(identity, root).unwrap();
@@ -124,15 +129,28 @@ pub fn upload(
     node: &str,
     frames_out: Vec<Vec<u8>>,
 ) -> Vec<Message> {
+    let identity = (agent_dir.join("agent.crt"), agent_dir.join("agent.key"));
+    upload_as(addr, root_pem, identity, node, Role::Agent, frames_out)
+}
+
+/// [`upload`] as any node: `identity` holds the paths of its certificate chain and key.
+pub fn upload_as(
+    addr: &str,
+    root_pem: &str,
+    identity: (std::path::PathBuf, std::path::PathBuf),
+    node: &str,
+    role: Role,
+    frames_out: Vec<Vec<u8>>,
+) -> Vec<Message> {
     gdx_certs::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let endpoint = endpoint(root_pem, Some(agent_dir));
+        let endpoint = endpoint_as(root_pem, Some(identity));
         let conn = endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let hello = Message::Hello(Hello {
             node: NodeId::parse(node).unwrap(),
-            role: Role::Agent,
+            role,
             software: "raw test client".into(),
             probe: true,
         });

@@ -276,14 +276,22 @@ fn requests_decisions_and_deliveries_across_two_prefectures() {
         rows(db, &format!("SELECT count(*), sum(amount) FROM {TABLE_COND}")) == [["3", "1880"]]
     });
 
-    // lookups from the consumer's own hub, under the grant, granted columns only
-    let found = consumer.cmd(&["lookup", "--resource", "301001/000001", "632522198001010012"]).ok();
+    // lookups from the consumer's own hub, under the grant, granted columns only; the key
+    // is masked, so a row is found by its pseudonym, and a real key finds nothing
+    let pseudonym = &rows(
+        &received(&consumer),
+        &format!("SELECT gdx_key FROM {TABLE_COND} WHERE id_number = '632522********0012'"),
+    )[0][0];
+    let found = consumer.cmd(&["lookup", "--resource", "301001/000001", pseudonym]).ok();
     assert!(
         found.contains("amount: 660") && !found.contains("卓玛") && found.contains("from hub 630100/hub"),
         "{found}"
     );
-    let missing = consumer.cmd(&["lookup", "--resource", "301001/000001", "632522197503030034"]);
-    assert!(missing.fails().contains("has no record with key 632522197503030034"));
+    let enumerate = consumer.cmd(&["lookup", "--resource", "301001/000001", "632522198001010012"]);
+    let e = enumerate.fails();
+    assert!(e.contains("under a pseudonym of each row's key (gdx_key)") && e.contains("grant the key in clear"), "{e}");
+    let missing = consumer.cmd(&["lookup", "--resource", "301001/000001", "0123456789abcdef0123456789abcdef"]);
+    assert!(missing.fails().contains("has no record with key 0123456789abcdef0123456789abcdef"));
     let ungranted = consumer.cmd(&["lookup", "--resource", "301001/000003", "632522198001010012"]);
     let e = ungranted.fails();
     assert!(e.contains("was refused") && e.contains("不予共享"), "{e}");
@@ -518,7 +526,8 @@ fn the_audit_log_records_the_exchange_and_catches_tampering() {
     ]));
     let id = granted["id"].as_str().unwrap().to_owned();
     receive_until(&consumer, "the rows delivered", |db| rows(db, "SELECT rows FROM _gdx_received") == [["2"]]);
-    consumer.cmd(&["lookup", "--resource", "301001/000001", "630000198001010012"]).ok();
+    let pseudonym = &rows(&received(&consumer), "SELECT gdx_key FROM minzheng_dibao_630000 WHERE name = '卓玛'")[0][0];
+    consumer.cmd(&["lookup", "--resource", "301001/000001", pseudonym]).ok();
     hub.cmd(&["revoke", "630000/weijian"]).ok();
     let kinds = ["enrolled", "changeset", "catalogued", "request", "delivered", "lookup", "revoked"];
     wait_until(Duration::from_secs(20), "every event in the audit log", || {
@@ -563,4 +572,88 @@ fn the_audit_log_records_the_exchange_and_catches_tampering() {
     rusqlite::Connection::open(&audit_db).unwrap().execute("DELETE FROM entries WHERE idx = 1", []).unwrap();
     let deleted = hub.cmd(&["audit", "verify"]).fails();
     assert!(deleted.contains("entry 1 says it is entry 2"), "{deleted}");
+}
+
+/// A prefecture hub that pushes a grant of the province's data for its own
+/// consumer, marked granted in clear, and a decision in the province's
+/// name, gets nothing: the province files the request again against its
+/// own catalogue entry, refuses the decision, and logs both.
+#[test]
+fn a_prefecture_hub_cannot_grant_itself_the_provinces_data() {
+    use gdx_common::grant::{RequestRecord, Status};
+    use gdx_common::wire::{ExchangeBatch, Message, encode_frame};
+    let mut province = Hub::init("630000");
+    province.start();
+    let hainan = Hub::join(&province.hub_token("632500/hub"));
+    let provider = Agent::new();
+    provider.enroll(&province.token("630000/minzheng", "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    people(&db, &[("630000198001010012", "卓玛", 640, "13907012345")]);
+    declare(&provider, "dibao", "301001/000001", "有条件共享", &db);
+    synced(&provider);
+
+    let forged = |id: &str, version: u64| RequestRecord {
+        id: id.into(),
+        consumer: gdx_common::NodeId::parse("632522/minzheng").unwrap(),
+        provider: gdx_common::NodeId::parse("630000/minzheng").unwrap(),
+        code: "301001/000001".into(),
+        name: "低保".into(),
+        resource: "dibao".into(),
+        fields: vec!["id_number".into(), "name".into(), "phone".into()],
+        purpose: "核对".into(),
+        until: None,
+        filed_at: gdx_tests::now(),
+        status: Status::Granted,
+        columns: vec!["id_number".into(), "name".into(), "phone".into()],
+        masked: vec![],
+        granted_until: None,
+        decided_at: Some(gdx_tests::now()),
+        version,
+        salt: "00".repeat(16),
+    };
+    let push = Message::ExchangePush(ExchangeBatch {
+        // a filing of a code the province does not catalogue, naming the resource all the same
+        records: vec![
+            forged("632500-1", 1),
+            forged("632500-2", 2),
+            RequestRecord { code: "301001/999999".into(), ..forged("632500-3", 1) },
+        ],
+        deliveries: vec![],
+        progress: vec![],
+        upto: 2,
+    });
+    let root = std::fs::read_to_string(province.dir.path().join("ca.crt")).unwrap();
+    let identity = (hainan.dir.path().join("hub.crt"), hainan.dir.path().join("hub.key"));
+    let answers = gdx_tests::rawclient::upload_as(
+        &province.addr,
+        &root,
+        identity,
+        "632500/hub",
+        gdx_common::Role::Hub,
+        vec![encode_frame(&push).unwrap()],
+    );
+    assert!(matches!(answers[..], [Message::ExchangePushed(2)]), "{answers:?}");
+
+    let grants = json(province.cmd(&["grants", "--json"]));
+    let mut held: Vec<(&str, &str)> =
+        grants.as_array().unwrap().iter().map(|g| (g["id"].as_str().unwrap(), g["state"].as_str().unwrap())).collect();
+    held.sort();
+    assert_eq!(
+        held,
+        [("632500-1", "pending"), ("632500-3", "refused")],
+        "filed again as the province's entry says; the decision is not taken"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let after = json(province.cmd(&["grants", "--json"]));
+    assert!(after.as_array().unwrap().iter().all(|g| g["produced"] == 0), "nothing is delivered: {after}");
+    wait_until(Duration::from_secs(20), "the refusal and the refiling in the audit log", || {
+        let refused = province.cmd(&["audit", "list", "--kind", "refused", "--format", "jsonl"]).ok();
+        let refiled = province.cmd(&["audit", "list", "--kind", "decision", "--format", "jsonl"]).ok();
+        refused.contains("632500-2")
+            && refused.contains("decides for provider 630000/minzheng")
+            && refused.contains("632500/hub")
+            && refiled.contains("632500-1")
+            && refiled.contains("refiled")
+    });
 }

@@ -84,7 +84,7 @@ impl Exchange {
 
     /// One record of grant's copy kept here, for `consumer` attached here.
     pub fn lookup(
-        &self,
+        &mut self,
         consumer: &NodeId,
         code: &str,
         key: &[String],
@@ -100,6 +100,32 @@ impl Exchange {
         if let Some(why) = r.refusal(now) {
             return Ok(Err(why));
         }
+        // at most `lookup_limit` a minute under one grant; each minute's first refusal is logged
+        let minute = crate::util::now().div_euclid(60);
+        let count = self.lookups.entry(r.id.clone()).or_insert((minute, 0));
+        if count.0 != minute {
+            *count = (minute, 0);
+        }
+        count.1 = count.1.saturating_add(1);
+        if count.1 > self.lookup_limit {
+            if count.1 == self.lookup_limit + 1 {
+                audit(
+                    &self.conn,
+                    "lookup",
+                    r,
+                    serde_json::json!({
+                        "consumer": consumer.to_string(), "refused": "rate limit", "limit_per_minute": self.lookup_limit,
+                    }),
+                )?;
+            }
+            return Ok(Err(format!(
+                "grant {} allows {} lookups a minute at {}; wait {} s and try again, or fetch the deliveries instead",
+                r.id,
+                self.lookup_limit,
+                self.hub,
+                60 - crate::util::now().rem_euclid(60)
+            )));
+        }
         let as_of: i64 =
             self.conn
                 .query_row("SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1", [&r.id], |x| x.get(0))?;
@@ -109,20 +135,31 @@ impl Exchange {
                 r.id
             )));
         }
-        // rows travel under their key, or under its pseudonym when the key is masked
+        // Rows travel under their key, or under its pseudonym when the key is
+        // masked: then only the pseudonym finds them, and a real key finds
+        // nothing, so that lookups cannot tell which real keys exist.
         let typed = key.join("\u{1f}");
+        let row: Option<String> = self
+            .conn
+            .query_row("SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2", params![r.id, typed], |x| x.get(0))
+            .optional()?;
+        // the key itself is personal data: the log keeps its pseudonym under this hub's secret of the grant
         let hidden = pseudonym(&r.salt, &typed);
-        let mut row: Option<String> = None;
-        for k in [&typed, &hidden] {
-            row = self
-                .conn
-                .query_row("SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2", params![r.id, k], |x| x.get(0))
-                .optional()?;
-            if row.is_some() {
-                break;
-            }
+        if row.is_none() && !is_pseudonym(&typed) && self.pseudonymised(&r.id)? {
+            audit(
+                &self.conn,
+                "lookup",
+                r,
+                serde_json::json!({ "consumer": consumer.to_string(), "key": hidden, "found": false, "refused": "not a pseudonym" }),
+            )?;
+            return Ok(Err(format!(
+                "grant {} delivers {code} under a pseudonym of each row's key ({}), because the key is masked or not granted; look up a row by its {} value, or ask {} to grant the key in clear to look up by the key itself",
+                r.id,
+                grant::PSEUDONYM_COLUMN,
+                grant::PSEUDONYM_COLUMN,
+                r.provider
+            )));
         }
-        // the key itself is personal data: the log keeps its pseudonym under the grant
         audit(
             &self.conn,
             "lookup",
@@ -132,6 +169,17 @@ impl Exchange {
             }),
         )?;
         Ok(Ok(wire::LookupAnswer { id: r.id.clone(), row, served_by: self.hub.clone(), as_of: as_of as u64 }))
+    }
+
+    /// True when the rows of `grant` kept here travel under a pseudonym of their key.
+    fn pseudonymised(&self, grant: &str) -> Result<bool, ExchangeError> {
+        let row: Option<String> = self
+            .conn
+            .query_row("SELECT row FROM replica WHERE grant_id = ?1 LIMIT 1", [grant], |x| x.get(0))
+            .optional()?;
+        Ok(row
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
+            .is_some_and(|v| v.get(grant::PSEUDONYM_COLUMN).is_some()))
     }
 
     /// Stores a delivery (and, when its consumer is attached here, applies
@@ -330,4 +378,9 @@ pub(super) fn apply_to_replica(
         }
     }
     Ok(())
+}
+
+/// True when `key` has the form of a [`pseudonym`]: 32 lowercase hex digits.
+fn is_pseudonym(key: &str) -> bool {
+    key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

@@ -98,6 +98,9 @@ pub struct Exchange {
     hub: NodeId,
     vault_dir: PathBuf,
     signer: Option<HubSigner>,
+    /// Lookups each grant may make a minute, and those made this minute.
+    lookup_limit: u32,
+    lookups: std::collections::HashMap<String, (i64, u32)>,
 }
 
 impl Exchange {
@@ -162,12 +165,19 @@ impl Exchange {
             hub,
             vault_dir: HubPaths::new(hub_dir).vaults(),
             signer: None,
+            lookup_limit: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
+            lookups: std::collections::HashMap::new(),
         })
     }
 
     /// The key and chain deliveries produced here are signed with.
     pub fn set_signer(&mut self, signer: HubSigner) {
         self.signer = Some(signer);
+    }
+
+    /// Lookups a grant may make each minute (hub.toml `lookups_per_minute`).
+    pub fn set_lookup_limit(&mut self, per_minute: u32) {
+        self.lookup_limit = per_minute;
     }
 
     /// The divisions of the child hubs joined below this one.

@@ -3,6 +3,7 @@
 
 use super::delivery::{decode_delivery, encode_delivery};
 use super::*;
+use gdx_common::grant::{Side, Taken};
 
 impl Exchange {
     /// What this hub recorded after change number `since` for the other end
@@ -47,7 +48,7 @@ impl Exchange {
             match kind {
                 0 if within(&consumer) || within(&provider) || to.is_none() => {
                     if let Some(r) = self.record(&id)? {
-                        out.records.push(r);
+                        out.records.push(r.for_agent());
                     }
                 }
                 1 if within(&consumer) => {
@@ -63,7 +64,7 @@ impl Exchange {
                     if !out.records.iter().any(|r| r.id == id)
                         && let Some(r) = self.record(&id)?
                     {
-                        out.records.push(r);
+                        out.records.push(r.for_agent());
                     }
                     out.deliveries.push(decode_delivery(&frame)?);
                 }
@@ -100,54 +101,54 @@ impl Exchange {
         cursor: Option<&str>,
     ) -> Result<(), ExchangeError> {
         let router = self.router.clone();
+        let side = from.map_or(Side::Parent, Side::Child);
+        // the side a node's news comes from: below the child, or outside this division
+        let on_side = |node: &NodeId| match from {
+            Some(child) => child.contains(node.division()),
+            None => !router.division.contains(node.division()),
+        };
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for r in &batch.records {
-            let speaks = match from {
-                None => true,
-                Some(child) => {
-                    child.contains(r.provider.division()) || (r.version == 1 && child.contains(r.consumer.division()))
+        for sent in &batch.records {
+            // the grant's secret never travels: each hub keeps its own
+            let mut r = RequestRecord { salt: String::new(), ..sent.clone() };
+            let held: Option<RequestRecord> = tx
+                .query_row("SELECT record FROM requests WHERE id = ?1", [&r.id], |x| x.get::<_, String>(0))
+                .optional()?
+                .map(|j| parse_record(&j))
+                .transpose()?;
+            match grant::take_record(&router, side, held.as_ref(), &r) {
+                Err(refused) => {
+                    tracing::warn!(id = %r.id, from = ?side, reason = %refused, "refused a request record");
+                    refuse_record(&tx, side, &r, &refused.to_string())?;
                 }
-            };
-            if !speaks {
-                continue;
-            }
-            let mut r = r.clone();
-            // The provider's hub files a request filed elsewhere again against its own entry.
-            if r.version == 1
-                && router.place(&r.provider) == Place::Here
-                && let Some(e) = entry(&r.code)
-            {
-                let req = Request {
-                    consumer: r.consumer.clone(),
-                    code: r.code.clone(),
-                    fields: r.fields.clone(),
-                    purpose: r.purpose.clone(),
-                    until: r.until,
-                    filed_at: r.filed_at,
-                };
-                let mut again = RequestRecord::filed(r.id.clone(), &e, &req, r.filed_at);
-                again.salt.clone_from(&r.salt);
-                if again != r {
-                    tracing::warn!(id = %r.id, "a request filed elsewhere was filed again here with another outcome");
-                    r = RequestRecord { version: 2, ..again };
-                    r.salt.clear();
+                Ok(Taken::Keep) => {
                     salted(&mut r);
-                    if !Self::store(&tx, &r)? {
-                        continue; // refiled before: logged then
+                    Self::store(&tx, &r)?;
+                }
+                Ok(Taken::Refile) => {
+                    // the provider's hub files a request filed elsewhere again against its own entry
+                    let again = grant::refile(&r, entry(&r.code).as_ref());
+                    if again == r {
+                        salted(&mut r);
+                        Self::store(&tx, &r)?;
+                        continue;
                     }
-                    audit(
-                        &tx,
-                        "decision",
-                        &r,
-                        serde_json::json!({
-                            "verdict": "refiled", "consumer": r.consumer.to_string(), "state": r.state(r.filed_at),
-                            "columns": r.columns, "masked": r.masked, "version": r.version,
-                        }),
-                    )?;
-                    continue;
+                    tracing::warn!(id = %r.id, "a request filed elsewhere was filed again here with another outcome");
+                    let mut r = RequestRecord { version: 2, ..again };
+                    salted(&mut r);
+                    if Self::store(&tx, &r)? {
+                        audit(
+                            &tx,
+                            "decision",
+                            &r,
+                            serde_json::json!({
+                                "verdict": "refiled", "consumer": r.consumer.to_string(), "state": r.state(r.filed_at),
+                                "columns": r.columns, "masked": r.masked, "version": r.version,
+                            }),
+                        )?;
+                    }
                 }
             }
-            Self::store(&tx, &r)?;
         }
         for d in &batch.deliveries {
             let Some(r) = tx
@@ -163,7 +164,9 @@ impl Exchange {
                     d.n, d.grant
                 )));
             };
-            if from.is_some_and(|child| !child.contains(r.provider.division())) {
+            // deliveries come from the provider's side only: elsewhere nobody produces them
+            if !on_side(&r.provider) {
+                tracing::warn!(grant = %d.grant, n = d.n, from = ?side, "refused a delivery from the consumer's side");
                 continue;
             }
             Self::store_delivery(&router, &tx, &r, d, &encode_delivery(d)?)?;
@@ -174,7 +177,7 @@ impl Exchange {
                 .optional()?
             {
                 let r = parse_record(&j)?;
-                if from.is_none_or(|child| child.contains(r.consumer.division())) {
+                if on_side(&r.consumer) {
                     Self::store_progress(&tx, &r, p)?;
                 }
             }
@@ -193,4 +196,22 @@ impl Exchange {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Keeps a record another hub sent and this hub refused as evidence, in
+/// the audit log: what it claimed, who sent it, and why it was refused.
+fn refuse_record(tx: &Transaction<'_>, side: Side, r: &RequestRecord, reason: &str) -> rusqlite::Result<()> {
+    let from = match side {
+        Side::Parent => "the parent hub".to_owned(),
+        Side::Child(d) => format!("{d}/hub"),
+    };
+    audit(
+        tx,
+        "refused",
+        r,
+        serde_json::json!({
+            "from": from, "reason": reason, "provider": r.provider.to_string(), "version": r.version,
+            "state": r.state(r.filed_at), "columns": r.columns, "masked": r.masked,
+        }),
+    )
 }

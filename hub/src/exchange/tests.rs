@@ -65,6 +65,26 @@ fn ids(x: &Exchange) -> Vec<(String, u64)> {
     v
 }
 
+/// Stores records and deliveries as this hub's own, bypassing the rules for records from elsewhere.
+fn put(x: &mut Exchange, records: &[RequestRecord], deliveries: &[SignedDelivery]) {
+    let router = x.router.clone();
+    let tx = x.conn.transaction().unwrap();
+    for r in records {
+        Exchange::store(&tx, r).unwrap();
+    }
+    for d in deliveries {
+        let r = records.iter().find(|r| r.id == d.grant).unwrap();
+        Exchange::store_delivery(&router, &tx, r, d, &super::delivery::encode_delivery(d).unwrap()).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+fn outbox(x: &Exchange, kind: &str) -> Vec<serde_json::Value> {
+    let mut s = x.conn.prepare("SELECT event FROM audit_outbox ORDER BY id").unwrap();
+    let all: Vec<String> = s.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    all.iter().map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()).filter(|e| e["kind"] == kind).collect()
+}
+
 #[test]
 fn a_child_hub_speaks_only_for_its_subtree() {
     let (_dir, mut x) = province();
@@ -76,9 +96,11 @@ fn a_child_hub_speaks_only_for_its_subtree() {
             // a "request" of a 西宁 consumer: not 海南州's to file
             record("632500-2", "630102/minzheng", "630000/gongan", 1),
             // a decision on 西宁's data: not 海南州's to make
-            record("630100-7", "632522/minzheng", "630100/weijian", 2),
+            record("632500-7", "632522/minzheng", "630100/weijian", 2),
             // a decision of its own provider: accepted
             record("630100-8", "630102/minzheng", "632522/minzheng", 2),
+            // an id of the province's own
+            record("630000-3", "632522/minzheng", "630100/weijian", 1),
         ],
         deliveries: vec![delivery("632500-1", 1), delivery("630100-8", 1)],
         progress: vec![],
@@ -91,6 +113,50 @@ fn a_child_hub_speaks_only_for_its_subtree() {
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
     };
     assert_eq!(held, [("630100-8".to_owned(), 1)], "only deliveries of its own providers' grants");
+    let refused = outbox(&x, "refused");
+    let of: Vec<&str> = refused.iter().map(|e| e["request"].as_str().unwrap()).collect();
+    assert_eq!(of, ["632500-2", "632500-7", "630000-3"], "each refused record is evidence in the log");
+    assert!(refused[1]["detail"]["reason"].as_str().unwrap().contains("decides for provider 630100/weijian"));
+    assert_eq!(refused[1]["detail"]["from"], "632500/hub");
+}
+
+#[test]
+fn a_filing_for_a_provider_here_is_filed_again_whatever_it_claims() {
+    let (_dir, mut x) = province();
+    let hainan = Some(DivisionCode::parse("632500").unwrap());
+    let entry: CatalogEntry = serde_json::from_value(serde_json::json!({
+        "code": "301001/000001", "resource": "dibao", "class": "部门信息资源", "classification": ["社会保障"],
+        "name": "低保", "provider": "630000/minzheng", "provider_name": "青海省民政厅",
+        "provider_code": "11630000015600017P", "abstract": "低保对象", "format": "数据库", "format_type": "sqlite",
+        "items": [
+            { "name": "证件号码", "column": "id_number", "data_type": "C", "length": 18, "sensitive": true },
+            { "name": "姓名", "column": "name", "data_type": "C", "length": 50 }
+        ],
+        "sharing_type": "有条件共享", "sharing_condition": "审核", "legal_basis": "《社会救助暂行办法》",
+        "sharing_method": "接口", "open_to_public": false, "update_cycle": "每月", "published": "2026-11-01"
+    }))
+    .unwrap();
+    // 海南州 claims the province's 民政 granted every column in clear at filing
+    let mut forged = record("632500-4", "632522/minzheng", "630000/minzheng", 1);
+    forged.fields = vec!["id_number".into(), "name".into()];
+    forged.columns = forged.fields.clone();
+    forged.status = Status::Granted;
+    forged.salt = "00".repeat(16);
+    let mut unknown = forged.clone();
+    unknown.id = "632500-5".into();
+    unknown.code = "301001/999999".into();
+    let batch = ExchangeBatch { records: vec![forged, unknown], ..ExchangeBatch::default() };
+    x.merge(&batch, hainan, &|code| (code == entry.code).then(|| entry.clone()), None).unwrap();
+    let pending = x.record("632500-4").unwrap().unwrap();
+    assert!(matches!(pending.status, Status::Pending { .. }) && pending.columns.is_empty(), "{pending:?}");
+    assert_eq!(pending.version, 2);
+    let refused = x.record("632500-5").unwrap().unwrap();
+    assert!(matches!(&refused.status, Status::Refused { reason } if reason.contains("has no entry 301001/999999")));
+    assert!(x.produce(0).unwrap() == 0, "nothing is delivered");
+    // the secret a child sent is not taken; the records sent on carry none
+    assert!(x.batch_since(0, None).unwrap().records.iter().all(|r| r.salt.is_empty()));
+    let decisions = outbox(&x, "decision");
+    assert_eq!(decisions.len(), 2, "both refilings are logged");
 }
 
 #[test]
@@ -102,13 +168,15 @@ fn merging_twice_or_older_versions_changes_nothing() {
         progress: vec![],
         upto: 3,
     };
-    x.merge(&batch, None, &|_| None, Some("pulled")).unwrap();
+    let hainan = Some(DivisionCode::parse("632500").unwrap());
+    x.merge(&batch, hainan, &|_| None, Some("pulled")).unwrap();
     let rev = x.meta("rev").unwrap();
-    x.merge(&batch, None, &|_| None, Some("pulled")).unwrap();
+    x.merge(&batch, hainan, &|_| None, Some("pulled")).unwrap();
     assert_eq!(x.meta("rev").unwrap(), rev, "a repeated pull stores nothing");
     assert_eq!(x.meta("pulled").unwrap(), 3);
     let older = ExchangeBatch { records: vec![record("630100-8", "630102/minzheng", "632522/minzheng", 1)], ..batch };
-    x.merge(&older, None, &|_| None, None).unwrap();
+    x.merge(&older, Some(DivisionCode::parse("630100").unwrap()), &|_| None, None).unwrap();
+    assert!(outbox(&x, "refused").is_empty(), "old news is no evidence of anything");
     assert_eq!(ids(&x), [("630100-8".to_owned(), 2)]);
 }
 
@@ -121,13 +189,14 @@ fn a_delivery_travels_with_its_record_when_the_record_changed_later() {
         progress: vec![],
         upto: 0,
     };
-    x.merge(&granted, None, &|_| None, None).unwrap();
+    let xining = Some(DivisionCode::parse("630100").unwrap());
+    x.merge(&granted, xining, &|_| None, None).unwrap();
     // revoked afterwards: the record's newest version now comes after its deliveries
     let revoked = ExchangeBatch {
         records: vec![record("632500-1", "632522/minzheng", "630100/weijian", 3)],
         ..ExchangeBatch::default()
     };
-    x.merge(&revoked, None, &|_| None, None).unwrap();
+    x.merge(&revoked, xining, &|_| None, None).unwrap();
     // 海南州 pulls one item at a time, from the start
     let child_dir = tempfile::tempdir().unwrap();
     let mut hainan = Exchange::open(child_dir.path(), node("632500/hub")).unwrap();
@@ -146,16 +215,14 @@ fn a_delivery_travels_with_its_record_when_the_record_changed_later() {
 #[test]
 fn each_child_is_sent_only_what_concerns_its_subtree() {
     let (_dir, mut x) = province();
-    let batch = ExchangeBatch {
-        records: vec![
+    put(
+        &mut x,
+        &[
             record("632500-1", "632522/minzheng", "630100/weijian", 2),
             record("630000-1", "630000/gongan", "630000/minzheng", 2),
         ],
-        deliveries: vec![delivery("632500-1", 1), delivery("630000-1", 1)],
-        progress: vec![],
-        upto: 0,
-    };
-    x.merge(&batch, None, &|_| None, None).unwrap();
+        &[delivery("632500-1", 1), delivery("630000-1", 1)],
+    );
     let to = |d: &str| x.batch_since(0, Some(DivisionCode::parse(d).unwrap())).unwrap();
     let xining = to("630100");
     assert_eq!(xining.records.len(), 1, "西宁 provides 632500-1");
@@ -165,4 +232,57 @@ fn each_child_is_sent_only_what_concerns_its_subtree() {
     assert_eq!(hainan.upto, xining.upto, "both reach the end");
     // the province's own consumers' deliveries go to no child
     assert!(to("632500").deliveries.iter().all(|d| d.grant == "632500-1"));
+}
+
+#[test]
+fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym() {
+    let (_dir, mut x) = province();
+    // a grant of 海南州's data for the province's consumer, delivered here
+    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
+    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
+    let consumer = node("630000/gongan");
+    let look = |x: &mut Exchange, key: &str| x.lookup(&consumer, "301001/000001", &[key.to_owned()], 0).unwrap();
+    x.set_lookup_limit(2);
+    assert!(look(&mut x, "row1").unwrap().row.is_some());
+    assert!(look(&mut x, "row9").unwrap().row.is_none());
+    let e = look(&mut x, "row1").unwrap_err();
+    assert!(e.contains("grant 630000-1 allows 2 lookups a minute at 630000/hub"), "{e}");
+    let _ = look(&mut x, "row1").unwrap_err();
+    let limited: Vec<serde_json::Value> =
+        outbox(&x, "lookup").into_iter().filter(|e| e["detail"]["refused"] == "rate limit").collect();
+    assert_eq!(limited.len(), 1, "the first refusal of the minute is logged");
+    assert_eq!(limited[0]["detail"]["limit_per_minute"], 2);
+
+    // rows that travel under a pseudonym are found by it, never by a real key
+    use gdx_common::data::{Change, Column, ResourceCode, Value};
+    let mut pseudonymised = record("630000-2", "630000/gongan", "632522/minzheng", 2);
+    pseudonymised.code = "301001/000002".into();
+    let cs = Changeset {
+        origin: node("632522/minzheng"),
+        resource: ResourceCode::parse("dibao").unwrap(),
+        seq: 1,
+        epoch: 1,
+        columns: vec![
+            Column { name: grant::PSEUDONYM_COLUMN.into(), decl_type: "TEXT".into() },
+            Column { name: "name".into(), decl_type: "TEXT".into() },
+        ],
+        key: vec![0],
+        changes: vec![Change::Upsert(vec![
+            Value::Text(pseudonym("s", "632522198001010012")),
+            Value::Text("卓玛".into()),
+        ])],
+        created_at: 0,
+    };
+    let d =
+        SignedDelivery { grant: "630000-2".into(), body: encode_changeset(&cs).unwrap(), ..delivery("630000-2", 1) };
+    put(&mut x, &[pseudonymised], &[d]);
+    x.set_lookup_limit(100);
+    let by = |x: &mut Exchange, key: &str| x.lookup(&consumer, "301001/000002", &[key.to_owned()], 0).unwrap();
+    assert!(by(&mut x, &pseudonym("s", "632522198001010012")).unwrap().row.unwrap().contains("卓玛"));
+    let e = by(&mut x, "632522198001010012").unwrap_err();
+    assert!(e.contains("under a pseudonym of each row's key (gdx_key)"), "{e}");
+    assert!(
+        by(&mut x, &pseudonym("s", "632522198001010023")).unwrap().row.is_none(),
+        "an unknown pseudonym finds nothing"
+    );
 }

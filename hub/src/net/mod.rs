@@ -131,6 +131,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
     let mut exchange = Exchange::open(dir, config.hub_id())?;
     exchange.set_children(store.child_hubs()?);
+    exchange.set_lookup_limit(config.lookups_per_minute);
     exchange.set_signer(HubSigner {
         key: pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?,
         chain: chain.iter().map(|c| c.to_vec()).collect(),
