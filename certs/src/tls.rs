@@ -82,7 +82,13 @@ pub fn hub_server_config(
     tls.send_tls13_tickets = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport()));
+    let mut transport = transport();
+    // a node's passes use a handful of streams at once; what a peer may
+    // hold unread is bounded per stream and per connection
+    transport
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS_PER_CONNECTION))
+        .receive_window(quinn::VarInt::from_u32(CONNECTION_RECEIVE_WINDOW));
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 
@@ -153,12 +159,22 @@ fn client_config(
     tls.resumption = Resumption::disabled();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport()));
+    let mut transport = transport();
+    // a hub never opens streams towards the node that dialled it
+    transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(0));
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 
+/// Streams a node may have open at once on its connection to a hub.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// Bytes a peer may have in flight, unread, over all streams of a connection.
+const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
+
 fn transport() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
+    // no stream in this protocol is one-way
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // 30 s always fits in a VarInt; the fallback is never taken.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());

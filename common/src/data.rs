@@ -14,6 +14,9 @@ use crate::node::NodeId;
 
 /// Most rows in one changeset; a large extract is cut into many.
 pub const MAX_CHANGESET_ROWS: usize = 5_000;
+/// Most cells (values of all its rows) in one changeset: what a decoded
+/// changeset may hold in memory is bounded by this, not by what a peer claims.
+pub const MAX_CHANGESET_CELLS: usize = 2_000_000;
 /// Longest column or resource-code text accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -94,6 +97,7 @@ pub struct Changeset {
     pub columns: Vec<Column>,
     /// Indices into `columns` of the key columns.
     pub key: Vec<usize>,
+    #[serde(deserialize_with = "bounded::changes")]
     pub changes: Vec<Change>,
     /// When the agent produced it, Unix seconds.
     pub created_at: i64,
@@ -280,8 +284,9 @@ impl Changeset {
     }
 }
 
-/// Largest decompressed changeset accepted, in bytes.
-pub const MAX_CHANGESET_BYTES: usize = 64 * 1024 * 1024;
+/// Largest decompressed changeset accepted, in bytes (an agent's are at
+/// most 8 MiB of rows plus one row of up to 4 MiB).
+pub const MAX_CHANGESET_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a changeset body does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -313,6 +318,114 @@ pub fn decode_changeset(body: &[u8]) -> Result<Changeset, BodyError> {
         return Err(BodyError::Decode("bytes left over".into()));
     }
     Ok(cs)
+}
+
+/// Decoding the changes of a changeset within [`MAX_CHANGESET_ROWS`] and
+/// [`MAX_CHANGESET_CELLS`], counted as they arrive: a small body that
+/// claims millions of rows or cells fails before they are held in memory.
+mod bounded {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, SeqAccess, VariantAccess, Visitor};
+
+    use super::{Change, MAX_CHANGESET_CELLS, MAX_CHANGESET_ROWS, Value};
+
+    pub(super) fn changes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Change>, D::Error> {
+        d.deserialize_seq(Changes)
+    }
+
+    struct Changes;
+
+    impl<'de> Visitor<'de> for Changes {
+        type Value = Vec<Change>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {MAX_CHANGESET_ROWS} changes")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Change>, A::Error> {
+            if seq.size_hint().is_some_and(|n| n > MAX_CHANGESET_ROWS) {
+                return Err(de::Error::custom(format!("more than {MAX_CHANGESET_ROWS} changes")));
+            }
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            let mut cells = MAX_CHANGESET_CELLS;
+            while let Some(change) = seq.next_element_seed(OneChange { cells: &mut cells })? {
+                if out.len() == MAX_CHANGESET_ROWS {
+                    return Err(de::Error::custom(format!("more than {MAX_CHANGESET_ROWS} changes")));
+                }
+                out.push(change);
+            }
+            Ok(out)
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    enum Kind {
+        Upsert,
+        Delete,
+    }
+
+    struct OneChange<'a> {
+        cells: &'a mut usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for OneChange<'_> {
+        type Value = Change;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Change, D::Error> {
+            d.deserialize_enum("Change", &["Upsert", "Delete"], self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OneChange<'_> {
+        type Value = Change;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an upsert or a delete")
+        }
+
+        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Change, A::Error> {
+            let (kind, variant) = data.variant::<Kind>()?;
+            let values = variant.newtype_variant_seed(Values { cells: self.cells })?;
+            Ok(match kind {
+                Kind::Upsert => Change::Upsert(values),
+                Kind::Delete => Change::Delete(values),
+            })
+        }
+    }
+
+    struct Values<'a> {
+        cells: &'a mut usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Values<'_> {
+        type Value = Vec<Value>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Value>, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Values<'_> {
+        type Value = Vec<Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("the values of a row")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+            let too_many = || de::Error::custom(format!("more than {MAX_CHANGESET_CELLS} cells"));
+            if seq.size_hint().is_some_and(|n| n > *self.cells) {
+                return Err(too_many());
+            }
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(v) = seq.next_element::<Value>()? {
+                *self.cells = self.cells.checked_sub(1).ok_or_else(too_many)?;
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// A stable 16-byte digest of a row, for change detection.
@@ -509,6 +622,38 @@ mod tests {
         assert!(decode_changeset(b"not zstd").is_err());
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_CHANGESET_BYTES + 1], 1).unwrap();
         assert!(matches!(decode_changeset(&bomb), Err(BodyError::Compression(_))));
+    }
+
+    /// A few KiB that claim millions of rows or cells fail as the count is
+    /// passed, before the rows are held (bincode: a length, then elements).
+    #[test]
+    fn rows_and_cells_are_counted_before_they_are_held() {
+        let cs = |rows: usize, width: usize| Changeset {
+            origin: NodeId::parse("630000/gongan").unwrap(),
+            resource: ResourceCode::parse("hukou").unwrap(),
+            seq: 1,
+            epoch: 1,
+            columns: vec![Column { name: "id".into(), decl_type: String::new() }],
+            key: vec![0],
+            changes: (0..rows).map(|_| Change::Upsert(vec![Value::Null; width])).collect(),
+            created_at: 1,
+        };
+        let body = |c: &Changeset| {
+            let raw = bincode::serde::encode_to_vec(c, bincode::config::standard()).unwrap();
+            zstd::bulk::compress(&raw, 19).unwrap()
+        };
+        let fits = cs(MAX_CHANGESET_ROWS, MAX_CHANGESET_CELLS / MAX_CHANGESET_ROWS);
+        assert_eq!(decode_changeset(&body(&fits)).unwrap(), fits);
+        for (what, bomb, want) in [
+            ("one row too many", cs(MAX_CHANGESET_ROWS + 1, 1), "more than 5000 changes"),
+            ("one cell too many", cs(2, MAX_CHANGESET_CELLS / 2 + 1), "more than 2000000 cells"),
+            ("millions of cells in one row", cs(1, 8_000_000), "more than 2000000 cells"),
+        ] {
+            let b = body(&bomb);
+            assert!(b.len() < 64 * 1024, "{what}: {} bytes", b.len());
+            let e = decode_changeset(&b).unwrap_err().to_string();
+            assert!(e.contains(want), "{what}: {e}");
+        }
     }
 
     #[test]

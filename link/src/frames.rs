@@ -2,9 +2,12 @@
 //!
 //! [`send`] and [`recv`] move one [`Message`] at a time using the codec in
 //! [`gdx_common::wire`]; the length prefix is checked before the body is
-//! read, so an oversized frame costs nothing. [`describe_connection_error`]
+//! read, so an oversized frame costs nothing, and a frame's buffer grows
+//! only as its bytes arrive, each piece within [`STALL_LIMIT`]. [`describe_connection_error`]
 //! turns a closed connection into the sentence the other side gave, or into
 //! advice when there is none.
+
+use std::time::Duration;
 
 use gdx_common::wire::{self, LENGTH_PREFIX, Message, WireError};
 
@@ -22,6 +25,9 @@ pub enum FrameError {
     /// The stream ended in the middle of a frame.
     #[error("the peer closed the stream in the middle of a message")]
     Truncated,
+    /// Nothing more of a begun frame arrived within [`STALL_LIMIT`].
+    #[error("the peer sent nothing more of a message for 30 s; the link may be cut")]
+    Stalled,
 }
 
 /// Sends one message.
@@ -33,19 +39,41 @@ pub async fn send(stream: &mut quinn::SendStream, msg: &Message) -> Result<(), F
     })
 }
 
+/// Longest a message may stall once it has begun: every piece of it must
+/// arrive within this of the one before (a 300 ms, 1 Mbit/s county link
+/// moves a piece in well under a second).
+pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Bytes a message's buffer holds before more have arrived.
+const FIRST_PIECE: usize = 64 * 1024;
+
 /// Receives one message; `Ok(None)` when the peer finished the stream cleanly
-/// between messages.
+/// between messages. Waiting for a message to begin is the caller's to
+/// bound; once begun, it must keep arriving ([`STALL_LIMIT`]), and its
+/// buffer grows only as its bytes arrive, whatever length it announced.
 pub async fn recv(stream: &mut quinn::RecvStream) -> Result<Option<Message>, FrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX];
-    match stream.read_exact(&mut prefix).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(read_error(e)),
+    match stream.read(&mut prefix[..1]).await {
+        Ok(Some(1)) => {}
+        Ok(None) => return Ok(None),
+        Ok(Some(_)) => return Err(FrameError::Truncated),
+        Err(e) => return Err(read_error(quinn::ReadExactError::ReadError(e))),
     }
+    within_stall(stream.read_exact(&mut prefix[1..])).await?.map_err(read_error)?;
     let len = wire::body_len(prefix)?;
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await.map_err(read_error)?;
+    let mut body = Vec::with_capacity(len.min(FIRST_PIECE));
+    while body.len() < len {
+        match within_stall(stream.read_chunk(len - body.len(), true)).await? {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(FrameError::Truncated),
+            Err(e) => return Err(read_error(quinn::ReadExactError::ReadError(e))),
+        }
+    }
     Ok(Some(wire::decode_body(&body)?))
+}
+
+async fn within_stall<T>(read: impl std::future::Future<Output = T>) -> Result<T, FrameError> {
+    tokio::time::timeout(STALL_LIMIT, read).await.map_err(|_| FrameError::Stalled)
 }
 
 fn read_error(e: quinn::ReadExactError) -> FrameError {

@@ -169,3 +169,75 @@ pub fn upload_as(
         answers
     })
 }
+
+/// Connects as the agent in `agent_dir`, is welcomed as a probe (a one-shot
+/// command's connection), runs `meanwhile`, and reports how the connection
+/// ended within `wait` ("still open" if it did not).
+pub fn probe_until_closed(
+    addr: &str,
+    root_pem: &str,
+    agent_dir: &std::path::Path,
+    node: &str,
+    meanwhile: impl FnOnce(),
+    wait: Duration,
+) -> String {
+    gdx_certs::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (endpoint, conn) = rt.block_on(async {
+        let endpoint = endpoint(root_pem, Some(agent_dir));
+        let conn = endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let hello =
+            Hello { node: NodeId::parse(node).unwrap(), role: Role::Agent, software: "raw".into(), probe: true };
+        frames::send(&mut send, &Message::Hello(hello)).await.unwrap();
+        assert!(matches!(frames::recv(&mut recv).await.unwrap(), Some(Message::Welcome(_))));
+        (endpoint, conn)
+    });
+    meanwhile();
+    let ended = rt.block_on(async {
+        match tokio::time::timeout(wait, conn.closed()).await {
+            Ok(reason) => frames::describe_connection_error(&reason),
+            Err(_) => "still open".to_owned(),
+        }
+    });
+    drop(endpoint);
+    ended
+}
+
+/// Opens `n` enrolment connections (no certificate) to `addr`, one after
+/// the other; each that the hub takes announces a 16 MiB frame, sends 1 KiB
+/// of it and stalls. Returns how many the hub refused at once, and how each
+/// of the others ended within `wait`.
+pub fn stall_unproven(addr: &str, root_pem: &str, n: usize, wait: Duration) -> (usize, Vec<String>) {
+    gdx_certs::install_crypto_provider();
+    let root = pem_blocks(root_pem, "CERTIFICATE").remove(0);
+    let fingerprint: [u8; 32] = gdx_certs::pki::sha256(&root);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(gdx_certs::tls::enrol_client_config(fingerprint).unwrap());
+        let (mut refused, mut taken) = (0, Vec::new());
+        for _ in 0..n {
+            let conn = match endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await {
+                Ok(c) => c,
+                Err(_) => {
+                    refused += 1;
+                    continue;
+                }
+            };
+            let (mut send, recv) = conn.open_bi().await.unwrap();
+            let mut partial = (16u32 * 1024 * 1024).to_be_bytes().to_vec();
+            partial.extend_from_slice(&[0u8; 1024]);
+            send.write_all(&partial).await.unwrap();
+            taken.push((conn, send, recv));
+        }
+        let mut ended = Vec::new();
+        for (conn, _send, _recv) in &taken {
+            ended.push(match tokio::time::timeout(wait, conn.closed()).await {
+                Ok(reason) => frames::describe_connection_error(&reason),
+                Err(_) => "still open".to_owned(),
+            });
+        }
+        (refused, ended)
+    })
+}

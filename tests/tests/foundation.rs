@@ -401,3 +401,63 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     let busy = gdx_tests::run("gdx-hub", &["demo", "--dir", dir.path().to_str().unwrap()]).fails();
     assert!(busy.contains("is not empty; give --dir a new or empty directory"), "{busy}");
 }
+
+/// Peers that never prove who they are cannot pile up: at most 128 at once
+/// from one address, and one that stalls in the middle of its first message
+/// is cut off within seconds; the hub then enrols as usual.
+#[test]
+fn unproven_connections_are_capped_and_stalled_ones_cut_off() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let root = read(&hub.dir, "ca.crt");
+    let (refused, ended) = rawclient::stall_unproven(&hub.addr, &root, 130, Duration::from_secs(30));
+    assert_eq!(refused, 2, "128 unproven connections from one address at most");
+    assert_eq!(ended.len(), 128);
+    assert!(
+        ended.iter().all(|e| e.contains("the enrolment request did not arrive within 10 s")),
+        "every stalled connection is cut off: {:?}",
+        ended.iter().find(|e| !e.contains("did not arrive"))
+    );
+    enrolled(&hub, "630000/gongan");
+}
+
+/// Revocation and expiry close every connection of a node, the one-shot
+/// (probe) connections of `doctor` and the exchange commands too.
+#[test]
+fn revocation_and_expiry_close_probe_connections_too() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let root = read(&hub.dir, "ca.crt");
+    let revoked = enrolled(&hub, "630000/gongan");
+    let ended = rawclient::probe_until_closed(
+        &hub.addr,
+        &root,
+        revoked.dir.path(),
+        "630000/gongan",
+        || {
+            hub.cmd(&["revoke", "630000/gongan"]).ok();
+        },
+        Duration::from_secs(10),
+    );
+    assert!(ended.contains("the certificate of 630000/gongan was revoked"), "{ended}");
+
+    let expiring = enrolled(&hub, "630000/minzheng");
+    let now = now();
+    expiring.replace_cert(&issue_pem(
+        &hub.ca(),
+        &expiring.key(),
+        "630000/minzheng",
+        gdx_common::Role::Agent,
+        now - 60,
+        now + 3,
+    ));
+    let ended = rawclient::probe_until_closed(
+        &hub.addr,
+        &root,
+        expiring.dir.path(),
+        "630000/minzheng",
+        || {},
+        Duration::from_secs(10),
+    );
+    assert!(ended.contains("the certificate of 630000/minzheng expired at"), "{ended}");
+}

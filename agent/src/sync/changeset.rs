@@ -3,7 +3,9 @@
 //! rows' new digests in one transaction.
 
 use gdx_certs::pki;
-use gdx_common::data::{Change, Changeset, Column, MAX_CHANGESET_ROWS, ResourceCode, encode_changeset};
+use gdx_common::data::{
+    Change, Changeset, Column, MAX_CHANGESET_CELLS, MAX_CHANGESET_ROWS, ResourceCode, encode_changeset,
+};
 use gdx_common::wire::{self, SignedChangeset};
 use rusqlite::params;
 
@@ -15,8 +17,8 @@ use crate::state::State;
 /// A change on its way into a changeset: encoded key, change, new digest.
 pub(super) type Pending = (Vec<u8>, Change, [u8; 16]);
 
-/// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows
-/// and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
+/// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows,
+/// [`MAX_CHANGESET_CELLS`] values and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
 /// sends each to the encoder as soon as it is full, sorted by key so that
 /// the state and the hub's vault are written in index order. Changes that
 /// do not come in key order go through a [`Spill`] first and leave, merged
@@ -25,6 +27,8 @@ pub(super) struct Batcher {
     to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>,
     rows: Vec<(Pending, usize)>,
     bytes: usize,
+    /// Values in `rows`: a changeset holds at most [`MAX_CHANGESET_CELLS`].
+    cells: usize,
     spill: Option<Spill>,
     /// The key of the last change cut while changes still came in key
     /// order: a source already sorted streams without a spill.
@@ -34,7 +38,7 @@ pub(super) struct Batcher {
 
 impl Batcher {
     pub(super) fn new(to_encoder: std::sync::mpsc::SyncSender<Vec<Pending>>, spill: Option<Spill>) -> Self {
-        Self { to_encoder, rows: Vec::new(), bytes: 0, spill, last: Some(Vec::new()), error: None }
+        Self { to_encoder, rows: Vec::new(), bytes: 0, cells: 0, spill, last: Some(Vec::new()), error: None }
     }
 
     pub(super) fn push(&mut self, change: Pending, size: usize) {
@@ -60,16 +64,25 @@ impl Batcher {
     }
 
     fn cut(&mut self, change: Pending, size: usize) {
-        if !self.rows.is_empty() && (self.rows.len() >= MAX_CHANGESET_ROWS || self.bytes + size > MAX_CHUNK_BYTES) {
+        let cells = match &change.1 {
+            Change::Upsert(values) | Change::Delete(values) => values.len(),
+        };
+        if !self.rows.is_empty()
+            && (self.rows.len() >= MAX_CHANGESET_ROWS
+                || self.bytes + size > MAX_CHUNK_BYTES
+                || self.cells + cells > MAX_CHANGESET_CELLS)
+        {
             self.send();
         }
         self.bytes += size;
+        self.cells += cells;
         self.rows.push((change, size));
     }
 
     fn send(&mut self) {
         let mut rows = std::mem::take(&mut self.rows);
         self.bytes = 0;
+        self.cells = 0;
         if !rows.is_empty() {
             // encoded keys sort like the keys' values (a sorted run costs one pass)
             rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));

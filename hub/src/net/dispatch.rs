@@ -9,13 +9,12 @@ impl Hub {
         self: &Arc<Self>,
         conn: quinn::Connection,
         order: u64,
-        node: NodeId,
-        role: Role,
-        serial: String,
-        cert: Vec<u8>,
+        peer: Peer,
+        unproven: super::gate::Unproven,
     ) {
+        let Peer { node, role, serial, not_after, cert } = peer;
         let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
-        let hello = match frames::recv(&mut recv).await {
+        let hello = match within(HELLO_TIMEOUT, frames::recv(&mut recv)).await {
             Ok(Some(Message::Hello(h))) => h,
             Ok(other) => {
                 refuse(
@@ -57,15 +56,17 @@ impl Hub {
             info!(error = %e, "welcome not delivered");
             return;
         }
+        drop(unproven); // proven
         let id = conn.stable_id();
+        // a probe is live too, so that revocation and expiry close it, but replaces nothing
+        let live = Live { order, node: node.clone(), serial, not_after, probe: hello.probe, conn: conn.clone() };
+        if !self.register(id, live) {
+            info!("a newer connection of this node was already serving; this one is closed");
+            return;
+        }
         if hello.probe {
             info!(software = %hello.software, "probe connected");
-            self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));
         } else {
-            if !self.register(id, Live { order, node: node.clone(), serial, conn: conn.clone() }) {
-                info!("a newer connection of this node was already serving; this one is closed");
-                return;
-            }
             info!(software = %hello.software, "node connected");
         }
         let cert = Arc::new(cert);
@@ -81,9 +82,7 @@ impl Hub {
                 Err(e) => break e,
             }
         };
-        if !hello.probe {
-            self.unregister(id, &node);
-        }
+        self.unregister(id, &node);
         info!(reason = %frames::describe_connection_error(&reason), "node disconnected");
     }
 
@@ -98,7 +97,7 @@ impl Hub {
         mut recv: quinn::RecvStream,
     ) {
         loop {
-            let work: Work = match frames::recv(&mut recv).await {
+            let work: Work = match within(UPLOAD_IDLE, frames::recv(&mut recv)).await {
                 Ok(Some(Message::Upload(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])

@@ -44,6 +44,7 @@ use crate::store::vault::{Applied, VaultError, Vaults};
 use crate::util::{now, now_ms};
 
 mod dispatch;
+mod gate;
 pub mod parent;
 mod policy;
 
@@ -61,8 +62,12 @@ pub mod close_code {
     pub const REPLACED: u32 = 3;
 }
 
-/// How long a peer has to open its first stream and say hello.
+/// How long a peer has to open its first stream and say hello (or send its
+/// enrolment request), whole.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an upload stream may wait for its next message before the hub
+/// ends it (the node opens a new one for its next pass).
+const UPLOAD_IDLE: Duration = Duration::from_secs(120);
 /// How often revocations are re-read and the heartbeat written.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -73,7 +78,22 @@ struct Live {
     order: u64,
     node: NodeId,
     serial: String,
+    /// When the certificate expires: the connection is closed then.
+    not_after: i64,
+    /// A one-shot command's connection (doctor, request, …): it replaces
+    /// no other and is replaced by none, but revocation and expiry close it.
+    probe: bool,
     conn: quinn::Connection,
+}
+
+/// A connected node as its verified certificate names it.
+struct Peer {
+    node: NodeId,
+    role: Role,
+    serial: String,
+    not_after: i64,
+    /// The certificate itself (DER).
+    cert: Vec<u8>,
 }
 
 /// What answering one request on an upload stream takes, run on the blocking pool.
@@ -94,6 +114,8 @@ struct Hub {
     live: Mutex<HashMap<usize, Live>>,
     /// Connections accepted so far (see [`Live::order`]).
     accepted: std::sync::atomic::AtomicU64,
+    /// Caps on connections, in total and before they prove who they are.
+    gate: gate::Gate,
 }
 
 /// Serves until `shutdown` completes. Prints one line when ready.
@@ -154,6 +176,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         policy,
         live: Mutex::new(HashMap::new()),
         accepted: std::sync::atomic::AtomicU64::new(0),
+        gate: gate::Gate::default(),
     });
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
@@ -176,10 +199,21 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         async move {
             while let Some(incoming) = endpoint.accept().await {
                 let remote = incoming.remote_address();
+                let Some((served, unproven)) = hub.gate.enter(remote.ip()) else {
+                    warn!(%remote, "refused a connection: too many connections, or too many unproven from this address");
+                    incoming.refuse();
+                    continue;
+                };
                 let hub = hub.clone();
                 // numbered here, in accept order, before tasks can overtake each other
                 let order = hub.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::spawn(async move { hub.serve(incoming, order).await }.instrument(info_span!("conn", %remote)));
+                tokio::spawn(
+                    async move {
+                        hub.serve(incoming, order, unproven).await;
+                        drop(served);
+                    }
+                    .instrument(info_span!("conn", %remote)),
+                );
             }
         }
     };
@@ -207,7 +241,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 }
 
 impl Hub {
-    async fn serve(self: Arc<Self>, incoming: quinn::Incoming, order: u64) {
+    async fn serve(self: Arc<Self>, incoming: quinn::Incoming, order: u64, unproven: gate::Unproven) {
         let conn = match incoming.await {
             Ok(c) => c,
             Err(e) => {
@@ -225,11 +259,12 @@ impl Hub {
             .and_then(|chain| chain.first().map(|c| c.to_vec()));
         let peer = peer_cert.as_deref().map(Identity::of);
         match (alpn.as_deref(), peer) {
+            // an enrolling peer stays unproven until it leaves
             (Some(wire::ALPN_ENROLL), _) => self.serve_enrolment(conn).await,
-            (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, .. }))) => {
+            (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, not_after, .. }))) => {
                 let span = info_span!("node", %node, %role);
-                let cert = peer_cert.unwrap_or_default();
-                self.serve_node(conn, order, node, role, serial, cert).instrument(span).await;
+                let peer = Peer { node, role, serial, not_after, cert: peer_cert.unwrap_or_default() };
+                self.serve_node(conn, order, peer, unproven).instrument(span).await;
             }
             (Some(wire::ALPN), _) => {
                 info!("refused a connection without a client certificate");
@@ -247,21 +282,29 @@ impl Hub {
     fn register(&self, id: usize, live: Live) -> bool {
         let addr = live.conn.remote_address().to_string();
         let node = live.node.clone();
+        if live.probe {
+            if let Ok(mut map) = self.live.lock() {
+                map.insert(id, live);
+            }
+            self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));
+            return true;
+        }
         if let Ok(mut map) = self.live.lock() {
-            if map.values().any(|l| l.node == node && l.order > live.order) {
+            let same = |l: &Live| l.node == node && !l.probe;
+            if map.values().any(|l| same(l) && l.order > live.order) {
                 live.conn.close(
                     quinn::VarInt::from_u32(close_code::REPLACED),
                     b"a newer connection from the same node replaced this one",
                 );
                 return false;
             }
-            for old in map.values().filter(|l| l.node == node) {
+            for old in map.values().filter(|l| same(l)) {
                 old.conn.close(
                     quinn::VarInt::from_u32(close_code::REPLACED),
                     b"a newer connection from the same node replaced this one",
                 );
             }
-            map.retain(|_, l| l.node != node);
+            map.retain(|_, l| !same(l));
             map.insert(id, live);
         }
         self.with_store(|s| s.set_connected(&node, true, Some(&addr), now()));
@@ -269,14 +312,14 @@ impl Hub {
     }
 
     fn unregister(&self, id: usize, node: &NodeId) {
-        let still = match self.live.lock() {
+        let (was_probe, still) = match self.live.lock() {
             Ok(mut map) => {
-                map.remove(&id);
-                map.values().any(|l| &l.node == node)
+                let gone = map.remove(&id);
+                (gone.is_some_and(|l| l.probe), map.values().any(|l| &l.node == node && !l.probe))
             }
-            Err(_) => false,
+            Err(_) => (false, false),
         };
-        if !still {
+        if !still && !was_probe {
             self.with_store(|s| s.set_connected(node, false, None, now()));
         }
     }
@@ -294,7 +337,7 @@ impl Hub {
 
     async fn serve_enrolment(self: &Arc<Self>, conn: quinn::Connection) {
         let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
-        let req = match frames::recv(&mut recv).await {
+        let req = match within(HELLO_TIMEOUT, frames::recv(&mut recv)).await {
             Ok(Some(Message::EnrollRequest(r))) => r,
             Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
                 let msg = format!(
@@ -302,6 +345,11 @@ impl Hub {
                     self.config.hub_id()
                 );
                 refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
+                return;
+            }
+            Err(FrameError::Stalled) => {
+                let msg = format!("the enrolment request did not arrive within {} s", HELLO_TIMEOUT.as_secs());
+                refuse(&conn, &mut send, RefusalCode::BadRequest, msg).await;
                 return;
             }
             other => {
@@ -365,6 +413,14 @@ async fn refuse(conn: &quinn::Connection, send: &mut quinn::SendStream, code: Re
     let _ = send.finish();
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
     conn.close(quinn::VarInt::from_u32(close_code::REFUSED), message.as_bytes());
+}
+
+/// `read` within `limit`; a read that takes longer fails as stalled.
+async fn within<T>(
+    limit: Duration,
+    read: impl std::future::Future<Output = Result<T, FrameError>>,
+) -> Result<T, FrameError> {
+    tokio::time::timeout(limit, read).await.unwrap_or(Err(FrameError::Stalled))
 }
 
 fn internal(message: &str) -> Message {
@@ -439,8 +495,11 @@ async fn maintain(hub: Arc<Hub>) {
             Ok(store) => {
                 let _ = store.heartbeat(now());
                 if n.is_multiple_of(10) {
-                    let nodes: Vec<NodeId> =
-                        hub.live.lock().map(|m| m.values().map(|l| l.node.clone()).collect()).unwrap_or_default();
+                    let nodes: Vec<NodeId> = hub
+                        .live
+                        .lock()
+                        .map(|m| m.values().filter(|l| !l.probe).map(|l| l.node.clone()).collect())
+                        .unwrap_or_default();
                     let _ = store.touch_connected(&nodes, now());
                 }
                 if let Ok(children) = store.child_hubs() {
@@ -456,13 +515,25 @@ async fn maintain(hub: Arc<Hub>) {
         let Ok(revoked) = revoked else { continue };
         hub.policy.set_revoked(revoked);
         if let Ok(map) = hub.live.lock() {
-            for live in map.values().filter(|l| hub.policy.is_revoked(&l.serial)) {
-                warn!(node = %live.node, "closing the connection of a revoked node");
-                let reason = format!(
-                    "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",
-                    live.node,
-                    format_time(now())
-                );
+            let now = now();
+            for live in map.values() {
+                let reason = if hub.policy.is_revoked(&live.serial) {
+                    warn!(node = %live.node, probe = live.probe, "closing the connection of a revoked node");
+                    format!(
+                        "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",
+                        live.node,
+                        format_time(now)
+                    )
+                } else if live.not_after < now {
+                    warn!(node = %live.node, probe = live.probe, "closing the connection of an expired certificate");
+                    format!(
+                        "the certificate of {} expired at {}; enrol again with a token from the hub operator",
+                        live.node,
+                        format_time(live.not_after)
+                    )
+                } else {
+                    continue;
+                };
                 live.conn.close(quinn::VarInt::from_u32(close_code::REVOKED), reason.as_bytes());
             }
         }
