@@ -106,7 +106,7 @@ enum Command {
     /// The tamper-evident audit log: list, verify, prove inclusion, export.
     #[command(
         subcommand,
-        after_help = "Examples:\n  gdx-hub audit list --kind lookup --since 2026-11-01\n  gdx-hub audit list --request 630100-3 --format jsonl\n  gdx-hub audit verify\n  gdx-hub audit prove --entry 42\n  gdx-hub audit export --out audit-630000.json\n  gdx-hub audit verify --bundle audit-630000.json"
+        after_help = "Examples:\n  gdx-hub audit list --kind lookup --since 2026-11-01\n  gdx-hub audit list --request 630100-3 --format jsonl\n  gdx-hub audit verify\n  gdx-hub audit prove --entry 42\n  gdx-hub audit export --out audit-630000.json\n  gdx-hub audit verify --bundle audit-630000.json --key KEY_HEX\n  gdx-hub audit verify --bundle audit-632500.json --key KEY_HEX --parent-key PARENT_KEY_HEX"
     )]
     Audit(AuditCommand),
     /// Run a small province on this machine: the province hub, two prefecture
@@ -150,15 +150,23 @@ enum AuditCommand {
         #[arg(long, default_value = "table")]
         format: String,
     },
-    /// Re-hash every entry and check every checkpoint; names the first bad entry.
+    /// Re-hash every entry and check every checkpoint and cosignature;
+    /// names the first problem.
     Verify {
         /// Verify an exported bundle offline instead of this hub's log.
         #[arg(long)]
         bundle: Option<PathBuf>,
-        /// The hub's audit public key (hex) as you obtained it independently;
-        /// without it the key in the bundle is taken as given.
-        #[arg(long)]
+        /// The hub's audit public key, 64 lowercase hex digits, as you
+        /// obtained it independently; without it the key in the bundle is
+        /// taken as given.
+        #[arg(long, value_name = "HEX")]
         key: Option<String>,
+        /// The parent hub's audit public key, 64 lowercase hex digits, as
+        /// you obtained it from the parent: every cosignature must be under
+        /// it. Without it, all cosignatures must be under one key, which is
+        /// printed for you to compare.
+        #[arg(long, value_name = "HEX")]
+        parent_key: Option<String>,
     },
     /// Print the inclusion proof of an entry against the latest checkpoint.
     Prove {
@@ -251,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             AuditCommand::List { node, resource, kind, since, until, request, format } => {
                 cli::audit_list(&paths, node, resource, kind, since, until, request, &format)
             }
-            AuditCommand::Verify { bundle, key } => cli::audit_verify(&paths, bundle, key),
+            AuditCommand::Verify { bundle, key, parent_key } => cli::audit_verify(&paths, bundle, key, parent_key),
             AuditCommand::Prove { entry } => cli::audit_prove(&paths, entry),
             AuditCommand::Export { out } => cli::audit_export(&paths, &out),
         },

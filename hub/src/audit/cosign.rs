@@ -1,6 +1,13 @@
 //! The parent's side of cosigning a child hub's checkpoints, the child's
 //! request and keeping of cosignatures, and the evidence of checkpoints that
 //! cannot both be true.
+//!
+//! The parent signs [`cosignature_note`] of format [`COSIGNATURE_VERSION`]:
+//! its own id followed by the child's checkpoint text, so that the
+//! cosigner's id in a bundle cannot be edited. The child keeps a
+//! cosignature only if it verifies over a checkpoint it signed (in format 2,
+//! or format 1 from a parent that predates it) and is under the same key as
+//! every cosignature kept before: its bundles then verify offline.
 
 use super::*;
 
@@ -111,7 +118,10 @@ impl AuditLog {
             self.appended(leaf);
             return Ok(Err(refused));
         }
-        let signature = self.key.sign(note.as_bytes()).as_ref().to_vec();
+        let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
+        let cosigned = cosignature_note(COSIGNATURE_VERSION, &me.to_string(), &note)
+            .ok_or_else(|| AuditError::Other("this build has no text for its own cosignature format".into()))?;
+        let signature = self.key.sign(cosigned.as_bytes()).as_ref().to_vec();
         if same.is_none() {
             tx.execute(
                 "INSERT INTO cosigned (origin, size, root, at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -123,7 +133,6 @@ impl AuditLog {
             tx.commit()?;
             self.appended(leaf);
         }
-        let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
         Ok(Ok(Message::Cosigned(Cosignature {
             size: req.size,
             cosigner: me,
@@ -168,13 +177,54 @@ impl AuditLog {
         }))
     }
 
-    /// Keeps the parent's cosignature of a checkpoint.
-    pub fn keep_cosignature(&self, c: &gdx_common::wire::Cosignature) -> Result<(), AuditError> {
+    /// Keeps the parent's cosignature of a checkpoint, with the format it
+    /// verifies in. A cosignature that does not verify over a checkpoint
+    /// this hub signed, or that is under another key than those kept
+    /// before, is not kept: the answer says why (the caller logs it).
+    pub fn keep_cosignature(&self, c: &gdx_common::wire::Cosignature) -> Result<Result<(), String>, AuditError> {
+        let size = c.size;
+        let signed: Option<(String, i64)> = self
+            .conn
+            .query_row("SELECT root, at FROM checkpoints WHERE size = ?1", [size as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((root, at)) = signed else {
+            return Ok(Err(format!(
+                "the parent hub sent a cosignature of a checkpoint of size {size}, which this hub never signed; it was not kept"
+            )));
+        };
+        let Ok(key) = <[u8; 32]>::try_from(c.public_key.as_slice()).map(PublicKey::from_bytes) else {
+            return Ok(Err(format!(
+                "the parent hub's cosignature of checkpoint {size} names a key that is not 32 bytes; it was not kept"
+            )));
+        };
+        let note = Checkpoint::note(&self.origin, size, &root, at);
+        let (cosigner, signature) = (c.cosigner.to_string(), hex(&c.signature));
+        let version = [COSIGNATURE_VERSION, 1]
+            .into_iter()
+            .find(|v| cosignature_note(*v, &cosigner, &note).is_some_and(|text| key.verifies(&text, &signature)));
+        let Some(version) = version else {
+            return Ok(Err(format!(
+                "the parent hub's cosignature of checkpoint {size} does not verify under the key {key} it names; it was not kept"
+            )));
+        };
+        let other: Option<String> = self
+            .conn
+            .query_row("SELECT public_key FROM cosignatures WHERE public_key <> ?1 LIMIT 1", [key.to_string()], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(other) = other {
+            return Ok(Err(format!(
+                "the parent hub cosigned checkpoint {size} under key {key}, but the cosignatures kept before are under key {other}; a parent hub has one audit key, so it was not kept"
+            )));
+        }
         self.conn.execute(
-            "INSERT OR REPLACE INTO cosignatures (size, cosigner, public_key, signature) VALUES (?1, ?2, ?3, ?4)",
-            params![c.size as i64, c.cosigner.to_string(), hex(&c.public_key), hex(&c.signature)],
+            "INSERT OR REPLACE INTO cosignatures (size, cosigner, public_key, signature, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![size as i64, cosigner, key.to_string(), signature, version],
         )?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// The evidence of equivocation kept here, as JSON lines.

@@ -1,22 +1,28 @@
 //! The hub's tamper-evident audit log (`audit.db`): an append-only list of
 //! entries hashed into an RFC 6962 Merkle tree ([`gdx_common::merkle`]), with
 //! checkpoints (origin, size, root) signed by the hub's Ed25519 key
-//! (`audit.key`).
+//! (`audit.key`). The public half is also kept as `audit.pub`
+//! (SubjectPublicKeyInfo PEM), which standard tools such as openssl read.
 //!
 //! An action and its entry are written in the same transaction: each store
 //! that records actions (hub.db, catalog.db, exchange.db, every vault) has an
 //! `audit_outbox` table, and [`note`] adds the event there inside the
 //! action's own transaction. [`AuditLog::collect`] then appends outbox
-//! events to the log in order, each under its source (`exchange.db#17`),
-//! which is unique in the log: a kill after the append but before the
-//! outbox row is deleted appends nothing twice.
+//! events to the log in order, each under its source
+//! (`exchange.db#17#DIGEST`), which is unique in the log: a kill after the
+//! append but before the outbox row is deleted appends nothing twice. An
+//! outbox event that is not a well-formed event of a known kind is logged
+//! as `unreadable`, so every entry parses as an [`Entry`].
 //!
 //! An entry is the JSON object [`Entry`], stored as the exact bytes hashed.
 //! It carries its own index and the leaf hash of the entry before it, so a
 //! changed, deleted or swapped entry is named precisely by `verify`.
 //!
-//! `cosign` is the parent's and child's side of cosigning checkpoints,
-//! `verify` the offline verification of a bundle, `render` the listings.
+//! `cosign` is the parent's and child's side of cosigning checkpoints (the
+//! parent signs its own id with the checkpoint; the child keeps only
+//! cosignatures that verify, all under one parent key), `render` the
+//! listings; the offline verification of a bundle is
+//! [`gdx_common::audit::verify`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,7 +31,8 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use gdx_common::audit::{
-    Bundle, BundleCosignature, Checkpoint, Entry, Event, KINDS, Proof, Verified, hash_of, unhex, verify,
+    Bundle, BundleCosignature, COSIGNATURE_VERSION, Checkpoint, Entry, Event, KINDS, Pins, Problem, Proof, PublicKey,
+    Verified, cosignature_note, hash_of, unhex, verify,
 };
 use gdx_common::merkle::{self, Hash};
 
@@ -113,17 +120,22 @@ impl AuditLog {
                 held     TEXT NOT NULL,
                 received TEXT NOT NULL
             );
-            -- at a child: its parent's cosignatures of its checkpoints
+            -- at a child: its parent's cosignatures of its checkpoints, with
+            -- the format of the text signed (gdx_common::audit::cosignature_note)
             CREATE TABLE IF NOT EXISTS cosignatures (
                 size       INTEGER PRIMARY KEY,
                 cosigner   TEXT NOT NULL,
                 public_key TEXT NOT NULL,
-                signature  TEXT NOT NULL
+                signature  TEXT NOT NULL,
+                version    INTEGER NOT NULL DEFAULT 1
             );",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        add_cosignature_version(&conn)?;
         let signed: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
-        let key = load_or_make_key(&HubPaths::new(hub_dir).audit_key(), signed > 0)?;
+        let paths = HubPaths::new(hub_dir);
+        let key = load_or_make_key(&paths.audit_key(), signed > 0)?;
+        keep_public_pem(&paths.audit_pub(), &public_of(&key).to_pem());
         let mut log = Self {
             conn,
             key,
@@ -146,7 +158,7 @@ impl AuditLog {
 
     /// Hex of the public key that verifies this hub's checkpoints.
     pub fn public_key(&self) -> String {
-        hex(self.key.public_key().as_ref())
+        public_of(&self.key).to_string()
     }
 
     /// Entries in the log.
@@ -165,13 +177,21 @@ impl AuditLog {
 
     /// Appends `event` as the next entry of `tree` (which the caller
     /// extends once the transaction commits); None when `source` was
-    /// appended before.
+    /// appended before. An event of a kind not in [`KINDS`], or whose
+    /// detail is not an object, is refused: it would not parse as an entry.
     fn append_in(
         tx: &rusqlite::Transaction<'_>,
         tree: &merkle::Frontier,
         source: &str,
         event: &Event,
     ) -> Result<Option<Hash>, AuditError> {
+        if !KINDS.contains(&event.kind.as_str()) || !event.detail.is_object() {
+            return Err(AuditError::Other(format!(
+                "an event of kind {:?} with a detail that is {} cannot be logged: entries have a kind of gdx_common::audit::KINDS and an object as detail",
+                event.kind,
+                if event.detail.is_object() { "an object" } else { "not an object" }
+            )));
+        }
         let seen: Option<i64> = tx
             .prepare_cached("SELECT idx FROM entries WHERE source = ?1")?
             .query_row([source], |r| r.get(0))
@@ -257,11 +277,7 @@ impl AuditLog {
         let mut tree = self.tree.clone();
         let mut appended = 0;
         for (id, text) in &waiting {
-            let event: Event = serde_json::from_str(text).unwrap_or_else(|e| Event {
-                kind: "unreadable".into(),
-                detail: serde_json::json!({ "error": e.to_string(), "text": text }),
-                ..Event::default()
-            });
+            let event = Event::from_outbox(text);
             // the event's digest is part of its source: a store restored from
             // an older copy reuses outbox ids, but not with the same events
             let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
@@ -298,11 +314,13 @@ impl AuditLog {
     pub fn bundle(&self) -> Result<Bundle, AuditError> {
         let mut stmt = self.conn.prepare("SELECT body FROM entries ORDER BY idx")?;
         let entries: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let mut stmt =
-            self.conn.prepare("SELECT size, cosigner, public_key, signature FROM cosignatures ORDER BY size")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT size, cosigner, public_key, signature, version FROM cosignatures ORDER BY size")?;
         let cosignatures = stmt
             .query_map([], |r| {
                 Ok(BundleCosignature {
+                    version: r.get(4)?,
                     size: r.get::<_, i64>(0)? as u64,
                     cosigner: r.get(1)?,
                     public_key: r.get(2)?,
@@ -410,6 +428,51 @@ pub struct Filter {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub request: Option<String>,
+}
+
+/// Adds `cosignatures.version` to an `audit.db` made before it existed:
+/// the cosignatures kept until then are of format 1.
+fn add_cosignature_version(conn: &Connection) -> Result<(), AuditError> {
+    let has = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.query_row("SELECT count(*) FROM pragma_table_info('cosignatures') WHERE name = 'version'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| n > 0)
+    };
+    if has(conn)? {
+        return Ok(());
+    }
+    // in a write transaction, so that two processes opening the file at once add it once
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let added = (|| -> rusqlite::Result<()> {
+        if !has(conn)? {
+            conn.execute_batch("ALTER TABLE cosignatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1")?;
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if added.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    Ok(added?)
+}
+
+/// The public half of an audit key.
+fn public_of(key: &Ed25519KeyPair) -> PublicKey {
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(key.public_key().as_ref());
+    PublicKey::from_bytes(bytes)
+}
+
+/// Keeps `audit.pub`, the public key as PEM for standard tools, equal to
+/// `pem`. Only a convenience for the operator: the hub works without it, so
+/// a failure to write it is logged, not returned.
+fn keep_public_pem(path: &Path, pem: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|t| t == pem) {
+        return;
+    }
+    if let Err(e) = std::fs::write(path, pem) {
+        tracing::warn!(error = %e, path = %path.display(), "could not write the audit public key for standard tools");
+    }
 }
 
 fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditError> {

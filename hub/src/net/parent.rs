@@ -466,7 +466,8 @@ fn unavailable<T>(_: T) -> String {
 
 /// Sends this hub's newest audit checkpoint to the parent, with the proof
 /// that it extends the last one the parent cosigned, and keeps the
-/// cosignature. A refusal (equivocation) is logged and retried later.
+/// cosignature if it verifies. A refusal (equivocation) or a cosignature
+/// that is not kept is logged and retried later.
 async fn cosign_pass(conn: &quinn::Connection, audit: &Arc<Mutex<crate::audit::AuditLog>>) -> Result<(), String> {
     let mut from = None;
     for _ in 0..2 {
@@ -474,7 +475,11 @@ async fn cosign_pass(conn: &quinn::Connection, audit: &Arc<Mutex<crate::audit::A
         let Some(req) = req else { return Ok(()) };
         match frames::ask(conn, &Message::Cosign(req), ANSWER_TIMEOUT, PARENT).await {
             Ok(Message::Cosigned(c)) => {
-                return audit.lock().map_err(unavailable)?.keep_cosignature(&c).map_err(|e| e.to_string());
+                let kept = audit.lock().map_err(unavailable)?.keep_cosignature(&c).map_err(|e| e.to_string())?;
+                if let Err(refused) = kept {
+                    warn!(error = %refused, "the parent hub's cosignature of this hub's audit checkpoint was not kept");
+                }
+                return Ok(());
             }
             Ok(Message::CosignFrom(size)) => from = Some(size),
             Ok(other) => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),

@@ -64,6 +64,10 @@ impl HubPaths {
     pub fn audit_key(&self) -> PathBuf {
         self.dir.join("audit.key")
     }
+    /// The public half of `audit.key`, as SubjectPublicKeyInfo PEM.
+    pub fn audit_pub(&self) -> PathBuf {
+        self.dir.join("audit.pub")
+    }
     /// The folder of the departments' vault files.
     pub fn vaults(&self) -> PathBuf {
         self.dir.join("vaults")
