@@ -100,6 +100,12 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
     };
 
     // Check the answer against what the token promised before storing it.
+    if enrolled.hub != token.hub {
+        return Err(EnrolError::Mismatch(format!(
+            "the hub calls itself {}, the token names {}",
+            enrolled.hub, token.hub
+        )));
+    }
     if fingerprint(&enrolled.root_der) != token.ca_fingerprint {
         return Err(EnrolError::Mismatch("the root CA differs from the pinned fingerprint".into()));
     }

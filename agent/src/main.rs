@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Enrol this machine: make a key, get a certificate, write agent.toml.
-    #[command(after_help = "Example:\n  gdx-agent enroll --token GDX1.AbC…   (the token printed by `gdx-hub token`)")]
+    #[command(after_help = "Example:\n  gdx-agent enroll --token GDX2.AbC…   (the token printed by `gdx-hub token`)")]
     Enroll {
         /// The one-time token from the hub operator.
         #[arg(long)]

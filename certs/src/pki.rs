@@ -56,7 +56,7 @@ pub enum Identity {
     /// A node (agent or hub) certificate.
     Node { node: NodeId, role: Role, serial: String, not_before: i64, not_after: i64 },
     /// A CA certificate limited to a division subtree.
-    Ca { division: DivisionCode, not_after: i64 },
+    Ca { division: DivisionCode, serial: String, not_after: i64 },
 }
 
 impl Identity {
@@ -75,9 +75,11 @@ impl Identity {
             let Some(rest) = uri.strip_prefix(URI_PREFIX) else { continue };
             let (kind, id) = rest.split_once('/').ok_or(PkiError::NoIdentity)?;
             return match kind {
-                "ca" => {
-                    Ok(Identity::Ca { division: DivisionCode::parse(id).map_err(|_| PkiError::NoIdentity)?, not_after })
-                }
+                "ca" => Ok(Identity::Ca {
+                    division: DivisionCode::parse(id).map_err(|_| PkiError::NoIdentity)?,
+                    serial,
+                    not_after,
+                }),
                 role => Ok(Identity::Node {
                     node: NodeId::parse(id).map_err(|_| PkiError::NoIdentity)?,
                     role: role.parse().map_err(|_| PkiError::NoIdentity)?,

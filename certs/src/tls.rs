@@ -13,9 +13,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gdx_common::Role;
 use gdx_common::token::fingerprint_text;
 use gdx_common::wire::{ALPN, ALPN_ENROLL};
+use gdx_common::{NodeId, Role};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
@@ -121,18 +121,23 @@ pub fn https_client_config(root: CertificateDer<'static>) -> Result<Arc<rustls::
 /// The QUIC client configuration of a node with a certificate (`identity`
 /// is its chain and key) or, for tests and diagnostics, without one.
 /// The server must chain to `root` and hold a hub certificate.
+/// The server must also be hub `hub` (the one the node enrolled with);
+/// `None` accepts any hub, for tests and diagnostics only.
 pub fn node_client_config(
     identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
     root: CertificateDer<'static>,
+    hub: Option<&NodeId>,
 ) -> Result<quinn::ClientConfig, TlsError> {
-    let verifier = HubVerifier::new(Trust::Root(root))?;
+    let verifier = HubVerifier::new(Trust::Root(root), hub)?;
     client_config(identity, verifier, ALPN)
 }
 
 /// The QUIC client configuration for enrolment: no client certificate; the
-/// server's chain must contain a CA whose SHA-256 is `ca_fingerprint`.
-pub fn enrol_client_config(ca_fingerprint: [u8; 32]) -> Result<quinn::ClientConfig, TlsError> {
-    let verifier = HubVerifier::new(Trust::Pinned(ca_fingerprint))?;
+/// server's chain must contain a CA whose SHA-256 is `ca_fingerprint`, and
+/// it must be hub `hub` (both from the token), so that the token's secret
+/// goes to no other server.
+pub fn enrol_client_config(ca_fingerprint: [u8; 32], hub: &NodeId) -> Result<quinn::ClientConfig, TlsError> {
+    let verifier = HubVerifier::new(Trust::Pinned(ca_fingerprint), Some(hub))?;
     client_config(None, verifier, ALPN_ENROLL)
 }
 
@@ -372,15 +377,17 @@ enum Trust {
 #[derive(Debug)]
 struct HubVerifier {
     trust: Trust,
+    /// The hub this node knows from enrolment; any other is refused.
+    expected: Option<NodeId>,
     provider: Arc<CryptoProvider>,
 }
 
 impl HubVerifier {
-    fn new(trust: Trust) -> Result<Self, TlsError> {
+    fn new(trust: Trust, expected: Option<&NodeId>) -> Result<Self, TlsError> {
         if let Trust::Root(root) = &trust {
             root_store(std::slice::from_ref(root))?;
         }
-        Ok(Self { trust, provider: provider() })
+        Ok(Self { trust, expected: expected.cloned(), provider: provider() })
     }
 }
 
@@ -427,6 +434,14 @@ impl ServerCertVerifier for HubVerifier {
             .verify_server_cert(end_entity, intermediates, &name, ocsp, now)
             .map_err(|e| refuse(chain_failure(&holder, &e, "the CA this node trusts")))?;
         match Identity::of(end_entity) {
+            Ok(Identity::Node { role: Role::Hub, node, .. })
+                if self.expected.as_ref().is_some_and(|expected| expected != &node) =>
+            {
+                Err(refuse(format!(
+                    "the server is hub {node}, not hub {} that this node enrolled with; check the hub address (a token or agent.toml pointing elsewhere)",
+                    self.expected.as_ref().map(ToString::to_string).unwrap_or_default()
+                )))
+            }
             Ok(identity @ Identity::Node { role: Role::Hub, .. }) => {
                 issuers_cover(&identity, intermediates).map_err(refuse)?;
                 Ok(ServerCertVerified::assertion())

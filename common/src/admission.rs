@@ -1,6 +1,7 @@
 //! Handshake admission: whether a peer whose certificate chain has been
 //! verified may connect to this hub, decided over the facts read from its
-//! certificate (role, node, serial's revocation, validity, issuing CA) and
+//! certificate (role, node, revocation of it or of a CA of its chain,
+//! validity, issuing CA, whether this hub issued it at enrolment) and
 //! the hub's own (division, child hubs, whether it issues its agents'
 //! certificates itself). The TLS layer checks the chain and calls this.
 
@@ -14,11 +15,15 @@ pub enum PeerCert {
     Node {
         node: NodeId,
         role: Role,
+        /// The certificate, or a CA of the chain it came with, was revoked.
         revoked: bool,
         not_before: i64,
         not_after: i64,
         /// The chain the peer presented holds the CA of this hub.
         issued_here: bool,
+        /// This hub issued this very certificate when the peer enrolled
+        /// here (what a child hub must present).
+        enrolled_here: bool,
     },
     /// A CA certificate.
     Ca,
@@ -53,11 +58,17 @@ pub enum Refused {
     AgentNotEnrolledHere { node: NodeId },
     #[error("hub {node} is not below this hub's division {here} ({}); a hub connects only to the hub above it", .here.name())]
     HubNotBelow { node: NodeId, here: DivisionCode },
+    #[error("{node} names a county, and a county has no hub; its departments enrol at the prefecture's hub")]
+    CountyHub { node: NodeId },
+    #[error(
+        "this hub certificate of {node} was not issued when {node} joined this hub; join it with `gdx-hub init --join` and a token from this hub"
+    )]
+    HubNotEnrolledHere { node: NodeId },
 }
 
 /// Admits `peer` to `hub` at `now`, or says why not.
 pub fn admit(hub: &Hub<'_>, peer: &PeerCert, now: i64) -> Result<(), Refused> {
-    let PeerCert::Node { node, role, revoked, not_before, not_after, issued_here } = peer else {
+    let PeerCert::Node { node, role, revoked, not_before, not_after, issued_here, enrolled_here } = peer else {
         return Err(Refused::CaCertificate);
     };
     let (node, role) = (node.clone(), *role);
@@ -75,6 +86,8 @@ pub fn admit(hub: &Hub<'_>, peer: &PeerCert, now: i64) -> Result<(), Refused> {
             Err(Refused::AgentNotEnrolledHere { node })
         }
         (Role::Hub, _) if !here.strictly_contains(node.division()) => Err(Refused::HubNotBelow { node, here }),
+        (Role::Hub, _) if node.division().level() == crate::DivisionLevel::County => Err(Refused::CountyHub { node }),
+        (Role::Hub, _) if !enrolled_here => Err(Refused::HubNotEnrolledHere { node }),
         _ => Ok(()),
     }
 }
@@ -89,7 +102,15 @@ mod tests {
 
     fn peer(node: &str, role: Role) -> PeerCert {
         let node = NodeId::parse(node).unwrap();
-        PeerCert::Node { node, role, revoked: false, not_before: 100, not_after: 200, issued_here: true }
+        PeerCert::Node {
+            node,
+            role,
+            revoked: false,
+            not_before: 100,
+            not_after: 200,
+            issued_here: true,
+            enrolled_here: role == Role::Hub,
+        }
     }
 
     fn with(p: PeerCert, f: impl FnOnce(&mut bool, &mut i64, &mut bool)) -> PeerCert {
@@ -147,7 +168,20 @@ mod tests {
             ),
             ("the province hub dialling in", &prefecture, peer("630000/hub", Role::Hub), 150, Some("HubNotBelow")),
             ("a hub of the same division", &prefecture, peer("632500/hub", Role::Hub), 150, Some("HubNotBelow")),
-            ("a county hub", &prefecture, peer("632522/hub", Role::Hub), 150, None),
+            ("a county hub", &prefecture, peer("632522/hub", Role::Hub), 150, Some("CountyHub")),
+            (
+                "a hub certificate no enrolment here made",
+                &province,
+                {
+                    let mut p = peer("632500/hub", Role::Hub);
+                    if let PeerCert::Node { enrolled_here, .. } = &mut p {
+                        *enrolled_here = false;
+                    }
+                    p
+                },
+                150,
+                Some("HubNotEnrolledHere"),
+            ),
         ];
         for (what, hub, p, now, want) in cases {
             assert_eq!(refused(admit(hub, &p, now)).as_deref(), want, "{what}");

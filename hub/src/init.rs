@@ -172,6 +172,9 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
     let mismatch = |what: String| {
         InitError::Join(format!("the parent's answer does not match the token ({what}); nothing was stored"))
     };
+    if enrolled.hub != token.hub {
+        return Err(mismatch(format!("the parent hub calls itself {}, the token names {}", enrolled.hub, token.hub)));
+    }
     if pki::fingerprint(&enrolled.root_der) != token.ca_fingerprint {
         return Err(mismatch("the root CA differs from the pinned fingerprint".into()));
     }

@@ -34,7 +34,7 @@ enum Command {
     /// Create a root (province) hub: CA, hub identity and hub.toml; or, with
     /// --join, a prefecture hub under its parent.
     #[command(
-        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443\n  gdx-hub init --join GDX1.…   (a prefecture hub, with a token from `gdx-hub token --node 632500/hub --role hub` at the province)"
+        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443\n  gdx-hub init --join GDX2.…   (a prefecture hub, with a token from `gdx-hub token --node 632500/hub --role hub` at the province)"
     )]
     Init {
         /// Division code (GB/T 2260) this hub serves, such as 630000.

@@ -52,7 +52,7 @@ pub async fn enrol_exchange(
     what: &str,
     timeout: Duration,
 ) -> Result<Message, String> {
-    let config = tls::enrol_client_config(ca_fingerprint).map_err(|e| e.to_string())?;
+    let config = tls::enrol_client_config(ca_fingerprint, hub).map_err(|e| e.to_string())?;
     let (endpoint, conn) = dial(addr, config, timeout).await?;
     let answer = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;

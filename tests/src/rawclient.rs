@@ -35,7 +35,7 @@ fn endpoint_as(root_pem: &str, identity: Option<(std::path::PathBuf, std::path::
         let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(key).unwrap(), "key").unwrap();
         (chain, key.serialize_der())
     });
-    let config = gdx_certs::tls::node_client_config(identity, root).unwrap();
+    let config = gdx_certs::tls::node_client_config(identity, root, None).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
     endpoint
@@ -215,7 +215,9 @@ pub fn stall_unproven(addr: &str, root_pem: &str, n: usize, wait: Duration) -> (
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(gdx_certs::tls::enrol_client_config(fingerprint).unwrap());
+        endpoint.set_default_client_config(
+            gdx_certs::tls::enrol_client_config(fingerprint, &NodeId::parse("630000/hub").unwrap()).unwrap(),
+        );
         let (mut refused, mut taken) = (0, Vec::new());
         for _ in 0..n {
             let conn = match endpoint.connect(addr.parse().unwrap(), gdx_certs::tls::hub_server_name()).unwrap().await {

@@ -29,7 +29,7 @@ fn happy_path_enrol_connect_status_and_nodes() {
     let mut hub = Hub::init("630000");
     hub.start();
     let token = hub.token("632522/gongan", "72h");
-    assert!(token.starts_with("GDX1."));
+    assert!(token.starts_with("GDX2."));
 
     let mut agent = Agent::new();
     let out = agent.enroll(&token).ok();
@@ -156,7 +156,7 @@ fn token_used_twice_expired_unknown_or_damaged() {
     let err = Agent::new().enroll(&forged.encode()).fails();
     assert!(err.contains("does not know this enrolment token"), "{err}");
 
-    let err = Agent::new().enroll("GDX1.garbage!").fails();
+    let err = Agent::new().enroll("GDX2.garbage!").fails();
     assert!(err.contains("damaged or incomplete"), "{err}");
     let err = Agent::new().enroll("hello").fails();
     assert!(err.contains("not a GDX enrolment token"), "{err}");

@@ -367,3 +367,57 @@ fn kills_while_forwarding_lose_and_double_nothing() {
     });
     assert_eq!(last_seq(&at_province), last_seq(&vault(&prefecture, COUNTY)));
 }
+
+/// Every party pins the hub it talks to: a token whose address now points
+/// at another hub (whose chain holds the same root) fails before the secret
+/// is sent, and so does an agent pointed elsewhere; a county has no hub;
+/// and revoking a child hub revokes its CA, so what it issued is refused.
+#[test]
+fn nodes_pin_their_hub_and_a_revoked_child_takes_its_ca_along() {
+    let (province, prefecture, agent, _tmp) = tree();
+    let mut token = gdx_common::token::EnrolmentToken::decode(&province.token("630000/weijian", "1h")).unwrap();
+    token.hub_addr = prefecture.addr.clone();
+    let e = Agent::new().enroll(&token.encode()).fails();
+    assert!(e.contains("the server is hub 632500/hub, not hub 630000/hub"), "{e}");
+
+    agent.set_config("hub_addr", &province.addr);
+    let doctor = agent.cmd(&["doctor"]);
+    assert!(doctor.stdout.contains("the server is hub 630000/hub, not hub 632500/hub"), "{doctor:?}");
+    agent.set_config("hub_addr", &prefecture.addr);
+    agent.cmd(&["doctor"]).ok();
+
+    // a county hub certificate the prefecture's CA can sign is refused at the prefecture
+    let read = |f: &str| std::fs::read_to_string(prefecture.dir.path().join(f)).unwrap();
+    let ca = gdx_certs::Ca::from_pem(&read("ca.crt"), &read("ca.key")).unwrap();
+    let key = gdx_certs::pki::new_key().unwrap();
+    let now = gdx_tests::now();
+    let county_hub =
+        ca.issue_for_key(&key, &NodeId::parse("632522/hub").unwrap(), Role::Hub, now - 60, now + 3600).unwrap();
+    let forged = tempfile::tempdir().unwrap();
+    let pem = gdx_certs::pki::der_to_pem(&county_hub, "CERTIFICATE") + &read("ca.crt");
+    std::fs::write(forged.path().join("agent.crt"), pem).unwrap();
+    std::fs::write(forged.path().join("agent.key"), key.serialize_pem()).unwrap();
+    let pref_root = read("root.crt");
+    match rawclient::exchange(
+        &prefecture.addr,
+        &pref_root,
+        Some(forged.path()),
+        rawclient::hello_frame("632522/hub", 1),
+    ) {
+        rawclient::Outcome::Closed(why) => assert!(why.contains("a county has no hub"), "{why}"),
+        other => panic!("the prefecture accepted a county hub: {other:?}"),
+    }
+
+    // the province revokes the prefecture: the agents its CA issued are refused at the province too
+    province.cmd(&["revoke", "632500/hub"]).ok();
+    let root = std::fs::read_to_string(province.dir.path().join("ca.crt")).unwrap();
+    let mut last = String::new();
+    wait_until(Duration::from_secs(10), "the province refuses what the revoked CA issued", || {
+        last = format!(
+            "{:?}",
+            rawclient::exchange(&province.addr, &root, Some(agent.dir.path()), rawclient::hello_frame(COUNTY, 1))
+        );
+        last.contains("has been revoked")
+    });
+    assert!(!last.contains("Welcome"), "{last}");
+}

@@ -217,9 +217,12 @@ impl Hub {
             Via::Origin => Err(relay::RelayRefused::NotTheConnectionsCertificate.to_string()),
             Via::ChildHub => {
                 let signer = match self.chains.verify(chain, now()) {
-                    Ok(Identity::Node { node, role, serial, .. }) => {
-                        Signer::Node { node, role, revoked: self.policy.is_revoked(&serial) }
-                    }
+                    Ok(Identity::Node { node, role, serial, .. }) => Signer::Node {
+                        node,
+                        role,
+                        revoked: self.policy.is_revoked(&serial)
+                            || self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice)),
+                    },
                     Ok(Identity::Ca { .. }) => Signer::Ca,
                     Err(e) => return Err(format!("its signer's certificate does not verify: {e}")),
                 };

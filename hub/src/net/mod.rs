@@ -140,6 +140,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let own_ca = auth.intermediates.first().cloned();
     let policy = Arc::new(Policy::new(config.division, own_ca, store.revoked_serials()?));
     policy.set_children(store.child_hubs()?);
+    policy.set_hub_serials(store.hub_serials()?);
     let server_config =
         tls::hub_server_config(chain.clone(), hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
     let listen: SocketAddr = config
@@ -366,8 +367,9 @@ impl Hub {
             Ok(mut store) => {
                 let answer = enrol::enrol(&mut store, &self.config, &self.auth, &req, now());
                 // a new child hub's agents must attach to it from now on
-                if let Ok(children) = store.child_hubs() {
+                if let (Ok(children), Ok(serials)) = (store.child_hubs(), store.hub_serials()) {
                     self.policy.set_children(children);
+                    self.policy.set_hub_serials(serials);
                 }
                 answer
             }
@@ -501,6 +503,9 @@ async fn maintain(hub: Arc<Hub>) {
                         .map(|m| m.values().filter(|l| !l.probe).map(|l| l.node.clone()).collect())
                         .unwrap_or_default();
                     let _ = store.touch_connected(&nodes, now());
+                }
+                if let Ok(serials) = store.hub_serials() {
+                    hub.policy.set_hub_serials(serials);
                 }
                 if let Ok(children) = store.child_hubs() {
                     hub.policy.set_children(children.clone());

@@ -103,7 +103,8 @@ async fn connect(
         pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
     let key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key").map_err(|e| e.to_string())?;
     let root = read_root(paths)?;
-    let tls = tls::node_client_config(Some((chain, key.serialize_der())), root).map_err(|e| e.to_string())?;
+    let tls = tls::node_client_config(Some((chain, key.serialize_der())), root, config.parent.as_ref())
+        .map_err(|e| e.to_string())?;
     let (endpoint, conn) = gdx_link::client::dial(addr, tls, Duration::from_secs(15)).await?;
     let hello = Message::Hello(Hello {
         node: config.hub_id(),

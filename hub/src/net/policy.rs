@@ -15,6 +15,8 @@ pub struct Policy {
     revoked: RwLock<HashSet<String>>,
     /// Divisions of the child hubs enrolled here: their agents attach to them.
     children: RwLock<Vec<DivisionCode>>,
+    /// Serials of the unrevoked hub certificates issued here at enrolment.
+    hub_serials: RwLock<HashSet<String>>,
 }
 
 impl Policy {
@@ -24,7 +26,23 @@ impl Policy {
             own_ca,
             revoked: RwLock::new(revoked.into_iter().collect()),
             children: RwLock::new(Vec::new()),
+            hub_serials: RwLock::new(HashSet::new()),
         }
+    }
+
+    pub(super) fn set_hub_serials(&self, serials: Vec<String>) {
+        if let Ok(mut h) = self.hub_serials.write() {
+            *h = serials.into_iter().collect();
+        }
+    }
+
+    /// True when a CA certificate among `chain` (DER) was revoked: what a
+    /// revoked child hub's intermediate CA issued is refused everywhere.
+    pub(super) fn chain_revoked<'a>(&self, chain: impl IntoIterator<Item = &'a [u8]>) -> bool {
+        chain.into_iter().any(|der| match Identity::of(der) {
+            Ok(Identity::Ca { serial, .. } | Identity::Node { serial, .. }) => self.is_revoked(&serial),
+            Err(_) => false,
+        })
     }
 
     pub(super) fn set_children(&self, children: Vec<DivisionCode>) {
@@ -50,10 +68,11 @@ impl PeerPolicy for Policy {
             Identity::Node { node, role, serial, not_before, not_after } => admission::PeerCert::Node {
                 node: node.clone(),
                 role: *role,
-                revoked: self.is_revoked(serial),
+                revoked: self.is_revoked(serial) || self.chain_revoked(intermediates.iter().copied()),
                 not_before: *not_before,
                 not_after: *not_after,
                 issued_here: self.own_ca.as_ref().is_some_and(|ca| intermediates.contains(&ca.as_slice())),
+                enrolled_here: self.hub_serials.read().is_ok_and(|h| h.contains(serial)),
             },
             Identity::Ca { .. } => admission::PeerCert::Ca,
         };

@@ -136,6 +136,17 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = gdx_files::open_sqlite(path, SCHEMA)?;
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
+        // child hubs joined before their intermediate CA was recorded: record it now, from the token spent
+        let missing: Vec<(String, Vec<u8>, i64)> = {
+            let mut stmt = conn.prepare(
+                "SELECT node, issued_ca, used_at FROM tokens WHERE issued_ca IS NOT NULL AND used_at IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM certs c WHERE c.node = tokens.node AND c.role = 'ca')",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?
+        };
+        for (node, ca, at) in missing {
+            record_ca(&conn, &node, &ca, at)?;
+        }
         Ok(Self { conn })
     }
 
@@ -216,6 +227,9 @@ impl Store {
             "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![serial, node.to_string(), role.as_str(), now, not_after],
         )?;
+        if let Some(ca) = ca_der {
+            record_ca(tx, &node.to_string(), ca, now)?;
+        }
         crate::store::outbox::note(
             tx,
             &gdx_common::audit::Event {
@@ -335,6 +349,14 @@ impl Store {
         Ok(n)
     }
 
+    /// Serials of the unrevoked hub certificates issued here: those a child hub may connect with.
+    pub fn hub_serials(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT serial FROM certs WHERE role = 'hub' AND revoked_at IS NULL")?;
+        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Divisions of the child hubs enrolled here and not revoked.
     pub fn child_hubs(&self) -> Result<Vec<gdx_common::DivisionCode>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -447,7 +469,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT n.node, n.role, n.enrolled_at, c.serial, c.not_after, c.revoked_at, n.connected, n.peer_addr, n.last_seen
              FROM nodes n
-             LEFT JOIN certs c ON c.serial = (SELECT serial FROM certs WHERE node = n.node ORDER BY issued_at DESC, rowid DESC LIMIT 1)
+             LEFT JOIN certs c ON c.serial = (SELECT serial FROM certs WHERE node = n.node AND role != 'ca' ORDER BY issued_at DESC, rowid DESC LIMIT 1)
              ORDER BY n.node",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -487,4 +509,16 @@ fn note_revoked(tx: &rusqlite::Transaction<'_>, node: &NodeId, n: usize, by: &st
             ..Default::default()
         },
     )
+}
+
+/// Records the intermediate CA issued to child hub `node`, so that revoking
+/// the hub revokes it too (and everything it issued is refused).
+fn record_ca(conn: &Connection, node: &str, ca_der: &[u8], at: i64) -> Result<(), StoreError> {
+    if let Ok(gdx_certs::Identity::Ca { serial, not_after, .. }) = gdx_certs::Identity::of(ca_der) {
+        conn.execute(
+            "INSERT OR IGNORE INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, 'ca', ?3, ?4)",
+            params![serial, node, at, not_after],
+        )?;
+    }
+    Ok(())
 }
