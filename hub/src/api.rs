@@ -11,11 +11,18 @@
 //! [`web_names`]; an operator may replace both files with a certificate of
 //! the province's own PKI. Errors are `{"error": "one sentence"}` with status
 //! 400 (a bad parameter), 404 (no such entry or path) or 500 (the hub's
-//! database failed). Catalogue metadata travels freely, so no client certificate is
-//! asked for; data endpoints arriving with the exchange issue will be.
+//! database failed). No client certificate is asked for, so the API serves
+//! only the entries open to the public (是否向社会开放 = 是).
+//!
+//! Bounds: at most [`MAX_CONNECTIONS`] connections ([`MAX_PER_ADDRESS`]
+//! from one address), a TLS handshake and each request's headers within
+//! [`HEADER_TIMEOUT`], a connection kept at most [`CONNECTION_LIFETIME`].
+//! Listings read through connections of their own to `catalog.db`, never
+//! holding the hub's catalogue while they run.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -36,10 +43,20 @@ use crate::util::now;
 /// Days of validity of the web certificate the hub issues itself.
 const WEB_CERT_DAYS: i64 = 825;
 
-/// What the handlers share.
+/// HTTPS connections at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// HTTPS connections at once from one address.
+pub const MAX_PER_ADDRESS: usize = 32;
+/// Time for the TLS handshake, and for each request's headers to arrive.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest an HTTPS connection is kept, however busy.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// What the handlers share: read connections to `catalog.db`, kept for reuse.
 #[derive(Clone)]
 struct Api {
-    catalog: Arc<Mutex<Catalog>>,
+    dir: std::path::PathBuf,
+    readers: Arc<Mutex<Vec<Catalog>>>,
 }
 
 /// Binds the API's TCP address and returns the server future.
@@ -47,7 +64,6 @@ pub async fn bind(
     paths: &HubPaths,
     config: &HubConfig,
     ca: &Ca,
-    catalog: Arc<Mutex<Catalog>>,
 ) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()> + use<>)> {
     let addr: SocketAddr = config
         .http
@@ -58,8 +74,10 @@ pub async fn bind(
         format!("cannot listen on {addr}/tcp for the HTTPS API; another program uses it, or change http in hub.toml")
     })?;
     let local = listener.local_addr().unwrap_or(addr);
-    let router = router(Api { catalog });
+    let router = router(Api { dir: paths.dir.clone(), readers: Arc::default() });
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    // every HTTPS peer is unproven: the caps hold for the connection's whole life
+    let gate = Arc::new(crate::net::gate::Gate::with_limits(MAX_CONNECTIONS, MAX_CONNECTIONS, MAX_PER_ADDRESS));
     let serve = async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -70,17 +88,28 @@ pub async fn bind(
                     continue;
                 }
             };
+            let Some(place) = gate.enter(peer.ip()) else {
+                warn!(%peer, "refused an HTTPS connection: too many at once, or from this address");
+                continue; // dropping the socket closes it
+            };
             let (acceptor, router) = (acceptor.clone(), router.clone());
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                let _place = place;
+                let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => return info!(%peer, error = %e, "HTTPS handshake failed"),
                     Err(_) => return info!(%peer, "HTTPS handshake timed out"),
                 };
                 let service = hyper_util::service::TowerToHyperService::new(router);
                 let io = hyper_util::rt::TokioIo::new(tls);
-                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-                    info!(%peer, error = %e, "HTTPS connection ended with an error");
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(io, service);
+                match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => info!(%peer, error = %e, "HTTPS connection ended with an error"),
+                    Err(_) => info!(%peer, "HTTPS connection closed after its lifetime"),
                 }
             });
         }
@@ -100,15 +129,26 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-/// Runs a catalogue query on the blocking pool.
+/// Runs a catalogue query on the blocking pool, on a read connection of
+/// its own (SQLite's WAL lets it read while the hub writes).
 async fn with_catalog<T: Send + 'static>(
     api: &Api,
     f: impl FnOnce(&Catalog) -> Result<T, String> + Send + 'static,
 ) -> Result<T, Response> {
-    let catalog = api.catalog.clone();
-    let joined = tokio::task::spawn_blocking(move || match catalog.lock() {
-        Ok(c) => f(&c),
-        Err(_) => Err("the catalogue is unavailable".to_owned()),
+    let api = api.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let taken = api.readers.lock().ok().and_then(|mut r| r.pop());
+        let reader = match taken {
+            Some(c) => c,
+            None => Catalog::open(&api.dir).map_err(|e| format!("the catalogue is unavailable ({e})"))?,
+        };
+        let out = f(&reader);
+        if let Ok(mut r) = api.readers.lock()
+            && r.len() < 8
+        {
+            r.push(reader);
+        }
+        out
     })
     .await;
     match joined {
@@ -132,7 +172,12 @@ async fn list(
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match with_catalog(&api, move |c| c.list(&filter, at).map_err(|e| e.to_string())).await {
+    let public = move |c: &Catalog| {
+        let mut entries = c.list(&filter, at).map_err(|e| e.to_string())?;
+        entries.retain(|l| l.entry.open_to_public);
+        Ok(entries)
+    };
+    match with_catalog(&api, public).await {
         Ok(entries) => Json(serde_json::json!({ "count": entries.len(), "entries": entries })).into_response(),
         Err(r) => r,
     }
@@ -145,8 +190,14 @@ async fn show(State(api): State<Api>, UrlPath((front, back)): UrlPath<(String, S
     }
     let c2 = code.clone();
     match with_catalog(&api, move |c| c.get(&c2, now()).map_err(|e| e.to_string())).await {
-        Ok(Some(entry)) => Json(entry).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no catalogue entry has the code {code}")),
+        Ok(Some(entry)) if entry.entry.open_to_public => Json(entry).into_response(),
+        // not open to the public: answered as if absent, so the API does not tell which codes exist
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no catalogue entry open to the public has the code {code}; entries not open to the public are shown to departments through their hub"
+            ),
+        ),
         Err(r) => r,
     }
 }

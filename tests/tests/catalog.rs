@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gdx_common::units::format_date;
 use gdx_tests::{Agent, Hub, rows_now, vault};
@@ -38,7 +38,7 @@ fn entry(
     t.insert("format_type".into(), s("sqlite"));
     t.insert("sharing_type".into(), s("无条件共享"));
     t.insert("sharing_method".into(), s("接口"));
-    t.insert("open_to_public".into(), toml::Value::Boolean(false));
+    t.insert("open_to_public".into(), toml::Value::Boolean(true));
     t.insert("update_cycle".into(), s("每日"));
     t.insert("published".into(), s("2026-11-01"));
     let items = items
@@ -315,6 +315,7 @@ fn search_filters_freshness_and_api() {
         set(e, "sharing_type", "有条件共享");
         set(e, "sharing_condition", "仅限社会救助审核比对使用");
         set(e, "update_cycle", cycle);
+        e.insert("open_to_public".into(), toml::Value::Boolean(false));
     }
     declare(&minzheng, "dibao", &db2, "dibao", &dibao);
     declare(&minzheng, "tekun", &db2, "tekun", &tekun);
@@ -359,12 +360,20 @@ fn search_filters_freshness_and_api() {
     let (status, body) = hub.api_get(&format!("/api/v1/catalog?q={}", q("人口")));
     assert_eq!(status, 200);
     assert_eq!(codes(body["entries"].as_array().unwrap()), [HUKOU]);
+    // entries not open to the public are not served to anonymous clients, listed or by code
+    let (_, body) = hub.api_get("/api/v1/catalog?division=630000");
+    assert_eq!(codes(body["entries"].as_array().unwrap()), [HUKOU]);
     let (_, body) = hub.api_get("/api/v1/catalog?class=department&sharing=conditional&division=632522");
-    assert_eq!(codes(body["entries"].as_array().unwrap()), [DIBAO, TEKUN]);
+    assert!(body["entries"].as_array().unwrap().is_empty(), "{body}");
     let (_, body) = hub.api_get(&format!("/api/v1/catalog?overdue=true&as_of={}", day(3)));
     assert_eq!(codes(body["entries"].as_array().unwrap()), [HUKOU]);
     let (status, body) = hub.api_get("/api/v1/catalog/301001/000001");
-    assert_eq!((status, body["name"].as_str()), (200, Some("城乡最低生活保障对象信息")));
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().contains("no catalogue entry open to the public has the code 301001/000001")
+    );
+    let (status, body) = hub.api_get("/api/v1/catalog/101001/000001");
+    assert_eq!((status, body["name"].as_str()), (200, Some("人口基本信息")));
     let (status, body) = hub.api_get("/api/v1/catalog?class=nope");
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("not a catalogue class"), "{body}");
@@ -372,7 +381,7 @@ fn search_filters_freshness_and_api() {
     assert_eq!(status, 400);
     let (status, body) = hub.api_get("/api/v1/catalog/999/1");
     assert_eq!(status, 404);
-    assert!(body["error"].as_str().unwrap().contains("no catalogue entry has the code 999/1"));
+    assert!(body["error"].as_str().unwrap().contains("no catalogue entry open to the public has the code 999/1"));
     assert_eq!(hub.api_get("/api/v1/elsewhere").0, 404);
 }
 
@@ -400,4 +409,28 @@ fn an_entry_published_while_the_hub_is_down_arrives_later() {
     });
     let local: Vec<serde_json::Value> = serde_json::from_str(&agent.cmd(&["catalog", "list", "--json"]).ok()).unwrap();
     assert_eq!((local[0]["version"].as_u64(), local[0]["pending"].as_bool()), (Some(1), Some(false)));
+}
+
+/// The HTTPS API bounds what strangers can hold: at most 32 connections
+/// from one address, and a connection that never finishes its handshake is
+/// closed within seconds; the API then answers as before.
+#[test]
+fn the_https_api_caps_and_times_out_idle_strangers() {
+    use std::io::Read;
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let addr: std::net::SocketAddr = hub.http.parse().unwrap();
+    let stalled: Vec<std::net::TcpStream> = (0..32).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    // the 33rd is closed at once, without a byte
+    let mut extra = std::net::TcpStream::connect(addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(extra.read(&mut buf), Ok(0) | Err(_)), "the 33rd connection is refused");
+    // the stalled ones are cut off after the handshake deadline (10 s)
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        assert!(matches!(s.read(&mut buf), Ok(0)), "a stalled handshake is closed");
+    }
+    let (status, _) = hub.api_get("/api/v1/catalog");
+    assert_eq!(status, 200);
 }

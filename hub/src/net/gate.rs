@@ -17,9 +17,17 @@ pub const MAX_UNPROVEN: usize = 1_024;
 /// one NAT address enrols and reconnects a few machines at a time).
 pub const MAX_UNPROVEN_PER_ADDRESS: usize = 128;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Gate {
     inner: Arc<Counts>,
+    limits: (usize, usize, usize),
+}
+
+impl Default for Gate {
+    /// The QUIC endpoint's limits.
+    fn default() -> Self {
+        Self::with_limits(MAX_CONNECTIONS, MAX_UNPROVEN, MAX_UNPROVEN_PER_ADDRESS)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +54,14 @@ impl Gate {
     /// Places for a new connection from `from` among those served and the
     /// unproven, or None when it must be refused.
     pub fn enter(&self, from: IpAddr) -> Option<(Connection, Unproven)> {
-        self.enter_within(from, MAX_CONNECTIONS, MAX_UNPROVEN, MAX_UNPROVEN_PER_ADDRESS)
+        let (served, total, per_address) = self.limits;
+        self.enter_within(from, served, total, per_address)
+    }
+
+    /// A gate that serves at most `served` connections, of which at most
+    /// `unproven` (and `per_address` from one address) are unproven.
+    pub fn with_limits(served: usize, unproven: usize, per_address: usize) -> Self {
+        Self { inner: Arc::default(), limits: (served, unproven, per_address) }
     }
 
     fn enter_within(

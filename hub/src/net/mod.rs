@@ -44,7 +44,7 @@ use crate::store::vault::{Applied, VaultError, Vaults};
 use crate::util::{now, now_ms};
 
 mod dispatch;
-mod gate;
+pub(crate) mod gate;
 pub mod parent;
 mod policy;
 
@@ -161,7 +161,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     });
     let exchange = Arc::new(Mutex::new(exchange));
     let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
-    let (http, api) = crate::api::bind(&paths, &config, &auth.ca, catalog.clone()).await?;
+    let (http, api) = crate::api::bind(&paths, &config, &auth.ca).await?;
     println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
 
