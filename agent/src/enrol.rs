@@ -75,10 +75,10 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         let path = path.display().to_string();
         move |source| EnrolError::Write { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    gdx_files::create_private_dir(dir).map_err(write_err(dir))?;
     // Reuse a key from an interrupted enrolment: the hub returns the same
     // certificate for the same token and key.
-    let key = match std::fs::read_to_string(paths.key()) {
+    let key = match gdx_files::read_private(&paths.key()) {
         Ok(pem) => pki::key_from_pem(&pem, "agent.key")?,
         Err(_) => {
             let key = pki::new_key()?;

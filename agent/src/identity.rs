@@ -30,7 +30,7 @@ impl Credentials {
         let (false, Some(root)) = (chain.is_empty(), root) else {
             anyhow::bail!("agent.crt or ca.crt in {} holds no certificate; enrol again", paths.dir.display());
         };
-        let key = pki::key_from_pem(&read(paths.key())?, "agent.key")?;
+        let key = pki::key_from_pem(&gdx_files::read_private(&paths.key())?, "agent.key")?;
         Ok(Self { chain, key_der: key.serialize_der(), root })
     }
 }

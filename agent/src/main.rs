@@ -30,9 +30,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Enrol this machine: make a key, get a certificate, write agent.toml.
-    #[command(after_help = "Example:\n  gdx-agent enroll --token GDX2.AbC…   (the token printed by `gdx-hub token`)")]
+    #[command(
+        after_help = "Examples:\n  gdx-agent enroll --token @/root/token.txt   (the token printed by `gdx-hub token`, in a file)\n  gdx-agent enroll --token -   (read it from standard input)\n  gdx-agent enroll --token GDX2.AbC…   (on the command line, where other users can see it)"
+    )]
     Enroll {
-        /// The one-time token from the hub operator.
+        /// The one-time token from the hub operator: the token itself, `@FILE`, or `-` for standard input.
         #[arg(long)]
         token: String,
         /// How long to wait for the hub (s, m, h).
@@ -222,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Enroll { token, timeout } => {
             let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);
+            let token = gdx_files::secret_arg(&token)?;
             let e = runtime()?.block_on(enrol::enroll(&cli.data, &token, timeout))?;
             println!(
                 "enrolled {} with hub {} ({}) at {}; certificate valid until {}\nstart the agent with: gdx-agent --data {} run",

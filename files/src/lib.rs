@@ -1,5 +1,7 @@
 //! Files GDX processes share: key material and certificates written
-//! create-only and synced, SQLite databases opened for use by several
+//! create-only and synced, private keys refused when others can read them,
+//! directories and databases created for their owner only (0700, 0600),
+//! SQLite databases opened for use by several
 //! processes at once (the daemons and the operator's commands), and
 //! [`tables`]: SQLite tables mirroring a resource, changed by changesets
 //! (the hub's vaults and the agent's received database).
@@ -28,6 +30,65 @@ pub fn write_new(path: &Path, contents: &[u8], private: bool) -> std::io::Result
     f.sync_all()
 }
 
+/// Creates directory `dir` (and its missing parents) readable by its owner
+/// only (0700); an existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Reads a private key file, refusing it when other users can read or
+/// write it: a key others can read is no longer this machine's alone.
+pub fn read_private(path: &Path) -> std::io::Result<String> {
+    check_private(path)?;
+    std::fs::read_to_string(path)
+}
+
+/// Fails, saying what to do, when other users can read or write the file at `path`.
+pub fn check_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is open to other users (mode {mode:03o}); a private key must be readable by its owner only: run `chmod 600 {}`, and make a new key if others may have read it",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The text of a secret given on the command line: `-` reads it from
+/// standard input, `@FILE` from a file, anything else is the secret itself
+/// (which other users of the machine can see in the process list).
+pub fn secret_arg(arg: &str) -> std::io::Result<String> {
+    let text = match arg {
+        "-" => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+        _ => match arg.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read the token file {file}: {e}")))?,
+            None => arg.to_owned(),
+        },
+    };
+    Ok(text.trim().to_owned())
+}
+
 /// Syncs a directory so that the files just created in it survive a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -38,6 +99,18 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Switching a new file to WAL needs an exclusive lock and does not wait
 /// for one, so that step is retried: two processes may open a new file at once.
 pub fn open_sqlite(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
+    // a new database is its owner's only (SQLite gives its -wal and -shm files the same mode)
+    #[cfg(unix)]
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path);
+        if let Err(e) = created {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create {}: {e}", path.display())),
+            ));
+        }
+    }
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -61,4 +134,39 @@ pub fn open_sqlite(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema}; COMMIT;"))?;
     Ok(conn)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn databases_and_directories_are_their_owners_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        let db = dir.join("x.db");
+        let conn = open_sqlite(&db, "CREATE TABLE t (x)").unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&dir.join("x.db-wal")), 0o600, "SQLite gives the WAL the database's mode");
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("k.key");
+        write_new(&key, b"secret", true).unwrap();
+        assert_eq!(read_private(&key).unwrap(), "secret");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_private(&key).unwrap_err().to_string();
+        assert!(e.contains("is open to other users (mode 644)") && e.contains("chmod 600"), "{e}");
+    }
 }

@@ -236,7 +236,7 @@ fn tls_config(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<A
     };
     let chain: Vec<CertificateDer<'static>> =
         pem_blocks(&read(&cert_path)?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
-    let key = pki::pem_to_der(&read(&key_path)?, "PRIVATE KEY")
+    let key = pki::pem_to_der(&gdx_files::read_private(&key_path)?, "PRIVATE KEY")
         .with_context(|| format!("{} holds no PKCS#8 private key (BEGIN PRIVATE KEY)", key_path.display()))?;
     Ok(gdx_certs::tls::https_server_config(chain, key)?)
 }

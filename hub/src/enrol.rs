@@ -37,7 +37,7 @@ impl Authority {
             std::fs::read_to_string(&p)
                 .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
         };
-        let ca = Ca::from_pem(&read(paths.ca_cert())?, &read(paths.ca_key())?)?;
+        let ca = Ca::from_pem(&read(paths.ca_cert())?, &gdx_files::read_private(&paths.ca_key())?)?;
         let (intermediates, root_der) = if paths.root_cert().exists() {
             let root = pki::pem_to_der(&read(paths.root_cert())?, "CERTIFICATE")
                 .with_context(|| format!("{} holds no certificate", paths.root_cert().display()))?;

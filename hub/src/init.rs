@@ -87,7 +87,8 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
         return Err(InitError::EmptyName);
     }
     let (listen, advertise) = addresses(&opts.listen, &opts.http, opts.advertise.as_deref())?;
-    std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
+    gdx_files::create_private_dir(dir)
+        .map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
 
     let now = now();
     let ca = Ca::create_root(opts.division, opts.name.trim(), now)?;
@@ -189,7 +190,8 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
         other => return Err(mismatch(format!("the CA certificate names {other:?}"))),
     }
 
-    std::fs::create_dir_all(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
+    gdx_files::create_private_dir(dir)
+        .map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
     let config = HubConfig {
         division,
         name,

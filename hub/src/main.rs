@@ -34,7 +34,7 @@ enum Command {
     /// Create a root (province) hub: CA, hub identity and hub.toml; or, with
     /// --join, a prefecture hub under its parent.
     #[command(
-        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443\n  gdx-hub init --join GDX2.…   (a prefecture hub, with a token from `gdx-hub token --node 632500/hub --role hub` at the province)"
+        after_help = "Examples:\n  gdx-hub init --division 630000 --name 青海省政务数据共享交换平台\n  gdx-hub --data /srv/gdx init --division 630000 --name 青海省政务数据共享交换平台 --listen 0.0.0.0:7443 --advertise hub.qh.gov.cn:7443\n  gdx-hub init --join @token.txt   (a prefecture hub, with a token from `gdx-hub token --node 632500/hub --role hub` at the province, kept in a file)"
     )]
     Init {
         /// Division code (GB/T 2260) this hub serves, such as 630000.
@@ -52,7 +52,7 @@ enum Command {
         /// host:port that nodes dial, written into tokens (default: the listen address, or this host's name).
         #[arg(long)]
         advertise: Option<String>,
-        /// Join a parent hub as a prefecture hub, with a token from the parent.
+        /// Join a parent hub as a prefecture hub, with a token from the parent: the token itself, `@FILE`, or `-` for standard input.
         #[arg(long, conflicts_with = "division")]
         join: Option<String>,
     },
@@ -243,6 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let paths = HubPaths::new(&cli.data);
     match cli.command {
         Command::Init { join: Some(token), listen, http, advertise, name, .. } => {
+            let token = gdx_files::secret_arg(&token)?;
             cli::init_join(&cli.data, init::JoinOptions { token, name, listen, advertise, http })
         }
         Command::Init { division, name, listen, http, advertise, join: None } => {

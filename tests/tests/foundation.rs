@@ -461,3 +461,54 @@ fn revocation_and_expiry_close_probe_connections_too() {
     );
     assert!(ended.contains("the certificate of 630000/minzheng expired at"), "{ended}");
 }
+
+/// A token can stay out of the process list (`@FILE`, or `-` for standard
+/// input); the directories and databases a node makes are its owner's only;
+/// and a key that others can read is refused.
+#[test]
+fn tokens_kept_out_of_argv_private_files_and_keys() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("token.txt");
+    std::fs::write(&file, hub.token("630000/gongan", "1h")).unwrap();
+    let dir = tmp.path().join("new/agent");
+    let from_file =
+        run("gdx-agent", &["--data", dir.to_str().unwrap(), "enroll", "--token", &format!("@{}", file.display())]);
+    assert!(from_file.ok().contains("enrolled 630000/gongan"));
+    assert_eq!(mode(&dir), 0o700, "the agent's directory");
+    assert_eq!(mode(&dir.join("agent.key")), 0o600);
+
+    let other = Agent::new();
+    let mut child = std::process::Command::new(gdx_tests::bin("gdx-agent"))
+        .args(["--data", other.data(), "enroll", "--token", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{}", hub.token("630000/minzheng", "1h")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("enrolled 630000/minzheng"),
+        "{out:?}"
+    );
+
+    for db in ["hub.db", "catalog.db", "exchange.db"] {
+        assert_eq!(mode(&hub.dir.path().join(db)), 0o600, "{db}");
+    }
+    for key in ["ca.key", "hub.key"] {
+        assert_eq!(mode(&hub.dir.path().join(key)), 0o600, "{key}");
+    }
+
+    std::fs::set_permissions(other.dir.path().join("agent.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = other.cmd(&["doctor"]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.code != 0 && said.contains("is open to other users (mode 644)") && said.contains("chmod 600"),
+        "{said}"
+    );
+}

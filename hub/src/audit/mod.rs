@@ -477,6 +477,9 @@ fn keep_public_pem(path: &Path, pem: &str) {
 
 fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditError> {
     let bad = |e: String| AuditError::Other(format!("{}: {e}; restore it from backup", path.display()));
+    if path.exists() {
+        gdx_files::check_private(path).map_err(|e| AuditError::Other(e.to_string()))?;
+    }
     if let Ok(pkcs8) = std::fs::read(path) {
         return Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| bad(e.to_string()));
     }

@@ -133,7 +133,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     if chain.is_empty() {
         anyhow::bail!("{} holds no certificate; restore it from backup", paths.hub_cert().display());
     }
-    let hub_key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?;
+    let hub_key = pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?;
     let store = Store::open(&paths.db())?;
     store.reset_connections()?;
     store.heartbeat(now())?;
@@ -156,7 +156,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     exchange.set_children(store.child_hubs()?);
     exchange.set_lookup_limit(config.lookups_per_minute);
     exchange.set_signer(HubSigner {
-        key: pki::key_from_pem(&read(paths.hub_key())?, "hub.key")?,
+        key: pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?,
         chain: chain.iter().map(|c| c.to_vec()).collect(),
     });
     let exchange = Arc::new(Mutex::new(exchange));

@@ -101,7 +101,9 @@ async fn connect(
         |p: std::path::PathBuf| std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()));
     let chain: Vec<CertificateDer<'static>> =
         pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
-    let key = pki::key_from_pem(&read(paths.hub_key())?, "hub.key").map_err(|e| e.to_string())?;
+    let key = gdx_files::read_private(&paths.hub_key())
+        .map_err(|e| e.to_string())
+        .and_then(|pem| pki::key_from_pem(&pem, "hub.key").map_err(|e| e.to_string()))?;
     let root = read_root(paths)?;
     let tls = tls::node_client_config(Some((chain, key.serialize_der())), root, config.parent.as_ref())
         .map_err(|e| e.to_string())?;

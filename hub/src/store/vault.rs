@@ -176,7 +176,7 @@ impl Vaults {
 
 /// Creates the vault directory readable by the hub's user only.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    gdx_files::create_private_dir(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
