@@ -63,7 +63,7 @@ struct Api {
 pub async fn bind(
     paths: &HubPaths,
     config: &HubConfig,
-    ca: &Ca,
+    ca: Option<&Ca>,
 ) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()> + use<>)> {
     let addr: SocketAddr = config
         .http
@@ -202,6 +202,22 @@ async fn show(State(api): State<Api>, UrlPath((front, back)): UrlPath<(String, S
     }
 }
 
+/// Issues `https.crt` and `https.key` with the hub's CA.
+pub fn issue_web_cert(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<()> {
+    let (cert_path, key_path) = (paths.https_cert(), paths.https_key());
+    let key = pki::new_key()?;
+    let t = now();
+    let cert = ca.issue_web(&key, &web_names(config), t - 300, t + WEB_CERT_DAYS * 86_400)?;
+    // The key first: a kill in between leaves a key without a
+    // certificate, which the next start replaces with a fresh pair.
+    let _ = std::fs::remove_file(&key_path);
+    gdx_files::write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
+    let pem = der_to_pem(&cert, "CERTIFICATE") + &ca.cert_pem();
+    gdx_files::write_new(&cert_path, pem.as_bytes(), false)?;
+    gdx_files::sync_dir(&paths.dir)?;
+    Ok(())
+}
+
 /// The names the self-issued web certificate covers: loopback, the hub's
 /// TLS name, the advertised host and the HTTPS listen address.
 pub fn web_names(config: &HubConfig) -> Vec<String> {
@@ -216,20 +232,18 @@ pub fn web_names(config: &HubConfig) -> Vec<String> {
     names
 }
 
-fn tls_config(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+fn tls_config(paths: &HubPaths, config: &HubConfig, ca: Option<&Ca>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (cert_path, key_path) = (paths.https_cert(), paths.https_key());
     if !cert_path.exists() {
-        let key = pki::new_key()?;
-        let t = now();
-        let cert = ca.issue_web(&key, &web_names(config), t - 300, t + WEB_CERT_DAYS * 86_400)?;
-        // The key first: a kill in between leaves a key without a
-        // certificate, which the next start replaces with a fresh pair.
-        let _ = std::fs::remove_file(&key_path);
-        gdx_files::write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
-        let pem = der_to_pem(&cert, "CERTIFICATE") + &ca.cert_pem();
-        gdx_files::write_new(&cert_path, pem.as_bytes(), false)?;
-        gdx_files::sync_dir(&paths.dir)?;
+        let Some(ca) = ca else {
+            anyhow::bail!(
+                "{} is missing and the CA key is offline; issue it with `gdx-hub issue --ca-key FILE`, or put a certificate of the province's PKI there",
+                cert_path.display()
+            );
+        };
+        issue_web_cert(paths, config, ca)?;
     }
+
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p)
             .with_context(|| format!("cannot read {}; delete https.crt to issue a new one", p.display()))

@@ -66,6 +66,31 @@ pub fn init_root(
     Ok(())
 }
 
+/// `gdx-hub issue --ca-key FILE`: issues what waited for the offline CA key.
+pub fn issue(paths: &HubPaths, ca_key: &Path) -> anyhow::Result<()> {
+    let config = HubConfig::load(paths)?;
+    let cert = std::fs::read_to_string(paths.ca_cert())
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", paths.ca_cert().display()))?;
+    let ca = gdx_certs::Ca::from_pem(&cert, &gdx_files::read_private(ca_key)?)
+        .map_err(|e| anyhow::anyhow!("{} is not the key of {} ({e})", ca_key.display(), paths.ca_cert().display()))?;
+    let mut store = Store::open(&paths.db())?;
+    let done = enrol::issue_queued(&mut store, &config, &ca, now())?;
+    for (node, outcome) in &done {
+        match outcome {
+            Ok(()) => println!("issued {node}: it gets its certificate when it runs the same `gdx-agent enroll` again"),
+            Err(why) => println!("not issued {node}: {why}"),
+        }
+    }
+    if done.is_empty() {
+        println!("no enrolment waits for the CA key");
+    }
+    if !paths.https_cert().exists() {
+        crate::api::issue_web_cert(paths, &config, &ca)?;
+        println!("issued {}", paths.https_cert().display());
+    }
+    Ok(())
+}
+
 /// `gdx-hub token`: prints a one-time enrolment token.
 pub fn token(paths: &HubPaths, node: &str, role: &str, ttl: &str, json: bool) -> anyhow::Result<()> {
     let node = NodeId::parse(node)?;

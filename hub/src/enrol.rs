@@ -23,7 +23,11 @@ use crate::store::{Store, StoreError};
 /// intermediate limited to its division at a prefecture), the certificates
 /// to hand out after each issued one, and the root every node trusts.
 pub struct Authority {
-    pub ca: Ca,
+    /// The CA with its key; `None` while `ca.key` is kept offline (then
+    /// requests wait for `gdx-hub issue --ca-key FILE`).
+    pub ca: Option<Ca>,
+    /// The CA's certificate (DER).
+    pub ca_der: Vec<u8>,
     /// This hub's intermediate CA at a child hub, appended to every chain it issues.
     pub intermediates: Vec<Vec<u8>>,
     pub root_der: Vec<u8>,
@@ -37,15 +41,21 @@ impl Authority {
             std::fs::read_to_string(&p)
                 .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
         };
-        let ca = Ca::from_pem(&read(paths.ca_cert())?, &gdx_files::read_private(&paths.ca_key())?)?;
+        let ca_pem = read(paths.ca_cert())?;
+        let ca_der = pki::pem_to_der(&ca_pem, "CERTIFICATE")
+            .with_context(|| format!("{} holds no certificate", paths.ca_cert().display()))?;
+        let ca = match paths.ca_key().exists() {
+            true => Some(Ca::from_pem(&ca_pem, &gdx_files::read_private(&paths.ca_key())?)?),
+            false => None,
+        };
         let (intermediates, root_der) = if paths.root_cert().exists() {
             let root = pki::pem_to_der(&read(paths.root_cert())?, "CERTIFICATE")
                 .with_context(|| format!("{} holds no certificate", paths.root_cert().display()))?;
-            (vec![ca.cert_der.to_vec()], root)
+            (vec![ca_der.clone()], root)
         } else {
-            (Vec::new(), ca.cert_der.to_vec())
+            (Vec::new(), ca_der.clone())
         };
-        Ok(Self { ca, intermediates, root_der })
+        Ok(Self { ca, ca_der, intermediates, root_der })
     }
 
     /// SHA-256 of the root certificate: what enrolment tokens pin.
@@ -140,7 +150,6 @@ pub fn enrol(
     req: &EnrollRequest,
     now: i64,
 ) -> Result<Enrolled, Refusal> {
-    let ca = &auth.ca;
     let public_key = pki::csr_public_key(&req.csr_der)
         .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))?;
     let token_id = gdx_common::token::hex(&req.token_id);
@@ -171,36 +180,21 @@ pub fn enrol(
                     format!("this enrolment token expired at {}; ask the hub operator for a new token", format_time(row.expires_at)),
                 )));
             }
-            let (Ok(node), Ok(role)) = (NodeId::parse(&row.node), row.role.parse::<Role>()) else {
-                return Ok(Err(refusal(RefusalCode::Internal, "the hub's token record is damaged; ask the hub operator for a new token".into())));
-            };
-            // a child hub's certificate lives as long as a root hub's own
-            let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
-            let not_after = now + days * 86_400;
-            let cert = match ca.issue_from_csr(&req.csr_der, &node, role, now - 300, not_after) {
-                Ok(c) => c,
-                Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))),
-            };
-            let serial = match Identity::of(&cert) {
-                Ok(Identity::Node { serial, .. }) => serial,
-                _ => return Ok(Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()))),
-            };
-            // A joining hub also gets the intermediate CA of its division.
-            let ca_der = match (role, &req.ca_csr_der) {
-                (Role::Hub, Some(csr)) => match ca.issue_intermediate(csr, node.division(), &node.division().name(), now) {
-                    Ok(c) => Some(c.to_vec()),
-                    Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-hub init --join` again")))),
-                },
-                (Role::Hub, None) => {
+            let Some(ca) = &auth.ca else {
+                // the CA key is offline: an agent's request waits for `gdx-hub issue`
+                if row.role == Role::Hub.as_str() {
                     return Ok(Err(refusal(
-                        RefusalCode::BadRequest,
-                        "this token enrols a hub; use it with `gdx-hub init --join`, not `gdx-agent enroll`".into(),
+                        RefusalCode::Queued,
+                        format!("hub {} keeps its CA key offline, and a hub joins only while the key is in place; ask the operator to put ca.key back for the join", config.hub_id()),
                     )));
                 }
-                (Role::Agent, _) => None,
+                Store::queue_request(tx, &token_id, &req.csr_der)?;
+                return Ok(Err(refusal(
+                    RefusalCode::Queued,
+                    format!("hub {} keeps its CA key offline, so this request waits: ask the operator to run `gdx-hub issue --ca-key FILE`, then run this same `gdx-agent enroll` again (agent.key is kept)", config.hub_id()),
+                )));
             };
-            Store::record_enrolment(tx, &token_id, &public_key, &cert, ca_der.as_deref(), &node, role, &serial, not_after, now)?;
-            Ok(Ok((cert.to_vec(), ca_der)))
+            issue(tx, ca, config, &token_id, &row, &req.csr_der, req.ca_csr_der.as_deref(), &public_key, now)
         })
         .map_err(|e| refusal(RefusalCode::Internal, format!("the hub could not record the enrolment ({e}); try again in a minute")))??;
     let mut chain_der = vec![cert_der];
@@ -212,6 +206,83 @@ pub fn enrol(
         hub_name: config.name.clone(),
         ca_der,
     })
+}
+
+/// Issues the certificate (and, for a joining hub, the intermediate CA)
+/// that token `token_id` (`row`) asks for, for the key of `csr_der`, and
+/// records it, in `tx`.
+#[allow(clippy::too_many_arguments)]
+fn issue(
+    tx: &rusqlite::Transaction<'_>,
+    ca: &Ca,
+    config: &HubConfig,
+    token_id: &str,
+    row: &crate::store::TokenRow,
+    csr_der: &[u8],
+    ca_csr_der: Option<&[u8]>,
+    public_key: &[u8],
+    now: i64,
+) -> Result<Result<(Vec<u8>, Option<Vec<u8>>), Refusal>, StoreError> {
+    let (Ok(node), Ok(role)) = (NodeId::parse(&row.node), row.role.parse::<Role>()) else {
+        return Ok(Err(refusal(
+            RefusalCode::Internal,
+            "the hub's token record is damaged; ask the hub operator for a new token".into(),
+        )));
+    };
+    // a child hub's certificate lives as long as a root hub's own
+    let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
+    let not_after = now + days * 86_400;
+    let cert = match ca.issue_from_csr(csr_der, &node, role, now - 300, not_after) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))),
+    };
+    let serial = match Identity::of(&cert) {
+        Ok(Identity::Node { serial, .. }) => serial,
+        _ => return Ok(Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()))),
+    };
+    // A joining hub also gets the intermediate CA of its division.
+    let ca_der = match (role, ca_csr_der) {
+        (Role::Hub, Some(csr)) => match ca.issue_intermediate(csr, node.division(), &node.division().name(), now) {
+            Ok(c) => Some(c.to_vec()),
+            Err(e) => {
+                return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-hub init --join` again"))));
+            }
+        },
+        (Role::Hub, None) => {
+            return Ok(Err(refusal(
+                RefusalCode::BadRequest,
+                "this token enrols a hub; use it with `gdx-hub init --join`, not `gdx-agent enroll`".into(),
+            )));
+        }
+        (Role::Agent, _) => None,
+    };
+    Store::record_enrolment(tx, token_id, public_key, &cert, ca_der.as_deref(), &node, role, &serial, not_after, now)?;
+    Ok(Ok((cert.to_vec(), ca_der)))
+}
+
+/// `gdx-hub issue`: issues, with `ca` (its key brought in for the purpose),
+/// every request that waited while the key was offline; returns the nodes
+/// issued for, or why one could not be.
+pub fn issue_queued(
+    store: &mut Store,
+    config: &HubConfig,
+    ca: &Ca,
+    now: i64,
+) -> Result<Vec<(String, Result<(), String>)>, StoreError> {
+    let mut done = Vec::new();
+    for (token_id, csr) in store.queued_requests()? {
+        let outcome = store.transaction(|tx| {
+            let Some(row) = Store::token(tx, &token_id)? else { return Ok((String::new(), Ok(()))) };
+            let public_key = match pki::csr_public_key(&csr) {
+                Ok(k) => k,
+                Err(e) => return Ok((row.node.clone(), Err(e.to_string()))),
+            };
+            let issued = issue(tx, ca, config, &token_id, &row, &csr, None, &public_key, now)?;
+            Ok((row.node.clone(), issued.map(|_| ()).map_err(|r| r.message)))
+        })?;
+        done.push(outcome);
+    }
+    Ok(done)
 }
 
 fn refusal(code: RefusalCode, message: String) -> Refusal {
@@ -246,7 +317,7 @@ mod tests {
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
         let root_der = ca.cert_der.to_vec();
-        (dir, store, config, Authority { ca, intermediates: vec![], root_der })
+        (dir, store, config, Authority { ca: Some(ca), ca_der: root_der.clone(), intermediates: vec![], root_der })
     }
 
     fn county_token(store: &Store, config: &HubConfig, ca: &Authority) -> EnrolmentToken {
@@ -277,6 +348,27 @@ mod tests {
         assert!(ok("632522/hub", Role::Agent).is_err());
         assert!(ok("632500/hub", Role::Hub).is_err(), "a hub cannot enrol its own division as a child");
         assert!(ok("632522/hub", Role::Hub).is_err(), "no county hubs");
+    }
+
+    /// With the CA key offline, an agent's request waits; `gdx-hub issue`
+    /// with the key issues it, and the same request then gets it.
+    #[test]
+    fn with_the_key_offline_requests_wait_for_the_operator() {
+        let (_d, mut store, config, mut auth) = setup();
+        let ca = auth.ca.take().unwrap();
+        let token = county_token(&store, &config, &auth);
+        let key = pki::new_key().unwrap();
+        let waits = enrol(&mut store, &config, &auth, &request(&token, &key), NOW).unwrap_err();
+        assert_eq!(waits.code, RefusalCode::Queued);
+        assert!(waits.message.contains("keeps its CA key offline") && waits.message.contains("gdx-hub issue"));
+        let done = issue_queued(&mut store, &config, &ca, NOW + 60).unwrap();
+        assert_eq!(done, [("632522/gongan".to_owned(), Ok(()))]);
+        assert!(issue_queued(&mut store, &config, &ca, NOW + 61).unwrap().is_empty(), "issued once");
+        let got = enrol(&mut store, &config, &auth, &request(&token, &key), NOW + 120).unwrap();
+        assert!(matches!(Identity::of(&got.chain_der[0]), Ok(Identity::Node { node, .. }) if node == token.node));
+        // another key cannot take the certificate issued for the first
+        let other = enrol(&mut store, &config, &auth, &request(&token, &pki::new_key().unwrap()), NOW + 130);
+        assert_eq!(other.unwrap_err().code, RefusalCode::TokenUsed);
     }
 
     #[test]
@@ -330,7 +422,7 @@ mod tests {
         config.division = division;
         let ca = Ca::create_root(division, "青海省", NOW).unwrap();
         let root_der = ca.cert_der.to_vec();
-        let auth = Authority { ca, intermediates: vec![], root_der };
+        let auth = Authority { ca: Some(ca), ca_der: root_der.clone(), intermediates: vec![], root_der };
         let child = NodeId::parse("632500/hub").unwrap();
         let token = make_token(&store, &config, auth.root_fingerprint(), &child, Role::Hub, 60, NOW).unwrap();
         let (key, ca_key) = (pki::new_key().unwrap(), pki::new_key().unwrap());

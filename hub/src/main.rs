@@ -97,6 +97,15 @@ enum Command {
         /// The node id, DIVISION/ORG.
         node: String,
     },
+    /// Issue, with the CA key brought in from where it is kept offline, the
+    /// certificates that enrolments asked for while it was away (and
+    /// https.crt if it is missing). The key is read, never copied.
+    #[command(after_help = "Example:\n  gdx-hub issue --ca-key /media/usb/ca.key")]
+    Issue {
+        /// The CA's private key (PEM), readable by its owner only.
+        #[arg(long)]
+        ca_key: PathBuf,
+    },
     /// The catalogue of this hub's subtree: list, show one entry, search.
     #[command(
         subcommand,
@@ -266,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Grants { json } => cli::grants(&paths, json),
         Command::Revoke { node } => cli::revoke(&paths, &node),
+        Command::Issue { ca_key } => cli::issue(&paths, &ca_key),
         Command::Catalog(cmd) => match cmd {
             CatalogCommand::List { filter, json } => cli::catalog_list(&paths, filter, json),
             CatalogCommand::Search { query, filter, json } => {

@@ -512,3 +512,26 @@ fn tokens_kept_out_of_argv_private_files_and_keys() {
         "{said}"
     );
 }
+
+/// The CA key can stay offline: with ca.key moved away the hub serves and
+/// prints tokens; an enrolment waits until `gdx-hub issue --ca-key` is run
+/// where the key is, then the same `gdx-agent enroll` completes.
+#[test]
+fn the_ca_key_can_stay_offline() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    hub.stop();
+    let vault = tempfile::tempdir().unwrap();
+    let offline = vault.path().join("ca.key");
+    std::fs::rename(hub.dir.path().join("ca.key"), &offline).unwrap();
+    hub.start();
+    let agent = Agent::new();
+    let token = hub.token("630000/gongan", "1h");
+    let waits = agent.enroll(&token).fails();
+    assert!(waits.contains("keeps its CA key offline") && waits.contains("gdx-hub issue --ca-key"), "{waits}");
+    let issued = hub.cmd(&["issue", "--ca-key", offline.to_str().unwrap()]).ok();
+    assert!(issued.contains("issued 630000/gongan"), "{issued}");
+    assert!(!hub.dir.path().join("ca.key").exists(), "the key was read, not copied");
+    agent.enroll(&token).ok();
+    agent.cmd(&["doctor"]).ok();
+}

@@ -443,6 +443,8 @@ pub enum RefusalCode {
     NotAuthorized,
     Revoked,
     Internal,
+    /// An enrolment waits for the operator (the CA key is kept offline).
+    Queued,
 }
 
 /// Enrolment request, sent over [`ALPN_ENROLL`].

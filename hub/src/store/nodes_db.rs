@@ -136,6 +136,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = gdx_files::open_sqlite(path, SCHEMA)?;
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
+        // requests waiting for an offline CA key (a column newer than the table)
+        let has_queue: bool =
+            conn.query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'pending_csr'", [], |r| {
+                r.get::<_, i64>(0).map(|n| n > 0)
+            })?;
+        if !has_queue {
+            conn.execute_batch("ALTER TABLE tokens ADD COLUMN pending_csr BLOB")?;
+        }
         // child hubs joined before their intermediate CA was recorded: record it now, from the token spent
         let missing: Vec<(String, Vec<u8>, i64)> = {
             let mut stmt = conn.prepare(
@@ -165,6 +173,22 @@ impl Store {
             params![id, secret_sha256, node.to_string(), role.as_str(), now, expires_at],
         )?;
         Ok(())
+    }
+
+    /// Keeps the request that spends token `id` until the CA key is brought
+    /// in; a later request with the token replaces it.
+    pub fn queue_request(tx: &rusqlite::Transaction<'_>, id: &str, csr_der: &[u8]) -> Result<(), StoreError> {
+        tx.execute("UPDATE tokens SET pending_csr = ?2 WHERE id = ?1 AND used_at IS NULL", params![id, csr_der])?;
+        Ok(())
+    }
+
+    /// The requests waiting for the CA key: token id and CSR.
+    pub fn queued_requests(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, pending_csr FROM tokens WHERE pending_csr IS NOT NULL AND used_at IS NULL ORDER BY created_at",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Runs `f` in an immediate (write-locking) transaction.
