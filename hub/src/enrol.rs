@@ -208,6 +208,11 @@ pub fn enrol(
     })
 }
 
+/// A certificate issued (DER), with the intermediate CA of a joining hub.
+type Issued = (Vec<u8>, Option<Vec<u8>>);
+/// A waiting request's node, and whether it was issued or why not.
+pub type IssuedFor = (String, Result<(), String>);
+
 /// Issues the certificate (and, for a joining hub, the intermediate CA)
 /// that token `token_id` (`row`) asks for, for the key of `csr_der`, and
 /// records it, in `tx`.
@@ -222,7 +227,7 @@ fn issue(
     ca_csr_der: Option<&[u8]>,
     public_key: &[u8],
     now: i64,
-) -> Result<Result<(Vec<u8>, Option<Vec<u8>>), Refusal>, StoreError> {
+) -> Result<Result<Issued, Refusal>, StoreError> {
     let (Ok(node), Ok(role)) = (NodeId::parse(&row.node), row.role.parse::<Role>()) else {
         return Ok(Err(refusal(
             RefusalCode::Internal,
@@ -268,7 +273,7 @@ pub fn issue_queued(
     config: &HubConfig,
     ca: &Ca,
     now: i64,
-) -> Result<Vec<(String, Result<(), String>)>, StoreError> {
+) -> Result<Vec<IssuedFor>, StoreError> {
     let mut done = Vec::new();
     for (token_id, csr) in store.queued_requests()? {
         let outcome = store.transaction(|tx| {
