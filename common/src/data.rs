@@ -310,7 +310,14 @@ pub fn encode_changeset(cs: &Changeset) -> Result<Vec<u8>, BodyError> {
 /// Decodes a body made by [`encode_changeset`], refusing anything that
 /// decompresses beyond [`MAX_CHANGESET_BYTES`].
 pub fn decode_changeset(body: &[u8]) -> Result<Changeset, BodyError> {
-    let raw = zstd::bulk::decompress(body, MAX_CHANGESET_BYTES).map_err(|e| BodyError::Compression(e.to_string()))?;
+    // streamed, so the buffer grows with what the body really holds, up to the limit
+    let mut raw = Vec::new();
+    let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| BodyError::Compression(e.to_string()))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_CHANGESET_BYTES as u64 + 1), &mut raw)
+        .map_err(|e| BodyError::Compression(e.to_string()))?;
+    if raw.len() > MAX_CHANGESET_BYTES {
+        return Err(BodyError::Compression(format!("it decompresses to more than {MAX_CHANGESET_BYTES} bytes")));
+    }
     let config = bincode::config::standard().with_limit::<MAX_CHANGESET_BYTES>();
     let (cs, used): (Changeset, usize) =
         bincode::serde::decode_from_slice(&raw, config).map_err(|e| BodyError::Decode(e.to_string()))?;

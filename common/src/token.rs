@@ -97,8 +97,12 @@ impl EnrolmentToken {
         let b64 = text.strip_prefix(TOKEN_PREFIX).ok_or(TokenError::Prefix)?;
         let sealed = URL_SAFE_NO_PAD.decode(b64).map_err(|_| TokenError::Damaged)?;
         let (body, seal) = sealed.split_at_checked(sealed.len().saturating_sub(SEAL_LEN)).ok_or(TokenError::Damaged)?;
+        // the limit refuses a length that claims more than the token holds
+        // before anything is allocated for it (without one, a damaged
+        // token could ask for exabytes and abort the process)
+        let config = bincode::config::standard().with_limit::<MAX_TOKEN_LEN>();
         let (token, used): (Self, usize) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|_| TokenError::Damaged)?;
+            bincode::serde::decode_from_slice(body, config).map_err(|_| TokenError::Damaged)?;
         if used != body.len() || seal.len() != SEAL_LEN {
             return Err(TokenError::Damaged);
         }
@@ -186,6 +190,20 @@ mod tests {
         assert_eq!(EnrolmentToken::decode("GDX2.!!!"), Err(TokenError::Damaged));
         assert_eq!(EnrolmentToken::decode("GDX2.AAAA"), Err(TokenError::Damaged));
         assert_eq!(EnrolmentToken::decode(&"GDX2.A".repeat(1000)), Err(TokenError::Damaged));
+    }
+
+    /// Found by the property tests (common/tests/fuzz_token.rs): a length
+    /// claiming more bytes than the token holds was allocated before being
+    /// read, which panicked (2^63 bytes) or aborted the process (a failed
+    /// allocation of some exabytes) instead of refusing the token.
+    #[test]
+    fn a_huge_length_is_refused_not_allocated() {
+        // the hub address claims 2^63 bytes
+        let mut body = vec![253];
+        body.extend_from_slice(&(1u64 << 63).to_le_bytes());
+        body.extend_from_slice(&[0; SEAL_LEN]);
+        let text = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(&body));
+        assert_eq!(EnrolmentToken::decode(&text), Err(TokenError::Damaged));
     }
 
     #[test]

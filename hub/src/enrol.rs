@@ -268,12 +268,7 @@ fn issue(
 /// `gdx-hub issue`: issues, with `ca` (its key brought in for the purpose),
 /// every request that waited while the key was offline; returns the nodes
 /// issued for, or why one could not be.
-pub fn issue_queued(
-    store: &mut Store,
-    config: &HubConfig,
-    ca: &Ca,
-    now: i64,
-) -> Result<Vec<IssuedFor>, StoreError> {
+pub fn issue_queued(store: &mut Store, config: &HubConfig, ca: &Ca, now: i64) -> Result<Vec<IssuedFor>, StoreError> {
     let mut done = Vec::new();
     for (token_id, csr) in store.queued_requests()? {
         let outcome = store.transaction(|tx| {

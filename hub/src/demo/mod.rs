@@ -222,7 +222,7 @@ pub async fn run(
          \x20 gdx-hub --data {hub} catalog list --sharing conditional --division 632500   conditional entries of 海南州\n\
          \x20 gdx-hub --data {hub} catalog show 301001/000001   one entry in full\n\
          \x20 gdx-hub --data {hub} catalog list --overdue --as-of {in_four_days}   what is overdue in four days\n\
-         \x20 curl --cacert {hub}/ca.crt -G https://{http}/api/v1/catalog --data-urlencode q=低保\n\
+         \x20 curl --cacert {hub}/ca.crt -G https://{http}/api/v1/catalog --data-urlencode q=法人   (entries open to the public only)\n\
          \x20 gdx-agent --data {} status          one agent's view, with its catalogue entry\n\
          \x20 gdx-agent --data {} status          the 民政 agent's quarantine (two bad CSV lines)\n\
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\

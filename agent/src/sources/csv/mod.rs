@@ -303,6 +303,9 @@ pub fn shorten(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -351,6 +354,15 @@ mod tests {
         assert_eq!(rows[0], (2, vec![s("1"), s("Zhang, San"), s("said \"hi\"")]));
         assert_eq!(rows[1], (3, vec![s("2"), s("李四"), s("two\nlines")]));
         assert_eq!(rows[2], (5, vec![s("3"), None, s("")]));
+    }
+
+    /// Found by the property tests (properties.rs): in a file of one
+    /// column, a row of empty text (`""`) was skipped as a blank line.
+    #[test]
+    fn a_quoted_empty_field_alone_is_a_row_not_a_blank_line() {
+        let (_, rows, q) = read(b"id\n\"\"\n\n2\r\n\"\"", Encoding::Utf8);
+        assert!(q.is_empty(), "{q:?}");
+        assert_eq!(rows, vec![(2, vec![s("")]), (4, vec![s("2")]), (5, vec![s("")])]);
     }
 
     #[test]

@@ -34,8 +34,9 @@ impl Record<'_> {
         self.ends.iter().map(|&(_, q)| q)
     }
 
+    /// An empty line; `""` alone is not one, but a row of empty text.
     pub(super) fn is_blank(&self) -> bool {
-        self.ends.len() == 1 && self.ends[0].0 == 0
+        self.ends == [(0, false)]
     }
 }
 
