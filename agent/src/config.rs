@@ -28,6 +28,10 @@ pub struct AgentConfig {
     /// (relative paths start at the data directory).
     #[serde(default = "default_received")]
     pub received: PathBuf,
+    /// A file holding the key (64 hex digits, 0600) under which the
+    /// received database is kept encrypted; absent, it is plain.
+    #[serde(default)]
+    pub at_rest_key: Option<PathBuf>,
     /// The resources this agent publishes, as `[[resource]]` tables.
     #[serde(default, rename = "resource")]
     pub resources: Vec<ResourceConfig>,
@@ -181,6 +185,10 @@ impl AgentConfig {
                 *p = paths.dir.join(&*p);
             }
         }
+        if let Some(key) = &config.at_rest_key {
+            let key = gdx_files::at_rest::AtRestKey::load(key).map_err(|e| invalid(e.to_string()))?;
+            gdx_files::at_rest::encrypt_under(&paths.received(&config), key);
+        }
         Ok(config)
     }
 
@@ -246,6 +254,11 @@ impl AgentConfig {
              # table per grant (relative to this directory); see docs/exchange.md.\n\
              received = {}\n\
              \n\
+             # Keep the received database encrypted at rest (SQLCipher) under the key in\n\
+             # this file: 64 hex digits, mode 0600, kept apart from this directory\n\
+             # (`openssl rand -hex 32 > /etc/gdx/agent-at-rest.key`).\n\
+             # at_rest_key = \"/etc/gdx/agent-at-rest.key\"\n\
+             \n\
              # Resources this agent publishes: add one [[resource]] table per extract.\n\
              # A SQLite table (or a SELECT query) or a folder of CSV files; see docs/installer.md.\n\
              #\n\
@@ -281,6 +294,7 @@ mod tests {
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
             received: default_received(),
+            at_rest_key: None,
             resources: vec![],
         };
         std::fs::write(paths.config(), c.to_commented_toml()).unwrap();
@@ -300,6 +314,7 @@ mod tests {
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
             received: default_received(),
+            at_rest_key: None,
             resources: vec![],
         }
         .to_commented_toml();

@@ -125,6 +125,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         hub: enrolled.hub.clone(),
         hub_addr: token.hub_addr.clone(),
         received: "received.db".into(),
+        at_rest_key: None,
         resources: Vec::new(),
     };
     write_new(&paths.config(), config.to_commented_toml().as_bytes(), false).map_err(write_err(&paths.config()))?;

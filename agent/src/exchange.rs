@@ -319,7 +319,7 @@ pub fn received_grants(path: &Path) -> anyhow::Result<Vec<ReceivedGrant>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let db = gdx_files::open_read_only(path)?;
     db.busy_timeout(Duration::from_secs(5))?;
     let mut stmt = db.prepare(
         "SELECT grant_id, code, name, provider, table_name, n, rows, updated_at, stopped FROM _gdx_received ORDER BY grant_id",

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub mod at_rest;
 pub mod tables;
 
 /// Creates `path` with `contents` and syncs it, refusing to overwrite an
@@ -28,6 +29,22 @@ pub fn write_new(path: &Path, contents: &[u8], private: bool) -> std::io::Result
     let mut f = opts.open(path)?;
     f.write_all(contents)?;
     f.sync_all()
+}
+
+/// Opens an existing database to read and write, with its at-rest key if
+/// one applies (no schema, no journal change: see [`open_sqlite`]).
+pub fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    at_rest::unlock(conn, path, true)
+}
+
+/// Opens a database to read only, with its at-rest key if one applies.
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    at_rest::unlock(conn, path, false)
 }
 
 /// Creates directory `dir` (and its missing parents) readable by its owner
@@ -111,7 +128,7 @@ pub fn open_sqlite(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
             ));
         }
     }
-    let conn = Connection::open(path)?;
+    let conn = at_rest::unlock(Connection::open(path)?, path, true)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

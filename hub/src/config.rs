@@ -42,6 +42,10 @@ pub struct HubConfig {
     /// more are refused, and the refusal is in the audit log.
     #[serde(default = "default_lookups_per_minute")]
     pub lookups_per_minute: u32,
+    /// A file holding the key (64 hex digits, 0600) under which the vaults
+    /// and exchange.db are kept encrypted; absent, they are plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_rest_key: Option<std::path::PathBuf>,
 }
 
 /// Lookups per grant and minute unless hub.toml says otherwise.
@@ -78,6 +82,12 @@ impl HubConfig {
         };
         let config: HubConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.message().to_owned() })?;
+        if let Some(key) = &config.at_rest_key {
+            let key = gdx_files::at_rest::AtRestKey::load(key)
+                .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
+            gdx_files::at_rest::encrypt_under(&paths.vaults(), key.clone());
+            gdx_files::at_rest::encrypt_under(&paths.exchange_db(), key);
+        }
         if config.cert_days <= 0 {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
@@ -122,7 +132,13 @@ impl HubConfig {
              \n\
              # Lookups a consumer may make under one grant each minute at this hub;\n\
              # more are refused, and each minute's first refusal is in the audit log.\n\
-             lookups_per_minute = {}\n{}",
+             lookups_per_minute = {}\n\
+             \n\
+             # Keep the vaults and exchange.db encrypted at rest (SQLCipher) under the key\n\
+             # in this file: 64 hex digits, mode 0600, kept apart from this directory\n\
+             # (`openssl rand -hex 32 > /etc/gdx/hub-at-rest.key`). Plain stores are\n\
+             # encrypted when the hub next opens them. Losing the key loses the data.\n\
+             {}\n{}",
             q(&self.division.to_string()),
             q(&self.name),
             q(&self.listen),
@@ -130,6 +146,10 @@ impl HubConfig {
             q(&self.http),
             self.cert_days,
             self.lookups_per_minute,
+            match &self.at_rest_key {
+                Some(k) => format!("at_rest_key = {}", q(&k.display().to_string())),
+                None => "# at_rest_key = \"/etc/gdx/hub-at-rest.key\"".to_owned(),
+            },
             match (&self.parent, &self.parent_addr) {
                 (Some(p), Some(a)) => format!(
                     "\n# The parent hub this hub joined, and the host:port of its QUIC endpoint.\n\
@@ -162,6 +182,7 @@ mod tests {
             parent: None,
             parent_addr: None,
             lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
+            at_rest_key: None,
         }
     }
 

@@ -105,6 +105,7 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
         parent: None,
         parent_addr: None,
         lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
+        at_rest_key: None,
     };
 
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
@@ -202,6 +203,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
         parent: Some(enrolled.hub.clone()),
         parent_addr: Some(token.hub_addr.clone()),
         lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
+        at_rest_key: None,
     };
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
         write_new(&path, data, private).map_err(|source| InitError::Write { path: path.display().to_string(), source })

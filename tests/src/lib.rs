@@ -308,6 +308,22 @@ impl Hub {
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
     }
 
+    /// Keeps this hub's vaults and exchange.db encrypted at rest from its
+    /// next start, under a new key; returns the key file.
+    pub fn encrypt_at_rest(&self) -> PathBuf {
+        use std::io::Write;
+        let key = self.dir.path().join("at-rest.key");
+        let hex: String = gdx_certs::pki::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).unwrap();
+            f.write_all(hex.as_bytes()).unwrap();
+        }
+        let mut config = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("hub.toml")).unwrap();
+        writeln!(config, "at_rest_key = {:?}", key.display().to_string()).unwrap();
+        key
+    }
+
     /// This hub's CA, loaded from its data directory.
     pub fn ca(&self) -> Ca {
         let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap();

@@ -657,3 +657,73 @@ fn a_prefecture_hub_cannot_grant_itself_the_provinces_data() {
             && refiled.contains("refiled")
     });
 }
+
+/// With `at_rest_key` set, a hub keeps its vaults and exchange.db, and an
+/// agent its received.db, encrypted (a plain vault from before is converted
+/// when the hub starts again); without the key the files are not even
+/// databases, and everything reads as before through the programs.
+#[test]
+fn stores_can_be_kept_encrypted_at_rest() {
+    use std::io::Write;
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let provider = Agent::new();
+    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
+    let consumer = Agent::new();
+    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    people(&db, &[("630000198001010012", "卓玛", 640, "13907012345"), ("630000199002020023", "马秀兰", 700, "1")]);
+    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(&provider);
+    let vault = gdx_tests::vault(&hub, "630000/minzheng");
+    let plain = |p: &Path| std::fs::read(p).unwrap().starts_with(b"SQLite format 3\0");
+    assert!(plain(&vault));
+
+    // turned on: the plain vault is encrypted when the hub starts again
+    hub.stop();
+    let hub_key = hub.encrypt_at_rest();
+    hub.start();
+    let key_file = consumer.dir.path().join("at-rest.key");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).unwrap();
+        f.write_all("5a".repeat(32).as_bytes()).unwrap();
+        let mut config = std::fs::OpenOptions::new().append(true).open(consumer.dir.path().join("agent.toml")).unwrap();
+        writeln!(config, "at_rest_key = {:?}", key_file.display().to_string()).unwrap();
+    }
+    people(&db, &[("630000200101010034", "才让", 520, "2")]);
+    synced(&provider);
+    json(consumer.cmd(&["request", "--resource", "301001/000001", "--fields", "姓名", "--purpose", "核对", "--json"]));
+    wait_until(Duration::from_secs(30), "three rows received", || {
+        consumer.cmd(&["receive"]).ok().contains("3 rows") || received_rows(&consumer, &key_file) == Some(3)
+    });
+    assert_eq!(received_rows(&consumer, &key_file), Some(3));
+
+    for (what, file) in [
+        ("the vault", vault.clone()),
+        ("exchange.db", hub.dir.path().join("exchange.db")),
+        ("received.db", received(&consumer)),
+    ] {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.starts_with(b"SQLite format 3\0"), "{what} is encrypted");
+        assert!(!bytes.windows("卓玛".len()).any(|w| w == "卓玛".as_bytes()), "{what} shows no name");
+        let bare = rusqlite::Connection::open(&file).unwrap();
+        assert!(bare.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).is_err(), "{what}");
+    }
+    // the hub reads its encrypted vault: three rows, under the key only
+    let nodes = hub.cmd(&["nodes"]).ok();
+    let line = nodes.lines().find(|l| l.contains("dibao")).unwrap_or_default();
+    assert!(line.split_whitespace().any(|w| w == "3"), "{nodes}");
+    let hex = std::fs::read_to_string(&hub_key).unwrap();
+    let keyed = rusqlite::Connection::open(&vault).unwrap();
+    keyed.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex.trim())).unwrap();
+    assert_eq!(keyed.query_row("SELECT count(*) FROM dibao", [], |r| r.get::<_, i64>(0)).unwrap(), 3);
+}
+
+/// Rows of the one table in the consumer's encrypted received.db, read with its key.
+fn received_rows(consumer: &Agent, key_file: &Path) -> Option<i64> {
+    let c = rusqlite::Connection::open(received(consumer)).ok()?;
+    c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", std::fs::read_to_string(key_file).ok()?.trim())).ok()?;
+    c.query_row("SELECT rows FROM _gdx_received", [], |r| r.get(0)).ok()
+}

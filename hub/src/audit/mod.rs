@@ -259,7 +259,7 @@ impl AuditLog {
     /// place when that many were waiting (there may be more).
     fn collect_from(&mut self, path: &Path) -> Result<(usize, bool), AuditError> {
         let name = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
-        let src = Connection::open(path)?;
+        let src = gdx_files::open_existing(path)?;
         src.busy_timeout(Duration::from_secs(10))?;
         let has_outbox: bool = src
             .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_outbox'", [], |_| Ok(()))

@@ -247,7 +247,7 @@ impl Exchange {
         if !path.exists() {
             return Ok(0);
         }
-        let vault = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let vault = gdx_files::open_read_only(&path)?;
         vault.busy_timeout(Duration::from_secs(5))?;
         let Some((epoch, last)) = vault
             .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", [&r.resource], |x| {

@@ -227,7 +227,7 @@ pub fn last_changes(vault_dir: &Path, node: &NodeId) -> HashMap<String, i64> {
         return HashMap::new();
     }
     let read = || -> rusqlite::Result<HashMap<String, i64>> {
-        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = gdx_files::open_read_only(&path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mut stmt = conn.prepare("SELECT resource, updated_at FROM _gdx_resources")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -243,7 +243,7 @@ pub fn summaries(vault_dir: &Path, node: &NodeId) -> Vec<ResourceSummary> {
         return Vec::new();
     }
     let read = || -> rusqlite::Result<Vec<ResourceSummary>> {
-        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = gdx_files::open_read_only(&path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mut stmt = conn.prepare("SELECT resource, last_seq, updated_at FROM _gdx_resources ORDER BY resource")?;
         let list: Vec<(String, i64, i64)> =

@@ -232,7 +232,9 @@ pub(super) async fn send_changesets(
 }
 
 /// N simulated agents send small changesets to one hub at once.
-pub(super) fn fanin_bench(ns: &[usize]) {
+/// Returns the results it also writes (fan-in with the hub's stores
+/// encrypted at rest when `encrypted`).
+pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Value> {
     use gdx_common::wire::{Hello, Message};
     use gdx_common::{NodeId, Role};
     pub(super) const PER_AGENT: u64 = 5;
@@ -244,6 +246,9 @@ pub(super) fn fanin_bench(ns: &[usize]) {
     );
     for &n in ns {
         let mut hub = Hub::init("630000");
+        if encrypted {
+            hub.encrypt_at_rest();
+        }
         hub.start();
         let ca = hub.ca();
         let root_der = gdx_certs::pki::pem_to_der(
@@ -373,10 +378,11 @@ pub(super) fn fanin_bench(ns: &[usize]) {
         if let Some(e) = failed.first() {
             println!("  {} agents failed, e.g.: {e}", failed.len());
         }
-        results.push(serde_json::json!({ "agents": n, "connected": n - failed.len(), "changesets": lat.len(),
+        results.push(serde_json::json!({ "agents": n, "encrypted": encrypted, "connected": n - failed.len(), "changesets": lat.len(),
             "connect_s": connect_s, "send_wall_s": wall, "changesets_per_s": rate, "p50_ack_ms": pct(0.5) * 1000.0, "p99_ack_ms": pct(0.99) * 1000.0,
             "hub_rss_kib": hub_rss }));
         hub.terminate();
     }
-    write_json("fanin", &serde_json::Value::Array(results));
+    write_json(if encrypted { "fanin-at-rest" } else { "fanin" }, &serde_json::Value::Array(results.clone()));
+    results
 }

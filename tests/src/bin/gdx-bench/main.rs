@@ -95,6 +95,14 @@ enum Scenario {
         agents: Vec<usize>,
     },
     /// Binary sizes and idle memory of a hub and an agent
+    /// What keeping the vaults and exchange.db encrypted at rest costs:
+    /// initial and incremental sync, and fan-in, plain then encrypted.
+    AtRest {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+    },
     Footprint,
     /// Audit log appends per second and verification time
     Audit {
@@ -120,7 +128,7 @@ fn main() {
     match Cli::parse().scenario {
         Scenario::Initial(a) | Scenario::Incremental(a) => {
             let runs: Vec<(serde_json::Value, serde_json::Value)> =
-                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct)).collect();
+                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, false)).collect();
             let (initial, incremental): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
             write_json("initial", &serde_json::json!(initial));
             write_json("incremental", &serde_json::json!(incremental));
@@ -128,7 +136,10 @@ fn main() {
         Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
         Scenario::Csv { rows } => csv_bench(rows),
         Scenario::Relay { changes } => relay_bench(changes),
-        Scenario::Fanin { agents } => fanin_bench(&agents),
+        Scenario::Fanin { agents } => {
+            fanin_bench(&agents, false);
+        }
+        Scenario::AtRest { rows, agents } => at_rest_bench(rows, agents),
         Scenario::Footprint => footprint_bench(),
         Scenario::Audit { entries } => audit_bench(entries),
     }
@@ -138,8 +149,11 @@ fn main() {
 const SEED: u64 = 2026;
 
 /// A hub on 127.0.0.1 and an agent enrolled at it, syncing `toml`'s resource.
-fn hub_and_agent(resource_toml: &str) -> (Hub, Agent) {
+fn hub_and_agent(resource_toml: &str, encrypted: bool) -> (Hub, Agent) {
     let mut hub = Hub::init("630000");
+    if encrypted {
+        hub.encrypt_at_rest();
+    }
     hub.start();
     let agent = Agent::new();
     agent.enroll(&hub.token("630000/gongan", "1h")).ok();
@@ -155,6 +169,35 @@ fn timed_sync(agent: &Agent) -> (f64, u64, u64, f64) {
     assert_eq!(code, 0, "sync failed: {err}");
     let mib = out["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
     (secs, out["sent_bytes"].as_u64().unwrap_or(0), out["sent_rows"].as_u64().unwrap_or(0), mib)
+}
+
+/// `at-rest`: the same runs on a plain hub and on one keeping its vaults
+/// and exchange.db encrypted, and the encrypted one's time as a ratio.
+fn at_rest_bench(rows: i64, agents: usize) {
+    let (plain_initial, plain_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, false);
+    let (enc_initial, enc_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, true);
+    let plain_fanin = fanin_bench(&[agents], false);
+    let enc_fanin = fanin_bench(&[agents], true);
+    let ratio = |a: &serde_json::Value, b: &serde_json::Value, k: &str| {
+        b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9)
+    };
+    let summary = serde_json::json!({
+        "rows": rows, "agents": agents,
+        "initial_s": { "plain": plain_initial["gdx_s"], "encrypted": enc_initial["gdx_s"],
+            "ratio": ratio(&plain_initial, &enc_initial, "gdx_s") },
+        "incremental_s": { "plain": plain_inc["gdx_s"], "encrypted": enc_inc["gdx_s"],
+            "ratio": ratio(&plain_inc, &enc_inc, "gdx_s") },
+        "fanin_changesets_per_s": { "plain": plain_fanin[0]["changesets_per_s"], "encrypted": enc_fanin[0]["changesets_per_s"],
+            "ratio": ratio(&plain_fanin[0], &enc_fanin[0], "changesets_per_s") },
+        "fanin_p99_ack_ms": { "plain": plain_fanin[0]["p99_ack_ms"], "encrypted": enc_fanin[0]["p99_ack_ms"] },
+    });
+    println!(
+        "at rest, encrypted / plain: initial sync {:.2}x the time, incremental {:.2}x, fan-in {:.2}x the changesets/s",
+        summary["initial_s"]["ratio"].as_f64().unwrap_or(0.0),
+        summary["incremental_s"]["ratio"].as_f64().unwrap_or(0.0),
+        summary["fanin_changesets_per_s"]["ratio"].as_f64().unwrap_or(0.0)
+    );
+    write_json("at-rest", &summary);
 }
 
 fn write_json(scenario: &str, value: &serde_json::Value) {

@@ -1,0 +1,207 @@
+//! Encryption at rest (GB/T 39477): the databases that hold departments'
+//! data (a hub's vaults and `exchange.db`, an agent's `received.db`) can be
+//! kept encrypted with SQLCipher (AES-256, HMAC-SHA512 per page), under a
+//! 256-bit key kept in a file of its own, 0600, apart from the data.
+//!
+//! A program says once, at its start, which files are encrypted and under
+//! which key ([`encrypt_under`]); every database opened through this crate
+//! under that path then gets the key before its first statement. A database
+//! found plain where a key applies is encrypted in place on that first open:
+//! exported into a new file beside it, which replaces it in one rename, so
+//! a kill at any point leaves either the plain file or the encrypted one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rusqlite::Connection;
+
+/// A 256-bit at-rest key.
+#[derive(Clone)]
+pub struct AtRestKey([u8; 32]);
+
+impl std::fmt::Debug for AtRestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AtRestKey(…)")
+    }
+}
+
+/// Paths (a directory or a file) whose databases are encrypted, and their key.
+static UNDER: RwLock<Vec<(PathBuf, Arc<AtRestKey>)>> = RwLock::new(Vec::new());
+
+impl AtRestKey {
+    /// Reads a key file: 64 hex digits on one line, readable by its owner only.
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let text = crate::read_private(path)?;
+        let bad = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} does not hold an at-rest key (64 hex digits on one line); make one with `openssl rand -hex 32 > {}` and chmod 600",
+                    path.display(),
+                    path.display()
+                ),
+            )
+        };
+        let hex = text.trim();
+        if hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        }
+        Ok(Self(key))
+    }
+
+    fn pragma(&self) -> String {
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        format!("PRAGMA key = \"x'{hex}'\";")
+    }
+}
+
+/// Encrypts every database opened through this crate at `path` or below it
+/// under `key`, from now on in this process.
+pub fn encrypt_under(path: &Path, key: AtRestKey) {
+    if let Ok(mut under) = UNDER.write() {
+        under.retain(|(p, _)| p != path);
+        under.push((path.to_path_buf(), Arc::new(key)));
+    }
+}
+
+fn key_for(path: &Path) -> Option<Arc<AtRestKey>> {
+    let under = UNDER.read().ok()?;
+    under.iter().find(|(p, _)| path.starts_with(p)).map(|(_, k)| k.clone())
+}
+
+/// True when the database at `path` is kept encrypted.
+pub fn is_encrypted(path: &Path) -> bool {
+    key_for(path).is_some()
+}
+
+/// Gives `conn`, just opened on `path`, its key if one applies, and checks
+/// that the key opens it; a plain database is encrypted in place first (when
+/// `may_convert`: a writer's open). Must run before any other statement.
+pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqlite::Result<Connection> {
+    let Some(key) = key_for(path) else { return Ok(conn) };
+    // a wrong key or a plain file is answered here in a sentence; SQLCipher's own log would only alarm
+    conn.execute_batch(&format!("PRAGMA cipher_log_level = NONE; {}", key.pragma()))?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => Ok(conn),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
+            drop(conn);
+            if !may_convert || !is_plain(path) {
+                return Err(refused(path, "it is encrypted under another key; check at_rest_key"));
+            }
+            encrypt_in_place(path, &key)?;
+            let conn = Connection::open(path)?;
+            conn.execute_batch(&key.pragma())?;
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+            Ok(conn)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A plain SQLite file starts with this header; an encrypted one does not.
+fn is_plain(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+        && &head == b"SQLite format 3\0"
+}
+
+fn refused(path: &Path, why: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+        Some(format!("cannot open {}: {why}", path.display())),
+    )
+}
+
+/// Replaces the plain database at `path` by an encrypted copy.
+fn encrypt_in_place(path: &Path, key: &AtRestKey) -> rusqlite::Result<()> {
+    let tmp = path.with_extension("encrypting");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let plain = Connection::open(path)?;
+        // everything into the main file, so that the copy and the rename see it all
+        plain.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let hex = key.pragma();
+        let hex = hex.trim_start_matches("PRAGMA key = ").trim_end_matches(';');
+        plain.execute_batch(&format!(
+            "ATTACH DATABASE '{}' AS encrypted KEY {hex}; SELECT sqlcipher_export('encrypted'); DETACH DATABASE encrypted;",
+            tmp.display().to_string().replace('\'', "''")
+        ))?;
+    }
+    let io = |e: std::io::Error| refused(path, &format!("encrypting it failed ({e})"));
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        crate::sync_dir(dir).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(path: &Path, hex: &str) -> AtRestKey {
+        crate::write_new(path, hex.as_bytes(), true).unwrap();
+        AtRestKey::load(path).unwrap()
+    }
+
+    #[test]
+    fn databases_under_a_key_are_unreadable_without_it_and_plain_ones_are_converted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("vaults");
+        crate::create_private_dir(&data).unwrap();
+        // a plain database from before encryption was turned on
+        let old = data.join("old.db");
+        crate::open_sqlite(&old, "CREATE TABLE t (x TEXT)")
+            .unwrap()
+            .execute("INSERT INTO t VALUES ('卓玛')", [])
+            .unwrap();
+        assert!(is_plain(&old));
+        let k = key(&tmp.path().join("k.key"), &"ab".repeat(32));
+        encrypt_under(&data, k);
+        let conn = crate::open_sqlite(&old, "CREATE TABLE IF NOT EXISTS t (x TEXT)").unwrap();
+        let x: String = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, "卓玛", "converted with its rows");
+        drop(conn);
+        assert!(!is_plain(&old), "the file no longer shows its contents");
+        let raw = std::fs::read(&old).unwrap();
+        assert!(!raw.windows("卓玛".len()).any(|w| w == "卓玛".as_bytes()));
+        // without the key it is not a database
+        let bare = Connection::open(&old).unwrap();
+        assert!(bare.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).is_err());
+        // read-only opens get the key too
+        let ro = crate::open_read_only(&old).unwrap();
+        assert_eq!(ro.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+        // a new database is encrypted from its first page
+        let new = data.join("new.db");
+        crate::open_sqlite(&new, "CREATE TABLE t (x)").unwrap();
+        assert!(!is_plain(&new));
+        // another key is refused with a sentence, and nothing is converted
+        encrypt_under(&data, key(&tmp.path().join("k2.key"), &"cd".repeat(32)));
+        let e = crate::open_sqlite(&old, "SELECT 1").unwrap_err().to_string();
+        assert!(e.contains("encrypted under another key"), "{e}");
+        // outside the path, nothing changes
+        let plain = tmp.path().join("catalog.db");
+        crate::open_sqlite(&plain, "CREATE TABLE t (x)").unwrap();
+        assert!(is_plain(&plain));
+    }
+
+    #[test]
+    fn a_bad_key_file_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("k.key");
+        crate::write_new(&p, b"not hex", true).unwrap();
+        let e = AtRestKey::load(&p).unwrap_err().to_string();
+        assert!(e.contains("does not hold an at-rest key") && e.contains("openssl rand -hex 32"), "{e}");
+    }
+}
