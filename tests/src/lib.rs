@@ -311,17 +311,7 @@ impl Hub {
     /// Keeps this hub's vaults and exchange.db encrypted at rest from its
     /// next start, under a new key; returns the key file.
     pub fn encrypt_at_rest(&self) -> PathBuf {
-        use std::io::Write;
-        let key = self.dir.path().join("at-rest.key");
-        let hex: String = gdx_certs::pki::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).unwrap();
-            f.write_all(hex.as_bytes()).unwrap();
-        }
-        let mut config = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("hub.toml")).unwrap();
-        writeln!(config, "at_rest_key = {:?}", key.display().to_string()).unwrap();
-        key
+        at_rest_key(self.dir.path(), "hub.toml")
     }
 
     /// This hub's CA, loaded from its data directory.
@@ -378,6 +368,12 @@ impl Agent {
     pub fn connected(&self) -> bool {
         let s = self.status();
         s["daemon_running"] == true && s["link"]["state"] == "connected"
+    }
+
+    /// Keeps this agent's received.db encrypted at rest (it must declare no
+    /// resource yet: the key goes at the end of agent.toml); returns the key file.
+    pub fn encrypt_at_rest(&self) -> PathBuf {
+        at_rest_key(self.dir.path(), "agent.toml")
     }
 
     /// Replaces the agent's certificate with one the test made.
@@ -473,6 +469,19 @@ pub fn vault(hub: &Hub, node: &str) -> PathBuf {
 pub fn issue_pem(ca: &Ca, key: &rcgen::KeyPair, node: &str, role: Role, not_before: i64, not_after: i64) -> String {
     let cert = ca.issue_for_key(key, &NodeId::parse(node).unwrap(), role, not_before, not_after).unwrap();
     gdx_certs::pki::der_to_pem(&cert, "CERTIFICATE")
+}
+
+/// Writes a new at-rest key (0600) into `dir` and names it at the end of its `config` file.
+fn at_rest_key(dir: &Path, config: &str) -> PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = dir.join("at-rest.key");
+    let hex: String = gdx_certs::pki::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).unwrap();
+    f.write_all(hex.as_bytes()).unwrap();
+    let mut toml = std::fs::OpenOptions::new().append(true).open(dir.join(config)).unwrap();
+    writeln!(toml, "at_rest_key = {:?}", key.display().to_string()).unwrap();
+    key
 }
 
 /// Seconds since the Unix epoch.

@@ -498,11 +498,10 @@ fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
     }
 }
 
-/// Every exchange leaves its trace in the hub's audit log, which verifies,
-/// proves inclusion, exports a bundle that verifies offline, and names what
-/// was tampered with.
-#[test]
-fn the_audit_log_records_the_exchange_and_catches_tampering() {
+/// A started province hub; 630000/minzheng sharing two people as 301001/000001
+/// (无条件共享) from `dibao.db` in the returned directory, synced; and
+/// 630000/weijian enrolled to ask for it.
+fn one_hub_sharing_dibao() -> (Hub, Agent, Agent, tempfile::TempDir) {
     let mut hub = Hub::init("630000");
     hub.start();
     let provider = Agent::new();
@@ -514,6 +513,15 @@ fn the_audit_log_records_the_exchange_and_catches_tampering() {
     people(&db, &[("630000198001010012", "卓玛", 640, "13907012345"), ("630000199002020023", "马秀兰", 700, "1")]);
     declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
     synced(&provider);
+    (hub, provider, consumer, tmp)
+}
+
+/// Every exchange leaves its trace in the hub's audit log, which verifies,
+/// proves inclusion, exports a bundle that verifies offline, and names what
+/// was tampered with.
+#[test]
+fn the_audit_log_records_the_exchange_and_catches_tampering() {
+    let (mut hub, _provider, consumer, tmp) = one_hub_sharing_dibao();
     let granted = json(consumer.cmd(&[
         "request",
         "--resource",
@@ -664,18 +672,8 @@ fn a_prefecture_hub_cannot_grant_itself_the_provinces_data() {
 /// databases, and everything reads as before through the programs.
 #[test]
 fn stores_can_be_kept_encrypted_at_rest() {
-    use std::io::Write;
-    let mut hub = Hub::init("630000");
-    hub.start();
-    let provider = Agent::new();
-    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
-    let consumer = Agent::new();
-    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
-    let tmp = tempfile::tempdir().unwrap();
+    let (mut hub, provider, consumer, tmp) = one_hub_sharing_dibao();
     let db = tmp.path().join("dibao.db");
-    people(&db, &[("630000198001010012", "卓玛", 640, "13907012345"), ("630000199002020023", "马秀兰", 700, "1")]);
-    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
-    synced(&provider);
     let vault = gdx_tests::vault(&hub, "630000/minzheng");
     let plain = |p: &Path| std::fs::read(p).unwrap().starts_with(b"SQLite format 3\0");
     assert!(plain(&vault));
@@ -684,14 +682,7 @@ fn stores_can_be_kept_encrypted_at_rest() {
     hub.stop();
     let hub_key = hub.encrypt_at_rest();
     hub.start();
-    let key_file = consumer.dir.path().join("at-rest.key");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).unwrap();
-        f.write_all("5a".repeat(32).as_bytes()).unwrap();
-        let mut config = std::fs::OpenOptions::new().append(true).open(consumer.dir.path().join("agent.toml")).unwrap();
-        writeln!(config, "at_rest_key = {:?}", key_file.display().to_string()).unwrap();
-    }
+    let key_file = consumer.encrypt_at_rest();
     people(&db, &[("630000200101010034", "才让", 520, "2")]);
     synced(&provider);
     json(consumer.cmd(&["request", "--resource", "301001/000001", "--fields", "姓名", "--purpose", "核对", "--json"]));
