@@ -45,6 +45,9 @@ pub enum PkiError {
     /// A signature does not match the data and the signer's certificate.
     #[error("the signature does not match the data and the signer's certificate")]
     Signature,
+    /// A CA key that is not the key of the CA certificate.
+    #[error("the CA key does not belong to the CA certificate (ca.crt); bring the key made with this hub's CA")]
+    KeyMismatch,
     /// A certificate carries no GDX identity, or a malformed one.
     #[error("the certificate carries no GDX identity (expected a gdx:// URI name)")]
     NoIdentity,
@@ -126,6 +129,12 @@ impl Ca {
             Identity::Ca { division, .. } => division,
             Identity::Node { .. } => return Err(PkiError::NoIdentity),
         };
+        // a key brought in from elsewhere (the offline CA key) must be this certificate's
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&cert_der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(PkiError::KeyMismatch);
+        }
         Ok(Self { cert_der: CertificateDer::from(cert_der), key, division })
     }
 
@@ -430,6 +439,8 @@ mod tests {
         assert_eq!(again.cert_der, ca.cert_der);
         assert_eq!(again.fingerprint(), ca.fingerprint());
         assert!(Ca::from_pem("junk", &ca.key_pem()).is_err());
+        let other = Ca::create_root(DivisionCode::parse("630000").unwrap(), "青海省", NOW).unwrap();
+        assert!(matches!(Ca::from_pem(&ca.cert_pem(), &other.key_pem()), Err(PkiError::KeyMismatch)));
     }
 
     #[test]

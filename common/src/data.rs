@@ -354,7 +354,8 @@ mod bounded {
             if seq.size_hint().is_some_and(|n| n > MAX_CHANGESET_ROWS) {
                 return Err(de::Error::custom(format!("more than {MAX_CHANGESET_ROWS} changes")));
             }
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            // a claimed length is no reason to reserve: the vector grows as elements arrive
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
             let mut cells = MAX_CHANGESET_CELLS;
             while let Some(change) = seq.next_element_seed(OneChange { cells: &mut cells })? {
                 if out.len() == MAX_CHANGESET_ROWS {
@@ -425,7 +426,8 @@ mod bounded {
             if seq.size_hint().is_some_and(|n| n > *self.cells) {
                 return Err(too_many());
             }
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            // a claimed length is no reason to reserve: the vector grows as elements arrive
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
             while let Some(v) = seq.next_element::<Value>()? {
                 *self.cells = self.cells.checked_sub(1).ok_or_else(too_many)?;
                 out.push(v);

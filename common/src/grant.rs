@@ -399,6 +399,8 @@ pub enum RecordRefused {
     NoVersion { id: String },
     #[error("request {id} changes who asked whom for what ({what}), which no later version may")]
     Rewritten { id: String, what: &'static str },
+    #[error("version {version} of request {id} decides a request this hub never saw filed")]
+    DecidedUnfiled { id: String, version: u64 },
 }
 
 /// Whether a hub whose division and children are `here` takes record `r`
@@ -440,6 +442,11 @@ pub fn take_record(
         version if !on_side(r.provider.division()) => {
             return Err(RecordRefused::DecidedByAnotherHub { id, version, provider: r.provider.clone() });
         }
+        // a decision follows its filing everywhere, except back to the hub
+        // that filed it and lost it: otherwise it would take the id
+        version if held.is_none() && filed_by != here.division => {
+            return Err(RecordRefused::DecidedUnfiled { id, version });
+        }
         _ => {}
     }
     if let Some(h) = held {
@@ -463,8 +470,8 @@ pub fn take_record(
 }
 
 /// The record the provider's hub keeps for request `r` filed elsewhere:
-/// the request filed again against its own catalogue `entry`, or refused
-/// when it has none; `r.id`, and what `r` asks, stay.
+/// the request filed again against its own catalogue `entry` (None when it
+/// has none, or it was withdrawn), or refused; `r.id`, and what `r` asks, stay.
 pub fn refile(r: &RequestRecord, entry: Option<&CatalogEntry>) -> RequestRecord {
     let req = Request {
         consumer: r.consumer.clone(),
@@ -475,10 +482,16 @@ pub fn refile(r: &RequestRecord, entry: Option<&CatalogEntry>) -> RequestRecord 
         filed_at: r.filed_at,
     };
     match entry {
-        Some(e) if e.provider == r.provider => RequestRecord::filed(r.id.clone(), e, &req, r.filed_at),
+        // what was asked stays as asked, even where the entry no longer has a field
+        Some(e) if e.provider == r.provider => {
+            RequestRecord { fields: r.fields.clone(), ..RequestRecord::filed(r.id.clone(), e, &req, r.filed_at) }
+        }
         _ => RequestRecord {
             status: Status::Refused {
-                reason: format!("the catalogue of {}'s hub has no entry {} of that provider", r.provider, r.code),
+                reason: format!(
+                    "the catalogue of {}'s hub has no entry {} of that provider, or it was withdrawn",
+                    r.provider, r.code
+                ),
             },
             columns: Vec::new(),
             masked: Vec::new(),
@@ -666,6 +679,27 @@ mod tests {
             ),
             ("a zero id", &province, Side::Child(d("632500")), None, with(&|r| r.id = "632500-0".into()), Err("BadId")),
             ("version 0", &province, Side::Child(d("632500")), None, with(&|r| r.version = 0), Err("NoVersion")),
+            (
+                "a decision under another hub's id, never filed here",
+                &province,
+                Side::Child(d("632500")),
+                None,
+                with(&|r| {
+                    r.version = 2;
+                    r.id = "630100-1".into();
+                    r.consumer = n("630102/gongan");
+                    r.provider = n("632501/minzheng");
+                }),
+                Err("DecidedUnfiled"),
+            ),
+            (
+                "a decision for a filing this hub made and lost",
+                &prefecture,
+                Side::Parent,
+                None,
+                decided.clone(),
+                Ok(Taken::Keep),
+            ),
             (
                 "a later version that changes the fields",
                 &prefecture,

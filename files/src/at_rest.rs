@@ -118,7 +118,8 @@ fn refused(path: &Path, why: &str) -> rusqlite::Error {
 
 /// Replaces the plain database at `path` by an encrypted copy.
 fn encrypt_in_place(path: &Path, key: &AtRestKey) -> rusqlite::Result<()> {
-    let tmp = path.with_extension("encrypting");
+    // a name of this process's own: two programs converting at once do not share it
+    let tmp = path.with_extension(format!("encrypting-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     {
         let plain = Connection::open(path)?;

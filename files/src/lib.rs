@@ -128,6 +128,16 @@ pub fn open_sqlite(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
             ));
         }
     }
+    // a database made before files were created private is made private now
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
     let conn = at_rest::unlock(Connection::open(path)?, path, true)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -52,8 +52,19 @@ const FIRST_PIECE: usize = 64 * 1024;
 /// bound; once begun, it must keep arriving ([`STALL_LIMIT`]), and its
 /// buffer grows only as its bytes arrive, whatever length it announced.
 pub async fn recv(stream: &mut quinn::RecvStream) -> Result<Option<Message>, FrameError> {
+    recv_after(stream, None).await
+}
+
+/// [`recv`], where the message must also begin within `idle` if given
+/// ([`FrameError::Stalled`] otherwise); once begun, [`STALL_LIMIT`] rules.
+pub async fn recv_after(stream: &mut quinn::RecvStream, idle: Option<Duration>) -> Result<Option<Message>, FrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX];
-    match stream.read(&mut prefix[..1]).await {
+    let first = stream.read(&mut prefix[..1]);
+    let first = match idle {
+        Some(limit) => tokio::time::timeout(limit, first).await.map_err(|_| FrameError::Stalled)?,
+        None => first.await,
+    };
+    match first {
         Ok(Some(1)) => {}
         Ok(None) => return Ok(None),
         Ok(Some(_)) => return Err(FrameError::Truncated),

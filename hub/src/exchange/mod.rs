@@ -303,10 +303,15 @@ impl Exchange {
             return Ok(Err(why));
         }
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = Self::next(&tx, "request_id")?;
-        let mut record = RequestRecord::filed(format!("{}-{n}", self.router.division), &entry, &req, now);
-        salted(&mut record);
-        Self::store(&tx, &record)?;
+        // an id already held (news of it came first, from a hub that should not have) is skipped
+        let record = loop {
+            let n = Self::next(&tx, "request_id")?;
+            let mut record = RequestRecord::filed(format!("{}-{n}", self.router.division), &entry, &req, now);
+            salted(&mut record);
+            if Self::store(&tx, &record)? {
+                break record;
+            }
+        };
         audit(
             &tx,
             "request",

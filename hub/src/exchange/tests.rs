@@ -106,6 +106,8 @@ fn a_child_hub_speaks_only_for_its_subtree() {
         progress: vec![],
         upto: 9,
     };
+    // 630100-8 was filed at 西宁 and reached the province before its decision
+    put(&mut x, &[record("630100-8", "630102/minzheng", "632522/minzheng", 1)], &[]);
     x.merge(&batch, hainan, &|_| None, None).unwrap();
     assert_eq!(ids(&x), [("630100-8".to_owned(), 2), ("632500-1".to_owned(), 1)]);
     let held: Vec<(String, i64)> = {
@@ -169,6 +171,7 @@ fn merging_twice_or_older_versions_changes_nothing() {
         upto: 3,
     };
     let hainan = Some(DivisionCode::parse("632500").unwrap());
+    put(&mut x, &[record("630100-8", "630102/minzheng", "632522/minzheng", 1)], &[]);
     x.merge(&batch, hainan, &|_| None, Some("pulled")).unwrap();
     let rev = x.meta("rev").unwrap();
     x.merge(&batch, hainan, &|_| None, Some("pulled")).unwrap();
@@ -190,6 +193,7 @@ fn a_delivery_travels_with_its_record_when_the_record_changed_later() {
         upto: 0,
     };
     let xining = Some(DivisionCode::parse("630100").unwrap());
+    put(&mut x, &[record("632500-1", "632522/minzheng", "630100/weijian", 1)], &[]);
     x.merge(&granted, xining, &|_| None, None).unwrap();
     // revoked afterwards: the record's newest version now comes after its deliveries
     let revoked = ExchangeBatch {

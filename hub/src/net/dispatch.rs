@@ -97,7 +97,7 @@ impl Hub {
         mut recv: quinn::RecvStream,
     ) {
         loop {
-            let work: Work = match within(UPLOAD_IDLE, frames::recv(&mut recv)).await {
+            let work: Work = match frames::recv_after(&mut recv, Some(UPLOAD_IDLE)).await {
                 Ok(Some(Message::Upload(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
@@ -299,7 +299,9 @@ impl Hub {
         let Ok(mut x) = self.exchange.lock() else {
             return internal("the exchange store is unavailable");
         };
-        match x.merge(batch, Some(child.division()), &|code| self.entry(code).map(|e| e.0), None) {
+        // a withdrawn entry grants nothing: refiled against it, a request is refused
+        let live = |code: &str| self.entry(code).filter(|e| !e.1).map(|e| e.0);
+        match x.merge(batch, Some(child.division()), &live, None) {
             Ok(()) => Message::ExchangePushed(batch.upto),
             Err(e) => internal(&format!("the hub could not store the exchange push ({e}); it will be retried")),
         }

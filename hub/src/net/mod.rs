@@ -68,6 +68,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an upload stream may wait for its next message before the hub
 /// ends it (the node opens a new one for its next pass).
 const UPLOAD_IDLE: Duration = Duration::from_secs(120);
+/// One-shot (probe) connections one node may have open at once.
+const MAX_PROBES_PER_NODE: usize = 4;
 /// How often revocations are re-read and the heartbeat written.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -243,10 +245,15 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 
 impl Hub {
     async fn serve(self: Arc<Self>, incoming: quinn::Incoming, order: u64, unproven: gate::Unproven) {
-        let conn = match incoming.await {
-            Ok(c) => c,
-            Err(e) => {
+        // a peer may not stretch its handshake (QUIC's idle timer restarts with each of its packets)
+        let conn = match tokio::time::timeout(HELLO_TIMEOUT, incoming).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
                 info!(error = %frames::describe_connection_error(&e), "handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!("handshake not finished within 10 s");
                 return;
             }
         };
@@ -285,6 +292,13 @@ impl Hub {
         let node = live.node.clone();
         if live.probe {
             if let Ok(mut map) = self.live.lock() {
+                if map.values().filter(|l| l.node == node && l.probe).count() >= MAX_PROBES_PER_NODE {
+                    live.conn.close(
+                        quinn::VarInt::from_u32(close_code::REFUSED),
+                        b"this node has too many one-shot connections open; let one finish and try again",
+                    );
+                    return false;
+                }
                 map.insert(id, live);
             }
             self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));

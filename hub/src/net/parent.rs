@@ -454,7 +454,8 @@ async fn exchange_pass(
         tokio::task::spawn_blocking(move || {
             let entry = |code: &str| {
                 let c = catalog.lock().ok()?;
-                c.get(code, now()).ok().flatten().map(|l| l.entry)
+                // a withdrawn entry grants nothing: refiled against it, a request is refused
+                c.get(code, now()).ok().flatten().filter(|l| !l.withdrawn).map(|l| l.entry)
             };
             exchange.lock().map_err(unavailable)?.merge(&batch, None, &entry, Some("pulled")).map_err(|e| e.to_string())
         })
