@@ -88,6 +88,79 @@ pub enum SourceConfig {
         #[serde(default)]
         encoding: Encoding,
     },
+    /// A PostgreSQL database (also KingbaseES, openGauss/GaussDB, Highgo).
+    Postgres(DbSource),
+}
+
+/// A database server to read from: where, as whom, and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbSource {
+    pub host: String,
+    /// The server's port (5432 for PostgreSQL by default).
+    pub port: Option<u16>,
+    pub database: String,
+    pub user: String,
+    /// A file holding the password (mode 0600), or …
+    pub password_file: Option<PathBuf>,
+    /// … the environment variable holding it. Never the password itself.
+    pub password_env: Option<String>,
+    /// `off`, `required` (encrypted, the server not verified) or `verify`
+    /// (the server's certificate checked against `ca_file` and `host`).
+    #[serde(default)]
+    pub tls: DbTls,
+    pub ca_file: Option<PathBuf>,
+    /// The table to publish (`schema.table` allowed); give either `table` or `query`.
+    pub table: Option<String>,
+    /// A SELECT query whose result is published.
+    pub query: Option<String>,
+}
+
+/// TLS to a database server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbTls {
+    #[default]
+    Off,
+    Required,
+    Verify,
+}
+
+impl DbSource {
+    /// The rules serde cannot express.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.table, &self.query) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err("give either table or query in the source, not both".into());
+            }
+            _ => {}
+        }
+        match (&self.password_file, &self.password_env) {
+            (Some(_), Some(_)) => return Err("give either password_file or password_env, not both".into()),
+            (None, None) => {
+                return Err(
+                    "the source needs password_file (a file of mode 0600 holding the password) or password_env (the environment variable holding it)".into(),
+                );
+            }
+            _ => {}
+        }
+        if self.tls == DbTls::Verify && self.ca_file.is_none() {
+            return Err("tls = \"verify\" needs ca_file: the CA certificate (PEM) that issued the server's".into());
+        }
+        Ok(())
+    }
+
+    /// The password, from its file (refused unless only its owner can read it) or variable.
+    pub fn password(&self) -> Result<String, String> {
+        match (&self.password_file, &self.password_env) {
+            (Some(file), _) => gdx_files::read_private(file)
+                .map(|p| p.trim_end_matches(['\r', '\n']).to_owned())
+                .map_err(|e| format!("cannot read the password file {}: {e}", file.display())),
+            (None, Some(var)) => std::env::var(var)
+                .map_err(|_| format!("the environment variable {var} (password_env) is not set for gdx-agent")),
+            (None, None) => Err("no password_file or password_env".into()),
+        }
+    }
 }
 
 /// Text encoding of CSV files.
@@ -222,6 +295,17 @@ impl AgentConfig {
                             r.code
                         ));
                     }
+                }
+            }
+            if let SourceConfig::Postgres(db) = &r.source {
+                db.check().map_err(|e| format!("resource {}: {e}", r.code))?;
+                if let Some(t) = &db.table
+                    && t.split('.').any(|part| check_column_name(part).is_err())
+                {
+                    return Err(format!(
+                        "resource {}: table {t:?} is not a plain name (letters, digits, _; schema.table allowed)",
+                        r.code
+                    ));
                 }
             }
         }

@@ -229,7 +229,8 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel::<usize>();
     let mut watchers = Vec::new();
     for (i, res) in config.resources.iter().enumerate() {
-        let watched = sources::watched_path(&res.source).to_path_buf();
+        // a database server has no file to watch: it syncs on its schedule
+        let Some(watched) = sources::watched_path(&res.source).map(Path::to_path_buf) else { continue };
         let tx = tx.clone();
         let target = if watched.is_dir() {
             watched.clone()

@@ -77,7 +77,7 @@ pub fn check_private(path: &Path) -> std::io::Result<()> {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
                 format!(
-                    "{} is open to other users (mode {mode:03o}); a private key must be readable by its owner only: run `chmod 600 {}`, and make a new key if others may have read it",
+                    "{} is open to other users (mode {mode:03o}); a file holding a key or password must be readable by its owner only: run `chmod 600 {}`, and replace the secret if others may have read it",
                     path.display(),
                     path.display()
                 ),

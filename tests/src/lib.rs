@@ -18,6 +18,7 @@ use gdx_certs::Ca;
 use gdx_common::{NodeId, Role};
 
 pub mod rawclient;
+pub mod servers;
 
 /// Path of a workspace binary, building the binaries on first use.
 pub fn bin(name: &str) -> PathBuf {

@@ -1,5 +1,5 @@
-//! Reading a resource's rows from its source: a SQLite table or query, or a
-//! drop folder of CSV files.
+//! Reading a resource's rows from its source: a SQLite table or query, a
+//! drop folder of CSV files, or a table or query of a PostgreSQL server.
 //!
 //! A source opens as a [`Reader`]: the columns and the files set aside,
 //! then the rows one at a time as borrowed cells, so a scan of a large table
@@ -19,6 +19,7 @@ use rusqlite::types::ValueRef;
 use crate::config::{Encoding, SourceConfig};
 
 pub mod csv;
+mod postgres;
 
 /// A row or file set aside, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,6 +66,8 @@ enum Rows {
     /// The files of a drop folder, in name order, past their headers, with
     /// the position of each of [`Reader::columns`] in each file's header.
     Csv { files: Vec<(csv::CsvFile, Vec<usize>)> },
+    /// A PostgreSQL server, read in one read-only snapshot through a cursor.
+    Postgres(Box<postgres::Rows>),
 }
 
 /// What one read of a source gave beside its rows.
@@ -82,6 +85,7 @@ pub fn open(source: &SourceConfig) -> Result<Reader, SourceError> {
     match source {
         SourceConfig::Sqlite { path, table, query } => open_sqlite(path, table.as_deref(), query.as_deref()),
         SourceConfig::Csv { dir, encoding } => open_csv_dir(dir, *encoding),
+        SourceConfig::Postgres(db) => postgres::open(db),
     }
 }
 
@@ -113,6 +117,7 @@ impl Reader {
                     }
                 }
             }
+            Rows::Postgres(pg) => pg.for_each(self.columns.len(), &mut out, &mut each)?,
             Rows::Sqlite { conn, sql, order, .. } => {
                 let sql = match order {
                     Some(order) => format!("{sql} ORDER BY {order}"),
@@ -184,7 +189,7 @@ impl Reader {
                 let name = files.get((place >> FILE_SHIFT) as usize).map_or("?", |f| f.0.name.as_str());
                 format!("{name} line {}", place & ((1 << FILE_SHIFT) - 1))
             }
-            Rows::Sqlite { .. } => format!("row {}", place + 1),
+            Rows::Sqlite { .. } | Rows::Postgres(_) => format!("row {}", place + 1),
         }
     }
 }
@@ -206,11 +211,13 @@ fn sorts_into_temp(conn: &rusqlite::Connection, sql: &str) -> bool {
     plan().unwrap_or(true)
 }
 
-/// The file whose changes should trigger a sync (the database, or the folder).
-pub fn watched_path(source: &SourceConfig) -> &Path {
+/// The file whose changes should trigger a sync (the database, or the
+/// folder); none for a database server.
+pub fn watched_path(source: &SourceConfig) -> Option<&Path> {
     match source {
-        SourceConfig::Sqlite { path, .. } => path,
-        SourceConfig::Csv { dir, .. } => dir,
+        SourceConfig::Sqlite { path, .. } => Some(path),
+        SourceConfig::Csv { dir, .. } => Some(dir),
+        SourceConfig::Postgres(_) => None,
     }
 }
 

@@ -1,0 +1,201 @@
+//! End-to-end tests of database sources against real servers started by
+//! the harness ([`gdx_tests::servers`]): every common column type reaches
+//! the vault exactly, over TLS verified against the server's CA, read by a
+//! user that may only SELECT; and each thing a county IT worker can get
+//! wrong is answered with what to do.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use gdx_tests::servers::Postgres;
+use gdx_tests::{Agent, Hub, vault};
+
+const NODE: &str = "630000/gongan";
+
+/// The department's database: a reader role that may only SELECT, a table
+/// of every common type, and one it may not read.
+fn department(pg: &Postgres) {
+    pg.sql("postgres", "CREATE DATABASE dept");
+    pg.sql("postgres", "CREATE ROLE gdx_reader LOGIN PASSWORD 'reader-secret'");
+    pg.sql(
+        "dept",
+        r#"CREATE TYPE mood AS ENUM ('happy', 'sad');
+        CREATE TABLE people (
+            id bigint PRIMARY KEY, small smallint, mid integer, amount numeric(14,2), ratio double precision,
+            r4 real, name text, code varchar(18), flag boolean, born date, at_time time, at_ts timestamp,
+            at_tz timestamptz, photo bytea, doc jsonb, uid uuid, feeling mood);
+        INSERT INTO people VALUES
+            (9223372036854775807, -32768, 2147483647, 12345678901.10, 0.1, 1.5, '卓玛 བཀྲ་ཤིས', '632522198001010012',
+             true, '2026-12-05', '01:02:03.25', '2026-12-05 01:02:03.123456', '2026-12-05 09:02:03+08', '\x00ff',
+             '{"a": 1}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy'),
+            (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        CREATE TABLE secret (id int PRIMARY KEY, x text);
+        CREATE TABLE shapes (id int PRIMARY KEY, at point);
+        GRANT SELECT ON people, shapes TO gdx_reader;"#,
+    );
+}
+
+fn password_file(dir: &Path, password: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("pg.password");
+    std::fs::write(&file, password).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    file
+}
+
+/// A resource `code` reading `table` from the test server, with `extra` source keys.
+fn resource(pg: &Postgres, code: &str, table: &str, password: &Path, extra: &str) -> String {
+    format!(
+        "[[resource]]\ncode = \"{code}\"\nkey = [\"id\"]\nsource = {{ kind = \"postgres\", host = \"127.0.0.1\", port = {}, database = \"dept\", user = \"gdx_reader\", password_file = \"{}\", table = \"{table}\"{extra} }}\n",
+        pg.port,
+        password.display()
+    )
+}
+
+fn rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = c.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| match r.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                rusqlite::types::ValueRef::Integer(i) => format!("int {i}"),
+                rusqlite::types::ValueRef::Real(f) => format!("real {f}"),
+                rusqlite::types::ValueRef::Text(t) => format!("text {}", String::from_utf8_lossy(t)),
+                rusqlite::types::ValueRef::Blob(b) => format!("blob {b:?}"),
+            })
+            .collect())
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Syncs and returns what the sync said, whether it succeeded or not.
+fn said(agent: &Agent) -> (i32, String) {
+    let (code, out, err) = agent.sync(&[]);
+    (code, format!("{out} {err}"))
+}
+
+#[test]
+fn postgres_every_type_over_verified_tls_and_errors_a_worker_can_act_on() {
+    let Some(pg) = Postgres::start() else { return };
+    department(&pg);
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("db-ca.pem");
+    std::fs::write(&ca, &pg.ca_pem).unwrap();
+    let password = password_file(tmp.path(), "reader-secret");
+    agent.add_config(&resource(
+        &pg,
+        "people",
+        "people",
+        &password,
+        &format!(", tls = \"verify\", ca_file = \"{}\"", ca.display()),
+    ));
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+
+    let v = vault(&hub, NODE);
+    let got = rows(&v, "SELECT * FROM people ORDER BY id DESC");
+    let want: Vec<&str> = vec![
+        "int 9223372036854775807",
+        "int -32768",
+        "int 2147483647",
+        "text 12345678901.10",
+        "real 0.1",
+        "real 1.5",
+        "text 卓玛 བཀྲ་ཤིས",
+        "text 632522198001010012",
+        "int 1",
+        "text 2026-12-05",
+        "text 01:02:03.25",
+        "text 2026-12-05 01:02:03.123456",
+        "text 2026-12-05 01:02:03+00:00",
+        "blob [0, 255]",
+        "text {\"a\": 1}",
+        "text a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "text happy",
+    ];
+    assert_eq!(got[0], want, "every type, exactly");
+    assert_eq!(got[1][1..].iter().filter(|c| *c == "NULL").count(), 16, "NULLs stay NULL");
+    let decl = rows(&v, "SELECT type FROM pragma_table_info('people') ORDER BY cid");
+    assert_eq!(decl[0], ["text INTEGER"]);
+    assert_eq!(decl[3], ["text TEXT"], "numeric is kept as exact text");
+
+    // a change is found like any other source's
+    pg.sql("dept", "UPDATE people SET name = '才让' WHERE id = 2; DELETE FROM people WHERE id <> 2");
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(rows(&v, "SELECT id, name FROM people"), [["int 2", "text 才让"]]);
+
+    // what a county IT worker can get wrong, each answered with what to do
+    std::fs::create_dir_all(tmp.path().join("wrong")).unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong password",
+            resource(&pg, "w1", "people", &password_file(&tmp.path().join("wrong"), "nope"), ""),
+            "the user or password is wrong",
+        ),
+        ("no such table", resource(&pg, "w2", "nowhere", &password, ""), "the table does not exist"),
+        (
+            "no SELECT granted",
+            resource(&pg, "w3", "secret", &password, ""),
+            "may not read it; the database administrator runs GRANT SELECT",
+        ),
+        (
+            "a type GDX does not read",
+            resource(&pg, "w4", "shapes", &password, ""),
+            "column at has type point, which GDX does not read; cast it in a query",
+        ),
+        (
+            "the server's certificate from another CA",
+            resource(
+                &pg,
+                "w5",
+                "people",
+                &password,
+                &format!(", tls = \"verify\", ca_file = \"{}\"", tmp.path().join("other-ca.pem").display()),
+            ),
+            "ca_file",
+        ),
+    ];
+    let other = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(tmp.path().join("other-ca.pem"), other.pem()).unwrap();
+    for (i, (what, toml, want)) in cases.into_iter().enumerate() {
+        let one = Agent::new();
+        one.enroll(&hub.token(&format!("630000/case{i}"), "1h")).ok();
+        one.add_config(&toml);
+        let (code, out) = said(&one);
+        assert_ne!(code, 0, "{what}: {out}");
+        assert!(out.contains(want), "{what}: {out}");
+    }
+
+    // unreachable: nothing listens on the port
+    let nowhere = Agent::new();
+    nowhere.enroll(&hub.token("630000/nowhere", "1h")).ok();
+    let toml = resource(&pg, "gone", "people", &password, "")
+        .replace(&pg.port.to_string(), &gdx_tests::free_tcp_port().to_string());
+    nowhere.add_config(&toml);
+    let (code, out) = said(&nowhere);
+    assert!(code != 0 && out.contains("cannot be reached; check host and port"), "{out}");
+
+    // a password file others can read is refused
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out) = said(&agent);
+    assert!(code != 0 && out.contains("is open to other users (mode 644)"), "{out}");
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // a column whose type changed is schema drift, as for SQLite
+    pg.sql("dept", "ALTER TABLE people ALTER COLUMN small TYPE text");
+    let (_, out) = said(&agent);
+    assert!(out.contains("small"), "the drift names the column: {out}");
+}
