@@ -377,6 +377,25 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
         }
         Err(e) => push("hub", Verdict::Fail, e.0),
     }
+    // a database source is read by a user that may only read
+    for res in &config.resources {
+        // the database clients block: off the async threads
+        let source = res.source.clone();
+        let access = tokio::task::spawn_blocking(move || crate::sources::write_access(&source)).await.ok().flatten();
+        let Some(access) = access else { continue };
+        match access {
+            Ok(None) => push("source", Verdict::Ok, format!("{}: the database user may only read", res.code)),
+            Ok(Some(more)) => push(
+                "source",
+                Verdict::Warn,
+                format!(
+                    "{}: the database user can write ({more}); give the agent a user with only SELECT on what it publishes (docs/installer.md)",
+                    res.code
+                ),
+            ),
+            Err(e) => push("source", Verdict::Fail, format!("{}: {e}", res.code)),
+        }
+    }
     let mut state = State::open(&paths.state()).ok();
     if let Some(state) = &state {
         for res in &config.resources {

@@ -127,6 +127,19 @@ fn postgres_every_type_over_verified_tls_and_errors_a_worker_can_act_on() {
     assert_eq!(decl[0], ["text INTEGER"]);
     assert_eq!(decl[3], ["text TEXT"], "numeric is kept as exact text");
 
+    // doctor says whether the database user may only read
+    let doctor = agent.cmd(&["doctor"]).stdout;
+    assert!(doctor.contains("people: the database user may only read"), "{doctor}");
+    let admin = Agent::new();
+    admin.enroll(&hub.token("630000/admin", "1h")).ok();
+    std::fs::create_dir_all(tmp.path().join("admin")).unwrap();
+    let admin_password = password_file(&tmp.path().join("admin"), gdx_tests::servers::ADMIN_PASSWORD);
+    admin.add_config(
+        &resource(&pg, "people", "people", &admin_password, "").replace("gdx_reader", gdx_tests::servers::ADMIN),
+    );
+    let doctor = admin.cmd(&["doctor"]).stdout;
+    assert!(doctor.contains("the database user can write (gdx_admin is a superuser"), "{doctor}");
+
     // a change is found like any other source's
     pg.sql("dept", "UPDATE people SET name = '才让' WHERE id = 2; DELETE FROM people WHERE id <> 2");
     let (code, out) = said(&agent);

@@ -211,6 +211,15 @@ fn sorts_into_temp(conn: &rusqlite::Connection, sql: &str) -> bool {
     plan().unwrap_or(true)
 }
 
+/// For a database server: what its user may do beyond reading (None: only
+/// read), for `gdx-agent doctor`; None for files.
+pub fn write_access(source: &SourceConfig) -> Option<Result<Option<String>, SourceError>> {
+    match source {
+        SourceConfig::Postgres(db) => Some(postgres::write_access(db)),
+        SourceConfig::Sqlite { .. } | SourceConfig::Csv { .. } => None,
+    }
+}
+
 /// The file whose changes should trigger a sync (the database, or the
 /// folder); none for a database server.
 pub fn watched_path(source: &SourceConfig) -> Option<&Path> {

@@ -51,6 +51,58 @@ pub(super) struct Rows {
 
 /// Connects, checks the table or query and reads its columns.
 pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
+    let (mut client, where_) = connect(db)?;
+    let sql = match (&db.table, &db.query) {
+        (Some(t), _) => format!("SELECT * FROM {}", t.split('.').map(quote).collect::<Vec<_>>().join(".")),
+        (None, Some(q)) => q.trim().trim_end_matches(';').to_owned(),
+        (None, None) => return Err(SourceError::Read("no table or query configured".into())),
+    };
+    let stmt = client.prepare(&sql).map_err(|e| SourceError::Read(explain(&e, db)))?;
+    let mut columns = Vec::new();
+    let mut kinds = Vec::new();
+    for c in stmt.columns() {
+        let (kind, decl) = kind_of(c.type_()).ok_or_else(|| {
+            SourceError::Columns(format!(
+                "column {} has type {}, which GDX does not read; cast it in a query, such as SELECT …, {}::text AS {} FROM …",
+                c.name(),
+                c.type_().name(),
+                c.name(),
+                c.name()
+            ))
+        })?;
+        columns.push(Column { name: c.name().to_owned(), decl_type: decl.to_owned() });
+        kinds.push(kind);
+    }
+    check_columns(&columns)?;
+    let rows = Rows { client: RefCell::new(client), sql, kinds, where_, db: db.clone() };
+    Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: super::Rows::Postgres(Box::new(rows)) })
+}
+
+/// What the source's user may do beyond reading: None when it may only
+/// read; otherwise the privileges, for `gdx-agent doctor`.
+pub(super) fn write_access(db: &DbSource) -> Result<Option<String>, SourceError> {
+    let (mut client, where_) = connect(db)?;
+    let read = |e: postgres::Error| SourceError::Read(format!("{where_}: {}", explain(&e, db)));
+    let row = client
+        .query_one(
+            "SELECT (SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user),
+                    (SELECT string_agg(DISTINCT privilege_type || ' on ' || table_schema || '.' || table_name, ', ')
+                       FROM information_schema.role_table_grants
+                      WHERE grantee = current_user
+                        AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'))",
+            &[],
+        )
+        .map_err(read)?;
+    let (admin, writes): (Option<bool>, Option<String>) = (row.get(0), row.get(1));
+    Ok(match (admin.unwrap_or(false), writes) {
+        (true, _) => Some(format!("{} is a superuser or may create roles or databases", db.user)),
+        (false, Some(w)) => Some(format!("{} holds {w}", db.user)),
+        (false, None) => None,
+    })
+}
+
+/// A session in UTC with ISO dates, and where it is, for messages.
+fn connect(db: &DbSource) -> Result<(Client, String), SourceError> {
     let port = db.port.unwrap_or(5432);
     let where_ = format!("PostgreSQL {}@{}:{port}/{}", db.user, db.host, db.database);
     let open_err = |reason: String| SourceError::Open { path: where_.clone(), reason };
@@ -84,30 +136,7 @@ pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
              SET extra_float_digits = 1; SET client_encoding = 'UTF8'",
         )
         .map_err(|e| open_err(explain(&e, db)))?;
-    let sql = match (&db.table, &db.query) {
-        (Some(t), _) => format!("SELECT * FROM {}", t.split('.').map(quote).collect::<Vec<_>>().join(".")),
-        (None, Some(q)) => q.trim().trim_end_matches(';').to_owned(),
-        (None, None) => return Err(SourceError::Read("no table or query configured".into())),
-    };
-    let stmt = client.prepare(&sql).map_err(|e| SourceError::Read(explain(&e, db)))?;
-    let mut columns = Vec::new();
-    let mut kinds = Vec::new();
-    for c in stmt.columns() {
-        let (kind, decl) = kind_of(c.type_()).ok_or_else(|| {
-            SourceError::Columns(format!(
-                "column {} has type {}, which GDX does not read; cast it in a query, such as SELECT …, {}::text AS {} FROM …",
-                c.name(),
-                c.type_().name(),
-                c.name(),
-                c.name()
-            ))
-        })?;
-        columns.push(Column { name: c.name().to_owned(), decl_type: decl.to_owned() });
-        kinds.push(kind);
-    }
-    check_columns(&columns)?;
-    let rows = Rows { client: RefCell::new(client), sql, kinds, where_, db: db.clone() };
-    Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: super::Rows::Postgres(Box::new(rows)) })
+    Ok((client, where_))
 }
 
 impl Rows {
