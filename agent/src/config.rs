@@ -90,6 +90,8 @@ pub enum SourceConfig {
     },
     /// A PostgreSQL database (also KingbaseES, openGauss/GaussDB, Highgo).
     Postgres(DbSource),
+    /// A MySQL database (also MariaDB, TiDB, OceanBase, GoldenDB).
+    Mysql(DbSource),
 }
 
 /// A database server to read from: where, as whom, and what.
@@ -97,7 +99,7 @@ pub enum SourceConfig {
 #[serde(deny_unknown_fields)]
 pub struct DbSource {
     pub host: String,
-    /// The server's port (5432 for PostgreSQL by default).
+    /// The server's port (by default 5432 for PostgreSQL, 3306 for MySQL).
     pub port: Option<u16>,
     pub database: String,
     pub user: String,
@@ -297,7 +299,7 @@ impl AgentConfig {
                     }
                 }
             }
-            if let SourceConfig::Postgres(db) = &r.source {
+            if let SourceConfig::Postgres(db) | SourceConfig::Mysql(db) = &r.source {
                 db.check().map_err(|e| format!("resource {}: {e}", r.code))?;
                 if let Some(t) = &db.table
                     && t.split('.').any(|part| check_column_name(part).is_err())

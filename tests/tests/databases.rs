@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use gdx_tests::servers::Postgres;
+use gdx_tests::servers::{Mariadb, Postgres};
 use gdx_tests::{Agent, Hub, vault};
 
 const NODE: &str = "630000/gongan";
@@ -211,4 +211,129 @@ fn postgres_every_type_over_verified_tls_and_errors_a_worker_can_act_on() {
     pg.sql("dept", "ALTER TABLE people ALTER COLUMN small TYPE text");
     let (_, out) = said(&agent);
     assert!(out.contains("small"), "the drift names the column: {out}");
+}
+
+/// A resource `code` reading `dept.table` from the test MariaDB, with `extra` source keys.
+fn mysql_resource(db: &Mariadb, code: &str, table: &str, password: &Path, extra: &str) -> String {
+    format!(
+        "[[resource]]\ncode = \"{code}\"\nkey = [\"id\"]\nsource = {{ kind = \"mysql\", host = \"127.0.0.1\", port = {}, database = \"dept\", user = \"gdx_reader\", password_file = \"{}\", table = \"{table}\"{extra} }}\n",
+        db.port,
+        password.display()
+    )
+}
+
+#[test]
+fn mysql_every_type_gbk_columns_over_verified_tls_and_errors() {
+    let Some(my) = Mariadb::start() else { return };
+    my.sql(
+        "CREATE DATABASE dept;
+        CREATE USER gdx_reader@'%' IDENTIFIED BY 'reader-secret';
+        SET time_zone = '+00:00';
+        CREATE TABLE dept.people (
+            id BIGINT PRIMARY KEY, small SMALLINT, u BIGINT UNSIGNED, amount DECIMAL(14,2), ratio DOUBLE,
+            r4 FLOAT, name VARCHAR(50) CHARACTER SET gbk, code CHAR(18), flag BOOLEAN, born DATE, at_time TIME(2),
+            at_dt DATETIME(6), at_ts TIMESTAMP NULL, photo VARBINARY(10), doc JSON, uid UUID,
+            feeling ENUM('happy', 'sad'), bits BIT(8), txt TEXT CHARACTER SET gbk);
+        INSERT INTO dept.people VALUES
+            (9223372036854775807, -32768, 4294967295, 12345678901.10, 0.1, 1.5, '卓玛', '632522198001010012', TRUE,
+             '2026-12-05', '01:02:03.25', '2026-12-05 01:02:03.123456', '2026-12-05 01:02:03', x'00ff', '{\"a\": 1}',
+             'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', b'101', '长文本'),
+            (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        CREATE TABLE dept.secret (id INT PRIMARY KEY, x TEXT);
+        GRANT SELECT ON dept.people TO gdx_reader@'%';
+        ",
+    );
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("db-ca.pem");
+    std::fs::write(&ca, &my.ca_pem).unwrap();
+    let password = password_file(tmp.path(), "reader-secret");
+    agent.add_config(&mysql_resource(
+        &my,
+        "people",
+        "people",
+        &password,
+        &format!(", tls = \"verify\", ca_file = \"{}\"", ca.display()),
+    ));
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    let v = vault(&hub, NODE);
+    let got = rows(&v, "SELECT * FROM people ORDER BY id DESC");
+    let want: Vec<&str> = vec![
+        "int 9223372036854775807",
+        "int -32768",
+        "int 4294967295",
+        "text 12345678901.10",
+        "real 0.1",
+        "real 1.5",
+        "text 卓玛",
+        "text 632522198001010012",
+        "int 1",
+        "text 2026-12-05",
+        "text 01:02:03.25",
+        "text 2026-12-05 01:02:03.123456",
+        "text 2026-12-05 01:02:03+00:00",
+        "blob [0, 255]",
+        "text {\"a\": 1}",
+        "text a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "text happy",
+        "int 5",
+        "text 长文本",
+    ];
+    assert_eq!(got[0], want, "every type, exactly; GBK columns as UTF-8");
+    assert_eq!(got[1][1..].iter().filter(|c| *c == "NULL").count(), 18, "NULLs stay NULL");
+    let doctor = agent.cmd(&["doctor"]).stdout;
+    assert!(doctor.contains("people: the database user may only read"), "{doctor}");
+
+    my.sql("UPDATE dept.people SET name = '才让' WHERE id = 2;\nDELETE FROM dept.people WHERE id <> 2;\n");
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(rows(&v, "SELECT id, name FROM people"), [["int 2", "text 才让"]]);
+
+    std::fs::create_dir_all(tmp.path().join("wrong")).unwrap();
+    let other = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(tmp.path().join("other-ca.pem"), other.pem()).unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong password",
+            mysql_resource(&my, "w1", "people", &password_file(&tmp.path().join("wrong"), "nope"), ""),
+            "the user or password is wrong",
+        ),
+        ("no such table", mysql_resource(&my, "w2", "nowhere", &password, ""), "or it does not exist"),
+        ("no SELECT granted", mysql_resource(&my, "w3", "secret", &password, ""), "may not read it"),
+        (
+            "the server's certificate from another CA",
+            mysql_resource(
+                &my,
+                "w5",
+                "people",
+                &password,
+                &format!(", tls = \"verify\", ca_file = \"{}\"", tmp.path().join("other-ca.pem").display()),
+            ),
+            "ca_file",
+        ),
+    ];
+    for (i, (what, toml, want)) in cases.into_iter().enumerate() {
+        let one = Agent::new();
+        one.enroll(&hub.token(&format!("630000/my{i}"), "1h")).ok();
+        one.add_config(&toml);
+        let (code, out) = said(&one);
+        assert_ne!(code, 0, "{what}: {out}");
+        assert!(out.contains(want), "{what}: {out}");
+    }
+    let nowhere = Agent::new();
+    nowhere.enroll(&hub.token("630000/mynowhere", "1h")).ok();
+    let port = my.port.to_string();
+    nowhere.add_config(
+        &mysql_resource(&my, "gone", "people", &password, "")
+            .replace(&format!("port = {port}"), &format!("port = {}", gdx_tests::free_tcp_port())),
+    );
+    let (code, out) = said(&nowhere);
+    assert!(code != 0 && out.contains("cannot be reached; check host and port"), "{out}");
 }

@@ -1,5 +1,6 @@
 //! Reading a resource's rows from its source: a SQLite table or query, a
-//! drop folder of CSV files, or a table or query of a PostgreSQL server.
+//! drop folder of CSV files, or a table or query of a PostgreSQL or MySQL
+//! server.
 //!
 //! A source opens as a [`Reader`]: the columns and the files set aside,
 //! then the rows one at a time as borrowed cells, so a scan of a large table
@@ -19,6 +20,7 @@ use rusqlite::types::ValueRef;
 use crate::config::{Encoding, SourceConfig};
 
 pub mod csv;
+mod mysql;
 mod postgres;
 
 /// A row or file set aside, with the reason.
@@ -68,6 +70,8 @@ enum Rows {
     Csv { files: Vec<(csv::CsvFile, Vec<usize>)> },
     /// A PostgreSQL server, read in one read-only snapshot through a cursor.
     Postgres(Box<postgres::Rows>),
+    /// A MySQL server, read in one consistent snapshot, streamed.
+    Mysql(Box<mysql::Rows>),
 }
 
 /// What one read of a source gave beside its rows.
@@ -86,6 +90,7 @@ pub fn open(source: &SourceConfig) -> Result<Reader, SourceError> {
         SourceConfig::Sqlite { path, table, query } => open_sqlite(path, table.as_deref(), query.as_deref()),
         SourceConfig::Csv { dir, encoding } => open_csv_dir(dir, *encoding),
         SourceConfig::Postgres(db) => postgres::open(db),
+        SourceConfig::Mysql(db) => mysql::open(db),
     }
 }
 
@@ -118,6 +123,7 @@ impl Reader {
                 }
             }
             Rows::Postgres(pg) => pg.for_each(self.columns.len(), &mut out, &mut each)?,
+            Rows::Mysql(my) => my.for_each(self.columns.len(), &mut out, &mut each)?,
             Rows::Sqlite { conn, sql, order, .. } => {
                 let sql = match order {
                     Some(order) => format!("{sql} ORDER BY {order}"),
@@ -189,7 +195,7 @@ impl Reader {
                 let name = files.get((place >> FILE_SHIFT) as usize).map_or("?", |f| f.0.name.as_str());
                 format!("{name} line {}", place & ((1 << FILE_SHIFT) - 1))
             }
-            Rows::Sqlite { .. } | Rows::Postgres(_) => format!("row {}", place + 1),
+            Rows::Sqlite { .. } | Rows::Postgres(_) | Rows::Mysql(_) => format!("row {}", place + 1),
         }
     }
 }
@@ -216,6 +222,7 @@ fn sorts_into_temp(conn: &rusqlite::Connection, sql: &str) -> bool {
 pub fn write_access(source: &SourceConfig) -> Option<Result<Option<String>, SourceError>> {
     match source {
         SourceConfig::Postgres(db) => Some(postgres::write_access(db)),
+        SourceConfig::Mysql(db) => Some(mysql::write_access(db)),
         SourceConfig::Sqlite { .. } | SourceConfig::Csv { .. } => None,
     }
 }
@@ -226,7 +233,7 @@ pub fn watched_path(source: &SourceConfig) -> Option<&Path> {
     match source {
         SourceConfig::Sqlite { path, .. } => Some(path),
         SourceConfig::Csv { dir, .. } => Some(dir),
-        SourceConfig::Postgres(_) => None,
+        SourceConfig::Postgres(_) | SourceConfig::Mysql(_) => None,
     }
 }
 
