@@ -337,3 +337,54 @@ fn mysql_every_type_gbk_columns_over_verified_tls_and_errors() {
     let (code, out) = said(&nowhere);
     assert!(code != 0 && out.contains("cannot be reached; check host and port"), "{out}");
 }
+
+/// The server is killed in the middle of a sync's read: the sync fails
+/// cleanly, saying so, nothing is taken for deleted, and once the server is
+/// back the next sync completes and the vault equals the table.
+#[test]
+fn a_postgres_server_killed_mid_read_leaves_nothing_half_done() {
+    let Some(pg) = Postgres::start() else { return };
+    department(&pg);
+    pg.sql(
+        "dept",
+        "CREATE TABLE many (id int PRIMARY KEY, name text);
+         INSERT INTO many SELECT i, 'name ' || i FROM generate_series(1, 20000) i;
+         CREATE TABLE slow_flag (on_ boolean);
+         INSERT INTO slow_flag VALUES (true);
+         -- row 12000 waits while the flag is up: the read is mid-way, for certain, when the server dies
+         CREATE FUNCTION slow(i int) RETURNS int AS $$
+         BEGIN
+             IF i = 12000 AND EXISTS (SELECT 1 FROM slow_flag) THEN PERFORM pg_sleep(30); END IF;
+             RETURN i;
+         END $$ LANGUAGE plpgsql;
+         GRANT SELECT ON many, slow_flag TO gdx_reader;",
+    );
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let password = password_file(tmp.path(), "reader-secret");
+    agent.add_config(
+        &resource(&pg, "many", "many", &password, "")
+            .replace("table = \"many\"", "query = \"SELECT slow(id) AS id, name FROM many ORDER BY id\""),
+    );
+    let sync = std::process::Command::new(gdx_tests::bin("gdx-agent"))
+        .args(["--data", agent.data(), "sync", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    pg.kill();
+    let out = sync.wait_with_output().unwrap();
+    let told = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the sync fails: {told}");
+    assert!(told.contains("resource many: cannot read the source"), "{told}");
+    pg.restart();
+    pg.sql("dept", "DELETE FROM slow_flag");
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    let v = vault(&hub, NODE);
+    assert_eq!(rows(&v, "SELECT count(*), sum(id) FROM many"), [["int 20000", "int 200010000"]]);
+}
