@@ -125,17 +125,7 @@ impl Postgres {
                 "--no-locale",
             ],
         );
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c fsync=off",
-            pg.dir.path().display(),
-            pg.dir.path().join("server.crt").display(),
-            pg.dir.path().join("server.key").display()
-        );
-        let log = pg.dir.path().join("log");
-        pg.run(
-            "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options, "start"],
-        );
+        pg.launch(true);
         Some(pg)
     }
 
@@ -179,13 +169,28 @@ impl Postgres {
 
     /// Starts the server again after [`Postgres::kill`].
     pub fn restart(&self) {
+        self.launch(true);
+    }
+
+    /// Starts the server again after [`Postgres::kill`], refusing TLS.
+    pub fn restart_without_tls(&self) {
+        self.launch(false);
+    }
+
+    fn launch(&self, tls: bool) {
         let data = self.dir.path().join("data");
+        let ssl = match tls {
+            true => format!(
+                "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.dir.path().join("server.crt").display(),
+                self.dir.path().join("server.key").display()
+            ),
+            false => "-c ssl=off".to_owned(),
+        };
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 {ssl} -c fsync=off",
             self.port,
-            self.dir.path().display(),
-            self.dir.path().join("server.crt").display(),
-            self.dir.path().join("server.key").display()
+            self.dir.path().display()
         );
         let log = self.dir.path().join("log");
         self.run(

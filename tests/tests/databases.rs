@@ -207,6 +207,17 @@ fn postgres_every_type_over_verified_tls_and_errors_a_worker_can_act_on() {
     assert!(code != 0 && out.contains("is open to other users (mode 644)"), "{out}");
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
 
+    // TLS asked for, and a server that does not speak it
+    pg.kill();
+    pg.restart_without_tls();
+    let plain = Agent::new();
+    plain.enroll(&hub.token("630000/plain", "1h")).ok();
+    plain.add_config(&resource(&pg, "people", "people", &password, ", tls = \"required\""));
+    let (code, out) = said(&plain);
+    assert!(code != 0 && out.contains("the server does not accept TLS"), "{out}");
+    pg.kill();
+    pg.restart();
+
     // a column whose type changed is schema drift, as for SQLite
     pg.sql("dept", "ALTER TABLE people ALTER COLUMN small TYPE text");
     let (_, out) = said(&agent);
