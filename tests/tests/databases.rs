@@ -298,6 +298,15 @@ fn mysql_every_type_gbk_columns_over_verified_tls_and_errors() {
     assert_eq!(got[1][1..].iter().filter(|c| *c == "NULL").count(), 18, "NULLs stay NULL");
     let doctor = agent.cmd(&["doctor"]).stdout;
     assert!(doctor.contains("people: the database user may only read"), "{doctor}");
+    let admin = Agent::new();
+    admin.enroll(&hub.token("630000/myadmin", "1h")).ok();
+    std::fs::create_dir_all(tmp.path().join("admin")).unwrap();
+    let admin_password = password_file(&tmp.path().join("admin"), gdx_tests::servers::ADMIN_PASSWORD);
+    admin.add_config(
+        &mysql_resource(&my, "people", "people", &admin_password, "").replace("gdx_reader", gdx_tests::servers::ADMIN),
+    );
+    let doctor = admin.cmd(&["doctor"]).stdout;
+    assert!(doctor.contains("the database user can write (gdx_admin holds GRANT ALL PRIVILEGES"), "{doctor}");
 
     my.sql("UPDATE dept.people SET name = '才让' WHERE id = 2;\nDELETE FROM dept.people WHERE id <> 2;\n");
     let (code, out) = said(&agent);
