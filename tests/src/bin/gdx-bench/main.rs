@@ -45,6 +45,7 @@ use gdx_common::DivisionCode;
 use gdx_common::generate::{Generator, Person};
 use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS};
 
+mod db;
 mod load;
 mod sync;
 
@@ -103,6 +104,16 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         agents: usize,
     },
+    /// A table in a real PostgreSQL against `COPY … TO STDOUT`.
+    Postgres {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+    },
+    /// A table in a real MariaDB against a streaming read.
+    Mysql {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+    },
     Footprint,
     /// Audit log appends per second and verification time
     Audit {
@@ -140,6 +151,8 @@ fn main() {
             fanin_bench(&agents, false);
         }
         Scenario::AtRest { rows, agents } => at_rest_bench(rows, agents),
+        Scenario::Postgres { rows } => db::db_bench(db::Engine::Postgres, rows),
+        Scenario::Mysql { rows } => db::db_bench(db::Engine::Mysql, rows),
         Scenario::Footprint => footprint_bench(),
         Scenario::Audit { entries } => audit_bench(entries),
     }
