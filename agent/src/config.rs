@@ -50,6 +50,16 @@ pub struct ResourceConfig {
     pub schedule: String,
     /// Where the rows come from.
     pub source: SourceConfig,
+    /// A column that grows whenever a row changes (`updated_at`, a row
+    /// version), for a database source: a sync then reads only the rows at
+    /// or past the last watermark, and deletions wait for the reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
+    /// How often a resource with `changed` is read whole, to find
+    /// deletions (s, m, h, d); 24h when absent. `gdx-agent sync --full` reads
+    /// it whole now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<String>,
     /// The resource's catalogue entry: a `[resource.catalog]` table, or the
     /// path of a TOML file holding one (relative paths start at agent.toml's
     /// directory). `gdx-agent sync` publishes it with the data.
@@ -298,6 +308,19 @@ impl AgentConfig {
                         ));
                     }
                 }
+            }
+            if let Some(col) = &r.changed {
+                if matches!(r.source, SourceConfig::Csv { .. }) {
+                    return Err(format!(
+                        "resource {}: changed = … reads by watermark from a database; a CSV drop is read whole",
+                        r.code
+                    ));
+                }
+                check_column_name(col).map_err(|e| format!("resource {}: changed {e}", r.code))?;
+            }
+            if let Some(every) = &r.reconcile {
+                gdx_common::units::parse_duration(every)
+                    .map_err(|e| format!("resource {}: reconcile = {every:?}: {e}", r.code))?;
             }
             if let SourceConfig::Postgres(db) | SourceConfig::Mysql(db) = &r.source {
                 db.check().map_err(|e| format!("resource {}: {e}", r.code))?;

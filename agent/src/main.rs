@@ -47,7 +47,7 @@ enum Command {
     /// Sync now: scan the resources, then send the changes and wait until the
     /// hub has acknowledged them all.
     #[command(
-        after_help = "Examples:\n  gdx-agent sync\n  gdx-agent sync --resource hukou\n  gdx-agent sync --resource hukou --accept-schema   (after a column was dropped or renamed on purpose)"
+        after_help = "Examples:\n  gdx-agent sync\n  gdx-agent sync --resource hukou\n  gdx-agent sync --resource hukou --accept-schema   (after a column was dropped or renamed on purpose)\n  gdx-agent sync --full   (read resources with `changed` whole now, finding deletions)"
     )]
     Sync {
         /// Only this resource.
@@ -56,6 +56,9 @@ enum Command {
         /// Accept the source's current columns after schema drift paused the resource.
         #[arg(long, requires = "resource")]
         accept_schema: bool,
+        /// Read resources with `changed` whole now (finding deletions), not from their watermark.
+        #[arg(long)]
+        full: bool,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -237,11 +240,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Run => runtime()?.block_on(daemon::run(&cli.data, shutdown_signal()))?,
-        Command::Sync { resource, accept_schema, json, timeout } => {
+        Command::Sync { resource, accept_schema, full, json, timeout } => {
             let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);
             let only = resource.as_deref();
-            let out = runtime()?.block_on(syncer::sync_once(&cli.data, only, accept_schema, progress, timeout))?;
+            let out =
+                runtime()?.block_on(syncer::sync_once(&cli.data, only, accept_schema, full, progress, timeout))?;
             return Ok(report_sync(&out, json));
         }
         Command::Catalog(CatalogCommand::List { json }) => {

@@ -28,6 +28,15 @@ CREATE TABLE IF NOT EXISTS resources (
     last_error TEXT,
     rows       INTEGER NOT NULL DEFAULT 0
 );
+-- reads by watermark (resources with `changed`): the greatest value seen
+-- before the last read and before the one ahead of it (JSON of a Value),
+-- and when the resource was last read whole
+CREATE TABLE IF NOT EXISTS watermarks (
+    code          TEXT PRIMARY KEY,
+    watermark     TEXT,
+    previous      TEXT,
+    reconciled_at INTEGER
+);
 -- the digest of every row as last synced, by encoded key
 CREATE TABLE IF NOT EXISTS rowstate (
     resource TEXT NOT NULL,

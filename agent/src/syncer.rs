@@ -42,6 +42,7 @@ pub async fn sync_once(
     dir: &Path,
     only: Option<&str>,
     accept_schema: bool,
+    full: bool,
     show_progress: bool,
     timeout: Duration,
 ) -> anyhow::Result<SyncOutcome> {
@@ -69,6 +70,11 @@ pub async fn sync_once(
     if accept_schema {
         for res in &selected {
             sync::accept_schema(&mut state, res.code.as_str())?;
+        }
+    }
+    if full {
+        for res in &selected {
+            sync::read_whole_next(&mut state, res.code.as_str())?;
         }
     }
     // The scan runs on a thread of its own and commits one changeset at a

@@ -13,7 +13,7 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use gdx_common::data::{Cell, Column, check_column_name};
+use gdx_common::data::{Cell, Column, Value, check_column_name};
 use rusqlite::OpenFlags;
 use rusqlite::types::ValueRef;
 
@@ -64,7 +64,13 @@ enum Rows {
     /// Read by [`Reader::for_each`], straight from SQLite's pages; `table`
     /// when `sql` reads a whole table (so it can be ordered), `order` the
     /// `ORDER BY` clause when it is.
-    Sqlite { conn: rusqlite::Connection, sql: String, table: bool, order: Option<String> },
+    Sqlite {
+        conn: rusqlite::Connection,
+        sql: String,
+        table: bool,
+        order: Option<String>,
+        since: Option<(String, Value)>,
+    },
     /// The files of a drop folder, in name order, past their headers, with
     /// the position of each of [`Reader::columns`] in each file's header.
     Csv { files: Vec<(csv::CsvFile, Vec<usize>)> },
@@ -124,10 +130,16 @@ impl Reader {
             }
             Rows::Postgres(pg) => pg.for_each(self.columns.len(), &mut out, &mut each)?,
             Rows::Mysql(my) => my.for_each(self.columns.len(), &mut out, &mut each)?,
-            Rows::Sqlite { conn, sql, order, .. } => {
-                let sql = match order {
-                    Some(order) => format!("{sql} ORDER BY {order}"),
+            Rows::Sqlite { conn, sql, order, since, .. } => {
+                let base = match since {
+                    Some((column, _)) => {
+                        format!("SELECT * FROM ({sql}) WHERE \"{}\" >= ?1", column.replace('"', "\"\""))
+                    }
                     None => sql.clone(),
+                };
+                let sql = match order {
+                    Some(order) => format!("{base} ORDER BY {order}"),
+                    None => base,
                 };
                 let mut stmt = conn.prepare(&sql).map_err(read)?;
                 let names: Vec<&str> = stmt.column_names().collect();
@@ -137,7 +149,11 @@ impl Reader {
                     ));
                 }
                 let width = self.columns.len();
-                let mut rows = stmt.query([]).map_err(read)?;
+                let mut rows = match since {
+                    Some((_, from)) => stmt.query([gdx_files::tables::Sql(from)]),
+                    None => stmt.query([]),
+                }
+                .map_err(read)?;
                 while let Some(row) = rows.next().map_err(read)? {
                     let mut cells = Vec::with_capacity(width);
                     for i in 0..width {
@@ -169,7 +185,7 @@ impl Reader {
     pub fn order_by(&mut self, key: Option<&[String]>) -> bool {
         let Reader { columns, rows, .. } = self;
         match (rows, key) {
-            (Rows::Sqlite { conn, sql, table: true, order }, Some(key))
+            (Rows::Sqlite { conn, sql, table: true, order, .. }, Some(key))
                 if key.iter().all(|k| columns.iter().any(|c| &c.name == k)) =>
             {
                 // BINARY: text by its bytes, as the encoded keys compare
@@ -185,6 +201,45 @@ impl Reader {
                 false
             }
             _ => false,
+        }
+    }
+
+    /// The greatest value of `column` in the source now (None when it holds
+    /// no value), for a read by watermark.
+    pub fn max_of(&self, column: &str) -> Result<Option<Value>, SourceError> {
+        let i = self.columns.iter().position(|c| c.name == column).ok_or_else(|| {
+            SourceError::Columns(format!("the source has no column {column:?}; check changed in agent.toml"))
+        })?;
+        match &self.rows {
+            Rows::Sqlite { conn, sql, .. } => {
+                let q = format!("SELECT max(\"{}\") FROM ({sql})", column.replace('"', "\"\""));
+                conn.query_row(&q, [], |r| {
+                    Ok(match r.get_ref(0)? {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(i) => Some(Value::Integer(i)),
+                        ValueRef::Real(f) => Some(Value::Real(f)),
+                        ValueRef::Text(t) => Some(Value::Text(String::from_utf8_lossy(t).into_owned())),
+                        ValueRef::Blob(b) => Some(Value::Blob(b.to_vec())),
+                    })
+                })
+                .map_err(|e| SourceError::Read(e.to_string()))
+            }
+            Rows::Postgres(pg) => pg.max_of(i, column),
+            Rows::Mysql(my) => my.max_of(i, column),
+            Rows::Csv { .. } => Err(SourceError::Columns("changed = … works for database sources only".into())),
+        }
+    }
+
+    /// Makes [`Reader::for_each`] read only the rows whose `column` is at or
+    /// past `from`: not all the rows, so none absent is taken for deleted.
+    pub fn since(&mut self, column: &str, from: Value) {
+        self.partial = true;
+        let filter = Some((column.to_owned(), from));
+        match &mut self.rows {
+            Rows::Sqlite { since, .. } => *since = filter,
+            Rows::Postgres(pg) => pg.since = filter,
+            Rows::Mysql(my) => my.since = filter,
+            Rows::Csv { .. } => {}
         }
     }
 
@@ -276,7 +331,7 @@ fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
             .collect()
     };
     check_columns(&columns)?;
-    let rows = Rows::Sqlite { conn, sql, table: table.is_some(), order: None };
+    let rows = Rows::Sqlite { conn, sql, table: table.is_some(), order: None, since: None };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows })
 }
 

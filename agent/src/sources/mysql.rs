@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use gdx_common::data::{Cell, Column};
+use gdx_common::data::{Cell, Column, Value};
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 
@@ -44,6 +44,8 @@ pub(super) struct Rows {
     kinds: Vec<Kind>,
     where_: String,
     db: DbSource,
+    /// Read only rows whose column is at or past this value (a watermark).
+    pub(super) since: Option<(String, Value)>,
 }
 
 /// Connects, checks the table or query and reads its columns.
@@ -70,7 +72,7 @@ pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
     }
     let _ = conn.close(stmt);
     check_columns(&columns)?;
-    let rows = Rows { conn: RefCell::new(conn), sql, kinds, where_, db: db.clone() };
+    let rows = Rows { conn: RefCell::new(conn), sql, kinds, where_, db: db.clone(), since: None };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: super::Rows::Mysql(Box::new(rows)) })
 }
 
@@ -132,7 +134,13 @@ impl Rows {
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").map_err(read)?;
         let mut owned: Vec<Owned> = Vec::with_capacity(width);
         {
-            let result = conn.query_iter(&self.sql).map_err(read)?;
+            let sql = match &self.since {
+                Some((column, from)) => {
+                    format!("SELECT * FROM ({}) AS gdx_q WHERE {} >= {}", self.sql, quote(column), literal(from))
+                }
+                None => self.sql.clone(),
+            };
+            let result = conn.query_iter(&sql).map_err(read)?;
             for row in result {
                 let row = row.map_err(read)?;
                 owned.clear();
@@ -153,6 +161,37 @@ impl Rows {
         }
         conn.query_drop("ROLLBACK").map_err(read)?;
         Ok(())
+    }
+}
+
+impl Rows {
+    /// The greatest value of column `i` (`name`) now.
+    pub(super) fn max_of(&self, i: usize, name: &str) -> Result<Option<Value>, SourceError> {
+        let read = |e: mysql::Error| SourceError::Read(format!("{}: {}", self.where_, explain(&e, &self.db)));
+        let q = format!("SELECT max({}) FROM ({}) AS gdx_q", quote(name), self.sql);
+        let row: Option<mysql::Row> = self.conn.borrow_mut().query_first(&q).map_err(read)?;
+        let value = row.and_then(|r| r.as_ref(0).cloned()).unwrap_or(mysql::Value::NULL);
+        let kind = self.kinds.get(i).copied().unwrap_or(Kind::Text);
+        let owned = convert(kind, &value).map_err(|e| SourceError::Read(format!("{}: {e}", self.where_)))?;
+        Ok(match owned {
+            Owned::Null => None,
+            Owned::Integer(i) => Some(Value::Integer(i)),
+            Owned::Real(f) => Some(Value::Real(f)),
+            // a TIMESTAMP's watermark is compared as the server writes it
+            Owned::Text(t) => Some(Value::Text(t.trim_end_matches("+00:00").to_owned())),
+            Owned::Bytes(b) => Some(Value::Blob(b)),
+        })
+    }
+}
+
+/// `v` as an SQL literal.
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => format!("{f:?}"),
+        Value::Text(t) => format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")),
+        Value::Blob(b) => format!("X'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
     }
 }
 

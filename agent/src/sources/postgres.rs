@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use gdx_common::data::{Cell, Column};
+use gdx_common::data::{Cell, Column, Value};
 use postgres::types::{Kind as PgKind, Type};
 use postgres::{Client, IsolationLevel, SimpleQueryMessage};
 
@@ -47,6 +47,8 @@ pub(super) struct Rows {
     kinds: Vec<Kind>,
     where_: String,
     db: DbSource,
+    /// Read only rows whose column is at or past this value (a watermark).
+    pub(super) since: Option<(String, Value)>,
 }
 
 /// Connects, checks the table or query and reads its columns.
@@ -74,7 +76,7 @@ pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
         kinds.push(kind);
     }
     check_columns(&columns)?;
-    let rows = Rows { client: RefCell::new(client), sql, kinds, where_, db: db.clone() };
+    let rows = Rows { client: RefCell::new(client), sql, kinds, where_, db: db.clone(), since: None };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: super::Rows::Postgres(Box::new(rows)) })
 }
 
@@ -155,7 +157,13 @@ impl Rows {
             .read_only(true)
             .start()
             .map_err(read)?;
-        tx.batch_execute(&format!("DECLARE gdx_scan NO SCROLL CURSOR FOR {}", self.sql)).map_err(read)?;
+        let sql = match &self.since {
+            Some((column, from)) => {
+                format!("SELECT * FROM ({}) AS gdx_q WHERE {} >= {}", self.sql, quote(column), literal(from))
+            }
+            None => self.sql.clone(),
+        };
+        tx.batch_execute(&format!("DECLARE gdx_scan NO SCROLL CURSOR FOR {sql}")).map_err(read)?;
         let fetch = format!("FETCH {FETCH} FROM gdx_scan");
         let mut owned: Vec<Owned> = Vec::with_capacity(width);
         'fetch: loop {
@@ -187,6 +195,34 @@ impl Rows {
     }
 }
 
+impl Rows {
+    /// The greatest value of column `i` (`name`) now.
+    pub(super) fn max_of(&self, i: usize, name: &str) -> Result<Option<Value>, SourceError> {
+        let read = |e: postgres::Error| SourceError::Read(format!("{}: {}", self.where_, explain(&e, &self.db)));
+        let q = format!("SELECT max({}) FROM ({}) AS gdx_q", quote(name), self.sql);
+        let messages = self.client.borrow_mut().simple_query(&q).map_err(read)?;
+        let text = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
+            _ => None,
+        });
+        let kind = self.kinds.get(i).copied().unwrap_or(Kind::Text);
+        let owned =
+            convert(kind, text.flatten().as_deref()).map_err(|e| SourceError::Read(format!("{}: {e}", self.where_)))?;
+        Ok(owned.into_value())
+    }
+}
+
+/// `v` as an SQL literal.
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => format!("{f:?}"),
+        Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        Value::Blob(b) => format!("'\\x{}'::bytea", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    }
+}
+
 /// A converted value, owning what the cell borrows.
 enum Owned {
     Null,
@@ -197,6 +233,16 @@ enum Owned {
 }
 
 impl Owned {
+    fn into_value(self) -> Option<Value> {
+        match self {
+            Owned::Null => None,
+            Owned::Integer(i) => Some(Value::Integer(i)),
+            Owned::Real(f) => Some(Value::Real(f)),
+            Owned::Text(t) => Some(Value::Text(t)),
+            Owned::Bytes(b) => Some(Value::Blob(b)),
+        }
+    }
+
     fn cell(&self) -> Cell<'_> {
         match self {
             Owned::Null => Cell::Null,

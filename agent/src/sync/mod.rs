@@ -117,6 +117,62 @@ fn checked_entry(
 }
 
 /// Scans one resource and writes its changes to the outbox, calling
+/// What a read by watermark does: the greatest value now (taken before the
+/// read), and whether the read is whole.
+pub(crate) struct WatermarkPlan {
+    now_max: Option<Value>,
+    whole: bool,
+}
+
+/// Decides whether this read of a resource with `changed` is whole (first
+/// read, reconcile due, or `--full`) or from the watermark, and sets the
+/// source up for it.
+fn plan_watermark(
+    state: &mut State,
+    res: &ResourceConfig,
+    column: &str,
+    extract: &mut sources::Reader,
+    now: i64,
+) -> Result<WatermarkPlan, ScanError> {
+    let code = res.code.as_str();
+    let held: Option<(Option<String>, Option<String>, Option<i64>)> = state
+        .conn()
+        .query_row("SELECT watermark, previous, reconciled_at FROM watermarks WHERE code = ?1", [code], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let every = res.reconcile.as_deref().map_or(Ok(86_400), gdx_common::units::parse_duration).unwrap_or(86_400);
+    let now_max = extract.max_of(column).map_err(|source| ScanError::Source { resource: code.to_owned(), source })?;
+    let parse = |t: &Option<String>| t.as_deref().and_then(|j| serde_json::from_str::<Value>(j).ok());
+    let from = match &held {
+        Some((watermark, previous, Some(at))) if now - at < every => parse(previous).or_else(|| parse(watermark)),
+        _ => None,
+    };
+    let whole = from.is_none();
+    if let Some(from) = from {
+        extract.since(column, from);
+    }
+    Ok(WatermarkPlan { now_max, whole })
+}
+
+/// Remembers the watermark of a read that completed.
+fn save_watermark(state: &mut State, code: &str, plan: WatermarkPlan, now: i64) -> Result<(), ScanError> {
+    let json = plan.now_max.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+    state.conn().execute(
+        "INSERT INTO watermarks (code, watermark, previous, reconciled_at) VALUES (?1, ?2, NULL, ?3)
+         ON CONFLICT(code) DO UPDATE SET previous = watermarks.watermark, watermark = excluded.watermark,
+             reconciled_at = CASE WHEN ?4 THEN excluded.reconciled_at ELSE watermarks.reconciled_at END",
+        params![code, json, now, plan.whole],
+    )?;
+    Ok(())
+}
+
+/// Makes the next scan of `code` read its source whole (`gdx-agent sync --full`).
+pub fn read_whole_next(state: &mut State, code: &str) -> Result<(), ScanError> {
+    state.conn().execute("DELETE FROM watermarks WHERE code = ?1", [code])?;
+    Ok(())
+}
+
 /// `committed` each time something new waits there for the uploader.
 pub fn scan(
     state: &mut State,
@@ -239,6 +295,19 @@ pub fn scan(
     // turn out not to be the keys' (text that is not UTF-8 in a key), what
     // was sent stands, and the source is read again in its own order
     // against the saved state held in a table by key.
+    // A resource with `changed` reads only the rows at or past the watermark
+    // of the sync before last (the overlap takes in rows committed late),
+    // except when its reconcile is due: then it is read whole.
+    let watermark = match &res.changed {
+        Some(column) => match plan_watermark(state, res, column, &mut extract, now) {
+            Ok(plan) => Some(plan),
+            Err(err) => {
+                record_error(state, &code, &err.to_string());
+                return Err(err);
+            }
+        },
+        None => None,
+    };
     let in_key_order = extract.order_by(Some(&res.key));
     let mut outcome = pass.run(state, &extract, first_seq, in_key_order);
     if let Ok(o) = &outcome
@@ -255,6 +324,9 @@ pub fn scan(
             return Err(err);
         }
     };
+    if let Some(plan) = watermark {
+        save_watermark(state, &code, plan, now)?;
+    }
     report.scanned = outcome.scanned;
     report.changesets = outcome.written;
     report.inserted = outcome.inserted;
