@@ -132,7 +132,7 @@ impl Rows {
         let mut conn = self.conn.borrow_mut();
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").map_err(read)?;
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").map_err(read)?;
-        let mut owned: Vec<Owned> = Vec::with_capacity(width);
+        let mut owned: Vec<Value> = Vec::with_capacity(width);
         {
             let sql = match &self.since {
                 Some((column, from)) => {
@@ -151,7 +151,7 @@ impl Rows {
                             .map_err(|e| SourceError::Read(format!("{}: row {}: {e}", self.where_, out.rows + 1)))?,
                     );
                 }
-                let cells: Vec<Cell<'_>> = owned.iter().map(Owned::cell).collect();
+                let cells: Vec<Cell<'_>> = owned.iter().map(Cell::from).collect();
                 let flow = each(out.rows as Place, &cells);
                 out.rows += 1;
                 if flow.is_break() {
@@ -174,12 +174,12 @@ impl Rows {
         let kind = self.kinds.get(i).copied().unwrap_or(Kind::Text);
         let owned = convert(kind, &value).map_err(|e| SourceError::Read(format!("{}: {e}", self.where_)))?;
         Ok(match owned {
-            Owned::Null => None,
-            Owned::Integer(i) => Some(Value::Integer(i)),
-            Owned::Real(f) => Some(Value::Real(f)),
+            Value::Null => None,
+            Value::Integer(i) => Some(Value::Integer(i)),
+            Value::Real(f) => Some(Value::Real(f)),
             // a TIMESTAMP's watermark is compared as the server writes it
-            Owned::Text(t) => Some(Value::Text(t.trim_end_matches("+00:00").to_owned())),
-            Owned::Bytes(b) => Some(Value::Blob(b)),
+            Value::Text(t) => Some(Value::Text(t.trim_end_matches("+00:00").to_owned())),
+            Value::Blob(b) => Some(Value::Blob(b)),
         })
     }
 }
@@ -195,36 +195,16 @@ fn literal(v: &Value) -> String {
     }
 }
 
-enum Owned {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-impl Owned {
-    fn cell(&self) -> Cell<'_> {
-        match self {
-            Owned::Null => Cell::Null,
-            Owned::Integer(i) => Cell::Integer(*i),
-            Owned::Real(f) => Cell::Real(*f),
-            Owned::Text(t) => Cell::Text(t),
-            Owned::Bytes(b) => Cell::Blob(b),
-        }
-    }
-}
-
-fn convert(kind: Kind, value: &mysql::Value) -> Result<Owned, String> {
+fn convert(kind: Kind, value: &mysql::Value) -> Result<Value, String> {
     let bytes = match value {
-        mysql::Value::NULL => return Ok(Owned::Null),
+        mysql::Value::NULL => return Ok(Value::Null),
         mysql::Value::Bytes(b) => b.as_slice(),
-        mysql::Value::Int(i) => return Ok(Owned::Integer(*i)),
+        mysql::Value::Int(i) => return Ok(Value::Integer(*i)),
         mysql::Value::UInt(u) => {
-            return i64::try_from(*u).map(Owned::Integer).map_err(|_| format!("{u} is beyond a signed 64-bit integer"));
+            return i64::try_from(*u).map(Value::Integer).map_err(|_| format!("{u} is beyond a signed 64-bit integer"));
         }
-        mysql::Value::Float(f) => return Ok(Owned::Real(f64::from(*f))),
-        mysql::Value::Double(d) => return Ok(Owned::Real(*d)),
+        mysql::Value::Float(f) => return Ok(Value::Real(f64::from(*f))),
+        mysql::Value::Double(d) => return Ok(Value::Real(*d)),
         other => return Err(format!("an unexpected value {other:?}")),
     };
     let text = || std::str::from_utf8(bytes).map_err(|_| "a text value is not UTF-8".to_owned());
@@ -232,15 +212,15 @@ fn convert(kind: Kind, value: &mysql::Value) -> Result<Owned, String> {
         Kind::Integer => {
             let t = text()?;
             match t.parse::<i64>() {
-                Ok(i) => Owned::Integer(i),
+                Ok(i) => Value::Integer(i),
                 Err(_) => return Err(format!("{t} is beyond a signed 64-bit integer; cast it to CHAR in a query")),
             }
         }
-        Kind::Bit => Owned::Integer(bytes.iter().fold(0i64, |n, b| (n << 8) | i64::from(*b))),
-        Kind::Real => Owned::Real(text()?.parse().map_err(|_| "a float does not read as a number".to_owned())?),
-        Kind::Text => Owned::Text(text()?.to_owned()),
-        Kind::Zoned => Owned::Text(format!("{}+00:00", text()?)),
-        Kind::Bytes => Owned::Bytes(bytes.to_vec()),
+        Kind::Bit => Value::Integer(bytes.iter().fold(0i64, |n, b| (n << 8) | i64::from(*b))),
+        Kind::Real => Value::Real(text()?.parse().map_err(|_| "a float does not read as a number".to_owned())?),
+        Kind::Text => Value::Text(text()?.to_owned()),
+        Kind::Zoned => Value::Text(format!("{}+00:00", text()?)),
+        Kind::Bytes => Value::Blob(bytes.to_vec()),
     })
 }
 
@@ -323,13 +303,13 @@ mod tests {
     #[test]
     fn text_values_become_cells() {
         let b = |s: &str| mysql::Value::Bytes(s.as_bytes().to_vec());
-        assert!(matches!(convert(Kind::Integer, &b("-9223372036854775808")).unwrap(), Owned::Integer(i64::MIN)));
+        assert!(matches!(convert(Kind::Integer, &b("-9223372036854775808")).unwrap(), Value::Integer(i64::MIN)));
         assert!(convert(Kind::Integer, &b("18446744073709551615")).is_err());
-        assert!(matches!(convert(Kind::Bit, &mysql::Value::Bytes(vec![1, 2])).unwrap(), Owned::Integer(258)));
+        assert!(matches!(convert(Kind::Bit, &mysql::Value::Bytes(vec![1, 2])).unwrap(), Value::Integer(258)));
         assert!(
-            matches!(convert(Kind::Zoned, &b("2026-12-05 01:02:03")).unwrap(), Owned::Text(t) if t == "2026-12-05 01:02:03+00:00")
+            matches!(convert(Kind::Zoned, &b("2026-12-05 01:02:03")).unwrap(), Value::Text(t) if t == "2026-12-05 01:02:03+00:00")
         );
-        assert!(matches!(convert(Kind::Text, &mysql::Value::NULL).unwrap(), Owned::Null));
+        assert!(matches!(convert(Kind::Text, &mysql::Value::NULL).unwrap(), Value::Null));
         assert_eq!(quote("a`b"), "`a``b`");
     }
 }

@@ -165,7 +165,7 @@ impl Rows {
         };
         tx.batch_execute(&format!("DECLARE gdx_scan NO SCROLL CURSOR FOR {sql}")).map_err(read)?;
         let fetch = format!("FETCH {FETCH} FROM gdx_scan");
-        let mut owned: Vec<Owned> = Vec::with_capacity(width);
+        let mut owned: Vec<Value> = Vec::with_capacity(width);
         'fetch: loop {
             let mut fetched = 0;
             for message in tx.simple_query(&fetch).map_err(read)? {
@@ -178,7 +178,7 @@ impl Rows {
                             .map_err(|e| SourceError::Read(format!("{}: row {}: {e}", self.where_, out.rows + 1)))?,
                     );
                 }
-                let cells: Vec<Cell<'_>> = owned.iter().map(Owned::cell).collect();
+                let cells: Vec<Cell<'_>> = owned.iter().map(Cell::from).collect();
                 let flow = each(out.rows as Place, &cells);
                 out.rows += 1;
                 if flow.is_break() {
@@ -208,7 +208,7 @@ impl Rows {
         let kind = self.kinds.get(i).copied().unwrap_or(Kind::Text);
         let owned =
             convert(kind, text.flatten().as_deref()).map_err(|e| SourceError::Read(format!("{}: {e}", self.where_)))?;
-        Ok(owned.into_value())
+        Ok(Some(owned).filter(|v| *v != Value::Null))
     }
 }
 
@@ -223,46 +223,15 @@ fn literal(v: &Value) -> String {
     }
 }
 
-/// A converted value, owning what the cell borrows.
-enum Owned {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-impl Owned {
-    fn into_value(self) -> Option<Value> {
-        match self {
-            Owned::Null => None,
-            Owned::Integer(i) => Some(Value::Integer(i)),
-            Owned::Real(f) => Some(Value::Real(f)),
-            Owned::Text(t) => Some(Value::Text(t)),
-            Owned::Bytes(b) => Some(Value::Blob(b)),
-        }
-    }
-
-    fn cell(&self) -> Cell<'_> {
-        match self {
-            Owned::Null => Cell::Null,
-            Owned::Integer(i) => Cell::Integer(*i),
-            Owned::Real(f) => Cell::Real(*f),
-            Owned::Text(t) => Cell::Text(t),
-            Owned::Bytes(b) => Cell::Blob(b),
-        }
-    }
-}
-
-fn convert(kind: Kind, text: Option<&str>) -> Result<Owned, String> {
-    let Some(t) = text else { return Ok(Owned::Null) };
+fn convert(kind: Kind, text: Option<&str>) -> Result<Value, String> {
+    let Some(t) = text else { return Ok(Value::Null) };
     Ok(match kind {
-        Kind::Integer => Owned::Integer(t.parse().map_err(|_| format!("{t:?} is not an integer"))?),
-        Kind::Real => Owned::Real(t.parse().map_err(|_| format!("{t:?} is not a number"))?),
-        Kind::Bool => Owned::Integer(i64::from(t == "t")),
-        Kind::Text => Owned::Text(t.to_owned()),
-        Kind::Zoned => Owned::Text(zoned(t)),
-        Kind::Bytes => Owned::Bytes(unhex(t).ok_or_else(|| "a bytea value is not in hex form".to_owned())?),
+        Kind::Integer => Value::Integer(t.parse().map_err(|_| format!("{t:?} is not an integer"))?),
+        Kind::Real => Value::Real(t.parse().map_err(|_| format!("{t:?} is not a number"))?),
+        Kind::Bool => Value::Integer(i64::from(t == "t")),
+        Kind::Text => Value::Text(t.to_owned()),
+        Kind::Zoned => Value::Text(zoned(t)),
+        Kind::Bytes => Value::Blob(unhex(t).ok_or_else(|| "a bytea value is not in hex form".to_owned())?),
     })
 }
 
@@ -378,16 +347,16 @@ mod tests {
     #[test]
     fn text_output_becomes_cells() {
         let cell = |k, t| convert(k, Some(t)).unwrap();
-        assert!(matches!(cell(Kind::Integer, "-9223372036854775808"), Owned::Integer(i64::MIN)));
-        assert!(matches!(cell(Kind::Real, "0.1"), Owned::Real(f) if f == 0.1));
-        assert!(matches!(cell(Kind::Real, "-Infinity"), Owned::Real(f) if f == f64::NEG_INFINITY));
-        assert!(matches!(cell(Kind::Bool, "t"), Owned::Integer(1)));
-        assert!(matches!(cell(Kind::Bytes, "\\x00ff10"), Owned::Bytes(b) if b == [0, 255, 16]));
+        assert!(matches!(cell(Kind::Integer, "-9223372036854775808"), Value::Integer(i64::MIN)));
+        assert!(matches!(cell(Kind::Real, "0.1"), Value::Real(f) if f == 0.1));
+        assert!(matches!(cell(Kind::Real, "-Infinity"), Value::Real(f) if f == f64::NEG_INFINITY));
+        assert!(matches!(cell(Kind::Bool, "t"), Value::Integer(1)));
+        assert!(matches!(cell(Kind::Bytes, "\\x00ff10"), Value::Blob(b) if b == [0, 255, 16]));
         assert!(
-            matches!(cell(Kind::Zoned, "2026-12-05 01:02:03.5+00"), Owned::Text(t) if t == "2026-12-05 01:02:03.5+00:00")
+            matches!(cell(Kind::Zoned, "2026-12-05 01:02:03.5+00"), Value::Text(t) if t == "2026-12-05 01:02:03.5+00:00")
         );
-        assert!(matches!(cell(Kind::Zoned, "01:02:03+05:30"), Owned::Text(t) if t == "01:02:03+05:30"));
-        assert!(matches!(convert(Kind::Integer, None).unwrap(), Owned::Null));
+        assert!(matches!(cell(Kind::Zoned, "01:02:03+05:30"), Value::Text(t) if t == "01:02:03+05:30"));
+        assert!(matches!(convert(Kind::Integer, None).unwrap(), Value::Null));
         assert!(convert(Kind::Integer, Some("x")).is_err());
         assert!(convert(Kind::Bytes, Some("\\x0")).is_err());
     }
