@@ -335,6 +335,50 @@ fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows })
 }
 
+/// The SELECT a database source runs: its table (each part of
+/// `schema.table` quoted by `quote`), or its query.
+fn database_sql(db: &crate::config::DbSource, quote: fn(&str) -> String) -> Result<String, SourceError> {
+    match (&db.table, &db.query) {
+        (Some(t), _) => Ok(format!("SELECT * FROM {}", t.split('.').map(quote).collect::<Vec<_>>().join("."))),
+        (None, Some(q)) => Ok(q.trim().trim_end_matches(';').to_owned()),
+        (None, None) => Err(SourceError::Read("no table or query configured".into())),
+    }
+}
+
+/// `sql` narrowed to the rows whose column is at or past a watermark, the
+/// name and value written into SQL by `quote` and `literal`.
+fn since_sql(
+    sql: &str,
+    since: Option<&(String, Value)>,
+    quote: fn(&str) -> String,
+    literal: fn(&Value) -> String,
+) -> String {
+    match since {
+        Some((column, from)) => format!("SELECT * FROM ({sql}) AS gdx_q WHERE {} >= {}", quote(column), literal(from)),
+        None => sql.to_owned(),
+    }
+}
+
+/// Converts one row of a database source, `width` values by `convert`,
+/// into `buf` and hands it to `each`; `where_` names the source in errors.
+fn emit_row(
+    out: &mut Read,
+    each: &mut dyn FnMut(Place, &[Cell<'_>]) -> ControlFlow<()>,
+    buf: &mut Vec<Value>,
+    width: usize,
+    where_: &str,
+    mut convert: impl FnMut(usize) -> Result<Value, String>,
+) -> Result<ControlFlow<()>, SourceError> {
+    buf.clear();
+    for i in 0..width {
+        buf.push(convert(i).map_err(|e| SourceError::Read(format!("{where_}: row {}: {e}", out.rows + 1)))?);
+    }
+    let cells: Vec<Cell<'_>> = buf.iter().map(Cell::from).collect();
+    let flow = each(out.rows as Place, &cells);
+    out.rows += 1;
+    Ok(flow)
+}
+
 fn check_columns(columns: &[Column]) -> Result<(), SourceError> {
     let mut seen = std::collections::HashSet::new();
     for c in columns {

@@ -20,7 +20,7 @@ use gdx_common::data::{Cell, Column, Value};
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 
-use super::{Place, Read, Reader, SourceError, check_columns};
+use super::{Place, Read, Reader, SourceError, check_columns, database_sql, emit_row, since_sql};
 use crate::config::{DbSource, DbTls};
 
 /// The character set number of binary strings.
@@ -51,11 +51,7 @@ pub(super) struct Rows {
 /// Connects, checks the table or query and reads its columns.
 pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
     let (mut conn, where_) = connect(db)?;
-    let sql = match (&db.table, &db.query) {
-        (Some(t), _) => format!("SELECT * FROM {}", t.split('.').map(quote).collect::<Vec<_>>().join(".")),
-        (None, Some(q)) => q.trim().trim_end_matches(';').to_owned(),
-        (None, None) => return Err(SourceError::Read("no table or query configured".into())),
-    };
+    let sql = database_sql(db, quote)?;
     let stmt = conn.prep(&sql).map_err(|e| SourceError::Read(format!("{where_}: {}", explain(&e, db))))?;
     let mut columns = Vec::new();
     let mut kinds = Vec::new();
@@ -134,27 +130,12 @@ impl Rows {
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").map_err(read)?;
         let mut owned: Vec<Value> = Vec::with_capacity(width);
         {
-            let sql = match &self.since {
-                Some((column, from)) => {
-                    format!("SELECT * FROM ({}) AS gdx_q WHERE {} >= {}", self.sql, quote(column), literal(from))
-                }
-                None => self.sql.clone(),
-            };
+            let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
             let result = conn.query_iter(&sql).map_err(read)?;
             for row in result {
                 let row = row.map_err(read)?;
-                owned.clear();
-                for (i, kind) in self.kinds.iter().enumerate() {
-                    let value = row.as_ref(i).unwrap_or(&mysql::Value::NULL);
-                    owned.push(
-                        convert(*kind, value)
-                            .map_err(|e| SourceError::Read(format!("{}: row {}: {e}", self.where_, out.rows + 1)))?,
-                    );
-                }
-                let cells: Vec<Cell<'_>> = owned.iter().map(Cell::from).collect();
-                let flow = each(out.rows as Place, &cells);
-                out.rows += 1;
-                if flow.is_break() {
+                let convert = |i: usize| convert(self.kinds[i], row.as_ref(i).unwrap_or(&mysql::Value::NULL));
+                if emit_row(out, each, &mut owned, self.kinds.len(), &self.where_, convert)?.is_break() {
                     break;
                 }
             }
@@ -245,18 +226,13 @@ fn kind_of(c: &mysql::Column) -> Option<(Kind, &'static str)> {
         | MYSQL_TYPE_TINY_BLOB
         | MYSQL_TYPE_MEDIUM_BLOB
         | MYSQL_TYPE_LONG_BLOB
-        | MYSQL_TYPE_BLOB
-            if binary && !c.flags().intersects(ColumnFlags::ENUM_FLAG | ColumnFlags::SET_FLAG) =>
-        {
-            (Kind::Bytes, "BLOB")
+        | MYSQL_TYPE_BLOB => {
+            // ENUM and SET travel as strings; binary strings and blobs have the binary character set
+            match binary && !c.flags().intersects(ColumnFlags::ENUM_FLAG | ColumnFlags::SET_FLAG) {
+                true => (Kind::Bytes, "BLOB"),
+                false => (Kind::Text, "TEXT"),
+            }
         }
-        MYSQL_TYPE_VARCHAR
-        | MYSQL_TYPE_VAR_STRING
-        | MYSQL_TYPE_STRING
-        | MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB
-        | MYSQL_TYPE_LONG_BLOB
-        | MYSQL_TYPE_BLOB => (Kind::Text, "TEXT"),
         _ => return None,
     })
 }

@@ -20,7 +20,7 @@ use gdx_common::data::{Cell, Column, Value};
 use postgres::types::{Kind as PgKind, Type};
 use postgres::{Client, IsolationLevel, SimpleQueryMessage};
 
-use super::{Place, Read, Reader, SourceError, check_columns};
+use super::{Place, Read, Reader, SourceError, check_columns, database_sql, emit_row, since_sql};
 use crate::config::{DbSource, DbTls};
 
 /// Rows fetched per round trip.
@@ -54,11 +54,7 @@ pub(super) struct Rows {
 /// Connects, checks the table or query and reads its columns.
 pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
     let (mut client, where_) = connect(db)?;
-    let sql = match (&db.table, &db.query) {
-        (Some(t), _) => format!("SELECT * FROM {}", t.split('.').map(quote).collect::<Vec<_>>().join(".")),
-        (None, Some(q)) => q.trim().trim_end_matches(';').to_owned(),
-        (None, None) => return Err(SourceError::Read("no table or query configured".into())),
-    };
+    let sql = database_sql(db, quote)?;
     let stmt = client.prepare(&sql).map_err(|e| SourceError::Read(explain(&e, db)))?;
     let mut columns = Vec::new();
     let mut kinds = Vec::new();
@@ -157,12 +153,7 @@ impl Rows {
             .read_only(true)
             .start()
             .map_err(read)?;
-        let sql = match &self.since {
-            Some((column, from)) => {
-                format!("SELECT * FROM ({}) AS gdx_q WHERE {} >= {}", self.sql, quote(column), literal(from))
-            }
-            None => self.sql.clone(),
-        };
+        let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
         tx.batch_execute(&format!("DECLARE gdx_scan NO SCROLL CURSOR FOR {sql}")).map_err(read)?;
         let fetch = format!("FETCH {FETCH} FROM gdx_scan");
         let mut owned: Vec<Value> = Vec::with_capacity(width);
@@ -171,17 +162,8 @@ impl Rows {
             for message in tx.simple_query(&fetch).map_err(read)? {
                 let SimpleQueryMessage::Row(row) = message else { continue };
                 fetched += 1;
-                owned.clear();
-                for (i, kind) in self.kinds.iter().enumerate() {
-                    owned.push(
-                        convert(*kind, row.get(i))
-                            .map_err(|e| SourceError::Read(format!("{}: row {}: {e}", self.where_, out.rows + 1)))?,
-                    );
-                }
-                let cells: Vec<Cell<'_>> = owned.iter().map(Cell::from).collect();
-                let flow = each(out.rows as Place, &cells);
-                out.rows += 1;
-                if flow.is_break() {
+                let convert = |i: usize| convert(self.kinds[i], row.get(i));
+                if emit_row(out, each, &mut owned, self.kinds.len(), &self.where_, convert)?.is_break() {
                     break 'fetch;
                 }
             }
