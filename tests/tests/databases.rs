@@ -72,6 +72,19 @@ fn rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
     .unwrap()
 }
 
+/// Each case is a resource declared by an agent of its own (`630000/{prefix}N`):
+/// its sync fails, saying `want`.
+fn each_fails_saying(hub: &Hub, prefix: &str, cases: Vec<(&str, String, &str)>) {
+    for (i, (what, toml, want)) in cases.into_iter().enumerate() {
+        let one = Agent::new();
+        one.enroll(&hub.token(&format!("630000/{prefix}{i}"), "1h")).ok();
+        one.add_config(&toml);
+        let (code, out) = said(&one);
+        assert_ne!(code, 0, "{what}: {out}");
+        assert!(out.contains(want), "{what}: {out}");
+    }
+}
+
 /// Syncs and returns what the sync said, whether it succeeded or not.
 fn said(agent: &Agent) -> (i32, String) {
     let (code, out, err) = agent.sync(&[]);
@@ -182,14 +195,7 @@ fn postgres_every_type_over_verified_tls_and_errors_a_worker_can_act_on() {
         .self_signed(&rcgen::KeyPair::generate().unwrap())
         .unwrap();
     std::fs::write(tmp.path().join("other-ca.pem"), other.pem()).unwrap();
-    for (i, (what, toml, want)) in cases.into_iter().enumerate() {
-        let one = Agent::new();
-        one.enroll(&hub.token(&format!("630000/case{i}"), "1h")).ok();
-        one.add_config(&toml);
-        let (code, out) = said(&one);
-        assert_ne!(code, 0, "{what}: {out}");
-        assert!(out.contains(want), "{what}: {out}");
-    }
+    each_fails_saying(&hub, "case", cases);
 
     // unreachable: nothing listens on the port
     let nowhere = Agent::new();
@@ -380,14 +386,7 @@ fn mysql_every_type_gbk_columns_over_verified_tls_and_errors() {
             "ca_file",
         ),
     ];
-    for (i, (what, toml, want)) in cases.into_iter().enumerate() {
-        let one = Agent::new();
-        one.enroll(&hub.token(&format!("630000/my{i}"), "1h")).ok();
-        one.add_config(&toml);
-        let (code, out) = said(&one);
-        assert_ne!(code, 0, "{what}: {out}");
-        assert!(out.contains(want), "{what}: {out}");
-    }
+    each_fails_saying(&hub, "my", cases);
     let nowhere = Agent::new();
     nowhere.enroll(&hub.token("630000/mynowhere", "1h")).ok();
     let port = my.port.to_string();
