@@ -143,7 +143,7 @@ impl DbSource {
     pub fn check(&self) -> Result<(), String> {
         match (&self.table, &self.query) {
             (Some(_), Some(_)) | (None, None) => {
-                return Err("give either table or query in the source, not both".into());
+                return Err("give exactly one of table or query in the source".into());
             }
             _ => {}
         }
@@ -317,6 +317,12 @@ impl AgentConfig {
                     ));
                 }
                 check_column_name(col).map_err(|e| format!("resource {}: changed {e}", r.code))?;
+            }
+            if r.reconcile.is_some() && r.changed.is_none() {
+                return Err(format!(
+                    "resource {}: reconcile applies to a resource read by watermark; add changed = \"…\" or remove reconcile",
+                    r.code
+                ));
             }
             if let Some(every) = &r.reconcile {
                 gdx_common::units::parse_duration(every)

@@ -54,7 +54,7 @@ impl AtRestKey {
     }
 
     fn pragma(&self) -> String {
-        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = gdx_common::token::hex(&self.0);
         format!("PRAGMA key = \"x'{hex}'\";")
     }
 }

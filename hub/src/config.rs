@@ -88,6 +88,13 @@ impl HubConfig {
             gdx_files::at_rest::encrypt_under(&paths.vaults(), key.clone());
             gdx_files::at_rest::encrypt_under(&paths.exchange_db(), key);
         }
+        if config.lookups_per_minute == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                message: "lookups_per_minute = 0 would refuse every lookup; give a positive number (600 by default)"
+                    .into(),
+            });
+        }
         if config.cert_days <= 0 {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),

@@ -143,7 +143,7 @@ enum AuditCommand {
         #[arg(long)]
         resource: Option<String>,
         /// enrolled, revoked, changeset, catalogued, request, decision,
-        /// delivered, lookup, cosigned, equivocation or unreadable.
+        /// delivered, lookup, refused, cosigned, equivocation or unreadable.
         #[arg(long)]
         kind: Option<String>,
         /// First day (YYYY-MM-DD, UTC).

@@ -111,7 +111,12 @@ fn connect(db: &DbSource) -> Result<(mysql::Conn, String), SourceError> {
         .prefer_socket(false)
         .tcp_connect_timeout(Some(Duration::from_secs(10)))
         .ssl_opts(ssl)
-        .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+        .init(vec![
+            "SET NAMES utf8mb4",
+            "SET time_zone = '+00:00'",
+            // literals are written with backslashes escaped
+            "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+        ]);
     let conn = mysql::Conn::new(opts).map_err(|e| open_err(explain(&e, db)))?;
     Ok((conn, where_))
 }
@@ -159,7 +164,8 @@ impl Rows {
             Value::Integer(i) => Some(Value::Integer(i)),
             Value::Real(f) => Some(Value::Real(f)),
             // a TIMESTAMP's watermark is compared as the server writes it
-            Value::Text(t) => Some(Value::Text(t.trim_end_matches("+00:00").to_owned())),
+            Value::Text(t) if kind == Kind::Zoned => Some(Value::Text(t.trim_end_matches("+00:00").to_owned())),
+            Value::Text(t) => Some(Value::Text(t)),
             Value::Blob(b) => Some(Value::Blob(b)),
         })
     }
@@ -172,7 +178,7 @@ fn literal(v: &Value) -> String {
         Value::Integer(i) => i.to_string(),
         Value::Real(f) => format!("{f:?}"),
         Value::Text(t) => format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''")),
-        Value::Blob(b) => format!("X'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Blob(b) => format!("X'{}'", gdx_common::token::hex(b)),
     }
 }
 

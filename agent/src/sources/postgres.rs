@@ -131,7 +131,8 @@ fn connect(db: &DbSource) -> Result<(Client, String), SourceError> {
     client
         .batch_execute(
             "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601';
-             SET extra_float_digits = 1; SET client_encoding = 'UTF8'",
+             SET extra_float_digits = 1; SET client_encoding = 'UTF8';
+             SET standard_conforming_strings = on",
         )
         .map_err(|e| open_err(explain(&e, db)))?;
     Ok((client, where_))
@@ -201,7 +202,7 @@ fn literal(v: &Value) -> String {
         Value::Integer(i) => i.to_string(),
         Value::Real(f) => format!("{f:?}"),
         Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
-        Value::Blob(b) => format!("'\\x{}'::bytea", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Blob(b) => format!("'\\x{}'::bytea", gdx_common::token::hex(b)),
     }
 }
 
@@ -225,8 +226,7 @@ fn zoned(t: &str) -> String {
 
 /// PostgreSQL's `\x…` bytea output.
 fn unhex(t: &str) -> Option<Vec<u8>> {
-    let hex = t.strip_prefix("\\x")?;
-    (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
+    gdx_common::audit::unhex(t.strip_prefix("\\x")?)
 }
 
 /// How a column of type `ty` is read, and the type the vault declares for

@@ -148,6 +148,13 @@ fn plan_watermark(
         Some((watermark, previous, Some(at))) if now - at < every => parse(previous).or_else(|| parse(watermark)),
         _ => None,
     };
+    if let Some(Value::Real(f)) = &from
+        && !f.is_finite()
+    {
+        return Err(ScanError::Key(format!(
+            "{code}: the watermark column {column} holds {f}; name in changed a column that grows with each change (a timestamp or a counter)"
+        )));
+    }
     let whole = from.is_none();
     if let Some(from) = from {
         extract.since(column, from);
@@ -342,7 +349,12 @@ pub fn scan(
     }
     // Last transaction: the row count and the quarantine.
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, outcome.rows as i64])?;
+    // a read of part of the source (past a watermark) counts what the resource holds, not what it read
+    let rows: i64 = match extract.partial {
+        true => tx.query_row("SELECT count(*) FROM rowstate WHERE resource = ?1", [&code], |r| r.get(0))?,
+        false => outcome.rows as i64,
+    };
+    tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, rows])?;
     report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
     tx.commit()?;
     Ok(report)

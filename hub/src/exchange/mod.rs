@@ -266,7 +266,7 @@ impl Exchange {
     ) -> Result<Result<RequestRecord, String>, ExchangeError> {
         let Some((entry, withdrawn)) = entry else {
             return Ok(Err(format!(
-                "the catalogue has no entry {}; search it with `gdx-hub catalog search` or GET /api/v1/catalog",
+                "the catalogue has no entry {}; check the code; the hub operator can search the catalogue with `gdx-hub catalog search`",
                 form.code
             )));
         };
