@@ -451,6 +451,18 @@ mod tests {
                 "not a duration",
             ),
             ("code = \"a b\"\nkey = [\"x\"]\nsource = { kind = \"csv\", dir = \"/d\" }", "resource code"),
+            (
+                "code = \"a\"\nkey = [\"x\"]\nreconcile = \"1h\"\nsource = { kind = \"sqlite\", path = \"/x\", table = \"t\" }",
+                "reconcile applies to a resource read by watermark",
+            ),
+            (
+                "code = \"a\"\nkey = [\"x\"]\nchanged = \"at\"\nsource = { kind = \"csv\", dir = \"/d\" }",
+                "a CSV drop is read whole",
+            ),
+            (
+                "code = \"a\"\nkey = [\"x\"]\nsource = { kind = \"postgres\", host = \"h\", database = \"d\", user = \"u\", password_env = \"P\" }",
+                "give exactly one of table or query",
+            ),
         ] {
             std::fs::write(paths.config(), format!("{base}[[resource]]\n{bad}\n")).unwrap();
             let e = AgentConfig::load(&paths).unwrap_err().to_string();

@@ -217,5 +217,9 @@ mod tests {
         std::fs::write(paths.config(), sample().to_commented_toml() + "lisen = \"x\"\n").unwrap();
         let e = HubConfig::load(&paths).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
+        let none = HubConfig { lookups_per_minute: 0, ..sample() };
+        std::fs::write(paths.config(), none.to_commented_toml()).unwrap();
+        let e = HubConfig::load(&paths).unwrap_err().to_string();
+        assert!(e.contains("lookups_per_minute = 0 would refuse every lookup"), "{e}");
     }
 }
