@@ -20,6 +20,8 @@
 //! - [`cli`]: the bodies of the commands that read or change the data
 //!   directory and print what they did.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`).
+//! - [`dbservers`]: real PostgreSQL and MariaDB servers started in a
+//!   directory of their own, for the demo and the tests.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -27,6 +29,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod dbservers;
 pub mod enrol;
 pub mod exchange;
 pub mod init;

@@ -449,6 +449,61 @@ fn a_postgres_server_killed_mid_read_leaves_nothing_half_done() {
     assert_eq!(rows(&v, "SELECT count(*), sum(id) FROM many"), [["int 20000", "int 200010000"]]);
 }
 
+/// The same against MariaDB: the server is killed while a sync streams its
+/// result, the sync fails saying so, and after a restart the next sync
+/// completes with the vault equal to the table.
+#[test]
+fn a_mariadb_server_killed_mid_read_leaves_nothing_half_done() {
+    let Some(my) = Mariadb::start() else { return };
+    my.sql(
+        "CREATE DATABASE dept;
+        CREATE USER gdx_reader@'%' IDENTIFIED BY 'reader-secret';
+        USE dept;
+        CREATE TABLE dept.many (id INT PRIMARY KEY, name VARCHAR(40));
+        INSERT INTO dept.many SELECT seq, CONCAT('name ', seq) FROM seq_1_to_20000;
+        CREATE TABLE dept.slow_flag (on_ BOOLEAN);
+        CREATE FUNCTION dept.slow(i INT) RETURNS INT NOT DETERMINISTIC READS SQL DATA BEGIN IF i = 12000 AND (SELECT COUNT(*) FROM dept.slow_flag) > 0 THEN DO SLEEP(30); END IF; RETURN i; END;
+        GRANT SELECT ON dept.many TO gdx_reader@'%';
+        GRANT SELECT ON dept.slow_flag TO gdx_reader@'%';
+        GRANT EXECUTE ON FUNCTION dept.slow TO gdx_reader@'%';
+        ",
+    );
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let password = password_file(tmp.path(), "reader-secret");
+    // row 12000 waits while the flag is up: the result is mid-stream, for certain, when the server dies
+    agent.add_config(
+        &mysql_resource(&my, "many", "many", &password, "")
+            .replace("table = \"many\"", "query = \"SELECT dept.slow(id) AS id, name FROM dept.many\""),
+    );
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    my.sql("UPDATE dept.many SET name = 'changed' WHERE id % 100 = 0;\nINSERT INTO dept.slow_flag VALUES (TRUE);\n");
+    let sync = std::process::Command::new(gdx_tests::bin("gdx-agent"))
+        .args(["--data", agent.data(), "sync", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    my.kill();
+    let out = sync.wait_with_output().unwrap();
+    let told = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the sync fails: {told}");
+    assert!(told.contains("resource many: cannot read the source"), "{told}");
+    let v = vault(&hub, NODE);
+    assert_eq!(rows(&v, "SELECT count(*) FROM many"), [["int 20000"]], "the rows not read are not taken for deleted");
+    my.restart();
+    my.sql("DELETE FROM dept.slow_flag;\n");
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(rows(&v, "SELECT count(*), sum(id) FROM many"), [["int 20000", "int 200010000"]]);
+    assert_eq!(rows(&v, "SELECT count(*) FROM many WHERE name = 'changed'"), [["int 200"]]);
+}
+
 /// `changed = "updated_at"`: a sync reads only the rows at or past the
 /// greatest value seen before the read before last (so a change committed
 /// late is still found), deletions wait for the reconcile or `sync --full`,

@@ -390,12 +390,32 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         "{out}"
     );
     assert!(out.contains("150 birth certificates, 300 residents"), "{out}");
+    // three departments publish from real database servers the demo started
+    for (dept, engine) in
+        [("630100/weijian", "PostgreSQL"), ("632500/renshe", "PostgreSQL"), ("630000/scjg", "MariaDB")]
+    {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("enrolled {dept} ")) && l.ends_with(&format!(" from {engine}"))),
+            "{dept} from {engine}: {out}"
+        );
+    }
+    assert!(
+        out.lines().any(|l| l.starts_with("630000/scjg") && l.contains(" faren ") && l.contains(" 200 ")),
+        "the MariaDB table synced (the PostgreSQL births were delivered above): {out}"
+    );
     assert!(out.lines().any(|l| l.starts_with("    Q63") && l.contains("********")), "masked ID numbers: {out}");
     // Ctrl-C (SIGTERM here) stops everything and leaves nothing behind
     let root = out.lines().find_map(|l| l.strip_prefix("GDX demo in ")).unwrap().to_owned();
     demo.terminate();
     wait_until(Duration::from_secs(30), "the demo removes its files", || !std::path::Path::new(&root).exists());
     assert!(demo.output().contains("stopping the demo"));
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&root))
+        .collect();
+    assert!(left.is_empty(), "the demo's hubs, agents and database servers have stopped: {left:?}");
     // --dir keeps them, and must not overwrite anything
     std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
     let busy = gdx_tests::run("gdx-hub", &["demo", "--dir", dir.path().to_str().unwrap()]).fails();

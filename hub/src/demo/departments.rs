@@ -22,8 +22,21 @@ pub(super) struct Department {
     pub(super) name: String,
     /// The first 8 characters of its organisation code.
     pub(super) org: String,
+    /// The database its tables live in (its CSV drops are files anyway).
+    #[serde(default)]
+    pub(super) engine: Engine,
     #[serde(rename = "resource")]
     pub(super) resources: Vec<Resource>,
+}
+
+/// A department's database engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Engine {
+    #[default]
+    Sqlite,
+    Postgres,
+    Mariadb,
 }
 
 /// A resource with its catalogue entry; the first column is the key.

@@ -11,8 +11,13 @@
 //! (unless `--dir` named where to keep them). Every capability added later
 //! extends it.
 //!
+//! Three departments keep their tables in real database servers the demo
+//! starts, two in PostgreSQL and one in MariaDB (SQLite when those are not
+//! installed).
+//!
 //! `departments` holds who is enrolled and what each publishes (data);
-//! `sources` writes each department's sample sources and agent.toml.
+//! `sources` writes each department's sample sources and agent.toml;
+//! `databases` runs the PostgreSQL and MariaDB servers.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -29,6 +34,7 @@ use gdx_hub::store::Store;
 use gdx_hub::util::now;
 use gdx_hub::{enrol, init, nodes};
 
+mod databases;
 mod departments;
 mod sources;
 
@@ -63,6 +69,11 @@ pub async fn run(
     let province = Province::load()?;
     // removes the demo's files when it ends, however it ends, unless --dir keeps them
     let _cleanup = Cleanup { dir: keep.is_none().then(|| root.clone()) };
+    // others may pass through (not list) the demo's directory: the database
+    // servers run as their own users in it; everything else in it is private
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o711)
+        .create(&root)
+        .with_context(|| format!("cannot create {}", root.display()))?;
     let hub_dir = root.join("hub-630000");
     let quic = format!("127.0.0.1:{}", free_port()?);
     let http = format!("127.0.0.1:{}", free_port()?);
@@ -120,6 +131,8 @@ pub async fn run(
         .await?;
         hubs.push((HubPaths::new(&dir), child));
     }
+    // dropped (servers stopped) after the children, which are stopped first below
+    let databases = databases::Databases::start(&root.join("databases"), &province);
     for (n, dept) in province.departments.iter().enumerate() {
         let node_id = NodeId::parse(&dept.node)?;
         // a department attaches to the hub of its prefecture, if the demo runs one
@@ -141,10 +154,11 @@ pub async fn run(
             anyhow::bail!("the demo could not enrol {}; see the error above", dept.node);
         }
         // each department draws from a stream of its own
-        sample_data(&dir, dept, seed.wrapping_add(n as u64))?;
+        sample_data(&dir, dept, seed.wrapping_add(n as u64), &databases)?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
+        let from = databases.engine_of(dept).map(|e| format!(" from {e}")).unwrap_or_default();
         println!(
-            "enrolled {} {} ({}) at {}: publishes {}",
+            "enrolled {} {} ({}) at {}: publishes {}{from}",
             dept.node,
             dept.name,
             node_id.division().name(),
@@ -234,12 +248,14 @@ pub async fn run(
          \x20 gdx-hub --data {hub} revoke 630000/gongan   watch that agent get cut off\n\
          \x20 sqlite3 {hub}/vaults/630000-gongan.db 'SELECT * FROM hukou LIMIT 5'\n\
          \x20 edit {}/source/data.db or drop a CSV into {}/drop: the change reaches the vault\n\
+         {}\
          \x20 logs: {}/*/run.log\n\n\
          Press Ctrl-C to stop the demo; {}.",
         gongan.display(),
         minzheng.display(),
         gongan.display(),
         minzheng.display(),
+        databases.hints(&province),
         root.display(),
         match keep {
             Some(_) => format!("its files stay in {}", root.display()),

@@ -1,14 +1,16 @@
-//! Each department's sample sources: SQLite tables of generated rows, the
+//! Each department's sample sources: tables of generated rows (in SQLite,
+//! or in its PostgreSQL or MariaDB database, [`super::databases`]), the
 //! 低保 list as a GBK CSV drop with two bad lines, and the catalogue entries
 //! and `[[resource]]` tables declared in its agent.toml.
 
+use super::databases::Databases;
 use super::departments::{Department, Gen, Resource};
 use super::*;
 
-/// Writes a department's sample sources (SQLite tables, and for 低保 a GBK
-/// CSV drop with two bad lines) and catalogue entries, and declares them in
-/// agent.toml.
-pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::Result<()> {
+/// Writes a department's sample sources (tables in its database, and for
+/// 低保 a GBK CSV drop with two bad lines) and catalogue entries, and
+/// declares them in agent.toml.
+pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64, databases: &Databases) -> anyhow::Result<()> {
     let node = NodeId::parse(&dept.node)?;
     let provider_code = CreditCode::compose(&format!("11{}", node.division()), &dept.org)?;
     // people of the department's own area
@@ -25,19 +27,23 @@ pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64) -> anyhow::R
             })
             .collect();
         let key = res.columns[0].column.as_str();
-        let source = if res.code == "dibao" {
+        let (source, format_type) = if res.code == "dibao" {
             let drop = dir.join("drop");
             std::fs::create_dir_all(&drop)?;
             std::fs::write(drop.join("dibao-2026-11.csv"), dibao_csv(res, &rows))?;
-            format!("{{ kind = \"csv\", dir = {} }}", toml_str(&drop.display().to_string()))
+            (format!("{{ kind = \"csv\", dir = {} }}", toml_str(&drop.display().to_string())), "csv")
+        } else if let Some(source) = databases.load(dir, dept, res, &rows)? {
+            let format_type = if source.contains("\"postgres\"") { "postgresql" } else { "mysql" };
+            (source, format_type)
         } else {
             let src = dir.join("source");
             std::fs::create_dir_all(&src)?;
             let db = src.join("data.db");
             write_table(&db, res, &rows)?;
-            format!("{{ kind = \"sqlite\", path = {}, table = \"{}\" }}", toml_str(&db.display().to_string()), res.code)
+            let path = toml_str(&db.display().to_string());
+            (format!("{{ kind = \"sqlite\", path = {path}, table = \"{}\" }}", res.code), "sqlite")
         };
-        let entry = catalog_entry(&node, dept, provider_code.as_str(), res)?;
+        let entry = catalog_entry(&node, dept, provider_code.as_str(), res, format_type)?;
         let file = format!("catalog/{}.toml", res.code);
         std::fs::write(dir.join(&file), toml::to_string(&entry)?)?;
         declared.push_str(&format!(
@@ -60,6 +66,7 @@ pub(super) fn catalog_entry(
     dept: &Department,
     provider_code: &str,
     res: &Resource,
+    format_type: &str,
 ) -> anyhow::Result<gdx_common::catalog::CatalogEntry> {
     use gdx_common::catalog::{CatalogEntry, FormatCategory, InfoItem};
     let items = res
@@ -75,7 +82,7 @@ pub(super) fn catalog_entry(
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let csv = res.code == "dibao";
+    let csv = format_type == "csv";
     Ok(CatalogEntry {
         code: res.entry.to_owned(),
         resource: gdx_common::data::ResourceCode::parse(&res.code)?,
@@ -87,7 +94,7 @@ pub(super) fn catalog_entry(
         provider_code: provider_code.to_owned(),
         summary: res.summary.to_owned(),
         format: if csv { FormatCategory::Spreadsheet } else { FormatCategory::Database },
-        format_type: if csv { "csv" } else { "sqlite" }.to_owned(),
+        format_type: format_type.to_owned(),
         items,
         sharing_type: res.sharing.parse().map_err(anyhow::Error::msg)?,
         sharing_condition: res.condition.clone(),
