@@ -200,6 +200,8 @@ impl Reader {
                 *order = None;
                 false
             }
+            (Rows::Postgres(pg), key) => pg.order_by(&key_columns(columns, key)),
+            (Rows::Mysql(my), key) => my.order_by(&key_columns(columns, key)),
             _ => false,
         }
     }
@@ -343,6 +345,17 @@ fn database_sql(db: &crate::config::DbSource, quote: fn(&str) -> String) -> Resu
         (None, Some(q)) => Ok(q.trim().trim_end_matches(';').to_owned()),
         (None, None) => Err(SourceError::Read("no table or query configured".into())),
     }
+}
+
+/// The key's columns as (index, name); none when there is no key, or a
+/// key column is not among `columns`.
+fn key_columns<'k>(columns: &[Column], key: Option<&'k [String]>) -> Vec<(usize, &'k str)> {
+    let found: Option<Vec<(usize, &str)>> = key
+        .unwrap_or_default()
+        .iter()
+        .map(|k| columns.iter().position(|c| &c.name == k).map(|i| (i, k.as_str())))
+        .collect();
+    found.unwrap_or_default()
 }
 
 /// `sql` narrowed to the rows whose column is at or past a watermark, the

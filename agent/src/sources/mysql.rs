@@ -46,6 +46,8 @@ pub(super) struct Rows {
     db: DbSource,
     /// Read only rows whose column is at or past this value (a watermark).
     pub(super) since: Option<(String, Value)>,
+    /// The ORDER BY that reads in key order.
+    order: Option<String>,
 }
 
 /// Connects, checks the table or query and reads its columns.
@@ -68,7 +70,7 @@ pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
     }
     let _ = conn.close(stmt);
     check_columns(&columns)?;
-    let rows = Rows { conn: RefCell::new(conn), sql, kinds, where_, db: db.clone(), since: None };
+    let rows = Rows { conn: RefCell::new(conn), sql, kinds, where_, db: db.clone(), since: None, order: None };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: super::Rows::Mysql(Box::new(rows)) })
 }
 
@@ -135,7 +137,10 @@ impl Rows {
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").map_err(read)?;
         let mut owned: Vec<Value> = Vec::with_capacity(width);
         {
-            let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
+            let mut sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
+            if let Some(order) = &self.order {
+                sql = format!("{sql} ORDER BY {order}");
+            }
             let result = conn.query_iter(&sql).map_err(read)?;
             for row in result {
                 let row = row.map_err(read)?;
@@ -151,6 +156,32 @@ impl Rows {
 }
 
 impl Rows {
+    /// Reads in the order of the key columns (index, name) from now on, when
+    /// every one is an integer (text is compared by the column's collation,
+    /// not by its bytes as the encoded keys are) and the server need not
+    /// sort for it (the primary key, or another index, gives that order).
+    pub(super) fn order_by(&mut self, key: &[(usize, &str)]) -> bool {
+        self.order = None;
+        if key.is_empty() {
+            return false;
+        }
+        if !key.iter().all(|&(i, _)| self.kinds.get(i) == Some(&Kind::Integer)) {
+            return false;
+        }
+        let clause = key.iter().map(|&(_, name)| quote(name)).collect::<Vec<_>>().join(", ");
+        let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
+        let plan: Result<Vec<mysql::Row>, _> = self.conn.borrow_mut().query(format!("EXPLAIN {sql} ORDER BY {clause}"));
+        let sorts = plan.map_or(true, |rows| {
+            rows.iter().any(|r| {
+                (0..r.len()).any(|i| matches!(r.as_ref(i), Some(mysql::Value::Bytes(b)) if String::from_utf8_lossy(b).contains("filesort")))
+            })
+        });
+        if !sorts {
+            self.order = Some(clause);
+        }
+        !sorts
+    }
+
     /// The greatest value of column `i` (`name`) now.
     pub(super) fn max_of(&self, i: usize, name: &str) -> Result<Option<Value>, SourceError> {
         let read = |e: mysql::Error| SourceError::Read(format!("{}: {}", self.where_, explain(&e, &self.db)));

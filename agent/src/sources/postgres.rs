@@ -49,6 +49,9 @@ pub(super) struct Rows {
     db: DbSource,
     /// Read only rows whose column is at or past this value (a watermark).
     pub(super) since: Option<(String, Value)>,
+    /// Each column's type name, and the ORDER BY that reads in key order.
+    types: Vec<String>,
+    order: Option<String>,
 }
 
 /// Connects, checks the table or query and reads its columns.
@@ -58,6 +61,7 @@ pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
     let stmt = client.prepare(&sql).map_err(|e| SourceError::Read(explain(&e, db)))?;
     let mut columns = Vec::new();
     let mut kinds = Vec::new();
+    let mut types = Vec::new();
     for c in stmt.columns() {
         let (kind, decl) = kind_of(c.type_()).ok_or_else(|| {
             SourceError::Columns(format!(
@@ -70,9 +74,11 @@ pub(super) fn open(db: &DbSource) -> Result<Reader, SourceError> {
         })?;
         columns.push(Column { name: c.name().to_owned(), decl_type: decl.to_owned() });
         kinds.push(kind);
+        types.push(c.type_().name().to_owned());
     }
     check_columns(&columns)?;
-    let rows = Rows { client: RefCell::new(client), sql, kinds, where_, db: db.clone(), since: None };
+    let rows =
+        Rows { client: RefCell::new(client), sql, kinds, where_, db: db.clone(), since: None, types, order: None };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows: super::Rows::Postgres(Box::new(rows)) })
 }
 
@@ -154,7 +160,10 @@ impl Rows {
             .read_only(true)
             .start()
             .map_err(read)?;
-        let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
+        let mut sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
+        if let Some(order) = &self.order {
+            sql = format!("{sql} ORDER BY {order}");
+        }
         tx.batch_execute(&format!("DECLARE gdx_scan NO SCROLL CURSOR FOR {sql}")).map_err(read)?;
         let fetch = format!("FETCH {FETCH} FROM gdx_scan");
         let mut owned: Vec<Value> = Vec::with_capacity(width);
@@ -179,6 +188,36 @@ impl Rows {
 }
 
 impl Rows {
+    /// Reads in the order of the key columns (index, name) from now on, when
+    /// the server can do it without sorting (an index gives that order) and
+    /// its order is the encoded keys': integers, and text compared by its
+    /// bytes (`COLLATE "C"`, which an index of a database created with the C
+    /// locale has); otherwise the rows come in the server's own order.
+    pub(super) fn order_by(&mut self, key: &[(usize, &str)]) -> bool {
+        self.order = None;
+        if key.is_empty() {
+            return false;
+        }
+        let mut clause = Vec::new();
+        for &(i, name) in key {
+            match self.types.get(i).map(String::as_str) {
+                Some("int2" | "int4" | "int8") => clause.push(quote(name)),
+                Some("text" | "varchar") => clause.push(format!("{} COLLATE \"C\"", quote(name))),
+                _ => return false,
+            }
+        }
+        let clause = clause.join(", ");
+        let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
+        let plan = self.client.borrow_mut().simple_query(&format!("EXPLAIN {sql} ORDER BY {clause}"));
+        let sorts = plan.map_or(true, |messages| {
+            messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0).is_some_and(|l| l.contains("Sort"))))
+        });
+        if !sorts {
+            self.order = Some(clause);
+        }
+        !sorts
+    }
+
     /// The greatest value of column `i` (`name`) now.
     pub(super) fn max_of(&self, i: usize, name: &str) -> Result<Option<Value>, SourceError> {
         let read = |e: postgres::Error| SourceError::Read(format!("{}: {}", self.where_, explain(&e, &self.db)));

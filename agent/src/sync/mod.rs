@@ -315,7 +315,8 @@ pub fn scan(
         },
         None => None,
     };
-    let in_key_order = extract.order_by(Some(&res.key));
+    // a part read looks its keys up in the saved state, in any order
+    let in_key_order = !extract.partial && extract.order_by(Some(&res.key));
     let mut outcome = pass.run(state, &extract, first_seq, in_key_order);
     if let Ok(o) = &outcome
         && o.disordered

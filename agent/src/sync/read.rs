@@ -1,6 +1,9 @@
 //! One read of a source against the saved state: a table in key order
 //! walked beside the saved state read in the same order, any other source
-//! by looking each key up in the saved state held in a [`KeyTable`]. The
+//! by looking each key up in the saved state held in a [`KeyTable`], and a
+//! read of part of a source (past a watermark) by looking each key up in
+//! the saved state on disk, so its cost follows the rows read, not the
+//! rows held. The
 //! changed rows go to a [`Batcher`]; an encoder thread and a writer thread
 //! turn them into committed changesets (while the source is read, when
 //! they come in key order).
@@ -73,6 +76,9 @@ pub(super) struct Pass<'a, F> {
 /// The saved state in key order: the next key and its digest.
 pub(super) type SavedWalk<'s> = Box<dyn FnMut() -> rusqlite::Result<Option<(Vec<u8>, [u8; 16])>> + 's>;
 
+/// The saved digest of one key, looked up on disk.
+pub(super) type SavedProbe<'s> = Box<dyn FnMut(&[u8]) -> rusqlite::Result<Option<[u8; 16]>> + 's>;
+
 /// Where a changed row goes: a sorted source walks the saved state in the
 /// same order; any other looks each key up in the saved state, held in a
 /// table.
@@ -97,12 +103,34 @@ pub(super) enum Compare<'s> {
         /// Keys present in the source but not sent this time: never deletions.
         held: KeyTable<()>,
     },
+    /// A read of part of the source: it deletes nothing.
+    Probe {
+        saved: SavedProbe<'s>,
+        /// Keys read so far, with the place of their row.
+        seen: KeyTable<Place>,
+        error: Option<rusqlite::Error>,
+    },
+}
+
+impl Compare<'_> {
+    /// The saved state could not be read: the read stops, and the scan fails.
+    fn failed(&self) -> bool {
+        matches!(self, Compare::Merge { error: Some(_), .. } | Compare::Probe { error: Some(_), .. })
+    }
+
+    fn take_error(&mut self) -> Option<rusqlite::Error> {
+        match self {
+            Compare::Merge { error, .. } | Compare::Probe { error, .. } => error.take(),
+            Compare::Lookup { .. } => None,
+        }
+    }
 }
 
 impl<F: Fn() + Sync> Pass<'_, F> {
     /// Reads the source once and writes its changes, from changeset
     /// `first_seq` on: in key order against the saved state read in the
-    /// same order, or in source order against the saved state loaded by key.
+    /// same order, in source order against the saved state loaded by key,
+    /// or (part of the source) against the saved state looked up on disk.
     pub(super) fn run(
         &self,
         state: &mut State,
@@ -116,8 +144,14 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             _ => std::path::PathBuf::from("."),
         };
         let conn = state.conn();
-        let mut walk_stmt;
-        let mut compare = if in_key_order {
+        let (mut walk_stmt, mut probe_stmt);
+        let mut compare = if extract.partial {
+            probe_stmt = conn.prepare("SELECT digest FROM rowstate WHERE resource = ?1 AND key = ?2")?;
+            let code = self.code;
+            let saved: SavedProbe<'_> =
+                Box::new(move |key| probe_stmt.query_row(rusqlite::params![code, key], |r| Ok(digest_of(r.get_ref(0)?))).optional());
+            Compare::Probe { saved, seen: KeyTable::with_capacity(0), error: None }
+        } else if in_key_order {
             // Only scans write the saved state, and they hold the scan lock;
             // this read's snapshot does not see the changesets it commits.
             walk_stmt = conn.prepare("SELECT key, digest FROM rowstate WHERE resource = ?1 ORDER BY key")?;
@@ -189,12 +223,11 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                 };
                 self.compare_row(&mut compare, &mut out, &mut batch, place, cells, &mut key, &mut row_buf);
                 // a read that found its order wrong, or lost the saved state, stops here
-                let failed = matches!(compare, Compare::Merge { error: Some(_), .. });
-                if out.disordered || failed { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                if out.disordered || compare.failed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             });
             if let Ok(read) = &read
                 && !out.disordered
-                && !matches!(compare, Compare::Merge { error: Some(_), .. })
+                && !compare.failed()
             {
                 self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial)?;
             }
@@ -208,7 +241,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             out.read_quarantine = read.quarantine;
             Ok(out)
         })?;
-        if let Compare::Merge { error: Some(e), .. } = compare {
+        if let Some(e) = compare.take_error() {
             return Err(e.into());
         }
         Ok(streamed)
@@ -312,6 +345,29 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     None
                 }
             }
+            Compare::Probe { saved, seen, error } => {
+                if let Some(first) = seen.get_mut(key) {
+                    out.set_aside.push((place, Err(*first), owned(cells)));
+                    return;
+                }
+                seen.insert_new(key, place);
+                if oversized.is_some() {
+                    // set aside below; a part read deletes nothing, so its saved row stays
+                    None
+                } else {
+                    match saved(key) {
+                        Ok(None) => {
+                            out.inserted += 1;
+                            None
+                        }
+                        Ok(was) => was,
+                        Err(e) => {
+                            error.get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            }
         };
         if let Some(reason) = oversized {
             out.set_aside.push((place, Ok(reason), owned(cells)));
@@ -378,6 +434,8 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     }
                 }
             }
+            // only part of the source was read (returned above)
+            Compare::Probe { .. } => {}
         }
         Ok(())
     }

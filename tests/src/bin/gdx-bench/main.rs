@@ -176,8 +176,14 @@ fn hub_and_agent(resource_toml: &str, encrypted: bool) -> (Hub, Agent) {
 
 /// One `gdx-agent sync`: seconds, bytes and rows sent, the agent's peak RSS in MiB.
 fn timed_sync(agent: &Agent) -> (f64, u64, u64, f64) {
+    timed_sync_of(agent, None)
+}
+
+/// [`timed_sync`] of one resource, or of all.
+fn timed_sync_of(agent: &Agent, resource: Option<&str>) -> (f64, u64, u64, f64) {
     let t = Instant::now();
-    let (code, out, err) = agent.sync(&[]);
+    let args: Vec<&str> = resource.map(|r| vec!["--resource", r]).unwrap_or_default();
+    let (code, out, err) = agent.sync(&args);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(code, 0, "sync failed: {err}");
     let mib = out["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
