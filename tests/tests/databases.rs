@@ -159,6 +159,45 @@ fn postgres_every_type_over_verified_tls_and_errors_a_worker_can_act_on() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(rows(&v, "SELECT id, name FROM people"), [["int 2", "text 才让"]]);
 
+    // a text key and a composite key, read in key order (by the bytes of
+    // the text, COLLATE "C"): keys that sort differently by bytes and by
+    // dictionary, and deletions found beside the saved state
+    pg.sql(
+        "dept",
+        "CREATE TABLE texts (id text PRIMARY KEY, n int);
+         INSERT INTO texts VALUES ('b', 1), ('B', 2), ('a', 3), ('é', 4), ('卓玛', 5), ('Z', 6), ('a b', 7), ('ab', 8), ('', 9);
+         CREATE TABLE pairs (division int, id varchar(20), n int, PRIMARY KEY (division, id));
+         INSERT INTO pairs SELECT d, 'k' || i, i FROM generate_series(1, 3) d, generate_series(1, 10000) i
+             ORDER BY d, ('k' || i) COLLATE \"C\";
+         ANALYZE pairs;
+         GRANT SELECT ON texts, pairs TO gdx_reader;",
+    );
+    agent.add_config(&resource(&pg, "texts", "texts", &password, ""));
+    agent.add_config(
+        &resource(&pg, "pairs", "pairs", &password, "").replace("key = [\"id\"]", "key = [\"division\", \"id\"]"),
+    );
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+    let read = |out: &serde_json::Value, code: &str| {
+        out["resources"].as_array().unwrap().iter().find(|r| r["resource"] == code).unwrap()["read"].clone()
+    };
+    assert_eq!(read(&out, "pairs"), "key_order", "an index gives the key order: {out}");
+    pg.sql("dept", "DELETE FROM texts WHERE id IN ('B', '卓玛', ''); UPDATE texts SET n = 0 WHERE id = 'ab'; DELETE FROM pairs WHERE id LIKE 'k1%';");
+    let (code, out) = said(&agent);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        rows(&v, "SELECT id, n FROM texts ORDER BY n"),
+        [
+            ["text ab", "int 0"],
+            ["text b", "int 1"],
+            ["text a", "int 3"],
+            ["text é", "int 4"],
+            ["text Z", "int 6"],
+            ["text a b", "int 7"]
+        ]
+    );
+    assert_eq!(rows(&v, "SELECT count(*), sum(n) FROM pairs"), [["int 26664", "int 145441212"]]);
+
     // what a county IT worker can get wrong, each answered with what to do
     std::fs::create_dir_all(tmp.path().join("wrong")).unwrap();
     let cases: Vec<(&str, String, &str)> = vec![
@@ -334,8 +373,9 @@ fn mysql_every_type_gbk_columns_over_verified_tls_and_errors() {
     assert!(doctor.contains("the database user can write (gdx_admin holds GRANT ALL PRIVILEGES"), "{doctor}");
 
     my.sql("UPDATE dept.people SET name = '才让' WHERE id = 2;\nDELETE FROM dept.people WHERE id <> 2;\n");
-    let (code, out) = said(&agent);
-    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["resources"][0]["read"], "key_order", "by the primary key, beside the saved state: {out}");
     assert_eq!(rows(&v, "SELECT id, name FROM people"), [["int 2", "text 才让"]]);
 
     // reads by watermark over a TIMESTAMP
@@ -545,13 +585,20 @@ fn watermark_reads_take_only_changed_rows_and_reconcile_finds_deletions() {
     c.execute_batch("UPDATE people SET name = '拉毛', updated_at = 250 WHERE id = 10;").unwrap();
     assert_eq!(scanned(&agent), 3, "rows 7, 8 and 10, from 200");
     assert_eq!(scanned(&agent), 1, "row 8, from 300");
+    // a new row is counted among those the resource holds (row 9 is still held: its deletion waits)
+    c.execute_batch("INSERT INTO people VALUES (1001, 'new', 400);").unwrap();
+    assert_eq!(scanned(&agent), 2, "row 8 and the new row 1001, from 300");
+    let status = agent.cmd(&["status"]).stdout;
+    assert!(status.contains("rows 1001,"), "{status}");
     let v = vault(&hub, NODE);
     let names = |v: &Path| rows(v, "SELECT name FROM people WHERE id IN (7, 8, 9, 10) ORDER BY id");
     assert_eq!(names(&v), [["text 卓玛"], ["text 才让"], ["text name 9"], ["text 拉毛"]], "row 9's deletion waits");
     // the reconcile, asked for now, reads whole and finds the deletion
     let (code, out, err) = agent.sync(&["--full"]);
     assert_eq!(code, 0, "{out} {err}");
-    assert_eq!(out["resources"][0]["scanned"].as_u64(), Some(999));
+    assert_eq!(out["resources"][0]["scanned"].as_u64(), Some(1000));
     assert_eq!(names(&v), [["text 卓玛"], ["text 才让"], ["text 拉毛"]]);
-    assert_eq!(rows(&v, "SELECT count(*) FROM people"), [["int 999"]]);
+    assert_eq!(rows(&v, "SELECT count(*) FROM people"), [["int 1000"]]);
+    let status = agent.cmd(&["status"]).stdout;
+    assert!(status.contains("rows 1000,"), "{status}");
 }

@@ -191,27 +191,39 @@ impl Rows {
     /// Reads in the order of the key columns (index, name) from now on, when
     /// the server can do it without sorting (an index gives that order) and
     /// its order is the encoded keys': integers, and text compared by its
-    /// bytes (`COLLATE "C"`, which an index of a database created with the C
-    /// locale has); otherwise the rows come in the server's own order.
+    /// bytes (a database created with the C locale, or an index made
+    /// `COLLATE "C"`); otherwise the rows come in the server's own order.
+    /// Should the order still turn out wrong, the scan finds it and reads
+    /// again in the server's order.
     pub(super) fn order_by(&mut self, key: &[(usize, &str)]) -> bool {
         self.order = None;
         if key.is_empty() {
             return false;
         }
+        let mut client = self.client.borrow_mut();
+        // a database created with the C locale compares text by its bytes
+        // already, and its indexes are in that order; elsewhere ask for it
+        let bytewise = client.simple_query("SELECT 'B' < 'a' AND 'é' > 'z'").is_ok_and(|messages| {
+            messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t")))
+        });
         let mut clause = Vec::new();
         for &(i, name) in key {
             match self.types.get(i).map(String::as_str) {
                 Some("int2" | "int4" | "int8") => clause.push(quote(name)),
+                Some("text" | "varchar") if bytewise => clause.push(quote(name)),
                 Some("text" | "varchar") => clause.push(format!("{} COLLATE \"C\"", quote(name))),
                 _ => return false,
             }
         }
         let clause = clause.join(", ");
         let sql = since_sql(&self.sql, self.since.as_ref(), quote, literal);
-        let plan = self.client.borrow_mut().simple_query(&format!("EXPLAIN {sql} ORDER BY {clause}"));
+        let plan = client.simple_query(&format!("EXPLAIN {sql} ORDER BY {clause}"));
         let sorts = plan.map_or(true, |messages| {
-            messages.iter().any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0).is_some_and(|l| l.contains("Sort"))))
+            messages
+                .iter()
+                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0).is_some_and(|l| l.contains("Sort"))))
         });
+        drop(client);
         if !sorts {
             self.order = Some(clause);
         }

@@ -59,6 +59,20 @@ pub struct ScanReport {
     pub paused: Option<String>,
     /// The new version of the resource's catalogue entry this scan staged.
     pub entry_version: Option<u64>,
+    /// How the source was read.
+    pub read: ReadOrder,
+}
+
+/// How a scan read its source: whole in key order beside the saved state
+/// (the fastest), whole in its own order (its changes sorted through
+/// temporary files), or only the rows past its watermark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadOrder {
+    #[default]
+    KeyOrder,
+    SourceOrder,
+    Watermark,
 }
 
 /// Why a scan could not run.
@@ -317,10 +331,16 @@ pub fn scan(
     };
     // a part read looks its keys up in the saved state, in any order
     let in_key_order = !extract.partial && extract.order_by(Some(&res.key));
+    report.read = match (extract.partial, in_key_order) {
+        (true, _) => ReadOrder::Watermark,
+        (false, true) => ReadOrder::KeyOrder,
+        (false, false) => ReadOrder::SourceOrder,
+    };
     let mut outcome = pass.run(state, &extract, first_seq, in_key_order);
     if let Ok(o) = &outcome
         && o.disordered
     {
+        report.read = ReadOrder::SourceOrder;
         extract.order_by(None);
         let first = outcome.as_ref().map_or(first_seq, |o| first_seq + o.written as u64);
         outcome = pass.run(state, &extract, first, false).map(|again| again.after(outcome.ok()));
@@ -350,9 +370,13 @@ pub fn scan(
     }
     // Last transaction: the row count and the quarantine.
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // a read of part of the source (past a watermark) counts what the resource holds, not what it read
+    // a read of part of the source (past a watermark) deletes nothing: the
+    // resource holds what it held and the keys new in this read
     let rows: i64 = match extract.partial {
-        true => tx.query_row("SELECT count(*) FROM rowstate WHERE resource = ?1", [&code], |r| r.get(0))?,
+        true => {
+            let held: i64 = tx.query_row("SELECT rows FROM resources WHERE code = ?1", [&code], |r| r.get(0))?;
+            held + outcome.inserted as i64
+        }
         false => outcome.rows as i64,
     };
     tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, rows])?;

@@ -148,8 +148,9 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         let mut compare = if extract.partial {
             probe_stmt = conn.prepare("SELECT digest FROM rowstate WHERE resource = ?1 AND key = ?2")?;
             let code = self.code;
-            let saved: SavedProbe<'_> =
-                Box::new(move |key| probe_stmt.query_row(rusqlite::params![code, key], |r| Ok(digest_of(r.get_ref(0)?))).optional());
+            let saved: SavedProbe<'_> = Box::new(move |key| {
+                probe_stmt.query_row(rusqlite::params![code, key], |r| Ok(digest_of(r.get_ref(0)?))).optional()
+            });
             Compare::Probe { saved, seen: KeyTable::with_capacity(0), error: None }
         } else if in_key_order {
             // Only scans write the saved state, and they hold the scan lock;

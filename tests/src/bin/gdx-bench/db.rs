@@ -65,9 +65,9 @@ impl Server {
             Server::Postgres(pg) => {
                 pg.sql("dept", "UPDATE people SET name = name || '改', updated_at = now() WHERE id % 100 = 0")
             }
-            Server::Mysql(my) => my.sql(
-                "UPDATE dept.people SET name = CONCAT(name, '改'), updated_at = NOW(6) WHERE id % 100 = 0;\n",
-            ),
+            Server::Mysql(my) => {
+                my.sql("UPDATE dept.people SET name = CONCAT(name, '改'), updated_at = NOW(6) WHERE id % 100 = 0;\n")
+            }
         }
     }
 }
