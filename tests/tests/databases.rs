@@ -438,6 +438,23 @@ fn mysql_every_type_gbk_columns_over_verified_tls_and_errors() {
     assert!(code != 0 && out.contains("cannot be reached; check host and port"), "{out}");
 }
 
+/// Starts a sync, kills its server (`kill`) three seconds in, while the
+/// read waits in the middle, and checks the sync fails saying why.
+fn sync_fails_when_killed(agent: &Agent, kill: impl FnOnce()) {
+    let sync = std::process::Command::new(gdx_tests::bin("gdx-agent"))
+        .args(["--data", agent.data(), "sync", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    kill();
+    let out = sync.wait_with_output().unwrap();
+    let told = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the sync fails: {told}");
+    assert!(told.contains("resource many: cannot read the source"), "{told}");
+}
+
 /// The server is killed in the middle of a sync's read: the sync fails
 /// cleanly, saying so, nothing is taken for deleted, and once the server is
 /// back the next sync completes and the vault equals the table.
@@ -469,18 +486,7 @@ fn a_postgres_server_killed_mid_read_leaves_nothing_half_done() {
         &resource(&pg, "many", "many", &password, "")
             .replace("table = \"many\"", "query = \"SELECT slow(id) AS id, name FROM many ORDER BY id\""),
     );
-    let sync = std::process::Command::new(gdx_tests::bin("gdx-agent"))
-        .args(["--data", agent.data(), "sync", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    pg.kill();
-    let out = sync.wait_with_output().unwrap();
-    let told = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "the sync fails: {told}");
-    assert!(told.contains("resource many: cannot read the source"), "{told}");
+    sync_fails_when_killed(&agent, || pg.kill());
     pg.restart();
     pg.sql("dept", "DELETE FROM slow_flag");
     let (code, out) = said(&agent);
@@ -522,18 +528,7 @@ fn a_mariadb_server_killed_mid_read_leaves_nothing_half_done() {
     let (code, out) = said(&agent);
     assert_eq!(code, 0, "{out}");
     my.sql("UPDATE dept.many SET name = 'changed' WHERE id % 100 = 0;\nINSERT INTO dept.slow_flag VALUES (TRUE);\n");
-    let sync = std::process::Command::new(gdx_tests::bin("gdx-agent"))
-        .args(["--data", agent.data(), "sync", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    my.kill();
-    let out = sync.wait_with_output().unwrap();
-    let told = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "the sync fails: {told}");
-    assert!(told.contains("resource many: cannot read the source"), "{told}");
+    sync_fails_when_killed(&agent, || my.kill());
     let v = vault(&hub, NODE);
     assert_eq!(rows(&v, "SELECT count(*) FROM many"), [["int 20000"]], "the rows not read are not taken for deleted");
     my.restart();

@@ -127,22 +127,14 @@ impl Databases {
             )?;
             pg.script(database, &format!("GRANT USAGE ON SCHEMA public TO {reader};\n"))?;
         }
-        let columns: Vec<String> = res
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let ty = match c.data_type.as_str() {
-                    "I" => "bigint",
-                    "Y" => "numeric(16,2)",
-                    "F" | "N" => "double precision",
-                    "D" => "date",
-                    _ => "text",
-                };
-                format!("\"{}\" {ty}{}", c.column, if i == 0 { " PRIMARY KEY" } else { "" })
-            })
-            .collect();
-        let mut sql = format!("CREATE TABLE {} ({});\n", res.code, columns.join(", "));
+        let columns = column_definitions(res, '"', |data_type, _| match data_type {
+            "I" => "bigint",
+            "Y" => "numeric(16,2)",
+            "F" | "N" => "double precision",
+            "D" => "date",
+            _ => "text",
+        });
+        let mut sql = format!("CREATE TABLE {} ({columns});\n", res.code);
         insert(&mut sql, &res.code, rows, |v| format!("'{}'", v.replace('\'', "''")));
         sql.push_str(&format!("GRANT SELECT ON {} TO {reader};\n", res.code));
         pg.script(database, &sql)
@@ -162,24 +154,17 @@ impl Databases {
                 "CREATE DATABASE {database} CHARACTER SET utf8mb4;\nCREATE USER '{reader}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
             ))?;
         }
-        let columns: Vec<String> = res
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let ty = match c.data_type.as_str() {
-                    "I" => "BIGINT",
-                    "Y" => "DECIMAL(16,2)",
-                    "F" | "N" => "DOUBLE",
-                    "D" => "DATE",
-                    _ if i == 0 => "VARCHAR(64)",
-                    _ => "TEXT",
-                };
-                format!("`{}` {ty}{}", c.column, if i == 0 { " PRIMARY KEY" } else { "" })
-            })
-            .collect();
+        // a key column is indexed, and MySQL indexes TEXT only by a prefix
+        let columns = column_definitions(res, '`', |data_type, key| match data_type {
+            "I" => "BIGINT",
+            "Y" => "DECIMAL(16,2)",
+            "F" | "N" => "DOUBLE",
+            "D" => "DATE",
+            _ if key => "VARCHAR(64)",
+            _ => "TEXT",
+        });
         let table = format!("{database}.{}", res.code);
-        let mut sql = format!("CREATE TABLE {table} ({});\n", columns.join(", "));
+        let mut sql = format!("CREATE TABLE {table} ({columns});\n");
         insert(&mut sql, &table, rows, |v| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''")));
         sql.push_str(&format!("GRANT SELECT ON {table} TO '{reader}'@'127.0.0.1';\n"));
         my.script(&sql)
@@ -214,6 +199,22 @@ fn new_reader(agent_dir: &Path, ca_pem: &str) -> anyhow::Result<Option<String>> 
     gdx_files::write_new(&file, password.as_bytes(), true)?;
     std::fs::write(agent_dir.join(CA_FILE), ca_pem)?;
     Ok(Some(password))
+}
+
+/// The columns of `res`'s table, names quoted by `quote`, typed by
+/// `sql_type(数据类型, is the key)`; the first column is the primary key.
+fn column_definitions(res: &Resource, quote: char, sql_type: impl Fn(&str, bool) -> &'static str) -> String {
+    let definitions: Vec<String> = res
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let key = i == 0;
+            let ty = sql_type(&c.data_type, key);
+            format!("{quote}{}{quote} {ty}{}", c.column, if key { " PRIMARY KEY" } else { "" })
+        })
+        .collect();
+    definitions.join(", ")
 }
 
 /// Appends INSERT statements of `rows` into `table` (values quoted by `quote`), 100 rows each.
