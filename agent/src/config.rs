@@ -24,6 +24,10 @@ pub struct AgentConfig {
     pub hub: NodeId,
     /// `host:port` of the hub's QUIC endpoint.
     pub hub_addr: String,
+    /// The hub's portal, `https://host:port`, for `gdx-agent login`; absent,
+    /// the host of `hub_addr` on port 8443.
+    #[serde(default)]
+    pub portal: Option<String>,
     /// The SQLite database that data received under grants is written to
     /// (relative paths start at the data directory).
     #[serde(default = "default_received")]
@@ -365,6 +369,9 @@ impl AgentConfig {
              # host:port of the hub's QUIC endpoint (UDP). Change it if the hub moves.\n\
              hub_addr = {}\n\
              \n\
+             # The hub's portal, for `gdx-agent login` (by default the host of hub_addr, port 8443).\n\
+             {}\n\
+             \n\
              # SQLite database that data received under grants is written to, one\n\
              # table per grant (relative to this directory); see docs/exchange.md.\n\
              received = {}\n\
@@ -390,6 +397,10 @@ impl AgentConfig {
             q(self.node.to_string()),
             q(self.hub.to_string()),
             q(self.hub_addr.clone()),
+            match &self.portal {
+                Some(p) => format!("portal = {}", q(p.clone())),
+                None => "# portal = \"https://10.63.0.1:8443\"".to_owned(),
+            },
             q(self.received.display().to_string()),
         )
     }
@@ -408,6 +419,7 @@ mod tests {
             node: NodeId::parse("632522/gongan").unwrap(),
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
+            portal: None,
             received: default_received(),
             at_rest_key: None,
             resources: vec![],
@@ -428,6 +440,7 @@ mod tests {
             node: NodeId::parse("632522/gongan").unwrap(),
             hub: NodeId::parse("632500/hub").unwrap(),
             hub_addr: "10.0.0.1:7443".into(),
+            portal: None,
             received: default_received(),
             at_rest_key: None,
             resources: vec![],

@@ -124,6 +124,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         node: token.node.clone(),
         hub: enrolled.hub.clone(),
         hub_addr: token.hub_addr.clone(),
+        portal: None,
         received: "received.db".into(),
         at_rest_key: None,
         resources: Vec::new(),

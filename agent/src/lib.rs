@@ -16,7 +16,8 @@
 //!   the outbox to the hub, exactly once), [`exchange`] (requests,
 //!   decisions, lookups, receiving granted data), [`enrol`].
 //! - commands: [`syncer`] (`gdx-agent sync`, the scan and upload loops),
-//!   [`daemon`] (`gdx-agent run`), [`report`] (`status` and `doctor`).
+//!   [`daemon`] (`gdx-agent run`), [`report`] (`status` and `doctor`),
+//!   [`login`] (`gdx-agent login`: a signed one-time portal link).
 #![forbid(unsafe_code)]
 
 pub mod catalog;
@@ -26,6 +27,7 @@ pub mod enrol;
 pub mod exchange;
 pub mod identity;
 pub mod keys;
+pub mod login;
 pub mod report;
 pub mod sources;
 pub mod state;

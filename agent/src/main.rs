@@ -162,6 +162,16 @@ enum Command {
         #[arg(long, default_value = "15s")]
         timeout: String,
     },
+    /// Print a one-time link to the hub's portal for this department (valid
+    /// 10 minutes, once), signed with this agent's key.
+    #[command(
+        after_help = "Examples:\n  gdx-agent login\n  gdx-agent login --portal https://10.63.0.1:8443   (when the portal is not on the hub's host at port 8443)"
+    )]
+    Login {
+        /// The hub's portal address (by default `portal` in agent.toml, else the hub's host on port 8443).
+        #[arg(long)]
+        portal: Option<String>,
+    },
     /// Show identity, hub, connection state and certificate expiry.
     #[command(after_help = "Examples:\n  gdx-agent status\n  gdx-agent status --json")]
     Status {
@@ -386,6 +396,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ),
                 }
             }
+        }
+        Command::Login { portal } => {
+            println!("{}", gdx_agent::login::url(&paths, portal.as_deref(), now())?);
+            eprintln!("open it in a browser within 10 minutes; it works once");
         }
         Command::Status { json } => {
             let s = report::status(&paths, now())?;

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod grant;
 pub mod idnumber;
 pub mod key;
+pub mod login;
 pub mod merkle;
 pub mod node;
 pub mod relay;

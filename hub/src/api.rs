@@ -52,18 +52,23 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest an HTTPS connection is kept, however busy.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
-/// What the handlers share: read connections to `catalog.db`, kept for reuse.
+/// What the handlers share: read connections to `catalog.db`, kept for
+/// reuse, and the portal's session check.
 #[derive(Clone)]
 struct Api {
     dir: std::path::PathBuf,
     readers: Arc<Mutex<Vec<Catalog>>>,
+    signed_in: Option<crate::portal::SignedIn>,
 }
 
 /// Binds the API's TCP address and returns the server future.
+/// With `portal`, the portal's pages are served too, and a signed-in
+/// department, operator or auditor sees every catalogue entry.
 pub async fn bind(
     paths: &HubPaths,
     config: &HubConfig,
     ca: Option<&Ca>,
+    portal: Option<crate::portal::Shared>,
 ) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()> + use<>)> {
     let addr: SocketAddr = config
         .http
@@ -74,7 +79,14 @@ pub async fn bind(
         format!("cannot listen on {addr}/tcp for the HTTPS API; another program uses it, or change http in hub.toml")
     })?;
     let local = listener.local_addr().unwrap_or(addr);
-    let router = router(Api { dir: paths.dir.clone(), readers: Arc::default() });
+    let (pages, signed_in) = match portal {
+        Some(shared) => {
+            let (r, s) = crate::portal::router(&paths.dir, config.hub_id(), config.name.clone(), shared)?;
+            (Some(r), Some(s))
+        }
+        None => (None, None),
+    };
+    let router = router(Api { dir: paths.dir.clone(), readers: Arc::default(), signed_in }, pages);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     // every HTTPS peer is unproven: the caps hold for the connection's whole life
     let gate = Arc::new(crate::net::gate::Gate::with_limits(MAX_CONNECTIONS, MAX_CONNECTIONS, MAX_PER_ADDRESS));
@@ -117,12 +129,14 @@ pub async fn bind(
     Ok((local, serve))
 }
 
-fn router(api: Api) -> Router {
-    Router::new()
+fn router(api: Api, pages: Option<Router>) -> Router {
+    let api = Router::new()
         .route("/api/v1/catalog", get(list))
         .route("/api/v1/catalog/{front}/{back}", get(show))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such API path; see docs/api.md".into()) })
-        .with_state(api)
+        .with_state(api);
+    pages
+        .map_or(api.clone(), |p| api.merge(p))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such API path or page; see docs/api.md".into()) })
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -160,6 +174,7 @@ async fn with_catalog<T: Send + 'static>(
 
 async fn list(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<FilterArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(args)) = query else {
@@ -172,9 +187,12 @@ async fn list(
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    let signed_in = api.signed_in.clone();
     let public = move |c: &Catalog| {
         let mut entries = c.list(&filter, at).map_err(|e| e.to_string())?;
-        entries.retain(|l| l.entry.open_to_public);
+        if !signed_in.is_some_and(|s| s(&headers)) {
+            entries.retain(|l| l.entry.open_to_public);
+        }
         Ok(entries)
     };
     match with_catalog(&api, public).await {
@@ -183,14 +201,23 @@ async fn list(
     }
 }
 
-async fn show(State(api): State<Api>, UrlPath((front, back)): UrlPath<(String, String)>) -> Response {
+async fn show(
+    State(api): State<Api>,
+    headers: axum::http::HeaderMap,
+    UrlPath((front, back)): UrlPath<(String, String)>,
+) -> Response {
     let code = format!("{front}/{back}");
     if let Err(e) = gdx_common::catalog::check_code(&code) {
         return error(StatusCode::BAD_REQUEST, e);
     }
     let c2 = code.clone();
-    match with_catalog(&api, move |c| c.get(&c2, now()).map_err(|e| e.to_string())).await {
-        Ok(Some(entry)) if entry.entry.open_to_public => Json(entry).into_response(),
+    let signed_in = api.signed_in.clone();
+    let found = move |c: &Catalog| {
+        let entry = c.get(&c2, now()).map_err(|e| e.to_string())?;
+        Ok(entry.filter(|e| e.entry.open_to_public || signed_in.is_some_and(|s| s(&headers))))
+    };
+    match with_catalog(&api, found).await {
+        Ok(Some(entry)) => Json(entry).into_response(),
         // not open to the public: answered as if absent, so the API does not tell which codes exist
         Ok(_) => error(
             StatusCode::NOT_FOUND,

@@ -231,6 +231,33 @@ fn audit_log(paths: &HubPaths) -> anyhow::Result<crate::audit::AuditLog> {
     Ok(crate::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string())?)
 }
 
+/// `gdx-hub login [--auditor]`: a one-time portal link for the operator or an auditor.
+pub fn login(paths: &HubPaths, auditor: bool) -> anyhow::Result<()> {
+    let config = HubConfig::load(paths)?;
+    let store = Store::open(&paths.db())?;
+    let nonce = gdx_common::token::hex(&gdx_certs::pki::random_bytes::<32>());
+    let role = if auditor { crate::store::Role::Auditor } else { crate::store::Role::Operator };
+    store.add_login(&nonce, role, now() + gdx_common::login::LOGIN_VALIDITY)?;
+    println!("{}/login?t=H.{nonce}", portal_base(&config));
+    eprintln!(
+        "open it in a browser within 10 minutes; it works once and starts {} session",
+        if auditor { "a read-only auditor's" } else { "an operator's" }
+    );
+    Ok(())
+}
+
+/// `https://host:port` of this hub's portal: the HTTPS address, or the
+/// advertised host when it listens on every address.
+pub fn portal_base(config: &HubConfig) -> String {
+    let (host, port) = config.http.rsplit_once(':').unwrap_or((config.http.as_str(), "8443"));
+    let host = match host.trim_matches(['[', ']']) {
+        "0.0.0.0" | "::" | "" => config.advertise.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_owned(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_owned(),
+    };
+    format!("https://{host}:{port}")
+}
+
 /// `gdx-hub audit list`.
 #[allow(clippy::too_many_arguments)]
 pub fn audit_list(

@@ -19,7 +19,8 @@
 //!   store-and-forward between hubs.
 //! - [`cli`]: the bodies of the commands that read or change the data
 //!   directory and print what they did.
-//! - [`api`]: the HTTPS API (`/api/v1/catalog`).
+//! - [`api`]: the HTTPS API (`/api/v1/catalog`) and server.
+//! - [`portal`]: the data sharing portal in a browser, served with the API.
 //! - [`dbservers`]: real PostgreSQL and MariaDB servers started in a
 //!   directory of their own, for the demo and the tests.
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod exchange;
 pub mod init;
 pub mod net;
 pub mod nodes;
+pub mod portal;
 pub mod store;
 pub mod util;
 

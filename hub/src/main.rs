@@ -90,6 +90,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time link to this hub's portal for the centre's operator
+    /// (or, with --auditor, a read-only auditor), valid 10 minutes, once.
+    #[command(after_help = "Examples:\n  gdx-hub login\n  gdx-hub login --auditor")]
+    Login {
+        /// A read-only session: the audit pages and the listings.
+        #[arg(long)]
+        auditor: bool,
+    },
     /// Revoke a node's certificates: new handshakes are refused at once and
     /// its live connection closes within seconds.
     #[command(after_help = "Example:\n  gdx-hub revoke 632522/gongan")]
@@ -275,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Grants { json } => cli::grants(&paths, json),
         Command::Revoke { node } => cli::revoke(&paths, &node),
+        Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),
         Command::Catalog(cmd) => match cmd {
             CatalogCommand::List { filter, json } => cli::catalog_list(&paths, filter, json),

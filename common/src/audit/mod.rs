@@ -38,6 +38,8 @@ pub const KINDS: &[&str] = &[
     "delivered",
     "lookup",
     "refused",
+    "login",
+    "portal",
     "cosigned",
     "equivocation",
     "unreadable",

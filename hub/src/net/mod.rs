@@ -163,8 +163,13 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     });
     let exchange = Arc::new(Mutex::new(exchange));
     let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
-    let (http, api) = crate::api::bind(&paths, &config, auth.ca.as_ref()).await?;
-    println!("gdx-hub {} ({}) serving the HTTPS API on https://{http}/api/v1/", config.hub_id(), config.name);
+    let portal = crate::portal::Shared { catalog: catalog.clone(), exchange: exchange.clone(), audit: audit.clone() };
+    let (http, api) = crate::api::bind(&paths, &config, auth.ca.as_ref(), Some(portal)).await?;
+    println!(
+        "gdx-hub {} ({}) serving the portal on https://{http}/ and the HTTPS API on https://{http}/api/v1/",
+        config.hub_id(),
+        config.name
+    );
     println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
 
     let hub = Arc::new(Hub {

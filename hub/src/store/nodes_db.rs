@@ -128,7 +128,7 @@ pub struct RemoteNode {
 
 /// The hub database.
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl Store {
@@ -136,6 +136,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = gdx_files::open_sqlite(path, SCHEMA)?;
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
+        conn.execute_batch(super::sessions::SESSIONS_SQL)?;
         // requests waiting for an offline CA key (a column newer than the table)
         let has_queue: bool =
             conn.query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'pending_csr'", [], |r| {
