@@ -61,6 +61,10 @@ struct Api {
     signed_in: Option<crate::portal::SignedIn>,
 }
 
+/// The address an HTTPS connection came from.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Binds the API's TCP address and returns the server future.
 /// With `portal`, the portal's pages are served too, and a signed-in
 /// department, operator or auditor sees every catalogue entry.
@@ -104,7 +108,8 @@ pub async fn bind(
                 warn!(%peer, "refused an HTTPS connection: too many at once, or from this address");
                 continue; // dropping the socket closes it
             };
-            let (acceptor, router) = (acceptor.clone(), router.clone());
+            // the portal records where a login came from: the connection's address, not what a header says
+            let (acceptor, router) = (acceptor.clone(), router.clone().layer(axum::Extension(PeerAddr(peer))));
             tokio::spawn(async move {
                 let _place = place;
                 let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {

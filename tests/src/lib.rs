@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use gdx_certs::Ca;
 use gdx_common::{NodeId, Role};
 
+pub mod browser;
 pub mod rawclient;
 pub mod servers;
 
@@ -283,6 +284,16 @@ impl Hub {
     /// `GET path` on the hub's HTTPS API, trusting only the hub's CA and
     /// checking its certificate for `localhost`: the status and the JSON body.
     pub fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) =
+            self.https(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+        let text = String::from_utf8(body).unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+    }
+
+    /// Sends one raw HTTP/1.1 request to the hub's HTTPS port (trusting
+    /// only the hub's CA, checking its certificate for `localhost`): the
+    /// status, the head (lower case) and the body.
+    pub fn https(&self, request: &str) -> (u16, String, Vec<u8>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let root = self.ca().cert_der.clone();
         let port = self.http.rsplit_once(':').unwrap().1.to_owned();
@@ -292,8 +303,7 @@ impl Hub {
             let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
             let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
             let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
-            let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-            tls.write_all(req.as_bytes()).await.unwrap();
+            tls.write_all(request.as_bytes()).await.unwrap();
             let mut buf = Vec::new();
             let _ = tls.read_to_end(&mut buf).await;
             buf
@@ -305,8 +315,7 @@ impl Hub {
             body = unchunk(&body);
         }
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let text = String::from_utf8(body).unwrap();
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+        (status, head, body)
     }
 
     /// Keeps this hub's vaults and exchange.db encrypted at rest from its

@@ -390,6 +390,10 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         "{out}"
     );
     assert!(out.contains("150 birth certificates, 300 residents"), "{out}");
+    // one-time portal links for the operator, an auditor and two departments
+    assert!(out.contains("province operator (tree, audit, charts): https://127.0.0.1:"), "{out}");
+    assert_eq!(out.matches("/login?t=H.").count(), 2, "{out}");
+    assert_eq!(out.matches("/login?t=A.").count(), 2, "{out}");
     // three departments publish from real database servers the demo started
     for (dept, engine) in
         [("630100/weijian", "PostgreSQL"), ("632500/renshe", "PostgreSQL"), ("630000/scjg", "MariaDB")]

@@ -153,6 +153,11 @@ pub async fn run(
         if !status.success() {
             anyhow::bail!("the demo could not enrol {}; see the error above", dept.node);
         }
+        // `gdx-agent login` links to the portal of the hub it attaches to
+        let config_path = dir.join("agent.toml");
+        let text = std::fs::read_to_string(&config_path)?;
+        let portal = format!("portal = \"{}\"", gdx_hub::cli::portal_base(hub_config));
+        std::fs::write(&config_path, text.replacen("# portal = \"https://10.63.0.1:8443\"", &portal, 1))?;
         // each department draws from a stream of its own
         sample_data(&dir, dept, seed.wrapping_add(n as u64), &databases)?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
@@ -219,6 +224,7 @@ pub async fn run(
     );
     print!("{}", catalog::table(&catalog.list(&Filter::default(), now())?));
     exchange_demo(&agent_exe, &root).await?;
+    portal_links(&agent_exe, &root, &config).await?;
     let hub = hub_dir.display();
     let pref = root.join("hub-632500");
     let pref = pref.display();
@@ -361,6 +367,38 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
     let reported = || province.list(now()).is_ok_and(|l| l.iter().all(|g| g.rows_delivered > 0));
     let _ = wait_for(Duration::from_secs(15), "delivery progress at the province", reported).await;
     print!("{}", gdx_hub::exchange::table(&province.list(now())?));
+    Ok(())
+}
+
+/// Prints one-time portal links: the province's operator and an auditor,
+/// the consumer of the exchange above (at 海南州's portal) and its provider
+/// (at 西宁's).
+async fn portal_links(agent_exe: &Path, root: &Path, province: &gdx_hub::HubConfig) -> anyhow::Result<()> {
+    let hub_dir = root.join("hub-630000");
+    let paths = HubPaths::new(&hub_dir);
+    let store = Store::open(&paths.db())?;
+    let link = |role: gdx_hub::store::Role| -> anyhow::Result<String> {
+        let nonce = gdx_common::token::hex(&gdx_certs::pki::random_bytes::<32>());
+        store.add_login(&nonce, role, now() + gdx_common::login::LOGIN_VALIDITY)?;
+        Ok(format!("{}/login?t=H.{nonce}", gdx_hub::cli::portal_base(province)))
+    };
+    let operator = link(gdx_hub::store::Role::Operator)?;
+    let auditor = link(gdx_hub::store::Role::Auditor)?;
+    let consumer = root.join("agent-632522-minzheng");
+    let provider = root.join("agent-630100-weijian");
+    let consumer_link = agent(agent_exe, &consumer, &["login"]).await?;
+    let provider_link = agent(agent_exe, &provider, &["login"]).await?;
+    println!(
+        "\nThe portal, in a browser (each link works once, within 10 minutes; the hubs' certificates are issued by the demo's own CA, so the browser warns first):\n\
+         \x20 province operator (tree, audit, charts): {operator}\n\
+         \x20 auditor (read-only):                     {auditor}\n\
+         \x20 同德县民政局 (its requests and grants):  {}\n\
+         \x20 西宁市卫健委 (decides the requests):     {}\n\
+         \x20 new links: gdx-hub --data {} login [--auditor], gdx-agent --data DIR login",
+        consumer_link.trim(),
+        provider_link.trim(),
+        hub_dir.display()
+    );
     Ok(())
 }
 

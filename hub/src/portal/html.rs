@@ -143,9 +143,9 @@ pub fn date(t: Option<i64>) -> String {
     t.map(gdx_common::units::format_date).unwrap_or_else(|| "–".into())
 }
 
-/// A time of Unix seconds, or a dash.
+/// A time of Unix seconds (kept on one line), or a dash.
 pub fn time(t: Option<i64>) -> String {
-    t.map(gdx_common::units::format_time).unwrap_or_else(|| "–".into())
+    t.map(|t| format!("<span class=\"t\">{}</span>", gdx_common::units::format_time(t))).unwrap_or_else(|| "–".into())
 }
 
 /// A state word as a coloured badge.

@@ -259,13 +259,14 @@ fn query_value(raw: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// `GET /login?t=TOKEN`: spends a one-time link and starts a session.
-async fn login(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn login(
+    State(p): State<Arc<Portal>>,
+    peer: Option<axum::Extension<crate::api::PeerAddr>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let token = query_value(raw.as_deref(), "t").unwrap_or_default();
-    let from = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(64).collect::<String>())
-        .unwrap_or_default();
+    let from = peer.map(|axum::Extension(a)| a.0.ip().to_string()).unwrap_or_default();
     blocking(p, headers, move |p, v| match start_session(p, &token, &from) {
         Ok(Ok((session_id, session))) => {
             let to = match session.role {

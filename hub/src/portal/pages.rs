@@ -895,8 +895,10 @@ pub async fn verify(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Byte
         };
         let what = format!("the audit log of {}", bundle.origin);
         let (ok, verdict) = match crate::audit::verify(&bundle, &crate::audit::Pins::default()) {
-            Ok(found) => (true, found.summary(&what)),
-            Err(problem) => (false, format!("{what} does not verify: {problem}")),
+            Ok(found) => (true, format!("{}{}", v.lang.t("验证通过：", "Verified: "), found.summary(&what))),
+            Err(problem) => {
+                (false, format!("{}{what} does not verify: {problem}", v.lang.t("验证失败：", "Verification failed: ")))
+            }
         };
         if let Ok(store) = p.store.lock() {
             let _ = store.note_portal(
