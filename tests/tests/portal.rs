@@ -130,7 +130,7 @@ fn a_request_filed_and_approved_in_the_portal_with_its_refusals() {
              document.querySelector('form[action=\"/requests\"]').submit()",
         );
         let text = tab.text();
-        assert!(text.contains("已提交申请") && text.contains("待答复"), "{text}");
+        assert!(text.contains("已提交申请") && text.contains("待答复") && text.contains("答复期限"), "{text}");
         let id = tab.eval("document.querySelector('tbody td').innerText").as_str().unwrap().to_owned();
         assert!(id.starts_with("630000-"), "{id}");
         id
@@ -149,6 +149,7 @@ fn a_request_filed_and_approved_in_the_portal_with_its_refusals() {
         let text = tab.text();
         assert!(text.contains("已授权"), "{text}");
         assert!(text.contains("id_number, name, minzu"), "narrowed to three fields: {text}");
+        assert!(text.contains("脱敏: id_number"), "the ID numbers masked, not ticked to travel in clear: {text}");
         tab.screenshot(&shots().join("requests.png"));
     }
 

@@ -84,6 +84,7 @@ pub fn page(v: &Viewer, here: &str, title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · {}</title><link rel=\"stylesheet\" href=\"/assets/portal.css\"></head><body>\
+         <a class=\"skip\" href=\"#main\">{}</a>\
          <header><div class=\"brand\"><strong>{}</strong><span>{}</span></div><nav aria-label=\"{}\">{nav}</nav>\
          <div class=\"account\">{who} {other}</div></header><main id=\"main\"><h1>{}</h1>{body}</main>\
          <footer>{} · {}</footer></body></html>",
@@ -93,6 +94,7 @@ pub fn page(v: &Viewer, here: &str, title: &str, body: &str) -> String {
         },
         esc(title),
         l.t("政务数据共享门户", "Data sharing portal"),
+        l.t("跳到正文", "Skip to content"),
         l.t("政务数据共享门户", "Government data sharing portal"),
         esc(&v.hub_name),
         l.t("主导航", "Main"),

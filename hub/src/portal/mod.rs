@@ -377,7 +377,10 @@ async fn lang(headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
         .and_then(|r| r.to_str().ok())
         .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
         .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
-        .filter(|path| path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/login"))
+        // only a path of this site: not `//host`, nor `/\host`, which browsers read as another site
+        .filter(|path| {
+            path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') && !path.starts_with("/login")
+        })
         .unwrap_or_else(|| "/catalog".into());
     let cookie = format!("lang={to}; Path=/; Secure; SameSite=Lax; Max-Age=31536000");
     (StatusCode::SEE_OTHER, [(header::LOCATION, back), (header::SET_COOKIE, cookie)]).into_response()

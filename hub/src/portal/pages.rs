@@ -75,6 +75,25 @@ fn select(name: &str, label: &str, options: &[&str], chosen: Option<&str>, any: 
     out
 }
 
+/// The division tree as a select: the province, each prefecture, and its
+/// counties indented below it (current divisions only).
+fn division_select(label: &str, chosen: Option<&str>, any: &str) -> String {
+    use gdx_common::division::DivisionLevel;
+    let mut out = format!("<label>{}<select name=\"division\"><option value=\"\">{}</option>", esc(label), esc(any));
+    for d in gdx_common::division::divisions().into_iter().filter(|d| d.retired.is_none()) {
+        let code = d.code.to_string();
+        let indent = match d.code.level() {
+            DivisionLevel::Province => "",
+            DivisionLevel::Prefecture => "\u{3000}",
+            DivisionLevel::County => "\u{3000}\u{3000}",
+        };
+        let sel = if chosen == Some(code.as_str()) { " selected" } else { "" };
+        out.push_str(&format!("<option value=\"{code}\"{sel}>{indent}{} {code}</option>", esc(&d.name)));
+    }
+    out.push_str("</select></label>");
+    out
+}
+
 fn freshness(l: &Listed, lang: Lang) -> String {
     if l.freshness.overdue { badge("overdue", lang) } else { badge("ok", lang) }
 }
@@ -91,7 +110,7 @@ pub async fn catalog_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQ
         let mut body = format!(
             "<form method=\"get\" action=\"/catalog\" class=\"card filters\" role=\"search\">\
              <label>{}<input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"{}\"></label>{}{}{}\
-             <label>{}<input type=\"text\" name=\"division\" value=\"{}\" size=\"8\" inputmode=\"numeric\" placeholder=\"632500\"></label>\
+             {}\
              <label>{}<input type=\"text\" name=\"provider\" value=\"{}\" size=\"16\" placeholder=\"630000/gongan\"></label>\
              <label class=\"checks\"><span><input type=\"checkbox\" name=\"overdue\" value=\"1\"{}> {}</span></label>\
              <button type=\"submit\">{}</button></form>",
@@ -101,8 +120,7 @@ pub async fn catalog_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQ
             select("class", l.t("资源分类", "Class"), &classes, param(&q, "class"), any),
             select("sharing", l.t("共享类型", "Sharing"), &sharing, param(&q, "sharing"), any),
             select("cycle", l.t("更新周期", "Update cycle"), &cycles, param(&q, "cycle"), any),
-            l.t("行政区划", "Division"),
-            esc(param(&q, "division").unwrap_or_default()),
+            division_select(l.t("行政区划", "Division"), param(&q, "division"), any),
             l.t("提供方", "Provider"),
             esc(param(&q, "provider").unwrap_or_default()),
             if param(&q, "overdue").is_some() { " checked" } else { "" },
@@ -358,6 +376,17 @@ pub async fn requests_page(State(p): State<Arc<Portal>>, headers: HeaderMap, Raw
                 .or_else(|| rec.refusal(now))
                 .map(|w| format!("<br><span class=\"muted\">{}</span>", esc(&w)))
                 .unwrap_or_default();
+            // a pending request shows the day its answer is due (10 working days)
+            let due = match &rec.status {
+                gdx_common::wire::Status::Pending { answer_by_day } => {
+                    format!(
+                        "<br><span class=\"muted\">{} {}</span>",
+                        l.t("答复期限", "answer by"),
+                        date(Some(answer_by_day * 86_400))
+                    )
+                }
+                _ => String::new(),
+            };
             let granted = if rec.columns.is_empty() {
                 "–".to_owned()
             } else {
@@ -377,7 +406,7 @@ pub async fn requests_page(State(p): State<Arc<Portal>>, headers: HeaderMap, Raw
                 format!("<a href=\"/catalog/{}\">{}</a><br>{}", esc(&rec.code), esc(&rec.code), esc(&rec.name)),
                 format!("{} → {}", esc(&rec.provider.to_string()), esc(&rec.consumer.to_string())),
                 format!("{}<br><span class=\"muted\">{}</span>", esc(&rec.fields.join(", ")), esc(&rec.purpose)),
-                format!("{}{why}", badge(&r.state, l)),
+                format!("{}{due}{why}", badge(&r.state, l)),
                 granted,
                 format!("{} / {}", date(rec.granted_until.map(|d| d * 86_400)), r.rows_delivered),
                 actions,
@@ -457,14 +486,23 @@ fn decide_form(v: &Viewer, r: &crate::exchange::Listed) -> String {
                     )
                 })
                 .collect();
+            let clear: String = rec
+                .fields
+                .iter()
+                .map(|f| {
+                    format!("<label><input type=\"checkbox\" name=\"clear\" value=\"{}\"> {}</label>", esc(f), esc(f))
+                })
+                .collect();
             format!(
                 "<div class=\"decide\"><details><summary>{}</summary><form method=\"post\" action=\"{action}\">{}\
                  <input type=\"hidden\" name=\"verdict\" value=\"approve\"><fieldset><legend>{}</legend><div class=\"checks\">{checks}</div></fieldset>\
+                 <fieldset><legend>{}</legend><div class=\"checks\">{clear}</div></fieldset>\
                  <label>{}<input type=\"date\" name=\"until\"></label> <button type=\"submit\">{}</button></form></details>\
                  <details><summary>{}</summary>{}</details></div>",
                 l.t("批准…", "Approve…"),
                 csrf_field(v),
                 l.t("批准的信息项（可减少）", "Fields granted (may be fewer)"),
+                l.t("敏感信息项明文交付（默认脱敏）", "Sensitive fields delivered in clear (masked unless ticked)"),
                 l.t("截止日期", "Until"),
                 l.t("批准", "Approve"),
                 l.t("拒绝…", "Deny…"),
