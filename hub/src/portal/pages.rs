@@ -769,15 +769,26 @@ pub async fn tree_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Resp
 
 /// `GET /api/v1/tree`.
 pub async fn tree_json(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    blocking(p, headers, |p, v| {
+    staff_json(p, headers, "the tree", |p| {
+        tree(p).map(|list| serde_json::json!({ "count": list.len(), "nodes": list }))
+    })
+    .await
+}
+
+/// A JSON twin for operators and auditors only: `what`, made by `f`.
+async fn staff_json<T: serde::Serialize + 'static>(
+    p: Arc<Portal>,
+    headers: HeaderMap,
+    what: &'static str,
+    f: fn(&Portal) -> Result<T, String>,
+) -> Response {
+    blocking(p, headers, move |p, v| {
         if !v.is_staff() {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "the tree is for the centre's operators and auditors; sign in with `gdx-hub login`",
-            );
+            let why = format!("{what} is for the centre's operators and auditors; sign in with `gdx-hub login`");
+            return json_error(StatusCode::FORBIDDEN, &why);
         }
-        match tree(p) {
-            Ok(list) => Json(serde_json::json!({ "count": list.len(), "nodes": list })).into_response(),
+        match f(p) {
+            Ok(x) => Json(x).into_response(),
             Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         }
     })
@@ -912,6 +923,12 @@ pub async fn audit_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
     .await
 }
 
+/// The bundle of this hub's audit log, as `gdx-hub audit export` writes it.
+fn audit_bundle(p: &Portal) -> Result<crate::audit::Bundle, String> {
+    let log = p.shared.audit.lock().map_err(|_| "the audit log is unavailable".to_owned())?;
+    log.bundle().map_err(|e| e.to_string())
+}
+
 /// `POST /audit/verify`: the verification `gdx-hub audit verify` runs, its verdict shown.
 pub async fn verify(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
     blocking(p, headers, move |p, v| {
@@ -921,13 +938,7 @@ pub async fn verify(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Byte
         if let Some(r) = need_staff(&v) {
             return r;
         }
-        let bundle = match p
-            .shared
-            .audit
-            .lock()
-            .map_err(|_| "the audit log is unavailable".to_owned())
-            .and_then(|log| log.bundle().map_err(|e| e.to_string()))
-        {
+        let bundle = match audit_bundle(p) {
             Ok(b) => b,
             Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e),
         };
@@ -958,13 +969,7 @@ pub async fn bundle(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respons
         if let Some(r) = need_staff(&v) {
             return r;
         }
-        let bundle = match p
-            .shared
-            .audit
-            .lock()
-            .map_err(|_| "the audit log is unavailable".to_owned())
-            .and_then(|log| log.bundle().map_err(|e| e.to_string()))
-        {
+        let bundle = match audit_bundle(p) {
             Ok(b) => b,
             Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e),
         };
@@ -1142,17 +1147,5 @@ pub async fn charts_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Re
 
 /// `GET /api/v1/charts`.
 pub async fn charts_json(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    blocking(p, headers, |p, v| {
-        if !v.is_staff() {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "the charts are for the centre's operators and auditors; sign in with `gdx-hub login`",
-            );
-        }
-        match figures(p) {
-            Ok(f) => Json(f).into_response(),
-            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        }
-    })
-    .await
+    staff_json(p, headers, "the charts", figures).await
 }
