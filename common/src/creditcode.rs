@@ -68,7 +68,7 @@ pub fn check_char(first17: &[u8]) -> Option<char> {
 }
 
 /// The GB 11714 check character of an organisation code's first 8 characters.
-fn org_check(first8: &[u8]) -> Option<char> {
+pub(crate) fn org_check(first8: &[u8]) -> Option<char> {
     let mut sum = 0;
     for (c, w) in first8.iter().zip(ORG_WEIGHTS) {
         let v = match c {

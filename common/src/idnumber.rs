@@ -8,6 +8,12 @@
 //! address code missing from the current division table is only a warning.
 //! Legacy 15-digit numbers are recognised by [`parse_legacy`] and converted
 //! only on request.
+//!
+//! The same layout and check serve other documents ([`IdKind`]): the
+//! residence permits of Hong Kong, Macao and Taiwan residents (address code
+//! 810000, 820000, 830000) and the foreign permanent resident ID card of
+//! 2023 (`9`, the issuing province's two digits, a three-digit nationality
+//! code, then birth date, sequence and check as above).
 
 use std::fmt;
 
@@ -36,6 +42,46 @@ pub enum IdError {
     Future(String),
     #[error("ID number {0} starts with {1}, which is not a province code")]
     Province(String, String),
+}
+
+/// Which document a valid number belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdKind {
+    /// 居民身份证.
+    Mainland,
+    /// 港澳台居民居住证 of a Hong Kong resident (810000).
+    HongKong,
+    /// 港澳台居民居住证 of a Macao resident (820000).
+    Macao,
+    /// 港澳台居民居住证 of a Taiwan resident (830000).
+    Taiwan,
+    /// 外国人永久居留身份证, 2023 edition.
+    ForeignPermanent,
+}
+
+impl IdKind {
+    /// The document's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            IdKind::Mainland => "居民身份证",
+            IdKind::HongKong => "港澳台居民居住证（香港居民）",
+            IdKind::Macao => "港澳台居民居住证（澳门居民）",
+            IdKind::Taiwan => "港澳台居民居住证（台湾居民）",
+            IdKind::ForeignPermanent => "外国人永久居留身份证",
+        }
+    }
+
+    /// The kind of an 18-character number by its first six characters.
+    fn of(s: &str) -> Self {
+        match &s[..6] {
+            "810000" => IdKind::HongKong,
+            "820000" => IdKind::Macao,
+            "830000" => IdKind::Taiwan,
+            _ if s.starts_with('9') => IdKind::ForeignPermanent,
+            _ => IdKind::Mainland,
+        }
+    }
 }
 
 /// Something worth telling about a valid number.
@@ -78,6 +124,11 @@ impl IdNumber {
         &self.0
     }
 
+    /// The document it belongs to.
+    pub fn kind(&self) -> IdKind {
+        IdKind::of(&self.0)
+    }
+
     /// True for an odd sequence number.
     pub fn is_male(&self) -> bool {
         self.0.as_bytes()[16] % 2 == 1
@@ -115,6 +166,16 @@ fn check_date(s: &str, date: &str, today: i64) -> Result<(), IdError> {
 }
 
 fn address_warnings(s: &str) -> Result<Vec<IdWarning>, IdError> {
+    match IdKind::of(s) {
+        IdKind::HongKong | IdKind::Macao | IdKind::Taiwan => return Ok(Vec::new()),
+        // the issuing province's two digits follow the 9
+        IdKind::ForeignPermanent => {
+            return DivisionCode::parse(&format!("{}0000", &s[1..3]))
+                .map(|_| Vec::new())
+                .map_err(|_| IdError::Province(s.to_owned(), s[1..3].to_owned()));
+        }
+        IdKind::Mainland => {}
+    }
     let code = DivisionCode::parse(&s[..6]).map_err(|_| IdError::Province(s.to_owned(), s[..2].to_owned()))?;
     // Only Qinghai's table is bundled: elsewhere an unknown code is not news.
     if s.starts_with("63") && !code.is_current() {
@@ -172,6 +233,30 @@ mod tests {
         assert!(w.is_empty() && id.is_male());
         let (_, w) = IdNumber::parse(&with_check("63012219900101002"), TODAY).unwrap();
         assert_eq!(w, vec![IdWarning::AddressCode("630122".into())], "retired 湟中县 is valid with a warning");
+    }
+
+    #[test]
+    fn every_document_of_the_layout_is_recognised() {
+        let with_check = |first17: &str| format!("{first17}{}", check_char(first17.as_bytes()).unwrap());
+        for (first17, kind) in [
+            ("11010519491231002", IdKind::Mainland),
+            ("44052418800101001", IdKind::Mainland),
+            ("81000019900101001", IdKind::HongKong),
+            ("82000019851231002", IdKind::Macao),
+            ("83000020000229003", IdKind::Taiwan),
+            // 9, issued in 北京 (11), nationality 156, born 1990-01-01
+            ("91115619900101001", IdKind::ForeignPermanent),
+            ("96384019750615002", IdKind::ForeignPermanent),
+        ] {
+            let (id, _) = IdNumber::parse(&with_check(first17), TODAY).unwrap_or_else(|e| panic!("{first17}: {e}"));
+            assert_eq!(id.kind(), kind, "{first17}");
+        }
+        // a foreign card names a real province after its 9, and keeps the check and the date
+        assert!(matches!(IdNumber::parse(&with_check("90015619900101001"), TODAY), Err(IdError::Province(..))));
+        assert!(matches!(IdNumber::parse(&with_check("91115619901301001"), TODAY), Err(IdError::Date(..))));
+        let good = with_check("83000020000229003");
+        let bad = format!("{}{}", &good[..17], if good.ends_with('0') { '1' } else { '0' });
+        assert!(matches!(IdNumber::parse(&bad, TODAY), Err(IdError::Check(..))));
     }
 
     #[test]

@@ -115,6 +115,20 @@ labelled!(
 );
 
 labelled!(
+    /// What a 信息项's values are (值类型), checked value by value where the
+    /// data is read ([`kinds::check_value`]).
+    ValueKind, "value kind (值类型)" {
+        IdNumber = "公民身份号码" / "id_number",
+        CreditCode = "统一社会信用代码" / "credit_code",
+        OrgCode = "组织机构代码" / "org_code",
+        Division = "行政区划代码" / "division",
+        Date = "日期" / "date",
+        Mobile = "手机号码" / "mobile",
+        Postcode = "邮政编码" / "postcode",
+    }
+);
+
+labelled!(
     /// 信息项 数据类型.
     DataType, "data type (数据类型)" {
         /// 字符型
@@ -186,6 +200,10 @@ pub struct InfoItem {
     /// a grant says otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not", alias = "敏感")]
     pub sensitive: bool,
+    /// What the values are (公民身份号码, 统一社会信用代码, …): each is checked
+    /// where the data is read, and a row with a bad one is quarantined.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "值类型")]
+    pub kind: Option<ValueKind>,
 }
 
 impl InfoItem {
@@ -491,5 +509,6 @@ pub fn decode_publication(body: &[u8]) -> Result<Publication, String> {
     serde_json::from_slice(body).map_err(|e| format!("malformed catalogue entry: {e}"))
 }
 
+pub mod kinds;
 #[cfg(test)]
 mod tests;

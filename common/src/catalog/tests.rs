@@ -126,6 +126,7 @@ fn item_rules_name_the_item() {
         data_type: DataType::C,
         length: 0,
         sensitive: false,
+        kind: None,
     });
     e.items.push(InfoItem {
         name: "住址".into(),
@@ -133,6 +134,7 @@ fn item_rules_name_the_item() {
         data_type: DataType::C,
         length: 9,
         sensitive: false,
+        kind: None,
     });
     e.items.push(InfoItem {
         name: "bad name".into(),
@@ -140,6 +142,7 @@ fn item_rules_name_the_item() {
         data_type: DataType::N,
         length: 3,
         sensitive: false,
+        kind: None,
     });
     let errs = e.validate(TODAY).unwrap_err();
     let f: Vec<&str> = errs.iter().map(|x| x.field.as_str()).collect();

@@ -68,7 +68,7 @@ pub(super) fn catalog_entry(
     res: &Resource,
     format_type: &str,
 ) -> anyhow::Result<gdx_common::catalog::CatalogEntry> {
-    use gdx_common::catalog::{CatalogEntry, FormatCategory, InfoItem};
+    use gdx_common::catalog::{CatalogEntry, FormatCategory, InfoItem, ValueKind};
     let items = res
         .columns
         .iter()
@@ -79,6 +79,12 @@ pub(super) fn catalog_entry(
                 data_type: c.data_type.parse().map_err(anyhow::Error::msg)?,
                 length: c.length,
                 sensitive: matches!(c.values, Gen::IdNumber),
+                kind: match c.values {
+                    Gen::IdNumber => Some(ValueKind::IdNumber),
+                    Gen::CreditCode => Some(ValueKind::CreditCode),
+                    Gen::Birth | Gen::Date => Some(ValueKind::Date),
+                    _ => None,
+                },
             })
         })
         .collect::<anyhow::Result<_>>()?;
