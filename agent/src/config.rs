@@ -69,6 +69,10 @@ pub struct ResourceConfig {
     /// directory). `gdx-agent sync` publishes it with the data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<CatalogDecl>,
+    /// Accept legacy 15-digit ID numbers in items of kind 公民身份号码,
+    /// sending them converted to 18 digits; refused (quarantined) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_ids: bool,
 }
 
 /// Where a resource's catalogue entry is declared.

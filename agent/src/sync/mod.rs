@@ -299,9 +299,23 @@ pub fn scan(
         committed();
     }
 
+    // the values the catalogue entry declares a kind for, checked row by row
+    let checks: Vec<read::ValueCheck> = entry
+        .as_ref()
+        .map(|e| {
+            e.items
+                .iter()
+                .filter_map(|i| {
+                    let at = columns.iter().position(|c| c.name.eq_ignore_ascii_case(i.column()))?;
+                    Some(read::ValueCheck { at, kind: i.kind?, item: format!("{} ({})", i.name, i.column()) })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let pass = Pass {
         signer,
         res,
+        checks: &checks,
         columns: &columns,
         key_idx: &key_idx,
         positions: &positions,

@@ -10,6 +10,8 @@
 
 use std::ops::ControlFlow;
 
+use gdx_common::catalog::ValueKind;
+use gdx_common::catalog::kinds::check_value;
 use gdx_common::data::{Cell, Change, Column, Value, cells_digest};
 use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
@@ -57,10 +59,20 @@ impl Outcome {
     }
 }
 
+/// A column whose values the catalogue entry declares a kind for.
+pub(super) struct ValueCheck {
+    /// Its place in the resource's columns.
+    pub(super) at: usize,
+    pub(super) kind: ValueKind,
+    /// `信息项名称 (column)`, for the quarantine's reason.
+    pub(super) item: String,
+}
+
 /// What every read of one scan shares.
 pub(super) struct Pass<'a, F> {
     pub(super) signer: &'a Signer,
     pub(super) res: &'a ResourceConfig,
+    pub(super) checks: &'a [ValueCheck],
     pub(super) columns: &'a [Column],
     pub(super) key_idx: &'a [usize],
     /// Where each of `columns` is in the source's row.
@@ -222,7 +234,18 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     reordered = self.positions.iter().map(|p| p.map_or(Cell::Null, |i| raw[i])).collect();
                     &reordered
                 };
-                self.compare_row(&mut compare, &mut out, &mut batch, place, cells, &mut key, &mut row_buf);
+                // values of a declared kind: checked, and sent as their standard writes them
+                let (normalised, fixed): (Vec<Value>, Vec<Cell<'_>>);
+                let (cells, invalid) = match self.check_values(cells) {
+                    Ok(None) => (cells, None),
+                    Ok(Some(values)) => {
+                        normalised = values;
+                        fixed = normalised.iter().map(Cell::from).collect();
+                        (&fixed[..], None)
+                    }
+                    Err(reason) => (cells, Some(reason)),
+                };
+                self.compare_row(&mut compare, &mut out, &mut batch, place, cells, invalid, &mut key, &mut row_buf);
                 // a read that found its order wrong, or lost the saved state, stops here
                 if out.disordered || compare.failed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             });
@@ -248,9 +271,36 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         Ok(streamed)
     }
 
+    /// Checks the values of declared kinds: `Ok(None)` when every one is
+    /// fine as it is, `Ok(Some(row))` when some are written otherwise by
+    /// their standard (an ID number's `x`, a legacy number converted), the
+    /// reason when one is bad.
+    fn check_values(&self, cells: &[Cell<'_>]) -> Result<Option<Vec<Value>>, String> {
+        let today = self.now.div_euclid(86_400);
+        let mut fixed: Option<Vec<Value>> = None;
+        for c in self.checks {
+            let text = match cells.get(c.at) {
+                None | Some(Cell::Null) => continue,
+                Some(Cell::Text(t)) => std::borrow::Cow::Borrowed(*t),
+                Some(Cell::Integer(i)) => std::borrow::Cow::Owned(i.to_string()),
+                Some(Cell::Real(_) | Cell::Blob(_)) => {
+                    return Err(format!("{}: a {} must be text, not a number or bytes", c.item, c.kind));
+                }
+            };
+            let checked =
+                check_value(c.kind, &text, self.res.legacy_ids, today).map_err(|e| format!("{}: {e}", c.item))?;
+            if checked.value != text && matches!(cells[c.at], Cell::Text(_)) {
+                let row = fixed.get_or_insert_with(|| owned(cells));
+                row[c.at] = Value::Text(checked.value);
+            }
+        }
+        Ok(fixed)
+    }
+
     /// Compares one source row with the saved state and sends it on if it
-    /// is new or changed; sets aside rows with a null or duplicate key and
-    /// rows too large to send.
+    /// is new or changed; sets aside rows with a null or duplicate key, rows
+    /// too large to send and rows with a bad value (`invalid`), keeping what
+    /// was last sent of them.
     #[allow(clippy::too_many_arguments)]
     fn compare_row(
         &self,
@@ -259,6 +309,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         batch: &mut Batcher,
         place: Place,
         cells: &[Cell<'_>],
+        invalid: Option<String>,
         key: &mut Vec<u8>,
         row_buf: &mut Vec<u8>,
     ) {
@@ -273,11 +324,14 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         }
         encode_cells_key(cells, key_idx, key);
         let size = cells_bytes(cells.iter().copied());
-        let oversized = (size > MAX_ROW_BYTES).then(|| {
-            format!(
-                "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
-                MAX_ROW_BYTES >> 20
-            )
+        // a row that cannot be sent (too large, or a bad value): set aside, its last synced version kept
+        let oversized = invalid.or_else(|| {
+            (size > MAX_ROW_BYTES).then(|| {
+                format!(
+                    "the row is larger than {} MiB and cannot be sent; its last synced version stays at the hub",
+                    MAX_ROW_BYTES >> 20
+                )
+            })
         });
         // the saved digest, if the key is saved
         let was: Option<[u8; 16]> = match compare {

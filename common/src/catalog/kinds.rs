@@ -57,7 +57,9 @@ pub fn check_value(kind: ValueKind, text: &str, legacy_ids: bool, today: i64) ->
         ValueKind::OrgCode => {
             let compact: String = t.chars().filter(|c| *c != '-').collect::<String>().to_ascii_uppercase();
             if compact.len() != 9 || !compact.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
-                return Err(format!("organisation code {t:?} must be 9 characters (8 digits or letters and a check), such as 01560001-7"));
+                return Err(format!(
+                    "organisation code {t:?} must be 9 characters (8 digits or letters and a check), such as 01560001-7"
+                ));
             }
             let expected = crate::creditcode::org_check(&compact.as_bytes()[..8])
                 .ok_or_else(|| format!("organisation code {t:?} holds a character outside 0-9 and A-Z"))?;
@@ -66,15 +68,17 @@ pub fn check_value(kind: ValueKind, text: &str, legacy_ids: bool, today: i64) ->
             }
             Ok(plain(format!("{}-{}", &compact[..8], &compact[8..])))
         }
-        ValueKind::Division => {
-            DivisionCode::parse(t).map(|d| plain(d.to_string())).map_err(|e| e.to_string())
-        }
+        ValueKind::Division => DivisionCode::parse(t).map(|d| plain(d.to_string())).map_err(|e| e.to_string()),
         ValueKind::Date => {
             let digits: String = t.chars().filter(|c| *c != '-').collect();
             let shaped = (t.len() == 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-') || t.len() == 8;
             let real = digits.len() == 8
                 && digits.bytes().all(|b| b.is_ascii_digit())
-                && is_real_date(digits[..4].parse().unwrap_or(0), digits[4..6].parse().unwrap_or(0), digits[6..].parse().unwrap_or(0));
+                && is_real_date(
+                    digits[..4].parse().unwrap_or(0),
+                    digits[4..6].parse().unwrap_or(0),
+                    digits[6..].parse().unwrap_or(0),
+                );
             if !shaped || !real {
                 return Err(format!("{t:?} is not a real date; write YYYY-MM-DD or YYYYMMDD"));
             }
@@ -83,7 +87,10 @@ pub fn check_value(kind: ValueKind, text: &str, legacy_ids: bool, today: i64) ->
         ValueKind::Mobile => {
             let n = t.strip_prefix("+86").or_else(|| t.strip_prefix("86").filter(|r| r.len() == 11)).unwrap_or(t);
             let n: String = n.chars().filter(|c| *c != ' ' && *c != '-').collect();
-            if n.len() != 11 || !n.bytes().all(|b| b.is_ascii_digit()) || !matches!(&n[..2], "13" | "14" | "15" | "16" | "17" | "18" | "19") {
+            if n.len() != 11
+                || !n.bytes().all(|b| b.is_ascii_digit())
+                || !matches!(&n[..2], "13" | "14" | "15" | "16" | "17" | "18" | "19")
+            {
                 return Err(format!("{t:?} is not a mainland mobile number (11 digits starting 13 to 19)"));
             }
             Ok(plain(n))
