@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS catalog (
     -- the hub held a newer version: the next scan publishes above it
     restage   INTEGER NOT NULL DEFAULT 0
 );
+-- resources whose last scan's quarantine the hub has not been told of yet
+CREATE TABLE IF NOT EXISTS quality_outbox (
+    resource TEXT PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    scanned  INTEGER NOT NULL
+);
 -- rows and files set aside by the last scan of each resource
 CREATE TABLE IF NOT EXISTS quarantine (
     resource TEXT NOT NULL,

@@ -107,6 +107,76 @@ pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Res
     Ok(out)
 }
 
+/// Tells the hub what the last scan of each resource set aside (how many,
+/// the first places and reasons; never the rows), so its operator sees
+/// data-quality problems per department. A report the hub did not confirm
+/// is sent again with the next upload.
+pub async fn publish_quality(conn: &quinn::Connection, state: &mut State) -> Result<u64, LinkError> {
+    use gdx_common::wire::{QUALITY_SAMPLES, QUALITY_TEXT, QualityReport};
+    let db = |e: rusqlite::Error| LinkError(format!("the agent's state database failed: {e}"));
+    let waiting: Vec<(String, i64, i64)> = {
+        let mut stmt =
+            state.conn().prepare("SELECT resource, at, scanned FROM quality_outbox ORDER BY resource").map_err(db)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?
+    };
+    if waiting.is_empty() {
+        return Ok(0);
+    }
+    let cut = |s: String| s.chars().take(QUALITY_TEXT).collect::<String>();
+    let mut reports = Vec::new();
+    for (resource, at, scanned) in &waiting {
+        let Ok(code) = gdx_common::data::ResourceCode::parse(resource) else { continue };
+        let quarantined: i64 = state
+            .conn()
+            .query_row("SELECT count(*) FROM quarantine WHERE resource = ?1", [resource], |r| r.get(0))
+            .map_err(db)?;
+        let samples: Vec<(String, String)> = {
+            let mut stmt = state
+                .conn()
+                .prepare("SELECT place, reason FROM quarantine WHERE resource = ?1 ORDER BY rowid LIMIT ?2")
+                .map_err(db)?;
+            stmt.query_map(params![resource, QUALITY_SAMPLES as i64], |r| Ok((cut(r.get(0)?), cut(r.get(1)?))))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?
+        };
+        reports.push(QualityReport {
+            resource: code,
+            at: *at,
+            quarantined: quarantined as u64,
+            scanned: *scanned as u64,
+            samples,
+        });
+    }
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(describe_connection_error(&e)))?;
+    for r in &reports {
+        frames::send(&mut send, &Message::Quality(r.clone())).await.map_err(|e| LinkError(e.to_string()))?;
+    }
+    let mut noted = 0;
+    for r in &reports {
+        match frames::answer(conn, &mut recv, ACK_TIMEOUT, "the hub").await.map_err(LinkError)? {
+            Message::QualityNoted(n) if n.resource == r.resource && n.at == r.at => {
+                // a newer scan's report, queued meanwhile, stays queued
+                state
+                    .conn()
+                    .execute(
+                        "DELETE FROM quality_outbox WHERE resource = ?1 AND at = ?2",
+                        params![r.resource.as_str(), r.at],
+                    )
+                    .map_err(db)?;
+                noted += 1;
+            }
+            Message::Refused(x) => return Err(LinkError(x.message)),
+            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind()))),
+        }
+    }
+    let _ = send.finish();
+    Ok(noted)
+}
+
 /// Changesets in flight before waiting for acknowledgements.
 pub const WINDOW: usize = 16;
 /// How long to wait for an acknowledgement.
@@ -150,6 +220,7 @@ pub async fn drain(
     mut progress: impl FnMut(u64),
 ) -> Result<Drained, LinkError> {
     let mut total = Drained { catalog: publish_pending(conn, state).await?, ..Drained::default() };
+    publish_quality(conn, state).await?;
     // A gap makes us restart from what the hub expects; a restart that makes
     // no progress twice in a row is an error, not a loop.
     let mut stalls = 0;

@@ -24,6 +24,8 @@ pub struct NodeStatus {
     /// For a child hub: changesets it accepted that this hub has not yet
     /// acknowledged, as it last reported.
     pub backlog: Option<u64>,
+    /// For an agent: what the last scan of each resource set aside, as it reported.
+    pub quality: Vec<crate::store::Quality>,
 }
 
 /// Reads the listing: the nodes enrolled here, then those child hubs
@@ -69,6 +71,8 @@ pub fn list(store: &Store, vault_dir: Option<&Path>, now: i64) -> Result<Vec<Nod
             resources,
             via: Some(r.via),
             backlog: None,
+            // reported to the child hub the node attaches to (`gdx-hub nodes` there)
+            quality: Vec::new(),
         });
     }
     Ok(out)
@@ -100,7 +104,8 @@ fn local(store: &Store, vault_dir: Option<&Path>, now: i64, running: bool) -> Re
                 "offline"
             };
             let resources = resources_of(vault_dir, &row.node);
-            NodeStatus { row, state: state.to_owned(), resources, via: None, backlog: None }
+            let quality = store.quality_of(&row.node).unwrap_or_default();
+            NodeStatus { row, state: state.to_owned(), resources, via: None, backlog: None, quality }
         })
         .collect())
 }
@@ -143,15 +148,18 @@ pub fn table(nodes: &[NodeStatus]) -> String {
         ]);
     }
     let mut out = render(&rows);
-    let mut res = vec![["NODE", "RESOURCE", "ROWS", "LAST CHANGESET", "UPDATED"].map(str::to_owned).to_vec()];
+    let mut res =
+        vec![["NODE", "RESOURCE", "ROWS", "LAST CHANGESET", "UPDATED", "QUARANTINED"].map(str::to_owned).to_vec()];
     for n in nodes {
         for r in &n.resources {
+            let q = n.quality.iter().find(|q| q.resource == r.resource).map(|q| q.quarantined);
             res.push(vec![
                 n.row.node.clone(),
                 r.resource.clone(),
                 r.rows.to_string(),
                 r.last_seq.to_string(),
                 format_time(r.updated_at),
+                q.map(|q| q.to_string()).unwrap_or_else(|| "-".into()),
             ]);
         }
     }

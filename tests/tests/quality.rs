@@ -111,6 +111,19 @@ fn bad_values_are_quarantined_with_their_reason_and_every_document_kind_syncs() 
     let x: String = conn.query_row("SELECT id_number FROM renkou WHERE name = 'lower x'", [], |r| r.get(0)).unwrap();
     assert_eq!(x, "11010219840406970X", "sent as the standard writes it");
 
+    // the provider's hub knows too: how many, and why (never the rows)
+    let node = hub.nodes().into_iter().find(|n| n["node"] == NODE).unwrap();
+    let q = &node["quality"][0];
+    assert_eq!(
+        (q["resource"].as_str(), q["quarantined"].as_u64(), q["scanned"].as_u64()),
+        (Some("renkou"), Some(5), Some(11)),
+        "{node}"
+    );
+    let samples = q["samples"].to_string();
+    assert!(samples.contains("is not a real date") && !samples.contains("bad date"), "reasons, not rows: {samples}");
+    let table = hub.cmd(&["nodes"]).ok();
+    assert!(table.contains("QUARANTINED"), "{table}");
+
     // a row that turns bad keeps its last good version at the hub
     c.execute_batch("UPDATE people SET phone = 'none', name = '卓玛改' WHERE name = '卓玛'").unwrap();
     let (code, out, _) = agent.sync(&[]);

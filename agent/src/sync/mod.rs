@@ -222,7 +222,7 @@ pub fn scan(
         // "nothing dropped yet", not "delete everything": a header-only
         // file is how a provider empties a resource.
         let tx = conn.transaction()?;
-        report.quarantined = save_quarantine(&tx, &code, &extract.quarantine, now)?;
+        report.quarantined = save_quarantine(&tx, &code, &extract.quarantine, 0, now)?;
         tx.execute("UPDATE resources SET last_scan = ?2, last_error = NULL WHERE code = ?1", params![code, now])?;
         tx.commit()?;
         return Ok(report);
@@ -394,7 +394,7 @@ pub fn scan(
         false => outcome.rows as i64,
     };
     tx.execute("UPDATE resources SET rows = ?2 WHERE code = ?1", params![code, rows])?;
-    report.quarantined = save_quarantine(&tx, &code, &quarantine, now)?;
+    report.quarantined = save_quarantine(&tx, &code, &quarantine, outcome.scanned, now)?;
     tx.commit()?;
     Ok(report)
 }
@@ -426,12 +426,19 @@ fn row_bytes(values: &[Value]) -> usize {
 }
 
 /// Replaces the quarantine list of `code`; returns its length.
+/// Keeps what a scan set aside, and queues the news for the hub (sent with
+/// the next upload, [`crate::upload::publish_quality`]).
 fn save_quarantine(
     tx: &rusqlite::Transaction<'_>,
     code: &str,
     items: &[Quarantined],
+    scanned: usize,
     now: i64,
 ) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR REPLACE INTO quality_outbox (resource, at, scanned) VALUES (?1, ?2, ?3)",
+        params![code, now, scanned as i64],
+    )?;
     tx.execute("DELETE FROM quarantine WHERE resource = ?1", [code])?;
     let mut q =
         tx.prepare_cached("INSERT INTO quarantine (resource, place, reason, content, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;

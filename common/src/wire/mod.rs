@@ -93,6 +93,10 @@ pub enum Message {
     Cosigned(Cosignature),
     /// The parent needs the consistency proof from this size (the last it cosigned).
     CosignFrom(u64),
+    /// Agent → its hub: the rows the last scan of a resource set aside.
+    Quality(QualityReport),
+    /// The hub recorded the report of this resource made at this time.
+    QualityNoted(QualityNoted),
 }
 
 impl Message {
@@ -133,6 +137,8 @@ impl Message {
             Message::Cosign(_) => "Cosign",
             Message::Cosigned(_) => "Cosigned",
             Message::CosignFrom(_) => "CosignFrom",
+            Message::Quality(_) => "Quality",
+            Message::QualityNoted(_) => "QualityNoted",
         }
     }
 }
@@ -281,6 +287,48 @@ pub struct ReportedNode {
     /// `connected`, `offline`, `revoked` or `expired`, at the child.
     pub state: String,
     pub last_seen: Option<i64>,
+}
+
+/// Most samples a quality report carries.
+pub const QUALITY_SAMPLES: usize = 20;
+/// Longest place or reason in a quality report, in characters.
+pub const QUALITY_TEXT: usize = 1000;
+
+/// What the last scan of a resource set aside (bad values, bad lines), for
+/// the provider's hub: how many, and the first [`QUALITY_SAMPLES`] places
+/// and reasons (never the rows themselves).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityReport {
+    pub resource: ResourceCode,
+    /// When the scan ran (Unix seconds).
+    pub at: i64,
+    pub quarantined: u64,
+    pub scanned: u64,
+    /// (place, reason), at most [`QUALITY_SAMPLES`].
+    pub samples: Vec<(String, String)>,
+}
+
+impl QualityReport {
+    /// Refuses a report beyond the bounds, before it is stored.
+    pub fn check(&self) -> Result<(), String> {
+        if self.samples.len() > QUALITY_SAMPLES {
+            return Err(format!("a quality report carries at most {QUALITY_SAMPLES} samples"));
+        }
+        if self.samples.iter().any(|(p, r)| p.chars().count() > QUALITY_TEXT || r.chars().count() > QUALITY_TEXT) {
+            return Err(format!("a quality report's places and reasons are at most {QUALITY_TEXT} characters"));
+        }
+        if (self.samples.len() as u64) > self.quarantined {
+            return Err("a quality report carries more samples than rows set aside".into());
+        }
+        Ok(())
+    }
+}
+
+/// The hub's answer to a [`QualityReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityNoted {
+    pub resource: ResourceCode,
+    pub at: i64,
 }
 
 /// A child hub's periodic report to its parent.

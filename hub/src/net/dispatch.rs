@@ -149,6 +149,25 @@ impl Hub {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.exchange_ask(&node, m)])
                 }
+                Ok(Some(Message::Quality(report))) if role == Role::Agent => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| {
+                        if let Err(why) = report.check() {
+                            return vec![Message::Refused(Refusal { code: RefusalCode::BadRequest, message: why })];
+                        }
+                        let stored = hub.store.lock().map_err(|_| ()).and_then(|s| {
+                            s.record_quality(&node, &report, now()).map_err(|e| {
+                                warn!(error = %e, "cannot record a quality report");
+                            })
+                        });
+                        vec![match stored {
+                            Ok(()) => {
+                                Message::QualityNoted(wire::QualityNoted { resource: report.resource, at: report.at })
+                            }
+                            Err(()) => internal("the hub's database is unavailable; the report will be sent again"),
+                        }]
+                    })
+                }
                 Ok(Some(Message::Publish(e))) => {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| {

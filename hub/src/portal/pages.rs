@@ -662,7 +662,9 @@ fn tree(p: &Portal) -> Result<Vec<crate::nodes::NodeStatus>, String> {
     let paths = HubPaths::new(&p.dir);
     let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
     let mut list = crate::nodes::list(&store, Some(&paths.vaults()), now()).map_err(|e| e.to_string())?;
-    list.sort_by(|a, b| (a.state == "connected", &a.row.node).cmp(&(b.state == "connected", &b.row.node)));
+    // problems first: not connected, then rows quarantined, then the rest, each by node
+    let fine = |n: &crate::nodes::NodeStatus| (n.state == "connected", n.quality.iter().all(|q| q.quarantined == 0));
+    list.sort_by(|a, b| (fine(a), &a.row.node).cmp(&(fine(b), &b.row.node)));
     Ok(list)
 }
 
@@ -687,7 +689,8 @@ pub async fn tree_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Resp
             .into_iter()
             .map(|e| (e.entry.provider, e.entry.name))
             .collect();
-        let problems = list.iter().filter(|n| n.state != "connected").count() + overdue.len();
+        let quarantines = list.iter().flat_map(|n| &n.quality).filter(|q| q.quarantined > 0).count();
+        let problems = list.iter().filter(|n| n.state != "connected").count() + overdue.len() + quarantines;
         let mut body = if problems == 0 {
             notice(
                 "ok",
@@ -725,6 +728,22 @@ pub async fn tree_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Resp
                         )
                     })
                     .collect();
+                let quarantined: Vec<String> = n
+                    .quality
+                    .iter()
+                    .filter(|q| q.quarantined > 0)
+                    .map(|q| {
+                        let first = q.samples.first().map(|(p, r)| format!("{p}: {r}")).unwrap_or_default();
+                        format!(
+                            "<span class=\"badge bad\">{} {} {}</span> {} <span class=\"muted\">{}</span>",
+                            esc(&q.resource),
+                            q.quarantined,
+                            l.t("行被隔离", "rows quarantined"),
+                            time(Some(q.at)),
+                            esc(&first)
+                        )
+                    })
+                    .collect();
                 let late: Vec<String> = overdue
                     .iter()
                     .filter(|(prov, _)| prov.to_string() == n.row.node)
@@ -739,7 +758,7 @@ pub async fn tree_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Resp
                     n.backlog.map(|b| b.to_string()).unwrap_or_else(|| "–".into()),
                     date(n.row.cert_not_after),
                     time(n.row.last_seen),
-                    [res, late].concat().join("<br>"),
+                    [res, quarantined, late].concat().join("<br>"),
                 ]
             })
             .collect();

@@ -1,7 +1,7 @@
 //! The hub's data directory: the one owner of its layout ([`HubPaths`]:
 //! nobody else spells a file name) and of the databases that are not a
 //! capability's own: `hub.db` ([`Store`]: tokens, nodes, certificates, the
-//! portal's logins and sessions) and
+//! portal's logins and sessions, agents' quality reports) and
 //! the departments' vault files ([`vault`]). The catalogue, the exchange
 //! and the audit log keep their own databases, at the paths named here.
 
@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 mod nodes_db;
 pub mod outbox;
+mod quality;
 mod sessions;
 pub mod vault;
 
 pub use nodes_db::*;
+pub use quality::Quality;
 pub use sessions::{LoginRefused, Role, Session};
 
 /// Where a hub keeps its files.
