@@ -258,6 +258,118 @@ pub fn portal_base(config: &HubConfig) -> String {
     format!("https://{host}:{port}")
 }
 
+/// The base `name` of bases.toml, or why there is none.
+fn base_config(paths: &HubPaths, name: &str) -> anyhow::Result<crate::base::BaseConfig> {
+    let config = crate::base::BasesConfig::load(&paths.dir).map_err(anyhow::Error::msg)?;
+    let names: Vec<&str> = config.bases.iter().map(|b| b.name.as_str()).collect();
+    config.bases.iter().find(|b| b.name == name).cloned().ok_or_else(|| {
+        Usage(format!(
+            "bases.toml declares no base {name:?}; it declares {}",
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        ))
+        .into()
+    })
+}
+
+/// `gdx-hub base list`.
+pub fn base_list(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
+    let config = crate::base::BasesConfig::load(&paths.dir).map_err(anyhow::Error::msg)?;
+    let all: Vec<crate::base::Summary> = config
+        .bases
+        .iter()
+        .map(|b| crate::base::summary(&paths.dir, b))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("no base databases: declare them in {}/bases.toml (see docs/bases.md)", paths.dir.display());
+        return Ok(());
+    }
+    let mut rows = vec![["NAME", "TITLE", "KEY", "RECORDS", "MEMBERS", "CONFLICTS"].map(str::to_owned).to_vec()];
+    for b in &all {
+        rows.push(vec![
+            b.name.clone(),
+            b.title.clone(),
+            b.key.clone(),
+            b.records.to_string(),
+            b.members.len().to_string(),
+            b.conflicts.to_string(),
+        ]);
+    }
+    print!("{}", gdx_common::table::render(&rows));
+    Ok(())
+}
+
+/// `gdx-hub base show NAME`.
+pub fn base_show(paths: &HubPaths, name: &str, json: bool) -> anyhow::Result<()> {
+    let b = crate::base::summary(&paths.dir, &base_config(paths, name)?).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+        return Ok(());
+    }
+    println!("{} {}: {} records keyed by {}, {} conflicts", b.name, b.title, b.records, b.key, b.conflicts);
+    let mut rows = vec![["MEMBER", "ROWS TAKEN", "LAST MERGED CHANGE"].map(str::to_owned).to_vec()];
+    for (m, n, at) in &b.members {
+        rows.push(vec![m.clone(), n.to_string(), at.map(format_time).unwrap_or_else(|| "-".into())]);
+    }
+    print!("{}", gdx_common::table::render(&rows));
+    let mut cov = vec![["FIELD", "COVERAGE"].map(str::to_owned).to_vec()];
+    for (f, share) in &b.coverage {
+        cov.push(vec![f.clone(), format!("{:.1}%", share * 100.0)]);
+    }
+    print!("{}", gdx_common::table::render(&cov));
+    Ok(())
+}
+
+/// `gdx-hub base get NAME KEY`: one record with every field's provenance.
+pub fn base_get(paths: &HubPaths, name: &str, key: &str, json: bool) -> anyhow::Result<()> {
+    let base = base_config(paths, name)?;
+    let store = Store::open(&paths.db())?;
+    let revoked = |node: &str| NodeId::parse(node).is_ok_and(|n| store.revoked_node(&n, now()).unwrap_or(false));
+    let Some(fields) = crate::base::get(&paths.dir, &base, key, &revoked).map_err(anyhow::Error::msg)? else {
+        anyhow::bail!("base {name} holds no record with key {key}");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&fields)?);
+        return Ok(());
+    }
+    let mut rows = vec![["FIELD", "VALUE", "FROM", "CHANGESET", "AT", "STALE"].map(str::to_owned).to_vec()];
+    for f in &fields {
+        rows.push(vec![
+            f.field.clone(),
+            f.value.clone().unwrap_or_else(|| "-".into()),
+            f.from.clone().unwrap_or_else(|| "-".into()),
+            f.changeset.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            f.at.map(format_time).unwrap_or_else(|| "-".into()),
+            if f.stale { "stale: its department is revoked".into() } else { "-".into() },
+        ]);
+    }
+    print!("{}", gdx_common::table::render(&rows));
+    Ok(())
+}
+
+/// `gdx-hub base conflicts NAME`.
+pub fn base_conflicts(paths: &HubPaths, name: &str, json: bool) -> anyhow::Result<()> {
+    let list = crate::base::conflicts(&paths.dir, &base_config(paths, name)?, 1000).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("the sources of {name} agree");
+        return Ok(());
+    }
+    let mut rows = vec![["SOURCE A", "SOURCE B", "KEY", "FIELD", "A SAYS", "B SAYS"].map(str::to_owned).to_vec()];
+    for c in &list {
+        rows.push(vec![c.a.clone(), c.b.clone(), c.key.clone(), c.field.clone(), c.a_value.clone(), c.b_value.clone()]);
+    }
+    print!("{}", gdx_common::table::render(&rows));
+    Ok(())
+}
+
 /// `gdx-hub audit list`.
 #[allow(clippy::too_many_arguments)]
 pub fn audit_list(

@@ -15,6 +15,8 @@
 //! - [`audit`]: the tamper-evident audit log: entries from every store's outbox,
 //!   signed checkpoints, cosigning, bundles (their verification is
 //!   `gdx_common::audit`).
+//! - [`base`]: base databases merged from member resources, with every
+//!   field's provenance and the sources' disagreements (`bases.toml`).
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
 //! - [`cli`]: the bodies of the commands that read or change the data
@@ -27,6 +29,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod base;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -126,6 +126,13 @@ enum Command {
         after_help = "Examples:\n  gdx-hub audit list --kind lookup --since 2026-11-01\n  gdx-hub audit list --request 630100-3 --format jsonl\n  gdx-hub audit verify\n  gdx-hub audit prove --entry 42\n  gdx-hub audit export --out audit-630000.json\n  gdx-hub audit verify --bundle audit-630000.json --key KEY_HEX\n  gdx-hub audit verify --bundle audit-632500.json --key KEY_HEX --parent-key PARENT_KEY_HEX"
     )]
     Audit(AuditCommand),
+    /// The base databases (基础信息资源库) declared in bases.toml: their
+    /// members, coverage and conflicts, and one record with its provenance.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gdx-hub base list\n  gdx-hub base show renkou\n  gdx-hub base get renkou 632522199001010012\n  gdx-hub base conflicts renkou"
+    )]
+    Base(BaseCommand),
     /// Run a small province on this machine: the province hub, two prefecture
     /// hubs, eighteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
@@ -138,6 +145,34 @@ enum Command {
         /// the same data)
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaseCommand {
+    /// Every base: records, members, conflicts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One base: each member's rows and last merge, each field's coverage.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One record, every field with the department, resource, changeset and time it came from.
+    Get {
+        name: String,
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where the sources disagree, by department pair.
+    Conflicts {
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -273,6 +308,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(net::run(&cli.data, shutdown_signal()))
         }
         Command::Nodes { json } => cli::nodes(&paths, json),
+        Command::Base(cmd) => match cmd {
+            BaseCommand::List { json } => cli::base_list(&paths, json),
+            BaseCommand::Show { name, json } => cli::base_show(&paths, &name, json),
+            BaseCommand::Get { name, key, json } => cli::base_get(&paths, &name, &key, json),
+            BaseCommand::Conflicts { name, json } => cli::base_conflicts(&paths, &name, json),
+        },
         Command::Audit(cmd) => match cmd {
             AuditCommand::List { node, resource, kind, since, until, request, format } => {
                 cli::audit_list(&paths, node, resource, kind, since, until, request, &format)

@@ -186,6 +186,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         accepted: std::sync::atomic::AtomicU64::new(0),
         gate: gate::Gate::default(),
     });
+    let bases = crate::base::BasesConfig::load(dir).map_err(anyhow::Error::msg)?;
+    hub.vaults.set_members(bases.members());
+    let merger = tokio::spawn(merge_bases(dir.to_owned(), hub.vaults.clone(), bases));
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
     let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
@@ -230,6 +233,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         () = shutdown => info!("shutting down"),
     }
     maintenance.abort();
+    merger.abort();
     producer.abort();
     auditor.abort();
     // sign what was logged up to the last moment (the next start reads every vault anyway)
@@ -491,6 +495,23 @@ async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vau
 }
 
 /// Turns new changesets into deliveries for every live grant, each second.
+/// Keeps the base databases merged: every half second, the member
+/// changesets applied since (`crate::base`).
+async fn merge_bases(dir: std::path::PathBuf, vaults: Arc<Vaults>, bases: crate::base::BasesConfig) {
+    if bases.bases.is_empty() {
+        return;
+    }
+    let bases = Arc::new(bases);
+    loop {
+        let (dir, vaults, bases) = (dir.clone(), vaults.clone(), bases.clone());
+        let merged = tokio::task::spawn_blocking(move || crate::base::merge_all(&dir, &vaults, &bases, now())).await;
+        if let Ok(Err(e)) = merged {
+            warn!(error = %e, "the base databases could not be merged; retrying");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn produce(exchange: Arc<Mutex<Exchange>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

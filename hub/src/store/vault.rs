@@ -63,6 +63,9 @@ pub struct Vaults {
     /// Vault files written (and committed) since the audit collector last
     /// looked, so it opens only those.
     written: Mutex<std::collections::BTreeSet<PathBuf>>,
+    /// Resources that are members of a base database (`crate::base`):
+    /// the keys their changesets touch are logged for the merge.
+    members: Mutex<std::collections::HashSet<(NodeId, String)>>,
 }
 
 impl Vaults {
@@ -72,7 +75,18 @@ impl Vaults {
             open: Mutex::new(HashMap::new()),
             applied: tokio::sync::Notify::new(),
             written: Mutex::new(Default::default()),
+            members: Mutex::new(Default::default()),
         }
+    }
+
+    /// The resources whose changed keys are logged for the base databases.
+    pub fn set_members(&self, members: impl IntoIterator<Item = (NodeId, String)>) {
+        *self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = members.into_iter().collect();
+    }
+
+    /// Opens a node's vault (as the hub does), for the base merge.
+    pub fn open(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
+        self.conn(node)
     }
 
     /// The vault file of a node.
@@ -107,7 +121,12 @@ impl Vaults {
         let conn = self.conn(&cs.origin)?;
         // A panic while applying rolled its transaction back; the connection is usable.
         let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let applied = apply(&mut conn, cs, digest, frame, now);
+        let member = self
+            .members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&(cs.origin.clone(), cs.resource.as_str().to_owned()));
+        let applied = apply(&mut conn, cs, digest, frame, member, now);
         if matches!(applied, Ok(Applied::Applied)) {
             // after the commit: a collector that misses it now finds it next time
             self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(self.path(&cs.origin));
@@ -212,7 +231,17 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
             -- at a child hub: the Upload frame as the origin signed it, to forward
             frame    BLOB,
             PRIMARY KEY (resource, seq)
-        ) WITHOUT ROWID",
+        ) WITHOUT ROWID;
+        -- for resources that are members of a base database: the keys each
+        -- changeset touched (NULL: all of them), until the merge took them
+        -- (AUTOINCREMENT: ids never return once the merge trimmed the log)
+        CREATE TABLE IF NOT EXISTS _gdx_base_log (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            resource TEXT NOT NULL,
+            seq      INTEGER NOT NULL,
+            at       INTEGER NOT NULL,
+            key      TEXT
+        )",
     )?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
@@ -263,6 +292,7 @@ fn apply(
     cs: &Changeset,
     digest: &[u8; 32],
     frame: Option<&[u8]>,
+    member: bool,
     now: i64,
 ) -> Result<Applied, VaultError> {
     let table = cs.resource.as_str();
@@ -287,6 +317,13 @@ fn apply(
         tx.execute_batch(&format!("DELETE FROM \"{table}\""))?;
         tx.execute("DELETE FROM _gdx_changesets WHERE resource = ?1", [table])?;
         last = 0;
+        if member {
+            // every key the base took from this resource is looked at again
+            tx.execute(
+                "INSERT INTO _gdx_base_log (resource, seq, at, key) VALUES (?1, ?2, ?3, NULL)",
+                params![table, cs.seq as i64, now],
+            )?;
+        }
     }
     if cs.seq <= last {
         // Same number: the same changeset again, or a different one from an
@@ -345,6 +382,19 @@ fn apply(
         "INSERT OR REPLACE INTO _gdx_changesets (resource, seq, digest, frame) VALUES (?1, ?2, ?3, ?4)",
         params![table, cs.seq as i64, digest.as_slice(), frame],
     )?;
+    if member {
+        // the keys this changeset touched, for the base merge, committed with it
+        let first_key = cs.key.first().copied().unwrap_or(0);
+        let mut log =
+            tx.prepare_cached("INSERT INTO _gdx_base_log (resource, seq, at, key) VALUES (?1, ?2, ?3, ?4)")?;
+        for change in &cs.changes {
+            let key = match change {
+                gdx_common::data::Change::Upsert(values) => values.get(first_key),
+                gdx_common::data::Change::Delete(values) => values.first(),
+            };
+            log.execute(params![table, cs.seq as i64, now, key.map(gdx_common::grant::value_text)])?;
+        }
+    }
     crate::store::outbox::note(
         &tx,
         &gdx_common::audit::Event {
