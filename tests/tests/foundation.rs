@@ -410,6 +410,18 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     assert!(out.lines().any(|l| l.starts_with("    Q63") && l.contains("********")), "masked ID numbers: {out}");
     // Ctrl-C (SIGTERM here) stops everything and leaves nothing behind
     let root = out.lines().find_map(|l| l.strip_prefix("GDX demo in ")).unwrap().to_owned();
+    // the population base: 公安's 300 people and 民政's 120, 40 of them the same, one name written two ways
+    let province = format!("{root}/hub-630000");
+    wait_until(Duration::from_secs(30), "the population base is merged", || {
+        let show = gdx_tests::run("gdx-hub", &["--data", &province, "base", "show", "renkou", "--json"]).ok();
+        let show: serde_json::Value = serde_json::from_str(&show).unwrap();
+        show["records"] == 380 && show["conflicts"] == 1
+    });
+    let nodes = gdx_tests::run("gdx-hub", &["--data", &province, "nodes"]).ok();
+    assert!(
+        nodes.lines().any(|l| l.starts_with("630000/gongan") && l.contains(" hukou ") && l.trim_end().ends_with(" 2")),
+        "公安's two bad rows reported to the province: {nodes}"
+    );
     demo.terminate();
     wait_until(Duration::from_secs(30), "the demo removes its files", || !std::path::Path::new(&root).exists());
     assert!(demo.output().contains("stopping the demo"));

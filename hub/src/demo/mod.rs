@@ -41,6 +41,49 @@ mod sources;
 use departments::Province;
 use sources::sample_data;
 
+/// The demo's base databases: the population base from 公安's household
+/// register (the authority) and 民政's 低保 list (filling in).
+const BASES: &str = r#"# The province's base databases (docs/bases.md), written by the demo.
+[[base]]
+name = "renkou"
+title = "人口基础信息库"
+key = "公民身份号码"
+
+[[base.member]]
+node = "630000/gongan"
+resource = "hukou"
+key = "id_number"
+
+[[base.member]]
+node = "630000/minzheng"
+resource = "dibao"
+key = "证件号码"
+
+[[base.field]]
+name = "姓名"
+from = ["630000/gongan/hukou.name", "630000/minzheng/dibao.姓名"]
+
+[[base.field]]
+name = "性别"
+from = ["630000/gongan/hukou.gender"]
+
+[[base.field]]
+name = "民族"
+from = ["630000/gongan/hukou.minzu"]
+
+[[base.field]]
+name = "出生日期"
+from = ["630000/gongan/hukou.birth"]
+
+[[base.field]]
+name = "户籍地"
+from = ["630000/gongan/hukou.county", "630000/minzheng/dibao.所在县"]
+
+[[base.field]]
+name = "低保月保障金额"
+from = ["630000/minzheng/dibao.月保障金额"]
+"#;
+
 /// Runs the demo until `shutdown` completes.
 /// `seed` chooses the generated people and enterprises: the same seed gives
 /// the same data.
@@ -89,6 +132,8 @@ pub async fn run(
     )?;
     println!("GDX demo in {}", root.display());
     println!("province hub {} ({}) on {quic}/udp", config.hub_id(), config.name);
+    // the population base, merged at the province from 公安 and 民政
+    std::fs::write(hub_dir.join("bases.toml"), BASES)?;
     let mut children = Vec::new();
     children.push(spawn(&hub_exe, &hub_dir, &["run"])?);
     wait_for(Duration::from_secs(20), "the hub to listen", || {
@@ -133,6 +178,8 @@ pub async fn run(
     }
     // dropped (servers stopped) after the children, which are stopped first below
     let databases = databases::Databases::start(&root.join("databases"), &province);
+    // 公安's people, some of whom 民政's 低保 list names too
+    let mut registered = Vec::new();
     for (n, dept) in province.departments.iter().enumerate() {
         let node_id = NodeId::parse(&dept.node)?;
         // a department attaches to the hub of its prefecture, if the demo runs one
@@ -159,7 +206,7 @@ pub async fn run(
         let portal = format!("portal = \"{}\"", gdx_hub::cli::portal_base(hub_config));
         std::fs::write(&config_path, text.replacen("# portal = \"https://10.63.0.1:8443\"", &portal, 1))?;
         // each department draws from a stream of its own
-        sample_data(&dir, dept, seed.wrapping_add(n as u64), &databases)?;
+        sample_data(&dir, dept, seed.wrapping_add(n as u64), &databases, &mut registered)?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
         let from = databases.engine_of(dept).map(|e| format!(" from {e}")).unwrap_or_default();
         println!(
@@ -246,6 +293,9 @@ pub async fn run(
          \x20 gdx-agent --data {} status          one agent's view, with its catalogue entry\n\
          \x20 gdx-agent --data {} status          the 民政 agent's quarantine (two bad CSV lines)\n\
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
+         \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政, coverage per field\n\
+         \x20 gdx-hub --data {hub} base conflicts renkou     where 公安 and 民政 disagree (a name written two ways)\n\
+         \x20 gdx-hub --data {hub} nodes                     QUARANTINED: 公安's two bad rows (a bad check character, 1990-02-30)\n\
          \x20 gdx-hub --data {pref} audit list --kind request   the audit log: who asked for what (also decision, delivered, lookup…)\n\
          \x20 gdx-hub --data {pref} audit verify            re-hash the log, check its checkpoints and the province's cosignatures\n\
          \x20 gdx-agent --data {consumer} requests   the 同德 民政 department's requests\n\

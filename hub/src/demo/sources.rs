@@ -10,7 +10,17 @@ use super::*;
 /// Writes a department's sample sources (tables in its database, and for
 /// 低保 a GBK CSV drop with two bad lines) and catalogue entries, and
 /// declares them in agent.toml.
-pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64, databases: &Databases) -> anyhow::Result<()> {
+/// `registered` carries the people of 公安's household register to the
+/// departments after it: 民政's first 低保 rows are some of them (one name
+/// written another way), so the population base has members to merge and a
+/// disagreement to show.
+pub(super) fn sample_data(
+    dir: &Path,
+    dept: &Department,
+    seed: u64,
+    databases: &Databases,
+    registered: &mut Vec<Person>,
+) -> anyhow::Result<()> {
     let node = NodeId::parse(&dept.node)?;
     let provider_code = CreditCode::compose(&format!("11{}", node.division()), &dept.org)?;
     // people of the department's own area
@@ -19,13 +29,37 @@ pub(super) fn sample_data(dir: &Path, dept: &Department, seed: u64, databases: &
     let mut declared = String::new();
     for res in &dept.resources {
         let firms = res.columns.iter().any(|c| matches!(c.values, Gen::CreditCode | Gen::Company));
-        let rows: Vec<Vec<String>> = (0..res.rows)
+        let mut rows: Vec<Vec<String>> = (0..res.rows)
             .map(|i| {
-                let person = gen_.person();
+                let person = match registered.get(i) {
+                    Some(p) if res.code == "dibao" && i < 40 => p.clone(),
+                    _ => gen_.person(),
+                };
+                if res.code == "hukou" {
+                    registered.push(person.clone());
+                }
                 let firm = firms.then(|| gen_.enterprise());
                 res.columns.iter().map(|c| value(&c.values, i, &person, firm.as_ref(), &mut gen_)).collect()
             })
             .collect();
+        match res.code.as_str() {
+            // two rows the agent quarantines: a bad check character, a birth date that does not exist
+            "hukou" => {
+                let mut bad_check = rows[0].clone();
+                let id = &mut bad_check[0];
+                let last = if id.ends_with('0') { '1' } else { '0' };
+                id.pop();
+                id.push(last);
+                let p = gen_.person();
+                let mut bad_date: Vec<String> =
+                    res.columns.iter().map(|c| value(&c.values, 0, &p, None, &mut gen_)).collect();
+                bad_date[4] = "1990-02-30".into();
+                rows.extend([bad_check, bad_date]);
+            }
+            // the same person's name as 民政 wrote it
+            "dibao" if !registered.is_empty() => rows[0][1] = format!("{}（低保登记）", rows[0][1]),
+            _ => {}
+        }
         let key = res.columns[0].column.as_str();
         let (source, format_type) = if res.code == "dibao" {
             let drop = dir.join("drop");
