@@ -170,6 +170,24 @@ fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
     synced(&minzheng);
     wait_until(Duration::from_secs(20), "the record leaves the base", || get(&hub, &only_minzheng.id_number).is_none());
 
+    // the same through the portal's JSON twin, for the centre's operator only
+    let link = hub.cmd(&["login"]).ok();
+    let path = link.trim().split_once("://").unwrap().1.split_once('/').unwrap().1.to_owned();
+    let (_, head, _) = hub.https(&format!("GET /{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+    let cookie =
+        head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).unwrap().split(';').next().unwrap().to_owned();
+    let ask = |cookie: &str| {
+        hub.https(&format!(
+            "GET /api/v1/bases/renkou/{} HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            people[1].id_number
+        ))
+    };
+    let (status, _, body) = ask(&cookie);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("630000/minzheng/hunyin") && body.contains("未婚"), "{body}");
+    assert_eq!(ask("gdx_session=none").0, 403, "not for visitors");
+
     // a revoked member's fields are marked stale, not silently kept
     hub.cmd(&["revoke", MINZHENG]).ok();
     let r = get(&hub, &people[1].id_number).unwrap();

@@ -43,10 +43,11 @@ pub const CSS: &str = include_str!("portal.css");
 pub fn page(v: &Viewer, here: &str, title: &str, body: &str) -> String {
     let l = v.lang;
     let mut nav = String::new();
-    let items: [(&str, &str, &str, bool); 5] = [
+    let items: [(&str, &str, &str, bool); 6] = [
         ("/catalog", l.t("资源目录", "Catalogue"), "catalog", true),
         ("/requests", l.t("申请与授权", "Requests"), "requests", v.session.is_some()),
         ("/tree", l.t("节点", "Nodes"), "tree", v.is_staff()),
+        ("/bases", l.t("基础库", "Bases"), "bases", v.is_staff()),
         ("/audit", l.t("审计", "Audit"), "audit", v.is_staff()),
         ("/charts", l.t("统计", "Charts"), "charts", v.is_staff()),
     ];
@@ -171,6 +172,7 @@ pub fn badge(state: &str, l: Lang) -> String {
         (Lang::Zh, "revoked-node") => "已吊销",
         (Lang::Zh, "ok") => "正常",
         (Lang::Zh, "overdue") => "超期未更新",
+        (Lang::Zh, "stale") => "已失效（部门已吊销）",
         (_, other) => other,
     };
     format!("<span class=\"badge {class}\">{}</span>", esc(label))
