@@ -291,6 +291,8 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
                     }
                     Err(e) => warn!(error = %e, "scan failed"),
                 }
+                // the scan's quality report waits in the outbox too
+                wake_uploader.notify_one();
                 let every = res.schedule_secs().unwrap_or(900).max(1) as u64;
                 due.insert(i, Instant::now() + Duration::from_secs(every));
             }

@@ -417,11 +417,10 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         let show: serde_json::Value = serde_json::from_str(&show).unwrap();
         show["records"] == 380 && show["conflicts"] == 1
     });
-    let nodes = gdx_tests::run("gdx-hub", &["--data", &province, "nodes"]).ok();
-    assert!(
-        nodes.lines().any(|l| l.starts_with("630000/gongan") && l.contains(" hukou ") && l.trim_end().ends_with(" 2")),
-        "公安's two bad rows reported to the province: {nodes}"
-    );
+    wait_until(Duration::from_secs(30), "公安's two bad rows reported to the province", || {
+        let nodes = gdx_tests::run("gdx-hub", &["--data", &province, "nodes"]).ok();
+        nodes.lines().any(|l| l.starts_with("630000/gongan") && l.contains(" hukou ") && l.trim_end().ends_with(" 2"))
+    });
     demo.terminate();
     wait_until(Duration::from_secs(30), "the demo removes its files", || !std::path::Path::new(&root).exists());
     assert!(demo.output().contains("stopping the demo"));

@@ -223,18 +223,20 @@ fn text_of(v: &rusqlite::types::Value) -> Option<String> {
     }
 }
 
+/// True when `member`'s vault holds its table yet.
+fn member_table_exists(vaults: &Vaults, m: &Member) -> Result<bool, String> {
+    let conn = vaults.open(&m.node).map_err(|e| e.to_string())?;
+    let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&m.resource], |r| {
+        r.get::<_, i64>(0).map(|n| n > 0)
+    })
+    .map_err(|e| e.to_string())
+}
+
 /// Reads `member`'s row with base key `key` from its vault (None: it holds none).
 fn member_row(vaults: &Vaults, m: &Member, key: &str) -> Result<Option<Row>, String> {
     let conn = vaults.open(&m.node).map_err(|e| e.to_string())?;
     let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let exists: bool = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&m.resource], |r| {
-            r.get::<_, i64>(0).map(|n| n > 0)
-        })
-        .map_err(|e| e.to_string())?;
-    if !exists {
-        return Ok(None);
-    }
     let sql = format!("SELECT * FROM {} WHERE {} = ?1", quote(&m.resource), quote(&m.key));
     let mut stmt = conn.prepare_cached(&sql).map_err(|e| format!("{}: {e}", member_name(m)))?;
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
@@ -302,23 +304,30 @@ pub fn merge_once(hub_dir: &Path, vaults: &Vaults, base: &BaseConfig, now: i64) 
             keys.extend(held);
         }
         let tx = conn.transaction().map_err(|e| e.to_string())?;
+        let exists: Vec<bool> =
+            base.members.iter().map(|mm| member_table_exists(vaults, mm)).collect::<Result<_, _>>()?;
         for key in &keys {
-            let rows: Vec<Option<Row>> =
-                base.members.iter().map(|mm| member_row(vaults, mm, key)).collect::<Result<_, _>>()?;
+            let rows: Vec<Option<Row>> = base
+                .members
+                .iter()
+                .zip(&exists)
+                .map(|(mm, there)| if *there { member_row(vaults, mm, key) } else { Ok(None) })
+                .collect::<Result<_, _>>()?;
             // this member's row of the key: gone, or as of the changeset that touched it
             let mine = base.members.iter().position(|x| member_name(x) == name).and_then(|i| rows[i].as_ref());
             match mine {
                 None => {
-                    tx.execute("DELETE FROM member_rows WHERE member = ?1 AND key = ?2", params![name, key])
+                    tx.prepare_cached("DELETE FROM member_rows WHERE member = ?1 AND key = ?2")
+                        .and_then(|mut s| s.execute(params![name, key]))
                         .map_err(|e| e.to_string())?;
                 }
                 Some(_) => {
                     let (seq, at) = touched.get(key).copied().unwrap_or((entries[0].1, entries[0].2));
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO member_rows (member, key, seq, at) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT(member, key) DO UPDATE SET seq = excluded.seq, at = excluded.at",
-                        params![name, key, seq, at],
                     )
+                    .and_then(|mut s| s.execute(params![name, key, seq, at]))
                     .map_err(|e| e.to_string())?;
                 }
             }
@@ -354,13 +363,19 @@ fn write_key(
     now: i64,
 ) -> Result<(), String> {
     let e = |e: rusqlite::Error| e.to_string();
-    tx.execute("DELETE FROM conflicts WHERE key = ?1", [key]).map_err(e)?;
+    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| tx.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(e);
+    run("DELETE FROM conflicts WHERE key = ?1", &[&key])?;
     let valid = check_value(base.key, key, false, now.div_euclid(86_400)).is_ok();
     if !valid || rows.iter().all(Option::is_none) {
-        tx.execute("DELETE FROM base WHERE key = ?1", [key]).map_err(e)?;
-        tx.execute("DELETE FROM provenance WHERE key = ?1", [key]).map_err(e)?;
+        run("DELETE FROM base WHERE key = ?1", &[&key])?;
+        run("DELETE FROM provenance WHERE key = ?1", &[&key])?;
         return Ok(());
     }
+    // the version of each member's row of the key, as merged so far
+    let versions: HashMap<String, (i64, i64)> = tx
+        .prepare_cached("SELECT member, seq, at FROM member_rows WHERE key = ?1")
+        .and_then(|mut s| s.query_map([key], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?.collect())
+        .map_err(e)?;
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
     for (f, srcs) in base.fields.iter().zip(sources) {
         let found: Vec<(&Source, &rusqlite::types::Value)> = srcs
@@ -368,35 +383,26 @@ fn write_key(
             .filter_map(|s| rows[s.member].as_ref().and_then(|r| r.get(&s.column)).map(|v| (s, v)))
             .filter(|(_, v)| text_of(v).is_some_and(|t| !t.trim().is_empty()))
             .collect();
-        match found.first() {
-            Some((s, v)) => {
-                values.push((*v).clone());
-                let m = &base.members[s.member];
-                // until that member's own log is merged, its version is not known: no provenance yet
-                tx.execute("DELETE FROM provenance WHERE key = ?1 AND field = ?2", params![key, f.name]).map_err(e)?;
-                tx.execute(
-                    "INSERT INTO provenance (key, field, member, seq, at)
-                     SELECT ?1, ?2, ?3, seq, at FROM member_rows WHERE member = ?3 AND key = ?1
-                     ON CONFLICT(key, field) DO UPDATE SET member = excluded.member, seq = excluded.seq, at = excluded.at",
-                    params![key, f.name, member_name(m)],
-                )
-                .map_err(e)?;
-            }
-            None => {
-                values.push(rusqlite::types::Value::Null);
-                tx.execute("DELETE FROM provenance WHERE key = ?1 AND field = ?2", params![key, f.name]).map_err(e)?;
-            }
-        }
+        // until a member's own log is merged, its version is not known: no provenance yet
+        let chosen = found.first().map(|(s, v)| (member_name(&base.members[s.member]), *v));
+        values.push(chosen.as_ref().map_or(rusqlite::types::Value::Null, |(_, v)| (*v).clone()));
+        match chosen.as_ref().and_then(|(m, _)| versions.get(m).map(|ver| (m, ver))) {
+            Some((m, (seq, at))) => run(
+                "INSERT OR REPLACE INTO provenance (key, field, member, seq, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &[&key, &f.name, m, seq, at],
+            )?,
+            None => run("DELETE FROM provenance WHERE key = ?1 AND field = ?2", &[&key, &f.name])?,
+        };
         // every pair of sources that disagree
         for (i, (a, av)) in found.iter().enumerate() {
             for (b, bv) in &found[i + 1..] {
                 let (at, bt) = (text_of(av).unwrap_or_default(), text_of(bv).unwrap_or_default());
                 if at.trim() != bt.trim() {
-                    tx.execute(
+                    let (am, bm) = (member_name(&base.members[a.member]), member_name(&base.members[b.member]));
+                    run(
                         "INSERT OR REPLACE INTO conflicts (key, field, a, a_value, b, b_value, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![key, f.name, member_name(&base.members[a.member]), at, member_name(&base.members[b.member]), bt, now],
-                    )
-                    .map_err(e)?;
+                        &[&key, &f.name, &am, &at, &bm, &bt, &now],
+                    )?;
                 }
             }
         }
@@ -406,7 +412,7 @@ fn write_key(
     let sql = format!("INSERT OR REPLACE INTO base (key, {}) VALUES (?1, {})", cols.join(", "), marks.join(", "));
     let mut all: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Text(key.to_owned())];
     all.extend(values);
-    tx.execute(&sql, rusqlite::params_from_iter(all)).map_err(e)?;
+    tx.prepare_cached(&sql).and_then(|mut s| s.execute(rusqlite::params_from_iter(all))).map_err(e)?;
     Ok(())
 }
 

@@ -45,6 +45,7 @@ use gdx_common::DivisionCode;
 use gdx_common::generate::{Generator, Person};
 use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS};
 
+mod base;
 mod db;
 mod load;
 mod sync;
@@ -104,6 +105,12 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         agents: usize,
     },
+    /// The population base merged from 公安's register and three partial members: the merge against
+    /// the members' syncs, a 1 % change, `get` latency
+    Base {
+        #[arg(long, default_value_t = 6_000_000)]
+        people: usize,
+    },
     /// A table in a real PostgreSQL against `COPY … TO STDOUT`.
     Postgres {
         #[arg(long, default_value_t = 1_000_000)]
@@ -151,6 +158,7 @@ fn main() {
             fanin_bench(&agents, false);
         }
         Scenario::AtRest { rows, agents } => at_rest_bench(rows, agents),
+        Scenario::Base { people } => base::base_bench(people),
         Scenario::Postgres { rows } => db::db_bench(db::Engine::Postgres, rows),
         Scenario::Mysql { rows } => db::db_bench(db::Engine::Mysql, rows),
         Scenario::Footprint => footprint_bench(),
