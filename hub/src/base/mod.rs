@@ -189,6 +189,7 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
          CREATE TABLE IF NOT EXISTS member_rows (
              member TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
              PRIMARY KEY (member, key)) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS member_rows_key ON member_rows (key);
          CREATE TABLE IF NOT EXISTS conflicts (
              key TEXT NOT NULL, field TEXT NOT NULL, a TEXT NOT NULL, a_value TEXT NOT NULL,
              b TEXT NOT NULL, b_value TEXT NOT NULL, seen_at INTEGER NOT NULL,
