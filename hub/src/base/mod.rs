@@ -571,3 +571,47 @@ pub fn conflicts(hub_dir: &Path, base: &BaseConfig, limit: usize) -> Result<Vec<
     .and_then(|rows| rows.collect())
     .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[base]]
+name = "renkou"
+title = "人口基础信息库"
+key = "公民身份号码"
+[[base.member]]
+node = "630000/gongan"
+resource = "hukou"
+key = "id_number"
+[[base.field]]
+name = "姓名"
+from = ["630000/gongan/hukou.name"]
+"#;
+
+    fn load(text: &str) -> Result<BasesConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bases.toml"), text).unwrap();
+        BasesConfig::load(dir.path())
+    }
+
+    #[test]
+    fn declarations_load_and_mistakes_are_named() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.members(), vec![(NodeId::parse("630000/gongan").unwrap(), "hukou".to_owned())]);
+        assert!(BasesConfig::load(tempfile::tempdir().unwrap().path()).unwrap().bases.is_empty(), "no file, no bases");
+        let cases = [
+            (GOOD.replace("hukou.name", "hunyin.name"), "630000/gongan/hunyin is not a [[base.member]]"),
+            (GOOD.replace("/hukou.name", "/hukou"), "must be NODE/RESOURCE.column"),
+            (GOOD.replace("name = \"renkou\"", "name = \"ren kou\""), "plain identifier"),
+            (GOOD.replace("name = \"姓名\"", "name = \"key\""), "a plain name other than key"),
+            (GOOD.replace("公民身份号码\"", "身份证\""), "unknown variant `身份证`, expected one of"),
+            (format!("{GOOD}{GOOD}"), "two bases are named renkou"),
+        ];
+        for (text, want) in cases {
+            let err = load(&text).unwrap_err();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+}
