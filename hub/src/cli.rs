@@ -328,8 +328,7 @@ pub fn base_show(paths: &HubPaths, name: &str, json: bool) -> anyhow::Result<()>
 pub fn base_get(paths: &HubPaths, name: &str, key: &str, json: bool) -> anyhow::Result<()> {
     let base = base_config(paths, name)?;
     let store = Store::open(&paths.db())?;
-    let revoked = |node: &str| NodeId::parse(node).is_ok_and(|n| store.revoked_node(&n, now()).unwrap_or(false));
-    let Some(fields) = crate::base::get(&paths.dir, &base, key, &revoked).map_err(anyhow::Error::msg)? else {
+    let Some(fields) = crate::base::get(&paths.dir, &base, key, &store, now()).map_err(anyhow::Error::msg)? else {
         anyhow::bail!("base {name} holds no record with key {key}");
     };
     if json {

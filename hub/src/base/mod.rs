@@ -445,13 +445,19 @@ pub struct FieldValue {
     pub stale: bool,
 }
 
-/// One record of a base, field by field.
+/// One record of a base, field by field; `store` (`hub.db`) tells which
+/// members' departments are revoked at `now`.
 pub fn get(
     hub_dir: &Path,
     base: &BaseConfig,
     key: &str,
-    revoked: &dyn Fn(&str) -> bool,
+    store: &crate::store::Store,
+    now: i64,
 ) -> Result<Option<Vec<FieldValue>>, String> {
+    let revoked = |member: &str| {
+        let node = member.rsplit_once('/').map_or(member, |(n, _)| n);
+        NodeId::parse(node).is_ok_and(|n| store.revoked_node(&n, now).unwrap_or(false))
+    };
     let conn = open(hub_dir, base)?;
     let cols: Vec<String> = base.fields.iter().map(|f| quote(&f.name)).collect();
     let row: Option<Vec<rusqlite::types::Value>> = conn
@@ -473,10 +479,7 @@ pub fn get(
                 )
                 .optional()
                 .map_err(|e| e.to_string())?;
-            let stale = prov.as_ref().is_some_and(|(m, _, _)| {
-                let node = m.rsplit_once('/').map_or(m.as_str(), |(n, _)| n);
-                revoked(node)
-            });
+            let stale = prov.as_ref().is_some_and(|(m, _, _)| revoked(m));
             Ok(FieldValue {
                 field: f.name.clone(),
                 value: text_of(&v),

@@ -59,17 +59,6 @@ impl Store {
         Ok(())
     }
 
-    /// True when every certificate of `node` issued here is revoked or
-    /// expired (a node never enrolled here is not revoked).
-    pub fn revoked_node(&self, node: &NodeId, now: i64) -> Result<bool, StoreError> {
-        let (all, live): (i64, i64) = self.conn.query_row(
-            "SELECT count(*), count(*) FILTER (WHERE revoked_at IS NULL AND not_after > ?2) FROM certs WHERE node = ?1",
-            params![node.to_string(), now],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok(all > 0 && live == 0)
-    }
-
     /// The last report of each of `node`'s resources.
     pub fn quality_of(&self, node: &str) -> Result<Vec<Quality>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
