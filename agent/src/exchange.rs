@@ -268,6 +268,22 @@ fn verify(verifier: &tls::ChainVerifier, r: &RequestRecord, d: &SignedDelivery, 
         .map_err(|e| format!("{what} was altered after its hub signed it: {e}"))
 }
 
+/// A base database field's `FIELD__source` value as people read it:
+/// `from 630000/gongan/hukou, changeset 12, 2026-12-05 06:00:00 UTC`, and
+/// `STALE` when its department was revoked.
+pub fn source_note(v: &serde_json::Value) -> Option<String> {
+    let note: serde_json::Value = serde_json::from_str(v.as_str()?).ok()?;
+    let from = note.get("from")?.as_str()?;
+    let changeset = note.get("changeset")?.as_i64()?;
+    let at = note.get("at")?.as_i64()?;
+    let stale = note.get("stale").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    Some(format!(
+        "from {from}, changeset {changeset}, {}{}",
+        gdx_common::units::format_time(at),
+        if stale { ", STALE: its department was revoked" } else { "" }
+    ))
+}
+
 /// The table a grant's rows go to: `ORG_RESOURCE_DIVISION` of the provider
 /// (`minzheng_dibao_632522`), a plain SQL name.
 pub fn table_name(r: &RequestRecord) -> String {

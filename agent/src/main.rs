@@ -358,8 +358,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Some(row) => {
                         let v: serde_json::Value = serde_json::from_str(row)?;
                         if let Some(map) = v.as_object() {
-                            for (k, v) in map {
-                                println!("{k}: {}", v.as_str().map_or(v.to_string(), str::to_owned));
+                            // a base database's field comes with where it came from (FIELD__source)
+                            let suffix = gdx_common::grant::PROVENANCE_SUFFIX;
+                            for (k, v) in map.iter().filter(|(k, _)| !k.ends_with(suffix)) {
+                                let source = map.get(&format!("{k}{suffix}")).and_then(exchange::source_note);
+                                let value = v.as_str().map_or(v.to_string(), str::to_owned);
+                                match source {
+                                    Some(note) => println!("{k}: {value}   ({note})"),
+                                    None => println!("{k}: {value}"),
+                                }
                             }
                         }
                         println!("(grant {}, from hub {}, as of delivery {})", a.id, a.served_by, a.as_of);

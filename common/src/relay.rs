@@ -3,7 +3,9 @@
 //! that signed it may send it itself, signed with the certificate of its
 //! own connection; otherwise only the hub of a division holding the
 //! origin's may relay it, and the signer's chain (verified by the caller)
-//! must name that very agent and not be revoked.
+//! must name that very agent and not be revoked. A hub may also be the
+//! origin itself: what it publishes as its own node (`DIVISION/hub`, such
+//! as the province's base databases) carries its own hub certificate.
 
 use crate::{NodeId, Role};
 
@@ -25,7 +27,7 @@ pub enum RelayRefused {
     NotItsHub { origin: NodeId, sender: NodeId, role: Role },
     #[error("it is not signed with the certificate of the connection")]
     NotTheConnectionsCertificate,
-    #[error("the certificate of agent {origin} has been revoked")]
+    #[error("the certificate of {origin} has been revoked")]
     SignerRevoked { origin: NodeId },
     #[error("its signer's certificate names {role} {signer}, not agent {origin}")]
     OtherSigner { origin: NodeId, signer: NodeId, role: Role },
@@ -52,11 +54,13 @@ pub enum Signer {
     Ca,
 }
 
-/// Whether a relayed item's verified signer is the origin, an agent, not revoked.
+/// Whether a relayed item's verified signer is the origin, not revoked: an
+/// agent, or a hub publishing as its own `DIVISION/hub` node.
 pub fn check_signer(origin: &NodeId, signer: &Signer) -> Result<(), RelayRefused> {
     match signer {
-        Signer::Node { node, role: Role::Agent, revoked: false } if node == origin => Ok(()),
-        Signer::Node { node, role: Role::Agent, revoked: true } if node == origin => {
+        Signer::Node { node, role: Role::Agent, revoked: false } if node == origin && !origin.is_hub_id() => Ok(()),
+        Signer::Node { node, role: Role::Hub, revoked: false } if node == origin && origin.is_hub_id() => Ok(()),
+        Signer::Node { node, role: Role::Agent | Role::Hub, revoked: true } if node == origin => {
             Err(RelayRefused::SignerRevoked { origin: origin.clone() })
         }
         Signer::Node { node, role, .. } => {
@@ -111,5 +115,12 @@ mod tests {
         let hub = Signer::Node { node: n("632522/gongan"), role: Role::Hub, revoked: false };
         assert!(matches!(check_signer(&origin, &hub), Err(RelayRefused::OtherSigner { .. })));
         assert!(matches!(check_signer(&origin, &Signer::Ca), Err(RelayRefused::CaSigner { .. })));
+        // a hub signs for its own node only
+        let province = n("630000/hub");
+        let hub = |node: &str, revoked| Signer::Node { node: n(node), role: Role::Hub, revoked };
+        assert_eq!(check_signer(&province, &hub("630000/hub", false)), Ok(()));
+        assert!(matches!(check_signer(&province, &hub("630000/hub", true)), Err(RelayRefused::SignerRevoked { .. })));
+        assert!(matches!(check_signer(&province, &hub("632500/hub", false)), Err(RelayRefused::OtherSigner { .. })));
+        assert!(matches!(check_signer(&province, &agent("630000/hub", false)), Err(RelayRefused::OtherSigner { .. })));
     }
 }

@@ -271,6 +271,25 @@ fn base_config(paths: &HubPaths, name: &str) -> anyhow::Result<crate::base::Base
     })
 }
 
+/// A comma-separated list, trimmed, empty items left out.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split([',', '，']).map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
+/// `gdx-hub base approve|deny|revoke ID`: the operator decides, for this
+/// hub as provider, on a request for one of its shared bases.
+pub fn base_decide(paths: &HubPaths, id: &str, verdict: gdx_common::wire::Verdict) -> anyhow::Result<()> {
+    let config = HubConfig::load(paths)?;
+    let now = crate::exchange::clock();
+    let catalog = crate::catalog::Catalog::open(&paths.dir)?;
+    let mut exchange = crate::exchange::Exchange::open(&paths.dir, config.hub_id())?;
+    let decision = gdx_common::wire::Decision { id: id.to_owned(), verdict };
+    let entry = |code: &str| catalog.get(code, now).ok().flatten().map(|l| l.entry);
+    let r = exchange.decide(&config.hub_id(), &decision, entry, now)?.map_err(Usage)?;
+    println!("request {} of {} for {} ({}): {}", r.id, r.consumer, r.code, r.columns.join(", "), r.state(now));
+    Ok(())
+}
+
 /// `gdx-hub base list`.
 pub fn base_list(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
     let config = crate::base::BasesConfig::load(&paths.dir).map_err(anyhow::Error::msg)?;

@@ -174,6 +174,35 @@ enum BaseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Approve a request for a shared base, possibly for fewer fields or a shorter time.
+    #[command(
+        after_help = "Examples:\n  gdx-hub base approve 630100-3\n  gdx-hub base approve 630100-3 --fields name,marital --until 2027-06-30"
+    )]
+    Approve {
+        /// The request id, as `gdx-hub grants` shows it.
+        id: String,
+        /// Grant only these of the requested fields (comma-separated).
+        #[arg(long)]
+        fields: Option<String>,
+        /// Last day of the grant (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// Sensitive fields to deliver in clear instead of masked.
+        #[arg(long)]
+        clear: Option<String>,
+    },
+    /// Deny a request for a shared base, saying why.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Revoke a grant of a shared base: delivery and lookups stop.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -186,7 +215,8 @@ enum AuditCommand {
         #[arg(long)]
         resource: Option<String>,
         /// enrolled, revoked, changeset, catalogued, request, decision,
-        /// delivered, lookup, refused, cosigned, equivocation or unreadable.
+        /// delivered, lookup, merged, refused, login, portal, cosigned,
+        /// equivocation or unreadable.
         #[arg(long)]
         kind: Option<String>,
         /// First day (YYYY-MM-DD, UTC).
@@ -313,6 +343,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BaseCommand::Show { name, json } => cli::base_show(&paths, &name, json),
             BaseCommand::Get { name, key, json } => cli::base_get(&paths, &name, &key, json),
             BaseCommand::Conflicts { name, json } => cli::base_conflicts(&paths, &name, json),
+            BaseCommand::Approve { id, fields, until, clear } => {
+                let until = until.as_deref().map(gdx_common::units::parse_date).transpose().map_err(cli::Usage)?;
+                let split = |s: Option<String>| s.map(|s| cli::split_list(&s));
+                let verdict = gdx_common::wire::Verdict::Approve {
+                    fields: split(fields),
+                    until,
+                    clear: split(clear).unwrap_or_default(),
+                };
+                cli::base_decide(&paths, &id, verdict)
+            }
+            BaseCommand::Deny { id, reason } => {
+                cli::base_decide(&paths, &id, gdx_common::wire::Verdict::Deny { reason })
+            }
+            BaseCommand::Revoke { id, reason } => {
+                cli::base_decide(&paths, &id, gdx_common::wire::Verdict::Revoke { reason })
+            }
         },
         Command::Audit(cmd) => match cmd {
             AuditCommand::List { node, resource, kind, since, until, request, format } => {

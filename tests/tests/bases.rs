@@ -3,7 +3,10 @@
 //! status, and names 公安 does not have), each field with its provenance,
 //! the sources' disagreements listed, a provider's update reflected, a
 //! revoked member's fields marked stale, and a hub killed in the middle of
-//! a merge losing and doubling nothing.
+//! a merge losing and doubling nothing; and the base shared like any
+//! resource: catalogued by the province, requested from a prefecture,
+//! granted by the operator, delivered and looked up with each field's
+//! source, a provider's update following it to the consumer.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -14,6 +17,7 @@ use gdx_common::generate::Generator;
 use gdx_tests::{Agent, Hub, wait_until};
 
 const GONGAN: &str = "630000/gongan";
+const CONSUMER: &str = "630102/weijian";
 const MINZHENG: &str = "630000/minzheng";
 
 const BASES: &str = r#"
@@ -43,6 +47,36 @@ from = ["630000/gongan/hukou.birth"]
 [[base.field]]
 name = "marital"
 from = ["630000/minzheng/hunyin.status"]
+"#;
+
+/// The base's catalogue entry, for sharing it: as a theme resource under
+/// conditions (a base resource proper is shared unconditionally, and would
+/// be granted at once without the operator's decision).
+const CATALOG: &str = r#"
+key_column = "id_number"
+
+[base.catalog]
+code = "201001/900001"
+class = "主题信息资源"
+classification = ["婚育"]
+name = "婚育服务主题信息库"
+provider_name = "青海省政务服务监督管理局"
+provider_code = "11630000MB1234562X"
+abstract = "全省人口的公民身份号码、姓名、出生日期和婚姻状况，合并自公安和民政"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "有条件共享"
+sharing_condition = "仅限人口信息核验使用"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "实时"
+published = "2026-12-01"
+items = [
+  { name = "公民身份号码", column = "id_number", data_type = "C", length = 18, sensitive = true, kind = "公民身份号码" },
+  { name = "姓名", column = "name", data_type = "C", length = 50 },
+  { name = "出生日期", column = "birth", data_type = "C", length = 10 },
+  { name = "婚姻状况", column = "marital", data_type = "C", length = 10 },
+]
 "#;
 
 fn table(db: &Path, create: &str, rows: &[Vec<String>]) {
@@ -233,4 +267,138 @@ fn a_hub_killed_during_a_merge_loses_and_doubles_nothing() {
     let sample = &rows[rows.len() / 2];
     let r = get(&hub, &sample[0]).unwrap();
     assert_eq!(field(&r, "name")["value"], sample[1].as_str());
+}
+
+/// The value and the `__source` note of `field` in the consumer's delivered copy of `key`.
+fn delivered(consumer: &Agent, key_masked: &str, field: &str) -> Option<(String, serde_json::Value)> {
+    let db = consumer.dir.path().join("received.db");
+    let c = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    c.query_row(
+        &format!("SELECT {field}, {field}__source FROM hub_renkou_630000 WHERE id_number = ?1"),
+        [key_masked],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+    )
+    .ok()
+    .map(|(v, s)| (v, s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()))
+}
+
+#[test]
+fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source() {
+    let mut province = Hub::init("630000");
+    let bases = BASES.replacen("key = \"公民身份号码\"\n", &format!("key = \"公民身份号码\"\n{CATALOG}"), 1);
+    std::fs::write(province.dir.path().join("bases.toml"), bases).unwrap();
+    province.start();
+    let mut xining = Hub::join(&province.hub_token("630100/hub"));
+    xining.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut generator = Generator::within(2026, DivisionCode::parse("630000").unwrap());
+    let people: Vec<_> = (0..3).map(|_| generator.person()).collect();
+    let gongan = Agent::new();
+    gongan.enroll(&province.token(GONGAN, "1h")).ok();
+    let hukou = tmp.path().join("hukou.db");
+    table(
+        &hukou,
+        "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, birth TEXT)",
+        &people.iter().map(|p| vec![p.id_number.clone(), p.name.clone(), p.birth.clone()]).collect::<Vec<_>>(),
+    );
+    gongan.add_config(&resource("hukou", &hukou));
+    let minzheng = Agent::new();
+    minzheng.enroll(&province.token(MINZHENG, "1h")).ok();
+    let hunyin = tmp.path().join("hunyin.db");
+    table(
+        &hunyin,
+        "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, status TEXT)",
+        &[vec![people[0].id_number.clone(), people[0].name.clone(), "已婚".into()]],
+    );
+    minzheng.add_config(&resource("hunyin", &hunyin));
+    synced(&gongan);
+    synced(&minzheng);
+
+    // the province catalogues the base as its own resource, and the prefecture receives the entry
+    let entry = province.cmd(&["catalog", "show", "201001/900001"]).ok();
+    assert!(entry.contains("婚育服务主题信息库") && entry.contains("630000/hub"), "{entry}");
+    wait_until(Duration::from_secs(30), "the base's entry reaches 西宁", || {
+        xining.cmd(&["catalog", "list"]).stdout.contains("201001/900001")
+    });
+
+    // a department under 西宁 asks for it; 有条件共享, so the province's operator decides
+    let consumer = Agent::new();
+    consumer.enroll(&xining.token(CONSUMER, "1h")).ok();
+    let filed = consumer
+        .cmd(&[
+            "request",
+            "--resource",
+            "201001/900001",
+            "--fields",
+            "公民身份号码,姓名,婚姻状况",
+            "--purpose",
+            "出生医学证明核验",
+            "--json",
+        ])
+        .ok();
+    let id = serde_json::from_str::<serde_json::Value>(&filed).unwrap()["id"].as_str().unwrap().to_owned();
+    wait_until(Duration::from_secs(30), "the request reaches the province", || {
+        province.cmd(&["grants"]).stdout.contains(&id)
+    });
+    let stranger = consumer.cmd(&["approve", &id]);
+    assert_ne!(stranger.code, 0, "only the provider decides: {}", stranger.stdout);
+    let approved = province.cmd(&["base", "approve", &id]).ok();
+    assert!(approved.contains("granted") || approved.contains("Granted"), "{approved}");
+
+    // delivered with each field's source beside it; the ID number masked, as the entry says
+    let masked = |id: &str| format!("{}********{}", &id[..6], &id[14..]);
+    let key0 = masked(&people[0].id_number);
+    wait_until(Duration::from_secs(30), "the base delivered", || {
+        consumer.cmd(&["receive"]);
+        delivered(&consumer, &key0, "marital").is_some()
+    });
+    let (marital, source) = delivered(&consumer, &key0, "marital").unwrap();
+    assert_eq!(marital, "已婚");
+    assert_eq!((source["from"].as_str(), source["changeset"].as_i64()), (Some("630000/minzheng/hunyin"), Some(1)));
+    let (name, source) = delivered(&consumer, &key0, "name").unwrap();
+    assert_eq!((name.as_str(), source["from"].as_str()), (people[0].name.as_str(), Some("630000/gongan/hukou")));
+    let db = consumer.dir.path().join("received.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let cols: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('hub_renkou_630000') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!cols.iter().any(|c| c.starts_with("birth")), "birth was not asked for, nor its source: {cols:?}");
+    drop(c);
+
+    // a lookup from the consumer's hub shows each field with where it came from
+    let pseudonym: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT gdx_key FROM hub_renkou_630000 WHERE id_number = ?1", [&key0], |r| r.get(0))
+        .unwrap();
+    let found = consumer.cmd(&["lookup", "--resource", "201001/900001", &pseudonym]).ok();
+    assert!(found.contains("marital: 已婚   (from 630000/minzheng/hunyin, changeset 1,"), "{found}");
+
+    // the provider's update follows: into the base, then to the consumer, as 公安's changeset 2
+    rusqlite::Connection::open(&hukou)
+        .unwrap()
+        .execute("UPDATE t SET name = '改名' WHERE id_number = ?1", [&people[0].id_number])
+        .unwrap();
+    synced(&gongan);
+    wait_until(Duration::from_secs(30), "the update delivered", || {
+        consumer.cmd(&["receive"]);
+        delivered(&consumer, &key0, "name").is_some_and(|(v, s)| v == "改名" && s["changeset"] == 2)
+    });
+
+    // 民政 revoked: the fields it gave go out marked stale
+    province.cmd(&["revoke", MINZHENG]).ok();
+    wait_until(Duration::from_secs(30), "the staleness delivered", || {
+        consumer.cmd(&["receive"]);
+        delivered(&consumer, &key0, "marital").is_some_and(|(_, s)| s["stale"] == true)
+    });
+    let found = consumer.cmd(&["lookup", "--resource", "201001/900001", &pseudonym]).ok();
+    assert!(found.contains("STALE"), "{found}");
+    assert_eq!(delivered(&consumer, &key0, "name").unwrap().1.get("stale"), None, "公安's fields are current");
+
+    // every merge the province published is in its audit log
+    let merged = province.cmd(&["audit", "list", "--kind", "merged", "--format", "jsonl"]).ok();
+    assert!(merged.lines().count() >= 3 && merged.contains("630000/gongan/hukou"), "{merged}");
 }

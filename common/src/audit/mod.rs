@@ -37,6 +37,7 @@ pub const KINDS: &[&str] = &[
     "decision",
     "delivered",
     "lookup",
+    "merged",
     "refused",
     "login",
     "portal",

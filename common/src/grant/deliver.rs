@@ -8,6 +8,11 @@ use crate::data::{Change, Changeset, Column, Value};
 /// The column that addresses delivered rows when a key column is masked.
 pub const PSEUDONYM_COLUMN: &str = "gdx_key";
 
+/// The suffix of a column that tells where the column before it came from
+/// (`name__source` beside `name`, in a base database's changesets): it
+/// travels whenever that column does, and is never masked.
+pub const PROVENANCE_SUFFIX: &str = "__source";
+
 /// The part of changeset `cs` that `record` lets travel, numbered `n`: the
 /// granted columns, the sensitive ones masked; every other column stays
 /// behind. Rows are addressed by their key when every key column is granted
@@ -16,7 +21,11 @@ pub const PSEUDONYM_COLUMN: &str = "gdx_key";
 /// value without the key leaving the vault.
 pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64, pseudonym: &dyn Fn(&str) -> String) -> Changeset {
     let has = |list: &[String], name: &str| list.iter().any(|c| c.eq_ignore_ascii_case(name));
-    let keep: Vec<usize> = (0..cs.columns.len()).filter(|i| has(&record.columns, &cs.columns[*i].name)).collect();
+    let granted = |name: &str| match name.strip_suffix(PROVENANCE_SUFFIX) {
+        Some(of) if !of.is_empty() => has(&record.columns, of),
+        _ => has(&record.columns, name),
+    };
+    let keep: Vec<usize> = (0..cs.columns.len()).filter(|i| granted(&cs.columns[*i].name)).collect();
     let masked: Vec<bool> = keep.iter().map(|i| has(&record.masked, &cs.columns[*i].name)).collect();
     let hide_key = cs.key.iter().any(|k| !keep.contains(k) || has(&record.masked, &cs.columns[*k].name));
     let project = |row: &[Value]| -> Vec<Value> {

@@ -372,6 +372,32 @@ fn only_key_and_granted_columns_travel_and_sensitive_ones_are_masked() {
 }
 
 #[test]
+fn a_fields_provenance_travels_with_it_in_clear_and_never_alone() {
+    let now = parse_date("2026-11-27").unwrap() * 86_400;
+    let mut g = RequestRecord::filed("630000-1".into(), &entry("无条件共享"), &request(&["证件号码", "姓名"]), now);
+    g.masked.push("name".into());
+    let col = |n: &str| Column { name: n.into(), decl_type: "TEXT".into() };
+    let t = |s: &str| Value::Text(s.into());
+    let cs = Changeset {
+        origin: NodeId::parse("630000/hub").unwrap(),
+        resource: crate::data::ResourceCode::parse("renkou").unwrap(),
+        seq: 1,
+        epoch: 1,
+        columns: vec![col("id_number"), col("name"), col("name__source"), col("amount"), col("amount__source")],
+        key: vec![0],
+        changes: vec![Change::Upsert(vec![t("63252219800101001X"), t("马秀兰"), t("{}"), Value::Integer(1), t("{}")])],
+        created_at: 5,
+    };
+    let d = deliverable(&cs, &g, 1, &|k| format!("p{k}"));
+    let names: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["gdx_key", "id_number", "name", "name__source"], "amount was not granted, nor its source");
+    assert_eq!(
+        d.changes[0],
+        Change::Upsert(vec![t("p63252219800101001X"), t("632522********001X"), t("马*兰"), t("{}")])
+    );
+}
+
+#[test]
 fn working_days_skip_weekends() {
     let fri = parse_date("2026-11-27").unwrap();
     assert!(is_working_day(fri));

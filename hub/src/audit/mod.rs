@@ -237,13 +237,17 @@ impl AuditLog {
     pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AuditError> {
         let mut appended = 0;
         let mut more = Vec::new();
-        for path in {
-            let p = HubPaths::new(&self.dir);
-            [p.db(), p.catalog_db(), p.exchange_db()]
-        }
-        .iter()
-        .chain(vaults)
-        .filter(|p| p.exists())
+        let p = HubPaths::new(&self.dir);
+        // the base databases publish too (few files, read each time)
+        let mut bases: Vec<PathBuf> = std::fs::read_dir(p.bases())
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "db"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        bases.sort();
+        for path in [p.db(), p.catalog_db(), p.exchange_db()].iter().chain(&bases).chain(vaults).filter(|p| p.exists())
         {
             let (n, full) = self.collect_from(path)?;
             appended += n;

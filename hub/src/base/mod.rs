@@ -16,151 +16,28 @@
 //! transaction of `bases/NAME.db`; then it trims the log. Recomputing a key
 //! from current rows gives the same answer however often it runs, so a kill
 //! at any point loses nothing and doubles nothing.
+//!
+//! A base with a `[base.catalog]` entry is shared like any resource: this
+//! hub is its provider, and the merge publishes each pass's recomputed rows
+//! as the base's changesets, which the exchange delivers under grants, each
+//! field with a `FIELD__source` column saying where it came from
+//! (`merge`). `config` is `bases.toml`; this module opens a base's file and
+//! answers the operator's views.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use gdx_common::NodeId;
-use gdx_common::catalog::ValueKind;
-use gdx_common::catalog::kinds::check_value;
-use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
 
 use crate::store::vault::Vaults;
 
-/// Log entries taken per member per pass.
-const BATCH: i64 = 5_000;
+mod config;
+mod merge;
 
-/// `bases.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasesConfig {
-    #[serde(default, rename = "base")]
-    pub bases: Vec<BaseConfig>,
-}
-
-/// One base database.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BaseConfig {
-    /// Its name: a plain identifier (`renkou`), its file `bases/NAME.db`.
-    pub name: String,
-    /// What people call it (人口基础信息库).
-    pub title: String,
-    /// The kind of its key (公民身份号码, 统一社会信用代码, …); keys that are
-    /// not valid values of it are not merged.
-    pub key: ValueKind,
-    #[serde(rename = "member")]
-    pub members: Vec<Member>,
-    #[serde(rename = "field")]
-    pub fields: Vec<Field>,
-}
-
-/// A member resource.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Member {
-    pub node: NodeId,
-    pub resource: String,
-    /// The column holding the base's key: the resource's key column.
-    pub key: String,
-}
-
-/// A field of the base: its sources, `NODE/RESOURCE.column`, the first the
-/// authority, the others filling in, in order, when it is silent.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Field {
-    pub name: String,
-    pub from: Vec<String>,
-}
-
-/// A field's source, resolved: which member, which column.
-#[derive(Debug, Clone)]
-struct Source {
-    member: usize,
-    column: String,
-}
-
-fn plain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && !name.starts_with("_gdx")
-        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
-}
-
-impl BasesConfig {
-    /// Reads `bases.toml` in `hub_dir`; no file, no bases.
-    pub fn load(hub_dir: &Path) -> Result<Self, String> {
-        let path = hub_dir.join("bases.toml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        let config: Self =
-            toml::from_str(&text).map_err(|e| format!("{} is not valid: {}", path.display(), e.message()))?;
-        for b in &config.bases {
-            b.sources().map_err(|e| format!("{}: base {}: {e}", path.display(), b.name))?;
-        }
-        let mut names = BTreeSet::new();
-        if let Some(b) = config.bases.iter().find(|b| !names.insert(&b.name)) {
-            return Err(format!("{}: two bases are named {}", path.display(), b.name));
-        }
-        Ok(config)
-    }
-
-    /// Every member resource of every base, for the vaults' log.
-    pub fn members(&self) -> Vec<(NodeId, String)> {
-        self.bases.iter().flat_map(|b| b.members.iter().map(|m| (m.node.clone(), m.resource.clone()))).collect()
-    }
-}
-
-impl BaseConfig {
-    /// Each field's sources, resolved, or what is wrong with the declaration.
-    fn sources(&self) -> Result<Vec<Vec<Source>>, String> {
-        if !plain(&self.name) {
-            return Err("the name must be a plain identifier such as renkou".into());
-        }
-        if self.members.is_empty() || self.fields.is_empty() {
-            return Err("declare at least one [[base.member]] and one [[base.field]]".into());
-        }
-        for m in &self.members {
-            if !plain(&m.resource) || !plain(&m.key) {
-                return Err(format!("member {}/{}: resource and key must be plain names", m.node, m.resource));
-            }
-        }
-        self.fields
-            .iter()
-            .map(|f| {
-                if !plain(&f.name) || f.name == "key" {
-                    return Err(format!("field {:?} must be a plain name other than key", f.name));
-                }
-                if f.from.is_empty() {
-                    return Err(format!("field {} names no source", f.name));
-                }
-                f.from
-                    .iter()
-                    .map(|s| {
-                        let (member, column) = s.rsplit_once('.').ok_or_else(|| {
-                            format!(
-                                "field {}: source {s:?} must be NODE/RESOURCE.column, such as 630000/gongan/hukou.name",
-                                f.name
-                            )
-                        })?;
-                        let at = self
-                            .members
-                            .iter()
-                            .position(|m| format!("{}/{}", m.node, m.resource) == member)
-                            .ok_or_else(|| format!("field {}: {member} is not a [[base.member]]", f.name))?;
-                        Ok(Source { member: at, column: column.to_owned() })
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-}
+pub use config::{BaseConfig, BasesConfig, Field, Member};
+pub use merge::{Context, Merged, Publisher, merge_all, merge_once, published_columns};
 
 /// `NODE/RESOURCE`, as members are named in the base's tables.
 fn member_name(m: &Member) -> String {
@@ -173,12 +50,12 @@ fn quote(name: &str) -> String {
 
 /// The file of base `name`.
 pub fn path(hub_dir: &Path, name: &str) -> PathBuf {
-    hub_dir.join("bases").join(format!("{name}.db"))
+    crate::store::HubPaths::new(hub_dir).bases().join(format!("{name}.db"))
 }
 
 /// Opens (creating) a base's database, with a column per field.
 pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
-    let dir = hub_dir.join("bases");
+    let dir = crate::store::HubPaths::new(hub_dir).bases();
     gdx_files::create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let conn = gdx_files::open_sqlite(
         &path(hub_dir, &base.name),
@@ -194,9 +71,16 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
              key TEXT NOT NULL, field TEXT NOT NULL, a TEXT NOT NULL, a_value TEXT NOT NULL,
              b TEXT NOT NULL, b_value TEXT NOT NULL, seen_at INTEGER NOT NULL,
              PRIMARY KEY (key, field, a, b)) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS progress (member TEXT PRIMARY KEY, log_id INTEGER NOT NULL);",
+         CREATE TABLE IF NOT EXISTS progress (member TEXT PRIMARY KEY, log_id INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS todo (key TEXT PRIMARY KEY) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS stale (member TEXT PRIMARY KEY);
+         CREATE TABLE IF NOT EXISTS _gdx_resources (
+             resource TEXT PRIMARY KEY, epoch INTEGER NOT NULL, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS _gdx_changesets (
+             resource TEXT NOT NULL, seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (resource, seq));",
     )
     .map_err(|e| e.to_string())?;
+    conn.execute_batch(crate::store::outbox::OUTBOX_SQL).map_err(|e| e.to_string())?;
     let have: BTreeSet<String> = conn
         .prepare("SELECT name FROM pragma_table_info('base')")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -250,186 +134,6 @@ fn member_row(vaults: &Vaults, m: &Member, key: &str) -> Result<Option<Row>, Str
     })
     .optional()
     .map_err(|e| e.to_string())
-}
-
-/// What one merge pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Merged {
-    pub entries: usize,
-    pub keys: usize,
-}
-
-/// Takes one batch of every member's log into the base; returns what it did.
-pub fn merge_once(hub_dir: &Path, vaults: &Vaults, base: &BaseConfig, now: i64) -> Result<Merged, String> {
-    let sources = base.sources()?;
-    let mut conn = open(hub_dir, base)?;
-    let mut done = Merged::default();
-    for m in &base.members {
-        let name = member_name(m);
-        let from: i64 = conn
-            .query_row("SELECT log_id FROM progress WHERE member = ?1", [&name], |r| r.get(0))
-            .optional()
-            .map_err(|e| e.to_string())?
-            .unwrap_or(0);
-        let entries: Vec<(i64, i64, i64, Option<String>)> = {
-            let vault = vaults.open(&m.node).map_err(|e| e.to_string())?;
-            let vault = vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut stmt = vault
-                .prepare_cached(
-                    "SELECT id, seq, at, key FROM _gdx_base_log WHERE resource = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                )
-                .map_err(|e| e.to_string())?;
-            stmt.query_map(params![m.resource, from, BATCH], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .and_then(|rows| rows.collect())
-                .map_err(|e| e.to_string())?
-        };
-        let Some(last) = entries.last().map(|e| e.0) else { continue };
-        // the keys to recompute, and the member's row versions they were at
-        let mut touched: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut all = false;
-        for (_, seq, at, key) in &entries {
-            match key {
-                Some(k) => {
-                    touched.insert(k.clone(), (*seq, *at));
-                }
-                None => all = true,
-            }
-        }
-        let mut keys: BTreeSet<String> = touched.keys().cloned().collect();
-        if all {
-            // a new epoch replaced the resource: everything it gave, and everything it holds now
-            let held: Vec<String> = conn
-                .prepare("SELECT key FROM member_rows WHERE member = ?1")
-                .and_then(|mut s| s.query_map([&name], |r| r.get(0))?.collect())
-                .map_err(|e: rusqlite::Error| e.to_string())?;
-            keys.extend(held);
-        }
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
-        let exists: Vec<bool> =
-            base.members.iter().map(|mm| member_table_exists(vaults, mm)).collect::<Result<_, _>>()?;
-        for key in &keys {
-            let rows: Vec<Option<Row>> = base
-                .members
-                .iter()
-                .zip(&exists)
-                .map(|(mm, there)| if *there { member_row(vaults, mm, key) } else { Ok(None) })
-                .collect::<Result<_, _>>()?;
-            // this member's row of the key: gone, or as of the changeset that touched it
-            let mine = base.members.iter().position(|x| member_name(x) == name).and_then(|i| rows[i].as_ref());
-            match mine {
-                None => {
-                    tx.prepare_cached("DELETE FROM member_rows WHERE member = ?1 AND key = ?2")
-                        .and_then(|mut s| s.execute(params![name, key]))
-                        .map_err(|e| e.to_string())?;
-                }
-                Some(_) => {
-                    let (seq, at) = touched.get(key).copied().unwrap_or((entries[0].1, entries[0].2));
-                    tx.prepare_cached(
-                        "INSERT INTO member_rows (member, key, seq, at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(member, key) DO UPDATE SET seq = excluded.seq, at = excluded.at",
-                    )
-                    .and_then(|mut s| s.execute(params![name, key, seq, at]))
-                    .map_err(|e| e.to_string())?;
-                }
-            }
-            write_key(&tx, base, &sources, key, &rows, now)?;
-        }
-        tx.execute(
-            "INSERT INTO progress (member, log_id) VALUES (?1, ?2) ON CONFLICT(member) DO UPDATE SET log_id = excluded.log_id",
-            params![name, last],
-        )
-        .map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
-        // taken: the log may shrink (a kill before this only means reading it again)
-        if let Ok(vault) = vaults.open(&m.node) {
-            let vault = vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ =
-                vault.execute("DELETE FROM _gdx_base_log WHERE resource = ?1 AND id <= ?2", params![m.resource, last]);
-        }
-        done.entries += entries.len();
-        done.keys += keys.len();
-    }
-    Ok(done)
-}
-
-/// Writes the merged row of `key` from the members' current `rows`: each
-/// field from its authority, or the first filler holding a value; its
-/// provenance; the disagreements between its sources.
-fn write_key(
-    tx: &rusqlite::Transaction<'_>,
-    base: &BaseConfig,
-    sources: &[Vec<Source>],
-    key: &str,
-    rows: &[Option<Row>],
-    now: i64,
-) -> Result<(), String> {
-    let e = |e: rusqlite::Error| e.to_string();
-    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| tx.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(e);
-    run("DELETE FROM conflicts WHERE key = ?1", &[&key])?;
-    let valid = check_value(base.key, key, false, now.div_euclid(86_400)).is_ok();
-    if !valid || rows.iter().all(Option::is_none) {
-        run("DELETE FROM base WHERE key = ?1", &[&key])?;
-        run("DELETE FROM provenance WHERE key = ?1", &[&key])?;
-        return Ok(());
-    }
-    // the version of each member's row of the key, as merged so far
-    let versions: HashMap<String, (i64, i64)> = tx
-        .prepare_cached("SELECT member, seq, at FROM member_rows WHERE key = ?1")
-        .and_then(|mut s| s.query_map([key], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?.collect())
-        .map_err(e)?;
-    let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    for (f, srcs) in base.fields.iter().zip(sources) {
-        let found: Vec<(&Source, &rusqlite::types::Value)> = srcs
-            .iter()
-            .filter_map(|s| rows[s.member].as_ref().and_then(|r| r.get(&s.column)).map(|v| (s, v)))
-            .filter(|(_, v)| text_of(v).is_some_and(|t| !t.trim().is_empty()))
-            .collect();
-        // until a member's own log is merged, its version is not known: no provenance yet
-        let chosen = found.first().map(|(s, v)| (member_name(&base.members[s.member]), *v));
-        values.push(chosen.as_ref().map_or(rusqlite::types::Value::Null, |(_, v)| (*v).clone()));
-        match chosen.as_ref().and_then(|(m, _)| versions.get(m).map(|ver| (m, ver))) {
-            Some((m, (seq, at))) => run(
-                "INSERT OR REPLACE INTO provenance (key, field, member, seq, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                &[&key, &f.name, m, seq, at],
-            )?,
-            None => run("DELETE FROM provenance WHERE key = ?1 AND field = ?2", &[&key, &f.name])?,
-        };
-        // every pair of sources that disagree
-        for (i, (a, av)) in found.iter().enumerate() {
-            for (b, bv) in &found[i + 1..] {
-                let (at, bt) = (text_of(av).unwrap_or_default(), text_of(bv).unwrap_or_default());
-                if at.trim() != bt.trim() {
-                    let (am, bm) = (member_name(&base.members[a.member]), member_name(&base.members[b.member]));
-                    run(
-                        "INSERT OR REPLACE INTO conflicts (key, field, a, a_value, b, b_value, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        &[&key, &f.name, &am, &at, &bm, &bt, &now],
-                    )?;
-                }
-            }
-        }
-    }
-    let cols: Vec<String> = base.fields.iter().map(|f| quote(&f.name)).collect();
-    let marks: Vec<String> = (2..=cols.len() + 1).map(|i| format!("?{i}")).collect();
-    let sql = format!("INSERT OR REPLACE INTO base (key, {}) VALUES (?1, {})", cols.join(", "), marks.join(", "));
-    let mut all: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Text(key.to_owned())];
-    all.extend(values);
-    tx.prepare_cached(&sql).and_then(|mut s| s.execute(rusqlite::params_from_iter(all))).map_err(e)?;
-    Ok(())
-}
-
-/// Merges every base until their logs are read, in passes; for `gdx-hub run`.
-pub fn merge_all(hub_dir: &Path, vaults: &Vaults, config: &BasesConfig, now: i64) -> Result<usize, String> {
-    let mut total = 0;
-    for b in &config.bases {
-        loop {
-            let m = merge_once(hub_dir, vaults, b, now)?;
-            total += m.entries;
-            if m.entries == 0 {
-                break;
-            }
-        }
-    }
-    Ok(total)
 }
 
 /// A field of a merged record, with where it came from.
@@ -608,7 +312,8 @@ from = ["630000/gongan/hukou.name"]
             (GOOD.replace("hukou.name", "hunyin.name"), "630000/gongan/hunyin is not a [[base.member]]"),
             (GOOD.replace("/hukou.name", "/hukou"), "must be NODE/RESOURCE.column"),
             (GOOD.replace("name = \"renkou\"", "name = \"ren kou\""), "plain identifier"),
-            (GOOD.replace("name = \"姓名\"", "name = \"key\""), "a plain name other than key"),
+            (GOOD.replace("name = \"姓名\"", "name = \"key\""), "other than key and the key column"),
+            (GOOD.replace("name = \"姓名\"", "name = \"name__source\""), "without \"__\""),
             (GOOD.replace("公民身份号码\"", "身份证\""), "unknown variant `身份证`, expected one of"),
             (format!("{GOOD}{GOOD}"), "two bases are named renkou"),
         ];
@@ -616,5 +321,46 @@ from = ["630000/gongan/hukou.name"]
             let err = load(&text).unwrap_err();
             assert!(err.contains(want), "{want}: {err}");
         }
+    }
+
+    #[test]
+    fn a_shared_bases_entry_is_checked_against_its_columns() {
+        let hub = NodeId::parse("630000/hub").unwrap();
+        let today = 20_500; // 2026-02-16
+        let entry = |items: &str| {
+            let text = GOOD.replace(
+                "[[base.member]]",
+                &format!(
+                    r#"key_column = "id_number"
+[base.catalog]
+code = "101001/900001"
+class = "基础信息资源"
+classification = ["人口"]
+name = "人口基础信息库"
+provider_name = "青海省政务服务监督管理局"
+provider_code = "11630000MB1234562X"
+abstract = "全省人口"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "实时"
+published = "2026-01-01"
+items = [{items}]
+[[base.member]]"#
+                ),
+            );
+            load(&text).unwrap().bases[0].entry(&hub, today)
+        };
+        let key = r#"{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }"#;
+        let name = r#"{ name = "姓名", column = "姓名", data_type = "C", length = 50 }"#;
+        let e = entry(&format!("{key}, {name}")).unwrap().unwrap();
+        assert_eq!((e.provider.to_string(), e.resource.as_str()), ("630000/hub".to_owned(), "renkou"));
+        assert!(entry(name).unwrap_err().contains("declare the key as a 信息项 with column = \"id_number\""));
+        let stray = r#"{ name = "住址", column = "address", data_type = "C", length = 50 }"#;
+        let err = entry(&format!("{key}, {stray}")).unwrap_err();
+        assert!(err.contains("住址 names column \"address\", which the base does not have"), "{err}");
+        assert_eq!(load(GOOD).unwrap().bases[0].entry(&hub, today).unwrap(), None, "not shared");
     }
 }

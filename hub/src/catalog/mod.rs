@@ -556,5 +556,44 @@ pub fn accept(
     }
 }
 
+/// Publishes `entry`, provided by this hub itself (a shared base
+/// database), signed with the hub's key: a new version when it differs from
+/// the one held, nothing otherwise. Returns the version recorded, if any,
+/// or the catalogue's refusal.
+pub fn publish_own(
+    catalog: &mut Catalog,
+    entry: &CatalogEntry,
+    key: &rcgen::KeyPair,
+    chain: &[Vec<u8>],
+    now: i64,
+) -> Result<Option<u64>, String> {
+    let held = catalog.get(&entry.code, now).map_err(|e| e.to_string())?;
+    if let Some(h) = &held
+        && !h.withdrawn
+        && &h.entry == entry
+    {
+        return Ok(None);
+    }
+    let version = held.map_or(1, |h| h.version + 1);
+    let body =
+        gdx_common::catalog::encode_publication(&Publication { version, withdrawn: false, entry: entry.clone() })?;
+    let signature = pki::sign(key, &body).map_err(|e| e.to_string())?;
+    let env = SignedEntry {
+        origin: entry.provider.clone(),
+        code: entry.code.clone(),
+        version,
+        body,
+        signature,
+        signer_chain: chain.to_vec(),
+    };
+    let cert = chain.first().cloned().unwrap_or_default();
+    match accept(catalog, Ok(cert), None, env, now) {
+        Message::Catalogued(c) if c.recorded => Ok(Some(version)),
+        Message::Catalogued(c) => Err(format!("the catalogue holds version {} of {} already", c.held, entry.code)),
+        Message::CatalogRefused(r) => Err(r.reason),
+        other => Err(format!("the catalogue answered {}", other.kind())),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -243,7 +243,7 @@ impl Exchange {
     }
 
     pub(super) fn produce_one(&mut self, r: &RequestRecord) -> Result<usize, ExchangeError> {
-        let path = crate::store::vault::vault_path(&self.vault_dir, &r.provider);
+        let path = crate::store::vault::published_path(&self.vault_dir, &r.provider, r.resource.as_str());
         if !path.exists() {
             return Ok(0);
         }

@@ -145,6 +145,14 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     policy.set_hub_serials(store.hub_serials()?);
     let server_config =
         tls::hub_server_config(chain.clone(), hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
+    // the base databases, and the entries of those shared: a mistake stops the start here
+    let bases = crate::base::BasesConfig::load(dir).map_err(anyhow::Error::msg)?;
+    let mut base_entries = Vec::new();
+    for b in &bases.bases {
+        if let Some(entry) = b.entry(&config.hub_id(), now().div_euclid(86_400)).map_err(anyhow::Error::msg)? {
+            base_entries.push((b.name.clone(), entry));
+        }
+    }
     let listen: SocketAddr = config
         .listen
         .parse()
@@ -186,9 +194,21 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         accepted: std::sync::atomic::AtomicU64::new(0),
         gate: gate::Gate::default(),
     });
-    let bases = crate::base::BasesConfig::load(dir).map_err(anyhow::Error::msg)?;
     hub.vaults.set_members(bases.members());
-    let merger = tokio::spawn(merge_bases(dir.to_owned(), hub.vaults.clone(), bases));
+    let publisher = crate::base::Publisher {
+        hub: hub.config.hub_id(),
+        key: pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?,
+        chain: chain.iter().map(|c| c.to_vec()).collect(),
+    };
+    for (b, entry) in &base_entries {
+        let mut c = catalog.lock().map_err(|_| anyhow::anyhow!("the catalogue is unavailable"))?;
+        match crate::catalog::publish_own(&mut c, entry, &publisher.key, &publisher.chain, now()) {
+            Ok(Some(v)) => info!(base = %b, code = %entry.code, version = v, "base database catalogued"),
+            Ok(None) => {}
+            Err(e) => anyhow::bail!("bases.toml: base {b} cannot be catalogued as {}: {e}", entry.code),
+        }
+    }
+    let merger = tokio::spawn(merge_bases(hub.clone(), dir.to_owned(), bases, publisher));
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone()));
     let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
@@ -494,17 +514,27 @@ async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vau
     }
 }
 
-/// Turns new changesets into deliveries for every live grant, each second.
 /// Keeps the base databases merged: every half second, the member
 /// changesets applied since (`crate::base`).
-async fn merge_bases(dir: std::path::PathBuf, vaults: Arc<Vaults>, bases: crate::base::BasesConfig) {
+async fn merge_bases(
+    hub: Arc<Hub>,
+    dir: std::path::PathBuf,
+    bases: crate::base::BasesConfig,
+    publisher: crate::base::Publisher,
+) {
     if bases.bases.is_empty() {
         return;
     }
-    let bases = Arc::new(bases);
+    let shared = Arc::new((bases, publisher));
     loop {
-        let (dir, vaults, bases) = (dir.clone(), vaults.clone(), bases.clone());
-        let merged = tokio::task::spawn_blocking(move || crate::base::merge_all(&dir, &vaults, &bases, now())).await;
+        let (hub, dir, shared) = (hub.clone(), dir.clone(), shared.clone());
+        let merged = tokio::task::spawn_blocking(move || {
+            let at = now();
+            let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
+            let cx = crate::base::Context { publisher: Some(&shared.1), revoked: &revoked };
+            crate::base::merge_all(&dir, &hub.vaults, &shared.0, &cx, at)
+        })
+        .await;
         if let Ok(Err(e)) = merged {
             warn!(error = %e, "the base databases could not be merged; retrying");
         }
@@ -512,6 +542,7 @@ async fn merge_bases(dir: std::path::PathBuf, vaults: Arc<Vaults>, bases: crate:
     }
 }
 
+/// Turns new changesets into deliveries for every live grant, each second.
 async fn produce(exchange: Arc<Mutex<Exchange>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

@@ -77,6 +77,10 @@ impl HubPaths {
     pub fn vaults(&self) -> PathBuf {
         self.dir.join("vaults")
     }
+    /// The folder of the base databases' files (`crate::base`).
+    pub fn bases(&self) -> PathBuf {
+        self.dir.join("bases")
+    }
     /// Every file `init` creates, the config last.
     pub fn init_files(&self) -> [PathBuf; 6] {
         [self.ca_key(), self.ca_cert(), self.hub_key(), self.hub_cert(), self.db(), self.config()]

@@ -251,18 +251,40 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
 /// When each resource in a node's vault last changed (resource, Unix
 /// seconds); empty when it has none. Cheap: no row counts.
 pub fn last_changes(vault_dir: &Path, node: &NodeId) -> HashMap<String, i64> {
-    let path = vault_path(vault_dir, node);
-    if !path.exists() {
-        return HashMap::new();
-    }
-    let read = || -> rusqlite::Result<HashMap<String, i64>> {
-        let conn = gdx_files::open_read_only(&path)?;
+    let files: Vec<PathBuf> = match node.is_hub_id() {
+        // a hub publishes its shared base databases, one file each
+        true => std::fs::read_dir(bases_dir(vault_dir))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "db"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        false => vec![vault_path(vault_dir, node)],
+    };
+    let read = |path: &Path| -> rusqlite::Result<Vec<(String, i64)>> {
+        let conn = gdx_files::open_read_only(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mut stmt = conn.prepare("SELECT resource, updated_at FROM _gdx_resources")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     };
-    read().unwrap_or_default()
+    files.iter().filter(|p| p.exists()).flat_map(|p| read(p).unwrap_or_default()).collect()
+}
+
+/// The bases folder beside the vaults folder.
+fn bases_dir(vault_dir: &Path) -> PathBuf {
+    vault_dir.with_file_name("bases")
+}
+
+/// The file holding what `node` publishes as `resource`, in the vault
+/// layout (`_gdx_resources`, `_gdx_changesets`): its vault, or for a hub's
+/// own node the file of its base database `resource`.
+pub fn published_path(vault_dir: &Path, node: &NodeId, resource: &str) -> PathBuf {
+    match node.is_hub_id() {
+        true => bases_dir(vault_dir).join(format!("{resource}.db")),
+        false => vault_path(vault_dir, node),
+    }
 }
 
 /// Summaries of every resource in a node's vault (empty when it has none).

@@ -121,7 +121,15 @@ pub async fn requests_page(State(p): State<Arc<Portal>>, headers: HeaderMap, Raw
                 ));
             }
             None => {
-                let all: Vec<Vec<String>> = list.iter().map(|r| row(r, String::new())).collect();
+                // the operator decides for this hub's own resources (its shared base databases)
+                let operator = matches!(v.role(), Some(Role::Operator));
+                let all: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|r| {
+                        let ours = operator && r.record.provider == v.hub;
+                        row(r, if ours { decide_form(&v, r) } else { String::new() })
+                    })
+                    .collect();
                 body.push_str(&table(&head, &all, l.t("本平台还没有申请。", "No requests at this hub yet.")));
             }
         }
@@ -250,15 +258,20 @@ pub async fn decide(
             Ok(f) => f,
             Err(r) => return *r,
         };
-        let Some(me) = v.department().cloned() else {
-            return error_page(
-                StatusCode::FORBIDDEN,
-                &v,
-                v.lang.t(
-                    "只有提供数据的部门可以批准、拒绝或撤销申请。",
-                    "Only the providing department can approve, deny or revoke a request.",
-                ),
-            );
+        // a department for its own data; the operator for this hub's (exchange.decide checks the provider)
+        let me = match (v.department(), v.role()) {
+            (Some(d), _) => d.clone(),
+            (None, Some(Role::Operator)) => v.hub.clone(),
+            _ => {
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    &v,
+                    v.lang.t(
+                        "只有提供数据的部门可以批准、拒绝或撤销申请。",
+                        "Only the providing department can approve, deny or revoke a request.",
+                    ),
+                );
+            }
         };
         let reason = form.get("reason").unwrap_or_default().to_owned();
         let verdict = match form.get("verdict") {
