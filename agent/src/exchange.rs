@@ -79,6 +79,51 @@ pub fn looked_up(answer: Message) -> anyhow::Result<LookupAnswer> {
     }
 }
 
+/// What `gdx-agent within` prints of the hub's answer: each record, its
+/// geometry's area and centroid first; or JSON.
+pub fn within_report(answer: Message, json: bool) -> anyhow::Result<String> {
+    let a = match answer {
+        Message::WithinAnswer(a) => a,
+        other => anyhow::bail!("the hub answered with {}", other.kind()),
+    };
+    let rows: Vec<serde_json::Value> = a.rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    if json {
+        let all = serde_json::json!({
+            "grant": a.id, "served_by": a.served_by.to_string(), "as_of_delivery": a.as_of, "more": a.more, "records": rows,
+        });
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&all)?));
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let Some(map) = row.as_object() else { continue };
+        let text = |v: &serde_json::Value| v.as_str().map_or(v.to_string(), str::to_owned);
+        let fields: Vec<String> = map
+            .iter()
+            .filter(|(k, _)| {
+                !k.contains(gdx_common::grant::COMPANION) && k.as_str() != gdx_common::grant::PSEUDONYM_COLUMN
+            })
+            // the geometry itself (the field measured beside it) is in --json
+            .filter(|(k, _)| !map.contains_key(&format!("{k}__bbox")))
+            .map(|(k, v)| format!("{k}: {}", text(v)))
+            .collect();
+        let measured: Vec<String> = map
+            .iter()
+            .filter(|(k, _)| k.ends_with("__area_m2") || k.ends_with("__centroid"))
+            .map(|(k, v)| format!("{}: {}", k.rsplit(gdx_common::grant::COMPANION).next().unwrap_or(k), text(v)))
+            .collect();
+        out.push_str(&format!("{}   [{}]\n", fields.join(", "), measured.join(", ")));
+    }
+    out.push_str(&format!(
+        "{} record(s) (grant {}, from hub {}, as of delivery {}){}\n",
+        rows.len(),
+        a.id,
+        a.served_by,
+        a.as_of,
+        if a.more { "; more lie in the box: narrow it, or raise --limit" } else { "" }
+    ));
+    Ok(out)
+}
+
 /// The requests this agent filed or must decide.
 pub async fn requests(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<RequestRecord>> {
     match ask(dir, Message::ListRequests, timeout).await? {

@@ -153,6 +153,23 @@ enum Command {
         #[arg(long, default_value = "15s")]
         timeout: String,
     },
+    /// The records of a granted spatial resource (a base of the province)
+    /// whose geometry's box meets a box, from your hub.
+    #[command(after_help = "Example:\n  gdx-agent within --resource 106001/900001 101.70,36.55,101.85,36.70")]
+    Within {
+        /// The entry's 信息资源代码.
+        #[arg(long)]
+        resource: String,
+        /// west,south,east,north in CGCS2000 degrees (EPSG:4490).
+        bbox: String,
+        /// At most this many records (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
     /// Receive the data granted to this department now, into the received
     /// database (`gdx-agent run` does this every 2 seconds).
     #[command(after_help = "Example:\n  gdx-agent receive")]
@@ -337,6 +354,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke { id, reason, timeout } => {
             let r = decide(&cli.data, id, Decided::Revoke { reason }, &timeout)?;
             println!("revoked the grant {} of {} to {}; its deliveries and lookups stop", r.id, r.code, r.consumer);
+        }
+        Command::Within { resource, bbox, limit, json, timeout } => {
+            let q = Message::Within(gdx_common::wire::WithinQuery { code: resource, bbox, limit });
+            let answer = runtime()?.block_on(exchange::ask(&cli.data, q, secs(&timeout)?))?;
+            print!("{}", exchange::within_report(answer, json)?);
         }
         Command::Lookup { resource, key, json, timeout } => {
             let q = LookupQuery { code: resource.clone(), key: key.clone() };

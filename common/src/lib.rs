@@ -16,6 +16,7 @@ pub mod creditcode;
 pub mod data;
 pub mod division;
 pub mod generate;
+pub mod geometry;
 pub mod grant;
 pub mod idnumber;
 pub mod key;

@@ -340,6 +340,14 @@ pub fn base_show(paths: &HubPaths, name: &str, json: bool) -> anyhow::Result<()>
         cov.push(vec![f.clone(), format!("{:.1}%", share * 100.0)]);
     }
     print!("{}", gdx_common::table::render(&cov));
+    if !b.invalid.is_empty() {
+        println!("not merged, {} value(s) not what their field holds:", b.invalid.len());
+        let mut bad = vec![["MEMBER", "KEY", "FIELD", "WHY"].map(str::to_owned).to_vec()];
+        for (key, field, member, why) in &b.invalid {
+            bad.push(vec![member.clone(), key.clone(), field.clone(), why.clone()]);
+        }
+        print!("{}", gdx_common::table::render(&bad));
+    }
     Ok(())
 }
 
@@ -355,10 +363,14 @@ pub fn base_get(paths: &HubPaths, name: &str, key: &str, json: bool) -> anyhow::
         return Ok(());
     }
     let mut rows = vec![["FIELD", "VALUE", "FROM", "CHANGESET", "AT", "STALE"].map(str::to_owned).to_vec()];
+    let short = |v: &str| match v.chars().count() > 60 {
+        true => format!("{}…", v.chars().take(59).collect::<String>()),
+        false => v.to_owned(),
+    };
     for f in &fields {
         rows.push(vec![
             f.field.clone(),
-            f.value.clone().unwrap_or_else(|| "-".into()),
+            f.value.as_deref().map(short).unwrap_or_else(|| "-".into()),
             f.from.clone().unwrap_or_else(|| "-".into()),
             f.changeset.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             f.at.map(format_time).unwrap_or_else(|| "-".into()),
@@ -366,6 +378,54 @@ pub fn base_get(paths: &HubPaths, name: &str, key: &str, json: bool) -> anyhow::
         ]);
     }
     print!("{}", gdx_common::table::render(&rows));
+    for (f, m) in fields.iter().filter_map(|f| f.measures.as_ref().map(|m| (f, m))) {
+        println!("{}: {}", f.field, place_text(m));
+    }
+    Ok(())
+}
+
+/// A measured geometry in one line.
+fn place_text(m: &crate::base::Place) -> String {
+    format!(
+        "area {:.1} m² ({:.4} ha), centroid {:.6} {:.6}, box {},{},{},{}",
+        m.area_m2,
+        m.area_m2 / 10_000.0,
+        m.centroid.0,
+        m.centroid.1,
+        m.bbox.0,
+        m.bbox.1,
+        m.bbox.2,
+        m.bbox.3
+    )
+}
+
+/// `gdx-hub base within NAME BOX`: the records of a spatial base whose
+/// geometry's box meets BOX.
+pub fn base_within(paths: &HubPaths, name: &str, bbox: &str, limit: usize, json: bool) -> anyhow::Result<()> {
+    let base = base_config(paths, name)?;
+    let b = gdx_common::geometry::BBox::parse(bbox).map_err(Usage)?;
+    let (found, more) = crate::base::within(&paths.dir, &base, &b, limit).map_err(Usage)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "records": found, "more": more }))?);
+        return Ok(());
+    }
+    if found.is_empty() {
+        println!("no record of {name} lies in {b}");
+        return Ok(());
+    }
+    let mut rows = vec![["KEY", "AREA (m²)", "CENTROID", "BOX"].map(str::to_owned).to_vec()];
+    for p in &found {
+        rows.push(vec![
+            p.key.clone(),
+            format!("{:.1}", p.area_m2),
+            format!("{:.6} {:.6}", p.centroid.0, p.centroid.1),
+            format!("{:.6},{:.6},{:.6},{:.6}", p.bbox.0, p.bbox.1, p.bbox.2, p.bbox.3),
+        ]);
+    }
+    print!("{}", gdx_common::table::render(&rows));
+    if more {
+        println!("more records lie in the box; narrow it, or raise --limit");
+    }
     Ok(())
 }
 

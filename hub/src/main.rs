@@ -174,6 +174,17 @@ enum BaseCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The records of a spatial base whose geometry's box meets a box
+    /// (west,south,east,north in CGCS2000 degrees), with area and centroid.
+    #[command(after_help = "Example:\n  gdx-hub base within kongjian 101.70,36.55,101.85,36.70")]
+    Within {
+        name: String,
+        bbox: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve a request for a shared base, possibly for fewer fields or a shorter time.
     #[command(
         after_help = "Examples:\n  gdx-hub base approve 630100-3\n  gdx-hub base approve 630100-3 --fields name,marital --until 2027-06-30"
@@ -343,6 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BaseCommand::Show { name, json } => cli::base_show(&paths, &name, json),
             BaseCommand::Get { name, key, json } => cli::base_get(&paths, &name, &key, json),
             BaseCommand::Conflicts { name, json } => cli::base_conflicts(&paths, &name, json),
+            BaseCommand::Within { name, bbox, limit, json } => cli::base_within(&paths, &name, &bbox, limit, json),
             BaseCommand::Approve { id, fields, until, clear } => {
                 let until = until.as_deref().map(gdx_common::units::parse_date).transpose().map_err(cli::Usage)?;
                 let split = |s: Option<String>| s.map(|s| cli::split_list(&s));

@@ -402,3 +402,143 @@ fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_s
     let merged = province.cmd(&["audit", "list", "--kind", "merged", "--format", "jsonl"]).ok();
     assert!(merged.lines().count() >= 3 && merged.contains("630000/gongan/hukou"), "{merged}");
 }
+
+const SPATIAL: &str = r#"
+[[base]]
+name = "kongjian"
+title = "不动产宗地空间库"
+geometry = "boundary"
+crs = "EPSG:4490"
+key_column = "parcel_code"
+
+[base.catalog]
+code = "103001/900001"
+class = "基础信息资源"
+classification = ["自然资源和空间地理", "不动产"]
+name = "不动产宗地空间库"
+provider_name = "青海省政务服务监督管理局"
+provider_code = "11630000MB1234562X"
+abstract = "全省不动产宗地的界址（CGCS2000）、坐落、用途，计算面积与中心点"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "每月"
+published = "2026-12-01"
+items = [
+  { name = "宗地代码", column = "parcel_code", data_type = "C", length = 19 },
+  { name = "宗地界址", column = "boundary", data_type = "M", length = 4000, kind = "空间几何" },
+  { name = "坐落", column = "location", data_type = "C", length = 100 },
+]
+
+[[base.member]]
+node = "630000/zrzy"
+resource = "zongdi"
+key = "parcel_code"
+
+[[base.field]]
+name = "boundary"
+from = ["630000/zrzy/zongdi.boundary"]
+
+[[base.field]]
+name = "location"
+from = ["630000/zrzy/zongdi.location"]
+"#;
+
+/// A rectangle of `w` × `h` degrees from (`lon`, `lat`), as WKT.
+fn rect(lon: f64, lat: f64, w: f64, h: f64) -> String {
+    let (e, n) = (lon + w, lat + h);
+    format!("POLYGON(({lon} {lat},{e} {lat},{e} {n},{lon} {n},{lon} {lat}))")
+}
+
+#[test]
+fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant() {
+    let mut province = Hub::init("630000");
+    std::fs::write(province.dir.path().join("bases.toml"), SPATIAL).unwrap();
+    province.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let zongdi = tmp.path().join("zongdi.db");
+    let parcels = [
+        ("630102001001GB00001", rect(101.77, 36.61, 0.001, 0.001), "城西区五四大街"),
+        ("630102001001GB00002", r#"{"type":"Polygon","coordinates":[[[101.80,36.63],[101.802,36.63],[101.802,36.632],[101.80,36.632],[101.80,36.63]]]}"#.to_owned(), "城西区海湖路"),
+        ("632801001001GB00001", rect(94.90, 36.40, 0.002, 0.001), "格尔木市昆仑路"),
+        // a ring that crosses itself, and projected metres: not merged, each with its reason
+        ("630102001001GB00003", "POLYGON((101.7 36.6,101.8 36.7,101.8 36.6,101.7 36.7,101.7 36.6))".to_owned(), "城西区"),
+        ("630102001001GB00004", "POINT(431234.5 4051234.2)".to_owned(), "城西区"),
+    ];
+    table(
+        &zongdi,
+        "CREATE TABLE t (parcel_code TEXT PRIMARY KEY, boundary TEXT, location TEXT)",
+        &parcels.iter().map(|(k, g, l)| vec![(*k).to_owned(), g.clone(), (*l).to_owned()]).collect::<Vec<_>>(),
+    );
+    let zrzy = Agent::new();
+    zrzy.enroll(&province.token("630000/zrzy", "1h")).ok();
+    zrzy.add_config(&format!(
+        "[[resource]]\ncode = \"zongdi\"\nkey = [\"parcel_code\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"t\" }}\n",
+        zongdi.display()
+    ));
+    synced(&zrzy);
+
+    // measured: a 0.001° square at 36.61° N is 111.0 m × 89.4 m
+    wait_until(Duration::from_secs(20), "the parcels merged", || {
+        province.cmd(&["base", "show", "kongjian"]).stdout.contains("5 records")
+    });
+    // the two bad geometries are not merged (their records keep the rest), each with its reason
+    let show = province.cmd(&["base", "show", "kongjian"]).ok();
+    assert!(show.contains("boundary  60.0%") && show.contains("not merged, 2 value(s)"), "{show}");
+    assert!(show.contains("self-intersection") && show.contains("looks projected"), "{show}");
+    let got = province.cmd(&["base", "get", "kongjian", "630102001001GB00001", "--json"]).ok();
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    let m = &field(&got, "boundary")["measures"];
+    let area = m["area_m2"].as_f64().unwrap();
+    assert!((area - 9_925.0).abs() < 25.0, "{area}");
+    assert!((m["centroid"][0].as_f64().unwrap() - 101.7705).abs() < 1e-9, "{m}");
+    let near = province.cmd(&["base", "within", "kongjian", "101.7,36.5,101.9,36.7", "--json"]).ok();
+    let near: serde_json::Value = serde_json::from_str(&near).unwrap();
+    let keys: Vec<&str> = near["records"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["630102001001GB00001", "630102001001GB00002"]);
+    let bad_box = province.cmd(&["base", "within", "kongjian", "101.9,36.5,101.7,36.7"]);
+    assert_eq!(bad_box.code, 2, "{}", bad_box.stderr);
+    assert!(bad_box.stderr.contains("is not a box: write west,south,east,north"), "{}", bad_box.stderr);
+
+    // a department with a grant asks its hub for the parcels in a box, each with area and centroid
+    let consumer = Agent::new();
+    consumer.enroll(&province.token("630000/fgw", "1h")).ok();
+    let filed = consumer
+        .cmd(&[
+            "request",
+            "--resource",
+            "103001/900001",
+            "--fields",
+            "宗地代码,宗地界址,坐落",
+            "--purpose",
+            "项目选址",
+            "--json",
+        ])
+        .ok();
+    assert!(filed.contains("Granted"), "a base resource is shared unconditionally: {filed}");
+    let ask = |bbox: &str| consumer.cmd(&["within", "--resource", "103001/900001", bbox, "--json"]);
+    wait_until(Duration::from_secs(30), "the parcels delivered to the hub's copy", || {
+        ask("101.7,36.5,101.9,36.7").code == 0
+    });
+    let found: serde_json::Value = serde_json::from_str(&ask("101.7,36.5,101.9,36.7").ok()).unwrap();
+    let records = found["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{found}");
+    assert_eq!(records[0]["parcel_code"], "630102001001GB00001");
+    assert!((records[0]["boundary__area_m2"].as_f64().unwrap() - area).abs() < 1e-6);
+    assert_eq!(records[0]["boundary__source"].as_str().map(|s| s.contains("630000/zrzy/zongdi")), Some(true));
+    let golmud: serde_json::Value = serde_json::from_str(&ask("94,36,95,37").ok()).unwrap();
+    assert_eq!(golmud["records"][0]["location"], "格尔木市昆仑路");
+    let table = consumer.cmd(&["within", "--resource", "103001/900001", "94,36,95,37"]).ok();
+    assert!(table.contains("location: 格尔木市昆仑路") && table.contains("area_m2: "), "{table}");
+    let nothing = consumer.cmd(&["within", "--resource", "103001/900001", "80,30,81,31"]).ok();
+    assert!(nothing.contains("0 record(s)"), "{nothing}");
+    // a department without a grant gets nothing
+    let other = Agent::new();
+    other.enroll(&province.token("630000/jiaotong", "1h")).ok();
+    let refused = other.cmd(&["within", "--resource", "103001/900001", "101.7,36.5,101.9,36.7"]);
+    assert!(refused.code != 0 && refused.stderr.contains("holds no grant for 103001/900001"), "{}", refused.stderr);
+    let logged = province.cmd(&["audit", "list", "--kind", "lookup", "--format", "jsonl"]).ok();
+    assert!(logged.contains("\"bbox\":\"94,36,95,37\""), "{logged}");
+}

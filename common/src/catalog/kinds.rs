@@ -101,6 +101,7 @@ pub fn check_value(kind: ValueKind, text: &str, legacy_ids: bool, today: i64) ->
             }
             Ok(plain(t.to_owned()))
         }
+        ValueKind::Geometry => crate::geometry::parse(t).map(|_| plain(t.to_owned())),
     }
 }
 

@@ -125,6 +125,9 @@ labelled!(
         Date = "日期" / "date",
         Mobile = "手机号码" / "mobile",
         Postcode = "邮政编码" / "postcode",
+        /// A geometry in WKT or GeoJSON, CGCS2000 longitude and latitude
+        /// ([`crate::geometry`]).
+        Geometry = "空间几何" / "geometry",
     }
 );
 

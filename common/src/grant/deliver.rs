@@ -8,10 +8,16 @@ use crate::data::{Change, Changeset, Column, Value};
 /// The column that addresses delivered rows when a key column is masked.
 pub const PSEUDONYM_COLUMN: &str = "gdx_key";
 
-/// The suffix of a column that tells where the column before it came from
-/// (`name__source` beside `name`, in a base database's changesets): it
-/// travels whenever that column does, and is never masked.
+/// The suffix of the column that tells where a field of a hub's base
+/// database came from (`name__source` beside `name`): it travels whenever
+/// its field does, and is never masked.
 pub const PROVENANCE_SUFFIX: &str = "__source";
+
+/// What joins a field to its companion columns in a hub's base database
+/// (`parcel__source`, `parcel__area_m2`, `parcel__bbox`). Only changesets a
+/// hub publishes (origin `DIVISION/hub`) have companions; in a department's
+/// changeset `a__b` is a column like any other.
+pub const COMPANION: &str = "__";
 
 /// The part of changeset `cs` that `record` lets travel, numbered `n`: the
 /// granted columns, the sensitive ones masked; every other column stays
@@ -21,9 +27,12 @@ pub const PROVENANCE_SUFFIX: &str = "__source";
 /// value without the key leaving the vault.
 pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64, pseudonym: &dyn Fn(&str) -> String) -> Changeset {
     let has = |list: &[String], name: &str| list.iter().any(|c| c.eq_ignore_ascii_case(name));
-    let granted = |name: &str| match name.strip_suffix(PROVENANCE_SUFFIX) {
-        Some(of) if !of.is_empty() => has(&record.columns, of),
-        _ => has(&record.columns, name),
+    // a companion travels with its field: its source always, what is computed of it only in clear
+    let companions = cs.origin.is_hub_id();
+    let granted = |name: &str| match name.split_once(COMPANION).filter(|(of, _)| companions && !of.is_empty()) {
+        Some((of, _)) if name.ends_with(PROVENANCE_SUFFIX) => has(&record.columns, of),
+        Some((of, _)) => has(&record.columns, of) && !has(&record.masked, of),
+        None => has(&record.columns, name),
     };
     let keep: Vec<usize> = (0..cs.columns.len()).filter(|i| granted(&cs.columns[*i].name)).collect();
     let masked: Vec<bool> = keep.iter().map(|i| has(&record.masked, &cs.columns[*i].name)).collect();

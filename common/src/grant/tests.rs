@@ -383,18 +383,44 @@ fn a_fields_provenance_travels_with_it_in_clear_and_never_alone() {
         resource: crate::data::ResourceCode::parse("renkou").unwrap(),
         seq: 1,
         epoch: 1,
-        columns: vec![col("id_number"), col("name"), col("name__source"), col("amount"), col("amount__source")],
+        columns: vec![
+            col("id_number"),
+            col("name"),
+            col("name__source"),
+            col("name__length"),
+            col("amount"),
+            col("amount__source"),
+        ],
         key: vec![0],
-        changes: vec![Change::Upsert(vec![t("63252219800101001X"), t("马秀兰"), t("{}"), Value::Integer(1), t("{}")])],
+        changes: vec![Change::Upsert(vec![
+            t("63252219800101001X"),
+            t("马秀兰"),
+            t("{}"),
+            Value::Integer(3),
+            Value::Integer(1),
+            t("{}"),
+        ])],
         created_at: 5,
     };
     let d = deliverable(&cs, &g, 1, &|k| format!("p{k}"));
     let names: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["gdx_key", "id_number", "name", "name__source"], "amount was not granted, nor its source");
+    assert_eq!(
+        names,
+        ["gdx_key", "id_number", "name", "name__source"],
+        "amount was not granted, nor its source; what is computed of a masked name stays behind"
+    );
     assert_eq!(
         d.changes[0],
         Change::Upsert(vec![t("p63252219800101001X"), t("632522********001X"), t("马*兰"), t("{}")])
     );
+    // in the clear, the computed companion travels too
+    g.masked.clear();
+    let names: Vec<String> = deliverable(&cs, &g, 2, &|k| k.to_owned()).columns.into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["id_number", "name", "name__source", "name__length"]);
+    // a department's changeset has no companions: a__b is a column like any other
+    let dept = Changeset { origin: NodeId::parse("630000/minzheng").unwrap(), ..cs };
+    let names: Vec<String> = deliverable(&dept, &g, 3, &|k| k.to_owned()).columns.into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["id_number", "name"]);
 }
 
 #[test]

@@ -97,6 +97,11 @@ pub enum Message {
     Quality(QualityReport),
     /// The hub recorded the report of this resource made at this time.
     QualityNoted(QualityNoted),
+    /// Consumer agent → its hub: the records of a spatial resource whose
+    /// bounding box meets a box, under a grant.
+    Within(WithinQuery),
+    /// The records found.
+    WithinAnswer(WithinAnswer),
 }
 
 impl Message {
@@ -139,6 +144,8 @@ impl Message {
             Message::CosignFrom(_) => "CosignFrom",
             Message::Quality(_) => "Quality",
             Message::QualityNoted(_) => "QualityNoted",
+            Message::Within(_) => "Within",
+            Message::WithinAnswer(_) => "WithinAnswer",
         }
     }
 }
@@ -210,6 +217,29 @@ pub struct LookupQuery {
     pub code: String,
     /// The key's values, in key order, as text.
     pub key: Vec<String>,
+}
+
+/// A bounding-box query: the records of `code` whose geometry's box meets
+/// `bbox` (`west,south,east,north` in CGCS2000 degrees), at most `limit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithinQuery {
+    /// 信息资源代码.
+    pub code: String,
+    pub bbox: String,
+    pub limit: u32,
+}
+
+/// The answer to a bounding-box query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithinAnswer {
+    /// The grant it was answered under.
+    pub id: String,
+    /// JSON objects of the granted (and masked) columns, by key.
+    pub rows: Vec<String>,
+    /// More records meet the box than the limit let through.
+    pub more: bool,
+    pub served_by: NodeId,
+    pub as_of: u64,
 }
 
 /// The answer to a lookup.

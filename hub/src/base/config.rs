@@ -25,8 +25,10 @@ pub struct BaseConfig {
     /// What people call it (人口基础信息库).
     pub title: String,
     /// The kind of its key (公民身份号码, 统一社会信用代码, …); keys that are
-    /// not valid values of it are not merged.
-    pub key: ValueKind,
+    /// not valid values of it are not merged. Absent: any key (a parcel
+    /// code, say, for which no national check is built in).
+    #[serde(default)]
+    pub key: Option<ValueKind>,
     #[serde(rename = "member")]
     pub members: Vec<Member>,
     #[serde(rename = "field")]
@@ -35,6 +37,15 @@ pub struct BaseConfig {
     /// absent), such as `id_number`.
     #[serde(default)]
     pub key_column: Option<String>,
+    /// The field holding each record's geometry, for a spatial base: WKT or
+    /// GeoJSON in CGCS2000 (EPSG:4490), checked, measured (area, centroid,
+    /// bounding box) and indexed for box queries.
+    #[serde(default)]
+    pub geometry: Option<String>,
+    /// The reference system a spatial base declares; only `EPSG:4490`
+    /// (CGCS2000) is kept.
+    #[serde(default)]
+    pub crs: Option<String>,
     /// The base's catalogue entry, when it is shared: the fields of a
     /// department's entry (docs/catalogue.md), provider and resource left
     /// out (this hub and the base's name); its 信息项 name `key_column` and
@@ -154,6 +165,20 @@ impl BaseConfig {
         }
         if !plain(self.key_column()) || self.key_column().contains("__") {
             return Err("key_column must be a plain name without \"__\", such as id_number".into());
+        }
+        if let Some(g) = &self.geometry
+            && !self.fields.iter().any(|f| &f.name == g)
+        {
+            return Err(format!("geometry = {g:?} names no [[base.field]]"));
+        }
+        match (&self.geometry, self.crs.as_deref()) {
+            (Some(_), None | Some("EPSG:4490")) | (None, None) => {}
+            (Some(_), Some(other)) => {
+                return Err(format!(
+                    "crs = {other:?}: a spatial base keeps CGCS2000 geographic coordinates, crs = \"EPSG:4490\"; transform the members' geometries at the source"
+                ));
+            }
+            (None, Some(_)) => return Err("crs is declared but no geometry field; add geometry = \"FIELD\"".into()),
         }
         for m in &self.members {
             if !plain(&m.resource) || !plain(&m.key) {

@@ -26,6 +26,11 @@ use super::config::{BaseConfig, BasesConfig, Source};
 use super::{Row, member_name, member_row, member_table_exists, open, quote, text_of};
 use crate::store::vault::Vaults;
 
+/// What a spatial base publishes beside its geometry field: the geodesic
+/// area in square metres, the centroid (WKT point) and the bounding box
+/// (`west,south,east,north`), which box queries at the consumer's hub use.
+const MEASURE_COLUMNS: [(&str, &str); 3] = [("__area_m2", "REAL"), ("__centroid", "TEXT"), ("__bbox", "TEXT")];
+
 /// Log entries (or queued keys) taken per member per pass.
 const BATCH: i64 = 5_000;
 
@@ -285,10 +290,14 @@ fn write_key(
 ) -> Result<Option<Change>, String> {
     let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| tx.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(db);
     run("DELETE FROM conflicts WHERE key = ?1", &[&key])?;
-    let valid = check_value(base.key, key, false, now.div_euclid(86_400)).is_ok();
+    let valid = base.key.is_none_or(|kind| check_value(kind, key, false, now.div_euclid(86_400)).is_ok());
     if !valid || rows.iter().all(Option::is_none) {
         let held = run("DELETE FROM base WHERE key = ?1", &[&key])?;
         run("DELETE FROM provenance WHERE key = ?1", &[&key])?;
+        run("DELETE FROM invalid WHERE key = ?1", &[&key])?;
+        if base.geometry.is_some() {
+            set_spatial(tx, key, None)?;
+        }
         return Ok((held > 0).then(|| Change::Delete(vec![Value::Text(key.to_owned())])));
     }
     // the version of each member's row of the key, as merged so far
@@ -305,7 +314,26 @@ fn write_key(
             .filter(|(_, v)| text_of(v).is_some_and(|t| !t.trim().is_empty()))
             .collect();
         // until a member's own log is merged, its version is not known: no provenance yet
-        let chosen = found.first().map(|(s, v)| (member_name(&base.members[s.member]), *v));
+        let mut chosen = found.first().map(|(s, v)| (member_name(&base.members[s.member]), *v));
+        // a spatial base's geometry: checked and measured, or not merged
+        let geometry = base.geometry.as_deref() == Some(f.name.as_str());
+        let mut measures = None;
+        if geometry {
+            run("DELETE FROM invalid WHERE key = ?1 AND field = ?2", &[&key, &f.name])?;
+            if let Some((m, v)) = &chosen {
+                match gdx_common::geometry::parse(&text_of(v).unwrap_or_default()) {
+                    Ok(g) => measures = Some(gdx_common::geometry::measure(&g)),
+                    Err(why) => {
+                        run(
+                            "INSERT INTO invalid (key, field, member, reason) VALUES (?1, ?2, ?3, ?4)",
+                            &[&key, &f.name, m, &why],
+                        )?;
+                        chosen = None;
+                    }
+                }
+            }
+            set_spatial(tx, key, measures.as_ref())?;
+        }
         let value = chosen.as_ref().map_or(rusqlite::types::Value::Null, |(_, v)| (*v).clone());
         published.push(to_value(&value));
         values.push(value);
@@ -324,6 +352,16 @@ fn write_key(
             }
         };
         published.push(note);
+        if geometry {
+            published.extend(match measures {
+                Some(m) => [
+                    Value::Real(m.area_m2),
+                    Value::Text(format!("POINT({} {})", m.centroid.0, m.centroid.1)),
+                    Value::Text(m.bbox.to_string()),
+                ],
+                None => [Value::Null, Value::Null, Value::Null],
+            });
+        }
         // every pair of sources that disagree
         for (i, (a, av)) in found.iter().enumerate() {
             for (b, bv) in &found[i + 1..] {
@@ -347,6 +385,31 @@ fn write_key(
     Ok(Some(Change::Upsert(published)))
 }
 
+/// Keeps a record's measures and its place in the box index.
+fn set_spatial(tx: &Transaction<'_>, key: &str, m: Option<&gdx_common::geometry::Measures>) -> Result<(), String> {
+    let id: Option<i64> = tx
+        .prepare_cached("SELECT id FROM spatial WHERE key = ?1")
+        .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+        .map_err(db)?;
+    if let Some(id) = id {
+        tx.prepare_cached("DELETE FROM spatial_index WHERE id = ?1").and_then(|mut s| s.execute([id])).map_err(db)?;
+        tx.prepare_cached("DELETE FROM spatial WHERE id = ?1").and_then(|mut s| s.execute([id])).map_err(db)?;
+    }
+    if let Some(m) = m {
+        let b = m.bbox;
+        tx.prepare_cached(
+            "INSERT INTO spatial (key, west, south, east, north, area_m2, cx, cy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut s| s.execute(params![key, b.west, b.south, b.east, b.north, m.area_m2, m.centroid.0, m.centroid.1]))
+        .map_err(db)?;
+        let id = tx.last_insert_rowid();
+        tx.prepare_cached("INSERT INTO spatial_index (id, west, east, south, north) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut s| s.execute(params![id, b.west, b.east, b.south, b.north]))
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
 fn to_value(v: &rusqlite::types::Value) -> Value {
     use rusqlite::types::Value as V;
     match v {
@@ -362,11 +425,15 @@ fn to_value(v: &rusqlite::types::Value) -> Value {
 pub fn published_columns(base: &BaseConfig) -> Vec<Column> {
     let column = |name: String, decl: &str| Column { name, decl_type: decl.to_owned() };
     std::iter::once(column(base.key_column().to_owned(), "TEXT"))
-        .chain(
-            base.fields
-                .iter()
-                .flat_map(|f| [column(f.name.clone(), ""), column(format!("{}{PROVENANCE_SUFFIX}", f.name), "TEXT")]),
-        )
+        .chain(base.fields.iter().flat_map(|f| {
+            let mut cols = vec![column(f.name.clone(), ""), column(format!("{}{PROVENANCE_SUFFIX}", f.name), "TEXT")];
+            if base.geometry.as_deref() == Some(f.name.as_str()) {
+                for (suffix, decl) in MEASURE_COLUMNS {
+                    cols.push(column(format!("{}{suffix}", f.name), decl));
+                }
+            }
+            cols
+        }))
         .collect()
 }
 

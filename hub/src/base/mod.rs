@@ -28,7 +28,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use gdx_common::NodeId;
-use rusqlite::{Connection, OptionalExtension};
+use gdx_common::geometry::BBox;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::store::vault::Vaults;
@@ -77,7 +78,15 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
          CREATE TABLE IF NOT EXISTS _gdx_resources (
              resource TEXT PRIMARY KEY, epoch INTEGER NOT NULL, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
          CREATE TABLE IF NOT EXISTS _gdx_changesets (
-             resource TEXT NOT NULL, seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (resource, seq));",
+             resource TEXT NOT NULL, seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (resource, seq));
+         CREATE TABLE IF NOT EXISTS invalid (
+             key TEXT NOT NULL, field TEXT NOT NULL, member TEXT NOT NULL, reason TEXT NOT NULL,
+             PRIMARY KEY (key, field)) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS spatial (
+             id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+             west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL,
+             area_m2 REAL NOT NULL, cx REAL NOT NULL, cy REAL NOT NULL);
+         CREATE VIRTUAL TABLE IF NOT EXISTS spatial_index USING rtree(id, west, east, south, north);",
     )
     .map_err(|e| e.to_string())?;
     conn.execute_batch(crate::store::outbox::OUTBOX_SQL).map_err(|e| e.to_string())?;
@@ -147,6 +156,55 @@ pub struct FieldValue {
     pub at: Option<i64>,
     /// Its department's certificates are all revoked: the value is no longer kept current.
     pub stale: bool,
+    /// For a spatial base's geometry: its area, centroid and box.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measures: Option<Place>,
+}
+
+/// A record's geometry, measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Place {
+    pub key: String,
+    pub area_m2: f64,
+    /// Longitude and latitude.
+    pub centroid: (f64, f64),
+    /// West, south, east, north.
+    pub bbox: (f64, f64, f64, f64),
+}
+
+fn place_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Place> {
+    Ok(Place {
+        key: r.get(0)?,
+        area_m2: r.get(5)?,
+        centroid: (r.get(6)?, r.get(7)?),
+        bbox: (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+    })
+}
+
+const PLACE_COLUMNS: &str = "key, west, south, east, north, area_m2, cx, cy";
+
+/// The records of a spatial base whose geometry's box meets `bbox`, by key,
+/// at most `limit`; true in second place when there are more.
+pub fn within(hub_dir: &Path, base: &BaseConfig, bbox: &BBox, limit: usize) -> Result<(Vec<Place>, bool), String> {
+    if base.geometry.is_none() {
+        return Err(format!("base {} is not spatial: it declares no geometry field", base.name));
+    }
+    let conn = open(hub_dir, base)?;
+    // the R-tree holds boxes rounded outwards; the exact box decides
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {PLACE_COLUMNS} FROM spatial WHERE id IN
+               (SELECT id FROM spatial_index WHERE west <= ?3 AND east >= ?1 AND south <= ?4 AND north >= ?2)
+             AND west <= ?3 AND east >= ?1 AND south <= ?4 AND north >= ?2 ORDER BY key LIMIT ?5"
+        ))
+        .map_err(|e| e.to_string())?;
+    let mut found: Vec<Place> = stmt
+        .query_map(params![bbox.west, bbox.south, bbox.east, bbox.north, limit as i64 + 1], place_of)
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    let more = found.len() > limit;
+    found.truncate(limit);
+    Ok((found, more))
 }
 
 /// One record of a base, field by field; `store` (`hub.db`) tells which
@@ -184,6 +242,13 @@ pub fn get(
                 .optional()
                 .map_err(|e| e.to_string())?;
             let stale = prov.as_ref().is_some_and(|(m, _, _)| revoked(m));
+            let measures = match base.geometry.as_deref() == Some(f.name.as_str()) {
+                true => conn
+                    .query_row(&format!("SELECT {PLACE_COLUMNS} FROM spatial WHERE key = ?1"), [key], place_of)
+                    .optional()
+                    .map_err(|e| e.to_string())?,
+                false => None,
+            };
             Ok(FieldValue {
                 field: f.name.clone(),
                 value: text_of(&v),
@@ -191,6 +256,7 @@ pub fn get(
                 changeset: prov.as_ref().map(|p| p.1),
                 at: prov.as_ref().map(|p| p.2),
                 stale,
+                measures,
             })
         })
         .collect::<Result<_, String>>()
@@ -209,6 +275,9 @@ pub struct Summary {
     /// Per field: the share of records holding a value (0 to 1).
     pub coverage: Vec<(String, f64)>,
     pub conflicts: i64,
+    /// Values not merged because they are not what their field holds (a
+    /// spatial base's geometries), with the member and the reason.
+    pub invalid: Vec<(String, String, String, String)>,
 }
 
 pub fn summary(hub_dir: &Path, base: &BaseConfig) -> Result<Summary, String> {
@@ -237,14 +306,19 @@ pub fn summary(hub_dir: &Path, base: &BaseConfig) -> Result<Summary, String> {
         })
         .collect::<Result<_, String>>()?;
     let conflicts: i64 = conn.query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0)).map_err(e)?;
+    let invalid = conn
+        .prepare("SELECT key, field, member, reason FROM invalid ORDER BY member, key LIMIT 100")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+        .map_err(e)?;
     Ok(Summary {
         name: base.name.clone(),
         title: base.title.clone(),
-        key: base.key.to_string(),
+        key: base.key.map_or_else(|| "-".to_owned(), |k| k.to_string()),
         records,
         members,
         coverage,
         conflicts,
+        invalid,
     })
 }
 

@@ -82,14 +82,14 @@ impl Exchange {
         Ok(true)
     }
 
-    /// One record of grant's copy kept here, for `consumer` attached here.
-    pub fn lookup(
+    /// The live grant `consumer` (attached here) holds for `code`, within its
+    /// lookups per minute, and the delivery its copy here is at; or why not.
+    fn admit(
         &mut self,
         consumer: &NodeId,
         code: &str,
-        key: &[String],
         now: i64,
-    ) -> Result<Result<wire::LookupAnswer, String>, ExchangeError> {
+    ) -> Result<Result<(RequestRecord, i64), String>, ExchangeError> {
         let mine = self.records_where("consumer = ?1", &consumer.to_string())?;
         let of_code: Vec<&RequestRecord> = mine.iter().filter(|r| r.code == code).collect();
         let Some(r) = of_code.iter().find(|r| r.is_live(now)).or(of_code.first()) else {
@@ -97,6 +97,7 @@ impl Exchange {
                 "{consumer} holds no grant for {code}; file a request with `gdx-agent request --resource {code} --fields … --purpose …`"
             )));
         };
+        let r = (*r).clone();
         if let Some(why) = r.refusal(now) {
             return Ok(Err(why));
         }
@@ -112,7 +113,7 @@ impl Exchange {
                 audit(
                     &self.conn,
                     "lookup",
-                    r,
+                    &r,
                     serde_json::json!({
                         "consumer": consumer.to_string(), "refused": "rate limit", "limit_per_minute": self.lookup_limit,
                     }),
@@ -135,6 +136,76 @@ impl Exchange {
                 r.id
             )));
         }
+        Ok(Ok((r, as_of)))
+    }
+
+    /// The records of grant's copy kept here whose geometry's box meets
+    /// `bbox`, for `consumer` attached here; at most `limit` (1 to 1,000).
+    pub fn within(
+        &mut self,
+        consumer: &NodeId,
+        code: &str,
+        bbox: &str,
+        limit: u32,
+        now: i64,
+    ) -> Result<Result<wire::WithinAnswer, String>, ExchangeError> {
+        let b = match gdx_common::geometry::BBox::parse(bbox) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (r, as_of) = match self.admit(consumer, code, now)? {
+            Ok(x) => x,
+            Err(why) => return Ok(Err(why)),
+        };
+        let limit = limit.clamp(1, 1_000);
+        let mut rows: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT p.row FROM replica_box b JOIN replica p ON p.grant_id = b.grant_id AND p.key = b.key
+                 WHERE b.grant_id = ?1 AND b.west <= ?4 AND b.east >= ?2 AND b.south <= ?5 AND b.north >= ?3
+                 ORDER BY b.key LIMIT ?6",
+            )?
+            .query_map(params![r.id, b.west, b.south, b.east, b.north, limit as i64 + 1], |x| x.get(0))?
+            .collect::<Result<_, _>>()?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        if rows.is_empty() && !self.spatial(&r.id)? {
+            return Ok(Err(format!(
+                "{code} holds no geometries under grant {}: a box query needs a spatial resource whose geometry field is granted in clear",
+                r.id
+            )));
+        }
+        audit(
+            &self.conn,
+            "lookup",
+            &r,
+            serde_json::json!({ "consumer": consumer.to_string(), "bbox": b.to_string(), "found": rows.len(), "more": more }),
+        )?;
+        Ok(Ok(wire::WithinAnswer { id: r.id.clone(), rows, more, served_by: self.hub.clone(), as_of: as_of as u64 }))
+    }
+
+    /// True when grant's copy kept here holds any geometry's box.
+    fn spatial(&self, grant: &str) -> Result<bool, ExchangeError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", [grant], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// One record of grant's copy kept here, for `consumer` attached here.
+    pub fn lookup(
+        &mut self,
+        consumer: &NodeId,
+        code: &str,
+        key: &[String],
+        now: i64,
+    ) -> Result<Result<wire::LookupAnswer, String>, ExchangeError> {
+        let (r, as_of) = match self.admit(consumer, code, now)? {
+            Ok(x) => x,
+            Err(why) => return Ok(Err(why)),
+        };
+        let r = &r;
         // Rows travel under their key, or under its pseudonym when the key is
         // masked: then only the pseudonym finds them, and a real key finds
         // nothing, so that lookups cannot tell which real keys exist.
@@ -363,14 +434,29 @@ pub(super) fn apply_to_replica(
 ) -> Result<(), ExchangeError> {
     if replace {
         tx.execute("DELETE FROM replica WHERE grant_id = ?1", [grant_id])?;
+        tx.execute("DELETE FROM replica_box WHERE grant_id = ?1", [grant_id])?;
     }
     let mut upsert = tx.prepare_cached("INSERT OR REPLACE INTO replica (grant_id, key, row) VALUES (?1, ?2, ?3)")?;
     let mut delete = tx.prepare_cached("DELETE FROM replica WHERE grant_id = ?1 AND key = ?2")?;
+    let mut boxed = tx.prepare_cached(
+        "INSERT OR REPLACE INTO replica_box (grant_id, key, west, south, east, north) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut unboxed = tx.prepare_cached("DELETE FROM replica_box WHERE grant_id = ?1 AND key = ?2")?;
+    // a spatial base's geometry travels with its box (FIELD__bbox), which box queries use
+    let bbox_at = cs.columns.iter().position(|c| c.name.ends_with(BBOX_SUFFIX));
     for c in &cs.changes {
         let key = grant::key_text(&cs.key_of(c));
+        unboxed.execute(params![grant_id, key])?;
         match c {
             gdx_common::data::Change::Upsert(row) => {
                 upsert.execute(params![grant_id, key, grant::row_json(&cs.columns, row).to_string()])?;
+                let b = bbox_at.and_then(|i| match &row[i] {
+                    gdx_common::data::Value::Text(t) => gdx_common::geometry::BBox::parse(t).ok(),
+                    _ => None,
+                });
+                if let Some(b) = b {
+                    boxed.execute(params![grant_id, key, b.west, b.south, b.east, b.north])?;
+                }
             }
             gdx_common::data::Change::Delete(_) => {
                 delete.execute(params![grant_id, key])?;
@@ -379,6 +465,9 @@ pub(super) fn apply_to_replica(
     }
     Ok(())
 }
+
+/// The suffix of the column carrying a geometry's bounding box.
+const BBOX_SUFFIX: &str = "__bbox";
 
 /// True when `key` has the form of a [`pseudonym`]: 32 lowercase hex digits.
 fn is_pseudonym(key: &str) -> bool {

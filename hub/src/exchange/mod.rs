@@ -155,6 +155,14 @@ impl Exchange {
                 row      TEXT NOT NULL,
                 PRIMARY KEY (grant_id, key)
             ) WITHOUT ROWID;
+            -- and the bounding box of each delivered geometry, for box queries
+            CREATE TABLE IF NOT EXISTS replica_box (
+                grant_id TEXT NOT NULL,
+                key      TEXT NOT NULL,
+                west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL,
+                PRIMARY KEY (grant_id, key)
+            ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS replica_box_west ON replica_box (grant_id, west);
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;

@@ -144,7 +144,8 @@ impl Hub {
                     | Message::ListRequests
                     | Message::Decide(_)
                     | Message::Fetch(_)
-                    | Message::Lookup(_)),
+                    | Message::Lookup(_)
+                    | Message::Within(_)),
                 )) if role == Role::Agent => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.exchange_ask(&node, m)])
@@ -301,6 +302,7 @@ impl Hub {
                 .map(|r| r.map(|r| Message::RequestAnswer(Box::new(r.for_agent())))),
             Message::Fetch(f) => x.fetch(node, &f.id, f.after, now).map(|r| r.map(Message::Deliveries)),
             Message::Lookup(q) => x.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
+            Message::Within(q) => x.within(node, &q.code, &q.bbox, q.limit, now).map(|r| r.map(Message::WithinAnswer)),
             _ => return internal("not an exchange request"),
         };
         match answer {
