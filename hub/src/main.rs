@@ -134,7 +134,7 @@ enum Command {
     )]
     Base(BaseCommand),
     /// Run a small province on this machine: the province hub, two prefecture
-    /// hubs, eighteen department agents at three levels, their data and catalogue.
+    /// hubs, nineteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo {
         /// Keep the demo's hubs and agents in this directory (new or empty)

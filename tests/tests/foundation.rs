@@ -354,7 +354,7 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     let dir = tempfile::tempdir().unwrap();
     let mut demo = gdx_tests::Proc::start("gdx-hub", &["demo"], dir.path().join("demo.log"));
     wait_until(Duration::from_secs(60), "the demo reports its agents connected", || {
-        demo.output().contains("18 of 18 agents connected")
+        demo.output().contains("19 of 19 agents connected")
     });
     wait_until(Duration::from_secs(60), "the demo shows its resources synced", || {
         demo.output().contains("Where to look")
@@ -365,7 +365,10 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         |res: &str| out.lines().find(|l| l.contains(res) && l.starts_with("630000/")).unwrap_or_default().to_owned();
     assert!(line(" hukou ").contains(" 300 "), "{out}");
     assert!(line(" dibao ").contains(" 120 "), "{out}");
-    assert!(out.contains("21 entries"), "five base and sixteen theme and department entries: {out}");
+    assert!(
+        out.contains("26 entries"),
+        "seven base and sixteen theme and department entries, and the province's three base databases: {out}"
+    );
     for hub in ["prefecture hub 630100/hub", "prefecture hub 632500/hub"] {
         assert!(out.contains(hub), "{hub}: {out}");
     }
@@ -377,8 +380,18 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         out.lines().any(|l| l.starts_with("630100/zrgh") && l.contains(" zongdi ") && l.contains(" 150 ")),
         "西宁's base resource was forwarded to the province: {out}"
     );
-    for base in ["人口基本信息", "法人单位基本信息", "不动产宗地信息", "行政许可和行政处罚信用信息", "电子证照目录信息"]
-    {
+    for base in [
+        "人口基本信息",
+        "法人单位基本信息",
+        "社会组织登记信息",
+        "事业单位登记信息",
+        "不动产宗地信息",
+        "行政许可和行政处罚信用信息",
+        "电子证照目录信息",
+        "人口基础信息库",
+        "法人单位基础信息库",
+        "不动产宗地空间库",
+    ] {
         assert!(out.lines().any(|l| l.contains(base) && l.contains("基础")), "{base}: {out}");
     }
     // controlled exchange across prefectures: the request, the narrowed approval, masked delivered rows
@@ -417,6 +430,26 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
         let show: serde_json::Value = serde_json::from_str(&show).unwrap();
         show["records"] == 380 && show["conflicts"] == 1
     });
+    // the legal-person base: 市场监管's 200 enterprises, 民政's 60 social organisations, 编办's 80 institutions;
+    // the spatial base: 西宁's 150 parcels, every boundary valid and measured
+    wait_until(Duration::from_secs(30), "the legal-person and spatial bases are merged", || {
+        let records = |name: &str| {
+            let show = gdx_tests::run("gdx-hub", &["--data", &province, "base", "show", name, "--json"]).ok();
+            serde_json::from_str::<serde_json::Value>(&show).unwrap()["records"].as_i64()
+        };
+        records("faren") == Some(340) && records("kongjian") == Some(150)
+    });
+    let parcels = gdx_tests::run(
+        "gdx-hub",
+        &["--data", &province, "base", "within", "kongjian", "101.5,36.4,102.1,36.8", "--limit", "1000", "--json"],
+    )
+    .ok();
+    let parcels: serde_json::Value = serde_json::from_str(&parcels).unwrap();
+    assert_eq!(parcels["records"].as_array().unwrap().len(), 150, "every parcel lies around 西宁");
+    let catalogued = gdx_tests::run("gdx-hub", &["--data", &province, "catalog", "list"]).ok();
+    for code in ["101001/900001", "102001/900001", "103001/900001"] {
+        assert!(catalogued.contains(code), "the base {code} is catalogued: {catalogued}");
+    }
     wait_until(Duration::from_secs(30), "公安's two bad rows reported to the province", || {
         let nodes = gdx_tests::run("gdx-hub", &["--data", &province, "nodes"]).ok();
         nodes.lines().any(|l| l.starts_with("630000/gongan") && l.contains(" hukou ") && l.trim_end().ends_with(" 2"))

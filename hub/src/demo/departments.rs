@@ -90,6 +90,15 @@ pub(super) enum Gen {
     Int(u32, u32),
     Pick(Vec<String>),
     Serial(String),
+    /// A parcel's boundary near `[lon, lat]`: a turned rectangle, WKT in CGCS2000.
+    Parcel(f64, f64),
+    /// The registered area (m²) of the same row's parcel.
+    ParcelArea(f64, f64),
+    /// A 统一社会信用代码 of another registering office (`"51"`: 民政's
+    /// social organisations, `"12"`: 编办's public institutions).
+    CreditCodeOf(String),
+    /// An organisation's name: a county, a word, and one of these endings.
+    OrgName(Vec<String>),
 }
 
 impl Province {
@@ -112,7 +121,7 @@ mod tests {
     fn the_demo_province_parses_and_holds_the_five_base_resources() {
         let p = Province::load().unwrap();
         assert_eq!(p.prefectures, ["630100", "632500"]);
-        assert_eq!(p.departments.len(), 18);
+        assert_eq!(p.departments.len(), 19);
         let base = p.departments.iter().flat_map(|d| &d.resources).filter(|r| r.class == "基础信息资源").count();
         assert!(base >= 5, "{base}");
         assert!(p.departments.iter().flat_map(|d| &d.resources).all(|r| !r.columns.is_empty()));

@@ -1,7 +1,7 @@
 //! `gdx-hub demo`: a small Qinghai on this machine.
 //!
 //! Creates a province hub in a fresh directory under the system temp dir,
-//! starts it as a child process, enrols eighteen departments' agents at
+//! starts it as a child process, enrols nineteen departments' agents at
 //! province, prefecture and county level with real tokens and the real
 //! `gdx-agent` binary (found next to `gdx-hub`), gives each generated data
 //! that obeys the standards and a catalogue entry for each resource (the
@@ -41,48 +41,13 @@ mod sources;
 use departments::Province;
 use sources::sample_data;
 
-/// The demo's base databases: the population base from 公安's household
-/// register (the authority) and 民政's 低保 list (filling in).
-const BASES: &str = r#"# The province's base databases (docs/bases.md), written by the demo.
-[[base]]
-name = "renkou"
-title = "人口基础信息库"
-key = "公民身份号码"
-
-[[base.member]]
-node = "630000/gongan"
-resource = "hukou"
-key = "id_number"
-
-[[base.member]]
-node = "630000/minzheng"
-resource = "dibao"
-key = "证件号码"
-
-[[base.field]]
-name = "姓名"
-from = ["630000/gongan/hukou.name", "630000/minzheng/dibao.姓名"]
-
-[[base.field]]
-name = "性别"
-from = ["630000/gongan/hukou.gender"]
-
-[[base.field]]
-name = "民族"
-from = ["630000/gongan/hukou.minzu"]
-
-[[base.field]]
-name = "出生日期"
-from = ["630000/gongan/hukou.birth"]
-
-[[base.field]]
-name = "户籍地"
-from = ["630000/gongan/hukou.county", "630000/minzheng/dibao.所在县"]
-
-[[base.field]]
-name = "低保月保障金额"
-from = ["630000/minzheng/dibao.月保障金额"]
-"#;
+/// The demo's base databases, each shared as a resource of the province:
+/// the population base from 公安's household register (the authority) and
+/// 民政's 低保 list (filling in); the legal-person base from the three
+/// registers (市场监管's enterprises, 民政's social organisations, 编办's
+/// public institutions); the spatial base of 西宁's land parcels.
+/// `{PROVIDER_CODE}` is the platform's 统一社会信用代码.
+const BASES: &str = include_str!("bases.toml");
 
 /// Runs the demo until `shutdown` completes.
 /// `seed` chooses the generated people and enterprises: the same seed gives
@@ -132,8 +97,9 @@ pub async fn run(
     )?;
     println!("GDX demo in {}", root.display());
     println!("province hub {} ({}) on {quic}/udp", config.hub_id(), config.name);
-    // the population base, merged at the province from 公安 and 民政
-    std::fs::write(hub_dir.join("bases.toml"), BASES)?;
+    // the base databases, merged at the province and shared as its resources
+    let platform_code = CreditCode::compose("11630000", "01560005")?;
+    std::fs::write(hub_dir.join("bases.toml"), BASES.replace("{PROVIDER_CODE}", platform_code.as_str()))?;
     let mut children = Vec::new();
     children.push(spawn(&hub_exe, &hub_dir, &["run"])?);
     wait_for(Duration::from_secs(20), "the hub to listen", || {
@@ -179,7 +145,7 @@ pub async fn run(
     // dropped (servers stopped) after the children, which are stopped first below
     let databases = databases::Databases::start(&root.join("databases"), &province);
     // 公安's people, some of whom 民政's 低保 list names too
-    let mut registered = Vec::new();
+    let mut registers = sources::Registers::default();
     for (n, dept) in province.departments.iter().enumerate() {
         let node_id = NodeId::parse(&dept.node)?;
         // a department attaches to the hub of its prefecture, if the demo runs one
@@ -206,7 +172,7 @@ pub async fn run(
         let portal = format!("portal = \"{}\"", gdx_hub::cli::portal_base(hub_config));
         std::fs::write(&config_path, text.replacen("# portal = \"https://10.63.0.1:8443\"", &portal, 1))?;
         // each department draws from a stream of its own
-        sample_data(&dir, dept, seed.wrapping_add(n as u64), &databases, &mut registered)?;
+        sample_data(&dir, dept, seed.wrapping_add(n as u64), &databases, &mut registers)?;
         let names: Vec<String> = dept.resources.iter().map(|r| format!("{} ({})", r.code, r.name)).collect();
         let from = databases.engine_of(dept).map(|e| format!(" from {e}")).unwrap_or_default();
         println!(
@@ -248,16 +214,19 @@ pub async fn run(
         .await?;
     let vaults = paths.vaults();
     let catalog = Catalog::open(&hub_dir)?;
-    let entries = || catalog.list(&Filter::default(), now()).map(|l| l.len()).unwrap_or(0);
+    // the departments' entries (the province's base databases are catalogued at its start)
+    let entries =
+        || catalog.list(&Filter::default(), now()).map(|l| l.iter().filter(|e| !e.entry.provider.is_hub_id()).count());
     wait_for(Duration::from_secs(60), "every catalogue entry at the province", || {
-        entries() == province.resource_count()
+        entries().is_ok_and(|n| n == province.resource_count())
     })
     .await?;
     // and the prefecture hubs have forwarded the base resources' data
     let forwarded = || {
         let base = Filter { class: Some(gdx_common::catalog::CatalogClass::Base), ..Filter::default() };
         catalog.list(&base, now()).is_ok_and(|l| {
-            l.iter().all(|e| {
+            // the province's own base databases have no vault: they are merged here
+            l.iter().filter(|e| !e.entry.provider.is_hub_id()).all(|e| {
                 gdx_hub::store::vault::summaries(&vaults, &e.entry.provider)
                     .iter()
                     .any(|s| s.resource == e.entry.resource.as_str())
@@ -267,7 +236,7 @@ pub async fn run(
     wait_for(Duration::from_secs(60), "the prefecture hubs to forward the base data", forwarded).await?;
     print!("{}", nodes::table(&nodes::list(&store, Some(&vaults), now())?));
     println!(
-        "\nThe province's catalogue (five base resources, the rest from departments at three levels; the prefecture hubs forwarded theirs, with the base resources' data):\n"
+        "\nThe province's catalogue (seven base resources of departments and the province's three base databases, the rest from departments at three levels; the prefecture hubs forwarded theirs, with the base resources' data):\n"
     );
     print!("{}", catalog::table(&catalog.list(&Filter::default(), now())?));
     exchange_demo(&agent_exe, &root).await?;
@@ -295,6 +264,10 @@ pub async fn run(
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
          \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政, coverage per field\n\
          \x20 gdx-hub --data {hub} base conflicts renkou     where 公安 and 民政 disagree (a name written two ways)\n\
+         \x20 gdx-hub --data {hub} base show faren           the legal-person base: 市场监管 + 民政 + 编办\n\
+         \x20 gdx-hub --data {hub} base within kongjian 101.70,36.55,101.85,36.70   西宁's parcels in a box, area and centroid\n\
+         \x20 gdx-agent --data {consumer} request --resource 103001/900001 --fields 宗地代码,宗地界址,坐落 --purpose 选址\n\
+         \x20 gdx-agent --data {consumer} within --resource 103001/900001 101.70,36.55,101.85,36.70   the same under the grant\n\
          \x20 gdx-hub --data {hub} nodes                     QUARANTINED: 公安's two bad rows (a bad check character, 1990-02-30)\n\
          \x20 gdx-hub --data {pref} audit list --kind request   the audit log: who asked for what (also decision, delivered, lookup…)\n\
          \x20 gdx-hub --data {pref} audit verify            re-hash the log, check its checkpoints and the province's cosignatures\n\

@@ -10,17 +10,19 @@ use super::*;
 /// Writes a department's sample sources (tables in its database, and for
 /// 低保 a GBK CSV drop with two bad lines) and catalogue entries, and
 /// declares them in agent.toml.
-/// `registered` carries the people of 公安's household register to the
-/// departments after it: 民政's first 低保 rows are some of them (one name
-/// written another way), so the population base has members to merge and a
-/// disagreement to show.
+/// `registers` carries the people of 公安's household register and the
+/// enterprises of 市场监管's to the departments after them: 民政's first 低保
+/// rows are some of those people, 发改's first 双公示 rows some of those
+/// enterprises (one name written another way in each), so the population
+/// and legal-person bases have members to merge and a disagreement to show.
 pub(super) fn sample_data(
     dir: &Path,
     dept: &Department,
     seed: u64,
     databases: &Databases,
-    registered: &mut Vec<Person>,
+    registers: &mut Registers,
 ) -> anyhow::Result<()> {
+    let Registers { people: registered, firms: registered_firms } = registers;
     let node = NodeId::parse(&dept.node)?;
     let provider_code = CreditCode::compose(&format!("11{}", node.division()), &dept.org)?;
     // people of the department's own area
@@ -38,7 +40,15 @@ pub(super) fn sample_data(
                 if res.code == "hukou" {
                     registered.push(person.clone());
                 }
-                let firm = firms.then(|| gen_.enterprise());
+                let firm = firms.then(|| match registered_firms.get(i) {
+                    Some(f) if res.code == "shuanggongshi" && i < 30 => f.clone(),
+                    _ => gen_.enterprise(),
+                });
+                if res.code == "faren"
+                    && let Some(f) = &firm
+                {
+                    registered_firms.push(f.clone());
+                }
                 res.columns.iter().map(|c| value(&c.values, i, &person, firm.as_ref(), &mut gen_)).collect()
             })
             .collect();
@@ -58,6 +68,8 @@ pub(super) fn sample_data(
             }
             // the same person's name as 民政 wrote it
             "dibao" if !registered.is_empty() => rows[0][1] = format!("{}（低保登记）", rows[0][1]),
+            // the same enterprise's name as a 双公示 decision wrote it
+            "shuanggongshi" if !registered_firms.is_empty() => rows[0][2] = format!("{}（分公司）", rows[0][2]),
             _ => {}
         }
         let key = res.columns[0].column.as_str();
@@ -91,6 +103,13 @@ pub(super) fn sample_data(
     Ok(())
 }
 
+/// The registers that later departments' rows draw on.
+#[derive(Default)]
+pub(super) struct Registers {
+    pub(super) people: Vec<Person>,
+    pub(super) firms: Vec<Enterprise>,
+}
+
 pub(super) fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
@@ -115,7 +134,8 @@ pub(super) fn catalog_entry(
                 sensitive: matches!(c.values, Gen::IdNumber),
                 kind: match c.values {
                     Gen::IdNumber => Some(ValueKind::IdNumber),
-                    Gen::CreditCode => Some(ValueKind::CreditCode),
+                    Gen::CreditCode | Gen::CreditCodeOf(_) => Some(ValueKind::CreditCode),
+                    Gen::Parcel(..) => Some(ValueKind::Geometry),
                     Gen::Birth | Gen::Date => Some(ValueKind::Date),
                     _ => None,
                 },
@@ -171,7 +191,52 @@ pub(super) fn value(g: &Gen, i: usize, p: &Person, firm: Option<&Enterprise>, ge
         (Gen::Int(lo, hi), _) => rng.range(u64::from(*lo), u64::from(*hi)).to_string(),
         (Gen::Pick(items), _) => (*rng.pick(items)).to_owned(),
         (Gen::Serial(prefix), _) => format!("{prefix}{:06}", i + 1),
+        (Gen::Parcel(lon, lat), _) => parcel(i, *lon, *lat).0,
+        (Gen::ParcelArea(lon, lat), _) => format!("{:.2}", parcel(i, *lon, *lat).1),
+        (Gen::CreditCodeOf(head), _) => {
+            const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+            let org: String = (0..8).map(|_| CHARS[rng.below(CHARS.len() as u64) as usize] as char).collect();
+            let county = p.id_number.get(..6).unwrap_or("630000");
+            CreditCode::compose(&format!("{head}{county}"), &org).map(|c| c.as_str().to_owned()).unwrap_or_default()
+        }
+        (Gen::OrgName(endings), _) => {
+            const WORDS: [&str; 10] =
+                ["青海湖", "昆仑", "三江源", "河湟", "祁连", "柴达木", "江河", "高原", "雪域", "湟水"];
+            let county = p.county.trim_start_matches("青海省");
+            format!("{county}{}{}", rng.pick(&WORDS), rng.pick(endings))
+        }
     }
+}
+
+/// The demo's parcel `i` near (`lon`, `lat`): a rectangle of 20 to 120 m a
+/// side, turned, as WKT in CGCS2000 degrees, and its area in m². The same
+/// `i` always gives the same parcel, so the boundary and the registered area
+/// of a row agree.
+fn parcel(i: usize, lon: f64, lat: f64) -> (String, f64) {
+    // splitmix64 of the row number: four independent draws in 0..1
+    let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut draw = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (cx, cy) = (lon + (draw() - 0.5) * 0.3, lat + (draw() - 0.5) * 0.16);
+    let (w, h) = (20.0 + draw() * 100.0, 20.0 + draw() * 100.0);
+    let turn = draw() * std::f64::consts::FRAC_PI_2;
+    let metres_per_degree = 111_320.0;
+    let corners: Vec<String> = [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0), (-1.0, -1.0)]
+        .iter()
+        .map(|(sx, sy)| {
+            let (dx, dy) = (sx * w / 2.0, sy * h / 2.0);
+            let (ex, ny) = (dx * turn.cos() - dy * turn.sin(), dx * turn.sin() + dy * turn.cos());
+            let x = cx + ex / (metres_per_degree * cy.to_radians().cos());
+            let y = cy + ny / metres_per_degree;
+            format!("{x:.7} {y:.7}")
+        })
+        .collect();
+    (format!("POLYGON(({}))", corners.join(",")), w * h)
 }
 
 /// Creates `res`'s table in `db` (typed by the 数据类型 of its items) with `rows`.
