@@ -107,21 +107,28 @@ impl DivisionCode {
 
     /// The division's row in the table, if the table knows it.
     pub fn lookup(self) -> Option<Division> {
-        divisions().into_iter().find(|d| d.code == self)
+        self.row().cloned()
+    }
+
+    /// The table's row of this code (the table is read once, then searched
+    /// by code: every ID number checked looks its address code up).
+    fn row(self) -> Option<&'static Division> {
+        let by_code = table();
+        by_code.binary_search_by_key(&self, |d| d.code).ok().map(|i| &by_code[i])
     }
 
     /// The Chinese name, or the code itself when the table does not know it.
     pub fn name(self) -> String {
-        self.lookup().map(|d| d.name).unwrap_or_else(|| self.to_string())
+        self.row().map(|d| d.name.clone()).unwrap_or_else(|| self.to_string())
     }
 
     /// True when the table lists this code as a current division.
     pub fn is_current(self) -> bool {
-        self.lookup().is_some_and(|d| d.retired.is_none())
+        self.row().is_some_and(|d| d.retired.is_none())
     }
 }
 
-/// Every division in the bundled table.
+/// Every division in the bundled table, in the table's order.
 pub fn divisions() -> Vec<Division> {
     QINGHAI_TABLE
         .lines()
@@ -137,6 +144,17 @@ pub fn divisions() -> Vec<Division> {
             })
         })
         .collect()
+}
+
+/// The bundled table, read once, sorted by code (the first row of a code wins).
+fn table() -> &'static [Division] {
+    static TABLE: std::sync::OnceLock<Vec<Division>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut all = divisions();
+        all.sort_by_key(|d| d.code);
+        all.dedup_by_key(|d| d.code);
+        all
+    })
 }
 
 impl fmt::Display for DivisionCode {

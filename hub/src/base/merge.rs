@@ -23,7 +23,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::config::{BaseConfig, BasesConfig, Source};
-use super::{Row, member_name, member_row, member_table_exists, open, quote, text_of};
+use super::{Fetched, fetch_rows, member_name, open, quote, text_of};
 use crate::store::vault::Vaults;
 
 /// What a spatial base publishes beside its geometry field: the geodesic
@@ -83,8 +83,11 @@ pub fn merge_once(
         .prepare("SELECT member FROM stale")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(db)?;
+    let pass = Pass::new(base, &sources, &stale, shared.is_some());
     let mut done = Merged::default();
-    for m in &base.members {
+    // one batch of every member's log, recomputed together: a key several members changed is recomputed once
+    let mut logged: Vec<Logged> = Vec::new();
+    for (i, m) in base.members.iter().enumerate() {
         let name = member_name(m);
         let from: i64 = conn
             .query_row("SELECT log_id FROM progress WHERE member = ?1", [&name], |r| r.get(0))
@@ -103,49 +106,65 @@ pub fn merge_once(
                 .and_then(|rows| rows.collect())
                 .map_err(db)?
         };
-        let Some(last) = entries.last().map(|e| e.0) else { continue };
-        // the keys to recompute, and the member's row versions they were at
-        let mut touched: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut all = false;
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { continue };
+        let mut l = Logged {
+            member: i,
+            last: last.0,
+            last_seq: last.1,
+            entries: entries.len(),
+            all: false,
+            fallback: (first.1, first.2),
+            versions: BTreeMap::new(),
+        };
         for (_, seq, at, key) in &entries {
             match key {
                 Some(k) => {
-                    touched.insert(k.clone(), (*seq, *at));
+                    l.versions.insert(k.clone(), (*seq, *at));
                 }
-                None => all = true,
+                None => l.all = true,
             }
         }
+        logged.push(l);
+    }
+    if !logged.is_empty() {
+        let keys: Vec<String> =
+            logged.iter().flat_map(|l| l.versions.keys().cloned()).collect::<BTreeSet<String>>().into_iter().collect();
         let tx = conn.transaction().map_err(db)?;
-        if all {
+        for l in logged.iter().filter(|l| l.all) {
             // a new epoch replaced the resource: everything it gave is recomputed
+            let name = member_name(&base.members[l.member]);
             tx.execute("INSERT OR IGNORE INTO todo (key) SELECT key FROM member_rows WHERE member = ?1", [&name])
                 .map_err(db)?;
             tx.execute(
                 "UPDATE member_rows SET seq = ?2, at = ?3 WHERE member = ?1",
-                params![name, entries[0].1, entries[0].2],
+                params![name, l.fallback.0, l.fallback.1],
             )
             .map_err(db)?;
         }
-        let fallback = (entries[0].1, entries[0].2);
-        let mut version = |key: &str| touched.get(key).copied().unwrap_or(fallback);
-        let keys: Vec<String> = touched.keys().cloned().collect();
-        let changes = recompute(&tx, vaults, base, &sources, &stale, &keys, Some((&name, &mut version)), now)?;
-        tx.execute(
-            "INSERT INTO progress (member, log_id) VALUES (?1, ?2) ON CONFLICT(member) DO UPDATE SET log_id = excluded.log_id",
-            params![name, last],
-        )
-        .map_err(db)?;
+        let changes = recompute(&tx, vaults, &pass, &keys, &logged, now)?;
+        for l in &logged {
+            tx.execute(
+                "INSERT INTO progress (member, log_id) VALUES (?1, ?2) ON CONFLICT(member) DO UPDATE SET log_id = excluded.log_id",
+                params![member_name(&base.members[l.member]), l.last],
+            )
+            .map_err(db)?;
+        }
         if let Some(p) = shared {
-            publish(&tx, base, p, changes, &[(name.clone(), entries.last().map_or(0, |e| e.1))], now)?;
+            let from: Vec<(String, i64)> =
+                logged.iter().map(|l| (member_name(&base.members[l.member]), l.last_seq)).collect();
+            publish(&tx, base, p, changes, &from, now)?;
         }
         tx.commit().map_err(db)?;
-        // taken: the log may shrink (a kill before this only means reading it again)
-        if let Ok(vault) = vaults.open(&m.node) {
-            let vault = vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ =
-                vault.execute("DELETE FROM _gdx_base_log WHERE resource = ?1 AND id <= ?2", params![m.resource, last]);
+        // taken: the logs may shrink (a kill before this only means reading them again)
+        for l in &logged {
+            let m = &base.members[l.member];
+            if let Ok(vault) = vaults.open(&m.node) {
+                let vault = vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = vault
+                    .execute("DELETE FROM _gdx_base_log WHERE resource = ?1 AND id <= ?2", params![m.resource, l.last]);
+            }
+            done.entries += l.entries;
         }
-        done.entries += entries.len();
         done.keys += keys.len();
     }
     // the queued keys
@@ -155,7 +174,7 @@ pub fn merge_once(
         .map_err(db)?;
     if !queued.is_empty() {
         let tx = conn.transaction().map_err(db)?;
-        let changes = recompute(&tx, vaults, base, &sources, &stale, &queued, None, now)?;
+        let changes = recompute(&tx, vaults, &pass, &queued, &[], now)?;
         for k in &queued {
             tx.prepare_cached("DELETE FROM todo WHERE key = ?1").and_then(|mut s| s.execute([k])).map_err(db)?;
         }
@@ -167,6 +186,20 @@ pub fn merge_once(
         done.keys += queued.len();
     }
     Ok(done)
+}
+
+/// One member's batch of its log: how far it reaches, and the version
+/// (changeset, time) of each key's row it names.
+struct Logged {
+    member: usize,
+    last: i64,
+    last_seq: i64,
+    entries: usize,
+    /// A new epoch: everything the member gave is recomputed.
+    all: bool,
+    /// The version of rows a new epoch gave without naming them.
+    fallback: (i64, i64),
+    versions: BTreeMap<String, (i64, i64)>,
 }
 
 /// The first pass of a shared base: its resource starts (epoch: now), and
@@ -212,57 +245,127 @@ fn note_staleness(tx: &Transaction<'_>, base: &BaseConfig, cx: &Context<'_>) -> 
     Ok(())
 }
 
-/// The version of the logging member's row of a key: (changeset, time).
-type Versions<'a> = (&'a str, &'a mut dyn FnMut(&str) -> (i64, i64));
+/// What stays the same through a merge pass.
+struct Pass<'a> {
+    base: &'a BaseConfig,
+    sources: &'a [Vec<Source>],
+    /// Each member's `NODE/RESOURCE`, and whether its department is revoked.
+    names: Vec<String>,
+    stale: Vec<bool>,
+    /// The statement that writes a merged row.
+    insert: String,
+    /// The base is shared: build the changes to publish.
+    publishing: bool,
+}
 
-/// Recomputes `keys` from the members' current rows; `logging`: the member
-/// whose log named them, with the version of its row of each. Returns the
-/// changes to publish.
-#[allow(clippy::too_many_arguments)]
+impl<'a> Pass<'a> {
+    fn new(base: &'a BaseConfig, sources: &'a [Vec<Source>], stale: &BTreeSet<String>, publishing: bool) -> Self {
+        let names: Vec<String> = base.members.iter().map(member_name).collect();
+        let cols: Vec<String> =
+            base.fields.iter().flat_map(|f| [quote(&f.name), quote(&super::from_column(&f.name))]).collect();
+        let marks: Vec<String> = (2..=cols.len() + 1).map(|i| format!("?{i}")).collect();
+        Self {
+            base,
+            sources,
+            stale: names.iter().map(|n| stale.contains(n)).collect(),
+            names,
+            insert: format!("INSERT OR REPLACE INTO base (key, {}) VALUES (?1, {})", cols.join(", "), marks.join(", ")),
+            publishing,
+        }
+    }
+}
+
+/// Recomputes `keys` from the members' current rows; `logged`: the
+/// members' batches that named them, with the version of each row. Returns
+/// the changes to publish.
 fn recompute(
     tx: &Transaction<'_>,
     vaults: &Vaults,
-    base: &BaseConfig,
-    sources: &[Vec<Source>],
-    stale: &BTreeSet<String>,
+    pass: &Pass<'_>,
     keys: &[String],
-    mut logging: Option<Versions<'_>>,
+    logged: &[Logged],
     now: i64,
 ) -> Result<Vec<Change>, String> {
-    let exists: Vec<bool> = base.members.iter().map(|mm| member_table_exists(vaults, mm)).collect::<Result<_, _>>()?;
-    let names: Vec<String> = base.members.iter().map(member_name).collect();
+    let members = pass.base.members.len();
+    // each member's rows of these keys, and the versions merged so far, read once for the batch
+    let fetched: Vec<Fetched> =
+        pass.base.members.iter().map(|m| fetch_rows(vaults, m, keys)).collect::<Result<_, _>>()?;
+    let mut versions: HashMap<String, Vec<Option<(i64, i64)>>> = HashMap::with_capacity(keys.len());
+    {
+        let list = serde_json::to_string(keys).map_err(|e| e.to_string())?;
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT member, key, seq, at FROM member_rows WHERE key IN (SELECT value FROM json_each(?1))",
+            )
+            .map_err(db)?;
+        let mut q = stmt.query([list]).map_err(db)?;
+        while let Some(r) = q.next().map_err(db)? {
+            let member: String = r.get(0).map_err(db)?;
+            let Some(i) = pass.names.iter().position(|n| *n == member) else { continue };
+            let slot = versions.entry(r.get(1).map_err(db)?).or_insert_with(|| vec![None; members]);
+            slot[i] = Some((r.get(2).map_err(db)?, r.get(3).map_err(db)?));
+        }
+    }
+    // the keys with disagreements listed now (few): only those need clearing
+    let conflicted: BTreeSet<String> = {
+        let list = serde_json::to_string(keys).map_err(|e| e.to_string())?;
+        let mut stmt = tx
+            .prepare_cached("SELECT DISTINCT key FROM conflicts WHERE key IN (SELECT value FROM json_each(?1))")
+            .map_err(db)?;
+        stmt.query_map([list], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(db)?
+    };
+    let logged_by: Vec<Option<&Logged>> = (0..members).map(|i| logged.iter().find(|l| l.member == i)).collect();
     let mut changes = Vec::new();
     for key in keys {
-        let rows: Vec<Option<Row>> = base
-            .members
-            .iter()
-            .zip(&exists)
-            .map(|(mm, there)| if *there { member_row(vaults, mm, key) } else { Ok(None) })
-            .collect::<Result<_, _>>()?;
-        for (name, row) in names.iter().zip(&rows) {
-            match (row, logging.as_mut()) {
+        let rows: Vec<Option<&Vec<rusqlite::types::Value>>> = fetched.iter().map(|f| f.rows.get(key)).collect();
+        let held = versions.entry(key.clone()).or_insert_with(|| vec![None; members]);
+        for i in 0..members {
+            match (rows[i], logged_by[i].and_then(|l| l.versions.get(key))) {
                 (None, _) => {
-                    tx.prepare_cached("DELETE FROM member_rows WHERE member = ?1 AND key = ?2")
-                        .and_then(|mut s| s.execute(params![name, key]))
-                        .map_err(db)?;
+                    if held[i].take().is_some() {
+                        tx.prepare_cached("DELETE FROM member_rows WHERE member = ?1 AND key = ?2")
+                            .and_then(|mut s| s.execute(params![pass.names[i], key]))
+                            .map_err(db)?;
+                    }
                 }
-                (Some(_), Some((logger, version))) if logger == name => {
-                    let (seq, at) = version(key);
+                (Some(_), Some(&(seq, at))) => {
                     tx.prepare_cached(
                         "INSERT INTO member_rows (member, key, seq, at) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT(member, key) DO UPDATE SET seq = excluded.seq, at = excluded.at",
                     )
-                    .and_then(|mut s| s.execute(params![name, key, seq, at]))
+                    .and_then(|mut s| s.execute(params![pass.names[i], key, seq, at]))
                     .map_err(db)?;
+                    held[i] = Some((seq, at));
                 }
-                (Some(_), _) => {}
+                (Some(_), None) => {}
             }
         }
-        if let Some(change) = write_key(tx, base, sources, stale, key, &rows, now)? {
+        let at_key = KeyRows { rows: &rows, fetched: &fetched };
+        if conflicted.contains(key) {
+            tx.prepare_cached("DELETE FROM conflicts WHERE key = ?1").and_then(|mut s| s.execute([key])).map_err(db)?;
+        }
+        if let Some(change) = write_key(tx, pass, key, &at_key, held, now)? {
             changes.push(change);
         }
     }
     Ok(changes)
+}
+
+/// The members' rows of one key, by member.
+struct KeyRows<'a> {
+    rows: &'a [Option<&'a Vec<rusqlite::types::Value>>],
+    fetched: &'a [Fetched],
+}
+
+impl KeyRows<'_> {
+    fn get(&self, member: usize, column: &str) -> Option<&rusqlite::types::Value> {
+        let at = *self.fetched[member].index.get(column)?;
+        self.rows[member].and_then(|r| r.get(at))
+    }
+
+    fn none(&self) -> bool {
+        self.rows.iter().all(Option::is_none)
+    }
 }
 
 /// Where a published field came from, as its `FIELD__source` column says.
@@ -275,58 +378,68 @@ struct SourceNote<'a> {
     stale: bool,
 }
 
+/// True for a value that says something (not NULL, not blank text).
+fn filled(v: &rusqlite::types::Value) -> bool {
+    match v {
+        rusqlite::types::Value::Null => false,
+        rusqlite::types::Value::Text(t) => !t.trim().is_empty(),
+        _ => true,
+    }
+}
+
 /// Writes the merged row of `key` from the members' current `rows`: each
 /// field from its authority, or the first filler holding a value; its
-/// provenance; the disagreements between its sources. Returns the change
-/// that publishes it: its row with each field's source, or its deletion.
+/// provenance (`versions`: of each member's row, as merged); the
+/// disagreements between its sources (those listed before are cleared by
+/// the caller). Returns the change that publishes it
+/// (its row with each field's source, or its deletion) when the base is
+/// shared.
 fn write_key(
     tx: &Transaction<'_>,
-    base: &BaseConfig,
-    sources: &[Vec<Source>],
-    stale: &BTreeSet<String>,
+    pass: &Pass<'_>,
     key: &str,
-    rows: &[Option<Row>],
+    rows: &KeyRows<'_>,
+    versions: &[Option<(i64, i64)>],
     now: i64,
 ) -> Result<Option<Change>, String> {
+    let base = pass.base;
     let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| tx.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(db);
-    run("DELETE FROM conflicts WHERE key = ?1", &[&key])?;
     let valid = base.key.is_none_or(|kind| check_value(kind, key, false, now.div_euclid(86_400)).is_ok());
-    if !valid || rows.iter().all(Option::is_none) {
+    if !valid || rows.none() {
         let held = run("DELETE FROM base WHERE key = ?1", &[&key])?;
-        run("DELETE FROM provenance WHERE key = ?1", &[&key])?;
-        run("DELETE FROM invalid WHERE key = ?1", &[&key])?;
         if base.geometry.is_some() {
+            run("DELETE FROM invalid WHERE key = ?1", &[&key])?;
             set_spatial(tx, key, None)?;
         }
-        return Ok((held > 0).then(|| Change::Delete(vec![Value::Text(key.to_owned())])));
+        let gone = held > 0 && pass.publishing;
+        return Ok(gone.then(|| Change::Delete(vec![Value::Text(key.to_owned())])));
     }
-    // the version of each member's row of the key, as merged so far
-    let versions: HashMap<String, (i64, i64)> = tx
-        .prepare_cached("SELECT member, seq, at FROM member_rows WHERE key = ?1")
-        .and_then(|mut s| s.query_map([key], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?.collect())
-        .map_err(db)?;
-    let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    let mut published: Vec<Value> = vec![Value::Text(key.to_owned())];
-    for (f, srcs) in base.fields.iter().zip(sources) {
+    let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(2 * base.fields.len() + 1);
+    values.push(rusqlite::types::Value::Text(key.to_owned()));
+    let mut published: Vec<Value> = Vec::new();
+    if pass.publishing {
+        published.push(Value::Text(key.to_owned()));
+    }
+    for (f, srcs) in base.fields.iter().zip(pass.sources) {
         let found: Vec<(&Source, &rusqlite::types::Value)> = srcs
             .iter()
-            .filter_map(|s| rows[s.member].as_ref().and_then(|r| r.get(&s.column)).map(|v| (s, v)))
-            .filter(|(_, v)| text_of(v).is_some_and(|t| !t.trim().is_empty()))
+            .filter_map(|s| rows.get(s.member, &s.column).map(|v| (s, v)))
+            .filter(|(_, v)| filled(v))
             .collect();
         // until a member's own log is merged, its version is not known: no provenance yet
-        let mut chosen = found.first().map(|(s, v)| (member_name(&base.members[s.member]), *v));
+        let mut chosen = found.first().map(|(s, v)| (s.member, *v));
         // a spatial base's geometry: checked and measured, or not merged
         let geometry = base.geometry.as_deref() == Some(f.name.as_str());
         let mut measures = None;
         if geometry {
             run("DELETE FROM invalid WHERE key = ?1 AND field = ?2", &[&key, &f.name])?;
-            if let Some((m, v)) = &chosen {
+            if let Some((m, v)) = chosen {
                 match gdx_common::geometry::parse(&text_of(v).unwrap_or_default()) {
                     Ok(g) => measures = Some(gdx_common::geometry::measure(&g)),
                     Err(why) => {
                         run(
                             "INSERT INTO invalid (key, field, member, reason) VALUES (?1, ?2, ?3, ?4)",
-                            &[&key, &f.name, m, &why],
+                            &[&key, &f.name, &pass.names[m], &why],
                         )?;
                         chosen = None;
                     }
@@ -334,55 +447,52 @@ fn write_key(
             }
             set_spatial(tx, key, measures.as_ref())?;
         }
-        let value = chosen.as_ref().map_or(rusqlite::types::Value::Null, |(_, v)| (*v).clone());
-        published.push(to_value(&value));
+        let value = chosen.map_or(rusqlite::types::Value::Null, |(_, v)| v.clone());
+        if pass.publishing {
+            published.push(to_value(&value));
+        }
         values.push(value);
-        let note = match chosen.as_ref().and_then(|(m, _)| versions.get(m).map(|ver| (m, ver))) {
-            Some((m, (seq, at))) => {
-                run(
-                    "INSERT OR REPLACE INTO provenance (key, field, member, seq, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    &[&key, &f.name, m, seq, at],
-                )?;
-                let note = SourceNote { from: m, changeset: *seq, at: *at, stale: stale.contains(m) };
+        // the field's provenance: the member it came from (its changeset and time are the
+        // version of that member's row, in member_rows)
+        let from = chosen.and_then(|(m, _)| versions[m].map(|ver| (m, ver)));
+        values.push(
+            from.map_or(rusqlite::types::Value::Null, |(m, _)| rusqlite::types::Value::Text(pass.names[m].clone())),
+        );
+        let note = match (from, pass.publishing) {
+            (Some((m, (seq, at))), true) => {
+                let note = SourceNote { from: &pass.names[m], changeset: seq, at, stale: pass.stale[m] };
                 Value::Text(serde_json::to_string(&note).map_err(|e| e.to_string())?)
             }
-            None => {
-                run("DELETE FROM provenance WHERE key = ?1 AND field = ?2", &[&key, &f.name])?;
-                Value::Null
-            }
+            _ => Value::Null,
         };
-        published.push(note);
-        if geometry {
-            published.extend(match measures {
-                Some(m) => [
-                    Value::Real(m.area_m2),
-                    Value::Text(format!("POINT({} {})", m.centroid.0, m.centroid.1)),
-                    Value::Text(m.bbox.to_string()),
-                ],
-                None => [Value::Null, Value::Null, Value::Null],
-            });
+        if pass.publishing {
+            published.push(note);
+            if geometry {
+                published.extend(match measures {
+                    Some(m) => [
+                        Value::Real(m.area_m2),
+                        Value::Text(format!("POINT({} {})", m.centroid.0, m.centroid.1)),
+                        Value::Text(m.bbox.to_string()),
+                    ],
+                    None => [Value::Null, Value::Null, Value::Null],
+                });
+            }
         }
         // every pair of sources that disagree
         for (i, (a, av)) in found.iter().enumerate() {
             for (b, bv) in &found[i + 1..] {
                 let (at, bt) = (text_of(av).unwrap_or_default(), text_of(bv).unwrap_or_default());
                 if at.trim() != bt.trim() {
-                    let (am, bm) = (member_name(&base.members[a.member]), member_name(&base.members[b.member]));
                     run(
                         "INSERT OR REPLACE INTO conflicts (key, field, a, a_value, b, b_value, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        &[&key, &f.name, &am, &at, &bm, &bt, &now],
+                        &[&key, &f.name, &pass.names[a.member], &at, &pass.names[b.member], &bt, &now],
                     )?;
                 }
             }
         }
     }
-    let cols: Vec<String> = base.fields.iter().map(|f| quote(&f.name)).collect();
-    let marks: Vec<String> = (2..=cols.len() + 1).map(|i| format!("?{i}")).collect();
-    let sql = format!("INSERT OR REPLACE INTO base (key, {}) VALUES (?1, {})", cols.join(", "), marks.join(", "));
-    let mut all: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Text(key.to_owned())];
-    all.extend(values);
-    tx.prepare_cached(&sql).and_then(|mut s| s.execute(rusqlite::params_from_iter(all))).map_err(db)?;
-    Ok(Some(Change::Upsert(published)))
+    tx.prepare_cached(&pass.insert).and_then(|mut s| s.execute(rusqlite::params_from_iter(values))).map_err(db)?;
+    Ok(pass.publishing.then_some(Change::Upsert(published)))
 }
 
 /// Keeps a record's measures and its place in the box index.

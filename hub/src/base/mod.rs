@@ -49,6 +49,13 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The column of the base table naming the member a field's value came
+/// from (`NODE/RESOURCE`); the changeset and time are that member's row
+/// version in `member_rows`.
+fn from_column(field: &str) -> String {
+    format!("{field}__from")
+}
+
 /// The file of base `name`.
 pub fn path(hub_dir: &Path, name: &str) -> PathBuf {
     crate::store::HubPaths::new(hub_dir).bases().join(format!("{name}.db"))
@@ -61,9 +68,6 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
     let conn = gdx_files::open_sqlite(
         &path(hub_dir, &base.name),
         "CREATE TABLE IF NOT EXISTS base (key TEXT PRIMARY KEY) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS provenance (
-             key TEXT NOT NULL, field TEXT NOT NULL, member TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
-             PRIMARY KEY (key, field)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS member_rows (
              member TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
              PRIMARY KEY (member, key)) WITHOUT ROWID;
@@ -95,16 +99,15 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e: rusqlite::Error| e.to_string())?;
     for f in &base.fields {
-        if !have.contains(&f.name) {
-            conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote(&f.name)))
-                .map_err(|e| e.to_string())?;
+        for column in [f.name.clone(), from_column(&f.name)] {
+            if !have.contains(&column) {
+                conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote(&column)))
+                    .map_err(|e| e.to_string())?;
+            }
         }
     }
     Ok(conn)
 }
-
-/// One member's row for a key: column → value.
-type Row = HashMap<String, rusqlite::types::Value>;
 
 fn text_of(v: &rusqlite::types::Value) -> Option<String> {
     use rusqlite::types::Value as V;
@@ -117,32 +120,46 @@ fn text_of(v: &rusqlite::types::Value) -> Option<String> {
     }
 }
 
-/// True when `member`'s vault holds its table yet.
-fn member_table_exists(vaults: &Vaults, m: &Member) -> Result<bool, String> {
-    let conn = vaults.open(&m.node).map_err(|e| e.to_string())?;
-    let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&m.resource], |r| {
-        r.get::<_, i64>(0).map(|n| n > 0)
-    })
-    .map_err(|e| e.to_string())
+/// A member's rows of a batch of keys: its columns by name, its rows by key.
+#[derive(Default)]
+struct Fetched {
+    index: HashMap<String, usize>,
+    rows: HashMap<String, Vec<rusqlite::types::Value>>,
 }
 
-/// Reads `member`'s row with base key `key` from its vault (None: it holds none).
-fn member_row(vaults: &Vaults, m: &Member, key: &str) -> Result<Option<Row>, String> {
+/// Reads `member`'s rows of `keys` from its vault in one statement (none
+/// when it holds no table yet).
+fn fetch_rows(vaults: &Vaults, m: &Member, keys: &[String]) -> Result<Fetched, String> {
     let conn = vaults.open(&m.node).map_err(|e| e.to_string())?;
     let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let sql = format!("SELECT * FROM {} WHERE {} = ?1", quote(&m.resource), quote(&m.key));
+    let there = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&m.resource], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| e.to_string())?
+        > 0;
+    if !there {
+        return Ok(Fetched::default());
+    }
+    let sql =
+        format!("SELECT * FROM {} WHERE {} IN (SELECT value FROM json_each(?1))", quote(&m.resource), quote(&m.key));
     let mut stmt = conn.prepare_cached(&sql).map_err(|e| format!("{}: {e}", member_name(m)))?;
-    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    stmt.query_row([key], |r| {
-        let mut row = Row::new();
-        for (i, n) in names.iter().enumerate() {
-            row.insert(n.clone(), r.get::<_, rusqlite::types::Value>(i)?);
+    let index: HashMap<String, usize> = stmt.column_names().enumerate().map(|(i, n)| (n.to_owned(), i)).collect();
+    let Some(&at) = index.get(&m.key) else {
+        return Err(format!("{} has no column {}", member_name(m), m.key));
+    };
+    let n = index.len();
+    let list = serde_json::to_string(keys).map_err(|e| e.to_string())?;
+    let mut rows = HashMap::with_capacity(keys.len());
+    let mut q = stmt.query([list]).map_err(|e| e.to_string())?;
+    while let Some(r) = q.next().map_err(|e| e.to_string())? {
+        let row: Vec<rusqlite::types::Value> =
+            (0..n).map(|i| r.get(i)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        if let Some(k) = text_of(&row[at]) {
+            rows.insert(k, row);
         }
-        Ok(row)
-    })
-    .optional()
-    .map_err(|e| e.to_string())
+    }
+    Ok(Fetched { index, rows })
 }
 
 /// A field of a merged record, with where it came from.
@@ -221,7 +238,7 @@ pub fn get(
         NodeId::parse(node).is_ok_and(|n| store.revoked_node(&n, now).unwrap_or(false))
     };
     let conn = open(hub_dir, base)?;
-    let cols: Vec<String> = base.fields.iter().map(|f| quote(&f.name)).collect();
+    let cols: Vec<String> = base.fields.iter().flat_map(|f| [quote(&f.name), quote(&from_column(&f.name))]).collect();
     let row: Option<Vec<rusqlite::types::Value>> = conn
         .query_row(&format!("SELECT {} FROM base WHERE key = ?1", cols.join(", ")), [key], |r| {
             (0..cols.len()).map(|i| r.get(i)).collect()
@@ -231,16 +248,18 @@ pub fn get(
     let Some(row) = row else { return Ok(None) };
     base.fields
         .iter()
-        .zip(row)
-        .map(|(f, v)| {
-            let prov: Option<(String, i64, i64)> = conn
-                .query_row(
-                    "SELECT member, seq, at FROM provenance WHERE key = ?1 AND field = ?2",
-                    [key, &f.name],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(|e| e.to_string())?;
+        .zip(row.chunks(2))
+        .map(|(f, pair)| {
+            let v = &pair[0];
+            let prov: Option<(String, i64, i64)> = match text_of(&pair[1]) {
+                Some(member) => conn
+                    .query_row("SELECT seq, at FROM member_rows WHERE member = ?1 AND key = ?2", [&member, key], |r| {
+                        Ok((member.clone(), r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
+                    .map_err(|e| e.to_string())?,
+                None => None,
+            };
             let stale = prov.as_ref().is_some_and(|(m, _, _)| revoked(m));
             let measures = match base.geometry.as_deref() == Some(f.name.as_str()) {
                 true => conn
@@ -251,7 +270,7 @@ pub fn get(
             };
             Ok(FieldValue {
                 field: f.name.clone(),
-                value: text_of(&v),
+                value: text_of(v),
                 from: prov.as_ref().map(|p| p.0.clone()),
                 changeset: prov.as_ref().map(|p| p.1),
                 at: prov.as_ref().map(|p| p.2),
