@@ -68,8 +68,18 @@ pub fn merge_once(
     cx: &Context<'_>,
     now: i64,
 ) -> Result<Merged, String> {
+    merge_pass(&mut open(hub_dir, base)?, vaults, base, cx, now)
+}
+
+/// [`merge_once`] on the base's open connection (whose page cache stays warm from pass to pass).
+fn merge_pass(
+    conn: &mut rusqlite::Connection,
+    vaults: &Vaults,
+    base: &BaseConfig,
+    cx: &Context<'_>,
+    now: i64,
+) -> Result<Merged, String> {
     let sources = base.sources()?;
-    let mut conn = open(hub_dir, base)?;
     let shared = cx.publisher.filter(|_| base.catalog.is_some());
     {
         let tx = conn.transaction().map_err(db)?;
@@ -626,8 +636,9 @@ pub fn merge_all(
 ) -> Result<usize, String> {
     let mut total = 0;
     for b in &config.bases {
+        let mut conn = open(hub_dir, b)?;
         loop {
-            let m = merge_once(hub_dir, vaults, b, cx, now)?;
+            let m = merge_pass(&mut conn, vaults, b, cx, now)?;
             total += m.entries;
             if m.entries == 0 {
                 break;

@@ -49,6 +49,9 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Page cache of an open base (KiB), as a vault's.
+const CACHE_KIB: i64 = 256 * 1024;
+
 /// The column of the base table naming the member a field's value came
 /// from (`NODE/RESOURCE`); the changeset and time are that member's row
 /// version in `member_rows`.
@@ -94,6 +97,8 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
     )
     .map_err(|e| e.to_string())?;
     conn.execute_batch(crate::store::outbox::OUTBOX_SQL).map_err(|e| e.to_string())?;
+    // a base of millions of records is written in key batches all over its tables
+    conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}")).map_err(|e| e.to_string())?;
     let have: BTreeSet<String> = conn
         .prepare("SELECT name FROM pragma_table_info('base')")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
