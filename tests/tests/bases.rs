@@ -112,17 +112,18 @@ fn synced(agent: &Agent) {
     assert_eq!(code, 0, "{out} {err}");
 }
 
-#[test]
-fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
-    let mut hub = Hub::init("630000");
-    std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
-    hub.start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut generator = Generator::within(2026, DivisionCode::parse("630000").unwrap());
-    let people: Vec<_> = (0..3).map(|_| generator.person()).collect();
+/// 公安 (its register of `people`: id, name, birth) and 民政 (`hunyin` rows:
+/// id, name, status) enrolled at `hub` with their tables in `tmp`; returns
+/// each agent with its database.
+fn members(
+    hub: &Hub,
+    tmp: &Path,
+    people: &[gdx_common::generate::Person],
+    hunyin: &[Vec<String>],
+) -> ((Agent, std::path::PathBuf), (Agent, std::path::PathBuf)) {
     let gongan = Agent::new();
     gongan.enroll(&hub.token(GONGAN, "1h")).ok();
-    let hukou = tmp.path().join("hukou.db");
+    let hukou = tmp.join("hukou.db");
     table(
         &hukou,
         "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, birth TEXT)",
@@ -131,11 +132,25 @@ fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
     gongan.add_config(&resource("hukou", &hukou));
     let minzheng = Agent::new();
     minzheng.enroll(&hub.token(MINZHENG, "1h")).ok();
-    let hunyin = tmp.path().join("hunyin.db");
+    let db = tmp.join("hunyin.db");
+    table(&db, "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, status TEXT)", hunyin);
+    minzheng.add_config(&resource("hunyin", &db));
+    ((gongan, hukou), (minzheng, db))
+}
+
+#[test]
+fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
+    let mut hub = Hub::init("630000");
+    std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut generator = Generator::within(2026, DivisionCode::parse("630000").unwrap());
+    let people: Vec<_> = (0..3).map(|_| generator.person()).collect();
     let only_minzheng = generator.person();
-    table(
-        &hunyin,
-        "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, status TEXT)",
+    let ((gongan, hukou), (minzheng, hunyin)) = members(
+        &hub,
+        tmp.path(),
+        &people,
         &[
             // the same person, the name spelled another way
             vec![people[0].id_number.clone(), format!("{}（另写）", people[0].name), "已婚".into()],
@@ -143,7 +158,6 @@ fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
             vec![only_minzheng.id_number.clone(), only_minzheng.name.clone(), "离婚".into()],
         ],
     );
-    minzheng.add_config(&resource("hunyin", &hunyin));
     synced(&gongan);
     synced(&minzheng);
 
@@ -156,6 +170,7 @@ fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
     assert_eq!(name["value"], people[0].name.as_str(), "the authority's name: {r}");
     assert_eq!((name["from"].as_str(), name["changeset"].as_i64()), (Some("630000/gongan/hukou"), Some(1)));
     assert_eq!(field(&r, "birth")["value"], people[0].birth.as_str());
+    assert_eq!(field(&r, "key__kind")["value"], "居民身份证", "the document the number belongs to is kept");
     assert_eq!(field(&r, "marital")["from"], "630000/minzheng/hunyin");
     // 民政 fills in the name 公安 does not have
     let r = get(&hub, &only_minzheng.id_number).unwrap();
@@ -293,24 +308,12 @@ fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_s
     let tmp = tempfile::tempdir().unwrap();
     let mut generator = Generator::within(2026, DivisionCode::parse("630000").unwrap());
     let people: Vec<_> = (0..3).map(|_| generator.person()).collect();
-    let gongan = Agent::new();
-    gongan.enroll(&province.token(GONGAN, "1h")).ok();
-    let hukou = tmp.path().join("hukou.db");
-    table(
-        &hukou,
-        "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, birth TEXT)",
-        &people.iter().map(|p| vec![p.id_number.clone(), p.name.clone(), p.birth.clone()]).collect::<Vec<_>>(),
-    );
-    gongan.add_config(&resource("hukou", &hukou));
-    let minzheng = Agent::new();
-    minzheng.enroll(&province.token(MINZHENG, "1h")).ok();
-    let hunyin = tmp.path().join("hunyin.db");
-    table(
-        &hunyin,
-        "CREATE TABLE t (id_number TEXT PRIMARY KEY, name TEXT, status TEXT)",
+    let ((gongan, hukou), (minzheng, _)) = members(
+        &province,
+        tmp.path(),
+        &people,
         &[vec![people[0].id_number.clone(), people[0].name.clone(), "已婚".into()]],
     );
-    minzheng.add_config(&resource("hunyin", &hunyin));
     synced(&gongan);
     synced(&minzheng);
 

@@ -31,6 +31,10 @@ use crate::store::vault::Vaults;
 /// (`west,south,east,north`), which box queries at the consumer's hub use.
 const MEASURE_COLUMNS: [(&str, &str); 3] = [("__area_m2", "REAL"), ("__centroid", "TEXT"), ("__bbox", "TEXT")];
 
+/// The companion of an identity-number key naming its document
+/// (居民身份证, 港澳台居民居住证（香港居民）, 外国人永久居留身份证, …).
+pub const KIND_SUFFIX: &str = "__kind";
+
 /// Log entries (or queued keys) taken per member per pass.
 const BATCH: i64 = 5_000;
 
@@ -273,13 +277,17 @@ impl<'a> Pass<'a> {
         let names: Vec<String> = base.members.iter().map(member_name).collect();
         let cols: Vec<String> =
             base.fields.iter().flat_map(|f| [quote(&f.name), quote(&super::from_column(&f.name))]).collect();
-        let marks: Vec<String> = (2..=cols.len() + 1).map(|i| format!("?{i}")).collect();
+        let marks: Vec<String> = (3..=cols.len() + 2).map(|i| format!("?{i}")).collect();
         Self {
             base,
             sources,
             stale: names.iter().map(|n| stale.contains(n)).collect(),
             names,
-            insert: format!("INSERT OR REPLACE INTO base (key, {}) VALUES (?1, {})", cols.join(", "), marks.join(", ")),
+            insert: format!(
+                "INSERT OR REPLACE INTO base (key, key__kind, {}) VALUES (?1, ?2, {})",
+                cols.join(", "),
+                marks.join(", ")
+            ),
             publishing,
         }
     }
@@ -414,7 +422,10 @@ fn write_key(
 ) -> Result<Option<Change>, String> {
     let base = pass.base;
     let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| tx.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(db);
-    let valid = base.key.is_none_or(|kind| check_value(kind, key, false, now.div_euclid(86_400)).is_ok());
+    let checked = base.key.map(|kind| check_value(kind, key, false, now.div_euclid(86_400)));
+    let valid = checked.as_ref().is_none_or(Result::is_ok);
+    // the document an identity number belongs to (居民身份证, 港澳台居民居住证, …) is kept with it
+    let key_kind = checked.and_then(|c| c.ok()).and_then(|c| c.id_kind).map(|k| k.label());
     if !valid || rows.none() {
         let held = run("DELETE FROM base WHERE key = ?1", &[&key])?;
         if base.geometry.is_some() {
@@ -426,9 +437,13 @@ fn write_key(
     }
     let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(2 * base.fields.len() + 1);
     values.push(rusqlite::types::Value::Text(key.to_owned()));
+    values.push(key_kind.map_or(rusqlite::types::Value::Null, |k| rusqlite::types::Value::Text(k.to_owned())));
     let mut published: Vec<Value> = Vec::new();
     if pass.publishing {
         published.push(Value::Text(key.to_owned()));
+        if base.key == Some(gdx_common::catalog::ValueKind::IdNumber) {
+            published.push(key_kind.map_or(Value::Null, |k| Value::Text(k.to_owned())));
+        }
     }
     for (f, srcs) in base.fields.iter().zip(pass.sources) {
         let found: Vec<(&Source, &rusqlite::types::Value)> = srcs
@@ -544,7 +559,10 @@ fn to_value(v: &rusqlite::types::Value) -> Value {
 /// The columns a shared base publishes: its key, then each field and its source.
 pub fn published_columns(base: &BaseConfig) -> Vec<Column> {
     let column = |name: String, decl: &str| Column { name, decl_type: decl.to_owned() };
+    let kind = (base.key == Some(gdx_common::catalog::ValueKind::IdNumber))
+        .then(|| column(format!("{}{KIND_SUFFIX}", base.key_column()), "TEXT"));
     std::iter::once(column(base.key_column().to_owned(), "TEXT"))
+        .chain(kind)
         .chain(base.fields.iter().flat_map(|f| {
             let mut cols = vec![column(f.name.clone(), ""), column(format!("{}{PROVENANCE_SUFFIX}", f.name), "TEXT")];
             if base.geometry.as_deref() == Some(f.name.as_str()) {

@@ -103,8 +103,10 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
         .prepare("SELECT name FROM pragma_table_info('base')")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e: rusqlite::Error| e.to_string())?;
-    for f in &base.fields {
-        for column in [f.name.clone(), from_column(&f.name)] {
+    for column in std::iter::once("key__kind".to_owned())
+        .chain(base.fields.iter().flat_map(|f| [f.name.clone(), from_column(&f.name)]))
+    {
+        {
             if !have.contains(&column) {
                 conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote(&column)))
                     .map_err(|e| e.to_string())?;
@@ -243,6 +245,10 @@ pub fn get(
         NodeId::parse(node).is_ok_and(|n| store.revoked_node(&n, now).unwrap_or(false))
     };
     let conn = open(hub_dir, base)?;
+    let kind: Option<Option<String>> = conn
+        .query_row("SELECT key__kind FROM base WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(|e| e.to_string())?;
     let cols: Vec<String> = base.fields.iter().flat_map(|f| [quote(&f.name), quote(&from_column(&f.name))]).collect();
     let row: Option<Vec<rusqlite::types::Value>> = conn
         .query_row(&format!("SELECT {} FROM base WHERE key = ?1", cols.join(", ")), [key], |r| {
@@ -283,8 +289,19 @@ pub fn get(
                 measures,
             })
         })
-        .collect::<Result<_, String>>()
-        .map(Some)
+        .collect::<Result<Vec<FieldValue>, String>>()
+        .map(|mut fields| {
+            // an identity number's document, found when it was checked
+            if let Some(Some(kind)) = kind {
+                let field = format!("{}{}", base.key_column(), merge::KIND_SUFFIX);
+                let value = Some(kind);
+                fields.insert(
+                    0,
+                    FieldValue { field, value, from: None, changeset: None, at: None, stale: false, measures: None },
+                );
+            }
+            Some(fields)
+        })
 }
 
 /// A base at a glance.

@@ -78,7 +78,7 @@ pub async fn bases_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
                 "<form method=\"get\" action=\"/bases\" class=\"card filters\"><input type=\"hidden\" name=\"name\" value=\"{}\">\
                  <label>{}<input type=\"search\" name=\"key\" value=\"{}\" size=\"24\"></label><button type=\"submit\">{}</button></form>",
                 esc(name),
-                esc(&s.key),
+                esc(base.key.map_or_else(|| base.key_column().to_owned(), |k| k.to_string()).as_str()),
                 esc(param(&q, "key").unwrap_or_default()),
                 l.t("查询", "Look up"),
             ));
@@ -88,9 +88,20 @@ pub async fn bases_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
                         let rows: Vec<Vec<String>> = fields
                             .iter()
                             .map(|f| {
+                                // a geometry comes with its area and centroid
+                                let measured = f.measures.as_ref().map_or(String::new(), |m| {
+                                    format!(
+                                        "<br><span class=\"muted\">{} {:.1} m² · {} {:.6}, {:.6}</span>",
+                                        l.t("面积", "area"),
+                                        m.area_m2,
+                                        l.t("中心点", "centroid"),
+                                        m.centroid.0,
+                                        m.centroid.1
+                                    )
+                                });
                                 vec![
                                     esc(&f.field),
-                                    esc(f.value.as_deref().unwrap_or("–")),
+                                    format!("{}{measured}", esc(f.value.as_deref().unwrap_or("–"))),
                                     esc(f.from.as_deref().unwrap_or("–")),
                                     f.changeset.map(|c| c.to_string()).unwrap_or_else(|| "–".into()),
                                     time(f.at),

@@ -183,9 +183,8 @@ pub(super) fn base_bench(people: usize) {
     // counting a million records every 50 ms would take the merge's CPU: the last key (公安's
     // register is read in key order) first, then the count
     let last_key = ids.iter().map(|p| p.0.clone()).max().expect("people");
-    let tail = wait("the initial merge", limit, || {
-        name_in_base(&hub, &last_key).is_some() && records(&hub) == people as i64
-    });
+    let tail =
+        wait("the initial merge", limit, || name_in_base(&hub, &last_key).is_some() && records(&hub) == people as i64);
     let merge_total = t.elapsed().as_secs_f64();
     println!(
         "members' initial syncs {syncs:.2} s; base complete {merge_total:.2} s after the first sync began ({tail:.2} s after the last sync ended): {:.2}x the syncs' time",
