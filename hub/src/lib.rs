@@ -19,6 +19,8 @@
 //!   field's provenance and the sources' disagreements (`bases.toml`).
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
+//! - [`supervision`]: 监管信息共享: an enterprise's profile gathered by its
+//!   统一社会信用代码 from every resource holding credit codes.
 //! - [`cli`]: the bodies of the commands that read or change the data
 //!   directory and print what they did.
 //! - [`api`]: the HTTPS API (`/api/v1/catalog`) and server.
@@ -41,6 +43,7 @@ pub mod net;
 pub mod nodes;
 pub mod portal;
 pub mod store;
+pub mod supervision;
 pub mod util;
 
 pub use config::HubConfig;

@@ -133,6 +133,16 @@ enum Command {
         after_help = "Examples:\n  gdx-hub base list\n  gdx-hub base show renkou\n  gdx-hub base get renkou 632522199001010012\n  gdx-hub base conflicts renkou"
     )]
     Base(BaseCommand),
+    /// Everything this hub keeps about one enterprise (监管信息共享), by its
+    /// 统一社会信用代码: registration, licences and penalties, lists, with
+    /// where each came from.
+    #[command(after_help = "Example:\n  gdx-hub enterprise 91630100MA7G000123")]
+    Enterprise {
+        /// The 统一社会信用代码.
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a small province on this machine: the province hub, two prefecture
     /// hubs, nineteen department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
@@ -381,6 +391,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             AuditCommand::Export { out } => cli::audit_export(&paths, &out),
         },
         Command::Grants { json } => cli::grants(&paths, json),
+        Command::Enterprise { code, json } => gdx_hub::supervision::print(&paths.dir, &code, json),
         Command::Revoke { node } => cli::revoke(&paths, &node),
         Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),

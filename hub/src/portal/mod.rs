@@ -131,6 +131,8 @@ pub fn router(
         .route("/audit/bundle", get(pages::bundle))
         .route("/charts", get(pages::charts_page))
         .route("/bases", get(pages::bases_page))
+        .route("/enterprise", get(pages::enterprise_page))
+        .route("/api/v1/enterprises/{code}", get(pages::enterprise_json))
         .route("/api/v1/bases", get(pages::bases_json))
         .route("/api/v1/bases/{name}/conflicts", get(pages::base_conflicts_json))
         .route("/api/v1/bases/{name}/{key}", get(pages::base_record_json))

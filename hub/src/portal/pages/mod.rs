@@ -31,6 +31,7 @@ mod audit;
 mod bases;
 mod catalog;
 mod charts;
+mod enterprise;
 mod requests;
 mod tree;
 
@@ -38,6 +39,7 @@ pub use audit::{audit_json, audit_page, bundle, verify};
 pub use bases::{base_conflicts_json, base_record_json, bases_json, bases_page};
 pub use catalog::{catalog_page, entry_page};
 pub use charts::{charts_json, charts_page};
+pub use enterprise::{enterprise_json, enterprise_page};
 pub use requests::{decide, file_request, requests_json, requests_page};
 pub use tree::{tree_json, tree_page};
 

@@ -1,0 +1,281 @@
+//! Supervision information sharing (监管信息共享) at a hub: everything the
+//! hub holds about one market entity, gathered by its 统一社会信用代码.
+//!
+//! An enterprise profile takes, from every catalogued resource whose
+//! 信息项 hold credit codes (the item's `kind` is 统一社会信用代码, or it is
+//! named so) and whose vault this hub keeps, the rows naming the code: its
+//! registration, its administrative licences and penalties (双公示), the
+//! abnormal-operation and dishonest lists, inspections. Each section says
+//! where it comes from: the provider, the catalogue entry, and the
+//! changeset its vault is at. Who reads decides what is shown: the centre's
+//! operators and auditors everything; a department its own resources in
+//! full, others' only as far as a live grant of it lets (the granted
+//! columns, masked as delivered), and of the rest only that they exist.
+
+use std::path::Path;
+
+use gdx_common::NodeId;
+use gdx_common::catalog::{CatalogEntry, ValueKind};
+use gdx_common::creditcode::CreditCode;
+use gdx_common::wire::RequestRecord;
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Filter};
+use crate::store::vault::Vaults;
+
+/// Rows shown per section at most.
+const ROWS_PER_SECTION: usize = 200;
+
+/// Who reads a profile.
+#[derive(Debug, Clone)]
+pub enum Reader {
+    /// The centre's operator or an auditor: everything.
+    Staff,
+    /// A department: its own resources, and others' under its live grants.
+    Department(NodeId),
+}
+
+/// One enterprise's profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    pub credit_code: String,
+    /// Its name, as the first section naming it gives it.
+    pub name: Option<String>,
+    pub sections: Vec<Section>,
+    /// Resources that hold rows of it which this reader may not see, and why.
+    pub restricted: Vec<Restricted>,
+}
+
+/// What one catalogued resource holds about the enterprise.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    /// 信息资源代码 and 信息资源名称.
+    pub code: String,
+    pub name: String,
+    pub provider: String,
+    pub provider_name: String,
+    /// The changeset the provider's vault here is at, and when it was applied.
+    pub changeset: i64,
+    pub updated_at: i64,
+    /// `all`, or the grant under which the reader sees it.
+    pub seen_under: String,
+    /// The rows, as JSON objects of the columns shown.
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A resource holding rows about the enterprise that the reader may not see.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restricted {
+    pub code: String,
+    pub name: String,
+    pub provider: String,
+    pub rows: usize,
+    pub why: String,
+}
+
+/// One row as a JSON object of its columns.
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The rows a table holds of a code, and the changeset and time its vault is at.
+type Held = (Vec<Row>, i64, i64);
+
+/// The column of `entry` holding credit codes, if it has one.
+fn credit_column(entry: &CatalogEntry) -> Option<String> {
+    entry
+        .items
+        .iter()
+        .find(|i| i.kind == Some(ValueKind::CreditCode) || i.name == "统一社会信用代码")
+        .map(|i| i.column().to_owned())
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The rows of `entry`'s table in its provider's vault naming `code` in
+/// `column`, and the changeset and time the vault is at; None when this hub
+/// keeps no such table. The column is indexed the first time.
+fn rows_naming(vaults: &Vaults, entry: &CatalogEntry, column: &str, code: &str) -> Result<Option<Held>, String> {
+    if !vaults.path(&entry.provider).exists() {
+        return Ok(None);
+    }
+    let conn = vaults.open(&entry.provider).map_err(|e| e.to_string())?;
+    let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let table = entry.resource.as_str();
+    let at: Option<(i64, i64)> = conn
+        .query_row("SELECT last_seq, updated_at FROM _gdx_resources WHERE resource = ?1", [table], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(|e| e.to_string())?;
+    let Some((changeset, updated_at)) = at else { return Ok(None) };
+    let has_column: bool = conn
+        .query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", [table, column], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| e.to_string())?
+        > 0;
+    if !has_column {
+        return Ok(None);
+    }
+    // a profile looks a code up in every such table: each gets an index on its credit-code column
+    let index = quote(&format!("_gdx_uscc_{table}"));
+    conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {index} ON {} ({})", quote(table), quote(column)))
+        .map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT * FROM {} WHERE {} = ?1 LIMIT {ROWS_PER_SECTION}",
+            quote(table),
+            quote(column)
+        ))
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+    let rows = stmt
+        .query_map([code], |r| {
+            let mut row = serde_json::Map::new();
+            for (i, n) in names.iter().enumerate() {
+                let v = match r.get::<_, rusqlite::types::Value>(i)? {
+                    rusqlite::types::Value::Null => serde_json::Value::Null,
+                    rusqlite::types::Value::Integer(x) => x.into(),
+                    rusqlite::types::Value::Real(x) => x.into(),
+                    rusqlite::types::Value::Text(t) => t.into(),
+                    rusqlite::types::Value::Blob(b) => gdx_common::token::hex(&b).into(),
+                };
+                row.insert(n.clone(), v);
+            }
+            Ok(row)
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())?;
+    Ok(Some((rows, changeset, updated_at)))
+}
+
+/// The part of `row` that grant `g` lets its consumer see: the granted
+/// columns, the masked ones masked.
+fn as_granted(
+    row: serde_json::Map<String, serde_json::Value>,
+    g: &RequestRecord,
+) -> serde_json::Map<String, serde_json::Value> {
+    let has = |list: &[String], name: &str| list.iter().any(|c| c.eq_ignore_ascii_case(name));
+    row.into_iter()
+        .filter(|(k, _)| has(&g.columns, k))
+        .map(|(k, v)| {
+            let v = match (&v, has(&g.masked, &k)) {
+                (serde_json::Value::Null, _) | (_, false) => v,
+                (serde_json::Value::String(s), true) => gdx_common::grant::mask(s).into(),
+                (other, true) => gdx_common::grant::mask(&other.to_string()).into(),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// The profile of the enterprise with credit code `code`, as `reader` may
+/// see it; `grants`: the reader's records (a department's), for what others
+/// granted it.
+pub fn profile(
+    catalog: &Catalog,
+    vaults: &Vaults,
+    code: &str,
+    reader: &Reader,
+    grants: &[RequestRecord],
+    now: i64,
+) -> Result<Profile, String> {
+    let code = CreditCode::parse(code.trim())
+        .map_err(|e| format!("{e}; give the enterprise's 18-character 统一社会信用代码"))?
+        .as_str()
+        .to_owned();
+    let entries = catalog.list(&Filter::default(), now).map_err(|e| e.to_string())?;
+    let mut profile = Profile { credit_code: code.clone(), name: None, sections: Vec::new(), restricted: Vec::new() };
+    for listed in entries.iter().filter(|l| !l.withdrawn) {
+        let entry = &listed.entry;
+        let Some(column) = credit_column(entry) else { continue };
+        let Some((rows, changeset, updated_at)) = rows_naming(vaults, entry, &column, &code)? else { continue };
+        if rows.is_empty() {
+            continue;
+        }
+        let grant = match reader {
+            Reader::Staff => Ok(None),
+            Reader::Department(me) if &entry.provider == me => Ok(None),
+            Reader::Department(_) => grants
+                .iter()
+                .find(|g| g.code == entry.code && g.is_live(now))
+                .map(Some)
+                .ok_or_else(|| format!("no live grant of {}: request it to see these rows", entry.code)),
+        };
+        let grant = match grant {
+            Ok(g) => g,
+            Err(why) => {
+                profile.restricted.push(Restricted {
+                    code: entry.code.clone(),
+                    name: entry.name.clone(),
+                    provider: entry.provider.to_string(),
+                    rows: rows.len(),
+                    why,
+                });
+                continue;
+            }
+        };
+        if profile.name.is_none() {
+            let named = entry.items.iter().find(|i| i.name.ends_with("名称") && i.name != "信息资源名称");
+            profile.name = named.and_then(|i| rows[0].get(i.column())).and_then(|v| v.as_str()).map(str::to_owned);
+        }
+        profile.sections.push(Section {
+            code: entry.code.clone(),
+            name: entry.name.clone(),
+            provider: entry.provider.to_string(),
+            provider_name: entry.provider_name.clone(),
+            changeset,
+            updated_at,
+            seen_under: grant.map_or_else(|| "all".to_owned(), |g| format!("grant {}", g.id)),
+            rows: match grant {
+                Some(g) => rows.into_iter().map(|r| as_granted(r, g)).collect(),
+                None => rows,
+            },
+        });
+    }
+    Ok(profile)
+}
+
+/// `gdx-hub enterprise USCC`: the profile as the centre's operator sees it.
+pub fn print(hub_dir: &Path, code: &str, json: bool) -> anyhow::Result<()> {
+    let catalog = Catalog::open(hub_dir)?;
+    let vaults = Vaults::new(hub_dir);
+    let p = profile(&catalog, &vaults, code, &Reader::Staff, &[], crate::util::now()).map_err(crate::cli::Usage)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+        return Ok(());
+    }
+    println!("{} {}", p.credit_code, p.name.as_deref().unwrap_or("(no name on record)"));
+    if p.sections.is_empty() {
+        println!("no resource kept at this hub names {}", p.credit_code);
+    }
+    for s in &p.sections {
+        println!(
+            "\n{} {} — {} {} (changeset {}, {})",
+            s.code,
+            s.name,
+            s.provider,
+            s.provider_name,
+            s.changeset,
+            gdx_common::units::format_time(s.updated_at)
+        );
+        let columns: Vec<String> = s.rows.first().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let mut table = vec![columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
+        for r in &s.rows {
+            table.push(
+                columns
+                    .iter()
+                    .map(|c| match r.get(c) {
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(serde_json::Value::Null) | None => "-".into(),
+                        Some(v) => v.to_string(),
+                    })
+                    .collect(),
+            );
+        }
+        print!("{}", gdx_common::table::render(&table));
+    }
+    Ok(())
+}
