@@ -144,7 +144,7 @@ enum Command {
         json: bool,
     },
     /// Run a small province on this machine: the province hub, two prefecture
-    /// hubs, nineteen department agents at three levels, their data and catalogue.
+    /// hubs, twenty department agents at three levels, their data and catalogue.
     #[command(after_help = "Example:\n  gdx-hub demo")]
     Demo {
         /// Keep the demo's hubs and agents in this directory (new or empty)

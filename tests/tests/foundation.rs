@@ -354,7 +354,7 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     let dir = tempfile::tempdir().unwrap();
     let mut demo = gdx_tests::Proc::start("gdx-hub", &["demo"], dir.path().join("demo.log"));
     wait_until(Duration::from_secs(60), "the demo reports its agents connected", || {
-        demo.output().contains("19 of 19 agents connected")
+        demo.output().contains("20 of 20 agents connected")
     });
     wait_until(Duration::from_secs(60), "the demo shows its resources synced", || {
         demo.output().contains("Where to look")
@@ -366,8 +366,8 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     assert!(line(" hukou ").contains(" 300 "), "{out}");
     assert!(line(" dibao ").contains(" 120 "), "{out}");
     assert!(
-        out.contains("26 entries"),
-        "seven base and sixteen theme and department entries, and the province's three base databases: {out}"
+        out.contains("27 entries"),
+        "seven base and seventeen theme and department entries, and the province's three base databases: {out}"
     );
     for hub in ["prefecture hub 630100/hub", "prefecture hub 632500/hub"] {
         assert!(out.contains(hub), "{hub}: {out}");
@@ -423,12 +423,13 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     assert!(out.lines().any(|l| l.starts_with("    Q63") && l.contains("********")), "masked ID numbers: {out}");
     // Ctrl-C (SIGTERM here) stops everything and leaves nothing behind
     let root = out.lines().find_map(|l| l.strip_prefix("GDX demo in ")).unwrap().to_owned();
-    // the population base: 公安's 300 people and 民政's 120, 40 of them the same, one name written two ways
+    // the population base: 公安's 300 people, 民政's 120 (40 of them registered, one name written
+    // otherwise) and 卫健's 80 (60 registered, one birth date otherwise)
     let province = format!("{root}/hub-630000");
     wait_until(Duration::from_secs(30), "the population base is merged", || {
         let show = gdx_tests::run("gdx-hub", &["--data", &province, "base", "show", "renkou", "--json"]).ok();
         let show: serde_json::Value = serde_json::from_str(&show).unwrap();
-        show["records"] == 380 && show["conflicts"] == 1
+        show["records"] == 400 && show["conflicts"] == 2
     });
     // the legal-person base: 市场监管's 200 enterprises, 民政's 60 social organisations, 编办's 80 institutions;
     // the spatial base: 西宁's 150 parcels, every boundary valid and measured

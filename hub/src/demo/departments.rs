@@ -121,9 +121,15 @@ mod tests {
     fn the_demo_province_parses_and_holds_the_five_base_resources() {
         let p = Province::load().unwrap();
         assert_eq!(p.prefectures, ["630100", "632500"]);
-        assert_eq!(p.departments.len(), 19);
+        assert_eq!(p.departments.len(), 20);
         let base = p.departments.iter().flat_map(|d| &d.resources).filter(|r| r.class == "基础信息资源").count();
         assert!(base >= 5, "{base}");
         assert!(p.departments.iter().flat_map(|d| &d.resources).all(|r| !r.columns.is_empty()));
+        // a 信息资源代码 names one resource in the province
+        let mut codes: Vec<&str> = p.departments.iter().flat_map(|d| &d.resources).map(|r| r.entry.as_str()).collect();
+        codes.sort_unstable();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), before, "two resources share an entry code");
     }
 }

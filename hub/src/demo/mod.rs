@@ -1,7 +1,7 @@
 //! `gdx-hub demo`: a small Qinghai on this machine.
 //!
 //! Creates a province hub in a fresh directory under the system temp dir,
-//! starts it as a child process, enrols nineteen departments' agents at
+//! starts it as a child process, enrols twenty departments' agents at
 //! province, prefecture and county level with real tokens and the real
 //! `gdx-agent` binary (found next to `gdx-hub`), gives each generated data
 //! that obeys the standards and a catalogue entry for each resource (the
@@ -42,8 +42,8 @@ use departments::Province;
 use sources::sample_data;
 
 /// The demo's base databases, each shared as a resource of the province:
-/// the population base from 公安's household register (the authority) and
-/// 民政's 低保 list (filling in); the legal-person base from the three
+/// the population base from 公安's household register (the authority),
+/// 民政's 低保 list and 卫健's health records (filling in); the legal-person base from the three
 /// registers (市场监管's enterprises, 民政's social organisations, 编办's
 /// public institutions); the spatial base of 西宁's land parcels.
 /// `{PROVIDER_CODE}` is the platform's 统一社会信用代码.
@@ -262,7 +262,7 @@ pub async fn run(
          \x20 gdx-agent --data {} status          one agent's view, with its catalogue entry\n\
          \x20 gdx-agent --data {} status          the 民政 agent's quarantine (two bad CSV lines)\n\
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
-         \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政, coverage per field\n\
+         \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政 + 卫健, coverage per field\n\
          \x20 gdx-hub --data {hub} base conflicts renkou     where 公安 and 民政 disagree (a name written two ways)\n\
          \x20 gdx-hub --data {hub} base show faren           the legal-person base: 市场监管 + 民政 + 编办\n\
          \x20 gdx-hub --data {hub} base within kongjian 101.70,36.55,101.85,36.70   西宁's parcels in a box, area and centroid\n\

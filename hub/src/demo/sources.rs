@@ -12,9 +12,10 @@ use super::*;
 /// declares them in agent.toml.
 /// `registers` carries the people of 公安's household register and the
 /// enterprises of 市场监管's to the departments after them: 民政's first 低保
-/// rows are some of those people, 发改's first 双公示 rows some of those
-/// enterprises (one name written another way in each), so the population
-/// and legal-person bases have members to merge and a disagreement to show.
+/// rows and 卫健's first health records are some of those people (one name
+/// and one birth date written otherwise), 发改's first 双公示 rows some of
+/// those enterprises, so the population base has members to merge and
+/// disagreements to show.
 pub(super) fn sample_data(
     dir: &Path,
     dept: &Department,
@@ -35,6 +36,7 @@ pub(super) fn sample_data(
             .map(|i| {
                 let person = match registered.get(i) {
                     Some(p) if res.code == "dibao" && i < 40 => p.clone(),
+                    Some(p) if res.code == "jiankang" && i < 60 => p.clone(),
                     _ => gen_.person(),
                 };
                 if res.code == "hukou" {
@@ -68,6 +70,8 @@ pub(super) fn sample_data(
             }
             // the same person's name as 民政 wrote it
             "dibao" if !registered.is_empty() => rows[0][1] = format!("{}（低保登记）", rows[0][1]),
+            // a birth date 卫健's record gives otherwise than the register
+            "jiankang" if !registered.is_empty() => rows[1][2] = "2001-01-01".into(),
             // the same enterprise's name as a 双公示 decision wrote it
             "shuanggongshi" if !registered_firms.is_empty() => rows[0][2] = format!("{}（分公司）", rows[0][2]),
             _ => {}
