@@ -23,6 +23,7 @@ pub mod key;
 pub mod login;
 pub mod merkle;
 pub mod node;
+pub mod notice;
 pub mod relay;
 pub mod route;
 pub mod table;

@@ -1,0 +1,288 @@
+//! 双告知 (dual notification), the rules: when a registration shows a new
+//! enterprise or a change of business scope, every matter in the scope
+//! that needs a later licence (后置审批) is notified to the department that
+//! licenses it, at the enterprise's division; that department claims the
+//! notice, or passes it on with a reason; unclaimed after 5 working days
+//! it is overdue.
+//!
+//! Pure code, `now` passed in: the matters table (operator-edited data,
+//! `supervision.toml` at the hub), which matters a scope change brings,
+//! where a notice goes, and the life of a notice. The hub's store keeps
+//! and carries notices.
+
+use serde::{Deserialize, Serialize};
+
+use crate::creditcode::CreditCode;
+use crate::grant::add_working_days;
+use crate::{DivisionCode, NodeId};
+
+/// Working days a notice may wait for its claim.
+pub const CLAIM_WITHIN_WORKING_DAYS: i64 = 5;
+
+/// At which level a matter is licensed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The enterprise's county (or the division that registered it).
+    #[default]
+    County,
+    Prefecture,
+    Province,
+}
+
+/// One matter needing a later licence: the business-scope words that name
+/// it and the department (the org part of its node id) that licenses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matter {
+    /// 食品经营许可, 道路运输经营许可, …
+    pub name: String,
+    pub keywords: Vec<String>,
+    /// `scjg`, `jiaotong`, `weijian`, …
+    pub licensing: String,
+    #[serde(default)]
+    pub level: Level,
+}
+
+/// The matters table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    #[serde(default, rename = "matter")]
+    pub matters: Vec<Matter>,
+}
+
+impl Rules {
+    /// Reads and checks the table (TOML `[[matter]]` entries); the error
+    /// names the matter at fault.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rules: Self =
+            toml::from_str(text).map_err(|e| format!("the matters table is not valid: {}", e.message()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, m) in rules.matters.iter().enumerate() {
+            let at = format!("matter {} ({:?})", i + 1, m.name);
+            if m.name.trim().is_empty() {
+                return Err(format!("{at}: give it a name, such as 食品经营许可"));
+            }
+            if !seen.insert(m.name.as_str()) {
+                return Err(format!("{at}: two matters are named {}", m.name));
+            }
+            if m.keywords.is_empty() || m.keywords.iter().any(|k| k.trim().is_empty()) {
+                return Err(format!("{at}: list the business-scope words that name it, none empty"));
+            }
+            let org_ok = !m.licensing.is_empty()
+                && m.licensing.len() <= 32
+                && m.licensing.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !org_ok || m.licensing == "hub" {
+                return Err(format!(
+                    "{at}: licensing = {:?} must be a department's org name as in its node id, such as jiaotong",
+                    m.licensing
+                ));
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The matters `scope` names.
+    pub fn matters_in<'a>(&'a self, scope: &str) -> Vec<&'a Matter> {
+        self.matters.iter().filter(|m| m.keywords.iter().any(|k| scope.contains(k.trim()))).collect()
+    }
+
+    /// The matters to notify when an enterprise's scope becomes `new`
+    /// (`old`: its scope before, None for a new enterprise): those the new
+    /// scope names and the old did not.
+    pub fn to_notify<'a>(&'a self, old: Option<&str>, new: &str) -> Vec<&'a Matter> {
+        let before: Vec<&str> =
+            old.map(|o| self.matters_in(o).iter().map(|m| m.name.as_str()).collect()).unwrap_or_default();
+        self.matters_in(new).into_iter().filter(|m| !before.contains(&m.name.as_str())).collect()
+    }
+}
+
+/// The department a notice of `matter` goes to, for the enterprise with
+/// credit code `code`: the licensing department at the enterprise's
+/// registering division, raised to the matter's level.
+pub fn route(matter: &Matter, code: &CreditCode) -> Result<NodeId, String> {
+    let registered = DivisionCode::parse(code.division())
+        .map_err(|e| format!("{} names no registering division ({e})", code.as_str()))?;
+    let n: u32 = registered.to_string().parse().unwrap_or(0);
+    let at = match matter.level {
+        Level::County => n,
+        Level::Prefecture => n / 100 * 100,
+        Level::Province => n / 10_000 * 10_000,
+    };
+    let division = DivisionCode::parse(&format!("{at:06}")).map_err(|e| e.to_string())?;
+    NodeId::parse(&format!("{division}/{}", matter.licensing)).map_err(|e| e.to_string())
+}
+
+/// Where a notice stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeState {
+    Pending,
+    Claimed {
+        at: i64,
+    },
+    /// Passed on: to another department (which gets a notice of its own), or back to the centre.
+    Passed {
+        to: Option<NodeId>,
+        reason: String,
+        at: i64,
+    },
+}
+
+/// One notice to one department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `DIVISION-N`, numbered by the hub that issued it.
+    pub id: String,
+    pub credit_code: String,
+    pub enterprise: String,
+    pub matter: String,
+    pub to: NodeId,
+    pub issued_at: i64,
+    /// The last day (days since 1970) to claim it.
+    pub claim_by_day: i64,
+    pub state: NoticeState,
+}
+
+impl Notice {
+    /// A new notice issued at `now`, due within [`CLAIM_WITHIN_WORKING_DAYS`].
+    pub fn issued(id: String, code: &CreditCode, enterprise: &str, matter: &Matter, to: NodeId, now: i64) -> Self {
+        Self {
+            id,
+            credit_code: code.as_str().to_owned(),
+            enterprise: enterprise.to_owned(),
+            matter: matter.name.clone(),
+            to,
+            issued_at: now,
+            claim_by_day: add_working_days(now.div_euclid(86_400), CLAIM_WITHIN_WORKING_DAYS),
+            state: NoticeState::Pending,
+        }
+    }
+
+    /// `pending`, `OVERDUE` (pending past its day), `claimed`, `claimed late` or `passed on`.
+    pub fn state_at(&self, now: i64) -> &'static str {
+        let late = |day: i64| day > self.claim_by_day;
+        match &self.state {
+            NoticeState::Pending if late(now.div_euclid(86_400)) => "OVERDUE",
+            NoticeState::Pending => "pending",
+            NoticeState::Claimed { at } if late(at.div_euclid(86_400)) => "claimed late",
+            NoticeState::Claimed { .. } => "claimed",
+            NoticeState::Passed { .. } => "passed on",
+        }
+    }
+
+    /// `by` claims it: the department it was sent to, while pending.
+    pub fn claim(&mut self, by: &NodeId, now: i64) -> Result<(), String> {
+        self.check_open(by)?;
+        self.state = NoticeState::Claimed { at: now };
+        Ok(())
+    }
+
+    /// `by` passes it on, saying why: to another department, or (`to` None)
+    /// back to the centre to route again.
+    pub fn pass(&mut self, by: &NodeId, to: Option<NodeId>, reason: &str, now: i64) -> Result<(), String> {
+        self.check_open(by)?;
+        if reason.trim().is_empty() {
+            return Err("say why with --reason".into());
+        }
+        if to.as_ref() == Some(by) {
+            return Err("a notice cannot be passed on to the department that holds it".into());
+        }
+        self.state = NoticeState::Passed { to, reason: reason.trim().to_owned(), at: now };
+        Ok(())
+    }
+
+    fn check_open(&self, by: &NodeId) -> Result<(), String> {
+        if by != &self.to {
+            return Err(format!("notice {} is for {}; only that department can claim or pass it on", self.id, self.to));
+        }
+        match &self.state {
+            NoticeState::Pending => Ok(()),
+            NoticeState::Claimed { .. } => Err(format!("notice {} is already claimed", self.id)),
+            NoticeState::Passed { .. } => Err(format!("notice {} was passed on", self.id)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::parse_date;
+
+    const RULES: &str = r#"
+[[matter]]
+name = "食品经营许可"
+keywords = ["食品销售", "预包装食品", "餐饮服务"]
+licensing = "scjg"
+
+[[matter]]
+name = "道路运输经营许可"
+keywords = ["道路普通货物运输", "道路旅客运输"]
+licensing = "jiaotong"
+level = "prefecture"
+"#;
+
+    fn code(s: &str) -> CreditCode {
+        CreditCode::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_scope_brings_the_matters_it_newly_names() {
+        let r = Rules::parse(RULES).unwrap();
+        let names = |ms: Vec<&Matter>| ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        let scope = "预包装食品销售；道路普通货物运输（不含危险货物）";
+        assert_eq!(names(r.to_notify(None, scope)), ["食品经营许可", "道路运输经营许可"], "a new enterprise");
+        assert_eq!(names(r.to_notify(Some("预包装食品销售"), scope)), ["道路运输经营许可"], "a scope widened");
+        assert!(r.to_notify(Some(scope), "预包装食品销售").is_empty(), "a scope narrowed brings nothing");
+        assert!(r.to_notify(None, "日用百货销售").is_empty());
+    }
+
+    #[test]
+    fn a_notice_goes_to_the_licensing_department_at_the_matters_level() {
+        let r = Rules::parse(RULES).unwrap();
+        // registered by 大通县 (630121)
+        let firm = code("91630121MA7G00012R");
+        assert_eq!(route(&r.matters[0], &firm).unwrap().to_string(), "630121/scjg");
+        assert_eq!(route(&r.matters[1], &firm).unwrap().to_string(), "630100/jiaotong");
+    }
+
+    #[test]
+    fn mistakes_in_the_table_are_named() {
+        for (text, want) in [
+            (RULES.replace("licensing = \"scjg\"", "licensing = \"市场监管\""), "must be a department's org name"),
+            (RULES.replace("食品经营许可", "道路运输经营许可"), "two matters are named"),
+            (
+                RULES.replace("keywords = [\"食品销售\", \"预包装食品\", \"餐饮服务\"]", "keywords = []"),
+                "list the business-scope words",
+            ),
+            (RULES.replace("level = \"prefecture\"", "level = \"village\""), "unknown variant `village`"),
+        ] {
+            let err = Rules::parse(&text).unwrap_err();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_notice_is_claimed_or_passed_on_by_its_department_and_is_overdue_after_five_working_days() {
+        let r = Rules::parse(RULES).unwrap();
+        let firm = code("91630121MA7G00012R");
+        let to = route(&r.matters[0], &firm).unwrap();
+        // issued on Friday 2026-11-27: due the next Friday, 2026-12-04
+        let now = parse_date("2026-11-27").unwrap() * 86_400 + 3_600;
+        let mut n = Notice::issued("630000-1".into(), &firm, "青海昆仑食品有限公司", &r.matters[0], to.clone(), now);
+        assert_eq!(n.claim_by_day, parse_date("2026-12-04").unwrap());
+        assert_eq!(n.state_at(parse_date("2026-12-04").unwrap() * 86_400 + 80_000), "pending");
+        assert_eq!(n.state_at(parse_date("2026-12-05").unwrap() * 86_400), "OVERDUE");
+        let stranger = NodeId::parse("630121/jiaotong").unwrap();
+        assert!(n.claim(&stranger, now).unwrap_err().contains("only that department"));
+        assert!(n.pass(&to, None, " ", now).unwrap_err().contains("--reason"));
+        assert!(n.pass(&to, Some(to.clone()), "x", now).unwrap_err().contains("cannot be passed on to the department"));
+        let mut claimed = n.clone();
+        claimed.claim(&to, parse_date("2026-12-07").unwrap() * 86_400).unwrap();
+        assert_eq!(claimed.state_at(now), "claimed late");
+        assert!(claimed.claim(&to, now).unwrap_err().contains("already claimed"));
+        n.pass(&to, Some(stranger.clone()), "经营范围属道路运输，非本部门许可事项", now).unwrap();
+        assert_eq!(n.state_at(now), "passed on");
+        assert!(n.claim(&to, now).unwrap_err().contains("was passed on"));
+    }
+}
