@@ -319,11 +319,13 @@ fn verify(verifier: &tls::ChainVerifier, r: &RequestRecord, d: &SignedDelivery, 
 pub fn source_note(v: &serde_json::Value) -> Option<String> {
     let note: serde_json::Value = serde_json::from_str(v.as_str()?).ok()?;
     let from = note.get("from")?.as_str()?;
-    let changeset = note.get("changeset")?.as_i64()?;
+    // a member that does not disclose itself gives no changeset number
+    let changeset = note.get("changeset").and_then(serde_json::Value::as_i64).map(|c| format!(", changeset {c}"));
     let at = note.get("at")?.as_i64()?;
     let stale = note.get("stale").and_then(serde_json::Value::as_bool).unwrap_or(false);
     Some(format!(
-        "from {from}, changeset {changeset}, {}{}",
+        "from {from}{}, {}{}",
+        changeset.unwrap_or_default(),
         gdx_common::units::format_time(at),
         if stale { ", STALE: its department was revoked" } else { "" }
     ))

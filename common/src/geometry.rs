@@ -17,7 +17,16 @@ use geo::{BoundingRect, Centroid, CoordsIter, GeodesicArea, Geometry, Validation
 pub const SRID: u32 = 4490;
 
 /// Largest geometry text accepted, in bytes.
-pub const MAX_TEXT: usize = 4 * 1024 * 1024;
+pub const MAX_TEXT: usize = 1024 * 1024;
+
+/// Deepest nesting of brackets accepted: a collection of multipolygons is 4
+/// deep; the WKT reader recurses once per level, so a hostile value must
+/// not choose how deep.
+pub const MAX_DEPTH: usize = 8;
+
+/// Most coordinates in one geometry: validity checks compare a ring's
+/// segments pairwise, so the count is bounded before they run.
+pub const MAX_POINTS: usize = 20_000;
 
 /// A box in longitude and latitude: west, south, east, north.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +87,26 @@ pub fn parse(text: &str) -> Result<Geometry<f64>, String> {
     if t.len() > MAX_TEXT {
         return Err(format!("the geometry is {} bytes; at most {MAX_TEXT} are kept", t.len()));
     }
+    let mut depth = 0usize;
+    for b in t.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(format!("the geometry nests deeper than {MAX_DEPTH} levels; store simpler shapes"));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     let g = if t.starts_with('{') { from_geojson(t)? } else { from_wkt(t)? };
+    let points = g.coords_count();
+    if points > MAX_POINTS {
+        return Err(format!(
+            "the geometry has {points} points; at most {MAX_POINTS} are kept: simplify it at the source"
+        ));
+    }
     check_coordinates(&g)?;
     g.check_validation().map_err(|e| format!("the geometry is not valid: {e}"))?;
     Ok(g)
@@ -204,6 +232,14 @@ mod tests {
             ("BOX(1 2)".into(), "neither WKT nor GeoJSON"),
             (r#"{"type":"Feature","geometry":null}"#.into(), "store one geometry object"),
             ("POINT EMPTY".into(), "empty"),
+            ("GEOMETRYCOLLECTION(".repeat(10_000), "nests deeper than 8 levels"),
+            (
+                format!(
+                    "LINESTRING({})",
+                    (0..20_001).map(|i| format!("{} 36", 100.0 + f64::from(i) * 1e-5)).collect::<Vec<_>>().join(",")
+                ),
+                "20001 points; at most 20000",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(&text).unwrap_err();

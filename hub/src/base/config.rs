@@ -62,6 +62,16 @@ pub struct Member {
     pub resource: String,
     /// The column holding the base's key: the resource's key column.
     pub key: String,
+    /// Whether consumers of the shared base are told this member gave a
+    /// field (`FIELD__source`). Say `false` for a member whose holding of
+    /// a person is itself sensitive (a welfare list, health records): the
+    /// source then reads `another department`.
+    #[serde(default = "disclosed")]
+    pub disclose: bool,
+}
+
+fn disclosed() -> bool {
+    true
 }
 
 /// A field of the base: its sources, `NODE/RESOURCE.column`, the first the
@@ -105,6 +115,14 @@ impl BasesConfig {
         let mut names = BTreeSet::new();
         if let Some(b) = config.bases.iter().find(|b| !names.insert(&b.name)) {
             return Err(format!("{}: two bases are named {}", path.display(), b.name));
+        }
+        // a member's log of changed keys is read, then trimmed, by its one base
+        let mut members = BTreeSet::new();
+        if let Some((node, resource)) = config.members().into_iter().find(|m| !members.insert(m.clone())) {
+            return Err(format!(
+                "{}: {node}/{resource} is a member of two bases (or twice of one); a resource may feed one base",
+                path.display()
+            ));
         }
         Ok(config)
     }

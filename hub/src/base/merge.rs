@@ -135,7 +135,14 @@ fn merge_pass(
                 Some(k) => {
                     l.versions.insert(k.clone(), (*seq, *at));
                 }
-                None => l.all = true,
+                None => {
+                    // a new epoch: its rows are as of its first changeset, whatever was logged before it
+                    l.all = true;
+                    l.fallback = (*seq, *at);
+                    for v in l.versions.values_mut() {
+                        *v = (*seq, *at);
+                    }
+                }
             }
         }
         logged.push(l);
@@ -386,11 +393,15 @@ impl KeyRows<'_> {
     }
 }
 
+/// What a published source says of a member that does not disclose itself.
+const WITHHELD: &str = "another department";
+
 /// Where a published field came from, as its `FIELD__source` column says.
 #[derive(Serialize)]
 struct SourceNote<'a> {
     from: &'a str,
-    changeset: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changeset: Option<i64>,
     at: i64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stale: bool,
@@ -485,7 +496,11 @@ fn write_key(
         );
         let note = match (from, pass.publishing) {
             (Some((m, (seq, at))), true) => {
-                let note = SourceNote { from: &pass.names[m], changeset: seq, at, stale: pass.stale[m] };
+                // a member that does not disclose is not named, nor its changeset numbers
+                let note = match base.members[m].disclose {
+                    true => SourceNote { from: &pass.names[m], changeset: Some(seq), at, stale: pass.stale[m] },
+                    false => SourceNote { from: WITHHELD, changeset: None, at, stale: pass.stale[m] },
+                };
                 Value::Text(serde_json::to_string(&note).map_err(|e| e.to_string())?)
             }
             _ => Value::Null,

@@ -103,15 +103,19 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
         .prepare("SELECT name FROM pragma_table_info('base')")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e: rusqlite::Error| e.to_string())?;
-    for column in std::iter::once("key__kind".to_owned())
-        .chain(base.fields.iter().flat_map(|f| [f.name.clone(), from_column(&f.name)]))
-    {
-        {
-            if !have.contains(&column) {
-                conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote(&column)))
-                    .map_err(|e| e.to_string())?;
-            }
+    // the key's document kind, then each field and the member it came from
+    let columns = base.fields.iter().flat_map(|f| [f.name.clone(), from_column(&f.name)]);
+    let mut added = false;
+    for column in std::iter::once("key__kind".to_owned()).chain(columns) {
+        if !have.contains(&column) {
+            conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote(&column)))
+                .map_err(|e| e.to_string())?;
+            added = true;
         }
+    }
+    if added {
+        // a field declared since: every record is recomputed to fill it (and published again)
+        conn.execute("INSERT OR IGNORE INTO todo (key) SELECT key FROM base", []).map_err(|e| e.to_string())?;
     }
     Ok(conn)
 }
@@ -431,6 +435,10 @@ from = ["630000/gongan/hukou.name"]
             (GOOD.replace("name = \"姓名\"", "name = \"name__source\""), "without \"__\""),
             (GOOD.replace("公民身份号码\"", "身份证\""), "unknown variant `身份证`, expected one of"),
             (format!("{GOOD}{GOOD}"), "two bases are named renkou"),
+            (
+                format!("{GOOD}{}", GOOD.replace("name = \"renkou\"", "name = \"other\"")),
+                "630000/gongan/hukou is a member of two bases",
+            ),
         ];
         for (text, want) in cases {
             let err = load(&text).unwrap_err();

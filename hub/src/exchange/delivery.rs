@@ -450,8 +450,8 @@ pub(super) fn apply_to_replica(
         match c {
             gdx_common::data::Change::Upsert(row) => {
                 upsert.execute(params![grant_id, key, grant::row_json(&cs.columns, row).to_string()])?;
-                let b = bbox_at.and_then(|i| match &row[i] {
-                    gdx_common::data::Value::Text(t) => gdx_common::geometry::BBox::parse(t).ok(),
+                let b = bbox_at.and_then(|i| match row.get(i) {
+                    Some(gdx_common::data::Value::Text(t)) => gdx_common::geometry::BBox::parse(t).ok(),
                     _ => None,
                 });
                 if let Some(b) = b {

@@ -198,11 +198,18 @@ pub fn profile(
         let grant = match reader {
             Reader::Staff => Ok(None),
             Reader::Department(me) if &entry.provider == me => Ok(None),
-            Reader::Department(_) => grants
-                .iter()
-                .find(|g| g.code == entry.code && g.is_live(now))
-                .map(Some)
-                .ok_or_else(|| format!("no live grant of {}: request it to see these rows", entry.code)),
+            Reader::Department(_) => {
+                let has = |list: &[String]| list.iter().any(|c| c.eq_ignore_ascii_case(&column));
+                match grants.iter().find(|g| g.code == entry.code && g.is_live(now)) {
+                    None => Err(format!("no live grant of {}: request it to see these rows", entry.code)),
+                    // a grant that hides the credit code cannot be searched by it (as lookups cannot)
+                    Some(g) if !has(&g.columns) || has(&g.masked) => Err(format!(
+                        "grant {} does not give the credit code ({column}) in clear, so it cannot be searched by it",
+                        g.id
+                    )),
+                    Some(g) => Ok(Some(g)),
+                }
+            }
         };
         let grant = match grant {
             Ok(g) => g,
@@ -217,9 +224,17 @@ pub fn profile(
                 continue;
             }
         };
+        let rows: Vec<Row> = match grant {
+            Some(g) => rows.into_iter().map(|r| as_granted(r, g)).collect(),
+            None => rows,
+        };
+        // the name as this reader sees it (not masked, not withheld)
         if profile.name.is_none() {
             let named = entry.items.iter().find(|i| i.name.ends_with("名称") && i.name != "信息资源名称");
-            profile.name = named.and_then(|i| rows[0].get(i.column())).and_then(|v| v.as_str()).map(str::to_owned);
+            let masked = grant.is_some_and(|g| named.is_some_and(|i| g.masked.iter().any(|m| m == i.column())));
+            if !masked {
+                profile.name = named.and_then(|i| rows[0].get(i.column())).and_then(|v| v.as_str()).map(str::to_owned);
+            }
         }
         profile.sections.push(Section {
             code: entry.code.clone(),
@@ -229,10 +244,7 @@ pub fn profile(
             changeset,
             updated_at,
             seen_under: grant.map_or_else(|| "all".to_owned(), |g| format!("grant {}", g.id)),
-            rows: match grant {
-                Some(g) => rows.into_iter().map(|r| as_granted(r, g)).collect(),
-                None => rows,
-            },
+            rows,
         });
     }
     Ok(profile)
