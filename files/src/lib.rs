@@ -111,6 +111,12 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// An SQLite identifier (table, column, index name) quoted for SQL text:
+/// in double quotes, a double quote inside doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Opens a SQLite file shared between processes: WAL, `synchronous=FULL`,
 /// a busy timeout, and `schema` applied in a write-locked transaction.
 /// Switching a new file to WAL needs an exclusive lock and does not wait

@@ -19,11 +19,12 @@ use gdx_common::catalog::kinds::check_value;
 use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_changeset};
 use gdx_common::grant::PROVENANCE_SUFFIX;
 use gdx_common::wire::{Message, SignedChangeset, encode_frame};
+use gdx_files::quote_ident;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::config::{BaseConfig, BasesConfig, Source};
-use super::{Fetched, fetch_rows, member_name, open, quote, text_of};
+use super::{Fetched, fetch_rows, member_name, open, text_of};
 use crate::store::vault::Vaults;
 
 /// What a spatial base publishes beside its geometry field: the geodesic
@@ -282,8 +283,11 @@ struct Pass<'a> {
 impl<'a> Pass<'a> {
     fn new(base: &'a BaseConfig, sources: &'a [Vec<Source>], stale: &BTreeSet<String>, publishing: bool) -> Self {
         let names: Vec<String> = base.members.iter().map(member_name).collect();
-        let cols: Vec<String> =
-            base.fields.iter().flat_map(|f| [quote(&f.name), quote(&super::from_column(&f.name))]).collect();
+        let cols: Vec<String> = base
+            .fields
+            .iter()
+            .flat_map(|f| [quote_ident(&f.name), quote_ident(&super::from_column(&f.name))])
+            .collect();
         let marks: Vec<String> = (3..=cols.len() + 2).map(|i| format!("?{i}")).collect();
         Self {
             base,

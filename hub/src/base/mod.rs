@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use gdx_common::NodeId;
 use gdx_common::geometry::BBox;
+use gdx_files::quote_ident;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -43,10 +44,6 @@ pub use merge::{Context, Merged, Publisher, merge_all, merge_once, published_col
 /// `NODE/RESOURCE`, as members are named in the base's tables.
 fn member_name(m: &Member) -> String {
     format!("{}/{}", m.node, m.resource)
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Page cache of an open base (KiB), as a vault's.
@@ -108,7 +105,7 @@ pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
     let mut added = false;
     for column in std::iter::once("key__kind".to_owned()).chain(columns) {
         if !have.contains(&column) {
-            conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote(&column)))
+            conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote_ident(&column)))
                 .map_err(|e| e.to_string())?;
             added = true;
         }
@@ -152,8 +149,11 @@ fn fetch_rows(vaults: &Vaults, m: &Member, keys: &[String]) -> Result<Fetched, S
     if !there {
         return Ok(Fetched::default());
     }
-    let sql =
-        format!("SELECT * FROM {} WHERE {} IN (SELECT value FROM json_each(?1))", quote(&m.resource), quote(&m.key));
+    let sql = format!(
+        "SELECT * FROM {} WHERE {} IN (SELECT value FROM json_each(?1))",
+        quote_ident(&m.resource),
+        quote_ident(&m.key)
+    );
     let mut stmt = conn.prepare_cached(&sql).map_err(|e| format!("{}: {e}", member_name(m)))?;
     let index: HashMap<String, usize> = stmt.column_names().enumerate().map(|(i, n)| (n.to_owned(), i)).collect();
     let Some(&at) = index.get(&m.key) else {
@@ -253,7 +253,8 @@ pub fn get(
         .query_row("SELECT key__kind FROM base WHERE key = ?1", [key], |r| r.get(0))
         .optional()
         .map_err(|e| e.to_string())?;
-    let cols: Vec<String> = base.fields.iter().flat_map(|f| [quote(&f.name), quote(&from_column(&f.name))]).collect();
+    let cols: Vec<String> =
+        base.fields.iter().flat_map(|f| [quote_ident(&f.name), quote_ident(&from_column(&f.name))]).collect();
     let row: Option<Vec<rusqlite::types::Value>> = conn
         .query_row(&format!("SELECT {} FROM base WHERE key = ?1", cols.join(", ")), [key], |r| {
             (0..cols.len()).map(|i| r.get(i)).collect()
@@ -345,7 +346,9 @@ pub fn summary(hub_dir: &Path, base: &BaseConfig) -> Result<Summary, String> {
         .iter()
         .map(|f| {
             let n: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM base WHERE {} IS NOT NULL", quote(&f.name)), [], |r| r.get(0))
+                .query_row(&format!("SELECT count(*) FROM base WHERE {} IS NOT NULL", quote_ident(&f.name)), [], |r| {
+                    r.get(0)
+                })
                 .map_err(e)?;
             Ok((f.name.clone(), if records == 0 { 0.0 } else { n as f64 / records as f64 }))
         })

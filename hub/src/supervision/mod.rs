@@ -18,6 +18,7 @@ use gdx_common::NodeId;
 use gdx_common::catalog::{CatalogEntry, ValueKind};
 use gdx_common::creditcode::CreditCode;
 use gdx_common::wire::RequestRecord;
+use gdx_files::quote_ident;
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -89,10 +90,6 @@ fn credit_column(entry: &CatalogEntry) -> Option<String> {
         .map(|i| i.column().to_owned())
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The rows of `entry`'s table in its provider's vault naming `code` in
 /// `column`, and the changeset and time the vault is at; None when this hub
 /// keeps no such table. The column is indexed the first time.
@@ -120,14 +117,18 @@ fn rows_naming(vaults: &Vaults, entry: &CatalogEntry, column: &str, code: &str) 
         return Ok(None);
     }
     // a profile looks a code up in every such table: each gets an index on its credit-code column
-    let index = quote(&format!("_gdx_uscc_{table}"));
-    conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {index} ON {} ({})", quote(table), quote(column)))
-        .map_err(|e| e.to_string())?;
+    let index = quote_ident(&format!("_gdx_uscc_{table}"));
+    conn.execute_batch(&format!(
+        "CREATE INDEX IF NOT EXISTS {index} ON {} ({})",
+        quote_ident(table),
+        quote_ident(column)
+    ))
+    .map_err(|e| e.to_string())?;
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT * FROM {} WHERE {} = ?1 LIMIT {ROWS_PER_SECTION}",
-            quote(table),
-            quote(column)
+            quote_ident(table),
+            quote_ident(column)
         ))
         .map_err(|e| e.to_string())?;
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
