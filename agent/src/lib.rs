@@ -14,7 +14,8 @@
 //!   checked, versioned, staged).
 //! - link: [`uplink`] (dial, hello), [`upload`] (publications and
 //!   the outbox to the hub, exactly once), [`exchange`] (requests,
-//!   decisions, lookups, receiving granted data), [`enrol`].
+//!   decisions, lookups, receiving granted data), [`supervision`] (双告知
+//!   notices, 联合惩戒 checks and feedback), [`enrol`].
 //! - commands: [`syncer`] (`gdx-agent sync`, the scan and upload loops),
 //!   [`daemon`] (`gdx-agent run`), [`report`] (`status` and `doctor`),
 //!   [`login`] (`gdx-agent login`: a signed one-time portal link).
@@ -31,6 +32,7 @@ pub mod login;
 pub mod report;
 pub mod sources;
 pub mod state;
+pub mod supervision;
 pub mod sync;
 pub mod syncer;
 pub mod uplink;

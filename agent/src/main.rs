@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use gdx_agent::catalog::Withdrawal;
 use gdx_agent::config::{AgentPaths, DEFAULT_DATA_DIR};
 use gdx_agent::report::{self, Verdict};
+use gdx_agent::supervision;
 use gdx_agent::{daemon, enrol, exchange, now, syncer};
 use gdx_common::grant::{RequestRecord as Record, Status};
 use gdx_common::units::{format_date, parse_duration};
@@ -134,6 +135,63 @@ enum Command {
     #[command(after_help = "Example:\n  gdx-agent revoke 630100-3 --reason \"比对工作已结束\"")]
     Revoke {
         id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// The 双告知 notices sent to this department: enterprises newly
+    /// registered, or whose business scope changed, with a matter it licenses.
+    #[command(after_help = "Example:\n  gdx-agent notices")]
+    Notices {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Claim a 双告知 notice: this department takes up the enterprise's licensing.
+    #[command(after_help = "Example:\n  gdx-agent claim 630000-12")]
+    Claim {
+        id: String,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Pass a 双告知 notice on to the department that licenses the matter
+    /// (or, without --to, back to the centre), saying why.
+    #[command(
+        after_help = "Example:\n  gdx-agent pass 630000-12 --to 630121/jiaotong --reason \"经营范围属道路运输，非本部门许可事项\""
+    )]
+    Pass {
+        id: String,
+        /// The department to pass it to, DIVISION/ORG.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// 联合惩戒: is this enterprise (统一社会信用代码) or person (公民身份号码)
+    /// restricted for this kind of matter, under which memorandum and measure, until when?
+    #[command(after_help = "Example:\n  gdx-agent check 91630100MA7G00012C --matter 政府采购")]
+    Check {
+        subject: String,
+        /// The kind of matter: 政府采购, 财政资金, 行政许可, … (the hub's measures table).
+        #[arg(long)]
+        matter: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
+    /// Report what this department did after a check: 限制 or 未限制, and why.
+    #[command(
+        after_help = "Example:\n  gdx-agent feedback 630000-C3 --action 限制 --reason \"已取消其本次政府采购投标资格\""
+    )]
+    Feedback {
+        id: String,
+        #[arg(long)]
+        action: String,
         #[arg(long)]
         reason: String,
         #[arg(long, default_value = "15s")]
@@ -354,6 +412,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke { id, reason, timeout } => {
             let r = decide(&cli.data, id, Decided::Revoke { reason }, &timeout)?;
             println!("revoked the grant {} of {} to {}; its deliveries and lookups stop", r.id, r.code, r.consumer);
+        }
+        Command::Notices { json, timeout } => {
+            let list = runtime()?.block_on(supervision::notices(&cli.data, secs(&timeout)?))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", supervision::notices_table(&list, now()));
+            }
+        }
+        Command::Claim { id, timeout } => {
+            let n = runtime()?.block_on(supervision::act(&cli.data, id, None, secs(&timeout)?))?;
+            print!("{}", supervision::acted(&n, now()));
+        }
+        Command::Pass { id, to, reason, timeout } => {
+            let pass = supervision::pass_on(to.as_deref(), reason)?;
+            let n = runtime()?.block_on(supervision::act(&cli.data, id, Some(pass), secs(&timeout)?))?;
+            print!("{}", supervision::acted(&n, now()));
+        }
+        Command::Check { subject, matter, json, timeout } => {
+            let c = runtime()?.block_on(supervision::check(&cli.data, subject, matter, secs(&timeout)?))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", supervision::check_report(&c));
+            }
+        }
+        Command::Feedback { id, action, reason, timeout } => {
+            let c = runtime()?.block_on(supervision::feedback(&cli.data, id, &action, reason, secs(&timeout)?))?;
+            print!("{}", supervision::check_report(&c));
         }
         Command::Within { resource, bbox, limit, json, timeout } => {
             let q = Message::Within(gdx_common::wire::WithinQuery { code: resource, bbox, limit });

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod catalog;
 pub mod creditcode;
 pub mod data;
+pub mod discipline;
 pub mod division;
 pub mod generate;
 pub mod geometry;

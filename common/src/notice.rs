@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::creditcode::CreditCode;
-use crate::grant::add_working_days;
+use crate::grant::{Side, add_working_days};
 use crate::{DivisionCode, NodeId};
 
 /// Working days a notice may wait for its claim.
@@ -58,6 +58,13 @@ impl Rules {
     pub fn parse(text: &str) -> Result<Self, String> {
         let rules: Self =
             toml::from_str(text).map_err(|e| format!("the matters table is not valid: {}", e.message()))?;
+        rules.check()?;
+        Ok(rules)
+    }
+
+    /// Checks the table; the error names the matter at fault.
+    pub fn check(&self) -> Result<(), String> {
+        let rules = self;
         let mut seen = std::collections::BTreeSet::new();
         for (i, m) in rules.matters.iter().enumerate() {
             let at = format!("matter {} ({:?})", i + 1, m.name);
@@ -80,7 +87,7 @@ impl Rules {
                 ));
             }
         }
-        Ok(rules)
+        Ok(())
     }
 
     /// The matters `scope` names.
@@ -138,6 +145,12 @@ pub struct Notice {
     pub enterprise: String,
     pub matter: String,
     pub to: NodeId,
+    /// The business scope that brought it.
+    pub scope: String,
+    /// Where the hub saw it: `PROVIDER RESOURCE changeset N`.
+    pub source: String,
+    /// The notice this one continues, when a department passed that one on.
+    pub passed_from: Option<String>,
     pub issued_at: i64,
     /// The last day (days since 1970) to claim it.
     pub claim_by_day: i64,
@@ -153,10 +166,43 @@ impl Notice {
             enterprise: enterprise.to_owned(),
             matter: matter.name.clone(),
             to,
+            scope: String::new(),
+            source: String::new(),
+            passed_from: None,
             issued_at: now,
             claim_by_day: add_working_days(now.div_euclid(86_400), CLAIM_WITHIN_WORKING_DAYS),
             state: NoticeState::Pending,
         }
+    }
+
+    /// The notice that continues this one at `to`, passed on at `now`
+    /// (numbered `id` by the hub of the department that passed it on).
+    pub fn passed_on(&self, id: String, to: NodeId, now: i64) -> Self {
+        Self {
+            id,
+            to,
+            passed_from: Some(self.id.clone()),
+            issued_at: now,
+            claim_by_day: add_working_days(now.div_euclid(86_400), CLAIM_WITHIN_WORKING_DAYS),
+            state: NoticeState::Pending,
+            ..self.clone()
+        }
+    }
+
+    /// 1 while pending, 2 once claimed or passed on: hubs keep the higher.
+    pub fn version(&self) -> u64 {
+        match self.state {
+            NoticeState::Pending => 1,
+            _ => 2,
+        }
+    }
+
+    /// The division of the hub that issued it (the `DIVISION` of its id).
+    pub fn issuer(&self) -> Option<DivisionCode> {
+        self.id
+            .split_once('-')
+            .filter(|(_, n)| n.parse::<u64>().is_ok_and(|n| n > 0))
+            .and_then(|(d, _)| DivisionCode::parse(d).ok())
     }
 
     /// `pending`, `OVERDUE` (pending past its day), `claimed`, `claimed late` or `passed on`.
@@ -200,6 +246,45 @@ impl Notice {
             NoticeState::Pending => Ok(()),
             NoticeState::Claimed { .. } => Err(format!("notice {} is already claimed", self.id)),
             NoticeState::Passed { .. } => Err(format!("notice {} was passed on", self.id)),
+        }
+    }
+}
+
+/// Whether a hub of division `here` stores `sent`, a notice another hub
+/// sent it from `from`, holding `held`: Ok(true) to store it, Ok(false)
+/// for old news, Err with the reason to refuse (and log) it. A new notice
+/// comes only from the side of the hub that issued it (its id's
+/// division), about a department that side may notify; a claim or a
+/// pass-on only from the side of the department it was sent to, for a
+/// notice already held here and unchanged but for its state.
+pub fn take(here: DivisionCode, from: Side, held: Option<&Notice>, sent: &Notice) -> Result<bool, String> {
+    if held.is_some_and(|h| h.version() >= sent.version()) {
+        return Ok(false);
+    }
+    let Some(issuer) = sent.issuer() else {
+        return Err(format!("notice id {:?} is not DIVISION-N", sent.id));
+    };
+    let on_side = |d: DivisionCode| match from {
+        Side::Parent => !here.contains(d),
+        Side::Child(child) => child.contains(d),
+    };
+    match held {
+        None if sent.version() == 1 => {
+            if !on_side(issuer) {
+                return Err(format!("notice {} was issued by the hub of {issuer}, which is not on that side", sent.id));
+            }
+            Ok(true)
+        }
+        None => Err(format!("notice {} was claimed or passed on before it reached this hub", sent.id)),
+        Some(h) => {
+            if !on_side(sent.to.division()) {
+                return Err(format!("notice {} is for {}; its claim cannot come from that side", sent.id, sent.to));
+            }
+            let same = Notice { state: h.state.clone(), ..sent.clone() };
+            if &same != h {
+                return Err(format!("notice {} came back changed in more than its state", sent.id));
+            }
+            Ok(true)
         }
     }
 }
@@ -284,5 +369,40 @@ level = "prefecture"
         n.pass(&to, Some(stranger.clone()), "经营范围属道路运输，非本部门许可事项", now).unwrap();
         assert_eq!(n.state_at(now), "passed on");
         assert!(n.claim(&to, now).unwrap_err().contains("was passed on"));
+    }
+
+    #[test]
+    fn hubs_take_a_notice_from_its_issuers_side_and_its_claim_from_its_departments_side() {
+        let r = Rules::parse(RULES).unwrap();
+        let firm = code("91630121MA7G00012R");
+        let to = route(&r.matters[0], &firm).unwrap(); // 630121/scjg, under the 630100 hub
+        let now = 1_800_000_000;
+        let n = Notice::issued("630000-7".into(), &firm, "青海昆仑食品有限公司", &r.matters[0], to.clone(), now);
+        let div = |s: &str| DivisionCode::parse(s).unwrap();
+        let xining = Side::Child(div("630100"));
+        // the prefecture hub takes it from its parent, the province
+        assert_eq!(take(div("630100"), Side::Parent, None, &n), Ok(true));
+        assert_eq!(take(div("630100"), Side::Parent, Some(&n), &n), Ok(false), "old news");
+        // a child hub cannot issue in the province's name
+        assert!(take(div("630000"), xining, None, &n).unwrap_err().contains("issued by the hub of 630000"));
+        let mut claimed = n.clone();
+        claimed.claim(&to, now + 60).unwrap();
+        // the claim goes back up from the department's side only
+        assert_eq!(take(div("630000"), xining, Some(&n), &claimed), Ok(true));
+        assert!(
+            take(div("630000"), Side::Child(div("632500")), Some(&n), &claimed)
+                .unwrap_err()
+                .contains("for 630121/scjg")
+        );
+        assert!(take(div("630000"), xining, None, &claimed).unwrap_err().contains("before it reached"));
+        let mut forged = claimed.clone();
+        forged.matter = "道路运输经营许可".into();
+        assert!(take(div("630000"), xining, Some(&n), &forged).unwrap_err().contains("changed in more than its state"));
+        // a claimed notice stays claimed
+        assert_eq!(take(div("630100"), Side::Parent, Some(&claimed), &n), Ok(false));
+        // passed on, it continues under the passing hub's number
+        let next = claimed.passed_on("630100-3".into(), NodeId::parse("630100/jiaotong").unwrap(), now);
+        assert_eq!(next.passed_from.as_deref(), Some("630000-7"));
+        assert_eq!((next.version(), next.issuer()), (1, Some(div("630100"))));
     }
 }

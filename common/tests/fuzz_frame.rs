@@ -124,7 +124,13 @@ fn exchange_batch() -> impl Strategy<Value = ExchangeBatch> {
         at,
     });
     (prop::collection::vec(request_record(), 0..3), small_vec(signed_delivery()), small_vec(progress), any::<u64>())
-        .prop_map(|(records, deliveries, progress, upto)| ExchangeBatch { records, deliveries, progress, upto })
+        .prop_map(|(records, deliveries, progress, upto)| ExchangeBatch {
+            records,
+            deliveries,
+            progress,
+            upto,
+            ..ExchangeBatch::default()
+        })
 }
 
 fn verdict() -> impl Strategy<Value = Verdict> {

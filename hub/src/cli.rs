@@ -145,6 +145,12 @@ pub fn nodes(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
 }
 
 /// `gdx-hub grants`.
+/// `gdx-hub notices`, `checks` and `supervision`.
+pub fn supervision(paths: &HubPaths, what: crate::supervision::listing::Listing, json: bool) -> anyhow::Result<()> {
+    let config = HubConfig::load(paths)?;
+    crate::supervision::listing::print(&paths.dir, config.hub_id(), what, json)
+}
+
 pub fn grants(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
     let config = HubConfig::load(paths)?;
     let x = crate::exchange::Exchange::open(&paths.dir, config.hub_id())?;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use gdx_hub::catalog::FilterArgs;
 use gdx_hub::config::{DEFAULT_DATA_DIR, DEFAULT_HTTP, DEFAULT_LISTEN};
 use gdx_hub::store::HubPaths;
+use gdx_hub::supervision::listing::Listing;
 use gdx_hub::{HubConfig, cli, init, net};
 
 mod demo;
@@ -140,6 +141,26 @@ enum Command {
     Enterprise {
         /// The 统一社会信用代码.
         code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The 双告知 notices this hub issued or carries: to whom, their state
+    /// (pending, OVERDUE, claimed, claimed late, passed on).
+    #[command(after_help = "Example:\n  gdx-hub notices")]
+    Notices {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The 联合惩戒 checks departments made here or below, with their feedback.
+    #[command(after_help = "Example:\n  gdx-hub checks")]
+    Checks {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per department: notices claimed in time, late, passed on, overdue;
+    /// checks made and reported on.
+    #[command(after_help = "Example:\n  gdx-hub supervision")]
+    Supervision {
         #[arg(long)]
         json: bool,
     },
@@ -392,6 +413,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Grants { json } => cli::grants(&paths, json),
         Command::Enterprise { code, json } => gdx_hub::supervision::print(&paths.dir, &code, json),
+        Command::Notices { json } => cli::supervision(&paths, Listing::Notices, json),
+        Command::Checks { json } => cli::supervision(&paths, Listing::Checks, json),
+        Command::Supervision { json } => cli::supervision(&paths, Listing::Counts, json),
         Command::Revoke { node } => cli::revoke(&paths, &node),
         Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),

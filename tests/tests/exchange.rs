@@ -627,9 +627,8 @@ fn a_prefecture_hub_cannot_grant_itself_the_provinces_data() {
             forged("632500-2", 2),
             RequestRecord { code: "301001/999999".into(), ..forged("632500-3", 1) },
         ],
-        deliveries: vec![],
-        progress: vec![],
         upto: 2,
+        ..ExchangeBatch::default()
     });
     let root = std::fs::read_to_string(province.dir.path().join("ca.crt")).unwrap();
     let identity = (hainan.dir.path().join("hub.crt"), hainan.dir.path().join("hub.key"));

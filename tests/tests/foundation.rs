@@ -366,7 +366,7 @@ fn demo_shows_a_hub_its_agents_and_the_catalogue() {
     assert!(line(" hukou ").contains(" 300 "), "{out}");
     assert!(line(" dibao ").contains(" 120 "), "{out}");
     assert!(
-        out.contains("27 entries"),
+        out.contains("28 entries"),
         "seven base and seventeen theme and department entries, and the province's three base databases: {out}"
     );
     for hub in ["prefecture hub 630100/hub", "prefecture hub 632500/hub"] {

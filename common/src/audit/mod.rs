@@ -38,6 +38,8 @@ pub const KINDS: &[&str] = &[
     "delivered",
     "lookup",
     "merged",
+    "notice",
+    "check",
     "refused",
     "login",
     "portal",

@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::ResourceCode;
+use crate::discipline::Check;
 use crate::node::{NodeId, Role};
+use crate::notice::Notice;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -102,6 +104,49 @@ pub enum Message {
     Within(WithinQuery),
     /// The records found.
     WithinAnswer(WithinAnswer),
+    /// Agent → its hub: the 双告知 notices sent to this department.
+    ListNotices,
+    /// The notices asked for, newest first.
+    Notices(Vec<Notice>),
+    /// Agent → its hub: claim a notice, or pass it on.
+    ActOnNotice(NoticeAct),
+    /// The notice as it now stands.
+    NoticeAnswer(Box<Notice>),
+    /// Agent → its hub: is this subject restricted for this kind of matter?
+    Check(CheckQuery),
+    /// The check as the hub recorded it (also the answer to `Feedback`).
+    CheckAnswer(Box<Check>),
+    /// Agent → its hub: what the department did after a check.
+    Feedback(FeedbackForm),
+}
+
+/// Claim a notice (`pass` None), or pass it on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeAct {
+    pub id: String,
+    pub pass: Option<PassOn>,
+}
+
+/// Passing a notice on: to another department, or (None) back to the centre.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassOn {
+    pub to: Option<NodeId>,
+    pub reason: String,
+}
+
+/// A 联合惩戒 check: a credit code or ID number, and the kind of matter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckQuery {
+    pub subject: String,
+    pub matter: String,
+}
+
+/// What the department did after check `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackForm {
+    pub id: String,
+    pub action: crate::discipline::Action,
+    pub reason: String,
 }
 
 impl Message {
@@ -146,6 +191,13 @@ impl Message {
             Message::QualityNoted(_) => "QualityNoted",
             Message::Within(_) => "Within",
             Message::WithinAnswer(_) => "WithinAnswer",
+            Message::ListNotices => "ListNotices",
+            Message::Notices(_) => "Notices",
+            Message::ActOnNotice(_) => "ActOnNotice",
+            Message::NoticeAnswer(_) => "NoticeAnswer",
+            Message::Check(_) => "Check",
+            Message::CheckAnswer(_) => "CheckAnswer",
+            Message::Feedback(_) => "Feedback",
         }
     }
 }
@@ -301,8 +353,23 @@ pub struct ExchangeBatch {
     pub records: Vec<RequestRecord>,
     pub deliveries: Vec<SignedDelivery>,
     pub progress: Vec<Progress>,
+    /// 双告知 notices: new ones towards their department, claims back up.
+    pub notices: Vec<Notice>,
+    /// 联合惩戒 checks and their feedback, up to the province only.
+    pub checks: Vec<Check>,
     /// The sender's change counter this batch reaches.
     pub upto: u64,
+}
+
+impl ExchangeBatch {
+    /// True when it carries no item (only, perhaps, a new `upto`).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.deliveries.is_empty()
+            && self.progress.is_empty()
+            && self.notices.is_empty()
+            && self.checks.is_empty()
+    }
 }
 
 /// One node of a child hub's subtree, as the child sees it.

@@ -37,6 +37,7 @@ use gdx_hub::{enrol, init, nodes};
 mod databases;
 mod departments;
 mod sources;
+mod supervision;
 
 use departments::Province;
 use sources::sample_data;
@@ -100,6 +101,7 @@ pub async fn run(
     // the base databases, merged at the province and shared as its resources
     let platform_code = CreditCode::compose("11630000", "01560005")?;
     std::fs::write(hub_dir.join("bases.toml"), BASES.replace("{PROVIDER_CODE}", platform_code.as_str()))?;
+    std::fs::write(hub_dir.join("supervision.toml"), supervision::SUPERVISION_TOML)?;
     let mut children = Vec::new();
     children.push(spawn(&hub_exe, &hub_dir, &["run"])?);
     wait_for(Duration::from_secs(20), "the hub to listen", || {
@@ -134,6 +136,7 @@ pub async fn run(
             http: format!("127.0.0.1:{}", free_port()?),
         };
         let child = init::init_join(&dir, &opts, Duration::from_secs(15)).await?;
+        std::fs::write(dir.join("supervision.toml"), supervision::SUPERVISION_TOML)?;
         println!("prefecture hub {} ({}) joined the province, on {}/udp", child.hub_id(), child.name, child.listen);
         children.push(spawn(&hub_exe, &dir, &["run"])?);
         wait_for(Duration::from_secs(20), "the prefecture hub to listen", || {
@@ -240,6 +243,7 @@ pub async fn run(
     );
     print!("{}", catalog::table(&catalog.list(&Filter::default(), now())?));
     exchange_demo(&agent_exe, &root).await?;
+    supervision::supervision_demo(&agent_exe, &root).await?;
     portal_links(&agent_exe, &root, &config).await?;
     let hub = hub_dir.display();
     let pref = root.join("hub-632500");
@@ -262,6 +266,9 @@ pub async fn run(
          \x20 gdx-agent --data {} status          one agent's view, with its catalogue entry\n\
          \x20 gdx-agent --data {} status          the 民政 agent's quarantine (two bad CSV lines)\n\
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
+         \x20 gdx-hub --data {hub} notices                   双告知 notices: to whom, claimed, passed on, OVERDUE\n\
+         \x20 gdx-hub --data {hub} supervision               per department: notices claimed in time, checks with feedback\n\
+         \x20 gdx-hub --data {hub} enterprise CREDIT_CODE    one enterprise's profile: register, 双公示, dishonest list\n\
          \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政 + 卫健, coverage per field\n\
          \x20 gdx-hub --data {hub} base conflicts renkou     where 公安 and 民政 disagree (a name written two ways)\n\
          \x20 gdx-hub --data {hub} base show faren           the legal-person base: 市场监管 + 民政 + 编办\n\

@@ -5,6 +5,7 @@
 
 use super::databases::Databases;
 use super::departments::{Department, Gen, Resource};
+use super::supervision::{LICENSED, licensed};
 use super::*;
 
 /// Writes a department's sample sources (tables in its database, and for
@@ -42,10 +43,15 @@ pub(super) fn sample_data(
                 if res.code == "hukou" {
                     registered.push(person.clone());
                 }
-                let firm = firms.then(|| match registered_firms.get(i) {
-                    Some(f) if res.code == "shuanggongshi" && i < 30 => f.clone(),
-                    _ => gen_.enterprise(),
-                });
+                let firm =
+                    firms.then(|| match (res.code.as_str(), registered_firms.get(i), registered_firms.get(i + 3)) {
+                        ("shuanggongshi", Some(f), _) if i < 30 => f.clone(),
+                        // the dishonest list names registered enterprises (not those with notices)
+                        ("shixin", _, Some(f)) => f.clone(),
+                        // the first registrations need later licences, at counties with the licensing departments
+                        ("faren", _, _) if i < LICENSED.len() => licensed(gen_.enterprise(), LICENSED[i].0),
+                        _ => gen_.enterprise(),
+                    });
                 if res.code == "faren"
                     && let Some(f) = &firm
                 {
@@ -72,6 +78,20 @@ pub(super) fn sample_data(
             "dibao" if !registered.is_empty() => rows[0][1] = format!("{}（低保登记）", rows[0][1]),
             // a birth date 卫健's record gives otherwise than the register
             "jiankang" if !registered.is_empty() => rows[1][2] = "2001-01-01".into(),
+            // business scopes that need a later licence (双告知)
+            "faren" => {
+                if let Some(at) = res.columns.iter().position(|c| c.column == "scope") {
+                    for (row, (_, text)) in rows.iter_mut().zip(LICENSED) {
+                        row[at] = text.to_owned();
+                    }
+                }
+            }
+            // the second listing has ended
+            "shixin" if rows.len() > 1 => {
+                let n = rows[1].len();
+                rows[1][n - 2] = "已履行完毕，信用修复".into();
+                rows[1][n - 1] = "2025-06-30".into();
+            }
             // the same enterprise's name as a 双公示 decision wrote it
             "shuanggongshi" if !registered_firms.is_empty() => rows[0][2] = format!("{}（分公司）", rows[0][2]),
             _ => {}

@@ -343,31 +343,12 @@ impl Exchange {
         }
         let mut made = 0;
         while seq < last && (made as u64) < PRODUCE_PER_PASS {
-            let frame: Option<Option<Vec<u8>>> = vault
-                .query_row(
-                    "SELECT frame FROM _gdx_changesets WHERE resource = ?1 AND seq = ?2",
-                    params![r.resource, seq + 1],
-                    |x| x.get(0),
-                )
-                .optional()?;
-            let Some(Some(frame)) = frame else {
+            let Some(cs) = super::notices::read_changeset(&vault, &r.resource, seq + 1)? else {
                 return Err(ExchangeError::Damaged(format!(
-                    "changeset {} of {} is not kept in the vault (it was applied by an older version of gdx-hub); the provider must send the resource again in full",
+                    "changeset {} of {} is not kept in the vault; the provider must send the resource again in full",
                     seq + 1,
                     r.resource
                 )));
-            };
-            let cs = match wire::decode_frame(&frame) {
-                Ok(Some((Message::Upload(env), _))) => {
-                    decode_changeset(&env.body).map_err(|e| ExchangeError::Damaged(e.to_string()))?
-                }
-                _ => {
-                    return Err(ExchangeError::Damaged(format!(
-                        "changeset {} of {} does not decode",
-                        seq + 1,
-                        r.resource
-                    )));
-                }
             };
             if cs.epoch as i64 != epoch {
                 return Ok(made); // the vault is being replaced; next pass

@@ -34,8 +34,10 @@ use gdx_common::wire::{self, Decision, ExchangeBatch, Message, Progress, Request
 use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+mod checks;
 mod delivery;
 mod listing;
+mod notices;
 mod relay;
 
 pub use listing::table;
@@ -166,6 +168,8 @@ impl Exchange {
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute_batch(notices::NOTICES_SQL)?;
+        conn.execute_batch(checks::CHECKS_SQL)?;
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         Ok(Self {
             conn,

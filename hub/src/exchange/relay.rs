@@ -28,6 +28,8 @@ impl Exchange {
             "SELECT rev, 0, id, 0, consumer, provider FROM requests WHERE rev > ?1
              UNION ALL SELECT rev, 1, grant_id, n, consumer, provider FROM deliveries WHERE rev > ?1
              UNION ALL SELECT rev, 2, grant_id, n, consumer, provider FROM progress WHERE rev > ?1
+             UNION ALL SELECT rev, 3, id, 0, to_node, to_node FROM notices WHERE rev > ?1
+             UNION ALL SELECT rev, 4, id, 0, node, node FROM checks WHERE rev > ?1
              ORDER BY 1 LIMIT ?2",
         )?;
         let items: Vec<(i64, i64, String, i64, String, String)> = stmt
@@ -79,6 +81,24 @@ impl Exchange {
                             })
                         })?;
                     out.progress.push(p);
+                }
+                // a notice goes towards its department, and its claim back towards its issuer
+                3 => {
+                    if let Some(n) = self.notice(&id)? {
+                        let issuer_within = n.issuer().is_some_and(|d| match to {
+                            Some(child) => child.contains(d),
+                            None => !self.router.division.contains(d),
+                        });
+                        if to.is_none() || within(&n.to) || issuer_within {
+                            out.notices.push(n);
+                        }
+                    }
+                }
+                // checks go up only, for the centre's counts
+                4 if to.is_none() => {
+                    if let Some(c) = self.check(&id)? {
+                        out.checks.push(c);
+                    }
                 }
                 _ => {}
             }
@@ -181,6 +201,12 @@ impl Exchange {
                     Self::store_progress(&tx, &r, p)?;
                 }
             }
+        }
+        for n in &batch.notices {
+            Self::merge_notice(&tx, &router, side, n)?;
+        }
+        for c in &batch.checks {
+            Self::merge_check(&tx, from, c)?;
         }
         if let Some(name) = cursor {
             Self::set_meta(&tx, name, batch.upto)?;

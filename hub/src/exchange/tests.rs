@@ -105,6 +105,7 @@ fn a_child_hub_speaks_only_for_its_subtree() {
         deliveries: vec![delivery("632500-1", 1), delivery("630100-8", 1)],
         progress: vec![],
         upto: 9,
+        ..ExchangeBatch::default()
     };
     // 630100-8 was filed at 西宁 and reached the province before its decision
     put(&mut x, &[record("630100-8", "630102/minzheng", "632522/minzheng", 1)], &[]);
@@ -169,6 +170,7 @@ fn merging_twice_or_older_versions_changes_nothing() {
         deliveries: vec![delivery("630100-8", 1), delivery("630100-8", 2)],
         progress: vec![],
         upto: 3,
+        ..ExchangeBatch::default()
     };
     let hainan = Some(DivisionCode::parse("632500").unwrap());
     put(&mut x, &[record("630100-8", "630102/minzheng", "632522/minzheng", 1)], &[]);
@@ -191,6 +193,7 @@ fn a_delivery_travels_with_its_record_when_the_record_changed_later() {
         deliveries: vec![delivery("632500-1", 1), delivery("632500-1", 2)],
         progress: vec![],
         upto: 0,
+        ..ExchangeBatch::default()
     };
     let xining = Some(DivisionCode::parse("630100").unwrap());
     put(&mut x, &[record("632500-1", "632522/minzheng", "630100/weijian", 1)], &[]);

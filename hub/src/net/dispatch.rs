@@ -150,6 +150,12 @@ impl Hub {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.exchange_ask(&node, m)])
                 }
+                Ok(Some(
+                    m @ (Message::ListNotices | Message::ActOnNotice(_) | Message::Check(_) | Message::Feedback(_)),
+                )) if role == Role::Agent => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.supervision_ask(&node, m)])
+                }
                 Ok(Some(Message::Quality(report))) if role == Role::Agent => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| {
@@ -308,6 +314,39 @@ impl Hub {
         match answer {
             Ok(Ok(m)) => m,
             Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message }),
+            Err(e) => {
+                warn!(error = %e, "exchange store failed");
+                internal(&format!("the hub's exchange store failed ({e}); try again"))
+            }
+        }
+    }
+
+    /// An agent's 双告知 or 联合惩戒 request: list, claim or pass on its
+    /// notices; check a subject; report what it did after a check.
+    pub(super) fn supervision_ask(&self, node: &NodeId, m: Message) -> Message {
+        let now = crate::exchange::clock();
+        let table = self.supervision.read().map(|c| c.table.clone()).unwrap_or_default();
+        let Ok(mut x) = self.exchange.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        let answer = match m {
+            Message::ListNotices => x.notices(Some(node)).map(|n| Ok(Message::Notices(n))),
+            Message::ActOnNotice(act) => {
+                x.act_on_notice(node, &act, now).map(|r| r.map(|n| Message::NoticeAnswer(Box::new(n))))
+            }
+            Message::Check(q) => {
+                let entries = |code: &str| self.entry(code).filter(|(_, withdrawn)| !withdrawn).map(|(e, _)| e);
+                crate::supervision::discipline::check(&table, &entries, &self.vaults, &mut x, node, &q, now)
+                    .map(|r| r.map(|c| Message::CheckAnswer(Box::new(c))))
+            }
+            Message::Feedback(f) => {
+                x.feedback(node, &f.id, f.action, &f.reason, now).map(|r| r.map(|c| Message::CheckAnswer(Box::new(c))))
+            }
+            _ => return internal("not a supervision request"),
+        };
+        match answer {
+            Ok(Ok(m)) => m,
+            Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::BadRequest, message }),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");
                 internal(&format!("the hub's exchange store failed ({e}); try again"))

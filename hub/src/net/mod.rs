@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ use crate::exchange::{Exchange, HubSigner};
 use crate::store::HubPaths;
 use crate::store::Store;
 use crate::store::vault::{Applied, VaultError, Vaults};
+use crate::supervision::config::SupervisionConfig;
 use crate::util::{now, now_ms};
 
 mod dispatch;
@@ -118,6 +119,8 @@ struct Hub {
     accepted: std::sync::atomic::AtomicU64,
     /// Caps on connections, in total and before they prove who they are.
     gate: gate::Gate,
+    /// `supervision.toml`, read again when the operator changes it.
+    supervision: Arc<RwLock<SupervisionConfig>>,
 }
 
 /// Serves until `shutdown` completes. Prints one line when ready.
@@ -145,6 +148,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     policy.set_hub_serials(store.hub_serials()?);
     let server_config =
         tls::hub_server_config(chain.clone(), hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
+    // the supervision rules: a mistake stops the start here (and later edits are read while serving)
+    let supervision = Arc::new(std::sync::RwLock::new(SupervisionConfig::load(dir).map_err(anyhow::Error::msg)?));
     // the base databases, and the entries of those shared: a mistake stops the start here
     let bases = crate::base::BasesConfig::load(dir).map_err(anyhow::Error::msg)?;
     let mut base_entries = Vec::new();
@@ -193,6 +198,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         live: Mutex::new(HashMap::new()),
         accepted: std::sync::atomic::AtomicU64::new(0),
         gate: gate::Gate::default(),
+        supervision: supervision.clone(),
     });
     hub.vaults.set_members(bases.members());
     let publisher = crate::base::Publisher {
@@ -210,7 +216,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     let merger = tokio::spawn(merge_bases(hub.clone(), dir.to_owned(), bases, publisher));
     let maintenance = tokio::spawn(maintain(hub.clone()));
-    let producer = tokio::spawn(produce(exchange.clone()));
+    let producer = tokio::spawn(produce(exchange.clone(), dir.to_owned(), supervision));
     let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::net::parent::run(
@@ -542,14 +548,40 @@ async fn merge_bases(
     }
 }
 
-/// Turns new changesets into deliveries for every live grant, each second.
-async fn produce(exchange: Arc<Mutex<Exchange>>) {
+/// Turns new changesets into deliveries for every live grant, and the
+/// registration's into 双告知 notices, each second. Reads `supervision.toml`
+/// again when it changes; a mistake in it is logged and the rules before
+/// it kept.
+async fn produce(exchange: Arc<Mutex<Exchange>>, dir: PathBuf, supervision: Arc<RwLock<SupervisionConfig>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seen = SupervisionConfig::modified(&dir);
     loop {
         tick.tick().await;
+        let modified = SupervisionConfig::modified(&dir);
+        if modified != seen {
+            seen = modified;
+            match SupervisionConfig::load(&dir) {
+                Ok(c) => {
+                    info!("supervision.toml read again");
+                    if let Ok(mut held) = supervision.write() {
+                        *held = c;
+                    }
+                }
+                Err(e) => warn!(error = %e, "supervision.toml changed but is not valid; the rules before it stay"),
+            }
+        }
+        let rules = supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok();
         let x = exchange.clone();
         let made = tokio::task::spawn_blocking(move || {
-            x.lock().map_err(|_| ()).map(|mut x| x.produce(crate::exchange::clock()))
+            x.lock().map_err(|_| ()).map(|mut x| {
+                let now = crate::exchange::clock();
+                if let Some((Some(reg), rules)) = &rules
+                    && let Err(e) = x.issue_notices(reg, rules, now)
+                {
+                    warn!(error = %e, "cannot issue 双告知 notices");
+                }
+                x.produce(now)
+            })
         })
         .await;
         if let Ok(Ok(Err(e))) = made {

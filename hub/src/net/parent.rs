@@ -427,7 +427,7 @@ async fn exchange_pass(
             x.batch_since(since, None).map_err(|e| e.to_string())?
         };
         let since = batch.upto;
-        let empty = batch.records.is_empty() && batch.deliveries.is_empty() && batch.progress.is_empty();
+        let empty = batch.is_empty();
         if !empty {
             match frames::ask(conn, &Message::ExchangePush(batch), ANSWER_TIMEOUT, PARENT).await? {
                 Message::ExchangePushed(upto) if upto == since => {}

@@ -81,6 +81,11 @@ impl HubPaths {
     pub fn bases(&self) -> PathBuf {
         self.dir.join("bases")
     }
+    /// The 监管 rules the operator edits: the registration resource, the
+    /// matters of 双告知, the dishonest lists and the measures table.
+    pub fn supervision_toml(&self) -> PathBuf {
+        self.dir.join("supervision.toml")
+    }
     /// Every file `init` creates, the config last.
     pub fn init_files(&self) -> [PathBuf; 6] {
         [self.ca_key(), self.ca_cert(), self.hub_key(), self.hub_cert(), self.db(), self.config()]

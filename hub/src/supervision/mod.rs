@@ -1,5 +1,9 @@
 //! Supervision information sharing (监管信息共享) at a hub: everything the
 //! hub holds about one market entity, gathered by its 统一社会信用代码.
+//! [`config`] reads `supervision.toml`; [`discipline`] answers 联合惩戒
+//! checks; [`listing`] lists notices and checks and counts them per
+//! department. Notices and checks are kept and carried by the exchange
+//! store (`crate::exchange`), with the other items hubs pass on.
 //!
 //! An enterprise profile takes, from every catalogued resource whose
 //! 信息项 hold credit codes (the item's `kind` is 统一社会信用代码, or it is
@@ -11,6 +15,10 @@
 //! operators and auditors everything; a department its own resources in
 //! full, others' only as far as a live grant of it lets (the granted
 //! columns, masked as delivered), and of the rest only that they exist.
+
+pub mod config;
+pub mod discipline;
+pub mod listing;
 
 use std::path::Path;
 
@@ -93,7 +101,12 @@ fn credit_column(entry: &CatalogEntry) -> Option<String> {
 /// The rows of `entry`'s table in its provider's vault naming `code` in
 /// `column`, and the changeset and time the vault is at; None when this hub
 /// keeps no such table. The column is indexed the first time.
-fn rows_naming(vaults: &Vaults, entry: &CatalogEntry, column: &str, code: &str) -> Result<Option<Held>, String> {
+pub(crate) fn rows_naming(
+    vaults: &Vaults,
+    entry: &CatalogEntry,
+    column: &str,
+    code: &str,
+) -> Result<Option<Held>, String> {
     if !vaults.path(&entry.provider).exists() {
         return Ok(None);
     }

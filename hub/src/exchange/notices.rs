@@ -1,0 +1,306 @@
+//! 双告知 notices in `exchange.db`: issued from the registration resource's
+//! changesets, claimed or passed on by the department they name, and
+//! carried between hubs with the other exchange items (by change number).
+//!
+//! Exactly once: the hub of the registration's provider reads its vault's
+//! changesets in order and, per changeset, in one transaction stores the
+//! notices it brings, the business scope each enterprise now has (to tell
+//! a new scope from an old one) and the changeset reached. Killed before
+//! the commit, the changeset is read again; after, never. A notice's id is
+//! this hub's next number, so a repeated changeset cannot issue twice.
+
+use gdx_common::creditcode::CreditCode;
+use gdx_common::data::{Change, Value};
+use gdx_common::notice::{self, Notice, Rules};
+use gdx_common::wire::NoticeAct;
+
+use super::*;
+use crate::supervision::config::Registration;
+
+/// Changesets of the registration read per pass.
+const NOTICE_CHANGESETS_PER_PASS: u64 = 32;
+
+pub(super) const NOTICES_SQL: &str = "
+    CREATE TABLE IF NOT EXISTS notices (
+        id      TEXT PRIMARY KEY,
+        to_node TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        notice  TEXT NOT NULL,
+        issued  INTEGER NOT NULL,
+        rev     INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS notices_rev ON notices (rev);
+    CREATE INDEX IF NOT EXISTS notices_to ON notices (to_node);
+    -- at the registration's hub: each enterprise's business scope as last read
+    CREATE TABLE IF NOT EXISTS notice_scopes (credit_code TEXT PRIMARY KEY, scope TEXT NOT NULL) WITHOUT ROWID;";
+
+impl Exchange {
+    /// One notice by id.
+    pub fn notice(&self, id: &str) -> Result<Option<Notice>, ExchangeError> {
+        let json: Option<String> =
+            self.conn.query_row("SELECT notice FROM notices WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        json.map(|j| parse_notice(&j)).transpose()
+    }
+
+    /// The notices kept here, newest first: all, or those sent to `to`.
+    pub fn notices(&self, to: Option<&NodeId>) -> Result<Vec<Notice>, ExchangeError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT notice FROM notices WHERE ?1 IS NULL OR to_node = ?1 ORDER BY issued DESC, id DESC")?;
+        let rows: Vec<String> = stmt.query_map([to.map(NodeId::to_string)], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows.iter().map(|j| parse_notice(j)).collect()
+    }
+
+    /// Stores `n` if newer than what is held; true when stored.
+    pub(super) fn store_notice(tx: &Transaction<'_>, n: &Notice) -> Result<bool, ExchangeError> {
+        let held: Option<i64> =
+            tx.query_row("SELECT version FROM notices WHERE id = ?1", [&n.id], |x| x.get(0)).optional()?;
+        if held.is_some_and(|v| v as u64 >= n.version()) {
+            return Ok(false);
+        }
+        let rev = Self::next(tx, "rev")?;
+        let json = serde_json::to_string(n).map_err(|e| ExchangeError::Damaged(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO notices (id, to_node, version, notice, rev, issued) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(id) DO UPDATE SET version = excluded.version, notice = excluded.notice, rev = excluded.rev",
+            params![n.id, n.to.to_string(), n.version() as i64, json, rev as i64, n.issued_at],
+        )?;
+        Ok(true)
+    }
+
+    /// Reads the registration resource's new changesets (when its provider
+    /// is attached here) and issues the notices they bring; returns how many.
+    pub fn issue_notices(&mut self, reg: &Registration, rules: &Rules, now: i64) -> Result<usize, ExchangeError> {
+        if self.router.place(&reg.provider) != Place::Here {
+            return Ok(0);
+        }
+        let path = crate::store::vault::published_path(&self.vault_dir, &reg.provider, &reg.resource);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let vault = gdx_files::open_read_only(&path)?;
+        vault.busy_timeout(Duration::from_secs(5))?;
+        let Some((epoch, last)) = vault
+            .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", [&reg.resource], |x| {
+                Ok((x.get::<_, i64>(0)?, x.get::<_, i64>(1)?))
+            })
+            .optional()?
+        else {
+            return Ok(0);
+        };
+        let mut seq = self.meta("notices_seq")? as i64;
+        if self.meta("notices_epoch")? as i64 != epoch {
+            seq = 0; // sent again in full: every row is read again, and only new scopes bring notices
+        }
+        let mut issued = 0;
+        let mut read = 0;
+        while seq < last && read < NOTICE_CHANGESETS_PER_PASS {
+            let Some(cs) = read_changeset(&vault, &reg.resource, seq + 1)? else {
+                return Ok(issued); // the vault is being replaced; next pass
+            };
+            if cs.epoch as i64 != epoch {
+                return Ok(issued);
+            }
+            let col = |name: &str| {
+                cs.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                    ExchangeError::Damaged(format!(
+                        "supervision.toml: the registration {} of {} has no column {name}; name its columns in [registration]",
+                        reg.resource, reg.provider
+                    ))
+                })
+            };
+            let (code_at, name_at, scope_at) = (col(&reg.credit_code)?, col(&reg.name)?, col(&reg.scope)?);
+            let source = format!("{} {} changeset {}", reg.provider, reg.resource, seq + 1);
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for change in &cs.changes {
+                let row = match change {
+                    Change::Upsert(row) => row,
+                    Change::Delete(_) => {
+                        let key = cs.key_of(change);
+                        if let Some(Value::Text(code)) = key.first() {
+                            tx.execute("DELETE FROM notice_scopes WHERE credit_code = ?1", [code])?;
+                        }
+                        continue;
+                    }
+                };
+                let text = |i: usize| match row.get(i) {
+                    Some(Value::Text(t)) => t.clone(),
+                    _ => String::new(),
+                };
+                let Ok(code) = CreditCode::parse(&text(code_at)) else {
+                    continue; // the agent quarantines bad codes; a key of another kind is not an enterprise
+                };
+                let scope = text(scope_at);
+                let old: Option<String> = tx
+                    .query_row("SELECT scope FROM notice_scopes WHERE credit_code = ?1", [code.as_str()], |r| r.get(0))
+                    .optional()?;
+                for matter in rules.to_notify(old.as_deref(), &scope) {
+                    let to = match notice::route(matter, &code) {
+                        Ok(to) => to,
+                        Err(e) => {
+                            tracing::warn!(code = code.as_str(), error = %e, "cannot route a notice");
+                            continue;
+                        }
+                    };
+                    let id = format!("{}-{}", self.router.division, Self::next(&tx, "notice_id")?);
+                    let mut n = Notice::issued(id, &code, &text(name_at), matter, to, now);
+                    n.scope = scope.clone();
+                    n.source = source.clone();
+                    Self::store_notice(&tx, &n)?;
+                    audit_notice(&tx, "issued", &n, serde_json::json!({ "old_scope": old }))?;
+                    issued += 1;
+                }
+                tx.execute(
+                    "INSERT INTO notice_scopes (credit_code, scope) VALUES (?1, ?2)
+                     ON CONFLICT(credit_code) DO UPDATE SET scope = excluded.scope",
+                    params![code.as_str(), scope],
+                )?;
+            }
+            seq += 1;
+            read += 1;
+            Self::set_meta(&tx, "notices_epoch", epoch as u64)?;
+            Self::set_meta(&tx, "notices_seq", seq as u64)?;
+            tx.commit()?;
+        }
+        Ok(issued)
+    }
+
+    /// `node`, attached here, claims a notice sent to it or passes it on.
+    /// Passed on to a department, the notice continues as a new one issued
+    /// here, in the same transaction.
+    pub fn act_on_notice(
+        &mut self,
+        node: &NodeId,
+        act: &NoticeAct,
+        now: i64,
+    ) -> Result<Result<Notice, String>, ExchangeError> {
+        let Some(mut n) = self.notice(&act.id)? else {
+            return Ok(Err(format!(
+                "no notice {} has reached this hub; `gdx-agent notices` lists those sent to you",
+                act.id
+            )));
+        };
+        let acted = match &act.pass {
+            None => n.claim(node, now),
+            Some(p) => n.pass(node, p.to.clone(), &p.reason, now),
+        };
+        if let Err(e) = acted {
+            return Ok(Err(e));
+        }
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Self::store_notice(&tx, &n)?;
+        let late = n.state_at(now) == "claimed late";
+        match &act.pass {
+            None => audit_notice(&tx, "claimed", &n, serde_json::json!({ "late": late }))?,
+            Some(p) => {
+                let next = match &p.to {
+                    Some(to) => {
+                        let id = format!("{}-{}", self.router.division, Self::next(&tx, "notice_id")?);
+                        let next = n.passed_on(id, to.clone(), now);
+                        Self::store_notice(&tx, &next)?;
+                        Some(next)
+                    }
+                    None => None,
+                };
+                audit_notice(
+                    &tx,
+                    "passed",
+                    &n,
+                    serde_json::json!({
+                        "reason": p.reason.trim(), "to": p.to.as_ref().map(NodeId::to_string),
+                        "continued_as": next.as_ref().map(|x| x.id.clone()),
+                    }),
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(Ok(n))
+    }
+
+    /// Stores a notice another hub sent (`from`), when the rules take it.
+    pub(super) fn merge_notice(
+        tx: &Transaction<'_>,
+        router: &Router,
+        side: grant::Side,
+        sent: &Notice,
+    ) -> Result<(), ExchangeError> {
+        let held: Option<Notice> = tx
+            .query_row("SELECT notice FROM notices WHERE id = ?1", [&sent.id], |x| x.get::<_, String>(0))
+            .optional()?
+            .map(|j| parse_notice(&j))
+            .transpose()?;
+        match notice::take(router.division, side, held.as_ref(), sent) {
+            Ok(true) => {
+                Self::store_notice(tx, sent)?;
+            }
+            Ok(false) => {}
+            Err(why) => {
+                tracing::warn!(id = %sent.id, from = ?side, reason = %why, "refused a notice");
+                let from = match side {
+                    grant::Side::Parent => "the parent hub".to_owned(),
+                    grant::Side::Child(d) => format!("{d}/hub"),
+                };
+                crate::store::outbox::note(
+                    tx,
+                    &gdx_common::audit::Event {
+                        kind: "refused".into(),
+                        at: crate::util::now(),
+                        node: Some(sent.to.to_string()),
+                        resource: None,
+                        request: Some(sent.id.clone()),
+                        detail: serde_json::json!({ "from": from, "reason": why, "notice": sent.matter, "credit_code": sent.credit_code }),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A changeset of `resource` kept in its vault; None when it is not (yet) there.
+pub(super) fn read_changeset(vault: &Connection, resource: &str, seq: i64) -> Result<Option<Changeset>, ExchangeError> {
+    let frame: Option<Option<Vec<u8>>> = vault
+        .query_row("SELECT frame FROM _gdx_changesets WHERE resource = ?1 AND seq = ?2", params![resource, seq], |x| {
+            x.get(0)
+        })
+        .optional()?;
+    let Some(frame) = frame else { return Ok(None) };
+    let Some(frame) = frame else {
+        return Err(ExchangeError::Damaged(format!(
+            "changeset {seq} of {resource} is not kept in the vault (it was applied by an older version of gdx-hub); the provider must send the resource again in full"
+        )));
+    };
+    match wire::decode_frame(&frame) {
+        Ok(Some((Message::Upload(env), _))) => {
+            decode_changeset(&env.body).map(Some).map_err(|e| ExchangeError::Damaged(e.to_string()))
+        }
+        _ => Err(ExchangeError::Damaged(format!("changeset {seq} of {resource} does not decode"))),
+    }
+}
+
+/// Records a notice's event (`action`: issued, claimed, passed) in the audit outbox, in the caller's transaction.
+fn audit_notice(conn: &Connection, action: &str, n: &Notice, mut detail: serde_json::Value) -> rusqlite::Result<()> {
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("action".into(), action.into());
+        d.insert("credit_code".into(), n.credit_code.clone().into());
+        d.insert("enterprise".into(), n.enterprise.clone().into());
+        d.insert("matter".into(), n.matter.clone().into());
+        d.insert("source".into(), n.source.clone().into());
+        d.insert("passed_from".into(), n.passed_from.clone().into());
+    }
+    crate::store::outbox::note(
+        conn,
+        &gdx_common::audit::Event {
+            kind: "notice".into(),
+            at: crate::util::now(),
+            node: Some(n.to.to_string()),
+            resource: None,
+            request: Some(n.id.clone()),
+            detail,
+        },
+    )
+}
+
+fn parse_notice(json: &str) -> Result<Notice, ExchangeError> {
+    serde_json::from_str(json).map_err(|e| ExchangeError::Damaged(format!("a stored notice does not decode: {e}")))
+}

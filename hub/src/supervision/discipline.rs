@@ -1,0 +1,109 @@
+//! 联合惩戒 at a hub: a department's check of a credit code or ID number
+//! for a kind of matter, answered from the dishonest lists it may read
+//! here — its own (the provider's vault) or another's under a live grant
+//! (the rows delivered to this hub) — and the measures table in
+//! `supervision.toml`. Each check and its feedback is kept and logged.
+
+use gdx_common::NodeId;
+use gdx_common::catalog::CatalogEntry;
+use gdx_common::discipline::{Check, Listing, Subject, Table, decide, parse_until};
+use gdx_common::wire::CheckQuery;
+
+use crate::exchange::{Exchange, ExchangeError};
+use crate::store::vault::Vaults;
+
+/// Rows of one list read per check at most.
+const ROWS_PER_LIST: usize = 200;
+
+/// Answers `node`'s check: Ok(Err) for a mistake in the question (said
+/// to the department), Err when a store failed. `entries` gives this hub's
+/// catalogue entry of a code.
+pub fn check(
+    table: &Table,
+    entries: &dyn Fn(&str) -> Option<CatalogEntry>,
+    vaults: &Vaults,
+    exchange: &mut Exchange,
+    node: &NodeId,
+    q: &CheckQuery,
+    now: i64,
+) -> Result<Result<Check, String>, ExchangeError> {
+    let today = now.div_euclid(86_400);
+    let subject = match Subject::parse(&q.subject, today) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let matter = match table.matter(&q.matter) {
+        Ok(m) => m.to_owned(),
+        Err(e) => return Ok(Err(e)),
+    };
+    if table.lists.is_empty() {
+        return Ok(Err(
+            "this hub knows no dishonest list; its operator names them as [[list]] in supervision.toml".into()
+        ));
+    }
+    let mut listings = Vec::new();
+    let mut unread = Vec::new();
+    for list in &table.lists {
+        let Some(entry) = entries(&list.code) else {
+            unread.push(format!("{} ({}): the catalogue here has no such entry", list.name, list.code));
+            continue;
+        };
+        let (rows, source) = if &entry.provider == node {
+            match crate::supervision::rows_naming(vaults, &entry, &list.subject, subject.as_str()) {
+                Ok(Some((rows, changeset, _))) => (rows, format!("{node} (own data, changeset {changeset})")),
+                Ok(None) => {
+                    unread.push(format!("{} ({}): not kept at this hub", list.name, list.code));
+                    continue;
+                }
+                Err(e) => return Err(ExchangeError::Damaged(e)),
+            }
+        } else {
+            let grants = exchange.live_grants(node, &list.code, now)?;
+            let clear = |g: &gdx_common::wire::RequestRecord, col: &str| {
+                g.columns.iter().any(|c| c.eq_ignore_ascii_case(col))
+                    && !g.masked.iter().any(|c| c.eq_ignore_ascii_case(col))
+            };
+            let Some(g) = grants.iter().find(|g| clear(g, &list.subject) && clear(g, &list.memorandum)) else {
+                unread.push(match grants.first() {
+                    None => format!(
+                        "{} ({}): you hold no live grant of it; request one with `gdx-agent request {} --fields {},{}`",
+                        list.name, list.code, list.code, list.subject, list.memorandum
+                    ),
+                    Some(g) => format!(
+                        "{} ({}): grant {} does not give {} and {} in clear",
+                        list.name, list.code, g.id, list.subject, list.memorandum
+                    ),
+                });
+                continue;
+            };
+            let rows = exchange.replica_rows_where(&g.id, &list.subject, subject.as_str(), ROWS_PER_LIST)?;
+            (rows, format!("grant {} from {}", g.id, g.provider))
+        };
+        let text = |row: &serde_json::Map<String, serde_json::Value>, col: Option<&String>| {
+            col.and_then(|c| row.get(c)).and_then(|v| v.as_str()).map(str::to_owned)
+        };
+        for row in rows {
+            let until_text = text(&row, list.until.as_ref()).unwrap_or_default();
+            // an end date that does not read keeps the listing in force, and says so
+            let (until, bad_until) = match parse_until(&until_text) {
+                Ok(u) => (u, None),
+                Err(_) => (None, Some(until_text)),
+            };
+            let mut reason = text(&row, list.reason.as_ref());
+            if let Some(bad) = bad_until {
+                reason = Some(format!("{} (end date {bad:?} unreadable: taken as no end)", reason.unwrap_or_default()));
+            }
+            listings.push(Listing {
+                list: list.name.clone(),
+                memorandum: text(&row, Some(&list.memorandum)).unwrap_or_default(),
+                until,
+                reason,
+                source: source.clone(),
+            });
+        }
+    }
+    let finding = decide(table, &matter, listings, today);
+    let made =
+        Check { id: String::new(), node: node.clone(), subject, matter, at: now, finding, unread, feedback: None };
+    exchange.record_check(made).map(Ok)
+}
