@@ -8,7 +8,7 @@
 //! a kind of matter, and reports what it did. Everything is in the audit log.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gdx_common::creditcode::CreditCode;
@@ -383,4 +383,101 @@ fn a_check_finds_a_listed_enterprise_from_own_data_or_a_grant_and_feedback_is_re
         let log = province.cmd(&["audit", "list", "--kind", "check", "--format", "jsonl"]).ok();
         log.matches("\"action\":\"check\"").count() == 4 && log.contains("已取消其本次投标资格")
     });
+}
+
+/// `fetch` a POST from the page with `fields` and the page's CSRF token; the
+/// status (0 for the redirect that follows success, not followed).
+fn post(tab: &mut gdx_tests::browser::Tab<'_>, path: &str, fields: &str) -> u64 {
+    let js = format!(
+        "(async () => {{ const f = new URLSearchParams({fields}); f.set('csrf', document.querySelector('input[name=csrf]').value); \
+         const r = await fetch('{path}', {{ method: 'POST', body: f, redirect: 'manual' }}); return r.status; }})()"
+    );
+    tab.eval(&js).as_u64().unwrap()
+}
+
+#[test]
+fn a_department_claims_checks_and_reports_in_the_portal() {
+    let Some(mut browser) = gdx_tests::browser::Browser::start() else { return };
+    let mut province = Hub::init("630000");
+    std::fs::write(province.dir.path().join("supervision.toml"), RULES).unwrap();
+    province.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("register.db");
+    sql(&db, "CREATE TABLE t (credit_code TEXT PRIMARY KEY, org_name TEXT, legal_rep TEXT, scope TEXT);");
+    let scjg = department(&province, "630000/scjg");
+    declare(
+        &scjg,
+        "faren",
+        "102001/000001",
+        "企业登记信息",
+        "credit_code",
+        &db,
+        r#"{ name = "统一社会信用代码", column = "credit_code", data_type = "C", length = 18, kind = "统一社会信用代码" },
+           { name = "企业名称", column = "org_name", data_type = "C", length = 100 },
+           { name = "法定代表人", column = "legal_rep", data_type = "C", length = 50 },
+           { name = "经营范围", column = "scope", data_type = "C", length = 500 }"#,
+    );
+    // registered by 西宁's office: the food licence is 西宁市市场监管局's
+    let shop = firm("630100", 11);
+    register(&db, &shop, "青海湟源餐饮有限公司", "餐饮服务");
+    synced(&scjg);
+    let xining_scjg = department(&province, "630100/scjg");
+    let base = format!("https://{}", province.http);
+    wait_until(Duration::from_secs(20), "the notice", || notices_of(&xining_scjg).len() == 1);
+    let id = notices_of(&xining_scjg)[0]["id"].as_str().unwrap().to_owned();
+
+    let mut tab = browser.tab();
+    tab.open(xining_scjg.cmd(&["login", "--portal", &base]).ok().trim());
+    tab.open(&format!("{base}/supervision"));
+    let page = tab.text();
+    assert!(page.contains("待认领") && page.contains("青海湟源餐饮有限公司") && page.contains("认领"), "{page}");
+    assert_eq!(post(&mut tab, &format!("/supervision/notices/{id}"), "{act: 'claim'}"), 0, "a redirect");
+    tab.open(&format!("{base}/supervision"));
+    assert!(tab.text().contains("已认领"), "{}", tab.text());
+    // a second claim is refused in a sentence
+    assert_eq!(post(&mut tab, &format!("/supervision/notices/{id}"), "{act: 'claim'}"), 400);
+    // the check form: the shop is not listed (the list is not catalogued here: the answer is UNKNOWN)
+    assert_eq!(
+        post(&mut tab, "/supervision/check", &format!("{{subject: '{shop}', matter: '政府采购'}}")),
+        0,
+        "a redirect"
+    );
+    tab.open(&format!("{base}/supervision"));
+    let page = tab.text();
+    assert!(page.contains("无法确定") && page.contains("630000-C1"), "{page}");
+    tab.open(&format!("{base}/supervision?check=630000-C1"));
+    assert!(tab.text().contains("未能读取"), "{}", tab.text());
+    assert_eq!(
+        post(
+            &mut tab,
+            "/supervision/checks/630000-C1/feedback",
+            "{action: '未限制', reason: '名单尚未接入，已人工核实'}"
+        ),
+        0,
+        "a redirect"
+    );
+    tab.open(&format!("{base}/supervision?check=630000-C1"));
+    assert!(tab.text().contains("未限制 — 名单尚未接入，已人工核实"), "{}", tab.text());
+    tab.screenshot(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal").join("supervision.png"));
+
+    // the JSON twins: a department sees its own, the centre all and the counts
+    let own = tab.eval("(async () => (await (await fetch('/api/v1/notices')).json()).length)()");
+    assert_eq!(own, 1);
+    let other = department(&province, "630000/jiaotong");
+    let mut tab2 = browser.tab();
+    tab2.open(other.cmd(&["login", "--portal", &base]).ok().trim());
+    let theirs = tab2.eval("(async () => (await (await fetch('/api/v1/notices')).json()).length)()");
+    assert_eq!(theirs, 0, "another department's notices are not shown");
+    assert_eq!(post(&mut tab2, &format!("/supervision/notices/{id}"), "{act: 'claim'}"), 400);
+    let mut op = browser.tab();
+    op.open(province.cmd(&["login"]).ok().trim());
+    let counts = op.eval("(async () => JSON.stringify(await (await fetch('/api/v1/supervision')).json()))()");
+    let counts = json(counts.as_str().unwrap().to_owned());
+    let row = counts.as_array().unwrap().iter().find(|c| c["node"] == "630100/scjg").unwrap().clone();
+    assert_eq!(
+        (row["claimed_in_time"].as_u64(), row["checks"].as_u64(), row["with_feedback"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    op.open(&format!("{base}/supervision"));
+    assert!(op.text().contains("各部门情况"), "{}", op.text());
 }

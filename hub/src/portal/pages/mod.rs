@@ -2,7 +2,8 @@
 //! [`catalog`] (the catalogue and an entry, with the request form),
 //! [`requests`] (requests and decisions), [`tree`] (the nodes, problems
 //! first), [`audit`] (filters, the latest checkpoint, verification, the
-//! bundle), [`charts`], [`bases`] (the base databases). Who sees what:
+//! bundle), [`charts`], [`bases`] (the base databases), [`enterprise`] (企业信息),
+//! [`supervision`] (双告知 and 联合惩戒). Who sees what:
 //! visitors the entries open to the public; a department the whole
 //! catalogue and its own requests and grants; operators and auditors
 //! everything of this hub's subtree, and only operators and departments
@@ -33,6 +34,7 @@ mod catalog;
 mod charts;
 mod enterprise;
 mod requests;
+mod supervision;
 mod tree;
 
 pub use audit::{audit_json, audit_page, bundle, verify};
@@ -41,6 +43,7 @@ pub use catalog::{catalog_page, entry_page};
 pub use charts::{charts_json, charts_page};
 pub use enterprise::{enterprise_json, enterprise_page};
 pub use requests::{decide, file_request, requests_json, requests_page};
+pub use supervision::{act_on_notice, check, feedback, supervision_json, supervision_page};
 pub use tree::{tree_json, tree_page};
 
 /// The query string's pairs, empty values dropped.
