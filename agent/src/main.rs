@@ -156,8 +156,7 @@ enum Command {
         #[arg(long, default_value = "15s")]
         timeout: String,
     },
-    /// Pass a 双告知 notice on to the department that licenses the matter
-    /// (or, without --to, back to the centre), saying why.
+    /// Pass a 双告知 notice on to the department that licenses the matter, saying why.
     #[command(
         after_help = "Example:\n  gdx-agent pass 630000-12 --to 630121/jiaotong --reason \"经营范围属道路运输，非本部门许可事项\""
     )]
@@ -165,7 +164,7 @@ enum Command {
         id: String,
         /// The department to pass it to, DIVISION/ORG.
         #[arg(long)]
-        to: Option<String>,
+        to: String,
         #[arg(long)]
         reason: String,
         #[arg(long, default_value = "15s")]
@@ -426,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", supervision::acted(&n, now()));
         }
         Command::Pass { id, to, reason, timeout } => {
-            let pass = supervision::pass_on(to.as_deref(), reason)?;
+            let pass = supervision::pass_on(&to, reason)?;
             let n = runtime()?.block_on(supervision::act(&cli.data, id, Some(pass), secs(&timeout)?))?;
             print!("{}", supervision::acted(&n, now()));
         }

@@ -68,7 +68,7 @@ pub fn notices_table(list: &[Notice], now: i64) -> String {
             n.matter.clone(),
             n.credit_code.clone(),
             n.enterprise.clone(),
-            format_date(n.claim_by_day * 86_400),
+            format_date(n.claim_by_day.saturating_mul(86_400)),
             if scope.len() < n.scope.len() { format!("{scope}…") } else { scope },
         ]);
     }
@@ -85,23 +85,17 @@ pub fn notices_table(list: &[Notice], now: i64) -> String {
 /// What `claim` and `pass` print.
 pub fn acted(n: &Notice, now: i64) -> String {
     match &n.state {
-        gdx_common::notice::NoticeState::Passed { to: Some(to), .. } => {
+        gdx_common::notice::NoticeState::Passed { to, .. } => {
             format!("passed notice {} ({} for {}) on to {to}\n", n.id, n.matter, n.enterprise)
-        }
-        gdx_common::notice::NoticeState::Passed { to: None, .. } => {
-            format!("returned notice {} ({} for {}) to the centre\n", n.id, n.matter, n.enterprise)
         }
         _ => format!("notice {} is {}: {} for {} {}\n", n.id, n.state_at(now), n.matter, n.credit_code, n.enterprise),
     }
 }
 
 /// The department a notice is passed on to.
-pub fn pass_on(to: Option<&str>, reason: String) -> anyhow::Result<PassOn> {
-    let to = to
-        .map(|t| {
-            NodeId::parse(t).map_err(|e| anyhow::anyhow!("--to {t:?}: {e}; give DIVISION/ORG, such as 630121/jiaotong"))
-        })
-        .transpose()?;
+pub fn pass_on(to: &str, reason: String) -> anyhow::Result<PassOn> {
+    let to = NodeId::parse(to)
+        .map_err(|e| anyhow::anyhow!("--to {to:?}: {e}; give DIVISION/ORG, such as 630121/jiaotong"))?;
     Ok(PassOn { to, reason })
 }
 
@@ -116,7 +110,7 @@ pub fn check_report(c: &Check) -> String {
             l.list,
             l.memorandum,
             h.measure,
-            l.until.map_or("no end date".to_owned(), |u| format!("until {}", format_date(u * 86_400))),
+            l.until.map_or("no end date".to_owned(), |u| format!("until {}", format_date(u.saturating_mul(86_400)))),
             l.reason.as_deref().map(|r| format!("{r}; ")).unwrap_or_default(),
             l.source
         ));

@@ -128,9 +128,9 @@ pub enum NoticeState {
     Claimed {
         at: i64,
     },
-    /// Passed on: to another department (which gets a notice of its own), or back to the centre.
+    /// Passed on to another department, which gets a notice of its own.
     Passed {
-        to: Option<NodeId>,
+        to: NodeId,
         reason: String,
         at: i64,
     },
@@ -224,15 +224,17 @@ impl Notice {
         Ok(())
     }
 
-    /// `by` passes it on, saying why: to another department, or (`to` None)
-    /// back to the centre to route again.
-    pub fn pass(&mut self, by: &NodeId, to: Option<NodeId>, reason: &str, now: i64) -> Result<(), String> {
+    /// `by` passes it on to department `to`, saying why.
+    pub fn pass(&mut self, by: &NodeId, to: NodeId, reason: &str, now: i64) -> Result<(), String> {
         self.check_open(by)?;
         if reason.trim().is_empty() {
             return Err("say why with --reason".into());
         }
-        if to.as_ref() == Some(by) {
+        if &to == by {
             return Err("a notice cannot be passed on to the department that holds it".into());
+        }
+        if to.is_hub_id() {
+            return Err(format!("{to} is a hub; pass the notice on to a department, DIVISION/ORG"));
         }
         self.state = NoticeState::Passed { to, reason: reason.trim().to_owned(), at: now };
         Ok(())
@@ -250,43 +252,103 @@ impl Notice {
     }
 }
 
+/// How far ahead of the receiving hub's clock another hub's times may be.
+const CLOCK_SKEW: i64 = 86_400;
+
 /// Whether a hub of division `here` stores `sent`, a notice another hub
-/// sent it from `from`, holding `held`: Ok(true) to store it, Ok(false)
-/// for old news, Err with the reason to refuse (and log) it. A new notice
-/// comes only from the side of the hub that issued it (its id's
-/// division), about a department that side may notify; a claim or a
-/// pass-on only from the side of the department it was sent to, for a
-/// notice already held here and unchanged but for its state.
-pub fn take(here: DivisionCode, from: Side, held: Option<&Notice>, sent: &Notice) -> Result<bool, String> {
+/// sent it from `from`, holding `held` (and `continued`: the notice
+/// `sent.passed_from` names, if held), at `now`: Ok(true) to store it,
+/// Ok(false) for old news, Err with the reason to refuse (and log) it.
+///
+/// - Times must be sane: issued not in the future, the claim day 5
+///   working days after, a claim or pass-on between the issue and now.
+/// - A new notice comes only from the side of the hub that issued it (its
+///   id's division). From a child hub, it must also be about an
+///   enterprise registered in the child's area by a registration kept
+///   there, or continue a notice passed on, there, to the department it
+///   names: a child cannot notify for enterprises elsewhere.
+/// - A claim or a pass-on comes only from the side of the department the
+///   notice was sent to, unchanged but for its state; without the pending
+///   notice held, only when the notice was also issued on that side.
+pub fn take(
+    here: DivisionCode,
+    from: Side,
+    held: Option<&Notice>,
+    continued: Option<&Notice>,
+    sent: &Notice,
+    now: i64,
+) -> Result<bool, String> {
     if held.is_some_and(|h| h.version() >= sent.version()) {
         return Ok(false);
     }
+    let id = &sent.id;
     let Some(issuer) = sent.issuer() else {
-        return Err(format!("notice id {:?} is not DIVISION-N", sent.id));
+        return Err(format!("notice id {id:?} is not DIVISION-N"));
     };
     let on_side = |d: DivisionCode| match from {
         Side::Parent => !here.contains(d),
         Side::Child(child) => child.contains(d),
     };
-    match held {
-        None if sent.version() == 1 => {
-            if !on_side(issuer) {
-                return Err(format!("notice {} was issued by the hub of {issuer}, which is not on that side", sent.id));
-            }
-            Ok(true)
-        }
-        None => Err(format!("notice {} was claimed or passed on before it reached this hub", sent.id)),
-        Some(h) => {
-            if !on_side(sent.to.division()) {
-                return Err(format!("notice {} is for {}; its claim cannot come from that side", sent.id, sent.to));
-            }
-            let same = Notice { state: h.state.clone(), ..sent.clone() };
-            if &same != h {
-                return Err(format!("notice {} came back changed in more than its state", sent.id));
-            }
-            Ok(true)
-        }
+    if sent.issued_at > now + CLOCK_SKEW
+        || sent.claim_by_day != add_working_days(sent.issued_at.div_euclid(86_400), CLAIM_WITHIN_WORKING_DAYS)
+    {
+        return Err(format!("notice {id} has an issue time or claim day that cannot be true"));
     }
+    match &sent.state {
+        NoticeState::Pending => {}
+        NoticeState::Claimed { at } | NoticeState::Passed { at, .. }
+            if *at < sent.issued_at || *at > now + CLOCK_SKEW =>
+        {
+            return Err(format!("notice {id} was claimed or passed on at a time that cannot be true"));
+        }
+        NoticeState::Passed { to, reason, .. } if reason.trim().is_empty() || to == &sent.to || to.is_hub_id() => {
+            return Err(format!("notice {id} was passed on without a reason, or to its own department"));
+        }
+        _ => {}
+    }
+    let Some(h) = held else {
+        if !on_side(issuer) {
+            return Err(format!("notice {id} was issued by the hub of {issuer}, which is not on that side"));
+        }
+        if sent.version() > 1 && !on_side(sent.to.division()) {
+            return Err(format!("notice {id} was claimed or passed on before it reached this hub"));
+        }
+        if let Side::Child(child) = from {
+            match (&sent.passed_from, continued) {
+                (Some(first), Some(c)) => {
+                    let passed_here = matches!(&c.state, NoticeState::Passed { to: t, .. } if t == &sent.to);
+                    let same = c.credit_code == sent.credit_code && c.matter == sent.matter && c.scope == sent.scope;
+                    if !passed_here || !same || !child.contains(c.to.division()) {
+                        return Err(format!("notice {id} does not continue notice {first} as it was passed on"));
+                    }
+                }
+                (Some(first), None) => {
+                    return Err(format!("notice {id} continues notice {first}, which this hub does not hold"));
+                }
+                (None, _) => {
+                    let registered =
+                        CreditCode::parse(&sent.credit_code).ok().and_then(|c| DivisionCode::parse(c.division()).ok());
+                    let kept_by = sent.source.split_whitespace().next().and_then(|n| NodeId::parse(n).ok());
+                    if !registered.is_some_and(|d| child.contains(d))
+                        || !kept_by.is_some_and(|n| child.contains(n.division()))
+                    {
+                        return Err(format!(
+                            "notice {id} is about an enterprise not registered in the area of the hub of {child}"
+                        ));
+                    }
+                }
+            }
+        }
+        return Ok(true);
+    };
+    if !on_side(sent.to.division()) {
+        return Err(format!("notice {id} is for {}; its claim cannot come from that side", sent.to));
+    }
+    let same = Notice { state: h.state.clone(), ..sent.clone() };
+    if &same != h {
+        return Err(format!("notice {id} came back changed in more than its state"));
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -360,13 +422,15 @@ level = "prefecture"
         assert_eq!(n.state_at(parse_date("2026-12-05").unwrap() * 86_400), "OVERDUE");
         let stranger = NodeId::parse("630121/jiaotong").unwrap();
         assert!(n.claim(&stranger, now).unwrap_err().contains("only that department"));
-        assert!(n.pass(&to, None, " ", now).unwrap_err().contains("--reason"));
-        assert!(n.pass(&to, Some(to.clone()), "x", now).unwrap_err().contains("cannot be passed on to the department"));
+        assert!(n.pass(&to, stranger.clone(), " ", now).unwrap_err().contains("--reason"));
+        assert!(n.pass(&to, to.clone(), "x", now).unwrap_err().contains("cannot be passed on to the department"));
+        let hub = NodeId::parse("630121/hub").unwrap();
+        assert!(n.pass(&to, hub, "x", now).unwrap_err().contains("is a hub"));
         let mut claimed = n.clone();
         claimed.claim(&to, parse_date("2026-12-07").unwrap() * 86_400).unwrap();
         assert_eq!(claimed.state_at(now), "claimed late");
         assert!(claimed.claim(&to, now).unwrap_err().contains("already claimed"));
-        n.pass(&to, Some(stranger.clone()), "经营范围属道路运输，非本部门许可事项", now).unwrap();
+        n.pass(&to, stranger.clone(), "经营范围属道路运输，非本部门许可事项", now).unwrap();
         assert_eq!(n.state_at(now), "passed on");
         assert!(n.claim(&to, now).unwrap_err().contains("was passed on"));
     }
@@ -377,32 +441,66 @@ level = "prefecture"
         let firm = code("91630121MA7G00012R");
         let to = route(&r.matters[0], &firm).unwrap(); // 630121/scjg, under the 630100 hub
         let now = 1_800_000_000;
-        let n = Notice::issued("630000-7".into(), &firm, "青海昆仑食品有限公司", &r.matters[0], to.clone(), now);
+        let mut n = Notice::issued("630000-7".into(), &firm, "青海昆仑食品有限公司", &r.matters[0], to.clone(), now);
+        n.source = "630000/scjg faren changeset 3".into();
         let div = |s: &str| DivisionCode::parse(s).unwrap();
         let xining = Side::Child(div("630100"));
+        let take = |here: &str, from: Side, held: Option<&Notice>, sent: &Notice| {
+            take(div(here), from, held, None, sent, now + 120)
+        };
         // the prefecture hub takes it from its parent, the province
-        assert_eq!(take(div("630100"), Side::Parent, None, &n), Ok(true));
-        assert_eq!(take(div("630100"), Side::Parent, Some(&n), &n), Ok(false), "old news");
+        assert_eq!(take("630100", Side::Parent, None, &n), Ok(true));
+        assert_eq!(take("630100", Side::Parent, Some(&n), &n), Ok(false), "old news");
         // a child hub cannot issue in the province's name
-        assert!(take(div("630000"), xining, None, &n).unwrap_err().contains("issued by the hub of 630000"));
+        assert!(take("630000", xining, None, &n).unwrap_err().contains("issued by the hub of 630000"));
         let mut claimed = n.clone();
         claimed.claim(&to, now + 60).unwrap();
         // the claim goes back up from the department's side only
-        assert_eq!(take(div("630000"), xining, Some(&n), &claimed), Ok(true));
+        assert_eq!(take("630000", xining, Some(&n), &claimed), Ok(true));
         assert!(
-            take(div("630000"), Side::Child(div("632500")), Some(&n), &claimed)
-                .unwrap_err()
-                .contains("for 630121/scjg")
+            take("630000", Side::Child(div("632500")), Some(&n), &claimed).unwrap_err().contains("for 630121/scjg")
         );
-        assert!(take(div("630000"), xining, None, &claimed).unwrap_err().contains("before it reached"));
+        assert!(take("630000", xining, None, &claimed).unwrap_err().contains("issued by the hub of 630000"));
         let mut forged = claimed.clone();
         forged.matter = "道路运输经营许可".into();
-        assert!(take(div("630000"), xining, Some(&n), &forged).unwrap_err().contains("changed in more than its state"));
+        assert!(take("630000", xining, Some(&n), &forged).unwrap_err().contains("changed in more than its state"));
+        // times that cannot be true: a claim before the issue, a claim day moved
+        let mut backdated = n.clone();
+        backdated.claim(&to, now - 60).unwrap();
+        assert!(take("630000", xining, Some(&n), &backdated).unwrap_err().contains("cannot be true"));
+        let mut later = n.clone();
+        later.claim_by_day += 30;
+        assert!(take("630100", Side::Parent, None, &later).unwrap_err().contains("cannot be true"));
         // a claimed notice stays claimed
-        assert_eq!(take(div("630100"), Side::Parent, Some(&claimed), &n), Ok(false));
-        // passed on, it continues under the passing hub's number
-        let next = claimed.passed_on("630100-3".into(), NodeId::parse("630100/jiaotong").unwrap(), now);
+        assert_eq!(take("630100", Side::Parent, Some(&claimed), &n), Ok(false));
+        // a child may notify only for enterprises registered in its area, by a registration kept there
+        let mut own = n.clone();
+        own.id = "630100-1".into();
+        assert!(take("630000", xining, None, &own).unwrap_err().contains("not registered in the area"));
+        own.source = "630100/scjg qiye changeset 1".into();
+        assert_eq!(take("630000", xining, None, &own), Ok(true));
+        let mut far = own.clone();
+        far.credit_code = CreditCode::compose("91632522", "MA7G0001").unwrap().as_str().to_owned();
+        assert!(take("630000", xining, None, &far).unwrap_err().contains("not registered in the area"));
+        // issued and claimed inside a child before its push: taken whole
+        let mut inside = own.clone();
+        inside.claim(&to, now + 60).unwrap();
+        assert_eq!(take("630000", xining, None, &inside), Ok(true));
+        // passed on, it continues under the passing hub's number, and the parent checks it against the pass-on
+        let jiaotong = NodeId::parse("630100/jiaotong").unwrap();
+        let mut passed = n.clone();
+        passed.pass(&to, jiaotong.clone(), "市级许可", now + 60).unwrap();
+        let next = passed.passed_on("630100-3".into(), jiaotong.clone(), now + 60);
         assert_eq!(next.passed_from.as_deref(), Some("630000-7"));
         assert_eq!((next.version(), next.issuer()), (1, Some(div("630100"))));
+        let here = div("630000");
+        assert_eq!(super::take(here, xining, None, Some(&passed), &next, now + 120), Ok(true));
+        assert!(super::take(here, xining, None, None, &next, now + 120).unwrap_err().contains("does not hold"));
+        let elsewhere = passed.passed_on("630100-4".into(), NodeId::parse("632500/jiaotong").unwrap(), now + 60);
+        assert!(
+            super::take(here, xining, None, Some(&passed), &elsewhere, now + 120)
+                .unwrap_err()
+                .contains("as it was passed on")
+        );
     }
 }

@@ -181,7 +181,7 @@ fn notices_reach_the_licensing_department_of_the_county_and_are_claimed_or_passe
     assert!(claimed.contains("is claimed"), "{claimed}");
     assert!(county_scjg.cmd(&["claim", &food_id]).fails().contains("already claimed"));
     // passed on with a reason, to the prefecture's transport bureau
-    assert!(county_jiaotong.cmd(&["pass", &road_id, "--reason", " "]).fails().contains("--reason"));
+    assert!(county_jiaotong.cmd(&["pass", &road_id, "--to", "630100/jiaotong", "--reason", " "]).fails().contains("--reason"));
     let passed =
         county_jiaotong.cmd(&["pass", &road_id, "--to", "630100/jiaotong", "--reason", "道路旅客运输由市级许可"]).ok();
     assert!(passed.contains("on to 630100/jiaotong"), "{passed}");

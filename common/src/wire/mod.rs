@@ -127,10 +127,10 @@ pub struct NoticeAct {
     pub pass: Option<PassOn>,
 }
 
-/// Passing a notice on: to another department, or (None) back to the centre.
+/// Passing a notice on to another department.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassOn {
-    pub to: Option<NodeId>,
+    pub to: NodeId,
     pub reason: String,
 }
 

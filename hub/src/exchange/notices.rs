@@ -88,8 +88,13 @@ impl Exchange {
         else {
             return Ok(0);
         };
-        let mut seq = self.meta("notices_seq")? as i64;
-        if self.meta("notices_epoch")? as i64 != epoch {
+        // the cursor belongs to this registration: another named in supervision.toml starts from its beginning
+        let (seq_name, epoch_name) = (
+            format!("notices_seq:{}/{}", reg.provider, reg.resource),
+            format!("notices_epoch:{}/{}", reg.provider, reg.resource),
+        );
+        let mut seq = self.meta(&seq_name)? as i64;
+        if self.meta(&epoch_name)? as i64 != epoch {
             seq = 0; // sent again in full: every row is read again, and only new scopes bring notices
         }
         let mut issued = 0;
@@ -138,7 +143,22 @@ impl Exchange {
                     let to = match notice::route(matter, &code) {
                         Ok(to) => to,
                         Err(e) => {
+                            // not lost in silence: the log says which matter of which enterprise went nowhere
                             tracing::warn!(code = code.as_str(), error = %e, "cannot route a notice");
+                            crate::store::outbox::note(
+                                &tx,
+                                &gdx_common::audit::Event {
+                                    kind: "notice".into(),
+                                    at: crate::util::now(),
+                                    node: None,
+                                    resource: None,
+                                    request: None,
+                                    detail: serde_json::json!({
+                                        "action": "unroutable", "error": e, "credit_code": code.as_str(),
+                                        "enterprise": text(name_at), "matter": matter.name, "source": source,
+                                    }),
+                                },
+                            )?;
                             continue;
                         }
                     };
@@ -158,8 +178,8 @@ impl Exchange {
             }
             seq += 1;
             read += 1;
-            Self::set_meta(&tx, "notices_epoch", epoch as u64)?;
-            Self::set_meta(&tx, "notices_seq", seq as u64)?;
+            Self::set_meta(&tx, &epoch_name, epoch as u64)?;
+            Self::set_meta(&tx, &seq_name, seq as u64)?;
             tx.commit()?;
         }
         Ok(issued)
@@ -193,22 +213,15 @@ impl Exchange {
         match &act.pass {
             None => audit_notice(&tx, "claimed", &n, serde_json::json!({ "late": late }))?,
             Some(p) => {
-                let next = match &p.to {
-                    Some(to) => {
-                        let id = format!("{}-{}", self.router.division, Self::next(&tx, "notice_id")?);
-                        let next = n.passed_on(id, to.clone(), now);
-                        Self::store_notice(&tx, &next)?;
-                        Some(next)
-                    }
-                    None => None,
-                };
+                let id = format!("{}-{}", self.router.division, Self::next(&tx, "notice_id")?);
+                let next = n.passed_on(id, p.to.clone(), now);
+                Self::store_notice(&tx, &next)?;
                 audit_notice(
                     &tx,
                     "passed",
                     &n,
                     serde_json::json!({
-                        "reason": p.reason.trim(), "to": p.to.as_ref().map(NodeId::to_string),
-                        "continued_as": next.as_ref().map(|x| x.id.clone()),
+                        "reason": p.reason.trim(), "to": p.to.to_string(), "continued_as": next.id,
                     }),
                 )?;
             }
@@ -224,12 +237,15 @@ impl Exchange {
         side: grant::Side,
         sent: &Notice,
     ) -> Result<(), ExchangeError> {
-        let held: Option<Notice> = tx
-            .query_row("SELECT notice FROM notices WHERE id = ?1", [&sent.id], |x| x.get::<_, String>(0))
-            .optional()?
-            .map(|j| parse_notice(&j))
-            .transpose()?;
-        match notice::take(router.division, side, held.as_ref(), sent) {
+        let get = |id: &str| -> Result<Option<Notice>, ExchangeError> {
+            tx.query_row("SELECT notice FROM notices WHERE id = ?1", [id], |x| x.get::<_, String>(0))
+                .optional()?
+                .map(|j| parse_notice(&j))
+                .transpose()
+        };
+        let held = get(&sent.id)?;
+        let continued = sent.passed_from.as_deref().map(get).transpose()?.flatten();
+        match notice::take(router.division, side, held.as_ref(), continued.as_ref(), sent, clock()) {
             Ok(true) => {
                 Self::store_notice(tx, sent)?;
             }

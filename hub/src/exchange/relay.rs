@@ -84,7 +84,11 @@ impl Exchange {
                 }
                 // a notice goes towards its department, and its claim back towards its issuer
                 3 => {
+                    if bytes > BATCH_BYTES {
+                        break;
+                    }
                     if let Some(n) = self.notice(&id)? {
+                        bytes += n.scope.len() + n.enterprise.len() + 512;
                         let issuer_within = n.issuer().is_some_and(|d| match to {
                             Some(child) => child.contains(d),
                             None => !self.router.division.contains(d),
@@ -96,8 +100,12 @@ impl Exchange {
                 }
                 // checks go up only, for the centre's counts
                 4 if to.is_none() => {
+                    if bytes > BATCH_BYTES {
+                        break;
+                    }
                     if let Some(c) = self.check(&id)? {
-                        out.checks.push(c);
+                        bytes += serde_json::to_vec(&c).map_or(0, |j| j.len());
+                        out.checks.push(checks::travelling(c));
                     }
                 }
                 _ => {}

@@ -293,3 +293,51 @@ fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym()
         "an unknown pseudonym finds nothing"
     );
 }
+
+#[test]
+fn a_child_hub_notifies_only_for_enterprises_of_its_area_and_claims_only_for_its_departments() {
+    use gdx_common::creditcode::CreditCode;
+    use gdx_common::notice::{Matter, Notice};
+    let (_dir, mut x) = province();
+    let hainan = Some(DivisionCode::parse("632500").unwrap());
+    let matter = Matter {
+        name: "食品经营许可".into(),
+        keywords: vec!["食品".into()],
+        licensing: "scjg".into(),
+        level: Default::default(),
+    };
+    let now = clock();
+    let notice = |id: &str, registered: &str, to: &str, source: &str| {
+        let code = CreditCode::compose(&format!("91{registered}"), "MA7G0001").unwrap();
+        let mut n = Notice::issued(id.into(), &code, "青海某食品店", &matter, node(to), now);
+        n.source = format!("{source} faren changeset 1");
+        n
+    };
+    let batch = ExchangeBatch {
+        notices: vec![
+            // an enterprise of 海南州 registered there: taken
+            notice("632500-1", "632522", "632522/scjg", "632500/scjg"),
+            // in the province's name: refused
+            notice("630000-9", "632522", "632522/scjg", "632500/scjg"),
+            // an enterprise of 西宁: not 海南州's to notify
+            notice("632500-2", "630121", "630121/scjg", "632500/scjg"),
+        ],
+        upto: 3,
+        ..ExchangeBatch::default()
+    };
+    x.merge(&batch, hainan, &|_| None, None).unwrap();
+    let held: Vec<String> = x.notices(None).unwrap().into_iter().map(|n| n.id).collect();
+    assert_eq!(held, ["632500-1"]);
+    // a province notice for 西宁's department, claimed in 海南州's name: refused
+    let mut ours = notice("630000-1", "630121", "630121/scjg", "630000/scjg");
+    let tx = x.conn.transaction().unwrap();
+    Exchange::store_notice(&tx, &ours).unwrap();
+    tx.commit().unwrap();
+    ours.claim(&node("630121/scjg"), now).unwrap();
+    let claim = ExchangeBatch { notices: vec![ours], upto: 4, ..ExchangeBatch::default() };
+    x.merge(&claim, hainan, &|_| None, None).unwrap();
+    assert_eq!(x.notice("630000-1").unwrap().unwrap().state_at(now), "pending");
+    let refused = outbox(&x, "refused");
+    let of: Vec<&str> = refused.iter().map(|e| e["request"].as_str().unwrap()).collect();
+    assert_eq!(of, ["630000-9", "632500-2", "630000-1"], "each refused notice is evidence in the log");
+}

@@ -59,51 +59,79 @@ pub fn check(
             }
         } else {
             let grants = exchange.live_grants(node, &list.code, now)?;
+            // the columns a list needs, as the grant spells them, each granted in clear
+            let needed: Vec<&String> =
+                [Some(&list.subject), Some(&list.memorandum), list.until.as_ref()].into_iter().flatten().collect();
             let clear = |g: &gdx_common::wire::RequestRecord, col: &str| {
                 g.columns.iter().any(|c| c.eq_ignore_ascii_case(col))
                     && !g.masked.iter().any(|c| c.eq_ignore_ascii_case(col))
             };
-            let Some(g) = grants.iter().find(|g| clear(g, &list.subject) && clear(g, &list.memorandum)) else {
+            let Some(g) = grants.iter().find(|g| needed.iter().all(|c| clear(g, c))) else {
+                let wanted: Vec<&str> = needed.iter().map(|c| c.as_str()).collect();
                 unread.push(match grants.first() {
                     None => format!(
-                        "{} ({}): you hold no live grant of it; request one with `gdx-agent request {} --fields {},{}`",
-                        list.name, list.code, list.code, list.subject, list.memorandum
+                        "{} ({}): you hold no live grant of it; request one with `gdx-agent request --resource {} --fields {}`",
+                        list.name,
+                        list.code,
+                        list.code,
+                        wanted.join(",")
                     ),
-                    Some(g) => format!(
-                        "{} ({}): grant {} does not give {} and {} in clear",
-                        list.name, list.code, g.id, list.subject, list.memorandum
-                    ),
+                    Some(g) => format!("{} ({}): grant {} does not give {} in clear", list.name, list.code, g.id, wanted.join(", ")),
                 });
                 continue;
             };
-            let rows = exchange.replica_rows_where(&g.id, &list.subject, subject.as_str(), ROWS_PER_LIST)?;
+            let subject_column =
+                g.columns.iter().find(|c| c.eq_ignore_ascii_case(&list.subject)).unwrap_or(&list.subject);
+            let rows = exchange.replica_rows_where(&g.id, subject_column, subject.as_str(), ROWS_PER_LIST)?;
             (rows, format!("grant {} from {}", g.id, g.provider))
         };
-        let text = |row: &serde_json::Map<String, serde_json::Value>, col: Option<&String>| {
-            col.and_then(|c| row.get(c)).and_then(|v| v.as_str()).map(str::to_owned)
-        };
-        for row in rows {
-            let until_text = text(&row, list.until.as_ref()).unwrap_or_default();
+        let mut found = Vec::new();
+        for row in &rows {
+            // a row that does not say under which memorandum, or until when, cannot clear anyone
+            let memorandum = field(row, &list.memorandum).filter(|m| !m.trim().is_empty());
+            let until_text = match &list.until {
+                Some(col) => field(row, col),
+                None => Some(String::new()),
+            };
+            let (Some(memorandum), Some(until_text)) = (memorandum, until_text) else {
+                found.clear();
+                unread.push(format!(
+                    "{} ({}): a row naming the subject has no {} value; check [[list]] in supervision.toml",
+                    list.name,
+                    list.code,
+                    if field(row, &list.memorandum).is_none() {
+                        &list.memorandum
+                    } else {
+                        list.until.as_deref().unwrap_or_default()
+                    }
+                ));
+                break;
+            };
             // an end date that does not read keeps the listing in force, and says so
             let (until, bad_until) = match parse_until(&until_text) {
                 Ok(u) => (u, None),
                 Err(_) => (None, Some(until_text)),
             };
-            let mut reason = text(&row, list.reason.as_ref());
+            let mut reason = list.reason.as_ref().and_then(|c| field(row, c));
             if let Some(bad) = bad_until {
                 reason = Some(format!("{} (end date {bad:?} unreadable: taken as no end)", reason.unwrap_or_default()));
             }
-            listings.push(Listing {
-                list: list.name.clone(),
-                memorandum: text(&row, Some(&list.memorandum)).unwrap_or_default(),
-                until,
-                reason,
-                source: source.clone(),
-            });
+            found.push(Listing { list: list.name.clone(), memorandum, until, reason, source: source.clone() });
         }
+        listings.extend(found);
     }
     let finding = decide(table, &matter, listings, today);
     let made =
         Check { id: String::new(), node: node.clone(), subject, matter, at: now, finding, unread, feedback: None };
     exchange.record_check(made).map(Ok)
+}
+
+/// The value of `column` in `row` (its name compared without case), as
+/// text; None when the row has no such column or it is NULL.
+fn field(row: &serde_json::Map<String, serde_json::Value>, column: &str) -> Option<String> {
+    match row.iter().find(|(k, _)| k.eq_ignore_ascii_case(column)).map(|(_, v)| v)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(t) => Some(t.clone()),
+        other => Some(other.to_string()),
+    }
 }

@@ -70,7 +70,7 @@ pub fn notices_table(list: &[Notice], now: i64) -> String {
             n.credit_code.clone(),
             n.enterprise.clone(),
             format_time(n.issued_at),
-            format_date(n.claim_by_day * 86_400),
+            format_date(n.claim_by_day.saturating_mul(86_400)),
             n.passed_from.clone().unwrap_or_else(|| n.source.clone()),
         ]);
     }

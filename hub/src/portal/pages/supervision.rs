@@ -81,7 +81,7 @@ fn notices_table(list: &[Notice], v: &Viewer, now: i64) -> String {
                     esc(&n.enterprise)
                 ),
                 esc(&n.scope),
-                format!("<span class=\"t\">{}</span>", date(Some(n.claim_by_day * 86_400))),
+                format!("<span class=\"t\">{}</span>", date(Some(n.claim_by_day.saturating_mul(86_400)))),
                 act,
             ]
         })
@@ -120,10 +120,10 @@ fn notice_forms(n: &Notice, v: &Viewer) -> String {
     format!(
         "<div class=\"decide\"><form method=\"post\" action=\"{action}\" class=\"inline\">{csrf}<input type=\"hidden\" name=\"act\" value=\"claim\"><button type=\"submit\">{}</button></form>\
          <details><summary>{}</summary><form method=\"post\" action=\"{action}\">{csrf}<input type=\"hidden\" name=\"act\" value=\"pass\">\
-         <label>{}<input name=\"to\" placeholder=\"630121/jiaotong\" size=\"18\"></label><label>{}<input name=\"reason\" required size=\"30\"></label> <button type=\"submit\">{}</button></form></details></div>",
+         <label>{}<input name=\"to\" placeholder=\"630121/jiaotong\" size=\"18\" required></label><label>{}<input name=\"reason\" required size=\"30\"></label> <button type=\"submit\">{}</button></form></details></div>",
         l.t("认领", "Claim"),
         l.t("移交…", "Pass on…"),
-        l.t("移交部门（留空退回平台）", "To (empty: back to the centre)"),
+        l.t("移交部门", "To department"),
         l.t("理由", "Reason"),
         l.t("移交", "Pass on"),
         csrf = csrf_field(v),
@@ -159,7 +159,7 @@ fn check_card(c: &Check, v: &Viewer) -> String {
                 esc(&h.listing.list),
                 esc(&h.listing.memorandum),
                 format!("<strong>{}</strong>", esc(&h.measure)),
-                date(h.listing.until.map(|d| d * 86_400)),
+                date(h.listing.until.map(|d| d.saturating_mul(86_400))),
                 esc(h.listing.reason.as_deref().unwrap_or("–")),
                 esc(&h.listing.source),
             ]
@@ -170,7 +170,7 @@ fn check_card(c: &Check, v: &Viewer) -> String {
             esc(&li.list),
             esc(&li.memorandum),
             esc(why),
-            date(li.until.map(|d| d * 86_400)),
+            date(li.until.map(|d| d.saturating_mul(86_400))),
             esc(li.reason.as_deref().unwrap_or("–")),
             esc(&li.source),
         ]
@@ -318,12 +318,7 @@ pub async fn act_on_notice(
         let pass = match form.get("act") {
             Some("claim") => None,
             Some("pass") => {
-                let to = match form
-                    .get("to")
-                    .filter(|t| !t.trim().is_empty())
-                    .map(|t| NodeId::parse(t.trim()))
-                    .transpose()
-                {
+                let to = match NodeId::parse(form.get("to").unwrap_or_default().trim()) {
                     Ok(to) => to,
                     Err(e) => {
                         return error_page(
