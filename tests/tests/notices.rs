@@ -111,22 +111,27 @@ fn province_and_xining() -> (Hub, Hub, Agent, tempfile::TempDir) {
     xining.start();
     let tmp = tempfile::tempdir().unwrap();
     let register = tmp.path().join("register.db");
-    sql(&register, "CREATE TABLE t (credit_code TEXT PRIMARY KEY, org_name TEXT, legal_rep TEXT, scope TEXT);");
     let scjg = Agent::new();
     scjg.enroll(&province.token("630000/scjg", "1h")).ok();
+    declare_register(&scjg, &register);
+    (province, xining, scjg, tmp)
+}
+
+/// 市场监管's register in `db` as resource `faren` (102001/000001).
+fn declare_register(scjg: &Agent, db: &Path) {
+    sql(db, "CREATE TABLE t (credit_code TEXT PRIMARY KEY, org_name TEXT, legal_rep TEXT, scope TEXT);");
     declare(
-        &scjg,
+        scjg,
         "faren",
         "102001/000001",
         "企业登记信息",
         "credit_code",
-        &register,
+        db,
         r#"{ name = "统一社会信用代码", column = "credit_code", data_type = "C", length = 18, kind = "统一社会信用代码" },
            { name = "企业名称", column = "org_name", data_type = "C", length = 100 },
            { name = "法定代表人", column = "legal_rep", data_type = "C", length = 50 },
            { name = "经营范围", column = "scope", data_type = "C", length = 500 }"#,
     );
-    (province, xining, scjg, tmp)
 }
 
 fn register(db: &Path, code: &str, name: &str, scope: &str) {
@@ -181,7 +186,12 @@ fn notices_reach_the_licensing_department_of_the_county_and_are_claimed_or_passe
     assert!(claimed.contains("is claimed"), "{claimed}");
     assert!(county_scjg.cmd(&["claim", &food_id]).fails().contains("already claimed"));
     // passed on with a reason, to the prefecture's transport bureau
-    assert!(county_jiaotong.cmd(&["pass", &road_id, "--to", "630100/jiaotong", "--reason", " "]).fails().contains("--reason"));
+    assert!(
+        county_jiaotong
+            .cmd(&["pass", &road_id, "--to", "630100/jiaotong", "--reason", " "])
+            .fails()
+            .contains("--reason")
+    );
     let passed =
         county_jiaotong.cmd(&["pass", &road_id, "--to", "630100/jiaotong", "--reason", "道路旅客运输由市级许可"]).ok();
     assert!(passed.contains("on to 630100/jiaotong"), "{passed}");
@@ -403,20 +413,8 @@ fn a_department_claims_checks_and_reports_in_the_portal() {
     province.start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("register.db");
-    sql(&db, "CREATE TABLE t (credit_code TEXT PRIMARY KEY, org_name TEXT, legal_rep TEXT, scope TEXT);");
     let scjg = department(&province, "630000/scjg");
-    declare(
-        &scjg,
-        "faren",
-        "102001/000001",
-        "企业登记信息",
-        "credit_code",
-        &db,
-        r#"{ name = "统一社会信用代码", column = "credit_code", data_type = "C", length = 18, kind = "统一社会信用代码" },
-           { name = "企业名称", column = "org_name", data_type = "C", length = 100 },
-           { name = "法定代表人", column = "legal_rep", data_type = "C", length = 50 },
-           { name = "经营范围", column = "scope", data_type = "C", length = 500 }"#,
-    );
+    declare_register(&scjg, &db);
     // registered by 西宁's office: the food licence is 西宁市市场监管局's
     let shop = firm("630100", 11);
     register(&db, &shop, "青海湟源餐饮有限公司", "餐饮服务");

@@ -9,6 +9,7 @@ use gdx_common::notice::Notice;
 use gdx_common::wire::{CheckQuery, NoticeAct, PassOn};
 
 use super::*;
+use crate::exchange::{Exchange, ExchangeError};
 use crate::supervision::config::SupervisionConfig;
 use crate::supervision::listing::{Counts, counts, subject_shown};
 
@@ -299,6 +300,33 @@ fn acting(v: &Viewer) -> Result<NodeId, Box<Response>> {
     })
 }
 
+/// A department's form: checked (session, CSRF, a department), then `f`
+/// with the exchange store. `Ok(Ok(address))` redirects there,
+/// `Ok(Err(why))` shows the mistake, `Err` the store's failure.
+fn department_act(
+    p: &Portal,
+    v: &Viewer,
+    body: &[u8],
+    f: impl FnOnce(&Form, &NodeId, &mut Exchange) -> Result<Result<String, String>, ExchangeError>,
+) -> Response {
+    let form = match checked_form(v, body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let me = match acting(v) {
+        Ok(me) => me,
+        Err(r) => return *r,
+    };
+    let Ok(mut x) = p.shared.exchange.lock() else {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, v, "the exchange store is unavailable");
+    };
+    match f(&form, &me, &mut x) {
+        Ok(Ok(to)) => redirect(&to),
+        Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, v, &why),
+        Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, v, &e.to_string()),
+    }
+}
+
 /// `POST /supervision/notices/{id}`: claim or pass on.
 pub async fn act_on_notice(
     State(p): State<Arc<Portal>>,
@@ -307,44 +335,22 @@ pub async fn act_on_notice(
     body: Bytes,
 ) -> Response {
     blocking(p, headers, move |p, v| {
-        let form = match checked_form(&v, &body) {
-            Ok(f) => f,
-            Err(r) => return *r,
-        };
-        let me = match acting(&v) {
-            Ok(me) => me,
-            Err(r) => return *r,
-        };
-        let pass = match form.get("act") {
-            Some("claim") => None,
-            Some("pass") => {
-                let to = match NodeId::parse(form.get("to").unwrap_or_default().trim()) {
-                    Ok(to) => to,
-                    Err(e) => {
-                        return error_page(
-                            StatusCode::BAD_REQUEST,
-                            &v,
-                            &format!("{e}; give DIVISION/ORG, such as 630121/jiaotong"),
-                        );
-                    }
-                };
-                Some(PassOn { to, reason: form.get("reason").unwrap_or_default().to_owned() })
-            }
-            _ => return error_page(StatusCode::BAD_REQUEST, &v, "the form names no act; use the portal's buttons"),
-        };
-        let now = crate::exchange::clock();
-        let done = match p.shared.exchange.lock() {
-            Ok(mut x) => x.act_on_notice(&me, &NoticeAct { id, pass }, now),
-            Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, "the exchange store is unavailable"),
-        };
-        match done {
-            Ok(Ok(n)) => {
-                let done = format!("{} {}: {}", v.lang.t("告知", "Notice"), n.id, n.state_at(now));
-                redirect(&format!("/supervision?done={}", url(&done)))
-            }
-            Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, &v, &why),
-            Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e.to_string()),
-        }
+        let lang = v.lang;
+        department_act(p, &v, &body, |form, me, x| {
+            let pass = match form.get("act") {
+                Some("claim") => None,
+                Some("pass") => match NodeId::parse(form.get("to").unwrap_or_default().trim()) {
+                    Ok(to) => Some(PassOn { to, reason: form.get("reason").unwrap_or_default().to_owned() }),
+                    Err(e) => return Ok(Err(format!("{e}; give DIVISION/ORG, such as 630121/jiaotong"))),
+                },
+                _ => return Ok(Err("the form names no act; use the portal's buttons".into())),
+            };
+            let now = crate::exchange::clock();
+            Ok(x.act_on_notice(me, &NoticeAct { id, pass }, now)?.map(|n| {
+                let done = format!("{} {}: {}", lang.t("告知", "Notice"), n.id, n.state_at(now));
+                format!("/supervision?done={}", url(&done))
+            }))
+        })
     })
     .await
 }
@@ -352,37 +358,24 @@ pub async fn act_on_notice(
 /// `POST /supervision/check`: a department checks a subject.
 pub async fn check(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
     blocking(p, headers, move |p, v| {
-        let form = match checked_form(&v, &body) {
-            Ok(f) => f,
-            Err(r) => return *r,
-        };
-        let me = match acting(&v) {
-            Ok(me) => me,
-            Err(r) => return *r,
-        };
-        let table = match SupervisionConfig::load(&p.dir) {
-            Ok(c) => c.table,
-            Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e),
-        };
-        let q = CheckQuery {
-            subject: form.get("subject").unwrap_or_default().to_owned(),
-            matter: form.get("matter").unwrap_or_default().to_owned(),
-        };
-        let now = crate::exchange::clock();
-        let catalog = p.shared.catalog.clone();
-        let entries = |code: &str| {
-            catalog.lock().ok().and_then(|c| c.get(code, now).ok().flatten()).filter(|l| !l.withdrawn).map(|l| l.entry)
-        };
-        let vaults = crate::store::vault::Vaults::new(&p.dir);
-        let checked = match p.shared.exchange.lock() {
-            Ok(mut x) => crate::supervision::discipline::check(&table, &entries, &vaults, &mut x, &me, &q, now),
-            Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, "the exchange store is unavailable"),
-        };
-        match checked {
-            Ok(Ok(c)) => redirect(&format!("/supervision?check={}", url(&c.id))),
-            Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, &v, &why),
-            Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e.to_string()),
-        }
+        department_act(p, &v, &body, |form, me, x| {
+            let table = match SupervisionConfig::load(&p.dir) {
+                Ok(c) => c.table,
+                Err(e) => return Err(ExchangeError::Damaged(e)),
+            };
+            let q = CheckQuery {
+                subject: form.get("subject").unwrap_or_default().to_owned(),
+                matter: form.get("matter").unwrap_or_default().to_owned(),
+            };
+            let now = crate::exchange::clock();
+            let entries = |code: &str| {
+                let c = p.shared.catalog.lock().ok()?;
+                c.get(code, now).ok().flatten().filter(|l| !l.withdrawn).map(|l| l.entry)
+            };
+            let vaults = crate::store::vault::Vaults::new(&p.dir);
+            Ok(crate::supervision::discipline::check(&table, &entries, &vaults, x, me, &q, now)?
+                .map(|c| format!("/supervision?check={}", url(&c.id))))
+        })
     })
     .await
 }
@@ -395,28 +388,15 @@ pub async fn feedback(
     body: Bytes,
 ) -> Response {
     blocking(p, headers, move |p, v| {
-        let form = match checked_form(&v, &body) {
-            Ok(f) => f,
-            Err(r) => return *r,
-        };
-        let me = match acting(&v) {
-            Ok(me) => me,
-            Err(r) => return *r,
-        };
-        let action = match Action::parse(form.get("action").unwrap_or_default()) {
-            Ok(a) => a,
-            Err(e) => return error_page(StatusCode::BAD_REQUEST, &v, &e),
-        };
-        let now = crate::exchange::clock();
-        let done = match p.shared.exchange.lock() {
-            Ok(mut x) => x.feedback(&me, &id, action, form.get("reason").unwrap_or_default(), now),
-            Err(_) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, "the exchange store is unavailable"),
-        };
-        match done {
-            Ok(Ok(c)) => redirect(&format!("/supervision?check={}", url(&c.id))),
-            Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, &v, &why),
-            Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e.to_string()),
-        }
+        department_act(p, &v, &body, |form, me, x| {
+            let action = match Action::parse(form.get("action").unwrap_or_default()) {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(e)),
+            };
+            let now = crate::exchange::clock();
+            Ok(x.feedback(me, &id, action, form.get("reason").unwrap_or_default(), now)?
+                .map(|c| format!("/supervision?check={}", url(&c.id))))
+        })
     })
     .await
 }
