@@ -36,10 +36,40 @@ pub struct AgentConfig {
     /// received database is kept encrypted; absent, it is plain.
     #[serde(default)]
     pub at_rest_key: Option<PathBuf>,
-    /// The resources this agent publishes, as `[[resource]]` tables.
+    /// The resources this agent publishes, as `[[resource]]` tables (after
+    /// loading, also one `items_NAME` per `[[items]]` list).
     #[serde(default, rename = "resource")]
     pub resources: Vec<ResourceConfig>,
+    /// The department's 政务服务事项 lists (权责清单), as `[[items]]` tables.
+    #[serde(default, rename = "items", skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemsConfig>,
 }
+
+/// One 政务服务事项 list: an XLSX or CSV file the department keeps, synced
+/// as resource `items_NAME`, each row checked as an item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsConfig {
+    /// The list's name (letters, digits, _), such as `quanze`.
+    pub name: String,
+    /// The workbook (.xlsx) or CSV file (relative paths start at agent.toml's directory).
+    pub file: PathBuf,
+    /// The sheet to read; the first when absent.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// A CSV file's encoding: `auto` (UTF-8 if valid, else GBK), `utf-8` or `gbk`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// The department's name, for items whose 实施主体 is empty.
+    #[serde(default)]
+    pub department: Option<String>,
+    /// How often `gdx-agent run` reads it (s, m, h, d).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+}
+
+/// The prefix of the resources that carry `[[items]]` lists.
+pub const ITEMS_PREFIX: &str = "items_";
 
 /// One published resource: where its rows come from and what keys them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +140,21 @@ pub enum SourceConfig {
     Postgres(DbSource),
     /// A MySQL database (also MariaDB, TiDB, OceanBase, GoldenDB).
     Mysql(DbSource),
+    /// A 政务服务事项 list, declared as `[[items]]` (never as a `[[resource]]` source).
+    #[serde(skip)]
+    Items(ItemsSource),
+}
+
+/// Where an `[[items]]` list is read from, and for whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemsSource {
+    pub file: PathBuf,
+    pub sheet: Option<String>,
+    pub encoding: Encoding,
+    /// The level of the department keeping it (an empty 层级 means its own).
+    pub level: gdx_common::DivisionLevel,
+    /// Its name, for an empty 实施主体.
+    pub department: String,
 }
 
 /// A database server to read from: where, as whom, and what.
@@ -271,6 +316,26 @@ impl AgentConfig {
         let invalid = |message: String| ConfigError::Invalid { path: path.display().to_string(), message };
         let mut config: AgentConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
         config.check().map_err(invalid)?;
+        for list in &config.items {
+            let file = if list.file.is_relative() { paths.dir.join(&list.file) } else { list.file.clone() };
+            config.resources.push(ResourceConfig {
+                code: ResourceCode::parse(&format!("{ITEMS_PREFIX}{}", list.name))
+                    .map_err(|e| invalid(format!("[[items]] {:?}: the name {e}", list.name)))?,
+                key: vec!["basic_code".into()],
+                schedule: list.schedule.clone(),
+                source: SourceConfig::Items(ItemsSource {
+                    file,
+                    sheet: list.sheet.clone(),
+                    encoding: list.encoding,
+                    level: config.node.division().level(),
+                    department: list.department.clone().unwrap_or_else(|| config.node.to_string()),
+                }),
+                changed: None,
+                reconcile: None,
+                catalog: None,
+                legacy_ids: false,
+            });
+        }
         for r in &mut config.resources {
             if let Some(CatalogDecl::File(p)) = &mut r.catalog
                 && p.is_relative()
@@ -289,7 +354,20 @@ impl AgentConfig {
     /// table or query, a valid schedule.
     fn check(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
+        let mut lists = std::collections::HashSet::new();
+        for list in &self.items {
+            if !lists.insert(&list.name) {
+                return Err(format!("[[items]] {:?} is declared twice; give each list its own name", list.name));
+            }
+            parse_duration(&list.schedule).map_err(|e| format!("[[items]] {:?}: schedule {e}", list.name))?;
+        }
         for r in &self.resources {
+            if r.code.as_str().starts_with(ITEMS_PREFIX) {
+                return Err(format!(
+                    "resource {}: codes starting with {ITEMS_PREFIX} are kept for [[items]] lists; rename it",
+                    r.code
+                ));
+            }
             if !seen.insert(r.code.clone()) {
                 return Err(format!("resource {} is declared twice; give each [[resource]] its own code", r.code));
             }
@@ -397,7 +475,15 @@ impl AgentConfig {
              # [[resource]]\n\
              # code = \"dibao\"\n\
              # key = [\"证件号码\"]\n\
-             # source = {{ kind = \"csv\", dir = \"/data/drop/dibao\", encoding = \"auto\" }}  # auto, utf-8 or gbk\n",
+             # source = {{ kind = \"csv\", dir = \"/data/drop/dibao\", encoding = \"auto\" }}  # auto, utf-8 or gbk\n\
+             \n\
+             # 政务服务事项 lists (权责清单) kept as XLSX or CSV: one [[items]] table each;\n\
+             # see docs/items.md.\n\
+             #\n\
+             # [[items]]\n\
+             # name = \"quanze\"              # synced as resource items_quanze\n\
+             # file = \"/data/权责清单.xlsx\"  # .xlsx (first sheet, or sheet = \"…\") or .csv (UTF-8 or GBK)\n\
+             # department = \"大通县市场监督管理局\"   # for rows whose 实施主体 is empty\n",
             q(self.node.to_string()),
             q(self.hub.to_string()),
             q(self.hub_addr.clone()),
@@ -427,6 +513,7 @@ mod tests {
             received: default_received(),
             at_rest_key: None,
             resources: vec![],
+            items: vec![],
         };
         std::fs::write(paths.config(), c.to_commented_toml()).unwrap();
         assert_eq!(AgentConfig::load(&paths).unwrap(), c);
@@ -448,6 +535,7 @@ mod tests {
             received: default_received(),
             at_rest_key: None,
             resources: vec![],
+            items: vec![],
         }
         .to_commented_toml();
         let good = base.clone()

@@ -128,6 +128,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         received: "received.db".into(),
         at_rest_key: None,
         resources: Vec::new(),
+        items: Vec::new(),
     };
     write_new(&paths.config(), config.to_commented_toml().as_bytes(), false).map_err(write_err(&paths.config()))?;
     sync_dir(dir).map_err(write_err(dir))?;

@@ -20,6 +20,7 @@ pub mod generate;
 pub mod geometry;
 pub mod grant;
 pub mod idnumber;
+pub mod items;
 pub mod key;
 pub mod login;
 pub mod merkle;

@@ -19,6 +19,8 @@
 //!   field's provenance and the sources' disagreements (`bases.toml`).
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
+//! - [`items`]: the 政务服务事项库: every department's 权责清单 kept here,
+//!   searched, compared across levels by 基本编码, exported as XLSX.
 //! - [`supervision`]: 监管信息共享: an enterprise's profile gathered by its
 //!   统一社会信用代码 from every resource holding credit codes.
 //! - [`cli`]: the bodies of the commands that read or change the data
@@ -39,6 +41,7 @@ pub mod dbservers;
 pub mod enrol;
 pub mod exchange;
 pub mod init;
+pub mod items;
 pub mod net;
 pub mod nodes;
 pub mod portal;

@@ -121,6 +121,10 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
+    /// The 政务服务事项库: every department's 权责清单 kept here, and how the
+    /// same item (基本编码) compares across province, prefecture and county.
+    #[command(subcommand)]
+    Items(ItemsCommand),
     /// The tamper-evident audit log: list, verify, prove inclusion, export.
     #[command(
         subcommand,
@@ -342,6 +346,52 @@ enum CatalogCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ItemsCommand {
+    /// List the items kept here.
+    #[command(
+        after_help = "Examples:\n  gdx-hub items list\n  gdx-hub items list --division 630100 --category 行政许可"
+    )]
+    List {
+        #[command(flatten)]
+        filter: gdx_hub::items::FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every department's item of one 基本编码, in full.
+    #[command(after_help = "Example:\n  gdx-hub items show 0100101000")]
+    Show {
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search names, legal bases, codes and departments; every word must match.
+    #[command(
+        after_help = "Examples:\n  gdx-hub items search 食品\n  gdx-hub items search \"卫生 许可\" --division 632500"
+    )]
+    Search {
+        query: String,
+        #[command(flatten)]
+        filter: gdx_hub::items::FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare every item below the province with the province's item of the
+    /// same 基本编码: name, category, legal basis; and the items without counterpart.
+    #[command(
+        after_help = "Examples:\n  gdx-hub items consistency\n  gdx-hub items consistency --division 632500 --out 海南州一致性报告.xlsx"
+    )]
+    Consistency {
+        #[command(flatten)]
+        filter: gdx_hub::items::FilterArgs,
+        /// Write the report as an XLSX workbook (Excel, WPS).
+        #[arg(long, value_name = "FILE.xlsx")]
+        out: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
@@ -419,6 +469,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { node } => cli::revoke(&paths, &node),
         Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),
+        Command::Items(cmd) => {
+            let filter = |f: &gdx_hub::items::FilterArgs, q: Option<String>| f.filter(q).map_err(cli::Usage);
+            match cmd {
+                ItemsCommand::List { filter: f, json } => filter(&f, None)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|f| gdx_hub::items::print_list(&paths.dir, &f, json)),
+                ItemsCommand::Search { query, filter: f, json } => filter(&f, Some(query))
+                    .map_err(anyhow::Error::from)
+                    .and_then(|f| gdx_hub::items::print_list(&paths.dir, &f, json)),
+                ItemsCommand::Show { code, json } => gdx_hub::items::print_show(&paths.dir, &code, json),
+                ItemsCommand::Consistency { filter: f, out, json } => filter(&f, None)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|f| gdx_hub::items::print_consistency(&paths.dir, &f, out.as_deref(), json)),
+            }
+        }
         Command::Catalog(cmd) => match cmd {
             CatalogCommand::List { filter, json } => cli::catalog_list(&paths, filter, json),
             CatalogCommand::Search { query, filter, json } => {

@@ -20,6 +20,7 @@ use rusqlite::types::ValueRef;
 use crate::config::{Encoding, SourceConfig};
 
 pub mod csv;
+pub mod items;
 mod mysql;
 mod postgres;
 
@@ -78,6 +79,8 @@ enum Rows {
     Postgres(Box<postgres::Rows>),
     /// A MySQL server, read in one consistent snapshot, streamed.
     Mysql(Box<mysql::Rows>),
+    /// An `[[items]]` list, read whole and checked: each row with its row number.
+    Items(items::ItemRows),
 }
 
 /// What one read of a source gave beside its rows.
@@ -97,6 +100,11 @@ pub fn open(source: &SourceConfig) -> Result<Reader, SourceError> {
         SourceConfig::Csv { dir, encoding } => open_csv_dir(dir, *encoding),
         SourceConfig::Postgres(db) => postgres::open(db),
         SourceConfig::Mysql(db) => mysql::open(db),
+        SourceConfig::Items(list) => {
+            let (columns, rows, quarantine) =
+                items::read(&list.file, list.sheet.as_deref(), list.encoding, list.level, &list.department)?;
+            Ok(Reader { columns, quarantine, partial: false, rows: Rows::Items(rows) })
+        }
     }
 }
 
@@ -124,6 +132,21 @@ impl Reader {
                         .map_err(|e| SourceError::Read(format!("{}: {e}", file.name)))?;
                     out.partial |= rest_set_aside;
                     if stopped {
+                        break;
+                    }
+                }
+            }
+            Rows::Items(rows) => {
+                for (place, row) in rows {
+                    let cells: Vec<Cell<'_>> = row
+                        .iter()
+                        .map(|v| match v {
+                            Value::Text(t) => Cell::Text(t),
+                            _ => Cell::Null,
+                        })
+                        .collect();
+                    out.rows += 1;
+                    if each(*place, &cells).is_break() {
                         break;
                     }
                 }
@@ -228,7 +251,9 @@ impl Reader {
             }
             Rows::Postgres(pg) => pg.max_of(i, column),
             Rows::Mysql(my) => my.max_of(i, column),
-            Rows::Csv { .. } => Err(SourceError::Columns("changed = … works for database sources only".into())),
+            Rows::Csv { .. } | Rows::Items(_) => {
+                Err(SourceError::Columns("changed = … works for database sources only".into()))
+            }
         }
     }
 
@@ -241,7 +266,7 @@ impl Reader {
             Rows::Sqlite { since, .. } => *since = filter,
             Rows::Postgres(pg) => pg.since = filter,
             Rows::Mysql(my) => my.since = filter,
-            Rows::Csv { .. } => {}
+            Rows::Csv { .. } | Rows::Items(_) => {}
         }
     }
 
@@ -252,6 +277,7 @@ impl Reader {
                 let name = files.get((place >> FILE_SHIFT) as usize).map_or("?", |f| f.0.name.as_str());
                 format!("{name} line {}", place & ((1 << FILE_SHIFT) - 1))
             }
+            Rows::Items(_) => format!("row {place}"),
             Rows::Sqlite { .. } | Rows::Postgres(_) | Rows::Mysql(_) => format!("row {}", place + 1),
         }
     }
@@ -280,7 +306,7 @@ pub fn write_access(source: &SourceConfig) -> Option<Result<Option<String>, Sour
     match source {
         SourceConfig::Postgres(db) => Some(postgres::write_access(db)),
         SourceConfig::Mysql(db) => Some(mysql::write_access(db)),
-        SourceConfig::Sqlite { .. } | SourceConfig::Csv { .. } => None,
+        SourceConfig::Sqlite { .. } | SourceConfig::Csv { .. } | SourceConfig::Items(_) => None,
     }
 }
 
@@ -290,6 +316,7 @@ pub fn watched_path(source: &SourceConfig) -> Option<&Path> {
     match source {
         SourceConfig::Sqlite { path, .. } => Some(path),
         SourceConfig::Csv { dir, .. } => Some(dir),
+        SourceConfig::Items(list) => Some(&list.file),
         SourceConfig::Postgres(_) | SourceConfig::Mysql(_) => None,
     }
 }

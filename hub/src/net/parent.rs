@@ -340,6 +340,10 @@ async fn forward_changesets(conn: &quinn::Connection, vaults: &Vaults, catalog: 
     for (node, resource) in base {
         forward_resource(conn, vaults, &node, &resource).await?;
     }
+    // and every department's 政务服务事项 lists, for the provincial library
+    for (node, resource) in crate::items::lists(vaults.dir()) {
+        forward_resource(conn, vaults, &node, &resource).await?;
+    }
     Ok(())
 }
 

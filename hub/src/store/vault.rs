@@ -89,6 +89,11 @@ impl Vaults {
         self.conn(node)
     }
 
+    /// The folder of the vault files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The vault file of a node.
     pub fn path(&self, node: &NodeId) -> PathBuf {
         vault_path(&self.dir, node)

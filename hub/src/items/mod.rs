@@ -1,0 +1,341 @@
+//! The 政务服务事项库 at a hub: every department's `[[items]]` lists this
+//! hub keeps (its own departments', and at the province every list the
+//! prefecture hubs forward), searched and compared by 基本编码
+//! (`gdx_common::items::consistency`), listed and exported as XLSX.
+//!
+//! A list is a resource `items_NAME` of the department's vault: its rows
+//! arrive as signed, numbered changesets like any data (exactly once, a
+//! changeset number only forward), and a prefecture hub forwards them to
+//! the province like base resources (`net::parent`).
+
+use std::path::Path;
+
+use gdx_common::items::{Consistency, Held, Item, Levels, TimeLimit, consistency, normalize};
+use gdx_common::{DivisionCode, NodeId};
+use serde::Serialize;
+
+use crate::store::HubPaths;
+
+pub mod export;
+
+/// The prefix of the vault resources holding item lists.
+pub const PREFIX: &str = "items_";
+
+/// One item as the library holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub node: NodeId,
+    /// The list's name (its resource without the prefix).
+    pub list: String,
+    /// The changeset the list is at here.
+    pub changeset: i64,
+    pub updated_at: i64,
+    pub item: Item,
+}
+
+/// Narrows a listing.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub division: Option<DivisionCode>,
+    pub category: Option<String>,
+    /// Words that must all appear in the name, basis, code or department.
+    pub q: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, l: &Listed) -> bool {
+        gdx_common::items::within(self.division, &l.node)
+            && self.category.as_ref().is_none_or(|c| normalize(c) == normalize(&l.item.category))
+            && self.q.as_ref().is_none_or(|q| {
+                let hay = normalize(&format!(
+                    "{} {} {} {} {}",
+                    l.item.name, l.item.basis, l.item.basic_code, l.item.subject, l.node
+                ));
+                q.split_whitespace().all(|w| hay.contains(&normalize(w)))
+            })
+    }
+}
+
+/// Every department whose vault this hub keeps, by the vault files' names.
+fn vault_nodes(vault_dir: &Path) -> Vec<NodeId> {
+    let mut out: Vec<NodeId> = std::fs::read_dir(vault_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let stem = name.strip_suffix(".db")?;
+                    let (division, org) = stem.split_once('-')?;
+                    NodeId::parse(&format!("{division}/{org}")).ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(NodeId::to_string);
+    out
+}
+
+/// Every list this hub keeps: (department, vault resource).
+pub fn lists(vault_dir: &Path) -> Vec<(NodeId, String)> {
+    let mut out = Vec::new();
+    for node in vault_nodes(vault_dir) {
+        let path = crate::store::vault::vault_path(vault_dir, &node);
+        let Ok(conn) = gdx_files::open_read_only(&path) else { continue };
+        let found: rusqlite::Result<Vec<String>> = conn
+            .prepare("SELECT resource FROM _gdx_resources WHERE substr(resource, 1, 6) = ?1 ORDER BY resource")
+            .and_then(|mut s| s.query_map([PREFIX], |r| r.get(0))?.collect());
+        out.extend(found.unwrap_or_default().into_iter().map(|r| (node.clone(), r)));
+    }
+    out
+}
+
+/// Every item this hub keeps, by department and code.
+pub fn library(hub_dir: &Path) -> Result<Vec<Listed>, String> {
+    let vault_dir = HubPaths::new(hub_dir).vaults();
+    let mut out = Vec::new();
+    for node in vault_nodes(&vault_dir) {
+        let path = crate::store::vault::vault_path(&vault_dir, &node);
+        let conn = gdx_files::open_read_only(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let lists: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT resource, last_seq, updated_at FROM _gdx_resources WHERE substr(resource, 1, 6) = ?1")
+            .and_then(|mut s| s.query_map([PREFIX], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for (resource, changeset, updated_at) in lists {
+            let sql = format!(
+                "SELECT basic_code, name, category, basis, subject, levels, time_limit, duties, accountability FROM {} ORDER BY basic_code",
+                gdx_files::quote_ident(&resource)
+            );
+            let rows: Vec<Item> = conn
+                .prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
+                        Ok(Item {
+                            basic_code: text(0)?,
+                            name: text(1)?,
+                            category: text(2)?,
+                            basis: text(3)?,
+                            subject: text(4)?,
+                            levels: Levels::parse(&text(5)?, node.division().level()).unwrap_or_default(),
+                            time_limit: TimeLimit::parse(&text(6)?).ok().flatten(),
+                            duties: text(7)?,
+                            accountability: text(8)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(|e| format!("{} {resource}: {e}", path.display()))?;
+            let list = resource.trim_start_matches(PREFIX).to_owned();
+            out.extend(rows.into_iter().map(|item| Listed {
+                node: node.clone(),
+                list: list.clone(),
+                changeset,
+                updated_at,
+                item,
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// The items `filter` keeps.
+pub fn list(hub_dir: &Path, filter: &Filter) -> Result<Vec<Listed>, String> {
+    Ok(library(hub_dir)?.into_iter().filter(|l| filter.keeps(l)).collect())
+}
+
+/// The consistency report of the whole library, narrowed to the
+/// departments of `filter.division` and the items of `filter.category`
+/// (the province's items are always the reference).
+pub fn report(hub_dir: &Path, filter: &Filter) -> Result<Consistency, String> {
+    let all = library(hub_dir)?;
+    let category_ok = |i: &Item| filter.category.as_ref().is_none_or(|c| normalize(c) == normalize(&i.category));
+    let held: Vec<Held> = all
+        .into_iter()
+        .filter(|l| category_ok(&l.item))
+        .filter(|l| {
+            l.node.division().level() == gdx_common::DivisionLevel::Province
+                || gdx_common::items::within(filter.division, &l.node)
+        })
+        .map(|l| Held { node: l.node, item: l.item })
+        .collect();
+    Ok(consistency(&held))
+}
+
+/// Per department: items registered, compared with the province, consistent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub node: String,
+    pub items: u64,
+    pub compared: u64,
+    pub consistent: u64,
+    /// consistent / compared, in percent (100 when nothing was compared).
+    pub consistent_pct: f64,
+}
+
+pub fn summaries(listed: &[Listed], report: &Consistency) -> Vec<Summary> {
+    let mut nodes: Vec<String> = listed.iter().map(|l| l.node.to_string()).collect();
+    nodes.dedup();
+    nodes
+        .into_iter()
+        .map(|node| {
+            let items = listed.iter().filter(|l| l.node.to_string() == node).count() as u64;
+            let find = |v: &[(NodeId, u64)]| v.iter().find(|(n, _)| n.to_string() == node).map_or(0, |(_, k)| *k);
+            let (compared, consistent) = (find(&report.compared), find(&report.consistent));
+            let pct = if compared == 0 { 100.0 } else { (consistent as f64 * 1000.0 / compared as f64).round() / 10.0 };
+            Summary { node, items, compared, consistent, consistent_pct: pct }
+        })
+        .collect()
+}
+
+/// `--division` and `--category` of `gdx-hub items`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Departments in this division or below it (GB/T 2260 code).
+    #[arg(long)]
+    pub division: Option<String>,
+    /// One of the 11+X categories, such as 行政许可.
+    #[arg(long)]
+    pub category: Option<String>,
+}
+
+impl FilterArgs {
+    /// The filter, or the mistake in a sentence.
+    pub fn filter(&self, q: Option<String>) -> Result<Filter, String> {
+        let division = self
+            .division
+            .as_deref()
+            .map(|d| DivisionCode::parse(d).map_err(|e| format!("--division {d:?}: {e}")))
+            .transpose()?;
+        if let Some(c) = &self.category {
+            gdx_common::items::category_code(c)?;
+        }
+        Ok(Filter { division, category: self.category.clone(), q })
+    }
+}
+
+/// `gdx-hub items list|search`.
+pub fn print_list(hub_dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<()> {
+    let found = list(hub_dir, filter).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(());
+    }
+    if found.is_empty() {
+        println!("no item kept at this hub matches; departments declare their lists as [[items]] in agent.toml");
+        return Ok(());
+    }
+    let mut rows =
+        vec![["基本编码", "事项名称", "类别", "部门", "层级", "办理时限", "实施依据"].map(String::from).to_vec()];
+    for l in &found {
+        let basis: String = l.item.basis.chars().take(30).collect();
+        rows.push(vec![
+            l.item.basic_code.clone(),
+            l.item.name.clone(),
+            l.item.category.clone(),
+            l.node.to_string(),
+            l.item.levels.label(),
+            l.item.time_limit.map(|t| t.label()).unwrap_or_else(|| "-".into()),
+            if basis.len() < l.item.basis.len() { format!("{basis}…") } else { basis },
+        ]);
+    }
+    print!("{}", gdx_common::table::render(&rows));
+    println!("{} items", found.len());
+    Ok(())
+}
+
+/// `gdx-hub items show CODE`: every department's item of that 基本编码, in full.
+pub fn print_show(hub_dir: &Path, code: &str, json: bool) -> anyhow::Result<()> {
+    let found: Vec<Listed> = library(hub_dir)
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .filter(|l| l.item.basic_code == normalize(code))
+        .collect();
+    if found.is_empty() {
+        return Err(crate::cli::Usage(format!("no department's list kept here has 基本编码 {code}")).into());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(());
+    }
+    for l in &found {
+        let i = &l.item;
+        println!(
+            "{} {} — {} (list {}, changeset {})\n  类别 {}  层级 {}  办理时限 {}\n  实施主体 {}\n  实施依据 {}",
+            i.basic_code,
+            i.name,
+            l.node,
+            l.list,
+            l.changeset,
+            i.category,
+            i.levels.label(),
+            i.time_limit.map(|t| t.label()).unwrap_or_else(|| "-".into()),
+            i.subject,
+            i.basis
+        );
+        if !i.duties.is_empty() || !i.accountability.is_empty() {
+            println!("  责任事项 {}\n  追责情形 {}", i.duties, i.accountability);
+        }
+    }
+    Ok(())
+}
+
+/// `gdx-hub items consistency`: the deviations, the items without
+/// counterpart, the summary; `out`: the XLSX workbook instead.
+pub fn print_consistency(hub_dir: &Path, filter: &Filter, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let r = report(hub_dir, filter).map_err(anyhow::Error::msg)?;
+    let listed = list(hub_dir, &Filter { q: None, ..filter.clone() }).map_err(anyhow::Error::msg)?;
+    let summary = summaries(&listed, &r);
+    if let Some(path) = out {
+        let title = format!(
+            "政务服务事项一致性报告{}（{}）",
+            filter.division.map(|d| format!(" · {}", d.name())).unwrap_or_default(),
+            gdx_common::units::format_time(crate::util::now())
+        );
+        let bytes = export::workbook(&r, &summary, &title).map_err(anyhow::Error::msg)?;
+        // written beside, then renamed: a reader never sees half a workbook
+        let partial = path.with_extension("xlsx.partial");
+        std::fs::write(&partial, &bytes)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "wrote {}: {} deviations, {} items without a provincial counterpart, {} provincial items no lower level lists",
+            path.display(),
+            r.deviations.len(),
+            r.without_province.len(),
+            r.not_below.len()
+        );
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::json!({ "report": r, "summary": summary }));
+        return Ok(());
+    }
+    let mut rows = vec![["基本编码", "部门", "字段", "省级", "本级"].map(String::from).to_vec()];
+    rows.extend(r.deviations.iter().map(|d| {
+        vec![d.basic_code.clone(), d.node.to_string(), d.field.clone(), d.province.clone(), d.theirs.clone()]
+    }));
+    println!("Deviations from the province ({}):", r.deviations.len());
+    print!("{}", gdx_common::table::render(&rows));
+    for (what, list) in [
+        ("Items with no provincial counterpart", &r.without_province),
+        ("Provincial items no lower level lists", &r.not_below),
+    ] {
+        println!("\n{what} ({}):", list.len());
+        for h in list {
+            println!("  {} {} — {} ({})", h.item.basic_code, h.item.name, h.node, h.item.levels.label());
+        }
+    }
+    let mut rows = vec![["部门", "事项", "比对", "一致", "一致率"].map(String::from).to_vec()];
+    rows.extend(summary.iter().map(|s| {
+        vec![
+            s.node.clone(),
+            s.items.to_string(),
+            s.compared.to_string(),
+            s.consistent.to_string(),
+            format!("{}%", s.consistent_pct),
+        ]
+    }));
+    println!("\nPer department:");
+    print!("{}", gdx_common::table::render(&rows));
+    Ok(())
+}
