@@ -167,6 +167,10 @@ fn the_provincial_library_finds_exactly_the_deviations_of_the_levels_below() {
     let not_below: Vec<&str> =
         report["report"]["not_below"].as_array().unwrap().iter().map(|h| h["item"]["name"].as_str().unwrap()).collect();
     assert_eq!(not_below, ["药品零售企业许可"], "exercised at county level, listed by no county");
+    // the library is open to anyone under /api/v1/; the report needs a session
+    let (status, lib) = province.api_get("/api/v1/items?q=%E9%A3%9F%E5%93%81&division=630100");
+    assert_eq!((status, lib["count"].as_u64()), (200, Some(4)), "{lib}");
+    assert_eq!(province.api_get("/api/v1/items/consistency").0, 401);
     let xining_only = json(province.cmd(&["items", "consistency", "--division", "630121", "--json"]).ok());
     assert_eq!(xining_only["report"]["deviations"].as_array().unwrap().len(), 1);
     let bad = province.cmd(&["items", "list", "--category", "行政许诺"]);

@@ -36,6 +36,7 @@ use gdx_hub::{enrol, init, nodes};
 
 mod databases;
 mod departments;
+mod items;
 mod sources;
 mod supervision;
 
@@ -244,6 +245,7 @@ pub async fn run(
     print!("{}", catalog::table(&catalog.list(&Filter::default(), now())?));
     exchange_demo(&agent_exe, &root).await?;
     supervision::supervision_demo(&agent_exe, &root).await?;
+    items::items_demo(&root).await?;
     portal_links(&agent_exe, &root, &config).await?;
     let hub = hub_dir.display();
     let pref = root.join("hub-632500");
@@ -268,6 +270,7 @@ pub async fn run(
          \x20 gdx-hub --data {hub} grants                    requests and grants of the whole province\n\
          \x20 gdx-hub --data {hub} notices                   双告知 notices: to whom, claimed, passed on, OVERDUE\n\
          \x20 gdx-hub --data {hub} supervision               per department: notices claimed in time, checks with feedback\n\
+         \x20 gdx-hub --data {hub} items consistency         the 权责清单 compared across levels (--out report.xlsx for Excel/WPS)\n\
          \x20 gdx-hub --data {hub} enterprise CREDIT_CODE    one enterprise's profile: register, 双公示, dishonest list\n\
          \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政 + 卫健, coverage per field\n\
          \x20 gdx-hub --data {hub} base conflicts renkou     where 公安 and 民政 disagree (a name written two ways)\n\

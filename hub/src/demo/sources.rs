@@ -122,6 +122,9 @@ pub(super) fn sample_data(
             toml_str(key)
         ));
     }
+    if let Some(list) = super::items::write_list(dir, &dept.node, &dept.name)? {
+        declared.push_str(&list);
+    }
     let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("agent.toml"))?;
     std::io::Write::write_all(&mut config, declared.as_bytes())?;
     Ok(())

@@ -74,8 +74,10 @@ fn build(report: &Consistency, summary: &[Summary], title: &str) -> Result<Vec<u
         sheet.write_number_with_format(r, 1, s.items as f64, &cell)?;
         sheet.write_number_with_format(r, 2, s.compared as f64, &cell)?;
         sheet.write_number_with_format(r, 3, s.consistent as f64, &cell)?;
-        let pct = if s.consistent_pct < 100.0 { &bad } else { &cell };
-        sheet.write_number_with_format(r, 4, s.consistent_pct, pct)?;
+        match s.consistent_pct {
+            Some(p) => sheet.write_number_with_format(r, 4, p, if p < 100.0 { &bad } else { &cell })?,
+            None => sheet.write_string_with_format(r, 4, "省级基准", &cell)?,
+        };
     }
     book.save_to_buffer()
 }

@@ -168,8 +168,9 @@ pub struct Summary {
     pub items: u64,
     pub compared: u64,
     pub consistent: u64,
-    /// consistent / compared, in percent (100 when nothing was compared).
-    pub consistent_pct: f64,
+    /// consistent / compared, in percent; None when nothing was compared
+    /// (the province's own departments, the reference).
+    pub consistent_pct: Option<f64>,
 }
 
 pub fn summaries(listed: &[Listed], report: &Consistency) -> Vec<Summary> {
@@ -181,7 +182,7 @@ pub fn summaries(listed: &[Listed], report: &Consistency) -> Vec<Summary> {
             let items = listed.iter().filter(|l| l.node.to_string() == node).count() as u64;
             let find = |v: &[(NodeId, u64)]| v.iter().find(|(n, _)| n.to_string() == node).map_or(0, |(_, k)| *k);
             let (compared, consistent) = (find(&report.compared), find(&report.consistent));
-            let pct = if compared == 0 { 100.0 } else { (consistent as f64 * 1000.0 / compared as f64).round() / 10.0 };
+            let pct = (compared > 0).then(|| (consistent as f64 * 1000.0 / compared as f64).round() / 10.0);
             Summary { node, items, compared, consistent, consistent_pct: pct }
         })
         .collect()
@@ -332,7 +333,7 @@ pub fn print_consistency(hub_dir: &Path, filter: &Filter, out: Option<&Path>, js
             s.items.to_string(),
             s.compared.to_string(),
             s.consistent.to_string(),
-            format!("{}%", s.consistent_pct),
+            s.consistent_pct.map_or("reference".into(), |p| format!("{p}%")),
         ]
     }));
     println!("\nPer department:");

@@ -32,7 +32,7 @@ fn catalogue(p: &Portal, v: &Viewer, q: &[(String, String)]) -> Result<Vec<Liste
 
 /// The division tree as a select: the province, each prefecture, and its
 /// counties indented below it (current divisions only).
-fn division_select(label: &str, chosen: Option<&str>, any: &str) -> String {
+pub(super) fn division_select(label: &str, chosen: Option<&str>, any: &str) -> String {
     use gdx_common::division::DivisionLevel;
     let mut out = format!("<label>{}<select name=\"division\"><option value=\"\">{}</option>", esc(label), esc(any));
     for d in gdx_common::division::divisions().into_iter().filter(|d| d.retired.is_none()) {
