@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DivisionCode, DivisionLevel, NodeId};
 
+/// The columns a list is kept as in a vault (resource `items_NAME`), the
+/// key (基本编码) first.
+pub const COLUMNS: [&str; 9] =
+    ["basic_code", "name", "category", "basis", "subject", "levels", "time_limit", "duties", "accountability"];
+
 /// The 11+X categories of administrative power, with their codes.
 pub const CATEGORIES: [(&str, &str); 13] = [
     ("01", "行政许可"),
@@ -68,6 +73,29 @@ pub fn normalize(text: &str) -> String {
         .collect()
 }
 
+/// `/`, `无`, `-`: a cell that says nothing is given.
+fn is_none_given(t: &str) -> bool {
+    matches!(t, "/" | "无" | "-" | "—" | "－" | "暂无")
+}
+
+/// `text` without what stands in brackets.
+fn without_brackets(text: &str) -> String {
+    let mut depth = 0u32;
+    text.chars()
+        .filter(|c| match c {
+            '(' => {
+                depth += 1;
+                false
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            _ => depth == 0,
+        })
+        .collect()
+}
+
 /// The levels an item is exercised at (行使层级).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Levels {
@@ -80,9 +108,11 @@ impl Levels {
     /// `省级、市级、县级`, `省、市、县`, `省级/州级`, `三级`…; empty: the
     /// department's own level only (`own`).
     pub fn parse(text: &str, own: DivisionLevel) -> Result<Self, String> {
-        let t = text.trim();
+        // 省、市（州）、县（市、区）: what is in brackets only names the same level again
+        let t = without_brackets(&normalize(text));
+        let t = t.as_str();
         let mut l = Self::default();
-        if t.is_empty() {
+        if t.is_empty() || is_none_given(t) {
             l.set(own);
             return Ok(l);
         }
@@ -144,12 +174,14 @@ impl TimeLimit {
     /// `即办`, `20个工作日`, `20工作日`, `30日`, `30天`; empty: none given.
     pub fn parse(text: &str) -> Result<Option<Self>, String> {
         let t = normalize(text);
-        if t.is_empty() {
+        let t = t.trim_start_matches("法定").trim_start_matches("承诺");
+        if t.is_empty() || is_none_given(t) {
             return Ok(None);
         }
         if t == "即办" || t == "当场办结" || t == "即时办结" {
             return Ok(Some(Self::Immediate));
         }
+        let t = t.to_owned();
         let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
         let rest = &t[digits.len()..];
         let n: Option<u32> = digits.parse().ok().filter(|n| *n > 0 && *n <= 3650);
@@ -227,6 +259,21 @@ pub fn field_of_header(cell: &str) -> Option<usize> {
 
 impl RawItem {
     /// The row's cell for field `i` of [`FIELDS`].
+    pub fn get(&self, field: usize) -> &str {
+        match field {
+            0 => &self.name,
+            1 => &self.category,
+            2 => &self.basic_code,
+            3 => &self.basis,
+            4 => &self.subject,
+            5 => &self.levels,
+            6 => &self.time_limit,
+            7 => &self.duties,
+            _ => &self.accountability,
+        }
+    }
+
+    /// Sets the row's cell for field `i` of [`FIELDS`].
     pub fn set(&mut self, field: usize, value: &str) {
         let v = value.trim().to_owned();
         match field {
@@ -284,7 +331,10 @@ impl RawItem {
                 category_name(c).unwrap_or(c)
             ));
         }
-        if normalize(&self.basis).chars().count() < 4 {
+        if self.basis.chars().count() > 2000 {
+            faults
+                .push("实施依据 is longer than 2000 characters; cite the laws and articles, not their text".to_owned());
+        } else if normalize(&self.basis).chars().count() < 4 {
             faults.push(
                 "实施依据 is empty; cite the law and its article, such as 《中华人民共和国食品安全法》第三十五条"
                     .to_owned(),
@@ -349,7 +399,17 @@ pub fn consistency(held: &[Held]) -> Consistency {
     let level = |n: &NodeId| n.division().level();
     let mut province: Vec<&Held> = held.iter().filter(|h| level(&h.node) == DivisionLevel::Province).collect();
     province.sort_by(|a, b| (&a.item.basic_code, a.node.to_string()).cmp(&(&b.item.basic_code, b.node.to_string())));
-    let reference = |code: &str| province.iter().find(|h| h.item.basic_code == code).copied();
+    let mut by_code: std::collections::HashMap<&str, &Held> = std::collections::HashMap::new();
+    for p in &province {
+        by_code.entry(p.item.basic_code.as_str()).or_insert(p);
+    }
+    let reference = |code: &str| by_code.get(code).copied();
+    // which codes each lower level lists
+    let listed_at: std::collections::HashSet<(&str, bool)> = held
+        .iter()
+        .filter(|h| level(&h.node) != DivisionLevel::Province)
+        .map(|h| (h.item.basic_code.as_str(), level(&h.node) == DivisionLevel::County))
+        .collect();
     let mut out = Consistency::default();
     let mut tally: std::collections::BTreeMap<String, (NodeId, u64, u64)> = std::collections::BTreeMap::new();
     for h in held.iter().filter(|h| level(&h.node) != DivisionLevel::Province) {
@@ -378,17 +438,17 @@ pub fn consistency(held: &[Held]) -> Consistency {
         }
         t.2 += u64::from(same);
     }
-    for p in &province {
-        for lower in [DivisionLevel::Prefecture, DivisionLevel::County] {
-            let listed = held.iter().any(|h| level(&h.node) == lower && h.item.basic_code == p.item.basic_code);
-            if p.item.levels.has(lower)
-                && !listed
-                && !out.not_below.iter().any(|x| x.item.basic_code == p.item.basic_code)
-            {
-                out.not_below.push((*p).clone());
-            }
-        }
-    }
+    let mut not_below: Vec<&Held> = by_code
+        .iter()
+        .filter(|(code, p)| {
+            [DivisionLevel::Prefecture, DivisionLevel::County]
+                .into_iter()
+                .any(|lower| p.item.levels.has(lower) && !listed_at.contains(&(**code, lower == DivisionLevel::County)))
+        })
+        .map(|(_, p)| *p)
+        .collect();
+    not_below.sort_by(|a, b| a.item.basic_code.cmp(&b.item.basic_code));
+    out.not_below = not_below.into_iter().cloned().collect();
     for (node, n, ok) in tally.into_values() {
         out.compared.push((node.clone(), n));
         out.consistent.push((node, ok));
@@ -451,6 +511,12 @@ mod tests {
         assert_eq!(TimeLimit::parse("即办"), Ok(Some(TimeLimit::Immediate)));
         assert_eq!(TimeLimit::parse("３０日"), Ok(Some(TimeLimit::Days(30))));
         assert_eq!(TimeLimit::parse(""), Ok(None));
+        assert_eq!(TimeLimit::parse("/"), Ok(None));
+        assert_eq!(TimeLimit::parse("法定20个工作日"), Ok(Some(TimeLimit::WorkingDays(20))));
+        assert_eq!(
+            Levels::parse("省、市（州）、县（市、区）", DivisionLevel::County).unwrap().label(),
+            "省级、市级、县级"
+        );
         assert_eq!(field_of_header("事项类型"), Some(1));
         assert_eq!(field_of_header(" 设定依据 "), Some(3));
         assert_eq!(field_of_header("备注"), None);

@@ -17,9 +17,7 @@ use gdx_common::items::{FIELDS, RawItem, field_of_header};
 use super::{Quarantined, SourceError};
 use crate::config::Encoding;
 
-/// The columns an items list is kept as, the key first.
-pub const COLUMNS: [&str; 9] =
-    ["basic_code", "name", "category", "basis", "subject", "levels", "time_limit", "duties", "accountability"];
+pub use gdx_common::items::COLUMNS;
 
 /// How many rows from the top the header may be found in.
 const HEADER_WITHIN: usize = 20;
@@ -56,8 +54,12 @@ pub fn read(
     for (n, cells) in grid.iter().enumerate().skip(data_from) {
         let row_no = n as u64 + 1;
         let mut raw = RawItem::default();
+        // two columns of one field (设定依据 and 实施依据): the first that is not empty
         for (col, field) in &fields {
-            raw.set(*field, cells.get(*col).map(String::as_str).unwrap_or_default());
+            let value = cells.get(*col).map(String::as_str).unwrap_or_default();
+            if !value.trim().is_empty() && raw.get(*field).is_empty() {
+                raw.set(*field, value);
+            }
         }
         if raw.is_empty() {
             continue;
@@ -117,19 +119,29 @@ fn header(grid: &[Vec<String>]) -> Option<(Vec<(usize, usize)>, usize)> {
     };
     let mut fields = named(&grid[at]);
     let next: Vec<(usize, usize)> = grid.get(at + 1).map(&named).unwrap_or_default();
-    let continues = !next.is_empty() && next.iter().all(|(col, f)| fields.iter().all(|(c, g)| c != col && g != f));
+    // a second header row names new fields and has nothing under the columns the first row named
+    let continues = !next.is_empty()
+        && next.iter().all(|(_, f)| fields.iter().all(|(_, g)| g != f))
+        && fields.iter().all(|(c, _)| grid[at + 1].get(*c).is_none_or(|v| v.trim().is_empty()));
     if continues {
         fields.extend(next);
     }
     Some((fields, at + 1 + usize::from(continues)))
 }
 
-/// Every cell of the sheet as text; a number without a fraction as an
-/// integer (a 基本编码 typed as a number lost its leading zero: it is
+/// Rows and columns of a sheet read at most: a list holds hundreds of
+/// items; a stray cell far out must not make the agent allocate the sheet.
+const MAX_ROWS: u32 = 100_000;
+const MAX_COLUMNS: u32 = 100;
+
+/// Every cell of the sheet as text, streamed (cells past [`MAX_ROWS`] or
+/// [`MAX_COLUMNS`] make the file an error); a number without a fraction as
+/// an integer (a 基本编码 typed as a number lost its leading zero: it is
 /// restored to 10 digits when it has 9).
 fn xlsx_grid(file: &Path, sheet: Option<&str>) -> Result<Vec<Vec<String>>, String> {
-    use calamine::{Data, Reader, open_workbook_auto};
-    let mut book = open_workbook_auto(file).map_err(|e| format!("not a workbook Excel or WPS can open ({e})"))?;
+    use calamine::{DataRef, Reader, Xlsx, open_workbook};
+    let mut book: Xlsx<_> =
+        open_workbook(file).map_err(|e| format!("not an XLSX workbook Excel or WPS can open ({e})"))?;
     let names = book.sheet_names().to_vec();
     let name = match sheet {
         Some(s) => names
@@ -139,21 +151,37 @@ fn xlsx_grid(file: &Path, sheet: Option<&str>) -> Result<Vec<Vec<String>>, Strin
             .ok_or_else(|| format!("the workbook has no sheet {s:?}; its sheets are {}", names.join(", ")))?,
         None => names.first().cloned().ok_or("the workbook has no sheet")?,
     };
-    let range = book.worksheet_range(&name).map_err(|e| format!("sheet {name:?} cannot be read ({e})"))?;
-    let (top, left) = range.start().unwrap_or((0, 0));
-    let mut grid: Vec<Vec<String>> = vec![Vec::new(); top as usize];
-    for row in range.rows() {
-        let mut cells = vec![String::new(); left as usize];
-        cells.extend(row.iter().map(|c| match c {
-            Data::Empty => String::new(),
-            Data::String(s) => s.trim().to_owned(),
-            Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => padded(*f as i64),
-            Data::Float(f) => f.to_string(),
-            Data::Int(i) => padded(*i),
-            Data::Bool(b) => b.to_string(),
-            other => other.to_string(),
-        }));
-        grid.push(cells);
+    let mut cells = book.worksheet_cells_reader(&name).map_err(|e| format!("sheet {name:?} cannot be read ({e})"))?;
+    let mut grid: Vec<Vec<String>> = Vec::new();
+    while let Some(cell) = cells.next_cell().map_err(|e| format!("sheet {name:?} cannot be read ({e})"))? {
+        let (row, col) = cell.get_position();
+        if row >= MAX_ROWS || col >= MAX_COLUMNS {
+            return Err(format!(
+                "sheet {name:?} has a cell at row {} column {}, beyond the {MAX_ROWS} rows and {MAX_COLUMNS} columns a list may use; clear the cells outside the list",
+                row + 1,
+                col + 1
+            ));
+        }
+        let text = match cell.get_value() {
+            DataRef::Empty => continue,
+            DataRef::String(s) => s.trim().to_owned(),
+            DataRef::SharedString(s) => s.trim().to_owned(),
+            DataRef::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => padded(*f as i64),
+            DataRef::Float(f) => f.to_string(),
+            DataRef::Int(i) => padded(*i),
+            DataRef::Bool(b) => b.to_string(),
+            DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
+            DataRef::DateTime(d) => d.to_string(),
+            DataRef::Error(e) => format!("#{e:?}"),
+        };
+        let (row, col) = (row as usize, col as usize);
+        if grid.len() <= row {
+            grid.resize(row + 1, Vec::new());
+        }
+        if grid[row].len() <= col {
+            grid[row].resize(col + 1, String::new());
+        }
+        grid[row][col] = text;
     }
     Ok(grid)
 }
@@ -163,7 +191,8 @@ fn padded(n: i64) -> String {
     if (100_000_000..1_000_000_000).contains(&n) { format!("{n:010}") } else { n.to_string() }
 }
 
-/// Every line of the CSV file as cells, in its encoding (UTF-8 or GBK).
+/// Every line of the CSV file as cells, in its encoding (UTF-8 or GBK); a
+/// quote never closed is an error (the rest of the file would be one cell).
 fn csv_grid(file: &Path, encoding: Encoding) -> Result<Vec<Vec<String>>, String> {
     let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&bytes);
@@ -178,11 +207,11 @@ fn csv_grid(file: &Path, encoding: Encoding) -> Result<Vec<Vec<String>>, String>
             t.into_owned()
         }
     };
-    Ok(parse_csv(&text))
+    parse_csv(&text)
 }
 
 /// RFC 4180 records: quoted fields may hold commas, quotes ("") and line breaks.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut rows = Vec::new();
     let mut row = Vec::new();
     let mut field = String::new();
@@ -205,11 +234,14 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
             (c, _) => field.push(c),
         }
     }
+    if quoted {
+        return Err(format!("a quote opened on line {} is never closed", rows.len() + 1));
+    }
     if !field.is_empty() || !row.is_empty() {
         row.push(field);
         rows.push(row);
     }
-    rows
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -220,7 +252,9 @@ mod tests {
     fn a_csv_with_quotes_and_a_header_below_a_title() {
         let grid = parse_csv(
             "青海省某局权责清单,,,\n事项名称,类别,基本编码,实施依据\n\"食品经营许可\",行政许可,0100101000,\"《食品安全法》第三十五条，第三十六条\"\r\n",
-        );
+        )
+        .unwrap();
+        assert!(parse_csv("a,\"b\n").unwrap_err().contains("never closed"));
         assert_eq!(grid.len(), 3);
         assert_eq!(grid[2][3], "《食品安全法》第三十五条，第三十六条");
         let (fields, from) = header(&grid).unwrap();
@@ -240,5 +274,16 @@ mod tests {
         let (fields, from) = header(&grid).unwrap();
         assert_eq!(from, 3);
         assert!(fields.contains(&(5, 8)), "追责情形 in column 6: {fields:?}");
+    }
+
+    #[test]
+    fn a_data_row_with_a_fields_name_in_another_column_is_data() {
+        let row = |cells: &[&str]| cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let grid = vec![
+            row(&["事项名称", "类别", "基本编码", "实施依据", "备注"]),
+            row(&["食品经营许可", "行政许可", "0100101000", "《食品安全法》第三十五条", "时限"]),
+        ];
+        let (fields, from) = header(&grid).unwrap();
+        assert_eq!((fields.len(), from), (4, 1), "the row below is data, not a second header");
     }
 }

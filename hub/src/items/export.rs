@@ -37,8 +37,8 @@ fn build(report: &Consistency, summary: &[Summary], title: &str) -> Result<Vec<u
         sheet.write_string_with_format(r, 0, &d.basic_code, &cell)?;
         sheet.write_string_with_format(r, 1, d.node.to_string(), &cell)?;
         sheet.write_string_with_format(r, 2, &d.field, &cell)?;
-        sheet.write_string_with_format(r, 3, &d.province, &cell)?;
-        sheet.write_string_with_format(r, 4, &d.theirs, &bad)?;
+        sheet.write_string_with_format(r, 3, fit(&d.province), &cell)?;
+        sheet.write_string_with_format(r, 4, fit(&d.theirs), &bad)?;
     }
 
     for (name, list) in [(SHEETS[1], &report.without_province), (SHEETS[2], &report.not_below)] {
@@ -59,7 +59,7 @@ fn build(report: &Consistency, summary: &[Summary], title: &str) -> Result<Vec<u
             .iter()
             .enumerate()
             {
-                sheet.write_string_with_format(r, c as u16, v, &cell)?;
+                sheet.write_string_with_format(r, c as u16, fit(v), &cell)?;
             }
         }
     }
@@ -80,6 +80,17 @@ fn build(report: &Consistency, summary: &[Summary], title: &str) -> Result<Vec<u
         };
     }
     book.save_to_buffer()
+}
+
+/// Excel's limit on a cell's text, with room for the mark of a cut.
+const CELL_CHARS: usize = 32_000;
+
+/// `text` cut to what a cell holds.
+fn fit(text: &str) -> String {
+    match text.char_indices().nth(CELL_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// Row 2 of a sheet: the column names, frozen, with the columns' widths.

@@ -45,7 +45,7 @@ pub struct Filter {
 impl Filter {
     fn keeps(&self, l: &Listed) -> bool {
         gdx_common::items::within(self.division, &l.node)
-            && self.category.as_ref().is_none_or(|c| normalize(c) == normalize(&l.item.category))
+            && self.category.as_ref().is_none_or(|c| same_category(c, &l.item.category))
             && self.q.as_ref().is_none_or(|q| {
                 let hay = normalize(&format!(
                     "{} {} {} {} {}",
@@ -53,6 +53,14 @@ impl Filter {
                 ));
                 q.split_whitespace().all(|w| hay.contains(&normalize(w)))
             })
+    }
+}
+
+/// `a` and `b` name the same category (行政征用 and 行政征收(征用), say).
+fn same_category(a: &str, b: &str) -> bool {
+    match (gdx_common::items::category_code(a), gdx_common::items::category_code(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => normalize(a) == normalize(b),
     }
 }
 
@@ -74,16 +82,33 @@ fn vault_nodes(vault_dir: &Path) -> Vec<NodeId> {
     out
 }
 
+/// The resources of a vault that are item lists: named `items_…` and kept
+/// with exactly the columns of a list (another resource so named is not
+/// one, and is neither forwarded nor read as one).
+fn item_lists(conn: &rusqlite::Connection) -> Vec<String> {
+    let found: rusqlite::Result<Vec<(String, String)>> = conn
+        .prepare("SELECT resource, columns FROM _gdx_resources WHERE substr(resource, 1, 6) = ?1 ORDER BY resource")
+        .and_then(|mut s| s.query_map([PREFIX], |r| Ok((r.get(0)?, r.get(1)?)))?.collect());
+    found
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, columns)| {
+            let names: Vec<String> = serde_json::from_str::<Vec<gdx_common::data::Column>>(columns)
+                .map(|c| c.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default();
+            names == gdx_common::items::COLUMNS
+        })
+        .map(|(r, _)| r)
+        .collect()
+}
+
 /// Every list this hub keeps: (department, vault resource).
 pub fn lists(vault_dir: &Path) -> Vec<(NodeId, String)> {
     let mut out = Vec::new();
     for node in vault_nodes(vault_dir) {
         let path = crate::store::vault::vault_path(vault_dir, &node);
         let Ok(conn) = gdx_files::open_read_only(&path) else { continue };
-        let found: rusqlite::Result<Vec<String>> = conn
-            .prepare("SELECT resource FROM _gdx_resources WHERE substr(resource, 1, 6) = ?1 ORDER BY resource")
-            .and_then(|mut s| s.query_map([PREFIX], |r| r.get(0))?.collect());
-        out.extend(found.unwrap_or_default().into_iter().map(|r| (node.clone(), r)));
+        out.extend(item_lists(&conn).into_iter().map(|r| (node.clone(), r)));
     }
     out
 }
@@ -94,38 +119,52 @@ pub fn library(hub_dir: &Path) -> Result<Vec<Listed>, String> {
     let mut out = Vec::new();
     for node in vault_nodes(&vault_dir) {
         let path = crate::store::vault::vault_path(&vault_dir, &node);
-        let conn = gdx_files::open_read_only(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
-        let lists: Vec<(String, i64, i64)> = conn
-            .prepare("SELECT resource, last_seq, updated_at FROM _gdx_resources WHERE substr(resource, 1, 6) = ?1")
-            .and_then(|mut s| s.query_map([PREFIX], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // a vault that cannot be read, or a list that does not read, is left out and logged, not fatal to the library
+        let Ok(conn) = gdx_files::open_read_only(&path) else {
+            tracing::warn!(vault = %path.display(), "a vault cannot be opened; its lists are left out of the library");
+            continue;
+        };
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+        let names = item_lists(&conn);
+        let lists: Vec<(String, i64, i64)> = names
+            .into_iter()
+            .filter_map(|r| {
+                conn.query_row("SELECT last_seq, updated_at FROM _gdx_resources WHERE resource = ?1", [&r], |x| {
+                    Ok((r.clone(), x.get(0)?, x.get(1)?))
+                })
+                .ok()
+            })
+            .collect();
         for (resource, changeset, updated_at) in lists {
             let sql = format!(
                 "SELECT basic_code, name, category, basis, subject, levels, time_limit, duties, accountability FROM {} ORDER BY basic_code",
                 gdx_files::quote_ident(&resource)
             );
-            let rows: Vec<Item> = conn
-                .prepare(&sql)
-                .and_then(|mut s| {
-                    s.query_map([], |r| {
-                        let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
-                        Ok(Item {
-                            basic_code: text(0)?,
-                            name: text(1)?,
-                            category: text(2)?,
-                            basis: text(3)?,
-                            subject: text(4)?,
-                            levels: Levels::parse(&text(5)?, node.division().level()).unwrap_or_default(),
-                            time_limit: TimeLimit::parse(&text(6)?).ok().flatten(),
-                            duties: text(7)?,
-                            accountability: text(8)?,
-                        })
-                    })?
-                    .collect()
-                })
-                .map_err(|e| format!("{} {resource}: {e}", path.display()))?;
-            let list = resource.trim_start_matches(PREFIX).to_owned();
+            let rows: rusqlite::Result<Vec<Item>> = conn.prepare(&sql).and_then(|mut s| {
+                s.query_map([], |r| {
+                    let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
+                    Ok(Item {
+                        basic_code: text(0)?,
+                        name: text(1)?,
+                        category: text(2)?,
+                        basis: text(3)?,
+                        subject: text(4)?,
+                        levels: Levels::parse(&text(5)?, node.division().level()).unwrap_or_default(),
+                        time_limit: TimeLimit::parse(&text(6)?).ok().flatten(),
+                        duties: text(7)?,
+                        accountability: text(8)?,
+                    })
+                })?
+                .collect()
+            });
+            let rows: Vec<Item> = match rows {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(vault = %path.display(), %resource, error = %e, "a list does not read; left out of the library");
+                    continue;
+                }
+            };
+            let list = resource.strip_prefix(PREFIX).unwrap_or(&resource).to_owned();
             out.extend(rows.into_iter().map(|item| Listed {
                 node: node.clone(),
                 list: list.clone(),
@@ -148,17 +187,34 @@ pub fn list(hub_dir: &Path, filter: &Filter) -> Result<Vec<Listed>, String> {
 /// (the province's items are always the reference).
 pub fn report(hub_dir: &Path, filter: &Filter) -> Result<Consistency, String> {
     let all = library(hub_dir)?;
-    let category_ok = |i: &Item| filter.category.as_ref().is_none_or(|c| normalize(c) == normalize(&i.category));
+    let category_ok = |i: &Item| filter.category.as_ref().is_none_or(|c| same_category(c, &i.category));
     let held: Vec<Held> = all
         .into_iter()
         .filter(|l| category_ok(&l.item))
+        // the division's departments, and those above it (a county is compared within its prefecture too)
         .filter(|l| {
-            l.node.division().level() == gdx_common::DivisionLevel::Province
-                || gdx_common::items::within(filter.division, &l.node)
+            gdx_common::items::within(filter.division, &l.node)
+                || filter.division.is_some_and(|d| l.node.division().contains(d))
         })
         .map(|l| Held { node: l.node, item: l.item })
         .collect();
-    Ok(consistency(&held))
+    let mut r = consistency(&held);
+    let mine = |n: &NodeId| gdx_common::items::within(filter.division, n);
+    r.deviations.retain(|d| mine(&d.node));
+    r.without_province.retain(|h| mine(&h.node));
+    r.compared.retain(|(n, _)| mine(n));
+    r.consistent.retain(|(n, _)| mine(n));
+    Ok(r)
+}
+
+/// True when the library holds a province department's list, the
+/// reference of the report (a prefecture hub does not).
+pub fn has_reference(listed: &[Listed]) -> bool {
+    listed.iter().any(|l| l.node.division().level() == gdx_common::DivisionLevel::Province)
+}
+
+fn listed_all(hub_dir: &Path) -> anyhow::Result<Vec<Listed>> {
+    library(hub_dir).map_err(anyhow::Error::msg)
 }
 
 /// Per department: items registered, compared with the province, consistent.
@@ -174,8 +230,7 @@ pub struct Summary {
 }
 
 pub fn summaries(listed: &[Listed], report: &Consistency) -> Vec<Summary> {
-    let mut nodes: Vec<String> = listed.iter().map(|l| l.node.to_string()).collect();
-    nodes.dedup();
+    let nodes: std::collections::BTreeSet<String> = listed.iter().map(|l| l.node.to_string()).collect();
     nodes
         .into_iter()
         .map(|node| {
@@ -310,6 +365,9 @@ pub fn print_consistency(hub_dir: &Path, filter: &Filter, out: Option<&Path>, js
     if json {
         println!("{}", serde_json::json!({ "report": r, "summary": summary }));
         return Ok(());
+    }
+    if !has_reference(&listed_all(hub_dir)?) {
+        println!("this hub keeps no list of a province department: the report is made at the province hub");
     }
     let mut rows = vec![["基本编码", "部门", "字段", "省级", "本级"].map(String::from).to_vec()];
     rows.extend(r.deviations.iter().map(|d| {

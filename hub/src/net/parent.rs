@@ -341,7 +341,9 @@ async fn forward_changesets(conn: &quinn::Connection, vaults: &Vaults, catalog: 
         forward_resource(conn, vaults, &node, &resource).await?;
     }
     // and every department's 政务服务事项 lists, for the provincial library
-    for (node, resource) in crate::items::lists(vaults.dir()) {
+    let dir = vaults.dir().to_owned();
+    let lists = tokio::task::spawn_blocking(move || crate::items::lists(&dir)).await.unwrap_or_default();
+    for (node, resource) in lists {
         forward_resource(conn, vaults, &node, &resource).await?;
     }
     Ok(())

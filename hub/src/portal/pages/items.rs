@@ -46,8 +46,12 @@ pub async fn items_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
                 l.t("查看一致性报告 →", "The consistency report →")
             ));
         }
-        match filter(&q).and_then(|f| crate::items::list(&p.dir, &f)) {
-            Ok(found) => body.push_str(&library_table(&found, l)),
+        match filter(&q).map(|f| crate::items::list(&p.dir, &f)) {
+            Ok(Ok(found)) => body.push_str(&library_table(&found[..found.len().min(ITEMS_SHOWN)], found.len(), l)),
+            Ok(Err(_)) => body.push_str(&notice(
+                "error",
+                l.t("事项库暂时无法读取，请稍后再试。", "The library cannot be read now; try again."),
+            )),
             Err(e) => body.push_str(&notice("error", &e)),
         }
         page_response(StatusCode::OK, &v, "items", l.t("政务服务事项库", "Service items"), &body)
@@ -55,7 +59,7 @@ pub async fn items_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
     .await
 }
 
-fn library_table(found: &[Listed], l: Lang) -> String {
+fn library_table(found: &[Listed], total: usize, l: Lang) -> String {
     let rows: Vec<Vec<String>> = found
         .iter()
         .map(|x| {
@@ -70,7 +74,11 @@ fn library_table(found: &[Listed], l: Lang) -> String {
             ]
         })
         .collect();
-    format!("<p class=\"muted\">{} {}</p>", found.len(), l.t("项", "items"))
+    let more = match total > found.len() {
+        true => format!(" · {} {}", found.len(), l.t("项已显示，请缩小查询范围", "shown; narrow the search")),
+        false => String::new(),
+    };
+    format!("<p class=\"muted\">{total} {}{more}</p>", l.t("项", "items"))
         + &table(
             &[
                 l.t("基本编码", "Basic code"),
@@ -104,6 +112,16 @@ pub async fn consistency_page(State(p): State<Arc<Portal>>, headers: HeaderMap, 
         let l = v.lang;
         let q = pairs(raw.as_deref());
         let mut body = form(&q, "/items/consistency", l, false);
+        let reference = crate::items::library(&p.dir).is_ok_and(|all| crate::items::has_reference(&all));
+        if !reference {
+            body.push_str(&notice(
+                "empty",
+                l.t(
+                    "本平台没有省级部门的清单：一致性报告在省级平台生成。",
+                    "This hub keeps no province department's list: the report is made at the province hub.",
+                ),
+            ));
+        }
         let (report, summary, _) = match consistency(p, &q) {
             Ok(x) => x,
             Err(e) => {
@@ -227,14 +245,31 @@ pub async fn consistency_xlsx(State(p): State<Arc<Portal>>, headers: HeaderMap, 
     .await
 }
 
-/// `GET /api/v1/items`: the library (anyone), under `q`, `division`, `category`.
+/// Items shown per answer at most; narrow with `q`, `division`, `category`.
+const ITEMS_SHOWN: usize = 500;
+
+/// `GET /api/v1/items`: the library (anyone), under `q`, `division`,
+/// `category`; a visitor gets the items without the hub's changeset and times.
 pub async fn items_json(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    blocking(p, headers, move |p, _| {
+    blocking(p, headers, move |p, v| {
         let q = pairs(raw.as_deref());
-        match filter(&q).and_then(|f| crate::items::list(&p.dir, &f)) {
-            Ok(found) => Json(serde_json::json!({ "count": found.len(), "items": found })).into_response(),
-            Err(e) => json_error(StatusCode::BAD_REQUEST, &e),
-        }
+        let found = match filter(&q) {
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+            Ok(f) => crate::items::list(&p.dir, &f),
+        };
+        let Ok(found) = found else {
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the library cannot be read now; try again");
+        };
+        let count = found.len();
+        let shown: Vec<serde_json::Value> = found
+            .into_iter()
+            .take(ITEMS_SHOWN)
+            .map(|l| match v.session {
+                Some(_) => serde_json::to_value(&l).unwrap_or_default(),
+                None => serde_json::json!({ "node": l.node, "list": l.list, "item": l.item }),
+            })
+            .collect();
+        Json(serde_json::json!({ "count": count, "truncated": count > ITEMS_SHOWN, "items": shown })).into_response()
     })
     .await
 }
