@@ -16,6 +16,7 @@ pub mod creditcode;
 pub mod data;
 pub mod discipline;
 pub mod division;
+pub mod evaluation;
 pub mod generate;
 pub mod geometry;
 pub mod grant;
