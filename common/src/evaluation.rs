@@ -348,10 +348,10 @@ mod tests {
         let at = |d: &str| parse_date(d).unwrap() * 86_400 + 3600;
         // daily (3 days allowed), changed 10-30 and 11-20 only: fresh 11-01, 11-02 and 11-20..11-23
         let daily = (3, vec![at("2026-10-30"), at("2026-11-20")]);
-        assert_eq!(freshness(nov, &[daily.clone()]), Some(6.0 / 30.0));
+        assert_eq!(freshness(nov, std::slice::from_ref(&daily)), Some(6.0 / 30.0));
         // a resource first seen on 11-21 counts from then: 11-21..11-24 fresh of 10 days
         let new = (3, vec![at("2026-11-21")]);
-        assert_eq!(freshness(nov, &[new.clone()]), Some(0.4));
+        assert_eq!(freshness(nov, std::slice::from_ref(&new)), Some(0.4));
         assert_eq!(freshness(nov, &[daily, new]), Some(10.0 / 40.0));
         assert_eq!(freshness(nov, &[]), None, "nothing observed is not 0");
     }
