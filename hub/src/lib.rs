@@ -19,6 +19,9 @@
 //!   field's provenance and the sources' disagreements (`bases.toml`).
 //! - [`exchange`]: requests, grants, deliveries and lookups, and their
 //!   store-and-forward between hubs.
+//! - [`evaluation`]: 考核督促: indicators, scores and rankings of the
+//!   departments per period, from what this hub observed; the report as
+//!   text, XLSX, HTML and PDF.
 //! - [`items`]: the 政务服务事项库: every department's 权责清单 kept here,
 //!   searched, compared across levels by 基本编码, exported as XLSX.
 //! - [`supervision`]: 监管信息共享: an enterprise's profile gathered by its
@@ -39,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod dbservers;
 pub mod enrol;
+pub mod evaluation;
 pub mod exchange;
 pub mod init;
 pub mod items;

@@ -121,6 +121,24 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
+    /// 考核督促: every department's indicators, score and rank for a month or
+    /// a quarter, from what this hub observed; as a table, JSON, XLSX, HTML or PDF.
+    #[command(
+        after_help = "Examples:\n  gdx-hub report --period 2026-11\n  gdx-hub report --period 2026-Q4 --division 632500 --out 海南州.xlsx\n  gdx-hub report --period 2026-11 --out 2026-11.pdf"
+    )]
+    Report {
+        /// A month (2026-11) or a quarter (2026-Q4).
+        #[arg(long)]
+        period: String,
+        /// Departments in this division or below it.
+        #[arg(long)]
+        division: Option<String>,
+        /// Write FILE.xlsx, FILE.html or FILE.pdf.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The 政务服务事项库: every department's 权责清单 kept here, and how the
     /// same item (基本编码) compares across province, prefecture and county.
     #[command(subcommand)]
@@ -469,6 +487,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { node } => cli::revoke(&paths, &node),
         Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),
+        Command::Report { period, division, out, json } => {
+            gdx_hub::evaluation::print(&paths.dir, &period, division.as_deref(), out.as_deref(), json)
+        }
         Command::Items(cmd) => {
             let filter = |f: &gdx_hub::items::FilterArgs, q: Option<String>| f.filter(q).map_err(cli::Usage);
             match cmd {

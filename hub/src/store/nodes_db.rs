@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- each stretch of time a node was connected here (until NULL: still is), for evaluation
+CREATE TABLE IF NOT EXISTS connections (
+    node  TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    until INTEGER
+);
+CREATE INDEX IF NOT EXISTS connections_node ON connections (node, since);
 ";
 
 /// A hub's heartbeat older than this means `gdx-hub run` is not running.
@@ -460,7 +467,36 @@ impl Store {
             "UPDATE nodes SET connected = ?2, peer_addr = COALESCE(?3, peer_addr), last_seen = ?4 WHERE node = ?1",
             params![node.to_string(), connected, addr, now],
         )?;
+        match connected {
+            true => self.conn.execute(
+                "INSERT INTO connections (node, since) SELECT ?1, ?2
+                 WHERE NOT EXISTS (SELECT 1 FROM connections WHERE node = ?1 AND until IS NULL)",
+                params![node.to_string(), now],
+            )?,
+            false => self.conn.execute(
+                "UPDATE connections SET until = ?2 WHERE node = ?1 AND until IS NULL",
+                params![node.to_string(), now],
+            )?,
+        };
         Ok(())
+    }
+
+    /// The stretches `node` was connected here that overlap `from..to`
+    /// (Unix seconds), each cut to it; one still open runs to `to`. None
+    /// when this hub never logged a connection of it (not observed here).
+    pub fn connected_during(&self, node: &NodeId, from: i64, to: i64) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
+        let logged: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM connections WHERE node = ?1", [node.to_string()], |r| r.get(0))?;
+        if logged == 0 {
+            return Ok(None);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT max(since, ?2), min(coalesce(until, ?3), ?3) FROM connections
+             WHERE node = ?1 AND since < ?3 AND coalesce(until, ?3) > ?2 ORDER BY since",
+        )?;
+        let rows = stmt.query_map(params![node.to_string(), from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Some(rows.collect::<Result<_, _>>()?))
     }
 
     /// Refreshes `last_seen` of every connected node.
@@ -475,6 +511,12 @@ impl Store {
     /// Marks every node disconnected (at start-up: no connection survives a restart).
     pub fn reset_connections(&self) -> Result<(), StoreError> {
         self.conn.execute("UPDATE nodes SET connected = 0", [])?;
+        // the hub stopped: what was open ended at its last heartbeat, as far as anyone can tell
+        self.conn.execute(
+            "UPDATE connections SET until = max(since, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'heartbeat'), since))
+             WHERE until IS NULL",
+            [],
+        )?;
         Ok(())
     }
 

@@ -1,0 +1,422 @@
+//! 考核督促 at a hub: the indicators of every department for a period,
+//! from what this hub observed — its audit log (catalogue versions,
+//! changesets, requests and decisions, deliveries, lookups, notices,
+//! checks, enrolments), its connection log, the agents' quality reports,
+//! the exchange store and the items library — scored and ranked by
+//! `gdx_common::evaluation` with the weights of `evaluation.toml`.
+//!
+//! Each figure keeps the audit entries it counts (`events`), so an auditor
+//! can check it against the log (`gdx-hub audit list`, `audit prove`).
+//! What this hub did not observe is reported as not observed: a county
+//! department's data changes are observed at its prefecture hub.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use gdx_common::audit::Entry;
+use gdx_common::catalog::CatalogEntry;
+use gdx_common::evaluation::{Indicators, Period, Scored, Weights, freshness, median, rank, share};
+use gdx_common::grant::{Status, add_working_days};
+use gdx_common::{DivisionCode, NodeId};
+use serde::Serialize;
+
+use crate::audit::{AuditLog, Filter as AuditFilter};
+use crate::catalog::{Catalog, Filter as CatalogFilter};
+use crate::exchange::Exchange;
+use crate::store::{HubPaths, Store};
+
+pub mod render;
+
+/// Working days a 有条件共享 request may wait for its answer.
+const ANSWER_WITHIN_WORKING_DAYS: i64 = 10;
+
+/// One department's line, with the audit entries behind its figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    #[serde(flatten)]
+    pub scored: Scored,
+    /// When it enrolled, if this hub saw it.
+    pub enrolled_at: Option<i64>,
+    /// Per indicator, the audit entries (indexes in this hub's log) it counts.
+    pub events: BTreeMap<&'static str, Vec<u64>>,
+}
+
+/// A period's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub period: String,
+    pub hub: String,
+    pub division: Option<String>,
+    pub weights: Weights,
+    pub lines: Vec<Line>,
+    /// Each department's score in the periods before, oldest first (for trends).
+    pub trend: BTreeMap<String, Vec<(String, Option<f64>)>>,
+}
+
+/// The weights: `evaluation.toml` in the hub's directory, or the defaults.
+pub fn weights(hub_dir: &Path) -> Result<Weights, String> {
+    let path = HubPaths::new(hub_dir).dir.join("evaluation.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Weights::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Weights::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// What the report is made from, read once.
+struct Observed {
+    departments: Vec<(NodeId, Option<i64>)>,
+    entries: Vec<Entry>,
+    catalogue: Vec<CatalogEntry>,
+    records: Vec<gdx_common::grant::RequestRecord>,
+    notices: Vec<gdx_common::notice::Notice>,
+    checks: Vec<gdx_common::discipline::Check>,
+    items: Option<gdx_common::items::Consistency>,
+}
+
+fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>) -> anyhow::Result<Observed> {
+    let paths = HubPaths::new(hub_dir);
+    let store = Store::open(&paths.db())?;
+    let within = |n: &NodeId| division.is_none_or(|d| d.contains(n.division()));
+    let mut departments: BTreeMap<String, (NodeId, Option<i64>)> = BTreeMap::new();
+    for n in store.nodes()? {
+        if n.role == "agent"
+            && let Ok(node) = NodeId::parse(&n.node)
+            && within(&node)
+        {
+            departments.insert(n.node.clone(), (node, Some(n.enrolled_at)));
+        }
+    }
+    for r in store.remote_nodes()? {
+        if r.role == "agent"
+            && let Ok(node) = NodeId::parse(&r.node)
+            && within(&node)
+        {
+            departments.entry(r.node.clone()).or_insert((node, None));
+        }
+    }
+    let log = AuditLog::open(hub_dir, &hub.to_string())?;
+    let entries = log.list(&AuditFilter::default())?;
+    let catalog = Catalog::open(hub_dir)?;
+    let catalogue: Vec<CatalogEntry> = catalog
+        .list(&CatalogFilter::default(), crate::util::now())?
+        .into_iter()
+        .filter(|l| !l.withdrawn)
+        .map(|l| l.entry)
+        .collect();
+    let exchange = Exchange::open(hub_dir, hub.clone())?;
+    let records = exchange.list(crate::exchange::clock())?.into_iter().map(|l| l.record).collect();
+    let items = crate::items::library(hub_dir)
+        .ok()
+        .filter(|all| crate::items::has_reference(all))
+        .and_then(|_| crate::items::report(hub_dir, &crate::items::Filter::default()).ok());
+    Ok(Observed {
+        departments: departments.into_values().collect(),
+        entries,
+        catalogue,
+        records,
+        notices: exchange.notices(None)?,
+        checks: exchange.checks(None)?,
+        items,
+    })
+}
+
+/// The report of `period` for the departments of `division` (all when None).
+pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, trail: usize) -> anyhow::Result<Report> {
+    let config = crate::config::HubConfig::load(&HubPaths::new(hub_dir))?;
+    let hub = config.hub_id();
+    let weights = weights(hub_dir).map_err(anyhow::Error::msg)?;
+    let seen = observe(hub_dir, &hub, division)?;
+    let store = Store::open(&HubPaths::new(hub_dir).db())?;
+    let quality = |node: &NodeId| store.quality_of(&node.to_string()).unwrap_or_default();
+    let now = crate::exchange::clock();
+    if period.start() > now {
+        return Err(crate::cli::Usage(format!("period {} has not begun", period.label())).into());
+    }
+    let spans = |n: &NodeId, a: i64, b: i64| store.connected_during(n, a, b).ok().flatten();
+    let lines = score_period(&seen, period, &weights, &quality, &spans, now);
+    let mut trend: BTreeMap<String, Vec<(String, Option<f64>)>> = BTreeMap::new();
+    for p in period.trail(trail) {
+        let past = if p == period { lines.clone() } else { score_period(&seen, p, &weights, &quality, &spans, now) };
+        for l in past {
+            trend.entry(l.scored.node.to_string()).or_default().push((p.label(), l.scored.score));
+        }
+    }
+    Ok(Report {
+        period: period.label(),
+        hub: hub.to_string(),
+        division: division.map(|d| d.to_string()),
+        weights,
+        lines,
+        trend,
+    })
+}
+
+type Spans<'a> = &'a dyn Fn(&NodeId, i64, i64) -> Option<Vec<(i64, i64)>>;
+
+/// Every department's line for one period.
+fn score_period(
+    seen: &Observed,
+    period: Period,
+    weights: &Weights,
+    quality: &dyn Fn(&NodeId) -> Vec<crate::store::Quality>,
+    spans: Spans<'_>,
+    now: i64,
+) -> Vec<Line> {
+    // a period still running is observed up to now, and scored on that
+    let start = period.start();
+    let end = period.end().min(now.max(start + 1));
+    let observed = Period { start_day: period.start_day, end_day: period.end_day.min(now.div_euclid(86_400) + 1) };
+    let in_period = |at: i64| at >= start && at < end;
+    let mut events: BTreeMap<String, BTreeMap<&'static str, Vec<u64>>> = BTreeMap::new();
+    let mut departments = Vec::new();
+    let mut enrolled: BTreeMap<String, i64> = BTreeMap::new();
+    for e in seen.entries.iter().filter(|e| e.event.kind == "enrolled") {
+        if let Some(n) = &e.event.node {
+            enrolled.entry(n.clone()).or_insert(e.event.at);
+        }
+    }
+    let provider_of: BTreeMap<&str, &gdx_common::grant::RequestRecord> =
+        seen.records.iter().map(|r| (r.id.as_str(), r)).collect();
+    for (node, enrolled_at) in &seen.departments {
+        let me = node.to_string();
+        let enrolled_at = enrolled.get(&me).copied().or(*enrolled_at);
+        if enrolled_at.is_some_and(|t| t >= end) {
+            continue; // not yet a department in this period
+        }
+        let coverage = match enrolled_at {
+            Some(t) if t > start => (end - t) as f64 / (end - start) as f64,
+            _ => 1.0,
+        };
+        let ev = events.entry(me.clone()).or_default();
+        let mut i = Indicators::default();
+        let mine = |e: &&Entry| e.event.node.as_deref() == Some(me.as_str());
+
+        // catalogue
+        let own: Vec<&CatalogEntry> = seen.catalogue.iter().filter(|c| &c.provider == node).collect();
+        i.resources_declared = own.len() as u64;
+        let catalogued: Vec<&Entry> = seen
+            .entries
+            .iter()
+            .filter(|e| e.event.kind == "catalogued" && in_period(e.event.at))
+            .filter(mine)
+            .collect();
+        i.entries_changed = catalogued.len() as u64;
+        ev.insert("catalogue", catalogued.iter().map(|e| e.index).collect());
+
+        // freshness: each resource with a cycle, its changesets observed here
+        let mut fresh_events = Vec::new();
+        let resources: Vec<(i64, Vec<i64>)> = own
+            .iter()
+            .filter_map(|c| {
+                let allowed = c.update_cycle.overdue_after_days()?;
+                let changes: Vec<&Entry> = seen
+                    .entries
+                    .iter()
+                    .filter(|e| e.event.kind == "changeset" && e.event.at < end)
+                    .filter(mine)
+                    .filter(|e| e.event.resource.as_deref() == Some(c.resource.as_str()))
+                    .collect();
+                fresh_events.extend(changes.iter().filter(|e| in_period(e.event.at)).map(|e| e.index));
+                (!changes.is_empty()).then(|| (allowed, changes.iter().map(|e| e.event.at).collect()))
+            })
+            .collect();
+        i.freshness = freshness(observed, &resources);
+        ev.insert("freshness", fresh_events);
+
+        // quality: the latest report of each resource made in the period
+        let reports: Vec<crate::store::Quality> = quality(node).into_iter().filter(|q| in_period(q.at)).collect();
+        let (scanned, set_aside) = reports.iter().fold((0, 0), |(s, q), r| (s + r.scanned, q + r.quarantined));
+        i.quality = share(scanned.saturating_sub(set_aside), scanned);
+
+        // availability: the stretches it was connected here
+        let from = start.max(enrolled_at.unwrap_or(start));
+        i.availability = spans(node, from, end)
+            .map(|s| s.iter().map(|(a, b)| (b - a).max(0)).sum::<i64>() as f64 / (end - from).max(1) as f64);
+
+        // responsiveness: 有条件共享 requests to it due in the period (or answered in it)
+        let mut answered_in_time = 0;
+        let mut due = 0;
+        let mut days = Vec::new();
+        let mut resp_events = Vec::new();
+        for r in seen.records.iter().filter(|r| &r.provider == node) {
+            let Some(filed) = seen
+                .entries
+                .iter()
+                .find(|e| e.event.kind == "request" && e.event.request.as_deref() == Some(r.id.as_str()))
+            else {
+                continue;
+            };
+            if filed.event.detail["state"] != "pending" {
+                continue; // 无条件共享 (granted at once) or refused at filing
+            }
+            let deadline = add_working_days(r.filed_at.div_euclid(86_400), ANSWER_WITHIN_WORKING_DAYS);
+            let answer = seen.entries.iter().find(|e| {
+                e.event.kind == "decision"
+                    && e.event.request.as_deref() == Some(r.id.as_str())
+                    && matches!(e.event.detail["verdict"].as_str(), Some("approve" | "deny"))
+            });
+            let counted = match answer {
+                Some(a) => in_period(a.event.at),
+                None => (deadline + 1) * 86_400 > start && (deadline + 1) * 86_400 <= end,
+            };
+            if !counted {
+                continue;
+            }
+            due += 1;
+            resp_events.push(filed.index);
+            if let Some(a) = answer {
+                resp_events.push(a.index);
+                days.push((a.event.at - r.filed_at) as f64 / 86_400.0);
+                answered_in_time += u64::from(a.event.at.div_euclid(86_400) <= deadline);
+            }
+        }
+        i.responsiveness = share(answered_in_time, due);
+        i.median_answer_days = median(days).map(|d| (d * 10.0).round() / 10.0);
+        ev.insert("responsiveness", resp_events);
+
+        // sharing
+        i.grants_served = seen
+            .records
+            .iter()
+            .filter(|r| &r.provider == node && r.status == Status::Granted && r.decided_at.is_some_and(|t| t < end))
+            .count() as u64;
+        let mut share_events = Vec::new();
+        for e in seen.entries.iter().filter(|e| in_period(e.event.at)) {
+            let Some(r) = e.event.request.as_deref().and_then(|id| provider_of.get(id)) else { continue };
+            if &r.provider != node {
+                continue;
+            }
+            match e.event.kind.as_str() {
+                "delivered" => {
+                    i.rows_delivered += e.event.detail["rows"].as_u64().unwrap_or(0);
+                    share_events.push(e.index);
+                }
+                "lookup" if e.event.detail["found"] == true => {
+                    i.lookups_answered += 1;
+                    share_events.push(e.index);
+                }
+                _ => {}
+            }
+        }
+        ev.insert("sharing", share_events);
+
+        // supervision: notices due in the period, checks made in it
+        let notices: Vec<&gdx_common::notice::Notice> = seen
+            .notices
+            .iter()
+            .filter(|n| &n.to == node && n.claim_by_day >= period.start_day && n.claim_by_day < period.end_day)
+            .collect();
+        // a notice still pending before its day is not yet due: it counts once settled or late
+        let settled = |n: &&gdx_common::notice::Notice| matches!(n.state_at(end), "claimed" | "passed on");
+        let due: Vec<&&gdx_common::notice::Notice> = notices.iter().filter(|n| n.state_at(end) != "pending").collect();
+        i.notices_in_time = share(due.iter().filter(|n| settled(n)).count() as u64, due.len() as u64);
+        let checks: Vec<&gdx_common::discipline::Check> =
+            seen.checks.iter().filter(|c| &c.node == node && in_period(c.at)).collect();
+        i.checks_with_feedback =
+            share(checks.iter().filter(|c| c.feedback.is_some()).count() as u64, checks.len() as u64);
+        let linked = |kind: &str, ids: &BTreeSet<&str>| -> Vec<u64> {
+            seen.entries
+                .iter()
+                .filter(|e| e.event.kind == kind && e.event.request.as_deref().is_some_and(|r| ids.contains(r)))
+                .map(|e| e.index)
+                .collect()
+        };
+        ev.insert("notices", linked("notice", &notices.iter().map(|n| n.id.as_str()).collect()));
+        ev.insert("checks", linked("check", &checks.iter().map(|c| c.id.as_str()).collect()));
+
+        // service items, as the library stands
+        i.items_consistent = seen.items.as_ref().and_then(|r| {
+            let find = |v: &[(NodeId, u64)]| v.iter().find(|(n, _)| n == node).map(|(_, k)| *k);
+            share(find(&r.consistent)?, find(&r.compared)?)
+        });
+        departments.push((node.clone(), i, coverage));
+    }
+    rank(weights, departments)
+        .into_iter()
+        .map(|scored| {
+            let me = scored.node.to_string();
+            Line {
+                enrolled_at: enrolled
+                    .get(&me)
+                    .copied()
+                    .or_else(|| seen.departments.iter().find(|(n, _)| n == &scored.node).and_then(|(_, t)| *t)),
+                events: events.remove(&me).unwrap_or_default(),
+                scored,
+            }
+        })
+        .collect()
+}
+
+/// Trend points shown: this period and the 11 before it.
+pub const TREND: usize = 12;
+
+/// `gdx-hub report`: on the terminal, as JSON, or into `out` (`.xlsx`,
+/// `.html`, or `.pdf` through headless Chromium).
+pub fn print(
+    hub_dir: &Path,
+    period: &str,
+    division: Option<&str>,
+    out: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let period = Period::parse(period).map_err(crate::cli::Usage)?;
+    let division = division
+        .map(|d| DivisionCode::parse(d).map_err(|e| crate::cli::Usage(format!("--division {d:?}: {e}"))))
+        .transpose()?;
+    let r = report(hub_dir, period, division, TREND)?;
+    let Some(path) = out else {
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(&r)?),
+            false => print!("{}", render::text(&r)),
+        }
+        return Ok(());
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let bytes = match ext.as_deref() {
+        Some("xlsx") => render::xlsx(&r).map_err(anyhow::Error::msg)?,
+        Some("html") => render::html(&r).into_bytes(),
+        Some("pdf") => pdf(&render::html(&r))?,
+        _ => {
+            return Err(crate::cli::Usage(format!("--out {}: name a .xlsx, .html or .pdf file", path.display())).into());
+        }
+    };
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, &bytes)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    println!("wrote {} ({} departments, period {})", path.display(), r.lines.len(), r.period);
+    Ok(())
+}
+
+/// The page printed to PDF by headless Chromium (the Debian package).
+fn pdf(html: &str) -> anyhow::Result<Vec<u8>> {
+    let chromium = ["chromium", "chromium-browser"]
+        .iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .ok_or_else(|| anyhow::anyhow!("a PDF is printed by headless Chromium, which is not installed: `apt install chromium`, or write .html or .xlsx"))?;
+    // a private folder of this run, removed after
+    let dir = std::env::temp_dir().join(format!("gdx-report-{}-{}", std::process::id(), crate::util::now_ms()));
+    gdx_files::create_private_dir(&dir)?;
+    let printed = print_pdf(chromium, &dir, html);
+    let _ = std::fs::remove_dir_all(&dir);
+    printed
+}
+
+fn print_pdf(chromium: &str, dir: &Path, html: &str) -> anyhow::Result<Vec<u8>> {
+    let page = dir.join("report.html");
+    let out = dir.join("report.pdf");
+    std::fs::write(&page, html)?;
+    let status = std::process::Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer"])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--print-to-pdf={}", out.display()))
+        .arg(format!("file://{}", page.display()))
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() || !out.exists() {
+        anyhow::bail!("headless Chromium did not print the report ({status}); write .html and print it from a browser");
+    }
+    Ok(std::fs::read(&out)?)
+}
