@@ -253,6 +253,7 @@ pub async fn run(
     let gongan = root.join("agent-630000-gongan");
     let minzheng = root.join("agent-630000-minzheng");
     let in_four_days = gdx_common::units::format_date(now() + 4 * 86_400);
+    let month = gdx_common::units::format_date(now()).get(..7).unwrap_or_default().to_owned();
     let consumer = root.join("agent-632522-minzheng");
     let consumer = consumer.display();
     println!(
@@ -271,6 +272,7 @@ pub async fn run(
          \x20 gdx-hub --data {hub} notices                   双告知 notices: to whom, claimed, passed on, OVERDUE\n\
          \x20 gdx-hub --data {hub} supervision               per department: notices claimed in time, checks with feedback\n\
          \x20 gdx-hub --data {hub} items consistency         the 权责清单 compared across levels (--out report.xlsx for Excel/WPS)\n\
+         \x20 gdx-hub --data {hub} report --period {month}          考核: every department's indicators, score and rank (--out report.pdf|.xlsx|.html)\n\
          \x20 gdx-hub --data {hub} enterprise CREDIT_CODE    one enterprise's profile: register, 双公示, dishonest list\n\
          \x20 gdx-hub --data {hub} base show renkou          the population base: 公安 + 民政 + 卫健, coverage per field\n\
          \x20 gdx-hub --data {hub} base conflicts renkou     where 公安 and 民政 disagree (a name written two ways)\n\

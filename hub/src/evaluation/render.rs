@@ -151,11 +151,10 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A self-contained HTML page: the table, a bar per department's score,
-/// and each department's trend as a small line.
-pub fn html(r: &Report) -> String {
+/// The ranking and indicators as an HTML table (`lines`: those shown).
+pub fn table_html(r: &Report, lines: &[&Line]) -> String {
     let mut rows = String::new();
-    for l in &r.lines {
+    for l in lines {
         rows.push_str("<tr>");
         for (c, (_, f)) in COLUMNS.iter().enumerate() {
             let low = c == 2 && l.scored.score.is_some_and(|s| s < r.weights.pass);
@@ -164,7 +163,14 @@ pub fn html(r: &Report) -> String {
         let _ = write!(rows, "<td class=\"note\">{}</td></tr>", esc(&note(l)));
     }
     let head: String = COLUMNS.iter().map(|(h, _)| format!("<th>{h}</th>")).collect::<String>() + "<th>说明</th>";
-    let scored: Vec<&Line> = r.lines.iter().filter(|l| l.scored.score.is_some()).collect();
+    format!(
+        "<div class=\"report-wrap\"><table class=\"report\"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+}
+
+/// A bar per scored department (an SVG).
+pub fn bars_svg(r: &Report, lines: &[&Line]) -> String {
+    let scored: Vec<&&Line> = lines.iter().filter(|l| l.scored.score.is_some()).collect();
     let bar_h = 22;
     let mut bars =
         format!("<svg width=\"760\" height=\"{}\" role=\"img\" aria-label=\"得分\">", scored.len() * bar_h + 10);
@@ -183,8 +189,13 @@ pub fn html(r: &Report) -> String {
         );
     }
     bars.push_str("</svg>");
+    bars
+}
+
+/// Each department's score over the trail of periods, as small lines.
+pub fn trends_html(r: &Report, nodes: &[String]) -> String {
     let mut trends = String::new();
-    for (node, points) in &r.trend {
+    for (node, points) in r.trend.iter().filter(|(n, _)| nodes.contains(n)) {
         let known: Vec<(usize, f64)> = points.iter().enumerate().filter_map(|(i, (_, s))| s.map(|s| (i, s))).collect();
         if known.is_empty() {
             continue;
@@ -203,19 +214,63 @@ pub fn html(r: &Report) -> String {
             esc(node)
         );
     }
+    format!("<div class=\"trends\">{trends}</div>")
+}
+
+/// What a department should fix first: its indicators by the points they
+/// cost (weight × the share missed), then those not observed.
+pub fn to_fix(r: &Report, l: &Line) -> Vec<String> {
+    let w = &r.weights;
+    let i = &l.scored.indicators;
+    let mut costs: Vec<(f64, String)> = [
+        ("freshness", w.freshness, i.freshness),
+        ("quality", w.quality, i.quality),
+        ("availability", w.availability, i.availability),
+        ("responsiveness", w.responsiveness, i.responsiveness),
+        ("notices", w.notices, i.notices_in_time),
+        ("checks", w.checks, i.checks_with_feedback),
+        ("items", w.items, i.items_consistent),
+    ]
+    .into_iter()
+    .filter_map(|(n, weight, v)| {
+        v.map(|v| (weight * (1.0 - v), format!("{}：{}（权重 {weight}）", label(n), pct(Some(v)))))
+    })
+    .filter(|(cost, _)| *cost > 0.0)
+    .collect();
+    costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<String> = costs.into_iter().map(|(_, s)| s).collect();
+    out.extend(l.scored.not_observed.iter().map(|n| format!("{}：本期未观测", label(n))));
+    out
+}
+
+const STYLE: &str = "table.report{border-collapse:collapse;font-size:12px}table.report th,table.report td{border:1px solid #c8d1dc;padding:4px 6px;text-align:left}\
+table.report th{background:#d9e1f2}table.report td.low{background:#ffc7ce}table.report td.note{color:#52606d;min-width:22em}\
+table.report td:first-child,table.report th{white-space:nowrap}.report-wrap{overflow-x:auto}svg text{font-size:12px}\
+.trends{display:flex;flex-wrap:wrap;gap:12px}.trends figure{margin:0}.trends figcaption{font-size:12px}";
+
+/// The style the report's parts need (the portal includes it too).
+pub fn style() -> &'static str {
+    STYLE
+}
+
+/// A self-contained HTML page: the table, a bar per department's score,
+/// and each department's trend as a small line.
+pub fn html(r: &Report) -> String {
+    let lines: Vec<&Line> = r.lines.iter().collect();
+    let nodes: Vec<String> = r.lines.iter().map(|l| l.scored.node.to_string()).collect();
     format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>考核督促报告 {period}</title>\
-         <style>body{{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",sans-serif;margin:24px;color:#1f2933}}\
-         table{{border-collapse:collapse;font-size:12px}}th,td{{border:1px solid #c8d1dc;padding:4px 6px;text-align:left}}\
-         th{{background:#d9e1f2}}td.low{{background:#ffc7ce}}td.note{{color:#52606d}}svg text{{font-size:12px}}\
-         .trends{{display:flex;flex-wrap:wrap;gap:12px}}figure{{margin:0}}figcaption{{font-size:12px}}</style></head><body>\
+         <style>body{{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",sans-serif;margin:24px;color:#1f2933}}{style}</style></head><body>\
          <h1>考核督促报告 {period}</h1><p>{hub}{division} · 权重：及时 {wf}、质量 {wq}、在线 {wa}、答复 {wr}、告知 {wn}、核查 {wc}、事项 {wi}；\
          未观测的指标不计分，期中接入的部门按接入后的时段计分并标注。</p>\
-         <h2>排名与指标</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\
-         <h2>得分</h2>{bars}<h2>近期趋势</h2><div class=\"trends\">{trends}</div></body></html>",
+         <h2>排名与指标</h2>{table}<h2>得分</h2>{bars}<h2>近期趋势</h2>{trends}</body></html>",
         period = esc(&r.period),
         hub = esc(&r.hub),
         division = r.division.as_deref().map(|d| format!(" · {}", esc(d))).unwrap_or_default(),
+        style = STYLE,
+        table = table_html(r, &lines),
+        bars = bars_svg(r, &lines),
+        trends = trends_html(r, &nodes),
         wf = r.weights.freshness,
         wq = r.weights.quality,
         wa = r.weights.availability,

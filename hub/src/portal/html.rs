@@ -43,7 +43,7 @@ pub const CSS: &str = include_str!("portal.css");
 pub fn page(v: &Viewer, here: &str, title: &str, body: &str) -> String {
     let l = v.lang;
     let mut nav = String::new();
-    let items: [(&str, &str, &str, bool); 9] = [
+    let items: [(&str, &str, &str, bool); 10] = [
         ("/catalog", l.t("资源目录", "Catalogue"), "catalog", true),
         ("/requests", l.t("申请与授权", "Requests"), "requests", v.session.is_some()),
         ("/tree", l.t("节点", "Nodes"), "tree", v.is_staff()),
@@ -51,6 +51,7 @@ pub fn page(v: &Viewer, here: &str, title: &str, body: &str) -> String {
         ("/enterprise", l.t("企业信息", "Enterprises"), "enterprise", v.session.is_some()),
         ("/supervision", l.t("监管协同", "Supervision"), "supervision", v.session.is_some()),
         ("/items", l.t("事项库", "Service items"), "items", true),
+        ("/evaluation", l.t("考核", "Evaluation"), "evaluation", v.session.is_some()),
         ("/audit", l.t("审计", "Audit"), "audit", v.is_staff()),
         ("/charts", l.t("统计", "Charts"), "charts", v.is_staff()),
     ];

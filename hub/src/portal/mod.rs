@@ -133,6 +133,8 @@ pub fn router(
         .route("/bases", get(pages::bases_page))
         .route("/enterprise", get(pages::enterprise_page))
         .route("/api/v1/enterprises/{code}", get(pages::enterprise_json))
+        .route("/evaluation", get(pages::evaluation_page))
+        .route("/api/v1/evaluation", get(pages::evaluation_json))
         .route("/items", get(pages::items_page))
         .route("/items/consistency", get(pages::consistency_page))
         .route("/items/consistency.xlsx", get(pages::consistency_xlsx))

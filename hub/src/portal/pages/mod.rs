@@ -3,7 +3,7 @@
 //! [`requests`] (requests and decisions), [`tree`] (the nodes, problems
 //! first), [`audit`] (filters, the latest checkpoint, verification, the
 //! bundle), [`charts`], [`bases`] (the base databases), [`enterprise`] (企业信息),
-//! [`supervision`] (双告知 and 联合惩戒), [`items`] (the 政务服务事项库). Who sees what:
+//! [`supervision`] (双告知 and 联合惩戒), [`items`] (the 政务服务事项库), [`evaluation`] (考核). Who sees what:
 //! visitors the entries open to the public; a department the whole
 //! catalogue and its own requests and grants; operators and auditors
 //! everything of this hub's subtree, and only operators and departments
@@ -33,6 +33,7 @@ mod bases;
 mod catalog;
 mod charts;
 mod enterprise;
+mod evaluation;
 mod items;
 mod requests;
 mod supervision;
@@ -43,6 +44,7 @@ pub use bases::{base_conflicts_json, base_record_json, bases_json, bases_page};
 pub use catalog::{catalog_page, entry_page};
 pub use charts::{charts_json, charts_page};
 pub use enterprise::{enterprise_json, enterprise_page};
+pub use evaluation::{evaluation_json, evaluation_page};
 pub use items::{consistency_json, consistency_page, consistency_xlsx, items_json, items_page};
 pub use requests::{decide, file_request, requests_json, requests_page};
 pub use supervision::{act_on_notice, check, feedback, supervision_json, supervision_page};
