@@ -90,9 +90,18 @@ fn a_months_report_gives_exact_indicators_ranks_and_the_events_behind_them() {
         let (y, m, _) = gdx_common::units::civil_from_days(gdx_tests::now().div_euclid(86_400));
         format!("{y}-{m:02}")
     };
-    gdx_tests::wait_until(std::time::Duration::from_secs(20), "the decision in the audit log", || {
-        hub.cmd(&["audit", "list", "--kind", "decision"]).ok().contains(&id)
-    });
+    // the audit log collects the vaults' and the exchange's entries as it runs
+    gdx_tests::wait_until(
+        std::time::Duration::from_secs(30),
+        "the changeset and the decision in the audit log",
+        || {
+            let r = json(hub.cmd(&["report", "--period", &month, "--json"]).ok());
+            r["lines"].as_array().unwrap().iter().filter(|l| l["node"] == "630000/minzheng").any(|l| {
+                let i = &l["indicators"];
+                !i["freshness"].is_null() && !i["quality"].is_null() && !i["responsiveness"].is_null()
+            })
+        },
+    );
     let report = json(hub.cmd(&["report", "--period", &month, "--json"]).ok());
     let mz = line(&report, "630000/minzheng");
     let i = &mz["indicators"];

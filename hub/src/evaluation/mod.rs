@@ -181,11 +181,11 @@ fn score_period(
     for (node, enrolled_at) in &seen.departments {
         let me = node.to_string();
         let enrolled_at = enrolled.get(&me).copied().or(*enrolled_at);
-        if enrolled_at.is_some_and(|t| t >= end) {
+        if enrolled_at.is_some_and(|t| t > end) {
             continue; // not yet a department in this period
         }
         let coverage = match enrolled_at {
-            Some(t) if t > start => (end - t) as f64 / (end - start) as f64,
+            Some(t) if t > start => (end - t).max(0) as f64 / (end - start) as f64,
             _ => 1.0,
         };
         let ev = events.entry(me.clone()).or_default();
