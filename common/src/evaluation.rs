@@ -174,7 +174,7 @@ impl Weights {
     }
 
     /// The scored indicators: (name, weight, value).
-    fn parts(&self, i: &Indicators) -> [(&'static str, f64, Option<f64>); 7] {
+    pub fn parts(&self, i: &Indicators) -> [(&'static str, f64, Option<f64>); 7] {
         [
             ("freshness", self.freshness, i.freshness),
             ("quality", self.quality, i.quality),

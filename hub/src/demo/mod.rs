@@ -36,6 +36,7 @@ use gdx_hub::{enrol, init, nodes};
 
 mod databases;
 mod departments;
+mod history;
 mod items;
 mod sources;
 mod supervision;
@@ -246,6 +247,10 @@ pub async fn run(
     exchange_demo(&agent_exe, &root).await?;
     supervision::supervision_demo(&agent_exe, &root).await?;
     items::items_demo(&root).await?;
+    let past = history::write(&root, &province, seed, now())?;
+    println!(
+        "\n考核: {past} events of the two months before this one were added to the hubs' audit logs, each marked \"demo_history\", so that the ranking and trends have a past (gdx-hub report --period …, the portal's 考核)."
+    );
     portal_links(&agent_exe, &root, &config).await?;
     let hub = hub_dir.display();
     let pref = root.join("hub-632500");

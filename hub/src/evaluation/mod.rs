@@ -126,7 +126,8 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     let config = crate::config::HubConfig::load(&HubPaths::new(hub_dir))?;
     let hub = config.hub_id();
     let weights = weights(hub_dir).map_err(anyhow::Error::msg)?;
-    let seen = observe(hub_dir, &hub, division)?;
+    // ranks are among all the departments; --division only narrows what is shown
+    let seen = observe(hub_dir, &hub, None)?;
     let store = Store::open(&HubPaths::new(hub_dir).db())?;
     let quality = |node: &NodeId| store.quality_of(&node.to_string()).unwrap_or_default();
     let now = crate::exchange::clock();
@@ -134,10 +135,14 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
         return Err(crate::cli::Usage(format!("period {} has not begun", period.label())).into());
     }
     let spans = |n: &NodeId, a: i64, b: i64| store.connected_during(n, a, b).ok().flatten();
-    let lines = score_period(&seen, period, &weights, &quality, &spans, now);
+    let shown = |l: &Line| division.is_none_or(|d| d.contains(l.scored.node.division()));
+    let mut lines = score_period(&seen, period, &weights, &quality, &spans, now);
+    lines.retain(shown);
     let mut trend: BTreeMap<String, Vec<(String, Option<f64>)>> = BTreeMap::new();
     for p in period.trail(trail) {
-        let past = if p == period { lines.clone() } else { score_period(&seen, p, &weights, &quality, &spans, now) };
+        let mut past =
+            if p == period { lines.clone() } else { score_period(&seen, p, &weights, &quality, &spans, now) };
+        past.retain(shown);
         for l in past {
             trend.entry(l.scored.node.to_string()).or_default().push((p.label(), l.scored.score));
         }
@@ -152,7 +157,7 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     })
 }
 
-type Spans<'a> = &'a dyn Fn(&NodeId, i64, i64) -> Option<Vec<(i64, i64)>>;
+type Spans<'a> = &'a dyn Fn(&NodeId, i64, i64) -> Option<(i64, Vec<(i64, i64)>)>;
 
 /// Every department's line for one period.
 fn score_period(
@@ -173,7 +178,8 @@ fn score_period(
     let mut enrolled: BTreeMap<String, i64> = BTreeMap::new();
     for e in seen.entries.iter().filter(|e| e.event.kind == "enrolled") {
         if let Some(n) = &e.event.node {
-            enrolled.entry(n.clone()).or_insert(e.event.at);
+            let first = enrolled.entry(n.clone()).or_insert(e.event.at);
+            *first = (*first).min(e.event.at);
         }
     }
     let provider_of: BTreeMap<&str, &gdx_common::grant::RequestRecord> =
@@ -230,45 +236,52 @@ fn score_period(
         i.quality = share(scanned.saturating_sub(set_aside), scanned);
 
         // availability: the stretches it was connected here
+        // from its enrolment, or from when this hub began logging connections
         let from = start.max(enrolled_at.unwrap_or(start));
-        i.availability = spans(node, from, end)
-            .map(|s| s.iter().map(|(a, b)| (b - a).max(0)).sum::<i64>() as f64 / (end - from).max(1) as f64);
+        i.availability = spans(node, from, end).map(|(observed_from, s)| {
+            s.iter().map(|(a, b)| (b - a).max(0)).sum::<i64>() as f64 / (end - observed_from).max(1) as f64
+        });
 
         // responsiveness: 有条件共享 requests to it due in the period (or answered in it)
         let mut answered_in_time = 0;
         let mut due = 0;
         let mut days = Vec::new();
         let mut resp_events = Vec::new();
+        // the record says when it was filed and answered (both on the exchange's clock), wherever
+        // the request and the decision entries were logged (the consumer's and the provider's hub)
         for r in seen.records.iter().filter(|r| &r.provider == node) {
-            let Some(filed) = seen
-                .entries
+            // only 有条件共享 waits for an answer (无条件共享 is granted, 不予共享 refused, at filing)
+            let conditional = seen
+                .catalogue
                 .iter()
-                .find(|e| e.event.kind == "request" && e.event.request.as_deref() == Some(r.id.as_str()))
-            else {
+                .find(|c| c.code == r.code)
+                .is_some_and(|c| c.sharing_type == gdx_common::catalog::SharingType::Conditional);
+            if !conditional || matches!(r.status, Status::Refused { .. }) {
                 continue;
-            };
-            if filed.event.detail["state"] != "pending" {
-                continue; // 无条件共享 (granted at once) or refused at filing
             }
+            let answered_at = match r.status {
+                Status::Pending { .. } => None,
+                _ => r.decided_at,
+            };
             let deadline = add_working_days(r.filed_at.div_euclid(86_400), ANSWER_WITHIN_WORKING_DAYS);
-            let answer = seen.entries.iter().find(|e| {
-                e.event.kind == "decision"
-                    && e.event.request.as_deref() == Some(r.id.as_str())
-                    && matches!(e.event.detail["verdict"].as_str(), Some("approve" | "deny"))
-            });
-            let counted = match answer {
-                Some(a) => in_period(a.event.at),
+            let counted = match answered_at {
+                Some(at) => in_period(at),
                 None => (deadline + 1) * 86_400 > start && (deadline + 1) * 86_400 <= end,
             };
             if !counted {
                 continue;
             }
             due += 1;
-            resp_events.push(filed.index);
-            if let Some(a) = answer {
-                resp_events.push(a.index);
-                days.push((a.event.at - r.filed_at) as f64 / 86_400.0);
-                answered_in_time += u64::from(a.event.at.div_euclid(86_400) <= deadline);
+            resp_events.extend(
+                seen.entries
+                    .iter()
+                    .filter(|e| matches!(e.event.kind.as_str(), "request" | "decision"))
+                    .filter(|e| e.event.request.as_deref() == Some(r.id.as_str()))
+                    .map(|e| e.index),
+            );
+            if let Some(at) = answered_at {
+                days.push((at - r.filed_at) as f64 / 86_400.0);
+                answered_in_time += u64::from(at.div_euclid(86_400) <= deadline);
             }
         }
         i.responsiveness = share(answered_in_time, due);
@@ -282,6 +295,8 @@ fn score_period(
             .filter(|r| &r.provider == node && r.status == Status::Granted && r.decided_at.is_some_and(|t| t < end))
             .count() as u64;
         let mut share_events = Vec::new();
+        // a re-fetch of the same deliveries is logged again: each range counts once
+        let mut ranges = BTreeSet::new();
         for e in seen.entries.iter().filter(|e| in_period(e.event.at)) {
             let Some(r) = e.event.request.as_deref().and_then(|id| provider_of.get(id)) else { continue };
             if &r.provider != node {
@@ -289,10 +304,16 @@ fn score_period(
             }
             match e.event.kind.as_str() {
                 "delivered" => {
-                    i.rows_delivered += e.event.detail["rows"].as_u64().unwrap_or(0);
-                    share_events.push(e.index);
+                    let d = &e.event.detail;
+                    if ranges.insert((r.id.clone(), d["from"].as_u64(), d["to"].as_u64())) {
+                        i.rows_delivered += d["rows"].as_u64().unwrap_or(0);
+                        share_events.push(e.index);
+                    }
                 }
-                "lookup" if e.event.detail["found"] == true => {
+                // a lookup says whether it found the record; a box query how many
+                "lookup"
+                    if e.event.detail["found"] == true || e.event.detail["found"].as_u64().is_some_and(|n| n > 0) =>
+                {
                     i.lookups_answered += 1;
                     share_events.push(e.index);
                 }
@@ -308,7 +329,10 @@ fn score_period(
             .filter(|n| &n.to == node && n.claim_by_day >= period.start_day && n.claim_by_day < period.end_day)
             .collect();
         // a notice still pending before its day is not yet due: it counts once settled or late
-        let settled = |n: &&gdx_common::notice::Notice| matches!(n.state_at(end), "claimed" | "passed on");
+        let settled = |n: &&gdx_common::notice::Notice| match &n.state {
+            gdx_common::notice::NoticeState::Passed { at, .. } => at.div_euclid(86_400) <= n.claim_by_day,
+            _ => n.state_at(end) == "claimed",
+        };
         let due: Vec<&&gdx_common::notice::Notice> = notices.iter().filter(|n| n.state_at(end) != "pending").collect();
         i.notices_in_time = share(due.iter().filter(|n| settled(n)).count() as u64, due.len() as u64);
         let checks: Vec<&gdx_common::discipline::Check> =

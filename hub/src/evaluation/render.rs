@@ -220,23 +220,15 @@ pub fn trends_html(r: &Report, nodes: &[String]) -> String {
 /// What a department should fix first: its indicators by the points they
 /// cost (weight × the share missed), then those not observed.
 pub fn to_fix(r: &Report, l: &Line) -> Vec<String> {
-    let w = &r.weights;
-    let i = &l.scored.indicators;
-    let mut costs: Vec<(f64, String)> = [
-        ("freshness", w.freshness, i.freshness),
-        ("quality", w.quality, i.quality),
-        ("availability", w.availability, i.availability),
-        ("responsiveness", w.responsiveness, i.responsiveness),
-        ("notices", w.notices, i.notices_in_time),
-        ("checks", w.checks, i.checks_with_feedback),
-        ("items", w.items, i.items_consistent),
-    ]
-    .into_iter()
-    .filter_map(|(n, weight, v)| {
-        v.map(|v| (weight * (1.0 - v), format!("{}：{}（权重 {weight}）", label(n), pct(Some(v)))))
-    })
-    .filter(|(cost, _)| *cost > 0.0)
-    .collect();
+    let mut costs: Vec<(f64, String)> = r
+        .weights
+        .parts(&l.scored.indicators)
+        .into_iter()
+        .filter_map(|(n, weight, v)| {
+            v.map(|v| (weight * (1.0 - v), format!("{}：{}（权重 {weight}）", label(n), pct(Some(v)))))
+        })
+        .filter(|(cost, _)| *cost > 0.0)
+        .collect();
     costs.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out: Vec<String> = costs.into_iter().map(|(_, s)| s).collect();
     out.extend(l.scored.not_observed.iter().map(|n| format!("{}：本期未观测", label(n))));

@@ -482,21 +482,30 @@ impl Store {
     }
 
     /// The stretches `node` was connected here that overlap `from..to`
-    /// (Unix seconds), each cut to it; one still open runs to `to`. None
-    /// when this hub never logged a connection of it (not observed here).
-    pub fn connected_during(&self, node: &NodeId, from: i64, to: i64) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
-        let logged: i64 =
-            self.conn
-                .query_row("SELECT count(*) FROM connections WHERE node = ?1", [node.to_string()], |r| r.get(0))?;
-        if logged == 0 {
-            return Ok(None);
-        }
+    /// (Unix seconds), each cut to it (one still open runs to `to`), and
+    /// where the observed window starts: `from`, or later when this hub
+    /// began logging connections later. None when nothing of the window was
+    /// observed: the node never connected here, or the log began after it.
+    #[allow(clippy::type_complexity)]
+    pub fn connected_during(
+        &self,
+        node: &NodeId,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<(i64, Vec<(i64, i64)>)>, StoreError> {
+        let (logged, began): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM connections WHERE node = ?1), (SELECT min(since) FROM connections)",
+            [node.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let Some(began) = began.filter(|b| logged > 0 && *b < to) else { return Ok(None) };
+        let from = from.max(began);
         let mut stmt = self.conn.prepare(
             "SELECT max(since, ?2), min(coalesce(until, ?3), ?3) FROM connections
              WHERE node = ?1 AND since < ?3 AND coalesce(until, ?3) > ?2 ORDER BY since",
         )?;
         let rows = stmt.query_map(params![node.to_string(), from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(Some(rows.collect::<Result<_, _>>()?))
+        Ok(Some((from, rows.collect::<Result<_, _>>()?)))
     }
 
     /// Refreshes `last_seen` of every connected node.
