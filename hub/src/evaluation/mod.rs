@@ -129,7 +129,8 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     // ranks are among all the departments; --division only narrows what is shown
     let seen = observe(hub_dir, &hub, None)?;
     let store = Store::open(&HubPaths::new(hub_dir).db())?;
-    let quality = |node: &NodeId| store.quality_of(&node.to_string()).unwrap_or_default();
+    let quality =
+        |node: &NodeId, from: i64, to: i64| store.quality_during(&node.to_string(), from, to).unwrap_or_default();
     let now = crate::exchange::clock();
     if period.start() > now {
         return Err(crate::cli::Usage(format!("period {} has not begun", period.label())).into());
@@ -157,6 +158,9 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     })
 }
 
+/// Each resource's last quality report in a window: (resource, at, scanned, quarantined).
+type Reports<'a> = &'a dyn Fn(&NodeId, i64, i64) -> Vec<(String, i64, u64, u64)>;
+
 type Spans<'a> = &'a dyn Fn(&NodeId, i64, i64) -> Option<(i64, Vec<(i64, i64)>)>;
 
 /// Every department's line for one period.
@@ -164,7 +168,7 @@ fn score_period(
     seen: &Observed,
     period: Period,
     weights: &Weights,
-    quality: &dyn Fn(&NodeId) -> Vec<crate::store::Quality>,
+    quality: Reports<'_>,
     spans: Spans<'_>,
     now: i64,
 ) -> Vec<Line> {
@@ -230,9 +234,8 @@ fn score_period(
         i.freshness = freshness(observed, &resources);
         ev.insert("freshness", fresh_events);
 
-        // quality: the latest report of each resource made in the period
-        let reports: Vec<crate::store::Quality> = quality(node).into_iter().filter(|q| in_period(q.at)).collect();
-        let (scanned, set_aside) = reports.iter().fold((0, 0), |(s, q), r| (s + r.scanned, q + r.quarantined));
+        // quality: the last report of each resource made in the period
+        let (scanned, set_aside) = quality(node, start, end).iter().fold((0, 0), |(s, q), r| (s + r.2, q + r.3));
         i.quality = share(scanned.saturating_sub(set_aside), scanned);
 
         // availability: the stretches it was connected here

@@ -2,7 +2,9 @@
 //! `hub.db`: per node and resource, the last report — when, how many rows
 //! were read and set aside, and the first places and reasons — so the
 //! operator sees data-quality problems per department (`gdx-hub nodes`, the
-//! portal's tree). Only the newest report of a resource is kept.
+//! portal's tree). The newest report of a resource is kept whole, and each
+//! day's last one as history (`quality_days`: rows read and set aside),
+//! for the 考核 of past periods.
 
 use gdx_common::NodeId;
 use gdx_common::wire::QualityReport;
@@ -22,6 +24,15 @@ CREATE TABLE IF NOT EXISTS quality (
     received_at INTEGER NOT NULL,
     PRIMARY KEY (node, resource)
 );
+CREATE TABLE IF NOT EXISTS quality_days (
+    node        TEXT NOT NULL,
+    resource    TEXT NOT NULL,
+    day         INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    scanned     INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL,
+    PRIMARY KEY (node, resource, day)
+) WITHOUT ROWID;
 ";
 
 /// The last quality report of one resource.
@@ -56,7 +67,36 @@ impl Store {
                 now
             ],
         )?;
+        self.conn.execute(
+            "INSERT INTO quality_days (node, resource, day, at, scanned, quarantined) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(node, resource, day) DO UPDATE SET at = excluded.at, scanned = excluded.scanned,
+                 quarantined = excluded.quarantined
+             WHERE excluded.at >= quality_days.at",
+            params![
+                node.to_string(),
+                report.resource.as_str(),
+                report.at.div_euclid(86_400),
+                report.at,
+                report.scanned as i64,
+                report.quarantined as i64
+            ],
+        )?;
         Ok(())
+    }
+
+    /// Of each of `node`'s resources, the last report made in `from..to`
+    /// (Unix seconds, the agents' clocks): (resource, at, scanned, quarantined).
+    pub fn quality_during(&self, node: &str, from: i64, to: i64) -> Result<Vec<(String, i64, u64, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT resource, at, scanned, quarantined FROM quality_days q
+             WHERE node = ?1 AND at >= ?2 AND at < ?3
+               AND at = (SELECT max(at) FROM quality_days WHERE node = q.node AND resource = q.resource AND at >= ?2 AND at < ?3)
+             ORDER BY resource",
+        )?;
+        let rows = stmt.query_map(params![node, from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The last report of each of `node`'s resources.
