@@ -98,7 +98,10 @@ fn a_months_report_gives_exact_indicators_ranks_and_the_events_behind_them() {
             let r = json(hub.cmd(&["report", "--period", &month, "--json"]).ok());
             r["lines"].as_array().unwrap().iter().filter(|l| l["node"] == "630000/minzheng").any(|l| {
                 let i = &l["indicators"];
-                !i["freshness"].is_null() && !i["quality"].is_null() && !i["responsiveness"].is_null()
+                !i["freshness"].is_null()
+                    && !i["quality"].is_null()
+                    && !i["responsiveness"].is_null()
+                    && l["events"]["responsiveness"].as_array().is_some_and(|e| e.len() == 2)
             })
         },
     );
