@@ -106,10 +106,8 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>) -> anyh
         .collect();
     let exchange = Exchange::open(hub_dir, hub.clone())?;
     let records = exchange.list(crate::exchange::clock())?.into_iter().map(|l| l.record).collect();
-    let items = crate::items::library(hub_dir)
-        .ok()
-        .filter(|all| crate::items::has_reference(all))
-        .and_then(|_| crate::items::report(hub_dir, &crate::items::Filter::default()).ok());
+    let items =
+        crate::items::analyse(hub_dir, &crate::items::Filter::default()).ok().filter(|a| a.reference).map(|a| a.report);
     Ok(Observed {
         departments: departments.into_values().collect(),
         entries,

@@ -182,21 +182,41 @@ pub fn list(hub_dir: &Path, filter: &Filter) -> Result<Vec<Listed>, String> {
     Ok(library(hub_dir)?.into_iter().filter(|l| filter.keeps(l)).collect())
 }
 
+/// The consistency report with its summary per department, from one read
+/// of the library; `reference`: the library holds a province department's
+/// list (a prefecture hub's does not, and its report has nothing to
+/// compare with).
+pub struct Analysis {
+    pub report: Consistency,
+    pub summary: Vec<Summary>,
+    pub reference: bool,
+}
+
+/// The [`Analysis`] of the library under `filter` (its words are ignored).
+pub fn analyse(hub_dir: &Path, filter: &Filter) -> Result<Analysis, String> {
+    let all = library(hub_dir)?;
+    let reference = all.iter().any(|l| l.node.division().level() == gdx_common::DivisionLevel::Province);
+    let report = report_of(&all, filter);
+    let kept = Filter { q: None, ..filter.clone() };
+    let listed: Vec<Listed> = all.into_iter().filter(|l| kept.keeps(l)).collect();
+    let summary = summaries(&listed, &report);
+    Ok(Analysis { report, summary, reference })
+}
+
 /// The consistency report of the whole library, narrowed to the
 /// departments of `filter.division` and the items of `filter.category`
 /// (the province's items are always the reference).
-pub fn report(hub_dir: &Path, filter: &Filter) -> Result<Consistency, String> {
-    let all = library(hub_dir)?;
+fn report_of(all: &[Listed], filter: &Filter) -> Consistency {
     let category_ok = |i: &Item| filter.category.as_ref().is_none_or(|c| same_category(c, &i.category));
     let held: Vec<Held> = all
-        .into_iter()
+        .iter()
         .filter(|l| category_ok(&l.item))
         // the division's departments, and those above it (a county is compared within its prefecture too)
         .filter(|l| {
             gdx_common::items::within(filter.division, &l.node)
                 || filter.division.is_some_and(|d| l.node.division().contains(d))
         })
-        .map(|l| Held { node: l.node, item: l.item })
+        .map(|l| Held { node: l.node.clone(), item: l.item.clone() })
         .collect();
     let mut r = consistency(&held);
     let mine = |n: &NodeId| gdx_common::items::within(filter.division, n);
@@ -204,17 +224,7 @@ pub fn report(hub_dir: &Path, filter: &Filter) -> Result<Consistency, String> {
     r.without_province.retain(|h| mine(&h.node));
     r.compared.retain(|(n, _)| mine(n));
     r.consistent.retain(|(n, _)| mine(n));
-    Ok(r)
-}
-
-/// True when the library holds a province department's list, the
-/// reference of the report (a prefecture hub does not).
-pub fn has_reference(listed: &[Listed]) -> bool {
-    listed.iter().any(|l| l.node.division().level() == gdx_common::DivisionLevel::Province)
-}
-
-fn listed_all(hub_dir: &Path) -> anyhow::Result<Vec<Listed>> {
-    library(hub_dir).map_err(anyhow::Error::msg)
+    r
 }
 
 /// Per department: items registered, compared with the province, consistent.
@@ -338,9 +348,7 @@ pub fn print_show(hub_dir: &Path, code: &str, json: bool) -> anyhow::Result<()> 
 /// `gdx-hub items consistency`: the deviations, the items without
 /// counterpart, the summary; `out`: the XLSX workbook instead.
 pub fn print_consistency(hub_dir: &Path, filter: &Filter, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let r = report(hub_dir, filter).map_err(anyhow::Error::msg)?;
-    let listed = list(hub_dir, &Filter { q: None, ..filter.clone() }).map_err(anyhow::Error::msg)?;
-    let summary = summaries(&listed, &r);
+    let Analysis { report: r, summary, reference } = analyse(hub_dir, filter).map_err(anyhow::Error::msg)?;
     if let Some(path) = out {
         let title = format!(
             "政务服务事项一致性报告{}（{}）",
@@ -366,7 +374,7 @@ pub fn print_consistency(hub_dir: &Path, filter: &Filter, out: Option<&Path>, js
         println!("{}", serde_json::json!({ "report": r, "summary": summary }));
         return Ok(());
     }
-    if !has_reference(&listed_all(hub_dir)?) {
+    if !reference {
         println!("this hub keeps no list of a province department: the report is made at the province hub");
     }
     let mut rows = vec![["基本编码", "部门", "字段", "省级", "本级"].map(String::from).to_vec()];

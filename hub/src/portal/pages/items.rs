@@ -4,11 +4,11 @@
 //! department, and the report as XLSX. JSON twins: `/api/v1/items`,
 //! `/api/v1/items/consistency`.
 
-use gdx_common::items::{CATEGORIES, Consistency, Held};
+use gdx_common::items::{CATEGORIES, Held};
 
 use super::catalog::division_select;
 use super::*;
-use crate::items::{Filter, FilterArgs, Listed, Summary};
+use crate::items::{Analysis, Filter, FilterArgs, Listed};
 
 /// The query's filter, or the mistake.
 fn filter(q: &[(String, String)]) -> Result<Filter, String> {
@@ -95,12 +95,9 @@ fn library_table(found: &[Listed], total: usize, l: Lang) -> String {
 }
 
 /// The report and summary under the query's filter.
-fn consistency(p: &Portal, q: &[(String, String)]) -> Result<(Consistency, Vec<Summary>, Filter), String> {
+fn consistency(p: &Portal, q: &[(String, String)]) -> Result<(Analysis, Filter), String> {
     let f = filter(q)?;
-    let report = crate::items::report(&p.dir, &f)?;
-    let listed = crate::items::list(&p.dir, &Filter { q: None, ..f.clone() })?;
-    let summary = crate::items::summaries(&listed, &report);
-    Ok((report, summary, f))
+    Ok((crate::items::analyse(&p.dir, &f)?, f))
 }
 
 /// `GET /items/consistency`.
@@ -112,7 +109,13 @@ pub async fn consistency_page(State(p): State<Arc<Portal>>, headers: HeaderMap, 
         let l = v.lang;
         let q = pairs(raw.as_deref());
         let mut body = form(&q, "/items/consistency", l, false);
-        let reference = crate::items::library(&p.dir).is_ok_and(|all| crate::items::has_reference(&all));
+        let (Analysis { report, summary, reference }, _) = match consistency(p, &q) {
+            Ok(x) => x,
+            Err(e) => {
+                body.push_str(&notice("error", &e));
+                return page_response(StatusCode::BAD_REQUEST, &v, "items", l.t("一致性报告", "Consistency"), &body);
+            }
+        };
         if !reference {
             body.push_str(&notice(
                 "empty",
@@ -122,13 +125,6 @@ pub async fn consistency_page(State(p): State<Arc<Portal>>, headers: HeaderMap, 
                 ),
             ));
         }
-        let (report, summary, _) = match consistency(p, &q) {
-            Ok(x) => x,
-            Err(e) => {
-                body.push_str(&notice("error", &e));
-                return page_response(StatusCode::BAD_REQUEST, &v, "items", l.t("一致性报告", "Consistency"), &body);
-            }
-        };
         let query = raw.as_deref().map(|r| format!("?{r}")).unwrap_or_default();
         body.push_str(&format!(
             "<p><a href=\"/items/consistency.xlsx{}\">{}</a></p>",
@@ -225,7 +221,7 @@ pub async fn consistency_xlsx(State(p): State<Arc<Portal>>, headers: HeaderMap, 
             return json_error(StatusCode::UNAUTHORIZED, "sign in first");
         }
         let q = pairs(raw.as_deref());
-        let built = consistency(p, &q).and_then(|(report, summary, f)| {
+        let built = consistency(p, &q).and_then(|(Analysis { report, summary, .. }, f)| {
             let title =
                 format!("政务服务事项一致性报告{}", f.division.map(|d| format!(" · {}", d.name())).unwrap_or_default());
             crate::items::export::workbook(&report, &summary, &title)
@@ -281,9 +277,7 @@ pub async fn consistency_json(State(p): State<Arc<Portal>>, headers: HeaderMap, 
             return json_error(StatusCode::UNAUTHORIZED, "sign in first: `gdx-agent login` or `gdx-hub login`");
         }
         match consistency(p, &pairs(raw.as_deref())) {
-            Ok((report, summary, _)) => {
-                Json(serde_json::json!({ "report": report, "summary": summary })).into_response()
-            }
+            Ok((a, _)) => Json(serde_json::json!({ "report": a.report, "summary": a.summary })).into_response(),
             Err(e) => json_error(StatusCode::BAD_REQUEST, &e),
         }
     })
