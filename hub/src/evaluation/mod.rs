@@ -10,7 +10,7 @@
 //! What this hub did not observe is reported as not observed: a county
 //! department's data changes are observed at its prefecture hub.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use gdx_common::audit::Entry;
@@ -184,8 +184,18 @@ fn score_period(
             *first = (*first).min(e.event.at);
         }
     }
-    let provider_of: BTreeMap<&str, &gdx_common::grant::RequestRecord> =
-        seen.records.iter().map(|r| (r.id.as_str(), r)).collect();
+    // the log read once into what each department and each request concerns
+    let mut by_node: HashMap<&str, Vec<&Entry>> = HashMap::new();
+    let mut by_request: HashMap<&str, Vec<&Entry>> = HashMap::new();
+    for e in &seen.entries {
+        if let Some(n) = e.event.node.as_deref() {
+            by_node.entry(n).or_default().push(e);
+        }
+        if let Some(r) = e.event.request.as_deref() {
+            by_request.entry(r).or_default().push(e);
+        }
+    }
+    let of_request = |id: &str| by_request.get(id).into_iter().flatten().copied();
     for (node, enrolled_at) in &seen.departments {
         let me = node.to_string();
         let enrolled_at = enrolled.get(&me).copied().or(*enrolled_at);
@@ -198,17 +208,13 @@ fn score_period(
         };
         let ev = events.entry(me.clone()).or_default();
         let mut i = Indicators::default();
-        let mine = |e: &&Entry| e.event.node.as_deref() == Some(me.as_str());
+        let mine: &[&Entry] = by_node.get(me.as_str()).map_or(&[], Vec::as_slice);
 
         // catalogue
         let own: Vec<&CatalogEntry> = seen.catalogue.iter().filter(|c| &c.provider == node).collect();
         i.resources_declared = own.len() as u64;
-        let catalogued: Vec<&Entry> = seen
-            .entries
-            .iter()
-            .filter(|e| e.event.kind == "catalogued" && in_period(e.event.at))
-            .filter(mine)
-            .collect();
+        let catalogued: Vec<&Entry> =
+            mine.iter().copied().filter(|e| e.event.kind == "catalogued" && in_period(e.event.at)).collect();
         i.entries_changed = catalogued.len() as u64;
         ev.insert("catalogue", catalogued.iter().map(|e| e.index).collect());
 
@@ -218,11 +224,10 @@ fn score_period(
             .iter()
             .filter_map(|c| {
                 let allowed = c.update_cycle.overdue_after_days()?;
-                let changes: Vec<&Entry> = seen
-                    .entries
+                let changes: Vec<&Entry> = mine
                     .iter()
+                    .copied()
                     .filter(|e| e.event.kind == "changeset" && e.event.at < end)
-                    .filter(mine)
                     .filter(|e| e.event.resource.as_deref() == Some(c.resource.as_str()))
                     .collect();
                 fresh_events.extend(changes.iter().filter(|e| in_period(e.event.at)).map(|e| e.index));
@@ -274,11 +279,7 @@ fn score_period(
             }
             due += 1;
             resp_events.extend(
-                seen.entries
-                    .iter()
-                    .filter(|e| matches!(e.event.kind.as_str(), "request" | "decision"))
-                    .filter(|e| e.event.request.as_deref() == Some(r.id.as_str()))
-                    .map(|e| e.index),
+                of_request(&r.id).filter(|e| matches!(e.event.kind.as_str(), "request" | "decision")).map(|e| e.index),
             );
             if let Some(at) = answered_at {
                 days.push((at - r.filed_at) as f64 / 86_400.0);
@@ -298,11 +299,8 @@ fn score_period(
         let mut share_events = Vec::new();
         // a re-fetch of the same deliveries is logged again: each range counts once
         let mut ranges = BTreeSet::new();
-        for e in seen.entries.iter().filter(|e| in_period(e.event.at)) {
-            let Some(r) = e.event.request.as_deref().and_then(|id| provider_of.get(id)) else { continue };
-            if &r.provider != node {
-                continue;
-            }
+        let served = seen.records.iter().filter(|r| &r.provider == node);
+        for (r, e) in served.flat_map(|r| of_request(&r.id).filter(|e| in_period(e.event.at)).map(move |e| (r, e))) {
             match e.event.kind.as_str() {
                 "delivered" => {
                     let d = &e.event.detail;
@@ -340,15 +338,11 @@ fn score_period(
             seen.checks.iter().filter(|c| &c.node == node && in_period(c.at)).collect();
         i.checks_with_feedback =
             share(checks.iter().filter(|c| c.feedback.is_some()).count() as u64, checks.len() as u64);
-        let linked = |kind: &str, ids: &BTreeSet<&str>| -> Vec<u64> {
-            seen.entries
-                .iter()
-                .filter(|e| e.event.kind == kind && e.event.request.as_deref().is_some_and(|r| ids.contains(r)))
-                .map(|e| e.index)
-                .collect()
+        let linked = |kind: &str, ids: Vec<&str>| -> Vec<u64> {
+            ids.into_iter().flat_map(|id| of_request(id).filter(|e| e.event.kind == kind).map(|e| e.index)).collect()
         };
-        ev.insert("notices", linked("notice", &notices.iter().map(|n| n.id.as_str()).collect()));
-        ev.insert("checks", linked("check", &checks.iter().map(|c| c.id.as_str()).collect()));
+        ev.insert("notices", linked("notice", notices.iter().map(|n| n.id.as_str()).collect()));
+        ev.insert("checks", linked("check", checks.iter().map(|c| c.id.as_str()).collect()));
 
         // service items, as the library stands
         i.items_consistent = seen.items.as_ref().and_then(|r| {
