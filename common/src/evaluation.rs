@@ -79,6 +79,75 @@ impl Period {
     }
 }
 
+/// What a hub observed of one of its departments on one day, sent up to
+/// its parent (`Message::Observations`) so that the province scores the
+/// departments attached to the hubs below it on what those hubs saw. The
+/// parent replaces a (node, day) whole with each report, and takes only
+/// days of nodes in the sending hub's subtree ([`DayFacts::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayFacts {
+    pub node: NodeId,
+    /// Days since 1970 (UTC).
+    pub day: i64,
+    /// When the department first enrolled at that hub.
+    pub enrolled_at: Option<i64>,
+    /// The resources changed that day: the first changeset (when, its entry in the hub's log) and how many.
+    pub changes: Vec<DayChange>,
+    /// Seconds of the day the hub's connection log covered, and of those connected (None: not logged).
+    pub connected: Option<(i64, i64)>,
+    /// The day's last quality report of each resource: (resource, at, scanned, quarantined).
+    pub quality: Vec<(String, i64, u64, u64)>,
+    /// Deliveries this department received that day: (request, from, to, rows, entry).
+    pub deliveries: Vec<(String, u64, u64, u64, u64)>,
+    /// Lookups answered to it that day that found records: (request, entry).
+    pub lookups: Vec<(String, u64)>,
+}
+
+/// One resource's changes on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayChange {
+    pub resource: String,
+    pub first_at: i64,
+    pub entry: u64,
+    pub count: u64,
+}
+
+/// At most this many days of facts in one `Observations` message, and this
+/// many items in any list of one day (the rest of a busy day is cut, and
+/// the figures built from it say fewer than happened, never more).
+pub const MAX_FACTS: usize = 2_000;
+pub const MAX_DAY_ITEMS: usize = 500;
+
+impl DayFacts {
+    /// Whether a parent takes these facts from the child hub `via`: a
+    /// department (not a hub) of the child's own subtree, a day not after
+    /// `today`, lists within bounds and figures that add up.
+    pub fn check(&self, via: &NodeId, today: i64) -> Result<(), String> {
+        let node = &self.node;
+        if node == via || !via.division().contains(node.division()) {
+            return Err(format!("{via} reported observations of {node}, which is not in its subtree"));
+        }
+        if node.is_hub_id() {
+            return Err(format!("{via} reported observations of a hub, {node}"));
+        }
+        if self.day > today + 1 || self.day < 0 {
+            return Err(format!("{via} reported observations of {node} for a day that has not come"));
+        }
+        let lists = [self.changes.len(), self.quality.len(), self.deliveries.len(), self.lookups.len()];
+        if lists.iter().any(|n| *n > MAX_DAY_ITEMS) {
+            return Err(format!("{via} reported more than {MAX_DAY_ITEMS} items of one day of {node}"));
+        }
+        let in_day = |at: i64| at.div_euclid(86_400) == self.day;
+        if self.changes.iter().any(|c| !in_day(c.first_at) || c.count == 0)
+            || self.connected.is_some_and(|(seen, on)| !(0..=86_400).contains(&seen) || on < 0 || on > seen)
+            || self.quality.iter().any(|q| q.3 > q.2)
+        {
+            return Err(format!("{via} reported observations of {node} on day {} that do not add up", self.day));
+        }
+        Ok(())
+    }
+}
+
 /// The indicators of one department in one period. Each share is 0..=1.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Indicators {
@@ -354,6 +423,36 @@ mod tests {
         assert_eq!(freshness(nov, std::slice::from_ref(&new)), Some(0.4));
         assert_eq!(freshness(nov, &[daily, new]), Some(10.0 / 40.0));
         assert_eq!(freshness(nov, &[]), None, "nothing observed is not 0");
+    }
+
+    #[test]
+    fn a_parent_takes_a_child_hubs_facts_only_of_its_subtree_and_when_they_add_up() {
+        let xining = node("630100/hub");
+        let day = 20_000;
+        let facts = DayFacts {
+            node: node("630121/scjg"),
+            day,
+            enrolled_at: Some(day * 86_400 - 100),
+            changes: vec![DayChange { resource: "r".into(), first_at: day * 86_400 + 5, entry: 7, count: 3 }],
+            connected: Some((86_400, 40_000)),
+            quality: vec![("r".into(), day * 86_400 + 9, 10, 2)],
+            deliveries: vec![],
+            lookups: vec![],
+        };
+        assert_eq!(facts.check(&xining, day), Ok(()));
+        let bad = |f: &dyn Fn(&mut DayFacts)| {
+            let mut d = facts.clone();
+            f(&mut d);
+            d.check(&xining, day).unwrap_err()
+        };
+        assert!(bad(&|d| d.node = node("632522/scjg")).contains("not in its subtree"));
+        assert!(bad(&|d| d.node = node("630121/hub")).contains("a hub"));
+        assert!(bad(&|d| d.node = xining.clone()).contains("not in its subtree"));
+        assert!(bad(&|d| d.day = day + 2).contains("has not come"));
+        assert!(bad(&|d| d.changes[0].first_at += 86_400).contains("do not add up"));
+        assert!(bad(&|d| d.connected = Some((86_400, 90_000))).contains("do not add up"));
+        assert!(bad(&|d| d.quality[0].3 = 11).contains("do not add up"));
+        assert!(bad(&|d| d.lookups = vec![("x".into(), 1); MAX_DAY_ITEMS + 1]).contains("more than"));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! indicators, scores and ranks, says what it did not observe instead of
 //! scoring it, links each figure to its audit entries, and is written as
 //! XLSX (read back) and HTML; a weight changed in evaluation.toml re-ranks.
+//! Below a prefecture hub: the province scores a county department on what
+//! the prefecture observed and reported, citing the prefecture's entries.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -11,6 +13,11 @@ use std::path::Path;
 use gdx_tests::{Agent, Hub};
 
 fn declare(agent: &Agent, db: &Path) {
+    people(db);
+    agent.add_config(&resource("dibao", "301001/000001", "有条件共享", "青海省民政厅", "11630000015600017P", db));
+}
+
+fn people(db: &Path) {
     rusqlite::Connection::open(db)
         .unwrap()
         .execute_batch(
@@ -18,23 +25,27 @@ fn declare(agent: &Agent, db: &Path) {
              INSERT INTO people VALUES ('630000198001010012', '卓玛', 640), ('630000199002020023', '马秀兰', 700);",
         )
         .unwrap();
-    agent.add_config(&format!(
+}
+
+/// A daily resource of `db`'s people table, catalogued as `entry`.
+fn resource(code: &str, entry: &str, sharing: &str, provider: &str, credit: &str, db: &Path) -> String {
+    format!(
         r#"[[resource]]
-code = "dibao"
+code = "{code}"
 key = ["id_number"]
 source = {{ kind = "sqlite", path = "{}", table = "people" }}
 
 [resource.catalog]
-code = "301001/000001"
+code = "{entry}"
 class = "部门信息资源"
 classification = ["社会保障"]
 name = "低保对象"
-provider_name = "青海省民政厅"
-provider_code = "11630000015600017P"
+provider_name = "{provider}"
+provider_code = "{credit}"
 abstract = "低保对象的身份号码、姓名和保障金额"
 format = "数据库"
 format_type = "sqlite"
-sharing_type = "有条件共享"
+sharing_type = "{sharing}"
 sharing_condition = "仅限社会救助审核使用"
 legal_basis = "《社会救助暂行办法》第六十一条"
 sharing_method = "接口"
@@ -48,7 +59,7 @@ items = [
 ]
 "#,
         db.display()
-    ));
+    )
 }
 
 fn json(out: String) -> serde_json::Value {
@@ -167,4 +178,82 @@ fn a_months_report_gives_exact_indicators_ranks_and_the_events_behind_them() {
     let bad = hub.cmd(&["report", "--period", "2026-13"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("not a month"), "{}", bad.stderr);
+}
+
+#[test]
+fn the_province_scores_a_county_department_on_what_its_prefecture_observed() {
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    prefecture.start();
+    let tmp = tempfile::tempdir().unwrap();
+    // 民政 at the province shares; 同德县公安 shares a resource kept at the prefecture
+    let minzheng = Agent::new();
+    minzheng.enroll(&province.token("630000/minzheng", "1h")).ok();
+    declare(&minzheng, &tmp.path().join("dibao.db"));
+    assert_eq!(minzheng.sync(&[]).0, 0);
+    let mut gongan = Agent::new();
+    gongan.enroll(&prefecture.token("632522/gongan", "1h")).ok();
+    let db = tmp.path().join("hukou.db");
+    people(&db);
+    gongan.add_config(&resource("renkou", "301001/000022", "无条件共享", "同德县公安局", "11632522015603015M", &db));
+    assert_eq!(gongan.sync(&[]).0, 0);
+    gongan.start(); // connected from now on: availability
+    // 同德县卫健 receives 民政's rows through the prefecture: the deliveries are logged there
+    let weijian = Agent::new();
+    weijian.enroll(&prefecture.token("632522/weijian", "1h")).ok();
+    let mut filed = serde_json::Value::Null;
+    gdx_tests::wait_until(std::time::Duration::from_secs(30), "the province's entry at the prefecture", || {
+        let run = weijian.cmd(&[
+            "request",
+            "--resource",
+            "301001/000001",
+            "--fields",
+            "姓名",
+            "--purpose",
+            "救助资格核验",
+            "--json",
+        ]);
+        if run.code == 0 {
+            filed = json(run.stdout);
+        }
+        run.code == 0
+    });
+    let id = filed["id"].as_str().unwrap().to_owned();
+    gdx_tests::wait_until(std::time::Duration::from_secs(30), "the request at the province", || {
+        minzheng.cmd(&["approve", &id]).code == 0
+    });
+    gdx_tests::wait_until(std::time::Duration::from_secs(60), "the rows delivered to the county", || {
+        weijian.cmd(&["receive"]).ok().contains("2 row changes")
+    });
+
+    let month = {
+        let (y, m, _) = gdx_common::units::civil_from_days(gdx_tests::now().div_euclid(86_400));
+        format!("{y}-{m:02}")
+    };
+    // the prefecture reports what it observed every 15 s
+    let mut report = serde_json::Value::Null;
+    gdx_tests::wait_until(std::time::Duration::from_secs(90), "the prefecture's observations at the province", || {
+        report = json(province.cmd(&["report", "--period", &month, "--json"]).ok());
+        let (ga, mz) = (line(&report, "632522/gongan"), line(&report, "630000/minzheng"));
+        let i = &ga["indicators"];
+        i["freshness"] == 1.0 && i["availability"].is_number() && mz["indicators"]["rows_delivered"] == 2
+    });
+    let ga = line(&report, "632522/gongan");
+    let i = &ga["indicators"];
+    assert_eq!(i["quality"], 1.0, "{ga}");
+    assert!(i["availability"].as_f64().is_some_and(|a| a > 0.0), "connected since it started: {ga}");
+    assert!(ga["score"].is_number() && ga["rank_in_level"] == 1, "{ga}");
+    // the figure cites the prefecture's log, and the entry there is the county's changeset
+    let cited = ga["elsewhere"]["freshness"][0].as_str().unwrap_or_else(|| panic!("{ga}"));
+    let index = cited.strip_prefix("632500/hub#").unwrap_or_else(|| panic!("{cited}"));
+    let listed = prefecture.cmd(&["audit", "list", "--node", "632522/gongan", "--format", "jsonl"]).ok();
+    let entry =
+        listed.lines().find(|l| l.contains(&format!("\"index\":{index},"))).unwrap_or_else(|| panic!("{listed}"));
+    assert!(entry.contains("\"kind\":\"changeset\"") && entry.contains("renkou"), "{entry}");
+    let mz = line(&report, "630000/minzheng");
+    assert!(mz["elsewhere"]["sharing"].as_array().is_some_and(|e| !e.is_empty()), "{mz}");
+    // the prefecture's own report says the same of its department
+    let at_prefecture = json(prefecture.cmd(&["report", "--period", &month, "--json"]).ok());
+    assert_eq!(line(&at_prefecture, "632522/gongan")["indicators"]["freshness"], 1.0);
 }

@@ -122,6 +122,10 @@ pub enum Message {
     CheckAnswer(Box<Check>),
     /// Agent → its hub: what the department did after a check.
     Feedback(FeedbackForm),
+    /// Child hub → parent: what it observed of its departments, per day, for 考核.
+    Observations(Vec<crate::evaluation::DayFacts>),
+    /// The parent took this many of the days (the rest it refused, and logged why).
+    ObservationsTaken(u64),
 }
 
 impl Message {
@@ -173,6 +177,8 @@ impl Message {
             Message::Check(_) => "Check",
             Message::CheckAnswer(_) => "CheckAnswer",
             Message::Feedback(_) => "Feedback",
+            Message::Observations(_) => "Observations",
+            Message::ObservationsTaken(_) => "ObservationsTaken",
         }
     }
 }

@@ -387,6 +387,17 @@ impl AuditLog {
             .collect()
     }
 
+    /// Up to `limit` entries from index `from` on, in order.
+    pub fn entries_from(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        let mut stmt = self.conn.prepare_cached("SELECT body FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+        let bodies: Vec<String> =
+            stmt.query_map(params![from as i64, limit as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
+            .collect()
+    }
+
     /// The inclusion proof of entry `index` against the latest checkpoint.
     pub fn prove(&self, index: u64) -> Result<Proof, AuditError> {
         let Some(cp) = self.last_checkpoint()? else {

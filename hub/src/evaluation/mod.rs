@@ -7,15 +7,17 @@
 //!
 //! Each figure keeps the audit entries it counts (`events`), so an auditor
 //! can check it against the log (`gdx-hub audit list`, `audit prove`).
-//! What this hub did not observe is reported as not observed: a county
-//! department's data changes are observed at its prefecture hub.
+//! The departments attached to a child hub are scored on what that hub
+//! observed and reported up (`facts`: changesets, connections, quality,
+//! deliveries and lookups per day, each with its entry in the child's
+//! log, `elsewhere`). What no hub observed is reported as not observed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use gdx_common::audit::Entry;
 use gdx_common::catalog::CatalogEntry;
-use gdx_common::evaluation::{Indicators, Period, Scored, Weights, freshness, median, rank, share};
+use gdx_common::evaluation::{DayFacts, Indicators, Period, Scored, Weights, freshness, median, rank, share};
 use gdx_common::grant::{Status, add_working_days};
 use gdx_common::{DivisionCode, NodeId};
 use serde::Serialize;
@@ -25,6 +27,7 @@ use crate::catalog::{Catalog, Filter as CatalogFilter};
 use crate::exchange::Exchange;
 use crate::store::{HubPaths, Store};
 
+pub mod facts;
 pub mod render;
 
 /// Working days a 有条件共享 request may wait for its answer.
@@ -39,6 +42,8 @@ pub struct Line {
     pub enrolled_at: Option<i64>,
     /// Per indicator, the audit entries (indexes in this hub's log) it counts.
     pub events: BTreeMap<&'static str, Vec<u64>>,
+    /// Per indicator, the entries it counts in a child hub's log (`HUB#INDEX`).
+    pub elsewhere: BTreeMap<&'static str, Vec<String>>,
 }
 
 /// A period's report.
@@ -63,28 +68,38 @@ pub fn weights(hub_dir: &Path) -> Result<Weights, String> {
     }
 }
 
+/// A delivery or a found lookup logged at a child hub: (hub, day, the
+/// delivery range or None for a lookup, rows, its entry in the hub's log).
+type RemoteDelivery = (String, i64, Option<(u64, u64)>, u64, u64);
+
 /// What the report is made from, read once.
 struct Observed {
-    departments: Vec<(NodeId, Option<i64>)>,
+    /// (department, enrolled here at, revoked at)
+    departments: Vec<(NodeId, Option<i64>, Option<i64>)>,
     entries: Vec<Entry>,
     catalogue: Vec<CatalogEntry>,
     records: Vec<gdx_common::grant::RequestRecord>,
     notices: Vec<gdx_common::notice::Notice>,
     checks: Vec<gdx_common::discipline::Check>,
     items: Option<gdx_common::items::Consistency>,
+    /// What child hubs observed of their departments, by department.
+    remote: HashMap<String, Vec<(String, DayFacts)>>,
+    /// Deliveries and found lookups logged at child hubs, by request:
+    /// (hub, day, from, to, rows, entry); a lookup has no range.
+    remote_deliveries: HashMap<String, Vec<RemoteDelivery>>,
 }
 
-fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>) -> anyhow::Result<Observed> {
+fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>, from_day: i64) -> anyhow::Result<Observed> {
     let paths = HubPaths::new(hub_dir);
     let store = Store::open(&paths.db())?;
     let within = |n: &NodeId| division.is_none_or(|d| d.contains(n.division()));
-    let mut departments: BTreeMap<String, (NodeId, Option<i64>)> = BTreeMap::new();
+    let mut departments: BTreeMap<String, (NodeId, Option<i64>, Option<i64>)> = BTreeMap::new();
     for n in store.nodes()? {
         if n.role == "agent"
             && let Ok(node) = NodeId::parse(&n.node)
             && within(&node)
         {
-            departments.insert(n.node.clone(), (node, Some(n.enrolled_at)));
+            departments.insert(n.node.clone(), (node, Some(n.enrolled_at), n.revoked_at));
         }
     }
     for r in store.remote_nodes()? {
@@ -92,7 +107,7 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>) -> anyh
             && let Ok(node) = NodeId::parse(&r.node)
             && within(&node)
         {
-            departments.entry(r.node.clone()).or_insert((node, None));
+            departments.entry(r.node.clone()).or_insert((node, None, r.revoked_at));
         }
     }
     let log = AuditLog::open(hub_dir, &hub.to_string())?;
@@ -106,6 +121,23 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>) -> anyh
         .collect();
     let exchange = Exchange::open(hub_dir, hub.clone())?;
     let records = exchange.list(crate::exchange::clock())?.into_iter().map(|l| l.record).collect();
+    let mut remote: HashMap<String, Vec<(String, DayFacts)>> = HashMap::new();
+    let mut remote_deliveries: HashMap<String, Vec<_>> = HashMap::new();
+    for (via, f) in store.observations_from(from_day)? {
+        for (r, from, to, rows, entry) in &f.deliveries {
+            remote_deliveries.entry(r.clone()).or_default().push((
+                via.clone(),
+                f.day,
+                Some((*from, *to)),
+                *rows,
+                *entry,
+            ));
+        }
+        for (r, entry) in &f.lookups {
+            remote_deliveries.entry(r.clone()).or_default().push((via.clone(), f.day, None, 0, *entry));
+        }
+        remote.entry(f.node.to_string()).or_default().push((via, f));
+    }
     let items =
         crate::items::analyse(hub_dir, &crate::items::Filter::default()).ok().filter(|a| a.reference).map(|a| a.report);
     Ok(Observed {
@@ -116,6 +148,8 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>) -> anyh
         notices: exchange.notices(None)?,
         checks: exchange.checks(None)?,
         items,
+        remote,
+        remote_deliveries,
     })
 }
 
@@ -125,7 +159,9 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     let hub = config.hub_id();
     let weights = weights(hub_dir).map_err(anyhow::Error::msg)?;
     // ranks are among all the departments; --division only narrows what is shown
-    let seen = observe(hub_dir, &hub, None)?;
+    // the facts of child hubs from a month before the first period of the trend
+    let first_day = period.trail(trail).first().map_or(period.start_day, |p| p.start_day) - 31;
+    let seen = observe(hub_dir, &hub, None, first_day)?;
     let store = Store::open(&HubPaths::new(hub_dir).db())?;
     let quality =
         |node: &NodeId, from: i64, to: i64| store.quality_during(&node.to_string(), from, to).unwrap_or_default();
@@ -196,17 +232,25 @@ fn score_period(
         }
     }
     let of_request = |id: &str| by_request.get(id).into_iter().flatten().copied();
-    for (node, enrolled_at) in &seen.departments {
+    let mut elsewhere: BTreeMap<String, BTreeMap<&'static str, Vec<String>>> = BTreeMap::new();
+    let period_day = |day: i64| day >= period.start_day && day < observed.end_day;
+    for (node, enrolled_at, revoked_at) in &seen.departments {
         let me = node.to_string();
-        let enrolled_at = enrolled.get(&me).copied().or(*enrolled_at);
-        if enrolled_at.is_some_and(|t| t > end) {
-            continue; // not yet a department in this period
+        // what a child hub observed of it, if it is attached below
+        let remote: &[(String, DayFacts)] = seen.remote.get(&me).map_or(&[], Vec::as_slice);
+        let enrolled_at = enrolled
+            .get(&me)
+            .copied()
+            .or(*enrolled_at)
+            .or_else(|| remote.iter().filter_map(|(_, f)| f.enrolled_at).min());
+        if enrolled_at.is_some_and(|t| t > end) || revoked_at.is_some_and(|t| t <= start) {
+            continue; // not a department in this period
         }
-        let coverage = match enrolled_at {
-            Some(t) if t > start => (end - t).max(0) as f64 / (end - start) as f64,
-            _ => 1.0,
-        };
+        let (from, until) = (enrolled_at.map_or(start, |t| t.max(start)), revoked_at.map_or(end, |t| t.min(end)));
+        let coverage = ((until - from).max(0) as f64 / (end - start) as f64).min(1.0);
         let ev = events.entry(me.clone()).or_default();
+        let there = elsewhere.entry(me.clone()).or_default();
+        let cite = |via: &str, entry: u64| format!("{via}#{entry}");
         let mut i = Indicators::default();
         let mine: &[&Entry] = by_node.get(me.as_str()).map_or(&[], Vec::as_slice);
 
@@ -219,7 +263,7 @@ fn score_period(
         ev.insert("catalogue", catalogued.iter().map(|e| e.index).collect());
 
         // freshness: each resource with a cycle, its changesets observed here
-        let mut fresh_events = Vec::new();
+        let (mut fresh_events, mut fresh_elsewhere) = (Vec::new(), Vec::new());
         let resources: Vec<(i64, Vec<i64>)> = own
             .iter()
             .filter_map(|c| {
@@ -231,22 +275,50 @@ fn score_period(
                     .filter(|e| e.event.resource.as_deref() == Some(c.resource.as_str()))
                     .collect();
                 fresh_events.extend(changes.iter().filter(|e| in_period(e.event.at)).map(|e| e.index));
-                (!changes.is_empty()).then(|| (allowed, changes.iter().map(|e| e.event.at).collect()))
+                let mut times: Vec<i64> = changes.iter().map(|e| e.event.at).collect();
+                for (via, f) in remote.iter().filter(|(_, f)| f.day < observed.end_day) {
+                    for ch in f.changes.iter().filter(|ch| ch.resource == c.resource.as_str()) {
+                        times.push(ch.first_at);
+                        if period_day(f.day) {
+                            fresh_elsewhere.push(cite(via, ch.entry));
+                        }
+                    }
+                }
+                (!times.is_empty()).then_some((allowed, times))
             })
             .collect();
         i.freshness = freshness(observed, &resources);
         ev.insert("freshness", fresh_events);
+        there.insert("freshness", fresh_elsewhere);
 
         // quality: the last report of each resource made in the period
-        let (scanned, set_aside) = quality(node, start, end).iter().fold((0, 0), |(s, q), r| (s + r.2, q + r.3));
+        let mut reports = quality(node, start, end);
+        if reports.is_empty() {
+            // as a child hub reported them: each resource's last of the period
+            let mut last: BTreeMap<&str, &(String, i64, u64, u64)> = BTreeMap::new();
+            for q in remote.iter().filter(|(_, f)| period_day(f.day)).flat_map(|(_, f)| &f.quality) {
+                if q.1 >= start && q.1 < end && last.get(q.0.as_str()).is_none_or(|l| l.1 <= q.1) {
+                    last.insert(&q.0, q);
+                }
+            }
+            reports = last.into_values().cloned().collect();
+        }
+        let (scanned, set_aside) = reports.iter().fold((0, 0), |(s, q), r| (s + r.2, q + r.3));
         i.quality = share(scanned.saturating_sub(set_aside), scanned);
 
         // availability: the stretches it was connected here
         // from its enrolment, or from when this hub began logging connections
-        let from = start.max(enrolled_at.unwrap_or(start));
-        i.availability = spans(node, from, end).map(|(observed_from, s)| {
-            s.iter().map(|(a, b)| (b - a).max(0)).sum::<i64>() as f64 / (end - observed_from).max(1) as f64
+        i.availability = spans(node, from, until).map(|(observed_from, s)| {
+            s.iter().map(|(a, b)| (b - a).max(0)).sum::<i64>() as f64 / (until - observed_from).max(1) as f64
         });
+        if i.availability.is_none() {
+            let (seen_s, on) = remote
+                .iter()
+                .filter(|(_, f)| period_day(f.day) && f.day * 86_400 < until)
+                .filter_map(|(_, f)| f.connected)
+                .fold((0, 0), |(s, o), (a, b)| (s + a, o + b));
+            i.availability = (seen_s > 0).then(|| on as f64 / seen_s as f64);
+        }
 
         // responsiveness: 有条件共享 requests to it due in the period (or answered in it)
         let mut answered_in_time = 0;
@@ -296,7 +368,7 @@ fn score_period(
             .iter()
             .filter(|r| &r.provider == node && r.status == Status::Granted && r.decided_at.is_some_and(|t| t < end))
             .count() as u64;
-        let mut share_events = Vec::new();
+        let (mut share_events, mut share_elsewhere) = (Vec::new(), Vec::new());
         // a re-fetch of the same deliveries is logged again: each range counts once
         let mut ranges = BTreeSet::new();
         let served = seen.records.iter().filter(|r| &r.provider == node);
@@ -309,17 +381,34 @@ fn score_period(
                         share_events.push(e.index);
                     }
                 }
-                // a lookup says whether it found the record; a box query how many
-                "lookup"
-                    if e.event.detail["found"] == true || e.event.detail["found"].as_u64().is_some_and(|n| n > 0) =>
-                {
+                "lookup" if found(e) => {
                     i.lookups_answered += 1;
                     share_events.push(e.index);
                 }
                 _ => {}
             }
         }
+        // and those logged at a child hub where the consumer is attached
+        for r in seen.records.iter().filter(|r| &r.provider == node) {
+            for (via, day, range, rows, entry) in seen.remote_deliveries.get(&r.id).into_iter().flatten() {
+                if !period_day(*day) {
+                    continue;
+                }
+                match range {
+                    Some((a, b)) if ranges.insert((r.id.clone(), Some(*a), Some(*b))) => {
+                        i.rows_delivered += rows;
+                        share_elsewhere.push(cite(via, *entry));
+                    }
+                    None => {
+                        i.lookups_answered += 1;
+                        share_elsewhere.push(cite(via, *entry));
+                    }
+                    _ => {}
+                }
+            }
+        }
         ev.insert("sharing", share_events);
+        there.insert("sharing", share_elsewhere);
 
         // supervision: notices due in the period, checks made in it
         let notices: Vec<&gdx_common::notice::Notice> = seen
@@ -359,12 +448,24 @@ fn score_period(
                 enrolled_at: enrolled
                     .get(&me)
                     .copied()
-                    .or_else(|| seen.departments.iter().find(|(n, _)| n == &scored.node).and_then(|(_, t)| *t)),
+                    .or_else(|| seen.departments.iter().find(|(n, _, _)| n == &scored.node).and_then(|(_, t, _)| *t))
+                    .or_else(|| seen.remote.get(&me).and_then(|r| r.iter().filter_map(|(_, f)| f.enrolled_at).min())),
                 events: events.remove(&me).unwrap_or_default(),
+                elsewhere: elsewhere
+                    .remove(&me)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect(),
                 scored,
             }
         })
         .collect()
+}
+
+/// A lookup that found its record, or a box query that found some.
+fn found(e: &Entry) -> bool {
+    e.event.detail["found"] == true || e.event.detail["found"].as_u64().is_some_and(|n| n > 0)
 }
 
 /// Trend points shown: this period and the 11 before it.

@@ -3,6 +3,7 @@
 //! ranking, a bar chart of the scores and each department's trend, which
 //! headless Chromium prints to PDF.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use rust_xlsxwriter::{Color, Format, FormatBorder, Workbook, XlsxError};
@@ -129,18 +130,30 @@ fn build(r: &Report) -> Result<Vec<u8>, XlsxError> {
     }
     let sheet = book.add_worksheet();
     sheet.set_name("依据")?;
-    for (c, h) in ["部门", "指标", "审计日志条目"].iter().enumerate() {
+    for (c, h) in ["部门", "指标", "日志", "审计日志条目"].iter().enumerate() {
         sheet.write_string_with_format(0, c as u16, *h, &head)?;
     }
     sheet.set_column_width(0, 18)?;
-    sheet.set_column_width(2, 80)?;
+    sheet.set_column_width(2, 14)?;
+    sheet.set_column_width(3, 80)?;
     let mut row = 1;
     for l in &r.lines {
-        for (k, idx) in l.events.iter().filter(|(_, v)| !v.is_empty()) {
-            let list: Vec<String> = idx.iter().map(u64::to_string).collect();
+        // the entries of this hub's log, then those of each child hub's log (HUB#INDEX)
+        let here = l.events.iter().map(|(k, idx)| (*k, r.hub.clone(), idx.iter().map(u64::to_string).collect()));
+        let mut there: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+        for (k, cited) in &l.elsewhere {
+            for c in cited {
+                if let Some((hub, idx)) = c.split_once('#') {
+                    there.entry((*k, hub)).or_default().push(idx.to_owned());
+                }
+            }
+        }
+        let there = there.into_iter().map(|((k, hub), idx)| (k, hub.to_owned(), idx));
+        for (k, hub, list) in here.chain(there).filter(|(_, _, v): &(_, _, Vec<String>)| !v.is_empty()) {
             sheet.write_string(row, 0, l.scored.node.to_string())?;
-            sheet.write_string(row, 1, *k)?;
-            sheet.write_string(row, 2, list.join(", "))?;
+            sheet.write_string(row, 1, k)?;
+            sheet.write_string(row, 2, hub)?;
+            sheet.write_string(row, 3, list.join(", "))?;
             row += 1;
         }
     }

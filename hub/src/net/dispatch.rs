@@ -113,6 +113,10 @@ impl Hub {
                         vec![Message::ReportAck(wire::ReportAck { revoke: revoke.unwrap_or_default() })]
                     })
                 }
+                Ok(Some(Message::Observations(days))) if role == Role::Hub => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.take_observations(&node, &days)])
+                }
                 Ok(Some(Message::CatalogPull(pull))) if role == Role::Hub => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| hub.serve_pull(&node, pull))
@@ -375,6 +379,29 @@ impl Hub {
         match x.batch_since(since, Some(child.division())) {
             Ok(b) => Message::ExchangePulled(b),
             Err(e) => internal(&format!("the hub could not read its exchange store ({e}); it will be retried")),
+        }
+    }
+
+    /// A child hub's observations of its departments, for 考核: days of
+    /// its own subtree are kept, the others refused and logged.
+    pub(super) fn take_observations(&self, child: &NodeId, days: &[gdx_common::evaluation::DayFacts]) -> Message {
+        if days.len() > gdx_common::evaluation::MAX_FACTS {
+            return Message::Refused(Refusal {
+                code: RefusalCode::BadRequest,
+                message: format!("send at most {} days of observations at once", gdx_common::evaluation::MAX_FACTS),
+            });
+        }
+        let Ok(store) = self.store.lock() else {
+            return internal("the hub database is unavailable");
+        };
+        match store.record_observations(child, days, now()) {
+            Ok((taken, refused)) => {
+                if let Some(first) = refused.first() {
+                    warn!(%child, refused = refused.len(), reason = %first, "a child hub's observations refused");
+                }
+                Message::ObservationsTaken(taken)
+            }
+            Err(e) => internal(&format!("the hub could not store the observations ({e}); they will be sent again")),
         }
     }
 

@@ -8,7 +8,9 @@
 //! changeset). Nothing else leaves the prefecture, except through a grant:
 //! each pass also pushes the subtree's requests, decisions, deliveries and
 //! delivery progress, and pulls what concerns the subtree (see
-//! [`crate::exchange`]).
+//! [`crate::exchange`]); and about every 15 s it reports what it observed
+//! of its departments for 考核 (counts and times, never rows; see
+//! [`crate::evaluation::facts`]).
 //!
 //! The vault is the durable outbox: a changeset is stored with its frame in
 //! the same transaction that applies it, and `forwarded_seq` advances only
@@ -43,6 +45,8 @@ const WINDOW: usize = 32;
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
 /// Passes between two pulls of the parent's catalogue.
 const PULL_EVERY: u64 = 5;
+/// Passes between two reports of what this hub observed of its departments (考核).
+const OBSERVE_EVERY: u64 = 15;
 /// How long to wait for an answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 /// The other side, in errors.
@@ -288,6 +292,11 @@ async fn forward_loop(
                 return e;
             }
         }
+        if pass.is_multiple_of(OBSERVE_EVERY)
+            && let Err(e) = observations_pass(conn, paths, audit).await
+        {
+            return e;
+        }
         pass += 1;
         loop {
             tokio::select! {
@@ -468,6 +477,51 @@ async fn exchange_pass(
         .await
         .map_err(|e| e.to_string())??;
     }
+}
+
+/// Sends the parent what this hub observed of its departments since the
+/// last report (`crate::evaluation::facts`); the cursors move once the
+/// parent answered every message. A parent that refuses is logged, and
+/// asked again next time.
+async fn observations_pass(
+    conn: &quinn::Connection,
+    paths: &HubPaths,
+    audit: &Arc<Mutex<crate::audit::AuditLog>>,
+) -> Result<(), String> {
+    let (paths, audit) = (paths.clone(), audit.clone());
+    let gathered = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = Store::open(&paths.db())?;
+        let log = audit.lock().map_err(|_| anyhow::anyhow!("the audit log is unavailable"))?;
+        let pending = crate::evaluation::facts::pending(&store, &log, now())?;
+        Ok((store, pending))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let (store, pending) = match gathered {
+        Ok(x) => x,
+        Err(e) => {
+            warn!(error = %e, "cannot gather this hub's observations for the parent hub; trying again later");
+            return Ok(());
+        }
+    };
+    for chunk in pending.days.chunks(gdx_common::evaluation::MAX_FACTS) {
+        match frames::ask(conn, &Message::Observations(chunk.to_vec()), ANSWER_TIMEOUT, PARENT).await {
+            Ok(Message::ObservationsTaken(n)) if n as usize == chunk.len() => {}
+            Ok(Message::ObservationsTaken(n)) => {
+                warn!(
+                    taken = n,
+                    sent = chunk.len(),
+                    "the parent hub refused some of this hub's observations (its log says why)"
+                );
+            }
+            Ok(other) => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
+            Err(refused) => {
+                warn!(error = %refused, "the parent hub did not take this hub's observations");
+                return Ok(());
+            }
+        }
+    }
+    crate::evaluation::facts::sent(&store, &pending).map_err(|e| e.to_string())
 }
 
 fn unavailable<T>(_: T) -> String {

@@ -1,13 +1,15 @@
 //! The hub's data directory: the one owner of its layout ([`HubPaths`]:
 //! nobody else spells a file name) and of the databases that are not a
 //! capability's own: `hub.db` ([`Store`]: tokens, nodes, certificates, the
-//! portal's logins and sessions, agents' quality reports) and
+//! portal's logins and sessions, agents' quality reports, what child hubs
+//! observed of their departments) and
 //! the departments' vault files ([`vault`]). The catalogue, the exchange
 //! and the audit log keep their own databases, at the paths named here.
 
 use std::path::{Path, PathBuf};
 
 mod nodes_db;
+mod observations;
 pub mod outbox;
 mod quality;
 mod sessions;

@@ -145,6 +145,7 @@ impl Store {
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         conn.execute_batch(super::sessions::SESSIONS_SQL)?;
         conn.execute_batch(super::quality::QUALITY_SQL)?;
+        conn.execute_batch(super::observations::OBSERVATIONS_SQL)?;
         // requests waiting for an offline CA key (a column newer than the table)
         let has_queue: bool =
             conn.query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'pending_csr'", [], |r| {
