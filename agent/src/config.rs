@@ -36,6 +36,9 @@ pub struct AgentConfig {
     /// received database is kept encrypted; absent, it is plain.
     #[serde(default)]
     pub at_rest_key: Option<PathBuf>,
+    /// `IP:PORT` on a loopback address where Prometheus scrapes `GET /metrics`; absent, none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     /// The resources this agent publishes, as `[[resource]]` tables (after
     /// loading, also one `items_NAME` per `[[items]]` list).
     #[serde(default, rename = "resource")]
@@ -512,6 +515,7 @@ mod tests {
             portal: None,
             received: default_received(),
             at_rest_key: None,
+            metrics: None,
             resources: vec![],
             items: vec![],
         };
@@ -534,6 +538,7 @@ mod tests {
             portal: None,
             received: default_received(),
             at_rest_key: None,
+            metrics: None,
             resources: vec![],
             items: vec![],
         }

@@ -127,6 +127,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         portal: None,
         received: "received.db".into(),
         at_rest_key: None,
+        metrics: None,
         resources: Vec::new(),
         items: Vec::new(),
     };

@@ -29,6 +29,7 @@ pub mod exchange;
 pub mod identity;
 pub mod keys;
 pub mod login;
+pub mod metrics;
 pub mod report;
 pub mod sources;
 pub mod state;

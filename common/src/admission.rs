@@ -66,6 +66,22 @@ pub enum Refused {
     HubNotEnrolledHere { node: NodeId },
 }
 
+impl Refused {
+    /// A short word for the reason, for counting refusals (metrics).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::CaCertificate => "ca_certificate",
+            Refused::Revoked { .. } => "revoked",
+            Refused::NotValidNow { .. } => "expired_or_not_yet_valid",
+            Refused::AgentOutside { .. } => "outside_division",
+            Refused::AgentOfChild { .. } => "belongs_to_child_hub",
+            Refused::AgentNotEnrolledHere { .. } | Refused::HubNotEnrolledHere { .. } => "not_enrolled_here",
+            Refused::HubNotBelow { .. } => "hub_not_below",
+            Refused::CountyHub { .. } => "county_hub",
+        }
+    }
+}
+
 /// Admits `peer` to `hub` at `now`, or says why not.
 pub fn admit(hub: &Hub<'_>, peer: &PeerCert, now: i64) -> Result<(), Refused> {
     let PeerCert::Node { node, role, revoked, not_before, not_after, issued_here, enrolled_here } = peer else {

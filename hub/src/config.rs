@@ -46,6 +46,10 @@ pub struct HubConfig {
     /// and exchange.db are kept encrypted; absent, they are plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_rest_key: Option<std::path::PathBuf>,
+    /// `IP:PORT` where Prometheus scrapes `GET /metrics` (plain HTTP, no
+    /// login: keep it on a loopback or management address); absent, none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// Lookups per grant and minute unless hub.toml says otherwise.
@@ -145,6 +149,10 @@ impl HubConfig {
              # in this file: 64 hex digits, mode 0600, kept apart from this directory\n\
              # (`openssl rand -hex 32 > /etc/gdx/hub-at-rest.key`). Plain stores are\n\
              # encrypted when the hub next opens them. Losing the key loses the data.\n\
+             {}\n\
+             \n\
+             # IP:PORT where Prometheus scrapes GET /metrics (plain HTTP, no login:\n\
+             # keep it on a loopback or management address; packaging/prometheus/).\n\
              {}\n{}",
             q(&self.division.to_string()),
             q(&self.name),
@@ -156,6 +164,10 @@ impl HubConfig {
             match &self.at_rest_key {
                 Some(k) => format!("at_rest_key = {}", q(&k.display().to_string())),
                 None => "# at_rest_key = \"/etc/gdx/hub-at-rest.key\"".to_owned(),
+            },
+            match &self.metrics {
+                Some(m) => format!("metrics = {}", q(m)),
+                None => "# metrics = \"127.0.0.1:9464\"".to_owned(),
             },
             match (&self.parent, &self.parent_addr) {
                 (Some(p), Some(a)) => format!(
@@ -190,6 +202,7 @@ mod tests {
             parent_addr: None,
             lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
             at_rest_key: None,
+            metrics: None,
         }
     }
 

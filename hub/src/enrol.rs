@@ -315,6 +315,7 @@ mod tests {
             parent_addr: None,
             lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
             at_rest_key: None,
+            metrics: None,
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
         let root_der = ca.cert_der.to_vec();

@@ -46,6 +46,7 @@ pub mod evaluation;
 pub mod exchange;
 pub mod init;
 pub mod items;
+pub mod metrics;
 pub mod net;
 pub mod nodes;
 pub mod portal;

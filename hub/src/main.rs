@@ -26,6 +26,9 @@ struct Cli {
     /// Data directory of this hub.
     #[arg(long, global = true, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
     data: PathBuf,
+    /// Log lines for people (human), or one JSON object per line (json) for journald.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: gdx_link::logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -413,14 +416,7 @@ enum ItemsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GDX_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .init();
+    gdx_link::logs::init(level, cli.log_format);
     gdx_certs::install_crypto_provider();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

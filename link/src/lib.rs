@@ -6,6 +6,8 @@
 //! - [`client`]: resolve and handshake within a deadline, and the one-shot
 //!   enrolment exchange.
 //! - [`backoff`]: how long to wait before dialling again, with jitter.
+//! - [`metrics`]: the local address where Prometheus scrapes a node, and
+//!   [`logs`]: its log lines, for people or as JSON.
 //!
 //! The TLS configurations come from `gdx-certs`; nothing here decides who
 //! may connect.
@@ -14,5 +16,7 @@
 pub mod backoff;
 pub mod client;
 pub mod frames;
+pub mod logs;
+pub mod metrics;
 
 pub use backoff::Backoff;

@@ -437,8 +437,14 @@ impl Hub {
                 return internal(&format!("the hub could not keep the changeset's frame ({e}); it will be retried"));
             }
         };
+        let started = std::time::Instant::now();
         match self.vaults.apply(&cs, &pki::sha256(&env.body), Some(&frame), now()) {
             Ok(Applied::Applied) => {
+                let m = crate::metrics::counters();
+                m.changesets.inc();
+                m.rows.inc_by(cs.changes.len() as u64);
+                m.bytes.inc_by(env.body.len() as u64);
+                m.apply_seconds.observe(started.elapsed().as_secs_f64());
                 info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
                 Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })
             }

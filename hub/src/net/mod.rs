@@ -16,7 +16,7 @@
 //! [`policy`] decides who may connect; `dispatch` answers what a connected
 //! node's streams carry.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -121,6 +121,8 @@ struct Hub {
     gate: gate::Gate,
     /// `supervision.toml`, read again when the operator changes it.
     supervision: Arc<RwLock<SupervisionConfig>>,
+    /// This hub's own certificate (DER), for its days left.
+    own_cert: Vec<u8>,
 }
 
 /// Serves until `shutdown` completes. Prints one line when ready.
@@ -199,6 +201,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         accepted: std::sync::atomic::AtomicU64::new(0),
         gate: gate::Gate::default(),
         supervision: supervision.clone(),
+        own_cert: chain[0].to_vec(),
     });
     hub.vaults.set_members(bases.members());
     let publisher = crate::base::Publisher {
@@ -230,6 +233,20 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         _ => None,
     };
     let api = tokio::spawn(api);
+    let metrics = match &hub.config.metrics {
+        Some(addr) => {
+            let h = hub.clone();
+            let (local, serve) = gdx_link::metrics::bind(addr, Arc::new(move || crate::metrics::render(&h.gauges())))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if !local.ip().is_loopback() {
+                warn!(%local, "metrics are served without authentication on a non-loopback address; keep it behind a firewall");
+            }
+            println!("gdx-hub {} serving metrics on http://{local}/metrics", hub.config.hub_id());
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let accept = {
         let endpoint = endpoint.clone();
         let hub = hub.clone();
@@ -237,6 +254,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             while let Some(incoming) = endpoint.accept().await {
                 let remote = incoming.remote_address();
                 let Some((served, unproven)) = hub.gate.enter(remote.ip()) else {
+                    crate::metrics::refused("too_many_connections");
                     warn!(%remote, "refused a connection: too many connections, or too many unproven from this address");
                     incoming.refuse();
                     continue;
@@ -267,6 +285,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         let _ = log.collect_from_vaults(&hub.vaults.take_written()).and_then(|_| log.checkpoint(now()));
     }
     api.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     if let Some(p) = parent {
         p.abort();
     }
@@ -279,15 +300,83 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 }
 
 impl Hub {
+    /// What the stores say now, for a metrics scrape (a store that cannot be
+    /// read leaves its gauges out rather than failing the scrape).
+    fn gauges(&self) -> crate::metrics::Gauges {
+        let now = now();
+        let mut g = crate::metrics::Gauges::default();
+        let days = |not_after: i64| (not_after - now) as f64 / 86_400.0;
+        let cert = |der: &[u8]| match Identity::of(der) {
+            Ok(Identity::Node { not_after, .. } | Identity::Ca { not_after, .. }) => Some(not_after),
+            Err(_) => None,
+        };
+        if let Some(t) = cert(&self.auth.ca_der) {
+            g.cert_days_left.push(("ca".into(), days(t)));
+        }
+        if let Some(t) = cert(&self.own_cert) {
+            g.cert_days_left.push(("hub".into(), days(t)));
+        }
+        if let Ok(store) = self.store.lock()
+            && let Ok(nodes) = crate::nodes::list(&store, None, now)
+        {
+            let mut connected: BTreeMap<String, i64> = BTreeMap::new();
+            for n in nodes.iter().filter(|n| n.via.is_none()) {
+                *connected.entry(n.row.role.clone()).or_default() += i64::from(n.state == "connected");
+                for q in &n.quality {
+                    g.quarantined.push((n.row.node.clone(), q.resource.clone(), q.quarantined as i64));
+                }
+            }
+            g.connected = connected.into_iter().collect();
+            let soonest = nodes
+                .iter()
+                .filter(|n| n.via.is_none() && n.row.revoked_at.is_none())
+                .filter_map(|n| n.row.cert_not_after.map(|t| (t, n.row.node.clone())))
+                .min();
+            if let Some((t, node)) = soonest {
+                g.cert_days_left.push((format!("node {node}"), days(t)));
+            }
+        }
+        if let Ok(c) = self.catalog.lock() {
+            if let Ok(base) = c.base_resources() {
+                for (node, resource) in base.iter().filter(|(n, _)| self.vaults.path(n).exists()) {
+                    if let Ok(n) = self.vaults.forward_backlog(node, resource) {
+                        g.backlog.push((node.to_string(), resource.to_string(), n as i64));
+                    }
+                    if let Ok(Some(_)) = self.vaults.forward_error(node, resource) {
+                        g.held.push((node.to_string(), resource.to_string()));
+                    }
+                }
+            }
+            if let Ok(list) = c.list(&crate::catalog::Filter::default(), now) {
+                let live: Vec<_> = list.iter().filter(|l| !l.withdrawn).collect();
+                g.catalogue_entries = live.len() as i64;
+                g.catalogue_overdue = live.iter().filter(|l| l.freshness.overdue).count() as i64;
+            }
+        }
+        if let Ok(x) = self.exchange.lock()
+            && let Ok(list) = x.list(crate::exchange::clock())
+        {
+            g.requests_pending = list.iter().filter(|l| l.state == "pending" || l.state == "OVERDUE").count() as i64;
+            g.requests_overdue = list.iter().filter(|l| l.state == "OVERDUE").count() as i64;
+        }
+        if let Ok(a) = self.audit.lock() {
+            g.audit_entries = a.size() as i64;
+            g.checkpoint_age = a.last_checkpoint().ok().flatten().map(|c| now - c.at);
+        }
+        g
+    }
+
     async fn serve(self: Arc<Self>, incoming: quinn::Incoming, order: u64, unproven: gate::Unproven) {
         // a peer may not stretch its handshake (QUIC's idle timer restarts with each of its packets)
         let conn = match tokio::time::timeout(HELLO_TIMEOUT, incoming).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
+                crate::metrics::refused("handshake_failed");
                 info!(error = %frames::describe_connection_error(&e), "handshake failed");
                 return;
             }
             Err(_) => {
+                crate::metrics::refused("handshake_timeout");
                 info!("handshake not finished within 10 s");
                 return;
             }
@@ -310,6 +399,7 @@ impl Hub {
                 self.serve_node(conn, order, peer, unproven).instrument(span).await;
             }
             (Some(wire::ALPN), _) => {
+                crate::metrics::refused("no_client_certificate");
                 info!("refused a connection without a client certificate");
                 conn.close(
                     quinn::VarInt::from_u32(close_code::REFUSED),

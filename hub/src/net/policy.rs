@@ -79,6 +79,9 @@ impl PeerPolicy for Policy {
         let children = self.children.read().map(|c| c.clone()).unwrap_or_default();
         let router = gdx_common::route::Router { division: self.division, children };
         let hub = admission::Hub { router: &router, serves_only_its_own_agents: self.own_ca.is_some() };
-        admission::admit(&hub, &cert, now()).map_err(|refused| refused.to_string())
+        admission::admit(&hub, &cert, now()).map_err(|refused| {
+            crate::metrics::refused(refused.reason());
+            refused.to_string()
+        })
     }
 }

@@ -185,6 +185,16 @@ impl Vaults {
         Ok(())
     }
 
+    /// Why forwarding `resource` to the parent is held, if it is.
+    pub fn forward_error(&self, node: &NodeId, resource: &str) -> Result<Option<String>, VaultError> {
+        let conn = self.conn(node)?;
+        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e: Option<Option<String>> = conn
+            .query_row("SELECT forward_error FROM _gdx_resources WHERE resource = ?1", [resource], |r| r.get(0))
+            .optional()?;
+        Ok(e.flatten())
+    }
+
     /// Changesets of `resource` the parent has not acknowledged yet.
     pub fn forward_backlog(&self, node: &NodeId, resource: &str) -> Result<u64, VaultError> {
         let conn = self.conn(node)?;
