@@ -117,6 +117,9 @@ pub struct DayChange {
 /// the figures built from it say fewer than happened, never more).
 pub const MAX_FACTS: usize = 2_000;
 pub const MAX_DAY_ITEMS: usize = 500;
+/// A parent takes no day older than this, and no count of rows above `MAX_ROWS`.
+pub const MAX_AGE_DAYS: i64 = 800;
+pub const MAX_ROWS: u64 = 1 << 40;
 
 impl DayFacts {
     /// Whether a parent takes these facts from the child hub `via`: a
@@ -130,17 +133,26 @@ impl DayFacts {
         if node.is_hub_id() {
             return Err(format!("{via} reported observations of a hub, {node}"));
         }
-        if self.day > today + 1 || self.day < 0 {
+        if self.day > today + 1 {
             return Err(format!("{via} reported observations of {node} for a day that has not come"));
+        }
+        if self.day < today - MAX_AGE_DAYS {
+            return Err(format!("{via} reported observations of {node} older than {MAX_AGE_DAYS} days"));
         }
         let lists = [self.changes.len(), self.quality.len(), self.deliveries.len(), self.lookups.len()];
         if lists.iter().any(|n| *n > MAX_DAY_ITEMS) {
             return Err(format!("{via} reported more than {MAX_DAY_ITEMS} items of one day of {node}"));
         }
+        let names = self.changes.iter().map(|c| &c.resource).chain(self.quality.iter().map(|q| &q.0));
+        let requests = self.deliveries.iter().map(|d| &d.0).chain(self.lookups.iter().map(|l| &l.0));
+        if names.chain(requests).any(|n| n.is_empty() || n.len() > 64) {
+            return Err(format!("{via} reported a resource or request name of {node} that is empty or too long"));
+        }
         let in_day = |at: i64| at.div_euclid(86_400) == self.day;
         if self.changes.iter().any(|c| !in_day(c.first_at) || c.count == 0)
             || self.connected.is_some_and(|(seen, on)| !(0..=86_400).contains(&seen) || on < 0 || on > seen)
-            || self.quality.iter().any(|q| q.3 > q.2)
+            || self.quality.iter().any(|q| q.3 > q.2 || q.2 > MAX_ROWS)
+            || self.deliveries.iter().any(|d| d.1 > d.2 || d.3 > MAX_ROWS)
         {
             return Err(format!("{via} reported observations of {node} on day {} that do not add up", self.day));
         }
@@ -449,6 +461,9 @@ mod tests {
         assert!(bad(&|d| d.node = node("630121/hub")).contains("a hub"));
         assert!(bad(&|d| d.node = xining.clone()).contains("not in its subtree"));
         assert!(bad(&|d| d.day = day + 2).contains("has not come"));
+        assert!(bad(&|d| d.day = day - 900).contains("older than"));
+        assert!(bad(&|d| d.changes[0].resource = "x".repeat(65)).contains("too long"));
+        assert!(bad(&|d| d.deliveries = vec![("r".into(), 5, 4, 1, 1)]).contains("do not add up"));
         assert!(bad(&|d| d.changes[0].first_at += 86_400).contains("do not add up"));
         assert!(bad(&|d| d.connected = Some((86_400, 90_000))).contains("do not add up"));
         assert!(bad(&|d| d.quality[0].3 = 11).contains("do not add up"));

@@ -95,6 +95,7 @@ impl AuditLog {
                 leaf   BLOB NOT NULL
             );
             CREATE INDEX IF NOT EXISTS entries_at ON entries (at);
+            CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind);
             CREATE TABLE IF NOT EXISTS checkpoints (
                 size      INTEGER PRIMARY KEY,
                 root      TEXT NOT NULL,
@@ -387,17 +388,6 @@ impl AuditLog {
             .collect()
     }
 
-    /// Up to `limit` entries from index `from` on, in order.
-    pub fn entries_from(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
-        let mut stmt = self.conn.prepare_cached("SELECT body FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
-        let bodies: Vec<String> =
-            stmt.query_map(params![from as i64, limit as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
-            .collect()
-    }
-
     /// The inclusion proof of entry `index` against the latest checkpoint.
     pub fn prove(&self, index: u64) -> Result<Proof, AuditError> {
         let Some(cp) = self.last_checkpoint()? else {
@@ -431,6 +421,45 @@ impl AuditLog {
         rows.into_iter()
             .map(|v| v.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into())))
             .collect()
+    }
+}
+
+/// A read-only look at `audit.db` for those who only read entries (the
+/// 考核 observations): its own connection, so reading never holds the
+/// log's lock, and queries the indexes serve (by index, time, kind).
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub fn open(hub_dir: &Path) -> Result<Self, AuditError> {
+        let conn = gdx_files::open_read_only(&HubPaths::new(hub_dir).audit_db())?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(Self { conn })
+    }
+
+    fn query(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Entry>, AuditError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let bodies: Vec<String> = stmt.query_map(args, |r| r.get(0))?.collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
+            .collect()
+    }
+
+    /// Up to `limit` entries from index `from` on, in order.
+    pub fn entries_from(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
+        self.query("SELECT body FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2", params![from as i64, limit as i64])
+    }
+
+    /// The entries logged at `since..until` (Unix seconds), in order.
+    pub fn entries_during(&self, since: i64, until: i64) -> Result<Vec<Entry>, AuditError> {
+        self.query("SELECT body FROM entries WHERE at >= ?1 AND at < ?2 ORDER BY idx", params![since, until])
+    }
+
+    /// The entries of one kind, in order.
+    pub fn entries_of_kind(&self, kind: &str) -> Result<Vec<Entry>, AuditError> {
+        self.query("SELECT body FROM entries WHERE kind = ?1 ORDER BY idx", [kind])
     }
 }
 

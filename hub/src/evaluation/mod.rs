@@ -68,9 +68,10 @@ pub fn weights(hub_dir: &Path) -> Result<Weights, String> {
     }
 }
 
-/// A delivery or a found lookup logged at a child hub: (hub, day, the
-/// delivery range or None for a lookup, rows, its entry in the hub's log).
-type RemoteDelivery = (String, i64, Option<(u64, u64)>, u64, u64);
+/// A delivery or a found lookup logged at a child hub: (hub, the consumer
+/// it was logged for, day, the delivery range or None for a lookup, rows,
+/// its entry in the hub's log).
+type RemoteDelivery = (String, NodeId, i64, Option<(u64, u64)>, u64, u64);
 
 /// What the report is made from, read once.
 struct Observed {
@@ -127,6 +128,7 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>, from_da
         for (r, from, to, rows, entry) in &f.deliveries {
             remote_deliveries.entry(r.clone()).or_default().push((
                 via.clone(),
+                f.node.clone(),
                 f.day,
                 Some((*from, *to)),
                 *rows,
@@ -134,7 +136,7 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>, from_da
             ));
         }
         for (r, entry) in &f.lookups {
-            remote_deliveries.entry(r.clone()).or_default().push((via.clone(), f.day, None, 0, *entry));
+            remote_deliveries.entry(r.clone()).or_default().push((via.clone(), f.node.clone(), f.day, None, 0, *entry));
         }
         remote.entry(f.node.to_string()).or_default().push((via, f));
     }
@@ -159,8 +161,9 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     let hub = config.hub_id();
     let weights = weights(hub_dir).map_err(anyhow::Error::msg)?;
     // ranks are among all the departments; --division only narrows what is shown
-    // the facts of child hubs from a month before the first period of the trend
-    let first_day = period.trail(trail).first().map_or(period.start_day, |p| p.start_day) - 31;
+    // the facts of child hubs from before the first period of the trend by
+    // the longest 更新周期 (a yearly resource's last change counts in it)
+    let first_day = period.trail(trail).first().map_or(period.start_day, |p| p.start_day) - 400;
     let seen = observe(hub_dir, &hub, None, first_day)?;
     let store = Store::open(&HubPaths::new(hub_dir).db())?;
     let quality =
@@ -303,7 +306,8 @@ fn score_period(
             }
             reports = last.into_values().cloned().collect();
         }
-        let (scanned, set_aside) = reports.iter().fold((0, 0), |(s, q), r| (s + r.2, q + r.3));
+        let (scanned, set_aside) =
+            reports.iter().fold((0u64, 0u64), |(s, q), r| (s.saturating_add(r.2), q.saturating_add(r.3)));
         i.quality = share(scanned.saturating_sub(set_aside), scanned);
 
         // availability: the stretches it was connected here
@@ -369,6 +373,7 @@ fn score_period(
             .filter(|r| &r.provider == node && r.status == Status::Granted && r.decided_at.is_some_and(|t| t < end))
             .count() as u64;
         let (mut share_events, mut share_elsewhere) = (Vec::new(), Vec::new());
+        let mut looked_up = BTreeSet::new();
         // a re-fetch of the same deliveries is logged again: each range counts once
         let mut ranges = BTreeSet::new();
         let served = seen.records.iter().filter(|r| &r.provider == node);
@@ -390,16 +395,17 @@ fn score_period(
         }
         // and those logged at a child hub where the consumer is attached
         for r in seen.records.iter().filter(|r| &r.provider == node) {
-            for (via, day, range, rows, entry) in seen.remote_deliveries.get(&r.id).into_iter().flatten() {
-                if !period_day(*day) {
+            for (via, consumer, day, range, rows, entry) in seen.remote_deliveries.get(&r.id).into_iter().flatten() {
+                // a child hub speaks of what it served its own departments under this request only
+                if !period_day(*day) || consumer != &r.consumer {
                     continue;
                 }
                 match range {
                     Some((a, b)) if ranges.insert((r.id.clone(), Some(*a), Some(*b))) => {
-                        i.rows_delivered += rows;
+                        i.rows_delivered = i.rows_delivered.saturating_add(*rows);
                         share_elsewhere.push(cite(via, *entry));
                     }
-                    None => {
+                    None if looked_up.insert((via.as_str(), *entry)) => {
                         i.lookups_answered += 1;
                         share_elsewhere.push(cite(via, *entry));
                     }

@@ -150,11 +150,14 @@ fn build(r: &Report) -> Result<Vec<u8>, XlsxError> {
         }
         let there = there.into_iter().map(|((k, hub), idx)| (k, hub.to_owned(), idx));
         for (k, hub, list) in here.chain(there).filter(|(_, _, v): &(_, _, Vec<String>)| !v.is_empty()) {
-            sheet.write_string(row, 0, l.scored.node.to_string())?;
-            sheet.write_string(row, 1, k)?;
-            sheet.write_string(row, 2, hub)?;
-            sheet.write_string(row, 3, list.join(", "))?;
-            row += 1;
+            // a cell holds at most 32,767 characters: long lists go on as many rows as they need
+            for part in list.chunks(2_000) {
+                sheet.write_string(row, 0, l.scored.node.to_string())?;
+                sheet.write_string(row, 1, k)?;
+                sheet.write_string(row, 2, &hub)?;
+                sheet.write_string(row, 3, part.join(", "))?;
+                row += 1;
+            }
         }
     }
     book.save_to_buffer()

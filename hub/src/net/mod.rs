@@ -332,25 +332,30 @@ impl Hub {
                 .filter(|n| n.via.is_none() && n.row.revoked_at.is_none())
                 .filter_map(|n| n.row.cert_not_after.map(|t| (t, n.row.node.clone())))
                 .min();
-            if let Some((t, node)) = soonest {
-                g.cert_days_left.push((format!("node {node}"), days(t)));
+            if let Some((t, _)) = soonest {
+                g.cert_days_left.push(("node_soonest".into(), days(t)));
             }
         }
-        if let Ok(c) = self.catalog.lock() {
-            if let Ok(base) = c.base_resources() {
-                for (node, resource) in base.iter().filter(|(n, _)| self.vaults.path(n).exists()) {
-                    if let Ok(n) = self.vaults.forward_backlog(node, resource) {
-                        g.backlog.push((node.to_string(), resource.to_string(), n as i64));
-                    }
-                    if let Ok(Some(_)) = self.vaults.forward_error(node, resource) {
-                        g.held.push((node.to_string(), resource.to_string()));
-                    }
+        let base = match self.catalog.lock() {
+            Ok(c) => {
+                if let Ok(list) = c.list(&crate::catalog::Filter::default(), now) {
+                    let live: Vec<_> = list.iter().filter(|l| !l.withdrawn).collect();
+                    g.catalogue_entries = live.len() as i64;
+                    g.catalogue_overdue = live.iter().filter(|l| l.freshness.overdue).count() as i64;
                 }
+                c.base_resources().unwrap_or_default()
             }
-            if let Ok(list) = c.list(&crate::catalog::Filter::default(), now) {
-                let live: Vec<_> = list.iter().filter(|l| !l.withdrawn).collect();
-                g.catalogue_entries = live.len() as i64;
-                g.catalogue_overdue = live.iter().filter(|l| l.freshness.overdue).count() as i64;
+            Err(_) => Vec::new(),
+        };
+        // forwarding is a child hub's (the catalogue's lock released first)
+        if self.config.parent.is_some() {
+            for (node, resource) in base.iter().filter(|(n, _)| self.vaults.path(n).exists()) {
+                if let Ok(n) = self.vaults.forward_backlog(node, resource) {
+                    g.backlog.push((node.to_string(), resource.to_string(), n as i64));
+                }
+                if let Ok(Some(_)) = self.vaults.forward_error(node, resource) {
+                    g.held.push((node.to_string(), resource.to_string()));
+                }
             }
         }
         if let Ok(x) = self.exchange.lock()

@@ -293,7 +293,7 @@ async fn forward_loop(
             }
         }
         if pass.is_multiple_of(OBSERVE_EVERY)
-            && let Err(e) = observations_pass(conn, paths, audit).await
+            && let Err(e) = observations_pass(conn, paths).await
         {
             return e;
         }
@@ -483,15 +483,12 @@ async fn exchange_pass(
 /// last report (`crate::evaluation::facts`); the cursors move once the
 /// parent answered every message. A parent that refuses is logged, and
 /// asked again next time.
-async fn observations_pass(
-    conn: &quinn::Connection,
-    paths: &HubPaths,
-    audit: &Arc<Mutex<crate::audit::AuditLog>>,
-) -> Result<(), String> {
-    let (paths, audit) = (paths.clone(), audit.clone());
+async fn observations_pass(conn: &quinn::Connection, paths: &HubPaths) -> Result<(), String> {
+    let paths = paths.clone();
+    // the log is read through a connection of its own: the audit log's lock is never held
     let gathered = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let store = Store::open(&paths.db())?;
-        let log = audit.lock().map_err(|_| anyhow::anyhow!("the audit log is unavailable"))?;
+        let log = crate::audit::Reader::open(&paths.dir)?;
         let pending = crate::evaluation::facts::pending(&store, &log, now())?;
         Ok((store, pending))
     })
@@ -504,7 +501,7 @@ async fn observations_pass(
             return Ok(());
         }
     };
-    for chunk in pending.days.chunks(gdx_common::evaluation::MAX_FACTS) {
+    for chunk in chunks(&pending.days) {
         match frames::ask(conn, &Message::Observations(chunk.to_vec()), ANSWER_TIMEOUT, PARENT).await {
             Ok(Message::ObservationsTaken(n)) if n as usize == chunk.len() => {}
             Ok(Message::ObservationsTaken(n)) => {
@@ -522,6 +519,26 @@ async fn observations_pass(
         }
     }
     crate::evaluation::facts::sent(&store, &pending).map_err(|e| e.to_string())
+}
+
+/// The days in messages of at most `MAX_FACTS` days and about 4 MiB (a
+/// day's JSON is longer than its frame), well within a frame's limit.
+fn chunks(days: &[gdx_common::evaluation::DayFacts]) -> Vec<&[gdx_common::evaluation::DayFacts]> {
+    const BYTES: usize = 4 << 20;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, d) in days.iter().enumerate() {
+        let size = serde_json::to_vec(d).map_or(BYTES, |v| v.len());
+        if i > start && (i - start >= gdx_common::evaluation::MAX_FACTS || bytes + size > BYTES) {
+            out.push(&days[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < days.len() {
+        out.push(&days[start..]);
+    }
+    out
 }
 
 fn unavailable<T>(_: T) -> String {

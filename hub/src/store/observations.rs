@@ -38,6 +38,12 @@ impl Store {
                 refused.push(why);
                 continue;
             }
+            // only of a department the child itself reported as attached below it
+            if self.remote_via(&d.node)?.as_deref() != Some(via.to_string().as_str()) {
+                refused
+                    .push(format!("{via} reported observations of {}, which it has not reported as its own", d.node));
+                continue;
+            }
             let facts = serde_json::to_string(d).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             tx.execute(
                 "INSERT INTO remote_days (node, day, via, facts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
