@@ -52,6 +52,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     envelope BLOB NOT NULL,
     PRIMARY KEY (resource, seq)
 );
+-- signed changesets the hub acknowledged, kept for 14 days (at most 2,000 a
+-- resource) to send again to a hub restored from an older backup
+CREATE TABLE IF NOT EXISTS acked_outbox (
+    resource TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    rows     INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    acked_at INTEGER NOT NULL,
+    PRIMARY KEY (resource, seq)
+);
 -- catalogue entries as last published, and the signed version awaiting the hub
 CREATE TABLE IF NOT EXISTS catalog (
     code      TEXT PRIMARY KEY,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use gdx_common::wire::{LENGTH_PREFIX, Message};
 use gdx_link::frames::{self, describe_connection_error};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use tracing::warn;
 
 use crate::state::State;
@@ -296,9 +296,27 @@ async fn drain_once(
                 progress(total.rows);
             }
             Message::Gap(gap) => {
-                // The hub holds everything below `expected`.
-                if gap.expected > 0 {
-                    forget(state, gap.resource.as_str(), gap.expected - 1).map_err(db_err)?;
+                let resource = gap.resource.as_str();
+                let acked = acked_seq(state, resource).map_err(db_err)?;
+                if gap.expected >= 1 && gap.expected <= acked {
+                    // it acknowledged them before: the hub was restored from a backup
+                    match take_back(state, resource, gap.expected, acked).map_err(db_err)? {
+                        Ok(n) => warn!(
+                            %resource, from = gap.expected, changesets = n,
+                            "the hub lost changesets it had acknowledged (restored from a backup); sending them again"
+                        ),
+                        Err(reason) => {
+                            warn!(%resource, %reason, "uploads of this resource are held");
+                            state
+                                .conn()
+                                .execute("UPDATE resources SET held = ?2 WHERE code = ?1", params![resource, reason])
+                                .map_err(db_err)?;
+                            total.rejected.push(format!("{resource}: {reason}"));
+                        }
+                    }
+                } else if gap.expected > 0 {
+                    // The hub holds everything below `expected`.
+                    forget(state, resource, gap.expected - 1).map_err(db_err)?;
                 }
                 restart = true;
             }
@@ -322,12 +340,63 @@ async fn drain_once(
     Ok(restart)
 }
 
-/// Deletes outbox entries of `resource` up to and including `seq`.
+/// How long, and how many a resource, acknowledged changesets are kept to
+/// send again to a hub restored from an older backup.
+const KEEP_ACKED_SECS: i64 = 14 * 86_400;
+const KEEP_ACKED: i64 = 2_000;
+
+/// Moves outbox entries of `resource` up to and including `seq` to the
+/// acknowledged ones, and forgets acknowledged ones older than the keeping.
 fn forget(state: &mut State, resource: &str, seq: u64) -> rusqlite::Result<()> {
+    let now = crate::now();
     let tx = state.conn().transaction()?;
+    tx.execute(
+        "INSERT OR REPLACE INTO acked_outbox (resource, seq, rows, envelope, acked_at)
+         SELECT resource, seq, rows, envelope, ?3 FROM outbox WHERE resource = ?1 AND seq <= ?2",
+        params![resource, seq as i64, now],
+    )?;
     tx.execute("DELETE FROM outbox WHERE resource = ?1 AND seq <= ?2", params![resource, seq as i64])?;
     tx.execute("UPDATE resources SET acked_seq = max(acked_seq, ?2) WHERE code = ?1", params![resource, seq as i64])?;
+    tx.execute(
+        "DELETE FROM acked_outbox WHERE resource = ?1 AND (seq <= ?2 - ?3 OR acked_at < ?4)",
+        params![resource, seq as i64, KEEP_ACKED, now - KEEP_ACKED_SECS],
+    )?;
     tx.commit()
+}
+
+fn acked_seq(state: &mut State, resource: &str) -> rusqlite::Result<u64> {
+    let n: Option<i64> = state
+        .conn()
+        .query_row("SELECT acked_seq FROM resources WHERE code = ?1", [resource], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
+}
+
+/// The hub expects `expected` although it acknowledged up to `acked`: the
+/// acknowledged changesets from `expected` go back into the outbox, to be
+/// sent again as they were signed (the hub applies each once, by number).
+/// Err, with what to do, when this agent no longer keeps all of them.
+fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> rusqlite::Result<Result<u64, String>> {
+    let tx = state.conn().transaction()?;
+    let kept: i64 = tx.query_row(
+        "SELECT count(*) FROM acked_outbox WHERE resource = ?1 AND seq >= ?2 AND seq <= ?3",
+        params![resource, expected as i64, acked as i64],
+        |r| r.get(0),
+    )?;
+    if kept as u64 != acked - expected + 1 {
+        return Ok(Err(format!(
+            "the hub lost changesets {expected} to {acked} that it had acknowledged (restored from an older backup), and this agent keeps acknowledged changesets only 14 days; stop the agent and delete state.db: the next sync sends every row again and the hub replaces the resource's contents"
+        )));
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO outbox (resource, seq, rows, envelope)
+         SELECT resource, seq, rows, envelope FROM acked_outbox WHERE resource = ?1 AND seq >= ?2",
+        params![resource, expected as i64],
+    )?;
+    tx.execute("DELETE FROM acked_outbox WHERE resource = ?1 AND seq >= ?2", params![resource, expected as i64])?;
+    tx.execute("UPDATE resources SET acked_seq = ?2 WHERE code = ?1", params![resource, expected as i64 - 1])?;
+    tx.commit()?;
+    Ok(Ok(acked - expected + 1))
 }
 
 fn db_err(e: rusqlite::Error) -> LinkError {

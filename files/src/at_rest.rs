@@ -102,6 +102,27 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
     }
 }
 
+/// Writes a consistent copy of the database at `src` (taken while others
+/// write to it: one read transaction) to the new file `dest`, encrypted
+/// under the same key as `src` if one applies to `src`, else plain.
+pub fn copy_database(src: &Path, dest: &Path) -> rusqlite::Result<()> {
+    // a writer's connection (attaching the copy needs one); nothing of `src` is written
+    let conn = crate::open_existing(src)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = dest.display().to_string().replace('\'', "''");
+    match key_for(src) {
+        // VACUUM INTO reads one snapshot and writes a compact copy
+        None => conn.execute_batch(&format!("VACUUM INTO '{target}'")),
+        Some(key) => {
+            let hex = key.pragma();
+            let hex = hex.trim_start_matches("PRAGMA key = ").trim_end_matches(';');
+            conn.execute_batch(&format!(
+                "ATTACH DATABASE '{target}' AS copy KEY {hex}; BEGIN; SELECT sqlcipher_export('copy'); COMMIT; DETACH DATABASE copy;"
+            ))
+        }
+    }
+}
+
 /// A plain SQLite file starts with this header; an encrypted one does not.
 fn is_plain(path: &Path) -> bool {
     let mut head = [0u8; 16];

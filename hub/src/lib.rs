@@ -36,6 +36,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod base;
 pub mod catalog;
 pub mod cli;

@@ -124,6 +124,22 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
+    /// Copy every store of this hub into a new directory while it runs: each
+    /// database from one read transaction, the audit log last, and a
+    /// manifest of SHA-256 digests. The copy holds the hub's keys: keep it so.
+    #[command(after_help = "Example:\n  gdx-hub --data /var/lib/gdx-hub backup --out /srv/backup/gdx-hub-2026-12-05")]
+    Backup {
+        /// A new or empty directory.
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Make this data directory (new or empty) from a backup, once every
+    /// digest matches and the audit log verifies; then `gdx-hub run`.
+    #[command(after_help = "Example:\n  gdx-hub --data /var/lib/gdx-hub restore /srv/backup/gdx-hub-2026-12-05")]
+    Restore {
+        /// The directory `gdx-hub backup --out` wrote.
+        from: std::path::PathBuf,
+    },
     /// 考核督促: every department's indicators, score and rank for a month or
     /// a quarter, from what this hub observed; as a table, JSON, XLSX, HTML or PDF.
     #[command(
@@ -483,6 +499,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { node } => cli::revoke(&paths, &node),
         Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),
+        Command::Backup { out } => gdx_hub::backup::backup(&paths.dir, &out, gdx_hub::util::now()).map(|m| {
+            println!(
+                "backed up {} files of {} to {} (audit log: {} entries); keep it as safe as the hub's keys",
+                m.files.len(),
+                m.hub,
+                out.display(),
+                m.audit_size
+            );
+        }),
+        Command::Restore { from } => gdx_hub::backup::restore(&from, &paths.dir).map(|m| {
+            println!(
+                "restored {} files of {} into {}; the audit log verifies ({} entries)\nnext: gdx-hub --data {} run; agents and child hubs resend what was accepted after the backup",
+                m.files.len(),
+                m.hub,
+                paths.dir.display(),
+                m.audit_size,
+                paths.dir.display()
+            );
+        }),
         Command::Report { period, division, out, json } => {
             gdx_hub::evaluation::print(&paths.dir, &period, division.as_deref(), out.as_deref(), json)
         }

@@ -1,0 +1,118 @@
+//! Operations: a hub backed up while it runs and agents keep syncing, then
+//! destroyed and restored from the backup, converges with its agents (they
+//! send again what the restored hub lost, applied once), and its audit log
+//! verifies; a damaged backup or a used directory is refused.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use gdx_tests::{Agent, Hub, table_checksum, vault};
+
+const COLS: &[&str] = &["id", "name"];
+
+fn people(db: &Path, rows: &[(&str, &str)]) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT); DELETE FROM people;").unwrap();
+    for (id, name) in rows {
+        c.execute("INSERT INTO people VALUES (?1, ?2)", [id, name]).unwrap();
+    }
+}
+
+fn synced(agent: &Agent) -> String {
+    let run = agent.cmd(&["sync"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("all acknowledged by the hub"), "{run:?}");
+    run.stdout
+}
+
+fn changesets(vault: &Path) -> (i64, i64) {
+    rusqlite::Connection::open(vault)
+        .unwrap()
+        .query_row("SELECT count(*), max(seq) FROM _gdx_changesets WHERE resource = 'people'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Agent::new();
+    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
+    let db = tmp.path().join("src.db");
+    people(&db, &[("1", "卓玛"), ("2", "才让")]);
+    agent.add_config(&format!(
+        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}\n",
+        db.display()
+    ));
+    synced(&agent);
+
+    // backed up while it runs, once the log has signed what it holds
+    gdx_tests::wait_until(std::time::Duration::from_secs(30), "a checkpoint of the audit log", || {
+        hub.cmd(&["audit", "verify"]).code == 0
+    });
+    let backup = tmp.path().join("backup");
+    let out = hub.cmd(&["backup", "--out", backup.to_str().unwrap()]).ok();
+    assert!(out.contains("backed up") && out.contains("630000/hub"), "{out}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(backup.join("manifest.json")).unwrap()).unwrap();
+    let names: Vec<&str> = manifest["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(names.contains(&"hub.key") && names.contains(&"vaults/630000-gongan.db"), "{names:?}");
+    assert_eq!(names.last(), Some(&"audit.db"), "the audit log is copied last");
+    let again = hub.cmd(&["backup", "--out", backup.to_str().unwrap()]);
+    assert!(again.code != 0 && again.stderr.contains("new or empty directory"), "{again:?}");
+
+    // the agent goes on: two more changesets the backup does not hold
+    people(&db, &[("1", "卓玛"), ("2", "才让措"), ("3", "马秀兰")]);
+    synced(&agent);
+    people(&db, &[("2", "才让措"), ("3", "马秀兰"), ("4", "韩永福")]);
+    synced(&agent);
+    assert_eq!(changesets(&vault(&hub, "630000/gongan")), (3, 3));
+
+    // a damaged backup is refused, whole
+    let damaged = tmp.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    for f in manifest["files"].as_array().unwrap() {
+        let p = f["path"].as_str().unwrap();
+        std::fs::create_dir_all(damaged.join(p).parent().unwrap()).unwrap();
+        std::fs::copy(backup.join(p), damaged.join(p)).unwrap();
+    }
+    std::fs::copy(backup.join("manifest.json"), damaged.join("manifest.json")).unwrap();
+    let v = damaged.join("vaults/630000-gongan.db");
+    let mut bytes = std::fs::read(&v).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&v, bytes).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    let refused =
+        gdx_tests::run("gdx-hub", &["--data", elsewhere.to_str().unwrap(), "restore", damaged.to_str().unwrap()]);
+    assert!(refused.code != 0 && refused.stderr.contains("does not match the manifest"), "{refused:?}");
+    assert!(!elsewhere.join("hub.toml").exists(), "nothing restored");
+
+    // the machine is lost: the hub's directory is gone
+    hub.stop();
+    let dir = hub.dir.path().to_path_buf();
+    let used = hub.cmd(&["restore", backup.to_str().unwrap()]);
+    assert!(used.code != 0 && used.stderr.contains("is not empty"), "{used:?}");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { std::fs::remove_dir_all(p).unwrap() } else { std::fs::remove_file(p).unwrap() }
+    }
+    let restored = hub.cmd(&["restore", backup.to_str().unwrap()]).ok();
+    assert!(restored.contains("the audit log verifies"), "{restored}");
+    assert_eq!(changesets(&vault(&hub, "630000/gongan")), (1, 1), "the restored vault is the backup's");
+    hub.start();
+
+    // the agent's next change finds the hub behind what it acknowledged, and sends it all again
+    people(&db, &[("3", "马秀兰"), ("4", "韩永福"), ("5", "卓玛措")]);
+    synced(&agent);
+    let at_hub = vault(&hub, "630000/gongan");
+    assert_eq!(changesets(&at_hub), (4, 4), "each changeset applied once");
+    assert_eq!(table_checksum(&db, "people", COLS), table_checksum(&at_hub, "people", COLS));
+    let status = agent.cmd(&["status"]).ok();
+    assert!(!status.contains("HELD"), "{status}");
+    let verified = hub.cmd(&["audit", "verify"]).ok();
+    assert!(verified.contains("verif"), "{verified}");
+}
