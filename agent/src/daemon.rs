@@ -85,7 +85,14 @@ async fn keep_connected(
     let state_path = paths.state();
     let state_path = state_path.as_path();
     let mut backoff = Backoff::default();
+    let mut loaded;
+    let mut creds = creds;
     loop {
+        // a renewed certificate is used from the next connection on
+        if let Ok(c) = Credentials::load(paths) {
+            loaded = c;
+            creds = &loaded;
+        }
         let _ = state.set_link("connecting", now(), None, None);
         // how long the link lasted once welcomed (a failed attempt: not at all)
         let (error, lasted) = match connect(config, creds, CONNECT_TIMEOUT, false).await {
@@ -99,6 +106,14 @@ async fn keep_connected(
                 }
                 info!(hub = %session.welcome.hub, "connected");
                 println!("connected to {} ({})", session.welcome.hub, session.welcome.hub_name);
+                match crate::renew::if_due(&session.conn, paths, config).await {
+                    Ok(Some(until)) => info!(until = %gdx_common::units::format_date(until), "certificate renewed"),
+                    Ok(None) => {}
+                    // the old certificate serves on; renewal is asked again at the next connection
+                    Err(e) => {
+                        warn!(error = %format!("{e:#}"), "certificate renewal failed; asked again at the next connection")
+                    }
+                }
                 let reason = tokio::select! {
                     r = wait_closed(&session, state) => r,
                     r = crate::syncer::upload_loop(&session.conn, state_path, wake) => {

@@ -19,6 +19,7 @@ pub struct Credentials {
 impl Credentials {
     /// Loads `agent.crt`, `agent.key` and `ca.crt`.
     pub fn load(paths: &AgentPaths) -> anyhow::Result<Self> {
+        crate::renew::finish_switch(paths)?;
         let read = |p: std::path::PathBuf| {
             std::fs::read_to_string(&p).with_context(|| {
                 format!("cannot read {}; enrol again with `gdx-agent enroll --token TOKEN`", p.display())

@@ -30,6 +30,7 @@ pub mod identity;
 pub mod keys;
 pub mod login;
 pub mod metrics;
+pub mod renew;
 pub mod report;
 pub mod sources;
 pub mod state;

@@ -255,6 +255,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Renew this agent's certificate now if two thirds of its life have
+    /// passed (`gdx-agent run` does it by itself at each connection).
+    #[command(after_help = "Example:\n  gdx-agent renew")]
+    Renew {
+        /// How long to wait for the hub (s, m, h).
+        #[arg(long, default_value = "15s")]
+        timeout: String,
+    },
     /// Diagnose configuration, certificate, connectivity, clock and daemon.
     #[command(after_help = "Example:\n  gdx-agent doctor")]
     Doctor {
@@ -518,6 +526,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 print!("{}", report::status_text(&s, now()));
+            }
+        }
+        Command::Renew { timeout } => {
+            let timeout = Duration::from_secs(parse_duration(&timeout).map_err(anyhow::Error::msg)? as u64);
+            match runtime()?.block_on(gdx_agent::renew::now_if_due(&cli.data, timeout))? {
+                Some(until) => println!("certificate renewed, valid until {}", format_date(until)),
+                None => println!("the certificate is not yet due for renewal (after two thirds of its life)"),
             }
         }
         Command::Doctor { json, timeout } => {

@@ -333,7 +333,7 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
                     "certificate",
                     Verdict::Warn,
                     format!(
-                        "the certificate expires on {}; ask the hub operator for a token and enrol again soon",
+                        "the certificate expires on {} and was not renewed (it renews by itself over the connection after two thirds of its life): run `gdx-agent renew`; if the hub refuses, ask its operator for a token and enrol again",
                         format_date(not_after)
                     ),
                 );

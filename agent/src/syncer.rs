@@ -230,7 +230,10 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     if config.resources.is_empty() {
         return Ok(());
     }
-    let signer = signer(&config, &Credentials::load(&paths)?)?;
+    let mut signer = signer(&config, &Credentials::load(&paths)?)?;
+    // a certificate renewed while the daemon runs signs from the next scan on
+    let cert_changed = || std::fs::metadata(paths.cert()).and_then(|m| m.modified()).ok();
+    let mut cert_at = cert_changed();
     let mut state = State::open(&paths.state())?;
     let (tx, rx) = std::sync::mpsc::channel::<usize>();
     let mut watchers = Vec::new();
@@ -279,6 +282,12 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
             while let Ok(j) = rx.try_recv() {
                 due.insert(j, Instant::now());
             }
+        }
+        if cert_changed() != cert_at
+            && let Ok(s) = Credentials::load(&paths).and_then(|c| crate::identity::signer(&config, &c))
+        {
+            signer = s;
+            cert_at = cert_changed();
         }
         for (i, res) in config.resources.iter().enumerate() {
             if due.get(&i).is_some_and(|t| *t <= Instant::now()) {

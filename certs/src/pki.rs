@@ -250,6 +250,18 @@ pub fn new_key() -> Result<KeyPair, PkiError> {
     Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?)
 }
 
+/// The public key (SubjectPublicKeyInfo, DER) a certificate certifies.
+pub fn cert_public_key(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+    Ok(cert.tbs_certificate.subject_pki.raw.to_vec())
+}
+
+/// Whether `key` is the key certificate `der` certifies.
+pub fn key_matches(key: &KeyPair, der: &[u8]) -> bool {
+    use rcgen::PublicKeyData;
+    cert_public_key(der).is_ok_and(|spki| spki == key.subject_public_key_info())
+}
+
 /// Loads a key from PEM.
 pub fn key_from_pem(pem: &str, what: &str) -> Result<KeyPair, PkiError> {
     KeyPair::from_pem(pem).map_err(|_| PkiError::Pem(what.to_owned()))

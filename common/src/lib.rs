@@ -28,6 +28,7 @@ pub mod merkle;
 pub mod node;
 pub mod notice;
 pub mod relay;
+pub mod renewal;
 pub mod route;
 pub mod table;
 pub mod token;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub mod at_rest;
+pub mod pair;
 pub mod tables;
 
 /// Creates `path` with `contents` and syncs it, refusing to overwrite an

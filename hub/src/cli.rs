@@ -141,6 +141,9 @@ pub fn nodes(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
     } else {
         print!("{}", nodes::table(&list));
     }
+    for line in nodes::expiring(&list, &paths.hub_cert(), now()) {
+        println!("WARNING: {line}");
+    }
     Ok(())
 }
 

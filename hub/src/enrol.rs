@@ -12,7 +12,7 @@ use gdx_certs::Ca;
 use gdx_certs::pki::{self, Identity};
 use gdx_common::token::EnrolmentToken;
 use gdx_common::units::format_time;
-use gdx_common::wire::{EnrollRequest, Enrolled, Refusal, RefusalCode};
+use gdx_common::wire::{EnrollRequest, Enrolled, Refusal, RefusalCode, Renewed};
 use gdx_common::{DivisionLevel, NodeId, Role};
 
 use crate::config::HubConfig;
@@ -206,6 +206,53 @@ pub fn enrol(
         hub_name: config.name.clone(),
         ca_der,
     })
+}
+
+/// Renews the certificate `current` that `node` (`role`) connected with,
+/// for the key of `csr_der` (a key the node made for it): the identity is
+/// the connection's; the hub renews only past half the certificate's life
+/// (`gdx_common::renewal`), and the old certificate stays valid until it
+/// expires, so the node keeps working across the switch.
+#[allow(clippy::too_many_arguments)]
+pub fn renew(
+    store: &Store,
+    config: &HubConfig,
+    auth: &Authority,
+    node: &NodeId,
+    role: Role,
+    current: &[u8],
+    csr_der: &[u8],
+    now: i64,
+) -> Result<Renewed, Refusal> {
+    let Ok(Identity::Node { not_before, not_after, serial: old, .. }) = Identity::of(current) else {
+        return Err(refusal(RefusalCode::BadRequest, "the connection's certificate is not a node certificate".into()));
+    };
+    gdx_common::renewal::may_renew(not_before, not_after, now).map_err(|m| refusal(RefusalCode::BadRequest, m))?;
+    let Some(ca) = &auth.ca else {
+        return Err(refusal(
+            RefusalCode::Queued,
+            format!(
+                "hub {} keeps its CA key offline; the certificate is renewed once the operator puts ca.key back",
+                config.hub_id()
+            ),
+        ));
+    };
+    pki::csr_public_key(csr_der)
+        .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; the renewal is asked again later")))?;
+    let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
+    let new_after = now + days * 86_400;
+    let cert = ca
+        .issue_from_csr(csr_der, node, role, now - 300, new_after)
+        .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; the renewal is asked again later")))?;
+    let Ok(Identity::Node { serial, .. }) = Identity::of(&cert) else {
+        return Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()));
+    };
+    store.record_renewal(node, role, &serial, new_after, &old, now).map_err(|e| {
+        refusal(RefusalCode::Internal, format!("the hub could not record the renewal ({e}); it is asked again later"))
+    })?;
+    let mut chain_der = vec![cert.to_vec()];
+    chain_der.extend(auth.intermediates.iter().cloned());
+    Ok(Renewed { chain_der })
 }
 
 /// A certificate issued (DER), with the intermediate CA of a joining hub.

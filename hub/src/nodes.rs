@@ -169,3 +169,36 @@ pub fn table(nodes: &[NodeStatus]) -> String {
     }
     out
 }
+
+/// Certificates within `gdx_common::renewal::WARN_DAYS` of their end: those
+/// of the nodes enrolled here (each renews by itself over its connection
+/// after two thirds of its life, so one this close to its end has not
+/// managed to) and this hub's own (`hub_cert`).
+pub fn expiring(list: &[NodeStatus], hub_cert: &Path, now: i64) -> Vec<String> {
+    use gdx_common::renewal::{WARN_DAYS, days_left};
+    let mut out = Vec::new();
+    for n in list.iter().filter(|n| n.via.is_none() && n.row.revoked_at.is_none()) {
+        if let Some(t) = n.row.cert_not_after.filter(|t| *t > now && days_left(*t, now) < WARN_DAYS) {
+            out.push(format!(
+                "the certificate of {} ends on {} ({} days) and was not renewed; it renews over its connection when it connects (`gdx-agent renew` on its machine), else enrol it again",
+                n.row.node,
+                gdx_common::units::format_date(t),
+                days_left(t, now)
+            ));
+        }
+    }
+    let own = std::fs::read_to_string(hub_cert).ok().and_then(|pem| {
+        gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE").first().and_then(|d| match gdx_certs::pki::Identity::of(d) {
+            Ok(gdx_certs::pki::Identity::Node { not_after, .. }) => Some(not_after),
+            _ => None,
+        })
+    });
+    if let Some(t) = own.filter(|t| days_left(*t, now) < WARN_DAYS) {
+        out.push(format!(
+            "this hub's certificate ends on {} ({} days); renew it before then (docs/operator.md, \"Certificate renewal\")",
+            gdx_common::units::format_date(t),
+            days_left(t, now)
+        ));
+    }
+    out
+}

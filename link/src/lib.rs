@@ -6,6 +6,7 @@
 //! - [`client`]: resolve and handshake within a deadline, and the one-shot
 //!   enrolment exchange.
 //! - [`backoff`]: how long to wait before dialling again, with jitter.
+//! - [`renew`]: a renewed certificate asked for over a live connection.
 //! - [`metrics`]: the local address where Prometheus scrapes a node, and
 //!   [`logs`]: its log lines, for people or as JSON.
 //!
@@ -18,5 +19,6 @@ pub mod client;
 pub mod frames;
 pub mod logs;
 pub mod metrics;
+pub mod renew;
 
 pub use backoff::Backoff;

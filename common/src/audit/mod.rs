@@ -30,6 +30,7 @@ pub use verify::{Cosigned, Pins, Problem, Verified, verify, verify_proof};
 /// `unreadable` ([`Event::from_outbox`]).
 pub const KINDS: &[&str] = &[
     "enrolled",
+    "renewed",
     "revoked",
     "changeset",
     "catalogued",

@@ -126,6 +126,11 @@ pub enum Message {
     Observations(Vec<crate::evaluation::DayFacts>),
     /// The parent took this many of the days (the rest it refused, and logged why).
     ObservationsTaken(u64),
+    /// Node → its hub: certify this new key (a CSR) for the node of this
+    /// connection; see `crate::renewal`.
+    Renew(RenewRequest),
+    /// The new certificate chain (the node's certificate first).
+    Renewed(Renewed),
 }
 
 impl Message {
@@ -179,6 +184,8 @@ impl Message {
             Message::Feedback(_) => "Feedback",
             Message::Observations(_) => "Observations",
             Message::ObservationsTaken(_) => "ObservationsTaken",
+            Message::Renew(_) => "Renew",
+            Message::Renewed(_) => "Renewed",
         }
     }
 }
@@ -450,6 +457,19 @@ pub struct Enrolled {
     pub hub_name: String,
     /// For a joining hub: its intermediate CA certificate, DER.
     pub ca_der: Option<Vec<u8>>,
+}
+
+/// A renewal request: a CSR of a key the node made for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub csr_der: Vec<u8>,
+}
+
+/// A renewed certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renewed {
+    /// The node's new certificate followed by any intermediate CA certificates, DER.
+    pub chain_der: Vec<Vec<u8>>,
 }
 
 /// Why bytes are not a valid frame.

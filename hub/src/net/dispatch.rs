@@ -113,6 +113,10 @@ impl Hub {
                         vec![Message::ReportAck(wire::ReportAck { revoke: revoke.unwrap_or_default() })]
                     })
                 }
+                Ok(Some(Message::Renew(req))) => {
+                    let (node, cert) = (node.clone(), cert.clone());
+                    Box::new(move |hub: &Hub| vec![hub.renew(&node, role, &cert, &req)])
+                }
                 Ok(Some(Message::Observations(days))) if role == Role::Hub => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.take_observations(&node, &days)])
@@ -244,7 +248,18 @@ impl Hub {
         use gdx_common::relay::{self, Signer, Via};
         match relay::via(node, role, origin).map_err(|e| e.to_string())? {
             Via::Origin if chain.first().map(Vec::as_slice) == Some(cert) => Ok(cert.to_vec()),
-            Via::Origin => Err(relay::RelayRefused::NotTheConnectionsCertificate.to_string()),
+            // signed before a renewal: another valid, unrevoked certificate of the same node
+            Via::Origin => match self.chains.verify(chain, now()) {
+                Ok(Identity::Node { node: n, role: r, serial, .. })
+                    if &n == node
+                        && r == role
+                        && !self.policy.is_revoked(&serial)
+                        && !self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice)) =>
+                {
+                    Ok(chain.first().cloned().unwrap_or_default())
+                }
+                _ => Err(relay::RelayRefused::NotTheConnectionsCertificate.to_string()),
+            },
             Via::ChildHub => {
                 let signer = match self.chains.verify(chain, now()) {
                     Ok(Identity::Node { node, role, serial, .. }) => Signer::Node {
@@ -379,6 +394,24 @@ impl Hub {
         match x.batch_since(since, Some(child.division())) {
             Ok(b) => Message::ExchangePulled(b),
             Err(e) => internal(&format!("the hub could not read its exchange store ({e}); it will be retried")),
+        }
+    }
+
+    /// A node's renewal over its connection (`crate::enrol::renew`).
+    pub(super) fn renew(&self, node: &NodeId, role: Role, cert: &[u8], req: &wire::RenewRequest) -> Message {
+        let Ok(store) = self.store.lock() else {
+            return internal("the hub database is unavailable");
+        };
+        match crate::enrol::renew(&store, &self.config, &self.auth, node, role, cert, &req.csr_der, now()) {
+            Ok(renewed) => {
+                info!(%node, "certificate renewed");
+                // a child hub connects with its renewed certificate from now on
+                if let Ok(serials) = store.hub_serials() {
+                    self.policy.set_hub_serials(serials);
+                }
+                Message::Renewed(renewed)
+            }
+            Err(refusal) => Message::Refused(refusal),
         }
     }
 

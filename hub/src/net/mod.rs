@@ -133,6 +133,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         std::fs::read_to_string(&p)
             .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
     };
+    // a renewal of hub.crt cut short settles before anything reads it
+    gdx_files::pair::finish(&paths.hub_key(), &paths.hub_cert(), gdx_link::renew::pem_pair_matches)?;
     let auth = Authority::load(&paths)?;
     let root = CertificateDer::from(auth.root_der.clone());
     let chain: Vec<CertificateDer<'static>> =

@@ -268,6 +268,10 @@ async fn forward_loop(
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
+    // this hub's own certificate, renewed by the parent once two thirds of its life have passed
+    if let Err(e) = renew_pass(conn, paths, config).await {
+        warn!(error = %e, "this hub's certificate could not be renewed; asked again at the next connection");
+    }
     let mut pass: u64 = 0;
     loop {
         // A changeset applied here is forwarded at once; the rest waits for the pass.
@@ -519,6 +523,24 @@ async fn observations_pass(conn: &quinn::Connection, paths: &HubPaths) -> Result
         }
     }
     crate::evaluation::facts::sent(&store, &pending).map_err(|e| e.to_string())
+}
+
+/// Renews hub.crt and hub.key over the parent link when due; the new pair
+/// is used by the next connection to the parent and, for this hub's own
+/// listener, from its next start (the old certificate stays valid until
+/// it ends, a third of its life later).
+async fn renew_pass(conn: &quinn::Connection, paths: &HubPaths, config: &HubConfig) -> Result<(), String> {
+    let pem = std::fs::read_to_string(paths.hub_cert()).map_err(|e| format!("cannot read hub.crt: {e}"))?;
+    let Some(current) = pem_blocks(&pem, "CERTIFICATE").into_iter().next() else {
+        return Err("hub.crt holds no certificate".into());
+    };
+    let root = read_root(paths)?;
+    if let Some(r) = gdx_link::renew::if_due(conn, &config.hub_id(), &current, &root, now(), PARENT).await? {
+        gdx_files::pair::switch(&paths.hub_key(), &r.key.serialize_pem(), &paths.hub_cert(), &r.chain_pem)
+            .map_err(|e| format!("cannot write the renewed certificate: {e}"))?;
+        info!(until = %gdx_common::units::format_date(r.not_after), "this hub's certificate renewed by the parent hub; the listener uses it from the next start");
+    }
+    Ok(())
 }
 
 /// The days in messages of at most `MAX_FACTS` days and about 4 MiB (a

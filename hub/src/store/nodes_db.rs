@@ -288,6 +288,38 @@ impl Store {
         Ok(())
     }
 
+    /// Records a certificate renewed for `node` over its connection (the
+    /// one it connected with, `old_serial`, stays valid until it expires).
+    pub fn record_renewal(
+        &self,
+        node: &NodeId,
+        role: Role,
+        serial: &str,
+        not_after: i64,
+        old_serial: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![serial, node.to_string(), role.as_str(), now, not_after],
+        )?;
+        crate::store::outbox::note(
+            &tx,
+            &gdx_common::audit::Event {
+                kind: "renewed".into(),
+                at: now,
+                node: Some(node.to_string()),
+                detail: serde_json::json!({
+                    "role": role.as_str(), "serial": serial, "not_after": not_after, "replaces": old_serial,
+                }),
+                ..Default::default()
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Revokes every unrevoked certificate of `node`; returns how many.
     pub fn revoke(&self, node: &NodeId, now: i64) -> Result<usize, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
