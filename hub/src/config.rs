@@ -71,12 +71,17 @@ pub enum ConfigError {
     /// hub.toml is not valid.
     #[error("{path} is not a valid hub configuration: {message}")]
     Invalid { path: String, message: String },
+    /// The directory was written by a newer gdx-hub.
+    #[error("{0}")]
+    Newer(String),
 }
 
 impl HubConfig {
     /// Loads `hub.toml` from the data directory.
     pub fn load(paths: &HubPaths) -> Result<Self, ConfigError> {
         let path = paths.config();
+        // a directory a newer gdx-hub wrote is not read at all
+        crate::store::format::check(&paths.dir).map_err(ConfigError::Newer)?;
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -118,6 +118,8 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     let chain = der_to_pem(&hub_cert, "CERTIFICATE") + &ca.cert_pem();
     write(paths.hub_cert(), chain.as_bytes(), false)?;
     Store::open(&paths.db())?;
+    crate::store::format::mark_current(dir)
+        .map_err(|source| InitError::Write { path: dir.join("FORMAT").display().to_string(), source })?;
     write(paths.config(), config.to_commented_toml().as_bytes(), false)?;
     sync_dir(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
     Ok(config)
@@ -219,6 +221,8 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
     let chain: String = enrolled.chain_der.iter().map(|c| der_to_pem(c, "CERTIFICATE")).collect::<String>() + &root_pem;
     write(paths.hub_cert(), chain.as_bytes(), false)?;
     Store::open(&paths.db())?;
+    crate::store::format::mark_current(dir)
+        .map_err(|source| InitError::Write { path: dir.join("FORMAT").display().to_string(), source })?;
     write(paths.config(), config.to_commented_toml().as_bytes(), false)?;
     sync_dir(dir).map_err(|source| InitError::Write { path: dir.display().to_string(), source })?;
     Ok(config)

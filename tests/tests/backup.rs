@@ -116,3 +116,23 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
     let verified = hub.cmd(&["audit", "verify"]).ok();
     assert!(verified.contains("verif"), "{verified}");
 }
+
+#[test]
+fn an_older_data_directory_is_backed_up_before_use_and_a_newer_one_is_refused() {
+    let mut hub = Hub::init("630000");
+    let dir = hub.dir.path().to_path_buf();
+    assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("2 "), "init writes the format");
+    // a directory from before FORMAT existed: backed up whole, then marked current
+    std::fs::remove_file(dir.join("FORMAT")).unwrap();
+    hub.start();
+    let backups: Vec<_> = std::fs::read_dir(dir.join("backups")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(backups[0].join("manifest.json").exists() && backups[0].join("hub.key").exists());
+    assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("2 "));
+    hub.stop();
+    // written by a newer gdx-hub: refused, by every command, in a sentence
+    std::fs::write(dir.join("FORMAT"), "9 9.9.9\n").unwrap();
+    let refused = hub.cmd(&["nodes"]);
+    assert!(refused.code != 0 && refused.stderr.contains("downgrades are refused"), "{refused:?}");
+    assert!(refused.stderr.contains("install gdx-hub 9.9.9 or later"), "{refused:?}");
+}

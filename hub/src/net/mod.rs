@@ -133,6 +133,13 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         std::fs::read_to_string(&p)
             .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
     };
+    // an older directory is backed up, then marked current; a newer one is refused
+    if let Some(backup) = crate::store::format::migrate(dir, now())? {
+        println!(
+            "the data directory was of an older format; it was backed up to {} before this gdx-hub uses it",
+            backup.display()
+        );
+    }
     // a renewal of hub.crt cut short settles before anything reads it
     gdx_files::pair::finish(&paths.hub_key(), &paths.hub_cert(), gdx_link::renew::pem_pair_matches)?;
     let auth = Authority::load(&paths)?;

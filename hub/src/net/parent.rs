@@ -536,7 +536,9 @@ async fn renew_pass(conn: &quinn::Connection, paths: &HubPaths, config: &HubConf
     };
     let root = read_root(paths)?;
     if let Some(r) = gdx_link::renew::if_due(conn, &config.hub_id(), &current, &root, now(), PARENT).await? {
-        gdx_files::pair::switch(&paths.hub_key(), &r.key.serialize_pem(), &paths.hub_cert(), &r.chain_pem)
+        // as at the join, the hub's chain ends with the root, which enrolling agents pin
+        let chain_pem = r.chain_pem + &pki::der_to_pem(&root, "CERTIFICATE");
+        gdx_files::pair::switch(&paths.hub_key(), &r.key.serialize_pem(), &paths.hub_cert(), &chain_pem)
             .map_err(|e| format!("cannot write the renewed certificate: {e}"))?;
         info!(until = %gdx_common::units::format_date(r.not_after), "this hub's certificate renewed by the parent hub; the listener uses it from the next start");
     }

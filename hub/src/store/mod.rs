@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod format;
 mod nodes_db;
 mod observations;
 pub mod outbox;
