@@ -106,8 +106,8 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
 /// write to it: one read transaction) to the new file `dest`, encrypted
 /// under the same key as `src` if one applies to `src`, else plain.
 pub fn copy_database(src: &Path, dest: &Path) -> rusqlite::Result<()> {
-    // a writer's connection (attaching the copy needs one); nothing of `src` is written
-    let conn = crate::open_existing(src)?;
+    // a writer's connection (attaching the copy needs one); nothing of `src` is written, nor converted
+    let conn = crate::open_existing_as_is(src)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let target = dest.display().to_string().replace('\'', "''");
     match key_for(src) {

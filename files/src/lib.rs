@@ -42,6 +42,17 @@ pub fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
     at_rest::unlock(conn, path, true)
 }
 
+/// Opens an existing database to write, with its at-rest key if one
+/// applies, never converting a plain one (for a reader in another process
+/// that must not race the owner's conversion).
+pub fn open_existing_as_is(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    at_rest::unlock(conn, path, false)
+}
+
 /// Opens a database to read only, with its at-rest key if one applies.
 pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;

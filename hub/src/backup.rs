@@ -60,7 +60,8 @@ fn files(dir: &Path) -> anyhow::Result<Vec<(PathBuf, bool)>> {
         let entry = entry?;
         let name = PathBuf::from(entry.file_name());
         let text = name.to_string_lossy().to_string();
-        let kind = entry.file_type()?;
+        // through symbolic links (a vaults folder on another disk, say)
+        let kind = std::fs::metadata(entry.path())?.file_type();
         if kind.is_dir() && (text == "vaults" || text == "bases") {
             let mut inner: Vec<PathBuf> = std::fs::read_dir(entry.path())?
                 .filter_map(|e| e.ok())
@@ -94,9 +95,34 @@ fn files(dir: &Path) -> anyhow::Result<Vec<(PathBuf, bool)>> {
     Ok(out)
 }
 
+/// SHA-256 and size of `path`, read in pieces (a vault may be larger than memory);
+/// with `copy_to`, the bytes read are written there too, so what is hashed is what was written.
+fn digest_copy(path: &Path, copy_to: Option<&Path>) -> anyhow::Result<(String, u64)> {
+    use std::io::{Read, Write};
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = match copy_to {
+        Some(to) => Some(std::fs::File::create(to).with_context(|| format!("cannot write {}", to.display()))?),
+        None => None,
+    };
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        if let Some(o) = out.as_mut() {
+            o.write_all(&buf[..n])?;
+        }
+        total += n as u64;
+    }
+    Ok((gdx_common::token::hex(ctx.finish().as_ref()), total))
+}
+
 fn digest(path: &Path) -> anyhow::Result<(String, u64)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok((gdx_common::token::hex(&gdx_certs::pki::sha256(&bytes)), bytes.len() as u64))
+    digest_copy(path, None)
 }
 
 /// `gdx-hub backup --out DIR`, while the hub runs or not.
@@ -177,6 +203,13 @@ pub fn restore(from: &Path, hub_dir: &Path) -> anyhow::Result<Manifest> {
     }
     // staged inside the target: a restore cut short leaves STAGING behind, and is begun again
     let staging = hub_dir.join(STAGING);
+    if staging.exists() && hub_dir.join("hub.toml").exists() {
+        return Err(crate::cli::Usage(format!(
+            "{} holds a hub (hub.toml) and an earlier restore's {STAGING}; remove {STAGING} if the hub is whole, or restore into an empty directory",
+            hub_dir.display()
+        ))
+        .into());
+    }
     if staging.exists() {
         for e in std::fs::read_dir(hub_dir)?.filter_map(|e| e.ok()) {
             let p = e.path();
@@ -198,15 +231,15 @@ pub fn restore(from: &Path, hub_dir: &Path) -> anyhow::Result<Manifest> {
             if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
                 anyhow::bail!("the manifest names {:?}, which is not a file of a hub's data directory", f.path);
             }
-            let (sha256, _) = digest(&from.join(rel))?;
-            if sha256 != f.sha256 {
-                anyhow::bail!("{} does not match the manifest's digest: the backup is damaged or was altered", f.path);
-            }
             let to = staging.join(rel);
             if let Some(parent) = to.parent() {
                 gdx_files::create_private_dir(parent)?;
             }
-            std::fs::copy(from.join(rel), &to).with_context(|| format!("cannot write {}", to.display()))?;
+            // hashed as it is written: what is checked is what was restored
+            let (sha256, _) = digest_copy(&from.join(rel), Some(&to))?;
+            if sha256 != f.sha256 {
+                anyhow::bail!("{} does not match the manifest's digest: the backup is damaged or was altered", f.path);
+            }
             restrict(&to)?;
         }
         // the audit log: every entry chained and every checkpoint signed by the key the backup recorded

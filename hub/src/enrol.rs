@@ -237,8 +237,22 @@ pub fn renew(
             ),
         ));
     };
-    pki::csr_public_key(csr_der)
+    let public_key = pki::csr_public_key(csr_der)
         .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; the renewal is asked again later")))?;
+    let internal = |e: StoreError| {
+        refusal(RefusalCode::Internal, format!("the hub could not record the renewal ({e}); it is asked again later"))
+    };
+    // one renewal per certificate, never of a revoked one; an answer lost on the way is given again
+    let again = match store.renewal_check(node, &old, &public_key).map_err(internal)? {
+        crate::store::RenewalCheck::Refused(why) => return Err(refusal(RefusalCode::NotAuthorized, why)),
+        crate::store::RenewalCheck::Again(cert) => Some(cert),
+        crate::store::RenewalCheck::New => None,
+    };
+    if let Some(cert) = again {
+        let mut chain_der = vec![cert];
+        chain_der.extend(auth.intermediates.iter().cloned());
+        return Ok(Renewed { chain_der });
+    }
     let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
     let new_after = now + days * 86_400;
     let cert = ca
@@ -247,9 +261,7 @@ pub fn renew(
     let Ok(Identity::Node { serial, .. }) = Identity::of(&cert) else {
         return Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()));
     };
-    store.record_renewal(node, role, &serial, new_after, &old, now).map_err(|e| {
-        refusal(RefusalCode::Internal, format!("the hub could not record the renewal ({e}); it is asked again later"))
-    })?;
+    store.record_renewal(node, role, &serial, new_after, &old, &public_key, &cert, now).map_err(internal)?;
     let mut chain_der = vec![cert.to_vec()];
     chain_der.extend(auth.intermediates.iter().cloned());
     Ok(Renewed { chain_der })

@@ -52,6 +52,14 @@ fn a_certificate_two_thirds_through_its_life_is_renewed_over_the_connection() {
     let old = ca.issue_for_key(&key, &node, Role::Agent, now - 500 * 86_400, now + 230 * 86_400).unwrap();
     std::fs::write(agent.dir.path().join("agent.crt"), pki::der_to_pem(&old, "CERTIFICATE")).unwrap();
     let (old_serial, _, _) = cert_of(&agent);
+    // as the hub recorded it then
+    rusqlite::Connection::open(hub.dir.path().join("hub.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, '630000/gongan', 'agent', ?2, ?3)",
+            rusqlite::params![old_serial, now - 500 * 86_400, now + 230 * 86_400],
+        )
+        .unwrap();
 
     // a change signed with it waits while the hub is down
     hub.stop();

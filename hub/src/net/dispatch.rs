@@ -254,7 +254,9 @@ impl Hub {
                     if &n == node
                         && r == role
                         && !self.policy.is_revoked(&serial)
-                        && !self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice)) =>
+                        && !self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice))
+                        // one this hub recorded for the node (issued or renewed here)
+                        && self.store.lock().is_ok_and(|s| s.cert_of_node(node, &serial).unwrap_or(false)) =>
                 {
                     Ok(chain.first().cloned().unwrap_or_default())
                 }

@@ -202,6 +202,10 @@ impl Store {
     /// The certificate issued to `node` at this hub most recently (DER),
     /// against which its signed login is checked.
     pub fn issued_cert(&self, node: &NodeId) -> Result<Option<Vec<u8>>, StoreError> {
+        // a renewed certificate first: the node signs with its newest key
+        if let Some(cert) = self.renewed_cert(node)? {
+            return Ok(Some(cert));
+        }
         Ok(self
             .conn
             .query_row(
