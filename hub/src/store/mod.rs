@@ -13,11 +13,13 @@ mod nodes_db;
 mod observations;
 pub mod outbox;
 mod quality;
+mod renewals;
 mod sessions;
 pub mod vault;
 
 pub use nodes_db::*;
 pub use quality::Quality;
+pub use renewals::RenewalCheck;
 pub use sessions::{LoginRefused, Role, Session};
 
 /// Where a hub keeps its files.
