@@ -447,6 +447,27 @@ pub fn table_checksum(db: &Path, table: &str, columns: &[&str]) -> (u64, u128) {
     (n, sum)
 }
 
+/// Makes table `people` (id, name) of the SQLite file `db` hold exactly `rows`.
+pub fn people_table(db: &Path, rows: &[(&str, &str)]) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT); DELETE FROM people;").unwrap();
+    for (id, name) in rows {
+        c.execute("INSERT INTO people VALUES (?1, ?2)", [id, name]).unwrap();
+    }
+}
+
+/// An agent enrolled at `hub` as `node`, publishing table `people` of `db` (made with `rows`) as resource `people`.
+pub fn people_agent(hub: &Hub, node: &str, db: &Path, rows: &[(&str, &str)]) -> Agent {
+    let agent = Agent::new();
+    agent.enroll(&hub.token(node, "1h")).ok();
+    people_table(db, rows);
+    agent.add_config(&format!(
+        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}\n",
+        db.display()
+    ));
+    agent
+}
+
 /// How many rows `table` of the SQLite file `db` holds; 0 while the file or
 /// the table does not exist yet (for polling a vault that is still being made).
 pub fn rows_now(db: &Path, table: &str) -> u64 {

@@ -10,14 +10,6 @@ use gdx_tests::{Agent, Hub, table_checksum, vault};
 
 const COLS: &[&str] = &["id", "name"];
 
-fn people(db: &Path, rows: &[(&str, &str)]) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT); DELETE FROM people;").unwrap();
-    for (id, name) in rows {
-        c.execute("INSERT INTO people VALUES (?1, ?2)", [id, name]).unwrap();
-    }
-}
-
 fn synced(agent: &Agent) -> String {
     let run = agent.cmd(&["sync"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -39,14 +31,8 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
     let mut hub = Hub::init("630000");
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
-    let agent = Agent::new();
-    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
     let db = tmp.path().join("src.db");
-    people(&db, &[("1", "卓玛"), ("2", "才让")]);
-    agent.add_config(&format!(
-        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}\n",
-        db.display()
-    ));
+    let agent = gdx_tests::people_agent(&hub, "630000/gongan", &db, &[("1", "卓玛"), ("2", "才让")]);
     synced(&agent);
 
     // backed up while it runs, once the log has signed what it holds
@@ -65,9 +51,9 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
     assert!(again.code != 0 && again.stderr.contains("new or empty directory"), "{again:?}");
 
     // the agent goes on: two more changesets the backup does not hold
-    people(&db, &[("1", "卓玛"), ("2", "才让措"), ("3", "马秀兰")]);
+    gdx_tests::people_table(&db, &[("1", "卓玛"), ("2", "才让措"), ("3", "马秀兰")]);
     synced(&agent);
-    people(&db, &[("2", "才让措"), ("3", "马秀兰"), ("4", "韩永福")]);
+    gdx_tests::people_table(&db, &[("2", "才让措"), ("3", "马秀兰"), ("4", "韩永福")]);
     synced(&agent);
     assert_eq!(changesets(&vault(&hub, "630000/gongan")), (3, 3));
 
@@ -106,7 +92,7 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
     hub.start();
 
     // the agent's next change finds the hub behind what it acknowledged, and sends it all again
-    people(&db, &[("3", "马秀兰"), ("4", "韩永福"), ("5", "卓玛措")]);
+    gdx_tests::people_table(&db, &[("3", "马秀兰"), ("4", "韩永福"), ("5", "卓玛措")]);
     synced(&agent);
     let at_hub = vault(&hub, "630000/gongan");
     assert_eq!(changesets(&at_hub), (4, 4), "each changeset applied once");

@@ -4,19 +4,9 @@
 //! certificate not yet half way is refused renewal.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use gdx_certs::pki::{self, Identity};
 use gdx_common::{NodeId, Role};
 use gdx_tests::{Agent, Hub, table_checksum, vault};
-
-fn people(db: &Path, rows: &[(&str, &str)]) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT); DELETE FROM people;").unwrap();
-    for (id, name) in rows {
-        c.execute("INSERT INTO people VALUES (?1, ?2)", [id, name]).unwrap();
-    }
-}
 
 fn cert_of(agent: &Agent) -> (String, i64, i64) {
     let pem = std::fs::read_to_string(agent.dir.path().join("agent.crt")).unwrap();
@@ -31,14 +21,8 @@ fn a_certificate_two_thirds_through_its_life_is_renewed_over_the_connection() {
     let mut hub = Hub::init("630000");
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
-    let agent = Agent::new();
-    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
     let db = tmp.path().join("src.db");
-    people(&db, &[("1", "卓玛")]);
-    agent.add_config(&format!(
-        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}\n",
-        db.display()
-    ));
+    let agent = gdx_tests::people_agent(&hub, "630000/gongan", &db, &[("1", "卓玛")]);
     assert_eq!(agent.cmd(&["sync"]).code, 0);
     // a fresh certificate is not due, and the hub would refuse it anyway
     assert!(agent.cmd(&["renew"]).ok().contains("not yet due"));
@@ -63,7 +47,7 @@ fn a_certificate_two_thirds_through_its_life_is_renewed_over_the_connection() {
 
     // a change signed with it waits while the hub is down
     hub.stop();
-    people(&db, &[("1", "卓玛"), ("2", "才让")]);
+    gdx_tests::people_table(&db, &[("1", "卓玛"), ("2", "才让")]);
     assert_ne!(agent.cmd(&["sync", "--timeout", "2s"]).code, 0);
     hub.start();
 
