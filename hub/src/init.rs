@@ -125,6 +125,41 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     Ok(config)
 }
 
+/// At a province hub (no hub above it, `ca.key` in place): renews its own
+/// certificate from its own CA once two thirds of its life have passed,
+/// with a new key, switching the pair together (`gdx_files::pair`); the
+/// renewal is an audit entry. Returns the new end, if renewed.
+pub fn renew_own(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<Option<i64>> {
+    if config.parent.is_some() || !paths.ca_key().exists() {
+        return Ok(None);
+    }
+    let pem = std::fs::read_to_string(paths.hub_cert())?;
+    let Some(current) = gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE").into_iter().next() else { return Ok(None) };
+    let Ok(pki::Identity::Node { not_before, not_after, serial: old, .. }) = pki::Identity::of(&current) else {
+        return Ok(None);
+    };
+    if !gdx_common::renewal::due(not_before, not_after, now) {
+        return Ok(None);
+    }
+    let ca = Ca::from_pem(&std::fs::read_to_string(paths.ca_cert())?, &gdx_files::read_private(&paths.ca_key())?)?;
+    let key = pki::new_key()?;
+    let new_after = now + HUB_CERT_DAYS * 86_400;
+    let cert = ca.issue_for_key(&key, &config.hub_id(), Role::Hub, now - 300, new_after)?;
+    let Ok(pki::Identity::Node { serial, .. }) = pki::Identity::of(&cert) else {
+        anyhow::bail!("the renewed certificate cannot be read");
+    };
+    let chain = der_to_pem(&cert, "CERTIFICATE") + &ca.cert_pem();
+    gdx_files::pair::switch(&paths.hub_key(), &key.serialize_pem(), &paths.hub_cert(), &chain)?;
+    Store::open(&paths.db())?.note(&gdx_common::audit::Event {
+        kind: "renewed".into(),
+        at: now,
+        node: Some(config.hub_id().to_string()),
+        detail: serde_json::json!({ "role": "hub", "serial": serial, "not_after": new_after, "replaces": old }),
+        ..Default::default()
+    })?;
+    Ok(Some(new_after))
+}
+
 /// What `init --join` needs to know.
 pub struct JoinOptions {
     pub token: String,

@@ -195,7 +195,7 @@ pub fn expiring(list: &[NodeStatus], hub_cert: &Path, now: i64) -> Vec<String> {
     });
     if let Some(t) = own.filter(|t| days_left(*t, now) < WARN_DAYS) {
         out.push(format!(
-            "this hub's certificate ends on {} ({} days); renew it before then (docs/operator.md, \"Certificate renewal\")",
+            "this hub's certificate ends on {} ({} days): a prefecture hub renews it over its link to the province, a province hub when `gdx-hub run` starts with ca.key in place (docs/operator.md, \"Certificate renewal\")",
             gdx_common::units::format_date(t),
             days_left(t, now)
         ));

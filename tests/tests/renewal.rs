@@ -120,3 +120,30 @@ fn a_child_hubs_certificate_is_renewed_by_its_parent_and_serves_after_a_restart(
         log.contains("632500/hub") && log.contains(&serial_now())
     });
 }
+
+#[test]
+fn a_province_hub_renews_its_own_certificate_from_its_own_ca_when_due() {
+    let mut hub = Hub::init("630000");
+    let dir = hub.dir.path().to_path_buf();
+    let now = gdx_tests::now();
+    let key = pki::key_from_pem(&std::fs::read_to_string(dir.join("hub.key")).unwrap(), "hub.key").unwrap();
+    let ca = hub.ca();
+    let node = NodeId::parse("630000/hub").unwrap();
+    let old = ca.issue_for_key(&key, &node, Role::Hub, now - 1_300 * 86_400, now + 525 * 86_400).unwrap();
+    std::fs::write(dir.join("hub.crt"), pki::der_to_pem(&old, "CERTIFICATE") + &ca.cert_pem()).unwrap();
+    hub.start();
+    let pem = std::fs::read_to_string(dir.join("hub.crt")).unwrap();
+    let Identity::Node { not_after, .. } = Identity::of(&pki::pem_blocks(&pem, "CERTIFICATE")[0]).unwrap() else {
+        panic!()
+    };
+    assert!(not_after > now + 1_800 * 86_400, "a new five-year certificate");
+    assert!(std::fs::read_to_string(dir.join("run.log")).unwrap().contains("certificate was renewed until"));
+    // it serves with it: an agent enrols (pinning the root) and syncs
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("src.db");
+    let agent = gdx_tests::people_agent(&hub, "630000/gongan", &db, &[("1", "卓玛")]);
+    assert!(agent.cmd(&["sync"]).ok().contains("all acknowledged by the hub"));
+    gdx_tests::wait_until(std::time::Duration::from_secs(10), "the renewal in the audit log", || {
+        hub.cmd(&["audit", "list", "--kind", "renewed", "--format", "jsonl"]).ok().contains("630000/hub")
+    });
+}

@@ -143,6 +143,10 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     // a renewal of hub.crt cut short settles before anything reads it
     gdx_files::pair::finish(&paths.hub_key(), &paths.hub_cert(), gdx_link::renew::pem_pair_matches)?;
+    // a province hub renews its own certificate from its own CA when due
+    if let Some(until) = crate::init::renew_own(&paths, &config, now())? {
+        println!("this hub's certificate was renewed until {}", gdx_common::units::format_date(until));
+    }
     let auth = Authority::load(&paths)?;
     let root = CertificateDer::from(auth.root_der.clone());
     let chain: Vec<CertificateDer<'static>> =
