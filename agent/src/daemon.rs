@@ -25,6 +25,23 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let config = AgentConfig::load(&paths)?;
     let creds = Credentials::load(&paths)?;
     let state = State::open(&paths.state()).with_context(|| format!("cannot open {}", paths.state().display()))?;
+    // the metrics, read from the same state as `gdx-agent status`, on a loopback address only
+    let metrics = match &config.metrics {
+        Some(addr) => {
+            if !addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()) {
+                anyhow::bail!("metrics = {addr:?} in agent.toml is not a loopback IP:PORT; use 127.0.0.1:9465");
+            }
+            let p = paths.clone();
+            let render = std::sync::Arc::new(move || match crate::report::status(&p, now()) {
+                Ok(s) => crate::metrics::render(&s, now()),
+                Err(e) => format!("# the agent's state cannot be read: {e}\n"),
+            });
+            let (local, serve) = gdx_link::metrics::bind(addr, render).await.map_err(anyhow::Error::msg)?;
+            println!("serving metrics on http://{local}/metrics");
+            Some(serve)
+        }
+        None => None,
+    };
     println!("gdx-agent {} starting; hub {} at {}", config.node, config.hub, config.hub_addr);
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     {
@@ -35,44 +52,20 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             }
         })?;
     }
-    // the metrics, read from the same state as `gdx-agent status`, on a loopback address only
-    let metrics = match &config.metrics {
-        Some(addr) => {
-            let p = paths.clone();
-            let render = std::sync::Arc::new(move || match crate::report::status(&p, now()) {
-                Ok(s) => crate::metrics::render(&s, now()),
-                Err(e) => format!("# the agent's state cannot be read: {e}\n"),
-            });
-            if !addr.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()) {
-                anyhow::bail!("metrics = {addr:?} in agent.toml is not a loopback IP:PORT; use 127.0.0.1:9465");
-            }
-            let (local, serve) = gdx_link::metrics::bind(addr, render).await.map_err(anyhow::Error::msg)?;
-            println!("serving metrics on http://{local}/metrics");
-            Some(tokio::spawn(serve))
+    let metrics = async {
+        match metrics {
+            Some(serve) => serve.await,
+            None => std::future::pending().await,
         }
-        None => None,
     };
-    let _stop_metrics = scopeguard(metrics);
     tokio::select! {
         () = keep_connected(&paths, &config, &creds, &state, &wake) => Ok(()),
+        () = metrics => Ok(()),
         () = shutdown => {
             let _ = state.set_link("stopped", now(), None, None);
             Ok(())
         }
     }
-}
-
-/// Aborts the metrics task when the daemon returns.
-fn scopeguard(task: Option<tokio::task::JoinHandle<()>>) -> impl Drop {
-    struct Abort(Option<tokio::task::JoinHandle<()>>);
-    impl Drop for Abort {
-        fn drop(&mut self) {
-            if let Some(t) = &self.0 {
-                t.abort();
-            }
-        }
-    }
-    Abort(task)
 }
 
 async fn keep_connected(
