@@ -72,9 +72,10 @@ pub async fn connect(
                 "the hub answered the hello with {}",
                 other.as_ref().map_or("nothing", Message::kind)
             ))),
-            Err(FrameError::Wire(WireError::Version { theirs, ours })) => Err(LinkError(format!(
-                "hub {} speaks gdx protocol {theirs} and this agent speaks gdx protocol {ours}; upgrade the older of the two",
-                config.hub
+            Err(FrameError::Wire(WireError::Version { theirs, .. })) => Err(LinkError(format!(
+                "hub {} speaks gdx protocol {theirs} and this agent speaks gdx protocol {}; upgrade the older of the two",
+                config.hub,
+                gdx_common::wire::versions_spoken()
             ))),
             Err(FrameError::Closed(reason)) => Err(LinkError(reason)),
             Err(e) => Err(LinkError(format!("the hub's answer could not be read: {e}"))),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gdx_common::token::fingerprint_text;
-use gdx_common::wire::{ALPN, ALPN_ENROLL};
+use gdx_common::wire::{ALPN_ENROLL, ALPNS};
 use gdx_common::{NodeId, Role};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
@@ -59,7 +59,7 @@ pub trait PeerPolicy: Send + Sync + fmt::Debug {
 /// followed by its CA certificates, `roots` the CAs whose subtrees may
 /// connect. Client certificates are optional at the TLS level so that
 /// [`ALPN_ENROLL`] works without one; the hub refuses certificate-less
-/// connections on [`ALPN`] right after the handshake.
+/// connections on [`ALPNS`] right after the handshake.
 pub fn hub_server_config(
     chain: Vec<CertificateDer<'static>>,
     key_der: Vec<u8>,
@@ -76,7 +76,7 @@ pub fn hub_server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, private_key(key_der))?;
-    tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_ENROLL.to_vec()];
+    tls.alpn_protocols = ALPNS.iter().chain([&ALPN_ENROLL]).map(|a| a.to_vec()).collect();
     tls.max_early_data_size = 0;
     tls.session_storage = Arc::new(NoServerSessionStorage {});
     tls.send_tls13_tickets = 0;
@@ -128,8 +128,19 @@ pub fn node_client_config(
     root: CertificateDer<'static>,
     hub: Option<&NodeId>,
 ) -> Result<quinn::ClientConfig, TlsError> {
+    node_client_config_speaking(identity, root, hub, &ALPNS)
+}
+
+/// [`node_client_config`] offering only the protocol versions in `alpns`
+/// (`gdx/N`): a node of an older version, for interoperability tests.
+pub fn node_client_config_speaking(
+    identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
+    root: CertificateDer<'static>,
+    hub: Option<&NodeId>,
+    alpns: &[&[u8]],
+) -> Result<quinn::ClientConfig, TlsError> {
     let verifier = HubVerifier::new(Trust::Root(root), hub)?;
-    client_config(identity, verifier, ALPN)
+    client_config(identity, verifier, alpns)
 }
 
 /// The QUIC client configuration for enrolment: no client certificate; the
@@ -138,7 +149,7 @@ pub fn node_client_config(
 /// goes to no other server.
 pub fn enrol_client_config(ca_fingerprint: [u8; 32], hub: &NodeId) -> Result<quinn::ClientConfig, TlsError> {
     let verifier = HubVerifier::new(Trust::Pinned(ca_fingerprint), Some(hub))?;
-    client_config(None, verifier, ALPN_ENROLL)
+    client_config(None, verifier, &[ALPN_ENROLL])
 }
 
 /// The TLS server name every hub certificate carries.
@@ -149,7 +160,7 @@ pub fn hub_server_name() -> &'static str {
 fn client_config(
     identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
     verifier: HubVerifier,
-    alpn: &[u8],
+    alpn: &[&[u8]],
 ) -> Result<quinn::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -159,7 +170,7 @@ fn client_config(
         Some((chain, key)) => builder.with_client_auth_cert(chain, private_key(key))?,
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     tls.enable_early_data = false;
     tls.resumption = Resumption::disabled();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;

@@ -243,10 +243,10 @@ fn message() -> impl Strategy<Value = Message> {
     ])
 }
 
-/// A frame announcing `payload` (with the version this build speaks) as complete.
+/// A frame announcing `payload` (with the version of most kinds) as complete.
 fn frame_of(payload: &[u8]) -> Vec<u8> {
     let mut f = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    f.extend_from_slice(&OLDEST_PROTOCOL_VERSION.to_be_bytes());
     f.extend_from_slice(payload);
     f
 }
@@ -287,7 +287,7 @@ proptest! {
     #[test]
     fn arbitrary_payloads_never_panic(payload in prop::collection::vec(any::<u8>(), 0..256)) {
         check_decoded(&frame_of(&payload))?;
-        let mut body = PROTOCOL_VERSION.to_be_bytes().to_vec();
+        let mut body = OLDEST_PROTOCOL_VERSION.to_be_bytes().to_vec();
         body.extend_from_slice(&payload);
         if let Ok(msg) = decode_body(&body) {
             prop_assert_eq!(decode_body(&encode_frame(&msg).unwrap()[LENGTH_PREFIX..]), Ok(msg));
@@ -302,9 +302,11 @@ proptest! {
         match decode_body(&body) {
             Err(WireError::Version { theirs, ours }) => {
                 prop_assert_eq!((theirs, ours), (version, PROTOCOL_VERSION));
-                prop_assert_ne!(version, PROTOCOL_VERSION);
+                prop_assert!(!(OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version));
             }
-            Err(WireError::Malformed(_)) | Ok(_) => prop_assert_eq!(version, PROTOCOL_VERSION),
+            Err(WireError::Malformed(_)) | Ok(_) => {
+                prop_assert!((OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version))
+            }
             Err(e) => prop_assert!(false, "unexpected {e}"),
         }
     }

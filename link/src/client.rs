@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use gdx_common::NodeId;
-use gdx_common::wire::{EnrollRequest, Message, WireError};
+use gdx_common::wire::{self, EnrollRequest, Message, WireError};
 
 use crate::frames::{self, FrameError, describe_connection_error};
 use gdx_certs::tls;
@@ -58,8 +58,9 @@ pub async fn enrol_exchange(
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe_connection_error(&e))?;
         frames::send(&mut send, &Message::EnrollRequest(req)).await.map_err(|e| e.to_string())?;
         frames::recv(&mut recv).await.map_err(|e| match e {
-            FrameError::Wire(WireError::Version { theirs, ours }) => format!(
-                "hub {hub} speaks gdx protocol {theirs} and this {what} speaks gdx protocol {ours}; install the version that matches the hub"
+            FrameError::Wire(WireError::Version { theirs, .. }) => format!(
+                "hub {hub} speaks gdx protocol {theirs} and this {what} speaks gdx protocol {}; install the version that matches the hub",
+                wire::versions_spoken()
             ),
             other => other.to_string(),
         })

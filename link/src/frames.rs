@@ -97,6 +97,17 @@ fn read_error(e: quinn::ReadExactError) -> FrameError {
     }
 }
 
+/// The protocol version of an established connection: the newest both
+/// sides offered in ALPN (`gdx/N`), and the oldest this build speaks when
+/// the handshake named none.
+pub fn protocol(conn: &quinn::Connection) -> u16 {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+        .and_then(|alpn| wire::alpn_version(&alpn))
+        .unwrap_or(wire::OLDEST_PROTOCOL_VERSION)
+}
+
 /// One sentence for a user about why a connection ended or never started.
 pub fn describe_connection_error(e: &quinn::ConnectionError) -> String {
     use quinn::ConnectionError as E;

@@ -37,6 +37,12 @@ pub async fn if_due(
     if !gdx_common::renewal::due(not_before, not_after, now) {
         return Ok(None);
     }
+    if crate::frames::protocol(conn) < gdx_common::wire::OBSERVATIONS_AND_RENEWAL {
+        return Err(format!(
+            "{peer} speaks gdx protocol {}, which cannot renew certificates; this node renews once {peer} is upgraded",
+            crate::frames::protocol(conn)
+        ));
+    }
     let key = pki::new_key().map_err(|e| e.to_string())?;
     let csr_der = pki::make_csr(&key, node).map_err(|e| e.to_string())?;
     let answer =

@@ -19,6 +19,7 @@ use gdx_common::{NodeId, Role};
 
 pub mod browser;
 pub mod rawclient;
+pub mod replay;
 pub mod servers;
 
 /// Path of a workspace binary, building the binaries on first use.

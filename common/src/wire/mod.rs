@@ -6,6 +6,15 @@
 //! version travels in every frame, so a peer that speaks another version is
 //! named precisely instead of failing with a decode error. The decoder never
 //! panics: oversized, truncated and malformed frames are errors.
+//!
+//! Versions: this build speaks [`OLDEST_PROTOCOL_VERSION`] to
+//! [`PROTOCOL_VERSION`]. A connection's version is the newest both sides
+//! offer in ALPN (`gdx/2`, `gdx/1`), and a message new in a version is sent
+//! only on connections of that version or later. A message kind never
+//! changes its layout (a change is a new kind), and each frame carries the
+//! version that introduced its kind ([`Message::since`]), so what an older
+//! peer can read is byte for byte what it sent itself; stored frames (an
+//! agent's outbox, the catalogue) stay valid across upgrades.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,10 +27,18 @@ mod exchange;
 
 pub use exchange::*;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
-/// ALPN of the main protocol; requires a client certificate.
-pub const ALPN: &[u8] = b"gdx/1";
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest protocol version this build still speaks (the previous one).
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
+/// The version that brought `Observations` (考核) and certificate renewal
+/// (`Renew`); connections of version 1 carry neither.
+pub const OBSERVATIONS_AND_RENEWAL: u16 = 2;
+/// ALPN of the main protocol, one per version this build speaks, newest
+/// first; requires a client certificate.
+pub const ALPNS: [&[u8]; 2] = [b"gdx/2", b"gdx/1"];
+/// ALPN of the newest version of the main protocol.
+pub const ALPN: &[u8] = ALPNS[0];
 /// ALPN of the enrolment service, for nodes that have no certificate yet.
 pub const ALPN_ENROLL: &[u8] = b"gdx-enroll/1";
 /// Largest frame body (version + payload) accepted, in bytes.
@@ -133,7 +150,30 @@ pub enum Message {
     Renewed(Renewed),
 }
 
+/// The protocol versions this build speaks, for messages: `1 to 2`.
+pub fn versions_spoken() -> String {
+    format!("{OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}")
+}
+
+/// The protocol version an ALPN of the main protocol names, if this build
+/// speaks it.
+pub fn alpn_version(alpn: &[u8]) -> Option<u16> {
+    let version = std::str::from_utf8(alpn.strip_prefix(b"gdx/")?).ok()?.parse::<u16>().ok()?;
+    (OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version).then_some(version)
+}
+
 impl Message {
+    /// The protocol version that introduced this kind of message: a frame
+    /// carries it, and a connection of an older version never sees it.
+    pub fn since(&self) -> u16 {
+        match self {
+            Message::Observations(_) | Message::ObservationsTaken(_) | Message::Renew(_) | Message::Renewed(_) => {
+                OBSERVATIONS_AND_RENEWAL
+            }
+            _ => 1,
+        }
+    }
+
     /// The message's kind, for an error that names what came instead of
     /// what was expected (never the whole message: it may be large or hold
     /// data).
@@ -483,7 +523,7 @@ pub enum WireError {
     TooShort(usize),
     /// The peer speaks another protocol version.
     #[error(
-        "the peer speaks gdx protocol {theirs}, this program speaks gdx protocol {ours}; upgrade the older of the two"
+        "the peer speaks gdx protocol {theirs}, this program speaks gdx protocol {OLDEST_PROTOCOL_VERSION} to {ours}; upgrade the older of the two"
     )]
     Version { theirs: u16, ours: u16 },
     /// The payload does not decode, or has bytes left over.
@@ -494,10 +534,12 @@ pub enum WireError {
     Encode(usize),
 }
 
-/// Encodes one message as a complete frame.
+/// Encodes one message as a complete frame, stamped with the version that
+/// introduced its kind (a frame may carry an older kind under a newer
+/// version, never a newer kind under an older one).
 pub fn encode_frame(msg: &Message) -> Result<Vec<u8>, WireError> {
     let mut out = vec![0u8; LENGTH_PREFIX];
-    out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    out.extend_from_slice(&msg.since().to_be_bytes());
     bincode::serde::encode_into_std_write(msg, &mut out, bincode::config::standard())
         .map_err(|e| WireError::Malformed(e.to_string()))?;
     let body = out.len() - LENGTH_PREFIX;
@@ -524,7 +566,7 @@ pub fn body_len(prefix: [u8; LENGTH_PREFIX]) -> Result<usize, WireError> {
 pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
     let (version, payload) = body.split_at_checked(VERSION_LEN).ok_or(WireError::TooShort(body.len()))?;
     let theirs = u16::from_be_bytes([version[0], version[1]]);
-    if theirs != PROTOCOL_VERSION {
+    if !(OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&theirs) {
         return Err(WireError::Version { theirs, ours: PROTOCOL_VERSION });
     }
     let config = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
@@ -532,6 +574,13 @@ pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
         bincode::serde::decode_from_slice(payload, config).map_err(|e| WireError::Malformed(e.to_string()))?;
     if used != payload.len() {
         return Err(WireError::Malformed(format!("{} bytes left over after the message", payload.len() - used)));
+    }
+    if msg.since() > theirs {
+        return Err(WireError::Malformed(format!(
+            "{} is a message of gdx protocol {}, in a frame of protocol {theirs}",
+            msg.kind(),
+            msg.since()
+        )));
     }
     Ok(msg)
 }

@@ -28,8 +28,9 @@ impl Hub {
             }
             Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
                 let msg = format!(
-                    "hub {} speaks gdx protocol {ours} and {role} {node} speaks gdx protocol {theirs}; upgrade the older of the two",
-                    self.config.hub_id()
+                    "hub {} speaks gdx protocol {} and {role} {node} speaks gdx protocol {theirs}; upgrade the older of the two",
+                    self.config.hub_id(),
+                    wire::versions_spoken()
                 );
                 warn!(theirs, ours, "protocol version mismatch");
                 refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;

@@ -2,7 +2,8 @@
 //! connections, and revocation.
 //!
 //! Each accepted connection is served by its own task inside a tracing span
-//! that names the peer. On ALPN `gdx/1` the peer must hold a certificate
+//! that names the peer. On ALPN `gdx/2` or `gdx/1` (the protocol versions
+//! this build speaks, `wire::ALPNS`) the peer must hold a certificate
 //! that chains to this hub's CA ([`gdx_certs::tls`] checks that), has not
 //! been revoked, and whose role and division this hub serves ([`Policy`]).
 //! The first stream carries a versioned hello; the hub answers with a
@@ -199,7 +200,12 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         config.hub_id(),
         config.name
     );
-    println!("gdx-hub {} ({}) listening on {local}/udp (QUIC, ALPN gdx/1)", config.hub_id(), config.name);
+    println!(
+        "gdx-hub {} ({}) listening on {local}/udp (QUIC, gdx protocol {})",
+        config.hub_id(),
+        config.name,
+        wire::versions_spoken()
+    );
 
     let hub = Arc::new(Hub {
         config,
@@ -338,15 +344,16 @@ impl Hub {
             .and_then(|p| p.downcast::<Vec<CertificateDer<'static>>>().ok())
             .and_then(|chain| chain.first().map(|c| c.to_vec()));
         let peer = peer_cert.as_deref().map(Identity::of);
-        match (alpn.as_deref(), peer) {
+        let protocol = alpn.as_deref().and_then(wire::alpn_version);
+        match (alpn.as_deref(), protocol, peer) {
             // an enrolling peer stays unproven until it leaves
-            (Some(wire::ALPN_ENROLL), _) => self.serve_enrolment(conn).await,
-            (Some(wire::ALPN), Some(Ok(Identity::Node { node, role, serial, not_after, .. }))) => {
-                let span = info_span!("node", %node, %role);
+            (Some(wire::ALPN_ENROLL), _, _) => self.serve_enrolment(conn).await,
+            (_, Some(protocol), Some(Ok(Identity::Node { node, role, serial, not_after, .. }))) => {
+                let span = info_span!("node", %node, %role, protocol);
                 let peer = Peer { node, role, serial, not_after, cert: peer_cert.unwrap_or_default() };
                 self.serve_node(conn, order, peer, unproven).instrument(span).await;
             }
-            (Some(wire::ALPN), _) => {
+            (_, Some(_), _) => {
                 crate::metrics::refused("no_client_certificate");
                 info!("refused a connection without a client certificate");
                 conn.close(
@@ -427,10 +434,11 @@ impl Hub {
         let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
         let req = match within(HELLO_TIMEOUT, frames::recv(&mut recv)).await {
             Ok(Some(Message::EnrollRequest(r))) => r,
-            Err(FrameError::Wire(WireError::Version { theirs, ours })) => {
+            Err(FrameError::Wire(WireError::Version { theirs, .. })) => {
                 let msg = format!(
-                    "hub {} speaks gdx protocol {ours} and the enrolling node speaks gdx protocol {theirs}; upgrade the older of the two",
-                    self.config.hub_id()
+                    "hub {} speaks gdx protocol {} and the enrolling node speaks gdx protocol {theirs}; upgrade the older of the two",
+                    self.config.hub_id(),
+                    wire::versions_spoken()
                 );
                 refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
                 return;

@@ -296,7 +296,9 @@ async fn forward_loop(
                 return e;
             }
         }
+        // a parent of protocol 1 does not know observations: they wait (their cursors stay) until it is upgraded
         if pass.is_multiple_of(OBSERVE_EVERY)
+            && frames::protocol(conn) >= gdx_common::wire::OBSERVATIONS_AND_RENEWAL
             && let Err(e) = observations_pass(conn, paths).await
         {
             return e;
