@@ -99,15 +99,8 @@ async fn keep_connected(
                 }
                 info!(hub = %session.welcome.hub, "connected");
                 println!("connected to {} ({})", session.welcome.hub, session.welcome.hub_name);
-                match crate::renew::if_due(&session.conn, paths, config).await {
-                    Ok(Some(until)) => info!(until = %gdx_common::units::format_date(until), "certificate renewed"),
-                    Ok(None) => {}
-                    // the old certificate serves on; renewal is asked again at the next connection
-                    Err(e) => {
-                        warn!(error = %format!("{e:#}"), "certificate renewal failed; asked again at the next connection")
-                    }
-                }
                 let reason = tokio::select! {
+                    r = credentials_loop(&session.conn, paths, config) => r,
                     r = wait_closed(&session, state) => r,
                     r = crate::syncer::upload_loop(&session.conn, state_path, wake) => {
                         session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
@@ -129,6 +122,29 @@ async fn keep_connected(
         }
     }
 }
+
+/// At the connection and every six hours while it lasts: renews the
+/// certificate when due, and takes the roots the hub offers (a root
+/// rollover); a failure is logged and tried again next time, the current
+/// certificate and roots serving on. Never ends.
+async fn credentials_loop(conn: &quinn::Connection, paths: &AgentPaths, config: &AgentConfig) -> String {
+    loop {
+        match crate::renew::if_due(conn, paths, config).await {
+            Ok(Some(until)) => info!(until = %gdx_common::units::format_date(until), "certificate renewed"),
+            Ok(None) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "certificate renewal failed; asked again later"),
+        }
+        match crate::renew::take_roots(conn, paths).await {
+            Ok(0) => {}
+            Ok(n) => info!(roots = n, "took the new root the hub passed on (a root rollover)"),
+            Err(e) => warn!(error = %format!("{e:#}"), "the hub's roots could not be taken; asked again later"),
+        }
+        tokio::time::sleep(CREDENTIALS_EVERY).await;
+    }
+}
+
+/// How often a long connection renews and takes roots besides its start.
+const CREDENTIALS_EVERY: Duration = Duration::from_secs(6 * 3600);
 
 async fn wait_closed(session: &Session, state: &State) -> String {
     let mut beat = tokio::time::interval(Duration::from_secs(2));

@@ -223,7 +223,7 @@ pub async fn receive_pass(
         Message::Requests(r) => r,
         other => return Err(format!("the hub answered with {}", other.kind())),
     };
-    let verifier = tls::ChainVerifier::new(std::slice::from_ref(&creds.root)).map_err(|e| e.to_string())?;
+    let verifier = tls::ChainVerifier::new(&creds.roots).map_err(|e| e.to_string())?;
     let db = paths.received(config);
     let mut conn_db = open_received(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let mut out = Vec::new();

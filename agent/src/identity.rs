@@ -9,11 +9,12 @@ use rustls::pki_types::CertificateDer;
 
 use crate::config::{AgentConfig, AgentPaths};
 
-/// The node's TLS identity: certificate chain and key, and the root it trusts.
+/// The node's TLS identity: certificate chain and key, and the roots it
+/// trusts (one, or more during a root rollover: `gdx_certs::trust`).
 pub struct Credentials {
     pub chain: Vec<CertificateDer<'static>>,
     pub key_der: Vec<u8>,
-    pub root: CertificateDer<'static>,
+    pub roots: Vec<CertificateDer<'static>>,
 }
 
 impl Credentials {
@@ -27,12 +28,13 @@ impl Credentials {
         };
         let chain: Vec<CertificateDer<'static>> =
             pem_blocks(&read(paths.cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
-        let root = pem_blocks(&read(paths.ca())?, "CERTIFICATE").into_iter().next().map(CertificateDer::from);
-        let (false, Some(root)) = (chain.is_empty(), root) else {
+        let roots: Vec<CertificateDer<'static>> =
+            gdx_certs::trust::read(&read(paths.ca())?).into_iter().map(CertificateDer::from).collect();
+        if chain.is_empty() || roots.is_empty() {
             anyhow::bail!("agent.crt or ca.crt in {} holds no certificate; enrol again", paths.dir.display());
-        };
+        }
         let key = pki::key_from_pem(&gdx_files::read_private(&paths.key())?, "agent.key")?;
-        Ok(Self { chain, key_der: key.serialize_der(), root })
+        Ok(Self { chain, key_der: key.serialize_der(), roots })
     }
 }
 

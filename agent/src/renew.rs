@@ -16,12 +16,27 @@ use crate::identity::Credentials;
 pub async fn if_due(conn: &quinn::Connection, paths: &AgentPaths, config: &AgentConfig) -> anyhow::Result<Option<i64>> {
     let creds = Credentials::load(paths)?;
     let Some(current) = creds.chain.first() else { anyhow::bail!("agent.crt holds no certificate; enrol again") };
-    let renewed = gdx_link::renew::if_due(conn, &config.node, current, &creds.root, crate::now(), "the hub")
+    let renewed = gdx_link::renew::if_due(conn, &config.node, current, &creds.roots, crate::now(), "the hub")
         .await
         .map_err(anyhow::Error::msg)?;
     let Some(r) = renewed else { return Ok(None) };
     gdx_files::pair::switch(&paths.key(), &r.key.serialize_pem(), &paths.cert(), &r.chain_pem)?;
     Ok(Some(r.not_after))
+}
+
+/// Takes the roots the hub offers that a root this agent trusts vouches
+/// for (`gdx_link::roots`), adding them to `ca.crt` (replaced whole);
+/// returns how many.
+pub async fn take_roots(conn: &quinn::Connection, paths: &AgentPaths) -> anyhow::Result<usize> {
+    let creds = Credentials::load(paths)?;
+    let trusted: Vec<Vec<u8>> = creds.roots.iter().map(|r| r.to_vec()).collect();
+    let (_, taken) =
+        gdx_link::roots::refresh(conn, &trusted, crate::now(), "the hub").await.map_err(anyhow::Error::msg)?;
+    if !taken.is_empty() {
+        let all: Vec<Vec<u8>> = trusted.into_iter().chain(taken.iter().cloned()).collect();
+        gdx_files::replace(&paths.ca(), gdx_certs::trust::write(&all).as_bytes(), false)?;
+    }
+    Ok(taken.len())
 }
 
 /// `gdx-agent renew`: connects, renews if due, and leaves.
@@ -31,6 +46,9 @@ pub async fn now_if_due(dir: &Path, timeout: Duration) -> anyhow::Result<Option<
     let creds = Credentials::load(&paths)?;
     let session = crate::uplink::connect(&config, &creds, timeout, true).await.map_err(|e| anyhow::anyhow!(e.0))?;
     let renewed = if_due(&session.conn, &paths, &config).await;
+    if let Err(e) = take_roots(&session.conn, &paths).await {
+        eprintln!("the hub's roots could not be taken: {e:#}");
+    }
     session.conn.close(quinn::VarInt::from_u32(0), b"renewed");
     session.endpoint.wait_idle().await;
     renewed

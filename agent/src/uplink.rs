@@ -48,12 +48,9 @@ pub async fn connect(
     timeout: Duration,
     probe: bool,
 ) -> Result<Session, LinkError> {
-    let tls = tls::node_client_config(
-        Some((creds.chain.clone(), creds.key_der.clone())),
-        creds.root.clone(),
-        Some(&config.hub),
-    )
-    .map_err(|e| LinkError(format!("{e}; enrol again")))?;
+    let tls =
+        tls::node_client_config(Some((creds.chain.clone(), creds.key_der.clone())), &creds.roots, Some(&config.hub))
+            .map_err(|e| LinkError(format!("{e}; enrol again")))?;
     let started = Instant::now();
     let (endpoint, conn) = dial(&config.hub_addr, tls, timeout).await?;
     let hello = Message::Hello(Hello {

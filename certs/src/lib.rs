@@ -3,6 +3,7 @@
 //!
 //! - [`pki`]: keys, CAs, CSRs, issuing, and reading a node's identity back out
 //!   of its certificate.
+//! - [`trust`]: the roots a node trusts, and taking a new one in a rollover.
 //! - [`tls`]: rustls/quinn configs for hubs and agents, with the verifiers
 //!   that enforce chain, role, division and revocation at every handshake.
 //!
@@ -12,6 +13,7 @@
 
 pub mod pki;
 pub mod tls;
+pub mod trust;
 
 pub use pki::{Ca, Identity, PkiError};
 

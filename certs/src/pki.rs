@@ -192,10 +192,26 @@ impl Ca {
         }
         let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
             .map_err(|e| PkiError::Csr(e.to_string()))?;
-        let mut params = ca_params(division, name, now)?;
+        // each intermediate has a name of its own, so that a renewed one never stands for the one it replaces
+        let mut params = ca_params_named(division, &format!("GDX CA {division} {}", month(now)), name, now)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.use_authority_key_identifier_extension = true;
         Ok(params.signed_by(&csr.public_key, &self.issuer()?)?.der().clone())
+    }
+
+    /// Makes the root that succeeds this one, for a root rollover: a new key
+    /// and a name of its own (`GDX CA 630000 2026-12`), self-signed, and its
+    /// cross-certificate — the same name and key, issued by this root — so
+    /// that a node trusting only this root verifies the new one's chains and
+    /// takes it as a root of its own ([`crate::trust`]).
+    pub fn next_root(&self, name: &str, now: i64) -> Result<(Ca, CertificateDer<'static>), PkiError> {
+        let key = new_key()?;
+        let cn = format!("GDX CA {} {}", self.division, month(now));
+        let own = ca_params_named(self.division, &cn, name, now)?.self_signed(&key)?;
+        let mut cross = ca_params_named(self.division, &cn, name, now)?;
+        cross.use_authority_key_identifier_extension = true;
+        let cross = cross.signed_by(&key, &self.issuer()?)?;
+        Ok((Ca { cert_der: own.der().clone(), key, division: self.division }, cross.der().clone()))
     }
 
     /// Issues a node certificate for a key held here (the hub's own
@@ -309,6 +325,19 @@ pub fn is_self_issued(der: &[u8]) -> bool {
     x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.issuer() == c.subject())
 }
 
+/// True for a root: self-issued, or a root's cross-certificate (a CA that
+/// may issue CAs, which only a root can make: every intermediate GDX
+/// issues is limited to path length 0).
+pub fn is_root_ca(der: &[u8]) -> bool {
+    is_self_issued(der)
+        || x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
+            c.basic_constraints()
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.value.ca && b.value.path_len_constraint.is_none_or(|n| n >= 1))
+        })
+}
+
 /// SHA-256 of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
@@ -354,9 +383,24 @@ pub fn pem_to_der(pem: &str, label: &str) -> Option<Vec<u8>> {
 }
 
 fn ca_params(division: DivisionCode, name: &str, now: i64) -> Result<CertificateParams, PkiError> {
+    ca_params_named(division, &format!("GDX CA {division}"), name, now)
+}
+
+/// `YYYY-MM` of a Unix time, for the names of CA certificates.
+fn month(unix: i64) -> String {
+    let t = at(unix);
+    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
+}
+
+fn ca_params_named(
+    division: DivisionCode,
+    common_name: &str,
+    name: &str,
+    now: i64,
+) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("GDX CA {division}"));
+    dn.push(DnType::CommonName, common_name);
     dn.push(DnType::OrganizationName, name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));

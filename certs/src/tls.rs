@@ -120,26 +120,26 @@ pub fn https_client_config(root: CertificateDer<'static>) -> Result<Arc<rustls::
 
 /// The QUIC client configuration of a node with a certificate (`identity`
 /// is its chain and key) or, for tests and diagnostics, without one.
-/// The server must chain to `root` and hold a hub certificate.
+/// The server must chain to one of `roots` and hold a hub certificate.
 /// The server must also be hub `hub` (the one the node enrolled with);
 /// `None` accepts any hub, for tests and diagnostics only.
 pub fn node_client_config(
     identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
-    root: CertificateDer<'static>,
+    roots: &[CertificateDer<'static>],
     hub: Option<&NodeId>,
 ) -> Result<quinn::ClientConfig, TlsError> {
-    node_client_config_speaking(identity, root, hub, &ALPNS)
+    node_client_config_speaking(identity, roots, hub, &ALPNS)
 }
 
 /// [`node_client_config`] offering only the protocol versions in `alpns`
 /// (`gdx/N`): a node of an older version, for interoperability tests.
 pub fn node_client_config_speaking(
     identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
-    root: CertificateDer<'static>,
+    roots: &[CertificateDer<'static>],
     hub: Option<&NodeId>,
     alpns: &[&[u8]],
 ) -> Result<quinn::ClientConfig, TlsError> {
-    let verifier = HubVerifier::new(Trust::Root(root), hub)?;
+    let verifier = HubVerifier::new(Trust::Roots(roots.to_vec()), hub)?;
     client_config(identity, verifier, alpns)
 }
 
@@ -336,12 +336,11 @@ fn issuers_cover(identity: &Identity, intermediates: &[CertificateDer<'_>]) -> R
     let Identity::Node { node, role, .. } = identity else { return Ok(()) };
     for der in intermediates {
         // an intermediate CA cannot mint its own division's hub certificate
-        // (only the root issues the hub of its own division)
+        // (only the root, or its cross-certificate in a rollover, issues
+        // the hub of its own division)
         if let Ok(Identity::Ca { division, .. }) = Identity::of(der)
             && (!division.contains(node.division())
-                || (*role == Role::Hub
-                    && !crate::pki::is_self_issued(der)
-                    && !division.strictly_contains(node.division())))
+                || (*role == Role::Hub && !crate::pki::is_root_ca(der) && !division.strictly_contains(node.division())))
         {
             return Err(format!(
                 "the certificate of {role} {node} was issued by the CA of division {division}, which may issue only for its own division"
@@ -446,7 +445,8 @@ impl ClientCertVerifier for NodeClientVerifier {
 
 #[derive(Debug)]
 enum Trust {
-    Root(CertificateDer<'static>),
+    /// The roots of the node's trust file (more than one during a rollover).
+    Roots(Vec<CertificateDer<'static>>),
     Pinned([u8; 32]),
 }
 
@@ -461,8 +461,8 @@ struct HubVerifier {
 
 impl HubVerifier {
     fn new(trust: Trust, expected: Option<&NodeId>) -> Result<Self, TlsError> {
-        if let Trust::Root(root) = &trust {
-            root_store(std::slice::from_ref(root))?;
+        if let Trust::Roots(roots) = &trust {
+            root_store(roots)?;
         }
         Ok(Self { trust, expected: expected.cloned(), provider: provider() })
     }
@@ -477,12 +477,12 @@ impl ServerCertVerifier for HubVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let root = match &self.trust {
-            Trust::Root(root) => root.clone(),
+        let roots = match &self.trust {
+            Trust::Roots(roots) => roots.clone(),
             Trust::Pinned(pin) => {
                 let found = std::iter::once(end_entity).chain(intermediates).find(|c| &fingerprint(c) == pin);
                 match found {
-                    Some(c) => c.clone().into_owned(),
+                    Some(c) => vec![c.clone().into_owned()],
                     None => {
                         let presented = intermediates.last().unwrap_or(end_entity);
                         return Err(refuse(format!(
@@ -501,7 +501,7 @@ impl ServerCertVerifier for HubVerifier {
             )));
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(root_store(&[root]).map_err(|e| refuse(e.to_string()))?),
+            Arc::new(root_store(&roots).map_err(|e| refuse(e.to_string()))?),
             self.provider.clone(),
         )
         .build()

@@ -32,6 +32,16 @@ pub fn write_new(path: &Path, contents: &[u8], private: bool) -> std::io::Result
     f.sync_all()
 }
 
+/// Replaces `path` with `contents` whole: written and synced beside it,
+/// then renamed over it, so a kill leaves the old file or the new one.
+pub fn replace(path: &Path, contents: &[u8], private: bool) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or_default()));
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, contents, private)?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// Opens an existing database to read and write, with its at-rest key if
 /// one applies (no schema, no journal change: see [`open_sqlite`]).
 pub fn open_existing(path: &Path) -> rusqlite::Result<Connection> {

@@ -30,7 +30,13 @@ pub struct Authority {
     pub ca_der: Vec<u8>,
     /// This hub's intermediate CA at a child hub, appended to every chain it issues.
     pub intermediates: Vec<Vec<u8>>,
+    /// The root enrolment tokens pin: the first of `roots`.
     pub root_der: Vec<u8>,
+    /// Every root this hub trusts, the current one first (more than one
+    /// during a root rollover: `crate::rollover`).
+    pub roots: Vec<Vec<u8>>,
+    /// The CA certificates this hub issued with before (`ca-previous.crt`).
+    pub previous: Vec<Vec<u8>>,
 }
 
 impl Authority {
@@ -48,14 +54,13 @@ impl Authority {
             true => Some(Ca::from_pem(&ca_pem, &gdx_files::read_private(&paths.ca_key())?)?),
             false => None,
         };
-        let (intermediates, root_der) = if paths.root_cert().exists() {
-            let root = pki::pem_to_der(&read(paths.root_cert())?, "CERTIFICATE")
-                .with_context(|| format!("{} holds no certificate", paths.root_cert().display()))?;
-            (vec![ca_der.clone()], root)
-        } else {
-            (Vec::new(), ca_der.clone())
+        let roots = crate::rollover::trusted_roots(paths)?;
+        let Some(root_der) = roots.first().cloned() else {
+            anyhow::bail!("{} holds no certificate", paths.root_cert().display());
         };
-        Ok(Self { ca, ca_der, intermediates, root_der })
+        let intermediates = if paths.root_cert().exists() { vec![ca_der.clone()] } else { Vec::new() };
+        let previous = crate::rollover::read_optional(&paths.ca_previous())?;
+        Ok(Self { ca, ca_der, intermediates, root_der, roots, previous })
     }
 
     /// SHA-256 of the root certificate: what enrolment tokens pin.
@@ -378,7 +383,19 @@ mod tests {
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
         let root_der = ca.cert_der.to_vec();
-        (dir, store, config, Authority { ca: Some(ca), ca_der: root_der.clone(), intermediates: vec![], root_der })
+        (
+            dir,
+            store,
+            config,
+            Authority {
+                ca: Some(ca),
+                ca_der: root_der.clone(),
+                intermediates: vec![],
+                roots: vec![root_der.clone()],
+                root_der,
+                previous: vec![],
+            },
+        )
     }
 
     fn county_token(store: &Store, config: &HubConfig, ca: &Authority) -> EnrolmentToken {
@@ -483,7 +500,14 @@ mod tests {
         config.division = division;
         let ca = Ca::create_root(division, "青海省", NOW).unwrap();
         let root_der = ca.cert_der.to_vec();
-        let auth = Authority { ca: Some(ca), ca_der: root_der.clone(), intermediates: vec![], root_der };
+        let auth = Authority {
+            ca: Some(ca),
+            ca_der: root_der.clone(),
+            intermediates: vec![],
+            roots: vec![root_der.clone()],
+            root_der,
+            previous: vec![],
+        };
         let child = NodeId::parse("632500/hub").unwrap();
         let token = make_token(&store, &config, auth.root_fingerprint(), &child, Role::Hub, 60, NOW).unwrap();
         let (key, ca_key) = (pki::new_key().unwrap(), pki::new_key().unwrap());
@@ -496,10 +520,36 @@ mod tests {
         }
         // the same token and key get the same certificates again
         let again = enrol(&mut store, &config, &auth, &req, NOW + 1).unwrap();
-        assert_eq!((again.chain_der, again.ca_der), (enrolled.chain_der, enrolled.ca_der));
+        assert_eq!((&again.chain_der, &again.ca_der), (&enrolled.chain_der, &enrolled.ca_der));
         // a hub token used without a CA request is refused with the right command
         let token = make_token(&store, &config, auth.root_fingerprint(), &child, Role::Hub, 60, NOW).unwrap();
         let e = enrol(&mut store, &config, &auth, &request(&token, &key), NOW).unwrap_err();
         assert!(e.message.contains("gdx-hub init --join"), "{}", e.message);
+
+        // the intermediate is renewed past half its life, once per key, for that child only
+        let current = again.ca_der.clone().unwrap();
+        let year = 365 * 86_400;
+        let renew = |key: &rcgen::KeyPair, role: Role, at: i64| {
+            let req = gdx_common::wire::RenewCaRequest {
+                csr_der: pki::make_ca_csr(key, "GDX CA 632500").unwrap(),
+                current_der: current.clone(),
+            };
+            crate::rollover::renew_intermediate(&store, &config, &auth, &child, role, &req, at)
+        };
+        let new_key = pki::new_key().unwrap();
+        assert!(!crate::rollover::intermediate_due(&current, &auth.ca_der, NOW + year));
+        assert!(crate::rollover::intermediate_due(&current, &auth.ca_der, NOW + 14 * year));
+        assert!(renew(&new_key, Role::Hub, NOW + year).unwrap_err().message.contains("half"));
+        assert_eq!(renew(&new_key, Role::Agent, NOW + 11 * year).unwrap_err().code, RefusalCode::NotAuthorized);
+        let renewed = renew(&new_key, Role::Hub, NOW + 11 * year).unwrap().chain_der.remove(0);
+        assert!(gdx_certs::trust::issued_by(&renewed, &auth.ca_der) && pki::key_matches(&new_key, &renewed));
+        assert_eq!(renew(&new_key, Role::Hub, NOW + 11 * year).unwrap().chain_der, vec![renewed]);
+        assert_eq!(
+            renew(&pki::new_key().unwrap(), Role::Hub, NOW + 11 * year).unwrap_err().code,
+            RefusalCode::NotAuthorized
+        );
+        // under another root (after a rollover) it is due whatever its age
+        let (next, _) = auth.ca.as_ref().unwrap().next_root("青海省", NOW).unwrap();
+        assert!(crate::rollover::intermediate_due(&current, &next.cert_der, NOW + 1));
     }
 }

@@ -135,13 +135,26 @@ pub fn renew_own(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Resu
     }
     let pem = std::fs::read_to_string(paths.hub_cert())?;
     let Some(current) = gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE").into_iter().next() else { return Ok(None) };
-    let Ok(pki::Identity::Node { not_before, not_after, serial: old, .. }) = pki::Identity::of(&current) else {
+    let Ok(pki::Identity::Node { not_before, not_after, .. }) = pki::Identity::of(&current) else {
         return Ok(None);
     };
     if !gdx_common::renewal::due(not_before, not_after, now) {
         return Ok(None);
     }
     let ca = Ca::from_pem(&std::fs::read_to_string(paths.ca_cert())?, &gdx_files::read_private(&paths.ca_key())?)?;
+    issue_own(paths, config, &ca, now).map(Some)
+}
+
+/// Issues the province hub a new key and certificate under `ca`, switching
+/// the pair together (`gdx_files::pair`), as an audit entry (`renewed`,
+/// with the serial it replaces); returns the new end.
+pub fn issue_own(paths: &HubPaths, config: &HubConfig, ca: &Ca, now: i64) -> anyhow::Result<i64> {
+    let pem = std::fs::read_to_string(paths.hub_cert())?;
+    let old =
+        gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE").into_iter().next().and_then(|c| match pki::Identity::of(&c) {
+            Ok(pki::Identity::Node { serial, .. }) => Some(serial),
+            _ => None,
+        });
     let key = pki::new_key()?;
     let new_after = now + HUB_CERT_DAYS * 86_400;
     let cert = ca.issue_for_key(&key, &config.hub_id(), Role::Hub, now - 300, new_after)?;
@@ -157,7 +170,7 @@ pub fn renew_own(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Resu
         detail: serde_json::json!({ "role": "hub", "serial": serial, "not_after": new_after, "replaces": old }),
         ..Default::default()
     })?;
-    Ok(Some(new_after))
+    Ok(new_after)
 }
 
 /// What `init --join` needs to know.

@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod net;
 pub mod nodes;
 pub mod portal;
+pub mod rollover;
 pub mod store;
 pub mod supervision;
 pub mod util;

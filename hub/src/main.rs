@@ -124,6 +124,12 @@ enum Command {
         after_help = "Examples:\n  gdx-hub catalog list\n  gdx-hub catalog list --class base --json\n  gdx-hub catalog list --overdue\n  gdx-hub catalog search 人口\n  gdx-hub catalog search 低保 --division 632500 --sharing conditional\n  gdx-hub catalog show 101001/000001"
     )]
     Catalog(CatalogCommand),
+    /// The root rollover (at the province) and who trusts which root.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gdx-hub ca rollover     (the province, ca.key in place: prepare the next root)\n  gdx-hub ca status       (at each hub: the nodes that do not trust it yet)\n  gdx-hub ca switch       (the province, stopped: issue under the new root from now on)"
+    )]
+    Ca(CaCommand),
     /// Copy every store of this hub into a new directory while it runs: each
     /// database from one read transaction, the audit log last, and a
     /// manifest of SHA-256 digests. The copy holds the hub's keys: keep it so.
@@ -285,6 +291,22 @@ enum BaseCommand {
         id: String,
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make the next root and its cross-certificate, signed by the current
+    /// root; every node takes it at its next connection.
+    Rollover,
+    /// Once every node trusts the next root: issue under it from now on
+    /// (the hub stopped; start it after).
+    Switch,
+    /// The roots this hub trusts, and each node enrolled here with whether
+    /// it trusts them all.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -499,6 +521,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke { node } => cli::revoke(&paths, &node),
         Command::Login { auditor } => cli::login(&paths, auditor),
         Command::Issue { ca_key } => cli::issue(&paths, &ca_key),
+        Command::Ca(cmd) => {
+            let config = HubConfig::load(&paths)?;
+            let now = gdx_hub::util::now();
+            match cmd {
+                CaCommand::Rollover => gdx_hub::rollover::prepare(&paths, &config, now).map(|m| println!("{m}")),
+                CaCommand::Switch => gdx_hub::rollover::switch(&paths, &config, now).map(|m| println!("{m}")),
+                CaCommand::Status { json } => gdx_hub::rollover::print_status(&paths, json),
+            }
+        }
         Command::Backup { out } => gdx_hub::backup::backup(&paths.dir, &out, gdx_hub::util::now()).map(|m| {
             println!(
                 "backed up {} files of {} to {} (audit log: {} entries); keep it as safe as the hub's keys",

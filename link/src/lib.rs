@@ -20,5 +20,6 @@ pub mod frames;
 pub mod logs;
 pub mod metrics;
 pub mod renew;
+pub mod roots;
 
 pub use backoff::Backoff;

@@ -27,7 +27,7 @@ pub async fn if_due(
     conn: &quinn::Connection,
     node: &NodeId,
     current: &[u8],
-    root: &CertificateDer<'static>,
+    roots: &[CertificateDer<'static>],
     now: i64,
     peer: &str,
 ) -> Result<Option<Renewed>, String> {
@@ -51,7 +51,7 @@ pub async fn if_due(
         return Err(format!("{peer} answered the renewal with {}", answer.kind()));
     };
     let chain = renewed.chain_der;
-    let verified = tls::ChainVerifier::new(std::slice::from_ref(root))
+    let verified = tls::ChainVerifier::new(roots)
         .map_err(|e| e.to_string())?
         .verify(&chain, now)
         .map_err(|e| format!("the renewed certificate does not verify: {e}"))?;

@@ -35,7 +35,7 @@ fn endpoint_as(root_pem: &str, identity: Option<(std::path::PathBuf, std::path::
         let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(key).unwrap(), "key").unwrap();
         (chain, key.serialize_der())
     });
-    let config = gdx_certs::tls::node_client_config(identity, root, None).unwrap();
+    let config = gdx_certs::tls::node_client_config(identity, &[root], None).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
     endpoint

@@ -69,7 +69,7 @@ pub fn replay(
         .collect();
     let key = gdx_certs::pki::key_from_pem(&std::fs::read_to_string(identity.1).unwrap(), "key").unwrap();
     let config =
-        gdx_certs::tls::node_client_config_speaking(Some((chain, key.serialize_der())), root, None, alpns).unwrap();
+        gdx_certs::tls::node_client_config_speaking(Some((chain, key.serialize_der())), &[root], None, alpns).unwrap();
     let is_hello =
         |r: &Recorded| r.incoming && matches!(wire::decode_frame(&r.frame), Ok(Some((Message::Hello(_), _))));
     let mut sessions: Vec<&[Recorded]> = Vec::new();

@@ -31,6 +31,7 @@ pub use verify::{Cosigned, Pins, Problem, Verified, verify, verify_proof};
 pub const KINDS: &[&str] = &[
     "enrolled",
     "renewed",
+    "rollover",
     "revoked",
     "changeset",
     "catalogued",

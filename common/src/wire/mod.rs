@@ -31,8 +31,9 @@ pub use exchange::*;
 pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still speaks (the previous one).
 pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
-/// The version that brought `Observations` (考核) and certificate renewal
-/// (`Renew`); connections of version 1 carry neither.
+/// The version that brought `Observations` (考核), certificate renewal
+/// (`Renew`, `RenewCa`) and root rollover (`AskRoots`); connections of
+/// version 1 carry none of them.
 pub const OBSERVATIONS_AND_RENEWAL: u16 = 2;
 /// ALPN of the main protocol, one per version this build speaks, newest
 /// first; requires a client certificate.
@@ -148,6 +149,16 @@ pub enum Message {
     Renew(RenewRequest),
     /// The new certificate chain (the node's certificate first).
     Renewed(Renewed),
+    /// Node → its hub: the roots this node trusts (DER, at most
+    /// `gdx_certs::trust::MAX_ROOTS`); answered `Roots`.
+    AskRoots(Vec<Vec<u8>>),
+    /// The roots the hub trusts (DER), the one it issues under first; the
+    /// node takes those a root it trusts vouches for (a root rollover).
+    Roots(Vec<Vec<u8>>),
+    /// Child hub → parent: certify a new key as the intermediate CA of the
+    /// connection's division, replacing `current`; answered `Renewed`
+    /// (the new CA certificate alone).
+    RenewCa(RenewCaRequest),
 }
 
 /// The protocol versions this build speaks, for messages: `1 to 2`.
@@ -167,9 +178,13 @@ impl Message {
     /// carries it, and a connection of an older version never sees it.
     pub fn since(&self) -> u16 {
         match self {
-            Message::Observations(_) | Message::ObservationsTaken(_) | Message::Renew(_) | Message::Renewed(_) => {
-                OBSERVATIONS_AND_RENEWAL
-            }
+            Message::Observations(_)
+            | Message::ObservationsTaken(_)
+            | Message::Renew(_)
+            | Message::Renewed(_)
+            | Message::AskRoots(_)
+            | Message::Roots(_)
+            | Message::RenewCa(_) => OBSERVATIONS_AND_RENEWAL,
             _ => 1,
         }
     }
@@ -226,6 +241,9 @@ impl Message {
             Message::ObservationsTaken(_) => "ObservationsTaken",
             Message::Renew(_) => "Renew",
             Message::Renewed(_) => "Renewed",
+            Message::AskRoots(_) => "AskRoots",
+            Message::Roots(_) => "Roots",
+            Message::RenewCa(_) => "RenewCa",
         }
     }
 }
@@ -503,6 +521,14 @@ pub struct Enrolled {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewRequest {
     pub csr_der: Vec<u8>,
+}
+
+/// A child hub's renewal of its intermediate CA: a CSR of the new CA key,
+/// and the CA certificate it replaces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewCaRequest {
+    pub csr_der: Vec<u8>,
+    pub current_der: Vec<u8>,
 }
 
 /// A renewed certificate.

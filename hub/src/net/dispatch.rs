@@ -118,6 +118,14 @@ impl Hub {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.renew(&node, role, &cert, &req)])
                 }
+                Ok(Some(Message::RenewCa(req))) => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.renew_ca(&node, role, &req)])
+                }
+                Ok(Some(Message::AskRoots(theirs))) => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.roots(&node, &theirs)])
+                }
                 Ok(Some(Message::Observations(days))) if role == Role::Hub => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.take_observations(&node, &days)])
@@ -250,7 +258,7 @@ impl Hub {
         match relay::via(node, role, origin).map_err(|e| e.to_string())? {
             Via::Origin if chain.first().map(Vec::as_slice) == Some(cert) => Ok(cert.to_vec()),
             // signed before a renewal: another valid, unrevoked certificate of the same node
-            Via::Origin => match self.chains.verify(chain, now()) {
+            Via::Origin => match self.creds().chains.verify(chain, now()) {
                 Ok(Identity::Node { node: n, role: r, serial, .. })
                     if &n == node
                         && r == role
@@ -264,7 +272,7 @@ impl Hub {
                 _ => Err(relay::RelayRefused::NotTheConnectionsCertificate.to_string()),
             },
             Via::ChildHub => {
-                let signer = match self.chains.verify(chain, now()) {
+                let signer = match self.creds().chains.verify(chain, now()) {
                     Ok(Identity::Node { node, role, serial, .. }) => Signer::Node {
                         node,
                         role,
@@ -405,7 +413,7 @@ impl Hub {
         let Ok(store) = self.store.lock() else {
             return internal("the hub database is unavailable");
         };
-        match crate::enrol::renew(&store, &self.config, &self.auth, node, role, cert, &req.csr_der, now()) {
+        match crate::enrol::renew(&store, &self.config, &self.creds().auth, node, role, cert, &req.csr_der, now()) {
             Ok(renewed) => {
                 info!(%node, "certificate renewed");
                 // a child hub connects with its renewed certificate from now on
@@ -416,6 +424,33 @@ impl Hub {
             }
             Err(refusal) => Message::Refused(refusal),
         }
+    }
+
+    /// A child hub's intermediate CA renewed (`crate::rollover`).
+    pub(super) fn renew_ca(&self, node: &NodeId, role: Role, req: &wire::RenewCaRequest) -> Message {
+        let Ok(store) = self.store.lock() else {
+            return internal("the hub database is unavailable");
+        };
+        match crate::rollover::renew_intermediate(&store, &self.config, &self.creds().auth, node, role, req, now()) {
+            Ok(renewed) => {
+                info!(%node, "intermediate CA renewed");
+                Message::Renewed(renewed)
+            }
+            Err(refusal) => Message::Refused(refusal),
+        }
+    }
+
+    /// The roots this hub trusts, read afresh (a rollover prepared while it
+    /// runs is offered at once); what the node said it trusts is recorded
+    /// for `gdx-hub ca status`.
+    pub(super) fn roots(&self, node: &NodeId, theirs: &[Vec<u8>]) -> Message {
+        let mine = match crate::rollover::trusted_roots(&HubPaths::new(&self.dir)) {
+            Ok(r) if !r.is_empty() => r,
+            _ => return internal("the hub's roots cannot be read"),
+        };
+        let theirs: Vec<Vec<u8>> = theirs.iter().take(gdx_certs::trust::MAX_ROOTS).cloned().collect();
+        self.with_store(|s| s.record_roots(node, crate::rollover::missing(&theirs, &mine), now()));
+        Message::Roots(mine)
     }
 
     /// A child hub's observations of its departments, for 考核: days of

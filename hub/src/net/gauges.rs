@@ -16,10 +16,11 @@ impl Hub {
             Ok(Identity::Node { not_after, .. } | Identity::Ca { not_after, .. }) => Some(not_after),
             Err(_) => None,
         };
-        if let Some(t) = cert(&self.auth.ca_der) {
+        let creds = self.creds();
+        if let Some(t) = cert(&creds.auth.ca_der) {
             g.cert_days_left.push(("ca".into(), days(t)));
         }
-        if let Some(t) = cert(&self.own_cert) {
+        if let Some(t) = creds.chain.first().and_then(|c| cert(c)) {
             g.cert_days_left.push(("hub".into(), days(t)));
         }
         if let Ok(store) = self.store.lock()

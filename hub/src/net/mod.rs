@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use gdx_certs::pki::{self, Identity, pem_blocks};
-use gdx_certs::tls::{self, PeerPolicy};
+use gdx_certs::pki::{self, Identity};
+use gdx_certs::tls::PeerPolicy;
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::decode_changeset;
 use gdx_common::units::format_time;
@@ -37,19 +37,21 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::catalog::{self, Catalog};
 use crate::config::HubConfig;
-use crate::enrol::{self, Authority};
-use crate::exchange::{Exchange, HubSigner};
+use crate::enrol;
+use crate::exchange::Exchange;
 use crate::store::HubPaths;
 use crate::store::Store;
 use crate::store::vault::{Applied, VaultError, Vaults};
 use crate::supervision::config::SupervisionConfig;
 use crate::util::{now, now_ms};
 
+mod credentials;
 mod dispatch;
 pub(crate) mod gate;
 mod gauges;
 pub mod parent;
 mod policy;
+mod upward;
 
 pub use policy::Policy;
 
@@ -108,9 +110,12 @@ type Work = Box<dyn FnOnce(&Hub) -> Vec<Message> + Send>;
 struct Hub {
     config: HubConfig,
     vaults: Arc<Vaults>,
-    /// Checks the certificate chains of changesets and entries relayed by child hubs.
-    chains: tls::ChainVerifier,
-    auth: Authority,
+    /// Certificates, keys and roots, switched when their files change.
+    creds: RwLock<Arc<credentials::Credentials>>,
+    /// The data directory.
+    dir: PathBuf,
+    /// The QUIC endpoint, whose server configuration follows `creds`.
+    endpoint: quinn::Endpoint,
     store: Mutex<Store>,
     catalog: Arc<Mutex<Catalog>>,
     exchange: Arc<Mutex<Exchange>>,
@@ -123,18 +128,12 @@ struct Hub {
     gate: gate::Gate,
     /// `supervision.toml`, read again when the operator changes it.
     supervision: Arc<RwLock<SupervisionConfig>>,
-    /// This hub's own certificate (DER), for its days left.
-    own_cert: Vec<u8>,
 }
 
 /// Serves until `shutdown` completes. Prints one line when ready.
 pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let paths = HubPaths::new(dir);
     let config = HubConfig::load(&paths)?;
-    let read = |p: std::path::PathBuf| {
-        std::fs::read_to_string(&p)
-            .with_context(|| format!("cannot read {}; the hub's data directory is incomplete", p.display()))
-    };
     // an older directory is backed up, then marked current; a newer one is refused
     if let Some(backup) = crate::store::format::migrate(dir, now())? {
         println!(
@@ -148,23 +147,14 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     if let Some(until) = crate::init::renew_own(&paths, &config, now())? {
         println!("this hub's certificate was renewed until {}", gdx_common::units::format_date(until));
     }
-    let auth = Authority::load(&paths)?;
-    let root = CertificateDer::from(auth.root_der.clone());
-    let chain: Vec<CertificateDer<'static>> =
-        pem_blocks(&read(paths.hub_cert())?, "CERTIFICATE").into_iter().map(CertificateDer::from).collect();
-    if chain.is_empty() {
-        anyhow::bail!("{} holds no certificate; restore it from backup", paths.hub_cert().display());
-    }
-    let hub_key = pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?;
+    let creds = credentials::Credentials::load(&paths)?;
     let store = Store::open(&paths.db())?;
     store.reset_connections()?;
     store.heartbeat(now())?;
-    let own_ca = auth.intermediates.first().cloned();
-    let policy = Arc::new(Policy::new(config.division, own_ca, store.revoked_serials()?));
+    let policy = Arc::new(Policy::new(config.division, creds.own_cas(), store.revoked_serials()?));
     policy.set_children(store.child_hubs()?);
     policy.set_hub_serials(store.hub_serials()?);
-    let server_config =
-        tls::hub_server_config(chain.clone(), hub_key.serialize_der(), std::slice::from_ref(&root), policy.clone())?;
+    let server_config = creds.server_config(policy.clone())?;
     // the supervision rules: a mistake stops the start here (and later edits are read while serving)
     let supervision = Arc::new(std::sync::RwLock::new(SupervisionConfig::load(dir).map_err(anyhow::Error::msg)?));
     // the base databases, and the entries of those shared: a mistake stops the start here
@@ -187,14 +177,11 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let mut exchange = Exchange::open(dir, config.hub_id())?;
     exchange.set_children(store.child_hubs()?);
     exchange.set_lookup_limit(config.lookups_per_minute);
-    exchange.set_signer(HubSigner {
-        key: pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?,
-        chain: chain.iter().map(|c| c.to_vec()).collect(),
-    });
+    exchange.set_signer(creds.signer()?);
     let exchange = Arc::new(Mutex::new(exchange));
     let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
     let portal = crate::portal::Shared { catalog: catalog.clone(), exchange: exchange.clone(), audit: audit.clone() };
-    let (http, api) = crate::api::bind(&paths, &config, auth.ca.as_ref(), Some(portal)).await?;
+    let (http, api) = crate::api::bind(&paths, &config, creds.auth.ca.as_ref(), Some(portal)).await?;
     println!(
         "gdx-hub {} ({}) serving the portal on https://{http}/ and the HTTPS API on https://{http}/api/v1/",
         config.hub_id(),
@@ -210,8 +197,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let hub = Arc::new(Hub {
         config,
         vaults: Arc::new(Vaults::new(dir)),
-        chains: tls::ChainVerifier::new(std::slice::from_ref(&root))?,
-        auth,
+        creds: RwLock::new(Arc::new(creds)),
+        dir: dir.to_owned(),
+        endpoint: endpoint.clone(),
         store: Mutex::new(store),
         catalog: catalog.clone(),
         exchange: exchange.clone(),
@@ -221,13 +209,11 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         accepted: std::sync::atomic::AtomicU64::new(0),
         gate: gate::Gate::default(),
         supervision: supervision.clone(),
-        own_cert: chain[0].to_vec(),
     });
     hub.vaults.set_members(bases.members());
-    let publisher = crate::base::Publisher {
-        hub: hub.config.hub_id(),
-        key: pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?,
-        chain: chain.iter().map(|c| c.to_vec()).collect(),
+    let publisher = {
+        let signer = hub.creds().signer()?;
+        crate::base::Publisher { hub: hub.config.hub_id(), key: signer.key, chain: signer.chain }
     };
     for (b, entry) in &base_entries {
         let mut c = catalog.lock().map_err(|_| anyhow::anyhow!("the catalogue is unavailable"))?;
@@ -314,6 +300,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
     if let Ok(store) = hub.store.lock() {
         let _ = store.reset_connections();
+        // stopped: commands that need the hub stopped need not wait for the heartbeat to go stale
+        let _ = store.heartbeat(0);
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
     Ok(())
@@ -460,7 +448,7 @@ impl Hub {
         };
         let answer = match self.store.lock() {
             Ok(mut store) => {
-                let answer = enrol::enrol(&mut store, &self.config, &self.auth, &req, now());
+                let answer = enrol::enrol(&mut store, &self.config, &self.creds().auth, &req, now());
                 // a new child hub's agents must attach to it from now on
                 if let (Ok(children), Ok(serials)) = (store.child_hubs(), store.hub_serials()) {
                     self.policy.set_children(children);
@@ -642,6 +630,9 @@ async fn maintain(hub: Arc<Hub>) {
     loop {
         tick.tick().await;
         n += 1;
+        if n.is_multiple_of(5) {
+            hub.reload_if_changed();
+        }
         let revoked = match hub.store.lock() {
             Ok(store) => {
                 let _ = store.heartbeat(now());

@@ -47,6 +47,8 @@ const PASS_INTERVAL: Duration = Duration::from_secs(1);
 const PULL_EVERY: u64 = 5;
 /// Passes between two reports of what this hub observed of its departments (考核).
 const OBSERVE_EVERY: u64 = 15;
+/// Passes between renewals and root updates besides the connection's start (about an hour).
+const CREDENTIALS_EVERY: u64 = 3600;
 /// How long to wait for an answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 /// The other side, in errors.
@@ -108,8 +110,8 @@ async fn connect(
     let key = gdx_files::read_private(&paths.hub_key())
         .map_err(|e| e.to_string())
         .and_then(|pem| pki::key_from_pem(&pem, "hub.key").map_err(|e| e.to_string()))?;
-    let root = read_root(paths)?;
-    let tls = tls::node_client_config(Some((chain, key.serialize_der())), root, config.parent.as_ref())
+    let roots = super::upward::read_roots(paths)?;
+    let tls = tls::node_client_config(Some((chain, key.serialize_der())), &roots, config.parent.as_ref())
         .map_err(|e| e.to_string())?;
     let (endpoint, conn) = gdx_link::client::dial(addr, tls, Duration::from_secs(15)).await?;
     let hello = Message::Hello(Hello {
@@ -134,16 +136,6 @@ async fn connect(
         Ok(Err(e)) => Err(conn.close_reason().map(|r| describe_connection_error(&r)).unwrap_or(e)),
         Err(_) => Err("the parent hub did not answer the hello within 15 s".into()),
     }
-}
-
-fn read_root(paths: &HubPaths) -> Result<CertificateDer<'static>, String> {
-    let text = std::fs::read_to_string(paths.root_cert())
-        .map_err(|e| format!("cannot read {}: {e}", paths.root_cert().display()))?;
-    pem_blocks(&text, "CERTIFICATE")
-        .into_iter()
-        .next()
-        .map(CertificateDer::from)
-        .ok_or("root.crt holds no certificate".into())
 }
 
 /// Pulls what the parent recorded since the last pull (the rest of the
@@ -256,22 +248,20 @@ async fn forward_loop(
     exchange: &Arc<Mutex<Exchange>>,
     audit: &Arc<Mutex<crate::audit::AuditLog>>,
 ) -> String {
-    let root = match read_root(paths) {
+    // the roots the parent trusts, this hub's intermediate CA and its own certificate, renewed when due
+    super::upward::credentials_pass(conn, paths, config).await;
+    let roots = match super::upward::read_roots(paths) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let province = match gdx_certs::Identity::of(&root) {
-        Ok(gdx_certs::Identity::Ca { division, .. }) => division,
+    let province = match roots.first().map(|r| gdx_certs::Identity::of(r)) {
+        Some(Ok(gdx_certs::Identity::Ca { division, .. })) => division,
         _ => return "root.crt is not a GDX CA certificate".into(),
     };
-    let chains = match tls::ChainVerifier::new(&[root]) {
+    let chains = match tls::ChainVerifier::new(&roots) {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
-    // this hub's own certificate, renewed by the parent once two thirds of its life have passed
-    if let Err(e) = renew_pass(conn, paths, config).await {
-        warn!(error = %e, "this hub's certificate could not be renewed; asked again at the next connection");
-    }
     let mut pass: u64 = 0;
     loop {
         // A changeset applied here is forwarded at once; the rest waits for the pass.
@@ -287,6 +277,9 @@ async fn forward_loop(
         }
         if let Err(e) = cosign_pass(conn, audit).await {
             return e;
+        }
+        if pass > 0 && pass.is_multiple_of(CREDENTIALS_EVERY) {
+            super::upward::credentials_pass(conn, paths, config).await;
         }
         if pass.is_multiple_of(PULL_EVERY) {
             if let Err(e) = pull_catalog(conn, paths, config, &chains, province, catalog).await {
@@ -525,26 +518,6 @@ async fn observations_pass(conn: &quinn::Connection, paths: &HubPaths) -> Result
         }
     }
     crate::evaluation::facts::sent(&store, &pending).map_err(|e| e.to_string())
-}
-
-/// Renews hub.crt and hub.key over the parent link when due; the new pair
-/// is used by the next connection to the parent and, for this hub's own
-/// listener, from its next start (the old certificate stays valid until
-/// it ends, a third of its life later).
-async fn renew_pass(conn: &quinn::Connection, paths: &HubPaths, config: &HubConfig) -> Result<(), String> {
-    let pem = std::fs::read_to_string(paths.hub_cert()).map_err(|e| format!("cannot read hub.crt: {e}"))?;
-    let Some(current) = pem_blocks(&pem, "CERTIFICATE").into_iter().next() else {
-        return Err("hub.crt holds no certificate".into());
-    };
-    let root = read_root(paths)?;
-    if let Some(r) = gdx_link::renew::if_due(conn, &config.hub_id(), &current, &root, now(), PARENT).await? {
-        // as at the join, the hub's chain ends with the root, which enrolling agents pin
-        let chain_pem = r.chain_pem + &pki::der_to_pem(&root, "CERTIFICATE");
-        gdx_files::pair::switch(&paths.hub_key(), &r.key.serialize_pem(), &paths.hub_cert(), &chain_pem)
-            .map_err(|e| format!("cannot write the renewed certificate: {e}"))?;
-        info!(until = %gdx_common::units::format_date(r.not_after), "this hub's certificate renewed by the parent hub; the listener uses it from the next start");
-    }
-    Ok(())
 }
 
 /// The days in messages of at most `MAX_FACTS` days and about 4 MiB (a

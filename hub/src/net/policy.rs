@@ -11,7 +11,9 @@ pub struct Policy {
     division: DivisionCode,
     /// At a child hub: its own intermediate CA, which must have issued the
     /// certificates of the agents it serves.
-    own_ca: Option<Vec<u8>>,
+    /// This hub's intermediate CAs at a child hub, the current one and
+    /// those it issued under before (empty at the province).
+    own_cas: RwLock<Vec<Vec<u8>>>,
     revoked: RwLock<HashSet<String>>,
     /// Divisions of the child hubs enrolled here: their agents attach to them.
     children: RwLock<Vec<DivisionCode>>,
@@ -20,13 +22,20 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn new(division: DivisionCode, own_ca: Option<Vec<u8>>, revoked: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(division: DivisionCode, own_cas: Vec<Vec<u8>>, revoked: impl IntoIterator<Item = String>) -> Self {
         Self {
             division,
-            own_ca,
+            own_cas: RwLock::new(own_cas),
             revoked: RwLock::new(revoked.into_iter().collect()),
             children: RwLock::new(Vec::new()),
             hub_serials: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// After this hub's intermediate CA was renewed.
+    pub(super) fn set_own_cas(&self, own_cas: Vec<Vec<u8>>) {
+        if let Ok(mut o) = self.own_cas.write() {
+            *o = own_cas;
         }
     }
 
@@ -71,14 +80,18 @@ impl PeerPolicy for Policy {
                 revoked: self.is_revoked(serial) || self.chain_revoked(intermediates.iter().copied()),
                 not_before: *not_before,
                 not_after: *not_after,
-                issued_here: self.own_ca.as_ref().is_some_and(|ca| intermediates.contains(&ca.as_slice())),
+                issued_here: self
+                    .own_cas
+                    .read()
+                    .is_ok_and(|own| own.iter().any(|ca| intermediates.contains(&ca.as_slice()))),
                 enrolled_here: self.hub_serials.read().is_ok_and(|h| h.contains(serial)),
             },
             Identity::Ca { .. } => admission::PeerCert::Ca,
         };
         let children = self.children.read().map(|c| c.clone()).unwrap_or_default();
         let router = gdx_common::route::Router { division: self.division, children };
-        let hub = admission::Hub { router: &router, serves_only_its_own_agents: self.own_ca.is_some() };
+        let child = self.own_cas.read().is_ok_and(|own| !own.is_empty());
+        let hub = admission::Hub { router: &router, serves_only_its_own_agents: child };
         admission::admit(&hub, &cert, now()).map_err(|refused| {
             crate::metrics::refused(refused.reason());
             refused.to_string()

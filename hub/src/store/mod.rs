@@ -51,9 +51,26 @@ impl HubPaths {
         self.dir.join("hub.db")
     }
     /// The province's root certificate, kept by a child hub (a root hub's
-    /// root is its own `ca.crt`).
+    /// root is its own `ca.crt`); during a rollover, the roots
+    /// (`gdx_certs::trust`).
     pub fn root_cert(&self) -> PathBuf {
         self.dir.join("root.crt")
+    }
+    /// The CA certificates this hub issued with before (the old root at the
+    /// province after a rollover, old intermediates at a prefecture).
+    pub fn ca_previous(&self) -> PathBuf {
+        self.dir.join("ca-previous.crt")
+    }
+    /// At the province during a rollover: the new root's cross-certificates.
+    pub fn ca_cross(&self) -> PathBuf {
+        self.dir.join("ca-cross.crt")
+    }
+    /// At the province during a rollover: the new root, prepared.
+    pub fn ca_next_cert(&self) -> PathBuf {
+        self.dir.join("ca-next.crt")
+    }
+    pub fn ca_next_key(&self) -> PathBuf {
+        self.dir.join("ca-next.key")
     }
     /// The HTTPS API's certificate and key.
     pub fn https_cert(&self) -> PathBuf {

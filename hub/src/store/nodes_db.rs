@@ -605,7 +605,7 @@ fn note_revoked(tx: &rusqlite::Transaction<'_>, node: &NodeId, n: usize, by: &st
 
 /// Records the intermediate CA issued to child hub `node`, so that revoking
 /// the hub revokes it too (and everything it issued is refused).
-fn record_ca(conn: &Connection, node: &str, ca_der: &[u8], at: i64) -> Result<(), StoreError> {
+pub(super) fn record_ca(conn: &Connection, node: &str, ca_der: &[u8], at: i64) -> Result<(), StoreError> {
     if let Ok(gdx_certs::Identity::Ca { serial, not_after, .. }) = gdx_certs::Identity::of(ca_der) {
         conn.execute(
             "INSERT OR IGNORE INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, 'ca', ?3, ?4)",

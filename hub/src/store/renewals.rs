@@ -10,7 +10,9 @@ use super::nodes_db::{Store, StoreError};
 
 /// Each certificate renewed here, once: the one it replaces, the new one
 /// (DER, for the portal's login) and the key it certifies (an answer lost
-/// on the way is given again for the same key, never a second certificate).
+/// on the way is given again for the same key, never a second certificate);
+/// a child hub's intermediate CA too. And what each node last said of the
+/// roots it trusts (a root rollover, `crate::rollover`).
 pub(super) const RENEWALS_SQL: &str = "
 CREATE TABLE IF NOT EXISTS renewals (
     old_serial TEXT PRIMARY KEY,
@@ -19,6 +21,11 @@ CREATE TABLE IF NOT EXISTS renewals (
     public_key BLOB NOT NULL,
     cert       BLOB NOT NULL,
     at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roots_told (
+    node    TEXT PRIMARY KEY,
+    missing INTEGER NOT NULL,
+    at      INTEGER NOT NULL
 );
 ";
 
@@ -87,7 +94,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT r.cert FROM renewals r JOIN certs c ON c.serial = r.new_serial
-                 WHERE r.node = ?1 AND c.revoked_at IS NULL ORDER BY r.at DESC, r.rowid DESC LIMIT 1",
+                 WHERE r.node = ?1 AND c.revoked_at IS NULL AND c.role != 'ca' ORDER BY r.at DESC, r.rowid DESC LIMIT 1",
                 [node.to_string()],
                 |r| r.get(0),
             )
@@ -102,6 +109,60 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(n > 0)
+    }
+
+    /// Records the intermediate CA of child hub `node` renewed (the one it
+    /// replaces, `old_serial`, stays valid until it ends); an audit entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_ca_renewal(
+        &self,
+        node: &NodeId,
+        serial: &str,
+        not_after: i64,
+        old_serial: &str,
+        public_key: &[u8],
+        cert: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        // among the hub's certificates, so that revoking the hub revokes it too
+        super::nodes_db::record_ca(&tx, &node.to_string(), cert, now)?;
+        tx.execute(
+            "INSERT INTO renewals (old_serial, new_serial, node, public_key, cert, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![old_serial, serial, node.to_string(), public_key, cert, now],
+        )?;
+        crate::store::outbox::note(
+            &tx,
+            &gdx_common::audit::Event {
+                kind: "renewed".into(),
+                at: now,
+                node: Some(node.to_string()),
+                detail: serde_json::json!({
+                    "role": "ca", "serial": serial, "not_after": not_after, "replaces": old_serial,
+                }),
+                ..Default::default()
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records what `node` said of the roots it trusts: how many of this
+    /// hub's it lacks (`gdx-hub ca status`).
+    pub fn record_roots(&self, node: &NodeId, missing: usize, now: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO roots_told (node, missing, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(node) DO UPDATE SET missing = excluded.missing, at = excluded.at",
+            params![node.to_string(), missing as i64, now],
+        )?;
+        Ok(())
+    }
+
+    /// What each node last said of the roots it trusts: (node, missing, at).
+    pub fn roots_told(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT node, missing, at FROM roots_told ORDER BY node")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records a certificate renewed for `node` over its connection (the

@@ -281,8 +281,9 @@ pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Valu
                     let connect = async || {
                         let root = rustls::pki_types::CertificateDer::from(root_der.clone());
                         let chain = vec![rustls::pki_types::CertificateDer::from(cert.clone())];
-                        let config = gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), root, None)
-                            .map_err(|e| e.to_string())?;
+                        let config =
+                            gdx_certs::tls::node_client_config(Some((chain, key.serialize_der())), &[root], None)
+                                .map_err(|e| e.to_string())?;
                         let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                             .map_err(|e| e.to_string())?;
                         endpoint.set_default_client_config(config);
