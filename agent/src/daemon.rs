@@ -129,15 +129,16 @@ async fn keep_connected(
 /// certificate and roots serving on. Never ends.
 async fn credentials_loop(conn: &quinn::Connection, paths: &AgentPaths, config: &AgentConfig) -> String {
     loop {
-        match crate::renew::if_due(conn, paths, config).await {
-            Ok(Some(until)) => info!(until = %gdx_common::units::format_date(until), "certificate renewed"),
-            Ok(None) => {}
-            Err(e) => warn!(error = %format!("{e:#}"), "certificate renewal failed; asked again later"),
-        }
+        // the roots first: a certificate renewed under a new root verifies only once it is trusted
         match crate::renew::take_roots(conn, paths).await {
             Ok(0) => {}
             Ok(n) => info!(roots = n, "took the new root the hub passed on (a root rollover)"),
             Err(e) => warn!(error = %format!("{e:#}"), "the hub's roots could not be taken; asked again later"),
+        }
+        match crate::renew::if_due(conn, paths, config).await {
+            Ok(Some(until)) => info!(until = %gdx_common::units::format_date(until), "certificate renewed"),
+            Ok(None) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "certificate renewal failed; asked again later"),
         }
         tokio::time::sleep(CREDENTIALS_EVERY).await;
     }

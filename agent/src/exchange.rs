@@ -223,7 +223,9 @@ pub async fn receive_pass(
         Message::Requests(r) => r,
         other => return Err(format!("the hub answered with {}", other.kind())),
     };
-    let verifier = tls::ChainVerifier::new(&creds.roots).map_err(|e| e.to_string())?;
+    // the roots as they are now: a root taken during this connection (a rollover) counts at once
+    let roots = Credentials::load(paths).map(|c| c.roots).unwrap_or_else(|_| creds.roots.clone());
+    let verifier = tls::ChainVerifier::new(&roots).map_err(|e| e.to_string())?;
     let db = paths.received(config);
     let mut conn_db = open_received(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let mut out = Vec::new();

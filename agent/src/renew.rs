@@ -16,11 +16,13 @@ use crate::identity::Credentials;
 pub async fn if_due(conn: &quinn::Connection, paths: &AgentPaths, config: &AgentConfig) -> anyhow::Result<Option<i64>> {
     let creds = Credentials::load(paths)?;
     let Some(current) = creds.chain.first() else { anyhow::bail!("agent.crt holds no certificate; enrol again") };
-    let renewed = gdx_link::renew::if_due(conn, &config.node, current, &creds.roots, crate::now(), "the hub")
+    let pending = gdx_link::renew::pending_path(&paths.key());
+    let renewed = gdx_link::renew::if_due(conn, &config.node, current, &creds.roots, &pending, crate::now(), "the hub")
         .await
         .map_err(anyhow::Error::msg)?;
     let Some(r) = renewed else { return Ok(None) };
     gdx_files::pair::switch(&paths.key(), &r.key.serialize_pem(), &paths.cert(), &r.chain_pem)?;
+    let _ = std::fs::remove_file(&pending);
     Ok(Some(r.not_after))
 }
 
@@ -45,10 +47,11 @@ pub async fn now_if_due(dir: &Path, timeout: Duration) -> anyhow::Result<Option<
     let config = AgentConfig::load(&paths)?;
     let creds = Credentials::load(&paths)?;
     let session = crate::uplink::connect(&config, &creds, timeout, true).await.map_err(|e| anyhow::anyhow!(e.0))?;
-    let renewed = if_due(&session.conn, &paths, &config).await;
+    // the roots first: a certificate renewed under a new root verifies only once it is trusted
     if let Err(e) = take_roots(&session.conn, &paths).await {
         eprintln!("the hub's roots could not be taken: {e:#}");
     }
+    let renewed = if_due(&session.conn, &paths, &config).await;
     session.conn.close(quinn::VarInt::from_u32(0), b"renewed");
     session.endpoint.wait_idle().await;
     renewed

@@ -208,10 +208,29 @@ impl Ca {
         let key = new_key()?;
         let cn = format!("GDX CA {} {}", self.division, month(now));
         let own = ca_params_named(self.division, &cn, name, now)?.self_signed(&key)?;
-        let mut cross = ca_params_named(self.division, &cn, name, now)?;
-        cross.use_authority_key_identifier_extension = true;
-        let cross = cross.signed_by(&key, &self.issuer()?)?;
-        Ok((Ca { cert_der: own.der().clone(), key, division: self.division }, cross.der().clone()))
+        let next = Ca { cert_der: own.der().clone(), key, division: self.division };
+        let cross = self.cross_certify(&next)?;
+        Ok((next, cross))
+    }
+
+    /// A cross-certificate of `other`, a root of the same division: its
+    /// name, key and validity, issued by this CA (the new root's by the old
+    /// one, or the old root's by the new one after a switch).
+    pub fn cross_certify(&self, other: &Ca) -> Result<CertificateDer<'static>, PkiError> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&other.cert_der).map_err(|e| PkiError::Certificate(e.to_string()))?;
+        let text = |oid| {
+            cert.subject().iter_by_oid(oid).next().and_then(|a| a.as_str().ok()).map(str::to_owned).unwrap_or_default()
+        };
+        let (cn, org) = (
+            text(&x509_parser::oid_registry::OID_X509_COMMON_NAME),
+            text(&x509_parser::oid_registry::OID_X509_ORGANIZATION_NAME),
+        );
+        let mut params = ca_params_named(other.division, &cn, &org, 0)?;
+        params.not_before = at(cert.validity().not_before.timestamp());
+        params.not_after = at(cert.validity().not_after.timestamp());
+        params.use_authority_key_identifier_extension = true;
+        Ok(params.signed_by(&other.key, &self.issuer()?)?.der().clone())
     }
 
     /// Issues a node certificate for a key held here (the hub's own

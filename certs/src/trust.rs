@@ -121,6 +121,10 @@ mod tests {
         assert!(accept(&trusted, &[new.cert_der.to_vec()], NOW).is_empty());
         let both = vec![old.cert_der.to_vec(), cross.to_vec()];
         assert!(accept(&both, &[cross.to_vec(), new.cert_der.to_vec()], NOW).is_empty());
+        // after the switch the new root certifies the old one: a node that trusts only the new root takes it
+        let back = new.cross_certify(&old).unwrap();
+        assert!(same_anchor(&back, &old.cert_der) && issued_by(&back, &new.cert_der));
+        assert_eq!(accept(&[new.cert_der.to_vec()], &[back.to_vec()], NOW), vec![back.to_vec()]);
         // a node two rollovers behind catches up through both cross-certificates, in any order
         let (_, cross2) = new.next_root("青海省", NOW + 1).unwrap();
         assert_eq!(accept(&trusted, &[cross2.to_vec(), cross.to_vec()], NOW + 1).len(), 2);

@@ -30,7 +30,8 @@ pub struct Authority {
     pub ca_der: Vec<u8>,
     /// This hub's intermediate CA at a child hub, appended to every chain it issues.
     pub intermediates: Vec<Vec<u8>>,
-    /// The root enrolment tokens pin: the first of `roots`.
+    /// The root enrolment tokens pin: the one of `roots` that issued this
+    /// hub's certificate, so that it is in the chain the listener presents.
     pub root_der: Vec<u8>,
     /// Every root this hub trusts, the current one first (more than one
     /// during a root rollover: `crate::rollover`).
@@ -55,7 +56,11 @@ impl Authority {
             false => None,
         };
         let roots = crate::rollover::trusted_roots(paths)?;
-        let Some(root_der) = roots.first().cloned() else {
+        // tokens pin a root in the chain the listener presents: the one that issued hub.crt
+        let hub_cert = crate::rollover::read_optional(&paths.hub_cert())?.into_iter().next().unwrap_or_default();
+        let Some(root_der) =
+            roots.iter().find(|r| gdx_certs::trust::issued_by(&hub_cert, r)).or(roots.first()).cloned()
+        else {
             anyhow::bail!("{} holds no certificate", paths.root_cert().display());
         };
         let intermediates = if paths.root_cert().exists() { vec![ca_der.clone()] } else { Vec::new() };

@@ -81,17 +81,24 @@ fn province_ca(paths: &HubPaths, what: &str) -> anyhow::Result<Ca> {
 }
 
 /// `gdx-hub ca rollover`: prepares the next root and its cross-certificate.
+/// Run again after a kill, it finishes what the first run began.
 pub fn prepare(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<String> {
+    let matches = gdx_link::renew::pem_pair_matches;
+    gdx_files::pair::finish(&paths.ca_next_key(), &paths.ca_next_cert(), matches)?;
     let ca = province_ca(paths, "a rollover")?;
-    if paths.ca_next_cert().exists() {
-        anyhow::bail!(
+    let next = match next_root(paths)? {
+        Some(next) if crossed(paths, &next.cert_der)? => anyhow::bail!(
             "a rollover is prepared already (ca-next.crt); run `gdx-hub ca status` and, once every node trusts the new root, `gdx-hub ca switch`"
-        );
-    }
-    let (next, cross) = ca.next_root(&config.name, now)?;
-    // the key and certificate first: a kill before the cross-certificate leaves a rollover prepared and not yet offered
-    gdx_files::pair::switch(&paths.ca_next_key(), &next.key_pem(), &paths.ca_next_cert(), &next.cert_pem())?;
-    append(&paths.ca_cross(), &cross)?;
+        ),
+        // cut short between the new root and its cross-certificate
+        Some(next) => next,
+        None => {
+            let (next, _) = ca.next_root(&config.name, now)?;
+            gdx_files::pair::switch(&paths.ca_next_key(), &next.key_pem(), &paths.ca_next_cert(), &next.cert_pem())?;
+            next
+        }
+    };
+    append(&paths.ca_cross(), &ca.cross_certify(&next)?)?;
     let fingerprint = gdx_common::token::hex(&next.fingerprint());
     Store::open(&paths.db())?.note(&gdx_common::audit::Event {
         kind: "rollover".into(),
@@ -106,10 +113,29 @@ pub fn prepare(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result
     ))
 }
 
-/// `gdx-hub ca switch`: the prepared root becomes the one this hub issues under.
+/// The prepared next root, if any.
+fn next_root(paths: &HubPaths) -> anyhow::Result<Option<Ca>> {
+    if !paths.ca_next_cert().exists() {
+        // a key alone is what a finished switch left when cut short
+        let _ = std::fs::remove_file(paths.ca_next_key());
+        return Ok(None);
+    }
+    let cert = std::fs::read_to_string(paths.ca_next_cert())?;
+    Ok(Some(Ca::from_pem(&cert, &gdx_files::read_private(&paths.ca_next_key())?)?))
+}
+
+/// Whether `ca-cross.crt` holds a cross-certificate of `root`.
+fn crossed(paths: &HubPaths, root: &[u8]) -> anyhow::Result<bool> {
+    Ok(read_optional(&paths.ca_cross())?.iter().any(|c| trust::same_anchor(c, root)))
+}
+
+/// `gdx-hub ca switch`: the prepared root becomes the one this hub issues
+/// under. Each step leaves a directory `gdx-hub run` serves; run again
+/// after a kill, it carries on from the step it reached.
 pub fn switch(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<String> {
     let matches = gdx_link::renew::pem_pair_matches;
     gdx_files::pair::finish(&paths.ca_next_key(), &paths.ca_next_cert(), matches)?;
+    gdx_files::pair::finish(&paths.ca_key(), &paths.ca_cert(), matches)?;
     let ca = province_ca(paths, "the switch")?;
     let store = Store::open(&paths.db())?;
     if store.hub_running(now)? {
@@ -118,20 +144,43 @@ pub fn switch(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<
             crate::store::HEARTBEAT_STALE_SECS
         );
     }
-    if !paths.ca_next_cert().exists() {
-        anyhow::bail!("no rollover is prepared; run `gdx-hub ca rollover` first");
+    let (_, rows) = status(paths)?;
+    let behind: Vec<&str> = rows.iter().filter(|r| r.missing != Some(0)).map(|r| r.node.as_str()).collect();
+    if !behind.is_empty() {
+        eprintln!(
+            "warning: {} nodes enrolled here have not said they trust the new root ({}{}); one of gdx protocol 2 still connects after the switch, through the cross-certificate, and takes it then; one of protocol 1 cannot connect after the switch: upgrade those first",
+            behind.len(),
+            behind.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+            if behind.len() > 5 { ", …" } else { "" }
+        );
     }
-    let next =
-        Ca::from_pem(&std::fs::read_to_string(paths.ca_next_cert())?, &gdx_files::read_private(&paths.ca_next_key())?)?;
-    // each step leaves a directory `gdx-hub run` serves and this command finishes: the old root kept first
-    append(&paths.ca_previous(), &ca.cert_der)?;
-    gdx_files::pair::switch(&paths.ca_key(), &next.key_pem(), &paths.ca_cert(), &next.cert_pem())?;
-    std::fs::remove_file(paths.ca_next_key())?;
-    std::fs::remove_file(paths.ca_next_cert())?;
-    let until = crate::init::issue_own(paths, config, &next, now)?;
+    let (old, new) = match next_root(paths)? {
+        // the next root is already ca.crt: a switch cut short after its files moved
+        Some(next) if trust::same_anchor(&next.cert_der, &ca.cert_der) => (None, ca),
+        Some(next) if crossed(paths, &next.cert_der)? => (Some(ca), next),
+        Some(_) => anyhow::bail!(
+            "the prepared root has no cross-certificate yet, so no node could take it; run `gdx-hub ca rollover` again to finish it"
+        ),
+        None => anyhow::bail!("no rollover is prepared; run `gdx-hub ca rollover` first"),
+    };
+    if let Some(old) = &old {
+        // the old root kept, and certified by the new one, so that nodes enrolled from now on verify what it issued
+        append(&paths.ca_previous(), &old.cert_der)?;
+        let back = read_optional(&paths.ca_cross())?;
+        if !back.iter().any(|c| trust::same_anchor(c, &old.cert_der) && trust::issued_by(c, &new.cert_der)) {
+            append(&paths.ca_cross(), &new.cross_certify(old)?)?;
+        }
+        gdx_files::pair::switch(&paths.ca_key(), &new.key_pem(), &paths.ca_cert(), &new.cert_pem())?;
+    }
+    let hub_cert = read_optional(&paths.hub_cert())?.into_iter().next().unwrap_or_default();
+    let until = if trust::issued_by(&hub_cert, &new.cert_der) {
+        trust::validity(&hub_cert).map_or(0, |(_, to)| to)
+    } else {
+        crate::init::issue_own(paths, config, &new, now)?
+    };
     // the HTTPS API's certificate is issued again, under the new root, at the next start
     let _ = std::fs::remove_file(paths.https_cert());
-    let fingerprint = gdx_common::token::hex(&next.fingerprint());
+    let fingerprint = gdx_common::token::hex(&new.fingerprint());
     store.note(&gdx_common::audit::Event {
         kind: "rollover".into(),
         at: now,
@@ -139,9 +188,13 @@ pub fn switch(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<
         detail: serde_json::json!({ "step": "switched", "root": fingerprint, "hub_until": until }),
         ..Default::default()
     })?;
+    // last, the certificate before the key: a kill between leaves a key alone, which the next run removes
+    std::fs::remove_file(paths.ca_next_cert())?;
+    std::fs::remove_file(paths.ca_next_key())?;
     Ok(format!(
         "this hub now issues under the new root (SHA-256 {fingerprint}); start it. Tokens pin the new root from now on; \
-         each prefecture's intermediate CA is renewed under it at the prefecture's next connection, and every certificate at its renewal"
+         each prefecture's intermediate CA is renewed under it at the prefecture's next connection, and every certificate at its renewal. \
+         Keep ca.key offline again if that is your practice"
     ))
 }
 
@@ -182,6 +235,26 @@ pub fn renew_intermediate(
             format!("the CA certificate to renew is not the intermediate CA of {division} under this province's root"),
         ));
     }
+    let public_key = pki::csr_public_key(&req.csr_der).map_err(|e| refuse(RefusalCode::BadRequest, e.to_string()))?;
+    let internal = |e: crate::store::StoreError| {
+        refuse(RefusalCode::Internal, format!("the hub could not record the renewal ({e}); it is asked again later"))
+    };
+    // an answer lost on the way is given again for the same key
+    match store.renewal_check(node, &old, &public_key).map_err(internal)? {
+        crate::store::RenewalCheck::Refused(why) => return Err(refuse(RefusalCode::NotAuthorized, why)),
+        crate::store::RenewalCheck::Again(cert) => return Ok(Renewed { chain_der: vec![cert] }),
+        crate::store::RenewalCheck::New => {}
+    }
+    // only the intermediate this hub last issued for that hub, and never one that has ended
+    if store.newest_ca(node).map_err(internal)?.as_deref() != Some(old.as_str()) {
+        return Err(refuse(
+            RefusalCode::NotAuthorized,
+            format!("the CA certificate to renew is not the intermediate CA this hub last issued for {node}"),
+        ));
+    }
+    if now >= to {
+        return Err(refuse(RefusalCode::BadRequest, "the intermediate CA has ended; join the hub again".into()));
+    }
     let under_old_root = !trust::issued_by(&req.current_der, &auth.ca_der);
     if !under_old_root && let Err(m) = gdx_common::renewal::may_renew(from, to, now) {
         return Err(refuse(RefusalCode::BadRequest, m));
@@ -195,15 +268,6 @@ pub fn renew_intermediate(
             ),
         ));
     };
-    let public_key = pki::csr_public_key(&req.csr_der).map_err(|e| refuse(RefusalCode::BadRequest, e.to_string()))?;
-    let internal = |e: crate::store::StoreError| {
-        refuse(RefusalCode::Internal, format!("the hub could not record the renewal ({e}); it is asked again later"))
-    };
-    match store.renewal_check(node, &old, &public_key).map_err(internal)? {
-        crate::store::RenewalCheck::Refused(why) => return Err(refuse(RefusalCode::NotAuthorized, why)),
-        crate::store::RenewalCheck::Again(cert) => return Ok(Renewed { chain_der: vec![cert] }),
-        crate::store::RenewalCheck::New => {}
-    }
     let cert = ca
         .issue_intermediate(&req.csr_der, division, &division.name(), now)
         .map_err(|e| refuse(RefusalCode::BadRequest, e.to_string()))?;
@@ -230,20 +294,7 @@ pub struct TrustRow {
 /// enrolled here with what it said it trusts. A node told again after
 /// this hub took a new root counts only from then.
 pub fn print_status(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
-    let roots = trusted_roots(paths)?;
-    let store = Store::open(&paths.db())?;
-    let told = store.roots_told()?;
-    // a root this hub took after a node last said what it trusts is news to that node
-    let since = roots_changed_at(paths);
-    let rows: Vec<TrustRow> = store
-        .nodes()?
-        .into_iter()
-        .filter(|n| n.revoked_at.is_none())
-        .map(|n| {
-            let said = told.iter().find(|(node, _, _)| node == &n.node).filter(|(_, _, at)| *at >= since);
-            TrustRow { node: n.node.clone(), missing: said.map(|s| s.1), at: said.map(|s| s.2) }
-        })
-        .collect();
+    let (roots, rows) = status(paths)?;
     if json {
         let roots: Vec<String> = roots.iter().map(|r| gdx_common::token::hex(&pki::fingerprint(r))).collect();
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "roots": roots, "nodes": rows }))?);
@@ -270,6 +321,26 @@ pub fn print_status(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
         rows.len()
     );
     Ok(())
+}
+
+/// The roots trusted here, and each unrevoked node enrolled here with
+/// what it last said of them (since they last changed).
+fn status(paths: &HubPaths) -> anyhow::Result<(Vec<Vec<u8>>, Vec<TrustRow>)> {
+    let roots = trusted_roots(paths)?;
+    let store = Store::open(&paths.db())?;
+    let told = store.roots_told()?;
+    // a root this hub took after a node last said what it trusts is news to that node
+    let since = roots_changed_at(paths);
+    let rows: Vec<TrustRow> = store
+        .nodes()?
+        .into_iter()
+        .filter(|n| n.revoked_at.is_none())
+        .map(|n| {
+            let said = told.iter().find(|(node, _, _)| node == &n.node).filter(|(_, _, at)| *at >= since);
+            TrustRow { node: n.node.clone(), missing: said.map(|s| s.1), at: said.map(|s| s.2) }
+        })
+        .collect();
+    Ok((roots, rows))
 }
 
 /// When the roots trusted here last changed (the newest of their files).

@@ -5,6 +5,7 @@
 //! chain to the root trusted here — before the caller switches files
 //! (`gdx_files::pair`).
 
+use std::path::Path;
 use std::time::Duration;
 
 use gdx_certs::pki::{self, Identity};
@@ -22,12 +23,15 @@ pub struct Renewed {
     pub not_after: i64,
 }
 
-/// Renews `current` (this node's certificate, DER) over `conn` if it is due at `now`.
+/// Renews `current` (this node's certificate, DER) over `conn` if it is due
+/// at `now`, for the key kept in `pending` ([`pending_key`]); the caller
+/// removes `pending` once it has switched to the answer.
 pub async fn if_due(
     conn: &quinn::Connection,
     node: &NodeId,
     current: &[u8],
     roots: &[CertificateDer<'static>],
+    pending: &Path,
     now: i64,
     peer: &str,
 ) -> Result<Option<Renewed>, String> {
@@ -35,6 +39,8 @@ pub async fn if_due(
         return Err("this node's certificate is not a node certificate; enrol again".into());
     };
     if !gdx_common::renewal::due(not_before, not_after, now) {
+        // what a renewal finished before a kill left behind
+        let _ = std::fs::remove_file(pending);
         return Ok(None);
     }
     if crate::frames::protocol(conn) < gdx_common::wire::OBSERVATIONS_AND_RENEWAL {
@@ -43,7 +49,7 @@ pub async fn if_due(
             crate::frames::protocol(conn)
         ));
     }
-    let key = pki::new_key().map_err(|e| e.to_string())?;
+    let key = pending_key(pending)?;
     let csr_der = pki::make_csr(&key, node).map_err(|e| e.to_string())?;
     let answer =
         crate::frames::ask(conn, &Message::Renew(RenewRequest { csr_der }), Duration::from_secs(60), peer).await?;
@@ -62,6 +68,29 @@ pub async fn if_due(
         }
         _ => Err(format!("{peer} renewed another node's certificate or another key; the old certificate is kept")),
     }
+}
+
+/// The key a renewal asks to certify: made once and kept in `pending`
+/// (0600, synced) until the switch, so that a renewal whose answer was lost
+/// (a kill, a cut link) is asked again for the same key, and the hub, which
+/// renews a certificate once, answers with the same certificate.
+pub fn pending_key(pending: &Path) -> Result<KeyPair, String> {
+    if let Ok(pem) = std::fs::read_to_string(pending) {
+        match pki::key_from_pem(&pem, "pending key") {
+            Ok(key) => return Ok(key),
+            // half written when a kill came: made again
+            Err(_) => std::fs::remove_file(pending).map_err(|e| format!("cannot remove {}: {e}", pending.display()))?,
+        }
+    }
+    let key = pki::new_key().map_err(|e| e.to_string())?;
+    gdx_files::write_new(pending, key.serialize_pem().as_bytes(), true)
+        .map_err(|e| format!("cannot write {}: {e}", pending.display()))?;
+    Ok(key)
+}
+
+/// Where a renewal keeps the key it asks for, beside `key_path`.
+pub fn pending_path(key_path: &Path) -> std::path::PathBuf {
+    key_path.with_extension("key.pending")
 }
 
 /// Whether the PEM key is the one the PEM certificate (its first) certifies.

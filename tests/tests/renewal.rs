@@ -51,9 +51,22 @@ fn a_certificate_two_thirds_through_its_life_is_renewed_over_the_connection() {
     assert_ne!(agent.cmd(&["sync", "--timeout", "2s"]).code, 0);
     hub.start();
 
+    let (old_key_pem, old_crt_pem) = (
+        std::fs::read_to_string(agent.dir.path().join("agent.key")).unwrap(),
+        std::fs::read_to_string(agent.dir.path().join("agent.crt")).unwrap(),
+    );
     let renewed = agent.cmd(&["renew"]).ok();
     assert!(renewed.contains("certificate renewed, valid until"), "{renewed}");
     let (serial, not_before, not_after) = cert_of(&agent);
+    assert!(!agent.dir.path().join("agent.key.pending").exists(), "the pending key is gone once switched");
+    // the answer lost (killed before the switch): the same key, kept pending, is answered with the same certificate
+    let new_key_pem = std::fs::read_to_string(agent.dir.path().join("agent.key")).unwrap();
+    std::fs::write(agent.dir.path().join("agent.key.pending"), &new_key_pem).unwrap();
+    std::fs::write(agent.dir.path().join("agent.key"), &old_key_pem).unwrap();
+    std::fs::write(agent.dir.path().join("agent.crt"), &old_crt_pem).unwrap();
+    let again = agent.cmd(&["renew"]).ok();
+    assert!(again.contains("certificate renewed, valid until"), "{again}");
+    assert_eq!(cert_of(&agent).0, serial, "the certificate issued the first time");
     assert_ne!(serial, old_serial);
     assert!(
         not_before <= gdx_tests::now() && not_after > gdx_tests::now() + 700 * 86_400,

@@ -136,10 +136,53 @@ fn the_root_rolls_over_and_every_node_carries_on() {
     let a4 = people_agent(&province, "630000/jiaoyu", &tmp.path().join("a4.db"), &[("1", "尼玛")]);
     assert_eq!(certs(&a4.dir.path().join("ca.crt")), vec![new_root.clone()]);
     syncs(&a4, &tmp.path().join("a4.db"), &[("1", "尼玛")]);
+    // and takes the old root, certified by the new one, to verify what it issued while that lasts
+    a4.cmd(&["renew"]).ok();
+    let a4_roots = certs(&a4.dir.path().join("ca.crt"));
+    assert!(a4_roots.len() == 2 && trust::same_anchor(&a4_roots[1], &old_root), "{}", a4_roots.len());
 
     // 7. the agent that slept through it all trusts only the old root: it connects through the cross-certificate, and takes the new root
     assert_eq!(certs(&late.dir.path().join("ca.crt")), vec![old_root]);
     syncs(&late, &tmp.path().join("late.db"), &[("1", "才让")]);
     late.cmd(&["renew"]).ok();
     assert_eq!(certs(&late.dir.path().join("ca.crt")).len(), 2);
+}
+
+#[test]
+fn a_rollover_or_a_switch_cut_short_is_finished_by_running_it_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut province = Hub::init("630000");
+    province.start();
+    let agent = people_agent(&province, "630000/gongan", &tmp.path().join("a.db"), &[("1", "卓玛")]);
+    syncs(&agent, &tmp.path().join("a.db"), &[("1", "卓玛")]);
+    province.terminate();
+    let dir = province.dir.path().to_owned();
+    let old_root = certs(&dir.join("ca.crt")).remove(0);
+
+    // cut between the new root and its cross-certificate: nothing offered, the switch refused, the rollover finished
+    province.cmd(&["ca", "rollover"]).ok();
+    std::fs::remove_file(dir.join("ca-cross.crt")).unwrap();
+    let refused = province.cmd(&["ca", "switch"]).fails();
+    assert!(refused.contains("no cross-certificate yet"), "{refused}");
+    let finished = province.cmd(&["ca", "rollover"]).ok();
+    assert!(finished.contains("prepared the next root"), "{finished}");
+    let next = certs(&dir.join("ca-next.crt")).remove(0);
+    assert!(certs(&dir.join("ca-cross.crt")).iter().any(|c| trust::same_anchor(c, &next)));
+
+    // cut after the old root was kept and the new one became ca.crt and ca.key, before anything else
+    std::fs::write(dir.join("ca-previous.crt"), trust::write(&[old_root.clone()])).unwrap();
+    std::fs::copy(dir.join("ca-next.key"), dir.join("ca.key")).unwrap();
+    std::fs::copy(dir.join("ca-next.crt"), dir.join("ca.crt")).unwrap();
+    let switched = province.cmd(&["ca", "switch"]).ok();
+    assert!(switched.contains("now issues under the new root"), "{switched}");
+    assert!(!dir.join("ca-next.crt").exists() && !dir.join("ca-next.key").exists());
+    let hub_cert = certs(&dir.join("hub.crt")).remove(0);
+    assert!(trust::issued_by(&hub_cert, &next));
+    let again = province.cmd(&["ca", "switch"]).fails();
+    assert!(again.contains("no rollover is prepared"), "{again}");
+
+    // the hub serves, and the agent that trusts only the old root connects through the cross-certificate
+    province.start();
+    assert_eq!(certs(&agent.dir.path().join("ca.crt")), vec![old_root]);
+    syncs(&agent, &tmp.path().join("a.db"), &[("1", "卓玛"), ("2", "才让")]);
 }

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
+use gdx_certs::trust;
 use rustls::pki_types::CertificateDer;
 use tracing::{info, warn};
 
@@ -61,11 +62,19 @@ impl Stamp {
     }
 }
 
+/// Settles a key and certificate switch a kill cut short (`gdx_files::pair`),
+/// for this hub's own pair and its CA's; called before anything reads them.
+pub(super) fn settle(paths: &HubPaths) -> anyhow::Result<()> {
+    gdx_files::pair::finish(&paths.hub_key(), &paths.hub_cert(), gdx_link::renew::pem_pair_matches)?;
+    gdx_files::pair::finish(&paths.ca_key(), &paths.ca_cert(), gdx_link::renew::pem_pair_matches)?;
+    Ok(())
+}
+
 impl Credentials {
+    /// Reads the files as they are; a switch cut short by a kill is settled
+    /// once, at the start (`settle`), never while the hub runs, when a
+    /// switch in progress is not to be undone.
     pub fn load(paths: &HubPaths) -> anyhow::Result<Self> {
-        // a renewal cut short settles before anything reads the pair
-        gdx_files::pair::finish(&paths.hub_key(), &paths.hub_cert(), gdx_link::renew::pem_pair_matches)?;
-        gdx_files::pair::finish(&paths.ca_key(), &paths.ca_cert(), gdx_link::renew::pem_pair_matches)?;
         let stamp = Stamp::now(paths);
         let auth = Authority::load(paths)?;
         let roots = Self::roots_of(&auth);
@@ -76,11 +85,13 @@ impl Credentials {
         if chain.is_empty() {
             anyhow::bail!("{} holds no certificate; restore it from backup", paths.hub_cert().display());
         }
-        for root in &roots {
-            if !chain.contains(root) {
-                chain.push(root.clone());
-            }
-        }
+        // the roots that issued this hub's certificate (with a rollover's
+        // cross-certificate, a node that trusts only the old root still
+        // builds a path; nothing more, so that nodes of protocol 1 see the
+        // chain they know until the switch)
+        let issuers: Vec<CertificateDer<'static>> =
+            roots.iter().filter(|r| trust::issued_by(&chain[0], r) && !chain.contains(r)).cloned().collect();
+        chain.extend(issuers);
         let key = pki::key_from_pem(&gdx_files::read_private(&paths.hub_key())?, "hub.key")?;
         Ok(Self { chains: tls::ChainVerifier::new(&roots)?, auth, chain, key, stamp })
     }

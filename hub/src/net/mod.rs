@@ -141,8 +141,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             backup.display()
         );
     }
-    // a renewal of hub.crt cut short settles before anything reads it
-    gdx_files::pair::finish(&paths.hub_key(), &paths.hub_cert(), gdx_link::renew::pem_pair_matches)?;
+    // a renewal (of hub.crt, or of the CA) cut short settles before anything reads it
+    credentials::settle(&paths)?;
     // a province hub renews its own certificate from its own CA when due
     if let Some(until) = crate::init::renew_own(&paths, &config, now())? {
         println!("this hub's certificate was renewed until {}", gdx_common::units::format_date(until));
@@ -223,7 +223,8 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
             Err(e) => anyhow::bail!("bases.toml: base {b} cannot be catalogued as {}: {e}", entry.code),
         }
     }
-    let merger = tokio::spawn(merge_bases(hub.clone(), dir.to_owned(), bases, publisher));
+    drop(publisher);
+    let merger = tokio::spawn(merge_bases(hub.clone(), dir.to_owned(), bases));
     let maintenance = tokio::spawn(maintain(hub.clone()));
     let producer = tokio::spawn(produce(exchange.clone(), dir.to_owned(), supervision));
     let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
@@ -556,23 +557,21 @@ async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vau
 
 /// Keeps the base databases merged: every half second, the member
 /// changesets applied since (`crate::base`).
-async fn merge_bases(
-    hub: Arc<Hub>,
-    dir: std::path::PathBuf,
-    bases: crate::base::BasesConfig,
-    publisher: crate::base::Publisher,
-) {
+async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: crate::base::BasesConfig) {
     if bases.bases.is_empty() {
         return;
     }
-    let shared = Arc::new((bases, publisher));
+    let bases = Arc::new(bases);
     loop {
-        let (hub, dir, shared) = (hub.clone(), dir.clone(), shared.clone());
+        let (hub, dir, bases) = (hub.clone(), dir.clone(), bases.clone());
         let merged = tokio::task::spawn_blocking(move || {
             let at = now();
             let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
-            let cx = crate::base::Context { publisher: Some(&shared.1), revoked: &revoked };
-            crate::base::merge_all(&dir, &hub.vaults, &shared.0, &cx, at)
+            // signed with the hub's key and certificate in force (renewed while it runs)
+            let signer = hub.creds().signer().map_err(|e| format!("{e:#}"))?;
+            let publisher = crate::base::Publisher { hub: hub.config.hub_id(), key: signer.key, chain: signer.chain };
+            let cx = crate::base::Context { publisher: Some(&publisher), revoked: &revoked };
+            crate::base::merge_all(&dir, &hub.vaults, &bases, &cx, at)
         })
         .await;
         if let Ok(Err(e)) = merged {

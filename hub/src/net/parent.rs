@@ -258,7 +258,7 @@ async fn forward_loop(
         Some(Ok(gdx_certs::Identity::Ca { division, .. })) => division,
         _ => return "root.crt is not a GDX CA certificate".into(),
     };
-    let chains = match tls::ChainVerifier::new(&roots) {
+    let mut chains = match tls::ChainVerifier::new(&roots) {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
@@ -280,6 +280,12 @@ async fn forward_loop(
         }
         if pass > 0 && pass.is_multiple_of(CREDENTIALS_EVERY) {
             super::upward::credentials_pass(conn, paths, config).await;
+            // a root taken now checks what the parent sends from now on
+            if let Ok(c) =
+                super::upward::read_roots(paths).and_then(|r| tls::ChainVerifier::new(&r).map_err(|e| e.to_string()))
+            {
+                chains = c;
+            }
         }
         if pass.is_multiple_of(PULL_EVERY) {
             if let Err(e) = pull_catalog(conn, paths, config, &chains, province, catalog).await {

@@ -78,7 +78,10 @@ async fn renew_ca(
     let Some(current) = pem_blocks(&text, "CERTIFICATE").into_iter().next() else {
         return Err("ca.crt holds no certificate".into());
     };
+    let pending = gdx_link::renew::pending_path(&paths.ca_key());
     if !crate::rollover::intermediate_due(&current, issuing, now()) {
+        // what a renewal finished before a kill left behind
+        let _ = std::fs::remove_file(&pending);
         return Ok(());
     }
     if !paths.ca_key().exists() {
@@ -90,7 +93,7 @@ async fn renew_ca(
         ));
     }
     let division = config.division;
-    let key = pki::new_key().map_err(|e| e.to_string())?;
+    let key = gdx_link::renew::pending_key(&pending)?;
     let csr_der = pki::make_ca_csr(&key, &format!("GDX CA {division}")).map_err(|e| e.to_string())?;
     let request = Message::RenewCa(RenewCaRequest { csr_der, current_der: current.clone() });
     let answer = frames::ask(conn, &request, std::time::Duration::from_secs(60), PARENT).await?;
@@ -114,6 +117,7 @@ async fn renew_ca(
         &pki::der_to_pem(new, "CERTIFICATE"),
     )
     .map_err(|e| format!("cannot write the renewed intermediate CA: {e}"))?;
+    let _ = std::fs::remove_file(&pending);
     let until = trust::validity(new).map_or(0, |(_, to)| to);
     info!(until = %gdx_common::units::format_date(until), "this hub's intermediate CA renewed by the parent hub");
     Ok(())
@@ -128,11 +132,13 @@ async fn renew_own(conn: &quinn::Connection, paths: &HubPaths, config: &HubConfi
         return Err("hub.crt holds no certificate".into());
     };
     let roots = read_roots(paths)?;
-    if let Some(r) = gdx_link::renew::if_due(conn, &config.hub_id(), &current, &roots, now(), PARENT).await? {
+    let pending = gdx_link::renew::pending_path(&paths.hub_key());
+    if let Some(r) = gdx_link::renew::if_due(conn, &config.hub_id(), &current, &roots, &pending, now(), PARENT).await? {
         // as at the join, the hub's chain ends with the root, which enrolling agents pin
         let chain_pem = r.chain_pem + &pki::der_to_pem(&roots[0], "CERTIFICATE");
         gdx_files::pair::switch(&paths.hub_key(), &r.key.serialize_pem(), &paths.hub_cert(), &chain_pem)
             .map_err(|e| format!("cannot write the renewed certificate: {e}"))?;
+        let _ = std::fs::remove_file(&pending);
         info!(until = %gdx_common::units::format_date(r.not_after), "this hub's certificate renewed by the parent hub");
     }
     Ok(())

@@ -147,6 +147,19 @@ impl Store {
         Ok(())
     }
 
+    /// The serial of the newest unrevoked intermediate CA recorded for child hub `node`.
+    pub fn newest_ca(&self, node: &NodeId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT serial FROM certs WHERE node = ?1 AND role = 'ca' AND revoked_at IS NULL
+                 ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+                [node.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Records what `node` said of the roots it trusts: how many of this
     /// hub's it lacks (`gdx-hub ca status`).
     pub fn record_roots(&self, node: &NodeId, missing: usize, now: i64) -> Result<(), StoreError> {
