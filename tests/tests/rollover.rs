@@ -170,7 +170,7 @@ fn a_rollover_or_a_switch_cut_short_is_finished_by_running_it_again() {
     assert!(certs(&dir.join("ca-cross.crt")).iter().any(|c| trust::same_anchor(c, &next)));
 
     // cut after the old root was kept and the new one became ca.crt and ca.key, before anything else
-    std::fs::write(dir.join("ca-previous.crt"), trust::write(&[old_root.clone()])).unwrap();
+    std::fs::write(dir.join("ca-previous.crt"), trust::write(std::slice::from_ref(&old_root))).unwrap();
     std::fs::copy(dir.join("ca-next.key"), dir.join("ca.key")).unwrap();
     std::fs::copy(dir.join("ca-next.crt"), dir.join("ca.crt")).unwrap();
     let switched = province.cmd(&["ca", "switch"]).ok();
