@@ -119,7 +119,7 @@ pub fn describe_connection_error(e: &quinn::ConnectionError) -> String {
         E::ConnectionClosed(c) => refusal_in(&String::from_utf8_lossy(&c.reason))
             .unwrap_or_else(|| format!("the peer closed the connection: {c}")),
         E::TransportError(t) => refusal_in(&t.reason).unwrap_or_else(|| format!("the connection failed: {t}")),
-        E::TimedOut => "the hub did not answer in time; check the hub address, that the hub is running, and that UDP port 7443 is open between the two machines".to_owned(),
+        E::TimedOut => "the other side stopped answering (nothing heard for 20 s); check that it is running and that UDP passes between the two machines on the port dialled".to_owned(),
         E::LocallyClosed => "the connection was closed by this program".to_owned(),
         E::Reset => "the peer reset the connection (it may have restarted)".to_owned(),
         E::VersionMismatch => "the peer speaks another QUIC version".to_owned(),

@@ -169,9 +169,16 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         .listen
         .parse()
         .with_context(|| format!("listen = {:?} in hub.toml is not an IP:PORT address", config.listen))?;
-    let endpoint = quinn::Endpoint::server(server_config, listen).with_context(|| {
+    let socket = std::net::UdpSocket::bind(listen).with_context(|| {
         format!("cannot listen on {listen}/udp; another gdx-hub may be running, or change listen in hub.toml")
     })?;
+    let endpoint = quinn::Endpoint::new(
+        gdx_certs::tls::hub_endpoint_config(&creds.key.serialize_der()),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .with_context(|| format!("cannot serve QUIC on {listen}/udp"))?;
     let local = endpoint.local_addr().unwrap_or(listen);
     let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
     let mut exchange = Exchange::open(dir, config.hub_id())?;
@@ -382,14 +389,20 @@ impl Hub {
                 );
                 return false;
             }
+            let mut replaced = false;
             for old in map.values().filter(|l| same(l)) {
                 old.conn.close(
                     quinn::VarInt::from_u32(close_code::REPLACED),
                     b"a newer connection from the same node replaced this one",
                 );
+                replaced = true;
             }
             map.retain(|_, l| !same(l));
             map.insert(id, live);
+            // a node that restarted comes back before its old connection timed out: the old one ends now
+            if replaced {
+                self.with_store(|s| s.set_connected(&node, false, None, now()));
+            }
         }
         self.with_store(|s| s.set_connected(&node, true, Some(&addr), now()));
         true

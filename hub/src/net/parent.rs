@@ -86,8 +86,8 @@ pub async fn run(
 
 fn set_state(paths: &HubPaths, state: &str, error: Option<&str>) {
     if let Ok(store) = Store::open(&paths.db()) {
-        // "since" is when the state changed, not the latest retry
-        if store.meta("parent_state").ok().flatten().as_deref() != Some(state) {
+        // "since" is when the state changed, not the latest retry; each connection is connected anew
+        if state == "connected" || store.meta("parent_state").ok().flatten().as_deref() != Some(state) {
             let _ = store.set_meta("parent_since", &now().to_string());
         }
         let _ = store.set_meta("parent_state", state);

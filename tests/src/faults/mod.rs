@@ -1,0 +1,9 @@
+//! Faults for the reliability harness (`gdx-faults`, docs/reliability.md):
+//! a UDP impairment relay that stands in for netem on a stock kernel
+//! ([`relay`]), and a seeded soak over a province, a prefecture and their
+//! agents while sources change and a grant delivers ([`soak`]).
+
+pub mod relay;
+pub mod soak;
+
+pub use relay::{Impairment, Relay, Rng};

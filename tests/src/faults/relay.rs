@@ -1,0 +1,233 @@
+//! A UDP impairment relay, standing in for netem on a
+//! stock kernel: placed between a node and its hub (the node dials the
+//! relay, the relay forwards to the hub from a socket of its own per
+//! client), it drops, delays with jitter, limits bandwidth, reorders,
+//! duplicates and cuts the link, each direction on its own, as the test
+//! sets it while traffic flows. Random choices come from a seed, so a run
+//! can be repeated.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+/// How a link is impaired; the default passes everything at once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Impairment {
+    /// Share of datagrams dropped, 0.0 to 1.0.
+    pub loss: f64,
+    /// One-way delay, and up to this much more at random.
+    pub delay: Duration,
+    pub jitter: Duration,
+    /// Bits per second each way, if limited (datagrams queue behind one another).
+    pub rate_bps: Option<u64>,
+    /// Share of datagrams held back past the ones after them.
+    pub reorder: f64,
+    /// Share of datagrams sent twice.
+    pub duplicate: f64,
+    /// The link is cut: everything is dropped.
+    pub down: bool,
+}
+
+impl Impairment {
+    /// A county on a satellite link: 300 ms each way, 50 ms jitter, 1 Mbit/s, some loss.
+    pub fn satellite(loss: f64) -> Self {
+        Self {
+            loss,
+            delay: Duration::from_millis(300),
+            jitter: Duration::from_millis(50),
+            rate_bps: Some(1_000_000),
+            ..Self::default()
+        }
+    }
+}
+
+/// A seeded generator (xorshift64*), enough for impairments.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+}
+
+/// What one direction of the relay holds: when its last datagram leaves
+/// (for the bandwidth limit).
+struct Direction {
+    busy_until: Instant,
+}
+
+struct Shared {
+    impairment: Impairment,
+    rng: Rng,
+    up: Direction,
+    down: Direction,
+    /// Datagrams passed and dropped, for reports.
+    passed: u64,
+    dropped: u64,
+}
+
+/// A running relay: nodes dial [`Relay::addr`], which forwards to the target.
+pub struct Relay {
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Starts a relay on 127.0.0.1 (a free port) in front of `target`.
+    pub async fn start(target: SocketAddr, seed: u64) -> std::io::Result<Self> {
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+        let addr = front.local_addr()?;
+        let now = Instant::now();
+        let shared = Arc::new(Mutex::new(Shared {
+            impairment: Impairment::default(),
+            rng: Rng::new(seed),
+            up: Direction { busy_until: now },
+            down: Direction { busy_until: now },
+            passed: 0,
+            dropped: 0,
+        }));
+        let task = tokio::spawn(serve(front, target, shared.clone()));
+        Ok(Self { addr, shared, task })
+    }
+
+    /// Changes the impairment; datagrams already scheduled keep theirs.
+    pub fn set(&self, impairment: Impairment) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.impairment = impairment;
+        }
+    }
+
+    /// The impairment in force.
+    pub fn get(&self) -> Impairment {
+        self.shared.lock().map(|s| s.impairment.clone()).unwrap_or_default()
+    }
+
+    /// Datagrams passed and dropped so far.
+    pub fn counts(&self) -> (u64, u64) {
+        self.shared.lock().map(|s| (s.passed, s.dropped)).unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// When a datagram of `len` bytes leaves, or `None` to drop it; and whether it goes twice.
+fn schedule(s: &mut Shared, len: usize, upward: bool) -> Option<(Instant, bool)> {
+    let i = s.impairment.clone();
+    if i.down || s.rng.unit() < i.loss {
+        s.dropped += 1;
+        return None;
+    }
+    s.passed += 1;
+    let now = Instant::now();
+    let dir = if upward { &mut s.up } else { &mut s.down };
+    let mut leave = now;
+    if let Some(rate) = i.rate_bps.filter(|r| *r > 0) {
+        let serialise = Duration::from_secs_f64(len as f64 * 8.0 / rate as f64);
+        let start = dir.busy_until.max(now);
+        // a queue longer than a second drops, as a router's would
+        if start > now + Duration::from_secs(1) {
+            s.passed -= 1;
+            s.dropped += 1;
+            return None;
+        }
+        dir.busy_until = start + serialise;
+        leave = dir.busy_until;
+    }
+    let jitter = i.jitter.as_micros() as u64;
+    let mut delay = i.delay + Duration::from_micros(s.rng.below(jitter + 1));
+    if s.rng.unit() < i.reorder {
+        delay += i.delay.max(Duration::from_millis(20));
+    }
+    Some((leave + delay, s.rng.unit() < i.duplicate))
+}
+
+async fn serve(front: Arc<UdpSocket>, target: SocketAddr, shared: Arc<Mutex<Shared>>) {
+    // one socket towards the target per client, so the hub sees each client apart
+    let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, client)) = front.recv_from(&mut buf).await else { continue };
+        let back = match backs.get(&client) {
+            Some(b) => b.clone(),
+            None => {
+                let Ok(b) = UdpSocket::bind("127.0.0.1:0").await else { continue };
+                if b.connect(target).await.is_err() {
+                    continue;
+                }
+                let b = Arc::new(b);
+                tokio::spawn(downstream(b.clone(), front.clone(), client, shared.clone()));
+                backs.insert(client, b.clone());
+                b
+            }
+        };
+        send_later(&shared, buf[..n].to_vec(), true, move |d| {
+            let back = back.clone();
+            async move {
+                let _ = back.send(&d).await;
+            }
+        });
+    }
+}
+
+async fn downstream(back: Arc<UdpSocket>, front: Arc<UdpSocket>, client: SocketAddr, shared: Arc<Mutex<Shared>>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        // a hub that is down makes the kernel report its port unreachable on this
+        // connected socket; the relay, like a network, carries on
+        let n = match back.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let front = front.clone();
+        send_later(&shared, buf[..n].to_vec(), false, move |d| {
+            let front = front.clone();
+            async move {
+                let _ = front.send_to(&d, client).await;
+            }
+        });
+    }
+}
+
+fn send_later<F, Fut>(shared: &Arc<Mutex<Shared>>, datagram: Vec<u8>, upward: bool, send: F)
+where
+    F: Fn(Vec<u8>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let Some((at, twice)) = shared.lock().ok().and_then(|mut s| schedule(&mut s, datagram.len(), upward)) else {
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        if twice {
+            send(datagram.clone()).await;
+        }
+        send(datagram).await;
+    });
+}

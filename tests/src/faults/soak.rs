@@ -1,0 +1,502 @@
+//! The soak: a province hub, a prefecture hub and three agents, every
+//! link through an impairment relay ([`super::Relay`]), the sources
+//! changing all the time and a grant delivering across both hubs, while
+//! `--faults N` faults chosen by `--seed S` are injected one after another:
+//! loss, delay with jitter, a 1 Mbit/s limit, reordering and duplication,
+//! partitions, a flapping link, agents and hubs SIGKILLed and started
+//! again. Then every link heals, the sources stop, and the run checks that
+//! everything converged: each vault equals its source by digest at every
+//! level, the consumer's received table equals its grant's projection of
+//! the source, and every audit log verifies with one `changeset` entry per
+//! changeset the agent sent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Impairment, Relay, Rng};
+use crate::{Agent, Hub};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub faults: usize,
+    pub seed: u64,
+    /// Rows in each source at the start.
+    pub rows: usize,
+    /// Longest a fault is held (partitions and kills may take up to twice that).
+    pub max_hold: Duration,
+    /// Longest the system may take to converge once everything healed.
+    pub converge_limit: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            faults: 40,
+            seed: 1,
+            rows: 200,
+            max_hold: Duration::from_secs(3),
+            converge_limit: Duration::from_secs(180),
+        }
+    }
+}
+
+/// How the faults of one kind went.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct KindReport {
+    pub count: usize,
+    /// Seconds held in all.
+    pub held_s: f64,
+    /// Seconds from the heal until a row written then at the source of the
+    /// department behind the fault was in the vault it reaches last (the
+    /// longest, and the mean): the time to converge after the fault.
+    pub recovered_max_s: f64,
+    pub recovered_mean_s: f64,
+}
+
+/// What a run did and found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub faults: usize,
+    pub by_kind: BTreeMap<String, KindReport>,
+    /// Rows inserted, updated and deleted at the sources during the run.
+    pub source_changes: u64,
+    /// Seconds from the last heal until every check held.
+    pub converged_s: f64,
+    pub elapsed_s: f64,
+    /// What was checked at the end, each as it was found.
+    pub checks: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Loss,
+    Delay,
+    Bandwidth,
+    ReorderDuplicate,
+    Partition,
+    Flap,
+    KillAgent,
+    KillHub,
+}
+
+const KINDS: [Kind; 8] = [
+    Kind::Loss,
+    Kind::Delay,
+    Kind::Bandwidth,
+    Kind::ReorderDuplicate,
+    Kind::Partition,
+    Kind::Flap,
+    Kind::KillAgent,
+    Kind::KillHub,
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Loss => "loss (5-20 %)",
+            Kind::Delay => "delay 300 ms ± 50 ms",
+            Kind::Bandwidth => "1 Mbit/s, 300 ms, 5 % loss",
+            Kind::ReorderDuplicate => "reordering and duplication",
+            Kind::Partition => "partition",
+            Kind::Flap => "flapping link",
+            Kind::KillAgent => "agent SIGKILLed",
+            Kind::KillHub => "hub SIGKILLed",
+        }
+    }
+}
+
+/// One department: its agent, its source and the relay in front of its hub.
+struct Department {
+    agent: Agent,
+    db: PathBuf,
+    relay: Relay,
+    node: &'static str,
+    /// The resource, and so its vault table.
+    code: &'static str,
+    /// Index into the hubs: 0 the province, 1 the prefecture.
+    hub: usize,
+}
+
+/// Declares `code` over table `people` of `db`, catalogued as `entry` of `class`, scanned every second.
+fn declare(agent: &Agent, code: &str, entry: &str, class: &str, db: &Path) {
+    let classification = if class == "基础信息资源" { "人口" } else { "社会保障" };
+    agent.add_config(&format!(
+        r#"[[resource]]
+code = "{code}"
+key = ["id"]
+schedule = "1s"
+source = {{ kind = "sqlite", path = "{}", table = "people" }}
+
+[resource.catalog]
+code = "{entry}"
+class = "{class}"
+classification = ["{classification}"]
+name = "故障演练{code}"
+provider_name = "故障演练部门"
+provider_code = "11632522015603015M"
+abstract = "编号和姓名"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "实时"
+published = "2026-11-01"
+items = [ {{ name = "编号", column = "id", data_type = "C", length = 20 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }} ]
+"#,
+        db.display()
+    ));
+}
+
+fn people(db: &Path, rows: usize) {
+    let c = rusqlite::Connection::open(db).expect("source opens");
+    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT)").expect("table");
+    for i in 0..rows {
+        c.execute(
+            "INSERT OR REPLACE INTO people VALUES (?1, ?2)",
+            rusqlite::params![format!("r{i}"), format!("姓名{i}")],
+        )
+        .expect("row");
+    }
+}
+
+/// One random change to a source: insert, update or delete.
+fn change(db: &Path, rng: &mut Rng, next_id: &AtomicU64) {
+    let Ok(c) = rusqlite::Connection::open(db) else { return };
+    let _ = c.busy_timeout(Duration::from_secs(5));
+    // the markers of recovery (ids m…) are left alone
+    let n: i64 = c.query_row("SELECT count(*) FROM people WHERE id NOT LIKE 'm%'", [], |r| r.get(0)).unwrap_or(0);
+    let pick = |rng: &mut Rng| rng.below(n.max(1) as u64) as i64;
+    let _ = match rng.below(3) {
+        0 => c.execute(
+            "INSERT INTO people VALUES (?1, ?2)",
+            rusqlite::params![format!("n{}", next_id.fetch_add(1, Ordering::Relaxed)), format!("新{}", rng.below(1000))],
+        ),
+        1 if n > 0 => c.execute(
+            "UPDATE people SET name = ?1 WHERE rowid = (SELECT rowid FROM people WHERE id NOT LIKE 'm%' LIMIT 1 OFFSET ?2)",
+            rusqlite::params![format!("改{}", rng.below(100_000)), pick(rng)],
+        ),
+        _ if n > 10 => {
+            c.execute(
+                "DELETE FROM people WHERE rowid = (SELECT rowid FROM people WHERE id NOT LIKE 'm%' LIMIT 1 OFFSET ?1)",
+                [pick(rng)],
+            )
+        }
+        _ => Ok(0),
+    };
+}
+
+/// (rows, digest) of `columns` of `table`, or None while it cannot be read.
+fn checksum(db: &Path, table: &str, columns: &[&str]) -> Option<(u64, u128)> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).ok()?;
+    let mut rows = stmt.query([]).ok()?;
+    let (mut n, mut sum) = (0u64, 0u128);
+    while let Some(r) = rows.next().ok()? {
+        let mut text = String::new();
+        for i in 0..columns.len() {
+            let v: rusqlite::types::Value = r.get(i).ok()?;
+            text.push_str(&format!("{v:?}\u{1f}"));
+        }
+        let d = gdx_certs::pki::sha256(text.as_bytes());
+        sum = sum.wrapping_add(u128::from_le_bytes(d[..16].try_into().ok()?));
+        n += 1;
+    }
+    Some((n, sum))
+}
+
+fn connected(agent: &Agent) -> bool {
+    let out = agent.cmd(&["status", "--json"]);
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .is_ok_and(|s| s["daemon_running"] == true && s["link"]["state"] == "connected")
+}
+
+/// Waits up to `limit` for `cond`; the seconds it took, or None.
+fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<f64> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// Runs the soak; an error says which check failed and how.
+pub fn run(o: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    gdx_certs::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new()?;
+    let tmp = tempfile::tempdir()?;
+    let mut rng = Rng::new(o.seed);
+
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    let uplink = rt.block_on(Relay::start(province.addr.parse()?, rng.next_u64()))?;
+    set_toml(&prefecture.dir.path().join("hub.toml"), "parent_addr", &uplink.addr.to_string())?;
+    prefecture.start();
+    let mut hubs = [province, prefecture];
+
+    // 公安 at the province shares its register with everyone; 公安 of 同德 feeds the population base
+    // (forwarded to the province); 民政 of 同德 receives the province's register under a grant
+    let specs: [(&'static str, usize, &'static str, &str, &str); 3] = [
+        ("630000/gongan", 0, "huji", "301001/000101", "部门信息资源"),
+        ("632522/gongan", 1, "renkou", "101001/000101", "基础信息资源"),
+        ("632522/minzheng", 1, "jiuzhu", "301001/000102", "部门信息资源"),
+    ];
+    let mut departments = Vec::new();
+    for (node, hub, code, entry, class) in specs {
+        let agent = Agent::new();
+        agent.enroll(&hubs[hub].token(node, "1h")).ok();
+        let db = tmp.path().join(format!("{}.db", node.replace('/', "-")));
+        people(&db, o.rows);
+        declare(&agent, code, entry, class, &db);
+        let relay = rt.block_on(Relay::start(hubs[hub].addr.parse()?, rng.next_u64()))?;
+        agent.set_config("hub_addr", &relay.addr.to_string());
+        departments.push(Department { agent, db, relay, node, code, hub });
+    }
+    for d in &mut departments {
+        d.agent.start();
+    }
+    let deadline = Duration::from_secs(60);
+    for d in &departments {
+        within(deadline, || connected(&d.agent)).ok_or_else(|| anyhow::anyhow!("{} never connected", d.node))?;
+    }
+    // the grant: 同德 民政 asks for the province's register (无条件共享: granted at once)
+    let catalogued = within(deadline, || hubs[1].cmd(&["catalog", "list"]).stdout.contains("301001/000101"));
+    catalogued.ok_or_else(|| anyhow::anyhow!("the province's register never reached the prefecture's catalogue"))?;
+    let request = departments[2].agent.cmd(&[
+        "request",
+        "--resource",
+        "301001/000101",
+        "--fields",
+        "姓名",
+        "--purpose",
+        "故障演练",
+    ]);
+    anyhow::ensure!(request.code == 0, "the request failed: {}", request.stderr);
+
+    // the sources change all the time
+    let stop = Arc::new(AtomicBool::new(false));
+    let changes = Arc::new(AtomicU64::new(0));
+    let changer = {
+        let (stop, changes) = (stop.clone(), changes.clone());
+        let dbs: Vec<PathBuf> = departments.iter().map(|d| d.db.clone()).collect();
+        let mut rng = Rng::new(o.seed ^ 0x5eed);
+        std::thread::spawn(move || {
+            let next_id = AtomicU64::new(0);
+            while !stop.load(Ordering::Relaxed) {
+                let db = &dbs[rng.below(dbs.len() as u64) as usize];
+                change(db, &mut rng, &next_id);
+                changes.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50 + rng.below(200)));
+            }
+        })
+    };
+
+    let mut by_kind: BTreeMap<Kind, (KindReport, Vec<f64>)> = BTreeMap::new();
+    let hold =
+        |rng: &mut Rng, scale: u64| Duration::from_millis(200 + rng.below(o.max_hold.as_millis() as u64 * scale));
+    for i in 0..o.faults {
+        let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+        // the link: one of the agents' (0..3) or the prefecture's to the province (3)
+        let link = rng.below(4) as usize;
+        let relay = if link == 3 { &uplink } else { &departments[link].relay };
+        let held = Instant::now();
+        let mut reconnect = None;
+        match kind {
+            Kind::Loss | Kind::Delay | Kind::Bandwidth | Kind::ReorderDuplicate => {
+                relay.set(match kind {
+                    Kind::Loss => Impairment { loss: 0.05 + rng.unit() * 0.15, ..Impairment::default() },
+                    Kind::Delay => Impairment {
+                        delay: Duration::from_millis(300),
+                        jitter: Duration::from_millis(50),
+                        ..Impairment::default()
+                    },
+                    Kind::Bandwidth => Impairment::satellite(0.05),
+                    _ => Impairment {
+                        reorder: 0.1,
+                        duplicate: 0.05,
+                        delay: Duration::from_millis(20),
+                        jitter: Duration::from_millis(20),
+                        ..Impairment::default()
+                    },
+                });
+                std::thread::sleep(hold(&mut rng, 1));
+                relay.set(Impairment::default());
+            }
+            Kind::Partition => {
+                relay.set(Impairment { down: true, ..Impairment::default() });
+                std::thread::sleep(hold(&mut rng, 3));
+                relay.set(Impairment::default());
+            }
+            Kind::Flap => {
+                let until = Instant::now() + hold(&mut rng, 2);
+                let mut down = false;
+                while Instant::now() < until {
+                    down = !down;
+                    relay.set(Impairment { down, ..Impairment::default() });
+                    std::thread::sleep(Duration::from_millis(100 + rng.below(400)));
+                }
+                relay.set(Impairment::default());
+            }
+            Kind::KillAgent => {
+                let d = &mut departments[link % 3];
+                if let Some(mut p) = d.agent.proc.take() {
+                    p.kill();
+                }
+                std::thread::sleep(hold(&mut rng, 1));
+                d.agent.start();
+                reconnect = Some(link % 3);
+            }
+            Kind::KillHub => {
+                let h = link % 2;
+                hubs[h].stop();
+                std::thread::sleep(hold(&mut rng, 1));
+                hubs[h].start();
+                reconnect = Some(if h == 0 { 0 } else { 1 });
+            }
+        }
+        let entry = by_kind.entry(kind).or_default();
+        entry.0.count += 1;
+        entry.0.held_s += held.elapsed().as_secs_f64();
+        // recovered: a row written at the source of the department behind the fault after the heal is
+        // in the vault it reaches last (the province's, for the base resource behind the prefecture)
+        let d = match (kind, reconnect, link) {
+            (Kind::KillHub, Some(h), _) => {
+                if h == 0 {
+                    0
+                } else {
+                    1
+                }
+            }
+            (Kind::KillAgent, Some(d), _) => d,
+            (_, _, 3) => 1,
+            (_, _, l) => l,
+        };
+        let marker = format!("m{i}");
+        let dept = &departments[d];
+        {
+            let c = rusqlite::Connection::open(&dept.db)?;
+            c.busy_timeout(Duration::from_secs(5))?;
+            c.execute("INSERT INTO people VALUES (?1, '标记')", [&marker])?;
+        }
+        let (hub, code) = if dept.code == "renkou" { (0, dept.code) } else { (dept.hub, dept.code) };
+        let at = crate::vault(&hubs[hub], dept.node);
+        let took = within(deadline, || {
+            rusqlite::Connection::open_with_flags(&at, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| {
+                    c.query_row(&format!("SELECT count(*) FROM \"{code}\" WHERE id = ?1"), [&marker], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+                .is_ok_and(|n| n == 1)
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("fault {i} ({}): a change made after the heal never reached {}", kind.name(), dept.node)
+        })?;
+        entry.1.push(took);
+        std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = changer.join();
+    let healed = Instant::now();
+
+    // everything converges: vaults at every level, the grant, the audit logs
+    let cols = ["id", "name"];
+    let vault = |h: usize, node: &str| crate::vault(&hubs[h], node);
+    let mut checks = Vec::new();
+    let converged = within(o.converge_limit, || {
+        departments.iter().all(|d| {
+            let source = checksum(&d.db, "people", &cols);
+            source.is_some() && source == checksum(&vault(d.hub, d.node), d.code, &cols)
+        }) && checksum(&departments[1].db, "people", &cols) == checksum(&vault(0, "632522/gongan"), "renkou", &cols)
+            && checksum(&departments[0].db, "people", &["name"])
+                == checksum(&departments[2].agent.dir.path().join("received.db"), "gongan_huji_630000", &["name"])
+    });
+    let converged_s =
+        converged.ok_or_else(|| anyhow::anyhow!("not converged within {:?} of the last heal", o.converge_limit))?;
+    for d in &departments {
+        checks.push(format!(
+            "{}: its hub's vault equals the source ({:?} rows)",
+            d.node,
+            checksum(&d.db, "people", &cols).map(|c| c.0)
+        ));
+    }
+    checks.push("632522/gongan: the province's copy of the base resource equals the source".into());
+    checks.push(
+        "632522/minzheng: the received table equals the grant's projection (姓名) of 630000/gongan's source".into(),
+    );
+    for (h, name) in [(0, "province"), (1, "prefecture")] {
+        let verified = hubs[h].cmd(&["audit", "verify"]);
+        anyhow::ensure!(verified.code == 0, "the {name}'s audit log does not verify: {}", verified.stderr);
+        checks.push(format!("the {name}'s audit log verifies"));
+    }
+    // one changeset entry per changeset the agent sent, at its own hub
+    for d in &departments {
+        let status: serde_json::Value = serde_json::from_str(&d.agent.cmd(&["status", "--json"]).stdout)?;
+        let sent = status["resources"][0]["acked_seq"].as_u64().unwrap_or(0);
+        let entries = hubs[d.hub].cmd(&["audit", "list", "--kind", "changeset", "--node", d.node, "--format", "jsonl"]);
+        let logged = entries.stdout.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        anyhow::ensure!(
+            logged == sent,
+            "{}: {logged} changeset entries in its hub's log for {sent} changesets",
+            d.node
+        );
+        checks.push(format!("{}: {logged} changeset entries for {sent} changesets", d.node));
+        if d.hub == 1 && d.code == "renkou" {
+            let above = hubs[0].cmd(&["audit", "list", "--kind", "changeset", "--node", d.node, "--format", "jsonl"]);
+            let logged = above.stdout.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+            anyhow::ensure!(logged == sent, "{}: {logged} changeset entries in the province's log for {sent}", d.node);
+            checks.push(format!("{}: {logged} changeset entries at the province too (the base resource)", d.node));
+        }
+    }
+    let by_kind = by_kind
+        .into_iter()
+        .map(|(k, (mut r, times))| {
+            if !times.is_empty() {
+                r.recovered_max_s = times.iter().copied().fold(0.0, f64::max);
+                r.recovered_mean_s = times.iter().sum::<f64>() / times.len() as f64;
+            }
+            (k.name().to_owned(), r)
+        })
+        .collect();
+    let _ = healed;
+    Ok(Report {
+        seed: o.seed,
+        faults: o.faults,
+        by_kind,
+        source_changes: changes.load(Ordering::Relaxed),
+        converged_s,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        checks,
+    })
+}
+
+/// Rewrites `key = …` in a TOML file.
+fn set_toml(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut found = false;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{key} = ")) {
+                found = true;
+                format!("{key} = \"{value}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    anyhow::ensure!(found, "{} has no {key}", path.display());
+    std::fs::write(path, out.join("\n") + "\n")?;
+    Ok(())
+}
