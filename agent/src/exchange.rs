@@ -54,8 +54,7 @@ async fn probe(
 }
 
 async fn close(session: uplink::Session) {
-    session.conn.close(quinn::VarInt::from_u32(0), b"done");
-    session.endpoint.wait_idle().await;
+    session.close(b"done").await;
 }
 
 /// One message to the hub and its answer, on a stream of its own.

@@ -52,8 +52,7 @@ pub async fn now_if_due(dir: &Path, timeout: Duration) -> anyhow::Result<Option<
         eprintln!("the hub's roots could not be taken: {e:#}");
     }
     let renewed = if_due(&session.conn, &paths, &config).await;
-    session.conn.close(quinn::VarInt::from_u32(0), b"renewed");
-    session.endpoint.wait_idle().await;
+    session.close(b"renewed").await;
     renewed
 }
 

@@ -372,8 +372,7 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
                 ),
             };
             push("clock", verdict, detail);
-            session.conn.close(quinn::VarInt::from_u32(0), b"doctor done");
-            session.endpoint.wait_idle().await;
+            session.close(b"doctor done").await;
         }
         Err(e) => push("hub", Verdict::Fail, e.0),
     }

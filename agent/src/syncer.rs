@@ -159,8 +159,7 @@ pub async fn sync_once(
     }
     if let Some(s) = session {
         out.sent_bytes = s.conn.stats().udp_tx.bytes;
-        s.conn.close(quinn::VarInt::from_u32(0), b"sync done");
-        s.endpoint.wait_idle().await;
+        s.close(b"sync done").await;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -206,8 +205,7 @@ pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Resu
         anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
     })?;
     let published = upload::publish_pending(&session.conn, &mut state).await;
-    session.conn.close(quinn::VarInt::from_u32(0), b"withdrawn");
-    session.endpoint.wait_idle().await;
+    session.close(b"withdrawn").await;
     let published = published.map_err(|e| {
         anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
     })?;

@@ -31,6 +31,19 @@ pub struct Session {
     pub welcome: Welcome,
 }
 
+/// How long a one-shot command waits for its connection to close: the
+/// close is sent at once, and the draining period after it (three probe
+/// timeouts) only absorbs stray packets, so a command need not sit it out.
+const CLOSE_FLUSH: Duration = Duration::from_millis(100);
+
+impl Session {
+    /// Closes the connection with `reason` and lets the close leave.
+    pub async fn close(self, reason: &[u8]) {
+        self.conn.close(quinn::VarInt::from_u32(0), reason);
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.endpoint.wait_idle()).await;
+    }
+}
+
 /// Resolves `addr` and completes a QUIC handshake with `config` within `timeout`.
 pub async fn dial(
     addr: &str,

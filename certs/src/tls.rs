@@ -92,24 +92,16 @@ pub fn hub_server_config(
     Ok(config)
 }
 
-/// A hub's QUIC endpoint configuration, with the stateless-reset key and
-/// the key of its connection ids derived from `secret` (the hub's private
-/// key, DER) instead of made at random: restarted on the same address, the
-/// hub still recognises the ids it handed out and answers a packet of a
-/// connection it no longer knows with a reset its peer recognises, so
-/// agents and child hubs reconnect at their next packet (a keep-alive
-/// within 5 s) instead of waiting out the 20 s idle timeout.
-pub fn hub_endpoint_config(secret: &[u8]) -> quinn::EndpointConfig {
-    let derive = |label: &[u8]| {
-        let mut material = label.to_vec();
-        material.extend_from_slice(secret);
-        crate::pki::sha256(&material)
-    };
-    let reset = derive(b"gdx stateless reset key 1\0");
-    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset)));
-    let ids = derive(b"gdx connection id key 1\0");
-    let id_key = u64::from_le_bytes([ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6], ids[7]]);
-    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(id_key)));
+/// A hub's QUIC endpoint configuration, with the stateless-reset key
+/// `reset_key` (the hub's own, kept across restarts) instead of one made at
+/// random, and random 16-byte connection ids that any later instance
+/// accepts as possibly its own: restarted on the same address, the hub
+/// answers a packet of a connection it no longer knows with a reset its
+/// peer recognises, so agents and child hubs learn it at their next packet
+/// (a keep-alive within 5 s) instead of waiting out the 20 s idle timeout.
+pub fn hub_endpoint_config(reset_key: &[u8; 32]) -> quinn::EndpointConfig {
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key)));
+    config.cid_generator(|| Box::new(quinn_proto::RandomConnectionIdGenerator::new(16)));
     config
 }
 

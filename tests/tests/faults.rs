@@ -24,29 +24,30 @@ fn the_relay_cuts_drops_and_duplicates_as_set() {
         client.send(b"hello").await.unwrap();
         let (n, _) = server.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"hello");
+        let all_seen = async |n: u64| {
+            for _ in 0..500 {
+                let (p, d) = relay.counts();
+                if p + d >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the relay saw {:?} of {n} datagrams", relay.counts());
+        };
         // cut: nothing arrives
         relay.set(Impairment { down: true, ..Impairment::default() });
         for _ in 0..20 {
             client.send(b"lost").await.unwrap();
         }
-        assert!(tokio::time::timeout(Duration::from_millis(300), server.recv_from(&mut buf)).await.is_err());
+        all_seen(21).await;
         assert_eq!(relay.counts(), (1, 20));
-        let all_seen = async |n: u64| {
-            for _ in 0..100 {
-                let (p, d) = relay.counts();
-                if p + d >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        // loss: about its share of 1,000 datagrams is dropped (seeded)
+        assert!(tokio::time::timeout(Duration::from_millis(300), server.recv_from(&mut buf)).await.is_err());
+        // loss: about its share of 1,000 datagrams is dropped (seeded), sent at a pace the relay keeps up with
         relay.set(Impairment { loss: 0.2, ..Impairment::default() });
-        for i in 0..1000 {
+        for i in 0..1000u64 {
             client.send(b"x").await.unwrap();
-            // a pace the relay keeps up with, so that no socket buffer overflows
-            if i % 20 == 19 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
+            if i % 50 == 49 {
+                all_seen(22 + i).await;
             }
         }
         all_seen(1021).await;
@@ -57,10 +58,14 @@ fn the_relay_cuts_drops_and_duplicates_as_set() {
         relay.set(Impairment { duplicate: 1.0, ..Impairment::default() });
         while tokio::time::timeout(Duration::from_millis(200), server.recv_from(&mut buf)).await.is_ok() {}
         client.send(b"twice").await.unwrap();
-        for _ in 0..2 {
+        let mut twice = 0;
+        while twice < 2 {
             let (n, _) =
                 tokio::time::timeout(Duration::from_secs(2), server.recv_from(&mut buf)).await.unwrap().unwrap();
-            assert_eq!(&buf[..n], b"twice");
+            // a late "x" of the loss phase may still come first
+            if &buf[..n] == b"twice" {
+                twice += 1;
+            }
         }
     });
 }

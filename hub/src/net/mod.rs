@@ -45,6 +45,7 @@ use crate::store::vault::{Applied, VaultError, Vaults};
 use crate::supervision::config::SupervisionConfig;
 use crate::util::{now, now_ms};
 
+mod background;
 mod credentials;
 mod dispatch;
 pub(crate) mod gate;
@@ -173,7 +174,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         format!("cannot listen on {listen}/udp; another gdx-hub may be running, or change listen in hub.toml")
     })?;
     let endpoint = quinn::Endpoint::new(
-        gdx_certs::tls::hub_endpoint_config(&creds.key.serialize_der()),
+        gdx_certs::tls::hub_endpoint_config(&credentials::reset_key(&paths)?),
         Some(server_config),
         socket,
         Arc::new(quinn::TokioRuntime),
@@ -231,10 +232,10 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         }
     }
     drop(publisher);
-    let merger = tokio::spawn(merge_bases(hub.clone(), dir.to_owned(), bases));
+    let merger = tokio::spawn(background::merge_bases(hub.clone(), dir.to_owned(), bases));
     let maintenance = tokio::spawn(maintain(hub.clone()));
-    let producer = tokio::spawn(produce(exchange.clone(), dir.to_owned(), supervision));
-    let auditor = tokio::spawn(keep_audit_log(audit.clone(), hub.vaults.clone()));
+    let producer = tokio::spawn(background::produce(exchange.clone(), dir.to_owned(), supervision));
+    let auditor = tokio::spawn(background::keep_audit_log(audit.clone(), hub.vaults.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::net::parent::run(
             paths.clone(),
@@ -368,18 +369,24 @@ impl Hub {
         let node = live.node.clone();
         if live.probe {
             if let Ok(mut map) = self.live.lock() {
-                if map.values().filter(|l| l.node == node && l.probe).count() >= MAX_PROBES_PER_NODE {
-                    live.conn.close(
-                        quinn::VarInt::from_u32(close_code::REFUSED),
-                        b"this node has too many one-shot connections open; let one finish and try again",
+                // at the limit the oldest goes: a one-shot command whose close was lost leaves its
+                // connection until the idle timeout, and must not lock the node's next commands out
+                let probes = map.iter().filter(|(_, l)| l.node == node && l.probe);
+                if probes.clone().count() >= MAX_PROBES_PER_NODE
+                    && let Some((&oldest, _)) = probes.min_by_key(|(_, l)| l.order)
+                    && let Some(old) = map.remove(&oldest)
+                {
+                    old.conn.close(
+                        quinn::VarInt::from_u32(close_code::REPLACED),
+                        b"this node has too many one-shot connections open; the oldest is closed",
                     );
-                    return false;
                 }
                 map.insert(id, live);
             }
             self.with_store(|s| s.touch_connected(std::slice::from_ref(&node), now()));
             return true;
         }
+        let mut replaced = false;
         if let Ok(mut map) = self.live.lock() {
             let same = |l: &Live| l.node == node && !l.probe;
             if map.values().any(|l| same(l) && l.order > live.order) {
@@ -389,7 +396,6 @@ impl Hub {
                 );
                 return false;
             }
-            let mut replaced = false;
             for old in map.values().filter(|l| same(l)) {
                 old.conn.close(
                     quinn::VarInt::from_u32(close_code::REPLACED),
@@ -399,12 +405,15 @@ impl Hub {
             }
             map.retain(|_, l| !same(l));
             map.insert(id, live);
-            // a node that restarted comes back before its old connection timed out: the old one ends now
-            if replaced {
-                self.with_store(|s| s.set_connected(&node, false, None, now()));
-            }
         }
-        self.with_store(|s| s.set_connected(&node, true, Some(&addr), now()));
+        // the store is locked only once `live` is let go (the maintenance task takes them the other way round);
+        // a node that restarted came back before its old connection timed out: the old one ends now
+        self.with_store(|s| {
+            if replaced {
+                s.set_connected(&node, false, None, now())?;
+            }
+            s.set_connected(&node, true, Some(&addr), now())
+        });
         true
     }
 
@@ -524,116 +533,6 @@ async fn within<T>(
 
 fn internal(message: &str) -> Message {
     Message::Refused(Refusal { code: RefusalCode::Internal, message: message.to_owned() })
-}
-
-/// Moves the stores' audit events into the log twice a second, and signs a
-/// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
-/// Of the vaults it opens all until one pass over them succeeds (whatever an
-/// earlier run left behind), then those written since its last look; a vault
-/// with events left, or not read because of an error, is looked at again.
-async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut last_checkpoint = std::time::Instant::now();
-    let mut swept = false;
-    loop {
-        tick.tick().await;
-        let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
-        if sign {
-            last_checkpoint = std::time::Instant::now();
-        }
-        let (log, vaults) = (log.clone(), vaults.clone());
-        let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
-            let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
-            let todo = if swept { vaults.take_written() } else { log.vault_files() };
-            match log.collect_from_vaults(&todo) {
-                Ok((_, more)) => vaults.mark_written(more),
-                Err(e) => {
-                    vaults.mark_written(todo);
-                    return Err(e);
-                }
-            }
-            if sign {
-                log.checkpoint(now())?;
-            }
-            Ok(())
-        })
-        .await;
-        match done {
-            Ok(Ok(())) => swept = true,
-            Ok(Err(e)) => {
-                warn!(error = %e, "the audit log could not take new entries; they wait in the stores' outboxes");
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-/// Keeps the base databases merged: every half second, the member
-/// changesets applied since (`crate::base`).
-async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: crate::base::BasesConfig) {
-    if bases.bases.is_empty() {
-        return;
-    }
-    let bases = Arc::new(bases);
-    loop {
-        let (hub, dir, bases) = (hub.clone(), dir.clone(), bases.clone());
-        let merged = tokio::task::spawn_blocking(move || {
-            let at = now();
-            let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
-            // signed with the hub's key and certificate in force (renewed while it runs)
-            let signer = hub.creds().signer().map_err(|e| format!("{e:#}"))?;
-            let publisher = crate::base::Publisher { hub: hub.config.hub_id(), key: signer.key, chain: signer.chain };
-            let cx = crate::base::Context { publisher: Some(&publisher), revoked: &revoked };
-            crate::base::merge_all(&dir, &hub.vaults, &bases, &cx, at)
-        })
-        .await;
-        if let Ok(Err(e)) = merged {
-            warn!(error = %e, "the base databases could not be merged; retrying");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Turns new changesets into deliveries for every live grant, and the
-/// registration's into 双告知 notices, each second. Reads `supervision.toml`
-/// again when it changes; a mistake in it is logged and the rules before
-/// it kept.
-async fn produce(exchange: Arc<Mutex<Exchange>>, dir: PathBuf, supervision: Arc<RwLock<SupervisionConfig>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut seen = SupervisionConfig::modified(&dir);
-    loop {
-        tick.tick().await;
-        let modified = SupervisionConfig::modified(&dir);
-        if modified != seen {
-            seen = modified;
-            match SupervisionConfig::load(&dir) {
-                Ok(c) => {
-                    info!("supervision.toml read again");
-                    if let Ok(mut held) = supervision.write() {
-                        *held = c;
-                    }
-                }
-                Err(e) => warn!(error = %e, "supervision.toml changed but is not valid; the rules before it stay"),
-            }
-        }
-        let rules = supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok();
-        let x = exchange.clone();
-        let made = tokio::task::spawn_blocking(move || {
-            x.lock().map_err(|_| ()).map(|mut x| {
-                let now = crate::exchange::clock();
-                if let Some((Some(reg), rules)) = &rules
-                    && let Err(e) = x.issue_notices(reg, rules, now)
-                {
-                    warn!(error = %e, "cannot issue 双告知 notices");
-                }
-                x.produce(now)
-            })
-        })
-        .await;
-        if let Ok(Ok(Err(e))) = made {
-            warn!(error = %e, "cannot produce deliveries");
-        }
-    }
 }
 
 async fn maintain(hub: Arc<Hub>) {

@@ -72,6 +72,12 @@ impl HubPaths {
     pub fn ca_next_key(&self) -> PathBuf {
         self.dir.join("ca-next.key")
     }
+    /// The QUIC stateless-reset key (32 random bytes, hex), made at the
+    /// first start and kept, so a restarted hub resets its peers' old
+    /// connections (`gdx_certs::tls::hub_endpoint_config`).
+    pub fn quic_reset_key(&self) -> PathBuf {
+        self.dir.join("quic-reset.key")
+    }
     /// The HTTPS API's certificate and key.
     pub fn https_cert(&self) -> PathBuf {
         self.dir.join("https.crt")

@@ -124,27 +124,7 @@ impl Store {
         cert: &[u8],
         now: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        // among the hub's certificates, so that revoking the hub revokes it too
-        super::nodes_db::record_ca(&tx, &node.to_string(), cert, now)?;
-        tx.execute(
-            "INSERT INTO renewals (old_serial, new_serial, node, public_key, cert, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![old_serial, serial, node.to_string(), public_key, cert, now],
-        )?;
-        crate::store::outbox::note(
-            &tx,
-            &gdx_common::audit::Event {
-                kind: "renewed".into(),
-                at: now,
-                node: Some(node.to_string()),
-                detail: serde_json::json!({
-                    "role": "ca", "serial": serial, "not_after": not_after, "replaces": old_serial,
-                }),
-                ..Default::default()
-            },
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.record(node, "ca", serial, not_after, old_serial, public_key, cert, now)
     }
 
     /// The serial of the newest unrevoked intermediate CA recorded for child hub `node`.
@@ -192,11 +172,33 @@ impl Store {
         cert: &[u8],
         now: i64,
     ) -> Result<(), StoreError> {
+        self.record(node, role.as_str(), serial, not_after, old_serial, public_key, cert, now)
+    }
+
+    /// A renewal in one transaction: the new certificate among the node's
+    /// (an intermediate CA among the hub's, so that revoking the hub revokes
+    /// it too), the renewal, and its audit entry.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        node: &NodeId,
+        role: &str,
+        serial: &str,
+        not_after: i64,
+        old_serial: &str,
+        public_key: &[u8],
+        cert: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
-        tx.execute(
-            "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![serial, node.to_string(), role.as_str(), now, not_after],
-        )?;
+        if role == "ca" {
+            super::nodes_db::record_ca(&tx, &node.to_string(), cert, now)?;
+        } else {
+            tx.execute(
+                "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![serial, node.to_string(), role, now, not_after],
+            )?;
+        }
         tx.execute(
             "INSERT INTO renewals (old_serial, new_serial, node, public_key, cert, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![old_serial, serial, node.to_string(), public_key, cert, now],
@@ -208,7 +210,7 @@ impl Store {
                 at: now,
                 node: Some(node.to_string()),
                 detail: serde_json::json!({
-                    "role": role.as_str(), "serial": serial, "not_after": not_after, "replaces": old_serial,
+                    "role": role, "serial": serial, "not_after": not_after, "replaces": old_serial,
                 }),
                 ..Default::default()
             },

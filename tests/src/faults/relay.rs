@@ -6,7 +6,8 @@
 //! sets it while traffic flows. Random choices come from a seed, so a run
 //! can be repeated.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,6 +84,8 @@ struct Shared {
     /// Datagrams passed and dropped, for reports.
     passed: u64,
     dropped: u64,
+    /// Numbers the datagrams passed, so that those due at the same moment leave in the order they came.
+    order: u64,
 }
 
 /// A running relay: nodes dial [`Relay::addr`], which forwards to the target.
@@ -105,6 +108,7 @@ impl Relay {
             down: Direction { busy_until: now },
             passed: 0,
             dropped: 0,
+            order: 0,
         }));
         let task = tokio::spawn(serve(front, target, shared.clone()));
         Ok(Self { addr, shared, task })
@@ -134,8 +138,9 @@ impl Drop for Relay {
     }
 }
 
-/// When a datagram of `len` bytes leaves, or `None` to drop it; and whether it goes twice.
-fn schedule(s: &mut Shared, len: usize, upward: bool) -> Option<(Instant, bool)> {
+/// When a datagram of `len` bytes leaves and its place in line, or `None`
+/// to drop it; and whether it goes twice.
+fn schedule(s: &mut Shared, len: usize, upward: bool) -> Option<(Instant, u64, bool)> {
     let i = s.impairment.clone();
     if i.down || s.rng.unit() < i.loss {
         s.dropped += 1;
@@ -157,44 +162,54 @@ fn schedule(s: &mut Shared, len: usize, upward: bool) -> Option<(Instant, bool)>
         dir.busy_until = start + serialise;
         leave = dir.busy_until;
     }
-    let jitter = i.jitter.as_micros() as u64;
-    let mut delay = i.delay + Duration::from_micros(s.rng.below(jitter + 1));
+    // delay ± jitter, never below zero
+    let jitter = i.jitter.as_micros() as i64;
+    let micros = i.delay.as_micros() as i64 + s.rng.below(2 * jitter as u64 + 1) as i64 - jitter;
+    let mut delay = Duration::from_micros(micros.max(0) as u64);
     if s.rng.unit() < i.reorder {
         delay += i.delay.max(Duration::from_millis(20));
     }
-    Some((leave + delay, s.rng.unit() < i.duplicate))
+    s.order += 1;
+    Some((leave + delay, s.order, s.rng.unit() < i.duplicate))
 }
 
 async fn serve(front: Arc<UdpSocket>, target: SocketAddr, shared: Arc<Mutex<Shared>>) {
     // one socket towards the target per client, so the hub sees each client apart
-    let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut ups: HashMap<SocketAddr, Line> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((n, client)) = front.recv_from(&mut buf).await else { continue };
-        let back = match backs.get(&client) {
-            Some(b) => b.clone(),
+        let up = match ups.get(&client) {
+            Some(u) => u.clone(),
             None => {
                 let Ok(b) = UdpSocket::bind("127.0.0.1:0").await else { continue };
                 if b.connect(target).await.is_err() {
                     continue;
                 }
-                let b = Arc::new(b);
-                tokio::spawn(downstream(b.clone(), front.clone(), client, shared.clone()));
-                backs.insert(client, b.clone());
-                b
+                let back = Arc::new(b);
+                tokio::spawn(downstream(back.clone(), front.clone(), client, shared.clone()));
+                let up = line(move |d| {
+                    let back = back.clone();
+                    async move {
+                        let _ = back.send(&d).await;
+                    }
+                });
+                ups.insert(client, up.clone());
+                up
             }
         };
-        send_later(&shared, buf[..n].to_vec(), true, move |d| {
-            let back = back.clone();
-            async move {
-                let _ = back.send(&d).await;
-            }
-        });
+        send_later(&shared, &up, buf[..n].to_vec(), true);
     }
 }
 
 async fn downstream(back: Arc<UdpSocket>, front: Arc<UdpSocket>, client: SocketAddr, shared: Arc<Mutex<Shared>>) {
     let mut buf = vec![0u8; 65_536];
+    let down = line(move |d| {
+        let front = front.clone();
+        async move {
+            let _ = front.send_to(&d, client).await;
+        }
+    });
     loop {
         // a hub that is down makes the kernel report its port unreachable on this
         // connected socket; the relay, like a network, carries on
@@ -205,29 +220,67 @@ async fn downstream(back: Arc<UdpSocket>, front: Arc<UdpSocket>, client: SocketA
                 continue;
             }
         };
-        let front = front.clone();
-        send_later(&shared, buf[..n].to_vec(), false, move |d| {
-            let front = front.clone();
-            async move {
-                let _ = front.send_to(&d, client).await;
-            }
-        });
+        send_later(&shared, &down, buf[..n].to_vec(), false);
     }
 }
 
-fn send_later<F, Fut>(shared: &Arc<Mutex<Shared>>, datagram: Vec<u8>, upward: bool, send: F)
+/// A datagram waiting in a line: when it leaves, its place, itself, and whether it goes twice.
+type Waiting = (Instant, u64, Vec<u8>, bool);
+
+/// One direction of one client: datagrams leave in the order of when they
+/// are due (and, due together, of when they came), as on a wire.
+type Line = tokio::sync::mpsc::UnboundedSender<Waiting>;
+
+/// Starts a line that hands each datagram to `send` when it is due.
+fn line<F, Fut>(send: F) -> Line
 where
     F: Fn(Vec<u8>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let Some((at, twice)) = shared.lock().ok().and_then(|mut s| schedule(&mut s, datagram.len(), upward)) else {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Waiting>();
+    tokio::spawn(async move {
+        let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+        let mut held: HashMap<u64, (Vec<u8>, bool)> = HashMap::new();
+        let mut open = true;
+        while open || !due.is_empty() {
+            let next = due.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                item = rx.recv(), if open => match item {
+                    Some((at, order, datagram, twice)) => {
+                        due.push(Reverse((at, order)));
+                        held.insert(order, (datagram, twice));
+                    }
+                    None => open = false,
+                },
+                () = async {
+                    match next {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    while let Some(Reverse((at, order))) = due.peek().copied() {
+                        if at > Instant::now() {
+                            break;
+                        }
+                        due.pop();
+                        if let Some((datagram, twice)) = held.remove(&order) {
+                            if twice {
+                                send(datagram.clone()).await;
+                            }
+                            send(datagram).await;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// Puts a datagram in its line, or drops it, as the impairment says.
+fn send_later(shared: &Arc<Mutex<Shared>>, line: &Line, datagram: Vec<u8>, upward: bool) {
+    let Some((at, order, twice)) = shared.lock().ok().and_then(|mut s| schedule(&mut s, datagram.len(), upward)) else {
         return;
     };
-    tokio::spawn(async move {
-        tokio::time::sleep_until(at).await;
-        if twice {
-            send(datagram.clone()).await;
-        }
-        send(datagram).await;
-    });
+    let _ = line.send((at, order, datagram, twice));
 }

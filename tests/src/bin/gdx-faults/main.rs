@@ -51,7 +51,7 @@ fn main() -> ExitCode {
                     r.count, r.held_s, r.recovered_max_s, r.recovered_mean_s
                 );
             }
-            println!("converged {:.1} s after the last fault healed:", report.converged_s);
+            println!("converged {:.1} s after the faults ended and the sources stopped; checked:", report.converged_s);
             for c in &report.checks {
                 println!("  {c}");
             }

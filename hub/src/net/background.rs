@@ -1,0 +1,115 @@
+//! The hub's background loops while it runs: the audit log kept from the
+//! stores' events, the base databases merged, and deliveries and notices
+//! produced from new changesets.
+
+use super::*;
+
+/// Moves the stores' audit events into the log twice a second, and signs a
+/// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
+/// Of the vaults it opens all until one pass over them succeeds (whatever an
+/// earlier run left behind), then those written since its last look; a vault
+/// with events left, or not read because of an error, is looked at again.
+pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut swept = false;
+    loop {
+        tick.tick().await;
+        let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
+        if sign {
+            last_checkpoint = std::time::Instant::now();
+        }
+        let (log, vaults) = (log.clone(), vaults.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
+            let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
+            let todo = if swept { vaults.take_written() } else { log.vault_files() };
+            match log.collect_from_vaults(&todo) {
+                Ok((_, more)) => vaults.mark_written(more),
+                Err(e) => {
+                    vaults.mark_written(todo);
+                    return Err(e);
+                }
+            }
+            if sign {
+                log.checkpoint(now())?;
+            }
+            Ok(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => swept = true,
+            Ok(Err(e)) => {
+                warn!(error = %e, "the audit log could not take new entries; they wait in the stores' outboxes");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Keeps the base databases merged: every half second, the member
+/// changesets applied since (`crate::base`).
+pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: crate::base::BasesConfig) {
+    if bases.bases.is_empty() {
+        return;
+    }
+    let bases = Arc::new(bases);
+    loop {
+        let (hub, dir, bases) = (hub.clone(), dir.clone(), bases.clone());
+        let merged = tokio::task::spawn_blocking(move || {
+            let at = now();
+            let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
+            // signed with the hub's key and certificate in force (renewed while it runs)
+            let signer = hub.creds().signer().map_err(|e| format!("{e:#}"))?;
+            let publisher = crate::base::Publisher { hub: hub.config.hub_id(), key: signer.key, chain: signer.chain };
+            let cx = crate::base::Context { publisher: Some(&publisher), revoked: &revoked };
+            crate::base::merge_all(&dir, &hub.vaults, &bases, &cx, at)
+        })
+        .await;
+        if let Ok(Err(e)) = merged {
+            warn!(error = %e, "the base databases could not be merged; retrying");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Turns new changesets into deliveries for every live grant, and the
+/// registration's into 双告知 notices, each second. Reads `supervision.toml`
+/// again when it changes; a mistake in it is logged and the rules before
+/// it kept.
+pub(super) async fn produce(exchange: Arc<Mutex<Exchange>>, dir: PathBuf, supervision: Arc<RwLock<SupervisionConfig>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seen = SupervisionConfig::modified(&dir);
+    loop {
+        tick.tick().await;
+        let modified = SupervisionConfig::modified(&dir);
+        if modified != seen {
+            seen = modified;
+            match SupervisionConfig::load(&dir) {
+                Ok(c) => {
+                    info!("supervision.toml read again");
+                    if let Ok(mut held) = supervision.write() {
+                        *held = c;
+                    }
+                }
+                Err(e) => warn!(error = %e, "supervision.toml changed but is not valid; the rules before it stay"),
+            }
+        }
+        let rules = supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok();
+        let x = exchange.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            x.lock().map_err(|_| ()).map(|mut x| {
+                let now = crate::exchange::clock();
+                if let Some((Some(reg), rules)) = &rules
+                    && let Err(e) = x.issue_notices(reg, rules, now)
+                {
+                    warn!(error = %e, "cannot issue 双告知 notices");
+                }
+                x.produce(now)
+            })
+        })
+        .await;
+        if let Ok(Ok(Err(e))) = made {
+            warn!(error = %e, "cannot produce deliveries");
+        }
+    }
+}
