@@ -20,6 +20,7 @@ use gdx_common::wire::{Fetch, LookupAnswer, Message, SignedDelivery};
 use gdx_files::tables;
 use gdx_link::frames;
 use rusqlite::{Connection, OptionalExtension, params};
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -222,8 +223,12 @@ pub async fn receive_pass(
         Message::Requests(r) => r,
         other => return Err(format!("the hub answered with {}", other.kind())),
     };
-    // the roots as they are now: a root taken during this connection (a rollover) counts at once
-    let roots = Credentials::load(paths).map(|c| c.roots).unwrap_or_else(|_| creds.roots.clone());
+    // the roots as they are now: a root taken during this connection (a rollover) counts at once; only
+    // ca.crt is read (loading the key pair would settle a renewal's switch while it is being made)
+    let roots: Vec<CertificateDer<'static>> = match std::fs::read_to_string(paths.ca()) {
+        Ok(pem) => gdx_certs::trust::read(&pem).into_iter().map(CertificateDer::from).collect(),
+        Err(_) => creds.roots.clone(),
+    };
     let verifier = tls::ChainVerifier::new(&roots).map_err(|e| e.to_string())?;
     let db = paths.received(config);
     let mut conn_db = open_received(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))?;

@@ -271,7 +271,7 @@ pub fn renew(
     let Ok(Identity::Node { serial, .. }) = Identity::of(&cert) else {
         return Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()));
     };
-    store.record_renewal(node, role, &serial, new_after, &old, &public_key, &cert, now).map_err(internal)?;
+    store.record_renewal(node, role.as_str(), &serial, new_after, &old, &public_key, &cert, now).map_err(internal)?;
     let mut chain_der = vec![cert.to_vec()];
     chain_der.extend(auth.intermediates.iter().cloned());
     Ok(Renewed { chain_der })
@@ -387,20 +387,20 @@ mod tests {
             metrics: None,
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
+        (dir, store, config, root_authority(ca))
+    }
+
+    /// What a province hub issues with: its root, trusted alone.
+    fn root_authority(ca: Ca) -> Authority {
         let root_der = ca.cert_der.to_vec();
-        (
-            dir,
-            store,
-            config,
-            Authority {
-                ca: Some(ca),
-                ca_der: root_der.clone(),
-                intermediates: vec![],
-                roots: vec![root_der.clone()],
-                root_der,
-                previous: vec![],
-            },
-        )
+        Authority {
+            ca: Some(ca),
+            ca_der: root_der.clone(),
+            intermediates: vec![],
+            roots: vec![root_der.clone()],
+            root_der,
+            previous: vec![],
+        }
     }
 
     fn county_token(store: &Store, config: &HubConfig, ca: &Authority) -> EnrolmentToken {
@@ -503,16 +503,7 @@ mod tests {
         let division = DivisionCode::parse("630000").unwrap();
         let (_d, _s, mut config, _) = setup();
         config.division = division;
-        let ca = Ca::create_root(division, "青海省", NOW).unwrap();
-        let root_der = ca.cert_der.to_vec();
-        let auth = Authority {
-            ca: Some(ca),
-            ca_der: root_der.clone(),
-            intermediates: vec![],
-            roots: vec![root_der.clone()],
-            root_der,
-            previous: vec![],
-        };
+        let auth = root_authority(Ca::create_root(division, "青海省", NOW).unwrap());
         let child = NodeId::parse("632500/hub").unwrap();
         let token = make_token(&store, &config, auth.root_fingerprint(), &child, Role::Hub, 60, NOW).unwrap();
         let (key, ca_key) = (pki::new_key().unwrap(), pki::new_key().unwrap());

@@ -274,7 +274,7 @@ pub fn renew_intermediate(
     let Ok(Identity::Ca { serial, not_after, .. }) = Identity::of(&cert) else {
         return Err(refuse(RefusalCode::Internal, "the hub issued an unreadable certificate".into()));
     };
-    store.record_ca_renewal(node, &serial, not_after, &old, &public_key, &cert, now).map_err(internal)?;
+    store.record_renewal(node, "ca", &serial, not_after, &old, &public_key, &cert, now).map_err(internal)?;
     Ok(Renewed { chain_der: vec![cert.to_vec()] })
 }
 

@@ -431,22 +431,29 @@ impl Agent {
 /// digest of each row's values taken by column name). Equal checksums mean
 /// the same rows, none missing and none doubled.
 pub fn table_checksum(db: &Path, table: &str, columns: &[&str]) -> (u64, u128) {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    try_table_checksum(db, table, columns)
+        .unwrap_or_else(|| panic!("cannot read {} of table {table} in {}", columns.join(", "), db.display()))
+}
+
+/// [`table_checksum`], or `None` while the file or the table cannot be read
+/// (for polling a copy that is still being made).
+pub fn try_table_checksum(db: &Path, table: &str, columns: &[&str]) -> Option<(u64, u128)> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
     let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).unwrap();
-    let mut rows = stmt.query([]).unwrap();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).ok()?;
+    let mut rows = stmt.query([]).ok()?;
     let (mut n, mut sum) = (0u64, 0u128);
-    while let Some(r) = rows.next().unwrap() {
+    while let Some(r) = rows.next().ok()? {
         let mut text = String::new();
         for i in 0..columns.len() {
-            let v: rusqlite::types::Value = r.get(i).unwrap();
+            let v: rusqlite::types::Value = r.get(i).ok()?;
             text.push_str(&format!("{v:?}\u{1f}"));
         }
         let d = gdx_certs::pki::sha256(text.as_bytes());
-        sum = sum.wrapping_add(u128::from_le_bytes(d[..16].try_into().unwrap()));
+        sum = sum.wrapping_add(u128::from_le_bytes(d[..16].try_into().ok()?));
         n += 1;
     }
-    (n, sum)
+    Some((n, sum))
 }
 
 /// Makes table `people` (id, name) of the SQLite file `db` hold exactly `rows`.

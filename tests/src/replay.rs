@@ -32,7 +32,7 @@ pub fn read(path: &Path) -> Vec<Recorded> {
         .map(|line| {
             let mut parts = line.split(' ');
             let (dir, stream, hex) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-            let frame = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let frame = gdx_common::audit::unhex(hex).unwrap_or_else(|| panic!("{}: not hex: {line}", path.display()));
             Recorded { incoming: dir == "in", stream: stream.parse().unwrap(), frame }
         })
         .collect()

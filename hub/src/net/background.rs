@@ -53,15 +53,30 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
         return;
     }
     let bases = Arc::new(bases);
+    // signed with the hub's key and certificate in force, made again when they change (a renewal while it runs)
+    let mut publisher: Option<(Arc<super::credentials::Credentials>, Arc<crate::base::Publisher>)> = None;
     loop {
+        let creds = hub.creds();
+        let current = match &publisher {
+            Some((made_from, p)) if Arc::ptr_eq(made_from, &creds) => p.clone(),
+            _ => match creds.signer() {
+                Ok(s) => {
+                    let p = Arc::new(crate::base::Publisher { hub: hub.config.hub_id(), key: s.key, chain: s.chain });
+                    publisher = Some((creds, p.clone()));
+                    p
+                }
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "the base databases cannot be signed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+        };
         let (hub, dir, bases) = (hub.clone(), dir.clone(), bases.clone());
         let merged = tokio::task::spawn_blocking(move || {
             let at = now();
             let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
-            // signed with the hub's key and certificate in force (renewed while it runs)
-            let signer = hub.creds().signer().map_err(|e| format!("{e:#}"))?;
-            let publisher = crate::base::Publisher { hub: hub.config.hub_id(), key: signer.key, chain: signer.chain };
-            let cx = crate::base::Context { publisher: Some(&publisher), revoked: &revoked };
+            let cx = crate::base::Context { publisher: Some(&current), revoked: &revoked };
             crate::base::merge_all(&dir, &hub.vaults, &bases, &cx, at)
         })
         .await;

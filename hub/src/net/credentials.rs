@@ -66,17 +66,12 @@ impl Stamp {
 pub(super) fn reset_key(paths: &HubPaths) -> anyhow::Result<[u8; 32]> {
     let path = paths.quic_reset_key();
     if !path.exists() {
+        // written beside and renamed: a kill leaves no file or a whole one
         let key: [u8; 32] = pki::random_bytes();
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        // a kill before it is whole leaves a file the next start refuses, naming it
-        gdx_files::write_new(&path, hex.as_bytes(), true)?;
+        gdx_files::replace(&path, gdx_common::token::hex(&key).as_bytes(), true)?;
     }
     let text = gdx_files::read_private(&path)?;
-    let bytes: Vec<u8> = (0..text.trim().len())
-        .step_by(2)
-        .filter_map(|i| text.trim().get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    bytes.try_into().map_err(|_| {
+    gdx_common::audit::hash_of(text.trim()).ok_or_else(|| {
         anyhow::anyhow!("{} is damaged; remove it and start the hub again (a new one is made)", path.display())
     })
 }

@@ -3,7 +3,7 @@
 //! login, and revocations carried down from a certificate to those renewed
 //! from it.
 
-use gdx_common::{NodeId, Role};
+use gdx_common::NodeId;
 use rusqlite::{OptionalExtension, params};
 
 use super::nodes_db::{Store, StoreError};
@@ -111,22 +111,6 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records the intermediate CA of child hub `node` renewed (the one it
-    /// replaces, `old_serial`, stays valid until it ends); an audit entry.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_ca_renewal(
-        &self,
-        node: &NodeId,
-        serial: &str,
-        not_after: i64,
-        old_serial: &str,
-        public_key: &[u8],
-        cert: &[u8],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.record(node, "ca", serial, not_after, old_serial, public_key, cert, now)
-    }
-
     /// The serial of the newest unrevoked intermediate CA recorded for child hub `node`.
     pub fn newest_ca(&self, node: &NodeId) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -158,28 +142,13 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a certificate renewed for `node` over its connection (the
-    /// one it connected with, `old_serial`, stays valid until it expires).
+    /// Records a certificate renewed for `node` (the one it replaces,
+    /// `old_serial`, stays valid until it ends) in one transaction: the new
+    /// certificate among the node's (with `role` `ca`, a child hub's
+    /// intermediate CA, among the hub's, so that revoking the hub revokes it
+    /// too), the renewal, and its audit entry.
     #[allow(clippy::too_many_arguments)]
     pub fn record_renewal(
-        &self,
-        node: &NodeId,
-        role: Role,
-        serial: &str,
-        not_after: i64,
-        old_serial: &str,
-        public_key: &[u8],
-        cert: &[u8],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.record(node, role.as_str(), serial, not_after, old_serial, public_key, cert, now)
-    }
-
-    /// A renewal in one transaction: the new certificate among the node's
-    /// (an intermediate CA among the hub's, so that revoking the hub revokes
-    /// it too), the renewal, and its audit entry.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
         &self,
         node: &NodeId,
         role: &str,

@@ -154,18 +154,6 @@ items = [ {{ name = "编号", column = "id", data_type = "C", length = 20 }}, {{
     ));
 }
 
-fn people(db: &Path, rows: usize) {
-    let c = rusqlite::Connection::open(db).expect("source opens");
-    c.execute_batch("CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, name TEXT)").expect("table");
-    for i in 0..rows {
-        c.execute(
-            "INSERT OR REPLACE INTO people VALUES (?1, ?2)",
-            rusqlite::params![format!("r{i}"), format!("姓名{i}")],
-        )
-        .expect("row");
-    }
-}
-
 /// One random change to a source: insert, update or delete.
 fn change(db: &Path, rng: &mut Rng, next_id: &AtomicU64) {
     let Ok(c) = rusqlite::Connection::open(db) else { return };
@@ -190,32 +178,6 @@ fn change(db: &Path, rng: &mut Rng, next_id: &AtomicU64) {
         }
         _ => Ok(0),
     };
-}
-
-/// (rows, digest) of `columns` of `table`, or None while it cannot be read.
-fn checksum(db: &Path, table: &str, columns: &[&str]) -> Option<(u64, u128)> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).ok()?;
-    let mut rows = stmt.query([]).ok()?;
-    let (mut n, mut sum) = (0u64, 0u128);
-    while let Some(r) = rows.next().ok()? {
-        let mut text = String::new();
-        for i in 0..columns.len() {
-            let v: rusqlite::types::Value = r.get(i).ok()?;
-            text.push_str(&format!("{v:?}\u{1f}"));
-        }
-        let d = gdx_certs::pki::sha256(text.as_bytes());
-        sum = sum.wrapping_add(u128::from_le_bytes(d[..16].try_into().ok()?));
-        n += 1;
-    }
-    Some((n, sum))
-}
-
-fn connected(agent: &Agent) -> bool {
-    let out = agent.cmd(&["status", "--json"]);
-    serde_json::from_str::<serde_json::Value>(&out.stdout)
-        .is_ok_and(|s| s["daemon_running"] == true && s["link"]["state"] == "connected")
 }
 
 /// Waits up to `limit` for `cond`; the seconds it took, or None.
@@ -258,7 +220,8 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         let agent = Agent::new();
         agent.enroll(&hubs[hub].token(node, "1h")).ok();
         let db = tmp.path().join(format!("{}.db", node.replace('/', "-")));
-        people(&db, o.rows);
+        let rows: Vec<(String, String)> = (0..o.rows).map(|i| (format!("r{i}"), format!("姓名{i}"))).collect();
+        crate::people_table(&db, &rows.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
         declare(&agent, code, entry, class, &db);
         let relay = rt.block_on(Relay::start(hubs[hub].addr.parse()?, rng.next_u64()))?;
         agent.set_config("hub_addr", &relay.addr.to_string());
@@ -270,7 +233,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     // longer than an agent's longest backoff (60 s ± 20 %) after a connect attempt that timed out (15 s)
     let deadline = Duration::from_secs(120);
     for d in &departments {
-        within(deadline, || connected(&d.agent)).ok_or_else(|| anyhow::anyhow!("{} never connected", d.node))?;
+        within(deadline, || d.agent.connected()).ok_or_else(|| anyhow::anyhow!("{} never connected", d.node))?;
     }
     // the grant: 同德 民政 asks for the province's register (无条件共享: granted at once)
     let catalogued = within(deadline, || hubs[1].cmd(&["catalog", "list"]).stdout.contains("301001/000101"));
@@ -417,11 +380,16 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let mut checks = Vec::new();
     let converged = within(o.converge_limit, || {
         departments.iter().all(|d| {
-            let source = checksum(&d.db, "people", &cols);
-            source.is_some() && source == checksum(&vault(d.hub, d.node), d.code, &cols)
-        }) && checksum(&departments[1].db, "people", &cols) == checksum(&vault(0, "632522/gongan"), "renkou", &cols)
-            && checksum(&departments[0].db, "people", &["name"])
-                == checksum(&departments[2].agent.dir.path().join("received.db"), "gongan_huji_630000", &["name"])
+            let source = crate::try_table_checksum(&d.db, "people", &cols);
+            source.is_some() && source == crate::try_table_checksum(&vault(d.hub, d.node), d.code, &cols)
+        }) && crate::try_table_checksum(&departments[1].db, "people", &cols)
+            == crate::try_table_checksum(&vault(0, "632522/gongan"), "renkou", &cols)
+            && crate::try_table_checksum(&departments[0].db, "people", &["name"])
+                == crate::try_table_checksum(
+                    &departments[2].agent.dir.path().join("received.db"),
+                    "gongan_huji_630000",
+                    &["name"],
+                )
     });
     let converged_s =
         converged.ok_or_else(|| anyhow::anyhow!("not converged within {:?} of the last heal", o.converge_limit))?;
@@ -429,7 +397,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         checks.push(format!(
             "{}: its hub's vault equals the source ({:?} rows)",
             d.node,
-            checksum(&d.db, "people", &cols).map(|c| c.0)
+            crate::try_table_checksum(&d.db, "people", &cols).map(|c| c.0)
         ));
     }
     checks.push("632522/gongan: the province's copy of the base resource equals the source".into());
