@@ -27,6 +27,10 @@ pub struct Counters {
     pub rows: Counter,
     pub bytes: Counter,
     pub apply_seconds: Histogram,
+    /// Group commits of the vaults (`crate::store::group_sync`): time to
+    /// flush one group; its count is the number of flushes.
+    pub flush_seconds: Histogram,
+    pub flushed_files: Counter,
 }
 
 static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
@@ -36,6 +40,9 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
     bytes: Counter::default(),
     // 1 ms to about 16 s
     apply_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+    // 0.25 ms to about 4 s
+    flush_seconds: Histogram::new(exponential_buckets(0.000_25, 2.0, 15)),
+    flushed_files: Counter::default(),
 });
 
 pub fn counters() -> &'static Counters {
@@ -78,6 +85,12 @@ pub fn render(g: &Gauges) -> String {
     r.register("rows_accepted", "Row changes in the changesets applied", c.rows.clone());
     r.register("bytes_accepted", "Signed changeset bytes applied", c.bytes.clone());
     r.register("apply_seconds", "Time to verify and apply one changeset", c.apply_seconds.clone());
+    r.register(
+        "vault_flush_seconds",
+        "Time to flush one group of vault commits to disk (count: groups flushed)",
+        c.flush_seconds.clone(),
+    );
+    r.register("vault_files_flushed", "Vault files flushed, summed over the groups", c.flushed_files.clone());
     let family = |r: &mut Registry, name: &str, help: &str, rows: Vec<(Labels, i64)>| {
         let f = Family::<Labels, Gauge>::default();
         for (labels, v) in rows {
@@ -162,6 +175,8 @@ mod tests {
             "gdx_hub_audit_checkpoint_age_seconds 4",
             "gdx_hub_certificate_days_left{certificate=\"hub\"} 700.5",
             "# TYPE gdx_hub_apply_seconds histogram",
+            "# TYPE gdx_hub_vault_flush_seconds histogram",
+            "gdx_hub_vault_files_flushed_total",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }

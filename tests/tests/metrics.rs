@@ -65,6 +65,9 @@ fn a_hub_and_an_agent_tell_prometheus_what_operators_act_on() {
     assert_eq!(sample(&h, "gdx_hub_changesets_accepted_total"), Some(1.0), "{h}");
     assert_eq!(sample(&h, "gdx_hub_rows_accepted_total"), Some(2.0), "{h}");
     assert!(h.contains("gdx_hub_apply_seconds_count 1"), "{h}");
+    // the changeset's vault was flushed before the acknowledgement, in one group
+    assert!(sample(&h, "gdx_hub_vault_flush_seconds_count").is_some_and(|n| n >= 1.0), "{h}");
+    assert!(sample(&h, "gdx_hub_vault_files_flushed_total").is_some_and(|n| n >= 1.0), "{h}");
     // the audit log takes the stores' entries twice a second
     wait_until(Duration::from_secs(10), "the audit log's size", || {
         sample(&scrape(&hub_metrics), "gdx_hub_audit_entries").is_some_and(|n| n >= 2.0)

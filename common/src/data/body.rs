@@ -18,25 +18,32 @@ pub enum BodyError {
     Encode(String),
 }
 
+thread_local! {
+    /// One compression and one decompression context per thread, kept:
+    /// making them per changeset (each a fresh allocation of their
+    /// buffers) cost more than the compression of a small changeset.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// `zstd(bincode(changeset))`, the body that is signed and sent. An error,
 /// never empty bytes: what is returned gets signed.
 pub fn encode_changeset(cs: &Changeset) -> Result<Vec<u8>, BodyError> {
     let raw =
         bincode::serde::encode_to_vec(cs, bincode::config::standard()).map_err(|e| BodyError::Encode(e.to_string()))?;
-    zstd::bulk::compress(&raw, 3).map_err(|e| BodyError::Encode(e.to_string()))
+    COMPRESSOR.with_borrow_mut(|c| {
+        let c = match c {
+            Some(c) => c,
+            None => c.insert(zstd::bulk::Compressor::new(3).map_err(|e| BodyError::Encode(e.to_string()))?),
+        };
+        c.compress(&raw).map_err(|e| BodyError::Encode(e.to_string()))
+    })
 }
 
 /// Decodes a body made by [`encode_changeset`], refusing anything that
 /// decompresses beyond [`MAX_CHANGESET_BYTES`].
 pub fn decode_changeset(body: &[u8]) -> Result<Changeset, BodyError> {
-    // streamed, so the buffer grows with what the body really holds, up to the limit
-    let mut raw = Vec::new();
-    let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| BodyError::Compression(e.to_string()))?;
-    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_CHANGESET_BYTES as u64 + 1), &mut raw)
-        .map_err(|e| BodyError::Compression(e.to_string()))?;
-    if raw.len() > MAX_CHANGESET_BYTES {
-        return Err(BodyError::Compression(format!("it decompresses to more than {MAX_CHANGESET_BYTES} bytes")));
-    }
+    let raw = decompress(body)?;
     let config = bincode::config::standard().with_limit::<MAX_CHANGESET_BYTES>();
     let (cs, used): (Changeset, usize) =
         bincode::serde::decode_from_slice(&raw, config).map_err(|e| BodyError::Decode(e.to_string()))?;
@@ -44,4 +51,34 @@ pub fn decode_changeset(body: &[u8]) -> Result<Changeset, BodyError> {
         return Err(BodyError::Decode("bytes left over".into()));
     }
     Ok(cs)
+}
+
+/// The decompressed body, at most [`MAX_CHANGESET_BYTES`]. A body whose one
+/// frame states its size (as [`encode_changeset`] writes it) is
+/// decompressed at once into a buffer of that size, with this thread's
+/// context; any other is streamed, its buffer growing with what it really
+/// holds, so a size claimed falsely never allocates more than the limit.
+fn decompress(body: &[u8]) -> Result<Vec<u8>, BodyError> {
+    let declared = zstd::zstd_safe::get_frame_content_size(body).ok().flatten();
+    let one_frame = zstd::zstd_safe::find_frame_compressed_size(body).is_ok_and(|n| n == body.len());
+    if let Some(size) = declared.filter(|&n| one_frame && n as usize <= MAX_CHANGESET_BYTES) {
+        let fast = DECOMPRESSOR.with_borrow_mut(|d| {
+            let d = match d {
+                Some(d) => d,
+                None => d.insert(zstd::bulk::Decompressor::new().ok()?),
+            };
+            d.decompress(body, size as usize).ok()
+        });
+        if let Some(raw) = fast.filter(|raw| raw.len() as u64 == size) {
+            return Ok(raw);
+        }
+    }
+    let mut raw = Vec::new();
+    let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| BodyError::Compression(e.to_string()))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_CHANGESET_BYTES as u64 + 1), &mut raw)
+        .map_err(|e| BodyError::Compression(e.to_string()))?;
+    if raw.len() > MAX_CHANGESET_BYTES {
+        return Err(BodyError::Compression(format!("it decompresses to more than {MAX_CHANGESET_BYTES} bytes")));
+    }
+    Ok(raw)
 }

@@ -82,6 +82,24 @@ fn body_round_trip_and_bombs() {
     assert!(decode_changeset(b"not zstd").is_err());
     let bomb = zstd::bulk::compress(&vec![0u8; MAX_CHANGESET_BYTES + 1], 1).unwrap();
     assert!(matches!(decode_changeset(&bomb), Err(BodyError::Compression(_))));
+    // bodies made otherwise than by encode_changeset take the streamed path
+    let raw = bincode::serde::encode_to_vec(&cs, bincode::config::standard()).unwrap();
+    let unsized_frame = {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut e, &raw).unwrap();
+        e.finish().unwrap()
+    };
+    assert_eq!(zstd::zstd_safe::get_frame_content_size(&unsized_frame).ok().flatten(), None);
+    assert_eq!(decode_changeset(&unsized_frame).unwrap(), cs);
+    let (half, rest) = raw.split_at(raw.len() / 2);
+    let two_frames = [zstd::bulk::compress(half, 3).unwrap(), zstd::bulk::compress(rest, 3).unwrap()].concat();
+    assert_eq!(decode_changeset(&two_frames).unwrap(), cs);
+    // a frame cut short fails on either path
+    let whole = encode_changeset(&cs).unwrap();
+    assert!(matches!(decode_changeset(&whole[..whole.len() - 3]), Err(BodyError::Compression(_))));
+    // a bomb in the second frame, behind a small first one
+    let bomb2 = [zstd::bulk::compress(half, 3).unwrap(), bomb].concat();
+    assert!(matches!(decode_changeset(&bomb2), Err(BodyError::Compression(_))));
 }
 
 /// A few KiB that claim millions of rows or cells fail as the count is

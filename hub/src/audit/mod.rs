@@ -68,8 +68,21 @@ fn damaged(size: u64) -> AuditError {
     ))
 }
 
-/// Events moved from one store's outbox in one transaction.
+/// Events moved from one store's outbox in one pass.
 const COLLECT_BATCH: usize = 5000;
+/// Events moved in one pass (one transaction of the log) from all stores.
+const PASS_LIMIT: usize = 50_000;
+/// Stores read in one pass (each held open until the log commits).
+const PASS_STORES: usize = 32;
+
+/// Events waiting in one store's outbox.
+struct Waiting {
+    path: PathBuf,
+    /// The store's path within the hub's folder, naming each entry's source.
+    name: String,
+    conn: rusqlite::Connection,
+    events: Vec<(i64, String)>,
+}
 
 use gdx_common::token::hex;
 
@@ -234,9 +247,13 @@ impl AuditLog {
     /// Like [`AuditLog::collect`], but of the vaults only those in `vaults`
     /// (those written since the last look; see `Vaults::take_written`).
     /// Returns how many were appended, and the vaults that still hold
-    /// events (more than one batch was waiting).
+    /// events (more than one batch was waiting, or the pass was full).
+    ///
+    /// The events of every store read are appended in one transaction, one
+    /// flush of the log for the whole pass; only then does each store's
+    /// outbox forget them. Killed in between, the next pass finds them
+    /// again and skips them (each entry names its source).
     pub fn collect_from_vaults(&mut self, vaults: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AuditError> {
-        let mut appended = 0;
         let mut more = Vec::new();
         let p = HubPaths::new(&self.dir);
         // the base databases publish too (few files, read each time)
@@ -248,54 +265,69 @@ impl AuditLog {
             })
             .unwrap_or_default();
         bases.sort();
+        let mut read = Vec::new();
+        let mut events = 0;
         for path in [p.db(), p.catalog_db(), p.exchange_db()].iter().chain(&bases).chain(vaults).filter(|p| p.exists())
         {
-            let (n, full) = self.collect_from(path)?;
-            appended += n;
-            if full {
+            if events >= PASS_LIMIT || read.len() >= PASS_STORES {
                 more.push(path.clone());
+                continue;
+            }
+            if let Some(waiting) = self.waiting_in(path)? {
+                events += waiting.events.len();
+                read.push(waiting);
             }
         }
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tree = self.tree.clone();
+        let mut appended = 0;
+        for store in &read {
+            for (id, text) in &store.events {
+                let event = Event::from_outbox(text);
+                // the event's digest is part of its source: a store restored from
+                // an older copy reuses outbox ids, but not with the same events
+                let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
+                if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{}#{id}#{digest}", store.name), &event)? {
+                    tree.push(leaf);
+                    appended += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        self.tree = tree;
+        for store in read {
+            // appended (or appended before): the outbox may forget them
+            let last = store.events.last().map_or(0, |e| e.0);
+            store.conn.execute("DELETE FROM audit_outbox WHERE id <= ?1", [last])?;
+            if store.events.len() == COLLECT_BATCH {
+                more.push(store.path);
+            }
+        }
+        let vaults: std::collections::HashSet<&PathBuf> = vaults.iter().collect();
         more.retain(|p| vaults.contains(p));
         Ok((appended, more))
     }
 
-    /// Appends up to [`COLLECT_BATCH`] events of one store; true in second
-    /// place when that many were waiting (there may be more).
-    fn collect_from(&mut self, path: &Path) -> Result<(usize, bool), AuditError> {
+    /// Up to [`COLLECT_BATCH`] events waiting in one store's outbox, with
+    /// the connection that will delete them; None when none wait.
+    fn waiting_in(&self, path: &Path) -> Result<Option<Waiting>, AuditError> {
         let name = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
         let src = gdx_files::open_existing(path)?;
         src.busy_timeout(Duration::from_secs(10))?;
+        // forgetting collected events need not be flushed: collected again, they are skipped
+        src.pragma_update(None, "synchronous", "NORMAL")?;
         let has_outbox: bool = src
             .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_outbox'", [], |_| Ok(()))
             .optional()?
             .is_some();
         if !has_outbox {
-            return Ok((0, false));
+            return Ok(None);
         }
-        let waiting: Vec<(i64, String)> = {
+        let events: Vec<(i64, String)> = {
             let mut stmt = src.prepare("SELECT id, event FROM audit_outbox ORDER BY id LIMIT ?1")?;
             stmt.query_map([COLLECT_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
         };
-        let Some(last) = waiting.last().map(|w| w.0) else { return Ok((0, false)) };
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut tree = self.tree.clone();
-        let mut appended = 0;
-        for (id, text) in &waiting {
-            let event = Event::from_outbox(text);
-            // the event's digest is part of its source: a store restored from
-            // an older copy reuses outbox ids, but not with the same events
-            let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
-            if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{name}#{id}#{digest}"), &event)? {
-                tree.push(leaf);
-                appended += 1;
-            }
-        }
-        tx.commit()?;
-        self.tree = tree;
-        // appended (or appended before): the outbox may forget them
-        src.execute("DELETE FROM audit_outbox WHERE id <= ?1", [last])?;
-        Ok((appended, waiting.len() == COLLECT_BATCH))
+        Ok((!events.is_empty()).then(|| Waiting { path: path.to_path_buf(), name, conn: src, events }))
     }
 
     /// Signs a checkpoint of the current size if it is newer than the last one.

@@ -22,12 +22,17 @@ pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaul
         let (log, vaults) = (log.clone(), vaults.clone());
         let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
             let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
-            let todo = if swept { vaults.take_written() } else { log.vault_files() };
-            match log.collect_from_vaults(&todo) {
-                Ok((_, more)) => vaults.mark_written(more),
-                Err(e) => {
-                    vaults.mark_written(todo);
-                    return Err(e);
+            let mut todo = if swept { vaults.take_written() } else { log.vault_files() };
+            // passes one after the other while stores are left, for up to a second
+            let started = std::time::Instant::now();
+            loop {
+                match log.collect_from_vaults(&todo) {
+                    Ok((_, more)) if !more.is_empty() && started.elapsed() < Duration::from_secs(1) => todo = more,
+                    Ok((_, more)) => break vaults.mark_written(more),
+                    Err(e) => {
+                        vaults.mark_written(todo);
+                        return Err(e);
+                    }
                 }
             }
             if sign {

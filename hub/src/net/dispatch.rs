@@ -88,18 +88,64 @@ impl Hub {
     }
 
     /// Receives changesets on one stream, in order, and answers each with an
-    /// acknowledgement (after commit), a gap, or a rejection.
+    /// acknowledgement (after commit), a gap, or a rejection. The answers
+    /// go out in order from a task of their own: an answer about a
+    /// changeset waits until its vault's commit is on disk (group commit,
+    /// `crate::store::group_sync`), while the next changesets are applied.
     pub(super) async fn serve_uploads(
         self: Arc<Self>,
         node: NodeId,
         role: Role,
         cert: Arc<Vec<u8>>,
-        mut send: quinn::SendStream,
+        send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
+        let (answers, queue) = tokio::sync::mpsc::channel(ANSWERS_IN_FLIGHT);
+        let mut answering = tokio::spawn(self.clone().answer_in_order(send, queue).in_current_span());
+        tokio::select! {
+            // the requests ended: the answers still queued go out
+            () = self.serve_requests(node, role, cert, &mut recv, answers) => {
+                let _ = answering.await;
+            }
+            // a refusal or a broken stream: stop reading too
+            _ = &mut answering => {}
+        }
+    }
+
+    /// Sends the answers in the order the requests came, each after the
+    /// flush it waits for; stops at a refusal or when the stream fails.
+    async fn answer_in_order(
+        self: Arc<Self>,
+        mut send: quinn::SendStream,
+        mut queue: tokio::sync::mpsc::Receiver<(Vec<Message>, Option<u64>)>,
+    ) {
+        while let Some((answers, ticket)) = queue.recv().await {
+            if let Some(ticket) = ticket {
+                self.vaults.synced(ticket).await;
+            }
+            for answer in answers {
+                let stop = matches!(answer, Message::Refused(_));
+                if frames::send(&mut send, &answer).await.is_err() || stop {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads the requests of one stream and does each, handing the answers on.
+    async fn serve_requests(
+        self: &Arc<Self>,
+        node: NodeId,
+        role: Role,
+        cert: Arc<Vec<u8>>,
+        recv: &mut quinn::RecvStream,
+        answers: tokio::sync::mpsc::Sender<(Vec<Message>, Option<u64>)>,
+    ) {
         loop {
-            let work: Work = match frames::recv_after(&mut recv, Some(UPLOAD_IDLE)).await {
+            let mut durable = false;
+            let work: Work = match frames::recv_after(recv, Some(UPLOAD_IDLE)).await {
                 Ok(Some(Message::Upload(e))) => {
+                    durable = true;
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
                 }
@@ -208,14 +254,11 @@ impl Hub {
                 }
                 Ok(None) => return,
                 Ok(Some(other)) => {
-                    let _ = frames::send(
-                        &mut send,
-                        &Message::Refused(Refusal {
-                            code: RefusalCode::BadRequest,
-                            message: format!("unexpected message {}", other.kind()),
-                        }),
-                    )
-                    .await;
+                    let refused = Message::Refused(Refusal {
+                        code: RefusalCode::BadRequest,
+                        message: format!("unexpected message {}", other.kind()),
+                    });
+                    let _ = answers.send((vec![refused], None)).await;
                     return;
                 }
                 Err(e) => {
@@ -225,18 +268,17 @@ impl Hub {
             };
             let hub = self.clone();
             let answer = tokio::task::spawn_blocking(move || work(&hub)).await;
-            let answers = match answer {
+            let done = match answer {
                 Ok(a) => a,
                 Err(_) => vec![Message::Refused(Refusal {
                     code: RefusalCode::Internal,
                     message: "the hub failed while storing what was sent; it will be retried".into(),
                 })],
             };
-            for answer in answers {
-                let stop = matches!(answer, Message::Refused(_));
-                if frames::send(&mut send, &answer).await.is_err() || stop {
-                    return;
-                }
+            // taken after the work: its commit is in this batch or an earlier one
+            let ticket = durable.then(|| self.vaults.ticket());
+            if answers.send((done, ticket)).await.is_err() {
+                return; // the answering task stopped: the stream is done
             }
         }
     }

@@ -74,6 +74,34 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an upload stream may wait for its next message before the hub
 /// ends it (the node opens a new one for its next pass).
 const UPLOAD_IDLE: Duration = Duration::from_secs(120);
+/// The receive and send buffers asked for the hub's UDP socket: every
+/// agent's datagrams arrive on it, and a burst that overflows the kernel's
+/// default (about 200 KiB) is dropped and waits for QUIC to resend it.
+const UDP_BUFFER: usize = 8 << 20;
+
+/// Binds the hub's UDP socket with large buffers; says so when the kernel
+/// gives less than half of [`UDP_BUFFER`] (its `net.core.rmem_max`).
+fn bind_udp(listen: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(listen), Type::DGRAM, Some(Protocol::UDP))?;
+    // what the kernel does not grant is capped, not refused
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    // Linux reports twice what it grants (its bookkeeping)
+    let granted = socket.recv_buffer_size().unwrap_or(0) / 2;
+    if granted < UDP_BUFFER / 2 {
+        warn!(
+            granted_kib = granted / 1024,
+            "the UDP receive buffer is small: bursts from many agents may be dropped and resent; raise it with `sysctl -w net.core.rmem_max={UDP_BUFFER}` (and in /etc/sysctl.d to keep it)"
+        );
+    }
+    socket.bind(&listen.into())?;
+    Ok(socket.into())
+}
+
+/// Answers of one stream waiting for their flush (an agent keeps up to 16
+/// changesets in flight).
+const ANSWERS_IN_FLIGHT: usize = 64;
 /// One-shot (probe) connections one node may have open at once.
 const MAX_PROBES_PER_NODE: usize = 4;
 /// How often revocations are re-read and the heartbeat written.
@@ -170,7 +198,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         .listen
         .parse()
         .with_context(|| format!("listen = {:?} in hub.toml is not an IP:PORT address", config.listen))?;
-    let socket = std::net::UdpSocket::bind(listen).with_context(|| {
+    let socket = bind_udp(listen).with_context(|| {
         format!("cannot listen on {listen}/udp; another gdx-hub may be running, or change listen in hub.toml")
     })?;
     let endpoint = quinn::Endpoint::new(

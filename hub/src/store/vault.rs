@@ -6,7 +6,9 @@
 //! sequence number. A changeset is applied in **one transaction** that also
 //! advances the sequence number, so it is applied exactly once: a duplicate
 //! is recognised by its number, a gap is refused with the number expected,
-//! and a kill before the commit leaves nothing behind.
+//! and a kill before the commit leaves nothing behind. Commits are made
+//! durable in groups ([`super::group_sync`]): whoever acknowledges a
+//! changeset first waits for [`Vaults::synced`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -66,12 +68,16 @@ pub struct Vaults {
     /// Resources that are members of a base database (`crate::base`):
     /// the keys their changesets touch are logged for the merge.
     members: Mutex<std::collections::HashSet<(NodeId, String)>>,
+    /// Flushes the vaults' commits to disk in groups.
+    sync: super::group_sync::GroupSync,
 }
 
 impl Vaults {
     pub fn new(hub_dir: &Path) -> Self {
+        let dir = HubPaths::new(hub_dir).vaults();
         Self {
-            dir: HubPaths::new(hub_dir).vaults(),
+            sync: super::group_sync::GroupSync::new(&dir),
+            dir,
             open: Mutex::new(HashMap::new()),
             applied: tokio::sync::Notify::new(),
             written: Mutex::new(Default::default()),
@@ -132,12 +138,30 @@ impl Vaults {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&(cs.origin.clone(), cs.resource.as_str().to_owned()));
         let applied = apply(&mut conn, cs, digest, frame, member, now);
+        // whatever the answer, it speaks of what the vault holds: it waits for the flush
+        self.sync.mark(&self.path(&cs.origin));
         if matches!(applied, Ok(Applied::Applied)) {
             // after the commit: a collector that misses it now finds it next time
             self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(self.path(&cs.origin));
             self.applied.notify_one();
         }
         applied
+    }
+
+    /// The group of flushes that holds every commit made so far; answers
+    /// about them wait for [`Vaults::synced`] of it.
+    pub fn ticket(&self) -> u64 {
+        self.sync.ticket()
+    }
+
+    /// Waits until the commits of `ticket` are on disk.
+    pub async fn synced(&self, ticket: u64) {
+        self.sync.wait(ticket).await
+    }
+
+    /// Like [`Vaults::synced`], blocking the thread.
+    pub fn synced_blocking(&self, ticket: u64) {
+        self.sync.wait_blocking(ticket)
     }
 
     /// The vault files written since the last call.
@@ -259,6 +283,8 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
         )",
     )?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    // commits are flushed in groups by `GroupSync`, before anything is acknowledged
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
     Ok(conn)
 }

@@ -184,7 +184,9 @@ pub(super) fn footprint_bench() {
 }
 
 /// Sends changesets `seqs` (one row each) on an upload stream, each after
-/// the previous one's acknowledgement; returns each one's latency.
+/// the previous one's acknowledgement; returns each one's latency. With
+/// `pace` (mean seconds between changesets, seed), each waits first for a
+/// random time drawn from an exponential distribution of that mean.
 pub(super) async fn send_changesets(
     up: &mut quinn::SendStream,
     down: &mut quinn::RecvStream,
@@ -192,11 +194,25 @@ pub(super) async fn send_changesets(
     key: &rcgen::KeyPair,
     cert: &[u8],
     seqs: std::ops::RangeInclusive<u64>,
+    pace: Option<(f64, usize)>,
 ) -> Result<Vec<f64>, String> {
     use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_changeset};
     use gdx_common::wire::{Message, SignedChangeset};
     let mut lat = Vec::new();
+    // a small generator of its own per agent (splitmix64), for the pauses
+    let mut state = pace.map_or(0, |p| p.1 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2026;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
     for seq in seqs {
+        if let Some((mean, _)) = pace {
+            let pause = -mean * (1.0 - uniform()).ln();
+            tokio::time::sleep(std::time::Duration::from_secs_f64(pause)).await;
+        }
         let cs = Changeset {
             origin: node.clone(),
             resource: ResourceCode::parse("fanin").map_err(|e| e.to_string())?,
@@ -232,12 +248,15 @@ pub(super) async fn send_changesets(
 }
 
 /// N simulated agents send small changesets to one hub at once.
-/// Returns the results it also writes (fan-in with the hub's stores
+/// Each sends `per_agent` timed changesets, one after the other's
+/// acknowledgement: at once (closed loop, the hub's throughput), or when
+/// `rate` is above 0 at random moments that add up to `rate` changesets a
+/// second from all agents (open loop, the latency at that load). Returns
+/// the results it also writes (fan-in with the hub's stores
 /// encrypted at rest when `encrypted`).
-pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Value> {
+pub(super) fn fanin_bench(ns: &[usize], per_agent: u64, rate: f64, encrypted: bool) -> Vec<serde_json::Value> {
     use gdx_common::wire::{Hello, Message};
     use gdx_common::{NodeId, Role};
-    pub(super) const PER_AGENT: u64 = 5;
     gdx_certs::install_crypto_provider();
     let mut results = Vec::new();
     println!(
@@ -273,7 +292,7 @@ pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Valu
         let outcomes: Vec<Result<Vec<f64>, String>> = rt.block_on(async {
             let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
             let mut tasks = Vec::new();
-            for (node, key, cert) in agents {
+            for (seed, (node, key, cert)) in agents.into_iter().enumerate() {
                 let (root_der, barrier, go) = (root_der.clone(), barrier.clone(), go.clone());
                 tasks.push(tokio::spawn(async move {
                     // Like a real agent, retry a handshake that timed out
@@ -326,7 +345,7 @@ pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Valu
                     let mut result: Result<Vec<f64>, String> = match &connected {
                         Ok((_, conn)) => match conn.open_bi().await {
                             Ok((mut up, mut down)) => {
-                                let first = send_changesets(&mut up, &mut down, &node, &key, &cert, 1..=1).await;
+                                let first = send_changesets(&mut up, &mut down, &node, &key, &cert, 1..=1, None).await;
                                 streams = Some((up, down));
                                 first
                             }
@@ -337,7 +356,8 @@ pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Valu
                     barrier.wait().await;
                     go.get_or_init(Instant::now);
                     if let (Some((up, down)), Ok(_)) = (&mut streams, &result) {
-                        result = send_changesets(up, down, &node, &key, &cert, 2..=PER_AGENT + 1).await;
+                        let pace = (rate > 0.0).then(|| (n as f64 / rate, seed));
+                        result = send_changesets(up, down, &node, &key, &cert, 2..=per_agent + 1, pace).await;
                     }
                     // stay connected until everyone is done, as agents would
                     barrier.wait().await;
@@ -379,7 +399,7 @@ pub(super) fn fanin_bench(ns: &[usize], encrypted: bool) -> Vec<serde_json::Valu
         if let Some(e) = failed.first() {
             println!("  {} agents failed, e.g.: {e}", failed.len());
         }
-        results.push(serde_json::json!({ "agents": n, "encrypted": encrypted, "connected": n - failed.len(), "changesets": lat.len(),
+        results.push(serde_json::json!({ "agents": n, "encrypted": encrypted, "offered_rate": rate, "connected": n - failed.len(), "changesets": lat.len(),
             "connect_s": connect_s, "send_wall_s": wall, "changesets_per_s": rate, "p50_ack_ms": pct(0.5) * 1000.0, "p99_ack_ms": pct(0.99) * 1000.0,
             "hub_rss_kib": hub_rss }));
         hub.terminate();

@@ -30,7 +30,8 @@
 //!
 //! `fanin`: N simulated agents, each with its own certificate from the
 //! hub's CA, its own UDP socket and one QUIC connection, each sending one
-//! changeset (its vault is created) and then 5 timed one-row changesets;
+//! changeset (its vault is created) and then 5 (`--per-agent`) timed
+//! one-row changesets, each after the previous one's acknowledgement;
 //! sustained changesets per second, p99 acknowledgement latency and the
 //! hub's memory.
 //!
@@ -95,6 +96,12 @@ enum Scenario {
         /// Numbers of agents, one run each
         #[arg(long, value_delimiter = ',', default_value = "100,1000")]
         agents: Vec<usize>,
+        /// Timed one-row changesets each agent sends, one after the other's acknowledgement
+        #[arg(long, default_value_t = 5)]
+        per_agent: u64,
+        /// Changesets per second from all agents together, each agent at random moments (open loop); 0 sends each at once after the previous acknowledgement (closed loop, the most the hub takes)
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
     },
     /// Binary sizes and idle memory of a hub and an agent
     /// What keeping the vaults and exchange.db encrypted at rest costs:
@@ -154,8 +161,8 @@ fn main() {
         Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
         Scenario::Csv { rows } => csv_bench(rows),
         Scenario::Relay { changes } => relay_bench(changes),
-        Scenario::Fanin { agents } => {
-            fanin_bench(&agents, false);
+        Scenario::Fanin { agents, per_agent, rate } => {
+            fanin_bench(&agents, per_agent, rate, false);
         }
         Scenario::AtRest { rows, agents } => at_rest_bench(rows, agents),
         Scenario::Base { people } => base::base_bench(people),
@@ -203,8 +210,8 @@ fn timed_sync_of(agent: &Agent, resource: Option<&str>) -> (f64, u64, u64, f64) 
 fn at_rest_bench(rows: i64, agents: usize) {
     let (plain_initial, plain_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, false);
     let (enc_initial, enc_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, true);
-    let plain_fanin = fanin_bench(&[agents], false);
-    let enc_fanin = fanin_bench(&[agents], true);
+    let plain_fanin = fanin_bench(&[agents], 5, 0.0, false);
+    let enc_fanin = fanin_bench(&[agents], 5, 0.0, true);
     let ratio = |a: &serde_json::Value, b: &serde_json::Value, k: &str| {
         b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9)
     };
