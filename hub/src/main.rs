@@ -478,7 +478,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { node, role, ttl, json } => cli::token(&paths, &node, &role, &ttl, json),
         Command::Run => {
             HubConfig::load(&paths)?;
-            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let rt = net::runtime().context("cannot start the async runtime")?;
             rt.block_on(net::run(&cli.data, shutdown_signal()))
         }
         Command::Nodes { json } => cli::nodes(&paths, json),

@@ -79,6 +79,17 @@ const UPLOAD_IDLE: Duration = Duration::from_secs(120);
 /// default (about 200 KiB) is dropped and waits for QUIC to resend it.
 const UDP_BUFFER: usize = 8 << 20;
 
+/// Threads for the hub's blocking work (applying changesets, the stores):
+/// enough to wait on the disk and on locks, few enough that each one's
+/// memory (its stack, its compression contexts) stays small beside the
+/// connections (tokio's default is 512).
+const BLOCKING_THREADS: usize = 64;
+
+/// The runtime a hub serves on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(BLOCKING_THREADS).build()
+}
+
 /// Binds the hub's UDP socket with large buffers; says so when the kernel
 /// gives less than half of [`UDP_BUFFER`] (its `net.core.rmem_max`).
 fn bind_udp(listen: SocketAddr) -> std::io::Result<std::net::UdpSocket> {

@@ -184,6 +184,8 @@ fn flush(files: &[PathBuf], dir: &Path) -> Result<(), String> {
     // a vault (and its WAL file) created since the last batch is found after a power cut
     match std::fs::File::open(dir) {
         Ok(d) => d.sync_all().map_err(|e| format!("flushing the folder {} failed: {e}", dir.display())),
+        // removed with its files: nothing of it is left to keep
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot open the folder {} to flush it: {e}", dir.display())),
     }
 }

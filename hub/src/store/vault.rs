@@ -21,6 +21,30 @@ use gdx_common::data::{Changeset, Column};
 use gdx_files::tables;
 use rusqlite::{Connection, OptionalExtension, params};
 
+/// Vaults kept open at once (three file descriptors each); beyond, the
+/// least recently used are closed, without a checkpoint, and opened again
+/// when needed.
+pub const MAX_OPEN: usize = 8192;
+
+/// Vaults whose page cache is kept; the cache of a vault not used among the
+/// last `2 × HOT` vault uses is given back (`PRAGMA shrink_memory`): an
+/// idle vault then costs about 100 KiB (its connection and WAL index)
+/// instead of everything it once read, and pages it needs again come from
+/// the kernel's file cache.
+const HOT: u64 = 256;
+
+#[derive(Default)]
+struct OpenVaults {
+    conns: HashMap<NodeId, OpenVault>,
+    uses: u64,
+}
+
+struct OpenVault {
+    conn: Arc<Mutex<Connection>>,
+    used: u64,
+    cooled: bool,
+}
+
 /// Page cache per open vault (negative: KiB).
 const CACHE_KIB: i64 = 256 * 1024;
 
@@ -58,7 +82,10 @@ pub struct ResourceSummary {
 /// All vaults of a hub.
 pub struct Vaults {
     dir: PathBuf,
-    open: Mutex<HashMap<NodeId, Arc<Mutex<Connection>>>>,
+    /// The vaults open now, with when each was last used; at most
+    /// `max_open` ([`MAX_OPEN`]; the least recently used idle one is closed).
+    open: Mutex<OpenVaults>,
+    max_open: usize,
     /// Woken when a changeset is applied, so the link to the parent
     /// forwards it at once instead of at its next pass.
     pub applied: tokio::sync::Notify,
@@ -78,7 +105,8 @@ impl Vaults {
         Self {
             sync: super::group_sync::GroupSync::new(&dir),
             dir,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenVaults::default()),
+            max_open: MAX_OPEN,
             applied: tokio::sync::Notify::new(),
             written: Mutex::new(Default::default()),
             members: Mutex::new(Default::default()),
@@ -106,15 +134,33 @@ impl Vaults {
     }
 
     fn conn(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = open.get(node) {
-            return Ok(c.clone());
+        let (closed, cool);
+        let c = {
+            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            open.uses += 1;
+            let now = open.uses;
+            cool = if now.is_multiple_of(HOT) { open.cool_down(now) } else { Vec::new() };
+            if let Some(v) = open.conns.get_mut(node) {
+                (v.used, v.cooled) = (now, false);
+                v.conn.clone()
+            } else {
+                create_private_dir(&self.dir)
+                    .map_err(|source| VaultError::Folder { path: self.dir.display().to_string(), source })?;
+                let c = Arc::new(Mutex::new(open_vault(&self.path(node))?));
+                open.conns.insert(node.clone(), OpenVault { conn: c.clone(), used: now, cooled: false });
+                closed = open.evict(self.max_open);
+                drop(open);
+                // closed here, outside the lock
+                drop(closed);
+                c
+            }
+        };
+        for v in cool {
+            // one in use now is not cold after all
+            if let Ok(conn) = v.try_lock() {
+                let _ = conn.execute_batch("PRAGMA shrink_memory");
+            }
         }
-        create_private_dir(&self.dir)
-            .map_err(|source| VaultError::Folder { path: self.dir.display().to_string(), source })?;
-        let conn = open_vault(&self.path(node))?;
-        let c = Arc::new(Mutex::new(conn));
-        open.insert(node.clone(), c.clone());
         Ok(c)
     }
 
@@ -232,6 +278,35 @@ impl Vaults {
     }
 }
 
+impl OpenVaults {
+    /// Takes out the least recently used vaults not in use until at most
+    /// `max` are open (fewer cannot be: those in use stay), to be closed.
+    fn evict(&mut self, max: usize) -> Vec<Arc<Mutex<Connection>>> {
+        let mut closed = Vec::new();
+        while self.conns.len() > max {
+            let idle = self.conns.iter().filter(|(_, v)| Arc::strong_count(&v.conn) == 1).min_by_key(|(_, v)| v.used);
+            let Some(node) = idle.map(|(n, _)| n.clone()) else { break };
+            if let Some(v) = self.conns.remove(&node) {
+                closed.push(v.conn);
+            }
+        }
+        closed
+    }
+
+    /// The vaults gone cold (not used among the last `2 × HOT` uses, not
+    /// in use) whose caches are still held, marked as given back.
+    fn cool_down(&mut self, now: u64) -> Vec<Arc<Mutex<Connection>>> {
+        self.conns
+            .values_mut()
+            .filter(|v| !v.cooled && v.used + 2 * HOT < now && Arc::strong_count(&v.conn) == 1)
+            .map(|v| {
+                v.cooled = true;
+                v.conn.clone()
+            })
+            .collect()
+    }
+}
+
 /// Creates the vault directory readable by the hub's user only.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     gdx_files::create_private_dir(dir)?;
@@ -283,6 +358,9 @@ fn open_vault(path: &Path) -> Result<Connection, VaultError> {
         )",
     )?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    // closing a vault to make room leaves its WAL file for the next opening
+    // (a checkpoint, with its flushes, on every closing would cost more)
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     // commits are flushed in groups by `GroupSync`, before anything is acknowledged
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
@@ -514,6 +592,59 @@ mod tests {
         let v = Vaults::new(dir.path());
         let err = v.apply(&cs(1, vec![Change::Upsert(vec![t("1"), t("a")])], false), &[1; 32], None, 10).unwrap_err();
         assert!(matches!(err, VaultError::Folder { .. }), "{err:?}");
+    }
+
+    /// Beyond the cap the least recently used vault is closed, never one in use.
+    #[test]
+    fn the_least_recently_used_idle_vault_is_closed() {
+        let mut open = OpenVaults::default();
+        let node = |i: usize| NodeId::parse(&format!("630000/org{i}")).unwrap();
+        let conn = || Arc::new(Mutex::new(Connection::open_in_memory().unwrap()));
+        for i in 0..4 {
+            open.conns.insert(node(i), OpenVault { conn: conn(), used: i as u64, cooled: false });
+        }
+        // org0 is the oldest but in use
+        let in_use = open.conns[&node(0)].conn.clone();
+        assert_eq!(open.evict(2).len(), 2);
+        let mut left: Vec<String> = open.conns.keys().map(|n| n.to_string()).collect();
+        left.sort();
+        assert_eq!(left, ["630000/org0", "630000/org3"]);
+        // all in use: nothing more can close
+        let _also = open.conns[&node(3)].conn.clone();
+        assert!(open.evict(0).is_empty());
+        drop(in_use);
+        assert_eq!(open.evict(1).len(), 1);
+        assert_eq!(open.conns.keys().next().unwrap().to_string(), "630000/org3");
+    }
+
+    /// More vaults than stay open, and vaults gone cold: each is closed or
+    /// gives its cache back, is opened again as used, and nothing is lost.
+    #[test]
+    fn more_vaults_than_stay_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = Vaults::new(dir.path());
+        v.max_open = 300;
+        let n = v.max_open + 8;
+        let apply = |org: usize, seq: u64| {
+            let mut c = cs(seq, vec![Change::Upsert(vec![t("1"), t(&format!("r{seq}"))])], false);
+            c.origin = NodeId::parse(&format!("630000/org{org}")).unwrap();
+            assert_eq!(v.apply(&c, &[seq as u8; 32], None, 10).unwrap(), Applied::Applied);
+        };
+        (0..n).for_each(|i| apply(i, 1));
+        // one busy vault while the others cool
+        (2..(3 * HOT)).for_each(|seq| apply(0, seq));
+        {
+            let open = v.open.lock().unwrap();
+            assert!(open.conns.len() <= v.max_open);
+            assert!(open.conns.values().filter(|o| o.cooled).count() > 200);
+            assert!(!open.conns[&NodeId::parse("630000/org0").unwrap()].cooled);
+        }
+        (1..n).for_each(|i| apply(i, 2));
+        v.synced_blocking(v.ticket());
+        for (org, last) in [(0, 3 * HOT - 1), (1, 2), (n - 1, 2)] {
+            let s = summaries(&dir.path().join("vaults"), &NodeId::parse(&format!("630000/org{org}")).unwrap());
+            assert_eq!((s[0].rows, s[0].last_seq as u64), (1, last));
+        }
     }
 
     #[test]

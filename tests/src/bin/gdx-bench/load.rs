@@ -325,14 +325,20 @@ pub(super) fn fanin_bench(ns: &[usize], per_agent: u64, rate: f64, encrypted: bo
                         }
                         Ok::<_, String>((endpoint, conn))
                     };
-                    let mut attempt = 0;
+                    // (the hub lets 128 handshakes from one address run at
+                    // once and refuses the others, and every simulated
+                    // agent comes from 127.0.0.1), for up to 5 minutes
+                    let mut attempt = 0u64;
                     let connected = loop {
                         match connect().await {
                             Ok(c) => break Ok(c),
-                            Err(e) if attempt >= 4 => break Err(e),
+                            Err(e) if connecting.elapsed().as_secs() >= 300 => break Err(e),
                             Err(_) => {
                                 attempt += 1;
-                                tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                                // 1, 2, 3, 4, 5, 5, … s, and up to a second more, spread by agent
+                                let jitter = (seed as u64 * 7919 + attempt * 104_729) % 1000;
+                                let pause = attempt.min(5) * 1000 + jitter;
+                                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                             }
                         }
                     };
