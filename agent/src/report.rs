@@ -360,14 +360,15 @@ pub async fn doctor(paths: &AgentPaths, now: i64, timeout: Duration) -> Vec<Chec
             let skew = (session.welcome.now_ms / 1000 - now).abs();
             let (verdict, detail) = match skew {
                 0..=60 => (Verdict::Ok, format!("this machine's clock is within {skew} s of the hub's")),
-                61..=300 => (
+                // certificates are valid from an hour before they are made (gdx_certs::pki::BACKDATE_SECS)
+                61..=1800 => (
                     Verdict::Warn,
                     format!("this machine's clock is {skew} s off the hub's; enable NTP (timedatectl set-ntp true)"),
                 ),
                 _ => (
                     Verdict::Fail,
                     format!(
-                        "this machine's clock is {skew} s off the hub's, enough to break certificates; enable NTP (timedatectl set-ntp true)"
+                        "this machine's clock is {skew} s off the hub's, near the hour that breaks new certificates; enable NTP (timedatectl set-ntp true)"
                     ),
                 ),
             };

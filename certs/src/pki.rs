@@ -425,11 +425,16 @@ fn ca_params_named(
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params.subject_alt_names = vec![SanType::URI(format!("{URI_PREFIX}ca/{division}").try_into()?)];
-    params.not_before = at(now - 3600);
+    params.not_before = at(now - BACKDATE_SECS);
     params.not_after = at(now + CA_VALIDITY_DAYS * 86_400);
     params.serial_number = Some(random_serial());
     Ok(params)
 }
+
+/// How long before its issue a certificate is valid from, so that a
+/// machine whose clock is behind the issuer's (by up to this much) accepts
+/// a certificate made a moment ago.
+pub const BACKDATE_SECS: i64 = 3600;
 
 fn node_params(node: &NodeId, role: Role, not_before: i64, not_after: i64) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();

@@ -239,7 +239,7 @@ pub fn issue_web_cert(paths: &HubPaths, config: &HubConfig, ca: &Ca) -> anyhow::
     let (cert_path, key_path) = (paths.https_cert(), paths.https_key());
     let key = pki::new_key()?;
     let t = now();
-    let cert = ca.issue_web(&key, &web_names(config), t - 300, t + WEB_CERT_DAYS * 86_400)?;
+    let cert = ca.issue_web(&key, &web_names(config), t - gdx_certs::pki::BACKDATE_SECS, t + WEB_CERT_DAYS * 86_400)?;
     // The key first: a kill in between leaves a key without a
     // certificate, which the next start replaces with a fresh pair.
     let _ = std::fs::remove_file(&key_path);

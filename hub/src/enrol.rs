@@ -266,7 +266,7 @@ pub fn renew(
     let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
     let new_after = now + days * 86_400;
     let cert = ca
-        .issue_from_csr(csr_der, node, role, now - 300, new_after)
+        .issue_from_csr(csr_der, node, role, now - pki::BACKDATE_SECS, new_after)
         .map_err(|e| refusal(RefusalCode::BadRequest, format!("{e}; the renewal is asked again later")))?;
     let Ok(Identity::Node { serial, .. }) = Identity::of(&cert) else {
         return Err(refusal(RefusalCode::Internal, "the hub issued an unreadable certificate".into()));
@@ -306,7 +306,7 @@ fn issue(
     // a child hub's certificate lives as long as a root hub's own
     let days = if role == Role::Hub { crate::init::HUB_CERT_DAYS } else { config.cert_days };
     let not_after = now + days * 86_400;
-    let cert = match ca.issue_from_csr(csr_der, &node, role, now - 300, not_after) {
+    let cert = match ca.issue_from_csr(csr_der, &node, role, now - pki::BACKDATE_SECS, not_after) {
         Ok(c) => c,
         Err(e) => return Ok(Err(refusal(RefusalCode::BadRequest, format!("{e}; run `gdx-agent enroll` again")))),
     };

@@ -94,7 +94,8 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     let ca = Ca::create_root(opts.division, opts.name.trim(), now)?;
     let hub_key = pki::new_key()?;
     let hub_id = gdx_common::NodeId::hub(opts.division);
-    let hub_cert = ca.issue_for_key(&hub_key, &hub_id, Role::Hub, now - 300, now + HUB_CERT_DAYS * 86_400)?;
+    let hub_cert =
+        ca.issue_for_key(&hub_key, &hub_id, Role::Hub, now - pki::BACKDATE_SECS, now + HUB_CERT_DAYS * 86_400)?;
     let config = HubConfig {
         division: opts.division,
         name: opts.name.trim().to_owned(),
@@ -157,7 +158,7 @@ pub fn issue_own(paths: &HubPaths, config: &HubConfig, ca: &Ca, now: i64) -> any
         });
     let key = pki::new_key()?;
     let new_after = now + HUB_CERT_DAYS * 86_400;
-    let cert = ca.issue_for_key(&key, &config.hub_id(), Role::Hub, now - 300, new_after)?;
+    let cert = ca.issue_for_key(&key, &config.hub_id(), Role::Hub, now - pki::BACKDATE_SECS, new_after)?;
     let Ok(pki::Identity::Node { serial, .. }) = pki::Identity::of(&cert) else {
         anyhow::bail!("the renewed certificate cannot be read");
     };

@@ -1,0 +1,223 @@
+//! Faults of the machine rather than the network: a hub's vaults on a disk
+//! that fills up, and clocks minutes apart.
+//!
+//! The full disk is a small tmpfs mounted over a hub's `vaults/` (root
+//! only, as CI runs; elsewhere the test says so and skips). The skewed
+//! clocks come from libfaketime (the Debian package `faketime`), which
+//! shifts the wall clock of one process and leaves its monotonic clock
+//! alone, as a machine whose NTP is off would be.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gdx_tests::{Agent, Hub, Proc, bin, people_agent, people_table, table_checksum, vault, wait_until};
+
+/// True when the test may go on; false (after saying why) when this
+/// machine lacks what it needs, which CI never does.
+fn have(what: &str, ok: bool) -> bool {
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: {what}");
+        eprintln!("skipped: {what}");
+    }
+    ok
+}
+
+/// A tmpfs of `size` mounted on `at`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot mount a tmpfs on {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    /// Fills it with one file until a write fails; returns that file.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // what fits in less than a block
+        while f.write_all(&block[..512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The numbers of the `changeset` entries of `node` in `hub`'s audit log, sorted.
+fn changeset_entries(hub: &Hub, node: &str) -> Vec<u64> {
+    let out = hub.cmd(&["audit", "list", "--kind", "changeset", "--node", node, "--format", "jsonl"]).ok();
+    let mut seqs: Vec<u64> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| e["detail"]["seq"].as_u64())
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+/// Rows `from..to` of generated people, with names long enough to need pages.
+fn more_people(db: &Path, from: usize, to: usize) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let tx = c.unchecked_transaction().unwrap();
+    for i in from..to {
+        tx.execute("INSERT INTO people VALUES (?1, ?2)", [format!("id{i:06}"), format!("人员{i}-{}", "名".repeat(40))])
+            .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+/// The hub's vaults fill their disk: the changesets are refused as "retry
+/// later" (never rejected, the resource never held), the hub keeps running,
+/// and once space is freed the agent's next sync delivers everything,
+/// exactly once.
+#[test]
+fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
+    if !have("mounting a tmpfs needs root", nix_root()) {
+        return;
+    }
+    let mut hub = Hub::init("630000");
+    let tmpfs = Tmpfs::mount(&hub.dir.path().join("vaults"), "2m");
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("src.db");
+    let agent = people_agent(&hub, "630000/gongan", &db, &[("1", "甲")]);
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+
+    let filler = tmpfs.fill();
+    more_people(&db, 2, 4_000);
+    let (code, json, err) = agent.sync(&[]);
+    assert_ne!(code, 0, "a sync onto a full disk cannot succeed: {json}");
+    assert!(err.contains("could not store") && err.contains("retried"), "not a clear retry-later: {err}");
+    let status = agent.status();
+    assert_ne!(status["resources"][0]["held"], true, "a full disk held the resource: {status}");
+    let hub_log = hub.proc.as_mut().unwrap();
+    assert!(hub_log.child.try_wait().unwrap().is_none(), "the hub stopped on a full disk: {}", hub_log.output());
+    assert!(hub_log.output().contains("vault write failed"), "{}", hub_log.output());
+
+    // space comes back: everything arrives, once
+    std::fs::remove_file(filler).unwrap();
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+    let columns = ["id", "name"];
+    assert_eq!(
+        table_checksum(&vault(&hub, "630000/gongan"), "people", &columns),
+        table_checksum(&db, "people", &columns)
+    );
+    let status = agent.status();
+    let acked = status["resources"][0]["acked_seq"].as_u64().unwrap();
+    wait_until(Duration::from_secs(20), "one audit entry per changeset", || {
+        changeset_entries(&hub, "630000/gongan") == (1..=acked).collect::<Vec<_>>()
+    });
+    wait_until(Duration::from_secs(20), "the audit log verifies", || hub.cmd(&["audit", "verify"]).code == 0);
+    drop(hub);
+    drop(tmpfs);
+}
+
+fn nix_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// libfaketime's library, if installed.
+fn faketime_lib() -> Option<PathBuf> {
+    let dirs = std::fs::read_dir("/usr/lib").ok()?;
+    dirs.filter_map(|d| d.ok())
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+        .find(|p| p.exists())
+}
+
+/// The environment that shifts a process's wall clock by `offset` (as
+/// libfaketime writes it: "-10m", "+15m").
+fn skewed(lib: &Path, offset: &str) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), offset.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        // each process reads its offset once; nothing is cached across processes
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+    ]
+}
+
+/// Runs `gdx-agent ARGS` on `agent`'s data with a skewed clock.
+fn agent_skewed(agent: &Agent, env: &[(String, String)], args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("gdx-agent"))
+        .arg("--data")
+        .arg(agent.data())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A province, a prefecture whose clock is 10 minutes fast, and two county
+/// agents 10 minutes slow, one of them enrolled while slow (its hub's
+/// certificate, made seconds before by the hub's clock, is in the agent's
+/// future): both sync, the prefecture's link to the province carries its
+/// audit checkpoints, both logs verify, and `doctor` names the skew.
+#[test]
+fn clocks_ten_minutes_apart_still_sync_and_doctor_says_so() {
+    let Some(lib) = faketime_lib() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: libfaketime (package faketime) is missing");
+        eprintln!("skipped: libfaketime (Debian package faketime) is not installed");
+        return;
+    };
+    let (fast, slow) = (skewed(&lib, "+10m"), skewed(&lib, "-10m"));
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    let env: Vec<(&str, &str)> = fast.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    prefecture.start_env(&env);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (db1, db2) = (tmp.path().join("a.db"), tmp.path().join("b.db"));
+    // one enrolled with a true clock, then slow; one enrolled while slow
+    let first = people_agent(&prefecture, "632522/gongan", &db1, &[("1", "甲"), ("2", "乙")]);
+    let second = Agent::new();
+    let token = prefecture.token("632523/gongan", "1h");
+    let (code, out, err) = agent_skewed(&second, &slow, &["enroll", "--token", &token, "--timeout", "10s"]);
+    assert_eq!(code, 0, "enrolment with a slow clock failed: {out}{err}");
+    people_table(&db2, &[("3", "丙")]);
+    second.add_config(&format!(
+        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}\n",
+        db2.display()
+    ));
+    for (agent, db, node) in [(&first, &db1, "632522/gongan"), (&second, &db2, "632523/gongan")] {
+        more_people(db, 10, 200);
+        let (code, out, err) = agent_skewed(agent, &slow, &["sync", "--json"]);
+        assert_eq!(code, 0, "{node}: a sync 20 minutes behind its hub failed: {out}{err}");
+        let columns = ["id", "name"];
+        assert_eq!(
+            table_checksum(&vault(&prefecture, node), "people", &columns),
+            table_checksum(db, "people", &columns)
+        );
+        let (_, doctor, _) = agent_skewed(agent, &slow, &["doctor"]);
+        assert!(doctor.contains("off the hub's"), "doctor does not name a 20-minute skew: {doctor}");
+    }
+    // the prefecture (10 minutes fast) forwards its audit checkpoints to the province
+    // for cosigning and keeps its own log verifiable
+    wait_until(Duration::from_secs(30), "both audit logs verify", || {
+        prefecture.cmd(&["audit", "verify"]).code == 0 && province.cmd(&["audit", "verify"]).code == 0
+    });
+    let log = prefecture.proc.as_ref().map(Proc::output).unwrap_or_default();
+    assert!(!log.contains("not yet valid") && !log.contains("NotValidYet"), "{log}");
+}
