@@ -6,6 +6,7 @@
 //! clocks come from libfaketime (the Debian package `faketime`), which
 //! shifts the wall clock of one process and leaves its monotonic clock
 //! alone, as a machine whose NTP is off would be.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
