@@ -74,7 +74,9 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, BodyError> {
         }
     }
     let mut raw = Vec::new();
-    let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| BodyError::Compression(e.to_string()))?;
+    let mut decoder = zstd::stream::read::Decoder::new(body).map_err(|e| BodyError::Compression(e.to_string()))?;
+    // a window of at most 16 MiB (what the largest changeset needs), not zstd's 128 MiB
+    decoder.window_log_max(24).map_err(|e| BodyError::Compression(e.to_string()))?;
     std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_CHANGESET_BYTES as u64 + 1), &mut raw)
         .map_err(|e| BodyError::Compression(e.to_string()))?;
     if raw.len() > MAX_CHANGESET_BYTES {

@@ -273,9 +273,17 @@ impl AuditLog {
                 more.push(path.clone());
                 continue;
             }
-            if let Some(waiting) = self.waiting_in(path)? {
-                events += waiting.events.len();
-                read.push(waiting);
+            match self.waiting_in(path) {
+                Ok(Some(waiting)) => {
+                    events += waiting.events.len();
+                    read.push(waiting);
+                }
+                Ok(None) => {}
+                // one store that cannot be read (busy, damaged) holds back none of the others
+                Err(e) => {
+                    tracing::warn!(store = %path.display(), error = %e, "the audit log cannot read this store's events now; it tries again");
+                    more.push(path.clone());
+                }
             }
         }
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -21,6 +21,8 @@ pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaul
         }
         let (log, vaults) = (log.clone(), vaults.clone());
         let done = tokio::task::spawn_blocking(move || -> Result<(), crate::audit::AuditError> {
+            // only what is on disk is logged: a commit lost with the machine must not leave an entry
+            vaults.synced_blocking(vaults.ticket());
             let mut log = log.lock().map_err(|_| crate::audit::AuditError::Other("poisoned".into()))?;
             let mut todo = if swept { vaults.take_written() } else { log.vault_files() };
             // passes one after the other while stores are left, for up to a second
@@ -79,6 +81,8 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
         };
         let (hub, dir, bases) = (hub.clone(), dir.clone(), bases.clone());
         let merged = tokio::task::spawn_blocking(move || {
+            // a base is published only from member rows on disk
+            hub.vaults.synced_blocking(hub.vaults.ticket());
             let at = now();
             let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
             let cx = crate::base::Context { publisher: Some(&current), revoked: &revoked };

@@ -277,7 +277,9 @@ impl Hub {
             };
             // taken after the work: its commit is in this batch or an earlier one
             let ticket = durable.then(|| self.vaults.ticket());
-            if answers.send((done, ticket)).await.is_err() {
+            // after a refusal nothing more on this stream is done (the answering task stops there too)
+            let refused = done.iter().any(|m| matches!(m, Message::Refused(_)));
+            if answers.send((done, ticket)).await.is_err() || refused {
                 return; // the answering task stopped: the stream is done
             }
         }

@@ -16,9 +16,12 @@
 //!
 //! Crash at any line: a commit not yet flushed may be lost by a power cut
 //! (never by a killed process), but it was never acknowledged, so the
-//! sender sends it again. A flush that fails leaves the hub unable to say
-//! what is on disk: it logs the error and exits, and on restart SQLite
-//! recovers what the disk holds (like PostgreSQL after a failed fsync).
+//! sender sends it again; what reads the vaults for others (the audit
+//! collector, the base merge) first waits for the flush too. A flush that
+//! fails leaves the hub unable to say what is on disk: it logs the error
+//! and exits rather than acknowledge more. (After a failed flush Linux may
+//! keep the unwritten pages in its cache as if written, so a restart does
+//! not prove they reached the disk: `synchronous=FULL` has the same limit.)
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -137,8 +140,11 @@ fn flusher(weak: Weak<Inner>) {
             (batch, std::mem::take(&mut state.files).into_iter().collect::<Vec<_>>())
         };
         let started = std::time::Instant::now();
-        if let Err(e) = flush(&files, &inner.dir) {
-            fail(&e);
+        // a panic here would leave every waiter hanging: it stops the hub instead
+        match std::panic::catch_unwind(|| flush(&files, &inner.dir)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => fail(&e),
+            Err(_) => fail("the thread that flushes the vaults failed"),
         }
         let m = crate::metrics::counters();
         m.flush_seconds.observe(started.elapsed().as_secs_f64());
@@ -152,30 +158,34 @@ fn flusher(weak: Weak<Inner>) {
 /// `fdatasync` of every file (on up to [`THREADS`] threads), then of the folder.
 fn flush(files: &[PathBuf], dir: &Path) -> Result<(), String> {
     let sync = |path: &Path| -> Result<(), String> {
-        match std::fs::File::open(path) {
-            Ok(f) => f.sync_data().map_err(|e| format!("flushing {} failed: {e}", path.display())),
+        let f = match open_retrying(path) {
+            Ok(f) => f,
             // gone: its last connection closed, which checkpointed it and synced the database
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("cannot open {} to flush it: {e}", path.display())),
-        }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot open {} to flush it: {e}", path.display())),
+        };
+        f.sync_data().map_err(|e| format!("flushing {} failed: {e}", path.display()))
     };
     if files.len() <= 1 {
         files.iter().try_for_each(|f| sync(f))?;
     } else {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..THREADS.min(files.len()) {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(f) = files.get(i) else { break };
-                        if let Err(e) = sync(f) {
-                            *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-                        }
-                    }
-                });
+        let work = || {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(f) = files.get(i) else { break };
+                if let Err(e) = sync(f) {
+                    *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                }
             }
+        };
+        std::thread::scope(|s| {
+            // a helper the system refuses leaves its share to the others and to this thread
+            for _ in 1..THREADS.min(files.len()) {
+                let _ = std::thread::Builder::new().name("gdx-group-sync".into()).spawn_scoped(s, work);
+            }
+            work();
         });
         if let Some(e) = failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
             return Err(e);
@@ -187,6 +197,21 @@ fn flush(files: &[PathBuf], dir: &Path) -> Result<(), String> {
         // removed with its files: nothing of it is left to keep
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot open the folder {} to flush it: {e}", dir.display())),
+    }
+}
+
+/// Opens `path` to flush it, waiting out a lack of file descriptors (the
+/// hub's other connections give theirs back) for up to ten seconds.
+fn open_retrying(path: &Path) -> std::io::Result<std::fs::File> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::File::open(path) {
+            // EMFILE, ENFILE, EINTR
+            Err(e) if matches!(e.raw_os_error(), Some(24 | 23 | 4)) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -309,7 +309,13 @@ impl OpenVaults {
 
 /// Creates the vault directory readable by the hub's user only.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    gdx_files::create_private_dir(dir)?;
+    if !dir.is_dir() {
+        gdx_files::create_private_dir(dir)?;
+        // the folder's own entry survives a power cut (group commit flushes what is inside it)
+        if let Some(parent) = dir.parent() {
+            gdx_files::sync_dir(parent)?;
+        }
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
