@@ -122,7 +122,12 @@ pub fn run(binary: &str, args: &[&str]) -> Run {
 /// A child process that is killed when dropped.
 pub struct Proc {
     pub child: Child,
+    /// The log file, appended to: a restarted process keeps the output of
+    /// the runs before it (for a post-mortem), and [`Proc::output`] shows
+    /// this run's.
     pub log: PathBuf,
+    /// Where this run's output starts in `log`.
+    from: u64,
 }
 
 impl Proc {
@@ -133,7 +138,8 @@ impl Proc {
 
     /// Like [`Proc::start`], with extra environment variables.
     pub fn start_env(binary: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Self {
-        let out = std::fs::File::create(&log).unwrap();
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let from = out.metadata().map(|m| m.len()).unwrap_or(0);
         let child = Command::new(bin(binary))
             .args(args)
             .envs(env.iter().copied())
@@ -142,12 +148,13 @@ impl Proc {
             .stderr(out)
             .spawn()
             .unwrap();
-        Self { child, log }
+        Self { child, log, from }
     }
 
-    /// The output so far.
+    /// This run's output so far.
     pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let all = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(all.get(self.from as usize..).unwrap_or_default()).into_owned()
     }
 
     /// Kills the process (SIGKILL) and waits for it.

@@ -126,7 +126,7 @@ fn a_child_hubs_certificate_is_renewed_by_its_parent_and_serves_after_a_restart(
     prefecture.stop();
     prefecture.start();
     gdx_tests::wait_until(std::time::Duration::from_secs(30), "the prefecture connected again", || {
-        std::fs::read_to_string(dir.join("run.log")).unwrap_or_default().contains("connected to the parent hub")
+        prefecture.proc.as_ref().is_some_and(|p| p.output().contains("connected to the parent hub"))
     });
     gdx_tests::wait_until(std::time::Duration::from_secs(10), "the renewal in the province's audit log", || {
         let log = province.cmd(&["audit", "list", "--kind", "renewed", "--format", "jsonl"]).ok();
