@@ -96,29 +96,49 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
     }
 }
 
-/// Turns new changesets into deliveries for every live grant, and the
-/// registration's into 双告知 notices, each second. Reads `supervision.toml`
-/// again when it changes; a mistake in it is logged and the rules before
-/// it kept.
-pub(super) async fn produce(exchange: Arc<Mutex<Exchange>>, dir: PathBuf, supervision: Arc<RwLock<SupervisionConfig>>) {
+/// Turns new changesets into deliveries for every live grant: when a
+/// changeset is applied, and each second; while a pass made some, the next
+/// follows at once (each pass makes at most a few dozen per grant and lets
+/// go of the exchange between passes, so lookups are not held up). Each
+/// second also the registration's 双告知 notices, and `supervision.toml`
+/// read again when it changes (a mistake in it is logged and the rules
+/// before it kept).
+pub(super) async fn produce(
+    exchange: Arc<Mutex<Exchange>>,
+    vaults: Arc<Vaults>,
+    dir: PathBuf,
+    supervision: Arc<RwLock<SupervisionConfig>>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut seen = SupervisionConfig::modified(&dir);
+    let mut more = false;
     loop {
-        tick.tick().await;
-        let modified = SupervisionConfig::modified(&dir);
-        if modified != seen {
-            seen = modified;
-            match SupervisionConfig::load(&dir) {
-                Ok(c) => {
-                    info!("supervision.toml read again");
-                    if let Ok(mut held) = supervision.write() {
-                        *held = c;
+        let second = if more {
+            tokio::task::yield_now().await;
+            false
+        } else {
+            tokio::select! {
+                _ = tick.tick() => true,
+                () = vaults.deliverable.notified() => false,
+            }
+        };
+        if second {
+            let modified = SupervisionConfig::modified(&dir);
+            if modified != seen {
+                seen = modified;
+                match SupervisionConfig::load(&dir) {
+                    Ok(c) => {
+                        info!("supervision.toml read again");
+                        if let Ok(mut held) = supervision.write() {
+                            *held = c;
+                        }
                     }
+                    Err(e) => warn!(error = %e, "supervision.toml changed but is not valid; the rules before it stay"),
                 }
-                Err(e) => warn!(error = %e, "supervision.toml changed but is not valid; the rules before it stay"),
             }
         }
-        let rules = supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok();
+        let rules =
+            second.then(|| supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok()).flatten();
         let x = exchange.clone();
         let made = tokio::task::spawn_blocking(move || {
             x.lock().map_err(|_| ()).map(|mut x| {
@@ -132,6 +152,7 @@ pub(super) async fn produce(exchange: Arc<Mutex<Exchange>>, dir: PathBuf, superv
             })
         })
         .await;
+        more = matches!(made, Ok(Ok(Ok(n))) if n > 0);
         if let Ok(Ok(Err(e))) = made {
             warn!(error = %e, "cannot produce deliveries");
         }

@@ -273,7 +273,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     drop(publisher);
     let merger = tokio::spawn(background::merge_bases(hub.clone(), dir.to_owned(), bases));
     let maintenance = tokio::spawn(maintain(hub.clone()));
-    let producer = tokio::spawn(background::produce(exchange.clone(), dir.to_owned(), supervision));
+    let producer = tokio::spawn(background::produce(exchange.clone(), hub.vaults.clone(), dir.to_owned(), supervision));
     let auditor = tokio::spawn(background::keep_audit_log(audit.clone(), hub.vaults.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
         (Some(_), Some(_)) => Some(tokio::spawn(crate::net::parent::run(

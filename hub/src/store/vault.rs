@@ -89,6 +89,9 @@ pub struct Vaults {
     /// Woken when a changeset is applied, so the link to the parent
     /// forwards it at once instead of at its next pass.
     pub applied: tokio::sync::Notify,
+    /// Woken too when a changeset is applied, so deliveries are made from
+    /// it at once instead of at the producer's next second.
+    pub deliverable: tokio::sync::Notify,
     /// Vault files written (and committed) since the audit collector last
     /// looked, so it opens only those.
     written: Mutex<std::collections::BTreeSet<PathBuf>>,
@@ -108,6 +111,7 @@ impl Vaults {
             open: Mutex::new(OpenVaults::default()),
             max_open: MAX_OPEN,
             applied: tokio::sync::Notify::new(),
+            deliverable: tokio::sync::Notify::new(),
             written: Mutex::new(Default::default()),
             members: Mutex::new(Default::default()),
         }
@@ -190,6 +194,7 @@ impl Vaults {
             // after the commit: a collector that misses it now finds it next time
             self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(self.path(&cs.origin));
             self.applied.notify_one();
+            self.deliverable.notify_one();
         }
         applied
     }

@@ -36,6 +36,10 @@
 //! hub's memory.
 //!
 //! `footprint`: binary sizes and the idle memory (RSS) of a hub and an agent.
+//!
+//! `exchange`: a register shared 无条件共享 and granted across two hubs:
+//! delivery against the provider's sync, a change seen at the consumer,
+//! lookups, the lookup copy's size (`exchange.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -48,9 +52,11 @@ use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS};
 
 mod base;
 mod db;
+mod exchange;
 mod load;
 mod sync;
 
+use exchange::exchange_bench;
 use load::{audit_bench, fanin_bench, footprint_bench, relay_bench};
 use sync::{KeyShape, csv_bench, sweep_bench, sync_bench};
 
@@ -102,6 +108,14 @@ enum Scenario {
         /// Changesets per second from all agents together, each agent at random moments (open loop); 0 sends each at once after the previous acknowledgement (closed loop, the most the hub takes)
         #[arg(long, default_value_t = 0.0)]
         rate: f64,
+    },
+    /// A register shared 无条件共享 at the province and granted to a county under a prefecture: delivery against the provider's sync, how soon a 1 % change is seen, lookups, the lookup copy's size
+    Exchange {
+        #[arg(long, default_value_t = 500_000)]
+        rows: i64,
+        /// `gdx-agent lookup` commands timed
+        #[arg(long, default_value_t = 100)]
+        lookups: usize,
     },
     /// Binary sizes and idle memory of a hub and an agent
     /// What keeping the vaults and exchange.db encrypted at rest costs:
@@ -161,6 +175,7 @@ fn main() {
         Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
         Scenario::Csv { rows } => csv_bench(rows),
         Scenario::Relay { changes } => relay_bench(changes),
+        Scenario::Exchange { rows, lookups } => exchange_bench(rows, lookups),
         Scenario::Fanin { agents, per_agent, rate } => {
             fanin_bench(&agents, per_agent, rate, false);
         }

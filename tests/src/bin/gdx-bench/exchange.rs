@@ -1,0 +1,144 @@
+//! `exchange`: a register of ROWS people shared 无条件共享 by a department
+//! of the province, granted to a county department under a prefecture:
+//! the delivery against the provider's own sync, how soon a 1 % change is
+//! seen at the consumer, `gdx-agent lookup` per command (process included),
+//! and the size of the consumer hub's lookup copy.
+
+use std::time::Duration;
+
+use super::load::percentile;
+use super::sync::{KeyShape, write_people};
+use super::*;
+
+/// The entry the register is catalogued as.
+const ENTRY: &str = "301001/000201";
+
+pub(super) fn exchange_bench(rows: i64, lookups: usize) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src.db");
+    write_people(&src, rows, KeyShape::Text, &mut Generator::new(SEED));
+    let mut province = Hub::init("630000");
+    province.start();
+    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    prefecture.start();
+    let provider = Agent::new();
+    provider.enroll(&province.token("630000/gongan", "1h")).ok();
+    provider.add_config(&format!(
+        r#"[[resource]]
+code = "huji"
+key = ["id_number"]
+source = {{ kind = "sqlite", path = "{}", table = "people" }}
+
+[resource.catalog]
+code = "{ENTRY}"
+class = "部门信息资源"
+classification = ["社会保障"]
+name = "青海省户籍人口"
+provider_name = "青海省公安厅"
+provider_code = "116300000156030157"
+abstract = "户籍人口登记信息"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "实时"
+published = "2026-11-01"
+items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "性别", column = "sex", data_type = "C", length = 2 }}, {{ name = "民族", column = "ethnicity", data_type = "C", length = 20 }}, {{ name = "出生日期", column = "birth", data_type = "D", length = 8 }}, {{ name = "住址", column = "address", data_type = "C", length = 100 }}, {{ name = "联系电话", column = "phone", data_type = "C", length = 11 }} ]
+"#,
+        src.display()
+    ));
+    let t = Instant::now();
+    let (code, _, err) = provider.sync(&[]);
+    assert_eq!(code, 0, "the provider's sync failed: {err}");
+    let provider_s = t.elapsed().as_secs_f64();
+
+    let mut consumer = Agent::new();
+    consumer.enroll(&prefecture.token("632522/minzheng", "1h")).ok();
+    consumer.start();
+    gdx_tests::wait_until(Duration::from_secs(60), "the entry reaches the prefecture", || {
+        prefecture.cmd(&["catalog", "list"]).stdout.contains(ENTRY)
+    });
+    let received = consumer.dir.path().join("received.db");
+    let table = "gongan_huji_630000";
+    let t = Instant::now();
+    let asked =
+        consumer.cmd(&["request", "--resource", ENTRY, "--fields", "公民身份号码,姓名,住址", "--purpose", "测量交换"]);
+    assert_eq!(asked.code, 0, "the request failed: {}", asked.stderr);
+    gdx_tests::wait_until(Duration::from_secs(600), "the whole register delivered", || {
+        gdx_tests::rows_now(&received, table) == rows as u64
+    });
+    let delivery_s = t.elapsed().as_secs_f64();
+
+    // 1 %: a new address, synced by the provider; seen when the last changed row arrives
+    let changed = (rows / 100).max(1);
+    let src_conn = rusqlite::Connection::open(&src).expect("source");
+    src_conn
+        .execute(
+            "UPDATE people SET address = address || '（已迁）' WHERE rowid IN (SELECT rowid FROM people ORDER BY rowid LIMIT ?1)",
+            [changed],
+        )
+        .expect("change");
+    let t = Instant::now();
+    let (code, _, err) = provider.sync(&[]);
+    assert_eq!(code, 0, "the provider's sync failed: {err}");
+    let change_sync_s = t.elapsed().as_secs_f64();
+    let synced = Instant::now();
+    let moved = || -> i64 {
+        rusqlite::Connection::open_with_flags(&received, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(&format!("SELECT count(*) FROM \"{table}\" WHERE address LIKE '%（已迁）'"), [], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap_or(0)
+    };
+    while moved() < changed {
+        assert!(synced.elapsed().as_secs() < 120, "the change did not reach the consumer within 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let visible_s = synced.elapsed().as_secs_f64();
+
+    // lookups, each a `gdx-agent lookup` process
+    let ids: Vec<String> = {
+        let mut stmt = src_conn.prepare("SELECT id_number FROM people ORDER BY random() LIMIT ?1").expect("ids");
+        stmt.query_map([lookups as i64], |r| r.get(0)).expect("ids").filter_map(Result::ok).collect()
+    };
+    let mut lat = Vec::new();
+    for id in &ids {
+        let t = Instant::now();
+        let out = consumer.cmd(&["lookup", "--resource", ENTRY, id]);
+        lat.push(t.elapsed().as_secs_f64());
+        assert_eq!(out.code, 0, "lookup {id} failed: {}", out.stderr);
+    }
+    lat.sort_by(f64::total_cmp);
+
+    // the lookup copy at the consumer's hub against the granted columns at the source
+    let granted: i64 = src_conn
+        .query_row("SELECT sum(length(CAST(id_number AS BLOB)) + length(CAST(name AS BLOB)) + length(CAST(address AS BLOB))) FROM people", [], |r| r.get(0))
+        .expect("granted size");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let ex = prefecture.dir.path().join("exchange.db");
+    let copy = size(&ex) + size(&ex.with_file_name("exchange.db-wal"));
+
+    println!("exchange: {rows} rows granted 无条件共享, province provider → 海南州 consumer");
+    println!("{:<44} {:>10}", "", "value");
+    println!("{:<44} {:>9.2}s", "provider's initial sync", provider_s);
+    println!("{:<44} {:>9.2}s", "delivery of the whole register", delivery_s);
+    println!("{:<44} {:>9.2}×", "delivery ÷ provider's sync", delivery_s / provider_s);
+    println!("{:<44} {:>9.2}s", "provider's sync of a 1 % change", change_sync_s);
+    println!("{:<44} {:>9.2}s", "the change seen at the consumer after it", visible_s);
+    println!("{:<44} {:>8.1}ms", "lookup p50 (process included)", percentile(&lat, 0.5) * 1000.0);
+    println!("{:<44} {:>8.1}ms", "lookup p99", percentile(&lat, 0.99) * 1000.0);
+    println!("{:<44} {:>8.1}MiB", "granted columns at the source", granted as f64 / 1048576.0);
+    println!("{:<44} {:>8.1}MiB", "the consumer hub's exchange.db", copy as f64 / 1048576.0);
+    println!("{:<44} {:>9.2}×", "copy ÷ granted columns", copy as f64 / granted as f64);
+    write_json(
+        "exchange",
+        &serde_json::json!({ "rows": rows, "provider_sync_s": provider_s, "delivery_s": delivery_s,
+            "change_sync_s": change_sync_s, "change_visible_s": visible_s,
+            "lookup_p50_ms": percentile(&lat, 0.5) * 1000.0, "lookup_p99_ms": percentile(&lat, 0.99) * 1000.0,
+            "granted_bytes": granted, "copy_bytes": copy }),
+    );
+    consumer.proc = None;
+}
