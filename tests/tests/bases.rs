@@ -548,6 +548,11 @@ fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant() {
     other.enroll(&province.token("630000/jiaotong", "1h")).ok();
     let refused = other.cmd(&["within", "--resource", "103001/900001", "101.7,36.5,101.9,36.7"]);
     assert!(refused.code != 0 && refused.stderr.contains("holds no grant for 103001/900001"), "{}", refused.stderr);
-    let logged = province.cmd(&["audit", "list", "--kind", "lookup", "--format", "jsonl"]).ok();
-    assert!(logged.contains("\"bbox\":\"94,36,95,37\""), "{logged}");
+    // the log takes the stores' events twice a second
+    wait_until(Duration::from_secs(10), "the box query in the audit log", || {
+        province
+            .cmd(&["audit", "list", "--kind", "lookup", "--format", "jsonl"])
+            .ok()
+            .contains("\"bbox\":\"94,36,95,37\"")
+    });
 }

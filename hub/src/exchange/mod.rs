@@ -60,7 +60,7 @@ pub fn clock() -> i64 {
 }
 
 /// Changesets turned into deliveries per grant per pass.
-const PRODUCE_PER_PASS: u64 = 32;
+pub(crate) const PRODUCE_PER_PASS: u64 = 32;
 
 /// Why the exchange store failed.
 #[derive(Debug, thiserror::Error)]

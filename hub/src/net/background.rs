@@ -97,12 +97,13 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
 }
 
 /// Turns new changesets into deliveries for every live grant: when a
-/// changeset is applied, and each second; while a pass made some, the next
-/// follows at once (each pass makes at most a few dozen per grant and lets
-/// go of the exchange between passes, so lookups are not held up). Each
-/// second also the registration's 双告知 notices, and `supervision.toml`
-/// read again when it changes (a mistake in it is logged and the rules
-/// before it kept).
+/// changeset is applied, and each second; while a pass made a full batch
+/// (a backlog), the next follows at once (each pass makes at most
+/// `PRODUCE_PER_PASS` per grant and lets go of the exchange between
+/// passes, so lookups are not held up). Each second also the
+/// registration's 双告知 notices, and `supervision.toml` read again when
+/// it changes (a mistake in it is logged and the rules before it kept).
+/// Deliveries are made only from vault commits on disk.
 pub(super) async fn produce(
     exchange: Arc<Mutex<Exchange>>,
     vaults: Arc<Vaults>,
@@ -110,19 +111,23 @@ pub(super) async fn produce(
     supervision: Arc<RwLock<SupervisionConfig>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = SupervisionConfig::modified(&dir);
     let mut more = false;
+    let mut last_second = std::time::Instant::now();
     loop {
-        let second = if more {
+        if more {
             tokio::task::yield_now().await;
-            false
         } else {
             tokio::select! {
-                _ = tick.tick() => true,
-                () = vaults.deliverable.notified() => false,
+                _ = tick.tick() => {}
+                () = vaults.deliverable.notified() => {}
             }
-        };
+        }
+        // the once-a-second work, however busy the deliveries keep this loop
+        let second = last_second.elapsed() >= Duration::from_secs(1);
         if second {
+            last_second = std::time::Instant::now();
             let modified = SupervisionConfig::modified(&dir);
             if modified != seen {
                 seen = modified;
@@ -139,8 +144,9 @@ pub(super) async fn produce(
         }
         let rules =
             second.then(|| supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok()).flatten();
-        let x = exchange.clone();
+        let (x, v) = (exchange.clone(), vaults.clone());
         let made = tokio::task::spawn_blocking(move || {
+            v.synced_blocking(v.ticket());
             x.lock().map_err(|_| ()).map(|mut x| {
                 let now = crate::exchange::clock();
                 if let Some((Some(reg), rules)) = &rules
@@ -152,7 +158,7 @@ pub(super) async fn produce(
             })
         })
         .await;
-        more = matches!(made, Ok(Ok(Ok(n))) if n > 0);
+        more = matches!(made, Ok(Ok(Ok(n))) if n as u64 >= crate::exchange::PRODUCE_PER_PASS);
         if let Ok(Ok(Err(e))) = made {
             warn!(error = %e, "cannot produce deliveries");
         }

@@ -599,7 +599,8 @@ async fn maintain(hub: Arc<Hub>) {
                 }
                 if let Ok(children) = store.child_hubs() {
                     hub.policy.set_children(children.clone());
-                    if let Ok(mut x) = hub.exchange.lock() {
+                    // not waited for on this worker (the producer may hold it for a pass): the next tick sets it
+                    if let Ok(mut x) = hub.exchange.try_lock() {
                         x.set_children(children);
                     }
                 }

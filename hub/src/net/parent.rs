@@ -431,6 +431,19 @@ async fn forward_resource(
     Ok(())
 }
 
+/// Runs `f` on the exchange on a blocking thread: the producer may hold
+/// the exchange for a pass, which must not stall one of the runtime's
+/// workers (and every connection they serve).
+async fn with_exchange<T: Send + 'static>(
+    exchange: &Arc<Mutex<Exchange>>,
+    f: impl FnOnce(&mut Exchange) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let exchange = exchange.clone();
+    tokio::task::spawn_blocking(move || f(&mut *exchange.lock().map_err(unavailable)?))
+        .await
+        .map_err(|_| "the exchange failed while the parent link used it".to_owned())?
+}
+
 /// Pushes what this subtree recorded for the exchange since the last push,
 /// then pulls what the parent holds for this subtree. Each side stores an
 /// item once (records by version, deliveries by grant and number), so a
@@ -441,11 +454,11 @@ async fn exchange_pass(
     exchange: &Arc<Mutex<Exchange>>,
 ) -> Result<(), String> {
     loop {
-        let batch = {
-            let x = exchange.lock().map_err(unavailable)?;
+        let batch = with_exchange(exchange, |x| {
             let since = x.meta("pushed").map_err(|e| e.to_string())?;
-            x.batch_since(since, None).map_err(|e| e.to_string())?
-        };
+            x.batch_since(since, None).map_err(|e| e.to_string())
+        })
+        .await?;
         let since = batch.upto;
         let empty = batch.is_empty();
         if !empty {
@@ -454,14 +467,19 @@ async fn exchange_pass(
                 other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
             }
         }
-        let mut x = exchange.lock().map_err(unavailable)?;
-        if x.meta("pushed").map_err(|e| e.to_string())? == since {
+        let done = with_exchange(exchange, move |x| {
+            if x.meta("pushed").map_err(|e| e.to_string())? == since {
+                return Ok(true);
+            }
+            x.set_cursor("pushed", since).map_err(|e| e.to_string()).map(|()| false)
+        })
+        .await?;
+        if done {
             break;
         }
-        x.set_cursor("pushed", since).map_err(|e| e.to_string())?;
     }
     loop {
-        let since = exchange.lock().map_err(unavailable)?.meta("pulled").map_err(|e| e.to_string())?;
+        let since = with_exchange(exchange, |x| x.meta("pulled").map_err(|e| e.to_string())).await?;
         let batch = match frames::ask(conn, &Message::ExchangePull(since), ANSWER_TIMEOUT, PARENT).await? {
             Message::ExchangePulled(b) => b,
             other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
