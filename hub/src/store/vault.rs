@@ -138,27 +138,27 @@ impl Vaults {
     }
 
     fn conn(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
-        let (closed, cool);
-        let c = {
-            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            open.uses += 1;
-            let now = open.uses;
-            cool = if now.is_multiple_of(HOT) { open.cool_down(now) } else { Vec::new() };
-            if let Some(v) = open.conns.get_mut(node) {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.uses += 1;
+        let now = open.uses;
+        let (c, closed) = match open.conns.get_mut(node) {
+            Some(v) => {
                 (v.used, v.cooled) = (now, false);
-                v.conn.clone()
-            } else {
+                (v.conn.clone(), Vec::new())
+            }
+            None => {
                 create_private_dir(&self.dir)
                     .map_err(|source| VaultError::Folder { path: self.dir.display().to_string(), source })?;
                 let c = Arc::new(Mutex::new(open_vault(&self.path(node))?));
                 open.conns.insert(node.clone(), OpenVault { conn: c.clone(), used: now, cooled: false });
-                closed = open.evict(self.max_open);
-                drop(open);
-                // closed here, outside the lock
-                drop(closed);
-                c
+                (c, open.evict(self.max_open))
             }
         };
+        // after this use, so the vault asked for is never among the cold
+        let cool = if now.is_multiple_of(HOT) { open.cool_down(now) } else { Vec::new() };
+        drop(open);
+        // closed and shrunk outside the lock: both touch the files
+        drop(closed);
         for v in cool {
             // one in use now is not cold after all
             if let Ok(conn) = v.try_lock() {

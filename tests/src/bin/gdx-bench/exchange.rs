@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::load::percentile;
-use super::sync::{KeyShape, write_people};
+use super::sync::{KeyShape, PeopleEntry, catalogued_people, write_people};
 use super::*;
 
 /// The entry the register is catalogued as.
@@ -23,30 +23,18 @@ pub(super) fn exchange_bench(rows: i64, lookups: usize) {
     prefecture.start();
     let provider = Agent::new();
     provider.enroll(&province.token("630000/gongan", "1h")).ok();
-    provider.add_config(&format!(
-        r#"[[resource]]
-code = "huji"
-key = ["id_number"]
-source = {{ kind = "sqlite", path = "{}", table = "people" }}
-
-[resource.catalog]
-code = "{ENTRY}"
-class = "部门信息资源"
-classification = ["社会保障"]
-name = "青海省户籍人口"
-provider_name = "青海省公安厅"
-provider_code = "116300000156030157"
-abstract = "户籍人口登记信息"
-format = "数据库"
-format_type = "sqlite"
-sharing_type = "无条件共享"
-sharing_method = "接口"
-open_to_public = false
-update_cycle = "实时"
-published = "2026-11-01"
-items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "性别", column = "sex", data_type = "C", length = 2 }}, {{ name = "民族", column = "ethnicity", data_type = "C", length = 20 }}, {{ name = "出生日期", column = "birth", data_type = "D", length = 8 }}, {{ name = "住址", column = "address", data_type = "C", length = 100 }}, {{ name = "联系电话", column = "phone", data_type = "C", length = 11 }} ]
-"#,
-        src.display()
+    provider.add_config(&catalogued_people(
+        "huji",
+        &src,
+        &PeopleEntry {
+            code: ENTRY,
+            class: "部门信息资源",
+            classification: "社会保障",
+            name: "青海省户籍人口",
+            provider_name: "青海省公安厅",
+            provider_code: "116300000156030157",
+            summary: "户籍人口登记信息",
+        },
     ));
     let t = Instant::now();
     let (code, _, err) = provider.sync(&[]);

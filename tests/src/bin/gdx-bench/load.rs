@@ -2,7 +2,7 @@
 //! (county to province latency), `footprint` (binary sizes, idle memory)
 //! and `fanin` (many agents, one hub).
 
-use super::sync::{KeyShape, write_people};
+use super::sync::{KeyShape, PeopleEntry, catalogued_people, write_people};
 use super::*;
 
 /// Durable appends per second and the time to verify `entries` entries.
@@ -84,30 +84,18 @@ pub(super) fn relay_bench(changes: usize) {
         KeyShape::Text,
         &mut Generator::within(SEED, DivisionCode::parse("632522").expect("同德县")),
     );
-    agent.add_config(&format!(
-        r#"[[resource]]
-code = "hukou"
-key = ["id_number"]
-source = {{ kind = "sqlite", path = "{}", table = "people" }}
-
-[resource.catalog]
-code = "101002/000001"
-class = "基础信息资源"
-classification = ["人口"]
-name = "同德县人口信息"
-provider_name = "同德县公安局"
-provider_code = "11632522015603015M"
-abstract = "同德县户籍人口"
-format = "数据库"
-format_type = "sqlite"
-sharing_type = "无条件共享"
-sharing_method = "接口"
-open_to_public = false
-update_cycle = "实时"
-published = "2026-11-01"
-items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "性别", column = "sex", data_type = "C", length = 2 }}, {{ name = "民族", column = "ethnicity", data_type = "C", length = 20 }}, {{ name = "出生日期", column = "birth", data_type = "D", length = 8 }}, {{ name = "住址", column = "address", data_type = "C", length = 100 }}, {{ name = "联系电话", column = "phone", data_type = "C", length = 11 }} ]
-"#,
-        src.display()
+    agent.add_config(&catalogued_people(
+        "hukou",
+        &src,
+        &PeopleEntry {
+            code: "101002/000001",
+            class: "基础信息资源",
+            classification: "人口",
+            name: "同德县人口信息",
+            provider_name: "同德县公安局",
+            provider_code: "11632522015603015M",
+            summary: "同德县户籍人口",
+        },
     ));
     let (code, _, err) = agent.sync(&[]);
     assert_eq!(code, 0, "first sync failed: {err}");

@@ -64,6 +64,55 @@ impl KeyShape {
     }
 }
 
+/// How a benchmark catalogues the people table of [`write_people`].
+pub(super) struct PeopleEntry<'a> {
+    pub code: &'a str,
+    pub class: &'a str,
+    pub classification: &'a str,
+    pub name: &'a str,
+    pub provider_name: &'a str,
+    pub provider_code: &'a str,
+    pub summary: &'a str,
+}
+
+/// The `[[resource]]` of agent.toml publishing table `people` of `src`
+/// (made by [`write_people`]) as `code`, keyed by 公民身份号码, catalogued
+/// as `entry` and shared 无条件共享.
+pub(super) fn catalogued_people(code: &str, src: &Path, entry: &PeopleEntry<'_>) -> String {
+    format!(
+        r#"[[resource]]
+code = "{code}"
+key = ["id_number"]
+source = {{ kind = "sqlite", path = "{}", table = "people" }}
+
+[resource.catalog]
+code = "{}"
+class = "{}"
+classification = ["{}"]
+name = "{}"
+provider_name = "{}"
+provider_code = "{}"
+abstract = "{}"
+format = "数据库"
+format_type = "sqlite"
+sharing_type = "无条件共享"
+sharing_method = "接口"
+open_to_public = false
+update_cycle = "实时"
+published = "2026-11-01"
+items = [ {{ name = "公民身份号码", column = "id_number", data_type = "C", length = 18 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }}, {{ name = "性别", column = "sex", data_type = "C", length = 2 }}, {{ name = "民族", column = "ethnicity", data_type = "C", length = 20 }}, {{ name = "出生日期", column = "birth", data_type = "D", length = 8 }}, {{ name = "住址", column = "address", data_type = "C", length = 100 }}, {{ name = "联系电话", column = "phone", data_type = "C", length = 11 }} ]
+"#,
+        src.display(),
+        entry.code,
+        entry.class,
+        entry.classification,
+        entry.name,
+        entry.provider_name,
+        entry.provider_code,
+        entry.summary,
+    )
+}
+
 /// `rows` generated people in table `people` of `db`, keyed as `shape` says.
 pub(super) fn write_people(db: &Path, rows: i64, shape: KeyShape, generator: &mut Generator) {
     let c = rusqlite::Connection::open(db).expect("open source");
