@@ -17,7 +17,8 @@
 //! Crash at any line: a commit not yet flushed may be lost by a power cut
 //! (never by a killed process), but it was never acknowledged, so the
 //! sender sends it again; what reads the vaults for others (the audit
-//! collector, the base merge) first waits for the flush too. A flush that
+//! collector, the base merge, the delivery producer) first waits for the
+//! flush too. A flush that
 //! fails leaves the hub unable to say what is on disk: it logs the error
 //! and exits rather than acknowledge more. (After a failed flush Linux may
 //! keep the unwritten pages in its cache as if written, so a restart does
