@@ -123,6 +123,8 @@ impl State {
         let mut conn = gdx_files::open_sqlite(path, SCHEMA)?;
         // Scans write `rowstate` in key order, a changeset at a time.
         conn.pragma_update(None, "cache_size", -16 * 1024)?;
+        // the saved digests are read beside the source through a map of the file
+        conn.pragma_update(None, "mmap_size", crate::sources::MMAP_BYTES)?;
         upgrade(&mut conn)?;
         Ok(Self { conn })
     }
@@ -278,7 +280,7 @@ impl State {
 /// The format of `state.db`, in its `user_version`: 1 since the keys of
 /// `rowstate` sort like their values ([`gdx_common::key`]); 0 before, when
 /// they were bincode.
-const FORMAT: i64 = 1;
+pub(crate) const FORMAT: i64 = 1;
 
 /// Brings a `state.db` of an earlier format up to [`FORMAT`], in one
 /// transaction: killed at any point, the file stays as it was and the next

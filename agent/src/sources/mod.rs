@@ -61,6 +61,11 @@ pub struct Reader {
 pub type Place = u64;
 const FILE_SHIFT: u32 = 40;
 
+/// How much of a SQLite file (a source, `state.db`) is read through a
+/// memory map rather than copied page by page: SQLite's own ceiling.
+pub const MMAP_BYTES: i64 = 0x7fff_0000;
+
+#[allow(clippy::large_enum_variant)] // one per scan
 enum Rows {
     /// Read by [`Reader::for_each`], straight from SQLite's pages; `table`
     /// when `sql` reads a whole table (so it can be ordered), `order` the
@@ -68,9 +73,13 @@ enum Rows {
     Sqlite {
         conn: rusqlite::Connection,
         sql: String,
-        table: bool,
+        /// The table `sql` reads whole, if it does.
+        table: Option<String>,
         order: Option<String>,
         since: Option<(String, Value)>,
+        /// The name its rowid answers to, when each read gives the rowids
+        /// ([`Reader::with_rowids`]).
+        rowid: Option<String>,
     },
     /// The files of a drop folder, in name order, past their headers, with
     /// the position of each of [`Reader::columns`] in each file's header.
@@ -114,6 +123,15 @@ impl Reader {
     /// [`Reader::columns`].
     /// `each` may stop the read early.
     pub fn for_each(&self, mut each: impl FnMut(Place, &[Cell<'_>]) -> ControlFlow<()>) -> Result<Read, SourceError> {
+        self.for_each_at(|place, _, cells| each(place, cells))
+    }
+
+    /// [`Reader::for_each`], with each row's rowid when the reader gives
+    /// them ([`Reader::with_rowids`]).
+    pub fn for_each_at(
+        &self,
+        mut each: impl FnMut(Place, Option<i64>, &[Cell<'_>]) -> ControlFlow<()>,
+    ) -> Result<Read, SourceError> {
         let read = |e: rusqlite::Error| SourceError::Read(e.to_string());
         let mut out = Read::default();
         match &self.rows {
@@ -125,7 +143,7 @@ impl Reader {
                         .for_each(&mut out.quarantine, |line, raw| {
                             let cells: Vec<Cell<'_>> = order.iter().map(|&i| raw[i]).collect();
                             out.rows += 1;
-                            let flow = each(base | line as u64, &cells);
+                            let flow = each(base | line as u64, None, &cells);
                             stopped = flow.is_break();
                             flow
                         })
@@ -146,14 +164,21 @@ impl Reader {
                         })
                         .collect();
                     out.rows += 1;
-                    if each(*place, &cells).is_break() {
+                    if each(*place, None, &cells).is_break() {
                         break;
                     }
                 }
             }
-            Rows::Postgres(pg) => pg.for_each(self.columns.len(), &mut out, &mut each)?,
-            Rows::Mysql(my) => my.for_each(self.columns.len(), &mut out, &mut each)?,
-            Rows::Sqlite { conn, sql, order, since, .. } => {
+            Rows::Postgres(pg) => pg.for_each(self.columns.len(), &mut out, &mut |p, c| each(p, None, c))?,
+            Rows::Mysql(my) => my.for_each(self.columns.len(), &mut out, &mut |p, c| each(p, None, c))?,
+            Rows::Sqlite { conn, sql, order, since, rowid, .. } => {
+                // the rowid first, when asked for: `SELECT rowid, * FROM "table"`
+                let with_rowid = rowid.as_deref().zip(sql.strip_prefix("SELECT *"));
+                let sql = match with_rowid {
+                    Some((alias, rest)) => &format!("SELECT {alias}, *{rest}"),
+                    None => sql,
+                };
+                let skip = usize::from(with_rowid.is_some());
                 let base = match since {
                     Some((column, _)) => {
                         format!("SELECT * FROM ({sql}) WHERE \"{}\" >= ?1", column.replace('"', "\"\""))
@@ -165,7 +190,7 @@ impl Reader {
                     None => base,
                 };
                 let mut stmt = conn.prepare(&sql).map_err(read)?;
-                let names: Vec<&str> = stmt.column_names().collect();
+                let names: Vec<&str> = stmt.column_names().skip(skip).collect();
                 if names.len() != self.columns.len() || names.iter().zip(&self.columns).any(|(a, b)| *a != b.name) {
                     return Err(SourceError::Read(
                         "the table's columns changed while it was being read; the next scan reads it again".into(),
@@ -178,8 +203,9 @@ impl Reader {
                 }
                 .map_err(read)?;
                 while let Some(row) = rows.next().map_err(read)? {
+                    let at = if skip == 1 { Some(row.get::<_, i64>(0).map_err(read)?) } else { None };
                     let mut cells = Vec::with_capacity(width);
-                    for i in 0..width {
+                    for i in skip..width + skip {
                         cells.push(match row.get_ref(i).map_err(read)? {
                             ValueRef::Null => Cell::Null,
                             ValueRef::Integer(i) => Cell::Integer(i),
@@ -188,7 +214,7 @@ impl Reader {
                             ValueRef::Blob(b) => Cell::Blob(b),
                         });
                     }
-                    let flow = each(out.rows as Place, &cells);
+                    let flow = each(out.rows as Place, at, &cells);
                     out.rows += 1;
                     if flow.is_break() {
                         break;
@@ -197,6 +223,44 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+
+    /// For a SQLite table whose rows are unique by `key` (a unique index
+    /// on some of its columns) and which a read in key order would take
+    /// through an index, a page lookup per row: makes every read give each
+    /// row's rowid ([`Reader::for_each_at`]) and returns true, so that the
+    /// scan can keep a row map and read the table in rowid order next time
+    /// ([`Reader::order_by_rowid`]). False for any other source.
+    pub fn with_rowids(&mut self, key: &[String]) -> bool {
+        let Reader { columns, rows, partial, .. } = self;
+        let Rows::Sqlite { conn, sql, table: Some(table), since: None, rowid, .. } = rows else { return false };
+        if *partial || key.is_empty() || !key.iter().all(|k| columns.iter().any(|c| &c.name == k)) {
+            return false;
+        }
+        let Some(alias) =
+            ["_rowid_", "rowid", "oid"].into_iter().find(|a| !columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)))
+        else {
+            return false;
+        };
+        let quoted = gdx_files::quote_ident(table);
+        // a WITHOUT ROWID table (or a view) has no rowid to give
+        if conn.prepare(&format!("SELECT {alias} FROM {quoted} LIMIT 0")).is_err() {
+            return false;
+        }
+        let clause: Vec<String> = key.iter().map(|k| format!("{} COLLATE BINARY", gdx_files::quote_ident(k))).collect();
+        if !walks_an_index(conn, &format!("{sql} ORDER BY {}", clause.join(", "))) || !unique_by(conn, &quoted, key) {
+            return false;
+        }
+        *rowid = Some(alias.to_owned());
+        true
+    }
+
+    /// Makes [`Reader::for_each`] read a table in rowid order (its stored
+    /// order), after [`Reader::with_rowids`].
+    pub fn order_by_rowid(&mut self) {
+        if let Rows::Sqlite { order, rowid: Some(alias), .. } = &mut self.rows {
+            *order = Some(alias.clone());
+        }
     }
 
     /// Makes [`Reader::for_each`] read the rows in ascending order of the
@@ -208,7 +272,7 @@ impl Reader {
     pub fn order_by(&mut self, key: Option<&[String]>) -> bool {
         let Reader { columns, rows, .. } = self;
         match (rows, key) {
-            (Rows::Sqlite { conn, sql, table: true, order, .. }, Some(key))
+            (Rows::Sqlite { conn, sql, table: Some(_), order, .. }, Some(key))
                 if key.iter().all(|k| columns.iter().any(|c| &c.name == k)) =>
             {
                 // BINARY: text by its bytes, as the encoded keys compare
@@ -300,6 +364,51 @@ fn sorts_into_temp(conn: &rusqlite::Connection, sql: &str) -> bool {
     plan().unwrap_or(true)
 }
 
+/// Whether SQLite reads `sql` by walking an index and looking each row up
+/// in the table (not a covering index, not the table itself).
+fn walks_an_index(conn: &rusqlite::Connection, sql: &str) -> bool {
+    let plan = || -> rusqlite::Result<bool> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let mut rows = stmt.query([])?;
+        let mut walks = false;
+        while let Some(r) = rows.next()? {
+            let detail = r.get::<_, String>(3)?;
+            if detail.contains("TEMP B-TREE") || detail.contains("COVERING INDEX") {
+                return Ok(false);
+            }
+            walks |= detail.contains("USING INDEX");
+        }
+        Ok(walks)
+    };
+    plan().unwrap_or(false)
+}
+
+/// Whether `table` (quoted) holds at most one row for each value of `key`
+/// without nulls: a unique index, not partial, on some of the key's columns.
+fn unique_by(conn: &rusqlite::Connection, table: &str, key: &[String]) -> bool {
+    let check = || -> rusqlite::Result<bool> {
+        let mut indexes = conn.prepare(&format!("PRAGMA index_list({table})"))?;
+        let unique: Vec<String> = indexes
+            .query_map([], |r| {
+                Ok((r.get::<_, String>("name")?, r.get::<_, bool>("unique")?, r.get::<_, bool>("partial")?))
+            })?
+            .filter_map(Result::ok)
+            .filter(|(_, unique, partial)| *unique && !partial)
+            .map(|(name, ..)| name)
+            .collect();
+        for index in unique {
+            let mut info = conn.prepare(&format!("PRAGMA index_info({})", gdx_files::quote_ident(&index)))?;
+            // an expression in the index has no name: not a column of the key
+            let names: Vec<Option<String>> = info.query_map([], |r| r.get("name"))?.collect::<Result<_, _>>()?;
+            if !names.is_empty() && names.iter().all(|n| n.as_ref().is_some_and(|n| key.contains(n))) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    check().unwrap_or(false)
+}
+
 /// For a database server: what its user may do beyond reading (None: only
 /// read), for `gdx-agent doctor`; None for files.
 pub fn write_access(source: &SourceConfig) -> Option<Result<Option<String>, SourceError>> {
@@ -330,6 +439,9 @@ fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
         rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| open_err(e.to_string()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| open_err(e.to_string()))?;
+    // read through a map of the file: a table read in key order through its
+    // index visits its pages out of order, and each read() would copy one
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(|e| open_err(e.to_string()))?;
     let sql = match (table, query) {
         (Some(t), _) => {
             let exists: bool = conn
@@ -360,7 +472,7 @@ fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
             .collect()
     };
     check_columns(&columns)?;
-    let rows = Rows::Sqlite { conn, sql, table: table.is_some(), order: None, since: None };
+    let rows = Rows::Sqlite { conn, sql, table: table.map(str::to_owned), order: None, since: None, rowid: None };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows })
 }
 

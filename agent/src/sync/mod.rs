@@ -41,6 +41,7 @@ use crate::state::State;
 
 mod changeset;
 mod read;
+mod rowmap;
 mod spill;
 
 use read::Pass;
@@ -73,6 +74,8 @@ pub enum ReadOrder {
     KeyOrder,
     SourceOrder,
     Watermark,
+    /// In rowid order (the table's stored order) beside the row map.
+    RowMap,
 }
 
 /// Why a scan could not run.
@@ -92,6 +95,14 @@ pub enum ScanError {
         "resource {resource}: sorting its changes through temporary files beside state.db failed ({source}); check the free space there"
     )]
     Spill {
+        resource: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "resource {resource}: its row map beside state.db (rowmap-*.bin) cannot be read or removed ({source}); check that folder's permissions and free space"
+    )]
+    RowMap {
         resource: String,
         #[source]
         source: std::io::Error,
@@ -343,21 +354,53 @@ pub fn scan(
         },
         None => None,
     };
+    // A table read through its key's index keeps a row map: with one
+    // written after the last changeset, it is read in rowid order beside it.
+    let state_dir = state_dir(state);
+    let shape = rowmap::Shape::new(
+        &code,
+        &serde_json::to_string(&columns).unwrap_or_default(),
+        &serde_json::to_string(&res.key).unwrap_or_default(),
+        epoch,
+        crate::state::FORMAT,
+    );
+    let mut map = extract.with_rowids(&res.key).then(|| {
+        let old = rowmap::OldMap::open(&state_dir, &code, shape, first_seq).map(rowmap::Beside::new);
+        read::Mapping { new: rowmap::NewMap::create(&state_dir, &code, old.is_some()), old }
+    });
     // a part read looks its keys up in the saved state, in any order
-    let in_key_order = !extract.partial && extract.order_by(Some(&res.key));
-    report.read = match (extract.partial, in_key_order) {
-        (true, _) => ReadOrder::Watermark,
-        (false, true) => ReadOrder::KeyOrder,
-        (false, false) => ReadOrder::SourceOrder,
+    let in_key_order = match &map {
+        Some(read::Mapping { old: Some(_), .. }) => {
+            extract.order_by_rowid();
+            false
+        }
+        _ => !extract.partial && extract.order_by(Some(&res.key)),
     };
-    let mut outcome = pass.run(state, &extract, first_seq, in_key_order);
+    report.read = match (extract.partial, in_key_order, &map) {
+        (true, ..) => ReadOrder::Watermark,
+        (false, _, Some(read::Mapping { old: Some(_), .. })) => ReadOrder::RowMap,
+        (false, true, _) => ReadOrder::KeyOrder,
+        (false, false, _) => ReadOrder::SourceOrder,
+    };
+    let mut outcome = pass.run(state, &extract, first_seq, in_key_order, map.as_mut());
     if let Ok(o) = &outcome
         && o.disordered
     {
         report.read = ReadOrder::SourceOrder;
+        map = None;
         extract.order_by(None);
         let first = outcome.as_ref().map_or(first_seq, |o| first_seq + o.written as u64);
-        outcome = pass.run(state, &extract, first, false).map(|again| again.after(outcome.ok()));
+        outcome = pass.run(state, &extract, first, false, None).map(|again| again.after(outcome.ok()));
+    }
+    // the map is written once every changeset of this read is committed
+    // (under the next number, which the next changeset raises); without one
+    // the next read is in key order, as it was before maps
+    if let (Ok(_), Some(read::Mapping { new, .. })) = (&outcome, map) {
+        let next: i64 =
+            state.conn().query_row("SELECT next_seq FROM resources WHERE code = ?1", [&code], |r| r.get(0))?;
+        if let Err(e) = new.finish(&state_dir, &code, shape, next as u64) {
+            tracing::warn!(resource = %code, error = %e, "could not write the row map beside state.db; the next sync reads in key order");
+        }
     }
     let outcome = match outcome {
         Ok(o) => o,
@@ -450,13 +493,24 @@ fn save_quarantine(
 
 /// Lifts the pause of a resource and accepts the source's current columns
 /// as its new shape: every row is sent again under the new columns.
-pub fn accept_schema(state: &mut State, code: &str) -> rusqlite::Result<()> {
+pub fn accept_schema(state: &mut State, code: &str) -> Result<(), ScanError> {
+    // the row map vouches for digests about to be emptied
+    rowmap::forget(&state_dir(state), code)
+        .map_err(|source| ScanError::RowMap { resource: code.to_owned(), source })?;
     let tx = state.conn().transaction()?;
     tx.execute("UPDATE resources SET columns = '[]', paused = NULL, held = NULL WHERE code = ?1", [code])?;
     // Every saved row compares as changed, so all rows travel again under the
     // new columns, and rows gone from the source are still deleted.
     tx.execute("UPDATE rowstate SET digest = x'' WHERE resource = ?1", [code])?;
-    tx.commit()
+    Ok(tx.commit()?)
+}
+
+/// The folder of `state.db`.
+fn state_dir(state: &mut State) -> std::path::PathBuf {
+    match std::path::Path::new(state.conn().path().unwrap_or_default()).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
 }
 
 fn describe(values: &[Value]) -> String {

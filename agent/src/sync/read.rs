@@ -17,6 +17,7 @@ use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
 
 use super::changeset::{Batcher, Made, Pending, Synced, commit_changeset, signed_frame};
+use super::rowmap::{Beside, Entry, NewMap, fingerprint};
 use super::spill::Spill;
 use super::{MAX_ROW_BYTES, ScanError, cells_bytes, owned, row_bytes};
 use crate::config::ResourceConfig;
@@ -149,6 +150,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         extract: &Reader,
         first_seq: u64,
         in_key_order: bool,
+        mut map: Option<&mut Mapping>,
     ) -> Result<Outcome, ScanError> {
         let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
         let spill_dir = match state_path.parent() {
@@ -157,7 +159,8 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         };
         let conn = state.conn();
         let (mut walk_stmt, mut probe_stmt);
-        let mut compare = if extract.partial {
+        let beside_map = map.as_ref().is_some_and(|m| m.old.is_some());
+        let mut compare = if extract.partial || beside_map {
             probe_stmt = conn.prepare("SELECT digest FROM rowstate WHERE resource = ?1 AND key = ?2")?;
             let code = self.code;
             let saved: SavedProbe<'_> = Box::new(move |key| {
@@ -226,7 +229,8 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             // changes not in key order are sorted through temporary files beside state.db
             let spill = (!in_key_order).then(|| Spill::new(&spill_dir));
             let mut batch = Batcher::new(to_encoder, spill);
-            let read = extract.for_each(|place, raw| {
+            let mut entry = Entry::default();
+            let read = extract.for_each_at(|place, rowid, raw| {
                 let reordered: Vec<Cell<'_>>;
                 let cells: &[Cell<'_>] = if self.identity {
                     raw
@@ -245,7 +249,27 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     }
                     Err(reason) => (cells, Some(reason)),
                 };
-                self.compare_row(&mut compare, &mut out, &mut batch, place, cells, invalid, &mut key, &mut row_buf);
+                // beside the old row map: a row at its rowid with its digest is unchanged
+                if let (Some(m), Some(rowid)) = (map.as_deref_mut(), rowid)
+                    && let Some(old) = m.old.as_mut()
+                    && old.take(rowid, &mut entry)
+                {
+                    if !entry.held && invalid.is_none() && fingerprint(cells) == entry.digest {
+                        out.rows += 1;
+                        m.new.push(rowid, false, entry.digest, &entry.key);
+                        return ControlFlow::Continue(());
+                    }
+                    old.gone.push(&entry.key);
+                }
+                let fate =
+                    self.compare_row(&mut compare, &mut out, &mut batch, place, cells, invalid, &mut key, &mut row_buf);
+                if let (Some(m), Some(rowid)) = (map.as_deref_mut(), rowid) {
+                    match fate {
+                        Fate::Kept => m.new.push(rowid, false, fingerprint(cells), &key),
+                        Fate::SetAside { keyed: true } => m.new.push(rowid, true, [0; 16], &key),
+                        Fate::SetAside { keyed: false } | Fate::Stopped => {}
+                    }
+                }
                 // a read that found its order wrong, or lost the saved state, stops here
                 if out.disordered || compare.failed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             });
@@ -253,7 +277,17 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                 && !out.disordered
                 && !compare.failed()
             {
-                self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial)?;
+                let gone = match map.as_mut().and_then(|m| m.old.as_mut()) {
+                    Some(old) => Some(
+                        old.finish().map_err(|source| ScanError::RowMap { resource: self.code.to_owned(), source })?,
+                    ),
+                    None => None,
+                };
+                self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial, gone)?;
+            }
+            // the new row map is sorted and written while the last changesets commit
+            if let Some(m) = map {
+                m.new.seal();
             }
             let finished = batch.finish();
             drop(batch);
@@ -312,15 +346,15 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         invalid: Option<String>,
         key: &mut Vec<u8>,
         row_buf: &mut Vec<u8>,
-    ) {
+    ) -> Fate {
         if out.disordered {
-            return;
+            return Fate::Stopped;
         }
         let (columns, key_idx) = (self.columns, self.key_idx);
         if let Some(pos) = key_idx.iter().position(|&i| matches!(cells[i], Cell::Null)) {
             let reason = format!("the key column {} is empty", columns[key_idx[pos]].name);
             out.set_aside.push((place, Ok(reason), owned(cells)));
-            return;
+            return Fate::SetAside { keyed: false };
         }
         encode_cells_key(cells, key_idx, key);
         let size = cells_bytes(cells.iter().copied());
@@ -340,11 +374,11 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     match key.as_slice().cmp(prev_key) {
                         std::cmp::Ordering::Less => {
                             out.disordered = true;
-                            return;
+                            return Fate::Stopped;
                         }
                         std::cmp::Ordering::Equal => {
                             out.set_aside.push((place, Err(*prev_place), owned(cells)));
-                            return;
+                            return Fate::SetAside { keyed: true };
                         }
                         std::cmp::Ordering::Greater => {}
                     }
@@ -382,18 +416,18 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     if !held.contains(key) {
                         held.insert_new(key, ());
                     }
-                    return;
+                    return Fate::SetAside { keyed: true };
                 }
                 if let Some((digest, seen)) = saved.get_mut(key) {
                     if *seen != 0 {
                         out.set_aside.push((place, Err(*seen - 1), owned(cells)));
-                        return;
+                        return Fate::SetAside { keyed: true };
                     }
                     *seen = place + 1;
                     Some(*digest)
                 } else if let Some(first) = fresh.get_mut(key) {
                     out.set_aside.push((place, Err(*first), owned(cells)));
-                    return;
+                    return Fate::SetAside { keyed: true };
                 } else {
                     fresh.insert_new(key, place);
                     out.inserted += 1;
@@ -403,7 +437,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             Compare::Probe { saved, seen, error } => {
                 if let Some(first) = seen.get_mut(key) {
                     out.set_aside.push((place, Err(*first), owned(cells)));
-                    return;
+                    return Fate::SetAside { keyed: true };
                 }
                 seen.insert_new(key, place);
                 if oversized.is_some() {
@@ -418,7 +452,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                         Ok(was) => was,
                         Err(e) => {
                             error.get_or_insert(e);
-                            return;
+                            return Fate::Stopped;
                         }
                     }
                 }
@@ -426,17 +460,18 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         };
         if let Some(reason) = oversized {
             out.set_aside.push((place, Ok(reason), owned(cells)));
-            return;
+            return Fate::SetAside { keyed: true };
         }
         out.rows += 1;
         let digest = cells_digest(cells, row_buf);
         if was == Some(digest) {
-            return;
+            return Fate::Kept;
         }
         if was.is_some() {
             out.updated += 1;
         }
         batch.push((key.clone(), Change::Upsert(owned(cells)), digest), size);
+        Fate::Kept
     }
 
     /// Once the whole source is read: deletes the saved keys it no longer
@@ -447,6 +482,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         out: &mut Outcome,
         batch: &mut Batcher,
         partial: bool,
+        gone_from_map: Option<&KeyList>,
     ) -> Result<(), ScanError> {
         let mut delete = |key: &[u8]| -> Result<(), ScanError> {
             let values = decode_key(key)
@@ -489,11 +525,34 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     }
                 }
             }
-            // only part of the source was read (returned above)
-            Compare::Probe { .. } => {}
+            // read beside the row map: the keys of its entries no row matched, unless read again
+            Compare::Probe { saved, seen, .. } => {
+                for key in gone_from_map.into_iter().flat_map(KeyList::iter) {
+                    if !seen.contains(key) && saved(key)?.is_some() {
+                        delete(key)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// What became of a row compared with the saved state.
+enum Fate {
+    /// It is saved as it is now (or will be, once this read's changesets commit).
+    Kept,
+    /// Set aside; `keyed` when its key was read (a saved version stays).
+    SetAside { keyed: bool },
+    /// The read stops (its order was wrong, or the saved state unreadable).
+    Stopped,
+}
+
+/// A read that keeps a row map ([`super::rowmap`]): the map it writes, and
+/// the old one it reads beside a table read in rowid order.
+pub(super) struct Mapping {
+    pub(super) old: Option<Beside>,
+    pub(super) new: NewMap,
 }
 
 /// A saved digest (16 bytes; anything else compares as changed).
