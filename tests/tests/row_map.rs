@@ -178,3 +178,42 @@ fn tables_without_a_unique_key_or_a_rowid_keep_no_map() {
         assert!(!Path::new(agent.data()).join(format!("rowmap-{table}.bin")).exists(), "{table}");
     }
 }
+
+/// A BLOB key and a TEXT key of the same bytes that are not UTF-8 are two
+/// rows to SQLite's unique index but one key to the agent: the row read
+/// beside the map is found to clash, and the table is read again in its
+/// own order, which sets the second row aside.
+#[test]
+fn two_stored_values_with_one_key_are_caught_beside_the_map() {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("t.db");
+    sql(
+        &db,
+        "CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, note BLOB);
+         INSERT INTO people VALUES ('b', '1', NULL), ('a', '2', NULL), (x'78ff', '3', NULL);",
+    );
+    agent.add_config(&format!(
+        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
+        db.display()
+    ));
+    let (r, _) = sync(&agent, &[]);
+    assert_eq!((r["read"].as_str(), r["inserted"].as_u64()), (Some("key_order"), Some(3)), "{r}");
+    sync(&agent, &[]);
+    sql(&db, "INSERT INTO people VALUES (CAST(x'78ff' AS TEXT), '4', NULL);");
+    let (r, out) = sync(&agent, &[]);
+    assert_eq!((r["read"].as_str(), r["quarantined"].as_u64()), (Some("source_order"), Some(1)), "{r}");
+    assert_eq!(out["sent_rows"], 0, "the row first stored keeps the key: {out}");
+    let names: Vec<String> = rusqlite::Connection::open(vault(&hub, NODE))
+        .unwrap()
+        .prepare("SELECT name FROM people ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(names, ["1", "2", "3"]);
+}

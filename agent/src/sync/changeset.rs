@@ -41,6 +41,15 @@ impl Batcher {
         Self { to_encoder, rows: Vec::new(), bytes: 0, cells: 0, spill, last: Some(Vec::new()), error: None }
     }
 
+    /// Holds every change in the spill until [`Batcher::finish`], even
+    /// changes that come in key order: a read beside the row map may find,
+    /// at its end, that it must not send what it found.
+    pub(super) fn hold(&mut self) {
+        if self.spill.is_some() {
+            self.last = None;
+        }
+    }
+
     pub(super) fn push(&mut self, change: Pending, size: usize) {
         match &mut self.spill {
             Some(_)

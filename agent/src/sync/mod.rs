@@ -64,9 +64,10 @@ pub struct ScanReport {
     pub read: ReadOrder,
 }
 
-/// How a scan read its source: whole in key order beside the saved state
-/// (the fastest), whole in its own order (its changes sorted through
-/// temporary files), or only the rows past its watermark.
+/// How a scan read its source: whole in key order beside the saved state,
+/// whole in rowid order beside the row map (a SQLite table keyed through
+/// an index, after its first sync), whole in its own order (its changes
+/// sorted through temporary files), or only the rows past its watermark.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadOrder {
@@ -364,9 +365,22 @@ pub fn scan(
         epoch,
         crate::state::FORMAT,
     );
-    let mut map = extract.with_rowids(&res.key).then(|| {
-        let old = rowmap::OldMap::open(&state_dir, &code, shape, first_seq).map(rowmap::Beside::new);
-        read::Mapping { new: rowmap::NewMap::create(&state_dir, &code, old.is_some()), old }
+    // a map not written after the last changeset is removed at once: a
+    // state.db restored from a backup must not make an old one current again
+    let old = rowmap::OldMap::open(&state_dir, &code, shape, first_seq);
+    if old.is_none() {
+        rowmap::forget(&state_dir, &code).map_err(|source| ScanError::RowMap { resource: code.clone(), source })?;
+    }
+    // values the catalogue entry's kinds rewrite could make two stored keys one
+    let key_rewritten = checks.iter().any(|c| key_idx.contains(&c.at));
+    let mut map = (!key_rewritten && extract.with_rowids(&res.key)).then(|| {
+        let seed = old.as_ref().map(|o| o.seed);
+        let old = old.map(rowmap::Beside::new);
+        read::Mapping {
+            new: rowmap::NewMap::create(&state_dir, &code, old.is_some(), seed),
+            old,
+            found: crate::keys::KeyList::default(),
+        }
     });
     // a part read looks its keys up in the saved state, in any order
     let in_key_order = match &map {
@@ -387,7 +401,9 @@ pub fn scan(
         && o.disordered
     {
         report.read = ReadOrder::SourceOrder;
-        map = None;
+        if map.take().is_some_and(|m| m.old.is_some()) {
+            rowmap::forget(&state_dir, &code).map_err(|source| ScanError::RowMap { resource: code.clone(), source })?;
+        }
         extract.order_by(None);
         let first = outcome.as_ref().map_or(first_seq, |o| first_seq + o.written as u64);
         outcome = pass.run(state, &extract, first, false, None).map(|again| again.after(outcome.ok()));
@@ -494,6 +510,8 @@ fn save_quarantine(
 /// Lifts the pause of a resource and accepts the source's current columns
 /// as its new shape: every row is sent again under the new columns.
 pub fn accept_schema(state: &mut State, code: &str) -> Result<(), ScanError> {
+    // not while a scan writes a map under the number this leaves unchanged
+    let _lock = state.scan_lock()?;
     // the row map vouches for digests about to be emptied
     rowmap::forget(&state_dir(state), code)
         .map_err(|source| ScanError::RowMap { resource: code.to_owned(), source })?;

@@ -229,6 +229,9 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             // changes not in key order are sorted through temporary files beside state.db
             let spill = (!in_key_order).then(|| Spill::new(&spill_dir));
             let mut batch = Batcher::new(to_encoder, spill);
+            if beside_map {
+                batch.hold();
+            }
             let mut entry = Entry::default();
             let read = extract.for_each_at(|place, rowid, raw| {
                 let reordered: Vec<Cell<'_>>;
@@ -254,18 +257,25 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     && let Some(old) = m.old.as_mut()
                     && old.take(rowid, &mut entry)
                 {
-                    if !entry.held && invalid.is_none() && fingerprint(cells) == entry.digest {
+                    if !entry.held && invalid.is_none() && fingerprint(m.new.seed, cells) == entry.digest {
                         out.rows += 1;
                         m.new.push(rowid, false, entry.digest, &entry.key);
                         return ControlFlow::Continue(());
                     }
                     old.gone.push(&entry.key);
                 }
+                let inserted = out.inserted;
                 let fate =
                     self.compare_row(&mut compare, &mut out, &mut batch, place, cells, invalid, &mut key, &mut row_buf);
                 if let (Some(m), Some(rowid)) = (map.as_deref_mut(), rowid) {
                     match fate {
-                        Fate::Kept => m.new.push(rowid, false, fingerprint(cells), &key),
+                        Fate::Kept => {
+                            // a saved key read again must be one whose entry no row matched
+                            if m.old.is_some() && out.inserted == inserted {
+                                m.found.push(&key);
+                            }
+                            m.new.push(rowid, false, fingerprint(m.new.seed, cells), &key)
+                        }
                         Fate::SetAside { keyed: true } => m.new.push(rowid, true, [0; 16], &key),
                         Fate::SetAside { keyed: false } | Fate::Stopped => {}
                     }
@@ -277,19 +287,37 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                 && !out.disordered
                 && !compare.failed()
             {
-                let gone = match map.as_mut().and_then(|m| m.old.as_mut()) {
-                    Some(old) => Some(
-                        old.finish().map_err(|source| ScanError::RowMap { resource: self.code.to_owned(), source })?,
-                    ),
+                let gone = match map.as_mut().and_then(|m| m.old.as_mut().map(|old| (old.finish(), &m.found))) {
+                    // an unreadable map, or a saved key read again whose entry a row still
+                    // matched (two values that give one key): the source is read again in its
+                    // own order, against the saved state alone
+                    Some((Err(e), _)) => {
+                        tracing::warn!(resource = %self.code, error = %e, "the row map cannot be read; reading the table again without it");
+                        out.disordered = true;
+                        None
+                    }
+                    Some((Ok(gone), found)) if !all_in(found, gone) => {
+                        out.disordered = true;
+                        None
+                    }
+                    Some((Ok(gone), _)) => Some(gone),
                     None => None,
                 };
-                self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial, gone)?;
+                if !out.disordered {
+                    self.send_deletions(&mut compare, &mut out, &mut batch, read.partial || extract.partial, gone)?;
+                }
             }
-            // the new row map is sorted and written while the last changesets commit
             if let Some(m) = map {
-                m.new.seal();
+                if out.disordered || out.set_aside.iter().any(|(_, why, _)| why.is_err()) {
+                    // two rows with one key: a map could not tell them apart
+                    m.new.abandon();
+                } else {
+                    // sorted and written while the last changesets commit
+                    m.new.seal();
+                }
             }
-            let finished = batch.finish();
+            // a read beside the map that must start again sends nothing of what it found
+            let finished = if beside_map && out.disordered { Ok(()) } else { batch.finish() };
             drop(batch);
             out.written =
                 writer.join().map_err(|_| ScanError::Key(format!("{}: the changeset writer failed", self.code)))??;
@@ -553,6 +581,22 @@ enum Fate {
 pub(super) struct Mapping {
     pub(super) old: Option<Beside>,
     pub(super) new: NewMap,
+    /// Keys read beside the old map that the saved state held.
+    pub(super) found: KeyList,
+}
+
+/// Whether every key of `keys` is in `of`.
+fn all_in(keys: &KeyList, of: &KeyList) -> bool {
+    if keys.is_empty() {
+        return true;
+    }
+    let mut set = KeyTable::with_capacity(of.len());
+    for key in of.iter() {
+        if !set.contains(key) {
+            set.insert_new(key, ());
+        }
+    }
+    keys.iter().all(|k| set.contains(k))
 }
 
 /// A saved digest (16 bytes; anything else compares as changed).

@@ -29,7 +29,7 @@ use gdx_common::data::{Cell, cells_digest};
 use crate::keys::KeyList;
 
 const MAGIC: &[u8; 8] = b"GDXRMAP1";
-const HEADER: usize = 8 + 16 + 8 + 8 + 8;
+const HEADER: usize = 8 + 16 + 8 + 8 + 8 + 8;
 /// Entries are held in memory to be sorted only up to this many bytes (a
 /// read in key order), and at most 2^32 of them; a larger table goes
 /// without a map.
@@ -48,13 +48,15 @@ impl Shape {
     }
 }
 
-/// A row's fingerprint in the map: 128 bits of two seeded foldhash lanes
-/// over its cells, several times faster than the saved state's digest (the
-/// map is written and read by this build only: its version is in the
+/// A row's fingerprint in the map: 128 bits of two foldhash lanes over its
+/// cells, seeded by the map's random seed (so rows cannot be made to
+/// collide on purpose), several times faster than the saved state's digest
+/// (the map is written and read by this build only: its version is in the
 /// shape).
-pub(super) fn fingerprint(cells: &[Cell<'_>]) -> [u8; 16] {
+pub(super) fn fingerprint(seed: u64, cells: &[Cell<'_>]) -> [u8; 16] {
     use std::hash::{BuildHasher, Hasher};
-    let lane = |seed: u64| {
+    let lane = |lane_seed: u64| {
+        let seed = seed ^ lane_seed;
         let mut h = foldhash::fast::FixedState::with_seed(seed).build_hasher();
         h.write_usize(cells.len());
         for cell in cells {
@@ -99,7 +101,10 @@ pub(super) struct Entry {
 
 /// The path of `code`'s map in `dir` (the folder of `state.db`).
 pub(super) fn path(dir: &Path, code: &str) -> PathBuf {
-    let name: String = code.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let name: String = code
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("_{b:02x}") })
+        .collect();
     dir.join(format!("rowmap-{name}.bin"))
 }
 
@@ -115,6 +120,10 @@ pub(super) fn forget(dir: &Path, code: &str) -> std::io::Result<()> {
 pub(super) struct OldMap {
     file: BufReader<File>,
     left: u64,
+    /// Bytes left past the header: no entry may claim more.
+    bytes: u64,
+    /// The seed of the fingerprints, kept by the map written next.
+    pub(super) seed: u64,
 }
 
 impl OldMap {
@@ -128,7 +137,7 @@ impl OldMap {
         file.read_exact(&mut head).ok()?;
         let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
         let whole = &head[..8] == MAGIC && head[8..24] == shape.0 && word(24) == seq && word(40) == len;
-        whole.then_some(Self { file, left: word(32) })
+        whole.then_some(Self { file, left: word(32), bytes: len - HEADER as u64, seed: word(48) })
     }
 
     /// Reads the next entry into `e`; false at the end.
@@ -142,8 +151,11 @@ impl OldMap {
         e.rowid = i64::from_le_bytes(fixed[..8].try_into().unwrap_or_default());
         e.held = fixed[8] != 0;
         e.digest.copy_from_slice(&fixed[9..25]);
-        let len = u32::from_le_bytes(fixed[25..29].try_into().unwrap_or_default()) as usize;
-        e.key.resize(len, 0);
+        let len = u32::from_le_bytes(fixed[25..29].try_into().unwrap_or_default()) as u64;
+        self.bytes = self.bytes.checked_sub(fixed.len() as u64 + len).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "an entry runs past the end of the map")
+        })?;
+        e.key.resize(len as usize, 0);
         self.file.read_exact(&mut e.key)?;
         Ok(true)
     }
@@ -225,16 +237,23 @@ pub(super) struct NewMap {
     /// Entries not in rowid order: (rowid, held, digest, end of key in `keys`).
     unsorted: Vec<(i64, bool, [u8; 16], usize)>,
     keys: Vec<u8>,
-    /// Too many entries to sort in memory, or a write failed: no map.
+    /// Too many entries to sort in memory, a write failed, or the read
+    /// found two rows with one key: no map.
     given_up: bool,
+    /// The seed of this map's fingerprints.
+    pub(super) seed: u64,
 }
 
 /// Encoded entries are handed to the writer thread in pieces of this size.
 const PIECE: usize = 1 << 20;
 
 impl NewMap {
-    /// Starts `code`'s next map in `dir`; `sorted`: entries come in rowid order.
-    pub(super) fn create(dir: &Path, code: &str, sorted: bool) -> Self {
+    /// Starts `code`'s next map in `dir`, its fingerprints under `seed`
+    /// (the old map's, or a new random one); `sorted`: entries come in
+    /// rowid order.
+    pub(super) fn create(dir: &Path, code: &str, sorted: bool, seed: Option<u64>) -> Self {
+        let seed = seed
+            .unwrap_or_else(|| std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), code));
         let tmp = path(dir, code).with_extension("bin.tmp");
         let mut map = Self {
             tmp,
@@ -246,9 +265,10 @@ impl NewMap {
             unsorted: Vec::new(),
             keys: Vec::new(),
             given_up: false,
+            seed,
         };
         if sorted {
-            let file = File::create(&map.tmp).and_then(|mut f| f.write_all(&[0; HEADER]).map(|()| f));
+            let file = create_private(&map.tmp).and_then(|mut f| f.write_all(&[0; HEADER]).map(|()| f));
             let spawned = file.and_then(|mut file| {
                 let (to_writer, pieces) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
                 let writer = std::thread::Builder::new().name("rowmap".into()).spawn(move || {
@@ -298,6 +318,14 @@ impl NewMap {
         self.count += 1;
     }
 
+    /// The read found something the map cannot stand for (two rows with
+    /// one key): no map is written.
+    pub(super) fn abandon(&mut self) {
+        self.given_up = true;
+        self.unsorted = Vec::new();
+        self.keys = Vec::new();
+    }
+
     /// Every entry is pushed: entries held to be sorted are sorted and
     /// written on a thread of their own from now on.
     pub(super) fn seal(&mut self) {
@@ -307,7 +335,7 @@ impl NewMap {
         let (tmp, unsorted, keys) =
             (self.tmp.clone(), std::mem::take(&mut self.unsorted), std::mem::take(&mut self.keys));
         let spawned = std::thread::Builder::new().name("rowmap".into()).spawn(move || {
-            let mut f = BufWriter::with_capacity(PIECE, File::create(&tmp)?);
+            let mut f = BufWriter::with_capacity(PIECE, create_private(&tmp)?);
             f.write_all(&[0; HEADER])?;
             let mut order: Vec<(i64, u32)> = unsorted.iter().enumerate().map(|(i, e)| (e.0, i as u32)).collect();
             order.sort_unstable();
@@ -347,7 +375,7 @@ impl NewMap {
         let mut head = Vec::with_capacity(HEADER);
         head.extend_from_slice(MAGIC);
         head.extend_from_slice(&shape.0);
-        for word in [seq, self.count, len] {
+        for word in [seq, self.count, len, self.seed] {
             head.extend_from_slice(&word.to_le_bytes());
         }
         file.seek(std::io::SeekFrom::Start(0))?;
@@ -356,6 +384,30 @@ impl NewMap {
         std::fs::rename(&self.tmp, path(dir, code))?;
         gdx_files::sync_dir(dir)
     }
+}
+
+impl Drop for NewMap {
+    /// A map not finished (its read failed) leaves no thread writing and no
+    /// temporary file behind.
+    fn drop(&mut self) {
+        self.to_writer = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Creates `path` readable by its owner only: the map holds the keys.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
 }
 
 fn write_entry(f: &mut impl Write, rowid: i64, held: bool, digest: &[u8; 16], key: &[u8]) -> std::io::Result<()> {
@@ -390,7 +442,7 @@ mod tests {
     fn a_map_reads_back_in_rowid_order_whichever_order_it_was_written_in() {
         for sorted in [true, false] {
             let dir = tempfile::tempdir().unwrap();
-            let mut map = NewMap::create(dir.path(), "r", sorted);
+            let mut map = NewMap::create(dir.path(), "r", sorted, Some(5));
             let rows: Vec<i64> = if sorted { vec![1, 2, 5, 9] } else { vec![9, 1, 5, 2] };
             for r in &rows {
                 map.push(*r, *r == 5, [*r as u8; 16], format!("key{r}").as_bytes());
@@ -408,7 +460,7 @@ mod tests {
     #[test]
     fn a_map_of_another_number_shape_or_length_is_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
-        let mut map = NewMap::create(dir.path(), "r", true);
+        let mut map = NewMap::create(dir.path(), "r", true, None);
         map.push(1, false, [1; 16], b"a");
         map.finish(dir.path(), "r", shape(), 3).unwrap();
         assert!(read_all(dir.path(), shape(), 3).is_some());
@@ -425,7 +477,7 @@ mod tests {
     #[test]
     fn entries_out_of_order_in_a_sorted_map_give_no_map() {
         let dir = tempfile::tempdir().unwrap();
-        let mut map = NewMap::create(dir.path(), "r", true);
+        let mut map = NewMap::create(dir.path(), "r", true, None);
         map.push(2, false, [1; 16], b"a");
         map.push(1, false, [1; 16], b"b");
         map.finish(dir.path(), "r", shape(), 3).unwrap();
