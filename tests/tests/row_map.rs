@@ -13,6 +13,22 @@ use gdx_tests::{Agent, Hub, table_checksum, vault};
 const NODE: &str = "630000/minzheng";
 const COLS: &[&str] = &["id", "name", "note"];
 
+fn setup() -> (Hub, Agent, tempfile::TempDir) {
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let agent = Agent::new();
+    agent.enroll(&hub.token(NODE, "1h")).ok();
+    (hub, agent, tempfile::tempdir().unwrap())
+}
+
+/// The resource `code`: table `table` of `db`, keyed by `id`.
+fn resource(code: &str, db: &Path, table: &str) -> String {
+    format!(
+        "[[resource]]\ncode = \"{code}\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"{table}\" }}\n",
+        db.display()
+    )
+}
+
 fn sql(db: &Path, statements: &str) {
     rusqlite::Connection::open(db).unwrap().execute_batch(statements).unwrap();
 }
@@ -36,11 +52,7 @@ fn counts(r: &serde_json::Value) -> (u64, u64, u64) {
 
 #[test]
 fn a_table_read_beside_its_row_map_syncs_exactly_through_every_move() {
-    let mut hub = Hub::init("630000");
-    hub.start();
-    let agent = Agent::new();
-    agent.enroll(&hub.token(NODE, "1h")).ok();
-    let tmp = tempfile::tempdir().unwrap();
+    let (hub, agent, tmp) = setup();
     let db = tmp.path().join("people.db");
     let n: i64 = 20_000;
     {
@@ -61,10 +73,7 @@ fn a_table_read_beside_its_row_map_syncs_exactly_through_every_move() {
         }
         tx.commit().unwrap();
     }
-    agent.add_config(&format!(
-        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
-        db.display()
-    ));
+    agent.add_config(&resource("people", &db, "people"));
     let map = Path::new(agent.data()).join("rowmap-people.bin");
 
     let (r, _) = sync(&agent, &[]);
@@ -144,11 +153,7 @@ fn a_table_read_beside_its_row_map_syncs_exactly_through_every_move() {
 
 #[test]
 fn tables_without_a_unique_key_or_a_rowid_keep_no_map() {
-    let mut hub = Hub::init("630000");
-    hub.start();
-    let agent = Agent::new();
-    agent.enroll(&hub.token(NODE, "1h")).ok();
-    let tmp = tempfile::tempdir().unwrap();
+    let (hub, agent, tmp) = setup();
     let db = tmp.path().join("t.db");
     sql(
         &db,
@@ -161,10 +166,7 @@ fn tables_without_a_unique_key_or_a_rowid_keep_no_map() {
          INSERT INTO intkey VALUES (2, '1', NULL), (1, '2', NULL);",
     );
     for table in ["plain", "norowid", "intkey"] {
-        agent.add_config(&format!(
-            "[[resource]]\ncode = \"{table}\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"{table}\" }}\n",
-            db.display()
-        ));
+        agent.add_config(&resource(table, &db, table));
     }
     for round in 0..2 {
         let (_, out) = sync(&agent, &[]);
@@ -185,21 +187,14 @@ fn tables_without_a_unique_key_or_a_rowid_keep_no_map() {
 /// own order, which sets the second row aside.
 #[test]
 fn two_stored_values_with_one_key_are_caught_beside_the_map() {
-    let mut hub = Hub::init("630000");
-    hub.start();
-    let agent = Agent::new();
-    agent.enroll(&hub.token(NODE, "1h")).ok();
-    let tmp = tempfile::tempdir().unwrap();
+    let (hub, agent, tmp) = setup();
     let db = tmp.path().join("t.db");
     sql(
         &db,
         "CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, note BLOB);
          INSERT INTO people VALUES ('b', '1', NULL), ('a', '2', NULL), (x'78ff', '3', NULL);",
     );
-    agent.add_config(&format!(
-        "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}",
-        db.display()
-    ));
+    agent.add_config(&resource("people", &db, "people"));
     let (r, _) = sync(&agent, &[]);
     assert_eq!((r["read"].as_str(), r["inserted"].as_u64()), (Some("key_order"), Some(3)), "{r}");
     sync(&agent, &[]);
