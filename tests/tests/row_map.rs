@@ -153,7 +153,7 @@ fn a_table_read_beside_its_row_map_syncs_exactly_through_every_move() {
 
 #[test]
 fn tables_without_a_unique_key_or_a_rowid_keep_no_map() {
-    let (hub, agent, tmp) = setup();
+    let (_hub, agent, tmp) = setup();
     let db = tmp.path().join("t.db");
     sql(
         &db,
