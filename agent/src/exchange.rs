@@ -29,8 +29,11 @@ use crate::identity::Credentials;
 use crate::now;
 use crate::uplink;
 
-/// How often the daemon asks its hub for new deliveries.
+/// How often the daemon asks its hub for new deliveries, when the hub
+/// cannot tell it (protocol older than 3).
 pub const RECEIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often it asks all the same while the hub tells it (`Watch`).
+const RECEIVE_WATCHED: Duration = Duration::from_secs(30);
 
 /// Sends `msg` to the hub on a connection of its own and returns the answer;
 /// a refusal becomes the error, in the hub's words.
@@ -188,14 +191,17 @@ pub async fn receive_now(dir: &Path, timeout: Duration) -> anyhow::Result<Vec<Re
     out
 }
 
-/// The daemon's loop: a receive pass every [`RECEIVE_INTERVAL`] until the
-/// connection closes; returns why it closed.
+/// The daemon's loop: a receive pass each time the hub rings (a delivery
+/// stored for this agent), at least every [`RECEIVE_WATCHED`]; every
+/// [`RECEIVE_INTERVAL`] with a hub that cannot ring. Returns why the
+/// connection closed.
 pub async fn receive_loop(
     conn: &quinn::Connection,
     paths: &AgentPaths,
     config: &AgentConfig,
     creds: &Credentials,
 ) -> String {
+    let watching = gdx_link::watch::watch(conn, "the hub");
     loop {
         match receive_pass(conn, paths, config, creds).await {
             Ok(list) => {
@@ -205,8 +211,13 @@ pub async fn receive_loop(
             }
             Err(e) => warn!(error = %e, "receiving granted data failed; retrying"),
         }
+        let (every, rung) = match &watching {
+            Some(w) if w.alive() => (RECEIVE_WATCHED, Some(w.rung.clone())),
+            _ => (RECEIVE_INTERVAL, None),
+        };
         tokio::select! {
-            () = tokio::time::sleep(RECEIVE_INTERVAL) => {}
+            () = tokio::time::sleep(every) => {}
+            () = async { if let Some(r) = &rung { r.notified().await } else { std::future::pending().await } } => {}
             reason = conn.closed() => return frames::describe_connection_error(&reason),
         }
     }

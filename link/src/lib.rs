@@ -7,6 +7,8 @@
 //!   enrolment exchange.
 //! - [`backoff`]: how long to wait before dialling again, with jitter.
 //! - [`renew`]: a renewed certificate asked for over a live connection.
+//! - [`watch`]: a `Watch` kept open, so the hub tells the node at once that
+//!   something arrived for it (protocol 3).
 //! - [`metrics`]: the local address where Prometheus scrapes a node, and
 //!   [`logs`]: its log lines, for people or as JSON.
 //!
@@ -21,5 +23,6 @@ pub mod logs;
 pub mod metrics;
 pub mod renew;
 pub mod roots;
+pub mod watch;
 
 pub use backoff::Backoff;

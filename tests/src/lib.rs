@@ -18,6 +18,7 @@ use gdx_certs::Ca;
 use gdx_common::{NodeId, Role};
 
 pub mod browser;
+pub mod exchange;
 pub mod faults;
 pub mod rawclient;
 pub mod replay;

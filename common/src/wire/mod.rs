@@ -9,7 +9,7 @@
 //!
 //! Versions: this build speaks [`OLDEST_PROTOCOL_VERSION`] to
 //! [`PROTOCOL_VERSION`]. A connection's version is the newest both sides
-//! offer in ALPN (`gdx/2`, `gdx/1`), and a message new in a version is sent
+//! offer in ALPN (`gdx/3`, `gdx/2`, `gdx/1`), and a message new in a version is sent
 //! only on connections of that version or later. A message kind never
 //! changes its layout (a change is a new kind), and each frame carries the
 //! version that introduced its kind ([`Message::since`]), so what an older
@@ -28,16 +28,21 @@ mod exchange;
 pub use exchange::*;
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
-/// The oldest protocol version this build still speaks (the previous one).
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The oldest protocol version this build still speaks (version 1 stays
+/// while nodes of its release remain in the field).
 pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 /// The version that brought `Observations` (考核), certificate renewal
 /// (`Renew`, `RenewCa`) and root rollover (`AskRoots`); connections of
 /// version 1 carry none of them.
 pub const OBSERVATIONS_AND_RENEWAL: u16 = 2;
+/// The version that brought `Watch` and `Ring`: a hub tells a waiting
+/// agent or child hub at once that something arrived for it, instead of
+/// being polled.
+pub const PUSH: u16 = 3;
 /// ALPN of the main protocol, one per version this build speaks, newest
 /// first; requires a client certificate.
-pub const ALPNS: [&[u8]; 2] = [b"gdx/2", b"gdx/1"];
+pub const ALPNS: [&[u8]; 3] = [b"gdx/3", b"gdx/2", b"gdx/1"];
 /// ALPN of the newest version of the main protocol.
 pub const ALPN: &[u8] = ALPNS[0];
 /// ALPN of the enrolment service, for nodes that have no certificate yet.
@@ -159,9 +164,16 @@ pub enum Message {
     /// connection's division, replacing `current`; answered `Renewed`
     /// (the new CA certificate alone).
     RenewCa(RenewCaRequest),
+    /// Agent or child hub → its hub: answer with `Ring` once something
+    /// arrived for this node (deliveries, records of its requests), at the
+    /// latest after about 20 s; the number is the last `Ring` seen (0 at
+    /// first), and a hub whose count differs answers at once.
+    Watch(u64),
+    /// Something may have arrived: the hub's count of arrivals for this node.
+    Ring(u64),
 }
 
-/// The protocol versions this build speaks, for messages: `1 to 2`.
+/// The protocol versions this build speaks, for messages: `1 to 3`.
 pub fn versions_spoken() -> String {
     format!("{OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}")
 }
@@ -185,6 +197,7 @@ impl Message {
             | Message::AskRoots(_)
             | Message::Roots(_)
             | Message::RenewCa(_) => OBSERVATIONS_AND_RENEWAL,
+            Message::Watch(_) | Message::Ring(_) => PUSH,
             _ => 1,
         }
     }
@@ -244,6 +257,8 @@ impl Message {
             Message::AskRoots(_) => "AskRoots",
             Message::Roots(_) => "Roots",
             Message::RenewCa(_) => "RenewCa",
+            Message::Watch(_) => "Watch",
+            Message::Ring(_) => "Ring",
         }
     }
 }

@@ -40,7 +40,7 @@ fn other_version_is_named() {
     f[4..6].copy_from_slice(&7u16.to_be_bytes());
     let e = decode_frame(&f).unwrap_err();
     assert_eq!(e, WireError::Version { theirs: 7, ours: PROTOCOL_VERSION });
-    assert!(e.to_string().contains("protocol 7") && e.to_string().contains("protocol 1 to 2"), "{e}");
+    assert!(e.to_string().contains("protocol 7") && e.to_string().contains("protocol 1 to 3"), "{e}");
 }
 
 #[test]

@@ -20,6 +20,7 @@
 //!
 //! This module files and decides requests; `delivery` produces, fetches and
 //! looks up deliveries, `relay` moves records and deliveries between hubs,
+//! `doorbell` tells the consumer's side at once that a delivery was stored,
 //! `listing` is `gdx-hub grants`.
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 mod checks;
 mod delivery;
+pub mod doorbell;
 mod listing;
 mod notices;
 mod relay;
@@ -103,6 +105,8 @@ pub struct Exchange {
     /// Lookups each grant may make a minute, and those made this minute.
     lookup_limit: u32,
     lookups: std::collections::HashMap<String, (i64, u32)>,
+    /// Rung for the consumer of each delivery stored here.
+    pub doorbell: std::sync::Arc<doorbell::Doorbell>,
 }
 
 impl Exchange {
@@ -179,6 +183,7 @@ impl Exchange {
             signer: None,
             lookup_limit: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
             lookups: std::collections::HashMap::new(),
+            doorbell: std::sync::Arc::default(),
         })
     }
 

@@ -197,7 +197,7 @@ impl Exchange {
                 tracing::warn!(grant = %d.grant, n = d.n, from = ?side, "refused a delivery from the consumer's side");
                 continue;
             }
-            Self::store_delivery(&router, &tx, &r, d, &encode_delivery(d)?)?;
+            Self::store_delivery(&router, &self.doorbell, &tx, &r, d, &encode_delivery(d)?)?;
         }
         for p in &batch.progress {
             if let Some(j) = tx

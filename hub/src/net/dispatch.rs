@@ -3,6 +3,10 @@
 //! pulls and exchange batches of child hubs.
 
 use super::*;
+use crate::exchange::doorbell::Watcher;
+
+/// The longest a `Watch` waits before it is answered all the same.
+const WATCH_LONGEST: Duration = Duration::from_secs(20);
 
 impl Hub {
     pub(super) async fn serve_node(
@@ -149,6 +153,17 @@ impl Hub {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
                 }
+                Ok(Some(Message::Watch(seen))) => {
+                    let who = match role {
+                        Role::Agent => Watcher::Agent(node.clone()),
+                        Role::Hub => Watcher::ChildHub(node.division()),
+                    };
+                    let count = self.watch(&who, seen).await;
+                    if answers.send((vec![Message::Ring(count)], None)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 Ok(Some(Message::NodeReport(report))) if role == Role::Hub => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| {
@@ -282,6 +297,17 @@ impl Hub {
             if answers.send((done, ticket)).await.is_err() || refused {
                 return; // the answering task stopped: the stream is done
             }
+        }
+    }
+
+    /// Waits until `who`'s doorbell count differs from `seen` (at once if it
+    /// already does), or [`WATCH_LONGEST`] passed; returns the count.
+    async fn watch(&self, who: &Watcher, seen: u64) -> u64 {
+        let mut bell = self.doorbell.watch(who);
+        let waited = tokio::time::timeout(WATCH_LONGEST, bell.wait_for(|n| *n != seen)).await;
+        match waited.map(|changed| changed.map(|n| *n)) {
+            Ok(Ok(n)) => n,
+            _ => *bell.borrow(),
         }
     }
 

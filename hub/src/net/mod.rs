@@ -2,7 +2,7 @@
 //! connections, and revocation.
 //!
 //! Each accepted connection is served by its own task inside a tracing span
-//! that names the peer. On ALPN `gdx/2` or `gdx/1` (the protocol versions
+//! that names the peer. On ALPN `gdx/3`, `gdx/2` or `gdx/1` (the protocol versions
 //! this build speaks, `wire::ALPNS`) the peer must hold a certificate
 //! that chains to this hub's CA ([`gdx_certs::tls`] checks that), has not
 //! been revoked, and whose role and division this hub serves ([`Policy`]).
@@ -168,6 +168,8 @@ struct Hub {
     gate: gate::Gate,
     /// `supervision.toml`, read again when the operator changes it.
     supervision: Arc<RwLock<SupervisionConfig>>,
+    /// Rung when a delivery is stored for an agent or a child hub (`Watch`).
+    doorbell: Arc<crate::exchange::doorbell::Doorbell>,
 }
 
 /// Serves until `shutdown` completes. Prints one line when ready.
@@ -225,6 +227,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     exchange.set_children(store.child_hubs()?);
     exchange.set_lookup_limit(config.lookups_per_minute);
     exchange.set_signer(creds.signer()?);
+    let doorbell = exchange.doorbell.clone();
     let exchange = Arc::new(Mutex::new(exchange));
     let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
     let portal = crate::portal::Shared { catalog: catalog.clone(), exchange: exchange.clone(), audit: audit.clone() };
@@ -256,6 +259,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         accepted: std::sync::atomic::AtomicU64::new(0),
         gate: gate::Gate::default(),
         supervision: supervision.clone(),
+        doorbell,
     });
     hub.vaults.set_members(bases.members());
     let publisher = {

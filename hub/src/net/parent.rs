@@ -263,6 +263,13 @@ async fn forward_loop(
         Err(e) => return e.to_string(),
     };
     let mut pass: u64 = 0;
+    // deliveries for this subtree are pulled as soon as the parent rings, and
+    // those for outside it pushed as soon as they are stored
+    let watching = gdx_link::watch::watch(conn, PARENT);
+    let doorbell = match exchange.lock() {
+        Ok(x) => x.doorbell.clone(),
+        Err(_) => return "the exchange store is unavailable".into(),
+    };
     loop {
         // A changeset applied here is forwarded at once; the rest waits for the pass.
         let next_pass = tokio::time::Instant::now() + PASS_INTERVAL;
@@ -310,6 +317,21 @@ async fn forward_loop(
                 () = tokio::time::sleep_until(next_pass) => break,
                 () = vaults.applied.notified() => {
                     if let Err(e) = forward_changesets(conn, vaults, catalog).await {
+                        return e;
+                    }
+                }
+                () = async {
+                    match &watching {
+                        Some(w) => w.rung.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Err(e) = exchange_pass(conn, catalog, exchange).await {
+                        return e;
+                    }
+                }
+                () = doorbell.up.notified() => {
+                    if let Err(e) = exchange_pass(conn, catalog, exchange).await {
                         return e;
                     }
                 }
