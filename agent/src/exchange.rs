@@ -203,16 +203,21 @@ pub async fn receive_loop(
 ) -> String {
     let watching = gdx_link::watch::watch(conn, "the hub");
     loop {
-        match receive_pass(conn, paths, config, creds).await {
+        let failed = match receive_pass(conn, paths, config, creds).await {
             Ok(list) => {
                 for r in list.iter().filter(|r| r.deliveries > 0) {
                     info!(grant = %r.grant, code = %r.code, rows = r.rows, applied = r.applied, "received");
                 }
+                false
             }
-            Err(e) => warn!(error = %e, "receiving granted data failed; retrying"),
-        }
+            Err(e) => {
+                warn!(error = %e, "receiving granted data failed; retrying");
+                true
+            }
+        };
+        // a failed pass is tried again soon: the ring that started it is spent
         let (every, rung) = match &watching {
-            Some(w) if w.alive() => (RECEIVE_WATCHED, Some(w.rung.clone())),
+            Some(w) if w.alive() && !failed => (RECEIVE_WATCHED, Some(w.rung.clone())),
             _ => (RECEIVE_INTERVAL, None),
         };
         tokio::select! {

@@ -231,7 +231,8 @@ enum Command {
         timeout: String,
     },
     /// Receive the data granted to this department now, into the received
-    /// database (`gdx-agent run` does this every 2 seconds).
+    /// database (`gdx-agent run` does this as soon as its hub rings, and
+    /// every 30 seconds).
     #[command(after_help = "Example:\n  gdx-agent receive")]
     Receive {
         #[arg(long)]

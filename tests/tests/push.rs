@@ -46,4 +46,10 @@ fn a_change_reaches_a_watching_consumer_before_any_poll_would() {
     wait_until(Duration::from_secs(15), "the change, rung through 海南州, the province and 西宁", || {
         count(&format!("SELECT count(*) FROM {table} WHERE name = '改名'")).as_deref() == Some("1")
     });
+    // told, not polling: the agent and 西宁 watch their hubs, and no watch failed
+    let logs = [consumer.proc.as_ref().unwrap().output(), xining.proc.as_ref().unwrap().output()];
+    for (log, peer) in logs.iter().zip(["the hub", "the parent hub"]) {
+        assert!(log.contains(&format!("watching {peer} for deliveries")), "{log}");
+        assert!(!log.contains("for deliveries failed"), "{log}");
+    }
 }

@@ -164,9 +164,9 @@ pub enum Message {
     /// connection's division, replacing `current`; answered `Renewed`
     /// (the new CA certificate alone).
     RenewCa(RenewCaRequest),
-    /// Agent or child hub → its hub: answer with `Ring` once something
-    /// arrived for this node (deliveries, records of its requests), at the
-    /// latest after about 20 s; the number is the last `Ring` seen (0 at
+    /// Agent or child hub → its hub: answer with `Ring` once a delivery was
+    /// stored for this node (a child hub: for its subtree), at the latest
+    /// after about 20 s; the number is the last `Ring` seen (0 at
     /// first), and a hub whose count differs answers at once.
     Watch(u64),
     /// Something may have arrived: the hub's count of arrivals for this node.

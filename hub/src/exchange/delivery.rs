@@ -257,7 +257,6 @@ impl Exchange {
     /// it to the copy kept for lookups), in `tx`; false when already held.
     pub(super) fn store_delivery(
         router: &Router,
-        doorbell: &super::doorbell::Doorbell,
         tx: &Transaction<'_>,
         r: &RequestRecord,
         d: &SignedDelivery,
@@ -276,10 +275,7 @@ impl Exchange {
             "INSERT INTO deliveries (grant_id, n, consumer, provider, rows, frame, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![d.grant, d.n as i64, r.consumer.to_string(), r.provider.to_string(), d.rows, frame, rev as i64],
         )?;
-        // a wake-up only: the watcher's fetch waits for this transaction's lock
-        let place = router.place(&r.consumer);
-        doorbell.ring(&r.consumer, &place);
-        if place == Place::Here {
+        if router.place(&r.consumer) == Place::Here {
             // A body that does not decode is stored all the same (the
             // consumer's agent checks the signature and refuses it); only
             // lookups miss its rows.
@@ -361,12 +357,14 @@ impl Exchange {
             let delivery = self.sign(r, (n + 1) as u64, replace, &part)?;
             let frame = encode_delivery(&delivery)?;
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            Self::store_delivery(&self.router, &self.doorbell, &tx, r, &delivery, &frame)?;
+            Self::store_delivery(&self.router, &tx, r, &delivery, &frame)?;
             tx.execute(
                 "INSERT OR REPLACE INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![r.id, epoch, seq + 1, n + 1],
             )?;
             tx.commit()?;
+            // once committed: the watcher's fetch finds it
+            self.doorbell.ring(&r.consumer, &self.router.place(&r.consumer));
             seq += 1;
             n += 1;
             replace = false;

@@ -1,6 +1,6 @@
 //! Who is told at once that something arrived for them: a count per
 //! attached agent, per child hub (by division) and one for the parent link,
-//! raised when a delivery for them is stored here, and watched by their
+//! raised once a delivery for them is committed here, and watched by their
 //! `Watch` requests (protocol 3). A count, not a one-shot signal: a watcher
 //! that was busy, or on a connection that has since been replaced, sees a
 //! count other than the one it last saw and looks at once, so no arrival is

@@ -136,6 +136,8 @@ impl Exchange {
             None => !router.division.contains(node.division()),
         };
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // consumers of the deliveries stored, rung once the batch is committed
+        let mut stored_for: Vec<NodeId> = Vec::new();
         for sent in &batch.records {
             // the grant's secret never travels: each hub keeps its own
             let mut r = RequestRecord { salt: String::new(), ..sent.clone() };
@@ -197,7 +199,9 @@ impl Exchange {
                 tracing::warn!(grant = %d.grant, n = d.n, from = ?side, "refused a delivery from the consumer's side");
                 continue;
             }
-            Self::store_delivery(&router, &self.doorbell, &tx, &r, d, &encode_delivery(d)?)?;
+            if Self::store_delivery(&router, &tx, &r, d, &encode_delivery(d)?)? && !stored_for.contains(&r.consumer) {
+                stored_for.push(r.consumer.clone());
+            }
         }
         for p in &batch.progress {
             if let Some(j) = tx
@@ -220,6 +224,9 @@ impl Exchange {
             Self::set_meta(&tx, name, batch.upto)?;
         }
         tx.commit()?;
+        for consumer in &stored_for {
+            self.doorbell.ring(consumer, &router.place(consumer));
+        }
         Ok(())
     }
 

@@ -74,15 +74,7 @@ fn put(x: &mut Exchange, records: &[RequestRecord], deliveries: &[SignedDelivery
     }
     for d in deliveries {
         let r = records.iter().find(|r| r.id == d.grant).unwrap();
-        Exchange::store_delivery(
-            &router,
-            &Default::default(),
-            &tx,
-            r,
-            d,
-            &super::delivery::encode_delivery(d).unwrap(),
-        )
-        .unwrap();
+        Exchange::store_delivery(&router, &tx, r, d, &super::delivery::encode_delivery(d).unwrap()).unwrap();
     }
     tx.commit().unwrap();
 }

@@ -75,13 +75,15 @@ impl Hub {
             info!(software = %hello.software, "node connected");
         }
         let cert = Arc::new(cert);
+        let protocol = frames::protocol(&conn);
         let reason = loop {
             match conn.accept_bi().await {
                 Ok((send, recv)) => {
                     let hub = self.clone();
                     let (node, cert) = (node.clone(), cert.clone());
                     tokio::spawn(
-                        async move { hub.serve_uploads(node, role, cert, send, recv).await }.in_current_span(),
+                        async move { hub.serve_uploads(node, role, cert, protocol, send, recv).await }
+                            .in_current_span(),
                     );
                 }
                 Err(e) => break e,
@@ -101,6 +103,7 @@ impl Hub {
         node: NodeId,
         role: Role,
         cert: Arc<Vec<u8>>,
+        protocol: u16,
         send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
@@ -108,7 +111,7 @@ impl Hub {
         let mut answering = tokio::spawn(self.clone().answer_in_order(send, queue).in_current_span());
         tokio::select! {
             // the requests ended: the answers still queued go out
-            () = self.serve_requests(node, role, cert, &mut recv, answers) => {
+            () = self.serve_requests(node, role, cert, protocol, &mut recv, answers) => {
                 let _ = answering.await;
             }
             // a refusal or a broken stream: stop reading too
@@ -142,6 +145,7 @@ impl Hub {
         node: NodeId,
         role: Role,
         cert: Arc<Vec<u8>>,
+        protocol: u16,
         recv: &mut quinn::RecvStream,
         answers: tokio::sync::mpsc::Sender<(Vec<Message>, Option<u64>)>,
     ) {
@@ -153,7 +157,8 @@ impl Hub {
                     let (node, cert) = (node.clone(), cert.clone());
                     Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
                 }
-                Ok(Some(Message::Watch(seen))) => {
+                // a kind of protocol 3 only on its connections: an older peer never sees a `Ring`
+                Ok(Some(Message::Watch(seen))) if protocol >= wire::PUSH => {
                     let who = match role {
                         Role::Agent => Watcher::Agent(node.clone()),
                         Role::Hub => Watcher::ChildHub(node.division()),

@@ -312,14 +312,9 @@ async fn forward_loop(
         pass += 1;
         loop {
             tokio::select! {
-                // the pass first: a stream of applied changesets never holds it back
+                // the pass first, then deliveries rung: a stream of applied changesets holds neither back
                 biased;
                 () = tokio::time::sleep_until(next_pass) => break,
-                () = vaults.applied.notified() => {
-                    if let Err(e) = forward_changesets(conn, vaults, catalog).await {
-                        return e;
-                    }
-                }
                 () = async {
                     match &watching {
                         Some(w) => w.rung.notified().await,
@@ -332,6 +327,11 @@ async fn forward_loop(
                 }
                 () = doorbell.up.notified() => {
                     if let Err(e) = exchange_pass(conn, catalog, exchange).await {
+                        return e;
+                    }
+                }
+                () = vaults.applied.notified() => {
+                    if let Err(e) = forward_changesets(conn, vaults, catalog).await {
                         return e;
                     }
                 }
