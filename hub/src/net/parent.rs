@@ -25,7 +25,7 @@ use std::time::Duration;
 use gdx_certs::pki::{self, pem_blocks};
 use gdx_certs::tls;
 use gdx_common::relay::{self, Signer};
-use gdx_common::wire::{CatalogPull, Hello, LENGTH_PREFIX, Message, NodeReport, ReportedNode};
+use gdx_common::wire::{self, CatalogPull, Hello, LENGTH_PREFIX, Message, NodeReport, ReportedNode};
 use gdx_common::{NodeId, Role};
 use gdx_link::frames::{self, describe_connection_error};
 use rustls::pki_types::CertificateDer;
@@ -509,19 +509,52 @@ async fn exchange_pass(
         if batch.upto == since {
             return Ok(());
         }
-        let catalog = catalog.clone();
-        let exchange = exchange.clone();
-        tokio::task::spawn_blocking(move || {
-            let entry = |code: &str| {
-                let c = catalog.lock().ok()?;
-                // a withdrawn entry grants nothing: refiled against it, a request is refused
-                c.get(code, now()).ok().flatten().filter(|l| !l.withdrawn).map(|l| l.entry)
-            };
-            exchange.lock().map_err(unavailable)?.merge(&batch, None, &entry, Some("pulled")).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        let pieces = pieces_of(batch);
+        let last = pieces.len() - 1;
+        for (n, piece) in pieces.into_iter().enumerate() {
+            let catalog = catalog.clone();
+            let exchange = exchange.clone();
+            tokio::task::spawn_blocking(move || {
+                let entry = |code: &str| {
+                    let c = catalog.lock().ok()?;
+                    // a withdrawn entry grants nothing: refiled against it, a request is refused
+                    c.get(code, now()).ok().flatten().filter(|l| !l.withdrawn).map(|l| l.entry)
+                };
+                let cursor = (n == last).then_some("pulled");
+                exchange.lock().map_err(unavailable)?.merge(&piece, None, &entry, cursor).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+        }
     }
+}
+
+/// Deliveries merged under one hold of the exchange: a lookup answered
+/// here waits for one piece of a pulled batch, not the whole of it.
+const DELIVERIES_PER_MERGE: usize = 1;
+
+/// A pulled batch in pieces merged one after the other, each in its own
+/// transaction: the records and everything else with the first, the
+/// deliveries [`DELIVERIES_PER_MERGE`] at a time, the pull cursor with the
+/// last. Killed between two, the batch is pulled again from the cursor
+/// and what was merged is merged again as nothing (records by version,
+/// deliveries by grant and number).
+fn pieces_of(mut batch: wire::ExchangeBatch) -> Vec<wire::ExchangeBatch> {
+    let upto = batch.upto;
+    let mut deliveries = std::mem::take(&mut batch.deliveries).into_iter().peekable();
+    batch.deliveries = deliveries.by_ref().take(DELIVERIES_PER_MERGE).collect();
+    let mut pieces = vec![batch];
+    while deliveries.peek().is_some() {
+        pieces.push(wire::ExchangeBatch {
+            records: Vec::new(),
+            deliveries: deliveries.by_ref().take(DELIVERIES_PER_MERGE).collect(),
+            progress: Vec::new(),
+            notices: Vec::new(),
+            checks: Vec::new(),
+            upto,
+        });
+    }
+    pieces
 }
 
 /// Sends the parent what this hub observed of its departments since the

@@ -2,7 +2,8 @@
 //! of the province, granted to a county department under a prefecture:
 //! the delivery against the provider's own sync, how soon a 1 % change is
 //! seen at the consumer, `gdx-agent lookup` per command (process included),
-//! and the size of the consumer hub's lookup copy.
+//! alone and while a second consumer receives the whole register, and the
+//! size of the consumer hub's lookup copy.
 
 use std::time::Duration;
 
@@ -120,6 +121,28 @@ pub(super) fn exchange_bench(rows: i64, lookups: usize) {
         .map(|n| n as u64)
         .unwrap_or(file);
 
+    // the same lookups while a second consumer receives the whole register
+    let mut second = Agent::new();
+    second.enroll(&prefecture.token("632521/minzheng", "1h")).ok();
+    second.start();
+    let second_received = second.dir.path().join("received.db");
+    let asked =
+        second.cmd(&["request", "--resource", ENTRY, "--fields", "公民身份号码,姓名,住址", "--purpose", "测量交换"]);
+    assert_eq!(asked.code, 0, "the second request failed: {}", asked.stderr);
+    let mut busy = Vec::new();
+    for (n, id) in ids.iter().cycle().enumerate() {
+        if n % 10 == 0 && gdx_tests::rows_now(&second_received, table) == rows as u64 {
+            break;
+        }
+        assert!(n < 100_000, "the second delivery did not finish");
+        let t = Instant::now();
+        let out = consumer.cmd(&["lookup", "--resource", ENTRY, id]);
+        busy.push(t.elapsed().as_secs_f64());
+        assert_eq!(out.code, 0, "lookup {id} failed: {}", out.stderr);
+    }
+    busy.sort_by(f64::total_cmp);
+    second.proc = None;
+
     println!("exchange: {rows} rows granted 无条件共享, province provider → 海南州 consumer");
     println!("{:<44} {:>10}", "", "value");
     println!("{:<44} {:>9.2}s", "provider's initial sync", provider_s);
@@ -129,6 +152,11 @@ pub(super) fn exchange_bench(rows: i64, lookups: usize) {
     println!("{:<44} {:>9.2}s", "the change seen at the consumer after it", visible_s);
     println!("{:<44} {:>8.1}ms", "lookup p50 (process included)", percentile(&lat, 0.5) * 1000.0);
     println!("{:<44} {:>8.1}ms", "lookup p99", percentile(&lat, 0.99) * 1000.0);
+    println!(
+        "{:<44} {:>8.1}ms",
+        format!("lookup p99 during a whole delivery ({} made)", busy.len()),
+        percentile(&busy, 0.99) * 1000.0
+    );
     println!("{:<44} {:>8.1}MiB", "granted columns at the source", granted as f64 / 1048576.0);
     println!("{:<44} {:>8.1}MiB", "the consumer hub's exchange.db (all of it)", file as f64 / 1048576.0);
     println!("{:<44} {:>8.1}MiB", "of which the lookup copy (replica + indexes)", copy as f64 / 1048576.0);
@@ -138,6 +166,8 @@ pub(super) fn exchange_bench(rows: i64, lookups: usize) {
         &serde_json::json!({ "rows": rows, "provider_sync_s": provider_s, "delivery_s": delivery_s,
             "change_sync_s": change_sync_s, "change_visible_s": visible_s,
             "lookup_p50_ms": percentile(&lat, 0.5) * 1000.0, "lookup_p99_ms": percentile(&lat, 0.99) * 1000.0,
+            "lookup_busy_p50_ms": percentile(&busy, 0.5) * 1000.0,
+            "lookup_busy_p99_ms": percentile(&busy, 0.99) * 1000.0, "lookups_busy": busy.len(),
             "granted_bytes": granted, "exchange_db_bytes": file, "copy_bytes": copy }),
     );
     consumer.proc = None;
