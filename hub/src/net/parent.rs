@@ -650,3 +650,40 @@ async fn cosign_pass(conn: &quinn::Connection, audit: &Arc<Mutex<crate::audit::A
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(n: u64) -> wire::SignedDelivery {
+        wire::SignedDelivery {
+            grant: "630100-1".into(),
+            n,
+            replace: n == 1,
+            rows: 1,
+            body: Vec::new(),
+            signature: Vec::new(),
+            signer_chain: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_pulled_batch_merges_in_pieces_of_one_delivery_with_everything_else_first() {
+        let batch = wire::ExchangeBatch {
+            records: Vec::new(),
+            deliveries: (1..=3).map(delivery).collect(),
+            progress: vec![wire::Progress { grant: "630100-1".into(), n: 0, rows: 0, at: 0 }],
+            notices: Vec::new(),
+            checks: Vec::new(),
+            upto: 42,
+        };
+        let pieces = pieces_of(batch);
+        let numbers: Vec<Vec<u64>> = pieces.iter().map(|p| p.deliveries.iter().map(|d| d.n).collect()).collect();
+        assert_eq!(numbers, [vec![1], vec![2], vec![3]]);
+        assert_eq!(pieces[0].progress.len(), 1);
+        assert!(pieces[1..].iter().all(|p| p.progress.is_empty() && p.upto == 42));
+        // a batch without deliveries is one piece, its cursor moving with it
+        let empty = wire::ExchangeBatch { deliveries: Vec::new(), ..pieces[0].clone() };
+        assert_eq!(pieces_of(empty).len(), 1);
+    }
+}
