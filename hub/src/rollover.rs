@@ -148,7 +148,7 @@ pub fn switch(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<
     let behind: Vec<&str> = rows.iter().filter(|r| r.missing != Some(0)).map(|r| r.node.as_str()).collect();
     if !behind.is_empty() {
         eprintln!(
-            "warning: {} nodes enrolled here have not said they trust the new root ({}{}); one of gdx protocol 2 still connects after the switch, through the cross-certificate, and takes it then; one of protocol 1 cannot connect after the switch: upgrade those first",
+            "warning: {} nodes enrolled here have not said they trust the new root ({}{}); one of gdx protocol 2 or later still connects after the switch, through the cross-certificate, and takes it then; one of protocol 1 cannot connect after the switch: upgrade those first",
             behind.len(),
             behind.iter().take(5).copied().collect::<Vec<_>>().join(", "),
             if behind.len() > 5 { ", …" } else { "" }
