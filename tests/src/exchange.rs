@@ -150,3 +150,25 @@ pub fn columns(db: &Path, table: &str) -> Vec<String> {
         .map(|r| r[0].clone())
         .collect()
 }
+
+/// The people of `db` declared by the provider as 户籍 (301001/000002)
+/// 无条件共享 and synced; once the entry reaches 西宁, the consumer asks
+/// for 姓名 and 月保障金额 and is granted them at once.
+pub fn share_huji(provider: &Agent, consumer: &Agent, xining: &Hub, db: &Path) {
+    declare(provider, "huji", "301001/000002", "无条件共享", db);
+    synced(provider);
+    crate::wait_until(std::time::Duration::from_secs(30), "the catalogue reaches 西宁", || {
+        xining.cmd(&["catalog", "list"]).stdout.contains("301001/000002")
+    });
+    let granted = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000002",
+        "--fields",
+        "姓名,月保障金额",
+        "--purpose",
+        "入户走访",
+        "--json",
+    ]));
+    assert_eq!(state_of(&granted), "Granted");
+}

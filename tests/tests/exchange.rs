@@ -286,22 +286,7 @@ fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("dibao.db");
     many_people(&db, 12_000, "632522");
-    declare(&provider, "huji", "301001/000002", "无条件共享", &db);
-    synced(&provider);
-    wait_until(Duration::from_secs(30), "the catalogue reaches 西宁", || {
-        xining.cmd(&["catalog", "list"]).stdout.contains("301001/000002")
-    });
-    let granted = json(consumer.cmd(&[
-        "request",
-        "--resource",
-        "301001/000002",
-        "--fields",
-        "姓名,月保障金额",
-        "--purpose",
-        "入户走访",
-        "--json",
-    ]));
-    assert_eq!(state_of(&granted), "Granted");
+    share_huji(&provider, &consumer, &xining, &db);
     consumer.start();
     // SIGKILL each hub in turn while the rows travel, with the source changing
     for round in 0..6u64 {

@@ -15,22 +15,7 @@ fn a_change_reaches_a_watching_consumer_before_any_poll_would() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("huji.db");
     many_people(&db, 50, "632522");
-    declare(&provider, "huji", "301001/000002", "无条件共享", &db);
-    synced(&provider);
-    wait_until(Duration::from_secs(30), "the catalogue reaches 西宁", || {
-        xining.cmd(&["catalog", "list"]).stdout.contains("301001/000002")
-    });
-    let granted = json(consumer.cmd(&[
-        "request",
-        "--resource",
-        "301001/000002",
-        "--fields",
-        "姓名,月保障金额",
-        "--purpose",
-        "入户走访",
-        "--json",
-    ]));
-    assert_eq!(state_of(&granted), "Granted");
+    share_huji(&provider, &consumer, &xining, &db);
     consumer.start();
     let table = "minzheng_huji_632522";
     let count = |sql: &str| {
