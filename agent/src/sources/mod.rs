@@ -347,40 +347,27 @@ impl Reader {
     }
 }
 
+/// The lines of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`), or None
+/// when it cannot be read.
+fn plan_of(conn: &rusqlite::Connection, sql: &str) -> Option<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
+    stmt.query_map([], |r| r.get::<_, String>(3)).ok()?.collect::<Result<_, _>>().ok()
+}
+
 /// Whether SQLite would sort the rows of `sql` itself (its plan says
 /// `USE TEMP B-TREE FOR ORDER BY`) rather than walk an index; a plan that
 /// cannot be read counts as sorting.
 fn sorts_into_temp(conn: &rusqlite::Connection, sql: &str) -> bool {
-    let plan = || -> rusqlite::Result<bool> {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            if r.get::<_, String>(3)?.contains("TEMP B-TREE") {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    };
-    plan().unwrap_or(true)
+    plan_of(conn, sql).is_none_or(|plan| plan.iter().any(|d| d.contains("TEMP B-TREE")))
 }
 
 /// Whether SQLite reads `sql` by walking an index and looking each row up
 /// in the table (not a covering index, not the table itself).
 fn walks_an_index(conn: &rusqlite::Connection, sql: &str) -> bool {
-    let plan = || -> rusqlite::Result<bool> {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-        let mut rows = stmt.query([])?;
-        let mut walks = false;
-        while let Some(r) = rows.next()? {
-            let detail = r.get::<_, String>(3)?;
-            if detail.contains("TEMP B-TREE") || detail.contains("COVERING INDEX") {
-                return Ok(false);
-            }
-            walks |= detail.contains("USING INDEX");
-        }
-        Ok(walks)
-    };
-    plan().unwrap_or(false)
+    plan_of(conn, sql).is_some_and(|plan| {
+        !plan.iter().any(|d| d.contains("TEMP B-TREE") || d.contains("COVERING INDEX"))
+            && plan.iter().any(|d| d.contains("USING INDEX"))
+    })
 }
 
 /// Whether `table` (quoted) holds at most one row for each value of `key`

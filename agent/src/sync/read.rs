@@ -153,10 +153,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         mut map: Option<&mut Mapping>,
     ) -> Result<Outcome, ScanError> {
         let state_path = std::path::PathBuf::from(state.conn().path().unwrap_or_default());
-        let spill_dir = match state_path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let spill_dir = super::state_dir(state);
         let conn = state.conn();
         let (mut walk_stmt, mut probe_stmt);
         let beside_map = map.as_ref().is_some_and(|m| m.old.is_some());
