@@ -92,7 +92,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    pub fn from(out: Output) -> Self {
         Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -139,16 +139,17 @@ impl Proc {
 
     /// Like [`Proc::start`], with extra environment variables.
     pub fn start_env(binary: &str, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(bin(binary));
+        command.args(args).envs(env.iter().copied());
+        Self::spawn(command, log)
+    }
+
+    /// Starts `command` (made by the caller: in a network namespace, say),
+    /// with stdout and stderr going to `log`.
+    pub fn spawn(mut command: Command, log: PathBuf) -> Self {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let from = out.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = Command::new(bin(binary))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = command.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).spawn().unwrap();
         Self { child, log, from }
     }
 
@@ -477,12 +478,17 @@ pub fn people_table(db: &Path, rows: &[(&str, &str)]) {
 pub fn people_agent(hub: &Hub, node: &str, db: &Path, rows: &[(&str, &str)]) -> Agent {
     let agent = Agent::new();
     agent.enroll(&hub.token(node, "1h")).ok();
+    publish_people(&agent, db, rows);
+    agent
+}
+
+/// Makes `agent` publish table `people` of `db` (made with `rows`) as resource `people`.
+pub fn publish_people(agent: &Agent, db: &Path, rows: &[(&str, &str)]) {
     people_table(db, rows);
     agent.add_config(&format!(
         "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"people\" }}\n",
         db.display()
     ));
-    agent
 }
 
 /// How many rows `table` of the SQLite file `db` holds; 0 while the file or
@@ -530,6 +536,28 @@ fn at_rest_key(dir: &Path, config: &str) -> PathBuf {
     let mut toml = std::fs::OpenOptions::new().append(true).open(dir.join(config)).unwrap();
     writeln!(toml, "at_rest_key = {:?}", key.display().to_string()).unwrap();
     key
+}
+
+/// The numbers of the `changeset` entries of `node` in `hub`'s audit log, sorted.
+pub fn changeset_entries(hub: &Hub, node: &str) -> Vec<u64> {
+    let out = hub.cmd(&["audit", "list", "--kind", "changeset", "--node", node, "--format", "jsonl"]).ok();
+    let mut seqs: Vec<u64> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| e["detail"]["seq"].as_u64())
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+/// True when a test may go on; false (after saying why) when this
+/// machine lacks what it needs (root, a package), which CI never does.
+pub fn have(what: &str, ok: bool) -> bool {
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: {what}");
+        eprintln!("skipped: {what}");
+    }
+    ok
 }
 
 /// Seconds since the Unix epoch.

@@ -12,17 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use gdx_tests::{Agent, Hub, Proc, bin, people_agent, people_table, table_checksum, vault, wait_until};
-
-/// True when the test may go on; false (after saying why) when this
-/// machine lacks what it needs, which CI never does.
-fn have(what: &str, ok: bool) -> bool {
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "CI must run this test: {what}");
-        eprintln!("skipped: {what}");
-    }
-    ok
-}
+use gdx_tests::{
+    Agent, Hub, Proc, bin, changeset_entries, have, people_agent, people_table, table_checksum, vault, wait_until,
+};
 
 /// A tmpfs of `size` mounted on `at`, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -56,18 +48,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-/// The numbers of the `changeset` entries of `node` in `hub`'s audit log, sorted.
-fn changeset_entries(hub: &Hub, node: &str) -> Vec<u64> {
-    let out = hub.cmd(&["audit", "list", "--kind", "changeset", "--node", node, "--format", "jsonl"]).ok();
-    let mut seqs: Vec<u64> = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|e| e["detail"]["seq"].as_u64())
-        .collect();
-    seqs.sort_unstable();
-    seqs
 }
 
 /// Rows `from..to` of generated people, with names long enough to need pages.

@@ -2,8 +2,9 @@
 //! stock kernel: placed between a node and its hub (the node dials the
 //! relay, the relay forwards to the hub from a socket of its own per
 //! client), it drops, delays with jitter, limits bandwidth, reorders,
-//! duplicates and cuts the link, each direction on its own, as the test
-//! sets it while traffic flows. Random choices come from a seed, so a run
+//! duplicates, black-holes what exceeds an MTU and cuts the link, both ways
+//! or one way only, as the test sets it while traffic flows ([`Impairer`],
+//! shared with the TUN wire of [`super::netns`]). Random choices come from a seed, so a run
 //! can be repeated.
 
 use std::cmp::Reverse;
@@ -31,6 +32,8 @@ pub struct Impairment {
     pub duplicate: f64,
     /// The link is cut: everything is dropped.
     pub down: bool,
+    /// Datagrams longer than this are dropped (a path MTU that black-holes what does not fit).
+    pub mtu: Option<usize>,
 }
 
 impl Impairment {
@@ -70,28 +73,95 @@ impl Rng {
     }
 }
 
-/// What one direction of the relay holds: when its last datagram leaves
-/// (for the bandwidth limit).
+/// Which way a datagram goes: from the node towards its hub, or back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    Up,
+    Down,
+}
+
+/// One direction of a link: its impairment, when its last datagram leaves
+/// (for the bandwidth limit), and what it carried.
 struct Direction {
+    impairment: Impairment,
     busy_until: Instant,
+    passed: u64,
+    dropped: u64,
+    bytes: u64,
 }
 
 struct Shared {
-    impairment: Impairment,
     rng: Rng,
     up: Direction,
     down: Direction,
-    /// Datagrams passed and dropped, for reports.
-    passed: u64,
-    dropped: u64,
     /// Numbers the datagrams passed, so that those due at the same moment leave in the order they came.
     order: u64,
+}
+
+/// The impairment of one link, both ways, shared by the tasks that carry
+/// its datagrams: the UDP [`Relay`] and the TUN wire of
+/// [`super::netns::Wire`] alike.
+#[derive(Clone)]
+pub struct Impairer(Arc<Mutex<Shared>>);
+
+impl Impairer {
+    pub fn new(seed: u64) -> Self {
+        let now = Instant::now();
+        let direction =
+            || Direction { impairment: Impairment::default(), busy_until: now, passed: 0, dropped: 0, bytes: 0 };
+        Self(Arc::new(Mutex::new(Shared { rng: Rng::new(seed), up: direction(), down: direction(), order: 0 })))
+    }
+
+    /// Impairs both ways alike; datagrams already scheduled keep theirs.
+    pub fn set(&self, impairment: Impairment) {
+        if let Ok(mut s) = self.0.lock() {
+            s.up.impairment = impairment.clone();
+            s.down.impairment = impairment;
+        }
+    }
+
+    /// Impairs one way only (losing only the acknowledgements, say).
+    pub fn set_way(&self, way: Way, impairment: Impairment) {
+        if let Ok(mut s) = self.0.lock() {
+            match way {
+                Way::Up => s.up.impairment = impairment,
+                Way::Down => s.down.impairment = impairment,
+            }
+        }
+    }
+
+    /// The impairment in force one way.
+    pub fn get(&self, way: Way) -> Impairment {
+        self.0
+            .lock()
+            .map(|s| if way == Way::Up { s.up.impairment.clone() } else { s.down.impairment.clone() })
+            .unwrap_or_default()
+    }
+
+    /// Datagrams passed and dropped so far, both ways.
+    pub fn counts(&self) -> (u64, u64) {
+        self.0.lock().map(|s| (s.up.passed + s.down.passed, s.up.dropped + s.down.dropped)).unwrap_or_default()
+    }
+
+    /// Bytes passed one way so far (datagrams as the link saw them, sent twice counted once).
+    pub fn bytes(&self, way: Way) -> u64 {
+        self.0.lock().map(|s| if way == Way::Up { s.up.bytes } else { s.down.bytes }).unwrap_or_default()
+    }
+
+    /// Puts a datagram in its line, or drops it, as the impairment of its way says.
+    pub(super) fn send_later(&self, line: &Line, datagram: Vec<u8>, way: Way) {
+        let Some((at, order, twice)) = self.0.lock().ok().and_then(|mut s| schedule(&mut s, datagram.len(), way))
+        else {
+            return;
+        };
+        let _ = line.send((at, order, datagram, twice));
+    }
 }
 
 /// A running relay: nodes dial [`Relay::addr`], which forwards to the target.
 pub struct Relay {
     pub addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
+    impairer: Impairer,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -100,35 +170,29 @@ impl Relay {
     pub async fn start(target: SocketAddr, seed: u64) -> std::io::Result<Self> {
         let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let addr = front.local_addr()?;
-        let now = Instant::now();
-        let shared = Arc::new(Mutex::new(Shared {
-            impairment: Impairment::default(),
-            rng: Rng::new(seed),
-            up: Direction { busy_until: now },
-            down: Direction { busy_until: now },
-            passed: 0,
-            dropped: 0,
-            order: 0,
-        }));
-        let task = tokio::spawn(serve(front, target, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let impairer = Impairer::new(seed);
+        let task = tokio::spawn(serve(front, target, impairer.clone()));
+        Ok(Self { addr, impairer, task })
     }
 
-    /// Changes the impairment; datagrams already scheduled keep theirs.
+    /// Impairs both ways alike; datagrams already scheduled keep theirs.
     pub fn set(&self, impairment: Impairment) {
-        if let Ok(mut s) = self.shared.lock() {
-            s.impairment = impairment;
-        }
+        self.impairer.set(impairment);
     }
 
-    /// The impairment in force.
+    /// Impairs one way only.
+    pub fn set_way(&self, way: Way, impairment: Impairment) {
+        self.impairer.set_way(way, impairment);
+    }
+
+    /// The impairment in force towards the hub.
     pub fn get(&self) -> Impairment {
-        self.shared.lock().map(|s| s.impairment.clone()).unwrap_or_default()
+        self.impairer.get(Way::Up)
     }
 
     /// Datagrams passed and dropped so far.
     pub fn counts(&self) -> (u64, u64) {
-        self.shared.lock().map(|s| (s.passed, s.dropped)).unwrap_or_default()
+        self.impairer.counts()
     }
 }
 
@@ -140,40 +204,45 @@ impl Drop for Relay {
 
 /// When a datagram of `len` bytes leaves and its place in line, or `None`
 /// to drop it; and whether it goes twice.
-fn schedule(s: &mut Shared, len: usize, upward: bool) -> Option<(Instant, u64, bool)> {
-    let i = s.impairment.clone();
-    if i.down || s.rng.unit() < i.loss {
-        s.dropped += 1;
+fn schedule(s: &mut Shared, len: usize, way: Way) -> Option<(Instant, u64, bool)> {
+    let (dir, rng) = match way {
+        Way::Up => (&mut s.up, &mut s.rng),
+        Way::Down => (&mut s.down, &mut s.rng),
+    };
+    let i = dir.impairment.clone();
+    // a path whose MTU is smaller drops what does not fit, as a router that may not fragment
+    if i.down || i.mtu.is_some_and(|m| len > m) || rng.unit() < i.loss {
+        dir.dropped += 1;
         return None;
     }
-    s.passed += 1;
     let now = Instant::now();
-    let dir = if upward { &mut s.up } else { &mut s.down };
     let mut leave = now;
     if let Some(rate) = i.rate_bps.filter(|r| *r > 0) {
         let serialise = Duration::from_secs_f64(len as f64 * 8.0 / rate as f64);
         let start = dir.busy_until.max(now);
         // a queue longer than a second drops, as a router's would
         if start > now + Duration::from_secs(1) {
-            s.passed -= 1;
-            s.dropped += 1;
+            dir.dropped += 1;
             return None;
         }
         dir.busy_until = start + serialise;
         leave = dir.busy_until;
     }
+    dir.passed += 1;
+    dir.bytes += len as u64;
     // delay ± jitter, never below zero
     let jitter = i.jitter.as_micros() as i64;
-    let micros = i.delay.as_micros() as i64 + s.rng.below(2 * jitter as u64 + 1) as i64 - jitter;
+    let micros = i.delay.as_micros() as i64 + rng.below(2 * jitter as u64 + 1) as i64 - jitter;
     let mut delay = Duration::from_micros(micros.max(0) as u64);
-    if s.rng.unit() < i.reorder {
+    if rng.unit() < i.reorder {
         delay += i.delay.max(Duration::from_millis(20));
     }
+    let twice = rng.unit() < i.duplicate;
     s.order += 1;
-    Some((leave + delay, s.order, s.rng.unit() < i.duplicate))
+    Some((leave + delay, s.order, twice))
 }
 
-async fn serve(front: Arc<UdpSocket>, target: SocketAddr, shared: Arc<Mutex<Shared>>) {
+async fn serve(front: Arc<UdpSocket>, target: SocketAddr, impairer: Impairer) {
     // one socket towards the target per client, so the hub sees each client apart
     let mut ups: HashMap<SocketAddr, Line> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
@@ -187,7 +256,7 @@ async fn serve(front: Arc<UdpSocket>, target: SocketAddr, shared: Arc<Mutex<Shar
                     continue;
                 }
                 let back = Arc::new(b);
-                tokio::spawn(downstream(back.clone(), front.clone(), client, shared.clone()));
+                tokio::spawn(downstream(back.clone(), front.clone(), client, impairer.clone()));
                 let up = line(move |d| {
                     let back = back.clone();
                     async move {
@@ -198,11 +267,11 @@ async fn serve(front: Arc<UdpSocket>, target: SocketAddr, shared: Arc<Mutex<Shar
                 up
             }
         };
-        send_later(&shared, &up, buf[..n].to_vec(), true);
+        impairer.send_later(&up, buf[..n].to_vec(), Way::Up);
     }
 }
 
-async fn downstream(back: Arc<UdpSocket>, front: Arc<UdpSocket>, client: SocketAddr, shared: Arc<Mutex<Shared>>) {
+async fn downstream(back: Arc<UdpSocket>, front: Arc<UdpSocket>, client: SocketAddr, impairer: Impairer) {
     let mut buf = vec![0u8; 65_536];
     let down = line(move |d| {
         let front = front.clone();
@@ -220,7 +289,7 @@ async fn downstream(back: Arc<UdpSocket>, front: Arc<UdpSocket>, client: SocketA
                 continue;
             }
         };
-        send_later(&shared, &down, buf[..n].to_vec(), false);
+        impairer.send_later(&down, buf[..n].to_vec(), Way::Down);
     }
 }
 
@@ -229,10 +298,10 @@ type Waiting = (Instant, u64, Vec<u8>, bool);
 
 /// One direction of one client: datagrams leave in the order of when they
 /// are due (and, due together, of when they came), as on a wire.
-type Line = tokio::sync::mpsc::UnboundedSender<Waiting>;
+pub(super) type Line = tokio::sync::mpsc::UnboundedSender<Waiting>;
 
 /// Starts a line that hands each datagram to `send` when it is due.
-fn line<F, Fut>(send: F) -> Line
+pub(super) fn line<F, Fut>(send: F) -> Line
 where
     F: Fn(Vec<u8>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -275,12 +344,4 @@ where
         }
     });
     tx
-}
-
-/// Puts a datagram in its line, or drops it, as the impairment says.
-fn send_later(shared: &Arc<Mutex<Shared>>, line: &Line, datagram: Vec<u8>, upward: bool) {
-    let Some((at, order, twice)) = shared.lock().ok().and_then(|mut s| schedule(&mut s, datagram.len(), upward)) else {
-        return;
-    };
-    let _ = line.send((at, order, datagram, twice));
 }
