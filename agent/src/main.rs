@@ -301,8 +301,13 @@ fn main() -> ExitCode {
     let level = if matches!(cli.command, Command::Run) { "info" } else { "warn" };
     gdx_link::logs::init(level, cli.log_format);
     gdx_certs::install_crypto_provider();
+    let data = cli.data.clone();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if gdx_agent::state::disk_full(e.as_ref()) => {
+            eprintln!("error: {}", gdx_agent::state::disk_full_sentence(Some(&data)));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -88,7 +88,15 @@ pub async fn sync_once(
             let mut state = State::open(&state_path)?;
             let reports = resources
                 .iter()
-                .map(|res| sync::scan(&mut state, &signer, res, now(), || wake.notify_one()).map_err(|e| e.to_string()))
+                .map(|res| {
+                    sync::scan(&mut state, &signer, res, now(), || wake.notify_one()).map_err(|e| {
+                        if crate::state::disk_full(&e) {
+                            format!("resource {}: {}", res.code.as_str(), crate::state::disk_full_sentence(None))
+                        } else {
+                            e.to_string()
+                        }
+                    })
+                })
                 .collect();
             wake.notify_one();
             Ok(reports)

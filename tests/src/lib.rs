@@ -377,7 +377,13 @@ impl Agent {
 
     /// Starts `gdx-agent run`.
     pub fn start(&mut self) {
-        self.proc = Some(Proc::start("gdx-agent", &["--data", self.data(), "run"], self.dir.path().join("run.log")));
+        self.start_env(&[]);
+    }
+
+    /// Starts `gdx-agent run` with extra environment variables.
+    pub fn start_env(&mut self, env: &[(&str, &str)]) {
+        let log = self.dir.path().join("run.log");
+        self.proc = Some(Proc::start_env("gdx-agent", &["--data", self.data(), "run"], log, env));
     }
 
     /// `gdx-agent status --json`.

@@ -1,54 +1,23 @@
-//! Faults of the machine rather than the network: a hub's vaults on a disk
-//! that fills up, and clocks minutes apart.
+//! Faults of the machine rather than the network: a hub's vaults, or an
+//! agent's own files, on a disk that fills up, and clocks minutes apart.
 //!
-//! The full disk is a small tmpfs mounted over a hub's `vaults/` (root
+//! The full disk is a small tmpfs mounted over a hub's `vaults/` or an
+//! agent's data folder (root
 //! only, as CI runs; elsewhere the test says so and skips). The skewed
 //! clocks come from libfaketime (the Debian package `faketime`), which
 //! shifts the wall clock of one process and leaves its monotonic clock
 //! alone, as a machine whose NTP is off would be.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use gdx_tests::faults::machine::{Tmpfs, faketime_lib, running_as_root, skewed};
 use gdx_tests::{
-    Agent, Hub, Proc, bin, changeset_entries, have, people_agent, people_table, table_checksum, vault, wait_until,
+    Agent, Hub, Proc, bin, changeset_entries, have, people_agent, people_table, publish_people, table_checksum, vault,
+    wait_until,
 };
-
-/// A tmpfs of `size` mounted on `at`, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(at)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "cannot mount a tmpfs on {}", at.display());
-        Self(at.to_path_buf())
-    }
-
-    /// Fills it with one file until a write fails; returns that file.
-    fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.0.join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while f.write_all(&block).is_ok() {}
-        // what fits in less than a block
-        while f.write_all(&block[..512]).is_ok() {}
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Rows `from..to` of generated people, with names long enough to need pages.
 fn more_people(db: &Path, from: usize, to: usize) {
@@ -67,7 +36,7 @@ fn more_people(db: &Path, from: usize, to: usize) {
 /// exactly once.
 #[test]
 fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
-    if !have("mounting a tmpfs needs root", nix_root()) {
+    if !have("mounting a tmpfs needs root", running_as_root()) {
         return;
     }
     let mut hub = Hub::init("630000");
@@ -109,31 +78,6 @@ fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
     drop(tmpfs);
 }
 
-fn nix_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// libfaketime's library, if installed.
-fn faketime_lib() -> Option<PathBuf> {
-    let dirs = std::fs::read_dir("/usr/lib").ok()?;
-    dirs.filter_map(|d| d.ok())
-        .map(|d| d.path().join("faketime/libfaketime.so.1"))
-        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
-        .find(|p| p.exists())
-}
-
-/// The environment that shifts a process's wall clock by `offset` (as
-/// libfaketime writes it: "-10m", "+15m").
-fn skewed(lib: &Path, offset: &str) -> Vec<(String, String)> {
-    vec![
-        ("LD_PRELOAD".into(), lib.display().to_string()),
-        ("FAKETIME".into(), offset.into()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-        // each process reads its offset once; nothing is cached across processes
-        ("FAKETIME_NO_CACHE".into(), "1".into()),
-    ]
-}
-
 /// Runs `gdx-agent ARGS` on `agent`'s data with a skewed clock.
 fn agent_skewed(agent: &Agent, env: &[(String, String)], args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin("gdx-agent"))
@@ -148,6 +92,51 @@ fn agent_skewed(agent: &Agent, env: &[(String, String)], args: &[&str]) -> (i32,
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The agent's own disk fills (its `state.db`, outbox and row map on a
+/// small tmpfs): the sync fails with one sentence that names the full disk,
+/// nothing is half-kept, and once space is freed the next sync delivers
+/// everything, each changeset stored once.
+#[test]
+fn a_full_disk_under_the_agent_fails_clearly_and_resumes() {
+    if !have("mounting a tmpfs needs root", running_as_root()) {
+        return;
+    }
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("src.db");
+    let agent = Agent::new();
+    let disk = Tmpfs::mount(agent.dir.path(), "3m");
+    agent.enroll(&hub.token("630000/gongan", "1h")).ok();
+    publish_people(&agent, &db, &[("1", "甲")]);
+    let (code, _, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "{err}");
+
+    let filler = disk.fill();
+    more_people(&db, 2, 6_000);
+    let out = agent.cmd(&["sync"]);
+    assert_ne!(out.code, 0, "a sync onto a full disk cannot succeed: {out:?}");
+    let line =
+        out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {out:?}"));
+    eprintln!("{line}");
+    assert!(line.contains("disk") && line.contains("full"), "the error does not name the full disk: {line}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+
+    std::fs::remove_file(filler).unwrap();
+    let (code, json, err) = agent.sync(&[]);
+    assert_eq!(code, 0, "the sync after space came back failed: {err} {json}");
+    let columns = ["id", "name"];
+    assert_eq!(
+        table_checksum(&vault(&hub, "630000/gongan"), "people", &columns),
+        table_checksum(&db, "people", &columns)
+    );
+    let acked = agent.status()["resources"][0]["acked_seq"].as_u64().unwrap();
+    wait_until(Duration::from_secs(20), "one audit entry per changeset", || {
+        changeset_entries(&hub, "630000/gongan") == (1..=acked).collect::<Vec<_>>()
+    });
+    drop(disk);
 }
 
 /// A province, a prefecture whose clock is 10 minutes fast, and two county

@@ -4,6 +4,7 @@
 //! way ([`netns`]), and a seeded soak over a province, a prefecture and their
 //! agents while sources change and a grant delivers ([`soak`]).
 
+pub mod machine;
 pub mod netns;
 pub mod relay;
 pub mod soak;

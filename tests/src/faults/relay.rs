@@ -85,6 +85,8 @@ pub enum Way {
 struct Direction {
     impairment: Impairment,
     busy_until: Instant,
+    /// When the last datagram not held back leaves: jitter never reorders.
+    last_due: Instant,
     passed: u64,
     dropped: u64,
     bytes: u64,
@@ -107,8 +109,14 @@ pub struct Impairer(Arc<Mutex<Shared>>);
 impl Impairer {
     pub fn new(seed: u64) -> Self {
         let now = Instant::now();
-        let direction =
-            || Direction { impairment: Impairment::default(), busy_until: now, passed: 0, dropped: 0, bytes: 0 };
+        let direction = || Direction {
+            impairment: Impairment::default(),
+            busy_until: now,
+            last_due: now,
+            passed: 0,
+            dropped: 0,
+            bytes: 0,
+        };
         Self(Arc::new(Mutex::new(Shared { rng: Rng::new(seed), up: direction(), down: direction(), order: 0 })))
     }
 
@@ -233,13 +241,18 @@ fn schedule(s: &mut Shared, len: usize, way: Way) -> Option<(Instant, u64, bool)
     // delay ± jitter, never below zero
     let jitter = i.jitter.as_micros() as i64;
     let micros = i.delay.as_micros() as i64 + rng.below(2 * jitter as u64 + 1) as i64 - jitter;
-    let mut delay = Duration::from_micros(micros.max(0) as u64);
+    let mut due = leave + Duration::from_micros(micros.max(0) as u64);
     if rng.unit() < i.reorder {
-        delay += i.delay.max(Duration::from_millis(20));
+        // held back past the ones after it
+        due += i.delay.max(Duration::from_millis(20));
+    } else {
+        // jitter varies the delay but keeps the order, as a queue does
+        due = due.max(dir.last_due);
+        dir.last_due = due;
     }
     let twice = rng.unit() < i.duplicate;
     s.order += 1;
-    Some((leave + delay, s.order, twice))
+    Some((due, s.order, twice))
 }
 
 async fn serve(front: Arc<UdpSocket>, target: SocketAddr, impairer: Impairer) {

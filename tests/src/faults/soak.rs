@@ -3,8 +3,10 @@
 //! changing all the time and a grant delivering across both hubs, while
 //! `--faults N` faults chosen by `--seed S` are injected one after another:
 //! loss, delay with jitter, a 1 Mbit/s limit, reordering and duplication,
-//! partitions, a flapping link, agents and hubs SIGKILLed and started
-//! again. Then every link heals, the sources stop, and the run checks that
+//! partitions, a flapping link, one way cut, a path MTU black hole, agents
+//! and hubs SIGKILLed and started again, a hub restarting while a link is
+//! impaired, and (as root, with libfaketime) a hub's vault disk full and an
+//! agent's clock ten minutes off. Then every link heals, the sources stop, and the run checks that
 //! everything converged: each vault equals its source by digest at every
 //! level, the consumer's received table equals its grant's projection of
 //! the source, and every audit log verifies with one `changeset` entry per
@@ -16,7 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Impairment, Relay, Rng};
+use super::machine::{Tmpfs, faketime_lib, running_as_root, skewed};
+use super::{Impairment, Relay, Rng, Way};
 use crate::{Agent, Hub};
 
 /// What to run.
@@ -83,9 +86,16 @@ enum Kind {
     Flap,
     KillAgent,
     KillHub,
+    OneWay,
+    MtuBlackHole,
+    Overlap,
+    DiskFull,
+    ClockSkew,
 }
 
-const KINDS: [Kind; 8] = [
+/// The faults every machine can make; a full disk needs root (a tmpfs),
+/// a skewed clock libfaketime.
+const KINDS: [Kind; 11] = [
     Kind::Loss,
     Kind::Delay,
     Kind::Bandwidth,
@@ -94,6 +104,9 @@ const KINDS: [Kind; 8] = [
     Kind::Flap,
     Kind::KillAgent,
     Kind::KillHub,
+    Kind::OneWay,
+    Kind::MtuBlackHole,
+    Kind::Overlap,
 ];
 
 impl Kind {
@@ -107,6 +120,11 @@ impl Kind {
             Kind::Flap => "flapping link",
             Kind::KillAgent => "agent SIGKILLed",
             Kind::KillHub => "hub SIGKILLed",
+            Kind::OneWay => "one way cut",
+            Kind::MtuBlackHole => "path MTU black hole (1280)",
+            Kind::Overlap => "link impaired while a hub restarts",
+            Kind::DiskFull => "hub's vault disk full",
+            Kind::ClockSkew => "agent's clock 10 min off",
         }
     }
 }
@@ -200,9 +218,23 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let tmp = tempfile::tempdir()?;
     let mut rng = Rng::new(o.seed);
 
+    // as root, each hub's vaults on a small disk of their own, to fill
+    let root = running_as_root();
+    let mut disks: Vec<Tmpfs> = Vec::new();
+    let mut disk_for = |hub: &Hub| {
+        if root {
+            disks.push(Tmpfs::mount(&hub.dir.path().join("vaults"), "64m"));
+        }
+    };
     let mut province = Hub::init("630000");
+    disk_for(&province);
     province.start();
     let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
+    disk_for(&prefecture);
+    let faketime = faketime_lib();
+    let mut kinds = KINDS.to_vec();
+    kinds.extend(disks.first().map(|_| Kind::DiskFull));
+    kinds.extend(faketime.as_ref().map(|_| Kind::ClockSkew));
     let uplink = rt.block_on(Relay::start(province.addr.parse()?, rng.next_u64()))?;
     set_toml(&prefecture.dir.path().join("hub.toml"), "parent_addr", &uplink.addr.to_string())?;
     prefecture.start();
@@ -271,12 +303,13 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let hold =
         |rng: &mut Rng, scale: u64| Duration::from_millis(200 + rng.below(o.max_hold.as_millis() as u64 * scale));
     for i in 0..o.faults {
-        let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+        let kind = kinds[rng.below(kinds.len() as u64) as usize];
         // the link: one of the agents' (0..3) or the prefecture's to the province (3)
         let link = rng.below(4) as usize;
         let relay = if link == 3 { &uplink } else { &departments[link].relay };
         let held = Instant::now();
-        let mut reconnect = None;
+        // the department behind the fault, when not the link's
+        let mut behind = None;
         match kind {
             Kind::Loss | Kind::Delay | Kind::Bandwidth | Kind::ReorderDuplicate => {
                 relay.set(match kind {
@@ -320,14 +353,57 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 }
                 std::thread::sleep(hold(&mut rng, 1));
                 d.agent.start();
-                reconnect = Some(link % 3);
+                behind = Some(link % 3);
             }
             Kind::KillHub => {
                 let h = link % 2;
                 hubs[h].stop();
                 std::thread::sleep(hold(&mut rng, 1));
                 hubs[h].start();
-                reconnect = Some(if h == 0 { 0 } else { 1 });
+                // hub 0's own department is 0, hub 1's is 1
+                behind = Some(h);
+            }
+            Kind::OneWay => {
+                let way = if rng.below(2) == 0 { Way::Up } else { Way::Down };
+                relay.set_way(way, Impairment { down: true, ..Impairment::default() });
+                std::thread::sleep(hold(&mut rng, 3));
+                relay.set(Impairment::default());
+            }
+            Kind::MtuBlackHole => {
+                relay.set(Impairment { mtu: Some(1280), ..Impairment::default() });
+                std::thread::sleep(hold(&mut rng, 2));
+                relay.set(Impairment::default());
+            }
+            Kind::Overlap => {
+                let h = rng.below(2) as usize;
+                relay.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::satellite(0.0) });
+                hubs[h].stop();
+                std::thread::sleep(hold(&mut rng, 1));
+                hubs[h].start();
+                std::thread::sleep(hold(&mut rng, 1));
+                relay.set(Impairment::default());
+            }
+            Kind::DiskFull => {
+                let h = link % 2;
+                let filler = disks[h].fill();
+                std::thread::sleep(hold(&mut rng, 1));
+                std::fs::remove_file(filler)?;
+                behind = Some(h);
+            }
+            Kind::ClockSkew => {
+                let d = &mut departments[link % 3];
+                if let (Some(mut p), Some(lib)) = (d.agent.proc.take(), faketime.as_ref()) {
+                    p.kill();
+                    let offset = if rng.below(2) == 0 { "-10m" } else { "+10m" };
+                    let env = skewed(lib, offset);
+                    d.agent.start_env(&env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
+                    std::thread::sleep(hold(&mut rng, 2));
+                    if let Some(mut p) = d.agent.proc.take() {
+                        p.kill();
+                    }
+                    d.agent.start();
+                }
+                behind = Some(link % 3);
             }
         }
         let entry = by_kind.entry(kind).or_default();
@@ -335,18 +411,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         entry.0.held_s += held.elapsed().as_secs_f64();
         // recovered: a row written at the source of the department behind the fault after the heal is
         // in the vault it reaches last (the province's, for the base resource behind the prefecture)
-        let d = match (kind, reconnect, link) {
-            (Kind::KillHub, Some(h), _) => {
-                if h == 0 {
-                    0
-                } else {
-                    1
-                }
-            }
-            (Kind::KillAgent, Some(d), _) => d,
-            (_, _, 3) => 1,
-            (_, _, l) => l,
-        };
+        let d = behind.unwrap_or(if link == 3 { 1 } else { link });
         let marker = format!("m{i}");
         let dept = &departments[d];
         {

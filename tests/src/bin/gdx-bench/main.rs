@@ -40,6 +40,10 @@
 //! `exchange`: a register shared 无条件共享 and granted across two hubs:
 //! delivery against the provider's sync, a change seen at the consumer,
 //! lookups, the lookup copy's size (`exchange.rs`).
+//!
+//! `link`: a county on a 1 Mbit/s, 300 ms, 5 % loss link, the agent and
+//! the hub in network namespaces of their own: the first sync and a 1 %
+//! change against rsync -z over the same link (`link.rs`; root only).
 
 use std::path::Path;
 use std::process::Command;
@@ -53,6 +57,7 @@ use gdx_tests::{Agent, Hub, PEOPLE_COLUMNS};
 mod base;
 mod db;
 mod exchange;
+mod link;
 mod load;
 mod sync;
 
@@ -117,7 +122,6 @@ enum Scenario {
         #[arg(long, default_value_t = 100)]
         lookups: usize,
     },
-    /// Binary sizes and idle memory of a hub and an agent
     /// What keeping the vaults and exchange.db encrypted at rest costs:
     /// initial and incremental sync, and fan-in, plain then encrypted.
     AtRest {
@@ -142,7 +146,25 @@ enum Scenario {
         #[arg(long, default_value_t = 1_000_000)]
         rows: i64,
     },
+    /// Binary sizes and idle memory of a hub and an agent
     Footprint,
+    /// A county on a slow, lossy link: first sync and a change, GDX against rsync -z over the same link
+    /// (root: network namespaces)
+    Link {
+        #[arg(long, default_value_t = 100_000)]
+        rows: i64,
+        #[arg(long, default_value_t = 1.0)]
+        change_pct: f64,
+        /// Share of packets lost each way
+        #[arg(long, default_value_t = 0.05)]
+        loss: f64,
+        /// One-way delay (jitter is a sixth of it)
+        #[arg(long, default_value_t = 300)]
+        delay_ms: u64,
+        /// Bandwidth each way
+        #[arg(long, default_value_t = 1000)]
+        rate_kbps: u64,
+    },
     /// Audit log appends per second and verification time
     Audit {
         #[arg(long, default_value_t = 1_000_000)]
@@ -184,6 +206,9 @@ fn main() {
         Scenario::Postgres { rows } => db::db_bench(db::Engine::Postgres, rows),
         Scenario::Mysql { rows } => db::db_bench(db::Engine::Mysql, rows),
         Scenario::Footprint => footprint_bench(),
+        Scenario::Link { rows, change_pct, loss, delay_ms, rate_kbps } => {
+            link::link_bench(rows, change_pct, loss, delay_ms, rate_kbps)
+        }
         Scenario::Audit { entries } => audit_bench(entries),
     }
 }

@@ -3,6 +3,7 @@
 //! SQLite copy and rsync through an rsync daemon on 127.0.0.1.
 
 use super::*;
+use gdx_tests::faults::netns::Netns;
 
 /// How the generated people table is keyed, as department tables are.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -411,16 +412,28 @@ pub(super) fn rsync_present() -> bool {
     present
 }
 
-/// An rsync daemon on 127.0.0.1 serving one writable module, so the
-/// baseline runs rsync's network protocol and delta algorithm (as a copy
-/// between two machines would), not its local whole-file shortcut.
+/// An rsync daemon serving one writable module, so the baseline runs
+/// rsync's network protocol and delta algorithm (as a copy between two
+/// machines would), not its local whole-file shortcut.
 pub(super) struct RsyncDaemon {
     child: std::process::Child,
+    address: String,
     port: u16,
 }
 
+/// `program`, inside `ns` if given.
+fn command_in(ns: Option<&Netns>, program: &str) -> Command {
+    ns.map_or_else(|| Command::new(program), |ns| ns.command(program))
+}
+
 impl RsyncDaemon {
+    /// A daemon on 127.0.0.1.
     pub(super) fn start(tmp: &Path) -> Self {
+        Self::start_in(tmp, None, "127.0.0.1")
+    }
+
+    /// A daemon on `address`, inside `ns` if given.
+    pub(super) fn start_in(tmp: &Path, ns: Option<&Netns>, address: &str) -> Self {
         let module = tmp.join("rsync-module");
         std::fs::create_dir_all(&module).expect("rsync module dir");
         let id = |flag: &str| {
@@ -439,33 +452,39 @@ impl RsyncDaemon {
         .expect("rsyncd.conf");
         let port = gdx_tests::free_tcp_port();
         let log = tmp.join("rsyncd.log");
-        let child = Command::new("rsync")
-            .args(["--daemon", "--no-detach", "--address", "127.0.0.1", "--port", &port.to_string(), "--config"])
+        let child = command_in(ns, "rsync")
+            .args(["--daemon", "--no-detach", "--address", address, "--port", &port.to_string(), "--config"])
             .arg(&conf)
             .arg("--log-file")
             .arg(&log)
             .spawn()
             .expect("start the rsync daemon");
         // owned first: a failure below still stops it (Drop)
-        let mut daemon = Self { child, port };
+        let mut daemon = Self { child, address: address.to_owned(), port };
         gdx_tests::wait_until(std::time::Duration::from_secs(10), "the rsync daemon listens", || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 let why = std::fs::read_to_string(&log).unwrap_or_default();
                 panic!("the rsync daemon exited ({status}): {why}");
             }
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            std::fs::read_to_string(&log).unwrap_or_default().contains("listening on port")
         });
         daemon
     }
 
     /// (seconds, bytes sent) of one rsync of `src` into the module.
     pub(super) fn push(&self, src: &Path) -> (f64, u64) {
+        self.push_from(src, None, &[])
+    }
+
+    /// [`RsyncDaemon::push`] from inside `ns` if given, with `extra` options.
+    pub(super) fn push_from(&self, src: &Path, ns: Option<&Netns>, extra: &[&str]) -> (f64, u64) {
         let t = Instant::now();
-        let out = Command::new("rsync")
+        let out = command_in(ns, "rsync")
             .env("LC_ALL", "C")
             .args(["--stats", "--inplace"])
+            .args(extra)
             .arg(src)
-            .arg(format!("rsync://127.0.0.1:{}/bench/", self.port))
+            .arg(format!("rsync://{}:{}/bench/", self.address, self.port))
             .output()
             .expect("rsync");
         let secs = t.elapsed().as_secs_f64();

@@ -1,0 +1,67 @@
+//! Faults of the machine rather than the network, for the tests and the
+//! soak: a small tmpfs that fills up (root only), and a wall clock shifted
+//! by libfaketime (the Debian package `faketime`), which leaves the
+//! monotonic clock alone as a machine whose NTP is off would.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs of `size` mounted on `at`, unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
+        assert!(ok.success(), "cannot mount a tmpfs on {}", at.display());
+        Self(at.to_path_buf())
+    }
+
+    /// Fills it with one file until a write fails; returns that file.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // what fits in less than a block
+        while f.write_all(&block[..512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// True when this process runs as root.
+pub fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// libfaketime's library, if installed.
+pub fn faketime_lib() -> Option<PathBuf> {
+    let dirs = std::fs::read_dir("/usr/lib").ok()?;
+    dirs.filter_map(|d| d.ok())
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+        .find(|p| p.exists())
+}
+
+/// The environment that shifts a process's wall clock by `offset` (as
+/// libfaketime writes it: "-10m", "+15m").
+pub fn skewed(lib: &Path, offset: &str) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME".into(), offset.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        // each process reads its offset once; nothing is cached across processes
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+    ]
+}
