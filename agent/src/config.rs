@@ -39,6 +39,10 @@ pub struct AgentConfig {
     /// `IP:PORT` on a loopback address where Prometheus scrapes `GET /metrics`; absent, none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// QUIC's congestion control, `"bbr"` (absent) or `"cubic"`
+    /// (`gdx_certs::tls::Congestion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<String>,
     /// The resources this agent publishes, as `[[resource]]` tables (after
     /// loading, also one `items_NAME` per `[[items]]` list).
     #[serde(default, rename = "resource")]
@@ -319,6 +323,9 @@ impl AgentConfig {
         let invalid = |message: String| ConfigError::Invalid { path: path.display().to_string(), message };
         let mut config: AgentConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
         config.check().map_err(invalid)?;
+        if let Some(name) = &config.congestion {
+            gdx_certs::tls::use_congestion(gdx_certs::tls::Congestion::parse(name).map_err(invalid)?);
+        }
         for list in &config.items {
             let file = if list.file.is_relative() { paths.dir.join(&list.file) } else { list.file.clone() };
             config.resources.push(ResourceConfig {
@@ -466,6 +473,10 @@ impl AgentConfig {
              # (`openssl rand -hex 32 > /etc/gdx/agent-at-rest.key`).\n\
              # at_rest_key = \"/etc/gdx/agent-at-rest.key\"\n\
              \n\
+             # QUIC's congestion control: \"bbr\" (the default) fills a lossy satellite\n\
+             # link; \"cubic\" is gentler on a link shared with other traffic.\n\
+             # congestion = \"cubic\"\n\
+             \n\
              # Resources this agent publishes: add one [[resource]] table per extract.\n\
              # A SQLite table (or a SELECT query) or a folder of CSV files; see docs/installer.md.\n\
              #\n\
@@ -516,6 +527,7 @@ mod tests {
             received: default_received(),
             at_rest_key: None,
             metrics: None,
+            congestion: None,
             resources: vec![],
             items: vec![],
         };
@@ -539,6 +551,7 @@ mod tests {
             received: default_received(),
             at_rest_key: None,
             metrics: None,
+            congestion: None,
             resources: vec![],
             items: vec![],
         }

@@ -128,6 +128,7 @@ pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<E
         received: "received.db".into(),
         at_rest_key: None,
         metrics: None,
+        congestion: None,
         resources: Vec::new(),
         items: Vec::new(),
     };

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use gdx_common::token::fingerprint_text;
@@ -200,6 +201,43 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
 /// Bytes a peer may have in flight, unread, over all streams of a connection.
 const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 
+/// How QUIC paces what it sends: `congestion` in agent.toml and hub.toml.
+///
+/// BBR by default: Cubic (quinn's default) cuts its window at each loss, so
+/// on a county's 1 Mbit/s, 300 ms link with 5 % random loss it filled 31 %
+/// of the link and took 1.21x rsync's time for a first sync of 100,000
+/// rows; BBR paces to the bandwidth it measures, filled 73-83 % and took
+/// 0.48-0.53x (`gdx-bench link`, docs/performance.md). Its price: it probes
+/// past the link, and much of what it sends there is dropped, which a link
+/// shared with an office's other traffic feels; `cubic` is the gentler
+/// neighbour. quinn calls its BBR experimental. On loopback the two are alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Congestion {
+    Bbr = 0,
+    Cubic = 1,
+}
+
+impl Congestion {
+    /// `"bbr"` or `"cubic"`; otherwise a sentence saying what to give.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "bbr" => Ok(Self::Bbr),
+            "cubic" => Ok(Self::Cubic),
+            other => Err(format!(
+                "congestion = {other:?} is not known; give \"bbr\" (the default, which fills a lossy link) or \"cubic\" (gentler on a link shared with other traffic)"
+            )),
+        }
+    }
+}
+
+static CONGESTION: AtomicU8 = AtomicU8::new(Congestion::Bbr as u8);
+
+/// Chooses the congestion control of every QUIC connection this process
+/// makes or accepts from now on (the configuration's `congestion`).
+pub fn use_congestion(c: Congestion) {
+    CONGESTION.store(c as u8, Ordering::Relaxed);
+}
+
 fn transport() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     // no stream in this protocol is one-way
@@ -207,14 +245,9 @@ fn transport() -> quinn::TransportConfig {
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // 20 s always fits in a VarInt; the fallback is never taken.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
-    // BBR rather than quinn's default Cubic: Cubic cuts its window at each
-    // loss, so on a county's 1 Mbit/s, 300 ms link with 5 % random loss it
-    // filled 31 % of the link and took 1.21x rsync's time for a first sync
-    // of 100,000 rows; BBR paces to the bandwidth it measures, filled 83 %
-    // and took 0.48x (`gdx-bench link`, docs/performance.md). The price: it
-    // probes past the link, and a seventh to nearly half of what it sends
-    // there is dropped. On loopback the two are alike.
-    t.congestion_controller_factory(std::sync::Arc::new(quinn::congestion::BbrConfig::default()));
+    if CONGESTION.load(Ordering::Relaxed) == Congestion::Bbr as u8 {
+        t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    }
     t
 }
 

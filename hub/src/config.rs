@@ -32,6 +32,10 @@ pub struct HubConfig {
     pub http: String,
     /// Days of validity of the node certificates this hub issues.
     pub cert_days: i64,
+    /// QUIC's congestion control, `"bbr"` (absent) or `"cubic"`
+    /// (`gdx_certs::tls::Congestion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<String>,
     /// The parent hub of a child (prefecture) hub; absent at the province.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<NodeId>,
@@ -97,6 +101,11 @@ impl HubConfig {
             gdx_files::at_rest::encrypt_under(&paths.vaults(), key.clone());
             gdx_files::at_rest::encrypt_under(&paths.exchange_db(), key);
         }
+        if let Some(name) = &config.congestion {
+            let c = gdx_certs::tls::Congestion::parse(name)
+                .map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+            gdx_certs::tls::use_congestion(c);
+        }
         if config.lookups_per_minute == 0 {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
@@ -158,6 +167,10 @@ impl HubConfig {
              \n\
              # IP:PORT where Prometheus scrapes GET /metrics (plain HTTP, no login:\n\
              # keep it on a loopback or management address; packaging/prometheus/).\n\
+             {}\n\
+             \n\
+             # QUIC's congestion control: \"bbr\" (the default) fills a lossy satellite\n\
+             # link; \"cubic\" is gentler on a link shared with other traffic.\n\
              {}\n{}",
             q(&self.division.to_string()),
             q(&self.name),
@@ -173,6 +186,10 @@ impl HubConfig {
             match &self.metrics {
                 Some(m) => format!("metrics = {}", q(m)),
                 None => "# metrics = \"127.0.0.1:9464\"".to_owned(),
+            },
+            match &self.congestion {
+                Some(c) => format!("congestion = {}", q(c)),
+                None => "# congestion = \"cubic\"".to_owned(),
             },
             match (&self.parent, &self.parent_addr) {
                 (Some(p), Some(a)) => format!(
@@ -208,6 +225,7 @@ mod tests {
             lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
             at_rest_key: None,
             metrics: None,
+            congestion: None,
         }
     }
 

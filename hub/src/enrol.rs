@@ -385,6 +385,7 @@ mod tests {
             lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
             at_rest_key: None,
             metrics: None,
+            congestion: None,
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
         (dir, store, config, root_authority(ca))

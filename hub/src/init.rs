@@ -108,6 +108,7 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
         lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
         at_rest_key: None,
         metrics: None,
+        congestion: None,
     };
 
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
@@ -257,6 +258,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
         lookups_per_minute: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
         at_rest_key: None,
         metrics: None,
+        congestion: None,
     };
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
         write_new(&path, data, private).map_err(|source| InitError::Write { path: path.display().to_string(), source })

@@ -74,8 +74,9 @@ fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
         changeset_entries(&hub, "630000/gongan") == (1..=acked).collect::<Vec<_>>()
     });
     wait_until(Duration::from_secs(20), "the audit log verifies", || hub.cmd(&["audit", "verify"]).code == 0);
-    drop(hub);
+    // unmounted first, so that the hub's folder can be removed
     drop(tmpfs);
+    drop(hub);
 }
 
 /// Runs `gdx-agent ARGS` on `agent`'s data with a skewed clock.
@@ -121,7 +122,11 @@ fn a_full_disk_under_the_agent_fails_clearly_and_resumes() {
     let line =
         out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {out:?}"));
     eprintln!("{line}");
-    assert!(line.contains("disk") && line.contains("full"), "the error does not name the full disk: {line}");
+    assert!(
+        line.contains("the disk holding the agent's data folder") && line.contains("is full; free some space there"),
+        "the error does not say the agent's disk is full in its own words: {line}"
+    );
+    assert!(!line.contains("database or disk is full"), "SQLite's words reached the user: {line}");
     assert!(!out.stderr.contains("panicked"), "{out:?}");
 
     std::fs::remove_file(filler).unwrap();

@@ -103,17 +103,18 @@ pub fn key_text(values: &[&Value]) -> String {
 
 /// A row as a JSON object of its columns.
 pub fn row_json(columns: &[Column], row: &[Value]) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for (c, v) in columns.iter().zip(row) {
-        let j = match v {
-            Value::Null => serde_json::Value::Null,
-            Value::Integer(i) => (*i).into(),
-            Value::Real(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
-            other => value_text(other).into(),
-        };
-        map.insert(c.name.clone(), j);
-    }
+    let map = columns.iter().zip(row).map(|(c, v)| (c.name.clone(), value_json(v))).collect();
     serde_json::Value::Object(map)
+}
+
+/// One value as JSON: numbers as numbers, the rest as text.
+pub fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Real(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+        other => value_text(other).into(),
+    }
 }
 
 /// Masks a sensitive value for delivery: an 18-character ID number keeps its

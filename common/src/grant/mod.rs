@@ -17,7 +17,9 @@ pub use crate::wire::{RequestRecord, Status};
 mod deliver;
 mod hubs;
 
-pub use deliver::{COMPANION, PROVENANCE_SUFFIX, PSEUDONYM_COLUMN, deliverable, key_text, mask, row_json, value_text};
+pub use deliver::{
+    COMPANION, PROVENANCE_SUFFIX, PSEUDONYM_COLUMN, deliverable, key_text, mask, row_json, value_json, value_text,
+};
 pub use hubs::{RecordRefused, Side, Taken, refile, take_record};
 
 /// Working days a provider has to answer a 有条件共享 request (国发〔2016〕51号).

@@ -53,13 +53,7 @@ impl Exchange {
         value: &str,
         limit: usize,
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, ExchangeError> {
-        let path = format!("$.\"{}\"", column.replace('"', ""));
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT row FROM replica WHERE grant_id = ?1 AND json_extract(row, ?2) = ?3 LIMIT ?4")?;
-        let rows: Vec<String> =
-            stmt.query_map(params![grant, path, value, limit as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        Ok(rows.iter().filter_map(|j| serde_json::from_str(j).ok()).collect())
+        Ok(super::replica::rows_where(&self.conn, grant, column, value, limit)?)
     }
 
     /// Records a check made here, numbering it `DIVISION-CN`.

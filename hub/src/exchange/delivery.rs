@@ -3,6 +3,7 @@
 //! signed), fetched by the consumer's agent, and kept at the consumer's hub
 //! for lookups.
 
+use super::replica;
 use super::*;
 
 impl Exchange {
@@ -158,15 +159,7 @@ impl Exchange {
             Err(why) => return Ok(Err(why)),
         };
         let limit = limit.clamp(1, 1_000);
-        let mut rows: Vec<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT p.row FROM replica_box b JOIN replica p ON p.grant_id = b.grant_id AND p.key = b.key
-                 WHERE b.grant_id = ?1 AND b.west <= ?4 AND b.east >= ?2 AND b.south <= ?5 AND b.north >= ?3
-                 ORDER BY b.key LIMIT ?6",
-            )?
-            .query_map(params![r.id, b.west, b.south, b.east, b.north, limit as i64 + 1], |x| x.get(0))?
-            .collect::<Result<_, _>>()?;
+        let mut rows = replica::rows_in_box(&self.conn, &r.id, &b, limit as i64 + 1)?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         if rows.is_empty() && !self.spatial(&r.id)? {
@@ -186,11 +179,7 @@ impl Exchange {
 
     /// True when grant's copy kept here holds any geometry's box.
     fn spatial(&self, grant: &str) -> Result<bool, ExchangeError> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", [grant], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(replica::spatial(&self.conn, grant)?)
     }
 
     /// One record of grant's copy kept here, for `consumer` attached here.
@@ -210,10 +199,7 @@ impl Exchange {
         // masked: then only the pseudonym finds them, and a real key finds
         // nothing, so that lookups cannot tell which real keys exist.
         let typed = key.join("\u{1f}");
-        let row: Option<String> = self
-            .conn
-            .query_row("SELECT row FROM replica WHERE grant_id = ?1 AND key = ?2", params![r.id, typed], |x| x.get(0))
-            .optional()?;
+        let row = replica::row(&self.conn, &r.id, &typed)?;
         // the key itself is personal data: the log keeps its pseudonym under this hub's secret of the grant
         let hidden = pseudonym(&r.salt, &typed);
         if row.is_none() && !is_pseudonym(&typed) && self.pseudonymised(&r.id)? {
@@ -244,13 +230,7 @@ impl Exchange {
 
     /// True when the rows of `grant` kept here travel under a pseudonym of their key.
     fn pseudonymised(&self, grant: &str) -> Result<bool, ExchangeError> {
-        let row: Option<String> = self
-            .conn
-            .query_row("SELECT row FROM replica WHERE grant_id = ?1 LIMIT 1", [grant], |x| x.get(0))
-            .optional()?;
-        Ok(row
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
-            .is_some_and(|v| v.get(grant::PSEUDONYM_COLUMN).is_some()))
+        Ok(replica::pseudonymised(&self.conn, grant)?)
     }
 
     /// Stores a delivery (and, when its consumer is attached here, applies
@@ -280,7 +260,7 @@ impl Exchange {
             // consumer's agent checks the signature and refuses it); only
             // lookups miss its rows.
             match decode_changeset(&d.body) {
-                Ok(cs) => apply_to_replica(tx, &d.grant, d.replace, &cs)?,
+                Ok(cs) => replica::apply(tx, &d.grant, d.replace, &cs)?,
                 Err(e) => tracing::warn!(grant = %d.grant, n = d.n, error = %e, "a delivery does not decode"),
             }
         }
@@ -408,49 +388,6 @@ pub(super) fn decode_delivery(frame: &[u8]) -> Result<SignedDelivery, ExchangeEr
         .map(|(d, _)| d)
         .map_err(|e| ExchangeError::Damaged(format!("a stored delivery does not decode: {e}")))
 }
-
-pub(super) fn apply_to_replica(
-    tx: &Transaction<'_>,
-    grant_id: &str,
-    replace: bool,
-    cs: &Changeset,
-) -> Result<(), ExchangeError> {
-    if replace {
-        tx.execute("DELETE FROM replica WHERE grant_id = ?1", [grant_id])?;
-        tx.execute("DELETE FROM replica_box WHERE grant_id = ?1", [grant_id])?;
-    }
-    let mut upsert = tx.prepare_cached("INSERT OR REPLACE INTO replica (grant_id, key, row) VALUES (?1, ?2, ?3)")?;
-    let mut delete = tx.prepare_cached("DELETE FROM replica WHERE grant_id = ?1 AND key = ?2")?;
-    let mut boxed = tx.prepare_cached(
-        "INSERT OR REPLACE INTO replica_box (grant_id, key, west, south, east, north) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let mut unboxed = tx.prepare_cached("DELETE FROM replica_box WHERE grant_id = ?1 AND key = ?2")?;
-    // a spatial base's geometry travels with its box (FIELD__bbox), which box queries use
-    let bbox_at = cs.columns.iter().position(|c| c.name.ends_with(BBOX_SUFFIX));
-    for c in &cs.changes {
-        let key = grant::key_text(&cs.key_of(c));
-        unboxed.execute(params![grant_id, key])?;
-        match c {
-            gdx_common::data::Change::Upsert(row) => {
-                upsert.execute(params![grant_id, key, grant::row_json(&cs.columns, row).to_string()])?;
-                let b = bbox_at.and_then(|i| match row.get(i) {
-                    Some(gdx_common::data::Value::Text(t)) => gdx_common::geometry::BBox::parse(t).ok(),
-                    _ => None,
-                });
-                if let Some(b) = b {
-                    boxed.execute(params![grant_id, key, b.west, b.south, b.east, b.north])?;
-                }
-            }
-            gdx_common::data::Change::Delete(_) => {
-                delete.execute(params![grant_id, key])?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The suffix of the column carrying a geometry's bounding box.
-const BBOX_SUFFIX: &str = "__bbox";
 
 /// True when `key` has the form of a [`pseudonym`]: 32 lowercase hex digits.
 fn is_pseudonym(key: &str) -> bool {

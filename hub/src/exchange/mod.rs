@@ -41,6 +41,7 @@ pub mod doorbell;
 mod listing;
 mod notices;
 mod relay;
+mod replica;
 
 pub use listing::table;
 
@@ -112,7 +113,7 @@ pub struct Exchange {
 impl Exchange {
     /// Opens (creating if needed) `exchange.db` of the hub in `hub_dir`.
     pub fn open(hub_dir: &Path, hub: NodeId) -> Result<Self, ExchangeError> {
-        let conn = gdx_files::open_sqlite(
+        let mut conn = gdx_files::open_sqlite(
             &HubPaths::new(hub_dir).exchange_db(),
             "CREATE TABLE IF NOT EXISTS requests (
                 id       TEXT PRIMARY KEY,
@@ -154,26 +155,13 @@ impl Exchange {
                 rev      INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS progress_rev ON progress (rev);
-            -- at the consumer's hub: the rows delivered so far, for lookups
-            CREATE TABLE IF NOT EXISTS replica (
-                grant_id TEXT NOT NULL,
-                key      TEXT NOT NULL,
-                row      TEXT NOT NULL,
-                PRIMARY KEY (grant_id, key)
-            ) WITHOUT ROWID;
-            -- and the bounding box of each delivered geometry, for box queries
-            CREATE TABLE IF NOT EXISTS replica_box (
-                grant_id TEXT NOT NULL,
-                key      TEXT NOT NULL,
-                west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL,
-                PRIMARY KEY (grant_id, key)
-            ) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS replica_box_west ON replica_box (grant_id, west);
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.execute_batch(notices::NOTICES_SQL)?;
         conn.execute_batch(checks::CHECKS_SQL)?;
+        conn.execute_batch(replica::REPLICA_SQL)?;
+        replica::migrate(&mut conn)?;
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         Ok(Self {
             conn,

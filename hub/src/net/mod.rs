@@ -68,12 +68,12 @@ pub mod close_code {
     pub const REPLACED: u32 = 3;
 }
 
-/// How long a peer has to finish its QUIC handshake. On a county's 300 ms
-/// satellite link with 5 % loss an enrolment took 5 to 10.5 s, and at 10 s
-/// some handshakes were cut off (each lost handshake packet waits out a
-/// probe timeout that doubles); the number of handshakes under way is
-/// bounded apart (`gate`).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer has to finish its QUIC handshake: as long as agents and
+/// child hubs wait for it (15 s). On a county's 300 ms satellite link with
+/// 5 % loss an enrolment took 5 to 10.5 s, and at 10 s some handshakes were
+/// cut off (each lost handshake packet waits out a probe timeout that
+/// doubles); the number of handshakes under way is bounded apart (`gate`).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a peer has, once connected, to open its first stream and say
 /// hello (or send its enrolment request), whole.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

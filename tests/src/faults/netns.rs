@@ -10,8 +10,8 @@
 //! lacks. On top of the impairments the wire has the kernel's own faults:
 //! [`Wire::unplug`] sets both devices down (the routes go, sends fail at
 //! once with "network unreachable"), and [`Wire::blackhole`] adds a policy
-//! rule in one namespace that silently drops what it sends to the other
-//! (a drop filter, one way). This kernel has no tc actions (`tc filter …
+//! rule in one namespace that drops what it sends to the other (a drop
+//! filter, one way; the sender's send fails, which QUIC treats as a loss). This kernel has no tc actions (`tc filter …
 //! action drop` fails), so the drop filter is a routing rule.
 
 use std::ffi::OsStr;

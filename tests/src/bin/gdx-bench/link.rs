@@ -16,30 +16,44 @@ use super::sync::{KeyShape, RsyncDaemon, change_people, people_resource, rsync_p
 use super::*;
 
 /// One transfer over the link: seconds, bytes the tool says it sent, and
-/// bytes that crossed the wire both ways (IP packets, retransmissions included).
+/// bytes that crossed the wire both ways and towards the hub alone (IP
+/// packets, retransmissions included).
 #[derive(Clone, Copy)]
 struct Transfer {
     secs: f64,
     sent: u64,
     wire: u64,
+    up: u64,
 }
 
 impl Transfer {
     fn json(self, rate_bps: u64) -> serde_json::Value {
-        serde_json::json!({ "s": self.secs, "sent_bytes": self.sent, "wire_bytes": self.wire,
-            "link_use": self.wire as f64 * 8.0 / (self.secs * rate_bps as f64) })
+        serde_json::json!({ "s": self.secs, "sent_bytes": self.sent, "wire_bytes": self.wire, "wire_bytes_up": self.up,
+            "link_use": self.link_use(rate_bps) })
+    }
+
+    /// The share of the link towards the hub that the transfer filled.
+    fn link_use(self, rate_bps: u64) -> f64 {
+        self.up as f64 * 8.0 / (self.secs * rate_bps as f64)
     }
 }
 
 /// Times `f` (which returns the bytes the tool says it sent) and counts the wire's bytes.
 fn over(wire: &Wire, f: impl FnOnce() -> u64) -> Transfer {
-    let before = wire.bytes(Way::Up) + wire.bytes(Way::Down);
+    let (up, down) = (wire.bytes(Way::Up), wire.bytes(Way::Down));
     let t = Instant::now();
     let sent = f();
-    Transfer { secs: t.elapsed().as_secs_f64(), sent, wire: wire.bytes(Way::Up) + wire.bytes(Way::Down) - before }
+    let up = wire.bytes(Way::Up) - up;
+    Transfer { secs: t.elapsed().as_secs_f64(), sent, wire: up + wire.bytes(Way::Down) - down, up }
 }
 
-pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbps: u64) {
+/// Puts `line` at the top of a TOML file (where a top-level key must be).
+fn prepend(path: &std::path::Path, line: &str) {
+    let text = std::fs::read_to_string(path).expect("read the configuration");
+    std::fs::write(path, format!("{line}\n{text}")).expect("write the configuration");
+}
+
+pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbps: u64, congestion: &str) {
     if let Some(why) = unavailable() {
         println!("link: skipped, {why}; run the bench as root");
         return;
@@ -54,7 +68,7 @@ pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbp
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
     println!(
         "gdx-bench link: {rows} generated people keyed by 公民身份号码 (seed {SEED}), then {changed} rows ({pct}%) changed, \
-         over {rate_kbps} kbit/s, {delay_ms} ms ± {} ms each way, {:.0} % loss",
+         over {rate_kbps} kbit/s, {delay_ms} ms ± {} ms each way, {:.0} % loss; QUIC congestion control {congestion}",
         delay_ms / 6,
         loss * 100.0
     );
@@ -67,11 +81,14 @@ pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbp
     let (hub_ns, county) = (Netns::new().expect("a namespace"), Netns::new().expect("a namespace"));
     let wire = Wire::join(&county, &hub_ns, SEED).expect("a wire between the namespaces");
     let mut hub = hub_at("632500", wire.b_addr);
+    let choose = format!("congestion = \"{congestion}\"");
+    prepend(&hub.dir.path().join("hub.toml"), &choose);
     start_hub_in(&hub_ns, &mut hub);
     wire.set(impairment);
     let agent = Agent::new();
     let token = hub.token("632522/gongan", "1h");
     agent_cmd_in(&county, &agent, &["enroll", "--token", &token, "--timeout", "60s"]).ok();
+    prepend(&agent.dir.path().join("agent.toml"), &choose);
     agent.add_config(&people_resource(&src, KeyShape::Text));
     let sync = || {
         let out = agent_cmd_in(&county, &agent, &["sync", "--json"]);
@@ -88,7 +105,6 @@ pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbp
     let gdx_change = over(&wire, sync);
     let rsync_change = rsync();
 
-    let link_use = |t: Transfer| 100.0 * t.wire as f64 * 8.0 / (t.secs * rate_bps as f64);
     println!("\n| transfer | s | bytes sent | bytes on the wire | link use | × rsync's time |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, t, base) in [
@@ -99,12 +115,18 @@ pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbp
     ] {
         let Some(t) = t else { continue };
         let ratio = base.map_or("–".to_owned(), |b| format!("{:.2}", t.secs / b.secs));
-        println!("| {name} | {:.1} | {} | {} | {:.0} % | {ratio} |", t.secs, t.sent, t.wire, link_use(t));
+        println!(
+            "| {name} | {:.1} | {} | {} | {:.0} % | {ratio} |",
+            t.secs,
+            t.sent,
+            t.wire,
+            100.0 * t.link_use(rate_bps)
+        );
     }
     write_json(
         "link",
         &serde_json::json!({
-            "rows": rows, "change_pct": pct, "loss": loss, "delay_ms": delay_ms, "rate_kbps": rate_kbps,
+            "rows": rows, "change_pct": pct, "loss": loss, "delay_ms": delay_ms, "rate_kbps": rate_kbps, "congestion": congestion,
             "gdx_first": gdx_first.json(rate_bps), "gdx_change": gdx_change.json(rate_bps),
             "rsync_first": rsync_first.map(|t| t.json(rate_bps)), "rsync_change": rsync_change.map(|t| t.json(rate_bps)),
         }),

@@ -164,6 +164,9 @@ enum Scenario {
         /// Bandwidth each way
         #[arg(long, default_value_t = 1000)]
         rate_kbps: u64,
+        /// QUIC congestion control of the agent and the hub
+        #[arg(long, default_value = "bbr", value_parser = ["bbr", "cubic"])]
+        congestion: String,
     },
     /// Audit log appends per second and verification time
     Audit {
@@ -206,8 +209,8 @@ fn main() {
         Scenario::Postgres { rows } => db::db_bench(db::Engine::Postgres, rows),
         Scenario::Mysql { rows } => db::db_bench(db::Engine::Mysql, rows),
         Scenario::Footprint => footprint_bench(),
-        Scenario::Link { rows, change_pct, loss, delay_ms, rate_kbps } => {
-            link::link_bench(rows, change_pct, loss, delay_ms, rate_kbps)
+        Scenario::Link { rows, change_pct, loss, delay_ms, rate_kbps, congestion } => {
+            link::link_bench(rows, change_pct, loss, delay_ms, rate_kbps, &congestion)
         }
         Scenario::Audit { entries } => audit_bench(entries),
     }
