@@ -11,7 +11,7 @@
 //! in one transaction (a kill during it leaves the old table whole, and
 //! the next open converts again).
 
-use gdx_common::data::{Change, Changeset};
+use gdx_common::data::{Change, Changeset, Value};
 use gdx_common::geometry::BBox;
 use gdx_common::grant;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -23,7 +23,8 @@ pub(super) const REPLICA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS replica_grants (
     no       INTEGER PRIMARY KEY,
     grant_id TEXT NOT NULL UNIQUE,
-    columns  TEXT NOT NULL
+    columns  TEXT NOT NULL,
+    key      TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS replica_rows (
     no  INTEGER NOT NULL,
@@ -43,56 +44,83 @@ CREATE INDEX IF NOT EXISTS replica_box_west ON replica_box (grant_id, west);";
 /// The suffix of the column carrying a geometry's bounding box.
 const BBOX_SUFFIX: &str = "__bbox";
 
-/// The stored row (a JSON array) as the JSON object a lookup answers: the
-/// values under `columns` (a JSON array of names); a row shorter than the
-/// columns (kept before a column was added) has nulls for the rest.
-fn object(columns: &[String], row: &str) -> serde_json::Map<String, serde_json::Value> {
+/// How `grant`'s rows are kept: its number, its columns, and the positions
+/// of its key columns.
+struct Layout {
+    no: i64,
+    columns: Vec<String>,
+    key: Vec<usize>,
+}
+
+/// The stored row (a JSON array) under `key` as the JSON object a lookup
+/// answers: the values under the columns' names. At a key column, `true` or
+/// `false` stands for that part of the row's key (kept once, as the row's
+/// key), as a number or as text. A row shorter than the columns (kept
+/// before a column was added) has nulls for the rest.
+fn object(l: &Layout, key: &str, row: &str) -> serde_json::Map<String, serde_json::Value> {
     let values: Vec<serde_json::Value> = serde_json::from_str(row).unwrap_or_default();
-    columns.iter().enumerate().map(|(i, c)| (c.clone(), values.get(i).cloned().unwrap_or_default())).collect()
+    let parts: Vec<&str> = key.split(KEY_SEPARATOR).collect();
+    let part = |i: usize| l.key.iter().position(|&p| p == i).and_then(|j| parts.get(j)).copied().unwrap_or_default();
+    let value = |i: usize| match values.get(i) {
+        Some(serde_json::Value::Bool(true)) => part(i).parse::<i64>().map_or_else(|_| part(i).into(), Into::into),
+        Some(serde_json::Value::Bool(false)) => part(i).into(),
+        Some(v) => v.clone(),
+        None => serde_json::Value::Null,
+    };
+    l.columns.iter().enumerate().map(|(i, c)| (c.clone(), value(i))).collect()
 }
 
-fn names(columns: &str) -> Vec<String> {
-    serde_json::from_str(columns).unwrap_or_default()
+/// What joins the parts of a composite key ([`grant::key_text`]).
+const KEY_SEPARATOR: char = '\u{1f}';
+
+fn json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
-/// The number and columns of `grant`'s copy, if any is kept here.
-fn grant_of(conn: &Connection, grant: &str) -> rusqlite::Result<Option<(i64, Vec<String>)>> {
-    conn.prepare_cached("SELECT no, columns FROM replica_grants WHERE grant_id = ?1")?
-        .query_row([grant], |r| Ok((r.get::<_, i64>(0)?, names(&r.get::<_, String>(1)?))))
+/// How `grant`'s copy is kept, if any is kept here.
+fn layout(conn: &Connection, grant: &str) -> rusqlite::Result<Option<Layout>> {
+    conn.prepare_cached("SELECT no, columns, key FROM replica_grants WHERE grant_id = ?1")?
+        .query_row([grant], |r| {
+            Ok(Layout { no: r.get(0)?, columns: json(&r.get::<_, String>(1)?), key: json(&r.get::<_, String>(2)?) })
+        })
         .optional()
 }
 
-/// The number of `grant`'s copy, its columns now `columns`: made at the
-/// first delivery; when the delivered columns changed, the rows kept are
-/// rewritten in the new order (a schema change, rare).
-fn number(tx: &Transaction<'_>, grant: &str, columns: &[String]) -> rusqlite::Result<i64> {
-    let wanted = serde_json::Value::from(columns.to_vec()).to_string();
-    let Some((no, old)) = grant_of(tx, grant)? else {
-        tx.execute("INSERT INTO replica_grants (grant_id, columns) VALUES (?1, ?2)", params![grant, wanted])?;
+/// The number of `grant`'s copy, its columns and key now `columns` and
+/// `key`: made at the first delivery; when they changed, the rows kept are
+/// rewritten in full in the new order (a schema change, rare).
+fn number(tx: &Transaction<'_>, grant: &str, columns: &[String], key: &[usize]) -> rusqlite::Result<i64> {
+    let (wanted, wanted_key) =
+        (serde_json::Value::from(columns.to_vec()).to_string(), serde_json::Value::from(key.to_vec()).to_string());
+    let Some(old) = layout(tx, grant)? else {
+        tx.execute(
+            "INSERT INTO replica_grants (grant_id, columns, key) VALUES (?1, ?2, ?3)",
+            params![grant, wanted, wanted_key],
+        )?;
         return Ok(tx.last_insert_rowid());
     };
-    if old == columns {
-        return Ok(no);
+    if old.columns == columns && old.key == key {
+        return Ok(old.no);
     }
     let rows: Vec<(String, String)> = tx
         .prepare("SELECT key, row FROM replica_rows WHERE no = ?1")?
-        .query_map([no], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([old.no], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut update = tx.prepare("UPDATE replica_rows SET row = ?3 WHERE no = ?1 AND key = ?2")?;
-    for (key, row) in rows {
-        let was = object(&old, &row);
+    for (k, row) in rows {
+        let was = object(&old, &k, &row);
         let now: Vec<serde_json::Value> = columns.iter().map(|c| was.get(c).cloned().unwrap_or_default()).collect();
-        update.execute(params![no, key, serde_json::Value::from(now).to_string()])?;
+        update.execute(params![old.no, k, serde_json::Value::from(now).to_string()])?;
     }
-    tx.execute("UPDATE replica_grants SET columns = ?2 WHERE no = ?1", params![no, wanted])?;
-    Ok(no)
+    tx.execute("UPDATE replica_grants SET columns = ?2, key = ?3 WHERE no = ?1", params![old.no, wanted, wanted_key])?;
+    Ok(old.no)
 }
 
 /// Applies a delivered changeset to `grant`'s copy (`replace`: a whole
 /// copy, the rows kept before go).
 pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Changeset) -> Result<(), ExchangeError> {
     let columns: Vec<String> = cs.columns.iter().map(|c| c.name.clone()).collect();
-    let no = number(tx, grant, &columns)?;
+    let no = number(tx, grant, &columns, &cs.key)?;
     if replace {
         tx.execute("DELETE FROM replica_rows WHERE no = ?1", [no])?;
         tx.execute("DELETE FROM replica_box WHERE grant_id = ?1", [grant])?;
@@ -110,10 +138,21 @@ pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Chang
         unboxed.execute(params![grant, key])?;
         match c {
             Change::Upsert(row) => {
-                let values: Vec<serde_json::Value> = row.iter().map(grant::value_json).collect();
+                let mut values: Vec<serde_json::Value> = row.iter().map(grant::value_json).collect();
+                // the key's values are kept once, as the row's key: a marker stands in for each
+                // (unless a part holds the separator, and so could not be told apart)
+                if key.split(KEY_SEPARATOR).count() == cs.key.len() {
+                    for &p in &cs.key {
+                        match row.get(p) {
+                            Some(Value::Integer(_)) => values[p] = true.into(),
+                            Some(Value::Text(_) | Value::Blob(_)) => values[p] = false.into(),
+                            _ => {}
+                        }
+                    }
+                }
                 upsert.execute(params![no, key, serde_json::Value::from(values).to_string()])?;
                 let b = bbox_at.and_then(|i| match row.get(i) {
-                    Some(gdx_common::data::Value::Text(t)) => BBox::parse(t).ok(),
+                    Some(Value::Text(t)) => BBox::parse(t).ok(),
                     _ => None,
                 });
                 if let Some(b) = b {
@@ -130,28 +169,26 @@ pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Chang
 
 /// The row of `grant`'s copy under `key`, as a JSON object.
 pub(super) fn row(conn: &Connection, grant: &str, key: &str) -> rusqlite::Result<Option<String>> {
-    let found: Option<(String, String)> = conn
-        .prepare_cached(
-            "SELECT g.columns, p.row FROM replica_grants g JOIN replica_rows p ON p.no = g.no
-             WHERE g.grant_id = ?1 AND p.key = ?2",
-        )?
-        .query_row(params![grant, key], |r| Ok((r.get(0)?, r.get(1)?)))
+    let Some(l) = layout(conn, grant)? else { return Ok(None) };
+    let row: Option<String> = conn
+        .prepare_cached("SELECT row FROM replica_rows WHERE no = ?1 AND key = ?2")?
+        .query_row(params![l.no, key], |r| r.get(0))
         .optional()?;
-    Ok(found.map(|(columns, row)| serde_json::Value::Object(object(&names(&columns), &row)).to_string()))
+    Ok(row.map(|row| serde_json::Value::Object(object(&l, key, &row)).to_string()))
 }
 
 /// Up to `limit` rows of `grant`'s copy whose geometry's box meets `b`, in key order, as JSON objects.
 pub(super) fn rows_in_box(conn: &Connection, grant: &str, b: &BBox, limit: i64) -> rusqlite::Result<Vec<String>> {
-    let Some((no, columns)) = grant_of(conn, grant)? else { return Ok(Vec::new()) };
-    let rows: Vec<String> = conn
+    let Some(l) = layout(conn, grant)? else { return Ok(Vec::new()) };
+    let rows: Vec<(String, String)> = conn
         .prepare_cached(
-            "SELECT p.row FROM replica_box b JOIN replica_rows p ON p.no = ?1 AND p.key = b.key
+            "SELECT p.key, p.row FROM replica_box b JOIN replica_rows p ON p.no = ?1 AND p.key = b.key
              WHERE b.grant_id = ?2 AND b.west <= ?5 AND b.east >= ?3 AND b.south <= ?6 AND b.north >= ?4
              ORDER BY b.key LIMIT ?7",
         )?
-        .query_map(params![no, grant, b.west, b.south, b.east, b.north, limit], |x| x.get(0))?
+        .query_map(params![l.no, grant, b.west, b.south, b.east, b.north, limit], |x| Ok((x.get(0)?, x.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    Ok(rows.iter().map(|r| serde_json::Value::Object(object(&columns, r)).to_string()).collect())
+    Ok(rows.iter().map(|(k, r)| serde_json::Value::Object(object(&l, k, r)).to_string()).collect())
 }
 
 /// True when `grant`'s copy kept here holds any geometry's box.
@@ -173,7 +210,7 @@ pub(super) fn pseudonymised(conn: &Connection, grant: &str) -> rusqlite::Result<
             |r| r.get(0),
         )
         .optional()?;
-    Ok(columns.is_some_and(|c| names(&c).iter().any(|n| n == grant::PSEUDONYM_COLUMN)))
+    Ok(columns.is_some_and(|c| json::<Vec<String>>(&c).iter().any(|n| n == grant::PSEUDONYM_COLUMN)))
 }
 
 /// Up to `limit` rows of `grant`'s copy whose `column` is `value`, as JSON objects.
@@ -184,13 +221,30 @@ pub(super) fn rows_where(
     value: &str,
     limit: usize,
 ) -> rusqlite::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let Some((no, columns)) = grant_of(conn, grant)? else { return Ok(Vec::new()) };
-    let Some(at) = columns.iter().position(|c| c == column) else { return Ok(Vec::new()) };
-    let rows: Vec<String> = conn
-        .prepare_cached("SELECT row FROM replica_rows WHERE no = ?1 AND json_extract(row, ?2) = ?3 LIMIT ?4")?
-        .query_map(params![no, format!("$[{at}]"), value, limit as i64], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(rows.iter().map(|r| object(&columns, r)).collect())
+    let Some(l) = layout(conn, grant)? else { return Ok(Vec::new()) };
+    let Some(at) = l.columns.iter().position(|c| c == column) else { return Ok(Vec::new()) };
+    let rows: Vec<(String, String)> = if l.key == [at] {
+        // the whole key: the row under it
+        conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1 AND key = ?2")?
+            .query_map(params![l.no, value], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    } else if l.key.contains(&at) {
+        // a part of a composite key, kept only in the key: every row looked at (rare)
+        let all: Vec<(String, String)> = conn
+            .prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1")?
+            .query_map([l.no], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        all.into_iter()
+            .filter(|(k, r)| object(&l, k, r).get(column).is_some_and(|v| text(v) == value))
+            .take(limit)
+            .collect()
+    } else {
+        conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1 AND json_extract(row, ?2) = ?3 LIMIT ?4")?
+            .query_map(params![l.no, format!("$[{at}]"), value, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    Ok(rows.iter().map(|(k, r)| object(&l, k, r)).collect())
 }
 
 /// Converts a copy kept in the layout before this one (`replica`: each row
@@ -283,10 +337,16 @@ mod tests {
     fn new_columns_rewrite_the_rows_kept() {
         let mut conn = store();
         let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
-        let no = number(&tx, "G1", &["编号".into(), "姓名".into()]).unwrap_or_else(|e| panic!("{e}"));
-        tx.execute("INSERT INTO replica_rows VALUES (?1, 'a', '[\"a\",\"甲\"]')", [no])
+        // the key (编号) kept once, as the row's key: a marker (false: as text) in its place
+        let no = number(&tx, "G1", &["编号".into(), "姓名".into()], &[0]).unwrap_or_else(|e| panic!("{e}"));
+        tx.execute("INSERT INTO replica_rows VALUES (?1, 'a', '[false,\"甲\"]')", [no])
             .unwrap_or_else(|e| panic!("{e}"));
-        let again = number(&tx, "G1", &["姓名".into(), "住址".into(), "编号".into()]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            row(&tx, "G1", "a").unwrap_or_else(|e| panic!("{e}")).as_deref(),
+            Some(r#"{"姓名":"甲","编号":"a"}"#)
+        );
+        let again =
+            number(&tx, "G1", &["姓名".into(), "住址".into(), "编号".into()], &[2]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(no, again);
         tx.commit().unwrap_or_else(|e| panic!("{e}"));
         let stored: String = conn
@@ -297,5 +357,26 @@ mod tests {
             row(&conn, "G1", "a").unwrap_or_else(|e| panic!("{e}")).as_deref(),
             Some(r#"{"住址":null,"姓名":"甲","编号":"a"}"#)
         );
+        let found = rows_where(&conn, "G1", "编号", "a", 10).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn a_composite_key_is_kept_once_and_answered_whole() {
+        let mut conn = store();
+        let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
+        // key (县, 序号), in that order, with 序号 before 县 among the columns
+        let no =
+            number(&tx, "G1", &["序号".into(), "县".into(), "姓名".into()], &[1, 0]).unwrap_or_else(|e| panic!("{e}"));
+        tx.execute("INSERT INTO replica_rows VALUES (?1, '632522\u{1f}7', '[true,false,\"甲\"]')", [no])
+            .unwrap_or_else(|e| panic!("{e}"));
+        tx.commit().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            row(&conn, "G1", "632522\u{1f}7").unwrap_or_else(|e| panic!("{e}")).as_deref(),
+            Some(r#"{"县":"632522","姓名":"甲","序号":7}"#)
+        );
+        let found = rows_where(&conn, "G1", "县", "632522", 10).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["序号"], 7);
     }
 }
