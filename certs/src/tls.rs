@@ -204,10 +204,10 @@ const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 /// How QUIC paces what it sends: `congestion` in agent.toml and hub.toml.
 ///
 /// BBR by default: Cubic (quinn's default) cuts its window at each loss, so
-/// on a county's 1 Mbit/s, 300 ms link with 5 % random loss it filled 31 %
-/// of the link and took 1.21x rsync's time for a first sync of 100,000
-/// rows; BBR paces to the bandwidth it measures, filled 73-83 % and took
-/// 0.48-0.53x (`gdx-bench link`, docs/performance.md). Its price: it probes
+/// on a county's 1 Mbit/s, 300 ms link with 5 % random loss it filled 14-31 %
+/// of the link and took 1.2-2.8x rsync's time for a first sync of 100,000
+/// rows; BBR paces to the bandwidth it measures, filled 70-83 % and took
+/// 0.48-0.55x (`gdx-bench link`, docs/performance.md). Its price: it probes
 /// past the link, and much of what it sends there is dropped, which a link
 /// shared with an office's other traffic feels; `cubic` is the gentler
 /// neighbour. quinn calls its BBR experimental. On loopback the two are alike.
