@@ -107,14 +107,34 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
 fn an_older_data_directory_is_backed_up_before_use_and_a_newer_one_is_refused() {
     let mut hub = Hub::init("630000");
     let dir = hub.dir.path().to_path_buf();
-    assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("2 "), "init writes the format");
-    // a directory from before FORMAT existed: backed up whole, then marked current
-    std::fs::remove_file(dir.join("FORMAT")).unwrap();
+    assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("3 "), "init writes the format");
+    // a directory of format 2, its lookup copy in the old layout (one JSON object a row):
+    // backed up whole, converted, then marked current
+    std::fs::write(dir.join("FORMAT"), "2 0.1.0\n").unwrap();
+    let old_copy = "CREATE TABLE replica (grant_id TEXT NOT NULL, key TEXT NOT NULL, row TEXT NOT NULL, PRIMARY KEY (grant_id, key)) WITHOUT ROWID;
+                    INSERT INTO replica VALUES ('630000-G1', 'a', '{\"姓名\":\"甲\",\"编号\":\"a\"}');";
+    rusqlite::Connection::open(dir.join("exchange.db")).unwrap().execute_batch(old_copy).unwrap();
+    // a command other than `run` leaves it as it is
+    hub.cmd(&["grants"]).ok();
+    let tables = |db: &std::path::Path| -> Vec<String> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert!(tables(&dir.join("exchange.db")).contains(&"replica".to_owned()), "converted before the backup");
     hub.start();
     let backups: Vec<_> = std::fs::read_dir(dir.join("backups")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert!(backups[0].join("manifest.json").exists() && backups[0].join("hub.key").exists());
-    assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("2 "));
+    assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("3 "));
+    assert!(tables(&backups[0].join("exchange.db")).contains(&"replica".to_owned()), "the backup holds the old layout");
+    let now = tables(&dir.join("exchange.db"));
+    assert!(!now.contains(&"replica".to_owned()) && now.contains(&"replica_rows".to_owned()), "{now:?}");
+    let rows: String = rusqlite::Connection::open(dir.join("exchange.db"))
+        .unwrap()
+        .query_row("SELECT row FROM replica_rows WHERE key = 'a'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, r#"["甲","a"]"#);
     hub.stop();
     // written by a newer gdx-hub: refused, by every command, in a sentence
     std::fs::write(dir.join("FORMAT"), "9 9.9.9\n").unwrap();

@@ -161,7 +161,10 @@ impl Exchange {
         conn.execute_batch(notices::NOTICES_SQL)?;
         conn.execute_batch(checks::CHECKS_SQL)?;
         conn.execute_batch(replica::REPLICA_SQL)?;
-        replica::migrate(&mut conn)?;
+        // the old layout of the lookup copy is converted once `run` has backed the directory up
+        if crate::store::format::is_current(hub_dir) {
+            replica::migrate(&mut conn)?;
+        }
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
         Ok(Self {
             conn,

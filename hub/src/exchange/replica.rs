@@ -119,12 +119,13 @@ fn number(tx: &Transaction<'_>, grant: &str, columns: &[String], key: &[usize]) 
 /// Applies a delivered changeset to `grant`'s copy (`replace`: a whole
 /// copy, the rows kept before go).
 pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Changeset) -> Result<(), ExchangeError> {
-    let columns: Vec<String> = cs.columns.iter().map(|c| c.name.clone()).collect();
-    let no = number(tx, grant, &columns, &cs.key)?;
     if replace {
-        tx.execute("DELETE FROM replica_rows WHERE no = ?1", [no])?;
+        // before the layout is looked at: rows about to go are not rewritten
+        tx.execute("DELETE FROM replica_rows WHERE no = (SELECT no FROM replica_grants WHERE grant_id = ?1)", [grant])?;
         tx.execute("DELETE FROM replica_box WHERE grant_id = ?1", [grant])?;
     }
+    let columns: Vec<String> = cs.columns.iter().map(|c| c.name.clone()).collect();
+    let no = number(tx, grant, &columns, &cs.key)?;
     let mut upsert = tx.prepare_cached("INSERT OR REPLACE INTO replica_rows (no, key, row) VALUES (?1, ?2, ?3)")?;
     let mut delete = tx.prepare_cached("DELETE FROM replica_rows WHERE no = ?1 AND key = ?2")?;
     let mut boxed = tx.prepare_cached(
@@ -229,16 +230,20 @@ pub(super) fn rows_where(
             .query_map(params![l.no, value], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?
     } else if l.key.contains(&at) {
-        // a part of a composite key, kept only in the key: every row looked at (rare)
-        let all: Vec<(String, String)> = conn
-            .prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1")?
-            .query_map([l.no], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        // a part of a composite key, kept only in the key: the rows looked at until enough match (rare)
         let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-        all.into_iter()
-            .filter(|(k, r)| object(&l, k, r).get(column).is_some_and(|v| text(v) == value))
-            .take(limit)
-            .collect()
+        let mut stmt = conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1")?;
+        let mut found = Vec::new();
+        for r in stmt.query_map([l.no], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (k, r) = r?;
+            if object(&l, &k, &r).get(column).is_some_and(|v| text(v) == value) {
+                found.push((k, r));
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        found
     } else {
         conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1 AND json_extract(row, ?2) = ?3 LIMIT ?4")?
             .query_map(params![l.no, format!("$[{at}]"), value, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -250,6 +255,14 @@ pub(super) fn rows_where(
 /// Converts a copy kept in the layout before this one (`replica`: each row
 /// a JSON object under the grant's id), in one transaction.
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    // a store made between the two steps of this layout lacks the key positions (none held then)
+    let has_key: i64 =
+        conn.query_row("SELECT count(*) FROM pragma_table_info('replica_grants') WHERE name = 'key'", [], |r| {
+            r.get(0)
+        })?;
+    if has_key == 0 {
+        conn.execute("ALTER TABLE replica_grants ADD COLUMN key TEXT NOT NULL DEFAULT '[]'", [])?;
+    }
     const OLD: &str = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'replica'";
     if conn.query_row(OLD, [], |r| r.get::<_, i64>(0))? == 0 {
         return Ok(());

@@ -8,11 +8,21 @@
 //! what child hubs observed (`remote_days`), the audit log's index by kind,
 //! and the encryption-aware backup; the stores create their new tables
 //! when they open, so the migration is the backup and the new `FORMAT`.
+//! Format 3 keeps the lookup copy compact (`replica_grants`,
+//! `replica_rows`): the exchange store converts the old `replica` table
+//! when it opens a directory marked 3, that is once `gdx-hub run` has made
+//! the backup, never from another command on a directory still marked 2.
 
 use std::path::{Path, PathBuf};
 
 /// The format this gdx-hub writes.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
+
+/// True when the directory `dir` is marked [`CURRENT`] (its stores may be
+/// converted: the backup before the migration is made).
+pub fn is_current(dir: &Path) -> bool {
+    matches!(of(dir), Ok(Some((CURRENT, _))))
+}
 
 const FILE: &str = "FORMAT";
 
