@@ -10,29 +10,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// True when `e`, or an error under it, says the disk is full: SQLite's
-/// `SQLITE_FULL`, its shared-memory file unable to grow (which is how a
-/// full disk shows under WAL), or the system's "no space left on device".
-pub fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>()
-            && (f.code == rusqlite::ErrorCode::DiskFull || f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE)
-        {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(ENOSPC))
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// `ENOSPC` on Linux.
-const ENOSPC: i32 = 28;
+pub use gdx_files::disk_full;
 
 /// What the agent says, in place of SQLite's words, when its disk is full.
 pub fn disk_full_sentence(data: Option<&Path>) -> String {

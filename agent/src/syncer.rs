@@ -146,7 +146,7 @@ pub async fn sync_once(
                             format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`")
                         }));
                     }
-                    Err(e) => out.upload_error = Some(e.0),
+                    Err(e) => out.upload_error = Some(e.to_string()),
                 }
             }
         }
@@ -215,7 +215,7 @@ pub async fn withdraw(dir: &Path, code: &str, timeout: Duration) -> anyhow::Resu
     let published = upload::publish_pending(&session.conn, &mut state).await;
     session.close(b"withdrawn").await;
     let published = published.map_err(|e| {
-        anyhow::anyhow!("{}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it", e.0)
+        anyhow::anyhow!("{e}; the withdrawal is recorded and `gdx-agent run` or the next sync sends it")
     })?;
     if let Some(r) = published.refused.iter().find(|r| r.starts_with(&format!("catalogue entry {code} "))) {
         anyhow::bail!("the hub refused {r}");
@@ -315,17 +315,38 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     }
 }
 
+/// The first wait before sending again to a hub that could not store (then
+/// doubling up to [`BUSY_RETRY_MAX`]): short, so that the outbox empties
+/// soon after the hub's disk has room again.
+const BUSY_RETRY_FIRST: Duration = Duration::from_secs(1);
+const BUSY_RETRY_MAX: Duration = Duration::from_secs(8);
+
 /// The daemon's uploader on an established connection: drains the outbox
 /// now, whenever the scanner queues changes, and every 30 s. Returns when
-/// an upload fails (the caller reconnects).
+/// the link fails (the caller reconnects); a hub that answers but cannot
+/// store for now is asked again on the same connection.
 pub async fn upload_loop(conn: &quinn::Connection, state_path: &Path, wake: &Notify) -> String {
     let mut state = match State::open(state_path) {
         Ok(s) => s,
         Err(e) => return format!("cannot open the state database: {e}"),
     };
+    let mut busy_wait = BUSY_RETRY_FIRST;
     loop {
-        if let Err(e) = upload::drain(conn, &mut state, None, |_| {}).await {
-            return e.0;
+        match upload::drain(conn, &mut state, None, |_| {}).await {
+            Ok(_) => busy_wait = BUSY_RETRY_FIRST,
+            // the hub is there but cannot store now (a full disk): try again on this connection, soon
+            // after it frees space, rather than reconnecting with the daemon's growing backoff
+            Err(upload::UploadError::HubBusy(why)) => {
+                let wait = gdx_link::backoff::jitter(busy_wait);
+                warn!(error = %why, retry_in_s = wait.as_secs_f32(), "the hub could not take the changesets");
+                busy_wait = (busy_wait * 2).min(BUSY_RETRY_MAX);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    reason = conn.closed() => return gdx_link::frames::describe_connection_error(&reason),
+                }
+                continue;
+            }
+            Err(e) => return e.to_string(),
         }
         tokio::select! {
             () = wake.notified() => {}

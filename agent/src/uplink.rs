@@ -31,20 +31,11 @@ pub struct Session {
     pub welcome: Welcome,
 }
 
-/// How long a one-shot command waits for its connection to close: the
-/// close is sent at once, as soon as the connection's task runs (it needs
-/// no answer, so the link's delay does not matter), and the draining period
-/// after it (three probe timeouts, about 90 ms even on loopback) only
-/// absorbs stray packets, so a command need not sit it out. A close lost on
-/// the way costs nothing: the hub closes a node's oldest one-shot
-/// connection when it needs the room.
-const CLOSE_FLUSH: Duration = Duration::from_millis(10);
-
 impl Session {
-    /// Closes the connection with `reason` and lets the close leave.
+    /// Closes the connection with `reason` and returns once the close has
+    /// left ([`gdx_link::client::close_sent`]).
     pub async fn close(self, reason: &[u8]) {
-        self.conn.close(quinn::VarInt::from_u32(0), reason);
-        let _ = tokio::time::timeout(CLOSE_FLUSH, self.endpoint.wait_idle()).await;
+        gdx_link::client::close_sent(&self.conn, reason, gdx_link::client::CLOSE_LIMIT).await;
     }
 }
 

@@ -11,13 +11,37 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gdx_common::wire::{LENGTH_PREFIX, Message};
+use gdx_common::wire::{LENGTH_PREFIX, Message, Refusal, RefusalCode};
 use gdx_link::frames::{self, describe_connection_error};
 use rusqlite::{OptionalExtension, params};
 use tracing::warn;
 
 use crate::state::State;
 use crate::uplink::LinkError;
+
+/// Why an upload stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The link failed, or the hub refused for good: the caller reconnects
+    /// (the daemon, with its backoff) or reports it.
+    #[error("{0}")]
+    Link(#[from] LinkError),
+    /// The hub answered but could not take it now (its store failed: a full
+    /// disk): the connection is sound, and the same upload is tried again
+    /// on it after a short wait.
+    #[error("{0}")]
+    HubBusy(String),
+}
+
+/// The hub's refusal as an upload error: `Internal` is its store failing
+/// for now, anything else stands.
+fn refused(r: Refusal) -> UploadError {
+    if r.code == RefusalCode::Internal {
+        UploadError::HubBusy(r.message)
+    } else {
+        UploadError::Link(LinkError(r.message))
+    }
+}
 
 /// What publishing achieved.
 #[derive(Debug, Default, Clone)]
@@ -30,7 +54,7 @@ pub struct Published {
 }
 
 /// Sends every waiting publication on one stream and records the answers.
-pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Result<Published, LinkError> {
+pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Result<Published, UploadError> {
     let db = |e: rusqlite::Error| LinkError(format!("the agent's state database failed: {e}"));
     let waiting: Vec<(String, i64, Vec<u8>)> = {
         let mut stmt = state
@@ -99,8 +123,8 @@ pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Res
                     .map_err(db)?;
                 out.refused.push(format!("catalogue entry {code} version {version}: {}", r.reason));
             }
-            Message::Refused(r) => return Err(LinkError(r.message)),
-            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind()))),
+            Message::Refused(r) => return Err(refused(r)),
+            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind())).into()),
         }
     }
     let _ = send.finish();
@@ -111,7 +135,7 @@ pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Res
 /// the first places and reasons; never the rows), so its operator sees
 /// data-quality problems per department. A report the hub did not confirm
 /// is sent again with the next upload.
-pub async fn publish_quality(conn: &quinn::Connection, state: &mut State) -> Result<u64, LinkError> {
+pub async fn publish_quality(conn: &quinn::Connection, state: &mut State) -> Result<u64, UploadError> {
     use gdx_common::wire::{QUALITY_SAMPLES, QUALITY_TEXT, QualityReport};
     let db = |e: rusqlite::Error| LinkError(format!("the agent's state database failed: {e}"));
     let waiting: Vec<(String, i64, i64)> = {
@@ -169,8 +193,8 @@ pub async fn publish_quality(conn: &quinn::Connection, state: &mut State) -> Res
                     .map_err(db)?;
                 noted += 1;
             }
-            Message::Refused(x) => return Err(LinkError(x.message)),
-            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind()))),
+            Message::Refused(x) => return Err(refused(x)),
+            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind())).into()),
         }
     }
     let _ = send.finish();
@@ -218,7 +242,7 @@ pub async fn drain(
     state: &mut State,
     only: Option<&str>,
     mut progress: impl FnMut(u64),
-) -> Result<Drained, LinkError> {
+) -> Result<Drained, UploadError> {
     let mut total = Drained { catalog: publish_pending(conn, state).await?, ..Drained::default() };
     publish_quality(conn, state).await?;
     // A gap makes us restart from what the hub expects; a restart that makes
@@ -238,7 +262,8 @@ pub async fn drain(
         if stalls >= 2 {
             return Err(LinkError(
                 "the hub keeps asking for changesets this agent no longer holds; run `gdx-agent doctor` and contact the hub operator".into(),
-            ));
+            )
+            .into());
         }
     }
 }
@@ -266,7 +291,7 @@ async fn drain_once(
     pending: Pending,
     total: &mut Drained,
     progress: &mut impl FnMut(u64),
-) -> Result<bool, LinkError> {
+) -> Result<bool, UploadError> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(describe_connection_error(&e)))?;
     let rows_of: HashMap<(String, u64), u64> = pending.iter().map(|(r, s, n, _)| ((r.clone(), *s), *n)).collect();
     let mut next = 0;
@@ -276,7 +301,7 @@ async fn drain_once(
         while next < pending.len() && in_flight < WINDOW && !restart {
             let frame = &pending[next].3;
             if frame.len() < LENGTH_PREFIX {
-                return Err(LinkError("a damaged changeset is in the outbox".into()));
+                return Err(LinkError("a damaged changeset is in the outbox".into()).into());
             }
             send.write_all(frame).await.map_err(|e| LinkError(e.to_string()))?;
             next += 1;
@@ -332,8 +357,8 @@ async fn drain_once(
                 total.rejected.push(format!("{}: {reason}", r.resource));
                 restart = true;
             }
-            Message::Refused(r) => return Err(LinkError(r.message)),
-            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind()))),
+            Message::Refused(r) => return Err(refused(r)),
+            other => return Err(LinkError(format!("unexpected answer from the hub: {}", other.kind())).into()),
         }
     }
     let _ = send.finish();

@@ -4,7 +4,8 @@
 //! SQLite databases opened for use by several
 //! processes at once (the daemons and the operator's commands), and
 //! [`tables`]: SQLite tables mirroring a resource, changed by changesets
-//! (the hub's vaults and the agent's received database).
+//! (the hub's vaults and the agent's received database); and
+//! [`disk_full`], which tells a full disk from other storage failures.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -190,6 +191,30 @@ pub fn open_sqlite(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema}; COMMIT;"))?;
     Ok(conn)
 }
+
+/// True when `e`, or an error under it, says the disk is full: SQLite's
+/// `SQLITE_FULL`, its shared-memory file unable to grow (which is how a
+/// full disk shows under WAL), or the system's "no space left on device".
+pub fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>()
+            && (f.code == rusqlite::ErrorCode::DiskFull || f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE)
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(ENOSPC))
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// `ENOSPC` on Linux.
+const ENOSPC: i32 = 28;
 
 #[cfg(all(test, unix))]
 mod tests {

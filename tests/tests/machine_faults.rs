@@ -1,8 +1,8 @@
 //! Faults of the machine rather than the network: a hub's vaults, or an
 //! agent's own files, on a disk that fills up, and clocks minutes apart.
 //!
-//! The full disk is a small tmpfs mounted over a hub's `vaults/` or an
-//! agent's data folder (root
+//! The full disk is a small tmpfs mounted over a hub's `vaults/`, a hub's
+//! whole data folder, or an agent's data folder (root
 //! only, as CI runs; elsewhere the test says so and skips). The skewed
 //! clocks come from libfaketime (the Debian package `faketime`), which
 //! shifts the wall clock of one process and leaves its monotonic clock
@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use gdx_tests::exchange::{declare, json, many_people, received, rows, state_of, synced};
 use gdx_tests::faults::machine::{Tmpfs, faketime_lib, running_as_root, skewed};
 use gdx_tests::{
     Agent, Hub, Proc, bin, changeset_entries, have, people_agent, people_table, publish_people, table_checksum, vault,
@@ -77,6 +78,99 @@ fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
     // unmounted first, so that the hub's folder can be removed
     drop(tmpfs);
     drop(hub);
+}
+
+/// The hub's whole data folder fills its disk (hub.db with the audit log,
+/// the catalogue and the nodes; exchange.db; the vaults) while a provider
+/// syncs and a consumer receives under a grant: the provider is told to
+/// retry later and nothing is held, the consumer's receive fails without
+/// losing its place, the hub keeps running, and once space is freed
+/// everything converges: the vault equals the source, the consumer has its
+/// grant's rows, one audit entry per changeset, and the log verifies.
+#[test]
+fn a_full_disk_under_the_whole_hub_refuses_cleanly_and_resumes() {
+    if !have("mounting a tmpfs needs root", running_as_root()) {
+        return;
+    }
+    let mut hub = Hub::init("630000");
+    let disk = Tmpfs::try_mount_keeping(hub.dir.path(), "24m").expect("a tmpfs over the hub's data folder");
+    hub.start();
+    let provider = Agent::new();
+    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
+    let consumer = Agent::new();
+    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    many_people(&db, 300, "630000");
+    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(&provider);
+    let granted = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        "301001/000001",
+        "--fields",
+        "姓名,月保障金额",
+        "--purpose",
+        "入户走访",
+        "--json",
+    ]));
+    assert_eq!(state_of(&granted), "Granted");
+    let received_count = |agent: &Agent| -> Option<usize> {
+        let db = received(agent);
+        if !db.exists() {
+            return None;
+        }
+        let c = rusqlite::Connection::open(&db).ok()?;
+        let table: String =
+            c.query_row("SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'", [], |r| r.get(0)).ok()?;
+        c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get::<_, i64>(0)).ok().map(|n| n as usize)
+    };
+    let source_count = || rows(&db, "SELECT count(*) FROM people")[0][0].parse::<usize>().unwrap();
+    wait_until(Duration::from_secs(30), "the first delivery", || {
+        consumer.cmd(&["receive"]);
+        received_count(&consumer) == Some(source_count())
+    });
+
+    let filler = disk.fill();
+    many_people(&db, 3_000, "630000");
+    let (code, out, err) = provider.sync(&[]);
+    assert_ne!(code, 0, "a sync onto the hub's full disk cannot succeed: {out}");
+    eprintln!("provider: {err}");
+    assert!(err.contains("could not store") && err.contains("retried"), "not a clear retry-later: {err}");
+    assert!(err.contains("the hub's disk is full"), "the agent is not told the hub's disk is full: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let status = provider.status();
+    assert_ne!(status["resources"][0]["held"], true, "a full disk held the resource: {status}");
+    let receive = consumer.cmd(&["receive"]);
+    eprintln!("consumer: {receive:?}");
+    assert!(!receive.stderr.contains("panicked"), "{receive:?}");
+    let hub_proc = hub.proc.as_mut().unwrap();
+    assert!(hub_proc.child.try_wait().unwrap().is_none(), "the hub stopped on a full disk: {}", hub_proc.output());
+    let nodes = hub.cmd(&["nodes"]);
+    assert_eq!(nodes.code, 0, "gdx-hub nodes cannot read a hub whose disk is full: {nodes:?}");
+
+    // space comes back: everything arrives, once
+    std::fs::remove_file(filler).unwrap();
+    let (code, _, err) = provider.sync(&[]);
+    assert_eq!(code, 0, "the sync after space came back failed: {err}");
+    let columns = ["id_number", "name", "amount", "phone"];
+    assert_eq!(
+        table_checksum(&vault(&hub, "630000/minzheng"), "dibao", &columns),
+        table_checksum(&db, "people", &columns)
+    );
+    wait_until(Duration::from_secs(60), "every row delivered after space came back", || {
+        consumer.cmd(&["receive"]);
+        received_count(&consumer) == Some(source_count())
+    });
+    let acked = provider.status()["resources"][0]["acked_seq"].as_u64().unwrap();
+    wait_until(Duration::from_secs(20), "one audit entry per changeset", || {
+        changeset_entries(&hub, "630000/minzheng") == (1..=acked).collect::<Vec<_>>()
+    });
+    wait_until(Duration::from_secs(20), "the audit log verifies", || hub.cmd(&["audit", "verify"]).code == 0);
+    let hub_proc = hub.proc.as_mut().unwrap();
+    assert!(!hub_proc.output().contains("panicked"), "{}", hub_proc.output());
+    hub.stop();
+    drop(disk);
 }
 
 /// Runs `gdx-agent ARGS` on `agent`'s data with a skewed clock.

@@ -245,16 +245,17 @@ impl Hub {
                         if let Err(why) = report.check() {
                             return vec![Message::Refused(Refusal { code: RefusalCode::BadRequest, message: why })];
                         }
-                        let stored = hub.store.lock().map_err(|_| ()).and_then(|s| {
-                            s.record_quality(&node, &report, now()).map_err(|e| {
-                                warn!(error = %e, "cannot record a quality report");
-                            })
-                        });
-                        vec![match stored {
+                        let Ok(store) = hub.store.lock() else {
+                            return vec![internal("the hub's database is unavailable; the report will be sent again")];
+                        };
+                        vec![match store.record_quality(&node, &report, now()) {
                             Ok(()) => {
                                 Message::QualityNoted(wire::QualityNoted { resource: report.resource, at: report.at })
                             }
-                            Err(()) => internal("the hub's database is unavailable; the report will be sent again"),
+                            Err(e) => {
+                                warn!(error = %e, "cannot record a quality report");
+                                not_stored("the quality report", &e)
+                            }
                         }]
                     })
                 }
@@ -419,6 +420,7 @@ impl Hub {
         match answer {
             Ok(Ok(m)) => m,
             Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message }),
+            Err(e) if gdx_files::disk_full(&e) => not_stored("the answer's bookkeeping", &e),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");
                 internal(&format!("the hub's exchange store failed ({e}); try again"))
@@ -452,6 +454,7 @@ impl Hub {
         match answer {
             Ok(Ok(m)) => m,
             Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::BadRequest, message }),
+            Err(e) if gdx_files::disk_full(&e) => not_stored("the answer's bookkeeping", &e),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");
                 internal(&format!("the hub's exchange store failed ({e}); try again"))
@@ -468,7 +471,10 @@ impl Hub {
         let live = |code: &str| self.entry(code).filter(|e| !e.1).map(|e| e.0);
         match x.merge(batch, Some(child.division()), &live, None) {
             Ok(()) => Message::ExchangePushed(batch.upto),
-            Err(e) => internal(&format!("the hub could not store the exchange push ({e}); it will be retried")),
+            Err(e) => {
+                warn!(error = %e, "exchange push not stored");
+                not_stored("the exchange push", &e)
+            }
         }
     }
 
@@ -547,7 +553,7 @@ impl Hub {
                 }
                 Message::ObservationsTaken(taken)
             }
-            Err(e) => internal(&format!("the hub could not store the observations ({e}); they will be sent again")),
+            Err(e) => not_stored("the observations", &e),
         }
     }
 
@@ -599,7 +605,7 @@ impl Hub {
             Err(VaultError::Schema(reason)) => reject(reason),
             Err(e) => {
                 warn!(error = %e, "vault write failed");
-                internal(&format!("the hub could not store the changeset ({e}); it will be retried"))
+                not_stored("the changeset", &e)
             }
         }
     }

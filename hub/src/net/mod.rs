@@ -584,6 +584,21 @@ fn internal(message: &str) -> Message {
     Message::Refused(Refusal { code: RefusalCode::Internal, message: message.to_owned() })
 }
 
+/// The hub could not store `what` (a changeset, a report, a push): a
+/// refusal its sender retries, which names a full disk as such, for the
+/// sender and in the hub's log.
+fn not_stored(what: &str, e: &(dyn std::error::Error + 'static)) -> Message {
+    if gdx_files::disk_full(e) {
+        tracing::error!(%what, "the hub's disk is full: free space under its data folder; senders retry until then");
+        internal(&format!(
+            "the hub's disk is full, so it could not store {what}; it will be retried once the hub's operator \
+             frees space (nothing is lost)"
+        ))
+    } else {
+        internal(&format!("the hub could not store {what} ({e}); it will be retried"))
+    }
+}
+
 async fn maintain(hub: Arc<Hub>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     let mut n: u64 = 0;

@@ -439,6 +439,13 @@ async fn forward_resource(
                     restart = true;
                     break;
                 }
+                // the parent cannot store for now (a full disk): the link is sound; the next pass, a
+                // second away, sends again what was not acknowledged, instead of a reconnection whose
+                // backoff grows while the parent's operator frees space
+                Message::Refused(r) if r.code == gdx_common::wire::RefusalCode::Internal => {
+                    warn!(%node, %resource, reason = %r.message, "the parent hub could not store; sent again next pass");
+                    return Ok(());
+                }
                 Message::Refused(r) => return Err(r.message),
                 other => return Err(format!("unexpected answer from the parent hub: {}", other.kind())),
             }

@@ -22,6 +22,29 @@ impl Tmpfs {
         ok.success().then(|| Self(at.to_path_buf()))
     }
 
+    /// [`Tmpfs::try_mount`] over a folder that already holds files (a hub's
+    /// data folder after `init`): they are copied onto the new disk, so the
+    /// folder reads the same with every later write landing on the tmpfs.
+    pub fn try_mount_keeping(at: &Path, size: &str) -> Option<Self> {
+        let aside = at.with_extension("before-tmpfs");
+        std::fs::rename(at, &aside).ok()?;
+        let disk = Self::try_mount(at, size);
+        let copied = Command::new("cp").arg("-a").arg(aside.join(".")).arg(at).status().is_ok_and(|s| s.success());
+        if disk.is_some() && !copied {
+            drop(disk);
+            let _ = std::fs::remove_dir(at);
+            let _ = std::fs::rename(&aside, at);
+            return None;
+        }
+        if disk.is_none() {
+            let _ = std::fs::remove_dir(at);
+            let _ = std::fs::rename(&aside, at);
+            return None;
+        }
+        let _ = std::fs::remove_dir_all(&aside);
+        disk
+    }
+
     /// A tmpfs of `size` on `at`; panics when it cannot be mounted.
     pub fn mount(at: &Path, size: &str) -> Self {
         Self::try_mount(at, size).unwrap_or_else(|| panic!("cannot mount a tmpfs on {}", at.display()))

@@ -5,8 +5,8 @@
 //! loss, delay with jitter, a 1 Mbit/s limit, reordering and duplication,
 //! partitions, a flapping link, one way cut, a path MTU black hole, agents
 //! and hubs SIGKILLed and started again, a hub restarting while a link is
-//! impaired, and (as root, with libfaketime) a hub's vault disk full and an
-//! agent's clock ten minutes off. Then every link heals, the sources stop, and the run checks that
+//! impaired, and (as root, with libfaketime) a hub's disk full under its
+//! whole data folder and an agent's clock ten minutes off. Then every link heals, the sources stop, and the run checks that
 //! everything converged: each vault equals its source by digest at every
 //! level, the consumer's received table equals its grant's projection of
 //! the source, and every audit log verifies with one `changeset` entry per
@@ -123,7 +123,7 @@ impl Kind {
             Kind::OneWay => "one way cut",
             Kind::MtuBlackHole => "path MTU black hole (1280)",
             Kind::Overlap => "link impaired while a hub restarts",
-            Kind::DiskFull => "hub's vault disk full",
+            Kind::DiskFull => "hub's disk full (its whole data folder)",
             Kind::ClockSkew => "agent's clock 10 min off",
         }
     }
@@ -227,11 +227,12 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let tmp = tempfile::tempdir()?;
     let mut rng = Rng::new(o.seed);
 
-    // as root, each hub's vaults on a small disk of their own, to fill
+    // as root, each hub's whole data folder (stores, audit log, vaults, its log) on a small disk of
+    // its own, to fill
     let root = running_as_root();
     let mut disks: Vec<Tmpfs> = Vec::new();
     let mut disk_for = |hub: &Hub| {
-        if root && let Some(disk) = Tmpfs::try_mount(&hub.dir.path().join("vaults"), "64m") {
+        if root && let Some(disk) = Tmpfs::try_mount_keeping(hub.dir.path(), "64m") {
             disks.push(disk);
         }
     };
