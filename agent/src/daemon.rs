@@ -4,6 +4,7 @@
 //! outbox is uploaded and deliveries received. Every change of the link's
 //! state, and a heartbeat, is recorded in `state.db` for `status`.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -98,7 +99,9 @@ async fn keep_connected(
                     warn!(skew_s = skew_ms / 1000, "this machine's clock differs from the hub's by more than a minute");
                 }
                 info!(hub = %session.welcome.hub, "connected");
-                println!("connected to {} ({})", session.welcome.hub, session.welcome.hub_name);
+                // not println!: standard output on a full disk must not stop the daemon
+                let _ =
+                    writeln!(std::io::stdout(), "connected to {} ({})", session.welcome.hub, session.welcome.hub_name);
                 let reason = tokio::select! {
                     r = credentials_loop(&session.conn, paths, config) => r,
                     r = wait_closed(&session, state) => r,

@@ -320,6 +320,11 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
 /// soon after the hub's disk has room again.
 const BUSY_RETRY_FIRST: Duration = Duration::from_secs(1);
 const BUSY_RETRY_MAX: Duration = Duration::from_secs(8);
+/// Answers "cannot store now" in a row (about 45 s) before the uploader
+/// gives the connection up and the daemon's own backoff, and `status`,
+/// take over: a hub whose store stays broken is reported, not retried
+/// quietly.
+const BUSY_RETRIES: u32 = 8;
 
 /// The daemon's uploader on an established connection: drains the outbox
 /// now, whenever the scanner queues changes, and every 30 s. Returns when
@@ -331,12 +336,14 @@ pub async fn upload_loop(conn: &quinn::Connection, state_path: &Path, wake: &Not
         Err(e) => return format!("cannot open the state database: {e}"),
     };
     let mut busy_wait = BUSY_RETRY_FIRST;
+    let mut busy = 0;
     loop {
         match upload::drain(conn, &mut state, None, |_| {}).await {
-            Ok(_) => busy_wait = BUSY_RETRY_FIRST,
+            Ok(_) => (busy_wait, busy) = (BUSY_RETRY_FIRST, 0),
             // the hub is there but cannot store now (a full disk): try again on this connection, soon
             // after it frees space, rather than reconnecting with the daemon's growing backoff
-            Err(upload::UploadError::HubBusy(why)) => {
+            Err(upload::UploadError::HubBusy(why)) if busy < BUSY_RETRIES => {
+                busy += 1;
                 let wait = gdx_link::backoff::jitter(busy_wait);
                 warn!(error = %why, retry_in_s = wait.as_secs_f32(), "the hub could not take the changesets");
                 busy_wait = (busy_wait * 2).min(BUSY_RETRY_MAX);

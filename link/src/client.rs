@@ -55,6 +55,10 @@ pub async fn dial(
 /// idle machine and more when the cores are busy. A close lost anyway costs
 /// nothing: the hub drops the connection at its idle timeout.
 pub async fn close_sent(conn: &quinn::Connection, reason: &[u8], limit: Duration) {
+    if conn.close_reason().is_some() {
+        // closed already (by the hub, or lost): nothing more will be sent
+        return;
+    }
     let before = conn.stats().udp_tx.datagrams;
     conn.close(quinn::VarInt::from_u32(0), reason);
     let sent = async {

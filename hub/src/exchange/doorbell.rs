@@ -4,7 +4,10 @@
 //! `Watch` requests (protocol 3). A count, not a one-shot signal: a watcher
 //! that was busy, or on a connection that has since been replaced, sees a
 //! count other than the one it last saw and looks at once, so no arrival is
-//! missed; a ring with nobody watching costs one map entry.
+//! missed; a ring with nobody watching costs one map entry. Two more bells
+//! wake this hub's own tasks: `up`, the parent link, when something must go
+//! up, and `produce`, the delivery producer, when a request record was
+//! stored (a grant may have become live).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +23,9 @@ pub struct Doorbell {
     hubs: Mutex<HashMap<DivisionCode, watch::Sender<u64>>>,
     /// Rung when something must go up to the parent hub.
     pub up: tokio::sync::Notify,
+    /// Rung when a request record was stored here: the producer looks for
+    /// live grants at once instead of at its next second.
+    pub produce: tokio::sync::Notify,
 }
 
 /// Whose count a watcher follows.
@@ -37,6 +43,14 @@ impl Doorbell {
             Place::Child(division) => raise(&self.hubs, division),
             Place::Outside => self.up.notify_one(),
         }
+    }
+
+    /// A request filed or decided here was stored: it goes up at once (the
+    /// parent link's next push, when there is a parent), and the producer
+    /// looks at once for a grant to deliver.
+    pub fn record_stored(&self) {
+        self.up.notify_one();
+        self.produce.notify_one();
     }
 
     /// `who`'s count now, and a receiver that sees it change.

@@ -330,6 +330,7 @@ impl Exchange {
             }),
         )?;
         tx.commit()?;
+        self.doorbell.record_stored();
         Ok(Ok(record))
     }
 
@@ -436,6 +437,7 @@ impl Exchange {
             }),
         )?;
         tx.commit()?;
+        self.doorbell.record_stored();
         Ok(Ok(r))
     }
 }

@@ -227,6 +227,10 @@ impl Exchange {
         for consumer in &stored_for {
             self.doorbell.ring(consumer, &router.place(consumer));
         }
+        if !batch.records.is_empty() {
+            // a grant may have become live here: make its deliveries now, not at the next second
+            self.doorbell.produce.notify_one();
+        }
         Ok(())
     }
 

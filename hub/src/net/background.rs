@@ -97,7 +97,8 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
 }
 
 /// Turns new changesets into deliveries for every live grant: when a
-/// changeset is applied, and each second; while a pass made a full batch
+/// changeset is applied, when a request record is stored (a grant may be
+/// live), and each second; while a pass made a full batch
 /// (a backlog), the next follows at once (each pass makes at most
 /// `PRODUCE_PER_PASS` per grant and lets go of the exchange between
 /// passes, so lookups are not held up). Each second also the
@@ -115,6 +116,7 @@ pub(super) async fn produce(
     let mut seen = SupervisionConfig::modified(&dir);
     let mut more = false;
     let mut last_second = std::time::Instant::now();
+    let Ok(doorbell) = exchange.lock().map(|x| x.doorbell.clone()) else { return };
     loop {
         if more {
             tokio::task::yield_now().await;
@@ -122,6 +124,7 @@ pub(super) async fn produce(
             tokio::select! {
                 _ = tick.tick() => {}
                 () = vaults.deliverable.notified() => {}
+                () = doorbell.produce.notified() => {}
             }
         }
         // the once-a-second work, however busy the deliveries keep this loop

@@ -420,7 +420,7 @@ impl Hub {
         match answer {
             Ok(Ok(m)) => m,
             Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message }),
-            Err(e) if gdx_files::disk_full(&e) => not_stored("the answer's bookkeeping", &e),
+            Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");
                 internal(&format!("the hub's exchange store failed ({e}); try again"))
@@ -454,7 +454,7 @@ impl Hub {
         match answer {
             Ok(Ok(m)) => m,
             Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::BadRequest, message }),
-            Err(e) if gdx_files::disk_full(&e) => not_stored("the answer's bookkeeping", &e),
+            Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");
                 internal(&format!("the hub's exchange store failed ({e}); try again"))

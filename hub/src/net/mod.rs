@@ -584,6 +584,14 @@ fn internal(message: &str) -> Message {
     Message::Refused(Refusal { code: RefusalCode::Internal, message: message.to_owned() })
 }
 
+/// A one-shot request (a lookup, a filing, a decision) the hub cannot
+/// record for its full disk: nothing retries it, so the user is told when
+/// to try again.
+fn disk_full_now() -> Message {
+    tracing::error!("the hub's disk is full: free space under its data folder");
+    internal("the hub's disk is full, so it could not answer; try again once the hub's operator frees space")
+}
+
 /// The hub could not store `what` (a changeset, a report, a push): a
 /// refusal its sender retries, which names a full disk as such, for the
 /// sender and in the hub's log.

@@ -28,21 +28,22 @@ impl Tmpfs {
     pub fn try_mount_keeping(at: &Path, size: &str) -> Option<Self> {
         let aside = at.with_extension("before-tmpfs");
         std::fs::rename(at, &aside).ok()?;
-        let disk = Self::try_mount(at, size);
-        let copied = Command::new("cp").arg("-a").arg(aside.join(".")).arg(at).status().is_ok_and(|s| s.success());
-        if disk.is_some() && !copied {
-            drop(disk);
+        let put_back = || {
             let _ = std::fs::remove_dir(at);
             let _ = std::fs::rename(&aside, at);
+        };
+        let Some(disk) = Self::try_mount(at, size) else {
+            put_back();
             return None;
-        }
-        if disk.is_none() {
-            let _ = std::fs::remove_dir(at);
-            let _ = std::fs::rename(&aside, at);
+        };
+        if !Command::new("cp").arg("-a").arg(aside.join(".")).arg(at).status().is_ok_and(|s| s.success()) {
+            drop(disk);
+            // the mount point holds nothing of its own once unmounted
+            put_back();
             return None;
         }
         let _ = std::fs::remove_dir_all(&aside);
-        disk
+        Some(disk)
     }
 
     /// A tmpfs of `size` on `at`; panics when it cannot be mounted.

@@ -1,14 +1,17 @@
-//! The soak: a province hub, a prefecture hub and three agents, every
-//! link through an impairment relay ([`super::Relay`]), the sources
-//! changing all the time and a grant delivering across both hubs, while
-//! `--faults N` faults chosen by `--seed S` are injected one after another:
-//! loss, delay with jitter, a 1 Mbit/s limit, reordering and duplication,
-//! partitions, a flapping link, one way cut, a path MTU black hole, agents
-//! and hubs SIGKILLed and started again, a hub restarting while a link is
-//! impaired, and (as root, with libfaketime) a hub's disk full under its
-//! whole data folder and an agent's clock ten minutes off. Then every link heals, the sources stop, and the run checks that
+//! The soak: the demo's hierarchy (the province hub, the 海南州 and 西宁
+//! prefecture hubs) and four departments, one at the province and three in
+//! counties, every link through an impairment relay ([`super::Relay`]),
+//! the sources changing all the time and two grants delivering, one from
+//! the province down to 海南州 and one from 海南州 across the province to
+//! 西宁, while `--faults N` faults chosen by `--seed S` are injected one
+//! after another: loss, delay with jitter, a 1 Mbit/s limit, reordering and
+//! duplication, partitions, a flapping link, one way cut, a path MTU black
+//! hole, agents and hubs SIGKILLed and started again, a hub restarting
+//! while a link is impaired, and (as root, with libfaketime) a hub's disk
+//! full under its whole data folder and an agent's clock ten minutes off.
+//! Then every link heals, the sources stop, and the run checks that
 //! everything converged: each vault equals its source by digest at every
-//! level, the consumer's received table equals its grant's projection of
+//! level, each consumer's received table equals its grant's projection of
 //! the source, and every audit log verifies with one `changeset` entry per
 //! changeset the agent sent.
 
@@ -137,8 +140,27 @@ struct Department {
     node: &'static str,
     /// The resource, and so its vault table.
     code: &'static str,
-    /// Index into the hubs: 0 the province, 1 the prefecture.
+    /// Index into the hubs: 0 the province, 1 海南州, 2 西宁.
     hub: usize,
+}
+
+/// The hubs' names, by index, for the report.
+const HUB_NAMES: [&str; 3] = ["the province", "海南州", "西宁"];
+
+/// The department behind each hub, whose changes a fault of that hub delays.
+const HUB_DEPARTMENT: [usize; 3] = [0, 1, 3];
+
+/// The grants: (provider, consumer, the provider's catalogue entry, the consumer's received table), by
+/// department.
+const GRANTS: [(usize, usize, &str, &str); 2] =
+    [(0, 2, "301001/000101", "gongan_huji_630000"), (2, 3, "301001/000102", "minzheng_jiuzhu_632522")];
+
+/// Where a change written at a department's source arrives last.
+enum Farthest {
+    /// Its vault at this hub (the province's, for the base resource).
+    Vault(usize),
+    /// The received table of this consumer, under its grant (by 姓名).
+    Received(usize, &'static str),
 }
 
 /// Declares `code` over table `people` of `db`, catalogued as `entry` of `class`, scanned every second.
@@ -239,28 +261,36 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let mut province = Hub::init("630000");
     disk_for(&province);
     province.start();
-    let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
-    disk_for(&prefecture);
+    let mut hubs = vec![province];
+    // each prefecture reaches the province through a relay of its own
+    let mut uplinks = Vec::new();
+    for division in ["632500", "630100"] {
+        let mut prefecture = Hub::join(&hubs[0].hub_token(&format!("{division}/hub")));
+        disk_for(&prefecture);
+        let uplink = rt.block_on(Relay::start(hubs[0].addr.parse()?, rng.next_u64()))?;
+        set_toml(&prefecture.dir.path().join("hub.toml"), "parent_addr", &uplink.addr.to_string())?;
+        prefecture.start();
+        hubs.push(prefecture);
+        uplinks.push(uplink);
+    }
     let faketime = faketime_lib();
     let mut kinds = KINDS.to_vec();
-    // both hubs' or neither's (a mount refused leaves the kind out)
-    if disks.len() == 2 {
+    // every hub's or none (a mount refused leaves the kind out)
+    if disks.len() == hubs.len() {
         kinds.push(Kind::DiskFull);
     }
     kinds.extend(faketime.as_ref().map(|_| Kind::ClockSkew));
-    let uplink = rt.block_on(Relay::start(province.addr.parse()?, rng.next_u64()))?;
-    set_toml(&prefecture.dir.path().join("hub.toml"), "parent_addr", &uplink.addr.to_string())?;
-    prefecture.start();
-    let mut hubs = [province, prefecture];
     // unmounted before the hubs' folders are removed (bound after them, dropped before)
     let disks = disks;
 
     // 公安 at the province shares its register with everyone; 公安 of 同德 feeds the population base
-    // (forwarded to the province); 民政 of 同德 receives the province's register under a grant
-    let specs: [(&'static str, usize, &'static str, &str, &str); 3] = [
+    // (forwarded to the province); 民政 of 同德 receives the province's register under a grant and
+    // shares its own register, which 民政 of 西宁's 城中区 receives across the province
+    let specs: [(&'static str, usize, &'static str, &str, &str); 4] = [
         ("630000/gongan", 0, "huji", "301001/000101", "部门信息资源"),
         ("632522/gongan", 1, "renkou", "101001/000101", "基础信息资源"),
         ("632522/minzheng", 1, "jiuzhu", "301001/000102", "部门信息资源"),
+        ("630103/minzheng", 2, "dibao", "301001/000103", "部门信息资源"),
     ];
     let mut departments = Vec::new();
     for (node, hub, code, entry, class) in specs {
@@ -282,19 +312,24 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     for d in &departments {
         within(deadline, || d.agent.connected()).ok_or_else(|| anyhow::anyhow!("{} never connected", d.node))?;
     }
-    // the grant: 同德 民政 asks for the province's register (无条件共享: granted at once)
-    let catalogued = within(deadline, || hubs[1].cmd(&["catalog", "list"]).stdout.contains("301001/000101"));
-    catalogued.ok_or_else(|| anyhow::anyhow!("the province's register never reached the prefecture's catalogue"))?;
-    let request = departments[2].agent.cmd(&[
-        "request",
-        "--resource",
-        "301001/000101",
-        "--fields",
-        "姓名",
-        "--purpose",
-        "故障演练",
-    ]);
-    anyhow::ensure!(request.code == 0, "the request failed: {}", request.stderr);
+    // the grants (无条件共享: granted at once): 同德 民政 asks for the province's register, 城中区 民政 for
+    // 同德 民政's
+    for (_, consumer, entry, _) in GRANTS {
+        let hub = &hubs[departments[consumer].hub];
+        let catalogued = within(deadline, || hub.cmd(&["catalog", "list"]).stdout.contains(entry));
+        catalogued
+            .ok_or_else(|| anyhow::anyhow!("{entry} never reached the catalogue of {}", departments[consumer].node))?;
+        let request = departments[consumer].agent.cmd(&[
+            "request",
+            "--resource",
+            entry,
+            "--fields",
+            "姓名",
+            "--purpose",
+            "故障演练",
+        ]);
+        anyhow::ensure!(request.code == 0, "the request of {} failed: {}", departments[consumer].node, request.stderr);
+    }
 
     // the sources change all the time
     let stop = Arc::new(AtomicBool::new(false));
@@ -321,9 +356,9 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         |rng: &mut Rng, scale: u64| Duration::from_millis(200 + rng.below(o.max_hold.as_millis() as u64 * scale));
     for i in 0..o.faults {
         let kind = kinds[rng.below(kinds.len() as u64) as usize];
-        // the link: one of the agents' (0..3) or the prefecture's to the province (3)
-        let link = rng.below(4) as usize;
-        let relay = if link == 3 { &uplink } else { &departments[link].relay };
+        // the link: one of the agents' (0..4), or a prefecture's to the province (4: 海南州, 5: 西宁)
+        let link = rng.below(6) as usize;
+        let relay = if link >= 4 { &uplinks[link - 4] } else { &departments[link].relay };
         let held = Instant::now();
         // the department behind the fault, when not the link's
         let mut behind = None;
@@ -364,21 +399,20 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 relay.set(Impairment::default());
             }
             Kind::KillAgent => {
-                let d = &mut departments[link % 3];
+                let d = &mut departments[link % 4];
                 if let Some(mut p) = d.agent.proc.take() {
                     p.kill();
                 }
                 std::thread::sleep(hold(&mut rng, 1));
                 d.agent.start();
-                behind = Some(link % 3);
+                behind = Some(link % 4);
             }
             Kind::KillHub => {
-                let h = link % 2;
+                let h = link % 3;
                 hubs[h].stop();
                 std::thread::sleep(hold(&mut rng, 1));
                 hubs[h].start();
-                // hub 0's own department is 0, hub 1's is 1
-                behind = Some(h);
+                behind = Some(HUB_DEPARTMENT[h]);
             }
             Kind::OneWay => {
                 let way = if rng.below(2) == 0 { Way::Up } else { Way::Down };
@@ -392,7 +426,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 relay.set(Impairment::default());
             }
             Kind::Overlap => {
-                let h = rng.below(2) as usize;
+                let h = rng.below(3) as usize;
                 relay.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::satellite(0.0) });
                 hubs[h].stop();
                 std::thread::sleep(hold(&mut rng, 1));
@@ -401,14 +435,14 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 relay.set(Impairment::default());
             }
             Kind::DiskFull => {
-                let h = link % 2;
+                let h = link % 3;
                 let filler = disks[h].fill();
                 std::thread::sleep(hold(&mut rng, 1));
                 std::fs::remove_file(filler)?;
-                behind = Some(h);
+                behind = Some(HUB_DEPARTMENT[h]);
             }
             Kind::ClockSkew => {
-                let d = &mut departments[link % 3];
+                let d = &mut departments[link % 4];
                 if let (Some(mut p), Some(lib)) = (d.agent.proc.take(), faketime.as_ref()) {
                     p.kill();
                     let offset = if rng.below(2) == 0 { "-10m" } else { "+10m" };
@@ -420,31 +454,44 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                     }
                     d.agent.start();
                 }
-                behind = Some(link % 3);
+                behind = Some(link % 4);
             }
         }
         let entry = by_kind.entry(kind).or_default();
         entry.0.count += 1;
         entry.0.held_s += held.elapsed().as_secs_f64();
         // recovered: a row written at the source of the department behind the fault after the heal is
-        // in the vault it reaches last (the province's, for the base resource behind the prefecture)
-        let d = behind.unwrap_or(if link == 3 { 1 } else { link });
-        let marker = format!("m{i}");
+        // where it arrives last: the province's vault for the base resource behind 海南州's link, and
+        // 城中区 民政's received table for 同德 民政's register behind 西宁's
+        let (d, farthest) = match (behind, link) {
+            (Some(d), _) => (d, None),
+            (None, 4) => (1, Some(Farthest::Vault(0))),
+            (None, 5) => (2, Some(Farthest::Received(3, GRANTS[1].3))),
+            (None, d) => (d, None),
+        };
         let dept = &departments[d];
+        let farthest = farthest.unwrap_or(Farthest::Vault(if dept.code == "renkou" { 0 } else { dept.hub }));
+        let (marker, name) = (format!("m{i}"), format!("标记{i}"));
         {
             let c = rusqlite::Connection::open(&dept.db)?;
             c.busy_timeout(Duration::from_secs(5))?;
-            c.execute("INSERT INTO people VALUES (?1, '标记')", [&marker])?;
+            c.execute("INSERT INTO people VALUES (?1, ?2)", [&marker, &name])?;
         }
-        let (hub, code) = if dept.code == "renkou" { (0, dept.code) } else { (dept.hub, dept.code) };
-        let at = crate::vault(&hubs[hub], dept.node);
+        let (at, query, value) = match farthest {
+            Farthest::Vault(h) => (
+                crate::vault(&hubs[h], dept.node),
+                format!("SELECT count(*) FROM \"{}\" WHERE id = ?1", dept.code),
+                &marker,
+            ),
+            Farthest::Received(consumer, table) => (
+                departments[consumer].agent.dir.path().join("received.db"),
+                format!("SELECT count(*) FROM \"{table}\" WHERE name = ?1"),
+                &name,
+            ),
+        };
         let took = within(deadline, || {
             rusqlite::Connection::open_with_flags(&at, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .and_then(|c| {
-                    c.query_row(&format!("SELECT count(*) FROM \"{code}\" WHERE id = ?1"), [&marker], |r| {
-                        r.get::<_, i64>(0)
-                    })
-                })
+                .and_then(|c| c.query_row(&query, [value], |r| r.get::<_, i64>(0)))
                 .is_ok_and(|n| n == 1)
         })
         .ok_or_else(|| {
@@ -466,12 +513,14 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             source.is_some() && source == crate::try_table_checksum(&vault(d.hub, d.node), d.code, &cols)
         }) && crate::try_table_checksum(&departments[1].db, "people", &cols)
             == crate::try_table_checksum(&vault(0, "632522/gongan"), "renkou", &cols)
-            && crate::try_table_checksum(&departments[0].db, "people", &["name"])
-                == crate::try_table_checksum(
-                    &departments[2].agent.dir.path().join("received.db"),
-                    "gongan_huji_630000",
-                    &["name"],
-                )
+            && GRANTS.iter().all(|&(provider, consumer, _, table)| {
+                crate::try_table_checksum(&departments[provider].db, "people", &["name"])
+                    == crate::try_table_checksum(
+                        &departments[consumer].agent.dir.path().join("received.db"),
+                        table,
+                        &["name"],
+                    )
+            })
     });
     let converged_s =
         converged.ok_or_else(|| anyhow::anyhow!("not converged within {:?} of the last heal", o.converge_limit))?;
@@ -483,13 +532,16 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         ));
     }
     checks.push("632522/gongan: the province's copy of the base resource equals the source".into());
-    checks.push(
-        "632522/minzheng: the received table equals the grant's projection (姓名) of 630000/gongan's source".into(),
-    );
-    for (h, name) in [(0, "province"), (1, "prefecture")] {
-        let verified = hubs[h].cmd(&["audit", "verify"]);
-        anyhow::ensure!(verified.code == 0, "the {name}'s audit log does not verify: {}", verified.stderr);
-        checks.push(format!("the {name}'s audit log verifies"));
+    for (provider, consumer, _, _) in GRANTS {
+        checks.push(format!(
+            "{}: the received table equals the grant's projection (姓名) of {}'s source",
+            departments[consumer].node, departments[provider].node
+        ));
+    }
+    for (hub, name) in hubs.iter().zip(HUB_NAMES) {
+        let verified = hub.cmd(&["audit", "verify"]);
+        anyhow::ensure!(verified.code == 0, "the audit log of {name} does not verify: {}", verified.stderr);
+        checks.push(format!("the audit log of {name} verifies"));
     }
     // one changeset entry per changeset the agent sent, numbered 1 to the last, at its own hub (and at the
     // province for the base resource): waited for, since the log takes what the vaults noted every half second
@@ -521,13 +573,13 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             });
             anyhow::ensure!(
                 matched.is_some(),
-                "{} at hub {h}: the changeset entries are not one per changeset: {last}",
-                d.node
+                "{} at {}: the changeset entries are not one per changeset: {last}",
+                d.node,
+                HUB_NAMES[h]
             );
-            let at = if h == 0 { "the province" } else { "the prefecture" };
             checks.push(format!(
-                "{}: at {at}, one changeset entry per changeset, numbered 1 to the last ({last})",
-                d.node
+                "{}: at {}, one changeset entry per changeset, numbered 1 to the last ({last})",
+                d.node, HUB_NAMES[h]
             ));
         }
     }
