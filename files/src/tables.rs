@@ -49,24 +49,52 @@ pub fn apply(
         }
     }
     let names: Vec<String> = cs.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
-    let marks: Vec<String> = (1..=cs.columns.len()).map(|i| format!("?{i}")).collect();
-    let mut upsert = tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO \"{table}\" ({}) VALUES ({})",
-        names.join(", "),
-        marks.join(", ")
-    ))?;
+    let upsert_sql = |rows: usize| {
+        let n = cs.columns.len();
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| format!("({})", (1..=n).map(|i| format!("?{}", r * n + i)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        format!("INSERT OR REPLACE INTO \"{table}\" ({}) VALUES {}", names.join(", "), tuples.join(", "))
+    };
+    let mut upsert = tx.prepare_cached(&upsert_sql(1))?;
+    // runs of upserts go UPSERT_ROWS to a statement (one statement's overhead for many rows)
+    let per_statement = (MAX_PARAMETERS / cs.columns.len().max(1)).clamp(1, UPSERT_ROWS);
+    let mut upsert_many = tx.prepare_cached(&upsert_sql(per_statement))?;
     let cond: Vec<String> = key_names.iter().enumerate().map(|(i, k)| format!("\"{k}\" = ?{}", i + 1)).collect();
     let mut delete = tx.prepare_cached(&format!("DELETE FROM \"{table}\" WHERE {}", cond.join(" AND ")))?;
     let mut changes: Vec<&Change> = cs.changes.iter().collect();
     changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
+    let mut run: Vec<&[Value]> = Vec::with_capacity(per_statement);
     for change in changes {
         match change {
-            Change::Upsert(row) => upsert.execute(params_from_iter(row.iter().map(Sql)))?,
-            Change::Delete(key) => delete.execute(params_from_iter(key.iter().map(Sql)))?,
-        };
+            Change::Upsert(row) => {
+                run.push(row);
+                if run.len() == per_statement {
+                    upsert_many.execute(params_from_iter(run.iter().flat_map(|r| r.iter().map(Sql))))?;
+                    run.clear();
+                }
+            }
+            Change::Delete(key) => {
+                // the upserts before it first: the changes apply in their order
+                for row in run.drain(..) {
+                    upsert.execute(params_from_iter(row.iter().map(Sql)))?;
+                }
+                delete.execute(params_from_iter(key.iter().map(Sql)))?;
+            }
+        }
+    }
+    for row in run {
+        upsert.execute(params_from_iter(row.iter().map(Sql)))?;
     }
     Ok(columns)
 }
+
+/// Rows an upsert statement carries at most.
+const UPSERT_ROWS: usize = 32;
+
+/// SQLite's limit on a statement's parameters (`SQLITE_MAX_VARIABLE_NUMBER`
+/// since 3.32), kept well below.
+const MAX_PARAMETERS: usize = 16_000;
 
 /// A declared type reduced to a SQLite affinity, so that nothing from the
 /// source is pasted into SQL.
@@ -114,5 +142,47 @@ mod tests {
         assert_eq!(affinity("INT); DROP TABLE x; --"), "INTEGER");
         assert_eq!(affinity("DECIMAL(10,2)"), "NUMERIC");
         assert_eq!(affinity(""), "");
+    }
+
+    /// Upserts go many to a statement; a delete among them, a key upserted
+    /// twice, and a remainder shorter than a statement all end as applied
+    /// one by one would.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn runs_of_upserts_apply_as_one_by_one_would() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let row = |k: i64, v: &str| Change::Upsert(vec![Value::Integer(k), Value::Text(v.into())]);
+        let mut changes: Vec<Change> = (0..100).map(|k| row(k, "a")).collect();
+        changes.push(Change::Delete(vec![Value::Integer(40)]));
+        changes.push(row(41, "b"));
+        changes.push(Change::Delete(vec![Value::Integer(99)]));
+        changes.push(row(200, "c"));
+        let cs = Changeset {
+            origin: gdx_common::NodeId::parse("630000/gongan").unwrap(),
+            resource: gdx_common::data::ResourceCode::try_from("people".to_owned()).unwrap(),
+            seq: 1,
+            epoch: 1,
+            columns: vec![
+                Column { name: "id".into(), decl_type: "INTEGER".into() },
+                Column { name: "name".into(), decl_type: "TEXT".into() },
+            ],
+            key: vec![0],
+            changes,
+            created_at: 0,
+        };
+        let tx = conn.transaction().unwrap();
+        apply(&tx, "people", None, &cs).unwrap();
+        tx.commit().unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT id, name FROM people ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut want: Vec<(i64, String)> = (0..99).filter(|&k| k != 40).map(|k| (k, "a".to_owned())).collect();
+        want.iter_mut().find(|r| r.0 == 41).unwrap().1 = "b".into();
+        want.push((200, "c".into()));
+        assert_eq!(rows, want);
     }
 }

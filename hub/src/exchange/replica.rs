@@ -134,9 +134,17 @@ pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Chang
     let mut unboxed = tx.prepare_cached("DELETE FROM replica_box WHERE grant_id = ?1 AND key = ?2")?;
     // a spatial base's geometry travels with its box (FIELD__bbox), which box queries use
     let bbox_at = cs.columns.iter().position(|c| c.name.ends_with(BBOX_SUFFIX));
+    // a grant without geometry has no boxes to take away (one look per delivery, not one per row)
+    let may_have_boxes = bbox_at.is_some()
+        || tx
+            .query_row("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", [grant], |_| Ok(()))
+            .optional()?
+            .is_some();
     for c in &cs.changes {
         let key = grant::key_text(&cs.key_of(c));
-        unboxed.execute(params![grant, key])?;
+        if may_have_boxes {
+            unboxed.execute(params![grant, key])?;
+        }
         match c {
             Change::Upsert(row) => {
                 let mut values: Vec<serde_json::Value> = row.iter().map(grant::value_json).collect();

@@ -7,8 +7,9 @@
 //! after another: loss, delay with jitter, a 1 Mbit/s limit, reordering and
 //! duplication, partitions, a flapping link, one way cut, a path MTU black
 //! hole, agents and hubs SIGKILLed and started again, a hub restarting
-//! while a link is impaired, and (as root, with libfaketime) a hub's disk
-//! full under its whole data folder and an agent's clock ten minutes off.
+//! while a link is impaired, two links at fault at once, and (as root, with
+//! libfaketime) a hub's disk full under its whole data folder, a hub killed
+//! while its disk is full, and an agent's clock ten minutes off.
 //! Then every link heals, the sources stop, and the run checks that
 //! everything converged: each vault equals its source by digest at every
 //! level, each consumer's received table equals its grant's projection of
@@ -92,13 +93,15 @@ enum Kind {
     OneWay,
     MtuBlackHole,
     Overlap,
+    TwoLinks,
     DiskFull,
+    KillWhileDiskFull,
     ClockSkew,
 }
 
 /// The faults every machine can make; a full disk needs root (a tmpfs),
 /// a skewed clock libfaketime.
-const KINDS: [Kind; 11] = [
+const KINDS: [Kind; 12] = [
     Kind::Loss,
     Kind::Delay,
     Kind::Bandwidth,
@@ -110,6 +113,7 @@ const KINDS: [Kind; 11] = [
     Kind::OneWay,
     Kind::MtuBlackHole,
     Kind::Overlap,
+    Kind::TwoLinks,
 ];
 
 impl Kind {
@@ -126,6 +130,8 @@ impl Kind {
             Kind::OneWay => "one way cut",
             Kind::MtuBlackHole => "path MTU black hole (1280)",
             Kind::Overlap => "link impaired while a hub restarts",
+            Kind::TwoLinks => "two links at once (one cut, one lossy)",
+            Kind::KillWhileDiskFull => "hub SIGKILLed while its disk is full",
             Kind::DiskFull => "hub's disk full (its whole data folder)",
             Kind::ClockSkew => "agent's clock 10 min off",
         }
@@ -277,7 +283,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let mut kinds = KINDS.to_vec();
     // every hub's or none (a mount refused leaves the kind out)
     if disks.len() == hubs.len() {
-        kinds.push(Kind::DiskFull);
+        kinds.extend([Kind::DiskFull, Kind::KillWhileDiskFull]);
     }
     kinds.extend(faketime.as_ref().map(|_| Kind::ClockSkew));
     // unmounted before the hubs' folders are removed (bound after them, dropped before)
@@ -433,6 +439,26 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 hubs[h].start();
                 std::thread::sleep(hold(&mut rng, 1));
                 relay.set(Impairment::default());
+            }
+            Kind::TwoLinks => {
+                // this link cut, and another one lossy at the same time
+                let other = (link + 1 + rng.below(5) as usize) % 6;
+                let other = if other >= 4 { &uplinks[other - 4] } else { &departments[other].relay };
+                relay.set(Impairment { down: true, ..Impairment::default() });
+                other.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::default() });
+                std::thread::sleep(hold(&mut rng, 2));
+                relay.set(Impairment::default());
+                other.set(Impairment::default());
+            }
+            Kind::KillWhileDiskFull => {
+                // killed while its writes fail for want of space, started again once there is room
+                let h = link % 3;
+                let filler = disks[h].fill();
+                std::thread::sleep(hold(&mut rng, 1));
+                hubs[h].stop();
+                std::fs::remove_file(filler)?;
+                hubs[h].start();
+                behind = Some(HUB_DEPARTMENT[h]);
             }
             Kind::DiskFull => {
                 let h = link % 3;
