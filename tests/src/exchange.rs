@@ -151,6 +151,32 @@ pub fn columns(db: &Path, table: &str) -> Vec<String> {
         .collect()
 }
 
+/// 630000/minzheng (the provider) and 630000/weijian (the consumer)
+/// enrolled at the province hub `hub`.
+pub fn province_pair(hub: &Hub) -> (Agent, Agent) {
+    let provider = Agent::new();
+    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
+    let consumer = Agent::new();
+    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
+    (provider, consumer)
+}
+
+/// `consumer` asks for 姓名 and 月保障金额 of `entry` (无条件共享) and is
+/// granted them at once.
+pub fn ask_granted(consumer: &Agent, entry: &str) {
+    let granted = json(consumer.cmd(&[
+        "request",
+        "--resource",
+        entry,
+        "--fields",
+        "姓名,月保障金额",
+        "--purpose",
+        "入户走访",
+        "--json",
+    ]));
+    assert_eq!(state_of(&granted), "Granted");
+}
+
 /// The people of `db` declared by the provider as 户籍 (301001/000002)
 /// 无条件共享 and synced; once the entry reaches 西宁, the consumer asks
 /// for 姓名 and 月保障金额 and is granted them at once.
@@ -160,15 +186,5 @@ pub fn share_huji(provider: &Agent, consumer: &Agent, xining: &Hub, db: &Path) {
     crate::wait_until(std::time::Duration::from_secs(30), "the catalogue reaches 西宁", || {
         xining.cmd(&["catalog", "list"]).stdout.contains("301001/000002")
     });
-    let granted = json(consumer.cmd(&[
-        "request",
-        "--resource",
-        "301001/000002",
-        "--fields",
-        "姓名,月保障金额",
-        "--purpose",
-        "入户走访",
-        "--json",
-    ]));
-    assert_eq!(state_of(&granted), "Granted");
+    ask_granted(consumer, "301001/000002");
 }

@@ -99,6 +99,10 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
     assert_eq!(table_checksum(&db, "people", COLS), table_checksum(&at_hub, "people", COLS));
     let status = agent.cmd(&["status"]).ok();
     assert!(!status.contains("HELD"), "{status}");
+    // a log vouches for nothing until the hub's first checkpoint, which may be a second away
+    gdx_tests::wait_until(std::time::Duration::from_secs(20), "the audit log verifies", || {
+        hub.cmd(&["audit", "verify"]).code == 0
+    });
     let verified = hub.cmd(&["audit", "verify"]).ok();
     assert!(verified.contains("verif"), "{verified}");
 }

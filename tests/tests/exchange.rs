@@ -349,10 +349,7 @@ fn delivery_through_the_hierarchy_survives_kills_of_every_hub() {
 fn one_hub_sharing_dibao() -> (Hub, Agent, Agent, tempfile::TempDir) {
     let mut hub = Hub::init("630000");
     hub.start();
-    let provider = Agent::new();
-    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
-    let consumer = Agent::new();
-    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
+    let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("dibao.db");
     people(&db, &[("630000198001010012", "卓玛", 640, "13907012345"), ("630000199002020023", "马秀兰", 700, "1")]);

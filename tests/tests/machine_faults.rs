@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use gdx_tests::exchange::{declare, json, many_people, received, rows, state_of, synced};
+use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received, rows, synced};
 use gdx_tests::faults::machine::{Tmpfs, faketime_lib, running_as_root, skewed};
 use gdx_tests::{
     Agent, Hub, Proc, bin, changeset_entries, have, people_agent, people_table, publish_people, table_checksum, vault,
@@ -95,26 +95,13 @@ fn a_full_disk_under_the_whole_hub_refuses_cleanly_and_resumes() {
     let mut hub = Hub::init("630000");
     let disk = Tmpfs::try_mount_keeping(hub.dir.path(), "24m").expect("a tmpfs over the hub's data folder");
     hub.start();
-    let provider = Agent::new();
-    provider.enroll(&hub.token("630000/minzheng", "1h")).ok();
-    let consumer = Agent::new();
-    consumer.enroll(&hub.token("630000/weijian", "1h")).ok();
+    let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("dibao.db");
     many_people(&db, 300, "630000");
     declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
     synced(&provider);
-    let granted = json(consumer.cmd(&[
-        "request",
-        "--resource",
-        "301001/000001",
-        "--fields",
-        "姓名,月保障金额",
-        "--purpose",
-        "入户走访",
-        "--json",
-    ]));
-    assert_eq!(state_of(&granted), "Granted");
+    ask_granted(&consumer, "301001/000001");
     let received_count = |agent: &Agent| -> Option<usize> {
         let db = received(agent);
         if !db.exists() {

@@ -177,7 +177,11 @@ fn a_request_filed_and_approved_in_the_portal_with_its_refusals() {
         assert!(tab.text().contains("请先登录"), "{}", tab.text());
     }
 
-    // the operator: the tree, the audit log verified, the charts, in English too
+    // the operator: the tree, the audit log verified, the charts, in English too (once the hub has signed
+    // a checkpoint: a log without one vouches for nothing, and this scenario can be done within a second)
+    wait_until(Duration::from_secs(20), "the hub's first signed checkpoint", || {
+        hub.cmd(&["audit", "verify"]).code == 0
+    });
     {
         let mut tab = browser.tab();
         tab.open(hub.cmd(&["login"]).ok().trim());
