@@ -521,7 +521,14 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 .is_ok_and(|n| n == 1)
         })
         .ok_or_else(|| {
-            anyhow::anyhow!("fault {i} ({}): a change made after the heal never reached {}", kind.name(), dept.node)
+            let kept = keep_folders(&hubs, &departments, o.seed);
+            anyhow::anyhow!(
+                "fault {i} ({}, link {link}): a change made after the heal never reached {}; the hubs' and agents' folders \
+                 and logs are kept in {}",
+                kind.name(),
+                dept.node,
+                kept.display()
+            )
         })?;
         entry.1.push(took);
         std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
@@ -548,8 +555,14 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                     )
             })
     });
-    let converged_s =
-        converged.ok_or_else(|| anyhow::anyhow!("not converged within {:?} of the last heal", o.converge_limit))?;
+    let converged_s = converged.ok_or_else(|| {
+        let kept = keep_folders(&hubs, &departments, o.seed);
+        anyhow::anyhow!(
+            "not converged within {:?} of the last heal; the hubs' and agents' folders and logs are kept in {}",
+            o.converge_limit,
+            kept.display()
+        )
+    })?;
     for d in &departments {
         checks.push(format!(
             "{}: its hub's vault equals the source ({:?} rows)",
@@ -628,6 +641,23 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         elapsed_s: started.elapsed().as_secs_f64(),
         checks,
     })
+}
+
+/// Copies every hub's and agent's folder (stores, logs) out of the run's
+/// temporary folders, which go when the run stops, into
+/// `gdx-faults-failed-SEED` under the system's temporary folder; returns it.
+fn keep_folders(hubs: &[Hub], departments: &[Department], seed: u64) -> PathBuf {
+    let kept = std::env::temp_dir().join(format!("gdx-faults-failed-{seed}"));
+    let _ = std::fs::create_dir_all(&kept);
+    let folders = hubs
+        .iter()
+        .zip(HUB_NAMES)
+        .map(|(h, name)| (h.dir.path(), format!("hub {name}")))
+        .chain(departments.iter().map(|d| (d.agent.dir.path(), format!("agent {}", d.node.replace('/', "-")))));
+    for (from, name) in folders {
+        let _ = std::process::Command::new("cp").arg("-a").arg(from).arg(kept.join(name)).status();
+    }
+    kept
 }
 
 /// Rewrites `key = …` in a TOML file.
