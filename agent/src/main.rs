@@ -304,7 +304,7 @@ fn main() -> ExitCode {
     let data = cli.data.clone();
     match run(cli) {
         Ok(code) => code,
-        Err(e) if gdx_agent::state::disk_full(e.as_ref()) => {
+        Err(e) if gdx_files::disk_full(e.as_ref()) => {
             eprintln!("error: {}", gdx_agent::state::disk_full_sentence(Some(&data)));
             ExitCode::FAILURE
         }

@@ -10,8 +10,6 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use gdx_files::disk_full;
-
 /// What the agent says, in place of SQLite's words, when its disk is full.
 pub fn disk_full_sentence(data: Option<&Path>) -> String {
     let folder = data

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use gdx_link::Backoff;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -90,7 +91,7 @@ pub async fn sync_once(
                 .iter()
                 .map(|res| {
                     sync::scan(&mut state, &signer, res, now(), || wake.notify_one()).map_err(|e| {
-                        if crate::state::disk_full(&e) {
+                        if gdx_files::disk_full(&e) {
                             format!("resource {}: {}", res.code.as_str(), crate::state::disk_full_sentence(None))
                         } else {
                             e.to_string()
@@ -315,10 +316,9 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     }
 }
 
-/// The first wait before sending again to a hub that could not store (then
-/// doubling up to [`BUSY_RETRY_MAX`]): short, so that the outbox empties
-/// soon after the hub's disk has room again.
-const BUSY_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait before sending again to a hub that could not store
+/// (from 1 s, doubling): short, so that the outbox empties soon after the
+/// hub's disk has room again.
 const BUSY_RETRY_MAX: Duration = Duration::from_secs(8);
 /// Answers "cannot store now" in a row (about 45 s) before the uploader
 /// gives the connection up and the daemon's own backoff, and `status`,
@@ -335,18 +335,17 @@ pub async fn upload_loop(conn: &quinn::Connection, state_path: &Path, wake: &Not
         Ok(s) => s,
         Err(e) => return format!("cannot open the state database: {e}"),
     };
-    let mut busy_wait = BUSY_RETRY_FIRST;
+    let mut busy_wait = Backoff::up_to(BUSY_RETRY_MAX);
     let mut busy = 0;
     loop {
         match upload::drain(conn, &mut state, None, |_| {}).await {
-            Ok(_) => (busy_wait, busy) = (BUSY_RETRY_FIRST, 0),
+            Ok(_) => (busy_wait, busy) = (Backoff::up_to(BUSY_RETRY_MAX), 0),
             // the hub is there but cannot store now (a full disk): try again on this connection, soon
             // after it frees space, rather than reconnecting with the daemon's growing backoff
             Err(upload::UploadError::HubBusy(why)) if busy < BUSY_RETRIES => {
                 busy += 1;
-                let wait = gdx_link::backoff::jitter(busy_wait);
+                let wait = busy_wait.after(Duration::ZERO);
                 warn!(error = %why, retry_in_s = wait.as_secs_f32(), "the hub could not take the changesets");
-                busy_wait = (busy_wait * 2).min(BUSY_RETRY_MAX);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     reason = conn.closed() => return gdx_link::frames::describe_connection_error(&reason),

@@ -425,7 +425,7 @@ fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> ru
 }
 
 fn db_err(e: rusqlite::Error) -> LinkError {
-    if crate::state::disk_full(&e) {
+    if gdx_files::disk_full(&e) {
         return LinkError(crate::state::disk_full_sentence(None));
     }
     LinkError(format!("the agent's state database failed: {e}"))

@@ -1,7 +1,8 @@
 //! Reconnecting: the wait doubles from [`Backoff::MIN`] to [`Backoff::MAX`]
-//! after each failure, starts again from the minimum after a connection
-//! that lasted [`Backoff::STABLE_AFTER`], and is spread ± 20 % so that many
-//! agents (or child hubs) cut off together do not all dial back at once.
+//! (or a lower ceiling, [`Backoff::up_to`]) after each failure, starts again
+//! from the minimum after a connection that lasted [`Backoff::STABLE_AFTER`],
+//! and is spread ± 20 % so that many agents (or child hubs) cut off
+//! together do not all dial back at once.
 
 use std::time::Duration;
 
@@ -9,11 +10,12 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
+    max: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { next: Self::MIN }
+        Self::up_to(Self::MAX)
     }
 }
 
@@ -25,13 +27,19 @@ impl Backoff {
     /// A connection that lasted this long starts the waits again from [`Backoff::MIN`].
     pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 
+    /// Waits from [`Backoff::MIN`] doubling to `max` (for retries that
+    /// must stay prompt, such as sending again to a hub whose disk was full).
+    pub fn up_to(max: Duration) -> Self {
+        Self { next: Self::MIN, max }
+    }
+
     /// How long to wait after a connection (or attempt) that lasted `lasted`.
     pub fn after(&mut self, lasted: Duration) -> Duration {
         if lasted >= Self::STABLE_AFTER {
             self.next = Self::MIN;
         }
         let wait = jitter(self.next);
-        self.next = (self.next * 2).min(Self::MAX);
+        self.next = (self.next * 2).min(self.max);
         wait
     }
 }
@@ -65,5 +73,14 @@ mod tests {
         }
         let w = b.after(Backoff::STABLE_AFTER).as_secs_f64();
         assert!((0.8..=1.2).contains(&w), "{w}");
+    }
+
+    #[test]
+    fn a_lower_ceiling_holds() {
+        let mut b = Backoff::up_to(Duration::from_secs(8));
+        let waits: Vec<f64> = (0..6).map(|_| b.after(Duration::ZERO).as_secs_f64()).collect();
+        for (w, n) in waits.iter().zip([1.0, 2.0, 4.0, 8.0, 8.0, 8.0]) {
+            assert!(*w >= n * 0.8 && *w <= n * 1.2, "{waits:?}");
+        }
     }
 }

@@ -83,8 +83,8 @@ fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
 /// The hub's whole data folder fills its disk (hub.db with the audit log,
 /// the catalogue and the nodes; exchange.db; the vaults) while a provider
 /// syncs and a consumer receives under a grant: the provider is told to
-/// retry later and nothing is held, the consumer's receive fails without
-/// losing its place, the hub keeps running, and once space is freed
+/// retry later and nothing is held, the consumer's receive breaks nothing,
+/// the hub keeps running and says why in its log, and once space is freed
 /// everything converges: the vault equals the source, the consumer has its
 /// grant's rows, one audit entry per changeset, and the log verifies.
 #[test]
@@ -133,6 +133,11 @@ fn a_full_disk_under_the_whole_hub_refuses_cleanly_and_resumes() {
     assert!(!receive.stderr.contains("panicked"), "{receive:?}");
     let hub_proc = hub.proc.as_mut().unwrap();
     assert!(hub_proc.child.try_wait().unwrap().is_none(), "the hub stopped on a full disk: {}", hub_proc.output());
+    assert!(
+        hub_proc.output().contains("the hub's disk is full"),
+        "the hub's log does not say why: {}",
+        hub_proc.output()
+    );
     let nodes = hub.cmd(&["nodes"]);
     assert_eq!(nodes.code, 0, "gdx-hub nodes cannot read a hub whose disk is full: {nodes:?}");
 
