@@ -120,6 +120,20 @@ pub fn run(binary: &str, args: &[&str]) -> Run {
     Run::from(Command::new(bin(binary)).args(args).stdin(Stdio::null()).output().unwrap())
 }
 
+/// The workspace binary `binary`, run in the network namespace `netns`
+/// (`ip netns exec`, which execs it: the child's pid is the binary's, so a
+/// SIGKILL reaches it) or in this process's.
+pub fn command_in(binary: &str, netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin(binary));
+            c
+        }
+        None => Command::new(bin(binary)),
+    }
+}
+
 /// A child process that is killed when dropped.
 pub struct Proc {
     pub child: Child,
@@ -197,6 +211,8 @@ pub struct Hub {
     /// The HTTPS API's address.
     pub http: String,
     pub proc: Option<Proc>,
+    /// The network namespace `gdx-hub run` starts in, if not this process's.
+    pub netns: Option<String>,
 }
 
 impl Hub {
@@ -222,7 +238,7 @@ impl Hub {
             ],
         );
         out.ok();
-        Self { dir, addr, http, proc: None }
+        Self { dir, addr, http, proc: None, netns: None }
     }
 
     /// `gdx-hub init --join TOKEN` on free ports: a child hub.
@@ -232,7 +248,7 @@ impl Hub {
         let http = format!("127.0.0.1:{}", free_tcp_port());
         let d = dir.path().to_str().unwrap();
         run("gdx-hub", &["--data", d, "init", "--join", token, "--listen", &addr, "--http", &http]).ok();
-        Self { dir, addr, http, proc: None }
+        Self { dir, addr, http, proc: None, netns: None }
     }
 
     /// A token for the child hub `node` (`DIVISION/hub`).
@@ -256,9 +272,12 @@ impl Hub {
         self.start_env(&[]);
     }
 
-    /// Starts `gdx-hub run` with extra environment variables.
+    /// Starts `gdx-hub run` (in its namespace, if it has one) with extra
+    /// environment variables.
     pub fn start_env(&mut self, env: &[(&str, &str)]) {
-        let p = Proc::start_env("gdx-hub", &["--data", self.data(), "run"], self.dir.path().join("run.log"), env);
+        let mut command = command_in("gdx-hub", self.netns.as_deref());
+        command.args(["--data", self.data(), "run"]).envs(env.iter().copied());
+        let p = Proc::spawn(command, self.dir.path().join("run.log"));
         wait_until(Duration::from_secs(20), "the hub listens", || p.output().contains("listening on"));
         self.proc = Some(p);
     }
@@ -346,6 +365,9 @@ impl Hub {
 pub struct Agent {
     pub dir: tempfile::TempDir,
     pub proc: Option<Proc>,
+    /// The network namespace its commands and daemon run in, if not this
+    /// process's.
+    pub netns: Option<String>,
 }
 
 impl Default for Agent {
@@ -356,18 +378,19 @@ impl Default for Agent {
 
 impl Agent {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), proc: None }
+        Self { dir: tempfile::tempdir().unwrap(), proc: None, netns: None }
     }
 
     pub fn data(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }
 
-    /// Runs a `gdx-agent` subcommand on this agent's data.
+    /// Runs a `gdx-agent` subcommand on this agent's data (in its namespace,
+    /// if it has one).
     pub fn cmd(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--data", self.data()];
-        all.extend_from_slice(args);
-        run("gdx-agent", &all)
+        let mut command = command_in("gdx-agent", self.netns.as_deref());
+        command.args(["--data", self.data()]).args(args).stdin(Stdio::null());
+        Run::from(command.output().unwrap())
     }
 
     /// `gdx-agent enroll --token TOKEN`.
@@ -382,8 +405,9 @@ impl Agent {
 
     /// Starts `gdx-agent run` with extra environment variables.
     pub fn start_env(&mut self, env: &[(&str, &str)]) {
-        let log = self.dir.path().join("run.log");
-        self.proc = Some(Proc::start_env("gdx-agent", &["--data", self.data(), "run"], log, env));
+        let mut command = command_in("gdx-agent", self.netns.as_deref());
+        command.args(["--data", self.data(), "run"]).envs(env.iter().copied());
+        self.proc = Some(Proc::spawn(command, self.dir.path().join("run.log")));
     }
 
     /// `gdx-agent status --json`.

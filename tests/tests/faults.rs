@@ -3,7 +3,9 @@
 //! doubles), and a short seeded soak (`gdx-faults --faults 40 --seed 1`,
 //! docs/reliability.md) converges: every vault at every level equals its
 //! source, the grant's received table its projection, every audit log
-//! verifies with one entry per changeset.
+//! verifies with one entry per changeset. As root (CI), the soak's hubs and
+//! agents run in network namespaces joined by wires, and a pulled cable or
+//! a kernel drop rule is among its faults.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -76,4 +78,8 @@ fn a_short_seeded_soak_converges() {
     println!("{report:#?}");
     assert_eq!(report.by_kind.values().map(|k| k.count).sum::<usize>(), 40);
     assert!(report.source_changes > 0);
+    if gdx_tests::faults::netns::unavailable().is_none() {
+        let kernel = ["cable pulled (both ends down)", "one way dropped by the kernel"];
+        assert!(kernel.iter().any(|k| report.by_kind.contains_key(*k)), "no fault of a kernel link was drawn");
+    }
 }

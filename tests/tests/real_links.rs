@@ -12,9 +12,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gdx_tests::faults::netns::{Netns, Wire, agent_cmd_in, hub_at, start_agent_in, start_hub_in, unavailable};
+use gdx_tests::faults::netns::{Netns, Wire, agent_in, hub_at, unavailable};
 use gdx_tests::faults::{Impairment, Way};
-use gdx_tests::{Agent, changeset_entries, have, publish_people, table_checksum, vault, wait_until};
+use gdx_tests::{changeset_entries, have, publish_people, table_checksum, vault, wait_until};
 
 const NODE: &str = "632522/gongan";
 
@@ -42,11 +42,11 @@ fn a_county_rides_out_a_real_link_that_fails() {
     }
     let (hub_ns, county) = (Netns::new().unwrap(), Netns::new().unwrap());
     let wire = Wire::join(&county, &hub_ns, 7).unwrap();
-    let mut hub = hub_at("632500", wire.b_addr);
-    start_hub_in(&hub_ns, &mut hub);
-    let mut agent = Agent::new();
+    let mut hub = hub_at(&hub_ns, "632500", wire.b_addr);
+    hub.start();
+    let mut agent = agent_in(&county);
     let token = hub.token(NODE, "1h");
-    agent_cmd_in(&county, &agent, &["enroll", "--token", &token, "--timeout", "20s"]).ok();
+    agent.cmd(&["enroll", "--token", &token, "--timeout", "20s"]).ok();
     let db = agent.dir.path().join("src.db");
     publish_people(&agent, &db, &[]);
     more_people(&db, 0, 400);
@@ -59,7 +59,7 @@ fn a_county_rides_out_a_real_link_that_fails() {
     // a county on a satellite: 1 Mbit/s, 300 ms ± 50 ms each way, 5 % loss
     wire.set(Impairment::satellite(0.05));
     let started = std::time::Instant::now();
-    let out = agent_cmd_in(&county, &agent, &["sync", "--json"]);
+    let out = agent.cmd(&["sync", "--json"]);
     assert_eq!(out.code, 0, "a sync over the satellite link failed: {out:?}");
     eprintln!(
         "satellite sync: {:.1} s, {} bytes up, {} down",
@@ -73,7 +73,7 @@ fn a_county_rides_out_a_real_link_that_fails() {
     phase("the daemon from here on, on a ");
     // the daemon from here on, on a clean link
     wire.set(Impairment::default());
-    start_agent_in(&county, &mut agent);
+    agent.start();
 
     let log = || agent.proc.as_ref().unwrap().output();
     let lost = || log().matches("not connected to the hub").count();
@@ -129,9 +129,7 @@ fn a_county_rides_out_a_real_link_that_fails() {
     // every changeset acknowledged (the vault can hold a changeset whose
     // acknowledgement is still on its way) and stored exactly once, the log
     // verifies, the daemon never stopped
-    let status = || -> serde_json::Value {
-        serde_json::from_str(&agent_cmd_in(&county, &agent, &["status", "--json"]).ok()).unwrap()
-    };
+    let status = || -> serde_json::Value { serde_json::from_str(&agent.cmd(&["status", "--json"]).ok()).unwrap() };
     wait_until(Duration::from_secs(60), "every changeset acknowledged", || {
         let r = &status()["resources"][0];
         r["backlog_changesets"] == 0 && r["acked_seq"] == r["last_seq"]

@@ -85,6 +85,13 @@ impl Netns {
         c.args(["netns", "exec", &self.name]).arg(program);
         c
     }
+
+    /// Gives this namespace `addr` on its loopback: an address of its own,
+    /// not of any one wire, that every namespace routing it through a wire
+    /// ([`Wire::route`]) reaches (a hub that several agents and hubs dial).
+    pub fn service_address(&self, addr: Ipv4Addr) -> std::io::Result<()> {
+        self.ip(&["addr", "add", &format!("{addr}/32"), "dev", "lo"])
+    }
 }
 
 impl Drop for Netns {
@@ -100,6 +107,9 @@ pub struct Wire {
     pub a_addr: Ipv4Addr,
     pub b_addr: Ipv4Addr,
     ends: [(String, String); 2],
+    /// Addresses routed through the wire ([`Wire::route`]), by the way they
+    /// go: put back when the wire is plugged in again.
+    routes: std::sync::Mutex<Vec<(Way, Ipv4Addr)>>,
     impairer: Impairer,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -159,7 +169,16 @@ impl Wire {
         }
         let [ea, eb]: [(String, String); 2] =
             ends.try_into().map_err(|_| std::io::Error::other("a wire has two ends"))?;
-        Ok(Self { a_addr, b_addr, ends: [ea, eb], impairer, stop, threads, _runtime: runtime })
+        Ok(Self {
+            a_addr,
+            b_addr,
+            ends: [ea, eb],
+            routes: std::sync::Mutex::new(Vec::new()),
+            impairer,
+            stop,
+            threads,
+            _runtime: runtime,
+        })
     }
 
     /// Impairs both ways alike.
@@ -177,13 +196,39 @@ impl Wire {
         self.impairer.bytes(way)
     }
 
-    /// Both ends down (`ip link set … down`), as a pulled cable; or up again.
+    /// Both ends down (`ip link set … down`), as a pulled cable; or up
+    /// again, with the routes through it put back.
     pub fn unplug(&self, unplugged: bool) -> std::io::Result<()> {
         let state = if unplugged { "down" } else { "up" };
         for (ns, dev) in &self.ends {
             ip(&["-n", ns, "link", "set", dev, state])?;
         }
+        if !unplugged {
+            let routes = self.routes.lock().map(|r| r.clone()).unwrap_or_default();
+            for (way, to) in routes {
+                self.add_route(way, to)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Sends what goes to `to` from the sending side of `way` (`a` for
+    /// [`Way::Up`]) through this wire: `to` is a [`Netns::service_address`]
+    /// of the other side.
+    pub fn route(&self, way: Way, to: Ipv4Addr) -> std::io::Result<()> {
+        self.add_route(way, to)?;
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.push((way, to));
+        }
+        Ok(())
+    }
+
+    fn add_route(&self, way: Way, to: Ipv4Addr) -> std::io::Result<()> {
+        let (ns, dev) = match way {
+            Way::Up => &self.ends[0],
+            Way::Down => &self.ends[1],
+        };
+        ip(&["-n", ns, "route", "replace", &format!("{to}/32"), "dev", dev])
     }
 
     /// Drops what goes `way` in the kernel of the sending side (a policy
@@ -207,9 +252,9 @@ impl Drop for Wire {
     }
 }
 
-/// A hub of `division` made to listen on `addr` (ports 7443 and 8443) for
-/// running inside a namespace that has that address.
-pub fn hub_at(division: &str, addr: Ipv4Addr) -> crate::Hub {
+/// A hub of `division` whose `gdx-hub run` runs in `ns`, listening on
+/// `addr` (ports 7443 and 8443), an address `ns` has.
+pub fn hub_at(ns: &Netns, division: &str, addr: Ipv4Addr) -> crate::Hub {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
     let (listen, http) = (format!("{addr}:7443"), format!("{addr}:8443"));
     let d = dir.path().to_str().unwrap_or_default();
@@ -218,28 +263,23 @@ pub fn hub_at(division: &str, addr: Ipv4Addr) -> crate::Hub {
         &["--data", d, "init", "--division", division, "--name", "测试平台", "--listen", &listen, "--http", &http],
     )
     .ok();
-    crate::Hub { dir, addr: listen, http, proc: None }
+    crate::Hub { dir, addr: listen, http, proc: None, netns: Some(ns.name.clone()) }
 }
 
-/// Starts `gdx-hub run` of `hub` inside `ns` and waits until it listens.
-pub fn start_hub_in(ns: &Netns, hub: &mut crate::Hub) {
-    let mut command = ns.command(crate::bin("gdx-hub"));
-    command.args(["--data", hub.data(), "run"]);
-    let p = crate::Proc::spawn(command, hub.dir.path().join("run.log"));
-    crate::wait_until(Duration::from_secs(20), "the hub listens", || p.output().contains("listening on"));
-    hub.proc = Some(p);
+/// A child hub enrolled with `token` from inside `ns` (its parent must be
+/// reachable from there), listening on `addr` like [`hub_at`].
+pub fn hub_joining_at(ns: &Netns, token: &str, addr: Ipv4Addr) -> crate::Hub {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
+    let (listen, http) = (format!("{addr}:7443"), format!("{addr}:8443"));
+    let d = dir.path().to_str().unwrap_or_default();
+    let mut join = crate::command_in("gdx-hub", Some(&ns.name));
+    join.args(["--data", d, "init", "--join", token, "--listen", &listen, "--http", &http]);
+    let out = join.stdin(std::process::Stdio::null()).output();
+    crate::Run::from(out.unwrap_or_else(|e| panic!("cannot run gdx-hub in {}: {e}", ns.name))).ok();
+    crate::Hub { dir, addr: listen, http, proc: None, netns: Some(ns.name.clone()) }
 }
 
-/// Runs a `gdx-agent` subcommand of `agent` inside `ns`.
-pub fn agent_cmd_in(ns: &Netns, agent: &crate::Agent, args: &[&str]) -> crate::Run {
-    let mut command = ns.command(crate::bin("gdx-agent"));
-    command.args(["--data", agent.data()]).args(args).stdin(std::process::Stdio::null());
-    crate::Run::from(command.output().unwrap_or_else(|e| panic!("cannot run gdx-agent in {}: {e}", ns.name)))
-}
-
-/// Starts `gdx-agent run` of `agent` inside `ns`.
-pub fn start_agent_in(ns: &Netns, agent: &mut crate::Agent) {
-    let mut command = ns.command(crate::bin("gdx-agent"));
-    command.args(["--data", agent.data(), "run"]);
-    agent.proc = Some(crate::Proc::spawn(command, agent.dir.path().join("run.log")));
+/// An agent whose commands and daemon run in `ns`.
+pub fn agent_in(ns: &Netns) -> crate::Agent {
+    crate::Agent { netns: Some(ns.name.clone()), ..crate::Agent::new() }
 }

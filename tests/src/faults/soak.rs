@@ -1,6 +1,6 @@
 //! The soak: the demo's hierarchy (the province hub, the 海南州 and 西宁
 //! prefecture hubs) and four departments, one at the province and three in
-//! counties, every link through an impairment relay ([`super::Relay`]),
+//! counties, every link impaired ([`super::Impairment`]),
 //! the sources changing all the time and two grants delivering, one from
 //! the province down to 海南州 and one from 海南州 across the province to
 //! 西宁, while `--faults N` faults chosen by `--seed S` are injected one
@@ -10,6 +10,11 @@
 //! while a link is impaired, two links at fault at once, and (as root, with
 //! libfaketime) a hub's disk full under its whole data folder, a hub killed
 //! while its disk is full, and an agent's clock ten minutes off.
+//! As root, every hub and agent runs in a network namespace of its own and
+//! each link is a wire the kernel sees ([`super::netns::Wire`]), impaired
+//! the same way, which can also be pulled out (both ends down) or drop one
+//! way in the kernel; elsewhere the processes share loopback and each link
+//! is a relay.
 //! Then every link heals, the sources stop, and the run checks that
 //! everything converged: each vault equals its source by digest at every
 //! level, each consumer's received table equals its grant's projection of
@@ -22,7 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::net::Ipv4Addr;
+
 use super::machine::{Tmpfs, faketime_lib, running_as_root, skewed};
+use super::netns::{self, Netns, Wire};
 use super::{Impairment, Relay, Rng, Way};
 use crate::{Agent, Hub};
 
@@ -97,6 +105,8 @@ enum Kind {
     DiskFull,
     KillWhileDiskFull,
     ClockSkew,
+    Unplug,
+    KernelDrop,
 }
 
 /// The faults every machine can make; a full disk needs root (a tmpfs),
@@ -134,15 +144,46 @@ impl Kind {
             Kind::KillWhileDiskFull => "hub SIGKILLed while its disk is full",
             Kind::DiskFull => "hub's disk full (its whole data folder)",
             Kind::ClockSkew => "agent's clock 10 min off",
+            Kind::Unplug => "cable pulled (both ends down)",
+            Kind::KernelDrop => "one way dropped by the kernel",
         }
     }
 }
 
-/// One department: its agent, its source and the relay in front of its hub.
+/// A link the faults act on: a relay on loopback in front of a hub, or (as
+/// root) a wire between two network namespaces.
+enum Link {
+    Relay(Relay),
+    Wire(Box<Wire>),
+}
+
+impl Link {
+    fn set(&self, impairment: Impairment) {
+        match self {
+            Link::Relay(r) => r.set(impairment),
+            Link::Wire(w) => w.set(impairment),
+        }
+    }
+
+    fn set_way(&self, way: Way, impairment: Impairment) {
+        match self {
+            Link::Relay(r) => r.set_way(way, impairment),
+            Link::Wire(w) => w.set_way(way, impairment),
+        }
+    }
+}
+
+/// The address of hub `h` in its namespace, which every namespace joined
+/// to it routes through their wire.
+fn service_address(h: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 80, h as u8, 1)
+}
+
+/// One department: its agent, its source and the link to its hub.
 struct Department {
     agent: Agent,
     db: PathBuf,
-    relay: Relay,
+    link: Link,
     node: &'static str,
     /// The resource, and so its vault table.
     code: &'static str,
@@ -264,17 +305,38 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             disks.push(disk);
         }
     };
-    let mut province = Hub::init("630000");
+    // as root, a network namespace for each hub and each agent (removed after the processes in them)
+    let spaces = netns::unavailable().is_none();
+    let make = |n: usize| (0..n).map(|_| Netns::new()).collect::<std::io::Result<Vec<Netns>>>();
+    let (hub_spaces, agent_spaces) = if spaces { (make(3)?, make(4)?) } else { (Vec::new(), Vec::new()) };
+    for (h, ns) in hub_spaces.iter().enumerate() {
+        ns.service_address(service_address(h))?;
+    }
+    let mut province = match hub_spaces.first() {
+        Some(ns) => netns::hub_at(ns, "630000", service_address(0)),
+        None => Hub::init("630000"),
+    };
     disk_for(&province);
     province.start();
     let mut hubs = vec![province];
-    // each prefecture reaches the province through a relay of its own
+    // each prefecture reaches the province through a link of its own
     let mut uplinks = Vec::new();
-    for division in ["632500", "630100"] {
-        let mut prefecture = Hub::join(&hubs[0].hub_token(&format!("{division}/hub")));
+    for (h, division) in [(1, "632500"), (2, "630100")] {
+        let token = hubs[0].hub_token(&format!("{division}/hub"));
+        let (mut prefecture, uplink) = match hub_spaces.get(h) {
+            Some(ns) => {
+                let wire = Wire::join(ns, &hub_spaces[0], rng.next_u64())?;
+                wire.route(Way::Up, service_address(0))?;
+                (netns::hub_joining_at(ns, &token, service_address(h)), Link::Wire(Box::new(wire)))
+            }
+            None => {
+                let prefecture = Hub::join(&token);
+                let relay = rt.block_on(Relay::start(hubs[0].addr.parse()?, rng.next_u64()))?;
+                set_toml(&prefecture.dir.path().join("hub.toml"), "parent_addr", &relay.addr.to_string())?;
+                (prefecture, Link::Relay(relay))
+            }
+        };
         disk_for(&prefecture);
-        let uplink = rt.block_on(Relay::start(hubs[0].addr.parse()?, rng.next_u64()))?;
-        set_toml(&prefecture.dir.path().join("hub.toml"), "parent_addr", &uplink.addr.to_string())?;
         prefecture.start();
         hubs.push(prefecture);
         uplinks.push(uplink);
@@ -286,6 +348,9 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         kinds.extend([Kind::DiskFull, Kind::KillWhileDiskFull]);
     }
     kinds.extend(faketime.as_ref().map(|_| Kind::ClockSkew));
+    if spaces {
+        kinds.extend([Kind::Unplug, Kind::KernelDrop]);
+    }
     // unmounted before the hubs' folders are removed (bound after them, dropped before)
     let disks = disks;
 
@@ -299,16 +364,29 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         ("630103/minzheng", 2, "dibao", "301001/000103", "部门信息资源"),
     ];
     let mut departments = Vec::new();
-    for (node, hub, code, entry, class) in specs {
-        let agent = Agent::new();
+    for (j, (node, hub, code, entry, class)) in specs.into_iter().enumerate() {
+        let (agent, wire) = match agent_spaces.get(j) {
+            Some(ns) => {
+                let wire = Wire::join(ns, &hub_spaces[hub], rng.next_u64())?;
+                wire.route(Way::Up, service_address(hub))?;
+                (netns::agent_in(ns), Some(wire))
+            }
+            None => (Agent::new(), None),
+        };
         agent.enroll(&hubs[hub].token(node, "1h")).ok();
         let db = tmp.path().join(format!("{}.db", node.replace('/', "-")));
         let rows: Vec<(String, String)> = (0..o.rows).map(|i| (format!("r{i}"), format!("姓名{i}"))).collect();
         crate::people_table(&db, &rows.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
         declare(&agent, code, entry, class, &db);
-        let relay = rt.block_on(Relay::start(hubs[hub].addr.parse()?, rng.next_u64()))?;
-        agent.set_config("hub_addr", &relay.addr.to_string());
-        departments.push(Department { agent, db, relay, node, code, hub });
+        let link = match wire {
+            Some(wire) => Link::Wire(Box::new(wire)),
+            None => {
+                let relay = rt.block_on(Relay::start(hubs[hub].addr.parse()?, rng.next_u64()))?;
+                agent.set_config("hub_addr", &relay.addr.to_string());
+                Link::Relay(relay)
+            }
+        };
+        departments.push(Department { agent, db, link, node, code, hub });
     }
     for d in &mut departments {
         d.agent.start();
@@ -364,13 +442,13 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         let kind = kinds[rng.below(kinds.len() as u64) as usize];
         // the link: one of the agents' (0..4), or a prefecture's to the province (4: 海南州, 5: 西宁)
         let link = rng.below(6) as usize;
-        let relay = if link >= 4 { &uplinks[link - 4] } else { &departments[link].relay };
+        let at = if link >= 4 { &uplinks[link - 4] } else { &departments[link].link };
         let held = Instant::now();
         // the department behind the fault, when not the link's
         let mut behind = None;
         match kind {
             Kind::Loss | Kind::Delay | Kind::Bandwidth | Kind::ReorderDuplicate => {
-                relay.set(match kind {
+                at.set(match kind {
                     Kind::Loss => Impairment { loss: 0.05 + rng.unit() * 0.15, ..Impairment::default() },
                     Kind::Delay => Impairment {
                         delay: Duration::from_millis(300),
@@ -387,22 +465,22 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                     },
                 });
                 std::thread::sleep(hold(&mut rng, 1));
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
             }
             Kind::Partition => {
-                relay.set(Impairment { down: true, ..Impairment::default() });
+                at.set(Impairment { down: true, ..Impairment::default() });
                 std::thread::sleep(hold(&mut rng, 3));
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
             }
             Kind::Flap => {
                 let until = Instant::now() + hold(&mut rng, 2);
                 let mut down = false;
                 while Instant::now() < until {
                     down = !down;
-                    relay.set(Impairment { down, ..Impairment::default() });
+                    at.set(Impairment { down, ..Impairment::default() });
                     std::thread::sleep(Duration::from_millis(100 + rng.below(400)));
                 }
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
             }
             Kind::KillAgent => {
                 let d = &mut departments[link % 4];
@@ -422,32 +500,32 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             }
             Kind::OneWay => {
                 let way = if rng.below(2) == 0 { Way::Up } else { Way::Down };
-                relay.set_way(way, Impairment { down: true, ..Impairment::default() });
+                at.set_way(way, Impairment { down: true, ..Impairment::default() });
                 std::thread::sleep(hold(&mut rng, 3));
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
             }
             Kind::MtuBlackHole => {
-                relay.set(Impairment { mtu: Some(1280), ..Impairment::default() });
+                at.set(Impairment { mtu: Some(1280), ..Impairment::default() });
                 std::thread::sleep(hold(&mut rng, 2));
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
             }
             Kind::Overlap => {
                 let h = rng.below(3) as usize;
-                relay.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::satellite(0.0) });
+                at.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::satellite(0.0) });
                 hubs[h].stop();
                 std::thread::sleep(hold(&mut rng, 1));
                 hubs[h].start();
                 std::thread::sleep(hold(&mut rng, 1));
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
             }
             Kind::TwoLinks => {
                 // this link cut, and another one lossy at the same time
                 let other = (link + 1 + rng.below(5) as usize) % 6;
-                let other = if other >= 4 { &uplinks[other - 4] } else { &departments[other].relay };
-                relay.set(Impairment { down: true, ..Impairment::default() });
+                let other = if other >= 4 { &uplinks[other - 4] } else { &departments[other].link };
+                at.set(Impairment { down: true, ..Impairment::default() });
                 other.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::default() });
                 std::thread::sleep(hold(&mut rng, 2));
-                relay.set(Impairment::default());
+                at.set(Impairment::default());
                 other.set(Impairment::default());
             }
             Kind::KillWhileDiskFull => {
@@ -466,6 +544,21 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 std::thread::sleep(hold(&mut rng, 1));
                 std::fs::remove_file(filler)?;
                 behind = Some(HUB_DEPARTMENT[h]);
+            }
+            Kind::Unplug => {
+                if let Link::Wire(wire) = at {
+                    wire.unplug(true)?;
+                    std::thread::sleep(hold(&mut rng, 3));
+                    wire.unplug(false)?;
+                }
+            }
+            Kind::KernelDrop => {
+                if let Link::Wire(wire) = at {
+                    let way = if rng.below(2) == 0 { Way::Up } else { Way::Down };
+                    wire.blackhole(way, true)?;
+                    std::thread::sleep(hold(&mut rng, 3));
+                    wire.blackhole(way, false)?;
+                }
             }
             Kind::ClockSkew => {
                 let d = &mut departments[link % 4];

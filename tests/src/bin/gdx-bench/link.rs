@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use gdx_tests::faults::netns::{Netns, Wire, agent_cmd_in, hub_at, start_hub_in, unavailable};
+use gdx_tests::faults::netns::{Netns, Wire, agent_in, hub_at, unavailable};
 use gdx_tests::faults::{Impairment, Way};
 
 use super::sync::{KeyShape, RsyncDaemon, change_people, people_resource, rsync_present, write_people};
@@ -80,18 +80,18 @@ pub(super) fn link_bench(rows: i64, pct: f64, loss: f64, delay_ms: u64, rate_kbp
 
     let (hub_ns, county) = (Netns::new().expect("a namespace"), Netns::new().expect("a namespace"));
     let wire = Wire::join(&county, &hub_ns, SEED).expect("a wire between the namespaces");
-    let mut hub = hub_at("632500", wire.b_addr);
+    let mut hub = hub_at(&hub_ns, "632500", wire.b_addr);
     let choose = format!("congestion = \"{congestion}\"");
     prepend(&hub.dir.path().join("hub.toml"), &choose);
-    start_hub_in(&hub_ns, &mut hub);
+    hub.start();
     wire.set(impairment);
-    let agent = Agent::new();
+    let agent = agent_in(&county);
     let token = hub.token("632522/gongan", "1h");
-    agent_cmd_in(&county, &agent, &["enroll", "--token", &token, "--timeout", "60s"]).ok();
+    agent.cmd(&["enroll", "--token", &token, "--timeout", "60s"]).ok();
     prepend(&agent.dir.path().join("agent.toml"), &choose);
     agent.add_config(&people_resource(&src, KeyShape::Text));
     let sync = || {
-        let out = agent_cmd_in(&county, &agent, &["sync", "--json"]);
+        let out = agent.cmd(&["sync", "--json"]);
         assert_eq!(out.code, 0, "sync over the link failed: {out:?}");
         let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("sync --json");
         json["sent_bytes"].as_u64().unwrap_or(0)

@@ -44,10 +44,12 @@ fn main() -> ExitCode {
                 "{} faults, seed {}, {:.0} s, {} source changes",
                 report.faults, report.seed, report.elapsed_s, report.source_changes
             );
-            println!("{:<32} {:>6} {:>9} {:>14} {:>14}", "FAULT", "COUNT", "HELD s", "RECOVERED max", "RECOVERED mean");
+            // the names are ASCII: their length is their width
+            let w = report.by_kind.keys().map(String::len).max().unwrap_or(0).max("FAULT".len());
+            println!("{:<w$} {:>6} {:>9} {:>14} {:>14}", "FAULT", "COUNT", "HELD s", "RECOVERED max", "RECOVERED mean");
             for (kind, r) in &report.by_kind {
                 println!(
-                    "{kind:<32} {:>6} {:>9.1} {:>14.1} {:>14.1}",
+                    "{kind:<w$} {:>6} {:>9.1} {:>14.1} {:>14.1}",
                     r.count, r.held_s, r.recovered_max_s, r.recovered_mean_s
                 );
             }
