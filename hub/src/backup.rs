@@ -129,6 +129,12 @@ fn digest(path: &Path) -> anyhow::Result<(String, u64)> {
 pub fn backup(hub_dir: &Path, out: &Path, now: i64) -> anyhow::Result<Manifest> {
     let paths = HubPaths::new(hub_dir);
     let config = crate::config::HubConfig::load(&paths)?;
+    if config.postgres().is_some() {
+        anyhow::bail!(
+            "this hub keeps its vaults in PostgreSQL, which `gdx-hub backup` does not copy: back the database up \
+             with pg_dump or the data centre's base backups, and this data folder with a file backup taken at the same time"
+        );
+    }
     if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(crate::cli::Usage(format!("--out {}: name a new or empty directory", out.display())).into());
     }

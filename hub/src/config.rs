@@ -54,6 +54,38 @@ pub struct HubConfig {
     /// login: keep it on a loopback or management address); absent, none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// Where the vaults are kept: SQLite files in the data directory
+    /// (absent, or `kind = "sqlite"`), or a PostgreSQL database
+    /// ([`StoreConfig::Postgres`], docs/operator.md "Vaults on PostgreSQL").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
+}
+
+/// The engine of the hub's vaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// SQLite files in the data directory, the default.
+    Sqlite,
+    /// A PostgreSQL database: each department's vault a schema of its own,
+    /// owned by a role of its own.
+    Postgres {
+        /// A file (0600) holding the connection URL,
+        /// `postgresql://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require`.
+        url_file: std::path::PathBuf,
+        /// The CA certificate (PEM) the server's certificate must chain
+        /// to; absent, the connection is encrypted but the server not
+        /// authenticated (`sslmode=require`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<std::path::PathBuf>,
+    },
+}
+
+impl HubConfig {
+    /// The PostgreSQL store, if the vaults are kept there.
+    pub fn postgres(&self) -> Option<&StoreConfig> {
+        self.store.as_ref().filter(|s| matches!(s, StoreConfig::Postgres { .. }))
+    }
 }
 
 /// Lookups per grant and minute unless hub.toml says otherwise.
@@ -95,6 +127,24 @@ impl HubConfig {
         };
         let config: HubConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.message().to_owned() })?;
+        if config.postgres().is_some() {
+            // what reads the vaults as files is not yet on PostgreSQL (docs/operator.md)
+            let refused = if config.parent.is_some() {
+                Some("a prefecture hub keeps its vaults in SQLite for now (it forwards from the vault files)")
+            } else if config.at_rest_key.is_some() {
+                Some("at_rest_key encrypts SQLite files; on PostgreSQL, encrypt the database's disk instead")
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return Err(ConfigError::Invalid {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "store = {{ kind = \"postgres\", … }} cannot be used here: {why}; remove the store line"
+                    ),
+                });
+            }
+        }
         if let Some(key) = &config.at_rest_key {
             let key = gdx_files::at_rest::AtRestKey::load(key)
                 .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
@@ -171,6 +221,11 @@ impl HubConfig {
              \n\
              # QUIC's congestion control: \"bbr\" (the default) fills a lossy satellite\n\
              # link; \"cubic\" is gentler on a link shared with other traffic.\n\
+             {}\n\
+             \n\
+             # Where the vaults are kept: SQLite files here (the default), or a PostgreSQL\n\
+             # database whose URL is in url_file (0600), each department a schema and a\n\
+             # role of its own (docs/operator.md, \"Vaults on PostgreSQL\").\n\
              {}\n{}",
             q(&self.division.to_string()),
             q(&self.name),
@@ -190,6 +245,18 @@ impl HubConfig {
             match &self.congestion {
                 Some(c) => format!("congestion = {}", q(c)),
                 None => "# congestion = \"cubic\"".to_owned(),
+            },
+            match &self.store {
+                Some(StoreConfig::Sqlite) => "store = { kind = \"sqlite\" }".to_owned(),
+                Some(StoreConfig::Postgres { url_file, ca_file }) => format!(
+                    "store = {{ kind = \"postgres\", url_file = {}{} }}",
+                    q(&url_file.display().to_string()),
+                    ca_file
+                        .as_ref()
+                        .map(|c| format!(", ca_file = {}", q(&c.display().to_string())))
+                        .unwrap_or_default()
+                ),
+                None => "# store = { kind = \"postgres\", url_file = \"/etc/gdx/hub-db.url\" }".to_owned(),
             },
             match (&self.parent, &self.parent_addr) {
                 (Some(p), Some(a)) => format!(
@@ -226,6 +293,7 @@ mod tests {
             at_rest_key: None,
             metrics: None,
             congestion: None,
+            store: None,
         }
     }
 
@@ -243,6 +311,20 @@ mod tests {
         }
         std::fs::write(paths.config(), text).unwrap();
         assert_eq!(HubConfig::load(&paths).unwrap(), sample());
+        let on_postgres = HubConfig {
+            store: Some(StoreConfig::Postgres {
+                url_file: "/etc/gdx/hub-db.url".into(),
+                ca_file: Some("/etc/gdx/db-ca.pem".into()),
+            }),
+            ..sample()
+        };
+        std::fs::write(paths.config(), on_postgres.to_commented_toml()).unwrap();
+        assert_eq!(HubConfig::load(&paths).unwrap(), on_postgres);
+        // what cannot run on PostgreSQL yet is refused, saying why
+        let encrypted = HubConfig { at_rest_key: Some("/etc/gdx/k".into()), ..on_postgres };
+        std::fs::write(paths.config(), encrypted.to_commented_toml()).unwrap();
+        let e = HubConfig::load(&paths).unwrap_err().to_string();
+        assert!(e.contains("encrypt the database's disk instead"), "{e}");
     }
 
     #[test]

@@ -386,6 +386,7 @@ mod tests {
             at_rest_key: None,
             metrics: None,
             congestion: None,
+            store: None,
         };
         let ca = Ca::create_root(division, "海南州", NOW).unwrap();
         (dir, store, config, root_authority(ca))

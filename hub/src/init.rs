@@ -109,6 +109,7 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
         at_rest_key: None,
         metrics: None,
         congestion: None,
+        store: None,
     };
 
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
@@ -259,6 +260,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
         at_rest_key: None,
         metrics: None,
         congestion: None,
+        store: None,
     };
     let write = |path: std::path::PathBuf, data: &[u8], private: bool| {
         write_new(&path, data, private).map_err(|source| InitError::Write { path: path.display().to_string(), source })

@@ -286,23 +286,8 @@ impl AuditLog {
                 }
             }
         }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut tree = self.tree.clone();
-        let mut appended = 0;
-        for store in &read {
-            for (id, text) in &store.events {
-                let event = Event::from_outbox(text);
-                // the event's digest is part of its source: a store restored from
-                // an older copy reuses outbox ids, but not with the same events
-                let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
-                if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{}#{id}#{digest}", store.name), &event)? {
-                    tree.push(leaf);
-                    appended += 1;
-                }
-            }
-        }
-        tx.commit()?;
-        self.tree = tree;
+        let appended =
+            self.append_read(&read.iter().map(|w| (w.name.as_str(), w.events.as_slice())).collect::<Vec<_>>())?;
         for store in read {
             // appended (or appended before): the outbox may forget them
             let last = store.events.last().map_or(0, |e| e.0);
@@ -313,6 +298,73 @@ impl AuditLog {
         }
         let vaults: std::collections::HashSet<&PathBuf> = vaults.iter().collect();
         more.retain(|p| vaults.contains(p));
+        Ok((appended, more))
+    }
+
+    /// Appends the events read from the stores' outboxes (each store by
+    /// its name) in one transaction, one flush of the log; returns how many
+    /// were new (an event appended before, named by its store, id and
+    /// digest, is skipped).
+    fn append_read(&mut self, stores: &[(&str, &[(i64, String)])]) -> Result<usize, AuditError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tree = self.tree.clone();
+        let mut appended = 0;
+        for (name, events) in stores {
+            for (id, text) in *events {
+                let event = Event::from_outbox(text);
+                // the event's digest is part of its source: a store restored from
+                // an older copy reuses outbox ids, but not with the same events
+                let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
+                if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{name}#{id}#{digest}"), &event)? {
+                    tree.push(leaf);
+                    appended += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        self.tree = tree;
+        Ok(appended)
+    }
+
+    /// Like [`AuditLog::collect_from_vaults`], for vaults on PostgreSQL:
+    /// the events waiting in the vaults of `nodes`, appended in one
+    /// transaction, then forgotten there by their ids. Returns how many were
+    /// appended, and the nodes whose vaults still hold events.
+    pub fn collect_from_postgres(
+        &mut self,
+        pg: &crate::store::pg::PgVaults,
+        nodes: &[gdx_common::NodeId],
+    ) -> Result<(usize, Vec<gdx_common::NodeId>), AuditError> {
+        let mut more = Vec::new();
+        let mut read = Vec::new();
+        let mut events = 0;
+        for node in nodes {
+            if events >= PASS_LIMIT || read.len() >= PASS_STORES {
+                more.push(node.clone());
+                continue;
+            }
+            match pg.waiting(node, COLLECT_BATCH).and_then(|w| Ok((pg.names(node)?, w))) {
+                Ok((_, waiting)) if waiting.is_empty() => {}
+                Ok((names, waiting)) => {
+                    events += waiting.len();
+                    read.push((node.clone(), format!("postgres:{}", names.schema), waiting));
+                }
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "the audit log cannot read this vault's events now; it tries again");
+                    more.push(node.clone());
+                }
+            }
+        }
+        let appended = self.append_read(
+            &read.iter().map(|(_, name, waiting)| (name.as_str(), waiting.as_slice())).collect::<Vec<_>>(),
+        )?;
+        for (node, _, waiting) in read {
+            let ids: Vec<i64> = waiting.iter().map(|e| e.0).collect();
+            pg.forget(&node, &ids).map_err(|e| AuditError::Other(e.to_string()))?;
+            if waiting.len() == COLLECT_BATCH {
+                more.push(node);
+            }
+        }
         Ok((appended, more))
     }
 

@@ -294,18 +294,16 @@ impl Exchange {
     }
 
     pub(super) fn produce_one(&mut self, r: &RequestRecord) -> Result<usize, ExchangeError> {
-        let path = crate::store::vault::published_path(&self.vault_dir, &r.provider, r.resource.as_str());
-        if !path.exists() {
-            return Ok(0);
-        }
-        let vault = gdx_files::open_read_only(&path)?;
-        vault.busy_timeout(Duration::from_secs(5))?;
-        let Some((epoch, last)) = vault
-            .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", [&r.resource], |x| {
-                Ok((x.get::<_, i64>(0)?, x.get::<_, i64>(1)?))
-            })
-            .optional()?
+        let Some(vault) = super::published::Published::open(
+            self.postgres.as_ref(),
+            &self.vault_dir,
+            &r.provider,
+            r.resource.as_str(),
+        )?
         else {
+            return Ok(0);
+        };
+        let Some((epoch, last)) = vault.head(r.resource.as_str())? else {
             return Ok(0);
         };
         let (p_epoch, mut seq, mut n): (i64, i64, i64) = self
@@ -323,7 +321,7 @@ impl Exchange {
         }
         let mut made = 0;
         while seq < last && (made as u64) < PRODUCE_PER_PASS {
-            let Some(cs) = super::notices::read_changeset(&vault, &r.resource, seq + 1)? else {
+            let Some(cs) = vault.changeset(r.resource.as_str(), seq + 1)? else {
                 return Err(ExchangeError::Damaged(format!(
                     "changeset {} of {} is not kept in the vault; the provider must send the resource again in full",
                     seq + 1,

@@ -31,7 +31,7 @@ use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Changeset, decode_changeset, encode_changeset};
 use gdx_common::grant::{self, Request, RequestRecord, Status};
 use gdx_common::route::{Place, Router};
-use gdx_common::wire::{self, Decision, ExchangeBatch, Message, Progress, RequestForm, SignedDelivery, Verdict};
+use gdx_common::wire::{self, Decision, ExchangeBatch, Progress, RequestForm, SignedDelivery, Verdict};
 use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -40,6 +40,7 @@ mod delivery;
 pub mod doorbell;
 mod listing;
 mod notices;
+mod published;
 mod relay;
 mod replica;
 
@@ -72,6 +73,9 @@ pub enum ExchangeError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Damaged(String),
+    /// The vaults' PostgreSQL store failed (unreachable, say): tried again.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Signs deliveries: this hub's key and certificate chain.
@@ -102,6 +106,8 @@ pub struct Exchange {
     router: Router,
     hub: NodeId,
     vault_dir: PathBuf,
+    /// The vaults on PostgreSQL, when they are there instead of in `vault_dir`.
+    postgres: Option<std::sync::Arc<crate::store::pg::PgVaults>>,
     signer: Option<HubSigner>,
     /// Lookups each grant may make a minute, and those made this minute.
     lookup_limit: u32,
@@ -171,11 +177,17 @@ impl Exchange {
             router: Router { division: hub.division(), children: Vec::new() },
             hub,
             vault_dir: HubPaths::new(hub_dir).vaults(),
+            postgres: None,
             signer: None,
             lookup_limit: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
             lookups: std::collections::HashMap::new(),
             doorbell: std::sync::Arc::default(),
         })
+    }
+
+    /// Reads the providers' changesets from the vaults on PostgreSQL.
+    pub fn set_postgres(&mut self, pg: std::sync::Arc<crate::store::pg::PgVaults>) {
+        self.postgres = Some(pg);
     }
 
     /// The key and chain deliveries produced here are signed with.

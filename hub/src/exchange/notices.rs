@@ -74,18 +74,12 @@ impl Exchange {
         if self.router.place(&reg.provider) != Place::Here {
             return Ok(0);
         }
-        let path = crate::store::vault::published_path(&self.vault_dir, &reg.provider, &reg.resource);
-        if !path.exists() {
-            return Ok(0);
-        }
-        let vault = gdx_files::open_read_only(&path)?;
-        vault.busy_timeout(Duration::from_secs(5))?;
-        let Some((epoch, last)) = vault
-            .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", [&reg.resource], |x| {
-                Ok((x.get::<_, i64>(0)?, x.get::<_, i64>(1)?))
-            })
-            .optional()?
+        let Some(vault) =
+            super::published::Published::open(self.postgres.as_ref(), &self.vault_dir, &reg.provider, &reg.resource)?
         else {
+            return Ok(0);
+        };
+        let Some((epoch, last)) = vault.head(&reg.resource)? else {
             return Ok(0);
         };
         // the cursor belongs to this registration: another named in supervision.toml starts from its beginning
@@ -100,7 +94,7 @@ impl Exchange {
         let mut issued = 0;
         let mut read = 0;
         while seq < last && read < NOTICE_CHANGESETS_PER_PASS {
-            let Some(cs) = read_changeset(&vault, &reg.resource, seq + 1)? else {
+            let Some(cs) = vault.changeset(&reg.resource, seq + 1)? else {
                 return Ok(issued); // the vault is being replaced; next pass
             };
             if cs.epoch as i64 != epoch {
@@ -270,27 +264,6 @@ impl Exchange {
             }
         }
         Ok(())
-    }
-}
-
-/// A changeset of `resource` kept in its vault; None when it is not (yet) there.
-pub(super) fn read_changeset(vault: &Connection, resource: &str, seq: i64) -> Result<Option<Changeset>, ExchangeError> {
-    let frame: Option<Option<Vec<u8>>> = vault
-        .query_row("SELECT frame FROM _gdx_changesets WHERE resource = ?1 AND seq = ?2", params![resource, seq], |x| {
-            x.get(0)
-        })
-        .optional()?;
-    let Some(frame) = frame else { return Ok(None) };
-    let Some(frame) = frame else {
-        return Err(ExchangeError::Damaged(format!(
-            "changeset {seq} of {resource} is not kept in the vault (it was applied by an older version of gdx-hub); the provider must send the resource again in full"
-        )));
-    };
-    match wire::decode_frame(&frame) {
-        Ok(Some((Message::Upload(env), _))) => {
-            decode_changeset(&env.body).map(Some).map_err(|e| ExchangeError::Damaged(e.to_string()))
-        }
-        _ => Err(ExchangeError::Damaged(format!("changeset {seq} of {resource} does not decode"))),
     }
 }
 

@@ -115,6 +115,11 @@ pub fn lists(vault_dir: &Path) -> Vec<(NodeId, String)> {
 
 /// Every item this hub keeps, by department and code.
 pub fn library(hub_dir: &Path) -> Result<Vec<Listed>, String> {
+    if crate::config::HubConfig::load(&HubPaths::new(hub_dir)).is_ok_and(|c| c.postgres().is_some()) {
+        return Err("this hub keeps its vaults in PostgreSQL, from which service items' lists are not yet read \
+                    (docs/operator.md, \"Vaults on PostgreSQL\")"
+            .into());
+    }
     let vault_dir = HubPaths::new(hub_dir).vaults();
     let mut out = Vec::new();
     for node in vault_nodes(&vault_dir) {

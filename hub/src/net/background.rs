@@ -37,6 +37,7 @@ pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaul
                     }
                 }
             }
+            collect_postgres(&mut log, &vaults, !swept)?;
             if sign {
                 log.checkpoint(now())?;
             }
@@ -51,6 +52,33 @@ pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaul
             Err(_) => {}
         }
     }
+}
+
+/// The audit events of the vaults on PostgreSQL, if they are there: of
+/// every vault (`all`), or of those written since the last look; a vault
+/// with events left, or not read, is looked at again. Blocking.
+pub(super) fn collect_postgres(
+    log: &mut crate::audit::AuditLog,
+    vaults: &Vaults,
+    all: bool,
+) -> Result<(), crate::audit::AuditError> {
+    let Some(pg) = vaults.postgres() else { return Ok(()) };
+    let mut todo = match all {
+        true => pg.nodes().map_err(|e| crate::audit::AuditError::Other(e.to_string()))?,
+        false => vaults.take_written_pg(),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        match log.collect_from_postgres(pg, &todo) {
+            Ok((_, more)) if !more.is_empty() && started.elapsed() < Duration::from_secs(1) => todo = more,
+            Ok((_, more)) => break vaults.mark_written_pg(more),
+            Err(e) => {
+                vaults.mark_written_pg(todo);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the base databases merged: every half second, the member

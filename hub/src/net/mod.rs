@@ -207,6 +207,17 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let supervision = Arc::new(std::sync::RwLock::new(SupervisionConfig::load(dir).map_err(anyhow::Error::msg)?));
     // the base databases, and the entries of those shared: a mistake stops the start here
     let bases = crate::base::BasesConfig::load(dir).map_err(anyhow::Error::msg)?;
+    // the vaults: files here, or PostgreSQL (connected and checked before anything listens)
+    let vaults = {
+        let (dir, config) = (dir.to_owned(), config.clone());
+        Arc::new(tokio::task::spawn_blocking(move || Vaults::for_hub(&dir, &config)).await??)
+    };
+    if vaults.postgres().is_some() && !bases.bases.is_empty() {
+        anyhow::bail!(
+            "bases.toml defines base databases, which are not yet merged from vaults on PostgreSQL; \
+             keep the store in SQLite for this hub, or remove the bases"
+        );
+    }
     let mut base_entries = Vec::new();
     for b in &bases.bases {
         if let Some(entry) = b.entry(&config.hub_id(), now().div_euclid(86_400)).map_err(anyhow::Error::msg)? {
@@ -233,10 +244,18 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     exchange.set_children(store.child_hubs()?);
     exchange.set_lookup_limit(config.lookups_per_minute);
     exchange.set_signer(creds.signer()?);
+    if let Some(pg) = vaults.postgres() {
+        exchange.set_postgres(pg.clone());
+    }
     let doorbell = exchange.doorbell.clone();
     let exchange = Arc::new(Mutex::new(exchange));
     let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
-    let portal = crate::portal::Shared { catalog: catalog.clone(), exchange: exchange.clone(), audit: audit.clone() };
+    let portal = crate::portal::Shared {
+        catalog: catalog.clone(),
+        exchange: exchange.clone(),
+        audit: audit.clone(),
+        vaults: vaults.clone(),
+    };
     let (http, api) = crate::api::bind(&paths, &config, creds.auth.ca.as_ref(), Some(portal)).await?;
     println!(
         "gdx-hub {} ({}) serving the portal on https://{http}/ and the HTTPS API on https://{http}/api/v1/",
@@ -252,7 +271,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
 
     let hub = Arc::new(Hub {
         config,
-        vaults: Arc::new(Vaults::new(dir)),
+        vaults,
         creds: RwLock::new(Arc::new(creds)),
         dir: dir.to_owned(),
         endpoint: endpoint.clone(),
@@ -345,9 +364,16 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     producer.abort();
     auditor.abort();
     // sign what was logged up to the last moment (the next start reads every vault anyway)
-    if let Ok(mut log) = audit.lock() {
-        let _ = log.collect_from_vaults(&hub.vaults.take_written()).and_then(|_| log.checkpoint(now()));
-    }
+    let (log, vaults) = (audit.clone(), hub.vaults.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(mut log) = log.lock() {
+            let _ = log
+                .collect_from_vaults(&vaults.take_written())
+                .and_then(|_| background::collect_postgres(&mut log, &vaults, false))
+                .and_then(|_| log.checkpoint(now()));
+        }
+    })
+    .await;
     api.abort();
     if let Some(m) = metrics {
         m.abort();

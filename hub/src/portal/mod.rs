@@ -56,6 +56,8 @@ pub struct Shared {
     pub catalog: Arc<Mutex<Catalog>>,
     pub exchange: Arc<Mutex<Exchange>>,
     pub audit: Arc<Mutex<AuditLog>>,
+    /// The hub's vaults (files, or PostgreSQL).
+    pub vaults: Arc<crate::store::vault::Vaults>,
 }
 
 /// The portal's state.

@@ -3,7 +3,8 @@
 //! capability's own: `hub.db` ([`Store`]: tokens, nodes, certificates, the
 //! portal's logins and sessions, agents' quality reports, what child hubs
 //! observed of their departments) and
-//! the departments' vault files ([`vault`]). The catalogue, the exchange
+//! the departments' vault files ([`vault`]), or their schemas on PostgreSQL
+//! ([`pg`], when hub.toml's `store` says so). The catalogue, the exchange
 //! and the audit log keep their own databases, at the paths named here.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ pub mod group_sync;
 mod nodes_db;
 mod observations;
 pub mod outbox;
+pub mod pg;
 mod quality;
 mod renewals;
 mod sessions;

@@ -68,6 +68,9 @@ pub enum VaultError {
     Folder { path: String, source: std::io::Error },
     #[error("{0}")]
     Schema(String),
+    /// The PostgreSQL store failed (unreachable, a right missing, its disk full).
+    #[error("{0}")]
+    Postgres(String),
 }
 
 /// One resource in a vault, for listings.
@@ -100,6 +103,10 @@ pub struct Vaults {
     members: Mutex<std::collections::HashSet<(NodeId, String)>>,
     /// Flushes the vaults' commits to disk in groups.
     sync: super::group_sync::GroupSync,
+    /// The vaults on PostgreSQL instead of in files, if hub.toml says so.
+    pg: Option<Arc<super::pg::PgVaults>>,
+    /// The PostgreSQL vaults written since the audit log last looked.
+    pg_written: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 impl Vaults {
@@ -114,7 +121,36 @@ impl Vaults {
             deliverable: tokio::sync::Notify::new(),
             written: Mutex::new(Default::default()),
             members: Mutex::new(Default::default()),
+            pg: None,
+            pg_written: Mutex::new(Default::default()),
         }
+    }
+
+    /// The vaults of the hub in `hub_dir` as hub.toml's `store` says: files
+    /// there, or a PostgreSQL database (connected and checked now).
+    pub fn for_hub(hub_dir: &Path, config: &crate::config::HubConfig) -> Result<Self, VaultError> {
+        let mut vaults = Self::new(hub_dir);
+        if let Some(crate::config::StoreConfig::Postgres { url_file, ca_file }) = config.postgres() {
+            vaults.pg = Some(Arc::new(super::pg::PgVaults::open(url_file, ca_file.as_deref(), config.division)?));
+        }
+        Ok(vaults)
+    }
+
+    /// The PostgreSQL store, when the vaults are there.
+    pub fn postgres(&self) -> Option<&Arc<super::pg::PgVaults>> {
+        self.pg.as_ref()
+    }
+
+    /// The PostgreSQL vaults written since the last call.
+    pub fn take_written_pg(&self) -> Vec<NodeId> {
+        std::mem::take(&mut *self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .into_iter()
+            .collect()
+    }
+
+    /// Marks PostgreSQL vaults to be looked at again (events left in them).
+    pub fn mark_written_pg(&self, nodes: Vec<NodeId>) {
+        self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(nodes);
     }
 
     /// The resources whose changed keys are logged for the base databases.
@@ -138,6 +174,13 @@ impl Vaults {
     }
 
     fn conn(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
+        if let Some(pg) = &self.pg {
+            // never a vault file beside the PostgreSQL store
+            return Err(VaultError::Postgres(format!(
+                "this is not yet done with the vaults on {} (docs/operator.md, \"Vaults on PostgreSQL\")",
+                pg.where_
+            )));
+        }
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         open.uses += 1;
         let now = open.uses;
@@ -179,6 +222,16 @@ impl Vaults {
         frame: Option<&[u8]>,
         now: i64,
     ) -> Result<Applied, VaultError> {
+        if let Some(pg) = &self.pg {
+            let applied = pg.apply(cs, digest, frame, now);
+            if matches!(applied, Ok(Applied::Applied)) {
+                // committed, and on the server's disk: the collector may look
+                self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cs.origin.clone());
+                self.applied.notify_one();
+                self.deliverable.notify_one();
+            }
+            return applied;
+        }
         let conn = self.conn(&cs.origin)?;
         // A panic while applying rolled its transaction back; the connection is usable.
         let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -267,7 +267,8 @@ pub fn profile(
 /// `gdx-hub enterprise USCC`: the profile as the centre's operator sees it.
 pub fn print(hub_dir: &Path, code: &str, json: bool) -> anyhow::Result<()> {
     let catalog = Catalog::open(hub_dir)?;
-    let vaults = Vaults::new(hub_dir);
+    let config = crate::config::HubConfig::load(&crate::store::HubPaths::new(hub_dir))?;
+    let vaults = Vaults::for_hub(hub_dir, &config)?;
     let p = profile(&catalog, &vaults, code, &Reader::Staff, &[], crate::util::now()).map_err(crate::cli::Usage)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&p)?);

@@ -25,7 +25,7 @@ fn profile_for(p: &Portal, v: &Viewer, code: &str) -> Result<Profile, (StatusCod
         }
         _ => return Err((StatusCode::UNAUTHORIZED, "sign in first".to_owned())),
     };
-    let vaults = crate::store::vault::Vaults::new(&p.dir);
+    let vaults = p.shared.vaults.clone();
     let profile = {
         let catalog = p
             .shared

@@ -372,7 +372,7 @@ pub async fn check(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes
                 let c = p.shared.catalog.lock().ok()?;
                 c.get(code, now).ok().flatten().filter(|l| !l.withdrawn).map(|l| l.entry)
             };
-            let vaults = crate::store::vault::Vaults::new(&p.dir);
+            let vaults = p.shared.vaults.clone();
             Ok(crate::supervision::discipline::check(&table, &entries, &vaults, x, me, &q, now)?
                 .map(|c| format!("/supervision?check={}", url(&c.id))))
         })

@@ -1,0 +1,767 @@
+//! Vaults on PostgreSQL (hub.toml `store = { kind = "postgres", … }`).
+//!
+//! Each department's vault is a schema of its own (`v_DIVISION_ORG`) owned
+//! by a role of its own (`gdx_HUB_DIVISION_ORG`, NOLOGIN), and everything
+//! done in it runs under that role (`SET LOCAL ROLE` in the transaction),
+//! so one department's data cannot be reached through another's. The hub
+//! logs in as a role that may create roles but inherits the rights of none
+//! (NOINHERIT, not a superuser): outside a department's transaction it
+//! reaches no vault. `gdx_hub.vaults` names each department's schema and
+//! role.
+//!
+//! A changeset is applied as in a SQLite vault ([`super::vault`]): its
+//! rows, the resource's sequence number, the changeset's digest and its
+//! audit event in one transaction, so exactly once; a kill at any line
+//! before the commit leaves nothing, after it everything. One writer per
+//! vault at a time, across hub processes: a transaction-scoped advisory
+//! lock on the schema. A commit is durable when it returns
+//! (`synchronous_commit = on`), so nothing waits for a group flush.
+//!
+//! Column types follow SQLite's affinities, converting as SQLite does
+//! (a number into a text column becomes its text, a numeric text into an
+//! integer column its number); a value PostgreSQL cannot hold (text into
+//! an integer column, a NUL in text) refuses the changeset, which the agent
+//! holds with the reason.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use gdx_common::data::{Change, Changeset, Column, Value, cmp_change_keys};
+use gdx_common::{DivisionCode, NodeId};
+use postgres::types::ToSql;
+use postgres::{Client, Transaction};
+
+use super::vault::{Applied, ResourceSummary, VaultError};
+
+/// Connections kept open between uses.
+const POOL: usize = 8;
+/// Rows an upsert statement carries at most.
+const UPSERT_ROWS: usize = 32;
+/// PostgreSQL's limit on a statement's parameters is 65,535; kept below.
+const MAX_PARAMETERS: usize = 60_000;
+/// PostgreSQL cuts longer identifiers short (NAMEDATALEN - 1).
+const MAX_IDENTIFIER: usize = 63;
+
+/// The vaults of one hub in one PostgreSQL database.
+pub struct PgVaults {
+    config: postgres::Config,
+    /// None: `sslmode=disable`.
+    tls: Option<rustls::ClientConfig>,
+    /// `PostgreSQL USER@HOST:PORT/DATABASE`, for messages.
+    pub where_: String,
+    hub: DivisionCode,
+    pool: Mutex<Vec<Client>>,
+    names: Mutex<HashMap<NodeId, Names>>,
+}
+
+/// A department's schema and role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    pub schema: String,
+    pub role: String,
+}
+
+impl Names {
+    /// The names of `node`'s vault at the hub of `hub` (roles are the
+    /// cluster's, so the hub is in the role's name).
+    pub fn of(node: &NodeId, hub: DivisionCode) -> Self {
+        Self {
+            schema: format!("v_{}_{}", node.division(), node.org()),
+            role: format!("gdx_{hub}_{}_{}", node.division(), node.org()),
+        }
+    }
+}
+
+impl PgVaults {
+    /// Connects with the URL in `url_file` (0600), checks the hub's role
+    /// keeps departments apart, and makes the registry if it is missing.
+    pub fn open(url_file: &Path, ca_file: Option<&Path>, hub: DivisionCode) -> Result<Self, VaultError> {
+        let url = gdx_files::read_private(url_file).map_err(|e| {
+            VaultError::Postgres(format!("cannot read the database URL from {}: {e}", url_file.display()))
+        })?;
+        let mut config: postgres::Config = url.trim().parse().map_err(|e| {
+            VaultError::Postgres(format!(
+                "{} does not hold a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE): {e}",
+                url_file.display()
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name("gdx-hub");
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => None,
+            _ => {
+                let roots = ca_file.map(read_ca).transpose()?;
+                Some(
+                    gdx_certs::tls::database_client_config(roots.as_deref())
+                        .map_err(|e| VaultError::Postgres(e.to_string()))?,
+                )
+            }
+        };
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_default();
+        let where_ = format!(
+            "PostgreSQL {}@{host}:{}/{}",
+            config.get_user().unwrap_or(""),
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_dbname().unwrap_or("")
+        );
+        let vaults = Self { config, tls, where_, hub, pool: Mutex::new(Vec::new()), names: Mutex::new(HashMap::new()) };
+        let mut client = vaults.client()?;
+        let row = client
+            .query_one(
+                "SELECT rolsuper, rolinherit, rolcreaterole, current_user::text FROM pg_catalog.pg_roles
+                 WHERE rolname = current_user",
+                &[],
+            )
+            .map_err(|e| vaults.error(e))?;
+        let (superuser, inherits, creates, user): (bool, bool, bool, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let refused = if superuser {
+            Some(format!(
+                "{user} is a superuser, which reaches every department's schema; log in as a role made for the hub"
+            ))
+        } else if inherits {
+            Some(format!(
+                "{user} inherits the rights of the departments' roles, so every vault would be reachable through it; run ALTER ROLE {user} NOINHERIT"
+            ))
+        } else if !creates {
+            Some(format!("{user} may not create the departments' roles; run ALTER ROLE {user} CREATEROLE"))
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            return Err(VaultError::Postgres(format!(
+                "{}: {why} (docs/operator.md, \"Vaults on PostgreSQL\")",
+                vaults.where_
+            )));
+        }
+        client
+            .batch_execute(
+                "CREATE SCHEMA IF NOT EXISTS gdx_hub;
+                 CREATE TABLE IF NOT EXISTS gdx_hub.vaults (
+                     node        TEXT PRIMARY KEY,
+                     schema_name TEXT NOT NULL UNIQUE,
+                     role_name   TEXT NOT NULL UNIQUE
+                 )",
+            )
+            .map_err(|e| vaults.error(e))?;
+        vaults.give_back(client);
+        Ok(vaults)
+    }
+
+    fn connect(&self) -> Result<Client, VaultError> {
+        let connected = match &self.tls {
+            None => self.config.connect(postgres::NoTls),
+            Some(tls) => self.config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone())),
+        };
+        let mut client = connected.map_err(|e| VaultError::Postgres(format!("{}: {}", self.where_, describe(&e))))?;
+        // a commit is on the server's disk when it returns; names resolve only where written out
+        client
+            .batch_execute(
+                "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET search_path = '';
+                 SET TIME ZONE 'UTC'",
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(client)
+    }
+
+    /// A pooled connection, or a new one.
+    fn client(&self) -> Result<Client, VaultError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.connect(),
+        }
+    }
+
+    /// Keeps `client` for the next use, unless its connection broke.
+    fn give_back(&self, client: Client) {
+        if client.is_closed() {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < POOL
+        {
+            pool.push(client);
+        }
+    }
+
+    /// Runs `f` on a connection, returning it to the pool after.
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, VaultError>) -> Result<T, VaultError> {
+        let mut client = self.client()?;
+        let out = f(&mut client);
+        self.give_back(client);
+        out
+    }
+
+    /// `e` as this store's error: refusals of the data final, the rest this hub's trouble.
+    fn error(&self, e: postgres::Error) -> VaultError {
+        let said = describe(&e);
+        match e.code().map(|c| c.code()) {
+            // data exceptions and integrity violations: this changeset can never be applied
+            Some(c) if c.starts_with("22") || c.starts_with("23") => {
+                VaultError::Schema(format!("the vault's database cannot hold this changeset: {said}"))
+            }
+            Some("53100") => VaultError::Postgres(format!(
+                "the disk of the hub's database server ({}) is full: {said}; it will be retried once space is freed",
+                self.where_
+            )),
+            Some("42501") => VaultError::Postgres(format!(
+                "{}: the hub's database role lacks a right it needs: {said} (docs/operator.md, \"Vaults on PostgreSQL\")",
+                self.where_
+            )),
+            _ => VaultError::Postgres(format!("{}: {said}", self.where_)),
+        }
+    }
+
+    /// The schema and role of `node`'s vault, made on first use.
+    pub fn names(&self, node: &NodeId) -> Result<Names, VaultError> {
+        if let Some(n) = self.names.lock().ok().and_then(|n| n.get(node).cloned()) {
+            return Ok(n);
+        }
+        let names = self.with(|c| self.provision(c, node))?;
+        if let Ok(mut known) = self.names.lock() {
+            known.insert(node.clone(), names.clone());
+        }
+        Ok(names)
+    }
+
+    /// Makes `node`'s role, its schema owned by it, and the vault's own
+    /// tables in it, in one transaction (a kill leaves none of it).
+    fn provision(&self, client: &mut Client, node: &NodeId) -> Result<Names, VaultError> {
+        let pg = |e| self.error(e);
+        let mut tx = client.transaction().map_err(pg)?;
+        // two hub processes never make the same vault at once
+        tx.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('gdx_hub.vaults'))", &[])
+            .map_err(pg)?;
+        if let Some(row) = tx
+            .query_opt("SELECT schema_name, role_name FROM gdx_hub.vaults WHERE node = $1", &[&node.to_string()])
+            .map_err(pg)?
+        {
+            return Ok(Names { schema: row.get(0), role: row.get(1) });
+        }
+        let names = Names::of(node, self.hub);
+        let (s, r) = (ident(&names.schema)?, ident(&names.role)?);
+        let exists =
+            tx.query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&names.role]).map_err(pg)?;
+        if exists.is_none() {
+            tx.batch_execute(&format!("CREATE ROLE {r} NOLOGIN")).map_err(pg)?;
+        }
+        tx.batch_execute(&format!(
+            "GRANT {r} TO CURRENT_USER;
+             CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {r};
+             SET LOCAL ROLE {r};
+             REVOKE ALL ON SCHEMA {s} FROM PUBLIC;
+             CREATE TABLE IF NOT EXISTS {s}._gdx_resources (
+                 resource      TEXT PRIMARY KEY,
+                 columns       TEXT NOT NULL,
+                 key           TEXT NOT NULL,
+                 last_seq      BIGINT NOT NULL,
+                 updated_at    BIGINT NOT NULL,
+                 epoch         BIGINT NOT NULL DEFAULT 0,
+                 forwarded_seq BIGINT NOT NULL DEFAULT 0,
+                 forward_error TEXT
+             );
+             CREATE TABLE IF NOT EXISTS {s}._gdx_changesets (
+                 resource TEXT NOT NULL,
+                 seq      BIGINT NOT NULL,
+                 digest   BYTEA NOT NULL,
+                 frame    BYTEA,
+                 PRIMARY KEY (resource, seq)
+             );
+             CREATE TABLE IF NOT EXISTS {s}.audit_outbox (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL);
+             RESET ROLE"
+        ))
+        .map_err(pg)?;
+        tx.execute(
+            "INSERT INTO gdx_hub.vaults (node, schema_name, role_name) VALUES ($1, $2, $3)",
+            &[&node.to_string(), &names.schema, &names.role],
+        )
+        .map_err(pg)?;
+        tx.commit().map_err(pg)?;
+        Ok(names)
+    }
+
+    /// The schema and role of `node`'s vault, if it has one (none is made).
+    fn known(&self, node: &NodeId) -> Result<Option<Names>, VaultError> {
+        if let Some(n) = self.names.lock().ok().and_then(|n| n.get(node).cloned()) {
+            return Ok(Some(n));
+        }
+        let row = self.with(|c| {
+            c.query_opt("SELECT schema_name, role_name FROM gdx_hub.vaults WHERE node = $1", &[&node.to_string()])
+                .map_err(|e| self.error(e))
+        })?;
+        Ok(row.map(|r| Names { schema: r.get(0), role: r.get(1) }))
+    }
+
+    /// Every node with a vault here.
+    pub fn nodes(&self) -> Result<Vec<NodeId>, VaultError> {
+        let rows =
+            self.with(|c| c.query("SELECT node FROM gdx_hub.vaults ORDER BY node", &[]).map_err(|e| self.error(e)))?;
+        Ok(rows.iter().filter_map(|r| NodeId::parse(&r.get::<_, String>(0)).ok()).collect())
+    }
+
+    /// Runs `f` in a transaction under the role of `names`' department,
+    /// committing if it succeeds.
+    fn as_department<T>(
+        &self,
+        names: &Names,
+        f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, VaultError>,
+    ) -> Result<T, VaultError> {
+        let (schema, role) = (ident(&names.schema)?, ident(&names.role)?);
+        self.with(|client| {
+            let mut tx = client.transaction().map_err(|e| self.error(e))?;
+            tx.batch_execute(&format!("SET LOCAL ROLE {role}")).map_err(|e| self.error(e))?;
+            let out = f(&mut tx, &schema)?;
+            tx.commit().map_err(|e| self.error(e))?;
+            Ok(out)
+        })
+    }
+
+    /// Applies a changeset to its origin's vault, exactly once (as
+    /// [`super::vault::Vaults::apply`]).
+    pub fn apply(
+        &self,
+        cs: &Changeset,
+        digest: &[u8; 32],
+        frame: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Applied, VaultError> {
+        let names = self.names(&cs.origin)?;
+        self.as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, now).map_err(|e| self.failed(e)))
+    }
+
+    fn failed(&self, e: Failed) -> VaultError {
+        match e {
+            Failed::Pg(e) => self.error(e),
+            Failed::Vault(e) => e,
+        }
+    }
+
+    /// Up to `limit` audit events waiting in `node`'s vault, oldest first.
+    pub fn waiting(&self, node: &NodeId, limit: usize) -> Result<Vec<(i64, String)>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(Vec::new()) };
+        self.as_department(&names, |tx, s| {
+            let rows = tx
+                .query(&format!("SELECT id, event FROM {s}.audit_outbox ORDER BY id LIMIT $1"), &[&(limit as i64)])
+                .map_err(|e| self.error(e))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    /// Forgets the events `ids` of `node`'s vault, once the log holds them.
+    pub fn forget(&self, node: &NodeId, ids: &[i64]) -> Result<(), VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(()) };
+        self.as_department(&names, |tx, s| {
+            tx.execute(&format!("DELETE FROM {s}.audit_outbox WHERE id = ANY($1)"), &[&ids])
+                .map_err(|e| self.error(e))?;
+            Ok(())
+        })
+    }
+
+    /// Every resource of `node`'s vault, with its rows.
+    pub fn summaries(&self, node: &NodeId) -> Result<Vec<ResourceSummary>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(Vec::new()) };
+        self.as_department(&names, |tx, s| {
+            let pg = |e| self.error(e);
+            let list = tx
+                .query(&format!("SELECT resource, last_seq, updated_at FROM {s}._gdx_resources ORDER BY resource"), &[])
+                .map_err(pg)?;
+            let mut out = Vec::new();
+            for r in list {
+                let resource: String = r.get(0);
+                let rows: i64 =
+                    tx.query_one(&format!("SELECT count(*) FROM {s}.{}", ident(&resource)?), &[]).map_err(pg)?.get(0);
+                out.push(ResourceSummary { resource, rows, last_seq: r.get(1), updated_at: r.get(2) });
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl PgVaults {
+    /// The epoch and last applied number of `resource` in `node`'s vault, if any.
+    pub fn head(&self, node: &NodeId, resource: &str) -> Result<Option<(i64, i64)>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(None) };
+        self.as_department(&names, |tx, s| {
+            let row = tx
+                .query_opt(&format!("SELECT epoch, last_seq FROM {s}._gdx_resources WHERE resource = $1"), &[&resource])
+                .map_err(|e| self.error(e))?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    /// The signed frame of changeset `seq` of `resource` in `node`'s vault:
+    /// None when there is no such changeset, Some(None) when it was kept without its frame.
+    pub fn frame(&self, node: &NodeId, resource: &str, seq: i64) -> Result<Option<Option<Vec<u8>>>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(None) };
+        self.as_department(&names, |tx, s| {
+            let row = tx
+                .query_opt(
+                    &format!("SELECT frame FROM {s}._gdx_changesets WHERE resource = $1 AND seq = $2"),
+                    &[&resource, &seq],
+                )
+                .map_err(|e| self.error(e))?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+}
+
+/// A failure inside a vault's transaction.
+enum Failed {
+    Pg(postgres::Error),
+    Vault(VaultError),
+}
+
+impl From<postgres::Error> for Failed {
+    fn from(e: postgres::Error) -> Self {
+        Failed::Pg(e)
+    }
+}
+
+impl From<VaultError> for Failed {
+    fn from(e: VaultError) -> Self {
+        Failed::Vault(e)
+    }
+}
+
+fn apply(
+    tx: &mut Transaction<'_>,
+    s: &str,
+    cs: &Changeset,
+    digest: &[u8; 32],
+    frame: Option<&[u8]>,
+    now: i64,
+) -> Result<Applied, Failed> {
+    let table = cs.resource.as_str();
+    // one writer per vault, whichever hub process
+    tx.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext($1))", &[&s])?;
+    let meta = tx.query_opt(
+        &format!("SELECT columns, key, last_seq, epoch FROM {s}._gdx_resources WHERE resource = $1"),
+        &[&table],
+    )?;
+    let meta: Option<(String, String, i64, i64)> = meta.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+    let mut last = meta.as_ref().map_or(0, |m| m.2 as u64);
+    let t = format!("{s}.{}", ident(table)?);
+    if let Some(m) = &meta
+        && m.3 as u64 != cs.epoch
+    {
+        // a new sync epoch from 1: the resource's contents are replaced
+        if cs.seq != 1 {
+            return Err(VaultError::Schema(format!(
+                "changeset {} of {table} comes from a new sync epoch but is not the first of it; the agent's state.db was replaced while changes were in flight",
+                cs.seq
+            ))
+            .into());
+        }
+        tx.batch_execute(&format!("DELETE FROM {t}"))?;
+        tx.execute(&format!("DELETE FROM {s}._gdx_changesets WHERE resource = $1"), &[&table])?;
+        last = 0;
+    }
+    if cs.seq <= last {
+        let seen = tx.query_opt(
+            &format!("SELECT digest FROM {s}._gdx_changesets WHERE resource = $1 AND seq = $2"),
+            &[&table, &(cs.seq as i64)],
+        )?;
+        if seen.is_some_and(|r| r.get::<_, Vec<u8>>(0).as_slice() != digest.as_slice()) {
+            return Err(VaultError::Schema(format!(
+                "changeset {} of {table} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Delete the agent's state.db so that it sends the resource again in full",
+                cs.seq
+            ))
+            .into());
+        }
+        return Ok(Applied::Duplicate);
+    }
+    if cs.seq != last + 1 {
+        return Ok(Applied::Gap { expected: last + 1 });
+    }
+    let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
+    let known = match &meta {
+        None => None,
+        Some((cols, key, _, _)) => {
+            let saved_key: Vec<String> = serde_json::from_str(key).unwrap_or_default();
+            if saved_key != key_names {
+                return Err(VaultError::Schema(format!(
+                    "the key of {table} changed from {saved_key:?} to {key_names:?}; a resource's key cannot change"
+                ))
+                .into());
+            }
+            Some(serde_json::from_str::<Vec<Column>>(cols).unwrap_or_default())
+        }
+    };
+    let columns = apply_rows(tx, &t, known, cs)?;
+    let json = |e: serde_json::Error| VaultError::Schema(format!("{table}: {e}"));
+    let (columns_json, key_json) =
+        (serde_json::to_string(&columns).map_err(json)?, serde_json::to_string(&key_names).map_err(json)?);
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}._gdx_resources AS r (resource, columns, key, last_seq, updated_at, epoch)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
+                 updated_at = excluded.updated_at, epoch = excluded.epoch,
+                 forwarded_seq = CASE WHEN r.epoch <> excluded.epoch THEN 0 ELSE r.forwarded_seq END,
+                 forward_error = CASE WHEN r.epoch <> excluded.epoch THEN NULL ELSE r.forward_error END"
+        ),
+        &[&table, &columns_json, &key_json, &(cs.seq as i64), &now, &(cs.epoch as i64)],
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}._gdx_changesets (resource, seq, digest, frame) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (resource, seq) DO UPDATE SET digest = excluded.digest, frame = excluded.frame"
+        ),
+        &[&table, &(cs.seq as i64), &digest.as_slice(), &frame],
+    )?;
+    let event = gdx_common::audit::Event {
+        kind: "changeset".into(),
+        at: now,
+        node: Some(cs.origin.to_string()),
+        resource: Some(table.to_owned()),
+        detail: serde_json::json!({
+            "seq": cs.seq, "epoch": cs.epoch, "rows": cs.changes.len(),
+            "sha256": gdx_common::token::hex(digest),
+        }),
+        ..Default::default()
+    };
+    let event = serde_json::to_string(&event).map_err(|e| VaultError::Schema(format!("{table}: {e}")))?;
+    tx.execute(&format!("INSERT INTO {s}.audit_outbox (event) VALUES ($1)"), &[&event])?;
+    Ok(Applied::Applied)
+}
+
+/// How a column is kept: its PostgreSQL type, and whether values go as bytes.
+fn pg_type(decl: &str) -> (&'static str, bool) {
+    match gdx_files::tables::affinity(decl) {
+        "INTEGER" => ("BIGINT", false),
+        "TEXT" => ("TEXT", false),
+        "BLOB" => ("BYTEA", true),
+        "REAL" => ("DOUBLE PRECISION", false),
+        "NUMERIC" => ("NUMERIC", false),
+        _ => ("TEXT", false),
+    }
+}
+
+/// The placeholder for parameter `n` of a column of type `ty`: bytes as
+/// they are, everything else sent as text and converted by the server.
+fn placeholder(n: usize, ty: &str) -> String {
+    if ty == "BYTEA" { format!("${n}") } else { format!("CAST(${n}::text AS {ty})") }
+}
+
+/// `v` as a parameter for a column `name` kept as bytes (`bytes`) or text.
+fn param(v: &Value, bytes: bool, name: &str) -> Result<Box<dyn ToSql + Sync>, VaultError> {
+    Ok(match (v, bytes) {
+        (Value::Null, true) => Box::new(None::<Vec<u8>>),
+        (Value::Null, false) => Box::new(None::<String>),
+        (Value::Blob(b), true) => Box::new(b.clone()),
+        (Value::Text(t), true) => Box::new(t.as_bytes().to_vec()),
+        (Value::Blob(_), false) => {
+            return Err(VaultError::Schema(format!(
+                "column {name} holds text or numbers but a value is binary; declare it as a BLOB at the source"
+            )));
+        }
+        (Value::Integer(_) | Value::Real(_), true) => {
+            return Err(VaultError::Schema(format!(
+                "column {name} is binary (BLOB) but a value is a number; declare its type at the source"
+            )));
+        }
+        (Value::Integer(i), false) => Box::new(i.to_string()),
+        (Value::Real(f), false) => Box::new(real_text(*f)),
+        (Value::Text(t), false) => Box::new(t.clone()),
+    })
+}
+
+/// A real number as PostgreSQL reads it back exactly.
+fn real_text(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+    } else {
+        format!("{f:?}")
+    }
+}
+
+/// Applies `cs`'s rows to table `t` (schema-qualified): creates it when
+/// `known` is None, adds new columns, upserts and deletes in key order.
+/// Returns the table's columns after it.
+fn apply_rows(
+    tx: &mut Transaction<'_>,
+    t: &str,
+    known: Option<Vec<Column>>,
+    cs: &Changeset,
+) -> Result<Vec<Column>, Failed> {
+    let key_names: Vec<&str> = cs.key.iter().map(|&i| cs.columns[i].name.as_str()).collect();
+    let quoted: Vec<String> = cs.columns.iter().map(|c| ident(&c.name)).collect::<Result<_, _>>()?;
+    let types: Vec<(&str, bool)> = cs.columns.iter().map(|c| pg_type(&c.decl_type)).collect();
+    let mut columns = match known {
+        None => {
+            let defs: Vec<String> = quoted.iter().zip(&types).map(|(q, (ty, _))| format!("{q} {ty}")).collect();
+            let pk: Vec<String> = key_names.iter().map(|k| ident(k)).collect::<Result<_, _>>()?;
+            tx.batch_execute(&format!("CREATE TABLE {t} ({}, PRIMARY KEY ({}))", defs.join(", "), pk.join(", ")))?;
+            cs.columns.clone()
+        }
+        Some(columns) => columns,
+    };
+    for (c, (q, (ty, _))) in cs.columns.iter().zip(quoted.iter().zip(&types)) {
+        if !columns.iter().any(|x| x.name == c.name) {
+            tx.batch_execute(&format!("ALTER TABLE {t} ADD COLUMN {q} {ty}"))?;
+            columns.push(c.clone());
+        }
+    }
+    // an upsert replaces the whole row, as SQLite's INSERT OR REPLACE: columns it does not carry become NULL
+    let keys: Vec<String> = key_names.iter().map(|k| ident(k)).collect::<Result<_, _>>()?;
+    let others: Vec<String> = columns
+        .iter()
+        .filter(|c| !key_names.contains(&c.name.as_str()))
+        .map(|c| ident(&c.name).map(|q| format!("{q} = excluded.{q}")))
+        .collect::<Result<_, _>>()?;
+    let on_conflict = if others.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+    } else {
+        format!("ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), others.join(", "))
+    };
+    let n = cs.columns.len();
+    let upsert_sql = |rows: usize| {
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| {
+                let cells: Vec<String> =
+                    types.iter().enumerate().map(|(i, (ty, _))| placeholder(r * n + i + 1, ty)).collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect();
+        format!("INSERT INTO {t} ({}) VALUES {} {on_conflict}", quoted.join(", "), tuples.join(", "))
+    };
+    let per_statement = (MAX_PARAMETERS / n.max(1)).clamp(1, UPSERT_ROWS);
+    let (one, many) = (tx.prepare(&upsert_sql(1))?, tx.prepare(&upsert_sql(per_statement))?);
+    let cond: Vec<String> = cs
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| Ok(format!("{} = {}", ident(&cs.columns[k].name)?, placeholder(i + 1, types[k].0))))
+        .collect::<Result<_, VaultError>>()?;
+    let delete = tx.prepare(&format!("DELETE FROM {t} WHERE {}", cond.join(" AND ")))?;
+    let row_params = |row: &[Value]| -> Result<Vec<Box<dyn ToSql + Sync>>, VaultError> {
+        row.iter().zip(&cs.columns).zip(&types).map(|((v, c), (_, bytes))| param(v, *bytes, &c.name)).collect()
+    };
+    let mut changes: Vec<&Change> = cs.changes.iter().collect();
+    changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
+    let flush = |tx: &mut Transaction<'_>, run: &mut Vec<&Change>| -> Result<(), Failed> {
+        let rows: Vec<&[Value]> = run
+            .drain(..)
+            .filter_map(|c| match c {
+                Change::Upsert(row) => Some(row.as_slice()),
+                Change::Delete(_) => None,
+            })
+            .collect();
+        let mut chunks = rows.chunks_exact(per_statement);
+        for chunk in chunks.by_ref() {
+            let params: Vec<Box<dyn ToSql + Sync>> =
+                chunk.iter().map(|r| row_params(r)).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+            tx.execute(&many, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
+        }
+        for row in chunks.remainder() {
+            let params = row_params(row)?;
+            tx.execute(&one, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
+        }
+        Ok(())
+    };
+    let mut run: Vec<&Change> = Vec::new();
+    for change in changes {
+        match change {
+            Change::Upsert(_) => {
+                // one statement may not touch a row twice: of one key's upserts in a row, the last
+                if run.last().is_some_and(|l| cmp_change_keys(l, change, &cs.key).is_eq()) {
+                    run.pop();
+                }
+                run.push(change);
+            }
+            Change::Delete(key) => {
+                // the upserts before it first: the changes apply in their order
+                flush(tx, &mut run)?;
+                let params: Vec<Box<dyn ToSql + Sync>> = key
+                    .iter()
+                    .zip(&cs.key)
+                    .map(|(v, &k)| param(v, types[k].1, &cs.columns[k].name))
+                    .collect::<Result<_, _>>()?;
+                tx.execute(&delete, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
+            }
+        }
+    }
+    flush(tx, &mut run)?;
+    Ok(columns)
+}
+
+/// `name` quoted as an SQL identifier; a name PostgreSQL would cut short
+/// is refused.
+pub fn ident(name: &str) -> Result<String, VaultError> {
+    if name.len() > MAX_IDENTIFIER || name.is_empty() || name.contains('\0') {
+        return Err(VaultError::Schema(format!(
+            "the name {name:?} cannot be a PostgreSQL table or column name (1 to {MAX_IDENTIFIER} bytes, no NUL); rename it at the source"
+        )));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+fn read_ca(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, VaultError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| VaultError::Postgres(format!("cannot read ca_file {}: {e}", path.display())))?;
+    let certs: Vec<_> = gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE")
+        .into_iter()
+        .map(rustls::pki_types::CertificateDer::from)
+        .collect();
+    if certs.is_empty() {
+        return Err(VaultError::Postgres(format!("ca_file {} holds no PEM certificate", path.display())));
+    }
+    Ok(certs)
+}
+
+/// The server's message, or the client's, in one line.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => {
+            let mut said = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                said = format!("{said}: {s}");
+                source = s.source();
+            }
+            said
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_and_bounded() {
+        assert_eq!(ident("姓名").unwrap(), "\"姓名\"");
+        assert_eq!(ident("a\"b").unwrap(), "\"a\"\"b\"");
+        assert!(ident(&"名".repeat(22)).is_err(), "66 bytes are cut short by PostgreSQL");
+        assert!(ident("").is_err());
+        let n = Names::of(&NodeId::parse("632522/gongan").unwrap(), DivisionCode::parse("630000").unwrap());
+        assert_eq!(n, Names { schema: "v_632522_gongan".into(), role: "gdx_630000_632522_gongan".into() });
+    }
+
+    #[test]
+    fn column_types_follow_the_affinities() {
+        assert_eq!(pg_type("VARCHAR(18)"), ("TEXT", false));
+        assert_eq!(pg_type("bigint"), ("BIGINT", false));
+        assert_eq!(pg_type("DECIMAL(10,2)"), ("NUMERIC", false));
+        assert_eq!(pg_type("BLOB"), ("BYTEA", true));
+        assert_eq!(pg_type(""), ("TEXT", false));
+        assert_eq!(placeholder(3, "BIGINT"), "CAST($3::text AS BIGINT)");
+        assert_eq!(real_text(3.0), "3.0");
+        assert_eq!(real_text(f64::NEG_INFINITY), "-Infinity");
+    }
+}

@@ -1,0 +1,205 @@
+//! Vaults on PostgreSQL: a province hub whose hub.toml says
+//! `store = { kind = "postgres", … }`, against a real PostgreSQL server
+//! started here. Two departments sync into schemas of their own, each owned
+//! by its own role; the hub's own role reaches neither, nor does one
+//! department's role the other's. Every changeset is applied exactly once
+//! through a SIGKILL of the hub while changes flow and a crash of the
+//! database server, and the audit log verifies with one entry per
+//! changeset. A grant is delivered from a vault on PostgreSQL to its
+//! consumer. A role that would reach every vault is refused at start.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received, rows, synced};
+use gdx_tests::servers::Postgres;
+use gdx_tests::{Hub, changeset_entries, people_agent, wait_until};
+
+const HUB_ROLE: &str = "gdx_hub";
+const HUB_PASSWORD: &str = "hub-secret";
+
+/// Puts `store = { kind = "postgres", … }` into `hub`'s hub.toml, the URL
+/// in a 0600 file and the server's CA to verify it by.
+fn keep_vaults_in(hub: &Hub, pg: &Postgres, role: &str) {
+    use std::io::Write;
+    let url = hub.dir.path().join("db.url");
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&url).unwrap();
+    writeln!(f, "postgresql://{role}:{HUB_PASSWORD}@localhost:{}/gdx?sslmode=require", pg.port).unwrap();
+    let ca = hub.dir.path().join("db-ca.pem");
+    std::fs::write(&ca, &pg.ca_pem).unwrap();
+    let mut toml = std::fs::OpenOptions::new().append(true).open(hub.dir.path().join("hub.toml")).unwrap();
+    writeln!(toml, "store = {{ kind = \"postgres\", url_file = {:?}, ca_file = {:?} }}", url, ca).unwrap();
+}
+
+/// The rows of `people` in `db`, ordered.
+fn source_rows(db: &Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = c.prepare("SELECT id, name FROM people ORDER BY id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+/// The rows of `people` in `schema`, read as the superuser, ordered as SQLite orders them.
+fn vault_rows(pg: &Postgres, schema: &str) -> Vec<(String, String)> {
+    let rows = pg
+        .admin("gdx")
+        .query(&format!("SELECT id, name FROM {schema}.people ORDER BY id COLLATE \"C\""), &[])
+        .unwrap_or_default();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+fn change(db: &Path, from: usize, to: usize, tag: &str) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let tx = c.unchecked_transaction().unwrap();
+    for i in from..to {
+        tx.execute("INSERT OR REPLACE INTO people VALUES (?1, ?2)", [format!("p{i:05}"), format!("{tag}{i}")]).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
+    let Some(pg) = server_for_a_hub() else { return };
+    let mut hub = Hub::init("630000");
+    keep_vaults_in(&hub, &pg, HUB_ROLE);
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (db_a, db_b) = (tmp.path().join("gongan.db"), tmp.path().join("minzheng.db"));
+    let gongan = people_agent(&hub, "630000/gongan", &db_a, &[("p00000", "张三"), ("p00001", "李四")]);
+    let minzheng = people_agent(&hub, "630000/minzheng", &db_b, &[("m1", "王五")]);
+    change(&db_a, 2, 3000, "户籍");
+    for agent in [&gongan, &minzheng] {
+        let (code, json, stderr) = agent.sync(&[]);
+        assert_eq!(code, 0, "{json} {stderr}");
+    }
+    assert_eq!(vault_rows(&pg, "v_630000_gongan"), source_rows(&db_a));
+    assert_eq!(vault_rows(&pg, "v_630000_minzheng"), source_rows(&db_b));
+    assert!(!gdx_tests::vault(&hub, "630000/gongan").exists(), "no vault file beside PostgreSQL");
+
+    // each vault a schema owned by the department's role; the hub's role reaches none, nor one department another's
+    let admin = &mut pg.admin("gdx");
+    let owner: String = admin
+        .query_one("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'v_630000_gongan'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "gdx_630000_630000_gongan");
+    let mut as_hub = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(pg.port)
+        .user(HUB_ROLE)
+        .password(HUB_PASSWORD)
+        .dbname("gdx")
+        .connect(postgres::NoTls)
+        .unwrap();
+    let e = as_hub.query("SELECT * FROM v_630000_gongan.people", &[]).unwrap_err();
+    assert!(e.as_db_error().unwrap().message().contains("permission denied"), "{e}");
+    as_hub.batch_execute("SET ROLE gdx_630000_630000_minzheng").unwrap();
+    let e = as_hub.query("SELECT * FROM v_630000_gongan.people", &[]).unwrap_err();
+    assert!(e.as_db_error().unwrap().message().contains("permission denied"), "{e}");
+    as_hub.batch_execute("RESET ROLE").unwrap();
+
+    // the daemon syncs while the hub is SIGKILLed and started again, and while the database server crashes
+    let mut gongan = gongan;
+    gongan.start();
+    let mut round = 0;
+    let mut next = 3000;
+    for fault in ["hub", "database", "hub"] {
+        for _ in 0..4 {
+            round += 1;
+            change(&db_a, next - 500, next + 300, &format!("第{round}轮"));
+            next += 300;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        match fault {
+            "hub" => {
+                hub.stop();
+                hub.start();
+            }
+            _ => {
+                pg.kill();
+                std::thread::sleep(Duration::from_secs(1));
+                pg.restart();
+            }
+        }
+    }
+    wait_until(Duration::from_secs(90), "the vault on PostgreSQL equals the source", || {
+        vault_rows(&pg, "v_630000_gongan") == source_rows(&db_a)
+    });
+    // one audit entry per changeset the agent made, numbered 1 to the last
+    let made = || gongan.status()["resources"][0]["last_seq"].as_u64().unwrap_or(0);
+    wait_until(Duration::from_secs(30), "one audit entry per changeset", || {
+        let m = made();
+        m > 0
+            && gongan.status()["resources"][0]["acked_seq"].as_u64() == Some(m)
+            && changeset_entries(&hub, "630000/gongan") == (1..=m).collect::<Vec<_>>()
+    });
+    assert!(made() >= 5, "the daemon made changesets through the faults ({})", made());
+    assert_eq!(changeset_entries(&hub, "630000/minzheng"), vec![1]);
+    // a connection of after the server's crash
+    let last_seq: i64 = pg
+        .admin("gdx")
+        .query_one("SELECT last_seq FROM v_630000_gongan._gdx_resources WHERE resource = 'people'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(last_seq as u64, made());
+    hub.terminate();
+    let verified = hub.cmd(&["audit", "verify"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+/// A PostgreSQL server with the hub's role (NOINHERIT CREATEROLE) and its database.
+fn server_for_a_hub() -> Option<Postgres> {
+    let pg = Postgres::start()?;
+    pg.sql("postgres", &format!("CREATE ROLE {HUB_ROLE} LOGIN PASSWORD '{HUB_PASSWORD}' NOINHERIT CREATEROLE"));
+    pg.sql("postgres", &format!("CREATE DATABASE gdx OWNER {HUB_ROLE}"));
+    Some(pg)
+}
+
+#[test]
+fn a_grant_is_delivered_from_a_vault_on_postgres() {
+    let Some(pg) = server_for_a_hub() else { return };
+    let mut hub = Hub::init("630000");
+    keep_vaults_in(&hub, &pg, HUB_ROLE);
+    hub.start();
+    let (provider, consumer) = province_pair(&hub);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    many_people(&db, 2_000, "630000");
+    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(&provider);
+    ask_granted(&consumer, "301001/000001");
+    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
+    let table = || {
+        rows(&received(&consumer), "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
+            .first()
+            .map(|r| r[0].clone())
+    };
+    // the grant's projection (姓名, 月保障金额) arrives, then a change of the source follows it
+    let delivered = || {
+        consumer.cmd(&["receive"]);
+        received(&consumer).exists() && table().is_some_and(|t| names(&received(&consumer), &t) == names(&db, "people"))
+    };
+    wait_until(Duration::from_secs(60), "the delivery from PostgreSQL", delivered);
+    many_people(&db, 500, "630000");
+    synced(&provider);
+    wait_until(Duration::from_secs(60), "the change delivered from PostgreSQL", delivered);
+}
+
+#[test]
+fn a_database_role_that_would_reach_every_vault_is_refused() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql("postgres", &format!("CREATE ROLE {HUB_ROLE} LOGIN PASSWORD '{HUB_PASSWORD}' INHERIT CREATEROLE"));
+    pg.sql("postgres", &format!("CREATE DATABASE gdx OWNER {HUB_ROLE}"));
+    let hub = Hub::init("630000");
+    keep_vaults_in(&hub, &pg, HUB_ROLE);
+    let out = hub.cmd(&["run"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains(&format!("ALTER ROLE {HUB_ROLE} NOINHERIT")), "{}", out.stderr);
+    // a URL file others may read is refused too, saying what to do
+    let url = hub.dir.path().join("db.url");
+    std::fs::set_permissions(&url, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = hub.cmd(&["run"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("db.url"), "{}", out.stderr);
+}
