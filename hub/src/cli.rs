@@ -128,7 +128,8 @@ pub fn token(paths: &HubPaths, node: &str, role: &str, ttl: &str, json: bool) ->
 pub fn nodes(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
     let config = HubConfig::load(paths)?;
     let store = Store::open(&paths.db())?;
-    let list = nodes::list(&store, Some(&paths.vaults()), now())?;
+    let vaults = crate::store::vault::Vaults::for_hub(&paths.dir, &config)?;
+    let list = nodes::list(&store, Some(&vaults), now())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -204,8 +205,7 @@ pub fn revoke(paths: &HubPaths, node: &str) -> anyhow::Result<()> {
 
 /// `gdx-hub catalog list|search` (a search is a list with `q` set).
 pub fn catalog_list(paths: &HubPaths, args: FilterArgs, json: bool) -> anyhow::Result<()> {
-    HubConfig::load(paths)?;
-    let catalog = Catalog::open(&paths.dir)?;
+    let catalog = Catalog::open_as_configured(&paths.dir)?;
     let (filter, at) = args.to_filter(now()).map_err(Usage)?;
     let list = catalog.list(&filter, at)?;
     if json {
@@ -218,8 +218,7 @@ pub fn catalog_list(paths: &HubPaths, args: FilterArgs, json: bool) -> anyhow::R
 
 /// `gdx-hub catalog show CODE`.
 pub fn catalog_show(paths: &HubPaths, code: &str, as_of: Option<String>, json: bool) -> anyhow::Result<()> {
-    HubConfig::load(paths)?;
-    let catalog = Catalog::open(&paths.dir)?;
+    let catalog = Catalog::open_as_configured(&paths.dir)?;
     gdx_common::catalog::check_code(code).map_err(Usage)?;
     let args = FilterArgs { as_of, ..FilterArgs::default() };
     let (_, at) = args.to_filter(now()).map_err(Usage)?;

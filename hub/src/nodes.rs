@@ -7,7 +7,7 @@ use gdx_common::NodeId;
 use gdx_common::table::render;
 use gdx_common::units::{format_date, format_time};
 
-use crate::store::vault::{ResourceSummary, summaries};
+use crate::store::vault::{ResourceSummary, Vaults};
 use crate::store::{NodeRow, Store, StoreError};
 
 /// One line of the listing, as printed with `--json`.
@@ -32,10 +32,10 @@ pub struct NodeStatus {
 /// reported (the whole tree below). A node counts as connected only while
 /// `gdx-hub run` is alive (its heartbeat is fresh), and a node below a child
 /// hub only while that hub is connected and its report is recent.
-/// `vault_dir` adds each node's resources (row counts: not free on large vaults).
-pub fn list(store: &Store, vault_dir: Option<&Path>, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
+/// `vaults` adds each node's resources (row counts: not free on large vaults).
+pub fn list(store: &Store, vaults: Option<&Vaults>, now: i64) -> Result<Vec<NodeStatus>, StoreError> {
     let running = store.hub_running(now)?;
-    let mut out = local(store, vault_dir, now, running)?;
+    let mut out = local(store, vaults, now, running)?;
     for n in &mut out {
         if n.row.role == "hub" {
             n.backlog = store.meta(&format!("backlog {}", n.row.node))?.and_then(|v| v.parse().ok());
@@ -52,7 +52,7 @@ pub fn list(store: &Store, vault_dir: Option<&Path>, now: i64) -> Result<Vec<Nod
             r.state.clone()
         };
         // base resources forwarded by the child hub are held here too
-        let resources = resources_of(vault_dir, &r.node);
+        let resources = resources_of(vaults, &r.node);
         out.push(NodeStatus {
             row: NodeRow {
                 division_name: gdx_common::DivisionCode::parse(&division).map(|d| d.name()).unwrap_or_default(),
@@ -81,14 +81,14 @@ pub fn list(store: &Store, vault_dir: Option<&Path>, now: i64) -> Result<Vec<Nod
 /// A child hub's report older than this no longer says who is connected.
 const REPORT_STALE_SECS: i64 = 30;
 
-fn resources_of(vault_dir: Option<&Path>, node: &str) -> Vec<ResourceSummary> {
-    match (vault_dir, NodeId::parse(node)) {
-        (Some(dir), Ok(n)) => summaries(dir, &n),
+fn resources_of(vaults: Option<&Vaults>, node: &str) -> Vec<ResourceSummary> {
+    match (vaults, NodeId::parse(node)) {
+        (Some(vaults), Ok(n)) => vaults.summaries(&n),
         _ => Vec::new(),
     }
 }
 
-fn local(store: &Store, vault_dir: Option<&Path>, now: i64, running: bool) -> Result<Vec<NodeStatus>, StoreError> {
+fn local(store: &Store, vaults: Option<&Vaults>, now: i64, running: bool) -> Result<Vec<NodeStatus>, StoreError> {
     Ok(store
         .nodes()?
         .into_iter()
@@ -103,7 +103,7 @@ fn local(store: &Store, vault_dir: Option<&Path>, now: i64, running: bool) -> Re
             } else {
                 "offline"
             };
-            let resources = resources_of(vault_dir, &row.node);
+            let resources = resources_of(vaults, &row.node);
             let quality = store.quality_of(&row.node).unwrap_or_default();
             NodeStatus { row, state: state.to_owned(), resources, via: None, backlog: None, quality }
         })

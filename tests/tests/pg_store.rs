@@ -76,6 +76,10 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     assert_eq!(vault_rows(&pg, "v_630000_gongan"), source_rows(&db_a));
     assert_eq!(vault_rows(&pg, "v_630000_minzheng"), source_rows(&db_b));
     assert!(!gdx_tests::vault(&hub, "630000/gongan").exists(), "no vault file beside PostgreSQL");
+    // `gdx-hub nodes` lists each department's resources from its schema
+    let listed = hub.nodes();
+    let gongan_row = listed.iter().find(|n| n["node"] == "630000/gongan").unwrap();
+    assert_eq!(gongan_row["resources"][0]["rows"], 3000, "{gongan_row}");
 
     // each vault a schema owned by the department's role; the hub's role reaches none, nor one department another's
     let admin = &mut pg.admin("gdx");

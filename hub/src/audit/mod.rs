@@ -343,9 +343,10 @@ impl AuditLog {
                 more.push(node.clone());
                 continue;
             }
-            match pg.waiting(node, COLLECT_BATCH).and_then(|w| Ok((pg.names(node)?, w))) {
+            match pg.known(node).and_then(|names| Ok((names, pg.waiting(node, COLLECT_BATCH)?))) {
+                Ok((None, _)) => {}
                 Ok((_, waiting)) if waiting.is_empty() => {}
-                Ok((names, waiting)) => {
+                Ok((Some(names), waiting)) => {
                     events += waiting.len();
                     read.push((node.clone(), format!("postgres:{}", names.schema), waiting));
                 }

@@ -27,7 +27,6 @@ use gdx_common::{DivisionCode, NodeId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::HubPaths;
-use crate::store::vault::last_changes;
 use gdx_common::table::render;
 
 mod display;
@@ -195,15 +194,32 @@ impl FilterArgs {
 /// The catalogue database of a hub.
 pub struct Catalog {
     conn: Connection,
-    vault_dir: std::path::PathBuf,
+    /// Where the providers' data last changed (the vaults, files or PostgreSQL).
+    vaults: std::sync::Arc<crate::store::vault::Vaults>,
 }
 
 impl Catalog {
     /// Opens (creating if needed) `catalog.db` in the hub directory.
     pub fn open(hub_dir: &Path) -> Result<Self, CatalogError> {
+        Self::with_vaults(hub_dir, std::sync::Arc::new(crate::store::vault::Vaults::new(hub_dir)))
+    }
+
+    /// Opens `catalog.db`, telling freshness from `vaults`.
+    pub fn with_vaults(
+        hub_dir: &Path,
+        vaults: std::sync::Arc<crate::store::vault::Vaults>,
+    ) -> Result<Self, CatalogError> {
         let conn = gdx_files::open_sqlite(&HubPaths::new(hub_dir).catalog_db(), SCHEMA)?;
         conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
-        Ok(Self { conn, vault_dir: HubPaths::new(hub_dir).vaults() })
+        Ok(Self { conn, vaults })
+    }
+
+    /// Opens `catalog.db` with the vaults hub.toml names (connecting to
+    /// PostgreSQL if they are there), for a command outside `gdx-hub run`.
+    pub fn open_as_configured(hub_dir: &Path) -> anyhow::Result<Self> {
+        let config = crate::config::HubConfig::load(&HubPaths::new(hub_dir))?;
+        let vaults = crate::store::vault::Vaults::for_hub(hub_dir, &config)?;
+        Ok(Self::with_vaults(hub_dir, std::sync::Arc::new(vaults))?)
     }
 
     /// Records a verified publication; `via` names the hub that relayed it.
@@ -353,7 +369,7 @@ impl Catalog {
             }
             let local = changed
                 .entry(entry.provider.clone())
-                .or_insert_with(|| last_changes(&self.vault_dir, &entry.provider))
+                .or_insert_with(|| self.vaults.last_changes(&entry.provider))
                 .get(entry.resource.as_str())
                 .copied();
             let last_change = local.into_iter().chain(relayed_change).max();

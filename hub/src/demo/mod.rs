@@ -31,6 +31,7 @@ use gdx_common::{DivisionCode, NodeId, Role};
 use gdx_hub::catalog::{self, Catalog, Filter};
 use gdx_hub::store::HubPaths;
 use gdx_hub::store::Store;
+use gdx_hub::store::vault::Vaults;
 use gdx_hub::util::now;
 use gdx_hub::{enrol, init, nodes};
 
@@ -209,7 +210,7 @@ pub async fn run(
         hubs.iter()
             .map(|(p, _)| {
                 Store::open(&p.db())
-                    .and_then(|s| nodes::list(&s, Some(&p.vaults()), now()))
+                    .and_then(|s| nodes::list(&s, Some(&Vaults::new(&p.dir)), now()))
                     .map(|l| l.iter().filter(|n| n.via.is_none()).map(|n| n.resources.len()).sum::<usize>())
                     .unwrap_or(0)
             })
@@ -217,7 +218,7 @@ pub async fn run(
     };
     wait_for(Duration::from_secs(90), "the first sync of every resource", || synced() >= province.resource_count())
         .await?;
-    let vaults = paths.vaults();
+    let vaults = Vaults::new(&hub_dir);
     let catalog = Catalog::open(&hub_dir)?;
     // the departments' entries (the province's base databases are catalogued at its start)
     let entries =
@@ -231,11 +232,9 @@ pub async fn run(
         let base = Filter { class: Some(gdx_common::catalog::CatalogClass::Base), ..Filter::default() };
         catalog.list(&base, now()).is_ok_and(|l| {
             // the province's own base databases have no vault: they are merged here
-            l.iter().filter(|e| !e.entry.provider.is_hub_id()).all(|e| {
-                gdx_hub::store::vault::summaries(&vaults, &e.entry.provider)
-                    .iter()
-                    .any(|s| s.resource == e.entry.resource.as_str())
-            })
+            l.iter()
+                .filter(|e| !e.entry.provider.is_hub_id())
+                .all(|e| vaults.summaries(&e.entry.provider).iter().any(|s| s.resource == e.entry.resource.as_str()))
         })
     };
     wait_for(Duration::from_secs(60), "the prefecture hubs to forward the base data", forwarded).await?;

@@ -113,7 +113,7 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>, from_da
     }
     let log = AuditLog::open(hub_dir, &hub.to_string())?;
     let entries = log.list(&AuditFilter::default())?;
-    let catalog = Catalog::open(hub_dir)?;
+    let catalog = Catalog::open_as_configured(hub_dir)?;
     let catalogue: Vec<CatalogEntry> = catalog
         .list(&CatalogFilter::default(), crate::util::now())?
         .into_iter()

@@ -37,7 +37,10 @@ pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaul
                     }
                 }
             }
-            collect_postgres(&mut log, &vaults, !swept)?;
+            // a PostgreSQL that cannot be read now holds back neither the other stores nor the checkpoint
+            if let Err(e) = collect_postgres(&mut log, &vaults, !swept) {
+                warn!(error = %e, "the audit log cannot read the vaults on PostgreSQL now; their events wait there");
+            }
             if sign {
                 log.checkpoint(now())?;
             }

@@ -239,7 +239,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     )
     .with_context(|| format!("cannot serve QUIC on {listen}/udp"))?;
     let local = endpoint.local_addr().unwrap_or(listen);
-    let catalog = Arc::new(Mutex::new(Catalog::open(dir)?));
+    let catalog = Arc::new(Mutex::new(Catalog::with_vaults(dir, vaults.clone())?));
     let mut exchange = Exchange::open(dir, config.hub_id())?;
     exchange.set_children(store.child_hubs()?);
     exchange.set_lookup_limit(config.lookups_per_minute);

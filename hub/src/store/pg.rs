@@ -35,8 +35,10 @@ use postgres::{Client, Transaction};
 
 use super::vault::{Applied, ResourceSummary, VaultError};
 
-/// Connections kept open between uses.
+/// Connections open at most; a use beyond waits for one to come back.
 const POOL: usize = 8;
+/// How long a use waits for a connection before answering "retry".
+const POOL_WAIT: Duration = Duration::from_secs(30);
 /// Rows an upsert statement carries at most.
 const UPSERT_ROWS: usize = 32;
 /// PostgreSQL's limit on a statement's parameters is 65,535; kept below.
@@ -52,8 +54,28 @@ pub struct PgVaults {
     /// `PostgreSQL USER@HOST:PORT/DATABASE`, for messages.
     pub where_: String,
     hub: DivisionCode,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    returned: std::sync::Condvar,
     names: Mutex<HashMap<NodeId, Names>>,
+}
+
+/// The idle connections, and how many are open (idle or in use).
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    open: usize,
+}
+
+impl Drop for PgVaults {
+    /// A `postgres::Client` closes itself on a runtime of its own, which
+    /// panics on a thread that drives the hub's runtime: they go on a
+    /// thread of their own.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).idle);
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new().name("gdx-pg-close".into()).spawn(move || drop(idle));
+        }
+    }
 }
 
 /// A department's schema and role.
@@ -90,6 +112,8 @@ impl PgVaults {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // a cut to the server ends a connection within about a minute, never holds a lock for ever
+        config.keepalives(true).keepalives_idle(Duration::from_secs(20)).tcp_user_timeout(Duration::from_secs(60));
         config.application_name("gdx-hub");
         let tls = match config.get_ssl_mode() {
             postgres::config::SslMode::Disable => None,
@@ -115,7 +139,15 @@ impl PgVaults {
             config.get_ports().first().copied().unwrap_or(5432),
             config.get_dbname().unwrap_or("")
         );
-        let vaults = Self { config, tls, where_, hub, pool: Mutex::new(Vec::new()), names: Mutex::new(HashMap::new()) };
+        let vaults = Self {
+            config,
+            tls,
+            where_,
+            hub,
+            pool: Mutex::new(Pool::default()),
+            returned: std::sync::Condvar::new(),
+            names: Mutex::new(HashMap::new()),
+        };
         let mut client = vaults.client()?;
         let row = client
             .query_one(
@@ -175,25 +207,54 @@ impl PgVaults {
         Ok(client)
     }
 
-    /// A pooled connection, or a new one.
+    /// An idle connection, a new one while fewer than [`POOL`] are open,
+    /// or the next given back; given back with [`PgVaults::give_back`].
     fn client(&self) -> Result<Client, VaultError> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        match pooled {
-            Some(c) if !c.is_closed() => Ok(c),
-            _ => self.connect(),
+        let mut pool = self.pool();
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        loop {
+            while let Some(c) = pool.idle.pop() {
+                if !c.is_closed() {
+                    return Ok(c);
+                }
+                pool.open -= 1;
+            }
+            if pool.open < POOL {
+                pool.open += 1;
+                drop(pool);
+                let connected = self.connect();
+                if connected.is_err() {
+                    self.pool().open -= 1;
+                    self.returned.notify_one();
+                }
+                return connected;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(VaultError::Postgres(format!(
+                    "{}: all {POOL} of the hub's connections stayed busy for {} s",
+                    self.where_,
+                    POOL_WAIT.as_secs()
+                )));
+            }
+            pool = self.returned.wait_timeout(pool, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
         }
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Keeps `client` for the next use, unless its connection broke.
     fn give_back(&self, client: Client) {
+        let mut pool = self.pool();
         if client.is_closed() {
-            return;
+            pool.open -= 1;
+        } else {
+            pool.idle.push(client);
         }
-        if let Ok(mut pool) = self.pool.lock()
-            && pool.len() < POOL
-        {
-            pool.push(client);
-        }
+        drop(pool);
+        self.returned.notify_one();
     }
 
     /// Runs `f` on a connection, returning it to the pool after.
@@ -208,8 +269,9 @@ impl PgVaults {
     fn error(&self, e: postgres::Error) -> VaultError {
         let said = describe(&e);
         match e.code().map(|c| c.code()) {
-            // data exceptions and integrity violations: this changeset can never be applied
-            Some(c) if c.starts_with("22") || c.starts_with("23") => {
+            // data exceptions, integrity violations, one row twice in a statement, a key too long
+            // to index: this changeset can never be applied
+            Some(c) if c.starts_with("22") || c.starts_with("23") || c == "21000" || c == "54000" => {
                 VaultError::Schema(format!("the vault's database cannot hold this changeset: {said}"))
             }
             Some("53100") => VaultError::Postgres(format!(
@@ -252,13 +314,26 @@ impl PgVaults {
         }
         let names = Names::of(node, self.hub);
         let (s, r) = (ident(&names.schema)?, ident(&names.role)?);
-        let exists =
-            tx.query_opt("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&names.role]).map_err(pg)?;
-        if exists.is_none() {
-            tx.batch_execute(&format!("CREATE ROLE {r} NOLOGIN")).map_err(pg)?;
+        let exists = tx
+            .query_opt("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1", &[&names.role])
+            .map_err(pg)?;
+        match exists.map(|r| r.get::<_, bool>(0)) {
+            None => tx.batch_execute(&format!("CREATE ROLE {r} NOLOGIN")).map_err(pg)?,
+            Some(false) => {}
+            Some(true) => {
+                return Err(VaultError::Postgres(format!(
+                    "{}: a role named {} already exists and may log in, so it cannot hold {node}'s vault; the database's administrator renames or drops it",
+                    self.where_, names.role
+                )));
+            }
         }
+        // the hub may take the role on (SET ROLE) but never holds its rights otherwise
+        // (PostgreSQL 16 gives each membership an INHERIT option of its own)
+        let version: i32 =
+            tx.query_one("SELECT pg_catalog.current_setting('server_version_num')::int", &[]).map_err(pg)?.get(0);
+        let grant = if version >= 160_000 { " WITH INHERIT FALSE, SET TRUE" } else { "" };
         tx.batch_execute(&format!(
-            "GRANT {r} TO CURRENT_USER;
+            "GRANT {r} TO CURRENT_USER{grant};
              CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {r};
              SET LOCAL ROLE {r};
              REVOKE ALL ON SCHEMA {s} FROM PUBLIC;
@@ -293,7 +368,7 @@ impl PgVaults {
     }
 
     /// The schema and role of `node`'s vault, if it has one (none is made).
-    fn known(&self, node: &NodeId) -> Result<Option<Names>, VaultError> {
+    pub fn known(&self, node: &NodeId) -> Result<Option<Names>, VaultError> {
         if let Some(n) = self.names.lock().ok().and_then(|n| n.get(node).cloned()) {
             return Ok(Some(n));
         }
@@ -301,7 +376,11 @@ impl PgVaults {
             c.query_opt("SELECT schema_name, role_name FROM gdx_hub.vaults WHERE node = $1", &[&node.to_string()])
                 .map_err(|e| self.error(e))
         })?;
-        Ok(row.map(|r| Names { schema: r.get(0), role: r.get(1) }))
+        let names = row.map(|r| Names { schema: r.get(0), role: r.get(1) });
+        if let (Some(n), Ok(mut known)) = (&names, self.names.lock()) {
+            known.insert(node.clone(), n.clone());
+        }
+        Ok(names)
     }
 
     /// Every node with a vault here.
@@ -366,6 +445,17 @@ impl PgVaults {
             tx.execute(&format!("DELETE FROM {s}.audit_outbox WHERE id = ANY($1)"), &[&ids])
                 .map_err(|e| self.error(e))?;
             Ok(())
+        })
+    }
+
+    /// When each resource of `node`'s vault last changed (resource, Unix seconds).
+    pub fn last_changes(&self, node: &NodeId) -> Result<HashMap<String, i64>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(HashMap::new()) };
+        self.as_department(&names, |tx, s| {
+            let rows = tx
+                .query(&format!("SELECT resource, updated_at FROM {s}._gdx_resources"), &[])
+                .map_err(|e| self.error(e))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
@@ -537,45 +627,111 @@ fn apply(
     Ok(Applied::Applied)
 }
 
-/// How a column is kept: its PostgreSQL type, and whether values go as bytes.
-fn pg_type(decl: &str) -> (&'static str, bool) {
-    match gdx_files::tables::affinity(decl) {
-        "INTEGER" => ("BIGINT", false),
-        "TEXT" => ("TEXT", false),
-        "BLOB" => ("BYTEA", true),
-        "REAL" => ("DOUBLE PRECISION", false),
-        "NUMERIC" => ("NUMERIC", false),
-        _ => ("TEXT", false),
+/// How a column is kept in PostgreSQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kept {
+    Bigint,
+    Double,
+    Bytes,
+    /// Everything else, dates and decimals too: as the text SQLite would
+    /// give back, so that nothing the source sends is refused for its form.
+    Text,
+}
+
+impl Kept {
+    /// From a declared type, by SQLite's affinity.
+    fn of(decl: &str) -> Self {
+        match gdx_files::tables::affinity(decl) {
+            "INTEGER" => Kept::Bigint,
+            "REAL" => Kept::Double,
+            "BLOB" => Kept::Bytes,
+            _ => Kept::Text,
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Kept::Bigint => "BIGINT",
+            Kept::Double => "DOUBLE PRECISION",
+            Kept::Bytes => "BYTEA",
+            Kept::Text => "TEXT",
+        }
+    }
+
+    /// The placeholder for parameter `n`: bytes as they are, everything
+    /// else sent as text and converted by the server.
+    fn placeholder(self, n: usize) -> String {
+        match self {
+            Kept::Bytes => format!("${n}"),
+            Kept::Text => format!("${n}::text"),
+            _ => format!("CAST(${n}::text AS {})", self.sql()),
+        }
     }
 }
 
-/// The placeholder for parameter `n` of a column of type `ty`: bytes as
-/// they are, everything else sent as text and converted by the server.
-fn placeholder(n: usize, ty: &str) -> String {
-    if ty == "BYTEA" { format!("${n}") } else { format!("CAST(${n}::text AS {ty})") }
+/// A value made ready for its column: what is compared to find one key
+/// twice in a statement, and what is sent.
+#[derive(Clone, Debug, PartialEq)]
+enum Param {
+    Null,
+    Text(String),
+    Bytes(Vec<u8>),
 }
 
-/// `v` as a parameter for a column `name` kept as bytes (`bytes`) or text.
-fn param(v: &Value, bytes: bool, name: &str) -> Result<Box<dyn ToSql + Sync>, VaultError> {
-    Ok(match (v, bytes) {
-        (Value::Null, true) => Box::new(None::<Vec<u8>>),
-        (Value::Null, false) => Box::new(None::<String>),
-        (Value::Blob(b), true) => Box::new(b.clone()),
-        (Value::Text(t), true) => Box::new(t.as_bytes().to_vec()),
-        (Value::Blob(_), false) => {
-            return Err(VaultError::Schema(format!(
-                "column {name} holds text or numbers but a value is binary; declare it as a BLOB at the source"
-            )));
+impl Param {
+    fn boxed(&self) -> Box<dyn ToSql + Sync> {
+        match self {
+            Param::Null => Box::new(None::<String>),
+            Param::Text(t) => Box::new(t.clone()),
+            Param::Bytes(b) => Box::new(b.clone()),
         }
-        (Value::Integer(_) | Value::Real(_), true) => {
-            return Err(VaultError::Schema(format!(
-                "column {name} is binary (BLOB) but a value is a number; declare its type at the source"
-            )));
+    }
+
+    fn null_as(kept: Kept) -> Box<dyn ToSql + Sync> {
+        if kept == Kept::Bytes { Box::new(None::<Vec<u8>>) } else { Box::new(None::<String>) }
+    }
+}
+
+/// `v` made ready for column `name` kept as `kept`, converting as SQLite's
+/// affinity does (an integral real or a numeric text into an integer
+/// column becomes the integer, a number into a text column its text); a
+/// value that has no form there refuses the changeset, saying which.
+fn param(v: &Value, kept: Kept, name: &str) -> Result<Param, VaultError> {
+    let refused = |what: &str| {
+        VaultError::Schema(format!(
+            "column {name} is kept as {} but a value is {what}; declare the column's type at the source as what it holds",
+            kept.sql()
+        ))
+    };
+    Ok(match (kept, v) {
+        (_, Value::Null) => Param::Null,
+        (Kept::Bytes, Value::Blob(b)) => Param::Bytes(b.clone()),
+        (Kept::Bytes, Value::Text(t)) => Param::Bytes(t.as_bytes().to_vec()),
+        (Kept::Bytes, _) => return Err(refused("a number")),
+        (_, Value::Blob(_)) => return Err(refused("binary")),
+        (Kept::Text, Value::Text(t)) => Param::Text(t.clone()),
+        (Kept::Text, Value::Integer(i)) => Param::Text(i.to_string()),
+        (Kept::Text, Value::Real(f)) => Param::Text(real_text(*f)),
+        (Kept::Bigint, Value::Integer(i)) => Param::Text(i.to_string()),
+        (Kept::Bigint, Value::Real(f)) => {
+            Param::Text(integral(*f).ok_or_else(|| refused(&format!("{f}")))?.to_string())
         }
-        (Value::Integer(i), false) => Box::new(i.to_string()),
-        (Value::Real(f), false) => Box::new(real_text(*f)),
-        (Value::Text(t), false) => Box::new(t.clone()),
+        (Kept::Bigint, Value::Text(t)) => {
+            let t = t.trim();
+            let n = t.parse::<i64>().ok().or_else(|| t.parse::<f64>().ok().and_then(integral));
+            Param::Text(n.ok_or_else(|| refused(&format!("the text {t:?}")))?.to_string())
+        }
+        (Kept::Double, Value::Integer(i)) => Param::Text(real_text(*i as f64)),
+        (Kept::Double, Value::Real(f)) => Param::Text(real_text(*f)),
+        (Kept::Double, Value::Text(t)) => {
+            Param::Text(real_text(t.trim().parse::<f64>().map_err(|_| refused(&format!("the text {t:?}")))?))
+        }
     })
+}
+
+/// `f` as an integer, when it is one.
+fn integral(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
 }
 
 /// A real number as PostgreSQL reads it back exactly.
@@ -590,7 +746,8 @@ fn real_text(f: f64) -> String {
 }
 
 /// Applies `cs`'s rows to table `t` (schema-qualified): creates it when
-/// `known` is None, adds new columns, upserts and deletes in key order.
+/// `known` is None, adds new columns (a name the table has in another case
+/// is the same column, as in SQLite), upserts and deletes in key order.
 /// Returns the table's columns after it.
 fn apply_rows(
     tx: &mut Transaction<'_>,
@@ -598,29 +755,40 @@ fn apply_rows(
     known: Option<Vec<Column>>,
     cs: &Changeset,
 ) -> Result<Vec<Column>, Failed> {
-    let key_names: Vec<&str> = cs.key.iter().map(|&i| cs.columns[i].name.as_str()).collect();
-    let quoted: Vec<String> = cs.columns.iter().map(|c| ident(&c.name)).collect::<Result<_, _>>()?;
-    let types: Vec<(&str, bool)> = cs.columns.iter().map(|c| pg_type(&c.decl_type)).collect();
+    let kept: Vec<Kept> = cs.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
     let mut columns = match known {
         None => {
-            let defs: Vec<String> = quoted.iter().zip(&types).map(|(q, (ty, _))| format!("{q} {ty}")).collect();
-            let pk: Vec<String> = key_names.iter().map(|k| ident(k)).collect::<Result<_, _>>()?;
+            let defs: Vec<String> = cs
+                .columns
+                .iter()
+                .zip(&kept)
+                .map(|(c, k)| Ok(format!("{} {}", ident(&c.name)?, k.sql())))
+                .collect::<Result<_, VaultError>>()?;
+            let pk: Vec<String> = cs.key.iter().map(|&i| ident(&cs.columns[i].name)).collect::<Result<_, _>>()?;
             tx.batch_execute(&format!("CREATE TABLE {t} ({}, PRIMARY KEY ({}))", defs.join(", "), pk.join(", ")))?;
             cs.columns.clone()
         }
         Some(columns) => columns,
     };
-    for (c, (q, (ty, _))) in cs.columns.iter().zip(quoted.iter().zip(&types)) {
-        if !columns.iter().any(|x| x.name == c.name) {
-            tx.batch_execute(&format!("ALTER TABLE {t} ADD COLUMN {q} {ty}"))?;
-            columns.push(c.clone());
+    // each of the changeset's columns by the table's own spelling
+    let mut names: Vec<String> = Vec::with_capacity(cs.columns.len());
+    for (c, k) in cs.columns.iter().zip(&kept) {
+        match columns.iter().find(|x| x.name.to_lowercase() == c.name.to_lowercase()) {
+            Some(x) => names.push(x.name.clone()),
+            None => {
+                tx.batch_execute(&format!("ALTER TABLE {t} ADD COLUMN {} {}", ident(&c.name)?, k.sql()))?;
+                columns.push(c.clone());
+                names.push(c.name.clone());
+            }
         }
     }
+    let quoted: Vec<String> = names.iter().map(|n| ident(n)).collect::<Result<_, _>>()?;
+    let keys: Vec<String> = cs.key.iter().map(|&i| quoted[i].clone()).collect();
     // an upsert replaces the whole row, as SQLite's INSERT OR REPLACE: columns it does not carry become NULL
-    let keys: Vec<String> = key_names.iter().map(|k| ident(k)).collect::<Result<_, _>>()?;
+    let key_lower: Vec<String> = cs.key.iter().map(|&i| names[i].to_lowercase()).collect();
     let others: Vec<String> = columns
         .iter()
-        .filter(|c| !key_names.contains(&c.name.as_str()))
+        .filter(|c| !key_lower.contains(&c.name.to_lowercase()))
         .map(|c| ident(&c.name).map(|q| format!("{q} = excluded.{q}")))
         .collect::<Result<_, _>>()?;
     let on_conflict = if others.is_empty() {
@@ -632,8 +800,7 @@ fn apply_rows(
     let upsert_sql = |rows: usize| {
         let tuples: Vec<String> = (0..rows)
             .map(|r| {
-                let cells: Vec<String> =
-                    types.iter().enumerate().map(|(i, (ty, _))| placeholder(r * n + i + 1, ty)).collect();
+                let cells: Vec<String> = kept.iter().enumerate().map(|(i, k)| k.placeholder(r * n + i + 1)).collect();
                 format!("({})", cells.join(", "))
             })
             .collect();
@@ -641,56 +808,56 @@ fn apply_rows(
     };
     let per_statement = (MAX_PARAMETERS / n.max(1)).clamp(1, UPSERT_ROWS);
     let (one, many) = (tx.prepare(&upsert_sql(1))?, tx.prepare(&upsert_sql(per_statement))?);
-    let cond: Vec<String> = cs
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, &k)| Ok(format!("{} = {}", ident(&cs.columns[k].name)?, placeholder(i + 1, types[k].0))))
-        .collect::<Result<_, VaultError>>()?;
+    let cond: Vec<String> =
+        cs.key.iter().enumerate().map(|(i, &k)| format!("{} = {}", quoted[k], kept[k].placeholder(i + 1))).collect();
     let delete = tx.prepare(&format!("DELETE FROM {t} WHERE {}", cond.join(" AND ")))?;
-    let row_params = |row: &[Value]| -> Result<Vec<Box<dyn ToSql + Sync>>, VaultError> {
-        row.iter().zip(&cs.columns).zip(&types).map(|((v, c), (_, bytes))| param(v, *bytes, &c.name)).collect()
+    let send = |row: &[Param], kept_of: &dyn Fn(usize) -> Kept| -> Vec<Box<dyn ToSql + Sync>> {
+        row.iter()
+            .enumerate()
+            .map(|(i, p)| if *p == Param::Null { Param::null_as(kept_of(i)) } else { p.boxed() })
+            .collect()
     };
+    let by_column = |i: usize| kept[i];
     let mut changes: Vec<&Change> = cs.changes.iter().collect();
     changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
-    let flush = |tx: &mut Transaction<'_>, run: &mut Vec<&Change>| -> Result<(), Failed> {
-        let rows: Vec<&[Value]> = run
-            .drain(..)
-            .filter_map(|c| match c {
-                Change::Upsert(row) => Some(row.as_slice()),
-                Change::Delete(_) => None,
-            })
-            .collect();
+    let flush = |tx: &mut Transaction<'_>, run: &mut Vec<Vec<Param>>| -> Result<(), Failed> {
+        let rows = std::mem::take(run);
         let mut chunks = rows.chunks_exact(per_statement);
         for chunk in chunks.by_ref() {
-            let params: Vec<Box<dyn ToSql + Sync>> =
-                chunk.iter().map(|r| row_params(r)).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+            let params: Vec<Box<dyn ToSql + Sync>> = chunk.iter().flat_map(|r| send(r, &by_column)).collect();
             tx.execute(&many, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
         }
         for row in chunks.remainder() {
-            let params = row_params(row)?;
+            let params = send(row, &by_column);
             tx.execute(&one, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
         }
         Ok(())
     };
-    let mut run: Vec<&Change> = Vec::new();
+    let mut run: Vec<Vec<Param>> = Vec::new();
     for change in changes {
         match change {
-            Change::Upsert(_) => {
-                // one statement may not touch a row twice: of one key's upserts in a row, the last
-                if run.last().is_some_and(|l| cmp_change_keys(l, change, &cs.key).is_eq()) {
+            Change::Upsert(row) => {
+                let row: Vec<Param> = row
+                    .iter()
+                    .zip(cs.columns.iter().zip(&kept))
+                    .map(|(v, (c, k))| param(v, *k, &c.name))
+                    .collect::<Result<_, _>>()?;
+                // one statement may not touch a row twice: of a key's upserts in a row, the last,
+                // the key compared as it is sent (1 and "1" are one key of an integer column)
+                if run.last().is_some_and(|l| cs.key.iter().all(|&k| l[k] == row[k])) {
                     run.pop();
                 }
-                run.push(change);
+                run.push(row);
             }
             Change::Delete(key) => {
                 // the upserts before it first: the changes apply in their order
                 flush(tx, &mut run)?;
-                let params: Vec<Box<dyn ToSql + Sync>> = key
+                let key: Vec<Param> = key
                     .iter()
                     .zip(&cs.key)
-                    .map(|(v, &k)| param(v, types[k].1, &cs.columns[k].name))
+                    .map(|(v, &k)| param(v, kept[k], &cs.columns[k].name))
                     .collect::<Result<_, _>>()?;
+                let params = send(&key, &|i| kept[cs.key[i]]);
                 tx.execute(&delete, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
             }
         }
@@ -754,14 +921,22 @@ mod tests {
     }
 
     #[test]
-    fn column_types_follow_the_affinities() {
-        assert_eq!(pg_type("VARCHAR(18)"), ("TEXT", false));
-        assert_eq!(pg_type("bigint"), ("BIGINT", false));
-        assert_eq!(pg_type("DECIMAL(10,2)"), ("NUMERIC", false));
-        assert_eq!(pg_type("BLOB"), ("BYTEA", true));
-        assert_eq!(pg_type(""), ("TEXT", false));
-        assert_eq!(placeholder(3, "BIGINT"), "CAST($3::text AS BIGINT)");
-        assert_eq!(real_text(3.0), "3.0");
+    fn values_convert_as_sqlite_affinities_do() {
+        assert_eq!(Kept::of("VARCHAR(18)"), Kept::Text);
+        assert_eq!(Kept::of("bigint"), Kept::Bigint);
+        assert_eq!(Kept::of("DATE"), Kept::Text, "dates are kept as the text the source sent");
+        assert_eq!(Kept::of("DECIMAL(10,2)"), Kept::Text);
+        assert_eq!(Kept::of("BLOB"), Kept::Bytes);
+        assert_eq!(Kept::Bigint.placeholder(3), "CAST($3::text AS BIGINT)");
+        let int = |v: Value| param(&v, Kept::Bigint, "n");
+        assert_eq!(int(Value::Real(3.0)).unwrap(), Param::Text("3".into()));
+        assert_eq!(int(Value::Text(" 3.0".into())).unwrap(), Param::Text("3".into()));
+        assert_eq!(int(Value::Text("1".into())).unwrap(), int(Value::Integer(1)).unwrap(), "one key");
+        assert!(int(Value::Text("三".into())).unwrap_err().to_string().contains("column n is kept as BIGINT"));
+        assert!(int(Value::Real(2.5)).is_err());
+        let text = |v: Value| param(&v, Kept::Text, "t").unwrap();
+        assert_ne!(text(Value::Integer(1)), text(Value::Real(1.0)), "1 and 1.0 are two texts, as in SQLite");
         assert_eq!(real_text(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(param(&Value::Null, Kept::Bytes, "b").unwrap(), Param::Null);
     }
 }

@@ -141,6 +141,30 @@ impl Vaults {
         self.pg.as_ref()
     }
 
+    /// When each resource of `node` last changed (resource, Unix seconds),
+    /// in its vault here (a file, or PostgreSQL), or for the hub's own node
+    /// in its base databases; empty when there is none.
+    pub fn last_changes(&self, node: &NodeId) -> HashMap<String, i64> {
+        match &self.pg {
+            Some(pg) if !node.is_hub_id() => pg.last_changes(node).unwrap_or_else(|e| {
+                tracing::warn!(%node, error = %e, "cannot tell when the vault on PostgreSQL last changed");
+                HashMap::new()
+            }),
+            _ => last_changes(&self.dir, node),
+        }
+    }
+
+    /// Every resource of `node`'s vault here with its rows (empty when there is none).
+    pub fn summaries(&self, node: &NodeId) -> Vec<ResourceSummary> {
+        match &self.pg {
+            Some(pg) => pg.summaries(node).unwrap_or_else(|e| {
+                tracing::warn!(%node, error = %e, "cannot list the resources of the vault on PostgreSQL");
+                Vec::new()
+            }),
+            None => summaries(&self.dir, node),
+        }
+    }
+
     /// The PostgreSQL vaults written since the last call.
     pub fn take_written_pg(&self) -> Vec<NodeId> {
         std::mem::take(&mut *self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -224,9 +248,10 @@ impl Vaults {
     ) -> Result<Applied, VaultError> {
         if let Some(pg) = &self.pg {
             let applied = pg.apply(cs, digest, frame, now);
+            // whatever the answer (a commit whose answer was lost is committed all the same), the
+            // collector looks
+            self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cs.origin.clone());
             if matches!(applied, Ok(Applied::Applied)) {
-                // committed, and on the server's disk: the collector may look
-                self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cs.origin.clone());
                 self.applied.notify_one();
                 self.deliverable.notify_one();
             }

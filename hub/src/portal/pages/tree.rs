@@ -8,7 +8,7 @@ use super::*;
 fn tree(p: &Portal) -> Result<Vec<crate::nodes::NodeStatus>, String> {
     let paths = HubPaths::new(&p.dir);
     let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
-    let mut list = crate::nodes::list(&store, Some(&paths.vaults()), now()).map_err(|e| e.to_string())?;
+    let mut list = crate::nodes::list(&store, Some(&p.shared.vaults), now()).map_err(|e| e.to_string())?;
     // problems first: not connected, then rows quarantined, then the rest, each by node
     let fine = |n: &crate::nodes::NodeStatus| (n.state == "connected", n.quality.iter().all(|q| q.quarantined == 0));
     list.sort_by(|a, b| (fine(a), &a.row.node).cmp(&(fine(b), &b.row.node)));
