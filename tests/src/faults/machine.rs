@@ -51,6 +51,16 @@ impl Tmpfs {
         Self::try_mount(at, size).unwrap_or_else(|| panic!("cannot mount a tmpfs on {}", at.display()))
     }
 
+    /// How full it is, as `df` says: "63M of 64M used".
+    pub fn usage(&self) -> String {
+        let out = Command::new("df").args(["-h", "--output=used,size"]).arg(&self.0).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        match text.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+            Some(v) if v.len() == 2 => format!("{} of {} used", v[0], v[1]),
+            _ => "(df says nothing)".into(),
+        }
+    }
+
     /// Fills it with one file until a write fails; returns that file.
     pub fn fill(&self) -> PathBuf {
         use std::io::Write;

@@ -297,11 +297,13 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let mut rng = Rng::new(o.seed);
 
     // as root, each hub's whole data folder (stores, audit log, vaults, its log) on a small disk of
-    // its own, to fill
+    // its own, to fill: room for what the run itself writes (a 1,000-fault run's prefecture holds
+    // about 64 MiB at the end), so that only the faults fill it
     let root = running_as_root();
     let mut disks: Vec<Tmpfs> = Vec::new();
+    let disk_size = format!("{}m", 64 + o.faults / 4);
     let mut disk_for = |hub: &Hub| {
-        if root && let Some(disk) = Tmpfs::try_mount_keeping(hub.dir.path(), "64m") {
+        if root && let Some(disk) = Tmpfs::try_mount_keeping(hub.dir.path(), &disk_size) {
             disks.push(disk);
         }
     };
@@ -615,11 +617,15 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         })
         .ok_or_else(|| {
             let kept = keep_folders(&hubs, &departments, o.seed);
+            // a disk that filled by itself is the run's trouble, not the fault's
+            let disks: Vec<String> =
+                disks.iter().zip(HUB_NAMES).map(|(d, name)| format!("{name}'s disk {}", d.usage())).collect();
             anyhow::anyhow!(
-                "fault {i} ({}, link {link}): a change made after the heal never reached {}; the hubs' and agents' folders \
-                 and logs are kept in {}",
+                "fault {i} ({}, link {link}): a change made after the heal never reached {}{}; the hubs' and agents' \
+                 folders and logs are kept in {}",
                 kind.name(),
                 dept.node,
+                if disks.is_empty() { String::new() } else { format!(" ({})", disks.join(", ")) },
                 kept.display()
             )
         })?;
