@@ -137,6 +137,10 @@ pub struct Postgres {
     run_as: Option<String>,
     /// The PEM of the CA that issued the server's certificate (also `ca.crt` in `dir`).
     pub ca_pem: String,
+    /// Whether commits are flushed to disk (`fsync`), off unless asked:
+    /// a test's crash is of the server's process, which loses nothing the
+    /// kernel holds, while a benchmark measures the flushes.
+    durable: std::sync::atomic::AtomicBool,
 }
 
 impl Postgres {
@@ -155,7 +159,14 @@ impl Postgres {
         if let Some(user) = &run_as {
             give_to(dir, user)?;
         }
-        let pg = Self { dir: dir.to_owned(), port: free_port()?, bin, run_as, ca_pem };
+        let pg = Self {
+            dir: dir.to_owned(),
+            port: free_port()?,
+            bin,
+            run_as,
+            ca_pem,
+            durable: std::sync::atomic::AtomicBool::new(false),
+        };
         let (data, pw) = (pg.path("data"), pg.path("pw"));
         let args = ["-D", &data, "-U", ADMIN, "--pwfile", &pw, "--auth-local=trust", "--auth-host=scram-sha-256"];
         run(pg.server_program("initdb", &args).args(["-E", "UTF8", "--no-locale"]), "initdb")?;
@@ -212,6 +223,17 @@ impl Postgres {
         self.launch(false)
     }
 
+    /// Restarts the server flushing every commit to disk (`fsync = on`),
+    /// as a production server does.
+    pub fn restart_durable(&self) -> anyhow::Result<()> {
+        self.durable.store(true, std::sync::atomic::Ordering::Relaxed);
+        run(
+            &mut self.server_program("pg_ctl", &["-D", &self.path("data"), "-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        )?;
+        self.launch(true)
+    }
+
     fn launch(&self, tls: bool) -> anyhow::Result<()> {
         let ssl = match tls {
             true => format!(
@@ -221,8 +243,9 @@ impl Postgres {
             ),
             false => "-c ssl=off".to_owned(),
         };
+        let fsync = if self.durable.load(std::sync::atomic::Ordering::Relaxed) { "on" } else { "off" };
         let options =
-            format!("-p {} -k {} -c listen_addresses=127.0.0.1 {ssl} -c fsync=off", self.port, self.dir.display());
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 {ssl} -c fsync={fsync}", self.port, self.dir.display());
         let args = ["-D", &self.path("data"), "-l", &self.path("log"), "-w", "-t", "60", "-o", &options, "start"];
         run(&mut self.server_program("pg_ctl", &args), "pg_ctl start")
     }

@@ -77,7 +77,54 @@ impl Postgres {
     pub fn restart_without_tls(&self) {
         self.server.restart_without_tls().unwrap();
     }
+
+    /// Restarts the server flushing every commit to disk, as in production.
+    pub fn restart_durable(&self) {
+        self.server.restart_durable().unwrap();
+    }
+
+    /// Gives `hub` a database of its own here for its vaults, owned by the
+    /// hubs' role [`HUB_ROLE`] (made once: NOINHERIT CREATEROLE), and points
+    /// its hub.toml at it; returns the database's name.
+    pub fn hold_vaults_of(&self, hub: &crate::Hub) -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let database = format!("gdx_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.sql(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{HUB_ROLE}') THEN
+                     CREATE ROLE {HUB_ROLE} LOGIN PASSWORD '{HUB_PASSWORD}' NOINHERIT CREATEROLE;
+                   END IF;
+                 END $$"
+            ),
+        );
+        self.sql("postgres", &format!("CREATE DATABASE {database} OWNER {HUB_ROLE}"));
+        self.point_hub_at(hub, HUB_ROLE, &database);
+        database
+    }
+
+    /// Writes `store = { kind = "postgres", … }` into `hub`'s hub.toml: the
+    /// URL of `database` as `role` (password [`HUB_PASSWORD`]) in a 0600
+    /// file, and this server's CA to verify it by.
+    pub fn point_hub_at(&self, hub: &crate::Hub, role: &str, database: &str) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let url = hub.dir.path().join("db.url");
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&url).unwrap();
+        writeln!(f, "postgresql://{role}:{HUB_PASSWORD}@localhost:{}/{database}?sslmode=require", self.port).unwrap();
+        let ca = hub.dir.path().join("db-ca.pem");
+        std::fs::write(&ca, &self.ca_pem).unwrap();
+        let mut toml = std::fs::OpenOptions::new().append(true).open(hub.dir.path().join("hub.toml")).unwrap();
+        writeln!(toml, "store = {{ kind = \"postgres\", url_file = {url:?}, ca_file = {ca:?} }}").unwrap();
+    }
 }
+
+/// The role hubs log in as to keep their vaults in a test's PostgreSQL.
+pub const HUB_ROLE: &str = "gdx_hub";
+/// Its password.
+pub const HUB_PASSWORD: &str = "hub-secret";
 
 /// A running MariaDB server in a temporary directory.
 pub struct Mariadb {

@@ -9,29 +9,12 @@
 //! consumer. A role that would reach every vault is refused at start.
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received, rows, synced};
-use gdx_tests::servers::Postgres;
+use gdx_tests::servers::{HUB_PASSWORD, HUB_ROLE, Postgres};
 use gdx_tests::{Hub, changeset_entries, people_agent, wait_until};
-
-const HUB_ROLE: &str = "gdx_hub";
-const HUB_PASSWORD: &str = "hub-secret";
-
-/// Puts `store = { kind = "postgres", … }` into `hub`'s hub.toml, the URL
-/// in a 0600 file and the server's CA to verify it by.
-fn keep_vaults_in(hub: &Hub, pg: &Postgres, role: &str) {
-    use std::io::Write;
-    let url = hub.dir.path().join("db.url");
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&url).unwrap();
-    writeln!(f, "postgresql://{role}:{HUB_PASSWORD}@localhost:{}/gdx?sslmode=require", pg.port).unwrap();
-    let ca = hub.dir.path().join("db-ca.pem");
-    std::fs::write(&ca, &pg.ca_pem).unwrap();
-    let mut toml = std::fs::OpenOptions::new().append(true).open(hub.dir.path().join("hub.toml")).unwrap();
-    writeln!(toml, "store = {{ kind = \"postgres\", url_file = {:?}, ca_file = {:?} }}", url, ca).unwrap();
-}
 
 /// The rows of `people` in `db`, ordered.
 fn source_rows(db: &Path) -> Vec<(String, String)> {
@@ -40,10 +23,10 @@ fn source_rows(db: &Path) -> Vec<(String, String)> {
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
-/// The rows of `people` in `schema`, read as the superuser, ordered as SQLite orders them.
-fn vault_rows(pg: &Postgres, schema: &str) -> Vec<(String, String)> {
+/// The rows of `people` in `schema` of `database`, read as the superuser, ordered as SQLite orders them.
+fn vault_rows(pg: &Postgres, database: &str, schema: &str) -> Vec<(String, String)> {
     let rows = pg
-        .admin("gdx")
+        .admin(database)
         .query(&format!("SELECT id, name FROM {schema}.people ORDER BY id COLLATE \"C\""), &[])
         .unwrap_or_default();
     rows.iter().map(|r| (r.get(0), r.get(1))).collect()
@@ -60,9 +43,9 @@ fn change(db: &Path, from: usize, to: usize, tag: &str) {
 
 #[test]
 fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
-    let Some(pg) = server_for_a_hub() else { return };
+    let Some(pg) = Postgres::start() else { return };
     let mut hub = Hub::init("630000");
-    keep_vaults_in(&hub, &pg, HUB_ROLE);
+    let database = pg.hold_vaults_of(&hub);
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
     let (db_a, db_b) = (tmp.path().join("gongan.db"), tmp.path().join("minzheng.db"));
@@ -73,8 +56,8 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
         let (code, json, stderr) = agent.sync(&[]);
         assert_eq!(code, 0, "{json} {stderr}");
     }
-    assert_eq!(vault_rows(&pg, "v_630000_gongan"), source_rows(&db_a));
-    assert_eq!(vault_rows(&pg, "v_630000_minzheng"), source_rows(&db_b));
+    assert_eq!(vault_rows(&pg, &database, "v_630000_gongan"), source_rows(&db_a));
+    assert_eq!(vault_rows(&pg, &database, "v_630000_minzheng"), source_rows(&db_b));
     assert!(!gdx_tests::vault(&hub, "630000/gongan").exists(), "no vault file beside PostgreSQL");
     // `gdx-hub nodes` lists each department's resources from its schema
     let listed = hub.nodes();
@@ -82,7 +65,7 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     assert_eq!(gongan_row["resources"][0]["rows"], 3000, "{gongan_row}");
 
     // each vault a schema owned by the department's role; the hub's role reaches none, nor one department another's
-    let admin = &mut pg.admin("gdx");
+    let admin = &mut pg.admin(&database);
     let owner: String = admin
         .query_one("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'v_630000_gongan'", &[])
         .unwrap()
@@ -93,7 +76,7 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
         .port(pg.port)
         .user(HUB_ROLE)
         .password(HUB_PASSWORD)
-        .dbname("gdx")
+        .dbname(&database)
         .connect(postgres::NoTls)
         .unwrap();
     let e = as_hub.query("SELECT * FROM v_630000_gongan.people", &[]).unwrap_err();
@@ -128,7 +111,7 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
         }
     }
     wait_until(Duration::from_secs(90), "the vault on PostgreSQL equals the source", || {
-        vault_rows(&pg, "v_630000_gongan") == source_rows(&db_a)
+        vault_rows(&pg, &database, "v_630000_gongan") == source_rows(&db_a)
     });
     // one audit entry per changeset the agent made, numbered 1 to the last
     let made = || gongan.status()["resources"][0]["last_seq"].as_u64().unwrap_or(0);
@@ -142,7 +125,7 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     assert_eq!(changeset_entries(&hub, "630000/minzheng"), vec![1]);
     // a connection of after the server's crash
     let last_seq: i64 = pg
-        .admin("gdx")
+        .admin(&database)
         .query_one("SELECT last_seq FROM v_630000_gongan._gdx_resources WHERE resource = 'people'", &[])
         .unwrap()
         .get(0);
@@ -152,19 +135,11 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     assert_eq!(verified.code, 0, "{}", verified.stderr);
 }
 
-/// A PostgreSQL server with the hub's role (NOINHERIT CREATEROLE) and its database.
-fn server_for_a_hub() -> Option<Postgres> {
-    let pg = Postgres::start()?;
-    pg.sql("postgres", &format!("CREATE ROLE {HUB_ROLE} LOGIN PASSWORD '{HUB_PASSWORD}' NOINHERIT CREATEROLE"));
-    pg.sql("postgres", &format!("CREATE DATABASE gdx OWNER {HUB_ROLE}"));
-    Some(pg)
-}
-
 #[test]
 fn a_grant_is_delivered_from_a_vault_on_postgres() {
-    let Some(pg) = server_for_a_hub() else { return };
+    let Some(pg) = Postgres::start() else { return };
     let mut hub = Hub::init("630000");
-    keep_vaults_in(&hub, &pg, HUB_ROLE);
+    pg.hold_vaults_of(&hub);
     hub.start();
     let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
@@ -193,13 +168,13 @@ fn a_grant_is_delivered_from_a_vault_on_postgres() {
 #[test]
 fn a_database_role_that_would_reach_every_vault_is_refused() {
     let Some(pg) = Postgres::start() else { return };
-    pg.sql("postgres", &format!("CREATE ROLE {HUB_ROLE} LOGIN PASSWORD '{HUB_PASSWORD}' INHERIT CREATEROLE"));
-    pg.sql("postgres", &format!("CREATE DATABASE gdx OWNER {HUB_ROLE}"));
+    pg.sql("postgres", &format!("CREATE ROLE gdx_inheriting LOGIN PASSWORD '{HUB_PASSWORD}' INHERIT CREATEROLE"));
+    pg.sql("postgres", "CREATE DATABASE gdx OWNER gdx_inheriting");
     let hub = Hub::init("630000");
-    keep_vaults_in(&hub, &pg, HUB_ROLE);
+    pg.point_hub_at(&hub, "gdx_inheriting", "gdx");
     let out = hub.cmd(&["run"]);
     assert_ne!(out.code, 0);
-    assert!(out.stderr.contains(&format!("ALTER ROLE {HUB_ROLE} NOINHERIT")), "{}", out.stderr);
+    assert!(out.stderr.contains("ALTER ROLE gdx_inheriting NOINHERIT"), "{}", out.stderr);
     // a URL file others may read is refused too, saying what to do
     let url = hub.dir.path().join("db.url");
     std::fs::set_permissions(&url, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();

@@ -30,15 +30,17 @@ use std::time::Duration;
 
 use gdx_common::data::{Change, Changeset, Column, Value, cmp_change_keys};
 use gdx_common::{DivisionCode, NodeId};
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Transaction};
 
 use super::vault::{Applied, ResourceSummary, VaultError};
 
 /// Connections open at most; a use beyond waits for one to come back.
-const POOL: usize = 8;
+const POOL: usize = 16;
 /// How long a use waits for a connection before answering "retry".
 const POOL_WAIT: Duration = Duration::from_secs(30);
+/// A run of upserts this long goes through `COPY` rather than statements.
+const COPY_FROM: usize = 512;
 /// Rows an upsert statement carries at most.
 const UPSERT_ROWS: usize = 32;
 /// PostgreSQL's limit on a statement's parameters is 65,535; kept below.
@@ -400,7 +402,12 @@ impl PgVaults {
         let (schema, role) = (ident(&names.schema)?, ident(&names.role)?);
         self.with(|client| {
             let mut tx = client.transaction().map_err(|e| self.error(e))?;
-            tx.batch_execute(&format!("SET LOCAL ROLE {role}")).map_err(|e| self.error(e))?;
+            // the department's role, and one writer per vault whichever hub process (one round trip)
+            tx.batch_execute(&format!(
+                "SET LOCAL ROLE {role}; SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({}))",
+                literal(&schema)
+            ))
+            .map_err(|e| self.error(e))?;
             let out = f(&mut tx, &schema)?;
             tx.commit().map_err(|e| self.error(e))?;
             Ok(out)
@@ -534,11 +541,9 @@ fn apply(
     now: i64,
 ) -> Result<Applied, Failed> {
     let table = cs.resource.as_str();
-    // one writer per vault, whichever hub process
-    tx.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext($1))", &[&s])?;
-    let meta = tx.query_opt(
+    let meta = tx.query_typed_opt(
         &format!("SELECT columns, key, last_seq, epoch FROM {s}._gdx_resources WHERE resource = $1"),
-        &[&table],
+        &[(&table, Type::TEXT)],
     )?;
     let meta: Option<(String, String, i64, i64)> = meta.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
     let mut last = meta.as_ref().map_or(0, |m| m.2 as u64);
@@ -593,24 +598,6 @@ fn apply(
     let json = |e: serde_json::Error| VaultError::Schema(format!("{table}: {e}"));
     let (columns_json, key_json) =
         (serde_json::to_string(&columns).map_err(json)?, serde_json::to_string(&key_names).map_err(json)?);
-    tx.execute(
-        &format!(
-            "INSERT INTO {s}._gdx_resources AS r (resource, columns, key, last_seq, updated_at, epoch)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
-                 updated_at = excluded.updated_at, epoch = excluded.epoch,
-                 forwarded_seq = CASE WHEN r.epoch <> excluded.epoch THEN 0 ELSE r.forwarded_seq END,
-                 forward_error = CASE WHEN r.epoch <> excluded.epoch THEN NULL ELSE r.forward_error END"
-        ),
-        &[&table, &columns_json, &key_json, &(cs.seq as i64), &now, &(cs.epoch as i64)],
-    )?;
-    tx.execute(
-        &format!(
-            "INSERT INTO {s}._gdx_changesets (resource, seq, digest, frame) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (resource, seq) DO UPDATE SET digest = excluded.digest, frame = excluded.frame"
-        ),
-        &[&table, &(cs.seq as i64), &digest.as_slice(), &frame],
-    )?;
     let event = gdx_common::audit::Event {
         kind: "changeset".into(),
         at: now,
@@ -623,7 +610,34 @@ fn apply(
         ..Default::default()
     };
     let event = serde_json::to_string(&event).map_err(|e| VaultError::Schema(format!("{table}: {e}")))?;
-    tx.execute(&format!("INSERT INTO {s}.audit_outbox (event) VALUES ($1)"), &[&event])?;
+    // the resource's number, the changeset's digest and frame, and its audit event: one statement
+    tx.execute_typed(
+        &format!(
+            "WITH resource AS (
+                 INSERT INTO {s}._gdx_resources AS r (resource, columns, key, last_seq, updated_at, epoch)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
+                     updated_at = excluded.updated_at, epoch = excluded.epoch,
+                     forwarded_seq = CASE WHEN r.epoch <> excluded.epoch THEN 0 ELSE r.forwarded_seq END,
+                     forward_error = CASE WHEN r.epoch <> excluded.epoch THEN NULL ELSE r.forward_error END
+             ), changeset AS (
+                 INSERT INTO {s}._gdx_changesets (resource, seq, digest, frame) VALUES ($1, $4, $7, $8)
+                 ON CONFLICT (resource, seq) DO UPDATE SET digest = excluded.digest, frame = excluded.frame
+             )
+             INSERT INTO {s}.audit_outbox (event) VALUES ($9)"
+        ),
+        &[
+            (&table, Type::TEXT),
+            (&columns_json, Type::TEXT),
+            (&key_json, Type::TEXT),
+            (&(cs.seq as i64), Type::INT8),
+            (&now, Type::INT8),
+            (&(cs.epoch as i64), Type::INT8),
+            (&digest.as_slice(), Type::BYTEA),
+            (&frame, Type::BYTEA),
+            (&event, Type::TEXT),
+        ],
+    )?;
     Ok(Applied::Applied)
 }
 
@@ -729,6 +743,37 @@ fn param(v: &Value, kept: Kept, name: &str) -> Result<Param, VaultError> {
     })
 }
 
+/// `row` as a line of `COPY`'s text format: tab-separated, `\N` for NULL,
+/// backslash escapes, bytes as bytea's `\x` hex.
+fn copy_line(row: &[Param], out: &mut Vec<u8>) {
+    for (i, p) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match p {
+            Param::Null => out.extend_from_slice(b"\\N"),
+            Param::Text(t) => {
+                for &b in t.as_bytes() {
+                    match b {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        _ => out.push(b),
+                    }
+                }
+            }
+            Param::Bytes(bytes) => {
+                out.extend_from_slice(b"\\\\x");
+                for b in bytes {
+                    out.extend_from_slice(format!("{b:02x}").as_bytes());
+                }
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
 /// `f` as an integer, when it is one.
 fn integral(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
@@ -807,29 +852,56 @@ fn apply_rows(
         format!("INSERT INTO {t} ({}) VALUES {} {on_conflict}", quoted.join(", "), tuples.join(", "))
     };
     let per_statement = (MAX_PARAMETERS / n.max(1)).clamp(1, UPSERT_ROWS);
-    let (one, many) = (tx.prepare(&upsert_sql(1))?, tx.prepare(&upsert_sql(per_statement))?);
+    let (one, many) = (upsert_sql(1), upsert_sql(per_statement));
     let cond: Vec<String> =
         cs.key.iter().enumerate().map(|(i, &k)| format!("{} = {}", quoted[k], kept[k].placeholder(i + 1))).collect();
-    let delete = tx.prepare(&format!("DELETE FROM {t} WHERE {}", cond.join(" AND ")))?;
-    let send = |row: &[Param], kept_of: &dyn Fn(usize) -> Kept| -> Vec<Box<dyn ToSql + Sync>> {
+    let delete = format!("DELETE FROM {t} WHERE {}", cond.join(" AND "));
+    // each value with its type on the wire: a statement is one round trip, nothing prepared
+    let send = |row: &[Param], kept_of: &dyn Fn(usize) -> Kept| -> Vec<(Box<dyn ToSql + Sync>, Type)> {
         row.iter()
             .enumerate()
-            .map(|(i, p)| if *p == Param::Null { Param::null_as(kept_of(i)) } else { p.boxed() })
+            .map(|(i, p)| {
+                let k = kept_of(i);
+                let ty = if k == Kept::Bytes { Type::BYTEA } else { Type::TEXT };
+                (if *p == Param::Null { Param::null_as(k) } else { p.boxed() }, ty)
+            })
             .collect()
+    };
+    let execute = |tx: &mut Transaction<'_>, sql: &str, params: &[(Box<dyn ToSql + Sync>, Type)]| {
+        let refs: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(|(p, t)| (p.as_ref(), t.clone())).collect();
+        tx.execute_typed(sql, &refs)
     };
     let by_column = |i: usize| kept[i];
     let mut changes: Vec<&Change> = cs.changes.iter().collect();
     changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
     let flush = |tx: &mut Transaction<'_>, run: &mut Vec<Vec<Param>>| -> Result<(), Failed> {
         let rows = std::mem::take(run);
+        if rows.len() >= COPY_FROM {
+            // many rows (a first sync): copied into a scratch table, then upserted in one statement
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS pg_temp._gdx_in; CREATE TEMP TABLE _gdx_in (LIKE {t}) ON COMMIT DROP"
+            ))?;
+            let mut writer = tx.copy_in(&format!("COPY pg_temp._gdx_in ({}) FROM STDIN", quoted.join(", ")))?;
+            let mut line = Vec::new();
+            for row in &rows {
+                line.clear();
+                copy_line(row, &mut line);
+                std::io::Write::write_all(&mut writer, &line).map_err(|e| VaultError::Postgres(e.to_string()))?;
+            }
+            writer.finish()?;
+            tx.batch_execute(&format!(
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM pg_temp._gdx_in {on_conflict}",
+                cols = quoted.join(", ")
+            ))?;
+            return Ok(());
+        }
         let mut chunks = rows.chunks_exact(per_statement);
         for chunk in chunks.by_ref() {
-            let params: Vec<Box<dyn ToSql + Sync>> = chunk.iter().flat_map(|r| send(r, &by_column)).collect();
-            tx.execute(&many, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
+            let params: Vec<_> = chunk.iter().flat_map(|r| send(r, &by_column)).collect();
+            execute(tx, &many, &params)?;
         }
         for row in chunks.remainder() {
-            let params = send(row, &by_column);
-            tx.execute(&one, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
+            execute(tx, &one, &send(row, &by_column))?;
         }
         Ok(())
     };
@@ -857,13 +929,17 @@ fn apply_rows(
                     .zip(&cs.key)
                     .map(|(v, &k)| param(v, kept[k], &cs.columns[k].name))
                     .collect::<Result<_, _>>()?;
-                let params = send(&key, &|i| kept[cs.key[i]]);
-                tx.execute(&delete, &params.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?;
+                execute(tx, &delete, &send(&key, &|i| kept[cs.key[i]]))?;
             }
         }
     }
     flush(tx, &mut run)?;
     Ok(columns)
+}
+
+/// `text` as an SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// `name` quoted as an SQL identifier; a name PostgreSQL would cut short
@@ -938,5 +1014,8 @@ mod tests {
         assert_ne!(text(Value::Integer(1)), text(Value::Real(1.0)), "1 and 1.0 are two texts, as in SQLite");
         assert_eq!(real_text(f64::NEG_INFINITY), "-Infinity");
         assert_eq!(param(&Value::Null, Kept::Bytes, "b").unwrap(), Param::Null);
+        let mut line = Vec::new();
+        copy_line(&[Param::Text("a\tb\\c\n".into()), Param::Null, Param::Bytes(vec![0, 255])], &mut line);
+        assert_eq!(line, b"a\\tb\\\\c\\n\t\\N\t\\\\x00ff\n");
     }
 }

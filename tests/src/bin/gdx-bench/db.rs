@@ -14,7 +14,7 @@ use gdx_common::generate::Generator;
 use gdx_tests::servers::{ADMIN, ADMIN_PASSWORD, Mariadb, Postgres};
 
 use super::sync::{RsyncDaemon, rsync_present};
-use super::{SEED, hub_and_agent, timed_sync_of, write_json};
+use super::{SEED, Vaults, hub_and_agent, timed_sync_of, write_json};
 
 /// Which engine.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,7 @@ pub(super) fn db_bench(engine: Engine, rows: i64) {
             "[[resource]]\ncode = \"people\"\nkey = [\"id\"]\nsource = {source}\n\n\
              [[resource]]\ncode = \"people_wm\"\nkey = [\"id\"]\nchanged = \"updated_at\"\nsource = {source}\n"
         ),
-        false,
+        Vaults::Files,
     );
     let (gdx_s, bytes, sent, rss) = timed_sync_of(&agent, Some("people"));
     println!(

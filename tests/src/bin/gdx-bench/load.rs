@@ -240,9 +240,9 @@ pub(super) async fn send_changesets(
 /// acknowledgement: at once (closed loop, the hub's throughput), or when
 /// `rate` is above 0 at random moments that add up to `rate` changesets a
 /// second from all agents (open loop, the latency at that load). Returns
-/// the results it also writes (fan-in with the hub's stores
-/// encrypted at rest when `encrypted`).
-pub(super) fn fanin_bench(ns: &[usize], per_agent: u64, rate: f64, encrypted: bool) -> Vec<serde_json::Value> {
+/// the results it also writes (fan-in with the hub's vaults kept as
+/// `vaults` says).
+pub(super) fn fanin_bench(ns: &[usize], per_agent: u64, rate: f64, vaults: Vaults) -> Vec<serde_json::Value> {
     use gdx_common::wire::{Hello, Message};
     use gdx_common::{NodeId, Role};
     gdx_certs::install_crypto_provider();
@@ -253,9 +253,7 @@ pub(super) fn fanin_bench(ns: &[usize], per_agent: u64, rate: f64, encrypted: bo
     );
     for &n in ns {
         let mut hub = Hub::init("630000");
-        if encrypted {
-            hub.encrypt_at_rest();
-        }
+        vaults.prepare(&hub);
         hub.start();
         let ca = hub.ca();
         let root_der = gdx_certs::pki::pem_to_der(
@@ -393,11 +391,16 @@ pub(super) fn fanin_bench(ns: &[usize], per_agent: u64, rate: f64, encrypted: bo
         if let Some(e) = failed.first() {
             println!("  {} agents failed, e.g.: {e}", failed.len());
         }
-        results.push(serde_json::json!({ "agents": n, "encrypted": encrypted, "offered_rate": rate, "connected": n - failed.len(), "changesets": lat.len(),
+        results.push(serde_json::json!({ "agents": n, "vaults": vaults.name(), "offered_rate": rate, "connected": n - failed.len(), "changesets": lat.len(),
             "connect_s": connect_s, "send_wall_s": wall, "changesets_per_s": rate, "p50_ack_ms": pct(0.5) * 1000.0, "p99_ack_ms": pct(0.99) * 1000.0,
             "hub_rss_kib": hub_rss }));
         hub.terminate();
     }
-    write_json(if encrypted { "fanin-at-rest" } else { "fanin" }, &serde_json::Value::Array(results.clone()));
+    let name = match vaults {
+        Vaults::Files => "fanin",
+        Vaults::Encrypted => "fanin-at-rest",
+        Vaults::Postgres(_) => "fanin-postgres",
+    };
+    write_json(name, &serde_json::Value::Array(results.clone()));
     results
 }

@@ -168,6 +168,14 @@ enum Scenario {
         #[arg(long, default_value = "bbr", value_parser = ["bbr", "cubic"])]
         congestion: String,
     },
+    /// The vaults in SQLite files, then in a real PostgreSQL (fsync on), the same runs each: a first
+    /// and an incremental sync, and fan-in (hub.toml `store`, docs/operator.md)
+    Store {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+    },
     /// Audit log appends per second and verification time
     Audit {
         #[arg(long, default_value_t = 1_000_000)]
@@ -192,7 +200,7 @@ fn main() {
     match Cli::parse().scenario {
         Scenario::Initial(a) | Scenario::Incremental(a) => {
             let runs: Vec<(serde_json::Value, serde_json::Value)> =
-                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, false)).collect();
+                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, Vaults::Files)).collect();
             let (initial, incremental): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
             write_json("initial", &serde_json::json!(initial));
             write_json("incremental", &serde_json::json!(incremental));
@@ -202,9 +210,10 @@ fn main() {
         Scenario::Relay { changes } => relay_bench(changes),
         Scenario::Exchange { rows, lookups } => exchange_bench(rows, lookups),
         Scenario::Fanin { agents, per_agent, rate } => {
-            fanin_bench(&agents, per_agent, rate, false);
+            fanin_bench(&agents, per_agent, rate, Vaults::Files);
         }
         Scenario::AtRest { rows, agents } => at_rest_bench(rows, agents),
+        Scenario::Store { rows, agents } => store_bench(rows, agents),
         Scenario::Base { people } => base::base_bench(people),
         Scenario::Postgres { rows } => db::db_bench(db::Engine::Postgres, rows),
         Scenario::Mysql { rows } => db::db_bench(db::Engine::Mysql, rows),
@@ -220,11 +229,43 @@ fn main() {
 const SEED: u64 = 2026;
 
 /// A hub on 127.0.0.1 and an agent enrolled at it, syncing `toml`'s resource.
-fn hub_and_agent(resource_toml: &str, encrypted: bool) -> (Hub, Agent) {
-    let mut hub = Hub::init("630000");
-    if encrypted {
-        hub.encrypt_at_rest();
+/// Where a benchmark's hub keeps its vaults.
+#[derive(Clone, Copy)]
+enum Vaults<'a> {
+    /// SQLite files, plain.
+    Files,
+    /// SQLite files encrypted at rest (exchange.db too).
+    Encrypted,
+    /// A real PostgreSQL server (hub.toml `store = { kind = "postgres" }`).
+    Postgres(&'a gdx_tests::servers::Postgres),
+}
+
+impl Vaults<'_> {
+    /// Makes `hub`, initialised and not yet started, keep its vaults so.
+    fn prepare(self, hub: &Hub) {
+        match self {
+            Vaults::Files => {}
+            Vaults::Encrypted => {
+                hub.encrypt_at_rest();
+            }
+            Vaults::Postgres(pg) => {
+                pg.hold_vaults_of(hub);
+            }
+        }
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Vaults::Files => "sqlite",
+            Vaults::Encrypted => "sqlite encrypted",
+            Vaults::Postgres(_) => "postgres",
+        }
+    }
+}
+
+fn hub_and_agent(resource_toml: &str, vaults: Vaults) -> (Hub, Agent) {
+    let mut hub = Hub::init("630000");
+    vaults.prepare(&hub);
     hub.start();
     let agent = Agent::new();
     agent.enroll(&hub.token("630000/gongan", "1h")).ok();
@@ -248,13 +289,47 @@ fn timed_sync_of(agent: &Agent, resource: Option<&str>) -> (f64, u64, u64, f64) 
     (secs, out["sent_bytes"].as_u64().unwrap_or(0), out["sent_rows"].as_u64().unwrap_or(0), mib)
 }
 
+/// `store`: the same runs with the vaults in SQLite files and in a real
+/// PostgreSQL, and PostgreSQL's time as a ratio.
+fn store_bench(rows: i64, agents: usize) {
+    let Some(pg) = gdx_tests::servers::Postgres::start() else {
+        println!("gdx-bench store: PostgreSQL is not installed, so there is nothing to compare; skipped");
+        return;
+    };
+    pg.restart_durable();
+    let (files_initial, files_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Files);
+    let (pg_initial, pg_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Postgres(&pg));
+    let files_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Files);
+    let pg_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Postgres(&pg));
+    let ratio = |a: &serde_json::Value, b: &serde_json::Value, k: &str| {
+        b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9)
+    };
+    let summary = serde_json::json!({
+        "rows": rows, "agents": agents,
+        "initial_s": { "sqlite": files_initial["gdx_s"], "postgres": pg_initial["gdx_s"],
+            "ratio": ratio(&files_initial, &pg_initial, "gdx_s") },
+        "incremental_s": { "sqlite": files_inc["gdx_s"], "postgres": pg_inc["gdx_s"],
+            "ratio": ratio(&files_inc, &pg_inc, "gdx_s") },
+        "fanin_changesets_per_s": { "sqlite": files_fanin[0]["changesets_per_s"], "postgres": pg_fanin[0]["changesets_per_s"],
+            "ratio": ratio(&files_fanin[0], &pg_fanin[0], "changesets_per_s") },
+        "fanin_p99_ack_ms": { "sqlite": files_fanin[0]["p99_ack_ms"], "postgres": pg_fanin[0]["p99_ack_ms"] },
+    });
+    println!(
+        "vaults in PostgreSQL / in SQLite files: initial sync {:.2}x the time, incremental {:.2}x, fan-in {:.2}x the changesets/s",
+        summary["initial_s"]["ratio"].as_f64().unwrap_or(0.0),
+        summary["incremental_s"]["ratio"].as_f64().unwrap_or(0.0),
+        summary["fanin_changesets_per_s"]["ratio"].as_f64().unwrap_or(0.0)
+    );
+    write_json("store", &summary);
+}
+
 /// `at-rest`: the same runs on a plain hub and on one keeping its vaults
 /// and exchange.db encrypted, and the encrypted one's time as a ratio.
 fn at_rest_bench(rows: i64, agents: usize) {
-    let (plain_initial, plain_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, false);
-    let (enc_initial, enc_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, true);
-    let plain_fanin = fanin_bench(&[agents], 5, 0.0, false);
-    let enc_fanin = fanin_bench(&[agents], 5, 0.0, true);
+    let (plain_initial, plain_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Files);
+    let (enc_initial, enc_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Encrypted);
+    let plain_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Files);
+    let enc_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Encrypted);
     let ratio = |a: &serde_json::Value, b: &serde_json::Value, k: &str| {
         b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9)
     };

@@ -142,7 +142,7 @@ pub(super) fn sync_bench(
     shape: KeyShape,
     rows: i64,
     pct: f64,
-    encrypted: bool,
+    vaults: Vaults,
 ) -> (serde_json::Value, serde_json::Value) {
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -179,10 +179,8 @@ pub(super) fn sync_bench(
     });
 
     // GDX initial sync.
-    if encrypted {
-        println!("the hub keeps its vaults and exchange.db encrypted at rest");
-    }
-    let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), encrypted);
+    println!("the hub keeps its vaults in {}", vaults.name());
+    let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
     let (gdx_s, full_bytes, _, rss) = timed_sync(&agent);
     println!(
         "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent, agent peak RSS {rss:.0} MiB ({:.2}x the SQLite copy's time)",
@@ -217,7 +215,7 @@ pub(super) fn sync_bench(
     if let Some((_, b)) = rsync_full {
         println!("initial bytes: rsync sent {:.1}x the bytes gdx sent", b as f64 / full_bytes.max(1) as f64);
     }
-    let initial = serde_json::json!({ "key": shape.name(), "rows": rows, "encrypted": encrypted, "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s,
+    let initial = serde_json::json!({ "key": shape.name(), "rows": rows, "vaults": vaults.name(), "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s,
         "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss, "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s,
         "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) });
     let incremental = serde_json::json!({ "key": shape.name(), "rows": rows, "rows_changed": inc_rows, "gdx_s": inc_s,
@@ -237,7 +235,7 @@ pub(super) fn sweep_bench(sizes: &[i64], shapes: &[KeyShape]) {
             let src = tmp.path().join("src.db");
             let mut generator = Generator::new(SEED);
             write_people(&src, rows, shape, &mut generator);
-            let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), false);
+            let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), Vaults::Files);
             let (initial_s, _, _, initial_rss) = timed_sync(&agent);
             change_people(&src, shape, rows, rows / 100, &mut generator);
             let (inc_s, _, _, inc_rss) = timed_sync(&agent);
@@ -313,7 +311,7 @@ pub(super) fn csv_bench(rows: i64) {
             "[[resource]]\ncode = \"dibao\"\nkey = [\"证件号码\"]\nsource = {{ kind = \"csv\", dir = \"{}\", encoding = \"auto\" }}",
             folder.display()
         ),
-        false,
+        Vaults::Files,
     );
     let (s, bytes, sent, rss) = timed_sync(&agent);
     println!(
