@@ -33,7 +33,7 @@ use gdx_common::{DivisionCode, NodeId};
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Transaction};
 
-use super::vault::{Applied, ResourceSummary, VaultError};
+use super::vault::{Applied, Head, ResourceSummary, Then, VaultError, duplicate, plan};
 
 /// Connections open at most; a use beyond waits for one to come back.
 const POOL: usize = 16;
@@ -545,55 +545,25 @@ fn apply(
         &format!("SELECT columns, key, last_seq, epoch FROM {s}._gdx_resources WHERE resource = $1"),
         &[(&table, Type::TEXT)],
     )?;
-    let meta: Option<(String, String, i64, i64)> = meta.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
-    let mut last = meta.as_ref().map_or(0, |m| m.2 as u64);
+    let meta: Option<Head> = meta.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
     let t = format!("{s}.{}", ident(table)?);
-    if let Some(m) = &meta
-        && m.3 as u64 != cs.epoch
-    {
-        // a new sync epoch from 1: the resource's contents are replaced
-        if cs.seq != 1 {
-            return Err(VaultError::Schema(format!(
-                "changeset {} of {table} comes from a new sync epoch but is not the first of it; the agent's state.db was replaced while changes were in flight",
-                cs.seq
-            ))
-            .into());
-        }
+    let step = plan(meta.as_ref(), cs)?;
+    if step.reset {
         tx.batch_execute(&format!("DELETE FROM {t}"))?;
         tx.execute(&format!("DELETE FROM {s}._gdx_changesets WHERE resource = $1"), &[&table])?;
-        last = 0;
     }
-    if cs.seq <= last {
-        let seen = tx.query_opt(
-            &format!("SELECT digest FROM {s}._gdx_changesets WHERE resource = $1 AND seq = $2"),
-            &[&table, &(cs.seq as i64)],
-        )?;
-        if seen.is_some_and(|r| r.get::<_, Vec<u8>>(0).as_slice() != digest.as_slice()) {
-            return Err(VaultError::Schema(format!(
-                "changeset {} of {table} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Delete the agent's state.db so that it sends the resource again in full",
-                cs.seq
-            ))
-            .into());
-        }
-        return Ok(Applied::Duplicate);
-    }
-    if cs.seq != last + 1 {
-        return Ok(Applied::Gap { expected: last + 1 });
-    }
-    let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
-    let known = match &meta {
-        None => None,
-        Some((cols, key, _, _)) => {
-            let saved_key: Vec<String> = serde_json::from_str(key).unwrap_or_default();
-            if saved_key != key_names {
-                return Err(VaultError::Schema(format!(
-                    "the key of {table} changed from {saved_key:?} to {key_names:?}; a resource's key cannot change"
-                ))
-                .into());
-            }
-            Some(serde_json::from_str::<Vec<Column>>(cols).unwrap_or_default())
+    let known = match step.then {
+        Then::Apply { known } => known,
+        Then::Gap { expected } => return Ok(Applied::Gap { expected }),
+        Then::Duplicate => {
+            let seen = tx.query_opt(
+                &format!("SELECT digest FROM {s}._gdx_changesets WHERE resource = $1 AND seq = $2"),
+                &[&table, &(cs.seq as i64)],
+            )?;
+            return Ok(duplicate(seen.map(|r| r.get::<_, Vec<u8>>(0)).as_deref(), digest, cs)?);
         }
     };
+    let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
     let columns = apply_rows(tx, &t, known, cs)?;
     let json = |e: serde_json::Error| VaultError::Schema(format!("{table}: {e}"));
     let (columns_json, key_json) =
