@@ -297,59 +297,45 @@ fn store_bench(rows: i64, agents: usize) {
         return;
     };
     pg.restart_durable();
-    let (files_initial, files_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Files);
-    let (pg_initial, pg_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Postgres(&pg));
-    let files_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Files);
-    let pg_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Postgres(&pg));
-    let ratio = |a: &serde_json::Value, b: &serde_json::Value, k: &str| {
-        b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9)
-    };
-    let summary = serde_json::json!({
-        "rows": rows, "agents": agents,
-        "initial_s": { "sqlite": files_initial["gdx_s"], "postgres": pg_initial["gdx_s"],
-            "ratio": ratio(&files_initial, &pg_initial, "gdx_s") },
-        "incremental_s": { "sqlite": files_inc["gdx_s"], "postgres": pg_inc["gdx_s"],
-            "ratio": ratio(&files_inc, &pg_inc, "gdx_s") },
-        "fanin_changesets_per_s": { "sqlite": files_fanin[0]["changesets_per_s"], "postgres": pg_fanin[0]["changesets_per_s"],
-            "ratio": ratio(&files_fanin[0], &pg_fanin[0], "changesets_per_s") },
-        "fanin_p99_ack_ms": { "sqlite": files_fanin[0]["p99_ack_ms"], "postgres": pg_fanin[0]["p99_ack_ms"] },
-    });
-    println!(
-        "vaults in PostgreSQL / in SQLite files: initial sync {:.2}x the time, incremental {:.2}x, fan-in {:.2}x the changesets/s",
-        summary["initial_s"]["ratio"].as_f64().unwrap_or(0.0),
-        summary["incremental_s"]["ratio"].as_f64().unwrap_or(0.0),
-        summary["fanin_changesets_per_s"]["ratio"].as_f64().unwrap_or(0.0)
-    );
-    write_json("store", &summary);
+    compare("store", rows, agents, ("sqlite", Vaults::Files), ("postgres", Vaults::Postgres(&pg)));
 }
 
 /// `at-rest`: the same runs on a plain hub and on one keeping its vaults
 /// and exchange.db encrypted, and the encrypted one's time as a ratio.
 fn at_rest_bench(rows: i64, agents: usize) {
-    let (plain_initial, plain_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Files);
-    let (enc_initial, enc_inc) = sync_bench(sync::KeyShape::Int, rows, 1.0, Vaults::Encrypted);
-    let plain_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Files);
-    let enc_fanin = fanin_bench(&[agents], 5, 0.0, Vaults::Encrypted);
-    let ratio = |a: &serde_json::Value, b: &serde_json::Value, k: &str| {
-        b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0).max(1e-9)
+    compare("at-rest", rows, agents, ("plain", Vaults::Files), ("encrypted", Vaults::Encrypted));
+}
+
+/// A first and an incremental sync of `rows` integer-keyed rows, and
+/// fan-in of `agents`, on a hub keeping its vaults as `a` says, then as
+/// `b`: `b`'s figures as ratios of `a`'s, printed and in
+/// gdx-bench-SCENARIO.json (each side under its name).
+fn compare(scenario: &str, rows: i64, agents: usize, a: (&str, Vaults), b: (&str, Vaults)) {
+    let runs = [a.1, b.1].map(|v| {
+        let (initial, incremental) = sync_bench(sync::KeyShape::Int, rows, 1.0, v);
+        (initial, incremental, fanin_bench(&[agents], 5, 0.0, v).remove(0))
+    });
+    let [(a_initial, a_inc, a_fanin), (b_initial, b_inc, b_fanin)] = &runs;
+    let ratio = |x: &serde_json::Value, y: &serde_json::Value, k: &str| {
+        y[k].as_f64().unwrap_or(0.0) / x[k].as_f64().unwrap_or(1.0).max(1e-9)
     };
+    let pair = |x: &serde_json::Value, y: &serde_json::Value, k: &str| serde_json::json!({ a.0: x[k], b.0: y[k], "ratio": ratio(x, y, k) });
     let summary = serde_json::json!({
         "rows": rows, "agents": agents,
-        "initial_s": { "plain": plain_initial["gdx_s"], "encrypted": enc_initial["gdx_s"],
-            "ratio": ratio(&plain_initial, &enc_initial, "gdx_s") },
-        "incremental_s": { "plain": plain_inc["gdx_s"], "encrypted": enc_inc["gdx_s"],
-            "ratio": ratio(&plain_inc, &enc_inc, "gdx_s") },
-        "fanin_changesets_per_s": { "plain": plain_fanin[0]["changesets_per_s"], "encrypted": enc_fanin[0]["changesets_per_s"],
-            "ratio": ratio(&plain_fanin[0], &enc_fanin[0], "changesets_per_s") },
-        "fanin_p99_ack_ms": { "plain": plain_fanin[0]["p99_ack_ms"], "encrypted": enc_fanin[0]["p99_ack_ms"] },
+        "initial_s": pair(a_initial, b_initial, "gdx_s"),
+        "incremental_s": pair(a_inc, b_inc, "gdx_s"),
+        "fanin_changesets_per_s": pair(a_fanin, b_fanin, "changesets_per_s"),
+        "fanin_p99_ack_ms": { a.0: a_fanin["p99_ack_ms"], b.0: b_fanin["p99_ack_ms"] },
     });
     println!(
-        "at rest, encrypted / plain: initial sync {:.2}x the time, incremental {:.2}x, fan-in {:.2}x the changesets/s",
+        "{scenario}, {} / {}: initial sync {:.2}x the time, incremental {:.2}x, fan-in {:.2}x the changesets/s",
+        b.0,
+        a.0,
         summary["initial_s"]["ratio"].as_f64().unwrap_or(0.0),
         summary["incremental_s"]["ratio"].as_f64().unwrap_or(0.0),
         summary["fanin_changesets_per_s"]["ratio"].as_f64().unwrap_or(0.0)
     );
-    write_json("at-rest", &summary);
+    write_json(scenario, &summary);
 }
 
 fn write_json(scenario: &str, value: &serde_json::Value) {
