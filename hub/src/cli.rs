@@ -73,7 +73,7 @@ pub fn issue(paths: &HubPaths, ca_key: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", paths.ca_cert().display()))?;
     let ca = gdx_certs::Ca::from_pem(&cert, &gdx_files::read_private(ca_key)?)
         .map_err(|e| anyhow::anyhow!("{} is not the key of {} ({e})", ca_key.display(), paths.ca_cert().display()))?;
-    let mut store = Store::open(&paths.db())?;
+    let mut store = Store::open(paths)?;
     let done = enrol::issue_queued(&mut store, &config, &ca, now())?;
     for (node, outcome) in &done {
         match outcome {
@@ -98,7 +98,7 @@ pub fn token(paths: &HubPaths, node: &str, role: &str, ttl: &str, json: bool) ->
     let ttl = parse_duration(ttl).map_err(anyhow::Error::msg)?;
     let config = HubConfig::load(paths)?;
     let fingerprint = enrol::Authority::load(paths)?.root_fingerprint();
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     let token = enrol::make_token(&store, &config, fingerprint, &node, role, ttl, now())?;
     if json {
         let v = serde_json::json!({
@@ -127,7 +127,7 @@ pub fn token(paths: &HubPaths, node: &str, role: &str, ttl: &str, json: bool) ->
 /// `gdx-hub nodes`.
 pub fn nodes(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
     let config = HubConfig::load(paths)?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     let vaults = crate::store::vault::Vaults::for_hub(&paths.dir, &config)?;
     let list = nodes::list(&store, Some(&vaults), now())?;
     if json {
@@ -175,7 +175,7 @@ pub fn grants(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
 pub fn revoke(paths: &HubPaths, node: &str) -> anyhow::Result<()> {
     let node = NodeId::parse(node)?;
     HubConfig::load(paths)?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     if !store.knows_node(&node)? {
         let Some(via) = store.remote_via(&node)? else {
             anyhow::bail!(
@@ -242,7 +242,7 @@ fn audit_log(paths: &HubPaths) -> anyhow::Result<crate::audit::AuditLog> {
 /// `gdx-hub login [--auditor]`: a one-time portal link for the operator or an auditor.
 pub fn login(paths: &HubPaths, auditor: bool) -> anyhow::Result<()> {
     let config = HubConfig::load(paths)?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     let nonce = gdx_common::token::hex(&gdx_certs::pki::random_bytes::<32>());
     let role = if auditor { crate::store::Role::Auditor } else { crate::store::Role::Operator };
     store.add_login(&nonce, role, now() + gdx_common::login::LOGIN_VALIDITY)?;
@@ -362,7 +362,7 @@ pub fn base_show(paths: &HubPaths, name: &str, json: bool) -> anyhow::Result<()>
 /// `gdx-hub base get NAME KEY`: one record with every field's provenance.
 pub fn base_get(paths: &HubPaths, name: &str, key: &str, json: bool) -> anyhow::Result<()> {
     let base = base_config(paths, name)?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     let Some(fields) = crate::base::get(&paths.dir, &base, key, &store, now()).map_err(anyhow::Error::msg)? else {
         anyhow::bail!("base {name} holds no record with key {key}");
     };

@@ -287,7 +287,7 @@ pub type IssuedFor = (String, Result<(), String>);
 /// records it, in `tx`.
 #[allow(clippy::too_many_arguments)]
 fn issue(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::store::db::Tx<'_>,
     ca: &Ca,
     config: &HubConfig,
     token_id: &str,
@@ -371,7 +371,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Store, HubConfig, Authority) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let store = Store::open_file(&dir.path().join("hub.db")).unwrap();
         let division = DivisionCode::parse("632500").unwrap();
         let config = HubConfig {
             division,
@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn a_child_hub_gets_an_intermediate_ca_for_its_own_division() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("hub.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("hub.db")).unwrap();
         let division = DivisionCode::parse("630000").unwrap();
         let (_d, _s, mut config, _) = setup();
         config.division = division;

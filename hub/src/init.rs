@@ -120,7 +120,7 @@ pub fn init_root(dir: &Path, opts: &InitOptions) -> Result<HubConfig, InitError>
     write(paths.hub_key(), hub_key.serialize_pem().as_bytes(), true)?;
     let chain = der_to_pem(&hub_cert, "CERTIFICATE") + &ca.cert_pem();
     write(paths.hub_cert(), chain.as_bytes(), false)?;
-    Store::open(&paths.db())?;
+    Store::open(&paths)?;
     crate::store::format::mark_current(dir)
         .map_err(|source| InitError::Write { path: dir.join("FORMAT").display().to_string(), source })?;
     write(paths.config(), config.to_commented_toml().as_bytes(), false)?;
@@ -166,7 +166,7 @@ pub fn issue_own(paths: &HubPaths, config: &HubConfig, ca: &Ca, now: i64) -> any
     };
     let chain = der_to_pem(&cert, "CERTIFICATE") + &ca.cert_pem();
     gdx_files::pair::switch(&paths.hub_key(), &key.serialize_pem(), &paths.hub_cert(), &chain)?;
-    Store::open(&paths.db())?.note(&gdx_common::audit::Event {
+    Store::open(paths)?.note(&gdx_common::audit::Event {
         kind: "renewed".into(),
         at: now,
         node: Some(config.hub_id().to_string()),
@@ -273,7 +273,7 @@ pub async fn init_join(dir: &Path, opts: &JoinOptions, timeout: std::time::Durat
     // The hub's chain ends with the root, which enrolling agents pin.
     let chain: String = enrolled.chain_der.iter().map(|c| der_to_pem(c, "CERTIFICATE")).collect::<String>() + &root_pem;
     write(paths.hub_cert(), chain.as_bytes(), false)?;
-    Store::open(&paths.db())?;
+    Store::open(&paths)?;
     crate::store::format::mark_current(dir)
         .map_err(|source| InitError::Write { path: dir.join("FORMAT").display().to_string(), source })?;
     write(paths.config(), config.to_commented_toml().as_bytes(), false)?;

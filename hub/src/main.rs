@@ -146,6 +146,15 @@ enum Command {
         /// The directory `gdx-hub backup --out` wrote.
         from: std::path::PathBuf,
     },
+    /// Move this hub's stores from their SQLite files into the PostgreSQL
+    /// database hub.toml's `store` names, verified table by table; the
+    /// files are set aside as NAME.migrated. The hub must be stopped.
+    #[command(after_help = "Example:\n  gdx-hub --data /var/lib/gdx-hub migrate --to postgres")]
+    Migrate {
+        /// The engine to move to: postgres.
+        #[arg(long, value_parser = ["postgres"])]
+        to: String,
+    },
     /// 考核督促: every department's indicators, score and rank for a month or
     /// a quarter, from what this hub observed; as a table, JSON, XLSX, HTML or PDF.
     #[command(
@@ -549,6 +558,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 paths.dir.display()
             );
         }),
+        Command::Migrate { to: _ } => {
+            gdx_hub::store::db::migrate::to_postgres(&paths, gdx_hub::util::now()).map_err(anyhow::Error::msg).map(
+                |done| {
+                    if done.is_empty() {
+                        println!("nothing to move: every store is on PostgreSQL already");
+                    }
+                    for (which, m) in done {
+                        let rows: u64 = m.tables.iter().map(|t| t.1).sum();
+                        let how = if m.copied { "moved" } else { "already in PostgreSQL, verified" };
+                        println!(
+                            "{}: {how}: {} tables, {rows} rows, the same on both sides; the file is kept as {}",
+                            which.name(),
+                            m.tables.len(),
+                            m.set_aside.display()
+                        );
+                    }
+                },
+            )
+        }
         Command::Report { period, division, out, json } => {
             gdx_hub::evaluation::print(&paths.dir, &period, division.as_deref(), out.as_deref(), json)
         }

@@ -100,7 +100,7 @@ pub fn prepare(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result
     };
     append(&paths.ca_cross(), &ca.cross_certify(&next)?)?;
     let fingerprint = gdx_common::token::hex(&next.fingerprint());
-    Store::open(&paths.db())?.note(&gdx_common::audit::Event {
+    Store::open(paths)?.note(&gdx_common::audit::Event {
         kind: "rollover".into(),
         at: now,
         node: Some(config.hub_id().to_string()),
@@ -137,7 +137,7 @@ pub fn switch(paths: &HubPaths, config: &HubConfig, now: i64) -> anyhow::Result<
     gdx_files::pair::finish(&paths.ca_next_key(), &paths.ca_next_cert(), matches)?;
     gdx_files::pair::finish(&paths.ca_key(), &paths.ca_cert(), matches)?;
     let ca = province_ca(paths, "the switch")?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     if store.hub_running(now)? {
         anyhow::bail!(
             "the hub is running; stop it (systemctl stop gdx-hub), run `gdx-hub ca switch` again, then start it (a hub that was killed counts as running for {} s more)",
@@ -327,7 +327,7 @@ pub fn print_status(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
 /// what it last said of them (since they last changed).
 fn status(paths: &HubPaths) -> anyhow::Result<(Vec<Vec<u8>>, Vec<TrustRow>)> {
     let roots = trusted_roots(paths)?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(paths)?;
     let told = store.roots_told()?;
     // a root this hub took after a node last said what it trusts is news to that node
     let since = roots_changed_at(paths);

@@ -63,6 +63,20 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     let listed = hub.nodes();
     let gongan_row = listed.iter().find(|n| n["node"] == "630000/gongan").unwrap();
     assert_eq!(gongan_row["resources"][0]["rows"], 3000, "{gongan_row}");
+    // the hub's own records (tokens, nodes, certificates) are in PostgreSQL too, none in hub.db
+    let enrolled: Vec<String> = pg
+        .admin(&database)
+        .query("SELECT node FROM gdx_hub.nodes ORDER BY node", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(enrolled, ["630000/gongan", "630000/minzheng"]);
+    let in_file: i64 = rusqlite::Connection::open(hub.dir.path().join("hub.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(in_file, 0, "hub.db keeps nothing beside PostgreSQL");
 
     // each vault a schema owned by the department's role; the hub's role reaches none, nor one department another's
     let admin = &mut pg.admin(&database);
@@ -181,4 +195,52 @@ fn a_database_role_that_would_reach_every_vault_is_refused() {
     let out = hub.cmd(&["run"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("db.url"), "{}", out.stderr);
+}
+
+/// A hub that ran on SQLite moves its records to PostgreSQL with `gdx-hub
+/// migrate --to postgres`: refused while it runs, every row verified, the
+/// file set aside; the department enrolled before, and a token made
+/// before, work against PostgreSQL after. Until then, commands refuse to
+/// leave the file's records behind.
+#[test]
+fn a_hub_on_sqlite_moves_its_records_to_postgres() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("gongan.db");
+    let gongan = people_agent(&hub, "630000/gongan", &db, &[("p1", "张三")]);
+    let token = hub.token("630000/minzheng", "1h");
+    let database = pg.hold_vaults_of(&hub);
+    let running = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_ne!(running.code, 0);
+    assert!(running.stderr.contains("stop it first"), "{}", running.stderr);
+    hub.terminate();
+
+    let left = hub.cmd(&["nodes"]);
+    assert_ne!(left.code, 0, "records in hub.db are not left behind");
+    assert!(left.stderr.contains("migrate --to postgres"), "{}", left.stderr);
+    let moved = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert!(moved.stdout.contains("hub.db: moved"), "{}", moved.stdout);
+    assert!(!hub.dir.path().join("hub.db").exists());
+    assert!(hub.dir.path().join("hub.db.migrated").exists());
+    let tokens: i64 = pg.admin(&database).query_one("SELECT count(*) FROM gdx_hub.tokens", &[]).unwrap().get(0);
+    assert_eq!(tokens, 2);
+    let again = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("nothing to move"), "{}", again.stdout);
+
+    hub.start();
+    let (code, json, stderr) = gongan.sync(&[]);
+    assert_eq!(code, 0, "the department enrolled on SQLite syncs: {json} {stderr}");
+    let minzheng = gdx_tests::Agent::new();
+    let enrolled = minzheng.enroll(&token);
+    assert_eq!(enrolled.code, 0, "the token made on SQLite is spent on PostgreSQL: {}", enrolled.stderr);
+    let listed: Vec<String> = hub.nodes().iter().map(|n| n["node"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(
+        listed.contains(&"630000/gongan".to_owned()) && listed.contains(&"630000/minzheng".to_owned()),
+        "{listed:?}"
+    );
+    assert_eq!(vault_rows(&pg, &database, "v_630000_gongan"), source_rows(&db));
 }

@@ -46,6 +46,8 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 pub enum AuditError {
     #[error("the audit database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the audit database failed: {0}")]
+    Db(#[from] crate::store::db::DbError),
     #[error("{0}")]
     Other(String),
 }

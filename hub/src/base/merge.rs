@@ -659,7 +659,7 @@ fn publish(
             ..Default::default()
         },
     )
-    .map_err(db)?;
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 

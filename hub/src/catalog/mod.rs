@@ -68,6 +68,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS entries_live_resource ON entries(provider, res
 pub enum CatalogError {
     #[error("the catalogue database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the catalogue database failed: {0}")]
+    Db(#[from] crate::store::db::DbError),
     #[error("a stored catalogue entry is damaged: {0}")]
     Damaged(String),
 }

@@ -119,7 +119,7 @@ pub async fn run(
     let mut hubs: Vec<(HubPaths, gdx_hub::HubConfig)> = vec![(paths.clone(), config.clone())];
     for prefecture in &province.prefectures {
         let token = {
-            let store = Store::open(&paths.db())?;
+            let store = Store::open(&paths)?;
             enrol::make_token(
                 &store,
                 &config,
@@ -158,7 +158,7 @@ pub async fn run(
         let (hub_paths, hub_config) =
             hubs.iter().rev().find(|(_, c)| c.division.contains(node_id.division())).unwrap_or(&hubs[0]);
         let token = {
-            let store = Store::open(&hub_paths.db())?;
+            let store = Store::open(hub_paths)?;
             enrol::make_token(&store, hub_config, root_fingerprint, &node_id, Role::Agent, 3600, now())?
         };
         let dir = root.join(format!("agent-{}", dept.node.replace('/', "-")));
@@ -192,7 +192,7 @@ pub async fn run(
         children.push(spawn(&agent_exe, &dir, &["run"])?);
     }
 
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(&paths)?;
     // The province sees the agents below the prefecture hubs through their reports.
     let connected = || {
         nodes::list(&store, None, now())
@@ -209,7 +209,7 @@ pub async fn run(
     let synced = || {
         hubs.iter()
             .map(|(p, _)| {
-                Store::open(&p.db())
+                Store::open(p)
                     .and_then(|s| nodes::list(&s, Some(&Vaults::new(&p.dir)), now()))
                     .map(|l| l.iter().filter(|n| n.via.is_none()).map(|n| n.resources.len()).sum::<usize>())
                     .unwrap_or(0)
@@ -415,7 +415,7 @@ async fn exchange_demo(agent_exe: &Path, root: &Path) -> anyhow::Result<()> {
 async fn portal_links(agent_exe: &Path, root: &Path, province: &gdx_hub::HubConfig) -> anyhow::Result<()> {
     let hub_dir = root.join("hub-630000");
     let paths = HubPaths::new(&hub_dir);
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(&paths)?;
     let link = |role: gdx_hub::store::Role| -> anyhow::Result<String> {
         let nonce = gdx_common::token::hex(&gdx_certs::pki::random_bytes::<32>());
         store.add_login(&nonce, role, now() + gdx_common::login::LOGIN_VALIDITY)?;

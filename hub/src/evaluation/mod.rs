@@ -92,7 +92,7 @@ struct Observed {
 
 fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>, from_day: i64) -> anyhow::Result<Observed> {
     let paths = HubPaths::new(hub_dir);
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(&paths)?;
     let within = |n: &NodeId| division.is_none_or(|d| d.contains(n.division()));
     let mut departments: BTreeMap<String, (NodeId, Option<i64>, Option<i64>)> = BTreeMap::new();
     for n in store.nodes()? {
@@ -165,7 +165,7 @@ pub fn report(hub_dir: &Path, period: Period, division: Option<DivisionCode>, tr
     // the longest 更新周期 (a yearly resource's last change counts in it)
     let first_day = period.trail(trail).first().map_or(period.start_day, |p| p.start_day) - 400;
     let seen = observe(hub_dir, &hub, None, first_day)?;
-    let store = Store::open(&HubPaths::new(hub_dir).db())?;
+    let store = Store::open(&HubPaths::new(hub_dir))?;
     let quality =
         |node: &NodeId, from: i64, to: i64| store.quality_during(&node.to_string(), from, to).unwrap_or_default();
     let now = crate::exchange::clock();

@@ -154,7 +154,7 @@ impl Exchange {
 
 /// Records a check (`action`: check or feedback) in the audit outbox. An ID
 /// number is personal data: the log keeps only its SHA-256, as hex.
-fn audit_check(conn: &Connection, action: &str, c: &Check) -> rusqlite::Result<()> {
+fn audit_check(conn: &Connection, action: &str, c: &Check) -> Result<(), crate::store::db::DbError> {
     let subject = match &c.subject {
         gdx_common::discipline::Subject::Entity(code) => serde_json::json!({ "credit_code": code }),
         gdx_common::discipline::Subject::Person(id) => {

@@ -71,6 +71,8 @@ pub(crate) const PRODUCE_PER_PASS: u64 = 32;
 pub enum ExchangeError {
     #[error("the exchange database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the exchange database failed: {0}")]
+    Db(#[from] crate::store::db::DbError),
     #[error("{0}")]
     Damaged(String),
     /// The vaults' PostgreSQL store failed (unreachable, say): tried again.
@@ -474,7 +476,12 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
 
 /// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
 /// Its time is the real clock, even when the exchange's clock is offset for a drill.
-fn audit(conn: &Connection, kind: &str, r: &RequestRecord, detail: serde_json::Value) -> rusqlite::Result<()> {
+fn audit(
+    conn: &Connection,
+    kind: &str,
+    r: &RequestRecord,
+    detail: serde_json::Value,
+) -> Result<(), crate::store::db::DbError> {
     crate::store::outbox::note(
         conn,
         &gdx_common::audit::Event {

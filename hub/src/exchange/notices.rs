@@ -268,7 +268,12 @@ impl Exchange {
 }
 
 /// Records a notice's event (`action`: issued, claimed, passed) in the audit outbox, in the caller's transaction.
-fn audit_notice(conn: &Connection, action: &str, n: &Notice, mut detail: serde_json::Value) -> rusqlite::Result<()> {
+fn audit_notice(
+    conn: &Connection,
+    action: &str,
+    n: &Notice,
+    mut detail: serde_json::Value,
+) -> Result<(), crate::store::db::DbError> {
     if let Some(d) = detail.as_object_mut() {
         d.insert("action".into(), action.into());
         d.insert("credit_code".into(), n.credit_code.clone().into());

@@ -245,7 +245,12 @@ impl Exchange {
 
 /// Keeps a record another hub sent and this hub refused as evidence, in
 /// the audit log: what it claimed, who sent it, and why it was refused.
-fn refuse_record(tx: &Transaction<'_>, side: Side, r: &RequestRecord, reason: &str) -> rusqlite::Result<()> {
+fn refuse_record(
+    tx: &Transaction<'_>,
+    side: Side,
+    r: &RequestRecord,
+    reason: &str,
+) -> Result<(), crate::store::db::DbError> {
     let from = match side {
         Side::Parent => "the parent hub".to_owned(),
         Side::Child(d) => format!("{d}/hub"),

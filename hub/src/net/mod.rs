@@ -196,7 +196,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         println!("this hub's certificate was renewed until {}", gdx_common::units::format_date(until));
     }
     let creds = credentials::Credentials::load(&paths)?;
-    let store = Store::open(&paths.db())?;
+    let store = Store::open(&paths)?;
     store.reset_connections()?;
     store.heartbeat(now())?;
     let policy = Arc::new(Policy::new(config.division, creds.own_cas(), store.revoked_serials()?));

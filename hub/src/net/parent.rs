@@ -85,7 +85,7 @@ pub async fn run(
 }
 
 fn set_state(paths: &HubPaths, state: &str, error: Option<&str>) {
-    if let Ok(store) = Store::open(&paths.db()) {
+    if let Ok(store) = Store::open(paths) {
         // "since" is when the state changed, not the latest retry; each connection is connected anew
         if state == "connected" || store.meta("parent_state").ok().flatten().as_deref() != Some(state) {
             let _ = store.set_meta("parent_since", &now().to_string());
@@ -149,7 +149,7 @@ async fn pull_catalog(
     province: gdx_common::DivisionCode,
     catalog: &Mutex<Catalog>,
 ) -> Result<(), String> {
-    let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
+    let store = Store::open(paths).map_err(|e| e.to_string())?;
     let since: u64 = store.meta("parent_catalog_rev").ok().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
     let changed = {
         let c = catalog.lock().map_err(|_| "the catalogue is unavailable".to_owned())?;
@@ -196,7 +196,7 @@ async fn report(
     vaults: &Vaults,
     catalog: &Mutex<Catalog>,
 ) -> Result<(), String> {
-    let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
+    let store = Store::open(paths).map_err(|e| e.to_string())?;
     let listed = crate::nodes::list(&store, None, now()).map_err(|e| e.to_string())?;
     let nodes = listed
         .iter()
@@ -572,7 +572,7 @@ async fn observations_pass(conn: &quinn::Connection, paths: &HubPaths) -> Result
     let paths = paths.clone();
     // the log is read through a connection of its own: the audit log's lock is never held
     let gathered = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let store = Store::open(&paths.db())?;
+        let store = Store::open(&paths)?;
         let log = crate::audit::Reader::open(&paths.dir)?;
         let pending = crate::evaluation::facts::pending(&store, &log, now())?;
         Ok((store, pending))

@@ -113,7 +113,7 @@ pub fn router(
     hub_name: String,
     shared: Shared,
 ) -> anyhow::Result<(Router, SignedIn)> {
-    let store = Store::open(&HubPaths::new(dir).db())?;
+    let store = Store::open(&HubPaths::new(dir))?;
     let portal = Arc::new(Portal { dir: dir.to_owned(), hub, hub_name, store: Mutex::new(store), shared });
     let checker = portal.clone();
     let signed_in: SignedIn = Arc::new(move |headers: &HeaderMap| viewer(&checker, headers).session.is_some());

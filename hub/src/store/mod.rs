@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod db;
 pub mod format;
 pub mod group_sync;
 mod nodes_db;

@@ -6,10 +6,10 @@
 //! Every change is one transaction: a kill at any point leaves either the
 //! old or the new state. Token secrets are stored only as SHA-256 hashes.
 
-use std::path::Path;
-
+use super::HubPaths;
+use super::db::{Db, DbError, Sql, Tx, Which};
+use crate::args;
 use gdx_common::{NodeId, Role};
-use rusqlite::{Connection, OptionalExtension, params};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tokens (
@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     spent_key     BLOB,
     issued_cert   BLOB,
     -- for a child hub: the intermediate CA certificate issued with it
-    issued_ca     BLOB
+    issued_ca     BLOB,
+    -- a request waiting for an offline CA key
+    pending_csr   BLOB
 );
 CREATE TABLE IF NOT EXISTS nodes (
     node        TEXT PRIMARY KEY,
@@ -85,9 +87,9 @@ pub const HEARTBEAT_STALE_SECS: i64 = 10;
 /// Failures of the hub database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite failed.
+    /// SQLite or PostgreSQL failed.
     #[error("the hub database failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
 }
 
 /// One row of `tokens`.
@@ -135,46 +137,58 @@ pub struct RemoteNode {
 
 /// The hub database.
 pub struct Store {
-    pub(super) conn: Connection,
+    pub(super) db: Db,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = gdx_files::open_sqlite(path, SCHEMA)?;
-        conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
-        conn.execute_batch(super::sessions::SESSIONS_SQL)?;
-        conn.execute_batch(super::quality::QUALITY_SQL)?;
-        conn.execute_batch(super::observations::OBSERVATIONS_SQL)?;
-        conn.execute_batch(super::renewals::RENEWALS_SQL)?;
-        // requests waiting for an offline CA key (a column newer than the table)
-        let has_queue: bool =
-            conn.query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'pending_csr'", [], |r| {
-                r.get::<_, i64>(0).map(|n| n > 0)
-            })?;
-        if !has_queue {
-            conn.execute_batch("ALTER TABLE tokens ADD COLUMN pending_csr BLOB")?;
+    /// Opens (creating if needed) the hub database where hub.toml keeps
+    /// the hub's stores: `hub.db`, or the schema `gdx_hub` on PostgreSQL.
+    pub fn open(paths: &HubPaths) -> Result<Self, StoreError> {
+        Self::made(Db::open(paths, Which::Hub, &Self::schema())?)
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub fn open_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::made(Db::sqlite(path, &Self::schema())?)
+    }
+
+    /// Every table of the hub database.
+    pub(crate) fn schema() -> String {
+        [
+            SCHEMA,
+            crate::store::outbox::OUTBOX_SQL,
+            super::sessions::SESSIONS_SQL,
+            super::quality::QUALITY_SQL,
+            super::observations::OBSERVATIONS_SQL,
+            super::renewals::RENEWALS_SQL,
+        ]
+        .concat()
+    }
+
+    fn made(db: Db) -> Result<Self, StoreError> {
+        // a hub.db made before requests could wait for an offline CA key
+        if !db.has_column("tokens", "pending_csr")? {
+            db.execute_batch("ALTER TABLE tokens ADD COLUMN pending_csr BLOB")?;
         }
         // child hubs joined before their intermediate CA was recorded: record it now, from the token spent
-        let missing: Vec<(String, Vec<u8>, i64)> = {
-            let mut stmt = conn.prepare(
-                "SELECT node, issued_ca, used_at FROM tokens WHERE issued_ca IS NOT NULL AND used_at IS NOT NULL
-                 AND NOT EXISTS (SELECT 1 FROM certs c WHERE c.node = tokens.node AND c.role = 'ca')",
-            )?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?
-        };
+        let missing: Vec<(String, Vec<u8>, i64)> = db.query(
+            "SELECT node, issued_ca, used_at FROM tokens WHERE issued_ca IS NOT NULL AND used_at IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM certs c WHERE c.node = tokens.node AND c.role = 'ca')",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         for (node, ca, at) in missing {
-            record_ca(&conn, &node, &ca, at)?;
+            record_ca(&db, &node, &ca, at)?;
         }
-        Ok(Self { conn })
+        Ok(Self { db })
     }
 
     /// True when every certificate of `node` issued here is revoked or
     /// expired (a node never enrolled here is not revoked).
     pub fn revoked_node(&self, node: &NodeId, now: i64) -> Result<bool, StoreError> {
-        let (all, live): (i64, i64) = self.conn.query_row(
+        let (all, live): (i64, i64) = self.db.query_row(
             "SELECT count(*), count(*) FILTER (WHERE revoked_at IS NULL AND not_after > ?2) FROM certs WHERE node = ?1",
-            params![node.to_string(), now],
+            args![node.to_string(), now],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(all > 0 && live == 0)
@@ -190,46 +204,39 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO tokens (id, secret_sha256, node, role, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, secret_sha256, node.to_string(), role.as_str(), now, expires_at],
+            args![id, secret_sha256, node.to_string(), role.as_str(), now, expires_at],
         )?;
         Ok(())
     }
 
     /// Keeps the request that spends token `id` until the CA key is brought
     /// in; a later request with the token replaces it.
-    pub fn queue_request(tx: &rusqlite::Transaction<'_>, id: &str, csr_der: &[u8]) -> Result<(), StoreError> {
-        tx.execute("UPDATE tokens SET pending_csr = ?2 WHERE id = ?1 AND used_at IS NULL", params![id, csr_der])?;
+    pub fn queue_request(tx: &Tx<'_>, id: &str, csr_der: &[u8]) -> Result<(), StoreError> {
+        tx.execute("UPDATE tokens SET pending_csr = ?2 WHERE id = ?1 AND used_at IS NULL", args![id, csr_der])?;
         Ok(())
     }
 
     /// The requests waiting for the CA key: token id and CSR.
     pub fn queued_requests(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query(
             "SELECT id, pending_csr FROM tokens WHERE pending_csr IS NOT NULL AND used_at IS NULL ORDER BY created_at",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        Ok(rows)
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     }
 
-    /// Runs `f` in an immediate (write-locking) transaction.
-    pub fn transaction<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Runs `f` in a write transaction (one writer at a time).
+    pub fn transaction<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.db.write(f)
     }
 
     /// Looks a token up by id.
-    pub fn token(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<TokenRow>, StoreError> {
-        Ok(tx
-            .query_row(
+    pub fn token(tx: &Tx<'_>, id: &str) -> Result<Option<TokenRow>, StoreError> {
+        Ok(tx.query_opt(
                 "SELECT secret_sha256, node, role, expires_at, used_at, spent_key, issued_cert, issued_ca FROM tokens WHERE id = ?1",
-                [id],
+                args![id],
                 |r| {
                     Ok(TokenRow {
                         secret_sha256: r.get(0)?,
@@ -242,14 +249,13 @@ impl Store {
                         issued_ca: r.get(7)?,
                     })
                 },
-            )
-            .optional()?)
+            )?)
     }
 
     /// Marks a token spent and records the node and its new certificate.
     #[allow(clippy::too_many_arguments)]
     pub fn record_enrolment(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Tx<'_>,
         token_id: &str,
         public_key: &[u8],
         cert_der: &[u8],
@@ -262,16 +268,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         tx.execute(
             "UPDATE tokens SET used_at = ?2, spent_key = ?3, issued_cert = ?4, issued_ca = ?5 WHERE id = ?1",
-            params![token_id, now, public_key, cert_der, ca_der],
+            args![token_id, now, public_key, cert_der, ca_der],
         )?;
         tx.execute(
             "INSERT INTO nodes (node, role, enrolled_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(node) DO UPDATE SET role = excluded.role, enrolled_at = excluded.enrolled_at",
-            params![node.to_string(), role.as_str(), now],
+            args![node.to_string(), role.as_str(), now],
         )?;
         tx.execute(
             "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![serial, node.to_string(), role.as_str(), now, not_after],
+            args![serial, node.to_string(), role.as_str(), now, not_after],
         )?;
         if let Some(ca) = ca_der {
             record_ca(tx, &node.to_string(), ca, now)?;
@@ -291,36 +297,32 @@ impl Store {
 
     /// Revokes every unrevoked certificate of `node`; returns how many.
     pub fn revoke(&self, node: &NodeId, now: i64) -> Result<usize, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let n = tx.execute(
-            "UPDATE certs SET revoked_at = ?2 WHERE node = ?1 AND revoked_at IS NULL",
-            params![node.to_string(), now],
-        )?;
-        note_revoked(&tx, node, n, "by this hub's operator", now)?;
-        super::renewals::revoke_renewed(&tx, now)?;
-        tx.commit()?;
-        Ok(n)
+        self.db.write(|tx| {
+            let n = tx.execute(
+                "UPDATE certs SET revoked_at = ?2 WHERE node = ?1 AND revoked_at IS NULL",
+                args![node.to_string(), now],
+            )?;
+            note_revoked(tx, node, n, "by this hub's operator", now)?;
+            super::renewals::revoke_renewed(tx, now)?;
+            Ok(n)
+        })
     }
 
     /// True when the node has ever been enrolled here.
     pub fn knows_node(&self, node: &NodeId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM nodes WHERE node = ?1", [node.to_string()], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(self.db.query_opt("SELECT 1 FROM nodes WHERE node = ?1", args![node.to_string()], |_| Ok(()))?.is_some())
     }
 
     /// Serials of every revoked certificate: issued here, or reported revoked
     /// by a child hub, or of a node revoked here that a child hub serves.
     pub fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        Ok(self.db.query(
             "SELECT serial FROM certs WHERE revoked_at IS NOT NULL
              UNION SELECT serial FROM remote_revocations
              UNION SELECT r.serial FROM remote_nodes r JOIN revoke_below b ON b.node = r.node WHERE r.serial IS NOT NULL",
-        )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![],
+            |r| r.get(0),
+        )?)
     }
 
     /// Records a child hub's report of its subtree.
@@ -330,7 +332,7 @@ impl Store {
         report: &gdx_common::wire::NodeReport,
         now: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        self.db.write(|tx| {
         for n in &report.nodes {
             if !via.division().contains(n.node.division()) {
                 continue;
@@ -341,7 +343,7 @@ impl Store {
                  ON CONFLICT(node) DO UPDATE SET via = excluded.via, role = excluded.role, serial = excluded.serial,
                     not_after = excluded.not_after, revoked_at = excluded.revoked_at, state = excluded.state,
                     last_seen = excluded.last_seen, reported_at = excluded.reported_at",
-                params![
+                args![
                     n.node.to_string(),
                     via.to_string(),
                     n.role.as_str(),
@@ -358,23 +360,23 @@ impl Store {
         for n in report.nodes.iter().filter(|n| n.revoked_at.is_some() && via.division().contains(n.node.division())) {
             if let Some(serial) = &n.serial {
                 tx.execute(
-                    "INSERT OR IGNORE INTO remote_revocations (serial, via) VALUES (?1, ?2)",
-                    params![serial, via.to_string()],
+                    "INSERT INTO remote_revocations (serial, via) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    args![serial, via.to_string()],
                 )?;
             }
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![format!("backlog {via}"), report.backlog.to_string()],
+            args![format!("backlog {via}"), report.backlog.to_string()],
         )?;
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Nodes of `child`'s subtree revoked here, with when, to pass down.
     pub fn revoked_below(&self, child: &NodeId) -> Result<Vec<(NodeId, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT node, revoked_at FROM revoke_below")?;
-        let rows: Vec<(String, i64)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let rows: Vec<(String, i64)> =
+            self.db.query("SELECT node, revoked_at FROM revoke_below", args![], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows
             .into_iter()
             .filter_map(|(n, at)| Some((NodeId::parse(&n).ok()?, at)))
@@ -386,77 +388,74 @@ impl Store {
     /// revocation made above applies to what existed then, not to a later
     /// enrolment); returns how many.
     pub fn revoke_issued_before(&self, node: &NodeId, at: i64, now: i64) -> Result<usize, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let n = tx.execute(
-            "UPDATE certs SET revoked_at = ?3 WHERE node = ?1 AND issued_at <= ?2 AND revoked_at IS NULL",
-            params![node.to_string(), at, now],
-        )?;
-        note_revoked(&tx, node, n, "by the parent hub's operator", now)?;
-        super::renewals::revoke_renewed(&tx, now)?;
-        tx.commit()?;
-        Ok(n)
+        self.db.write(|tx| {
+            let n = tx.execute(
+                "UPDATE certs SET revoked_at = ?3 WHERE node = ?1 AND issued_at <= ?2 AND revoked_at IS NULL",
+                args![node.to_string(), at, now],
+            )?;
+            note_revoked(tx, node, n, "by the parent hub's operator", now)?;
+            super::renewals::revoke_renewed(tx, now)?;
+            Ok(n)
+        })
     }
 
     /// Serials of the unrevoked hub certificates issued here: those a child hub may connect with.
     pub fn hub_serials(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT serial FROM certs WHERE role = 'hub' AND revoked_at IS NULL")?;
-        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        Ok(self
+            .db
+            .query("SELECT serial FROM certs WHERE role = 'hub' AND revoked_at IS NULL", args![], |r| r.get(0))?)
     }
 
     /// Divisions of the child hubs enrolled here and not revoked.
     pub fn child_hubs(&self) -> Result<Vec<gdx_common::DivisionCode>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows: Vec<String> = self.db.query(
             "SELECT n.node FROM nodes n WHERE n.role = 'hub'
              AND EXISTS (SELECT 1 FROM certs c WHERE c.node = n.node AND c.revoked_at IS NULL)",
+            args![],
+            |r| r.get(0),
         )?;
-        let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(rows.iter().filter_map(|n| NodeId::parse(n).ok()).map(|n| n.division()).collect())
     }
 
     /// The child hub that reported `node`, if any.
     pub fn remote_via(&self, node: &NodeId) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT via FROM remote_nodes WHERE node = ?1", [node.to_string()], |r| r.get(0))
-            .optional()?)
+        Ok(self.db.query_opt("SELECT via FROM remote_nodes WHERE node = ?1", args![node.to_string()], |r| r.get(0))?)
     }
 
     /// Revokes a node of a child hub's subtree: refused here at once, and
     /// passed down to the child with its next report.
     pub fn revoke_below(&self, node: &NodeId, now: i64) -> Result<bool, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let n = tx.execute(
-            "INSERT OR IGNORE INTO revoke_below (node, revoked_at) VALUES (?1, ?2)",
-            params![node.to_string(), now],
-        )?;
-        note_revoked(&tx, node, n, "by this hub's operator, for the child hub below", now)?;
-        tx.commit()?;
-        Ok(n > 0)
+        self.db.write(|tx| {
+            let n = tx.execute(
+                "INSERT INTO revoke_below (node, revoked_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args![node.to_string(), now],
+            )?;
+            note_revoked(tx, node, n, "by this hub's operator, for the child hub below", now)?;
+            Ok(n > 0)
+        })
     }
 
     /// The nodes child hubs reported, by node id.
     pub fn remote_nodes(&self) -> Result<Vec<RemoteNode>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query(
             "SELECT r.node, r.via, r.role, r.serial, r.not_after, coalesce(b.revoked_at, r.revoked_at), r.state,
                     r.last_seen, r.reported_at
              FROM remote_nodes r LEFT JOIN revoke_below b ON b.node = r.node ORDER BY r.node",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(RemoteNode {
-                node: r.get(0)?,
-                via: r.get(1)?,
-                role: r.get(2)?,
-                serial: r.get(3)?,
-                not_after: r.get(4)?,
-                revoked_at: r.get(5)?,
-                state: r.get(6)?,
-                last_seen: r.get(7)?,
-                reported_at: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![],
+            |r| {
+                Ok(RemoteNode {
+                    node: r.get(0)?,
+                    via: r.get(1)?,
+                    role: r.get(2)?,
+                    serial: r.get(3)?,
+                    not_after: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                    state: r.get(6)?,
+                    last_seen: r.get(7)?,
+                    reported_at: r.get(8)?,
+                })
+            },
+        )?)
     }
 
     /// Records that `node` connected from `addr` or went away.
@@ -467,19 +466,19 @@ impl Store {
         addr: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE nodes SET connected = ?2, peer_addr = COALESCE(?3, peer_addr), last_seen = ?4 WHERE node = ?1",
-            params![node.to_string(), connected, addr, now],
+            args![node.to_string(), connected, addr, now],
         )?;
         match connected {
-            true => self.conn.execute(
-                "INSERT INTO connections (node, since) SELECT ?1, ?2
+            true => self.db.execute(
+                "INSERT INTO connections (node, since) SELECT CAST(?1 AS TEXT), CAST(?2 AS BIGINT)
                  WHERE NOT EXISTS (SELECT 1 FROM connections WHERE node = ?1 AND until IS NULL)",
-                params![node.to_string(), now],
+                args![node.to_string(), now],
             )?,
-            false => self.conn.execute(
+            false => self.db.execute(
                 "UPDATE connections SET until = ?2 WHERE node = ?1 AND until IS NULL",
-                params![node.to_string(), now],
+                args![node.to_string(), now],
             )?,
         };
         Ok(())
@@ -497,38 +496,39 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Option<(i64, Vec<(i64, i64)>)>, StoreError> {
-        let (logged, began): (i64, Option<i64>) = self.conn.query_row(
+        let (logged, began): (i64, Option<i64>) = self.db.query_row(
             "SELECT (SELECT count(*) FROM connections WHERE node = ?1), (SELECT min(since) FROM connections)",
-            [node.to_string()],
+            args![node.to_string()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let Some(began) = began.filter(|b| logged > 0 && *b < to) else { return Ok(None) };
         let from = from.max(began);
-        let mut stmt = self.conn.prepare(
-            "SELECT max(since, ?2), min(coalesce(until, ?3), ?3) FROM connections
-             WHERE node = ?1 AND since < ?3 AND coalesce(until, ?3) > ?2 ORDER BY since",
+        let rows = self.db.query(
+            "SELECT CASE WHEN since > ?2 THEN since ELSE ?2 END, CASE WHEN coalesce(until, ?3) < ?3 THEN until ELSE ?3 END
+             FROM connections WHERE node = ?1 AND since < ?3 AND coalesce(until, ?3) > ?2 ORDER BY since",
+            args![node.to_string(), from, to],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let rows = stmt.query_map(params![node.to_string(), from, to], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(Some((from, rows.collect::<Result<_, _>>()?)))
+        Ok(Some((from, rows)))
     }
 
     /// Refreshes `last_seen` of every connected node.
     pub fn touch_connected(&self, nodes: &[NodeId], now: i64) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached("UPDATE nodes SET last_seen = ?2 WHERE node = ?1")?;
         for n in nodes {
-            stmt.execute(params![n.to_string(), now])?;
+            self.db.execute("UPDATE nodes SET last_seen = ?2 WHERE node = ?1", args![n.to_string(), now])?;
         }
         Ok(())
     }
 
     /// Marks every node disconnected (at start-up: no connection survives a restart).
     pub fn reset_connections(&self) -> Result<(), StoreError> {
-        self.conn.execute("UPDATE nodes SET connected = 0", [])?;
+        self.db.execute("UPDATE nodes SET connected = 0", args![])?;
         // the hub stopped: what was open ended at its last heartbeat, as far as anyone can tell
-        self.conn.execute(
-            "UPDATE connections SET until = max(since, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'heartbeat'), since))
+        self.db.execute(
+            "UPDATE connections SET until = CASE WHEN beat.at > since THEN beat.at ELSE since END
+             FROM (SELECT coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'heartbeat'), 0) AS at) AS beat
              WHERE until IS NULL",
-            [],
+            args![],
         )?;
         Ok(())
     }
@@ -545,26 +545,27 @@ impl Store {
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
+            args![key, value],
         )?;
         Ok(())
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self.db.query_opt("SELECT value FROM meta WHERE key = ?1", args![key], |r| r.get(0))?)
     }
 
     /// Every enrolled node with its newest certificate, by node id.
     pub fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query(
             "SELECT n.node, n.role, n.enrolled_at, c.serial, c.not_after, c.revoked_at, n.connected, n.peer_addr, n.last_seen
              FROM nodes n
-             LEFT JOIN certs c ON c.serial = (SELECT serial FROM certs WHERE node = n.node AND role != 'ca' ORDER BY issued_at DESC, rowid DESC LIMIT 1)
+             LEFT JOIN certs c ON c.serial = (SELECT serial FROM certs WHERE node = n.node AND role != 'ca'
+                                              ORDER BY issued_at DESC, not_after DESC, serial DESC LIMIT 1)
              ORDER BY n.node",
-        )?;
-        let rows = stmt.query_map([], |r| {
+            args![],
+            |r| {
             let node: String = r.get(0)?;
             let division = node.split('/').next().unwrap_or_default().to_owned();
             let division_name = gdx_common::DivisionCode::parse(&division).map(|d| d.name()).unwrap_or_default();
@@ -580,14 +581,14 @@ impl Store {
                 connected: r.get(6)?,
                 peer_addr: r.get(7)?,
                 last_seen: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+                })
+            },
+        )?)
     }
 }
 
 /// Records a revocation in the audit outbox (when it revoked anything).
-fn note_revoked(tx: &rusqlite::Transaction<'_>, node: &NodeId, n: usize, by: &str, now: i64) -> rusqlite::Result<()> {
+fn note_revoked(tx: &Tx<'_>, node: &NodeId, n: usize, by: &str, now: i64) -> Result<(), DbError> {
     if n == 0 {
         return Ok(());
     }
@@ -605,11 +606,12 @@ fn note_revoked(tx: &rusqlite::Transaction<'_>, node: &NodeId, n: usize, by: &st
 
 /// Records the intermediate CA issued to child hub `node`, so that revoking
 /// the hub revokes it too (and everything it issued is refused).
-pub(super) fn record_ca(conn: &Connection, node: &str, ca_der: &[u8], at: i64) -> Result<(), StoreError> {
+pub(super) fn record_ca(db: &impl Sql, node: &str, ca_der: &[u8], at: i64) -> Result<(), StoreError> {
     if let Ok(gdx_certs::Identity::Ca { serial, not_after, .. }) = gdx_certs::Identity::of(ca_der) {
-        conn.execute(
-            "INSERT OR IGNORE INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, 'ca', ?3, ?4)",
-            params![serial, node, at, not_after],
+        db.execute(
+            "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, 'ca', ?3, ?4)
+             ON CONFLICT DO NOTHING",
+            args![serial, node, at, not_after],
         )?;
     }
     Ok(())

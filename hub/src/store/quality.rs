@@ -6,9 +6,10 @@
 //! day's last one as history (`quality_days`: rows read and set aside),
 //! for the 考核 of past periods.
 
+use super::db::Sql;
+use crate::args;
 use gdx_common::NodeId;
 use gdx_common::wire::QualityReport;
-use rusqlite::params;
 
 use super::nodes_db::{Store, StoreError};
 
@@ -51,13 +52,13 @@ impl Store {
     /// Keeps `report` from `node`, unless a newer one of the resource is held.
     pub fn record_quality(&self, node: &NodeId, report: &QualityReport, now: i64) -> Result<(), StoreError> {
         let samples = serde_json::to_string(&report.samples).unwrap_or_else(|_| "[]".into());
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO quality (node, resource, at, scanned, quarantined, samples, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(node, resource) DO UPDATE SET at = excluded.at, scanned = excluded.scanned,
                  quarantined = excluded.quarantined, samples = excluded.samples, received_at = excluded.received_at
              WHERE excluded.at >= quality.at",
-            params![
+            args![
                 node.to_string(),
                 report.resource.as_str(),
                 report.at,
@@ -67,12 +68,12 @@ impl Store {
                 now
             ],
         )?;
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO quality_days (node, resource, day, at, scanned, quarantined) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(node, resource, day) DO UPDATE SET at = excluded.at, scanned = excluded.scanned,
                  quarantined = excluded.quarantined
              WHERE excluded.at >= quality_days.at",
-            params![
+            args![
                 node.to_string(),
                 report.resource.as_str(),
                 report.at.div_euclid(86_400),
@@ -87,33 +88,31 @@ impl Store {
     /// Of each of `node`'s resources, the last report made in `from..to`
     /// (Unix seconds, the agents' clocks): (resource, at, scanned, quarantined).
     pub fn quality_during(&self, node: &str, from: i64, to: i64) -> Result<Vec<(String, i64, u64, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        Ok(self.db.query(
             "SELECT resource, at, scanned, quarantined FROM quality_days q
              WHERE node = ?1 AND at >= ?2 AND at < ?3
                AND at = (SELECT max(at) FROM quality_days WHERE node = q.node AND resource = q.resource AND at >= ?2 AND at < ?3)
              ORDER BY resource",
-        )?;
-        let rows = stmt.query_map(params![node, from, to], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![node, from, to],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<i64>(2)? as u64, r.get::<i64>(3)? as u64)),
+        )?)
     }
 
     /// The last report of each of `node`'s resources.
     pub fn quality_of(&self, node: &str) -> Result<Vec<Quality>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        Ok(self.db.query(
             "SELECT resource, at, scanned, quarantined, samples FROM quality WHERE node = ?1 ORDER BY resource",
-        )?;
-        let rows = stmt.query_map([node], |r| {
-            let samples: String = r.get(4)?;
-            Ok(Quality {
-                resource: r.get(0)?,
-                at: r.get(1)?,
-                scanned: r.get::<_, i64>(2)? as u64,
-                quarantined: r.get::<_, i64>(3)? as u64,
-                samples: serde_json::from_str(&samples).unwrap_or_default(),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![node],
+            |r| {
+                let samples: String = r.get(4)?;
+                Ok(Quality {
+                    resource: r.get(0)?,
+                    at: r.get(1)?,
+                    scanned: r.get::<i64>(2)? as u64,
+                    quarantined: r.get::<i64>(3)? as u64,
+                    samples: serde_json::from_str(&samples).unwrap_or_default(),
+                })
+            },
+        )?)
     }
 }

@@ -3,8 +3,9 @@
 //! login, and revocations carried down from a certificate to those renewed
 //! from it.
 
+use super::db::{Sql, Tx};
+use crate::args;
 use gdx_common::NodeId;
-use rusqlite::{OptionalExtension, params};
 
 use super::nodes_db::{Store, StoreError};
 
@@ -30,12 +31,12 @@ CREATE TABLE IF NOT EXISTS roots_told (
 ";
 
 /// Revokes, in `tx`, every certificate renewed from a revoked one, down the line.
-pub(super) fn revoke_renewed(tx: &rusqlite::Transaction<'_>, now: i64) -> Result<(), StoreError> {
+pub(super) fn revoke_renewed(tx: &Tx<'_>, now: i64) -> Result<(), StoreError> {
     loop {
         let n = tx.execute(
             "UPDATE certs SET revoked_at = ?1 WHERE revoked_at IS NULL AND serial IN
                (SELECT r.new_serial FROM renewals r JOIN certs c ON c.serial = r.old_serial WHERE c.revoked_at IS NOT NULL)",
-            [now],
+            args![now],
         )?;
         if n == 0 {
             return Ok(());
@@ -61,23 +62,19 @@ impl Store {
         old_serial: &str,
         public_key: &[u8],
     ) -> Result<RenewalCheck, StoreError> {
-        let revoked: Option<Option<i64>> = self
-            .conn
-            .query_row(
-                "SELECT revoked_at FROM certs WHERE serial = ?1 AND node = ?2",
-                params![old_serial, node.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let revoked: Option<Option<i64>> = self.db.query_opt(
+            "SELECT revoked_at FROM certs WHERE serial = ?1 AND node = ?2",
+            args![old_serial, node.to_string()],
+            |r| r.get(0),
+        )?;
         if revoked.flatten().is_some() {
             return Ok(RenewalCheck::Refused("this certificate has been revoked; it cannot be renewed".into()));
         }
-        let done: Option<(Vec<u8>, Vec<u8>)> = self
-            .conn
-            .query_row("SELECT public_key, cert FROM renewals WHERE old_serial = ?1", [old_serial], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+        let done: Option<(Vec<u8>, Vec<u8>)> = self.db.query_opt(
+            "SELECT public_key, cert FROM renewals WHERE old_serial = ?1",
+            args![old_serial],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(match done {
             Some((key, cert)) if key == public_key => RenewalCheck::Again(cert),
             Some(_) => RenewalCheck::Refused(
@@ -91,21 +88,20 @@ impl Store {
     /// The newest certificate renewed for `node` here (DER), if any.
     pub fn renewed_cert(&self, node: &NodeId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn
-            .query_row(
+            .db
+            .query_opt(
                 "SELECT r.cert FROM renewals r JOIN certs c ON c.serial = r.new_serial
-                 WHERE r.node = ?1 AND c.revoked_at IS NULL AND c.role != 'ca' ORDER BY r.at DESC, r.rowid DESC LIMIT 1",
-                [node.to_string()],
+                 WHERE r.node = ?1 AND c.revoked_at IS NULL AND c.role != 'ca' ORDER BY r.at DESC, r.new_serial DESC LIMIT 1",
+                args![node.to_string()],
                 |r| r.get(0),
-            )
-            .optional()?)
+            )?)
     }
 
     /// True when `serial` is a certificate of `node` recorded here and not revoked.
     pub fn cert_of_node(&self, node: &NodeId, serial: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.conn.query_row(
+        let n: i64 = self.db.query_row(
             "SELECT count(*) FROM certs WHERE serial = ?1 AND node = ?2 AND revoked_at IS NULL",
-            params![serial, node.to_string()],
+            args![serial, node.to_string()],
             |r| r.get(0),
         )?;
         Ok(n > 0)
@@ -113,33 +109,30 @@ impl Store {
 
     /// The serial of the newest unrevoked intermediate CA recorded for child hub `node`.
     pub fn newest_ca(&self, node: &NodeId) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT serial FROM certs WHERE node = ?1 AND role = 'ca' AND revoked_at IS NULL
-                 ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-                [node.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?)
+        Ok(self.db.query_opt(
+            "SELECT serial FROM certs WHERE node = ?1 AND role = 'ca' AND revoked_at IS NULL
+                 ORDER BY issued_at DESC, not_after DESC, serial DESC LIMIT 1",
+            args![node.to_string()],
+            |r| r.get(0),
+        )?)
     }
 
     /// Records what `node` said of the roots it trusts: how many of this
     /// hub's it lacks (`gdx-hub ca status`).
     pub fn record_roots(&self, node: &NodeId, missing: usize, now: i64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO roots_told (node, missing, at) VALUES (?1, ?2, ?3)
              ON CONFLICT(node) DO UPDATE SET missing = excluded.missing, at = excluded.at",
-            params![node.to_string(), missing as i64, now],
+            args![node.to_string(), missing as i64, now],
         )?;
         Ok(())
     }
 
     /// What each node last said of the roots it trusts: (node, missing, at).
     pub fn roots_told(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT node, missing, at FROM roots_told ORDER BY node")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self.db.query("SELECT node, missing, at FROM roots_told ORDER BY node", args![], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?)
     }
 
     /// Records a certificate renewed for `node` (the one it replaces,
@@ -159,32 +152,32 @@ impl Store {
         cert: &[u8],
         now: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        if role == "ca" {
-            super::nodes_db::record_ca(&tx, &node.to_string(), cert, now)?;
-        } else {
+        self.db.write(|tx| {
+            if role == "ca" {
+                super::nodes_db::record_ca(tx, &node.to_string(), cert, now)?;
+            } else {
+                tx.execute(
+                    "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    args![serial, node.to_string(), role, now, not_after],
+                )?;
+            }
             tx.execute(
-                "INSERT INTO certs (serial, node, role, issued_at, not_after) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![serial, node.to_string(), role, now, not_after],
-            )?;
-        }
-        tx.execute(
             "INSERT INTO renewals (old_serial, new_serial, node, public_key, cert, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![old_serial, serial, node.to_string(), public_key, cert, now],
+            args![old_serial, serial, node.to_string(), public_key, cert, now],
         )?;
-        crate::store::outbox::note(
-            &tx,
-            &gdx_common::audit::Event {
-                kind: "renewed".into(),
-                at: now,
-                node: Some(node.to_string()),
-                detail: serde_json::json!({
-                    "role": role, "serial": serial, "not_after": not_after, "replaces": old_serial,
-                }),
-                ..Default::default()
-            },
-        )?;
-        tx.commit()?;
-        Ok(())
+            crate::store::outbox::note(
+                tx,
+                &gdx_common::audit::Event {
+                    kind: "renewed".into(),
+                    at: now,
+                    node: Some(node.to_string()),
+                    detail: serde_json::json!({
+                        "role": role, "serial": serial, "not_after": not_after, "replaces": old_serial,
+                    }),
+                    ..Default::default()
+                },
+            )?;
+            Ok(())
+        })
     }
 }

@@ -3,8 +3,9 @@
 //! their cookie (the cookie itself is never stored). A login is an audit
 //! entry, recorded in the same transaction as the session it starts.
 
+use super::db::Sql;
+use crate::args;
 use gdx_common::NodeId;
-use rusqlite::{OptionalExtension, params};
 
 use super::nodes_db::{Store, StoreError};
 
@@ -83,9 +84,9 @@ fn sha256(s: &str) -> Vec<u8> {
 impl Store {
     /// Records a one-time login for an operator or auditor (its nonce is the URL's secret).
     pub fn add_login(&self, nonce: &str, role: Role, expires_at: i64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO portal_logins (nonce, role, expires_at) VALUES (?1, ?2, ?3)",
-            params![nonce, role.as_str(), expires_at],
+            args![nonce, role.as_str(), expires_at],
         )?;
         Ok(())
     }
@@ -105,12 +106,13 @@ impl Store {
         from: &str,
         now: i64,
     ) -> Result<Result<Session, LoginRefused>, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        self.db.write(|tx| {
         let (role, node) = match signed {
             Some((node, expires_at)) => {
                 let fresh = tx.execute(
-                    "INSERT OR IGNORE INTO portal_logins (nonce, role, node, expires_at, used_at) VALUES (?1, 'department', ?2, ?3, ?4)",
-                    params![nonce, node.to_string(), expires_at, now],
+                    "INSERT INTO portal_logins (nonce, role, node, expires_at, used_at) VALUES (?1, 'department', ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                    args![nonce, node.to_string(), expires_at, now],
                 )?;
                 if fresh == 0 {
                     return Ok(Err(LoginRefused::Used));
@@ -119,10 +121,9 @@ impl Store {
             }
             None => {
                 let row: Option<(String, i64, Option<i64>)> = tx
-                    .query_row("SELECT role, expires_at, used_at FROM portal_logins WHERE nonce = ?1", [nonce], |r| {
+                    .query_opt("SELECT role, expires_at, used_at FROM portal_logins WHERE nonce = ?1", args![nonce], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()?;
+                    })?;
                 let Some((role, expires_at, used_at)) = row else { return Ok(Err(LoginRefused::Unknown)) };
                 if used_at.is_some() {
                     return Ok(Err(LoginRefused::Used));
@@ -130,20 +131,20 @@ impl Store {
                 if expires_at <= now {
                     return Ok(Err(LoginRefused::Expired));
                 }
-                tx.execute("UPDATE portal_logins SET used_at = ?2 WHERE nonce = ?1", params![nonce, now])?;
+                tx.execute("UPDATE portal_logins SET used_at = ?2 WHERE nonce = ?1", args![nonce, now])?;
                 (Role::parse(&role).unwrap_or(Role::Auditor), None)
             }
         };
         let expires_at = now + lifetime;
         tx.execute(
             "INSERT INTO portal_sessions (id_sha256, role, node, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![sha256(session_id), role.as_str(), node.as_ref().map(|n| n.to_string()), csrf, now, expires_at],
+            args![sha256(session_id), role.as_str(), node.as_ref().map(|n| n.to_string()), csrf, now, expires_at],
         )?;
         // logins spent long ago are of no more use
-        tx.execute("DELETE FROM portal_logins WHERE expires_at < ?1", [now - 86_400])?;
-        tx.execute("DELETE FROM portal_sessions WHERE expires_at < ?1", [now])?;
+        tx.execute("DELETE FROM portal_logins WHERE expires_at < ?1", args![now - 86_400])?;
+        tx.execute("DELETE FROM portal_sessions WHERE expires_at < ?1", args![now])?;
         super::outbox::note(
-            &tx,
+            tx,
             &gdx_common::audit::Event {
                 kind: "login".into(),
                 at: now,
@@ -152,31 +153,28 @@ impl Store {
                 ..Default::default()
             },
         )?;
-        tx.commit()?;
-        Ok(Ok(Session { role, node, csrf: csrf.to_owned(), expires_at }))
+            Ok(Ok(Session { role, node, csrf: csrf.to_owned(), expires_at }))
+        })
     }
 
     /// The live session of a cookie; None when unknown, expired, or its
     /// department's certificates are all revoked (the session then ends).
     pub fn session(&self, session_id: &str, now: i64) -> Result<Option<Session>, StoreError> {
         let id = sha256(session_id);
-        let row: Option<(String, Option<String>, String, i64)> = self
-            .conn
-            .query_row(
-                "SELECT role, node, csrf, expires_at FROM portal_sessions WHERE id_sha256 = ?1 AND expires_at > ?2",
-                params![id, now],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
+        let row: Option<(String, Option<String>, String, i64)> = self.db.query_opt(
+            "SELECT role, node, csrf, expires_at FROM portal_sessions WHERE id_sha256 = ?1 AND expires_at > ?2",
+            args![id, now],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         let Some((role, node, csrf, expires_at)) = row else { return Ok(None) };
         let (Some(role), node) = (Role::parse(&role), node.as_deref().map(NodeId::parse).transpose().ok().flatten())
         else {
             return Ok(None);
         };
         if let Some(n) = &node {
-            let live: i64 = self.conn.query_row(
+            let live: i64 = self.db.query_row(
                 "SELECT count(*) FROM certs WHERE node = ?1 AND revoked_at IS NULL AND not_after > ?2",
-                params![n.to_string(), now],
+                args![n.to_string(), now],
                 |r| r.get(0),
             )?;
             if live == 0 {
@@ -189,13 +187,13 @@ impl Store {
 
     /// Ends a session (logout).
     pub fn end_session(&self, session_id: &str) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM portal_sessions WHERE id_sha256 = ?1", [sha256(session_id)])?;
+        self.db.execute("DELETE FROM portal_sessions WHERE id_sha256 = ?1", args![sha256(session_id)])?;
         Ok(())
     }
 
     /// Records an event in `hub.db`'s audit outbox.
     pub fn note(&self, event: &gdx_common::audit::Event) -> Result<(), StoreError> {
-        super::outbox::note(&self.conn, event)?;
+        super::outbox::note(&self.db, event)?;
         Ok(())
     }
 
@@ -206,21 +204,18 @@ impl Store {
         if let Some(cert) = self.renewed_cert(node)? {
             return Ok(Some(cert));
         }
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT issued_cert FROM tokens WHERE node = ?1 AND issued_cert IS NOT NULL ORDER BY used_at DESC LIMIT 1",
-                [node.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?)
+        Ok(self.db.query_opt(
+            "SELECT issued_cert FROM tokens WHERE node = ?1 AND issued_cert IS NOT NULL ORDER BY used_at DESC LIMIT 1",
+            args![node.to_string()],
+            |r| r.get(0),
+        )?)
     }
 
     /// True when `serial` was issued here and is not revoked.
     pub fn serial_live(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
-        let n: i64 = self.conn.query_row(
+        let n: i64 = self.db.query_row(
             "SELECT count(*) FROM certs WHERE serial = ?1 AND revoked_at IS NULL AND not_after > ?2",
-            params![serial, now],
+            args![serial, now],
             |r| r.get(0),
         )?;
         Ok(n > 0)

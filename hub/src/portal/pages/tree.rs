@@ -7,7 +7,7 @@ use super::*;
 /// the vaults' rows must not hold the sessions' connection).
 fn tree(p: &Portal) -> Result<Vec<crate::nodes::NodeStatus>, String> {
     let paths = HubPaths::new(&p.dir);
-    let store = Store::open(&paths.db()).map_err(|e| e.to_string())?;
+    let store = Store::open(&paths).map_err(|e| e.to_string())?;
     let mut list = crate::nodes::list(&store, Some(&p.shared.vaults), now()).map_err(|e| e.to_string())?;
     // problems first: not connected, then rows quarantined, then the rest, each by node
     let fine = |n: &crate::nodes::NodeStatus| (n.state == "connected", n.quality.iter().all(|q| q.quarantined == 0));

@@ -26,7 +26,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use gdx_common::data::Changeset;
 use gdx_common::{DivisionCode, NodeId};
@@ -35,45 +34,22 @@ use postgres::{Client, Transaction};
 use super::vault::{Applied, ResourceSummary, VaultError};
 
 mod apply;
+pub mod pool;
 use apply::{Failed, apply};
+use pool::{PgPool, describe};
 
 /// Connections open at most; a use beyond waits for one to come back.
 const POOL: usize = 16;
-/// How long a use waits for a connection before answering "retry".
-const POOL_WAIT: Duration = Duration::from_secs(30);
 /// PostgreSQL cuts longer identifiers short (NAMEDATALEN - 1).
 const MAX_IDENTIFIER: usize = 63;
 
 /// The vaults of one hub in one PostgreSQL database.
 pub struct PgVaults {
-    config: postgres::Config,
-    /// None: `sslmode=disable`.
-    tls: Option<rustls::ClientConfig>,
+    pool: PgPool,
     /// `PostgreSQL USER@HOST:PORT/DATABASE`, for messages.
     pub where_: String,
     hub: DivisionCode,
-    pool: Mutex<Pool>,
-    returned: std::sync::Condvar,
     names: Mutex<HashMap<NodeId, Names>>,
-}
-
-/// The idle connections, and how many are open (idle or in use).
-#[derive(Default)]
-struct Pool {
-    idle: Vec<Client>,
-    open: usize,
-}
-
-impl Drop for PgVaults {
-    /// A `postgres::Client` closes itself on a runtime of its own, which
-    /// panics on a thread that drives the hub's runtime: they go on a
-    /// thread of their own.
-    fn drop(&mut self) {
-        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).idle);
-        if !idle.is_empty() {
-            let _ = std::thread::Builder::new().name("gdx-pg-close".into()).spawn(move || drop(idle));
-        }
-    }
 }
 
 /// A department's schema and role.
@@ -98,55 +74,10 @@ impl PgVaults {
     /// Connects with the URL in `url_file` (0600), checks the hub's role
     /// keeps departments apart, and makes the registry if it is missing.
     pub fn open(url_file: &Path, ca_file: Option<&Path>, hub: DivisionCode) -> Result<Self, VaultError> {
-        let url = gdx_files::read_private(url_file).map_err(|e| {
-            VaultError::Postgres(format!("cannot read the database URL from {}: {e}", url_file.display()))
-        })?;
-        let mut config: postgres::Config = url.trim().parse().map_err(|e| {
-            VaultError::Postgres(format!(
-                "{} does not hold a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE): {e}",
-                url_file.display()
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        // a cut to the server ends a connection within about a minute, never holds a lock for ever
-        config.keepalives(true).keepalives_idle(Duration::from_secs(20)).tcp_user_timeout(Duration::from_secs(60));
-        config.application_name("gdx-hub");
-        let tls = match config.get_ssl_mode() {
-            postgres::config::SslMode::Disable => None,
-            _ => {
-                let roots = ca_file.map(read_ca).transpose()?;
-                Some(
-                    gdx_certs::tls::database_client_config(roots.as_deref())
-                        .map_err(|e| VaultError::Postgres(e.to_string()))?,
-                )
-            }
-        };
-        let host = config
-            .get_hosts()
-            .first()
-            .map(|h| match h {
-                postgres::config::Host::Tcp(h) => h.clone(),
-                postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .unwrap_or_default();
-        let where_ = format!(
-            "PostgreSQL {}@{host}:{}/{}",
-            config.get_user().unwrap_or(""),
-            config.get_ports().first().copied().unwrap_or(5432),
-            config.get_dbname().unwrap_or("")
-        );
-        let vaults = Self {
-            config,
-            tls,
-            where_,
-            hub,
-            pool: Mutex::new(Pool::default()),
-            returned: std::sync::Condvar::new(),
-            names: Mutex::new(HashMap::new()),
-        };
-        let mut client = vaults.client()?;
+        let pool = PgPool::new(url_file, ca_file, POOL).map_err(VaultError::Postgres)?;
+        let vaults = Self { where_: pool.where_.clone(), pool, hub, names: Mutex::new(HashMap::new()) };
+        let mut conn = vaults.pool.take().map_err(VaultError::Postgres)?;
+        let client = &mut conn.client;
         let row = client
             .query_one(
                 "SELECT rolsuper, rolinherit, rolcreaterole, current_user::text FROM pg_catalog.pg_roles
@@ -185,81 +116,15 @@ impl PgVaults {
                  )",
             )
             .map_err(|e| vaults.error(e))?;
-        vaults.give_back(client);
+        vaults.pool.give_back(conn);
         Ok(vaults)
-    }
-
-    fn connect(&self) -> Result<Client, VaultError> {
-        let connected = match &self.tls {
-            None => self.config.connect(postgres::NoTls),
-            Some(tls) => self.config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone())),
-        };
-        let mut client = connected.map_err(|e| VaultError::Postgres(format!("{}: {}", self.where_, describe(&e))))?;
-        // a commit is on the server's disk when it returns; names resolve only where written out
-        client
-            .batch_execute(
-                "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET search_path = '';
-                 SET TIME ZONE 'UTC'",
-            )
-            .map_err(|e| self.error(e))?;
-        Ok(client)
-    }
-
-    /// An idle connection, a new one while fewer than [`POOL`] are open,
-    /// or the next given back; given back with [`PgVaults::give_back`].
-    fn client(&self) -> Result<Client, VaultError> {
-        let mut pool = self.pool();
-        let deadline = std::time::Instant::now() + POOL_WAIT;
-        loop {
-            while let Some(c) = pool.idle.pop() {
-                if !c.is_closed() {
-                    return Ok(c);
-                }
-                pool.open -= 1;
-            }
-            if pool.open < POOL {
-                pool.open += 1;
-                drop(pool);
-                let connected = self.connect();
-                if connected.is_err() {
-                    self.pool().open -= 1;
-                    self.returned.notify_one();
-                }
-                return connected;
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(VaultError::Postgres(format!(
-                    "{}: all {POOL} of the hub's connections stayed busy for {} s",
-                    self.where_,
-                    POOL_WAIT.as_secs()
-                )));
-            }
-            pool = self.returned.wait_timeout(pool, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
-        }
-    }
-
-    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
-        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Keeps `client` for the next use, unless its connection broke.
-    fn give_back(&self, client: Client) {
-        let mut pool = self.pool();
-        if client.is_closed() {
-            pool.open -= 1;
-        } else {
-            pool.idle.push(client);
-        }
-        drop(pool);
-        self.returned.notify_one();
     }
 
     /// Runs `f` on a connection, returning it to the pool after.
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, VaultError>) -> Result<T, VaultError> {
-        let mut client = self.client()?;
-        let out = f(&mut client);
-        self.give_back(client);
+        let mut conn = self.pool.take().map_err(VaultError::Postgres)?;
+        let out = f(&mut conn.client);
+        self.pool.give_back(conn);
         out
     }
 
@@ -524,35 +389,6 @@ pub fn ident(name: &str) -> Result<String, VaultError> {
         )));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
-}
-
-fn read_ca(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, VaultError> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| VaultError::Postgres(format!("cannot read ca_file {}: {e}", path.display())))?;
-    let certs: Vec<_> = gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE")
-        .into_iter()
-        .map(rustls::pki_types::CertificateDer::from)
-        .collect();
-    if certs.is_empty() {
-        return Err(VaultError::Postgres(format!("ca_file {} holds no PEM certificate", path.display())));
-    }
-    Ok(certs)
-}
-
-/// The server's message, or the client's, in one line.
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => {
-            let mut said = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                said = format!("{said}: {s}");
-                source = s.source();
-            }
-            said
-        }
-    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ pub enum Applied {
 pub enum VaultError {
     #[error("the vault database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the vault database failed: {0}")]
+    Db(#[from] crate::store::db::DbError),
     #[error("cannot create the vault folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
     #[error("{0}")]

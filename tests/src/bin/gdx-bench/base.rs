@@ -212,7 +212,7 @@ pub(super) fn base_bench(people: usize) {
     // get latency: the operator's lookup, with every field's provenance
     let config = gdx_hub::base::BasesConfig::load(hub.dir.path()).expect("bases.toml");
     let base = &config.bases[0];
-    let store = gdx_hub::store::Store::open(&hub.dir.path().join("hub.db")).expect("hub.db");
+    let store = gdx_hub::store::Store::open_file(&hub.dir.path().join("hub.db")).expect("hub.db");
     let mut lat: Vec<f64> = Vec::new();
     for i in 0..1000 {
         let key = &ids[(i * 7919) % ids.len()].0;

@@ -1,0 +1,241 @@
+//! `gdx-hub migrate --to postgres`: a store's SQLite file copied into its
+//! schema on PostgreSQL in one transaction, then verified table by table
+//! (the same rows, by a digest of every row's values), then the file set
+//! aside as `NAME.migrated` so nothing reads it again.
+//!
+//! Killed before the commit, PostgreSQL holds nothing of it and the file is
+//! untouched: run it again. Killed after the commit but before the file is
+//! set aside, a second run finds the same rows on both sides and only sets
+//! the file aside. A schema that holds other rows is never written over.
+
+use std::path::{Path, PathBuf};
+
+use super::{Db, DbError, Row, Sql, Value, Which};
+use crate::args;
+use crate::store::HubPaths;
+
+/// What was copied of one store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// The SQLite file, now set aside under this name.
+    pub set_aside: PathBuf,
+    /// Tables and their rows, in the file's order.
+    pub tables: Vec<(String, u64)>,
+    /// False when an earlier run had copied it already.
+    pub copied: bool,
+}
+
+/// A table of the SQLite file: its name, columns, and its row number
+/// column (an `INTEGER PRIMARY KEY`, whose sequence continues after the copy).
+struct Table {
+    name: String,
+    columns: Vec<String>,
+    row_number: Option<String>,
+}
+
+fn tables(file: &rusqlite::Connection) -> Result<Vec<Table>, DbError> {
+    let names: Vec<String> = file.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+        args![],
+        |r| r.get(0),
+    )?;
+    let mut out = Vec::new();
+    for name in names {
+        let columns: Vec<(String, String, i64)> =
+            file.query("SELECT name, upper(type), pk FROM pragma_table_info(?1) ORDER BY cid", args![name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let keys: Vec<&(String, String, i64)> = columns.iter().filter(|c| c.2 > 0).collect();
+        let row_number = match keys.as_slice() {
+            [(k, t, _)] if t == "INTEGER" => Some(k.clone()),
+            _ => None,
+        };
+        out.push(Table { name, columns: columns.into_iter().map(|c| c.0).collect(), row_number });
+    }
+    Ok(out)
+}
+
+/// `"name"` as an SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The rows of `table` on `db`: how many, and a digest of them all that
+/// does not depend on their order.
+fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
+    let list = table.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
+    let mut hashes = db.query(&format!("SELECT {list} FROM {}", quoted(&table.name)), args![], |r| Ok(row_hash(r)))?;
+    hashes.sort_unstable();
+    let mut all = ring::digest::Context::new(&ring::digest::SHA256);
+    for h in &hashes {
+        all.update(h);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(all.finish().as_ref());
+    Ok((hashes.len() as u64, out))
+}
+
+fn row_hash(r: &Row) -> [u8; 32] {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    for i in 0..r.len() {
+        match r.get::<Value>(i).unwrap_or(Value::Null) {
+            Value::Null => h.update(b"n"),
+            Value::Integer(v) => {
+                h.update(b"i");
+                h.update(&v.to_be_bytes());
+            }
+            Value::Real(v) => {
+                h.update(b"r");
+                h.update(&v.to_bits().to_be_bytes());
+            }
+            Value::Text(t) => {
+                h.update(b"t");
+                h.update(&(t.len() as u64).to_be_bytes());
+                h.update(t.as_bytes());
+            }
+            Value::Blob(b) => {
+                h.update(b"b");
+                h.update(&(b.len() as u64).to_be_bytes());
+                h.update(&b);
+            }
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(h.finish().as_ref());
+    out
+}
+
+/// Copies the SQLite store at `file` into `to` (a store on PostgreSQL,
+/// its tables made), verifies it, and sets the file aside.
+pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
+    let Db::Postgres(pg) = to else {
+        return Err(DbError::Encode("migrate copies into PostgreSQL; hub.toml names no PostgreSQL store".into()));
+    };
+    let source = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    // one read transaction: the copy is of one moment of the file
+    source.execute_batch("BEGIN")?;
+    let tables = tables(&source)?;
+    let mut counted = Vec::new();
+    let mut copied = false;
+    let mut held = 0u64;
+    for t in &tables {
+        held += digest(to, t)?.0;
+    }
+    if held == 0 {
+        to.write(|tx| {
+            for t in &tables {
+                let list = t.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
+                let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+                let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quoted(&t.name));
+                let rows: Vec<Vec<Value>> =
+                    source.query(&format!("SELECT {list} FROM {}", quoted(&t.name)), args![], |r| {
+                        (0..r.len()).map(|i| r.get::<Value>(i)).collect()
+                    })?;
+                for row in &rows {
+                    tx.execute(&insert, row)?;
+                }
+                if let Some(k) = &t.row_number {
+                    // the next row number continues after the copied ones
+                    tx.execute(
+                        &format!(
+                            "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(?1, ?2),
+                                    (SELECT coalesce(max({k}), 0) + 1 FROM {t}), false)",
+                            k = quoted(k),
+                            t = quoted(&t.name)
+                        ),
+                        args![format!("{}.{}", pg.schema(), quoted(&t.name)), k.as_str()],
+                    )?;
+                }
+            }
+            Ok::<_, DbError>(())
+        })?;
+        copied = true;
+    }
+    for t in &tables {
+        let (n, here) = digest(&source, t)?;
+        let (m, there) = digest(to, t)?;
+        if (n, here) != (m, there) {
+            return Err(DbError::Encode(format!(
+                "table {} differs after the copy ({n} rows in {}, {m} in {}); {}",
+                t.name,
+                file.display(),
+                pg.describe(),
+                if copied {
+                    "nothing was set aside: look at the database's log, then run migrate again"
+                } else {
+                    "PostgreSQL already held other rows there: migrate only into an empty database"
+                }
+            )));
+        }
+        counted.push((t.name.clone(), n));
+    }
+    source.execute_batch("COMMIT")?;
+    drop(source);
+    let set_aside = file.with_extension("db.migrated");
+    std::fs::rename(file, &set_aside).map_err(|e| {
+        DbError::Encode(format!(
+            "copied and verified, but cannot set {} aside: {e}; move it away by hand",
+            file.display()
+        ))
+    })?;
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(file.with_extension(ext));
+    }
+    Ok(Migrated { set_aside, tables: counted, copied })
+}
+
+/// True when the SQLite file `file` holds rows in any table: records that
+/// would be left behind by a store on PostgreSQL.
+pub fn holds_rows(file: &Path) -> Result<bool, DbError> {
+    if !file.exists() {
+        return Ok(false);
+    }
+    let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    for t in tables(&conn)? {
+        if conn.query_opt(&format!("SELECT 1 FROM {} LIMIT 1", quoted(&t.name)), args![], |_| Ok(()))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Moves every store of the hub at `paths` that the storage layer holds
+/// from its SQLite file into PostgreSQL (hub.toml's `store`); a store
+/// whose file was set aside already is skipped. Refused while the hub runs.
+pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>, String> {
+    let hub_db = Which::Hub.file(paths);
+    if hub_db.exists() {
+        let store = crate::store::Store::open_file(&hub_db).map_err(|e| e.to_string())?;
+        if store.hub_running(now).map_err(|e| e.to_string())? {
+            return Err("gdx-hub run is running on this data directory; stop it first, then migrate".into());
+        }
+    }
+    let vault_files = std::fs::read_dir(paths.vaults())
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "db")).count())
+        .unwrap_or(0);
+    if vault_files > 0 {
+        return Err(format!(
+            "{} holds {vault_files} departments' vault files, which this version cannot move yet; keep this hub on SQLite (remove the store line from hub.toml)",
+            paths.vaults().display()
+        ));
+    }
+    let mut done = Vec::new();
+    for which in [Which::Hub] {
+        let file = which.file(paths);
+        if !file.exists() {
+            continue;
+        }
+        let schema = which.tables();
+        let Some(db) = Db::postgres_of(paths, which, &schema).map_err(|e| e.to_string())? else {
+            return Err(format!(
+                "{} keeps no PostgreSQL store; add store = {{ kind = \"postgres\", url_file = \"…\" }} to it first (docs/operator.md, \"Moving a hub to PostgreSQL\")",
+                paths.config().display()
+            ));
+        };
+        // the file's tables made as they are now, newer columns included
+        drop(crate::store::Store::open_file(&file).map_err(|e| e.to_string())?);
+        let migrated = copy(&file, &db).map_err(|e| e.to_string())?;
+        done.push((which, migrated));
+    }
+    Ok(done)
+}

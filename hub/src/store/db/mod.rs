@@ -1,0 +1,355 @@
+//! The one storage layer of the hub's own databases (`hub.db` now; the
+//! catalogue, the exchange and the audit log as they move): the same SQL
+//! on SQLite, the embedded default, or on PostgreSQL (hub.toml `store`),
+//! so a store's rules never ask which engine holds them.
+//!
+//! A store writes its SQL once, in the common dialect: `?N` parameters,
+//! `ON CONFLICT` upserts, `RETURNING`, `CAST(… AS BIGINT)` around a `sum`;
+//! its tables in SQLite's words (`INTEGER`, `BLOB`, `INTEGER PRIMARY KEY
+//! AUTOINCREMENT`), which [`postgres`] translates. Values travel as
+//! [`Value`]s, SQLite's five kinds, on both engines.
+//!
+//! Writes go through [`Db::write`]: one transaction, and one writer per
+//! store at a time: SQLite's write lock (`BEGIN IMMEDIATE`), or on
+//! PostgreSQL a transaction-scoped advisory lock named for the store, so
+//! two hub processes sharing the database take turns exactly as two
+//! processes sharing a file do. A kill at any line leaves the transaction
+//! whole or not at all, on either engine.
+
+use std::path::PathBuf;
+
+pub mod migrate;
+mod postgres;
+mod value;
+
+pub use postgres::{PgStore, PgTx};
+pub use value::{FromValue, Row, ToValue, Value};
+
+use super::HubPaths;
+
+/// Values for a statement's `?1`, `?2`, …: `args![a, b]`.
+#[macro_export]
+macro_rules! args {
+    () => { &[] as &[$crate::store::db::Value] };
+    ($($x:expr),+ $(,)?) => { &[$($crate::store::db::ToValue::to_value(&$x)),+][..] };
+}
+
+/// Failures of a hub database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// What PostgreSQL said, with where the server is.
+    #[error("{message}")]
+    Postgres { message: String, code: Option<String> },
+    /// A statement meant to find one row found none.
+    #[error("no row was found where one was expected")]
+    NoRows,
+    /// A value could not be encoded for storing.
+    #[error("cannot encode a value to store: {0}")]
+    Encode(String),
+    /// A column's value is not of the kind asked for.
+    #[error("column {column} holds {found}, not {wanted}")]
+    Kind { column: usize, wanted: &'static str, found: &'static str },
+}
+
+impl DbError {
+    /// True when trying again later may succeed (a lock, a full disk, a
+    /// lost connection), false when the statement itself is refused.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+            ),
+            DbError::Postgres { code, .. } => match code.as_deref() {
+                // data exceptions, integrity violations, syntax and access rule violations
+                Some(c) => !(c.starts_with("22") || c.starts_with("23") || c.starts_with("42")),
+                None => true,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// What a statement is run on: a database, or a transaction in one.
+pub trait Sql {
+    /// Runs one statement; the number of rows it changed.
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError>;
+    /// Runs one query, `f` turning each row into a `T`.
+    fn query<T>(&self, sql: &str, args: &[Value], f: impl FnMut(&Row) -> Result<T, DbError>)
+    -> Result<Vec<T>, DbError>;
+    /// Runs statements without parameters, separated by `;`.
+    fn execute_batch(&self, sql: &str) -> Result<(), DbError>;
+
+    /// The first row of a query, [`DbError::NoRows`] when there is none.
+    fn query_row<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnOnce(&Row) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.query_opt(sql, args, f)?.ok_or(DbError::NoRows)
+    }
+
+    /// The first row of a query, if any.
+    fn query_opt<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnOnce(&Row) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        let mut f = Some(f);
+        let mut first = self.query(sql, args, |r| Ok(f.take().map(|f| f(r))))?;
+        match first.drain(..).next().flatten() {
+            Some(r) => r.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Which of the hub's databases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Which {
+    /// `hub.db`: tokens, nodes, certificates, logins, observations.
+    Hub,
+}
+
+impl Which {
+    /// Its SQLite file.
+    pub fn file(self, paths: &HubPaths) -> PathBuf {
+        match self {
+            Which::Hub => paths.db(),
+        }
+    }
+
+    /// Its schema on PostgreSQL.
+    pub fn schema(self) -> &'static str {
+        match self {
+            Which::Hub => "gdx_hub",
+        }
+    }
+
+    /// The file name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Hub => "hub.db",
+        }
+    }
+
+    /// Its tables (SQLite's words).
+    pub fn tables(self) -> String {
+        match self {
+            Which::Hub => crate::store::Store::schema(),
+        }
+    }
+}
+
+/// One of the hub's databases, on SQLite or on PostgreSQL.
+pub enum Db {
+    Sqlite(rusqlite::Connection),
+    Postgres(PgStore),
+}
+
+/// A write transaction (see [`Db::write`]).
+pub enum Tx<'a> {
+    Sqlite(rusqlite::Transaction<'a>),
+    Postgres(PgTx<'a>),
+}
+
+impl Db {
+    /// Opens `which` where hub.toml keeps the hub's stores (a data
+    /// directory without hub.toml yet, during `init`, on SQLite), making
+    /// its tables from `schema` if they are missing. On PostgreSQL, a
+    /// SQLite file of the store that still holds rows is refused: they
+    /// would be left behind (`gdx-hub migrate --to postgres` moves them).
+    pub fn open(paths: &HubPaths, which: Which, schema: &str) -> Result<Self, DbError> {
+        match Self::postgres_of(paths, which, schema)? {
+            Some(db) => {
+                let file = which.file(paths);
+                if migrate::holds_rows(&file)? {
+                    return Err(DbError::Postgres {
+                        message: format!(
+                            "hub.toml keeps this hub's stores on PostgreSQL, but {} still holds records; run `gdx-hub --data {} migrate --to postgres` to move them (docs/operator.md, \"Moving a hub to PostgreSQL\")",
+                            file.display(),
+                            paths.dir.display()
+                        ),
+                        code: None,
+                    });
+                }
+                Ok(db)
+            }
+            None => Self::sqlite(&which.file(paths), schema),
+        }
+    }
+
+    /// `which` on PostgreSQL when hub.toml keeps the stores there.
+    pub fn postgres_of(paths: &HubPaths, which: Which, schema: &str) -> Result<Option<Self>, DbError> {
+        let configured = match crate::config::HubConfig::load(paths) {
+            Ok(c) => c.postgres().cloned(),
+            Err(crate::config::ConfigError::Missing(_)) => None,
+            Err(e) => return Err(DbError::Postgres { message: e.to_string(), code: None }),
+        };
+        match configured {
+            Some(crate::config::StoreConfig::Postgres { url_file, ca_file }) => {
+                Ok(Some(Db::Postgres(PgStore::open(&url_file, ca_file.as_deref(), which.schema(), schema)?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub fn sqlite(path: &std::path::Path, schema: &str) -> Result<Self, DbError> {
+        Ok(Db::Sqlite(gdx_files::open_sqlite(path, schema)?))
+    }
+
+    /// Runs `f` in a write transaction, committing when it succeeds; one
+    /// writer per store at a time on either engine.
+    pub fn write<T, E: From<DbError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        match self {
+            Db::Sqlite(conn) => {
+                let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+                    .map_err(DbError::from)?;
+                let tx = Tx::Sqlite(tx);
+                let out = f(&tx)?;
+                if let Tx::Sqlite(tx) = tx {
+                    tx.commit().map_err(DbError::from)?;
+                }
+                Ok(out)
+            }
+            Db::Postgres(pg) => {
+                let tx = pg.begin()?;
+                let tx = Tx::Postgres(tx);
+                let out = f(&tx)?;
+                if let Tx::Postgres(tx) = tx {
+                    tx.commit()?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// True when `table` has a column `column` (for adding columns newer
+    /// than a table).
+    pub fn has_column(&self, table: &str, column: &str) -> Result<bool, DbError> {
+        match self {
+            Db::Sqlite(conn) => Ok(conn.query_row(
+                "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |r| r.get::<_, i64>(0),
+            )? > 0),
+            Db::Postgres(pg) => pg.has_column(table, column),
+        }
+    }
+
+    /// `hub.db`, `catalog.db`…, or `PostgreSQL USER@HOST:PORT/DATABASE (schema)`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Db::Sqlite(conn) => conn.path().unwrap_or("").to_owned(),
+            Db::Postgres(pg) => pg.describe(),
+        }
+    }
+}
+
+impl Sql for Db {
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
+        match self {
+            Db::Sqlite(c) => c.execute_values(sql, args),
+            Db::Postgres(p) => p.execute(sql, args),
+        }
+    }
+    fn query<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnMut(&Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        match self {
+            Db::Sqlite(c) => value::query_sqlite(c, sql, args, f),
+            Db::Postgres(p) => p.query(sql, args, f),
+        }
+    }
+    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Db::Postgres(p) => p.execute_batch(sql),
+        }
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
+        match self {
+            Tx::Sqlite(c) => c.execute_values(sql, args),
+            Tx::Postgres(p) => p.execute(sql, args),
+        }
+    }
+    fn query<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnMut(&Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        match self {
+            Tx::Sqlite(c) => value::query_sqlite(c, sql, args, f),
+            Tx::Postgres(p) => p.query(sql, args, f),
+        }
+    }
+    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Tx::Postgres(p) => p.execute_batch(sql),
+        }
+    }
+}
+
+/// A SQLite connection (or transaction) runs the layer's statements too,
+/// for the stores not yet moved onto [`Db`].
+impl Sql for rusqlite::Connection {
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
+        self.execute_values(sql, args)
+    }
+    fn query<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnMut(&Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        value::query_sqlite(self, sql, args, f)
+    }
+    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        Ok(rusqlite::Connection::execute_batch(self, sql)?)
+    }
+}
+
+impl Sql for rusqlite::Transaction<'_> {
+    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
+        self.execute_values(sql, args)
+    }
+    fn query<T>(
+        &self,
+        sql: &str,
+        args: &[Value],
+        f: impl FnMut(&Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        value::query_sqlite(self, sql, args, f)
+    }
+    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        Ok(rusqlite::Connection::execute_batch(self, sql)?)
+    }
+}
+
+/// Running a statement with [`Value`]s on a SQLite connection.
+trait ExecuteValues {
+    fn execute_values(&self, sql: &str, args: &[Value]) -> Result<usize, DbError>;
+}
+
+impl ExecuteValues for rusqlite::Connection {
+    fn execute_values(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
+        Ok(self.prepare_cached(sql)?.execute(rusqlite::params_from_iter(args.iter()))?)
+    }
+}

@@ -1,0 +1,218 @@
+//! A bounded pool of connections to one PostgreSQL database: the URL read
+//! from a private file, TLS, keepalives, and at most `size` connections
+//! open, a use beyond waiting up to [`POOL_WAIT`] for one to come back.
+//! The vaults ([`super::PgVaults`]) and the hub's stores
+//! ([`crate::store::db`]) each keep one.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, Statement};
+
+/// How long a use waits for a connection before answering "retry".
+pub const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// One pooled connection, with what was set and prepared on it.
+pub struct PgConn {
+    pub client: Client,
+    /// The `search_path` set on the connection (none: `''`, as connected).
+    pub search_path: String,
+    /// Statements prepared on this connection, by their text.
+    pub statements: HashMap<String, Statement>,
+}
+
+/// Connections to one database.
+pub struct PgPool {
+    config: postgres::Config,
+    /// None: `sslmode=disable`.
+    tls: Option<rustls::ClientConfig>,
+    /// `PostgreSQL USER@HOST:PORT/DATABASE`, for messages.
+    pub where_: String,
+    size: usize,
+    state: Mutex<State>,
+    returned: Condvar,
+}
+
+/// The idle connections, and how many are open (idle or in use).
+#[derive(Default)]
+struct State {
+    idle: Vec<PgConn>,
+    open: usize,
+}
+
+impl Drop for PgPool {
+    /// A `postgres::Client` closes itself on a runtime of its own, which
+    /// panics on a thread that drives the hub's runtime: they go on a
+    /// thread of their own.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.state.get_mut().unwrap_or_else(PoisonError::into_inner).idle);
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new().name("gdx-pg-close".into()).spawn(move || drop(idle));
+        }
+    }
+}
+
+impl PgPool {
+    /// A pool for the URL in `url_file` (0600), the server authenticated
+    /// by `ca_file` when given; nothing is connected yet.
+    pub fn new(url_file: &Path, ca_file: Option<&Path>, size: usize) -> Result<Self, String> {
+        let url = gdx_files::read_private(url_file)
+            .map_err(|e| format!("cannot read the database URL from {}: {e}", url_file.display()))?;
+        let mut config: postgres::Config = url.trim().parse().map_err(|e| {
+            format!(
+                "{} does not hold a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE): {e}",
+                url_file.display()
+            )
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        // a cut to the server ends a connection within about a minute, never holds a lock for ever
+        config.keepalives(true).keepalives_idle(Duration::from_secs(20)).tcp_user_timeout(Duration::from_secs(60));
+        config.application_name("gdx-hub");
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => None,
+            _ => {
+                let roots = ca_file.map(read_ca).transpose()?;
+                Some(gdx_certs::tls::database_client_config(roots.as_deref()).map_err(|e| e.to_string())?)
+            }
+        };
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_default();
+        let where_ = format!(
+            "PostgreSQL {}@{host}:{}/{}",
+            config.get_user().unwrap_or(""),
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_dbname().unwrap_or("")
+        );
+        Ok(Self { config, tls, where_, size, state: Mutex::new(State::default()), returned: Condvar::new() })
+    }
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        let mut client = match &self.tls {
+            None => self.config.connect(postgres::NoTls)?,
+            Some(tls) => self.config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()))?,
+        };
+        // a commit is on the server's disk when it returns; names resolve only where written out
+        client.batch_execute(
+            "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET search_path = '';
+             SET TIME ZONE 'UTC'",
+        )?;
+        Ok(PgConn { client, search_path: String::new(), statements: HashMap::new() })
+    }
+
+    /// An idle connection, a new one while fewer than `size` are open, or
+    /// the next given back; give it back with [`PgPool::give_back`].
+    pub fn take(&self) -> Result<PgConn, String> {
+        let mut state = self.state();
+        let deadline = Instant::now() + POOL_WAIT;
+        loop {
+            while let Some(c) = state.idle.pop() {
+                if !c.client.is_closed() {
+                    return Ok(c);
+                }
+                state.open -= 1;
+                close(c);
+            }
+            if state.open < self.size {
+                state.open += 1;
+                drop(state);
+                let connected = off_runtime(|| self.connect());
+                if connected.is_err() {
+                    self.state().open -= 1;
+                    self.returned.notify_one();
+                }
+                return connected.map_err(|e| format!("{}: {}", self.where_, describe(&e)));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{}: all {} of the hub's connections stayed busy for {} s",
+                    self.where_,
+                    self.size,
+                    POOL_WAIT.as_secs()
+                ));
+            }
+            state = self.returned.wait_timeout(state, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `conn` for the next use, unless its connection broke.
+    pub fn give_back(&self, conn: PgConn) {
+        let mut state = self.state();
+        if conn.client.is_closed() {
+            state.open -= 1;
+            close(conn);
+        } else {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.returned.notify_one();
+    }
+
+    /// Forgets `conn`, whose state is unknown (a transaction that could not
+    /// be ended): it is closed, never reused.
+    pub fn discard(&self, conn: PgConn) {
+        self.state().open -= 1;
+        self.returned.notify_one();
+        close(conn);
+    }
+}
+
+fn read_ca(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+    let certs: Vec<_> = gdx_certs::pki::pem_blocks(&pem, "CERTIFICATE")
+        .into_iter()
+        .map(rustls::pki_types::CertificateDer::from)
+        .collect();
+    if certs.is_empty() {
+        return Err(format!("ca_file {} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Closes `conn` on a thread of its own: a `postgres::Client` closes
+/// itself on a runtime of its own, which panics on a thread that drives the
+/// hub's runtime.
+fn close(conn: PgConn) {
+    let _ = std::thread::Builder::new().name("gdx-pg-close".into()).spawn(move || drop(conn));
+}
+
+/// Runs `f`, which blocks on the `postgres` client, off the async
+/// runtime's threads: the client drives a runtime of its own, which must
+/// not be started on a thread that drives one (a short-lived scoped thread
+/// there; elsewhere `f` runs where it is).
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// The server's message, or the client's, in one line.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => {
+            let mut said = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                said = format!("{said}: {s}");
+                source = s.source();
+            }
+            said
+        }
+    }
+}
