@@ -16,18 +16,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::args;
+use crate::store::HubPaths;
+use crate::store::db::{Db, Sql, Which};
 use gdx_certs::pki;
 use gdx_common::catalog::{
     CatalogClass, CatalogEntry, Freshness, Publication, SharingType, UpdateCycle, decode_publication, freshness,
     search_terms,
 };
+use gdx_common::table::render;
 use gdx_common::units::{format_date, format_time};
 use gdx_common::wire::{CatalogRefused, Catalogued, Message, SignedEntry, encode_frame};
 use gdx_common::{DivisionCode, NodeId};
-use rusqlite::{Connection, OptionalExtension, params};
-
-use crate::store::HubPaths;
-use gdx_common::table::render;
 
 mod display;
 
@@ -195,13 +195,14 @@ impl FilterArgs {
 
 /// The catalogue database of a hub.
 pub struct Catalog {
-    conn: Connection,
+    db: Db,
     /// Where the providers' data last changed (the vaults, files or PostgreSQL).
     vaults: std::sync::Arc<crate::store::vault::Vaults>,
 }
 
 impl Catalog {
-    /// Opens (creating if needed) `catalog.db` in the hub directory.
+    /// Opens (creating if needed) the catalogue where hub.toml keeps the
+    /// hub's stores: `catalog.db` in the hub directory, or PostgreSQL.
     pub fn open(hub_dir: &Path) -> Result<Self, CatalogError> {
         Self::with_vaults(hub_dir, std::sync::Arc::new(crate::store::vault::Vaults::new(hub_dir)))
     }
@@ -211,9 +212,13 @@ impl Catalog {
         hub_dir: &Path,
         vaults: std::sync::Arc<crate::store::vault::Vaults>,
     ) -> Result<Self, CatalogError> {
-        let conn = gdx_files::open_sqlite(&HubPaths::new(hub_dir).catalog_db(), SCHEMA)?;
-        conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
-        Ok(Self { conn, vaults })
+        let db = Db::open(&HubPaths::new(hub_dir), Which::Catalog, &Self::tables())?;
+        Ok(Self { db, vaults })
+    }
+
+    /// Every table of the catalogue.
+    pub(crate) fn tables() -> String {
+        [SCHEMA, crate::store::outbox::OUTBOX_SQL].concat()
     }
 
     /// Opens `catalog.db` with the vaults hub.toml names (connecting to
@@ -226,54 +231,52 @@ impl Catalog {
 
     /// Records a verified publication; `via` names the hub that relayed it.
     pub fn record(
-        &mut self,
+        &self,
         env: &SignedEntry,
         p: &Publication,
         via: Option<&NodeId>,
         now: i64,
     ) -> Result<Recorded, CatalogError> {
         let e = &p.entry;
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let held: Option<(String, i64, Vec<u8>)> = tx
-            .query_row("SELECT provider, version, signed FROM entries WHERE code = ?1", [&e.code], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let frame = encode_frame(&Message::Publish(env.clone())).map_err(|x| CatalogError::Damaged(x.to_string()))?;
-        if let Some((provider, version, signed)) = &held {
-            if provider != &e.provider.to_string() {
-                return Ok(Recorded::Refused(format!(
-                    "信息资源代码 {} is already catalogued by {provider}; give this entry a code of its own",
-                    e.code
-                )));
+        self.db.write(|tx| {
+            let held: Option<(String, i64, Vec<u8>)> =
+                tx.query_opt("SELECT provider, version, signed FROM entries WHERE code = ?1", args![e.code], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            let frame =
+                encode_frame(&Message::Publish(env.clone())).map_err(|x| CatalogError::Damaged(x.to_string()))?;
+            if let Some((provider, version, signed)) = &held {
+                if provider != &e.provider.to_string() {
+                    return Ok(Recorded::Refused(format!(
+                        "信息资源代码 {} is already catalogued by {provider}; give this entry a code of its own",
+                        e.code
+                    )));
+                }
+                let held = *version as u64;
+                if held == p.version && held_body(signed)? == env.body {
+                    return Ok(Recorded::Duplicate);
+                }
+                if held >= p.version {
+                    return Ok(Recorded::Stale { held });
+                }
             }
-            let held = *version as u64;
-            if held == p.version && held_body(signed)? == env.body {
-                return Ok(Recorded::Duplicate);
-            }
-            if held >= p.version {
-                return Ok(Recorded::Stale { held });
-            }
-        }
-        if !p.withdrawn {
-            let other: Option<String> = tx
-                .query_row(
+            if !p.withdrawn {
+                let other: Option<String> = tx.query_opt(
                     "SELECT code FROM entries WHERE provider = ?1 AND resource = ?2 AND withdrawn = 0 AND code <> ?3",
-                    params![e.provider.to_string(), e.resource.as_str(), e.code],
+                    args![e.provider.to_string(), e.resource.as_str(), e.code],
                     |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(other) = other {
-                return Ok(Recorded::Refused(format!(
-                    "resource {} of {} is already catalogued as {other}; withdraw that entry first",
-                    e.resource, e.provider
-                )));
+                )?;
+                if let Some(other) = other {
+                    return Ok(Recorded::Refused(format!(
+                        "resource {} of {} is already catalogued as {other}; withdraw that entry first",
+                        e.resource, e.provider
+                    )));
+                }
             }
-        }
-        let entry_json = serde_json::to_string(e).map_err(|x| CatalogError::Damaged(x.to_string()))?;
-        let rev: i64 = tx.query_row("SELECT coalesce(max(rev), 0) + 1 FROM entries", [], |r| r.get(0))?;
-        tx.execute(
-            "INSERT INTO entries (code, provider, division, resource, version, withdrawn, entry, signed, listed_at,
+            let entry_json = serde_json::to_string(e).map_err(|x| CatalogError::Damaged(x.to_string()))?;
+            let rev: i64 = tx.query_row("SELECT coalesce(max(rev), 0) + 1 FROM entries", args![], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO entries (code, provider, division, resource, version, withdrawn, entry, signed, listed_at,
                                   updated_at, via, class, sharing_type, update_cycle, search_text, rev)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT(code) DO UPDATE SET resource = excluded.resource, version = excluded.version,
@@ -281,40 +284,40 @@ impl Catalog {
                 updated_at = excluded.updated_at, via = excluded.via, class = excluded.class,
                 sharing_type = excluded.sharing_type, update_cycle = excluded.update_cycle,
                 search_text = excluded.search_text, rev = excluded.rev",
-            params![
-                e.code,
-                e.provider.to_string(),
-                e.provider.division().to_string(),
-                e.resource.as_str(),
-                p.version as i64,
-                p.withdrawn,
-                entry_json,
-                frame,
-                now,
-                via.map(ToString::to_string),
-                e.class.label(),
-                e.sharing_type.label(),
-                e.update_cycle.label(),
-                e.search_text(),
-                rev,
-            ],
-        )?;
-        crate::store::outbox::note(
-            &tx,
-            &gdx_common::audit::Event {
-                kind: "catalogued".into(),
-                at: now,
-                node: Some(e.provider.to_string()),
-                resource: Some(e.code.clone()),
-                detail: serde_json::json!({
-                    "version": p.version, "withdrawn": p.withdrawn, "name": e.name,
-                    "sharing_type": e.sharing_type.label(), "via": via.map(ToString::to_string),
-                }),
-                ..Default::default()
-            },
-        )?;
-        tx.commit()?;
-        Ok(Recorded::New)
+                args![
+                    e.code,
+                    e.provider.to_string(),
+                    e.provider.division().to_string(),
+                    e.resource.as_str(),
+                    p.version as i64,
+                    p.withdrawn,
+                    entry_json,
+                    frame,
+                    now,
+                    via.map(ToString::to_string),
+                    e.class.label(),
+                    e.sharing_type.label(),
+                    e.update_cycle.label(),
+                    e.search_text(),
+                    rev,
+                ],
+            )?;
+            crate::store::outbox::note(
+                tx,
+                &gdx_common::audit::Event {
+                    kind: "catalogued".into(),
+                    at: now,
+                    node: Some(e.provider.to_string()),
+                    resource: Some(e.code.clone()),
+                    detail: serde_json::json!({
+                        "version": p.version, "withdrawn": p.withdrawn, "name": e.name,
+                        "sharing_type": e.sharing_type.label(), "via": via.map(ToString::to_string),
+                    }),
+                    ..Default::default()
+                },
+            )?;
+            Ok(Recorded::New)
+        })
     }
 
     /// The entries that pass `filter`, as of `now`, ordered by code (for a
@@ -323,16 +326,17 @@ impl Catalog {
         let mut sql = String::from(
             "SELECT entry, version, withdrawn, listed_at, updated_at, data_changed_at FROM entries WHERE 1 = 1",
         );
-        let mut args: Vec<String> = Vec::new();
+        let mut args: Vec<crate::store::db::Value> = Vec::new();
         let mut bind = |sql: &mut String, clause: &str, value: String| {
-            args.push(value);
+            args.push(crate::store::db::Value::Text(value));
             sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
         };
         if !filter.withdrawn {
             sql.push_str(" AND withdrawn = 0");
         }
         for t in &filter.terms {
-            bind(&mut sql, " AND search_text LIKE ? ESCAPE '\\'", format!("%{}%", escape_like(t)));
+            // case-blind for Latin letters on both engines (PostgreSQL's LIKE is not)
+            bind(&mut sql, " AND lower(search_text) LIKE lower(?) ESCAPE '\\'", format!("%{}%", escape_like(t)));
         }
         if let Some(c) = filter.class {
             bind(&mut sql, " AND class = ?", c.label().to_owned());
@@ -350,21 +354,19 @@ impl Catalog {
             bind(&mut sql, " AND code = ?", c.clone());
         }
         sql.push_str(" ORDER BY code");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        let rows = self.db.query(&sql, &args, |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<i64>>(5)?,
+                r.get::<String>(0)?,
+                r.get::<i64>(1)?,
+                r.get::<bool>(2)?,
+                r.get::<i64>(3)?,
+                r.get::<i64>(4)?,
+                r.get::<Option<i64>>(5)?,
             ))
         })?;
         let mut changed: HashMap<NodeId, HashMap<String, i64>> = HashMap::new();
         let mut out = Vec::new();
-        for row in rows {
-            let (json, version, withdrawn, listed_at, version_at, relayed_change) = row?;
+        for (json, version, withdrawn, listed_at, version_at, relayed_change) in rows {
             let entry: CatalogEntry = serde_json::from_str(&json).map_err(|e| CatalogError::Damaged(e.to_string()))?;
             if filter.division.is_some_and(|d| !d.contains(entry.provider.division())) {
                 continue;
@@ -398,18 +400,18 @@ impl Catalog {
     /// Publications of this hub's own subtree the parent has not recorded
     /// yet: (code, version, the Publish frame as signed).
     pub fn to_forward(&self) -> Result<Vec<(String, u64, Vec<u8>)>, CatalogError> {
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query(
             "SELECT code, version, signed FROM entries WHERE forwarded < version AND via IS NULL ORDER BY code",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![],
+            |r| Ok((r.get(0)?, r.get::<i64>(1)? as u64, r.get(2)?)),
+        )?)
     }
 
     /// The parent answered `version` of `code`.
     pub fn forwarded(&self, code: &str, version: u64) -> Result<(), CatalogError> {
-        self.conn.execute(
-            "UPDATE entries SET forwarded = max(forwarded, ?2) WHERE code = ?1",
-            params![code, version as i64],
+        self.db.execute(
+            "UPDATE entries SET forwarded = ?2 WHERE code = ?1 AND forwarded < ?2",
+            args![code, version as i64],
         )?;
         Ok(())
     }
@@ -417,14 +419,13 @@ impl Catalog {
     /// The live 基础信息资源 entries' (provider, resource): the data a
     /// child hub forwards to the province.
     pub fn base_resources(&self) -> Result<Vec<(NodeId, String)>, CatalogError> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.db.query(
             "SELECT provider, resource FROM entries WHERE class = ?1 AND withdrawn = 0 ORDER BY provider, resource",
+            args![CatalogClass::Base.label()],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
         )?;
-        let rows =
-            stmt.query_map([CatalogClass::Base.label()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (p, r) = row?;
+        for (p, r) in rows {
             if let Ok(p) = NodeId::parse(&p) {
                 out.push((p, r));
             }
@@ -442,13 +443,14 @@ impl Catalog {
         child: DivisionCode,
         now: i64,
     ) -> Result<(Vec<Vec<u8>>, u64, Vec<(String, i64)>), CatalogError> {
-        let upto: i64 = self.conn.query_row("SELECT coalesce(max(rev), 0) FROM entries", [], |r| r.get(0))?;
-        let mut stmt = self.conn.prepare("SELECT code, division, signed FROM entries WHERE rev > ?1 ORDER BY rev")?;
-        let rows =
-            stmt.query_map([since as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        let upto: i64 = self.db.query_row("SELECT coalesce(max(rev), 0) FROM entries", args![], |r| r.get(0))?;
+        let rows = self.db.query(
+            "SELECT division, signed FROM entries WHERE rev > ?1 AND rev <= ?2 ORDER BY rev",
+            args![since as i64, upto],
+            |r| Ok((r.get::<String>(0)?, r.get::<Vec<u8>>(1)?)),
+        )?;
         let mut frames = Vec::new();
-        for row in rows {
-            let (_code, division, frame) = row?;
+        for (division, frame) in rows {
             if DivisionCode::parse(&division).is_ok_and(|d| child.contains(d)) {
                 continue;
             }
@@ -467,10 +469,7 @@ impl Catalog {
 
     /// When the data of this hub's own subtree's entries last changed.
     pub fn own_changes(&self, now: i64) -> Result<Vec<(String, i64)>, CatalogError> {
-        let own: Vec<String> = {
-            let mut stmt = self.conn.prepare("SELECT code FROM entries WHERE via IS NULL")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
-        };
+        let own: Vec<String> = self.db.query("SELECT code FROM entries WHERE via IS NULL", args![], |r| r.get(0))?;
         let all = self.list(&Filter { withdrawn: true, ..Filter::default() }, now)?;
         Ok(all
             .iter()
@@ -484,11 +483,11 @@ impl Catalog {
     pub fn note_changes(&self, changed: &[(String, i64)], within: DivisionCode) -> Result<(), CatalogError> {
         for (code, at) in changed {
             let division: Option<String> =
-                self.conn.query_row("SELECT division FROM entries WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+                self.db.query_opt("SELECT division FROM entries WHERE code = ?1", args![code], |r| r.get(0))?;
             if division.and_then(|d| DivisionCode::parse(&d).ok()).is_some_and(|d| within.contains(d)) {
-                self.conn.execute(
-                    "UPDATE entries SET data_changed_at = max(coalesce(data_changed_at, 0), ?2) WHERE code = ?1",
-                    params![code, at],
+                self.db.execute(
+                    "UPDATE entries SET data_changed_at = ?2 WHERE code = ?1 AND coalesce(data_changed_at, 0) < ?2",
+                    args![code, at],
                 )?;
             }
         }

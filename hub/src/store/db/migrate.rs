@@ -220,7 +220,7 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>,
         ));
     }
     let mut done = Vec::new();
-    for which in [Which::Hub] {
+    for which in [Which::Hub, Which::Catalog] {
         let file = which.file(paths);
         if !file.exists() {
             continue;
@@ -233,7 +233,11 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>,
             ));
         };
         // the file's tables made as they are now, newer columns included
-        drop(crate::store::Store::open_file(&file).map_err(|e| e.to_string())?);
+        if which == Which::Hub {
+            drop(crate::store::Store::open_file(&file).map_err(|e| e.to_string())?);
+        } else {
+            drop(Db::sqlite(&file, &schema).map_err(|e| e.to_string())?);
+        }
         let migrated = copy(&file, &db).map_err(|e| e.to_string())?;
         done.push((which, migrated));
     }

@@ -117,6 +117,8 @@ pub trait Sql {
 pub enum Which {
     /// `hub.db`: tokens, nodes, certificates, logins, observations.
     Hub,
+    /// `catalog.db`: the catalogue's entries.
+    Catalog,
 }
 
 impl Which {
@@ -124,6 +126,7 @@ impl Which {
     pub fn file(self, paths: &HubPaths) -> PathBuf {
         match self {
             Which::Hub => paths.db(),
+            Which::Catalog => paths.catalog_db(),
         }
     }
 
@@ -131,6 +134,7 @@ impl Which {
     pub fn schema(self) -> &'static str {
         match self {
             Which::Hub => "gdx_hub",
+            Which::Catalog => "gdx_catalog",
         }
     }
 
@@ -138,6 +142,7 @@ impl Which {
     pub fn name(self) -> &'static str {
         match self {
             Which::Hub => "hub.db",
+            Which::Catalog => "catalog.db",
         }
     }
 
@@ -145,6 +150,7 @@ impl Which {
     pub fn tables(self) -> String {
         match self {
             Which::Hub => crate::store::Store::schema(),
+            Which::Catalog => crate::catalog::Catalog::tables(),
         }
     }
 }
