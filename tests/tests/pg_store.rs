@@ -144,9 +144,16 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
         .unwrap()
         .get(0);
     assert_eq!(last_seq as u64, made());
+    // the hub's own events (enrolments), kept in gdx_hub's outbox, reach the log on PostgreSQL too
+    wait_until(Duration::from_secs(10), "both enrolments in the audit log", || {
+        let listed = hub.cmd(&["audit", "list", "--kind", "enrolled", "--format", "jsonl"]).stdout;
+        listed.contains("630000/gongan") && listed.contains("630000/minzheng")
+    });
     hub.terminate();
     let verified = hub.cmd(&["audit", "verify"]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
+    let entries: i64 = pg.admin(&database).query_one("SELECT count(*) FROM gdx_audit.entries", &[]).unwrap().get(0);
+    assert!(entries > made() as i64, "the log is in PostgreSQL ({entries} entries)");
 }
 
 #[test]

@@ -32,22 +32,16 @@ impl AuditLog {
         let received = serde_json::json!({ "size": req.size, "root": root, "at": req.at,
             "public_key": hex(&req.public_key), "signature": hex(&req.signature),
             "from_size": req.from_size, "proof": req.proof.iter().map(|p| hex(p)).collect::<Vec<_>>() });
-        let last: Option<(i64, String, String)> = self
-            .conn
-            .query_row(
-                "SELECT size, root, public_key FROM cosigned WHERE origin = ?1 ORDER BY size DESC LIMIT 1",
-                [origin],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let same: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT root FROM cosigned WHERE origin = ?1 AND size = ?2",
-                params![origin, req.size as i64],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let last: Option<(i64, String, String)> = self.db.query_opt(
+            "SELECT size, root, public_key FROM cosigned WHERE origin = ?1 ORDER BY size DESC LIMIT 1",
+            args![origin],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let same: Option<String> = self.db.query_opt(
+            "SELECT root FROM cosigned WHERE origin = ?1 AND size = ?2",
+            args![origin, req.size as i64],
+            |r| r.get(0),
+        )?;
         let conflict = |what: &str, held: serde_json::Value| (what.to_owned(), held);
         let problem = match (&last, &same) {
             (Some((_, _, key)), _) if *key != hex(&req.public_key) => {
@@ -82,7 +76,6 @@ impl AuditLog {
             }
             (None, None) => None,
         };
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let event = |kind: &str, detail: serde_json::Value| Event {
             kind: kind.into(),
             at: now,
@@ -90,61 +83,54 @@ impl AuditLog {
             detail,
             ..Event::default()
         };
-        if let Some((what, held)) = problem {
-            let refused = format!(
-                "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
-                req.size
-            );
-            let known: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM evidence WHERE origin = ?1 AND json_extract(received, '$.size') = ?2
-                     AND json_extract(received, '$.root') = ?3",
-                    params![origin, req.size as i64, root],
+        let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
+        let mut tree = self.tree.clone();
+        let answer = self.db.write(|tx| -> Result<Result<Message, String>, AuditError> {
+            catch_up(tx, &mut tree)?;
+            if let Some((what, held)) = problem {
+                let refused = format!(
+                    "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
+                    req.size
+                );
+                let kept: Vec<String> =
+                    tx.query("SELECT received FROM evidence WHERE origin = ?1", args![origin], |r| r.get(0))?;
+                let known = kept.iter().any(|k| {
+                    serde_json::from_str::<serde_json::Value>(k)
+                        .is_ok_and(|k| k["size"] == req.size && k["root"] == root.as_str())
+                });
+                if known {
+                    // kept already: a child that keeps sending it is not logged again
+                    return Ok(Err(refused));
+                }
+                let id: i64 = tx.query_row(
+                    "INSERT INTO evidence (origin, at, what, held, received) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                    args![origin, now, what, held.to_string(), received.to_string()],
                     |r| r.get(0),
-                )
-                .optional()?;
-            if known.is_some() {
-                // kept already: a child that keeps sending it is not logged again
+                )?;
+                let detail = serde_json::json!({ "what": what, "held": held, "received": received });
+                Self::append_in(tx, &mut tree, &format!("evidence#{id}"), &event("equivocation", detail))?;
                 return Ok(Err(refused));
             }
-            tx.execute(
-                "INSERT INTO evidence (origin, at, what, held, received) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![origin, now, what, held.to_string(), received.to_string()],
-            )?;
-            let id = tx.last_insert_rowid();
-            let detail = serde_json::json!({ "what": what, "held": held, "received": received });
-            let leaf = Self::append_in(&tx, &self.tree, &format!("evidence#{id}"), &event("equivocation", detail))?;
-            tx.commit()?;
-            self.appended(leaf);
-            return Ok(Err(refused));
-        }
-        let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
-        let cosigned = cosignature_note(COSIGNATURE_VERSION, &me.to_string(), &note)
-            .ok_or_else(|| AuditError::Other("this build has no text for its own cosignature format".into()))?;
-        let signature = self.key.sign(cosigned.as_bytes()).as_ref().to_vec();
-        if same.is_none() {
-            tx.execute(
-                "INSERT INTO cosigned (origin, size, root, at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![origin, req.size as i64, root, req.at, hex(&req.public_key), hex(&req.signature)],
-            )?;
-            let detail = serde_json::json!({ "size": req.size, "root": root, "at": req.at });
-            let leaf =
-                Self::append_in(&tx, &self.tree, &format!("cosign:{origin}#{}", req.size), &event("cosigned", detail))?;
-            tx.commit()?;
-            self.appended(leaf);
-        }
-        Ok(Ok(Message::Cosigned(Cosignature {
-            size: req.size,
-            cosigner: me,
-            public_key: self.key.public_key().as_ref().to_vec(),
-            signature,
-        })))
-    }
-
-    pub(super) fn appended(&mut self, leaf: Option<Hash>) {
-        if let Some(leaf) = leaf {
-            self.tree.push(leaf);
-        }
+            let cosigned = cosignature_note(COSIGNATURE_VERSION, &me.to_string(), &note)
+                .ok_or_else(|| AuditError::Other("this build has no text for its own cosignature format".into()))?;
+            let signature = self.key.sign(cosigned.as_bytes()).as_ref().to_vec();
+            if same.is_none() {
+                tx.execute(
+                    "INSERT INTO cosigned (origin, size, root, at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    args![origin, req.size as i64, root, req.at, hex(&req.public_key), hex(&req.signature)],
+                )?;
+                let detail = serde_json::json!({ "size": req.size, "root": root, "at": req.at });
+                Self::append_in(tx, &mut tree, &format!("cosign:{origin}#{}", req.size), &event("cosigned", detail))?;
+            }
+            Ok(Ok(Message::Cosigned(Cosignature {
+                size: req.size,
+                cosigner: me,
+                public_key: self.key.public_key().as_ref().to_vec(),
+                signature,
+            })))
+        })?;
+        self.tree = tree;
+        Ok(answer)
     }
 
     /// The child's side: its newest checkpoint, if no cosignature covers it
@@ -154,7 +140,7 @@ impl AuditLog {
         from_size: Option<u64>,
     ) -> Result<Option<gdx_common::wire::CosignRequest>, AuditError> {
         let Some(cp) = self.last_checkpoint()? else { return Ok(None) };
-        let done: Option<i64> = self.conn.query_row("SELECT max(size) FROM cosignatures", [], |r| r.get(0))?;
+        let done: Option<i64> = self.db.query_row("SELECT max(size) FROM cosignatures", args![], |r| r.get(0))?;
         let done = done.unwrap_or(0) as u64;
         if done >= cp.size {
             return Ok(None);
@@ -183,12 +169,10 @@ impl AuditLog {
     /// before, is not kept: the answer says why (the caller logs it).
     pub fn keep_cosignature(&self, c: &gdx_common::wire::Cosignature) -> Result<Result<(), String>, AuditError> {
         let size = c.size;
-        let signed: Option<(String, i64)> = self
-            .conn
-            .query_row("SELECT root, at FROM checkpoints WHERE size = ?1", [size as i64], |r| {
+        let signed: Option<(String, i64)> =
+            self.db.query_opt("SELECT root, at FROM checkpoints WHERE size = ?1", args![size as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+            })?;
         let Some((root, at)) = signed else {
             return Ok(Err(format!(
                 "the parent hub sent a cosignature of a checkpoint of size {size}, which this hub never signed; it was not kept"
@@ -209,31 +193,30 @@ impl AuditLog {
                 "the parent hub's cosignature of checkpoint {size} does not verify under the key {key} it names; it was not kept"
             )));
         };
-        let other: Option<String> = self
-            .conn
-            .query_row("SELECT public_key FROM cosignatures WHERE public_key <> ?1 LIMIT 1", [key.to_string()], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let other: Option<String> = self.db.query_opt(
+            "SELECT public_key FROM cosignatures WHERE public_key <> ?1 LIMIT 1",
+            args![key.to_string()],
+            |r| r.get(0),
+        )?;
         if let Some(other) = other {
             return Ok(Err(format!(
                 "the parent hub cosigned checkpoint {size} under key {key}, but the cosignatures kept before are under key {other}; a parent hub has one audit key, so it was not kept"
             )));
         }
-        self.conn.execute(
-            "INSERT OR REPLACE INTO cosignatures (size, cosigner, public_key, signature, version) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![size as i64, cosigner, key.to_string(), signature, version],
+        self.db.execute(
+            "INSERT INTO cosignatures (size, cosigner, public_key, signature, version) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (size) DO UPDATE SET cosigner = excluded.cosigner, public_key = excluded.public_key,
+                signature = excluded.signature, version = excluded.version",
+            args![size as i64, cosigner, key.to_string(), signature, version],
         )?;
         Ok(Ok(()))
     }
 
     /// The evidence of equivocation kept here, as JSON lines.
     pub fn evidence(&self) -> Result<Vec<serde_json::Value>, AuditError> {
-        let mut stmt = self.conn.prepare("SELECT origin, at, what, held, received FROM evidence ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(serde_json::json!({ "origin": r.get::<_, String>(0)?, "at": r.get::<_, i64>(1)?,
-                "what": r.get::<_, String>(2)?, "held": r.get::<_, String>(3)?, "received": r.get::<_, String>(4)? }))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self.db.query("SELECT origin, at, what, held, received FROM evidence ORDER BY id", args![], |r| {
+            Ok(serde_json::json!({ "origin": r.get::<String>(0)?, "at": r.get::<i64>(1)?,
+                "what": r.get::<String>(2)?, "held": r.get::<String>(3)?, "received": r.get::<String>(4)? }))
+        })?)
     }
 }

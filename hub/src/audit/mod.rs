@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use rusqlite::{Connection, OptionalExtension, params};
 
 pub use gdx_common::audit::{
     Bundle, BundleCosignature, COSIGNATURE_VERSION, Checkpoint, Entry, Event, KINDS, Pins, Problem, Proof, PublicKey,
@@ -36,7 +35,58 @@ pub use gdx_common::audit::{
 };
 use gdx_common::merkle::{self, Hash};
 
+use crate::args;
 use crate::store::HubPaths;
+use crate::store::db::{Db, Sql, Tx, Which};
+
+/// The audit log's tables.
+pub(crate) const TABLES: &str = "CREATE TABLE IF NOT EXISTS entries (
+    idx    INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    node   TEXT,
+    resource TEXT,
+    request TEXT,
+    source TEXT NOT NULL UNIQUE,
+    body   TEXT NOT NULL,
+    leaf   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_at ON entries (at);
+CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size      INTEGER PRIMARY KEY,
+    root      TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    signature TEXT NOT NULL
+);
+-- at a parent: the children's checkpoints it cosigned
+CREATE TABLE IF NOT EXISTS cosigned (
+    origin     TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    root       TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    public_key TEXT NOT NULL,
+    signature  TEXT NOT NULL,
+    PRIMARY KEY (origin, size)
+);
+-- at a parent: two checkpoints of a child that cannot both be true
+CREATE TABLE IF NOT EXISTS evidence (
+    id       INTEGER PRIMARY KEY,
+    origin   TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    what     TEXT NOT NULL,
+    held     TEXT NOT NULL,
+    received TEXT NOT NULL
+);
+-- at a child: its parent's cosignatures of its checkpoints, with
+-- the format of the text signed (gdx_common::audit::cosignature_note)
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size       INTEGER PRIMARY KEY,
+    cosigner   TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature  TEXT NOT NULL,
+    version    INTEGER NOT NULL DEFAULT 1
+);";
 
 /// At most this long between the last entry and a checkpoint covering it.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -54,7 +104,9 @@ pub enum AuditError {
 
 /// The audit log of one hub.
 pub struct AuditLog {
-    conn: Connection,
+    db: Db,
+    /// The outboxes of the stores on PostgreSQL (the files are read per pass).
+    outboxes: Vec<(Which, Db)>,
     key: Ed25519KeyPair,
     origin: String,
     /// The tree of the entries so far: its size, root and last leaf.
@@ -82,7 +134,7 @@ struct Waiting {
     path: PathBuf,
     /// The store's path within the hub's folder, naming each entry's source.
     name: String,
-    conn: rusqlite::Connection,
+    db: Db,
     events: Vec<(i64, String)>,
 }
 
@@ -96,80 +148,22 @@ pub use render::render;
 impl AuditLog {
     /// Opens (creating if needed) `audit.db` and `audit.key` in `hub_dir`.
     pub fn open(hub_dir: &Path, origin: &str) -> Result<Self, AuditError> {
-        let conn = gdx_files::open_sqlite(
-            &HubPaths::new(hub_dir).audit_db(),
-            "CREATE TABLE IF NOT EXISTS entries (
-                idx    INTEGER PRIMARY KEY,
-                at     INTEGER NOT NULL,
-                kind   TEXT NOT NULL,
-                node   TEXT,
-                resource TEXT,
-                request TEXT,
-                source TEXT NOT NULL UNIQUE,
-                body   TEXT NOT NULL,
-                leaf   BLOB NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS entries_at ON entries (at);
-            CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind);
-            CREATE TABLE IF NOT EXISTS checkpoints (
-                size      INTEGER PRIMARY KEY,
-                root      TEXT NOT NULL,
-                at        INTEGER NOT NULL,
-                signature TEXT NOT NULL
-            );
-            -- at a parent: the children's checkpoints it cosigned
-            CREATE TABLE IF NOT EXISTS cosigned (
-                origin     TEXT NOT NULL,
-                size       INTEGER NOT NULL,
-                root       TEXT NOT NULL,
-                at         INTEGER NOT NULL,
-                public_key TEXT NOT NULL,
-                signature  TEXT NOT NULL,
-                PRIMARY KEY (origin, size)
-            );
-            -- at a parent: two checkpoints of a child that cannot both be true
-            CREATE TABLE IF NOT EXISTS evidence (
-                id       INTEGER PRIMARY KEY,
-                origin   TEXT NOT NULL,
-                at       INTEGER NOT NULL,
-                what     TEXT NOT NULL,
-                held     TEXT NOT NULL,
-                received TEXT NOT NULL
-            );
-            -- at a child: its parent's cosignatures of its checkpoints, with
-            -- the format of the text signed (gdx_common::audit::cosignature_note)
-            CREATE TABLE IF NOT EXISTS cosignatures (
-                size       INTEGER PRIMARY KEY,
-                cosigner   TEXT NOT NULL,
-                public_key TEXT NOT NULL,
-                signature  TEXT NOT NULL,
-                version    INTEGER NOT NULL DEFAULT 1
-            );",
-        )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        add_cosignature_version(&conn)?;
-        let signed: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
         let paths = HubPaths::new(hub_dir);
-        let key = load_or_make_key(&paths.audit_key(), signed > 0)?;
-        keep_public_pem(&paths.audit_pub(), &public_of(&key).to_pem());
-        let mut log = Self {
-            conn,
-            key,
-            origin: origin.to_owned(),
-            tree: merkle::Frontier::default(),
-            dir: hub_dir.to_path_buf(),
-        };
-        {
-            let mut stmt = log.conn.prepare("SELECT leaf FROM entries ORDER BY idx")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let leaf: Vec<u8> = row.get(0)?;
-                let leaf: Hash =
-                    leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
-                log.tree.push(leaf);
+        let db = Db::open(&paths, Which::Audit, TABLES)?;
+        // the other stores' outboxes, where they are on PostgreSQL too
+        let mut outboxes = Vec::new();
+        if matches!(db, Db::Postgres(_)) {
+            for which in [Which::Hub, Which::Catalog] {
+                outboxes.push((which, Db::open(&paths, which, &which.tables())?));
             }
         }
-        Ok(log)
+        add_cosignature_version(&db)?;
+        let signed: i64 = db.query_row("SELECT count(*) FROM checkpoints", args![], |r| r.get(0))?;
+        let key = load_or_make_key(&paths.audit_key(), signed > 0)?;
+        keep_public_pem(&paths.audit_pub(), &public_of(&key).to_pem());
+        let mut tree = merkle::Frontier::default();
+        catch_up(&db, &mut tree)?;
+        Ok(Self { db, outboxes, key, origin: origin.to_owned(), tree, dir: hub_dir.to_path_buf() })
     }
 
     /// Hex of the public key that verifies this hub's checkpoints.
@@ -184,23 +178,20 @@ impl AuditLog {
 
     /// Appends one event under `source` (unique); false when that source was appended before.
     pub fn append(&mut self, source: &str, event: &Event) -> Result<bool, AuditError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let Some(leaf) = Self::append_in(&tx, &self.tree, source, event)? else { return Ok(false) };
-        tx.commit()?;
-        self.tree.push(leaf);
-        Ok(true)
+        let mut tree = self.tree.clone();
+        let new = self.db.write(|tx| {
+            catch_up(tx, &mut tree)?;
+            Self::append_in(tx, &mut tree, source, event)
+        })?;
+        self.tree = tree;
+        Ok(new)
     }
 
-    /// Appends `event` as the next entry of `tree` (which the caller
-    /// extends once the transaction commits); None when `source` was
-    /// appended before. An event of a kind not in [`KINDS`], or whose
+    /// Appends `event` as the next entry of `tree` (the caller's copy,
+    /// caught up with the log in this transaction, kept once it commits);
+    /// false when `source` was appended before. An event of a kind not in [`KINDS`], or whose
     /// detail is not an object, is refused: it would not parse as an entry.
-    fn append_in(
-        tx: &rusqlite::Transaction<'_>,
-        tree: &merkle::Frontier,
-        source: &str,
-        event: &Event,
-    ) -> Result<Option<Hash>, AuditError> {
+    fn append_in(tx: &Tx<'_>, tree: &mut merkle::Frontier, source: &str, event: &Event) -> Result<bool, AuditError> {
         if !KINDS.contains(&event.kind.as_str()) || !event.detail.is_object() {
             return Err(AuditError::Other(format!(
                 "an event of kind {:?} with a detail that is {} cannot be logged: entries have a kind of gdx_common::audit::KINDS and an object as detail",
@@ -208,23 +199,21 @@ impl AuditLog {
                 if event.detail.is_object() { "an object" } else { "not an object" }
             )));
         }
-        let seen: Option<i64> = tx
-            .prepare_cached("SELECT idx FROM entries WHERE source = ?1")?
-            .query_row([source], |r| r.get(0))
-            .optional()?;
+        let seen: Option<i64> =
+            tx.query_opt("SELECT idx FROM entries WHERE source = ?1", args![source], |r| r.get(0))?;
         if seen.is_some() {
-            return Ok(None);
+            return Ok(false);
         }
         let (index, prev) = (tree.size(), tree.last());
         let entry = Entry { index, prev: hex(&prev), event: event.clone() };
         let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
         let leaf = merkle::leaf_hash(body.as_bytes());
-        tx.prepare_cached(
+        tx.execute(
             "INSERT INTO entries (idx, at, kind, node, resource, request, source, body, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
+            args![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
         )?;
-        Ok(Some(leaf))
+        tree.push(leaf);
+        Ok(true)
     }
 
     /// Moves the events waiting in every store's outbox into the log, in
@@ -288,15 +277,28 @@ impl AuditLog {
                 }
             }
         }
-        let appended =
-            self.append_read(&read.iter().map(|w| (w.name.as_str(), w.events.as_slice())).collect::<Vec<_>>())?;
+        let mut on_postgres = Vec::new();
+        for (k, (which, db)) in self.outboxes.iter().enumerate() {
+            let events = waiting(db)?;
+            if !events.is_empty() {
+                on_postgres.push((k, which.name().to_owned(), events));
+            }
+        }
+        let names = read.iter().map(|w| (w.name.as_str(), w.events.as_slice()));
+        let appended = self.append_read(
+            &names.chain(on_postgres.iter().map(|(_, n, e)| (n.as_str(), e.as_slice()))).collect::<Vec<_>>(),
+        )?;
         for store in read {
             // appended (or appended before): the outbox may forget them
             let last = store.events.last().map_or(0, |e| e.0);
-            store.conn.execute("DELETE FROM audit_outbox WHERE id <= ?1", [last])?;
+            store.db.execute("DELETE FROM audit_outbox WHERE id <= ?1", args![last])?;
             if store.events.len() == COLLECT_BATCH {
                 more.push(store.path);
             }
+        }
+        for (k, _, events) in on_postgres {
+            let last = events.last().map_or(0, |e| e.0);
+            self.outboxes[k].1.execute("DELETE FROM audit_outbox WHERE id <= ?1", args![last])?;
         }
         let vaults: std::collections::HashSet<&PathBuf> = vaults.iter().collect();
         more.retain(|p| vaults.contains(p));
@@ -308,22 +310,23 @@ impl AuditLog {
     /// were new (an event appended before, named by its store, id and
     /// digest, is skipped).
     fn append_read(&mut self, stores: &[(&str, &[(i64, String)])]) -> Result<usize, AuditError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut tree = self.tree.clone();
-        let mut appended = 0;
-        for (name, events) in stores {
-            for (id, text) in *events {
-                let event = Event::from_outbox(text);
-                // the event's digest is part of its source: a store restored from
-                // an older copy reuses outbox ids, but not with the same events
-                let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
-                if let Some(leaf) = Self::append_in(&tx, &tree, &format!("{name}#{id}#{digest}"), &event)? {
-                    tree.push(leaf);
-                    appended += 1;
+        let appended = self.db.write(|tx| {
+            catch_up(tx, &mut tree)?;
+            let mut appended = 0;
+            for (name, events) in stores {
+                for (id, text) in *events {
+                    let event = Event::from_outbox(text);
+                    // the event's digest is part of its source: a store restored from
+                    // an older copy reuses outbox ids, but not with the same events
+                    let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
+                    if Self::append_in(tx, &mut tree, &format!("{name}#{id}#{digest}"), &event)? {
+                        appended += 1;
+                    }
                 }
             }
-        }
-        tx.commit()?;
+            Ok::<_, AuditError>(appended)
+        })?;
         self.tree = tree;
         Ok(appended)
     }
@@ -375,59 +378,63 @@ impl AuditLog {
     /// the connection that will delete them; None when none wait.
     fn waiting_in(&self, path: &Path) -> Result<Option<Waiting>, AuditError> {
         let name = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
-        let src = gdx_files::open_existing(path)?;
-        src.busy_timeout(Duration::from_secs(10))?;
+        let src = gdx_files::open_existing(path).map_err(crate::store::db::DbError::from)?;
+        src.busy_timeout(Duration::from_secs(10)).map_err(crate::store::db::DbError::from)?;
         // forgetting collected events need not be flushed: collected again, they are skipped
-        src.pragma_update(None, "synchronous", "NORMAL")?;
-        let has_outbox: bool = src
-            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_outbox'", [], |_| Ok(()))
-            .optional()?
+        src.pragma_update(None, "synchronous", "NORMAL").map_err(crate::store::db::DbError::from)?;
+        let db = Db::Sqlite(src);
+        let has_outbox = db
+            .query_opt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_outbox'", args![], |_| {
+                Ok(())
+            })?
             .is_some();
         if !has_outbox {
             return Ok(None);
         }
-        let events: Vec<(i64, String)> = {
-            let mut stmt = src.prepare("SELECT id, event FROM audit_outbox ORDER BY id LIMIT ?1")?;
-            stmt.query_map([COLLECT_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
-        };
-        Ok((!events.is_empty()).then(|| Waiting { path: path.to_path_buf(), name, conn: src, events }))
+        let events = waiting(&db)?;
+        Ok((!events.is_empty()).then(|| Waiting { path: path.to_path_buf(), name, db, events }))
     }
 
     /// Signs a checkpoint of the current size if it is newer than the last one.
     pub fn checkpoint(&mut self, now: i64) -> Result<Option<Checkpoint>, AuditError> {
-        let last: Option<i64> = self.conn.query_row("SELECT max(size) FROM checkpoints", [], |r| r.get(0))?;
-        let size = self.tree.size();
-        if last.is_some_and(|l| l as u64 >= size) || size == 0 {
-            return Ok(None);
-        }
-        let root = hex(&self.tree.root());
-        let note = Checkpoint::note(&self.origin, size, &root, now);
-        let signature = hex(self.key.sign(note.as_bytes()).as_ref());
-        self.conn.execute(
-            "INSERT INTO checkpoints (size, root, at, signature) VALUES (?1, ?2, ?3, ?4)",
-            params![size as i64, root, now, signature],
-        )?;
-        Ok(Some(Checkpoint { origin: self.origin.clone(), size, root, at: now, signature }))
+        let mut tree = self.tree.clone();
+        let signed = self.db.write(|tx| {
+            // the entries another hub process appended are signed too
+            catch_up(tx, &mut tree)?;
+            let last: Option<i64> = tx.query_row("SELECT max(size) FROM checkpoints", args![], |r| r.get(0))?;
+            let size = tree.size();
+            if last.is_some_and(|l| l as u64 >= size) || size == 0 {
+                return Ok::<_, AuditError>(None);
+            }
+            let root = hex(&tree.root());
+            let note = Checkpoint::note(&self.origin, size, &root, now);
+            let signature = hex(self.key.sign(note.as_bytes()).as_ref());
+            tx.execute(
+                "INSERT INTO checkpoints (size, root, at, signature) VALUES (?1, ?2, ?3, ?4)",
+                args![size as i64, root, now, signature],
+            )?;
+            Ok(Some(Checkpoint { origin: self.origin.clone(), size, root, at: now, signature }))
+        })?;
+        self.tree = tree;
+        Ok(signed)
     }
 
     /// The whole log as a bundle that verifies offline.
     pub fn bundle(&self) -> Result<Bundle, AuditError> {
-        let mut stmt = self.conn.prepare("SELECT body FROM entries ORDER BY idx")?;
-        let entries: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT size, cosigner, public_key, signature, version FROM cosignatures ORDER BY size")?;
-        let cosignatures = stmt
-            .query_map([], |r| {
+        let entries: Vec<String> = self.db.query("SELECT body FROM entries ORDER BY idx", args![], |r| r.get(0))?;
+        let cosignatures = self.db.query(
+            "SELECT size, cosigner, public_key, signature, version FROM cosignatures ORDER BY size",
+            args![],
+            |r| {
                 Ok(BundleCosignature {
                     version: r.get(4)?,
-                    size: r.get::<_, i64>(0)? as u64,
+                    size: r.get::<i64>(0)? as u64,
                     cosigner: r.get(1)?,
                     public_key: r.get(2)?,
                     signature: r.get(3)?,
                 })
-            })?
-            .collect::<Result<_, _>>()?;
+            },
+        )?;
         Ok(Bundle {
             origin: self.origin.clone(),
             public_key: self.public_key(),
@@ -439,18 +446,17 @@ impl AuditLog {
 
     /// The newest checkpoint, if any.
     pub fn last_checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
-        Ok(self
-            .conn
-            .query_row("SELECT size, root, at, signature FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
-                self.checkpoint_row(r)
-            })
-            .optional()?)
+        Ok(self.db.query_opt(
+            "SELECT size, root, at, signature FROM checkpoints ORDER BY size DESC LIMIT 1",
+            args![],
+            |r| self.checkpoint_row(r),
+        )?)
     }
 
-    fn checkpoint_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    fn checkpoint_row(&self, r: &crate::store::db::Row) -> Result<Checkpoint, crate::store::db::DbError> {
         Ok(Checkpoint {
             origin: self.origin.clone(),
-            size: r.get::<_, i64>(0)? as u64,
+            size: r.get::<i64>(0)? as u64,
             root: r.get(1)?,
             at: r.get(2)?,
             signature: r.get(3)?,
@@ -459,24 +465,21 @@ impl AuditLog {
 
     /// Every checkpoint, by size.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
-        let mut stmt = self.conn.prepare("SELECT size, root, at, signature FROM checkpoints ORDER BY size")?;
-        let list = stmt.query_map([], |r| self.checkpoint_row(r))?.collect::<Result<_, _>>()?;
-        Ok(list)
+        Ok(self.db.query("SELECT size, root, at, signature FROM checkpoints ORDER BY size", args![], |r| {
+            self.checkpoint_row(r)
+        })?)
     }
 
     /// Entries matching `filter`, in order.
     pub fn list(&self, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT body FROM entries WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR resource = ?2)
-             AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5)
-             AND (?6 IS NULL OR request = ?6) ORDER BY idx",
+        let bodies: Vec<String> = self.db.query(
+            "SELECT body FROM entries WHERE (CAST(?1 AS TEXT) IS NULL OR node = ?1)
+             AND (CAST(?2 AS TEXT) IS NULL OR resource = ?2) AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3)
+             AND (CAST(?4 AS BIGINT) IS NULL OR at >= ?4) AND (CAST(?5 AS BIGINT) IS NULL OR at < ?5)
+             AND (CAST(?6 AS TEXT) IS NULL OR request = ?6) ORDER BY idx",
+            args![filter.node, filter.resource, filter.kind, filter.since, filter.until, filter.request],
+            |r| r.get(0),
         )?;
-        let bodies: Vec<String> = stmt
-            .query_map(
-                params![filter.node, filter.resource, filter.kind, filter.since, filter.until, filter.request],
-                |r| r.get(0),
-            )?
-            .collect::<Result<_, _>>()?;
         bodies
             .iter()
             .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
@@ -498,7 +501,7 @@ impl AuditLog {
         }
         let leaves = self.leaves(cp.size)?;
         let body: String =
-            self.conn.query_row("SELECT body FROM entries WHERE idx = ?1", [index as i64], |r| r.get(0))?;
+            self.db.query_row("SELECT body FROM entries WHERE idx = ?1", args![index as i64], |r| r.get(0))?;
         let proof = merkle::inclusion_proof(&leaves, index as usize).ok_or_else(|| damaged(cp.size))?;
         Ok(Proof {
             entry: index,
@@ -511,8 +514,8 @@ impl AuditLog {
     }
 
     fn leaves(&self, upto: u64) -> Result<Vec<Hash>, AuditError> {
-        let mut stmt = self.conn.prepare("SELECT leaf FROM entries WHERE idx < ?1 ORDER BY idx")?;
-        let rows: Vec<Vec<u8>> = stmt.query_map([upto as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let rows: Vec<Vec<u8>> =
+            self.db.query("SELECT leaf FROM entries WHERE idx < ?1 ORDER BY idx", args![upto as i64], |r| r.get(0))?;
         rows.into_iter()
             .map(|v| v.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into())))
             .collect()
@@ -523,19 +526,22 @@ impl AuditLog {
 /// 考核 observations): its own connection, so reading never holds the
 /// log's lock, and queries the indexes serve (by index, time, kind).
 pub struct Reader {
-    conn: Connection,
+    db: Db,
 }
 
 impl Reader {
     pub fn open(hub_dir: &Path) -> Result<Self, AuditError> {
-        let conn = gdx_files::open_read_only(&HubPaths::new(hub_dir).audit_db())?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        Ok(Self { conn })
+        let paths = HubPaths::new(hub_dir);
+        if let Some(db) = Db::postgres_of(&paths, Which::Audit, TABLES)? {
+            return Ok(Self { db });
+        }
+        let conn = gdx_files::open_read_only(&paths.audit_db()).map_err(crate::store::db::DbError::from)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(crate::store::db::DbError::from)?;
+        Ok(Self { db: Db::Sqlite(conn) })
     }
 
-    fn query(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Entry>, AuditError> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let bodies: Vec<String> = stmt.query_map(args, |r| r.get(0))?.collect::<Result<_, _>>()?;
+    fn query(&self, sql: &str, args: &[crate::store::db::Value]) -> Result<Vec<Entry>, AuditError> {
+        let bodies: Vec<String> = self.db.query(sql, args, |r| r.get(0))?;
         bodies
             .iter()
             .map(|b| serde_json::from_str(b).map_err(|e| AuditError::Other(format!("entry does not decode: {e}"))))
@@ -544,17 +550,17 @@ impl Reader {
 
     /// Up to `limit` entries from index `from` on, in order.
     pub fn entries_from(&self, from: u64, limit: usize) -> Result<Vec<Entry>, AuditError> {
-        self.query("SELECT body FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2", params![from as i64, limit as i64])
+        self.query("SELECT body FROM entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2", args![from as i64, limit as i64])
     }
 
     /// The entries logged at `since..until` (Unix seconds), in order.
     pub fn entries_during(&self, since: i64, until: i64) -> Result<Vec<Entry>, AuditError> {
-        self.query("SELECT body FROM entries WHERE at >= ?1 AND at < ?2 ORDER BY idx", params![since, until])
+        self.query("SELECT body FROM entries WHERE at >= ?1 AND at < ?2 ORDER BY idx", args![since, until])
     }
 
     /// The entries of one kind, in order.
     pub fn entries_of_kind(&self, kind: &str) -> Result<Vec<Entry>, AuditError> {
-        self.query("SELECT body FROM entries WHERE kind = ?1 ORDER BY idx", [kind])
+        self.query("SELECT body FROM entries WHERE kind = ?1 ORDER BY idx", args![kind])
     }
 }
 
@@ -571,28 +577,49 @@ pub struct Filter {
 
 /// Adds `cosignatures.version` to an `audit.db` made before it existed:
 /// the cosignatures kept until then are of format 1.
-fn add_cosignature_version(conn: &Connection) -> Result<(), AuditError> {
-    let has = |conn: &Connection| -> rusqlite::Result<bool> {
-        conn.query_row("SELECT count(*) FROM pragma_table_info('cosignatures') WHERE name = 'version'", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map(|n| n > 0)
-    };
-    if has(conn)? {
+fn add_cosignature_version(db: &Db) -> Result<(), AuditError> {
+    if db.has_column("cosignatures", "version")? {
         return Ok(());
     }
     // in a write transaction, so that two processes opening the file at once add it once
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let added = (|| -> rusqlite::Result<()> {
-        if !has(conn)? {
-            conn.execute_batch("ALTER TABLE cosignatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1")?;
+    db.write(|tx| {
+        if !db.has_column("cosignatures", "version")? {
+            tx.execute_batch("ALTER TABLE cosignatures ADD COLUMN version INTEGER NOT NULL DEFAULT 1")?;
         }
-        conn.execute_batch("COMMIT")
-    })();
-    if added.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        Ok(())
+    })
+}
+
+/// Extends `tree` with the entries appended since it was read (by this
+/// process before, or by another hub process sharing the database).
+fn catch_up(db: &impl Sql, tree: &mut merkle::Frontier) -> Result<(), AuditError> {
+    let size: i64 = db.query_row("SELECT coalesce(max(idx) + 1, 0) FROM entries", args![], |r| r.get(0))?;
+    let held = tree.size();
+    if (size as u64) < held {
+        return Err(AuditError::Other(format!(
+            "the audit log holds {size} entries, fewer than the {held} read before; run `gdx-hub audit verify`"
+        )));
     }
-    Ok(added?)
+    if size as u64 == held {
+        return Ok(());
+    }
+    let leaves: Vec<Vec<u8>> =
+        db.query("SELECT leaf FROM entries WHERE idx >= ?1 ORDER BY idx", args![held as i64], |r| r.get(0))?;
+    for leaf in leaves {
+        let leaf: Hash = leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
+        tree.push(leaf);
+    }
+    if tree.size() != size as u64 {
+        return Err(damaged(size as u64));
+    }
+    Ok(())
+}
+
+/// Up to [`COLLECT_BATCH`] events waiting in a store's outbox, oldest first.
+fn waiting(db: &impl Sql) -> Result<Vec<(i64, String)>, AuditError> {
+    Ok(db.query("SELECT id, event FROM audit_outbox ORDER BY id LIMIT ?1", args![COLLECT_BATCH as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?)
 }
 
 /// The public half of an audit key.

@@ -3,6 +3,7 @@
 //! docs/auditor-guide.md.
 
 use super::*;
+use rusqlite::{Connection, params};
 
 fn event(i: usize) -> Event {
     Event {

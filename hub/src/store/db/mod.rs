@@ -119,6 +119,8 @@ pub enum Which {
     Hub,
     /// `catalog.db`: the catalogue's entries.
     Catalog,
+    /// `audit.db`: the audit log's entries, checkpoints and cosignatures.
+    Audit,
 }
 
 impl Which {
@@ -127,6 +129,7 @@ impl Which {
         match self {
             Which::Hub => paths.db(),
             Which::Catalog => paths.catalog_db(),
+            Which::Audit => paths.audit_db(),
         }
     }
 
@@ -135,6 +138,7 @@ impl Which {
         match self {
             Which::Hub => "gdx_hub",
             Which::Catalog => "gdx_catalog",
+            Which::Audit => "gdx_audit",
         }
     }
 
@@ -143,6 +147,7 @@ impl Which {
         match self {
             Which::Hub => "hub.db",
             Which::Catalog => "catalog.db",
+            Which::Audit => "audit.db",
         }
     }
 
@@ -151,6 +156,7 @@ impl Which {
         match self {
             Which::Hub => crate::store::Store::schema(),
             Which::Catalog => crate::catalog::Catalog::tables(),
+            Which::Audit => crate::audit::TABLES.to_owned(),
         }
     }
 }
