@@ -160,7 +160,7 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
 fn a_grant_is_delivered_from_a_vault_on_postgres() {
     let Some(pg) = Postgres::start() else { return };
     let mut hub = Hub::init("630000");
-    pg.hold_vaults_of(&hub);
+    let database = pg.hold_vaults_of(&hub);
     hub.start();
     let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
@@ -184,6 +184,15 @@ fn a_grant_is_delivered_from_a_vault_on_postgres() {
     many_people(&db, 500, "630000");
     synced(&provider);
     wait_until(Duration::from_secs(60), "the change delivered from PostgreSQL", delivered);
+    // the grant, its deliveries and the lookup copy are kept in PostgreSQL, no exchange.db beside it
+    let admin = &mut pg.admin(&database);
+    let mut count = |sql: &str| -> i64 { admin.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count("SELECT count(*) FROM gdx_exchange.requests"), 1);
+    let deliveries = count("SELECT count(*) FROM gdx_exchange.deliveries");
+    assert!(deliveries >= 1, "{deliveries} deliveries");
+    let source: i64 = rows(&db, "SELECT count(*) FROM people")[0][0].parse().unwrap();
+    assert_eq!(count("SELECT count(*) FROM gdx_exchange.replica_rows"), source, "the lookup copy holds every row");
+    assert!(!hub.dir.path().join("exchange.db").exists());
 }
 
 #[test]

@@ -153,7 +153,7 @@ impl AuditLog {
         // the other stores' outboxes, where they are on PostgreSQL too
         let mut outboxes = Vec::new();
         if matches!(db, Db::Postgres(_)) {
-            for which in [Which::Hub, Which::Catalog] {
+            for which in [Which::Hub, Which::Catalog, Which::Exchange] {
                 outboxes.push((which, Db::open(&paths, which, &which.tables())?));
             }
         }
@@ -605,12 +605,10 @@ fn catch_up(db: &impl Sql, tree: &mut merkle::Frontier) -> Result<(), AuditError
     }
     let leaves: Vec<Vec<u8>> =
         db.query("SELECT leaf FROM entries WHERE idx >= ?1 ORDER BY idx", args![held as i64], |r| r.get(0))?;
+    // a log with an entry taken out is read as it is: `verify` says where
     for leaf in leaves {
         let leaf: Hash = leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
         tree.push(leaf);
-    }
-    if tree.size() != size as u64 {
-        return Err(damaged(size as u64));
     }
     Ok(())
 }

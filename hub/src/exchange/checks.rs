@@ -58,7 +58,7 @@ impl Exchange {
 
     /// Records a check made here, numbering it `DIVISION-CN`.
     pub fn record_check(&mut self, mut check: Check) -> Result<Check, ExchangeError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         check.id = format!("{}-C{}", self.router.division, Self::next(&tx, "check_id")?);
         Self::store_check(&tx, &check)?;
         audit_check(&tx, "check", &check)?;
@@ -81,7 +81,7 @@ impl Exchange {
         if let Err(e) = c.report(node, action, reason, now) {
             return Ok(Err(e));
         }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         Self::store_check(&tx, &c)?;
         audit_check(&tx, "feedback", &c)?;
         tx.commit()?;
@@ -91,22 +91,23 @@ impl Exchange {
     /// One check by id.
     pub fn check(&self, id: &str) -> Result<Option<Check>, ExchangeError> {
         let json: Option<String> =
-            self.conn.query_row("SELECT record FROM checks WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            self.conn.query_row("SELECT record FROM checks WHERE id = ?1", args![id], |r| r.get(0)).optional()?;
         json.map(|j| parse_check(&j)).transpose()
     }
 
     /// The checks kept here, newest first: all, or those `node` made.
     pub fn checks(&self, node: Option<&NodeId>) -> Result<Vec<Check>, ExchangeError> {
-        let mut stmt =
-            self.conn.prepare("SELECT record FROM checks WHERE ?1 IS NULL OR node = ?1 ORDER BY at DESC, id DESC")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT record FROM checks WHERE CAST(?1 AS TEXT) IS NULL OR node = ?1 ORDER BY at DESC, id DESC",
+        )?;
         let rows: Vec<String> =
-            stmt.query_map([node.map(NodeId::to_string)], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            stmt.query_map(args![node.map(NodeId::to_string)], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows.iter().map(|j| parse_check(j)).collect()
     }
 
-    pub(super) fn store_check(tx: &Transaction<'_>, c: &Check) -> Result<bool, ExchangeError> {
+    pub(super) fn store_check(tx: &Tx<'_>, c: &Check) -> Result<bool, ExchangeError> {
         let held: Option<i64> =
-            tx.query_row("SELECT version FROM checks WHERE id = ?1", [&c.id], |x| x.get(0)).optional()?;
+            tx.query_row("SELECT version FROM checks WHERE id = ?1", args![&c.id], |x| x.get(0)).optional()?;
         if held.is_some_and(|v| v as u64 >= version(c)) {
             return Ok(false);
         }
@@ -115,7 +116,7 @@ impl Exchange {
         tx.execute(
             "INSERT INTO checks (id, node, at, version, record, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(id) DO UPDATE SET version = excluded.version, record = excluded.record, rev = excluded.rev",
-            params![c.id, c.node.to_string(), c.at, version(c) as i64, json, rev as i64],
+            args![c.id, c.node.to_string(), c.at, version(c) as i64, json, rev as i64],
         )?;
         Ok(true)
     }
@@ -123,11 +124,7 @@ impl Exchange {
     /// Stores a check a child hub (`from`) sent up, when it may speak for
     /// it: made at a hub of its subtree by a department of its subtree, and,
     /// if held, changed only by its feedback.
-    pub(super) fn merge_check(
-        tx: &Transaction<'_>,
-        from: Option<DivisionCode>,
-        c: &Check,
-    ) -> Result<(), ExchangeError> {
+    pub(super) fn merge_check(tx: &Tx<'_>, from: Option<DivisionCode>, c: &Check) -> Result<(), ExchangeError> {
         let Some(child) = from else { return Ok(()) }; // checks never come down
         let made_at = c.id.split_once("-C").and_then(|(d, _)| DivisionCode::parse(d).ok());
         if !made_at.is_some_and(|d| child.contains(d)) || !child.contains(c.node.division()) {
@@ -145,16 +142,16 @@ impl Exchange {
         Ok(())
     }
 
-    fn check_in(tx: &Transaction<'_>, id: &str) -> Result<Option<Check>, ExchangeError> {
+    fn check_in(tx: &Tx<'_>, id: &str) -> Result<Option<Check>, ExchangeError> {
         let json: Option<String> =
-            tx.query_row("SELECT record FROM checks WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            tx.query_row("SELECT record FROM checks WHERE id = ?1", args![id], |r| r.get(0)).optional()?;
         json.map(|j| parse_check(&j)).transpose()
     }
 }
 
 /// Records a check (`action`: check or feedback) in the audit outbox. An ID
 /// number is personal data: the log keeps only its SHA-256, as hex.
-fn audit_check(conn: &Connection, action: &str, c: &Check) -> Result<(), crate::store::db::DbError> {
+fn audit_check(conn: &impl Sql, action: &str, c: &Check) -> Result<(), crate::store::db::DbError> {
     let subject = match &c.subject {
         gdx_common::discipline::Subject::Entity(code) => serde_json::json!({ "credit_code": code }),
         gdx_common::discipline::Subject::Person(id) => {

@@ -25,13 +25,13 @@ impl Exchange {
         if let Some(why) = r.refusal(now) {
             return Ok(Err(why));
         }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         let held: Option<i64> =
-            tx.query_row("SELECT n FROM progress WHERE grant_id = ?1", [id], |x| x.get(0)).optional()?;
+            tx.query_row("SELECT n FROM progress WHERE grant_id = ?1", args![id], |x| x.get(0)).optional()?;
         if after > 0 && held.is_none_or(|h| (h as u64) < after) {
             let rows: i64 = tx.query_row(
-                "SELECT coalesce(sum(rows), 0) FROM deliveries WHERE grant_id = ?1 AND n <= ?2",
-                params![id, after as i64],
+                "SELECT CAST(coalesce(sum(rows), 0) AS BIGINT) FROM deliveries WHERE grant_id = ?1 AND n <= ?2",
+                args![id, after as i64],
                 |x| x.get(0),
             )?;
             let p = Progress { grant: id.to_owned(), n: after, rows: rows as u64, at: now };
@@ -39,16 +39,21 @@ impl Exchange {
         }
         let mut out = Vec::new();
         let mut bytes = 0;
-        {
-            let mut stmt = tx.prepare("SELECT n, frame FROM deliveries WHERE grant_id = ?1 AND n > ?2 ORDER BY n")?;
-            let mut rows = stmt.query(params![id, after as i64])?;
-            let mut expect = after + 1;
-            while let Some(row) = rows.next()? {
-                let n = row.get::<_, i64>(0)? as u64;
-                if n != expect || bytes > BATCH_BYTES || out.len() >= 64 {
-                    break;
+        // at most 64 a batch, read in fours so that a batch stops near BATCH_BYTES without reading past it
+        let mut expect = after + 1;
+        'batch: while out.len() < 64 && bytes <= BATCH_BYTES {
+            let rows: Vec<(i64, Vec<u8>)> = tx.query(
+                "SELECT n, frame FROM deliveries WHERE grant_id = ?1 AND n >= ?2 ORDER BY n LIMIT 4",
+                args![id, expect as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if rows.is_empty() {
+                break;
+            }
+            for (n, frame) in rows {
+                if n as u64 != expect || bytes > BATCH_BYTES || out.len() >= 64 {
+                    break 'batch;
                 }
-                let frame: Vec<u8> = row.get(1)?;
                 bytes += frame.len();
                 out.push(decode_delivery(&frame)?);
                 expect += 1;
@@ -69,16 +74,18 @@ impl Exchange {
         Ok(Ok(out))
     }
 
-    pub(super) fn store_progress(tx: &Transaction<'_>, r: &RequestRecord, p: &Progress) -> Result<bool, ExchangeError> {
+    pub(super) fn store_progress(tx: &Tx<'_>, r: &RequestRecord, p: &Progress) -> Result<bool, ExchangeError> {
         let held: Option<i64> =
-            tx.query_row("SELECT n FROM progress WHERE grant_id = ?1", [&p.grant], |x| x.get(0)).optional()?;
+            tx.query_row("SELECT n FROM progress WHERE grant_id = ?1", args![&p.grant], |x| x.get(0)).optional()?;
         if held.is_some_and(|h| h as u64 >= p.n) {
             return Ok(false);
         }
         let rev = Self::next(tx, "rev")?;
         tx.execute(
-            "INSERT OR REPLACE INTO progress (grant_id, consumer, provider, n, rows, at, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![p.grant, r.consumer.to_string(), r.provider.to_string(), p.n as i64, p.rows as i64, p.at, rev as i64],
+            "INSERT INTO progress (grant_id, consumer, provider, n, rows, at, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (grant_id) DO UPDATE SET consumer = excluded.consumer, provider = excluded.provider,
+                n = excluded.n, rows = excluded.rows, at = excluded.at, rev = excluded.rev",
+            args![p.grant, r.consumer.to_string(), r.provider.to_string(), p.n as i64, p.rows as i64, p.at, rev as i64],
         )?;
         Ok(true)
     }
@@ -128,9 +135,11 @@ impl Exchange {
                 60 - crate::util::now().rem_euclid(60)
             )));
         }
-        let as_of: i64 =
-            self.conn
-                .query_row("SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1", [&r.id], |x| x.get(0))?;
+        let as_of: i64 = self.conn.query_row(
+            "SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1",
+            args![&r.id],
+            |x| x.get(0),
+        )?;
         if as_of == 0 {
             return Ok(Err(format!(
                 "nothing of {code} has been delivered to this hub under grant {} yet; try again in a few seconds",
@@ -237,13 +246,13 @@ impl Exchange {
     /// it to the copy kept for lookups), in `tx`; false when already held.
     pub(super) fn store_delivery(
         router: &Router,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         r: &RequestRecord,
         d: &SignedDelivery,
         frame: &[u8],
     ) -> Result<bool, ExchangeError> {
         let held: Option<i64> = tx
-            .query_row("SELECT 1 FROM deliveries WHERE grant_id = ?1 AND n = ?2", params![d.grant, d.n as i64], |x| {
+            .query_row("SELECT 1 FROM deliveries WHERE grant_id = ?1 AND n = ?2", args![d.grant, d.n as i64], |x| {
                 x.get(0)
             })
             .optional()?;
@@ -253,7 +262,7 @@ impl Exchange {
         let rev = Self::next(tx, "rev")?;
         tx.execute(
             "INSERT INTO deliveries (grant_id, n, consumer, provider, rows, frame, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![d.grant, d.n as i64, r.consumer.to_string(), r.provider.to_string(), d.rows, frame, rev as i64],
+            args![d.grant, d.n as i64, r.consumer.to_string(), r.provider.to_string(), d.rows, frame, rev as i64],
         )?;
         if router.place(&r.consumer) == Place::Here {
             // A body that does not decode is stored all the same (the
@@ -273,7 +282,7 @@ impl Exchange {
         let mut made = 0;
         let here: Vec<RequestRecord> = {
             let mut stmt = self.conn.prepare("SELECT record FROM requests")?;
-            let all: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let all: Vec<String> = stmt.query_map(args![], |r| r.get(0))?.collect::<Result<_, _>>()?;
             all.iter().map(|j| parse_record(j)).collect::<Result<Vec<_>, _>>()?
         };
         let router = self.router.clone();
@@ -285,7 +294,7 @@ impl Exchange {
                     self.conn.execute(
                         "INSERT INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, 0, 0, 0, ?2)
                          ON CONFLICT(grant_id) DO UPDATE SET error = excluded.error",
-                        params![r.id, e.to_string()],
+                        args![r.id, e.to_string()],
                     )?;
                 }
             }
@@ -308,7 +317,7 @@ impl Exchange {
         };
         let (p_epoch, mut seq, mut n): (i64, i64, i64) = self
             .conn
-            .query_row("SELECT epoch, seq, n FROM producers WHERE grant_id = ?1", [&r.id], |x| {
+            .query_row("SELECT epoch, seq, n FROM producers WHERE grant_id = ?1", args![&r.id], |x| {
                 Ok((x.get(0)?, x.get(1)?, x.get(2)?))
             })
             .optional()?
@@ -334,11 +343,13 @@ impl Exchange {
             let part = grant::deliverable(&cs, r, (n + 1) as u64, &|key| pseudonym(&r.salt, key));
             let delivery = self.sign(r, (n + 1) as u64, replace, &part)?;
             let frame = encode_delivery(&delivery)?;
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = self.conn.begin()?;
             Self::store_delivery(&self.router, &tx, r, &delivery, &frame)?;
             tx.execute(
-                "INSERT OR REPLACE INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, ?2, ?3, ?4, NULL)",
-                params![r.id, epoch, seq + 1, n + 1],
+                "INSERT INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, ?2, ?3, ?4, NULL)
+                 ON CONFLICT (grant_id) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, n = excluded.n,
+                    error = NULL",
+                args![r.id, epoch, seq + 1, n + 1],
             )?;
             tx.commit()?;
             // once committed: the watcher's fetch finds it

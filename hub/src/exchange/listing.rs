@@ -8,10 +8,10 @@ impl Exchange {
         let mut stmt = self.conn.prepare(
             "SELECT r.record, coalesce(p.n, 0), coalesce(p.rows, 0), coalesce(x.n, 0), x.error
              FROM requests r LEFT JOIN progress p ON p.grant_id = r.id LEFT JOIN producers x ON x.grant_id = r.id
-             ORDER BY r.rowid DESC",
+             ORDER BY r.first_rev DESC",
         )?;
         let rows: Vec<(String, i64, i64, i64, Option<String>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .query_map(args![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(j, n, rows, produced, error)| {

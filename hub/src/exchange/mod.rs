@@ -26,14 +26,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::args;
 use crate::store::HubPaths;
+use crate::store::db::{Db, OptionalExtension, Sql, Tx, Which};
 use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Changeset, decode_changeset, encode_changeset};
 use gdx_common::grant::{self, Request, RequestRecord, Status};
 use gdx_common::route::{Place, Router};
 use gdx_common::wire::{self, Decision, ExchangeBatch, Progress, RequestForm, SignedDelivery, Verdict};
 use gdx_common::{DivisionCode, NodeId};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 mod checks;
 mod delivery;
@@ -80,6 +81,51 @@ pub enum ExchangeError {
     Store(String),
 }
 
+/// The exchange store's own tables.
+const TABLES: &str = "CREATE TABLE IF NOT EXISTS requests (
+    id       TEXT PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    code     TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    record   TEXT NOT NULL,
+    rev      INTEGER NOT NULL,
+    -- the order requests were first stored in, newest last
+    first_rev INTEGER
+);
+CREATE INDEX IF NOT EXISTS requests_rev ON requests (rev);
+CREATE TABLE IF NOT EXISTS deliveries (
+    grant_id TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    consumer TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    rows     INTEGER NOT NULL,
+    frame    BLOB NOT NULL,
+    rev      INTEGER NOT NULL,
+    PRIMARY KEY (grant_id, n)
+);
+CREATE INDEX IF NOT EXISTS deliveries_rev ON deliveries (rev);
+-- at the provider's hub: where each grant's production stands
+CREATE TABLE IF NOT EXISTS producers (
+    grant_id TEXT PRIMARY KEY,
+    epoch    INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    n        INTEGER NOT NULL,
+    error    TEXT
+);
+-- how far each consumer applied its deliveries, as known here
+CREATE TABLE IF NOT EXISTS progress (
+    grant_id TEXT PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    rows     INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    rev      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS progress_rev ON progress (rev);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
 /// Signs deliveries: this hub's key and certificate chain.
 pub struct HubSigner {
     pub key: rcgen::KeyPair,
@@ -104,7 +150,7 @@ pub struct Listed {
 
 /// The exchange store of one hub.
 pub struct Exchange {
-    conn: Connection,
+    conn: Db,
     router: Router,
     hub: NodeId,
     vault_dir: PathBuf,
@@ -119,61 +165,24 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Opens (creating if needed) `exchange.db` of the hub in `hub_dir`.
+    /// Opens (creating if needed) the exchange store of the hub in
+    /// `hub_dir`: `exchange.db`, or the schema `gdx_exchange` on PostgreSQL.
     pub fn open(hub_dir: &Path, hub: NodeId) -> Result<Self, ExchangeError> {
-        let mut conn = gdx_files::open_sqlite(
-            &HubPaths::new(hub_dir).exchange_db(),
-            "CREATE TABLE IF NOT EXISTS requests (
-                id       TEXT PRIMARY KEY,
-                consumer TEXT NOT NULL,
-                provider TEXT NOT NULL,
-                code     TEXT NOT NULL,
-                version  INTEGER NOT NULL,
-                record   TEXT NOT NULL,
-                rev      INTEGER NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS requests_rev ON requests (rev);
-            CREATE TABLE IF NOT EXISTS deliveries (
-                grant_id TEXT NOT NULL,
-                n        INTEGER NOT NULL,
-                consumer TEXT NOT NULL,
-                provider TEXT NOT NULL,
-                rows     INTEGER NOT NULL,
-                frame    BLOB NOT NULL,
-                rev      INTEGER NOT NULL,
-                PRIMARY KEY (grant_id, n)
-            );
-            CREATE INDEX IF NOT EXISTS deliveries_rev ON deliveries (rev);
-            -- at the provider's hub: where each grant's production stands
-            CREATE TABLE IF NOT EXISTS producers (
-                grant_id TEXT PRIMARY KEY,
-                epoch    INTEGER NOT NULL,
-                seq      INTEGER NOT NULL,
-                n        INTEGER NOT NULL,
-                error    TEXT
-            );
-            -- how far each consumer applied its deliveries, as known here
-            CREATE TABLE IF NOT EXISTS progress (
-                grant_id TEXT PRIMARY KEY,
-                consumer TEXT NOT NULL,
-                provider TEXT NOT NULL,
-                n        INTEGER NOT NULL,
-                rows     INTEGER NOT NULL,
-                at       INTEGER NOT NULL,
-                rev      INTEGER NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS progress_rev ON progress (rev);
-            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
-        )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch(notices::NOTICES_SQL)?;
-        conn.execute_batch(checks::CHECKS_SQL)?;
-        conn.execute_batch(replica::REPLICA_SQL)?;
-        // the old layout of the lookup copy is converted once `run` has backed the directory up
-        if crate::store::format::is_current(hub_dir) {
-            replica::migrate(&mut conn)?;
+        let mut conn = Db::open(&HubPaths::new(hub_dir), Which::Exchange, &Self::tables())?;
+        if let Db::Sqlite(file) = &mut conn {
+            file.busy_timeout(Duration::from_secs(10))?;
+            // the old layout of the lookup copy is converted once `run` has backed the directory up
+            if crate::store::format::is_current(hub_dir) {
+                replica::migrate(file)?;
+            }
         }
-        conn.execute_batch(crate::store::outbox::OUTBOX_SQL)?;
+        if !conn.has_column("requests", "first_rev")? {
+            // a store made before requests kept their first order: SQLite's row numbers are it
+            conn.write(|tx| {
+                tx.execute_batch("ALTER TABLE requests ADD COLUMN first_rev INTEGER")?;
+                tx.execute("UPDATE requests SET first_rev = rowid", args![])
+            })?;
+        }
         Ok(Self {
             conn,
             router: Router { division: hub.division(), children: Vec::new() },
@@ -185,6 +194,12 @@ impl Exchange {
             lookups: std::collections::HashMap::new(),
             doorbell: std::sync::Arc::default(),
         })
+    }
+
+    /// Every table of the exchange store.
+    pub(crate) fn tables() -> String {
+        [TABLES, notices::NOTICES_SQL, checks::CHECKS_SQL, replica::REPLICA_SQL, crate::store::outbox::OUTBOX_SQL]
+            .concat()
     }
 
     /// Reads the providers' changesets from the vaults on PostgreSQL.
@@ -211,21 +226,22 @@ impl Exchange {
     pub fn meta(&self, name: &str) -> Result<u64, ExchangeError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, i64>(0))
+            .query_row("SELECT value FROM meta WHERE name = ?1", args![name], |r| r.get::<i64>(0))
             .optional()?
             .unwrap_or(0) as u64)
     }
 
-    fn set_meta(tx: &Transaction<'_>, name: &str, value: u64) -> Result<(), ExchangeError> {
+    fn set_meta(tx: &Tx<'_>, name: &str, value: u64) -> Result<(), ExchangeError> {
         tx.execute(
             "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            params![name, value as i64],
+            args![name, value as i64],
         )?;
         Ok(())
     }
 
-    fn next(tx: &Transaction<'_>, name: &str) -> Result<u64, ExchangeError> {
-        let v: i64 = tx.query_row("SELECT coalesce(max(value), 0) FROM meta WHERE name = ?1", [name], |r| r.get(0))?;
+    fn next(tx: &Tx<'_>, name: &str) -> Result<u64, ExchangeError> {
+        let v: i64 =
+            tx.query_row("SELECT coalesce(max(value), 0) FROM meta WHERE name = ?1", args![name], |r| r.get(0))?;
         Self::set_meta(tx, name, v as u64 + 1)?;
         Ok(v as u64 + 1)
     }
@@ -233,14 +249,14 @@ impl Exchange {
     /// One record by id.
     pub fn record(&self, id: &str) -> Result<Option<RequestRecord>, ExchangeError> {
         let json: Option<String> =
-            self.conn.query_row("SELECT record FROM requests WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            self.conn.query_row("SELECT record FROM requests WHERE id = ?1", args![id], |r| r.get(0)).optional()?;
         json.map(|j| parse_record(&j)).transpose()
     }
 
     fn records_where(&self, sql_where: &str, arg: &str) -> Result<Vec<RequestRecord>, ExchangeError> {
         let mut stmt =
-            self.conn.prepare(&format!("SELECT record FROM requests WHERE {sql_where} ORDER BY rowid DESC"))?;
-        let rows: Vec<String> = stmt.query_map([arg], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            self.conn.prepare(&format!("SELECT record FROM requests WHERE {sql_where} ORDER BY first_rev DESC"))?;
+        let rows: Vec<String> = stmt.query_map(args![arg], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows.iter().map(|j| parse_record(j)).collect()
     }
 
@@ -254,17 +270,18 @@ impl Exchange {
     }
 
     /// Stores `r` if it is newer than what is held; true when stored.
-    fn store(tx: &Transaction<'_>, r: &RequestRecord) -> Result<bool, ExchangeError> {
+    fn store(tx: &Tx<'_>, r: &RequestRecord) -> Result<bool, ExchangeError> {
         let held: Option<i64> =
-            tx.query_row("SELECT version FROM requests WHERE id = ?1", [&r.id], |x| x.get(0)).optional()?;
+            tx.query_row("SELECT version FROM requests WHERE id = ?1", args![&r.id], |x| x.get(0)).optional()?;
         if held.is_some_and(|v| v as u64 >= r.version) {
             return Ok(false);
         }
         let rev = Self::next(tx, "rev")?;
         tx.execute(
-            "INSERT INTO requests (id, consumer, provider, code, version, record, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO requests (id, consumer, provider, code, version, record, rev, first_rev)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
              ON CONFLICT(id) DO UPDATE SET version = excluded.version, record = excluded.record, rev = excluded.rev",
-            params![
+            args![
                 r.id,
                 r.consumer.to_string(),
                 r.provider.to_string(),
@@ -324,7 +341,7 @@ impl Exchange {
         {
             return Ok(Err(why));
         }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         // an id already held (news of it came first, from a hub that should not have) is skipped
         let record = loop {
             let n = Self::next(&tx, "request_id")?;
@@ -434,7 +451,7 @@ impl Exchange {
             }
         }
         r.version += 1;
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         Self::store(&tx, &r)?;
         let verdict = match &decision.verdict {
             Verdict::Approve { .. } => "approve",
@@ -477,7 +494,7 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
 /// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
 /// Its time is the real clock, even when the exchange's clock is offset for a drill.
 fn audit(
-    conn: &Connection,
+    conn: &impl Sql,
     kind: &str,
     r: &RequestRecord,
     detail: serde_json::Value,

@@ -38,23 +38,24 @@ impl Exchange {
     /// One notice by id.
     pub fn notice(&self, id: &str) -> Result<Option<Notice>, ExchangeError> {
         let json: Option<String> =
-            self.conn.query_row("SELECT notice FROM notices WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            self.conn.query_row("SELECT notice FROM notices WHERE id = ?1", args![id], |r| r.get(0)).optional()?;
         json.map(|j| parse_notice(&j)).transpose()
     }
 
     /// The notices kept here, newest first: all, or those sent to `to`.
     pub fn notices(&self, to: Option<&NodeId>) -> Result<Vec<Notice>, ExchangeError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT notice FROM notices WHERE ?1 IS NULL OR to_node = ?1 ORDER BY issued DESC, id DESC")?;
-        let rows: Vec<String> = stmt.query_map([to.map(NodeId::to_string)], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT notice FROM notices WHERE CAST(?1 AS TEXT) IS NULL OR to_node = ?1 ORDER BY issued DESC, id DESC",
+        )?;
+        let rows: Vec<String> =
+            stmt.query_map(args![to.map(NodeId::to_string)], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows.iter().map(|j| parse_notice(j)).collect()
     }
 
     /// Stores `n` if newer than what is held; true when stored.
-    pub(super) fn store_notice(tx: &Transaction<'_>, n: &Notice) -> Result<bool, ExchangeError> {
+    pub(super) fn store_notice(tx: &Tx<'_>, n: &Notice) -> Result<bool, ExchangeError> {
         let held: Option<i64> =
-            tx.query_row("SELECT version FROM notices WHERE id = ?1", [&n.id], |x| x.get(0)).optional()?;
+            tx.query_row("SELECT version FROM notices WHERE id = ?1", args![&n.id], |x| x.get(0)).optional()?;
         if held.is_some_and(|v| v as u64 >= n.version()) {
             return Ok(false);
         }
@@ -63,7 +64,7 @@ impl Exchange {
         tx.execute(
             "INSERT INTO notices (id, to_node, version, notice, rev, issued) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(id) DO UPDATE SET version = excluded.version, notice = excluded.notice, rev = excluded.rev",
-            params![n.id, n.to.to_string(), n.version() as i64, json, rev as i64, n.issued_at],
+            args![n.id, n.to.to_string(), n.version() as i64, json, rev as i64, n.issued_at],
         )?;
         Ok(true)
     }
@@ -110,14 +111,14 @@ impl Exchange {
             };
             let (code_at, name_at, scope_at) = (col(&reg.credit_code)?, col(&reg.name)?, col(&reg.scope)?);
             let source = format!("{} {} changeset {}", reg.provider, reg.resource, seq + 1);
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = self.conn.begin()?;
             for change in &cs.changes {
                 let row = match change {
                     Change::Upsert(row) => row,
                     Change::Delete(_) => {
                         let key = cs.key_of(change);
                         if let Some(Value::Text(code)) = key.first() {
-                            tx.execute("DELETE FROM notice_scopes WHERE credit_code = ?1", [code])?;
+                            tx.execute("DELETE FROM notice_scopes WHERE credit_code = ?1", args![code])?;
                         }
                         continue;
                     }
@@ -131,7 +132,9 @@ impl Exchange {
                 };
                 let scope = text(scope_at);
                 let old: Option<String> = tx
-                    .query_row("SELECT scope FROM notice_scopes WHERE credit_code = ?1", [code.as_str()], |r| r.get(0))
+                    .query_row("SELECT scope FROM notice_scopes WHERE credit_code = ?1", args![code.as_str()], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 for matter in rules.to_notify(old.as_deref(), &scope) {
                     let to = match notice::route(matter, &code) {
@@ -167,7 +170,7 @@ impl Exchange {
                 tx.execute(
                     "INSERT INTO notice_scopes (credit_code, scope) VALUES (?1, ?2)
                      ON CONFLICT(credit_code) DO UPDATE SET scope = excluded.scope",
-                    params![code.as_str(), scope],
+                    args![code.as_str(), scope],
                 )?;
             }
             seq += 1;
@@ -201,7 +204,7 @@ impl Exchange {
         if let Err(e) = acted {
             return Ok(Err(e));
         }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         Self::store_notice(&tx, &n)?;
         let late = n.state_at(now) == "claimed late";
         match &act.pass {
@@ -226,13 +229,13 @@ impl Exchange {
 
     /// Stores a notice another hub sent (`from`), when the rules take it.
     pub(super) fn merge_notice(
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         router: &Router,
         side: grant::Side,
         sent: &Notice,
     ) -> Result<(), ExchangeError> {
         let get = |id: &str| -> Result<Option<Notice>, ExchangeError> {
-            tx.query_row("SELECT notice FROM notices WHERE id = ?1", [id], |x| x.get::<_, String>(0))
+            tx.query_row("SELECT notice FROM notices WHERE id = ?1", args![id], |x| x.get::<String>(0))
                 .optional()?
                 .map(|j| parse_notice(&j))
                 .transpose()
@@ -269,7 +272,7 @@ impl Exchange {
 
 /// Records a notice's event (`action`: issued, claimed, passed) in the audit outbox, in the caller's transaction.
 fn audit_notice(
-    conn: &Connection,
+    conn: &impl Sql,
     action: &str,
     n: &Notice,
     mut detail: serde_json::Value,

@@ -33,7 +33,7 @@ impl Exchange {
              ORDER BY 1 LIMIT ?2",
         )?;
         let items: Vec<(i64, i64, String, i64, String, String)> = stmt
-            .query_map(params![since as i64, items], |r| {
+            .query_map(args![since as i64, items], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })?
             .collect::<Result<_, _>>()?;
@@ -59,7 +59,7 @@ impl Exchange {
                     }
                     let frame: Vec<u8> = self.conn.query_row(
                         "SELECT frame FROM deliveries WHERE grant_id = ?1 AND n = ?2",
-                        params![id, n],
+                        args![id, n],
                         |r| r.get(0),
                     )?;
                     bytes += frame.len();
@@ -71,15 +71,18 @@ impl Exchange {
                     out.deliveries.push(decode_delivery(&frame)?);
                 }
                 2 if within(&provider) || to.is_none() => {
-                    let p =
-                        self.conn.query_row("SELECT n, rows, at FROM progress WHERE grant_id = ?1", [&id], |r| {
+                    let p = self.conn.query_row(
+                        "SELECT n, rows, at FROM progress WHERE grant_id = ?1",
+                        args![&id],
+                        |r| {
                             Ok(Progress {
                                 grant: id.clone(),
-                                n: r.get::<_, i64>(0)? as u64,
-                                rows: r.get::<_, i64>(1)? as u64,
+                                n: r.get::<i64>(0)? as u64,
+                                rows: r.get::<i64>(1)? as u64,
                                 at: r.get(2)?,
                             })
-                        })?;
+                        },
+                    )?;
                     out.progress.push(p);
                 }
                 // a notice goes towards its department, and its claim back towards its issuer
@@ -135,14 +138,14 @@ impl Exchange {
             Some(child) => child.contains(node.division()),
             None => !router.division.contains(node.division()),
         };
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin()?;
         // consumers of the deliveries stored, rung once the batch is committed
         let mut stored_for: Vec<NodeId> = Vec::new();
         for sent in &batch.records {
             // the grant's secret never travels: each hub keeps its own
             let mut r = RequestRecord { salt: String::new(), ..sent.clone() };
             let held: Option<RequestRecord> = tx
-                .query_row("SELECT record FROM requests WHERE id = ?1", [&r.id], |x| x.get::<_, String>(0))
+                .query_row("SELECT record FROM requests WHERE id = ?1", args![&r.id], |x| x.get::<String>(0))
                 .optional()?
                 .map(|j| parse_record(&j))
                 .transpose()?;
@@ -182,7 +185,7 @@ impl Exchange {
         }
         for d in &batch.deliveries {
             let Some(r) = tx
-                .query_row("SELECT record FROM requests WHERE id = ?1", [&d.grant], |x| x.get::<_, String>(0))
+                .query_row("SELECT record FROM requests WHERE id = ?1", args![&d.grant], |x| x.get::<String>(0))
                 .optional()?
                 .map(|j| parse_record(&j))
                 .transpose()?
@@ -205,7 +208,7 @@ impl Exchange {
         }
         for p in &batch.progress {
             if let Some(j) = tx
-                .query_row("SELECT record FROM requests WHERE id = ?1", [&p.grant], |x| x.get::<_, String>(0))
+                .query_row("SELECT record FROM requests WHERE id = ?1", args![&p.grant], |x| x.get::<String>(0))
                 .optional()?
             {
                 let r = parse_record(&j)?;
@@ -236,7 +239,7 @@ impl Exchange {
 
     /// Sets a link cursor once the other end stored everything up to `upto`.
     pub fn set_cursor(&mut self, name: &str, upto: u64) -> Result<(), ExchangeError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.begin()?;
         Self::set_meta(&tx, name, upto)?;
         tx.commit()?;
         Ok(())
@@ -245,12 +248,7 @@ impl Exchange {
 
 /// Keeps a record another hub sent and this hub refused as evidence, in
 /// the audit log: what it claimed, who sent it, and why it was refused.
-fn refuse_record(
-    tx: &Transaction<'_>,
-    side: Side,
-    r: &RequestRecord,
-    reason: &str,
-) -> Result<(), crate::store::db::DbError> {
+fn refuse_record(tx: &Tx<'_>, side: Side, r: &RequestRecord, reason: &str) -> Result<(), crate::store::db::DbError> {
     let from = match side {
         Side::Parent => "the parent hub".to_owned(),
         Side::Child(d) => format!("{d}/hub"),

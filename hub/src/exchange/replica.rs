@@ -11,10 +11,11 @@
 //! in one transaction (a kill during it leaves the old table whole, and
 //! the next open converts again).
 
+use crate::args;
+use crate::store::db::{DbError, Sql, Tx};
 use gdx_common::data::{Change, Changeset, Value};
 use gdx_common::geometry::BBox;
 use gdx_common::grant;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::ExchangeError;
 
@@ -78,72 +79,64 @@ fn json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
 }
 
 /// How `grant`'s copy is kept, if any is kept here.
-fn layout(conn: &Connection, grant: &str) -> rusqlite::Result<Option<Layout>> {
-    conn.prepare_cached("SELECT no, columns, key FROM replica_grants WHERE grant_id = ?1")?
-        .query_row([grant], |r| {
-            Ok(Layout { no: r.get(0)?, columns: json(&r.get::<_, String>(1)?), key: json(&r.get::<_, String>(2)?) })
-        })
-        .optional()
+fn layout(conn: &impl Sql, grant: &str) -> Result<Option<Layout>, DbError> {
+    conn.query_opt("SELECT no, columns, key FROM replica_grants WHERE grant_id = ?1", args![grant], |r| {
+        Ok(Layout { no: r.get(0)?, columns: json(&r.get::<String>(1)?), key: json(&r.get::<String>(2)?) })
+    })
 }
 
 /// The number of `grant`'s copy, its columns and key now `columns` and
 /// `key`: made at the first delivery; when they changed, the rows kept are
 /// rewritten in full in the new order (a schema change, rare).
-fn number(tx: &Transaction<'_>, grant: &str, columns: &[String], key: &[usize]) -> rusqlite::Result<i64> {
+fn number(tx: &Tx<'_>, grant: &str, columns: &[String], key: &[usize]) -> Result<i64, DbError> {
     let (wanted, wanted_key) =
         (serde_json::Value::from(columns.to_vec()).to_string(), serde_json::Value::from(key.to_vec()).to_string());
     let Some(old) = layout(tx, grant)? else {
-        tx.execute(
-            "INSERT INTO replica_grants (grant_id, columns, key) VALUES (?1, ?2, ?3)",
-            params![grant, wanted, wanted_key],
-        )?;
-        return Ok(tx.last_insert_rowid());
+        return tx.query_row(
+            "INSERT INTO replica_grants (grant_id, columns, key) VALUES (?1, ?2, ?3) RETURNING no",
+            args![grant, wanted, wanted_key],
+            |r| r.get(0),
+        );
     };
     if old.columns == columns && old.key == key {
         return Ok(old.no);
     }
-    let rows: Vec<(String, String)> = tx
-        .prepare("SELECT key, row FROM replica_rows WHERE no = ?1")?
-        .query_map([old.no], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut update = tx.prepare("UPDATE replica_rows SET row = ?3 WHERE no = ?1 AND key = ?2")?;
+    let rows: Vec<(String, String)> =
+        tx.query("SELECT key, row FROM replica_rows WHERE no = ?1", args![old.no], |r| Ok((r.get(0)?, r.get(1)?)))?;
     for (k, row) in rows {
         let was = object(&old, &k, &row);
         let now: Vec<serde_json::Value> = columns.iter().map(|c| was.get(c).cloned().unwrap_or_default()).collect();
-        update.execute(params![old.no, k, serde_json::Value::from(now).to_string()])?;
+        tx.execute(
+            "UPDATE replica_rows SET row = ?3 WHERE no = ?1 AND key = ?2",
+            args![old.no, k, serde_json::Value::from(now).to_string()],
+        )?;
     }
-    tx.execute("UPDATE replica_grants SET columns = ?2, key = ?3 WHERE no = ?1", params![old.no, wanted, wanted_key])?;
+    tx.execute("UPDATE replica_grants SET columns = ?2, key = ?3 WHERE no = ?1", args![old.no, wanted, wanted_key])?;
     Ok(old.no)
 }
 
 /// Applies a delivered changeset to `grant`'s copy (`replace`: a whole
 /// copy, the rows kept before go).
-pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Changeset) -> Result<(), ExchangeError> {
+pub(super) fn apply(tx: &Tx<'_>, grant: &str, replace: bool, cs: &Changeset) -> Result<(), ExchangeError> {
     if replace {
         // before the layout is looked at: rows about to go are not rewritten
-        tx.execute("DELETE FROM replica_rows WHERE no = (SELECT no FROM replica_grants WHERE grant_id = ?1)", [grant])?;
-        tx.execute("DELETE FROM replica_box WHERE grant_id = ?1", [grant])?;
+        tx.execute(
+            "DELETE FROM replica_rows WHERE no = (SELECT no FROM replica_grants WHERE grant_id = ?1)",
+            args![grant],
+        )?;
+        tx.execute("DELETE FROM replica_box WHERE grant_id = ?1", args![grant])?;
     }
     let columns: Vec<String> = cs.columns.iter().map(|c| c.name.clone()).collect();
     let no = number(tx, grant, &columns, &cs.key)?;
-    let mut upsert = tx.prepare_cached("INSERT OR REPLACE INTO replica_rows (no, key, row) VALUES (?1, ?2, ?3)")?;
-    let mut delete = tx.prepare_cached("DELETE FROM replica_rows WHERE no = ?1 AND key = ?2")?;
-    let mut boxed = tx.prepare_cached(
-        "INSERT OR REPLACE INTO replica_box (grant_id, key, west, south, east, north) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let mut unboxed = tx.prepare_cached("DELETE FROM replica_box WHERE grant_id = ?1 AND key = ?2")?;
     // a spatial base's geometry travels with its box (FIELD__bbox), which box queries use
     let bbox_at = cs.columns.iter().position(|c| c.name.ends_with(BBOX_SUFFIX));
     // a grant without geometry has no boxes to take away (one look per delivery, not one per row)
     let may_have_boxes = bbox_at.is_some()
-        || tx
-            .query_row("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", [grant], |_| Ok(()))
-            .optional()?
-            .is_some();
+        || tx.query_opt("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", args![grant], |_| Ok(()))?.is_some();
     for c in &cs.changes {
         let key = grant::key_text(&cs.key_of(c));
         if may_have_boxes {
-            unboxed.execute(params![grant, key])?;
+            tx.execute("DELETE FROM replica_box WHERE grant_id = ?1 AND key = ?2", args![grant, key])?;
         }
         match c {
             Change::Upsert(row) => {
@@ -159,17 +152,26 @@ pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Chang
                         }
                     }
                 }
-                upsert.execute(params![no, key, serde_json::Value::from(values).to_string()])?;
+                tx.execute(
+                    "INSERT INTO replica_rows (no, key, row) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (no, key) DO UPDATE SET row = excluded.row",
+                    args![no, key, serde_json::Value::from(values).to_string()],
+                )?;
                 let b = bbox_at.and_then(|i| match row.get(i) {
                     Some(Value::Text(t)) => BBox::parse(t).ok(),
                     _ => None,
                 });
                 if let Some(b) = b {
-                    boxed.execute(params![grant, key, b.west, b.south, b.east, b.north])?;
+                    tx.execute(
+                        "INSERT INTO replica_box (grant_id, key, west, south, east, north) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (grant_id, key) DO UPDATE SET west = excluded.west, south = excluded.south,
+                            east = excluded.east, north = excluded.north",
+                        args![grant, key, b.west, b.south, b.east, b.north],
+                    )?;
                 }
             }
             Change::Delete(_) => {
-                delete.execute(params![no, key])?;
+                tx.execute("DELETE FROM replica_rows WHERE no = ?1 AND key = ?2", args![no, key])?;
             }
         }
     }
@@ -177,148 +179,149 @@ pub(super) fn apply(tx: &Transaction<'_>, grant: &str, replace: bool, cs: &Chang
 }
 
 /// The row of `grant`'s copy under `key`, as a JSON object.
-pub(super) fn row(conn: &Connection, grant: &str, key: &str) -> rusqlite::Result<Option<String>> {
+pub(super) fn row(conn: &impl Sql, grant: &str, key: &str) -> Result<Option<String>, DbError> {
     let Some(l) = layout(conn, grant)? else { return Ok(None) };
-    let row: Option<String> = conn
-        .prepare_cached("SELECT row FROM replica_rows WHERE no = ?1 AND key = ?2")?
-        .query_row(params![l.no, key], |r| r.get(0))
-        .optional()?;
+    let row: Option<String> =
+        conn.query_opt("SELECT row FROM replica_rows WHERE no = ?1 AND key = ?2", args![l.no, key], |r| r.get(0))?;
     Ok(row.map(|row| serde_json::Value::Object(object(&l, key, &row)).to_string()))
 }
 
 /// Up to `limit` rows of `grant`'s copy whose geometry's box meets `b`, in key order, as JSON objects.
-pub(super) fn rows_in_box(conn: &Connection, grant: &str, b: &BBox, limit: i64) -> rusqlite::Result<Vec<String>> {
+pub(super) fn rows_in_box(conn: &impl Sql, grant: &str, b: &BBox, limit: i64) -> Result<Vec<String>, DbError> {
     let Some(l) = layout(conn, grant)? else { return Ok(Vec::new()) };
-    let rows: Vec<(String, String)> = conn
-        .prepare_cached(
-            "SELECT p.key, p.row FROM replica_box b JOIN replica_rows p ON p.no = ?1 AND p.key = b.key
-             WHERE b.grant_id = ?2 AND b.west <= ?5 AND b.east >= ?3 AND b.south <= ?6 AND b.north >= ?4
-             ORDER BY b.key LIMIT ?7",
-        )?
-        .query_map(params![l.no, grant, b.west, b.south, b.east, b.north, limit], |x| Ok((x.get(0)?, x.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let rows: Vec<(String, String)> = conn.query(
+        "SELECT p.key, p.row FROM replica_box b JOIN replica_rows p ON p.no = ?1 AND p.key = b.key
+         WHERE b.grant_id = ?2 AND b.west <= ?5 AND b.east >= ?3 AND b.south <= ?6 AND b.north >= ?4
+         ORDER BY b.key LIMIT ?7",
+        args![l.no, grant, b.west, b.south, b.east, b.north, limit],
+        |x| Ok((x.get(0)?, x.get(1)?)),
+    )?;
     Ok(rows.iter().map(|(k, r)| serde_json::Value::Object(object(&l, k, r)).to_string()).collect())
 }
 
 /// True when `grant`'s copy kept here holds any geometry's box.
-pub(super) fn spatial(conn: &Connection, grant: &str) -> rusqlite::Result<bool> {
-    Ok(conn
-        .query_row("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", [grant], |_| Ok(()))
-        .optional()?
-        .is_some())
+pub(super) fn spatial(conn: &impl Sql, grant: &str) -> Result<bool, DbError> {
+    Ok(conn.query_opt("SELECT 1 FROM replica_box WHERE grant_id = ?1 LIMIT 1", args![grant], |_| Ok(()))?.is_some())
 }
 
 /// True when `grant`'s copy kept here holds rows, and they travel under a
 /// pseudonym of their key.
-pub(super) fn pseudonymised(conn: &Connection, grant: &str) -> rusqlite::Result<bool> {
-    let columns: Option<String> = conn
-        .query_row(
-            "SELECT g.columns FROM replica_grants g
-             WHERE g.grant_id = ?1 AND EXISTS (SELECT 1 FROM replica_rows p WHERE p.no = g.no)",
-            [grant],
-            |r| r.get(0),
-        )
-        .optional()?;
+pub(super) fn pseudonymised(conn: &impl Sql, grant: &str) -> Result<bool, DbError> {
+    let columns: Option<String> = conn.query_opt(
+        "SELECT g.columns FROM replica_grants g
+         WHERE g.grant_id = ?1 AND EXISTS (SELECT 1 FROM replica_rows p WHERE p.no = g.no)",
+        args![grant],
+        |r| r.get(0),
+    )?;
     Ok(columns.is_some_and(|c| json::<Vec<String>>(&c).iter().any(|n| n == grant::PSEUDONYM_COLUMN)))
 }
 
 /// Up to `limit` rows of `grant`'s copy whose `column` is `value`, as JSON objects.
 pub(super) fn rows_where(
-    conn: &Connection,
+    conn: &impl Sql,
     grant: &str,
     column: &str,
     value: &str,
     limit: usize,
-) -> rusqlite::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DbError> {
     let Some(l) = layout(conn, grant)? else { return Ok(Vec::new()) };
     let Some(at) = l.columns.iter().position(|c| c == column) else { return Ok(Vec::new()) };
+    let pair = |r: &crate::store::db::Row| Ok((r.get::<String>(0)?, r.get::<String>(1)?));
     let rows: Vec<(String, String)> = if l.key == [at] {
         // the whole key: the row under it
-        conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1 AND key = ?2")?
-            .query_map(params![l.no, value], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
+        conn.query("SELECT key, row FROM replica_rows WHERE no = ?1 AND key = ?2", args![l.no, value], pair)?
     } else if l.key.contains(&at) {
         // a part of a composite key, kept only in the key: the rows looked at until enough match (rare)
         let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-        let mut stmt = conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1")?;
-        let mut found = Vec::new();
-        for r in stmt.query_map([l.no], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (k, r) = r?;
-            if object(&l, &k, &r).get(column).is_some_and(|v| text(v) == value) {
-                found.push((k, r));
-                if found.len() >= limit {
-                    break;
-                }
-            }
-        }
-        found
+        let all = conn.query("SELECT key, row FROM replica_rows WHERE no = ?1", args![l.no], pair)?;
+        all.into_iter()
+            .filter(|(k, r)| object(&l, k, r).get(column).is_some_and(|v| text(v) == value))
+            .take(limit)
+            .collect()
+    } else if conn.postgres() {
+        conn.query(
+            "SELECT key, row FROM replica_rows WHERE no = ?1 AND (row::jsonb ->> CAST(?2 AS INTEGER)) = ?3 LIMIT ?4",
+            args![l.no, at as i64, value, limit as i64],
+            pair,
+        )?
     } else {
-        conn.prepare_cached("SELECT key, row FROM replica_rows WHERE no = ?1 AND json_extract(row, ?2) = ?3 LIMIT ?4")?
-            .query_map(params![l.no, format!("$[{at}]"), value, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
+        conn.query(
+            "SELECT key, row FROM replica_rows WHERE no = ?1 AND json_extract(row, ?2) = ?3 LIMIT ?4",
+            args![l.no, format!("$[{at}]"), value, limit as i64],
+            pair,
+        )?
     };
     Ok(rows.iter().map(|(k, r)| object(&l, k, r)).collect())
 }
 
-/// Converts a copy kept in the layout before this one (`replica`: each row
-/// a JSON object under the grant's id), in one transaction.
-pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    // a store made between the two steps of this layout lacks the key positions (none held then)
-    let has_key: i64 =
-        conn.query_row("SELECT count(*) FROM pragma_table_info('replica_grants') WHERE name = 'key'", [], |r| {
-            r.get(0)
-        })?;
-    if has_key == 0 {
-        conn.execute("ALTER TABLE replica_grants ADD COLUMN key TEXT NOT NULL DEFAULT '[]'", [])?;
-    }
-    const OLD: &str = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'replica'";
-    if conn.query_row(OLD, [], |r| r.get::<_, i64>(0))? == 0 {
-        return Ok(());
-    }
-    // looked for again inside the transaction: two processes opening the store at once convert it once
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if tx.query_row(OLD, [], |r| r.get::<_, i64>(0))? == 0 {
-        return Ok(());
-    }
-    {
-        let mut grants: std::collections::HashMap<String, (i64, Vec<String>)> = std::collections::HashMap::new();
-        let mut read = tx.prepare("SELECT grant_id, key, row FROM replica")?;
-        let mut rows = read.query([])?;
-        let mut insert = tx.prepare("INSERT OR REPLACE INTO replica_rows (no, key, row) VALUES (?1, ?2, ?3)")?;
-        while let Some(r) = rows.next()? {
-            let (grant, key, row): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row).unwrap_or_default();
-            if !grants.contains_key(&grant) {
-                tx.execute("INSERT OR IGNORE INTO replica_grants (grant_id, columns) VALUES (?1, '[]')", [&grant])?;
-                let no: i64 =
-                    tx.query_row("SELECT no FROM replica_grants WHERE grant_id = ?1", [&grant], |r| r.get(0))?;
-                grants.insert(grant.clone(), (no, Vec::new()));
-            }
-            let Some((no, columns)) = grants.get_mut(&grant) else { continue };
-            // a row with a column the ones before lacked (added later): it goes at the end
-            for name in object.keys() {
-                if !columns.contains(name) {
-                    columns.push(name.clone());
+pub(super) use legacy::migrate;
+
+/// The layout before this one, read with SQLite's own calls (no store
+/// made since has it).
+mod legacy {
+    use rusqlite::{Connection, params};
+
+    /// Converts a copy kept in the layout before this one (`replica`: each row
+    /// a JSON object under the grant's id), in one transaction.
+    pub(in crate::exchange) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+        // a store made between the two steps of this layout lacks the key positions (none held then)
+        let has_key: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_table_info('replica_grants') WHERE name = 'key'", [], |r| {
+                r.get(0)
+            })?;
+        if has_key == 0 {
+            conn.execute("ALTER TABLE replica_grants ADD COLUMN key TEXT NOT NULL DEFAULT '[]'", [])?;
+        }
+        const OLD: &str = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'replica'";
+        if conn.query_row(OLD, [], |r| r.get::<_, i64>(0))? == 0 {
+            return Ok(());
+        }
+        // looked for again inside the transaction: two processes opening the store at once convert it once
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.query_row(OLD, [], |r| r.get::<_, i64>(0))? == 0 {
+            return Ok(());
+        }
+        {
+            let mut grants: std::collections::HashMap<String, (i64, Vec<String>)> = std::collections::HashMap::new();
+            let mut read = tx.prepare("SELECT grant_id, key, row FROM replica")?;
+            let mut rows = read.query([])?;
+            let mut insert = tx.prepare("INSERT OR REPLACE INTO replica_rows (no, key, row) VALUES (?1, ?2, ?3)")?;
+            while let Some(r) = rows.next()? {
+                let (grant, key, row): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row).unwrap_or_default();
+                if !grants.contains_key(&grant) {
+                    tx.execute("INSERT OR IGNORE INTO replica_grants (grant_id, columns) VALUES (?1, '[]')", [&grant])?;
+                    let no: i64 =
+                        tx.query_row("SELECT no FROM replica_grants WHERE grant_id = ?1", [&grant], |r| r.get(0))?;
+                    grants.insert(grant.clone(), (no, Vec::new()));
                 }
+                let Some((no, columns)) = grants.get_mut(&grant) else { continue };
+                // a row with a column the ones before lacked (added later): it goes at the end
+                for name in object.keys() {
+                    if !columns.contains(name) {
+                        columns.push(name.clone());
+                    }
+                }
+                let values: Vec<serde_json::Value> =
+                    columns.iter().map(|c| object.get(c).cloned().unwrap_or_default()).collect();
+                insert.execute(params![*no, key, serde_json::Value::from(values).to_string()])?;
             }
-            let values: Vec<serde_json::Value> =
-                columns.iter().map(|c| object.get(c).cloned().unwrap_or_default()).collect();
-            insert.execute(params![*no, key, serde_json::Value::from(values).to_string()])?;
+            for (no, columns) in grants.values() {
+                tx.execute(
+                    "UPDATE replica_grants SET columns = ?2 WHERE no = ?1",
+                    params![no, serde_json::Value::from(columns.clone()).to_string()],
+                )?;
+            }
         }
-        for (no, columns) in grants.values() {
-            tx.execute(
-                "UPDATE replica_grants SET columns = ?2 WHERE no = ?1",
-                params![no, serde_json::Value::from(columns.clone()).to_string()],
-            )?;
-        }
+        tx.execute("DROP TABLE replica", [])?;
+        tx.commit()
     }
-    tx.execute("DROP TABLE replica", [])?;
-    tx.commit()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn store() -> Connection {
         let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
@@ -356,11 +359,11 @@ mod tests {
 
     #[test]
     fn new_columns_rewrite_the_rows_kept() {
-        let mut conn = store();
-        let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
+        let conn = crate::store::db::Db::Sqlite(store());
+        let tx = conn.begin().unwrap_or_else(|e| panic!("{e}"));
         // the key (编号) kept once, as the row's key: a marker (false: as text) in its place
         let no = number(&tx, "G1", &["编号".into(), "姓名".into()], &[0]).unwrap_or_else(|e| panic!("{e}"));
-        tx.execute("INSERT INTO replica_rows VALUES (?1, 'a', '[false,\"甲\"]')", [no])
+        tx.execute("INSERT INTO replica_rows VALUES (?1, 'a', '[false,\"甲\"]')", args![no])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             row(&tx, "G1", "a").unwrap_or_else(|e| panic!("{e}")).as_deref(),
@@ -371,7 +374,7 @@ mod tests {
         assert_eq!(no, again);
         tx.commit().unwrap_or_else(|e| panic!("{e}"));
         let stored: String = conn
-            .query_row("SELECT row FROM replica_rows WHERE key = 'a'", [], |r| r.get(0))
+            .query_row("SELECT row FROM replica_rows WHERE key = 'a'", args![], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stored, r#"["甲",null,"a"]"#);
         assert_eq!(
@@ -384,12 +387,12 @@ mod tests {
 
     #[test]
     fn a_composite_key_is_kept_once_and_answered_whole() {
-        let mut conn = store();
-        let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
+        let conn = crate::store::db::Db::Sqlite(store());
+        let tx = conn.begin().unwrap_or_else(|e| panic!("{e}"));
         // key (县, 序号), in that order, with 序号 before 县 among the columns
         let no =
             number(&tx, "G1", &["序号".into(), "县".into(), "姓名".into()], &[1, 0]).unwrap_or_else(|e| panic!("{e}"));
-        tx.execute("INSERT INTO replica_rows VALUES (?1, '632522\u{1f}7', '[true,false,\"甲\"]')", [no])
+        tx.execute("INSERT INTO replica_rows VALUES (?1, '632522\u{1f}7', '[true,false,\"甲\"]')", args![no])
             .unwrap_or_else(|e| panic!("{e}"));
         tx.commit().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

@@ -68,7 +68,7 @@ fn ids(x: &Exchange) -> Vec<(String, u64)> {
 /// Stores records and deliveries as this hub's own, bypassing the rules for records from elsewhere.
 fn put(x: &mut Exchange, records: &[RequestRecord], deliveries: &[SignedDelivery]) {
     let router = x.router.clone();
-    let tx = x.conn.transaction().unwrap();
+    let tx = x.conn.begin().unwrap();
     for r in records {
         Exchange::store(&tx, r).unwrap();
     }
@@ -81,7 +81,7 @@ fn put(x: &mut Exchange, records: &[RequestRecord], deliveries: &[SignedDelivery
 
 fn outbox(x: &Exchange, kind: &str) -> Vec<serde_json::Value> {
     let mut s = x.conn.prepare("SELECT event FROM audit_outbox ORDER BY id").unwrap();
-    let all: Vec<String> = s.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let all: Vec<String> = s.query_map(args![], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
     all.iter().map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()).filter(|e| e["kind"] == kind).collect()
 }
 
@@ -113,7 +113,7 @@ fn a_child_hub_speaks_only_for_its_subtree() {
     assert_eq!(ids(&x), [("630100-8".to_owned(), 2), ("632500-1".to_owned(), 1)]);
     let held: Vec<(String, i64)> = {
         let mut s = x.conn.prepare("SELECT grant_id, n FROM deliveries").unwrap();
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+        s.query_map(args![], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
     };
     assert_eq!(held, [("630100-8".to_owned(), 1)], "only deliveries of its own providers' grants");
     let refused = outbox(&x, "refused");
@@ -215,7 +215,7 @@ fn a_delivery_travels_with_its_record_when_the_record_changed_later() {
         since = batch.upto;
     }
     assert_eq!(ids(&hainan), [("632500-1".to_owned(), 3)]);
-    let held: i64 = hainan.conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0)).unwrap();
+    let held: i64 = hainan.conn.query_row("SELECT count(*) FROM deliveries", args![], |r| r.get(0)).unwrap();
     assert_eq!(held, 2, "both deliveries arrived");
 }
 
@@ -330,7 +330,7 @@ fn a_child_hub_notifies_only_for_enterprises_of_its_area_and_claims_only_for_its
     assert_eq!(held, ["632500-1"]);
     // a province notice for 西宁's department, claimed in 海南州's name: refused
     let mut ours = notice("630000-1", "630121", "630121/scjg", "630000/scjg");
-    let tx = x.conn.transaction().unwrap();
+    let tx = x.conn.begin().unwrap();
     Exchange::store_notice(&tx, &ours).unwrap();
     tx.commit().unwrap();
     ours.claim(&node("630121/scjg"), now).unwrap();

@@ -220,7 +220,7 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>,
         ));
     }
     let mut done = Vec::new();
-    for which in [Which::Hub, Which::Catalog, Which::Audit] {
+    for which in [Which::Hub, Which::Catalog, Which::Audit, Which::Exchange] {
         let file = which.file(paths);
         if !file.exists() {
             continue;

@@ -86,6 +86,28 @@ pub trait Sql {
     /// Runs statements without parameters, separated by `;`.
     fn execute_batch(&self, sql: &str) -> Result<(), DbError>;
 
+    /// True on PostgreSQL, for the few statements each engine words its own way.
+    fn postgres(&self) -> bool {
+        false
+    }
+
+    /// `sql`, to be run several times.
+    fn prepare(&self, sql: &str) -> Result<Statement<'_, Self>, DbError>
+    where
+        Self: Sized,
+    {
+        Ok(Statement { on: self, sql: sql.to_owned() })
+    }
+
+    /// `sql`, to be run several times (as [`Sql::prepare`]: each engine
+    /// keeps every statement prepared).
+    fn prepare_cached(&self, sql: &str) -> Result<Statement<'_, Self>, DbError>
+    where
+        Self: Sized,
+    {
+        self.prepare(sql)
+    }
+
     /// The first row of a query, [`DbError::NoRows`] when there is none.
     fn query_row<T>(
         &self,
@@ -112,6 +134,43 @@ pub trait Sql {
     }
 }
 
+/// `.optional()` on a [`Sql::query_row`]: no row is `None`.
+pub trait OptionalExtension<T> {
+    fn optional(self) -> Result<Option<T>, DbError>;
+}
+
+impl<T> OptionalExtension<T> for Result<T, DbError> {
+    fn optional(self) -> Result<Option<T>, DbError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::NoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A statement run several times ([`Sql::prepare`]); each engine keeps it
+/// prepared per connection.
+pub struct Statement<'a, S: Sql> {
+    on: &'a S,
+    sql: String,
+}
+
+impl<S: Sql> Statement<'_, S> {
+    pub fn execute(&mut self, args: &[Value]) -> Result<usize, DbError> {
+        self.on.execute(&self.sql, args)
+    }
+
+    /// Every row, each turned into a `T` by `f`.
+    pub fn query_map<T>(
+        &mut self,
+        args: &[Value],
+        mut f: impl FnMut(&Row) -> Result<T, DbError>,
+    ) -> Result<std::vec::IntoIter<Result<T, DbError>>, DbError> {
+        Ok(self.on.query(&self.sql, args, |r| Ok(f(r)))?.into_iter())
+    }
+}
+
 /// Which of the hub's databases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Which {
@@ -121,6 +180,8 @@ pub enum Which {
     Catalog,
     /// `audit.db`: the audit log's entries, checkpoints and cosignatures.
     Audit,
+    /// `exchange.db`: requests, grants, deliveries, notices, checks, lookup copies.
+    Exchange,
 }
 
 impl Which {
@@ -130,6 +191,7 @@ impl Which {
             Which::Hub => paths.db(),
             Which::Catalog => paths.catalog_db(),
             Which::Audit => paths.audit_db(),
+            Which::Exchange => paths.exchange_db(),
         }
     }
 
@@ -139,6 +201,7 @@ impl Which {
             Which::Hub => "gdx_hub",
             Which::Catalog => "gdx_catalog",
             Which::Audit => "gdx_audit",
+            Which::Exchange => "gdx_exchange",
         }
     }
 
@@ -148,6 +211,7 @@ impl Which {
             Which::Hub => "hub.db",
             Which::Catalog => "catalog.db",
             Which::Audit => "audit.db",
+            Which::Exchange => "exchange.db",
         }
     }
 
@@ -157,6 +221,7 @@ impl Which {
             Which::Hub => crate::store::Store::schema(),
             Which::Catalog => crate::catalog::Catalog::tables(),
             Which::Audit => crate::audit::TABLES.to_owned(),
+            Which::Exchange => crate::exchange::Exchange::tables(),
         }
     }
 }
@@ -222,27 +287,21 @@ impl Db {
     /// Runs `f` in a write transaction, committing when it succeeds; one
     /// writer per store at a time on either engine.
     pub fn write<T, E: From<DbError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
-        match self {
+        let tx = self.begin()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// A write transaction, held until [`Tx::commit`] (dropped, it rolls
+    /// back); one writer per store at a time on either engine.
+    pub fn begin(&self) -> Result<Tx<'_>, DbError> {
+        Ok(match self {
             Db::Sqlite(conn) => {
-                let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
-                    .map_err(DbError::from)?;
-                let tx = Tx::Sqlite(tx);
-                let out = f(&tx)?;
-                if let Tx::Sqlite(tx) = tx {
-                    tx.commit().map_err(DbError::from)?;
-                }
-                Ok(out)
+                Tx::Sqlite(rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?)
             }
-            Db::Postgres(pg) => {
-                let tx = pg.begin()?;
-                let tx = Tx::Postgres(tx);
-                let out = f(&tx)?;
-                if let Tx::Postgres(tx) = tx {
-                    tx.commit()?;
-                }
-                Ok(out)
-            }
-        }
+            Db::Postgres(pg) => Tx::Postgres(pg.begin()?),
+        })
     }
 
     /// True when `table` has a column `column` (for adding columns newer
@@ -268,6 +327,9 @@ impl Db {
 }
 
 impl Sql for Db {
+    fn postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
     fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
         match self {
             Db::Sqlite(c) => c.execute_values(sql, args),
@@ -293,7 +355,20 @@ impl Sql for Db {
     }
 }
 
+impl Tx<'_> {
+    /// Commits the transaction.
+    pub fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(tx) => Ok(tx.commit()?),
+            Tx::Postgres(tx) => tx.commit(),
+        }
+    }
+}
+
 impl Sql for Tx<'_> {
+    fn postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
     fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
         match self {
             Tx::Sqlite(c) => c.execute_values(sql, args),
