@@ -242,6 +242,8 @@ fn a_hub_on_sqlite_moves_its_records_to_postgres() {
     assert!(!hub.dir.path().join("hub.db").exists());
     assert!(hub.dir.path().join("hub.db.migrated").exists());
     assert!(moved.stdout.contains("catalog.db: moved"), "{}", moved.stdout);
+    assert!(moved.stdout.contains("audit.db: moved"), "{}", moved.stdout);
+    assert!(moved.stdout.contains("exchange.db: moved"), "{}", moved.stdout);
     assert!(!hub.dir.path().join("catalog.db").exists());
     let tokens: i64 = pg.admin(&database).query_one("SELECT count(*) FROM gdx_hub.tokens", &[]).unwrap().get(0);
     assert_eq!(tokens, 2);

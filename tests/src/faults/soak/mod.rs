@@ -22,7 +22,7 @@
 //! changeset the agent sent.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +33,11 @@ use super::machine::{Tmpfs, faketime_lib, running_as_root, skewed};
 use super::netns::{self, Netns, Wire};
 use super::{Impairment, Relay, Rng, Way};
 use crate::{Agent, Hub};
+
+mod kinds;
+mod setup;
+use kinds::{KINDS, Kind, Link};
+use setup::{StopOnDrop, change, declare, keep_folders, set_toml, within};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -88,91 +93,6 @@ pub struct Report {
     pub checks: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Loss,
-    Delay,
-    Bandwidth,
-    ReorderDuplicate,
-    Partition,
-    Flap,
-    KillAgent,
-    KillHub,
-    OneWay,
-    MtuBlackHole,
-    Overlap,
-    TwoLinks,
-    DiskFull,
-    KillWhileDiskFull,
-    ClockSkew,
-    Unplug,
-    KernelDrop,
-}
-
-/// The faults every machine can make; a full disk needs root (a tmpfs),
-/// a skewed clock libfaketime.
-const KINDS: [Kind; 12] = [
-    Kind::Loss,
-    Kind::Delay,
-    Kind::Bandwidth,
-    Kind::ReorderDuplicate,
-    Kind::Partition,
-    Kind::Flap,
-    Kind::KillAgent,
-    Kind::KillHub,
-    Kind::OneWay,
-    Kind::MtuBlackHole,
-    Kind::Overlap,
-    Kind::TwoLinks,
-];
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Loss => "loss (5-20 %)",
-            Kind::Delay => "delay 300 ms ± 50 ms",
-            Kind::Bandwidth => "1 Mbit/s, 300 ms, 5 % loss",
-            Kind::ReorderDuplicate => "reordering and duplication",
-            Kind::Partition => "partition",
-            Kind::Flap => "flapping link",
-            Kind::KillAgent => "agent SIGKILLed",
-            Kind::KillHub => "hub SIGKILLed",
-            Kind::OneWay => "one way cut",
-            Kind::MtuBlackHole => "path MTU black hole (1280)",
-            Kind::Overlap => "link impaired while a hub restarts",
-            Kind::TwoLinks => "two links at once (one cut, one lossy)",
-            Kind::KillWhileDiskFull => "hub SIGKILLed while its disk is full",
-            Kind::DiskFull => "hub's disk full (its whole data folder)",
-            Kind::ClockSkew => "agent's clock 10 min off",
-            Kind::Unplug => "cable pulled (both ends down)",
-            Kind::KernelDrop => "one way dropped by the kernel",
-        }
-    }
-}
-
-/// A link the faults act on: a relay on loopback in front of a hub, or (as
-/// root) a wire between two network namespaces.
-enum Link {
-    Relay(Relay),
-    Wire(Box<Wire>),
-}
-
-impl Link {
-    fn set(&self, impairment: Impairment) {
-        match self {
-            Link::Relay(r) => r.set(impairment),
-            Link::Wire(w) => w.set(impairment),
-        }
-    }
-
-    fn set_way(&self, way: Way, impairment: Impairment) {
-        match self {
-            Link::Relay(r) => r.set_way(way, impairment),
-            Link::Wire(w) => w.set_way(way, impairment),
-        }
-    }
-}
-
 /// The address of hub `h` in its namespace, which every namespace joined
 /// to it routes through their wire.
 fn service_address(h: usize) -> Ipv4Addr {
@@ -208,84 +128,6 @@ enum Farthest {
     Vault(usize),
     /// The received table of this consumer, under its grant (by 姓名).
     Received(usize, &'static str),
-}
-
-/// Declares `code` over table `people` of `db`, catalogued as `entry` of `class`, scanned every second.
-fn declare(agent: &Agent, code: &str, entry: &str, class: &str, db: &Path) {
-    let classification = if class == "基础信息资源" { "人口" } else { "社会保障" };
-    agent.add_config(&format!(
-        r#"[[resource]]
-code = "{code}"
-key = ["id"]
-schedule = "1s"
-source = {{ kind = "sqlite", path = "{}", table = "people" }}
-
-[resource.catalog]
-code = "{entry}"
-class = "{class}"
-classification = ["{classification}"]
-name = "故障演练{code}"
-provider_name = "故障演练部门"
-provider_code = "11632522015603015M"
-abstract = "编号和姓名"
-format = "数据库"
-format_type = "sqlite"
-sharing_type = "无条件共享"
-sharing_method = "接口"
-open_to_public = false
-update_cycle = "实时"
-published = "2026-11-01"
-items = [ {{ name = "编号", column = "id", data_type = "C", length = 20 }}, {{ name = "姓名", column = "name", data_type = "C", length = 50 }} ]
-"#,
-        db.display()
-    ));
-}
-
-/// One random change to a source: insert, update or delete.
-fn change(db: &Path, rng: &mut Rng, next_id: &AtomicU64) {
-    let Ok(c) = rusqlite::Connection::open(db) else { return };
-    let _ = c.busy_timeout(Duration::from_secs(5));
-    // the markers of recovery (ids m…) are left alone
-    let n: i64 = c.query_row("SELECT count(*) FROM people WHERE id NOT LIKE 'm%'", [], |r| r.get(0)).unwrap_or(0);
-    let pick = |rng: &mut Rng| rng.below(n.max(1) as u64) as i64;
-    let _ = match rng.below(3) {
-        0 => c.execute(
-            "INSERT INTO people VALUES (?1, ?2)",
-            rusqlite::params![format!("n{}", next_id.fetch_add(1, Ordering::Relaxed)), format!("新{}", rng.below(1000))],
-        ),
-        1 if n > 0 => c.execute(
-            "UPDATE people SET name = ?1 WHERE rowid = (SELECT rowid FROM people WHERE id NOT LIKE 'm%' LIMIT 1 OFFSET ?2)",
-            rusqlite::params![format!("改{}", rng.below(100_000)), pick(rng)],
-        ),
-        _ if n > 10 => {
-            c.execute(
-                "DELETE FROM people WHERE rowid = (SELECT rowid FROM people WHERE id NOT LIKE 'm%' LIMIT 1 OFFSET ?1)",
-                [pick(rng)],
-            )
-        }
-        _ => Ok(0),
-    };
-}
-
-/// Waits up to `limit` for `cond`; the seconds it took, or None.
-fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<f64> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return Some(start.elapsed().as_secs_f64());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
-
-/// Raises its flag when dropped.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Runs the soak; an error says which check failed and how.
@@ -740,41 +582,4 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         elapsed_s: started.elapsed().as_secs_f64(),
         checks,
     })
-}
-
-/// Copies every hub's and agent's folder (stores, logs) out of the run's
-/// temporary folders, which go when the run stops, into
-/// `gdx-faults-failed-SEED` under the system's temporary folder; returns it.
-fn keep_folders(hubs: &[Hub], departments: &[Department], seed: u64) -> PathBuf {
-    let kept = std::env::temp_dir().join(format!("gdx-faults-failed-{seed}"));
-    let _ = std::fs::create_dir_all(&kept);
-    let folders = hubs
-        .iter()
-        .zip(HUB_NAMES)
-        .map(|(h, name)| (h.dir.path(), format!("hub {name}")))
-        .chain(departments.iter().map(|d| (d.agent.dir.path(), format!("agent {}", d.node.replace('/', "-")))));
-    for (from, name) in folders {
-        let _ = std::process::Command::new("cp").arg("-a").arg(from).arg(kept.join(name)).status();
-    }
-    kept
-}
-
-/// Rewrites `key = …` in a TOML file.
-fn set_toml(path: &Path, key: &str, value: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    let mut found = false;
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(&format!("{key} = ")) {
-                found = true;
-                format!("{key} = \"{value}\"")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    anyhow::ensure!(found, "{} has no {key}", path.display());
-    std::fs::write(path, out.join("\n") + "\n")?;
-    Ok(())
 }
