@@ -89,10 +89,16 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
         Ok(_) => Ok(conn),
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
             drop(conn);
-            if !may_convert || !is_plain(path) {
+            // one conversion at a time in this process: two openers of the same plain file (the
+            // audit collector and a changeset's apply, say) would otherwise both rewrite it, and
+            // the second would find the first's files changed under it (a disk I/O error)
+            static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = CONVERTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if may_convert && is_plain(path) {
+                encrypt_in_place(path, &key)?;
+            } else if !may_convert || !is_keyed(path, &key) {
                 return Err(refused(path, "it is encrypted under another key; check at_rest_key"));
             }
-            encrypt_in_place(path, &key)?;
             let conn = Connection::open(path)?;
             conn.execute_batch(&key.pragma())?;
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
@@ -121,6 +127,17 @@ pub fn copy_database(src: &Path, dest: &Path) -> rusqlite::Result<()> {
             ))
         }
     }
+}
+
+/// True when `key` opens the database at `path` (converted meanwhile by
+/// another opener).
+fn is_keyed(path: &Path, key: &AtRestKey) -> bool {
+    Connection::open(path)
+        .and_then(|c| {
+            c.execute_batch(&format!("PRAGMA cipher_log_level = NONE; {}", key.pragma()))?;
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+        })
+        .is_ok()
 }
 
 /// A plain SQLite file starts with this header; an encrypted one does not.

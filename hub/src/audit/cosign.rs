@@ -32,50 +32,6 @@ impl AuditLog {
         let received = serde_json::json!({ "size": req.size, "root": root, "at": req.at,
             "public_key": hex(&req.public_key), "signature": hex(&req.signature),
             "from_size": req.from_size, "proof": req.proof.iter().map(|p| hex(p)).collect::<Vec<_>>() });
-        let last: Option<(i64, String, String)> = self.db.query_opt(
-            "SELECT size, root, public_key FROM cosigned WHERE origin = ?1 ORDER BY size DESC LIMIT 1",
-            args![origin],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let same: Option<String> = self.db.query_opt(
-            "SELECT root FROM cosigned WHERE origin = ?1 AND size = ?2",
-            args![origin, req.size as i64],
-            |r| r.get(0),
-        )?;
-        let conflict = |what: &str, held: serde_json::Value| (what.to_owned(), held);
-        let problem = match (&last, &same) {
-            (Some((_, _, key)), _) if *key != hex(&req.public_key) => {
-                Some(conflict("its audit key changed", serde_json::json!({ "public_key": key })))
-            }
-            (_, Some(r)) if *r != root => Some(conflict(
-                "two different roots for the same size",
-                serde_json::json!({ "size": req.size, "root": r }),
-            )),
-            (_, Some(_)) => None,
-            (Some((size0, _, _)), None) if req.size < *size0 as u64 => {
-                return Ok(Err(format!(
-                    "checkpoint {} of {origin} is older than the newest cosigned ({size0})",
-                    req.size
-                )));
-            }
-            (Some((size0, _, _)), None) if req.from_size != *size0 as u64 => {
-                return Ok(Ok(Message::CosignFrom(*size0 as u64)));
-            }
-            (Some((size0, root0, _)), None) => {
-                let proof: Vec<Hash> = req.proof.iter().filter_map(|p| p.clone().try_into().ok()).collect();
-                let ok = proof.len() == req.proof.len()
-                    && hash_of(root0).zip(req.root.clone().try_into().ok()).is_some_and(|(r0, r1): (Hash, Hash)| {
-                        merkle::verify_consistency(*size0 as u64, req.size, &proof, &r0, &r1)
-                    });
-                (!ok).then(|| {
-                    conflict(
-                        "the new checkpoint does not extend the last one cosigned",
-                        serde_json::json!({ "size": size0, "root": root0 }),
-                    )
-                })
-            }
-            (None, None) => None,
-        };
         let event = |kind: &str, detail: serde_json::Value| Event {
             kind: kind.into(),
             at: now,
@@ -87,6 +43,51 @@ impl AuditLog {
         let mut tree = self.tree.clone();
         let answer = self.db.write(|tx| -> Result<Result<Message, String>, AuditError> {
             catch_up(tx, &mut tree)?;
+            // what was cosigned before, read in the transaction that records the answer
+            let last: Option<(i64, String, String)> = tx.query_opt(
+                "SELECT size, root, public_key FROM cosigned WHERE origin = ?1 ORDER BY size DESC LIMIT 1",
+                args![origin],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let same: Option<String> = tx.query_opt(
+                "SELECT root FROM cosigned WHERE origin = ?1 AND size = ?2",
+                args![origin, req.size as i64],
+                |r| r.get(0),
+            )?;
+            let conflict = |what: &str, held: serde_json::Value| (what.to_owned(), held);
+            let problem = match (&last, &same) {
+                (Some((_, _, key)), _) if *key != hex(&req.public_key) => {
+                    Some(conflict("its audit key changed", serde_json::json!({ "public_key": key })))
+                }
+                (_, Some(r)) if *r != root => Some(conflict(
+                    "two different roots for the same size",
+                    serde_json::json!({ "size": req.size, "root": r }),
+                )),
+                (_, Some(_)) => None,
+                (Some((size0, _, _)), None) if req.size < *size0 as u64 => {
+                    return Ok(Err(format!(
+                        "checkpoint {} of {origin} is older than the newest cosigned ({size0})",
+                        req.size
+                    )));
+                }
+                (Some((size0, _, _)), None) if req.from_size != *size0 as u64 => {
+                    return Ok(Ok(Message::CosignFrom(*size0 as u64)));
+                }
+                (Some((size0, root0, _)), None) => {
+                    let proof: Vec<Hash> = req.proof.iter().filter_map(|p| p.clone().try_into().ok()).collect();
+                    let ok = proof.len() == req.proof.len()
+                        && hash_of(root0).zip(req.root.clone().try_into().ok()).is_some_and(|(r0, r1): (Hash, Hash)| {
+                            merkle::verify_consistency(*size0 as u64, req.size, &proof, &r0, &r1)
+                        });
+                    (!ok).then(|| {
+                        conflict(
+                            "the new checkpoint does not extend the last one cosigned",
+                            serde_json::json!({ "size": size0, "root": root0 }),
+                        )
+                    })
+                }
+                (None, None) => None,
+            };
             if let Some((what, held)) = problem {
                 let refused = format!(
                     "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",

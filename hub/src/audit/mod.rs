@@ -290,15 +290,13 @@ impl AuditLog {
         )?;
         for store in read {
             // appended (or appended before): the outbox may forget them
-            let last = store.events.last().map_or(0, |e| e.0);
-            store.db.execute("DELETE FROM audit_outbox WHERE id <= ?1", args![last])?;
+            forget(&store.db, &store.events)?;
             if store.events.len() == COLLECT_BATCH {
                 more.push(store.path);
             }
         }
         for (k, _, events) in on_postgres {
-            let last = events.last().map_or(0, |e| e.0);
-            self.outboxes[k].1.execute("DELETE FROM audit_outbox WHERE id <= ?1", args![last])?;
+            forget(&self.outboxes[k].1, &events)?;
         }
         let vaults: std::collections::HashSet<&PathBuf> = vaults.iter().collect();
         more.retain(|p| vaults.contains(p));
@@ -575,6 +573,11 @@ pub struct Filter {
     pub request: Option<String>,
 }
 
+/// Brings an audit log made by an older gdx-hub to this layout.
+pub(crate) fn upgrade(db: &Db) -> Result<(), AuditError> {
+    add_cosignature_version(db)
+}
+
 /// Adds `cosignatures.version` to an `audit.db` made before it existed:
 /// the cosignatures kept until then are of format 1.
 fn add_cosignature_version(db: &Db) -> Result<(), AuditError> {
@@ -603,12 +606,36 @@ fn catch_up(db: &impl Sql, tree: &mut merkle::Frontier) -> Result<(), AuditError
     if size as u64 == held {
         return Ok(());
     }
+    if held > 0 {
+        // entries appended since (by another hub process): none may be missing in between
+        let rows: i64 = db.query_row("SELECT count(*) FROM entries", args![], |r| r.get(0))?;
+        if rows != size {
+            return Err(damaged(size as u64));
+        }
+    }
     let leaves: Vec<Vec<u8>> =
         db.query("SELECT leaf FROM entries WHERE idx >= ?1 ORDER BY idx", args![held as i64], |r| r.get(0))?;
-    // a log with an entry taken out is read as it is: `verify` says where
+    // when the log is opened, one with an entry taken out is read as it is: `verify` says where
     for leaf in leaves {
         let leaf: Hash = leaf.try_into().map_err(|_| AuditError::Other("a stored leaf is not 32 bytes".into()))?;
         tree.push(leaf);
+    }
+    Ok(())
+}
+
+/// Forgets exactly the outbox events `read` (appended to the log now, or
+/// before), a run of consecutive ids at a time: on PostgreSQL an id below
+/// the last one read may belong to a transaction not yet committed when
+/// they were read, and it must stay for the next pass.
+fn forget(db: &impl Sql, read: &[(i64, String)]) -> Result<(), AuditError> {
+    let mut ids = read.iter().map(|e| e.0).peekable();
+    while let Some(first) = ids.next() {
+        let mut last = first;
+        while ids.peek() == Some(&(last + 1)) {
+            last += 1;
+            ids.next();
+        }
+        db.execute("DELETE FROM audit_outbox WHERE id >= ?1 AND id <= ?2", args![first, last])?;
     }
     Ok(())
 }

@@ -169,20 +169,7 @@ impl Exchange {
     /// `hub_dir`: `exchange.db`, or the schema `gdx_exchange` on PostgreSQL.
     pub fn open(hub_dir: &Path, hub: NodeId) -> Result<Self, ExchangeError> {
         let mut conn = Db::open(&HubPaths::new(hub_dir), Which::Exchange, &Self::tables())?;
-        if let Db::Sqlite(file) = &mut conn {
-            file.busy_timeout(Duration::from_secs(10))?;
-            // the old layout of the lookup copy is converted once `run` has backed the directory up
-            if crate::store::format::is_current(hub_dir) {
-                replica::migrate(file)?;
-            }
-        }
-        if !conn.has_column("requests", "first_rev")? {
-            // a store made before requests kept their first order: SQLite's row numbers are it
-            conn.write(|tx| {
-                tx.execute_batch("ALTER TABLE requests ADD COLUMN first_rev INTEGER")?;
-                tx.execute("UPDATE requests SET first_rev = rowid", args![])
-            })?;
-        }
+        upgrade(&mut conn, hub_dir)?;
         Ok(Self {
             conn,
             router: Router { division: hub.division(), children: Vec::new() },
@@ -471,6 +458,29 @@ impl Exchange {
         self.doorbell.record_stored();
         Ok(Ok(r))
     }
+}
+
+/// Brings an exchange store made by an older gdx-hub to this layout.
+pub(crate) fn upgrade(conn: &mut Db, hub_dir: &Path) -> Result<(), ExchangeError> {
+    if let Db::Sqlite(file) = conn {
+        file.busy_timeout(Duration::from_secs(10))?;
+        // the old layout of the lookup copy is converted once `run` has backed the directory up
+        if crate::store::format::is_current(hub_dir) {
+            replica::migrate(file)?;
+        }
+    }
+    if !conn.has_column("requests", "first_rev")? {
+        // a store made before requests kept their first order: SQLite's row numbers are it
+        // (looked for again under the lock: two processes opening it at once add it once)
+        conn.write(|tx| {
+            if !conn.has_column("requests", "first_rev")? {
+                tx.execute_batch("ALTER TABLE requests ADD COLUMN first_rev INTEGER")?;
+                tx.execute("UPDATE requests SET first_rev = rowid", args![])?;
+            }
+            Ok::<_, crate::store::db::DbError>(())
+        })?;
+    }
+    Ok(())
 }
 
 /// Gives a record that becomes a grant its secret, if it has none yet.

@@ -61,10 +61,31 @@ fn quoted(name: &str) -> String {
 }
 
 /// The rows of `table` on `db`: how many, and a digest of them all that
-/// does not depend on their order.
+/// does not depend on their order. On PostgreSQL `db` is a transaction,
+/// and the rows come through a cursor, a few thousand at a time.
 fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
     let list = table.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
-    let mut hashes = db.query(&format!("SELECT {list} FROM {}", quoted(&table.name)), args![], |r| Ok(row_hash(r)))?;
+    let select = format!("SELECT {list} FROM {}", quoted(&table.name));
+    let mut hashes = Vec::new();
+    if db.postgres() {
+        db.execute_batch(&format!("DECLARE gdx_digest NO SCROLL CURSOR FOR {select}"))?;
+        loop {
+            let before = hashes.len();
+            db.query("FETCH 5000 FROM gdx_digest", args![], |r| {
+                hashes.push(row_hash(r));
+                Ok(())
+            })?;
+            if hashes.len() == before {
+                break;
+            }
+        }
+        db.execute_batch("CLOSE gdx_digest")?;
+    } else {
+        db.query(&select, args![], |r| {
+            hashes.push(row_hash(r));
+            Ok(())
+        })?;
+    }
     hashes.sort_unstable();
     let mut all = ring::digest::Context::new(&ring::digest::SHA256);
     for h in &hashes {
@@ -109,63 +130,65 @@ fn row_hash(r: &Row) -> [u8; 32] {
 /// its tables made), verifies it, and sets the file aside.
 pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
     let Db::Postgres(pg) = to else {
-        return Err(DbError::Encode("migrate copies into PostgreSQL; hub.toml names no PostgreSQL store".into()));
+        return Err(DbError::Refused("migrate copies into PostgreSQL; hub.toml names no PostgreSQL store".into()));
     };
     let source = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     // one read transaction: the copy is of one moment of the file
     source.execute_batch("BEGIN")?;
     let tables = tables(&source)?;
-    let mut counted = Vec::new();
-    let mut copied = false;
-    let mut held = 0u64;
-    for t in &tables {
-        held += digest(to, t)?.0;
-    }
-    if held == 0 {
-        to.write(|tx| {
-            for t in &tables {
-                let list = t.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
-                let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-                let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quoted(&t.name));
-                let rows: Vec<Vec<Value>> =
-                    source.query(&format!("SELECT {list} FROM {}", quoted(&t.name)), args![], |r| {
-                        (0..r.len()).map(|i| r.get::<Value>(i)).collect()
-                    })?;
-                for row in &rows {
-                    tx.execute(&insert, row)?;
-                }
-                if let Some(k) = &t.row_number {
-                    // the next row number continues after the copied ones
-                    tx.execute(
-                        &format!(
-                            "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(?1, ?2),
-                                    (SELECT coalesce(max({k}), 0) + 1 FROM {t}), false)",
-                            k = quoted(k),
-                            t = quoted(&t.name)
-                        ),
-                        args![format!("{}.{}", pg.schema(), quoted(&t.name)), k.as_str()],
-                    )?;
-                }
+    // decided and done under the store's lock: nobody writes between the look and the copy
+    let copied = to.write(|tx| {
+        let mut held = 0u64;
+        for t in &tables {
+            held += digest(tx, t)?.0;
+        }
+        if held > 0 {
+            return Ok::<_, DbError>(false);
+        }
+        for t in &tables {
+            let list = t.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
+            let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quoted(&t.name));
+            // row by row as the file is read: a table larger than memory is copied too
+            source.query(&format!("SELECT {list} FROM {}", quoted(&t.name)), args![], |r| {
+                let row: Vec<Value> = (0..r.len()).map(|i| r.get::<Value>(i)).collect::<Result<_, _>>()?;
+                tx.execute(&insert, &row).map(|_| ())
+            })?;
+            if let Some(k) = &t.row_number {
+                // the next row number continues after the copied ones
+                tx.execute(
+                    &format!(
+                        "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(?1, ?2),
+                                (SELECT coalesce(max({k}), 0) + 1 FROM {t}), false)",
+                        k = quoted(k),
+                        t = quoted(&t.name)
+                    ),
+                    args![format!("{}.{}", pg.schema(), quoted(&t.name)), k.as_str()],
+                )?;
             }
-            Ok::<_, DbError>(())
-        })?;
-        copied = true;
-    }
+        }
+        Ok(true)
+    })?;
+    let mut counted = Vec::new();
     for t in &tables {
         let (n, here) = digest(&source, t)?;
-        let (m, there) = digest(to, t)?;
+        let (m, there) = to.write(|tx| digest(tx, t))?;
         if (n, here) != (m, there) {
-            return Err(DbError::Encode(format!(
-                "table {} differs after the copy ({n} rows in {}, {m} in {}); {}",
-                t.name,
-                file.display(),
-                pg.describe(),
-                if copied {
-                    "nothing was set aside: look at the database's log, then run migrate again"
-                } else {
-                    "PostgreSQL already held other rows there: migrate only into an empty database"
-                }
-            )));
+            return Err(DbError::Refused(if copied {
+                format!(
+                    "table {} of {} came out different in {} ({n} rows, {m} there); nothing was set aside: look at the database server's log, then run migrate again",
+                    t.name,
+                    file.display(),
+                    pg.describe()
+                )
+            } else {
+                format!(
+                    "{} already holds other rows in table {} ({m}, against {n} in {}); migrate only into an empty database",
+                    pg.describe(),
+                    t.name,
+                    file.display()
+                )
+            }));
         }
         counted.push((t.name.clone(), n));
     }
@@ -173,7 +196,7 @@ pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
     drop(source);
     let set_aside = file.with_extension("db.migrated");
     std::fs::rename(file, &set_aside).map_err(|e| {
-        DbError::Encode(format!(
+        DbError::Refused(format!(
             "copied and verified, but cannot set {} aside: {e}; move it away by hand",
             file.display()
         ))
@@ -191,7 +214,16 @@ pub fn holds_rows(file: &Path) -> Result<bool, DbError> {
         return Ok(false);
     }
     let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    for t in tables(&conn)? {
+    let tables = tables(&conn).map_err(|e| match e {
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            DbError::Refused(format!(
+                "{} cannot be read as SQLite (it is encrypted with at_rest_key); a hub with encrypted stores stays on SQLite for now: remove the store line from hub.toml",
+                file.display()
+            ))
+        }
+        e => e,
+    })?;
+    for t in tables {
         if conn.query_opt(&format!("SELECT 1 FROM {} LIMIT 1", quoted(&t.name)), args![], |_| Ok(()))?.is_some() {
             return Ok(true);
         }
@@ -233,11 +265,15 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>,
             ));
         };
         // the file's tables made as they are now, newer columns included
-        if which == Which::Hub {
-            drop(crate::store::Store::open_file(&file).map_err(|e| e.to_string())?);
-        } else {
-            drop(Db::sqlite(&file, &schema).map_err(|e| e.to_string())?);
+        // the file brought to this version's layout first, as its store opens it
+        let mut current = Db::sqlite(&file, &schema).map_err(|e| e.to_string())?;
+        match which {
+            Which::Hub => drop(crate::store::Store::open_file(&file).map_err(|e| e.to_string())?),
+            Which::Audit => crate::audit::upgrade(&current).map_err(|e| e.to_string())?,
+            Which::Exchange => crate::exchange::upgrade(&mut current, &paths.dir).map_err(|e| e.to_string())?,
+            Which::Catalog => {}
         }
+        drop(current);
         let migrated = copy(&file, &db).map_err(|e| e.to_string())?;
         done.push((which, migrated));
     }

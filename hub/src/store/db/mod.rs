@@ -45,6 +45,9 @@ pub enum DbError {
     /// A statement meant to find one row found none.
     #[error("no row was found where one was expected")]
     NoRows,
+    /// Refused, with what to do (one sentence for the operator).
+    #[error("{0}")]
+    Refused(String),
     /// A value could not be encoded for storing.
     #[error("cannot encode a value to store: {0}")]
     Encode(String),
@@ -249,14 +252,11 @@ impl Db {
             Some(db) => {
                 let file = which.file(paths);
                 if migrate::holds_rows(&file)? {
-                    return Err(DbError::Postgres {
-                        message: format!(
-                            "hub.toml keeps this hub's stores on PostgreSQL, but {} still holds records; run `gdx-hub --data {} migrate --to postgres` to move them (docs/operator.md, \"Moving a hub to PostgreSQL\")",
-                            file.display(),
-                            paths.dir.display()
-                        ),
-                        code: None,
-                    });
+                    return Err(DbError::Refused(format!(
+                        "hub.toml keeps this hub's stores on PostgreSQL, but {} still holds records; run `gdx-hub --data {} migrate --to postgres` to move them (docs/operator.md, \"Moving a hub to PostgreSQL\")",
+                        file.display(),
+                        paths.dir.display()
+                    )));
                 }
                 Ok(db)
             }
@@ -326,35 +326,6 @@ impl Db {
     }
 }
 
-impl Sql for Db {
-    fn postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
-    }
-    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        match self {
-            Db::Sqlite(c) => c.execute_values(sql, args),
-            Db::Postgres(p) => p.execute(sql, args),
-        }
-    }
-    fn query<T>(
-        &self,
-        sql: &str,
-        args: &[Value],
-        f: impl FnMut(&Row) -> Result<T, DbError>,
-    ) -> Result<Vec<T>, DbError> {
-        match self {
-            Db::Sqlite(c) => value::query_sqlite(c, sql, args, f),
-            Db::Postgres(p) => p.query(sql, args, f),
-        }
-    }
-    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
-        match self {
-            Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Db::Postgres(p) => p.execute_batch(sql),
-        }
-    }
-}
-
 impl Tx<'_> {
     /// Commits the transaction.
     pub fn commit(self) -> Result<(), DbError> {
@@ -365,78 +336,85 @@ impl Tx<'_> {
     }
 }
 
-impl Sql for Tx<'_> {
+/// What a statement runs on underneath: a SQLite connection (in a
+/// transaction or not), a store on PostgreSQL, or a transaction there.
+pub enum On<'a> {
+    Sqlite(&'a rusqlite::Connection),
+    Postgres(&'a dyn postgres::PgRun),
+}
+
+/// Whatever statements run on ([`Db`], [`Tx`], a plain SQLite connection
+/// or transaction, for the stores not yet moved onto [`Db`]); each is
+/// [`Sql`].
+pub trait Engine {
+    fn on(&self) -> On<'_>;
+}
+
+impl Engine for Db {
+    fn on(&self) -> On<'_> {
+        match self {
+            Db::Sqlite(c) => On::Sqlite(c),
+            Db::Postgres(p) => On::Postgres(p),
+        }
+    }
+}
+
+impl Engine for Tx<'_> {
+    fn on(&self) -> On<'_> {
+        match self {
+            Tx::Sqlite(c) => On::Sqlite(c),
+            Tx::Postgres(p) => On::Postgres(p),
+        }
+    }
+}
+
+impl Engine for rusqlite::Connection {
+    fn on(&self) -> On<'_> {
+        On::Sqlite(self)
+    }
+}
+
+impl Engine for rusqlite::Transaction<'_> {
+    fn on(&self) -> On<'_> {
+        On::Sqlite(self)
+    }
+}
+
+impl<E: Engine> Sql for E {
     fn postgres(&self) -> bool {
-        matches!(self, Tx::Postgres(_))
+        matches!(self.on(), On::Postgres(_))
     }
     fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        match self {
-            Tx::Sqlite(c) => c.execute_values(sql, args),
-            Tx::Postgres(p) => p.execute(sql, args),
+        match self.on() {
+            On::Sqlite(c) => Ok(c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(args.iter()))?),
+            On::Postgres(p) => p.run(&mut |pool, c| postgres::execute(pool, c, sql, args)),
         }
     }
     fn query<T>(
         &self,
         sql: &str,
         args: &[Value],
-        f: impl FnMut(&Row) -> Result<T, DbError>,
+        mut f: impl FnMut(&Row) -> Result<T, DbError>,
     ) -> Result<Vec<T>, DbError> {
-        match self {
-            Tx::Sqlite(c) => value::query_sqlite(c, sql, args, f),
-            Tx::Postgres(p) => p.query(sql, args, f),
+        match self.on() {
+            On::Sqlite(c) => value::query_sqlite(c, sql, args, f),
+            On::Postgres(p) => {
+                let mut rows = Vec::new();
+                p.run(&mut |pool, c| {
+                    rows = postgres::query(pool, c, sql, args)?;
+                    Ok(0)
+                })?;
+                rows.iter().map(&mut f).collect()
+            }
         }
     }
     fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
-        match self {
-            Tx::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Tx::Postgres(p) => p.execute_batch(sql),
+        match self.on() {
+            On::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            On::Postgres(p) => {
+                let sql = postgres::ddl_for_postgres(sql);
+                p.run(&mut |pool, c| postgres::batch(pool, c, &sql).map(|()| 0)).map(|_| ())
+            }
         }
-    }
-}
-
-/// A SQLite connection (or transaction) runs the layer's statements too,
-/// for the stores not yet moved onto [`Db`].
-impl Sql for rusqlite::Connection {
-    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        self.execute_values(sql, args)
-    }
-    fn query<T>(
-        &self,
-        sql: &str,
-        args: &[Value],
-        f: impl FnMut(&Row) -> Result<T, DbError>,
-    ) -> Result<Vec<T>, DbError> {
-        value::query_sqlite(self, sql, args, f)
-    }
-    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
-        Ok(rusqlite::Connection::execute_batch(self, sql)?)
-    }
-}
-
-impl Sql for rusqlite::Transaction<'_> {
-    fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        self.execute_values(sql, args)
-    }
-    fn query<T>(
-        &self,
-        sql: &str,
-        args: &[Value],
-        f: impl FnMut(&Row) -> Result<T, DbError>,
-    ) -> Result<Vec<T>, DbError> {
-        value::query_sqlite(self, sql, args, f)
-    }
-    fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
-        Ok(rusqlite::Connection::execute_batch(self, sql)?)
-    }
-}
-
-/// Running a statement with [`Value`]s on a SQLite connection.
-trait ExecuteValues {
-    fn execute_values(&self, sql: &str, args: &[Value]) -> Result<usize, DbError>;
-}
-
-impl ExecuteValues for rusqlite::Connection {
-    fn execute_values(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        Ok(self.prepare_cached(sql)?.execute(rusqlite::params_from_iter(args.iter()))?)
     }
 }

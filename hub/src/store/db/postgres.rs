@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use super::DbError;
 use super::value::{Row, Value};
+use super::{DbError, Engine, On, Sql};
 use crate::store::pg::pool::{PgConn, PgPool, describe, off_runtime};
 
 /// Connections the hub's stores share (the vaults keep their own).
@@ -67,7 +67,7 @@ impl PgStore {
         let store = Self { pool, schema };
         if !made {
             let tx = store.begin()?;
-            tx.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; {}", ddl_for_postgres(ddl)))?;
+            tx.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; {ddl}"))?;
             tx.commit()?;
             shared().made.insert((url_file.to_path_buf(), schema));
         }
@@ -88,36 +88,15 @@ impl PgStore {
         if conn.search_path != self.schema {
             // the schema is a constant of this crate, never a peer's word
             let set = format!("SET search_path = {}", self.schema);
-            off_runtime(|| conn.client.batch_execute(&set)).map_err(|e| pg_error(&self.pool, &e))?;
+            if let Err(e) = off_runtime(|| conn.client.batch_execute(&set)) {
+                // a connection the server has dropped (restarted, say) is closed and not counted again
+                let error = pg_error(&self.pool, &e);
+                self.pool.discard(conn);
+                return Err(error);
+            }
             conn.search_path = self.schema.to_owned();
         }
         Ok(conn)
-    }
-
-    /// Runs `f` on a connection outside any transaction.
-    fn with<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, DbError>) -> Result<T, DbError> {
-        let mut conn = self.take()?;
-        let out = f(&mut conn);
-        self.pool.give_back(conn);
-        out
-    }
-
-    pub fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        self.with(|c| execute(&self.pool, c, sql, args))
-    }
-
-    pub fn query<T>(
-        &self,
-        sql: &str,
-        args: &[Value],
-        f: impl FnMut(&Row) -> Result<T, DbError>,
-    ) -> Result<Vec<T>, DbError> {
-        self.with(|c| query(&self.pool, c, sql, args, f))
-    }
-
-    pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
-        let sql = ddl_for_postgres(sql);
-        self.with(|c| off_runtime(|| c.client.batch_execute(&sql)).map_err(|e| pg_error(&self.pool, &e)))
     }
 
     /// A write transaction, this store's advisory lock held until it ends.
@@ -143,6 +122,43 @@ impl PgStore {
     }
 }
 
+/// Runs a statement on a connection: a store's, taken from the pool and
+/// given back, or a transaction's own.
+pub trait PgRun {
+    fn run(&self, f: &mut dyn FnMut(&PgPool, &mut PgConn) -> Result<usize, DbError>) -> Result<usize, DbError>;
+}
+
+impl PgRun for PgStore {
+    fn run(&self, f: &mut dyn FnMut(&PgPool, &mut PgConn) -> Result<usize, DbError>) -> Result<usize, DbError> {
+        let mut conn = self.take()?;
+        let out = f(&self.pool, &mut conn);
+        self.pool.give_back(conn);
+        out
+    }
+}
+
+impl PgRun for PgTx<'_> {
+    fn run(&self, f: &mut dyn FnMut(&PgPool, &mut PgConn) -> Result<usize, DbError>) -> Result<usize, DbError> {
+        let mut conn = self.conn.borrow_mut();
+        let conn = conn
+            .as_mut()
+            .ok_or_else(|| DbError::Postgres { message: "the transaction has ended".into(), code: None })?;
+        f(self.pool, conn)
+    }
+}
+
+impl Engine for PgStore {
+    fn on(&self) -> On<'_> {
+        On::Postgres(self)
+    }
+}
+
+impl Engine for PgTx<'_> {
+    fn on(&self) -> On<'_> {
+        On::Postgres(self)
+    }
+}
+
 /// A write transaction on PostgreSQL; rolled back when dropped uncommitted.
 pub struct PgTx<'a> {
     pool: &'a PgPool,
@@ -150,32 +166,6 @@ pub struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
-    fn with<T>(&self, f: impl FnOnce(&mut PgConn) -> Result<T, DbError>) -> Result<T, DbError> {
-        let mut conn = self.conn.borrow_mut();
-        let conn = conn
-            .as_mut()
-            .ok_or_else(|| DbError::Postgres { message: "the transaction has ended".into(), code: None })?;
-        f(conn)
-    }
-
-    pub fn execute(&self, sql: &str, args: &[Value]) -> Result<usize, DbError> {
-        self.with(|c| execute(self.pool, c, sql, args))
-    }
-
-    pub fn query<T>(
-        &self,
-        sql: &str,
-        args: &[Value],
-        f: impl FnMut(&Row) -> Result<T, DbError>,
-    ) -> Result<Vec<T>, DbError> {
-        self.with(|c| query(self.pool, c, sql, args, f))
-    }
-
-    pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
-        let sql = ddl_for_postgres(sql);
-        self.with(|c| off_runtime(|| c.client.batch_execute(&sql)).map_err(|e| pg_error(self.pool, &e)))
-    }
-
     /// Commits; when the commit's answer is lost the connection is closed
     /// (PostgreSQL has then either committed all of it or none).
     pub fn commit(self) -> Result<(), DbError> {
@@ -218,30 +208,31 @@ fn prepared(pool: &PgPool, conn: &mut PgConn, sql: &str) -> Result<postgres::Sta
     Ok(statement)
 }
 
-fn execute(pool: &PgPool, conn: &mut PgConn, sql: &str, args: &[Value]) -> Result<usize, DbError> {
+pub(super) fn execute(pool: &PgPool, conn: &mut PgConn, sql: &str, args: &[Value]) -> Result<usize, DbError> {
     let statement = prepared(pool, conn, sql)?;
     let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
     let n = off_runtime(|| conn.client.execute(&statement, &params)).map_err(|e| pg_error(pool, &e))?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-fn query<T>(
-    pool: &PgPool,
-    conn: &mut PgConn,
-    sql: &str,
-    args: &[Value],
-    mut f: impl FnMut(&Row) -> Result<T, DbError>,
-) -> Result<Vec<T>, DbError> {
+/// Every row a query answers, as [`Row`]s.
+pub(super) fn query(pool: &PgPool, conn: &mut PgConn, sql: &str, args: &[Value]) -> Result<Vec<Row>, DbError> {
     let statement = prepared(pool, conn, sql)?;
     let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
     let rows = off_runtime(|| conn.client.query(&statement, &params)).map_err(|e| pg_error(pool, &e))?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let values =
-            (0..r.len()).map(|i| r.try_get::<_, Value>(i).map_err(|e| pg_error(pool, &e))).collect::<Result<_, _>>()?;
-        out.push(f(&Row { values })?);
-    }
-    Ok(out)
+    rows.iter()
+        .map(|r| {
+            let values = (0..r.len())
+                .map(|i| r.try_get::<_, Value>(i).map_err(|e| pg_error(pool, &e)))
+                .collect::<Result<_, _>>()?;
+            Ok(Row { values })
+        })
+        .collect()
+}
+
+/// Statements without parameters, separated by `;`.
+pub(super) fn batch(pool: &PgPool, conn: &mut PgConn, sql: &str) -> Result<(), DbError> {
+    off_runtime(|| conn.client.batch_execute(sql)).map_err(|e| pg_error(pool, &e))
 }
 
 /// `?N` (and a bare `?`, numbered in order) as PostgreSQL's `$N`,

@@ -135,7 +135,7 @@ impl PgPool {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(format!(
-                    "{}: all {} of the hub's connections stayed busy for {} s",
+                    "{}: all {} of the hub's connections stayed busy for {} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
                     self.where_,
                     self.size,
                     POOL_WAIT.as_secs()
