@@ -263,4 +263,13 @@ fn a_hub_on_sqlite_moves_its_records_to_postgres() {
         "{listed:?}"
     );
     assert_eq!(vault_rows(&pg, &database, "v_630000_gongan"), source_rows(&db));
+    // the log moved with its entries and goes on from them: the enrolment before and the changeset after
+    wait_until(Duration::from_secs(10), "the changeset logged after the move", || {
+        changeset_entries(&hub, "630000/gongan") == [1]
+    });
+    hub.terminate();
+    let verified = hub.cmd(&["audit", "verify"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    let enrolled = hub.cmd(&["audit", "list", "--kind", "enrolled", "--format", "jsonl"]).stdout;
+    assert!(enrolled.contains("630000/gongan") && enrolled.contains("630000/minzheng"), "{enrolled}");
 }

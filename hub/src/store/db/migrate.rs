@@ -68,10 +68,12 @@ fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
     let select = format!("SELECT {list} FROM {}", quoted(&table.name));
     let mut hashes = Vec::new();
     if db.postgres() {
-        db.execute_batch(&format!("DECLARE gdx_digest NO SCROLL CURSOR FOR {select}"))?;
+        // a cursor named for the query: a FETCH is prepared once per connection, for rows of one shape
+        let cursor = format!("gdx_digest_{}", gdx_common::token::hex(&gdx_certs::pki::sha256(select.as_bytes())[..8]));
+        db.execute_batch(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {select}"))?;
         loop {
             let before = hashes.len();
-            db.query("FETCH 5000 FROM gdx_digest", args![], |r| {
+            db.query(&format!("FETCH 5000 FROM {cursor}"), args![], |r| {
                 hashes.push(row_hash(r));
                 Ok(())
             })?;
@@ -79,7 +81,7 @@ fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
                 break;
             }
         }
-        db.execute_batch("CLOSE gdx_digest")?;
+        db.execute_batch(&format!("CLOSE {cursor}"))?;
     } else {
         db.query(&select, args![], |r| {
             hashes.push(row_hash(r));
