@@ -273,3 +273,28 @@ fn a_hub_on_sqlite_moves_its_records_to_postgres() {
     let enrolled = hub.cmd(&["audit", "list", "--kind", "enrolled", "--format", "jsonl"]).stdout;
     assert!(enrolled.contains("630000/gongan") && enrolled.contains("630000/minzheng"), "{enrolled}");
 }
+
+/// A transaction on PostgreSQL in which a statement failed is never
+/// reported as committed, even when the failure was passed over: nothing
+/// of it is stored and the commit says so.
+#[test]
+fn a_transaction_with_a_failed_statement_is_not_reported_committed() {
+    use gdx_hub::store::db::{Db, Sql, Which};
+    let Some(pg) = Postgres::start() else { return };
+    let hub = Hub::init("630000");
+    pg.hold_vaults_of(&hub);
+    let paths = gdx_hub::store::HubPaths::new(hub.dir.path());
+    let db = Db::open(&paths, Which::Hub, &Which::Hub.tables()).unwrap();
+    assert!(db.postgres());
+    let tx = db.begin().unwrap();
+    tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", gdx_hub::args!["k", "v"]).unwrap();
+    assert!(tx.execute("INSERT INTO no_such_table VALUES (1)", gdx_hub::args![]).is_err());
+    let committed = tx.commit();
+    assert!(committed.is_err(), "a failed transaction answered as committed");
+    let kept = db.query("SELECT value FROM meta WHERE key = 'k'", gdx_hub::args![], |r| r.get::<String>(0)).unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
+    // the connection it used serves the next transaction
+    db.write(|tx| tx.execute("INSERT INTO meta (key, value) VALUES ('k', 'w')", gdx_hub::args![])).unwrap();
+    let kept = db.query("SELECT value FROM meta WHERE key = 'k'", gdx_hub::args![], |r| r.get::<String>(0)).unwrap();
+    assert_eq!(kept, ["w"]);
+}

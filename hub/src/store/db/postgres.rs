@@ -109,7 +109,7 @@ impl PgStore {
             self.pool.discard(conn);
             return Err(error);
         }
-        Ok(PgTx { pool: &self.pool, conn: RefCell::new(Some(Box::new(conn))) })
+        Ok(PgTx { pool: &self.pool, conn: RefCell::new(Some(Box::new(conn))), failed: std::cell::Cell::new(false) })
     }
 
     pub fn has_column(&self, table: &str, column: &str) -> Result<bool, DbError> {
@@ -143,7 +143,11 @@ impl PgRun for PgTx<'_> {
         let conn = conn
             .as_mut()
             .ok_or_else(|| DbError::Postgres { message: "the transaction has ended".into(), code: None })?;
-        f(self.pool, conn)
+        let out = f(self.pool, conn);
+        if out.is_err() {
+            self.failed.set(true);
+        }
+        out
     }
 }
 
@@ -163,6 +167,9 @@ impl Engine for PgTx<'_> {
 pub struct PgTx<'a> {
     pool: &'a PgPool,
     conn: RefCell<Option<Box<PgConn>>>,
+    /// A statement in it failed: PostgreSQL has aborted it, and would answer
+    /// a COMMIT by rolling back without an error.
+    failed: std::cell::Cell<bool>,
 }
 
 impl PgTx<'_> {
@@ -170,6 +177,21 @@ impl PgTx<'_> {
     /// (PostgreSQL has then either committed all of it or none).
     pub fn commit(self) -> Result<(), DbError> {
         let Some(mut conn) = self.conn.borrow_mut().take().map(|c| *c) else { return Ok(()) };
+        if self.failed.get() {
+            // never reported as committed: a failure inside was passed over
+            let rolled_back = off_runtime(|| conn.client.batch_execute("ROLLBACK"));
+            match rolled_back {
+                Ok(()) => self.pool.give_back(conn),
+                Err(_) => self.pool.discard(conn),
+            }
+            return Err(DbError::Postgres {
+                message: format!(
+                    "{}: a statement of the transaction failed, so nothing of it was stored",
+                    self.pool.where_
+                ),
+                code: None,
+            });
+        }
         match off_runtime(|| conn.client.batch_execute("COMMIT")) {
             Ok(()) => {
                 self.pool.give_back(conn);
