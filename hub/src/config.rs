@@ -81,6 +81,26 @@ pub enum StoreConfig {
     },
 }
 
+/// Where hub.toml in `paths` keeps the hub's stores, read alone (the stores
+/// open it for that line only; the rest is checked, and acted on, by
+/// [`HubConfig::load`] when a command starts). None without hub.toml
+/// (during `init`) or without the line.
+pub fn store_in(paths: &HubPaths) -> Result<Option<StoreConfig>, ConfigError> {
+    #[derive(Deserialize)]
+    struct StoreLine {
+        store: Option<StoreConfig>,
+    }
+    let path = paths.config();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
+    };
+    let line: StoreLine = toml::from_str(&text)
+        .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.message().to_owned() })?;
+    Ok(line.store)
+}
+
 impl HubConfig {
     /// The PostgreSQL store, if the vaults are kept there.
     pub fn postgres(&self) -> Option<&StoreConfig> {

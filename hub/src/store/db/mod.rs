@@ -40,8 +40,8 @@ pub enum DbError {
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
     /// What PostgreSQL said, with where the server is.
-    #[error("{message}")]
-    Postgres { message: String, code: Option<String> },
+    #[error("{0}")]
+    Postgres(String),
     /// A statement meant to find one row found none.
     #[error("no row was found where one was expected")]
     NoRows,
@@ -54,29 +54,6 @@ pub enum DbError {
     /// A column's value is not of the kind asked for.
     #[error("column {column} holds {found}, not {wanted}")]
     Kind { column: usize, wanted: &'static str, found: &'static str },
-}
-
-impl DbError {
-    /// True when trying again later may succeed (a lock, a full disk, a
-    /// lost connection), false when the statement itself is refused.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy
-                    | rusqlite::ErrorCode::DatabaseLocked
-                    | rusqlite::ErrorCode::DiskFull
-                    | rusqlite::ErrorCode::SystemIoFailure
-                    | rusqlite::ErrorCode::CannotOpen
-            ),
-            DbError::Postgres { code, .. } => match code.as_deref() {
-                // data exceptions, integrity violations, syntax and access rule violations
-                Some(c) => !(c.starts_with("22") || c.starts_with("23") || c.starts_with("42")),
-                None => true,
-            },
-            _ => false,
-        }
-    }
 }
 
 /// What a statement is run on: a database, or a transaction in one.
@@ -100,15 +77,6 @@ pub trait Sql {
         Self: Sized,
     {
         Ok(Statement { on: self, sql: sql.to_owned() })
-    }
-
-    /// `sql`, to be run several times (as [`Sql::prepare`]: each engine
-    /// keeps every statement prepared).
-    fn prepare_cached(&self, sql: &str) -> Result<Statement<'_, Self>, DbError>
-    where
-        Self: Sized,
-    {
-        self.prepare(sql)
     }
 
     /// The first row of a query, [`DbError::NoRows`] when there is none.
@@ -266,12 +234,7 @@ impl Db {
 
     /// `which` on PostgreSQL when hub.toml keeps the stores there.
     pub fn postgres_of(paths: &HubPaths, which: Which, schema: &str) -> Result<Option<Self>, DbError> {
-        let configured = match crate::config::HubConfig::load(paths) {
-            Ok(c) => c.postgres().cloned(),
-            Err(crate::config::ConfigError::Missing(_)) => None,
-            Err(e) => return Err(DbError::Postgres { message: e.to_string(), code: None }),
-        };
-        match configured {
+        match crate::config::store_in(paths).map_err(|e| DbError::Refused(e.to_string()))? {
             Some(crate::config::StoreConfig::Postgres { url_file, ca_file }) => {
                 Ok(Some(Db::Postgres(PgStore::open(&url_file, ca_file.as_deref(), which.schema(), schema)?)))
             }
@@ -314,14 +277,6 @@ impl Db {
                 |r| r.get::<_, i64>(0),
             )? > 0),
             Db::Postgres(pg) => pg.has_column(table, column),
-        }
-    }
-
-    /// `hub.db`, `catalog.db`…, or `PostgreSQL USER@HOST:PORT/DATABASE (schema)`, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Db::Sqlite(conn) => conn.path().unwrap_or("").to_owned(),
-            Db::Postgres(pg) => pg.describe(),
         }
     }
 }

@@ -40,10 +40,7 @@ fn shared() -> std::sync::MutexGuard<'static, Shared> {
 }
 
 fn pg_error(pool: &PgPool, e: &postgres::Error) -> DbError {
-    DbError::Postgres {
-        message: format!("{}: {}", pool.where_, describe(e)),
-        code: e.code().map(|c| c.code().to_owned()),
-    }
+    DbError::Postgres(format!("{}: {}", pool.where_, describe(e)))
 }
 
 impl PgStore {
@@ -54,10 +51,7 @@ impl PgStore {
         let pool = match guard.pools.get(url_file).and_then(Weak::upgrade) {
             Some(p) => p,
             None => {
-                let p = Arc::new(
-                    PgPool::new(url_file, ca_file, POOL)
-                        .map_err(|message| DbError::Postgres { message, code: None })?,
-                );
+                let p = Arc::new(PgPool::new(url_file, ca_file, POOL).map_err(DbError::Postgres)?);
                 guard.pools.insert(url_file.to_path_buf(), Arc::downgrade(&p));
                 p
             }
@@ -84,7 +78,7 @@ impl PgStore {
     }
 
     fn take(&self) -> Result<PgConn, DbError> {
-        let mut conn = self.pool.take().map_err(|message| DbError::Postgres { message, code: None })?;
+        let mut conn = self.pool.take().map_err(DbError::Postgres)?;
         if conn.search_path != self.schema {
             // the schema is a constant of this crate, never a peer's word
             let set = format!("SET search_path = {}", self.schema);
@@ -140,9 +134,7 @@ impl PgRun for PgStore {
 impl PgRun for PgTx<'_> {
     fn run(&self, f: &mut dyn FnMut(&PgPool, &mut PgConn) -> Result<usize, DbError>) -> Result<usize, DbError> {
         let mut conn = self.conn.borrow_mut();
-        let conn = conn
-            .as_mut()
-            .ok_or_else(|| DbError::Postgres { message: "the transaction has ended".into(), code: None })?;
+        let conn = conn.as_mut().ok_or_else(|| DbError::Postgres("the transaction has ended".into()))?;
         let out = f(self.pool, conn);
         if out.is_err() {
             self.failed.set(true);
@@ -184,13 +176,10 @@ impl PgTx<'_> {
                 Ok(()) => self.pool.give_back(conn),
                 Err(_) => self.pool.discard(conn),
             }
-            return Err(DbError::Postgres {
-                message: format!(
-                    "{}: a statement of the transaction failed, so nothing of it was stored",
-                    self.pool.where_
-                ),
-                code: None,
-            });
+            return Err(DbError::Postgres(format!(
+                "{}: a statement of the transaction failed, so nothing of it was stored",
+                self.pool.where_
+            )));
         }
         match off_runtime(|| conn.client.batch_execute("COMMIT")) {
             Ok(()) => {

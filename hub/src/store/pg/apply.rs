@@ -10,7 +10,7 @@ use postgres::Transaction;
 use postgres::types::{ToSql, Type};
 
 use super::ident;
-use crate::store::vault::{Applied, Head, Then, VaultError, duplicate, plan};
+use crate::store::vault::{Applied, Head, Then, VaultError, changeset_event, duplicate, plan};
 
 /// A run of upserts this long goes through `COPY` rather than statements.
 const COPY_FROM: usize = 512;
@@ -73,18 +73,7 @@ pub(super) fn apply(
     let json = |e: serde_json::Error| VaultError::Schema(format!("{table}: {e}"));
     let (columns_json, key_json) =
         (serde_json::to_string(&columns).map_err(json)?, serde_json::to_string(&key_names).map_err(json)?);
-    let event = gdx_common::audit::Event {
-        kind: "changeset".into(),
-        at: now,
-        node: Some(cs.origin.to_string()),
-        resource: Some(table.to_owned()),
-        detail: serde_json::json!({
-            "seq": cs.seq, "epoch": cs.epoch, "rows": cs.changes.len(),
-            "sha256": gdx_common::token::hex(digest),
-        }),
-        ..Default::default()
-    };
-    let event = serde_json::to_string(&event).map_err(|e| VaultError::Schema(format!("{table}: {e}")))?;
+    let event = serde_json::to_string(&changeset_event(cs, digest, now)).map_err(json)?;
     // the resource's number, the changeset's digest and frame, and its audit event: one statement
     tx.execute_typed(
         &format!(

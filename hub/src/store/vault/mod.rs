@@ -24,7 +24,7 @@ use gdx_files::tables;
 use rusqlite::{Connection, OptionalExtension, params};
 
 mod plan;
-pub(crate) use plan::{Head, Then, duplicate, plan};
+pub(crate) use plan::{Head, Then, changeset_event, duplicate, plan};
 
 /// Vaults kept open at once (three file descriptors each); beyond, the
 /// least recently used are closed, without a checkpoint, and opened again
@@ -602,20 +602,7 @@ fn apply(
             log.execute(params![table, cs.seq as i64, now, key.map(gdx_common::grant::value_text)])?;
         }
     }
-    crate::store::outbox::note(
-        &tx,
-        &gdx_common::audit::Event {
-            kind: "changeset".into(),
-            at: now,
-            node: Some(cs.origin.to_string()),
-            resource: Some(table.to_owned()),
-            detail: serde_json::json!({
-                "seq": cs.seq, "epoch": cs.epoch, "rows": cs.changes.len(),
-                "sha256": gdx_common::token::hex(digest),
-            }),
-            ..Default::default()
-        },
-    )?;
+    crate::store::outbox::note(&tx, &changeset_event(cs, digest, now))?;
     tx.commit()?;
     Ok(Applied::Applied)
 }

@@ -86,3 +86,18 @@ pub(crate) fn duplicate(seen: Option<&[u8]>, digest: &[u8; 32], cs: &Changeset) 
     }
     Ok(Applied::Duplicate)
 }
+
+/// The audit event of an applied changeset, the same from either engine.
+pub(crate) fn changeset_event(cs: &Changeset, digest: &[u8; 32], now: i64) -> gdx_common::audit::Event {
+    gdx_common::audit::Event {
+        kind: "changeset".into(),
+        at: now,
+        node: Some(cs.origin.to_string()),
+        resource: Some(cs.resource.as_str().to_owned()),
+        detail: serde_json::json!({
+            "seq": cs.seq, "epoch": cs.epoch, "rows": cs.changes.len(),
+            "sha256": gdx_common::token::hex(digest),
+        }),
+        ..Default::default()
+    }
+}
