@@ -267,7 +267,7 @@ pub async fn receive_pass(
             deliveries: 0,
             rows: 0,
             applied: applied(&conn_db, &r.id).map_err(|e| e.to_string())?,
-            stopped: r.refusal(now),
+            stopped: r.refusal(now).map(|c| c.to_string()),
         };
         if got.stopped.is_some() {
             note_stopped(&conn_db, r, got.stopped.as_deref()).map_err(|e| e.to_string())?;

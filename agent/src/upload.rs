@@ -334,7 +334,10 @@ async fn drain_once(
                             warn!(%resource, %reason, "uploads of this resource are held");
                             state
                                 .conn()
-                                .execute("UPDATE resources SET held = ?2 WHERE code = ?1", params![resource, reason])
+                                .execute(
+                                    "UPDATE resources SET held = ?2 WHERE code = ?1",
+                                    params![resource, reason.to_string()],
+                                )
                                 .map_err(db_err)?;
                             total.rejected.push(format!("{resource}: {reason}"));
                         }
@@ -401,7 +404,7 @@ fn acked_seq(state: &mut State, resource: &str) -> rusqlite::Result<u64> {
 /// acknowledged changesets from `expected` go back into the outbox, to be
 /// sent again as they were signed (the hub applies each once, by number).
 /// Err, with what to do, when this agent no longer keeps all of them.
-fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> rusqlite::Result<Result<u64, String>> {
+fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> rusqlite::Result<Result<u64, NotKept>> {
     let tx = state.conn().transaction()?;
     let kept: i64 = tx.query_row(
         "SELECT count(*) FROM acked_outbox WHERE resource = ?1 AND seq >= ?2 AND seq <= ?3",
@@ -409,9 +412,7 @@ fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> ru
         |r| r.get(0),
     )?;
     if kept as u64 != acked - expected + 1 {
-        return Ok(Err(format!(
-            "the hub lost changesets {expected} to {acked} that it had acknowledged (restored from an older backup), and this agent keeps acknowledged changesets only 14 days; stop the agent and delete state.db: the next sync sends every row again and the hub replaces the resource's contents"
-        )));
+        return Ok(Err(NotKept { expected, acked }));
     }
     tx.execute(
         "INSERT OR IGNORE INTO outbox (resource, seq, rows, envelope)
@@ -422,6 +423,16 @@ fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> ru
     tx.execute("UPDATE resources SET acked_seq = ?2 WHERE code = ?1", params![resource, expected as i64 - 1])?;
     tx.commit()?;
     Ok(Ok(acked - expected + 1))
+}
+
+/// The hub lost acknowledged changesets this agent no longer keeps.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the hub lost changesets {expected} to {acked} that it had acknowledged (restored from an older backup), and this agent keeps acknowledged changesets only 14 days; stop the agent and delete state.db: the next sync sends every row again and the hub replaces the resource's contents"
+)]
+struct NotKept {
+    expected: u64,
+    acked: u64,
 }
 
 fn db_err(e: rusqlite::Error) -> LinkError {

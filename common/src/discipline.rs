@@ -275,24 +275,30 @@ impl Check {
     }
 
     /// `by` reports what it did; once, with a reason.
-    pub fn report(&mut self, by: &crate::NodeId, action: Action, reason: &str, now: i64) -> Result<(), String> {
+    pub fn report(&mut self, by: &crate::NodeId, action: Action, reason: &str, now: i64) -> Result<(), ReportRefused> {
         if by != &self.node {
-            return Err(format!("check {} was made by {}; only it can report on it", self.id, self.node));
+            return Err(ReportRefused::NotYours { id: self.id.clone(), node: self.node.clone() });
         }
         if let Some(f) = &self.feedback {
-            return Err(format!(
-                "check {} already has feedback ({} at {})",
-                self.id,
-                f.action.label(),
-                crate::units::format_time(f.at)
-            ));
+            return Err(ReportRefused::Reported { id: self.id.clone(), action: f.action.label(), at: f.at });
         }
         if reason.trim().is_empty() {
-            return Err("say what was done and why with --reason".into());
+            return Err(ReportRefused::NoReason);
         }
         self.feedback = Some(Feedback { action, reason: reason.trim().to_owned(), at: now });
         Ok(())
     }
+}
+
+/// Why a department may not report on a check.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReportRefused {
+    #[error("check {id} was made by {node}; only it can report on it")]
+    NotYours { id: String, node: crate::NodeId },
+    #[error("check {id} already has feedback ({action} at {})", crate::units::format_time(*.at))]
+    Reported { id: String, action: &'static str, at: i64 },
+    #[error("say what was done and why with --reason")]
+    NoReason,
 }
 
 #[cfg(test)]
@@ -399,9 +405,11 @@ mod tests {
             feedback: None,
         };
         let other = crate::NodeId::parse("630000/scjg").unwrap();
-        assert!(c.report(&other, Action::Restricted, "x", 1).unwrap_err().contains("only it can report"));
-        assert!(c.report(&me, Action::Restricted, " ", 1).unwrap_err().contains("--reason"));
+        assert!(c.report(&other, Action::Restricted, "x", 1).unwrap_err().to_string().contains("only it can report"));
+        assert!(c.report(&me, Action::Restricted, " ", 1).unwrap_err().to_string().contains("--reason"));
         c.report(&me, Action::Restricted, "已取消其投标资格", 1).unwrap();
-        assert!(c.report(&me, Action::Restricted, "again", 2).unwrap_err().contains("already has feedback"));
+        assert!(
+            c.report(&me, Action::Restricted, "again", 2).unwrap_err().to_string().contains("already has feedback")
+        );
     }
 }

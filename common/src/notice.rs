@@ -218,38 +218,55 @@ impl Notice {
     }
 
     /// `by` claims it: the department it was sent to, while pending.
-    pub fn claim(&mut self, by: &NodeId, now: i64) -> Result<(), String> {
+    pub fn claim(&mut self, by: &NodeId, now: i64) -> Result<(), NoticeRefused> {
         self.check_open(by)?;
         self.state = NoticeState::Claimed { at: now };
         Ok(())
     }
 
     /// `by` passes it on to department `to`, saying why.
-    pub fn pass(&mut self, by: &NodeId, to: NodeId, reason: &str, now: i64) -> Result<(), String> {
+    pub fn pass(&mut self, by: &NodeId, to: NodeId, reason: &str, now: i64) -> Result<(), NoticeRefused> {
         self.check_open(by)?;
         if reason.trim().is_empty() {
-            return Err("say why with --reason".into());
+            return Err(NoticeRefused::NoReason);
         }
         if &to == by {
-            return Err("a notice cannot be passed on to the department that holds it".into());
+            return Err(NoticeRefused::ToItself);
         }
         if to.is_hub_id() {
-            return Err(format!("{to} is a hub; pass the notice on to a department, DIVISION/ORG"));
+            return Err(NoticeRefused::ToAHub { to });
         }
         self.state = NoticeState::Passed { to, reason: reason.trim().to_owned(), at: now };
         Ok(())
     }
 
-    fn check_open(&self, by: &NodeId) -> Result<(), String> {
+    fn check_open(&self, by: &NodeId) -> Result<(), NoticeRefused> {
         if by != &self.to {
-            return Err(format!("notice {} is for {}; only that department can claim or pass it on", self.id, self.to));
+            return Err(NoticeRefused::NotYours { id: self.id.clone(), to: self.to.clone() });
         }
         match &self.state {
             NoticeState::Pending => Ok(()),
-            NoticeState::Claimed { .. } => Err(format!("notice {} is already claimed", self.id)),
-            NoticeState::Passed { .. } => Err(format!("notice {} was passed on", self.id)),
+            NoticeState::Claimed { .. } => Err(NoticeRefused::Claimed { id: self.id.clone() }),
+            NoticeState::Passed { .. } => Err(NoticeRefused::Passed { id: self.id.clone() }),
         }
     }
+}
+
+/// Why a department may not claim or pass on a notice.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoticeRefused {
+    #[error("notice {id} is for {to}; only that department can claim or pass it on")]
+    NotYours { id: String, to: NodeId },
+    #[error("notice {id} is already claimed")]
+    Claimed { id: String },
+    #[error("notice {id} was passed on")]
+    Passed { id: String },
+    #[error("say why with --reason")]
+    NoReason,
+    #[error("a notice cannot be passed on to the department that holds it")]
+    ToItself,
+    #[error("{to} is a hub; pass the notice on to a department, DIVISION/ORG")]
+    ToAHub { to: NodeId },
 }
 
 /// How far ahead of the receiving hub's clock another hub's times may be.
@@ -421,18 +438,23 @@ level = "prefecture"
         assert_eq!(n.state_at(parse_date("2026-12-04").unwrap() * 86_400 + 80_000), "pending");
         assert_eq!(n.state_at(parse_date("2026-12-05").unwrap() * 86_400), "OVERDUE");
         let stranger = NodeId::parse("630121/jiaotong").unwrap();
-        assert!(n.claim(&stranger, now).unwrap_err().contains("only that department"));
-        assert!(n.pass(&to, stranger.clone(), " ", now).unwrap_err().contains("--reason"));
-        assert!(n.pass(&to, to.clone(), "x", now).unwrap_err().contains("cannot be passed on to the department"));
+        assert!(n.claim(&stranger, now).unwrap_err().to_string().contains("only that department"));
+        assert!(n.pass(&to, stranger.clone(), " ", now).unwrap_err().to_string().contains("--reason"));
+        assert!(
+            n.pass(&to, to.clone(), "x", now)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot be passed on to the department")
+        );
         let hub = NodeId::parse("630121/hub").unwrap();
-        assert!(n.pass(&to, hub, "x", now).unwrap_err().contains("is a hub"));
+        assert!(n.pass(&to, hub, "x", now).unwrap_err().to_string().contains("is a hub"));
         let mut claimed = n.clone();
         claimed.claim(&to, parse_date("2026-12-07").unwrap() * 86_400).unwrap();
         assert_eq!(claimed.state_at(now), "claimed late");
-        assert!(claimed.claim(&to, now).unwrap_err().contains("already claimed"));
+        assert!(claimed.claim(&to, now).unwrap_err().to_string().contains("already claimed"));
         n.pass(&to, stranger.clone(), "经营范围属道路运输，非本部门许可事项", now).unwrap();
         assert_eq!(n.state_at(now), "passed on");
-        assert!(n.claim(&to, now).unwrap_err().contains("was passed on"));
+        assert!(n.claim(&to, now).unwrap_err().to_string().contains("was passed on"));
     }
 
     #[test]

@@ -293,7 +293,7 @@ pub fn base_decide(paths: &HubPaths, id: &str, verdict: gdx_common::wire::Verdic
     let mut exchange = crate::exchange::Exchange::open(&paths.dir, config.hub_id())?;
     let decision = gdx_common::wire::Decision { id: id.to_owned(), verdict };
     let entry = |code: &str| catalog.get(code, now).ok().flatten().map(|l| l.entry);
-    let r = exchange.decide(&config.hub_id(), &decision, entry, now)?.map_err(Usage)?;
+    let r = exchange.decide(&config.hub_id(), &decision, entry, now)?.map_err(|why| Usage(why.to_string()))?;
     println!("request {} of {} for {} ({}): {}", r.id, r.consumer, r.code, r.columns.join(", "), r.state(now));
     Ok(())
 }

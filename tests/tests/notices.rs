@@ -466,7 +466,9 @@ fn a_department_claims_checks_and_reports_in_the_portal() {
     tab2.open(other.cmd(&["login", "--portal", &base]).ok().trim());
     let theirs = tab2.eval("(async () => (await (await fetch('/api/v1/notices')).json()).length)()");
     assert_eq!(theirs, 0, "another department's notices are not shown");
-    assert_eq!(post(&mut tab2, &format!("/supervision/notices/{id}"), "{act: 'claim'}"), 400);
+    // another department may not claim it: forbidden, not a mistake in the form
+    assert_eq!(post(&mut tab2, &format!("/supervision/notices/{id}"), "{act: 'claim'}"), 403);
+    assert_eq!(post(&mut tab2, &format!("/supervision/notices/{id}"), "{act: 'fly'}"), 400);
     let mut op = browser.tab();
     op.open(province.cmd(&["login"]).ok().trim());
     let counts = op.eval("(async () => JSON.stringify(await (await fetch('/api/v1/supervision')).json()))()");

@@ -92,6 +92,9 @@ pub enum ScanError {
     Key(String),
     #[error("the agent's state database failed: {0}")]
     State(#[from] rusqlite::Error),
+    /// A resource's columns or watermark could not be written as text.
+    #[error("a resource's columns or watermark could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error(
         "resource {resource}: sorting its changes through temporary files beside state.db failed ({source}); check the free space there"
     )]
@@ -190,7 +193,7 @@ fn plan_watermark(
 
 /// Remembers the watermark of a read that completed.
 fn save_watermark(state: &mut State, code: &str, plan: WatermarkPlan, now: i64) -> Result<(), ScanError> {
-    let json = plan.now_max.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+    let json = plan.now_max.as_ref().map(serde_json::to_string).transpose()?;
     state.conn().execute(
         "INSERT INTO watermarks (code, watermark, previous, reconciled_at) VALUES (?1, ?2, NULL, ?3)
          ON CONFLICT(code) DO UPDATE SET previous = watermarks.watermark, watermark = excluded.watermark,
@@ -293,12 +296,7 @@ pub fn scan(
         "INSERT INTO resources (code, columns, key, last_scan) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(code) DO UPDATE SET columns = excluded.columns, key = excluded.key, paused = NULL,
              last_scan = excluded.last_scan, last_error = NULL",
-        params![
-            code,
-            serde_json::to_string(&columns).unwrap_or_default(),
-            serde_json::to_string(&res.key).unwrap_or_default(),
-            now
-        ],
+        params![code, serde_json::to_string(&columns)?, serde_json::to_string(&res.key)?, now],
     )?;
     let (first_seq, epoch): (i64, i64) =
         tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -360,8 +358,8 @@ pub fn scan(
     let state_dir = state_dir(state);
     let shape = rowmap::Shape::new(
         &code,
-        &serde_json::to_string(&columns).unwrap_or_default(),
-        &serde_json::to_string(&res.key).unwrap_or_default(),
+        &serde_json::to_string(&columns)?,
+        &serde_json::to_string(&res.key)?,
         epoch,
         crate::state::FORMAT,
     );

@@ -295,9 +295,8 @@ impl Changeset {
 
 /// A stable 16-byte digest of a row, for change detection.
 pub fn row_digest(row: &[Value]) -> [u8; 16] {
-    let raw = bincode::serde::encode_to_vec(row, bincode::config::standard()).unwrap_or_default();
-    let h = digest128(&raw);
-    h.to_le_bytes()
+    let cells: Vec<Cell<'_>> = row.iter().map(Cell::from).collect();
+    cells_digest(&cells, &mut Vec::new())
 }
 
 /// [`row_digest`] of borrowed cells, encoding into `buf` (reused between rows).

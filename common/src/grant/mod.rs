@@ -55,7 +55,46 @@ pub enum Filing {
     /// 有条件共享: waits for the provider, who must answer by this day.
     Pending { answer_by_day: i64 },
     /// 不予共享 (or a bad request): refused, with the reason.
-    Refused(String),
+    Refused(Refused),
+}
+
+/// Why a request cannot be filed or approved as asked: said to the
+/// department, never kept as a decision.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("name at least one field (信息项) to request")]
+    NoFields,
+    #[error("{code} has no field {unknown}; its fields are {known}")]
+    UnknownFields { code: String, unknown: String, known: String },
+    #[error("say what the data is for with --purpose")]
+    NoPurpose,
+    #[error("the requested end date is in the past")]
+    EndInPast,
+    #[error("{consumer} is the provider of {code}; it needs no grant")]
+    OwnData { consumer: NodeId, code: String },
+    #[error("{code} {name} is 不予共享 ({basis})")]
+    NotShared { code: String, name: String, basis: String },
+    #[error("{wider} were not requested; an approval can only narrow the fields")]
+    Wider { wider: String },
+    #[error("approve at least one field, or deny the request")]
+    NoneApproved,
+}
+
+/// Why nothing, or not a column, may be delivered under a record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Closed {
+    #[error("the grant of {what} expired after {}; file a new request", crate::units::format_date(.until * 86_400))]
+    Expired { what: String, until: i64 },
+    #[error("{what} waits for the provider's decision (due by {})", crate::units::format_date(.due * 86_400))]
+    Pending { what: String, due: i64 },
+    #[error("{what} was refused: {reason}")]
+    Refused { what: String, reason: String },
+    #[error("{what} was denied by {provider}: {reason}")]
+    Denied { what: String, provider: NodeId, reason: String },
+    #[error("the grant of {what} was revoked at {}: {reason}", crate::units::format_time(*.at))]
+    Revoked { what: String, reason: String, at: i64 },
+    #[error("{column} is not among the fields granted to {consumer} for {code}")]
+    NotGranted { column: String, consumer: NodeId, code: String },
 }
 
 impl RequestRecord {
@@ -86,7 +125,7 @@ impl RequestRecord {
             Filing::Granted { columns } => r.grant(entry, columns, &[], req.until, now),
             Filing::Pending { answer_by_day } => r.status = Status::Pending { answer_by_day },
             Filing::Refused(reason) => {
-                r.status = Status::Refused { reason };
+                r.status = Status::Refused { reason: reason.to_string() };
                 r.decided_at = Some(now);
             }
         }
@@ -127,34 +166,32 @@ impl RequestRecord {
     }
 
     /// Why nothing may be delivered under this record at `now`, if nothing may.
-    pub fn refusal(&self, now: i64) -> Option<String> {
+    pub fn refusal(&self, now: i64) -> Option<Closed> {
         let what = format!("request {} ({} {} for {})", self.id, self.code, self.name, self.consumer);
         match &self.status {
-            Status::Granted => self.granted_until.filter(|d| now.div_euclid(86_400) > *d).map(|d| {
-                format!(
-                    "the grant of {what} expired after {}; file a new request",
-                    crate::units::format_date(d * 86_400)
-                )
-            }),
-            Status::Pending { answer_by_day } => Some(format!(
-                "{what} waits for the provider's decision (due by {})",
-                crate::units::format_date(answer_by_day * 86_400)
-            )),
-            Status::Refused { reason } => Some(format!("{what} was refused: {reason}")),
-            Status::Denied { reason } => Some(format!("{what} was denied by {}: {reason}", self.provider)),
-            Status::Revoked { reason, at } => {
-                Some(format!("the grant of {what} was revoked at {}: {reason}", crate::units::format_time(*at)))
+            Status::Granted => {
+                self.granted_until.filter(|d| now.div_euclid(86_400) > *d).map(|until| Closed::Expired { what, until })
             }
+            Status::Pending { answer_by_day } => Some(Closed::Pending { what, due: *answer_by_day }),
+            Status::Refused { reason } => Some(Closed::Refused { what, reason: reason.clone() }),
+            Status::Denied { reason } => {
+                Some(Closed::Denied { what, provider: self.provider.clone(), reason: reason.clone() })
+            }
+            Status::Revoked { reason, at } => Some(Closed::Revoked { what, reason: reason.clone(), at: *at }),
         }
     }
 
     /// Why `column` may not be delivered under this record at `now`, if it may not.
-    pub fn refuse(&self, column: &str, now: i64) -> Option<String> {
+    pub fn refuse(&self, column: &str, now: i64) -> Option<Closed> {
         if let Some(r) = self.refusal(now) {
             return Some(r);
         }
         if !self.columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-            return Some(format!("{column} is not among the fields granted to {} for {}", self.consumer, self.code));
+            return Some(Closed::NotGranted {
+                column: column.to_owned(),
+                consumer: self.consumer.clone(),
+                code: self.code.clone(),
+            });
         }
         None
     }
@@ -175,9 +212,9 @@ impl RequestRecord {
 
 /// The source columns a request names, resolved against the entry's 信息项
 /// (by 信息项名称 or by column); the error names every unknown field.
-pub fn resolve_fields(entry: &CatalogEntry, fields: &[String]) -> Result<Vec<String>, String> {
+pub fn resolve_fields(entry: &CatalogEntry, fields: &[String]) -> Result<Vec<String>, Refused> {
     if fields.is_empty() {
-        return Err("name at least one field (信息项) to request".into());
+        return Err(Refused::NoFields);
     }
     let mut columns = Vec::new();
     let mut unknown = Vec::new();
@@ -190,7 +227,11 @@ pub fn resolve_fields(entry: &CatalogEntry, fields: &[String]) -> Result<Vec<Str
     }
     if !unknown.is_empty() {
         let known: Vec<&str> = entry.items.iter().map(|i| i.name.as_str()).collect();
-        return Err(format!("{} has no field {}; its fields are {}", entry.code, unknown.join(", "), known.join(", ")));
+        return Err(Refused::UnknownFields {
+            code: entry.code.clone(),
+            unknown: unknown.join(", "),
+            known: known.join(", "),
+        });
     }
     Ok(columns)
 }
@@ -198,13 +239,13 @@ pub fn resolve_fields(entry: &CatalogEntry, fields: &[String]) -> Result<Vec<Str
 /// What filing `req` against `entry` leads to, at `today` (days since 1970-01-01).
 pub fn file(entry: &CatalogEntry, req: &Request, today: i64) -> Filing {
     if req.purpose.trim().is_empty() {
-        return Filing::Refused("say what the data is for with --purpose".into());
+        return Filing::Refused(Refused::NoPurpose);
     }
     if req.until.is_some_and(|d| d < today) {
-        return Filing::Refused("the requested end date is in the past".into());
+        return Filing::Refused(Refused::EndInPast);
     }
     if req.consumer == entry.provider {
-        return Filing::Refused(format!("{} is the provider of {}; it needs no grant", req.consumer, entry.code));
+        return Filing::Refused(Refused::OwnData { consumer: req.consumer.clone(), code: entry.code.clone() });
     }
     let columns = match resolve_fields(entry, &req.fields) {
         Ok(c) => c,
@@ -213,26 +254,25 @@ pub fn file(entry: &CatalogEntry, req: &Request, today: i64) -> Filing {
     match entry.sharing_type {
         SharingType::Unconditional => Filing::Granted { columns },
         SharingType::Conditional => Filing::Pending { answer_by_day: add_working_days(today, ANSWER_WORKING_DAYS) },
-        SharingType::NotShared => Filing::Refused(format!(
-            "{} {} is 不予共享 ({})",
-            entry.code,
-            entry.name,
-            entry.legal_basis.as_deref().unwrap_or("no legal basis recorded")
-        )),
+        SharingType::NotShared => Filing::Refused(Refused::NotShared {
+            code: entry.code.clone(),
+            name: entry.name.clone(),
+            basis: entry.legal_basis.clone().unwrap_or_else(|| "no legal basis recorded".into()),
+        }),
     }
 }
 
 /// The provider's approval: the columns it grants, which must be among
 /// those requested (an approval can narrow, never widen).
-pub fn approve(requested: &[String], approved: Option<&[String]>) -> Result<Vec<String>, String> {
+pub fn approve(requested: &[String], approved: Option<&[String]>) -> Result<Vec<String>, Refused> {
     let Some(approved) = approved else { return Ok(requested.to_vec()) };
     let wider: Vec<&str> =
         approved.iter().filter(|a| !requested.iter().any(|r| r.eq_ignore_ascii_case(a))).map(String::as_str).collect();
     if !wider.is_empty() {
-        return Err(format!("{} were not requested; an approval can only narrow the fields", wider.join(", ")));
+        return Err(Refused::Wider { wider: wider.join(", ") });
     }
     if approved.is_empty() {
-        return Err("approve at least one field, or deny the request".into());
+        return Err(Refused::NoneApproved);
     }
     Ok(approved.to_vec())
 }

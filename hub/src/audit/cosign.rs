@@ -11,6 +11,37 @@
 
 use super::*;
 
+/// Why a parent hub refuses to cosign a child hub's checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CosignRefused {
+    #[error("checkpoint {size} of {origin} is not signed by the key it names")]
+    Unsigned { size: u64, origin: String },
+    #[error("checkpoint {size} of {origin} is older than the newest cosigned ({newest})")]
+    Older { size: u64, origin: String, newest: u64 },
+    /// Two checkpoints that cannot both be true: the evidence is kept.
+    #[error("checkpoint {size} of {origin} refused: {what}; the evidence is kept in the parent's audit log")]
+    Conflict { size: u64, origin: String, what: &'static str },
+}
+
+/// Why a child hub does not keep a cosignature its parent sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CosignatureRefused {
+    #[error(
+        "the parent hub sent a cosignature of a checkpoint of size {size}, which this hub never signed; it was not kept"
+    )]
+    NeverSigned { size: u64 },
+    #[error("the parent hub's cosignature of checkpoint {size} names a key that is not 32 bytes; it was not kept")]
+    KeyLength { size: u64 },
+    #[error(
+        "the parent hub's cosignature of checkpoint {size} does not verify under the key {key} it names; it was not kept"
+    )]
+    DoesNotVerify { size: u64, key: String },
+    #[error(
+        "the parent hub cosigned checkpoint {size} under key {key}, but the cosignatures kept before are under key {other}; a parent hub has one audit key, so it was not kept"
+    )]
+    OtherKey { size: u64, key: String, other: String },
+}
+
 impl AuditLog {
     /// The parent's side of cosigning: checks a checkpoint of child hub
     /// `origin` (signature, and consistency with the last one cosigned for
@@ -22,12 +53,12 @@ impl AuditLog {
         origin: &str,
         req: &gdx_common::wire::CosignRequest,
         now: i64,
-    ) -> Result<Result<gdx_common::wire::Message, String>, AuditError> {
+    ) -> Result<Result<gdx_common::wire::Message, CosignRefused>, AuditError> {
         use gdx_common::wire::{Cosignature, Message};
         let root = hex(&req.root);
         let note = Checkpoint::note(origin, req.size, &root, req.at);
         if UnparsedPublicKey::new(&ED25519, &req.public_key).verify(note.as_bytes(), &req.signature).is_err() {
-            return Ok(Err(format!("checkpoint {} of {origin} is not signed by the key it names", req.size)));
+            return Ok(Err(CosignRefused::Unsigned { size: req.size, origin: origin.to_owned() }));
         }
         let received = serde_json::json!({ "size": req.size, "root": root, "at": req.at,
             "public_key": hex(&req.public_key), "signature": hex(&req.signature),
@@ -41,7 +72,7 @@ impl AuditLog {
         };
         let me = gdx_common::NodeId::parse(&self.origin).map_err(|e| AuditError::Other(e.to_string()))?;
         let mut tree = self.tree.clone();
-        let answer = self.db.write(|tx| -> Result<Result<Message, String>, AuditError> {
+        let answer = self.db.write(|tx| -> Result<Result<Message, CosignRefused>, AuditError> {
             catch_up(tx, &mut tree)?;
             // what was cosigned before, read in the transaction that records the answer
             let last: Option<(i64, String, String)> = tx.query_opt(
@@ -54,7 +85,7 @@ impl AuditLog {
                 args![origin, req.size as i64],
                 |r| r.get(0),
             )?;
-            let conflict = |what: &str, held: serde_json::Value| (what.to_owned(), held);
+            let conflict = |what: &'static str, held: serde_json::Value| (what, held);
             let problem = match (&last, &same) {
                 (Some((_, _, key)), _) if *key != hex(&req.public_key) => {
                     Some(conflict("its audit key changed", serde_json::json!({ "public_key": key })))
@@ -65,10 +96,11 @@ impl AuditLog {
                 )),
                 (_, Some(_)) => None,
                 (Some((size0, _, _)), None) if req.size < *size0 as u64 => {
-                    return Ok(Err(format!(
-                        "checkpoint {} of {origin} is older than the newest cosigned ({size0})",
-                        req.size
-                    )));
+                    return Ok(Err(CosignRefused::Older {
+                        size: req.size,
+                        origin: origin.to_owned(),
+                        newest: *size0 as u64,
+                    }));
                 }
                 (Some((size0, _, _)), None) if req.from_size != *size0 as u64 => {
                     return Ok(Ok(Message::CosignFrom(*size0 as u64)));
@@ -89,10 +121,7 @@ impl AuditLog {
                 (None, None) => None,
             };
             if let Some((what, held)) = problem {
-                let refused = format!(
-                    "checkpoint {} of {origin} refused: {what}; the evidence is kept in the parent's audit log",
-                    req.size
-                );
+                let refused = CosignRefused::Conflict { size: req.size, origin: origin.to_owned(), what };
                 let kept: Vec<String> =
                     tx.query("SELECT received FROM evidence WHERE origin = ?1", args![origin], |r| r.get(0))?;
                 let known = kept.iter().any(|k| {
@@ -168,21 +197,20 @@ impl AuditLog {
     /// verifies in. A cosignature that does not verify over a checkpoint
     /// this hub signed, or that is under another key than those kept
     /// before, is not kept: the answer says why (the caller logs it).
-    pub fn keep_cosignature(&self, c: &gdx_common::wire::Cosignature) -> Result<Result<(), String>, AuditError> {
+    pub fn keep_cosignature(
+        &self,
+        c: &gdx_common::wire::Cosignature,
+    ) -> Result<Result<(), CosignatureRefused>, AuditError> {
         let size = c.size;
         let signed: Option<(String, i64)> =
             self.db.query_opt("SELECT root, at FROM checkpoints WHERE size = ?1", args![size as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let Some((root, at)) = signed else {
-            return Ok(Err(format!(
-                "the parent hub sent a cosignature of a checkpoint of size {size}, which this hub never signed; it was not kept"
-            )));
+            return Ok(Err(CosignatureRefused::NeverSigned { size }));
         };
         let Ok(key) = <[u8; 32]>::try_from(c.public_key.as_slice()).map(PublicKey::from_bytes) else {
-            return Ok(Err(format!(
-                "the parent hub's cosignature of checkpoint {size} names a key that is not 32 bytes; it was not kept"
-            )));
+            return Ok(Err(CosignatureRefused::KeyLength { size }));
         };
         let note = Checkpoint::note(&self.origin, size, &root, at);
         let (cosigner, signature) = (c.cosigner.to_string(), hex(&c.signature));
@@ -190,9 +218,7 @@ impl AuditLog {
             .into_iter()
             .find(|v| cosignature_note(*v, &cosigner, &note).is_some_and(|text| key.verifies(&text, &signature)));
         let Some(version) = version else {
-            return Ok(Err(format!(
-                "the parent hub's cosignature of checkpoint {size} does not verify under the key {key} it names; it was not kept"
-            )));
+            return Ok(Err(CosignatureRefused::DoesNotVerify { size, key: key.to_string() }));
         };
         let other: Option<String> = self.db.query_opt(
             "SELECT public_key FROM cosignatures WHERE public_key <> ?1 LIMIT 1",
@@ -200,9 +226,7 @@ impl AuditLog {
             |r| r.get(0),
         )?;
         if let Some(other) = other {
-            return Ok(Err(format!(
-                "the parent hub cosigned checkpoint {size} under key {key}, but the cosignatures kept before are under key {other}; a parent hub has one audit key, so it was not kept"
-            )));
+            return Ok(Err(CosignatureRefused::OtherKey { size, key: key.to_string(), other }));
         }
         self.db.execute(
             "INSERT INTO cosignatures (size, cosigner, public_key, signature, version) VALUES (?1, ?2, ?3, ?4, ?5)

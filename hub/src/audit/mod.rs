@@ -141,6 +141,7 @@ struct Waiting {
 use gdx_common::token::hex;
 
 mod cosign;
+pub use cosign::{CosignRefused, CosignatureRefused};
 mod render;
 
 pub use render::render;

@@ -74,12 +74,12 @@ impl Exchange {
         action: Action,
         reason: &str,
         now: i64,
-    ) -> Result<Result<Check, String>, ExchangeError> {
+    ) -> Result<Result<Check, Refusal>, ExchangeError> {
         let Some(mut c) = self.check(id)? else {
-            return Ok(Err(format!("no check {id} was made at this hub; `gdx-agent check` prints each check's id")));
+            return Ok(Err(Refusal::NoCheck { id: id.to_owned() }));
         };
         if let Err(e) = c.report(node, action, reason, now) {
-            return Ok(Err(e));
+            return Ok(Err(e.into()));
         }
         let tx = self.conn.begin()?;
         Self::store_check(&tx, &c)?;

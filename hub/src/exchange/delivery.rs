@@ -15,15 +15,15 @@ impl Exchange {
         id: &str,
         after: u64,
         now: i64,
-    ) -> Result<Result<Vec<SignedDelivery>, String>, ExchangeError> {
+    ) -> Result<Result<Vec<SignedDelivery>, Refusal>, ExchangeError> {
         let Some(r) = self.record(id)? else {
-            return Ok(Err(format!("no request {id} is known at this hub")));
+            return Ok(Err(Refusal::UnknownRequest { id: id.to_owned() }));
         };
         if &r.consumer != consumer {
-            return Ok(Err(format!("request {id} was filed by {}, not by {consumer}", r.consumer)));
+            return Ok(Err(Refusal::NotTheConsumer { id: r.id, filed_by: r.consumer, consumer: consumer.clone() }));
         }
         if let Some(why) = r.refusal(now) {
-            return Ok(Err(why));
+            return Ok(Err(why.into()));
         }
         let tx = self.conn.begin()?;
         let held: Option<i64> =
@@ -97,17 +97,15 @@ impl Exchange {
         consumer: &NodeId,
         code: &str,
         now: i64,
-    ) -> Result<Result<(RequestRecord, i64), String>, ExchangeError> {
+    ) -> Result<Result<(RequestRecord, i64), Refusal>, ExchangeError> {
         let mine = self.records_where("consumer = ?1", &consumer.to_string())?;
         let of_code: Vec<&RequestRecord> = mine.iter().filter(|r| r.code == code).collect();
         let Some(r) = of_code.iter().find(|r| r.is_live(now)).or(of_code.first()) else {
-            return Ok(Err(format!(
-                "{consumer} holds no grant for {code}; file a request with `gdx-agent request --resource {code} --fields … --purpose …`"
-            )));
+            return Ok(Err(Refusal::NoGrant { consumer: consumer.clone(), code: code.to_owned() }));
         };
         let r = (*r).clone();
         if let Some(why) = r.refusal(now) {
-            return Ok(Err(why));
+            return Ok(Err(why.into()));
         }
         // at most `lookup_limit` a minute under one grant; each minute's first refusal is logged
         let minute = crate::util::now().div_euclid(60);
@@ -127,13 +125,12 @@ impl Exchange {
                     }),
                 )?;
             }
-            return Ok(Err(format!(
-                "grant {} allows {} lookups a minute at {}; wait {} s and try again, or fetch the deliveries instead",
-                r.id,
-                self.lookup_limit,
-                self.hub,
-                60 - crate::util::now().rem_euclid(60)
-            )));
+            return Ok(Err(Refusal::RateLimited {
+                id: r.id,
+                limit: self.lookup_limit,
+                hub: self.hub.clone(),
+                wait: 60 - crate::util::now().rem_euclid(60),
+            }));
         }
         let as_of: i64 = self.conn.query_row(
             "SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1",
@@ -141,10 +138,7 @@ impl Exchange {
             |x| x.get(0),
         )?;
         if as_of == 0 {
-            return Ok(Err(format!(
-                "nothing of {code} has been delivered to this hub under grant {} yet; try again in a few seconds",
-                r.id
-            )));
+            return Ok(Err(Refusal::NothingYet { code: code.to_owned(), id: r.id }));
         }
         Ok(Ok((r, as_of)))
     }
@@ -158,10 +152,10 @@ impl Exchange {
         bbox: &str,
         limit: u32,
         now: i64,
-    ) -> Result<Result<wire::WithinAnswer, String>, ExchangeError> {
+    ) -> Result<Result<wire::WithinAnswer, Refusal>, ExchangeError> {
         let b = match gdx_common::geometry::BBox::parse(bbox) {
             Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(Refusal::Question(e))),
         };
         let (r, as_of) = match self.admit(consumer, code, now)? {
             Ok(x) => x,
@@ -172,10 +166,7 @@ impl Exchange {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         if rows.is_empty() && !self.spatial(&r.id)? {
-            return Ok(Err(format!(
-                "{code} holds no geometries under grant {}: a box query needs a spatial resource whose geometry field is granted in clear",
-                r.id
-            )));
+            return Ok(Err(Refusal::NotSpatial { code: code.to_owned(), id: r.id }));
         }
         audit(
             &self.conn,
@@ -198,7 +189,7 @@ impl Exchange {
         code: &str,
         key: &[String],
         now: i64,
-    ) -> Result<Result<wire::LookupAnswer, String>, ExchangeError> {
+    ) -> Result<Result<wire::LookupAnswer, Refusal>, ExchangeError> {
         let (r, as_of) = match self.admit(consumer, code, now)? {
             Ok(x) => x,
             Err(why) => return Ok(Err(why)),
@@ -218,13 +209,11 @@ impl Exchange {
                 r,
                 serde_json::json!({ "consumer": consumer.to_string(), "key": hidden, "found": false, "refused": "not a pseudonym" }),
             )?;
-            return Ok(Err(format!(
-                "grant {} delivers {code} under a pseudonym of each row's key ({}), because the key is masked or not granted; look up a row by its {} value, or ask {} to grant the key in clear to look up by the key itself",
-                r.id,
-                grant::PSEUDONYM_COLUMN,
-                grant::PSEUDONYM_COLUMN,
-                r.provider
-            )));
+            return Ok(Err(Refusal::NotAPseudonym {
+                id: r.id.clone(),
+                code: code.to_owned(),
+                provider: r.provider.clone(),
+            }));
         }
         audit(
             &self.conn,

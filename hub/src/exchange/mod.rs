@@ -42,10 +42,12 @@ pub mod doorbell;
 mod listing;
 mod notices;
 mod published;
+mod refusal;
 mod relay;
 mod replica;
 
 pub use listing::table;
+pub use refusal::Refusal;
 
 /// Largest batch of deliveries in one answer or push, in body bytes.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -79,6 +81,9 @@ pub enum ExchangeError {
     /// The vaults' PostgreSQL store failed (unreachable, say): tried again.
     #[error("{0}")]
     Store(String),
+    /// A record could not be written as text: nothing was stored.
+    #[error("a request record could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// The exchange store's own tables.
@@ -274,7 +279,7 @@ impl Exchange {
                 r.provider.to_string(),
                 r.code,
                 r.version as i64,
-                serde_json::to_string(r).unwrap_or_default(),
+                serde_json::to_string(r)?,
                 rev as i64
             ],
         )?;
@@ -289,31 +294,23 @@ impl Exchange {
         form: &RequestForm,
         entry: Option<(CatalogEntry, bool)>,
         now: i64,
-    ) -> Result<Result<RequestRecord, String>, ExchangeError> {
+    ) -> Result<Result<RequestRecord, Refusal>, ExchangeError> {
         let Some((entry, withdrawn)) = entry else {
-            return Ok(Err(format!(
-                "the catalogue has no entry {}; check the code; the hub operator can search the catalogue with `gdx-hub catalog search`",
-                form.code
-            )));
+            return Ok(Err(Refusal::NoEntry { code: form.code.clone() }));
         };
         if withdrawn {
-            return Ok(Err(format!("catalogue entry {} {} was withdrawn by its provider", entry.code, entry.name)));
+            return Ok(Err(Refusal::Withdrawn { code: entry.code, name: entry.name }));
         }
         let open = self
             .records_where("consumer = ?1", &consumer.to_string())?
             .into_iter()
             .find(|r| r.code == entry.code && (matches!(r.status, Status::Pending { .. }) || r.is_live(now)));
         if let Some(r) = open {
-            return Ok(Err(format!(
-                "request {} for {} is already {}; see `gdx-agent requests`",
-                r.id,
-                r.code,
-                r.state(now)
-            )));
+            return Ok(Err(Refusal::AlreadyOpen { id: r.id.clone(), code: r.code.clone(), state: r.state(now) }));
         }
         // Mistakes in the request are answered, not recorded.
         if let Err(e) = grant::resolve_fields(&entry, &form.fields) {
-            return Ok(Err(e));
+            return Ok(Err(e.into()));
         }
         let req = Request {
             consumer: consumer.clone(),
@@ -326,7 +323,7 @@ impl Exchange {
         if let grant::Filing::Refused(why) = grant::file(&entry, &req, now.div_euclid(86_400))
             && entry.sharing_type != gdx_common::catalog::SharingType::NotShared
         {
-            return Ok(Err(why));
+            return Ok(Err(why.into()));
         }
         let tx = self.conn.begin()?;
         // an id already held (news of it came first, from a hub that should not have) is skipped
@@ -360,36 +357,30 @@ impl Exchange {
         decision: &Decision,
         entry: impl FnOnce(&str) -> Option<CatalogEntry>,
         now: i64,
-    ) -> Result<Result<RequestRecord, String>, ExchangeError> {
+    ) -> Result<Result<RequestRecord, Refusal>, ExchangeError> {
         let Some(mut r) = self.record(&decision.id)? else {
-            return Ok(Err(format!(
-                "no request {} has reached this hub; `gdx-agent requests` lists the requests you can decide",
-                decision.id
-            )));
+            return Ok(Err(Refusal::NotArrived { id: decision.id.clone() }));
         };
         if &r.provider != node {
-            return Ok(Err(format!(
-                "request {} asks {} for {}; only that provider can decide it",
-                r.id, r.provider, r.code
-            )));
+            return Ok(Err(Refusal::NotTheProvider { id: r.id, provider: r.provider, code: r.code }));
         }
         let state = r.state(now);
         if reason_of(&decision.verdict).is_some_and(|t| t.trim().is_empty()) {
-            return Ok(Err("say why with --reason".into()));
+            return Ok(Err(Refusal::NoReason));
         }
         match &decision.verdict {
             Verdict::Approve { fields, until, clear } => {
                 if !matches!(r.status, Status::Pending { .. }) {
-                    return Ok(Err(format!("request {} is {state}; only a pending request can be approved", r.id)));
+                    return Ok(Err(Refusal::NotPending { id: r.id, state, verb: "approved" }));
                 }
                 let Some(entry) = entry(&r.code) else {
-                    return Ok(Err(format!("the catalogue here has no entry {} any more", r.code)));
+                    return Ok(Err(Refusal::EntryGone { code: r.code }));
                 };
                 let columns = match fields {
                     Some(f) => match grant::resolve_fields(&entry, f).and_then(|c| grant::approve(&r.fields, Some(&c)))
                     {
                         Ok(c) => c,
-                        Err(e) => return Ok(Err(e)),
+                        Err(e) => return Ok(Err(e.into())),
                     },
                     None => r.fields.clone(),
                 };
@@ -397,27 +388,20 @@ impl Exchange {
                     true => Vec::new(),
                     false => match grant::resolve_fields(&entry, clear) {
                         Ok(c) => c,
-                        Err(e) => return Ok(Err(e)),
+                        Err(e) => return Ok(Err(e.into())),
                     },
                 };
                 let today = now.div_euclid(86_400);
                 if let Some(asked) = r.until.filter(|d| *d < today) {
-                    return Ok(Err(format!(
-                        "request {} asked for data until {}, which has passed; deny it and let the consumer file a new one",
-                        r.id,
-                        gdx_common::units::format_date(asked * 86_400)
-                    )));
+                    return Ok(Err(Refusal::AskedUntilPassed { id: r.id, asked }));
                 }
                 if until.is_some_and(|d| d < today) {
-                    return Ok(Err("the end date of the grant is in the past".into()));
+                    return Ok(Err(Refusal::GrantEndsInPast));
                 }
                 if let (Some(asked), Some(given)) = (r.until, *until)
                     && given > asked
                 {
-                    return Ok(Err(format!(
-                        "the request asked for data until {}; an approval can shorten that, not extend it",
-                        gdx_common::units::format_date(asked * 86_400)
-                    )));
+                    return Ok(Err(Refusal::Extends { asked }));
                 }
                 let until = until.or(r.until);
                 r.grant(&entry, columns, &clear, until, now);
@@ -425,14 +409,14 @@ impl Exchange {
             }
             Verdict::Deny { reason } => {
                 if !matches!(r.status, Status::Pending { .. }) {
-                    return Ok(Err(format!("request {} is {state}; only a pending request can be denied", r.id)));
+                    return Ok(Err(Refusal::NotPending { id: r.id, state, verb: "denied" }));
                 }
                 r.status = Status::Denied { reason: reason.clone() };
                 r.decided_at = Some(now);
             }
             Verdict::Revoke { reason } => {
                 if r.status != Status::Granted {
-                    return Ok(Err(format!("request {} is {state}; only a grant can be revoked", r.id)));
+                    return Ok(Err(Refusal::NotAGrant { id: r.id, state }));
                 }
                 r.status = Status::Revoked { reason: reason.clone(), at: now };
             }

@@ -190,19 +190,16 @@ impl Exchange {
         node: &NodeId,
         act: &NoticeAct,
         now: i64,
-    ) -> Result<Result<Notice, String>, ExchangeError> {
+    ) -> Result<Result<Notice, Refusal>, ExchangeError> {
         let Some(mut n) = self.notice(&act.id)? else {
-            return Ok(Err(format!(
-                "no notice {} has reached this hub; `gdx-agent notices` lists those sent to you",
-                act.id
-            )));
+            return Ok(Err(Refusal::NoNotice { id: act.id.clone() }));
         };
         let acted = match &act.pass {
             None => n.claim(node, now),
             Some(p) => n.pass(node, p.to.clone(), &p.reason, now),
         };
         if let Err(e) = acted {
-            return Ok(Err(e));
+            return Ok(Err(e.into()));
         }
         let tx = self.conn.begin()?;
         Self::store_notice(&tx, &n)?;

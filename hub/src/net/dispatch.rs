@@ -211,9 +211,10 @@ impl Hub {
                             hub.audit.lock().map_err(|_| ()).map(|mut a| a.cosign(&node.to_string(), &req, now()));
                         vec![match answer {
                             Ok(Ok(Ok(m))) => m,
-                            Ok(Ok(Err(message))) => {
-                                Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message })
-                            }
+                            Ok(Ok(Err(refused))) => Message::Refused(Refusal {
+                                code: RefusalCode::NotAuthorized,
+                                message: refused.to_string(),
+                            }),
                             _ => internal("the hub's audit log is unavailable; the checkpoint will be sent again"),
                         }]
                     })
@@ -419,7 +420,7 @@ impl Hub {
         };
         match answer {
             Ok(Ok(m)) => m,
-            Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::NotAuthorized, message }),
+            Ok(Err(refused)) => Message::Refused(refused.to_wire()),
             Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");
@@ -453,7 +454,7 @@ impl Hub {
         };
         match answer {
             Ok(Ok(m)) => m,
-            Ok(Err(message)) => Message::Refused(Refusal { code: RefusalCode::BadRequest, message }),
+            Ok(Err(refused)) => Message::Refused(refused.to_wire()),
             Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
             Err(e) => {
                 warn!(error = %e, "exchange store failed");

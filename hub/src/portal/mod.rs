@@ -211,6 +211,16 @@ fn error_page(status: StatusCode, v: &Viewer, message: &str) -> Response {
     page_response(status, v, "", title, &html::notice("error", message))
 }
 
+/// The exchange's refusal as a page: 403 when the department may not have
+/// what it asked for, 400 when the question was wrong.
+fn refused_page(v: &Viewer, why: &crate::exchange::Refusal) -> Response {
+    let status = match why.code() {
+        gdx_common::wire::RefusalCode::NotAuthorized => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error_page(status, v, &why.to_string())
+}
+
 /// Runs `f` with the viewer on the blocking pool (the stores are SQLite).
 async fn blocking(
     p: Arc<Portal>,
@@ -300,7 +310,7 @@ async fn login(
                 format!("{COOKIE}={session_id}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={SESSION_LIFETIME}");
             (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned()), (header::SET_COOKIE, cookie)]).into_response()
         }
-        Ok(Err(why)) => error_page(StatusCode::FORBIDDEN, &v, &why),
+        Ok(Err(why)) => error_page(StatusCode::FORBIDDEN, &v, &why.to_string()),
         Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &format!("the hub's database failed: {e}")),
     })
     .await
@@ -308,31 +318,24 @@ async fn login(
 
 /// Checks a login token and starts its session: (cookie value, session),
 /// or why not, in one sentence.
-fn start_session(p: &Portal, token: &str, from: &str) -> Result<Result<(String, Session), String>, String> {
+fn start_session(p: &Portal, token: &str, from: &str) -> Result<Result<(String, Session), LoginRefused>, String> {
     let now = now();
     let token = match decode(token) {
         Ok(t) => t,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(LoginRefused::Malformed(e))),
     };
     let store = p.store.lock().map_err(|_| "the session store is unavailable".to_owned())?;
     let (nonce, signed) = match &token {
         Token::Hub { nonce } => (nonce.clone(), None),
         Token::Department { claim, signed, signature } => {
             if let Err(e) = gdx_common::login::check(claim, &p.hub, now) {
-                return Ok(Err(e));
+                return Ok(Err(LoginRefused::Malformed(e)));
             }
-            let not_here = format!(
-                "{} is not a department enrolled at this hub ({}); print the link on the agent of a department of this hub",
-                claim.node, p.hub
-            );
             let Some(cert) = store.issued_cert(&claim.node).map_err(|e| e.to_string())? else {
-                return Ok(Err(not_here));
+                return Ok(Err(LoginRefused::NotHere { node: claim.node.clone(), hub: p.hub.clone() }));
             };
             if gdx_certs::pki::verify_signature(&cert, signed, signature).is_err() {
-                return Ok(Err(format!(
-                    "the login link's signature does not match {}'s certificate; print a new link with `gdx-agent login` on that department's agent",
-                    claim.node
-                )));
+                return Ok(Err(LoginRefused::BadSignature { node: claim.node.clone() }));
             }
             let live = match gdx_certs::Identity::of(&cert) {
                 Ok(gdx_certs::Identity::Node { serial, node, role: gdx_common::Role::Agent, .. })
@@ -343,10 +346,7 @@ fn start_session(p: &Portal, token: &str, from: &str) -> Result<Result<(String, 
                 _ => false,
             };
             if !live {
-                return Ok(Err(format!(
-                    "{}'s certificate is revoked or expired; ask the hub operator to enrol it again",
-                    claim.node
-                )));
+                return Ok(Err(LoginRefused::NotLive { node: claim.node.clone() }));
             }
             (claim.nonce.clone(), Some((claim.node.clone(), claim.expires)))
         }
@@ -356,18 +356,7 @@ fn start_session(p: &Portal, token: &str, from: &str) -> Result<Result<(String, 
     let started = store
         .start_session(&nonce, signed.as_ref().map(|(n, e)| (n, *e)), &session_id, &csrf, SESSION_LIFETIME, from, now)
         .map_err(|e| e.to_string())?;
-    Ok(match started {
-        Ok(s) => Ok((session_id, s)),
-        Err(LoginRefused::Used) => Err(
-            "this login link was used already; each works once: print a new one with `gdx-agent login` or `gdx-hub login`".into(),
-        ),
-        Err(LoginRefused::Expired) => {
-            Err("this login link has expired (they last 10 minutes); print a new one with `gdx-hub login`".into())
-        }
-        Err(LoginRefused::Unknown) => {
-            Err("this login link is not one this hub issued; print one with `gdx-hub login` on this hub".into())
-        }
-    })
+    Ok(started.map(|s| (session_id, s)))
 }
 
 /// `POST /logout`: ends the session (with the form's CSRF token).

@@ -70,11 +70,29 @@ pub struct Session {
 }
 
 /// Why a login URL was not accepted.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoginRefused {
+    #[error("this login link is not one this hub issued; print one with `gdx-hub login` on this hub")]
     Unknown,
+    #[error(
+        "this login link was used already; each works once: print a new one with `gdx-agent login` or `gdx-hub login`"
+    )]
     Used,
+    #[error("this login link has expired (they last 10 minutes); print a new one with `gdx-hub login`")]
     Expired,
+    /// The link cannot be read, or its claim is not for this hub now.
+    #[error("{0}")]
+    Malformed(String),
+    #[error(
+        "{node} is not a department enrolled at this hub ({hub}); print the link on the agent of a department of this hub"
+    )]
+    NotHere { node: gdx_common::NodeId, hub: gdx_common::NodeId },
+    #[error(
+        "the login link's signature does not match {node}'s certificate; print a new link with `gdx-agent login` on that department's agent"
+    )]
+    BadSignature { node: gdx_common::NodeId },
+    #[error("{node}'s certificate is revoked or expired; ask the hub operator to enrol it again")]
+    NotLive { node: gdx_common::NodeId },
 }
 
 fn sha256(s: &str) -> Vec<u8> {

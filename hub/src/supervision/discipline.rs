@@ -9,7 +9,7 @@ use gdx_common::catalog::CatalogEntry;
 use gdx_common::discipline::{Check, Listing, Subject, Table, decide, parse_until};
 use gdx_common::wire::CheckQuery;
 
-use crate::exchange::{Exchange, ExchangeError};
+use crate::exchange::{Exchange, ExchangeError, Refusal};
 use crate::store::vault::Vaults;
 
 /// Rows of one list read per check at most.
@@ -26,20 +26,18 @@ pub fn check(
     node: &NodeId,
     q: &CheckQuery,
     now: i64,
-) -> Result<Result<Check, String>, ExchangeError> {
+) -> Result<Result<Check, Refusal>, ExchangeError> {
     let today = now.div_euclid(86_400);
     let subject = match Subject::parse(&q.subject, today) {
         Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(Refusal::Question(e))),
     };
     let matter = match table.matter(&q.matter) {
         Ok(m) => m.to_owned(),
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(Refusal::Question(e))),
     };
     if table.lists.is_empty() {
-        return Ok(Err(
-            "this hub knows no dishonest list; its operator names them as [[list]] in supervision.toml".into()
-        ));
+        return Ok(Err(Refusal::NoLists));
     }
     let mut listings = Vec::new();
     let mut unread = Vec::new();

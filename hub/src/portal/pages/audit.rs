@@ -179,6 +179,13 @@ pub async fn bundle(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respons
             Ok(b) => b,
             Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e),
         };
+        let body = match serde_json::to_vec(&bundle) {
+            Ok(b) => b,
+            Err(e) => {
+                let why = format!("the audit bundle could not be encoded ({e}); use `gdx-hub audit export`");
+                return error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &why);
+            }
+        };
         if let Ok(store) = p.store.lock() {
             let _ = store.note_portal(&v, "export", serde_json::json!({ "entries": bundle.entries.len() }), now());
         }
@@ -188,7 +195,7 @@ pub async fn bundle(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respons
                 (header::CONTENT_TYPE, "application/json".to_owned()),
                 (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
             ],
-            serde_json::to_vec(&bundle).unwrap_or_default(),
+            body,
         )
             .into_response()
     })

@@ -23,7 +23,7 @@ use gdx_common::wire::{Decision, RequestForm, Verdict};
 
 use super::charts::{Bar, hbars};
 use super::html::{badge, csrf_field, date, esc, notice, table, time, url};
-use super::{Form, Lang, Portal, Viewer, blocking, checked_form, error_page, page_response, redirect};
+use super::{Form, Lang, Portal, Viewer, blocking, checked_form, error_page, page_response, redirect, refused_page};
 use crate::catalog::{FilterArgs, Listed};
 use crate::store::{HubPaths, Role, Store};
 use crate::util::now;

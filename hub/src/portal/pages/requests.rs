@@ -45,7 +45,7 @@ pub async fn requests_page(State(p): State<Arc<Portal>>, headers: HeaderMap, Raw
             let why = r
                 .error
                 .clone()
-                .or_else(|| rec.refusal(now))
+                .or_else(|| rec.refusal(now).map(|c| c.to_string()))
                 .map(|w| format!("<br><span class=\"muted\">{}</span>", esc(&w)))
                 .unwrap_or_default();
             // a pending request shows the day its answer is due (10 working days)
@@ -239,7 +239,7 @@ pub async fn file_request(State(p): State<Arc<Portal>>, headers: HeaderMap, body
                 let done = format!("{} {} {}: {}", v.lang.t("已提交申请", "Filed request"), r.id, r.code, r.state(now));
                 redirect(&format!("/requests?done={}", url(&done)))
             }
-            Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, &v, &why),
+            Ok(Err(why)) => refused_page(&v, &why),
             Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e.to_string()),
         }
     })
@@ -302,7 +302,7 @@ pub async fn decide(
                 let done = format!("{} {}: {}", v.lang.t("已处理申请", "Decided request"), r.id, r.state(now));
                 redirect(&format!("/requests?done={}", url(&done)))
             }
-            Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, &v, &why),
+            Ok(Err(why)) => refused_page(&v, &why),
             Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &v, &e.to_string()),
         }
     })

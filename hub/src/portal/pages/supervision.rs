@@ -9,7 +9,7 @@ use gdx_common::notice::Notice;
 use gdx_common::wire::{CheckQuery, NoticeAct, PassOn};
 
 use super::*;
-use crate::exchange::{Exchange, ExchangeError};
+use crate::exchange::{Exchange, ExchangeError, Refusal};
 use crate::supervision::config::SupervisionConfig;
 use crate::supervision::listing::{Counts, counts, subject_shown};
 
@@ -307,7 +307,7 @@ fn department_act(
     p: &Portal,
     v: &Viewer,
     body: &[u8],
-    f: impl FnOnce(&Form, &NodeId, &mut Exchange) -> Result<Result<String, String>, ExchangeError>,
+    f: impl FnOnce(&Form, &NodeId, &mut Exchange) -> Result<Result<String, Refusal>, ExchangeError>,
 ) -> Response {
     let form = match checked_form(v, body) {
         Ok(f) => f,
@@ -322,7 +322,7 @@ fn department_act(
     };
     match f(&form, &me, &mut x) {
         Ok(Ok(to)) => redirect(&to),
-        Ok(Err(why)) => error_page(StatusCode::BAD_REQUEST, v, &why),
+        Ok(Err(why)) => refused_page(v, &why),
         Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, v, &e.to_string()),
     }
 }
@@ -341,9 +341,11 @@ pub async fn act_on_notice(
                 Some("claim") => None,
                 Some("pass") => match NodeId::parse(form.get("to").unwrap_or_default().trim()) {
                     Ok(to) => Some(PassOn { to, reason: form.get("reason").unwrap_or_default().to_owned() }),
-                    Err(e) => return Ok(Err(format!("{e}; give DIVISION/ORG, such as 630121/jiaotong"))),
+                    Err(e) => {
+                        return Ok(Err(Refusal::Question(format!("{e}; give DIVISION/ORG, such as 630121/jiaotong"))));
+                    }
                 },
-                _ => return Ok(Err("the form names no act; use the portal's buttons".into())),
+                _ => return Ok(Err(Refusal::Question("the form names no act; use the portal's buttons".into()))),
             };
             let now = crate::exchange::clock();
             Ok(x.act_on_notice(me, &NoticeAct { id, pass }, now)?.map(|n| {
@@ -391,7 +393,7 @@ pub async fn feedback(
         department_act(p, &v, &body, |form, me, x| {
             let action = match Action::parse(form.get("action").unwrap_or_default()) {
                 Ok(a) => a,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return Ok(Err(Refusal::Question(e))),
             };
             let now = crate::exchange::clock();
             Ok(x.feedback(me, &id, action, form.get("reason").unwrap_or_default(), now)?

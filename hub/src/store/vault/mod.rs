@@ -78,6 +78,9 @@ pub enum VaultError {
     /// The PostgreSQL store failed (unreachable, a right missing, its disk full).
     #[error("{0}")]
     Postgres(String),
+    /// A resource's columns could not be written as text: nothing was stored.
+    #[error("a resource's columns could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// One resource in a vault, for listings.
@@ -578,8 +581,8 @@ fn apply(
              forward_error = CASE WHEN epoch <> excluded.epoch THEN NULL ELSE forward_error END",
         params![
             table,
-            serde_json::to_string(&columns).unwrap_or_default(),
-            serde_json::to_string(&key_names).unwrap_or_default(),
+            serde_json::to_string(&columns)?,
+            serde_json::to_string(&key_names)?,
             cs.seq as i64,
             now,
             cs.epoch as i64
