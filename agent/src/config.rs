@@ -458,7 +458,8 @@ impl AgentConfig {
              # The node id of the hub this agent syncs with.\n\
              hub = {}\n\
              \n\
-             # host:port of the hub's QUIC endpoint (UDP). Change it if the hub moves.\n\
+             # host:port of the hub's QUIC endpoint (UDP), or several separated by commas\n\
+             # when the hub runs on several machines. Change it if the hub moves.\n\
              hub_addr = {}\n\
              \n\
              # The hub's portal, for `gdx-agent login` (by default the host of hub_addr, port 8443).\n\

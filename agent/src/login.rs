@@ -33,7 +33,9 @@ pub fn url(paths: &AgentPaths, portal: Option<&str>, now: i64) -> anyhow::Result
             p.trim_end_matches('/').to_owned()
         }
         None => {
-            let host = config.hub_addr.rsplit_once(':').map_or(config.hub_addr.as_str(), |(h, _)| h);
+            // the first of the hub's addresses, when it has several
+            let first = gdx_link::client::addresses(&config.hub_addr).first().copied().unwrap_or_default();
+            let host = first.rsplit_once(':').map_or(first, |(h, _)| h);
             format!("https://{host}:{PORTAL_PORT}")
         }
     };

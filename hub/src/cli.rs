@@ -259,7 +259,11 @@ pub fn login(paths: &HubPaths, auditor: bool) -> anyhow::Result<()> {
 pub fn portal_base(config: &HubConfig) -> String {
     let (host, port) = config.http.rsplit_once(':').unwrap_or((config.http.as_str(), "8443"));
     let host = match host.trim_matches(['[', ']']) {
-        "0.0.0.0" | "::" | "" => config.advertise.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_owned(),
+        "0.0.0.0" | "::" | "" => gdx_link::client::addresses(&config.advertise)
+            .first()
+            .and_then(|a| a.rsplit_once(':'))
+            .map_or("127.0.0.1", |(h, _)| h)
+            .to_owned(),
         h if h.contains(':') => format!("[{h}]"),
         h => h.to_owned(),
     };

@@ -26,7 +26,8 @@ pub struct HubConfig {
     pub name: String,
     /// UDP address of the QUIC endpoint that agents and child hubs dial.
     pub listen: String,
-    /// `host:port` that nodes use to reach this hub; written into tokens.
+    /// `host:port` that nodes use to reach this hub, or several separated
+    /// by commas (one per process of the hub); written into tokens.
     pub advertise: String,
     /// TCP address of the HTTPS portal and API.
     pub http: String,
@@ -216,7 +217,9 @@ impl HubConfig {
              listen = {}\n\
              \n\
              # host:port that nodes use to reach this hub. It is written into every\n\
-             # enrolment token, so it must be reachable from the counties.\n\
+             # enrolment token, so it must be reachable from the counties. A hub run\n\
+             # as two processes on two machines (stores on PostgreSQL) lists both,\n\
+             # separated by commas: nodes dial the next when one fails.\n\
              advertise = {}\n\
              \n\
              # TCP address of the HTTPS portal and API (port 8443 by convention).\n\

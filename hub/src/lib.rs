@@ -50,6 +50,7 @@ pub mod items;
 pub mod metrics;
 pub mod net;
 pub mod nodes;
+pub mod pair;
 pub mod portal;
 pub mod rollover;
 pub mod store;

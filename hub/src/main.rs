@@ -155,6 +155,25 @@ enum Command {
         #[arg(long, value_parser = ["postgres"])]
         to: String,
     },
+    /// Make the data directory of a second process of this hub, for another
+    /// machine sharing its stores on PostgreSQL; both then advertise both addresses.
+    #[command(
+        after_help = "Example:\n  gdx-hub --data /var/lib/gdx-hub pair --to /srv/gdx-hub-b --listen 0.0.0.0:7443 --http 0.0.0.0:8443 --advertise hub-b.qh.gov.cn:7443\n(copy /srv/gdx-hub-b to the second machine, start `gdx-hub run` there, and restart this one)"
+    )]
+    Pair {
+        /// The new data directory (absent or empty).
+        #[arg(long)]
+        to: PathBuf,
+        /// The second process's UDP address for QUIC.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: String,
+        /// The second process's TCP address for the HTTPS portal and API.
+        #[arg(long, default_value = DEFAULT_HTTP)]
+        http: String,
+        /// host:port that nodes dial for the second process (default: its listen address).
+        #[arg(long)]
+        advertise: Option<String>,
+    },
     /// 考核督促: every department's indicators, score and rank for a month or
     /// a quarter, from what this hub observed; as a table, JSON, XLSX, HTML or PDF.
     #[command(
@@ -558,6 +577,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 paths.dir.display()
             );
         }),
+        Command::Pair { to, listen, http, advertise } => {
+            gdx_hub::pair::pair(&paths, &to, &listen, &http, advertise.as_deref()).map_err(anyhow::Error::msg).map(|p| {
+                println!(
+                    "{} is the data directory of a second process of this hub; both advertise {}. \
+                     Restart this hub, then start `gdx-hub --data {} run` on the second machine",
+                    p.dir.display(),
+                    p.advertise,
+                    p.dir.display()
+                );
+            })
+        }
         Command::Migrate { to: _ } => {
             gdx_hub::store::db::migrate::to_postgres(&paths, gdx_hub::util::now()).map_err(anyhow::Error::msg).map(
                 |done| {

@@ -15,8 +15,69 @@ use gdx_certs::tls;
 /// The longest a one-shot exchange waits for its close to leave ([`close_sent`]).
 pub const CLOSE_LIMIT: Duration = Duration::from_millis(50);
 
-/// Resolves `addr` and completes a QUIC handshake with `config` within `timeout`.
+/// How long a dial waits on one of a hub's addresses before it tries the next as well.
+pub const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(500);
+
+/// Completes a QUIC handshake with `config` within `timeout` to the hub at
+/// `addrs`: one `host:port`, or several separated by commas (the processes
+/// of one hub on several machines). Several are tried in their order, each
+/// next one [`NEXT_ADDRESS_AFTER`] after the one before or as soon as it
+/// failed; the first handshake to complete wins and the others are dropped.
 pub async fn dial(
+    addrs: &str,
+    config: quinn::ClientConfig,
+    timeout: Duration,
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+    let list = addresses(addrs);
+    if list.len() <= 1 {
+        return dial_one(list.first().copied().unwrap_or(addrs.trim()), config, timeout).await;
+    }
+    let mut dialling = tokio::task::JoinSet::new();
+    let mut next = list.iter();
+    let mut failed = Vec::new();
+    loop {
+        if dialling.is_empty()
+            && let Some(a) = next.next()
+        {
+            dialling.spawn(dial_one_owned(a.to_string(), config.clone(), timeout));
+        }
+        let more = next.len() > 0;
+        tokio::select! {
+            done = dialling.join_next() => match done {
+                Some(Ok(Ok(conn))) => return Ok(conn),
+                Some(Ok(Err(e))) => failed.push(e),
+                Some(Err(_)) => failed.push("a dial stopped".to_owned()),
+                None if !more => break,
+                None => {}
+            },
+            () = tokio::time::sleep(NEXT_ADDRESS_AFTER), if more => {
+                if let Some(a) = next.next() {
+                    dialling.spawn(dial_one_owned(a.to_string(), config.clone(), timeout));
+                }
+            }
+        }
+        if dialling.is_empty() && next.len() == 0 {
+            break;
+        }
+    }
+    Err(format!("no address of the hub answers: {}", failed.join("; ")))
+}
+
+/// The addresses in `addrs`, separated by commas, without blanks.
+pub fn addresses(addrs: &str) -> Vec<&str> {
+    addrs.split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
+}
+
+async fn dial_one_owned(
+    addr: String,
+    config: quinn::ClientConfig,
+    timeout: Duration,
+) -> Result<(quinn::Endpoint, quinn::Connection), String> {
+    dial_one(&addr, config, timeout).await
+}
+
+/// Resolves `addr` and completes a QUIC handshake with `config` within `timeout`.
+async fn dial_one(
     addr: &str,
     config: quinn::ClientConfig,
     timeout: Duration,

@@ -1,21 +1,41 @@
 //! The hub's background loops while it runs: the audit log kept from the
-//! stores' events, the base databases merged, and deliveries and notices
-//! produced from new changesets.
+//! stores' events, the base databases merged, deliveries and notices
+//! produced from new changesets, and the once-a-second maintenance. What
+//! must run in one process of the hub at a time waits for the [`Lease`].
 
 use super::*;
+use lease::Lease;
 
-/// Moves the stores' audit events into the log twice a second, and signs a
-/// checkpoint at least every [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
+/// How often the holder of the lease looks at every vault for audit events.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Moves the stores' audit events into the log twice a second, and, while
+/// this process holds the lease, signs a checkpoint at least every
+/// [`crate::audit::CHECKPOINT_EVERY`] while entries arrive.
 /// Of the vaults it opens all until one pass over them succeeds (whatever an
 /// earlier run left behind), then those written since its last look; a vault
 /// with events left, or not read because of an error, is looked at again.
-pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>) {
+/// The holder of the lease looks at every vault again when it takes the
+/// lease and each [`SWEEP_EVERY`]: another process of the hub that died
+/// may have left events behind.
+pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaults: Arc<Vaults>, lease: Lease) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_checkpoint = std::time::Instant::now();
+    let mut last_sweep = std::time::Instant::now();
     let mut swept = false;
+    let mut led = lease.held();
     loop {
         tick.tick().await;
-        let sign = last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
+        let leads = lease.held();
+        // (with files there is one process, which sweeps once)
+        if leads && vaults.postgres().is_some() && (!led || last_sweep.elapsed() >= SWEEP_EVERY) {
+            swept = false;
+        }
+        led = leads;
+        if !swept {
+            last_sweep = std::time::Instant::now();
+        }
+        let sign = leads && last_checkpoint.elapsed() >= crate::audit::CHECKPOINT_EVERY;
         if sign {
             last_checkpoint = std::time::Instant::now();
         }
@@ -141,6 +161,7 @@ pub(super) async fn produce(
     vaults: Arc<Vaults>,
     dir: PathBuf,
     supervision: Arc<RwLock<SupervisionConfig>>,
+    lease: Lease,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,6 +197,11 @@ pub(super) async fn produce(
                 }
             }
         }
+        // deliveries and notices are made by the process that holds the lease
+        if !lease.held() {
+            more = false;
+            continue;
+        }
         let rules =
             second.then(|| supervision.read().map(|c| (c.registration.clone(), c.rules.clone())).ok()).flatten();
         let (x, v) = (exchange.clone(), vaults.clone());
@@ -195,6 +221,70 @@ pub(super) async fn produce(
         more = matches!(made, Ok(Ok(Ok(n))) if n as u64 >= crate::exchange::PRODUCE_PER_PASS);
         if let Ok(Ok(Err(e))) = made {
             warn!(error = %e, "cannot produce deliveries");
+        }
+    }
+}
+
+/// Once a second: the heartbeat, revocations and expiries (closing the
+/// connections they end), the child hubs, and hub.toml read again when changed.
+pub(super) async fn maintain(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        if n.is_multiple_of(5) {
+            hub.reload_if_changed();
+        }
+        let revoked = match hub.store.lock() {
+            Ok(store) => {
+                let _ = store.heartbeat(now());
+                if n.is_multiple_of(10) {
+                    let nodes: Vec<NodeId> = hub
+                        .live
+                        .lock()
+                        .map(|m| m.values().filter(|l| !l.probe).map(|l| l.node.clone()).collect())
+                        .unwrap_or_default();
+                    let _ = store.touch_connected(&nodes, now());
+                }
+                if let Ok(serials) = store.hub_serials() {
+                    hub.policy.set_hub_serials(serials);
+                }
+                if let Ok(children) = store.child_hubs() {
+                    hub.policy.set_children(children.clone());
+                    // not waited for on this worker (the producer may hold it for a pass): the next tick sets it
+                    if let Ok(mut x) = hub.exchange.try_lock() {
+                        x.set_children(children);
+                    }
+                }
+                store.revoked_serials()
+            }
+            Err(_) => continue,
+        };
+        let Ok(revoked) = revoked else { continue };
+        hub.policy.set_revoked(revoked);
+        if let Ok(map) = hub.live.lock() {
+            let now = now();
+            for live in map.values() {
+                let reason = if hub.policy.is_revoked(&live.serial) {
+                    warn!(node = %live.node, probe = live.probe, "closing the connection of a revoked node");
+                    format!(
+                        "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",
+                        live.node,
+                        format_time(now)
+                    )
+                } else if live.not_after < now {
+                    warn!(node = %live.node, probe = live.probe, "closing the connection of an expired certificate");
+                    format!(
+                        "the certificate of {} expired at {}; enrol again with a token from the hub operator",
+                        live.node,
+                        format_time(live.not_after)
+                    )
+                } else {
+                    continue;
+                };
+                live.conn.close(quinn::VarInt::from_u32(close_code::REVOKED), reason.as_bytes());
+            }
         }
     }
 }

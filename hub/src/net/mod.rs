@@ -50,6 +50,7 @@ mod credentials;
 mod dispatch;
 pub(crate) mod gate;
 mod gauges;
+pub mod lease;
 pub mod parent;
 mod policy;
 mod upward;
@@ -197,7 +198,17 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     let creds = credentials::Credentials::load(&paths)?;
     let store = Store::open(&paths)?;
-    store.reset_connections()?;
+    // with PostgreSQL another process of this hub may be running: the first to take the lease leads
+    let (lease, keeper) = lease::Lease::start(&config).map_err(anyhow::Error::msg)?;
+    if lease.clone().wait(Duration::from_secs(2)).await {
+        // no other process runs: what was open ended when the last one stopped
+        store.reset_connections()?;
+    } else {
+        println!(
+            "another gdx-hub process of {} holds the lease on background work; this one serves and takes over if it stops",
+            config.hub_id()
+        );
+    }
     store.heartbeat(now())?;
     let policy = Arc::new(Policy::new(config.division, creds.own_cas(), store.revoked_serials()?));
     policy.set_children(store.child_hubs()?);
@@ -301,18 +312,39 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     drop(publisher);
     let merger = tokio::spawn(background::merge_bases(hub.clone(), dir.to_owned(), bases));
-    let maintenance = tokio::spawn(maintain(hub.clone()));
-    let producer = tokio::spawn(background::produce(exchange.clone(), hub.vaults.clone(), dir.to_owned(), supervision));
-    let auditor = tokio::spawn(background::keep_audit_log(audit.clone(), hub.vaults.clone()));
+    let maintenance = tokio::spawn(background::maintain(hub.clone()));
+    let producer = tokio::spawn(background::produce(
+        exchange.clone(),
+        hub.vaults.clone(),
+        dir.to_owned(),
+        supervision,
+        lease.clone(),
+    ));
+    let auditor = tokio::spawn(background::keep_audit_log(audit.clone(), hub.vaults.clone(), lease.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
-        (Some(_), Some(_)) => Some(tokio::spawn(crate::net::parent::run(
-            paths.clone(),
-            hub.config.clone(),
-            hub.vaults.clone(),
-            catalog.clone(),
-            exchange.clone(),
-            audit.clone(),
-        ))),
+        (Some(_), Some(_)) => {
+            let (paths, config, vaults) = (paths.clone(), hub.config.clone(), hub.vaults.clone());
+            let (catalog, exchange, audit) = (catalog.clone(), exchange.clone(), audit.clone());
+            let mut lease = lease.clone();
+            Some(tokio::spawn(async move {
+                // the link to the parent runs in the process that holds the lease, and stops when it is lost
+                loop {
+                    lease.acquired().await;
+                    let mut link = tokio::spawn(crate::net::parent::run(
+                        paths.clone(),
+                        config.clone(),
+                        vaults.clone(),
+                        catalog.clone(),
+                        exchange.clone(),
+                        audit.clone(),
+                    ));
+                    tokio::select! {
+                        () = lease.lost() => link.abort(),
+                        _ = &mut link => return,
+                    }
+                }
+            }))
+        }
         _ => None,
     };
     let api = tokio::spawn(api);
@@ -364,16 +396,22 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     producer.abort();
     auditor.abort();
     // sign what was logged up to the last moment (the next start reads every vault anyway)
-    let (log, vaults) = (audit.clone(), hub.vaults.clone());
+    let (log, vaults, leads) = (audit.clone(), hub.vaults.clone(), lease.held());
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(mut log) = log.lock() {
-            let _ = log
+            let collected = log
                 .collect_from_vaults(&vaults.take_written())
-                .and_then(|_| background::collect_postgres(&mut log, &vaults, false))
-                .and_then(|_| log.checkpoint(now()));
+                .and_then(|_| background::collect_postgres(&mut log, &vaults, false));
+            if collected.is_ok() && leads {
+                let _ = log.checkpoint(now());
+            }
         }
     })
     .await;
+    // let go of the lease, and find whether another process of this hub runs on
+    drop(keeper);
+    let config = hub.config.clone();
+    let last = tokio::task::spawn_blocking(move || lease::alone(&config)).await.unwrap_or(false);
     api.abort();
     if let Some(m) = metrics {
         m.abort();
@@ -382,7 +420,9 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         p.abort();
     }
     endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
-    if let Ok(store) = hub.store.lock() {
+    if let Ok(store) = hub.store.lock()
+        && last
+    {
         let _ = store.reset_connections();
         // stopped: commands that need the hub stopped need not wait for the heartbeat to go stale
         let _ = store.heartbeat(0);
@@ -630,67 +670,5 @@ fn not_stored(what: &str, e: &(dyn std::error::Error + 'static)) -> Message {
         ))
     } else {
         internal(&format!("the hub could not store {what} ({e}); it will be retried"))
-    }
-}
-
-async fn maintain(hub: Arc<Hub>) {
-    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
-    let mut n: u64 = 0;
-    loop {
-        tick.tick().await;
-        n += 1;
-        if n.is_multiple_of(5) {
-            hub.reload_if_changed();
-        }
-        let revoked = match hub.store.lock() {
-            Ok(store) => {
-                let _ = store.heartbeat(now());
-                if n.is_multiple_of(10) {
-                    let nodes: Vec<NodeId> = hub
-                        .live
-                        .lock()
-                        .map(|m| m.values().filter(|l| !l.probe).map(|l| l.node.clone()).collect())
-                        .unwrap_or_default();
-                    let _ = store.touch_connected(&nodes, now());
-                }
-                if let Ok(serials) = store.hub_serials() {
-                    hub.policy.set_hub_serials(serials);
-                }
-                if let Ok(children) = store.child_hubs() {
-                    hub.policy.set_children(children.clone());
-                    // not waited for on this worker (the producer may hold it for a pass): the next tick sets it
-                    if let Ok(mut x) = hub.exchange.try_lock() {
-                        x.set_children(children);
-                    }
-                }
-                store.revoked_serials()
-            }
-            Err(_) => continue,
-        };
-        let Ok(revoked) = revoked else { continue };
-        hub.policy.set_revoked(revoked);
-        if let Ok(map) = hub.live.lock() {
-            let now = now();
-            for live in map.values() {
-                let reason = if hub.policy.is_revoked(&live.serial) {
-                    warn!(node = %live.node, probe = live.probe, "closing the connection of a revoked node");
-                    format!(
-                        "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",
-                        live.node,
-                        format_time(now)
-                    )
-                } else if live.not_after < now {
-                    warn!(node = %live.node, probe = live.probe, "closing the connection of an expired certificate");
-                    format!(
-                        "the certificate of {} expired at {}; enrol again with a token from the hub operator",
-                        live.node,
-                        format_time(live.not_after)
-                    )
-                } else {
-                    continue;
-                };
-                live.conn.close(quinn::VarInt::from_u32(close_code::REVOKED), reason.as_bytes());
-            }
-        }
     }
 }

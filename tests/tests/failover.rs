@@ -1,0 +1,134 @@
+//! A province hub run as two processes sharing its stores on a real
+//! PostgreSQL server (`gdx-hub pair`): both serve, one holds the lease on
+//! background work. The process that leads is SIGKILLed while a department's
+//! changes flow and a grant delivers; the agents move to the other address,
+//! the other process takes the lease, and nothing is lost or doubled: the
+//! vault equals the source, the consumer receives every change, the audit
+//! log has one entry per changeset and verifies.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received, rows, sql, synced};
+use gdx_tests::servers::Postgres;
+use gdx_tests::{Hub, changeset_entries, free_tcp_port, free_udp_port, wait_until};
+
+/// `gdx-hub pair` on `first`: the second process's hub, not started.
+fn second_process(first: &Hub) -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_udp_port());
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let to = dir.path().to_str().unwrap();
+    let paired = first.cmd(&["pair", "--to", to, "--listen", &addr, "--http", &http]);
+    assert_eq!(paired.code, 0, "{}", paired.stderr);
+    Hub { dir, addr, http, proc: None, netns: None }
+}
+
+/// The people of `db` ordered by id: (id_number, name).
+fn source_people(db: &Path) -> Vec<Vec<String>> {
+    rows(db, "SELECT id_number, name FROM people ORDER BY id_number")
+}
+
+#[test]
+fn the_other_process_takes_over_when_the_leading_one_is_killed() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut first = Hub::init("630000");
+    let database = pg.hold_vaults_of(&first);
+    let mut second = second_process(&first);
+    // both advertise both addresses: tokens made from now on name them
+    for hub in [&first, &second] {
+        let toml = std::fs::read_to_string(hub.dir.path().join("hub.toml")).unwrap();
+        assert!(toml.contains(&format!("advertise = \"{},{}\"", first.addr, second.addr)), "{toml}");
+    }
+    assert_eq!(
+        std::fs::read(first.dir.path().join("audit.key")).unwrap(),
+        std::fs::read(second.dir.path().join("audit.key")).unwrap(),
+        "one audit key for both"
+    );
+    first.start();
+    second.start();
+    let said = second.proc.as_ref().unwrap().output();
+    assert!(said.contains("holds the lease on background work"), "{said}");
+
+    let (provider, consumer) = province_pair(&first);
+    let agent_toml = std::fs::read_to_string(provider.dir.path().join("agent.toml")).unwrap();
+    assert!(agent_toml.contains(&second.addr), "the agent knows both addresses: {agent_toml}");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    many_people(&db, 2_000, "630000");
+    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(&provider);
+    ask_granted(&consumer, "301001/000001");
+
+    // the department's daemon syncs while the leading process is SIGKILLed in the middle of it
+    let mut provider = provider;
+    provider.start();
+    let mut killed = std::time::Instant::now();
+    for round in 0..8 {
+        sql(&db, &format!("UPDATE people SET name = name || '{round}' WHERE rowid % 4 = {}", round % 4));
+        std::thread::sleep(Duration::from_millis(300));
+        if round == 3 {
+            first.stop();
+            killed = std::time::Instant::now();
+        }
+    }
+    let vault = || {
+        let admin = &mut pg.admin(&database);
+        let found = admin
+            .query("SELECT id_number, name FROM v_630000_minzheng.dibao ORDER BY id_number COLLATE \"C\"", &[])
+            .unwrap_or_default();
+        found.iter().map(|r| vec![r.get::<_, String>(0), r.get::<_, String>(1)]).collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(120), "the vault equals the source through the other process", || {
+        vault() == source_people(&db)
+    });
+    eprintln!("the vault equals the source {:.1} s after the kill", killed.elapsed().as_secs_f64());
+    let log = second.proc.as_ref().unwrap().output();
+    assert!(log.contains("this process holds the lease"), "the second process took the lease: {log}");
+
+    // the other process produces the grant's deliveries now: the consumer receives every change
+    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
+    let table = || {
+        rows(&received(&consumer), "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
+            .first()
+            .map(|r| r[0].clone())
+    };
+    wait_until(Duration::from_secs(90), "every change delivered after the takeover", || {
+        consumer.cmd(&["receive"]);
+        received(&consumer).exists() && table().is_some_and(|t| names(&received(&consumer), &t) == names(&db, "people"))
+    });
+
+    eprintln!("every change delivered {:.1} s after the kill", killed.elapsed().as_secs_f64());
+    // exactly once: one audit entry per changeset, numbered 1 to the last, none twice
+    let made = || provider.status()["resources"][0]["last_seq"].as_u64().unwrap_or(0);
+    wait_until(Duration::from_secs(30), "one audit entry per changeset", || {
+        let m = made();
+        m > 0
+            && provider.status()["resources"][0]["acked_seq"].as_u64() == Some(m)
+            && changeset_entries(&second, "630000/minzheng") == (1..=m).collect::<Vec<_>>()
+    });
+    assert!(made() >= 3, "the daemon made changesets through the failover ({})", made());
+
+    // the first process comes back as the one waiting, and serves
+    first.start();
+    let said = first.proc.as_ref().unwrap().output();
+    assert!(said.contains("holds the lease on background work"), "{said}");
+    let listed = consumer.cmd(&["requests", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    first.terminate();
+    second.terminate();
+    let verified = second.cmd(&["audit", "verify"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+#[test]
+fn a_hub_on_sqlite_files_is_not_paired() {
+    let hub = Hub::init("630000");
+    let to = tempfile::tempdir().unwrap();
+    let out =
+        hub.cmd(&["pair", "--to", to.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("move them to PostgreSQL first"), "{}", out.stderr);
+    assert!(std::fs::read_dir(to.path()).unwrap().next().is_none(), "nothing was copied");
+}
