@@ -234,6 +234,41 @@ impl Postgres {
         self.launch(true)
     }
 
+    /// Starts a streaming-replication standby of this server in `dir` (new
+    /// or empty): a base backup taken over the replication protocol, with
+    /// the same server certificate, following this server until promoted.
+    pub fn standby(&self, dir: &Path) -> anyhow::Result<Self> {
+        server_dir(dir)?;
+        for f in ["server.crt", "server.key", "ca.crt", "pw"] {
+            if self.dir.join(f).exists() {
+                std::fs::copy(self.dir.join(f), dir.join(f)).with_context(|| format!("cannot copy {f}"))?;
+            }
+        }
+        if let Some(user) = &self.run_as {
+            give_to(dir, user)?;
+        }
+        let standby = Self {
+            dir: dir.to_owned(),
+            port: free_port()?,
+            bin: self.bin.clone(),
+            run_as: self.run_as.clone(),
+            ca_pem: self.ca_pem.clone(),
+            durable: std::sync::atomic::AtomicBool::new(false),
+        };
+        let port = self.port.to_string();
+        let data = standby.path("data");
+        // -R writes standby.signal and the connection to follow, password included
+        let args = ["-h", "127.0.0.1", "-p", &port, "-U", ADMIN, "-D", &data, "-R", "-X", "stream", "-c", "fast"];
+        run(standby.server_program("pg_basebackup", &args).env("PGPASSWORD", ADMIN_PASSWORD), "pg_basebackup")?;
+        standby.launch(true)?;
+        Ok(standby)
+    }
+
+    /// Promotes this standby to a primary, waiting until it takes writes.
+    pub fn promote(&self) -> anyhow::Result<()> {
+        run(&mut self.server_program("pg_ctl", &["-D", &self.path("data"), "-w", "promote"]), "pg_ctl promote")
+    }
+
     fn launch(&self, tls: bool) -> anyhow::Result<()> {
         let ssl = match tls {
             true => format!(

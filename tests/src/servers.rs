@@ -83,10 +83,31 @@ impl Postgres {
         self.server.restart_durable().unwrap();
     }
 
+    /// A streaming-replication standby of this server, following it until
+    /// [`Postgres::promote`]d.
+    pub fn standby(&self) -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let server = self.server.standby(dir.path()).unwrap();
+        Postgres { server, _dir: dir }
+    }
+
+    /// Promotes this standby to the primary.
+    pub fn promote(&self) {
+        self.server.promote().unwrap();
+    }
+
     /// Gives `hub` a database of its own here for its vaults, owned by the
     /// hubs' role [`HUB_ROLE`] (made once: NOINHERIT CREATEROLE), and points
     /// its hub.toml at it; returns the database's name.
     pub fn hold_vaults_of(&self, hub: &crate::Hub) -> String {
+        let database = self.hub_database();
+        self.point_hub_at(hub, HUB_ROLE, &database);
+        database
+    }
+
+    /// A new database owned by the hubs' role [`HUB_ROLE`] (made once:
+    /// NOINHERIT CREATEROLE); returns its name.
+    pub fn hub_database(&self) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let database = format!("gdx_{}", NEXT.fetch_add(1, Ordering::Relaxed));
@@ -101,7 +122,6 @@ impl Postgres {
             ),
         );
         self.sql("postgres", &format!("CREATE DATABASE {database} OWNER {HUB_ROLE}"));
-        self.point_hub_at(hub, HUB_ROLE, &database);
         database
     }
 
@@ -109,11 +129,23 @@ impl Postgres {
     /// URL of `database` as `role` (password [`HUB_PASSWORD`]) in a 0600
     /// file, and this server's CA to verify it by.
     pub fn point_hub_at(&self, hub: &crate::Hub, role: &str, database: &str) {
+        self.point_hub_at_servers(hub, role, database, &[self.port]);
+    }
+
+    /// [`Postgres::point_hub_at`], naming the servers on `ports` in the URL
+    /// (a primary and its standbys): the hub uses the one that takes writes.
+    pub fn point_hub_at_servers(&self, hub: &crate::Hub, role: &str, database: &str, ports: &[u16]) {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let url = hub.dir.path().join("db.url");
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&url).unwrap();
-        writeln!(f, "postgresql://{role}:{HUB_PASSWORD}@localhost:{}/{database}?sslmode=require", self.port).unwrap();
+        let hosts: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
+        let hosts = hosts.join(",");
+        writeln!(
+            f,
+            "postgresql://{role}:{HUB_PASSWORD}@{hosts}/{database}?sslmode=require&target_session_attrs=read-write"
+        )
+        .unwrap();
         let ca = hub.dir.path().join("db-ca.pem");
         std::fs::write(&ca, &self.ca_pem).unwrap();
         let mut toml = std::fs::OpenOptions::new().append(true).open(hub.dir.path().join("hub.toml")).unwrap();
