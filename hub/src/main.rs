@@ -580,10 +580,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pair { to, listen, http, advertise } => {
             gdx_hub::pair::pair(&paths, &to, &listen, &http, advertise.as_deref()).map_err(anyhow::Error::msg).map(|p| {
                 println!(
-                    "{} is the data directory of a second process of this hub; both advertise {}. \
-                     Restart this hub, then start `gdx-hub --data {} run` on the second machine",
+                    "{} is the data directory of a second process of this hub; both advertise {}.",
                     p.dir.display(),
-                    p.advertise,
+                    p.advertise
+                );
+                for f in &p.outside {
+                    println!("copy {} to the same path on the second machine (keep it 0600)", f.display());
+                }
+                println!(
+                    "Move {} to the second machine (it holds the hub's keys; delete this copy after), restart this hub, \
+                     and start `gdx-hub run` there. Nodes enrolled before now dial only this hub's address: \
+                     add the second to hub_addr in their agent.toml, after upgrading them to this version.",
                     p.dir.display()
                 );
             })

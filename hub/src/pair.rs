@@ -15,10 +15,13 @@ use std::path::{Path, PathBuf};
 use crate::config::{HubConfig, StoreConfig};
 use crate::store::HubPaths;
 
-/// What `pair` did: the new directory and the addresses both now advertise.
+/// What `pair` did: the new directory, the addresses both now advertise,
+/// and the files outside the data directory the second machine needs at
+/// the same paths.
 pub struct Paired {
     pub dir: PathBuf,
     pub advertise: String,
+    pub outside: Vec<PathBuf>,
 }
 
 /// Makes `to` (absent or empty) the data directory of a second process of
@@ -33,6 +36,11 @@ pub fn pair(paths: &HubPaths, to: &Path, listen: &str, http: &str, advertise: Op
             paths.dir.display()
         ));
     };
+    if config.parent.is_some() {
+        return Err("a prefecture hub renews its certificates and CA over its parent link, into one data directory; \
+             only a hub without a parent runs as two processes"
+            .into());
+    }
     listen.parse::<std::net::SocketAddr>().map_err(|_| format!("--listen {listen:?} is not an IP:PORT address"))?;
     http.parse::<std::net::SocketAddr>().map_err(|_| format!("--http {http:?} is not an IP:PORT address"))?;
     let own = advertise.map_or_else(|| listen.to_owned(), str::to_owned);
@@ -47,6 +55,9 @@ pub fn pair(paths: &HubPaths, to: &Path, listen: &str, http: &str, advertise: Op
     crate::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string())
         .map_err(|e| format!("cannot open the audit log to settle its key: {e}"))?;
     gdx_files::create_private_dir(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    // an empty folder that existed is made private too: it is about to hold the hub's keys
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| format!("cannot make {} private: {e}", to.display()))?;
     for entry in std::fs::read_dir(&paths.dir).map_err(|e| format!("cannot read {}: {e}", paths.dir.display()))? {
         let entry = entry.map_err(|e| format!("cannot read {}: {e}", paths.dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -79,9 +90,14 @@ pub fn pair(paths: &HubPaths, to: &Path, listen: &str, http: &str, advertise: Op
         ..config.clone()
     };
     write_config(&HubPaths::new(to).config(), &second)?;
+    let outside: Vec<PathBuf> = [Some(url_file.clone()), ca_file.clone(), config.at_rest_key.clone()]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.is_absolute() && !p.starts_with(&paths.dir))
+        .collect();
     let first = HubConfig { advertise: advertise.clone(), ..config };
     write_config(&paths.config(), &first)?;
-    Ok(Paired { dir: to.to_owned(), advertise })
+    Ok(Paired { dir: to.to_owned(), advertise, outside })
 }
 
 /// True for files that hold records or logs, which stay with their process.
@@ -89,11 +105,12 @@ fn holds_records(name: &str) -> bool {
     [".db", ".db-wal", ".db-shm", ".db-journal", ".migrated", ".log"].iter().any(|end| name.ends_with(end))
 }
 
-/// Copies `from` to the new file `to`, private (0600) when `from` is.
+/// Copies `from` to the new file `to`: 0644 when everyone may read `from`,
+/// else 0600.
 fn copy_keeping_mode(from: &Path, to: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let cannot = |e: std::io::Error| format!("cannot copy {} to {}: {e}", from.display(), to.display());
-    let private = std::fs::metadata(from).map_err(cannot)?.permissions().mode() & 0o077 == 0;
+    let private = std::fs::metadata(from).map_err(cannot)?.permissions().mode() & 0o004 == 0;
     let bytes = std::fs::read(from).map_err(cannot)?;
     gdx_files::write_new(to, &bytes, private).map_err(cannot)
 }

@@ -179,6 +179,11 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+    }
+
     /// Asks the process to stop (SIGTERM), then kills it if it has not
     /// exited within 5 seconds.
     pub fn terminate(&mut self) {

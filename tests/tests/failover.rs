@@ -166,6 +166,9 @@ fn the_hub_survives_the_loss_of_its_database_primary() {
         change_people(&db, round * 250..round * 250 + 400, &format!("第{round}轮"));
         std::thread::sleep(Duration::from_millis(300));
         if round == 3 {
+            let sync: String =
+                primary.admin("postgres").query_one("SELECT sync_state FROM pg_stat_replication", &[]).unwrap().get(0);
+            assert_eq!(sync, "sync", "every commit is on the standby before it returns");
             primary.kill();
             standby.promote();
             promoted = std::time::Instant::now();
@@ -189,7 +192,52 @@ fn the_hub_survives_the_loss_of_its_database_primary() {
             && changeset_entries(&hub, "630000/gongan") == (1..=m).collect::<Vec<_>>()
     });
     assert!(made() >= 3, "the daemon made changesets through the promotion ({})", made());
+    // nothing acknowledged was lost with the primary: the hub never asked for a changeset again
+    let said = gongan.proc.as_ref().unwrap().output();
+    assert!(!said.contains("the hub lost changesets it had acknowledged"), "{said}");
     hub.terminate();
     let verified = hub.cmd(&["audit", "verify"]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
+}
+
+/// The sessions that hold `hub`'s lease, as the database server sees them.
+fn lease_holders(pg: &Postgres, database: &str) -> i64 {
+    pg.admin(database)
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = $1",
+            &[&(0x6764_6c65_u32)],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_process_that_stops_answering_loses_the_lease_to_the_other() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut first = Hub::init("630000");
+    let database = pg.hold_vaults_of(&first);
+    let mut second = second_process(&first);
+    first.start();
+    second.start();
+    assert_eq!(lease_holders(&pg, &database), 1);
+    // a machine that stops (here: the process, frozen) never closes its connection; the server gives up on it
+    first.proc.as_ref().unwrap().signal("STOP");
+    let stopped = std::time::Instant::now();
+    wait_until(Duration::from_secs(60), "the other process takes the lease", || {
+        second.proc.as_ref().unwrap().output().contains("this process holds the lease")
+    });
+    eprintln!("the other process took the lease {:.1} s after the first stopped", stopped.elapsed().as_secs_f64());
+    assert_eq!(lease_holders(&pg, &database), 1, "one holder at a time");
+    // woken, the first finds it lost the lease and does not take it back
+    first.proc.as_ref().unwrap().signal("CONT");
+    wait_until(Duration::from_secs(30), "the woken process knows it lost the lease", || {
+        first.proc.as_ref().unwrap().output().contains("lease on background work is lost")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lease_holders(&pg, &database), 1, "one holder at a time");
+    assert_eq!(
+        first.proc.as_ref().unwrap().output().matches("this process holds the lease").count(),
+        1,
+        "the woken process did not take the lease back"
+    );
 }

@@ -265,6 +265,32 @@ impl Exchange {
         Ok(true)
     }
 
+    /// Rings the doorbell for the deliveries stored after change number
+    /// `after` (by another process of this hub, which cannot ring the
+    /// agents connected to this one); returns the newest number seen. A
+    /// negative `after` only reads where the deliveries are now.
+    pub fn ring_stored_since(&self, after: i64) -> Result<i64, ExchangeError> {
+        if after < 0 {
+            let now: i64 =
+                self.conn
+                    .query_row("SELECT CAST(coalesce(max(rev), 0) AS BIGINT) FROM deliveries", args![], |r| r.get(0))?;
+            return Ok(now);
+        }
+        let stored: Vec<(String, i64)> = self.conn.query(
+            "SELECT consumer, max(rev) FROM deliveries WHERE rev > ?1 GROUP BY consumer",
+            args![after],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut newest = after;
+        for (consumer, rev) in stored {
+            if let Ok(node) = NodeId::parse(&consumer) {
+                self.doorbell.ring(&node, &self.router.place(&node));
+            }
+            newest = newest.max(rev);
+        }
+        Ok(newest)
+    }
+
     /// Turns new changesets of the providers attached here into deliveries
     /// for every live grant; returns how many were made.
     pub fn produce(&mut self, now: i64) -> Result<usize, ExchangeError> {
@@ -304,13 +330,15 @@ impl Exchange {
         let Some((epoch, last)) = vault.head(r.resource.as_str())? else {
             return Ok(0);
         };
-        let (p_epoch, mut seq, mut n): (i64, i64, i64) = self
+        let held: Option<(i64, i64, i64)> = self
             .conn
             .query_row("SELECT epoch, seq, n FROM producers WHERE grant_id = ?1", args![&r.id], |x| {
                 Ok((x.get(0)?, x.get(1)?, x.get(2)?))
             })
-            .optional()?
-            .unwrap_or((0, 0, 0));
+            .optional()?;
+        let (p_epoch, mut seq, mut n) = held.unwrap_or((0, 0, 0));
+        // the producer's position as this pass expects to find it in each transaction
+        let mut expected = held;
         let mut replace = n == 0;
         if p_epoch != epoch {
             // first delivery, or the provider sent the resource again in full
@@ -333,7 +361,16 @@ impl Exchange {
             let delivery = self.sign(r, (n + 1) as u64, replace, &part)?;
             let frame = encode_delivery(&delivery)?;
             let tx = self.conn.begin()?;
-            Self::store_delivery(&self.router, &tx, r, &delivery, &frame)?;
+            // another process of this hub moved the producer on (it held the lease a moment ago):
+            // nothing is stored twice, and the next pass starts from where it got to
+            let now_held: Option<(i64, i64, i64)> = tx
+                .query_row("SELECT epoch, seq, n FROM producers WHERE grant_id = ?1", args![&r.id], |x| {
+                    Ok((x.get(0)?, x.get(1)?, x.get(2)?))
+                })
+                .optional()?;
+            if now_held != expected || !Self::store_delivery(&self.router, &tx, r, &delivery, &frame)? {
+                return Ok(made);
+            }
             tx.execute(
                 "INSERT INTO producers (grant_id, epoch, seq, n, error) VALUES (?1, ?2, ?3, ?4, NULL)
                  ON CONFLICT (grant_id) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, n = excluded.n,
@@ -341,6 +378,7 @@ impl Exchange {
                 args![r.id, epoch, seq + 1, n + 1],
             )?;
             tx.commit()?;
+            expected = Some((epoch, seq + 1, n + 1));
             // once committed: the watcher's fetch finds it
             self.doorbell.ring(&r.consumer, &self.router.place(&r.consumer));
             seq += 1;

@@ -23,15 +23,15 @@ pub(super) async fn keep_audit_log(log: Arc<Mutex<crate::audit::AuditLog>>, vaul
     let mut last_checkpoint = std::time::Instant::now();
     let mut last_sweep = std::time::Instant::now();
     let mut swept = false;
-    let mut led = lease.held();
+    let mut taken = lease.taken();
     loop {
         tick.tick().await;
         let leads = lease.held();
         // (with files there is one process, which sweeps once)
-        if leads && vaults.postgres().is_some() && (!led || last_sweep.elapsed() >= SWEEP_EVERY) {
+        if leads && vaults.postgres().is_some() && (lease.taken() != taken || last_sweep.elapsed() >= SWEEP_EVERY) {
             swept = false;
         }
-        led = leads;
+        taken = lease.taken();
         if !swept {
             last_sweep = std::time::Instant::now();
         }
@@ -169,6 +169,8 @@ pub(super) async fn produce(
     let mut more = false;
     let mut last_second = std::time::Instant::now();
     let Ok(doorbell) = exchange.lock().map(|x| x.doorbell.clone()) else { return };
+    // the change number of the newest delivery this process has rung for (-1: not read yet)
+    let mut rung = -1;
     loop {
         if more {
             tokio::task::yield_now().await;
@@ -197,9 +199,20 @@ pub(super) async fn produce(
                 }
             }
         }
-        // deliveries and notices are made by the process that holds the lease
+        // deliveries and notices are made by the process that holds the lease; another rings
+        // its own agents and child hubs for what that one stored
         if !lease.held() {
             more = false;
+            if second {
+                let x = exchange.clone();
+                let after = rung;
+                let seen =
+                    tokio::task::spawn_blocking(move || x.lock().map_err(|_| ()).map(|x| x.ring_stored_since(after)))
+                        .await;
+                if let Ok(Ok(Ok(newest))) = seen {
+                    rung = newest;
+                }
+            }
             continue;
         }
         let rules =
@@ -221,6 +234,30 @@ pub(super) async fn produce(
         more = matches!(made, Ok(Ok(Ok(n))) if n as u64 >= crate::exchange::PRODUCE_PER_PASS);
         if let Ok(Ok(Err(e))) = made {
             warn!(error = %e, "cannot produce deliveries");
+        }
+    }
+}
+
+/// Runs the link to the parent while this process holds the lease: started
+/// when it is taken, stopped when it is lost, started again a second after
+/// it ended by itself. Aborting this task aborts the link with it.
+pub(super) async fn link_to_parent(link: parent::Link, mut lease: Lease) {
+    /// Aborts the task when dropped, so that the link never outlives its supervisor.
+    struct Running(tokio::task::JoinHandle<()>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    loop {
+        let taken = lease.acquired().await;
+        let mut running = Running(tokio::spawn(parent::run(link.clone())));
+        tokio::select! {
+            () = lease.lost(taken) => {}
+            _ = &mut running.0 => {
+                warn!("the link to the parent hub stopped by itself; it starts again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ use crate::util::{now, now_ms};
 mod background;
 mod credentials;
 mod dispatch;
+mod enrolment;
 pub(crate) mod gate;
 mod gauges;
 pub mod lease;
@@ -200,14 +201,16 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let store = Store::open(&paths)?;
     // with PostgreSQL another process of this hub may be running: the first to take the lease leads
     let (lease, keeper) = lease::Lease::start(&config).map_err(anyhow::Error::msg)?;
-    if lease.clone().wait(Duration::from_secs(2)).await {
+    match lease.clone().standing(Duration::from_secs(15)).await {
         // no other process runs: what was open ended when the last one stopped
-        store.reset_connections()?;
-    } else {
-        println!(
+        lease::Standing::Held => store.reset_connections()?,
+        lease::Standing::Elsewhere => println!(
             "another gdx-hub process of {} holds the lease on background work; this one serves and takes over if it stops",
             config.hub_id()
-        );
+        ),
+        lease::Standing::Unreachable | lease::Standing::Unknown => println!(
+            "the lease on background work cannot be asked for yet (the database does not answer); this process serves and takes it when it can"
+        ),
     }
     store.heartbeat(now())?;
     let policy = Arc::new(Policy::new(config.division, creds.own_cas(), store.revoked_serials()?));
@@ -322,29 +325,17 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     ));
     let auditor = tokio::spawn(background::keep_audit_log(audit.clone(), hub.vaults.clone(), lease.clone()));
     let parent = match (&hub.config.parent, &hub.config.parent_addr) {
-        (Some(_), Some(_)) => {
-            let (paths, config, vaults) = (paths.clone(), hub.config.clone(), hub.vaults.clone());
-            let (catalog, exchange, audit) = (catalog.clone(), exchange.clone(), audit.clone());
-            let mut lease = lease.clone();
-            Some(tokio::spawn(async move {
-                // the link to the parent runs in the process that holds the lease, and stops when it is lost
-                loop {
-                    lease.acquired().await;
-                    let mut link = tokio::spawn(crate::net::parent::run(
-                        paths.clone(),
-                        config.clone(),
-                        vaults.clone(),
-                        catalog.clone(),
-                        exchange.clone(),
-                        audit.clone(),
-                    ));
-                    tokio::select! {
-                        () = lease.lost() => link.abort(),
-                        _ = &mut link => return,
-                    }
-                }
-            }))
-        }
+        (Some(_), Some(_)) => Some(tokio::spawn(background::link_to_parent(
+            parent::Link {
+                paths: paths.clone(),
+                config: hub.config.clone(),
+                vaults: hub.vaults.clone(),
+                catalog: catalog.clone(),
+                exchange: exchange.clone(),
+                audit: audit.clone(),
+            },
+            lease.clone(),
+        ))),
         _ => None,
     };
     let api = tokio::spawn(api);
@@ -391,10 +382,17 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         () = accept => {}
         () = shutdown => info!("shutting down"),
     }
+    // the work the lease guards stops before the lease is let go: the parent link (its supervisor
+    // aborts the link with it), then a production pass under way, waited for on the exchange's lock
+    if let Some(p) = parent {
+        p.abort();
+    }
     maintenance.abort();
     merger.abort();
     producer.abort();
     auditor.abort();
+    let x = exchange.clone();
+    let _ = tokio::task::spawn_blocking(move || drop(x.lock())).await;
     // sign what was logged up to the last moment (the next start reads every vault anyway)
     let (log, vaults, leads) = (audit.clone(), hub.vaults.clone(), lease.held());
     let _ = tokio::task::spawn_blocking(move || {
@@ -408,16 +406,17 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         }
     })
     .await;
-    // let go of the lease, and find whether another process of this hub runs on
-    drop(keeper);
+    // let go of the lease (joining its thread, off the runtime), and find whether another process runs on
     let config = hub.config.clone();
-    let last = tokio::task::spawn_blocking(move || lease::alone(&config)).await.unwrap_or(false);
+    let last = tokio::task::spawn_blocking(move || {
+        drop(keeper);
+        lease::alone(&config)
+    })
+    .await
+    .unwrap_or(false);
     api.abort();
     if let Some(m) = metrics {
         m.abort();
-    }
-    if let Some(p) = parent {
-        p.abort();
     }
     endpoint.close(quinn::VarInt::from_u32(close_code::SHUTDOWN), b"the hub is shutting down; the node will reconnect");
     if let Ok(store) = hub.store.lock()
@@ -553,66 +552,6 @@ impl Hub {
                 }
             }
             Err(_) => warn!("hub database lock poisoned"),
-        }
-    }
-
-    async fn serve_enrolment(self: &Arc<Self>, conn: quinn::Connection) {
-        let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
-        let req = match within(HELLO_TIMEOUT, frames::recv(&mut recv)).await {
-            Ok(Some(Message::EnrollRequest(r))) => r,
-            Err(FrameError::Wire(WireError::Version { theirs, .. })) => {
-                let msg = format!(
-                    "hub {} speaks gdx protocol {} and the enrolling node speaks gdx protocol {theirs}; upgrade the older of the two",
-                    self.config.hub_id(),
-                    wire::versions_spoken()
-                );
-                refuse(&conn, &mut send, RefusalCode::VersionMismatch, msg).await;
-                return;
-            }
-            Err(FrameError::Stalled) => {
-                let msg = format!("the enrolment request did not arrive within {} s", HELLO_TIMEOUT.as_secs());
-                refuse(&conn, &mut send, RefusalCode::BadRequest, msg).await;
-                return;
-            }
-            other => {
-                let got = match &other {
-                    Ok(m) => m.as_ref().map_or("nothing", Message::kind).to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                refuse(&conn, &mut send, RefusalCode::BadRequest, format!("expected an enrolment request, got {got}"))
-                    .await;
-                return;
-            }
-        };
-        let answer = match self.store.lock() {
-            Ok(mut store) => {
-                let answer = enrol::enrol(&mut store, &self.config, &self.creds().auth, &req, now());
-                // a new child hub's agents must attach to it from now on
-                if let (Ok(children), Ok(serials)) = (store.child_hubs(), store.hub_serials()) {
-                    self.policy.set_children(children);
-                    self.policy.set_hub_serials(serials);
-                }
-                answer
-            }
-            Err(_) => Err(Refusal {
-                code: RefusalCode::Internal,
-                message: "the hub's database is unavailable; try again".into(),
-            }),
-        };
-        let msg = match answer {
-            Ok(enrolled) => {
-                info!(node = ?gdx_certs::Identity::of(&enrolled.chain_der[0]).ok(), "node enrolled");
-                Message::Enrolled(enrolled)
-            }
-            Err(refusal) => {
-                info!(reason = %refusal.message, "enrolment refused");
-                Message::Refused(refusal)
-            }
-        };
-        if frames::send(&mut send, &msg).await.is_ok() {
-            let _ = send.finish();
-            // Let the node read the answer and close first.
-            let _ = tokio::time::timeout(HELLO_TIMEOUT, conn.closed()).await;
         }
     }
 }

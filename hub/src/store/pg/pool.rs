@@ -96,6 +96,14 @@ impl PgPool {
         Ok(Self { config, tls, where_, size, state: Mutex::new(State::default()), returned: Condvar::new() })
     }
 
+    /// The same pool, whose connections give up on a silent server after
+    /// `limit` rather than a minute: for the lease, whose holder must let
+    /// go before the server frees the lock for another process.
+    pub fn impatient(mut self, limit: Duration) -> Self {
+        self.config.keepalives_idle(Duration::from_secs(1)).tcp_user_timeout(limit).connect_timeout(limit);
+        self
+    }
+
     fn connect(&self) -> Result<PgConn, postgres::Error> {
         let mut client = match &self.tls {
             None => self.config.connect(postgres::NoTls)?,
