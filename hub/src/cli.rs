@@ -550,3 +550,42 @@ pub fn audit_export(paths: &HubPaths, out: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `gdx-hub pair`: the second process's data directory, and what to do with it.
+pub fn pair(paths: &HubPaths, to: &Path, listen: &str, http: &str, advertise: Option<&str>) -> anyhow::Result<()> {
+    let p = crate::pair::pair(paths, to, listen, http, advertise).map_err(anyhow::Error::msg)?;
+    println!(
+        "{} is the data directory of a second process of this hub; both advertise {}.",
+        p.dir.display(),
+        p.advertise
+    );
+    for f in &p.outside {
+        println!("copy {} to the same path on the second machine (keep it 0600)", f.display());
+    }
+    println!(
+        "Move {} to the second machine (it holds the hub's keys; delete this copy after), restart this hub, \
+         and start `gdx-hub run` there. Nodes enrolled before now dial only this hub's address: \
+         add the second to hub_addr in their agent.toml, after upgrading them to this version.",
+        p.dir.display()
+    );
+    Ok(())
+}
+
+/// `gdx-hub migrate --to postgres`: each store moved, or found moved already.
+pub fn migrate(paths: &HubPaths) -> anyhow::Result<()> {
+    let done = crate::store::db::migrate::to_postgres(paths, crate::util::now()).map_err(anyhow::Error::msg)?;
+    if done.is_empty() {
+        println!("nothing to move: every store is on PostgreSQL already");
+    }
+    for (which, m) in done {
+        let rows: u64 = m.tables.iter().map(|t| t.1).sum();
+        let how = if m.copied { "moved" } else { "already in PostgreSQL, verified" };
+        println!(
+            "{}: {how}: {} tables, {rows} rows, the same on both sides; the file is kept as {}",
+            which.name(),
+            m.tables.len(),
+            m.set_aside.display()
+        );
+    }
+    Ok(())
+}

@@ -577,43 +577,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 paths.dir.display()
             );
         }),
-        Command::Pair { to, listen, http, advertise } => {
-            gdx_hub::pair::pair(&paths, &to, &listen, &http, advertise.as_deref()).map_err(anyhow::Error::msg).map(|p| {
-                println!(
-                    "{} is the data directory of a second process of this hub; both advertise {}.",
-                    p.dir.display(),
-                    p.advertise
-                );
-                for f in &p.outside {
-                    println!("copy {} to the same path on the second machine (keep it 0600)", f.display());
-                }
-                println!(
-                    "Move {} to the second machine (it holds the hub's keys; delete this copy after), restart this hub, \
-                     and start `gdx-hub run` there. Nodes enrolled before now dial only this hub's address: \
-                     add the second to hub_addr in their agent.toml, after upgrading them to this version.",
-                    p.dir.display()
-                );
-            })
-        }
-        Command::Migrate { to: _ } => {
-            gdx_hub::store::db::migrate::to_postgres(&paths, gdx_hub::util::now()).map_err(anyhow::Error::msg).map(
-                |done| {
-                    if done.is_empty() {
-                        println!("nothing to move: every store is on PostgreSQL already");
-                    }
-                    for (which, m) in done {
-                        let rows: u64 = m.tables.iter().map(|t| t.1).sum();
-                        let how = if m.copied { "moved" } else { "already in PostgreSQL, verified" };
-                        println!(
-                            "{}: {how}: {} tables, {rows} rows, the same on both sides; the file is kept as {}",
-                            which.name(),
-                            m.tables.len(),
-                            m.set_aside.display()
-                        );
-                    }
-                },
-            )
-        }
+        Command::Pair { to, listen, http, advertise } => cli::pair(&paths, &to, &listen, &http, advertise.as_deref()),
+        Command::Migrate { to: _ } => cli::migrate(&paths),
         Command::Report { period, division, out, json } => {
             gdx_hub::evaluation::print(&paths.dir, &period, division.as_deref(), out.as_deref(), json)
         }

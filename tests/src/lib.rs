@@ -585,6 +585,21 @@ pub fn changeset_entries(hub: &Hub, node: &str) -> Vec<u64> {
     seqs
 }
 
+/// Waits until `agent` (a daemon of node `node`) has every changeset it
+/// made of its first resource acknowledged and `hub`'s audit log holds one
+/// entry for each, numbered 1 to the last: exactly once. Returns how many
+/// it made.
+pub fn one_entry_per_changeset(hub: &Hub, agent: &Agent, node: &str) -> u64 {
+    let made = || agent.status()["resources"][0]["last_seq"].as_u64().unwrap_or(0);
+    wait_until(Duration::from_secs(30), "one audit entry per changeset", || {
+        let m = made();
+        m > 0
+            && agent.status()["resources"][0]["acked_seq"].as_u64() == Some(m)
+            && changeset_entries(hub, node) == (1..=m).collect::<Vec<_>>()
+    });
+    made()
+}
+
 /// True when a test may go on; false (after saying why) when this
 /// machine lacks what it needs (root, a package), which CI never does.
 pub fn have(what: &str, ok: bool) -> bool {
