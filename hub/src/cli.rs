@@ -582,7 +582,7 @@ pub fn migrate(paths: &HubPaths) -> anyhow::Result<()> {
         let how = if m.copied { "moved" } else { "already in PostgreSQL, verified" };
         println!(
             "{}: {how}: {} tables, {rows} rows, the same on both sides; the file is kept as {}",
-            which.name(),
+            which,
             m.tables.len(),
             m.set_aside.display()
         );

@@ -292,3 +292,95 @@ fn a_transaction_with_a_failed_statement_is_not_reported_committed() {
     let kept = db.query("SELECT value FROM meta WHERE key = 'k'", gdx_hub::args![], |r| r.get::<String>(0)).unwrap();
     assert_eq!(kept, ["w"]);
 }
+
+/// A hub whose departments synced into vault files on SQLite moves them
+/// too: each file into its department's schema, every row, resource
+/// number, epoch and changeset frame, verified and set aside. Afterwards
+/// the departments' next changesets follow on without a gap, the grant
+/// delivers from the schema, and the log verifies with one entry per
+/// changeset.
+#[test]
+fn vault_files_move_to_postgres_with_their_history() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let (provider, consumer) = province_pair(&hub);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("dibao.db");
+    many_people(&db, 1_500, "630000");
+    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(&provider);
+    ask_granted(&consumer, "301001/000001");
+    gdx_tests::exchange::sql(&db, "UPDATE people SET amount = amount + 1 WHERE rowid % 3 = 0");
+    synced(&provider);
+    let db_b = tmp.path().join("gongan.db");
+    let gongan = people_agent(&hub, "630000/gongan", &db_b, &[("p00000", "张三"), ("p00001", "O'Brien \"引号\"")]);
+    let (code, json, stderr) = gongan.sync(&[]);
+    assert_eq!(code, 0, "{json} {stderr}");
+    hub.terminate();
+
+    let database = pg.hold_vaults_of(&hub);
+    let moved = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert!(moved.stdout.contains("vaults/630000-minzheng.db: moved"), "{}", moved.stdout);
+    assert!(moved.stdout.contains("vaults/630000-gongan.db: moved"), "{}", moved.stdout);
+    assert!(!gdx_tests::vault(&hub, "630000/minzheng").exists());
+    let admin = &mut pg.admin(&database);
+    let in_schema: Vec<Vec<String>> = admin
+        .query(
+            "SELECT id_number, name, amount::text FROM v_630000_minzheng.dibao ORDER BY id_number COLLATE \"C\"",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| vec![r.get(0), r.get(1), r.get(2)])
+        .collect();
+    assert_eq!(in_schema, rows(&db, "SELECT id_number, name, amount FROM people ORDER BY id_number"));
+    let numbered: i64 = admin
+        .query_one("SELECT last_seq FROM v_630000_minzheng._gdx_resources WHERE resource = 'dibao'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(numbered, 2);
+    assert_eq!(vault_rows(&pg, &database, "v_630000_gongan"), source_rows(&db_b));
+    let again = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert!(again.stdout.contains("nothing to move"), "{}", again.stdout);
+    // a file put back (a run cut short before it was set aside) is verified, not copied again;
+    // a row changed on either side since is found, and nothing is set aside
+    let file = gdx_tests::vault(&hub, "630000/gongan");
+    let aside = file.with_extension("db.migrated");
+    std::fs::rename(&aside, &file).unwrap();
+    admin.execute("UPDATE v_630000_gongan.people SET name = '改' WHERE id = 'p00000'", &[]).unwrap();
+    let differs = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_ne!(differs.code, 0);
+    assert!(differs.stderr.contains("table people differs"), "{}", differs.stderr);
+    assert!(file.exists(), "nothing set aside");
+    admin.execute("UPDATE v_630000_gongan.people SET name = '张三' WHERE id = 'p00000'", &[]).unwrap();
+    let verified = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    assert!(
+        verified.stdout.contains("vaults/630000-gongan.db: already in PostgreSQL, verified"),
+        "{}",
+        verified.stdout
+    );
+
+    // the history goes on from the schema: the next changeset is number 3, and the grant delivers it
+    hub.start();
+    gdx_tests::exchange::sql(&db, "UPDATE people SET name = name || '新' WHERE rowid % 5 = 0");
+    synced(&provider);
+    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
+    let table = || {
+        rows(&received(&consumer), "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
+            .first()
+            .map(|r| r[0].clone())
+    };
+    wait_until(Duration::from_secs(60), "every change delivered from the moved vault", || {
+        consumer.cmd(&["receive"]);
+        received(&consumer).exists() && table().is_some_and(|t| names(&received(&consumer), &t) == names(&db, "people"))
+    });
+    wait_until(Duration::from_secs(10), "one audit entry per changeset, before and after the move", || {
+        changeset_entries(&hub, "630000/minzheng") == [1, 2, 3]
+    });
+    hub.terminate();
+    let verified = hub.cmd(&["audit", "verify"]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}

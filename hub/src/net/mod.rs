@@ -226,6 +226,14 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         let (dir, config) = (dir.to_owned(), config.clone());
         Arc::new(tokio::task::spawn_blocking(move || Vaults::for_hub(&dir, &config)).await??)
     };
+    let left = crate::store::db::migrate::vault_files_left(&paths);
+    if vaults.postgres().is_some() && left > 0 {
+        anyhow::bail!(
+            "{} holds {left} departments' vault files, which would be left behind on PostgreSQL; \
+             move them with `gdx-hub migrate --to postgres` first",
+            paths.vaults().display()
+        );
+    }
     if vaults.postgres().is_some() && !bases.bases.is_empty() {
         anyhow::bail!(
             "bases.toml defines base databases, which are not yet merged from vaults on PostgreSQL; \

@@ -3,6 +3,10 @@
 //! (the same rows, by a digest of every row's values), then the file set
 //! aside as `NAME.migrated` so nothing reads it again.
 //!
+//! The departments' vault files follow, each into its schema
+//! ([`crate::store::pg::PgVaults::import`]) after the audit log has taken
+//! the events waiting in them.
+//!
 //! Killed before the commit, PostgreSQL holds nothing of it and the file is
 //! untouched: run it again. Killed after the commit but before the file is
 //! set aside, a second run finds the same rows on both sides and only sets
@@ -236,7 +240,7 @@ pub fn holds_rows(file: &Path) -> Result<bool, DbError> {
 /// Moves every store of the hub at `paths` that the storage layer holds
 /// from its SQLite file into PostgreSQL (hub.toml's `store`); a store
 /// whose file was set aside already is skipped. Refused while the hub runs.
-pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>, String> {
+pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>, String> {
     let hub_db = Which::Hub.file(paths);
     if hub_db.exists() {
         let store = crate::store::Store::open_file(&hub_db).map_err(|e| e.to_string())?;
@@ -244,14 +248,17 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>,
             return Err("gdx-hub run is running on this data directory; stop it first, then migrate".into());
         }
     }
-    let vault_files = std::fs::read_dir(paths.vaults())
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "db")).count())
-        .unwrap_or(0);
-    if vault_files > 0 {
-        return Err(format!(
-            "{} holds {vault_files} departments' vault files, which this version cannot move yet; keep this hub on SQLite (remove the store line from hub.toml)",
-            paths.vaults().display()
-        ));
+    // the departments' vault files are checked before anything moves: one that cannot move leaves all in place
+    let vaults = vault_files(paths)?;
+    if !hub_db.exists() && !vaults.is_empty() {
+        // hub.db moved already: the heartbeat is read where it is now
+        let store = crate::store::Store::open(paths).map_err(|e| e.to_string())?;
+        if store.hub_running(now).map_err(|e| e.to_string())? {
+            return Err("gdx-hub run is running on this data directory; stop it first, then migrate".into());
+        }
+    }
+    for (_, file) in &vaults {
+        check_vault(file)?;
     }
     let mut done = Vec::new();
     for which in [Which::Hub, Which::Catalog, Which::Audit, Which::Exchange] {
@@ -277,7 +284,103 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(Which, Migrated)>,
         }
         drop(current);
         let migrated = copy(&file, &db).map_err(|e| e.to_string())?;
-        done.push((which, migrated));
+        done.push((which.name().to_owned(), migrated));
+    }
+    if !vaults.is_empty() {
+        done.extend(move_vaults(paths, &vaults)?);
+    }
+    Ok(done)
+}
+
+/// How many departments' vault files are left in the data directory: with
+/// the vaults on PostgreSQL, their rows would be left behind.
+pub fn vault_files_left(paths: &HubPaths) -> usize {
+    std::fs::read_dir(paths.vaults())
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "db")).count())
+        .unwrap_or(0)
+}
+
+/// The departments' vault files, with their nodes, in name order.
+fn vault_files(paths: &HubPaths) -> Result<Vec<(gdx_common::NodeId, PathBuf)>, String> {
+    let Ok(dir) = std::fs::read_dir(paths.vaults()) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for e in dir.filter_map(Result::ok) {
+        let path = e.path();
+        let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".db")) else {
+            continue;
+        };
+        let node = stem
+            .split_once('-')
+            .and_then(|(division, org)| gdx_common::NodeId::parse(&format!("{division}/{org}")).ok())
+            .ok_or_else(|| {
+                format!(
+                    "{} is not named as a department's vault (DIVISION-ORG.db); move it out of {} first",
+                    path.display(),
+                    paths.vaults().display()
+                )
+            })?;
+        out.push((node, path));
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// Refuses a vault file that cannot move, saying why and what to do.
+fn check_vault(file: &Path) -> Result<(), String> {
+    let refused = |why: String| format!("{} cannot move to PostgreSQL: {why}; nothing was moved", file.display());
+    if holds_rows(file).map_err(|e| refused(e.to_string()))? {
+        // brought to this version's layout, and its write-ahead log folded in, before it is read
+        let conn = crate::store::vault::open_vault(file).map_err(|e| refused(e.to_string()))?;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(|e| refused(e.to_string()))?;
+        drop(conn);
+        let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| refused(e.to_string()))?;
+        crate::store::pg::file_resources(&conn).map_err(|e| refused(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Moves every vault file into its department's schema, verified, and sets
+/// it aside; the audit log first takes the events waiting in them.
+fn move_vaults(paths: &HubPaths, files: &[(gdx_common::NodeId, PathBuf)]) -> Result<Vec<(String, Migrated)>, String> {
+    let config = crate::config::HubConfig::load(paths).map_err(|e| e.to_string())?;
+    // the audit log (on PostgreSQL now) takes the events waiting in the files first: an event left
+    // there would be logged again under the schema's name
+    let mut log = crate::audit::AuditLog::open(&paths.dir, &config.hub_id().to_string()).map_err(|e| e.to_string())?;
+    let mut todo: Vec<PathBuf> = files.iter().map(|(_, f)| f.clone()).collect();
+    for _ in 0..1000 {
+        let (_, more) =
+            log.collect_from_vaults(&todo).map_err(|e| format!("the audit log cannot take the vaults' events: {e}"))?;
+        if more.is_empty() {
+            break;
+        }
+        todo = more;
+    }
+    drop(log);
+    let vaults = crate::store::vault::Vaults::for_hub(&paths.dir, &config).map_err(|e| e.to_string())?;
+    let Some(pg) = vaults.postgres() else { return Ok(Vec::new()) };
+    let mut done = Vec::new();
+    for (node, file) in files {
+        let mut tables = Vec::new();
+        let mut copied = false;
+        if holds_rows(file).map_err(|e| e.to_string())? {
+            let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            conn.execute_batch("BEGIN").map_err(|e| format!("{}: {e}", file.display()))?;
+            let imported = pg.import(node, &conn).map_err(|e| format!("{} ({node}): {e}", file.display()))?;
+            drop(conn);
+            tables = imported.tables;
+            copied = imported.copied;
+        }
+        let set_aside = file.with_extension("db.migrated");
+        std::fs::rename(file, &set_aside).map_err(|e| {
+            format!("{} copied and verified, but cannot be set aside: {e}; move it away by hand", file.display())
+        })?;
+        for ext in ["db-wal", "db-shm"] {
+            let _ = std::fs::remove_file(file.with_extension(ext));
+        }
+        let name = format!("vaults/{}", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        done.push((name, Migrated { set_aside, tables, copied }));
     }
     Ok(done)
 }

@@ -107,7 +107,7 @@ pub(super) fn apply(
 
 /// How a column is kept in PostgreSQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kept {
+pub(super) enum Kept {
     Bigint,
     Double,
     Bytes,
@@ -118,7 +118,7 @@ enum Kept {
 
 impl Kept {
     /// From a declared type, by SQLite's affinity.
-    fn of(decl: &str) -> Self {
+    pub(super) fn of(decl: &str) -> Self {
         match gdx_files::tables::affinity(decl) {
             "INTEGER" => Kept::Bigint,
             "REAL" => Kept::Double,
@@ -150,7 +150,7 @@ impl Kept {
 /// A value made ready for its column: what is compared to find one key
 /// twice in a statement, and what is sent.
 #[derive(Clone, Debug, PartialEq)]
-enum Param {
+pub(super) enum Param {
     Null,
     Text(String),
     Bytes(Vec<u8>),
@@ -174,7 +174,7 @@ impl Param {
 /// affinity does (an integral real or a numeric text into an integer
 /// column becomes the integer, a number into a text column its text); a
 /// value that has no form there refuses the changeset, saying which.
-fn param(v: &Value, kept: Kept, name: &str) -> Result<Param, VaultError> {
+pub(super) fn param(v: &Value, kept: Kept, name: &str) -> Result<Param, VaultError> {
     let refused = |what: &str| {
         VaultError::Schema(format!(
             "column {name} is kept as {} but a value is {what}; declare the column's type at the source as what it holds",
@@ -258,7 +258,7 @@ fn real_text(f: f64) -> String {
 /// `known` is None, adds new columns (a name the table has in another case
 /// is the same column, as in SQLite), upserts and deletes in key order.
 /// Returns the table's columns after it.
-fn apply_rows(
+pub(super) fn apply_rows(
     tx: &mut Transaction<'_>,
     t: &str,
     known: Option<Vec<Column>>,

@@ -34,8 +34,10 @@ use postgres::{Client, Transaction};
 use super::vault::{Applied, ResourceSummary, VaultError};
 
 mod apply;
+mod import;
 pub mod pool;
 use apply::{Failed, apply};
+pub use import::{FileResource, Imported, file_resources};
 use pool::{PgPool, describe};
 
 /// Connections open at most; a use beyond waits for one to come back.

@@ -422,7 +422,7 @@ pub fn vault_path(vault_dir: &Path, node: &NodeId) -> PathBuf {
     vault_dir.join(format!("{}-{}.db", node.division(), node.org()))
 }
 
-fn open_vault(path: &Path) -> Result<Connection, VaultError> {
+pub(crate) fn open_vault(path: &Path) -> Result<Connection, VaultError> {
     let conn = gdx_files::open_sqlite(
         path,
         "CREATE TABLE IF NOT EXISTS _gdx_resources (
