@@ -384,3 +384,45 @@ fn vault_files_move_to_postgres_with_their_history() {
     let verified = hub.cmd(&["audit", "verify"]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
 }
+
+/// A vault file that cannot move (a value with no form in its PostgreSQL
+/// column) refuses the whole run before anything moves: every store stays
+/// in its file, and the hub runs on SQLite as before.
+#[test]
+fn a_vault_that_cannot_move_leaves_every_store_in_place() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut hub = Hub::init("630000");
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("gongan.db");
+    let gongan = people_agent(&hub, "630000/gongan", &db, &[("p1", "张三")]);
+    gdx_tests::exchange::sql(
+        &db,
+        "CREATE TABLE counted (id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO counted VALUES (1, 5), (2, 'many');",
+    );
+    gongan.add_config(&format!(
+        "[[resource]]\ncode = \"counted\"\nkey = [\"id\"]\nsource = {{ kind = \"sqlite\", path = \"{}\", table = \"counted\" }}\n",
+        db.display()
+    ));
+    let (code, json, stderr) = gongan.sync(&[]);
+    assert_eq!(code, 0, "{json} {stderr}");
+    hub.terminate();
+    pg.hold_vaults_of(&hub);
+    let refused = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("resource counted"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nothing was moved"), "{}", refused.stderr);
+    for kept in ["hub.db", "catalog.db", "audit.db", "exchange.db"] {
+        let file = hub.dir.path().join(kept);
+        assert!(!file.exists() || !file.with_extension("db.migrated").exists(), "{kept} stays");
+    }
+    assert!(hub.dir.path().join("hub.db").exists());
+    assert!(gdx_tests::vault(&hub, "630000/gongan").exists());
+    // the hub goes on on SQLite once the store line is taken out again
+    let toml = hub.dir.path().join("hub.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.lines().filter(|l| !l.starts_with("store =")).collect::<Vec<_>>().join("\n")).unwrap();
+    hub.start();
+    let (code, json, stderr) = gongan.sync(&[]);
+    assert_eq!(code, 0, "{json} {stderr}");
+}

@@ -198,6 +198,15 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         println!("this hub's certificate was renewed until {}", gdx_common::units::format_date(until));
     }
     let creds = credentials::Credentials::load(&paths)?;
+    // before anything is written (the heartbeat would hold off the migrate this asks for)
+    let left = crate::store::db::migrate::vault_files_left(&paths);
+    if config.postgres().is_some() && left > 0 {
+        anyhow::bail!(
+            "{} holds {left} departments' vault files, which would be left behind on PostgreSQL; \
+             move them with `gdx-hub migrate --to postgres` first",
+            paths.vaults().display()
+        );
+    }
     let store = Store::open(&paths)?;
     // with PostgreSQL another process of this hub may be running: the first to take the lease leads
     let (lease, keeper) = lease::Lease::start(&config).map_err(anyhow::Error::msg)?;
@@ -226,14 +235,6 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         let (dir, config) = (dir.to_owned(), config.clone());
         Arc::new(tokio::task::spawn_blocking(move || Vaults::for_hub(&dir, &config)).await??)
     };
-    let left = crate::store::db::migrate::vault_files_left(&paths);
-    if vaults.postgres().is_some() && left > 0 {
-        anyhow::bail!(
-            "{} holds {left} departments' vault files, which would be left behind on PostgreSQL; \
-             move them with `gdx-hub migrate --to postgres` first",
-            paths.vaults().display()
-        );
-    }
     if vaults.postgres().is_some() && !bases.bases.is_empty() {
         anyhow::bail!(
             "bases.toml defines base databases, which are not yet merged from vaults on PostgreSQL; \

@@ -257,6 +257,11 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>
             return Err("gdx-hub run is running on this data directory; stop it first, then migrate".into());
         }
     }
+    if !vaults.is_empty() {
+        // the database's role is checked before anything moves too
+        let config = crate::config::HubConfig::load(paths).map_err(|e| e.to_string())?;
+        crate::store::vault::Vaults::for_hub(&paths.dir, &config).map_err(|e| e.to_string())?;
+    }
     for (_, file) in &vaults {
         check_vault(file)?;
     }
@@ -335,7 +340,7 @@ fn check_vault(file: &Path) -> Result<(), String> {
         drop(conn);
         let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| refused(e.to_string()))?;
-        crate::store::pg::file_resources(&conn).map_err(|e| refused(e.to_string()))?;
+        crate::store::pg::check_file(&conn).map_err(|e| refused(e.to_string()))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! the commit. A schema that holds rows already is only verified.
 
 use gdx_common::data::{Change, Column, ResourceCode, Value};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 
 use super::apply::{Kept, Param, apply_rows, param};
@@ -67,14 +68,69 @@ pub fn file_resources(file: &rusqlite::Connection) -> Result<Vec<FileResource>, 
     Ok(out)
 }
 
+/// Refuses the vault file `file` unless every value has a form in its
+/// PostgreSQL column, no two keys become one there, every text is UTF-8,
+/// every resource's name is one, and no key waits to be merged into a base
+/// database (bases stay on SQLite). Reads the whole file; writes nothing.
+pub fn check_file(file: &rusqlite::Connection) -> Result<(), VaultError> {
+    let waiting_merge: i64 = file.query_row("SELECT count(*) FROM _gdx_base_log", [], |r| r.get(0)).unwrap_or(0);
+    if waiting_merge > 0 {
+        return Err(VaultError::Schema(
+            "it feeds a base database (bases.toml), which stays on SQLite for now; remove the base first".into(),
+        ));
+    }
+    for r in file_resources(file)? {
+        ResourceCode::try_from(r.name.clone()).map_err(|e| VaultError::Schema(format!("resource {}: {e}", r.name)))?;
+        let kept: Vec<Kept> = r.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
+        let cols: Vec<String> = r.columns.iter().map(|c| quoted(&c.name)).collect();
+        let mut keys = std::collections::HashSet::new();
+        let mut stmt = file.prepare(&format!("SELECT {} FROM {}", cols.join(", "), quoted(&r.name)))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let mut key = Digest::default();
+            let mut key_text = Vec::new();
+            let mut ps = Vec::with_capacity(kept.len());
+            for (i, (k, c)) in kept.iter().zip(&r.columns).enumerate() {
+                let raw = row.get_ref(i)?;
+                if let rusqlite::types::ValueRef::Text(t) = raw
+                    && std::str::from_utf8(t).is_err()
+                {
+                    return Err(VaultError::Schema(format!(
+                        "resource {}: a value of column {} is not UTF-8 text; correct it at the source and sync the resource again",
+                        r.name, c.name
+                    )));
+                }
+                let v = value(raw);
+                if r.key.contains(&i) {
+                    key_text.push(gdx_common::grant::value_text(&v));
+                }
+                ps.push(param(&v, *k, &c.name).map_err(|e| {
+                    VaultError::Schema(format!("resource {}, the row of key {}: {e}", r.name, key_text.join(", ")))
+                })?);
+            }
+            let key_params: Vec<Param> = r.key.iter().map(|&i| ps[i].clone()).collect();
+            key.add(&key_params);
+            if !keys.insert(key.sum) {
+                return Err(VaultError::Schema(format!(
+                    "resource {}: two rows have keys that are one and the same in PostgreSQL (one of them: {}); \
+                     declare the key column's type at the source so that its values keep one form",
+                    r.name,
+                    key_text.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl PgVaults {
     /// Copies the vault file `file` of `node` into its schema and verifies
     /// it, in one transaction; nothing is committed unless every table
     /// agrees. `file` is read in a read transaction of the caller's.
     pub fn import(&self, node: &NodeId, file: &rusqlite::Connection) -> Result<Imported, VaultError> {
         let resources = file_resources(file)?;
-        // events left in the outbox would be logged a second time under the schema's name
-        let waiting: i64 = file.query_row("SELECT count(*) FROM audit_outbox", [], |r| r.get(0)).unwrap_or(0);
+        // events left in the outbox would stay in the set-aside file, never logged
+        let waiting: i64 = file.query_row("SELECT count(*) FROM audit_outbox", [], |r| r.get(0))?;
         if waiting > 0 {
             return Err(VaultError::Schema(format!(
                 "{waiting} audit events still wait in its outbox, which the audit log could not take; run migrate again"
@@ -98,7 +154,14 @@ impl PgVaults {
                 }
                 copy_own(tx, s, file).map_err(|e| self.failed(e))?;
             }
-            let tables = verify(tx, s, file, &resources).map_err(|e| self.failed(e))?;
+            let tables = verify(tx, s, file, &resources).map_err(|e| match (copied, self.failed(e)) {
+                (false, VaultError::Schema(why)) => VaultError::Schema(format!(
+                    "{why}. The schema {s} held rows before this run (an earlier run, or the hub on PostgreSQL); \
+                     to move the file again from the start, the database's administrator runs \
+                     DROP SCHEMA {s} CASCADE and DELETE FROM gdx_hub.vaults WHERE node = '{node}'"
+                )),
+                (_, e) => e,
+            })?;
             Ok(Imported { copied, tables })
         })
     }
@@ -284,7 +347,10 @@ fn verify(
         let t = format!("{s}.{}", ident(&r.name)?);
         let pg_cols: Vec<String> = r.columns.iter().map(|c| ident(&c.name)).collect::<Result<_, _>>()?;
         let mut there = Digest::default();
-        for row in tx.query(&format!("SELECT {} FROM {t}", pg_cols.join(", ")), &[])? {
+        let sql = format!("SELECT {} FROM {t}", pg_cols.join(", "));
+        // streamed, not loaded whole: a department's table can be large
+        let mut streamed = tx.query_raw(sql.as_str(), std::iter::empty::<i64>())?;
+        while let Some(row) = streamed.next()? {
             let mut ps = Vec::with_capacity(kept.len());
             for (i, (k, c)) in kept.iter().zip(&r.columns).enumerate() {
                 let v = match k {
@@ -317,7 +383,10 @@ fn verify(
             here.add(&ps);
         }
         let mut there = Digest::default();
-        for row in tx.query(&format!("SELECT {columns} FROM {s}.{table}"), &[])? {
+        let sql = format!("SELECT {columns} FROM {s}.{table}");
+        // streamed: every changeset's frame is here
+        let mut streamed = tx.query_raw(sql.as_str(), std::iter::empty::<i64>())?;
+        while let Some(row) = streamed.next()? {
             let ps: Vec<Param> = (0..row.len())
                 .map(|i| {
                     let t = row.columns()[i].type_();
@@ -344,7 +413,7 @@ fn compare(table: &str, here: &Digest, there: &Digest) -> Result<(), Failed> {
         return Ok(());
     }
     Err(Failed::Vault(VaultError::Schema(format!(
-        "table {table} differs in PostgreSQL ({} rows there, {} in the file); nothing of this vault was committed",
+        "table {table} differs in PostgreSQL ({} rows there, {} in the file); nothing of this run was committed",
         there.rows, here.rows
     ))))
 }

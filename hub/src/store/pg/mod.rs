@@ -37,7 +37,7 @@ mod apply;
 mod import;
 pub mod pool;
 use apply::{Failed, apply};
-pub use import::{FileResource, Imported, file_resources};
+pub use import::{FileResource, Imported, check_file, file_resources};
 use pool::{PgPool, describe};
 
 /// Connections open at most; a use beyond waits for one to come back.
