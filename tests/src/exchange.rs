@@ -110,6 +110,19 @@ pub fn json(run: Run) -> serde_json::Value {
     serde_json::from_str(&run.ok()).unwrap()
 }
 
+/// True once `consumer`, after a `receive`, holds the name of every person
+/// in the people table of `db` in its table of a grant of a `minzheng`
+/// department's `dibao`: every change of the source delivered.
+pub fn received_every_name(consumer: &Agent, db: &Path) -> bool {
+    consumer.cmd(&["receive"]);
+    let got = received(consumer);
+    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
+    got.exists()
+        && rows(&got, "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
+            .first()
+            .is_some_and(|t| names(&got, &t[0]) == names(db, "people"))
+}
+
 /// The state of request `id` as `agent` sees it, if it has arrived.
 pub fn state_at(agent: &Agent, id: &str) -> Option<String> {
     let list = json(agent.cmd(&["requests", "--json"]));

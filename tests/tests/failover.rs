@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received, rows, sql, synced};
+use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received_every_name, rows, sql, synced};
 use gdx_tests::servers::{HUB_ROLE, Postgres};
 use gdx_tests::{Hub, free_tcp_port, free_udp_port, people_agent, wait_until};
 
@@ -90,15 +90,8 @@ fn the_other_process_takes_over_when_the_leading_one_is_killed() {
     assert!(log.contains("this process holds the lease"), "the second process took the lease: {log}");
 
     // the other process produces the grant's deliveries now: the consumer receives every change
-    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
-    let table = || {
-        rows(&received(&consumer), "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
-            .first()
-            .map(|r| r[0].clone())
-    };
     wait_until(Duration::from_secs(90), "every change delivered after the takeover", || {
-        consumer.cmd(&["receive"]);
-        received(&consumer).exists() && table().is_some_and(|t| names(&received(&consumer), &t) == names(&db, "people"))
+        received_every_name(&consumer, &db)
     });
 
     eprintln!("every change delivered {:.1} s after the kill", killed.elapsed().as_secs_f64());

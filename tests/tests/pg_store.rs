@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received, rows, synced};
+use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received_every_name, rows, synced};
 use gdx_tests::servers::{HUB_PASSWORD, HUB_ROLE, Postgres};
 use gdx_tests::{Hub, changeset_entries, people_agent, wait_until};
 
@@ -163,17 +163,8 @@ fn a_grant_is_delivered_from_a_vault_on_postgres() {
     declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
     synced(&provider);
     ask_granted(&consumer, "301001/000001");
-    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
-    let table = || {
-        rows(&received(&consumer), "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
-            .first()
-            .map(|r| r[0].clone())
-    };
     // the grant's projection (姓名, 月保障金额) arrives, then a change of the source follows it
-    let delivered = || {
-        consumer.cmd(&["receive"]);
-        received(&consumer).exists() && table().is_some_and(|t| names(&received(&consumer), &t) == names(&db, "people"))
-    };
+    let delivered = || received_every_name(&consumer, &db);
     wait_until(Duration::from_secs(60), "the delivery from PostgreSQL", delivered);
     many_people(&db, 500, "630000");
     synced(&provider);
@@ -367,15 +358,8 @@ fn vault_files_move_to_postgres_with_their_history() {
     hub.start();
     gdx_tests::exchange::sql(&db, "UPDATE people SET name = name || '新' WHERE rowid % 5 = 0");
     synced(&provider);
-    let names = |db: &Path, table: &str| rows(db, &format!("SELECT name FROM \"{table}\" ORDER BY name"));
-    let table = || {
-        rows(&received(&consumer), "SELECT name FROM sqlite_master WHERE name LIKE 'minzheng_dibao%'")
-            .first()
-            .map(|r| r[0].clone())
-    };
     wait_until(Duration::from_secs(60), "every change delivered from the moved vault", || {
-        consumer.cmd(&["receive"]);
-        received(&consumer).exists() && table().is_some_and(|t| names(&received(&consumer), &t) == names(&db, "people"))
+        received_every_name(&consumer, &db)
     });
     wait_until(Duration::from_secs(10), "one audit entry per changeset, before and after the move", || {
         changeset_entries(&hub, "630000/minzheng") == [1, 2, 3]
