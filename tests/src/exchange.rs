@@ -174,6 +174,18 @@ pub fn province_pair(hub: &Hub) -> (Agent, Agent) {
     (provider, consumer)
 }
 
+/// `people` people in `dir`/dibao.db, shared by `provider` as `dibao`
+/// (301001/000001, 无条件共享), synced, and granted to `consumer`; returns
+/// the source's path.
+pub fn granted_dibao(provider: &Agent, consumer: &Agent, dir: &Path, people: u32) -> std::path::PathBuf {
+    let db = dir.join("dibao.db");
+    many_people(&db, people, "630000");
+    declare(provider, "dibao", "301001/000001", "无条件共享", &db);
+    synced(provider);
+    ask_granted(consumer, "301001/000001");
+    db
+}
+
 /// `consumer` asks for 姓名 and 月保障金额 of `entry` (无条件共享) and is
 /// granted them at once.
 pub fn ask_granted(consumer: &Agent, entry: &str) {

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received_every_name, rows, sql, synced};
+use gdx_tests::exchange::{granted_dibao, province_pair, received_every_name, rows, sql};
 use gdx_tests::servers::{HUB_ROLE, Postgres};
 use gdx_tests::{Hub, free_tcp_port, free_udp_port, people_agent, wait_until};
 
@@ -57,11 +57,7 @@ fn the_other_process_takes_over_when_the_leading_one_is_killed() {
     let agent_toml = std::fs::read_to_string(provider.dir.path().join("agent.toml")).unwrap();
     assert!(agent_toml.contains(&second.addr), "the agent knows both addresses: {agent_toml}");
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("dibao.db");
-    many_people(&db, 2_000, "630000");
-    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
-    synced(&provider);
-    ask_granted(&consumer, "301001/000001");
+    let db = granted_dibao(&provider, &consumer, tmp.path(), 2_000);
 
     // the department's daemon syncs while the leading process is SIGKILLed in the middle of it
     let mut provider = provider;

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use gdx_tests::exchange::{ask_granted, declare, many_people, province_pair, received_every_name, rows, synced};
+use gdx_tests::exchange::{granted_dibao, many_people, province_pair, received_every_name, rows, synced};
 use gdx_tests::servers::{HUB_PASSWORD, HUB_ROLE, Postgres};
 use gdx_tests::{Hub, changeset_entries, people_agent, wait_until};
 
@@ -158,11 +158,7 @@ fn a_grant_is_delivered_from_a_vault_on_postgres() {
     hub.start();
     let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("dibao.db");
-    many_people(&db, 2_000, "630000");
-    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
-    synced(&provider);
-    ask_granted(&consumer, "301001/000001");
+    let db = granted_dibao(&provider, &consumer, tmp.path(), 2_000);
     // the grant's projection (姓名, 月保障金额) arrives, then a change of the source follows it
     let delivered = || received_every_name(&consumer, &db);
     wait_until(Duration::from_secs(60), "the delivery from PostgreSQL", delivered);
@@ -297,11 +293,7 @@ fn vault_files_move_to_postgres_with_their_history() {
     hub.start();
     let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("dibao.db");
-    many_people(&db, 1_500, "630000");
-    declare(&provider, "dibao", "301001/000001", "无条件共享", &db);
-    synced(&provider);
-    ask_granted(&consumer, "301001/000001");
+    let db = granted_dibao(&provider, &consumer, tmp.path(), 1_500);
     gdx_tests::exchange::sql(&db, "UPDATE people SET amount = amount + 1 WHERE rowid % 3 = 0");
     synced(&provider);
     let db_b = tmp.path().join("gongan.db");

@@ -14,6 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
+use gdx_files::quote_ident;
+
 use super::{Db, DbError, Row, Sql, Value, Which};
 use crate::args;
 use crate::store::HubPaths;
@@ -59,17 +61,12 @@ fn tables(file: &rusqlite::Connection) -> Result<Vec<Table>, DbError> {
     Ok(out)
 }
 
-/// `"name"` as an SQL identifier.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The rows of `table` on `db`: how many, and a digest of them all that
 /// does not depend on their order. On PostgreSQL `db` is a transaction,
 /// and the rows come through a cursor, a few thousand at a time.
 fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
-    let list = table.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
-    let select = format!("SELECT {list} FROM {}", quoted(&table.name));
+    let list = table.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let select = format!("SELECT {list} FROM {}", quote_ident(&table.name));
     let mut hashes = Vec::new();
     if db.postgres() {
         // a cursor named for the query: a FETCH is prepared once per connection, for rows of one shape
@@ -152,11 +149,11 @@ pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
             return Ok::<_, DbError>(false);
         }
         for t in &tables {
-            let list = t.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
+            let list = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
             let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-            let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quoted(&t.name));
+            let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quote_ident(&t.name));
             // row by row as the file is read: a table larger than memory is copied too
-            source.query(&format!("SELECT {list} FROM {}", quoted(&t.name)), args![], |r| {
+            source.query(&format!("SELECT {list} FROM {}", quote_ident(&t.name)), args![], |r| {
                 let row: Vec<Value> = (0..r.len()).map(|i| r.get::<Value>(i)).collect::<Result<_, _>>()?;
                 tx.execute(&insert, &row).map(|_| ())
             })?;
@@ -166,10 +163,10 @@ pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
                     &format!(
                         "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(?1, ?2),
                                 (SELECT coalesce(max({k}), 0) + 1 FROM {t}), false)",
-                        k = quoted(k),
-                        t = quoted(&t.name)
+                        k = quote_ident(k),
+                        t = quote_ident(&t.name)
                     ),
-                    args![format!("{}.{}", pg.schema(), quoted(&t.name)), k.as_str()],
+                    args![format!("{}.{}", pg.schema(), quote_ident(&t.name)), k.as_str()],
                 )?;
             }
         }
@@ -230,7 +227,7 @@ pub fn holds_rows(file: &Path) -> Result<bool, DbError> {
         e => e,
     })?;
     for t in tables {
-        if conn.query_opt(&format!("SELECT 1 FROM {} LIMIT 1", quoted(&t.name)), args![], |_| Ok(()))?.is_some() {
+        if conn.query_opt(&format!("SELECT 1 FROM {} LIMIT 1", quote_ident(&t.name)), args![], |_| Ok(()))?.is_some() {
             return Ok(true);
         }
     }

@@ -7,6 +7,7 @@
 //! the commit. A schema that holds rows already is only verified.
 
 use gdx_common::data::{Change, Column, ResourceCode, Value};
+use gdx_files::quote_ident;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 
@@ -82,9 +83,9 @@ pub fn check_file(file: &rusqlite::Connection) -> Result<(), VaultError> {
     for r in file_resources(file)? {
         ResourceCode::try_from(r.name.clone()).map_err(|e| VaultError::Schema(format!("resource {}: {e}", r.name)))?;
         let kept: Vec<Kept> = r.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
-        let cols: Vec<String> = r.columns.iter().map(|c| quoted(&c.name)).collect();
+        let cols: Vec<String> = r.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let mut keys = std::collections::HashSet::new();
-        let mut stmt = file.prepare(&format!("SELECT {} FROM {}", cols.join(", "), quoted(&r.name)))?;
+        let mut stmt = file.prepare(&format!("SELECT {} FROM {}", cols.join(", "), quote_ident(&r.name)))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let mut key = Digest::default();
@@ -179,11 +180,6 @@ fn value(v: rusqlite::types::ValueRef<'_>) -> Value {
     }
 }
 
-/// `"name"` in SQLite.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The rows of resource `r` into its table, made as a changeset's first rows make it.
 fn copy_rows(
     tx: &mut Transaction<'_>,
@@ -195,9 +191,9 @@ fn copy_rows(
     let t = format!("{s}.{}", ident(&r.name)?);
     let resource =
         ResourceCode::try_from(r.name.clone()).map_err(|e| VaultError::Schema(format!("resource {}: {e}", r.name)))?;
-    let cols: Vec<String> = r.columns.iter().map(|c| quoted(&c.name)).collect();
+    let cols: Vec<String> = r.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let mut stmt =
-        file.prepare(&format!("SELECT {} FROM {}", cols.join(", "), quoted(&r.name))).map_err(VaultError::from)?;
+        file.prepare(&format!("SELECT {} FROM {}", cols.join(", "), quote_ident(&r.name))).map_err(VaultError::from)?;
     let mut rows = stmt.query([]).map_err(VaultError::from)?;
     let mut known = None;
     loop {
@@ -332,10 +328,11 @@ fn verify(
     let mut tables = Vec::new();
     for r in resources {
         let kept: Vec<Kept> = r.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
-        let cols: Vec<String> = r.columns.iter().map(|c| quoted(&c.name)).collect();
+        let cols: Vec<String> = r.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let mut here = Digest::default();
-        let mut stmt =
-            file.prepare(&format!("SELECT {} FROM {}", cols.join(", "), quoted(&r.name))).map_err(VaultError::from)?;
+        let mut stmt = file
+            .prepare(&format!("SELECT {} FROM {}", cols.join(", "), quote_ident(&r.name)))
+            .map_err(VaultError::from)?;
         let mut rows = stmt.query([]).map_err(VaultError::from)?;
         while let Some(row) = rows.next().map_err(VaultError::from)? {
             let mut ps = Vec::with_capacity(kept.len());
