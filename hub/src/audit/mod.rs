@@ -156,7 +156,9 @@ impl AuditLog {
         // the other stores' outboxes, where they are on PostgreSQL too
         let mut outboxes = Vec::new();
         if matches!(db, Db::Postgres(_)) {
-            for which in [Which::Hub, Which::Catalog, Which::Exchange] {
+            let bases = crate::base::BasesConfig::load(hub_dir).map_err(AuditError::Other)?;
+            let bases = bases.bases.iter().map(|b| Which::base(&b.name));
+            for which in [Which::Hub, Which::Catalog, Which::Exchange].into_iter().chain(bases) {
                 outboxes.push((which, Db::open(&paths, which, &which.tables())?));
             }
         }

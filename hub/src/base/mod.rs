@@ -25,14 +25,16 @@
 //! answers the operator's views.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gdx_common::NodeId;
 use gdx_common::geometry::BBox;
 use gdx_files::quote_ident;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::args;
+use crate::store::HubPaths;
+use crate::store::db::{Db, Sql, Value, Which};
 use crate::store::vault::Vaults;
 
 mod config;
@@ -46,7 +48,7 @@ fn member_name(m: &Member) -> String {
     format!("{}/{}", m.node, m.resource)
 }
 
-/// Page cache of an open base (KiB), as a vault's.
+/// Page cache of an open base on SQLite (KiB), as a vault's.
 const CACHE_KIB: i64 = 256 * 1024;
 
 /// The column of the base table naming the member a field's value came
@@ -56,75 +58,143 @@ fn from_column(field: &str) -> String {
     format!("{field}__from")
 }
 
-/// The file of base `name`.
-pub fn path(hub_dir: &Path, name: &str) -> PathBuf {
-    crate::store::HubPaths::new(hub_dir).bases().join(format!("{name}.db"))
+/// A base's tables (SQLite's words), before its fields' columns, which
+/// [`open`] adds as bases.toml declares them. On SQLite the boxes of a
+/// spatial base are indexed by an R-tree besides (`spatial_index`).
+pub const TABLES: &str = "CREATE TABLE IF NOT EXISTS base (key TEXT PRIMARY KEY) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS member_rows (
+         member TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
+         PRIMARY KEY (member, key)) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS member_rows_key ON member_rows (key);
+     CREATE TABLE IF NOT EXISTS conflicts (
+         key TEXT NOT NULL, field TEXT NOT NULL, a TEXT NOT NULL, a_value TEXT NOT NULL,
+         b TEXT NOT NULL, b_value TEXT NOT NULL, seen_at INTEGER NOT NULL,
+         PRIMARY KEY (key, field, a, b)) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS progress (member TEXT PRIMARY KEY, log_id INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS todo (key TEXT PRIMARY KEY) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS stale (member TEXT PRIMARY KEY);
+     CREATE TABLE IF NOT EXISTS _gdx_resources (
+         resource TEXT PRIMARY KEY, epoch INTEGER NOT NULL, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS _gdx_changesets (
+         resource TEXT NOT NULL, seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (resource, seq));
+     CREATE TABLE IF NOT EXISTS invalid (
+         key TEXT NOT NULL, field TEXT NOT NULL, member TEXT NOT NULL, reason TEXT NOT NULL,
+         PRIMARY KEY (key, field)) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS spatial (
+         id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+         west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL,
+         area_m2 REAL NOT NULL, cx REAL NOT NULL, cy REAL NOT NULL);
+     CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);";
+
+/// Opens (creating) a base's store, with a column per field: its file
+/// `bases/NAME.db`, or its schema on PostgreSQL when hub.toml keeps the
+/// stores there. A field's column holds its values as the members gave
+/// them on SQLite, and as their text on PostgreSQL.
+pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Db, String> {
+    let paths = HubPaths::new(hub_dir);
+    let which = Which::base(&base.name);
+    let on_postgres = matches!(
+        crate::config::store_in(&paths).map_err(|e| e.to_string())?,
+        Some(crate::config::StoreConfig::Postgres { .. })
+    );
+    if !on_postgres {
+        let dir = paths.bases();
+        gdx_files::create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let db = Db::open(&paths, which, &which.tables()).map_err(|e| e.to_string())?;
+    prepare(&db, &field_columns(base))?;
+    Ok(db)
 }
 
-/// Opens (creating) a base's database, with a column per field.
-pub fn open(hub_dir: &Path, base: &BaseConfig) -> Result<Connection, String> {
-    let dir = crate::store::HubPaths::new(hub_dir).bases();
-    gdx_files::create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let conn = gdx_files::open_sqlite(
-        &path(hub_dir, &base.name),
-        "CREATE TABLE IF NOT EXISTS base (key TEXT PRIMARY KEY) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS member_rows (
-             member TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
-             PRIMARY KEY (member, key)) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS member_rows_key ON member_rows (key);
-         CREATE TABLE IF NOT EXISTS conflicts (
-             key TEXT NOT NULL, field TEXT NOT NULL, a TEXT NOT NULL, a_value TEXT NOT NULL,
-             b TEXT NOT NULL, b_value TEXT NOT NULL, seen_at INTEGER NOT NULL,
-             PRIMARY KEY (key, field, a, b)) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS progress (member TEXT PRIMARY KEY, log_id INTEGER NOT NULL);
-         CREATE TABLE IF NOT EXISTS todo (key TEXT PRIMARY KEY) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS stale (member TEXT PRIMARY KEY);
-         CREATE TABLE IF NOT EXISTS _gdx_resources (
-             resource TEXT PRIMARY KEY, epoch INTEGER NOT NULL, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-         CREATE TABLE IF NOT EXISTS _gdx_changesets (
-             resource TEXT NOT NULL, seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY (resource, seq));
-         CREATE TABLE IF NOT EXISTS invalid (
-             key TEXT NOT NULL, field TEXT NOT NULL, member TEXT NOT NULL, reason TEXT NOT NULL,
-             PRIMARY KEY (key, field)) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS spatial (
-             id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
-             west REAL NOT NULL, south REAL NOT NULL, east REAL NOT NULL, north REAL NOT NULL,
-             area_m2 REAL NOT NULL, cx REAL NOT NULL, cy REAL NOT NULL);
-         CREATE VIRTUAL TABLE IF NOT EXISTS spatial_index USING rtree(id, west, east, south, north);",
-    )
-    .map_err(|e| e.to_string())?;
-    conn.execute_batch(crate::store::outbox::OUTBOX_SQL).map_err(|e| e.to_string())?;
-    // a base of millions of records is written in key batches all over its tables
-    conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}")).map_err(|e| e.to_string())?;
-    let have: BTreeSet<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('base')")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(|e: rusqlite::Error| e.to_string())?;
-    // the key's document kind, then each field and the member it came from
-    let columns = base.fields.iter().flat_map(|f| [f.name.clone(), from_column(&f.name)]);
-    let mut added = false;
-    for column in std::iter::once("key__kind".to_owned()).chain(columns) {
-        if !have.contains(&column) {
-            conn.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}", quote_ident(&column)))
-                .map_err(|e| e.to_string())?;
-            added = true;
+/// The columns of the base table beside its key: the key's document kind,
+/// then each field and the member it came from.
+pub fn field_columns(base: &BaseConfig) -> Vec<String> {
+    std::iter::once("key__kind".to_owned())
+        .chain(base.fields.iter().flat_map(|f| [f.name.clone(), from_column(&f.name)]))
+        .collect()
+}
+
+/// Makes what a base's store needs beyond [`TABLES`]: on SQLite the
+/// R-tree of boxes, and the base table's `wanted` columns (a column added
+/// queues every record to be merged again).
+pub fn prepare(db: &Db, wanted: &[String]) -> Result<(), String> {
+    if let Db::Sqlite(conn) = &db {
+        conn.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS spatial_index USING rtree(id, west, east, south, north);
+             -- a base of millions of records is written in key batches all over its tables
+             PRAGMA cache_size = -{CACHE_KIB}"
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    let have = columns_of_base(db).map_err(|e| e.to_string())?;
+    if wanted.iter().all(|c| have.contains(c)) {
+        return Ok(());
+    }
+    db.write(|tx| {
+        // looked at again under the store's lock: another process may have added them
+        let have = columns_of_base(tx)?;
+        let missing: Vec<&String> = wanted.iter().filter(|c| !have.contains(*c)).collect();
+        for column in &missing {
+            let kind = match tx.postgres() {
+                true => " TEXT",
+                false => "",
+            };
+            tx.execute_batch(&format!("ALTER TABLE base ADD COLUMN {}{kind}", quote_ident(column)))?;
         }
-    }
-    if added {
-        // a field declared since: every record is recomputed to fill it (and published again)
-        conn.execute("INSERT OR IGNORE INTO todo (key) SELECT key FROM base", []).map_err(|e| e.to_string())?;
-    }
-    Ok(conn)
+        if !missing.is_empty() {
+            // a field declared since: every record is recomputed to fill it (and published again)
+            tx.execute("INSERT INTO todo (key) SELECT key FROM base WHERE true ON CONFLICT DO NOTHING", args![])?;
+        }
+        Ok::<_, crate::store::db::DbError>(())
+    })
+    .map_err(|e| e.to_string())
 }
 
-fn text_of(v: &rusqlite::types::Value) -> Option<String> {
-    use rusqlite::types::Value as V;
+/// The columns the base table has now.
+pub fn columns_of_base(db: &impl Sql) -> Result<BTreeSet<String>, crate::store::db::DbError> {
+    let sql = match db.postgres() {
+        true => {
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'base'"
+        }
+        false => "SELECT name FROM pragma_table_info('base')",
+    };
+    Ok(db.query(sql, args![], |r| r.get(0))?.into_iter().collect())
+}
+
+/// When each shared base of the hub at `hub_dir` last changed (its name,
+/// Unix seconds), from its schema on PostgreSQL; as the catalogue asks of
+/// the files of a hub on SQLite (`crate::store::vault::last_changes`).
+pub fn last_changes_on_postgres(hub_dir: &Path) -> HashMap<String, i64> {
+    let paths = HubPaths::new(hub_dir);
+    let read = |b: &BaseConfig| -> Result<Vec<(String, i64)>, String> {
+        let which = Which::base(&b.name);
+        let Some(db) = Db::postgres_of(&paths, which, &which.tables()).map_err(|e| e.to_string())? else {
+            return Ok(Vec::new());
+        };
+        db.query("SELECT resource, updated_at FROM _gdx_resources", args![], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| e.to_string())
+    };
+    let bases = BasesConfig::load(hub_dir).unwrap_or_default();
+    bases
+        .bases
+        .iter()
+        .flat_map(|b| {
+            read(b).unwrap_or_else(|e| {
+                tracing::warn!(base = %b.name, error = %e, "cannot tell when the base on PostgreSQL last changed");
+                Vec::new()
+            })
+        })
+        .collect()
+}
+
+fn text_of(v: &Value) -> Option<String> {
     match v {
-        V::Null => None,
-        V::Integer(i) => Some(i.to_string()),
-        V::Real(f) => Some(f.to_string()),
-        V::Text(t) => Some(t.clone()),
-        V::Blob(b) => Some(gdx_common::token::hex(b)),
+        Value::Null => None,
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Real(f) => Some(f.to_string()),
+        Value::Text(t) => Some(t.clone()),
+        Value::Blob(b) => Some(gdx_common::token::hex(b)),
     }
 }
 
@@ -132,44 +202,24 @@ fn text_of(v: &rusqlite::types::Value) -> Option<String> {
 #[derive(Default)]
 struct Fetched {
     index: HashMap<String, usize>,
-    rows: HashMap<String, Vec<rusqlite::types::Value>>,
+    rows: HashMap<String, Vec<Value>>,
 }
 
 /// Reads `member`'s rows of `keys` from its vault in one statement (none
 /// when it holds no table yet).
 fn fetch_rows(vaults: &Vaults, m: &Member, keys: &[String]) -> Result<Fetched, String> {
-    let conn = vaults.open(&m.node).map_err(|e| e.to_string())?;
-    let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let there = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&m.resource], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| e.to_string())?
-        > 0;
-    if !there {
+    let at_member = |e: crate::store::vault::VaultError| format!("{}: {e}", member_name(m));
+    let Some((columns, rows)) = vaults.rows_of_keys(&m.node, &m.resource, &m.key, keys).map_err(at_member)? else {
+        return Ok(Fetched::default());
+    };
+    if rows.is_empty() {
         return Ok(Fetched::default());
     }
-    let sql = format!(
-        "SELECT * FROM {} WHERE {} IN (SELECT value FROM json_each(?1))",
-        quote_ident(&m.resource),
-        quote_ident(&m.key)
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(|e| format!("{}: {e}", member_name(m)))?;
-    let index: HashMap<String, usize> = stmt.column_names().enumerate().map(|(i, n)| (n.to_owned(), i)).collect();
+    let index: HashMap<String, usize> = columns.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
     let Some(&at) = index.get(&m.key) else {
         return Err(format!("{} has no column {}", member_name(m), m.key));
     };
-    let n = index.len();
-    let list = serde_json::to_string(keys).map_err(|e| e.to_string())?;
-    let mut rows = HashMap::with_capacity(keys.len());
-    let mut q = stmt.query([list]).map_err(|e| e.to_string())?;
-    while let Some(r) = q.next().map_err(|e| e.to_string())? {
-        let row: Vec<rusqlite::types::Value> =
-            (0..n).map(|i| r.get(i)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-        if let Some(k) = text_of(&row[at]) {
-            rows.insert(k, row);
-        }
-    }
+    let rows = rows.into_iter().filter_map(|row| text_of(&row[at]).map(|k| (k, row))).collect();
     Ok(Fetched { index, rows })
 }
 
@@ -200,7 +250,7 @@ pub struct Place {
     pub bbox: (f64, f64, f64, f64),
 }
 
-fn place_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Place> {
+fn place_of(r: &crate::store::db::Row) -> Result<Place, crate::store::db::DbError> {
     Ok(Place {
         key: r.get(0)?,
         area_m2: r.get(5)?,
@@ -217,18 +267,23 @@ pub fn within(hub_dir: &Path, base: &BaseConfig, bbox: &BBox, limit: usize) -> R
     if base.geometry.is_none() {
         return Err(format!("base {} is not spatial: it declares no geometry field", base.name));
     }
-    let conn = open(hub_dir, base)?;
-    // the R-tree holds boxes rounded outwards; the exact box decides
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {PLACE_COLUMNS} FROM spatial WHERE id IN
-               (SELECT id FROM spatial_index WHERE west <= ?3 AND east >= ?1 AND south <= ?4 AND north >= ?2)
-             AND west <= ?3 AND east >= ?1 AND south <= ?4 AND north >= ?2 ORDER BY key LIMIT ?5"
-        ))
-        .map_err(|e| e.to_string())?;
-    let mut found: Vec<Place> = stmt
-        .query_map(params![bbox.west, bbox.south, bbox.east, bbox.north, limit as i64 + 1], place_of)
-        .and_then(|rows| rows.collect())
+    let db = open(hub_dir, base)?;
+    // on SQLite the R-tree holds boxes rounded outwards, and the exact box decides
+    let candidates = match db.postgres() {
+        true => "",
+        false => {
+            "id IN (SELECT id FROM spatial_index WHERE west <= ?3 AND east >= ?1 AND south <= ?4 AND north >= ?2) AND"
+        }
+    };
+    let mut found: Vec<Place> = db
+        .query(
+            &format!(
+                "SELECT {PLACE_COLUMNS} FROM spatial WHERE {candidates}
+                 west <= ?3 AND east >= ?1 AND south <= ?4 AND north >= ?2 ORDER BY key LIMIT ?5"
+            ),
+            args![bbox.west, bbox.south, bbox.east, bbox.north, limit + 1],
+            place_of,
+        )
         .map_err(|e| e.to_string())?;
     let more = found.len() > limit;
     found.truncate(limit);
@@ -248,19 +303,17 @@ pub fn get(
         let node = member.rsplit_once('/').map_or(member, |(n, _)| n);
         NodeId::parse(node).is_ok_and(|n| store.revoked_node(&n, now).unwrap_or(false))
     };
-    let conn = open(hub_dir, base)?;
-    let kind: Option<Option<String>> = conn
-        .query_row("SELECT key__kind FROM base WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-        .map_err(|e| e.to_string())?;
+    let e = |e: crate::store::db::DbError| e.to_string();
+    let db = open(hub_dir, base)?;
+    let kind: Option<Option<String>> =
+        db.query_opt("SELECT key__kind FROM base WHERE key = ?1", args![key], |r| r.get(0)).map_err(e)?;
     let cols: Vec<String> =
         base.fields.iter().flat_map(|f| [quote_ident(&f.name), quote_ident(&from_column(&f.name))]).collect();
-    let row: Option<Vec<rusqlite::types::Value>> = conn
-        .query_row(&format!("SELECT {} FROM base WHERE key = ?1", cols.join(", ")), [key], |r| {
+    let row: Option<Vec<Value>> = db
+        .query_opt(&format!("SELECT {} FROM base WHERE key = ?1", cols.join(", ")), args![key], |r| {
             (0..cols.len()).map(|i| r.get(i)).collect()
         })
-        .optional()
-        .map_err(|e| e.to_string())?;
+        .map_err(e)?;
     let Some(row) = row else { return Ok(None) };
     base.fields
         .iter()
@@ -268,20 +321,18 @@ pub fn get(
         .map(|(f, pair)| {
             let v = &pair[0];
             let prov: Option<(String, i64, i64)> = match text_of(&pair[1]) {
-                Some(member) => conn
-                    .query_row("SELECT seq, at FROM member_rows WHERE member = ?1 AND key = ?2", [&member, key], |r| {
+                Some(member) => db
+                    .query_opt("SELECT seq, at FROM member_rows WHERE member = ?1 AND key = ?2", args![member, key], |r| {
                         Ok((member.clone(), r.get(0)?, r.get(1)?))
                     })
-                    .optional()
-                    .map_err(|e| e.to_string())?,
+                    .map_err(e)?,
                 None => None,
             };
             let stale = prov.as_ref().is_some_and(|(m, _, _)| revoked(m));
             let measures = match base.geometry.as_deref() == Some(f.name.as_str()) {
-                true => conn
-                    .query_row(&format!("SELECT {PLACE_COLUMNS} FROM spatial WHERE key = ?1"), [key], place_of)
-                    .optional()
-                    .map_err(|e| e.to_string())?,
+                true => db
+                    .query_opt(&format!("SELECT {PLACE_COLUMNS} FROM spatial WHERE key = ?1"), args![key], place_of)
+                    .map_err(e)?,
                 false => None,
             };
             Ok(FieldValue {
@@ -327,15 +378,15 @@ pub struct Summary {
 }
 
 pub fn summary(hub_dir: &Path, base: &BaseConfig) -> Result<Summary, String> {
-    let conn = open(hub_dir, base)?;
-    let e = |e: rusqlite::Error| e.to_string();
-    let records: i64 = conn.query_row("SELECT count(*) FROM base", [], |r| r.get(0)).map_err(e)?;
+    let db = open(hub_dir, base)?;
+    let e = |e: crate::store::db::DbError| e.to_string();
+    let records: i64 = db.query_row("SELECT count(*) FROM base", args![], |r| r.get(0)).map_err(e)?;
     let members = base
         .members
         .iter()
         .map(|m| {
             let name = member_name(m);
-            conn.query_row("SELECT count(*), max(at) FROM member_rows WHERE member = ?1", [&name], |r| {
+            db.query_row("SELECT count(*), max(at) FROM member_rows WHERE member = ?1", args![name], |r| {
                 Ok((name.clone(), r.get(0)?, r.get(1)?))
             })
             .map_err(e)
@@ -345,18 +396,21 @@ pub fn summary(hub_dir: &Path, base: &BaseConfig) -> Result<Summary, String> {
         .fields
         .iter()
         .map(|f| {
-            let n: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM base WHERE {} IS NOT NULL", quote_ident(&f.name)), [], |r| {
-                    r.get(0)
-                })
+            let n: i64 = db
+                .query_row(
+                    &format!("SELECT count(*) FROM base WHERE {} IS NOT NULL", quote_ident(&f.name)),
+                    args![],
+                    |r| r.get(0),
+                )
                 .map_err(e)?;
             Ok((f.name.clone(), if records == 0 { 0.0 } else { n as f64 / records as f64 }))
         })
         .collect::<Result<_, String>>()?;
-    let conflicts: i64 = conn.query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0)).map_err(e)?;
-    let invalid = conn
-        .prepare("SELECT key, field, member, reason FROM invalid ORDER BY member, key LIMIT 100")
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+    let conflicts: i64 = db.query_row("SELECT count(*) FROM conflicts", args![], |r| r.get(0)).map_err(e)?;
+    let invalid = db
+        .query("SELECT key, field, member, reason FROM invalid ORDER BY member, key LIMIT 100", args![], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .map_err(e)?;
     Ok(Summary {
         name: base.name.clone(),
@@ -383,21 +437,21 @@ pub struct Conflict {
 
 /// The disagreements, by department pair then key (at most `limit`).
 pub fn conflicts(hub_dir: &Path, base: &BaseConfig, limit: usize) -> Result<Vec<Conflict>, String> {
-    let conn = open(hub_dir, base)?;
-    let mut stmt = conn
-        .prepare("SELECT key, field, a, a_value, b, b_value FROM conflicts ORDER BY a, b, key, field LIMIT ?1")
-        .map_err(|e| e.to_string())?;
-    stmt.query_map([limit as i64], |r| {
-        Ok(Conflict {
-            key: r.get(0)?,
-            field: r.get(1)?,
-            a: r.get(2)?,
-            a_value: r.get(3)?,
-            b: r.get(4)?,
-            b_value: r.get(5)?,
-        })
-    })
-    .and_then(|rows| rows.collect())
+    let db = open(hub_dir, base)?;
+    db.query(
+        "SELECT key, field, a, a_value, b, b_value FROM conflicts ORDER BY a, b, key, field LIMIT ?1",
+        args![limit],
+        |r| {
+            Ok(Conflict {
+                key: r.get(0)?,
+                field: r.get(1)?,
+                a: r.get(2)?,
+                a_value: r.get(3)?,
+                b: r.get(4)?,
+                b_value: r.get(5)?,
+            })
+        },
+    )
     .map_err(|e| e.to_string())
 }
 

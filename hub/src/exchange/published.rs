@@ -13,12 +13,17 @@ use gdx_common::wire::{self, Message};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{ExchangeError, decode_changeset};
+use crate::args;
+use crate::store::HubPaths;
+use crate::store::db::{Db, Sql, Which};
 use crate::store::pg::PgVaults;
 
 /// The changesets `node` published, read-only.
 pub(super) enum Published {
     File(Connection),
     Postgres { pg: Arc<PgVaults>, node: NodeId },
+    /// A base database this hub shares, in its schema on PostgreSQL.
+    Base(Db),
 }
 
 impl Published {
@@ -29,10 +34,18 @@ impl Published {
         node: &NodeId,
         resource: &str,
     ) -> Result<Option<Self>, ExchangeError> {
-        if let Some(pg) = pg
-            && !node.is_hub_id()
-        {
-            return Ok(Some(Published::Postgres { pg: pg.clone(), node: node.clone() }));
+        if let Some(pg) = pg {
+            if !node.is_hub_id() {
+                return Ok(Some(Published::Postgres { pg: pg.clone(), node: node.clone() }));
+            }
+            // the hub's own resources are its shared bases, named in bases.toml (no other name is looked for)
+            let Some(hub_dir) = vault_dir.parent() else { return Ok(None) };
+            let bases = crate::base::BasesConfig::load(hub_dir).map_err(ExchangeError::Store)?;
+            if !bases.bases.iter().any(|b| b.name == resource) {
+                return Ok(None);
+            }
+            let which = Which::base(resource);
+            return Ok(Db::postgres_of(&HubPaths::new(hub_dir), which, &which.tables())?.map(Published::Base));
         }
         let path = crate::store::vault::published_path(vault_dir, node, resource);
         if !path.exists() {
@@ -52,6 +65,11 @@ impl Published {
                 })
                 .optional()?),
             Published::Postgres { pg, node } => pg.head(node, resource).map_err(store_error),
+            Published::Base(db) => Ok(db.query_opt(
+                "SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1",
+                args![resource],
+                |x| Ok((x.get(0)?, x.get(1)?)),
+            )?),
         }
     }
 
@@ -67,6 +85,11 @@ impl Published {
                 )
                 .optional()?,
             Published::Postgres { pg, node } => pg.frame(node, resource, seq).map_err(store_error)?,
+            Published::Base(db) => db.query_opt(
+                "SELECT frame FROM _gdx_changesets WHERE resource = ?1 AND seq = ?2",
+                args![resource, seq],
+                |x| x.get(0),
+            )?,
         };
         let Some(frame) = frame else { return Ok(None) };
         let Some(frame) = frame else {

@@ -105,8 +105,14 @@ pub(super) fn collect_postgres(
 }
 
 /// Keeps the base databases merged: every half second, the member
-/// changesets applied since (`crate::base`).
-pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: crate::base::BasesConfig) {
+/// changesets applied since (`crate::base`), by the process holding the
+/// lease (one merge, one publisher of each base's changesets).
+pub(super) async fn merge_bases(
+    hub: Arc<Hub>,
+    dir: std::path::PathBuf,
+    bases: crate::base::BasesConfig,
+    lease: Lease,
+) {
     if bases.bases.is_empty() {
         return;
     }
@@ -114,6 +120,10 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
     // signed with the hub's key and certificate in force, made again when they change (a renewal while it runs)
     let mut publisher: Option<(Arc<super::credentials::Credentials>, Arc<crate::base::Publisher>)> = None;
     loop {
+        if !lease.held() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let creds = hub.creds();
         let current = match &publisher {
             Some((made_from, p)) if Arc::ptr_eq(made_from, &creds) => p.clone(),

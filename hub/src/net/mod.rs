@@ -199,12 +199,20 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     let creds = credentials::Credentials::load(&paths)?;
     // before anything is written (the heartbeat would hold off the migrate this asks for)
-    let left = crate::store::db::migrate::vault_files_left(&paths);
+    let left = crate::store::db::migrate::files_in(&paths.vaults());
     if config.postgres().is_some() && left > 0 {
         anyhow::bail!(
             "{} holds {left} departments' vault files, which would be left behind on PostgreSQL; \
              move them with `gdx-hub migrate --to postgres` first",
             paths.vaults().display()
+        );
+    }
+    let bases_left = crate::store::db::migrate::files_in(&paths.bases());
+    if config.postgres().is_some() && bases_left > 0 {
+        anyhow::bail!(
+            "{} holds {bases_left} base databases' files, which would be left behind on PostgreSQL; \
+             move them with `gdx-hub migrate --to postgres` first",
+            paths.bases().display()
         );
     }
     let store = Store::open(&paths)?;
@@ -235,12 +243,6 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         let (dir, config) = (dir.to_owned(), config.clone());
         Arc::new(tokio::task::spawn_blocking(move || Vaults::for_hub(&dir, &config)).await??)
     };
-    if vaults.postgres().is_some() && !bases.bases.is_empty() {
-        anyhow::bail!(
-            "bases.toml defines base databases, which are not yet merged from vaults on PostgreSQL; \
-             keep the store in SQLite for this hub, or remove the bases"
-        );
-    }
     let mut base_entries = Vec::new();
     for b in &bases.bases {
         if let Some(entry) = b.entry(&config.hub_id(), now().div_euclid(86_400)).map_err(anyhow::Error::msg)? {
@@ -323,7 +325,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         }
     }
     drop(publisher);
-    let merger = tokio::spawn(background::merge_bases(hub.clone(), dir.to_owned(), bases));
+    let merger = tokio::spawn(background::merge_bases(hub.clone(), dir.to_owned(), bases, lease.clone()));
     let maintenance = tokio::spawn(background::maintain(hub.clone()));
     let producer = tokio::spawn(background::produce(
         exchange.clone(),

@@ -20,11 +20,12 @@ use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value, encode_ch
 use gdx_common::grant::PROVENANCE_SUFFIX;
 use gdx_common::wire::{Message, SignedChangeset, encode_frame};
 use gdx_files::quote_ident;
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::config::{BaseConfig, BasesConfig, Source};
 use super::{Fetched, fetch_rows, member_name, open, text_of};
+use crate::args;
+use crate::store::db::{Db, DbError, Sql, Tx, Value as Stored};
 use crate::store::vault::Vaults;
 
 mod keys;
@@ -63,8 +64,16 @@ pub struct Context<'a> {
     pub revoked: &'a dyn Fn(&NodeId) -> bool,
 }
 
-fn db(e: rusqlite::Error) -> String {
+fn db(e: DbError) -> String {
     e.to_string()
+}
+
+/// `column IN` the keys of the JSON array in parameter `param`, on either engine.
+fn in_list(on: &impl Sql, column: &str, param: usize) -> String {
+    match on.postgres() {
+        true => format!("{column} IN (SELECT json_array_elements_text(CAST(?{param} AS json)))"),
+        false => format!("{column} IN (SELECT value FROM json_each(?{param}))"),
+    }
 }
 
 /// Takes one batch of every member's log, and of the queued keys, into the
@@ -76,12 +85,12 @@ pub fn merge_once(
     cx: &Context<'_>,
     now: i64,
 ) -> Result<Merged, String> {
-    merge_pass(&mut open(hub_dir, base)?, vaults, base, cx, now)
+    merge_pass(&open(hub_dir, base)?, vaults, base, cx, now)
 }
 
-/// [`merge_once`] on the base's open connection (whose page cache stays warm from pass to pass).
+/// [`merge_once`] on the base's open store (whose page cache stays warm from pass to pass).
 fn merge_pass(
-    conn: &mut rusqlite::Connection,
+    conn: &Db,
     vaults: &Vaults,
     base: &BaseConfig,
     cx: &Context<'_>,
@@ -90,17 +99,15 @@ fn merge_pass(
     let sources = base.sources()?;
     let shared = cx.publisher.filter(|_| base.catalog.is_some());
     {
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.begin().map_err(db)?;
         if shared.is_some() {
             start_publishing(&tx, base, now)?;
         }
         note_staleness(&tx, base, cx)?;
         tx.commit().map_err(db)?;
     }
-    let stale: BTreeSet<String> = conn
-        .prepare("SELECT member FROM stale")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(db)?;
+    let stale: BTreeSet<String> =
+        conn.query("SELECT member FROM stale", args![], |r| r.get(0)).map_err(db)?.into_iter().collect();
     let pass = Pass::new(base, &sources, &stale, shared.is_some());
     let mut done = Merged::default();
     // one batch of every member's log, recomputed together: a key several members changed is recomputed once
@@ -108,22 +115,11 @@ fn merge_pass(
     for (i, m) in base.members.iter().enumerate() {
         let name = member_name(m);
         let from: i64 = conn
-            .query_row("SELECT log_id FROM progress WHERE member = ?1", [&name], |r| r.get(0))
-            .optional()
+            .query_opt("SELECT log_id FROM progress WHERE member = ?1", args![name], |r| r.get(0))
             .map_err(db)?
             .unwrap_or(0);
-        let entries: Vec<(i64, i64, i64, Option<String>)> = {
-            let vault = vaults.open(&m.node).map_err(|e| e.to_string())?;
-            let vault = vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut stmt = vault
-                .prepare_cached(
-                    "SELECT id, seq, at, key FROM _gdx_base_log WHERE resource = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                )
-                .map_err(db)?;
-            stmt.query_map(params![m.resource, from, BATCH], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .and_then(|rows| rows.collect())
-                .map_err(db)?
-        };
+        let entries =
+            vaults.base_log(&m.node, &m.resource, from, BATCH).map_err(|e| format!("{}: {e}", member_name(m)))?;
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else { continue };
         let mut l = Logged {
             member: i,
@@ -154,15 +150,18 @@ fn merge_pass(
     if !logged.is_empty() {
         let keys: Vec<String> =
             logged.iter().flat_map(|l| l.versions.keys().cloned()).collect::<BTreeSet<String>>().into_iter().collect();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.begin().map_err(db)?;
         for l in logged.iter().filter(|l| l.all) {
             // a new epoch replaced the resource: everything it gave is recomputed
             let name = member_name(&base.members[l.member]);
-            tx.execute("INSERT OR IGNORE INTO todo (key) SELECT key FROM member_rows WHERE member = ?1", [&name])
-                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO todo (key) SELECT key FROM member_rows WHERE member = ?1 ON CONFLICT DO NOTHING",
+                args![name],
+            )
+            .map_err(db)?;
             tx.execute(
                 "UPDATE member_rows SET seq = ?2, at = ?3 WHERE member = ?1",
-                params![name, l.fallback.0, l.fallback.1],
+                args![name, l.fallback.0, l.fallback.1],
             )
             .map_err(db)?;
         }
@@ -170,7 +169,7 @@ fn merge_pass(
         for l in &logged {
             tx.execute(
                 "INSERT INTO progress (member, log_id) VALUES (?1, ?2) ON CONFLICT(member) DO UPDATE SET log_id = excluded.log_id",
-                params![member_name(&base.members[l.member]), l.last],
+                args![member_name(&base.members[l.member]), l.last],
             )
             .map_err(db)?;
         }
@@ -183,25 +182,20 @@ fn merge_pass(
         // taken: the logs may shrink (a kill before this only means reading them again)
         for l in &logged {
             let m = &base.members[l.member];
-            if let Ok(vault) = vaults.open(&m.node) {
-                let vault = vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let _ = vault
-                    .execute("DELETE FROM _gdx_base_log WHERE resource = ?1 AND id <= ?2", params![m.resource, l.last]);
+            if let Err(e) = vaults.trim_base_log(&m.node, &m.resource, l.last) {
+                tracing::warn!(member = %member_name(m), error = %e, "the merged log cannot be trimmed now; it is read again");
             }
             done.entries += l.entries;
         }
         done.keys += keys.len();
     }
     // the queued keys
-    let queued: Vec<String> = conn
-        .prepare("SELECT key FROM todo ORDER BY key LIMIT ?1")
-        .and_then(|mut s| s.query_map([BATCH], |r| r.get(0))?.collect())
-        .map_err(db)?;
+    let queued: Vec<String> = conn.query("SELECT key FROM todo ORDER BY key LIMIT ?1", args![BATCH], |r| r.get(0)).map_err(db)?;
     if !queued.is_empty() {
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.begin().map_err(db)?;
         let changes = recompute(&tx, vaults, &pass, &queued, &[], now)?;
         for k in &queued {
-            tx.prepare_cached("DELETE FROM todo WHERE key = ?1").and_then(|mut s| s.execute([k])).map_err(db)?;
+            tx.execute("DELETE FROM todo WHERE key = ?1", args![k]).map_err(db)?;
         }
         if let Some(p) = shared {
             publish(&tx, base, p, changes, &[], now)?;
@@ -229,18 +223,18 @@ struct Logged {
 
 /// The first pass of a shared base: its resource starts (epoch: now), and
 /// every record merged so far is queued to go out.
-fn start_publishing(tx: &Transaction<'_>, base: &BaseConfig, now: i64) -> Result<(), String> {
+fn start_publishing(tx: &Tx<'_>, base: &BaseConfig, now: i64) -> Result<(), String> {
     let started: Option<i64> = tx
-        .query_row("SELECT epoch FROM _gdx_resources WHERE resource = ?1", [&base.name], |r| r.get(0))
-        .optional()
+        .query_opt("SELECT epoch FROM _gdx_resources WHERE resource = ?1", args![base.name], |r| r.get(0))
         .map_err(db)?;
     if started.is_none() {
         tx.execute(
             "INSERT INTO _gdx_resources (resource, epoch, last_seq, updated_at) VALUES (?1, ?2, 0, ?3)",
-            params![base.name, now.max(1), now],
+            args![base.name, now.max(1), now],
         )
         .map_err(db)?;
-        tx.execute("INSERT OR IGNORE INTO todo (key) SELECT key FROM base", []).map_err(db)?;
+        tx.execute("INSERT INTO todo (key) SELECT key FROM base WHERE true ON CONFLICT DO NOTHING", args![])
+            .map_err(db)?;
     }
     Ok(())
 }
@@ -248,24 +242,26 @@ fn start_publishing(tx: &Transaction<'_>, base: &BaseConfig, now: i64) -> Result
 /// Keeps `stale` equal to the members whose department is revoked, and
 /// queues the keys of a member that became stale or fresh again, so the
 /// provenance it publishes says so.
-fn note_staleness(tx: &Transaction<'_>, base: &BaseConfig, cx: &Context<'_>) -> Result<(), String> {
+fn note_staleness(tx: &Tx<'_>, base: &BaseConfig, cx: &Context<'_>) -> Result<(), String> {
     for m in &base.members {
         let name = member_name(m);
         let now_stale = (cx.revoked)(&m.node);
-        let was_stale: bool = tx
-            .query_row("SELECT count(*) FROM stale WHERE member = ?1", [&name], |r| r.get::<_, i64>(0))
-            .map_err(db)?
-            > 0;
+        let was_stale: bool =
+            tx.query_row("SELECT count(*) FROM stale WHERE member = ?1", args![name], |r| r.get::<i64>(0)).map_err(db)?
+                > 0;
         if now_stale == was_stale {
             continue;
         }
         match now_stale {
-            true => tx.execute("INSERT INTO stale (member) VALUES (?1)", [&name]),
-            false => tx.execute("DELETE FROM stale WHERE member = ?1", [&name]),
+            true => tx.execute("INSERT INTO stale (member) VALUES (?1)", args![name]),
+            false => tx.execute("DELETE FROM stale WHERE member = ?1", args![name]),
         }
         .map_err(db)?;
-        tx.execute("INSERT OR IGNORE INTO todo (key) SELECT key FROM member_rows WHERE member = ?1", [&name])
-            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO todo (key) SELECT key FROM member_rows WHERE member = ?1 ON CONFLICT DO NOTHING",
+            args![name],
+        )
+        .map_err(db)?;
     }
     Ok(())
 }
@@ -292,15 +288,18 @@ impl<'a> Pass<'a> {
             .flat_map(|f| [quote_ident(&f.name), quote_ident(&super::from_column(&f.name))])
             .collect();
         let marks: Vec<String> = (3..=cols.len() + 2).map(|i| format!("?{i}")).collect();
+        let set: Vec<String> =
+            std::iter::once("key__kind".to_owned()).chain(cols.iter().cloned()).map(|c| format!("{c} = excluded.{c}")).collect();
         Self {
             base,
             sources,
             stale: names.iter().map(|n| stale.contains(n)).collect(),
             names,
             insert: format!(
-                "INSERT OR REPLACE INTO base (key, key__kind, {}) VALUES (?1, ?2, {})",
+                "INSERT INTO base (key, key__kind, {}) VALUES (?1, ?2, {}) ON CONFLICT (key) DO UPDATE SET {}",
                 cols.join(", "),
-                marks.join(", ")
+                marks.join(", "),
+                set.join(", ")
             ),
             publishing,
         }
@@ -329,7 +328,7 @@ pub fn published_columns(base: &BaseConfig) -> Vec<Column> {
 /// Appends `changes` as the base's next changeset, signed by this hub, with
 /// its audit event; `from`: the member changesets it takes in.
 fn publish(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     base: &BaseConfig,
     p: &Publisher,
     changes: Vec<Change>,
@@ -340,7 +339,7 @@ fn publish(
         return Ok(());
     }
     let (epoch, last): (i64, i64) = tx
-        .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", [&base.name], |r| {
+        .query_row("SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1", args![base.name], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .map_err(db)?;
@@ -370,12 +369,12 @@ fn publish(
     .map_err(|e| e.to_string())?;
     tx.execute(
         "INSERT INTO _gdx_changesets (resource, seq, frame) VALUES (?1, ?2, ?3)",
-        params![base.name, last + 1, frame],
+        args![base.name, last + 1, frame],
     )
     .map_err(db)?;
     tx.execute(
         "UPDATE _gdx_resources SET last_seq = ?2, updated_at = ?3 WHERE resource = ?1",
-        params![base.name, last + 1, now],
+        args![base.name, last + 1, now],
     )
     .map_err(db)?;
     let from: Vec<serde_json::Value> =
@@ -391,7 +390,7 @@ fn publish(
             ..Default::default()
         },
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(db)?;
     Ok(())
 }
 
@@ -405,9 +404,9 @@ pub fn merge_all(
 ) -> Result<usize, String> {
     let mut total = 0;
     for b in &config.bases {
-        let mut conn = open(hub_dir, b)?;
+        let conn = open(hub_dir, b)?;
         loop {
-            let m = merge_pass(&mut conn, vaults, b, cx, now)?;
+            let m = merge_pass(&conn, vaults, b, cx, now)?;
             total += m.entries;
             if m.entries == 0 {
                 break;

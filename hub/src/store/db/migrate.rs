@@ -37,11 +37,20 @@ struct Table {
     name: String,
     columns: Vec<String>,
     row_number: Option<String>,
+    /// Per column: PostgreSQL keeps it as text, so a number or bytes in
+    /// the file (an untyped column of a base's fields) are copied, and
+    /// compared, as their text.
+    as_text: Vec<bool>,
 }
 
+/// The file's tables, without virtual tables (a base's R-tree, which
+/// PostgreSQL does not need) and their shadow tables.
 fn tables(file: &rusqlite::Connection) -> Result<Vec<Table>, DbError> {
     let names: Vec<String> = file.query(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+           AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL TABLE%'
+           AND name NOT IN (SELECT name FROM pragma_table_list WHERE type = 'shadow')
+         ORDER BY rowid",
         args![],
         |r| r.get(0),
     )?;
@@ -56,7 +65,8 @@ fn tables(file: &rusqlite::Connection) -> Result<Vec<Table>, DbError> {
             [(k, t, _)] if t == "INTEGER" => Some(k.clone()),
             _ => None,
         };
-        out.push(Table { name, columns: columns.into_iter().map(|c| c.0).collect(), row_number });
+        let as_text = vec![false; columns.len()];
+        out.push(Table { name, columns: columns.into_iter().map(|c| c.0).collect(), row_number, as_text });
     }
     Ok(out)
 }
@@ -75,7 +85,7 @@ fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
         loop {
             let before = hashes.len();
             db.query(&format!("FETCH 5000 FROM {cursor}"), args![], |r| {
-                hashes.push(row_hash(r));
+                hashes.push(row_hash(r, &table.as_text));
                 Ok(())
             })?;
             if hashes.len() == before {
@@ -85,7 +95,7 @@ fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
         db.execute_batch(&format!("CLOSE {cursor}"))?;
     } else {
         db.query(&select, args![], |r| {
-            hashes.push(row_hash(r));
+            hashes.push(row_hash(r, &table.as_text));
             Ok(())
         })?;
     }
@@ -99,10 +109,22 @@ fn digest(db: &impl Sql, table: &Table) -> Result<(u64, [u8; 32]), DbError> {
     Ok((hashes.len() as u64, out))
 }
 
-fn row_hash(r: &Row) -> [u8; 32] {
+/// `v` as a column kept as text holds it (see [`Table::as_text`]).
+fn as_text(v: Value) -> Value {
+    match v {
+        Value::Integer(i) => Value::Text(i.to_string()),
+        Value::Real(f) => Value::Text(f.to_string()),
+        Value::Blob(b) => Value::Text(gdx_common::token::hex(&b)),
+        v => v,
+    }
+}
+
+fn row_hash(r: &Row, text: &[bool]) -> [u8; 32] {
     let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     for i in 0..r.len() {
-        match r.get::<Value>(i).unwrap_or(Value::Null) {
+        let v = r.get::<Value>(i).unwrap_or(Value::Null);
+        let v = if text.get(i) == Some(&true) { as_text(v) } else { v };
+        match v {
             Value::Null => h.update(b"n"),
             Value::Integer(v) => {
                 h.update(b"i");
@@ -138,7 +160,16 @@ pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
     let source = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     // one read transaction: the copy is of one moment of the file
     source.execute_batch("BEGIN")?;
-    let tables = tables(&source)?;
+    let mut tables = tables(&source)?;
+    for t in &mut tables {
+        let text: Vec<String> = to.query(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = ?1 AND table_name = ?2 AND data_type = 'text'",
+            args![pg.schema(), t.name],
+            |r| r.get(0),
+        )?;
+        t.as_text = t.columns.iter().map(|c| text.contains(c)).collect();
+    }
     // decided and done under the store's lock: nobody writes between the look and the copy
     let copied = to.write(|tx| {
         let mut held = 0u64;
@@ -154,7 +185,12 @@ pub fn copy(file: &Path, to: &Db) -> Result<Migrated, DbError> {
             let insert = format!("INSERT INTO {} ({list}) VALUES ({marks})", quote_ident(&t.name));
             // row by row as the file is read: a table larger than memory is copied too
             source.query(&format!("SELECT {list} FROM {}", quote_ident(&t.name)), args![], |r| {
-                let row: Vec<Value> = (0..r.len()).map(|i| r.get::<Value>(i)).collect::<Result<_, _>>()?;
+                let mut row: Vec<Value> = (0..r.len()).map(|i| r.get::<Value>(i)).collect::<Result<_, _>>()?;
+                for (v, text) in row.iter_mut().zip(&t.as_text) {
+                    if *text {
+                        *v = as_text(std::mem::replace(v, Value::Null));
+                    }
+                }
                 tx.execute(&insert, &row).map(|_| ())
             })?;
             if let Some(k) = &t.row_number {
@@ -262,6 +298,7 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>
     for (_, file) in &vaults {
         check_vault(file)?;
     }
+    let bases = base_files(paths)?;
     let mut done = Vec::new();
     for which in [Which::Hub, Which::Catalog, Which::Audit, Which::Exchange] {
         let file = which.file(paths);
@@ -282,11 +319,14 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>
             Which::Hub => drop(crate::store::Store::open_file(&file).map_err(|e| e.to_string())?),
             Which::Audit => crate::audit::upgrade(&current).map_err(|e| e.to_string())?,
             Which::Exchange => crate::exchange::upgrade(&mut current, &paths.dir).map_err(|e| e.to_string())?,
-            Which::Catalog => {}
+            Which::Catalog | Which::Base(_) => {}
         }
         drop(current);
         let migrated = copy(&file, &db).map_err(|e| e.to_string())?;
         done.push((which.name().to_owned(), migrated));
+    }
+    for (base, file) in &bases {
+        done.push((Which::base(&base.name).name().to_owned(), move_base(paths, base, file)?));
     }
     if !vaults.is_empty() {
         done.extend(move_vaults(paths, &vaults)?);
@@ -294,10 +334,56 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>
     Ok(done)
 }
 
-/// How many departments' vault files are left in the data directory: with
-/// the vaults on PostgreSQL, their rows would be left behind.
-pub fn vault_files_left(paths: &HubPaths) -> usize {
-    std::fs::read_dir(paths.vaults())
+/// The base databases' files, each with its declaration in bases.toml; a
+/// file no base declares is refused before anything moves.
+fn base_files(paths: &HubPaths) -> Result<Vec<(crate::base::BaseConfig, PathBuf)>, String> {
+    let Ok(dir) = std::fs::read_dir(paths.bases()) else { return Ok(Vec::new()) };
+    let declared = crate::base::BasesConfig::load(&paths.dir)?;
+    let mut out = Vec::new();
+    for e in dir.filter_map(Result::ok) {
+        let path = e.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".db")) else {
+            continue;
+        };
+        let Some(base) = declared.bases.iter().find(|b| b.name == name) else {
+            return Err(format!(
+                "{} is a base database that bases.toml no longer declares; declare it again, or move the file out of {} first; nothing was moved",
+                path.display(),
+                paths.bases().display()
+            ));
+        };
+        out.push((base.clone(), path));
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// Moves base database `base`'s file into its schema: the file brought to
+/// bases.toml's fields first, as `gdx-hub run` opens it; the schema given
+/// every column of the file's base table (a field removed since included),
+/// kept as text; then copied and verified as every store is ([`copy`]).
+fn move_base(paths: &HubPaths, base: &crate::base::BaseConfig, file: &Path) -> Result<Migrated, String> {
+    let which = Which::base(&base.name);
+    let at = |e: String| format!("{}: {e}", file.display());
+    let current = Db::sqlite(file, &which.tables()).map_err(|e| at(e.to_string()))?;
+    crate::base::prepare(&current, &crate::base::field_columns(base)).map_err(at)?;
+    let columns: Vec<String> = crate::base::columns_of_base(&current)
+        .map_err(|e| at(e.to_string()))?
+        .into_iter()
+        .filter(|c| c != "key")
+        .collect();
+    drop(current);
+    let Some(db) = Db::postgres_of(paths, which, &which.tables()).map_err(|e| e.to_string())? else {
+        return Err(format!("{} keeps no PostgreSQL store", paths.config().display()));
+    };
+    crate::base::prepare(&db, &columns).map_err(at)?;
+    copy(file, &db).map_err(|e| at(e.to_string()))
+}
+
+/// How many SQLite files (`*.db`) are in `dir` (the vaults' or the bases'
+/// folder): with the stores on PostgreSQL, their rows would be left behind.
+pub fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
         .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "db")).count())
         .unwrap_or(0)
 }

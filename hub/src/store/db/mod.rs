@@ -1,5 +1,5 @@
-//! The one storage layer of the hub's own databases (`hub.db` now; the
-//! catalogue, the exchange and the audit log as they move): the same SQL
+//! The one storage layer of the hub's own databases (`hub.db`, the
+//! catalogue, the exchange, the audit log and the base databases): the same SQL
 //! on SQLite, the embedded default, or on PostgreSQL (hub.toml `store`),
 //! so a store's rules never ask which engine holds them.
 //!
@@ -153,9 +153,16 @@ pub enum Which {
     Audit,
     /// `exchange.db`: requests, grants, deliveries, notices, checks, lookup copies.
     Exchange,
+    /// `bases/NAME.db`: base database NAME (`crate::base`), made with [`Which::base`].
+    Base(&'static str),
 }
 
 impl Which {
+    /// Base database `name` (a plain identifier from bases.toml).
+    pub fn base(name: &str) -> Self {
+        Which::Base(intern(name))
+    }
+
     /// Its SQLite file.
     pub fn file(self, paths: &HubPaths) -> PathBuf {
         match self {
@@ -163,6 +170,7 @@ impl Which {
             Which::Catalog => paths.catalog_db(),
             Which::Audit => paths.audit_db(),
             Which::Exchange => paths.exchange_db(),
+            Which::Base(name) => paths.bases().join(format!("{name}.db")),
         }
     }
 
@@ -173,6 +181,7 @@ impl Which {
             Which::Catalog => "gdx_catalog",
             Which::Audit => "gdx_audit",
             Which::Exchange => "gdx_exchange",
+            Which::Base(name) => intern(&base_schema(name)),
         }
     }
 
@@ -183,6 +192,7 @@ impl Which {
             Which::Catalog => "catalog.db",
             Which::Audit => "audit.db",
             Which::Exchange => "exchange.db",
+            Which::Base(name) => intern(&format!("bases/{name}.db")),
         }
     }
 
@@ -193,8 +203,35 @@ impl Which {
             Which::Catalog => crate::catalog::Catalog::tables(),
             Which::Audit => crate::audit::TABLES.to_owned(),
             Which::Exchange => crate::exchange::Exchange::tables(),
+            Which::Base(_) => crate::base::TABLES.to_owned(),
         }
     }
+}
+
+/// The schema of base database `name` on PostgreSQL: `gdx_base_NAME`, or
+/// for a name that is not lowercase ASCII or would be cut short,
+/// `gdx_base_` and a digest of the name (a schema is named without quotes).
+fn base_schema(name: &str) -> String {
+    let plain = name.len() <= 48 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    match plain {
+        true => format!("gdx_base_{name}"),
+        false => format!("gdx_base_{}", gdx_common::token::hex(&gdx_certs::pki::sha256(name.as_bytes())[..12])),
+    }
+}
+
+/// `text` kept for the life of the process, once per distinct text: the
+/// names of the base databases, few and from bases.toml.
+fn intern(text: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static KEPT: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut kept = KEPT.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(&k) = kept.get(text) {
+        return k;
+    }
+    let k: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    kept.insert(k);
+    k
 }
 
 /// One of the hub's databases, on SQLite or on PostgreSQL.

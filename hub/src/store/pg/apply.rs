@@ -43,6 +43,7 @@ pub(super) fn apply(
     cs: &Changeset,
     digest: &[u8; 32],
     frame: Option<&[u8]>,
+    member: bool,
     now: i64,
 ) -> Result<Applied, Failed> {
     let table = cs.resource.as_str();
@@ -56,6 +57,14 @@ pub(super) fn apply(
     if step.reset {
         tx.batch_execute(&format!("DELETE FROM {t}"))?;
         tx.execute(&format!("DELETE FROM {s}._gdx_changesets WHERE resource = $1"), &[&table])?;
+        if member {
+            // every key the base took from this resource is looked at again
+            tx.batch_execute(&super::base_log_table(s))?;
+            tx.execute(
+                &format!("INSERT INTO {s}._gdx_base_log (resource, seq, at, key) VALUES ($1, $2, $3, NULL)"),
+                &[&table, &(cs.seq as i64), &now],
+            )?;
+        }
     }
     let known = match step.then {
         Then::Apply { known } => known,
@@ -70,6 +79,28 @@ pub(super) fn apply(
     };
     let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
     let columns = apply_rows(tx, &t, known, cs)?;
+    if member {
+        // the keys this changeset touched, for the base merge, committed with it (in a log
+        // that a vault made before its resource became a member gains now)
+        tx.batch_execute(&super::base_log_table(s))?;
+        let first_key = cs.key.first().copied().unwrap_or(0);
+        let keys: Vec<Option<String>> = cs
+            .changes
+            .iter()
+            .map(|change| match change {
+                Change::Upsert(values) => values.get(first_key),
+                Change::Delete(values) => values.first(),
+            })
+            .map(|v| v.map(gdx_common::grant::value_text))
+            .collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}._gdx_base_log (resource, seq, at, key)
+                 SELECT $1, $2, $3, k FROM unnest($4::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n"
+            ),
+            &[&table, &(cs.seq as i64), &now, &keys],
+        )?;
+    }
     let json = |e: serde_json::Error| VaultError::Schema(format!("{table}: {e}"));
     let (columns_json, key_json) =
         (serde_json::to_string(&columns).map_err(json)?, serde_json::to_string(&key_names).map_err(json)?);

@@ -71,15 +71,8 @@ pub fn file_resources(file: &rusqlite::Connection) -> Result<Vec<FileResource>, 
 
 /// Refuses the vault file `file` unless every value has a form in its
 /// PostgreSQL column, no two keys become one there, every text is UTF-8,
-/// every resource's name is one, and no key waits to be merged into a base
-/// database (bases stay on SQLite). Reads the whole file; writes nothing.
+/// and every resource's name is one. Reads the whole file; writes nothing.
 pub fn check_file(file: &rusqlite::Connection) -> Result<(), VaultError> {
-    let waiting_merge: i64 = file.query_row("SELECT count(*) FROM _gdx_base_log", [], |r| r.get(0)).unwrap_or(0);
-    if waiting_merge > 0 {
-        return Err(VaultError::Schema(
-            "it feeds a base database (bases.toml), which stays on SQLite for now; remove the base first".into(),
-        ));
-    }
     for r in file_resources(file)? {
         ResourceCode::try_from(r.name.clone()).map_err(|e| VaultError::Schema(format!("resource {}: {e}", r.name)))?;
         let kept: Vec<Kept> = r.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
@@ -268,6 +261,34 @@ fn copy_own(tx: &mut Transaction<'_>, s: &str, file: &rusqlite::Connection) -> R
             &[(&resource, Type::TEXT), (&seq, Type::INT8), (&digest, Type::BYTEA), (&frame, Type::BYTEA)],
         )?;
     }
+    // the keys waiting for a base's merge, under their ids (the base's progress names them), and the
+    // next id after the highest the file ever gave (AUTOINCREMENT: ids never return)
+    tx.batch_execute(&super::base_log_table(s))?;
+    let mut stmt = file.prepare("SELECT id, resource, seq, at, key FROM _gdx_base_log").map_err(VaultError::from)?;
+    let mut rows = stmt.query([]).map_err(VaultError::from)?;
+    let insert = format!("INSERT INTO {s}._gdx_base_log (id, resource, seq, at, key) VALUES ($1, $2, $3, $4, $5)");
+    while let Some(r) = rows.next().map_err(VaultError::from)? {
+        let (id, resource, seq, at, key): (i64, String, i64, i64, Option<String>) = (
+            r.get(0).map_err(VaultError::from)?,
+            r.get(1).map_err(VaultError::from)?,
+            r.get(2).map_err(VaultError::from)?,
+            r.get(3).map_err(VaultError::from)?,
+            r.get(4).map_err(VaultError::from)?,
+        );
+        tx.execute(&insert, &[&id, &resource, &seq, &at, &key])?;
+    }
+    let given: i64 = file
+        .query_row(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_gdx_base_log'), 0),
+                        coalesce((SELECT max(id) FROM _gdx_base_log), 0))",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(VaultError::from)?;
+    tx.execute(
+        "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence($1, 'id'), $2, false)",
+        &[&format!("{s}._gdx_base_log"), &(given + 1)],
+    )?;
     Ok(())
 }
 
@@ -366,6 +387,7 @@ fn verify(
     let own_tables = [
         ("_gdx_resources", "resource, columns, key, last_seq, updated_at, epoch, forwarded_seq, forward_error"),
         ("_gdx_changesets", "resource, seq, digest, frame"),
+        ("_gdx_base_log", "id, resource, seq, at, key"),
     ];
     for (table, columns) in own_tables {
         let mut here = Digest::default();

@@ -23,7 +23,9 @@ use gdx_common::data::Changeset;
 use gdx_files::tables;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod members;
 mod plan;
+pub use members::{KeyRows, LogEntry};
 pub(crate) use plan::{Head, Then, changeset_event, duplicate, plan};
 
 /// Vaults kept open at once (three file descriptors each); beyond, the
@@ -160,7 +162,8 @@ impl Vaults {
                 tracing::warn!(%node, error = %e, "cannot tell when the vault on PostgreSQL last changed");
                 HashMap::new()
             }),
-            _ => last_changes(&self.dir, node),
+            Some(_) => self.dir.parent().map(crate::base::last_changes_on_postgres).unwrap_or_default(),
+            None => last_changes(&self.dir, node),
         }
     }
 
@@ -256,8 +259,13 @@ impl Vaults {
         frame: Option<&[u8]>,
         now: i64,
     ) -> Result<Applied, VaultError> {
+        let member = self
+            .members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&(cs.origin.clone(), cs.resource.as_str().to_owned()));
         if let Some(pg) = &self.pg {
-            let applied = pg.apply(cs, digest, frame, now);
+            let applied = pg.apply(cs, digest, frame, member, now);
             // whatever the answer (a commit whose answer was lost is committed all the same), the
             // collector looks
             self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cs.origin.clone());
@@ -270,11 +278,6 @@ impl Vaults {
         let conn = self.conn(&cs.origin)?;
         // A panic while applying rolled its transaction back; the connection is usable.
         let mut conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let member = self
-            .members
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&(cs.origin.clone(), cs.resource.as_str().to_owned()));
         let applied = apply(&mut conn, cs, digest, frame, member, now);
         // whatever the answer, it speaks of what the vault holds: it waits for the flush
         self.sync.mark(&self.path(&cs.origin));
