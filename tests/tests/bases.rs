@@ -6,7 +6,10 @@
 //! a merge losing and doubling nothing; and the base shared like any
 //! resource: catalogued by the province, requested from a prefecture,
 //! granted by the operator, delivered and looked up with each field's
-//! source, a provider's update following it to the consumer.
+//! source, a provider's update following it to the consumer. Each runs
+//! twice: the province's stores in SQLite files, then all on PostgreSQL
+//! (its vaults, base databases, exchange and audit log; the prefecture
+//! stays on SQLite).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use gdx_common::DivisionCode;
 use gdx_common::generate::Generator;
+use gdx_tests::servers::Postgres;
 use gdx_tests::{Agent, Hub, wait_until};
 
 const GONGAN: &str = "630000/gongan";
@@ -79,6 +83,67 @@ items = [
 ]
 "#;
 
+/// The province hub, its stores in SQLite files, or (the second
+/// configuration of every test here) all of them on PostgreSQL.
+fn province_hub(pg: Option<&Postgres>) -> Hub {
+    let hub = Hub::init("630000");
+    if let Some(pg) = pg {
+        pg.hold_vaults_of(&hub);
+    }
+    hub
+}
+
+/// The base of `hub` is in PostgreSQL, and no file of it beside (one set
+/// aside by migrate aside).
+fn held_in_postgres(pg: &Postgres, hub: &Hub) {
+    let files: Vec<_> = std::fs::read_dir(hub.dir.path().join("bases"))
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "db")).collect())
+        .unwrap_or_default();
+    assert!(files.is_empty(), "no base file: {files:?}");
+    let url = std::fs::read_to_string(hub.dir.path().join("db.url")).unwrap();
+    let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let merged: i64 = pg
+        .admin(database)
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema LIKE 'gdx_base_%' AND table_name = 'base'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(merged, 1, "the base's schema is in {database}");
+}
+
+/// Each scenario twice: with the stores in SQLite files, and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
+        #[test]
+        fn $sqlite() {
+            $scenario(None);
+        }
+        #[test]
+        fn $postgres() {
+            let Some(pg) = Postgres::start() else { return };
+            let hub = $scenario(Some(&pg));
+            held_in_postgres(&pg, &hub);
+        }
+    )*};
+}
+
+on_both_stores! {
+    a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts_in:
+        a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts,
+        on_postgres_a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts;
+    a_hub_killed_during_a_merge_loses_and_doubles_nothing_in:
+        a_hub_killed_during_a_merge_loses_and_doubles_nothing,
+        on_postgres_a_hub_killed_during_a_merge_loses_and_doubles_nothing;
+    a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source_in:
+        a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source,
+        on_postgres_a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source;
+    a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant_in:
+        a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant,
+        on_postgres_a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant;
+}
+
 fn table(db: &Path, create: &str, rows: &[Vec<String>]) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.execute_batch(create).unwrap();
@@ -138,9 +203,8 @@ fn members(
     ((gongan, hukou), (minzheng, db))
 }
 
-#[test]
-fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
-    let mut hub = Hub::init("630000");
+fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts_in(pg: Option<&Postgres>) -> Hub {
+    let mut hub = province_hub(pg);
     std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
@@ -242,11 +306,11 @@ fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts() {
     let r = get(&hub, &people[1].id_number).unwrap();
     assert_eq!(field(&r, "marital")["stale"], true, "{r}");
     assert_eq!(field(&r, "name")["stale"], false);
+    hub
 }
 
-#[test]
-fn a_hub_killed_during_a_merge_loses_and_doubles_nothing() {
-    let mut hub = Hub::init("630000");
+fn a_hub_killed_during_a_merge_loses_and_doubles_nothing_in(pg: Option<&Postgres>) -> Hub {
+    let mut hub = province_hub(pg);
     std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
@@ -275,13 +339,15 @@ fn a_hub_killed_during_a_merge_loses_and_doubles_nothing() {
         show["records"].as_i64().unwrap()
     };
     wait_until(Duration::from_secs(60), "every person in the base", || count() == rows.len() as i64);
-    let base = rusqlite::Connection::open(hub.dir.path().join("bases/renkou.db")).unwrap();
-    let (records, named): (i64, i64) =
-        base.query_row("SELECT count(*), count(name) FROM base", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    assert_eq!((records, named), (rows.len() as i64, rows.len() as i64));
+    // every record once, every one named
+    let show: serde_json::Value = serde_json::from_str(&hub.cmd(&["base", "show", "renkou", "--json"]).ok()).unwrap();
+    assert_eq!(show["records"], rows.len() as i64);
+    let named = show["coverage"].as_array().unwrap().iter().find(|c| c[0] == "name").unwrap()[1].as_f64().unwrap();
+    assert_eq!(named, 1.0, "{show}");
     let sample = &rows[rows.len() / 2];
     let r = get(&hub, &sample[0]).unwrap();
     assert_eq!(field(&r, "name")["value"], sample[1].as_str());
+    hub
 }
 
 /// The value and the `__source` note of `field` in the consumer's delivered copy of `key`.
@@ -297,9 +363,8 @@ fn delivered(consumer: &Agent, key_masked: &str, field: &str) -> Option<(String,
     .map(|(v, s)| (v, s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()))
 }
 
-#[test]
-fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source() {
-    let mut province = Hub::init("630000");
+fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source_in(pg: Option<&Postgres>) -> Hub {
+    let mut province = province_hub(pg);
     // 民政's marriage records: that a person is in them is not told to consumers
     let bases = BASES.replacen("key = \"公民身份号码\"\n", &format!("key = \"公民身份号码\"\n{CATALOG}"), 1).replacen(
         "resource = \"hunyin\"\nkey = \"id_number\"\n",
@@ -410,6 +475,7 @@ fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_s
     // every merge the province published is in its audit log
     let merged = province.cmd(&["audit", "list", "--kind", "merged", "--format", "jsonl"]).ok();
     assert!(merged.lines().count() >= 3 && merged.contains("630000/gongan/hukou"), "{merged}");
+    province
 }
 
 const SPATIAL: &str = r#"
@@ -461,9 +527,8 @@ fn rect(lon: f64, lat: f64, w: f64, h: f64) -> String {
     format!("POLYGON(({lon} {lat},{e} {lat},{e} {n},{lon} {n},{lon} {lat}))")
 }
 
-#[test]
-fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant() {
-    let mut province = Hub::init("630000");
+fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant_in(pg: Option<&Postgres>) -> Hub {
+    let mut province = province_hub(pg);
     std::fs::write(province.dir.path().join("bases.toml"), SPATIAL).unwrap();
     province.start();
     let tmp = tempfile::tempdir().unwrap();
@@ -555,4 +620,48 @@ fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant() {
             .ok()
             .contains("\"bbox\":\"94,36,95,37\"")
     });
+    province
+}
+
+/// A province with a merged base moves to PostgreSQL: the base's file goes
+/// into its schema (records, provenance, how far each member's log was
+/// read), the members' vaults with their logs; after the move a member's
+/// change is merged, which it would not be if the log's numbers had started
+/// again below what the base had read.
+#[test]
+fn a_base_moves_to_postgres_with_its_provenance_and_goes_on_merging() {
+    let Some(pg) = Postgres::start() else { return };
+    let mut hub = province_hub(None);
+    std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut generator = Generator::within(11, DivisionCode::parse("630000").unwrap());
+    let people: Vec<_> = (0..50).map(|_| generator.person()).collect();
+    let married = vec![people[0].id_number.clone(), people[0].name.clone(), "已婚".into()];
+    let ((gongan, hukou), (minzheng, _)) = members(&hub, tmp.path(), &people, &[married]);
+    synced(&gongan);
+    synced(&minzheng);
+    let key = people[0].id_number.as_str();
+    let merged = || get(&hub, key).is_some_and(|r| field(&r, "marital")["value"] == "已婚");
+    wait_until(Duration::from_secs(30), "the base merged", merged);
+    let before = get(&hub, key).unwrap();
+    hub.terminate();
+
+    pg.hold_vaults_of(&hub);
+    let out = hub.cmd(&["migrate", "--to", "postgres"]).ok();
+    assert!(out.contains("bases/renkou.db"), "{out}");
+    assert!(hub.dir.path().join("bases/renkou.db.migrated").exists());
+    hub.start();
+    assert_eq!(get(&hub, key).unwrap(), before, "the same record, field by field, with its provenance");
+    // a change after the move is merged from the vault's log
+    let c = rusqlite::Connection::open(&hukou).unwrap();
+    c.execute("UPDATE t SET name = '改名后' WHERE id_number = ?1", [key]).unwrap();
+    synced(&gongan);
+    let renamed = || get(&hub, key).is_some_and(|r| field(&r, "name")["value"] == "改名后");
+    wait_until(Duration::from_secs(30), "the change after the move merged", renamed);
+    assert_eq!(field(&get(&hub, key).unwrap(), "name")["changeset"], 2, "公安's second changeset");
+    let show: serde_json::Value = serde_json::from_str(&hub.cmd(&["base", "show", "renkou", "--json"]).ok()).unwrap();
+    assert_eq!(show["records"], people.len(), "{show}");
+    held_in_postgres(&pg, &hub);
+    hub.cmd(&["audit", "verify"]).ok();
 }

@@ -322,9 +322,11 @@ pub fn get(
             let v = &pair[0];
             let prov: Option<(String, i64, i64)> = match text_of(&pair[1]) {
                 Some(member) => db
-                    .query_opt("SELECT seq, at FROM member_rows WHERE member = ?1 AND key = ?2", args![member, key], |r| {
-                        Ok((member.clone(), r.get(0)?, r.get(1)?))
-                    })
+                    .query_opt(
+                        "SELECT seq, at FROM member_rows WHERE member = ?1 AND key = ?2",
+                        args![member, key],
+                        |r| Ok((member.clone(), r.get(0)?, r.get(1)?)),
+                    )
                     .map_err(e)?,
                 None => None,
             };

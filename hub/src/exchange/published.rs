@@ -21,7 +21,10 @@ use crate::store::pg::PgVaults;
 /// The changesets `node` published, read-only.
 pub(super) enum Published {
     File(Connection),
-    Postgres { pg: Arc<PgVaults>, node: NodeId },
+    Postgres {
+        pg: Arc<PgVaults>,
+        node: NodeId,
+    },
     /// A base database this hub shares, in its schema on PostgreSQL.
     Base(Db),
 }

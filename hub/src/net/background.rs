@@ -107,12 +107,7 @@ pub(super) fn collect_postgres(
 /// Keeps the base databases merged: every half second, the member
 /// changesets applied since (`crate::base`), by the process holding the
 /// lease (one merge, one publisher of each base's changesets).
-pub(super) async fn merge_bases(
-    hub: Arc<Hub>,
-    dir: std::path::PathBuf,
-    bases: crate::base::BasesConfig,
-    lease: Lease,
-) {
+pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: crate::base::BasesConfig, lease: Lease) {
     if bases.bases.is_empty() {
         return;
     }

@@ -24,9 +24,11 @@ pub(super) fn recompute(
     {
         let list = serde_json::to_string(keys).map_err(|e| e.to_string())?;
         let rows: Vec<(String, String, i64, i64)> = tx
-            .query(&format!("SELECT member, key, seq, at FROM member_rows WHERE {}", in_list(tx, "key", 1)), args![list], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
+            .query(
+                &format!("SELECT member, key, seq, at FROM member_rows WHERE {}", in_list(tx, "key", 1)),
+                args![list],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .map_err(db)?;
         for (member, key, seq, at) in rows {
             let Some(i) = pass.names.iter().position(|n| *n == member) else { continue };
@@ -248,7 +250,8 @@ fn write_key(
 /// R-tree; on PostgreSQL the table's own rows).
 fn set_spatial(tx: &Tx<'_>, key: &str, m: Option<&gdx_common::geometry::Measures>) -> Result<(), String> {
     let rtree = !tx.postgres();
-    let id: Option<i64> = tx.query_opt("SELECT id FROM spatial WHERE key = ?1", args![key], |r| r.get(0)).map_err(db)?;
+    let id: Option<i64> =
+        tx.query_opt("SELECT id FROM spatial WHERE key = ?1", args![key], |r| r.get(0)).map_err(db)?;
     if let Some(id) = id {
         if rtree {
             tx.execute("DELETE FROM spatial_index WHERE id = ?1", args![id]).map_err(db)?;

@@ -89,13 +89,7 @@ pub fn merge_once(
 }
 
 /// [`merge_once`] on the base's open store (whose page cache stays warm from pass to pass).
-fn merge_pass(
-    conn: &Db,
-    vaults: &Vaults,
-    base: &BaseConfig,
-    cx: &Context<'_>,
-    now: i64,
-) -> Result<Merged, String> {
+fn merge_pass(conn: &Db, vaults: &Vaults, base: &BaseConfig, cx: &Context<'_>, now: i64) -> Result<Merged, String> {
     let sources = base.sources()?;
     let shared = cx.publisher.filter(|_| base.catalog.is_some());
     {
@@ -190,7 +184,8 @@ fn merge_pass(
         done.keys += keys.len();
     }
     // the queued keys
-    let queued: Vec<String> = conn.query("SELECT key FROM todo ORDER BY key LIMIT ?1", args![BATCH], |r| r.get(0)).map_err(db)?;
+    let queued: Vec<String> =
+        conn.query("SELECT key FROM todo ORDER BY key LIMIT ?1", args![BATCH], |r| r.get(0)).map_err(db)?;
     if !queued.is_empty() {
         let tx = conn.begin().map_err(db)?;
         let changes = recompute(&tx, vaults, &pass, &queued, &[], now)?;
@@ -246,9 +241,10 @@ fn note_staleness(tx: &Tx<'_>, base: &BaseConfig, cx: &Context<'_>) -> Result<()
     for m in &base.members {
         let name = member_name(m);
         let now_stale = (cx.revoked)(&m.node);
-        let was_stale: bool =
-            tx.query_row("SELECT count(*) FROM stale WHERE member = ?1", args![name], |r| r.get::<i64>(0)).map_err(db)?
-                > 0;
+        let was_stale: bool = tx
+            .query_row("SELECT count(*) FROM stale WHERE member = ?1", args![name], |r| r.get::<i64>(0))
+            .map_err(db)?
+            > 0;
         if now_stale == was_stale {
             continue;
         }
@@ -288,8 +284,10 @@ impl<'a> Pass<'a> {
             .flat_map(|f| [quote_ident(&f.name), quote_ident(&super::from_column(&f.name))])
             .collect();
         let marks: Vec<String> = (3..=cols.len() + 2).map(|i| format!("?{i}")).collect();
-        let set: Vec<String> =
-            std::iter::once("key__kind".to_owned()).chain(cols.iter().cloned()).map(|c| format!("{c} = excluded.{c}")).collect();
+        let set: Vec<String> = std::iter::once("key__kind".to_owned())
+            .chain(cols.iter().cloned())
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
         Self {
             base,
             sources,
