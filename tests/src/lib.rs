@@ -24,6 +24,24 @@ pub mod rawclient;
 pub mod replay;
 pub mod servers;
 
+/// Each scenario (a function of `Option<&servers::Postgres>`) as two tests:
+/// the hub's stores in SQLite files, and all of them on a real PostgreSQL
+/// (skipped, loudly, only where PostgreSQL is not installed outside CI).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
+        #[test]
+        fn $sqlite() {
+            $scenario(None);
+        }
+        #[test]
+        fn $postgres() {
+            let Some(pg) = $crate::servers::Postgres::start() else { return };
+            $scenario(Some(&pg));
+        }
+    )*};
+}
+
 /// Path of a workspace binary, building the binaries on first use.
 pub fn bin(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();

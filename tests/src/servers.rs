@@ -153,6 +153,17 @@ impl Postgres {
     }
 }
 
+/// `gdx-hub init` for `division`, its stores in SQLite files, or with `pg`
+/// all of them in a database of their own there (the second configuration
+/// of the tests run by [`crate::on_both_stores`]).
+pub fn hub_on(pg: Option<&Postgres>, division: &str) -> crate::Hub {
+    let hub = crate::Hub::init(division);
+    if let Some(pg) = pg {
+        pg.hold_vaults_of(&hub);
+    }
+    hub
+}
+
 /// The role hubs log in as to keep their vaults in a test's PostgreSQL.
 pub const HUB_ROLE: &str = "gdx_hub";
 /// Its password.

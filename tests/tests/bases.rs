@@ -83,14 +83,9 @@ items = [
 ]
 "#;
 
-/// The province hub, its stores in SQLite files, or (the second
-/// configuration of every test here) all of them on PostgreSQL.
+/// The province hub, its stores in SQLite files or on PostgreSQL.
 fn province_hub(pg: Option<&Postgres>) -> Hub {
-    let hub = Hub::init("630000");
-    if let Some(pg) = pg {
-        pg.hold_vaults_of(&hub);
-    }
-    hub
+    gdx_tests::servers::hub_on(pg, "630000")
 }
 
 /// The base of `hub` is in PostgreSQL, and no file of it beside (one set
@@ -113,23 +108,7 @@ fn held_in_postgres(pg: &Postgres, hub: &Hub) {
     assert_eq!(merged, 1, "the base's schema is in {database}");
 }
 
-/// Each scenario twice: with the stores in SQLite files, and on PostgreSQL.
-macro_rules! on_both_stores {
-    ($($scenario:ident: $sqlite:ident, $postgres:ident;)*) => {$(
-        #[test]
-        fn $sqlite() {
-            $scenario(None);
-        }
-        #[test]
-        fn $postgres() {
-            let Some(pg) = Postgres::start() else { return };
-            let hub = $scenario(Some(&pg));
-            held_in_postgres(&pg, &hub);
-        }
-    )*};
-}
-
-on_both_stores! {
+gdx_tests::on_both_stores! {
     a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts_in:
         a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts,
         on_postgres_a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts;
@@ -203,7 +182,7 @@ fn members(
     ((gongan, hukou), (minzheng, db))
 }
 
-fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts_in(pg: Option<&Postgres>) -> Hub {
+fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts_in(pg: Option<&Postgres>) {
     let mut hub = province_hub(pg);
     std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
     hub.start();
@@ -306,10 +285,12 @@ fn a_base_merges_an_authority_and_a_filler_with_provenance_and_conflicts_in(pg: 
     let r = get(&hub, &people[1].id_number).unwrap();
     assert_eq!(field(&r, "marital")["stale"], true, "{r}");
     assert_eq!(field(&r, "name")["stale"], false);
-    hub
+    if let Some(pg) = pg {
+        held_in_postgres(pg, &hub);
+    }
 }
 
-fn a_hub_killed_during_a_merge_loses_and_doubles_nothing_in(pg: Option<&Postgres>) -> Hub {
+fn a_hub_killed_during_a_merge_loses_and_doubles_nothing_in(pg: Option<&Postgres>) {
     let mut hub = province_hub(pg);
     std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
     hub.start();
@@ -347,7 +328,9 @@ fn a_hub_killed_during_a_merge_loses_and_doubles_nothing_in(pg: Option<&Postgres
     let sample = &rows[rows.len() / 2];
     let r = get(&hub, &sample[0]).unwrap();
     assert_eq!(field(&r, "name")["value"], sample[1].as_str());
-    hub
+    if let Some(pg) = pg {
+        held_in_postgres(pg, &hub);
+    }
 }
 
 /// The value and the `__source` note of `field` in the consumer's delivered copy of `key`.
@@ -363,7 +346,7 @@ fn delivered(consumer: &Agent, key_masked: &str, field: &str) -> Option<(String,
     .map(|(v, s)| (v, s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()))
 }
 
-fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source_in(pg: Option<&Postgres>) -> Hub {
+fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_source_in(pg: Option<&Postgres>) {
     let mut province = province_hub(pg);
     // 民政's marriage records: that a person is in them is not told to consumers
     let bases = BASES.replacen("key = \"公民身份号码\"\n", &format!("key = \"公民身份号码\"\n{CATALOG}"), 1).replacen(
@@ -475,7 +458,9 @@ fn a_shared_base_is_requested_granted_delivered_and_looked_up_with_each_fields_s
     // every merge the province published is in its audit log
     let merged = province.cmd(&["audit", "list", "--kind", "merged", "--format", "jsonl"]).ok();
     assert!(merged.lines().count() >= 3 && merged.contains("630000/gongan/hukou"), "{merged}");
-    province
+    if let Some(pg) = pg {
+        held_in_postgres(pg, &province);
+    }
 }
 
 const SPATIAL: &str = r#"
@@ -527,7 +512,7 @@ fn rect(lon: f64, lat: f64, w: f64, h: f64) -> String {
     format!("POLYGON(({lon} {lat},{e} {lat},{e} {n},{lon} {n},{lon} {lat}))")
 }
 
-fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant_in(pg: Option<&Postgres>) -> Hub {
+fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant_in(pg: Option<&Postgres>) {
     let mut province = province_hub(pg);
     std::fs::write(province.dir.path().join("bases.toml"), SPATIAL).unwrap();
     province.start();
@@ -620,7 +605,9 @@ fn a_spatial_base_checks_measures_and_answers_box_queries_under_a_grant_in(pg: O
             .ok()
             .contains("\"bbox\":\"94,36,95,37\"")
     });
-    province
+    if let Some(pg) = pg {
+        held_in_postgres(pg, &province);
+    }
 }
 
 /// A province with a merged base moves to PostgreSQL: the base's file goes

@@ -90,9 +90,15 @@ fn json(out: String) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-#[test]
-fn the_provincial_library_finds_exactly_the_deviations_of_the_levels_below() {
-    let mut province = Hub::init("630000");
+gdx_tests::on_both_stores! {
+    the_provincial_library_finds_exactly_the_deviations_of_the_levels_below_in: the_provincial_library_finds_exactly_the_deviations_of_the_levels_below, on_postgres_the_provincial_library_finds_exactly_the_deviations_of_the_levels_below;
+}
+
+/// Run twice: the province (the prefecture stays on SQLite) with its stores in SQLite files, then on PostgreSQL.
+fn the_provincial_library_finds_exactly_the_deviations_of_the_levels_below_in(
+    pg: Option<&gdx_tests::servers::Postgres>,
+) {
+    let mut province = gdx_tests::servers::hub_on(pg, "630000");
     province.start();
     let mut xining = Hub::join(&province.hub_token("630100/hub"));
     xining.start();

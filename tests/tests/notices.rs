@@ -102,8 +102,8 @@ fn json(out: String) -> serde_json::Value {
 /// The province (with `supervision.toml`), 西宁 below it (with the same
 /// lists and measures), and 市场监管 at the province keeping the register
 /// `register.db` in the returned directory.
-fn province_and_xining() -> (Hub, Hub, Agent, tempfile::TempDir) {
-    let mut province = Hub::init("630000");
+fn province_and_xining(pg: Option<&gdx_tests::servers::Postgres>) -> (Hub, Hub, Agent, tempfile::TempDir) {
+    let mut province = gdx_tests::servers::hub_on(pg, "630000");
     std::fs::write(province.dir.path().join("supervision.toml"), RULES).unwrap();
     province.start();
     let mut xining = Hub::join(&province.hub_token("630100/hub"));
@@ -155,7 +155,7 @@ fn hub_notices(hub: &Hub) -> Vec<serde_json::Value> {
 
 #[test]
 fn notices_reach_the_licensing_department_of_the_county_and_are_claimed_or_passed_on() {
-    let (province, xining, scjg, tmp) = province_and_xining();
+    let (province, xining, scjg, tmp) = province_and_xining(None);
     let db = tmp.path().join("register.db");
     let datong = firm("630121", 1); // 大通县: food and road transport
     let xining_shop = firm("630100", 2); // 西宁市: nothing licensed, at first
@@ -250,7 +250,7 @@ fn notices_reach_the_licensing_department_of_the_county_and_are_claimed_or_passe
 
 #[test]
 fn no_notice_is_lost_or_sent_twice_when_hubs_are_killed() {
-    let (mut province, mut xining, scjg, tmp) = province_and_xining();
+    let (mut province, mut xining, scjg, tmp) = province_and_xining(None);
     let db = tmp.path().join("register.db");
     let county_scjg = department(&xining, "630121/scjg");
     let mut n = 0;
@@ -285,9 +285,17 @@ fn no_notice_is_lost_or_sent_twice_when_hubs_are_killed() {
     drop(issued);
 }
 
-#[test]
-fn a_check_finds_a_listed_enterprise_from_own_data_or_a_grant_and_feedback_is_recorded() {
-    let (province, xining, _scjg, tmp) = province_and_xining();
+gdx_tests::on_both_stores! {
+    a_check_finds_a_listed_enterprise_from_own_data_or_a_grant_and_feedback_is_recorded_in:
+        a_check_finds_a_listed_enterprise_from_own_data_or_a_grant_and_feedback_is_recorded,
+        on_postgres_a_check_finds_a_listed_enterprise_from_own_data_or_a_grant_and_feedback_is_recorded;
+}
+
+/// Run twice: the province's stores in SQLite files, then on PostgreSQL.
+fn a_check_finds_a_listed_enterprise_from_own_data_or_a_grant_and_feedback_is_recorded_in(
+    pg: Option<&gdx_tests::servers::Postgres>,
+) {
+    let (province, xining, _scjg, tmp) = province_and_xining(pg);
     let listed = firm("630121", 7);
     let expired = firm("630121", 8);
     let clean = firm("630100", 9);

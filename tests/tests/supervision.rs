@@ -68,9 +68,15 @@ fn profile(hub: &Hub, cookie: &str, code: &str) -> (u16, serde_json::Value) {
     (status, serde_json::from_slice(&body).unwrap_or_default())
 }
 
-#[test]
-fn an_enterprise_profile_gathers_every_resource_by_credit_code_under_the_readers_rights() {
-    let mut province = Hub::init("630000");
+gdx_tests::on_both_stores! {
+    an_enterprise_profile_gathers_every_resource_by_credit_code_under_the_readers_rights_in: an_enterprise_profile_gathers_every_resource_by_credit_code_under_the_readers_rights, on_postgres_an_enterprise_profile_gathers_every_resource_by_credit_code_under_the_readers_rights;
+}
+
+/// Run twice: the province with its stores in SQLite files, then on PostgreSQL.
+fn an_enterprise_profile_gathers_every_resource_by_credit_code_under_the_readers_rights_in(
+    pg: Option<&gdx_tests::servers::Postgres>,
+) {
+    let mut province = gdx_tests::servers::hub_on(pg, "630000");
     province.start();
     let tmp = tempfile::tempdir().unwrap();
     // 市场监管's register (有条件共享) and 发改's 双公示 decisions (无条件共享), keyed by decision number

@@ -209,8 +209,13 @@ struct Fetched {
 /// when it holds no table yet).
 fn fetch_rows(vaults: &Vaults, m: &Member, keys: &[String]) -> Result<Fetched, String> {
     let at_member = |e: crate::store::vault::VaultError| format!("{}: {e}", member_name(m));
-    let Some((columns, rows)) = vaults.rows_of_keys(&m.node, &m.resource, &m.key, keys).map_err(at_member)? else {
-        return Ok(Fetched::default());
+    let Some((columns, rows)) = vaults.rows_of_keys(&m.node, &m.resource, &m.key, keys, false).map_err(at_member)?
+    else {
+        // no table yet, or (said, for the operator to mend) a table without the key column
+        return match vaults.head_of(&m.node, &m.resource).map_err(at_member)? {
+            Some(_) => Err(format!("{} has no column {}", member_name(m), m.key)),
+            None => Ok(Fetched::default()),
+        };
     };
     if rows.is_empty() {
         return Ok(Fetched::default());

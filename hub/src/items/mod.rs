@@ -15,6 +15,7 @@ use gdx_common::{DivisionCode, NodeId};
 use serde::Serialize;
 
 use crate::store::HubPaths;
+use crate::store::db::Value;
 
 pub mod export;
 
@@ -89,17 +90,16 @@ fn item_lists(conn: &rusqlite::Connection) -> Vec<String> {
     let found: rusqlite::Result<Vec<(String, String)>> = conn
         .prepare("SELECT resource, columns FROM _gdx_resources WHERE substr(resource, 1, 6) = ?1 ORDER BY resource")
         .and_then(|mut s| s.query_map([PREFIX], |r| Ok((r.get(0)?, r.get(1)?)))?.collect());
-    found
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, columns)| {
-            let names: Vec<String> = serde_json::from_str::<Vec<gdx_common::data::Column>>(columns)
-                .map(|c| c.into_iter().map(|c| c.name).collect())
-                .unwrap_or_default();
-            names == gdx_common::items::COLUMNS
-        })
-        .map(|(r, _)| r)
-        .collect()
+    found.unwrap_or_default().into_iter().filter(|(r, columns)| is_list(r, columns)).map(|(r, _)| r).collect()
+}
+
+/// True for a resource that is an item list: named `items_…`, with exactly
+/// a list's columns (`columns`: `_gdx_resources.columns`).
+fn is_list(resource: &str, columns: &str) -> bool {
+    let names: Vec<String> = serde_json::from_str::<Vec<gdx_common::data::Column>>(columns)
+        .map(|c| c.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
+    resource.starts_with(PREFIX) && names == gdx_common::items::COLUMNS
 }
 
 /// Every list this hub keeps: (department, vault resource).
@@ -113,69 +113,63 @@ pub fn lists(vault_dir: &Path) -> Vec<(NodeId, String)> {
     out
 }
 
-/// Every item this hub keeps, by department and code.
+/// A list as read: its number and when it changed, then its rows.
+type Read = ((i64, i64), Vec<Vec<Value>>);
+
+/// Every item this hub keeps, by department and code, from the vault
+/// files or the schemas on PostgreSQL.
 pub fn library(hub_dir: &Path) -> Result<Vec<Listed>, String> {
-    if crate::config::HubConfig::load(&HubPaths::new(hub_dir)).is_ok_and(|c| c.postgres().is_some()) {
-        return Err("this hub keeps its vaults in PostgreSQL, from which service items' lists are not yet read \
-                    (docs/operator.md, \"Vaults on PostgreSQL\")"
-            .into());
-    }
-    let vault_dir = HubPaths::new(hub_dir).vaults();
+    let config = crate::config::HubConfig::load(&HubPaths::new(hub_dir)).map_err(|e| e.to_string())?;
+    let vaults = crate::store::vault::Vaults::for_hub(hub_dir, &config).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for node in vault_nodes(&vault_dir) {
-        let path = crate::store::vault::vault_path(&vault_dir, &node);
+    for node in vaults.departments().map_err(|e| e.to_string())? {
         // a vault that cannot be read, or a list that does not read, is left out and logged, not fatal to the library
-        let Ok(conn) = gdx_files::open_read_only(&path) else {
-            tracing::warn!(vault = %path.display(), "a vault cannot be opened; its lists are left out of the library");
-            continue;
+        let resources = match vaults.resources_of(&node) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "a vault cannot be read; its lists are left out of the library");
+                continue;
+            }
         };
-        let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-        let names = item_lists(&conn);
-        let lists: Vec<(String, i64, i64)> = names
-            .into_iter()
-            .filter_map(|r| {
-                conn.query_row("SELECT last_seq, updated_at FROM _gdx_resources WHERE resource = ?1", [&r], |x| {
-                    Ok((r.clone(), x.get(0)?, x.get(1)?))
-                })
-                .ok()
-            })
-            .collect();
-        for (resource, changeset, updated_at) in lists {
-            let sql = format!(
-                "SELECT basic_code, name, category, basis, subject, levels, time_limit, duties, accountability FROM {} ORDER BY basic_code",
-                gdx_files::quote_ident(&resource)
-            );
-            let rows: rusqlite::Result<Vec<Item>> = conn.prepare(&sql).and_then(|mut s| {
-                s.query_map([], |r| {
-                    let text = |i: usize| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
-                    Ok(Item {
-                        basic_code: text(0)?,
-                        name: text(1)?,
-                        category: text(2)?,
-                        basis: text(3)?,
-                        subject: text(4)?,
-                        levels: Levels::parse(&text(5)?, node.division().level()).unwrap_or_default(),
-                        time_limit: TimeLimit::parse(&text(6)?).ok().flatten(),
-                        duties: text(7)?,
-                        accountability: text(8)?,
-                    })
-                })?
-                .collect()
-            });
-            let rows: Vec<Item> = match rows {
-                Ok(rows) => rows,
+        for resource in resources.into_iter().filter(|(r, columns)| is_list(r, columns)).map(|(r, _)| r) {
+            let read = || -> Result<Option<Read>, crate::store::vault::VaultError> {
+                let Some(head) = vaults.head_of(&node, &resource)? else { return Ok(None) };
+                Ok(Some((head, vaults.all_rows(&node, &resource, &gdx_common::items::COLUMNS)?)))
+            };
+            let ((changeset, updated_at), rows) = match read() {
+                Ok(Some(read)) => read,
+                Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(vault = %path.display(), %resource, error = %e, "a list does not read; left out of the library");
+                    tracing::warn!(%node, %resource, error = %e, "a list does not read; left out of the library");
                     continue;
                 }
             };
             let list = resource.strip_prefix(PREFIX).unwrap_or(&resource).to_owned();
-            out.extend(rows.into_iter().map(|item| Listed {
-                node: node.clone(),
-                list: list.clone(),
-                changeset,
-                updated_at,
-                item,
+            out.extend(rows.iter().map(|r| {
+                let text = |i: usize| match r.get(i) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::Text(t)) => t.clone(),
+                    Some(Value::Integer(x)) => x.to_string(),
+                    Some(Value::Real(x)) => x.to_string(),
+                    Some(Value::Blob(b)) => String::from_utf8_lossy(b).into_owned(),
+                };
+                Listed {
+                    node: node.clone(),
+                    list: list.clone(),
+                    changeset,
+                    updated_at,
+                    item: Item {
+                        basic_code: text(0),
+                        name: text(1),
+                        category: text(2),
+                        basis: text(3),
+                        subject: text(4),
+                        levels: Levels::parse(&text(5), node.division().level()).unwrap_or_default(),
+                        time_limit: TimeLimit::parse(&text(6)).ok().flatten(),
+                        duties: text(7),
+                        accountability: text(8),
+                    },
+                }
             }));
         }
     }

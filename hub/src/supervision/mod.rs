@@ -26,11 +26,10 @@ use gdx_common::NodeId;
 use gdx_common::catalog::{CatalogEntry, ValueKind};
 use gdx_common::creditcode::CreditCode;
 use gdx_common::wire::RequestRecord;
-use gdx_files::quote_ident;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Filter};
+use crate::store::db::Value;
 use crate::store::vault::Vaults;
 
 /// Rows shown per section at most.
@@ -107,67 +106,32 @@ pub(crate) fn rows_naming(
     column: &str,
     code: &str,
 ) -> Result<Option<Held>, String> {
-    if let Some(pg) = vaults.postgres() {
-        return Err(format!(
-            "this hub keeps its vaults in {}, from which enterprises' records are not yet read (docs/operator.md, \"Vaults on PostgreSQL\")",
-            pg.where_
-        ));
-    }
-    if !vaults.path(&entry.provider).exists() {
-        return Ok(None);
-    }
-    let conn = vaults.open(&entry.provider).map_err(|e| e.to_string())?;
-    let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let at = |e: crate::store::vault::VaultError| e.to_string();
     let table = entry.resource.as_str();
-    let at: Option<(i64, i64)> = conn
-        .query_row("SELECT last_seq, updated_at FROM _gdx_resources WHERE resource = ?1", [table], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()
-        .map_err(|e| e.to_string())?;
-    let Some((changeset, updated_at)) = at else { return Ok(None) };
-    let has_column: bool = conn
-        .query_row("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2", [table, column], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| e.to_string())?
-        > 0;
-    if !has_column {
-        return Ok(None);
-    }
+    let Some((changeset, updated_at)) = vaults.head_of(&entry.provider, table).map_err(at)? else { return Ok(None) };
     // a profile looks a code up in every such table: each gets an index on its credit-code column
-    let index = quote_ident(&format!("_gdx_uscc_{table}"));
-    conn.execute_batch(&format!(
-        "CREATE INDEX IF NOT EXISTS {index} ON {} ({})",
-        quote_ident(table),
-        quote_ident(column)
-    ))
-    .map_err(|e| e.to_string())?;
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT * FROM {} WHERE {} = ?1 LIMIT {ROWS_PER_SECTION}",
-            quote_ident(table),
-            quote_ident(column)
-        ))
-        .map_err(|e| e.to_string())?;
-    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let rows = stmt
-        .query_map([code], |r| {
-            let mut row = serde_json::Map::new();
-            for (i, n) in names.iter().enumerate() {
-                let v = match r.get::<_, rusqlite::types::Value>(i)? {
-                    rusqlite::types::Value::Null => serde_json::Value::Null,
-                    rusqlite::types::Value::Integer(x) => x.into(),
-                    rusqlite::types::Value::Real(x) => x.into(),
-                    rusqlite::types::Value::Text(t) => t.into(),
-                    rusqlite::types::Value::Blob(b) => gdx_common::token::hex(&b).into(),
-                };
-                row.insert(n.clone(), v);
-            }
-            Ok(row)
+    let found = vaults.rows_of_keys(&entry.provider, table, column, &[code.to_owned()], true).map_err(at)?;
+    let Some((names, found)) = found else { return Ok(None) };
+    let rows = found
+        .into_iter()
+        .take(ROWS_PER_SECTION)
+        .map(|values| {
+            names
+                .iter()
+                .zip(values)
+                .map(|(n, v)| {
+                    let v = match v {
+                        Value::Null => serde_json::Value::Null,
+                        Value::Integer(x) => x.into(),
+                        Value::Real(x) => x.into(),
+                        Value::Text(t) => t.into(),
+                        Value::Blob(b) => gdx_common::token::hex(&b).into(),
+                    };
+                    (n.clone(), v)
+                })
+                .collect()
         })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| e.to_string())?;
+        .collect();
     Ok(Some((rows, changeset, updated_at)))
 }
 

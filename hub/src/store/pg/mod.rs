@@ -35,8 +35,8 @@ use super::vault::{Applied, ResourceSummary, VaultError};
 
 mod apply;
 mod import;
-mod members;
 pub mod pool;
+mod reads;
 use apply::{Failed, apply};
 pub use import::{FileResource, Imported, check_file, file_resources};
 use pool::{PgPool, describe};

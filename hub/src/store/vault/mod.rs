@@ -23,10 +23,10 @@ use gdx_common::data::Changeset;
 use gdx_files::tables;
 use rusqlite::{Connection, OptionalExtension, params};
 
-mod members;
 mod plan;
-pub use members::{KeyRows, LogEntry};
+mod reads;
 pub(crate) use plan::{Head, Then, changeset_event, duplicate, plan};
+pub use reads::{KeyRows, LogEntry};
 
 /// Vaults kept open at once (three file descriptors each); beyond, the
 /// least recently used are closed, without a checkpoint, and opened again
@@ -193,11 +193,6 @@ impl Vaults {
     /// The resources whose changed keys are logged for the base databases.
     pub fn set_members(&self, members: impl IntoIterator<Item = (NodeId, String)>) {
         *self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = members.into_iter().collect();
-    }
-
-    /// Opens a node's vault (as the hub does), for the base merge.
-    pub fn open(&self, node: &NodeId) -> Result<Arc<Mutex<Connection>>, VaultError> {
-        self.conn(node)
     }
 
     /// The folder of the vault files.

@@ -1,6 +1,7 @@
-//! The base merge's reads of a member resource in its department's schema
-//! (as `crate::store::vault::Vaults::base_log` and its neighbours read a
-//! vault file), each under the department's role.
+//! What the hub reads of a department's resources in its schema, as
+//! `crate::store::vault::reads` reads a vault file (for the base merge,
+//! enterprise profiles and 双随机 checks, the items library), each under the
+//! department's role.
 
 use gdx_common::NodeId;
 use postgres::types::Type;
@@ -49,6 +50,7 @@ impl PgVaults {
         resource: &str,
         key: &str,
         keys: &[String],
+        index: bool,
     ) -> Result<Option<KeyRows>, VaultError> {
         let Some(names) = self.known(node)? else { return Ok(None) };
         let (table, column) = (ident(resource)?, ident(key)?);
@@ -62,6 +64,13 @@ impl PgVaults {
                 )
                 .map_err(pg)?;
             let Some(kept) = kept.map(|r| r.get::<_, String>(0)) else { return Ok(None) };
+            if index {
+                // named by a digest: a table's name and its column may be long
+                let digest = gdx_certs::pki::sha256(format!("{resource}\u{1f}{key}").as_bytes());
+                let name = format!("_gdx_idx_{}", gdx_common::token::hex(&digest[..12]));
+                tx.batch_execute(&format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.{table} ({column})"))
+                    .map_err(pg)?;
+            }
             // compared in the key column's own type, so that its index is used
             let rows = match kept.as_str() {
                 "bigint" => {
@@ -95,6 +104,50 @@ impl PgVaults {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(pg)?;
             Ok(Some((columns, rows)))
+        })
+    }
+}
+
+impl PgVaults {
+    /// The last applied number of `resource` in `node`'s schema and when it last changed.
+    pub fn head_of(&self, node: &NodeId, resource: &str) -> Result<Option<(i64, i64)>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(None) };
+        self.as_department(&names, |tx, s| {
+            let row = tx
+                .query_opt(
+                    &format!("SELECT last_seq, updated_at FROM {s}._gdx_resources WHERE resource = $1"),
+                    &[&resource],
+                )
+                .map_err(|e| self.error(e))?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    /// The resources of `node`'s schema with their columns (JSON), by name.
+    pub fn resources_of(&self, node: &NodeId) -> Result<Vec<(String, String)>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(Vec::new()) };
+        self.as_department(&names, |tx, s| {
+            let rows = tx
+                .query(&format!("SELECT resource, columns FROM {s}._gdx_resources ORDER BY resource"), &[])
+                .map_err(|e| self.error(e))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    /// `columns` of every row of `resource` in `node`'s schema, ordered by the first.
+    pub fn all_rows(&self, node: &NodeId, resource: &str, columns: &[&str]) -> Result<Vec<Vec<Value>>, VaultError> {
+        let Some(names) = self.known(node)? else { return Ok(Vec::new()) };
+        let list: Vec<String> = columns.iter().map(|c| ident(c)).collect::<Result<_, _>>()?;
+        let table = ident(resource)?;
+        self.as_department(&names, |tx, s| {
+            let pg = |e| self.error(e);
+            let order = list.first().map_or("1", String::as_str);
+            let rows =
+                tx.query(&format!("SELECT {} FROM {s}.{table} ORDER BY {order}", list.join(", ")), &[]).map_err(pg)?;
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| r.try_get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(pg)
         })
     }
 }
