@@ -209,7 +209,8 @@ struct Fetched {
 /// when it holds no table yet).
 fn fetch_rows(vaults: &Vaults, m: &Member, keys: &[String]) -> Result<Fetched, String> {
     let at_member = |e: crate::store::vault::VaultError| format!("{}: {e}", member_name(m));
-    let Some((columns, rows)) = vaults.rows_of_keys(&m.node, &m.resource, &m.key, keys, false).map_err(at_member)?
+    let Some((columns, rows)) =
+        vaults.rows_of_keys(&m.node, &m.resource, &m.key, keys, false, None).map_err(at_member)?
     else {
         // no table yet, or (said, for the operator to mend) a table without the key column
         return match vaults.head_of(&m.node, &m.resource).map_err(at_member)? {

@@ -88,10 +88,11 @@ pub(super) fn write_list(dir: &Path, node: &str, department: &str) -> anyhow::Re
 /// Waits for every list at the province and prints its consistency report.
 pub(super) async fn items_demo(root: &Path) -> anyhow::Result<()> {
     let province = root.join("hub-630000");
-    let held = || gdx_hub::items::library(&province).map(|l| l.len()).unwrap_or(0);
+    let vaults = gdx_hub::store::vault::Vaults::at(&province)?;
+    let held = || gdx_hub::items::library(&vaults).map(|l| l.len()).unwrap_or(0);
     wait_for(Duration::from_secs(60), "every 权责清单 at the province", || held() >= expected()).await?;
     let report =
-        gdx_hub::items::analyse(&province, &gdx_hub::items::Filter::default()).map_err(anyhow::Error::msg)?.report;
+        gdx_hub::items::analyse(&vaults, &gdx_hub::items::Filter::default()).map_err(anyhow::Error::msg)?.report;
     println!(
         "\n政务服务事项库: 卫健 at the province, 西宁 and two 海南州 counties keep their 权责清单 (XLSX, UTF-8 and GBK CSV); the province compares each item with its own of the same 基本编码:\n"
     );

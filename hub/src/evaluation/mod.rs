@@ -140,8 +140,11 @@ fn observe(hub_dir: &Path, hub: &NodeId, division: Option<DivisionCode>, from_da
         }
         remote.entry(f.node.to_string()).or_default().push((via, f));
     }
-    let items =
-        crate::items::analyse(hub_dir, &crate::items::Filter::default()).ok().filter(|a| a.reference).map(|a| a.report);
+    let items = crate::store::vault::Vaults::at(hub_dir)
+        .ok()
+        .and_then(|v| crate::items::analyse(&v, &crate::items::Filter::default()).ok())
+        .filter(|a| a.reference)
+        .map(|a| a.report);
     Ok(Observed {
         departments: departments.into_values().collect(),
         entries,

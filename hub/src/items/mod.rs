@@ -14,8 +14,8 @@ use gdx_common::items::{Consistency, Held, Item, Levels, TimeLimit, consistency,
 use gdx_common::{DivisionCode, NodeId};
 use serde::Serialize;
 
-use crate::store::HubPaths;
 use crate::store::db::Value;
+use crate::store::vault::Vaults;
 
 pub mod export;
 
@@ -118,9 +118,7 @@ type Read = ((i64, i64), Vec<Vec<Value>>);
 
 /// Every item this hub keeps, by department and code, from the vault
 /// files or the schemas on PostgreSQL.
-pub fn library(hub_dir: &Path) -> Result<Vec<Listed>, String> {
-    let config = crate::config::HubConfig::load(&HubPaths::new(hub_dir)).map_err(|e| e.to_string())?;
-    let vaults = crate::store::vault::Vaults::for_hub(hub_dir, &config).map_err(|e| e.to_string())?;
+pub fn library(vaults: &Vaults) -> Result<Vec<Listed>, String> {
     let mut out = Vec::new();
     for node in vaults.departments().map_err(|e| e.to_string())? {
         // a vault that cannot be read, or a list that does not read, is left out and logged, not fatal to the library
@@ -177,8 +175,8 @@ pub fn library(hub_dir: &Path) -> Result<Vec<Listed>, String> {
 }
 
 /// The items `filter` keeps.
-pub fn list(hub_dir: &Path, filter: &Filter) -> Result<Vec<Listed>, String> {
-    Ok(library(hub_dir)?.into_iter().filter(|l| filter.keeps(l)).collect())
+pub fn list(vaults: &Vaults, filter: &Filter) -> Result<Vec<Listed>, String> {
+    Ok(library(vaults)?.into_iter().filter(|l| filter.keeps(l)).collect())
 }
 
 /// The consistency report with its summary per department, from one read
@@ -192,8 +190,8 @@ pub struct Analysis {
 }
 
 /// The [`Analysis`] of the library under `filter` (its words are ignored).
-pub fn analyse(hub_dir: &Path, filter: &Filter) -> Result<Analysis, String> {
-    let all = library(hub_dir)?;
+pub fn analyse(vaults: &Vaults, filter: &Filter) -> Result<Analysis, String> {
+    let all = library(vaults)?;
     let reference = all.iter().any(|l| l.node.division().level() == gdx_common::DivisionLevel::Province);
     let report = report_of(&all, filter);
     let kept = Filter { q: None, ..filter.clone() };
@@ -280,7 +278,7 @@ impl FilterArgs {
 
 /// `gdx-hub items list|search`.
 pub fn print_list(hub_dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<()> {
-    let found = list(hub_dir, filter).map_err(anyhow::Error::msg)?;
+    let found = list(&Vaults::at(hub_dir)?, filter).map_err(anyhow::Error::msg)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(());
@@ -310,7 +308,7 @@ pub fn print_list(hub_dir: &Path, filter: &Filter, json: bool) -> anyhow::Result
 
 /// `gdx-hub items show CODE`: every department's item of that 基本编码, in full.
 pub fn print_show(hub_dir: &Path, code: &str, json: bool) -> anyhow::Result<()> {
-    let found: Vec<Listed> = library(hub_dir)
+    let found: Vec<Listed> = library(&Vaults::at(hub_dir)?)
         .map_err(anyhow::Error::msg)?
         .into_iter()
         .filter(|l| l.item.basic_code == normalize(code))
@@ -347,7 +345,8 @@ pub fn print_show(hub_dir: &Path, code: &str, json: bool) -> anyhow::Result<()> 
 /// `gdx-hub items consistency`: the deviations, the items without
 /// counterpart, the summary; `out`: the XLSX workbook instead.
 pub fn print_consistency(hub_dir: &Path, filter: &Filter, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
-    let Analysis { report: r, summary, reference } = analyse(hub_dir, filter).map_err(anyhow::Error::msg)?;
+    let Analysis { report: r, summary, reference } =
+        analyse(&Vaults::at(hub_dir)?, filter).map_err(anyhow::Error::msg)?;
     if let Some(path) = out {
         let title = format!(
             "政务服务事项一致性报告{}（{}）",

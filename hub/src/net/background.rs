@@ -135,14 +135,14 @@ pub(super) async fn merge_bases(hub: Arc<Hub>, dir: std::path::PathBuf, bases: c
                 }
             },
         };
-        let (hub, dir, bases) = (hub.clone(), dir.clone(), bases.clone());
+        let (hub, dir, bases, held) = (hub.clone(), dir.clone(), bases.clone(), lease.clone());
         let merged = tokio::task::spawn_blocking(move || {
             // a base is published only from member rows on disk
             hub.vaults.synced_blocking(hub.vaults.ticket());
             let at = now();
             let revoked = |node: &NodeId| hub.store.lock().is_ok_and(|s| s.revoked_node(node, at).unwrap_or(false));
             let cx = crate::base::Context { publisher: Some(&current), revoked: &revoked };
-            crate::base::merge_all(&dir, &hub.vaults, &bases, &cx, at)
+            crate::base::merge_all(&dir, &hub.vaults, &bases, &cx, at, &|| held.held())
         })
         .await;
         if let Ok(Err(e)) = merged {

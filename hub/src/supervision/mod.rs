@@ -110,11 +110,12 @@ pub(crate) fn rows_naming(
     let table = entry.resource.as_str();
     let Some((changeset, updated_at)) = vaults.head_of(&entry.provider, table).map_err(at)? else { return Ok(None) };
     // a profile looks a code up in every such table: each gets an index on its credit-code column
-    let found = vaults.rows_of_keys(&entry.provider, table, column, &[code.to_owned()], true).map_err(at)?;
+    let found = vaults
+        .rows_of_keys(&entry.provider, table, column, &[code.to_owned()], true, Some(ROWS_PER_SECTION))
+        .map_err(at)?;
     let Some((names, found)) = found else { return Ok(None) };
     let rows = found
         .into_iter()
-        .take(ROWS_PER_SECTION)
         .map(|values| {
             names
                 .iter()

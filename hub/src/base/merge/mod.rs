@@ -102,7 +102,11 @@ fn merge_pass(conn: &Db, vaults: &Vaults, base: &BaseConfig, cx: &Context<'_>, n
     }
     let stale: BTreeSet<String> =
         conn.query("SELECT member FROM stale", args![], |r| r.get(0)).map_err(db)?.into_iter().collect();
-    let pass = Pass::new(base, &sources, &stale, shared.is_some());
+    // columns of fields no longer declared are emptied as each record is recomputed
+    let declared = super::field_columns(base);
+    let undeclared: Vec<String> =
+        super::columns_of_base(conn).map_err(db)?.into_iter().filter(|c| c != "key" && !declared.contains(c)).collect();
+    let pass = Pass::new(base, &sources, &stale, &undeclared, shared.is_some());
     let mut done = Merged::default();
     // one batch of every member's log, recomputed together: a key several members changed is recomputed once
     let mut logged: Vec<Logged> = Vec::new();
@@ -162,7 +166,9 @@ fn merge_pass(conn: &Db, vaults: &Vaults, base: &BaseConfig, cx: &Context<'_>, n
         let changes = recompute(&tx, vaults, &pass, &keys, &logged, now)?;
         for l in &logged {
             tx.execute(
-                "INSERT INTO progress (member, log_id) VALUES (?1, ?2) ON CONFLICT(member) DO UPDATE SET log_id = excluded.log_id",
+                "INSERT INTO progress (member, log_id) VALUES (?1, ?2) ON CONFLICT(member) DO UPDATE SET
+                 -- never backwards, should two merges ever overlap
+                 log_id = CASE WHEN excluded.log_id > progress.log_id THEN excluded.log_id ELSE progress.log_id END",
                 args![member_name(&base.members[l.member]), l.last],
             )
             .map_err(db)?;
@@ -276,7 +282,13 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    fn new(base: &'a BaseConfig, sources: &'a [Vec<Source>], stale: &BTreeSet<String>, publishing: bool) -> Self {
+    fn new(
+        base: &'a BaseConfig,
+        sources: &'a [Vec<Source>],
+        stale: &BTreeSet<String>,
+        undeclared: &[String],
+        publishing: bool,
+    ) -> Self {
         let names: Vec<String> = base.members.iter().map(member_name).collect();
         let cols: Vec<String> = base
             .fields
@@ -287,6 +299,7 @@ impl<'a> Pass<'a> {
         let set: Vec<String> = std::iter::once("key__kind".to_owned())
             .chain(cols.iter().cloned())
             .map(|c| format!("{c} = excluded.{c}"))
+            .chain(undeclared.iter().map(|c| format!("{} = NULL", quote_ident(c))))
             .collect();
         Self {
             base,
@@ -392,18 +405,20 @@ fn publish(
     Ok(())
 }
 
-/// Merges every base until their logs and queues are read, in passes; for `gdx-hub run`.
+/// Merges every base until their logs and queues are read, in passes,
+/// while `go_on` says so (the lease still held); for `gdx-hub run`.
 pub fn merge_all(
     hub_dir: &Path,
     vaults: &Vaults,
     config: &BasesConfig,
     cx: &Context<'_>,
     now: i64,
+    go_on: &dyn Fn() -> bool,
 ) -> Result<usize, String> {
     let mut total = 0;
     for b in &config.bases {
         let conn = open(hub_dir, b)?;
-        loop {
+        while go_on() {
             let m = merge_pass(&conn, vaults, b, cx, now)?;
             total += m.entries;
             if m.entries == 0 {

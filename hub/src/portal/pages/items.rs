@@ -46,7 +46,7 @@ pub async fn items_page(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
                 l.t("查看一致性报告 →", "The consistency report →")
             ));
         }
-        match filter(&q).map(|f| crate::items::list(&p.dir, &f)) {
+        match filter(&q).map(|f| crate::items::list(&p.shared.vaults, &f)) {
             Ok(Ok(found)) => body.push_str(&library_table(&found[..found.len().min(ITEMS_SHOWN)], found.len(), l)),
             Ok(Err(_)) => body.push_str(&notice(
                 "error",
@@ -97,7 +97,7 @@ fn library_table(found: &[Listed], total: usize, l: Lang) -> String {
 /// The report and summary under the query's filter.
 fn consistency(p: &Portal, q: &[(String, String)]) -> Result<(Analysis, Filter), String> {
     let f = filter(q)?;
-    Ok((crate::items::analyse(&p.dir, &f)?, f))
+    Ok((crate::items::analyse(&p.shared.vaults, &f)?, f))
 }
 
 /// `GET /items/consistency`.
@@ -251,7 +251,7 @@ pub async fn items_json(State(p): State<Arc<Portal>>, headers: HeaderMap, RawQue
         let q = pairs(raw.as_deref());
         let found = match filter(&q) {
             Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
-            Ok(f) => crate::items::list(&p.dir, &f),
+            Ok(f) => crate::items::list(&p.shared.vaults, &f),
         };
         let Ok(found) = found else {
             return json_error(StatusCode::INTERNAL_SERVER_ERROR, "the library cannot be read now; try again");

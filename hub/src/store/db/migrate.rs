@@ -331,7 +331,34 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>
     if !vaults.is_empty() {
         done.extend(move_vaults(paths, &vaults)?);
     }
+    logs_past_progress(paths)?;
     Ok(done)
+}
+
+/// Makes each base member's log on PostgreSQL number on after what its
+/// base has read of it ([`crate::store::pg::PgVaults::base_log_past`]).
+fn logs_past_progress(paths: &HubPaths) -> Result<(), String> {
+    let bases = crate::base::BasesConfig::load(&paths.dir)?;
+    if bases.bases.is_empty() {
+        return Ok(());
+    }
+    let config = crate::config::HubConfig::load(paths).map_err(|e| e.to_string())?;
+    let vaults = crate::store::vault::Vaults::for_hub(&paths.dir, &config).map_err(|e| e.to_string())?;
+    let Some(pg) = vaults.postgres() else { return Ok(()) };
+    for b in &bases.bases {
+        let which = Which::base(&b.name);
+        let Some(db) = Db::postgres_of(paths, which, &which.tables()).map_err(|e| e.to_string())? else { continue };
+        let read: Vec<(String, i64)> = db
+            .query("SELECT member, log_id FROM progress", args![], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| e.to_string())?;
+        for (member, upto) in read {
+            let Some(node) = member.rsplit_once('/').and_then(|(n, _)| gdx_common::NodeId::parse(n).ok()) else {
+                continue;
+            };
+            pg.base_log_past(&node, upto).map_err(|e| format!("{member}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// The base databases' files, each with its declaration in bases.toml; a

@@ -118,6 +118,31 @@ pub fn check_file(file: &rusqlite::Connection) -> Result<(), VaultError> {
 }
 
 impl PgVaults {
+    /// Makes the next number of `node`'s base log follow `upto`, the last a
+    /// base read of it: a log made after the base (its vault moved, or made
+    /// again, after the base's progress was recorded) would otherwise number
+    /// new entries below it, and the merge would pass them by.
+    pub fn base_log_past(&self, node: &NodeId, upto: i64) -> Result<(), VaultError> {
+        let names = self.names(node)?;
+        self.as_department(&names, |tx, s| {
+            let pg = |e| self.error(e);
+            tx.batch_execute(&super::base_log_table(s)).map_err(pg)?;
+            let sequence: String = tx
+                .query_one("SELECT pg_catalog.pg_get_serial_sequence($1, 'id')", &[&format!("{s}._gdx_base_log")])
+                .map_err(pg)?
+                .get(0);
+            // the sequence's name as the server quotes it
+            let row = tx.query_one(&format!("SELECT last_value, is_called FROM {sequence}"), &[]).map_err(pg)?;
+            let (last, called): (i64, bool) = (row.get(0), row.get(1));
+            let next = if called { last + 1 } else { last };
+            if next <= upto {
+                tx.execute("SELECT pg_catalog.setval($1::regclass, $2, false)", &[&sequence, &(upto + 1)])
+                    .map_err(pg)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Copies the vault file `file` of `node` into its schema and verifies
     /// it, in one transaction; nothing is committed unless every table
     /// agrees. `file` is read in a read transaction of the caller's.

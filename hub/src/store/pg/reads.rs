@@ -51,6 +51,7 @@ impl PgVaults {
         key: &str,
         keys: &[String],
         index: bool,
+        limit: Option<usize>,
     ) -> Result<Option<KeyRows>, VaultError> {
         let Some(names) = self.known(node)? else { return Ok(None) };
         let (table, column) = (ident(resource)?, ident(key)?);
@@ -72,24 +73,33 @@ impl PgVaults {
                     .map_err(pg)?;
             }
             // compared in the key column's own type, so that its index is used
+            let limit = crate::store::vault::limited(limit);
             let rows = match kept.as_str() {
                 "bigint" => {
                     let numbers: Vec<i64> = keys.iter().filter_map(|k| k.parse().ok()).collect();
                     tx.query_typed(
-                        &format!("SELECT * FROM {s}.{table} WHERE {column} = ANY($1)"),
+                        &format!("SELECT * FROM {s}.{table} WHERE {column} = ANY($1){limit}"),
                         &[(&numbers, Type::INT8_ARRAY)],
                     )
                 }
+                "double precision" => {
+                    let numbers: Vec<f64> = keys.iter().filter_map(|k| k.parse().ok()).collect();
+                    tx.query_typed(
+                        &format!("SELECT * FROM {s}.{table} WHERE {column} = ANY($1){limit}"),
+                        &[(&numbers, Type::FLOAT8_ARRAY)],
+                    )
+                }
                 "text" => tx.query_typed(
-                    &format!("SELECT * FROM {s}.{table} WHERE {column} = ANY($1)"),
+                    &format!("SELECT * FROM {s}.{table} WHERE {column} = ANY($1){limit}"),
                     &[(&keys, Type::TEXT_ARRAY)],
                 ),
                 "bytea" => tx.query_typed(
-                    &format!("SELECT * FROM {s}.{table} WHERE encode({column}, 'hex') = ANY($1)"),
+                    &format!("SELECT * FROM {s}.{table} WHERE encode({column}, 'hex') = ANY($1){limit}"),
                     &[(&keys, Type::TEXT_ARRAY)],
                 ),
+                // anything else by its text
                 _ => tx.query_typed(
-                    &format!("SELECT * FROM {s}.{table} WHERE {column}::text = ANY($1)"),
+                    &format!("SELECT * FROM {s}.{table} WHERE {column}::text = ANY($1){limit}"),
                     &[(&keys, Type::TEXT_ARRAY)],
                 ),
             }

@@ -26,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod plan;
 mod reads;
 pub(crate) use plan::{Head, Then, changeset_event, duplicate, plan};
+pub(crate) use reads::limited;
 pub use reads::{KeyRows, LogEntry};
 
 /// Vaults kept open at once (three file descriptors each); beyond, the
@@ -146,6 +147,16 @@ impl Vaults {
             vaults.pg = Some(Arc::new(super::pg::PgVaults::open(url_file, ca_file.as_deref(), config.division)?));
         }
         Ok(vaults)
+    }
+
+    /// The vaults of the hub in `hub_dir` for a command that reads them:
+    /// [`Vaults::for_hub`] as its hub.toml says, or the files when it has
+    /// none that reads.
+    pub fn at(hub_dir: &Path) -> Result<Self, VaultError> {
+        match crate::config::HubConfig::load(&HubPaths::new(hub_dir)) {
+            Ok(config) => Self::for_hub(hub_dir, &config),
+            Err(_) => Ok(Self::new(hub_dir)),
+        }
     }
 
     /// The PostgreSQL store, when the vaults are there.

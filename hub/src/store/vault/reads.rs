@@ -49,7 +49,8 @@ impl Vaults {
     /// The rows of `resource` in `node`'s vault whose column `key` holds one
     /// of `keys` (as text), in one statement; None while it has no table or
     /// no such column. `index`: the column is indexed first (a column
-    /// looked up again and again that is not the table's key).
+    /// looked up again and again that is not the table's key); `limit`:
+    /// at most so many rows.
     pub fn rows_of_keys(
         &self,
         node: &NodeId,
@@ -57,9 +58,10 @@ impl Vaults {
         key: &str,
         keys: &[String],
         index: bool,
+        limit: Option<usize>,
     ) -> Result<Option<KeyRows>, VaultError> {
         if let Some(pg) = self.postgres() {
-            return pg.rows_of_keys(node, resource, key, keys, index);
+            return pg.rows_of_keys(node, resource, key, keys, index, limit);
         }
         if !self.path(node).exists() {
             return Ok(None);
@@ -87,7 +89,7 @@ impl Vaults {
         }
         let list = serde_json::to_string(keys)?;
         let rows = conn.query(
-            &format!("SELECT * FROM {table} WHERE {column} IN (SELECT value FROM json_each(?1))"),
+            &format!("SELECT * FROM {table} WHERE {column} IN (SELECT value FROM json_each(?1)){}", limited(limit)),
             args![list],
             |r| (0..r.len()).map(|i| r.get::<Value>(i)).collect::<Result<Vec<_>, _>>(),
         )?;
@@ -105,17 +107,25 @@ impl Vaults {
         if let Some(pg) = self.postgres() {
             return pg.head_of(node, resource);
         }
-        if !self.path(node).exists() {
-            return Ok(None);
-        }
-        let conn = self.conn(node)?;
-        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(conn) = self.read_only(node)? else { return Ok(None) };
         Ok(Sql::query_opt(
-            &*conn,
+            &conn,
             "SELECT last_seq, updated_at FROM _gdx_resources WHERE resource = ?1",
             args![resource],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
+    }
+
+    /// `node`'s vault file opened read-only, for reading beside the hub
+    /// (whose own connections write); None when there is none.
+    fn read_only(&self, node: &NodeId) -> Result<Option<rusqlite::Connection>, VaultError> {
+        let path = self.path(node);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = gdx_files::open_read_only(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Some(conn))
     }
 
     /// Every department with a vault here, by name.
@@ -143,11 +153,7 @@ impl Vaults {
         if let Some(pg) = self.postgres() {
             return pg.resources_of(node);
         }
-        if !self.path(node).exists() {
-            return Ok(Vec::new());
-        }
-        let conn = self.conn(node)?;
-        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(conn) = self.read_only(node)? else { return Ok(Vec::new()) };
         Ok(conn.query("SELECT resource, columns FROM _gdx_resources ORDER BY resource", args![], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?)
@@ -158,8 +164,7 @@ impl Vaults {
         if let Some(pg) = self.postgres() {
             return pg.all_rows(node, resource, columns);
         }
-        let conn = self.conn(node)?;
-        let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(conn) = self.read_only(node)? else { return Ok(Vec::new()) };
         let list: Vec<String> = columns.iter().map(|c| gdx_files::quote_ident(c)).collect();
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {}",
@@ -169,4 +174,9 @@ impl Vaults {
         );
         Ok(conn.query(&sql, args![], |r| (0..r.len()).map(|i| r.get::<Value>(i)).collect())?)
     }
+}
+
+/// `LIMIT n` for a query of at most `limit` rows, on either engine.
+pub(crate) fn limited(limit: Option<usize>) -> String {
+    limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
 }
