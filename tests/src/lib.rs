@@ -236,11 +236,47 @@ pub struct Hub {
     pub proc: Option<Proc>,
     /// The network namespace `gdx-hub run` starts in, if not this process's.
     pub netns: Option<String>,
+    /// In the second configuration ([`second_configuration`]), the
+    /// PostgreSQL server holding this hub's stores (stopped when it drops).
+    pub pg: Option<servers::Postgres>,
+}
+
+/// True for the end-to-end suite's second configuration,
+/// `GDX_TEST_STORE=postgres`: every hub [`Hub::init`] makes keeps all its
+/// stores on a PostgreSQL server of its own, started for it (prefecture
+/// hubs, which stay on SQLite, and the tests that set the store up
+/// themselves are as they are).
+pub fn second_configuration() -> bool {
+    !FILES_ONLY.with(std::cell::Cell::get) && std::env::var("GDX_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+thread_local! {
+    static FILES_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Called first by a test whose hubs keep their stores in SQLite files
+/// in the [`second_configuration`] too, saying why: it reads or writes a
+/// hub's files itself, or shows what only files do.
+pub fn files_only(_why: &str) {
+    FILES_ONLY.with(|f| f.set(true));
 }
 
 impl Hub {
-    /// `gdx-hub init` for `division` on a free port.
+    /// `gdx-hub init` for `division` on a free port; in the
+    /// [`second_configuration`] its stores on a PostgreSQL of its own.
     pub fn init(division: &str) -> Self {
+        let mut hub = Self::init_sqlite(division);
+        if second_configuration() {
+            let pg = servers::Postgres::start().expect("the second configuration needs PostgreSQL installed");
+            pg.hold_vaults_of(&hub);
+            hub.pg = Some(pg);
+        }
+        hub
+    }
+
+    /// `gdx-hub init` for `division` on a free port, its stores in SQLite
+    /// files whatever the configuration (a test that moves them itself).
+    pub fn init_sqlite(division: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_udp_port());
         let http = format!("127.0.0.1:{}", free_tcp_port());
@@ -261,7 +297,7 @@ impl Hub {
             ],
         );
         out.ok();
-        Self { dir, addr, http, proc: None, netns: None }
+        Self { dir, addr, http, proc: None, netns: None, pg: None }
     }
 
     /// `gdx-hub init --join TOKEN` on free ports: a child hub.
@@ -271,7 +307,7 @@ impl Hub {
         let http = format!("127.0.0.1:{}", free_tcp_port());
         let d = dir.path().to_str().unwrap();
         run("gdx-hub", &["--data", d, "init", "--join", token, "--listen", &addr, "--http", &http]).ok();
-        Self { dir, addr, http, proc: None, netns: None }
+        Self { dir, addr, http, proc: None, netns: None, pg: None }
     }
 
     /// A token for the child hub `node` (`DIVISION/hub`).
@@ -301,7 +337,16 @@ impl Hub {
         let mut command = command_in("gdx-hub", self.netns.as_deref());
         command.args(["--data", self.data(), "run"]).envs(env.iter().copied());
         let p = Proc::spawn(command, self.dir.path().join("run.log"));
-        wait_until(Duration::from_secs(20), "the hub listens", || p.output().contains("listening on"));
+        let started = std::time::Instant::now();
+        while !p.output().contains("listening on") {
+            // what the hub said is the first thing to read when it does not come up
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the hub did not listen within 20 s; it said:\n{}",
+                p.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.proc = Some(p);
     }
 
@@ -500,6 +545,7 @@ pub fn table_checksum(db: &Path, table: &str, columns: &[&str]) -> (u64, u128) {
 /// [`table_checksum`], or `None` while the file or the table cannot be read
 /// (for polling a copy that is still being made).
 pub fn try_table_checksum(db: &Path, table: &str, columns: &[&str]) -> Option<(u64, u128)> {
+    let db = &fresh(db);
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
     let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
     let mut stmt = conn.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).ok()?;
@@ -547,6 +593,7 @@ pub fn publish_people(agent: &Agent, db: &Path, rows: &[(&str, &str)]) {
 /// How many rows `table` of the SQLite file `db` holds; 0 while the file or
 /// the table does not exist yet (for polling a vault that is still being made).
 pub fn rows_now(db: &Path, table: &str) -> u64 {
+    let db = &fresh(db);
     let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return 0;
     };
@@ -568,8 +615,27 @@ fn unchunk(mut body: &[u8]) -> Vec<u8> {
 }
 
 /// The vault file of `node` at a hub.
+///
+/// In the [`second_configuration`] the vault is a schema on the hub's
+/// PostgreSQL: this is then a SQLite copy of it made now, as a vault file
+/// holds the same values (a path that does not exist while it has none).
 pub fn vault(hub: &Hub, node: &str) -> PathBuf {
-    hub.dir.path().join("vaults").join(format!("{}.db", node.replace('/', "-")))
+    let file = hub.dir.path().join("vaults").join(format!("{}.db", node.replace('/', "-")));
+    match &hub.pg {
+        Some(_) => servers::copy_of_vault(hub.dir.path(), node),
+        None => file,
+    }
+}
+
+/// `path` to read now: a copy of a vault on PostgreSQL ([`vault`]) is made
+/// again, so that a test polling it sees what the hub holds now.
+fn fresh(path: &Path) -> PathBuf {
+    let copies = path.parent().filter(|d| d.file_name().is_some_and(|n| n == "vault-copies"));
+    let node = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split_once('-'));
+    match (copies.and_then(Path::parent), node) {
+        (Some(hub_dir), Some((division, org))) => servers::copy_of_vault(hub_dir, &format!("{division}/{org}")),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Issues a certificate with `ca` for `key`, valid over `[not_before, not_after]`, as PEM.

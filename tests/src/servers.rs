@@ -157,11 +157,93 @@ impl Postgres {
 /// all of them in a database of their own there (the second configuration
 /// of the tests run by [`crate::on_both_stores`]).
 pub fn hub_on(pg: Option<&Postgres>, division: &str) -> crate::Hub {
-    let hub = crate::Hub::init(division);
+    let hub = crate::Hub::init_sqlite(division);
     if let Some(pg) = pg {
         pg.hold_vaults_of(&hub);
     }
     hub
+}
+
+/// A SQLite copy, made now, of `node`'s vault schema in the PostgreSQL
+/// database the hub at `hub_dir` keeps its stores in (read from its URL
+/// file; the test's server, as its superuser): every table with its
+/// columns as a vault file keeps them (`bigint` INTEGER, `double
+/// precision` REAL, `bytea` BLOB, the rest TEXT). It is
+/// `HUB/vault-copies/DIVISION-ORG.db`, a path that does not exist while
+/// there is no such schema.
+pub fn copy_of_vault(hub_dir: &std::path::Path, node: &str) -> std::path::PathBuf {
+    let (division, org) = node.split_once('/').unwrap();
+    let dir = hub_dir.join("vault-copies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{division}-{org}.db"));
+    let _ = std::fs::remove_file(&file);
+    let url = std::fs::read_to_string(hub_dir.join("db.url")).unwrap();
+    let (hosts, rest) = url.trim().split_once('@').unwrap().1.split_once('/').unwrap();
+    let port: u16 = hosts.split(',').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let database = rest.split('?').next().unwrap();
+    let mut admin = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user(ADMIN)
+        .password(ADMIN_PASSWORD)
+        .dbname(database)
+        .connect(postgres::NoTls)
+        .unwrap();
+    let schema = format!("v_{division}_{org}");
+    let tables: Vec<String> = admin
+        .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1", &[&schema])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if tables.is_empty() {
+        return file;
+    }
+    let copy = rusqlite::Connection::open(&file).unwrap();
+    let tx = copy.unchecked_transaction().unwrap();
+    for table in tables {
+        let columns: Vec<(String, String)> = admin
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                &[&schema, &table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let q = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+        let kind = |t: &str| match t {
+            "bigint" | "integer" | "smallint" => "INTEGER",
+            "double precision" | "real" => "REAL",
+            "bytea" => "BLOB",
+            _ => "TEXT",
+        };
+        let declared: Vec<String> = columns.iter().map(|(n, t)| format!("{} {}", q(n), kind(t))).collect();
+        tx.execute_batch(&format!("CREATE TABLE {} ({})", q(&table), declared.join(", "))).unwrap();
+        let names: Vec<String> = columns.iter().map(|(n, _)| q(n)).collect();
+        let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let insert = format!("INSERT INTO {} VALUES ({})", q(&table), marks.join(", "));
+        let select = format!("SELECT {} FROM {}.{}", names.join(", "), q(&schema), q(&table));
+        for row in admin.query(select.as_str(), &[]).unwrap() {
+            let values: Vec<rusqlite::types::Value> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t))| {
+                    use rusqlite::types::Value as V;
+                    match kind(t) {
+                        "INTEGER" => row.get::<_, Option<i64>>(i).map_or(V::Null, V::Integer),
+                        "REAL" => row.get::<_, Option<f64>>(i).map_or(V::Null, V::Real),
+                        "BLOB" => row.get::<_, Option<Vec<u8>>>(i).map_or(V::Null, V::Blob),
+                        _ => row.get::<_, Option<String>>(i).map_or(V::Null, V::Text),
+                    }
+                })
+                .collect();
+            tx.execute(&insert, rusqlite::params_from_iter(values)).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    file
 }
 
 /// The role hubs log in as to keep their vaults in a test's PostgreSQL.

@@ -1,7 +1,10 @@
 //! Operations: a hub backed up while it runs and agents keep syncing, then
 //! destroyed and restored from the backup, converges with its agents (they
 //! send again what the restored hub lost, applied once), and its audit log
-//! verifies; a damaged backup or a used directory is refused.
+//! verifies; a damaged backup or a used directory is refused. `gdx-hub
+//! backup` copies a hub whose stores are files (a hub on PostgreSQL is
+//! backed up with the database's own tools), so these hubs stay on SQLite
+//! in the second configuration too.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -28,7 +31,7 @@ fn changesets(vault: &Path) -> (i64, i64) {
 
 #[test]
 fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies() {
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("src.db");
@@ -109,7 +112,7 @@ fn a_hub_restored_from_a_backup_converges_with_its_agents_and_its_log_verifies()
 
 #[test]
 fn an_older_data_directory_is_backed_up_before_use_and_a_newer_one_is_refused() {
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     let dir = hub.dir.path().to_path_buf();
     assert!(std::fs::read_to_string(dir.join("FORMAT")).unwrap().starts_with("3 "), "init writes the format");
     // a directory of format 2, its lookup copy in the old layout (one JSON object a row):

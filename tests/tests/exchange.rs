@@ -363,6 +363,7 @@ fn one_hub_sharing_dibao() -> (Hub, Agent, Agent, tempfile::TempDir) {
 /// was tampered with.
 #[test]
 fn the_audit_log_records_the_exchange_and_catches_tampering() {
+    gdx_tests::files_only("it tampers with audit.db itself");
     let (mut hub, _provider, consumer, tmp) = one_hub_sharing_dibao();
     let granted = json(consumer.cmd(&[
         "request",
@@ -513,6 +514,7 @@ fn a_prefecture_hub_cannot_grant_itself_the_provinces_data() {
 /// databases, and everything reads as before through the programs.
 #[test]
 fn stores_can_be_kept_encrypted_at_rest() {
+    gdx_tests::files_only("at_rest_key encrypts SQLite files");
     let (mut hub, provider, consumer, tmp) = one_hub_sharing_dibao();
     let db = tmp.path().join("dibao.db");
     let vault = gdx_tests::vault(&hub, "630000/minzheng");

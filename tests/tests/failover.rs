@@ -24,7 +24,7 @@ fn second_process(first: &Hub) -> Hub {
     let to = dir.path().to_str().unwrap();
     let paired = first.cmd(&["pair", "--to", to, "--listen", &addr, "--http", &http]);
     assert_eq!(paired.code, 0, "{}", paired.stderr);
-    Hub { dir, addr, http, proc: None, netns: None }
+    Hub { dir, addr, http, proc: None, netns: None, pg: None }
 }
 
 /// The people of `db` ordered by id: (id_number, name).
@@ -35,7 +35,7 @@ fn source_people(db: &Path) -> Vec<Vec<String>> {
 #[test]
 fn the_other_process_takes_over_when_the_leading_one_is_killed() {
     let Some(pg) = Postgres::start() else { return };
-    let mut first = Hub::init("630000");
+    let mut first = Hub::init_sqlite("630000");
     let database = pg.hold_vaults_of(&first);
     let mut second = second_process(&first);
     // both advertise both addresses: tokens made from now on name them
@@ -109,7 +109,7 @@ fn the_other_process_takes_over_when_the_leading_one_is_killed() {
 
 #[test]
 fn a_hub_on_sqlite_files_is_not_paired() {
-    let hub = Hub::init("630000");
+    let hub = Hub::init_sqlite("630000");
     let to = tempfile::tempdir().unwrap();
     let out =
         hub.cmd(&["pair", "--to", to.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
@@ -136,7 +136,7 @@ fn the_hub_survives_the_loss_of_its_database_primary() {
     // a commit returns once the standby holds it too: nothing acknowledged is lost with the primary
     primary.sql("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
     primary.sql("postgres", "SELECT pg_reload_conf()");
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     primary.point_hub_at_servers(&hub, HUB_ROLE, &database, &[primary.port, standby.port]);
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
@@ -191,7 +191,7 @@ fn lease_holders(pg: &Postgres, database: &str) -> i64 {
 #[test]
 fn a_process_that_stops_answering_loses_the_lease_to_the_other() {
     let Some(pg) = Postgres::start() else { return };
-    let mut first = Hub::init("630000");
+    let mut first = Hub::init_sqlite("630000");
     let database = pg.hold_vaults_of(&first);
     let mut second = second_process(&first);
     first.start();

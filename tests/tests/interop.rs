@@ -71,7 +71,7 @@ fn recorded_hub() -> Hub {
         })
         .collect();
     std::fs::write(&config, text.join("\n") + "\n").unwrap();
-    Hub { dir, addr, http, proc: None, netns: None }
+    Hub { dir, addr, http, proc: None, netns: None, pg: None }
 }
 
 #[test]

@@ -37,6 +37,9 @@ fn more_people(db: &Path, from: usize, to: usize) {
 /// exactly once.
 #[test]
 fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
+    gdx_tests::files_only(
+        "the full disk is a small tmpfs under the hub's files (with PostgreSQL it is the database server's disk)",
+    );
     if !have("mounting a tmpfs needs root", running_as_root()) {
         return;
     }
@@ -89,6 +92,9 @@ fn a_full_disk_under_the_vaults_refuses_cleanly_and_resumes() {
 /// grant's rows, one audit entry per changeset, and the log verifies.
 #[test]
 fn a_full_disk_under_the_whole_hub_refuses_cleanly_and_resumes() {
+    gdx_tests::files_only(
+        "the full disk is a small tmpfs under the hub's files (with PostgreSQL it is the database server's disk)",
+    );
     if !have("mounting a tmpfs needs root", running_as_root()) {
         return;
     }

@@ -44,7 +44,7 @@ fn change(db: &Path, from: usize, to: usize, tag: &str) {
 #[test]
 fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     let Some(pg) = Postgres::start() else { return };
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     let database = pg.hold_vaults_of(&hub);
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
@@ -153,7 +153,7 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
 #[test]
 fn a_grant_is_delivered_from_a_vault_on_postgres() {
     let Some(pg) = Postgres::start() else { return };
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     let database = pg.hold_vaults_of(&hub);
     hub.start();
     let (provider, consumer) = province_pair(&hub);
@@ -181,7 +181,7 @@ fn a_database_role_that_would_reach_every_vault_is_refused() {
     let Some(pg) = Postgres::start() else { return };
     pg.sql("postgres", &format!("CREATE ROLE gdx_inheriting LOGIN PASSWORD '{HUB_PASSWORD}' INHERIT CREATEROLE"));
     pg.sql("postgres", "CREATE DATABASE gdx OWNER gdx_inheriting");
-    let hub = Hub::init("630000");
+    let hub = Hub::init_sqlite("630000");
     pg.point_hub_at(&hub, "gdx_inheriting", "gdx");
     let out = hub.cmd(&["run"]);
     assert_ne!(out.code, 0);
@@ -202,7 +202,7 @@ fn a_database_role_that_would_reach_every_vault_is_refused() {
 #[test]
 fn a_hub_on_sqlite_moves_its_records_to_postgres() {
     let Some(pg) = Postgres::start() else { return };
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("gongan.db");
@@ -262,7 +262,7 @@ fn a_hub_on_sqlite_moves_its_records_to_postgres() {
 fn a_transaction_with_a_failed_statement_is_not_reported_committed() {
     use gdx_hub::store::db::{Db, Sql, Which};
     let Some(pg) = Postgres::start() else { return };
-    let hub = Hub::init("630000");
+    let hub = Hub::init_sqlite("630000");
     pg.hold_vaults_of(&hub);
     let paths = gdx_hub::store::HubPaths::new(hub.dir.path());
     let db = Db::open(&paths, Which::Hub, &Which::Hub.tables()).unwrap();
@@ -289,7 +289,7 @@ fn a_transaction_with_a_failed_statement_is_not_reported_committed() {
 #[test]
 fn vault_files_move_to_postgres_with_their_history() {
     let Some(pg) = Postgres::start() else { return };
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     hub.start();
     let (provider, consumer) = province_pair(&hub);
     let tmp = tempfile::tempdir().unwrap();
@@ -367,7 +367,7 @@ fn vault_files_move_to_postgres_with_their_history() {
 #[test]
 fn a_vault_that_cannot_move_leaves_every_store_in_place() {
     let Some(pg) = Postgres::start() else { return };
-    let mut hub = Hub::init("630000");
+    let mut hub = Hub::init_sqlite("630000");
     hub.start();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("gongan.db");

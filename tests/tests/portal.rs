@@ -90,6 +90,7 @@ fn post(tab: &mut Tab<'_>, path: &str, fields: &str, csrf: Option<&str>) -> u64 
 
 #[test]
 fn a_request_filed_and_approved_in_the_portal_with_its_refusals() {
+    gdx_tests::files_only("it writes hub.db itself");
     let Some(mut browser) = Browser::start() else { return };
     let mut hub = Hub::init("630000");
     hub.start();

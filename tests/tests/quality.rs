@@ -53,6 +53,7 @@ items = [
 
 #[test]
 fn bad_values_are_quarantined_with_their_reason_and_every_document_kind_syncs() {
+    gdx_tests::files_only("it reads hub.db itself");
     let mut hub = Hub::init("630000");
     hub.start();
     let agent = Agent::new();

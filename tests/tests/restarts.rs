@@ -11,6 +11,7 @@ use gdx_tests::*;
 
 #[test]
 fn a_restarted_hub_resets_the_connections_it_no_longer_knows() {
+    gdx_tests::files_only("it reads hub.db's connections itself");
     let tmp = tempfile::tempdir().unwrap();
     let mut province = Hub::init("630000");
     province.start();

@@ -97,8 +97,8 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 pub enum AuditError {
     #[error("the audit database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the audit database failed: {0}")]
-    Db(#[from] crate::store::db::DbError),
+    #[error("{}", crate::store::db::failed("audit", .0))]
+    Db(crate::store::db::DbError),
     #[error("{0}")]
     Other(String),
 }
@@ -518,3 +518,10 @@ fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditEr
 
 #[cfg(test)]
 mod tests;
+
+/// Not a source: its words are in this error's own (a refusal is told once).
+impl From<crate::store::db::DbError> for AuditError {
+    fn from(e: crate::store::db::DbError) -> Self {
+        AuditError::Db(e)
+    }
+}

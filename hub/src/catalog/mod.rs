@@ -68,8 +68,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS entries_live_resource ON entries(provider, res
 pub enum CatalogError {
     #[error("the catalogue database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the catalogue database failed: {0}")]
-    Db(#[from] crate::store::db::DbError),
+    #[error("{}", crate::store::db::failed("catalogue", .0))]
+    Db(crate::store::db::DbError),
     #[error("a stored catalogue entry is damaged: {0}")]
     Damaged(String),
 }
@@ -614,3 +614,10 @@ pub fn publish_own(
 
 #[cfg(test)]
 mod tests;
+
+/// Not a source: its words are in this error's own (a refusal is told once).
+impl From<crate::store::db::DbError> for CatalogError {
+    fn from(e: crate::store::db::DbError) -> Self {
+        CatalogError::Db(e)
+    }
+}

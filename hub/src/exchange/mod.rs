@@ -74,8 +74,8 @@ pub(crate) const PRODUCE_PER_PASS: u64 = 32;
 pub enum ExchangeError {
     #[error("the exchange database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the exchange database failed: {0}")]
-    Db(#[from] crate::store::db::DbError),
+    #[error("{}", crate::store::db::failed("exchange", .0))]
+    Db(crate::store::db::DbError),
     #[error("{0}")]
     Damaged(String),
     /// The vaults' PostgreSQL store failed (unreachable, say): tried again.
@@ -519,3 +519,10 @@ fn parse_record(json: &str) -> Result<RequestRecord, ExchangeError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Not a source: its words are in this error's own (a refusal is told once).
+impl From<crate::store::db::DbError> for ExchangeError {
+    fn from(e: crate::store::db::DbError) -> Self {
+        ExchangeError::Db(e)
+    }
+}

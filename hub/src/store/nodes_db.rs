@@ -88,8 +88,8 @@ pub const HEARTBEAT_STALE_SECS: i64 = 10;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite or PostgreSQL failed.
-    #[error("the hub database failed: {0}")]
-    Db(#[from] DbError),
+    #[error("{}", crate::store::db::failed("hub", .0))]
+    Db(DbError),
 }
 
 /// One row of `tokens`.
@@ -615,4 +615,11 @@ pub(super) fn record_ca(db: &impl Sql, node: &str, ca_der: &[u8], at: i64) -> Re
         )?;
     }
     Ok(())
+}
+
+/// Not a source: its words are in this error's own (a refusal is told once).
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Db(e)
+    }
 }

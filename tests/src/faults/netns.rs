@@ -263,7 +263,7 @@ pub fn hub_at(ns: &Netns, division: &str, addr: Ipv4Addr) -> crate::Hub {
         &["--data", d, "init", "--division", division, "--name", "测试平台", "--listen", &listen, "--http", &http],
     )
     .ok();
-    crate::Hub { dir, addr: listen, http, proc: None, netns: Some(ns.name.clone()) }
+    crate::Hub { dir, addr: listen, http, proc: None, netns: Some(ns.name.clone()), pg: None }
 }
 
 /// A child hub enrolled with `token` from inside `ns` (its parent must be
@@ -276,7 +276,7 @@ pub fn hub_joining_at(ns: &Netns, token: &str, addr: Ipv4Addr) -> crate::Hub {
     join.args(["--data", d, "init", "--join", token, "--listen", &listen, "--http", &http]);
     let out = join.stdin(std::process::Stdio::null()).output();
     crate::Run::from(out.unwrap_or_else(|e| panic!("cannot run gdx-hub in {}: {e}", ns.name))).ok();
-    crate::Hub { dir, addr: listen, http, proc: None, netns: Some(ns.name.clone()) }
+    crate::Hub { dir, addr: listen, http, proc: None, netns: Some(ns.name.clone()), pg: None }
 }
 
 /// An agent whose commands and daemon run in `ns`.

@@ -56,6 +56,16 @@ pub enum DbError {
     Kind { column: usize, wanted: &'static str, found: &'static str },
 }
 
+/// The words of a failure of the `store` database (hub, catalogue, …): a
+/// refusal as it is (it says what to do), anything else after
+/// "the STORE database failed".
+pub fn failed(store: &str, e: &DbError) -> String {
+    match e {
+        DbError::Refused(why) => why.clone(),
+        e => format!("the {store} database failed: {e}"),
+    }
+}
+
 /// What a statement is run on: a database, or a transaction in one.
 pub trait Sql {
     /// Runs one statement; the number of rows it changed.

@@ -109,10 +109,11 @@ impl PgPool {
             None => self.config.connect(postgres::NoTls)?,
             Some(tls) => self.config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()))?,
         };
-        // a commit is on the server's disk when it returns; names resolve only where written out
+        // a commit is on the server's disk when it returns; names resolve only where written out; the
+        // server's notices ("already exists, skipping" at every start) stay out of the hub's log
         client.batch_execute(
             "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET search_path = '';
-             SET TIME ZONE 'UTC'",
+             SET TIME ZONE 'UTC'; SET client_min_messages = warning",
         )?;
         Ok(PgConn { client, search_path: String::new(), statements: HashMap::new() })
     }
