@@ -98,7 +98,7 @@ pub enum AuditError {
     #[error("the audit database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", crate::store::db::failed("audit", .0))]
-    Db(crate::store::db::DbError),
+    Db(#[from] crate::store::db::DbError),
     #[error("{0}")]
     Other(String),
 }
@@ -518,10 +518,3 @@ fn load_or_make_key(path: &Path, in_use: bool) -> Result<Ed25519KeyPair, AuditEr
 
 #[cfg(test)]
 mod tests;
-
-/// Not a source: its words are in this error's own (a refusal is told once).
-impl From<crate::store::db::DbError> for AuditError {
-    fn from(e: crate::store::db::DbError) -> Self {
-        AuditError::Db(e)
-    }
-}

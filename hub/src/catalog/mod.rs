@@ -69,7 +69,7 @@ pub enum CatalogError {
     #[error("the catalogue database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", crate::store::db::failed("catalogue", .0))]
-    Db(crate::store::db::DbError),
+    Db(#[from] crate::store::db::DbError),
     #[error("a stored catalogue entry is damaged: {0}")]
     Damaged(String),
 }
@@ -614,10 +614,3 @@ pub fn publish_own(
 
 #[cfg(test)]
 mod tests;
-
-/// Not a source: its words are in this error's own (a refusal is told once).
-impl From<crate::store::db::DbError> for CatalogError {
-    fn from(e: crate::store::db::DbError) -> Self {
-        CatalogError::Db(e)
-    }
-}

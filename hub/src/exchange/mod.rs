@@ -75,7 +75,7 @@ pub enum ExchangeError {
     #[error("the exchange database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", crate::store::db::failed("exchange", .0))]
-    Db(crate::store::db::DbError),
+    Db(#[from] crate::store::db::DbError),
     #[error("{0}")]
     Damaged(String),
     /// The vaults' PostgreSQL store failed (unreachable, say): tried again.
@@ -519,10 +519,3 @@ fn parse_record(json: &str) -> Result<RequestRecord, ExchangeError> {
 
 #[cfg(test)]
 mod tests;
-
-/// Not a source: its words are in this error's own (a refusal is told once).
-impl From<crate::store::db::DbError> for ExchangeError {
-    fn from(e: crate::store::db::DbError) -> Self {
-        ExchangeError::Db(e)
-    }
-}

@@ -89,7 +89,7 @@ pub const HEARTBEAT_STALE_SECS: i64 = 10;
 pub enum StoreError {
     /// SQLite or PostgreSQL failed.
     #[error("{}", crate::store::db::failed("hub", .0))]
-    Db(DbError),
+    Db(#[from] DbError),
 }
 
 /// One row of `tokens`.
@@ -615,11 +615,4 @@ pub(super) fn record_ca(db: &impl Sql, node: &str, ca_der: &[u8], at: i64) -> Re
         )?;
     }
     Ok(())
-}
-
-/// Not a source: its words are in this error's own (a refusal is told once).
-impl From<DbError> for StoreError {
-    fn from(e: DbError) -> Self {
-        StoreError::Db(e)
-    }
 }

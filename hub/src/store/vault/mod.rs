@@ -73,7 +73,7 @@ pub enum VaultError {
     #[error("the vault database failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", crate::store::db::failed("vault", .0))]
-    Db(crate::store::db::DbError),
+    Db(#[from] crate::store::db::DbError),
     #[error("cannot create the vault folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
     #[error("{0}")]
@@ -621,10 +621,3 @@ fn apply(
 
 #[cfg(test)]
 mod tests;
-
-/// Not a source: its words are in this error's own (a refusal is told once).
-impl From<crate::store::db::DbError> for VaultError {
-    fn from(e: crate::store::db::DbError) -> Self {
-        VaultError::Db(e)
-    }
-}
