@@ -59,10 +59,25 @@ fn vaults_on_postgres_keep_departments_apart_and_apply_exactly_once() {
     assert_eq!(vault_rows(&pg, &database, "v_630000_gongan"), source_rows(&db_a));
     assert_eq!(vault_rows(&pg, &database, "v_630000_minzheng"), source_rows(&db_b));
     assert!(!gdx_tests::vault(&hub, "630000/gongan").exists(), "no vault file beside PostgreSQL");
+    // a long run of new keys whose last key is there already: copied straight into the table, that
+    // copy undone at the key it meets, and the whole run upserted
+    {
+        let c = rusqlite::Connection::open(&db_a).unwrap();
+        let tx = c.unchecked_transaction().unwrap();
+        for i in 0..1000 {
+            tx.execute("INSERT INTO people VALUES (?1, ?2)", [format!("a{i:05}"), format!("新{i}")]).unwrap();
+        }
+        tx.execute("UPDATE people SET name = '李四改' WHERE id = 'p00001'", []).unwrap();
+        tx.commit().unwrap();
+    }
+    let (code, json, stderr) = gongan.sync(&[]);
+    assert_eq!(code, 0, "{json} {stderr}");
+    assert_eq!(json["sent_rows"], 1001, "{json}");
+    assert_eq!(vault_rows(&pg, &database, "v_630000_gongan"), source_rows(&db_a));
     // `gdx-hub nodes` lists each department's resources from its schema
     let listed = hub.nodes();
     let gongan_row = listed.iter().find(|n| n["node"] == "630000/gongan").unwrap();
-    assert_eq!(gongan_row["resources"][0]["rows"], 3000, "{gongan_row}");
+    assert_eq!(gongan_row["resources"][0]["rows"], 4000, "{gongan_row}");
     // the hub's own records (tokens, nodes, certificates) are in PostgreSQL too, none in hub.db
     let enrolled: Vec<String> = pg
         .admin(&database)

@@ -269,6 +269,23 @@ fn copy_line(row: &[Param], out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Sends `rows` through `copy` (a `COPY … FROM STDIN`): the outer error is
+/// the link's, the inner the server's answer at the end, which the caller
+/// may take as "not this way".
+fn copy_rows(tx: &mut Transaction<'_>, copy: &str, rows: &[Vec<Param>]) -> Result<Result<(), postgres::Error>, Failed> {
+    let mut writer = match tx.copy_in(copy) {
+        Ok(w) => w,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut line = Vec::new();
+    for row in rows {
+        line.clear();
+        copy_line(row, &mut line);
+        std::io::Write::write_all(&mut writer, &line).map_err(|e| VaultError::Postgres(e.to_string()))?;
+    }
+    Ok(writer.finish().map(drop))
+}
+
 /// `f` as an integer, when it is one.
 fn integral(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
@@ -372,22 +389,24 @@ pub(super) fn apply_rows(
     let flush = |tx: &mut Transaction<'_>, run: &mut Vec<Vec<Param>>| -> Result<(), Failed> {
         let rows = std::mem::take(run);
         if rows.len() >= COPY_FROM {
-            // many rows (a first sync): copied into a scratch table, then upserted in one statement
+            let cols = quoted.join(", ");
+            // many rows (a first sync): copied straight into the table, in a savepoint, which
+            // holds when none of their keys is there yet; a key that is there undoes it, and the
+            // rows are copied into a scratch table and upserted from it in one statement
+            let mut direct = tx.savepoint("gdx_direct")?;
+            match copy_rows(&mut direct, &format!("COPY {t} ({cols}) FROM STDIN"), &rows)? {
+                Ok(()) => {
+                    direct.commit()?;
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => direct.rollback()?,
+                Err(e) => return Err(e.into()),
+            }
             tx.batch_execute(&format!(
                 "DROP TABLE IF EXISTS pg_temp._gdx_in; CREATE TEMP TABLE _gdx_in (LIKE {t}) ON COMMIT DROP"
             ))?;
-            let mut writer = tx.copy_in(&format!("COPY pg_temp._gdx_in ({}) FROM STDIN", quoted.join(", ")))?;
-            let mut line = Vec::new();
-            for row in &rows {
-                line.clear();
-                copy_line(row, &mut line);
-                std::io::Write::write_all(&mut writer, &line).map_err(|e| VaultError::Postgres(e.to_string()))?;
-            }
-            writer.finish()?;
-            tx.batch_execute(&format!(
-                "INSERT INTO {t} ({cols}) SELECT {cols} FROM pg_temp._gdx_in {on_conflict}",
-                cols = quoted.join(", ")
-            ))?;
+            copy_rows(tx, &format!("COPY pg_temp._gdx_in ({cols}) FROM STDIN"), &rows)??;
+            tx.batch_execute(&format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM pg_temp._gdx_in {on_conflict}"))?;
             return Ok(());
         }
         let mut chunks = rows.chunks_exact(per_statement);
