@@ -99,66 +99,66 @@ impl AuditLog {
     /// digest, is skipped).
     fn append_read(&mut self, stores: &[(&str, &[(i64, String)])]) -> Result<usize, AuditError> {
         let mut tree = self.tree.clone();
+        // each event under its source: the store's name, its id there and its digest (a store
+        // restored from an older copy reuses outbox ids, but not with the same events)
+        let events: Vec<(String, Event)> = stores
+            .iter()
+            .flat_map(|(name, events)| {
+                events.iter().map(move |(id, text)| {
+                    let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
+                    (format!("{name}#{id}#{digest}"), Event::from_outbox(text))
+                })
+            })
+            .collect();
         let appended = self.db.write(|tx| {
             catch_up(tx, &mut tree)?;
-            let mut appended = 0;
-            for (name, events) in stores {
-                for (id, text) in *events {
-                    let event = Event::from_outbox(text);
-                    // the event's digest is part of its source: a store restored from
-                    // an older copy reuses outbox ids, but not with the same events
-                    let digest = hex(&gdx_certs::pki::sha256(text.as_bytes())[..8]);
-                    if Self::append_in(tx, &mut tree, &format!("{name}#{id}#{digest}"), &event)? {
-                        appended += 1;
-                    }
-                }
-            }
-            Ok::<_, AuditError>(appended)
+            Self::append_all(tx, &mut tree, &events)
         })?;
         self.tree = tree;
         Ok(appended)
     }
 
     /// Like [`AuditLog::collect_from_vaults`], for vaults on PostgreSQL:
-    /// the events waiting in the vaults of `nodes`, appended in one
-    /// transaction, then forgotten there by their ids. Returns how many were
-    /// appended, and the nodes whose vaults still hold events.
+    /// the events waiting in the vaults of `nodes` (up to
+    /// [`PASS_STORES_POSTGRES`] of them, read in one round trip), appended in
+    /// one transaction, then forgotten there by their ids. Returns how many
+    /// were appended, and the nodes whose vaults still hold events or were
+    /// not read.
     pub fn collect_from_postgres(
         &mut self,
         pg: &crate::store::pg::PgVaults,
         nodes: &[gdx_common::NodeId],
     ) -> Result<(usize, Vec<gdx_common::NodeId>), AuditError> {
-        let mut more = Vec::new();
-        let mut read = Vec::new();
-        let mut events = 0;
-        for node in nodes {
-            if events >= PASS_LIMIT || read.len() >= PASS_STORES {
-                more.push(node.clone());
-                continue;
-            }
-            match pg.known(node).and_then(|names| Ok((names, pg.waiting(node, COLLECT_BATCH)?))) {
-                Ok((None, _)) => {}
-                Ok((_, waiting)) if waiting.is_empty() => {}
-                Ok((Some(names), waiting)) => {
-                    events += waiting.len();
-                    read.push((node.clone(), format!("postgres:{}", names.schema), waiting));
+        let (these, rest) = nodes.split_at(nodes.len().min(PASS_STORES_POSTGRES));
+        let mut more = rest.to_vec();
+        // at most PASS_LIMIT events in the pass
+        let limit = (PASS_LIMIT / these.len().max(1)).min(COLLECT_BATCH);
+        let boxes = match pg.waiting(these, limit) {
+            Ok(boxes) => boxes,
+            // one vault that cannot be read holds back none of the others: each alone
+            Err(_) => {
+                let mut boxes = Vec::new();
+                for node in these {
+                    match pg.waiting(std::slice::from_ref(node), limit) {
+                        Ok(b) => boxes.extend(b),
+                        Err(e) => {
+                            tracing::warn!(%node, error = %e, "the audit log cannot read this vault's events now; it tries again");
+                            more.push(node.clone());
+                        }
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(%node, error = %e, "the audit log cannot read this vault's events now; it tries again");
-                    more.push(node.clone());
-                }
+                boxes
             }
-        }
-        let appended = self.append_read(
-            &read.iter().map(|(_, name, waiting)| (name.as_str(), waiting.as_slice())).collect::<Vec<_>>(),
-        )?;
-        for (node, _, waiting) in read {
-            let ids: Vec<i64> = waiting.iter().map(|e| e.0).collect();
-            pg.forget(&node, &ids).map_err(|e| AuditError::Other(e.to_string()))?;
-            if waiting.len() == COLLECT_BATCH {
-                more.push(node);
-            }
-        }
+        };
+        let named: Vec<(String, &[(i64, String)])> = boxes
+            .iter()
+            .filter(|b| !b.events.is_empty())
+            .map(|b| (format!("postgres:{}", b.names.schema), b.events.as_slice()))
+            .collect();
+        let appended =
+            self.append_read(&named.iter().map(|(name, events)| (name.as_str(), *events)).collect::<Vec<_>>())?;
+        pg.forget(&boxes).map_err(|e| AuditError::Other(e.to_string()))?;
+        more.extend(boxes.into_iter().filter(|b| b.events.len() == limit).map(|b| b.node));
         Ok((appended, more))
     }
 

@@ -129,6 +129,8 @@ const COLLECT_BATCH: usize = 5000;
 const PASS_LIMIT: usize = 50_000;
 /// Stores read in one pass (each held open until the log commits).
 const PASS_STORES: usize = 32;
+/// Vaults on PostgreSQL read in one pass (one round trip).
+const PASS_STORES_POSTGRES: usize = 256;
 
 /// Events waiting in one store's outbox.
 struct Waiting {
@@ -201,28 +203,58 @@ impl AuditLog {
     /// false when `source` was appended before. An event of a kind not in [`KINDS`], or whose
     /// detail is not an object, is refused: it would not parse as an entry.
     fn append_in(tx: &Tx<'_>, tree: &mut merkle::Frontier, source: &str, event: &Event) -> Result<bool, AuditError> {
-        if !KINDS.contains(&event.kind.as_str()) || !event.detail.is_object() {
-            return Err(AuditError::Other(format!(
-                "an event of kind {:?} with a detail that is {} cannot be logged: entries have a kind of gdx_common::audit::KINDS and an object as detail",
+        Ok(Self::append_all(tx, tree, &[(source.to_owned(), event.clone())])? == 1)
+    }
+
+    /// Appends `events` (each under its source) as the next entries of
+    /// `tree`, as [`AuditLog::append_in`] does one, in a few statements:
+    /// the sources appended before found in one query, the new entries
+    /// inserted [`INSERT_ROWS`] at a time. Returns how many were new.
+    fn append_all(tx: &Tx<'_>, tree: &mut merkle::Frontier, events: &[(String, Event)]) -> Result<usize, AuditError> {
+        let mut seen = std::collections::HashSet::new();
+        for chunk in events.chunks(SEEN_CHUNK) {
+            let list = serde_json::to_string(&chunk.iter().map(|(source, _)| source).collect::<Vec<_>>())
+                .map_err(|e| AuditError::Other(e.to_string()))?;
+            let sql = format!("SELECT source FROM entries WHERE {}", crate::store::db::in_list(tx, "source", 1));
+            seen.extend(tx.query(&sql, args![list], |r| r.get::<String>(0))?);
+        }
+        let mut rows: Vec<crate::store::db::Value> = Vec::new();
+        let mut appended = 0;
+        for (source, event) in events {
+            // appended before, or twice in this pass: once
+            if !seen.insert(source.clone()) {
+                continue;
+            }
+            if !KINDS.contains(&event.kind.as_str()) || !event.detail.is_object() {
+                return Err(AuditError::Other(format!(
+                    "an event of kind {:?} with a detail that is {} cannot be logged: entries have a kind of gdx_common::audit::KINDS and an object as detail",
+                    event.kind,
+                    if event.detail.is_object() { "an object" } else { "not an object" }
+                )));
+            }
+            let (index, prev) = (tree.size(), tree.last());
+            let entry = Entry { index, prev: hex(&prev), event: event.clone() };
+            let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
+            let leaf = merkle::leaf_hash(body.as_bytes());
+            rows.extend_from_slice(args![
+                index as i64,
+                event.at,
                 event.kind,
-                if event.detail.is_object() { "an object" } else { "not an object" }
-            )));
+                event.node,
+                event.resource,
+                event.request,
+                source,
+                body,
+                leaf.as_slice()
+            ]);
+            tree.push(leaf);
+            appended += 1;
+            if rows.len() == INSERT_ROWS * ENTRY_COLUMNS {
+                insert_entries(tx, &std::mem::take(&mut rows))?;
+            }
         }
-        let seen: Option<i64> =
-            tx.query_opt("SELECT idx FROM entries WHERE source = ?1", args![source], |r| r.get(0))?;
-        if seen.is_some() {
-            return Ok(false);
-        }
-        let (index, prev) = (tree.size(), tree.last());
-        let entry = Entry { index, prev: hex(&prev), event: event.clone() };
-        let body = serde_json::to_string(&entry).map_err(|e| AuditError::Other(e.to_string()))?;
-        let leaf = merkle::leaf_hash(body.as_bytes());
-        tx.execute(
-            "INSERT INTO entries (idx, at, kind, node, resource, request, source, body, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            args![index as i64, event.at, event.kind, event.node, event.resource, event.request, source, body, leaf.as_slice()],
-        )?;
-        tree.push(leaf);
-        Ok(true)
+        insert_entries(tx, &rows)?;
+        Ok(appended)
     }
 
     /// Signs a checkpoint of the current size if it is newer than the last one.
@@ -427,6 +459,34 @@ fn add_cosignature_version(db: &Db) -> Result<(), AuditError> {
 
 /// Extends `tree` with the entries appended since it was read (by this
 /// process before, or by another hub process sharing the database).
+/// Sources looked up in one query when appending.
+const SEEN_CHUNK: usize = 1000;
+/// Entries inserted by one statement.
+const INSERT_ROWS: usize = 200;
+/// The values of one entry's row.
+const ENTRY_COLUMNS: usize = 9;
+
+/// Inserts the entries whose values, [`ENTRY_COLUMNS`] a row, are `rows`.
+fn insert_entries(tx: &Tx<'_>, rows: &[crate::store::db::Value]) -> Result<(), AuditError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let tuples: Vec<String> = (0..rows.len() / ENTRY_COLUMNS)
+        .map(|r| {
+            let cells: Vec<String> = (1..=ENTRY_COLUMNS).map(|c| format!("?{}", r * ENTRY_COLUMNS + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO entries (idx, at, kind, node, resource, request, source, body, leaf) VALUES {}",
+            tuples.join(", ")
+        ),
+        rows,
+    )?;
+    Ok(())
+}
+
 fn catch_up(db: &impl Sql, tree: &mut merkle::Frontier) -> Result<(), AuditError> {
     let size: i64 = db.query_row("SELECT coalesce(max(idx) + 1, 0) FROM entries", args![], |r| r.get(0))?;
     let held = tree.size();

@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::config::{BaseConfig, BasesConfig, Source};
 use super::{Fetched, fetch_rows, member_name, open, text_of};
 use crate::args;
-use crate::store::db::{Db, DbError, Sql, Tx, Value as Stored};
+use crate::store::db::{Db, DbError, Sql, Tx, Value as Stored, in_list};
 use crate::store::vault::Vaults;
 
 mod keys;
@@ -66,14 +66,6 @@ pub struct Context<'a> {
 
 fn db(e: DbError) -> String {
     e.to_string()
-}
-
-/// `column IN` the keys of the JSON array in parameter `param`, on either engine.
-fn in_list(on: &impl Sql, column: &str, param: usize) -> String {
-    match on.postgres() {
-        true => format!("{column} IN (SELECT json_array_elements_text(CAST(?{param} AS json)))"),
-        false => format!("{column} IN (SELECT value FROM json_each(?{param}))"),
-    }
 }
 
 /// Takes one batch of every member's log, and of the queued keys, into the

@@ -59,6 +59,14 @@ pub enum DbError {
 /// The words of a failure of the `store` database (hub, catalogue, …): a
 /// refusal as it is (it says what to do), anything else after
 /// "the STORE database failed".
+/// `column IN` the texts of the JSON array in parameter `param`, on either engine.
+pub fn in_list(on: &impl Sql, column: &str, param: usize) -> String {
+    match on.postgres() {
+        true => format!("{column} IN (SELECT json_array_elements_text(CAST(?{param} AS json)))"),
+        false => format!("{column} IN (SELECT value FROM json_each(?{param}))"),
+    }
+}
+
 pub fn failed(store: &str, e: &DbError) -> String {
     match e {
         DbError::Refused(why) => why.clone(),

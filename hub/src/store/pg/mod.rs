@@ -73,6 +73,14 @@ impl Names {
     }
 }
 
+/// A vault's audit outbox: the events read from it.
+pub struct Outbox {
+    pub node: NodeId,
+    pub names: Names,
+    /// (id, event), oldest first.
+    pub events: Vec<(i64, String)>,
+}
+
 impl PgVaults {
     /// Connects with the URL in `url_file` (0600), checks the hub's role
     /// keeps departments apart, and makes the registry if it is missing.
@@ -302,24 +310,73 @@ impl PgVaults {
         }
     }
 
-    /// Up to `limit` audit events waiting in `node`'s vault, oldest first.
-    pub fn waiting(&self, node: &NodeId, limit: usize) -> Result<Vec<(i64, String)>, VaultError> {
-        let Some(names) = self.known(node)? else { return Ok(Vec::new()) };
-        self.as_department(&names, |tx, s| {
-            let rows = tx
-                .query(&format!("SELECT id, event FROM {s}.audit_outbox ORDER BY id LIMIT $1"), &[&(limit as i64)])
-                .map_err(|e| self.error(e))?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+    /// Up to `limit` audit events waiting in the vault of each of `nodes`
+    /// (those that have one), oldest first: every vault read under its own
+    /// role, all in one transaction of one round trip.
+    pub fn waiting(&self, nodes: &[NodeId], limit: usize) -> Result<Vec<Outbox>, VaultError> {
+        let mut boxes = Vec::new();
+        for node in nodes {
+            if let Some(names) = self.known(node)? {
+                boxes.push(Outbox { node: node.clone(), names, events: Vec::new() });
+            }
+        }
+        if boxes.is_empty() {
+            return Ok(boxes);
+        }
+        let mut sql = String::new();
+        for (k, b) in boxes.iter().enumerate() {
+            sql += &format!(
+                "SET LOCAL ROLE {}; SELECT {k}, id, event FROM {}.audit_outbox ORDER BY id LIMIT {limit};\n",
+                ident(&b.names.role)?,
+                ident(&b.names.schema)?
+            );
+        }
+        let rows = self.in_one_transaction(&sql)?;
+        for row in rows {
+            let (Some(k), Some(id), Some(event)) = (row.first(), row.get(1), row.get(2)) else { continue };
+            let (Ok(k), Ok(id)) = (k.parse::<usize>(), id.parse::<i64>()) else { continue };
+            if let Some(b) = boxes.get_mut(k) {
+                b.events.push((id, event.clone()));
+            }
+        }
+        Ok(boxes)
     }
 
-    /// Forgets the events `ids` of `node`'s vault, once the log holds them.
-    pub fn forget(&self, node: &NodeId, ids: &[i64]) -> Result<(), VaultError> {
-        let Some(names) = self.known(node)? else { return Ok(()) };
-        self.as_department(&names, |tx, s| {
-            tx.execute(&format!("DELETE FROM {s}.audit_outbox WHERE id = ANY($1)"), &[&ids])
-                .map_err(|e| self.error(e))?;
-            Ok(())
+    /// Forgets each outbox's events (by their ids), once the log holds them:
+    /// one transaction, one round trip.
+    pub fn forget(&self, boxes: &[Outbox]) -> Result<(), VaultError> {
+        let mut sql = String::new();
+        for b in boxes.iter().filter(|b| !b.events.is_empty()) {
+            let ids: Vec<String> = b.events.iter().map(|(id, _)| id.to_string()).collect();
+            sql += &format!(
+                "SET LOCAL ROLE {}; DELETE FROM {}.audit_outbox WHERE id IN ({});\n",
+                ident(&b.names.role)?,
+                ident(&b.names.schema)?,
+                ids.join(",")
+            );
+        }
+        if !sql.is_empty() {
+            self.in_one_transaction(&sql)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` (statements, no parameters) in one transaction, sent at
+    /// once; returns the rows it gave, as text.
+    fn in_one_transaction(&self, sql: &str) -> Result<Vec<Vec<String>>, VaultError> {
+        self.with(|client| {
+            let mut tx = client.transaction().map_err(|e| self.error(e))?;
+            let said = tx.simple_query(sql).map_err(|e| self.error(e))?;
+            tx.commit().map_err(|e| self.error(e))?;
+            Ok(said
+                .into_iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_owned()).collect())
+                    }
+                    _ => None,
+                })
+                .collect())
         })
     }
 
