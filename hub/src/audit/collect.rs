@@ -157,7 +157,16 @@ impl AuditLog {
             .collect();
         let appended =
             self.append_read(&named.iter().map(|(name, events)| (name.as_str(), *events)).collect::<Vec<_>>())?;
-        pg.forget(&boxes).map_err(|e| AuditError::Other(e.to_string()))?;
+        // appended: the outboxes may forget them (one that cannot holds back none of the others;
+        // read again, its events are skipped)
+        if pg.forget(&boxes).is_err() {
+            for b in &boxes {
+                if let Err(e) = pg.forget(std::slice::from_ref(b)) {
+                    tracing::warn!(node = %b.node, error = %e, "a vault's collected events cannot be forgotten now; they are read again and skipped");
+                    more.push(b.node.clone());
+                }
+            }
+        }
         more.extend(boxes.into_iter().filter(|b| b.events.len() == limit).map(|b| b.node));
         Ok((appended, more))
     }

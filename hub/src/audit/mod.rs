@@ -457,8 +457,6 @@ fn add_cosignature_version(db: &Db) -> Result<(), AuditError> {
     })
 }
 
-/// Extends `tree` with the entries appended since it was read (by this
-/// process before, or by another hub process sharing the database).
 /// Sources looked up in one query when appending.
 const SEEN_CHUNK: usize = 1000;
 /// Entries inserted by one statement.
@@ -487,6 +485,8 @@ fn insert_entries(tx: &Tx<'_>, rows: &[crate::store::db::Value]) -> Result<(), A
     Ok(())
 }
 
+/// Extends `tree` with the entries appended since it was read (by this
+/// process before, or by another hub process sharing the database).
 fn catch_up(db: &impl Sql, tree: &mut merkle::Frontier) -> Result<(), AuditError> {
     let size: i64 = db.query_row("SELECT coalesce(max(idx) + 1, 0) FROM entries", args![], |r| r.get(0))?;
     let held = tree.size();

@@ -67,7 +67,9 @@ impl Published {
                     Ok((x.get::<_, i64>(0)?, x.get::<_, i64>(1)?))
                 })
                 .optional()?),
-            Published::Postgres { pg, node } => pg.head(node, resource).map_err(store_error),
+            Published::Postgres { pg, node } => {
+                pg.head(node, resource).map(|h| h.map(|(epoch, last, _)| (epoch, last))).map_err(store_error)
+            }
             Published::Base(db) => Ok(db.query_opt(
                 "SELECT epoch, last_seq FROM _gdx_resources WHERE resource = ?1",
                 args![resource],

@@ -65,24 +65,6 @@ fn same_category(a: &str, b: &str) -> bool {
     }
 }
 
-/// Every department whose vault this hub keeps, by the vault files' names.
-fn vault_nodes(vault_dir: &Path) -> Vec<NodeId> {
-    let mut out: Vec<NodeId> = std::fs::read_dir(vault_dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().into_string().ok()?;
-                    let stem = name.strip_suffix(".db")?;
-                    let (division, org) = stem.split_once('-')?;
-                    NodeId::parse(&format!("{division}/{org}")).ok()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_by_key(NodeId::to_string);
-    out
-}
-
 /// The resources of a vault that are item lists: named `items_…` and kept
 /// with exactly the columns of a list (another resource so named is not
 /// one, and is neither forwarded nor read as one).
@@ -105,7 +87,7 @@ fn is_list(resource: &str, columns: &str) -> bool {
 /// Every list this hub keeps: (department, vault resource).
 pub fn lists(vault_dir: &Path) -> Vec<(NodeId, String)> {
     let mut out = Vec::new();
-    for node in vault_nodes(vault_dir) {
+    for node in crate::store::vault::departments_in(vault_dir) {
         let path = crate::store::vault::vault_path(vault_dir, &node);
         let Ok(conn) = gdx_files::open_read_only(&path) else { continue };
         out.extend(item_lists(&conn).into_iter().map(|r| (node.clone(), r)));

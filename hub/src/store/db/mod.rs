@@ -56,9 +56,6 @@ pub enum DbError {
     Kind { column: usize, wanted: &'static str, found: &'static str },
 }
 
-/// The words of a failure of the `store` database (hub, catalogue, …): a
-/// refusal as it is (it says what to do), anything else after
-/// "the STORE database failed".
 /// `column IN` the texts of the JSON array in parameter `param`, on either engine.
 pub fn in_list(on: &impl Sql, column: &str, param: usize) -> String {
     match on.postgres() {
@@ -67,6 +64,9 @@ pub fn in_list(on: &impl Sql, column: &str, param: usize) -> String {
     }
 }
 
+/// The words of a failure of the `store` database (hub, catalogue, …): a
+/// refusal as it is (it says what to do), anything else after
+/// "the STORE database failed".
 pub fn failed(store: &str, e: &DbError) -> String {
     match e {
         DbError::Refused(why) => why.clone(),

@@ -78,7 +78,8 @@ pub(super) fn apply(
         }
     };
     let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
-    let columns = apply_rows(tx, &t, known, cs)?;
+    let empty = known.is_none() || step.reset;
+    let columns = apply_rows(tx, &t, known, cs, empty)?;
     if member {
         // the keys this changeset touched, for the base merge, committed with it (in a log
         // that a vault made before its resource became a member gains now)
@@ -286,6 +287,11 @@ fn copy_rows(tx: &mut Transaction<'_>, copy: &str, rows: &[Vec<Param>]) -> Resul
     Ok(writer.finish().map(drop))
 }
 
+/// Typed parameters as the client takes them.
+fn refs(params: &[(Box<dyn ToSql + Sync>, Type)]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params.iter().map(|(p, t)| (p.as_ref(), t.clone())).collect()
+}
+
 /// `f` as an integer, when it is one.
 fn integral(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
@@ -304,13 +310,19 @@ fn real_text(f: f64) -> String {
 
 /// Applies `cs`'s rows to table `t` (schema-qualified): creates it when
 /// `known` is None, adds new columns (a name the table has in another case
-/// is the same column, as in SQLite), upserts and deletes in key order.
+/// is the same column, as in SQLite), upserts and deletes in key order;
+/// `empty`: the table holds none of the changeset's keys (made or emptied
+/// in this transaction, or being filled by a migration). Long runs of
+/// upserts are copied straight into the table (otherwise in a savepoint,
+/// undone when a key is there already, and then upserted from a scratch
+/// table).
 /// Returns the table's columns after it.
 pub(super) fn apply_rows(
     tx: &mut Transaction<'_>,
     t: &str,
     known: Option<Vec<Column>>,
     cs: &Changeset,
+    empty: bool,
 ) -> Result<Vec<Column>, Failed> {
     let kept: Vec<Kept> = cs.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
     let mut columns = match known {
@@ -380,8 +392,7 @@ pub(super) fn apply_rows(
             .collect()
     };
     let execute = |tx: &mut Transaction<'_>, sql: &str, params: &[(Box<dyn ToSql + Sync>, Type)]| {
-        let refs: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(|(p, t)| (p.as_ref(), t.clone())).collect();
-        tx.execute_typed(sql, &refs)
+        tx.execute_typed(sql, &refs(params))
     };
     let by_column = |i: usize| kept[i];
     let mut changes: Vec<&Change> = cs.changes.iter().collect();
@@ -390,18 +401,26 @@ pub(super) fn apply_rows(
         let rows = std::mem::take(run);
         if rows.len() >= COPY_FROM {
             let cols = quoted.join(", ");
-            // many rows (a first sync): copied straight into the table, in a savepoint, which
-            // holds when none of their keys is there yet; a key that is there undoes it, and the
-            // rows are copied into a scratch table and upserted from it in one statement
+            let straight = format!("COPY {t} ({cols}) FROM STDIN");
+            // many rows (a first sync) that cannot meet a key already there: copied straight in
+            if empty {
+                copy_rows(tx, &straight, &rows)??;
+                return Ok(());
+            }
+            // otherwise straight in too, in a savepoint that a key met there (an update) undoes
             let mut direct = tx.savepoint("gdx_direct")?;
-            match copy_rows(&mut direct, &format!("COPY {t} ({cols}) FROM STDIN"), &rows)? {
+            match copy_rows(&mut direct, &straight, &rows)? {
                 Ok(()) => {
                     direct.commit()?;
                     return Ok(());
                 }
-                Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => direct.rollback()?,
+                Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    direct.rollback()?;
+                    tx.batch_execute("RELEASE SAVEPOINT gdx_direct")?;
+                }
                 Err(e) => return Err(e.into()),
             }
+            // copied into a scratch table, then upserted in one statement
             tx.batch_execute(&format!(
                 "DROP TABLE IF EXISTS pg_temp._gdx_in; CREATE TEMP TABLE _gdx_in (LIKE {t}) ON COMMIT DROP"
             ))?;

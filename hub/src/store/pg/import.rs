@@ -236,7 +236,8 @@ fn copy_rows(
                 changes,
                 created_at: 0,
             };
-            known = Some(apply_rows(tx, &t, known, &cs)?);
+            // a table this migration made, filled from a file's rows (unique keys)
+            known = Some(apply_rows(tx, &t, known, &cs, true)?);
         }
         if last {
             return Ok(());

@@ -412,14 +412,18 @@ impl PgVaults {
 }
 
 impl PgVaults {
-    /// The epoch and last applied number of `resource` in `node`'s vault, if any.
-    pub fn head(&self, node: &NodeId, resource: &str) -> Result<Option<(i64, i64)>, VaultError> {
+    /// The epoch, last applied number and time of change of `resource` in
+    /// `node`'s schema, if it has any.
+    pub fn head(&self, node: &NodeId, resource: &str) -> Result<Option<(i64, i64, i64)>, VaultError> {
         let Some(names) = self.known(node)? else { return Ok(None) };
         self.as_department(&names, |tx, s| {
             let row = tx
-                .query_opt(&format!("SELECT epoch, last_seq FROM {s}._gdx_resources WHERE resource = $1"), &[&resource])
+                .query_opt(
+                    &format!("SELECT epoch, last_seq, updated_at FROM {s}._gdx_resources WHERE resource = $1"),
+                    &[&resource],
+                )
                 .map_err(|e| self.error(e))?;
-            Ok(row.map(|r| (r.get(0), r.get(1))))
+            Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
         })
     }
 

@@ -119,20 +119,6 @@ impl PgVaults {
 }
 
 impl PgVaults {
-    /// The last applied number of `resource` in `node`'s schema and when it last changed.
-    pub fn head_of(&self, node: &NodeId, resource: &str) -> Result<Option<(i64, i64)>, VaultError> {
-        let Some(names) = self.known(node)? else { return Ok(None) };
-        self.as_department(&names, |tx, s| {
-            let row = tx
-                .query_opt(
-                    &format!("SELECT last_seq, updated_at FROM {s}._gdx_resources WHERE resource = $1"),
-                    &[&resource],
-                )
-                .map_err(|e| self.error(e))?;
-            Ok(row.map(|r| (r.get(0), r.get(1))))
-        })
-    }
-
     /// The resources of `node`'s schema with their columns (JSON), by name.
     pub fn resources_of(&self, node: &NodeId) -> Result<Vec<(String, String)>, VaultError> {
         let Some(names) = self.known(node)? else { return Ok(Vec::new()) };

@@ -27,7 +27,7 @@ mod plan;
 mod reads;
 pub(crate) use plan::{Head, Then, changeset_event, duplicate, plan};
 pub(crate) use reads::limited;
-pub use reads::{KeyRows, LogEntry};
+pub use reads::{KeyRows, LogEntry, departments_in};
 
 /// Vaults kept open at once (three file descriptors each); beyond, the
 /// least recently used are closed, without a checkpoint, and opened again

@@ -105,7 +105,7 @@ impl Vaults {
     /// last changed; None when it holds no such resource.
     pub fn head_of(&self, node: &NodeId, resource: &str) -> Result<Option<Head>, VaultError> {
         if let Some(pg) = self.postgres() {
-            return pg.head_of(node, resource);
+            return Ok(pg.head(node, resource)?.map(|(_, last, at)| (last, at)));
         }
         let Some(conn) = self.read_only(node)? else { return Ok(None) };
         Ok(Sql::query_opt(
@@ -133,19 +133,7 @@ impl Vaults {
         if let Some(pg) = self.postgres() {
             return pg.nodes();
         }
-        let mut out: Vec<NodeId> = std::fs::read_dir(self.dir())
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let name = e.file_name().into_string().ok()?;
-                        let (division, org) = name.strip_suffix(".db")?.split_once('-')?;
-                        NodeId::parse(&format!("{division}/{org}")).ok()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort_by_key(NodeId::to_string);
-        Ok(out)
+        Ok(departments_in(self.dir()))
     }
 
     /// The resources of `node`'s vault with their columns (`_gdx_resources.columns`, JSON), by name.
@@ -179,4 +167,21 @@ impl Vaults {
 /// `LIMIT n` for a query of at most `limit` rows, on either engine.
 pub(crate) fn limited(limit: Option<usize>) -> String {
     limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
+}
+
+/// The departments with a vault file in `dir` (`DIVISION-ORG.db`), in order.
+pub fn departments_in(dir: &std::path::Path) -> Vec<NodeId> {
+    let mut out: Vec<NodeId> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let (division, org) = name.strip_suffix(".db")?.split_once('-')?;
+                    NodeId::parse(&format!("{division}/{org}")).ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(NodeId::to_string);
+    out
 }
