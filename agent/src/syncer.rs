@@ -118,7 +118,11 @@ pub async fn sync_once(
         // Finished before the last look at the outbox: that drain sends everything.
         let finished = scanner.is_finished();
         let backlog = upload::backlog(&mut state, only)?;
-        let waiting = backlog.changesets > 0 || catalog::pending(&mut state)? > 0;
+        // and a scan's quality report, queued after the last changeset was sent, goes on the
+        // connection that sent it (with nothing else to send it waits for the next upload)
+        let waiting = backlog.changesets > 0
+            || catalog::pending(&mut state)? > 0
+            || (finished && session.is_some() && upload::quality_pending(&mut state)? > 0);
         if waiting && out.upload_error.is_none() {
             if session.is_none() {
                 match uplink::connect(&config, &creds, timeout, true).await {

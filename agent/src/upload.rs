@@ -131,6 +131,11 @@ pub async fn publish_pending(conn: &quinn::Connection, state: &mut State) -> Res
     Ok(out)
 }
 
+/// Quality reports waiting to be sent.
+pub fn quality_pending(state: &mut State) -> rusqlite::Result<u64> {
+    state.conn().query_row("SELECT count(*) FROM quality_outbox", [], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+}
+
 /// Tells the hub what the last scan of each resource set aside (how many,
 /// the first places and reasons; never the rows), so its operator sees
 /// data-quality problems per department. A report the hub did not confirm

@@ -102,20 +102,27 @@ fn a_months_report_gives_exact_indicators_ranks_and_the_events_behind_them() {
         format!("{y}-{m:02}")
     };
     // the audit log collects the vaults' and the exchange's entries as it runs
-    gdx_tests::wait_until(
-        std::time::Duration::from_secs(30),
-        "the changeset and the decision in the audit log",
-        || {
-            let r = json(hub.cmd(&["report", "--period", &month, "--json"]).ok());
-            r["lines"].as_array().unwrap().iter().filter(|l| l["node"] == "630000/minzheng").any(|l| {
-                let i = &l["indicators"];
-                !i["freshness"].is_null()
-                    && !i["quality"].is_null()
-                    && !i["responsiveness"].is_null()
-                    && l["events"]["responsiveness"].as_array().is_some_and(|e| e.len() == 2)
-            })
-        },
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = json(hub.cmd(&["report", "--period", &month, "--json"]).ok());
+        let mz = line(&r, "630000/minzheng");
+        let i = &mz["indicators"];
+        if !i["freshness"].is_null()
+            && !i["quality"].is_null()
+            && !i["responsiveness"].is_null()
+            && mz["events"]["responsiveness"].as_array().is_some_and(|e| e.len() == 2)
+        {
+            break;
+        }
+        // what was missing, and what the hub said, to tell a slow log from a stuck one
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 30 s waiting until the changeset and the decision are in the audit log: {mz}\naudit log: {}\nhub: {}",
+            hub.cmd(&["audit", "list", "--format", "jsonl"]).ok(),
+            hub.proc.as_ref().map(|p| p.output()).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let report = json(hub.cmd(&["report", "--period", &month, "--json"]).ok());
     let mz = line(&report, "630000/minzheng");
     let i = &mz["indicators"];
