@@ -37,6 +37,9 @@ impl From<VaultError> for Failed {
     }
 }
 
+/// Applies `cs` in schema `s` (in `tx`, under the department's role and
+/// the vault's lock); with [`Applied::Applied`], the resource's head as
+/// written.
 pub(super) fn apply(
     tx: &mut Transaction<'_>,
     s: &str,
@@ -45,7 +48,7 @@ pub(super) fn apply(
     frame: Option<&[u8]>,
     member: bool,
     now: i64,
-) -> Result<Applied, Failed> {
+) -> Result<(Applied, Option<Head>), Failed> {
     let table = cs.resource.as_str();
     let meta = tx.query_typed_opt(
         &format!("SELECT columns, key, last_seq, epoch FROM {s}._gdx_resources WHERE resource = $1"),
@@ -68,13 +71,13 @@ pub(super) fn apply(
     }
     let known = match step.then {
         Then::Apply { known } => known,
-        Then::Gap { expected } => return Ok(Applied::Gap { expected }),
+        Then::Gap { expected } => return Ok((Applied::Gap { expected }, None)),
         Then::Duplicate => {
             let seen = tx.query_opt(
                 &format!("SELECT digest FROM {s}._gdx_changesets WHERE resource = $1 AND seq = $2"),
                 &[&table, &(cs.seq as i64)],
             )?;
-            return Ok(duplicate(seen.map(|r| r.get::<_, Vec<u8>>(0)).as_deref(), digest, cs)?);
+            return Ok((duplicate(seen.map(|r| r.get::<_, Vec<u8>>(0)).as_deref(), digest, cs)?, None));
         }
     };
     let key_names: Vec<String> = cs.key.iter().map(|&i| cs.columns[i].name.clone()).collect();
@@ -108,20 +111,7 @@ pub(super) fn apply(
     let event = serde_json::to_string(&changeset_event(cs, digest, now)).map_err(json)?;
     // the resource's number, the changeset's digest and frame, and its audit event: one statement
     tx.execute_typed(
-        &format!(
-            "WITH resource AS (
-                 INSERT INTO {s}._gdx_resources AS r (resource, columns, key, last_seq, updated_at, epoch)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
-                     updated_at = excluded.updated_at, epoch = excluded.epoch,
-                     forwarded_seq = CASE WHEN r.epoch <> excluded.epoch THEN 0 ELSE r.forwarded_seq END,
-                     forward_error = CASE WHEN r.epoch <> excluded.epoch THEN NULL ELSE r.forward_error END
-             ), changeset AS (
-                 INSERT INTO {s}._gdx_changesets (resource, seq, digest, frame) VALUES ($1, $4, $7, $8)
-                 ON CONFLICT (resource, seq) DO UPDATE SET digest = excluded.digest, frame = excluded.frame
-             )
-             INSERT INTO {s}.audit_outbox (event) VALUES ($9)"
-        ),
+        &bookkeeping(s, ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"]),
         &[
             (&table, Type::TEXT),
             (&columns_json, Type::TEXT),
@@ -134,7 +124,30 @@ pub(super) fn apply(
             (&event, Type::TEXT),
         ],
     )?;
-    Ok(Applied::Applied)
+    Ok((Applied::Applied, Some((columns_json, key_json, cs.seq as i64, cs.epoch as i64))))
+}
+
+/// The statement that records an applied changeset in schema `s`: the
+/// resource's columns, key, number, time and epoch, the changeset's digest
+/// and frame, and its audit event, given as `v` (placeholders or literals,
+/// in that order: resource, columns, key, number, time, epoch, digest,
+/// frame, event).
+pub(super) fn bookkeeping(s: &str, v: [&str; 9]) -> String {
+    let [resource, columns, key, seq, now, epoch, digest, frame, event] = v;
+    format!(
+        "WITH resource AS (
+             INSERT INTO {s}._gdx_resources AS r (resource, columns, key, last_seq, updated_at, epoch)
+             VALUES ({resource}, {columns}, {key}, {seq}, {now}, {epoch})
+             ON CONFLICT (resource) DO UPDATE SET columns = excluded.columns, last_seq = excluded.last_seq,
+                 updated_at = excluded.updated_at, epoch = excluded.epoch,
+                 forwarded_seq = CASE WHEN r.epoch <> excluded.epoch THEN 0 ELSE r.forwarded_seq END,
+                 forward_error = CASE WHEN r.epoch <> excluded.epoch THEN NULL ELSE r.forward_error END
+         ), changeset AS (
+             INSERT INTO {s}._gdx_changesets (resource, seq, digest, frame) VALUES ({resource}, {seq}, {digest}, {frame})
+             ON CONFLICT (resource, seq) DO UPDATE SET digest = excluded.digest, frame = excluded.frame
+         )
+         INSERT INTO {s}.audit_outbox (event) VALUES ({event})"
+    )
 }
 
 /// How a column is kept in PostgreSQL.
@@ -159,7 +172,7 @@ impl Kept {
         }
     }
 
-    fn sql(self) -> &'static str {
+    pub(super) fn sql(self) -> &'static str {
         match self {
             Kept::Bigint => "BIGINT",
             Kept::Double => "DOUBLE PRECISION",
@@ -351,20 +364,7 @@ pub(super) fn apply_rows(
             }
         }
     }
-    let quoted: Vec<String> = names.iter().map(|n| ident(n)).collect::<Result<_, _>>()?;
-    let keys: Vec<String> = cs.key.iter().map(|&i| quoted[i].clone()).collect();
-    // an upsert replaces the whole row, as SQLite's INSERT OR REPLACE: columns it does not carry become NULL
-    let key_lower: Vec<String> = cs.key.iter().map(|&i| names[i].to_lowercase()).collect();
-    let others: Vec<String> = columns
-        .iter()
-        .filter(|c| !key_lower.contains(&c.name.to_lowercase()))
-        .map(|c| ident(&c.name).map(|q| format!("{q} = excluded.{q}")))
-        .collect::<Result<_, _>>()?;
-    let on_conflict = if others.is_empty() {
-        format!("ON CONFLICT ({}) DO NOTHING", keys.join(", "))
-    } else {
-        format!("ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), others.join(", "))
-    };
+    let (quoted, on_conflict) = conflict_clause(&columns, &names, cs)?;
     let n = cs.columns.len();
     let upsert_sql = |rows: usize| {
         let tuples: Vec<String> = (0..rows)
@@ -376,7 +376,7 @@ pub(super) fn apply_rows(
         format!("INSERT INTO {t} ({}) VALUES {} {on_conflict}", quoted.join(", "), tuples.join(", "))
     };
     let per_statement = (MAX_PARAMETERS / n.max(1)).clamp(1, UPSERT_ROWS);
-    let (one, many) = (upsert_sql(1), upsert_sql(per_statement));
+    let many = upsert_sql(per_statement);
     let cond: Vec<String> =
         cs.key.iter().enumerate().map(|(i, &k)| format!("{} = {}", quoted[k], kept[k].placeholder(i + 1))).collect();
     let delete = format!("DELETE FROM {t} WHERE {}", cond.join(" AND "));
@@ -395,10 +395,7 @@ pub(super) fn apply_rows(
         tx.execute_typed(sql, &refs(params))
     };
     let by_column = |i: usize| kept[i];
-    let mut changes: Vec<&Change> = cs.changes.iter().collect();
-    changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
-    let flush = |tx: &mut Transaction<'_>, run: &mut Vec<Vec<Param>>| -> Result<(), Failed> {
-        let rows = std::mem::take(run);
+    let flush = |tx: &mut Transaction<'_>, rows: Vec<Vec<Param>>| -> Result<(), Failed> {
         if rows.len() >= COPY_FROM {
             let cols = quoted.join(", ");
             let straight = format!("COPY {t} ({cols}) FROM STDIN");
@@ -433,21 +430,72 @@ pub(super) fn apply_rows(
             let params: Vec<_> = chunk.iter().flat_map(|r| send(r, &by_column)).collect();
             execute(tx, &many, &params)?;
         }
-        for row in chunks.remainder() {
-            execute(tx, &one, &send(row, &by_column))?;
+        // the rest in one statement of its own length
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            execute(tx, &upsert_sql(rest.len()), &rest.iter().flat_map(|r| send(r, &by_column)).collect::<Vec<_>>())?;
         }
         Ok(())
     };
+    for run in row_runs(cs, &kept)? {
+        match run {
+            Rows::Upserts(rows) => flush(tx, rows)?,
+            Rows::Delete(key) => drop(execute(tx, &delete, &send(&key, &|i| kept[cs.key[i]]))?),
+        }
+    }
+    Ok(columns)
+}
+
+/// The changeset's columns quoted (as `names` spells them, the table's
+/// spelling), and the `ON CONFLICT` clause of an upsert into a table of
+/// `columns`: it replaces the whole row, as SQLite's INSERT OR REPLACE
+/// does (columns the changeset does not carry become NULL).
+pub(super) fn conflict_clause(
+    columns: &[Column],
+    names: &[String],
+    cs: &Changeset,
+) -> Result<(Vec<String>, String), VaultError> {
+    let quoted: Vec<String> = names.iter().map(|n| ident(n)).collect::<Result<_, _>>()?;
+    let keys: Vec<String> = cs.key.iter().map(|&i| quoted[i].clone()).collect();
+    let key_lower: Vec<String> = cs.key.iter().map(|&i| names[i].to_lowercase()).collect();
+    let others: Vec<String> = columns
+        .iter()
+        .filter(|c| !key_lower.contains(&c.name.to_lowercase()))
+        .map(|c| ident(&c.name).map(|q| format!("{q} = excluded.{q}")))
+        .collect::<Result<_, _>>()?;
+    let on_conflict = if others.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+    } else {
+        format!("ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), others.join(", "))
+    };
+    Ok((quoted, on_conflict))
+}
+
+/// What a changeset does to its table, in order: runs of upserts and the
+/// deletes between them.
+pub(super) enum Rows {
+    /// Rows (values ready for their columns), one per key.
+    Upserts(Vec<Vec<Param>>),
+    /// A key's values.
+    Delete(Vec<Param>),
+}
+
+/// `cs`'s changes in key order, as runs of upserts and deletes, each value
+/// made ready for its column (`kept`); of one key's upserts in a row only
+/// the last, since one statement may not touch a row twice.
+pub(super) fn row_runs(cs: &Changeset, kept: &[Kept]) -> Result<Vec<Rows>, VaultError> {
+    let mut changes: Vec<&Change> = cs.changes.iter().collect();
+    changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
+    let mut runs = Vec::new();
     let mut run: Vec<Vec<Param>> = Vec::new();
     for change in changes {
         match change {
             Change::Upsert(row) => {
                 let row: Vec<Param> = row
                     .iter()
-                    .zip(cs.columns.iter().zip(&kept))
+                    .zip(cs.columns.iter().zip(kept))
                     .map(|(v, (c, k))| param(v, *k, &c.name))
                     .collect::<Result<_, _>>()?;
-                // one statement may not touch a row twice: of a key's upserts in a row, the last,
                 // the key compared as it is sent (1 and "1" are one key of an integer column)
                 if run.last().is_some_and(|l| cs.key.iter().all(|&k| l[k] == row[k])) {
                     run.pop();
@@ -456,18 +504,22 @@ pub(super) fn apply_rows(
             }
             Change::Delete(key) => {
                 // the upserts before it first: the changes apply in their order
-                flush(tx, &mut run)?;
+                if !run.is_empty() {
+                    runs.push(Rows::Upserts(std::mem::take(&mut run)));
+                }
                 let key: Vec<Param> = key
                     .iter()
                     .zip(&cs.key)
                     .map(|(v, &k)| param(v, kept[k], &cs.columns[k].name))
                     .collect::<Result<_, _>>()?;
-                execute(tx, &delete, &send(&key, &|i| kept[cs.key[i]]))?;
+                runs.push(Rows::Delete(key));
             }
         }
     }
-    flush(tx, &mut run)?;
-    Ok(columns)
+    if !run.is_empty() {
+        runs.push(Rows::Upserts(run));
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]

@@ -31,9 +31,10 @@ use gdx_common::data::Changeset;
 use gdx_common::{DivisionCode, NodeId};
 use postgres::{Client, Transaction};
 
-use super::vault::{Applied, ResourceSummary, VaultError};
+use super::vault::{Applied, Head, ResourceSummary, VaultError};
 
 mod apply;
+mod fast;
 mod import;
 pub mod pool;
 mod reads;
@@ -53,6 +54,11 @@ pub struct PgVaults {
     pub where_: String,
     hub: DivisionCode,
     names: Mutex<HashMap<NodeId, Names>>,
+    /// The head this process last wrote of each (department, resource),
+    /// for the one-round-trip path ([`fast`]).
+    heads: Mutex<HashMap<(NodeId, String), Head>>,
+    /// Changesets applied in one round trip.
+    one_trip: std::sync::atomic::AtomicU64,
 }
 
 /// A department's schema and role.
@@ -86,7 +92,14 @@ impl PgVaults {
     /// keeps departments apart, and makes the registry if it is missing.
     pub fn open(url_file: &Path, ca_file: Option<&Path>, hub: DivisionCode) -> Result<Self, VaultError> {
         let pool = PgPool::new(url_file, ca_file, POOL).map_err(VaultError::Postgres)?;
-        let vaults = Self { where_: pool.where_.clone(), pool, hub, names: Mutex::new(HashMap::new()) };
+        let vaults = Self {
+            where_: pool.where_.clone(),
+            pool,
+            hub,
+            names: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
+            one_trip: Default::default(),
+        };
         let mut conn = vaults.pool.take().map_err(VaultError::Postgres)?;
         let client = &mut conn.client;
         let row = client
@@ -300,7 +313,50 @@ impl PgVaults {
         now: i64,
     ) -> Result<Applied, VaultError> {
         let names = self.names(&cs.origin)?;
-        self.as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)))
+        let at = (cs.origin.clone(), cs.resource.as_str().to_owned());
+        let heads = || self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // on the head this process last wrote, in one round trip (a member's keys are logged the ordinary way)
+        let head = if member { None } else { heads().get(&at).cloned() };
+        if let Some((sql, next)) = head.and_then(|h| fast::transaction(&names, &h, cs, digest, frame, now)) {
+            if self.in_one_round_trip(&sql) {
+                heads().insert(at, next);
+                self.one_trip.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Applied::Applied);
+            }
+        }
+        let applied =
+            self.as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)));
+        match &applied {
+            Ok((Applied::Applied, Some(head))) => heads().insert(at, head.clone()),
+            _ => heads().remove(&at),
+        };
+        applied.map(|(applied, _)| applied)
+    }
+
+    /// How many changesets this process applied in one round trip.
+    pub fn applied_in_one_round_trip(&self) -> u64 {
+        self.one_trip.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `sql`, a whole transaction from `BEGIN` to `COMMIT`, in one
+    /// round trip; false when it did not commit (rolled back), or when
+    /// whether it did is unknown (the connection is closed, never reused).
+    fn in_one_round_trip(&self, sql: &str) -> bool {
+        let Ok(mut conn) = self.pool.take() else { return false };
+        match conn.client.simple_query(sql) {
+            Ok(_) => {
+                self.pool.give_back(conn);
+                true
+            }
+            // a failed statement leaves the transaction open and aborted
+            Err(_) => {
+                match conn.client.batch_execute("ROLLBACK") {
+                    Ok(()) => self.pool.give_back(conn),
+                    Err(_) => self.pool.discard(conn),
+                }
+                false
+            }
+        }
     }
 
     fn failed(&self, e: Failed) -> VaultError {

@@ -175,6 +175,9 @@ enum Scenario {
         rows: i64,
         #[arg(long, default_value_t = 1000)]
         agents: usize,
+        /// Changesets each agent sends in fan-in, after the one that makes its vault
+        #[arg(long, default_value_t = 5)]
+        per_agent: u64,
     },
     /// Audit log appends per second and verification time
     Audit {
@@ -213,7 +216,7 @@ fn main() {
             fanin_bench(&agents, per_agent, rate, Vaults::Files);
         }
         Scenario::AtRest { rows, agents } => at_rest_bench(rows, agents),
-        Scenario::Store { rows, agents } => store_bench(rows, agents),
+        Scenario::Store { rows, agents, per_agent } => store_bench(rows, agents, per_agent),
         Scenario::Base { people } => base::base_bench(people),
         Scenario::Postgres { rows } => db::db_bench(db::Engine::Postgres, rows),
         Scenario::Mysql { rows } => db::db_bench(db::Engine::Mysql, rows),
@@ -291,29 +294,29 @@ fn timed_sync_of(agent: &Agent, resource: Option<&str>) -> (f64, u64, u64, f64) 
 
 /// `store`: the same runs with the vaults in SQLite files and in a real
 /// PostgreSQL, and PostgreSQL's time as a ratio.
-fn store_bench(rows: i64, agents: usize) {
+fn store_bench(rows: i64, agents: usize, per_agent: u64) {
     let Some(pg) = gdx_tests::servers::Postgres::start() else {
         println!("gdx-bench store: PostgreSQL is not installed, so there is nothing to compare; skipped");
         return;
     };
     pg.restart_durable();
-    compare("store", rows, agents, ("sqlite", Vaults::Files), ("postgres", Vaults::Postgres(&pg)));
+    compare("store", rows, agents, per_agent, ("sqlite", Vaults::Files), ("postgres", Vaults::Postgres(&pg)));
 }
 
 /// `at-rest`: the same runs on a plain hub and on one keeping its vaults
 /// and exchange.db encrypted, and the encrypted one's time as a ratio.
 fn at_rest_bench(rows: i64, agents: usize) {
-    compare("at-rest", rows, agents, ("plain", Vaults::Files), ("encrypted", Vaults::Encrypted));
+    compare("at-rest", rows, agents, 5, ("plain", Vaults::Files), ("encrypted", Vaults::Encrypted));
 }
 
 /// A first and an incremental sync of `rows` integer-keyed rows, and
 /// fan-in of `agents`, on a hub keeping its vaults as `a` says, then as
 /// `b`: `b`'s figures as ratios of `a`'s, printed and in
 /// gdx-bench-SCENARIO.json (each side under its name).
-fn compare(scenario: &str, rows: i64, agents: usize, a: (&str, Vaults), b: (&str, Vaults)) {
+fn compare(scenario: &str, rows: i64, agents: usize, per_agent: u64, a: (&str, Vaults), b: (&str, Vaults)) {
     let runs = [a.1, b.1].map(|v| {
         let (initial, incremental) = sync_bench(sync::KeyShape::Int, rows, 1.0, v);
-        (initial, incremental, fanin_bench(&[agents], 5, 0.0, v).remove(0))
+        (initial, incremental, fanin_bench(&[agents], per_agent, 0.0, v).remove(0))
     });
     let [(a_initial, a_inc, a_fanin), (b_initial, b_inc, b_fanin)] = &runs;
     let ratio = |x: &serde_json::Value, y: &serde_json::Value, k: &str| {
@@ -321,7 +324,7 @@ fn compare(scenario: &str, rows: i64, agents: usize, a: (&str, Vaults), b: (&str
     };
     let pair = |x: &serde_json::Value, y: &serde_json::Value, k: &str| serde_json::json!({ a.0: x[k], b.0: y[k], "ratio": ratio(x, y, k) });
     let summary = serde_json::json!({
-        "rows": rows, "agents": agents,
+        "rows": rows, "agents": agents, "per_agent": per_agent,
         "initial_s": pair(a_initial, b_initial, "gdx_s"),
         "incremental_s": pair(a_inc, b_inc, "gdx_s"),
         "fanin_changesets_per_s": pair(a_fanin, b_fanin, "changesets_per_s"),

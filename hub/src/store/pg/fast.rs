@@ -1,0 +1,156 @@
+//! A small changeset into a vault on PostgreSQL in one round trip.
+//!
+//! The ordinary path ([`super::apply`]) reads the resource's head, then
+//! writes the rows and the bookkeeping: six round trips for a one-row
+//! changeset, each parsed, planned and answered on its own. When this hub
+//! process holds the head it last wrote for the resource, it plans the
+//! changeset on that head ([`plan`], the same rules) and sends the whole
+//! transaction as one string of statements, the values as literals:
+//! the department's role and the vault's lock, a guard that fails the
+//! transaction unless the head in the database is the one planned on
+//! (columns, key, number and epoch), the rows, the bookkeeping, `COMMIT`.
+//! A guard that fails (another hub process wrote since, the vault was
+//! moved or emptied) or any other error rolls it all back, and the
+//! ordinary path decides; so this path decides nothing the ordinary path
+//! would not, and a kill at any point leaves all or nothing, as there.
+
+use gdx_common::data::Changeset;
+
+use super::apply::{Kept, Param, Rows, bookkeeping, conflict_clause, row_runs};
+use super::{Names, ident};
+use crate::store::vault::{Head, Then, changeset_event, plan};
+
+/// Changes a changeset may carry to go in one round trip.
+const MAX_CHANGES: usize = 64;
+/// The statements' text, at most.
+const MAX_TEXT: usize = 1 << 20;
+
+/// The transaction applying `cs` on top of `head` (the head this process
+/// last wrote) in the vault of `names`, as one string of statements, and
+/// the head it leaves. None when `cs` takes the ordinary path: not the
+/// next number, a new table or column, a new epoch, many changes, a text
+/// holding NUL, or anything the ordinary path refuses with a reason.
+pub(super) fn transaction(
+    names: &Names,
+    head: &Head,
+    cs: &Changeset,
+    digest: &[u8; 32],
+    frame: Option<&[u8]>,
+    now: i64,
+) -> Option<(String, Head)> {
+    if cs.changes.len() > MAX_CHANGES {
+        return None;
+    }
+    let step = plan(Some(head), cs).ok()?;
+    let known = match step.then {
+        Then::Apply { known: Some(known) } if !step.reset => known,
+        _ => return None,
+    };
+    // each of the changeset's columns by the table's spelling (a new one is the ordinary path's)
+    let spelled: Vec<String> = cs
+        .columns
+        .iter()
+        .map(|c| known.iter().find(|x| x.name.to_lowercase() == c.name.to_lowercase()).map(|x| x.name.clone()))
+        .collect::<Option<_>>()?;
+    let kept: Vec<Kept> = cs.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
+    let (quoted, on_conflict) = conflict_clause(&known, &spelled, cs).ok()?;
+    let runs = row_runs(cs, &kept).ok()?;
+    let (s, role) = (ident(&names.schema).ok()?, ident(&names.role).ok()?);
+    let t = format!("{s}.{}", ident(cs.resource.as_str()).ok()?);
+    let (columns, key, last, epoch) = head;
+    let (resource, columns_text, key_text) = (text(cs.resource.as_str())?, text(columns)?, text(key)?);
+    let mut sql = format!(
+        "BEGIN;\nSET LOCAL ROLE {role};\nSELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({}));\n",
+        text(&names.schema)?
+    );
+    // the guard: a division by zero unless the head is the one planned on
+    sql += &format!(
+        "SELECT 1 / count(*) FROM {s}._gdx_resources WHERE resource = {resource} AND columns = {columns_text} \
+         AND key = {key_text} AND last_seq = {last} AND epoch = {epoch};\n"
+    );
+    for run in runs {
+        match run {
+            Rows::Upserts(rows) => {
+                let tuples: Vec<String> = rows
+                    .iter()
+                    .map(|row| {
+                        let cells: Vec<String> =
+                            row.iter().zip(&kept).map(|(p, k)| value(p, *k)).collect::<Option<_>>()?;
+                        Some(format!("({})", cells.join(", ")))
+                    })
+                    .collect::<Option<_>>()?;
+                sql += &format!("INSERT INTO {t} ({}) VALUES {} {on_conflict};\n", quoted.join(", "), tuples.join(", "));
+            }
+            Rows::Delete(values) => {
+                let cond: Vec<String> = values
+                    .iter()
+                    .zip(&cs.key)
+                    .map(|(p, &k)| Some(format!("{} = {}", quoted[k], value(p, kept[k])?)))
+                    .collect::<Option<_>>()?;
+                sql += &format!("DELETE FROM {t} WHERE {};\n", cond.join(" AND "));
+            }
+        }
+    }
+    let event = serde_json::to_string(&changeset_event(cs, digest, now)).ok()?;
+    let frame = frame.map_or_else(|| "NULL".to_owned(), bytes);
+    sql += &bookkeeping(
+        &s,
+        [
+            &resource,
+            &columns_text,
+            &key_text,
+            &cs.seq.to_string(),
+            &now.to_string(),
+            &cs.epoch.to_string(),
+            &bytes(digest),
+            &frame,
+            &text(&event)?,
+        ],
+    );
+    sql += ";\nCOMMIT";
+    (sql.len() <= MAX_TEXT).then(|| (sql, (columns.clone(), key.clone(), cs.seq as i64, cs.epoch as i64)))
+}
+
+/// `p` as a literal for a column kept as `kept`, converted by the server
+/// as the ordinary path's placeholders are.
+fn value(p: &Param, kept: Kept) -> Option<String> {
+    Some(match (p, kept) {
+        (Param::Null, _) => "NULL".to_owned(),
+        (Param::Bytes(b), _) => bytes(b),
+        (Param::Text(_), Kept::Bytes) => return None,
+        (Param::Text(t), Kept::Text) => format!("{}::text", text(t)?),
+        (Param::Text(t), k) => format!("CAST({}::text AS {})", text(t)?, k.sql()),
+    })
+}
+
+/// `t` as an escape string literal (`E'…'`, read the same whatever
+/// `standard_conforming_strings` says); None if it holds NUL, which no
+/// text in PostgreSQL can (the ordinary path says so).
+fn text(t: &str) -> Option<String> {
+    if t.contains('\0') {
+        return None;
+    }
+    Some(format!("E'{}'", t.replace('\\', "\\\\").replace('\'', "''")))
+}
+
+/// `b` as a bytea expression (hex digits only).
+fn bytes(b: &[u8]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("decode('{hex}', 'hex')")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_cannot_leave_their_quotes() {
+        assert_eq!(text("a'b\\c").unwrap(), "E'a''b\\\\c'");
+        assert_eq!(text("'; DROP SCHEMA x; --").unwrap(), "E'''; DROP SCHEMA x; --'");
+        assert_eq!(text("\\'").unwrap(), "E'\\\\'''", "a backslash before a quote escapes neither");
+        assert!(text("a\0b").is_none());
+        assert_eq!(bytes(&[0, 255]), "decode('00ff', 'hex')");
+        assert_eq!(value(&Param::Text("7".into()), Kept::Bigint).unwrap(), "CAST(E'7'::text AS BIGINT)");
+        assert_eq!(value(&Param::Null, Kept::Bytes).unwrap(), "NULL");
+    }
+}
