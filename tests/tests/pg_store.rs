@@ -417,3 +417,135 @@ fn a_vault_that_cannot_move_leaves_every_store_in_place() {
     let (code, json, stderr) = gongan.sync(&[]);
     assert_eq!(code, 0, "{json} {stderr}");
 }
+
+/// Changeset `seq` of `node`'s resource `kinds`: values of every kept type (texts that try to
+/// leave their quotes, numbers as texts, bytes with 0x00), a key upserted twice, a delete.
+fn kinds_changeset(node: &str, seq: u64, name: Option<&str>) -> gdx_common::data::Changeset {
+    use gdx_common::data::{Change, Changeset, Column, ResourceCode, Value};
+    const TRICKY: [&str; 7] = [
+        "O'Brien",
+        "back\\slash\\",
+        "\\'; DROP SCHEMA v_630000_a CASCADE; --",
+        "$$ $gdx$ 多行\n\t文本",
+        "E'x'",
+        "",
+        "零😀",
+    ];
+    let n = seq as usize;
+    let column = |name: &str, decl: &str| Column { name: name.into(), decl_type: decl.into() };
+    let text = |t: &str| Value::Text(t.into());
+    let mut changes = vec![
+        Change::Upsert(vec![
+            Value::Integer((n % 5) as i64),
+            text(name.unwrap_or(TRICKY[n % 7])),
+            Value::Real(n as f64 / 3.0),
+            Value::Blob(vec![0, n as u8, 255]),
+        ]),
+        Change::Upsert(vec![
+            text(&format!("{}", 10 + n % 3)),
+            text(TRICKY[(n + 1) % 7]),
+            Value::Integer(n as i64),
+            Value::Null,
+        ]),
+        Change::Upsert(vec![text(&format!("{}", 10 + n % 3)), text("again"), text(" 2.5"), Value::Null]),
+        Change::Delete(vec![Value::Integer(((n + 2) % 5) as i64)]),
+    ];
+    if seq == 1 {
+        changes.push(Change::Upsert(vec![
+            Value::Real(20.0),
+            Value::Null,
+            Value::Real(f64::INFINITY),
+            Value::Blob(vec![]),
+        ]));
+    }
+    Changeset {
+        origin: gdx_common::NodeId::parse(node).unwrap(),
+        resource: ResourceCode::parse("kinds").unwrap(),
+        seq,
+        epoch: 9,
+        columns: vec![
+            column("id", "INTEGER"),
+            column("name", "TEXT"),
+            column("score", "REAL"),
+            column("photo", "BLOB"),
+        ],
+        key: vec![0],
+        changes,
+        created_at: 0,
+    }
+}
+
+#[test]
+fn a_small_changeset_in_one_round_trip_does_what_the_ordinary_path_does_and_never_twice() {
+    use gdx_hub::store::vault::{Applied, Vaults};
+    let Some(pg) = Postgres::start() else { return };
+    let hub = Hub::init_sqlite("630000");
+    let database = pg.hold_vaults_of(&hub);
+    // two hub processes (each with the heads it wrote), and for department b a new one for every
+    // changeset: holding no head, it takes the ordinary path every time
+    let (one, two) = (Vaults::at(hub.dir.path()).unwrap(), Vaults::at(hub.dir.path()).unwrap());
+    let apply = |vaults: &Vaults, node: &str, seq: u64| {
+        let cs = kinds_changeset(node, seq, None);
+        let digest = gdx_certs::pki::sha256(&gdx_common::data::encode_changeset(&cs).unwrap());
+        vaults.apply(&cs, &digest, None, 1_800_000_000 + seq as i64)
+    };
+    let ordinary = |seq: u64| {
+        assert_eq!(apply(&Vaults::at(hub.dir.path()).unwrap(), "630000/b", seq).unwrap(), Applied::Applied);
+    };
+    let trips = |v: &Vaults| v.postgres().unwrap().applied_in_one_round_trip();
+    for seq in 1..=6 {
+        assert_eq!(apply(&one, "630000/a", seq).unwrap(), Applied::Applied);
+        ordinary(seq);
+    }
+    assert_eq!(trips(&one), 5, "the first made the table; the next five went in one round trip each");
+    // the other process applies 7; sent again to the first (its answer lost in a failover), 7 is
+    // planned on the head the first wrote (6), and the guard finds 7 there: a duplicate
+    assert_eq!(apply(&two, "630000/a", 7).unwrap(), Applied::Applied);
+    ordinary(7);
+    assert_eq!(apply(&one, "630000/a", 7).unwrap(), Applied::Duplicate);
+    assert_eq!(trips(&one), 5);
+    for seq in 8..=12 {
+        assert_eq!(apply(&one, "630000/a", seq).unwrap(), Applied::Applied);
+        ordinary(seq);
+    }
+    assert_eq!(trips(&one), 9, "8 read the head again; 9 to 12 in one round trip");
+    assert_eq!(apply(&two, "630000/a", 14).unwrap(), Applied::Gap { expected: 13 });
+    // a text PostgreSQL cannot hold is refused with the ordinary path's reason, and nothing moves
+    let cs = kinds_changeset("630000/a", 13, Some("a\0b"));
+    let digest = gdx_certs::pki::sha256(&gdx_common::data::encode_changeset(&cs).unwrap());
+    let refused = one.apply(&cs, &digest, None, 0).unwrap_err().to_string();
+    assert!(refused.contains("cannot hold this changeset"), "{refused}");
+
+    let mut admin = pg.admin(&database);
+    let one_way = |a: &str, b: &str| -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT * FROM v_630000_{a}.kinds EXCEPT ALL SELECT * FROM v_630000_{b}.kinds) d"
+        );
+        pg.admin(&database).query_one(&sql, &[]).unwrap().get(0)
+    };
+    assert_eq!((one_way("a", "b"), one_way("b", "a")), (0, 0), "the same rows, value for value");
+    for s in ["v_630000_a", "v_630000_b"] {
+        let row = admin
+            .query_one(
+                &format!(
+                    "SELECT (SELECT last_seq FROM {s}._gdx_resources), (SELECT count(*) FROM {s}._gdx_changesets),
+                            (SELECT count(*) FROM {s}.audit_outbox), (SELECT count(*) FROM {s}.kinds)"
+                ),
+                &[],
+            )
+            .unwrap();
+        let (last, changesets, events, rows): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!((last, changesets, events), (12, 12, 12), "{s}: each changeset once, one event each");
+        assert!(rows >= 4, "{s}: {rows} rows");
+    }
+    let names: Vec<String> = admin
+        .query("SELECT name FROM v_630000_a.kinds WHERE name IS NOT NULL ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // the texts of the last changesets, as sent (the ordinary path sends them as parameters)
+    for sent in ["E'x'", "$$ $gdx$ 多行\n\t文本", ""] {
+        assert!(names.iter().any(|n| n == sent), "{sent:?} in {names:?}");
+    }
+}

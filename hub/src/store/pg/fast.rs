@@ -79,7 +79,8 @@ pub(super) fn transaction(
                         Some(format!("({})", cells.join(", ")))
                     })
                     .collect::<Option<_>>()?;
-                sql += &format!("INSERT INTO {t} ({}) VALUES {} {on_conflict};\n", quoted.join(", "), tuples.join(", "));
+                sql +=
+                    &format!("INSERT INTO {t} ({}) VALUES {} {on_conflict};\n", quoted.join(", "), tuples.join(", "));
             }
             Rows::Delete(values) => {
                 let cond: Vec<String> = values

@@ -324,8 +324,8 @@ impl PgVaults {
                 return Ok(Applied::Applied);
             }
         }
-        let applied =
-            self.as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)));
+        let applied = self
+            .as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)));
         match &applied {
             Ok((Applied::Applied, Some(head))) => heads().insert(at, head.clone()),
             _ => heads().remove(&at),
