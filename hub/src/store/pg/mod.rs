@@ -317,12 +317,12 @@ impl PgVaults {
         let heads = || self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // on the head this process last wrote, in one round trip (a member's keys are logged the ordinary way)
         let head = if member { None } else { heads().get(&at).cloned() };
-        if let Some((sql, next)) = head.and_then(|h| fast::transaction(&names, &h, cs, digest, frame, now)) {
-            if self.in_one_round_trip(&sql) {
-                heads().insert(at, next);
-                self.one_trip.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(Applied::Applied);
-            }
+        if let Some((sql, next)) = head.and_then(|h| fast::transaction(&names, &h, cs, digest, frame, now))
+            && self.in_one_round_trip(&sql)
+        {
+            heads().insert(at, next);
+            self.one_trip.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Applied::Applied);
         }
         let applied = self
             .as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)));
