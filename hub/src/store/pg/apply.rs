@@ -194,7 +194,7 @@ impl Kept {
 
 /// A value made ready for its column: what is compared to find one key
 /// twice in a statement, and what is sent.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Param {
     Null,
     Text(String),
@@ -314,6 +314,9 @@ fn integral(f: f64) -> Option<i64> {
 fn real_text(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
+    } else if f == 0.0 {
+        // -0 is 0, as a key and as SQLite keeps it
+        "0.0".into()
     } else if f.is_infinite() {
         if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
     } else {
@@ -474,20 +477,23 @@ pub(super) fn conflict_clause(
 /// What a changeset does to its table, in order: runs of upserts and the
 /// deletes between them.
 pub(super) enum Rows {
-    /// Rows (values ready for their columns), one per key.
+    /// Rows (values ready for their columns), one per key as sent.
     Upserts(Vec<Vec<Param>>),
     /// A key's values.
     Delete(Vec<Param>),
 }
 
 /// `cs`'s changes in key order, as runs of upserts and deletes, each value
-/// made ready for its column (`kept`); of one key's upserts in a row only
-/// the last, since one statement may not touch a row twice.
+/// made ready for its column (`kept`). Of one key's upserts in a run only
+/// the last, in the place of the first, since one statement may not touch
+/// a row twice: the key compared as it is sent, so 1 and "1" in an integer
+/// column, sorted apart, are one key.
 pub(super) fn row_runs(cs: &Changeset, kept: &[Kept]) -> Result<Vec<Rows>, VaultError> {
     let mut changes: Vec<&Change> = cs.changes.iter().collect();
     changes.sort_by(|a, b| cmp_change_keys(a, b, &cs.key));
     let mut runs = Vec::new();
     let mut run: Vec<Vec<Param>> = Vec::new();
+    let mut at: std::collections::HashMap<Vec<Param>, usize> = std::collections::HashMap::new();
     for change in changes {
         match change {
             Change::Upsert(row) => {
@@ -496,14 +502,18 @@ pub(super) fn row_runs(cs: &Changeset, kept: &[Kept]) -> Result<Vec<Rows>, Vault
                     .zip(cs.columns.iter().zip(kept))
                     .map(|(v, (c, k))| param(v, *k, &c.name))
                     .collect::<Result<_, _>>()?;
-                // the key compared as it is sent (1 and "1" are one key of an integer column)
-                if run.last().is_some_and(|l| cs.key.iter().all(|&k| l[k] == row[k])) {
-                    run.pop();
+                let key: Vec<Param> = cs.key.iter().map(|&k| row[k].clone()).collect();
+                match at.get(&key) {
+                    Some(&i) => run[i] = row,
+                    None => {
+                        at.insert(key, run.len());
+                        run.push(row);
+                    }
                 }
-                run.push(row);
             }
             Change::Delete(key) => {
                 // the upserts before it first: the changes apply in their order
+                at.clear();
                 if !run.is_empty() {
                     runs.push(Rows::Upserts(std::mem::take(&mut run)));
                 }
@@ -543,6 +553,7 @@ mod tests {
         let text = |v: Value| param(&v, Kept::Text, "t").unwrap();
         assert_ne!(text(Value::Integer(1)), text(Value::Real(1.0)), "1 and 1.0 are two texts, as in SQLite");
         assert_eq!(real_text(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(real_text(-0.0), real_text(0.0), "one key");
         assert_eq!(param(&Value::Null, Kept::Bytes, "b").unwrap(), Param::Null);
         let mut line = Vec::new();
         copy_line(&[Param::Text("a\tb\\c\n".into()), Param::Null, Param::Bytes(vec![0, 255])], &mut line);

@@ -9,15 +9,17 @@
 //! the department's role and the vault's lock, a guard that fails the
 //! transaction unless the head in the database is the one planned on
 //! (columns, key, number and epoch), the rows, the bookkeeping, `COMMIT`.
-//! A guard that fails (another hub process wrote since, the vault was
-//! moved or emptied) or any other error rolls it all back, and the
-//! ordinary path decides; so this path decides nothing the ordinary path
-//! would not, and a kill at any point leaves all or nothing, as there.
+//! Both paths take the same lock of the vault ([`super::as_writer`]), so
+//! the head cannot change between the guard and the commit. A guard that
+//! fails (another hub process wrote since, a vault was moved in) or any
+//! other error rolls it all back, and the ordinary path decides; so this
+//! path decides nothing the ordinary path would not, and a kill at any
+//! point leaves all or nothing, as there.
 
 use gdx_common::data::Changeset;
 
 use super::apply::{Kept, Param, Rows, bookkeeping, conflict_clause, row_runs};
-use super::{Names, ident};
+use super::{Names, as_writer, ident};
 use crate::store::vault::{Head, Then, changeset_event, plan};
 
 /// Changes a changeset may carry to go in one round trip.
@@ -38,7 +40,7 @@ pub(super) fn transaction(
     frame: Option<&[u8]>,
     now: i64,
 ) -> Option<(String, Head)> {
-    if cs.changes.len() > MAX_CHANGES {
+    if cs.changes.len() > MAX_CHANGES || literal_bytes(cs, frame) > MAX_TEXT {
         return None;
     }
     let step = plan(Some(head), cs).ok()?;
@@ -55,14 +57,11 @@ pub(super) fn transaction(
     let kept: Vec<Kept> = cs.columns.iter().map(|c| Kept::of(&c.decl_type)).collect();
     let (quoted, on_conflict) = conflict_clause(&known, &spelled, cs).ok()?;
     let runs = row_runs(cs, &kept).ok()?;
-    let (s, role) = (ident(&names.schema).ok()?, ident(&names.role).ok()?);
+    let s = ident(&names.schema).ok()?;
     let t = format!("{s}.{}", ident(cs.resource.as_str()).ok()?);
     let (columns, key, last, epoch) = head;
     let (resource, columns_text, key_text) = (text(cs.resource.as_str())?, text(columns)?, text(key)?);
-    let mut sql = format!(
-        "BEGIN;\nSET LOCAL ROLE {role};\nSELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext({}));\n",
-        text(&names.schema)?
-    );
+    let mut sql = format!("BEGIN;\n{};\n", as_writer(names).ok()?);
     // the guard: a division by zero unless the head is the one planned on
     sql += &format!(
         "SELECT 1 / count(*) FROM {s}._gdx_resources WHERE resource = {resource} AND columns = {columns_text} \
@@ -100,9 +99,9 @@ pub(super) fn transaction(
             &resource,
             &columns_text,
             &key_text,
-            &cs.seq.to_string(),
+            &(cs.seq as i64).to_string(),
             &now.to_string(),
-            &cs.epoch.to_string(),
+            &(cs.epoch as i64).to_string(),
             &bytes(digest),
             &frame,
             &text(&event)?,
@@ -112,16 +111,35 @@ pub(super) fn transaction(
     (sql.len() <= MAX_TEXT).then(|| (sql, (columns.clone(), key.clone(), cs.seq as i64, cs.epoch as i64)))
 }
 
-/// `p` as a literal for a column kept as `kept`, converted by the server
-/// as the ordinary path's placeholders are.
+/// `p` as a literal for a column kept as `kept`, typed and converted by
+/// the server as the ordinary path's typed parameters and placeholders are
+/// (a NULL too: text, or bytes, cast as the column is).
 fn value(p: &Param, kept: Kept) -> Option<String> {
-    Some(match (p, kept) {
-        (Param::Null, _) => "NULL".to_owned(),
-        (Param::Bytes(b), _) => bytes(b),
-        (Param::Text(_), Kept::Bytes) => return None,
-        (Param::Text(t), Kept::Text) => format!("{}::text", text(t)?),
-        (Param::Text(t), k) => format!("CAST({}::text AS {})", text(t)?, k.sql()),
+    let sent = match p {
+        Param::Null if kept == Kept::Bytes => return Some("NULL::bytea".to_owned()),
+        Param::Null => "NULL".to_owned(),
+        Param::Bytes(b) => return (kept == Kept::Bytes).then(|| bytes(b)),
+        Param::Text(_) if kept == Kept::Bytes => return None,
+        Param::Text(t) => text(t)?,
+    };
+    Some(match kept {
+        Kept::Text => format!("{sent}::text"),
+        k => format!("CAST({sent}::text AS {})", k.sql()),
     })
+}
+
+/// About how long `cs`'s values and `frame` are as literals.
+fn literal_bytes(cs: &Changeset, frame: Option<&[u8]>) -> usize {
+    use gdx_common::data::{Change, Value};
+    let values = cs.changes.iter().flat_map(|c| match c {
+        Change::Upsert(v) | Change::Delete(v) => v.iter(),
+    });
+    let sizes = values.map(|v| match v {
+        Value::Text(t) => t.len() + 16,
+        Value::Blob(b) => 2 * b.len() + 24,
+        _ => 32,
+    });
+    sizes.sum::<usize>() + 2 * frame.map_or(0, <[u8]>::len)
 }
 
 /// `t` as an escape string literal (`E'…'`, read the same whatever
@@ -152,6 +170,7 @@ mod tests {
         assert!(text("a\0b").is_none());
         assert_eq!(bytes(&[0, 255]), "decode('00ff', 'hex')");
         assert_eq!(value(&Param::Text("7".into()), Kept::Bigint).unwrap(), "CAST(E'7'::text AS BIGINT)");
-        assert_eq!(value(&Param::Null, Kept::Bytes).unwrap(), "NULL");
+        assert_eq!(value(&Param::Null, Kept::Bytes).unwrap(), "NULL::bytea");
+        assert_eq!(value(&Param::Null, Kept::Double).unwrap(), "CAST(NULL::text AS DOUBLE PRECISION)");
     }
 }
