@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the Debian packages gdx-agent and gdx-hub from the release binaries
-# that `cargo build --release` left in target/release. It does not build
-# anything itself. Needs dpkg-deb, strip and gzip; uses dpkg-shlibdeps and
-# dpkg-parsechangelog (dpkg-dev) when present.
+# that `cargo build --release` left in target/release (with --profile dev,
+# from what `cargo build` left in target/debug: for the packages' test in
+# CI, never to ship). It does not build anything itself. Needs dpkg-deb,
+# strip and gzip; uses dpkg-shlibdeps and dpkg-parsechangelog (dpkg-dev)
+# when present.
 #
-#   packaging/build-debs.sh [--target-dir DIR] [--version VERSION] [OUT_DIR]
+#   packaging/build-debs.sh [--target-dir DIR] [--profile release|dev] [--version VERSION] [OUT_DIR]
 #
 # OUT_DIR defaults to target/debian. VERSION is a whole Debian version
 # (0.1.0-2); by default the workspace's version with the Debian revision of
@@ -12,7 +14,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: packaging/build-debs.sh [--target-dir DIR] [--version VERSION] [OUT_DIR]" >&2
+    echo "usage: packaging/build-debs.sh [--target-dir DIR] [--profile release|dev] [--version VERSION] [OUT_DIR]" >&2
     exit 2
 }
 die() {
@@ -25,10 +27,12 @@ top=$(cd "$here/.." && pwd)
 target_dir="$top/target"
 version=""
 out_dir=""
+profile_dir=release
 while [ $# -gt 0 ]; do
     case "$1" in
     --target-dir) [ $# -ge 2 ] || usage; target_dir=$2; shift 2 ;;
     --target-dir=*) target_dir=${1#*=}; shift ;;
+    --profile) [ $# -ge 2 ] || usage; case "$2" in release) profile_dir=release ;; dev) profile_dir=debug ;; *) usage ;; esac; shift 2 ;;
     --version) [ $# -ge 2 ] || usage; version=$2; shift 2 ;;
     --version=*) version=${1#*=}; shift ;;
     -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -38,8 +42,8 @@ while [ $# -gt 0 ]; do
 done
 out_dir=${out_dir:-$target_dir/debian}
 for pkg in gdx-agent gdx-hub; do
-    [ -x "$target_dir/release/$pkg" ] ||
-        die "$target_dir/release/$pkg is missing; build it with: cargo build --release (or pass --target-dir)"
+    [ -x "$target_dir/$profile_dir/$pkg" ] ||
+        die "$target_dir/$profile_dir/$pkg is missing; build it with: cargo build --release (or pass --target-dir)"
 done
 
 for tool in dpkg-deb strip gzip; do
@@ -250,7 +254,7 @@ description_gdx_hub=" The hub of GDX, a government data sharing and exchange pla
 mkdir -p "$out_dir"
 for pkg in gdx-agent gdx-hub; do
     var=${pkg//-/_}
-    binary="$target_dir/release/$pkg"
+    binary="$target_dir/$profile_dir/$pkg"
     case "$pkg" in gdx-agent) other=gdx-hub ;; *) other=gdx-agent ;; esac
 
     root="$stage/$pkg"
