@@ -275,7 +275,8 @@ impl Vaults {
             // whatever the answer (a commit whose answer was lost is committed all the same), the
             // collector looks
             self.pg_written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cs.origin.clone());
-            if matches!(applied, Ok(Applied::Applied)) {
+            // a duplicate too: it may be this process's own commit whose answer was lost
+            if matches!(applied, Ok(Applied::Applied | Applied::Duplicate)) {
                 self.applied.notify_one();
                 self.deliverable.notify_one();
             }
