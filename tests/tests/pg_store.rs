@@ -573,3 +573,110 @@ fn a_small_changeset_in_one_round_trip_does_what_the_ordinary_path_does_and_neve
         assert!(names.iter().any(|n| n == sent), "{sent:?} in {names:?}");
     }
 }
+
+#[test]
+fn changesets_waiting_for_one_connection_commit_together_and_a_failed_group_loses_none() {
+    use gdx_hub::store::vault::{Applied, Vaults};
+    let Some(pg) = Postgres::start() else { return };
+    let hub = Hub::init_sqlite("630000");
+    let database = pg.hold_vaults_of(&hub);
+    let (one, two) = (Vaults::at(hub.dir.path()).unwrap(), Vaults::at(hub.dir.path()).unwrap());
+    let apply = |vaults: &Vaults, node: &str, seq: u64| {
+        let cs = kinds_changeset(node, seq, None);
+        let digest = gdx_certs::pki::sha256(&gdx_common::data::encode_changeset(&cs).unwrap());
+        vaults.apply(&cs, &digest, None, 1_800_000_000 + seq as i64)
+    };
+    let pgv = one.postgres().unwrap();
+    let node = |n: &str| gdx_common::NodeId::parse(n).unwrap();
+    // three departments whose writes go through the same connection as the first's
+    let lead = "630000/g0".to_owned();
+    let slot = pgv.connection_of(&node(&lead)).unwrap();
+    let mates: Vec<String> = (1..200)
+        .map(|i| format!("630000/g{i}"))
+        .filter(|n| pgv.connection_of(&node(n)).unwrap() == slot)
+        .take(3)
+        .collect();
+    assert_eq!(mates.len(), 3);
+    let all: Vec<&str> = std::iter::once(lead.as_str()).chain(mates.iter().map(String::as_str)).collect();
+    // department b gets the same changesets by the ordinary path (a new `Vaults` each time holds no head)
+    let ordinary = |seq: u64| {
+        assert_eq!(apply(&Vaults::at(hub.dir.path()).unwrap(), "630000/b", seq).unwrap(), Applied::Applied);
+    };
+    for seq in 1..=2 {
+        for n in &all {
+            assert_eq!(apply(&one, n, seq).unwrap(), Applied::Applied);
+        }
+        ordinary(seq);
+    }
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // The lead's changeset holds the connection, waiting for its vault's lock held elsewhere; the
+    // others wait for the connection, then go as one transaction. `stale`: `two` applied this
+    // number of the last mate first, so its guard fails the whole group.
+    let round = |seq: u64, stale: bool| -> Vec<Applied> {
+        if stale {
+            assert_eq!(apply(&two, &mates[2], seq).unwrap(), Applied::Applied);
+        }
+        let mut admin = pg.admin(&database);
+        let mut holder = admin.transaction().unwrap();
+        holder
+            .batch_execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('\"v_630000_g0\"'))")
+            .unwrap();
+        let (sent, _) = pgv.group_commits();
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| apply(&one, &lead, seq).unwrap());
+            wait_until("the lead's transaction is sent", &|| pgv.group_commits().0 == sent + 1);
+            let others: Vec<_> = mates.iter().map(|m| scope.spawn(|| apply(&one, m, seq).unwrap())).collect();
+            wait_until("three changesets wait for the connection", &|| pgv.group_commits().1 == 3);
+            holder.commit().unwrap();
+            let answers: Vec<Applied> = std::iter::once(first).chain(others).map(|t| t.join().unwrap()).collect();
+            assert_eq!(pgv.group_commits(), (sent + 2, 0), "the lead's transaction, then the three's");
+            answers
+        })
+    };
+    let trips = pgv.applied_in_one_round_trip();
+    assert_eq!(round(3, false), vec![Applied::Applied; 4]);
+    assert_eq!(pgv.applied_in_one_round_trip(), trips + 4);
+    ordinary(3);
+    // the group fails and each of its changesets takes the ordinary path: applied, or found there
+    let answers = round(4, true);
+    assert_eq!(answers, vec![Applied::Applied, Applied::Applied, Applied::Applied, Applied::Duplicate]);
+    assert_eq!(pgv.applied_in_one_round_trip(), trips + 5, "only the lead's went in one round trip");
+    ordinary(4);
+    for n in &all {
+        assert_eq!(apply(&one, n, 5).unwrap(), Applied::Applied);
+    }
+    ordinary(5);
+
+    let mut admin = pg.admin(&database);
+    for n in &all {
+        let s = format!("v_{}", n.replace('/', "_"));
+        let differ: i64 = admin
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM (SELECT * FROM {s}.kinds EXCEPT ALL SELECT * FROM v_630000_b.kinds) d)
+                          + (SELECT count(*) FROM (SELECT * FROM v_630000_b.kinds EXCEPT ALL SELECT * FROM {s}.kinds) d)"
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(differ, 0, "{s} holds what the ordinary path wrote, value for value");
+        let row = admin
+            .query_one(
+                &format!(
+                    "SELECT (SELECT last_seq FROM {s}._gdx_resources), (SELECT count(*) FROM {s}._gdx_changesets),
+                            (SELECT count(*) FROM {s}.audit_outbox)"
+                ),
+                &[],
+            )
+            .unwrap();
+        let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(counts, (5, 5, 5), "{s}: each changeset once, one event each");
+    }
+}

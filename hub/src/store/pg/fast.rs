@@ -15,24 +15,38 @@
 //! other error rolls it all back, and the ordinary path decides; so this
 //! path decides nothing the ordinary path would not, and a kill at any
 //! point leaves all or nothing, as there.
+//!
+//! Group commit ([`Batches`]): a department's writes go through the one
+//! connection of the pool its schema names. Changesets planned while that
+//! connection is busy wait for it together; whichever of their threads
+//! takes it sends all of them as one transaction, each under its own
+//! department's role and vault lock, the vaults locked in the order of
+//! their schemas' names so that two transactions never wait for each
+//! other. One failure rolls the whole group back, and each of its
+//! changesets then takes the ordinary path alone.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use gdx_common::data::Changeset;
 
 use super::apply::{Kept, Param, Rows, bookkeeping, conflict_clause, row_runs};
+use super::pool::PgPool;
 use super::{Names, as_writer, ident};
 use crate::store::vault::{Head, Then, changeset_event, plan};
 
 /// Changes a changeset may carry to go in one round trip.
 const MAX_CHANGES: usize = 64;
-/// The statements' text, at most.
+/// The statements' text, at most (of one changeset, and of a group).
 const MAX_TEXT: usize = 1 << 20;
+/// Changesets committed together, at most.
+const MAX_GROUP: usize = 64;
 
-/// The transaction applying `cs` on top of `head` (the head this process
-/// last wrote) in the vault of `names`, as one string of statements, and
-/// the head it leaves. None when `cs` takes the ordinary path: not the
+/// The statements applying `cs` on top of `head` (the head this process
+/// last wrote) in the vault of `names`, as one string to run in a
+/// transaction ([`Batches::commit`]), and the head they leave. None when `cs` takes the ordinary path: not the
 /// next number, a new table or column, a new epoch, many changes, a text
 /// holding NUL, or anything the ordinary path refuses with a reason.
-pub(super) fn transaction(
+pub(super) fn statements(
     names: &Names,
     head: &Head,
     cs: &Changeset,
@@ -61,7 +75,7 @@ pub(super) fn transaction(
     let t = format!("{s}.{}", ident(cs.resource.as_str()).ok()?);
     let (columns, key, last, epoch) = head;
     let (resource, columns_text, key_text) = (text(cs.resource.as_str())?, text(columns)?, text(key)?);
-    let mut sql = format!("BEGIN;\n{};\n", as_writer(names).ok()?);
+    let mut sql = format!("{};\n", as_writer(names).ok()?);
     // the guard: a division by zero unless the head is the one planned on
     sql += &format!(
         "SELECT 1 / count(*) FROM {s}._gdx_resources WHERE resource = {resource} AND columns = {columns_text} \
@@ -107,8 +121,91 @@ pub(super) fn transaction(
             &text(&event)?,
         ],
     );
-    sql += ";\nCOMMIT";
+    sql += ";\n";
     (sql.len() <= MAX_TEXT).then(|| (sql, (columns.clone(), key.clone(), cs.seq as i64, cs.epoch as i64)))
+}
+
+/// Changesets waiting for their slot's connection, for each slot of the pool.
+pub(super) struct Batches {
+    waiting: Vec<Mutex<Vec<Arc<Planned>>>>,
+    /// Transactions sent.
+    sent: std::sync::atomic::AtomicU64,
+}
+
+/// One changeset's statements, waiting to be sent.
+struct Planned {
+    schema: String,
+    sql: String,
+    /// Set by the thread that sent it (holding the slot's connection):
+    /// whether its transaction committed.
+    committed: Mutex<Option<bool>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Batches {
+    pub(super) fn new(pool: &PgPool) -> Self {
+        Self { waiting: (0..pool.slots()).map(|_| Mutex::new(Vec::new())).collect(), sent: Default::default() }
+    }
+
+    /// How many transactions were sent, and how many changesets wait.
+    pub(super) fn counts(&self) -> (u64, usize) {
+        let waiting = self.waiting.iter().map(|q| lock(q).len()).sum();
+        (self.sent.load(std::sync::atomic::Ordering::Relaxed), waiting)
+    }
+
+    /// Commits `sql` (of [`statements`]) for the vault of `schema`, with
+    /// the others waiting for the same connection; true when it committed,
+    /// false when it did not or whether it did is unknown (the ordinary
+    /// path then decides, as for any failure here).
+    pub(super) fn commit(&self, pool: &PgPool, schema: &str, sql: String) -> bool {
+        let slot = pool.slot_of(schema);
+        let me = Arc::new(Planned { schema: schema.to_owned(), sql, committed: Mutex::new(None) });
+        lock(&self.waiting[slot]).push(me.clone());
+        // a group is taken out of the queue and answered while its sender holds the connection
+        let Ok(mut conn) = pool.take_slot(slot) else {
+            lock(&self.waiting[slot]).retain(|p| !Arc::ptr_eq(p, &me));
+            return false;
+        };
+        loop {
+            if let Some(committed) = *lock(&me.committed) {
+                pool.give_back(conn);
+                return committed;
+            }
+            let mut group: Vec<Arc<Planned>> = {
+                let mut queue = lock(&self.waiting[slot]);
+                let (mut n, mut size) = (0, 0);
+                while n < queue.len() && n < MAX_GROUP && (n == 0 || size + queue[n].sql.len() <= MAX_TEXT) {
+                    size += queue[n].sql.len();
+                    n += 1;
+                }
+                queue.drain(..n).collect()
+            };
+            // a stable sort: one vault's changesets keep their order
+            group.sort_by(|a, b| a.schema.cmp(&b.schema));
+            let mut sql = String::from("BEGIN;\n");
+            group.iter().for_each(|p| sql += &p.sql);
+            sql += "COMMIT";
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let committed = match conn.client.simple_query(&sql) {
+                Ok(_) => true,
+                // a failed statement leaves the transaction open and aborted
+                Err(_) => match conn.client.batch_execute("ROLLBACK") {
+                    Ok(()) => false,
+                    Err(_) => {
+                        // whether it committed is unknown: the connection is never reused
+                        group.iter().for_each(|p| *lock(&p.committed) = Some(false));
+                        pool.discard(conn);
+                        lock(&self.waiting[slot]).retain(|p| !Arc::ptr_eq(p, &me));
+                        return false;
+                    }
+                },
+            };
+            group.iter().for_each(|p| *lock(&p.committed) = Some(committed));
+        }
+    }
 }
 
 /// `p` as a literal for a column kept as `kept`, typed and converted by

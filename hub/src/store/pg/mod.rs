@@ -40,7 +40,7 @@ pub mod pool;
 mod reads;
 use apply::{Failed, apply};
 pub use import::{FileResource, Imported, check_file, file_resources};
-use pool::{PgPool, describe};
+use pool::{PgConn, PgPool, describe};
 
 /// Connections open at most; a use beyond waits for one to come back.
 const POOL: usize = 16;
@@ -60,6 +60,8 @@ pub struct PgVaults {
     heads: Mutex<HashMap<(NodeId, String), Head>>,
     /// Changesets applied in one round trip.
     one_trip: std::sync::atomic::AtomicU64,
+    /// Changesets waiting to be sent in one round trip.
+    batches: fast::Batches,
 }
 
 /// A department's schema and role.
@@ -93,6 +95,7 @@ impl PgVaults {
     /// keeps departments apart, and makes the registry if it is missing.
     pub fn open(url_file: &Path, ca_file: Option<&Path>, hub: DivisionCode) -> Result<Self, VaultError> {
         let pool = PgPool::new(url_file, ca_file, POOL).map_err(VaultError::Postgres)?;
+        let batches = fast::Batches::new(&pool);
         let vaults = Self {
             where_: pool.where_.clone(),
             pool,
@@ -100,6 +103,7 @@ impl PgVaults {
             names: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
             one_trip: Default::default(),
+            batches,
         };
         let mut conn = vaults.pool.take().map_err(VaultError::Postgres)?;
         let client = &mut conn.client;
@@ -147,7 +151,16 @@ impl PgVaults {
 
     /// Runs `f` on a connection, returning it to the pool after.
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, VaultError>) -> Result<T, VaultError> {
-        let mut conn = self.pool.take().map_err(VaultError::Postgres)?;
+        self.on(self.pool.take(), f)
+    }
+
+    /// Runs `f` on `conn`, returning it to the pool after.
+    fn on<T>(
+        &self,
+        conn: Result<PgConn, String>,
+        f: impl FnOnce(&mut Client) -> Result<T, VaultError>,
+    ) -> Result<T, VaultError> {
+        let mut conn = conn.map_err(VaultError::Postgres)?;
         let out = f(&mut conn.client);
         self.pool.give_back(conn);
         out
@@ -287,8 +300,18 @@ impl PgVaults {
         names: &Names,
         f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, VaultError>,
     ) -> Result<T, VaultError> {
+        self.as_department_on(self.pool.take(), names, f)
+    }
+
+    /// As [`Self::as_department`], on `conn`.
+    fn as_department_on<T>(
+        &self,
+        conn: Result<PgConn, String>,
+        names: &Names,
+        f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, VaultError>,
+    ) -> Result<T, VaultError> {
         let schema = ident(&names.schema)?;
-        self.with(|client| {
+        self.on(conn, |client| {
             let mut tx = client.transaction().map_err(|e| self.error(e))?;
             tx.batch_execute(&as_writer(names)?).map_err(|e| self.error(e))?;
             let out = f(&mut tx, &schema)?;
@@ -313,15 +336,17 @@ impl PgVaults {
         let heads = || self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // on the head this process last wrote, in one round trip (a member's keys are logged the ordinary way)
         let head = if member { None } else { heads().get(&at).cloned() };
-        if let Some((sql, next)) = head.and_then(|h| fast::transaction(&names, &h, cs, digest, frame, now))
-            && self.in_one_round_trip(&sql)
+        // a department's writes go through the one connection its schema names (`PgPool::take_for`)
+        if let Some((sql, next)) = head.and_then(|h| fast::statements(&names, &h, cs, digest, frame, now))
+            && self.batches.commit(&self.pool, &names.schema, sql)
         {
             heads().insert(at, next);
             self.one_trip.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(Applied::Applied);
         }
-        let applied = self
-            .as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)));
+        let applied = self.as_department_on(self.pool.take_for(&names.schema), &names, |tx, s| {
+            apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e))
+        });
         match &applied {
             Ok((Applied::Applied, Some(head))) => heads().insert(at, head.clone()),
             _ => heads().remove(&at),
@@ -334,25 +359,16 @@ impl PgVaults {
         self.one_trip.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Runs `sql`, a whole transaction from `BEGIN` to `COMMIT`, in one
-    /// round trip; false when it did not commit (rolled back), or when
-    /// whether it did is unknown (the connection is closed, never reused).
-    fn in_one_round_trip(&self, sql: &str) -> bool {
-        let Ok(mut conn) = self.pool.take() else { return false };
-        match conn.client.simple_query(sql) {
-            Ok(_) => {
-                self.pool.give_back(conn);
-                true
-            }
-            // a failed statement leaves the transaction open and aborted
-            Err(_) => {
-                match conn.client.batch_execute("ROLLBACK") {
-                    Ok(()) => self.pool.give_back(conn),
-                    Err(_) => self.pool.discard(conn),
-                }
-                false
-            }
-        }
+    /// How many transactions of the one-round-trip path this process sent
+    /// (each commits a group of changesets), and how many changesets wait
+    /// to be sent.
+    pub fn group_commits(&self) -> (u64, usize) {
+        self.batches.counts()
+    }
+
+    /// Which of the pool's connections `node`'s writes go through.
+    pub fn connection_of(&self, node: &NodeId) -> Result<usize, VaultError> {
+        Ok(self.pool.slot_of(&self.names(node)?.schema))
     }
 
     fn failed(&self, e: Failed) -> VaultError {

@@ -3,6 +3,13 @@
 //! open, a use beyond waiting up to [`POOL_WAIT`] for one to come back.
 //! The vaults ([`super::PgVaults`]) and the hub's stores
 //! ([`crate::store::db`]) each keep one.
+//!
+//! Each connection has a slot. [`PgPool::take`] takes any; [`PgPool::take_for`]
+//! always the slot a key names, waiting for it: a department's writes then
+//! go through one server process, which alone opens (and caches) that
+//! department's tables, rather than every process opening every vault's
+//! tables (on PostgreSQL 15 the cost of a process's first write to a
+//! table grows with the tables it has opened).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,6 +28,8 @@ pub struct PgConn {
     pub search_path: String,
     /// Statements prepared on this connection, by their text.
     pub statements: HashMap<String, Statement>,
+    /// The pool's slot this connection fills.
+    slot: usize,
 }
 
 /// Connections to one database.
@@ -30,16 +39,25 @@ pub struct PgPool {
     tls: Option<rustls::ClientConfig>,
     /// `PostgreSQL USER@HOST:PORT/DATABASE`, for messages.
     pub where_: String,
-    size: usize,
     state: Mutex<State>,
+    /// Wakes a use waiting for any slot.
     returned: Condvar,
+    /// Wakes a use waiting for slot `i`.
+    returned_to: Vec<Condvar>,
 }
 
-/// The idle connections, and how many are open (idle or in use).
-#[derive(Default)]
+/// The slots, and how many uses wait for each.
 struct State {
-    idle: Vec<PgConn>,
-    open: usize,
+    slots: Vec<Slot>,
+    waiting: Vec<usize>,
+}
+
+/// What one slot of the pool holds.
+enum Slot {
+    Empty,
+    Idle(Box<PgConn>),
+    /// Taken (or being connected).
+    Busy,
 }
 
 impl Drop for PgPool {
@@ -47,7 +65,9 @@ impl Drop for PgPool {
     /// panics on a thread that drives the hub's runtime: they go on a
     /// thread of their own.
     fn drop(&mut self) {
-        let idle = std::mem::take(&mut self.state.get_mut().unwrap_or_else(PoisonError::into_inner).idle);
+        let slots = std::mem::take(&mut self.state.get_mut().unwrap_or_else(PoisonError::into_inner).slots);
+        let idle: Vec<PgConn> =
+            slots.into_iter().filter_map(|s| if let Slot::Idle(c) = s { Some(*c) } else { None }).collect();
         if !idle.is_empty() {
             let _ = std::thread::Builder::new().name("gdx-pg-close".into()).spawn(move || drop(idle));
         }
@@ -93,7 +113,17 @@ impl PgPool {
             config.get_ports().first().copied().unwrap_or(5432),
             config.get_dbname().unwrap_or("")
         );
-        Ok(Self { config, tls, where_, size, state: Mutex::new(State::default()), returned: Condvar::new() })
+        Ok(Self {
+            config,
+            tls,
+            where_,
+            state: Mutex::new(State {
+                slots: (0..size.max(1)).map(|_| Slot::Empty).collect(),
+                waiting: vec![0; size.max(1)],
+            }),
+            returned: Condvar::new(),
+            returned_to: (0..size.max(1)).map(|_| Condvar::new()).collect(),
+        })
     }
 
     /// The same pool, whose connections give up on a silent server after
@@ -104,7 +134,7 @@ impl PgPool {
         self
     }
 
-    fn connect(&self) -> Result<PgConn, postgres::Error> {
+    fn connect(&self, slot: usize) -> Result<PgConn, postgres::Error> {
         let mut client = match &self.tls {
             None => self.config.connect(postgres::NoTls)?,
             Some(tls) => self.config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()))?,
@@ -115,42 +145,89 @@ impl PgPool {
             "SET synchronous_commit = on; SET client_encoding = 'UTF8'; SET search_path = '';
              SET TIME ZONE 'UTC'; SET client_min_messages = warning",
         )?;
-        Ok(PgConn { client, search_path: String::new(), statements: HashMap::new() })
+        Ok(PgConn { client, search_path: String::new(), statements: HashMap::new(), slot })
     }
 
     /// An idle connection, a new one while fewer than `size` are open, or
     /// the next given back; give it back with [`PgPool::give_back`].
     pub fn take(&self) -> Result<PgConn, String> {
+        self.take_where(None)
+    }
+
+    /// The connection of the slot `key` names (the same slot for the same
+    /// key while the pool lives), waiting for it if it is in use.
+    pub fn take_for(&self, key: &str) -> Result<PgConn, String> {
+        self.take_slot(self.slot_of(key))
+    }
+
+    /// The slot `key` names, the same while the pool lives.
+    pub fn slot_of(&self, key: &str) -> usize {
+        use std::hash::{Hash, Hasher};
+        // the standard hasher made with `new` has fixed keys: a key's slot never changes
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % self.returned_to.len() as u64) as usize
+    }
+
+    /// The connection of slot `i` (below [`PgPool::slots`]), waiting for it if it is in use.
+    pub fn take_slot(&self, i: usize) -> Result<PgConn, String> {
+        self.take_where(Some(i.min(self.returned_to.len() - 1)))
+    }
+
+    /// How many slots (connections at most) the pool has.
+    pub fn slots(&self) -> usize {
+        self.returned_to.len()
+    }
+
+    fn take_where(&self, wanted: Option<usize>) -> Result<PgConn, String> {
         let mut state = self.state();
         let deadline = Instant::now() + POOL_WAIT;
         loop {
-            while let Some(c) = state.idle.pop() {
-                if !c.client.is_closed() {
-                    return Ok(c);
+            let found = match wanted {
+                Some(i) => (!matches!(state.slots[i], Slot::Busy)).then_some(i),
+                // an idle connection before an empty slot, one no use waits for before one that one does
+                None => {
+                    let (n, waiting) = (state.slots.len(), &state.waiting);
+                    let order = (0..n).filter(|i| waiting[*i] == 0).chain((0..n).filter(|i| waiting[*i] > 0));
+                    let order: Vec<usize> = order.collect();
+                    let idle = order.iter().copied().find(|i| matches!(state.slots[*i], Slot::Idle(_)));
+                    idle.or_else(|| order.iter().copied().find(|i| matches!(state.slots[*i], Slot::Empty)))
                 }
-                state.open -= 1;
-                close(c);
-            }
-            if state.open < self.size {
-                state.open += 1;
+            };
+            if let Some(i) = found {
+                match std::mem::replace(&mut state.slots[i], Slot::Busy) {
+                    Slot::Idle(c) if !c.client.is_closed() => return Ok(*c),
+                    Slot::Idle(c) => close(*c),
+                    _ => {}
+                }
                 drop(state);
-                let connected = off_runtime(|| self.connect());
+                let connected = off_runtime(|| self.connect(i));
                 if connected.is_err() {
-                    self.state().open -= 1;
-                    self.returned.notify_one();
+                    self.state().slots[i] = Slot::Empty;
+                    self.wake(i);
                 }
                 return connected.map_err(|e| format!("{}: {}", self.where_, describe(&e)));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                let what = match wanted {
+                    Some(_) => "the hub's connection for this department".to_owned(),
+                    None => format!("all {} of the hub's connections", state.slots.len()),
+                };
                 return Err(format!(
-                    "{}: all {} of the hub's connections stayed busy for {} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
+                    "{}: {what} stayed busy for {} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
                     self.where_,
-                    self.size,
                     POOL_WAIT.as_secs()
                 ));
             }
-            state = self.returned.wait_timeout(state, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
+            let returned = wanted.map_or(&self.returned, |i| &self.returned_to[i]);
+            if let Some(i) = wanted {
+                state.waiting[i] += 1;
+            }
+            state = returned.wait_timeout(state, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
+            if let Some(i) = wanted {
+                state.waiting[i] -= 1;
+            }
         }
     }
 
@@ -158,24 +235,30 @@ impl PgPool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Wakes one use waiting for slot `i`, and one waiting for any.
+    fn wake(&self, i: usize) {
+        self.returned_to[i].notify_one();
+        self.returned.notify_one();
+    }
+
     /// Keeps `conn` for the next use, unless its connection broke.
     pub fn give_back(&self, conn: PgConn) {
-        let mut state = self.state();
+        let i = conn.slot;
         if conn.client.is_closed() {
-            state.open -= 1;
+            self.state().slots[i] = Slot::Empty;
             close(conn);
         } else {
-            state.idle.push(conn);
+            self.state().slots[i] = Slot::Idle(Box::new(conn));
         }
-        drop(state);
-        self.returned.notify_one();
+        self.wake(i);
     }
 
     /// Forgets `conn`, whose state is unknown (a transaction that could not
     /// be ended): it is closed, never reused.
     pub fn discard(&self, conn: PgConn) {
-        self.state().open -= 1;
-        self.returned.notify_one();
+        let i = conn.slot;
+        self.state().slots[i] = Slot::Empty;
+        self.wake(i);
         close(conn);
     }
 }
