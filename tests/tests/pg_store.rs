@@ -623,12 +623,13 @@ fn changesets_waiting_for_one_connection_commit_together_and_a_failed_group_lose
             assert_eq!(apply(&two, &mates[2], seq).unwrap(), Applied::Applied);
         }
         let mut admin = pg.admin(&database);
-        let mut holder = admin.transaction().unwrap();
-        holder
-            .batch_execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('\"v_630000_g0\"'))")
-            .unwrap();
         let (sent, _) = pgv.group_commits();
         std::thread::scope(|scope| {
+            // held inside the scope: should an assertion fail, it is let go before the threads are joined
+            let mut holder = admin.transaction().unwrap();
+            holder
+                .batch_execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('\"v_630000_g0\"'))")
+                .unwrap();
             let first = scope.spawn(|| apply(&one, &lead, seq).unwrap());
             wait_until("the lead's transaction is sent", &|| pgv.group_commits().0 == sent + 1);
             let others: Vec<_> = mates.iter().map(|m| scope.spawn(|| apply(&one, m, seq).unwrap())).collect();
@@ -648,10 +649,31 @@ fn changesets_waiting_for_one_connection_commit_together_and_a_failed_group_lose
     assert_eq!(answers, vec![Applied::Applied, Applied::Applied, Applied::Applied, Applied::Duplicate]);
     assert_eq!(pgv.applied_in_one_round_trip(), trips + 5, "only the lead's went in one round trip");
     ordinary(4);
+    // the lead's vault locked elsewhere for longer than a group waits: the departments behind it on
+    // the connection commit meanwhile, and the lead's changeset waits for the lock on the ordinary path
     for n in &all {
         assert_eq!(apply(&one, n, 5).unwrap(), Applied::Applied);
     }
     ordinary(5);
+    let (sent, _) = pgv.group_commits();
+    let trips = pgv.applied_in_one_round_trip();
+    let mut admin = pg.admin(&database);
+    std::thread::scope(|scope| {
+        let mut holder = admin.transaction().unwrap();
+        holder
+            .batch_execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('\"v_630000_g0\"'))")
+            .unwrap();
+        let first = scope.spawn(|| apply(&one, &lead, 6).unwrap());
+        wait_until("the lead's transaction is sent", &|| pgv.group_commits().0 == sent + 1);
+        let others: Vec<_> = mates.iter().map(|m| scope.spawn(|| apply(&one, m, 6).unwrap())).collect();
+        let answers: Vec<Applied> = others.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(answers, vec![Applied::Applied; 3], "committed while the lead's vault stays locked");
+        assert!(!first.is_finished(), "applied while another writer held the vault");
+        holder.commit().unwrap();
+        assert_eq!(first.join().unwrap(), Applied::Applied);
+    });
+    assert_eq!(pgv.applied_in_one_round_trip(), trips + 3, "the lead's took the ordinary path");
+    ordinary(6);
 
     let mut admin = pg.admin(&database);
     for n in &all {
@@ -677,6 +699,6 @@ fn changesets_waiting_for_one_connection_commit_together_and_a_failed_group_lose
             )
             .unwrap();
         let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        assert_eq!(counts, (5, 5, 5), "{s}: each changeset once, one event each");
+        assert_eq!(counts, (6, 6, 6), "{s}: each changeset once, one event each");
     }
 }

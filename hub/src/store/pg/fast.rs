@@ -16,21 +16,25 @@
 //! path decides nothing the ordinary path would not, and a kill at any
 //! point leaves all or nothing, as there.
 //!
-//! Group commit ([`Batches`]): a department's writes go through the one
-//! connection of the pool its schema names. Changesets planned while that
-//! connection is busy wait for it together; whichever of their threads
-//! takes it sends all of them as one transaction, each under its own
-//! department's role and vault lock, the vaults locked in the order of
-//! their schemas' names so that two transactions never wait for each
-//! other. One failure rolls the whole group back, and each of its
-//! changesets then takes the ordinary path alone.
+//! Group commit ([`Batches`]): a department's small changesets go through
+//! the one connection of the pool its schema names. Those planned while
+//! that connection is busy wait for it together, and one of their threads
+//! sends them all as one transaction, each under its own department's role
+//! and vault lock, the vaults locked in the order of their schemas' names
+//! (so two groups never wait for each other in a cycle; two schemas whose
+//! lock keys collide could, and the server's deadlock detector then rolls
+//! one back). One failure rolls the whole group back, and each of its
+//! changesets then takes the ordinary path alone; a vault whose lock is
+//! held elsewhere for long does so too, after [`LOCK_WAIT`].
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use gdx_common::data::Changeset;
 
 use super::apply::{Kept, Param, Rows, bookkeeping, conflict_clause, row_runs};
-use super::pool::PgPool;
+use super::pool::{POOL_WAIT, PgPool};
 use super::{Names, as_writer, ident};
 use crate::store::vault::{Head, Then, changeset_event, plan};
 
@@ -38,8 +42,14 @@ use crate::store::vault::{Head, Then, changeset_event, plan};
 const MAX_CHANGES: usize = 64;
 /// The statements' text, at most (of one changeset, and of a group).
 const MAX_TEXT: usize = 1 << 20;
-/// Changesets committed together, at most.
-const MAX_GROUP: usize = 64;
+/// Changesets committed together, at most: each holds its vault's lock
+/// and a few table locks until the commit, out of the server's shared
+/// lock table (`max_locks_per_transaction` times the connections).
+const MAX_GROUP: usize = 16;
+/// How long a group waits for a vault's lock (held by another hub
+/// process's ordinary path) before it rolls back: the departments behind
+/// it on the same connection wait no longer.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// The statements applying `cs` on top of `head` (the head this process
 /// last wrote) in the vault of `names`, as one string to run in a
@@ -127,17 +137,31 @@ pub(super) fn statements(
 
 /// Changesets waiting for their slot's connection, for each slot of the pool.
 pub(super) struct Batches {
-    waiting: Vec<Mutex<Vec<Arc<Planned>>>>,
+    slots: Vec<Queue>,
     /// Transactions sent.
     sent: std::sync::atomic::AtomicU64,
+}
+
+/// The changesets waiting for one slot's connection, and whether one of
+/// their threads holds it (or waits for it) to send them.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Waiting>,
+    /// Wakes the waiting threads: answers came, or no one leads.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    planned: Vec<Arc<Planned>>,
+    leading: bool,
 }
 
 /// One changeset's statements, waiting to be sent.
 struct Planned {
     schema: String,
     sql: String,
-    /// Set by the thread that sent it (holding the slot's connection):
-    /// whether its transaction committed.
+    /// Set (under its queue's lock) by the thread that sent it: whether its transaction committed.
     committed: Mutex<Option<bool>>,
 }
 
@@ -147,12 +171,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Batches {
     pub(super) fn new(pool: &PgPool) -> Self {
-        Self { waiting: (0..pool.slots()).map(|_| Mutex::new(Vec::new())).collect(), sent: Default::default() }
+        Self { slots: (0..pool.slots()).map(|_| Queue::default()).collect(), sent: Default::default() }
     }
 
-    /// How many transactions were sent, and how many changesets wait.
+    /// How many transactions were sent (committed or not), and how many
+    /// changesets wait.
     pub(super) fn counts(&self) -> (u64, usize) {
-        let waiting = self.waiting.iter().map(|q| lock(q).len()).sum();
+        let waiting = self.slots.iter().map(|q| lock(&q.state).planned.len()).sum();
         (self.sent.load(std::sync::atomic::Ordering::Relaxed), waiting)
     }
 
@@ -160,50 +185,91 @@ impl Batches {
     /// the others waiting for the same connection; true when it committed,
     /// false when it did not or whether it did is unknown (the ordinary
     /// path then decides, as for any failure here).
+    ///
+    /// One thread of a slot leads at a time: it takes the connection and
+    /// sends what waits, group after group, until its own changeset is
+    /// answered; then the next waiting thread leads. The others wait for
+    /// their answers.
     pub(super) fn commit(&self, pool: &PgPool, schema: &str, sql: String) -> bool {
         let slot = pool.slot_of(schema);
+        let queue = &self.slots[slot];
         let me = Arc::new(Planned { schema: schema.to_owned(), sql, committed: Mutex::new(None) });
-        lock(&self.waiting[slot]).push(me.clone());
-        // a group is taken out of the queue and answered while its sender holds the connection
-        let Ok(mut conn) = pool.take_slot(slot) else {
-            lock(&self.waiting[slot]).retain(|p| !Arc::ptr_eq(p, &me));
-            return false;
-        };
+        let mut waiting = lock(&queue.state);
+        waiting.planned.push(me.clone());
+        let deadline = Instant::now() + POOL_WAIT;
         loop {
             if let Some(committed) = *lock(&me.committed) {
-                pool.give_back(conn);
                 return committed;
             }
+            if !waiting.leading {
+                waiting.leading = true;
+                break;
+            }
+            let queued = waiting.planned.iter().any(|p| Arc::ptr_eq(p, &me));
+            let left = deadline.saturating_duration_since(Instant::now());
+            // still queued after the pool's wait: given up (once taken out, its answer comes)
+            if queued && left.is_zero() {
+                waiting.planned.retain(|p| !Arc::ptr_eq(p, &me));
+                return false;
+            }
+            let wait = if queued { left } else { Duration::from_secs(1) };
+            waiting = queue.changed.wait_timeout(waiting, wait).map(|(w, _)| w).unwrap_or_else(|e| e.into_inner().0);
+        }
+        drop(waiting);
+        let committed = self.lead(pool, slot, &me);
+        let mut waiting = lock(&queue.state);
+        waiting.leading = false;
+        if !committed {
+            waiting.planned.retain(|p| !Arc::ptr_eq(p, &me));
+        }
+        drop(waiting);
+        queue.changed.notify_all();
+        committed
+    }
+
+    /// Sends the groups waiting in `slot` until `me` is answered; its answer.
+    fn lead(&self, pool: &PgPool, slot: usize, me: &Arc<Planned>) -> bool {
+        let queue = &self.slots[slot];
+        let Ok(mut conn) = pool.take_slot(slot) else { return false };
+        loop {
             let mut group: Vec<Arc<Planned>> = {
-                let mut queue = lock(&self.waiting[slot]);
+                let mut waiting = lock(&queue.state);
                 let (mut n, mut size) = (0, 0);
-                while n < queue.len() && n < MAX_GROUP && (n == 0 || size + queue[n].sql.len() <= MAX_TEXT) {
-                    size += queue[n].sql.len();
+                let planned = &waiting.planned;
+                while n < planned.len() && n < MAX_GROUP && (n == 0 || size + planned[n].sql.len() <= MAX_TEXT) {
+                    size += planned[n].sql.len();
                     n += 1;
                 }
-                queue.drain(..n).collect()
+                waiting.planned.drain(..n).collect()
             };
             // a stable sort: one vault's changesets keep their order
             group.sort_by(|a, b| a.schema.cmp(&b.schema));
-            let mut sql = String::from("BEGIN;\n");
+            // a vault locked elsewhere for long lets the connection go, and its changeset takes the ordinary path
+            let mut sql = format!("BEGIN;\nSET LOCAL lock_timeout = '{}ms';\n", LOCK_WAIT.as_millis());
             group.iter().for_each(|p| sql += &p.sql);
             sql += "COMMIT";
             self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let committed = match conn.client.simple_query(&sql) {
-                Ok(_) => true,
+            let sent = catch_unwind(AssertUnwindSafe(|| conn.client.simple_query(&sql)));
+            let committed = match sent {
+                Ok(Ok(_)) => Some(true),
                 // a failed statement leaves the transaction open and aborted
-                Err(_) => match conn.client.batch_execute("ROLLBACK") {
-                    Ok(()) => false,
-                    Err(_) => {
-                        // whether it committed is unknown: the connection is never reused
-                        group.iter().for_each(|p| *lock(&p.committed) = Some(false));
-                        pool.discard(conn);
-                        lock(&self.waiting[slot]).retain(|p| !Arc::ptr_eq(p, &me));
-                        return false;
-                    }
-                },
+                Ok(Err(_)) if conn.client.batch_execute("ROLLBACK").is_ok() => Some(false),
+                // whether it committed is unknown: the connection is never reused
+                _ => None,
             };
-            group.iter().for_each(|p| *lock(&p.committed) = Some(committed));
+            {
+                let _waiting = lock(&queue.state);
+                group.iter().for_each(|p| *lock(&p.committed) = Some(committed.unwrap_or(false)));
+            }
+            queue.changed.notify_all();
+            let Some(committed) = committed else {
+                pool.discard(conn);
+                return lock(&me.committed).unwrap_or(false);
+            };
+            if group.iter().any(|p| Arc::ptr_eq(p, me)) {
+                pool.give_back(conn);
+                return committed;
+            }
         }
     }
 }

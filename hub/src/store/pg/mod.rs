@@ -15,7 +15,9 @@
 //! before the commit leaves nothing, after it everything. One writer per
 //! vault at a time, across hub processes: a transaction-scoped advisory
 //! lock on the schema. A commit is durable when it returns
-//! (`synchronous_commit = on`), so nothing waits for a group flush.
+//! (`synchronous_commit = on`), so no answer waits for a flush of files;
+//! small changesets waiting for the same connection commit together in
+//! one transaction ([`fast`]), each answered after that commit.
 //!
 //! Column types follow SQLite's affinities, converting as SQLite does
 //! (a number into a text column becomes its text, a numeric text into an
@@ -40,9 +42,10 @@ pub mod pool;
 mod reads;
 use apply::{Failed, apply};
 pub use import::{FileResource, Imported, check_file, file_resources};
-use pool::{PgConn, PgPool, describe};
+use pool::{PgPool, describe};
 
-/// Connections open at most; a use beyond waits for one to come back.
+/// Connections open at most; a use beyond waits for one to come back (a
+/// small changeset for the one its department's schema names).
 const POOL: usize = 16;
 /// PostgreSQL cuts longer identifiers short (NAMEDATALEN - 1).
 const MAX_IDENTIFIER: usize = 63;
@@ -151,17 +154,15 @@ impl PgVaults {
 
     /// Runs `f` on a connection, returning it to the pool after.
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, VaultError>) -> Result<T, VaultError> {
-        self.on(self.pool.take(), f)
-    }
-
-    /// Runs `f` on `conn`, returning it to the pool after.
-    fn on<T>(
-        &self,
-        conn: Result<PgConn, String>,
-        f: impl FnOnce(&mut Client) -> Result<T, VaultError>,
-    ) -> Result<T, VaultError> {
-        let mut conn = conn.map_err(VaultError::Postgres)?;
-        let out = f(&mut conn.client);
+        let mut conn = self.pool.take().map_err(VaultError::Postgres)?;
+        // a panic's connection is in an unknown state: closed, its slot freed
+        let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn.client))) {
+            Ok(out) => out,
+            Err(panic) => {
+                self.pool.discard(conn);
+                std::panic::resume_unwind(panic)
+            }
+        };
         self.pool.give_back(conn);
         out
     }
@@ -300,18 +301,8 @@ impl PgVaults {
         names: &Names,
         f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, VaultError>,
     ) -> Result<T, VaultError> {
-        self.as_department_on(self.pool.take(), names, f)
-    }
-
-    /// As [`Self::as_department`], on `conn`.
-    fn as_department_on<T>(
-        &self,
-        conn: Result<PgConn, String>,
-        names: &Names,
-        f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, VaultError>,
-    ) -> Result<T, VaultError> {
         let schema = ident(&names.schema)?;
-        self.on(conn, |client| {
+        self.with(|client| {
             let mut tx = client.transaction().map_err(|e| self.error(e))?;
             tx.batch_execute(&as_writer(names)?).map_err(|e| self.error(e))?;
             let out = f(&mut tx, &schema)?;
@@ -336,7 +327,7 @@ impl PgVaults {
         let heads = || self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // on the head this process last wrote, in one round trip (a member's keys are logged the ordinary way)
         let head = if member { None } else { heads().get(&at).cloned() };
-        // a department's writes go through the one connection its schema names (`PgPool::take_for`)
+        // in a group with the others waiting for the connection its schema names (`fast::Batches`)
         if let Some((sql, next)) = head.and_then(|h| fast::statements(&names, &h, cs, digest, frame, now))
             && self.batches.commit(&self.pool, &names.schema, sql)
         {
@@ -344,9 +335,8 @@ impl PgVaults {
             self.one_trip.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(Applied::Applied);
         }
-        let applied = self.as_department_on(self.pool.take_for(&names.schema), &names, |tx, s| {
-            apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e))
-        });
+        let applied = self
+            .as_department(&names, |tx, s| apply(tx, s, cs, digest, frame, member, now).map_err(|e| self.failed(e)));
         match &applied {
             Ok((Applied::Applied, Some(head))) => heads().insert(at, head.clone()),
             _ => heads().remove(&at),
@@ -360,8 +350,8 @@ impl PgVaults {
     }
 
     /// How many transactions of the one-round-trip path this process sent
-    /// (each commits a group of changesets), and how many changesets wait
-    /// to be sent.
+    /// (each for a group of changesets, committed or rolled back), and how
+    /// many changesets wait to be sent.
     pub fn group_commits(&self) -> (u64, usize) {
         self.batches.counts()
     }

@@ -4,12 +4,13 @@
 //! The vaults ([`super::PgVaults`]) and the hub's stores
 //! ([`crate::store::db`]) each keep one.
 //!
-//! Each connection has a slot. [`PgPool::take`] takes any; [`PgPool::take_for`]
-//! always the slot a key names, waiting for it: a department's writes then
-//! go through one server process, which alone opens (and caches) that
-//! department's tables, rather than every process opening every vault's
-//! tables (on PostgreSQL 15 the cost of a process's first write to a
-//! table grows with the tables it has opened).
+//! Each connection has a slot. [`PgPool::take`] takes any free one;
+//! [`PgPool::take_slot`] the one a key names ([`PgPool::slot_of`]),
+//! waiting for it: the vaults' group commit ([`super::fast::Batches`])
+//! sends a department's small changesets through one connection, so one
+//! server process writes (and caches) that department's tables rather
+//! than each process every vault's tables (on PostgreSQL 15 a process's
+//! first write to a table costs more the more tables it has opened).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -154,12 +155,6 @@ impl PgPool {
         self.take_where(None)
     }
 
-    /// The connection of the slot `key` names (the same slot for the same
-    /// key while the pool lives), waiting for it if it is in use.
-    pub fn take_for(&self, key: &str) -> Result<PgConn, String> {
-        self.take_slot(self.slot_of(key))
-    }
-
     /// The slot `key` names, the same while the pool lives.
     pub fn slot_of(&self, key: &str) -> usize {
         use std::hash::{Hash, Hasher};
@@ -185,13 +180,23 @@ impl PgPool {
         loop {
             let found = match wanted {
                 Some(i) => (!matches!(state.slots[i], Slot::Busy)).then_some(i),
-                // an idle connection before an empty slot, one no use waits for before one that one does
+                // a slot no use waits for before one that one does; in each, an idle connection before an empty slot
                 None => {
-                    let (n, waiting) = (state.slots.len(), &state.waiting);
-                    let order = (0..n).filter(|i| waiting[*i] == 0).chain((0..n).filter(|i| waiting[*i] > 0));
-                    let order: Vec<usize> = order.collect();
-                    let idle = order.iter().copied().find(|i| matches!(state.slots[*i], Slot::Idle(_)));
-                    idle.or_else(|| order.iter().copied().find(|i| matches!(state.slots[*i], Slot::Empty)))
+                    let (slots, waiting) = (&state.slots, &state.waiting);
+                    let free = |wanted: bool, idle: bool| {
+                        (0..slots.len()).find(|&i| {
+                            (waiting[i] > 0) == wanted
+                                && match slots[i] {
+                                    Slot::Idle(_) => idle,
+                                    Slot::Empty => !idle,
+                                    Slot::Busy => false,
+                                }
+                        })
+                    };
+                    free(false, true)
+                        .or_else(|| free(false, false))
+                        .or_else(|| free(true, true))
+                        .or_else(|| free(true, false))
                 }
             };
             if let Some(i) = found {
