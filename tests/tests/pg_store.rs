@@ -482,6 +482,17 @@ fn kinds_changeset(node: &str, seq: u64, name: Option<&str>) -> gdx_common::data
     }
 }
 
+/// Applies [`kinds_changeset`] `seq` of `node` with `vaults`.
+fn apply_kinds(
+    vaults: &gdx_hub::store::vault::Vaults,
+    node: &str,
+    seq: u64,
+) -> Result<gdx_hub::store::vault::Applied, gdx_hub::store::vault::VaultError> {
+    let cs = kinds_changeset(node, seq, None);
+    let digest = gdx_certs::pki::sha256(&gdx_common::data::encode_changeset(&cs).unwrap());
+    vaults.apply(&cs, &digest, None, 1_800_000_000 + seq as i64)
+}
+
 #[test]
 fn a_small_changeset_in_one_round_trip_does_what_the_ordinary_path_does_and_never_twice() {
     use gdx_hub::store::vault::{Applied, Vaults};
@@ -491,11 +502,7 @@ fn a_small_changeset_in_one_round_trip_does_what_the_ordinary_path_does_and_neve
     // two hub processes (each with the heads it wrote), and for department b a new one for every
     // changeset: holding no head, it takes the ordinary path every time
     let (one, two) = (Vaults::at(hub.dir.path()).unwrap(), Vaults::at(hub.dir.path()).unwrap());
-    let apply = |vaults: &Vaults, node: &str, seq: u64| {
-        let cs = kinds_changeset(node, seq, None);
-        let digest = gdx_certs::pki::sha256(&gdx_common::data::encode_changeset(&cs).unwrap());
-        vaults.apply(&cs, &digest, None, 1_800_000_000 + seq as i64)
-    };
+    let apply = apply_kinds;
     let ordinary = |seq: u64| {
         assert_eq!(apply(&Vaults::at(hub.dir.path()).unwrap(), "630000/b", seq).unwrap(), Applied::Applied);
     };
@@ -581,11 +588,7 @@ fn changesets_waiting_for_one_connection_commit_together_and_a_failed_group_lose
     let hub = Hub::init_sqlite("630000");
     let database = pg.hold_vaults_of(&hub);
     let (one, two) = (Vaults::at(hub.dir.path()).unwrap(), Vaults::at(hub.dir.path()).unwrap());
-    let apply = |vaults: &Vaults, node: &str, seq: u64| {
-        let cs = kinds_changeset(node, seq, None);
-        let digest = gdx_certs::pki::sha256(&gdx_common::data::encode_changeset(&cs).unwrap());
-        vaults.apply(&cs, &digest, None, 1_800_000_000 + seq as i64)
-    };
+    let apply = apply_kinds;
     let pgv = one.postgres().unwrap();
     let node = |n: &str| gdx_common::NodeId::parse(n).unwrap();
     // three departments whose writes go through the same connection as the first's
