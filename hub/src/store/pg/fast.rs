@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use gdx_common::data::Changeset;
 
 use super::apply::{Kept, Param, Rows, bookkeeping, conflict_clause, row_runs};
-use super::pool::{POOL_WAIT, PgPool};
+use super::pool::{POOL_WAIT, PgConn, PgPool};
 use super::{Names, as_writer, ident};
 use crate::store::vault::{Head, Then, changeset_event, plan};
 
@@ -50,6 +50,9 @@ const MAX_GROUP: usize = 16;
 /// process's ordinary path) before it rolls back: the departments behind
 /// it on the same connection wait no longer.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How long a changeset taken into a group waits for its answer beyond
+/// the pool's wait: the group's lock waits, and then some.
+const IN_A_GROUP: Duration = Duration::from_secs(LOCK_WAIT.as_secs() * MAX_GROUP as u64 + 30);
 
 /// The statements applying `cs` on top of `head` (the head this process
 /// last wrote) in the vault of `names`, as one string to run in a
@@ -201,36 +204,45 @@ impl Batches {
             if let Some(committed) = *lock(&me.committed) {
                 return committed;
             }
-            if !waiting.leading {
-                waiting.leading = true;
-                break;
-            }
             let queued = waiting.planned.iter().any(|p| Arc::ptr_eq(p, &me));
-            let left = deadline.saturating_duration_since(Instant::now());
-            // still queued after the pool's wait: given up (once taken out, its answer comes)
-            if queued && left.is_zero() {
+            // still queued at the pool's deadline: given up; once in a group, answered within the
+            // group's time (should it never be, the ordinary path decides: the guard keeps it once)
+            let limit = if queued { deadline } else { deadline + IN_A_GROUP };
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 waiting.planned.retain(|p| !Arc::ptr_eq(p, &me));
                 return false;
             }
-            let wait = if queued { left } else { Duration::from_secs(1) };
-            waiting = queue.changed.wait_timeout(waiting, wait).map(|(w, _)| w).unwrap_or_else(|e| e.into_inner().0);
+            if queued && !waiting.leading {
+                waiting.leading = true;
+                break;
+            }
+            waiting = queue.changed.wait_timeout(waiting, left).map(|(w, _)| w).unwrap_or_else(|e| e.into_inner().0);
         }
         drop(waiting);
-        let committed = self.lead(pool, slot, &me);
+        let (committed, conn) = self.lead(pool, slot, &me, deadline);
         let mut waiting = lock(&queue.state);
         waiting.leading = false;
         if !committed {
             waiting.planned.retain(|p| !Arc::ptr_eq(p, &me));
         }
         drop(waiting);
+        // the next leader, woken first, waits for the connection as its slot's (not any use's)
         queue.changed.notify_all();
+        if let Some(conn) = conn {
+            pool.give_back(conn);
+        }
         committed
     }
 
-    /// Sends the groups waiting in `slot` until `me` is answered; its answer.
-    fn lead(&self, pool: &PgPool, slot: usize, me: &Arc<Planned>) -> bool {
+    /// Sends the groups waiting in `slot` until `me` is answered: its answer,
+    /// and the connection to give back (none when it was not taken, or was
+    /// closed because whether its transaction committed is unknown).
+    fn lead(&self, pool: &PgPool, slot: usize, me: &Arc<Planned>, deadline: Instant) -> (bool, Option<PgConn>) {
         let queue = &self.slots[slot];
-        let Ok(mut conn) = pool.take_slot(slot) else { return false };
+        let Ok(Ok(mut conn)) = catch_unwind(AssertUnwindSafe(|| pool.take_slot(slot, deadline))) else {
+            return (false, None);
+        };
         loop {
             let mut group: Vec<Arc<Planned>> = {
                 let mut waiting = lock(&queue.state);
@@ -244,18 +256,20 @@ impl Batches {
             };
             // a stable sort: one vault's changesets keep their order
             group.sort_by(|a, b| a.schema.cmp(&b.schema));
-            // a vault locked elsewhere for long lets the connection go, and its changeset takes the ordinary path
+            // each wait for a lock ends after LOCK_WAIT, rolling the group back
             let mut sql = format!("BEGIN;\nSET LOCAL lock_timeout = '{}ms';\n", LOCK_WAIT.as_millis());
             group.iter().for_each(|p| sql += &p.sql);
             sql += "COMMIT";
             self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let sent = catch_unwind(AssertUnwindSafe(|| conn.client.simple_query(&sql)));
-            let committed = match sent {
+            let committed = match catch_unwind(AssertUnwindSafe(|| conn.client.simple_query(&sql))) {
                 Ok(Ok(_)) => Some(true),
                 // a failed statement leaves the transaction open and aborted
-                Ok(Err(_)) if conn.client.batch_execute("ROLLBACK").is_ok() => Some(false),
+                Ok(Err(_)) => match catch_unwind(AssertUnwindSafe(|| conn.client.batch_execute("ROLLBACK"))) {
+                    Ok(Ok(())) => Some(false),
+                    _ => None,
+                },
                 // whether it committed is unknown: the connection is never reused
-                _ => None,
+                Err(_) => None,
             };
             {
                 let _waiting = lock(&queue.state);
@@ -264,11 +278,10 @@ impl Batches {
             queue.changed.notify_all();
             let Some(committed) = committed else {
                 pool.discard(conn);
-                return lock(&me.committed).unwrap_or(false);
+                return (lock(&me.committed).unwrap_or(false), None);
             };
             if group.iter().any(|p| Arc::ptr_eq(p, me)) {
-                pool.give_back(conn);
-                return committed;
+                return (committed, Some(conn));
             }
         }
     }
