@@ -32,7 +32,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --target-dir) [ $# -ge 2 ] || usage; target_dir=$2; shift 2 ;;
     --target-dir=*) target_dir=${1#*=}; shift ;;
-    --profile) [ $# -ge 2 ] || usage; case "$2" in release) profile_dir=release ;; dev) profile_dir=debug ;; *) usage ;; esac; shift 2 ;;
+    --profile) [ $# -ge 2 ] || usage; set -- "--profile=$2" "${@:3}" ;;
+    --profile=release) profile_dir=release; shift ;;
+    --profile=dev) profile_dir=debug; shift ;;
     --version) [ $# -ge 2 ] || usage; version=$2; shift 2 ;;
     --version=*) version=${1#*=}; shift ;;
     -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -43,7 +45,7 @@ done
 out_dir=${out_dir:-$target_dir/debian}
 for pkg in gdx-agent gdx-hub; do
     [ -x "$target_dir/$profile_dir/$pkg" ] ||
-        die "$target_dir/$profile_dir/$pkg is missing; build it with: cargo build --release (or pass --target-dir)"
+        die "$target_dir/$profile_dir/$pkg is missing; build it with: cargo build$([ "$profile_dir" = release ] && echo " --release") (or pass --target-dir)"
 done
 
 for tool in dpkg-deb strip gzip; do

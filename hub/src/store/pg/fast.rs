@@ -46,9 +46,9 @@ const MAX_TEXT: usize = 1 << 20;
 /// and a few table locks until the commit, out of the server's shared
 /// lock table (`max_locks_per_transaction` times the connections).
 const MAX_GROUP: usize = 16;
-/// How long a group waits for a vault's lock (held by another hub
-/// process's ordinary path) before it rolls back: the departments behind
-/// it on the same connection wait no longer.
+/// How long a group waits for any one lock (a vault's, held by another
+/// hub process's long write or by a long read) before it rolls back: the
+/// departments behind it on the same connection wait no longer.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How long a changeset taken into a group waits for its answer beyond
 /// the pool's wait: the group's lock waits, and then some.

@@ -356,9 +356,11 @@ impl PgVaults {
         self.batches.counts()
     }
 
-    /// Which of the pool's connections `node`'s writes go through.
+    /// Which of the pool's connections `node`'s small changesets go
+    /// through (its vault need not exist yet).
     pub fn connection_of(&self, node: &NodeId) -> Result<usize, VaultError> {
-        Ok(self.pool.slot_of(&self.names(node)?.schema))
+        let names = self.known(node)?.unwrap_or_else(|| Names::of(node, self.hub));
+        Ok(self.pool.slot_of(&names.schema))
     }
 
     fn failed(&self, e: Failed) -> VaultError {

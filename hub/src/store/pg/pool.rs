@@ -121,16 +121,14 @@ impl PgPool {
             config.get_ports().first().copied().unwrap_or(5432),
             config.get_dbname().unwrap_or("")
         );
+        let size = size.max(1);
         Ok(Self {
             config,
             tls,
             where_,
-            state: Mutex::new(State {
-                slots: (0..size.max(1)).map(|_| Slot::Empty).collect(),
-                waiting: vec![0; size.max(1)],
-            }),
+            state: Mutex::new(State { slots: (0..size).map(|_| Slot::Empty).collect(), waiting: vec![0; size] }),
             returned: Condvar::new(),
-            returned_to: (0..size.max(1)).map(|_| Condvar::new()).collect(),
+            returned_to: (0..size).map(|_| Condvar::new()).collect(),
         })
     }
 
@@ -236,10 +234,10 @@ impl PgPool {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let what = format!("all {} of the hub's connections", state.slots.len());
                 return Err(format!(
-                    "{}: {what} stayed busy for {} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
+                    "{}: all {} of the hub's connections stayed busy for {} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
                     self.where_,
+                    state.slots.len(),
                     POOL_WAIT.as_secs()
                 ));
             }
