@@ -1,5 +1,6 @@
-//! `gdx-faults`: the reliability soak (`gdx_tests::faults::soak`): a
-//! province, a prefecture and three agents behind impairment relays, the
+//! `gdx-faults`: the reliability soak (`gdx_tests::faults::soak`): the
+//! demo's province and two prefecture hubs and its twenty departments'
+//! agents behind impaired links, the
 //! sources changing and a grant delivering, while N seeded faults are
 //! injected; then every copy is checked against its source and every audit
 //! log verified. Prints the faults by kind and the checks, and writes
@@ -27,15 +28,29 @@ struct Args {
     /// Longest a fault is held, in seconds (partitions up to three times that).
     #[arg(long, default_value_t = 3)]
     max_hold: u64,
+    /// How many of the demo's twenty departments take part (at least 4).
+    #[arg(long, default_value_t = 20)]
+    departments: usize,
+    /// Draw only these kinds of fault (comma-separated; `--only list` names them).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.only.iter().any(|k| k == "list") {
+        for (short, name) in gdx_tests::faults::soak::kind_names() {
+            println!("{short:<18} {name}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let options = gdx_tests::faults::soak::Options {
         faults: args.faults,
         seed: args.seed,
         rows: args.rows,
         max_hold: Duration::from_secs(args.max_hold.max(1)),
+        departments: args.departments,
+        only: args.only,
         ..Default::default()
     };
     match gdx_tests::faults::soak::run(&options) {
@@ -52,6 +67,16 @@ fn main() -> ExitCode {
                     "{kind:<w$} {:>6} {:>9.1} {:>14.1} {:>14.1}",
                     r.count, r.held_s, r.recovered_max_s, r.recovered_mean_s
                 );
+            }
+            let slow: Vec<String> = report
+                .each
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.recovered_s > 5.0)
+                .map(|(i, f)| format!("  fault {i}: {} on {}, held {:.1} s: {:.1} s", f.kind, f.link, f.held_s, f.recovered_s))
+                .collect();
+            if !slow.is_empty() {
+                println!("recovered after more than 5 s:\n{}", slow.join("\n"));
             }
             println!("converged {:.1} s after the faults ended and the sources stopped; checked:", report.converged_s);
             for c in &report.checks {

@@ -42,6 +42,29 @@ pub(super) const KINDS: [Kind; 12] = [
 ];
 
 impl Kind {
+    /// The name `gdx-faults --only` takes.
+    pub(super) fn short(self) -> &'static str {
+        match self {
+            Kind::Loss => "loss",
+            Kind::Delay => "delay",
+            Kind::Bandwidth => "satellite",
+            Kind::ReorderDuplicate => "reorder",
+            Kind::Partition => "partition",
+            Kind::Flap => "flap",
+            Kind::KillAgent => "kill-agent",
+            Kind::KillHub => "kill-hub",
+            Kind::OneWay => "one-way",
+            Kind::MtuBlackHole => "mtu",
+            Kind::Overlap => "restart-impaired",
+            Kind::TwoLinks => "two-links",
+            Kind::KillWhileDiskFull => "kill-disk-full",
+            Kind::DiskFull => "disk-full",
+            Kind::ClockSkew => "clock",
+            Kind::Unplug => "unplug",
+            Kind::KernelDrop => "kernel-drop",
+        }
+    }
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Loss => "loss (5-20 %)",
@@ -64,6 +87,32 @@ impl Kind {
         }
     }
 }
+
+/// Every kind's name for `gdx-faults --only`, with what it is.
+pub fn kind_names() -> Vec<(&'static str, &'static str)> {
+    ALL.iter().map(|k| (k.short(), k.name())).collect()
+}
+
+/// Every kind, those that need root or libfaketime too.
+const ALL: [Kind; 17] = [
+    Kind::Loss,
+    Kind::Delay,
+    Kind::Bandwidth,
+    Kind::ReorderDuplicate,
+    Kind::Partition,
+    Kind::Flap,
+    Kind::KillAgent,
+    Kind::KillHub,
+    Kind::OneWay,
+    Kind::MtuBlackHole,
+    Kind::Overlap,
+    Kind::TwoLinks,
+    Kind::DiskFull,
+    Kind::KillWhileDiskFull,
+    Kind::ClockSkew,
+    Kind::Unplug,
+    Kind::KernelDrop,
+];
 
 /// A link the faults act on: a relay on loopback in front of a hub, or (as
 /// root) a wire between two network namespaces.

@@ -1,6 +1,7 @@
 //! The soak: the demo's hierarchy (the province hub, the 海南州 and 西宁
-//! prefecture hubs) and four departments, one at the province and three in
-//! counties, every link impaired ([`super::Impairment`]),
+//! prefecture hubs) and the demo's twenty departments at province,
+//! prefecture and county level (or the first N of them, four at least),
+//! every link impaired ([`super::Impairment`]),
 //! the sources changing all the time and two grants delivering, one from
 //! the province down to 海南州 and one from 海南州 across the province to
 //! 西宁, while `--faults N` faults chosen by `--seed S` are injected one
@@ -36,6 +37,7 @@ use crate::{Agent, Hub};
 
 mod kinds;
 mod setup;
+pub use kinds::kind_names;
 use kinds::{KINDS, Kind, Link};
 use setup::{StopOnDrop, change, declare, keep_folders, set_toml, within};
 
@@ -50,6 +52,10 @@ pub struct Options {
     pub max_hold: Duration,
     /// Longest the system may take to converge once everything healed.
     pub converge_limit: Duration,
+    /// How many of the demo's departments take part (4 to 20).
+    pub departments: usize,
+    /// The kinds of fault drawn, by [`kind_names`]; empty: every kind this machine can make.
+    pub only: Vec<String>,
 }
 
 impl Default for Options {
@@ -60,6 +66,8 @@ impl Default for Options {
             rows: 200,
             max_hold: Duration::from_secs(3),
             converge_limit: Duration::from_secs(180),
+            departments: 20,
+            only: Vec::new(),
         }
     }
 }
@@ -77,6 +85,17 @@ pub struct KindReport {
     pub recovered_mean_s: f64,
 }
 
+/// One fault injected.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FaultRecord {
+    pub kind: String,
+    /// The link it acted on, by the department or prefecture behind it.
+    pub link: String,
+    pub held_s: f64,
+    /// Seconds from the heal until a change made then arrived where it arrives last.
+    pub recovered_s: f64,
+}
+
 /// What a run did and found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
@@ -88,6 +107,8 @@ pub struct Report {
     /// Seconds from the end of the faults (the sources stopped) until
     /// every copy equalled its source.
     pub converged_s: f64,
+    /// Every fault, in the order injected.
+    pub each: Vec<FaultRecord>,
     pub elapsed_s: f64,
     /// What was checked at the end, each as it was found.
     pub checks: Vec<String>,
@@ -104,7 +125,7 @@ struct Department {
     agent: Agent,
     db: PathBuf,
     link: Link,
-    node: &'static str,
+    node: String,
     /// The resource, and so its vault table.
     code: &'static str,
     /// Index into the hubs: 0 the province, 1 海南州, 2 西宁.
@@ -140,10 +161,11 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
 
     // as root, each hub's whole data folder (stores, audit log, vaults, its log) on a small disk of
     // its own, to fill: room for what the run itself writes (a 1,000-fault run's prefecture holds
-    // about 64 MiB at the end), so that only the faults fill it
+    // about 64 MiB at the end with two departments, and each vault's WAL file grows to 4 MiB before
+    // it is checkpointed), so that only the faults fill it
     let root = running_as_root();
     let mut disks: Vec<Tmpfs> = Vec::new();
-    let disk_size = format!("{}m", 64 + o.faults / 4);
+    let disk_size = format!("{}m", 64 + 4 * o.departments + o.faults / 4);
     let mut disk_for = |hub: &Hub| {
         if root && let Some(disk) = Tmpfs::try_mount_keeping(hub.dir.path(), &disk_size) {
             disks.push(disk);
@@ -152,7 +174,8 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     // as root, a network namespace for each hub and each agent (removed after the processes in them)
     let spaces = netns::unavailable().is_none();
     let make = |n: usize| (0..n).map(|_| Netns::new()).collect::<std::io::Result<Vec<Netns>>>();
-    let (hub_spaces, agent_spaces) = if spaces { (make(3)?, make(4)?) } else { (Vec::new(), Vec::new()) };
+    let specs = setup::departments(o.departments)?;
+    let (hub_spaces, agent_spaces) = if spaces { (make(3)?, make(specs.len())?) } else { (Vec::new(), Vec::new()) };
     for (h, ns) in hub_spaces.iter().enumerate() {
         ns.service_address(service_address(h))?;
     }
@@ -195,20 +218,21 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     if spaces {
         kinds.extend([Kind::Unplug, Kind::KernelDrop]);
     }
+    if !o.only.is_empty() {
+        for name in &o.only {
+            anyhow::ensure!(
+                kinds.iter().any(|k| k.short() == name),
+                "no fault {name} here: this machine can make {}",
+                kinds.iter().map(|k| k.short()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        kinds.retain(|k| o.only.iter().any(|name| name == k.short()));
+    }
     // unmounted before the hubs' folders are removed (bound after them, dropped before)
     let disks = disks;
 
-    // 公安 at the province shares its register with everyone; 公安 of 同德 feeds the population base
-    // (forwarded to the province); 民政 of 同德 receives the province's register under a grant and
-    // shares its own register, which 民政 of 西宁's 城中区 receives across the province
-    let specs: [(&'static str, usize, &'static str, &str, &str); 4] = [
-        ("630000/gongan", 0, "huji", "301001/000101", "部门信息资源"),
-        ("632522/gongan", 1, "renkou", "101001/000101", "基础信息资源"),
-        ("632522/minzheng", 1, "jiuzhu", "301001/000102", "部门信息资源"),
-        ("630103/minzheng", 2, "dibao", "301001/000103", "部门信息资源"),
-    ];
     let mut departments = Vec::new();
-    for (j, (node, hub, code, entry, class)) in specs.into_iter().enumerate() {
+    for (j, setup::Spec { node, hub, code, entry, class }) in specs.into_iter().enumerate() {
         let (agent, wire) = match agent_spaces.get(j) {
             Some(ns) => {
                 let wire = Wire::join(ns, &hub_spaces[hub], rng.next_u64())?;
@@ -217,11 +241,11 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             }
             None => (Agent::new(), None),
         };
-        agent.enroll(&hubs[hub].token(node, "1h")).ok();
+        agent.enroll(&hubs[hub].token(&node, "1h")).ok();
         let db = tmp.path().join(format!("{}.db", node.replace('/', "-")));
         let rows: Vec<(String, String)> = (0..o.rows).map(|i| (format!("r{i}"), format!("姓名{i}"))).collect();
         crate::people_table(&db, &rows.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
-        declare(&agent, code, entry, class, &db);
+        declare(&agent, code, &entry, class, &db);
         let link = match wire {
             Some(wire) => Link::Wire(Box::new(wire)),
             None => {
@@ -280,13 +304,20 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let _stopping = StopOnDrop(stop.clone());
 
     let mut by_kind: BTreeMap<Kind, (KindReport, Vec<f64>)> = BTreeMap::new();
+    let mut each = Vec::new();
+    // the links: the departments' (0..n), then each prefecture's to the province (n: 海南州, n + 1: 西宁)
+    let n = departments.len();
+    let link_name = |link: usize, departments: &[Department]| match link.checked_sub(n) {
+        None => departments[link].node.clone(),
+        Some(0) => "海南州 → the province".to_owned(),
+        Some(_) => "西宁 → the province".to_owned(),
+    };
     let hold =
         |rng: &mut Rng, scale: u64| Duration::from_millis(200 + rng.below(o.max_hold.as_millis() as u64 * scale));
     for i in 0..o.faults {
         let kind = kinds[rng.below(kinds.len() as u64) as usize];
-        // the link: one of the agents' (0..4), or a prefecture's to the province (4: 海南州, 5: 西宁)
-        let link = rng.below(6) as usize;
-        let at = if link >= 4 { &uplinks[link - 4] } else { &departments[link].link };
+        let link = rng.below(n as u64 + 2) as usize;
+        let at = if link >= n { &uplinks[link - n] } else { &departments[link].link };
         let held = Instant::now();
         // the department behind the fault, when not the link's
         let mut behind = None;
@@ -327,13 +358,13 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 at.set(Impairment::default());
             }
             Kind::KillAgent => {
-                let d = &mut departments[link % 4];
+                let d = &mut departments[link % n];
                 if let Some(mut p) = d.agent.proc.take() {
                     p.kill();
                 }
                 std::thread::sleep(hold(&mut rng, 1));
                 d.agent.start();
-                behind = Some(link % 4);
+                behind = Some(link % n);
             }
             Kind::KillHub => {
                 let h = link % 3;
@@ -364,8 +395,8 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             }
             Kind::TwoLinks => {
                 // this link cut, and another one lossy at the same time
-                let other = (link + 1 + rng.below(5) as usize) % 6;
-                let other = if other >= 4 { &uplinks[other - 4] } else { &departments[other].link };
+                let other = (link + 1 + rng.below(n as u64 + 1) as usize) % (n + 2);
+                let other = if other >= n { &uplinks[other - n] } else { &departments[other].link };
                 at.set(Impairment { down: true, ..Impairment::default() });
                 other.set(Impairment { loss: 0.1 + rng.unit() * 0.1, ..Impairment::default() });
                 std::thread::sleep(hold(&mut rng, 2));
@@ -405,7 +436,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 }
             }
             Kind::ClockSkew => {
-                let d = &mut departments[link % 4];
+                let d = &mut departments[link % n];
                 if let (Some(mut p), Some(lib)) = (d.agent.proc.take(), faketime.as_ref()) {
                     p.kill();
                     let offset = if rng.below(2) == 0 { "-10m" } else { "+10m" };
@@ -417,20 +448,21 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                     }
                     d.agent.start();
                 }
-                behind = Some(link % 4);
+                behind = Some(link % n);
             }
         }
         let entry = by_kind.entry(kind).or_default();
         entry.0.count += 1;
-        entry.0.held_s += held.elapsed().as_secs_f64();
+        let held_secs = held.elapsed().as_secs_f64();
+        entry.0.held_s += held_secs;
         // recovered: a row written at the source of the department behind the fault after the heal is
         // where it arrives last: the province's vault for the base resource behind 海南州's link, and
-        // 城中区 民政's received table for 同德 民政's register behind 西宁's
-        let (d, farthest) = match (behind, link) {
-            (Some(d), _) => (d, None),
-            (None, 4) => (1, Some(Farthest::Vault(0))),
-            (None, 5) => (2, Some(Farthest::Received(3, GRANTS[1].3))),
-            (None, d) => (d, None),
+        // 城东区 民政's received table for 同德 民政's register behind 西宁's
+        let (d, farthest) = match behind {
+            Some(d) => (d, None),
+            None if link == n => (1, Some(Farthest::Vault(0))),
+            None if link == n + 1 => (2, Some(Farthest::Received(3, GRANTS[1].3))),
+            None => (link, None),
         };
         let dept = &departments[d];
         let farthest = farthest.unwrap_or(Farthest::Vault(if dept.code == "renkou" { 0 } else { dept.hub }));
@@ -442,7 +474,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         }
         let (at, query, value) = match farthest {
             Farthest::Vault(h) => (
-                crate::vault(&hubs[h], dept.node),
+                crate::vault(&hubs[h], &dept.node),
                 format!("SELECT count(*) FROM \"{}\" WHERE id = ?1", dept.code),
                 &marker,
             ),
@@ -472,6 +504,12 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             )
         })?;
         entry.1.push(took);
+        each.push(FaultRecord {
+            kind: kind.name().to_owned(),
+            link: link_name(link, &departments),
+            held_s: held_secs,
+            recovered_s: took,
+        });
         std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
     }
     stop.store(true, Ordering::Relaxed);
@@ -484,7 +522,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let converged = within(o.converge_limit, || {
         departments.iter().all(|d| {
             let source = crate::try_table_checksum(&d.db, "people", &cols);
-            source.is_some() && source == crate::try_table_checksum(&vault(d.hub, d.node), d.code, &cols)
+            source.is_some() && source == crate::try_table_checksum(&vault(d.hub, &d.node), d.code, &cols)
         }) && crate::try_table_checksum(&departments[1].db, "people", &cols)
             == crate::try_table_checksum(&vault(0, "632522/gongan"), "renkou", &cols)
             && GRANTS.iter().all(|&(provider, consumer, _, table)| {
@@ -540,7 +578,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 let r = &status["resources"][0];
                 let (acked, made) = (r["acked_seq"].as_u64().unwrap_or(0), r["last_seq"].as_u64().unwrap_or(0));
                 let entries =
-                    hubs[h].cmd(&["audit", "list", "--kind", "changeset", "--node", d.node, "--format", "jsonl"]);
+                    hubs[h].cmd(&["audit", "list", "--kind", "changeset", "--node", &d.node, "--format", "jsonl"]);
                 let mut seqs: Vec<u64> = entries
                     .stdout
                     .lines()
@@ -579,6 +617,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         by_kind,
         source_changes: changes.load(Ordering::Relaxed),
         converged_s,
+        each,
         elapsed_s: started.elapsed().as_secs_f64(),
         checks,
     })

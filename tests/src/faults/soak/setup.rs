@@ -10,6 +10,67 @@ use super::super::Rng;
 use super::{Department, HUB_NAMES};
 use crate::{Agent, Hub};
 
+/// A department of the soak: its node, the hub it enrols at (0 the
+/// province, 1 海南州, 2 西宁), its resource (and so its vault table), the
+/// resource's catalogue entry and class.
+pub(super) struct Spec {
+    pub(super) node: String,
+    pub(super) hub: usize,
+    pub(super) code: &'static str,
+    pub(super) entry: String,
+    pub(super) class: &'static str,
+}
+
+/// The departments with a part in the grants and the base, first, in this
+/// order: 公安 at the province shares its register with everyone; 公安 of
+/// 同德 feeds the population base (forwarded to the province); 民政 of 同德
+/// receives the province's register under a grant and shares its own
+/// register, which 民政 of 西宁's 城东区 receives across the province.
+const ROLES: [(&str, usize, &str, &str, &str); 4] = [
+    ("630000/gongan", 0, "huji", "301001/000101", "部门信息资源"),
+    ("632522/gongan", 1, "renkou", "101001/000101", "基础信息资源"),
+    ("632522/minzheng", 1, "jiuzhu", "301001/000102", "部门信息资源"),
+    ("630102/minzheng", 2, "dibao", "301001/000103", "部门信息资源"),
+];
+
+/// The first `n` (at least the four of [`ROLES`], at most all) of the
+/// demo's departments (`gdx-hub demo`'s departments.toml): the four with a
+/// part first, then the others in the demo's order, each publishing one
+/// register of its own at the hub of its prefecture or at the province.
+pub(super) fn departments(n: usize) -> anyhow::Result<Vec<Spec>> {
+    let demo: toml::Value = toml::from_str(include_str!("../../../../hub/src/demo/departments.toml"))?;
+    let nodes: Vec<&str> = demo
+        .get("department")
+        .and_then(|d| d.as_array())
+        .map(|a| a.iter().filter_map(|d| d.get("node").and_then(|n| n.as_str())).collect())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        (ROLES.len()..=nodes.len()).contains(&n),
+        "the soak takes {} to {} of the demo's departments, not {n}",
+        ROLES.len(),
+        nodes.len()
+    );
+    let mut specs: Vec<Spec> = ROLES
+        .iter()
+        .map(|&(node, hub, code, entry, class)| {
+            anyhow::ensure!(nodes.contains(&node), "the demo has no department {node}");
+            Ok(Spec { node: node.to_owned(), hub, code, entry: entry.to_owned(), class })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let others = nodes.iter().filter(|node| !ROLES.iter().any(|r| r.0 == **node));
+    for (k, node) in others.take(n - ROLES.len()).enumerate() {
+        // 6301… is 西宁's, 6325… 海南州's; the rest enrol at the province
+        let hub = match &node[..4] {
+            "6325" => 1,
+            "6301" => 2,
+            _ => 0,
+        };
+        let entry = format!("301001/{:06}", 104 + k);
+        specs.push(Spec { node: (*node).to_owned(), hub, code: "ziyuan", entry, class: "部门信息资源" });
+    }
+    Ok(specs)
+}
+
 /// Declares `code` over table `people` of `db`, catalogued as `entry` of `class`, scanned every second.
 pub(super) fn declare(agent: &Agent, code: &str, entry: &str, class: &str, db: &Path) {
     let classification = if class == "基础信息资源" { "人口" } else { "社会保障" };
