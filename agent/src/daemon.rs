@@ -105,12 +105,14 @@ async fn keep_connected(
                 let reason = tokio::select! {
                     r = credentials_loop(&session.conn, paths, config) => r,
                     r = wait_closed(&session, state) => r,
-                    r = crate::syncer::upload_loop(&session.conn, state_path, wake) => {
-                        session.conn.close(quinn::VarInt::from_u32(0), b"upload failed; reconnecting");
-                        r
-                    }
+                    r = crate::syncer::upload_loop(&session.conn, state_path, wake) => r,
                     r = crate::exchange::receive_loop(&session.conn, paths, config, creds) => r,
                 };
+                // asked before closing: a close of our own replaces the reason
+                if gdx_link::backoff::restarted(&session.conn) {
+                    backoff.start_over();
+                }
+                session.conn.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 (reason, since.elapsed())
             }
             Err(e) => (e.0, Duration::ZERO),

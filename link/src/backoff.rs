@@ -1,8 +1,9 @@
 //! Reconnecting: the wait doubles from [`Backoff::MIN`] to [`Backoff::MAX`]
 //! (or a lower ceiling, [`Backoff::up_to`]) after each failure, starts again
-//! from the minimum after a connection that lasted [`Backoff::STABLE_AFTER`],
-//! and is spread ± 20 % so that many agents (or child hubs) cut off
-//! together do not all dial back at once.
+//! from the minimum after a connection that lasted [`Backoff::STABLE_AFTER`]
+//! or that the peer ended by restarting ([`Backoff::start_over`], for
+//! [`restarted`]), and is spread ± 20 % so that many agents (or child hubs)
+//! cut off together do not all dial back at once.
 
 use std::time::Duration;
 
@@ -33,6 +34,16 @@ impl Backoff {
         Self { next: Self::MIN, max }
     }
 
+    /// Starts the waits again from [`Backoff::MIN`]: the peer answered a
+    /// moment ago, so it is there to dial now. For a connection the peer
+    /// reset after restarting ([`restarted`]); without it, a hub restarted
+    /// several times within a few minutes (a crash, an upgrade, an
+    /// operator's retries) would find its agents waiting up to a minute
+    /// each time.
+    pub fn start_over(&mut self) {
+        self.next = Self::MIN;
+    }
+
     /// How long to wait after a connection (or attempt) that lasted `lasted`.
     pub fn after(&mut self, lasted: Duration) -> Duration {
         if lasted >= Self::STABLE_AFTER {
@@ -42,6 +53,15 @@ impl Backoff {
         self.next = (self.next * 2).min(self.max);
         wait
     }
+}
+
+/// Whether `conn` ended because the peer restarted: it answered a packet
+/// of this connection with a stateless reset, which only an endpoint that
+/// no longer knows the connection sends (a hub keeps its reset key across
+/// restarts, so a restarted hub ends its old connections at once). Ask
+/// before closing the connection: a close of one's own replaces the reason.
+pub fn restarted(conn: &quinn::Connection) -> bool {
+    matches!(conn.close_reason(), Some(quinn::ConnectionError::Reset))
 }
 
 /// `base` ± 20 %.
@@ -73,6 +93,20 @@ mod tests {
         }
         let w = b.after(Backoff::STABLE_AFTER).as_secs_f64();
         assert!((0.8..=1.2).contains(&w), "{w}");
+    }
+
+    #[test]
+    fn a_restarted_peer_is_dialled_again_at_the_first_wait() {
+        let mut b = Backoff::default();
+        for _ in 0..5 {
+            b.after(Duration::ZERO);
+        }
+        b.start_over();
+        let w = b.after(Duration::ZERO).as_secs_f64();
+        assert!((0.8..=1.2).contains(&w), "{w}");
+        // and doubles from there when the next attempts fail
+        let w = b.after(Duration::ZERO).as_secs_f64();
+        assert!((1.6..=2.4).contains(&w), "{w}");
     }
 
     #[test]

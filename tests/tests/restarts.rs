@@ -1,8 +1,9 @@
 //! A hub killed and started again: its agents and child hubs learn it at
 //! their next packet (the restarted hub resets the connections it no
 //! longer knows, with a reset key derived from its own key) instead of
-//! sitting on a dead connection until the idle timeout, and a child hub's
-//! `gdx-hub nodes` dates its link from the new connection.
+//! sitting on a dead connection until the idle timeout, and dial again at
+//! once however often it restarts; a child hub's `gdx-hub nodes` dates its
+//! link from the new connection.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -39,6 +40,36 @@ fn a_restarted_hub_resets_the_connections_it_no_longer_knows() {
     });
     let log = prefecture.proc.as_ref().unwrap().output();
     assert!(log.contains("reset the connection"), "{log}");
+
+    // restarted again and again, a minute apart at most: each time the agent and the child hub dial
+    // again after the first wait (about a second), not after a wait that doubles with each restart
+    for round in 3..=6 {
+        province.stop();
+        province.start();
+        wait_until(Duration::from_secs(60), "the agent connects after another restart", || {
+            agent.proc.as_ref().unwrap().output().matches("connected to 630000/hub").count() >= round
+        });
+        wait_until(Duration::from_secs(60), "the prefecture connects after another restart", || {
+            prefecture.proc.as_ref().unwrap().output().matches("connected to the parent hub").count() >= round
+        });
+    }
+    for (who, log) in [
+        ("the agent", agent.proc.as_ref().unwrap().output()),
+        ("the prefecture", prefecture.proc.as_ref().unwrap().output()),
+    ] {
+        let waits: Vec<f64> = log
+            .lines()
+            .filter(|l| l.contains("reset the connection") && l.contains("retry_in_s="))
+            .filter_map(|l| l.split("retry_in_s=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert!(waits.len() >= 5, "{who}: {waits:?}\n{log}");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("retry_in_s=") || l.contains("connected")).collect();
+        assert!(
+            waits.iter().all(|w| *w <= 1.2),
+            "{who} waited longer after a restart: {waits:?}\n{}",
+            lines.join("\n")
+        );
+    }
 
     // a child hub killed and started dates its link from the new connection
     prefecture.stop();

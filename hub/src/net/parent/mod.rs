@@ -80,15 +80,22 @@ pub async fn run(link: Link) {
                 set_state(&paths, "connected", None);
                 info!(%parent, "connected to the parent hub");
                 let reason = forward_loop(&conn, &paths, &config, &vaults, &catalog, &exchange, &audit).await;
+                if gdx_link::backoff::restarted(&conn) {
+                    backoff.start_over();
+                }
                 conn.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 endpoint.close(quinn::VarInt::from_u32(0), b"reconnecting");
                 reason
             }
             Err(e) => e,
         };
-        warn!(%parent, error = %reason, "link to the parent hub down; this hub keeps accepting and forwards later");
+        let delay = backoff.after(started.elapsed());
+        warn!(
+            %parent, error = %reason, retry_in_s = delay.as_secs_f32(),
+            "link to the parent hub down; this hub keeps accepting and forwards later"
+        );
         set_state(&paths, "disconnected", Some(&reason));
-        tokio::time::sleep(backoff.after(started.elapsed())).await;
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -34,6 +34,9 @@ struct Args {
     /// Draw only these kinds of fault (comma-separated; `--only list` names them).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Keep every hub's and agent's folder (stores and logs) when the run passes too.
+    #[arg(long)]
+    keep: bool,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,8 @@ fn main() -> ExitCode {
         max_hold: Duration::from_secs(args.max_hold.max(1)),
         departments: args.departments,
         only: args.only,
+        progress: true,
+        keep: args.keep,
         ..Default::default()
     };
     match gdx_tests::faults::soak::run(&options) {
@@ -73,7 +78,9 @@ fn main() -> ExitCode {
                 .iter()
                 .enumerate()
                 .filter(|(_, f)| f.recovered_s > 5.0)
-                .map(|(i, f)| format!("  fault {i}: {} on {}, held {:.1} s: {:.1} s", f.kind, f.link, f.held_s, f.recovered_s))
+                .map(|(i, f)| {
+                    format!("  fault {i}: {} on {}, held {:.1} s: {:.1} s", f.kind, f.at, f.held_s, f.recovered_s)
+                })
                 .collect();
             if !slow.is_empty() {
                 println!("recovered after more than 5 s:\n{}", slow.join("\n"));

@@ -56,6 +56,10 @@ pub struct Options {
     pub departments: usize,
     /// The kinds of fault drawn, by [`kind_names`]; empty: every kind this machine can make.
     pub only: Vec<String>,
+    /// Print each fault on standard error as it ends.
+    pub progress: bool,
+    /// Keep the hubs' and agents' folders when the run passes too ([`setup::keep_folders`]).
+    pub keep: bool,
 }
 
 impl Default for Options {
@@ -68,6 +72,8 @@ impl Default for Options {
             converge_limit: Duration::from_secs(180),
             departments: 20,
             only: Vec::new(),
+            progress: false,
+            keep: false,
         }
     }
 }
@@ -89,8 +95,8 @@ pub struct KindReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FaultRecord {
     pub kind: String,
-    /// The link it acted on, by the department or prefecture behind it.
-    pub link: String,
+    /// What it acted on: a hub, an agent, or a link by the department or prefecture behind it.
+    pub at: String,
     pub held_s: f64,
     /// Seconds from the heal until a change made then arrived where it arrives last.
     pub recovered_s: f64,
@@ -308,9 +314,9 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     // the links: the departments' (0..n), then each prefecture's to the province (n: 海南州, n + 1: 西宁)
     let n = departments.len();
     let link_name = |link: usize, departments: &[Department]| match link.checked_sub(n) {
-        None => departments[link].node.clone(),
-        Some(0) => "海南州 → the province".to_owned(),
-        Some(_) => "西宁 → the province".to_owned(),
+        None => format!("the link of {}", departments[link].node),
+        Some(0) => "the link 海南州 → the province".to_owned(),
+        Some(_) => "the link 西宁 → the province".to_owned(),
     };
     let hold =
         |rng: &mut Rng, scale: u64| Duration::from_millis(200 + rng.below(o.max_hold.as_millis() as u64 * scale));
@@ -319,8 +325,9 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         let link = rng.below(n as u64 + 2) as usize;
         let at = if link >= n { &uplinks[link - n] } else { &departments[link].link };
         let held = Instant::now();
-        // the department behind the fault, when not the link's
+        // the department behind the fault, when not the link's, and what the fault acted on
         let mut behind = None;
+        let mut acted_on = link_name(link, &departments);
         match kind {
             Kind::Loss | Kind::Delay | Kind::Bandwidth | Kind::ReorderDuplicate => {
                 at.set(match kind {
@@ -365,6 +372,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 std::thread::sleep(hold(&mut rng, 1));
                 d.agent.start();
                 behind = Some(link % n);
+                acted_on = format!("the agent of {}", departments[link % n].node);
             }
             Kind::KillHub => {
                 let h = link % 3;
@@ -372,6 +380,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 std::thread::sleep(hold(&mut rng, 1));
                 hubs[h].start();
                 behind = Some(HUB_DEPARTMENT[h]);
+                acted_on = format!("the hub of {}", HUB_NAMES[h]);
             }
             Kind::OneWay => {
                 let way = if rng.below(2) == 0 { Way::Up } else { Way::Down };
@@ -392,6 +401,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 hubs[h].start();
                 std::thread::sleep(hold(&mut rng, 1));
                 at.set(Impairment::default());
+                acted_on = format!("the hub of {} and {acted_on}", HUB_NAMES[h]);
             }
             Kind::TwoLinks => {
                 // this link cut, and another one lossy at the same time
@@ -412,6 +422,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 std::fs::remove_file(filler)?;
                 hubs[h].start();
                 behind = Some(HUB_DEPARTMENT[h]);
+                acted_on = format!("the hub of {}", HUB_NAMES[h]);
             }
             Kind::DiskFull => {
                 let h = link % 3;
@@ -419,6 +430,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 std::thread::sleep(hold(&mut rng, 1));
                 std::fs::remove_file(filler)?;
                 behind = Some(HUB_DEPARTMENT[h]);
+                acted_on = format!("the hub of {}", HUB_NAMES[h]);
             }
             Kind::Unplug => {
                 if let Link::Wire(wire) = at {
@@ -449,6 +461,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                     d.agent.start();
                 }
                 behind = Some(link % n);
+                acted_on = format!("the agent of {}", departments[link % n].node);
             }
         }
         let entry = by_kind.entry(kind).or_default();
@@ -504,12 +517,10 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             )
         })?;
         entry.1.push(took);
-        each.push(FaultRecord {
-            kind: kind.name().to_owned(),
-            link: link_name(link, &departments),
-            held_s: held_secs,
-            recovered_s: took,
-        });
+        if o.progress {
+            eprintln!("fault {i}: {} on {acted_on}, held {held_secs:.1} s, recovered in {took:.1} s", kind.name());
+        }
+        each.push(FaultRecord { kind: kind.name().to_owned(), at: acted_on, held_s: held_secs, recovered_s: took });
         std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
     }
     stop.store(true, Ordering::Relaxed);
@@ -611,6 +622,12 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             (k.name().to_owned(), r)
         })
         .collect();
+    if o.keep {
+        checks.push(format!(
+            "the hubs' and agents' folders are kept in {}",
+            keep_folders(&hubs, &departments, o.seed).display()
+        ));
+    }
     Ok(Report {
         seed: o.seed,
         faults: o.faults,

@@ -151,9 +151,9 @@ impl Drop for StopOnDrop {
 
 /// Copies every hub's and agent's folder (stores, logs) out of the run's
 /// temporary folders, which go when the run stops, into
-/// `gdx-faults-failed-SEED` under the system's temporary folder; returns it.
+/// `gdx-faults-kept-SEED` under the system's temporary folder; returns it.
 pub(super) fn keep_folders(hubs: &[Hub], departments: &[Department], seed: u64) -> PathBuf {
-    let kept = std::env::temp_dir().join(format!("gdx-faults-failed-{seed}"));
+    let kept = std::env::temp_dir().join(format!("gdx-faults-kept-{seed}"));
     let _ = std::fs::create_dir_all(&kept);
     let folders = hubs
         .iter()
