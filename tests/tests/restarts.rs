@@ -43,7 +43,7 @@ fn a_restarted_hub_resets_the_connections_it_no_longer_knows() {
 
     // restarted again and again, a minute apart at most: each time the agent and the child hub dial
     // again after the first wait (about a second), not after a wait that doubles with each restart
-    for round in 3..=6 {
+    for round in 3..=5 {
         province.stop();
         province.start();
         wait_until(Duration::from_secs(60), "the agent connects after another restart", || {
@@ -59,10 +59,10 @@ fn a_restarted_hub_resets_the_connections_it_no_longer_knows() {
     ] {
         let waits: Vec<f64> = log
             .lines()
-            .filter(|l| l.contains("reset the connection") && l.contains("retry_in_s="))
+            .filter(|l| l.contains("retry_in_s="))
             .filter_map(|l| l.split("retry_in_s=").nth(1)?.split_whitespace().next()?.parse().ok())
             .collect();
-        assert!(waits.len() >= 5, "{who}: {waits:?}\n{log}");
+        assert!(waits.len() >= 4, "{who}: {waits:?}\n{log}");
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("retry_in_s=") || l.contains("connected")).collect();
         assert!(
             waits.iter().all(|w| *w <= 1.2),

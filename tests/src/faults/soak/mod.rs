@@ -160,6 +160,13 @@ enum Farthest {
 /// Runs the soak; an error says which check failed and how.
 pub fn run(o: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
+    for name in &o.only {
+        anyhow::ensure!(
+            kind_names().iter().any(|(short, _)| short == name),
+            "no fault is named {name}; the names are {}",
+            kind_names().iter().map(|(short, _)| *short).collect::<Vec<_>>().join(", ")
+        );
+    }
     gdx_certs::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new()?;
     let tmp = tempfile::tempdir()?;
@@ -270,7 +277,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     for d in &departments {
         within(deadline, || d.agent.connected()).ok_or_else(|| anyhow::anyhow!("{} never connected", d.node))?;
     }
-    // the grants (无条件共享: granted at once): 同德 民政 asks for the province's register, 城中区 民政 for
+    // the grants (无条件共享: granted at once): 同德 民政 asks for the province's register, 城东区 民政 for
     // 同德 民政's
     for (_, consumer, entry, _) in GRANTS {
         let hub = &hubs[departments[consumer].hub];
@@ -569,7 +576,14 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     }
     for (hub, name) in hubs.iter().zip(HUB_NAMES) {
         let verified = hub.cmd(&["audit", "verify"]);
-        anyhow::ensure!(verified.code == 0, "the audit log of {name} does not verify: {}", verified.stderr);
+        if verified.code != 0 {
+            let kept = keep_folders(&hubs, &departments, o.seed);
+            anyhow::bail!(
+                "the audit log of {name} does not verify: {}; the folders are kept in {}",
+                verified.stderr,
+                kept.display()
+            );
+        }
         checks.push(format!("the audit log of {name} verifies"));
     }
     // one changeset entry per changeset the agent sent, numbered 1 to the last, at its own hub (and at the
@@ -600,12 +614,15 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
                 last = format!("{} entries for {acked} acknowledged of {made} made", seqs.len());
                 acked == made && seqs == (1..=acked).collect::<Vec<u64>>()
             });
-            anyhow::ensure!(
-                matched.is_some(),
-                "{} at {}: the changeset entries are not one per changeset: {last}",
-                d.node,
-                HUB_NAMES[h]
-            );
+            if matched.is_none() {
+                let kept = keep_folders(&hubs, &departments, o.seed);
+                anyhow::bail!(
+                    "{} at {}: the changeset entries are not one per changeset: {last}; the folders are kept in {}",
+                    d.node,
+                    HUB_NAMES[h],
+                    kept.display()
+                );
+            }
             checks.push(format!(
                 "{}: at {}, one changeset entry per changeset, numbered 1 to the last ({last})",
                 d.node, HUB_NAMES[h]

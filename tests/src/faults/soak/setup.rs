@@ -154,6 +154,8 @@ impl Drop for StopOnDrop {
 /// `gdx-faults-kept-SEED` under the system's temporary folder; returns it.
 pub(super) fn keep_folders(hubs: &[Hub], departments: &[Department], seed: u64) -> PathBuf {
     let kept = std::env::temp_dir().join(format!("gdx-faults-kept-{seed}"));
+    // a run of the same seed before is replaced, not nested
+    let _ = std::fs::remove_dir_all(&kept);
     let _ = std::fs::create_dir_all(&kept);
     let folders = hubs
         .iter()
