@@ -24,22 +24,10 @@ pub(super) enum Kind {
     KernelDrop,
 }
 
-/// The faults every machine can make; a full disk needs root (a tmpfs),
-/// a skewed clock libfaketime.
-pub(super) const KINDS: [Kind; 12] = [
-    Kind::Loss,
-    Kind::Delay,
-    Kind::Bandwidth,
-    Kind::ReorderDuplicate,
-    Kind::Partition,
-    Kind::Flap,
-    Kind::KillAgent,
-    Kind::KillHub,
-    Kind::OneWay,
-    Kind::MtuBlackHole,
-    Kind::Overlap,
-    Kind::TwoLinks,
-];
+/// The faults every machine can make (the first of [`ALL`]); a full disk
+/// needs root (a tmpfs), a skewed clock libfaketime, a wire's own faults
+/// network namespaces.
+pub(super) const KINDS: &[Kind] = ALL.split_at(12).0;
 
 impl Kind {
     /// The name `gdx-faults --only` takes.
@@ -93,7 +81,8 @@ pub fn kind_names() -> Vec<(&'static str, &'static str)> {
     ALL.iter().map(|k| (k.short(), k.name())).collect()
 }
 
-/// Every kind, those that need root or libfaketime too.
+/// Every kind: first those every machine can make, then those that need
+/// root, libfaketime or network namespaces.
 const ALL: [Kind; 17] = [
     Kind::Loss,
     Kind::Delay,
