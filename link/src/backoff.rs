@@ -73,8 +73,8 @@ impl Backoff {
 /// a connection it no longer knows (a hub keeps its reset key across
 /// restarts, so a restarted hub ends its old connections at once; a hub
 /// that gave the connection up after its idle timeout sends one too, and
-/// is there to dial as well). Ask
-/// before closing the connection: a close of one's own replaces the reason.
+/// is there to dial as well). Ask before closing the connection: a close
+/// of one's own replaces the reason.
 pub fn restarted(conn: &quinn::Connection) -> bool {
     matches!(conn.close_reason(), Some(quinn::ConnectionError::Reset))
 }

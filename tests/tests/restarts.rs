@@ -1,8 +1,9 @@
 //! A hub killed and started again: its agents and child hubs learn it at
 //! their next packet (the restarted hub resets the connections it no
 //! longer knows, with a reset key derived from its own key) instead of
-//! sitting on a dead connection until the idle timeout, and dial again at
-//! once however often it restarts; a child hub's `gdx-hub nodes` dates its
+//! sitting on a dead connection until the idle timeout, and dial again
+//! after the first wait each time it restarts (five restarts in a row at
+//! most, `Backoff::FRESH_STARTS`); a child hub's `gdx-hub nodes` dates its
 //! link from the new connection.
 #![allow(clippy::unwrap_used)]
 

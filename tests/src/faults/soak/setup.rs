@@ -26,12 +26,24 @@ pub(super) struct Spec {
 /// 同德 feeds the population base (forwarded to the province); 民政 of 同德
 /// receives the province's register under a grant and shares its own
 /// register, which 民政 of 西宁's 城东区 receives across the province.
-const ROLES: [(&str, usize, &str, &str, &str); 4] = [
-    ("630000/gongan", 0, "huji", "301001/000101", "部门信息资源"),
-    ("632522/gongan", 1, "renkou", "101001/000101", "基础信息资源"),
-    ("632522/minzheng", 1, "jiuzhu", "301001/000102", "部门信息资源"),
-    ("630102/minzheng", 2, "dibao", "301001/000103", "部门信息资源"),
+const ROLES: [(&str, &str, &str, &str); 4] = [
+    ("630000/gongan", "huji", "301001/000101", "部门信息资源"),
+    ("632522/gongan", "renkou", "101001/000101", "基础信息资源"),
+    ("632522/minzheng", "jiuzhu", "301001/000102", "部门信息资源"),
+    ("630102/minzheng", "dibao", "301001/000103", "部门信息资源"),
 ];
+
+/// The hub a department enrols at, as the demo does: 西宁's (2) for
+/// 6301…, 海南州's (1) for 6325…, the province's (0) for the rest.
+fn hub_of(node: &str) -> usize {
+    if node.starts_with("6325") {
+        1
+    } else if node.starts_with("6301") {
+        2
+    } else {
+        0
+    }
+}
 
 /// The first `n` (at least the four of [`ROLES`], at most all) of the
 /// demo's departments (`gdx-hub demo`'s departments.toml): the four with a
@@ -52,21 +64,17 @@ pub(super) fn departments(n: usize) -> anyhow::Result<Vec<Spec>> {
     );
     let mut specs: Vec<Spec> = ROLES
         .iter()
-        .map(|&(node, hub, code, entry, class)| {
+        .map(|&(node, code, entry, class)| {
             anyhow::ensure!(nodes.contains(&node), "the demo has no department {node}");
-            Ok(Spec { node: node.to_owned(), hub, code, entry: entry.to_owned(), class })
+            Ok(Spec { node: node.to_owned(), hub: hub_of(node), code, entry: entry.to_owned(), class })
         })
         .collect::<anyhow::Result<_>>()?;
     let others = nodes.iter().filter(|node| !ROLES.iter().any(|r| r.0 == **node));
     for (k, node) in others.take(n - ROLES.len()).enumerate() {
-        // 6301… is 西宁's, 6325… 海南州's; the rest enrol at the province
-        let hub = match &node[..4] {
-            "6325" => 1,
-            "6301" => 2,
-            _ => 0,
-        };
         let entry = format!("301001/{:06}", 104 + k);
-        specs.push(Spec { node: (*node).to_owned(), hub, code: "ziyuan", entry, class: "部门信息资源" });
+        specs.push(Spec {
+            node: (*node).to_owned(), hub: hub_of(node), code: "ziyuan", entry, class: "部门信息资源"
+        });
     }
     Ok(specs)
 }
