@@ -1,7 +1,7 @@
 //! Deliveries: produced at the provider's hub from the changeset frames in
 //! the provider's vault (granted columns, masked, numbered per grant,
 //! signed), fetched by the consumer's agent, and kept at the consumer's hub
-//! for lookups.
+//! for lookups (`lookups`).
 
 use super::replica;
 use super::*;
@@ -88,147 +88,6 @@ impl Exchange {
             args![p.grant, r.consumer.to_string(), r.provider.to_string(), p.n as i64, p.rows as i64, p.at, rev as i64],
         )?;
         Ok(true)
-    }
-
-    /// The live grant `consumer` (attached here) holds for `code`, within its
-    /// lookups per minute, and the delivery its copy here is at; or why not.
-    fn admit(
-        &mut self,
-        consumer: &NodeId,
-        code: &str,
-        now: i64,
-    ) -> Result<Result<(RequestRecord, i64), Refusal>, ExchangeError> {
-        let mine = self.records_where("consumer = ?1", &consumer.to_string())?;
-        let of_code: Vec<&RequestRecord> = mine.iter().filter(|r| r.code == code).collect();
-        let Some(r) = of_code.iter().find(|r| r.is_live(now)).or(of_code.first()) else {
-            return Ok(Err(Refusal::NoGrant { consumer: consumer.clone(), code: code.to_owned() }));
-        };
-        let r = (*r).clone();
-        if let Some(why) = r.refusal(now) {
-            return Ok(Err(why.into()));
-        }
-        // at most `lookup_limit` a minute under one grant; each minute's first refusal is logged
-        let minute = crate::util::now().div_euclid(60);
-        let count = self.lookups.entry(r.id.clone()).or_insert((minute, 0));
-        if count.0 != minute {
-            *count = (minute, 0);
-        }
-        count.1 = count.1.saturating_add(1);
-        if count.1 > self.lookup_limit {
-            if count.1 == self.lookup_limit + 1 {
-                audit(
-                    &self.conn,
-                    "lookup",
-                    &r,
-                    serde_json::json!({
-                        "consumer": consumer.to_string(), "refused": "rate limit", "limit_per_minute": self.lookup_limit,
-                    }),
-                )?;
-            }
-            return Ok(Err(Refusal::RateLimited {
-                id: r.id,
-                limit: self.lookup_limit,
-                hub: self.hub.clone(),
-                wait: 60 - crate::util::now().rem_euclid(60),
-            }));
-        }
-        let as_of: i64 = self.conn.query_row(
-            "SELECT coalesce(max(n), 0) FROM deliveries WHERE grant_id = ?1",
-            args![&r.id],
-            |x| x.get(0),
-        )?;
-        if as_of == 0 {
-            return Ok(Err(Refusal::NothingYet { code: code.to_owned(), id: r.id }));
-        }
-        Ok(Ok((r, as_of)))
-    }
-
-    /// The records of grant's copy kept here whose geometry's box meets
-    /// `bbox`, for `consumer` attached here; at most `limit` (1 to 1,000).
-    pub fn within(
-        &mut self,
-        consumer: &NodeId,
-        code: &str,
-        bbox: &str,
-        limit: u32,
-        now: i64,
-    ) -> Result<Result<wire::WithinAnswer, Refusal>, ExchangeError> {
-        let b = match gdx_common::geometry::BBox::parse(bbox) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(Refusal::Question(e))),
-        };
-        let (r, as_of) = match self.admit(consumer, code, now)? {
-            Ok(x) => x,
-            Err(why) => return Ok(Err(why)),
-        };
-        let limit = limit.clamp(1, 1_000);
-        let mut rows = replica::rows_in_box(&self.conn, &r.id, &b, limit as i64 + 1)?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        if rows.is_empty() && !self.spatial(&r.id)? {
-            return Ok(Err(Refusal::NotSpatial { code: code.to_owned(), id: r.id }));
-        }
-        audit(
-            &self.conn,
-            "lookup",
-            &r,
-            serde_json::json!({ "consumer": consumer.to_string(), "bbox": b.to_string(), "found": rows.len(), "more": more }),
-        )?;
-        Ok(Ok(wire::WithinAnswer { id: r.id.clone(), rows, more, served_by: self.hub.clone(), as_of: as_of as u64 }))
-    }
-
-    /// True when grant's copy kept here holds any geometry's box.
-    fn spatial(&self, grant: &str) -> Result<bool, ExchangeError> {
-        Ok(replica::spatial(&self.conn, grant)?)
-    }
-
-    /// One record of grant's copy kept here, for `consumer` attached here.
-    pub fn lookup(
-        &mut self,
-        consumer: &NodeId,
-        code: &str,
-        key: &[String],
-        now: i64,
-    ) -> Result<Result<wire::LookupAnswer, Refusal>, ExchangeError> {
-        let (r, as_of) = match self.admit(consumer, code, now)? {
-            Ok(x) => x,
-            Err(why) => return Ok(Err(why)),
-        };
-        let r = &r;
-        // Rows travel under their key, or under its pseudonym when the key is
-        // masked: then only the pseudonym finds them, and a real key finds
-        // nothing, so that lookups cannot tell which real keys exist.
-        let typed = key.join("\u{1f}");
-        let row = replica::row(&self.conn, &r.id, &typed)?;
-        // the key itself is personal data: the log keeps its pseudonym under this hub's secret of the grant
-        let hidden = pseudonym(&r.salt, &typed);
-        if row.is_none() && !is_pseudonym(&typed) && self.pseudonymised(&r.id)? {
-            audit(
-                &self.conn,
-                "lookup",
-                r,
-                serde_json::json!({ "consumer": consumer.to_string(), "key": hidden, "found": false, "refused": "not a pseudonym" }),
-            )?;
-            return Ok(Err(Refusal::NotAPseudonym {
-                id: r.id.clone(),
-                code: code.to_owned(),
-                provider: r.provider.clone(),
-            }));
-        }
-        audit(
-            &self.conn,
-            "lookup",
-            r,
-            serde_json::json!({
-                "consumer": consumer.to_string(), "key": hidden, "found": row.is_some(),
-            }),
-        )?;
-        Ok(Ok(wire::LookupAnswer { id: r.id.clone(), row, served_by: self.hub.clone(), as_of: as_of as u64 }))
-    }
-
-    /// True when the rows of `grant` kept here travel under a pseudonym of their key.
-    fn pseudonymised(&self, grant: &str) -> Result<bool, ExchangeError> {
-        Ok(replica::pseudonymised(&self.conn, grant)?)
     }
 
     /// Stores a delivery (and, when its consumer is attached here, applies
@@ -423,9 +282,4 @@ pub(super) fn decode_delivery(frame: &[u8]) -> Result<SignedDelivery, ExchangeEr
     bincode::serde::decode_from_slice(frame, bincode::config::standard())
         .map(|(d, _)| d)
         .map_err(|e| ExchangeError::Damaged(format!("a stored delivery does not decode: {e}")))
-}
-
-/// True when `key` has the form of a [`pseudonym`]: 32 lowercase hex digits.
-fn is_pseudonym(key: &str) -> bool {
-    key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

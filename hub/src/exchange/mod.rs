@@ -18,10 +18,11 @@
 //! stored, so a pass repeated after a kill stores nothing twice (records by
 //! version, deliveries by grant and number).
 //!
-//! This module files and decides requests; `delivery` produces, fetches and
-//! looks up deliveries, `relay` moves records and deliveries between hubs,
-//! `doorbell` tells the consumer's side at once that a delivery was stored,
-//! `listing` is `gdx-hub grants`.
+//! This module files and decides requests; `delivery` produces and fetches
+//! deliveries, `lookups` answers lookups from the copy kept here, `relay`
+//! moves records and deliveries between hubs, `doorbell` tells the
+//! consumer's side at once that a delivery was stored, `listing` is
+//! `gdx-hub grants`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,13 +34,14 @@ use gdx_common::catalog::CatalogEntry;
 use gdx_common::data::{Changeset, decode_changeset, encode_changeset};
 use gdx_common::grant::{self, Request, RequestRecord, Status};
 use gdx_common::route::{Place, Router};
-use gdx_common::wire::{self, Decision, ExchangeBatch, Progress, RequestForm, SignedDelivery, Verdict};
+use gdx_common::wire::{Decision, ExchangeBatch, Progress, RequestForm, SignedDelivery, Verdict};
 use gdx_common::{DivisionCode, NodeId};
 
 mod checks;
 mod delivery;
 pub mod doorbell;
 mod listing;
+mod lookups;
 mod notices;
 mod published;
 mod refusal;
@@ -47,6 +49,7 @@ mod relay;
 mod replica;
 
 pub use listing::table;
+pub use lookups::Lookups;
 pub use refusal::Refusal;
 
 /// Largest batch of deliveries in one answer or push, in body bytes.
@@ -157,14 +160,10 @@ pub struct Listed {
 pub struct Exchange {
     conn: Db,
     router: Router,
-    hub: NodeId,
     vault_dir: PathBuf,
     /// The vaults on PostgreSQL, when they are there instead of in `vault_dir`.
     postgres: Option<std::sync::Arc<crate::store::pg::PgVaults>>,
     signer: Option<HubSigner>,
-    /// Lookups each grant may make a minute, and those made this minute.
-    lookup_limit: u32,
-    lookups: std::collections::HashMap<String, (i64, u32)>,
     /// Rung for the consumer of each delivery stored here.
     pub doorbell: std::sync::Arc<doorbell::Doorbell>,
 }
@@ -178,12 +177,9 @@ impl Exchange {
         Ok(Self {
             conn,
             router: Router { division: hub.division(), children: Vec::new() },
-            hub,
             vault_dir: HubPaths::new(hub_dir).vaults(),
             postgres: None,
             signer: None,
-            lookup_limit: crate::config::DEFAULT_LOOKUPS_PER_MINUTE,
-            lookups: std::collections::HashMap::new(),
             doorbell: std::sync::Arc::default(),
         })
     }
@@ -202,11 +198,6 @@ impl Exchange {
     /// The key and chain deliveries produced here are signed with.
     pub fn set_signer(&mut self, signer: HubSigner) {
         self.signer = Some(signer);
-    }
-
-    /// Lookups a grant may make each minute (hub.toml `lookups_per_minute`).
-    pub fn set_lookup_limit(&mut self, per_minute: u32) {
-        self.lookup_limit = per_minute;
     }
 
     /// The divisions of the child hubs joined below this one.
@@ -246,10 +237,7 @@ impl Exchange {
     }
 
     fn records_where(&self, sql_where: &str, arg: &str) -> Result<Vec<RequestRecord>, ExchangeError> {
-        let mut stmt =
-            self.conn.prepare(&format!("SELECT record FROM requests WHERE {sql_where} ORDER BY first_rev DESC"))?;
-        let rows: Vec<String> = stmt.query_map(args![arg], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        rows.iter().map(|j| parse_record(j)).collect()
+        records_where(&self.conn, sql_where, arg)
     }
 
     /// The requests `node` filed or must decide, newest first, as it may see them.
@@ -485,25 +473,34 @@ pub fn pseudonym(salt: &str, key_text: &str) -> String {
     gdx_common::token::hex(&gdx_certs::pki::sha256(&input)[..16])
 }
 
+/// The records of the requests `WHERE sql_where` (with `?1` = `arg`), newest first.
+fn records_where(conn: &impl Sql, sql_where: &str, arg: &str) -> Result<Vec<RequestRecord>, ExchangeError> {
+    let mut stmt = conn.prepare(&format!("SELECT record FROM requests WHERE {sql_where} ORDER BY first_rev DESC"))?;
+    let rows: Vec<String> = stmt.query_map(args![arg], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    rows.iter().map(|j| parse_record(j)).collect()
+}
+
+/// An exchange event about `r`. Its time is the real clock, even when the
+/// exchange's clock is offset for a drill.
+fn event(kind: &str, r: &RequestRecord, detail: serde_json::Value) -> gdx_common::audit::Event {
+    gdx_common::audit::Event {
+        kind: kind.into(),
+        at: crate::util::now(),
+        node: Some(if kind == "decision" { r.provider.to_string() } else { r.consumer.to_string() }),
+        resource: Some(r.code.clone()),
+        request: Some(r.id.clone()),
+        detail,
+    }
+}
+
 /// Records an exchange event about `r` in the audit outbox, in the caller's transaction.
-/// Its time is the real clock, even when the exchange's clock is offset for a drill.
 fn audit(
     conn: &impl Sql,
     kind: &str,
     r: &RequestRecord,
     detail: serde_json::Value,
 ) -> Result<(), crate::store::db::DbError> {
-    crate::store::outbox::note(
-        conn,
-        &gdx_common::audit::Event {
-            kind: kind.into(),
-            at: crate::util::now(),
-            node: Some(if kind == "decision" { r.provider.to_string() } else { r.consumer.to_string() }),
-            resource: Some(r.code.clone()),
-            request: Some(r.id.clone()),
-            detail,
-        },
-    )
+    crate::store::outbox::note(conn, &event(kind, r, detail))
 }
 
 fn reason_of(v: &Verdict) -> Option<&str> {

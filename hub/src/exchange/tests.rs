@@ -79,8 +79,13 @@ fn put(x: &mut Exchange, records: &[RequestRecord], deliveries: &[SignedDelivery
     tx.commit().unwrap();
 }
 
-fn outbox(x: &Exchange, kind: &str) -> Vec<serde_json::Value> {
-    let mut s = x.conn.prepare("SELECT event FROM audit_outbox ORDER BY id").unwrap();
+fn lookups(dir: &Path) -> Lookups {
+    let log = crate::store::Store::open(&HubPaths::new(dir)).unwrap();
+    Lookups::open(dir, node("630000/hub"), std::sync::Arc::new(std::sync::Mutex::new(log))).unwrap()
+}
+
+fn outbox(conn: &impl Sql, kind: &str) -> Vec<serde_json::Value> {
+    let mut s = conn.prepare("SELECT event FROM audit_outbox ORDER BY id").unwrap();
     let all: Vec<String> = s.query_map(args![], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
     all.iter().map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap()).filter(|e| e["kind"] == kind).collect()
 }
@@ -116,7 +121,7 @@ fn a_child_hub_speaks_only_for_its_subtree() {
         s.query_map(args![], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
     };
     assert_eq!(held, [("630100-8".to_owned(), 1)], "only deliveries of its own providers' grants");
-    let refused = outbox(&x, "refused");
+    let refused = outbox(&x.conn, "refused");
     let of: Vec<&str> = refused.iter().map(|e| e["request"].as_str().unwrap()).collect();
     assert_eq!(of, ["632500-2", "632500-7", "630000-3"], "each refused record is evidence in the log");
     assert!(refused[1]["detail"]["reason"].as_str().unwrap().contains("decides for provider 630100/weijian"));
@@ -158,7 +163,7 @@ fn a_filing_for_a_provider_here_is_filed_again_whatever_it_claims() {
     assert!(x.produce(0).unwrap() == 0, "nothing is delivered");
     // the secret a child sent is not taken; the records sent on carry none
     assert!(x.batch_since(0, None).unwrap().records.iter().all(|r| r.salt.is_empty()));
-    let decisions = outbox(&x, "decision");
+    let decisions = outbox(&x.conn, "decision");
     assert_eq!(decisions.len(), 2, "both refilings are logged");
 }
 
@@ -181,7 +186,7 @@ fn merging_twice_or_older_versions_changes_nothing() {
     assert_eq!(x.meta("pulled").unwrap(), 3);
     let older = ExchangeBatch { records: vec![record("630100-8", "630102/minzheng", "632522/minzheng", 1)], ..batch };
     x.merge(&older, Some(DivisionCode::parse("630100").unwrap()), &|_| None, None).unwrap();
-    assert!(outbox(&x, "refused").is_empty(), "old news is no evidence of anything");
+    assert!(outbox(&x.conn, "refused").is_empty(), "old news is no evidence of anything");
     assert_eq!(ids(&x), [("630100-8".to_owned(), 2)]);
 }
 
@@ -243,21 +248,27 @@ fn each_child_is_sent_only_what_concerns_its_subtree() {
 
 #[test]
 fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym() {
-    let (_dir, mut x) = province();
+    let (dir, mut x) = province();
     // a grant of 海南州's data for the province's consumer, delivered here
     let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
     put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
     let consumer = node("630000/gongan");
-    let look = |x: &mut Exchange, key: &str| x.lookup(&consumer, "301001/000001", &[key.to_owned()], 0).unwrap();
-    x.set_lookup_limit(2);
-    assert!(look(&mut x, "row1").unwrap().row.is_some());
-    assert!(look(&mut x, "row9").unwrap().row.is_none());
-    let e = look(&mut x, "row1").unwrap_err();
+    let mut l = lookups(dir.path());
+    let look = |l: &mut Lookups, key: &str| l.lookup(&consumer, "301001/000001", &[key.to_owned()], 0).unwrap();
+    l.set_limit(2);
+    assert!(look(&mut l, "row1").unwrap().row.is_some());
+    assert!(look(&mut l, "row9").unwrap().row.is_none());
+    let e = look(&mut l, "row1").unwrap_err();
     assert!(matches!(e, Refusal::RateLimited { limit: 2, .. }), "{e}");
     assert!(e.to_string().contains("grant 630000-1 allows 2 lookups a minute at 630000/hub"), "{e}");
-    let _ = look(&mut x, "row1").unwrap_err();
-    let limited: Vec<serde_json::Value> =
-        outbox(&x, "lookup").into_iter().filter(|e| e["detail"]["refused"] == "rate limit").collect();
+    let _ = look(&mut l, "row1").unwrap_err();
+    // lookups are logged in hub.db's outbox, under the grant's version
+    let hub_db = Db::open(&HubPaths::new(dir.path()), Which::Hub, &crate::store::Store::schema()).unwrap();
+    let logged = outbox(&hub_db, "lookup");
+    assert_eq!(logged.len(), 3, "two answered and the first refusal: {logged:?}");
+    assert!(logged.iter().all(|e| e["detail"]["version"] == 2 && e["request"] == "630000-1"), "{logged:?}");
+    assert!(outbox(&x.conn, "lookup").is_empty(), "exchange.db's outbox keeps no lookup");
+    let limited: Vec<&serde_json::Value> = logged.iter().filter(|e| e["detail"]["refused"] == "rate limit").collect();
     assert_eq!(limited.len(), 1, "the first refusal of the minute is logged");
     assert_eq!(limited[0]["detail"]["limit_per_minute"], 2);
 
@@ -284,16 +295,36 @@ fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym()
     let d =
         SignedDelivery { grant: "630000-2".into(), body: encode_changeset(&cs).unwrap(), ..delivery("630000-2", 1) };
     put(&mut x, &[pseudonymised], &[d]);
-    x.set_lookup_limit(100);
-    let by = |x: &mut Exchange, key: &str| x.lookup(&consumer, "301001/000002", &[key.to_owned()], 0).unwrap();
-    assert!(by(&mut x, &pseudonym("s", "632522198001010012")).unwrap().row.unwrap().contains("卓玛"));
-    let e = by(&mut x, "632522198001010012").unwrap_err();
+    l.set_limit(100);
+    let by = |l: &mut Lookups, key: &str| l.lookup(&consumer, "301001/000002", &[key.to_owned()], 0).unwrap();
+    assert!(by(&mut l, &pseudonym("s", "632522198001010012")).unwrap().row.unwrap().contains("卓玛"));
+    let e = by(&mut l, "632522198001010012").unwrap_err();
     assert!(matches!(e, Refusal::NotAPseudonym { .. }) && e.code() == gdx_common::wire::RefusalCode::NotAuthorized);
     assert!(e.to_string().contains("under a pseudonym of each row's key (gdx_key)"), "{e}");
     assert!(
-        by(&mut x, &pseudonym("s", "632522198001010023")).unwrap().row.is_none(),
+        by(&mut l, &pseudonym("s", "632522198001010023")).unwrap().row.is_none(),
         "an unknown pseudonym finds nothing"
     );
+}
+
+#[test]
+fn a_lookup_is_answered_while_a_delivery_is_merged() {
+    let (dir, mut x) = province();
+    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
+    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
+    let mut l = lookups(dir.path());
+    // a merge holds the exchange store's writer (and its lock) while it applies a delivery
+    let tx = x.conn.begin().unwrap();
+    let router = x.router.clone();
+    Exchange::store_delivery(&router, &tx, &granted, &delivery("630000-1", 2), &[]).unwrap();
+    let started = std::time::Instant::now();
+    let a = l.lookup(&node("630000/gongan"), "301001/000001", &["row1".to_owned()], 0).unwrap().unwrap();
+    // the store waits 10 s for a writer: an answer well before that did not wait for this one
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the lookup waited for the merge");
+    assert!(a.row.is_some() && a.as_of == 1, "the last commit is read: {a:?}");
+    tx.commit().unwrap();
+    let a = l.lookup(&node("630000/gongan"), "301001/000001", &["row2".to_owned()], 0).unwrap().unwrap();
+    assert!(a.row.is_some() && a.as_of == 2, "and the merge once committed: {a:?}");
 }
 
 #[test]
@@ -339,7 +370,7 @@ fn a_child_hub_notifies_only_for_enterprises_of_its_area_and_claims_only_for_its
     let claim = ExchangeBatch { notices: vec![ours], upto: 4, ..ExchangeBatch::default() };
     x.merge(&claim, hainan, &|_| None, None).unwrap();
     assert_eq!(x.notice("630000-1").unwrap().unwrap().state_at(now), "pending");
-    let refused = outbox(&x, "refused");
+    let refused = outbox(&x.conn, "refused");
     let of: Vec<&str> = refused.iter().map(|e| e["request"].as_str().unwrap()).collect();
     assert_eq!(of, ["630000-9", "632500-2", "630000-1"], "each refused notice is evidence in the log");
 }

@@ -224,15 +224,14 @@ impl Hub {
                     Box::new(move |hub: &Hub| vec![hub.exchange_pull(&node, since)])
                 }
                 Ok(Some(
-                    m @ (Message::FileRequest(_)
-                    | Message::ListRequests
-                    | Message::Decide(_)
-                    | Message::Fetch(_)
-                    | Message::Lookup(_)
-                    | Message::Within(_)),
+                    m @ (Message::FileRequest(_) | Message::ListRequests | Message::Decide(_) | Message::Fetch(_)),
                 )) if role == Role::Agent => {
                     let node = node.clone();
                     Box::new(move |hub: &Hub| vec![hub.exchange_ask(&node, m)])
+                }
+                Ok(Some(m @ (Message::Lookup(_) | Message::Within(_)))) if role == Role::Agent => {
+                    let node = node.clone();
+                    Box::new(move |hub: &Hub| vec![hub.lookup(&node, m)])
                 }
                 Ok(Some(
                     m @ (Message::ListNotices | Message::ActOnNotice(_) | Message::Check(_) | Message::Feedback(_)),
@@ -395,7 +394,7 @@ impl Hub {
         c.get(code, now()).ok().flatten().map(|l| (l.entry, l.withdrawn))
     }
 
-    /// An agent's exchange request: file, list, decide, fetch or look up.
+    /// An agent's exchange request: file, list, decide or fetch.
     pub(super) fn exchange_ask(&self, node: &NodeId, m: Message) -> Message {
         let now = crate::exchange::clock();
         let entry = match &m {
@@ -414,19 +413,24 @@ impl Hub {
                 .decide(node, &d, |code| self.entry(code).map(|e| e.0), now)
                 .map(|r| r.map(|r| Message::RequestAnswer(Box::new(r.for_agent())))),
             Message::Fetch(f) => x.fetch(node, &f.id, f.after, now).map(|r| r.map(Message::Deliveries)),
-            Message::Lookup(q) => x.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
-            Message::Within(q) => x.within(node, &q.code, &q.bbox, q.limit, now).map(|r| r.map(Message::WithinAnswer)),
             _ => return internal("not an exchange request"),
         };
-        match answer {
-            Ok(Ok(m)) => m,
-            Ok(Err(refused)) => Message::Refused(refused.to_wire()),
-            Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
-            Err(e) => {
-                warn!(error = %e, "exchange store failed");
-                internal(&format!("the hub's exchange store failed ({e}); try again"))
-            }
-        }
+        exchange_answer(answer)
+    }
+
+    /// An agent's lookup, by key or by box, answered without the exchange
+    /// store's lock (`crate::exchange::Lookups`).
+    pub(super) fn lookup(&self, node: &NodeId, m: Message) -> Message {
+        let now = crate::exchange::clock();
+        let Ok(mut l) = self.lookups.lock() else {
+            return internal("the exchange store is unavailable");
+        };
+        let answer = match m {
+            Message::Lookup(q) => l.lookup(node, &q.code, &q.key, now).map(|r| r.map(Message::LookupAnswer)),
+            Message::Within(q) => l.within(node, &q.code, &q.bbox, q.limit, now).map(|r| r.map(Message::WithinAnswer)),
+            _ => return internal("not a lookup"),
+        };
+        exchange_answer(answer)
     }
 
     /// An agent's 双告知 or 联合惩戒 request: list, claim or pass on its
@@ -452,15 +456,7 @@ impl Hub {
             }
             _ => return internal("not a supervision request"),
         };
-        match answer {
-            Ok(Ok(m)) => m,
-            Ok(Err(refused)) => Message::Refused(refused.to_wire()),
-            Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
-            Err(e) => {
-                warn!(error = %e, "exchange store failed");
-                internal(&format!("the hub's exchange store failed ({e}); try again"))
-            }
-        }
+        exchange_answer(answer)
     }
 
     /// A child hub's push: requests, decisions, deliveries and progress of its subtree.
@@ -608,6 +604,22 @@ impl Hub {
                 warn!(error = %e, "vault write failed");
                 not_stored("the changeset", &e)
             }
+        }
+    }
+}
+
+/// The message answering an exchange, lookup or supervision request: the answer, the refusal, or
+/// why the store failed.
+fn exchange_answer(
+    answer: Result<Result<Message, crate::exchange::Refusal>, crate::exchange::ExchangeError>,
+) -> Message {
+    match answer {
+        Ok(Ok(m)) => m,
+        Ok(Err(refused)) => Message::Refused(refused.to_wire()),
+        Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
+        Err(e) => {
+            warn!(error = %e, "exchange store failed");
+            internal(&format!("the hub's exchange store failed ({e}); try again"))
         }
     }
 }

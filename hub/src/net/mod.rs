@@ -164,9 +164,11 @@ struct Hub {
     dir: PathBuf,
     /// The QUIC endpoint, whose server configuration follows `creds`.
     endpoint: quinn::Endpoint,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     catalog: Arc<Mutex<Catalog>>,
     exchange: Arc<Mutex<Exchange>>,
+    /// Lookups, answered beside the exchange store's lock.
+    lookups: Mutex<crate::exchange::Lookups>,
     audit: Arc<Mutex<crate::audit::AuditLog>>,
     policy: Arc<Policy>,
     live: Mutex<HashMap<usize, Live>>,
@@ -267,13 +269,15 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let catalog = Arc::new(Mutex::new(Catalog::with_vaults(dir, vaults.clone())?));
     let mut exchange = Exchange::open(dir, config.hub_id())?;
     exchange.set_children(store.child_hubs()?);
-    exchange.set_lookup_limit(config.lookups_per_minute);
     exchange.set_signer(creds.signer()?);
     if let Some(pg) = vaults.postgres() {
         exchange.set_postgres(pg.clone());
     }
     let doorbell = exchange.doorbell.clone();
     let exchange = Arc::new(Mutex::new(exchange));
+    let store = Arc::new(Mutex::new(store));
+    let mut lookups = crate::exchange::Lookups::open(dir, config.hub_id(), store.clone())?;
+    lookups.set_limit(config.lookups_per_minute);
     let audit = Arc::new(Mutex::new(crate::audit::AuditLog::open(dir, &config.hub_id().to_string())?));
     let portal = crate::portal::Shared {
         catalog: catalog.clone(),
@@ -300,9 +304,10 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
         creds: RwLock::new(Arc::new(creds)),
         dir: dir.to_owned(),
         endpoint: endpoint.clone(),
-        store: Mutex::new(store),
+        store,
         catalog: catalog.clone(),
         exchange: exchange.clone(),
+        lookups: Mutex::new(lookups),
         audit: audit.clone(),
         policy,
         live: Mutex::new(HashMap::new()),
