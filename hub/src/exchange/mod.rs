@@ -84,6 +84,9 @@ pub enum ExchangeError {
     /// The vaults' PostgreSQL store failed (unreachable, say): tried again.
     #[error("{0}")]
     Store(String),
+    /// `hub.db`, where lookups are logged, failed.
+    #[error("{0}")]
+    Hub(#[from] crate::store::StoreError),
     /// A record could not be written as text: nothing was stored.
     #[error("a request record could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),

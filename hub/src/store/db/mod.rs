@@ -322,6 +322,19 @@ impl Db {
         })
     }
 
+    /// A read transaction: its statements all see the store as one commit
+    /// left it, whatever commits meanwhile; it waits for no writer and
+    /// holds none back (SQLite's WAL; a read-only snapshot on PostgreSQL).
+    /// Dropped, it ends.
+    pub fn snapshot(&self) -> Result<Tx<'_>, DbError> {
+        Ok(match self {
+            Db::Sqlite(conn) => {
+                Tx::Sqlite(rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)?)
+            }
+            Db::Postgres(pg) => Tx::Postgres(pg.begin_read()?),
+        })
+    }
+
     /// True when `table` has a column `column` (for adding columns newer
     /// than a table).
     pub fn has_column(&self, table: &str, column: &str) -> Result<bool, DbError> {
@@ -426,5 +439,31 @@ impl<E: Engine> Sql for E {
                 p.run(&mut |pool, c| postgres::batch(pool, c, &sql).map(|()| 0)).map(|_| ())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_sees_one_commit_and_waits_for_no_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let schema = "CREATE TABLE IF NOT EXISTS t (n INTEGER);";
+        let writer = Db::sqlite(&path, schema).unwrap();
+        writer.execute("INSERT INTO t VALUES (1)", args![]).unwrap();
+        let reader = Db::sqlite(&path, schema).unwrap();
+        let count = |on: &dyn Fn(&str) -> i64| on("SELECT count(*) FROM t");
+        let snap = reader.snapshot().unwrap();
+        let in_snap = |sql: &str| snap.query_row(sql, args![], |r| r.get::<i64>(0)).unwrap();
+        assert_eq!(count(&in_snap), 1);
+        // a writer commits meanwhile, and does not wait for the reader
+        let tx = writer.begin().unwrap();
+        tx.execute("INSERT INTO t VALUES (2)", args![]).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(count(&in_snap), 1, "the snapshot still sees the commit it started from");
+        drop(snap);
+        assert_eq!(count(&|sql: &str| reader.query_row(sql, args![], |r| r.get::<i64>(0)).unwrap()), 2);
     }
 }

@@ -95,9 +95,21 @@ impl PgStore {
 
     /// A write transaction, this store's advisory lock held until it ends.
     pub fn begin(&self) -> Result<PgTx<'_>, DbError> {
+        self.begin_with(&format!(
+            "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('{}'))",
+            self.schema
+        ))
+    }
+
+    /// A read-only transaction whose statements all see one snapshot; it
+    /// takes no lock.
+    pub fn begin_read(&self) -> Result<PgTx<'_>, DbError> {
+        self.begin_with("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
+    }
+
+    fn begin_with(&self, begin: &str) -> Result<PgTx<'_>, DbError> {
         let mut conn = self.take()?;
-        let begin = format!("BEGIN; SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('{}'))", self.schema);
-        let began = off_runtime(|| conn.client.batch_execute(&begin));
+        let began = off_runtime(|| conn.client.batch_execute(begin));
         if let Err(e) = began {
             let error = pg_error(&self.pool, &e);
             self.pool.discard(conn);
