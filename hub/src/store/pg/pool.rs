@@ -183,7 +183,8 @@ impl PgPool {
 
     fn take_where(&self, mut wanted: Option<usize>, deadline: Instant) -> Result<PgConn, String> {
         let mut state = self.state();
-        let patience = Instant::now() + SLOT_PATIENCE;
+        let started = Instant::now();
+        let patience = started + SLOT_PATIENCE;
         loop {
             let found = match wanted {
                 Some(i) => (!matches!(state.slots[i], Slot::Busy)).then_some(i),
@@ -235,10 +236,10 @@ impl PgPool {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(format!(
-                    "{}: all {} of the hub's connections stayed busy for {} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
+                    "{}: all {} of the hub's connections stayed busy for {:.1} s; it is tried again, and if this goes on, look in pg_stat_activity for transactions held open",
                     self.where_,
                     state.slots.len(),
-                    POOL_WAIT.as_secs()
+                    started.elapsed().as_secs_f64()
                 ));
             }
             let returned = wanted.map_or(&self.returned, |i| &self.returned_to[i]);
