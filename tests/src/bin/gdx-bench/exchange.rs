@@ -3,7 +3,9 @@
 //! the delivery against the provider's own sync, how soon a 1 % change is
 //! seen at the consumer, `gdx-agent lookup` per command (process included),
 //! alone and while a second consumer receives the whole register, and the
-//! size of the consumer hub's lookup copy.
+//! size of the consumer hub's lookup copy. With `--postgres` the province
+//! (the provider's hub, which makes the deliveries) keeps its stores on a
+//! real PostgreSQL.
 
 use std::time::Duration;
 
@@ -14,11 +16,24 @@ use super::*;
 /// The entry the register is catalogued as.
 const ENTRY: &str = "301001/000201";
 
-pub(super) fn exchange_bench(rows: i64, lookups: usize) {
+pub(super) fn exchange_bench(rows: i64, lookups: usize, postgres: bool) {
+    let pg = match postgres {
+        true => match gdx_tests::servers::Postgres::start() {
+            Some(pg) => Some(pg),
+            None => {
+                println!("gdx-bench exchange --postgres: PostgreSQL is not installed; skipped");
+                return;
+            }
+        },
+        false => None,
+    };
     let tmp = tempfile::tempdir().expect("temp dir");
     let src = tmp.path().join("src.db");
     write_people(&src, rows, KeyShape::Text, &mut Generator::new(SEED));
     let mut province = Hub::init("630000");
+    if let Some(pg) = &pg {
+        pg.hold_vaults_of(&province);
+    }
     province.start();
     let mut prefecture = Hub::join(&province.hub_token("632500/hub"));
     prefecture.start();
@@ -143,7 +158,8 @@ pub(super) fn exchange_bench(rows: i64, lookups: usize) {
     busy.sort_by(f64::total_cmp);
     second.proc = None;
 
-    println!("exchange: {rows} rows granted 无条件共享, province provider → 海南州 consumer");
+    let store = if pg.is_some() { "postgres" } else { "sqlite" };
+    println!("exchange: {rows} rows granted 无条件共享, province provider (stores on {store}) → 海南州 consumer");
     println!("{:<44} {:>10}", "", "value");
     println!("{:<44} {:>9.2}s", "provider's initial sync", provider_s);
     println!("{:<44} {:>9.2}s", "delivery of the whole register", delivery_s);
@@ -163,7 +179,7 @@ pub(super) fn exchange_bench(rows: i64, lookups: usize) {
     println!("{:<44} {:>9.2}×", "lookup copy ÷ granted columns", copy as f64 / granted as f64);
     write_json(
         "exchange",
-        &serde_json::json!({ "rows": rows, "provider_sync_s": provider_s, "delivery_s": delivery_s,
+        &serde_json::json!({ "rows": rows, "province_store": store, "provider_sync_s": provider_s, "delivery_s": delivery_s,
             "change_sync_s": change_sync_s, "change_visible_s": visible_s,
             "lookup_p50_ms": percentile(&lat, 0.5) * 1000.0, "lookup_p99_ms": percentile(&lat, 0.99) * 1000.0,
             "lookup_busy_p50_ms": percentile(&busy, 0.5) * 1000.0,

@@ -121,6 +121,10 @@ enum Scenario {
         /// `gdx-agent lookup` commands timed
         #[arg(long, default_value_t = 100)]
         lookups: usize,
+        /// The province's stores (its vaults and exchange store) on a real PostgreSQL; the prefecture
+        /// stays on files, as prefecture hubs do
+        #[arg(long)]
+        postgres: bool,
     },
     /// What keeping the vaults and exchange.db encrypted at rest costs:
     /// initial and incremental sync, and fan-in, plain then encrypted.
@@ -211,7 +215,7 @@ fn main() {
         Scenario::Sweep { sizes, key } => sweep_bench(&sizes, &key),
         Scenario::Csv { rows } => csv_bench(rows),
         Scenario::Relay { changes } => relay_bench(changes),
-        Scenario::Exchange { rows, lookups } => exchange_bench(rows, lookups),
+        Scenario::Exchange { rows, lookups, postgres } => exchange_bench(rows, lookups, postgres),
         Scenario::Fanin { agents, per_agent, rate } => {
             fanin_bench(&agents, per_agent, rate, Vaults::Files);
         }
