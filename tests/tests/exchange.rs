@@ -425,6 +425,51 @@ fn the_audit_log_records_the_exchange_and_catches_tampering() {
     assert!(deleted.contains("entry 1 says it is entry 2"), "{deleted}");
 }
 
+/// A lookup is logged before it is answered: with the hub SIGKILLed again
+/// and again while a consumer keeps looking up, every lookup the consumer
+/// got an answer to is in the audit log, and nothing more than was asked.
+#[test]
+fn every_lookup_answered_is_logged_though_the_hub_is_killed() {
+    let (mut hub, _provider, consumer, _tmp) = one_hub_sharing_dibao();
+    consumer.cmd(&["request", "--resource", "301001/000001", "--fields", "姓名", "--purpose", "核对"]).ok();
+    receive_until(&consumer, "the rows delivered", |db| rows(db, "SELECT rows FROM _gdx_received") == [["2"]]);
+    let pseudonym =
+        rows(&received(&consumer), "SELECT gdx_key FROM minzheng_dibao_630000 WHERE name = '卓玛'")[0][0].clone();
+    let (answered, asked) = std::thread::scope(|s| {
+        let looking = s.spawn(|| {
+            let (mut answered, mut asked) = (0, 0);
+            while asked < 150 {
+                asked += 1;
+                let out = consumer.cmd(&["lookup", "--timeout", "3s", "--resource", "301001/000001", &pseudonym]);
+                if out.code == 0 {
+                    assert!(out.stdout.contains("卓玛"), "{}", out.stdout);
+                    answered += 1;
+                }
+            }
+            (answered, asked)
+        });
+        let mut kills = 0;
+        while !looking.is_finished() {
+            std::thread::sleep(Duration::from_millis(150 + 70 * (kills % 5)));
+            hub.stop();
+            hub.start();
+            kills += 1;
+        }
+        assert!(kills >= 3, "the hub was killed only {kills} times while the lookups ran");
+        looking.join().unwrap()
+    });
+    assert!(answered > 0, "none of {asked} lookups was answered");
+    // every answered lookup is logged once; a lookup cut after its entry is logged but not answered
+    let logged = || {
+        let out = hub.cmd(&["audit", "list", "--kind", "lookup", "--format", "jsonl"]).ok();
+        out.lines().filter(|l| l.contains("\"found\":true") && l.contains("\"version\"")).count()
+    };
+    wait_until(Duration::from_secs(20), "every answered lookup in the audit log", || logged() >= answered);
+    std::thread::sleep(Duration::from_secs(1));
+    let n = logged();
+    assert!(answered <= n && n <= asked, "{answered} answered, {n} logged, {asked} asked");
+}
+
 /// A prefecture hub that pushes a grant of the province's data for its own
 /// consumer, marked granted in clear, and a decision in the province's
 /// name, gets nothing: the province files the request again against its
