@@ -328,6 +328,20 @@ fn a_lookup_is_answered_while_a_delivery_is_merged() {
 }
 
 #[test]
+fn a_lookup_that_cannot_be_logged_is_not_answered() {
+    let (dir, mut x) = province();
+    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
+    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
+    let mut l = lookups(dir.path());
+    // hub.db refuses the entry (its outbox gone, as a full or broken disk would refuse it)
+    let hub_db = Db::open(&HubPaths::new(dir.path()), Which::Hub, &crate::store::Store::schema()).unwrap();
+    hub_db.execute_batch("DROP TABLE audit_outbox").unwrap();
+    let answer = l.lookup(&node("630000/gongan"), "301001/000001", &["row1".to_owned()], 0);
+    let Err(e) = answer else { panic!("a lookup was answered without its entry: {answer:?}") };
+    assert!(matches!(e, ExchangeError::Hub(_)) && e.to_string().contains("hub"), "{e}");
+}
+
+#[test]
 fn a_child_hub_notifies_only_for_enterprises_of_its_area_and_claims_only_for_its_departments() {
     use gdx_common::creditcode::CreditCode;
     use gdx_common::notice::{Matter, Notice};

@@ -617,6 +617,10 @@ fn exchange_answer(
         Ok(Ok(m)) => m,
         Ok(Err(refused)) => Message::Refused(refused.to_wire()),
         Err(e) if gdx_files::disk_full(&e) => disk_full_now(),
+        Err(e @ crate::exchange::ExchangeError::Hub(_)) => {
+            warn!(error = %e, "hub database failed");
+            internal(&format!("the hub's database failed ({e}); try again"))
+        }
         Err(e) => {
             warn!(error = %e, "exchange store failed");
             internal(&format!("the hub's exchange store failed ({e}); try again"))

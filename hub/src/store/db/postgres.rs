@@ -167,7 +167,8 @@ impl Engine for PgTx<'_> {
     }
 }
 
-/// A write transaction on PostgreSQL; rolled back when dropped uncommitted.
+/// A transaction on PostgreSQL (a write one, or a read-only snapshot);
+/// rolled back when dropped uncommitted.
 pub struct PgTx<'a> {
     pool: &'a PgPool,
     conn: RefCell<Option<Box<PgConn>>>,
