@@ -84,6 +84,16 @@ fn lookups(dir: &Path) -> Lookups {
     Lookups::open(dir, node("630000/hub"), std::sync::Arc::new(std::sync::Mutex::new(log))).unwrap()
 }
 
+/// A grant of 海南州's data for the province's consumer 630000/gongan,
+/// with its first delivery stored here, and the lookups that answer it.
+fn delivered_here() -> (tempfile::TempDir, Exchange, RequestRecord, Lookups) {
+    let (dir, mut x) = province();
+    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
+    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
+    let l = lookups(dir.path());
+    (dir, x, granted, l)
+}
+
 fn outbox(conn: &impl Sql, kind: &str) -> Vec<serde_json::Value> {
     let mut s = conn.prepare("SELECT event FROM audit_outbox ORDER BY id").unwrap();
     let all: Vec<String> = s.query_map(args![], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
@@ -248,12 +258,9 @@ fn each_child_is_sent_only_what_concerns_its_subtree() {
 
 #[test]
 fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym() {
-    let (dir, mut x) = province();
     // a grant of 海南州's data for the province's consumer, delivered here
-    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
-    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
+    let (dir, mut x, _, mut l) = delivered_here();
     let consumer = node("630000/gongan");
-    let mut l = lookups(dir.path());
     let look = |l: &mut Lookups, key: &str| l.lookup(&consumer, "301001/000001", &[key.to_owned()], 0).unwrap();
     l.set_limit(2);
     assert!(look(&mut l, "row1").unwrap().row.is_some());
@@ -309,10 +316,7 @@ fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym()
 
 #[test]
 fn a_lookup_is_answered_while_a_delivery_is_merged() {
-    let (dir, mut x) = province();
-    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
-    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
-    let mut l = lookups(dir.path());
+    let (_dir, x, granted, mut l) = delivered_here();
     // a merge holds the exchange store's writer (and its lock) while it applies a delivery
     let tx = x.conn.begin().unwrap();
     let router = x.router.clone();
@@ -329,10 +333,7 @@ fn a_lookup_is_answered_while_a_delivery_is_merged() {
 
 #[test]
 fn a_lookup_that_cannot_be_logged_is_not_answered() {
-    let (dir, mut x) = province();
-    let granted = record("630000-1", "630000/gongan", "632522/minzheng", 2);
-    put(&mut x, std::slice::from_ref(&granted), &[delivery("630000-1", 1)]);
-    let mut l = lookups(dir.path());
+    let (dir, _x, _, mut l) = delivered_here();
     // hub.db refuses the entry (its outbox gone, as a full or broken disk would refuse it)
     let hub_db = Db::open(&HubPaths::new(dir.path()), Which::Hub, &crate::store::Store::schema()).unwrap();
     hub_db.execute_batch("DROP TABLE audit_outbox").unwrap();

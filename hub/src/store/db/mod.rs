@@ -446,6 +446,10 @@ impl<E: Engine> Sql for E {
 mod tests {
     use super::*;
 
+    fn count(on: &impl Sql) -> i64 {
+        on.query_row("SELECT count(*) FROM t", args![], |r| r.get(0)).unwrap()
+    }
+
     #[test]
     fn a_snapshot_sees_one_commit_and_waits_for_no_writer() {
         let dir = tempfile::tempdir().unwrap();
@@ -454,16 +458,14 @@ mod tests {
         let writer = Db::sqlite(&path, schema).unwrap();
         writer.execute("INSERT INTO t VALUES (1)", args![]).unwrap();
         let reader = Db::sqlite(&path, schema).unwrap();
-        let count = |on: &dyn Fn(&str) -> i64| on("SELECT count(*) FROM t");
         let snap = reader.snapshot().unwrap();
-        let in_snap = |sql: &str| snap.query_row(sql, args![], |r| r.get::<i64>(0)).unwrap();
-        assert_eq!(count(&in_snap), 1);
+        assert_eq!(count(&snap), 1);
         // a writer commits meanwhile, and does not wait for the reader
         let tx = writer.begin().unwrap();
         tx.execute("INSERT INTO t VALUES (2)", args![]).unwrap();
         tx.commit().unwrap();
-        assert_eq!(count(&in_snap), 1, "the snapshot still sees the commit it started from");
+        assert_eq!(count(&snap), 1, "the snapshot still sees the commit it started from");
         drop(snap);
-        assert_eq!(count(&|sql: &str| reader.query_row(sql, args![], |r| r.get::<i64>(0)).unwrap()), 2);
+        assert_eq!(count(&reader), 2);
     }
 }
