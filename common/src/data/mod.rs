@@ -16,6 +16,7 @@ use crate::node::NodeId;
 
 mod body;
 mod bounded;
+mod owned;
 mod schema;
 
 pub use body::{BodyError, MAX_CHANGESET_BYTES, decode_changeset, encode_changeset};
@@ -35,8 +36,9 @@ pub enum Value {
     Null,
     Integer(i64),
     Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
+    // decoded from the borrowed bytes: one copy, not a zero-filled buffer read into
+    Text(#[serde(deserialize_with = "owned::text")] String),
+    Blob(#[serde(deserialize_with = "owned::blob")] Vec<u8>),
 }
 
 /// A cell borrowed from a source row. It encodes (and so digests and keys)

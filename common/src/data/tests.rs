@@ -191,6 +191,15 @@ fn cells_encode_like_values() {
     assert_eq!(cells_digest(&cells, &mut buf), row_digest(&row));
     assert_eq!(buf, bincode::serde::encode_to_vec(&row, bincode::config::standard()).unwrap());
     assert_eq!(cells.iter().map(|c| c.to_value()).collect::<Vec<_>>(), row);
+    // and decode back to the same values, from bincode and from JSON
+    let config = bincode::config::standard();
+    let (decoded, used): (Vec<Value>, usize) = bincode::serde::decode_from_slice(&buf, config).unwrap();
+    assert_eq!((decoded, used), (row.clone(), buf.len()));
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&serde_json::to_string(&row).unwrap()).unwrap(), row);
+    // text that is not UTF-8 is an error, not a value
+    let mut bad = bincode::serde::encode_to_vec(Value::Text("ab".into()), config).unwrap();
+    *bad.last_mut().unwrap() = 0xff;
+    assert!(bincode::serde::decode_from_slice::<Value, _>(&bad, config).is_err());
 }
 
 #[test]

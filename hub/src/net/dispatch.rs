@@ -147,15 +147,52 @@ impl Hub {
         cert: Arc<Vec<u8>>,
         protocol: u16,
         recv: &mut quinn::RecvStream,
-        answers: tokio::sync::mpsc::Sender<(Vec<Message>, Option<u64>)>,
+        answers: Answers,
     ) {
+        // the changeset being stored while the next request is read and checked
+        let mut storing: Option<tokio::task::JoinHandle<Message>> = None;
         loop {
-            let mut durable = false;
-            let work: Work = match frames::recv_after(recv, Some(UPLOAD_IDLE)).await {
+            // the changeset being stored is answered as soon as it is, though no request follows
+            let next = frames::recv_after(recv, Some(UPLOAD_IDLE));
+            tokio::pin!(next);
+            let received = loop {
+                let Some(handle) = storing.as_mut() else { break next.await };
+                tokio::select! {
+                    received = &mut next => break received,
+                    answer = handle => {
+                        storing = None;
+                        if !self.hand_on_stored(answer, &answers).await {
+                            return;
+                        }
+                    }
+                }
+            };
+            // anything but a changeset waits until the one being stored is answered
+            let upload = matches!(received, Ok(Some(Message::Upload(_))));
+            if !upload && !self.stored(storing.take(), &answers).await {
+                return;
+            }
+            let work: Work = match received {
                 Ok(Some(Message::Upload(e))) => {
-                    durable = true;
-                    let (node, cert) = (node.clone(), cert.clone());
-                    Box::new(move |hub: &Hub| vec![hub.accept_changeset(&node, role, &cert, e)])
+                    let (hub, node, cert) = (self.clone(), node.clone(), cert.clone());
+                    let checked = tokio::task::spawn_blocking(move || hub.check_changeset(&node, role, &cert, e)).await;
+                    // the one before is answered first
+                    if !self.stored(storing.take(), &answers).await {
+                        return;
+                    }
+                    let answered = match checked {
+                        Ok(Ok(checked)) => {
+                            let hub = self.clone();
+                            storing = Some(tokio::task::spawn_blocking(move || hub.store_changeset(checked)));
+                            true
+                        }
+                        Ok(Err(rejected)) => hand_on(&answers, vec![*rejected], None).await,
+                        Err(_) => hand_on(&answers, vec![failed()], None).await,
+                    };
+                    if !answered {
+                        return;
+                    }
+                    continue;
                 }
                 // a kind of protocol 3 only on its connections: an older peer never sees a `Ring`
                 Ok(Some(Message::Watch(seen))) if protocol >= wire::PUSH => {
@@ -288,22 +325,26 @@ impl Hub {
                 }
             };
             let hub = self.clone();
-            let answer = tokio::task::spawn_blocking(move || work(&hub)).await;
-            let done = match answer {
-                Ok(a) => a,
-                Err(_) => vec![Message::Refused(Refusal {
-                    code: RefusalCode::Internal,
-                    message: "the hub failed while storing what was sent; it will be retried".into(),
-                })],
-            };
-            // taken after the work: its commit is in this batch or an earlier one
-            let ticket = durable.then(|| self.vaults.ticket());
-            // after a refusal nothing more on this stream is done (the answering task stops there too)
-            let refused = done.iter().any(|m| matches!(m, Message::Refused(_)));
-            if answers.send((done, ticket)).await.is_err() || refused {
-                return; // the answering task stopped: the stream is done
+            let done = tokio::task::spawn_blocking(move || work(&hub)).await.unwrap_or_else(|_| vec![failed()]);
+            if !hand_on(&answers, done, None).await {
+                return;
             }
         }
+    }
+
+    /// Waits for the changeset being stored, if one is, and hands its
+    /// answer on with the flush it waits for; false when the stream is done.
+    async fn stored(&self, storing: Option<tokio::task::JoinHandle<Message>>, answers: &Answers) -> bool {
+        let Some(storing) = storing else { return true };
+        self.hand_on_stored(storing.await, answers).await
+    }
+
+    /// Hands on the answer of a changeset stored, with the flush it waits for.
+    async fn hand_on_stored(&self, answer: Result<Message, tokio::task::JoinError>, answers: &Answers) -> bool {
+        let answer = answer.unwrap_or_else(|_| failed());
+        // taken after the work: its commit is in this batch or an earlier one
+        let ticket = self.vaults.ticket();
+        hand_on(answers, vec![answer], Some(ticket)).await
     }
 
     /// Waits until `who`'s doorbell count differs from `seen` (at once if it
@@ -553,59 +594,23 @@ impl Hub {
             Err(e) => not_stored("the observations", &e),
         }
     }
+}
 
-    /// Verifies and applies one changeset from `node`, whose certificate is `cert`.
-    pub(super) fn accept_changeset(&self, node: &NodeId, role: Role, cert: &[u8], env: SignedChangeset) -> Message {
-        let reject = |reason: String| {
-            warn!(resource = %env.resource, seq = env.seq, origin = %env.origin, %reason, "changeset rejected");
-            Message::Rejected(Rejected { resource: env.resource.clone(), seq: env.seq, reason })
-        };
-        let signer = match self.signer(node, role, cert, &env.origin, &env.signer_chain) {
-            Ok(s) => s,
-            Err(e) => return reject(format!("changeset from {}: {e}", env.origin)),
-        };
-        if let Err(e) = pki::verify_signature(&signer, &env.body, &env.signature) {
-            return reject(format!("{e}; it was altered after {} signed it", env.origin));
-        }
-        let cs = match decode_changeset(&env.body) {
-            Ok(cs) => cs,
-            Err(e) => return reject(e.to_string()),
-        };
-        if cs.origin != env.origin || cs.resource != env.resource || cs.seq != env.seq {
-            return reject("the changeset's contents do not match its envelope".into());
-        }
-        if let Err(e) = cs.validate() {
-            return reject(e);
-        }
-        // Every hub keeps the signed frame: a child forwards it to its
-        // parent, and grants are delivered from it.
-        let frame = match wire::encode_frame(&Message::Upload(env.clone())) {
-            Ok(frame) => frame,
-            // it arrived as a frame, so it encodes as one; should it not, keep nothing and say so
-            Err(e) => {
-                return internal(&format!("the hub could not keep the changeset's frame ({e}); it will be retried"));
-            }
-        };
-        let started = std::time::Instant::now();
-        match self.vaults.apply(&cs, &pki::sha256(&env.body), Some(&frame), now()) {
-            Ok(Applied::Applied) => {
-                let m = crate::metrics::counters();
-                m.changesets.inc();
-                m.rows.inc_by(cs.changes.len() as u64);
-                m.bytes.inc_by(env.body.len() as u64);
-                m.apply_seconds.observe(started.elapsed().as_secs_f64());
-                info!(resource = %cs.resource, seq = cs.seq, rows = cs.changes.len(), "changeset applied");
-                Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: false })
-            }
-            Ok(Applied::Duplicate) => Message::Ack(Ack { resource: cs.resource, seq: cs.seq, duplicate: true }),
-            Ok(Applied::Gap { expected }) => Message::Gap(Gap { resource: cs.resource, got: cs.seq, expected }),
-            Err(VaultError::Schema(reason)) => reject(reason),
-            Err(e) => {
-                warn!(error = %e, "vault write failed");
-                not_stored("the changeset", &e)
-            }
-        }
-    }
+/// Where a stream's answers wait to go out in order, each with the vault
+/// flush it waits for.
+type Answers = tokio::sync::mpsc::Sender<(Vec<Message>, Option<u64>)>;
+
+/// Hands `done` on to be sent after flush `ticket`; false when the stream
+/// is done: the answering task stopped, or `done` refuses (after a refusal
+/// nothing more on the stream is done; the answering task stops there too).
+async fn hand_on(answers: &Answers, done: Vec<Message>, ticket: Option<u64>) -> bool {
+    let refused = done.iter().any(|m| matches!(m, Message::Refused(_)));
+    answers.send((done, ticket)).await.is_ok() && !refused
+}
+
+/// The refusal answering a request whose work failed (a panic, caught).
+fn failed() -> Message {
+    internal("the hub failed while storing what was sent; it will be retried")
 }
 
 /// The message answering an exchange, lookup or supervision request: the answer, the refusal, or

@@ -46,6 +46,7 @@ use crate::supervision::config::SupervisionConfig;
 use crate::util::{now, now_ms};
 
 mod background;
+mod changesets;
 mod credentials;
 mod dispatch;
 mod enrolment;

@@ -201,13 +201,17 @@ struct SyncArgs {
     /// Key shapes, one run each
     #[arg(long, value_delimiter = ',', default_value = "int,text,composite")]
     key: Vec<KeyShape>,
+    /// Times the local copy and the first sync are each run (the first sync on a new hub and agent
+    /// each time); their medians are compared
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
 }
 
 fn main() {
     match Cli::parse().scenario {
         Scenario::Initial(a) | Scenario::Incremental(a) => {
             let runs: Vec<(serde_json::Value, serde_json::Value)> =
-                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, Vaults::Files)).collect();
+                a.key.iter().map(|&shape| sync_bench(shape, a.rows, a.change_pct, a.repeat, Vaults::Files)).collect();
             let (initial, incremental): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
             write_json("initial", &serde_json::json!(initial));
             write_json("incremental", &serde_json::json!(incremental));
@@ -319,7 +323,7 @@ fn at_rest_bench(rows: i64, agents: usize) {
 /// gdx-bench-SCENARIO.json (each side under its name).
 fn compare(scenario: &str, rows: i64, agents: usize, per_agent: u64, a: (&str, Vaults), b: (&str, Vaults)) {
     let runs = [a.1, b.1].map(|v| {
-        let (initial, incremental) = sync_bench(sync::KeyShape::Int, rows, 1.0, v);
+        let (initial, incremental) = sync_bench(sync::KeyShape::Int, rows, 1.0, 1, v);
         (initial, incremental, fanin_bench(&[agents], per_agent, 0.0, v).remove(0))
     });
     let [(a_initial, a_inc, a_fanin), (b_initial, b_inc, b_fanin)] = &runs;

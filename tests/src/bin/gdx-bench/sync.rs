@@ -138,10 +138,12 @@ pub(super) fn people_resource(src: &Path, shape: KeyShape) -> String {
 /// table synced in full, then after `pct` % of its rows changed (80 % of
 /// them updated, 10 % deleted, 10 % new people), against a local SQLite
 /// copy and (with `rsync`) rsync through an rsync daemon on 127.0.0.1.
+/// The copy and the first sync run `repeat` times each; their medians count.
 pub(super) fn sync_bench(
     shape: KeyShape,
     rows: i64,
     pct: f64,
+    repeat: u32,
     vaults: Vaults,
 ) -> (serde_json::Value, serde_json::Value) {
     let changed = ((rows as f64) * pct / 100.0).round() as i64;
@@ -157,18 +159,28 @@ pub(super) fn sync_bench(
     println!("source: {} MiB", src_bytes / (1 << 20));
 
     // Baseline: local SQLite copy.
-    let t = Instant::now();
-    let dst = tmp.path().join("copy.db");
-    let c = rusqlite::Connection::open(&dst).expect("open copy");
-    c.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; {};
-         ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people; DETACH s;",
-        shape.create_sql(),
-        src.display()
-    ))
-    .expect("copy");
-    let copy_s = t.elapsed().as_secs_f64();
-    println!("baseline sqlite copy: {:.2} s, {:.0} rows/s", copy_s, rows as f64 / copy_s);
+    let copies: Vec<f64> = (0..repeat)
+        .map(|n| {
+            let t = Instant::now();
+            let dst = tmp.path().join(format!("copy{n}.db"));
+            let c = rusqlite::Connection::open(&dst).expect("open copy");
+            c.execute_batch(&format!(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; {};
+                 ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people; DETACH s;",
+                shape.create_sql(),
+                src.display()
+            ))
+            .expect("copy");
+            let secs = t.elapsed().as_secs_f64();
+            drop(c);
+            for file in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{file}", dst.display()));
+            }
+            secs
+        })
+        .collect();
+    let copy_s = median(&copies);
+    println!("baseline sqlite copy: {:.2} s, {:.0} rows/s{}", copy_s, rows as f64 / copy_s, runs_of(&copies));
 
     // Baseline: rsync full, then delta, to an rsync daemon on 127.0.0.1.
     let daemon = rsync_present().then(|| RsyncDaemon::start(tmp.path()));
@@ -180,14 +192,24 @@ pub(super) fn sync_bench(
 
     // GDX initial sync.
     println!("the hub keeps its vaults in {}", vaults.name());
+    // the runs before the last on a hub and agent of their own; the last one's go on to the change
+    let mut firsts: Vec<f64> = (1..repeat)
+        .map(|_| {
+            let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
+            timed_sync(&agent).0
+        })
+        .collect();
     let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
-    let (gdx_s, full_bytes, _, rss) = timed_sync(&agent);
+    let (last_s, full_bytes, _, rss) = timed_sync(&agent);
+    firsts.push(last_s);
+    let gdx_s = median(&firsts);
     println!(
-        "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent, agent peak RSS {rss:.0} MiB ({:.2}x the SQLite copy's time)",
+        "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent, agent peak RSS {rss:.0} MiB ({:.2}x the SQLite copy's time){}",
         gdx_s,
         rows as f64 / gdx_s,
         full_bytes,
-        gdx_s / copy_s
+        gdx_s / copy_s,
+        runs_of(&firsts)
     );
 
     // Change P% and sync again.
@@ -216,7 +238,7 @@ pub(super) fn sync_bench(
         println!("initial bytes: rsync sent {:.1}x the bytes gdx sent", b as f64 / full_bytes.max(1) as f64);
     }
     let initial = serde_json::json!({ "key": shape.name(), "rows": rows, "vaults": vaults.name(), "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s,
-        "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss, "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s,
+        "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss, "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s, "gdx_runs_s": firsts, "sqlite_copy_runs_s": copies,
         "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) });
     let incremental = serde_json::json!({ "key": shape.name(), "rows": rows, "rows_changed": inc_rows, "gdx_s": inc_s,
         "gdx_bytes": inc_bytes, "agent_peak_rss_mib": inc_rss, "zstd_changed_rows_bytes": zstd_bytes,
@@ -504,4 +526,21 @@ impl Drop for RsyncDaemon {
         self.child.kill().ok();
         self.child.wait().ok();
     }
+}
+
+/// The median of `runs` (not empty).
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 }
+}
+
+/// `" (median of 1.02 0.98 1.10 s)"`, or nothing for one run.
+fn runs_of(runs: &[f64]) -> String {
+    if runs.len() < 2 {
+        return String::new();
+    }
+    let each: Vec<String> = runs.iter().map(|s| format!("{s:.2}")).collect();
+    format!(" (median of {} s)", each.join(" "))
 }
