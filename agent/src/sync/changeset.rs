@@ -114,20 +114,46 @@ impl Batcher {
     }
 }
 
+/// New digests written to the saved state in one statement.
+const STATE_ROWS: usize = 32;
+
 /// Commits one changeset: its rows' new digests, the outbox entry and the
 /// next number, in one transaction.
 pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Result<(), ScanError> {
     let Made { seq, keys, frame } = made;
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let mut up =
-            tx.prepare_cached("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES (?1, ?2, ?3)")?;
+        let upsert = |rows: usize| {
+            let tuples: Vec<String> = (0..rows).map(|i| format!("(?1, ?{}, ?{})", 2 * i + 2, 2 * i + 3)).collect();
+            format!("INSERT OR REPLACE INTO rowstate (resource, key, digest) VALUES {}", tuples.join(", "))
+        };
+        // runs of new digests go STATE_ROWS to a statement (one statement's overhead for many rows)
+        let mut up = tx.prepare_cached(&upsert(1))?;
+        let mut up_many = tx.prepare_cached(&upsert(STATE_ROWS))?;
         let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
+        let mut run: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * STATE_ROWS);
+        run.push(&code);
         for (key, digest) in &keys {
             match digest {
-                Some(d) => up.execute(params![code, key, d.as_slice()])?,
-                None => del.execute(params![code, key])?,
-            };
+                Some(d) => {
+                    run.extend([key as &dyn rusqlite::ToSql, d as &dyn rusqlite::ToSql]);
+                    if run.len() == 1 + 2 * STATE_ROWS {
+                        up_many.execute(run.as_slice())?;
+                        run.truncate(1);
+                    }
+                }
+                None => {
+                    // the new digests before it first: the changes apply in their order
+                    for pair in run[1..].chunks(2) {
+                        up.execute([run[0], pair[0], pair[1]].as_slice())?;
+                    }
+                    run.truncate(1);
+                    del.execute(params![code, key])?;
+                }
+            }
+        }
+        for pair in run[1..].chunks(2) {
+            up.execute([run[0], pair[0], pair[1]].as_slice())?;
         }
     }
     tx.execute(
