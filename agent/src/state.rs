@@ -36,7 +36,10 @@ CREATE TABLE IF NOT EXISTS resources (
     epoch      INTEGER NOT NULL DEFAULT (abs(random())),
     last_scan  INTEGER,
     last_error TEXT,
-    rows       INTEGER NOT NULL DEFAULT 0
+    rows       INTEGER NOT NULL DEFAULT 0,
+    -- how its rows' digests are made (gdx_common::data::DigestKind): set
+    -- when it holds no saved rows, fixed while it does
+    digest     INTEGER NOT NULL DEFAULT 1
 );
 -- reads by watermark (resources with `changed`): the greatest value seen
 -- before the last read and before the one ahead of it (JSON of a Value),
@@ -289,8 +292,9 @@ impl State {
 
 /// The format of `state.db`, in its `user_version`: 1 since the keys of
 /// `rowstate` sort like their values ([`gdx_common::key`]); 0 before, when
-/// they were bincode.
-pub(crate) const FORMAT: i64 = 1;
+/// they were bincode; 2 since each resource records its rows' digest kind
+/// (`resources.digest`; resources saved before keep the first kind).
+pub(crate) const FORMAT: i64 = 2;
 
 /// Brings a `state.db` of an earlier format up to [`FORMAT`], in one
 /// transaction: killed at any point, the file stays as it was and the next
@@ -307,6 +311,21 @@ fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
     if format >= FORMAT {
         return Ok(());
     }
+    if format < 1 {
+        order_keys(&tx)?;
+    }
+    // a file made by this build has the column already
+    let has_digest: bool =
+        tx.query_row("SELECT count(*) FROM pragma_table_info('resources') WHERE name = 'digest'", [], |r| r.get(0))?;
+    if !has_digest {
+        tx.execute_batch("ALTER TABLE resources ADD COLUMN digest INTEGER NOT NULL DEFAULT 1")?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {FORMAT};"))?;
+    tx.commit()
+}
+
+/// Format 0 to 1: `rowstate`'s keys re-encoded to sort like their values.
+fn order_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "CREATE TABLE rowstate_ordered (resource TEXT NOT NULL, key BLOB NOT NULL, digest BLOB NOT NULL,
              PRIMARY KEY (resource, key)) WITHOUT ROWID;",
@@ -328,10 +347,7 @@ fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
             write.execute(params![r.get_ref(0)?.as_str()?, key, r.get_ref(2)?.as_blob()?])?;
         }
     }
-    tx.execute_batch(&format!(
-        "DROP TABLE rowstate; ALTER TABLE rowstate_ordered RENAME TO rowstate; PRAGMA user_version = {FORMAT};"
-    ))?;
-    tx.commit()
+    tx.execute_batch("DROP TABLE rowstate; ALTER TABLE rowstate_ordered RENAME TO rowstate;")
 }
 
 #[cfg(test)]
@@ -372,6 +388,29 @@ mod tests {
         let mut s = State::open(&path).unwrap();
         let n: i64 = s.conn().query_row("SELECT count(*) FROM rowstate", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 2);
+    }
+
+    /// A state of format 1 (no digest kinds): its resources keep the first
+    /// kind, which their saved digests were made with.
+    #[test]
+    fn a_state_without_digest_kinds_keeps_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(
+                "ALTER TABLE resources DROP COLUMN digest; PRAGMA user_version = 1;
+                 INSERT INTO resources (code, columns, key) VALUES ('r', '[]', '[]');",
+            )
+            .unwrap();
+        }
+        let mut s = State::open(&path).unwrap();
+        let digest: i64 =
+            s.conn().query_row("SELECT digest FROM resources WHERE code = 'r'", [], |r| r.get(0)).unwrap();
+        assert_eq!(gdx_common::data::DigestKind::from_code(digest), Some(gdx_common::data::DigestKind::Fnv));
+        let format: i64 = s.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(format, FORMAT);
     }
 
     #[test]

@@ -287,6 +287,61 @@ fn schema_drift_adds_columns_and_pauses_on_drops() {
     assert_eq!(out["resources"].as_array().unwrap().len(), 2);
 }
 
+/// A resource's saved digests are compared by the kind `state.db` records
+/// for it: the newest for a resource first synced now, the first kind kept
+/// by one synced before (its digests were made so) for as long as it holds
+/// saved rows.
+#[test]
+fn saved_digests_keep_their_kind() {
+    let (hub, agent, tmp) = setup();
+    let db = tmp.path().join("dengji.db");
+    // an INTEGER PRIMARY KEY is read straight in key order, beside the saved digests
+    sql(
+        &db,
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, age INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+         INSERT INTO people SELECT i, '卓玛' || i, i % 90 FROM n;",
+    );
+    agent.add_config(&sqlite_resource("dengji", &db));
+    let state = agent.dir.path().join("state.db");
+    let kind = || -> i64 {
+        rusqlite::Connection::open(&state)
+            .unwrap()
+            .query_row("SELECT digest FROM resources WHERE code = 'dengji'", [], |r| r.get(0))
+            .unwrap()
+    };
+    let sync = |what: &str| {
+        let (code, out, err) = agent.sync(&[]);
+        assert_eq!(code, 0, "{err}");
+        let r = &out["resources"][0];
+        let counts = [&r["inserted"], &r["updated"], &r["deleted"]].map(|v| v.as_u64().unwrap());
+        println!("{what}: {counts:?}");
+        counts
+    };
+    assert_eq!(sync("first"), [300, 0, 0]);
+    assert_eq!(kind(), 2, "a first sync takes the newest kind");
+
+    // as if first synced before the newest kind: the rows' digests do not
+    // match the first kind's, so every row is sent again (the hub applies
+    // them as upserts), and then matches
+    sql(&state, "UPDATE resources SET digest = 1 WHERE code = 'dengji'");
+    assert_eq!(sync("under the first kind"), [0, 300, 0]);
+    assert_eq!(kind(), 1, "a resource holding saved rows keeps its kind");
+    assert_eq!(sync("unchanged"), [0, 0, 0]);
+    sql(&db, "UPDATE people SET age = 99 WHERE id = 7; DELETE FROM people WHERE id = 8;");
+    assert_eq!(sync("one changed, one gone"), [0, 1, 1]);
+    same(&hub, &db, "people", "dengji", COLS);
+
+    // every row gone: the resource holds no saved rows, and its next rows take the newest kind
+    sql(&db, "DELETE FROM people;");
+    assert_eq!(sync("emptied"), [0, 0, 299]);
+    sql(&db, "INSERT INTO people VALUES (1, '才让', 30), (2, '拉毛', 31);");
+    assert_eq!(sync("refilled"), [2, 0, 0]);
+    assert_eq!(kind(), 2);
+    assert_eq!(sync("unchanged again"), [0, 0, 0]);
+    same(&hub, &db, "people", "dengji", COLS);
+}
+
 #[test]
 fn oversized_rows_lost_state_and_restored_state() {
     let (hub, agent, tmp) = setup();

@@ -30,7 +30,7 @@
 
 use gdx_certs::pki;
 use gdx_common::catalog::CatalogEntry;
-use gdx_common::data::{Cell, Column, Value, merge_schema};
+use gdx_common::data::{Cell, Column, DigestKind, Value, merge_schema};
 use rusqlite::{OptionalExtension, params};
 
 use crate::catalog;
@@ -118,6 +118,10 @@ pub enum ScanError {
     /// The declared catalogue entry is invalid or does not match the source.
     #[error("{0}")]
     Catalog(String),
+    #[error(
+        "resource {resource}: state.db says its rows' digests are of kind {kind}, which this gdx-agent does not know; a newer gdx-agent wrote it: install that version again"
+    )]
+    NewerState { resource: String, kind: i64 },
 }
 
 /// Keeps why the last scan of `code` failed, for `status` and `doctor`.
@@ -298,9 +302,19 @@ pub fn scan(
              last_scan = excluded.last_scan, last_error = NULL",
         params![code, serde_json::to_string(&columns)?, serde_json::to_string(&res.key)?, now],
     )?;
-    let (first_seq, epoch): (i64, i64) =
-        tx.query_row("SELECT next_seq, epoch FROM resources WHERE code = ?1", [&code], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // a resource holding no saved rows takes the newest digest kind; one that does keeps its own
+    tx.execute(
+        "UPDATE resources SET digest = ?2
+         WHERE code = ?1 AND digest <> ?2 AND NOT EXISTS (SELECT 1 FROM rowstate WHERE resource = ?1)",
+        params![code, DigestKind::Xxh3.code()],
+    )?;
+    let (first_seq, epoch, digest): (i64, i64, i64) =
+        tx.query_row("SELECT next_seq, epoch, digest FROM resources WHERE code = ?1", [&code], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     let (first_seq, epoch) = (first_seq as u64, epoch as u64);
+    let digest =
+        DigestKind::from_code(digest).ok_or_else(|| ScanError::NewerState { resource: code.clone(), kind: digest })?;
     if let Some(entry) = &entry {
         report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
     }
@@ -331,6 +345,7 @@ pub fn scan(
         positions: &positions,
         identity: positions.iter().enumerate().all(|(i, p)| *p == Some(i)) && positions.len() == extract.columns.len(),
         epoch,
+        digest,
         now,
         code: &code,
         committed: &committed,

@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 
 use gdx_common::catalog::ValueKind;
 use gdx_common::catalog::kinds::check_value;
-use gdx_common::data::{Cell, Change, Column, Value, cells_digest};
+use gdx_common::data::{Cell, Change, Column, DigestKind, Value};
 use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
 
@@ -81,6 +81,8 @@ pub(super) struct Pass<'a, F> {
     /// The source's columns are `columns`, in order.
     pub(super) identity: bool,
     pub(super) epoch: u64,
+    /// How the resource's saved digests are made.
+    pub(super) digest: DigestKind,
     pub(super) now: i64,
     pub(super) code: &'a str,
     pub(super) committed: &'a F,
@@ -488,7 +490,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             return Fate::SetAside { keyed: true };
         }
         out.rows += 1;
-        let digest = cells_digest(cells, row_buf);
+        let digest = self.digest.of(cells, row_buf);
         if was == Some(digest) {
             return Fate::Kept;
         }

@@ -303,12 +303,51 @@ pub fn row_digest(row: &[Value]) -> [u8; 16] {
 
 /// [`row_digest`] of borrowed cells, encoding into `buf` (reused between rows).
 pub fn cells_digest(row: &[Cell<'_>], buf: &mut Vec<u8>) -> [u8; 16] {
-    buf.clear();
-    put_varint(buf, row.len() as u64);
-    for cell in row {
-        put_cell(buf, *cell);
+    DigestKind::Fnv.of(row, buf)
+}
+
+/// How the digests of a resource's saved rows are computed: the agent's
+/// saved state records one kind per resource, fixed while it holds rows.
+/// Both digest the cells' encoding (the bytes bincode gives their values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestKind {
+    /// Two FNV-style lanes, a byte at a time: resources first synced before XXH3.
+    Fnv,
+    /// XXH3-128, eight bytes at a time: about ten times faster on a row.
+    Xxh3,
+}
+
+impl DigestKind {
+    /// The digest of `row`, encoding it into `buf` (reused between rows).
+    pub fn of(self, row: &[Cell<'_>], buf: &mut Vec<u8>) -> [u8; 16] {
+        buf.clear();
+        put_varint(buf, row.len() as u64);
+        for cell in row {
+            put_cell(buf, *cell);
+        }
+        match self {
+            DigestKind::Fnv => digest128(buf),
+            DigestKind::Xxh3 => twox_hash::XxHash3_128::oneshot(buf),
+        }
+        .to_le_bytes()
     }
-    digest128(buf).to_le_bytes()
+
+    /// Its number in `state.db`.
+    pub fn code(self) -> i64 {
+        match self {
+            DigestKind::Fnv => 1,
+            DigestKind::Xxh3 => 2,
+        }
+    }
+
+    /// The kind numbered `code`, if this build knows it.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            1 => Some(DigestKind::Fnv),
+            2 => Some(DigestKind::Xxh3),
+            _ => None,
+        }
+    }
 }
 
 /// Appends `n` as bincode's standard configuration writes integers.

@@ -230,3 +230,24 @@ fn schema_merge_keeps_the_saved_order_and_names_drift() {
     assert_eq!(merge_schema(None, &saved), Ok(saved.clone()));
     assert_eq!(merge_schema(Some(&[]), &saved), Ok(saved.clone()));
 }
+
+/// The saved digests of every agent rest on these values: a build that
+/// changed either kind would see every saved row as changed.
+#[test]
+fn digest_kinds_are_fixed() {
+    let row = [Cell::Text("632522199001010011"), Cell::Integer(7), Cell::Null, Cell::Text("藏族")];
+    let hex = |d: [u8; 16]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut buf = Vec::new();
+    let fnv = DigestKind::Fnv.of(&row, &mut buf);
+    assert_eq!(fnv, cells_digest(&row, &mut buf));
+    let xxh3 = DigestKind::Xxh3.of(&row, &mut buf);
+    assert_eq!(hex(fnv), "90b8746417f1d207218c066dcd6135f8");
+    assert_eq!(hex(xxh3), "3e34e17aabe60c2214c48b8c9a238a4c");
+    // the XXH3 kind is XXH3-128 of the cells' encoding, as its published algorithm gives it
+    assert_eq!(xxh3, twox_hash::XxHash3_128::oneshot(&buf).to_le_bytes());
+    assert_ne!(DigestKind::Xxh3.of(&row[..3], &mut buf), xxh3);
+    for kind in [DigestKind::Fnv, DigestKind::Xxh3] {
+        assert_eq!(DigestKind::from_code(kind.code()), Some(kind));
+    }
+    assert_eq!(DigestKind::from_code(3), None);
+}
