@@ -94,7 +94,8 @@ impl Hub {
     }
 
     /// Receives changesets on one stream, in order, and answers each with an
-    /// acknowledgement (after commit), a gap, or a rejection. The answers
+    /// acknowledgement (after commit), a gap, or a rejection. Each is checked
+    /// while the one before it is stored (`super::changesets`). The answers
     /// go out in order from a task of their own: an answer about a
     /// changeset waits until its vault's commit is on disk (group commit,
     /// `crate::store::group_sync`), while the next changesets are applied.

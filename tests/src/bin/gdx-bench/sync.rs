@@ -173,46 +173,15 @@ pub(super) fn sync_bench(
 
     // Baseline: local SQLite copy.
     let copies: Vec<f64> = (0..repeat)
-        .map(|n| {
-            let t = Instant::now();
-            let dst = tmp.path().join(format!("copy{n}.db"));
-            let c = rusqlite::Connection::open(&dst).expect("open copy");
-            c.execute_batch(&format!(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; {};
-                 ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people; DETACH s;",
-                shape.create_sql(),
-                src.display()
-            ))
-            .expect("copy");
-            let secs = t.elapsed().as_secs_f64();
-            drop(c);
-            for file in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{file}", dst.display()));
-            }
-            secs
-        })
+        .map(|n| timed_copy(&src, &tmp.path().join(format!("copy{n}.db")), shape.create_sql(), ""))
         .collect();
     let copy_s = median(&copies);
     println!("baseline sqlite copy: {:.2} s, {:.0} rows/s{}", copy_s, rows as f64 / copy_s, runs_of(&copies));
     // For scale, not a goal: the same rows copied into a table shaped as a
     // hub's vault (`WITHOUT ROWID`, keyed), in key order: SQLite cannot copy
     // records byte for byte there, so each row is decoded and inserted.
-    let t = Instant::now();
-    let dst = tmp.path().join("vault-shaped.db");
-    let c = rusqlite::Connection::open(&dst).expect("open copy");
-    c.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; {};
-         ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people ORDER BY {}; DETACH s;",
-        shape.vault_shaped_sql(),
-        src.display(),
-        shape.key_columns()
-    ))
-    .expect("copy");
-    let vault_copy_s = t.elapsed().as_secs_f64();
-    drop(c);
-    for file in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{file}", dst.display()));
-    }
+    let order = format!(" ORDER BY {}", shape.key_columns());
+    let vault_copy_s = timed_copy(&src, &tmp.path().join("vault-shaped.db"), &shape.vault_shaped_sql(), &order);
     println!("the same rows into a table shaped as a vault (WITHOUT ROWID, in key order): {vault_copy_s:.2} s");
 
     // Baseline: rsync full, then delta, to an rsync daemon on 127.0.0.1.
@@ -577,4 +546,24 @@ fn runs_of(runs: &[f64]) -> String {
     }
     let each: Vec<String> = runs.iter().map(|s| format!("{s:.2}")).collect();
     format!(" (median of {} s)", each.join(" "))
+}
+
+/// Seconds to copy the people of `src` into a new database `dst` whose
+/// table `create` makes (with a vault's pragmas), read in `order`; `dst`
+/// is removed after.
+fn timed_copy(src: &Path, dst: &Path, create: &str, order: &str) -> f64 {
+    let t = Instant::now();
+    let c = rusqlite::Connection::open(dst).expect("open copy");
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; {create};
+         ATTACH '{}' AS s; INSERT INTO people SELECT * FROM s.people{order}; DETACH s;",
+        src.display()
+    ))
+    .expect("copy");
+    let secs = t.elapsed().as_secs_f64();
+    drop(c);
+    for file in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{file}", dst.display()));
+    }
+    secs
 }
