@@ -313,8 +313,12 @@ pub fn scan(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
     let (first_seq, epoch) = (first_seq as u64, epoch as u64);
-    let digest =
-        DigestKind::from_code(digest).ok_or_else(|| ScanError::NewerState { resource: code.clone(), kind: digest })?;
+    let Some(digest) = DigestKind::from_code(digest) else {
+        drop(tx);
+        let err = ScanError::NewerState { resource: code.clone(), kind: digest };
+        record_error(state, &code, &err.to_string());
+        return Err(err);
+    };
     if let Some(entry) = &entry {
         report.entry_version = catalog::stage(&tx, signer, entry).map_err(ScanError::Catalog)?;
     }

@@ -153,7 +153,10 @@ impl Hub {
         // the changeset being stored while the next request is read and checked
         let mut storing: Option<tokio::task::JoinHandle<Message>> = None;
         loop {
-            // the changeset being stored is answered as soon as it is, though no request follows
+            // the changeset being stored is answered as soon as it is, though no request follows;
+            // the idle limit counts from here, so a store longer than it ends the stream once
+            // answered (the sender opens another), and at most two changesets of a stream are in
+            // the hub's memory at once: the one stored and the one checked
             let next = frames::recv_after(recv, Some(UPLOAD_IDLE));
             tokio::pin!(next);
             let received = loop {
