@@ -210,7 +210,7 @@ impl Reader {
                             ValueRef::Null => Cell::Null,
                             ValueRef::Integer(i) => Cell::Integer(i),
                             ValueRef::Real(f) => Cell::Real(f),
-                            ValueRef::Text(t) => simdutf8::basic::from_utf8(t).map_or(Cell::Blob(t), Cell::Text),
+                            ValueRef::Text(t) => std::str::from_utf8(t).map_or(Cell::Blob(t), Cell::Text),
                             ValueRef::Blob(b) => Cell::Blob(b),
                         });
                     }

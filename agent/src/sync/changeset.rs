@@ -144,17 +144,12 @@ pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Res
                 }
                 None => {
                     // the new digests before it first: the changes apply in their order
-                    for pair in run[1..].chunks(2) {
-                        up.execute([run[0], pair[0], pair[1]].as_slice())?;
-                    }
-                    run.truncate(1);
+                    upsert_each(&mut up, &mut run)?;
                     del.execute(params![code, key])?;
                 }
             }
         }
-        for pair in run[1..].chunks(2) {
-            up.execute([run[0], pair[0], pair[1]].as_slice())?;
-        }
+        upsert_each(&mut up, &mut run)?;
     }
     tx.execute(
         "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
@@ -162,6 +157,16 @@ pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Res
     )?;
     tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Writes the new digests of `run` (the resource, then key and digest
+/// pairs) one statement each, and empties it back to the resource.
+fn upsert_each(up: &mut rusqlite::CachedStatement<'_>, run: &mut Vec<&dyn rusqlite::ToSql>) -> rusqlite::Result<()> {
+    for pair in run[1..].chunks(2) {
+        up.execute([run[0], pair[0], pair[1]].as_slice())?;
+    }
+    run.truncate(1);
     Ok(())
 }
 

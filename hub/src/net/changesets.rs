@@ -27,20 +27,20 @@ impl Hub {
         cert: &[u8],
         env: SignedChangeset,
     ) -> Result<Checked, Box<Message>> {
-        let signer = self.signer(node, role, cert, &env.origin, &env.signer_chain).map_err(|e| {
-            rejected(&env.resource, env.seq, &env.origin, format!("changeset from {}: {e}", env.origin))
-        })?;
+        let reject = |why: String| Box::new(rejected(&env.resource, env.seq, &env.origin, why));
+        let signer = self
+            .signer(node, role, cert, &env.origin, &env.signer_chain)
+            .map_err(|e| reject(format!("changeset from {}: {e}", env.origin)))?;
         if let Err(e) = pki::verify_signature(&signer, &env.body, &env.signature) {
             let why = format!("{e}; it was altered after {} signed it", env.origin);
-            return Err(Box::new(rejected(&env.resource, env.seq, &env.origin, why)));
+            return Err(reject(why));
         }
-        let cs = decode_changeset(&env.body)
-            .map_err(|e| Box::new(rejected(&env.resource, env.seq, &env.origin, e.to_string())))?;
+        let cs = decode_changeset(&env.body).map_err(|e| reject(e.to_string()))?;
         if cs.origin != env.origin || cs.resource != env.resource || cs.seq != env.seq {
             let why = "the changeset's contents do not match its envelope".to_owned();
-            return Err(Box::new(rejected(&env.resource, env.seq, &env.origin, why)));
+            return Err(reject(why));
         }
-        cs.validate().map_err(|e| Box::new(rejected(&env.resource, env.seq, &env.origin, e)))?;
+        cs.validate().map_err(reject)?;
         let digest = pki::sha256(&env.body);
         let body_len = env.body.len();
         // Every hub keeps the signed frame: a child forwards it to its
