@@ -57,7 +57,10 @@ CREATE TABLE IF NOT EXISTS rowstate (
     digest   BLOB NOT NULL,
     PRIMARY KEY (resource, key)
 ) WITHOUT ROWID;
--- signed changesets not yet acknowledged by the hub
+-- signed changesets: those numbered above their resource's acked_seq wait
+-- for the hub; those at or below it were acknowledged, and are kept 14 days
+-- (at most 2,000 a resource) to send again to a hub restored from an older
+-- backup
 CREATE TABLE IF NOT EXISTS outbox (
     resource TEXT NOT NULL,
     seq      INTEGER NOT NULL,
@@ -65,16 +68,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     envelope BLOB NOT NULL,
     PRIMARY KEY (resource, seq)
 );
--- signed changesets the hub acknowledged, kept for 14 days (at most 2,000 a
--- resource) to send again to a hub restored from an older backup
-CREATE TABLE IF NOT EXISTS acked_outbox (
+-- when the hub acknowledged each resource's changesets up to seq
+CREATE TABLE IF NOT EXISTS acks (
     resource TEXT NOT NULL,
     seq      INTEGER NOT NULL,
-    rows     INTEGER NOT NULL,
-    envelope BLOB NOT NULL,
-    acked_at INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
     PRIMARY KEY (resource, seq)
-);
+) WITHOUT ROWID;
 -- catalogue entries as last published, and the signed version awaiting the hub
 CREATE TABLE IF NOT EXISTS catalog (
     code      TEXT PRIMARY KEY,
@@ -272,7 +272,8 @@ impl State {
             .optional()?
             .unwrap_or_else(|| ResourceState { code: code.to_owned(), ..ResourceState::default() });
         (r.backlog_changesets, r.backlog_rows) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(rows), 0) FROM outbox WHERE resource = ?1",
+            "SELECT count(*), coalesce(sum(o.rows), 0) FROM resources r CROSS JOIN outbox o ON o.resource = r.code
+             WHERE r.code = ?1 AND o.seq > r.acked_seq",
             [code],
             |x| Ok((x.get(0)?, x.get(1)?)),
         )?;
@@ -293,8 +294,10 @@ impl State {
 /// The format of `state.db`, in its `user_version`: 1 since the keys of
 /// `rowstate` sort like their values ([`gdx_common::key`]); 0 before, when
 /// they were bincode; 2 since each resource records its rows' digest kind
-/// (`resources.digest`; resources saved before keep the first kind).
-pub(crate) const FORMAT: i64 = 2;
+/// (`resources.digest`; resources saved before keep the first kind); 3
+/// since acknowledged changesets stay in `outbox`, below `acked_seq`, with
+/// their times in `acks` (before, they were copied to `acked_outbox`).
+pub(crate) const FORMAT: i64 = 3;
 
 /// Brings a `state.db` of an earlier format up to [`FORMAT`], in one
 /// transaction: killed at any point, the file stays as it was and the next
@@ -320,8 +323,27 @@ fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
     if !has_digest {
         tx.execute_batch("ALTER TABLE resources ADD COLUMN digest INTEGER NOT NULL DEFAULT 1")?;
     }
+    if format < 3 {
+        keep_acked_in_outbox(&tx)?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {FORMAT};"))?;
     tx.commit()
+}
+
+/// Format 2 to 3: the acknowledged changesets kept in `acked_outbox` move
+/// back to `outbox` (their numbers are at or below `acked_seq`), their
+/// times to `acks`.
+fn keep_acked_in_outbox(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let old: bool = tx.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'acked_outbox'", [], |r| r.get(0))?;
+    if !old {
+        return Ok(());
+    }
+    tx.execute_batch(
+        "INSERT OR IGNORE INTO outbox (resource, seq, rows, envelope)
+             SELECT resource, seq, rows, envelope FROM acked_outbox;
+         INSERT OR REPLACE INTO acks (resource, seq, at) SELECT resource, seq, acked_at FROM acked_outbox;
+         DROP TABLE acked_outbox;",
+    )
 }
 
 /// Format 0 to 1: `rowstate`'s keys re-encoded to sort like their values.
@@ -411,6 +433,45 @@ mod tests {
         assert_eq!(gdx_common::data::DigestKind::from_code(digest), Some(gdx_common::data::DigestKind::Fnv));
         let format: i64 = s.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(format, FORMAT);
+    }
+
+    /// A state of format 2: acknowledged changesets move from `acked_outbox`
+    /// back to `outbox`, below `acked_seq`, their times to `acks`.
+    #[test]
+    fn a_state_with_acked_outbox_keeps_what_it_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(
+                "PRAGMA user_version = 2;
+                 CREATE TABLE acked_outbox (resource TEXT NOT NULL, seq INTEGER NOT NULL, rows INTEGER NOT NULL,
+                     envelope BLOB NOT NULL, acked_at INTEGER NOT NULL, PRIMARY KEY (resource, seq));
+                 INSERT INTO resources (code, columns, key, next_seq, acked_seq) VALUES ('r', '[]', '[]', 4, 2);
+                 INSERT INTO acked_outbox VALUES ('r', 1, 5, x'01', 100), ('r', 2, 5, x'02', 200);
+                 INSERT INTO outbox VALUES ('r', 3, 5, x'03');",
+            )
+            .unwrap();
+        }
+        let mut s = State::open(&path).unwrap();
+        let outbox: Vec<(i64, Vec<u8>)> = {
+            let mut q = s.conn().prepare("SELECT seq, envelope FROM outbox ORDER BY seq").unwrap();
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(outbox, [(1, vec![1]), (2, vec![2]), (3, vec![3])]);
+        let acks: Vec<(i64, i64)> = {
+            let mut q = s.conn().prepare("SELECT seq, at FROM acks ORDER BY seq").unwrap();
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(acks, [(1, 100), (2, 200)]);
+        let r = s.resource_state("r").unwrap();
+        assert_eq!((r.backlog_changesets, r.backlog_rows), (1, 5));
+        let old: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'acked_outbox'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(old, 0);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! Changesets go out in order per resource on one stream, up to [`WINDOW`]
 //! ahead of their acknowledgements. The hub acknowledges each one only after
-//! committing it; the agent deletes it from the outbox only after the
-//! acknowledgement. A kill on either side in between means the changeset is
+//! committing it; the agent marks it acknowledged (its resource's
+//! `acked_seq`) only after the acknowledgement, and keeps it a while for a
+//! hub restored from an older backup. A kill on either side in between means the changeset is
 //! sent again and the hub acknowledges it as a duplicate. When the hub
 //! reports a gap, the agent drops what the hub already holds and resends
 //! from the number the hub expects.
@@ -221,7 +222,8 @@ pub struct Backlog {
 /// What waits in the outbox for `only` (all resources when `None`).
 pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<Backlog> {
     state.conn().query_row(
-        "SELECT count(*), coalesce(sum(rows), 0) FROM outbox WHERE ?1 IS NULL OR resource = ?1",
+        "SELECT count(*), coalesce(sum(o.rows), 0) FROM resources r CROSS JOIN outbox o ON o.resource = r.code
+         WHERE (?1 IS NULL OR r.code = ?1) AND o.seq > r.acked_seq",
         [only],
         |r| Ok(Backlog { changesets: r.get::<_, i64>(0)? as u64, rows: r.get::<_, i64>(1)? as u64 }),
     )
@@ -277,16 +279,31 @@ pub async fn drain(
 type Pending = Vec<(String, u64, u64, Vec<u8>)>;
 
 fn load_pending(state: &mut State, only: Option<&str>) -> rusqlite::Result<Pending> {
-    let mut stmt = state.conn().prepare(
-        "SELECT o.resource, o.seq, o.rows, o.envelope FROM outbox o
-         LEFT JOIN resources r ON r.code = o.resource
-         WHERE (?1 IS NULL OR o.resource = ?1) AND r.held IS NULL
-         ORDER BY o.resource, o.seq LIMIT 4096",
-    )?;
-    let rows = stmt.query_map([only], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64, r.get::<_, Vec<u8>>(3)?))
-    })?;
-    rows.collect()
+    const LIMIT: usize = 4096;
+    let conn = state.conn();
+    let resources: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT code, acked_seq FROM resources WHERE (?1 IS NULL OR code = ?1) AND held IS NULL ORDER BY code",
+        )?
+        .query_map([only], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    // one resource at a time, so that the outbox's index gives the order
+    let mut stmt =
+        conn.prepare("SELECT seq, rows, envelope FROM outbox WHERE resource = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+    let mut pending = Pending::new();
+    for (code, acked) in resources {
+        let left = LIMIT - pending.len();
+        if left == 0 {
+            break;
+        }
+        let rows = stmt.query_map(params![code, acked, left as i64], |r| {
+            Ok((code.clone(), r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, Vec<u8>>(2)?))
+        })?;
+        for row in rows {
+            pending.push(row?);
+        }
+    }
+    Ok(pending)
 }
 
 /// One pass over `pending`; returns true when a gap asks for a restart.
@@ -378,22 +395,44 @@ async fn drain_once(
 const KEEP_ACKED_SECS: i64 = 14 * 86_400;
 const KEEP_ACKED: i64 = 2_000;
 
-/// Moves outbox entries of `resource` up to and including `seq` to the
-/// acknowledged ones, and forgets acknowledged ones older than the keeping.
+/// Records that the hub holds the changesets of `resource` up to and
+/// including `seq`: they stay in the outbox, below `acked_seq`, and those
+/// acknowledged longer ago than the keeping are deleted.
 fn forget(state: &mut State, resource: &str, seq: u64) -> rusqlite::Result<()> {
     let now = crate::now();
-    let tx = state.conn().transaction()?;
+    // it reads before it writes: take the write lock first, or a scan's
+    // commit in between would fail it
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let acked: i64 = tx
+        .query_row("SELECT acked_seq FROM resources WHERE code = ?1", [resource], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if seq as i64 <= acked {
+        return Ok(());
+    }
+    tx.execute("UPDATE resources SET acked_seq = ?2 WHERE code = ?1", params![resource, seq as i64])?;
     tx.execute(
-        "INSERT OR REPLACE INTO acked_outbox (resource, seq, rows, envelope, acked_at)
-         SELECT resource, seq, rows, envelope, ?3 FROM outbox WHERE resource = ?1 AND seq <= ?2",
+        "INSERT OR REPLACE INTO acks (resource, seq, at) VALUES (?1, ?2, ?3)",
         params![resource, seq as i64, now],
     )?;
-    tx.execute("DELETE FROM outbox WHERE resource = ?1 AND seq <= ?2", params![resource, seq as i64])?;
-    tx.execute("UPDATE resources SET acked_seq = max(acked_seq, ?2) WHERE code = ?1", params![resource, seq as i64])?;
-    tx.execute(
-        "DELETE FROM acked_outbox WHERE resource = ?1 AND (seq <= ?2 - ?3 OR acked_at < ?4)",
-        params![resource, seq as i64, KEEP_ACKED, now - KEEP_ACKED_SECS],
+    // the oldest acknowledgement first: most of the time it is recent, and
+    // nothing is scanned
+    let oldest: i64 = tx.query_row(
+        "SELECT coalesce((SELECT at FROM acks WHERE resource = ?1 ORDER BY seq LIMIT 1), ?2)",
+        params![resource, now],
+        |r| r.get(0),
     )?;
+    let mut keep_above = seq as i64 - KEEP_ACKED;
+    if oldest < now - KEEP_ACKED_SECS {
+        let old: i64 = tx.query_row(
+            "SELECT coalesce(max(seq), 0) FROM acks WHERE resource = ?1 AND at < ?2",
+            params![resource, now - KEEP_ACKED_SECS],
+            |r| r.get(0),
+        )?;
+        keep_above = keep_above.max(old);
+    }
+    tx.execute("DELETE FROM outbox WHERE resource = ?1 AND seq <= ?2", params![resource, keep_above])?;
+    tx.execute("DELETE FROM acks WHERE resource = ?1 AND seq <= ?2", params![resource, keep_above])?;
     tx.commit()
 }
 
@@ -410,21 +449,18 @@ fn acked_seq(state: &mut State, resource: &str) -> rusqlite::Result<u64> {
 /// sent again as they were signed (the hub applies each once, by number).
 /// Err, with what to do, when this agent no longer keeps all of them.
 fn take_back(state: &mut State, resource: &str, expected: u64, acked: u64) -> rusqlite::Result<Result<u64, NotKept>> {
-    let tx = state.conn().transaction()?;
+    // it reads before it writes: take the write lock first, or a scan's
+    // commit in between would fail it
+    let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let kept: i64 = tx.query_row(
-        "SELECT count(*) FROM acked_outbox WHERE resource = ?1 AND seq >= ?2 AND seq <= ?3",
+        "SELECT count(*) FROM outbox WHERE resource = ?1 AND seq >= ?2 AND seq <= ?3",
         params![resource, expected as i64, acked as i64],
         |r| r.get(0),
     )?;
     if kept as u64 != acked - expected + 1 {
         return Ok(Err(NotKept { expected, acked }));
     }
-    tx.execute(
-        "INSERT OR IGNORE INTO outbox (resource, seq, rows, envelope)
-         SELECT resource, seq, rows, envelope FROM acked_outbox WHERE resource = ?1 AND seq >= ?2",
-        params![resource, expected as i64],
-    )?;
-    tx.execute("DELETE FROM acked_outbox WHERE resource = ?1 AND seq >= ?2", params![resource, expected as i64])?;
+    tx.execute("DELETE FROM acks WHERE resource = ?1 AND seq >= ?2", params![resource, expected as i64])?;
     tx.execute("UPDATE resources SET acked_seq = ?2 WHERE code = ?1", params![resource, expected as i64 - 1])?;
     tx.commit()?;
     Ok(Ok(acked - expected + 1))
@@ -445,4 +481,75 @@ fn db_err(e: rusqlite::Error) -> LinkError {
         return LinkError(crate::state::disk_full_sentence(None));
     }
     LinkError(format!("the agent's state database failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with changesets 1 to `n` of resource `r` in its outbox.
+    fn state_with(n: u64) -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(&dir.path().join("state.db")).unwrap();
+        s.conn().execute("INSERT INTO resources (code, columns, key) VALUES ('r', '[]', '[]')", []).unwrap();
+        for seq in 1..=n {
+            s.conn()
+                .execute(
+                    "INSERT INTO outbox (resource, seq, rows, envelope) VALUES ('r', ?1, 10, ?2)",
+                    params![seq as i64, vec![seq as u8; LENGTH_PREFIX + 1]],
+                )
+                .unwrap();
+        }
+        (dir, s)
+    }
+
+    fn seqs(p: &Pending) -> Vec<u64> {
+        p.iter().map(|x| x.1).collect()
+    }
+
+    /// Acknowledged changesets leave the backlog but stay in the outbox,
+    /// and a hub restored from an older backup gets them back as signed.
+    #[test]
+    fn acknowledged_changesets_are_kept_and_taken_back() {
+        let (_dir, mut s) = state_with(5);
+        forget(&mut s, "r", 3).unwrap();
+        assert_eq!(seqs(&load_pending(&mut s, None).unwrap()), [4, 5]);
+        assert_eq!(backlog(&mut s, Some("r")).unwrap().changesets, 2);
+        assert_eq!(s.resource_state("r").unwrap().backlog_rows, 20);
+        // an older acknowledgement changes nothing
+        forget(&mut s, "r", 2).unwrap();
+        assert_eq!(acked_seq(&mut s, "r").unwrap(), 3);
+        assert_eq!(take_back(&mut s, "r", 2, 3).unwrap().unwrap(), 2);
+        let pending = load_pending(&mut s, Some("r")).unwrap();
+        assert_eq!(seqs(&pending), [2, 3, 4, 5]);
+        assert_eq!(pending[0].3, vec![2u8; LENGTH_PREFIX + 1]);
+        assert_eq!(acked_seq(&mut s, "r").unwrap(), 1);
+        let acks: i64 = s.conn().query_row("SELECT count(*) FROM acks", [], |r| r.get(0)).unwrap();
+        assert_eq!(acks, 0, "the acknowledgement of 3 is undone");
+        // held resources send nothing
+        s.conn().execute("UPDATE resources SET held = 'x'", []).unwrap();
+        assert!(load_pending(&mut s, None).unwrap().is_empty());
+    }
+
+    /// At most KEEP_ACKED acknowledged changesets a resource are kept, and
+    /// none acknowledged more than KEEP_ACKED_SECS ago.
+    #[test]
+    fn acknowledged_changesets_are_kept_for_a_while() {
+        let n = KEEP_ACKED as u64 + 10;
+        let (_dir, mut s) = state_with(n);
+        for seq in 1..=n {
+            forget(&mut s, "r", seq).unwrap();
+        }
+        let kept = |s: &mut State| -> (i64, i64) {
+            s.conn().query_row("SELECT count(*), min(seq) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+        };
+        assert_eq!(kept(&mut s), (KEEP_ACKED, 11));
+        assert!(matches!(take_back(&mut s, "r", 10, n).unwrap(), Err(NotKept { .. })));
+        assert_eq!(take_back(&mut s, "r", n, n).unwrap().unwrap(), 1);
+        // acknowledgements up to 2,000 older than the keeping
+        s.conn().execute("UPDATE acks SET at = at - ?1 WHERE seq <= 2000", [KEEP_ACKED_SECS + 1]).unwrap();
+        forget(&mut s, "r", n).unwrap();
+        assert_eq!(kept(&mut s), (i64::try_from(n).unwrap() - 2000, 2001));
+        assert!(load_pending(&mut s, None).unwrap().is_empty());
+    }
 }
