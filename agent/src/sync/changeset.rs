@@ -4,7 +4,7 @@
 
 use gdx_certs::pki;
 use gdx_common::data::{
-    Change, Changeset, Column, MAX_CHANGESET_CELLS, MAX_CHANGESET_ROWS, ResourceCode, encode_changeset,
+    Change, Changeset, Column, MAX_CHANGESET_CELLS, MAX_CHANGESET_ROWS, ResourceCode, Value, encode_changeset_of,
 };
 use gdx_common::wire::{self, SignedChangeset};
 use rusqlite::params;
@@ -14,8 +14,48 @@ use super::{MAX_CHUNK_BYTES, ScanError};
 use crate::identity::Signer;
 use crate::state::State;
 
-/// A change on its way into a changeset: encoded key, change, new digest.
-pub(super) type Pending = (Vec<u8>, Change, [u8; 16]);
+/// A change on its way into a changeset, in one allocation: its encoded
+/// key (the order of `rowstate` and of the hub's vault), then the change as
+/// the changeset's body encodes it ([`Change::put_upsert`]); with its count
+/// of values and its row's new digest. A changed row is never held as
+/// values: each would be an allocation, made on the reading thread and
+/// freed on another.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct Pending {
+    bytes: Vec<u8>,
+    key_len: u32,
+    cells: u32,
+    /// `None`: a delete.
+    digest: Option<[u8; 16]>,
+}
+
+impl Pending {
+    /// An upsert of the row whose values encode as `values` (what
+    /// [`gdx_common::data::DigestKind::of`] leaves in its buffer).
+    pub(super) fn upsert(key: &[u8], values: &[u8], cells: usize, digest: [u8; 16]) -> Self {
+        let mut bytes = Vec::with_capacity(key.len() + 1 + values.len());
+        bytes.extend_from_slice(key);
+        Change::put_upsert(values, &mut bytes);
+        Self { bytes, key_len: key.len() as u32, cells: cells as u32, digest: Some(digest) }
+    }
+
+    /// A delete of the row keyed `key`, whose values are `values`.
+    pub(super) fn delete(key: &[u8], values: &[Value]) -> Self {
+        let mut bytes = Vec::with_capacity(key.len() + 1 + values.len() * 10);
+        bytes.extend_from_slice(key);
+        Change::put_delete(values, &mut bytes);
+        Self { bytes, key_len: key.len() as u32, cells: values.len() as u32, digest: None }
+    }
+
+    pub(super) fn key(&self) -> &[u8] {
+        &self.bytes[..self.key_len as usize]
+    }
+
+    /// The change, as the changeset's body holds it.
+    fn change(&self) -> &[u8] {
+        &self.bytes[self.key_len as usize..]
+    }
+}
 
 /// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows,
 /// [`MAX_CHANGESET_CELLS`] values and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
@@ -52,13 +92,11 @@ impl Batcher {
 
     pub(super) fn push(&mut self, change: Pending, size: usize) {
         match &mut self.spill {
-            Some(_)
-                if self.last.as_ref().is_some_and(|last| last.is_empty() || last.as_slice() < change.0.as_slice()) =>
-            {
+            Some(_) if self.last.as_ref().is_some_and(|last| last.is_empty() || last.as_slice() < change.key()) => {
                 // still in key order: straight on
                 let last = self.last.get_or_insert_with(Vec::new);
                 last.clear();
-                last.extend_from_slice(&change.0);
+                last.extend_from_slice(change.key());
                 self.cut(change, size);
             }
             Some(spill) if self.error.is_none() => {
@@ -73,9 +111,7 @@ impl Batcher {
     }
 
     fn cut(&mut self, change: Pending, size: usize) {
-        let cells = match &change.1 {
-            Change::Upsert(values) | Change::Delete(values) => values.len(),
-        };
+        let cells = change.cells as usize;
         if !self.rows.is_empty()
             && (self.rows.len() >= MAX_CHANGESET_ROWS
                 || self.bytes + size > MAX_CHUNK_BYTES
@@ -94,7 +130,7 @@ impl Batcher {
         self.cells = 0;
         if !rows.is_empty() {
             // encoded keys sort like the keys' values (a sorted run costs one pass)
-            rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+            rows.sort_unstable_by(|a, b| a.0.key().cmp(b.0.key()));
             // a send fails only when the writer stopped on an error, which the scan returns
             let _ = self.to_encoder.send(rows.into_iter().map(|(change, _)| change).collect());
         }
@@ -120,7 +156,7 @@ const STATE_ROWS: usize = 32;
 /// Commits one changeset: its rows' new digests, the outbox entry and the
 /// next number, in one transaction.
 pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Result<(), ScanError> {
-    let Made { seq, keys, frame } = made;
+    let Made { seq, rows, frame } = made;
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let upsert = |rows: usize| {
@@ -133,6 +169,7 @@ pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Res
         let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
         let mut run: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * STATE_ROWS);
         run.push(&code);
+        let keys: Vec<(&[u8], Option<[u8; 16]>)> = rows.iter().map(|p| (p.key(), p.digest)).collect();
         for (key, digest) in &keys {
             match digest {
                 Some(d) => {
@@ -153,7 +190,7 @@ pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Res
     }
     tx.execute(
         "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
-        params![code, seq as i64, keys.len() as i64, frame],
+        params![code, seq as i64, rows.len() as i64, frame],
     )?;
     tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
     tx.commit()?;
@@ -170,16 +207,13 @@ fn upsert_each(up: &mut rusqlite::CachedStatement<'_>, run: &mut Vec<&dyn rusqli
     Ok(())
 }
 
-/// A changeset ready for the outbox: its number, its rows' keys with their
-/// new digests (`None`: deleted), and the signed upload frame.
+/// A changeset ready for the outbox: its number, its rows (their keys and
+/// new digests go to the saved state), and the signed upload frame.
 pub(super) struct Made {
     pub(super) seq: u64,
-    pub(super) keys: Vec<Synced>,
+    pub(super) rows: Vec<Pending>,
     pub(super) frame: Vec<u8>,
 }
-
-/// A row's encoded key and its new digest (`None`: deleted).
-pub(super) type Synced = (Vec<u8>, Option<[u8; 16]>);
 
 /// Changeset `seq` of `chunk`, encoded, compressed, signed and framed for upload.
 #[allow(clippy::too_many_arguments)]
@@ -190,7 +224,7 @@ pub(super) fn signed_frame(
     columns: &[Column],
     key_idx: &[usize],
     seq: u64,
-    chunk: Vec<Change>,
+    chunk: &[Pending],
     now: i64,
 ) -> Result<Vec<u8>, ScanError> {
     let rows = chunk.len() as u32;
@@ -201,10 +235,11 @@ pub(super) fn signed_frame(
         epoch,
         columns: columns.to_vec(),
         key: key_idx.to_vec(),
-        changes: chunk,
+        changes: Vec::new(),
         created_at: now,
     };
-    let body = encode_changeset(&cs).map_err(|e| ScanError::Key(format!("{resource}: {e}")))?;
+    let changes: Vec<&[u8]> = chunk.iter().map(Pending::change).collect();
+    let body = encode_changeset_of(&cs, &changes).map_err(|e| ScanError::Key(format!("{resource}: {e}")))?;
     let envelope = SignedChangeset {
         origin: signer.node.clone(),
         resource: resource.clone(),
@@ -234,7 +269,8 @@ mod tests {
                 row.extend(rows.iter().cloned());
                 let key = gdx_common::key::encode_key(&[&row[0]]);
                 let size = row_bytes(&row);
-                batcher.push((key, Change::Upsert(row), [0; 16]), size);
+                let values = bincode::serde::encode_to_vec(&row, bincode::config::standard()).unwrap();
+                batcher.push(Pending::upsert(&key, &values, row.len(), [0; 16]), size);
             }
             batcher.finish().unwrap();
             drop(batcher);
@@ -246,8 +282,14 @@ mod tests {
         assert!(batches(vec![], 0).is_empty());
         // each changeset is sorted by key (they came in descending order)
         let sorted = batches(vec![], 12_001);
-        let first: Vec<&Change> = sorted[0].iter().take(2).map(|p| &p.1).collect();
-        assert_eq!(first, [&Change::Upsert(vec![Value::Integer(7_001)]), &Change::Upsert(vec![Value::Integer(7_002)])]);
+        let first: Vec<&[u8]> = sorted[0].iter().take(2).map(Pending::change).collect();
+        let upsert = |i: i64| {
+            let mut out = Vec::new();
+            let values = bincode::serde::encode_to_vec(vec![Value::Integer(i)], bincode::config::standard()).unwrap();
+            Change::put_upsert(&values, &mut out);
+            out
+        };
+        assert_eq!(first, [upsert(7_001), upsert(7_002)]);
     }
 
     /// A source in key order streams; from its first key out of order on,
@@ -259,13 +301,13 @@ mod tests {
         let mut batcher = Batcher::new(tx, Some(Spill::new(dir.path())));
         let key = |i: i64| gdx_common::key::encode_key(&[&Value::Integer(i)]);
         for i in (0..6_000).chain([-5, 9_000, 3]) {
-            batcher.push((key(i), Change::Delete(vec![Value::Integer(i)]), [0; 16]), 10);
+            batcher.push(Pending::delete(&key(i), &[Value::Integer(i)]), 10);
         }
         // the first 5,000 in order left as a changeset while the source was read
         assert_eq!(rx.try_iter().map(|b| b.len()).collect::<Vec<_>>(), [5_000]);
         batcher.finish().unwrap();
         drop(batcher);
-        let rest: Vec<Vec<u8>> = rx.into_iter().flatten().map(|p| p.0).collect();
+        let rest: Vec<Vec<u8>> = rx.into_iter().flatten().map(|p| p.key().to_vec()).collect();
         let mut want: Vec<Vec<u8>> = (5_000..6_000).chain([-5, 9_000, 3]).map(key).collect();
         want.sort();
         assert_eq!(rest, want);

@@ -12,11 +12,11 @@ use std::ops::ControlFlow;
 
 use gdx_common::catalog::ValueKind;
 use gdx_common::catalog::kinds::check_value;
-use gdx_common::data::{Cell, Change, Column, DigestKind, Value};
+use gdx_common::data::{Cell, Column, DigestKind, Value};
 use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
 
-use super::changeset::{Batcher, Made, Pending, Synced, commit_changeset, signed_frame};
+use super::changeset::{Batcher, Made, Pending, commit_changeset, signed_frame};
 use super::rowmap::{Beside, Entry, NewMap, fingerprint};
 use super::spill::Spill;
 use super::{MAX_ROW_BYTES, ScanError, cells_bytes, owned, row_bytes};
@@ -199,17 +199,10 @@ impl<F: Fn() + Sync> Pass<'_, F> {
             let (to_writer, made) = std::sync::mpsc::sync_channel::<Result<Made, ScanError>>(2);
             scope.spawn(move || {
                 for (n, batch) in batches.into_iter().enumerate() {
-                    let (keys, chunk): (Vec<Synced>, Vec<Change>) = batch
-                        .into_iter()
-                        .map(|(key, change, digest)| {
-                            let digest = matches!(change, Change::Upsert(_)).then_some(digest);
-                            ((key, digest), change)
-                        })
-                        .unzip();
                     let seq = first_seq + n as u64;
                     let made =
-                        signed_frame(self.signer, &self.res.code, self.epoch, columns, key_idx, seq, chunk, self.now)
-                            .map(|frame| Made { seq, keys, frame });
+                        signed_frame(self.signer, &self.res.code, self.epoch, columns, key_idx, seq, &batch, self.now)
+                            .map(|frame| Made { seq, rows: batch, frame });
                     if to_writer.send(made).is_err() {
                         return; // the writer stopped on an error
                     }
@@ -497,7 +490,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
         if was.is_some() {
             out.updated += 1;
         }
-        batch.push((key.clone(), Change::Upsert(owned(cells)), digest), size);
+        batch.push(Pending::upsert(key, row_buf, cells.len(), digest), size);
         Fate::Kept
     }
 
@@ -526,7 +519,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                 })?;
             out.deleted += 1;
             let size = row_bytes(&values);
-            batch.push((key.to_vec(), Change::Delete(values), [0; 16]), size);
+            batch.push(Pending::delete(key, &values), size);
             Ok(())
         };
         if partial {

@@ -52,7 +52,7 @@ impl Spill {
     fn write_run(&mut self) -> std::io::Result<()> {
         let mut rows = std::mem::take(&mut self.rows);
         self.bytes = 0;
-        rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+        rows.sort_unstable_by(|a, b| a.0.key().cmp(b.0.key()));
         let mut file = tempfile::tempfile_in(&self.dir)?;
         {
             let mut out = BufWriter::with_capacity(1 << 20, &mut file);
@@ -81,7 +81,7 @@ impl Spill {
     /// Calls `each` for every change gathered, in key order.
     pub(super) fn drain(mut self, mut each: impl FnMut(Pending, usize)) -> std::io::Result<()> {
         if self.runs.is_empty() {
-            self.rows.sort_unstable_by(|a, b| a.0.0.cmp(&b.0.0));
+            self.rows.sort_unstable_by(|a, b| a.0.key().cmp(b.0.key()));
             for (pending, size) in self.rows {
                 each(pending, size);
             }
@@ -106,7 +106,7 @@ fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Resul
     for (i, r) in readers.iter_mut().enumerate() {
         let head = read_one(r)?;
         if let Some((p, _)) = &head {
-            heap.push(Reverse((p.0.clone(), i)));
+            heap.push(Reverse((p.key().to_vec(), i)));
         }
         heads.push(head);
     }
@@ -114,7 +114,7 @@ fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Resul
         let Some((pending, size)) = heads[i].take() else { continue };
         let next = read_one(&mut readers[i])?;
         if let Some((p, _)) = &next {
-            heap.push(Reverse((p.0.clone(), i)));
+            heap.push(Reverse((p.key().to_vec(), i)));
         }
         heads[i] = next;
         each(pending, size)?;
@@ -145,7 +145,7 @@ fn read_one(r: &mut impl Read) -> std::io::Result<Option<(Pending, usize)>> {
 
 #[cfg(test)]
 mod tests {
-    use gdx_common::data::{Change, Value};
+    use gdx_common::data::Value;
 
     use super::*;
 
@@ -164,21 +164,21 @@ mod tests {
             want.push(key.clone());
             // big enough that several runs are written
             let size = RUN_BYTES / 7_000; // a run every 7,000 changes: 42 runs
-            spill.push((key, Change::Delete(vec![Value::Integer(i as i64)]), [1; 16]), size).unwrap();
+            spill.push(Pending::delete(&key, &[Value::Integer(i as i64)]), size).unwrap();
         }
         // more runs than are kept at once: some were merged on the way
         assert!(!spill.runs.is_empty() && spill.runs.len() < MAX_RUNS, "{} runs", spill.runs.len());
         want.sort();
         let mut got = Vec::new();
-        spill.drain(|p, _| got.push(p.0)).unwrap();
+        spill.drain(|p, _| got.push(p.key().to_vec())).unwrap();
         assert_eq!(got, want);
         // few changes never touch the disk
         let mut small = Spill::new(dir.path());
-        small.push((vec![2], Change::Delete(vec![]), [0; 16]), 10).unwrap();
-        small.push((vec![1], Change::Delete(vec![]), [0; 16]), 10).unwrap();
+        small.push(Pending::delete(&[2], &[]), 10).unwrap();
+        small.push(Pending::delete(&[1], &[]), 10).unwrap();
         assert!(small.runs.is_empty());
         let mut got = Vec::new();
-        small.drain(|p, _| got.push(p.0)).unwrap();
+        small.drain(|p, _| got.push(p.key().to_vec())).unwrap();
         assert_eq!(got, [vec![1], vec![2]]);
     }
 }

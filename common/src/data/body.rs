@@ -31,13 +31,38 @@ thread_local! {
 pub fn encode_changeset(cs: &Changeset) -> Result<Vec<u8>, BodyError> {
     let raw =
         bincode::serde::encode_to_vec(cs, bincode::config::standard()).map_err(|e| BodyError::Encode(e.to_string()))?;
+    compress(&raw)
+}
+
+/// `raw` compressed with this thread's context, at level 3.
+fn compress(raw: &[u8]) -> Result<Vec<u8>, BodyError> {
     COMPRESSOR.with_borrow_mut(|c| {
         let c = match c {
             Some(c) => c,
             None => c.insert(zstd::bulk::Compressor::new(3).map_err(|e| BodyError::Encode(e.to_string()))?),
         };
-        c.compress(&raw).map_err(|e| BodyError::Encode(e.to_string()))
+        c.compress(raw).map_err(|e| BodyError::Encode(e.to_string()))
     })
+}
+
+/// The body [`encode_changeset`] makes of `cs` with `changes` as its
+/// changes, each given as the bytes bincode gives a [`super::Change`]
+/// ([`super::Change::put_upsert`], [`super::Change::put_delete`]);
+/// `cs.changes` is not read. An agent encodes each changed row once, when
+/// it digests it, and never holds it as values.
+pub fn encode_changeset_of(cs: &Changeset, changes: &[&[u8]]) -> Result<Vec<u8>, BodyError> {
+    let config = bincode::config::standard();
+    let encode = |e: bincode::error::EncodeError| BodyError::Encode(e.to_string());
+    // bincode writes a struct as its fields one after another, a Vec as its length and its items
+    let mut raw = Vec::with_capacity(changes.iter().map(|c| c.len()).sum::<usize>() + 1024);
+    let head = (&cs.origin, &cs.resource, cs.seq, cs.epoch, &cs.columns, &cs.key);
+    bincode::serde::encode_into_std_write(head, &mut raw, config).map_err(encode)?;
+    super::put_varint(&mut raw, changes.len() as u64);
+    for change in changes {
+        raw.extend_from_slice(change);
+    }
+    bincode::serde::encode_into_std_write(cs.created_at, &mut raw, config).map_err(encode)?;
+    compress(&raw)
 }
 
 /// Decodes a body made by [`encode_changeset`], refusing anything that

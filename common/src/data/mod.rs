@@ -19,7 +19,7 @@ mod bounded;
 mod owned;
 mod schema;
 
-pub use body::{BodyError, MAX_CHANGESET_BYTES, decode_changeset, encode_changeset};
+pub use body::{BodyError, MAX_CHANGESET_BYTES, decode_changeset, encode_changeset, encode_changeset_of};
 pub use schema::{SchemaDrift, merge_schema};
 
 /// Most rows in one changeset; a large extract is cut into many.
@@ -92,6 +92,25 @@ pub enum Change {
     Upsert(Vec<Value>),
     /// Delete the row with these key values (key columns, in key order).
     Delete(Vec<Value>),
+}
+
+impl Change {
+    /// Appends the bytes bincode gives `Change::Upsert` of a row, from the
+    /// bytes it gives the row's values (as [`DigestKind::of`] leaves them
+    /// in its buffer): a changed row is encoded once, when it is digested.
+    pub fn put_upsert(values: &[u8], out: &mut Vec<u8>) {
+        out.push(0);
+        out.extend_from_slice(values);
+    }
+
+    /// Appends the bytes bincode gives `Change::Delete(key)`.
+    pub fn put_delete(key: &[Value], out: &mut Vec<u8>) {
+        out.push(1);
+        put_varint(out, key.len() as u64);
+        for v in key {
+            put_cell(out, Cell::from(v));
+        }
+    }
 }
 
 /// One numbered step of a resource's history.
