@@ -299,6 +299,11 @@ impl State {
 /// their times in `acks` (before, they were copied to `acked_outbox`).
 pub(crate) const FORMAT: i64 = 3;
 
+/// The last format that changed how `rowstate`'s keys and digests are
+/// made: a row map written beside them names it, and stays usable through
+/// later formats that leave them as they are (3 changed only the outbox).
+pub(crate) const ROWSTATE_FORMAT: i64 = 2;
+
 /// Brings a `state.db` of an earlier format up to [`FORMAT`], in one
 /// transaction: killed at any point, the file stays as it was and the next
 /// open does it again. A key that does not decode is dropped (its row is
@@ -306,13 +311,16 @@ pub(crate) const FORMAT: i64 = 3;
 fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
     // read first: every open (status, doctor) would otherwise take the write lock
     let format: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if format >= FORMAT {
+    // an older agent run on this file since has made `acked_outbox` again and
+    // moved frames there: they come back whatever the format says
+    if format >= FORMAT && !has_acked_outbox(conn)? {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let format: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if format >= FORMAT {
-        return Ok(());
+        keep_acked_in_outbox(&tx)?;
+        return tx.commit();
     }
     if format < 1 {
         order_keys(&tx)?;
@@ -323,19 +331,16 @@ fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
     if !has_digest {
         tx.execute_batch("ALTER TABLE resources ADD COLUMN digest INTEGER NOT NULL DEFAULT 1")?;
     }
-    if format < 3 {
-        keep_acked_in_outbox(&tx)?;
-    }
+    keep_acked_in_outbox(&tx)?;
     tx.execute_batch(&format!("PRAGMA user_version = {FORMAT};"))?;
     tx.commit()
 }
 
-/// Format 2 to 3: the acknowledged changesets kept in `acked_outbox` move
-/// back to `outbox` (their numbers are at or below `acked_seq`), their
-/// times to `acks`.
+/// Format 2 to 3, and again after an older agent ran on the file: the
+/// acknowledged changesets kept in `acked_outbox` move back to `outbox`
+/// (their numbers are at or below `acked_seq`), their times to `acks`.
 fn keep_acked_in_outbox(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let old: bool = tx.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'acked_outbox'", [], |r| r.get(0))?;
-    if !old {
+    if !has_acked_outbox(tx)? {
         return Ok(());
     }
     tx.execute_batch(
@@ -344,6 +349,12 @@ fn keep_acked_in_outbox(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> 
          INSERT OR REPLACE INTO acks (resource, seq, at) SELECT resource, seq, acked_at FROM acked_outbox;
          DROP TABLE acked_outbox;",
     )
+}
+
+fn has_acked_outbox(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'acked_outbox'", [], |r| {
+        r.get(0)
+    })
 }
 
 /// Format 0 to 1: `rowstate`'s keys re-encoded to sort like their values.
@@ -467,11 +478,24 @@ mod tests {
         assert_eq!(acks, [(1, 100), (2, 200)]);
         let r = s.resource_state("r").unwrap();
         assert_eq!((r.backlog_changesets, r.backlog_rows), (1, 5));
-        let old: i64 = s
-            .conn()
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'acked_outbox'", [], |r| r.get(0))
+        assert!(!has_acked_outbox(s.conn()).unwrap());
+        // an older agent ran on it since: made acked_outbox again, moved 3 there
+        s.conn()
+            .execute_batch(
+                "CREATE TABLE acked_outbox (resource TEXT NOT NULL, seq INTEGER NOT NULL, rows INTEGER NOT NULL,
+                     envelope BLOB NOT NULL, acked_at INTEGER NOT NULL, PRIMARY KEY (resource, seq));
+                 INSERT INTO acked_outbox SELECT resource, seq, rows, envelope, 300 FROM outbox WHERE seq = 3;
+                 DELETE FROM outbox WHERE seq = 3; UPDATE resources SET acked_seq = 3;",
+            )
             .unwrap();
-        assert_eq!(old, 0);
+        drop(s);
+        let mut s = State::open(&path).unwrap();
+        let seqs: Vec<i64> = {
+            let mut q = s.conn().prepare("SELECT seq FROM outbox ORDER BY seq").unwrap();
+            q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(!has_acked_outbox(s.conn()).unwrap());
     }
 
     #[test]

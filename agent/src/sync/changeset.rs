@@ -20,7 +20,7 @@ use crate::state::State;
 /// of values and its row's new digest. A changed row is never held as
 /// values: each would be an allocation, made on the reading thread and
 /// freed on another.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(super) struct Pending {
     bytes: Vec<u8>,
     key_len: u32,
@@ -55,7 +55,49 @@ impl Pending {
     fn change(&self) -> &[u8] {
         &self.bytes[self.key_len as usize..]
     }
+
+    /// Writes it to a spill's run, with `size`: its length, its counts and
+    /// digest, then its bytes as they are.
+    pub(super) fn write_to(&self, out: &mut impl std::io::Write, size: usize) -> std::io::Result<()> {
+        let mut head = [0u8; HEAD];
+        head[..8].copy_from_slice(&(self.bytes.len() as u64).to_le_bytes());
+        head[8..16].copy_from_slice(&(size as u64).to_le_bytes());
+        head[16..20].copy_from_slice(&self.key_len.to_le_bytes());
+        head[20..24].copy_from_slice(&self.cells.to_le_bytes());
+        if let Some(d) = self.digest {
+            head[24] = 1;
+            head[25..41].copy_from_slice(&d);
+        }
+        out.write_all(&head)?;
+        out.write_all(&self.bytes)
+    }
+
+    /// Reads back what [`Pending::write_to`] wrote, and its size; `None` at
+    /// the end of the run.
+    pub(super) fn read_from(r: &mut impl std::io::Read) -> std::io::Result<Option<(Self, usize)>> {
+        let mut head = [0u8; HEAD];
+        match r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        let half = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or_default());
+        let (len, size, key_len, cells) = (word(0) as usize, word(8) as usize, half(16), half(20));
+        // what this process wrote: more means the file was damaged
+        if key_len as usize > len || len > 4 * super::MAX_ROW_BYTES {
+            return Err(std::io::Error::other("a spilled change is damaged"));
+        }
+        let digest = (head[24] == 1).then(|| head[25..41].try_into().unwrap_or_default());
+        let mut bytes = vec![0u8; len];
+        r.read_exact(&mut bytes)?;
+        Ok(Some((Self { bytes, key_len, cells, digest }, size)))
+    }
 }
+
+/// Bytes before a spilled change's own: its length and size, key length,
+/// values, whether it has a digest, and the digest.
+const HEAD: usize = 8 + 8 + 4 + 4 + 1 + 16;
 
 /// Gathers changes into changesets of at most [`MAX_CHANGESET_ROWS`] rows,
 /// [`MAX_CHANGESET_CELLS`] values and [`MAX_CHUNK_BYTES`] bytes (so every frame fits the wire limit), and
@@ -156,7 +198,7 @@ const STATE_ROWS: usize = 32;
 /// Commits one changeset: its rows' new digests, the outbox entry and the
 /// next number, in one transaction.
 pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Result<(), ScanError> {
-    let Made { seq, rows, frame } = made;
+    let Made { seq, keys, frame } = made;
     let tx = state.conn().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let upsert = |rows: usize| {
@@ -169,8 +211,8 @@ pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Res
         let mut del = tx.prepare_cached("DELETE FROM rowstate WHERE resource = ?1 AND key = ?2")?;
         let mut run: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * STATE_ROWS);
         run.push(&code);
-        let keys: Vec<(&[u8], Option<[u8; 16]>)> = rows.iter().map(|p| (p.key(), p.digest)).collect();
-        for (key, digest) in &keys {
+        let pairs: Vec<(&[u8], Option<[u8; 16]>)> = keys.iter().collect();
+        for (key, digest) in &pairs {
             match digest {
                 Some(d) => {
                     run.extend([key as &dyn rusqlite::ToSql, d as &dyn rusqlite::ToSql]);
@@ -190,7 +232,7 @@ pub(super) fn commit_changeset(state: &mut State, code: &str, made: Made) -> Res
     }
     tx.execute(
         "INSERT INTO outbox (resource, seq, rows, envelope) VALUES (?1, ?2, ?3, ?4)",
-        params![code, seq as i64, rows.len() as i64, frame],
+        params![code, seq as i64, keys.rows.len() as i64, frame],
     )?;
     tx.execute("UPDATE resources SET next_seq = ?2 WHERE code = ?1", params![code, seq as i64 + 1])?;
     tx.commit()?;
@@ -207,12 +249,39 @@ fn upsert_each(up: &mut rusqlite::CachedStatement<'_>, run: &mut Vec<&dyn rusqli
     Ok(())
 }
 
-/// A changeset ready for the outbox: its number, its rows (their keys and
-/// new digests go to the saved state), and the signed upload frame.
+/// A changeset ready for the outbox: its number, its rows' keys and new
+/// digests, and the signed upload frame.
 pub(super) struct Made {
     pub(super) seq: u64,
-    pub(super) rows: Vec<Pending>,
+    pub(super) keys: Synced,
     pub(super) frame: Vec<u8>,
+}
+
+/// The keys of a changeset's rows one after another, each with where it
+/// ends and its row's new digest (`None`: deleted): what the saved state
+/// needs of them, in two allocations, while the rows' values are freed.
+pub(super) struct Synced {
+    bytes: Vec<u8>,
+    rows: Vec<(usize, Option<[u8; 16]>)>,
+}
+
+impl Synced {
+    pub(super) fn of(rows: &[Pending]) -> Self {
+        let mut bytes = Vec::with_capacity(rows.iter().map(|p| p.key_len as usize).sum());
+        let rows = rows
+            .iter()
+            .map(|p| {
+                bytes.extend_from_slice(p.key());
+                (bytes.len(), p.digest)
+            })
+            .collect();
+        Self { bytes, rows }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], Option<[u8; 16]>)> {
+        let starts = std::iter::once(0).chain(self.rows.iter().map(|r| r.0));
+        starts.zip(&self.rows).map(|(start, &(end, digest))| (&self.bytes[start..end], digest))
+    }
 }
 
 /// Changeset `seq` of `chunk`, encoded, compressed, signed and framed for upload.
@@ -290,6 +359,29 @@ mod tests {
             out
         };
         assert_eq!(first, [upsert(7_001), upsert(7_002)]);
+    }
+
+    /// A change written to a spill's run reads back as it was.
+    #[test]
+    fn spilled_changes_read_back_whole() {
+        let values =
+            bincode::serde::encode_to_vec(vec![Value::Text("拉毛".into())], bincode::config::standard()).unwrap();
+        let changes = [Pending::upsert(b"k1", &values, 1, [7; 16]), Pending::delete(b"k22", &[Value::Integer(-3)])];
+        let mut run = Vec::new();
+        for (i, p) in changes.iter().enumerate() {
+            p.write_to(&mut run, 100 + i).unwrap();
+        }
+        let mut r = run.as_slice();
+        for (i, want) in changes.iter().enumerate() {
+            let (got, size) = Pending::read_from(&mut r).unwrap().unwrap();
+            assert_eq!(
+                (got.key(), got.change(), got.cells, got.digest, size),
+                (want.key(), want.change(), want.cells, want.digest, 100 + i)
+            );
+        }
+        assert!(Pending::read_from(&mut r).unwrap().is_none());
+        // cut short in its bytes: an error, not a change
+        assert!(Pending::read_from(&mut &run[..HEAD + 2]).is_err());
     }
 
     /// A source in key order streams; from its first key out of order on,

@@ -380,7 +380,7 @@ pub fn scan(
         &serde_json::to_string(&columns)?,
         &serde_json::to_string(&res.key)?,
         epoch,
-        crate::state::FORMAT,
+        crate::state::ROWSTATE_FORMAT,
     );
     // a map not written after the last changeset is removed at once: a
     // state.db restored from a backup must not make an old one current again

@@ -16,7 +16,7 @@ use gdx_common::data::{Cell, Column, DigestKind, Value};
 use gdx_common::key::{decode_key, encode_cells_key};
 use rusqlite::OptionalExtension;
 
-use super::changeset::{Batcher, Made, Pending, commit_changeset, signed_frame};
+use super::changeset::{Batcher, Made, Pending, Synced, commit_changeset, signed_frame};
 use super::rowmap::{Beside, Entry, NewMap, fingerprint};
 use super::spill::Spill;
 use super::{MAX_ROW_BYTES, ScanError, cells_bytes, owned, row_bytes};
@@ -202,7 +202,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                     let seq = first_seq + n as u64;
                     let made =
                         signed_frame(self.signer, &self.res.code, self.epoch, columns, key_idx, seq, &batch, self.now)
-                            .map(|frame| Made { seq, rows: batch, frame });
+                            .map(|frame| Made { seq, keys: Synced::of(&batch), frame });
                     if to_writer.send(made).is_err() {
                         return; // the writer stopped on an error
                     }

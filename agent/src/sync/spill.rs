@@ -123,24 +123,11 @@ fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Resul
 }
 
 fn write_one(out: &mut impl Write, pending: &Pending, size: usize) -> std::io::Result<()> {
-    let bytes =
-        bincode::serde::encode_to_vec((pending, size), bincode::config::standard()).map_err(std::io::Error::other)?;
-    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
-    out.write_all(&bytes)
+    pending.write_to(out, size)
 }
 
 fn read_one(r: &mut impl Read) -> std::io::Result<Option<(Pending, usize)>> {
-    let mut len = [0u8; 8];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
-    r.read_exact(&mut buf)?;
-    let (item, _): ((Pending, usize), usize) =
-        bincode::serde::decode_from_slice(&buf, bincode::config::standard()).map_err(std::io::Error::other)?;
-    Ok(Some(item))
+    Pending::read_from(r)
 }
 
 #[cfg(test)]
