@@ -215,6 +215,20 @@ impl State {
     }
 }
 
+impl State {
+    /// Changesets waiting for the hub, and their rows, of `only` (every
+    /// resource when `None`): those numbered above their resource's
+    /// `acked_seq`.
+    pub fn waiting(&self, only: Option<&str>) -> rusqlite::Result<(i64, i64)> {
+        self.conn.query_row(
+            "SELECT count(*), coalesce(sum(o.rows), 0) FROM resources r CROSS JOIN outbox o ON o.resource = r.code
+             WHERE (?1 IS NULL OR r.code = ?1) AND o.seq > r.acked_seq",
+            [only],
+            |x| Ok((x.get(0)?, x.get(1)?)),
+        )
+    }
+}
+
 /// One resource as the agent last saw it, for `status` and `doctor`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ResourceState {
@@ -271,12 +285,7 @@ impl State {
             )
             .optional()?
             .unwrap_or_else(|| ResourceState { code: code.to_owned(), ..ResourceState::default() });
-        (r.backlog_changesets, r.backlog_rows) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(o.rows), 0) FROM resources r CROSS JOIN outbox o ON o.resource = r.code
-             WHERE r.code = ?1 AND o.seq > r.acked_seq",
-            [code],
-            |x| Ok((x.get(0)?, x.get(1)?)),
-        )?;
+        (r.backlog_changesets, r.backlog_rows) = self.waiting(Some(code))?;
         r.quarantined =
             self.conn.query_row("SELECT count(*) FROM quarantine WHERE resource = ?1", [code], |x| x.get(0))?;
         let mut stmt = self.conn.prepare_cached(
@@ -446,6 +455,10 @@ mod tests {
         assert_eq!(format, FORMAT);
     }
 
+    /// The table of acknowledged changesets before format 3.
+    const ACKED_OUTBOX: &str = "CREATE TABLE acked_outbox (resource TEXT NOT NULL, seq INTEGER NOT NULL,
+        rows INTEGER NOT NULL, envelope BLOB NOT NULL, acked_at INTEGER NOT NULL, PRIMARY KEY (resource, seq))";
+
     /// A state of format 2: acknowledged changesets move from `acked_outbox`
     /// back to `outbox`, below `acked_seq`, their times to `acks`.
     #[test]
@@ -455,10 +468,9 @@ mod tests {
         {
             let c = Connection::open(&path).unwrap();
             c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(ACKED_OUTBOX).unwrap();
             c.execute_batch(
                 "PRAGMA user_version = 2;
-                 CREATE TABLE acked_outbox (resource TEXT NOT NULL, seq INTEGER NOT NULL, rows INTEGER NOT NULL,
-                     envelope BLOB NOT NULL, acked_at INTEGER NOT NULL, PRIMARY KEY (resource, seq));
                  INSERT INTO resources (code, columns, key, next_seq, acked_seq) VALUES ('r', '[]', '[]', 4, 2);
                  INSERT INTO acked_outbox VALUES ('r', 1, 5, x'01', 100), ('r', 2, 5, x'02', 200);
                  INSERT INTO outbox VALUES ('r', 3, 5, x'03');",
@@ -480,11 +492,10 @@ mod tests {
         assert_eq!((r.backlog_changesets, r.backlog_rows), (1, 5));
         assert!(!has_acked_outbox(s.conn()).unwrap());
         // an older agent ran on it since: made acked_outbox again, moved 3 there
+        s.conn().execute_batch(ACKED_OUTBOX).unwrap();
         s.conn()
             .execute_batch(
-                "CREATE TABLE acked_outbox (resource TEXT NOT NULL, seq INTEGER NOT NULL, rows INTEGER NOT NULL,
-                     envelope BLOB NOT NULL, acked_at INTEGER NOT NULL, PRIMARY KEY (resource, seq));
-                 INSERT INTO acked_outbox SELECT resource, seq, rows, envelope, 300 FROM outbox WHERE seq = 3;
+                "INSERT INTO acked_outbox SELECT resource, seq, rows, envelope, 300 FROM outbox WHERE seq = 3;
                  DELETE FROM outbox WHERE seq = 3; UPDATE resources SET acked_seq = 3;",
             )
             .unwrap();

@@ -4,8 +4,9 @@
 //! ahead of their acknowledgements. The hub acknowledges each one only after
 //! committing it; the agent marks it acknowledged (its resource's
 //! `acked_seq`) only after the acknowledgement, and keeps it a while for a
-//! hub restored from an older backup. A kill on either side in between means the changeset is
-//! sent again and the hub acknowledges it as a duplicate. When the hub
+//! hub restored from an older backup. A kill on either side in between
+//! means the changeset is sent again and the hub acknowledges it as a
+//! duplicate. When the hub
 //! reports a gap, the agent drops what the hub already holds and resends
 //! from the number the hub expects.
 
@@ -221,12 +222,8 @@ pub struct Backlog {
 
 /// What waits in the outbox for `only` (all resources when `None`).
 pub fn backlog(state: &mut State, only: Option<&str>) -> rusqlite::Result<Backlog> {
-    state.conn().query_row(
-        "SELECT count(*), coalesce(sum(o.rows), 0) FROM resources r CROSS JOIN outbox o ON o.resource = r.code
-         WHERE (?1 IS NULL OR r.code = ?1) AND o.seq > r.acked_seq",
-        [only],
-        |r| Ok(Backlog { changesets: r.get::<_, i64>(0)? as u64, rows: r.get::<_, i64>(1)? as u64 }),
-    )
+    let (changesets, rows) = state.waiting(only)?;
+    Ok(Backlog { changesets: changesets as u64, rows: rows as u64 })
 }
 
 /// What a drain achieved.
@@ -336,7 +333,7 @@ async fn drain_once(
         in_flight -= 1;
         match answer {
             Message::Ack(ack) => {
-                forget(state, ack.resource.as_str(), ack.seq).map_err(db_err)?;
+                record_ack(state, ack.resource.as_str(), ack.seq).map_err(db_err)?;
                 total.acked += 1;
                 total.duplicates += u64::from(ack.duplicate);
                 total.rows += rows_of.get(&(ack.resource.as_str().to_owned(), ack.seq)).copied().unwrap_or(0);
@@ -366,7 +363,7 @@ async fn drain_once(
                     }
                 } else if gap.expected > 0 {
                     // The hub holds everything below `expected`.
-                    forget(state, resource, gap.expected - 1).map_err(db_err)?;
+                    record_ack(state, resource, gap.expected - 1).map_err(db_err)?;
                 }
                 restart = true;
             }
@@ -398,7 +395,7 @@ const KEEP_ACKED: i64 = 2_000;
 /// Records that the hub holds the changesets of `resource` up to and
 /// including `seq`: they stay in the outbox, below `acked_seq`, and those
 /// acknowledged longer ago than the keeping are deleted.
-fn forget(state: &mut State, resource: &str, seq: u64) -> rusqlite::Result<()> {
+fn record_ack(state: &mut State, resource: &str, seq: u64) -> rusqlite::Result<()> {
     let now = crate::now();
     // it reads before it writes: take the write lock first, or a scan's
     // commit in between would fail it
@@ -512,12 +509,12 @@ mod tests {
     #[test]
     fn acknowledged_changesets_are_kept_and_taken_back() {
         let (_dir, mut s) = state_with(5);
-        forget(&mut s, "r", 3).unwrap();
+        record_ack(&mut s, "r", 3).unwrap();
         assert_eq!(seqs(&load_pending(&mut s, None).unwrap()), [4, 5]);
         assert_eq!(backlog(&mut s, Some("r")).unwrap().changesets, 2);
         assert_eq!(s.resource_state("r").unwrap().backlog_rows, 20);
         // an older acknowledgement changes nothing
-        forget(&mut s, "r", 2).unwrap();
+        record_ack(&mut s, "r", 2).unwrap();
         assert_eq!(acked_seq(&mut s, "r").unwrap(), 3);
         assert_eq!(take_back(&mut s, "r", 2, 3).unwrap().unwrap(), 2);
         let pending = load_pending(&mut s, Some("r")).unwrap();
@@ -538,7 +535,7 @@ mod tests {
         let n = KEEP_ACKED as u64 + 10;
         let (_dir, mut s) = state_with(n);
         for seq in 1..=n {
-            forget(&mut s, "r", seq).unwrap();
+            record_ack(&mut s, "r", seq).unwrap();
         }
         let kept = |s: &mut State| -> (i64, i64) {
             s.conn().query_row("SELECT count(*), min(seq) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
@@ -548,7 +545,7 @@ mod tests {
         assert_eq!(take_back(&mut s, "r", n, n).unwrap().unwrap(), 1);
         // acknowledgements up to 2,000 older than the keeping
         s.conn().execute("UPDATE acks SET at = at - ?1 WHERE seq <= 2000", [KEEP_ACKED_SECS + 1]).unwrap();
-        forget(&mut s, "r", n).unwrap();
+        record_ack(&mut s, "r", n).unwrap();
         assert_eq!(kept(&mut s), (i64::try_from(n).unwrap() - 2000, 2001));
         assert!(load_pending(&mut s, None).unwrap().is_empty());
     }

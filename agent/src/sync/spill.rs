@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::changeset::Pending;
@@ -57,7 +57,7 @@ impl Spill {
         {
             let mut out = BufWriter::with_capacity(1 << 20, &mut file);
             for (pending, size) in &rows {
-                write_one(&mut out, pending, *size)?;
+                pending.write_to(&mut out, *size)?;
             }
             out.flush()?;
         }
@@ -69,7 +69,7 @@ impl Spill {
             let mut merged = tempfile::tempfile_in(&self.dir)?;
             {
                 let mut out = BufWriter::with_capacity(1 << 20, &mut merged);
-                merge(runs, |pending, size| write_one(&mut out, &pending, size))?;
+                merge(runs, |pending, size| pending.write_to(&mut out, size))?;
                 out.flush()?;
             }
             merged.seek(SeekFrom::Start(0))?;
@@ -104,7 +104,7 @@ fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Resul
     let mut heads: Vec<Option<(Pending, usize)>> = Vec::with_capacity(readers.len());
     let mut heap = BinaryHeap::new();
     for (i, r) in readers.iter_mut().enumerate() {
-        let head = read_one(r)?;
+        let head = Pending::read_from(r)?;
         if let Some((p, _)) = &head {
             heap.push(Reverse((p.key().to_vec(), i)));
         }
@@ -112,7 +112,7 @@ fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Resul
     }
     while let Some(Reverse((_, i))) = heap.pop() {
         let Some((pending, size)) = heads[i].take() else { continue };
-        let next = read_one(&mut readers[i])?;
+        let next = Pending::read_from(&mut readers[i])?;
         if let Some((p, _)) = &next {
             heap.push(Reverse((p.key().to_vec(), i)));
         }
@@ -120,14 +120,6 @@ fn merge(runs: Vec<File>, mut each: impl FnMut(Pending, usize) -> std::io::Resul
         each(pending, size)?;
     }
     Ok(())
-}
-
-fn write_one(out: &mut impl Write, pending: &Pending, size: usize) -> std::io::Result<()> {
-    pending.write_to(out, size)
-}
-
-fn read_one(r: &mut impl Read) -> std::io::Result<Option<(Pending, usize)>> {
-    Pending::read_from(r)
 }
 
 #[cfg(test)]
