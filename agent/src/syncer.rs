@@ -137,6 +137,10 @@ pub async fn sync_once(
                 }
                 let drained = upload::drain(&s.conn, &mut state, only, |rows| {
                     if let Some(b) = &bar {
+                        // what the scan committed while this drain ran is sent by it too
+                        if b.length().is_some_and(|len| len < sent_before + rows) {
+                            b.set_length(sent_before + rows);
+                        }
                         b.set_position(sent_before + rows);
                     }
                 })

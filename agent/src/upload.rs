@@ -1,7 +1,8 @@
 //! Draining the outbox to the hub, exactly once.
 //!
 //! Changesets go out in order per resource on one stream, up to [`WINDOW`]
-//! ahead of their acknowledgements. The hub acknowledges each one only after
+//! ahead of their acknowledgements, read from the outbox a window at a
+//! time; what a running scan commits goes on the same stream. The hub acknowledges each one only after
 //! committing it; the agent marks it acknowledged (its resource's
 //! `acked_seq`) only after the acknowledgement, and keeps it a while for a
 //! hub restored from an older backup. A kill on either side in between
@@ -10,7 +11,7 @@
 //! reports a gap, the agent drops what the hub already holds and resends
 //! from the number the hub expects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use gdx_common::wire::{LENGTH_PREFIX, Message, Refusal, RefusalCode};
@@ -253,12 +254,10 @@ pub async fn drain(
     // no progress twice in a row is an error, not a loop.
     let mut stalls = 0;
     loop {
-        let pending = load_pending(state, only).map_err(db_err)?;
-        if pending.is_empty() {
-            return Ok(total);
-        }
         let before = (total.acked, total.rejected.len());
-        let restart = drain_once(conn, state, pending, &mut total, &mut progress).await?;
+        let Some(restart) = drain_once(conn, state, only, &mut total, &mut progress).await? else {
+            return Ok(total);
+        };
         if !restart {
             continue;
         }
@@ -275,8 +274,12 @@ pub async fn drain(
 /// (resource, seq, rows, frame)
 type Pending = Vec<(String, u64, u64, Vec<u8>)>;
 
-fn load_pending(state: &mut State, only: Option<&str>) -> rusqlite::Result<Pending> {
-    const LIMIT: usize = 4096;
+/// The last number a pass has sent of each resource.
+type Sent = HashMap<String, u64>;
+
+/// Up to `limit` changesets waiting (of `only`, if given) past what the
+/// hub acknowledged and what this pass has `sent`, in order by resource.
+fn load_pending(state: &mut State, only: Option<&str>, sent: &Sent, limit: usize) -> rusqlite::Result<Pending> {
     let conn = state.conn();
     let resources: Vec<(String, i64)> = conn
         .prepare(
@@ -289,11 +292,12 @@ fn load_pending(state: &mut State, only: Option<&str>) -> rusqlite::Result<Pendi
         conn.prepare("SELECT seq, rows, envelope FROM outbox WHERE resource = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
     let mut pending = Pending::new();
     for (code, acked) in resources {
-        let left = LIMIT - pending.len();
+        let left = limit - pending.len();
         if left == 0 {
             break;
         }
-        let rows = stmt.query_map(params![code, acked, left as i64], |r| {
+        let after = acked.max(sent.get(&code).map_or(0, |&s| s as i64));
+        let rows = stmt.query_map(params![code, after, left as i64], |r| {
             Ok((code.clone(), r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, Vec<u8>>(2)?))
         })?;
         for row in rows {
@@ -303,27 +307,44 @@ fn load_pending(state: &mut State, only: Option<&str>) -> rusqlite::Result<Pendi
     Ok(pending)
 }
 
-/// One pass over `pending`; returns true when a gap asks for a restart.
+/// One pass on one stream: sends what waits in the outbox, and what the
+/// scan commits meanwhile, [`WINDOW`] ahead of the acknowledgements, until
+/// nothing is left to send or answer. `None` when nothing waited; true when
+/// a gap or a rejection asks for a new pass.
 async fn drain_once(
     conn: &quinn::Connection,
     state: &mut State,
-    pending: Pending,
+    only: Option<&str>,
     total: &mut Drained,
     progress: &mut impl FnMut(u64),
-) -> Result<bool, UploadError> {
+) -> Result<Option<bool>, UploadError> {
+    let mut sent = Sent::new();
+    // frames are read from the outbox a window at a time: a backlog of
+    // large changesets is never all in memory
+    let mut queue: VecDeque<_> = load_pending(state, only, &sent, WINDOW).map_err(db_err)?.into();
+    if queue.is_empty() {
+        return Ok(None);
+    }
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| LinkError(describe_connection_error(&e)))?;
-    let rows_of: HashMap<(String, u64), u64> = pending.iter().map(|(r, s, n, _)| ((r.clone(), *s), *n)).collect();
-    let mut next = 0;
+    let mut rows_of: HashMap<(String, u64), u64> = HashMap::new();
     let mut in_flight = 0;
     let mut restart = false;
-    while next < pending.len() || in_flight > 0 {
-        while next < pending.len() && in_flight < WINDOW && !restart {
-            let frame = &pending[next].3;
+    let mut look_again = false;
+    loop {
+        while in_flight < WINDOW && !restart {
+            if queue.is_empty() && look_again {
+                // what the scan committed since goes on this stream: the hub
+                // is not left idle between one look at the outbox and the next
+                queue = load_pending(state, only, &sent, WINDOW).map_err(db_err)?.into();
+                look_again = false;
+            }
+            let Some((resource, seq, rows, frame)) = queue.pop_front() else { break };
             if frame.len() < LENGTH_PREFIX {
                 return Err(LinkError("a damaged changeset is in the outbox".into()).into());
             }
-            send.write_all(frame).await.map_err(|e| LinkError(e.to_string()))?;
-            next += 1;
+            send.write_all(&frame).await.map_err(|e| LinkError(e.to_string()))?;
+            rows_of.insert((resource.clone(), seq), rows);
+            sent.insert(resource, seq);
             in_flight += 1;
         }
         if in_flight == 0 {
@@ -331,12 +352,13 @@ async fn drain_once(
         }
         let answer = frames::answer(conn, &mut recv, ACK_TIMEOUT, "the hub").await.map_err(LinkError)?;
         in_flight -= 1;
+        look_again = true;
         match answer {
             Message::Ack(ack) => {
                 record_ack(state, ack.resource.as_str(), ack.seq).map_err(db_err)?;
                 total.acked += 1;
                 total.duplicates += u64::from(ack.duplicate);
-                total.rows += rows_of.get(&(ack.resource.as_str().to_owned(), ack.seq)).copied().unwrap_or(0);
+                total.rows += rows_of.remove(&(ack.resource.as_str().to_owned(), ack.seq)).unwrap_or(0);
                 progress(total.rows);
             }
             Message::Gap(gap) => {
@@ -384,7 +406,7 @@ async fn drain_once(
         }
     }
     let _ = send.finish();
-    Ok(restart)
+    Ok(Some(restart))
 }
 
 /// How long, and how many a resource, acknowledged changesets are kept to
@@ -510,14 +532,18 @@ mod tests {
     fn acknowledged_changesets_are_kept_and_taken_back() {
         let (_dir, mut s) = state_with(5);
         record_ack(&mut s, "r", 3).unwrap();
-        assert_eq!(seqs(&load_pending(&mut s, None).unwrap()), [4, 5]);
+        assert_eq!(seqs(&load_pending(&mut s, None, &Sent::new(), 100).unwrap()), [4, 5]);
+        // a pass reads on past what it sent, a window at a time
+        assert_eq!(seqs(&load_pending(&mut s, None, &Sent::new(), 1).unwrap()), [4]);
+        assert_eq!(seqs(&load_pending(&mut s, None, &Sent::from([("r".to_owned(), 4)]), 100).unwrap()), [5]);
+        assert_eq!(seqs(&load_pending(&mut s, None, &Sent::from([("r".to_owned(), 2)]), 100).unwrap()), [4, 5]);
         assert_eq!(backlog(&mut s, Some("r")).unwrap().changesets, 2);
         assert_eq!(s.resource_state("r").unwrap().backlog_rows, 20);
         // an older acknowledgement changes nothing
         record_ack(&mut s, "r", 2).unwrap();
         assert_eq!(acked_seq(&mut s, "r").unwrap(), 3);
         assert_eq!(take_back(&mut s, "r", 2, 3).unwrap().unwrap(), 2);
-        let pending = load_pending(&mut s, Some("r")).unwrap();
+        let pending = load_pending(&mut s, Some("r"), &Sent::new(), 100).unwrap();
         assert_eq!(seqs(&pending), [2, 3, 4, 5]);
         assert_eq!(pending[0].3, vec![2u8; LENGTH_PREFIX + 1]);
         assert_eq!(acked_seq(&mut s, "r").unwrap(), 1);
@@ -525,7 +551,7 @@ mod tests {
         assert_eq!(acks, 0, "the acknowledgement of 3 is undone");
         // held resources send nothing
         s.conn().execute("UPDATE resources SET held = 'x'", []).unwrap();
-        assert!(load_pending(&mut s, None).unwrap().is_empty());
+        assert!(load_pending(&mut s, None, &Sent::new(), 100).unwrap().is_empty());
     }
 
     /// At most KEEP_ACKED acknowledged changesets a resource are kept, and
@@ -547,6 +573,6 @@ mod tests {
         s.conn().execute("UPDATE acks SET at = at - ?1 WHERE seq <= 2000", [KEEP_ACKED_SECS + 1]).unwrap();
         record_ack(&mut s, "r", n).unwrap();
         assert_eq!(kept(&mut s), (i64::try_from(n).unwrap() - 2000, 2001));
-        assert!(load_pending(&mut s, None).unwrap().is_empty());
+        assert!(load_pending(&mut s, None, &Sent::new(), 100).unwrap().is_empty());
     }
 }
