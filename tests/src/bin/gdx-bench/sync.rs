@@ -195,16 +195,26 @@ pub(super) fn sync_bench(
     // GDX initial sync.
     println!("the hub keeps its vaults in {}", vaults.name());
     // the runs before the last on a hub and agent of their own; the last one's go on to the change
+    // and the processor time each side took, far steadier than the
+    // elapsed time on a machine where the two share two cores
+    let mut cpus: Vec<(f64, f64)> = Vec::new();
     let mut firsts: Vec<f64> = (1..repeat)
         .map(|_| {
-            let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
-            timed_sync(&agent).0
+            let (hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
+            let cpu = CpuUse::start(&hub);
+            let s = timed_sync(&agent).0;
+            cpus.push(cpu.taken(&hub));
+            s
         })
         .collect();
-    let (_hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
+    let (hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
+    let cpu = CpuUse::start(&hub);
     let (last_s, full_bytes, _, rss) = timed_sync(&agent);
+    cpus.push(cpu.taken(&hub));
     firsts.push(last_s);
     let gdx_s = median(&firsts);
+    let agent_cpu = median(&cpus.iter().map(|c| c.0).collect::<Vec<_>>());
+    let hub_cpu = median(&cpus.iter().map(|c| c.1).collect::<Vec<_>>());
     println!(
         "gdx initial sync: {:.2} s, {:.0} rows/s, {} bytes sent, agent peak RSS {rss:.0} MiB ({:.2}x the SQLite copy's time, {:.2}x the vault-shaped copy's){}",
         gdx_s,
@@ -214,6 +224,7 @@ pub(super) fn sync_bench(
         gdx_s / vault_copy_s,
         runs_of(&firsts)
     );
+    println!("processor time of the first sync: agent {agent_cpu:.2} s, hub {hub_cpu:.2} s (medians)");
 
     // Change P% and sync again.
     let changed_rows = change_people(&src, shape, rows, changed, &mut generator);
@@ -242,7 +253,8 @@ pub(super) fn sync_bench(
     }
     let initial = serde_json::json!({ "key": shape.name(), "rows": rows, "vaults": vaults.name(), "gdx_s": gdx_s, "gdx_rows_per_s": rows as f64 / gdx_s, "vault_shaped_copy_s": vault_copy_s, "ratio_to_vault_shaped_copy": gdx_s / vault_copy_s,
         "gdx_bytes": full_bytes, "agent_peak_rss_mib": rss, "sqlite_copy_s": copy_s, "ratio_to_copy": gdx_s / copy_s, "gdx_runs_s": firsts, "sqlite_copy_runs_s": copies,
-        "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1) });
+        "rsync_s": rsync_full.map(|r| r.0), "rsync_bytes": rsync_full.map(|r| r.1),
+        "agent_cpu_s": agent_cpu, "hub_cpu_s": hub_cpu });
     let incremental = serde_json::json!({ "key": shape.name(), "rows": rows, "rows_changed": inc_rows, "gdx_s": inc_s,
         "gdx_bytes": inc_bytes, "agent_peak_rss_mib": inc_rss, "zstd_changed_rows_bytes": zstd_bytes,
         "rsync_s": rsync_delta.map(|r| r.0), "rsync_bytes": rsync_delta.map(|r| r.1),
@@ -537,6 +549,41 @@ fn median(runs: &[f64]) -> f64 {
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
     if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 }
+}
+
+/// The processor time (user and system) a sync takes in the agent and in
+/// the hub, from Linux's /proc: the agent's as this process's waited-for
+/// children's, the hub's from its own.
+struct CpuUse {
+    children: f64,
+    hub: f64,
+}
+
+impl CpuUse {
+    fn start(hub: &Hub) -> Self {
+        Self { children: cpu_secs("self", 15), hub: hub_cpu(hub) }
+    }
+
+    /// (agent, hub) seconds since [`CpuUse::start`].
+    fn taken(&self, hub: &Hub) -> (f64, f64) {
+        (cpu_secs("self", 15) - self.children, hub_cpu(hub) - self.hub)
+    }
+}
+
+fn hub_cpu(hub: &Hub) -> f64 {
+    hub.proc.as_ref().map_or(0.0, |p| cpu_secs(&p.child.id().to_string(), 13))
+}
+
+/// Seconds in fields `at` and `at + 1` (from 0) of /proc/`pid`/stat: user
+/// and system time (13), or waited-for children's (15); 0 when unreadable.
+fn cpu_secs(pid: &str, at: usize) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // the command name, in parentheses, may hold spaces: count after it
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let tick = |i: usize| fields.get(i - 2).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // clock ticks, 100 a second on Linux
+    (tick(at) + tick(at + 1)) / 100.0
 }
 
 /// `" (median of 1.02 0.98 1.10 s)"`, or nothing for one run.
