@@ -122,10 +122,10 @@ mod tests {
             ("negative integer", |i| vec![Value::Integer(-i)]),
             ("large integer", |i| vec![Value::Integer(1 << 40 | i)]),
             ("spaced integer", |i| vec![Value::Integer(i << 16)]),
-            ("text", |i| vec![Value::Text(format!("{i:09}"))]),
+            ("text", |i| vec![Value::Text(format!("{i:09}").into())]),
             ("real", |i| vec![Value::Real(i as f64 / 4.0)]),
-            ("text and integer", |i| vec![Value::Text(format!("g{}", i % 100)), Value::Integer(i)]),
-            ("integer and text", |i| vec![Value::Integer(i % 7), Value::Text(format!("{i}"))]),
+            ("text and integer", |i| vec![Value::Text(format!("g{}", i % 100).into()), Value::Integer(i)]),
+            ("integer and text", |i| vec![Value::Integer(i % 7), Value::Text(format!("{i}").into())]),
         ];
         let hasher = KeyTable::<()>::with_capacity(0).hasher;
         for (shape, key) in shapes {

@@ -71,7 +71,9 @@ pub fn decode_key(mut b: &[u8]) -> Result<Vec<Value>, KeyError> {
                 }
             }
             BELOW | ABOVE => Value::Real(from_ordered_bits(take8(&mut b)?)),
-            TEXT => Value::Text(String::from_utf8(unescape(&mut b)?).map_err(|_| KeyError("text is not UTF-8"))?),
+            TEXT => {
+                Value::Text(String::from_utf8(unescape(&mut b)?).map_err(|_| KeyError("text is not UTF-8"))?.into())
+            }
             BLOB => Value::Blob(unescape(&mut b)?),
             _ => return Err(KeyError("unknown tag")),
         });
@@ -177,7 +179,7 @@ mod tests {
         use Value::*;
         let mut v = vec![
             Null,
-            Text(String::new()),
+            Text("".into()),
             Text("a".into()),
             Text("a\0".into()),
             Text("a\0b".into()),

@@ -28,7 +28,7 @@ fn value() -> impl Strategy<Value = Value> {
             Just(-0.0)
         ]
         .prop_map(Value::Real),
-        "(?s).{0,16}|[0-9]{18}|[\u{4e00}-\u{9fa5}]{1,8}".prop_map(Value::Text),
+        "(?s).{0,16}|[0-9]{18}|[\u{4e00}-\u{9fa5}]{1,8}".prop_map(|t| Value::Text(t.into())),
         prop::collection::vec(any::<u8>(), 0..32).prop_map(Value::Blob),
     ]
 }

@@ -70,16 +70,16 @@ pub fn read(
             Err(faults) => quarantine.push(Quarantined { place, reason: faults.join("; "), content: shown() }),
             // a 基本编码 listed twice is set aside by the sync, as any duplicate key
             Ok(item) => {
-                let text = |s: String| if s.is_empty() { Value::Null } else { Value::Text(s) };
+                let text = |s: String| if s.is_empty() { Value::Null } else { Value::Text(s.into()) };
                 rows.push((
                     row_no,
                     vec![
-                        Value::Text(item.basic_code),
-                        Value::Text(item.name),
-                        Value::Text(item.category),
-                        Value::Text(item.basis),
-                        Value::Text(item.subject),
-                        Value::Text(item.levels.label()),
+                        Value::Text(item.basic_code.into()),
+                        Value::Text(item.name.into()),
+                        Value::Text(item.category.into()),
+                        Value::Text(item.basis.into()),
+                        Value::Text(item.subject.into()),
+                        Value::Text(item.levels.label().into()),
                         text(item.time_limit.map(|t| t.label()).unwrap_or_default()),
                         text(item.duties),
                         text(item.accountability),

@@ -307,7 +307,7 @@ impl Reader {
                         ValueRef::Null => None,
                         ValueRef::Integer(i) => Some(Value::Integer(i)),
                         ValueRef::Real(f) => Some(Value::Real(f)),
-                        ValueRef::Text(t) => Some(Value::Text(String::from_utf8_lossy(t).into_owned())),
+                        ValueRef::Text(t) => Some(Value::Text(String::from_utf8_lossy(t).into())),
                         ValueRef::Blob(b) => Some(Value::Blob(b.to_vec())),
                     })
                 })

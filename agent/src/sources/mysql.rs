@@ -195,7 +195,7 @@ impl Rows {
             Value::Integer(i) => Some(Value::Integer(i)),
             Value::Real(f) => Some(Value::Real(f)),
             // a TIMESTAMP's watermark is compared as the server writes it
-            Value::Text(t) if kind == Kind::Zoned => Some(Value::Text(t.trim_end_matches("+00:00").to_owned())),
+            Value::Text(t) if kind == Kind::Zoned => Some(Value::Text(t.trim_end_matches("+00:00").into())),
             Value::Text(t) => Some(Value::Text(t)),
             Value::Blob(b) => Some(Value::Blob(b)),
         })
@@ -236,8 +236,8 @@ fn convert(kind: Kind, value: &mysql::Value) -> Result<Value, String> {
         }
         Kind::Bit => Value::Integer(bytes.iter().fold(0i64, |n, b| (n << 8) | i64::from(*b))),
         Kind::Real => Value::Real(text()?.parse().map_err(|_| "a float does not read as a number".to_owned())?),
-        Kind::Text => Value::Text(text()?.to_owned()),
-        Kind::Zoned => Value::Text(format!("{}+00:00", text()?)),
+        Kind::Text => Value::Text(text()?.into()),
+        Kind::Zoned => Value::Text(format!("{}+00:00", text()?).into()),
         Kind::Bytes => Value::Blob(bytes.to_vec()),
     })
 }

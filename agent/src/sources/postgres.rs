@@ -263,8 +263,8 @@ fn convert(kind: Kind, text: Option<&str>) -> Result<Value, String> {
         Kind::Integer => Value::Integer(t.parse().map_err(|_| format!("{t:?} is not an integer"))?),
         Kind::Real => Value::Real(t.parse().map_err(|_| format!("{t:?} is not a number"))?),
         Kind::Bool => Value::Integer(i64::from(t == "t")),
-        Kind::Text => Value::Text(t.to_owned()),
-        Kind::Zoned => Value::Text(zoned(t)),
+        Kind::Text => Value::Text(t.into()),
+        Kind::Zoned => Value::Text(zoned(t).into()),
         Kind::Bytes => Value::Blob(unhex(t).ok_or_else(|| "a bytea value is not in hex form".to_owned())?),
     })
 }

@@ -555,7 +555,7 @@ fn describe(values: &[Value]) -> String {
             Value::Null => String::new(),
             Value::Integer(i) => i.to_string(),
             Value::Real(f) => f.to_string(),
-            Value::Text(t) => t.clone(),
+            Value::Text(t) => t.to_string(),
             Value::Blob(b) => format!("<{} bytes>", b.len()),
         })
         .collect();

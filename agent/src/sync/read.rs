@@ -345,7 +345,7 @@ impl<F: Fn() + Sync> Pass<'_, F> {
                 check_value(c.kind, &text, self.res.legacy_ids, today).map_err(|e| format!("{}: {e}", c.item))?;
             if checked.value != text && matches!(cells[c.at], Cell::Text(_)) {
                 let row = fixed.get_or_insert_with(|| owned(cells));
-                row[c.at] = Value::Text(checked.value);
+                row[c.at] = Value::Text(checked.value.into());
             }
         }
         Ok(fixed)

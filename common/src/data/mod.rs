@@ -30,14 +30,21 @@ pub const MAX_CHANGESET_CELLS: usize = 2_000_000;
 /// Longest column or resource-code text accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// One cell.
+/// A cell's text: up to 24 bytes held in place, longer on the heap. Most
+/// cells of a department's rows are short (names, codes, dates, phone
+/// numbers), and a changeset of them is decoded, stored and freed without
+/// an allocation for each (a third of a hub's work storing a first sync
+/// went to allocating and freeing cells' text).
+pub type Text = compact_str::CompactString;
+
+/// One cell. It encodes as it would with a `String` for text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Null,
     Integer(i64),
     Real(f64),
     // decoded from the borrowed bytes: one copy, not a zero-filled buffer read into
-    Text(#[serde(deserialize_with = "owned::text")] String),
+    Text(#[serde(deserialize_with = "owned::text")] Text),
     Blob(#[serde(deserialize_with = "owned::blob")] Vec<u8>),
 }
 
@@ -59,7 +66,7 @@ impl Cell<'_> {
             Cell::Null => Value::Null,
             Cell::Integer(i) => Value::Integer(i),
             Cell::Real(f) => Value::Real(f),
-            Cell::Text(t) => Value::Text(t.to_owned()),
+            Cell::Text(t) => Value::Text(t.into()),
             Cell::Blob(b) => Value::Blob(b.to_vec()),
         }
     }

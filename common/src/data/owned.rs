@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Deserializer;
 use serde::de::{self, Visitor};
 
-pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<super::Text, D::Error> {
     d.deserialize_str(Text)
 }
 
@@ -19,18 +19,18 @@ pub(super) fn blob<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error>
 struct Text;
 
 impl Visitor<'_> for Text {
-    type Value = String;
+    type Value = super::Text;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("text")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<super::Text, E> {
+        Ok(v.into())
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
+    fn visit_string<E: de::Error>(self, v: String) -> Result<super::Text, E> {
+        Ok(v.into())
     }
 }
 

@@ -42,7 +42,7 @@ pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64, pseudonym: &d
             .zip(&masked)
             .map(|(&i, &m)| match (&row[i], m) {
                 (Value::Null, _) | (_, false) => row[i].clone(),
-                (v, true) => Value::Text(mask(&value_text(v))),
+                (v, true) => Value::Text(mask(&value_text(v)).into()),
             })
             .collect()
     };
@@ -50,7 +50,7 @@ pub fn deliverable(cs: &Changeset, record: &RequestRecord, n: u64, pseudonym: &d
         .changes
         .iter()
         .map(|c| {
-            let key = || Value::Text(pseudonym(&key_text(&cs.key_of(c))));
+            let key = || Value::Text(pseudonym(&key_text(&cs.key_of(c))).into());
             match (c, hide_key) {
                 (Change::Upsert(row), false) => Change::Upsert(project(row)),
                 (Change::Upsert(row), true) => Change::Upsert(std::iter::once(key()).chain(project(row)).collect()),
@@ -91,7 +91,7 @@ pub fn value_text(v: &Value) -> String {
         Value::Null => String::new(),
         Value::Integer(i) => i.to_string(),
         Value::Real(f) => f.to_string(),
-        Value::Text(s) => s.clone(),
+        Value::Text(s) => s.to_string(),
         Value::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
     }
 }

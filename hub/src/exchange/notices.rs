@@ -125,7 +125,7 @@ impl Exchange {
                 };
                 let text = |i: usize| match row.get(i) {
                     Some(Value::Text(t)) => t.clone(),
-                    _ => String::new(),
+                    _ => Default::default(),
                 };
                 let Ok(code) = CreditCode::parse(&text(code_at)) else {
                     continue; // the agent quarantines bad codes; a key of another kind is not an enterprise
@@ -161,7 +161,7 @@ impl Exchange {
                     };
                     let id = format!("{}-{}", self.router.division, Self::next(&tx, "notice_id")?);
                     let mut n = Notice::issued(id, &code, &text(name_at), matter, to, now);
-                    n.scope = scope.clone();
+                    n.scope = scope.to_string();
                     n.source = source.clone();
                     Self::store_notice(&tx, &n)?;
                     audit_notice(&tx, "issued", &n, serde_json::json!({ "old_scope": old }))?;

@@ -38,7 +38,7 @@ fn delivery(grant: &str, n: u64) -> SignedDelivery {
         epoch: 1,
         columns: vec![Column { name: "id".into(), decl_type: "TEXT".into() }],
         key: vec![0],
-        changes: vec![Change::Upsert(vec![Value::Text(format!("row{n}"))])],
+        changes: vec![Change::Upsert(vec![Value::Text(format!("row{n}").into())])],
         created_at: 0,
     };
     SignedDelivery {
@@ -294,7 +294,7 @@ fn lookups_are_limited_per_grant_and_find_pseudonymised_rows_only_by_pseudonym()
         ],
         key: vec![0],
         changes: vec![Change::Upsert(vec![
-            Value::Text(pseudonym("s", "632522198001010012")),
+            Value::Text(pseudonym("s", "632522198001010012").into()),
             Value::Text("卓玛".into()),
         ])],
         created_at: 0,

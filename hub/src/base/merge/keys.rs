@@ -150,16 +150,16 @@ fn write_key(
             set_spatial(tx, key, None)?;
         }
         let gone = held > 0 && pass.publishing;
-        return Ok(gone.then(|| Change::Delete(vec![Value::Text(key.to_owned())])));
+        return Ok(gone.then(|| Change::Delete(vec![Value::Text(key.into())])));
     }
     let mut values: Vec<Stored> = Vec::with_capacity(2 * base.fields.len() + 1);
     values.push(Stored::Text(key.to_owned()));
     values.push(key_kind.map_or(Stored::Null, |k| Stored::Text(k.to_owned())));
     let mut published: Vec<Value> = Vec::new();
     if pass.publishing {
-        published.push(Value::Text(key.to_owned()));
+        published.push(Value::Text(key.into()));
         if base.key == Some(gdx_common::catalog::ValueKind::IdNumber) {
-            published.push(key_kind.map_or(Value::Null, |k| Value::Text(k.to_owned())));
+            published.push(key_kind.map_or(Value::Null, |k| Value::Text(k.into())));
         }
     }
     for (f, srcs) in base.fields.iter().zip(pass.sources) {
@@ -210,7 +210,7 @@ fn write_key(
                     true => SourceNote { from: &pass.names[m], changeset: Some(seq), at, stale: pass.stale[m] },
                     false => SourceNote { from: WITHHELD, changeset: None, at, stale: pass.stale[m] },
                 };
-                Value::Text(serde_json::to_string(&note).map_err(|e| e.to_string())?)
+                Value::Text(serde_json::to_string(&note).map_err(|e| e.to_string())?.into())
             }
             _ => Value::Null,
         };
@@ -220,8 +220,8 @@ fn write_key(
                 published.extend(match measures {
                     Some(m) => [
                         Value::Real(m.area_m2),
-                        Value::Text(format!("POINT({} {})", m.centroid.0, m.centroid.1)),
-                        Value::Text(m.bbox.to_string()),
+                        Value::Text(format!("POINT({} {})", m.centroid.0, m.centroid.1).into()),
+                        Value::Text(m.bbox.to_string().into()),
                     ],
                     None => [Value::Null, Value::Null, Value::Null],
                 });
@@ -284,7 +284,7 @@ fn to_value(v: &Stored) -> Value {
         Stored::Null => Value::Null,
         Stored::Integer(i) => Value::Integer(*i),
         Stored::Real(f) => Value::Real(*f),
-        Stored::Text(t) => Value::Text(t.clone()),
+        Stored::Text(t) => Value::Text(t.as_str().into()),
         Stored::Blob(b) => Value::Blob(b.clone()),
     }
 }

@@ -52,6 +52,11 @@ impl ToValue for String {
         Value::Text(self.clone())
     }
 }
+impl ToValue for gdx_common::data::Text {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
 impl ToValue for [u8] {
     fn to_value(&self) -> Value {
         Value::Blob(self.to_vec())

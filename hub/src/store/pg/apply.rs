@@ -232,7 +232,7 @@ pub(super) fn param(v: &Value, kept: Kept, name: &str) -> Result<Param, VaultErr
         (Kept::Bytes, Value::Text(t)) => Param::Bytes(t.as_bytes().to_vec()),
         (Kept::Bytes, _) => return Err(refused("a number")),
         (_, Value::Blob(_)) => return Err(refused("binary")),
-        (Kept::Text, Value::Text(t)) => Param::Text(t.clone()),
+        (Kept::Text, Value::Text(t)) => Param::Text(t.to_string()),
         (Kept::Text, Value::Integer(i)) => Param::Text(i.to_string()),
         (Kept::Text, Value::Real(f)) => Param::Text(real_text(*f)),
         (Kept::Bigint, Value::Integer(i)) => Param::Text(i.to_string()),

@@ -193,7 +193,7 @@ fn value(v: rusqlite::types::ValueRef<'_>) -> Value {
         V::Null => Value::Null,
         V::Integer(i) => Value::Integer(i),
         V::Real(f) => Value::Real(f),
-        V::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        V::Text(t) => Value::Text(String::from_utf8_lossy(t).into()),
         V::Blob(b) => Value::Blob(b.to_vec()),
     }
 }
@@ -358,7 +358,7 @@ fn own(v: &Value) -> Param {
         Value::Null => Param::Null,
         Value::Integer(i) => Param::Text(i.to_string()),
         Value::Real(f) => Param::Text(format!("{f:?}")),
-        Value::Text(t) => Param::Text(t.clone()),
+        Value::Text(t) => Param::Text(t.to_string()),
         Value::Blob(b) => Param::Bytes(b.clone()),
     }
 }
@@ -401,7 +401,7 @@ fn verify(
                     Kept::Bigint => row.get::<_, Option<i64>>(i).map_or(Value::Null, Value::Integer),
                     Kept::Double => row.get::<_, Option<f64>>(i).map_or(Value::Null, Value::Real),
                     Kept::Bytes => row.get::<_, Option<Vec<u8>>>(i).map_or(Value::Null, Value::Blob),
-                    Kept::Text => row.get::<_, Option<String>>(i).map_or(Value::Null, Value::Text),
+                    Kept::Text => row.get::<_, Option<String>>(i).map_or(Value::Null, |t| Value::Text(t.into())),
                 };
                 ps.push(param(&v, *k, &c.name)?);
             }
@@ -440,7 +440,7 @@ fn verify(
                     } else if *t == Type::BYTEA {
                         row.get::<_, Option<Vec<u8>>>(i).map_or(Value::Null, Value::Blob)
                     } else {
-                        row.get::<_, Option<String>>(i).map_or(Value::Null, Value::Text)
+                        row.get::<_, Option<String>>(i).map_or(Value::Null, |t| Value::Text(t.into()))
                     };
                     own(&v)
                 })

@@ -211,7 +211,7 @@ pub(super) async fn send_changesets(
                 Column { name: "v".into(), decl_type: "TEXT".into() },
             ],
             key: vec![0],
-            changes: vec![Change::Upsert(vec![Value::Text("row".into()), Value::Text(format!("v{seq}"))])],
+            changes: vec![Change::Upsert(vec![Value::Text("row".into()), Value::Text(format!("v{seq}").into())])],
             created_at: 0,
         };
         let body = encode_changeset(&cs).expect("a changeset encodes");
