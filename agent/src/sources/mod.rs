@@ -19,6 +19,7 @@ use rusqlite::types::ValueRef;
 
 use crate::config::{Encoding, SourceConfig};
 
+mod ahead;
 pub mod csv;
 pub mod items;
 mod mysql;
@@ -71,7 +72,8 @@ enum Rows {
     /// when `sql` reads a whole table (so it can be ordered), `order` the
     /// `ORDER BY` clause when it is.
     Sqlite {
-        conn: rusqlite::Connection,
+        /// Locked by the thread that reads ahead ([`ahead`]) while it reads.
+        conn: std::sync::Mutex<rusqlite::Connection>,
         sql: String,
         /// The table `sql` reads whole, if it does.
         table: Option<String>,
@@ -132,7 +134,6 @@ impl Reader {
         &self,
         mut each: impl FnMut(Place, Option<i64>, &[Cell<'_>]) -> ControlFlow<()>,
     ) -> Result<Read, SourceError> {
-        let read = |e: rusqlite::Error| SourceError::Read(e.to_string());
         let mut out = Read::default();
         match &self.rows {
             Rows::Csv { files } => {
@@ -178,48 +179,18 @@ impl Reader {
                     Some((alias, rest)) => &format!("SELECT {alias}, *{rest}"),
                     None => sql,
                 };
-                let skip = usize::from(with_rowid.is_some());
-                let base = match since {
+                let sql = match since {
                     Some((column, _)) => {
                         format!("SELECT * FROM ({sql}) WHERE \"{}\" >= ?1", column.replace('"', "\"\""))
                     }
                     None => sql.clone(),
                 };
                 let sql = match order {
-                    Some(order) => format!("{base} ORDER BY {order}"),
-                    None => base,
+                    Some(order) => format!("{sql} ORDER BY {order}"),
+                    None => sql,
                 };
-                let mut stmt = conn.prepare(&sql).map_err(read)?;
-                let names: Vec<&str> = stmt.column_names().skip(skip).collect();
-                if names.len() != self.columns.len() || names.iter().zip(&self.columns).any(|(a, b)| *a != b.name) {
-                    return Err(SourceError::Read(
-                        "the table's columns changed while it was being read; the next scan reads it again".into(),
-                    ));
-                }
-                let width = self.columns.len();
-                let mut rows = match since {
-                    Some((_, from)) => stmt.query([gdx_files::tables::Sql(from)]),
-                    None => stmt.query([]),
-                }
-                .map_err(read)?;
-                while let Some(row) = rows.next().map_err(read)? {
-                    let at = if skip == 1 { Some(row.get::<_, i64>(0).map_err(read)?) } else { None };
-                    let mut cells = Vec::with_capacity(width);
-                    for i in skip..width + skip {
-                        cells.push(match row.get_ref(i).map_err(read)? {
-                            ValueRef::Null => Cell::Null,
-                            ValueRef::Integer(i) => Cell::Integer(i),
-                            ValueRef::Real(f) => Cell::Real(f),
-                            ValueRef::Text(t) => std::str::from_utf8(t).map_or(Cell::Blob(t), Cell::Text),
-                            ValueRef::Blob(b) => Cell::Blob(b),
-                        });
-                    }
-                    let flow = each(out.rows as Place, at, &cells);
-                    out.rows += 1;
-                    if flow.is_break() {
-                        break;
-                    }
-                }
+                let from = since.as_ref().map(|(_, from)| from);
+                out = ahead::read(conn, &sql, from, with_rowid.is_some(), &self.columns, &mut each)?;
             }
         }
         Ok(out)
@@ -234,6 +205,7 @@ impl Reader {
     pub fn with_rowids(&mut self, key: &[String]) -> bool {
         let Reader { columns, rows, partial, .. } = self;
         let Rows::Sqlite { conn, sql, table: Some(table), since: None, rowid, .. } = rows else { return false };
+        let conn = conn.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *partial || key.is_empty() || !key.iter().all(|k| columns.iter().any(|c| &c.name == k)) {
             return false;
         }
@@ -279,6 +251,7 @@ impl Reader {
                 let cols: Vec<String> =
                     key.iter().map(|k| format!("\"{}\" COLLATE BINARY", k.replace('"', "\"\""))).collect();
                 let clause = cols.join(", ");
+                let conn = conn.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let sorts = sorts_into_temp(conn, &format!("{sql} ORDER BY {clause}"));
                 *order = (!sorts).then_some(clause);
                 !sorts
@@ -302,16 +275,18 @@ impl Reader {
         match &self.rows {
             Rows::Sqlite { conn, sql, .. } => {
                 let q = format!("SELECT max(\"{}\") FROM ({sql})", column.replace('"', "\"\""));
-                conn.query_row(&q, [], |r| {
-                    Ok(match r.get_ref(0)? {
-                        ValueRef::Null => None,
-                        ValueRef::Integer(i) => Some(Value::Integer(i)),
-                        ValueRef::Real(f) => Some(Value::Real(f)),
-                        ValueRef::Text(t) => Some(Value::Text(String::from_utf8_lossy(t).into())),
-                        ValueRef::Blob(b) => Some(Value::Blob(b.to_vec())),
+                conn.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .query_row(&q, [], |r| {
+                        Ok(match r.get_ref(0)? {
+                            ValueRef::Null => None,
+                            ValueRef::Integer(i) => Some(Value::Integer(i)),
+                            ValueRef::Real(f) => Some(Value::Real(f)),
+                            ValueRef::Text(t) => Some(Value::Text(String::from_utf8_lossy(t).into())),
+                            ValueRef::Blob(b) => Some(Value::Blob(b.to_vec())),
+                        })
                     })
-                })
-                .map_err(|e| SourceError::Read(e.to_string()))
+                    .map_err(|e| SourceError::Read(e.to_string()))
             }
             Rows::Postgres(pg) => pg.max_of(i, column),
             Rows::Mysql(my) => my.max_of(i, column),
@@ -459,7 +434,14 @@ fn open_sqlite(path: &Path, table: Option<&str>, query: Option<&str>) -> Result<
             .collect()
     };
     check_columns(&columns)?;
-    let rows = Rows::Sqlite { conn, sql, table: table.map(str::to_owned), order: None, since: None, rowid: None };
+    let rows = Rows::Sqlite {
+        conn: std::sync::Mutex::new(conn),
+        sql,
+        table: table.map(str::to_owned),
+        order: None,
+        since: None,
+        rowid: None,
+    };
     Ok(Reader { columns, quarantine: Vec::new(), partial: false, rows })
 }
 
