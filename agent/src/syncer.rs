@@ -135,12 +135,10 @@ pub async fn sync_once(
                 if let Some(b) = &bar {
                     b.set_length(sent_before + backlog.rows);
                 }
-                let drained = upload::drain(&s.conn, &mut state, only, |rows| {
+                let drained = upload::drain(&s.conn, &mut state, only, |rows, waiting| {
                     if let Some(b) = &bar {
-                        // what the scan committed while this drain ran is sent by it too
-                        if b.length().is_some_and(|len| len < sent_before + rows) {
-                            b.set_length(sent_before + rows);
-                        }
+                        // what the scan commits while this drain runs is sent by it too
+                        b.set_length(sent_before + rows + waiting);
                         b.set_position(sent_before + rows);
                     }
                 })
@@ -346,7 +344,7 @@ pub async fn upload_loop(conn: &quinn::Connection, state_path: &Path, wake: &Not
     let mut busy_wait = Backoff::up_to(BUSY_RETRY_MAX);
     let mut busy = 0;
     loop {
-        match upload::drain(conn, &mut state, None, |_| {}).await {
+        match upload::drain(conn, &mut state, None, |_, _| {}).await {
             Ok(_) => (busy_wait, busy) = (Backoff::up_to(BUSY_RETRY_MAX), 0),
             // the hub is there but cannot store now (a full disk): try again on this connection, soon
             // after it frees space, rather than reconnecting with the daemon's growing backoff

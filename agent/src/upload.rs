@@ -241,12 +241,13 @@ pub struct Drained {
 
 /// Sends the waiting catalogue publications, then every outbox entry (of
 /// `only`, if given), and waits for the acknowledgements. `progress` is
-/// called with rows acknowledged so far.
+/// called with the rows acknowledged so far and the rows still waiting
+/// (which grow while a scan commits).
 pub async fn drain(
     conn: &quinn::Connection,
     state: &mut State,
     only: Option<&str>,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<Drained, UploadError> {
     let mut total = Drained { catalog: publish_pending(conn, state).await?, ..Drained::default() };
     publish_quality(conn, state).await?;
@@ -282,14 +283,15 @@ type Sent = HashMap<String, u64>;
 fn load_pending(state: &mut State, only: Option<&str>, sent: &Sent, limit: usize) -> rusqlite::Result<Pending> {
     let conn = state.conn();
     let resources: Vec<(String, i64)> = conn
-        .prepare(
+        .prepare_cached(
             "SELECT code, acked_seq FROM resources WHERE (?1 IS NULL OR code = ?1) AND held IS NULL ORDER BY code",
         )?
         .query_map([only], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     // one resource at a time, so that the outbox's index gives the order
-    let mut stmt =
-        conn.prepare("SELECT seq, rows, envelope FROM outbox WHERE resource = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, rows, envelope FROM outbox WHERE resource = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
     let mut pending = Pending::new();
     for (code, acked) in resources {
         let left = limit - pending.len();
@@ -316,7 +318,7 @@ async fn drain_once(
     state: &mut State,
     only: Option<&str>,
     total: &mut Drained,
-    progress: &mut impl FnMut(u64),
+    progress: &mut impl FnMut(u64, u64),
 ) -> Result<Option<bool>, UploadError> {
     let mut sent = Sent::new();
     // frames are read from the outbox a window at a time: a backlog of
@@ -359,7 +361,8 @@ async fn drain_once(
                 total.acked += 1;
                 total.duplicates += u64::from(ack.duplicate);
                 total.rows += rows_of.remove(&(ack.resource.as_str().to_owned(), ack.seq)).unwrap_or(0);
-                progress(total.rows);
+                let (_, waiting) = state.waiting(only).map_err(db_err)?;
+                progress(total.rows, waiting as u64);
             }
             Message::Gap(gap) => {
                 let resource = gap.resource.as_str();

@@ -6,14 +6,15 @@
 //! half, not of both: SQLite's own reading was about half of the scan
 //! thread's work in a sync of a 1 % change.
 //!
-//! At most [`CHUNKS`] chunks of about [`CHUNK_BYTES`] wait between the two
+//! At most [`CHUNKS`] chunks of at most [`CHUNK_BYTES`] wait between the two
 //! threads, so the agent's memory does not grow with the table. When the
 //! scan stops reading (a read in key order that finds its order wrong),
-//! the reading thread stops at its next chunk; when the reading fails, the
-//! scan has taken every row read before the failure, and the error is the
+//! the reading thread stops at its next row; when the reading fails, the
+//! scan takes every row read before the failure, and the error is the
 //! read's.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use gdx_common::data::{Cell, Column, Value};
@@ -21,7 +22,10 @@ use rusqlite::types::ValueRef;
 
 use super::{Place, Read, SourceError};
 
-/// Bytes of rows gathered before they are handed to the scan.
+/// Bytes of rows gathered before they are handed to the scan, at most: the
+/// first chunk is the first row, and each one after may be twice the one
+/// before, so a read whose rows come slowly (few match its filter) hands
+/// them on as they come, and a large table goes in large chunks.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks read ahead of the scan at most.
 const CHUNKS: usize = 4;
@@ -47,9 +51,11 @@ pub(super) fn read(
     each: &mut Each<'_>,
 ) -> Result<Read, SourceError> {
     let width = columns.len();
+    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (to_scan, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS);
-        let reader = scope.spawn(move || read_rows(conn, sql, since, with_rowid, columns, &to_scan));
+        let stop_reading = &stop;
+        let reader = scope.spawn(move || read_rows(conn, sql, since, with_rowid, columns, &to_scan, stop_reading));
         let mut out = Read::default();
         let mut damaged = false;
         'read: for chunk in chunks.iter() {
@@ -75,7 +81,8 @@ pub(super) fn read(
                 }
             }
         }
-        // the reading thread, blocked on a full channel, stops at its next chunk
+        // the reading thread stops at its next row, or its next chunk if it waits on a full channel
+        stop.store(true, Ordering::Relaxed);
         drop(chunks);
         let read = reader.join().map_err(|_| SourceError::Read("the thread reading the source failed".into()))?;
         read?;
@@ -87,7 +94,8 @@ pub(super) fn read(
     })
 }
 
-/// The reading thread: every row of `sql`, as chunks sent to the scan.
+/// The reading thread: every row of `sql`, as chunks sent to the scan,
+/// until the scan says `stop`.
 fn read_rows(
     conn: &Mutex<rusqlite::Connection>,
     sql: &str,
@@ -95,6 +103,7 @@ fn read_rows(
     with_rowid: bool,
     columns: &[Column],
     to_scan: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    stop: &AtomicBool,
 ) -> Result<(), SourceError> {
     let failed = |e: rusqlite::Error| SourceError::Read(e.to_string());
     let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -111,38 +120,61 @@ fn read_rows(
         None => stmt.query([]),
     }
     .map_err(failed)?;
-    let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-    while let Some(row) = rows.next().map_err(failed)? {
-        if with_rowid {
-            chunk.push(1);
-            chunk.extend_from_slice(&row.get::<_, i64>(0).map_err(failed)?.to_le_bytes());
-        } else {
-            chunk.push(0);
+    let mut chunk = Vec::new();
+    let mut limit = 1;
+    let read = loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
         }
-        for i in skip..columns.len() + skip {
-            match row.get_ref(i).map_err(failed)? {
-                ValueRef::Null => chunk.push(NULL),
-                ValueRef::Integer(v) => {
-                    chunk.push(INTEGER);
-                    chunk.extend_from_slice(&v.to_le_bytes());
-                }
-                ValueRef::Real(f) => {
-                    chunk.push(REAL);
-                    chunk.extend_from_slice(&f.to_bits().to_le_bytes());
-                }
-                ValueRef::Text(t) => put_bytes(&mut chunk, TEXT, t),
-                ValueRef::Blob(b) => put_bytes(&mut chunk, BLOB, b),
-            }
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(failed(e)),
+        };
+        // a row is put whole or not at all: the rows before a failure still reach the scan
+        let start = chunk.len();
+        if let Err(e) = put_row(&mut chunk, row, with_rowid, columns.len()) {
+            chunk.truncate(start);
+            break Err(failed(e));
         }
-        if chunk.len() >= CHUNK_BYTES {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+        if chunk.len() >= limit {
+            limit = (chunk.len() * 2).min(CHUNK_BYTES);
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(limit + 4096));
             if to_scan.send(full).is_err() {
                 return Ok(()); // the scan stopped reading
             }
         }
-    }
+    };
     if !chunk.is_empty() {
         let _ = to_scan.send(chunk);
+    }
+    read
+}
+
+/// Puts one row into `chunk`: whether a rowid comes first (and it), then
+/// each of its `width` cells, a tag and the value.
+fn put_row(chunk: &mut Vec<u8>, row: &rusqlite::Row<'_>, with_rowid: bool, width: usize) -> rusqlite::Result<()> {
+    let skip = usize::from(with_rowid);
+    if with_rowid {
+        chunk.push(1);
+        chunk.extend_from_slice(&row.get::<_, i64>(0)?.to_le_bytes());
+    } else {
+        chunk.push(0);
+    }
+    for i in skip..width + skip {
+        match row.get_ref(i)? {
+            ValueRef::Null => chunk.push(NULL),
+            ValueRef::Integer(v) => {
+                chunk.push(INTEGER);
+                chunk.extend_from_slice(&v.to_le_bytes());
+            }
+            ValueRef::Real(f) => {
+                chunk.push(REAL);
+                chunk.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            ValueRef::Text(t) => put_bytes(chunk, TEXT, t),
+            ValueRef::Blob(b) => put_bytes(chunk, BLOB, b),
+        }
     }
     Ok(())
 }
@@ -241,6 +273,15 @@ mod tests {
         })
         .unwrap();
         assert_eq!(stopped.rows, 11);
+        // a read the scan stops ends though its rows would never fill a chunk: this one has no end
+        let endless =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x AS i FROM c WHERE x % 100000 = 0";
+        let first = super::read(&conn, endless, None, false, &columns[..1], &mut |_, _, c| {
+            assert_eq!(c, [Cell::Integer(100_000)]);
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(first.rows, 1);
         // columns that are not the ones expected: the read's error, no rows
         let err = super::read(&conn, "SELECT i, s FROM t", None, false, &columns, &mut |_, _, _| {
             panic!("no row should be read")
