@@ -213,9 +213,7 @@ impl State {
             heartbeat: num("heartbeat")?,
         })
     }
-}
 
-impl State {
     /// Changesets waiting for the hub, and their rows, of `only` (every
     /// resource when `None`): those numbered above their resource's
     /// `acked_seq`.

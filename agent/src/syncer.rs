@@ -137,9 +137,13 @@ pub async fn sync_once(
                 }
                 let drained = upload::drain(&s.conn, &mut state, only, |rows, waiting| {
                     if let Some(b) = &bar {
-                        // what the scan commits while this drain runs is sent by it too
-                        b.set_length(sent_before + rows + waiting);
-                        b.set_position(sent_before + rows);
+                        // what the scan commits while this drain runs is sent by it too:
+                        // once what was known to wait is sent, look again
+                        let at = sent_before + rows;
+                        if b.length().is_some_and(|len| at >= len) {
+                            b.set_length(at + waiting());
+                        }
+                        b.set_position(at);
                     }
                 })
                 .await;

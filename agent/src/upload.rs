@@ -2,14 +2,14 @@
 //!
 //! Changesets go out in order per resource on one stream, up to [`WINDOW`]
 //! ahead of their acknowledgements, read from the outbox a window at a
-//! time; what a running scan commits goes on the same stream. The hub acknowledges each one only after
-//! committing it; the agent marks it acknowledged (its resource's
-//! `acked_seq`) only after the acknowledgement, and keeps it a while for a
-//! hub restored from an older backup. A kill on either side in between
-//! means the changeset is sent again and the hub acknowledges it as a
-//! duplicate. When the hub
-//! reports a gap, the agent drops what the hub already holds and resends
-//! from the number the hub expects.
+//! time; what a running scan commits goes on the same stream. The hub
+//! acknowledges each one only after committing it; the agent marks it
+//! acknowledged (its resource's `acked_seq`) only after the
+//! acknowledgement, and keeps it a while for a hub restored from an older
+//! backup. A kill on either side in between means the changeset is sent
+//! again and the hub acknowledges it as a duplicate. When the hub reports
+//! a gap, the agent drops what the hub already holds and resends from the
+//! number the hub expects.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -241,13 +241,14 @@ pub struct Drained {
 
 /// Sends the waiting catalogue publications, then every outbox entry (of
 /// `only`, if given), and waits for the acknowledgements. `progress` is
-/// called with the rows acknowledged so far and the rows still waiting
-/// (which grow while a scan commits).
+/// called with the rows acknowledged so far, and a count of the rows still
+/// waiting (which grow while a scan commits) that reads `state.db` only
+/// when called.
 pub async fn drain(
     conn: &quinn::Connection,
     state: &mut State,
     only: Option<&str>,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64, &dyn Fn() -> u64),
 ) -> Result<Drained, UploadError> {
     let mut total = Drained { catalog: publish_pending(conn, state).await?, ..Drained::default() };
     publish_quality(conn, state).await?;
@@ -318,7 +319,7 @@ async fn drain_once(
     state: &mut State,
     only: Option<&str>,
     total: &mut Drained,
-    progress: &mut impl FnMut(u64, u64),
+    progress: &mut impl FnMut(u64, &dyn Fn() -> u64),
 ) -> Result<Option<bool>, UploadError> {
     let mut sent = Sent::new();
     // frames are read from the outbox a window at a time: a backlog of
@@ -361,8 +362,8 @@ async fn drain_once(
                 total.acked += 1;
                 total.duplicates += u64::from(ack.duplicate);
                 total.rows += rows_of.remove(&(ack.resource.as_str().to_owned(), ack.seq)).unwrap_or(0);
-                let (_, waiting) = state.waiting(only).map_err(db_err)?;
-                progress(total.rows, waiting as u64);
+                // an estimate for a progress bar: unreadable, it is nothing
+                progress(total.rows, &|| state.waiting(only).map_or(0, |(_, rows)| rows as u64));
             }
             Message::Gap(gap) => {
                 let resource = gap.resource.as_str();

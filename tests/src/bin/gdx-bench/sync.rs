@@ -198,19 +198,15 @@ pub(super) fn sync_bench(
     // and the processor time each side took, far steadier than the
     // elapsed time on a machine where the two share two cores
     let mut cpus: Vec<(f64, f64)> = Vec::new();
-    let mut firsts: Vec<f64> = (1..repeat)
-        .map(|_| {
-            let (hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
-            let cpu = CpuUse::start(&hub);
-            let s = timed_sync(&agent).0;
-            cpus.push(cpu.taken(&hub));
-            s
-        })
-        .collect();
-    let (hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
-    let cpu = CpuUse::start(&hub);
-    let (last_s, full_bytes, _, rss) = timed_sync(&agent);
-    cpus.push(cpu.taken(&hub));
+    let mut first_sync = || {
+        let (hub, agent) = hub_and_agent(&people_resource(&src, shape), vaults);
+        let cpu = CpuUse::start(&hub);
+        let synced = timed_sync(&agent);
+        cpus.push(cpu.taken(&hub));
+        (hub, agent, synced)
+    };
+    let mut firsts: Vec<f64> = (1..repeat).map(|_| first_sync().2.0).collect();
+    let (_hub, agent, (last_s, full_bytes, _, rss)) = first_sync();
     firsts.push(last_s);
     let gdx_s = median(&firsts);
     let agent_cpu = median(&cpus.iter().map(|c| c.0).collect::<Vec<_>>());
