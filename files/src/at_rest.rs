@@ -1,7 +1,8 @@
 //! Encryption at rest (GB/T 39477): the databases that hold departments'
-//! data (a hub's vaults and `exchange.db`, an agent's `received.db`) can be
-//! kept encrypted with SQLCipher (AES-256, HMAC-SHA512 per page), under a
-//! 256-bit key kept in a file of its own, 0600, apart from the data.
+//! data (a hub's vaults, base databases and `exchange.db`, an agent's
+//! `received.db`) can be kept encrypted with SQLCipher (AES-256,
+//! HMAC-SHA512 per page), under a 256-bit key kept in a file of its own,
+//! 0600, apart from the data.
 //!
 //! A program says once, at its start, which files are encrypted and under
 //! which key ([`encrypt_under`]); every database opened through this crate
@@ -114,6 +115,11 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
 pub fn copy_database(src: &Path, dest: &Path) -> rusqlite::Result<()> {
     // a writer's connection (attaching the copy needs one); nothing of `src` is written, nor converted
     let conn = crate::open_existing_as_is(src)?;
+    // made here, empty and the owner's only: an attached file is opened with the flags of `src`'s
+    // connection, which do not create, and an empty file is a database SQLite may write into
+    crate::write_new(dest, b"", true).map_err(|e| {
+        refused(dest, &format!("it cannot be created ({e}); name a new file in a folder you can write"))
+    })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let target = dest.display().to_string().replace('\'', "''");
     match key_for(src) {
@@ -233,6 +239,37 @@ mod tests {
         let plain = tmp.path().join("catalog.db");
         crate::open_sqlite(&plain, "CREATE TABLE t (x)").unwrap();
         assert!(is_plain(&plain));
+    }
+
+    #[test]
+    fn a_copy_of_an_encrypted_database_is_encrypted_under_the_same_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("bases");
+        crate::create_private_dir(&data).unwrap();
+        encrypt_under(&data, key(&tmp.path().join("k.key"), &"ef".repeat(32)));
+        let src = data.join("renkou.db");
+        crate::open_sqlite(&src, "CREATE TABLE t (x TEXT)")
+            .unwrap()
+            .execute("INSERT INTO t VALUES ('才让')", [])
+            .unwrap();
+        let copy = tmp.path().join("backup").join("renkou.db");
+        crate::create_private_dir(copy.parent().unwrap()).unwrap();
+        copy_database(&src, &copy).unwrap();
+        assert!(!is_plain(&copy), "the copy shows nothing");
+        let bare = Connection::open(&copy).unwrap();
+        assert!(bare.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).is_err());
+        // read back where the same key applies
+        encrypt_under(copy.parent().unwrap(), key(&tmp.path().join("k2.key"), &"ef".repeat(32)));
+        let x: String = crate::open_read_only(&copy).unwrap().query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, "才让");
+        // a plain database's copy is plain, and neither overwrites a file
+        let plain = tmp.path().join("catalog.db");
+        crate::open_sqlite(&plain, "CREATE TABLE t (x)").unwrap();
+        let plain_copy = tmp.path().join("catalog-copy.db");
+        copy_database(&plain, &plain_copy).unwrap();
+        assert!(is_plain(&plain_copy));
+        let e = copy_database(&plain, &plain_copy).unwrap_err().to_string();
+        assert!(e.contains("cannot be created"), "{e}");
     }
 
     #[test]

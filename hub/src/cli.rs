@@ -270,9 +270,16 @@ pub fn portal_base(config: &HubConfig) -> String {
     format!("https://{host}:{port}")
 }
 
+/// bases.toml, after hub.toml: loading hub.toml gives the base files
+/// their at-rest key, which every open of them then uses.
+fn bases_config(paths: &HubPaths) -> anyhow::Result<crate::base::BasesConfig> {
+    HubConfig::load(paths)?;
+    crate::base::BasesConfig::load(&paths.dir).map_err(anyhow::Error::msg)
+}
+
 /// The base `name` of bases.toml, or why there is none.
 fn base_config(paths: &HubPaths, name: &str) -> anyhow::Result<crate::base::BaseConfig> {
-    let config = crate::base::BasesConfig::load(&paths.dir).map_err(anyhow::Error::msg)?;
+    let config = bases_config(paths)?;
     let names: Vec<&str> = config.bases.iter().map(|b| b.name.as_str()).collect();
     config.bases.iter().find(|b| b.name == name).cloned().ok_or_else(|| {
         Usage(format!(
@@ -304,7 +311,7 @@ pub fn base_decide(paths: &HubPaths, id: &str, verdict: gdx_common::wire::Verdic
 
 /// `gdx-hub base list`.
 pub fn base_list(paths: &HubPaths, json: bool) -> anyhow::Result<()> {
-    let config = crate::base::BasesConfig::load(&paths.dir).map_err(anyhow::Error::msg)?;
+    let config = bases_config(paths)?;
     let all: Vec<crate::base::Summary> = config
         .bases
         .iter()

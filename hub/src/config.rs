@@ -47,8 +47,9 @@ pub struct HubConfig {
     /// more are refused, and the refusal is in the audit log.
     #[serde(default = "default_lookups_per_minute")]
     pub lookups_per_minute: u32,
-    /// A file holding the key (64 hex digits, 0600) under which the vaults
-    /// and exchange.db are kept encrypted; absent, they are plain.
+    /// A file holding the key (64 hex digits, 0600) under which the vaults,
+    /// the base databases and exchange.db are kept encrypted; absent, they
+    /// are plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_rest_key: Option<std::path::PathBuf>,
     /// `IP:PORT` where Prometheus scrapes `GET /metrics` (plain HTTP, no
@@ -170,6 +171,7 @@ impl HubConfig {
             let key = gdx_files::at_rest::AtRestKey::load(key)
                 .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
             gdx_files::at_rest::encrypt_under(&paths.vaults(), key.clone());
+            gdx_files::at_rest::encrypt_under(&paths.bases(), key.clone());
             gdx_files::at_rest::encrypt_under(&paths.exchange_db(), key);
         }
         if let Some(name) = &config.congestion {

@@ -652,3 +652,58 @@ fn a_base_moves_to_postgres_with_its_provenance_and_goes_on_merging() {
     held_in_postgres(&pg, &hub);
     hub.cmd(&["audit", "verify"]).ok();
 }
+
+/// at_rest_key turned on for a province whose base is plain: the base is
+/// encrypted in place at the next start (the R-tree beside it too); its
+/// file then shows no name and opens under the key only, while the base
+/// goes on merging, answering and logging.
+#[test]
+fn a_base_is_encrypted_at_rest_and_goes_on_merging() {
+    gdx_tests::files_only("at_rest_key encrypts SQLite files");
+    let mut hub = province_hub(None);
+    std::fs::write(hub.dir.path().join("bases.toml"), BASES).unwrap();
+    hub.start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut generator = Generator::within(7, DivisionCode::parse("630000").unwrap());
+    let people: Vec<_> = (0..20).map(|_| generator.person()).collect();
+    let ((gongan, hukou), (minzheng, _)) = members(&hub, tmp.path(), &people, &[]);
+    synced(&gongan);
+    synced(&minzheng);
+    let key = people[0].id_number.as_str();
+    wait_until(Duration::from_secs(30), "the base merged", || get(&hub, key).is_some());
+    let file = hub.dir.path().join("bases/renkou.db");
+    let plain = |p: &Path| std::fs::read(p).unwrap().starts_with(b"SQLite format 3\0");
+    assert!(plain(&file));
+
+    hub.stop();
+    let key_file = hub.encrypt_at_rest();
+    hub.start();
+    let c = rusqlite::Connection::open(&hukou).unwrap();
+    c.execute("UPDATE t SET name = '加密后' WHERE id_number = ?1", [key]).unwrap();
+    synced(&gongan);
+    let renamed = || get(&hub, key).is_some_and(|r| field(&r, "name")["value"] == "加密后");
+    wait_until(Duration::from_secs(30), "the change merged into the encrypted base", renamed);
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(!plain(&file), "the base is encrypted");
+    assert!(!bytes.windows(people[1].name.len()).any(|w| w == people[1].name.as_bytes()), "no name shows");
+    let bare = rusqlite::Connection::open(&file).unwrap();
+    assert!(bare.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).is_err());
+    let keyed = rusqlite::Connection::open(&file).unwrap();
+    let hex = std::fs::read_to_string(&key_file).unwrap();
+    keyed.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex.trim())).unwrap();
+    assert_eq!(keyed.query_row("SELECT count(*) FROM base", [], |r| r.get::<_, i64>(0)).unwrap(), 20);
+    let show = hub.cmd(&["base", "show", "renkou"]).ok();
+    assert!(show.contains("20 records"), "{show}");
+    // the audit log's collector reads the encrypted base's outbox like the others
+    wait_until(Duration::from_secs(30), "a signed checkpoint", || hub.cmd(&["audit", "verify"]).code == 0);
+    let log = std::fs::read_to_string(hub.dir.path().join("run.log")).unwrap();
+    assert!(!log.contains("cannot read this store"), "{log}");
+    // a backup keeps it encrypted, and a hub restored from it reads it under the key
+    let backup = tmp.path().join("backup");
+    hub.cmd(&["backup", "--out", backup.to_str().unwrap()]).ok();
+    assert!(!plain(&backup.join("bases/renkou.db")), "the backup's copy is encrypted");
+    let restored = tmp.path().join("restored").display().to_string();
+    gdx_tests::run("gdx-hub", &["--data", &restored, "restore", backup.to_str().unwrap()]).ok();
+    let got = gdx_tests::run("gdx-hub", &["--data", &restored, "base", "get", "renkou", key]).ok();
+    assert!(got.contains("加密后"), "{got}");
+}
