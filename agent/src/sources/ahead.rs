@@ -288,5 +288,18 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("columns changed"), "{err}");
+        // a row that fails to read (SQLite's integer overflow, at i = 15000): every row before it
+        // reaches the scan, in order, and the error is the read's
+        let failing = "SELECT CASE WHEN i = 15000 THEN abs(i - i - 9223372036854775807 - 1) ELSE i END AS i
+                       FROM t ORDER BY rowid";
+        let mut before = 0;
+        let err = super::read(&conn, failing, None, false, &columns[..1], &mut |place, _, c| {
+            assert_eq!(c, [Cell::Integer(place as i64)]);
+            before += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("integer overflow"), "{err}");
+        assert_eq!(before, 15_000);
     }
 }
