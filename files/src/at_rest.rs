@@ -7,9 +7,10 @@
 //! A program says once, at its start, which files are encrypted and under
 //! which key ([`encrypt_under`]); every database opened through this crate
 //! under that path then gets the key before its first statement. A database
-//! found plain where a key applies is encrypted in place on that first open:
-//! exported into a new file beside it, which replaces it in one rename, so
-//! a kill at any point leaves either the plain file or the encrypted one.
+//! found plain where a key applies is encrypted in place on a writer's first
+//! open: exported into a new file beside it, which replaces it in one
+//! rename, so a kill at any point leaves either the plain file or the
+//! encrypted one; a lock file beside it lets one process at a time do it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -90,14 +91,21 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
         Ok(_) => Ok(conn),
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
             drop(conn);
-            // one conversion at a time in this process: two openers of the same plain file (the
-            // audit collector and a changeset's apply, say) would otherwise both rewrite it, and
-            // the second would find the first's files changed under it (a disk I/O error)
-            static CONVERTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let _one = CONVERTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if may_convert && is_plain(path) {
+            // one conversion at a time, across processes: two openers of the same plain file (the
+            // daemon and a command run beside it, say) would otherwise each rewrite it, and the
+            // first one's writes would go to the file the second one's rename replaced
+            let converting = ConvertLock::take(path)?;
+            if is_plain(path) {
+                if !may_convert {
+                    return Err(refused(
+                        path,
+                        "it is not encrypted yet although at_rest_key is set; start the daemon (gdx-hub run, \
+                         gdx-agent run) once to encrypt it, then try again",
+                    ));
+                }
                 encrypt_in_place(path, &key)?;
-            } else if !may_convert || !is_keyed(path, &key) {
+                converting.done();
+            } else if !is_keyed(path, &key) {
                 return Err(refused(path, "it is encrypted under another key; check at_rest_key"));
             }
             let conn = Connection::open(path)?;
@@ -109,20 +117,72 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
     }
 }
 
+/// The lock taken to encrypt (or copy) a store that may still be plain: a
+/// file beside it (`NAME.encrypting-lock`), locked by this process until
+/// dropped; other processes wait for it, and so do this one's other threads.
+struct ConvertLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl ConvertLock {
+    fn take(store: &Path) -> rusqlite::Result<Self> {
+        let path = store.with_extension("encrypting-lock");
+        let failed =
+            |e: std::io::Error| refused(store, &format!("its lock file {} cannot be used ({e})", path.display()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(&path).map_err(failed)?;
+        file.lock().map_err(failed)?;
+        Ok(Self { file, path })
+    }
+
+    /// The store is encrypted: the lock file goes (one still waiting on it
+    /// finds the store encrypted and converts nothing).
+    fn done(self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
 /// Writes a consistent copy of the database at `src` (taken while others
 /// write to it: one read transaction) to the new file `dest`, encrypted
-/// under the same key as `src` if one applies to `src`, else plain.
+/// under the same key as `src` if one applies to `src` and `src` is
+/// encrypted already, else plain (a store not yet converted is copied as
+/// it is, no conversion replacing it meanwhile).
 pub fn copy_database(src: &Path, dest: &Path) -> rusqlite::Result<()> {
-    // a writer's connection (attaching the copy needs one); nothing of `src` is written, nor converted
-    let conn = crate::open_existing_as_is(src)?;
     // made here, empty and the owner's only: an attached file is opened with the flags of `src`'s
     // connection, which do not create, and an empty file is a database SQLite may write into
     crate::write_new(dest, b"", true).map_err(|e| {
         refused(dest, &format!("it cannot be created ({e}); name a new file in a folder you can write"))
     })?;
+    let copied = copy_into(src, dest);
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
+}
+
+fn copy_into(src: &Path, dest: &Path) -> rusqlite::Result<()> {
+    let key = key_for(src);
+    let _converting = match key.is_some() && is_plain(src) {
+        true => Some(ConvertLock::take(src)?),
+        false => None,
+    };
+    let key = key.filter(|_| !is_plain(src));
+    // a writer's connection (attaching the copy needs one); nothing of `src` is written, nor converted
+    let conn = match key {
+        Some(_) => crate::open_existing_as_is(src)?,
+        None => Connection::open_with_flags(
+            src,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?,
+    };
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let target = dest.display().to_string().replace('\'', "''");
-    match key_for(src) {
+    match key {
         // VACUUM INTO reads one snapshot and writes a compact copy
         None => conn.execute_batch(&format!("VACUUM INTO '{target}'")),
         Some(key) => {
@@ -162,9 +222,20 @@ fn refused(path: &Path, why: &str) -> rusqlite::Error {
 
 /// Replaces the plain database at `path` by an encrypted copy.
 fn encrypt_in_place(path: &Path, key: &AtRestKey) -> rusqlite::Result<()> {
-    // a name of this process's own: two programs converting at once do not share it
+    // a name of this process's own, though the lock keeps two from converting at once
     let tmp = path.with_extension(format!("encrypting-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
+    let made = export_encrypted(path, &tmp, key);
+    if made.is_err() {
+        // a full disk, say: the half-made copy goes, the plain store stays
+        let _ = std::fs::remove_file(&tmp);
+    }
+    made
+}
+
+/// The plain database at `path` exported to `tmp` under `key`, synced, and
+/// renamed over `path`.
+fn export_encrypted(path: &Path, tmp: &Path, key: &AtRestKey) -> rusqlite::Result<()> {
     {
         let plain = Connection::open(path)?;
         // everything into the main file, so that the copy and the rename see it all
@@ -177,13 +248,13 @@ fn encrypt_in_place(path: &Path, key: &AtRestKey) -> rusqlite::Result<()> {
         ))?;
     }
     let io = |e: std::io::Error| refused(path, &format!("encrypting it failed ({e})"));
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     }
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::rename(tmp, path).map_err(io)?;
     if let Some(dir) = path.parent() {
         crate::sync_dir(dir).map_err(io)?;
     }
@@ -270,6 +341,50 @@ mod tests {
         assert!(is_plain(&plain_copy));
         let e = copy_database(&plain, &plain_copy).unwrap_err().to_string();
         assert!(e.contains("cannot be created"), "{e}");
+        // a store not yet encrypted where a key applies (a backup before the daemon started) is copied as it is
+        let waiting = data.join("shared.db");
+        encrypt_under(&waiting, key(&tmp.path().join("k3.key"), &"ef".repeat(32)));
+        std::fs::copy(&plain, &waiting).unwrap();
+        let waiting_copy = tmp.path().join("backup").join("shared.db");
+        copy_database(&waiting, &waiting_copy).unwrap();
+        assert!(is_plain(&waiting) && is_plain(&waiting_copy));
+    }
+
+    /// Openers racing to convert one plain store (threads here, processes in
+    /// service: the lock is a file's) convert it once, and no write is lost
+    /// to a copy another one replaced.
+    #[test]
+    fn openers_racing_to_convert_a_store_convert_it_once_and_lose_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("exchange");
+        crate::create_private_dir(&data).unwrap();
+        let store = data.join("exchange.db");
+        {
+            let c = crate::open_sqlite(&store, "CREATE TABLE t (x INTEGER)").unwrap();
+            let tx = c.unchecked_transaction().unwrap();
+            for x in 0..20_000 {
+                tx.execute("INSERT INTO t VALUES (?1)", [x]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        encrypt_under(&data, key(&tmp.path().join("k.key"), &"12".repeat(32)));
+        // a reader does not convert, and says so
+        let e = crate::open_read_only(&store).unwrap_err().to_string();
+        assert!(e.contains("not encrypted yet") && e.contains("gdx-hub run"), "{e}");
+        std::thread::scope(|s| {
+            for n in 0..4 {
+                let store = &store;
+                s.spawn(move || {
+                    let c = crate::open_sqlite(store, "CREATE TABLE IF NOT EXISTS t (x INTEGER)").unwrap();
+                    c.execute("INSERT INTO t VALUES (?1)", [-1 - n]).unwrap();
+                });
+            }
+        });
+        let c = crate::open_read_only(&store).unwrap();
+        assert_eq!(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 20_004);
+        assert!(!is_plain(&store));
+        let left: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!left.iter().any(|f| f.to_string_lossy().contains("encrypting")), "{left:?}");
     }
 
     #[test]
