@@ -53,11 +53,13 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// What the handlers share: read connections to `catalog.db`, kept for
-/// reuse, and the portal's session check.
+/// reuse, the hub's vaults (which tell each entry's freshness, files or
+/// PostgreSQL), and the portal's session check.
 #[derive(Clone)]
 struct Api {
     dir: std::path::PathBuf,
     readers: Arc<Mutex<Vec<Catalog>>>,
+    vaults: Arc<crate::store::vault::Vaults>,
     signed_in: Option<crate::portal::SignedIn>,
 }
 
@@ -83,6 +85,10 @@ pub async fn bind(
         format!("cannot listen on {addr}/tcp for the HTTPS API; another program uses it, or change http in hub.toml")
     })?;
     let local = listener.local_addr().unwrap_or(addr);
+    let vaults = match &portal {
+        Some(shared) => shared.vaults.clone(),
+        None => Arc::new(crate::store::vault::Vaults::new(&paths.dir)),
+    };
     let (pages, signed_in) = match portal {
         Some(shared) => {
             let (r, s) = crate::portal::router(&paths.dir, config.hub_id(), config.name.clone(), shared)?;
@@ -90,7 +96,7 @@ pub async fn bind(
         }
         None => (None, None),
     };
-    let router = router(Api { dir: paths.dir.clone(), readers: Arc::default(), signed_in }, pages);
+    let router = router(Api { dir: paths.dir.clone(), readers: Arc::default(), vaults, signed_in }, pages);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     // every HTTPS peer is unproven: the caps hold for the connection's whole life
     let gate = Arc::new(crate::net::gate::Gate::with_limits(MAX_CONNECTIONS, MAX_CONNECTIONS, MAX_PER_ADDRESS));
@@ -159,7 +165,8 @@ async fn with_catalog<T: Send + 'static>(
         let taken = api.readers.lock().ok().and_then(|mut r| r.pop());
         let reader = match taken {
             Some(c) => c,
-            None => Catalog::open(&api.dir).map_err(|e| format!("the catalogue is unavailable ({e})"))?,
+            None => Catalog::with_vaults(&api.dir, api.vaults.clone())
+                .map_err(|e| format!("the catalogue is unavailable ({e})"))?,
         };
         let out = f(&reader);
         if let Ok(mut r) = api.readers.lock()

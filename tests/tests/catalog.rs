@@ -137,6 +137,9 @@ fn publish_change_and_withdraw() {
     let shown: serde_json::Value = serde_json::from_str(&hub.cmd(&["catalog", "show", HUKOU, "--json"]).ok()).unwrap();
     assert_eq!(shown["items"][0]["column"], "id_number");
     assert!(shown["freshness"]["last_change"].is_i64(), "the vault's last change is shown: {shown}");
+    // the HTTPS API tells it from the same vaults (on PostgreSQL too, in the second configuration)
+    let (status, api) = hub.api_get(&format!("/api/v1/catalog/{HUKOU}"));
+    assert_eq!((status, &api["freshness"]["last_change"]), (200, &shown["freshness"]["last_change"]), "{api}");
     let text = hub.cmd(&["catalog", "show", HUKOU]).ok();
     assert!(text.contains("信息资源名称    人口基本信息") && text.contains("公民身份号码  id_number"), "{text}");
 
