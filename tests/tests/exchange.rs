@@ -600,6 +600,32 @@ fn stores_can_be_kept_encrypted_at_rest() {
     assert_eq!(keyed.query_row("SELECT count(*) FROM dibao", [], |r| r.get::<_, i64>(0)).unwrap(), 3);
 }
 
+/// A hub whose exchange.db is encrypted, with no vault yet, asked to move
+/// to PostgreSQL (at_rest_key taken out for it, as the two cannot go
+/// together): refused before anything moves, every store left in its file.
+#[test]
+fn an_encrypted_exchange_store_stops_a_move_to_postgres_before_anything_moves() {
+    let Some(pg) = gdx_tests::servers::Postgres::start() else { return };
+    let mut hub = Hub::init_sqlite("630000");
+    hub.encrypt_at_rest();
+    hub.start();
+    wait_until(Duration::from_secs(10), "exchange.db made", || hub.dir.path().join("exchange.db").exists());
+    hub.terminate();
+    let toml = hub.dir.path().join("hub.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.lines().filter(|l| !l.starts_with("at_rest_key")).collect::<Vec<_>>().join("\n"))
+        .unwrap();
+    pg.hold_vaults_of(&hub);
+    let refused = hub.cmd(&["migrate", "--to", "postgres"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("exchange.db") && refused.stderr.contains("encrypted"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nothing was moved"), "{}", refused.stderr);
+    for kept in ["hub.db", "catalog.db", "audit.db", "exchange.db"] {
+        assert!(hub.dir.path().join(kept).exists(), "{kept} stays");
+        assert!(!hub.dir.path().join(format!("{kept}.migrated")).exists(), "{kept} is not set aside");
+    }
+}
+
 /// Rows of the one table in the consumer's encrypted received.db, read with its key.
 fn received_rows(consumer: &Agent, key_file: &Path) -> Option<i64> {
     let c = rusqlite::Connection::open(received(consumer)).ok()?;

@@ -299,6 +299,10 @@ pub fn to_postgres(paths: &HubPaths, now: i64) -> Result<Vec<(String, Migrated)>
         check_vault(file)?;
     }
     let bases = base_files(paths)?;
+    // so are exchange.db and the base files, which at_rest_key may have encrypted too
+    for file in std::iter::once(Which::Exchange.file(paths)).chain(bases.iter().map(|(_, f)| f.clone())) {
+        holds_rows(&file).map_err(|e| format!("{e}; nothing was moved"))?;
+    }
     let mut done = Vec::new();
     for which in [Which::Hub, Which::Catalog, Which::Audit, Which::Exchange] {
         let file = which.file(paths);
