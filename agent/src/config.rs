@@ -354,7 +354,8 @@ impl AgentConfig {
             }
         }
         if let Some(key) = &config.at_rest_key {
-            let key = gdx_files::at_rest::AtRestKey::load(key).map_err(|e| invalid(e.to_string()))?;
+            // a relative path is the data directory's, as the other files' are
+            let key = gdx_files::at_rest::AtRestKey::load(&paths.dir.join(key)).map_err(|e| invalid(e.to_string()))?;
             gdx_files::at_rest::encrypt_under(&paths.received(&config), key);
         }
         Ok(config)

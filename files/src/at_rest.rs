@@ -33,7 +33,17 @@ static UNDER: RwLock<Vec<(PathBuf, Arc<AtRestKey>)>> = RwLock::new(Vec::new());
 impl AtRestKey {
     /// Reads a key file: 64 hex digits on one line, readable by its owner only.
     pub fn load(path: &Path) -> std::io::Result<Self> {
-        let text = crate::read_private(path)?;
+        let text = crate::read_private(path).map_err(|e| match e.kind() {
+            // not "make one": a new key opens none of the stores the lost one encrypted
+            std::io::ErrorKind::NotFound => std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the at-rest key file {} does not exist; put the key back there, or name the right file in at_rest_key",
+                    path.display()
+                ),
+            ),
+            _ => e,
+        })?;
         let bad = || {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,

@@ -168,7 +168,8 @@ impl HubConfig {
             }
         }
         if let Some(key) = &config.at_rest_key {
-            let key = gdx_files::at_rest::AtRestKey::load(key)
+            // a relative path is the data directory's, as the other files' are
+            let key = gdx_files::at_rest::AtRestKey::load(&paths.dir.join(key))
                 .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
             gdx_files::at_rest::encrypt_under(&paths.vaults(), key.clone());
             gdx_files::at_rest::encrypt_under(&paths.bases(), key.clone());
@@ -364,5 +365,24 @@ mod tests {
         std::fs::write(paths.config(), none.to_commented_toml()).unwrap();
         let e = HubConfig::load(&paths).unwrap_err().to_string();
         assert!(e.contains("lookups_per_minute = 0 would refuse every lookup"), "{e}");
+    }
+
+    /// at_rest_key's relative path is the data directory's, wherever the
+    /// command runs; a key file missing is named, and stops a command that
+    /// reads the vaults rather than letting it find none.
+    #[test]
+    fn the_at_rest_key_is_read_from_the_data_directory_and_named_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = HubPaths::new(dir.path());
+        let keyed = HubConfig { at_rest_key: Some("hub-at-rest.key".into()), ..sample() };
+        std::fs::write(paths.config(), keyed.to_commented_toml()).unwrap();
+        let e = HubConfig::load(&paths).unwrap_err().to_string();
+        let file = dir.path().join("hub-at-rest.key").display().to_string();
+        assert!(e.contains(&format!("the at-rest key file {file} does not exist")), "{e}");
+        let e = crate::store::vault::Vaults::at(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains(&file), "{e}");
+        gdx_files::write_new(&dir.path().join("hub-at-rest.key"), "ab".repeat(32).as_bytes(), true).unwrap();
+        assert_eq!(HubConfig::load(&paths).unwrap(), keyed);
+        assert!(crate::store::vault::Vaults::at(dir.path()).is_ok());
     }
 }

@@ -150,12 +150,15 @@ impl Vaults {
     }
 
     /// The vaults of the hub in `hub_dir` for a command that reads them:
-    /// [`Vaults::for_hub`] as its hub.toml says, or the files when it has
-    /// none that reads.
+    /// [`Vaults::for_hub`] as its hub.toml says, or the files when there is
+    /// no hub.toml. A hub.toml that does not load (its at-rest key file
+    /// unreadable, say) is the command's error, not a reason to read
+    /// nothing.
     pub fn at(hub_dir: &Path) -> Result<Self, VaultError> {
         match crate::config::HubConfig::load(&HubPaths::new(hub_dir)) {
             Ok(config) => Self::for_hub(hub_dir, &config),
-            Err(_) => Ok(Self::new(hub_dir)),
+            Err(crate::config::ConfigError::Missing(_)) => Ok(Self::new(hub_dir)),
+            Err(e) => Err(VaultError::Schema(e.to_string())),
         }
     }
 
