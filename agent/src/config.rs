@@ -327,7 +327,7 @@ impl AgentConfig {
             gdx_certs::tls::use_congestion(gdx_certs::tls::Congestion::parse(name).map_err(invalid)?);
         }
         for list in &config.items {
-            let file = if list.file.is_relative() { paths.dir.join(&list.file) } else { list.file.clone() };
+            let file = paths.dir.join(&list.file);
             config.resources.push(ResourceConfig {
                 code: ResourceCode::parse(&format!("{ITEMS_PREFIX}{}", list.name))
                     .map_err(|e| invalid(format!("[[items]] {:?}: the name {e}", list.name)))?,
@@ -346,11 +346,21 @@ impl AgentConfig {
                 legacy_ids: false,
             });
         }
+        // a relative path is the data directory's, whatever directory the agent runs in (the
+        // service runs in /): Path::join keeps an absolute one as it is
         for r in &mut config.resources {
-            if let Some(CatalogDecl::File(p)) = &mut r.catalog
-                && p.is_relative()
-            {
+            if let Some(CatalogDecl::File(p)) = &mut r.catalog {
                 *p = paths.dir.join(&*p);
+            }
+            match &mut r.source {
+                SourceConfig::Sqlite { path, .. } => *path = paths.dir.join(&*path),
+                SourceConfig::Csv { dir, .. } => *dir = paths.dir.join(&*dir),
+                SourceConfig::Postgres(db) | SourceConfig::Mysql(db) => {
+                    for file in [&mut db.password_file, &mut db.ca_file].into_iter().flatten() {
+                        *file = paths.dir.join(&*file);
+                    }
+                }
+                SourceConfig::Items(_) => {}
             }
         }
         if let Some(key) = &config.at_rest_key {
@@ -566,6 +576,23 @@ mod tests {
         assert_eq!(c.resources.len(), 2);
         assert_eq!(c.resources[1].source, SourceConfig::Csv { dir: "/d".into(), encoding: Encoding::Gbk });
         assert_eq!(c.resources[0].schedule_secs(), Ok(900));
+        // relative paths are the data directory's, whatever directory the agent runs in
+        let relative = base.clone()
+            + "[[resource]]\ncode = \"hukou\"\nkey = [\"id\"]\nsource = { kind = \"sqlite\", path = \"src/x.db\", table = \"people\" }\n"
+            + "[[resource]]\ncode = \"dibao\"\nkey = [\"id\"]\nsource = { kind = \"csv\", dir = \"drop\" }\n"
+            + "[[resource]]\ncode = \"jy\"\nkey = [\"id\"]\nsource = { kind = \"mysql\", host = \"h\", database = \"d\", user = \"u\", password_file = \"db.pw\", tls = \"verify\", ca_file = \"/etc/ca.pem\", table = \"t\" }\n";
+        std::fs::write(paths.config(), &relative).unwrap();
+        let c = AgentConfig::load(&paths).unwrap();
+        assert_eq!(
+            c.resources[0].source,
+            SourceConfig::Sqlite { path: dir.path().join("src/x.db"), table: Some("people".into()), query: None }
+        );
+        assert_eq!(c.resources[1].source, SourceConfig::Csv { dir: dir.path().join("drop"), encoding: Encoding::Auto });
+        let SourceConfig::Mysql(db) = &c.resources[2].source else { panic!("{:?}", c.resources[2].source) };
+        assert_eq!(
+            (db.password_file.as_deref(), db.ca_file.as_deref()),
+            (Some(&*dir.path().join("db.pw")), Some(Path::new("/etc/ca.pem")))
+        );
         for (bad, needle) in [
             ("code = \"a\"\nkey = []\nsource = { kind = \"csv\", dir = \"/d\" }", "key is empty"),
             ("code = \"a\"\nkey = [\"x y\"]\nsource = { kind = \"csv\", dir = \"/d\" }", "not a plain identifier"),
