@@ -41,6 +41,11 @@ pub enum EnrolError {
         "{dir} already holds an enrolled agent ({node}); nothing was changed. To enrol another node, use another --data directory"
     )]
     AlreadyEnrolled { dir: String, node: String },
+    /// agent.toml is there but does not load: enrolled, with a mistake in it.
+    #[error(
+        "{dir} already holds an agent, whose agent.toml does not load ({reason}); nothing was changed and the token is unused. Correct agent.toml, or enrol into another --data directory"
+    )]
+    Unreadable { dir: String, reason: String },
     /// The token is for a hub, not an agent.
     #[error("this token enrols a hub ({0}), not an agent; use it with `gdx-hub init --join`")]
     NotAnAgentToken(String),
@@ -65,8 +70,16 @@ pub enum EnrolError {
 pub async fn enroll(dir: &Path, token_text: &str, timeout: Duration) -> Result<Enrolment, EnrolError> {
     let token = EnrolmentToken::decode(token_text)?;
     let paths = AgentPaths::new(dir);
-    if let Ok(existing) = AgentConfig::load(&paths) {
-        return Err(EnrolError::AlreadyEnrolled { dir: dir.display().to_string(), node: existing.node.to_string() });
+    match AgentConfig::load(&paths) {
+        Ok(existing) => {
+            return Err(EnrolError::AlreadyEnrolled {
+                dir: dir.display().to_string(),
+                node: existing.node.to_string(),
+            });
+        }
+        Err(crate::config::ConfigError::Missing(_)) => {}
+        // a typo, or its at-rest key unreadable: the certificate and CA beside it are kept as they are
+        Err(e) => return Err(EnrolError::Unreadable { dir: dir.display().to_string(), reason: e.to_string() }),
     }
     if token.role != Role::Agent {
         return Err(EnrolError::NotAnAgentToken(token.node.to_string()));

@@ -167,6 +167,15 @@ fn enrolled_with(token: &str) -> Agent {
     agent.enroll(token).ok();
     let err = agent.enroll(token).fails();
     assert!(err.contains("already holds an enrolled agent"), "{err}");
+    // a mistake in agent.toml is not taken for "not enrolled": refused before the hub is asked
+    let toml = agent.dir.path().join("agent.toml");
+    let (text, cert) =
+        (std::fs::read_to_string(&toml).unwrap(), std::fs::read(agent.dir.path().join("agent.crt")).unwrap());
+    std::fs::write(&toml, format!("{text}hubaddr = \"typo\"\n")).unwrap();
+    let err = agent.enroll(token).fails();
+    assert!(err.contains("whose agent.toml does not load") && err.contains("hubaddr"), "{err}");
+    assert_eq!(std::fs::read(agent.dir.path().join("agent.crt")).unwrap(), cert, "the certificate is kept");
+    std::fs::write(&toml, text).unwrap();
     agent
 }
 
