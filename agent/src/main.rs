@@ -607,8 +607,13 @@ fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
         if out.published > 0 {
             println!("published {} catalogue entry version(s), recorded by the hub", out.published);
         }
-        if out.upload_error.is_none() {
+        if out.upload_error.is_none() && out.left.changesets == 0 {
             println!("sent {} changesets ({} rows), all acknowledged by the hub", out.sent_changesets, out.sent_rows);
+        } else if out.upload_error.is_none() {
+            println!(
+                "sent {} changesets ({} rows), acknowledged by the hub; {} changesets ({} rows) wait (see the errors below)",
+                out.sent_changesets, out.sent_rows, out.left.changesets, out.left.rows
+            );
         }
         for n in &out.notes {
             println!("note: {n}");

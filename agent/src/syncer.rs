@@ -154,7 +154,7 @@ pub async fn sync_once(
                         out.published += d.catalog.recorded;
                         out.errors.extend(d.catalog.refused.iter().map(|r| format!("the hub refused {r}")));
                         out.errors.extend(d.rejected.iter().map(|r| {
-                            format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`")
+                            format!("{r}; uploads of that resource are held: fix the cause, then run `gdx-agent sync --resource CODE --accept-schema`, which sends the resource again in full")
                         }));
                     }
                     Err(e) => out.upload_error = Some(e.to_string()),
@@ -173,6 +173,15 @@ pub async fn sync_once(
     let scan_errors: Vec<String> = scans.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     out.errors.splice(0..0, scan_errors);
     out.reports = scans.into_iter().filter_map(Result::ok).collect();
+    // a resource held since an earlier sync sends nothing until it is fixed: said every time
+    for (code, reason) in held(&mut state)? {
+        let this_run = out.errors.iter().any(|e| e.starts_with(&format!("{code}: ")));
+        if selected.iter().any(|r| r.code.as_str() == code) && !this_run {
+            out.errors.push(format!(
+                "{code}: uploads are held since {reason}; fix the cause, then run `gdx-agent sync --resource {code} --accept-schema`, which sends the resource again in full"
+            ));
+        }
+    }
     if only.is_none() {
         out.notes = undeclared_entries(&config, &signer, &mut state)?;
     }
@@ -185,6 +194,12 @@ pub async fn sync_once(
     }
     out.left = upload::backlog(&mut state, only)?;
     Ok(out)
+}
+
+/// The resources whose uploads are held, with why (the hub's rejection).
+fn held(state: &mut State) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = state.conn().prepare("SELECT code, held FROM resources WHERE held IS NOT NULL ORDER BY code")?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
 }
 
 /// Published entries that agent.toml no longer declares: they stay in the

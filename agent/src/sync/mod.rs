@@ -526,6 +526,13 @@ fn save_quarantine(
 
 /// Lifts the pause of a resource and accepts the source's current columns
 /// as its new shape: every row is sent again under the new columns.
+///
+/// A resource the hub rejected (held) starts over instead: the changeset
+/// the hub rejected, and those made after it, can never be applied (the hub
+/// takes numbers in order), so the resource's numbering, saved rows and
+/// outbox go, and the next scan sends every row from 1 under a new epoch,
+/// which the hub takes as the resource's whole new contents. Killed at any
+/// point, the transaction leaves the state as it was.
 pub fn accept_schema(state: &mut State, code: &str) -> Result<(), ScanError> {
     // not while a scan writes a map under the number this leaves unchanged
     let _lock = state.scan_lock()?;
@@ -533,6 +540,18 @@ pub fn accept_schema(state: &mut State, code: &str) -> Result<(), ScanError> {
     rowmap::forget(&state_dir(state), code)
         .map_err(|source| ScanError::RowMap { resource: code.to_owned(), source })?;
     let tx = state.conn().transaction()?;
+    let held: bool = tx
+        .query_row("SELECT held IS NOT NULL FROM resources WHERE code = ?1", [code], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if held {
+        for table in ["outbox", "acks", "rowstate"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE resource = ?1"), [code])?;
+        }
+        tx.execute("DELETE FROM watermarks WHERE code = ?1", [code])?;
+        tx.execute("DELETE FROM resources WHERE code = ?1", [code])?;
+        return Ok(tx.commit()?);
+    }
     tx.execute("UPDATE resources SET columns = '[]', paused = NULL, held = NULL WHERE code = ?1", [code])?;
     // Every saved row compares as changed, so all rows travel again under the
     // new columns, and rows gone from the source are still deleted.

@@ -79,8 +79,9 @@ pub(crate) fn plan(head: Option<&Head>, cs: &Changeset) -> Result<Step, VaultErr
 pub(crate) fn duplicate(seen: Option<&[u8]>, digest: &[u8; 32], cs: &Changeset) -> Result<Applied, VaultError> {
     if seen.is_some_and(|d| d != digest.as_slice()) {
         return Err(VaultError::Schema(format!(
-            "changeset {} of {} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Delete the agent's state.db so that it sends the resource again in full",
+            "changeset {} of {} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Run `gdx-agent sync --resource {} --accept-schema` on the agent, which sends the resource again in full",
             cs.seq,
+            cs.resource.as_str(),
             cs.resource.as_str()
         )));
     }
