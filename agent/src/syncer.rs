@@ -12,7 +12,7 @@ use gdx_link::Backoff;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::config::{AgentConfig, AgentPaths, ResourceConfig};
+use crate::config::{AgentConfig, AgentPaths, ResourceConfig, SourceConfig};
 use crate::identity::{Credentials, Signer, signer};
 use crate::state::State;
 use crate::sync::{self, ScanReport};
@@ -202,6 +202,13 @@ fn held(state: &mut State) -> rusqlite::Result<Vec<(String, String)>> {
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
 }
 
+/// How long a watched drop folder must be left alone before it is scanned
+/// (after a database's change the daemon waits half a second), and the
+/// longest wait for that while it keeps changing (a scan then reads what
+/// is there, and sets aside a file that changes under it).
+const SETTLE: Duration = Duration::from_millis(1000);
+const SETTLE_AT_MOST: Duration = Duration::from_secs(60);
+
 /// Published entries that agent.toml no longer declares: they stay in the
 /// catalogue until withdrawn explicitly.
 fn undeclared_entries(config: &AgentConfig, signer: &Signer, state: &mut State) -> anyhow::Result<Vec<String>> {
@@ -308,11 +315,24 @@ pub fn scan_loop(dir: &Path, wake_uploader: Arc<Notify>) -> anyhow::Result<()> {
     loop {
         let next = due.values().min().copied().unwrap_or_else(Instant::now);
         if let Ok(i) = rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            // let a burst of writes settle before scanning
-            std::thread::sleep(Duration::from_millis(500));
+            // let a burst of writes settle before scanning; a file copied into a drop folder is
+            // written piece by piece for as long as the copy lasts, each piece an event: a drop
+            // waits until it has been left alone a while
             due.insert(i, Instant::now());
-            while let Ok(j) = rx.try_recv() {
-                due.insert(j, Instant::now());
+            let is_drop = matches!(config.resources.get(i).map(|r| &r.source), Some(SourceConfig::Csv { .. }));
+            if is_drop {
+                let started = Instant::now();
+                while let Ok(j) = rx.recv_timeout(SETTLE) {
+                    due.insert(j, Instant::now());
+                    if started.elapsed() > SETTLE_AT_MOST {
+                        break;
+                    }
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(500));
+                while let Ok(j) = rx.try_recv() {
+                    due.insert(j, Instant::now());
+                }
             }
         }
         if cert_changed() != cert_at

@@ -566,7 +566,13 @@ fn open_csv_dir(dir: &Path, encoding: Encoding) -> Result<Reader, SourceError> {
                 set_aside(&mut out, name, refused.reason, refused.content);
                 continue;
             }
-            Ok(Ok(None)) => continue, // empty: no rows
+            // 0 bytes, or blank lines only: an export that empties the file before writing it,
+            // caught midway, is not taken for a file without rows (that has its header)
+            Ok(Ok(None)) => {
+                let reason = "the file holds not even a header row (still being written?); its rows stay as last synced until it does".into();
+                set_aside(&mut out, name, reason, String::new());
+                continue;
+            }
             Ok(Ok(Some(file))) => file,
         };
         let order: Vec<usize> = match files.first() {
@@ -626,5 +632,23 @@ mod tests {
         assert!(!ordered("by_pk", &["b"]), "no index starts with b");
         assert!(!ordered("no_index", &["id"]));
         assert!(!ordered("nocase", &["id"]), "the index sorts without case, the keys by bytes");
+    }
+
+    /// A file of 0 bytes in a drop (an export that empties its file before
+    /// writing it, caught midway) is set aside, so its rows are not taken
+    /// for deletions; a file with only its header does hold no rows.
+    #[test]
+    fn an_empty_file_in_a_drop_is_set_aside_not_taken_for_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "id,name\n1,卓玛\n").unwrap();
+        std::fs::write(dir.path().join("b.csv"), "").unwrap();
+        let source = SourceConfig::Csv { dir: dir.path().to_owned(), encoding: Encoding::Auto };
+        let reader = open(&source).unwrap();
+        assert!(reader.partial);
+        assert_eq!(reader.quarantine.len(), 1);
+        assert!(reader.quarantine[0].place == "b.csv" && reader.quarantine[0].reason.contains("not even a header"));
+        std::fs::write(dir.path().join("b.csv"), "id,name\n").unwrap();
+        let reader = open(&source).unwrap();
+        assert!(!reader.partial && reader.quarantine.is_empty());
     }
 }

@@ -144,6 +144,7 @@ impl CsvFile {
             }
             Err(e) => return Err(e),
         };
+        let before = file.metadata()?;
         let again = Self::read_header(&file, self.encoding)?;
         if !matches!(&again, Ok(Some((header, offset, _))) if *header == self.header && *offset == self.offset) {
             quarantine.push(Quarantined {
@@ -221,8 +222,28 @@ impl CsvFile {
                 break;
             }
         }
+        // a file still being written (copied into the folder rather than renamed into it) grew
+        // or was replaced while it was read: the rows it did not give yet are not deletions
+        if !unchanged(&file, &self.path, &before) {
+            quarantine.push(Quarantined {
+                place: self.name.clone(),
+                reason: "the file changed while it was read (still being written? write it under another name, then rename it into the folder); the next scan reads it again".into(),
+                content: String::new(),
+            });
+            return Ok(true);
+        }
         Ok(false)
     }
+}
+
+/// True when the file open as `file` still has the size and time it had
+/// (`before`), and `path` still names it.
+fn unchanged(file: &File, path: &Path, before: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(now), Ok(named)) = (file.metadata(), std::fs::metadata(path)) else { return false };
+    now.len() == before.len()
+        && now.modified().ok() == before.modified().ok()
+        && (named.dev(), named.ino()) == (now.dev(), now.ino())
 }
 
 /// The encoding of a file read with `auto` (see the module's text).
@@ -464,6 +485,41 @@ mod tests {
             .unwrap();
         assert!(rest_set_aside && rows == 0);
         assert!(quarantine[0].reason.contains("changed while it was read"), "{quarantine:?}");
+    }
+
+    /// A file still being copied into the folder, which grows while it is
+    /// read, is set aside once read: what it did not give yet is not deleted.
+    #[test]
+    fn a_file_that_grows_while_it_is_read_is_set_aside() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, "id,name\n1,a\n").unwrap();
+        let file = CsvFile::open("f.csv", &path, Encoding::Auto).unwrap().ok().flatten().unwrap();
+        let (mut quarantine, mut appended) = (Vec::new(), false);
+        let rest_set_aside = file
+            .for_each(&mut quarantine, |_, _| {
+                if !std::mem::replace(&mut appended, true) {
+                    let mut more = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+                    more.write_all(b"2,b\n").unwrap();
+                }
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert!(rest_set_aside, "{quarantine:?}");
+        assert!(quarantine[0].reason.contains("still being written"), "{quarantine:?}");
+        // left alone, it reads whole
+        let file = CsvFile::open("f.csv", &path, Encoding::Auto).unwrap().ok().flatten().unwrap();
+        let (mut quarantine, mut rows) = (Vec::new(), 0);
+        assert!(
+            !file
+                .for_each(&mut quarantine, |_, _| {
+                    rows += 1;
+                    ControlFlow::Continue(())
+                })
+                .unwrap()
+        );
+        assert_eq!((rows, quarantine.len()), (2, 0));
     }
 
     #[test]
