@@ -199,7 +199,8 @@ fn plan_watermark(
 fn save_watermark(state: &mut State, code: &str, plan: WatermarkPlan, now: i64) -> Result<(), ScanError> {
     let json = plan.now_max.as_ref().map(serde_json::to_string).transpose()?;
     state.conn().execute(
-        "INSERT INTO watermarks (code, watermark, previous, reconciled_at) VALUES (?1, ?2, NULL, ?3)
+        // a read that was not whole never counts as one, not even where no row was (a `--full` since)
+        "INSERT INTO watermarks (code, watermark, previous, reconciled_at) VALUES (?1, ?2, NULL, CASE WHEN ?4 THEN ?3 END)
          ON CONFLICT(code) DO UPDATE SET previous = watermarks.watermark, watermark = excluded.watermark,
              reconciled_at = CASE WHEN ?4 THEN excluded.reconciled_at ELSE watermarks.reconciled_at END",
         params![code, json, now, plan.whole],
@@ -209,6 +210,8 @@ fn save_watermark(state: &mut State, code: &str, plan: WatermarkPlan, now: i64) 
 
 /// Makes the next scan of `code` read its source whole (`gdx-agent sync --full`).
 pub fn read_whole_next(state: &mut State, code: &str) -> Result<(), ScanError> {
+    // after a scan under way (the daemon's) has saved its watermark, not before
+    let _lock = state.scan_lock()?;
     state.conn().execute("DELETE FROM watermarks WHERE code = ?1", [code])?;
     Ok(())
 }
@@ -579,4 +582,25 @@ fn describe(values: &[Value]) -> String {
         })
         .collect();
     sources::csv::shorten(&s.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--full` asked while a scan by watermark was under way: that scan's
+    /// watermark, saved after, does not count as a whole read, so the next
+    /// scan reads whole.
+    #[test]
+    fn a_full_read_asked_during_a_partial_one_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(&dir.path().join("state.db")).unwrap();
+        let partial = || WatermarkPlan { now_max: Some(Value::Integer(7)), whole: false };
+        save_watermark(&mut state, "r", WatermarkPlan { now_max: Some(Value::Integer(5)), whole: true }, 100).unwrap();
+        read_whole_next(&mut state, "r").unwrap();
+        save_watermark(&mut state, "r", partial(), 200).unwrap();
+        let reconciled: Option<i64> =
+            state.conn().query_row("SELECT reconciled_at FROM watermarks WHERE code = 'r'", [], |r| r.get(0)).unwrap();
+        assert_eq!(reconciled, None, "the next scan reads whole");
+    }
 }
