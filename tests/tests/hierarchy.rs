@@ -257,7 +257,7 @@ fn a_revoked_county_agent_can_no_longer_connect_to_its_prefecture() {
 
 #[test]
 fn a_revocation_at_the_province_reaches_the_prefecture() {
-    let (province, _prefecture, agent, _tmp) = tree();
+    let (province, prefecture, agent, tmp) = tree();
     agent.cmd(&["doctor", "--timeout", "5s"]).ok();
     wait_until(Duration::from_secs(30), "the province learns of the county agent", || {
         province.nodes().iter().any(|n| n["node"] == COUNTY)
@@ -270,6 +270,30 @@ fn a_revocation_at_the_province_reaches_the_prefecture() {
     });
     let e = province.cmd(&["revoke", "632523/nobody"]).fails();
     assert!(e.contains("no node 632523/nobody is enrolled at this hub or reported by its child hubs"), "{e}");
+
+    // enrolled again below the prefecture with a new token: the new certificate is revoked neither
+    // there nor at the province, which takes its 基础信息资源 again and shows the node enrolled
+    let again = Agent::new();
+    again.enroll(&prefecture.token(COUNTY, "1h")).ok();
+    let db = tmp.path().join("src.db");
+    people(&db, &[("11010519491231002X", "卓玛")]);
+    declare(&again, "hukou", "101001/000022", "基础信息资源", &db);
+    synced(&again);
+    wait_until(Duration::from_secs(60), "the province takes the new enrolment's changeset", || {
+        rows_now(&vault(&province, COUNTY), "hukou") == 1
+    });
+    wait_until(Duration::from_secs(30), "the province shows the node enrolled again", || {
+        province.nodes().iter().any(|n| n["node"] == COUNTY && n["revoked_at"].is_null())
+    });
+    // and once the prefecture has reported the new certificate, goes on taking its changesets
+    people(&db, &[("440524188001010014", "才让")]);
+    synced(&again);
+    wait_until(Duration::from_secs(60), "the province takes the next changeset", || {
+        rows_now(&vault(&province, COUNTY), "hukou") == 2
+    });
+    // the old certificate stays refused
+    let out = agent.cmd(&["doctor", "--timeout", "5s"]);
+    assert!(out.code == 1 && out.stdout.contains("has been revoked"), "{}", out.stdout);
 }
 
 #[test]

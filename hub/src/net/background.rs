@@ -299,6 +299,9 @@ pub(super) async fn maintain(hub: Arc<Hub>) {
                         x.set_children(children);
                     }
                 }
+                if let Ok(below) = store.revoked_below_all() {
+                    hub.policy.set_revoked_below(below);
+                }
                 store.revoked_serials()
             }
             Err(_) => continue,
@@ -308,7 +311,7 @@ pub(super) async fn maintain(hub: Arc<Hub>) {
         if let Ok(map) = hub.live.lock() {
             let now = now();
             for live in map.values() {
-                let reason = if hub.policy.is_revoked(&live.serial) {
+                let reason = if hub.policy.node_revoked(&live.node, &live.serial, live.not_before) {
                     warn!(node = %live.node, probe = live.probe, "closing the connection of a revoked node");
                     format!(
                         "the certificate of {} was revoked at {}; ask the hub operator for a new enrolment token",

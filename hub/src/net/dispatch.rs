@@ -16,7 +16,7 @@ impl Hub {
         peer: Peer,
         unproven: super::gate::Unproven,
     ) {
-        let Peer { node, role, serial, not_after, cert } = peer;
+        let Peer { node, role, serial, not_before, not_after, cert } = peer;
         let Some((mut send, mut recv)) = accept_first_stream(&conn).await else { return };
         let hello = match within(HELLO_TIMEOUT, frames::recv(&mut recv)).await {
             Ok(Some(Message::Hello(h))) => h,
@@ -64,7 +64,8 @@ impl Hub {
         drop(unproven); // proven
         let id = conn.stable_id();
         // a probe is live too, so that revocation and expiry close it, but replaces nothing
-        let live = Live { order, node: node.clone(), serial, not_after, probe: hello.probe, conn: conn.clone() };
+        let live =
+            Live { order, node: node.clone(), serial, not_before, not_after, probe: hello.probe, conn: conn.clone() };
         if !self.register(id, live) {
             info!("a newer connection of this node was already serving; this one is closed");
             return;
@@ -380,10 +381,10 @@ impl Hub {
             Via::Origin if chain.first().map(Vec::as_slice) == Some(cert) => Ok(cert.to_vec()),
             // signed before a renewal: another valid, unrevoked certificate of the same node
             Via::Origin => match self.creds().chains.verify(chain, now()) {
-                Ok(Identity::Node { node: n, role: r, serial, .. })
+                Ok(Identity::Node { node: n, role: r, serial, not_before, .. })
                     if &n == node
                         && r == role
-                        && !self.policy.is_revoked(&serial)
+                        && !self.policy.node_revoked(&n, &serial, not_before)
                         && !self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice))
                         // one this hub recorded for the node (issued or renewed here)
                         && self.store.lock().is_ok_and(|s| s.cert_of_node(node, &serial).unwrap_or(false)) =>
@@ -394,11 +395,11 @@ impl Hub {
             },
             Via::ChildHub => {
                 let signer = match self.creds().chains.verify(chain, now()) {
-                    Ok(Identity::Node { node, role, serial, .. }) => Signer::Node {
+                    Ok(Identity::Node { node, role, serial, not_before, .. }) => Signer::Node {
+                        revoked: self.policy.node_revoked(&node, &serial, not_before)
+                            || self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice)),
                         node,
                         role,
-                        revoked: self.policy.is_revoked(&serial)
-                            || self.policy.chain_revoked(chain.iter().skip(1).map(Vec::as_slice)),
                     },
                     Ok(Identity::Ca { .. }) => Signer::Ca,
                     Err(e) => return Err(format!("its signer's certificate does not verify: {e}")),

@@ -134,6 +134,8 @@ struct Live {
     order: u64,
     node: NodeId,
     serial: String,
+    /// When the certificate was issued: a revocation from above covers it when made after.
+    not_before: i64,
     /// When the certificate expires: the connection is closed then.
     not_after: i64,
     /// A one-shot command's connection (doctor, request, …): it replaces
@@ -147,6 +149,7 @@ struct Peer {
     node: NodeId,
     role: Role,
     serial: String,
+    not_before: i64,
     not_after: i64,
     /// The certificate itself (DER).
     cert: Vec<u8>,
@@ -234,6 +237,7 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     }
     store.heartbeat(now())?;
     let policy = Arc::new(Policy::new(config.division, creds.own_cas(), store.revoked_serials()?));
+    policy.set_revoked_below(store.revoked_below_all()?);
     policy.set_children(store.child_hubs()?);
     policy.set_hub_serials(store.hub_serials()?);
     let server_config = creds.server_config(policy.clone())?;
@@ -476,9 +480,9 @@ impl Hub {
         match (alpn.as_deref(), protocol, peer) {
             // an enrolling peer stays unproven until it leaves
             (Some(wire::ALPN_ENROLL), _, _) => self.serve_enrolment(conn).await,
-            (_, Some(protocol), Some(Ok(Identity::Node { node, role, serial, not_after, .. }))) => {
+            (_, Some(protocol), Some(Ok(Identity::Node { node, role, serial, not_before, not_after }))) => {
                 let span = info_span!("node", %node, %role, protocol);
-                let peer = Peer { node, role, serial, not_after, cert: peer_cert.unwrap_or_default() };
+                let peer = Peer { node, role, serial, not_before, not_after, cert: peer_cert.unwrap_or_default() };
                 self.serve_node(conn, order, peer, unproven).instrument(span).await;
             }
             (_, Some(_), _) => {

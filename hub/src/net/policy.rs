@@ -15,6 +15,8 @@ pub struct Policy {
     /// those it issued under before (empty at the province).
     own_cas: RwLock<Vec<Vec<u8>>>,
     revoked: RwLock<HashSet<String>>,
+    /// Nodes of child hubs' subtrees revoked here, with when.
+    below: RwLock<HashMap<NodeId, i64>>,
     /// Divisions of the child hubs enrolled here: their agents attach to them.
     children: RwLock<Vec<DivisionCode>>,
     /// Serials of the unrevoked hub certificates issued here at enrolment.
@@ -27,6 +29,7 @@ impl Policy {
             division,
             own_cas: RwLock::new(own_cas),
             revoked: RwLock::new(revoked.into_iter().collect()),
+            below: RwLock::new(HashMap::new()),
             children: RwLock::new(Vec::new()),
             hub_serials: RwLock::new(HashSet::new()),
         }
@@ -69,6 +72,24 @@ impl Policy {
     pub(super) fn is_revoked(&self, serial: &str) -> bool {
         self.revoked.read().map(|r| r.contains(serial)).unwrap_or(true)
     }
+
+    /// The nodes of child hubs' subtrees revoked here, with when.
+    pub(super) fn set_revoked_below(&self, below: Vec<(NodeId, i64)>) {
+        if let Ok(mut b) = self.below.write() {
+            *b = below.into_iter().collect();
+        }
+    }
+
+    /// True when the certificate `serial` of `node`, valid from
+    /// `not_before`, is revoked: by its serial, or because `node` was
+    /// revoked here for a child hub's subtree after it was issued (a new
+    /// enrolment at the child since is not). Certificates are valid from
+    /// [`gdx_certs::pki::BACKDATE_SECS`] before they are issued.
+    pub(super) fn node_revoked(&self, node: &NodeId, serial: &str, not_before: i64) -> bool {
+        let issued = not_before.saturating_add(gdx_certs::pki::BACKDATE_SECS);
+        self.is_revoked(serial)
+            || self.below.read().map(|b| b.get(node).is_some_and(|&at| issued <= at)).unwrap_or(true)
+    }
 }
 
 impl PeerPolicy for Policy {
@@ -77,7 +98,8 @@ impl PeerPolicy for Policy {
             Identity::Node { node, role, serial, not_before, not_after } => admission::PeerCert::Node {
                 node: node.clone(),
                 role: *role,
-                revoked: self.is_revoked(serial) || self.chain_revoked(intermediates.iter().copied()),
+                revoked: self.node_revoked(node, serial, *not_before)
+                    || self.chain_revoked(intermediates.iter().copied()),
                 not_before: *not_before,
                 not_after: *not_after,
                 issued_here: self

@@ -314,12 +314,12 @@ impl Store {
     }
 
     /// Serials of every revoked certificate: issued here, or reported revoked
-    /// by a child hub, or of a node revoked here that a child hub serves.
+    /// by a child hub, or the one a child hub reported for a node when it
+    /// was revoked here (those issued to it before are refused by time:
+    /// [`Store::revoked_below_all`]).
     pub fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.db.query(
-            "SELECT serial FROM certs WHERE revoked_at IS NOT NULL
-             UNION SELECT serial FROM remote_revocations
-             UNION SELECT r.serial FROM remote_nodes r JOIN revoke_below b ON b.node = r.node WHERE r.serial IS NOT NULL",
+            "SELECT serial FROM certs WHERE revoked_at IS NOT NULL UNION SELECT serial FROM remote_revocations",
             args![],
             |r| r.get(0),
         )?)
@@ -371,6 +371,15 @@ impl Store {
         )?;
             Ok(())
         })
+    }
+
+    /// Every node of a child hub's subtree revoked here, with when: a
+    /// certificate issued to it up to then is revoked, one issued after (a
+    /// new enrolment at the child) is not.
+    pub fn revoked_below_all(&self) -> Result<Vec<(NodeId, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            self.db.query("SELECT node, revoked_at FROM revoke_below", args![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.into_iter().filter_map(|(n, at)| Some((NodeId::parse(&n).ok()?, at))).collect())
     }
 
     /// Nodes of `child`'s subtree revoked here, with when, to pass down.
@@ -430,6 +439,12 @@ impl Store {
                 "INSERT INTO revoke_below (node, revoked_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 args![node.to_string(), now],
             )?;
+            // the certificate the child last reported for it, refused by its serial too
+            tx.execute(
+                "INSERT INTO remote_revocations (serial, via) SELECT serial, via FROM remote_nodes
+                 WHERE node = ?1 AND serial IS NOT NULL ON CONFLICT DO NOTHING",
+                args![node.to_string()],
+            )?;
             note_revoked(tx, node, n, "by this hub's operator, for the child hub below", now)?;
             Ok(n > 0)
         })
@@ -438,8 +453,11 @@ impl Store {
     /// The nodes child hubs reported, by node id.
     pub fn remote_nodes(&self) -> Result<Vec<RemoteNode>, StoreError> {
         Ok(self.db.query(
-            "SELECT r.node, r.via, r.role, r.serial, r.not_after, coalesce(b.revoked_at, r.revoked_at), r.state,
-                    r.last_seen, r.reported_at
+            // revoked: as the child reports it, or the certificate it reported when the node was revoked
+            // here (a certificate issued to the node since, a new enrolment below, is not)
+            "SELECT r.node, r.via, r.role, r.serial, r.not_after,
+                    coalesce(r.revoked_at, CASE WHEN r.serial IN (SELECT serial FROM remote_revocations) THEN b.revoked_at END),
+                    r.state, r.last_seen, r.reported_at
              FROM remote_nodes r LEFT JOIN revoke_below b ON b.node = r.node ORDER BY r.node",
             args![],
             |r| {
