@@ -48,6 +48,9 @@ pub struct FileDigest {
 const MANIFEST: &str = "manifest.json";
 /// Where a restore stages the files inside the target directory.
 const STAGING: &str = ".restoring";
+/// Left by `restore` for the restored hub's first start, which makes its
+/// exchange's change numbers leap ([`crate::exchange::RESTORE_GAP`]).
+pub const RESTORED: &str = "restored-from-backup";
 /// A manifest larger than this is not one `backup` wrote.
 const MAX_MANIFEST: u64 = 64 << 20;
 
@@ -266,6 +269,8 @@ pub fn restore(from: &Path, hub_dir: &Path) -> anyhow::Result<Manifest> {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
+    // the hub's exchange numbers leap at its first start (`crate::net`): marked before hub.toml goes in
+    gdx_files::write_new(&staging.join(RESTORED), b"", true)?;
     // into place, hub.toml last: until it is there `gdx-hub run` refuses the directory
     let mut names: Vec<std::ffi::OsString> =
         std::fs::read_dir(&staging)?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();

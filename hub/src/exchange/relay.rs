@@ -244,6 +244,32 @@ impl Exchange {
         tx.commit()?;
         Ok(())
     }
+
+    /// After a restore from backup, the next change number leaps
+    /// [`RESTORE_GAP`] past the backup's: the numbers handed out after the
+    /// backup were lost with it, and a child hub that pulled up to one of
+    /// them would never pull what is recorded now under the same numbers.
+    /// Returns the new last number.
+    pub fn leap_after_restore(&mut self) -> Result<u64, ExchangeError> {
+        let tx = self.conn.begin()?;
+        let rev = self.meta("rev")?.saturating_add(RESTORE_GAP);
+        Self::set_meta(&tx, "rev", rev)?;
+        tx.commit()?;
+        Ok(rev)
+    }
+}
+
+/// How far a hub's change numbers leap after a restore from backup: more
+/// than a hub hands out between a backup and its restore, and far more than
+/// one pull ever spans otherwise.
+pub const RESTORE_GAP: u64 = 1 << 32;
+
+/// True when a pull from `since` answered up to `upto` went over the leap
+/// of a parent restored from backup (or was the first pull from such a
+/// parent): what this hub pushed to it after its backup was lost, and is
+/// pushed again (each item is stored once, so what it kept is unchanged).
+pub fn parent_restored(since: u64, upto: u64) -> bool {
+    upto.saturating_sub(since) >= RESTORE_GAP / 2
 }
 
 /// Keeps a record another hub sent and this hub refused as evidence, in

@@ -273,6 +273,17 @@ pub async fn run(dir: &Path, shutdown: impl std::future::Future<Output = ()>) ->
     let local = endpoint.local_addr().unwrap_or(listen);
     let catalog = Arc::new(Mutex::new(Catalog::with_vaults(dir, vaults.clone())?));
     let mut exchange = Exchange::open(dir, config.hub_id())?;
+    // restored from a backup: child hubs may have pulled up to numbers handed out after it
+    let restored = dir.join(crate::backup::RESTORED);
+    if restored.exists() {
+        let rev = exchange.leap_after_restore()?;
+        info!(
+            rev,
+            "restored from a backup: the exchange's change numbers go on from here, past any a child hub pulled"
+        );
+        std::fs::remove_file(&restored).context("cannot remove the restore marker")?;
+        gdx_files::sync_dir(dir)?;
+    }
     exchange.set_children(store.child_hubs()?);
     exchange.set_signer(creds.signer()?);
     if let Some(pg) = vaults.postgres() {

@@ -60,6 +60,14 @@ pub(super) async fn exchange_pass(
         if batch.upto == since {
             return Ok(());
         }
+        if crate::exchange::parent_restored(since, batch.upto) {
+            warn!(
+                since,
+                upto = batch.upto,
+                "the parent hub was restored from a backup: pushing the exchange's records and deliveries to it again"
+            );
+            with_exchange(exchange, |x| x.set_cursor("pushed", 0).map_err(|e| e.to_string())).await?;
+        }
         let pieces = pieces_of(batch);
         let last = pieces.len() - 1;
         for (n, piece) in pieces.into_iter().enumerate() {
