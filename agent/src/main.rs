@@ -611,7 +611,7 @@ fn report_sync(out: &syncer::SyncOutcome, json: bool) -> ExitCode {
             println!("sent {} changesets ({} rows), all acknowledged by the hub", out.sent_changesets, out.sent_rows);
         } else if out.upload_error.is_none() {
             println!(
-                "sent {} changesets ({} rows), acknowledged by the hub; {} changesets ({} rows) wait (see the errors below)",
+                "sent {} changesets ({} rows), acknowledged by the hub; {} changesets ({} rows) still wait in the outbox",
                 out.sent_changesets, out.sent_rows, out.left.changesets, out.left.rows
             );
         }

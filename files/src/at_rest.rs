@@ -101,20 +101,19 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
         Ok(_) => Ok(conn),
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
             drop(conn);
+            if !may_convert && is_plain(path) {
+                return Err(refused(
+                    path,
+                    "it is not encrypted yet although at_rest_key is set; start the service once \
+                     (systemctl start gdx-hub or gdx-agent, or `gdx-hub run`, `gdx-agent run`) to encrypt it, then try again",
+                ));
+            }
             // one conversion at a time, across processes: two openers of the same plain file (the
             // daemon and a command run beside it, say) would otherwise each rewrite it, and the
             // first one's writes would go to the file the second one's rename replaced
-            let converting = ConvertLock::take(path)?;
-            if is_plain(path) {
-                if !may_convert {
-                    return Err(refused(
-                        path,
-                        "it is not encrypted yet although at_rest_key is set; start the daemon (gdx-hub run, \
-                         gdx-agent run) once to encrypt it, then try again",
-                    ));
-                }
+            let _converting = if may_convert { Some(ConvertLock::take(path)?) } else { None };
+            if may_convert && is_plain(path) {
                 encrypt_in_place(path, &key)?;
-                converting.done();
             } else if !is_keyed(path, &key) {
                 return Err(refused(path, "it is encrypted under another key; check at_rest_key"));
             }
@@ -128,11 +127,12 @@ pub(crate) fn unlock(conn: Connection, path: &Path, may_convert: bool) -> rusqli
 }
 
 /// The lock taken to encrypt (or copy) a store that may still be plain: a
-/// file beside it (`NAME.encrypting-lock`), locked by this process until
-/// dropped; other processes wait for it, and so do this one's other threads.
+/// file beside it (`NAME.encrypting-lock`, kept: removing a lock file
+/// another process waits on would let a third take a new one), locked by
+/// this process until dropped; other processes wait for it, and so do this
+/// one's other threads.
 struct ConvertLock {
-    file: std::fs::File,
-    path: PathBuf,
+    _file: std::fs::File,
 }
 
 impl ConvertLock {
@@ -146,14 +146,7 @@ impl ConvertLock {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let file = opts.open(&path).map_err(failed)?;
         file.lock().map_err(failed)?;
-        Ok(Self { file, path })
-    }
-
-    /// The store is encrypted: the lock file goes (one still waiting on it
-    /// finds the store encrypted and converts nothing).
-    fn done(self) {
-        let _ = std::fs::remove_file(&self.path);
-        let _ = self.file.unlock();
+        Ok(Self { _file: file })
     }
 }
 
@@ -394,7 +387,10 @@ mod tests {
         assert_eq!(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 20_004);
         assert!(!is_plain(&store));
         let left: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(!left.iter().any(|f| f.to_string_lossy().contains("encrypting")), "{left:?}");
+        let half_made = |f: &std::ffi::OsString| {
+            f.to_string_lossy().contains("encrypting-") && !f.to_string_lossy().ends_with("-lock")
+        };
+        assert!(!left.iter().any(half_made), "{left:?}");
     }
 
     #[test]

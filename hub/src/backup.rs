@@ -153,8 +153,13 @@ pub fn backup(hub_dir: &Path, out: &Path, now: i64) -> anyhow::Result<Manifest> 
         audit_key: String::new(),
         files: Vec::new(),
     };
+    // the at-rest key stays out of the backup, even kept in the data directory: a backup and its key are kept apart
+    let key = config.at_rest_key.as_ref().map(|k| hub_dir.join(k));
     for (rel, database) in files(hub_dir)? {
         let (from, to) = (hub_dir.join(&rel), out.join(&rel));
+        if key.as_ref().is_some_and(|k| *k == from) {
+            continue;
+        }
         if database {
             gdx_files::at_rest::copy_database(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
         } else {

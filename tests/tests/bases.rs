@@ -702,6 +702,7 @@ fn a_base_is_encrypted_at_rest_and_goes_on_merging() {
     let backup = tmp.path().join("backup");
     hub.cmd(&["backup", "--out", backup.to_str().unwrap()]).ok();
     assert!(!plain(&backup.join("bases/renkou.db")), "the backup's copy is encrypted");
+    assert!(key_file.starts_with(hub.dir.path()) && !backup.join("at-rest.key").exists(), "the key is kept apart");
     let restored = tmp.path().join("restored").display().to_string();
     gdx_tests::run("gdx-hub", &["--data", &restored, "restore", backup.to_str().unwrap()]).ok();
     let got = gdx_tests::run("gdx-hub", &["--data", &restored, "base", "get", "renkou", key]).ok();

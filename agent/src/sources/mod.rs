@@ -569,7 +569,7 @@ fn open_csv_dir(dir: &Path, encoding: Encoding) -> Result<Reader, SourceError> {
             // 0 bytes, or blank lines only: an export that empties the file before writing it,
             // caught midway, is not taken for a file without rows (that has its header)
             Ok(Ok(None)) => {
-                let reason = "the file holds not even a header row (still being written?); its rows stay as last synced until it does".into();
+                let reason = "the file holds not even a header row (still being written?); until it does, or is removed, no row of this resource is taken for deleted".into();
                 set_aside(&mut out, name, reason, String::new());
                 continue;
             }

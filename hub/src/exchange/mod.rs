@@ -51,7 +51,7 @@ mod replica;
 pub use listing::table;
 pub use lookups::Lookups;
 pub use refusal::Refusal;
-pub use relay::{RESTORE_GAP, parent_restored};
+pub use relay::{REQUEST_ID_GAP, RESTORE_GAP, parent_restored};
 
 /// Largest batch of deliveries in one answer or push, in body bytes.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;

@@ -249,15 +249,44 @@ impl Exchange {
     /// [`RESTORE_GAP`] past the backup's: the numbers handed out after the
     /// backup were lost with it, and a child hub that pulled up to one of
     /// them would never pull what is recorded now under the same numbers.
-    /// Returns the new last number.
+    /// The next request number leaps too ([`REQUEST_ID_GAP`]): a request
+    /// filed here after the backup is still known above under its id, and a
+    /// new one under the same id would be taken there for old news.
+    /// Returns the new last change number.
     pub fn leap_after_restore(&mut self) -> Result<u64, ExchangeError> {
         let tx = self.conn.begin()?;
         let rev = self.meta("rev")?.saturating_add(RESTORE_GAP);
         Self::set_meta(&tx, "rev", rev)?;
+        let id = self.meta("request_id")?.saturating_add(REQUEST_ID_GAP);
+        Self::set_meta(&tx, "request_id", id)?;
         tx.commit()?;
         Ok(rev)
     }
 }
+
+impl Exchange {
+    /// The parent was restored from a backup ([`parent_restored`]): push
+    /// everything to it again, in one transaction with the time, at most
+    /// once an hour (a parent answering every pull with a leap would
+    /// otherwise have the whole exchange pushed on every pass). Returns
+    /// whether it will be.
+    pub fn push_all_again(&mut self, now: i64) -> Result<bool, ExchangeError> {
+        let last = self.meta("parent_restored_at")?;
+        let now = now.max(0) as u64;
+        if last > 0 && now.saturating_sub(last) < 3600 {
+            return Ok(false);
+        }
+        let tx = self.conn.begin()?;
+        Self::set_meta(&tx, "parent_restored_at", now)?;
+        Self::set_meta(&tx, "pushed", 0)?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+/// How far a hub's request numbers leap after a restore from backup: more
+/// requests than are filed at one hub between a backup and its restore.
+pub const REQUEST_ID_GAP: u64 = 1_000_000;
 
 /// How far a hub's change numbers leap after a restore from backup: more
 /// than a hub hands out between a backup and its restore, and far more than

@@ -389,3 +389,23 @@ fn a_child_hub_notifies_only_for_enterprises_of_its_area_and_claims_only_for_its
     let of: Vec<&str> = refused.iter().map(|e| e["request"].as_str().unwrap()).collect();
     assert_eq!(of, ["630000-9", "632500-2", "630000-1"], "each refused notice is evidence in the log");
 }
+
+/// A hub restored from a backup: a child hub that had pulled past the
+/// backup's last change number (numbers lost with the restore) still pulls
+/// what is recorded after it, and sees the leap; the next request number
+/// is one no request filed after the backup can hold.
+#[test]
+fn after_a_restore_numbers_leap_past_what_children_saw() {
+    let (_dir, mut x) = province();
+    put(&mut x, &[record("630100-1", "630102/minzheng", "632522/minzheng", 1)], &[]);
+    let backup_rev = x.meta("rev").unwrap();
+    let child_pulled = backup_rev + 3;
+    x.leap_after_restore().unwrap();
+    put(&mut x, &[record("630100-2", "630102/minzheng", "632522/minzheng", 1)], &[]);
+    let batch = x.batch_since(child_pulled, Some(DivisionCode::parse("630100").unwrap())).unwrap();
+    assert_eq!(batch.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["630100-2"]);
+    assert!(super::parent_restored(child_pulled, batch.upto));
+    assert!(!super::parent_restored(0, backup_rev), "an ordinary first pull is no restore");
+    let tx = x.conn.begin().unwrap();
+    assert_eq!(Exchange::next(&tx, "request_id").unwrap(), super::REQUEST_ID_GAP + 1);
+}

@@ -436,7 +436,9 @@ impl Store {
     pub fn revoke_below(&self, node: &NodeId, now: i64) -> Result<bool, StoreError> {
         self.db.write(|tx| {
             let n = tx.execute(
-                "INSERT INTO revoke_below (node, revoked_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                // revoked again (after a new enrolment below): from now, covering that one too
+                "INSERT INTO revoke_below (node, revoked_at) VALUES (?1, ?2)
+                 ON CONFLICT(node) DO UPDATE SET revoked_at = excluded.revoked_at",
                 args![node.to_string(), now],
             )?;
             // the certificate the child last reported for it, refused by its serial too

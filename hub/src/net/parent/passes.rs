@@ -61,12 +61,19 @@ pub(super) async fn exchange_pass(
             return Ok(());
         }
         if crate::exchange::parent_restored(since, batch.upto) {
-            warn!(
-                since,
-                upto = batch.upto,
-                "the parent hub was restored from a backup: pushing the exchange's records and deliveries to it again"
-            );
-            with_exchange(exchange, |x| x.set_cursor("pushed", 0).map_err(|e| e.to_string())).await?;
+            let again = with_exchange(exchange, |x| x.push_all_again(now()).map_err(|e| e.to_string())).await?;
+            match again {
+                true => warn!(
+                    since,
+                    upto = batch.upto,
+                    "the parent hub was restored from a backup: pushing the exchange's records and deliveries to it again"
+                ),
+                false => warn!(
+                    since,
+                    upto = batch.upto,
+                    "the parent hub's change numbers leapt again within the hour; not pushing everything again before the hour is out"
+                ),
+            }
         }
         let pieces = pieces_of(batch);
         let last = pieces.len() - 1;
