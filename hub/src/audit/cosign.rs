@@ -128,7 +128,16 @@ impl AuditLog {
                     serde_json::from_str::<serde_json::Value>(k)
                         .is_ok_and(|k| k["size"] == req.size && k["root"] == root.as_str())
                 });
-                if known {
+                // the same conflict with what was cosigned (a child restored from a backup, whose every
+                // new checkpoint forks from the same one): kept once, not once a checkpoint
+                let same_conflict: bool = tx
+                    .query_opt(
+                        "SELECT 1 FROM evidence WHERE origin = ?1 AND what = ?2 AND held = ?3",
+                        args![origin, what, held.to_string()],
+                        |_| Ok(()),
+                    )?
+                    .is_some();
+                if known || same_conflict {
                     // kept already: a child that keeps sending it is not logged again
                     return Ok(Err(refused));
                 }

@@ -121,6 +121,12 @@ fn a_parent_cosigns_consistent_checkpoints_and_keeps_evidence_of_a_fork() {
     let refused = cosign(&mut parent, &fork, Some(12)).unwrap_err();
     assert!(matches!(refused, CosignRefused::Conflict { .. }), "{refused}");
     assert!(refused.to_string().contains("does not extend the last one cosigned"), "{refused}");
+    // the fork grows on (a child restored from a backup): each new checkpoint is refused, the conflict kept once
+    for i in 14..20 {
+        fork.append(&format!("fork#{i}"), &Event { kind: "lookup".into(), ..event(i) }).unwrap();
+        fork.checkpoint(1_800_000_400 + i as i64).unwrap();
+        assert!(matches!(cosign(&mut parent, &fork, Some(12)), Err(CosignRefused::Conflict { .. })));
+    }
     assert_eq!(parent.evidence().unwrap().len(), 1);
     let logged = parent.list(&Filter { kind: Some("equivocation".into()), ..Filter::default() }).unwrap();
     assert_eq!(logged.len(), 1);
