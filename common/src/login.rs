@@ -84,7 +84,11 @@ pub fn check(claim: &Claim, hub: &NodeId, now: i64) -> Result<(), String> {
         ));
     }
     if claim.expires <= now {
-        return Err("this login link has expired (they last 10 minutes); run `gdx-agent login` again".into());
+        return Err(format!(
+            "this login link has expired (they last 10 minutes); run `gdx-agent login` again. Should a new link say so too, the clock of {}'s machine is behind this hub's: set it right (the hub's clock reads {})",
+            claim.node,
+            crate::units::format_time(now)
+        ));
     }
     if claim.expires > now + LOGIN_VALIDITY + CLOCK_SKEW {
         return Err(format!(
@@ -120,7 +124,7 @@ mod tests {
         let cases: [(i64, i64, Result<(), &str>); 4] = [
             (1_000, 500, Ok(())),
             (1_000, 1_000, Err("expired")),
-            (1_000, 1_001, Err("expired")),
+            (1_000, 1_001, Err("clock of 630000/gongan's machine is behind this hub's")),
             (1_000, 1_000 - LOGIN_VALIDITY - CLOCK_SKEW - 1, Err("longer than 10 minutes")),
         ];
         for (expires, now, want) in cases {
