@@ -174,9 +174,9 @@ pub async fn sync_once(
     out.errors.splice(0..0, scan_errors);
     out.reports = scans.into_iter().filter_map(Result::ok).collect();
     // a resource held since an earlier sync sends nothing until it is fixed: said every time
-    for (code, reason) in held(&mut state)? {
-        let this_run = out.errors.iter().any(|e| e.starts_with(&format!("{code}: ")));
-        if selected.iter().any(|r| r.code.as_str() == code) && !this_run {
+    for code in selected.iter().map(|r| r.code.as_str()) {
+        let Some(reason) = state.resource_state(code)?.held else { continue };
+        if !out.errors.iter().any(|e| e.starts_with(&format!("{code}: "))) {
             out.errors.push(format!(
                 "{code}: uploads are held since {reason}; fix the cause, then run `gdx-agent sync --resource {code} --accept-schema`, which sends the resource again in full"
             ));
@@ -194,12 +194,6 @@ pub async fn sync_once(
     }
     out.left = upload::backlog(&mut state, only)?;
     Ok(out)
-}
-
-/// The resources whose uploads are held, with why (the hub's rejection).
-fn held(state: &mut State) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut stmt = state.conn().prepare("SELECT code, held FROM resources WHERE held IS NOT NULL ORDER BY code")?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
 }
 
 /// How long a watched drop folder must be left alone before it is scanned

@@ -153,11 +153,12 @@ pub fn backup(hub_dir: &Path, out: &Path, now: i64) -> anyhow::Result<Manifest> 
         audit_key: String::new(),
         files: Vec::new(),
     };
-    // the at-rest key stays out of the backup, even kept in the data directory: a backup and its key are kept apart
-    let key = config.at_rest_key.as_ref().map(|k| hub_dir.join(k));
+    // the at-rest key stays out of the backup, even kept in the data directory: a backup and its key are
+    // kept apart (compared as the files they are: --data may be named another way than at_rest_key)
+    let key = config.at_rest_key.as_ref().and_then(|k| hub_dir.join(k).canonicalize().ok());
     for (rel, database) in files(hub_dir)? {
         let (from, to) = (hub_dir.join(&rel), out.join(&rel));
-        if key.as_ref().is_some_and(|k| *k == from) {
+        if key.is_some() && from.canonicalize().ok() == key {
             continue;
         }
         if database {

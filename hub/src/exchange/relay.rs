@@ -262,9 +262,7 @@ impl Exchange {
         tx.commit()?;
         Ok(rev)
     }
-}
 
-impl Exchange {
     /// The parent was restored from a backup ([`parent_restored`]): push
     /// everything to it again, in one transaction with the time, at most
     /// once an hour (a parent answering every pull with a leap would

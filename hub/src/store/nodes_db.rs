@@ -384,13 +384,9 @@ impl Store {
 
     /// Nodes of `child`'s subtree revoked here, with when, to pass down.
     pub fn revoked_below(&self, child: &NodeId) -> Result<Vec<(NodeId, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            self.db.query("SELECT node, revoked_at FROM revoke_below", args![], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(n, at)| Some((NodeId::parse(&n).ok()?, at)))
-            .filter(|(n, _)| child.division().contains(n.division()) && n != child)
-            .collect())
+        let mut all = self.revoked_below_all()?;
+        all.retain(|(n, _)| child.division().contains(n.division()) && n != child);
+        Ok(all)
     }
 
     /// Revokes the certificates of `node` issued at or before `at` (a

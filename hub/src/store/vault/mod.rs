@@ -81,6 +81,9 @@ pub enum VaultError {
     /// The PostgreSQL store failed (unreachable, a right missing, its disk full).
     #[error("{0}")]
     Postgres(String),
+    /// hub.toml does not load, for a command that reads the vaults.
+    #[error("{0}")]
+    Config(String),
     /// A resource's columns could not be written as text: nothing was stored.
     #[error("a resource's columns could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
@@ -158,7 +161,7 @@ impl Vaults {
         match crate::config::HubConfig::load(&HubPaths::new(hub_dir)) {
             Ok(config) => Self::for_hub(hub_dir, &config),
             Err(crate::config::ConfigError::Missing(_)) => Ok(Self::new(hub_dir)),
-            Err(e) => Err(VaultError::Schema(e.to_string())),
+            Err(e) => Err(VaultError::Config(e.to_string())),
         }
     }
 

@@ -78,11 +78,9 @@ pub(crate) fn plan(head: Option<&Head>, cs: &Changeset) -> Result<Step, VaultErr
 /// (an agent whose state.db was restored from an older copy) is refused.
 pub(crate) fn duplicate(seen: Option<&[u8]>, digest: &[u8; 32], cs: &Changeset) -> Result<Applied, VaultError> {
     if seen.is_some_and(|d| d != digest.as_slice()) {
+        let (seq, resource) = (cs.seq, cs.resource.as_str());
         return Err(VaultError::Schema(format!(
-            "changeset {} of {} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Run `gdx-agent sync --resource {} --accept-schema` on the agent, which sends the resource again in full",
-            cs.seq,
-            cs.resource.as_str(),
-            cs.resource.as_str()
+            "changeset {seq} of {resource} differs from the one applied before under that number: the agent's state.db was restored from an older copy. Run `gdx-agent sync --resource {resource} --accept-schema` on the agent, which sends the resource again in full"
         )));
     }
     Ok(Applied::Duplicate)
